@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+
+export type Db = Knex;
+
+export type DbTarget =
+  | { readonly client: 'sqlite'; readonly filename: string }
+  | { readonly client: 'pg'; readonly connectionString: string };
+
+/**
+ * Opens the database. SQLite runs in WAL mode with `synchronous=FULL`, so a commit that
+ * returned has reached the disk and survives a power loss; foreign keys on; a busy timeout
+ * so a second process (the CLI) waits instead of failing.
+ */
+export function openDb(target: DbTarget): Db {
+  if (target.client === 'pg') {
+    return knexFactory({
+      client: 'pg',
+      connection: target.connectionString,
+      pool: { min: 0, max: 10 },
+    });
+  }
+  fs.mkdirSync(path.dirname(target.filename), { recursive: true });
+  return knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename: target.filename },
+    useNullAsDefault: true,
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(
+        conn: { pragma(s: string): unknown },
+        done: (err: Error | null, c: unknown) => void,
+      ) {
+        try {
+          conn.pragma('journal_mode = WAL');
+          conn.pragma('synchronous = FULL');
+          conn.pragma('foreign_keys = ON');
+          conn.pragma('busy_timeout = 5000');
+          done(null, conn);
+        } catch (e) {
+          done(e as Error, conn);
+        }
+      },
+    },
+  });
+}
+
+export function isSqlite(db: Db): boolean {
+  const client = (db.client as { config?: { client?: unknown } }).config?.client;
+  return client === 'better-sqlite3' || client === 'sqlite3';
+}

@@ -1,0 +1,28 @@
+import path from 'node:path';
+import express, { type Express } from 'express';
+import type { Deps } from './deps.js';
+import { errorHandler, notFound } from './routes/errors.js';
+import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
+
+/**
+ * The Express application for everything but the event intake hot path (see
+ * http-server.ts). No I/O happens here; routes are listed explicitly.
+ */
+export function createApp(deps: Deps, extraRoutes: ReadonlyArray<express.Router> = []): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.config.trustProxy);
+  app.set('view engine', 'ejs');
+  app.set('views', path.join(deps.root, 'views'));
+  app.use(
+    '/assets',
+    express.static(path.join(deps.root, 'placement'), { maxAge: '1h', index: false }),
+  );
+  app.use(healthRoutes(deps));
+  app.use(metricsRoutes(deps));
+  for (const r of extraRoutes) app.use(r);
+  app.use(notFound);
+  app.use(errorHandler(deps));
+  return app;
+}

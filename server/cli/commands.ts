@@ -1,0 +1,156 @@
+import { migrateToLatest } from '../../db/migrate.js';
+import {
+  EVENT_STATUSES,
+  listEvents,
+  statusFigures,
+  type EventStatus,
+} from '../../db/stores/events.js';
+import { findPortalByMemberId, listPortals, portalEvents } from '../../db/stores/portals.js';
+import type { Deps } from '../deps.js';
+import { iso, parseIsoTime, parseLimit, table, UsageError, type CliIo } from './io.js';
+
+export type Flags = Record<string, string | boolean | undefined>;
+
+export interface CommandContext {
+  deps: Deps;
+  flags: Flags;
+  positionals: string[];
+  json: boolean;
+  io: CliIo;
+}
+
+const str = (flags: Flags, name: string): string | undefined => {
+  const v = flags[name];
+  if (v === true) throw new UsageError(`--${name} needs a value`);
+  return typeof v === 'string' ? v : undefined;
+};
+
+export function parseStatus(value: string | undefined): EventStatus | undefined {
+  if (value === undefined) return undefined;
+  if (!(EVENT_STATUSES as readonly string[]).includes(value)) {
+    throw new UsageError(`--status must be one of ${EVENT_STATUSES.join(', ')}, got "${value}"`);
+  }
+  return value as EventStatus;
+}
+
+export async function migrateCommand({ deps, json, io }: CommandContext): Promise<number> {
+  const applied = await migrateToLatest(deps.db);
+  if (json) io.out(JSON.stringify({ applied }) + '\n');
+  else io.out(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+  return 0;
+}
+
+export async function statusCommand({ deps, json, io }: CommandContext): Promise<number> {
+  const now = deps.clock.now();
+  const total = await statusFigures(deps.db, now);
+  const portals = [];
+  for (const p of await listPortals(deps.db)) {
+    portals.push({
+      memberId: p.member_id,
+      domain: p.domain,
+      ...(await statusFigures(deps.db, now, p.id)),
+    });
+  }
+  if (json) {
+    io.out(JSON.stringify({ total, portals }) + '\n');
+    return 0;
+  }
+  const cols = [
+    'received',
+    'processing',
+    'processed',
+    'failed',
+    'skipped',
+    'rejected',
+    'unverified',
+    'backlog',
+    'oldestPendingSeconds',
+    'avgProcessingMs',
+    'p95ProcessingMs',
+  ] as const;
+  const rows = [
+    ['total', ...cols.map((c) => total[c])],
+    ...portals.map((p) => [p.memberId, ...cols.map((c) => p[c])]),
+  ];
+  io.out(table(['portal', ...cols.map((c) => c.replace(/([A-Z])/g, ' $1').toLowerCase())], rows));
+  return 0;
+}
+
+export async function eventsCommand({ deps, flags, json, io }: CommandContext): Promise<number> {
+  const memberId = str(flags, 'portal');
+  const limit = parseLimit(str(flags, 'limit'), 100);
+  const from = parseIsoTime('--from', str(flags, 'from'));
+  const to = parseIsoTime('--to', str(flags, 'to'));
+  const status = parseStatus(str(flags, 'status'));
+  const rows = await listEvents(deps.db, {
+    memberId,
+    event: str(flags, 'event'),
+    status,
+    from,
+    to,
+    limit,
+  });
+  const out = rows.map((r) => ({
+    id: r.id,
+    memberId: r.member_id,
+    event: r.event,
+    entityType: r.entity_type,
+    entityId: r.entity_id,
+    status: r.status,
+    attempts: r.attempts,
+    receivedAt: iso(r.received_at),
+    processedAt: iso(r.processed_at),
+    lastError: r.last_error,
+  }));
+  if (json) io.out(JSON.stringify(out) + '\n');
+  else
+    io.out(
+      table(
+        ['id', 'received', 'portal', 'event', 'entity', 'status', 'attempts', 'last error'],
+        out.map((e) => [
+          e.id,
+          e.receivedAt,
+          e.memberId,
+          e.event,
+          e.entityType ? `${e.entityType} ${e.entityId}` : null,
+          e.status,
+          e.attempts,
+          e.lastError,
+        ]),
+      ),
+    );
+  return 0;
+}
+
+export async function portalsCommand({ deps, json, io }: CommandContext): Promise<number> {
+  const out = (await listPortals(deps.db)).map((p) => ({
+    memberId: p.member_id,
+    domain: p.domain,
+    status: p.status,
+    tokenExpiresAt: iso(p.token_expires_at),
+    events: portalEvents(p),
+    authMode: p.auth_mode,
+  }));
+  if (json) io.out(JSON.stringify(out) + '\n');
+  else
+    io.out(
+      table(
+        ['member_id', 'domain', 'status', 'token expires', 'events bound'],
+        out.map((p) => [
+          p.memberId,
+          p.domain,
+          p.status,
+          p.tokenExpiresAt,
+          p.events.join(',') || null,
+        ]),
+      ),
+    );
+  return 0;
+}
+
+/** Resolves `--portal MEMBER_ID` to a stored portal or fails with a usage error. */
+export async function requirePortal(deps: Deps, memberId: string) {
+  const portal = await findPortalByMemberId(deps.db, memberId);
+  if (!portal) throw new UsageError(`no portal with member_id "${memberId}"`);
+  return portal;
+}

@@ -1,0 +1,125 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, type Env } from '../config.js';
+import { createDeps, type Deps, type DepsOverrides } from '../deps.js';
+import { ConfigError } from '../lib/errors.js';
+import { createLogger } from '../lib/logger.js';
+import { ensureSecrets } from '../secrets.js';
+import {
+  eventsCommand,
+  migrateCommand,
+  portalsCommand,
+  statusCommand,
+  type CommandContext,
+} from './commands.js';
+import { UsageError, type CliIo } from './io.js';
+
+type Command = (ctx: CommandContext) => Promise<number>;
+
+interface CommandSpec {
+  run: Command;
+  options: Record<string, { type: 'string' | 'boolean' }>;
+  usage: string;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  migrate: { run: migrateCommand, options: {}, usage: 'migrate' },
+  status: { run: statusCommand, options: {}, usage: 'status' },
+  events: {
+    run: eventsCommand,
+    options: {
+      portal: { type: 'string' },
+      event: { type: 'string' },
+      status: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      limit: { type: 'string' },
+    },
+    usage:
+      'events [--portal MEMBER_ID] [--event NAME] [--status S] [--from ISO] [--to ISO] [--limit N]',
+  },
+  portals: { run: portalsCommand, options: {}, usage: 'portals' },
+};
+
+/** Lets later modules (replay, rules) add commands without this file knowing them. */
+export function registerCommand(name: string, spec: CommandSpec): void {
+  COMMANDS[name] = spec;
+}
+
+export function usageText(): string {
+  return (
+    'usage: b24hooks <command> [options] [--json]\n' +
+    Object.values(COMMANDS)
+      .map((c) => `  b24hooks ${c.usage}`)
+      .join('\n') +
+    '\n'
+  );
+}
+
+/**
+ * The operator CLI. Results go to stdout (one JSON document with --json), logs to stderr.
+ * Exit 0 on success, 1 on failure, 2 on bad usage with a one-line reason on stderr.
+ */
+export async function runCli(
+  argv: string[],
+  env: Env,
+  io: CliIo,
+  overrides: DepsOverrides = {},
+): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === 'help' || name === '-h') {
+    (name ? io.out : io.err)(usageText());
+    return name ? 0 : 2;
+  }
+  const spec = COMMANDS[name];
+  if (!spec) {
+    io.err(`b24hooks: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...spec.options, json: { type: 'boolean' }, help: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    io.err(`b24hooks ${name}: ${(e as Error).message.split('\n')[0]}\n`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    io.out(`usage: b24hooks ${spec.usage} [--json]\n`);
+    return 0;
+  }
+  let deps: Deps | undefined;
+  try {
+    const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
+    const config = loadConfig(env, ensureSecrets(dataDir, env));
+    deps = await createDeps(config, {
+      logger: createLogger(
+        config.logLevel === 'info' ? 'warn' : config.logLevel,
+        process.stderr as never,
+      ),
+      skipMigrations: name === 'migrate',
+      ...overrides,
+    });
+    return await spec.run({
+      deps,
+      flags: parsed.values as CommandContext['flags'],
+      positionals: parsed.positionals,
+      json: parsed.values.json === true,
+      io,
+    });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`b24hooks ${name}: ${e.message}\n`);
+      return 2;
+    }
+    const msg = e instanceof ConfigError ? e.problems.join('; ') : (e as Error).message;
+    io.err(`b24hooks ${name}: ${msg.split('\n')[0]}\n`);
+    return 1;
+  } finally {
+    await deps?.close();
+  }
+}

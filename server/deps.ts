@@ -1,0 +1,54 @@
+import type { Knex } from 'knex';
+import { openDb } from '../db/connect.js';
+import { migrateToLatest } from '../db/migrate.js';
+import type { Config } from './config.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { createSecretBox, type SecretBox } from './lib/crypto.js';
+import { createLogger, type Logger } from './lib/logger.js';
+import { projectRoot } from './lib/project-root.js';
+import { loadManifest, type Manifest } from './manifest.js';
+import { createMetrics, type Metrics } from './metrics.js';
+
+/** Everything the app, the worker and the CLI share. Built once by `createDeps`. */
+export interface Deps {
+  readonly config: Config;
+  readonly db: Knex;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly box: SecretBox;
+  readonly manifest: Manifest;
+  readonly metrics: Metrics;
+  /** Repository root: views/, placement/, manifest.json. */
+  readonly root: string;
+  /** Closes what createDeps opened. */
+  close(): Promise<void>;
+}
+
+export interface DepsOverrides {
+  db?: Knex;
+  logger?: Logger;
+  clock?: Clock;
+  manifest?: Manifest;
+  metrics?: Metrics;
+  /** Skip applying migrations (the CLI's `migrate` does it itself). */
+  skipMigrations?: boolean;
+}
+
+export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+  const root = projectRoot();
+  const db = overrides.db ?? openDb(config.database);
+  if (!overrides.skipMigrations) await migrateToLatest(db);
+  return {
+    config,
+    db,
+    logger: overrides.logger ?? createLogger(config.logLevel),
+    clock: overrides.clock ?? systemClock,
+    box: createSecretBox(config.tokenEncryptionKey),
+    manifest: overrides.manifest ?? loadManifest(root),
+    metrics: overrides.metrics ?? createMetrics({ defaultMetrics: true }),
+    root,
+    async close() {
+      if (!overrides.db) await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+
+export type Logger = PinoLogger;
+
+/** Keys whose values never reach a log line, at any of the first few nesting levels. */
+export const SECRET_KEYS = [
+  'access_token',
+  'refresh_token',
+  'application_token',
+  'accessToken',
+  'refreshToken',
+  'applicationToken',
+  'AUTH_ID',
+  'REFRESH_ID',
+  'APPLICATION_TOKEN',
+  'auth',
+  'client_secret',
+  'clientSecret',
+  'password',
+  'pass',
+  'secret',
+  'token',
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'webhookUrl',
+  'smtpUrl',
+  'botToken',
+];
+
+function redactPaths(): string[] {
+  const paths: string[] = [];
+  for (const k of SECRET_KEYS) {
+    const key = /^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`;
+    const join = (prefix: string) => (key.startsWith('[') ? `${prefix}${key}` : `${prefix}.${key}`);
+    paths.push(key.startsWith('[') ? key.slice(2, -2) : key);
+    paths.push(join('*'), join('*.*'), join('*.*.*'));
+  }
+  return paths;
+}
+
+/** Structured JSON logs on stdout (or the given stream), secrets redacted. */
+export function createLogger(
+  level: string,
+  destination?: DestinationStream,
+  base: Record<string, unknown> = {},
+): Logger {
+  return pino(
+    {
+      level,
+      base: { app: 'b24hooks', ...base },
+      redact: { paths: redactPaths(), censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination,
+  );
+}
+
+export const silentLogger = (): Logger => pino({ level: 'silent' });

@@ -1,0 +1,57 @@
+import { loadConfig } from './config.js';
+import { createDeps } from './deps.js';
+import { ConfigError } from './lib/errors.js';
+import { appParts } from './routes/index.js';
+import { ensureSecrets } from './secrets.js';
+import { buildListener, listen } from './start.js';
+import path from 'node:path';
+
+/** The only place that reads process.env: wires real dependencies and serves. */
+async function main(): Promise<void> {
+  const env = process.env;
+  const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
+  const config = loadConfig(env, ensureSecrets(dataDir, env));
+  const deps = await createDeps(config);
+  const running = await listen(deps, buildListener(deps, appParts(deps)));
+  const { handlers, placements } = deps.manifest;
+  const base = config.appUrl;
+  deps.logger.info({ url: running.url, appUrl: base }, 'b24hooks listening');
+  process.stderr.write(
+    [
+      '',
+      `b24hooks ${deps.manifest.version} is listening on ${running.url}`,
+      `Data: ${config.dataDir}  Database: ${config.database.client}`,
+      '',
+      'Paste into the Bitrix24 local application form (Developer resources → Other → Local application):',
+      `  Your handler path:           ${base}${handlers.app}`,
+      `  Initial installation path:   ${base}${handlers.install}`,
+      `  Assign permissions (scopes): ${deps.manifest.scopes.join(', ')}`,
+      `Event handler URL (bound automatically at install): ${base}${handlers.events}`,
+      ...placements.map((p) => `Placement ${p.code}: ${base}${p.handler}`),
+      base.startsWith('https://')
+        ? ''
+        : 'Note: Bitrix24 calls the app from the internet; set APP_URL to its public https:// address.',
+      '',
+    ].join('\n'),
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    deps.logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), 30_000);
+    timer.unref();
+    await running.close();
+    await deps.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError) process.stderr.write(`b24hooks: ${e.message}\n`);
+  else process.stderr.write(`b24hooks: failed to start: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+});

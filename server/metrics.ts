@@ -1,0 +1,88 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics, one registry per app instance (no global state), names prefixed
+ * `b24hooks_`. Gauges that describe the database (backlog, oldest pending) are filled at
+ * scrape time by `refreshGauges`, set in deps.ts.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'b24hooks_' });
+  const m = {
+    registry,
+    eventsReceived: new Counter({
+      name: 'b24hooks_events_received_total',
+      help: 'Event deliveries stored (verified or waiting for verification)',
+      labelNames: ['portal', 'event'] as const,
+      registers: [registry],
+    }),
+    eventsRejected: new Counter({
+      name: 'b24hooks_events_rejected_total',
+      help: 'Event deliveries refused, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    eventsUnverified: new Counter({
+      name: 'b24hooks_events_unverified_total',
+      help: 'Deliveries stored before the portal application token was known',
+      labelNames: ['portal'] as const,
+      registers: [registry],
+    }),
+    eventsDuplicate: new Counter({
+      name: 'b24hooks_events_duplicate_total',
+      help: 'Identical repeated deliveries, answered 200 and counted, not processed again',
+      labelNames: ['portal'] as const,
+      registers: [registry],
+    }),
+    eventsFinished: new Counter({
+      name: 'b24hooks_events_finished_total',
+      help: 'Events that reached a final status',
+      labelNames: ['portal', 'event', 'status'] as const,
+      registers: [registry],
+    }),
+    processingSeconds: new Histogram({
+      name: 'b24hooks_event_processing_seconds',
+      help: 'Time from receipt to a final status',
+      labelNames: ['event'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600],
+      registers: [registry],
+    }),
+    actionRuns: new Counter({
+      name: 'b24hooks_action_runs_total',
+      help: 'Action steps run, by type and outcome',
+      labelNames: ['type', 'outcome'] as const,
+      registers: [registry],
+    }),
+    restCalls: new Counter({
+      name: 'b24hooks_rest_calls_total',
+      help: 'Bitrix24 REST calls made, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    rateLimitWaits: new Counter({
+      name: 'b24hooks_rest_rate_limit_waits_total',
+      help: 'REST calls that waited for the per-portal rate budget',
+      registers: [registry],
+    }),
+    alertsSent: new Counter({
+      name: 'b24hooks_alerts_sent_total',
+      help: 'Alerts sent, by channel and kind',
+      labelNames: ['channel', 'kind'] as const,
+      registers: [registry],
+    }),
+    backlog: new Gauge({
+      name: 'b24hooks_backlog',
+      help: 'Events received but not yet processed (received, processing, unverified)',
+      labelNames: ['portal'] as const,
+      registers: [registry],
+    }),
+    oldestPendingSeconds: new Gauge({
+      name: 'b24hooks_oldest_pending_seconds',
+      help: 'Age of the oldest unprocessed event',
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

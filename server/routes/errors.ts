@@ -1,0 +1,29 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { AppError } from '../lib/errors.js';
+import type { Deps } from '../deps.js';
+
+/** 404 for anything no route answered. */
+export const notFound: RequestHandler = (req, res) => {
+  if (req.accepts(['html', 'json']) === 'json') res.status(404).json({ error: 'not found' });
+  else res.status(404).type('text/plain').send('Not found\n');
+};
+
+/**
+ * The one place where errors become HTTP responses. Client errors show their message; server
+ * errors show a bland text and are logged with their stack (never the request body).
+ */
+export function errorHandler(deps: Deps): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const e = err as Partial<AppError> & { type?: string; statusCode?: number };
+    let status = typeof e.status === 'number' ? e.status : (e.statusCode ?? 500);
+    if (status < 400 || status > 599) status = 500;
+    const expose = err instanceof AppError ? err.expose : status < 500;
+    const message = expose && typeof e.message === 'string' ? e.message : 'Internal error';
+    if (status >= 500) deps.logger.error({ err, path: req.path }, 'request failed');
+    else deps.logger.info({ status, code: e.code, path: req.path }, message);
+    if (res.headersSent) return;
+    if (req.accepts(['html', 'json']) === 'json')
+      res.status(status).json({ error: message, code: e.code });
+    else res.status(status).type('text/plain').send(`${message}\n`);
+  };
+}

@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Env, GeneratedSecrets } from './config.js';
+
+export const SECRETS_FILE = 'secrets.json';
+
+/**
+ * Zero-config start: when SESSION_SECRET or TOKEN_ENCRYPTION_KEY is not given, generate it
+ * once into DATA_DIR/secrets.json (mode 0600) and reuse it on every later start. Losing this
+ * file makes stored tokens unreadable, so it is never regenerated when present.
+ */
+export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | undefined {
+  if (env.SESSION_SECRET?.trim() && env.TOKEN_ENCRYPTION_KEY?.trim()) return undefined;
+  const file = path.join(dataDir, SECRETS_FILE);
+  if (fs.existsSync(file)) {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<GeneratedSecrets>;
+    if (typeof parsed.sessionSecret === 'string' && typeof parsed.tokenEncryptionKey === 'string') {
+      return { sessionSecret: parsed.sessionSecret, tokenEncryptionKey: parsed.tokenEncryptionKey };
+    }
+    throw new Error(`${file} is damaged: it lacks sessionSecret or tokenEncryptionKey`);
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const secrets: GeneratedSecrets = {
+    sessionSecret: randomBytes(32).toString('base64url'),
+    tokenEncryptionKey: randomBytes(32).toString('hex'),
+  };
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
+  fs.renameSync(tmp, file);
+  return secrets;
+}

@@ -1,0 +1,52 @@
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Router } from 'express';
+import { createApp } from './app.js';
+import type { Deps } from './deps.js';
+import { createHttpServer, createRequestListener, type FastRoute } from './http-server.js';
+
+export interface RunningServer {
+  readonly server: http.Server;
+  /** The URL the server listens on (loopback form when bound to all interfaces). */
+  readonly url: string;
+  /** Stops accepting connections, lets requests in flight finish, then closes idle sockets. */
+  close(): Promise<void>;
+}
+
+export interface Parts {
+  readonly routes: ReadonlyArray<Router>;
+  readonly fast: ReadonlyArray<FastRoute>;
+}
+
+/** Builds the request listener from the deps: every route the app mounts is listed here. */
+export function buildListener(deps: Deps, parts: Parts = { routes: [], fast: [] }) {
+  const app = createApp(deps, parts.routes);
+  return createRequestListener(app, parts.fast);
+}
+
+export async function listen(
+  deps: Deps,
+  listener: ReturnType<typeof buildListener>,
+  port = deps.config.port,
+  host = deps.config.host,
+): Promise<RunningServer> {
+  const server = createHttpServer(listener);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return {
+    server,
+    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

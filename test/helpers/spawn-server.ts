@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { projectRoot } from '../../server/lib/project-root.js';
+
+export interface SpawnedServer {
+  proc: ChildProcess;
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Starts the real built server (`dist/server/main.js`, as `npm start` does after building) and
+ * resolves once it prints its listening URL.
+ */
+export function spawnServer(
+  env: Record<string, string>,
+  timeoutMs = 10_000,
+): Promise<SpawnedServer> {
+  const main = path.join(projectRoot(), 'dist', 'server', 'main.js');
+  const proc = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start in ${timeoutMs} ms:\n${err}`));
+    }, timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${err}`));
+    });
+    proc.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /is listening on (http:\/\/\S+)/.exec(err);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        proc.removeAllListeners('exit');
+        resolve({
+          proc,
+          url: m[1],
+          stdout: () => out,
+          stderr: () => err,
+          stop: (signal = 'SIGTERM') =>
+            new Promise((res) => {
+              if (proc.exitCode !== null || proc.signalCode !== null) return res(proc.exitCode);
+              proc.once('exit', (code) => res(code));
+              proc.kill(signal);
+            }),
+        });
+      }
+    });
+  });
+}

@@ -1,0 +1,219 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { runCli } from '../../server/cli/run.js';
+import { projectRoot } from '../../server/lib/project-root.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+
+const run = promisify(execFile);
+
+async function cli(t: TestDeps, argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await runCli(
+    argv,
+    {
+      DATA_DIR: t.dir,
+      SESSION_SECRET: t.deps.config.sessionSecret,
+      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+    },
+    { out: (s) => (out += s), err: (s) => (err += s) },
+    { clock: t.clock },
+  );
+  return { code, out, err };
+}
+
+describe('operator CLI', () => {
+  let t: TestDeps;
+  const base = Date.UTC(2026, 10, 27, 9, 0, 0);
+
+  beforeAll(async () => {
+    t = await createTestDeps();
+    const db = t.deps.db;
+    const [a] = await db('portals')
+      .insert({
+        member_id: 'member-a',
+        domain: 'a.bitrix24.com',
+        status: 'installed',
+        token_expires_at: base + 3600_000,
+        events_bound: '["ONCRMDEALUPDATE"]',
+        updated_at: base,
+      })
+      .returning('id');
+    await db('portals').insert({
+      member_id: 'member-b',
+      domain: 'b.bitrix24.com',
+      status: 'uninstalled',
+      updated_at: base,
+    });
+    const portalId = typeof a === 'object' ? (a as { id: number }).id : (a as number);
+    const ev = (i: number, status: string, extra: Record<string, unknown> = {}) => ({
+      portal_id: portalId,
+      member_id: 'member-a',
+      event: i % 2 ? 'ONCRMDEALUPDATE' : 'ONCRMDEALADD',
+      entity_type: 'deal',
+      entity_id: String(100 + i),
+      status,
+      attempts: status === 'failed' ? 3 : 1,
+      received_at: base + i * 60_000,
+      ...extra,
+    });
+    await db('events').insert([
+      ev(0, 'processed', { processed_at: base + 1000 }),
+      ev(1, 'processed', { processed_at: base + 60_000 + 3000 }),
+      ev(2, 'failed', { last_error: 'HTTP 500 from accounting' }),
+      ev(3, 'received'),
+      ev(4, 'unverified'),
+      ev(5, 'skipped'),
+    ]);
+    await db('events').insert({
+      member_id: 'unknown',
+      event: 'ONCRMDEALADD',
+      status: 'rejected',
+      reject_reason: 'unknown_portal',
+      received_at: base,
+    });
+    t.clock.set(base + 10 * 60_000);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('prints status figures per portal and in total as one JSON document', async () => {
+    const r = await cli(t, ['status', '--json']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(doc.total).toMatchObject({
+      received: 1,
+      processing: 0,
+      processed: 2,
+      failed: 1,
+      skipped: 1,
+      rejected: 1,
+      unverified: 1,
+      backlog: 2,
+    });
+    expect(doc.total.oldestPendingSeconds).toBe(7 * 60);
+    expect(doc.total.avgProcessingMs).toBe(2000);
+    expect(doc.total.p95ProcessingMs).toBe(3000);
+    const a = doc.portals.find((p: { memberId: string }) => p.memberId === 'member-a');
+    expect(a).toMatchObject({ processed: 2, backlog: 2, rejected: 0 });
+  });
+
+  it('lists events newest first with the contract fields and filters', async () => {
+    const all = JSON.parse((await cli(t, ['events', '--json'])).out);
+    expect(all).toHaveLength(7);
+    expect(Object.keys(all[0]).sort()).toEqual(
+      [
+        'attempts',
+        'entityId',
+        'entityType',
+        'event',
+        'id',
+        'lastError',
+        'memberId',
+        'processedAt',
+        'receivedAt',
+        'status',
+      ].sort(),
+    );
+    expect(all[0].id).toBeGreaterThan(all[1].id);
+    const failed = JSON.parse((await cli(t, ['events', '--status', 'failed', '--json'])).out);
+    expect(failed).toEqual([
+      expect.objectContaining({
+        entityId: '102',
+        lastError: 'HTTP 500 from accounting',
+        attempts: 3,
+      }),
+    ]);
+    const ranged = JSON.parse(
+      (
+        await cli(t, [
+          'events',
+          '--portal',
+          'member-a',
+          '--event',
+          'ONCRMDEALADD',
+          '--from',
+          new Date(base + 60_000).toISOString(),
+          '--to',
+          new Date(base + 5 * 60_000).toISOString(),
+          '--json',
+        ])
+      ).out,
+    );
+    expect(ranged.map((e: { entityId: string }) => e.entityId)).toEqual(['104', '102']);
+    expect(JSON.parse((await cli(t, ['events', '--limit', '2', '--json'])).out)).toHaveLength(2);
+  });
+
+  it('lists portals, uninstalled ones included', async () => {
+    const r = JSON.parse((await cli(t, ['portals', '--json'])).out);
+    expect(r).toEqual([
+      {
+        memberId: 'member-a',
+        domain: 'a.bitrix24.com',
+        status: 'installed',
+        tokenExpiresAt: new Date(base + 3600_000).toISOString(),
+        events: ['ONCRMDEALUPDATE'],
+        authMode: 'oauth',
+      },
+      expect.objectContaining({
+        memberId: 'member-b',
+        status: 'uninstalled',
+        tokenExpiresAt: null,
+        events: [],
+      }),
+    ]);
+  });
+
+  it('exits 2 with a one-line reason on bad usage', async () => {
+    for (const argv of [
+      ['events', '--status', 'nope'],
+      ['events', '--from', 'yesterday'],
+      ['events', '--bogus'],
+      ['frobnicate'],
+      [],
+    ]) {
+      const r = await cli(t, argv);
+      expect(r.code).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err.trim().length).toBeGreaterThan(0);
+    }
+    expect((await cli(t, ['events', '--status', 'nope'])).err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('exits 1 with a reason when the configuration is broken', async () => {
+    let err = '';
+    const code = await runCli(
+      ['status'],
+      {
+        DATA_DIR: t.dir,
+        WORKER_CONCURRENCY: 'many',
+        SESSION_SECRET: 'x'.repeat(20),
+        TOKEN_ENCRYPTION_KEY: 'a'.repeat(64),
+      },
+      { out: () => undefined, err: (s) => (err += s) },
+    );
+    expect(code).toBe(1);
+    expect(err).toContain('WORKER_CONCURRENCY');
+  });
+
+  it('runs as the package bin with only JSON on stdout', async () => {
+    const bin = path.join(projectRoot(), 'server', 'bin', 'b24hooks.js');
+    const env = {
+      ...process.env,
+      DATA_DIR: t.dir,
+      SESSION_SECRET: t.deps.config.sessionSecret,
+      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+      LOG_LEVEL: 'debug',
+    };
+    const { stdout } = await run(process.execPath, [bin, 'migrate', '--json'], { env });
+    expect(JSON.parse(stdout)).toEqual({ applied: [] });
+    const status = await run(process.execPath, [bin, 'status', '--json'], { env });
+    expect(JSON.parse(status.stdout).total.processed).toBe(2);
+    await expect(
+      run(process.execPath, [bin, 'events', '--limit', '0'], { env }),
+    ).rejects.toMatchObject({ code: 2 });
+  });
+});

@@ -1,0 +1,115 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError } from '../../server/lib/errors.js';
+import { loadConfig, parseByteSize } from '../../server/config.js';
+
+const KEY = 'a'.repeat(64);
+const base = { SESSION_SECRET: 'x'.repeat(20), TOKEN_ENCRYPTION_KEY: KEY };
+
+describe('loadConfig', () => {
+  it('gives the contract defaults when only the secrets are set', () => {
+    const c = loadConfig(base, undefined, '/srv/app');
+    expect(c.port).toBe(3000);
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.appUrl).toBe('http://localhost:3000');
+    expect(c.dataDir).toBe('/srv/app/data');
+    expect(c.database).toEqual({ client: 'sqlite', filename: '/srv/app/data/b24hooks.sqlite' });
+    expect(c.b24.oauthServers).toEqual([
+      'https://oauth.bitrix.info',
+      'https://oauth.bitrix24.tech',
+    ]);
+    expect(c.worker).toEqual({ concurrency: 4, maxAttempts: 10, retryBaseSeconds: 10 });
+    expect(c.bodyLimit).toBe(256 * 1024);
+    expect(c.alerts).toEqual({ backlogThreshold: 50, cooldownMinutes: 15 });
+    expect(c.telegram.apiUrl).toBe('https://api.telegram.org');
+    expect(c.logLevel).toBe('info');
+    expect(c.ipAllowlist).toEqual([]);
+    expect(c.b24.events).toBeUndefined();
+  });
+
+  it('builds APP_URL from PORT when APP_URL is not set', () => {
+    expect(loadConfig({ ...base, PORT: '8080' }).appUrl).toBe('http://localhost:8080');
+  });
+
+  it('accepts every documented variable', () => {
+    const c = loadConfig({
+      ...base,
+      PORT: '4000',
+      HOST: '127.0.0.1',
+      APP_URL: 'https://hooks.example.org/',
+      DATABASE_URL: 'postgres://u:p@localhost/db',
+      B24_CLIENT_ID: 'local.1',
+      B24_CLIENT_SECRET: 's',
+      B24_OAUTH_SERVERS: 'http://127.0.0.1:9000',
+      B24_PORTAL_HOSTS: '127.0.0.1:*, crm.example.org',
+      B24_EVENTS: 'onCrmDealAdd,ONCRMLEADADD',
+      B24_IP_ALLOWLIST: '10.0.0.0/8,bitrix24',
+      TRUST_PROXY: '1',
+      WORKER_CONCURRENCY: '8',
+      MAX_ATTEMPTS: '3',
+      RETRY_BASE_SECONDS: '1',
+      BODY_LIMIT: '1mb',
+      ALERT_BACKLOG_THRESHOLD: '5',
+      ALERT_COOLDOWN_MINUTES: '2',
+      TELEGRAM_BOT_TOKEN: 't',
+      TELEGRAM_CHAT_ID: '42',
+      TELEGRAM_API_URL: 'http://127.0.0.1:9001',
+      SMTP_URL: 'smtp://u:p@127.0.0.1:2525',
+      ALERT_EMAIL_TO: 'ops@example.org',
+      METRICS_TOKEN: 'm',
+      LOG_LEVEL: 'warn',
+    });
+    expect(c.appUrl).toBe('https://hooks.example.org');
+    expect(c.database).toEqual({ client: 'pg', connectionString: 'postgres://u:p@localhost/db' });
+    expect(c.b24.oauthServers).toEqual(['http://127.0.0.1:9000']);
+    expect(c.b24.portalHosts.map((p) => p.source)).toEqual(['127.0.0.1:*', 'crm.example.org']);
+    expect(c.b24.events).toEqual(['ONCRMDEALADD', 'ONCRMLEADADD']);
+    expect(c.trustProxy).toBe(1);
+    expect(c.bodyLimit).toBe(1024 * 1024);
+    expect(c.worker.maxAttempts).toBe(3);
+  });
+
+  it('reports every problem at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'abc', WORKER_CONCURRENCY: '0', BODY_LIMIT: 'huge', LOG_LEVEL: 'loud' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of [
+      'PORT',
+      'WORKER_CONCURRENCY',
+      'BODY_LIMIT',
+      'LOG_LEVEL',
+      'SESSION_SECRET',
+      'TOKEN_ENCRYPTION_KEY',
+    ]) {
+      expect(problems).toContain(name);
+    }
+  });
+
+  it('uses generated secrets when the environment has none', () => {
+    const c = loadConfig({}, { sessionSecret: 's'.repeat(32), tokenEncryptionKey: KEY });
+    expect(c.sessionSecret).toBe('s'.repeat(32));
+    expect(c.tokenEncryptionKey.toString('hex')).toBe(KEY);
+  });
+
+  it('never repeats a secret value in its error message', () => {
+    try {
+      loadConfig({ SESSION_SECRET: 'short', TOKEN_ENCRYPTION_KEY: 'not-a-key-supersecret' });
+      throw new Error('expected a ConfigError');
+    } catch (e) {
+      expect((e as Error).message).not.toContain('supersecret');
+    }
+  });
+});
+
+describe('parseByteSize', () => {
+  it('understands plain bytes and kb/mb units', () => {
+    expect(parseByteSize('1024')).toBe(1024);
+    expect(parseByteSize('256kb')).toBe(262144);
+    expect(parseByteSize('2MB')).toBe(2 * 1024 * 1024);
+    expect(parseByteSize('lots')).toBeUndefined();
+  });
+});
