@@ -1,0 +1,96 @@
+import type { EntityDefinition } from './crm-store.js';
+import type { CrmItem } from './types.js';
+
+/**
+ * Field sets modelled on the `crm.deal.get` / `crm.contact.get` / `crm.company.get` doc
+ * examples (DOCS:api-reference/crm/*). Empty links follow what portals return: no contact
+ * is `null`, no company is `"0"`.
+ */
+
+export const DEAL: EntityDefinition = {
+  defaults: (id, userId, date) => ({
+    ID: id,
+    TITLE: `Deal #${id}`,
+    TYPE_ID: 'SALE',
+    STAGE_ID: 'NEW',
+    CATEGORY_ID: '0',
+    STAGE_SEMANTIC_ID: 'P',
+    IS_NEW: 'Y',
+    PROBABILITY: null,
+    CURRENCY_ID: 'USD',
+    OPPORTUNITY: '0.00',
+    IS_MANUAL_OPPORTUNITY: 'N',
+    TAX_VALUE: '0.00',
+    LEAD_ID: null,
+    COMPANY_ID: '0',
+    CONTACT_ID: null,
+    QUOTE_ID: null,
+    BEGINDATE: date,
+    CLOSEDATE: null,
+    ASSIGNED_BY_ID: String(userId),
+    CREATED_BY_ID: String(userId),
+    MODIFY_BY_ID: String(userId),
+    DATE_CREATE: date,
+    DATE_MODIFY: date,
+    OPENED: 'Y',
+    CLOSED: 'N',
+    COMMENTS: null,
+    SOURCE_ID: null,
+    ORIGINATOR_ID: null,
+    ORIGIN_ID: null,
+  }),
+  derive: (deal: CrmItem) => {
+    const stage = String(deal['STAGE_ID'] ?? 'NEW');
+    const bare = stage.includes(':') ? stage.slice(stage.indexOf(':') + 1) : stage;
+    const semantic = bare === 'WON' ? 'S' : bare === 'LOSE' ? 'F' : 'P';
+    deal['STAGE_SEMANTIC_ID'] = semantic;
+    deal['CLOSED'] = semantic === 'P' ? 'N' : 'Y';
+    deal['IS_NEW'] = bare === 'NEW' ? 'Y' : 'N';
+  },
+};
+
+export const CONTACT: EntityDefinition = {
+  defaults: (id, userId, date) => ({
+    ID: id,
+    HONORIFIC: null,
+    NAME: '',
+    SECOND_NAME: null,
+    LAST_NAME: '',
+    TYPE_ID: 'CLIENT',
+    SOURCE_ID: null,
+    COMPANY_ID: null,
+    POST: null,
+    COMMENTS: null,
+    OPENED: 'Y',
+    EXPORT: 'Y',
+    HAS_PHONE: 'N',
+    HAS_EMAIL: 'N',
+    HAS_IMOL: 'N',
+    ASSIGNED_BY_ID: String(userId),
+    CREATED_BY_ID: String(userId),
+    MODIFY_BY_ID: String(userId),
+    DATE_CREATE: date,
+    DATE_MODIFY: date,
+  }),
+};
+
+export const COMPANY: EntityDefinition = {
+  defaults: (id, userId, date) => ({
+    ID: id,
+    TITLE: `Company #${id}`,
+    COMPANY_TYPE: 'CUSTOMER',
+    INDUSTRY: null,
+    REVENUE: null,
+    CURRENCY_ID: 'USD',
+    COMMENTS: null,
+    OPENED: 'Y',
+    HAS_PHONE: 'N',
+    HAS_EMAIL: 'N',
+    HAS_IMOL: 'N',
+    ASSIGNED_BY_ID: String(userId),
+    CREATED_BY_ID: String(userId),
+    MODIFY_BY_ID: String(userId),
+    DATE_CREATE: date,
+    DATE_MODIFY: date,
+  }),
+};

@@ -1,0 +1,99 @@
+/**
+ * Event and placement codes the emulated portal knows. The event list is the one the
+ * `events` method documents (DOCS:api-reference/events/events.md); the placement list
+ * covers the CRM codes of DOCS:api-reference/widgets/placements.md that a CRM app uses.
+ */
+
+const CRM_ENTITIES = ['LEAD', 'DEAL', 'COMPANY', 'CONTACT', 'QUOTE', 'INVOICE'] as const;
+const USERFIELD_SUFFIXES = ['ADD', 'UPDATE', 'DELETE', 'SETENUMVALUES'] as const;
+
+function crmEvents(): string[] {
+  const out: string[] = [];
+  for (const entity of CRM_ENTITIES) {
+    out.push(`ONCRM${entity}ADD`, `ONCRM${entity}UPDATE`, `ONCRM${entity}DELETE`);
+    for (const s of USERFIELD_SUFFIXES) out.push(`ONCRM${entity}USERFIELD${s}`);
+  }
+  return out;
+}
+
+export const KNOWN_EVENTS: ReadonlySet<string> = new Set([
+  'ONAPPUNINSTALL',
+  'ONAPPINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPPAYMENT',
+  'ONAPPTEST',
+  'ONAPPMETHODCONFIRM',
+  'ONOFFLINEEVENT',
+  'ONUSERADD',
+  ...crmEvents(),
+  'ONCRMINVOICESETSTATUS',
+  'ONCRMDEALMOVETOCATEGORY',
+  'ONCRMCURRENCYADD',
+  'ONCRMCURRENCYUPDATE',
+  'ONCRMCURRENCYDELETE',
+  'ONCRMPRODUCTADD',
+  'ONCRMPRODUCTUPDATE',
+  'ONCRMPRODUCTDELETE',
+  'ONCRMACTIVITYADD',
+  'ONCRMACTIVITYUPDATE',
+  'ONCRMACTIVITYDELETE',
+  'ONCRMREQUISITEADD',
+  'ONCRMREQUISITEUPDATE',
+  'ONCRMREQUISITEDELETE',
+  'ONCRMBANKDETAILADD',
+  'ONCRMBANKDETAILUPDATE',
+  'ONCRMBANKDETAILDELETE',
+  'ONCRMDEALRECURRINGADD',
+  'ONCRMDEALRECURRINGUPDATE',
+  'ONCRMDEALRECURRINGDELETE',
+  'ONCRMDEALRECURRINGEXPOSE',
+  'ONCRMTIMELINECOMMENTADD',
+  'ONCRMTIMELINECOMMENTUPDATE',
+  'ONCRMTIMELINECOMMENTDELETE',
+  'ONCRMDYNAMICITEMADD',
+  'ONCRMDYNAMICITEMUPDATE',
+  'ONCRMDYNAMICITEMDELETE',
+  'ONCRMTYPEADD',
+  'ONCRMTYPEUPDATE',
+  'ONCRMTYPEDELETE',
+  'ONTASKADD',
+  'ONTASKUPDATE',
+  'ONTASKDELETE',
+  'ONTASKCOMMENTADD',
+  'ONTASKCOMMENTUPDATE',
+  'ONTASKCOMMENTDELETE',
+]);
+
+/** Events declared with `sendRefreshToken` in the rest module (CORE rest_provider.php). */
+export const EVENTS_WITH_REFRESH_TOKEN: ReadonlySet<string> = new Set([
+  'ONAPPINSTALL',
+  'ONAPPUPDATE',
+  'ONOFFLINEEVENT',
+]);
+
+/** Events declared with `sendAuth => false`: their `auth` never carries tokens. */
+export const EVENTS_WITHOUT_AUTH: ReadonlySet<string> = new Set(['ONAPPUNINSTALL']);
+
+function crmPlacements(): string[] {
+  const out: string[] = [];
+  for (const entity of ['LEAD', 'DEAL', 'CONTACT', 'COMPANY', 'QUOTE', 'SMART_INVOICE']) {
+    out.push(
+      `CRM_${entity}_DETAIL_TAB`,
+      `CRM_${entity}_DETAIL_TOOLBAR`,
+      `CRM_${entity}_DETAIL_ACTIVITY`,
+      `CRM_${entity}_LIST_MENU`,
+      `CRM_${entity}_LIST_TOOLBAR`,
+    );
+  }
+  return out;
+}
+
+export const KNOWN_PLACEMENTS: ReadonlySet<string> = new Set([
+  ...crmPlacements(),
+  'LEFT_MENU',
+  'REST_APP_URI',
+  'PAGE_BACKGROUND_WORKER',
+  'CRM_ANALYTICS_MENU',
+  'USER_PROFILE_MENU',
+  'USER_PROFILE_TOOLBAR',
+]);

@@ -1,0 +1,128 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { parseRequestParams, readBody, sendJson } from './http-util.js';
+import type { EmulatorContext } from './state.js';
+
+/**
+ * The OAuth server (oauth.bitrix.info stand-in). `/oauth/token/` takes the refresh grant as
+ * GET query (as documented) or POST form (as b24jssdk and CRest send it), rotates the
+ * refresh token and answers in the shape of DOCS:settings/oauth/auto-renewal.md.
+ * `/rest/app.info` answers for whichever portal issued the token, as the real server does.
+ */
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+async function handleToken(
+  ctx: EmulatorContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  const params = parseRequestParams(req, url, await readBody(req));
+  const grantType = str(params['grant_type']);
+  const clientId = str(params['client_id']);
+  const clientSecretOk = safeEqual(str(params['client_secret']) ?? '', ctx.clientSecret);
+  const refreshToken = str(params['refresh_token']);
+  const answer = (status: number, payload: unknown): void => {
+    ctx.oauthCalls.push({
+      method: req.method ?? 'GET',
+      grantType,
+      clientId,
+      clientSecretOk,
+      refreshToken,
+      status,
+      at: ctx.now(),
+    });
+    sendJson(res, status, payload);
+  };
+
+  if (grantType !== 'refresh_token') {
+    answer(400, { error: 'invalid_request', error_description: 'Unsupported grant_type' });
+    return;
+  }
+  if (clientId !== ctx.clientId || !clientSecretOk) {
+    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    return;
+  }
+  const grant = ctx.tokens.consumeRefresh(refreshToken ?? '');
+  const portal = grant.ok ? ctx.portals.get(grant.memberId) : undefined;
+  if (!grant.ok || !portal) {
+    answer(400, { error: 'invalid_grant', error_description: 'Invalid grant' });
+    return;
+  }
+  const issued = ctx.tokens.issue(portal.memberId, grant.userId);
+  // Keys in the order of the documented response; `domain` is the OAuth server here.
+  answer(200, {
+    access_token: issued.accessToken,
+    client_endpoint: portal.clientEndpoint,
+    domain: new URL(ctx.oauthUrl).host,
+    expires: issued.expires,
+    expires_in: issued.expiresIn,
+    member_id: portal.memberId,
+    refresh_token: issued.refreshToken,
+    scope: portal.scope,
+    server_endpoint: ctx.serverEndpoint,
+    status: portal.status,
+    user_id: grant.userId,
+  });
+}
+
+async function handleAppInfo(
+  ctx: EmulatorContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  const params = parseRequestParams(req, url, await readBody(req));
+  const token = str(params['auth']) ?? '';
+  const check = ctx.tokens.checkAccess(token);
+  const portal = check.ok ? ctx.portals.get(check.memberId) : undefined;
+  if (!check.ok || !portal) {
+    const error = check.ok ? 'invalid_token' : check.error;
+    sendJson(res, 401, { error, error_description: 'The access token provided is invalid.' });
+    return;
+  }
+  sendJson(res, 200, {
+    result: {
+      ID: 1,
+      CODE: ctx.clientId,
+      VERSION: portal.appVersion,
+      STATUS: portal.status,
+      INSTALLED: portal.installState === 'installed',
+      PAYMENT_EXPIRED: 'N',
+      DAYS: null,
+      LANGUAGE_ID: 'en',
+      LICENSE: 'en_pro100',
+      LICENSE_TYPE: 'pro100',
+      LICENSE_FAMILY: 'pro',
+    },
+  });
+}
+
+export function createOAuthServer(ctx: EmulatorContext): Server {
+  return createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://oauth.invalid');
+    const path = url.pathname.replace(/\/+$/, '');
+    const route =
+      path === '/oauth/token'
+        ? handleToken
+        : /^\/rest\/+app\.info(\.json)?$/i.test(path)
+          ? handleAppInfo
+          : null;
+    if (!route) {
+      sendJson(res, 404, { error: 'not_found', error_description: 'Not found' });
+      return;
+    }
+    route(ctx, req, res, url).catch((err: unknown) => {
+      if (!res.headersSent) {
+        sendJson(res, 400, { error: 'invalid_request', error_description: String(err) });
+      }
+    });
+  });
+}

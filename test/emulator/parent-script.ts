@@ -1,0 +1,111 @@
+/**
+ * Script of the emulated Bitrix24 page that hosts app frames. It posts each frame's form,
+ * answers the frame's BX24 messages (`command:params:callbackKey:appSid`, the protocol of
+ * the real BX24 library and of b24jssdk's B24Frame) and, on `setInstallFinish`, asks the
+ * emulator to finish the install, then swaps the installer frame for the app page.
+ * Frame forms come from a JSON block with id `b24emu-frames`: `{ [appSid]: {form, user} }`.
+ */
+export const PARENT_SCRIPT_JS = String.raw`(function () {
+  'use strict';
+  var frames = JSON.parse(document.getElementById('b24emu-frames').textContent || '{}');
+
+  function frameEl(sid) { return document.querySelector('iframe[data-sid="' + sid + '"]'); }
+
+  function submitForm(form) {
+    var f = document.createElement('form');
+    f.method = 'post';
+    f.action = form.action;
+    f.target = form.frameName;
+    f.style.display = 'none';
+    form.fields.forEach(function (pair) {
+      var input = document.createElement('input');
+      input.type = 'hidden';
+      input.name = pair[0];
+      input.value = pair[1];
+      f.appendChild(input);
+    });
+    document.body.appendChild(f);
+    f.submit();
+    f.remove();
+  }
+
+  /** A new iframe (a new APP_SID, so a new window.name) replacing the old one. */
+  function replaceFrame(oldSid, form) {
+    var old = frameEl(oldSid);
+    var entry = frames[oldSid];
+    delete frames[oldSid];
+    var el = document.createElement('iframe');
+    el.name = form.frameName;
+    el.setAttribute('data-sid', form.appSid);
+    el.className = old ? old.className : 'b24emu-frame';
+    el.style.height = old ? old.style.height : '';
+    if (old) old.replaceWith(el); else document.querySelector('main').appendChild(el);
+    frames[form.appSid] = { form: form, user: entry ? entry.user : 1 };
+    submitForm(form);
+  }
+
+  function postJson(path, body) {
+    return fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    }).then(function (r) { return r.json(); });
+  }
+
+  window.addEventListener('message', function (ev) {
+    if (typeof ev.data !== 'string') return;
+    var parts = ev.data.split(':');
+    if (parts.length < 3) return;
+    var command = parts[0];
+    var sid = parts[parts.length - 1];
+    var key = parts[parts.length - 2];
+    var raw = parts.slice(1, -2).join(':');
+    var entry = frames[sid];
+    var el = frameEl(sid);
+    if (!entry || !el || ev.source !== el.contentWindow) return;
+    var params = {};
+    if (raw) { try { params = JSON.parse(raw); } catch (e) { params = raw; } }
+    var source = ev.source;
+    var origin = ev.origin;
+    function reply(data) { source.postMessage(key + ':' + JSON.stringify(data === undefined ? {} : data), origin); }
+
+    switch (command) {
+      case 'getInitData':
+        reply(entry.form.initData);
+        break;
+      case 'resizeWindow': {
+        var h = parseInt(params && params.height, 10);
+        if (h > 0) el.style.height = h + 'px';
+        reply({ width: params && params.width, height: h });
+        break;
+      }
+      case 'refreshAuth':
+        postJson('/__emulator/refresh-auth', { user: entry.user }).then(function (auth) {
+          for (var k in auth) entry.form.initData[k] = auth[k];
+          reply(auth);
+        });
+        break;
+      case 'setInstallFinish':
+      case 'installFinish':
+        postJson('/__emulator/install-finish', { user: entry.user }).then(function (res) {
+          reply({});
+          document.body.setAttribute('data-install-state', res.installState);
+          if (res.form) replaceFrame(sid, res.form);
+        });
+        break;
+      case 'reloadWindow':
+        reply({});
+        location.reload();
+        break;
+      case 'setTitle':
+        if (params && params.title) document.title = String(params.title);
+        reply({});
+        break;
+      default:
+        reply({});
+    }
+  });
+
+  Object.keys(frames).forEach(function (sid) { submitForm(frames[sid].form); });
+})();
+`;

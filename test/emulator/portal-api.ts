@@ -1,0 +1,201 @@
+import type { EntityStore } from './crm-store.js';
+import { fireEvent, triggerUser, whenIdle } from './event-delivery.js';
+import { randomHex } from './http-util.js';
+import type { PhpValue } from './php-form.js';
+import * as lifecycle from './portal-lifecycle.js';
+import type { PortalState } from './state.js';
+import type {
+  AppSettings,
+  CrmItem,
+  DeliveryRecord,
+  EmulatedUser,
+  EntityChange,
+  EventBinding,
+  FailureSpec,
+  HttpResponseSummary,
+  InstallOptions,
+  InstallState,
+  OutgoingWebhook,
+  PlacementBinding,
+  RateLimitOptions,
+  RestCallRecord,
+  TimelineComment,
+  TriggerOptions,
+  UserAuth,
+} from './types.js';
+
+/** One emulated Bitrix24 portal with the app under test on it. */
+export interface EmulatedPortal {
+  readonly memberId: string;
+  /** `127.0.0.1:PORT`, what Bitrix24 sends as DOMAIN / auth[domain]. */
+  readonly domain: string;
+  readonly url: string;
+  readonly clientEndpoint: string;
+  readonly applicationToken: string;
+  readonly users: readonly EmulatedUser[];
+  readonly installState: InstallState;
+  readonly appVersion: number;
+  readonly deals: ReadonlyMap<string, CrmItem>;
+  readonly contacts: ReadonlyMap<string, CrmItem>;
+  readonly companies: ReadonlyMap<string, CrmItem>;
+  readonly timeline: readonly TimelineComment[];
+  readonly deliveries: readonly DeliveryRecord[];
+  readonly calls: readonly RestCallRecord[];
+  readonly bindings: readonly EventBinding[];
+  readonly placements: readonly PlacementBinding[];
+  readonly rateLimitHits: number;
+  /** Where the portal pages frame the app from. */
+  setApp(app: AppSettings): void;
+  issueUserAuth(userId?: number): UserAuth;
+  /** The installer POST (protocol §1.3) into `${appUrl}${installPath}`. */
+  install(opts?: InstallOptions): Promise<HttpResponseSummary>;
+  /** What BX24.installFinish() does: installed, then ONAPPINSTALL to its handlers. */
+  finishInstall(): Promise<DeliveryRecord[]>;
+  update(newVersion: number): Promise<DeliveryRecord[]>;
+  uninstall(opts: { clean: boolean }): Promise<DeliveryRecord[]>;
+  addDeal(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  updateDeal(
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<EntityChange>;
+  deleteDeal(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
+  addContact(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  addCompany(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  emit(event: string, data: PhpValue, opts?: TriggerOptions): Promise<DeliveryRecord[]>;
+  setRateLimit(opts: RateLimitOptions): void;
+  expireAccessTokens(): void;
+  revokeRefreshTokens(): void;
+  failNext(method: string, failure: FailureSpec, times?: number): void;
+  /** `http://127.0.0.1:PORT/rest/<userId>/<secret>/` */
+  createInboundWebhook(userId: number): string;
+  createOutgoingWebhook(opts: { handler: string; events: string[] }): OutgoingWebhook;
+  setDeliveryTimeout(ms: number): void;
+  /** Resolves once deliveries started by REST calls have all been attempted. */
+  whenIdle(): Promise<void>;
+}
+
+export function createPortalApi(state: PortalState): EmulatedPortal {
+  const change = async (
+    store: EntityStore,
+    entity: string,
+    action: 'ADD' | 'UPDATE' | 'DELETE',
+    id: string | null,
+    fields: Record<string, unknown>,
+    opts: TriggerOptions | undefined,
+  ): Promise<EntityChange> => {
+    const userId = triggerUser(opts);
+    // Robots change records on behalf of the responsible user; user 1 stands in for that.
+    const actor = userId ?? 1;
+    let item: CrmItem | null = null;
+    if (action === 'ADD') item = store.add(fields, actor);
+    else if (action === 'UPDATE') item = store.update(String(id), fields, actor) ?? null;
+    const found = action === 'DELETE' ? store.remove(String(id)) : item !== null;
+    if (!found) throw new Error(`${entity} ${String(id)} not found`);
+    const entityId = item?.ID ?? String(id);
+    const deliveries = await fireEvent(
+      state,
+      `ONCRM${entity}${action}`,
+      { FIELDS: { ID: entityId } },
+      userId,
+    );
+    return { id: entityId, item, deliveries };
+  };
+
+  return {
+    get memberId() {
+      return state.memberId;
+    },
+    get domain() {
+      return state.domain;
+    },
+    get url() {
+      return state.url;
+    },
+    get clientEndpoint() {
+      return state.clientEndpoint;
+    },
+    get applicationToken() {
+      return state.applicationToken;
+    },
+    get users() {
+      return state.users;
+    },
+    get installState() {
+      return state.installState;
+    },
+    get appVersion() {
+      return state.appVersion;
+    },
+    get deals() {
+      return state.deals.items;
+    },
+    get contacts() {
+      return state.contacts.items;
+    },
+    get companies() {
+      return state.companies.items;
+    },
+    get timeline() {
+      return state.timeline;
+    },
+    get deliveries() {
+      return state.deliveries;
+    },
+    get calls() {
+      return state.calls;
+    },
+    get bindings() {
+      return state.bindings;
+    },
+    get placements() {
+      return state.placements;
+    },
+    get rateLimitHits() {
+      return state.bucket.hits;
+    },
+    setApp(app) {
+      state.app = { appPath: '/app', installPath: '/install', ...app };
+    },
+    issueUserAuth: (userId = 1) => lifecycle.issueUserAuth(state, userId),
+    install: (opts = {}) => lifecycle.install(state, opts),
+    finishInstall: () => lifecycle.finishInstall(state),
+    update: (newVersion) => lifecycle.update(state, newVersion),
+    uninstall: (opts) => lifecycle.uninstall(state, opts.clean),
+    addDeal: (fields, opts) => change(state.deals, 'DEAL', 'ADD', null, fields, opts),
+    updateDeal: (id, fields, opts) =>
+      change(state.deals, 'DEAL', 'UPDATE', String(id), fields, opts),
+    deleteDeal: (id, opts) => change(state.deals, 'DEAL', 'DELETE', String(id), {}, opts),
+    addContact: (fields, opts) => change(state.contacts, 'CONTACT', 'ADD', null, fields, opts),
+    addCompany: (fields, opts) => change(state.companies, 'COMPANY', 'ADD', null, fields, opts),
+    emit: (event, data, opts) => fireEvent(state, event, data, triggerUser(opts)),
+    setRateLimit: (opts) => state.bucket.configure(opts),
+    expireAccessTokens: () => state.ctx.tokens.expireAccess(state.memberId),
+    revokeRefreshTokens: () => state.ctx.tokens.revokeRefresh(state.memberId),
+    failNext(method, failure, times = 1) {
+      const key = method.toLowerCase();
+      const queue = state.failures.get(key) ?? [];
+      for (let i = 0; i < times; i += 1) queue.push(failure);
+      state.failures.set(key, queue);
+    },
+    createInboundWebhook(userId) {
+      const secret = randomHex(8);
+      state.inboundWebhooks.set(secret, userId);
+      return `${state.url}/rest/${userId}/${secret}/`;
+    },
+    createOutgoingWebhook(opts) {
+      const hook: OutgoingWebhook = {
+        id: state.nextId(),
+        handler: opts.handler,
+        events: opts.events.map((e) => e.toUpperCase()),
+        applicationToken: randomHex(16),
+      };
+      state.outgoingWebhooks.push(hook);
+      return hook;
+    },
+    setDeliveryTimeout(ms) {
+      state.deliveryTimeoutMs = ms;
+    },
+    whenIdle: () => whenIdle(state),
+  };
+}

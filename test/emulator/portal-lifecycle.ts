@@ -1,0 +1,171 @@
+import { fireEvent } from './event-delivery.js';
+import { postOnce, randomHex } from './http-util.js';
+import { encodePhpForm } from './php-form.js';
+import { findUser, firstAdminId, type PortalState } from './state.js';
+import type { DeliveryRecord, HttpResponseSummary, InstallOptions, UserAuth } from './types.js';
+
+export function issueUserAuth(portal: PortalState, userId: number): UserAuth {
+  const issued = portal.ctx.tokens.issue(portal.memberId, userId);
+  return {
+    accessToken: issued.accessToken,
+    refreshToken: issued.refreshToken,
+    expiresIn: issued.expiresIn,
+    expires: issued.expires,
+    applicationToken: portal.applicationToken,
+    memberId: portal.memberId,
+    domain: portal.domain,
+    serverEndpoint: portal.ctx.serverEndpoint,
+    clientEndpoint: portal.clientEndpoint,
+    scope: portal.scope,
+    status: portal.status,
+    userId,
+  };
+}
+
+/** What Bitrix24 POSTs into an app frame (protocol §1.3), plus what the parent page keeps. */
+export interface FrameForm {
+  action: string;
+  fields: Array<[string, string]>;
+  /** `DOMAIN|PROTOCOL|APP_SID`: the iframe name b24jssdk parses. */
+  frameName: string;
+  appSid: string;
+  /** The answer to the frame's `getInitData` message. */
+  initData: Record<string, unknown>;
+}
+
+export interface FrameFormOptions {
+  handlerUrl: string;
+  userId: number;
+  placement: string;
+  placementOptions: Record<string, unknown>;
+  /** Installer phase: `INSTALL` true in the init data. */
+  installing: boolean;
+}
+
+export function buildFrameForm(portal: PortalState, opts: FrameFormOptions): FrameForm {
+  const auth = issueUserAuth(portal, opts.userId);
+  const appSid = randomHex(16);
+  const query = encodePhpForm([
+    ['DOMAIN', portal.domain],
+    ['PROTOCOL', '0'],
+    ['LANG', 'en'],
+    ['APP_SID', appSid],
+  ]);
+  const placementOptions = JSON.stringify(opts.placementOptions);
+  return {
+    action: `${opts.handlerUrl}${opts.handlerUrl.includes('?') ? '&' : '?'}${query}`,
+    fields: [
+      ['AUTH_ID', auth.accessToken],
+      ['AUTH_EXPIRES', String(auth.expiresIn)],
+      ['REFRESH_ID', auth.refreshToken],
+      ['SERVER_ENDPOINT', auth.serverEndpoint],
+      ['member_id', portal.memberId],
+      ['status', portal.status],
+      ['PLACEMENT', opts.placement],
+      ['PLACEMENT_OPTIONS', placementOptions],
+      ['APPLICATION_TOKEN', portal.applicationToken],
+      ['APPLICATION_SCOPE', portal.scope],
+    ],
+    frameName: `${portal.domain}|0|${appSid}`,
+    appSid,
+    initData: {
+      DOMAIN: portal.domain,
+      PROTOCOL: 0,
+      LANG: 'en',
+      PATH: new URL(opts.handlerUrl).pathname,
+      AUTH_ID: auth.accessToken,
+      AUTH_EXPIRES: auth.expiresIn,
+      REFRESH_ID: auth.refreshToken,
+      MEMBER_ID: portal.memberId,
+      IS_ADMIN: findUser(portal, opts.userId)?.admin ?? false,
+      PLACEMENT: opts.placement,
+      PLACEMENT_OPTIONS: opts.placementOptions,
+      INSTALL: opts.installing,
+      FIRST_RUN: false,
+      APP_OPTIONS: {},
+      USER_OPTIONS: {},
+    },
+  };
+}
+
+/** Joins the app's base URL and a handler path without doubling the slash. */
+export function appHandlerUrl(appUrl: string, path: string): string {
+  return `${appUrl.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
+}
+
+export async function install(
+  portal: PortalState,
+  opts: InstallOptions,
+): Promise<HttpResponseSummary> {
+  const appUrl = opts.appUrl ?? portal.app?.appUrl;
+  if (!appUrl) throw new Error('install(): no appUrl given and setApp() was not called');
+  const installPath = opts.installPath ?? portal.app?.installPath ?? '/install';
+  portal.app = { appPath: '/app', ...portal.app, appUrl, installPath };
+  const userId = opts.userId ?? firstAdminId(portal);
+  if (portal.installState !== 'installed') portal.installState = 'installing';
+  portal.installerUserId = userId;
+  const form = buildFrameForm(portal, {
+    handlerUrl: appHandlerUrl(appUrl, installPath),
+    userId,
+    placement: opts.placement ?? 'DEFAULT',
+    placementOptions: opts.placementOptions ?? {},
+    installing: true,
+  });
+  return postOnce({
+    url: form.action,
+    body: encodePhpForm(form.fields),
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      'User-Agent': 'Mozilla/5.0 (Bitrix24 emulator)',
+      Origin: portal.url,
+      Referer: `${portal.url}/app`,
+    },
+    timeoutMs: portal.deliveryTimeoutMs,
+    signal: portal.aborter.signal,
+  });
+}
+
+/** What `BX24.installFinish()` causes: the app counts as installed and ONAPPINSTALL goes out. */
+export async function finishInstall(portal: PortalState): Promise<DeliveryRecord[]> {
+  if (portal.installState === 'installed') return [];
+  portal.installState = 'installed';
+  return fireEvent(
+    portal,
+    'ONAPPINSTALL',
+    { VERSION: String(portal.appVersion), ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+    portal.installerUserId,
+  );
+}
+
+/**
+ * An app update drops every event binding of the app (protocol §3.1). Which handlers then
+ * get ONAPPUPDATE is unclear on real portals; we deliver to the pre-update bindings.
+ */
+export async function update(portal: PortalState, newVersion: number): Promise<DeliveryRecord[]> {
+  const before = portal.bindings.filter((b) => b.event === 'ONAPPUPDATE');
+  const previous = portal.appVersion;
+  portal.bindings = [];
+  portal.appVersion = newVersion;
+  return fireEvent(
+    portal,
+    'ONAPPUPDATE',
+    { VERSION: String(newVersion), PREVIOUS_VERSION: String(previous), LANGUAGE_ID: 'en' },
+    firstAdminId(portal),
+    { bindings: before },
+  );
+}
+
+/** ONAPPUNINSTALL (no tokens), then bindings, placements and tokens are gone. */
+export async function uninstall(portal: PortalState, clean: boolean): Promise<DeliveryRecord[]> {
+  const records = await fireEvent(
+    portal,
+    'ONAPPUNINSTALL',
+    { LANGUAGE_ID: 'en', CLEAN: clean ? 1 : 0 },
+    null,
+  );
+  portal.bindings = [];
+  portal.placements = [];
+  portal.ctx.tokens.revokeAll(portal.memberId);
+  portal.installState = 'uninstalled';
+  return records;
+}

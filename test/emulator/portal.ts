@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto';
+import { createServer, type RequestListener } from 'node:http';
+import { createEntityStore } from './crm-store.js';
+import { COMPANY, CONTACT, DEAL } from './crm-entities.js';
+import { closeServer, listen, randomHex, sendJson } from './http-util.js';
+import { createLeakyBucket } from './rate-limit.js';
+import { handleRest } from './rest-server.js';
+import { handlePage } from './portal-page.js';
+import { whenIdle } from './event-delivery.js';
+import { createPortalApi, type EmulatedPortal } from './portal-api.js';
+import type { EmulatorContext, PortalState } from './state.js';
+import type { EmulatedUser, PortalOptions } from './types.js';
+
+export const DEFAULT_USERS: readonly EmulatedUser[] = [
+  { id: 1, admin: true, name: 'Admin' },
+  { id: 2, admin: false, name: 'Manager' },
+];
+
+/**
+ * Per portal and app, like the core's fallback `md5(member_id|app|client_secret|…)`
+ * (CRestUtil::getApplicationToken): stable for a portal, different between portals.
+ */
+function applicationTokenFor(ctx: EmulatorContext, memberId: string): string {
+  return createHash('md5').update(`${memberId}|${ctx.clientId}|${ctx.clientSecret}`).digest('hex');
+}
+
+function requestListener(state: PortalState): RequestListener {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', state.url);
+    const done = (p: Promise<unknown>): void => {
+      p.catch((err: unknown) => {
+        if (!res.headersSent) {
+          sendJson(res, 500, { error: 'INTERNAL_SERVER_ERROR', error_description: String(err) });
+        } else res.destroy();
+      });
+    };
+    if (req.method === 'OPTIONS') {
+      // The frame calls REST cross-origin (BX24.callMethod, b24jssdk's B24Frame).
+      res.writeHead(204, {
+        'Access-Control-Allow-Origin': '*',
+        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+        'Access-Control-Allow-Headers': 'Content-Type, Authorization',
+        'Access-Control-Max-Age': '600',
+      });
+      res.end();
+      return;
+    }
+    if (url.pathname.startsWith('/rest/')) {
+      done(handleRest(state, req, res, url));
+      return;
+    }
+    done(
+      handlePage(state, req, res, url).then((handled) => {
+        if (!handled) sendJson(res, 404, { error: 'NOT_FOUND', error_description: 'Not found' });
+      }),
+    );
+  };
+}
+
+export interface StartedPortal {
+  api: EmulatedPortal;
+  close(): Promise<void>;
+}
+
+export async function startPortal(
+  ctx: EmulatorContext,
+  options: PortalOptions,
+): Promise<StartedPortal> {
+  const memberId = options.memberId ?? randomHex(16);
+  if (ctx.portals.has(memberId)) throw new Error(`portal ${memberId} already exists`);
+  let seq = 0;
+  const nextId = (): number => ++seq;
+  let multiSeq = 0;
+  const nextMultiId = (): string => String(++multiSeq);
+  const state: PortalState = {
+    ctx,
+    memberId,
+    domain: '',
+    url: '',
+    clientEndpoint: '',
+    applicationToken: applicationTokenFor(ctx, memberId),
+    scope: options.scope ?? 'crm,placement,user_brief',
+    status: options.plan ?? 'L',
+    appVersion: options.appVersion ?? 1,
+    installState: options.installed ? 'installed' : 'new',
+    installerUserId: 1,
+    app: null,
+    users: (options.users ?? DEFAULT_USERS).map((u) => ({ ...u })),
+    bindings: [],
+    placements: [],
+    calls: [],
+    deliveries: [],
+    deals: createEntityStore(DEAL, ctx.now, nextMultiId),
+    contacts: createEntityStore(CONTACT, ctx.now, nextMultiId),
+    companies: createEntityStore(COMPANY, ctx.now, nextMultiId),
+    timeline: [],
+    bucket: createLeakyBucket(ctx.now),
+    failures: new Map(),
+    inboundWebhooks: new Map(),
+    outgoingWebhooks: [],
+    nextId,
+    deliveryTimeoutMs: options.deliveryTimeoutMs ?? 10_000,
+    pending: new Set(),
+    aborter: new AbortController(),
+  };
+  const server = createServer(requestListener(state));
+  const port = await listen(server, options.port ?? 0);
+  state.domain = `127.0.0.1:${port}`;
+  state.url = `http://${state.domain}`;
+  state.clientEndpoint = `${state.url}/rest/`;
+  state.installerUserId = state.users.find((u) => u.admin)?.id ?? 1;
+  ctx.portals.set(memberId, state);
+  return {
+    api: createPortalApi(state),
+    async close() {
+      state.aborter.abort();
+      await whenIdle(state);
+      await closeServer(server);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import type { PortalState } from './state.js';
+import type { EmulatedUser } from './types.js';
+
+/** A REST error as Bitrix24 returns it: `{error, error_description[, argument]}` with a status. */
+export class RestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly description: string,
+    readonly argument?: string,
+  ) {
+    super(`${code}: ${description}`);
+  }
+
+  toJSON(): Record<string, string> {
+    const body: Record<string, string> = { error: this.code, error_description: this.description };
+    if (this.argument !== undefined) body['argument'] = this.argument;
+    return body;
+  }
+}
+
+/** Who is calling and how. */
+export interface CallContext {
+  via: 'oauth' | 'webhook';
+  userId: number;
+  user: EmulatedUser | undefined;
+  isAdmin: boolean;
+  token: string | null;
+}
+
+export interface MethodResult {
+  result: unknown;
+  total?: number;
+  next?: number;
+}
+
+export type MethodHandler = (
+  params: Record<string, unknown>,
+  call: CallContext,
+  portal: PortalState,
+) => MethodResult | Promise<MethodResult>;
+
+/** Case-insensitive parameter lookup: Bitrix24 accepts `id` and `ID` alike. */
+export function param(params: Record<string, unknown>, name: string): unknown {
+  const lower = name.toLowerCase();
+  for (const [k, v] of Object.entries(params)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+export function paramString(params: Record<string, unknown>, name: string): string {
+  const v = param(params, name);
+  return v === undefined || v === null ? '' : String(v);
+}
+
+export const wrongAuthType = (): RestError =>
+  new RestError(
+    403,
+    'WRONG_AUTH_TYPE',
+    'Current authorization type is denied for this method Application context required',
+  );
+
+export const accessDenied = (description = 'Access denied!'): RestError =>
+  new RestError(403, 'ACCESS_DENIED', description);

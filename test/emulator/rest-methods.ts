@@ -1,0 +1,175 @@
+import type { EntityStore } from './crm-store.js';
+import { formatBitrixDate } from './crm-store.js';
+import { fireInBackground } from './event-delivery.js';
+import { isRecord } from './http-util.js';
+import { KNOWN_EVENTS } from './known-names.js';
+import {
+  param,
+  paramString,
+  RestError,
+  type MethodHandler,
+  type MethodResult,
+} from './rest-error.js';
+import { BINDING_METHODS } from './rest-bindings.js';
+import type { PortalState } from './state.js';
+import type { EmulatedUser } from './types.js';
+
+const ok = (result: unknown): MethodResult => ({ result });
+
+/** CRM errors carry an empty code and the text in the description (crm-deal-get.md). */
+const crmError = (description: string): RestError => new RestError(400, '', description);
+
+function userCurrent(u: EmulatedUser): Record<string, unknown> {
+  return {
+    ID: String(u.id),
+    XML_ID: '',
+    ACTIVE: true,
+    NAME: u.name,
+    LAST_NAME: u.lastName ?? '',
+    SECOND_NAME: '',
+    EMAIL: u.email ?? `user${u.id}@example.test`,
+    PERSONAL_GENDER: '',
+    TIME_ZONE: '',
+    IS_ONLINE: 'Y',
+    UF_DEPARTMENT: [1],
+  };
+}
+
+const APP_METHODS: Record<string, MethodHandler> = {
+  'app.info': (_p, call, portal) =>
+    ok(
+      call.via === 'webhook'
+        ? { SCOPE: portal.scope.split(','), LICENSE: 'en_pro100' }
+        : {
+            ID: 1,
+            CODE: portal.ctx.clientId,
+            VERSION: portal.appVersion,
+            STATUS: portal.status,
+            INSTALLED: portal.installState === 'installed',
+            PAYMENT_EXPIRED: 'N',
+            DAYS: null,
+            LANGUAGE_ID: 'en',
+            LICENSE: 'en_pro100',
+            LICENSE_TYPE: 'pro100',
+            LICENSE_FAMILY: 'pro',
+          },
+    ),
+  profile: (_p, call) =>
+    ok({
+      ID: String(call.userId),
+      ADMIN: call.isAdmin,
+      NAME: call.user?.name ?? '',
+      LAST_NAME: call.user?.lastName ?? '',
+      PERSONAL_GENDER: '',
+      TIME_ZONE: '',
+    }),
+  'user.current': (_p, call) => {
+    if (!call.user) throw new RestError(400, 'ERROR_NOT_FOUND', 'User not found');
+    return ok(userCurrent(call.user));
+  },
+  'user.admin': (_p, call) => ok(call.isAdmin),
+  'user.get': (params, _c, portal) => {
+    const filter = param(params, 'FILTER');
+    const id = param(params, 'ID') ?? (isRecord(filter) ? param(filter, 'ID') : undefined);
+    const users = portal.users.filter((u) => id === undefined || String(u.id) === String(id));
+    return { result: users.map(userCurrent), total: users.length };
+  },
+  events: () => ok([...KNOWN_EVENTS]),
+  'server.time': (_p, _c, portal) => ok(formatBitrixDate(portal.ctx.now())),
+};
+
+function entityId(params: Record<string, unknown>): string {
+  const raw = paramString(params, 'id');
+  if (!/^\d+$/.test(raw) || Number(raw) <= 0) throw crmError('ID is not defined or invalid.');
+  return String(Number(raw));
+}
+
+function entityFields(params: Record<string, unknown>): Record<string, unknown> {
+  const fields = param(params, 'fields');
+  if (!isRecord(fields)) throw crmError("Parameter 'fields' must be array.");
+  return fields;
+}
+
+/** get / list / add / update / delete for one CRM entity, firing ONCRM<ENTITY><ACTION>. */
+function crmMethods(
+  prefix: string,
+  store: (p: PortalState) => EntityStore,
+): Record<string, MethodHandler> {
+  const eventBase = `ONCRM${prefix.toUpperCase()}`;
+  return {
+    [`crm.${prefix}.get`]: (params, _c, portal) => {
+      const item = store(portal).get(entityId(params));
+      if (!item) throw crmError('Not found');
+      return ok(item);
+    },
+    [`crm.${prefix}.list`]: (params, _c, portal) => {
+      const page = store(portal).list({
+        filter: param(params, 'filter'),
+        order: param(params, 'order'),
+        select: param(params, 'select'),
+        start: param(params, 'start'),
+      });
+      const out: MethodResult = { result: page.items };
+      if (page.next !== undefined) out.next = page.next;
+      if (page.total !== undefined) out.total = page.total;
+      return out;
+    },
+    [`crm.${prefix}.add`]: (params, call, portal) => {
+      const item = store(portal).add(entityFields(params), call.userId);
+      fireInBackground(portal, `${eventBase}ADD`, { FIELDS: { ID: item.ID } }, call.userId);
+      return ok(Number(item.ID));
+    },
+    [`crm.${prefix}.update`]: (params, call, portal) => {
+      const id = entityId(params);
+      const fields = entityFields(params);
+      if (!store(portal).update(id, fields, call.userId)) throw crmError('Not found');
+      fireInBackground(portal, `${eventBase}UPDATE`, { FIELDS: { ID: id } }, call.userId);
+      return ok(true);
+    },
+    [`crm.${prefix}.delete`]: (params, call, portal) => {
+      const id = entityId(params);
+      if (!store(portal).remove(id)) throw crmError('Not found');
+      fireInBackground(portal, `${eventBase}DELETE`, { FIELDS: { ID: id } }, call.userId);
+      return ok(true);
+    },
+  };
+}
+
+const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
+  deal: (p) => p.deals,
+  contact: (p) => p.contacts,
+  company: (p) => p.companies,
+};
+
+const timelineCommentAdd: MethodHandler = (params, call, portal) => {
+  const fields = entityFields(params);
+  const entityType = String(param(fields, 'ENTITY_TYPE') ?? '').toLowerCase();
+  const entityIdValue = String(param(fields, 'ENTITY_ID') ?? '');
+  const comment = String(param(fields, 'COMMENT') ?? '');
+  if (!entityType || !entityIdValue) {
+    throw new RestError(400, 'ERROR_ARGUMENT', 'Required fields are not provided');
+  }
+  const owner = TIMELINE_OWNERS[entityType]?.(portal).get(entityIdValue);
+  if (!owner) throw new RestError(400, 'OWNER_NOT_FOUND', 'Owner of the item not found');
+  if (comment.trim() === '') throw new RestError(400, 'INVALID_ARG_VALUE', 'Empty comment');
+  const id = String(portal.timeline.length + 1);
+  portal.timeline.push({
+    ID: id,
+    ENTITY_ID: entityIdValue,
+    ENTITY_TYPE: entityType,
+    COMMENT: comment,
+    AUTHOR_ID: String(param(fields, 'AUTHOR_ID') ?? call.userId),
+    CREATED: formatBitrixDate(portal.ctx.now()),
+  });
+  fireInBackground(portal, 'ONCRMTIMELINECOMMENTADD', { FIELDS: { ID: id } }, call.userId);
+  return ok(Number(id));
+};
+
+export const METHODS: Readonly<Record<string, MethodHandler>> = {
+  ...APP_METHODS,
+  ...BINDING_METHODS,
+  ...crmMethods('deal', (p) => p.deals),
+  ...crmMethods('contact', (p) => p.contacts),
+  ...crmMethods('company', (p) => p.companies),
+  'crm.timeline.comment.add': timelineCommentAdd,
+};

@@ -1,0 +1,204 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatBitrixDate } from './crm-store.js';
+import { parseRequestParams, readBody, sendJson } from './http-util.js';
+import { runBatch, type Outcome } from './rest-batch.js';
+import { RestError, type CallContext, type MethodResult } from './rest-error.js';
+import { METHODS } from './rest-methods.js';
+import { findUser, type PortalState } from './state.js';
+
+/**
+ * The portal's REST endpoint: `/rest/<method>`, `/rest//<method>` (b24jssdk's double slash),
+ * `/rest/<user>/<secret>/<method>` for inbound webhooks, each with an optional `.json`.
+ * Method names are case-insensitive (the core lower-cases them).
+ */
+
+function timeBlock(portal: PortalState, startMs: number): Record<string, unknown> {
+  const finishMs = portal.ctx.now();
+  const start = startMs / 1000;
+  const finish = Math.max(finishMs, startMs) / 1000;
+  return {
+    start,
+    finish,
+    duration: finish - start,
+    processing: finish - start,
+    date_start: formatBitrixDate(startMs),
+    date_finish: formatBitrixDate(finishMs),
+    operating: 0,
+  };
+}
+
+interface RoutedPath {
+  method: string;
+  webhook?: { userId: number; secret: string };
+}
+
+function routePath(pathname: string): RoutedPath | null {
+  const rest = pathname.replace(/^\/rest\//, '');
+  const parts = rest.split('/').filter((p) => p !== '');
+  const clean = (m: string): string => m.toLowerCase().replace(/\.(json|xml)$/, '');
+  if (parts.length === 1 && parts[0]) return { method: clean(parts[0]) };
+  if (parts.length === 3 && parts[0] && parts[1] && parts[2] && /^\d+$/.test(parts[0])) {
+    return { method: clean(parts[2]), webhook: { userId: Number(parts[0]), secret: parts[1] } };
+  }
+  return null;
+}
+
+function tokenFrom(req: IncomingMessage, params: Record<string, unknown>): string | null {
+  for (const key of ['auth', 'access_token']) {
+    const v = params[key];
+    if (typeof v === 'string' && v !== '') return v;
+  }
+  const header = req.headers.authorization;
+  const m = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
+  return m?.[1] ?? null;
+}
+
+function authenticate(
+  portal: PortalState,
+  req: IncomingMessage,
+  route: RoutedPath,
+  params: Record<string, unknown>,
+): CallContext {
+  const context = (via: CallContext['via'], userId: number, token: string | null): CallContext => {
+    const user = findUser(portal, userId);
+    return { via, userId, user, isAdmin: user?.admin ?? false, token };
+  };
+  if (route.webhook) {
+    const owner = portal.inboundWebhooks.get(route.webhook.secret);
+    if (owner === undefined || owner !== route.webhook.userId) {
+      throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
+    }
+    return context('webhook', owner, null);
+  }
+  const token = tokenFrom(req, params);
+  if (!token) throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
+  const check = portal.ctx.tokens.checkAccess(token);
+  if (!check.ok && check.error === 'expired_token') {
+    throw new RestError(401, 'expired_token', 'The access token provided has expired.');
+  }
+  if (!check.ok || check.memberId !== portal.memberId) {
+    throw new RestError(401, 'invalid_token', 'The access token provided is invalid.');
+  }
+  return context('oauth', check.userId, token);
+}
+
+function publicParams(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (k === 'auth' || k === 'access_token' || k.startsWith('bx24_')) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Runs one method (top level or inside a batch): injected failures, lookup, handler, record. */
+async function execute(
+  portal: PortalState,
+  method: string,
+  params: Record<string, unknown>,
+  call: CallContext,
+  inBatch: boolean,
+): Promise<Outcome> {
+  const startMs = portal.ctx.now();
+  let outcome: Outcome;
+  try {
+    const injected = portal.failures.get(method)?.shift();
+    if (injected) {
+      throw new RestError(injected.status, injected.error, injected.description ?? '');
+    }
+    let value: MethodResult;
+    if (method === 'batch') {
+      if (inBatch) {
+        throw new RestError(
+          405,
+          'ERROR_BATCH_METHOD_NOT_ALLOWED',
+          'Method is not allowed for batch usage',
+        );
+      }
+      value = await runBatch(params, (m, p) => execute(portal, m, p, call, true));
+    } else {
+      const handler = METHODS[method];
+      if (!handler) throw new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+      value = await handler(params, call, portal);
+    }
+    outcome = { ok: true, value, time: timeBlock(portal, startMs) };
+  } catch (err) {
+    const error =
+      err instanceof RestError
+        ? err
+        : new RestError(
+            500,
+            'INTERNAL_SERVER_ERROR',
+            err instanceof Error ? err.message : String(err),
+          );
+    outcome = { ok: false, error };
+  }
+  portal.calls.push({
+    method,
+    params: publicParams(params),
+    auth: call.token,
+    via: call.via,
+    userId: call.userId,
+    status: outcome.ok ? 200 : outcome.error.status,
+    ...(outcome.ok ? {} : { error: outcome.error.code }),
+    ...(inBatch ? { inBatch: true } : {}),
+    at: startMs,
+  });
+  return outcome;
+}
+
+export async function handleRest(
+  portal: PortalState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  const startMs = portal.ctx.now();
+  const route = routePath(url.pathname);
+  let params: Record<string, unknown> = {};
+  const fail = (error: RestError, call?: Partial<CallContext>): void => {
+    portal.calls.push({
+      method: route?.method ?? '',
+      params: publicParams(params),
+      auth: call?.token ?? null,
+      via: route?.webhook ? 'webhook' : 'oauth',
+      userId: call?.userId ?? null,
+      status: error.status,
+      error: error.code,
+      at: startMs,
+    });
+    sendJson(res, error.status, error.toJSON());
+  };
+  try {
+    params = parseRequestParams(req, url, await readBody(req));
+  } catch {
+    fail(new RestError(400, 'INVALID_REQUEST', 'Malformed request body'));
+    return;
+  }
+  // A batch is one HTTP request, so it counts once (DOCS:limits.md).
+  if (!portal.bucket.take()) {
+    fail(new RestError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests'));
+    return;
+  }
+  if (!route) {
+    fail(new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'));
+    return;
+  }
+  let call: CallContext;
+  try {
+    call = authenticate(portal, req, route, params);
+  } catch (err) {
+    fail(err as RestError, { token: tokenFrom(req, params) });
+    return;
+  }
+  const outcome = await execute(portal, route.method, params, call, false);
+  if (!outcome.ok) {
+    sendJson(res, outcome.error.status, outcome.error.toJSON());
+    return;
+  }
+  const body: Record<string, unknown> = { result: outcome.value.result };
+  if (outcome.value.next !== undefined) body['next'] = outcome.value.next;
+  if (outcome.value.total !== undefined) body['total'] = outcome.value.total;
+  body['time'] = outcome.time;
+  sendJson(res, 200, body);
+}

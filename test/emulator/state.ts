@@ -1,0 +1,76 @@
+import type { EntityStore } from './crm-store.js';
+import type { LeakyBucket } from './rate-limit.js';
+import type { TokenStore } from './token-store.js';
+import type {
+  AppSettings,
+  AppStatus,
+  DeliveryRecord,
+  EmulatedUser,
+  EventBinding,
+  FailureSpec,
+  InstallState,
+  OAuthCallRecord,
+  OutgoingWebhook,
+  PlacementBinding,
+  RestCallRecord,
+  TimelineComment,
+} from './types.js';
+
+/** Emulator-wide state shared by the OAuth server and every portal (internal). */
+export interface EmulatorContext {
+  clientId: string;
+  clientSecret: string;
+  accessTokenTtlSec: number;
+  now: () => number;
+  /** Set once the OAuth listener is up. */
+  oauthUrl: string;
+  serverEndpoint: string;
+  tokens: TokenStore;
+  oauthCalls: OAuthCallRecord[];
+  portals: Map<string, PortalState>;
+}
+
+/** One portal's mutable state (internal; tests use the EmulatedPortal facade). */
+export interface PortalState {
+  ctx: EmulatorContext;
+  memberId: string;
+  domain: string;
+  url: string;
+  clientEndpoint: string;
+  applicationToken: string;
+  scope: string;
+  status: AppStatus;
+  appVersion: number;
+  installState: InstallState;
+  /** The admin who ran the installer; ONAPPINSTALL carries this user's token. */
+  installerUserId: number;
+  app: AppSettings | null;
+  users: EmulatedUser[];
+  bindings: EventBinding[];
+  placements: PlacementBinding[];
+  calls: RestCallRecord[];
+  deliveries: DeliveryRecord[];
+  deals: EntityStore;
+  contacts: EntityStore;
+  companies: EntityStore;
+  timeline: TimelineComment[];
+  bucket: LeakyBucket;
+  failures: Map<string, FailureSpec[]>;
+  /** Inbound webhook secret → user id. */
+  inboundWebhooks: Map<string, number>;
+  outgoingWebhooks: OutgoingWebhook[];
+  /** Shared id sequence for bindings, placements and webhooks. */
+  nextId(): number;
+  deliveryTimeoutMs: number;
+  /** Deliveries started by REST calls, which answer before delivering (as Bitrix24 queues). */
+  pending: Set<Promise<unknown>>;
+  aborter: AbortController;
+}
+
+export function findUser(portal: PortalState, userId: number): EmulatedUser | undefined {
+  return portal.users.find((u) => u.id === userId);
+}
+
+export function firstAdminId(portal: PortalState): number {
+  return portal.users.find((u) => u.admin)?.id ?? portal.users[0]?.id ?? 1;
+}

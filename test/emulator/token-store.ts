@@ -1,0 +1,118 @@
+import { randomHex } from './http-util.js';
+
+/** Refresh tokens live 180 days (DOCS:settings/oauth/index.md). */
+const REFRESH_TTL_MS = 180 * 24 * 3600 * 1000;
+
+interface AccessRecord {
+  token: string;
+  memberId: string;
+  userId: number;
+  expiresAt: number;
+  expired: boolean;
+  revoked: boolean;
+}
+
+interface RefreshRecord {
+  token: string;
+  memberId: string;
+  userId: number;
+  expiresAt: number;
+  used: boolean;
+  revoked: boolean;
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  refreshToken: string;
+  /** Unix seconds. */
+  expires: number;
+  expiresIn: number;
+}
+
+export type AccessCheck =
+  | { ok: true; memberId: string; userId: number }
+  | { ok: false; error: 'invalid_token' | 'expired_token' };
+
+export type RefreshCheck =
+  { ok: true; memberId: string; userId: number } | { ok: false; error: 'invalid_grant' };
+
+export interface TokenStore {
+  issue(memberId: string, userId: number): IssuedTokens;
+  checkAccess(token: string): AccessCheck;
+  /** Consumes a refresh token: it is then spent, as Bitrix24 rotates refresh tokens. */
+  consumeRefresh(token: string): RefreshCheck;
+  expireAccess(memberId: string): void;
+  revokeRefresh(memberId: string): void;
+  revokeAll(memberId: string): void;
+}
+
+/**
+ * Real tokens are 70 hex characters with the issue time and the user id inside, e.g.
+ * `be45f066…0000000100…`. Same shape here so log redaction and column sizes get tested.
+ */
+function makeToken(nowMs: number, userId: number): string {
+  const ts = Math.floor(nowMs / 1000)
+    .toString(16)
+    .padStart(8, '0');
+  return `${ts}${randomHex(8)}${userId.toString(16).padStart(8, '0')}${randomHex(19)}`;
+}
+
+export function createTokenStore(now: () => number, accessTtlSec: number): TokenStore {
+  const access = new Map<string, AccessRecord>();
+  const refresh = new Map<string, RefreshRecord>();
+
+  return {
+    issue(memberId, userId) {
+      const at = now();
+      const accessToken = makeToken(at, userId);
+      const refreshToken = makeToken(at, userId);
+      const expiresAt = at + accessTtlSec * 1000;
+      access.set(accessToken, {
+        token: accessToken,
+        memberId,
+        userId,
+        expiresAt,
+        expired: false,
+        revoked: false,
+      });
+      refresh.set(refreshToken, {
+        token: refreshToken,
+        memberId,
+        userId,
+        expiresAt: at + REFRESH_TTL_MS,
+        used: false,
+        revoked: false,
+      });
+      return {
+        accessToken,
+        refreshToken,
+        expires: Math.floor(expiresAt / 1000),
+        expiresIn: accessTtlSec,
+      };
+    },
+    checkAccess(token) {
+      const rec = access.get(token);
+      if (!rec || rec.revoked) return { ok: false, error: 'invalid_token' };
+      if (rec.expired || rec.expiresAt <= now()) return { ok: false, error: 'expired_token' };
+      return { ok: true, memberId: rec.memberId, userId: rec.userId };
+    },
+    consumeRefresh(token) {
+      const rec = refresh.get(token);
+      if (!rec || rec.used || rec.revoked || rec.expiresAt <= now()) {
+        return { ok: false, error: 'invalid_grant' };
+      }
+      rec.used = true;
+      return { ok: true, memberId: rec.memberId, userId: rec.userId };
+    },
+    expireAccess(memberId) {
+      for (const rec of access.values()) if (rec.memberId === memberId) rec.expired = true;
+    },
+    revokeRefresh(memberId) {
+      for (const rec of refresh.values()) if (rec.memberId === memberId) rec.revoked = true;
+    },
+    revokeAll(memberId) {
+      for (const rec of access.values()) if (rec.memberId === memberId) rec.revoked = true;
+      for (const rec of refresh.values()) if (rec.memberId === memberId) rec.revoked = true;
+    },
+  };
+}

@@ -1,0 +1,206 @@
+/**
+ * Public types of the Bitrix24 emulator. Shapes follow /work/shared/bitrix24-protocol.md;
+ * where a field mirrors something Bitrix24 sends, its Bitrix24 name is given.
+ */
+
+/** A user of the emulated portal. */
+export interface EmulatedUser {
+  id: number;
+  /** Portal administrator (`profile.ADMIN`, `user.admin`). */
+  admin: boolean;
+  name: string;
+  lastName?: string;
+  email?: string;
+}
+
+/** App status letter sent as `status` / `auth[status]`: L local, F free, D demo, T trial, P paid. */
+export type AppStatus = 'L' | 'F' | 'D' | 'T' | 'P';
+
+/** Where the app stands on this portal. `new`: never opened; `installing`: installer shown,
+ * `BX24.installFinish()` not yet called; `installed`; `uninstalled`. */
+export type InstallState = 'new' | 'installing' | 'installed' | 'uninstalled';
+
+export interface EmulatorOptions {
+  clientId: string;
+  clientSecret: string;
+  /** Lifetime of issued access tokens. @default 3600 */
+  accessTokenTtlSec?: number;
+  /** Clock in milliseconds; tokens, `ts`, rate limiting and dates all read it. @default Date.now */
+  now?: () => number;
+  /** Port of the OAuth server listener. @default 0 (any free port) */
+  oauthPort?: number;
+}
+
+export interface PortalOptions {
+  /** 32 hex characters. @default random */
+  memberId?: string;
+  /** @default [{id:1, admin:true, name:'Admin'}, {id:2, admin:false, name:'Manager'}] */
+  users?: EmulatedUser[];
+  /** App status (`status`). @default 'L' */
+  plan?: AppStatus;
+  /** Installed app version (`app.info` VERSION, ONAPPINSTALL VERSION). @default 1 */
+  appVersion?: number;
+  /** Granted scopes, comma-separated. @default 'crm,placement,user_brief' */
+  scope?: string;
+  /** Port of this portal's listener. @default 0 (any free port) */
+  port?: number;
+  /** Start with the app already installed (as if installFinish had run). @default false */
+  installed?: boolean;
+  /** Per-delivery timeout. @default 10000 */
+  deliveryTimeoutMs?: number;
+}
+
+/** What a user's browser session in Bitrix24 holds (the iframe POST, in camelCase). */
+export interface UserAuth {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  /** Unix seconds. */
+  expires: number;
+  applicationToken: string;
+  memberId: string;
+  domain: string;
+  serverEndpoint: string;
+  clientEndpoint: string;
+  scope: string;
+  status: AppStatus;
+  userId: number;
+}
+
+export interface OAuthCallRecord {
+  method: string;
+  grantType: string | null;
+  clientId: string | null;
+  clientSecretOk: boolean;
+  refreshToken: string | null;
+  status: number;
+  at: number;
+}
+
+export interface RestCallRecord {
+  /** Lower-cased method name. */
+  method: string;
+  /** Parameters as parsed, without `auth` and the SDK's `bx24_*` telemetry. */
+  params: Record<string, unknown>;
+  /** The access token used, or null (webhook or none). */
+  auth: string | null;
+  via: 'oauth' | 'webhook';
+  userId: number | null;
+  status: number;
+  error?: string;
+  /** True for a command run inside `batch`. */
+  inBatch?: boolean;
+  at: number;
+}
+
+export interface DeliveryRecord {
+  event: string;
+  handler: string;
+  eventHandlerId: number;
+  /** HTTP status, or 0 on a network error or timeout. */
+  status: number;
+  /** The exact form-encoded body sent. */
+  body: string;
+  responseBody?: string;
+  error?: string;
+  at: number;
+  durationMs: number;
+}
+
+export interface EventBinding {
+  id: number;
+  event: string;
+  handler: string;
+  /** User id whose token goes into `auth`; 0 = the user who triggered the event. */
+  authType: number;
+  eventType: 'online' | 'offline';
+  connectorId: string;
+  options: Record<string, unknown>;
+  /** Who called `event.bind`. */
+  boundBy: number;
+}
+
+export interface PlacementBinding {
+  id: number;
+  placement: string;
+  handler: string;
+  title: string;
+  description: string;
+  groupName: string;
+  options: Record<string, unknown>;
+  userId: number;
+}
+
+export interface OutgoingWebhook {
+  id: number;
+  handler: string;
+  events: string[];
+  applicationToken: string;
+}
+
+/** A CRM record as REST returns it: string values, `ID` a string, multi-fields as arrays. */
+export type CrmItem = Record<string, unknown> & { ID: string };
+
+export interface MultiFieldValue {
+  ID: string;
+  VALUE_TYPE: string;
+  VALUE: string;
+  TYPE_ID: string;
+}
+
+export interface TimelineComment {
+  ID: string;
+  ENTITY_ID: string;
+  ENTITY_TYPE: string;
+  COMMENT: string;
+  AUTHOR_ID: string;
+  CREATED: string;
+}
+
+/** Who caused a change: a user id, or null for a robot / automation (event `auth` has no tokens). */
+export interface TriggerOptions {
+  userId?: number | null;
+  robot?: boolean;
+}
+
+export interface EntityChange {
+  id: string;
+  item: CrmItem | null;
+  deliveries: DeliveryRecord[];
+}
+
+export interface InstallOptions {
+  appUrl?: string;
+  installPath?: string;
+  userId?: number;
+  placement?: string;
+  placementOptions?: Record<string, unknown>;
+}
+
+export interface HttpResponseSummary {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface AppSettings {
+  appUrl: string;
+  /** Path of the app page (`handlers.app`). @default '/app' */
+  appPath?: string;
+  /** Path of the installer (`handlers.install`). @default '/install' */
+  installPath?: string;
+}
+
+export interface RateLimitOptions {
+  enabled: boolean;
+  /** @default 2 */
+  drainPerSec?: number;
+  /** @default 50 */
+  burst?: number;
+}
+
+export interface FailureSpec {
+  status: number;
+  error: string;
+  description?: string;
+}

@@ -1,0 +1,272 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import qs from 'qs';
+import {
+  startEmulator,
+  type BitrixEmulator,
+  type EmulatedPortal,
+} from '../emulator/bitrix-emulator.js';
+import { startRecordingReceiver, type RecordingReceiver } from '../emulator/recording-receiver.js';
+
+interface Answer {
+  status: number;
+  json: Record<string, unknown> & {
+    result?: unknown;
+    error?: string;
+    error_description?: string;
+  };
+}
+
+async function rest(base: string, method: string, params: object = {}): Promise<Answer> {
+  const res = await fetch(`${base}${method}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(params),
+  });
+  return { status: res.status, json: (await res.json()) as Answer['json'] };
+}
+
+describe('REST API of the emulated portal', () => {
+  let clock = Date.UTC(2026, 10, 27, 7, 0, 0);
+  let emu: BitrixEmulator;
+  let portal: EmulatedPortal;
+  let admin: string;
+  let manager: string;
+  let receiver: RecordingReceiver;
+  const call = (method: string, params: object = {}, auth = admin): Promise<Answer> =>
+    rest(portal.clientEndpoint, method, { ...params, auth });
+
+  beforeAll(async () => {
+    emu = await startEmulator({ clientId: 'local.abc', clientSecret: 's3cret', now: () => clock });
+    portal = await emu.addPortal({ installed: true });
+    receiver = await startRecordingReceiver();
+    admin = portal.issueUserAuth(1).accessToken;
+    manager = portal.issueUserAuth(2).accessToken;
+    for (let i = 1; i <= 120; i += 1) {
+      await portal.addDeal({ TITLE: `Deal ${i}`, STAGE_ID: i % 2 === 0 ? 'WON' : 'NEW' });
+    }
+  });
+
+  afterAll(async () => {
+    await emu.close();
+    await receiver.close();
+  });
+
+  it('accepts double slashes, .json suffixes, any case and a Bearer header', async () => {
+    const viaSdkPath = await rest(`${portal.url}/rest//`, 'profile', { auth: admin });
+    expect(viaSdkPath.json.result).toEqual(expect.objectContaining({ ID: '1', ADMIN: true }));
+    const res = await fetch(`${portal.clientEndpoint}USER.Admin.json`, {
+      headers: { Authorization: `Bearer ${manager}` },
+    });
+    expect(await res.json()).toEqual(expect.objectContaining({ result: false }));
+  });
+
+  it('answers 404 ERROR_METHOD_NOT_FOUND for an unknown method and 401 without auth', async () => {
+    expect((await call('crm.nothing.here')).status).toBe(404);
+    const none = await rest(portal.clientEndpoint, 'profile');
+    expect(none.status).toBe(401);
+    expect(none.json.error).toBe('NO_AUTH_FOUND');
+    const garbage = await call('profile', {}, 'not-a-token');
+    expect(garbage.json.error).toBe('invalid_token');
+  });
+
+  it('answers crm.deal.get for a missing deal with 400 and an empty error code', async () => {
+    const res = await call('crm.deal.get', { id: 99999 });
+    expect(res.status).toBe(400);
+    expect(res.json).toEqual({ error: '', error_description: 'Not found' });
+  });
+
+  it('pages crm.deal.list by 50 with total and next, filters by prefix and skips the count for start=-1', async () => {
+    const page = await call('crm.deal.list', {
+      filter: { '>ID': 10, '=STAGE_ID': 'WON' },
+      order: { ID: 'ASC' },
+      select: ['ID', 'STAGE_ID'],
+    });
+    expect(page.json['total']).toBe(55);
+    expect(page.json['next']).toBe(50);
+    const rows = page.json.result as Array<Record<string, string>>;
+    expect(rows).toHaveLength(50);
+    expect(rows[0]).toEqual({ ID: '12', STAGE_ID: 'WON' });
+    const fast = await call('crm.deal.list', { filter: { '>ID': 100 }, start: -1 });
+    expect(fast.json['total']).toBeUndefined();
+    expect((fast.json.result as unknown[]).length).toBe(20);
+  });
+
+  it('fires ONCRMDEALUPDATE with the calling user after crm.deal.update', async () => {
+    await call('event.bind', { event: 'ONCRMDEALUPDATE', handler: `${receiver.url}/events` });
+    const res = await call('crm.deal.update', { id: 3, fields: { STAGE_ID: 'WON' } }, manager);
+    expect(res.json.result).toBe(true);
+    await portal.whenIdle();
+    const body = qs.parse(receiver.requests.at(-1)?.body ?? '') as {
+      data: unknown;
+      auth: Record<string, string>;
+    };
+    expect(body.data).toEqual({ FIELDS: { ID: '3' } });
+    expect(body.auth['user_id']).toBe('2');
+  });
+
+  it('rejects a duplicate event.bind with ERROR_CORE and an unknown event with ERROR_EVENT_NOT_FOUND', async () => {
+    const handler = `${receiver.url}/dup`;
+    expect((await call('event.bind', { event: 'onCrmDealAdd', handler })).json.result).toBe(true);
+    const dup = await call('event.bind', { event: 'ONCRMDEALADD', handler });
+    expect(dup.status).toBe(400);
+    expect(dup.json).toEqual({
+      error: 'ERROR_CORE',
+      error_description: 'Unable to set event handler: Handler already binded',
+    });
+    const other = await call('event.bind', { event: 'ONCRMDEALADD', handler, auth_type: 1 });
+    expect(other.json.result).toBe(true);
+    const unknown = await call('event.bind', { event: 'ONCRMDEALSTAGEID', handler });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toBe('ERROR_EVENT_NOT_FOUND');
+  });
+
+  it('lists bindings with event.get and refuses a non-admin binding for someone else', async () => {
+    const list = await call('event.get');
+    expect(list.json.result).toEqual(
+      expect.arrayContaining([
+        { event: 'ONCRMDEALADD', handler: `${receiver.url}/dup`, auth_type: '0', offline: 0 },
+        { event: 'ONCRMDEALADD', handler: `${receiver.url}/dup`, auth_type: '1', offline: 0 },
+      ]),
+    );
+    const denied = await call(
+      'event.bind',
+      { event: 'ONCRMDEALADD', handler: `${receiver.url}/x`, auth_type: 1 },
+      manager,
+    );
+    expect(denied.status).toBe(403);
+    expect(denied.json.error).toBe('ACCESS_DENIED');
+  });
+
+  it('guards placement.bind: DEFAULT is an argument error, duplicates are ERROR_CORE, non-admins are denied', async () => {
+    const handler = `${receiver.url}/tab`;
+    const def = await call('placement.bind', { PLACEMENT: 'DEFAULT', HANDLER: handler });
+    expect(def.json.error).toBe('ERROR_ARGUMENT');
+    const params = { PLACEMENT: 'CRM_DEAL_DETAIL_TAB', HANDLER: handler, TITLE: 'Hooks' };
+    expect((await call('placement.bind', params)).json.result).toBe(true);
+    const dup = await call('placement.bind', params);
+    expect(dup.json.error_description).toBe(
+      'Unable to set placement handler: Handler already binded',
+    );
+    expect((await call('placement.bind', params, manager)).status).toBe(403);
+    expect(portal.placements).toHaveLength(1);
+  });
+
+  it('runs batch commands keyed by name, with results, errors, totals and next', async () => {
+    const res = await call('batch', {
+      halt: 0,
+      cmd: {
+        deal: 'crm.deal.get?id=1',
+        missing: 'crm.deal.get?id=99999',
+        list: 'crm.deal.list?filter[STAGE_ID]=WON&select[]=ID',
+        title: 'crm.deal.get?id=$result[deal][ID]',
+      },
+    });
+    const r = res.json.result as Record<string, Record<string, unknown>>;
+    expect(Object.keys(r['result'] ?? {})).toEqual(['deal', 'list', 'title']);
+    expect(r['result_error']).toEqual({ missing: { error: '', error_description: 'Not found' } });
+    expect(r['result_total']).toEqual({ list: 61 });
+    expect(r['result_next']).toEqual({ list: 50 });
+    expect(Object.keys(r['result_time'] ?? {})).toEqual(['deal', 'list', 'title']);
+  });
+
+  it('stops a halting batch at the first error and forbids nested batch', async () => {
+    const res = await call('batch', {
+      halt: 1,
+      cmd: { a: 'crm.deal.get?id=99999', b: 'crm.deal.get?id=1', c: 'batch' },
+    });
+    const r = res.json.result as Record<string, unknown>;
+    expect(r['result']).toEqual([]);
+    expect(Object.keys(r['result_error'] as object)).toEqual(['a']);
+    const nested = await call('batch', { cmd: { n: 'batch?cmd[x]=profile' } });
+    const errors = (nested.json.result as Record<string, Record<string, { error: string }>>)[
+      'result_error'
+    ];
+    expect(errors?.['n']?.error).toBe('ERROR_BATCH_METHOD_NOT_ALLOWED');
+  });
+
+  it('rejects a batch of more than 50 commands with ERROR_BATCH_LENGTH_EXCEEDED', async () => {
+    const cmd = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`c${i}`, 'profile']));
+    const res = await call('batch', { cmd });
+    expect(res.status).toBe(400);
+    expect(res.json.error).toBe('ERROR_BATCH_LENGTH_EXCEEDED');
+  });
+
+  it('applies the leaky bucket: 60 immediate calls overflow it and calls pass again after draining', async () => {
+    portal.setRateLimit({ enabled: true });
+    const answers = await Promise.all(Array.from({ length: 60 }, () => call('profile')));
+    const limited = answers.filter((a) => a.status === 503);
+    expect(limited).toHaveLength(10);
+    expect(limited[0]?.json).toEqual({
+      error: 'QUERY_LIMIT_EXCEEDED',
+      error_description: 'Too many requests',
+    });
+    expect(portal.rateLimitHits).toBe(10);
+    expect((await call('profile')).status).toBe(503);
+    clock += 5_000; // drains 10 at 2 per second
+    const after = await Promise.all(Array.from({ length: 10 }, () => call('profile')));
+    expect(after.every((a) => a.status === 200)).toBe(true);
+    expect((await call('profile')).status).toBe(503);
+    portal.setRateLimit({ enabled: false });
+  });
+
+  it('counts a batch of 50 commands as one request against the limit', async () => {
+    portal.setRateLimit({ enabled: true, burst: 2 });
+    const cmd = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`c${i}`, 'profile']));
+    expect((await call('batch', { cmd })).status).toBe(200);
+    expect((await call('profile')).status).toBe(200);
+    expect((await call('profile')).status).toBe(503);
+    portal.setRateLimit({ enabled: false });
+  });
+
+  it('serves inbound webhook calls and refuses event.bind through them with WRONG_AUTH_TYPE', async () => {
+    const hook = portal.createInboundWebhook(2);
+    const deal = await rest(hook, 'crm.deal.get.json', { id: 2 });
+    expect((deal.json.result as { ID: string }).ID).toBe('2');
+    const bind = await rest(hook, 'event.bind', {
+      event: 'ONCRMDEALADD',
+      handler: `${receiver.url}/hook`,
+    });
+    expect(bind.status).toBe(403);
+    expect(bind.json.error).toBe('WRONG_AUTH_TYPE');
+    const wrong = await rest(hook.replace(/\/[0-9a-f]+\/$/, '/deadbeef/'), 'profile');
+    expect(wrong.json.error).toBe('NO_AUTH_FOUND');
+    expect(portal.calls.at(-2)).toMatchObject({ method: 'event.bind', via: 'webhook', userId: 2 });
+  });
+
+  it('injects failures with failNext, also inside batch', async () => {
+    portal.failNext(
+      'crm.deal.get',
+      { status: 500, error: 'INTERNAL_SERVER_ERROR', description: 'boom' },
+      2,
+    );
+    expect((await call('crm.deal.get', { id: 1 })).status).toBe(500);
+    const batch = await call('batch', { cmd: { a: 'crm.deal.get?id=1' } });
+    const r = batch.json.result as Record<string, Record<string, { error: string }>>;
+    expect(r['result_error']?.['a']?.error).toBe('INTERNAL_SERVER_ERROR');
+    expect((await call('crm.deal.get', { id: 1 })).status).toBe(200);
+  });
+
+  it('stores crm.timeline.comment.add comments on the deal', async () => {
+    const res = await call('crm.timeline.comment.add', {
+      fields: { ENTITY_ID: 5, ENTITY_TYPE: 'deal', COMMENT: 'Invoice sent' },
+    });
+    expect(typeof res.json.result).toBe('number');
+    expect(portal.timeline.at(-1)).toMatchObject({
+      ENTITY_ID: '5',
+      ENTITY_TYPE: 'deal',
+      COMMENT: 'Invoice sent',
+      AUTHOR_ID: '1',
+    });
+  });
+
+  it('returns contacts with Bitrix multi-field phones', async () => {
+    const { id } = await portal.addContact({
+      NAME: 'Ada',
+      PHONE: [{ VALUE: '+15550100', VALUE_TYPE: 'WORK' }],
+    });
+    const res = await call('crm.contact.get', { id });
+    expect((res.json.result as Record<string, unknown>)['PHONE']).toEqual([
+      { ID: expect.any(String), VALUE_TYPE: 'WORK', VALUE: '+15550100', TYPE_ID: 'PHONE' },
+    ]);
+  });
+});
