@@ -38,6 +38,8 @@ export interface Config {
   };
   /** `B24_IP_ALLOWLIST`: CIDRs (or the word `bitrix24`) allowed to post events; empty = off. */
   readonly ipAllowlist: readonly string[];
+  /** `B24_IP_LIST_URLS`: where the `bitrix24` allowlist entry reads the sender lists. */
+  readonly ipListUrls: readonly string[] | undefined;
   /** `TRUST_PROXY`: Express trust-proxy setting (hops count, `true`, or CIDR list). */
   readonly trustProxy: boolean | number | string;
   readonly sessionSecret: string;
@@ -274,6 +276,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       jsSdkUrl: url('B24_JS_SDK_URL', 'https://api.bitrix24.com/api/v1/') ?? '',
     },
     ipAllowlist,
+    ipListUrls: list(env.B24_IP_LIST_URLS),
     trustProxy,
     sessionSecret,
     tokenEncryptionKey,

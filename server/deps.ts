@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './lib/logger.js';
 import { projectRoot } from './lib/project-root.js';
 import { loadManifest, type Manifest } from './manifest.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { createPortalDirectory, type PortalDirectory } from './portal-directory.js';
 
 /** Everything the app, the worker and the CLI share. Built once by `createDeps`. */
 export interface Deps {
@@ -18,6 +19,8 @@ export interface Deps {
   readonly box: SecretBox;
   readonly manifest: Manifest;
   readonly metrics: Metrics;
+  /** Cached portal lookups by member_id; call `invalidate` after changing a portal. */
+  readonly portals: PortalDirectory;
   /** Repository root: views/, placement/, manifest.json. */
   readonly root: string;
   /** Closes what createDeps opened. */
@@ -38,11 +41,13 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const root = projectRoot();
   const db = overrides.db ?? openDb(config.database);
   if (!overrides.skipMigrations) await migrateToLatest(db);
+  const clock = overrides.clock ?? systemClock;
   return {
     config,
     db,
     logger: overrides.logger ?? createLogger(config.logLevel),
-    clock: overrides.clock ?? systemClock,
+    clock,
+    portals: createPortalDirectory(db, Date.now),
     box: createSecretBox(config.tokenEncryptionKey),
     manifest: overrides.manifest ?? loadManifest(root),
     metrics: overrides.metrics ?? createMetrics({ defaultMetrics: true }),

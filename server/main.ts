@@ -1,8 +1,9 @@
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 import { ConfigError } from './lib/errors.js';
-import { appParts } from './routes/index.js';
+import { appParts, createServices } from './routes/index.js';
 import { ensureSecrets } from './secrets.js';
+import { threadWriter } from './intake/writer.js';
 import { buildListener, listen } from './start.js';
 import path from 'node:path';
 
@@ -12,7 +13,14 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
   const config = loadConfig(env, ensureSecrets(dataDir, env));
   const deps = await createDeps(config);
-  const running = await listen(deps, buildListener(deps, appParts(deps)));
+  // SQLite writes of the intake run on their own thread so fsyncs never stall requests.
+  const intakeWriter =
+    config.database.client === 'sqlite'
+      ? threadWriter(config.database, new URL('./intake/writer-thread.js', import.meta.url))
+      : undefined;
+  const services = createServices(deps, { intakeWriter });
+  services.intake.allowlist.start();
+  const running = await listen(deps, buildListener(deps, appParts(deps, services)));
   const { handlers, placements } = deps.manifest;
   const base = config.appUrl;
   deps.logger.info({ url: running.url, appUrl: base }, 'b24hooks listening');
@@ -43,6 +51,7 @@ async function main(): Promise<void> {
     const timer = setTimeout(() => process.exit(1), 30_000);
     timer.unref();
     await running.close();
+    await services.intake.close();
     await deps.close();
     process.exit(0);
   };

@@ -47,6 +47,11 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('ts').nullable();
     /** The delivery with every token masked. */
     t.text('body').nullable();
+    /**
+     * Delivered tokens, encrypted, kept only while the event is `unverified` (they are needed
+     * to verify it once the portal's application token is known), then erased.
+     */
+    t.text('auth_enc').nullable();
     /** Identical deliveries share it: sha256(member, event, data, ts). */
     t.string('dedupe_key', 64).nullable().unique();
     t.integer('duplicates').notNullable().defaultTo(0);

@@ -24,6 +24,7 @@ export interface EventRow {
   entity_id: string | null;
   ts: number | null;
   body: string | null;
+  auth_enc: string | null;
   dedupe_key: string | null;
   duplicates: number;
   status: EventStatus;
@@ -178,4 +179,39 @@ export async function statusFigures(
     f.p95ProcessingMs = Math.round(Number(p?.d ?? 0));
   }
   return f;
+}
+
+/** Events of a portal waiting for its application token, oldest first. */
+export async function listUnverified(
+  db: Knex,
+  portalId: number,
+  limit = 1000,
+): Promise<EventRow[]> {
+  const rows = (await db('events')
+    .where({ portal_id: portalId, status: 'unverified' })
+    .orderBy('id')
+    .limit(limit)) as Record<string, unknown>[];
+  return rows.map(normaliseEvent);
+}
+
+/** Updates one event's status fields (never its body). */
+export async function updateEvent(
+  db: Knex,
+  id: number,
+  values: Partial<
+    Pick<
+      EventRow,
+      | 'status'
+      | 'reject_reason'
+      | 'auth_enc'
+      | 'attempts'
+      | 'last_error'
+      | 'processing_started_at'
+      | 'processed_at'
+      | 'entity_type'
+      | 'entity_id'
+    >
+  >,
+): Promise<void> {
+  await db('events').where({ id }).update(values);
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { buildListener } from '../../server/start.js';
-import { appParts } from '../../server/routes/index.js';
+import { appParts, createServices } from '../../server/routes/index.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
 describe('foundation', () => {
@@ -35,14 +35,16 @@ describe('foundation', () => {
   });
 
   it('answers /healthz with JSON while the database answers', async () => {
-    const res = await request(buildListener(t.deps, appParts(t.deps))).get('/healthz');
+    const res = await request(buildListener(t.deps, appParts(t.deps, createServices(t.deps)))).get(
+      '/healthz',
+    );
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'ok', database: 'ok' });
   });
 
   it('answers /healthz with 503 when the database is gone', async () => {
     const other = await createTestDeps();
-    const listener = buildListener(other.deps, appParts(other.deps));
+    const listener = buildListener(other.deps, appParts(other.deps, createServices(other.deps)));
     await other.deps.db.destroy();
     const res = await request(listener).get('/healthz');
     expect(res.status).toBe(503);
@@ -50,7 +52,7 @@ describe('foundation', () => {
   });
 
   it('protects /metrics with METRICS_TOKEN', async () => {
-    const listener = buildListener(t.deps, appParts(t.deps));
+    const listener = buildListener(t.deps, appParts(t.deps, createServices(t.deps)));
     expect((await request(listener).get('/metrics')).status).toBe(401);
     expect(
       (await request(listener).get('/metrics').set('Authorization', 'Bearer wrong')).status,
@@ -63,7 +65,9 @@ describe('foundation', () => {
   });
 
   it('answers unknown paths with 404', async () => {
-    const res = await request(buildListener(t.deps, appParts(t.deps))).get('/nope');
+    const res = await request(buildListener(t.deps, appParts(t.deps, createServices(t.deps)))).get(
+      '/nope',
+    );
     expect(res.status).toBe(404);
   });
 });

@@ -1,0 +1,53 @@
+/** What an event is about, from its name and `data` (protocol §4.3). */
+export interface EntityRef {
+  type: string | null;
+  id: string | null;
+}
+
+const CRM_TYPES: ReadonlyArray<[string, string]> = [
+  ['ONCRMDEALRECURRING', 'deal_recurring'],
+  ['ONCRMDEAL', 'deal'],
+  ['ONCRMLEAD', 'lead'],
+  ['ONCRMCONTACT', 'contact'],
+  ['ONCRMCOMPANY', 'company'],
+  ['ONCRMQUOTE', 'quote'],
+  ['ONCRMINVOICE', 'invoice'],
+  ['ONCRMACTIVITY', 'activity'],
+  ['ONCRMTIMELINECOMMENT', 'timeline_comment'],
+  ['ONTASKCOMMENT', 'task_comment'],
+  ['ONTASK', 'task'],
+  ['ONAPP', 'app'],
+];
+
+const idOf = (v: unknown): string | null => {
+  if (typeof v === 'string' && /^[A-Za-z0-9_-]{1,32}$/.test(v) && v !== 'undefined') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return null;
+};
+
+const field = (data: Record<string, unknown>, block: string, key: string): unknown => {
+  const b = data[block];
+  return typeof b === 'object' && b !== null ? (b as Record<string, unknown>)[key] : undefined;
+};
+
+export function entityOf(event: string, data: Record<string, unknown>): EntityRef {
+  const name = event.toUpperCase();
+  if (name.startsWith('ONCRMDYNAMICITEM')) {
+    const typeId = idOf(field(data, 'FIELDS', 'ENTITY_TYPE_ID')) ?? /_(\d+)$/.exec(name)?.[1];
+    return {
+      type: typeId ? `dynamic:${typeId}` : 'dynamic',
+      id: idOf(field(data, 'FIELDS', 'ID')),
+    };
+  }
+  for (const [prefix, type] of CRM_TYPES) {
+    if (!name.startsWith(prefix)) continue;
+    if (type === 'app') return { type, id: null };
+    if (type === 'task' || type === 'task_comment') {
+      const id =
+        idOf(field(data, 'FIELDS_AFTER', 'ID')) ?? idOf(field(data, 'FIELDS_BEFORE', 'ID'));
+      return { type, id };
+    }
+    return { type, id: idOf(field(data, 'FIELDS', 'ID')) };
+  }
+  return { type: null, id: idOf(field(data, 'FIELDS', 'ID')) };
+}

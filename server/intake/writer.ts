@@ -1,0 +1,61 @@
+import { Worker } from 'node:worker_threads';
+import type { Knex } from 'knex';
+import type { DbTarget } from '../../db/connect.js';
+import { writeIntakeBatch, type IntakeOutcome, type IntakeRow } from '../../db/stores/intake.js';
+
+/** Writes one group-commit batch; resolves once it is committed. */
+export interface BatchWriter {
+  write(rows: IntakeRow[], now: number): Promise<IntakeOutcome[]>;
+  close(): Promise<void>;
+}
+
+/** Writes on the caller's own knex (PostgreSQL, and tests under ts-jest). */
+export function inlineWriter(db: Knex): BatchWriter {
+  return { write: (rows, now) => writeIntakeBatch(db, rows, now), close: async () => undefined };
+}
+
+type Reply = { id: number; outcomes?: IntakeOutcome[]; error?: string };
+
+/**
+ * Writes on a dedicated thread with its own SQLite connection. better-sqlite3 is synchronous,
+ * so on the main thread every insert and fsync would stall request handling; on its own
+ * thread the next batch is parsed and verified while this one is written.
+ */
+export function threadWriter(target: DbTarget, workerFile: URL): BatchWriter {
+  const worker = new Worker(workerFile, { workerData: { target } });
+  worker.unref();
+  const waiting = new Map<number, { resolve(o: IntakeOutcome[]): void; reject(e: Error): void }>();
+  let seq = 0;
+  let failed: Error | undefined;
+  const failAll = (e: Error) => {
+    failed = e;
+    for (const w of waiting.values()) w.reject(e);
+    waiting.clear();
+  };
+  worker.on('message', (m: Reply) => {
+    const w = waiting.get(m.id);
+    if (!w) return;
+    waiting.delete(m.id);
+    if (m.outcomes) w.resolve(m.outcomes);
+    else w.reject(new Error(m.error ?? 'intake writer failed'));
+  });
+  worker.on('error', (e) => failAll(e));
+  worker.on('exit', (code) => failAll(new Error(`intake writer thread exited (${code})`)));
+  return {
+    write(rows, now) {
+      if (failed) return Promise.reject(failed);
+      const id = ++seq;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker.ref();
+        worker.postMessage({ id, rows, now });
+      }).finally(() => {
+        if (waiting.size === 0) worker.unref();
+      }) as Promise<IntakeOutcome[]>;
+    },
+    async close() {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
+}

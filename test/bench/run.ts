@@ -1,0 +1,18 @@
+import { intakeBench } from './intake.js';
+
+/** `npm run bench -- <name> [--duration S] [--connections N]` */
+const [name = 'intake', ...rest] = process.argv.slice(2);
+const flag = (n: string, def: number) => {
+  const i = rest.indexOf(`--${n}`);
+  return i >= 0 ? Number(rest[i + 1]) : def;
+};
+const benches: Record<string, () => Promise<void>> = {
+  intake: () =>
+    intakeBench({ durationSec: flag('duration', 10), connections: flag('connections', 50) }),
+};
+const bench = benches[name];
+if (!bench) {
+  process.stderr.write(`unknown benchmark "${name}"; known: ${Object.keys(benches).join(', ')}\n`);
+  process.exit(2);
+}
+await bench();

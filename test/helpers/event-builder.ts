@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import type { Deps } from '../../server/deps.js';
+import { upsertPortal, type PortalRow } from '../../db/stores/portals.js';
+import { buildEventAuth, buildEventBody } from '../emulator/event-body.js';
+import type { PhpValue } from '../emulator/php-form.js';
+
+export interface TestPortal {
+  memberId: string;
+  domain: string;
+  applicationToken: string;
+  row: PortalRow;
+}
+
+/** Stores an installed portal directly (for intake tests that do not need the install flow). */
+export async function seedPortal(
+  deps: Deps,
+  opts: {
+    memberId?: string;
+    domain?: string;
+    applicationToken?: string | null;
+    status?: PortalRow['status'];
+  } = {},
+): Promise<TestPortal> {
+  const memberId = opts.memberId ?? randomBytes(16).toString('hex');
+  const domain = opts.domain ?? `${memberId.slice(0, 8)}.bitrix24.com`;
+  const applicationToken =
+    opts.applicationToken === undefined ? randomBytes(16).toString('hex') : opts.applicationToken;
+  const row = await upsertPortal(deps.db, {
+    member_id: memberId,
+    domain,
+    client_endpoint: `https://${domain}/rest/`,
+    server_endpoint: 'https://oauth.bitrix.info/rest/',
+    status: opts.status ?? 'installed',
+    application_token_digest: applicationToken ? deps.box.digest(applicationToken) : null,
+    updated_at: deps.clock.now().getTime(),
+  });
+  deps.portals.invalidate(memberId);
+  return { memberId, domain, applicationToken: applicationToken ?? '', row };
+}
+
+/** A delivery exactly as Bitrix24 encodes it (protocol §4.2), built by the emulator's encoder. */
+export function eventBody(opts: {
+  portal: { memberId: string; domain: string; applicationToken: string };
+  event?: string;
+  id?: string | number;
+  data?: PhpValue;
+  ts?: number;
+  applicationToken?: string;
+  accessToken?: string | null;
+}): string {
+  const accessToken =
+    opts.accessToken === undefined ? `at-${randomBytes(12).toString('hex')}` : opts.accessToken;
+  const ts = opts.ts ?? 1764237600;
+  return buildEventBody({
+    event: opts.event ?? 'ONCRMDEALUPDATE',
+    eventHandlerId: 58,
+    data: opts.data ?? { FIELDS: { ID: String(opts.id ?? 1) } },
+    ts,
+    auth: buildEventAuth({
+      domain: opts.portal.domain,
+      clientEndpoint: `https://${opts.portal.domain}/rest/`,
+      serverEndpoint: 'https://oauth.bitrix.info/rest/',
+      memberId: opts.portal.memberId,
+      applicationToken: opts.applicationToken ?? opts.portal.applicationToken,
+      scope: 'crm,placement,user_brief',
+      status: 'L',
+      tokens: accessToken ? { accessToken, expires: ts + 3600, expiresIn: 3600, userId: 1 } : null,
+    }),
+  });
+}

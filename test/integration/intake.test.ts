@@ -1,0 +1,334 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { appParts, createServices, type Services } from '../../server/routes/index.js';
+import { buildListener } from '../../server/start.js';
+import { resolveUnverified } from '../../server/intake/reverify.js';
+import { REJECTED_LOG_BUDGET_PER_MINUTE } from '../../server/intake/intake.js';
+import { updatePortal } from '../../db/stores/portals.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+const PATH = '/b24/events';
+
+describe('event intake', () => {
+  let t: TestDeps;
+  let services: Services;
+  let listener: ReturnType<typeof buildListener>;
+  let portal: TestPortal;
+
+  const post = (body: string, type = FORM) =>
+    request(listener).post(PATH).set('Content-Type', type).send(body);
+  const events = () => t.deps.db('events').orderBy('id');
+  const jobs = () => t.deps.db('jobs').orderBy('id');
+
+  beforeEach(async () => {
+    t = await createTestDeps({ BODY_LIMIT: '8kb' });
+    services = createServices(t.deps);
+    listener = buildListener(t.deps, appParts(t.deps, services));
+    portal = await seedPortal(t.deps);
+  });
+  afterEach(async () => {
+    await services.intake.drain();
+    await t.close();
+  });
+
+  it('stores a genuine delivery and its job before answering 200', async () => {
+    const res = await post(eventBody({ portal, id: 759 }));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ ok: true });
+    const [ev] = await events();
+    expect(ev).toMatchObject({
+      event: 'ONCRMDEALUPDATE',
+      entity_type: 'deal',
+      entity_id: '759',
+      status: 'received',
+      member_id: portal.memberId,
+      portal_id: portal.row.id,
+    });
+    const [job] = await jobs();
+    expect(job).toMatchObject({
+      type: 'process_event',
+      status: 'pending',
+      event_id: ev.id,
+      entity_key: `${portal.row.id}:deal:759`,
+    });
+  });
+
+  it('answers an identical repeat 200 and counts it on the original without a second job', async () => {
+    const body = eventBody({ portal, id: 5, accessToken: 'same-token' });
+    expect((await post(body)).status).toBe(200);
+    const again = await post(body);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ ok: true, duplicate: true });
+    const rows = await events();
+    expect(rows).toHaveLength(1);
+    expect(rows[0].duplicates).toBe(1);
+    expect(await jobs()).toHaveLength(1);
+  });
+
+  it('counts concurrent identical deliveries once', async () => {
+    const body = eventBody({ portal, id: 6 });
+    const res = await Promise.all(Array.from({ length: 5 }, () => post(body)));
+    expect(res.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const rows = await events();
+    expect(rows).toHaveLength(1);
+    expect(rows[0].duplicates).toBe(4);
+  });
+
+  it('treats a later update of the same deal (another ts) as a new event', async () => {
+    await post(eventBody({ portal, id: 7, ts: 1000 }));
+    await post(eventBody({ portal, id: 7, ts: 1001 }));
+    expect(await events()).toHaveLength(2);
+  });
+
+  it('answers 413 over BODY_LIMIT, by header and by streamed size', async () => {
+    const big = eventBody({ portal, data: { FIELDS: { ID: '1', X: 'y'.repeat(9000) } } });
+    expect((await post(big)).status).toBe(413);
+    // Chunked: no content-length header.
+    const status = await new Promise<number>((resolve, reject) => {
+      const server = http.createServer(listener).listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        const req = http.request(
+          {
+            port,
+            host: '127.0.0.1',
+            method: 'POST',
+            path: PATH,
+            headers: { 'content-type': FORM, 'transfer-encoding': 'chunked' },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => server.close(() => resolve(res.statusCode ?? 0)));
+          },
+        );
+        req.on('error', reject);
+        for (let i = 0; i < 10; i++) req.write('a'.repeat(1000));
+        req.end();
+      });
+    });
+    expect(status).toBe(413);
+    expect(await events()).toHaveLength(0);
+  });
+
+  it('answers 413 before 415 when both apply', async () => {
+    expect((await post('x'.repeat(9000), 'application/json')).status).toBe(413);
+  });
+
+  it('answers 415 for another content type', async () => {
+    expect((await post(JSON.stringify({ event: 'X' }), 'application/json')).status).toBe(415);
+    expect((await post(eventBody({ portal }), 'text/plain')).status).toBe(415);
+  });
+
+  it('accepts the form content type with a charset', async () => {
+    expect((await post(eventBody({ portal }), `${FORM}; charset=UTF-8`)).status).toBe(200);
+  });
+
+  it('answers 400 with a short reason for malformed bodies', async () => {
+    const cases = [
+      '',
+      'event=ONCRMDEALUPDATE',
+      'auth[member_id]=x',
+      `event=bad name&auth[member_id]=${portal.memberId}`,
+      `event=ONCRMDEALUPDATE&auth=flat&x=1`,
+      `event=ONCRMDEALUPDATE&auth[member_id]=${portal.memberId}&ts=yesterday`,
+      `event=ONCRMDEALUPDATE&auth[member_id]=${portal.memberId}&data[a][b][c][d][e][f][g][h]=1`,
+      `event=ONCRMDEALUPDATE&auth[member_id]=${portal.memberId}&` +
+        Array.from({ length: 600 }, (_, i) => `p${i}=1`).join('&'),
+    ];
+    for (const body of cases) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(typeof res.body.error).toBe('string');
+    }
+    expect(await events()).toHaveLength(0);
+  });
+
+  it('answers 401 for an unknown portal and logs the attempt as rejected', async () => {
+    const res = await post(eventBody({ portal: { ...portal, memberId: 'f'.repeat(32) } }));
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ error: 'unauthorized' });
+    const [ev] = await events();
+    expect(ev).toMatchObject({ status: 'rejected', reject_reason: 'unknown_portal' });
+    expect(await jobs()).toHaveLength(0);
+  });
+
+  it('answers 401 for a wrong application_token', async () => {
+    expect((await post(eventBody({ portal, applicationToken: 'forged-token' }))).status).toBe(401);
+    const [ev] = await events();
+    expect(ev).toMatchObject({ status: 'rejected', reject_reason: 'token_mismatch' });
+  });
+
+  it('answers 401 for an uninstalled portal', async () => {
+    await updatePortal(t.deps.db, portal.row.id, { status: 'uninstalled' });
+    t.deps.portals.invalidate(portal.memberId);
+    expect((await post(eventBody({ portal }))).status).toBe(401);
+  });
+
+  it('bounds the rejected log: past the per-minute budget only the counter grows', async () => {
+    const forged = { ...portal, memberId: 'e'.repeat(32) };
+    const n = REJECTED_LOG_BUDGET_PER_MINUTE + 40;
+    for (let i = 0; i < n; i += 20) {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, j) => post(eventBody({ portal: forged, id: i + j }))),
+      );
+    }
+    const stored = Number((await t.deps.db('events').count({ n: '*' }).first())?.n);
+    expect(stored).toBeLessThanOrEqual(REJECTED_LOG_BUDGET_PER_MINUTE);
+    const metrics = await t.deps.metrics.registry.getSingleMetricAsString(
+      'b24hooks_events_rejected_total',
+    );
+    expect(metrics).toContain(`reason="unknown_portal"} ${n}`);
+  });
+
+  it('stores deliveries that arrive before the application token as unverified, then verifies them', async () => {
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const realToken = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    const genuine = { ...early, applicationToken: realToken };
+    expect((await post(eventBody({ portal: genuine, id: 1 }))).status).toBe(200);
+    expect(
+      (await post(eventBody({ portal: { ...early, applicationToken: 'forged' }, id: 2 }))).status,
+    ).toBe(200);
+    let rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    expect(rows.map((r) => r.status)).toEqual(['unverified', 'unverified']);
+    expect(rows.every((r) => r.auth_enc && !String(r.auth_enc).includes(realToken))).toBe(true);
+    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toHaveLength(0);
+
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(realToken),
+    });
+    expect(await resolveUnverified(t.deps, early.row.id)).toEqual({ verified: 1, rejected: 1 });
+    rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    expect(rows.map((r) => [r.entity_id, r.status, r.auth_enc])).toEqual([
+      ['1', 'received', null],
+      ['2', 'rejected', null],
+    ]);
+    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toEqual([
+      expect.objectContaining({ event_id: rows[0].id, type: 'process_event' }),
+    ]);
+  });
+
+  it('keeps ONAPPINSTALL with a changed token as unverified with a job to prove it', async () => {
+    const res = await post(
+      eventBody({
+        portal,
+        event: 'ONAPPINSTALL',
+        data: { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+        applicationToken: 'new-token-after-reinstall',
+      }),
+    );
+    expect(res.status).toBe(200);
+    const [ev] = await events();
+    expect(ev).toMatchObject({ status: 'unverified', entity_type: 'app' });
+    expect(await jobs()).toEqual([expect.objectContaining({ type: 'lifecycle', event_id: ev.id })]);
+  });
+
+  it('never writes an event token in clear to the database file', async () => {
+    const accessToken = 'secret-access-token-0123456789abcdef';
+    await post(eventBody({ portal, id: 1, accessToken }));
+    await post(
+      eventBody({
+        portal: { ...portal, applicationToken: 'forged-application-token-xyz' },
+        id: 2,
+        accessToken,
+      }),
+    );
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    await post(
+      eventBody({
+        portal: { ...early, applicationToken: 'early-application-token-abc' },
+        id: 3,
+        accessToken,
+      }),
+    );
+    await t.deps.db.raw('pragma wal_checkpoint(FULL)');
+    const bytes = Buffer.concat(
+      [t.dbFile, `${t.dbFile}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)),
+    ).toString('latin1');
+    for (const secret of [
+      accessToken,
+      portal.applicationToken,
+      'forged-application-token-xyz',
+      'early-application-token-abc',
+    ]) {
+      expect(bytes).not.toContain(secret);
+    }
+    expect(t.logs.text()).not.toContain(accessToken);
+    expect(t.logs.text()).not.toContain(portal.applicationToken);
+  });
+
+  it('counts received, rejected, unverified and duplicates in /metrics', async () => {
+    const body = eventBody({ portal, id: 9 });
+    await post(body);
+    await post(body);
+    await post(eventBody({ portal, applicationToken: 'nope' }));
+    const text = (await request(listener).get('/metrics')).text;
+    expect(text).toMatch(
+      new RegExp(
+        `b24hooks_events_received_total\\{portal="${portal.memberId}",event="ONCRMDEALUPDATE"\\} 1`,
+      ),
+    );
+    expect(text).toMatch(/b24hooks_events_duplicate_total\{portal="[0-9a-f]+"\} 1/);
+    expect(text).toMatch(/b24hooks_events_rejected_total\{reason="token_mismatch"\} 1/);
+  });
+});
+
+describe('event intake IP allowlist', () => {
+  const opened: TestDeps[] = [];
+  afterAll(async () => {
+    for (const t of opened) await t.close();
+  });
+
+  async function setup(env: Record<string, string>) {
+    const t = await createTestDeps(env);
+    opened.push(t);
+    const services = createServices(t.deps);
+    const listener = buildListener(t.deps, appParts(t.deps, services));
+    const portal = await seedPortal(t.deps);
+    const post = () =>
+      request(listener).post(PATH).set('Content-Type', FORM).send(eventBody({ portal }));
+    return { t, services, post };
+  }
+
+  it('refuses senders outside the CIDRs with 403', async () => {
+    const { post } = await setup({ B24_IP_ALLOWLIST: '10.0.0.0/8' });
+    expect((await post()).status).toBe(403);
+  });
+
+  it('admits senders inside the CIDRs', async () => {
+    const { post } = await setup({ B24_IP_ALLOWLIST: '10.0.0.0/8,127.0.0.0/8' });
+    expect((await post()).status).toBe(200);
+  });
+
+  it('follows a published sender list and keeps the last good one when a refresh fails', async () => {
+    let reply: { status: number; body: string } = {
+      status: 200,
+      body: JSON.stringify({ nodes: ['127.0.0.1'] }),
+    };
+    const listServer = http.createServer((_req, res) =>
+      res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body),
+    );
+    await new Promise<void>((r) => listServer.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(listServer.address() as AddressInfo).port}/app-world.json`;
+    try {
+      const { services, post } = await setup({
+        B24_IP_ALLOWLIST: 'bitrix24',
+        B24_IP_LIST_URLS: url,
+      });
+      expect((await post()).status).toBe(403); // not fetched yet
+      await services.intake.allowlist.refresh();
+      expect((await post()).status).toBe(200);
+      reply = { status: 500, body: 'down' };
+      await services.intake.allowlist.refresh();
+      expect((await post()).status).toBe(200);
+      reply = { status: 200, body: JSON.stringify({ nodes: ['192.0.2.1'] }) };
+      await services.intake.allowlist.refresh();
+      expect((await post()).status).toBe(403);
+    } finally {
+      await new Promise((r) => listServer.close(r));
+    }
+  });
+});
