@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import type { Config } from './config.js';
+import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
 import { createLogger, type Logger } from './lib/logger.js';
@@ -23,6 +24,8 @@ export interface Deps {
   readonly portals: PortalDirectory;
   /** Repository root: views/, placement/, manifest.json. */
   readonly root: string;
+  /** The Bitrix24 REST client (rate limiter, token refresh state) shared by everything. */
+  readonly bitrix: BitrixRest;
   /** Closes what createDeps opened. */
   close(): Promise<void>;
 }
@@ -35,6 +38,8 @@ export interface DepsOverrides {
   metrics?: Metrics;
   /** Skip applying migrations (the CLI's `migrate` does it itself). */
   skipMigrations?: boolean;
+  /** Options of the REST client (rate limits, fetch) — tests use a fast drain. */
+  bitrix?: BitrixRestOptions;
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
@@ -42,7 +47,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const db = overrides.db ?? openDb(config.database);
   if (!overrides.skipMigrations) await migrateToLatest(db);
   const clock = overrides.clock ?? systemClock;
-  return {
+  const deps: Omit<Deps, 'bitrix'> = {
     config,
     db,
     logger: overrides.logger ?? createLogger(config.logLevel),
@@ -56,4 +61,5 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       if (!overrides.db) await db.destroy();
     },
   };
+  return { ...deps, bitrix: createBitrixRest(deps, overrides.bitrix) };
 }

@@ -4,6 +4,7 @@ import { ConfigError } from './lib/errors.js';
 import { appParts, createServices } from './routes/index.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
+import { releaseStaleJobs } from '../db/stores/jobs.js';
 import { buildListener, listen } from './start.js';
 import path from 'node:path';
 
@@ -20,6 +21,11 @@ async function main(): Promise<void> {
       : undefined;
   const services = createServices(deps, { intakeWriter });
   services.intake.allowlist.start();
+  if (config.database.client === 'sqlite') {
+    // One process owns a SQLite file: whatever is still `running` was left by a crash.
+    await releaseStaleJobs(deps.db, Number.MAX_SAFE_INTEGER, Date.now());
+  }
+  services.worker.start();
   const running = await listen(deps, buildListener(deps, appParts(deps, services)));
   const { handlers, placements } = deps.manifest;
   const base = config.appUrl;
@@ -51,7 +57,7 @@ async function main(): Promise<void> {
     const timer = setTimeout(() => process.exit(1), 30_000);
     timer.unref();
     await running.close();
-    await services.intake.close();
+    await services.close(20_000);
     await deps.close();
     process.exit(0);
   };

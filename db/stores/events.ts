@@ -36,6 +36,10 @@ export interface EventRow {
   processing_started_at: number | null;
   processed_at: number | null;
   remote_addr: string | null;
+  /** When the rules were first evaluated (null: not yet). */
+  evaluated_at: number | null;
+  /** Loop guard: how many of our own writes led to this event. */
+  chain_depth: number;
 }
 
 export interface EventFilter {
@@ -67,6 +71,8 @@ export function normaliseEvent(row: Record<string, unknown>): EventRow {
     received_at: Number(row.received_at),
     processing_started_at: num(row.processing_started_at),
     processed_at: num(row.processed_at),
+    evaluated_at: num(row.evaluated_at),
+    chain_depth: Number(row.chain_depth ?? 0),
   };
 }
 
@@ -214,4 +220,36 @@ export async function updateEvent(
   >,
 ): Promise<void> {
   await db('events').where({ id }).update(values);
+}
+
+/** A job for this event started: the event is `processing`. */
+export async function markEventProcessing(
+  db: Knex,
+  id: number,
+  attempts: number,
+  now: number,
+): Promise<void> {
+  await db('events')
+    .where({ id })
+    .update({
+      status: 'processing',
+      attempts,
+      processing_started_at: db.raw('coalesce(processing_started_at, ?)', [now]),
+    });
+}
+
+/** The event's final status (processed, skipped, failed, rejected) or back to `received` to wait for a retry. */
+export async function finishEvent(
+  db: Knex,
+  id: number,
+  values: { status: EventStatus; lastError?: string | null; at: number },
+): Promise<void> {
+  const final = values.status !== 'received';
+  await db('events')
+    .where({ id })
+    .update({
+      status: values.status,
+      last_error: values.lastError ?? null,
+      ...(final ? { processed_at: values.at } : {}),
+    });
 }

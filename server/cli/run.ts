@@ -4,6 +4,8 @@ import { loadConfig, type Env } from '../config.js';
 import { createDeps, type Deps, type DepsOverrides } from '../deps.js';
 import { ConfigError } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
+import { rulesCommandSpec } from '../rules/cli.js';
+import { replayCommand, rulesTestCommand } from '../processing/cli.js';
 import { ensureSecrets } from '../secrets.js';
 import {
   eventsCommand,
@@ -12,6 +14,7 @@ import {
   statusCommand,
   type CommandContext,
 } from './commands.js';
+import { connectWebhookCommand } from './connect-webhook.js';
 import { UsageError, type CliIo } from './io.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -39,6 +42,34 @@ const COMMANDS: Record<string, CommandSpec> = {
       'events [--portal MEMBER_ID] [--event NAME] [--status S] [--from ISO] [--to ISO] [--limit N]',
   },
   portals: { run: portalsCommand, options: {}, usage: 'portals' },
+  rules: rulesCommandSpec({ test: rulesTestCommand }),
+  replay: {
+    run: replayCommand,
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      event: { type: 'string' },
+      portal: { type: 'string' },
+      status: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'rerun-succeeded': { type: 'boolean' },
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
+    usage:
+      'replay --from ISO --to ISO [--event NAME] [--portal MEMBER_ID] [--status S] [--dry-run] [--rerun-succeeded] [--wait [--timeout SECONDS]]',
+  },
+  'connect-webhook': {
+    run: connectWebhookCommand,
+    options: {
+      'webhook-url': { type: 'string' },
+      'application-token': { type: 'string' },
+      'member-id': { type: 'string' },
+      domain: { type: 'string' },
+    },
+    usage:
+      'connect-webhook --webhook-url URL --application-token TOKEN --member-id MEMBER_ID [--domain D]',
+  },
 };
 
 /** Lets later modules (replay, rules) add commands without this file knowing them. */

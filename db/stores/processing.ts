@@ -1,0 +1,169 @@
+import type { Knex } from 'knex';
+
+export interface RuleMatchRow {
+  id: number;
+  event_id: number;
+  rule_name: string;
+  rule_index: number;
+  reason: string | null;
+  previous: string | null;
+  status: 'matched' | 'skipped' | 'done';
+  note: string | null;
+}
+
+export interface ActionRunRow {
+  id: number;
+  event_id: number;
+  rule_name: string;
+  step_index: number;
+  step_name: string | null;
+  action_type: string;
+  idempotency_key: string;
+  status: 'running' | 'succeeded' | 'failed' | 'skipped';
+  attempts: number;
+  request_summary: string | null;
+  response_summary: string | null;
+  output: string | null;
+  error: string | null;
+  started_at: number;
+  finished_at: number | null;
+  generation: number;
+}
+
+export async function getSnapshot(
+  db: Knex,
+  portalId: number,
+  entityType: string,
+  entityId: string,
+): Promise<Record<string, unknown> | undefined> {
+  const row = (await db('entity_snapshots')
+    .where({ portal_id: portalId, entity_type: entityType, entity_id: entityId })
+    .first('fields')) as { fields: string } | undefined;
+  return row ? (JSON.parse(row.fields) as Record<string, unknown>) : undefined;
+}
+
+/** Merges `fields` into the entity's snapshot. */
+export async function saveSnapshot(
+  db: Knex,
+  key: { portalId: number; entityType: string; entityId: string },
+  fields: Record<string, unknown>,
+  eventId: number | null,
+  now: number,
+): Promise<void> {
+  const prev = (await getSnapshot(db, key.portalId, key.entityType, key.entityId)) ?? {};
+  await db('entity_snapshots')
+    .insert({
+      portal_id: key.portalId,
+      entity_type: key.entityType,
+      entity_id: key.entityId,
+      fields: JSON.stringify({ ...prev, ...fields }),
+      event_id: eventId,
+      updated_at: now,
+    })
+    .onConflict(['portal_id', 'entity_type', 'entity_id'])
+    .merge(['fields', 'event_id', 'updated_at']);
+}
+
+export async function listRuleMatches(db: Knex, eventId: number): Promise<RuleMatchRow[]> {
+  return (await db('rule_matches')
+    .where({ event_id: eventId })
+    .orderBy('rule_index')) as RuleMatchRow[];
+}
+
+export async function insertRuleMatches(
+  db: Knex,
+  rows: Array<Omit<RuleMatchRow, 'id' | 'status' | 'note'>>,
+  now: number,
+): Promise<void> {
+  if (rows.length === 0) return;
+  await db('rule_matches').insert(rows.map((r) => ({ ...r, status: 'matched', created_at: now })));
+}
+
+export async function setRuleMatchStatus(
+  db: Knex,
+  eventId: number,
+  ruleName: string,
+  status: RuleMatchRow['status'],
+  note: string | null,
+): Promise<void> {
+  await db('rule_matches')
+    .where({ event_id: eventId, rule_name: ruleName })
+    .update({ status, note });
+}
+
+export async function markEvaluated(
+  db: Knex,
+  eventId: number,
+  now: number,
+  chainDepth: number,
+): Promise<void> {
+  await db('events').where({ id: eventId }).update({ evaluated_at: now, chain_depth: chainDepth });
+}
+
+export async function listActionRuns(db: Knex, eventId: number): Promise<ActionRunRow[]> {
+  const rows = (await db('action_runs').where({ event_id: eventId }).orderBy('id')) as Record<
+    string,
+    unknown
+  >[];
+  return rows.map((r) => ({
+    ...(r as unknown as ActionRunRow),
+    id: Number(r.id),
+    event_id: Number(r.event_id),
+    started_at: Number(r.started_at),
+    finished_at: r.finished_at === null ? null : Number(r.finished_at),
+  }));
+}
+
+export async function getActionRun(db: Knex, key: string): Promise<ActionRunRow | undefined> {
+  return (await db('action_runs').where({ idempotency_key: key }).first()) as
+    ActionRunRow | undefined;
+}
+
+/** Records a step's outcome under its idempotency key (one row per key, attempts counted). */
+export async function recordActionRun(
+  db: Knex,
+  row: Omit<ActionRunRow, 'id' | 'attempts'>,
+): Promise<void> {
+  const existing = await db('action_runs')
+    .where({ idempotency_key: row.idempotency_key })
+    .first('id');
+  if (existing) {
+    await db('action_runs')
+      .where({ id: existing.id })
+      .update({ ...row, attempts: db.raw('attempts + 1') });
+  } else {
+    await db('action_runs').insert({ ...row, attempts: 1 });
+  }
+}
+
+export async function recordOwnWrite(
+  db: Knex,
+  row: {
+    portal_id: number;
+    entity_type: string;
+    entity_id: string;
+    rule_name: string;
+    depth: number;
+    written_at: number;
+  },
+): Promise<void> {
+  await db('own_writes').insert(row);
+}
+
+/** The newest unconsumed own write to this entity since `since`, marked consumed by `eventId`. */
+export async function consumeOwnWrite(
+  db: Knex,
+  key: { portalId: number; entityType: string; entityId: string },
+  since: number,
+  eventId: number,
+): Promise<{ rule_name: string; depth: number } | undefined> {
+  const row = (await db('own_writes')
+    .where({ portal_id: key.portalId, entity_type: key.entityType, entity_id: key.entityId })
+    .whereNull('consumed_by_event_id')
+    .where('written_at', '>=', since)
+    .orderBy('written_at', 'asc')
+    .first()) as { id: number; rule_name: string; depth: number } | undefined;
+  if (!row) return undefined;
+  await db('own_writes').where({ id: row.id }).update({ consumed_by_event_id: eventId });
+  return { rule_name: row.rule_name, depth: Number(row.depth) };
+}

@@ -1,0 +1,56 @@
+import type { Knex } from 'knex';
+import type { EventMap } from '../../server/rules/model.js';
+import { DEFAULT_SCOPE, deleteSetting, getSetting, putSetting } from './settings.js';
+
+/** Settings key of an event map; the scope is `default` or a portal's member_id. */
+export const RULES_KEY = 'rules';
+
+/** A map with no rules: what a portal gets when neither it nor the default has one. */
+export const EMPTY_MAP: EventMap = Object.freeze({ rules: [] }) as EventMap;
+
+const scopeOf = (memberId: string | undefined) => memberId ?? DEFAULT_SCOPE;
+
+/**
+ * The stored map of one scope: the portal's own (`memberId`) or the default (undefined).
+ * Maps are validated before they are saved, so they are read back as they are.
+ */
+export async function getRuleMap(db: Knex, memberId?: string): Promise<EventMap | undefined> {
+  return getSetting<EventMap>(db, scopeOf(memberId), RULES_KEY);
+}
+
+/** Saves a validated map as the portal's own (`memberId`) or as the default (undefined). */
+export async function saveRuleMap(
+  db: Knex,
+  memberId: string | undefined,
+  map: EventMap,
+  now: Date,
+): Promise<void> {
+  await putSetting(db, scopeOf(memberId), RULES_KEY, map, now);
+}
+
+/** Drops a portal's own map, so it uses the default again (or drops the default). */
+export async function deleteRuleMap(db: Knex, memberId?: string): Promise<void> {
+  await deleteSetting(db, scopeOf(memberId), RULES_KEY);
+}
+
+/** Where a portal's effective map comes from. */
+export type MapSource = 'portal' | 'default' | 'none';
+
+/**
+ * The map that applies to a portal and where it comes from: its own map replaces the
+ * default entirely (CONTRACT §1), no merging.
+ */
+export async function effectiveMapWithSource(
+  db: Knex,
+  memberId: string,
+): Promise<{ map: EventMap; source: MapSource }> {
+  const own = await getRuleMap(db, memberId);
+  if (own) return { map: own, source: 'portal' };
+  const def = await getRuleMap(db);
+  return def ? { map: def, source: 'default' } : { map: EMPTY_MAP, source: 'none' };
+}
+
+/** The map that applies to a portal: its own if it has one, else the default, else empty. */
+export async function effectiveMap(db: Knex, memberId: string): Promise<EventMap> {
+  return (await effectiveMapWithSource(db, memberId)).map;
+}

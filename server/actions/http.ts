@@ -1,0 +1,76 @@
+import { PermanentError } from '../queue/errors.js';
+import { systemClock } from '../lib/clock.js';
+import type { HttpAction } from '../rules/model.js';
+import { callHttp, failOnStatus, maskUrl } from './http-call.js';
+import { standardWebhookHeaders } from './signature.js';
+import type { ActionContext, ActionResult } from './types.js';
+
+export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
+
+/** Whether a Content-Type means JSON (`application/json`, `application/problem+json`, …). */
+const isJsonType = (ct: string | undefined) => ct === undefined || /[/+]json\b/i.test(ct);
+
+/**
+ * An `http` step: sends the rendered request with `Idempotency-Key`, and a Standard Webhooks
+ * signature when the step has a `secret`. The response body (JSON parsed) becomes the step's
+ * output.
+ */
+export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<ActionResult> {
+  let url: URL;
+  try {
+    url = new URL(action.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    throw new PermanentError(`http step: expected an http(s) URL, got "${maskUrl(action.url)}"`);
+  }
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(action.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  let body: string | undefined;
+  if (action.body !== undefined && action.method !== 'GET') {
+    if (typeof action.body === 'string' && !isJsonType(headers['content-type'])) body = action.body;
+    else {
+      body = JSON.stringify(action.body);
+      headers['content-type'] ??= 'application/json';
+    }
+  }
+  // user:password in the URL becomes Basic auth (fetch refuses credentials in URLs).
+  if (url.username || url.password) {
+    const user = decodeURIComponent(url.username);
+    const pass = decodeURIComponent(url.password);
+    headers.authorization ??= `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    url.username = '';
+    url.password = '';
+  }
+  headers['idempotency-key'] = ctx.idempotencyKey;
+  const now = (ctx.clock ?? systemClock).now();
+  if (action.secret) {
+    Object.assign(
+      headers,
+      standardWebhookHeaders(action.secret, ctx.idempotencyKey, now, body ?? ''),
+    );
+  }
+  headers['user-agent'] ??= 'b24hooks';
+  const label = `${action.method} ${maskUrl(url.toString())}`;
+  const reply = await callHttp({
+    method: action.method,
+    url: url.toString(),
+    headers,
+    body,
+    timeoutMs: action.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
+    fetch: ctx.fetch ?? globalThis.fetch,
+    label,
+  });
+  failOnStatus(reply, label, now);
+  return {
+    status: 'succeeded',
+    request: {
+      type: 'http',
+      method: action.method,
+      url: maskUrl(url.toString()),
+      headers: Object.keys(headers),
+      bytes: body === undefined ? 0 : Buffer.byteLength(body),
+      signed: action.secret !== undefined,
+    },
+    response: { status: reply.status, ms: reply.ms, body: reply.body },
+  };
+}

@@ -1,0 +1,66 @@
+import { PermanentError } from '../queue/errors.js';
+import { systemClock } from '../lib/clock.js';
+import type { TelegramAction } from '../rules/model.js';
+import { callHttp, failOnStatus } from './http-call.js';
+import type { ActionContext, ActionResult } from './types.js';
+
+const TIMEOUT_MS = 10_000;
+
+/**
+ * A `telegram` step: Bot API `sendMessage` at `TELEGRAM_API_URL/bot<token>/sendMessage`
+ * (https://core.telegram.org/bots/api#sendmessage). The chat is the step's `chatId`, else
+ * `TELEGRAM_CHAT_ID`. The step's output is the sent Message (`result`).
+ */
+export async function runTelegram(
+  action: TelegramAction,
+  ctx: ActionContext,
+): Promise<ActionResult> {
+  const { botToken, chatId: defaultChat, apiUrl } = ctx.config.telegram;
+  if (!botToken) throw new PermanentError('telegram step: TELEGRAM_BOT_TOKEN is not set');
+  const chatId = action.chatId ?? defaultChat;
+  if (chatId === undefined || chatId === '') {
+    throw new PermanentError(
+      'telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set',
+    );
+  }
+  const payload: Record<string, unknown> = { chat_id: chatId, text: action.text };
+  if (action.parseMode) payload.parse_mode = action.parseMode;
+  const body = JSON.stringify(payload);
+  // The bot token is part of the path: never let it into a label, summary or error.
+  const shownUrl = `${apiUrl}/bot***/sendMessage`;
+  const label = `POST ${shownUrl}`;
+  const now = (ctx.clock ?? systemClock).now();
+  const reply = await callHttp({
+    method: 'POST',
+    url: `${apiUrl}/bot${botToken}/sendMessage`,
+    headers: { 'content-type': 'application/json' },
+    body,
+    timeoutMs: TIMEOUT_MS,
+    fetch: ctx.fetch ?? globalThis.fetch,
+    label,
+  });
+  const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
+    ok?: boolean;
+    result?: unknown;
+    description?: string;
+    parameters?: { retry_after?: number };
+  };
+  const retryAfter = parsed.parameters?.retry_after;
+  failOnStatus(reply, label, now, typeof retryAfter === 'number' ? retryAfter * 1000 : undefined);
+  if (parsed.ok !== true) {
+    throw new PermanentError(
+      `telegram sendMessage answered without ok: ${parsed.description ?? reply.text.slice(0, 200)}`,
+    );
+  }
+  return {
+    status: 'succeeded',
+    request: {
+      type: 'telegram',
+      method: 'POST',
+      url: shownUrl,
+      to: String(chatId),
+      bytes: Buffer.byteLength(body),
+    },
+    response: { status: reply.status, ms: reply.ms, body: parsed.result },
+  };
+}

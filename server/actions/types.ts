@@ -1,0 +1,53 @@
+import type { Config } from '../config.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { Mailer } from './mailer.js';
+
+/** Calls a Bitrix24 REST method on the event's portal; supplied by the processor. */
+export type BitrixCall = (method: string, params: object) => Promise<unknown>;
+
+/** What an action executor may use. Everything is injected; executors keep no state. */
+export interface ActionContext {
+  config: Config;
+  logger: Logger;
+  /**
+   * Stable per (event, rule, step): sent as `Idempotency-Key` (and `webhook-id`) so receivers
+   * can drop repeats of a retried step.
+   */
+  idempotencyKey: string;
+  /** Required by `bitrix` steps. */
+  bitrix?: BitrixCall;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Keeps one SMTP transport per URL; without it an `email` step opens and closes its own. */
+  mailer?: Mailer;
+  /** Signature timestamps and Retry-After dates. @default systemClock */
+  clock?: Clock;
+}
+
+/** A short, secret-free description of what was sent (for action_runs.request_summary). */
+export interface RequestSummary {
+  type: string;
+  method?: string;
+  /** Tokens in the path or query are masked. */
+  url?: string;
+  to?: string | string[];
+  /** Names only, never values. */
+  headers?: string[];
+  bytes?: number;
+  [key: string]: unknown;
+}
+
+/** What came back; `body` is what later steps read as `{{steps.<name>.response…}}`. */
+export interface ResponseSummary {
+  status?: number;
+  ms?: number;
+  body?: unknown;
+  [key: string]: unknown;
+}
+
+export interface ActionResult {
+  status: 'succeeded';
+  request: RequestSummary;
+  response: ResponseSummary;
+}

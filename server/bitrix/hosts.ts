@@ -1,0 +1,46 @@
+import type { Config } from '../config.js';
+import { matchesAnyHost } from '../lib/host-pattern.js';
+import { NotAllowedHostError } from './errors.js';
+
+/** `host[:port]` of a URL, lower-cased, without the default port of its scheme. */
+export function hostOf(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+    return u.host.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `host` (as Bitrix24 sends DOMAIN: `name[:port]`) matches B24_PORTAL_HOSTS. */
+export function isPortalHostAllowed(config: Config, host: string): boolean {
+  return matchesAnyHost(config.b24.portalHosts, host.toLowerCase());
+}
+
+/** The origin of an OAuth server endpoint when it is one of B24_OAUTH_SERVERS, else undefined. */
+export function allowedOAuthOrigin(config: Config, serverEndpoint: string): string | undefined {
+  let origin: string;
+  try {
+    origin = new URL(serverEndpoint).origin;
+  } catch {
+    return undefined;
+  }
+  return config.b24.oauthServers.includes(origin) ? origin : undefined;
+}
+
+/**
+ * The one gate before a token leaves: the URL must be http(s), its host must equal the
+ * portal's stored domain and match B24_PORTAL_HOSTS. Throws without contacting anyone.
+ */
+export function assertPortalUrl(config: Config, domain: string, url: string): void {
+  const host = hostOf(url);
+  if (!host || host !== domain.toLowerCase()) {
+    throw new NotAllowedHostError(
+      `refusing to call ${host ?? 'an invalid URL'}: not the portal's domain`,
+    );
+  }
+  if (!isPortalHostAllowed(config, host)) {
+    throw new NotAllowedHostError(`refusing to call ${host}: not in B24_PORTAL_HOSTS`);
+  }
+}

@@ -1,0 +1,53 @@
+import { connectWebhook, ConnectRefusedError } from '../install/connect-webhook.js';
+import type { CommandContext } from './commands.js';
+import { UsageError } from './io.js';
+
+const need = (ctx: CommandContext, name: string): string => {
+  const v = ctx.flags[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+};
+
+/**
+ * `connect-webhook --webhook-url URL --application-token TOKEN --member-id ID [--domain D]`:
+ * connects a portal in inbound-webhook mode and prints what to enter in Bitrix24's
+ * outgoing-webhook form.
+ */
+export async function connectWebhookCommand(ctx: CommandContext): Promise<number> {
+  const webhookUrl = need(ctx, 'webhook-url');
+  const applicationToken = need(ctx, 'application-token');
+  const memberId = need(ctx, 'member-id');
+  const domain = typeof ctx.flags.domain === 'string' ? ctx.flags.domain : undefined;
+  let result;
+  try {
+    result = await connectWebhook(ctx.deps, { webhookUrl, applicationToken, memberId, domain });
+  } catch (e) {
+    if (e instanceof ConnectRefusedError) {
+      ctx.io.err(`b24hooks connect-webhook: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  const out = {
+    memberId: result.portal.member_id,
+    domain: result.portal.domain,
+    authMode: 'webhook',
+    handlerUrl: result.handlerUrl,
+    events: result.events,
+  };
+  if (ctx.json) ctx.io.out(JSON.stringify(out) + '\n');
+  else {
+    ctx.io.out(
+      [
+        `Connected ${out.domain} (member_id ${out.memberId}) by inbound webhook.`,
+        '',
+        'In Bitrix24 (Developer resources → Other → Outgoing webhook) enter:',
+        `  Handler URL: ${out.handlerUrl}`,
+        `  Events:      ${out.events.join(', ')}`,
+        'and keep the application token shown there equal to the one given here.',
+        '',
+      ].join('\n'),
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,168 @@
+import type { Deps } from '../deps.js';
+import { PermanentError } from '../queue/errors.js';
+import { updatePortal, type PortalRow } from '../../db/stores/portals.js';
+import { getSetting } from '../../db/stores/settings.js';
+import type { BatchCommand } from '../bitrix/rest.js';
+
+/** The app's own lifecycle events, bound on every portal whatever else is chosen. */
+export const LIFECYCLE_BINDINGS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL'] as const;
+
+export interface BindingSync {
+  /** Events bound with our handler after the sync (lifecycle events included). */
+  events: string[];
+  /** Placement codes bound to our handlers after the sync. */
+  placements: string[];
+  /** What was removed because it is no longer wanted (or had another auth_type). */
+  unbound: string[];
+  /** What the portal refused, with its reason. */
+  failed: Array<{ name: string; error: string }>;
+}
+
+/** The events chosen for a portal: its `events` setting, else B24_EVENTS, else manifest.json. */
+export async function chosenEvents(deps: Deps, memberId: string): Promise<string[]> {
+  const own = await getSetting<unknown>(deps.db, memberId, 'events');
+  const list = Array.isArray(own)
+    ? own.map(String)
+    : (deps.config.b24.events ?? deps.manifest.events);
+  return [...new Set(list.map((e) => e.trim().toUpperCase()).filter(Boolean))];
+}
+
+/** The URL Bitrix24 posts events to. */
+export const eventHandlerUrl = (deps: Deps) =>
+  `${deps.config.appUrl}${deps.manifest.handlers.events}`;
+
+interface BoundEvent {
+  event: string;
+  handler?: string;
+  auth_type?: string | number;
+  offline?: string | number;
+}
+interface BoundPlacement {
+  placement: string;
+  handler: string;
+}
+
+const alreadyBound = (description: string) => /already binded|already bound/i.test(description);
+
+/**
+ * Makes the portal's subscriptions what we want, and is safe to run any number of times
+ * (install, reinstall, ONAPPUPDATE, the settings page's re-sync): reads event.get and
+ * placement.get first, unbinds our own handler's bindings that are no longer wanted or carry
+ * another auth_type (one event bound twice would be delivered twice), then binds what is
+ * missing; "Handler already binded" counts as success. Only bindings of our own handler URLs
+ * are ever removed. Records the bound events on the portal.
+ */
+export async function syncBindings(
+  deps: Deps,
+  portal: PortalRow,
+  opts: { userId?: number } = {},
+): Promise<BindingSync> {
+  if (portal.auth_mode !== 'oauth') {
+    throw new PermanentError(
+      'event.bind needs the OAuth app; a webhook portal subscribes in its outgoing webhook form',
+    );
+  }
+  const rest = deps.bitrix;
+  const handler = eventHandlerUrl(deps);
+  const appBase = `${deps.config.appUrl}/`;
+  const authType = String(opts.userId ?? portal.installed_by_user_id ?? 0);
+  const wanted = [
+    ...new Set<string>([...LIFECYCLE_BINDINGS, ...(await chosenEvents(deps, portal.member_id))]),
+  ];
+  const wantedPlacements = deps.manifest.placements.map((p) => ({
+    code: p.code.toUpperCase(),
+    handler: `${deps.config.appUrl}${p.handler}`,
+    title: p.title,
+  }));
+
+  const current = await rest.batch(portal, { e: ['event.get'], p: ['placement.get'] });
+  for (const [k, err] of Object.entries(current.errors)) {
+    throw new PermanentError(
+      `${k === 'e' ? 'event.get' : 'placement.get'}: ${err.error} ${err.error_description}`,
+    );
+  }
+  const boundEvents = ((current.result.e ?? []) as BoundEvent[]).filter(
+    (b) => b.handler === handler && !Number(b.offline ?? 0),
+  );
+  const boundPlacements = (current.result.p ?? []) as BoundPlacement[];
+
+  const cmds: Array<[BatchCommand, string]> = [];
+  const kept = new Set<string>();
+  for (const b of boundEvents) {
+    const name = String(b.event).toUpperCase();
+    if (wanted.includes(name) && String(b.auth_type ?? '0') === authType && !kept.has(name)) {
+      kept.add(name);
+      continue;
+    }
+    cmds.push([
+      ['event.unbind', { event: name, handler, auth_type: String(b.auth_type ?? '0') }],
+      name,
+    ]);
+  }
+  for (const name of wanted) {
+    if (kept.has(name)) continue;
+    cmds.push([
+      ['event.bind', { event: name, handler, auth_type: authType, options: { add_auth: 'Y' } }],
+      name,
+    ]);
+  }
+  const placementsKept = new Set<string>();
+  for (const p of boundPlacements) {
+    const code = String(p.placement).toUpperCase();
+    if (!String(p.handler).startsWith(appBase)) continue;
+    if (wantedPlacements.some((w) => w.code === code && w.handler === p.handler)) {
+      placementsKept.add(code);
+      continue;
+    }
+    cmds.push([['placement.unbind', { PLACEMENT: code, HANDLER: p.handler }], code]);
+  }
+  for (const w of wantedPlacements) {
+    if (placementsKept.has(w.code)) continue;
+    cmds.push([
+      ['placement.bind', { PLACEMENT: w.code, HANDLER: w.handler, TITLE: w.title }],
+      w.code,
+    ]);
+  }
+
+  const result: BindingSync = {
+    events: [...kept],
+    placements: [...placementsKept],
+    unbound: [],
+    failed: [],
+  };
+  // Unbinds come first in the list, and a batch runs its commands in order.
+  for (let i = 0; i < cmds.length; i += 50) {
+    const chunk = cmds.slice(i, i + 50);
+    const answer = await rest.batch(
+      portal,
+      Object.fromEntries(chunk.map(([cmd], j) => [`c${j}`, cmd])),
+    );
+    chunk.forEach(([[method], name], j) => {
+      const err = answer.errors[`c${j}`];
+      const ok = !err || alreadyBound(err.error_description);
+      if (!ok) {
+        result.failed.push({ name, error: `${err.error || 'ERROR'}: ${err.error_description}` });
+        return;
+      }
+      if (method.endsWith('.unbind')) result.unbound.push(name);
+      else if (method === 'event.bind') result.events.push(name);
+      else result.placements.push(name);
+    });
+  }
+  result.events = wanted.filter((e) => result.events.includes(e));
+  result.placements = wantedPlacements
+    .map((w) => w.code)
+    .filter((c) => result.placements.includes(c));
+  await updatePortal(deps.db, portal.id, {
+    events_bound: JSON.stringify(result.events),
+    updated_at: deps.clock.now().getTime(),
+  });
+  deps.portals.invalidate(portal.member_id);
+  if (result.failed.length) {
+    deps.logger.warn(
+      { memberId: portal.member_id, failed: result.failed },
+      'some bindings were refused',
+    );
+  }
+  return result;
+}

@@ -1,0 +1,50 @@
+import type { Deps } from '../deps.js';
+import type { EventFilter } from '../../db/stores/events.js';
+import { countReplayable, queueReplayChunk } from '../../db/stores/replay.js';
+
+export interface ReplayRequest {
+  filter: EventFilter;
+  rerunSucceeded?: boolean;
+  dryRun?: boolean;
+}
+
+export interface ReplayResult {
+  matched: number;
+  queued: number;
+  eventIds: number[];
+}
+
+/**
+ * Re-runs the handlers for logged events (CLI `replay` and the UI's replay page). Events are
+ * queued in chunks, each its own short transaction, so thousands can be replayed while the
+ * intake keeps writing.
+ */
+export async function replayEvents(
+  deps: Deps,
+  req: ReplayRequest,
+  chunk = 500,
+): Promise<ReplayResult> {
+  const matched = await countReplayable(deps.db, req.filter);
+  if (req.dryRun) return { matched, queued: 0, eventIds: [] };
+  const ids: number[] = [];
+  let afterId = 0;
+  for (;;) {
+    const r = await queueReplayChunk(deps.db, req.filter, {
+      afterId,
+      limit: chunk,
+      rerunSucceeded: req.rerunSucceeded === true,
+      maxAttempts: deps.config.worker.maxAttempts,
+      now: deps.clock.now().getTime(),
+    });
+    if (r.ids.length === 0) break;
+    ids.push(...r.ids);
+    afterId = r.lastId;
+    // Let other work (intake, worker) in between chunks.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  deps.logger.info(
+    { matched, queued: ids.length, rerunSucceeded: req.rerunSucceeded === true },
+    'replay queued',
+  );
+  return { matched, queued: ids.length, eventIds: ids };
+}

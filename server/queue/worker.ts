@@ -1,0 +1,271 @@
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import PQueue from 'p-queue';
+import type { Deps } from '../deps.js';
+import { toError } from '../lib/errors.js';
+import { finishEvent, getEvent, markEventProcessing } from '../../db/stores/events.js';
+import {
+  claimJobs,
+  completeJob,
+  killJob,
+  nextDueAt,
+  releaseJobs,
+  releaseStaleJobs,
+  rescheduleJob,
+  type JobType,
+} from '../../db/stores/jobs.js';
+import { nextRunAt } from './backoff.js';
+import { PausedError, PermanentError, RetryableError } from './errors.js';
+import type { JobHandler, JobRow } from './types.js';
+
+export interface WorkerOptions {
+  handlers: Partial<Record<JobType, JobHandler>>;
+  /** Default WORKER_CONCURRENCY. */
+  concurrency?: number;
+  /** A job `running` longer than this is presumed abandoned by a dead process. Default 10 min. */
+  leaseMs?: number;
+  /** How often to look for due work when nothing wakes the worker. Default 1 s. */
+  pollMs?: number;
+  workerId?: string;
+  random?: () => number;
+}
+
+export interface JobOutcome {
+  job: JobRow;
+  outcome: 'done' | 'retry' | 'dead' | 'paused';
+  error?: string;
+}
+
+export interface Worker extends EventEmitter {
+  readonly id: string;
+  /** Claims whatever is due now, runs it, and resolves when all of it finished. */
+  runOnce(): Promise<JobOutcome[]>;
+  /** Runs `runOnce` until nothing is due (for tests and replay --wait). */
+  drain(maxRounds?: number): Promise<JobOutcome[]>;
+  start(): void;
+  /** Stops claiming, waits for work in flight up to `timeoutMs`, then releases what is left. */
+  stop(timeoutMs?: number): Promise<void>;
+  /** Wake the loop (new work was stored). */
+  notify(): void;
+  /** Returns running jobs abandoned by a dead process to the queue. */
+  recoverStale(): Promise<number>;
+}
+
+const describe = (e: Error) => {
+  const code = (e as { code?: unknown }).code;
+  return (typeof code === 'string' && code !== 'INTERNAL' ? `${code}: ` : '') + e.message;
+};
+
+/**
+ * The worker: the jobs table is the truth; p-queue only bounds how many run at once. Each
+ * claimed job carries a lease (who, when). Errors decide the next step: RetryableError and
+ * unknown errors retry with backoff until max_attempts, PermanentError fails at once,
+ * PausedError waits without spending an attempt.
+ */
+export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
+  const { db, logger, metrics, config } = deps;
+  const id =
+    opts.workerId ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const concurrency = opts.concurrency ?? config.worker.concurrency;
+  const leaseMs = opts.leaseMs ?? 10 * 60_000;
+  const pollMs = opts.pollMs ?? 1000;
+  const queue = new PQueue({ concurrency });
+  const inFlight = new Set<number>();
+  const now = () => deps.clock.now().getTime();
+  let running = false;
+  let loopTimer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  let loopDone: Promise<void> | undefined;
+
+  const emitter = new EventEmitter() as Worker;
+
+  async function execute(job: JobRow): Promise<JobOutcome> {
+    const handler = opts.handlers[job.type];
+    const log = logger.child({ jobId: job.id, jobType: job.type, eventId: job.event_id });
+    const event = job.event_id !== null ? await getEvent(db, job.event_id) : undefined;
+    if (event && job.type === 'process_event')
+      await markEventProcessing(db, event.id, job.attempts, now());
+    let outcome: JobOutcome;
+    try {
+      if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);
+      const result = await handler({ deps, job, event, attempt: job.attempts });
+      const t = now();
+      await completeJob(db, job.id, t);
+      if (event && (job.type === 'process_event' || event.status !== 'rejected')) {
+        const fresh = await getEvent(db, event.id);
+        // A handler may have set a final status itself (rejected, skipped); keep it.
+        if (fresh && ['received', 'processing', 'unverified'].includes(fresh.status)) {
+          const status = result?.eventStatus ?? 'processed';
+          await finishEvent(db, event.id, { status, lastError: result?.note ?? null, at: t });
+          metrics.eventsFinished.inc({ portal: event.member_id ?? '', event: event.event, status });
+          metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
+        }
+      }
+      outcome = { job, outcome: 'done' };
+    } catch (thrown) {
+      const e = toError(thrown);
+      const message = describe(e).slice(0, 2000);
+      const t = now();
+      if (e instanceof PausedError) {
+        await rescheduleJob(db, job.id, {
+          runAt: t + e.resumeAfterMs,
+          lastError: message,
+          refundAttempt: true,
+          now: t,
+        });
+        if (event)
+          await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
+        outcome = { job, outcome: 'paused', error: message };
+      } else if (e instanceof PermanentError || job.attempts >= job.max_attempts) {
+        await killJob(db, job.id, message, t);
+        if (event) {
+          await finishEvent(db, event.id, { status: 'failed', lastError: message, at: t });
+          metrics.eventsFinished.inc({
+            portal: event.member_id ?? '',
+            event: event.event,
+            status: 'failed',
+          });
+        }
+        log.warn({ err: message, attempts: job.attempts }, 'job failed for good');
+        outcome = { job, outcome: 'dead', error: message };
+      } else {
+        const retryAfter = e instanceof RetryableError ? e.retryAfterMs : undefined;
+        const runAt = nextRunAt(
+          t,
+          job.attempts,
+          config.worker.retryBaseSeconds,
+          retryAfter,
+          opts.random,
+        );
+        await rescheduleJob(db, job.id, { runAt, lastError: message, now: t });
+        if (event)
+          await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
+        log.info(
+          { err: message, attempts: job.attempts, retryAt: new Date(runAt).toISOString() },
+          'job will be retried',
+        );
+        outcome = { job, outcome: 'retry', error: message };
+      }
+    }
+    emitter.emit(`job:${outcome.outcome}`, outcome);
+    emitter.emit('job', outcome);
+    return outcome;
+  }
+
+  async function runOnce(): Promise<JobOutcome[]> {
+    const free = concurrency - inFlight.size;
+    if (free <= 0) return [];
+    const jobs = await claimJobs(db, {
+      workerId: id,
+      now: now(),
+      limit: free,
+      excludeIds: [...inFlight],
+    });
+    for (const j of jobs) inFlight.add(j.id);
+    return Promise.all(
+      jobs.map(
+        (j) =>
+          queue.add(async () => {
+            try {
+              return await execute(j);
+            } catch (e) {
+              // The database itself failed; the lease will bring the job back.
+              logger.error({ err: e, jobId: j.id }, 'worker could not record a job outcome');
+              return { job: j, outcome: 'retry' as const, error: toError(e).message };
+            } finally {
+              inFlight.delete(j.id);
+              wake?.();
+            }
+          }) as Promise<JobOutcome>,
+      ),
+    );
+  }
+
+  async function loop(): Promise<void> {
+    while (running) {
+      try {
+        if (inFlight.size < concurrency) {
+          const free = concurrency - inFlight.size;
+          const jobs = await claimJobs(db, {
+            workerId: id,
+            now: now(),
+            limit: free,
+            excludeIds: [...inFlight],
+          });
+          for (const j of jobs) {
+            inFlight.add(j.id);
+            void queue.add(async () => {
+              try {
+                await execute(j);
+              } catch (e) {
+                logger.error({ err: e, jobId: j.id }, 'worker could not record a job outcome');
+              } finally {
+                inFlight.delete(j.id);
+                wake?.();
+              }
+            });
+          }
+          if (jobs.length === free) continue;
+        }
+      } catch (e) {
+        logger.error({ err: e }, 'worker loop: claiming failed');
+      }
+      let delay = pollMs;
+      try {
+        const due = await nextDueAt(db);
+        if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - now()));
+      } catch {
+        delay = pollMs;
+      }
+      await new Promise<void>((resolve) => {
+        wake = () => {
+          wake = undefined;
+          if (loopTimer) clearTimeout(loopTimer);
+          resolve();
+        };
+        loopTimer = setTimeout(() => wake?.(), delay);
+      });
+    }
+  }
+
+  return Object.assign(emitter, {
+    id,
+    runOnce,
+    async drain(maxRounds = 10_000) {
+      const all: JobOutcome[] = [];
+      for (let i = 0; i < maxRounds; i++) {
+        const done = await runOnce();
+        if (done.length === 0) break;
+        all.push(...done);
+      }
+      return all;
+    },
+    start() {
+      if (running) return;
+      running = true;
+      loopDone = loop();
+    },
+    async stop(timeoutMs = 30_000) {
+      running = false;
+      wake?.();
+      await loopDone;
+      const idle = queue.onIdle();
+      const timer = new Promise<'timeout'>((r) =>
+        setTimeout(() => r('timeout'), timeoutMs).unref(),
+      );
+      if ((await Promise.race([idle.then(() => 'idle' as const), timer])) === 'timeout') {
+        const left = [...inFlight];
+        const n = await releaseJobs(db, id, left, now());
+        logger.warn({ released: n }, 'shutdown: released jobs still running after the timeout');
+      }
+    },
+    notify() {
+      wake?.();
+    },
+    async recoverStale() {
+      const n = await releaseStaleJobs(db, now() - leaseMs, now());
+      if (n) logger.warn({ jobs: n }, 'returned abandoned jobs to the queue');
+      return n;
+    },
+  });
+}

@@ -1,0 +1,168 @@
+import type { EventMap, Rule } from './model.js';
+
+export interface CheckOptions {
+  /** Events the portal (or the default install) binds; rules on other events never fire. */
+  boundEvents?: readonly string[];
+}
+
+export interface MapWarning {
+  code: 'same-field-write' | 'self-trigger' | 'trigger-cycle' | 'unbound-event';
+  /** The rules concerned, by name. */
+  rules: string[];
+  message: string;
+}
+
+const CRM_ENTITY: Record<string, string> = {
+  deal: 'DEAL',
+  lead: 'LEAD',
+  contact: 'CONTACT',
+  company: 'COMPANY',
+  quote: 'QUOTE',
+  invoice: 'INVOICE',
+  activity: 'ACTIVITY',
+};
+/** `crm.item.*` entityTypeId → the event family; other ids are smart processes. */
+const ITEM_TYPE: Record<string, string> = {
+  '1': 'LEAD',
+  '2': 'DEAL',
+  '3': 'CONTACT',
+  '4': 'COMPANY',
+  '7': 'QUOTE',
+};
+
+/**
+ * The Bitrix24 events a REST call can cause on the same portal (what the app would then
+ * receive): `crm.deal.update` → ONCRMDEALUPDATE, `crm.item.update` with entityTypeId 2 →
+ * ONCRMDEALUPDATE, `crm.timeline.comment.add` → ONCRMTIMELINECOMMENTADD, …
+ */
+export function eventsTriggeredBy(method: string, params: Record<string, unknown> = {}): string[] {
+  const m = method.toLowerCase().split('.');
+  const verb = (m[m.length - 1] ?? '').toUpperCase();
+  if (!['ADD', 'UPDATE', 'DELETE'].includes(verb)) return [];
+  if (m[0] === 'crm' && m.length === 3 && m[1] && CRM_ENTITY[m[1]])
+    return [`ONCRM${CRM_ENTITY[m[1]]}${verb}`];
+  if (m[0] === 'crm' && m[1] === 'item' && m.length === 3) {
+    const id = String(params.entityTypeId ?? params.ENTITY_TYPE_ID ?? '');
+    const named = ITEM_TYPE[id];
+    return [named ? `ONCRM${named}${verb}` : `ONCRMDYNAMICITEM${verb}`];
+  }
+  if (method.toLowerCase() === 'crm.timeline.comment.add') return ['ONCRMTIMELINECOMMENTADD'];
+  if (m[0] === 'tasks' && m[1] === 'task' && m.length === 3) return [`ONTASK${verb}`];
+  return [];
+}
+
+/** `stageId` and `STAGE_ID` are one field to Bitrix24 (crm.item vs crm.deal naming). */
+const fieldKey = (k: string): string => k.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase();
+
+/** Fields a rule's `*.update` steps write, by the event family they land in. */
+function writes(rule: Rule): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const a of rule.actions) {
+    if (a.type !== 'bitrix') continue;
+    for (const ev of eventsTriggeredBy(a.method, a.params)) {
+      if (!ev.endsWith('UPDATE')) continue;
+      const fields = a.params?.fields ?? a.params?.FIELDS;
+      if (typeof fields !== 'object' || fields === null) continue;
+      const set = out.get(ev) ?? new Set<string>();
+      for (const k of Object.keys(fields)) set.add(fieldKey(k));
+      out.set(ev, set);
+    }
+  }
+  return out;
+}
+
+const listens = (rule: Rule, event: string): boolean =>
+  rule.on.some((e) => e === event || e.startsWith(`${event}_`));
+
+/**
+ * Warnings about a valid map: two rules on one trigger writing the same field; a rule whose
+ * own action can trigger its event again (or a cycle through several rules); rules on events
+ * that are not bound. Disabled rules are left out.
+ */
+export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
+  const warnings: MapWarning[] = [];
+  const rules = map.rules.filter((r) => r.enabled !== false);
+
+  if (opts.boundEvents) {
+    const bound = new Set(opts.boundEvents.map((e) => e.toUpperCase()));
+    for (const r of rules) {
+      const missing = r.on.filter((e) => !bound.has(e));
+      if (missing.length > 0) {
+        warnings.push({
+          code: 'unbound-event',
+          rules: [r.name],
+          message: `rule "${r.name}" listens to ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not bound; it will not fire until the event is bound`,
+        });
+      }
+    }
+  }
+
+  const written = rules.map(writes);
+  for (let i = 0; i < rules.length; i++) {
+    for (let j = i + 1; j < rules.length; j++) {
+      const a = rules[i]!;
+      const b = rules[j]!;
+      const shared = a.on.filter((e) => b.on.includes(e));
+      if (shared.length === 0) continue;
+      for (const [target, fa] of written[i]!) {
+        const fb = written[j]!.get(target);
+        const both = fb ? [...fa].filter((f) => fb.has(f)) : [];
+        if (both.length === 0) continue;
+        warnings.push({
+          code: 'same-field-write',
+          rules: [a.name, b.name],
+          message: `rules "${a.name}" and "${b.name}" both run on ${shared.join(', ')} and both write ${both.join(', ')} (${target.replace(/^ONCRM|UPDATE$/g, '').toLowerCase()}); the later write wins`,
+        });
+      }
+    }
+  }
+
+  // Trigger graph: rule → rules listening to an event its actions can cause.
+  const causes = rules.map((r) =>
+    r.actions.flatMap((a) => (a.type === 'bitrix' ? eventsTriggeredBy(a.method, a.params) : [])),
+  );
+  const edges = rules.map((_, i) =>
+    rules.flatMap((s, j) => (causes[i]!.some((ev) => listens(s, ev)) ? [j] : [])),
+  );
+  rules.forEach((r, i) => {
+    if (!edges[i]!.includes(i)) return;
+    const via = r.actions.find(
+      (a) =>
+        a.type === 'bitrix' && eventsTriggeredBy(a.method, a.params).some((ev) => listens(r, ev)),
+    );
+    warnings.push({
+      code: 'self-trigger',
+      rules: [r.name],
+      message: `rule "${r.name}" listens to ${r.on.join(', ')} and its step ${via?.type === 'bitrix' ? via.method : ''} can trigger that event again; the loop guard skips the app's own writes, but make sure the conditions cannot re-match`,
+    });
+  });
+  const reach = (from: number): Set<number> => {
+    const seen = new Set<number>();
+    const todo = [...edges[from]!];
+    while (todo.length) {
+      const n = todo.pop()!;
+      if (seen.has(n)) continue;
+      seen.add(n);
+      todo.push(...edges[n]!);
+    }
+    return seen;
+  };
+  const reachable = rules.map((_, i) => reach(i));
+  const done = new Set<number>();
+  rules.forEach((_, i) => {
+    if (done.has(i)) return;
+    const cycle = rules.flatMap((__, j) =>
+      j !== i && reachable[i]!.has(j) && reachable[j]!.has(i) ? [j] : [],
+    );
+    if (cycle.length === 0) return;
+    const members = [i, ...cycle];
+    members.forEach((m) => done.add(m));
+    const names = members.map((m) => rules[m]!.name);
+    warnings.push({
+      code: 'trigger-cycle',
+      rules: names,
+      message: `rules ${names.map((n) => `"${n}"`).join(', ')} can trigger each other in a cycle through their bitrix steps`,
+    });
+  });
+  return warnings;
+}

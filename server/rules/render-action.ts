@@ -1,0 +1,50 @@
+import type { Action } from './model.js';
+import { renderTemplate, type RenderOptions, type TemplateContext } from './templates.js';
+
+/** Step keys that are never templates. */
+const FIXED = new Set(['type', 'name', 'continueOnError', 'timeoutMs']);
+/** Keys that must stay text even when a lone placeholder yields a number or object. */
+const TEXT = new Set([
+  'url',
+  'text',
+  'subject',
+  'html',
+  'to',
+  'chatId',
+  'method',
+  'from',
+  'secret',
+]);
+
+const asText = (v: unknown): unknown => {
+  if (Array.isArray(v)) return v.map(asText);
+  if (typeof v === 'string' || v === null || v === undefined) return v ?? '';
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+};
+
+/**
+ * The step with every template filled (throws TemplateError naming the path of a missing
+ * value). `http.body`, `http.headers` and `bitrix.params` keep JSON types; text fields stay
+ * text.
+ */
+export function renderAction<A extends Action>(
+  action: A,
+  ctx: TemplateContext,
+  opts: RenderOptions = {},
+): A {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(action)) {
+    if (FIXED.has(key)) out[key] = value;
+    else if (TEXT.has(key)) out[key] = asText(renderTemplate(value, ctx, opts));
+    else if (key === 'headers') {
+      const h: Record<string, string> = {};
+      for (const [k, v] of Object.entries(
+        renderTemplate(value, ctx, opts) as Record<string, unknown>,
+      )) {
+        h[k] = asText(v) as string;
+      }
+      out[key] = h;
+    } else out[key] = renderTemplate(value, ctx, opts);
+  }
+  return out as A;
+}

@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+const FIELD = /^[A-Za-z_][\w-]*(\.[A-Za-z_\d][\w-]*|\[\d+\])*$/;
+const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()], {
+  error: 'expected a string, number, boolean or null',
+});
+
+const condition = z
+  .strictObject({
+    field: z.string().regex(FIELD, {
+      error: 'expected a field name or path such as STAGE_ID, deal.STAGE_ID or contact.PHONE',
+    }),
+    equals: scalar.optional(),
+    in: z.array(scalar).min(1).optional(),
+    changed: z.literal(true, { error: 'expected true' }).optional(),
+    becomes: scalar.optional(),
+  })
+  .superRefine((c, ctx) => {
+    const ops = (['equals', 'in', 'changed', 'becomes'] as const).filter((k) => k in c);
+    if (ops.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          ops.length === 0
+            ? 'expected one operator: equals, in, changed or becomes; got none'
+            : `expected one operator: equals, in, changed or becomes; got ${ops.join(' and ')}`,
+      });
+    }
+  });
+
+const stepBase = {
+  name: z
+    .string()
+    .regex(/^[A-Za-z_][\w-]*$/, { error: 'expected a step name of letters, digits, _ or -' })
+    .optional(),
+  continueOnError: z.boolean().optional(),
+};
+
+const templatedUrl = z.string().refine((s) => s.includes('{{') || /^https?:\/\/[^\s]+$/.test(s), {
+  error: 'expected an http(s) URL',
+});
+
+const http = z.strictObject({
+  ...stepBase,
+  type: z.literal('http'),
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
+  url: templatedUrl,
+  headers: z.record(z.string(), z.string()).optional(),
+  body: z.unknown().optional(),
+  timeoutMs: z.number().int().min(1).max(300_000).optional(),
+  secret: z.string().min(8, { error: 'expected a secret of at least 8 characters' }).optional(),
+});
+
+const telegram = z.strictObject({
+  ...stepBase,
+  type: z.literal('telegram'),
+  chatId: z.union([z.string().min(1), z.number().int()]).optional(),
+  text: z.string().min(1),
+  parseMode: z.enum(['HTML', 'MarkdownV2', 'Markdown']).optional(),
+});
+
+const email = z
+  .strictObject({
+    ...stepBase,
+    type: z.literal('email'),
+    to: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    subject: z.string().min(1),
+    text: z.string().optional(),
+    html: z.string().optional(),
+    from: z.string().min(1).optional(),
+  })
+  .refine((e) => e.text !== undefined || e.html !== undefined, {
+    error: 'expected text or html (or both); got neither',
+  });
+
+const sms = z.strictObject({
+  ...stepBase,
+  type: z.literal('sms'),
+  to: z.string().min(1),
+  text: z.string().min(1),
+});
+
+const bitrix = z.strictObject({
+  ...stepBase,
+  type: z.literal('bitrix'),
+  method: z.string().regex(/^[a-z][\w]*(\.[\w]+)+$/i, {
+    error: 'expected a REST method name such as crm.timeline.comment.add',
+  }),
+  params: z.record(z.string(), z.unknown()).optional(),
+});
+
+const action = z.discriminatedUnion('type', [http, telegram, email, sms, bitrix]);
+
+const rule = z.strictObject({
+  name: z.string().trim().min(1),
+  on: z
+    .array(
+      z
+        .string()
+        .regex(/^on[a-z0-9_]+$/i, { error: 'expected an event name such as ONCRMDEALUPDATE' }),
+    )
+    .min(1)
+    .transform((events) => events.map((e) => e.toUpperCase())),
+  when: z.array(condition).optional(),
+  actions: z.array(action).min(1),
+  slaSeconds: z.number().int().positive().optional(),
+  enabled: z.boolean().optional(),
+});
+
+/** The event map's shape (CONTRACT §5); cross-field checks live in validate.ts. */
+export const eventMapSchema = z.strictObject({ rules: z.array(rule) });

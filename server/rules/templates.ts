@@ -1,0 +1,221 @@
+import { PermanentError } from '../queue/errors.js';
+
+/**
+ * What `{{…}}` placeholders read. Usual roots: `event` ({name, id, memberId, …}), `entity`
+ * (the event's record) and the same record under its type (`deal`, `lead`, `contact`, …),
+ * related records (`contact`, `company`), `steps.<name>` ({response, status}) and `portal`
+ * ({domain, memberId}). See context.ts for how the processor builds it.
+ */
+export type TemplateContext = Readonly<Record<string, unknown>>;
+
+/**
+ * A placeholder could not be filled. The message names the placeholder and the missing part,
+ * e.g. `template {{contact.PHONE}}: contact has no PHONE`. Retrying cannot help, so the step
+ * fails for good (PermanentError).
+ */
+export class TemplateError extends PermanentError {
+  /** The placeholder's path as written, e.g. `contact.PHONE`. */
+  readonly path: string;
+  constructor(path: string, problem: string) {
+    super(`template {{${path}}}: ${problem}`);
+    this.name = 'TemplateError';
+    this.path = path;
+  }
+}
+
+export interface RenderOptions {
+  /**
+   * Leave `{{steps.…}}` placeholders as they are (dry run: earlier steps have not run, so
+   * their output is unknown).
+   */
+  keepSteps?: boolean;
+}
+
+const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+const EXACT = /^\{\{\s*([^{}]*?)\s*\}\}$/;
+const SEGMENT = /^[A-Za-z_][\w-]*$|^\d+$/;
+
+interface ParsedPath {
+  /** As written, without the optional marker. */
+  text: string;
+  segments: string[];
+  /** Written with a trailing `?`: a missing value renders as empty instead of failing. */
+  optional: boolean;
+}
+
+/** Parses `contact.PHONE[0].VALUE?` into segments; throws TemplateError on bad syntax. */
+export function parsePath(raw: string): ParsedPath {
+  const optional = raw.endsWith('?');
+  const text = (optional ? raw.slice(0, -1) : raw).trim();
+  const segments = text
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .map((s) => s.trim());
+  if (text === '' || segments.some((s) => !SEGMENT.test(s)) || /^\d/.test(segments[0] ?? '')) {
+    throw new TemplateError(
+      raw,
+      'not a path (expected names and indexes joined by dots, e.g. contact.PHONE.0.VALUE)',
+    );
+  }
+  return { text, segments, optional };
+}
+
+/**
+ * A Bitrix24 multi-field (PHONE, EMAIL, WEB, IM): `[{ID, VALUE_TYPE, VALUE, TYPE_ID}]`.
+ * Templates and conditions read such a field as its first VALUE.
+ */
+export function isMultiField(value: unknown): value is Array<{ VALUE: unknown }> {
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((v) => typeof v === 'object' && v !== null && 'VALUE' in v)
+  );
+}
+
+const kindOf = (v: unknown): string =>
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'a list'
+      : typeof v === 'object'
+        ? 'an object'
+        : typeof v;
+
+type Lookup = { found: true; value: unknown } | { found: false; problem: string };
+
+/** Follows a path through the context; says which part is missing when it cannot. */
+export function lookupPath(ctx: TemplateContext, segments: readonly string[]): Lookup {
+  const [root, ...rest] = segments;
+  if (root === undefined) return { found: false, problem: 'empty path' };
+  let current: unknown = ctx[root];
+  if (current === undefined || current === null) {
+    return {
+      found: false,
+      problem:
+        root === 'steps'
+          ? 'no step output is available here'
+          : `${root} is not available for this event`,
+    };
+  }
+  let at = root;
+  for (const seg of rest) {
+    if (at === 'steps' && (current as Record<string, unknown>)[seg] === undefined) {
+      return { found: false, problem: `no earlier step named "${seg}" has run` };
+    }
+    let next: unknown;
+    if (Array.isArray(current)) {
+      if (!/^\d+$/.test(seg))
+        return { found: false, problem: `${at} is a list, "${seg}" is not an index` };
+      next = current[Number(seg)];
+      if (next === undefined) {
+        return { found: false, problem: `${at} has no item ${seg} (it has ${current.length})` };
+      }
+    } else if (typeof current === 'object' && current !== null) {
+      next = (current as Record<string, unknown>)[seg];
+      if (next === undefined) return { found: false, problem: `${at} has no ${seg}` };
+    } else {
+      return { found: false, problem: `${at} is ${kindOf(current)}, not an object` };
+    }
+    if (next === null) return { found: false, problem: `${at}.${seg} is empty (null)` };
+    if (Array.isArray(next) && next.length === 0) {
+      return { found: false, problem: `${at} has no ${seg} (empty list)` };
+    }
+    current = next;
+    at = `${at}.${seg}`;
+  }
+  return { found: true, value: current };
+}
+
+/** The value a placeholder stands for: a multi-field reads as its first VALUE. */
+function resolve(ctx: TemplateContext, raw: string): { value: unknown; missing: boolean } {
+  const path = parsePath(raw);
+  const hit = lookupPath(ctx, path.segments);
+  if (!hit.found) {
+    if (path.optional) return { value: undefined, missing: true };
+    throw new TemplateError(path.text, hit.problem);
+  }
+  const value = isMultiField(hit.value) ? hit.value[0]?.VALUE : hit.value;
+  return { value, missing: false };
+}
+
+const asText = (v: unknown): string =>
+  v === undefined || v === null
+    ? ''
+    : typeof v === 'string'
+      ? v
+      : typeof v === 'object'
+        ? JSON.stringify(v)
+        : String(v);
+
+function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unknown {
+  if (!s.includes('{{')) return s;
+  const keep = (raw: string) => opts.keepSteps === true && /^\s*steps[.[]/.test(raw);
+  const exact = EXACT.exec(s);
+  if (exact) {
+    const raw = exact[1] ?? '';
+    if (keep(raw)) return s;
+    const r = resolve(ctx, raw);
+    // A lone placeholder keeps the value's JSON type, so `"amount": "{{deal.OPPORTUNITY}}"`
+    // sends what Bitrix24 holds and `"{{steps.a.response}}"` passes an object on.
+    return r.missing ? null : r.value;
+  }
+  return s.replace(PLACEHOLDER, (whole, raw: string) =>
+    keep(raw) ? whole : asText(resolve(ctx, raw).value),
+  );
+}
+
+/**
+ * Deep-renders `{{path}}` placeholders in any JSON value (object keys are left alone). A
+ * string that is exactly one placeholder becomes the value itself (number, object, …);
+ * otherwise values are interpolated as text. `{{path?}}` renders a missing value as empty;
+ * without `?` a missing or null value throws TemplateError naming the path.
+ */
+export function renderTemplate(
+  value: unknown,
+  ctx: TemplateContext,
+  opts: RenderOptions = {},
+): unknown {
+  if (typeof value === 'string') return renderString(value, ctx, opts);
+  if (Array.isArray(value)) return value.map((v) => renderTemplate(v, ctx, opts));
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = renderTemplate(v, ctx, opts);
+    return out;
+  }
+  return value;
+}
+
+/** Every placeholder string found in a JSON value, as written (`contact.PHONE?`). */
+export function placeholders(value: unknown): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      for (const m of v.matchAll(PLACEHOLDER)) found.push(m[1] ?? '');
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return found;
+}
+
+/**
+ * The paths a JSON value's templates read, normalised (`contact.PHONE.0.VALUE`, no `?`). The
+ * processor uses their first segments to decide which related records to load. Placeholders
+ * that are not valid paths are left out (validation reports them).
+ */
+export function templatePaths(value: unknown): Set<string> {
+  const out = new Set<string>();
+  for (const raw of placeholders(value)) {
+    try {
+      out.add(parsePath(raw).segments.join('.'));
+    } catch {
+      // reported by validateEventMap
+    }
+  }
+  return out;
+}
+
+/** The roots (first segments) of `templatePaths(value)`: `deal`, `contact`, `steps`, … */
+export function templateRoots(value: unknown): Set<string> {
+  return new Set([...templatePaths(value)].map((p) => p.split('.')[0] ?? p));
+}

@@ -1,0 +1,178 @@
+import type { z } from 'zod';
+import type { EventMap } from './model.js';
+import { eventMapSchema } from './schema.js';
+import { parsePath, placeholders } from './templates.js';
+
+export { checkMap, type CheckOptions, type MapWarning } from './check-map.js';
+
+/** One problem in an event map: where (`$.rules[0].actions[1].url`) and what was expected. */
+export interface MapError {
+  path: string;
+  message: string;
+}
+
+export type ValidationResult = { ok: true; map: EventMap } | { ok: false; errors: MapError[] };
+
+/** `['rules', 0, 'actions', 1, 'url']` → `$.rules[0].actions[1].url`. */
+export function jsonPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '$';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (typeof p === 'string' && /^[A-Za-z_$][\w$]*$/.test(p)) out += `.${p}`;
+    else out += `[${JSON.stringify(String(p))}]`;
+  }
+  return out;
+}
+
+/** What arrived, in a few words: `number 5`, `nothing`, `an object`. */
+function got(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return `a list of ${input.length}`;
+  if (typeof input === 'object') return 'an object';
+  const s = JSON.stringify(input);
+  return `${typeof input} ${s.length > 40 ? `${s.slice(0, 37)}...` : s}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue & { input?: unknown }): MapError[] {
+  const path = jsonPath(issue.path);
+  switch (issue.code) {
+    case 'invalid_type':
+      return [
+        {
+          path,
+          message:
+            issue.input === undefined
+              ? `expected ${issue.expected}; it is missing`
+              : `expected ${issue.expected}, got ${got(issue.input)}`,
+        },
+      ];
+    case 'unrecognized_keys':
+      return issue.keys.map((k) => ({
+        path: jsonPath([...issue.path, k]),
+        message: `unknown key "${k}"`,
+      }));
+    case 'invalid_union':
+      if ('discriminator' in issue && issue.discriminator) {
+        const options = ((issue as { options?: unknown[] }).options ?? []) as unknown[];
+        const obj = issue.input as Record<string, unknown> | undefined;
+        const value = obj && typeof obj === 'object' ? obj[issue.discriminator] : undefined;
+        return [
+          {
+            path,
+            message: `expected ${issue.discriminator} to be one of ${options.map((o) => JSON.stringify(o)).join(', ')}, got ${got(value)}`,
+          },
+        ];
+      }
+      return [{ path, message: `${issue.message}, got ${got(issue.input)}` }];
+    case 'invalid_value':
+      return [
+        {
+          path,
+          message: `expected ${issue.values.length > 2 ? 'one of ' : ''}${issue.values.map((v) => JSON.stringify(v)).join(issue.values.length > 2 ? ', ' : ' or ')}, got ${got(issue.input)}`,
+        },
+      ];
+    case 'too_small':
+      return [
+        { path, message: `${issue.message.replace(/^Too small: /, '')}, got ${got(issue.input)}` },
+      ];
+    case 'too_big':
+      return [
+        { path, message: `${issue.message.replace(/^Too big: /, '')}, got ${got(issue.input)}` },
+      ];
+    case 'custom':
+      return [
+        {
+          path,
+          message: /\bgot\b/.test(issue.message)
+            ? issue.message
+            : `${issue.message}, got ${got(issue.input)}`,
+        },
+      ];
+    default: {
+      const msg = issue.message.replace(/^Invalid input: /, '');
+      return [
+        { path, message: issue.input === undefined ? msg : `${msg}, got ${got(issue.input)}` },
+      ];
+    }
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Checks that zod cannot express, on the raw input so they are reported alongside schema
+ * errors: unique rule names, unique step names, templates that parse, and `{{steps.x}}`
+ * naming an earlier step of the same rule.
+ */
+function crossChecks(json: unknown): MapError[] {
+  const errors: MapError[] = [];
+  if (!isObj(json) || !Array.isArray(json.rules)) return errors;
+  const names = new Map<string, number>();
+  json.rules.forEach((r, ri) => {
+    if (!isObj(r)) return;
+    if (typeof r.name === 'string' && r.name.trim()) {
+      const first = names.get(r.name.trim());
+      if (first !== undefined) {
+        errors.push({
+          path: jsonPath(['rules', ri, 'name']),
+          message: `expected a unique rule name; "${r.name}" is also the name of $.rules[${first}]`,
+        });
+      } else names.set(r.name.trim(), ri);
+    }
+    if (!Array.isArray(r.actions)) return;
+    const steps = new Set<string>();
+    r.actions.forEach((a, ai) => {
+      if (!isObj(a)) return;
+      const at = ['rules', ri, 'actions', ai];
+      for (const [key, value] of Object.entries(a)) {
+        if (key === 'type' || key === 'name') continue;
+        for (const raw of placeholders(value)) {
+          let segments: string[];
+          try {
+            segments = parsePath(raw).segments;
+          } catch (e) {
+            errors.push({ path: jsonPath([...at, key]), message: (e as Error).message });
+            continue;
+          }
+          if (segments[0] === 'steps' && !steps.has(segments[1] ?? '')) {
+            errors.push({
+              path: jsonPath([...at, key]),
+              message: `template {{${raw}}} expects an earlier step named "${segments[1] ?? ''}" in this rule; earlier steps: ${[...steps].join(', ') || 'none with a name'}`,
+            });
+          }
+        }
+      }
+      if (typeof a.name === 'string') {
+        if (steps.has(a.name)) {
+          errors.push({
+            path: jsonPath([...at, 'name']),
+            message: `expected a unique step name within the rule; "${a.name}" is used twice`,
+          });
+        }
+        steps.add(a.name);
+      }
+    });
+  });
+  return errors;
+}
+
+/**
+ * Validates an event map (CONTRACT §5) and lists every problem with its JSON path and what
+ * was expected, e.g. `$.rules[0].actions[1].url: expected string, got number 5`.
+ */
+export function validateEventMap(json: unknown): ValidationResult {
+  const parsed = eventMapSchema.safeParse(json, { reportInput: true });
+  const errors = [
+    ...(parsed.success ? [] : parsed.error.issues.flatMap((i) => describeIssue(i))),
+    ...crossChecks(json),
+  ];
+  if (errors.length > 0 || !parsed.success) return { ok: false, errors };
+  return { ok: true, map: parsed.data as EventMap };
+}
+
+/** `$.path: message` lines, one per error. */
+export function formatMapErrors(errors: readonly MapError[]): string {
+  return errors.map((e) => `${e.path}: ${e.message}`).join('\n');
+}

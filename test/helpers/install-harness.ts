@@ -1,0 +1,68 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Env } from '../../server/config.js';
+import { appParts, createServices, type Services } from '../../server/routes/index.js';
+import { buildListener } from '../../server/start.js';
+import { startEmulator, type BitrixEmulator } from '../emulator/bitrix-emulator.js';
+import type { PortalOptions } from '../emulator/types.js';
+import { createTestDeps, type TestDeps } from './test-deps.js';
+
+export const CLIENT_ID = 'local.test';
+export const CLIENT_SECRET = 'test-client-secret';
+
+export interface InstallHarness {
+  emu: BitrixEmulator;
+  t: TestDeps;
+  services: Services;
+  /** The app's own URL (APP_URL): the emulator delivers events here. */
+  appUrl: string;
+  addPortal(options?: PortalOptions): ReturnType<BitrixEmulator['addPortal']>;
+  close(): Promise<void>;
+}
+
+/**
+ * The real app listening on a local port, with APP_URL pointing at it, and the Bitrix24
+ * emulator (portals + OAuth server) allowed by B24_PORTAL_HOSTS / B24_OAUTH_SERVERS.
+ */
+export async function startInstallHarness(
+  env: Env = {},
+  emulator: { now?: () => number } = {},
+): Promise<InstallHarness> {
+  const emu = await startEmulator({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    ...emulator,
+  });
+  let listener: http.RequestListener = (_req, res) => res.writeHead(503).end();
+  const server = http.createServer((req, res) => listener(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const t = await createTestDeps({
+    B24_PORTAL_HOSTS: '127.0.0.1:*',
+    B24_OAUTH_SERVERS: emu.oauthUrl,
+    B24_CLIENT_ID: CLIENT_ID,
+    B24_CLIENT_SECRET: CLIENT_SECRET,
+    APP_URL: appUrl,
+    ...env,
+  });
+  const services = createServices(t.deps);
+  listener = buildListener(t.deps, appParts(t.deps, services));
+  return {
+    emu,
+    t,
+    services,
+    appUrl,
+    async addPortal(options) {
+      const p = await emu.addPortal(options);
+      p.setApp({ appUrl, installPath: t.deps.manifest.handlers.install });
+      return p;
+    },
+    async close() {
+      await emu.close();
+      await services.intake.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await t.close();
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import type { Deps } from '../../server/deps.js';
+import { lifecycleHandler } from '../../server/install/lifecycle.js';
+import { getEvent } from '../../db/stores/events.js';
+import type { JobRow } from '../../server/queue/types.js';
+
+/**
+ * Runs the due `lifecycle` jobs with the real handler, the way the worker would (job done,
+ * event finished unless the handler set a final status), without the worker itself.
+ */
+export async function runLifecycleJobs(
+  deps: Deps,
+): Promise<Array<{ jobId: number; error?: string }>> {
+  const out: Array<{ jobId: number; error?: string }> = [];
+  for (;;) {
+    const jobs = (await deps
+      .db('jobs')
+      .where({ type: 'lifecycle', status: 'pending' })
+      .orderBy('id')) as JobRow[];
+    if (jobs.length === 0) return out;
+    for (const raw of jobs) {
+      const job = {
+        ...raw,
+        id: Number(raw.id),
+        event_id: raw.event_id === null ? null : Number(raw.event_id),
+      };
+      const event = job.event_id === null ? undefined : await getEvent(deps.db, job.event_id);
+      const now = deps.clock.now().getTime();
+      try {
+        const r = await lifecycleHandler({ deps, job, event, attempt: job.attempts + 1 });
+        await deps
+          .db('jobs')
+          .where({ id: job.id })
+          .update({ status: 'done', attempts: job.attempts + 1, updated_at: now });
+        const fresh = event ? await getEvent(deps.db, event.id) : undefined;
+        if (fresh && ['received', 'processing', 'unverified'].includes(fresh.status)) {
+          await deps
+            .db('events')
+            .where({ id: fresh.id })
+            .update({ status: (r && r.eventStatus) ?? 'processed', processed_at: now });
+        }
+        out.push({ jobId: job.id });
+      } catch (e) {
+        await deps
+          .db('jobs')
+          .where({ id: job.id })
+          .update({ status: 'dead', last_error: (e as Error).message, updated_at: now });
+        out.push({ jobId: job.id, error: (e as Error).message });
+      }
+    }
+  }
+}

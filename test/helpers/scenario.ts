@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { projectRoot } from '../../server/lib/project-root.js';
+import type { EventMap } from '../../server/rules/model.js';
+import { validateEventMap } from '../../server/rules/validate.js';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { startHttpSink, type HttpSink } from './http-sink.js';
+import { startInstallHarness, type InstallHarness } from './install-harness.js';
+
+export interface PaidDealScenario {
+  h: InstallHarness;
+  portal: Awaited<ReturnType<InstallHarness['addPortal']>>;
+  accounting: HttpSink;
+  logistics: HttpSink;
+  sms: HttpSink;
+  /** Moves the emulated portal's clock (its event `ts`) forward. */
+  shiftPortalTime(ms: number): void;
+  /** Runs the worker until nothing is due. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The sample "Paid deal" map with its URLs pointed at local sinks. */
+export function paidDealMap(urls: { accounting: string; logistics: string }): EventMap {
+  const raw = fs
+    .readFileSync(path.join(projectRoot(), 'server', 'rules', 'samples', 'paid-deal.json'), 'utf8')
+    .replace('https://accounting.example', urls.accounting)
+    .replace('https://logistics.example', urls.logistics);
+  const v = validateEventMap(JSON.parse(raw));
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return v.map;
+}
+
+/**
+ * The app installed on an emulated portal (install POST, installFinish, ONAPPINSTALL proven),
+ * the sample "Paid deal" map as the default map, and local stand-ins for accounting,
+ * logistics and the SMS gateway.
+ */
+export async function startPaidDealScenario(
+  map?: (urls: { accounting: string; logistics: string }) => EventMap,
+): Promise<PaidDealScenario> {
+  const accounting = await startHttpSink(() => ({
+    status: 201,
+    body: { id: `INV-${Math.floor(Math.random() * 1e6)}` },
+  }));
+  const logistics = await startHttpSink(() => ({ status: 200, body: { shipment: 'SHP-1' } }));
+  const sms = await startHttpSink(() => ({ status: 200, body: { queued: true } }));
+  let offset = 0;
+  const h = await startInstallHarness(
+    {
+      SMS_PROVIDER: 'generic',
+      SMS_URL: `${sms.url}/send`,
+      SMS_TOKEN: 'sms-secret-token',
+      RETRY_BASE_SECONDS: '1',
+    },
+    { now: () => Date.now() + offset },
+  );
+  const portal = await h.addPortal();
+  const res = await portal.install();
+  if (res.status !== 200) throw new Error(`install answered ${res.status}: ${res.body}`);
+  await portal.finishInstall();
+  const drain = async () => {
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await h.services.worker.drain();
+  };
+  await drain();
+  const urls = { accounting: accounting.url, logistics: logistics.url };
+  await saveRuleMap(h.t.deps.db, undefined, map ? map(urls) : paidDealMap(urls), h.t.clock.now());
+  return {
+    h,
+    portal,
+    accounting,
+    logistics,
+    sms,
+    drain,
+    shiftPortalTime(ms) {
+      offset += ms;
+    },
+    async close() {
+      await h.close();
+      await Promise.all([accounting.close(), logistics.close(), sms.close()]);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+export interface ReceivedMail {
+  from: string | undefined;
+  to: string[];
+  /** The raw RFC 5322 message. */
+  raw: string;
+  user: string | undefined;
+}
+
+export interface SmtpSink {
+  /** `smtp://user:pass@127.0.0.1:<port>`, ready for SMTP_URL. */
+  url: string;
+  port: number;
+  messages: ReceivedMail[];
+  /** Connections opened so far (to check transports are reused). */
+  connections(): number;
+  /** Answer the next DATA with this SMTP code (e.g. 451 or 550). */
+  rejectNext(code: number, message: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A real SMTP server (the `smtp-server` package) on 127.0.0.1:0 that requires AUTH PLAIN/LOGIN
+ * with the given credentials and keeps every message. STARTTLS is off: plain local SMTP.
+ */
+export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Promise<SmtpSink> {
+  const messages: ReceivedMail[] = [];
+  let connections = 0;
+  let reject: { code: number; message: string } | undefined;
+  const server = new SMTPServer({
+    authMethods: ['PLAIN', 'LOGIN'],
+    allowInsecureAuth: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onConnect(_session, cb) {
+      connections++;
+      cb();
+    },
+    onAuth(auth, _session, cb) {
+      if (auth.username === user && auth.password === pass) cb(null, { user: auth.username });
+      else cb(Object.assign(new Error('Invalid username or password'), { responseCode: 535 }));
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (reject) {
+          const r = reject;
+          reject = undefined;
+          cb(Object.assign(new Error(r.message), { responseCode: r.code }));
+          return;
+        }
+        messages.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString('utf8'),
+          user: typeof session.user === 'string' ? session.user : undefined,
+        });
+        cb();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    url: `smtp://${user}:${pass}@127.0.0.1:${port}`,
+    port,
+    messages,
+    connections: () => connections,
+    rejectNext(code, message) {
+      reject = { code, message };
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,78 @@
+import { startHttpSink, type HttpSink, type SinkReply } from './http-sink.js';
+
+export interface SentMessage {
+  chat_id: string | number;
+  text: string;
+  parse_mode?: string;
+}
+
+export interface TelegramStandin {
+  /** Use as TELEGRAM_API_URL. */
+  url: string;
+  token: string;
+  /** Messages accepted, in order. */
+  sent: SentMessage[];
+  sink: HttpSink;
+  /** The next call fails like the Bot API does (e.g. 429 with retry_after, 400 chat not found). */
+  failNext(error: { code: number; description: string; retryAfter?: number }): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A local stand-in for the Telegram Bot API: `POST /bot<token>/sendMessage` with a JSON body,
+ * answered in the Bot API's shape (`{ok, result}` or `{ok: false, error_code, description}`).
+ */
+export async function startTelegramStandin(token = '123456:TEST-token'): Promise<TelegramStandin> {
+  const sent: SentMessage[] = [];
+  let nextError: { code: number; description: string; retryAfter?: number } | undefined;
+  const fail = (code: number, description: string, retryAfter?: number): SinkReply => ({
+    status: code,
+    body: {
+      ok: false,
+      error_code: code,
+      description,
+      ...(retryAfter !== undefined ? { parameters: { retry_after: retryAfter } } : {}),
+    },
+  });
+  const sink = await startHttpSink((req) => {
+    const m = /^\/bot([^/]+)\/sendMessage$/.exec(req.url);
+    if (!m || req.method !== 'POST') return fail(404, 'Not Found');
+    if (m[1] !== token) return fail(401, 'Unauthorized');
+    if (nextError) {
+      const e = nextError;
+      nextError = undefined;
+      return fail(e.code, e.description, e.retryAfter);
+    }
+    let msg: SentMessage;
+    try {
+      msg = JSON.parse(req.body) as SentMessage;
+    } catch {
+      return fail(400, 'Bad Request: invalid JSON');
+    }
+    if (msg.chat_id === undefined || msg.chat_id === '')
+      return fail(400, 'Bad Request: chat_id is empty');
+    if (!msg.text) return fail(400, 'Bad Request: message text is empty');
+    sent.push(msg);
+    return {
+      body: {
+        ok: true,
+        result: {
+          message_id: sent.length,
+          chat: { id: msg.chat_id },
+          date: 1_800_000_000,
+          text: msg.text,
+        },
+      },
+    };
+  });
+  return {
+    url: sink.url,
+    token,
+    sent,
+    sink,
+    failNext(error) {
+      nextError = error;
+    },
+    close: () => sink.close(),
+  };
+}

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createMailer, runAction, type ActionContext } from '../../server/actions/index.js';
+import type { Env } from '../../server/config.js';
+import { silentLogger } from '../../server/lib/logger.js';
+import { PermanentError, RetryableError } from '../../server/queue/errors.js';
+import type { EmailAction } from '../../server/rules/model.js';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { testConfig } from '../helpers/test-deps.js';
+
+describe('email action', () => {
+  let smtp: SmtpSink;
+  const tmp = tempDir();
+  const mailer = createMailer();
+  const ctx = (env: Env = {}, key = 'evt-1:r:2'): ActionContext => ({
+    config: testConfig(tmp.dir, {
+      SMTP_URL: smtp.url,
+      ALERT_EMAIL_FROM: 'Shop <shop@example.test>',
+      ...env,
+    }),
+    logger: silentLogger(),
+    idempotencyKey: key,
+    mailer,
+  });
+  const mail: EmailAction = {
+    type: 'email',
+    to: 'ada@example.test',
+    subject: 'Deal 42 is paid',
+    text: 'Thank you for your payment.',
+  };
+
+  beforeAll(async () => {
+    smtp = await startSmtpSink();
+  });
+  afterAll(async () => {
+    mailer.close();
+    await smtp.close();
+    tmp.cleanup();
+  });
+
+  it('delivers the message to a real SMTP server after logging in', async () => {
+    const result = await runAction(mail, mail, ctx());
+    const got = smtp.messages.at(-1);
+    expect(got?.user).toBe('mailer');
+    expect(got?.to).toEqual(['ada@example.test']);
+    expect(got?.from).toBe('shop@example.test');
+    expect(got?.raw).toMatch(/^Subject: Deal 42 is paid$/m);
+    expect(got?.raw).toContain('Thank you for your payment.');
+    expect(result.response.body).toMatchObject({ accepted: ['ada@example.test'], rejected: [] });
+    expect(JSON.stringify(result)).not.toContain('mail-secret');
+  });
+
+  it('derives a stable Message-ID from the idempotency key', async () => {
+    await runAction(mail, mail, ctx({}, 'evt-7:r:1'));
+    await runAction(mail, mail, ctx({}, 'evt-7:r:1'));
+    const ids = smtp.messages.slice(-2).map((m) => /^Message-ID: (.*)$/im.exec(m.raw)?.[1]?.trim());
+    expect(ids[0]).toMatch(/^<[0-9a-f]{32}@b24hooks>$/);
+    expect(ids[1]).toBe(ids[0]);
+  });
+
+  it('reuses one SMTP connection pool per URL instead of one per message', async () => {
+    expect(mailer.transport(smtp.url)).toBe(mailer.transport(smtp.url));
+    const before = smtp.connections();
+    await runAction(mail, mail, ctx());
+    await runAction(mail, mail, ctx());
+    await runAction(mail, mail, ctx());
+    expect(smtp.connections() - before).toBeLessThanOrEqual(1);
+  });
+
+  it('sends HTML and several recipients', async () => {
+    const action: EmailAction = {
+      ...mail,
+      to: ['a@example.test', 'b@example.test'],
+      html: '<p>Paid</p>',
+      text: undefined,
+    };
+    await runAction(action, action, ctx());
+    expect(smtp.messages.at(-1)?.to).toEqual(['a@example.test', 'b@example.test']);
+    expect(smtp.messages.at(-1)?.raw).toContain('<p>Paid</p>');
+  });
+
+  it('retries an SMTP 4xx and fails for good on a 5xx', async () => {
+    smtp.rejectNext(451, 'Try again later');
+    expect(await runAction(mail, mail, ctx()).catch((e: unknown) => e)).toBeInstanceOf(
+      RetryableError,
+    );
+    smtp.rejectNext(550, 'Mailbox unavailable');
+    const err = await runAction(mail, mail, ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain('Mailbox unavailable');
+  });
+
+  it('fails for good on wrong credentials and without SMTP_URL', async () => {
+    const wrong = smtp.url.replace('mail-secret', 'nope');
+    const err = await runAction(mail, mail, {
+      ...ctx({ SMTP_URL: wrong }),
+      mailer: undefined,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).not.toContain('nope');
+    await expect(runAction(mail, mail, ctx({ SMTP_URL: '' }))).rejects.toThrow(
+      'SMTP_URL is not set',
+    );
+  });
+});

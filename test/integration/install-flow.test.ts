@@ -1,0 +1,293 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { runCli } from '../../server/cli/run.js';
+import { findPortalByMemberId } from '../../db/stores/portals.js';
+import { encodePhpForm } from '../emulator/php-form.js';
+import { startRecordingReceiver } from '../emulator/recording-receiver.js';
+import type { EmulatedPortal } from '../emulator/portal-api.js';
+import { eventBody } from '../helpers/event-builder.js';
+import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
+import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
+
+const APP_EVENTS = [
+  'ONAPPINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPUNINSTALL',
+  'ONCRMDEALADD',
+  'ONCRMDEALUPDATE',
+];
+
+describe('install flow against the emulator', () => {
+  let h: InstallHarness;
+  let portal: EmulatedPortal;
+  const events = () => h.t.deps.db('events').orderBy('id');
+  const stored = () => findPortalByMemberId(h.t.deps.db, portal.memberId);
+
+  async function portalsJson() {
+    let out = '';
+    const code = await runCli(
+      ['portals', '--json'],
+      {
+        DATA_DIR: h.t.dir,
+        SESSION_SECRET: h.t.deps.config.sessionSecret,
+        TOKEN_ENCRYPTION_KEY: h.t.deps.config.tokenEncryptionKey.toString('hex'),
+      },
+      { out: (s) => (out += s), err: () => undefined },
+    );
+    expect(code).toBe(0);
+    return JSON.parse(out) as Array<Record<string, unknown>>;
+  }
+
+  /** What the installer frame would POST, with chosen overrides (a forged install). */
+  function installForm(over: Record<string, string> = {}, query: Record<string, string> = {}) {
+    const auth = portal.issueUserAuth(1);
+    const q = new URLSearchParams({
+      DOMAIN: portal.domain,
+      PROTOCOL: '0',
+      LANG: 'en',
+      APP_SID: 'x'.repeat(32),
+      ...query,
+    });
+    const body = encodePhpForm(
+      Object.entries({
+        AUTH_ID: auth.accessToken,
+        AUTH_EXPIRES: '3600',
+        REFRESH_ID: auth.refreshToken,
+        SERVER_ENDPOINT: h.emu.serverEndpoint,
+        member_id: portal.memberId,
+        status: 'L',
+        PLACEMENT: 'DEFAULT',
+        APPLICATION_TOKEN: portal.applicationToken,
+        ...over,
+      }),
+    );
+    return fetch(`${h.appUrl}/install?${q.toString()}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+  }
+
+  beforeEach(async () => {
+    h = await startInstallHarness();
+    portal = await h.addPortal({
+      users: [
+        { id: 1, admin: true, name: 'Admin' },
+        { id: 2, admin: false, name: 'Manager' },
+        { id: 3, admin: true, name: 'Second admin' },
+      ],
+    });
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('installs from the installer frame, binds events and placements, and proves ONAPPINSTALL', async () => {
+    const res = await portal.install();
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('BX24.installFinish()');
+    expect(res.body).toContain(h.t.deps.config.b24.jsSdkUrl);
+    expect(res.body).toContain('ONCRMDEALUPDATE');
+    expect(res.body).toContain('CRM_DEAL_DETAIL_TAB');
+    // The page shows what was set up, never a token.
+    for (const token of [portal.calls[0]!.auth!, portal.applicationToken]) {
+      expect(res.body).not.toContain(token);
+    }
+
+    const row = await stored();
+    expect(row).toMatchObject({
+      domain: portal.domain,
+      status: 'installed',
+      auth_mode: 'oauth',
+      installed_by_user_id: 1,
+      application_token_digest: h.t.deps.box.digest(portal.applicationToken),
+    });
+    expect(JSON.parse(row!.events_bound!)).toEqual(APP_EVENTS);
+    const handler = `${h.appUrl}/b24/events`;
+    expect(portal.bindings.map((b) => b.event).sort()).toEqual([...APP_EVENTS].sort());
+    for (const b of portal.bindings) {
+      expect(b).toMatchObject({ handler, authType: 1, options: { add_auth: 'Y' } });
+    }
+    expect(portal.placements).toEqual([
+      expect.objectContaining({
+        placement: 'CRM_DEAL_DETAIL_TAB',
+        handler: `${h.appUrl}/placement/deal-tab`,
+      }),
+    ]);
+
+    const deliveries = await portal.finishInstall();
+    expect(deliveries.map((d) => [d.event, d.status])).toEqual([['ONAPPINSTALL', 200]]);
+    await h.services.intake.drain();
+    expect(await runLifecycleJobs(h.t.deps)).toEqual([{ jobId: expect.any(Number) }]);
+    const [ev] = await events();
+    expect(ev).toMatchObject({ event: 'ONAPPINSTALL', status: 'processed' });
+    expect((await stored())!.app_version).toBe('1');
+  });
+
+  it('reflects the installed portal in portals --json', async () => {
+    await portal.install();
+    const [p] = await portalsJson();
+    expect(p).toMatchObject({
+      memberId: portal.memberId,
+      domain: portal.domain,
+      status: 'installed',
+      events: APP_EVENTS,
+    });
+    expect(Date.parse(String(p!.tokenExpiresAt))).toBeGreaterThan(h.t.clock.now().getTime());
+  });
+
+  it('accepts the script-only install posted as an ONAPPINSTALL form', async () => {
+    const auth = portal.issueUserAuth(1);
+    const body = encodePhpForm([
+      ['event', 'ONAPPINSTALL'],
+      ['data[VERSION]', '1'],
+      ['data[LANGUAGE_ID]', 'en'],
+      ['ts', '1764237600'],
+      ['auth[access_token]', auth.accessToken],
+      ['auth[refresh_token]', auth.refreshToken],
+      ['auth[expires_in]', '3600'],
+      ['auth[domain]', portal.domain],
+      ['auth[server_endpoint]', h.emu.serverEndpoint],
+      ['auth[client_endpoint]', portal.clientEndpoint],
+      ['auth[member_id]', portal.memberId],
+      ['auth[application_token]', portal.applicationToken],
+    ]);
+    const res = await fetch(`${h.appUrl}/install`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, events: APP_EVENTS });
+    expect((await stored())!.app_version).toBe('1');
+  });
+
+  it('refuses an install by a user who is not an administrator and stores nothing', async () => {
+    const res = await portal.install({ userId: 2 });
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('administrator');
+    expect(await stored()).toBeUndefined();
+    expect(portal.bindings).toHaveLength(0);
+    expect(h.emu.oauthCalls).toHaveLength(0);
+  });
+
+  it('refuses a DOMAIN outside B24_PORTAL_HOSTS without contacting it', async () => {
+    const evil = await startRecordingReceiver();
+    try {
+      const res = await installForm({}, { DOMAIN: `localhost:${new URL(evil.url).port}` });
+      expect(res.status).toBe(403);
+      expect(evil.requests).toHaveLength(0);
+      expect(portal.calls).toHaveLength(0);
+      expect(h.emu.oauthCalls).toHaveLength(0);
+      expect(await stored()).toBeUndefined();
+    } finally {
+      await evil.close();
+    }
+  });
+
+  it('refuses a SERVER_ENDPOINT outside B24_OAUTH_SERVERS: the client secret never leaves', async () => {
+    const evil = await startRecordingReceiver();
+    try {
+      const res = await installForm({ SERVER_ENDPOINT: `${evil.url}/rest/` });
+      expect(res.status).toBe(403);
+      expect(evil.requests).toHaveLength(0);
+      expect(portal.calls).toHaveLength(0);
+      expect(await stored()).toBeUndefined();
+    } finally {
+      await evil.close();
+    }
+  });
+
+  it('refuses an install naming another domain for a known member_id without contacting it', async () => {
+    await portal.install();
+    const other = await h.addPortal();
+    const otherAuth = other.issueUserAuth(1);
+    const res = await installForm(
+      { AUTH_ID: otherAuth.accessToken, REFRESH_ID: otherAuth.refreshToken },
+      { DOMAIN: other.domain },
+    );
+    expect(res.status).toBe(403);
+    expect(other.calls).toHaveLength(0);
+    expect((await stored())!.domain).toBe(portal.domain);
+  });
+
+  it('reinstalls idempotently, also by another admin, without a second binding per event', async () => {
+    await portal.install();
+    await portal.install();
+    expect(portal.bindings).toHaveLength(APP_EVENTS.length);
+    expect(portal.placements).toHaveLength(1);
+    await portal.install({ userId: 3 });
+    expect(portal.bindings).toHaveLength(APP_EVENTS.length);
+    expect(new Set(portal.bindings.map((b) => b.authType))).toEqual(new Set([3]));
+    expect(portal.placements).toHaveLength(1);
+  });
+
+  it('re-binds everything on ONAPPUPDATE, without duplicates', async () => {
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const deliveries = await portal.update(2);
+    expect(deliveries.map((d) => d.status)).toEqual([200]);
+    expect(portal.bindings).toHaveLength(0);
+    await h.services.intake.drain();
+    expect(await runLifecycleJobs(h.t.deps)).toEqual([{ jobId: expect.any(Number) }]);
+    expect(portal.bindings.map((b) => b.event).sort()).toEqual([...APP_EVENTS].sort());
+    expect((await stored())!.app_version).toBe('2');
+    // And once more: nothing changes.
+    await portal.install();
+    expect(portal.bindings).toHaveLength(APP_EVENTS.length);
+  });
+
+  it('refuses ONAPPUNINSTALL with a wrong token and honours it with the right one', async () => {
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const forged = eventBody({
+      portal: {
+        memberId: portal.memberId,
+        domain: portal.domain,
+        applicationToken: 'f'.repeat(32),
+      },
+      event: 'ONAPPUNINSTALL',
+      data: { LANGUAGE_ID: 'en', CLEAN: '1' },
+      accessToken: null,
+    });
+    const res = await fetch(`${h.appUrl}/b24/events`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: forged,
+    });
+    expect(res.status).toBe(401);
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect((await stored())!.status).toBe('installed');
+
+    const deliveries = await portal.uninstall({ clean: true });
+    expect(deliveries.map((d) => d.status)).toEqual([200]);
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const row = await stored();
+    expect(row).toMatchObject({
+      status: 'uninstalled',
+      access_token_enc: null,
+      refresh_token_enc: null,
+    });
+    expect(row!.uninstalled_at).not.toBeNull();
+    const bodies = (await events()).filter((e) => e.portal_id === row!.id).map((e) => e.body);
+    expect(bodies.every((b) => b === null)).toBe(true);
+    const [p] = await portalsJson();
+    expect(p).toMatchObject({ status: 'uninstalled', events: [] });
+  });
+
+  it('keeps the tokens when an uninstall does not ask to delete the data', async () => {
+    await portal.install();
+    await portal.finishInstall();
+    await portal.uninstall({ clean: false });
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const row = await stored();
+    expect(row!.status).toBe('uninstalled');
+    expect(row!.access_token_enc).not.toBeNull();
+  });
+});

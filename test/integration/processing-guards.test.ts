@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { runCli } from '../../server/cli/run.js';
+import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+describe('processing guards', () => {
+  let s: PaidDealScenario;
+  afterEach(async () => {
+    await s.close();
+  });
+
+  it('does not let a rule re-trigger itself through its own write', async () => {
+    s = await startPaidDealScenario(() => ({
+      rules: [
+        {
+          name: 'Stamp won deals',
+          on: ['ONCRMDEALUPDATE'],
+          when: [{ field: 'STAGE_ID', equals: 'WON' }],
+          actions: [
+            {
+              type: 'bitrix',
+              method: 'crm.deal.update',
+              params: { id: '{{deal.ID}}', fields: { COMMENTS: 'stamped by b24hooks' } },
+            },
+          ],
+        },
+      ],
+    }));
+    const deal = await s.portal.addDeal({ TITLE: 'Loop', STAGE_ID: 'NEW' });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    // Our crm.deal.update fires ONCRMDEALUPDATE back at us (seconds later, as Bitrix24's
+    // queue does); a few rounds to be sure it stops.
+    for (let i = 0; i < 4; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    const updates = s.portal.calls.filter((c) => c.method === 'crm.deal.update');
+    expect(updates).toHaveLength(1);
+    const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
+    expect(rows.map((r) => r.status)).toEqual(['processed', 'skipped']);
+    expect(rows[1].last_error).toMatch(/loop guard/);
+  });
+
+  it('fails a step whose template names a missing value, naming the path', async () => {
+    s = await startPaidDealScenario();
+    const deal = await s.portal.addDeal({ TITLE: 'No contact', STAGE_ID: 'NEW', OPPORTUNITY: '5' });
+    await s.drain();
+    await new Promise((r) => setTimeout(r, 1100));
+    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await s.drain();
+    const ev = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).first();
+    expect(ev.status).toBe('failed');
+    expect(ev.last_error).toMatch(/sms.*contact\.PHONE/);
+    // Steps before the broken one ran once; none after it.
+    expect([
+      s.accounting.requests.length,
+      s.logistics.requests.length,
+      s.sms.requests.length,
+    ]).toEqual([1, 1, 0]);
+  });
+
+  it('dry-runs the map for one entity without sending anything (rules test)', async () => {
+    s = await startPaidDealScenario();
+    const contact = await s.portal.addContact({
+      NAME: 'Bo',
+      PHONE: [{ VALUE: '+15550002222', VALUE_TYPE: 'WORK' }],
+    });
+    const deal = await s.portal.addDeal({
+      TITLE: 'Dry',
+      STAGE_ID: 'NEW',
+      OPPORTUNITY: '99',
+      CONTACT_ID: contact.id,
+    });
+    await s.drain();
+    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' }, { userId: 1 }).catch(() => undefined);
+    let out = '';
+    let err = '';
+    const d = s.h.t.deps;
+    const code = await runCli(
+      [
+        'rules',
+        'test',
+        '--portal',
+        s.portal.memberId,
+        '--event',
+        'ONCRMDEALUPDATE',
+        '--id',
+        deal.id,
+        '--json',
+      ],
+      {
+        DATA_DIR: s.h.t.dir,
+        SESSION_SECRET: d.config.sessionSecret,
+        TOKEN_ENCRYPTION_KEY: d.config.tokenEncryptionKey.toString('hex'),
+        B24_PORTAL_HOSTS: '127.0.0.1:*',
+        B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
+        B24_CLIENT_ID: d.config.b24.clientId,
+        B24_CLIENT_SECRET: d.config.b24.clientSecret,
+      },
+      { out: (x) => (out += x), err: (x) => (err += x) },
+    );
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const doc = JSON.parse(out);
+    expect(doc.previous).toEqual({ STAGE_ID: 'NEW' });
+    expect(doc.rules[0]).toMatchObject({ matched: true });
+    expect(doc.rules[0].steps.map((x: { type: string }) => x.type)).toEqual([
+      'http',
+      'http',
+      'sms',
+      'bitrix',
+    ]);
+    expect(doc.rules[0].steps[2].rendered).toMatchObject({ to: '+15550002222' });
+    expect(s.accounting.requests).toHaveLength(0);
+  });
+});

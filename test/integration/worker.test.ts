@@ -1,0 +1,246 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { createWorker } from '../../server/queue/worker.js';
+import { PausedError, PermanentError, RetryableError } from '../../server/queue/errors.js';
+import type { JobContext, JobHandler } from '../../server/queue/types.js';
+import { insertJobs } from '../../db/stores/jobs.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { seedPortal } from '../helpers/event-builder.js';
+
+describe('worker', () => {
+  let t: TestDeps;
+  let portalId: number;
+
+  beforeEach(async () => {
+    t = await createTestDeps({ MAX_ATTEMPTS: '4', RETRY_BASE_SECONDS: '10' });
+    portalId = (await seedPortal(t.deps)).row.id;
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  /** Stores events with their process_event jobs, as the intake would. */
+  async function enqueue(entityIds: string[]): Promise<number[]> {
+    const now = t.clock.now().getTime();
+    const ids: number[] = [];
+    for (const entityId of entityIds) {
+      const [row] = await t.deps
+        .db('events')
+        .insert({
+          portal_id: portalId,
+          member_id: 'm',
+          event: 'ONCRMDEALUPDATE',
+          entity_type: 'deal',
+          entity_id: entityId,
+          status: 'received',
+          received_at: now,
+        })
+        .returning('id');
+      const id = Number((row as { id: number }).id);
+      ids.push(id);
+      await insertJobs(
+        t.deps.db,
+        [
+          {
+            type: 'process_event',
+            event_id: id,
+            portal_id: portalId,
+            entity_key: `${portalId}:deal:${entityId}`,
+            payload: null,
+            max_attempts: 4,
+            run_at: now,
+          },
+        ],
+        now,
+      );
+    }
+    return ids;
+  }
+  const event = (id: number) => t.deps.db('events').where({ id }).first();
+  const job = (eventId: number) => t.deps.db('jobs').where({ event_id: eventId }).first();
+
+  it('marks an event processed when its handler succeeds', async () => {
+    const [id] = await enqueue(['1']);
+    const worker = createWorker(t.deps, { handlers: { process_event: async () => undefined } });
+    t.clock.advance(1500);
+    const out = await worker.runOnce();
+    expect(out.map((o) => o.outcome)).toEqual(['done']);
+    expect(await event(id!)).toMatchObject({
+      status: 'processed',
+      attempts: 1,
+      processed_at: t.clock.now().getTime(),
+    });
+    expect(await job(id!)).toMatchObject({ status: 'done' });
+  });
+
+  it('retries with the backoff schedule and fails after MAX_ATTEMPTS keeping the last error', async () => {
+    const [id] = await enqueue(['1']);
+    let calls = 0;
+    const worker = createWorker(t.deps, {
+      random: () => 0.5,
+      handlers: {
+        process_event: async () => {
+          calls++;
+          throw new RetryableError(`accounting answered 503 (try ${calls})`);
+        },
+      },
+    });
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const before = t.clock.now().getTime();
+      await worker.runOnce();
+      const j = await job(id!);
+      if (j.status === 'pending') {
+        delays.push(Number(j.run_at) - before);
+        expect(await worker.runOnce()).toEqual([]); // not due yet
+        expect((await event(id!)).status).toBe('received');
+        t.clock.set(Number(j.run_at));
+      }
+    }
+    expect(delays).toEqual([10_000, 20_000, 40_000]);
+    expect(calls).toBe(4);
+    expect(await job(id!)).toMatchObject({ status: 'dead', attempts: 4 });
+    expect(await event(id!)).toMatchObject({
+      status: 'failed',
+      attempts: 4,
+      last_error: 'accounting answered 503 (try 4)',
+    });
+  });
+
+  it('fails a permanent error at once', async () => {
+    const [id] = await enqueue(['1']);
+    const worker = createWorker(t.deps, {
+      handlers: {
+        process_event: async () => {
+          throw new PermanentError('HTTP 400 from logistics: bad address');
+        },
+      },
+    });
+    await worker.runOnce();
+    expect(await event(id!)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error: 'HTTP 400 from logistics: bad address',
+    });
+  });
+
+  it('waits without spending an attempt while paused', async () => {
+    const [id] = await enqueue(['1']);
+    let paused = true;
+    const worker = createWorker(t.deps, {
+      handlers: {
+        process_event: async () => {
+          if (paused) throw new PausedError('portal needs re-authorisation', 60_000);
+        },
+      },
+    });
+    await worker.runOnce();
+    expect(await job(id!)).toMatchObject({ status: 'pending', attempts: 0 });
+    expect((await event(id!)).status).toBe('received');
+    paused = false;
+    t.clock.advance(60_000);
+    await worker.runOnce();
+    expect(await event(id!)).toMatchObject({ status: 'processed' });
+  });
+
+  it('lets a handler end an event as skipped with a reason', async () => {
+    const [id] = await enqueue(['1']);
+    const worker = createWorker(t.deps, {
+      handlers: {
+        process_event: async () => ({ eventStatus: 'skipped' as const, note: 'no rule matched' }),
+      },
+    });
+    await worker.runOnce();
+    expect(await event(id!)).toMatchObject({ status: 'skipped', last_error: 'no rule matched' });
+  });
+
+  it('processes the events of one entity in arrival order, one at a time, and entities in parallel', async () => {
+    const entities = ['10', '20', '30'];
+    const ids = await enqueue([0, 1, 2, 3].flatMap(() => entities));
+    const log: Array<{ entity: string; id: number; phase: 'start' | 'end' }> = [];
+    let active = 0;
+    let maxActive = 0;
+    const handler: JobHandler = async (ctx: JobContext) => {
+      const entity = ctx.event!.entity_id!;
+      log.push({ entity, id: ctx.event!.id, phase: 'start' });
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 10));
+      active--;
+      log.push({ entity, id: ctx.event!.id, phase: 'end' });
+    };
+    const worker = createWorker(t.deps, { concurrency: 4, handlers: { process_event: handler } });
+    const done = await worker.drain();
+    expect(done).toHaveLength(ids.length);
+    expect(maxActive).toBeGreaterThan(1);
+    for (const entity of entities) {
+      const mine = log.filter((l) => l.entity === entity);
+      // strictly start,end,start,end… and ids ascending
+      expect(mine.map((l) => l.phase)).toEqual(
+        Array.from({ length: 8 }, (_, i) => (i % 2 ? 'end' : 'start')),
+      );
+      const starts = mine.filter((l) => l.phase === 'start').map((l) => l.id);
+      expect(starts).toEqual([...starts].sort((a, b) => a - b));
+    }
+  });
+
+  it('returns jobs abandoned by a dead process to the queue', async () => {
+    const [id] = await enqueue(['1']);
+    await t.deps.db('jobs').where({ event_id: id }).update({
+      status: 'running',
+      locked_by: 'dead-host:1',
+      locked_at: t.clock.now().getTime(),
+      attempts: 1,
+    });
+    const worker = createWorker(t.deps, {
+      leaseMs: 60_000,
+      handlers: { process_event: async () => undefined },
+    });
+    expect(await worker.recoverStale()).toBe(0);
+    t.clock.advance(61_000);
+    expect(await worker.recoverStale()).toBe(1);
+    await worker.runOnce();
+    expect(await event(id!)).toMatchObject({ status: 'processed', attempts: 2 });
+  });
+
+  it('on stop lets work in flight finish within the timeout', async () => {
+    const [id] = await enqueue(['1']);
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let finish!: () => void;
+    const worker = createWorker(t.deps, {
+      pollMs: 10,
+      handlers: {
+        process_event: () => {
+          entered();
+          return new Promise<void>((r) => (finish = r));
+        },
+      },
+    });
+    worker.start();
+    await inHandler;
+    const stopping = worker.stop(5_000);
+    setTimeout(() => finish(), 30);
+    await stopping;
+    expect(await event(id!)).toMatchObject({ status: 'processed' });
+    expect(await job(id!)).toMatchObject({ status: 'done' });
+  });
+
+  it('on stop releases work still running after the timeout without spending its attempt', async () => {
+    const [id] = await enqueue(['1']);
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    const worker = createWorker(t.deps, {
+      pollMs: 10,
+      handlers: {
+        process_event: () => {
+          entered();
+          return new Promise<void>(() => undefined); // never finishes
+        },
+      },
+    });
+    worker.start();
+    await inHandler;
+    await worker.stop(50);
+    expect(await job(id!)).toMatchObject({ status: 'pending', attempts: 0, locked_by: null });
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from '@jest/globals';
+import { checkMap, eventsTriggeredBy } from '../../server/rules/check-map.js';
+import type { Action, EventMap, Rule } from '../../server/rules/model.js';
+
+const sms: Action = { type: 'sms', to: '{{contact.PHONE}}', text: 'hi' };
+const update = (fields: Record<string, unknown>, method = 'crm.deal.update'): Action => ({
+  type: 'bitrix',
+  method,
+  params: { id: '{{deal.ID}}', fields },
+});
+const rule = (name: string, on: string[], actions: Action[], extra: Partial<Rule> = {}): Rule => ({
+  name,
+  on,
+  actions,
+  ...extra,
+});
+
+describe('checkMap', () => {
+  it('warns when two rules on one trigger write the same field, naming both', () => {
+    const map: EventMap = {
+      rules: [
+        rule('set stage', ['ONCRMDEALADD'], [update({ STAGE_ID: 'PREPARATION', TITLE: 'x' })]),
+        rule('set stage too', ['ONCRMDEALADD'], [update({ stageId: 'NEW' }, 'crm.item.update')]),
+        rule('other trigger', ['ONCRMLEADADD'], [update({ STAGE_ID: 'WON' })]),
+      ],
+    };
+    // crm.item.update without entityTypeId is a smart process: no overlap with crm.deal.update.
+    expect(checkMap(map)).toEqual([]);
+    (map.rules[1]!.actions[0] as { params: Record<string, unknown> }).params.entityTypeId = 2;
+    expect(checkMap(map)).toEqual([
+      {
+        code: 'same-field-write',
+        rules: ['set stage', 'set stage too'],
+        message: expect.stringContaining('both write STAGE_ID') as unknown as string,
+      },
+    ]);
+  });
+
+  it('warns about a rule whose own action can trigger its event', () => {
+    const map: EventMap = {
+      rules: [
+        rule('touch deal', ['ONCRMDEALUPDATE'], [sms, update({ COMMENTS: 'seen' })]),
+        rule(
+          'comment only',
+          ['ONCRMDEALUPDATE'],
+          [{ type: 'bitrix', method: 'crm.timeline.comment.add', params: { fields: {} } }],
+        ),
+      ],
+    };
+    const warnings = checkMap(map);
+    expect(warnings).toEqual([
+      {
+        code: 'self-trigger',
+        rules: ['touch deal'],
+        message: expect.stringMatching(
+          /^rule "touch deal" listens to ONCRMDEALUPDATE and its step crm\.deal\.update can trigger that event again/,
+        ) as unknown as string,
+      },
+    ]);
+  });
+
+  it('warns about rules that trigger each other in a cycle', () => {
+    const map: EventMap = {
+      rules: [
+        rule('deal to lead', ['ONCRMDEALUPDATE'], [update({ TITLE: 'x' }, 'crm.lead.update')]),
+        rule('lead to deal', ['ONCRMLEADUPDATE'], [update({ TITLE: 'y' })]),
+      ],
+    };
+    expect(checkMap(map).map((w) => [w.code, w.rules])).toEqual([
+      ['trigger-cycle', ['deal to lead', 'lead to deal']],
+    ]);
+  });
+
+  it('warns about rules on events that are not bound, and ignores disabled rules', () => {
+    const map: EventMap = {
+      rules: [
+        rule('leads', ['ONCRMLEADADD'], [sms]),
+        rule('off', ['ONCRMDEALUPDATE'], [update({ X: 1 })], { enabled: false }),
+      ],
+    };
+    expect(checkMap(map, { boundEvents: ['ONCRMDEALADD', 'ONCRMDEALUPDATE'] })).toEqual([
+      {
+        code: 'unbound-event',
+        rules: ['leads'],
+        message: expect.stringContaining('ONCRMLEADADD, which is not bound') as unknown as string,
+      },
+    ]);
+  });
+
+  it('knows which events a REST method causes', () => {
+    expect(eventsTriggeredBy('crm.deal.update')).toEqual(['ONCRMDEALUPDATE']);
+    expect(eventsTriggeredBy('crm.item.add', { entityTypeId: 1 })).toEqual(['ONCRMLEADADD']);
+    expect(eventsTriggeredBy('crm.item.update', { entityTypeId: 128 })).toEqual([
+      'ONCRMDYNAMICITEMUPDATE',
+    ]);
+    expect(eventsTriggeredBy('crm.timeline.comment.add')).toEqual(['ONCRMTIMELINECOMMENTADD']);
+    expect(eventsTriggeredBy('tasks.task.update')).toEqual(['ONTASKUPDATE']);
+    expect(eventsTriggeredBy('crm.deal.get')).toEqual([]);
+  });
+});

@@ -1,0 +1,173 @@
+import { describe, expect, it } from '@jest/globals';
+import { buildTemplateContext } from '../../server/rules/context.js';
+import { renderAction } from '../../server/rules/render-action.js';
+import {
+  renderTemplate,
+  TemplateError,
+  templatePaths,
+  templateRoots,
+} from '../../server/rules/templates.js';
+import { PermanentError } from '../../server/queue/errors.js';
+
+const deal = {
+  ID: '42',
+  TITLE: 'Hardware order',
+  OPPORTUNITY: 950.5,
+  STAGE_ID: 'WON',
+  CONTACT_ID: '7',
+};
+const contact = {
+  ID: '7',
+  NAME: 'Ada',
+  PHONE: [
+    { ID: '1', VALUE_TYPE: 'WORK', VALUE: '+15550100', TYPE_ID: 'PHONE' },
+    { ID: '2', VALUE_TYPE: 'MOBILE', VALUE: '+15550199', TYPE_ID: 'PHONE' },
+  ],
+};
+const ctx = buildTemplateContext({
+  event: { name: 'ONCRMDEALUPDATE', id: 9, memberId: 'm1', entityType: 'deal', entityId: '42' },
+  entity: deal,
+  related: { contact },
+  steps: { invoice: { response: { id: 'INV-1', lines: [{ sku: 'A' }] }, status: 201 } },
+  portal: { domain: 'acme.bitrix24.com', memberId: 'm1' },
+});
+
+const failure = (fn: () => unknown): TemplateError => {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof TemplateError) return e;
+    throw e;
+  }
+  throw new Error('expected a TemplateError');
+};
+
+describe('renderTemplate', () => {
+  it('fills placeholders deep inside objects and arrays, keys untouched', () => {
+    expect(
+      renderTemplate(
+        { '{{deal.ID}}': ['Deal {{deal.ID}}: {{ deal.TITLE }}', { n: 'x{{event.name}}' }], k: 3 },
+        ctx,
+      ),
+    ).toEqual({
+      '{{deal.ID}}': ['Deal 42: Hardware order', { n: 'xONCRMDEALUPDATE' }],
+      k: 3,
+    });
+  });
+
+  it('reads nested paths, array indexes and earlier step outputs', () => {
+    expect(renderTemplate('{{contact.PHONE.1.VALUE}}', ctx)).toBe('+15550199');
+    expect(renderTemplate('{{contact.PHONE[1].VALUE_TYPE}}', ctx)).toBe('MOBILE');
+    expect(renderTemplate('Invoice {{steps.invoice.response.id}}', ctx)).toBe('Invoice INV-1');
+    expect(renderTemplate('{{steps.invoice.response.lines.0.sku}}', ctx)).toBe('A');
+    expect(renderTemplate('{{portal.domain}}/{{entity.ID}}', ctx)).toBe('acme.bitrix24.com/42');
+  });
+
+  it('renders a multi-field as its first VALUE', () => {
+    expect(renderTemplate('{{contact.PHONE}}', ctx)).toBe('+15550100');
+    expect(renderTemplate('Call {{contact.PHONE}}', ctx)).toBe('Call +15550100');
+  });
+
+  it('keeps the JSON type of a lone placeholder and interpolates otherwise', () => {
+    expect(renderTemplate({ amount: '{{deal.OPPORTUNITY}}' }, ctx)).toEqual({ amount: 950.5 });
+    expect(renderTemplate('{{steps.invoice.response}}', ctx)).toEqual({
+      id: 'INV-1',
+      lines: [{ sku: 'A' }],
+    });
+    expect(renderTemplate('{{steps.invoice.status}}', ctx)).toBe(201);
+    expect(renderTemplate('{{deal.OPPORTUNITY}} USD', ctx)).toBe('950.5 USD');
+    expect(renderTemplate('r={{steps.invoice.response.lines}}', ctx)).toBe('r=[{"sku":"A"}]');
+  });
+
+  it('fails with a message naming the missing path', () => {
+    const noPhone = buildTemplateContext({
+      event: { name: 'ONCRMDEALUPDATE', entityType: 'deal' },
+      entity: deal,
+      related: { contact: { ID: '7', NAME: 'Ada' } },
+    });
+    const e = failure(() => renderTemplate({ to: '{{contact.PHONE}}' }, noPhone));
+    expect(e.message).toBe('template {{contact.PHONE}}: contact has no PHONE');
+    expect(e.path).toBe('contact.PHONE');
+    expect(e).toBeInstanceOf(PermanentError);
+    expect(failure(() => renderTemplate('{{deal.NOPE}}', ctx)).message).toBe(
+      'template {{deal.NOPE}}: deal has no NOPE',
+    );
+    expect(failure(() => renderTemplate('{{company.TITLE}}', ctx)).message).toBe(
+      'template {{company.TITLE}}: company is not available for this event',
+    );
+    expect(failure(() => renderTemplate('{{contact.PHONE.5.VALUE}}', ctx)).message).toBe(
+      'template {{contact.PHONE.5.VALUE}}: contact.PHONE has no item 5 (it has 2)',
+    );
+    expect(failure(() => renderTemplate('{{steps.shipment.response.id}}', ctx)).message).toBe(
+      'template {{steps.shipment.response.id}}: no earlier step named "shipment" has run',
+    );
+  });
+
+  it('treats a null field as missing unless the placeholder is optional', () => {
+    const c = buildTemplateContext({
+      event: { name: 'ONCRMDEALUPDATE', entityType: 'deal' },
+      entity: { ID: '1', COMMENTS: null },
+    });
+    expect(failure(() => renderTemplate('{{deal.COMMENTS}}', c)).message).toBe(
+      'template {{deal.COMMENTS}}: deal.COMMENTS is empty (null)',
+    );
+    expect(renderTemplate('Note: {{deal.COMMENTS?}}.', c)).toBe('Note: .');
+    expect(renderTemplate('{{deal.COMMENTS?}}', c)).toBeNull();
+  });
+
+  it('leaves step placeholders alone when asked (dry run)', () => {
+    expect(
+      renderTemplate('Invoice {{steps.x.response.id}} for {{deal.ID}}', ctx, { keepSteps: true }),
+    ).toBe('Invoice {{steps.x.response.id}} for 42');
+  });
+});
+
+describe('templatePaths', () => {
+  it('lists the normalised paths and roots a value reads', () => {
+    const value = {
+      to: '{{contact.PHONE}}',
+      text: 'Deal {{deal.ID}} {{ company.TITLE? }} {{contact.PHONE[0].VALUE}}',
+      n: 5,
+    };
+    expect([...templatePaths(value)].sort()).toEqual([
+      'company.TITLE',
+      'contact.PHONE',
+      'contact.PHONE.0.VALUE',
+      'deal.ID',
+    ]);
+    expect([...templateRoots(value)].sort()).toEqual(['company', 'contact', 'deal']);
+  });
+});
+
+describe('renderAction', () => {
+  it('keeps text fields text and JSON fields typed', () => {
+    const rendered = renderAction(
+      {
+        type: 'http',
+        name: 'invoice',
+        method: 'POST',
+        url: 'https://x.example/deals/{{deal.ID}}',
+        headers: { 'X-Deal': '{{deal.ID}}', 'X-Amount': '{{deal.OPPORTUNITY}}' },
+        body: { amount: '{{deal.OPPORTUNITY}}' },
+        timeoutMs: 500,
+      },
+      ctx,
+    );
+    expect(rendered).toEqual({
+      type: 'http',
+      name: 'invoice',
+      method: 'POST',
+      url: 'https://x.example/deals/42',
+      headers: { 'X-Deal': '42', 'X-Amount': '950.5' },
+      body: { amount: 950.5 },
+      timeoutMs: 500,
+    });
+    expect(
+      renderAction({ type: 'sms', to: '{{contact.PHONE}}', text: '{{deal.OPPORTUNITY}}' }, ctx),
+    ).toEqual({
+      type: 'sms',
+      to: '+15550100',
+      text: '950.5',
+    });
+  });
+});

@@ -1,0 +1,128 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from '@jest/globals';
+import { projectRoot } from '../../server/lib/project-root.js';
+import { validateEventMap } from '../../server/rules/validate.js';
+
+const sample = () =>
+  JSON.parse(
+    fs.readFileSync(path.join(projectRoot(), 'server/rules/samples/paid-deal.json'), 'utf8'),
+  ) as { rules: Array<Record<string, unknown>> };
+
+const errorsOf = (json: unknown) => {
+  const r = validateEventMap(json);
+  if (r.ok) throw new Error('expected the map to be invalid');
+  return r.errors;
+};
+
+describe('validateEventMap', () => {
+  it('accepts the sample paid-deal map and upper-cases event names', () => {
+    const doc = sample();
+    doc.rules[0]!.on = ['onCrmDealUpdate'];
+    const r = validateEventMap(doc);
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.map.rules[0]?.on).toEqual(['ONCRMDEALUPDATE']);
+      expect(r.map.rules[0]?.actions).toHaveLength(4);
+    }
+  });
+
+  it('names the JSON path of a wrong type and says what arrived', () => {
+    const doc = sample();
+    (doc.rules[0]!.actions as Array<Record<string, unknown>>)[1]!.url = 5;
+    expect(errorsOf(doc)).toEqual([
+      { path: '$.rules[0].actions[1].url', message: 'expected string, got number 5' },
+    ]);
+  });
+
+  it('lists every problem, not just the first', () => {
+    const errors = errorsOf({
+      rules: [
+        {
+          name: '',
+          on: [],
+          when: [{ field: 'STAGE_ID' }, { field: 'STAGE_ID', equals: 'A', becomes: 'B' }],
+          actions: [
+            { type: 'smss', to: 'x' },
+            { type: 'http', method: 'FETCH', url: 'ftp://x' },
+            { type: 'email', to: 'a@b.c', subject: 'Hi' },
+          ],
+          slaSeconds: -5,
+          colour: 'red',
+        },
+      ],
+    });
+    const paths = errors.map((e) => e.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '$.rules[0].name',
+        '$.rules[0].on',
+        '$.rules[0].when[0]',
+        '$.rules[0].when[1]',
+        '$.rules[0].actions[0].type',
+        '$.rules[0].actions[1].method',
+        '$.rules[0].actions[1].url',
+        '$.rules[0].actions[2]',
+        '$.rules[0].slaSeconds',
+        '$.rules[0].colour',
+      ]),
+    );
+    const byPath = Object.fromEntries(errors.map((e) => [e.path, e.message]));
+    expect(byPath['$.rules[0].actions[0].type']).toBe(
+      'expected type to be one of "http", "telegram", "email", "sms", "bitrix", got string "smss"',
+    );
+    expect(byPath['$.rules[0].when[0]']).toMatch(/expected one operator.*got none/);
+    expect(byPath['$.rules[0].when[1]']).toMatch(/got equals and becomes/);
+    expect(byPath['$.rules[0].actions[2]']).toMatch(/expected text or html/);
+    expect(byPath['$.rules[0].colour']).toBe('unknown key "colour"');
+    expect(byPath['$.rules[0].actions[1].url']).toMatch(/expected an http\(s\) URL/);
+  });
+
+  it('reports a missing required key as missing', () => {
+    expect(errorsOf({ rules: [{ name: 'x', on: ['ONCRMDEALADD'] }] })).toEqual([
+      { path: '$.rules[0].actions', message: 'expected array; it is missing' },
+    ]);
+    expect(errorsOf([])).toEqual([{ path: '$', message: 'expected object, got a list of 0' }]);
+  });
+
+  it('rejects duplicate rule names and names both places', () => {
+    const doc = sample();
+    doc.rules.push({ ...doc.rules[0]! });
+    expect(errorsOf(doc)).toEqual([
+      {
+        path: '$.rules[1].name',
+        message:
+          'expected a unique rule name; "Paid deal: invoice, shipment, SMS" is also the name of $.rules[0]',
+      },
+    ]);
+  });
+
+  it('rejects a template that reads a step that has not run yet', () => {
+    const doc = sample();
+    const actions = doc.rules[0]!.actions as Array<Record<string, unknown>>;
+    actions.reverse();
+    const errors = errorsOf(doc);
+    expect(errors).toEqual([
+      {
+        path: '$.rules[0].actions[0].params',
+        message: expect.stringContaining(
+          'template {{steps.invoice.response.id}} expects an earlier step named "invoice"',
+        ) as unknown as string,
+      },
+    ]);
+  });
+
+  it('rejects a template that is not a path', () => {
+    const errors = errorsOf({
+      rules: [
+        {
+          name: 'r',
+          on: ['ONCRMDEALADD'],
+          actions: [{ type: 'sms', to: '{{contact..PHONE}}', text: 'hi' }],
+        },
+      ],
+    });
+    expect(errors[0]?.path).toBe('$.rules[0].actions[0].to');
+    expect(errors[0]?.message).toMatch(/^template \{\{contact\.\.PHONE\}\}: not a path/);
+  });
+});
