@@ -1,0 +1,175 @@
+/**
+ * `npm run demo`: the app, a local Bitrix24 portal emulator and a stream of CRM events, so a
+ * newcomer sees install, the event log, the dashboard and actions working without a portal.
+ * Honours PORT and DATA_DIR (default ./data/demo); the emulator and the stand-ins for
+ * accounting, logistics and the SMS gateway take free ports on 127.0.0.1.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { loadConfig } from './config.js';
+import { createDeps } from './deps.js';
+import { projectRoot } from './lib/project-root.js';
+import { appParts, createServices } from './routes/index.js';
+import { ensureSecrets } from './secrets.js';
+import { buildListener, listen } from './start.js';
+import { validateEventMap } from './rules/validate.js';
+import { getRuleMap, saveRuleMap } from '../db/stores/rules.js';
+import { startEmulator } from '../test/emulator/bitrix-emulator.js';
+
+/** A local stand-in for an external system: records what it got, answers like the real one. */
+async function standIn(name: string, reply: (body: unknown) => unknown) {
+  const received: unknown[] = [];
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      let body: unknown = raw;
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        /* keep text */
+      }
+      received.push(body);
+      process.stderr.write(`  [${name}] ${req.method} ${req.url} ${raw.slice(0, 120)}\n`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply(body)));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, server };
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const port = Number(env.PORT?.trim() || 3000);
+  const dataDir = path.resolve(env.DATA_DIR?.trim() || './data/demo');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const clientId = 'local.demo';
+  const clientSecret = randomBytes(16).toString('hex');
+  const emu = await startEmulator({ clientId, clientSecret });
+  const portal = await emu.addPortal();
+  let invoices = 0;
+  const accounting = await standIn('accounting', () => ({ id: `INV-${1000 + ++invoices}` }));
+  const logistics = await standIn('logistics', () => ({
+    shipment: `SHP-${randomBytes(3).toString('hex')}`,
+  }));
+  const sms = await standIn('sms', () => ({ status: 'queued' }));
+
+  const appUrl = `http://localhost:${port}`;
+  const demoEnv = {
+    ...env,
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    APP_URL: appUrl,
+    B24_CLIENT_ID: clientId,
+    B24_CLIENT_SECRET: clientSecret,
+    B24_PORTAL_HOSTS: '127.0.0.1:*',
+    B24_OAUTH_SERVERS: emu.oauthUrl,
+    B24_JS_SDK_URL: `${portal.url}/bx24.js`,
+    SMS_PROVIDER: 'generic',
+    SMS_URL: `${sms.url}/send`,
+    SMS_TOKEN: 'demo-sms-token',
+    RETRY_BASE_SECONDS: env.RETRY_BASE_SECONDS ?? '2',
+    LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
+  };
+  const config = loadConfig(demoEnv, ensureSecrets(dataDir, demoEnv));
+  const deps = await createDeps(config);
+  const services = createServices(deps);
+  services.worker.start();
+  const running = await listen(
+    deps,
+    buildListener(deps, appParts(deps, services)),
+    port,
+    env.HOST?.trim() || '0.0.0.0',
+  );
+
+  // The sample "Paid deal" map, pointed at the local stand-ins (kept if one is stored already).
+  if (!(await getRuleMap(deps.db))) {
+    const raw = fs
+      .readFileSync(
+        path.join(projectRoot(), 'server', 'rules', 'samples', 'paid-deal.json'),
+        'utf8',
+      )
+      .replace('https://accounting.example', accounting.url)
+      .replace('https://logistics.example', logistics.url);
+    const v = validateEventMap(JSON.parse(raw));
+    if (v.ok) await saveRuleMap(deps.db, undefined, v.map, deps.clock.now());
+  }
+
+  // Install the way Bitrix24 does: the installer POST into the frame, then BX24.installFinish().
+  portal.setApp({
+    appUrl,
+    appPath: deps.manifest.handlers.app,
+    installPath: deps.manifest.handlers.install,
+  });
+  const installed = await portal.install();
+  if (installed.status !== 200) throw new Error(`install answered ${installed.status}`);
+  await portal.finishInstall();
+
+  process.stderr.write(
+    [
+      '',
+      `b24hooks demo is running (app on ${running.url}, data in ${dataDir})`,
+      '',
+      `  Open the emulated Bitrix24 portal:  ${portal.url}/app`,
+      `  A deal card with the Webhooks tab:  ${portal.url}/crm/deal/details/1/`,
+      '',
+      `  Stand-ins: accounting ${accounting.url}, logistics ${logistics.url}, SMS ${sms.url}`,
+      '  A stream of deal events runs every few seconds; every third deal is paid (WON),',
+      '  which runs the "Paid deal" rule: invoice, shipment, SMS and a timeline comment.',
+      '  Press Ctrl+C to stop.',
+      '',
+    ].join('\n'),
+  );
+
+  const names = ['Website redesign', 'Annual support', 'Hardware order', 'Consulting', 'Training'];
+  let n = 0;
+  const contact = await portal.addContact({
+    NAME: 'Ada',
+    LAST_NAME: 'Lovelace',
+    PHONE: [{ VALUE: '+15550100', VALUE_TYPE: 'WORK' }],
+  });
+  const timer = setInterval(
+    () => {
+      void (async () => {
+        n++;
+        const deal = await portal.addDeal({
+          TITLE: `${names[n % names.length]} #${n}`,
+          STAGE_ID: 'NEW',
+          OPPORTUNITY: String(100 * n),
+          CURRENCY_ID: 'USD',
+          CONTACT_ID: contact.id,
+        });
+        setTimeout(
+          () => void portal.updateDeal(deal.id, { STAGE_ID: 'PREPARATION' }).catch(() => undefined),
+          1500,
+        );
+        if (n % 3 === 0)
+          setTimeout(
+            () => void portal.updateDeal(deal.id, { STAGE_ID: 'WON' }).catch(() => undefined),
+            3500,
+          );
+      })().catch((e: unknown) => process.stderr.write(`demo stream: ${(e as Error).message}\n`));
+    },
+    Number(env.DEMO_INTERVAL_MS ?? 4000),
+  );
+
+  const stop = async () => {
+    clearInterval(timer);
+    await running.close();
+    await services.close(5000);
+    await deps.close();
+    await emu.close();
+    for (const s of [accounting, logistics, sms]) s.server.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`b24hooks demo: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { openDb } from '../../db/connect.js';
+import { projectRoot } from '../../server/lib/project-root.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+
+describe('npm run demo', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('installs on the emulated portal, streams deals and runs the Paid-deal rule', async () => {
+    const port = await freePort();
+    const dataDir = path.join(tmp.dir, 'demo');
+    const proc = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'server', 'demo.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: String(port),
+        DATA_DIR: dataDir,
+        DEMO_INTERVAL_MS: '300',
+        HOST: '127.0.0.1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/\[sms\] POST/.test(err) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      const portalPage = /Open the emulated Bitrix24 portal: +(http:\/\/\S+)/.exec(err)?.[1];
+      expect(portalPage).toBeDefined();
+      const page = await fetch(portalPage!);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(`http://localhost:${port}`);
+      expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
+      expect(err).toMatch(/\[sms\] POST \/send .*Payment received for order/);
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
+    const processed = Number(
+      (
+        await db('events')
+          .where({ status: 'processed', event: 'ONCRMDEALUPDATE' })
+          .count({ n: '*' })
+          .first()
+      )?.n,
+    );
+    await db.destroy();
+    expect(processed).toBeGreaterThan(0);
+  });
+});
