@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   const deps = await createDeps(config);
   const services = createServices(deps);
   services.worker.start();
+  services.alerts.start();
   const running = await listen(
     deps,
     buildListener(deps, appParts(deps, services)),

@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     await releaseStaleJobs(deps.db, Number.MAX_SAFE_INTEGER, Date.now());
   }
   services.worker.start();
+  services.alerts.start();
   const running = await listen(deps, buildListener(deps, appParts(deps, services)));
   const { handlers, placements } = deps.manifest;
   const base = config.appUrl;

@@ -70,6 +70,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['channel', 'kind'] as const,
       registers: [registry],
     }),
+    slaBreaches: new Counter({
+      name: 'b24hooks_sla_breaches_total',
+      help: 'Events that passed a rule SLA (slaSeconds), counted once per event and rule when detected',
+      labelNames: ['portal', 'rule'] as const,
+      registers: [registry],
+    }),
     backlog: new Gauge({
       name: 'b24hooks_backlog',
       help: 'Events received but not yet processed (received, processing, unverified)',

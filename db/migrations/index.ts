@@ -1,9 +1,13 @@
 import type { Knex } from 'knex';
 import * as m0001 from './0001-init.js';
 import * as m0002 from './0002-processing.js';
+import * as m0003 from './0003-sessions.js';
+import * as m0004 from './0004-alerts.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
   { name: '0001-init', module: m0001 },
   { name: '0002-processing', module: m0002 },
+  { name: '0003-sessions', module: m0003 },
+  { name: '0004-alerts', module: m0004 },
 ];

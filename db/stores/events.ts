@@ -55,6 +55,8 @@ export interface EventFilter {
   to?: number | undefined;
   /** Keyset pagination: only ids below this one. */
   beforeId?: number | undefined;
+  /** Only these events (the UI's "retry now" replays exactly one). */
+  ids?: readonly number[] | undefined;
   limit?: number | undefined;
 }
 
@@ -86,6 +88,7 @@ export function applyEventFilter(q: Knex.QueryBuilder, f: EventFilter): Knex.Que
   if (f.from !== undefined) q.where('events.received_at', '>=', f.from);
   if (f.to !== undefined) q.where('events.received_at', '<', f.to);
   if (f.beforeId !== undefined) q.where('events.id', '<', f.beforeId);
+  if (f.ids !== undefined) q.whereIn('events.id', [...f.ids]);
   return q;
 }
 

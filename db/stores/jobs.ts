@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import type { JobRow } from '../../server/queue/types.js';
 
-/** Job kinds the worker knows (see server/queue/). */
-export type JobType = 'process_event' | 'lifecycle';
+/** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
+export type JobType = 'process_event' | 'lifecycle' | 'alert';
 
 export interface NewJob {
   type: JobType;

@@ -7,6 +7,7 @@ import {
 } from '../../db/stores/events.js';
 import { findPortalByMemberId, listPortals, portalEvents } from '../../db/stores/portals.js';
 import type { Deps } from '../deps.js';
+import { slaByPeriod } from '../alerts/sla.js';
 import { iso, parseIsoTime, parseLimit, table, UsageError, type CliIo } from './io.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
@@ -51,8 +52,10 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
       ...(await statusFigures(deps.db, now, p.id)),
     });
   }
+  // SLA share per rule over 24 h and 7 d (issue 7): a key added to the contract's shape.
+  const sla = await slaByPeriod(deps);
   if (json) {
-    io.out(JSON.stringify({ total, portals }) + '\n');
+    io.out(JSON.stringify({ total, portals, sla }) + '\n');
     return 0;
   }
   const cols = [
@@ -73,6 +76,22 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
     ...portals.map((p) => [p.memberId, ...cols.map((c) => p[c])]),
   ];
   io.out(table(['portal', ...cols.map((c) => c.replace(/([A-Z])/g, ' $1').toLowerCase())], rows));
+  if (sla.length) {
+    io.out(
+      '\n' +
+        table(
+          ['rule', 'period', 'sla s', 'total', 'within sla', 'share'],
+          sla.map((f) => [
+            f.rule,
+            f.period,
+            f.slaSeconds,
+            f.total,
+            f.withinSla,
+            f.share === null ? null : `${(f.share * 100).toFixed(1)} %`,
+          ]),
+        ),
+    );
+  }
   return 0;
 }
 

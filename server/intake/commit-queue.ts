@@ -10,6 +10,8 @@ export interface CommitQueue {
   submit(row: IntakeRow): Promise<IntakeOutcome>;
   /** Resolves when everything submitted so far is written (or failed). */
   drain(): Promise<void>;
+  /** Whether deliveries are waiting for or in a commit right now. */
+  busy(): boolean;
 }
 
 interface Pending {
@@ -61,6 +63,9 @@ export function createCommitQueue(
     },
     async drain() {
       while (running) await running;
+    },
+    busy() {
+      return running !== undefined || pending.length > 0;
     },
   };
 }

@@ -30,6 +30,10 @@ export interface Intake {
   close(): Promise<void>;
   /** Called after each committed batch with the ids of new jobs' events (to wake the worker). */
   onStored(listener: () => void): void;
+  /** Deliveries received in the last full second (the worker yields to a flood). */
+  recentRate(): number;
+  /** Deliveries are waiting for their commit: other writers should hold back. */
+  busy(): boolean;
 }
 
 /** Past this many rejected deliveries a minute only the counters grow (forgery floods). */
@@ -95,7 +99,7 @@ export function createIntake(
   let budgetMinute = 0;
   let budgetUsed = 0;
   const withinRejectBudget = (): boolean => {
-    const minute = Math.floor(Date.now() / 60_000);
+    const minute = Math.floor(now() / 60_000);
     if (minute !== budgetMinute) {
       budgetMinute = minute;
       budgetUsed = 0;
@@ -242,10 +246,24 @@ export function createIntake(
     return reject(res, 'token_mismatch', d, portal, remote);
   }
 
+  let rateSecond = 0;
+  let rateCount = 0;
+  let lastRate = 0;
+  const countRequest = () => {
+    const sec = Math.floor(Date.now() / 1000);
+    if (sec !== rateSecond) {
+      lastRate = sec === rateSecond + 1 ? rateCount : 0;
+      rateSecond = sec;
+      rateCount = 0;
+    }
+    rateCount++;
+  };
+
   const route: FastRoute = {
     method: 'POST',
     path,
     handle(req, res) {
+      countRequest();
       const remote = clientAddress(req, config.trustProxy);
       if (allowlist.enabled && !allowlist.allows(remote)) {
         metrics.eventsRejected.inc({ reason: 'ip_not_allowed' });
@@ -311,6 +329,12 @@ export function createIntake(
     },
     onStored(listener) {
       listeners.push(listener);
+    },
+    busy: () => queue.busy(),
+    recentRate() {
+      const sec = Math.floor(Date.now() / 1000);
+      if (sec === rateSecond) return Math.max(lastRate, rateCount);
+      return sec === rateSecond + 1 ? rateCount : 0;
     },
   };
 }

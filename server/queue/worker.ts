@@ -28,6 +28,14 @@ export interface WorkerOptions {
   pollMs?: number;
   workerId?: string;
   random?: () => number;
+  /**
+   * Intake first: while this says the intake is under a flood, the loop waits before
+   * claiming (at most `maxYieldMs` in a row), so acknowledging deliveries — which Bitrix24
+   * never re-sends — is never starved by processing, which can catch up later.
+   */
+  shouldYield?: () => boolean;
+  /** @default 1000 */
+  maxYieldMs?: number;
 }
 
 export interface JobOutcome {
@@ -81,7 +89,9 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
 
   async function execute(job: JobRow): Promise<JobOutcome> {
     const handler = opts.handlers[job.type];
-    const log = logger.child({ jobId: job.id, jobType: job.type, eventId: job.event_id });
+    const log = {
+      child: () => logger.child({ jobId: job.id, jobType: job.type, eventId: job.event_id }),
+    };
     const event = job.event_id !== null ? await getEvent(db, job.event_id) : undefined;
     if (event && job.type === 'process_event')
       await markEventProcessing(db, event.id, job.attempts, now());
@@ -126,7 +136,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
             status: 'failed',
           });
         }
-        log.warn({ err: message, attempts: job.attempts }, 'job failed for good');
+        log.child().warn({ err: message, attempts: job.attempts }, 'job failed for good');
         outcome = { job, outcome: 'dead', error: message };
       } else {
         const retryAfter = e instanceof RetryableError ? e.retryAfterMs : undefined;
@@ -140,10 +150,12 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         await rescheduleJob(db, job.id, { runAt, lastError: message, now: t });
         if (event)
           await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
-        log.info(
-          { err: message, attempts: job.attempts, retryAt: new Date(runAt).toISOString() },
-          'job will be retried',
-        );
+        log
+          .child()
+          .info(
+            { err: message, attempts: job.attempts, retryAt: new Date(runAt).toISOString() },
+            'job will be retried',
+          );
         outcome = { job, outcome: 'retry', error: message };
       }
     }
@@ -182,7 +194,14 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   }
 
   async function loop(): Promise<void> {
+    let yielded = 0;
     while (running) {
+      if (opts.shouldYield?.() && yielded < (opts.maxYieldMs ?? 1000)) {
+        yielded += 5;
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
+      yielded = 0;
       try {
         if (inFlight.size < concurrency) {
           const free = concurrency - inFlight.size;

@@ -1,11 +1,13 @@
 import type { Deps } from '../deps.js';
 import { createMailer, type Mailer } from '../actions/index.js';
+import { createAlertJobHandler, createAlertMonitor, type AlertMonitor } from '../alerts/index.js';
 import { createIntake, type Intake } from '../intake/intake.js';
 import type { BatchWriter } from '../intake/writer.js';
 import { installRoutes } from '../install/install-route.js';
 import { lifecycleHandler } from '../install/lifecycle.js';
 import { createEventProcessor, type ProcessorOptions } from '../processing/process-event.js';
 import { createWorker, type Worker, type WorkerOptions } from '../queue/worker.js';
+import { uiRoutes } from '../ui/routes.js';
 import type { Parts } from '../start.js';
 
 /** Long-lived parts shared by routes and background work. */
@@ -13,6 +15,8 @@ export interface Services {
   readonly intake: Intake;
   readonly worker: Worker;
   readonly mailer: Mailer;
+  /** Alert checks (issue 7); `alerts.start()` runs them on a timer, `close()` stops them. */
+  readonly alerts: AlertMonitor;
   /** Stops background work and closes what the services opened. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -27,19 +31,26 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
   const intake = createIntake(deps, { writer: opts.intakeWriter });
   const mailer = createMailer();
   const worker = createWorker(deps, {
+    // The intake comes first: no new claim while deliveries wait for their commit (SQLite
+    // has one writer; a worker transaction would make them wait), at most 1 s in a row.
+    shouldYield: () => intake.busy(),
     ...opts.worker,
     handlers: {
       process_event: createEventProcessor(deps, { mailer, ...opts.processor }),
       lifecycle: lifecycleHandler,
+      alert: createAlertJobHandler({ mailer }),
       ...opts.worker?.handlers,
     },
   });
   intake.onStored(() => worker.notify());
+  const alerts = createAlertMonitor(deps, { onEnqueued: () => worker.notify() });
   return {
     intake,
     worker,
     mailer,
+    alerts,
     async close(timeoutMs = 30_000) {
+      await alerts.stop();
       await intake.close();
       await worker.stop(timeoutMs);
       mailer.close();
@@ -49,5 +60,8 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
 
 /** Every route the app mounts, in one list (manifest handlers included). */
 export function appParts(deps: Deps, services: Services): Parts {
-  return { routes: [installRoutes(deps)], fast: [services.intake.route] };
+  return {
+    routes: [installRoutes(deps), uiRoutes(deps, { notifyWorker: () => services.worker.notify() })],
+    fast: [services.intake.route],
+  };
 }

@@ -1,0 +1,182 @@
+import type { Knex } from 'knex';
+import { BACKLOG_STATUSES } from './events.js';
+import { getSetting } from './settings.js';
+
+/** Alert kinds (server/alerts/). */
+export type AlertKind = 'backlog' | 'failed' | 'reauth' | 'drift' | 'sla';
+
+/** A row of `alert_state`: one per alert condition. */
+export interface AlertStateRow {
+  key: string;
+  kind: AlertKind;
+  member_id: string | null;
+  state: 'ok' | 'firing';
+  pending_since: number | null;
+  fired_at: number | null;
+  last_sent_at: number | null;
+  cursor: number | null;
+  details: string | null;
+  version: number;
+  updated_at: number;
+}
+
+/**
+ * Settings keys (scope = the portal's member_id) of a portal's own alert channels, set in the
+ * UI; without them TELEGRAM_CHAT_ID and ALERT_EMAIL_TO apply.
+ */
+export const ALERT_SETTINGS = {
+  telegramChatId: 'alerts.telegramChatId',
+  email: 'alerts.email',
+} as const;
+
+export interface PortalAlertChannels {
+  telegramChatId: string | undefined;
+  /** One address or several, comma separated. */
+  email: string | undefined;
+}
+
+/** The portal's own alert channels (empty strings count as unset). */
+export async function getPortalAlertChannels(
+  db: Knex,
+  memberId: string,
+): Promise<PortalAlertChannels> {
+  const text = (v: unknown) =>
+    v === undefined || v === null || String(v).trim() === '' ? undefined : String(v).trim();
+  return {
+    telegramChatId: text(await getSetting<unknown>(db, memberId, ALERT_SETTINGS.telegramChatId)),
+    email: text(await getSetting<unknown>(db, memberId, ALERT_SETTINGS.email)),
+  };
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function normalise(r: Record<string, unknown>): AlertStateRow {
+  return {
+    ...(r as unknown as AlertStateRow),
+    pending_since: num(r.pending_since),
+    fired_at: num(r.fired_at),
+    last_sent_at: num(r.last_sent_at),
+    cursor: num(r.cursor),
+    version: Number(r.version),
+    updated_at: Number(r.updated_at),
+  };
+}
+
+export async function getAlertState(db: Knex, key: string): Promise<AlertStateRow | undefined> {
+  const r = (await db('alert_state').where({ key }).first()) as Record<string, unknown> | undefined;
+  return r ? normalise(r) : undefined;
+}
+
+/** Every condition's state, firing first (for the dashboard). */
+export async function listAlertStates(db: Knex): Promise<AlertStateRow[]> {
+  const rows = (await db('alert_state').orderBy([
+    { column: 'state', order: 'asc' },
+    { column: 'key', order: 'asc' },
+  ])) as Record<string, unknown>[];
+  return rows.map(normalise);
+}
+
+/**
+ * Writes a condition's new state if nobody changed it since `prev` was read (optimistic lock
+ * on `version`); false when another instance got there first, so only one of them alerts.
+ */
+export async function saveAlertState(
+  db: Knex,
+  prev: AlertStateRow | undefined,
+  next: Omit<AlertStateRow, 'version'>,
+): Promise<boolean> {
+  if (!prev) {
+    const inserted = (await db('alert_state')
+      .insert({ ...next, version: 1 })
+      .onConflict('key')
+      .ignore()
+      .returning('key')) as unknown[];
+    return inserted.length > 0;
+  }
+  const { key, ...values } = next;
+  const n = await db('alert_state')
+    .where({ key, version: prev.version })
+    .update({ ...values, version: prev.version + 1 });
+  return n > 0;
+}
+
+export interface PortalBacklog {
+  portalId: number | null;
+  backlog: number;
+  /** received_at of the oldest unprocessed event (ms). */
+  oldestAt: number;
+}
+
+/** Unprocessed events (CONTRACT §4) per portal, in one grouped query. */
+export async function backlogByPortal(db: Knex): Promise<PortalBacklog[]> {
+  const rows = (await db('events')
+    .whereIn('status', BACKLOG_STATUSES)
+    .select('portal_id')
+    .count({ n: '*' })
+    .min({ t: 'received_at' })
+    .groupBy('portal_id')) as Array<{
+    portal_id: number | string | null;
+    n: number | string;
+    t: number | string;
+  }>;
+  return rows.map((r) => ({
+    portalId: num(r.portal_id),
+    backlog: Number(r.n),
+    oldestAt: Number(r.t),
+  }));
+}
+
+export interface FailedEvent {
+  id: number;
+  event: string;
+  entityType: string | null;
+  entityId: string | null;
+  lastError: string | null;
+  processedAt: number;
+  /** Rules the event matched (empty: it failed before the rules were evaluated). */
+  rules: string[];
+}
+
+/** A portal's events that failed for good with `after < processed_at <= upTo`, newest first. */
+export async function failedEventsBetween(
+  db: Knex,
+  portalId: number,
+  after: number,
+  upTo: number,
+  limit = 500,
+): Promise<FailedEvent[]> {
+  const rows = (await db('events')
+    .where({ portal_id: portalId, status: 'failed' })
+    .where('processed_at', '>', after)
+    .where('processed_at', '<=', upTo)
+    .orderBy('processed_at', 'desc')
+    .limit(limit)
+    .select('id', 'event', 'entity_type', 'entity_id', 'last_error', 'processed_at')) as Array<
+    Record<string, unknown>
+  >;
+  const ids = rows.map((r) => Number(r.id));
+  const matches = ids.length
+    ? ((await db('rule_matches')
+        .whereIn('event_id', ids)
+        .whereNot('status', 'skipped')
+        .select('event_id', 'rule_name')) as Array<{
+        event_id: number | string;
+        rule_name: string;
+      }>)
+    : [];
+  const byEvent = new Map<number, string[]>();
+  for (const m of matches) {
+    const list = byEvent.get(Number(m.event_id)) ?? [];
+    list.push(m.rule_name);
+    byEvent.set(Number(m.event_id), list);
+  }
+  return rows.map((r) => ({
+    id: Number(r.id),
+    event: String(r.event),
+    entityType: (r.entity_type as string | null) ?? null,
+    entityId: (r.entity_id as string | null) ?? null,
+    lastError: (r.last_error as string | null) ?? null,
+    processedAt: Number(r.processed_at),
+    rules: byEvent.get(Number(r.id)) ?? [],
+  }));
+}

@@ -1,0 +1,121 @@
+import type { Knex } from 'knex';
+import { applyEventFilter, normaliseEvent, type EventFilter, type EventRow } from './events.js';
+
+/** The event log's filter: the store's filter plus a text search over body and last error. */
+export interface LogFilter extends EventFilter {
+  text?: string | undefined;
+}
+
+/** A row of the log list: the event without its body. */
+export type LogRow = Omit<EventRow, 'body' | 'auth_enc'>;
+
+const LIST_COLUMNS = [
+  'id',
+  'portal_id',
+  'member_id',
+  'event',
+  'event_handler_id',
+  'entity_type',
+  'entity_id',
+  'ts',
+  'dedupe_key',
+  'duplicates',
+  'status',
+  'reject_reason',
+  'source',
+  'attempts',
+  'last_error',
+  'received_at',
+  'processing_started_at',
+  'processed_at',
+  'remote_addr',
+  'evaluated_at',
+  'chain_depth',
+].map((c) => `events.${c}`);
+
+const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/**
+ * One page of the log, newest first, paged by id (keyset: `beforeId` is the last id of the
+ * previous page), so the cost does not grow with the page number. Indexes of migration 0003
+ * (portal_id + status / event / entity_id + id) keep the filtered pages off a full sort.
+ */
+export async function logPage(
+  db: Knex,
+  filter: LogFilter,
+  pageSize: number,
+): Promise<{ rows: LogRow[]; nextBeforeId: number | undefined }> {
+  const q = applyEventFilter(db('events').select(LIST_COLUMNS), filter);
+  if (filter.text) {
+    const p = likePattern(filter.text);
+    q.where((w) =>
+      w
+        .whereRaw(`events.body like ? escape '\\'`, [p])
+        .orWhereRaw(`events.last_error like ? escape '\\'`, [p]),
+    );
+  }
+  const rows = (
+    (await q.orderBy('events.id', 'desc').limit(pageSize + 1)) as Record<string, unknown>[]
+  ).map((r) => normaliseEvent(r) as LogRow);
+  const more = rows.length > pageSize;
+  if (more) rows.length = pageSize;
+  return { rows, nextBeforeId: more ? rows[rows.length - 1]?.id : undefined };
+}
+
+/** Action runs of several events at once, by event id (for the deal tab). */
+export async function actionRunsByEvent(
+  db: Knex,
+  eventIds: readonly number[],
+): Promise<
+  Map<
+    number,
+    Array<{
+      rule_name: string;
+      step_index: number;
+      step_name: string | null;
+      action_type: string;
+      status: string;
+      error: string | null;
+    }>
+  >
+> {
+  const out = new Map<
+    number,
+    Array<{
+      rule_name: string;
+      step_index: number;
+      step_name: string | null;
+      action_type: string;
+      status: string;
+      error: string | null;
+    }>
+  >();
+  if (eventIds.length === 0) return out;
+  const rows = (await db('action_runs')
+    .whereIn('event_id', eventIds)
+    .orderBy('id')
+    .select(
+      'event_id',
+      'rule_name',
+      'step_index',
+      'step_name',
+      'action_type',
+      'status',
+      'error',
+    )) as Array<{
+    event_id: number | string;
+    rule_name: string;
+    step_index: number;
+    step_name: string | null;
+    action_type: string;
+    status: string;
+    error: string | null;
+  }>;
+  for (const r of rows) {
+    const id = Number(r.event_id);
+    const list = out.get(id) ?? [];
+    list.push({ ...r, step_index: Number(r.step_index) });
+    out.set(id, list);
+  }
+  return out;
+}

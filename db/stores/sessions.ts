@@ -1,0 +1,88 @@
+import session from 'express-session';
+import type { Knex } from 'knex';
+
+export interface SessionStoreOptions {
+  /** Milliseconds clock (the app's injected clock in production and tests). */
+  now: () => number;
+  /** Lifetime when the cookie carries no maxAge. @default 2 h */
+  defaultTtlMs?: number;
+  /** Expired rows are swept at most this often, on a write; no timers. @default 10 min */
+  sweepEveryMs?: number;
+}
+
+/**
+ * The express-session store of the pages inside Bitrix24: one row per session in the
+ * `sessions` table (migration 0003), JSON-encoded, with an expiry in milliseconds. Works on
+ * SQLite and PostgreSQL through knex, so several app instances share sessions.
+ * (connect-session-knex creates its table outside migrations, reads the wall clock and
+ * keeps a cleanup timer running after the database is closed, so it is not used.)
+ */
+export class KnexSessionStore extends session.Store {
+  private lastSweep = 0;
+  private readonly ttl: number;
+  private readonly sweepEvery: number;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly opts: SessionStoreOptions,
+  ) {
+    super();
+    this.ttl = opts.defaultTtlMs ?? 2 * 3600_000;
+    this.sweepEvery = opts.sweepEveryMs ?? 10 * 60_000;
+  }
+
+  private expiry(sess: session.SessionData): number {
+    const exp = sess.cookie?.expires;
+    if (exp) return new Date(exp).getTime();
+    return this.opts.now() + (sess.cookie?.maxAge ?? this.ttl);
+  }
+
+  override get(sid: string, cb: (err: unknown, sess?: session.SessionData | null) => void): void {
+    this.db('sessions')
+      .where('sid', sid)
+      .where('expires_at', '>', this.opts.now())
+      .first('sess')
+      .then((row: { sess: string } | undefined) =>
+        cb(null, row ? (JSON.parse(row.sess) as session.SessionData) : null),
+      )
+      .catch((e: unknown) => cb(e));
+  }
+
+  override set(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    const now = this.opts.now();
+    const work = async () => {
+      await this.db('sessions')
+        .insert({ sid, sess: JSON.stringify(sess), expires_at: this.expiry(sess) })
+        .onConflict('sid')
+        .merge(['sess', 'expires_at']);
+      if (now - this.lastSweep >= this.sweepEvery) {
+        this.lastSweep = now;
+        await this.db('sessions').where('expires_at', '<=', now).delete();
+      }
+    };
+    work().then(
+      () => cb?.(),
+      (e: unknown) => cb?.(e),
+    );
+  }
+
+  override touch(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    this.db('sessions')
+      .where('sid', sid)
+      .update({ expires_at: this.expiry(sess) })
+      .then(
+        () => cb?.(),
+        (e: unknown) => cb?.(e),
+      );
+  }
+
+  override destroy(sid: string, cb?: (err?: unknown) => void): void {
+    this.db('sessions')
+      .where('sid', sid)
+      .delete()
+      .then(
+        () => cb?.(),
+        (e: unknown) => cb?.(e),
+      );
+  }
+}

@@ -1,0 +1,175 @@
+import type { FailedEvent } from '../../db/stores/alerts.js';
+import type { AlertPhase } from './types.js';
+
+/** Where the figures are: a portal or all of them. */
+export interface Scope {
+  /** `acme.bitrix24.com` or `all portals`. */
+  label: string;
+}
+
+export interface Text {
+  subject: string;
+  text: string;
+}
+
+const PREFIX: Record<AlertPhase, string> = {
+  firing: 'ALERT',
+  reminder: 'REMINDER',
+  recovered: 'RECOVERED',
+  digest: 'DIGEST',
+};
+
+/** `1 event`, `3 events`. */
+export const eventCount = (n: number | string) => `${n} event${String(n) === '1' ? '' : 's'}`;
+
+/** `95 s`, `12 min`, `3 h 5 min`. */
+export function age(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 120) return `${m} min`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function compose(phase: AlertPhase, title: string, lines: string[], dashboard: string): Text {
+  return {
+    subject: `[b24hooks] ${PREFIX[phase]}: ${title}`,
+    text: [`b24hooks ${PREFIX[phase]}: ${title}`, '', ...lines, '', `Dashboard: ${dashboard}`].join(
+      '\n',
+    ),
+  };
+}
+
+export function backlogText(
+  phase: AlertPhase,
+  scope: Scope,
+  f: { backlog: number; threshold: number; recoverBelow: number; oldestPendingSeconds: number },
+  dashboard: string,
+): Text {
+  if (phase === 'recovered') {
+    return compose(
+      phase,
+      `backlog on ${scope.label} is back to ${f.backlog}`,
+      [
+        `The backlog (unprocessed events) on ${scope.label} fell to ${f.backlog}, below ${f.recoverBelow} (80 % of the threshold ${f.threshold}).`,
+      ],
+      dashboard,
+    );
+  }
+  return compose(
+    phase,
+    `backlog of ${eventCount(f.backlog)} on ${scope.label}`,
+    [
+      `Backlog: ${f.backlog} unprocessed ${f.backlog === 1 ? 'event' : 'events'} (received, processing or waiting for verification or a retry) on ${scope.label}; the threshold is ${f.threshold}.`,
+      `Oldest pending event: waiting ${age(f.oldestPendingSeconds)}.`,
+      ...(phase === 'reminder' ? ['The backlog is still above the threshold.'] : []),
+    ],
+    dashboard,
+  );
+}
+
+export function failedDigestText(
+  scope: Scope,
+  events: readonly FailedEvent[],
+  truncated: boolean,
+  dashboard: string,
+): Text {
+  const byKey = new Map<string, number>();
+  for (const e of events) {
+    for (const rule of e.rules.length ? e.rules : ['(no rule)']) {
+      const k = `${rule} / ${e.event}`;
+      byKey.set(k, (byKey.get(k) ?? 0) + 1);
+    }
+  }
+  const counts = [...byKey.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${k}: ${n}`);
+  const last = events
+    .slice(0, 5)
+    .map(
+      (e) =>
+        `  #${e.id} ${e.event}${e.entityId ? ` ${e.entityType ?? ''} ${e.entityId}` : ''}: ${(e.lastError ?? 'no error recorded').slice(0, 300)}`,
+    );
+  const n = `${events.length}${truncated ? '+' : ''}`;
+  return compose(
+    'digest',
+    `${eventCount(n)} failed for good on ${scope.label}`,
+    [
+      `${eventCount(n)} failed for good (all attempts used) on ${scope.label}. By rule / event:`,
+      ...counts,
+      'Last errors:',
+      ...last,
+      'Replay them with `b24hooks replay --status failed` once the cause is fixed.',
+    ],
+    dashboard,
+  );
+}
+
+export function reauthText(phase: AlertPhase, scope: Scope, dashboard: string): Text {
+  if (phase === 'recovered') {
+    return compose(
+      phase,
+      `${scope.label} is authorised again`,
+      [`The portal ${scope.label} has working tokens again; paused events are being processed.`],
+      dashboard,
+    );
+  }
+  return compose(
+    phase,
+    `${scope.label} needs re-authorisation`,
+    [
+      `The portal ${scope.label} refused the app's tokens (status needs_reauth). Its events are kept and wait.`,
+      'An administrator of the portal should open the app once (or reinstall it) to authorise it again.',
+    ],
+    dashboard,
+  );
+}
+
+export function driftText(
+  phase: AlertPhase,
+  scope: Scope,
+  missing: readonly string[],
+  dashboard: string,
+): Text {
+  if (phase === 'recovered') {
+    return compose(
+      phase,
+      `event subscriptions on ${scope.label} are complete again`,
+      [`Every expected event is bound on ${scope.label}.`],
+      dashboard,
+    );
+  }
+  return compose(
+    phase,
+    `${missing.length} event subscription${missing.length === 1 ? '' : 's'} missing on ${scope.label}`,
+    [
+      `Expected events not bound on ${scope.label}: ${missing.join(', ')}.`,
+      'Deliveries of these events will not arrive; re-sync the events in the settings page.',
+    ],
+    dashboard,
+  );
+}
+
+export function slaText(
+  phase: AlertPhase,
+  scope: Scope,
+  f: { events: number; byRule: Array<{ rule: string; events: number }>; oldestSeconds: number },
+  dashboard: string,
+): Text {
+  if (phase === 'recovered') {
+    return compose(
+      phase,
+      `no event past its SLA on ${scope.label}`,
+      [`Every event that passed its rule's SLA on ${scope.label} has been processed.`],
+      dashboard,
+    );
+  }
+  return compose(
+    phase,
+    `SLA breach: ${eventCount(f.events)} past their SLA on ${scope.label}`,
+    [
+      `${eventCount(f.events)} on ${scope.label} still unprocessed after their rule's slaSeconds:`,
+      ...f.byRule.map((r) => `  ${r.rule}: ${r.events}`),
+      `The oldest was received ${age(f.oldestSeconds)} ago.`,
+    ],
+    dashboard,
+  );
+}

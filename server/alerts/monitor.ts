@@ -1,0 +1,309 @@
+import type { Deps } from '../deps.js';
+import { toError } from '../lib/errors.js';
+import { chosenEvents, LIFECYCLE_BINDINGS } from '../install/bindings.js';
+import {
+  backlogByPortal,
+  failedEventsBetween,
+  getAlertState,
+  saveAlertState,
+  type AlertStateRow,
+} from '../../db/stores/alerts.js';
+import { listPortals, portalEvents, type PortalRow } from '../../db/stores/portals.js';
+import { pendingSlaBreaches } from '../../db/stores/sla.js';
+import { stepCondition, type ConditionReading, type NextState } from './condition.js';
+import {
+  backlogText,
+  driftText,
+  failedDigestText,
+  reauthText,
+  slaText,
+  type Scope,
+  type Text,
+} from './messages.js';
+import { alertDestinations, alertJobs, enqueueAlertJobs } from './send.js';
+import { detectSlaBreaches } from './sla.js';
+import type { AlertCheckReport, AlertMessage, AlertPhase } from './types.js';
+
+export interface AlertMonitorOptions {
+  /** Called after alert jobs were stored (wire to `worker.notify`). */
+  onEnqueued?: () => void;
+  /** A firing backlog recovers below this share of ALERT_BACKLOG_THRESHOLD. @default 0.8 */
+  recoverRatio?: number;
+  /** Subscription drift must last this long before it alerts (a re-sync in progress). @default 10 min */
+  driftGraceMs?: number;
+  /** The failed-events digest looks this far back the first time. @default 24 h */
+  failedLookbackMs?: number;
+}
+
+export interface AlertMonitor {
+  /**
+   * One pass: reads the database, moves every condition's state, stores `alert` jobs (one
+   * per channel) for what must be said. Never sends anything itself.
+   */
+  checkOnce(): Promise<AlertCheckReport>;
+  /** Runs `checkOnce` every `intervalMs` (one at a time). @default 30 s */
+  start(intervalMs?: number): void;
+  /** Stops the timer and waits for a check in progress. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The alert monitor (issue 7): backlog per portal and in total, events failed for good
+ * (digest), portals needing re-authorisation, subscription drift, SLA breaches. Condition
+ * state lives in `alert_state`, so a restart neither repeats an alert nor forgets one.
+ */
+export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): AlertMonitor {
+  const { db, config, logger } = deps;
+  const recoverRatio = opts.recoverRatio ?? 0.8;
+  const driftGraceMs = opts.driftGraceMs ?? 10 * 60_000;
+  const failedLookbackMs = opts.failedLookbackMs ?? 24 * 3600_000;
+  const cooldownMs = config.alerts.cooldownMinutes * 60_000;
+  const dashboard = `${config.appUrl}${deps.manifest.handlers.app}`;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<unknown> | undefined;
+
+  const scopeOf = (p: PortalRow | undefined): Scope => ({
+    label: p ? `${p.domain} (${p.member_id})` : 'all portals',
+  });
+
+  /**
+   * Stores the new state and the message's jobs in one transaction, so a message is queued
+   * exactly when its state says it was sent. False when another instance moved the state first.
+   */
+  async function commit(
+    portal: PortalRow | undefined,
+    prev: AlertStateRow | undefined,
+    next: NextState,
+    message: AlertMessage | undefined,
+    report: AlertCheckReport,
+    now: number,
+  ): Promise<void> {
+    const to = message ? await alertDestinations(deps, message.memberId) : {};
+    const planned = message
+      ? alertJobs(message, to, portal?.id ?? null, config.worker.maxAttempts, now)
+      : undefined;
+    const done = await db.transaction(async (trx) => {
+      if (!(await saveAlertState(trx, prev, next))) return false;
+      if (planned) await enqueueAlertJobs(trx, planned.jobs, now);
+      return true;
+    });
+    if (!done || !message || !planned) return;
+    report.sent.push({ ...message, channels: planned.channels });
+    if (planned.channels.length === 0) {
+      logger.warn(
+        { alert: message.key, phase: message.phase },
+        'alert has no channel: set TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID or SMTP_URL + ALERT_EMAIL_TO',
+      );
+    } else {
+      logger.info(
+        { alert: message.key, phase: message.phase, channels: planned.channels },
+        'alert queued',
+      );
+    }
+  }
+
+  /** Steps one firing/ok condition and commits what it decided. */
+  async function condition(
+    portal: PortalRow | undefined,
+    reading: ConditionReading,
+    text: (phase: AlertPhase) => Text,
+    report: AlertCheckReport,
+    now: number,
+  ): Promise<void> {
+    const prev = await getAlertState(db, reading.key);
+    const { next, phase } = stepCondition(prev, reading, now, cooldownMs);
+    if (!next) return;
+    const message = phase
+      ? { kind: reading.kind, phase, key: reading.key, memberId: reading.memberId, ...text(phase) }
+      : undefined;
+    await commit(portal, prev, next, message, report, now);
+  }
+
+  async function backlog(portals: PortalRow[], report: AlertCheckReport, now: number) {
+    const threshold = config.alerts.backlogThreshold;
+    const recoverBelow = Math.floor(threshold * recoverRatio);
+    const rows = await backlogByPortal(db);
+    const total = {
+      backlog: rows.reduce((s, r) => s + r.backlog, 0),
+      oldestAt: Math.min(now, ...rows.map((r) => r.oldestAt)),
+    };
+    const reading = (key: string, memberId: string | null, n: number, oldestAt: number) => {
+      const f = {
+        backlog: n,
+        threshold,
+        recoverBelow,
+        oldestPendingSeconds: Math.floor((now - oldestAt) / 1000),
+      };
+      return {
+        r: {
+          key,
+          kind: 'backlog' as const,
+          memberId,
+          bad: n > threshold,
+          recovered: n < recoverBelow,
+          details: f,
+        },
+        f,
+      };
+    };
+    const all = reading('backlog:total', null, total.backlog, total.oldestAt);
+    await condition(
+      undefined,
+      all.r,
+      (phase) => backlogText(phase, scopeOf(undefined), all.f, dashboard),
+      report,
+      now,
+    );
+    for (const p of portals) {
+      const row = rows.find((r) => r.portalId === p.id);
+      const one = reading(
+        `backlog:${p.member_id}`,
+        p.member_id,
+        row?.backlog ?? 0,
+        row?.oldestAt ?? now,
+      );
+      await condition(
+        p,
+        one.r,
+        (phase) => backlogText(phase, scopeOf(p), one.f, dashboard),
+        report,
+        now,
+      );
+    }
+  }
+
+  async function failedDigest(p: PortalRow, report: AlertCheckReport, now: number) {
+    const key = `failed:${p.member_id}`;
+    const prev = await getAlertState(db, key);
+    if (prev?.last_sent_at != null && now - prev.last_sent_at < cooldownMs) return;
+    const after = prev?.cursor ?? now - failedLookbackMs;
+    const limit = 500;
+    const failed = await failedEventsBetween(db, p.id, after, now, limit);
+    if (failed.length === 0) return;
+    const text = failedDigestText(scopeOf(p), failed, failed.length >= limit, dashboard);
+    const next: NextState = {
+      key,
+      kind: 'failed',
+      member_id: p.member_id,
+      state: 'ok',
+      pending_since: null,
+      fired_at: prev?.fired_at ?? null,
+      last_sent_at: now,
+      cursor: Math.max(...failed.map((e) => e.processedAt)),
+      details: JSON.stringify({ failed: failed.length }),
+      updated_at: now,
+    };
+    await commit(
+      p,
+      prev,
+      next,
+      { kind: 'failed', phase: 'digest', key, memberId: p.member_id, ...text },
+      report,
+      now,
+    );
+  }
+
+  async function portalConditions(p: PortalRow, report: AlertCheckReport, now: number) {
+    const gone = p.status === 'uninstalled';
+    await condition(
+      p,
+      {
+        key: `reauth:${p.member_id}`,
+        kind: 'reauth',
+        memberId: p.member_id,
+        bad: p.status === 'needs_reauth',
+        recovered: p.status !== 'needs_reauth',
+        silent: gone,
+        details: { status: p.status },
+      },
+      (phase) => reauthText(phase, scopeOf(p), dashboard),
+      report,
+      now,
+    );
+
+    // Cheap, DB-only drift check: what the last binding sync recorded against what is wanted.
+    let missing: string[] = [];
+    if (!gone && p.auth_mode === 'oauth' && p.events_bound !== null) {
+      const bound = new Set(portalEvents(p).map((e) => e.toUpperCase()));
+      const wanted = [
+        ...new Set([...LIFECYCLE_BINDINGS, ...(await chosenEvents(deps, p.member_id))]),
+      ];
+      missing = wanted.filter((e) => !bound.has(e));
+    }
+    await condition(
+      p,
+      {
+        key: `drift:${p.member_id}`,
+        kind: 'drift',
+        memberId: p.member_id,
+        bad: missing.length > 0,
+        recovered: missing.length === 0,
+        graceMs: driftGraceMs,
+        silent: gone,
+        details: { missing },
+      },
+      (phase) => driftText(phase, scopeOf(p), missing, dashboard),
+      report,
+      now,
+    );
+
+    if (!gone) report.slaBreaches += (await detectSlaBreaches(deps, p)).length;
+    const pending = await pendingSlaBreaches(db, p.member_id);
+    const f = {
+      events: pending.events,
+      byRule: pending.byRule,
+      oldestSeconds: Math.floor((now - (pending.oldestReceivedAt ?? now)) / 1000),
+    };
+    await condition(
+      p,
+      {
+        key: `sla:${p.member_id}`,
+        kind: 'sla',
+        memberId: p.member_id,
+        bad: !gone && pending.events > 0,
+        recovered: gone || pending.events === 0,
+        silent: gone,
+        details: f,
+      },
+      (phase) => slaText(phase, scopeOf(p), f, dashboard),
+      report,
+      now,
+    );
+  }
+
+  async function checkOnce(): Promise<AlertCheckReport> {
+    const report: AlertCheckReport = { sent: [], slaBreaches: 0 };
+    const now = deps.clock.now().getTime();
+    const portals = await listPortals(db);
+    await backlog(portals, report, now);
+    for (const p of portals) {
+      await portalConditions(p, report, now);
+      if (p.status !== 'uninstalled') await failedDigest(p, report, now);
+    }
+    if (report.sent.some((s) => s.channels.length > 0)) opts.onEnqueued?.();
+    return report;
+  }
+
+  const tick = () => {
+    if (current) return;
+    current = checkOnce()
+      .catch((e: unknown) => logger.error({ err: toError(e) }, 'alert check failed'))
+      .finally(() => {
+        current = undefined;
+      });
+  };
+
+  return {
+    checkOnce,
+    start(intervalMs = 30_000) {
+      if (timer) return;
+      timer = setInterval(tick, intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await current;
+    },
+  };
+}

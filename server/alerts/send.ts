@@ -1,0 +1,121 @@
+import type { Knex } from 'knex';
+import type { Deps } from '../deps.js';
+import type { Mailer } from '../actions/mailer.js';
+import { runEmail } from '../actions/email.js';
+import { runTelegram } from '../actions/telegram.js';
+import { PermanentError } from '../queue/errors.js';
+import type { JobHandler } from '../queue/types.js';
+import { getPortalAlertChannels } from '../../db/stores/alerts.js';
+import { insertJobs, type NewJob } from '../../db/stores/jobs.js';
+import type { AlertChannel, AlertMessage, AlertPayload } from './types.js';
+
+/** Where a condition's messages go: the portal's own channels, else the global defaults. */
+export interface AlertDestinations {
+  telegram?: string;
+  email?: string;
+}
+
+/**
+ * A portal's alert destinations (settings `alerts.telegramChatId` / `alerts.email`, else
+ * TELEGRAM_CHAT_ID / ALERT_EMAIL_TO); `memberId` null = app-wide conditions (defaults only).
+ * A channel without its transport (TELEGRAM_BOT_TOKEN, SMTP_URL) is left out.
+ */
+export async function alertDestinations(
+  deps: Pick<Deps, 'db' | 'config'>,
+  memberId: string | null,
+): Promise<AlertDestinations> {
+  const own = memberId ? await getPortalAlertChannels(deps.db, memberId) : undefined;
+  const { telegram, email } = deps.config;
+  const chat = own?.telegramChatId ?? telegram.chatId;
+  const to = own?.email ?? email.to;
+  return {
+    ...(telegram.botToken && chat ? { telegram: chat } : {}),
+    ...(email.smtpUrl && to ? { email: to } : {}),
+  };
+}
+
+/** One `alert` job per channel, so a channel that is down retries on its own. */
+export function alertJobs(
+  message: AlertMessage,
+  to: AlertDestinations,
+  portalId: number | null,
+  maxAttempts: number,
+  now: number,
+): { jobs: NewJob[]; channels: AlertChannel[] } {
+  const jobs: NewJob[] = [];
+  const channels: AlertChannel[] = [];
+  const add = (channel: AlertChannel, extra: Partial<AlertPayload>) => {
+    const payload: AlertPayload = { channel, ...message, ...extra };
+    channels.push(channel);
+    jobs.push({
+      type: 'alert',
+      event_id: null,
+      portal_id: portalId,
+      // The messages of one condition on one channel go out in order (alert before recovery).
+      entity_key: `alert:${channel}:${message.key}`.slice(0, 128),
+      payload: JSON.stringify(payload),
+      max_attempts: maxAttempts,
+      run_at: now,
+    });
+  };
+  if (to.telegram) add('telegram', { chatId: to.telegram });
+  if (to.email) add('email', { to: to.email });
+  return { jobs, channels };
+}
+
+export async function enqueueAlertJobs(db: Knex, jobs: NewJob[], now: number): Promise<void> {
+  if (jobs.length) await insertJobs(db, jobs, now);
+}
+
+function parsePayload(raw: string | null): AlertPayload {
+  try {
+    const p = JSON.parse(raw ?? '') as Partial<AlertPayload>;
+    if ((p.channel === 'telegram' || p.channel === 'email') && typeof p.text === 'string') {
+      return p as AlertPayload;
+    }
+  } catch {
+    // fall through
+  }
+  throw new PermanentError('alert job without a valid payload');
+}
+
+export interface AlertSenderOptions {
+  /** The worker's SMTP transports; without it each e-mail opens its own connection. */
+  mailer?: Mailer;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/**
+ * The `alert` job: sends one message on one channel with the telegram / email action code.
+ * Telegram 429/5xx and SMTP 4xx or connection trouble throw RetryableError, so the worker
+ * retries with backoff; nothing here touches event processing.
+ */
+export function createAlertJobHandler(opts: AlertSenderOptions = {}): JobHandler {
+  return async ({ deps, job }) => {
+    const p = parsePayload(job.payload);
+    const ctx = {
+      config: deps.config,
+      logger: deps.logger,
+      idempotencyKey: `b24h-alert-${job.id}`,
+      mailer: opts.mailer,
+      fetch: opts.fetch,
+      clock: deps.clock,
+    };
+    if (p.channel === 'telegram') {
+      if (!p.chatId) throw new PermanentError('telegram alert without a chat id');
+      await runTelegram({ type: 'telegram', chatId: p.chatId, text: p.text }, ctx);
+    } else {
+      if (!p.to) throw new PermanentError('e-mail alert without a recipient');
+      await runEmail({ type: 'email', to: p.to, subject: p.subject, text: p.text }, ctx);
+    }
+    deps.metrics.alertsSent.inc({ channel: p.channel, kind: p.kind });
+    deps.logger.info(
+      { jobId: job.id, channel: p.channel, alert: p.key, phase: p.phase },
+      'alert sent',
+    );
+  };
+}
+
+/** The `alert` job handler with no shared mailer (register `createAlertJobHandler({ mailer })` when there is one). */
+export const alertJobHandler: JobHandler = createAlertJobHandler();

@@ -1,0 +1,42 @@
+import type { AlertKind } from '../../db/stores/alerts.js';
+
+export type { AlertKind } from '../../db/stores/alerts.js';
+
+/** Which message of a condition's life is sent. `digest` is the failed-events summary. */
+export type AlertPhase = 'firing' | 'reminder' | 'recovered' | 'digest';
+
+export type AlertChannel = 'telegram' | 'email';
+
+/** The payload of an `alert` job: one message on one channel, destination fixed at enqueue. */
+export interface AlertPayload {
+  channel: AlertChannel;
+  kind: AlertKind;
+  phase: AlertPhase;
+  /** The condition (`backlog:total`, `sla:<member_id>` …). */
+  key: string;
+  memberId: string | null;
+  subject: string;
+  text: string;
+  /** Telegram chat id (channel `telegram`). */
+  chatId?: string;
+  /** Recipient address(es), comma separated (channel `email`). */
+  to?: string;
+}
+
+/** A message the monitor produced in one check. */
+export interface AlertMessage {
+  kind: AlertKind;
+  phase: AlertPhase;
+  key: string;
+  memberId: string | null;
+  subject: string;
+  text: string;
+}
+
+/** What one `checkOnce()` did. */
+export interface AlertCheckReport {
+  /** Messages decided, with the channels they were queued on (none configured: empty). */
+  sent: Array<AlertMessage & { channels: AlertChannel[] }>;
+  /** SLA breaches recorded in this check (pending or late). */
+  slaBreaches: number;
+}

@@ -1,0 +1,116 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { csrfSync } from 'csrf-sync';
+import type { Deps } from '../deps.js';
+import { AppError } from '../lib/errors.js';
+import type { PortalRow } from '../../db/stores/portals.js';
+import { portalOrigin } from './frame-entry.js';
+import { translator } from './i18n.js';
+import { TOKEN_PARAM, type UiUser } from './session.js';
+
+/** What every page handler knows after `requireUiSession`. */
+export interface UiContext {
+  user: UiUser;
+  portal: PortalRow;
+}
+
+export function uiContext(res: Response): UiContext {
+  return res.locals.ui as UiContext;
+}
+
+/**
+ * Headers of every page: only the portal may frame it (no X-Frame-Options, which would
+ * block Bitrix24 itself), nothing is cached, and no Referer leaves (links may carry `?s=`).
+ */
+export function frameHeaders(
+  res: Response,
+  portal?: Pick<PortalRow, 'domain' | 'client_endpoint'>,
+) {
+  const ancestors = portal ? `'self' ${portalOrigin(portal)}` : "'none'";
+  res.set('Content-Security-Policy', `frame-ancestors ${ancestors}`);
+  res.set('Cache-Control', 'no-store');
+  res.set('Referrer-Policy', 'no-referrer');
+  res.set('X-Content-Type-Options', 'nosniff');
+}
+
+/** A URL inside the app that keeps the session token when the cookie does not arrive. */
+export type UrlBuilder = (
+  path: string,
+  params?: Record<string, string | number | undefined>,
+) => string;
+
+function urlBuilder(carry: string | undefined): UrlBuilder {
+  return (path, params = {}) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== undefined && v !== '') q.set(k, String(v));
+    }
+    if (carry) q.set(TOKEN_PARAM, carry);
+    const qs = q.toString();
+    return qs ? `${path}${path.includes('?') ? '&' : '?'}${qs}` : path;
+  };
+}
+
+const csrf = csrfSync({
+  getTokenFromRequest: (req) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    const v = body?._csrf ?? req.headers['x-csrf-token'];
+    return typeof v === 'string' ? v : undefined;
+  },
+  errorConfig: { statusCode: 403, message: 'The form has expired. Reopen the application.' },
+});
+
+/** Refuses state-changing requests without the session's synchronizer token. */
+export const csrfProtection: RequestHandler = csrf.csrfSynchronisedProtection;
+
+/**
+ * The gate of every page after the entry POST: a live session whose portal is still
+ * installed. Sets the frame headers and what the views need (translator, URL builder, CSRF
+ * token, role).
+ */
+export function requireUiSession(deps: Deps): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const user = req.session?.b24;
+    const portal = user ? await deps.portals.get(user.memberId) : undefined;
+    if (!user || !portal || portal.id !== user.portalId || portal.status === 'uninstalled') {
+      frameHeaders(res);
+      if (user) req.session.b24 = undefined;
+      res.status(401).type('text/plain').send('Open this application from Bitrix24.\n');
+      return;
+    }
+    frameHeaders(res, portal);
+    res.locals.ui = { user, portal } satisfies UiContext;
+    res.locals.user = user;
+    res.locals.lang = user.lang;
+    res.locals.t = translator(user.lang);
+    res.locals.u = urlBuilder(res.locals.carryToken as string | undefined);
+    res.locals.csrfToken = csrf.generateToken(req);
+    res.locals.jsSdkUrl = deps.config.b24.jsSdkUrl;
+    res.locals.portalDomain = portal.domain;
+    res.locals.appName = deps.manifest.name;
+    res.locals.fmtTime = fmtTime;
+    res.locals.fmtMs = fmtMs;
+    res.locals.nav = '';
+    res.locals.compact = false;
+    next();
+  };
+}
+
+/** Settings, rules, alerts and replays are for portal administrators only. */
+export const requireAdmin: RequestHandler = (_req, res, next) => {
+  if (!uiContext(res).user.isAdmin) {
+    throw new AppError('FORBIDDEN', 'Only portal administrators can do this.', { status: 403 });
+  }
+  next();
+};
+
+export function fmtTime(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '';
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+export function fmtMs(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3600_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3600_000).toFixed(1)} h`;
+}

@@ -1,0 +1,62 @@
+import { EVENT_STATUSES, type EventStatus } from '../../db/stores/events.js';
+import type { LogFilter } from '../../db/stores/event-log.js';
+
+/** The log / replay filter as typed in the form (kept to fill the form again). */
+export interface FilterForm {
+  from: string;
+  to: string;
+  event: string;
+  status: string;
+  entity: string;
+  q: string;
+}
+
+const str = (v: unknown, max = 200): string =>
+  typeof v === 'string' ? v.trim().slice(0, max) : '';
+
+/**
+ * `2026-05-01` or `2026-05-01T10:30` (UTC) to ms. A date alone as an upper bound means the
+ * end of that day.
+ */
+export function parseDateInput(v: string, endOfDay: boolean): number | undefined {
+  if (!v) return undefined;
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(v);
+  if (!dateOnly && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(v)) return undefined;
+  const ms = Date.parse(dateOnly ? `${v}T00:00:00Z` : `${v}Z`);
+  if (Number.isNaN(ms)) return undefined;
+  return dateOnly && endOfDay ? ms + 86_400_000 : ms;
+}
+
+export function readFilterForm(src: Record<string, unknown>): FilterForm {
+  return {
+    from: str(src.from, 20),
+    to: str(src.to, 20),
+    event: str(src.event, 64).toUpperCase(),
+    status: str(src.status, 16),
+    entity: str(src.entity, 32),
+    q: str(src.q, 100),
+  };
+}
+
+/** The store filter for one portal; values that do not parse are ignored. */
+export function toLogFilter(form: FilterForm, portalId: number): LogFilter {
+  return {
+    portalId,
+    from: parseDateInput(form.from, false),
+    to: parseDateInput(form.to, true),
+    event: /^[A-Z0-9_]{2,64}$/.test(form.event) ? form.event : undefined,
+    status: (EVENT_STATUSES as readonly string[]).includes(form.status)
+      ? (form.status as EventStatus)
+      : undefined,
+    entityId: /^[A-Za-z0-9_-]{1,32}$/.test(form.entity) ? form.entity : undefined,
+    text: form.q || undefined,
+  };
+}
+
+/** The form as query parameters (empty ones left out), for links that keep the filter. */
+export function filterParams(form: FilterForm): Record<string, string> {
+  return Object.fromEntries(Object.entries(form).filter(([, v]) => v !== '')) as Record<
+    string,
+    string
+  >;
+}

@@ -1,0 +1,139 @@
+import type { Deps } from '../deps.js';
+import { AppError } from '../lib/errors.js';
+import { safeEqual } from '../lib/crypto.js';
+import { isBitrixApiError } from '../bitrix/errors.js';
+import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
+import type { UiUser } from './session.js';
+
+/** A frame POST that is refused; the message is safe to show, the detail goes to the log. */
+export class EntryRefusedError extends AppError {
+  constructor(status: 400 | 401 | 403 | 503, message: string) {
+    super(status === 403 ? 'FORBIDDEN' : status === 400 ? 'BAD_REQUEST' : 'UNAUTHORIZED', message, {
+      status,
+      expose: true,
+    });
+    this.name = 'EntryRefusedError';
+  }
+}
+
+export interface FrameEntry {
+  portal: PortalRow;
+  user: UiUser;
+  placement: string;
+  /** PLACEMENT_OPTIONS parsed (`{"ID":"8061"}` for a deal tab), {} when absent or not JSON. */
+  placementOptions: Record<string, unknown>;
+}
+
+const MEMBER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+const TOKEN = /^[\x21-\x7e]{8,512}$/;
+
+const first = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
+
+export function uiLang(lang: string | undefined): UiUser['lang'] {
+  return ['ru', 'ua', 'by', 'kz'].includes((lang ?? '').toLowerCase()) ? 'ru' : 'en';
+}
+
+function parseOptions(raw: string | undefined): Record<string, unknown> {
+  if (!raw || raw === 'undefined') return {};
+  try {
+    const v: unknown = JSON.parse(raw);
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+interface Profile {
+  ID?: string | number;
+  ADMIN?: boolean | string;
+}
+
+/**
+ * Verifies what Bitrix24 POSTs into the app frame or a placement (protocol §1.3, §6.4),
+ * contacting nobody until the claim is consistent with what install stored:
+ *   1. member_id names an installed portal;
+ *   2. query DOMAIN equals that portal's stored domain (AUTH_ID is never sent elsewhere);
+ *   3. APPLICATION_TOKEN, when sent, matches the stored digest;
+ *   4. `profile` with AUTH_ID on the stored client endpoint: the token is live on that
+ *      portal, and it names the user and whether they are an administrator.
+ */
+export async function verifyFrameEntry(
+  deps: Deps,
+  query: Record<string, unknown>,
+  raw: string,
+): Promise<FrameEntry> {
+  const form = new URLSearchParams(raw);
+  const memberId = form.get('member_id') ?? '';
+  const authId = form.get('AUTH_ID') ?? '';
+  const domain = (first(query.DOMAIN) ?? '').trim().toLowerCase();
+  if (!MEMBER_ID.test(memberId)) throw new EntryRefusedError(400, 'member_id is missing.');
+  if (!TOKEN.test(authId)) throw new EntryRefusedError(400, 'AUTH_ID is missing or malformed.');
+
+  const portal = await findPortalByMemberId(deps.db, memberId);
+  if (!portal || portal.status === 'uninstalled') {
+    deps.logger.info({ memberId }, 'frame refused: unknown or uninstalled portal');
+    throw new EntryRefusedError(401, 'The application is not installed on this portal.');
+  }
+  if (domain !== portal.domain.toLowerCase()) {
+    deps.logger.warn(
+      { memberId, stored: portal.domain, claimed: domain },
+      'frame refused: DOMAIN differs from the portal the member_id is bound to',
+    );
+    throw new EntryRefusedError(403, 'This portal is registered under another address.');
+  }
+  const appToken = form.get('APPLICATION_TOKEN');
+  if (appToken && portal.application_token_digest) {
+    if (!safeEqual(deps.box.digest(appToken), portal.application_token_digest)) {
+      deps.logger.warn({ memberId }, 'frame refused: APPLICATION_TOKEN mismatch');
+      throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
+    }
+  }
+
+  const https = (first(query.PROTOCOL) ?? '1') !== '0';
+  const clientEndpoint = portal.client_endpoint ?? `${https ? 'https' : 'http'}://${domain}/rest/`;
+  let profile: Profile;
+  try {
+    profile = await deps.bitrix.probe<Profile>(
+      { memberId, domain: portal.domain, clientEndpoint },
+      { accessToken: authId },
+      'profile',
+    );
+  } catch (e) {
+    if (isBitrixApiError(e) && e.retryable) {
+      throw new EntryRefusedError(503, 'The portal is not answering. Please try again shortly.');
+    }
+    deps.logger.info({ memberId, err: e }, 'frame refused: AUTH_ID not confirmed by the portal');
+    throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
+  }
+  const userId = Number(profile.ID);
+  if (!Number.isInteger(userId) || userId <= 0) {
+    throw new EntryRefusedError(401, 'The portal did not name the user.');
+  }
+  const isAdmin = profile.ADMIN === true || profile.ADMIN === 'Y' || profile.ADMIN === 'true';
+  return {
+    portal,
+    user: {
+      portalId: portal.id,
+      memberId,
+      userId,
+      isAdmin,
+      lang: uiLang(first(query.LANG)),
+    },
+    placement: form.get('PLACEMENT') ?? 'DEFAULT',
+    placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
+  };
+}
+
+/** The origin that may frame our pages: the portal's, with the scheme of its REST endpoint. */
+export function portalOrigin(portal: Pick<PortalRow, 'domain' | 'client_endpoint'>): string {
+  try {
+    if (portal.client_endpoint) {
+      const u = new URL(portal.client_endpoint);
+      if (u.host.toLowerCase() === portal.domain.toLowerCase()) return u.origin;
+    }
+  } catch {
+    // fall through
+  }
+  return `https://${portal.domain}`;
+}

@@ -1,0 +1,154 @@
+import { Router } from 'express';
+import type { Deps } from '../../deps.js';
+import { AppError } from '../../lib/errors.js';
+import { replayEvents } from '../../processing/replay.js';
+import { chosenEvents } from '../../install/bindings.js';
+import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
+import { actionRunsByEvent, logPage } from '../../../db/stores/event-log.js';
+import { EVENT_STATUSES, getEvent, statusFigures } from '../../../db/stores/events.js';
+import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
+import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { filterParams, readFilterForm, toLogFilter } from '../filters.js';
+import { maskForView } from '../mask-view.js';
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+export const LOG_PAGE_SIZE = 50;
+
+const idParam = (v: unknown): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
+  return n;
+};
+
+/** JSON for a `<script type="application/json">` block: nothing in it can close the tag. */
+export const scriptJson = (v: unknown) =>
+  JSON.stringify(v).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+
+/** Dashboard, event log, event detail (+ retry now) and the deal tab. */
+export function logPages(deps: Deps): Router {
+  const router = Router();
+
+  router.get('/ui', async (_req, res) => {
+    const { portal } = uiContext(res);
+    const now = deps.clock.now();
+    const [figures, day, week, rules] = await Promise.all([
+      statusFigures(deps.db, now, portal.id),
+      eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
+      eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
+      ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY),
+    ]);
+    res.render('ui/dashboard', {
+      nav: 'dashboard',
+      figures,
+      rules,
+      chartJson: scriptJson({ day, week }),
+    });
+  });
+
+  router.get('/ui/events', async (req, res) => {
+    const { portal, user } = uiContext(res);
+    const form = readFilterForm(req.query as Record<string, unknown>);
+    const before = Number(req.query.before);
+    const filter = {
+      ...toLogFilter(form, portal.id),
+      beforeId: Number.isSafeInteger(before) && before > 0 ? before : undefined,
+    };
+    const page = await logPage(deps.db, filter, LOG_PAGE_SIZE);
+    res.render('ui/events', {
+      nav: 'events',
+      form,
+      params: filterParams(form),
+      rows: page.rows,
+      nextBeforeId: page.nextBeforeId,
+      paged: filter.beforeId !== undefined,
+      statuses: EVENT_STATUSES,
+      eventNames: await chosenEvents(deps, user.memberId),
+    });
+  });
+
+  router.get('/ui/events/:id', async (req, res) => {
+    const { portal } = uiContext(res);
+    const ev = await getEvent(deps.db, idParam(req.params.id));
+    if (!ev || ev.portal_id !== portal.id)
+      throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
+    const [runs, matches, jobs] = await Promise.all([
+      listActionRuns(deps.db, ev.id),
+      listRuleMatches(deps.db, ev.id),
+      deps
+        .db('jobs')
+        .where('event_id', ev.id)
+        .orderBy('id')
+        .select('id', 'status', 'attempts', 'last_error', 'run_at', 'created_at', 'updated_at'),
+    ]);
+    res.render('ui/event', {
+      nav: 'events',
+      ev: { ...ev, auth_enc: undefined },
+      body: maskForView(ev.body),
+      lastError: maskForView(ev.last_error),
+      runs: runs.map((r) => ({
+        ...r,
+        request: maskForView(r.request_summary),
+        response: maskForView(r.response_summary),
+        error: maskForView(r.error),
+        output: undefined,
+      })),
+      matches,
+      jobs: (jobs as Array<Record<string, unknown>>).map((j) => ({
+        ...j,
+        last_error: maskForView(j.last_error as string | null),
+        run_at: Number(j.run_at),
+        created_at: Number(j.created_at),
+        updated_at: Number(j.updated_at),
+      })),
+      retryable: ['processed', 'failed', 'skipped'].includes(ev.status),
+      notice:
+        req.query.retried === '1' ? 'retried' : req.query.retried === '0' ? 'notRetryable' : '',
+    });
+  });
+
+  router.post('/ui/events/:id/retry', requireAdmin, csrfProtection, async (req, res) => {
+    const { portal } = uiContext(res);
+    const id = idParam(req.params.id);
+    const ev = await getEvent(deps.db, id);
+    if (!ev || ev.portal_id !== portal.id)
+      throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
+    const r = await replayEvents(deps, { filter: { portalId: portal.id, ids: [id] } });
+    res.redirect(303, res.locals.u(`/ui/events/${id}`, { retried: r.queued > 0 ? '1' : '0' }));
+  });
+
+  router.get('/ui/deal/:id', async (req, res) => {
+    const { portal } = uiContext(res);
+    const dealId = String(req.params.id);
+    if (!/^\d{1,20}$/.test(dealId)) throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
+    const rows = (await deps
+      .db('events')
+      .where({ portal_id: portal.id, entity_type: 'deal', entity_id: dealId })
+      .orderBy('id', 'desc')
+      .limit(100)
+      .select(
+        'id',
+        'event',
+        'status',
+        'attempts',
+        'received_at',
+        'processed_at',
+        'last_error',
+      )) as Array<Record<string, unknown>>;
+    const events = rows.map((r) => ({
+      ...r,
+      id: Number(r.id),
+      received_at: Number(r.received_at),
+      processed_at: r.processed_at === null ? null : Number(r.processed_at),
+      last_error: maskForView(r.last_error as string | null),
+    }));
+    const runs = await actionRunsByEvent(
+      deps.db,
+      events.map((e) => e.id),
+    );
+    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs });
+  });
+
+  return router;
+}

@@ -1,0 +1,126 @@
+import { Router, type Response } from 'express';
+import type { Deps } from '../../deps.js';
+import {
+  chosenEvents,
+  eventHandlerUrl,
+  LIFECYCLE_BINDINGS,
+  syncBindings,
+  type BindingSync,
+} from '../../install/bindings.js';
+import { deleteSetting, getSetting, putSetting } from '../../../db/stores/settings.js';
+import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { maskForView } from '../mask-view.js';
+import { SUPPORTED_EVENTS } from '../supported-events.js';
+import { sendTestAlert } from '../test-alert.js';
+
+export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
+
+const TELEGRAM_CHAT = /^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$/;
+const EMAIL = /^[^\s@<>"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$/;
+
+/** Subscriptions (wanted vs bound, re-sync) and alert settings. */
+export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
+  const router = Router();
+
+  const renderSubs = async (res: Response, extra: { sync?: BindingSync; error?: string } = {}) => {
+    const { portal, user } = uiContext(res);
+    const chosen = await chosenEvents(deps, user.memberId);
+    let actual: string[] | undefined;
+    let unavailable = '';
+    try {
+      const bound =
+        (await deps.bitrix.call<Array<{ event: string; handler: string }>>(portal, 'event.get')) ??
+        [];
+      const handler = eventHandlerUrl(deps);
+      actual = bound.filter((b) => b.handler === handler).map((b) => String(b.event).toUpperCase());
+    } catch (e) {
+      unavailable = maskForView((e as Error).message);
+    }
+    const names = [
+      ...new Set([...SUPPORTED_EVENTS.map((e) => e.name), ...chosen, ...(actual ?? [])]),
+    ].filter((n) => !(LIFECYCLE_BINDINGS as readonly string[]).includes(n));
+    res.render('ui/subscriptions', {
+      nav: 'subscriptions',
+      rows: names.map((name) => ({
+        name,
+        description: SUPPORTED_EVENTS.find((e) => e.name === name)?.[user.lang] ?? '',
+        chosen: chosen.includes(name),
+        actual: actual ? actual.includes(name) : undefined,
+      })),
+      unavailable,
+      sync: extra.sync,
+      error: extra.error ?? '',
+    });
+  };
+
+  router.get('/ui/subscriptions', async (_req, res) => renderSubs(res));
+
+  router.post('/ui/subscriptions', requireAdmin, csrfProtection, async (req, res) => {
+    const { portal, user } = uiContext(res);
+    const body = req.body as Record<string, unknown>;
+    if (body.save === '1') {
+      const raw = body.events;
+      const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
+        .map((e) => String(e).trim().toUpperCase())
+        .filter((e) => /^[A-Z0-9_]{2,64}$/.test(e));
+      await putSetting(deps.db, user.memberId, 'events', [...new Set(list)], deps.clock.now());
+    }
+    let sync: BindingSync | undefined;
+    let error = '';
+    try {
+      sync = await syncBindings(deps, portal);
+    } catch (e) {
+      error = maskForView((e as Error).message);
+    }
+    await renderSubs(res, { sync, error });
+  });
+
+  const renderAlerts = async (res: Response, extra: Record<string, unknown> = {}) => {
+    const { user } = uiContext(res);
+    res.render('ui/alerts', {
+      nav: 'alerts',
+      telegram: (await getSetting<string>(deps.db, user.memberId, ALERT_KEYS.telegram)) ?? '',
+      email: (await getSetting<string>(deps.db, user.memberId, ALERT_KEYS.email)) ?? '',
+      saved: false,
+      errors: [] as string[],
+      sent: undefined,
+      ...extra,
+    });
+  };
+
+  router.get('/ui/alerts', async (_req, res) => renderAlerts(res));
+
+  router.post('/ui/alerts', requireAdmin, csrfProtection, async (req, res) => {
+    const { user } = uiContext(res);
+    const body = req.body as Record<string, unknown>;
+    const telegram = String(body.telegram ?? '').trim();
+    const email = String(body.email ?? '').trim();
+    const errors: string[] = [];
+    if (telegram && !TELEGRAM_CHAT.test(telegram)) {
+      errors.push('Telegram chat id: a number like -1001234567890 or @channel_name');
+    }
+    if (email && !EMAIL.test(email)) errors.push('E-mail: an address like ops@example.com');
+    if (errors.length) {
+      res.status(400);
+      await renderAlerts(res, { telegram, email, errors });
+      return;
+    }
+    const now = deps.clock.now();
+    for (const [key, value] of [
+      [ALERT_KEYS.telegram, telegram],
+      [ALERT_KEYS.email, email],
+    ] as const) {
+      if (value) await putSetting(deps.db, user.memberId, key, value, now);
+      else await deleteSetting(deps.db, user.memberId, key);
+    }
+    await renderAlerts(res, { saved: true });
+  });
+
+  router.post('/ui/alerts/test', requireAdmin, csrfProtection, async (_req, res) => {
+    const { portal } = uiContext(res);
+    const sent = await sendTestAlert(deps, portal, notifyWorker);
+    await renderAlerts(res, { sent });
+  });
+
+  return router;
+}

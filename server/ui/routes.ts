@@ -1,0 +1,86 @@
+import path from 'node:path';
+import express, { Router, type Request, type Response } from 'express';
+import type { Deps } from '../deps.js';
+import { findPortalByMemberId } from '../../db/stores/portals.js';
+import { frameHeaders, requireUiSession } from './context.js';
+import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
+import { logPages } from './pages/log-pages.js';
+import { replayPage } from './pages/replay-page.js';
+import { rulesPage } from './pages/rules-page.js';
+import { settingsPages } from './pages/settings-pages.js';
+import { signedSessionId, startSession, TOKEN_PARAM, uiSession } from './session.js';
+
+export interface UiRouteOptions {
+  /** Wakes the worker after jobs were queued (test alerts). */
+  notifyWorker?: () => void;
+}
+
+/**
+ * The pages inside Bitrix24 (issue 6). `handlers.app` and every placement handler take the
+ * POST from Bitrix24, verify it (frame-entry.ts) and start a session, then redirect into the
+ * pages under /ui, which need that session; state-changing requests also need its CSRF token.
+ */
+export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
+  const router = Router();
+  const session = uiSession(deps);
+  const form = express.text({ type: 'application/x-www-form-urlencoded', limit: '64kb' });
+
+  const placementCode = new Map<string, string>(
+    deps.manifest.placements.map((p) => [p.handler, p.code.toUpperCase()]),
+  );
+  const entryPaths = [deps.manifest.handlers.app, ...placementCode.keys()];
+
+  const entry = async (req: Request, res: Response) => {
+    const raw = typeof req.body === 'string' ? req.body : '';
+    let verified;
+    try {
+      verified = await verifyFrameEntry(deps, req.query as Record<string, unknown>, raw);
+    } catch (e) {
+      if (!(e instanceof EntryRefusedError)) throw e;
+      // Frame the refusal only for the portal the member_id is bound to, and only when the
+      // request named that portal.
+      const memberId = new URLSearchParams(raw).get('member_id');
+      const known = memberId ? await findPortalByMemberId(deps.db, memberId) : undefined;
+      frameHeaders(res, e.status !== 403 ? known : undefined);
+      res.status(e.status).type('text/plain').send(`${e.message}\n`);
+      return;
+    }
+    await startSession(req, verified.user);
+    frameHeaders(res, verified.portal);
+    const code = placementCode.get(req.path) ?? 'DEFAULT';
+    const dealId = String(verified.placementOptions.ID ?? '');
+    const target =
+      code === 'CRM_DEAL_DETAIL_TAB' && /^\d{1,20}$/.test(dealId) ? `/ui/deal/${dealId}` : '/ui';
+    const token = signedSessionId(req.sessionID, deps.config.sessionSecret);
+    deps.logger.info(
+      { memberId: verified.user.memberId, userId: verified.user.userId, placement: code },
+      'frame session started',
+    );
+    res.redirect(303, `${target}?${TOKEN_PARAM}=${encodeURIComponent(token)}`);
+  };
+
+  for (const p of entryPaths) {
+    router.post(p, form, ...session, entry);
+    router.get(p, (_req, res) => {
+      frameHeaders(res);
+      res.status(405).type('text/plain').send('Open this application from Bitrix24.\n');
+    });
+  }
+
+  const chartJs = path.join(deps.root, 'node_modules', 'chart.js', 'dist', 'chart.umd.js');
+  router.get('/assets/vendor/chart.umd.js', (_req, res) => {
+    res.sendFile(chartJs, { maxAge: '1d' });
+  });
+
+  router.use(
+    '/ui',
+    ...session,
+    express.urlencoded({ extended: false, limit: '1mb' }),
+    requireUiSession(deps),
+  );
+  router.use(logPages(deps));
+  router.use(replayPage(deps));
+  router.use(rulesPage(deps));
+  router.use(settingsPages(deps, opts.notifyWorker ?? (() => {})));
+  return router;
+}

@@ -1,0 +1,130 @@
+import { createHmac } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import session from 'express-session';
+import type { Deps } from '../deps.js';
+import { safeEqual } from '../lib/crypto.js';
+import { KnexSessionStore } from '../../db/stores/sessions.js';
+
+/** Who is looking at the pages: set once the Bitrix24 POST into the frame is verified. */
+export interface UiUser {
+  portalId: number;
+  memberId: string;
+  userId: number;
+  isAdmin: boolean;
+  lang: 'en' | 'ru';
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    b24?: UiUser;
+  }
+}
+
+export const SESSION_COOKIE = 'b24hooks.sid';
+/** Query parameter carrying the signed session id when the browser drops our cookie. */
+export const TOKEN_PARAM = 's';
+export const SESSION_TTL_MS = 2 * 3600_000;
+
+/** The cookie value express-session expects: `s:<sid>.<HMAC-SHA256 base64, unpadded>`. */
+export function signedSessionId(sid: string, secret: string): string {
+  const mac = createHmac('sha256', secret).update(sid).digest('base64').replace(/=+$/, '');
+  return `s:${sid}.${mac}`;
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The cookie fallback. The frame is cross-site, and a browser that blocks third-party
+ * cookies (even partitioned ones) never sends ours back; so every link and form of a page
+ * carries the signed session id as `?s=` until a request shows the cookie arrived with the
+ * same value. A token in the query wins over the cookie (it belongs to this frame). The value
+ * is the same signed id as the cookie, so express-session verifies it the same way.
+ */
+function tokenFallback(): RequestHandler {
+  return (req, res, next) => {
+    const s = req.query[TOKEN_PARAM];
+    res.locals.carryToken = undefined;
+    if (typeof s === 'string' && s.length > 0 && s.length < 512) {
+      const fromCookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      if (fromCookie === undefined || !safeEqual(fromCookie, s)) {
+        const others = (req.headers.cookie ?? '')
+          .split(';')
+          .filter((p) => p.trim() && p.split('=')[0]?.trim() !== SESSION_COOKIE);
+        req.headers.cookie = [...others, `${SESSION_COOKIE}=${encodeURIComponent(s)}`].join(';');
+        res.locals.carryToken = s;
+      }
+    }
+    next();
+  };
+}
+
+/**
+ * Whether browsers accept a `Secure` cookie from us: APP_URL is https (TLS may end at a
+ * proxy the server does not see), or a loopback http URL, which browsers treat as secure.
+ */
+export function secureCookiesPossible(appUrl: string): boolean {
+  try {
+    const u = new URL(appUrl);
+    return u.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The session middleware for the pages: express-session on the `sessions` table with a
+ * cookie that works in a cross-site iframe (`SameSite=None; Secure; Partitioned`, CHIPS),
+ * plus the `?s=` fallback above.
+ */
+export function uiSession(deps: Deps): RequestHandler[] {
+  const secure = secureCookiesPossible(deps.config.appUrl);
+  const store = new KnexSessionStore(deps.db, { now: () => deps.clock.now().getTime() });
+  const sessionMw = session({
+    name: SESSION_COOKIE,
+    secret: deps.config.sessionSecret,
+    store,
+    resave: false,
+    saveUninitialized: false,
+    rolling: true,
+    unset: 'destroy',
+    cookie: {
+      httpOnly: true,
+      sameSite: 'none',
+      secure,
+      partitioned: true,
+      path: '/',
+      maxAge: SESSION_TTL_MS,
+    },
+  });
+  // express-session only sends a Secure cookie on a request it thinks is secure; the public
+  // side is (see secureCookiesPossible), whatever the socket says.
+  const markSecure: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
+    if (secure && !req.secure) Object.defineProperty(req, 'secure', { value: true });
+    next();
+  };
+  return [tokenFallback(), markSecure, sessionMw];
+}
+
+/** Starts a fresh session for a verified user (never reusing an id: no fixation). */
+export async function startSession(req: Request, user: UiUser): Promise<string> {
+  await new Promise<void>((resolve, reject) =>
+    req.session.regenerate((e: unknown) => (e ? reject(e) : resolve())),
+  );
+  req.session.b24 = user;
+  await new Promise<void>((resolve, reject) =>
+    req.session.save((e: unknown) => (e ? reject(e) : resolve())),
+  );
+  return req.sessionID;
+}

@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { updatePortal } from '../../db/stores/portals.js';
+import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
+import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+describe('failed-event digest, re-authorisation and subscription drift alerts', () => {
+  let h: AlertHarness;
+  let portal: TestPortal;
+  const MIN = 60_000;
+
+  beforeEach(async () => {
+    h = await startAlertHarness({ ALERT_BACKLOG_THRESHOLD: '1000', ALERT_COOLDOWN_MINUTES: '15' });
+    portal = await seedPortal(h.t.deps);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  async function fail(n: number, rule: string, error: string) {
+    const ids = await h.addEvents({ id: portal.row.id, memberId: portal.memberId }, n);
+    const now = h.t.clock.now().getTime();
+    await h.t.deps
+      .db('events')
+      .whereIn('id', ids)
+      .update({ status: 'failed', processed_at: now, last_error: error, evaluated_at: now });
+    for (const id of ids) {
+      await h.t.deps
+        .db('rule_matches')
+        .insert({ event_id: id, rule_name: rule, rule_index: 0, created_at: now });
+    }
+    return ids;
+  }
+
+  it('groups events failed for good into one digest per cooldown', async () => {
+    await fail(2, 'Invoice', 'Invoice / step1: HTTP 500 from POST https://acc.example/api');
+    await fail(1, 'Shipment', 'Shipment / step1: HTTP 422 from POST https://log.example/api');
+    h.t.clock.advance(1_000);
+    const first = await h.checkAndSend();
+    expect(first.sent.map((s) => [s.kind, s.phase, s.channels])).toEqual([
+      ['failed', 'digest', ['telegram', 'email']],
+    ]);
+    const text = h.tg.sent[0]?.text ?? '';
+    expect(text).toContain(`3 events failed for good on ${portal.domain}`);
+    expect(text).toContain('Invoice / ONCRMDEALUPDATE: 2');
+    expect(text).toContain('Shipment / ONCRMDEALUPDATE: 1');
+    expect(text).toContain('HTTP 422 from POST https://log.example/api');
+
+    // More failures within the cooldown wait for the next digest, which lists only them.
+    h.t.clock.advance(5 * MIN);
+    await fail(1, 'Invoice', 'Invoice / step1: timeout');
+    h.t.clock.advance(1_000);
+    expect((await h.checkAndSend()).sent).toEqual([]);
+    h.t.clock.advance(10 * MIN);
+    await h.checkAndSend();
+    expect(h.tg.sent).toHaveLength(2);
+    expect(h.tg.sent[1]?.text).toContain('1 event failed for good');
+    expect(h.tg.sent[1]?.text).toContain('Invoice / step1: timeout');
+    h.t.clock.advance(20 * MIN);
+    expect((await h.checkAndSend()).sent).toEqual([]);
+  });
+
+  it('alerts when a portal needs re-authorisation and when it is authorised again', async () => {
+    await updatePortal(h.t.deps.db, portal.row.id, { status: 'needs_reauth' });
+    await h.checkAndSend();
+    expect(h.tg.sent.map((m) => m.text.split('\n')[0])).toEqual([
+      `b24hooks ALERT: ${portal.domain} (${portal.memberId}) needs re-authorisation`,
+    ]);
+    await updatePortal(h.t.deps.db, portal.row.id, { status: 'installed' });
+    h.t.clock.advance(MIN);
+    await h.checkAndSend();
+    expect(h.tg.sent[1]?.text).toContain('RECOVERED');
+    expect(h.smtp.messages).toHaveLength(2);
+  });
+
+  it('alerts on subscription drift only after it lasted the grace period', async () => {
+    await updatePortal(h.t.deps.db, portal.row.id, {
+      events_bound: JSON.stringify([
+        'ONAPPINSTALL',
+        'ONAPPUPDATE',
+        'ONAPPUNINSTALL',
+        'ONCRMDEALADD',
+      ]),
+    });
+    expect((await h.checkAndSend()).sent).toEqual([]);
+    h.t.clock.advance(9 * MIN);
+    expect((await h.checkAndSend()).sent).toEqual([]);
+    h.t.clock.advance(1 * MIN);
+    const report = await h.checkAndSend();
+    expect(report.sent.map((s) => [s.kind, s.phase])).toEqual([['drift', 'firing']]);
+    expect(h.tg.sent[0]?.text).toContain('Expected events not bound');
+    expect(h.tg.sent[0]?.text).toContain('ONCRMDEALUPDATE');
+
+    await updatePortal(h.t.deps.db, portal.row.id, {
+      events_bound: JSON.stringify([
+        'ONAPPINSTALL',
+        'ONAPPUPDATE',
+        'ONAPPUNINSTALL',
+        'ONCRMDEALADD',
+        'ONCRMDEALUPDATE',
+      ]),
+    });
+    h.t.clock.advance(MIN);
+    expect((await h.checkAndSend()).sent.map((s) => s.phase)).toEqual(['recovered']);
+  });
+});

@@ -1,0 +1,165 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { slaSummary } from '../../server/alerts/index.js';
+import { statusCommand } from '../../server/cli/commands.js';
+import type { EventMap } from '../../server/rules/model.js';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
+import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+const MAP: EventMap = {
+  rules: [
+    {
+      name: 'Deal to accounting',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'http', method: 'POST', url: 'https://accounting.example/api' }],
+      slaSeconds: 60,
+    },
+    {
+      name: 'Leads, no SLA',
+      on: ['ONCRMLEADADD'],
+      actions: [{ type: 'http', method: 'POST', url: 'https://crm.example/api' }],
+    },
+  ],
+};
+
+describe('SLA control', () => {
+  let h: AlertHarness;
+  let portal: TestPortal;
+  let p: { id: number; memberId: string };
+  const db = () => h.t.deps.db;
+  const now = () => h.t.clock.now().getTime();
+
+  beforeEach(async () => {
+    // A high backlog threshold: only the SLA speaks in these tests.
+    h = await startAlertHarness({ ALERT_BACKLOG_THRESHOLD: '1000' });
+    portal = await seedPortal(h.t.deps);
+    p = { id: portal.row.id, memberId: portal.memberId };
+    await saveRuleMap(db(), undefined, MAP, h.t.clock.now());
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  /** Records that the event matched the rule, as the processor does on first evaluation. */
+  async function matched(eventId: number, status: 'matched' | 'done' = 'matched') {
+    await db()('rule_matches').insert({
+      event_id: eventId,
+      rule_name: 'Deal to accounting',
+      rule_index: 0,
+      status,
+      created_at: now(),
+    });
+    await db()('events').where({ id: eventId }).update({ evaluated_at: now() });
+  }
+  async function processed(ids: number[]) {
+    await db()('events').whereIn('id', ids).update({ status: 'processed', processed_at: now() });
+    await db()('rule_matches').whereIn('event_id', ids).update({ status: 'done' });
+  }
+  const breachCount = async () =>
+    (await h.t.deps.metrics.slaBreaches.get()).values.reduce((s, v) => s + v.value, 0);
+
+  it('detects an SLA breach while the event is still pending and alerts on each channel', async () => {
+    const [evaluated] = await h.addEvents(p, 1, { status: 'processing' });
+    await matched(evaluated!);
+    const [waiting] = await h.addEvents(p, 1); // not evaluated yet: the rule's event type counts
+    await h.addEvents(p, 1, { event: 'ONCRMLEADADD' }); // its rule has no SLA
+
+    h.t.clock.advance(59_000);
+    expect(await h.checkAndSend()).toEqual({ sent: [], slaBreaches: 0 });
+
+    h.t.clock.advance(2_000);
+    const report = await h.checkAndSend();
+    expect(report.slaBreaches).toBe(2);
+    expect(report.sent.map((s) => [s.key, s.phase, s.channels])).toEqual([
+      [`sla:${portal.memberId}`, 'firing', ['telegram', 'email']],
+    ]);
+    // Still pending: the breach was seen before the events finished.
+    const statuses = (await db()('events')
+      .whereIn('id', [evaluated!, waiting!])
+      .pluck('status')) as string[];
+    expect(statuses.sort()).toEqual(['processing', 'received']);
+    expect(await db()('sla_breaches').orderBy('event_id')).toMatchObject([
+      { event_id: evaluated, rule_name: 'Deal to accounting', seen: 'pending', sla_seconds: 60 },
+      { event_id: waiting, rule_name: 'Deal to accounting', seen: 'pending' },
+    ]);
+    expect(h.tg.sent).toHaveLength(1);
+    expect(h.tg.sent[0]?.text).toContain('SLA breach: 2 events past their SLA');
+    expect(h.tg.sent[0]?.text).toContain('Deal to accounting: 2');
+    expect(h.smtp.messages).toHaveLength(1);
+    expect(await breachCount()).toBe(2);
+
+    // Each breach is counted once, however often the monitor looks.
+    h.t.clock.advance(60_000);
+    expect((await h.checkAndSend()).slaBreaches).toBe(0);
+    expect(await breachCount()).toBe(2);
+  });
+
+  it('sends a recovery notice once the late events are processed', async () => {
+    const ids = await h.addEvents(p, 2);
+    h.t.clock.advance(61_000);
+    await h.checkAndSend();
+    expect(h.tg.sent).toHaveLength(1);
+
+    await processed(ids);
+    h.t.clock.advance(1_000);
+    const report = await h.checkAndSend();
+    expect(report.sent.map((s) => s.phase)).toEqual(['recovered']);
+    expect(h.tg.sent[1]?.text).toContain('RECOVERED: no event past its SLA');
+  });
+
+  it('computes the SLA share per rule and shows it in `b24hooks status --json`', async () => {
+    const [fast] = await h.addEvents(p, 1);
+    const [slow, pendingLate] = await h.addEvents(p, 2);
+    await matched(fast!);
+    await matched(slow!);
+    await matched(pendingLate!);
+    h.t.clock.advance(10_000);
+    await processed([fast!]);
+    h.t.clock.advance(80_000);
+    await processed([slow!]);
+    const [fresh] = await h.addEvents(p, 1); // within its SLA still: not decided, not counted
+    await matched(fresh!);
+
+    const since = now() - 24 * 3600_000;
+    expect(await slaSummary(h.t.deps, portal.memberId, since)).toEqual([
+      {
+        rule: 'Deal to accounting',
+        slaSeconds: 60,
+        total: 3, // fast (within), slow (late), pendingLate (pending past its deadline)
+        withinSla: 1,
+        share: 0.3333,
+      },
+    ]);
+    expect(await slaSummary(h.t.deps, 'another-portal', since)).toEqual([]);
+
+    let out = '';
+    const code = await statusCommand({
+      deps: h.t.deps,
+      flags: {},
+      positionals: [],
+      json: true,
+      io: { out: (s) => (out += s), err: () => undefined },
+    });
+    expect(code).toBe(0);
+    const doc = JSON.parse(out) as { total: { backlog: number }; sla: unknown[] };
+    expect(doc.total.backlog).toBe(2);
+    expect(doc.sla).toEqual([
+      {
+        rule: 'Deal to accounting',
+        period: '24h',
+        slaSeconds: 60,
+        total: 3,
+        withinSla: 1,
+        share: 0.3333,
+      },
+      {
+        rule: 'Deal to accounting',
+        period: '7d',
+        slaSeconds: 60,
+        total: 3,
+        withinSla: 1,
+        share: 0.3333,
+      },
+    ]);
+  });
+});

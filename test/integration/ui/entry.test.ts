@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
+import { frameRequest, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { base, csrfOf, getPage, openSession, postForm } from './ui-client.js';
+
+describe('the frame entry (handlers.app and placements)', () => {
+  let h: UiHarness;
+  let other: HttpSink;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    other = await startHttpSink();
+  });
+  afterAll(async () => {
+    await other.close();
+    await h.close();
+  });
+
+  const profileCalls = () => h.portal.calls.filter((c) => c.method === 'profile').length;
+
+  it('starts a session for a verified user and redirects into the pages', async () => {
+    const s = await openSession(h);
+    expect(s.location).toMatch(/^\/ui\?s=s%3A/);
+    expect(s.setCookie).toMatch(/^b24hooks\.sid=/);
+    expect(s.setCookie).toMatch(/SameSite=None/i);
+    expect(s.setCookie).toMatch(/; Secure/i);
+    expect(s.setCookie).toMatch(/; Partitioned/i);
+    expect(s.setCookie).toMatch(/HttpOnly/i);
+    const page = await getPage(h, '/ui', s.cookie);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toBe(
+      `frame-ancestors 'self' ${h.portal.url}`,
+    );
+    expect(page.headers.get('x-frame-options')).toBeNull();
+  });
+
+  it('refuses a known member_id with another DOMAIN without contacting either host', async () => {
+    const before = profileCalls();
+    const { url, init } = frameRequest(h, { domain: new URL(other.url).host });
+    const res = await fetch(url, init);
+    expect(res.status).toBe(403);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect(other.requests).toHaveLength(0);
+    expect(profileCalls()).toBe(before);
+  });
+
+  it('refuses an unknown member_id', async () => {
+    const before = profileCalls();
+    const { url, init } = frameRequest(h, { memberId: 'f'.repeat(32) });
+    const res = await fetch(url, init);
+    expect(res.status).toBe(401);
+    expect(profileCalls()).toBe(before);
+  });
+
+  it('refuses a forged AUTH_ID after the portal does not confirm it', async () => {
+    const { url, init } = frameRequest(h, { authId: 'forged-token-0123456789abcdef' });
+    const res = await fetch(url, init);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('set-cookie')).toBeNull();
+  });
+
+  it('refuses a wrong APPLICATION_TOKEN without calling the portal', async () => {
+    const before = profileCalls();
+    const { url, init } = frameRequest(h, { applicationToken: '0123456789abcdef0123456789abcdef' });
+    const res = await fetch(url, init);
+    expect(res.status).toBe(401);
+    expect(profileCalls()).toBe(before);
+  });
+
+  it('sends the deal tab to that deal', async () => {
+    const s = await openSession(h, {
+      path: '/placement/deal-tab',
+      placement: 'CRM_DEAL_DETAIL_TAB',
+      placementOptions: { ID: '42' },
+    });
+    expect(s.location).toMatch(/^\/ui\/deal\/42\?s=/);
+  });
+
+  it('answers pages in Russian when Bitrix24 says LANG=ru', async () => {
+    const s = await openSession(h, { lang: 'ru' });
+    const page = await getPage(h, '/ui', s.cookie);
+    expect(page.html).toContain('Журнал событий');
+  });
+});
+
+describe('sessions, the cookie fallback, CSRF and roles', () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('refuses a page without a session', async () => {
+    const page = await getPage(h, '/ui/events');
+    expect(page.status).toBe(401);
+  });
+
+  it('accepts the signed token in the query in place of a blocked cookie, and keeps it in links', async () => {
+    const s = await openSession(h);
+    const page = await getPage(h, s.location);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain(`/ui/events?s=${encodeURIComponent(s.token)}`);
+  });
+
+  it('drops the token from links once the cookie arrives', async () => {
+    const s = await openSession(h);
+    const page = await getPage(h, s.location, s.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).not.toContain('?s=');
+  });
+
+  it('refuses a tampered token', async () => {
+    const s = await openSession(h);
+    const forged = s.token.replace(/\.(.)/, (_m, c: string) => `.${c === 'A' ? 'B' : 'A'}`);
+    const page = await getPage(h, `/ui?s=${encodeURIComponent(forged)}`);
+    expect(page.status).toBe(401);
+  });
+
+  it('refuses a state-changing request without the CSRF token', async () => {
+    const s = await openSession(h);
+    const res = await postForm(h, '/ui/alerts', { telegram: '12345' }, s.cookie);
+    expect(res.status).toBe(403);
+    const ok = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '12345', _csrf: csrfOf((await getPage(h, '/ui/alerts', s.cookie)).html) },
+      s.cookie,
+    );
+    expect(ok.status).toBe(200);
+    expect(ok.html).toContain('id="saved"');
+  });
+
+  it('lets a non-admin read but refuses every admin action with 403', async () => {
+    const s = await openSession(h, { userId: 2 });
+    expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
+    expect((await getPage(h, '/ui/events', s.cookie)).status).toBe(200);
+    const rules = await getPage(h, '/ui/rules', s.cookie);
+    expect(rules.status).toBe(200);
+    expect(rules.html).not.toContain('id="rules-form"');
+    const csrf = csrfOf((await getPage(h, '/ui/alerts', s.cookie)).html);
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    for (const [path, fields] of [
+      ['/ui/replay/preview', { from: '2026-01-01', to: '2026-12-31' }],
+      ['/ui/replay/run', { from: '2026-01-01', to: '2026-12-31' }],
+      ['/ui/rules', { map: '{"rules":[]}' }],
+      ['/ui/alerts', { telegram: '1' }],
+      ['/ui/alerts/test', {}],
+      ['/ui/subscriptions', {}],
+      ['/ui/events/1/retry', {}],
+    ] as const) {
+      const res = await postForm(h, path, { ...fields, _csrf: csrf }, s.cookie);
+      expect([path, res.status]).toEqual([path, 403]);
+    }
+  });
+
+  it('serves chart.js from node_modules', async () => {
+    const res = await fetch(`${base(h)}/assets/vendor/chart.umd.js`);
+    expect(res.status).toBe(200);
+    expect((await res.text()).length).toBeGreaterThan(10_000);
+  });
+});

@@ -1,0 +1,190 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
+
+describe('the pages of an installed portal with events', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let deals: Awaited<ReturnType<typeof seedDeals>>;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    deals = await seedDeals(h);
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const eventId = async (dealId: string, event: string) =>
+    Number(
+      (
+        await h.t.deps
+          .db('events')
+          .where({ entity_id: dealId, event })
+          .orderBy('id', 'desc')
+          .first('id')
+      ).id,
+    );
+
+  it('shows the figures and per-rule success on the dashboard', async () => {
+    const page = await getPage(h, '/ui', admin.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toMatch(/id="fig-failed"><b>1<\/b>/);
+    expect(page.html).toContain('Won deal: invoice');
+    expect(page.html).toContain('Lost deal: notify');
+    expect(page.html).toContain('id="chart-data"');
+  });
+
+  it('filters the log by status, event, entity and text, newest first', async () => {
+    const failed = await getPage(h, '/ui/events?status=failed', admin.cookie);
+    expect(failed.html.match(/data-status="failed"/g)).toHaveLength(1);
+    expect(failed.html).not.toContain('data-status="processed"');
+    const byEntity = await getPage(h, `/ui/events?entity=${deals.won}`, admin.cookie);
+    const ids = [...byEntity.html.matchAll(/<tr data-id="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(ids.length).toBe(2);
+    expect(ids[0]).toBeGreaterThan(ids[1]!);
+    const adds = await getPage(h, '/ui/events?event=ONCRMDEALADD', admin.cookie);
+    expect(adds.html.match(/<tr data-id=/g)).toHaveLength(3);
+    const text = await getPage(h, '/ui/events?q=rejected+by+the+test', admin.cookie);
+    expect(text.html.match(/<tr data-id=/g)).toHaveLength(1);
+    const none = await getPage(h, '/ui/events?from=2020-01-01&to=2020-01-02', admin.cookie);
+    expect(none.html).toContain('id="no-events"');
+  });
+
+  it('pages the log by id', async () => {
+    const total = Number(
+      (
+        (await h.t.deps.db('events').where('portal_id', '>', 0).count({ n: '*' }).first()) as {
+          n: number;
+        }
+      ).n,
+    );
+    expect(total).toBeGreaterThan(5);
+    const first = await getPage(h, '/ui/events', admin.cookie);
+    expect(first.html).not.toContain('id="older"');
+    const newest = Number(/<tr data-id="(\d+)"/.exec(first.html)?.[1]);
+    const page2 = await getPage(h, `/ui/events?before=${newest}`, admin.cookie);
+    expect(page2.html).not.toContain(`data-id="${newest}"`);
+    expect(page2.html).toContain('id="newest"');
+  });
+
+  it('shows an event with its attempts and action runs, and retries it for an admin', async () => {
+    const id = await eventId(deals.lost, 'ONCRMDEALUPDATE');
+    const page = await getPage(h, `/ui/events/${id}`, admin.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('Lost deal: notify');
+    expect(page.html).toContain('rejected by the test sink');
+    expect(page.html).toContain('[masked]');
+    const sent = h.sink.requests.length;
+    const res = await postForm(
+      h,
+      `/ui/events/${id}/retry`,
+      { _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toContain('retried=1');
+    await h.drain();
+    expect(h.sink.requests.length).toBe(sent + 1);
+  });
+
+  it('does not show another portal event', async () => {
+    const page = await getPage(h, '/ui/events/999999', admin.cookie);
+    expect(page.status).toBe(404);
+  });
+
+  it('lists a deal tab with its events and action runs', async () => {
+    const page = await getPage(h, `/ui/deal/${deals.won}`, admin.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html.match(/<tr data-id=/g)).toHaveLength(2);
+    expect(page.html).toContain('Won deal: invoice');
+    expect(page.html).toContain('b-succeeded');
+  });
+
+  it('previews a replay, then replays only after confirmation', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
+    const range = { from: '2026-11-27', to: '2026-11-27', event: 'ONCRMDEALUPDATE' };
+    const jobsBefore = await h.t.deps.db('jobs').count({ n: '*' }).first();
+    const preview = await postForm(
+      h,
+      '/ui/replay/preview',
+      { ...range, _csrf: csrf },
+      admin.cookie,
+    );
+    expect(preview.status).toBe(200);
+    expect(preview.html).toMatch(/id="replay-count">2</);
+    expect(await h.t.deps.db('jobs').count({ n: '*' }).first()).toEqual(jobsBefore);
+    const sent = h.sink.requests.length;
+    const run = await postForm(h, '/ui/replay/run', { ...range, _csrf: csrf }, admin.cookie);
+    expect(run.html).toMatch(/id="replay-queued">2</);
+    await h.drain();
+    // Only the failed step runs again; the invoice that succeeded is not sent twice.
+    expect(h.sink.requests.slice(sent).map((r) => r.url)).toEqual(['/fail']);
+  });
+
+  it('validates the map with JSON paths and saves a valid one as the portal map', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const csrf = csrfOf(page.html);
+    const bad = await postForm(
+      h,
+      '/ui/rules',
+      {
+        map: '{"rules":[{"name":"x","on":["ONCRMDEALADD"],"actions":[{"type":"http","url":5}]}]}',
+        _csrf: csrf,
+      },
+      admin.cookie,
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.html).toContain('$.rules[0].actions[0]');
+    const good = await postForm(
+      h,
+      '/ui/rules',
+      { map: JSON.stringify({ rules: [] }), _csrf: csrf },
+      admin.cookie,
+    );
+    expect(good.status).toBe(200);
+    expect(good.html).toContain('id="saved"');
+    expect(
+      await h.t.deps.db('settings').where({ scope: h.portal.memberId, key: 'rules' }).first(),
+    ).toBeTruthy();
+  });
+
+  it('compares wanted and bound events and re-syncs', async () => {
+    const page = await getPage(h, '/ui/subscriptions', admin.cookie);
+    expect(page.html).toContain(
+      'data-event="ONCRMDEALUPDATE" data-chosen="true" data-actual="true"',
+    );
+    const res = await postForm(
+      h,
+      '/ui/subscriptions',
+      { save: '1', events: ['ONCRMDEALUPDATE', 'ONCRMLEADADD'], _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(res.html).toContain('id="synced"');
+    expect(h.portal.bindings.map((b) => b.event)).toEqual(
+      expect.arrayContaining(['ONCRMDEALUPDATE', 'ONCRMLEADADD']),
+    );
+    expect(h.portal.bindings.map((b) => b.event)).not.toContain('ONCRMDEALADD');
+  });
+
+  it('stores alert channels per portal and queues a test alert', async () => {
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    const res = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: 'not a chat', email: 'ops@example.com', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(res.status).toBe(400);
+    const ok = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-100123', email: 'ops@example.com', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(ok.html).toContain('value="-100123"');
+    const test = await postForm(h, '/ui/alerts/test', { _csrf: csrfOf(page.html) }, admin.cookie);
+    expect(test.status).toBe(200);
+    expect(test.html).toContain('id="test-sent"');
+  });
+});
