@@ -31,10 +31,9 @@ export class KnexSessionStore extends session.Store {
     this.sweepEvery = opts.sweepEveryMs ?? 10 * 60_000;
   }
 
+  /** Expiry on the store's clock (the cookie's own `expires` is wall-clock time). */
   private expiry(sess: session.SessionData): number {
-    const exp = sess.cookie?.expires;
-    if (exp) return new Date(exp).getTime();
-    return this.opts.now() + (sess.cookie?.maxAge ?? this.ttl);
+    return this.opts.now() + (sess.cookie?.originalMaxAge ?? sess.cookie?.maxAge ?? this.ttl);
   }
 
   override get(sid: string, cb: (err: unknown, sess?: session.SessionData | null) => void): void {
