@@ -2,7 +2,13 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
-import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
+import { tokenColumns } from '../bitrix/oauth.js';
+import {
+  findPortalById,
+  findPortalByMemberId,
+  updatePortal,
+  type PortalRow,
+} from '../../db/stores/portals.js';
 import type { UiUser } from './session.js';
 
 /** A frame POST that is refused; the message is safe to show, the detail goes to the log. */
@@ -111,8 +117,9 @@ export async function verifyFrameEntry(
     throw new EntryRefusedError(401, 'The portal did not name the user.');
   }
   const isAdmin = profile.ADMIN === true || profile.ADMIN === 'Y' || profile.ADMIN === 'true';
+  const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
-    portal,
+    portal: resumed,
     user: {
       portalId: portal.id,
       memberId,
@@ -123,6 +130,41 @@ export async function verifyFrameEntry(
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
   };
+}
+
+/**
+ * A portal paused in `needs_reauth` (its refresh token was refused) resumes when an admin
+ * opens the app: the frame's AUTH_ID was just confirmed by the stored portal, and its
+ * REFRESH_ID comes with it, so the pair replaces the dead one and processing goes on.
+ */
+async function resumeAfterReauth(
+  deps: Deps,
+  portal: PortalRow,
+  form: URLSearchParams,
+): Promise<PortalRow> {
+  const refreshId = form.get('REFRESH_ID') ?? '';
+  if (portal.status !== 'needs_reauth' || !TOKEN.test(refreshId)) return portal;
+  const now = deps.clock.now().getTime();
+  const expires = Number(form.get('AUTH_EXPIRES') ?? 3600);
+  await updatePortal(deps.db, portal.id, {
+    ...tokenColumns(
+      deps.box,
+      {
+        accessToken: form.get('AUTH_ID') ?? '',
+        refreshToken: refreshId,
+        expiresInSec: Number.isFinite(expires) ? expires : 3600,
+      },
+      now,
+    ),
+    status: 'installed',
+    updated_at: now,
+  });
+  deps.portals.invalidate(portal.member_id);
+  deps.logger.info(
+    { memberId: portal.member_id },
+    'portal re-authorised by an admin opening the app; processing resumes',
+  );
+  return (await findPortalById(deps.db, portal.id)) ?? portal;
 }
 
 /** The origin that may frame our pages: the portal's, with the scheme of its REST endpoint. */

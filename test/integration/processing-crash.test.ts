@@ -18,6 +18,7 @@ describe('processing under SIGKILL', () => {
   });
 
   it('finishes every event after a restart without repeating a succeeded step', async () => {
+    // Two real server processes and 60 deals: allow for a loaded CI machine.
     const sink = await startHttpSink(() => ({ status: 200, body: { ok: true }, delayMs: 15 }));
     cleanups.push(() => sink.close());
     const h = await startInstallHarness();
@@ -141,5 +142,5 @@ describe('processing under SIGKILL', () => {
     expect(repeatedSucceeded).toEqual([]);
     expect(new Set(keys).size).toBe(120);
     expect(resent).toBeLessThanOrEqual(4);
-  });
+  }, 90_000);
 });

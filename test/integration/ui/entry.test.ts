@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { findPortalById } from '../../../db/stores/portals.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
 import { frameRequest, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { base, csrfOf, getPage, openSession, postForm } from './ui-client.js';
@@ -158,5 +159,32 @@ describe('sessions, the cookie fallback, CSRF and roles', () => {
     const res = await fetch(`${base(h)}/assets/vendor/chart.umd.js`);
     expect(res.status).toBe(200);
     expect((await res.text()).length).toBeGreaterThan(10_000);
+  });
+});
+
+describe('re-authorisation from the frame', () => {
+  it('resumes a portal in needs_reauth when an admin opens the app, not when a user does', async () => {
+    const h = await startUiHarness();
+    try {
+      const db = h.t.deps.db;
+      await db('portals')
+        .where({ member_id: h.portal.memberId })
+        .update({ status: 'needs_reauth' });
+      h.t.deps.portals.invalidate(h.portal.memberId);
+      const asUser = frameRequest(h, { userId: 2 });
+      expect((await fetch(asUser.url, asUser.init)).status).toBe(303);
+      expect((await db('portals').where({ member_id: h.portal.memberId }).first()).status).toBe(
+        'needs_reauth',
+      );
+      const asAdmin = frameRequest(h, { userId: 1 });
+      expect((await fetch(asAdmin.url, asAdmin.init)).status).toBe(303);
+      const row = await db('portals').where({ member_id: h.portal.memberId }).first();
+      expect(row.status).toBe('installed');
+      // The stored pair works: a REST call for the portal goes through with it.
+      const portalRow = await findPortalById(db, row.id);
+      await expect(h.t.deps.bitrix.call(portalRow!, 'crm.deal.list', {})).resolves.toBeDefined();
+    } finally {
+      await h.close();
+    }
   });
 });
