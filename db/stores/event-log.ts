@@ -62,34 +62,22 @@ export async function logPage(
   return { rows, nextBeforeId: more ? rows[rows.length - 1]?.id : undefined };
 }
 
+/** What the deal tab shows of one action run. */
+export interface ActionRunBrief {
+  rule_name: string;
+  step_index: number;
+  step_name: string | null;
+  action_type: string;
+  status: string;
+  error: string | null;
+}
+
 /** Action runs of several events at once, by event id (for the deal tab). */
 export async function actionRunsByEvent(
   db: Knex,
   eventIds: readonly number[],
-): Promise<
-  Map<
-    number,
-    Array<{
-      rule_name: string;
-      step_index: number;
-      step_name: string | null;
-      action_type: string;
-      status: string;
-      error: string | null;
-    }>
-  >
-> {
-  const out = new Map<
-    number,
-    Array<{
-      rule_name: string;
-      step_index: number;
-      step_name: string | null;
-      action_type: string;
-      status: string;
-      error: string | null;
-    }>
-  >();
+): Promise<Map<number, ActionRunBrief[]>> {
+  const out = new Map<number, ActionRunBrief[]>();
   if (eventIds.length === 0) return out;
   const rows = (await db('action_runs')
     .whereIn('event_id', eventIds)

@@ -1,25 +1,26 @@
 import type { Knex } from 'knex';
+import type { EventRow } from './events.js';
 import { jobRow, type NewJob } from './jobs.js';
 
 /** One delivery ready to be written by the intake's group commit. */
 export interface IntakeRow {
-  event: {
-    portal_id: number | null;
-    member_id: string | null;
-    event: string;
-    event_handler_id: string | null;
-    entity_type: string | null;
-    entity_id: string | null;
-    ts: number | null;
-    body: string | null;
-    auth_enc: string | null;
-    dedupe_key: string | null;
-    status: 'received' | 'unverified' | 'rejected';
-    reject_reason: string | null;
-    source: string;
-    received_at: number;
-    remote_addr: string | null;
-  };
+  event: Pick<
+    EventRow,
+    | 'portal_id'
+    | 'member_id'
+    | 'event'
+    | 'event_handler_id'
+    | 'entity_type'
+    | 'entity_id'
+    | 'ts'
+    | 'body'
+    | 'auth_enc'
+    | 'dedupe_key'
+    | 'reject_reason'
+    | 'source'
+    | 'received_at'
+    | 'remote_addr'
+  > & { status: 'received' | 'unverified' | 'rejected' };
   /** The job to create with the event (accepted deliveries only). */
   job: Omit<NewJob, 'event_id'> | null;
 }

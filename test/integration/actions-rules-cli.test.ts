@@ -2,25 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { effectiveMap, effectiveMapWithSource } from '../../db/stores/rules.js';
-import { runCli } from '../../server/cli/run.js';
 import { projectRoot } from '../../server/lib/project-root.js';
+import { runCliIn } from '../helpers/cli.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
-async function cli(t: TestDeps, argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(
-    argv,
-    {
-      DATA_DIR: t.dir,
-      SESSION_SECRET: t.deps.config.sessionSecret,
-      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
-    },
-    { out: (s) => (out += s), err: (s) => (err += s) },
-    { clock: t.clock },
-  );
-  return { code, out, err };
-}
+const cli = runCliIn;
 
 const samplePath = path.join(projectRoot(), 'server/rules/samples/paid-deal.json');
 

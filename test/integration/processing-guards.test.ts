@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { runCli } from '../../server/cli/run.js';
+import { runCliIn } from '../helpers/cli.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 describe('processing guards', () => {
@@ -74,10 +74,9 @@ describe('processing guards', () => {
     });
     await s.drain();
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' }, { userId: 1 }).catch(() => undefined);
-    let out = '';
-    let err = '';
     const d = s.h.t.deps;
-    const code = await runCli(
+    const { code, out, err } = await runCliIn(
+      s.h.t,
       [
         'rules',
         'test',
@@ -90,15 +89,11 @@ describe('processing guards', () => {
         '--json',
       ],
       {
-        DATA_DIR: s.h.t.dir,
-        SESSION_SECRET: d.config.sessionSecret,
-        TOKEN_ENCRYPTION_KEY: d.config.tokenEncryptionKey.toString('hex'),
         B24_PORTAL_HOSTS: '127.0.0.1:*',
         B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
         B24_CLIENT_ID: d.config.b24.clientId,
         B24_CLIENT_SECRET: d.config.b24.clientSecret,
       },
-      { out: (x) => (out += x), err: (x) => (err += x) },
     );
     expect(err).toBe('');
     expect(code).toBe(0);

@@ -1,0 +1,21 @@
+import type { Env } from '../../server/config.js';
+import { runCli } from '../../server/cli/run.js';
+import type { TestDeps } from './test-deps.js';
+
+/** Runs the operator CLI in-process against a test data dir (same secrets), capturing output. */
+export async function runCliIn(t: TestDeps, argv: string[], env: Env = {}) {
+  let out = '';
+  let err = '';
+  const code = await runCli(
+    argv,
+    {
+      DATA_DIR: t.dir,
+      SESSION_SECRET: t.deps.config.sessionSecret,
+      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+      ...env,
+    },
+    { out: (s) => (out += s), err: (s) => (err += s) },
+    { clock: t.clock },
+  );
+  return { code, out, err };
+}
