@@ -3,6 +3,7 @@ import * as m0001 from './0001-init.js';
 import * as m0002 from './0002-processing.js';
 import * as m0003 from './0003-sessions.js';
 import * as m0004 from './0004-alerts.js';
+import * as m0005 from './0005-replay-runs.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -10,4 +11,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0002-processing', module: m0002 },
   { name: '0003-sessions', module: m0003 },
   { name: '0004-alerts', module: m0004 },
+  { name: '0005-replay-runs', module: m0005 },
 ];

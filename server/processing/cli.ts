@@ -108,26 +108,30 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
     throw new UsageError('rules test needs --portal, --event and --id');
   const portal = await requirePortal(deps, memberId);
   const map = await effectiveMap(deps.db, memberId);
-  const { type } = entityOf(eventName, { FIELDS: { ID: id } });
+  // A per-type smart-process name (ONCRMDYNAMICITEMUPDATE_128) names the type; rules are
+  // written on the plain event name, which is what Bitrix24 delivers with ENTITY_TYPE_ID.
+  const perType = /^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_(\d+)$/.exec(eventName);
+  const ruleEvent = perType?.[1] ?? eventName;
+  const { type } = entityOf(eventName, { FIELDS: { ID: id, ENTITY_TYPE_ID: perType?.[2] } });
   if (!type) throw new UsageError(`cannot tell which entity ${eventName} is about`);
   const reader = createEntityReader(deps);
-  const entity = /DELETE$/.test(eventName)
+  const entity = /DELETE$/.test(ruleEvent)
     ? { ID: id }
     : await reader.read(portal, type, id, Date.now());
   if (entity === null) {
     io.err(`${type} ${id} does not exist on ${portal.domain}\n`);
     return 1;
   }
-  const rules = map.rules.filter((r) => r.on.includes(eventName));
+  const rules = map.rules.filter((r) => r.on.includes(ruleEvent));
   const related: Record<string, Record<string, unknown> | undefined> = {};
   for (const root of relatedToLoad(rules)) {
-    const rid = entity?.[`${root.toUpperCase()}_ID`];
+    const rid = entity?.[`${root.toUpperCase()}_ID`] ?? entity?.[`${root}Id`];
     if (rid && rid !== '0')
       related[root] = (await reader.read(portal, root, String(rid), Date.now())) ?? undefined;
   }
   const previous = await getSnapshot(deps.db, portal.id, type, id);
   const results = dryRun(map, {
-    event: { name: eventName, memberId, entityType: type, entityId: id },
+    event: { name: ruleEvent, memberId, entityType: type, entityId: id },
     entity: entity ?? undefined,
     previous,
     related,

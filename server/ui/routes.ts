@@ -4,6 +4,7 @@ import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { frameHeaders, requireUiSession } from './context.js';
 import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
+import { dashboardPage } from './pages/dashboard-page.js';
 import { logPages } from './pages/log-pages.js';
 import { replayPage } from './pages/replay-page.js';
 import { rulesPage } from './pages/rules-page.js';
@@ -78,8 +79,9 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     express.urlencoded({ extended: false, limit: '1mb' }),
     requireUiSession(deps),
   );
+  router.use(dashboardPage(deps));
   router.use(logPages(deps));
-  router.use(replayPage(deps));
+  router.use(replayPage(deps, opts.notifyWorker));
   router.use(rulesPage(deps));
   router.use(settingsPages(deps, opts.notifyWorker ?? (() => {})));
   return router;

@@ -132,8 +132,17 @@ describe('the pages inside the Bitrix24 frame', () => {
     await frame().locator('#confirm').click();
     await frame().locator('#replay-queued').waitFor();
     await expect(frame().locator('#replay-queued').textContent()).resolves.toBe('2');
-    await shot('05-replay-result');
+    await expect(frame().locator('#replay-waiting').textContent()).resolves.toBe('2');
+    await expect(frame().locator('#replay-state').getAttribute('data-done')).resolves.toBe('false');
+    await shot('05-replay-progress');
+    // The page asks for the progress every 2 s and shows the result once nothing waits.
     await h.drain();
+    await frame().locator('#replay-state[data-done="true"]').waitFor({ timeout: 10_000 });
+    await expect(frame().locator('#replay-waiting').textContent()).resolves.toBe('0');
+    await expect(frame().locator('#replay-processed').textContent()).resolves.toBe('1');
+    await expect(frame().locator('#replay-failed').textContent()).resolves.toBe('1');
+    await frame().locator('#failed-link').waitFor();
+    await shot('05b-replay-result');
   });
 
   it('saves a rule from the editor and reports errors with their JSON path', async () => {

@@ -64,6 +64,14 @@ export const KNOWN_EVENTS: ReadonlySet<string> = new Set([
   'ONTASKCOMMENTDELETE',
 ]);
 
+/**
+ * Whether `event.bind` accepts the (upper-cased) name: a listed event, or a per-type
+ * smart-process event such as `ONCRMDYNAMICITEMUPDATE_128` (protocol §4.3).
+ */
+export function isKnownEvent(name: string): boolean {
+  return KNOWN_EVENTS.has(name) || /^ONCRMDYNAMICITEM(ADD|UPDATE|DELETE)_\d+$/.test(name);
+}
+
 /** Events declared with `sendRefreshToken` in the rest module (CORE rest_provider.php). */
 export const EVENTS_WITH_REFRESH_TOKEN: ReadonlySet<string> = new Set([
   'ONAPPINSTALL',

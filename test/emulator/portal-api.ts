@@ -1,6 +1,8 @@
 import type { EntityStore } from './crm-store.js';
 import { fireEvent, triggerUser, whenIdle } from './event-delivery.js';
 import { randomHex } from './http-util.js';
+import { itemEventData, itemEventNames } from './rest-items.js';
+import { taskEventData } from './rest-tasks.js';
 import type { PhpValue } from './php-form.js';
 import * as lifecycle from './portal-lifecycle.js';
 import type { PortalState } from './state.js';
@@ -15,10 +17,12 @@ import type {
   HttpResponseSummary,
   InstallOptions,
   InstallState,
+  ItemChange,
   OutgoingWebhook,
   PlacementBinding,
   RateLimitOptions,
   RestCallRecord,
+  TaskChange,
   TimelineComment,
   TriggerOptions,
   UserAuth,
@@ -38,6 +42,9 @@ export interface EmulatedPortal {
   readonly deals: ReadonlyMap<string, CrmItem>;
   readonly contacts: ReadonlyMap<string, CrmItem>;
   readonly companies: ReadonlyMap<string, CrmItem>;
+  /** Smart-process items of one type (`crm.item.get` shape), empty for an unused type. */
+  itemsOf(entityTypeId: number): ReadonlyMap<string, Record<string, unknown>>;
+  readonly tasks: ReadonlyMap<string, Record<string, unknown>>;
   readonly timeline: readonly TimelineComment[];
   readonly deliveries: readonly DeliveryRecord[];
   readonly calls: readonly RestCallRecord[];
@@ -62,6 +69,26 @@ export interface EmulatedPortal {
   deleteDeal(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
   addContact(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   addCompany(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  /** Fires ONCRMDYNAMICITEMADD and ONCRMDYNAMICITEMADD_<entityTypeId>. */
+  addItem(
+    entityTypeId: number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<ItemChange>;
+  /** Fires ONCRMDYNAMICITEMUPDATE(_<entityTypeId>) only when a value changed. */
+  updateItem(
+    entityTypeId: number,
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<ItemChange>;
+  /** Fields as `tasks.task.add` takes them (`TITLE`, `STATUS`, …); fires ONTASKADD. */
+  addTask(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<TaskChange>;
+  updateTask(
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<TaskChange>;
   emit(event: string, data: PhpValue, opts?: TriggerOptions): Promise<DeliveryRecord[]>;
   setRateLimit(opts: RateLimitOptions): void;
   expireAccessTokens(): void;
@@ -102,6 +129,13 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     return { id: entityId, item, deliveries };
   };
 
+  const fireAll = async (
+    events: string[],
+    data: PhpValue,
+    userId: number | null,
+  ): Promise<DeliveryRecord[]> =>
+    (await Promise.all(events.map((e) => fireEvent(state, e, data, userId)))).flat();
+
   return {
     get memberId() {
       return state.memberId;
@@ -136,6 +170,12 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     get companies() {
       return state.companies.items;
     },
+    itemsOf(entityTypeId) {
+      return state.items.types.get(entityTypeId) ?? new Map();
+    },
+    get tasks() {
+      return state.tasks.tasks;
+    },
     get timeline() {
       return state.timeline;
     },
@@ -168,6 +208,43 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     deleteDeal: (id, opts) => change(state.deals, 'DEAL', 'DELETE', String(id), {}, opts),
     addContact: (fields, opts) => change(state.contacts, 'CONTACT', 'ADD', null, fields, opts),
     addCompany: (fields, opts) => change(state.companies, 'COMPANY', 'ADD', null, fields, opts),
+    async addItem(entityTypeId, fields, opts) {
+      const userId = triggerUser(opts);
+      const item = state.items.add(entityTypeId, fields, userId ?? 1);
+      const deliveries = await fireAll(
+        itemEventNames('ADD', entityTypeId),
+        itemEventData(item),
+        userId,
+      );
+      return { id: String(item.id), item, deliveries };
+    },
+    async updateItem(entityTypeId, id, fields, opts) {
+      const userId = triggerUser(opts);
+      const done = state.items.update(entityTypeId, String(id), fields, userId ?? 1);
+      if (!done) throw new Error(`item ${entityTypeId}/${String(id)} not found`);
+      const deliveries = done.changed
+        ? await fireAll(itemEventNames('UPDATE', entityTypeId), itemEventData(done.item), userId)
+        : [];
+      return { id: String(done.item.id), item: done.item, deliveries };
+    },
+    async addTask(fields, opts) {
+      const userId = triggerUser(opts);
+      const task = state.tasks.add(fields, userId ?? 1);
+      const deliveries = await fireEvent(state, 'ONTASKADD', taskEventData('ADD', task.id), userId);
+      return { id: task.id, task, deliveries };
+    },
+    async updateTask(id, fields, opts) {
+      const userId = triggerUser(opts);
+      const done = state.tasks.update(String(id), fields, userId ?? 1);
+      if (!done) throw new Error(`task ${String(id)} not found`);
+      const deliveries = await fireEvent(
+        state,
+        'ONTASKUPDATE',
+        taskEventData('UPDATE', done.task.id),
+        userId,
+      );
+      return { id: done.task.id, task: done.task, deliveries };
+    },
     emit: (event, data, opts) => fireEvent(state, event, data, triggerUser(opts)),
     setRateLimit: (opts) => state.bucket.configure(opts),
     expireAccessTokens: () => state.ctx.tokens.expireAccess(state.memberId),

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
 import { createEntityStore } from './crm-store.js';
 import { COMPANY, CONTACT, DEAL } from './crm-entities.js';
+import { createItemStore } from './item-store.js';
+import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
 import { createLeakyBucket } from './rate-limit.js';
 import { handleRest } from './rest-server.js';
@@ -93,6 +95,8 @@ export async function startPortal(
     deals: createEntityStore(DEAL, ctx.now, nextMultiId),
     contacts: createEntityStore(CONTACT, ctx.now, nextMultiId),
     companies: createEntityStore(COMPANY, ctx.now, nextMultiId),
+    items: createItemStore(ctx.now),
+    tasks: createTaskStore(ctx.now),
     timeline: [],
     bucket: createLeakyBucket(ctx.now),
     failures: new Map(),

@@ -1,5 +1,5 @@
 import { isRecord } from './http-util.js';
-import { KNOWN_EVENTS, KNOWN_PLACEMENTS } from './known-names.js';
+import { isKnownEvent, KNOWN_PLACEMENTS } from './known-names.js';
 import {
   accessDenied,
   param,
@@ -48,7 +48,7 @@ function checkHandler(handler: string): void {
 
 function eventName(params: Record<string, unknown>): string {
   const name = paramString(params, 'event').toUpperCase();
-  if (!KNOWN_EVENTS.has(name)) throw new RestError(400, 'ERROR_EVENT_NOT_FOUND', 'Event not found');
+  if (!isKnownEvent(name)) throw new RestError(400, 'ERROR_EVENT_NOT_FOUND', 'Event not found');
   return name;
 }
 

@@ -11,6 +11,8 @@ import {
   type MethodResult,
 } from './rest-error.js';
 import { BINDING_METHODS } from './rest-bindings.js';
+import { ITEM_METHODS } from './rest-items.js';
+import { TASK_METHODS } from './rest-tasks.js';
 import type { PortalState } from './state.js';
 import type { EmulatedUser } from './types.js';
 
@@ -172,4 +174,6 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   ...crmMethods('contact', (p) => p.contacts),
   ...crmMethods('company', (p) => p.companies),
   'crm.timeline.comment.add': timelineCommentAdd,
+  ...ITEM_METHODS,
+  ...TASK_METHODS,
 };

@@ -1,4 +1,6 @@
 import type { EntityStore } from './crm-store.js';
+import type { ItemStore } from './item-store.js';
+import type { TaskStore } from './task-store.js';
 import type { LeakyBucket } from './rate-limit.js';
 import type { TokenStore } from './token-store.js';
 import type {
@@ -53,6 +55,9 @@ export interface PortalState {
   deals: EntityStore;
   contacts: EntityStore;
   companies: EntityStore;
+  /** Smart-process items, by entityTypeId. */
+  items: ItemStore;
+  tasks: TaskStore;
   timeline: TimelineComment[];
   bucket: LeakyBucket;
   failures: Map<string, FailureSpec[]>;

@@ -169,6 +169,21 @@ export interface EntityChange {
   deliveries: DeliveryRecord[];
 }
 
+/** A smart-process item changed through the portal (`crm.item.*` shape, camelCase). */
+export interface ItemChange {
+  id: string;
+  item: Record<string, unknown>;
+  /** Empty when an update changed nothing (no save, so no event). */
+  deliveries: DeliveryRecord[];
+}
+
+/** A task changed through the portal (`tasks.task.get` shape, camelCase). */
+export interface TaskChange {
+  id: string;
+  task: Record<string, unknown>;
+  deliveries: DeliveryRecord[];
+}
+
 export interface InstallOptions {
   appUrl?: string;
   installPath?: string;

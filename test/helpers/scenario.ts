@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Env } from '../../server/config.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
@@ -34,10 +35,12 @@ export function paidDealMap(urls: { accounting: string; logistics: string }): Ev
 /**
  * The app installed on an emulated portal (install POST, installFinish, ONAPPINSTALL proven),
  * the sample "Paid deal" map as the default map, and local stand-ins for accounting,
- * logistics and the SMS gateway.
+ * logistics and the SMS gateway. `env` adds to (or overrides) the app's environment, e.g.
+ * `B24_EVENTS` to bind more than the manifest's events at install.
  */
 export async function startPaidDealScenario(
   map?: (urls: { accounting: string; logistics: string }) => EventMap,
+  env: Env = {},
 ): Promise<PaidDealScenario> {
   const accounting = await startHttpSink(() => ({
     status: 201,
@@ -52,6 +55,7 @@ export async function startPaidDealScenario(
       SMS_URL: `${sms.url}/send`,
       SMS_TOKEN: 'sms-secret-token',
       RETRY_BASE_SECONDS: '1',
+      ...env,
     },
     { now: () => Date.now() + offset },
   );

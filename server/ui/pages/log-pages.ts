@@ -3,16 +3,13 @@ import type { Deps } from '../../deps.js';
 import { AppError } from '../../lib/errors.js';
 import { replayEvents } from '../../processing/replay.js';
 import { chosenEvents } from '../../install/bindings.js';
-import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
 import { actionRunsByEvent, logPage } from '../../../db/stores/event-log.js';
-import { EVENT_STATUSES, getEvent, statusFigures } from '../../../db/stores/events.js';
+import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { filterParams, readFilterForm, toLogFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
 
-const HOUR = 3600_000;
-const DAY = 24 * HOUR;
 export const LOG_PAGE_SIZE = 50;
 
 const idParam = (v: unknown): number => {
@@ -22,30 +19,9 @@ const idParam = (v: unknown): number => {
   return n;
 };
 
-/** JSON for a `<script type="application/json">` block: nothing in it can close the tag. */
-export const scriptJson = (v: unknown) =>
-  JSON.stringify(v).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
-
-/** Dashboard, event log, event detail (+ retry now) and the deal tab. */
+/** Event log, event detail (+ retry now) and the deal tab. */
 export function logPages(deps: Deps): Router {
   const router = Router();
-
-  router.get('/ui', async (_req, res) => {
-    const { portal } = uiContext(res);
-    const now = deps.clock.now();
-    const [figures, day, week, rules] = await Promise.all([
-      statusFigures(deps.db, now, portal.id),
-      eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
-      eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
-      ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY),
-    ]);
-    res.render('ui/dashboard', {
-      nav: 'dashboard',
-      figures,
-      rules,
-      chartJson: scriptJson({ day, week }),
-    });
-  });
 
   router.get('/ui/events', async (req, res) => {
     const { portal, user } = uiContext(res);

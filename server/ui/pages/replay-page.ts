@@ -1,24 +1,31 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
+import { AppError } from '../../lib/errors.js';
 import { replayEvents } from '../../processing/replay.js';
 import { chosenEvents } from '../../install/bindings.js';
+import {
+  createReplayRun,
+  getReplayRun,
+  replayProgress,
+  type ReplayRunRow,
+} from '../../../db/stores/replay-runs.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { filterParams, readFilterForm, toLogFilter, type FilterForm } from '../filters.js';
 
 const REPLAY_STATUSES = ['processed', 'failed', 'skipped'] as const;
 
+/** How often the progress page asks again while events are waiting. */
+export const REPLAY_POLL_MS = 2000;
+
 /**
- * Replay: date range + event type + status → preview count → confirm → result. Re-running
- * steps that already succeeded is its own checkbox, off unless ticked, and shown again on
- * the confirm page.
+ * Replay (issue 6): date range + event type + status → preview count → confirm → progress →
+ * result. Re-running steps that already succeeded is its own checkbox, off unless ticked, and
+ * shown again on the confirm page. A confirmed replay is recorded with the ids it queued
+ * (`replay_runs`), so its progress page counts exactly those events.
  */
-export function replayPage(deps: Deps): Router {
+export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Router {
   const router = Router();
-  const render = async (
-    res: Parameters<Parameters<Router['get']>[1]>[1],
-    view: string,
-    extra: Record<string, unknown>,
-  ) => {
+  const render = async (res: Response, view: string, extra: Record<string, unknown>) => {
     const { user } = uiContext(res);
     res.render(view, {
       nav: 'replay',
@@ -32,6 +39,14 @@ export function replayPage(deps: Deps): Router {
     const form: FilterForm = { ...readFilterForm(body), entity: '', q: '' };
     if (!(REPLAY_STATUSES as readonly string[]).includes(form.status)) form.status = '';
     return { form, rerun: body.rerunSucceeded === '1' };
+  };
+  /** The portal's own run, or 404 (never another portal's). */
+  const runOf = async (res: Response, param: unknown): Promise<ReplayRunRow> => {
+    const id = Number(param);
+    const run = Number.isSafeInteger(id) && id > 0 ? await getReplayRun(deps.db, id) : undefined;
+    if (!run || run.portal_id !== uiContext(res).portal.id)
+      throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
+    return run;
   };
 
   router.get('/ui/replay', requireAdmin, async (req, res) => {
@@ -60,17 +75,45 @@ export function replayPage(deps: Deps): Router {
       return;
     }
     const result = await replayEvents(deps, { filter, rerunSucceeded: rerun });
+    const runId = await createReplayRun(
+      deps.db,
+      {
+        portal_id: portal.id,
+        user_id: user.userId,
+        filter: filterParams(form),
+        rerun_succeeded: rerun,
+        matched: result.matched,
+        created_at: deps.clock.now().getTime(),
+      },
+      result.eventIds,
+    );
+    notifyWorker();
     deps.logger.info(
-      { memberId: user.memberId, userId: user.userId, queued: result.queued, rerun },
+      { memberId: user.memberId, userId: user.userId, runId, queued: result.queued, rerun },
       'replay started from the UI',
     );
+    // Post/redirect/get: reloading the progress page never queues the events again.
+    res.redirect(303, res.locals.u(`/ui/replay/${runId}`));
+  });
+
+  router.get('/ui/replay/:id', requireAdmin, async (req, res) => {
+    const run = await runOf(res, req.params.id);
+    const progress = await replayProgress(deps.db, run);
+    const form: FilterForm = { ...readFilterForm(run.filter), entity: '', q: '' };
     await render(res, 'ui/replay-result', {
+      run,
       form,
-      rerun,
-      matched: result.matched,
-      queued: result.queued,
+      rerun: run.rerun_succeeded,
+      progress,
+      pollMs: REPLAY_POLL_MS,
       logParams: filterParams({ ...form, status: '' }),
+      failedParams: filterParams({ ...form, status: 'failed' }),
     });
+  });
+
+  router.get('/ui/replay/:id/progress', requireAdmin, async (req, res) => {
+    const run = await runOf(res, req.params.id);
+    res.json({ id: run.id, matched: run.matched, ...(await replayProgress(deps.db, run)) });
   });
 
   return router;

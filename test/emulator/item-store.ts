@@ -1,0 +1,184 @@
+import { formatBitrixDate, LIST_PAGE } from './crm-store.js';
+import { isRecord } from './http-util.js';
+
+/**
+ * A smart-process item as `crm.item.get` returns it: camelCase keys, numbers for ids and
+ * amounts, `entityTypeId` on the record (DOCS:api-reference/crm/universal/crm-item-get.md,
+ * object-fields.md).
+ */
+export type SmartItem = Record<string, unknown> & { id: number; entityTypeId: number };
+
+export interface ItemListPage {
+  items: SmartItem[];
+  total: number;
+  next?: number;
+}
+
+/** Items of every smart-process type on one portal, keyed by `entityTypeId`. */
+export interface ItemStore {
+  readonly types: ReadonlyMap<number, ReadonlyMap<string, SmartItem>>;
+  add(entityTypeId: number, fields: Record<string, unknown>, userId: number): SmartItem;
+  /** The item after the change and whether any value changed, or undefined when unknown. */
+  update(
+    entityTypeId: number,
+    id: string,
+    fields: Record<string, unknown>,
+    userId: number,
+  ): { item: SmartItem; changed: boolean } | undefined;
+  get(entityTypeId: number, id: string): SmartItem | undefined;
+  list(entityTypeId: number, filter: unknown, start: unknown): ItemListPage;
+}
+
+/** `STAGE_ID` → `stageId`, `UF_CRM_5_NOTE` → `ufCrm5Note`; camelCase keys stay as they are. */
+export function camelKey(key: string): string {
+  if (/[a-z]/.test(key)) return key;
+  return key.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** `DT128_1:NEW`: smart-process stage ids carry the type and the pipeline (category). */
+const stagePrefix = (entityTypeId: number, categoryId: unknown): string =>
+  `DT${entityTypeId}_${String(categoryId ?? 0)}`;
+
+/** S for a SUCCESS stage, F for FAIL, P for every stage in between. */
+const semanticOf = (stageId: unknown): string => {
+  const bare = String(stageId ?? '').replace(/^.*:/, '');
+  return bare === 'SUCCESS' ? 'S' : bare === 'FAIL' ? 'F' : 'P';
+};
+
+const NUMERIC_KEYS = new Set([
+  'assignedById',
+  'companyId',
+  'contactId',
+  'mycompanyId',
+  'categoryId',
+  'opportunity',
+  'taxValue',
+  'webformId',
+]);
+
+function defaults(
+  entityTypeId: number,
+  id: number,
+  userId: number,
+  date: string,
+): Record<string, unknown> {
+  return {
+    id,
+    xmlId: null,
+    title: `Item #${id}`,
+    createdBy: userId,
+    updatedBy: userId,
+    movedBy: userId,
+    createdTime: date,
+    updatedTime: date,
+    movedTime: date,
+    categoryId: 1,
+    opened: 'Y',
+    stageId: `${stagePrefix(entityTypeId, 1)}:NEW`,
+    previousStageId: '',
+    stageSemanticId: 'P',
+    begindate: date,
+    closedate: null,
+    companyId: 0,
+    contactId: 0,
+    opportunity: 0,
+    isManualOpportunity: 'N',
+    taxValue: 0,
+    currencyId: 'USD',
+    mycompanyId: 0,
+    sourceId: null,
+    sourceDescription: null,
+    webformId: 0,
+    assignedById: userId,
+    lastActivityBy: userId,
+    lastActivityTime: date,
+    observers: [],
+    contactIds: [],
+    entityTypeId,
+  };
+}
+
+function normalize(key: string, value: unknown): unknown {
+  if (value === undefined) return null;
+  if (NUMERIC_KEYS.has(key) && value !== null && value !== '') return Number(value);
+  return value;
+}
+
+export function createItemStore(now: () => number): ItemStore {
+  const types = new Map<number, Map<string, SmartItem>>();
+  const lastIds = new Map<number, number>();
+  const typeMap = (entityTypeId: number): Map<string, SmartItem> => {
+    let m = types.get(entityTypeId);
+    if (!m) {
+      m = new Map();
+      types.set(entityTypeId, m);
+    }
+    return m;
+  };
+
+  /** Applies the caller's fields; returns whether a value changed. */
+  const apply = (item: SmartItem, fields: Record<string, unknown>, userId: number): boolean => {
+    let changed = false;
+    const stageBefore = item['stageId'];
+    for (const [rawKey, raw] of Object.entries(fields)) {
+      const key = camelKey(rawKey);
+      if (key === 'id' || key === 'entityTypeId') continue;
+      const value = normalize(key, raw);
+      if (JSON.stringify(item[key]) === JSON.stringify(value)) continue;
+      item[key] = value;
+      changed = true;
+    }
+    if (item['stageId'] !== stageBefore) {
+      item['previousStageId'] = stageBefore ?? '';
+      item['movedBy'] = userId;
+      item['movedTime'] = formatBitrixDate(now());
+    }
+    item['stageSemanticId'] = semanticOf(item['stageId']);
+    return changed;
+  };
+
+  return {
+    types,
+    add(entityTypeId, fields, userId) {
+      const id = (lastIds.get(entityTypeId) ?? 0) + 1;
+      lastIds.set(entityTypeId, id);
+      const item = defaults(entityTypeId, id, userId, formatBitrixDate(now())) as SmartItem;
+      const categoryId = fields['categoryId'] ?? fields['CATEGORY_ID'];
+      if (categoryId !== undefined) {
+        item['stageId'] = `${stagePrefix(entityTypeId, categoryId)}:NEW`;
+      }
+      apply(item, fields, userId);
+      item['previousStageId'] = '';
+      typeMap(entityTypeId).set(String(id), item);
+      return item;
+    },
+    update(entityTypeId, id, fields, userId) {
+      const item = types.get(entityTypeId)?.get(id);
+      if (!item) return undefined;
+      // "If no field values changed, the save is not performed" (crm-item-update.md).
+      const changed = apply(item, fields, userId);
+      if (changed) {
+        item['updatedTime'] = formatBitrixDate(now());
+        item['updatedBy'] = userId;
+      }
+      return { item, changed };
+    },
+    get(entityTypeId, id) {
+      return types.get(entityTypeId)?.get(id);
+    },
+    list(entityTypeId, filter, start) {
+      const f = isRecord(filter) ? filter : {};
+      const all = [...(types.get(entityTypeId)?.values() ?? [])].filter((item) =>
+        Object.entries(f).every(([k, v]) => {
+          const key = camelKey(k.replace(/^=/, ''));
+          const wanted = Array.isArray(v) ? v : [v];
+          return wanted.some((w) => String(item[key]) === String(w));
+        }),
+      );
+      const from = Math.max(0, Number(start ?? 0) || 0);
+      const page: ItemListPage = { items: all.slice(from, from + LIST_PAGE), total: all.length };
+      if (from + LIST_PAGE < all.length) page.next = from + LIST_PAGE;
+      return page;
+    },
+  };
+}

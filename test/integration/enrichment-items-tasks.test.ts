@@ -1,0 +1,186 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { EventMap } from '../../server/rules/model.js';
+import { runCliIn } from '../helpers/cli.js';
+import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+/** A smart process as portals number them (custom types start at 128). */
+const SPA = 128;
+
+/** Bound at install on top of the manifest's deal events. */
+const EVENTS = {
+  B24_EVENTS: [
+    'ONCRMDEALADD',
+    'ONCRMDEALUPDATE',
+    'ONCRMDYNAMICITEMADD',
+    'ONCRMDYNAMICITEMUPDATE',
+    'ONTASKADD',
+    'ONTASKUPDATE',
+  ].join(','),
+};
+
+const postTo =
+  (event: string, field: string, becomes: string, text: string) =>
+  (urls: { accounting: string }): EventMap => ({
+    rules: [
+      {
+        name: `${event} ${field} → ${becomes}`,
+        on: [event],
+        when: [{ field, becomes }],
+        actions: [
+          {
+            type: 'http',
+            name: 'post',
+            method: 'POST',
+            url: `${urls.accounting}/api/notes`,
+            body: { text },
+          },
+        ],
+      },
+    ],
+  });
+
+describe('enrichment of smart-process items and tasks, end to end', () => {
+  let s: PaidDealScenario;
+  afterEach(async () => {
+    await s.close();
+  });
+
+  const events = (like: string) =>
+    s.h.t.deps.db('events').where('event', 'like', like).orderBy('id');
+
+  it('binds the smart-process and task events at install when B24_EVENTS asks for them', async () => {
+    s = await startPaidDealScenario(
+      postTo('ONTASKUPDATE', 'status', '5', '{{task.title}}'),
+      EVENTS,
+    );
+    expect(s.portal.bindings.map((b) => b.event)).toEqual(
+      expect.arrayContaining(['ONCRMDYNAMICITEMUPDATE', 'ONTASKUPDATE']),
+    );
+  });
+
+  it('posts the item title once when the item moves to the success stage, not when it stays', async () => {
+    s = await startPaidDealScenario(
+      postTo('ONCRMDYNAMICITEMUPDATE', 'stageId', `DT${SPA}_1:SUCCESS`, 'Done: {{item.title}}'),
+      EVENTS,
+    );
+    const item = await s.portal.addItem(SPA, { title: 'Project Alpha' });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateItem(SPA, item.id, { stageId: `DT${SPA}_1:SUCCESS` });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+    expect(JSON.parse(s.accounting.requests[0]!.body)).toEqual({ text: 'Done: Project Alpha' });
+
+    s.shiftPortalTime(2000);
+    await s.portal.updateItem(SPA, item.id, { title: 'Project Alpha (closed)' });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+
+    const rows = await events('ONCRMDYNAMICITEM%');
+    expect(rows.map((e) => [e.event, e.entity_type, e.entity_id, e.status])).toEqual([
+      ['ONCRMDYNAMICITEMADD', `dynamic:${SPA}`, item.id, 'skipped'],
+      ['ONCRMDYNAMICITEMUPDATE', `dynamic:${SPA}`, item.id, 'processed'],
+      ['ONCRMDYNAMICITEMUPDATE', `dynamic:${SPA}`, item.id, 'skipped'],
+    ]);
+    expect(rows.at(-1).last_error).toMatch(/stageId was already/);
+    expect(s.portal.calls.filter((c) => c.method === 'crm.item.get').length).toBeGreaterThan(0);
+  });
+
+  it('posts the task title once when the task is completed, not when it is edited afterwards', async () => {
+    s = await startPaidDealScenario(
+      postTo('ONTASKUPDATE', 'status', '5', '{{task.title}}'),
+      EVENTS,
+    );
+    const task = await s.portal.addTask({ TITLE: 'Call the client', RESPONSIBLE_ID: 1 });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateTask(task.id, { STATUS: 3 });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(0);
+
+    s.shiftPortalTime(2000);
+    await s.portal.updateTask(task.id, { STATUS: 5 });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateTask(task.id, { DESCRIPTION: 'Called, all fine' });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+    expect(JSON.parse(s.accounting.requests[0]!.body)).toEqual({ text: 'Call the client' });
+
+    const rows = await events('ONTASK%');
+    expect(rows.map((e) => [e.event, e.entity_type, e.entity_id, e.status])).toEqual([
+      ['ONTASKADD', 'task', task.id, 'skipped'],
+      ['ONTASKUPDATE', 'task', task.id, 'skipped'],
+      ['ONTASKUPDATE', 'task', task.id, 'processed'],
+      ['ONTASKUPDATE', 'task', task.id, 'skipped'],
+    ]);
+  });
+
+  it('skips an item event whose item was deleted before processing, with the reason', async () => {
+    s = await startPaidDealScenario(
+      postTo('ONCRMDYNAMICITEMUPDATE', 'stageId', `DT${SPA}_1:SUCCESS`, '{{item.title}}'),
+      EVENTS,
+    );
+    await s.portal.emit('ONCRMDYNAMICITEMUPDATE', { FIELDS: { ID: 999, ENTITY_TYPE_ID: SPA } });
+    await s.drain();
+    const row = (await events('ONCRMDYNAMICITEMUPDATE')).at(-1);
+    expect(row).toMatchObject({ status: 'skipped', entity_type: `dynamic:${SPA}` });
+    expect(row.last_error).toMatch(/no longer exists/);
+  });
+
+  it('skips a task event whose task is gone (tasks.task.get answers an empty result)', async () => {
+    s = await startPaidDealScenario(
+      postTo('ONTASKUPDATE', 'status', '5', '{{task.title}}'),
+      EVENTS,
+    );
+    await s.portal.emit('ONTASKUPDATE', {
+      FIELDS_BEFORE: { ID: 77 },
+      FIELDS_AFTER: { ID: 77 },
+      IS_ACCESSIBLE_BEFORE: 'undefined',
+      IS_ACCESSIBLE_AFTER: 'undefined',
+    });
+    await s.drain();
+    const row = (await events('ONTASKUPDATE')).at(-1);
+    expect(row).toMatchObject({ status: 'skipped', entity_type: 'task', entity_id: '77' });
+    expect(row.last_error).toMatch(/no longer exists/);
+  });
+
+  it('dry-runs a smart-process rule with the per-type event name (rules test)', async () => {
+    s = await startPaidDealScenario(
+      postTo('ONCRMDYNAMICITEMUPDATE', 'stageId', `DT${SPA}_1:SUCCESS`, 'Done: {{item.title}}'),
+      EVENTS,
+    );
+    const item = await s.portal.addItem(SPA, { title: 'Project Beta' });
+    await s.drain();
+    await s.portal
+      .updateItem(SPA, item.id, { stageId: `DT${SPA}_1:SUCCESS` })
+      .catch(() => undefined);
+    const d = s.h.t.deps;
+    const r = await runCliIn(
+      s.h.t,
+      [
+        'rules',
+        'test',
+        '--portal',
+        s.portal.memberId,
+        '--event',
+        `ONCRMDYNAMICITEMUPDATE_${SPA}`,
+        '--id',
+        item.id,
+        '--json',
+      ],
+      {
+        B24_PORTAL_HOSTS: '127.0.0.1:*',
+        B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
+        B24_CLIENT_ID: d.config.b24.clientId,
+        B24_CLIENT_SECRET: d.config.b24.clientSecret,
+      },
+    );
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(doc.entity).toEqual({ type: `dynamic:${SPA}`, id: item.id });
+    expect(doc.rules[0]).toMatchObject({ matched: true });
+    expect(doc.rules[0].steps[0].rendered.body).toEqual({ text: 'Done: Project Beta' });
+  });
+});
