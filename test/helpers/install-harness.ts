@@ -17,6 +17,8 @@ export interface InstallHarness {
   /** The app's own URL (APP_URL): the emulator delivers events here. */
   appUrl: string;
   addPortal(options?: PortalOptions): ReturnType<BitrixEmulator['addPortal']>;
+  /** Stops the app (services and HTTP server), keeping the emulator and the data dir. */
+  stopApp(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +49,15 @@ export async function startInstallHarness(
   });
   const services = createServices(t.deps);
   listener = buildListener(t.deps, appParts(t.deps, services));
+  let appStopped = false;
+  /** Stops the app (services and its HTTP server) but keeps the emulator and the data dir. */
+  async function stopApp() {
+    if (appStopped) return;
+    appStopped = true;
+    await services.close(1000);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
   return {
     emu,
     t,
@@ -57,11 +68,10 @@ export async function startInstallHarness(
       p.setApp({ appUrl, installPath: t.deps.manifest.handlers.install });
       return p;
     },
+    stopApp,
     async close() {
       await emu.close();
-      await services.intake.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stopApp();
       await t.close();
     },
   };

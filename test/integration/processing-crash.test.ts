@@ -59,7 +59,7 @@ describe('processing under SIGKILL', () => {
       h.t.clock.now(),
     );
     const config = h.t.deps.config;
-    await h.services.close(1000);
+    await h.stopApp();
     await h.t.deps.close();
     cleanups.push(() => h.t.close());
     const env = {
