@@ -256,3 +256,10 @@ export async function finishEvent(
       ...(final ? { processed_at: values.at } : {}),
     });
 }
+
+/** The newest stored event id (0 when there is none). */
+export async function maxEventId(db: Knex): Promise<number> {
+  const r = (await db('events').max({ m: 'id' }).first()) as
+    { m: number | string | null } | undefined;
+  return Number(r?.m ?? 0);
+}

@@ -180,3 +180,35 @@ export async function nextDueAt(db: Knex): Promise<number | undefined> {
     { t: number | string | null } | undefined;
   return r?.t === null || r?.t === undefined ? undefined : Number(r.t);
 }
+
+/**
+ * Entities of a portal's process_event jobs that are due now, oldest first: what the
+ * processor reads ahead in one batch.
+ */
+export async function dueEntityRefs(
+  db: Knex,
+  portalId: number,
+  now: number,
+  limit: number,
+): Promise<Array<{ type: string; id: string }>> {
+  const rows = (await db('jobs')
+    .where({ portal_id: portalId, type: 'process_event', status: 'pending' })
+    .where('run_at', '<=', now)
+    .whereNotNull('entity_key')
+    .orderBy('id')
+    .limit(limit * 4)
+    .select('entity_key')) as { entity_key: string }[];
+  const seen = new Set<string>();
+  const out: Array<{ type: string; id: string }> = [];
+  for (const r of rows) {
+    if (seen.has(r.entity_key)) continue;
+    seen.add(r.entity_key);
+    // `${portalId}:${type}:${id}`; the type itself may hold a colon (dynamic:128).
+    const first = r.entity_key.indexOf(':');
+    const last = r.entity_key.lastIndexOf(':');
+    if (first < 0 || last <= first) continue;
+    out.push({ type: r.entity_key.slice(first + 1, last), id: r.entity_key.slice(last + 1) });
+    if (out.length >= limit) break;
+  }
+  return out;
+}

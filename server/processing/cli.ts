@@ -117,7 +117,7 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
   const reader = createEntityReader(deps);
   const entity = /DELETE$/.test(ruleEvent)
     ? { ID: id }
-    : await reader.read(portal, type, id, Date.now());
+    : await reader.read(portal, type, id, Number.MAX_SAFE_INTEGER);
   if (entity === null) {
     io.err(`${type} ${id} does not exist on ${portal.domain}\n`);
     return 1;
@@ -127,7 +127,8 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
   for (const root of relatedToLoad(rules)) {
     const rid = entity?.[`${root.toUpperCase()}_ID`] ?? entity?.[`${root}Id`];
     if (rid && rid !== '0')
-      related[root] = (await reader.read(portal, root, String(rid), Date.now())) ?? undefined;
+      related[root] =
+        (await reader.read(portal, root, String(rid), Number.MAX_SAFE_INTEGER)) ?? undefined;
   }
   const previous = await getSnapshot(deps.db, portal.id, type, id);
   const results = dryRun(map, {

@@ -1,6 +1,7 @@
 import type { Deps } from '../deps.js';
 import { BitrixPermanentError } from '../bitrix/errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
+import { maxEventId } from '../../db/stores/events.js';
 
 export type Entity = Record<string, unknown>;
 
@@ -54,35 +55,51 @@ const isNotFound = (e: unknown) =>
 export interface EntityReader {
   /**
    * The record as it is now, or null when it no longer exists. A read fetched after
-   * `notBefore` (the event's receipt) is reused: it is at least as fresh as the event, so
+   * `eventId` was stored is reused: it is at least as fresh as that event, so
    * several pending events of one entity share one read.
    */
   read(
     portal: PortalRow,
     entityType: string,
     id: string,
-    notBefore: number,
+    eventId: number,
   ): Promise<Entity | null | undefined>;
+  /**
+   * Reads the records not yet fresh in the cache in `batch` calls of up to 50 (each counts
+   * once against the portal's REST budget), so a burst of events for many entities costs a
+   * handful of requests instead of one per event.
+   */
+  prefetch(
+    portal: PortalRow,
+    refs: ReadonlyArray<{ type: string; id: string }>,
+    eventId: number,
+  ): Promise<void>;
   /** Forget a cached record (after our own write to it). */
   invalidate(portalId: number, entityType: string, id: string): void;
 }
 
 export function createEntityReader(
-  deps: Pick<Deps, 'bitrix' | 'clock'>,
-  now: () => number = () => deps.clock.now().getTime(),
+  deps: Pick<Deps, 'bitrix' | 'db'>,
   maxEntries = 10_000,
+  ttlMs = 60_000,
 ): EntityReader {
-  const cache = new Map<string, { at: number; value: Entity | null }>();
+  // A read is tagged with the newest stored event id at the moment it started: it reflects
+  // every change whose event was already stored (SQLite commits ids in order).
+  const cache = new Map<string, { mark: number; at: number; value: Entity | null }>();
+  // Reads also expire: a record cached long ago is not worth trusting or keeping.
+  const fresh = (h: { mark: number; at: number } | undefined, eventId: number) =>
+    h !== undefined && h.mark >= eventId && Date.now() - h.at < ttlMs;
+  const newestEventId = () => maxEventId(deps.db);
   const key = (p: number, t: string, id: string) => `${p}:${t}:${id}`;
+  const inflight = new Map<number, Promise<void>>();
   return {
-    async read(portal, entityType, id, notBefore) {
+    async read(portal, entityType, id, eventId) {
       const call = readCall(entityType, id);
       if (!call) return undefined;
       const k = key(portal.id, entityType, id);
       const hit = cache.get(k);
-      // Strictly after: a read in the same millisecond as the receipt may predate the change.
-      if (hit && hit.at > notBefore) return hit.value;
-      const fetchedAt = now();
+      if (hit && fresh(hit, eventId)) return hit.value;
+      const mark = await newestEventId();
       let value: Entity | null;
       try {
         value = call.unwrap(await deps.bitrix.read(portal, call.method, call.params));
@@ -91,13 +108,66 @@ export function createEntityReader(
         value = null;
       }
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-      cache.set(k, { at: fetchedAt, value });
+      cache.set(k, { mark, at: Date.now(), value });
       return value;
+    },
+    async prefetch(portal, refs, eventId) {
+      // One read-ahead per portal at a time; the next one then finds most records cached.
+      const before = inflight.get(portal.id);
+      const mine = (async () => {
+        if (before) await before.catch(() => undefined);
+        await readAhead(portal, refs, eventId);
+      })();
+      inflight.set(portal.id, mine);
+      try {
+        await mine;
+      } finally {
+        if (inflight.get(portal.id) === mine) inflight.delete(portal.id);
+      }
     },
     invalidate(portalId, entityType, id) {
       cache.delete(key(portalId, entityType, id));
     },
   };
+
+  async function readAhead(
+    portal: PortalRow,
+    refs: ReadonlyArray<{ type: string; id: string }>,
+    eventId: number,
+  ) {
+    const first = refs[0];
+    // Only when the record asked for is not fresh: then read it and the next ones in one go.
+    if (!first) return;
+    const own = cache.get(key(portal.id, first.type, first.id));
+    if (fresh(own, eventId)) return;
+    const todo = new Map<
+      string,
+      { ref: { type: string; id: string }; call: NonNullable<ReturnType<typeof readCall>> }
+    >();
+    for (const ref of refs) {
+      const call = readCall(ref.type, ref.id);
+      const k = key(portal.id, ref.type, ref.id);
+      const hit = cache.get(k);
+      if (!call || fresh(hit, eventId) || todo.has(k)) continue;
+      todo.set(k, { ref, call });
+    }
+    const entries = [...todo.entries()];
+    for (let i = 0; i < entries.length; i += 50) {
+      const chunk = entries.slice(i, i + 50);
+      const mark = await newestEventId();
+      const cmds: Record<string, readonly [string, object]> = {};
+      chunk.forEach(([, t], n) => (cmds[`e${n}`] = [t.call.method, t.call.params]));
+      const answer = await deps.bitrix.batch(portal, cmds);
+      chunk.forEach(([k, t], n) => {
+        const r = answer.result[`e${n}`];
+        // Only what came back is cached; an error (or a missing record) is read alone later.
+        if (r !== undefined && !answer.errors[`e${n}`]) {
+          if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+          cache.set(k, { mark, at: Date.now(), value: t.call.unwrap(r) });
+        }
+      });
+    }
+  }
 }
 
 /** Entity type and id written by a `bitrix` step, for the loop guard (`crm.deal.update` → deal). */

@@ -11,6 +11,7 @@ import { relatedToLoad } from '../rules/needs.js';
 import { renderAction } from '../rules/render-action.js';
 import { takeSnapshot, watchedFields } from '../rules/transitions.js';
 import type { EventRow } from '../../db/stores/events.js';
+import { dueEntityRefs } from '../../db/stores/jobs.js';
 import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import {
   consumeOwnWrite,
@@ -88,14 +89,14 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
     portal: PortalRow,
     rules: Rule[],
     entity: Entity | undefined,
-    notBefore: number,
+    eventId: number,
   ) {
     const related: Record<string, Entity | undefined> = {};
     if (!entity) return related;
     for (const root of relatedToLoad(rules)) {
       const id = entity[`${root.toUpperCase()}_ID`] ?? entity[`${root}Id`];
       if (id === undefined || id === null || id === '' || id === '0' || id === 0) continue;
-      const rec = await reader.read(portal, root, String(id), notBefore);
+      const rec = await reader.read(portal, root, String(id), eventId);
       if (rec) related[root] = rec;
     }
     return related;
@@ -117,7 +118,7 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
     const echo = key ? await consumeOwnWrite(db, key, t - window, event.id) : undefined;
     const depth = echo ? echo.depth + 1 : 0;
     const candidates = map.rules.filter((r) => r.enabled !== false && r.on.includes(event.event));
-    const related = await loadRelated(portal, candidates, entity, event.received_at);
+    const related = await loadRelated(portal, candidates, entity, event.id);
     const previous = key
       ? await getSnapshot(db, key.portalId, key.entityType, key.entityId)
       : undefined;
@@ -175,7 +176,7 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
     };
   }
 
-  return async ({ job, event }) => {
+  return async ({ job, event, attempt }) => {
     if (!event) throw new PermanentError('process_event job without an event');
     const portal = event.portal_id !== null ? await findPortalById(db, event.portal_id) : undefined;
     if (!portal || portal.status === 'uninstalled')
@@ -196,12 +197,22 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
     if (event.entity_type && event.entity_id) {
       if (isDelete(event.event)) entity = { ID: event.entity_id };
       else {
-        const fresh = await reader.read(
-          portal,
-          event.entity_type,
-          event.entity_id,
-          event.received_at,
-        );
+        // Read ahead: this entity and those of the portal's other due events, in one batch.
+        // A retry or a replay acts later than the first read: it must read afresh (the
+        // stale-trigger guard depends on it), so a cached read does not count for it.
+        const freshFor =
+          attempt > 1 || event.evaluated_at !== null ? Number.MAX_SAFE_INTEGER : event.id;
+        const ahead = await dueEntityRefs(db, portal.id, now(), 49);
+        const self = { type: event.entity_type, id: event.entity_id };
+        const readAhead =
+          freshFor === event.id
+            ? reader.prefetch(portal, [self, ...ahead], freshFor)
+            : Promise.resolve();
+        await readAhead.catch((e: unknown) => {
+          // Reading ahead is an optimisation; the single read below reports real trouble.
+          logger.debug({ err: (e as Error).message }, 'read-ahead batch failed');
+        });
+        const fresh = await reader.read(portal, self.type, self.id, freshFor);
         if (fresh === null)
           return {
             eventStatus: 'skipped',
@@ -242,7 +253,7 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
       const mine = new Map<number, ActionRunRow>();
       for (const r of runs)
         if (r.rule_name === rule.name && r.generation === generation) mine.set(r.step_index, r);
-      const related = await loadRelated(portal, [rule], entity, event.received_at);
+      const related = await loadRelated(portal, [rule], entity, event.id);
       const previous = parse<Snapshot | undefined>(match.previous, undefined);
 
       // Stale-trigger guard: before the first step, the conditions must still hold on a fresh read.

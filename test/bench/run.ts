@@ -1,4 +1,5 @@
 import { intakeBench } from './intake.js';
+import { processBench } from './process.js';
 import { uiBench } from './ui.js';
 
 /** `npm run bench -- <name> [--duration S] [--connections N]` */
@@ -10,6 +11,7 @@ const flag = (n: string, def: number) => {
 const benches: Record<string, () => Promise<void>> = {
   intake: () =>
     intakeBench({ durationSec: flag('duration', 10), connections: flag('connections', 50) }),
+  process: () => processBench(),
   ui: () => uiBench({ events: flag('events', 1_000_000), requests: flag('requests', 50) }),
 };
 const bench = benches[name];
