@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
-import { chosenEvents, LIFECYCLE_BINDINGS } from '../install/bindings.js';
+import { chosenEvents, eventHandlerUrl, LIFECYCLE_BINDINGS } from '../install/bindings.js';
 import {
   backlogByPortal,
   failedEventsBetween,
@@ -8,7 +8,12 @@ import {
   saveAlertState,
   type AlertStateRow,
 } from '../../db/stores/alerts.js';
-import { listPortals, portalEvents, type PortalRow } from '../../db/stores/portals.js';
+import {
+  listPortals,
+  portalEvents,
+  updatePortal,
+  type PortalRow,
+} from '../../db/stores/portals.js';
 import { pendingSlaBreaches } from '../../db/stores/sla.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import {
@@ -31,6 +36,11 @@ export interface AlertMonitorOptions {
   recoverRatio?: number;
   /** Subscription drift must last this long before it alerts (a re-sync in progress). @default 10 min */
   driftGraceMs?: number;
+  /**
+   * How often each portal's real bindings are read with `event.get` (one REST call), so a
+   * binding Bitrix24 dropped (an app update does that) shows up as drift. @default 15 min
+   */
+  auditEveryMs?: number;
   /** The failed-events digest looks this far back the first time. @default 24 h */
   failedLookbackMs?: number;
 }
@@ -221,7 +231,7 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       now,
     );
 
-    // Cheap, DB-only drift check: what the last binding sync recorded against what is wanted.
+    // Drift: what the last binding sync or audit recorded against what is wanted.
     let missing: string[] = [];
     if (!gone && p.auth_mode === 'oauth' && p.events_bound !== null) {
       const bound = new Set(portalEvents(p).map((e) => e.toUpperCase()));
@@ -271,10 +281,43 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
     );
   }
 
+  const auditEveryMs = opts.auditEveryMs ?? 15 * 60_000;
+  const lastAudit = new Map<number, number>();
+
+  /** Records what Bitrix24 really has bound to our handler (event.get) in `events_bound`. */
+  async function auditBindings(p: PortalRow, now: number): Promise<PortalRow> {
+    if (p.status !== 'installed' || p.auth_mode !== 'oauth' || !p.access_token_enc) return p;
+    const last = lastAudit.get(p.id);
+    if (last !== undefined && now - last < auditEveryMs) return p;
+    lastAudit.set(p.id, now);
+    try {
+      const rows = await deps.bitrix.call<
+        Array<{ event?: string; handler?: string; offline?: number | string }>
+      >(p, 'event.get');
+      const handler = eventHandlerUrl(deps);
+      const actual = [
+        ...new Set(
+          (Array.isArray(rows) ? rows : [])
+            .filter((b) => Number(b.offline ?? 0) === 0 && b.handler === handler && b.event)
+            .map((b) => String(b.event).toUpperCase()),
+        ),
+      ];
+      const events_bound = JSON.stringify(actual);
+      if (events_bound !== p.events_bound) await updatePortal(db, p.id, { events_bound });
+      return { ...p, events_bound };
+    } catch (e) {
+      logger.warn(
+        { memberId: p.member_id, err: toError(e).message },
+        'binding audit (event.get) failed',
+      );
+      return p;
+    }
+  }
+
   async function checkOnce(): Promise<AlertCheckReport> {
     const report: AlertCheckReport = { sent: [], slaBreaches: 0 };
     const now = deps.clock.now().getTime();
-    const portals = await listPortals(db);
+    const portals = await Promise.all((await listPortals(db)).map((p) => auditBindings(p, now)));
     await backlog(portals, report, now);
     for (const p of portals) {
       await portalConditions(p, report, now);
