@@ -33,6 +33,11 @@ export interface Config {
     readonly portalHosts: readonly HostPattern[];
     /** `B24_EVENTS`: events bound at install (default: manifest.json `events`). */
     readonly events: readonly string[] | undefined;
+    /**
+     * `B24_OFFLINE_EVENTS`: also bind the chosen events as offline events and drain them
+     * (loss recovery, issue 8). @default true
+     */
+    readonly offlineEvents: boolean;
     /** `B24_JS_SDK_URL`: where pages load the BX24 JS library from. */
     readonly jsSdkUrl: string;
   };
@@ -210,6 +215,11 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
     if (!/^[A-Z0-9_]+$/.test(e)) problems.push(`B24_EVENTS: "${e}" is not an event name`);
   }
 
+  const offlineRaw = (env.B24_OFFLINE_EVENTS ?? 'on').trim().toLowerCase();
+  if (!['on', 'off', 'true', 'false', '1', '0'].includes(offlineRaw)) {
+    problems.push(`B24_OFFLINE_EVENTS: expected on or off, got "${offlineRaw}"`);
+  }
+
   const ipAllowlist = list(env.B24_IP_ALLOWLIST) ?? [];
   for (const entry of ipAllowlist) {
     if (entry.toLowerCase() === 'bitrix24') continue;
@@ -273,6 +283,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       oauthServers,
       portalHosts,
       events,
+      offlineEvents: !['off', 'false', '0'].includes(offlineRaw),
       jsSdkUrl: url('B24_JS_SDK_URL', 'https://api.bitrix24.com/api/v1/') ?? '',
     },
     ipAllowlist,

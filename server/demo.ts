@@ -79,6 +79,7 @@ async function main(): Promise<void> {
   const services = createServices(deps);
   services.worker.start();
   services.alerts.start();
+  services.offline.start();
   const running = await listen(
     deps,
     buildListener(deps, appParts(deps, services)),

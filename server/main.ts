@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   }
   services.worker.start();
   services.alerts.start();
+  services.offline.start();
   const running = await listen(deps, buildListener(deps, appParts(deps, services)));
   const { handlers, placements } = deps.manifest;
   const base = config.appUrl;

@@ -1,5 +1,6 @@
 import { migrateToLatest } from '../../db/migrate.js';
 import {
+  countRecovered,
   EVENT_STATUSES,
   listEvents,
   statusFigures,
@@ -54,8 +55,10 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
   }
   // SLA share per rule over 24 h and 7 d (issue 7): a key added to the contract's shape.
   const sla = await slaByPeriod(deps);
+  // Events recovered from offline queues (issue 8): a key added to the contract's shape.
+  const recovered = await countRecovered(deps.db);
   if (json) {
-    io.out(JSON.stringify({ total, portals, sla }) + '\n');
+    io.out(JSON.stringify({ total, portals, sla, recovered }) + '\n');
     return 0;
   }
   const cols = [

@@ -7,6 +7,14 @@ import type { BatchCommand } from '../bitrix/rest.js';
 /** The app's own lifecycle events, bound on every portal whatever else is chosen. */
 export const LIFECYCLE_BINDINGS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL'] as const;
 
+/**
+ * Our `auth_connector` for offline bindings: REST writes we make with it do not create offline
+ * records for our own binding, so our writes do not loop back (protocol §3.3, issue 8).
+ */
+export const OFFLINE_CONNECTOR = 'b24hooks';
+/** Bound online so the portal tells us when offline records wait (empty `data`). */
+export const OFFLINE_NOTICE = 'ONOFFLINEEVENT';
+
 export interface BindingSync {
   /** Events bound with our handler after the sync (lifecycle events included). */
   events: string[];
@@ -16,6 +24,10 @@ export interface BindingSync {
   unbound: string[];
   /** What the portal refused, with its reason. */
   failed: Array<{ name: string; error: string }>;
+  /** Events bound as offline events (the loss-recovery safety net, issue 8). */
+  offline: string[];
+  /** Offline bindings the portal refused (they need an administrator's token). */
+  offlineFailed: Array<{ name: string; error: string }>;
 }
 
 /** The events chosen for a portal: its `events` setting, else B24_EVENTS, else manifest.json. */
@@ -36,6 +48,7 @@ interface BoundEvent {
   handler?: string;
   auth_type?: string | number;
   offline?: string | number;
+  connector_id?: string;
 }
 interface BoundPlacement {
   placement: string;
@@ -66,9 +79,12 @@ export async function syncBindings(
   const handler = eventHandlerUrl(deps);
   const appBase = `${deps.config.appUrl}/`;
   const authType = String(opts.userId ?? portal.installed_by_user_id ?? 0);
+  const chosen = await chosenEvents(deps, portal.member_id);
+  const offlineOn = deps.config.b24.offlineEvents;
   const wanted = [
-    ...new Set<string>([...LIFECYCLE_BINDINGS, ...(await chosenEvents(deps, portal.member_id))]),
+    ...new Set<string>([...LIFECYCLE_BINDINGS, ...chosen, ...(offlineOn ? [OFFLINE_NOTICE] : [])]),
   ];
+  const wantedOffline = offlineOn ? chosen.filter((e) => e !== OFFLINE_NOTICE) : [];
   const wantedPlacements = deps.manifest.placements.map((p) => ({
     code: p.code.toUpperCase(),
     handler: `${deps.config.appUrl}${p.handler}`,
@@ -83,6 +99,9 @@ export async function syncBindings(
   }
   const boundEvents = ((current.result.e ?? []) as BoundEvent[]).filter(
     (b) => b.handler === handler && !Number(b.offline ?? 0),
+  );
+  const boundOffline = ((current.result.e ?? []) as BoundEvent[]).filter(
+    (b) => Number(b.offline ?? 0) === 1 && b.connector_id === OFFLINE_CONNECTOR,
   );
   const boundPlacements = (current.result.p ?? []) as BoundPlacement[];
 
@@ -104,6 +123,23 @@ export async function syncBindings(
     cmds.push([
       ['event.bind', { event: name, handler, auth_type: authType, options: { add_auth: 'Y' } }],
       name,
+    ]);
+  }
+  // Offline bindings: one per event, ours told apart by the connector (never duplicated).
+  const offlineKept = new Set<string>();
+  for (const b of boundOffline) {
+    const name = String(b.event).toUpperCase();
+    if (wantedOffline.includes(name) && !offlineKept.has(name)) {
+      offlineKept.add(name);
+      continue;
+    }
+    cmds.push([['event.unbind', { event: name, event_type: 'offline' }], `offline:${name}`]);
+  }
+  for (const name of wantedOffline) {
+    if (offlineKept.has(name)) continue;
+    cmds.push([
+      ['event.bind', { event: name, event_type: 'offline', auth_connector: OFFLINE_CONNECTOR }],
+      `offline:${name}`,
     ]);
   }
   const placementsKept = new Set<string>();
@@ -129,6 +165,8 @@ export async function syncBindings(
     placements: [...placementsKept],
     unbound: [],
     failed: [],
+    offline: [...offlineKept],
+    offlineFailed: [],
   };
   // Unbinds come first in the list, and a batch runs its commands in order.
   for (let i = 0; i < cmds.length; i += 50) {
@@ -140,6 +178,17 @@ export async function syncBindings(
     chunk.forEach(([[method], name], j) => {
       const err = answer.errors[`c${j}`];
       const ok = !err || alreadyBound(err.error_description);
+      const offline = name.startsWith('offline:');
+      if (offline) {
+        const event = name.slice('offline:'.length);
+        if (!ok)
+          result.offlineFailed.push({
+            name: event,
+            error: `${err.error}: ${err.error_description}`,
+          });
+        else if (method === 'event.bind') result.offline.push(event);
+        return;
+      }
       if (!ok) {
         result.failed.push({ name, error: `${err.error || 'ERROR'}: ${err.error_description}` });
         return;
@@ -149,7 +198,9 @@ export async function syncBindings(
       else result.placements.push(name);
     });
   }
-  result.events = wanted.filter((e) => result.events.includes(e));
+  // ONOFFLINEEVENT is bookkeeping of the safety net, not a chosen event.
+  result.events = wanted.filter((e) => e !== OFFLINE_NOTICE && result.events.includes(e));
+  result.offline = wantedOffline.filter((e) => result.offline.includes(e));
   result.placements = wantedPlacements
     .map((w) => w.code)
     .filter((c) => result.placements.includes(c));
@@ -158,6 +209,12 @@ export async function syncBindings(
     updated_at: deps.clock.now().getTime(),
   });
   deps.portals.invalidate(portal.member_id);
+  if (result.offlineFailed.length) {
+    deps.logger.info(
+      { memberId: portal.member_id, failed: result.offlineFailed },
+      'offline events not bound: loss recovery relies on the downtime sweep',
+    );
+  }
   if (result.failed.length) {
     deps.logger.warn(
       { memberId: portal.member_id, failed: result.failed },

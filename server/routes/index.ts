@@ -7,6 +7,7 @@ import { installRoutes } from '../install/install-route.js';
 import { lifecycleHandler } from '../install/lifecycle.js';
 import { createEventProcessor, type ProcessorOptions } from '../processing/process-event.js';
 import { createWorker, type Worker, type WorkerOptions } from '../queue/worker.js';
+import { createOfflineDrain, type OfflineDrain } from '../recovery/offline.js';
 import { uiRoutes } from '../ui/routes.js';
 import type { Parts } from '../start.js';
 
@@ -17,6 +18,8 @@ export interface Services {
   readonly mailer: Mailer;
   /** Alert checks (issue 7); `alerts.start()` runs them on a timer, `close()` stops them. */
   readonly alerts: AlertMonitor;
+  /** Offline-event drain (issue 8): on ONOFFLINEEVENT, and on a timer once `offline.start()`. */
+  readonly offline: OfflineDrain;
   /** Stops background work and closes what the services opened. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -30,13 +33,14 @@ export interface ServiceOptions {
 export function createServices(deps: Deps, opts: ServiceOptions = {}): Services {
   const intake = createIntake(deps, { writer: opts.intakeWriter });
   const mailer = createMailer();
+  const offline = createOfflineDrain(deps, { onStored: () => worker.notify() });
   const worker = createWorker(deps, {
     // The intake comes first: no new claim while deliveries wait for their commit (SQLite
     // has one writer; a worker transaction would make them wait), at most 1 s in a row.
     shouldYield: () => intake.busy(),
     ...opts.worker,
     handlers: {
-      process_event: createEventProcessor(deps, { mailer, ...opts.processor }),
+      process_event: offline.wrap(createEventProcessor(deps, { mailer, ...opts.processor })),
       lifecycle: lifecycleHandler,
       alert: createAlertJobHandler({ mailer }),
       ...opts.worker?.handlers,
@@ -49,8 +53,10 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     worker,
     mailer,
     alerts,
+    offline,
     async close(timeoutMs = 30_000) {
       await alerts.stop();
+      await offline.stop();
       await intake.close();
       await worker.stop(timeoutMs);
       mailer.close();

@@ -1,6 +1,7 @@
 import { buildEventAuth, buildEventBody, type EventAuthTokens } from './event-body.js';
 import { postOnce } from './http-util.js';
 import { EVENTS_WITH_REFRESH_TOKEN, EVENTS_WITHOUT_AUTH } from './known-names.js';
+import { queueOffline } from './offline-queue.js';
 import type { PhpValue } from './php-form.js';
 import type { PortalState } from './state.js';
 import type { DeliveryRecord, EventBinding, TriggerOptions } from './types.js';
@@ -21,6 +22,8 @@ interface Target {
 export interface FireOptions {
   /** Deliver to these bindings instead of the current ones (ONAPPUPDATE after the drop). */
   bindings?: EventBinding[];
+  /** `auth_connector` of the REST call that made the change (offline loop break). */
+  authConnector?: string;
 }
 
 /** `{userId}` / `{robot}` → the triggering user id, null for a robot. Default: user 1. */
@@ -73,6 +76,10 @@ export async function fireEvent(
   const ctx = portal.ctx;
   const ts = Math.floor(ctx.now() / 1000);
   const targets = targetsFor(portal, event, opts);
+  // Offline records are kept whether or not any handler answers: that is their point.
+  if (!opts.bindings && queueOffline(portal, event, data, userId, opts.authConnector)) {
+    fireInBackground(portal, 'ONOFFLINEEVENT', {}, userId ?? portal.installerUserId);
+  }
   return Promise.all(
     targets.map(async (target) => {
       // The core puts tokens in only when a user is behind the event (sender.php `call()`):
@@ -159,8 +166,9 @@ export function fireInBackground(
   event: string,
   data: PhpValue,
   userId: number | null,
+  opts: FireOptions = {},
 ): void {
-  const p = fireEvent(portal, event, data, userId).catch(() => []);
+  const p = fireEvent(portal, event, data, userId, opts).catch(() => []);
   portal.pending.add(p);
   void p.finally(() => portal.pending.delete(p));
 }

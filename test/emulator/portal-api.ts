@@ -1,5 +1,6 @@
 import type { EntityStore } from './crm-store.js';
 import { fireEvent, triggerUser, whenIdle } from './event-delivery.js';
+import type { OfflineRecord } from './offline-queue.js';
 import { randomHex } from './http-util.js';
 import { itemEventData, itemEventNames } from './rest-items.js';
 import { taskEventData } from './rest-tasks.js';
@@ -50,6 +51,8 @@ export interface EmulatedPortal {
   readonly calls: readonly RestCallRecord[];
   readonly bindings: readonly EventBinding[];
   readonly placements: readonly PlacementBinding[];
+  /** Offline event records waiting for the app (one per event and object). */
+  readonly offlineEvents: readonly OfflineRecord[];
   readonly rateLimitHits: number;
   /** Where the portal pages frame the app from. */
   setApp(app: AppSettings): void;
@@ -190,6 +193,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     get placements() {
       return state.placements;
+    },
+    get offlineEvents() {
+      return state.offline.records;
     },
     get rateLimitHits() {
       return state.bucket.hits;

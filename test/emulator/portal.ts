@@ -5,6 +5,7 @@ import { COMPANY, CONTACT, DEAL } from './crm-entities.js';
 import { createItemStore } from './item-store.js';
 import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
+import { createOfflineQueue } from './offline-queue.js';
 import { createLeakyBucket } from './rate-limit.js';
 import { handleRest } from './rest-server.js';
 import { handlePage } from './portal-page.js';
@@ -90,6 +91,7 @@ export async function startPortal(
     users: (options.users ?? DEFAULT_USERS).map((u) => ({ ...u })),
     bindings: [],
     placements: [],
+    offline: createOfflineQueue(),
     calls: [],
     deliveries: [],
     deals: createEntityStore(DEAL, ctx.now, nextMultiId),

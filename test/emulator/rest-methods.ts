@@ -10,6 +10,7 @@ import {
   type MethodHandler,
   type MethodResult,
 } from './rest-error.js';
+import { OFFLINE_METHODS } from './offline-queue.js';
 import { BINDING_METHODS } from './rest-bindings.js';
 import { ITEM_METHODS } from './rest-items.js';
 import { TASK_METHODS } from './rest-tasks.js';
@@ -118,20 +119,26 @@ function crmMethods(
     },
     [`crm.${prefix}.add`]: (params, call, portal) => {
       const item = store(portal).add(entityFields(params), call.userId);
-      fireInBackground(portal, `${eventBase}ADD`, { FIELDS: { ID: item.ID } }, call.userId);
+      fireInBackground(portal, `${eventBase}ADD`, { FIELDS: { ID: item.ID } }, call.userId, {
+        authConnector: paramString(params, 'auth_connector'),
+      });
       return ok(Number(item.ID));
     },
     [`crm.${prefix}.update`]: (params, call, portal) => {
       const id = entityId(params);
       const fields = entityFields(params);
       if (!store(portal).update(id, fields, call.userId)) throw crmError('Not found');
-      fireInBackground(portal, `${eventBase}UPDATE`, { FIELDS: { ID: id } }, call.userId);
+      fireInBackground(portal, `${eventBase}UPDATE`, { FIELDS: { ID: id } }, call.userId, {
+        authConnector: paramString(params, 'auth_connector'),
+      });
       return ok(true);
     },
     [`crm.${prefix}.delete`]: (params, call, portal) => {
       const id = entityId(params);
       if (!store(portal).remove(id)) throw crmError('Not found');
-      fireInBackground(portal, `${eventBase}DELETE`, { FIELDS: { ID: id } }, call.userId);
+      fireInBackground(portal, `${eventBase}DELETE`, { FIELDS: { ID: id } }, call.userId, {
+        authConnector: paramString(params, 'auth_connector'),
+      });
       return ok(true);
     },
   };
@@ -170,6 +177,7 @@ const timelineCommentAdd: MethodHandler = (params, call, portal) => {
 export const METHODS: Readonly<Record<string, MethodHandler>> = {
   ...APP_METHODS,
   ...BINDING_METHODS,
+  ...OFFLINE_METHODS,
   ...crmMethods('deal', (p) => p.deals),
   ...crmMethods('contact', (p) => p.contacts),
   ...crmMethods('company', (p) => p.companies),

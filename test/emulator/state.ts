@@ -1,6 +1,7 @@
 import type { EntityStore } from './crm-store.js';
 import type { ItemStore } from './item-store.js';
 import type { TaskStore } from './task-store.js';
+import type { OfflineQueue } from './offline-queue.js';
 import type { LeakyBucket } from './rate-limit.js';
 import type { TokenStore } from './token-store.js';
 import type {
@@ -50,6 +51,8 @@ export interface PortalState {
   users: EmulatedUser[];
   bindings: EventBinding[];
   placements: PlacementBinding[];
+  /** Offline event records (protocol §3.3). */
+  offline: OfflineQueue;
   calls: RestCallRecord[];
   deliveries: DeliveryRecord[];
   deals: EntityStore;

@@ -19,6 +19,10 @@ export interface InstallHarness {
   addPortal(options?: PortalOptions): ReturnType<BitrixEmulator['addPortal']>;
   /** Stops the app (services and HTTP server), keeping the emulator and the data dir. */
   stopApp(): Promise<void>;
+  /** The app is down: services stopped, and deliveries to APP_URL fail (connection reset). */
+  pauseApp(): Promise<void>;
+  /** Starts fresh services on the same data dir and serves APP_URL again. */
+  resumeApp(): void;
   close(): Promise<void>;
 }
 
@@ -47,21 +51,25 @@ export async function startInstallHarness(
     APP_URL: appUrl,
     ...env,
   });
-  const services = createServices(t.deps);
+  let services = createServices(t.deps);
+  let servicesOpen = true;
   listener = buildListener(t.deps, appParts(t.deps, services));
   let appStopped = false;
   /** Stops the app (services and its HTTP server) but keeps the emulator and the data dir. */
   async function stopApp() {
     if (appStopped) return;
     appStopped = true;
-    await services.close(1000);
+    if (servicesOpen) await services.close(1000);
+    servicesOpen = false;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   return {
     emu,
     t,
-    services,
+    get services() {
+      return services;
+    },
     appUrl,
     async addPortal(options) {
       const p = await emu.addPortal(options);
@@ -69,6 +77,18 @@ export async function startInstallHarness(
       return p;
     },
     stopApp,
+    async pauseApp() {
+      if (!servicesOpen) return;
+      servicesOpen = false;
+      await services.close(1000);
+      listener = (req) => req.socket.destroy();
+    },
+    resumeApp() {
+      if (servicesOpen || appStopped) return;
+      services = createServices(t.deps);
+      servicesOpen = true;
+      listener = buildListener(t.deps, appParts(t.deps, services));
+    },
     async close() {
       await emu.close();
       await stopApp();

@@ -15,6 +15,9 @@ export function testConfig(dataDir: string, env: Env = {}): Config {
     B24_CLIENT_ID: 'local.test',
     B24_CLIENT_SECRET: 'test-client-secret',
     LOG_LEVEL: 'debug',
+    // The offline safety net (issue 8) adds bindings, ONOFFLINEEVENT deliveries and REST
+    // calls; tests of other behaviour count those, so only the recovery tests turn it on.
+    B24_OFFLINE_EVENTS: 'off',
     ...env,
   });
 }

@@ -1,0 +1,155 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { statusCommand } from '../../server/cli/commands.js';
+import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+describe('loss recovery through offline events', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario(undefined, { B24_OFFLINE_EVENTS: 'on' });
+    // The app's clock follows the portal's, as in production (TIMESTAMP_X vs received_at).
+    s.h.t.clock.set(Date.now());
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  const db = () => s.h.t.deps.db;
+  const portalRow = () => db()('portals').where({ member_id: s.portal.memberId }).first();
+
+  /** Deals at NEW, seen online while the app runs (their offline records are covered). */
+  async function seedDeals(n: number): Promise<string[]> {
+    s.h.t.clock.set(Date.now() + 2_000);
+    const contact = await s.portal.addContact({
+      NAME: 'Ann',
+      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const deal = await s.portal.addDeal({
+        TITLE: `Order ${i}`,
+        STAGE_ID: 'NEW',
+        OPPORTUNITY: '100.00',
+        CONTACT_ID: contact.id,
+      });
+      ids.push(deal.id);
+    }
+    await s.drain();
+    // Later changes happen a minute on: what was received so far does not cover them.
+    s.shiftPortalTime(60_000);
+    return ids;
+  }
+
+  it('binds the chosen events offline with our connector and ONOFFLINEEVENT online, once', async () => {
+    const offline = s.portal.bindings.filter((b) => b.eventType === 'offline');
+    expect(offline.map((b) => [b.event, b.connectorId]).sort()).toEqual([
+      ['ONCRMDEALADD', 'b24hooks'],
+      ['ONCRMDEALUPDATE', 'b24hooks'],
+    ]);
+    expect(s.portal.bindings.filter((b) => b.event === 'ONOFFLINEEVENT')).toHaveLength(1);
+    const { syncBindings } = await import('../../server/install/bindings.js');
+    const sync = await syncBindings(s.h.t.deps, await portalRow());
+    expect(sync.offline.sort()).toEqual(['ONCRMDEALADD', 'ONCRMDEALUPDATE']);
+    expect(s.portal.bindings.filter((b) => b.eventType === 'offline')).toHaveLength(2);
+    expect(s.portal.bindings.filter((b) => b.event === 'ONOFFLINEEVENT')).toHaveLength(1);
+  });
+
+  it('runs the actions of every deal won while the app was down exactly once', async () => {
+    const ids = await seedDeals(40);
+    const before = await db()('action_runs').count({ n: '*' }).first();
+    expect(Number(before?.n)).toBe(0);
+
+    await s.h.pauseApp();
+    // 100 updates: 30 deals move to WON (some after other changes), the rest change titles.
+    const won = ids.slice(0, 30);
+    let updates = 0;
+    for (const [i, id] of ids.entries()) {
+      await s.portal.updateDeal(id, { TITLE: `Order ${i} (edited)` });
+      updates++;
+    }
+    for (const id of won) {
+      await s.portal.updateDeal(id, { STAGE_ID: 'WON' });
+      updates++;
+    }
+    for (const id of ids.slice(0, 30)) {
+      await s.portal.updateDeal(id, { COMMENTS: 'paid' });
+      updates++;
+    }
+    expect(updates).toBe(100);
+    await s.portal.whenIdle();
+    const lost = s.portal.deliveries.filter(
+      (d) => d.event === 'ONCRMDEALUPDATE' && d.status !== 200,
+    );
+    expect(lost).toHaveLength(100);
+    // One record per deal, the latest state.
+    expect(s.portal.offlineEvents.filter((r) => r.event === 'ONCRMDEALUPDATE')).toHaveLength(40);
+
+    s.h.resumeApp();
+    const report = await s.h.services.offline.drainPortal(await portalRow());
+    expect(report).toEqual({ read: 40, recovered: 40, covered: 0 });
+    await s.drain();
+
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(s.accounting.requests).toHaveLength(30);
+    const dealIds = s.accounting.requests.map(
+      (r) => (JSON.parse(r.body) as { dealId: string }).dealId,
+    );
+    expect(new Set(dealIds)).toEqual(new Set(won));
+    expect(s.logistics.requests).toHaveLength(30);
+    expect(s.sms.requests).toHaveLength(30);
+    const runs = await db()('action_runs').select('status');
+    expect(runs).toHaveLength(120);
+    expect(runs.every((r: { status: string }) => r.status === 'succeeded')).toBe(true);
+    for (const id of won) {
+      expect(s.portal.timeline.filter((c) => c.ENTITY_ID === id)).toHaveLength(1);
+    }
+
+    // Draining again, and ONOFFLINEEVENT after our own timeline writes, runs nothing twice.
+    expect(await s.h.services.offline.drainAll()).toEqual({ read: 0, recovered: 0, covered: 0 });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(30);
+
+    let out = '';
+    await statusCommand({
+      deps: s.h.t.deps,
+      json: true,
+      flags: {},
+      positionals: [],
+      io: { out: (t) => (out += t), err: () => undefined },
+    });
+    expect(JSON.parse(out).recovered).toBe(40);
+  });
+
+  it('runs the actions once when both the online and the offline delivery arrive for one change', async () => {
+    const [id] = await seedDeals(1);
+    s.h.t.clock.set(Date.now() + 65_000);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+
+    // ONOFFLINEEVENT came with the change; its drain found the record covered.
+    const notices = await db()('events').where({ event: 'ONOFFLINEEVENT' }).orderBy('id');
+    expect(notices.at(-1)).toMatchObject({
+      status: 'processed',
+      last_error: 'offline drain: 1 read, 0 recovered, 1 covered',
+    });
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(await db()('events').where({ source: 'offline' })).toHaveLength(0);
+    await s.h.services.offline.drainAll();
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+  });
+
+  it('processes a record that is not covered without running its actions again', async () => {
+    const [id] = await seedDeals(1);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.drain();
+    // The online delivery was received (by the app's clock) before the change's TIMESTAMP_X:
+    // the record is not covered and gets processed.
+    await s.h.services.offline.drainAll();
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    const recovered = await db()('events').where({ source: 'offline', entity_id: id });
+    expect(recovered.map((e: { status: string }) => e.status)).toEqual(['skipped']);
+  });
+});
