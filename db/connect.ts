@@ -65,10 +65,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
     pool: {
       min: 1,
       max: 1,
-      afterCreate(
-        conn: SqliteConnection,
-        done: (err: Error | null, c: unknown) => void,
-      ) {
+      afterCreate(conn: SqliteConnection, done: (err: Error | null, c: unknown) => void) {
         try {
           conn.pragma('journal_mode = WAL');
           conn.pragma('synchronous = FULL');

@@ -1,0 +1,108 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import {
+  MAX_INSERT_ROWS,
+  chunkSizes,
+  packIntakeRows,
+  unpackIntakeRows,
+  writeIntakeBatch,
+  type IntakeRow,
+} from '../../db/stores/intake.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+/** The group-commit write itself, with batches larger than one INSERT statement. */
+describe('intake batch write', () => {
+  let t: TestDeps;
+  let portal: TestPortal;
+
+  beforeEach(async () => {
+    t = await createTestDeps();
+    portal = await seedPortal(t.deps);
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const delivery = (dealId: number, opts: { key?: string | null } = {}): IntakeRow => ({
+    event: {
+      portal_id: portal.row.id,
+      member_id: portal.memberId,
+      event: 'ONCRMDEALUPDATE',
+      event_handler_id: '58',
+      entity_type: 'deal',
+      entity_id: String(dealId),
+      ts: 1764237600,
+      body: `{"deal":${dealId}}`,
+      auth_enc: null,
+      dedupe_key: opts.key === undefined ? `key-${dealId}` : opts.key,
+      status: opts.key === null ? 'rejected' : 'received',
+      reject_reason: opts.key === null ? 'token_mismatch' : null,
+      source: 'online',
+      received_at: 1_000,
+      remote_addr: '127.0.0.1',
+    },
+    job:
+      opts.key === null
+        ? null
+        : {
+            type: 'process_event',
+            portal_id: portal.row.id,
+            entity_key: `${portal.row.id}:deal:${dealId}`,
+            payload: null,
+            max_attempts: 5,
+            run_at: 1_000,
+          },
+  });
+
+  it('cuts any batch into power-of-two chunks of at most MAX_INSERT_ROWS', () => {
+    expect(chunkSizes(0)).toEqual([]);
+    expect(chunkSizes(1)).toEqual([1]);
+    expect(chunkSizes(25)).toEqual([16, 8, 1]);
+    expect(chunkSizes(150)).toEqual([MAX_INSERT_ROWS, MAX_INSERT_ROWS, 16, 4, 2]);
+  });
+
+  it('maps every delivery of a multi-chunk batch to its own event, with jobs in delivery order', async () => {
+    const rows = Array.from({ length: 150 }, (_, i) => delivery(1000 + i));
+    rows[40] = delivery(1005); // an in-batch repeat of row 5
+    rows[120] = delivery(1005); // and another, in a later chunk
+    rows[77] = delivery(7777, { key: null }); // a rejected delivery: no dedupe key, no job
+
+    const outcomes = await writeIntakeBatch(t.deps.db, rows, 2_000);
+
+    const events = (await t.deps.db('events').select('id', 'entity_id', 'duplicates')) as Array<{
+      id: number;
+      entity_id: string;
+      duplicates: number;
+    }>;
+    const byId = new Map(events.map((e) => [Number(e.id), e]));
+    expect(events).toHaveLength(148);
+    outcomes.forEach((o, i) => {
+      expect(byId.get(o.eventId!)?.entity_id).toBe(rows[i]!.event.entity_id);
+      expect(o.duplicate).toBe(i === 40 || i === 120);
+    });
+    expect(byId.get(outcomes[5]!.eventId!)?.duplicates).toBe(2);
+
+    const jobs = (await t.deps.db('jobs').orderBy('id').select('event_id')) as Array<{
+      event_id: number;
+    }>;
+    const expected = rows
+      .filter((r, i) => r.job && i !== 40 && i !== 120)
+      .map((r) => r.event.entity_id);
+    expect(jobs.map((j) => byId.get(Number(j.event_id))?.entity_id)).toEqual(expected);
+  });
+
+  it('counts a repeat of an earlier batch on the original and creates no job for it', async () => {
+    const [first] = await writeIntakeBatch(t.deps.db, [delivery(1), delivery(2)], 2_000);
+    const outcomes = await writeIntakeBatch(t.deps.db, [delivery(3), delivery(1)], 3_000);
+
+    expect(outcomes[1]).toEqual({ eventId: first!.eventId, duplicate: true });
+    const original = await t.deps.db('events').where({ id: first!.eventId }).first();
+    expect(Number(original.duplicates)).toBe(1);
+    expect(await t.deps.db('jobs').count({ n: '*' }).first()).toEqual({ n: 3 });
+  });
+
+  it('carries a batch to the writer thread and back unchanged', () => {
+    const rows = [delivery(1), delivery(2, { key: null })];
+    expect(unpackIntakeRows(structuredClone(packIntakeRows(rows)))).toEqual(rows);
+  });
+});
