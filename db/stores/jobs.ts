@@ -193,15 +193,15 @@ export async function dueEntityRefs(
 ): Promise<Array<{ type: string; id: string }>> {
   const rows = (await db('jobs')
     .where({ portal_id: portalId, type: 'process_event', status: 'pending' })
-    .where('run_at', '<=', now)
-    .whereNotNull('entity_key')
     .orderBy('id')
     .limit(limit * 4)
-    .select('entity_key')) as { entity_key: string }[];
+    .select('entity_key', 'run_at')) as { entity_key: string | null; run_at: number | string }[];
   const seen = new Set<string>();
   const out: Array<{ type: string; id: string }> = [];
+  // run_at is checked here, not in SQL, so the query walks jobs_portal_pending in id order
+  // instead of sorting the due jobs of every portal.
   for (const r of rows) {
-    if (seen.has(r.entity_key)) continue;
+    if (r.entity_key === null || Number(r.run_at) > now || seen.has(r.entity_key)) continue;
     seen.add(r.entity_key);
     // `${portalId}:${type}:${id}`; the type itself may hold a colon (dynamic:128).
     const first = r.entity_key.indexOf(':');
