@@ -36,8 +36,10 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
   const offline = createOfflineDrain(deps, { onStored: () => worker.notify() });
   const worker = createWorker(deps, {
     // The intake comes first: no new claim while deliveries wait for their commit (SQLite
-    // has one writer; a worker transaction would make them wait), at most 1 s in a row.
-    shouldYield: () => intake.busy(),
+    // has one writer; a worker transaction would make them wait), nor during a flood of
+    // more than 1,000 deliveries a second (processing then catches up afterwards); at most
+    // 1 s in a row, so processing never stops entirely.
+    shouldYield: () => intake.busy() || intake.recentRate() > 1000,
     ...opts.worker,
     handlers: {
       process_event: offline.wrap(createEventProcessor(deps, { mailer, ...opts.processor })),
