@@ -22,6 +22,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    eventsRejectedByPortal: new Counter({
+      name: 'b24hooks_events_rejected_by_portal_total',
+      help: 'Deliveries refused for a known portal (wrong token, uninstalled), by portal and event; event names the portal has not bound count as "other"',
+      labelNames: ['portal', 'event'] as const,
+      registers: [registry],
+    }),
     eventsUnverified: new Counter({
       name: 'b24hooks_events_unverified_total',
       help: 'Deliveries stored before the portal application token was known',

@@ -5,7 +5,7 @@ import { safeEqual } from '../lib/crypto.js';
 import { AppError } from '../lib/errors.js';
 import type { FastRoute } from '../http-server.js';
 import type { IntakeRow } from '../../db/stores/intake.js';
-import type { PortalRow } from '../../db/stores/portals.js';
+import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
 import { createCommitQueue, type CommitQueue } from './commit-queue.js';
 import { entityOf } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
@@ -157,6 +157,12 @@ export function createIntake(
     remote: string | undefined,
   ): Promise<void> {
     metrics.eventsRejected.inc({ reason });
+    if (portal && d) {
+      // Labels only from what we know (stored portal, its bound events), so forged posts
+      // cannot grow the number of series.
+      const event = portalEvents(portal).includes(d.event) ? d.event : 'other';
+      metrics.eventsRejectedByPortal.inc({ portal: portal.member_id, event });
+    }
     logger.warn(
       { reason, memberId: d?.auth.member_id, event: d?.event, remote },
       'event delivery rejected',

@@ -273,6 +273,9 @@ describe('event intake', () => {
     );
     expect(text).toMatch(/b24hooks_events_duplicate_total\{portal="[0-9a-f]+"\} 1/);
     expect(text).toMatch(/b24hooks_events_rejected_total\{reason="token_mismatch"\} 1/);
+    expect(text).toContain(
+      `b24hooks_events_rejected_by_portal_total{portal="${portal.memberId}",event="other"} 1`,
+    );
   });
 });
 
