@@ -1,4 +1,4 @@
-import { runDealBurst } from '../helpers/burst.js';
+import { runDealBurst, wonRuleMap } from '../helpers/burst.js';
 import { startPaidDealScenario } from '../helpers/scenario.js';
 import { fmt } from './util.js';
 
@@ -9,23 +9,7 @@ import { fmt } from './util.js';
  * no-op action (an HTTP POST to a local sink that answers at once) on every update.
  */
 export async function processBench(): Promise<void> {
-  const won = await startPaidDealScenario((urls) => ({
-    rules: [
-      {
-        name: 'won',
-        on: ['ONCRMDEALUPDATE'],
-        when: [{ field: 'STAGE_ID', becomes: 'WON' }],
-        actions: [
-          {
-            type: 'http',
-            method: 'POST',
-            url: `${urls.accounting}/won`,
-            body: { id: '{{deal.ID}}' },
-          },
-        ],
-      },
-    ],
-  }));
+  const won = await startPaidDealScenario(wonRuleMap);
   const a = await runDealBurst(won, 200, 5);
   await won.close();
 

@@ -1,4 +1,24 @@
+import type { EventMap } from '../../server/rules/model.js';
 import type { PaidDealScenario } from './scenario.js';
+
+/** One rule: a deal that becomes WON is posted to the accounting stand-in. */
+export const wonRuleMap = (urls: { accounting: string }): EventMap => ({
+  rules: [
+    {
+      name: 'Won: notify accounting',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+      actions: [
+        {
+          type: 'http',
+          method: 'POST',
+          url: `${urls.accounting}/won`,
+          body: { id: '{{deal.ID}}' },
+        },
+      ],
+    },
+  ],
+});
 
 export interface BurstResult {
   deals: number;

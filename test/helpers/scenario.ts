@@ -87,3 +87,17 @@ export async function startPaidDealScenario(
     },
   };
 }
+
+/** The environment a CLI command needs to reach the scenario's emulated portal and stand-ins. */
+export function scenarioCliEnv(s: PaidDealScenario): Record<string, string> {
+  const c = s.h.t.deps.config;
+  return {
+    B24_PORTAL_HOSTS: '127.0.0.1:*',
+    B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
+    B24_CLIENT_ID: c.b24.clientId ?? '',
+    B24_CLIENT_SECRET: c.b24.clientSecret ?? '',
+    SMS_PROVIDER: 'generic',
+    SMS_URL: `${s.sms.url}/send`,
+    SMS_TOKEN: 'sms-secret-token',
+  };
+}

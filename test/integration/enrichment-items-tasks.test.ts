@@ -1,7 +1,11 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { EventMap } from '../../server/rules/model.js';
 import { runCliIn } from '../helpers/cli.js';
-import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+import {
+  scenarioCliEnv,
+  startPaidDealScenario,
+  type PaidDealScenario,
+} from '../helpers/scenario.js';
 
 /** A smart process as portals number them (custom types start at 128). */
 const SPA = 128;
@@ -155,7 +159,6 @@ describe('enrichment of smart-process items and tasks, end to end', () => {
     await s.portal
       .updateItem(SPA, item.id, { stageId: `DT${SPA}_1:SUCCESS` })
       .catch(() => undefined);
-    const d = s.h.t.deps;
     const r = await runCliIn(
       s.h.t,
       [
@@ -169,12 +172,7 @@ describe('enrichment of smart-process items and tasks, end to end', () => {
         item.id,
         '--json',
       ],
-      {
-        B24_PORTAL_HOSTS: '127.0.0.1:*',
-        B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
-        B24_CLIENT_ID: d.config.b24.clientId,
-        B24_CLIENT_SECRET: d.config.b24.clientSecret,
-      },
+      scenarioCliEnv(s),
     );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);

@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { runCliIn } from '../helpers/cli.js';
-import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+import {
+  scenarioCliEnv,
+  startPaidDealScenario,
+  type PaidDealScenario,
+} from '../helpers/scenario.js';
 
 describe('processing guards', () => {
   let s: PaidDealScenario;
@@ -74,7 +78,6 @@ describe('processing guards', () => {
     });
     await s.drain();
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' }, { userId: 1 }).catch(() => undefined);
-    const d = s.h.t.deps;
     const { code, out, err } = await runCliIn(
       s.h.t,
       [
@@ -88,12 +91,7 @@ describe('processing guards', () => {
         deal.id,
         '--json',
       ],
-      {
-        B24_PORTAL_HOSTS: '127.0.0.1:*',
-        B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
-        B24_CLIENT_ID: d.config.b24.clientId,
-        B24_CLIENT_SECRET: d.config.b24.clientSecret,
-      },
+      scenarioCliEnv(s),
     );
     expect(err).toBe('');
     expect(code).toBe(0);

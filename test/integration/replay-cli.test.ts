@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { runCliIn } from '../helpers/cli.js';
-import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+import {
+  scenarioCliEnv,
+  startPaidDealScenario,
+  type PaidDealScenario,
+} from '../helpers/scenario.js';
 
 describe('b24hooks replay', () => {
   let s: PaidDealScenario;
@@ -29,16 +33,7 @@ describe('b24hooks replay', () => {
     expect(failed.status).toBe('failed');
     s.logistics.handle(() => ({ status: 200, body: { shipment: 'SHP-9' } }));
 
-    const d = s.h.t.deps;
-    const env = {
-      B24_PORTAL_HOSTS: '127.0.0.1:*',
-      B24_OAUTH_SERVERS: s.h.emu.oauthUrl,
-      B24_CLIENT_ID: d.config.b24.clientId,
-      B24_CLIENT_SECRET: d.config.b24.clientSecret,
-      SMS_PROVIDER: 'generic',
-      SMS_URL: `${s.sms.url}/send`,
-      SMS_TOKEN: 'sms-secret-token',
-    };
+    const env = scenarioCliEnv(s);
     const range = ['--from', '2000-01-01T00:00:00Z', '--to', '2100-01-01T00:00:00Z'];
     const dry = await runCliIn(
       s.h.t,

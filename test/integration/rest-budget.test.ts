@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { runDealBurst } from '../helpers/burst.js';
+import { runDealBurst, wonRuleMap } from '../helpers/burst.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 describe('the Bitrix24 REST budget under a burst', () => {
@@ -9,23 +9,7 @@ describe('the Bitrix24 REST budget under a burst', () => {
   });
 
   it('processes 1,000 updates over 200 deals with few REST calls and no QUERY_LIMIT_EXCEEDED', async () => {
-    s = await startPaidDealScenario((urls) => ({
-      rules: [
-        {
-          name: 'Won: notify accounting',
-          on: ['ONCRMDEALUPDATE'],
-          when: [{ field: 'STAGE_ID', becomes: 'WON' }],
-          actions: [
-            {
-              type: 'http',
-              method: 'POST',
-              url: `${urls.accounting}/won`,
-              body: { id: '{{deal.ID}}' },
-            },
-          ],
-        },
-      ],
-    }));
+    s = await startPaidDealScenario(wonRuleMap);
     const r = await runDealBurst(s, 200, 5);
     process.stdout.write(`REST budget burst: ${JSON.stringify(r)}\n`);
     const events = await s.h.t.deps
