@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
@@ -10,6 +9,7 @@ import { REJECTED_LOG_BUDGET_PER_MINUTE } from '../../server/intake/intake.js';
 import { updatePortal } from '../../db/stores/portals.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { storedText } from '../helpers/stored-text.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const PATH = '/b24/events';
@@ -244,10 +244,7 @@ describe('event intake', () => {
         accessToken,
       }),
     );
-    await t.deps.db.raw('pragma wal_checkpoint(FULL)');
-    const bytes = Buffer.concat(
-      [t.dbFile, `${t.dbFile}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)),
-    ).toString('latin1');
+    const bytes = await storedText(t);
     for (const secret of [
       accessToken,
       portal.applicationToken,

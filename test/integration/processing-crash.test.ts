@@ -72,6 +72,7 @@ describe('processing under SIGKILL', () => {
       B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
       WORKER_CONCURRENCY: '4',
       LOG_LEVEL: 'warn',
+      ...h.t.dbEnv,
     };
     const server = await spawnServer(env);
     const who = {
@@ -92,7 +93,7 @@ describe('processing under SIGKILL', () => {
     await new Promise((r) => server.proc.once('exit', r));
     const before = sink.requests.length;
 
-    const db = openDb({ client: 'sqlite', filename: `${h.t.dir}/b24hooks.sqlite` });
+    const db = openDb(config.database);
     cleanups.push(() => db.destroy());
     const succeeded = new Set(
       (
