@@ -13,11 +13,16 @@ import { tempDir } from '../helpers/temp-dir.js';
  */
 describe('intake under SIGKILL', () => {
   const tmp = tempDir();
-  afterAll(() => tmp.cleanup());
+  const cleanups: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const c of cleanups) await c();
+    tmp.cleanup();
+  });
 
   it('keeps every delivery it acknowledged', async () => {
     const dataDir = path.join(tmp.dir, 'data');
-    const { env, portal } = await seedDataDir(dataDir);
+    const { env, portal, target, drop } = await seedDataDir(dataDir);
+    cleanups.push(drop);
     const server = await spawnServer(env);
     const url = new URL('/b24/events', server.url);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
@@ -67,7 +72,7 @@ describe('intake under SIGKILL', () => {
 
     const restarted = await spawnServer(env);
     await restarted.stop();
-    const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
+    const db = openDb(target);
     const stored = new Set(
       ((await db('events').select('entity_id')) as { entity_id: string }[]).map((r) =>
         Number(r.entity_id),
