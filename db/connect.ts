@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import knexFactory, { type Knex } from 'knex';
 
 export type Db = Knex;
@@ -8,40 +9,27 @@ export type DbTarget =
   | { readonly client: 'sqlite'; readonly filename: string }
   | { readonly client: 'pg'; readonly connectionString: string };
 
-export interface OpenOptions {
-  /**
-   * SQLite only: keep up to this many prepared statements per connection, by SQL text.
-   * knex prepares every query afresh, which for a short insert costs as much as running it;
-   * worth it on a connection that repeats a few statements (the intake writer).
-   * @default 0 (off)
-   */
-  statementCache?: number;
-}
-
 interface SqliteConnection {
   pragma(s: string): unknown;
-  prepare(sql: string): unknown;
+}
+
+/** The settings every SQLite connection of the app runs with (see openDb). */
+export function applySqlitePragmas(conn: SqliteConnection): void {
+  conn.pragma('journal_mode = WAL');
+  conn.pragma('synchronous = FULL');
+  conn.pragma('foreign_keys = ON');
+  conn.pragma('busy_timeout = 5000');
 }
 
 /**
- * Reuses better-sqlite3 statements by SQL text. Safe with knex, which only ever calls
- * `run` or `all` (both finish before returning, so a statement is never in use twice) and
- * binds every parameter on each call; SQLite re-prepares a cached statement by itself
- * after a schema change.
+ * A bare better-sqlite3 connection with the same settings, for code that runs a few fixed
+ * statements synchronously and cannot afford knex's per-query cost (the intake writer).
  */
-function cacheStatements(conn: SqliteConnection, max: number): void {
-  const prepare = conn.prepare.bind(conn);
-  const cache = new Map<string, unknown>();
-  conn.prepare = (sql: string) => {
-    let statement = cache.get(sql);
-    if (statement === undefined) {
-      statement = prepare(sql);
-      // Oldest first out: batch shapes that stopped recurring make room.
-      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
-      cache.set(sql, statement);
-    }
-    return statement;
-  };
+export function openSqliteConnection(filename: string): BetterSqlite3.Database {
+  fs.mkdirSync(path.dirname(filename), { recursive: true });
+  const conn = new BetterSqlite3(filename);
+  applySqlitePragmas(conn);
+  return conn;
 }
 
 /**
@@ -49,7 +37,7 @@ function cacheStatements(conn: SqliteConnection, max: number): void {
  * returned has reached the disk and survives a power loss; foreign keys on; a busy timeout
  * so a second process (the CLI) waits instead of failing.
  */
-export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
+export function openDb(target: DbTarget): Db {
   if (target.client === 'pg') {
     return knexFactory({
       client: 'pg',
@@ -67,11 +55,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       max: 1,
       afterCreate(conn: SqliteConnection, done: (err: Error | null, c: unknown) => void) {
         try {
-          conn.pragma('journal_mode = WAL');
-          conn.pragma('synchronous = FULL');
-          conn.pragma('foreign_keys = ON');
-          conn.pragma('busy_timeout = 5000');
-          if (opts.statementCache) cacheStatements(conn, opts.statementCache);
+          applySqlitePragmas(conn);
           done(null, conn);
         } catch (e) {
           done(e as Error, conn);
