@@ -244,6 +244,12 @@ describe('event intake', () => {
         accessToken,
       }),
     );
+    // Misspelt token keys are refused (no application_token) but logged: masked all the same.
+    const misspelt = eventBody({ portal, id: 4 }).replace(
+      /auth%5Bapplication_token%5D=[^&]*/,
+      'auth%5BACCESS_TOKEN%5D=misspelt-token-0123456789&auth%5Bapplication-token%5D=misspelt-app-token-xyz',
+    );
+    expect((await post(misspelt)).status).toBe(401);
     await t.deps.db.raw('pragma wal_checkpoint(FULL)');
     const bytes = Buffer.concat(
       [t.dbFile, `${t.dbFile}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)),
@@ -253,6 +259,8 @@ describe('event intake', () => {
       portal.applicationToken,
       'forged-application-token-xyz',
       'early-application-token-abc',
+      'misspelt-token-0123456789',
+      'misspelt-app-token-xyz',
     ]) {
       expect(bytes).not.toContain(secret);
     }
