@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 
@@ -10,13 +11,6 @@ export type DbTarget =
   | { readonly client: 'pg'; readonly connectionString: string };
 
 export interface OpenOptions {
-  /**
-   * SQLite only: keep up to this many prepared statements per connection, by SQL text.
-   * knex prepares every query afresh, which for a short insert costs as much as running it;
-   * worth it on a connection that repeats a few statements (the intake writer).
-   * @default 0 (off)
-   */
-  statementCache?: number;
   /** PostgreSQL only: most connections in the pool. @default 10 */
   poolSize?: number;
 }
@@ -36,28 +30,25 @@ const PG_TYPES: Knex.PgConnectionConfig['types'] = {
 
 interface SqliteConnection {
   pragma(s: string): unknown;
-  prepare(sql: string): unknown;
+}
+
+/** The settings every SQLite connection of the app runs with (see openDb). */
+export function applySqlitePragmas(conn: SqliteConnection): void {
+  conn.pragma('journal_mode = WAL');
+  conn.pragma('synchronous = FULL');
+  conn.pragma('foreign_keys = ON');
+  conn.pragma('busy_timeout = 5000');
 }
 
 /**
- * Reuses better-sqlite3 statements by SQL text. Safe with knex, which only ever calls
- * `run` or `all` (both finish before returning, so a statement is never in use twice) and
- * binds every parameter on each call; SQLite re-prepares a cached statement by itself
- * after a schema change.
+ * A bare better-sqlite3 connection with the same settings, for code that runs a few fixed
+ * statements synchronously and cannot afford knex's per-query cost (the intake writer).
  */
-function cacheStatements(conn: SqliteConnection, max: number): void {
-  const prepare = conn.prepare.bind(conn);
-  const cache = new Map<string, unknown>();
-  conn.prepare = (sql: string) => {
-    let statement = cache.get(sql);
-    if (statement === undefined) {
-      statement = prepare(sql);
-      // Oldest first out: batch shapes that stopped recurring make room.
-      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
-      cache.set(sql, statement);
-    }
-    return statement;
-  };
+export function openSqliteConnection(filename: string): BetterSqlite3.Database {
+  fs.mkdirSync(path.dirname(filename), { recursive: true });
+  const conn = new BetterSqlite3(filename);
+  applySqlitePragmas(conn);
+  return conn;
 }
 
 /**
@@ -83,11 +74,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       max: 1,
       afterCreate(conn: SqliteConnection, done: (err: Error | null, c: unknown) => void) {
         try {
-          conn.pragma('journal_mode = WAL');
-          conn.pragma('synchronous = FULL');
-          conn.pragma('foreign_keys = ON');
-          conn.pragma('busy_timeout = 5000');
-          if (opts.statementCache) cacheStatements(conn, opts.statementCache);
+          applySqlitePragmas(conn);
           done(null, conn);
         } catch (e) {
           done(e as Error, conn);

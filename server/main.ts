@@ -34,6 +34,8 @@ async function main(): Promise<void> {
   services.worker.start();
   services.alerts.start();
   services.offline.start();
+  // Heartbeat, and a sweep for lost deliveries when the app was away (in the background).
+  void services.recovery.start();
   const running = await listen(deps, buildListener(deps, appParts(deps, services)));
   const { handlers, placements } = deps.manifest;
   const base = config.appUrl;

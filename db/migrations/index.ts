@@ -6,6 +6,7 @@ import * as m0004 from './0004-alerts.js';
 import * as m0005 from './0005-replay-runs.js';
 import * as m0006 from './0006-drop-events-entity-index.js';
 import * as m0007 from './0007-jobs-portal-pending.js';
+import * as m0008 from './0008-recovery.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -16,4 +17,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0005-replay-runs', module: m0005 },
   { name: '0006-drop-events-entity-index', module: m0006 },
   { name: '0007-jobs-portal-pending', module: m0007 },
+  { name: '0008-recovery', module: m0008 },
 ];

@@ -263,11 +263,3 @@ export async function maxEventId(db: Knex): Promise<number> {
     { m: number | string | null } | undefined;
   return Number(r?.m ?? 0);
 }
-
-/** Events recovered from the portal's offline queue (issue 8): those with source `offline`. */
-export async function countRecovered(db: Knex, portalId?: number): Promise<number> {
-  const q = db('events').where('source', 'offline');
-  if (portalId !== undefined) q.where('portal_id', portalId);
-  const r = (await q.count({ n: '*' }).first()) as { n: number | string } | undefined;
-  return Number(r?.n ?? 0);
-}

@@ -117,12 +117,103 @@ export function chunkSizes(n: number): number[] {
 const rowsOf = <T>(answer: unknown): T[] =>
   (Array.isArray(answer) ? answer : (answer as { rows: T[] }).rows) as T[];
 
+/** One statement of a batch; the driver answers with the rows it returned (or none). */
+export interface IntakeStep {
+  sql: string;
+  bindings: Binding[];
+}
+
 /**
- * Writes a batch of deliveries in ONE transaction: new events, their jobs, and duplicate
- * counts on the originals of identical repeats. Returns an outcome per input row, in order.
- * Portable SQL through `knex.raw`: `INSERT … ON CONFLICT DO NOTHING RETURNING` and
+ * The statements that write a batch of deliveries, as a generator: each `yield` hands a
+ * statement to the driver and receives its RETURNING rows; the return value is an outcome
+ * per input row, in order. The same plan runs on knex (any database, async) and on a bare
+ * better-sqlite3 connection (the intake writer thread, synchronous), so both write exactly
+ * the same rows. Portable SQL: `INSERT … ON CONFLICT DO NOTHING RETURNING` and
  * `UPDATE … RETURNING` work on SQLite ≥ 3.35 and PostgreSQL. RETURNING rows come back in
  * no promised order, so they are matched to deliveries by dedupe key.
+ */
+export function* intakeBatchPlan(
+  rows: IntakeRow[],
+  now: number,
+): Generator<IntakeStep, IntakeOutcome[], unknown[]> {
+  const outcomes = new Array<IntakeOutcome | undefined>(rows.length);
+  // The first delivery of each key in this batch; identical ones after it only count.
+  const firstByKey = new Map<string, number>();
+  const repeats = new Map<string, number>();
+  const repeat = (key: string) => repeats.set(key, (repeats.get(key) ?? 0) + 1);
+  const keyed: number[] = [];
+  const stored = (i: number, id: number) => (outcomes[i] = { eventId: id, duplicate: false });
+  const bindEvent = (out: Binding[], i: number) => {
+    const event = rows[i]!.event;
+    for (const c of EVENT_COLUMNS) out.push(event[c]);
+    return out;
+  };
+
+  for (let i = 0; i < rows.length; i++) {
+    const key = rows[i]!.event.dedupe_key;
+    if (key === null) {
+      const [r] = (yield { sql: INSERT_UNKEYED_EVENT, bindings: bindEvent([], i) }) as Id[];
+      stored(i, Number(r!.id));
+    } else if (firstByKey.has(key)) {
+      repeat(key);
+    } else {
+      firstByKey.set(key, i);
+      keyed.push(i);
+    }
+  }
+
+  let at = 0;
+  for (const size of chunkSizes(keyed.length)) {
+    const bindings: Binding[] = [];
+    for (let j = at; j < at + size; j++) bindEvent(bindings, keyed[j]!);
+    const inserted = (yield { sql: insertEventsSql(size), bindings }) as Array<
+      Id & { dedupe_key: string }
+    >;
+    for (const r of inserted) stored(firstByKey.get(r.dedupe_key)!, Number(r.id));
+    for (let j = at; j < at + size; j++) {
+      const i = keyed[j]!;
+      // Not inserted: stored by an earlier batch, so a repeat of that one.
+      if (!outcomes[i]) repeat(rows[i]!.event.dedupe_key!);
+    }
+    at += size;
+  }
+
+  // Jobs in delivery order: jobs of one entity run in id order.
+  const jobs: Binding[] = [];
+  let jobCount = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const job = rows[i]!.job;
+    const eventId = outcomes[i]?.eventId;
+    if (!job || eventId === undefined || eventId === null) continue;
+    const row = jobRow({ ...job, event_id: eventId }, now);
+    for (const c of JOB_COLUMNS) jobs.push(row[c]);
+    jobCount++;
+  }
+  const width = JOB_COLUMNS.length;
+  at = 0;
+  for (const size of chunkSizes(jobCount)) {
+    yield { sql: insertJobsSql(size), bindings: jobs.slice(at * width, (at + size) * width) };
+    at += size;
+  }
+
+  if (repeats.size) {
+    const original = new Map<string, number | null>();
+    for (const [key, n] of repeats) {
+      const [r] = (yield { sql: COUNT_REPEATS, bindings: [n, key] }) as Id[];
+      original.set(key, r ? Number(r.id) : null);
+    }
+    for (let i = 0; i < rows.length; i++) {
+      if (outcomes[i]) continue;
+      const key = rows[i]!.event.dedupe_key!;
+      outcomes[i] = { eventId: original.get(key) ?? null, duplicate: true };
+    }
+  }
+  return outcomes as IntakeOutcome[];
+}
+
+/**
+ * Writes a batch of deliveries in ONE transaction through knex: new events, their jobs,
+ * and duplicate counts on the originals of identical repeats (see intakeBatchPlan).
  */
 export async function writeIntakeBatch(
   db: Knex,
@@ -130,80 +221,50 @@ export async function writeIntakeBatch(
   now: number,
 ): Promise<IntakeOutcome[]> {
   return db.transaction(async (trx) => {
-    const outcomes = new Array<IntakeOutcome | undefined>(rows.length);
-    // The first delivery of each key in this batch; identical ones after it only count.
-    const firstByKey = new Map<string, number>();
-    const repeats = new Map<string, number>();
-    const repeat = (key: string) => repeats.set(key, (repeats.get(key) ?? 0) + 1);
-    const keyed: number[] = [];
-    const stored = (i: number, id: number) => (outcomes[i] = { eventId: id, duplicate: false });
-    const bindEvent = (out: Binding[], i: number) => {
-      const event = rows[i]!.event;
-      for (const c of EVENT_COLUMNS) out.push(event[c]);
-      return out;
-    };
-
-    for (let i = 0; i < rows.length; i++) {
-      const key = rows[i]!.event.dedupe_key;
-      if (key === null) {
-        const [r] = rowsOf<Id>(await trx.raw(INSERT_UNKEYED_EVENT, bindEvent([], i)));
-        stored(i, Number(r!.id));
-      } else if (firstByKey.has(key)) {
-        repeat(key);
-      } else {
-        firstByKey.set(key, i);
-        keyed.push(i);
-      }
+    const plan = intakeBatchPlan(rows, now);
+    let step = plan.next();
+    while (!step.done) {
+      step = plan.next(rowsOf(await trx.raw(step.value.sql, step.value.bindings)));
     }
-
-    let at = 0;
-    for (const size of chunkSizes(keyed.length)) {
-      const bindings: Binding[] = [];
-      for (let j = at; j < at + size; j++) bindEvent(bindings, keyed[j]!);
-      const inserted = rowsOf<Id & { dedupe_key: string }>(
-        await trx.raw(insertEventsSql(size), bindings),
-      );
-      for (const r of inserted) stored(firstByKey.get(r.dedupe_key)!, Number(r.id));
-      for (let j = at; j < at + size; j++) {
-        const i = keyed[j]!;
-        // Not inserted: stored by an earlier batch, so a repeat of that one.
-        if (!outcomes[i]) repeat(rows[i]!.event.dedupe_key!);
-      }
-      at += size;
-    }
-
-    // Jobs in delivery order: jobs of one entity run in id order.
-    const jobs: Binding[] = [];
-    let jobCount = 0;
-    for (let i = 0; i < rows.length; i++) {
-      const job = rows[i]!.job;
-      const eventId = outcomes[i]?.eventId;
-      if (!job || eventId === undefined || eventId === null) continue;
-      const row = jobRow({ ...job, event_id: eventId }, now);
-      for (const c of JOB_COLUMNS) jobs.push(row[c]);
-      jobCount++;
-    }
-    const width = JOB_COLUMNS.length;
-    at = 0;
-    for (const size of chunkSizes(jobCount)) {
-      await trx.raw(insertJobsSql(size), jobs.slice(at * width, (at + size) * width));
-      at += size;
-    }
-
-    if (repeats.size) {
-      const original = new Map<string, number | null>();
-      for (const [key, n] of repeats) {
-        const [r] = rowsOf<Id>(await trx.raw(COUNT_REPEATS, [n, key]));
-        original.set(key, r ? Number(r.id) : null);
-      }
-      for (let i = 0; i < rows.length; i++) {
-        if (outcomes[i]) continue;
-        const key = rows[i]!.event.dedupe_key!;
-        outcomes[i] = { eventId: original.get(key) ?? null, duplicate: true };
-      }
-    }
-    return outcomes as IntakeOutcome[];
+    return step.value;
   });
+}
+
+/** The part of a better-sqlite3 connection the synchronous writer uses. */
+export interface SqliteStatementSource {
+  prepare(sql: string): {
+    readonly reader: boolean;
+    all(...params: unknown[]): unknown[];
+    run(...params: unknown[]): unknown;
+  };
+  transaction<T>(fn: () => T): () => T;
+}
+
+/**
+ * The same batch on a bare better-sqlite3 connection, synchronously, with its statements
+ * prepared once: on the intake writer thread this costs about half of going through knex,
+ * whose per-transaction and per-query overhead is larger than a small batch's own work.
+ */
+export function sqliteIntakeWriter(
+  conn: SqliteStatementSource,
+): (rows: IntakeRow[], now: number) => IntakeOutcome[] {
+  const statements = new Map<string, ReturnType<SqliteStatementSource['prepare']>>();
+  const statement = (sql: string) => {
+    let s = statements.get(sql);
+    if (!s) statements.set(sql, (s = conn.prepare(sql)));
+    return s;
+  };
+  return (rows, now) =>
+    conn.transaction(() => {
+      const plan = intakeBatchPlan(rows, now);
+      let step = plan.next();
+      while (!step.done) {
+        const s = statement(step.value.sql);
+        const answer = s.reader ? s.all(step.value.bindings) : (s.run(step.value.bindings), []);
+        step = plan.next(answer);
+      }
+      return step.value;
+    })();
 }
 
 /**

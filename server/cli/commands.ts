@@ -1,15 +1,16 @@
 import { migrateToLatest } from '../../db/migrate.js';
 import {
-  countRecovered,
   EVENT_STATUSES,
   listEvents,
   statusFigures,
   type EventStatus,
 } from '../../db/stores/events.js';
 import { findPortalByMemberId, listPortals, portalEvents } from '../../db/stores/portals.js';
+import { lastGap, recoveredCounts } from '../../db/stores/recovery.js';
 import type { Deps } from '../deps.js';
 import { slaByPeriod } from '../alerts/sla.js';
 import { iso, parseIsoTime, parseLimit, table, UsageError, type CliIo } from './io.js';
+import { gapJson } from './recover.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -47,18 +48,24 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
   const total = await statusFigures(deps.db, now);
   const portals = [];
   for (const p of await listPortals(deps.db)) {
+    const byPortal = await recoveredCounts(deps.db, p.id);
     portals.push({
       memberId: p.member_id,
       domain: p.domain,
       ...(await statusFigures(deps.db, now, p.id)),
+      recovered: byPortal.offline + byPortal.sweep,
     });
   }
   // SLA share per rule over 24 h and 7 d (issue 7): a key added to the contract's shape.
   const sla = await slaByPeriod(deps);
-  // Events recovered from offline queues (issue 8): a key added to the contract's shape.
-  const recovered = await countRecovered(deps.db);
+  // Loss recovery (issue 8), keys added to the contract's shape: events recovered from
+  // offline queues and by downtime sweeps, and the last gap swept with its coverage.
+  const counts = await recoveredCounts(deps.db);
+  const recovered = counts.offline + counts.sweep;
+  const gap = await lastGap(deps.db);
+  const recovery = { ...counts, lastGap: gap ? gapJson(gap) : null };
   if (json) {
-    io.out(JSON.stringify({ total, portals, sla, recovered }) + '\n');
+    io.out(JSON.stringify({ total, portals, sla, recovered, recovery }) + '\n');
     return 0;
   }
   const cols = [
@@ -95,6 +102,15 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
         ),
     );
   }
+  io.out(`\nrecovered: ${recovered} (offline ${counts.offline}, sweep ${counts.sweep})\n`);
+  if (gap) {
+    const swept = gap.portals.filter((p) => p.status === 'done').length;
+    io.out(
+      `last gap: ${iso(gap.started_at)} → ${iso(gap.ended_at)} (${gap.trigger}), ${gap.status}: ` +
+        `${swept} of ${gap.portals.length} portals swept, ${gap.listed} entities checked, ` +
+        `${gap.enqueued} reconcile events\n`,
+    );
+  } else io.out('last gap: none\n');
   return 0;
 }
 

@@ -15,6 +15,7 @@ import {
   type CommandContext,
 } from './commands.js';
 import { connectWebhookCommand } from './connect-webhook.js';
+import { recoverCommand } from './recover.js';
 import { UsageError, type CliIo } from './io.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -69,6 +70,11 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
     usage:
       'connect-webhook --webhook-url URL --application-token TOKEN --member-id MEMBER_ID [--domain D]',
+  },
+  recover: {
+    run: recoverCommand,
+    options: { since: { type: 'string' }, portal: { type: 'string' } },
+    usage: 'recover sweep [--since ISO] [--portal MEMBER_ID]',
   },
 };
 

@@ -1,5 +1,6 @@
 import qs from 'qs';
 import { BadRequestError } from '../lib/errors.js';
+import { parseSimpleForm } from './form-fast.js';
 
 /** The `auth` block of a delivery (protocol §4.1); every key optional but member_id. */
 export interface DeliveryAuth {
@@ -35,16 +36,10 @@ const MEMBER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/**
- * Parses an `application/x-www-form-urlencoded` delivery with PHP bracket keys
- * (`data[FIELDS][ID]=1&auth[member_id]=…`). Express's default urlencoded parser would not
- * nest them, so we parse deliberately, with limits on depth, parameter count and arrays.
- */
-export function parseEventBody(raw: string): Delivery {
-  if (raw.length === 0) throw new BadRequestError('empty body', 'BAD_EVENT_BODY');
-  let parsed: Record<string, unknown>;
+/** The general parser, with the limits; `parseSimpleForm` answers the usual bodies. */
+export function parseForm(raw: string): Record<string, unknown> {
   try {
-    parsed = qs.parse(raw, {
+    return qs.parse(raw, {
       depth: PARSE_LIMITS.depth,
       strictDepth: true,
       parameterLimit: PARSE_LIMITS.parameterLimit,
@@ -56,6 +51,16 @@ export function parseEventBody(raw: string): Delivery {
   } catch (e) {
     throw new BadRequestError(`malformed body: ${(e as Error).message}`, 'BAD_EVENT_BODY');
   }
+}
+
+/**
+ * Parses an `application/x-www-form-urlencoded` delivery with PHP bracket keys
+ * (`data[FIELDS][ID]=1&auth[member_id]=…`). Express's default urlencoded parser would not
+ * nest them, so we parse deliberately, with limits on depth, parameter count and arrays.
+ */
+export function parseEventBody(raw: string): Delivery {
+  if (raw.length === 0) throw new BadRequestError('empty body', 'BAD_EVENT_BODY');
+  const parsed = parseSimpleForm(raw, PARSE_LIMITS) ?? parseForm(raw);
   const event = parsed.event;
   if (typeof event !== 'string' || !EVENT_NAME.test(event.toUpperCase())) {
     throw new BadRequestError('missing or invalid "event"', 'BAD_EVENT_BODY');

@@ -6,12 +6,29 @@ export const TOKEN_KEYS = ['access_token', 'refresh_token', 'application_token']
 export const MASK = '[masked]';
 
 /**
- * The delivery as stored in the log: JSON with every token replaced by a mask. `dataJson`
+ * Keys of `auth` that are not secret and stay readable in the log. Every other value is
+ * masked: a misspelt or unknown key (`auth[ACCESS_TOKEN]`, a forger's guess) may still
+ * carry a token, and the body of a refused delivery is kept too.
+ */
+const PLAIN_AUTH_KEYS = new Set([
+  'member_id',
+  'domain',
+  'scope',
+  'status',
+  'expires',
+  'expires_in',
+  'user_id',
+  'client_endpoint',
+  'server_endpoint',
+]);
+
+/**
+ * The delivery as stored in the log: JSON with every `auth` value but the plain ones masked. `dataJson`
  * is `JSON.stringify(d.data)` when the caller has it already (the intake hashes it too).
  */
 export function maskedBody(d: Delivery, dataJson = JSON.stringify(d.data)): string {
-  const auth: Record<string, string> = { ...(d.auth as unknown as Record<string, string>) };
-  for (const k of TOKEN_KEYS) if (auth[k] !== undefined) auth[k] = MASK;
+  const auth: Record<string, string> = {};
+  for (const [k, v] of Object.entries(d.auth)) auth[k] = PLAIN_AUTH_KEYS.has(k) ? v : MASK;
   // The same text as JSON.stringify({ event, event_handler_id, data, ts, auth }).
   const head = JSON.stringify({ event: d.event, event_handler_id: d.eventHandlerId });
   const tail = JSON.stringify({ ts: d.ts, auth });

@@ -10,6 +10,7 @@ import { lifecycleHandler } from '../install/lifecycle.js';
 import { createEventProcessor, type ProcessorOptions } from '../processing/process-event.js';
 import { createWorker, type Worker, type WorkerOptions } from '../queue/worker.js';
 import { createOfflineDrain, type OfflineDrain } from '../recovery/offline.js';
+import { createRecovery, type Recovery } from '../recovery/index.js';
 import { uiRoutes } from '../ui/routes.js';
 import type { Parts } from '../start.js';
 
@@ -22,6 +23,8 @@ export interface Services {
   readonly alerts: AlertMonitor;
   /** Offline-event drain (issue 8): on ONOFFLINEEVENT, and on a timer once `offline.start()`. */
   readonly offline: OfflineDrain;
+  /** Heartbeat and downtime sweep (issue 8): `recovery.start()` checks for a gap and beats. */
+  readonly recovery: Recovery;
   /** Stops background work and closes what the services opened. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -63,13 +66,16 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     onEnqueued: () => worker.notify(),
     leader: lock ? () => lock.tryLead(LOCK.alerts, 0) : undefined,
   });
+  const recovery = createRecovery(deps, { offline, onStored: () => worker.notify() });
   return {
     intake,
     worker,
     mailer,
     alerts,
     offline,
+    recovery,
     async close(timeoutMs = 30_000) {
+      await recovery.stop();
       await alerts.stop();
       await offline.stop();
       await intake.close();

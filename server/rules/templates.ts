@@ -87,7 +87,9 @@ type Lookup = { found: true; value: unknown } | { found: false; problem: string 
 export function lookupPath(ctx: TemplateContext, segments: readonly string[]): Lookup {
   const [root, ...rest] = segments;
   if (root === undefined) return { found: false, problem: 'empty path' };
-  let current: unknown = ctx[root];
+  // Own properties only: `{{constructor}}` or `{{deal.toString}}` must not reach what an
+  // object inherits (its prototype's functions), only what the record holds.
+  let current: unknown = Object.hasOwn(ctx, root) ? ctx[root] : undefined;
   if (current === undefined || current === null) {
     return {
       found: false,
@@ -111,7 +113,7 @@ export function lookupPath(ctx: TemplateContext, segments: readonly string[]): L
         return { found: false, problem: `${at} has no item ${seg} (it has ${current.length})` };
       }
     } else if (typeof current === 'object' && current !== null) {
-      next = (current as Record<string, unknown>)[seg];
+      next = Object.hasOwn(current, seg) ? (current as Record<string, unknown>)[seg] : undefined;
       if (next === undefined) return { found: false, problem: `${at} has no ${seg}` };
     } else {
       return { found: false, problem: `${at} is ${kindOf(current)}, not an object` };

@@ -95,6 +95,29 @@ export function requireUiSession(deps: Deps): RequestHandler {
   };
 }
 
+/**
+ * The pages post forms only. Express 5 leaves `req.body` undefined when no parser took the
+ * request, so a POST in another content type (the CSRF token may come in a header) would
+ * reach the handlers without a form: one with a body in another type is refused (415), one
+ * without a body gets an empty form.
+ */
+export const formBodyOnly: RequestHandler = (req, _res, next) => {
+  if (req.body !== undefined || req.method === 'GET' || req.method === 'HEAD') {
+    next();
+    return;
+  }
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+    throw new AppError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Send the form as application/x-www-form-urlencoded.',
+      { status: 415 },
+    );
+  }
+  req.body = {};
+  next();
+};
+
 /** Settings, rules, alerts and replays are for portal administrators only. */
 export const requireAdmin: RequestHandler = (_req, res, next) => {
   if (!uiContext(res).user.isAdmin) {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import express, { Router, type Request, type Response } from 'express';
 import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
-import { frameHeaders, requireUiSession } from './context.js';
+import { formBodyOnly, frameHeaders, requireUiSession } from './context.js';
 import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
 import { dashboardPage } from './pages/dashboard-page.js';
 import { logPages } from './pages/log-pages.js';
@@ -78,6 +78,7 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     ...session,
     express.urlencoded({ extended: false, limit: '1mb' }),
     requireUiSession(deps),
+    formBodyOnly,
   );
   router.use(dashboardPage(deps));
   router.use(logPages(deps));

@@ -13,7 +13,7 @@ import { createOAuthServer } from './oauth-server.js';
 import { closeServer, listen } from './http-util.js';
 import { startPortal, type StartedPortal } from './portal.js';
 import type { EmulatedPortal } from './portal-api.js';
-import type { EmulatorContext } from './state.js';
+import { issuedSecrets, type EmulatorContext } from './state.js';
 import { createTokenStore } from './token-store.js';
 import type { EmulatorOptions, OAuthCallRecord, PortalOptions } from './types.js';
 
@@ -26,6 +26,8 @@ export interface BitrixEmulator {
   readonly portals: readonly EmulatedPortal[];
   addPortal(options?: PortalOptions): Promise<EmulatedPortal>;
   portal(memberId: string): EmulatedPortal | undefined;
+  /** Every token and secret issued so far (see state.ts `issuedSecrets`). */
+  issuedTokens(): string[];
   /** Aborts deliveries in flight and closes every listener. */
   close(): Promise<void>;
 }
@@ -67,6 +69,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<BitrixEmu
     portal(memberId) {
       return started.find((p) => p.api.memberId === memberId)?.api;
     },
+    issuedTokens: () => issuedSecrets(ctx),
     async close() {
       closed = true;
       await Promise.all(started.map((p) => p.close()));

@@ -158,7 +158,12 @@ function compare(field: string, a: unknown, b: unknown): number {
   const sa = a === null || a === undefined ? '' : String(a);
   const sb = b === null || b === undefined ? '' : String(b);
   if (/^-?\d+(\.\d+)?$/.test(sa) && /^-?\d+(\.\d+)?$/.test(sb)) return Number(sa) - Number(sb);
-  if (field.startsWith('DATE_') || field.endsWith('DATE') || field.endsWith('_TIME')) {
+  if (
+    field.startsWith('DATE_') ||
+    field.endsWith('DATE') ||
+    field.endsWith('_TIME') ||
+    /[a-z](Time|Date)$/.test(field)
+  ) {
     const da = Date.parse(sa);
     const db = Date.parse(sb);
     if (!Number.isNaN(da) && !Number.isNaN(db)) return da - db;
@@ -203,10 +208,18 @@ function matchesOne(field: string, op: FilterOp, actual: unknown, expected: unkn
   }
 }
 
-function matchesFilter(item: CrmItem, filter: Record<string, unknown>): boolean {
+/**
+ * `{'>DATE_MODIFY': …, '@ID': [..], STAGE_ID: 'WON'}`; `keyOf` maps a filter field to the
+ * record's key (upper case for `crm.deal.*`, camelCase for `crm.item.*`).
+ */
+export function matchesFilter(
+  item: Record<string, unknown>,
+  filter: Record<string, unknown>,
+  keyOf: (field: string) => string = (f) => f.toUpperCase(),
+): boolean {
   return Object.entries(filter).every(([rawKey, expected]) => {
     const op = FILTER_OPS.find((o) => rawKey.startsWith(o)) ?? '=';
-    const field = rawKey.slice(rawKey.startsWith(op) ? op.length : 0).toUpperCase();
+    const field = keyOf(rawKey.slice(rawKey.startsWith(op) ? op.length : 0));
     return matchesOne(field, op, item[field], expected);
   });
 }
@@ -215,9 +228,13 @@ function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function sortItems(list: CrmItem[], order: Record<string, unknown>): void {
+export function sortItems(
+  list: Array<Record<string, unknown>>,
+  order: Record<string, unknown>,
+  keyOf: (field: string) => string = (f) => f.toUpperCase(),
+): void {
   const keys = Object.entries(order).map(
-    ([k, v]) => [k.toUpperCase(), String(v).toUpperCase() === 'DESC' ? -1 : 1] as const,
+    ([k, v]) => [keyOf(k), String(v).toUpperCase() === 'DESC' ? -1 : 1] as const,
   );
   list.sort((a, b) => {
     for (const [field, dir] of keys) {

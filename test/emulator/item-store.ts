@@ -1,4 +1,4 @@
-import { formatBitrixDate, LIST_PAGE } from './crm-store.js';
+import { formatBitrixDate, LIST_PAGE, matchesFilter, sortItems } from './crm-store.js';
 import { isRecord } from './http-util.js';
 
 /**
@@ -10,7 +10,8 @@ export type SmartItem = Record<string, unknown> & { id: number; entityTypeId: nu
 
 export interface ItemListPage {
   items: SmartItem[];
-  total: number;
+  /** Absent with `start=-1` (no count). */
+  total?: number;
   next?: number;
 }
 
@@ -26,7 +27,7 @@ export interface ItemStore {
     userId: number,
   ): { item: SmartItem; changed: boolean } | undefined;
   get(entityTypeId: number, id: string): SmartItem | undefined;
-  list(entityTypeId: number, filter: unknown, start: unknown): ItemListPage;
+  list(entityTypeId: number, filter: unknown, start: unknown, order?: unknown): ItemListPage;
 }
 
 /** `STAGE_ID` → `stageId`, `UF_CRM_5_NOTE` → `ufCrm5Note`; camelCase keys stay as they are. */
@@ -166,15 +167,15 @@ export function createItemStore(now: () => number): ItemStore {
     get(entityTypeId, id) {
       return types.get(entityTypeId)?.get(id);
     },
-    list(entityTypeId, filter, start) {
+    list(entityTypeId, filter, start, order) {
+      // Filter operators as in crm.deal.list (`>=updatedTime`, `>id`, `@stageId`), camelCase keys.
       const f = isRecord(filter) ? filter : {};
       const all = [...(types.get(entityTypeId)?.values() ?? [])].filter((item) =>
-        Object.entries(f).every(([k, v]) => {
-          const key = camelKey(k.replace(/^=/, ''));
-          const wanted = Array.isArray(v) ? v : [v];
-          return wanted.some((w) => String(item[key]) === String(w));
-        }),
+        matchesFilter(item, f, camelKey),
       );
+      sortItems(all, isRecord(order) ? order : { id: 'ASC' }, camelKey);
+      // `start=-1` skips the count (protocol §2.4).
+      if (Number(start) === -1) return { items: all.slice(0, LIST_PAGE) };
       const from = Math.max(0, Number(start ?? 0) || 0);
       const page: ItemListPage = { items: all.slice(from, from + LIST_PAGE), total: all.length };
       if (from + LIST_PAGE < all.length) page.next = from + LIST_PAGE;

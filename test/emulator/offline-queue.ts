@@ -39,9 +39,19 @@ export interface OfflineQueue {
   seq: number;
   /** When ONOFFLINEEVENT was last sent (its `options[minTimeout]` throttles it). */
   notifiedAt: number;
+  /**
+   * The plan's `rest_offline_extended` feature (`feature.get`): the confirm mode (`clear=0`,
+   * `event.offline.clear|error`). Without it `clear=0` answers 403 WRONG_LICENSE.
+   */
+  extended: boolean;
 }
 
-export const createOfflineQueue = (): OfflineQueue => ({ records: [], seq: 0, notifiedAt: 0 });
+export const createOfflineQueue = (): OfflineQueue => ({
+  records: [],
+  seq: 0,
+  notifiedAt: 0,
+  extended: true,
+});
 
 /** A `clear=0` reservation lasts up to 30 days (protocol §3.3). */
 const RESERVATION_MS = 30 * 24 * 3600_000;
@@ -71,15 +81,20 @@ export function queueOffline(
     if (authConnector && b.connectorId === authConnector) continue;
     const messageId = messageIdOf(event, data);
     const q = portal.offline;
+    // A repeat updates the record that is neither reserved nor marked as an error; a
+    // reserved one stays with its batch and the repeat becomes a new record
+    // (DOCS event-offline-get.md, MESSAGE_ID).
     const existing = q.records.find(
-      (r) => r.event === event && r.messageId === messageId && r.connectorId === b.connectorId,
+      (r) =>
+        r.event === event &&
+        r.messageId === messageId &&
+        r.connectorId === b.connectorId &&
+        r.processId === '' &&
+        !r.error,
     );
     if (existing) {
-      // The latest state wins; a reserved copy is released so the change is read again.
       existing.timestampX = now;
       existing.userId = userId ?? existing.userId;
-      existing.processId = '';
-      existing.error = false;
     } else {
       q.records.push({
         id: ++q.seq,
@@ -114,6 +129,16 @@ function requireAdmin(call: CallContext): void {
     throw accessDenied('Access denied! Offline events require administrator access rights');
 }
 
+const wrongLicense = (feature: string): RestError =>
+  new RestError(
+    403,
+    'WRONG_LICENSE',
+    `This feature is not enabled for the current license: ${feature}`,
+  );
+
+const argumentError = (description: string): RestError =>
+  new RestError(400, 'ERROR_ARGUMENT', description);
+
 const FIELD_VALUE: Record<string, (r: OfflineRecord) => string | number> = {
   ID: (r) => r.id,
   TIMESTAMP_X: (r) => r.timestampX,
@@ -121,19 +146,35 @@ const FIELD_VALUE: Record<string, (r: OfflineRecord) => string | number> = {
   MESSAGE_ID: (r) => r.messageId,
 };
 
+/** `event.offline.list` also filters and sorts by these. */
+const LIST_FIELD_VALUE: Record<string, (r: OfflineRecord) => string | number> = {
+  ...FIELD_VALUE,
+  PROCESS_ID: (r) => r.processId,
+  ERROR: (r) => (r.error ? 1 : 0),
+};
+
 /** `{ID: 5}`, `{'>ID': 5}`, `{'>=TIMESTAMP_X': '2026-…'}`, `{EVENT_NAME: 'ONCRMDEALUPDATE'}`. */
-function matches(r: OfflineRecord, filter: unknown): boolean {
-  if (!isRecord(filter)) return true;
+function matches(
+  r: OfflineRecord,
+  filter: unknown,
+  fields: Record<string, (r: OfflineRecord) => string | number>,
+): boolean {
+  if (filter === undefined || filter === null || filter === '') return true;
+  if (!isRecord(filter)) throw argumentError('The filter is not an array.');
   for (const [rawKey, rawValue] of Object.entries(filter)) {
     const m = /^(>=|<=|>|<|=|!)?(.+)$/.exec(rawKey.toUpperCase());
     const op = m?.[1] ?? '=';
     const field = m?.[2] ?? '';
-    const get = FIELD_VALUE[field];
-    if (!get) continue;
+    if (op === '!') throw argumentError(`Filter operation not allowed: ${op}`);
+    const get = fields[field];
+    if (!get) throw argumentError(`Filter field not allowed: ${field}`);
+    if (typeof rawValue === 'object' && rawValue !== null) {
+      throw argumentError(`The value of an argument '${field}' has an invalid type`);
+    }
     const have = get(r);
     let want: string | number = String(rawValue);
     if (field === 'TIMESTAMP_X') want = Date.parse(want);
-    else if (field === 'ID') want = Number(want);
+    else if (field === 'ID' || field === 'ERROR') want = Number(want);
     else if (field === 'EVENT_NAME') want = want.toUpperCase();
     const ok =
       op === '>'
@@ -144,26 +185,37 @@ function matches(r: OfflineRecord, filter: unknown): boolean {
             ? have >= want
             : op === '<='
               ? have <= want
-              : op === '!'
-                ? have !== want
-                : have === want;
+              : have === want;
     if (!ok) return false;
   }
   return true;
 }
 
-function sorted(records: OfflineRecord[], order: unknown): OfflineRecord[] {
-  const keys: Array<[string, number]> = isRecord(order)
-    ? Object.entries(order)
-        .filter(([k]) => FIELD_VALUE[k.toUpperCase()])
-        .map(([k, v]) => [k.toUpperCase(), String(v).toUpperCase() === 'DESC' ? -1 : 1])
-    : [];
-  if (keys.length === 0) keys.push(['TIMESTAMP_X', 1]);
+function sorted(
+  records: OfflineRecord[],
+  order: unknown,
+  fields: Record<string, (r: OfflineRecord) => string | number>,
+  fallback: string,
+): OfflineRecord[] {
+  if (order !== undefined && order !== null && order !== '' && !isRecord(order)) {
+    throw argumentError('The order is not an array.');
+  }
+  const keys: Array<[string, number]> = [];
+  for (const [k, v] of Object.entries(isRecord(order) ? order : {})) {
+    const field = k.toUpperCase();
+    if (!fields[field]) throw argumentError(`Order field not allowed: ${field}`);
+    const dir = String(v).toUpperCase();
+    if (dir !== 'ASC' && dir !== 'DESC') {
+      throw argumentError('Order direction should be one of {ASC|DESC}');
+    }
+    keys.push([field, dir === 'DESC' ? -1 : 1]);
+  }
+  if (keys.length === 0) keys.push([fallback, 1]);
   keys.push(['ID', 1]);
   return [...records].sort((a, b) => {
     for (const [k, dir] of keys) {
-      const x = FIELD_VALUE[k]!(a);
-      const y = FIELD_VALUE[k]!(b);
+      const x = fields[k]!(a);
+      const y = fields[k]!(b);
       if (x !== y) return x < y ? -dir : dir;
     }
     return 0;
@@ -185,76 +237,150 @@ const flag = (params: Record<string, unknown>, name: string, fallback: number): 
   return Number(v) ? 1 : 0;
 };
 
-const list = (v: unknown): string[] =>
-  Array.isArray(v) ? v.map(String) : isRecord(v) ? Object.values(v).map(String) : [];
+/** An array parameter (a PHP form list arrives as an object with index keys), or undefined. */
+const arrayParam = (v: unknown): string[] | undefined =>
+  Array.isArray(v) ? v.map(String) : isRecord(v) ? Object.values(v).map(String) : undefined;
 
+const isReserved = (r: OfflineRecord, now: number) =>
+  r.processId !== '' && now - r.reservedAt <= RESERVATION_MS;
+
+/**
+ * `event.offline.get` (DOCS event-offline-get.md): `clear=1` returns and deletes, `clear=0`
+ * (the plan's `rest_offline_extended`, else WRONG_LICENSE) reserves the batch under a
+ * process_id; `process_id` re-reads a batch (deleting all of it with `clear=1`). Only the
+ * records of the given `auth_connector` (none: records without a source); `error=1` only
+ * the records marked by `event.offline.error`.
+ */
 const offlineGet: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
+  const q = portal.offline;
   const now = portal.ctx.now();
   const clear = flag(params, 'clear', 1);
+  if (clear === 0 && !q.extended) throw wrongLicense('extended offline events handling');
   const error = flag(params, 'error', 0);
   const connector = paramString(params, 'auth_connector');
   const rawLimit = Number(param(params, 'limit') ?? 50);
-  const limit = Number.isInteger(rawLimit) && rawLimit > 0 ? Math.min(rawLimit, 1000) : 50;
-  const free = portal.offline.records.filter(
+  if (!Number.isInteger(rawLimit) || rawLimit < 1) {
+    throw argumentError('Value must be positive integer');
+  }
+  const limit = Math.min(rawLimit, 1000);
+  const filter = param(params, 'filter');
+  const given = paramString(params, 'process_id');
+  const candidates = q.records.filter(
     (r) =>
-      (r.processId === '' || now - r.reservedAt > RESERVATION_MS) &&
+      r.connectorId === connector &&
       r.error === (error === 1) &&
-      (connector === '' || r.connectorId === connector) &&
-      matches(r, param(params, 'filter')),
+      (given ? r.processId === given : !isReserved(r, now)) &&
+      matches(r, filter, FIELD_VALUE),
   );
-  const picked = sorted(free, param(params, 'order')).slice(0, limit);
-  const processId = randomHex(16);
+  const picked = sorted(candidates, param(params, 'order'), FIELD_VALUE, 'TIMESTAMP_X').slice(
+    0,
+    limit,
+  );
   const events = picked.map(shape);
   if (clear) {
-    portal.offline.records = portal.offline.records.filter((r) => !picked.includes(r));
-  } else {
-    for (const r of picked) {
-      r.processId = processId;
-      r.reservedAt = now;
-    }
+    const gone = given ? candidates : picked;
+    q.records = q.records.filter((r) => !gone.includes(r));
+    return { result: { process_id: given || null, events } };
+  }
+  const processId = given || randomHex(16);
+  for (const r of picked) {
+    r.processId = processId;
+    r.reservedAt = now;
   }
   return { result: { process_id: processId, events } };
 };
 
+function requireProcessId(params: Record<string, unknown>): string {
+  const processId = paramString(params, 'process_id');
+  if (processId === '') throw argumentError("Argument 'PROCESS_ID' is null or empty");
+  return processId;
+}
+
+function messageIdsOf(params: Record<string, unknown>, required: boolean): string[] | undefined {
+  const raw = param(params, 'message_id');
+  if (raw === undefined || raw === null || raw === '') {
+    if (required) throw argumentError('Value must be array of MESSAGE_ID values');
+    return undefined;
+  }
+  const ids = arrayParam(raw);
+  if (!ids) throw argumentError('Value must be array of MESSAGE_ID values');
+  return ids;
+}
+
+/**
+ * `event.offline.clear` (DOCS event-offline-clear.md): deletes records of the batch, all of
+ * them or those named by `message_id` (checked first) or `id`; another connector's batch is
+ * not touched.
+ */
 const offlineClear: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
-  const processId = paramString(params, 'process_id');
-  if (processId === '') {
-    throw new RestError(400, 'ERROR_ARGUMENT', "Argument 'process_id' is null or empty");
+  const processId = requireProcessId(params);
+  const connector = paramString(params, 'auth_connector');
+  const messageIds = messageIdsOf(params, false);
+  if (messageIds?.some((m) => m.length !== 32)) {
+    throw argumentError('Value must be array of MESSAGE_ID values');
   }
-  // The core checks message_id before id (protocol §3.3).
-  const messageIds = list(param(params, 'message_id'));
-  const ids = list(param(params, 'id'));
+  const rawIds = param(params, 'id');
+  const ids =
+    rawIds === undefined || rawIds === null || rawIds === '' ? undefined : arrayParam(rawIds);
+  if (
+    rawIds !== undefined &&
+    rawIds !== null &&
+    rawIds !== '' &&
+    (!ids || ids.some((i) => !(Number(i) >= 1)))
+  ) {
+    throw argumentError('Value must be array of integers');
+  }
   portal.offline.records = portal.offline.records.filter((r) => {
-    if (r.processId !== processId) return true;
-    if (messageIds.length) return !messageIds.includes(r.messageId);
-    if (ids.length) return !ids.includes(String(r.id));
+    if (r.processId !== processId || r.connectorId !== connector) return true;
+    if (messageIds?.length) return !messageIds.includes(r.messageId);
+    if (ids?.length) return !ids.includes(String(r.id));
     return false;
   });
   return { result: true };
 };
 
+/**
+ * `event.offline.error` (DOCS event-offline-error.md): marks the batch's records named by
+ * `message_id` as errors and releases them (read again with `error=1`). As documented,
+ * records with the same MESSAGE_ID that are not yet processed and not in this batch are
+ * deleted.
+ */
 const offlineError: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
-  const processId = paramString(params, 'process_id');
-  if (processId === '') {
-    throw new RestError(400, 'ERROR_ARGUMENT', "Argument 'process_id' is null or empty");
-  }
-  const messageIds = list(param(params, 'message_id'));
-  for (const r of portal.offline.records) {
-    if (r.processId !== processId || !messageIds.includes(r.messageId)) continue;
-    r.error = true;
-    r.processId = '';
-  }
+  const processId = requireProcessId(params);
+  const connector = paramString(params, 'auth_connector');
+  const messageIds = messageIdsOf(params, true)!;
+  if (messageIds.length === 0) return { result: true };
+  const now = portal.ctx.now();
+  portal.offline.records = portal.offline.records.filter((r) => {
+    if (r.connectorId !== connector || !messageIds.includes(r.messageId)) return true;
+    if (r.processId === processId) {
+      if (!r.error) {
+        r.error = true;
+        r.processId = '';
+        r.reservedAt = 0;
+      }
+      return true;
+    }
+    return r.error || isReserved(r, now);
+  });
   return { result: true };
 };
 
+/**
+ * `event.offline.list` (DOCS event-offline-list.md): reads without reserving, pages of 50,
+ * filter and order also by PROCESS_ID and ERROR, newest ID last by default.
+ */
 const offlineList: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
+  const filter = param(params, 'filter');
   const all = sorted(
-    portal.offline.records.filter((r) => matches(r, param(params, 'filter'))),
+    portal.offline.records.filter((r) => matches(r, filter, LIST_FIELD_VALUE)),
     param(params, 'order'),
+    LIST_FIELD_VALUE,
+    'ID',
   );
   const start = Math.max(0, Number(param(params, 'start') ?? 0) || 0);
   const page = all.slice(start, start + 50).map((r) => ({
@@ -270,9 +396,21 @@ const offlineList: MethodHandler = (params, call, portal) => {
   return out;
 };
 
+/**
+ * `feature.get` (DOCS api-reference/common/system/feature-get.md): `{value: 'Y'|'N'}`; an
+ * unknown code answers Y, as the core does not check codes.
+ */
+const featureGet: MethodHandler = (params, _call, portal) => {
+  const code = paramString(params, 'CODE');
+  if (code === '' || code === '0') throw new RestError(400, 'CODE_EMPTY', "CODE can't be empty");
+  const value = code === 'rest_offline_extended' ? (portal.offline.extended ? 'Y' : 'N') : 'Y';
+  return { result: { value } };
+};
+
 export const OFFLINE_METHODS: Readonly<Record<string, MethodHandler>> = {
   'event.offline.get': offlineGet,
   'event.offline.clear': offlineClear,
   'event.offline.error': offlineError,
   'event.offline.list': offlineList,
+  'feature.get': featureGet,
 };

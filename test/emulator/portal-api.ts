@@ -53,6 +53,8 @@ export interface EmulatedPortal {
   readonly placements: readonly PlacementBinding[];
   /** Offline event records waiting for the app (one per event and object). */
   readonly offlineEvents: readonly OfflineRecord[];
+  /** The plan's `rest_offline_extended` feature (confirm mode of offline events). @default true */
+  setOfflineExtended(on: boolean): void;
   readonly rateLimitHits: number;
   /** Where the portal pages frame the app from. */
   setApp(app: AppSettings): void;
@@ -196,6 +198,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     get offlineEvents() {
       return state.offline.records;
+    },
+    setOfflineExtended(on) {
+      state.offline.extended = on;
     },
     get rateLimitHits() {
       return state.bucket.hits;

@@ -57,11 +57,12 @@ export const ITEM_METHODS: Readonly<Record<string, MethodHandler>> = {
       entityTypeIdOf(params),
       param(params, 'filter'),
       param(params, 'start'),
+      param(params, 'order'),
     );
-    const out: { result: unknown; total: number; next?: number } = {
+    const out: { result: unknown; total?: number; next?: number } = {
       result: { items: page.items },
-      total: page.total,
     };
+    if (page.total !== undefined) out.total = page.total;
     if (page.next !== undefined) out.next = page.next;
     return out;
   },

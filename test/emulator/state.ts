@@ -82,3 +82,17 @@ export function findUser(portal: PortalState, userId: number): EmulatedUser | un
 export function firstAdminId(portal: PortalState): number {
   return portal.users.find((u) => u.admin)?.id ?? portal.users[0]?.id ?? 1;
 }
+
+/**
+ * Every secret the emulator handed out: access and refresh tokens, each portal's
+ * application token, inbound-webhook secrets and outgoing-webhook application tokens (the
+ * reliability suite scans logs, pages and data files for them).
+ */
+export function issuedSecrets(ctx: EmulatorContext): string[] {
+  const out = ctx.tokens.issued();
+  for (const p of ctx.portals.values()) {
+    out.push(p.applicationToken, ...p.inboundWebhooks.keys());
+    for (const hook of p.outgoingWebhooks) out.push(hook.applicationToken);
+  }
+  return out;
+}

@@ -44,6 +44,8 @@ export interface TokenStore {
   expireAccess(memberId: string): void;
   revokeRefresh(memberId: string): void;
   revokeAll(memberId: string): void;
+  /** Every access and refresh token issued so far (spent and revoked ones included). */
+  issued(): string[];
 }
 
 /**
@@ -114,5 +116,6 @@ export function createTokenStore(now: () => number, accessTtlSec: number): Token
       for (const rec of access.values()) if (rec.memberId === memberId) rec.revoked = true;
       for (const rec of refresh.values()) if (rec.memberId === memberId) rec.revoked = true;
     },
+    issued: () => [...access.keys(), ...refresh.keys()],
   };
 }

@@ -3,23 +3,42 @@ import {
   MAX_INSERT_ROWS,
   chunkSizes,
   packIntakeRows,
+  sqliteIntakeWriter,
   unpackIntakeRows,
   writeIntakeBatch,
+  type IntakeOutcome,
   type IntakeRow,
 } from '../../db/stores/intake.js';
+import { openSqliteConnection } from '../../db/connect.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
-/** The group-commit write itself, with batches larger than one INSERT statement. */
-describe('intake batch write', () => {
+type Write = (rows: IntakeRow[], now: number) => Promise<IntakeOutcome[]>;
+
+/**
+ * The group-commit write itself, with batches larger than one INSERT statement — through
+ * knex (PostgreSQL, offline recovery) and on the writer thread's bare SQLite connection.
+ */
+describe.each(['knex', 'bare SQLite connection'] as const)('intake batch write (%s)', (via) => {
   let t: TestDeps;
   let portal: TestPortal;
+  let write: Write;
+  let closeConn = () => {};
 
   beforeEach(async () => {
     t = await createTestDeps();
     portal = await seedPortal(t.deps);
+    if (via === 'knex') {
+      write = (rows, now) => writeIntakeBatch(t.deps.db, rows, now);
+    } else {
+      const conn = openSqliteConnection(t.dbFile);
+      const sync = sqliteIntakeWriter(conn);
+      write = async (rows, now) => sync(rows, now);
+      closeConn = () => conn.close();
+    }
   });
   afterEach(async () => {
+    closeConn();
     await t.close();
   });
 
@@ -67,7 +86,7 @@ describe('intake batch write', () => {
     rows[120] = delivery(1005); // and another, in a later chunk
     rows[77] = delivery(7777, { key: null }); // a rejected delivery: no dedupe key, no job
 
-    const outcomes = await writeIntakeBatch(t.deps.db, rows, 2_000);
+    const outcomes = await write(rows, 2_000);
 
     const events = (await t.deps.db('events').select('id', 'entity_id', 'duplicates')) as Array<{
       id: number;
@@ -92,8 +111,8 @@ describe('intake batch write', () => {
   });
 
   it('counts a repeat of an earlier batch on the original and creates no job for it', async () => {
-    const [first] = await writeIntakeBatch(t.deps.db, [delivery(1), delivery(2)], 2_000);
-    const outcomes = await writeIntakeBatch(t.deps.db, [delivery(3), delivery(1)], 3_000);
+    const [first] = await write([delivery(1), delivery(2)], 2_000);
+    const outcomes = await write([delivery(3), delivery(1)], 3_000);
 
     expect(outcomes[1]).toEqual({ eventId: first!.eventId, duplicate: true });
     const original = await t.deps.db('events').where({ id: first!.eventId }).first();

@@ -244,12 +244,20 @@ describe('event intake', () => {
         accessToken,
       }),
     );
+    // Misspelt token keys are refused (no application_token) but logged: masked all the same.
+    const misspelt = eventBody({ portal, id: 4 }).replace(
+      /auth%5Bapplication_token%5D=[^&]*/,
+      'auth%5BACCESS_TOKEN%5D=misspelt-token-0123456789&auth%5Bapplication-token%5D=misspelt-app-token-xyz',
+    );
+    expect((await post(misspelt)).status).toBe(401);
     const bytes = await storedText(t);
     for (const secret of [
       accessToken,
       portal.applicationToken,
       'forged-application-token-xyz',
       'early-application-token-abc',
+      'misspelt-token-0123456789',
+      'misspelt-app-token-xyz',
     ]) {
       expect(bytes).not.toContain(secret);
     }

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { statusCommand } from '../../server/cli/commands.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+import type { UiHarness } from '../helpers/ui-harness.js';
+import { getPage, openSession } from './ui/ui-client.js';
 
 describe('loss recovery through offline events', () => {
   let s: PaidDealScenario;
@@ -85,7 +87,7 @@ describe('loss recovery through offline events', () => {
 
     s.h.resumeApp();
     const report = await s.h.services.offline.drainPortal(await portalRow());
-    expect(report).toEqual({ read: 40, recovered: 40, covered: 0 });
+    expect(report).toEqual({ read: 40, recovered: 40, covered: 0, failed: 0 });
     await s.drain();
 
     expect(s.portal.offlineEvents).toHaveLength(0);
@@ -104,7 +106,12 @@ describe('loss recovery through offline events', () => {
     }
 
     // Draining again, and ONOFFLINEEVENT after our own timeline writes, runs nothing twice.
-    expect(await s.h.services.offline.drainAll()).toEqual({ read: 0, recovered: 0, covered: 0 });
+    expect(await s.h.services.offline.drainAll()).toEqual({
+      read: 0,
+      recovered: 0,
+      covered: 0,
+      failed: 0,
+    });
     await s.drain();
     expect(s.accounting.requests).toHaveLength(30);
 
@@ -117,6 +124,20 @@ describe('loss recovery through offline events', () => {
       io: { out: (t) => (out += t), err: () => undefined },
     });
     expect(JSON.parse(out).recovered).toBe(40);
+    expect(JSON.parse(out).recovery).toMatchObject({ offline: 40, sweep: 0, lastGap: null });
+
+    // The dashboard inside Bitrix24 shows the recovered count; the log marks the source.
+    // (The UI client needs only the portal and the app URL of a harness.)
+    const ui = { portal: s.portal, appUrl: s.h.appUrl } as unknown as UiHarness;
+    const admin = await openSession(ui);
+    const page = await getPage(ui, '/ui', admin.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('id="fig-recovered"><b>40</b>');
+    expect(page.html).toContain('<span id="recovered-offline">40</span>');
+    expect(page.html).toContain('<span id="recovered-sweep">0</span>');
+    expect(page.html).toContain('id="no-gap"');
+    const log = await getPage(ui, '/ui/events', admin.cookie);
+    expect(log.html.match(/data-source="offline"/g)?.length).toBeGreaterThanOrEqual(30);
   });
 
   it('runs the actions once when both the online and the offline delivery arrive for one change', async () => {

@@ -1,10 +1,13 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { slaByPeriod, type SlaFigure, type SlaPeriod } from '../../alerts/sla.js';
 import { listAlertStates, type AlertKind, type AlertStateRow } from '../../../db/stores/alerts.js';
 import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
 import { statusFigures } from '../../../db/stores/events.js';
-import { uiContext } from '../context.js';
+import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
+import { createSweeper, SweepRefusedError } from '../../recovery/sweep.js';
+import { toError } from '../../lib/errors.js';
+import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -101,23 +104,75 @@ export async function firingAlerts(db: Deps['db'], memberId: string): Promise<Fi
     .map((a) => ({ key: a.key, kind: a.kind, firedAt: a.fired_at, summary: alertSummary(a) }));
 }
 
+/** What the dashboard shows of loss recovery (issue 8) for one portal. */
+export interface RecoveryView {
+  offline: number;
+  sweep: number;
+  /** The newest sweep that covered this portal. */
+  gap?: {
+    startedAt: number;
+    endedAt: number;
+    trigger: GapRow['trigger'];
+    status: GapRow['status'];
+    /** Portals swept / in the sweep. */
+    portalsSwept: number;
+    portalsTotal: number;
+    /** This portal's part: entities checked and reconcile events queued. */
+    listed: number;
+    enqueued: number;
+    portalStatus?: string;
+    error?: string;
+  };
+}
+
+export async function recoveryView(db: Deps['db'], portalId: number, memberId: string) {
+  const [counts, gap] = await Promise.all([recoveredCounts(db, portalId), lastGap(db, memberId)]);
+  const view: RecoveryView = { ...counts };
+  if (gap) {
+    const mine = gap.portals.find((p) => p.memberId === memberId);
+    view.gap = {
+      startedAt: gap.started_at,
+      endedAt: gap.ended_at,
+      trigger: gap.trigger,
+      status: gap.status,
+      portalsSwept: gap.portals.filter((p) => p.status === 'done').length,
+      portalsTotal: gap.portals.length,
+      listed: mine?.listed ?? 0,
+      enqueued: mine?.enqueued ?? 0,
+      ...(mine ? { portalStatus: mine.status } : {}),
+      ...(mine?.error ? { error: mine.error } : {}),
+    };
+  }
+  return view;
+}
+
+/** Hours an admin may sweep back from the dashboard. */
+export const SWEEP_HOURS = [1, 6, 24, 72, 168] as const;
+
 /**
  * Dashboard: figures, throughput charts, per-rule success, SLA share per rule for 24 h and
- * 7 days, and the portal's firing alerts.
+ * 7 days, the portal's firing alerts, and loss recovery (recovered events, the last gap and
+ * a sweep on an admin's request).
  */
 export function dashboardPage(deps: Deps): Router {
   const router = Router();
+  // Reconcile events it stores are picked up by the worker's poll.
+  const sweeper = createSweeper(deps);
 
-  router.get('/ui', async (_req, res) => {
+  const render = async (
+    res: Response,
+    extra: { sweepStarted?: boolean; sweepError?: string } = {},
+  ) => {
     const { portal } = uiContext(res);
     const now = deps.clock.now();
-    const [figures, day, week, rules, sla, alerts] = await Promise.all([
+    const [figures, day, week, rules, sla, alerts, recovery] = await Promise.all([
       statusFigures(deps.db, now, portal.id),
       eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
       eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
       ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY),
       slaByPeriod(deps, portal.member_id),
       firingAlerts(deps.db, portal.member_id),
+      recoveryView(deps.db, portal.id, portal.member_id),
     ]);
     res.render('ui/dashboard', {
       nav: 'dashboard',
@@ -125,8 +180,44 @@ export function dashboardPage(deps: Deps): Router {
       rules,
       sla: slaTable(sla),
       alerts,
+      recovery,
+      sweepHours: SWEEP_HOURS,
+      sweepStarted: extra.sweepStarted ?? false,
+      sweepError: extra.sweepError ?? '',
       chartJson: scriptJson({ day, week }),
     });
+  };
+
+  router.get('/ui', async (_req, res) => render(res));
+
+  /** An admin's sweep of this portal, back as many hours as chosen; runs in the background. */
+  router.post('/ui/recovery/sweep', requireAdmin, csrfProtection, async (req, res) => {
+    const { portal, user } = uiContext(res);
+    const hours = Number((req.body as Record<string, unknown>).hours);
+    if (!(SWEEP_HOURS as readonly number[]).includes(hours)) {
+      res.status(400);
+      await render(res, { sweepError: `hours: one of ${SWEEP_HOURS.join(', ')}` });
+      return;
+    }
+    const now = deps.clock.now().getTime();
+    try {
+      const { done } = await sweeper.begin({
+        since: now - hours * HOUR,
+        until: now,
+        memberId: portal.member_id,
+        trigger: 'ui',
+        requestedBy: `ui:user ${user.userId}`,
+      });
+      done.catch((e: unknown) =>
+        deps.logger.warn({ err: toError(e).message }, 'dashboard sweep failed'),
+      );
+    } catch (e) {
+      if (!(e instanceof SweepRefusedError)) throw e;
+      res.status(409);
+      await render(res, { sweepError: e.message });
+      return;
+    }
+    await render(res, { sweepStarted: true });
   });
 
   return router;

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { formatBitrixDate } from '../emulator/crm-store.js';
+import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui/ui-client.js';
+
+/** Loss recovery on the dashboard (issue 8): the figures, the last gap, an admin's sweep. */
+describe('loss recovery on the dashboard', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let deals: Awaited<ReturnType<typeof seedDeals>>;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    h.t.clock.set(Date.now());
+    deals = await seedDeals(h);
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const db = () => h.t.deps.db;
+
+  async function sweepDone(): Promise<Record<string, unknown>> {
+    for (let i = 0; i < 400; i++) {
+      const row = await db()('recovery_gaps').orderBy('id', 'desc').first();
+      if (row && row.status !== 'running') return row as Record<string, unknown>;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error('the sweep did not finish');
+  }
+
+  it('lets an admin sweep the portal (CSRF-protected) and shows the gap and its coverage', async () => {
+    const before = await getPage(h, '/ui', admin.cookie);
+    expect(before.html).toContain('id="no-gap"');
+    expect(before.html).toContain('id="fig-recovered"><b>0</b>');
+    expect(before.html).toContain('id="sweep-form"');
+
+    // A change whose delivery never arrived: the new deal went to WON on the portal only.
+    const fresh = h.portal.deals.get(deals.fresh) as Record<string, unknown>;
+    fresh.STAGE_ID = 'WON';
+    fresh.DATE_MODIFY = formatBitrixDate(Date.now() + 60_000);
+
+    const noCsrf = await postForm(h, '/ui/recovery/sweep', { hours: '24' }, admin.cookie);
+    expect(noCsrf.status).toBe(403);
+    const csrf = csrfOf(before.html);
+    const badHours = await postForm(
+      h,
+      '/ui/recovery/sweep',
+      { hours: '5', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(badHours.status).toBe(400);
+    expect(badHours.html).toContain('id="sweep-error"');
+
+    const started = await postForm(
+      h,
+      '/ui/recovery/sweep',
+      { hours: '24', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(started.status).toBe(200);
+    expect(started.html).toContain('id="sweep-started"');
+    const gap = await sweepDone();
+    expect(gap).toMatchObject({ trigger: 'ui', status: 'done', member_id: h.portal.memberId });
+    expect(Number(gap.listed)).toBe(3);
+    expect(Number(gap.enqueued)).toBe(1);
+    expect(gap.requested_by).toBe('ui:user 1');
+    await h.drain();
+    expect(h.sink.requests.filter((r) => r.url.startsWith('/invoices'))).toHaveLength(2);
+
+    const after = await getPage(h, '/ui', admin.cookie);
+    expect(after.html).toContain('id="fig-recovered"><b>1</b>');
+    expect(after.html).toContain('<span id="recovered-sweep">1</span>');
+    expect(after.html).toMatch(
+      /id="last-gap" data-status="done" data-listed="3" data-enqueued="1"/,
+    );
+    expect(after.html).toContain('1 / 1 portals swept');
+    expect(after.html).toContain('requested here');
+    const log = await getPage(h, '/ui/events', admin.cookie);
+    expect(log.html.match(/data-source="sweep"/g)).toHaveLength(1);
+  });
+
+  it('does not offer or accept a sweep from a user who is not an admin', async () => {
+    const reader = await openSession(h, { userId: 2 });
+    const page = await getPage(h, '/ui', reader.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('id="recovery"');
+    expect(page.html).not.toContain('id="sweep-form"');
+    const res = await postForm(
+      h,
+      '/ui/recovery/sweep',
+      { hours: '24', _csrf: csrfOf(page.html) },
+      reader.cookie,
+    );
+    expect(res.status).toBe(403);
+  });
+
+  it('shows loss recovery in Russian', async () => {
+    const ru = await openSession(h, { lang: 'ru' });
+    const page = await getPage(h, '/ui', ru.cookie);
+    expect(page.html).toContain('Восстановление потерь');
+    expect(page.html).toContain('Последний перерыв');
+    expect(page.html).toContain('Найти потерянные события');
+  });
+});

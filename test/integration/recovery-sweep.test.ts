@@ -1,0 +1,394 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { statusCommand } from '../../server/cli/commands.js';
+import { bitrixTime } from '../../server/recovery/sweep.js';
+import { validateEventMap } from '../../server/rules/validate.js';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { runCliIn } from '../helpers/cli.js';
+import {
+  scenarioCliEnv,
+  startPaidDealScenario,
+  type PaidDealScenario,
+} from '../helpers/scenario.js';
+
+const MIN = 60_000;
+
+/**
+ * The downtime sweep (issue 8) without offline events: the heartbeat tells a restarted app
+ * how long it was away, and the deals changed meanwhile are reconciled from the portal.
+ */
+describe('downtime sweep', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario(undefined, { B24_OFFLINE_EVENTS: 'off' });
+    // The app's clock follows the portal's, as in production (DATE_MODIFY vs received_at).
+    s.h.t.clock.set(Date.now());
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  const db = () => s.h.t.deps.db;
+
+  async function status(): Promise<Record<string, unknown>> {
+    let out = '';
+    await statusCommand({
+      deps: s.h.t.deps,
+      json: true,
+      flags: {},
+      positionals: [],
+      io: { out: (t) => (out += t), err: () => undefined },
+    });
+    return JSON.parse(out) as Record<string, unknown>;
+  }
+
+  /** Deals at NEW, seen online while the app runs (so they have snapshots). */
+  async function seedDeals(n: number): Promise<string[]> {
+    const contact = await s.portal.addContact({
+      NAME: 'Ann',
+      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const deal = await s.portal.addDeal({
+        TITLE: `Order ${i}`,
+        STAGE_ID: 'NEW',
+        OPPORTUNITY: '100.00',
+        CONTACT_ID: contact.id,
+      });
+      ids.push(deal.id);
+    }
+    await s.drain();
+    // Later changes happen a minute on: what was received so far does not cover them.
+    s.shiftPortalTime(60_000);
+    return ids;
+  }
+
+  /** 100 updates while the app is down: the first 30 deals move to WON. */
+  async function updateWhileDown(ids: string[]): Promise<string[]> {
+    await s.h.pauseApp();
+    const won = ids.slice(0, 30);
+    let updates = 0;
+    for (const [i, id] of ids.entries()) {
+      await s.portal.updateDeal(id, { TITLE: `Order ${i} (edited)` });
+      updates++;
+    }
+    for (const id of won) {
+      await s.portal.updateDeal(id, { STAGE_ID: 'WON' });
+      updates++;
+    }
+    for (const id of won) {
+      await s.portal.updateDeal(id, { COMMENTS: 'paid' });
+      updates++;
+    }
+    expect(updates).toBe(100);
+    await s.portal.whenIdle();
+    const lost = s.portal.deliveries.filter(
+      (d) => d.event === 'ONCRMDEALUPDATE' && d.status !== 200,
+    );
+    expect(lost).toHaveLength(100);
+    expect(s.portal.bindings.filter((b) => b.eventType === 'offline')).toHaveLength(0);
+    return won;
+  }
+
+  it('sweeps the gap after a restart: every deal won meanwhile runs its actions once', async () => {
+    // First start: no heartbeat yet, so no gap.
+    expect(await s.h.services.recovery.start()).toBeUndefined();
+    const beatAt = s.h.t.clock.now().getTime();
+    const ids = await seedDeals(40);
+    const won = await updateWhileDown(ids);
+
+    // A sweep the stopped app left running (it died in the middle) does not block the next.
+    await db()('recovery_gaps').insert({
+      trigger: 'start',
+      started_at: beatAt - MIN,
+      ended_at: beatAt,
+      status: 'running',
+      sweep_started_at: beatAt,
+    });
+    // Ten minutes later the app starts again.
+    s.h.t.clock.set(Date.now() + 10 * MIN);
+    s.h.resumeApp();
+    const gap = await s.h.services.recovery.start();
+    expect(
+      await db()('recovery_gaps').where({ status: 'failed', error: 'interrupted' }),
+    ).toHaveLength(1);
+    expect(gap).toMatchObject({
+      trigger: 'start',
+      status: 'done',
+      started_at: beatAt,
+      listed: 40,
+      enqueued: 30,
+    });
+    expect(gap!.portals).toEqual([
+      expect.objectContaining({
+        memberId: s.portal.memberId,
+        status: 'done',
+        listed: 40,
+        enqueued: 30,
+        types: ['deal'],
+      }),
+    ]);
+    // Listed with the fast paging idiom: ordered by ID, `>ID`, `start=-1`, in one page.
+    const lists = s.portal.calls.filter((c) => c.method === 'crm.deal.list');
+    expect(lists).toHaveLength(1);
+    expect(lists[0]!.params).toMatchObject({
+      order: { ID: 'ASC' },
+      start: -1,
+      filter: { '>ID': 0, '>=DATE_MODIFY': bitrixTime(beatAt - 5 * MIN) },
+    });
+    const swept = await db()('events').where({ source: 'sweep' }).orderBy('id');
+    expect(swept).toHaveLength(30);
+    expect(new Set(swept.map((e: { entity_id: string }) => e.entity_id))).toEqual(new Set(won));
+    expect(swept.every((e: { event: string }) => e.event === 'ONCRMDEALUPDATE')).toBe(true);
+
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(30);
+    const dealIds = s.accounting.requests.map(
+      (r) => (JSON.parse(r.body) as { dealId: string }).dealId,
+    );
+    expect(new Set(dealIds)).toEqual(new Set(won));
+    expect(s.logistics.requests).toHaveLength(30);
+    expect(s.sms.requests).toHaveLength(30);
+    const runs = await db()('action_runs').select('status');
+    expect(runs).toHaveLength(120);
+    expect(runs.every((r: { status: string }) => r.status === 'succeeded')).toBe(true);
+    for (const id of won) {
+      expect(s.portal.timeline.filter((c) => c.ENTITY_ID === id)).toHaveLength(1);
+    }
+
+    // A second sweep over the same gap finds every change accounted for.
+    const again = await s.h.services.recovery.sweeper.run({
+      since: beatAt,
+      trigger: 'cli',
+    });
+    expect(again).toMatchObject({ status: 'done', listed: 40, enqueued: 0 });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(30);
+    expect(await db()('events').where({ source: 'sweep' })).toHaveLength(30);
+
+    const doc = await status();
+    expect(doc.recovered).toBe(30);
+    expect(doc.recovery).toMatchObject({
+      offline: 0,
+      sweep: 30,
+      lastGap: { trigger: 'cli', status: 'done', listed: 40, enqueued: 0 },
+    });
+    expect((doc.portals as Array<Record<string, unknown>>)[0]).toMatchObject({ recovered: 30 });
+  });
+
+  it('pages by ID past 50 records, and reconciles deals created in the gap with the ADD event', async () => {
+    // The portal's own map: a deal created directly in WON is announced (a rule on ADD).
+    const v = validateEventMap({
+      rules: [
+        {
+          name: 'New won deal',
+          on: ['ONCRMDEALADD'],
+          when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+          actions: [
+            {
+              type: 'http',
+              method: 'POST',
+              url: `${s.accounting.url}/new-won`,
+              body: { dealId: '{{deal.ID}}' },
+            },
+          ],
+        },
+      ],
+    });
+    if (!v.ok) throw new Error(JSON.stringify(v.errors));
+    await saveRuleMap(db(), s.portal.memberId, v.map, s.h.t.clock.now());
+    await s.h.services.recovery.start();
+    await s.h.pauseApp();
+    const created: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      const d = await s.portal.addDeal({
+        TITLE: `Gap ${i}`,
+        STAGE_ID: i % 12 === 0 ? 'WON' : 'NEW',
+      });
+      created.push(d.id);
+    }
+    await s.portal.whenIdle();
+    s.h.t.clock.set(Date.now() + 10 * MIN);
+    s.h.resumeApp();
+    const gap = await s.h.services.recovery.start();
+    expect(gap).toMatchObject({ status: 'done', listed: 120, enqueued: 120 });
+    const pages = s.portal.calls
+      .filter((c) => c.method === 'crm.deal.list')
+      .map((c) => (c.params.filter as Record<string, unknown>)['>ID']);
+    expect(pages).toEqual([0, Number(created[49]), Number(created[99])]);
+    const events = await db()('events').where({ source: 'sweep' }).select('event');
+    expect(events.every((e: { event: string }) => e.event === 'ONCRMDEALADD')).toBe(true);
+    await s.drain();
+    const announced = s.accounting.requests.filter((r) => r.url.startsWith('/new-won'));
+    expect(announced).toHaveLength(10);
+    expect(s.logistics.requests).toHaveLength(0);
+    expect(
+      (await s.h.services.recovery.sweeper.run({ since: Date.now() - 20 * MIN, trigger: 'cli' }))
+        .enqueued,
+    ).toBe(0);
+  });
+
+  it('sweeps smart-process items with crm.item.list', async () => {
+    const SPA = 128;
+    await s.close();
+    s = await startPaidDealScenario(
+      (urls) => {
+        const v = validateEventMap({
+          rules: [
+            {
+              name: 'Project done',
+              on: [`ONCRMDYNAMICITEMUPDATE_${SPA}`],
+              when: [{ field: 'stageId', becomes: `DT${SPA}_1:SUCCESS` }],
+              actions: [
+                {
+                  type: 'http',
+                  method: 'POST',
+                  url: `${urls.accounting}/done`,
+                  body: { id: '{{item.id}}', title: '{{item.title}}' },
+                },
+              ],
+            },
+          ],
+        });
+        if (!v.ok) throw new Error(JSON.stringify(v.errors));
+        return v.map;
+      },
+      { B24_OFFLINE_EVENTS: 'off', B24_EVENTS: 'ONCRMDYNAMICITEMADD,ONCRMDYNAMICITEMUPDATE' },
+    );
+    s.h.t.clock.set(Date.now());
+    await s.h.services.recovery.start();
+    const items = [];
+    for (const title of ['Alpha', 'Beta', 'Gamma']) {
+      items.push((await s.portal.addItem(SPA, { title })).id);
+    }
+    await s.drain();
+    s.shiftPortalTime(60_000);
+    await s.h.pauseApp();
+    await s.portal.updateItem(SPA, items[0]!, { stageId: `DT${SPA}_1:SUCCESS` });
+    await s.portal.updateItem(SPA, items[1]!, { stageId: `DT${SPA}_1:SUCCESS` });
+    await s.portal.updateItem(SPA, items[2]!, { title: 'Gamma 2' });
+    await s.portal.whenIdle();
+    s.h.t.clock.set(Date.now() + 10 * MIN);
+    s.h.resumeApp();
+    const gap = await s.h.services.recovery.start();
+    expect(gap).toMatchObject({ status: 'done', listed: 3, enqueued: 2 });
+    expect(gap!.portals[0]!.types).toEqual([`dynamic:${SPA}`]);
+    const list = s.portal.calls.find((c) => c.method === 'crm.item.list')!;
+    expect(list.params).toMatchObject({ entityTypeId: SPA, order: { id: 'ASC' }, start: -1 });
+    await s.drain();
+    expect(s.accounting.requests.map((r) => JSON.parse(r.body).title).sort()).toEqual([
+      'Alpha',
+      'Beta',
+    ]);
+  });
+
+  it('does not sweep a restart within the threshold, and beats while running', async () => {
+    await s.h.services.recovery.start();
+    s.h.t.clock.advance(30_000);
+    await s.h.services.recovery.beat();
+    const row = await db()('heartbeats').where({ name: 'app' }).first();
+    expect(Number(row.beat_at)).toBe(s.h.t.clock.now().getTime());
+    await s.h.pauseApp();
+    expect(Number((await db()('heartbeats').first()).stopped_at)).toBe(s.h.t.clock.now().getTime());
+    s.h.t.clock.advance(60_000);
+    s.h.resumeApp();
+    expect(await s.h.services.recovery.start()).toBeUndefined();
+    expect(await db()('recovery_gaps')).toHaveLength(0);
+  });
+
+  it('recover sweep: exit 0 with the coverage, 2 on bad usage, 1 when the portal fails', async () => {
+    const ids = await seedDeals(3);
+    await s.h.pauseApp();
+    await s.portal.updateDeal(ids[0]!, { STAGE_ID: 'WON' });
+    await s.portal.whenIdle();
+    s.h.resumeApp();
+    const env = scenarioCliEnv(s);
+    const since = new Date(s.h.t.clock.now().getTime() - 10 * MIN).toISOString();
+
+    const ok = await runCliIn(s.h.t, ['recover', 'sweep', '--since', since, '--json'], env);
+    expect(ok.err).toBe('');
+    expect(ok.code).toBe(0);
+    const doc = JSON.parse(ok.out) as Record<string, unknown>;
+    expect(doc).toMatchObject({ trigger: 'cli', status: 'done', listed: 3, enqueued: 1 });
+    expect(doc.portals).toEqual([
+      { memberId: s.portal.memberId, status: 'done', listed: 3, enqueued: 1, types: ['deal'] },
+    ]);
+    // The running app's worker takes the reconcile event up.
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+
+    const text = await runCliIn(
+      s.h.t,
+      ['recover', 'sweep', '--since', since, '--portal', s.portal.memberId],
+      env,
+    );
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/done, 3 listed, 0 reconcile events queued/);
+
+    for (const argv of [
+      ['recover'],
+      ['recover', 'sweeep'],
+      ['recover', 'sweep', '--since', 'yesterday'],
+      ['recover', 'sweep', '--since', new Date(Date.now() + 3600_000 * 24 * 30).toISOString()],
+      ['recover', 'sweep', '--portal', 'no-such-portal'],
+      ['recover', 'sweep', '--since'],
+      ['recover', 'sweep', 'extra'],
+    ]) {
+      const bad = await runCliIn(s.h.t, argv, env);
+      expect({ argv, code: bad.code }).toEqual({ argv, code: 2 });
+      expect(bad.out).toBe('');
+      expect(bad.err.trim().split('\n')).toHaveLength(1);
+    }
+
+    // A passing refusal (the portal's rate limit) is waited out.
+    s.portal.failNext('crm.deal.list', {
+      status: 503,
+      error: 'QUERY_LIMIT_EXCEEDED',
+      description: 'Too many requests',
+    });
+    const before = s.portal.calls.length;
+    const retried = await runCliIn(s.h.t, ['recover', 'sweep', '--since', since, '--json'], env);
+    expect(retried.code).toBe(0);
+    expect(
+      s.portal.calls
+        .slice(before)
+        .filter((c) => c.method === 'crm.deal.list')
+        .map((c) => c.status),
+    ).toEqual([503, 200]);
+
+    s.portal.failNext('crm.deal.list', {
+      status: 400,
+      error: 'ACCESS_DENIED',
+      description: 'Access denied',
+    });
+    const failed = await runCliIn(s.h.t, ['recover', 'sweep', '--since', since, '--json'], env);
+    expect(failed.code).toBe(1);
+    expect(JSON.parse(failed.out)).toMatchObject({
+      status: 'failed',
+      portals: [
+        {
+          memberId: s.portal.memberId,
+          status: 'failed',
+          error: expect.stringContaining('ACCESS_DENIED'),
+        },
+      ],
+    });
+    expect(failed.out).not.toContain('access_token');
+  });
+
+  it('refuses a second sweep while one is running', async () => {
+    await seedDeals(1);
+    const sweeper = s.h.services.recovery.sweeper;
+    const since = s.h.t.clock.now().getTime() - MIN;
+    const first = await sweeper.begin({ since, trigger: 'cli' });
+    await expect(sweeper.run({ since, trigger: 'cli' })).rejects.toThrow(/already running/);
+    const cli = await runCliIn(
+      s.h.t,
+      ['recover', 'sweep', '--since', new Date(since).toISOString()],
+      scenarioCliEnv(s),
+    );
+    expect(cli.code).toBe(1);
+    expect(cli.err).toMatch(/already running/);
+    expect(await first.done).toMatchObject({ status: 'done' });
+  });
+});
