@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { JobRow } from '../../server/queue/types.js';
 import { isPg } from '../connect.js';
-import { LOCK } from '../locks.js';
+import { liveInstanceKeys } from './instances.js';
 
 /** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
 export type JobType = 'process_event' | 'lifecycle' | 'alert';
@@ -166,13 +166,7 @@ export async function releaseStaleJobs(
  * without a key (a worker without an instance lock) are left to `releaseStaleJobs`.
  */
 export async function releaseOrphanedJobs(db: Knex, now: number): Promise<number> {
-  const held = (await db.raw(
-    `select objid::bigint as key from pg_locks
-      where locktype = 'advisory' and granted and objsubid = 2 and classid::bigint = ?
-        and database = (select oid from pg_database where datname = current_database())`,
-    [LOCK.instance],
-  )) as { rows: { key: number }[] };
-  const live = new Set(held.rows.map((r) => Number(r.key)));
+  const live = await liveInstanceKeys(db);
   const leases = (await db('jobs')
     .where('status', 'running')
     .where('locked_by', 'like', '%#%')

@@ -66,7 +66,11 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     onEnqueued: () => worker.notify(),
     leader: lock ? () => lock.tryLead(LOCK.alerts, 0) : undefined,
   });
-  const recovery = createRecovery(deps, { offline, onStored: () => worker.notify() });
+  const recovery = createRecovery(deps, {
+    offline,
+    onStored: () => worker.notify(),
+    instanceKey: lock?.key,
+  });
   return {
     intake,
     worker,
