@@ -116,16 +116,25 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);
       const result = await handler({ deps, job, event, attempt: job.attempts });
       const t = now();
-      await completeJob(db, job.id, t);
-      if (event && (job.type === 'process_event' || event.status !== 'rejected')) {
-        const fresh = await getEvent(db, event.id);
+      // The job and its event finish together: a process killed in between would leave a
+      // done job and an event `processing` for ever (no job would ever pick it up again).
+      const finished = await db.transaction(async (trx) => {
+        await completeJob(trx, job.id, t);
+        if (!event || (job.type !== 'process_event' && event.status === 'rejected')) return;
+        const fresh = await getEvent(trx, event.id);
         // A handler may have set a final status itself (rejected, skipped); keep it.
-        if (fresh && ['received', 'processing', 'unverified'].includes(fresh.status)) {
-          const status = result?.eventStatus ?? 'processed';
-          await finishEvent(db, event.id, { status, lastError: result?.note ?? null, at: t });
-          metrics.eventsFinished.inc({ portal: event.member_id ?? '', event: event.event, status });
-          metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
-        }
+        if (!fresh || !['received', 'processing', 'unverified'].includes(fresh.status)) return;
+        const status = result?.eventStatus ?? 'processed';
+        await finishEvent(trx, event.id, { status, lastError: result?.note ?? null, at: t });
+        return status;
+      });
+      if (event && finished) {
+        metrics.eventsFinished.inc({
+          portal: event.member_id ?? '',
+          event: event.event,
+          status: finished,
+        });
+        metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
       }
       outcome = { job, outcome: 'done' };
     } catch (thrown) {
@@ -133,19 +142,24 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       const message = describe(e).slice(0, 2000);
       const t = now();
       if (e instanceof PausedError) {
-        await rescheduleJob(db, job.id, {
-          runAt: t + e.resumeAfterMs,
-          lastError: message,
-          refundAttempt: true,
-          now: t,
+        await db.transaction(async (trx) => {
+          await rescheduleJob(trx, job.id, {
+            runAt: t + e.resumeAfterMs,
+            lastError: message,
+            refundAttempt: true,
+            now: t,
+          });
+          if (event)
+            await finishEvent(trx, event.id, { status: 'received', lastError: message, at: t });
         });
-        if (event)
-          await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
         outcome = { job, outcome: 'paused', error: message };
       } else if (e instanceof PermanentError || job.attempts >= job.max_attempts) {
-        await killJob(db, job.id, message, t);
+        await db.transaction(async (trx) => {
+          await killJob(trx, job.id, message, t);
+          if (event)
+            await finishEvent(trx, event.id, { status: 'failed', lastError: message, at: t });
+        });
         if (event) {
-          await finishEvent(db, event.id, { status: 'failed', lastError: message, at: t });
           metrics.eventsFinished.inc({
             portal: event.member_id ?? '',
             event: event.event,
@@ -163,9 +177,11 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
           retryAfter,
           opts.random,
         );
-        await rescheduleJob(db, job.id, { runAt, lastError: message, now: t });
-        if (event)
-          await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
+        await db.transaction(async (trx) => {
+          await rescheduleJob(trx, job.id, { runAt, lastError: message, now: t });
+          if (event)
+            await finishEvent(trx, event.id, { status: 'received', lastError: message, at: t });
+        });
         log
           .child()
           .info(
