@@ -3,6 +3,7 @@ import os from 'node:os';
 import PQueue from 'p-queue';
 import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
+import { markStorageFailing } from '../intake/storage-health.js';
 import { finishEvent, getEvent, markEventProcessing } from '../../db/stores/events.js';
 import {
   claimJobs,
@@ -59,6 +60,9 @@ export interface Worker extends EventEmitter {
   recoverStale(): Promise<number>;
 }
 
+/** Longest pause between claims while the database keeps refusing writes. */
+const MAX_FAILURE_BACKOFF_MS = 15_000;
+
 const describe = (e: Error) => {
   const code = (e as { code?: unknown }).code;
   return (typeof code === 'string' && code !== 'INTERNAL' ? `${code}: ` : '') + e.message;
@@ -84,6 +88,14 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   let loopTimer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   let loopDone: Promise<void> | undefined;
+  /**
+   * Jobs claimed (so `running` in the table) whose outcome could not be written: the
+   * database refused (locked, disk full). They go back to the queue as soon as it takes
+   * writes again, without waiting for a lease to expire or a restart.
+   */
+  const unrecorded = new Set<number>();
+  /** Claims that failed in a row: the loop backs off while the database refuses. */
+  let failedClaims = 0;
 
   const emitter = new EventEmitter() as Worker;
 
@@ -100,16 +112,25 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);
       const result = await handler({ deps, job, event, attempt: job.attempts });
       const t = now();
-      await completeJob(db, job.id, t);
-      if (event && (job.type === 'process_event' || event.status !== 'rejected')) {
-        const fresh = await getEvent(db, event.id);
+      // The job and its event finish in one transaction: a crash or a refused write between
+      // the two would leave the event `processing` under a job that is done.
+      const finished = await db.transaction(async (trx) => {
+        await completeJob(trx, job.id, t);
+        if (!event || (job.type !== 'process_event' && event.status === 'rejected')) return;
+        const fresh = await getEvent(trx, event.id);
         // A handler may have set a final status itself (rejected, skipped); keep it.
-        if (fresh && ['received', 'processing', 'unverified'].includes(fresh.status)) {
-          const status = result?.eventStatus ?? 'processed';
-          await finishEvent(db, event.id, { status, lastError: result?.note ?? null, at: t });
-          metrics.eventsFinished.inc({ portal: event.member_id ?? '', event: event.event, status });
-          metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
-        }
+        if (!fresh || !['received', 'processing', 'unverified'].includes(fresh.status)) return;
+        const status = result?.eventStatus ?? 'processed';
+        await finishEvent(trx, event.id, { status, lastError: result?.note ?? null, at: t });
+        return status;
+      });
+      if (event && finished) {
+        metrics.eventsFinished.inc({
+          portal: event.member_id ?? '',
+          event: event.event,
+          status: finished,
+        });
+        metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
       }
       outcome = { job, outcome: 'done' };
     } catch (thrown) {
@@ -117,19 +138,24 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       const message = describe(e).slice(0, 2000);
       const t = now();
       if (e instanceof PausedError) {
-        await rescheduleJob(db, job.id, {
-          runAt: t + e.resumeAfterMs,
-          lastError: message,
-          refundAttempt: true,
-          now: t,
+        await db.transaction(async (trx) => {
+          await rescheduleJob(trx, job.id, {
+            runAt: t + e.resumeAfterMs,
+            lastError: message,
+            refundAttempt: true,
+            now: t,
+          });
+          if (event)
+            await finishEvent(trx, event.id, { status: 'received', lastError: message, at: t });
         });
-        if (event)
-          await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
         outcome = { job, outcome: 'paused', error: message };
       } else if (e instanceof PermanentError || job.attempts >= job.max_attempts) {
-        await killJob(db, job.id, message, t);
+        await db.transaction(async (trx) => {
+          await killJob(trx, job.id, message, t);
+          if (event)
+            await finishEvent(trx, event.id, { status: 'failed', lastError: message, at: t });
+        });
         if (event) {
-          await finishEvent(db, event.id, { status: 'failed', lastError: message, at: t });
           metrics.eventsFinished.inc({
             portal: event.member_id ?? '',
             event: event.event,
@@ -147,9 +173,11 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
           retryAfter,
           opts.random,
         );
-        await rescheduleJob(db, job.id, { runAt, lastError: message, now: t });
-        if (event)
-          await finishEvent(db, event.id, { status: 'received', lastError: message, at: t });
+        await db.transaction(async (trx) => {
+          await rescheduleJob(trx, job.id, { runAt, lastError: message, now: t });
+          if (event)
+            await finishEvent(trx, event.id, { status: 'received', lastError: message, at: t });
+        });
         log
           .child()
           .info(
@@ -164,7 +192,31 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     return outcome;
   }
 
+  /** The database failed under a claimed job: remember it and say so once per job. */
+  function lost(j: JobRow, e: unknown) {
+    unrecorded.add(j.id);
+    markStorageFailing(metrics);
+    logger.error(
+      { err: e, jobId: j.id },
+      'worker could not record a job outcome; the job is released once the database takes writes',
+    );
+  }
+
+  async function releaseUnrecorded(): Promise<void> {
+    if (unrecorded.size === 0) return;
+    const ids = [...unrecorded].filter((jobId) => !inFlight.has(jobId));
+    if (ids.length === 0) return;
+    try {
+      const n = await releaseJobs(db, id, ids, now());
+      for (const jobId of ids) unrecorded.delete(jobId);
+      logger.warn({ released: n }, 'database takes writes again: released unrecorded jobs');
+    } catch {
+      // Still refused; the next round tries again.
+    }
+  }
+
   async function runOnce(): Promise<JobOutcome[]> {
+    await releaseUnrecorded();
     const free = concurrency - inFlight.size;
     if (free <= 0) return [];
     const jobs = await claimJobs(db, {
@@ -181,8 +233,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
             try {
               return await execute(j);
             } catch (e) {
-              // The database itself failed; the lease will bring the job back.
-              logger.error({ err: e, jobId: j.id }, 'worker could not record a job outcome');
+              lost(j, e);
               return { job: j, outcome: 'retry' as const, error: toError(e).message };
             } finally {
               inFlight.delete(j.id);
@@ -202,7 +253,9 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         continue;
       }
       yielded = 0;
+      let claimFailed = false;
       try {
+        await releaseUnrecorded();
         if (inFlight.size < concurrency) {
           const free = concurrency - inFlight.size;
           const jobs = await claimJobs(db, {
@@ -217,24 +270,36 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
               try {
                 await execute(j);
               } catch (e) {
-                logger.error({ err: e, jobId: j.id }, 'worker could not record a job outcome');
+                lost(j, e);
               } finally {
                 inFlight.delete(j.id);
                 wake?.();
               }
             });
           }
+          failedClaims = 0;
           if (jobs.length === free) continue;
         }
       } catch (e) {
-        logger.error({ err: e }, 'worker loop: claiming failed');
+        claimFailed = true;
+        failedClaims++;
+        markStorageFailing(metrics);
+        // Once per streak at error level; a long fault (disk full) should not flood the log.
+        if (failedClaims === 1) logger.error({ err: e }, 'worker loop: claiming failed');
+        else logger.debug({ err: e, failedClaims }, 'worker loop: claiming failed again');
       }
       let delay = pollMs;
-      try {
-        const due = await nextDueAt(db);
-        if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - now()));
-      } catch {
-        delay = pollMs;
+      if (claimFailed) {
+        // Back off while the database refuses (each try may wait out its busy timeout);
+        // a delivery committed meanwhile wakes the loop at once (notify).
+        delay = Math.min(MAX_FAILURE_BACKOFF_MS, pollMs * 2 ** Math.min(failedClaims - 1, 10));
+      } else {
+        try {
+          const due = await nextDueAt(db);
+          if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - now()));
+        } catch {
+          delay = pollMs;
+        }
       }
       await new Promise<void>((resolve) => {
         wake = () => {
