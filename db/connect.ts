@@ -13,6 +13,8 @@ export type DbTarget =
 export interface OpenOptions {
   /** PostgreSQL only: most connections in the pool. @default 10 */
   poolSize?: number;
+  /** SQLite only: how long a writer waits for the lock (see applySqlitePragmas). */
+  busyTimeoutMs?: number;
 }
 
 /**
@@ -32,12 +34,18 @@ interface SqliteConnection {
   pragma(s: string): unknown;
 }
 
+/** How long a SQLite write waits for another connection's lock before failing. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
 /** The settings every SQLite connection of the app runs with (see openDb). */
-export function applySqlitePragmas(conn: SqliteConnection): void {
+export function applySqlitePragmas(
+  conn: SqliteConnection,
+  busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
+): void {
   conn.pragma('journal_mode = WAL');
   conn.pragma('synchronous = FULL');
   conn.pragma('foreign_keys = ON');
-  conn.pragma('busy_timeout = 5000');
+  conn.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
 }
 
 /**
@@ -54,7 +62,8 @@ export function openSqliteConnection(filename: string): BetterSqlite3.Database {
 /**
  * Opens the database. SQLite runs in WAL mode with `synchronous=FULL`, so a commit that
  * returned has reached the disk and survives a power loss; foreign keys on; a busy timeout
- * so a second process (the CLI) waits instead of failing.
+ * so a second process (the CLI) waits instead of failing. better-sqlite3 waits on the
+ * calling thread, so the server's main connection uses a shorter one (`busyTimeoutMs`).
  */
 export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
   if (target.client === 'pg') {
@@ -74,7 +83,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       max: 1,
       afterCreate(conn: SqliteConnection, done: (err: Error | null, c: unknown) => void) {
         try {
-          applySqlitePragmas(conn);
+          applySqlitePragmas(conn, opts.busyTimeoutMs);
           done(null, conn);
         } catch (e) {
           done(e as Error, conn);

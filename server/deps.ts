@@ -40,11 +40,13 @@ export interface DepsOverrides {
   skipMigrations?: boolean;
   /** Options of the REST client (rate limits, fetch) — tests use a fast drain. */
   bitrix?: BitrixRestOptions;
+  /** SQLite: how long a write on this connection waits for a lock (see openDb). */
+  busyTimeoutMs?: number;
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const root = projectRoot();
-  const db = overrides.db ?? openDb(config.database);
+  const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
   if (!overrides.skipMigrations) await migrateToLatest(db);
   const clock = overrides.clock ?? systemClock;
   const deps: Omit<Deps, 'bitrix'> = {

@@ -9,12 +9,17 @@ import { releaseStaleJobs } from '../db/stores/jobs.js';
 import { buildListener, listen } from './start.js';
 import path from 'node:path';
 
+/** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
+const MAIN_BUSY_TIMEOUT_MS = 250;
+
 /** The only place that reads process.env: wires real dependencies and serves. */
 async function main(): Promise<void> {
   const env = process.env;
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
   const config = loadConfig(env, ensureSecrets(dataDir, env));
-  const deps = await createDeps(config);
+  // The main thread serves every request: a write there must not wait long for a lock held
+  // by another process (a locked database answers 503 at the intake, on its own thread).
+  const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
   // SQLite writes of the intake run on their own thread so fsyncs never stall requests.
   const intakeWriter =
     config.database.client === 'sqlite'

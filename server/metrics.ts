@@ -88,6 +88,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['portal'] as const,
       registers: [registry],
     }),
+    storageWriteFailure: new Gauge({
+      name: 'b24hooks_storage_write_failure_timestamp_seconds',
+      help: 'Unix time of the last write the database refused (locked beyond the busy timeout, disk full); 0 once a write succeeds again. /healthz answers 503 meanwhile',
+      registers: [registry],
+    }),
     oldestPendingSeconds: new Gauge({
       name: 'b24hooks_oldest_pending_seconds',
       help: 'Age of the oldest unprocessed event',

@@ -19,6 +19,9 @@ const RETRYABLE_CODES = new Set([
   'INTERNAL_SERVER_ERROR',
   'NETWORK_ERROR',
   'REQUEST_TIMEOUT',
+  // Still expired after the refresh and repeat inside the call: the token expired again
+  // meanwhile (a storm). The next attempt refreshes again, at most once per expiry.
+  'expired_token',
 ]);
 
 export function isRetryableFailure(f: Pick<BitrixFailure, 'bitrixCode' | 'httpStatus'>): boolean {

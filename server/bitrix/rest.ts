@@ -37,6 +37,8 @@ export interface BitrixRestOptions {
   fetch?: FetchFn;
   /** How long a job waits when its portal needs re-authorisation. @default 10 min */
   pausedRetryMs?: number;
+  /** A REST request without an answer by then fails as REQUEST_TIMEOUT (retried). @default 30 s */
+  timeoutMs?: number;
 }
 
 /** One command of a batch: method and params. */
@@ -155,6 +157,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     ? createSharedRateLimiter(db, { ...limiterOptions, logger: deps.logger })
     : createRateLimiter(limiterOptions);
   const pausedRetryMs = opts.pausedRetryMs ?? 10 * 60_000;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const refresher: TokenRefresher = createTokenRefresher(deps, { fetch: fetchFn, pausedRetryMs });
   const limitsLoaded = new Set<string>();
   const pendingReads = new Map<
@@ -226,7 +229,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     const url = box.decrypt(row.webhook_url_enc);
     assertPortalUrl(config, row.domain, url);
     await pace(row.member_id);
-    const answer = await counted(postRest<T>(fetchFn, url, method, params));
+    const answer = await counted(postRest<T>(fetchFn, url, method, params, { timeoutMs }));
     return answer.result;
   }
 
@@ -287,6 +290,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     // the SDK's repeat after a refresh passes here too.
     b24.getHttpClient(ApiVersion.v2).ajaxClient.interceptors.request.use(async (cfg) => {
       await pace(row.member_id);
+      cfg.timeout = timeoutMs;
       return cfg;
     });
     let res;
@@ -428,7 +432,9 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
           base,
           method,
           params,
-          'accessToken' in credential ? { accessToken: credential.accessToken } : {},
+          'accessToken' in credential
+            ? { accessToken: credential.accessToken, timeoutMs }
+            : { timeoutMs },
         ),
       );
       return answer.result;

@@ -26,6 +26,8 @@ export function createCommitQueue(
   opts: {
     maxBatch?: number;
     onCommitted?: (rows: IntakeRow[], outcomes: IntakeOutcome[]) => void;
+    /** A batch could not be written (its callers' promises reject with `error`). */
+    onFailed?: (error: unknown) => void;
   } = {},
 ): CommitQueue {
   const maxBatch = opts.maxBatch ?? 1000;
@@ -48,6 +50,7 @@ export function createCommitQueue(
         );
       } catch (e) {
         for (const p of batch) p.reject(e);
+        opts.onFailed?.(e);
       }
     }
     running = undefined;

@@ -11,6 +11,7 @@ import { entityOf } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
 import { deliveredTokens, maskedBody } from './mask.js';
+import { markStorageFailing, markStorageWritable } from './storage-health.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
 
 /** Events that manage the app itself; they get a `lifecycle` job. */
@@ -41,16 +42,29 @@ export const REJECTED_LOG_BUDGET_PER_MINUTE = 120;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
-function send(res: http.ServerResponse, status: number, body: string, close = false): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: string,
+  close = false,
+  extra: Record<string, string> = {},
+): void {
   if (res.headersSent) return;
   const headers: Record<string, string | number> = {
     ...JSON_HEADERS,
     'content-length': Buffer.byteLength(body),
+    ...extra,
   };
   if (close) headers.connection = 'close';
   res.writeHead(status, headers);
   res.end(body);
 }
+
+/**
+ * Seconds a sender should wait after a 503 (the database refused the write: locked beyond
+ * the busy timeout, disk full). Bitrix24 itself does not re-send; other senders may.
+ */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
 
 const OK = '{"ok":true}';
 const OK_DUPLICATE = '{"ok":true,"duplicate":true}';
@@ -89,8 +103,10 @@ export function createIntake(
   const listeners: Array<() => void> = [];
   const queue: CommitQueue = createCommitQueue(writer, now, {
     onCommitted: () => {
+      markStorageWritable(metrics);
       for (const l of listeners) l();
     },
+    onFailed: () => markStorageFailing(metrics),
   });
   const allowlist = createIpAllowlist({
     entries: config.ipAllowlist,
@@ -225,7 +241,9 @@ export function createIntake(
         { err: e, memberId: d.auth.member_id, event: d.event },
         'could not store an event delivery',
       );
-      send(res, 503, '{"error":"storage unavailable"}');
+      send(res, 503, '{"error":"storage unavailable"}', false, {
+        'retry-after': String(STORAGE_RETRY_AFTER_SECONDS),
+      });
       return;
     }
     if (outcome.duplicate) {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import PQueue from 'p-queue';
 import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
+import { markStorageFailing } from '../intake/storage-health.js';
 import { finishEvent, getEvent, markEventProcessing } from '../../db/stores/events.js';
 import {
   claimJobs,
@@ -69,6 +70,9 @@ export interface Worker extends EventEmitter {
   recoverStale(): Promise<number>;
 }
 
+/** Longest pause between claims while the database keeps refusing writes. */
+const MAX_FAILURE_BACKOFF_MS = 15_000;
+
 const describe = (e: Error) => {
   const code = (e as { code?: unknown }).code;
   return (typeof code === 'string' && code !== 'INTERNAL' ? `${code}: ` : '') + e.message;
@@ -100,6 +104,14 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   let loopTimer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   let loopDone: Promise<void> | undefined;
+  /**
+   * Jobs claimed (so `running` in the table) whose outcome could not be written: the
+   * database refused (locked, disk full). They go back to the queue as soon as it takes
+   * writes again, without waiting for a lease to expire or a restart.
+   */
+  const unrecorded = new Set<number>();
+  /** Claims that failed in a row: the loop backs off while the database refuses. */
+  let failedClaims = 0;
 
   const emitter = new EventEmitter() as Worker;
 
@@ -116,8 +128,8 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);
       const result = await handler({ deps, job, event, attempt: job.attempts });
       const t = now();
-      // The job and its event finish together: a process killed in between would leave a
-      // done job and an event `processing` for ever (no job would ever pick it up again).
+      // The job and its event finish in one transaction: a crash or a refused write between
+      // the two would leave the event `processing` under a job that is done.
       const finished = await db.transaction(async (trx) => {
         await completeJob(trx, job.id, t);
         if (!event || (job.type !== 'process_event' && event.status === 'rejected')) return;
@@ -196,7 +208,31 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     return outcome;
   }
 
+  /** The database failed under a claimed job: remember it and say so once per job. */
+  function lost(j: JobRow, e: unknown) {
+    unrecorded.add(j.id);
+    markStorageFailing(metrics);
+    logger.error(
+      { err: e, jobId: j.id },
+      'worker could not record a job outcome; the job is released once the database takes writes',
+    );
+  }
+
+  async function releaseUnrecorded(): Promise<void> {
+    if (unrecorded.size === 0) return;
+    const ids = [...unrecorded].filter((jobId) => !inFlight.has(jobId));
+    if (ids.length === 0) return;
+    try {
+      const n = await releaseJobs(db, claimId, ids, now());
+      for (const jobId of ids) unrecorded.delete(jobId);
+      logger.warn({ released: n }, 'database takes writes again: released unrecorded jobs');
+    } catch {
+      // Still refused; the next round tries again.
+    }
+  }
+
   async function runOnce(): Promise<JobOutcome[]> {
+    await releaseUnrecorded();
     const free = concurrency - inFlight.size;
     if (free <= 0) return [];
     const jobs = await claimJobs(db, {
@@ -213,8 +249,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
             try {
               return await execute(j);
             } catch (e) {
-              // The database itself failed; the lease will bring the job back.
-              logger.error({ err: e, jobId: j.id }, 'worker could not record a job outcome');
+              lost(j, e);
               return { job: j, outcome: 'retry' as const, error: toError(e).message };
             } finally {
               inFlight.delete(j.id);
@@ -247,7 +282,9 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       }
       yielded = 0;
       await sweepOrphans();
+      let claimFailed = false;
       try {
+        await releaseUnrecorded();
         if (inFlight.size < concurrency && (!lock || lock.held())) {
           const free = concurrency - inFlight.size;
           const jobs = await claimJobs(db, {
@@ -262,24 +299,36 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
               try {
                 await execute(j);
               } catch (e) {
-                logger.error({ err: e, jobId: j.id }, 'worker could not record a job outcome');
+                lost(j, e);
               } finally {
                 inFlight.delete(j.id);
                 wake?.();
               }
             });
           }
+          failedClaims = 0;
           if (jobs.length === free) continue;
         }
       } catch (e) {
-        logger.error({ err: e }, 'worker loop: claiming failed');
+        claimFailed = true;
+        failedClaims++;
+        markStorageFailing(metrics);
+        // Once per streak at error level; a long fault (disk full) should not flood the log.
+        if (failedClaims === 1) logger.error({ err: e }, 'worker loop: claiming failed');
+        else logger.debug({ err: e, failedClaims }, 'worker loop: claiming failed again');
       }
       let delay = pollMs;
-      try {
-        const due = await nextDueAt(db);
-        if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - now()));
-      } catch {
-        delay = pollMs;
+      if (claimFailed) {
+        // Back off while the database refuses (each try may wait out its busy timeout);
+        // a delivery committed meanwhile wakes the loop at once (notify).
+        delay = Math.min(MAX_FAILURE_BACKOFF_MS, pollMs * 2 ** Math.min(failedClaims - 1, 10));
+      } else {
+        try {
+          const due = await nextDueAt(db);
+          if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - now()));
+        } catch {
+          delay = pollMs;
+        }
       }
       await new Promise<void>((resolve) => {
         wake = () => {

@@ -4,6 +4,7 @@ import { parseRequestParams, readBody, sendJson } from './http-util.js';
 import { runBatch, type Outcome } from './rest-batch.js';
 import { RestError, type CallContext, type MethodResult } from './rest-error.js';
 import { METHODS } from './rest-methods.js';
+import { injectRestFault } from './rest-faults.js';
 import { findUser, type PortalState } from './state.js';
 
 /**
@@ -180,6 +181,8 @@ export async function handleRest(
     fail(new RestError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests'));
     return;
   }
+  // The reliability suite's fault switch (rest-faults.ts): off unless armed for this portal.
+  if (injectRestFault(portal, fail)) return;
   if (!route) {
     fail(new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'));
     return;

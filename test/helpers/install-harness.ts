@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import type { Env } from '../../server/config.js';
 import { appParts, createServices, type Services } from '../../server/routes/index.js';
 import { buildListener } from '../../server/start.js';
@@ -33,6 +34,7 @@ export interface InstallHarness {
 export async function startInstallHarness(
   env: Env = {},
   emulator: { now?: () => number } = {},
+  app: { bitrix?: BitrixRestOptions } = {},
 ): Promise<InstallHarness> {
   const emu = await startEmulator({
     clientId: CLIENT_ID,
@@ -43,14 +45,17 @@ export async function startInstallHarness(
   const server = http.createServer((req, res) => listener(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const t = await createTestDeps({
-    B24_PORTAL_HOSTS: '127.0.0.1:*',
-    B24_OAUTH_SERVERS: emu.oauthUrl,
-    B24_CLIENT_ID: CLIENT_ID,
-    B24_CLIENT_SECRET: CLIENT_SECRET,
-    APP_URL: appUrl,
-    ...env,
-  });
+  const t = await createTestDeps(
+    {
+      B24_PORTAL_HOSTS: '127.0.0.1:*',
+      B24_OAUTH_SERVERS: emu.oauthUrl,
+      B24_CLIENT_ID: CLIENT_ID,
+      B24_CLIENT_SECRET: CLIENT_SECRET,
+      APP_URL: appUrl,
+      ...env,
+    },
+    { bitrix: app.bitrix },
+  );
   let services = createServices(t.deps);
   let servicesOpen = true;
   listener = buildListener(t.deps, appParts(t.deps, services));
