@@ -210,7 +210,8 @@ import { tempDir } from '../helpers/temp-dir.js';
       distinctSteps: new Set(keys).size,
       repeatedInFlight: repeats,
       succeededResent: resentSucceeded.length,
-      restCalls: portal.calls.length,
+      // Requests on the wire (a batch's commands are recorded too, but are not requests).
+      restRequests: portal.calls.filter((c) => !c.inBatch).length,
       limitErrors: portal.rateLimitHits,
       refreshes: refreshes().length - refreshesBefore,
     };
