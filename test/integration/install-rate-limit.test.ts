@@ -20,10 +20,12 @@ describe('REST rate limiting and read coalescing', () => {
   });
 
   it('spreads a burst of 120 calls so the portal never answers QUERY_LIMIT_EXCEEDED', async () => {
-    // Bitrix24's bucket shape (burst 50) with a faster drain, on both sides, for test speed.
+    // Bitrix24's bucket shape (burst 50) with a faster drain, for test speed. Our side
+    // drains a little slower than the portal: the emulator shares this process's CPU (and
+    // the machine's with other test files), so arrivals bunch up; the slack absorbs that.
     portal.setRateLimit({ enabled: true, drainPerSec: 25, burst: 50 });
     const rest = createBitrixRest(h.t.deps, {
-      limits: { drainPerSec: 25, burst: 50 },
+      limits: { drainPerSec: 20, burst: 50 },
       // The emulator shares this process's CPU, so arrivals bunch up by up to a few hundred ms.
       headroom: 10,
     });
