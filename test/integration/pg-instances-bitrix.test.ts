@@ -61,10 +61,15 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
   });
 
   it('shares the portal’s REST budget: two instances together stay under its limit', async () => {
-    // A fast bucket so the test takes seconds: 20 req/s, burst 10, on both sides.
-    portal.setRateLimit({ enabled: true, drainPerSec: 20, burst: 10 });
-    const limits = { drainPerSec: 20, burst: 10 };
-    const [restA, restB] = [h.t.deps, b.deps].map((d) => createBitrixRest(d, { limits }));
+    // A fast bucket so the test takes seconds: the portal drains 20 req/s, burst 20. Our side
+    // drains a little slower, with more headroom: the emulator shares this process's CPU, so
+    // arrivals bunch up; the slack absorbs that. Two separate buckets would still send 28 at
+    // once and be refused.
+    portal.setRateLimit({ enabled: true, drainPerSec: 20, burst: 20 });
+    const limits = { drainPerSec: 16, burst: 20 };
+    const [restA, restB] = [h.t.deps, b.deps].map((d) =>
+      createBitrixRest(d, { limits, headroom: 6 }),
+    );
     const stored = await row();
     const started = Date.now();
     const n = 80;
@@ -73,9 +78,9 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
     );
     const seconds = (Date.now() - started) / 1000;
     expect(portal.rateLimitHits).toBe(0);
-    // 8 at once, then 20 a second: about 3.6 s for 80. Two separate buckets would have
+    // 14 at once, then 16 a second: about 4 s for 80. Two separate buckets would have
     // sent twice as fast (and been refused).
-    expect(seconds).toBeGreaterThan(((n - 8) / 20) * 0.9);
+    expect(seconds).toBeGreaterThan(((n - 14) / 16) * 0.9);
   });
 });
 
