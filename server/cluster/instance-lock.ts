@@ -50,8 +50,17 @@ export async function openInstanceLock(
     });
     c.on('error', (e) => lost(c, e));
     c.on('end', () => lost(c, new Error('connection closed')));
-    await c.connect();
-    await c.query('select pg_advisory_lock($1, $2)', [LOCK.instance, key]);
+    try {
+      await c.connect();
+      await c.query('select pg_advisory_lock($1, $2)', [LOCK.instance, key]);
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw e;
+    }
+    if (closed) {
+      await c.end().catch(() => undefined);
+      return;
+    }
     client = c;
     holding = true;
   }
