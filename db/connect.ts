@@ -2,12 +2,33 @@ import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
 
 export type Db = Knex;
 
 export type DbTarget =
   | { readonly client: 'sqlite'; readonly filename: string }
   | { readonly client: 'pg'; readonly connectionString: string };
+
+export interface OpenOptions {
+  /** PostgreSQL only: most connections in the pool. @default 10 */
+  poolSize?: number;
+  /** SQLite only: how long a writer waits for the lock (see applySqlitePragmas). */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * node-postgres hands bigint (ids, millisecond timestamps, `count(*)`) and numeric (`avg`,
+ * `sum` of bigints) back as strings, since they may exceed 2^53. Ours never do (ms since
+ * the epoch, row counts), and SQLite answers numbers, so both parse to numbers: the stores
+ * read the same types on either database. Per connection, not pg's global type registry.
+ */
+const PG_TYPES: Knex.PgConnectionConfig['types'] = {
+  getTypeParser(oid: number, format: string) {
+    if (oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC) return Number;
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
 
 interface SqliteConnection {
   pragma(s: string): unknown;
@@ -44,12 +65,12 @@ export function openSqliteConnection(filename: string): BetterSqlite3.Database {
  * so a second process (the CLI) waits instead of failing. better-sqlite3 waits on the
  * calling thread, so the server's main connection uses a shorter one (`busyTimeoutMs`).
  */
-export function openDb(target: DbTarget, opts: { busyTimeoutMs?: number } = {}): Db {
+export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
   if (target.client === 'pg') {
     return knexFactory({
       client: 'pg',
-      connection: target.connectionString,
-      pool: { min: 0, max: 10 },
+      connection: { connectionString: target.connectionString, types: PG_TYPES },
+      pool: { min: 0, max: opts.poolSize ?? 10 },
     });
   }
   fs.mkdirSync(path.dirname(target.filename), { recursive: true });
@@ -75,4 +96,9 @@ export function openDb(target: DbTarget, opts: { busyTimeoutMs?: number } = {}):
 export function isSqlite(db: Db): boolean {
   const client = (db.client as { config?: { client?: unknown } }).config?.client;
   return client === 'better-sqlite3' || client === 'sqlite3';
+}
+
+export function isPg(db: Db): boolean {
+  const client = (db.client as { config?: { client?: unknown } }).config?.client;
+  return client === 'pg' || client === 'postgres' || client === 'postgresql';
 }

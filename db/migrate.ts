@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import { isPg } from './connect.js';
+import { LOCK } from './locks.js';
 import { migrations } from './migrations/index.js';
 
 /** A static migration source: no directory globbing, so it works from dist/ and from ts-jest. */
@@ -8,11 +10,26 @@ const source: Knex.MigrationSource<{ name: string; module: Knex.Migration }> = {
   getMigration: async (m) => m.module,
 };
 
-/** Applies every pending migration (each in a transaction); returns the names applied. */
-export async function migrateToLatest(db: Knex): Promise<string[]> {
+async function latest(db: Knex): Promise<string[]> {
   const [, applied] = (await db.migrate.latest({
     migrationSource: source,
     tableName: 'knex_migrations',
   })) as [number, string[]];
   return applied;
+}
+
+/**
+ * Applies every pending migration (each in a transaction); returns the names applied.
+ *
+ * On PostgreSQL several instances may start at once. knex's own lock row makes all but one
+ * of them fail ("Migration table is already locked"), and two of them creating
+ * `knex_migrations` together can fail too; so the whole run holds an advisory lock, taken on
+ * a connection of its own: the others wait for it, then find nothing left to apply.
+ */
+export async function migrateToLatest(db: Knex): Promise<string[]> {
+  if (!isPg(db)) return latest(db);
+  return db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?, 0)', [LOCK.migrate]);
+    return latest(db);
+  });
 }

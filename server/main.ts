@@ -4,6 +4,7 @@ import { ConfigError } from './lib/errors.js';
 import { appParts, createServices } from './routes/index.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
+import { openInstanceLock } from './cluster/instance-lock.js';
 import { releaseStaleJobs } from '../db/stores/jobs.js';
 import { buildListener, listen } from './start.js';
 import path from 'node:path';
@@ -24,7 +25,12 @@ async function main(): Promise<void> {
     config.database.client === 'sqlite'
       ? threadWriter(config.database, new URL('./intake/writer-thread.js', import.meta.url))
       : undefined;
-  const services = createServices(deps, { intakeWriter });
+  // Several instances may share PostgreSQL: each holds a presence lock (server/cluster/).
+  const instanceLock =
+    config.database.client === 'pg'
+      ? await openInstanceLock(config.database.connectionString, deps.logger)
+      : undefined;
+  const services = createServices(deps, { intakeWriter, instanceLock });
   services.intake.allowlist.start();
   if (config.database.client === 'sqlite') {
     // One process owns a SQLite file: whatever is still `running` was left by a crash.
@@ -67,6 +73,7 @@ async function main(): Promise<void> {
     timer.unref();
     await running.close();
     await services.close(20_000);
+    await instanceLock?.close();
     await deps.close();
     process.exit(0);
   };

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import type { JobRow } from '../../server/queue/types.js';
+import { isPg } from '../connect.js';
+import { liveInstanceKeys } from './instances.js';
 
 /** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
 export type JobType = 'process_event' | 'lifecycle' | 'alert';
@@ -43,6 +45,12 @@ export function normaliseJob(r: Record<string, unknown>): JobRow {
  * Claims up to `limit` due jobs for `workerId`. A job with an entity key is claimable only
  * when no earlier job of the same entity is still pending or running, so the events of one
  * entity run one at a time and in arrival order; different entities run in parallel.
+ *
+ * On PostgreSQL several instances claim at once: the candidates are read `FOR UPDATE SKIP
+ * LOCKED`, so an instance passes over rows another one is claiming instead of queueing
+ * behind it. Per-entity order holds across instances: an entity's next job is a candidate
+ * only once every earlier one is committed as done or dead, and a job being claimed (locked
+ * but still `pending` to others) keeps its successors out, since they see it pending.
  */
 export async function claimJobs(
   db: Knex,
@@ -68,6 +76,7 @@ export async function claimJobs(
       ])
       .limit(opts.limit);
     if (opts.excludeIds?.length) q.whereNotIn('j.id', opts.excludeIds);
+    if (isPg(trx)) q.forUpdate('j').skipLocked();
     const rows = ((await q) as Record<string, unknown>[]).map(normaliseJob);
     if (rows.length === 0) return [];
     const ids = rows.map((r) => r.id);
@@ -146,6 +155,32 @@ export async function releaseStaleJobs(
   return db('jobs')
     .where('status', 'running')
     .where('locked_at', '<', staleBefore)
+    .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
+}
+
+/**
+ * PostgreSQL: returns to the queue the running jobs of instances that are gone. Every live
+ * instance holds the session lock (LOCK.instance, key) and leases jobs as `…#key`
+ * (server/cluster/instance-lock.ts); PostgreSQL releases that lock when the instance's
+ * connection drops, so a lease whose key is not locked belongs to a dead process. Leases
+ * without a key (a worker without an instance lock) are left to `releaseStaleJobs`.
+ */
+export async function releaseOrphanedJobs(db: Knex, now: number): Promise<number> {
+  const live = await liveInstanceKeys(db);
+  const leases = (await db('jobs')
+    .where('status', 'running')
+    .where('locked_by', 'like', '%#%')
+    .distinct('locked_by')) as { locked_by: string }[];
+  const gone = leases
+    .map((r) => r.locked_by)
+    .filter((by) => {
+      const key = /#(\d+)$/.exec(by)?.[1];
+      return key !== undefined && !live.has(Number(key));
+    });
+  if (gone.length === 0) return 0;
+  return db('jobs')
+    .where('status', 'running')
+    .whereIn('locked_by', gone)
     .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
 }
 

@@ -43,6 +43,13 @@ export interface AlertMonitorOptions {
   auditEveryMs?: number;
   /** The failed-events digest looks this far back the first time. @default 24 h */
   failedLookbackMs?: number;
+  /**
+   * Several instances (issue 9): whether this instance is the one that checks now. The timer
+   * skips its tick otherwise, so N instances make one set of checks and one set of binding
+   * audits, not N. (Two checks at once would still alert once: `alert_state` is written
+   * under an optimistic lock.) @default always
+   */
+  leader?: () => Promise<boolean>;
 }
 
 export interface AlertMonitor {
@@ -329,7 +336,9 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
 
   const tick = () => {
     if (current) return;
-    current = checkOnce()
+    const lead = opts.leader ?? (async () => true);
+    current = lead()
+      .then((yes) => (yes ? checkOnce() : undefined))
       .catch((e: unknown) => logger.error({ err: toError(e) }, 'alert check failed'))
       .finally(() => {
         current = undefined;

@@ -1,4 +1,7 @@
+import type { Knex } from 'knex';
 import type { Deps } from '../deps.js';
+import { isPg } from '../../db/connect.js';
+import { LOCK, withXactLock } from '../../db/locks.js';
 import { AppError } from '../lib/errors.js';
 import { PausedError, PermanentError } from '../queue/errors.js';
 import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
@@ -11,6 +14,11 @@ export interface TokenRefresher {
    * Refreshes a portal's token pair and resolves to the stored row. One refresh per portal
    * is in flight at a time; callers arriving meanwhile share it. A caller whose token was
    * already replaced by an earlier refresh gets the stored pair without a new refresh.
+   *
+   * Across instances (PostgreSQL) the refresh runs under the portal's advisory lock and
+   * reads the stored pair only once it holds it: Bitrix24 rotates the refresh token on every
+   * refresh, so a second instance refreshing with the same one would get invalid_grant and
+   * mark the portal as needing re-authorisation. It waits instead, then finds the new pair.
    */
   refresh(portalId: number, failedAccessToken: string | undefined): Promise<PortalRow>;
 }
@@ -22,8 +30,17 @@ export function createTokenRefresher(
   const { config, db, box, logger } = deps;
   const inflight = new Map<number, Promise<PortalRow>>();
 
-  async function run(portalId: number, failed: string | undefined): Promise<PortalRow> {
-    const row = await findPortalById(db, portalId);
+  /**
+   * The refresh itself, on `q` (the locked transaction on PostgreSQL). A portal that refused
+   * our refresh token is marked and the PausedError returned, not thrown, so that the mark
+   * is committed with the transaction.
+   */
+  async function run(
+    q: Knex,
+    portalId: number,
+    failed: string | undefined,
+  ): Promise<PortalRow | PausedError> {
+    const row = await findPortalById(q, portalId);
     if (!row) throw new PermanentError(`portal ${portalId} is not stored`);
     if (row.status === 'uninstalled')
       throw new PermanentError(`portal ${row.member_id} is uninstalled`);
@@ -50,13 +67,16 @@ export function createTokenRefresher(
       );
     } catch (e) {
       if (e instanceof InvalidGrantError) {
-        await updatePortal(db, row.id, { status: 'needs_reauth', updated_at: now });
+        await updatePortal(q, row.id, { status: 'needs_reauth', updated_at: now });
         deps.portals.invalidate(row.member_id);
         logger.error(
           { memberId: row.member_id, domain: row.domain, alert: 'portal_needs_reauth' },
           'the portal refused our refresh token: processing pauses until an admin opens the app or reinstalls',
         );
-        throw new PausedError(`portal ${row.member_id} needs re-authorisation`, opts.pausedRetryMs);
+        return new PausedError(
+          `portal ${row.member_id} needs re-authorisation`,
+          opts.pausedRetryMs,
+        );
       }
       if (e instanceof AppError && e.code === 'CONFIG') throw new PermanentError(e.message);
       throw e;
@@ -80,7 +100,7 @@ export function createTokenRefresher(
         ? answer.server_endpoint
         : row.server_endpoint;
     // Persist first: the old refresh token is spent now, so a crash must not lose the new one.
-    await updatePortal(db, row.id, {
+    await updatePortal(q, row.id, {
       ...tokenColumns(
         box,
         {
@@ -97,14 +117,27 @@ export function createTokenRefresher(
     });
     deps.portals.invalidate(row.member_id);
     logger.info({ memberId: row.member_id }, 'portal tokens refreshed');
-    return (await findPortalById(db, row.id)) as PortalRow;
+    return (await findPortalById(q, row.id)) as PortalRow;
   }
+
+  /** Everything on the transaction's one connection, so waiting refreshes cannot exhaust the pool. */
+  const locked = (portalId: number, failed: string | undefined) =>
+    isPg(db)
+      ? withXactLock(db, LOCK.refresh, portalId, (trx) => run(trx, portalId, failed))
+      : run(db, portalId, failed);
 
   return {
     refresh(portalId, failed) {
       const existing = inflight.get(portalId);
       if (existing) return existing;
-      const p = run(portalId, failed).finally(() => inflight.delete(portalId));
+      const p = locked(portalId, failed)
+        .then((outcome) => {
+          if (outcome instanceof PausedError) throw outcome;
+          // Another instance may have refreshed while we waited: drop our cached row.
+          deps.portals.invalidate(outcome.member_id);
+          return outcome;
+        })
+        .finally(() => inflight.delete(portalId));
       inflight.set(portalId, p);
       return p;
     },

@@ -16,6 +16,8 @@ import {
   type RateLimits,
 } from './rate-limit.js';
 import { createTokenRefresher, type TokenRefresher } from './refresh.js';
+import { createSharedRateLimiter } from './shared-rate-limit.js';
+import { isPg } from '../../db/connect.js';
 import { postRest, type FetchFn } from './transport.js';
 
 /** What the REST client needs from the app's deps. */
@@ -144,12 +146,16 @@ const asRecord = (v: unknown): Record<string, unknown> => {
 export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions = {}): BitrixRest {
   const { config, db, box, metrics } = deps;
   const fetchFn = opts.fetch ?? fetch;
-  const limiter = createRateLimiter({
+  const limiterOptions = {
     defaults: opts.limits ?? STANDARD_LIMITS,
     now: opts.now,
     sleep: opts.sleep,
     headroom: opts.headroom,
-  });
+  };
+  // On PostgreSQL several instances may call the same portal: they share one bucket.
+  const limiter = isPg(db)
+    ? createSharedRateLimiter(db, { ...limiterOptions, logger: deps.logger })
+    : createRateLimiter(limiterOptions);
   const pausedRetryMs = opts.pausedRetryMs ?? 10 * 60_000;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const refresher: TokenRefresher = createTokenRefresher(deps, { fetch: fetchFn, pausedRetryMs });

@@ -14,9 +14,29 @@ export interface BatchWriter {
   close(): Promise<void>;
 }
 
-/** Writes on the caller's own knex (PostgreSQL, and tests under ts-jest). */
-export function inlineWriter(db: Knex): BatchWriter {
-  return { write: (rows, now) => writeIntakeBatch(db, rows, now), close: async () => undefined };
+/** PostgreSQL's deadlock_detected and serialization_failure: the transaction may simply run again. */
+const RETRYABLE_PG_CODES = new Set(['40P01', '40001']);
+
+/**
+ * Writes on the caller's own knex: PostgreSQL (the pool's connections, one transaction per
+ * batch), and SQLite in tests under ts-jest. On PostgreSQL, batches of two instances that
+ * hold the same deliveries in a different order (Bitrix24 sent one twice, to both) can
+ * deadlock on the dedupe key's index; PostgreSQL then aborts one, and it is written again.
+ */
+export function inlineWriter(db: Knex, attempts = 3): BatchWriter {
+  return {
+    async write(rows, now) {
+      for (let i = 1; ; i++) {
+        try {
+          return await writeIntakeBatch(db, rows, now);
+        } catch (e) {
+          const code = (e as { code?: unknown }).code;
+          if (i >= attempts || typeof code !== 'string' || !RETRYABLE_PG_CODES.has(code)) throw e;
+        }
+      }
+    },
+    close: async () => undefined,
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import { createEventProcessor } from './process-event.js';
 import { createEntityReader } from './entity-reader.js';
 import { replayEvents } from './replay.js';
 import { createWorker } from '../queue/worker.js';
+import { openInstanceLock } from '../cluster/instance-lock.js';
 import { lifecycleHandler } from '../install/lifecycle.js';
 import { createMailer } from '../actions/index.js';
 import { dryRun } from '../rules/dry-run.js';
@@ -77,7 +78,13 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
 async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): Promise<number> {
   const { deps } = ctx;
   const mailer = createMailer();
+  // On PostgreSQL the CLI works beside the servers: its leases carry a presence lock, so a
+  // CLI killed mid-job has its jobs put back by a server (server/cluster/instance-lock.ts).
+  const db = deps.config.database;
+  const instanceLock =
+    db.client === 'pg' ? await openInstanceLock(db.connectionString, deps.logger) : undefined;
   const worker = createWorker(deps, {
+    instanceLock,
     pollMs: 200,
     handlers: {
       process_event: createEventProcessor(deps, { mailer }),
@@ -94,6 +101,7 @@ async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): P
     }
   } finally {
     await worker.stop(5_000);
+    await instanceLock?.close();
     mailer.close();
   }
 }

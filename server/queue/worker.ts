@@ -11,10 +11,12 @@ import {
   killJob,
   nextDueAt,
   releaseJobs,
+  releaseOrphanedJobs,
   releaseStaleJobs,
   rescheduleJob,
   type JobType,
 } from '../../db/stores/jobs.js';
+import type { InstanceLock } from '../cluster/instance-lock.js';
 import { nextRunAt } from './backoff.js';
 import { PausedError, PermanentError, RetryableError } from './errors.js';
 import type { JobHandler, JobRow } from './types.js';
@@ -37,6 +39,14 @@ export interface WorkerOptions {
   shouldYield?: () => boolean;
   /** @default 1000 */
   maxYieldMs?: number;
+  /**
+   * PostgreSQL with several instances: this instance's presence lock. Leases then carry its
+   * key, and the loop returns the jobs of instances that died to the queue (every
+   * `orphanSweepMs`, real time) instead of leaving them to a lease timeout.
+   */
+  instanceLock?: InstanceLock;
+  /** @default 5000 */
+  orphanSweepMs?: number;
 }
 
 export interface JobOutcome {
@@ -76,8 +86,14 @@ const describe = (e: Error) => {
  */
 export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   const { db, logger, metrics, config } = deps;
+  // locked_by is 64 characters at most; `#<instance key>` may follow (claimId).
   const id =
-    opts.workerId ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+    opts.workerId ??
+    `${os.hostname().slice(0, 32)}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const lock = opts.instanceLock;
+  const claimId = lock ? `${id}#${lock.key}` : id;
+  const orphanSweepMs = opts.orphanSweepMs ?? 5000;
+  let lastSweep = 0;
   const concurrency = opts.concurrency ?? config.worker.concurrency;
   const leaseMs = opts.leaseMs ?? 10 * 60_000;
   const pollMs = opts.pollMs ?? 1000;
@@ -207,7 +223,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     const ids = [...unrecorded].filter((jobId) => !inFlight.has(jobId));
     if (ids.length === 0) return;
     try {
-      const n = await releaseJobs(db, id, ids, now());
+      const n = await releaseJobs(db, claimId, ids, now());
       for (const jobId of ids) unrecorded.delete(jobId);
       logger.warn({ released: n }, 'database takes writes again: released unrecorded jobs');
     } catch {
@@ -220,7 +236,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     const free = concurrency - inFlight.size;
     if (free <= 0) return [];
     const jobs = await claimJobs(db, {
-      workerId: id,
+      workerId: claimId,
       now: now(),
       limit: free,
       excludeIds: [...inFlight],
@@ -244,6 +260,18 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     );
   }
 
+  /** Jobs of dead instances back to the queue (PostgreSQL, with an instance lock only). */
+  async function sweepOrphans(): Promise<void> {
+    if (!lock || Date.now() - lastSweep < orphanSweepMs) return;
+    lastSweep = Date.now();
+    try {
+      const n = await releaseOrphanedJobs(db, now());
+      if (n) logger.warn({ jobs: n }, 'returned the jobs of a stopped instance to the queue');
+    } catch (e) {
+      logger.error({ err: toError(e) }, 'worker loop: releasing orphaned jobs failed');
+    }
+  }
+
   async function loop(): Promise<void> {
     let yielded = 0;
     while (running) {
@@ -253,13 +281,14 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         continue;
       }
       yielded = 0;
+      await sweepOrphans();
       let claimFailed = false;
       try {
         await releaseUnrecorded();
-        if (inFlight.size < concurrency) {
+        if (inFlight.size < concurrency && (!lock || lock.held())) {
           const free = concurrency - inFlight.size;
           const jobs = await claimJobs(db, {
-            workerId: id,
+            workerId: claimId,
             now: now(),
             limit: free,
             excludeIds: [...inFlight],
@@ -339,7 +368,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       );
       if ((await Promise.race([idle.then(() => 'idle' as const), timer])) === 'timeout') {
         const left = [...inFlight];
-        const n = await releaseJobs(db, id, left, now());
+        const n = await releaseJobs(db, claimId, left, now());
         logger.warn({ released: n }, 'shutdown: released jobs still running after the timeout');
       }
     },

@@ -7,6 +7,7 @@ import {
   markStopped,
   type GapRow,
 } from '../../db/stores/recovery.js';
+import { liveInstanceKeys } from '../../db/stores/instances.js';
 import type { OfflineDrain } from './offline.js';
 import { createSweeper, type Sweeper } from './sweep.js';
 
@@ -21,6 +22,8 @@ export interface RecoveryOptions {
   gapThresholdMs?: number;
   /** The sweep lists from this much before the last beat. @default 5 min */
   marginMs?: number;
+  /** PostgreSQL: this instance's presence-lock key (server/cluster/instance-lock.ts). */
+  instanceKey?: number;
 }
 
 export interface Recovery {
@@ -63,10 +66,18 @@ export function createRecovery(deps: Deps, opts: RecoveryOptions = {}): Recovery
     }
   }
 
+  /** PostgreSQL: how many other instances hold their presence lock now. */
+  async function othersRunning(): Promise<number> {
+    const live = await liveInstanceKeys(db);
+    if (opts.instanceKey !== undefined) live.delete(opts.instanceKey);
+    return live.size;
+  }
+
   async function boot(): Promise<GapRow | undefined> {
     const t = now();
-    if (config.database.client === 'sqlite') {
-      // One server process owns a SQLite file: its sweeps still `running` died with it.
+    if (config.database.client === 'sqlite' || (await othersRunning()) === 0) {
+      // One server process owns a SQLite file, and on PostgreSQL no other instance is
+      // running: the sweeps still `running` died with their process.
       await abandonGaps(db, t + 1, t, ['start', 'ui']);
     }
     const last = await getHeartbeat(db);

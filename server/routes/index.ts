@@ -3,6 +3,8 @@ import { createMailer, type Mailer } from '../actions/index.js';
 import { createAlertJobHandler, createAlertMonitor, type AlertMonitor } from '../alerts/index.js';
 import { createIntake, type Intake } from '../intake/intake.js';
 import type { BatchWriter } from '../intake/writer.js';
+import type { InstanceLock } from '../cluster/instance-lock.js';
+import { LOCK } from '../../db/locks.js';
 import { installRoutes } from '../install/install-route.js';
 import { lifecycleHandler } from '../install/lifecycle.js';
 import { createEventProcessor, type ProcessorOptions } from '../processing/process-event.js';
@@ -29,6 +31,12 @@ export interface Services {
 
 export interface ServiceOptions {
   intakeWriter?: BatchWriter;
+  /**
+   * PostgreSQL with several instances (issue 9): this instance's presence lock. The worker
+   * leases jobs under it and frees those of dead instances; only the instance holding the
+   * alert lock runs the alert checks.
+   */
+  instanceLock?: InstanceLock;
   worker?: Partial<WorkerOptions>;
   processor?: ProcessorOptions;
 }
@@ -43,6 +51,7 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     // more than 1,000 deliveries a second (processing then catches up afterwards); at most
     // 1 s in a row, so processing never stops entirely.
     shouldYield: () => intake.busy() || intake.recentRate() > 1000,
+    instanceLock: opts.instanceLock,
     ...opts.worker,
     handlers: {
       process_event: offline.wrap(createEventProcessor(deps, { mailer, ...opts.processor })),
@@ -52,8 +61,16 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     },
   });
   intake.onStored(() => worker.notify());
-  const alerts = createAlertMonitor(deps, { onEnqueued: () => worker.notify() });
-  const recovery = createRecovery(deps, { offline, onStored: () => worker.notify() });
+  const lock = opts.instanceLock;
+  const alerts = createAlertMonitor(deps, {
+    onEnqueued: () => worker.notify(),
+    leader: lock ? () => lock.tryLead(LOCK.alerts, 0) : undefined,
+  });
+  const recovery = createRecovery(deps, {
+    offline,
+    onStored: () => worker.notify(),
+    instanceKey: lock?.key,
+  });
   return {
     intake,
     worker,

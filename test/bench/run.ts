@@ -1,5 +1,6 @@
 import { intakeBench } from './intake.js';
 import { processBench } from './process.js';
+import { scaleBench } from './scale.js';
 import { uiBench } from './ui.js';
 
 /** `npm run bench -- <name> [--duration S] [--connections N]` */
@@ -13,6 +14,12 @@ const benches: Record<string, () => Promise<void>> = {
     intakeBench({ durationSec: flag('duration', 10), connections: flag('connections', 50) }),
   process: () => processBench(),
   ui: () => uiBench({ events: flag('events', 1_000_000), requests: flag('requests', 50) }),
+  scale: () =>
+    scaleBench({
+      durationSec: flag('duration', 10),
+      connections: flag('connections', 48),
+      events: flag('events', 6000),
+    }),
 };
 const bench = benches[name];
 if (!bench) {

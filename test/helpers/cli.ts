@@ -12,6 +12,7 @@ export async function runCliIn(t: TestDeps, argv: string[], env: Env = {}) {
       DATA_DIR: t.dir,
       SESSION_SECRET: t.deps.config.sessionSecret,
       TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+      ...t.dbEnv,
       ...env,
     },
     { out: (s) => (out += s), err: (s) => (err += s) },

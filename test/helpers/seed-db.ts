@@ -1,22 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { openDb } from '../../db/connect.js';
+import { openDb, type DbTarget } from '../../db/connect.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { upsertPortal } from '../../db/stores/portals.js';
 import { createSecretBox } from '../../server/lib/crypto.js';
+import { createTestDatabase, onPg } from './pg.js';
 
 /**
  * Prepares a DATA_DIR for a spawned server: secrets in env form and one installed portal,
- * written through the real migrations and stores.
+ * written through the real migrations and stores. The database is the SQLite file in
+ * `dataDir`, or with B24H_TEST_DB=pg (or `opts.pg`) a fresh PostgreSQL database, named in
+ * `env.DATABASE_URL`; `drop()` removes it (a no-op on SQLite, whose file goes with the dir).
  */
-export async function seedDataDir(dataDir: string) {
+export async function seedDataDir(dataDir: string, opts: { pg?: boolean } = {}) {
   const key = randomBytes(32).toString('hex');
-  const env = {
+  const pgDb = (opts.pg ?? onPg()) ? await createTestDatabase() : undefined;
+  const target: DbTarget = pgDb
+    ? { client: 'pg', connectionString: pgDb.url }
+    : { client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') };
+  const env: Record<string, string> = {
     DATA_DIR: dataDir,
     TOKEN_ENCRYPTION_KEY: key,
     SESSION_SECRET: randomBytes(24).toString('hex'),
+    ...(pgDb ? { DATABASE_URL: pgDb.url } : {}),
   };
-  const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
+  const db = openDb(target);
   await migrateToLatest(db);
   const box = createSecretBox(Buffer.from(key, 'hex'));
   const memberId = randomBytes(16).toString('hex');
@@ -30,5 +38,10 @@ export async function seedDataDir(dataDir: string) {
     updated_at: Date.now(),
   });
   await db.destroy();
-  return { env, portal: { memberId, domain, applicationToken } };
+  return {
+    env,
+    target,
+    portal: { memberId, domain, applicationToken },
+    drop: async () => pgDb?.drop(),
+  };
 }

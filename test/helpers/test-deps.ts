@@ -5,6 +5,7 @@ import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import { createDeps, type Deps } from '../../server/deps.js';
 import { createCollectingLogger } from './collecting-logger.js';
 import { createManualClock, type ManualClock } from './manual-clock.js';
+import { createTestDatabase, onPg } from './pg.js';
 import { tempDir } from './temp-dir.js';
 
 /** A config as production would load it, over a temp data dir, with overrides as env vars. */
@@ -28,17 +29,30 @@ export interface TestDeps {
   clock: ManualClock;
   logs: ReturnType<typeof createCollectingLogger>;
   dir: string;
+  /** The SQLite file (absent when the run is on PostgreSQL). */
   dbFile: string;
+  /** `{ DATABASE_URL }` on PostgreSQL, `{}` on SQLite: what a CLI or a spawned server adds. */
+  dbEnv: Record<string, string>;
   close(): Promise<void>;
 }
 
-/** Real deps: a SQLite file in a temp dir with migrations applied, a manual clock, a collecting logger. */
+/** The environment that points a CLI or a spawned server at the same database as `config`. */
+export function databaseEnv(config: Config): Record<string, string> {
+  return config.database.client === 'pg' ? { DATABASE_URL: config.database.connectionString } : {};
+}
+
+/**
+ * Real deps: a database with migrations applied (a SQLite file in a temp dir, or with
+ * B24H_TEST_DB=pg a fresh PostgreSQL database, dropped by `close()`), a manual clock, a
+ * collecting logger.
+ */
 export async function createTestDeps(
   env: Env = {},
   opts: { clock?: ManualClock; bitrix?: BitrixRestOptions } = {},
 ): Promise<TestDeps> {
   const tmp = tempDir();
-  const config = testConfig(tmp.dir, env);
+  const pgDb = onPg() && env.DATABASE_URL === undefined ? await createTestDatabase() : undefined;
+  const config = testConfig(tmp.dir, { ...(pgDb ? { DATABASE_URL: pgDb.url } : {}), ...env });
   const clock = opts.clock ?? createManualClock();
   const logs = createCollectingLogger();
   const deps = await createDeps(config, { clock, logger: logs.logger, bitrix: opts.bitrix });
@@ -48,8 +62,10 @@ export async function createTestDeps(
     logs,
     dir: tmp.dir,
     dbFile: path.join(tmp.dir, 'b24hooks.sqlite'),
+    dbEnv: databaseEnv(config),
     async close() {
       await deps.close();
+      await pgDb?.drop();
       tmp.cleanup();
     },
   };

@@ -176,6 +176,7 @@ describe('operator CLI', () => {
       ['status'],
       {
         DATA_DIR: t.dir,
+        ...t.dbEnv,
         WORKER_CONCURRENCY: 'many',
         SESSION_SECRET: 'x'.repeat(20),
         TOKEN_ENCRYPTION_KEY: 'a'.repeat(64),
@@ -194,6 +195,7 @@ describe('operator CLI', () => {
       SESSION_SECRET: t.deps.config.sessionSecret,
       TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
       LOG_LEVEL: 'debug',
+      ...t.dbEnv,
     };
     const { stdout } = await run(process.execPath, [bin, 'migrate', '--json'], { env });
     expect(JSON.parse(stdout)).toEqual({ applied: [] });

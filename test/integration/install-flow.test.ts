@@ -30,6 +30,7 @@ describe('install flow against the emulator', () => {
         DATA_DIR: h.t.dir,
         SESSION_SECRET: h.t.deps.config.sessionSecret,
         TOKEN_ENCRYPTION_KEY: h.t.deps.config.tokenEncryptionKey.toString('hex'),
+        ...h.t.dbEnv,
       },
       { out: (s) => (out += s), err: () => undefined },
     );

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId, updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { PausedError } from '../../server/queue/errors.js';
@@ -6,6 +5,7 @@ import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
 import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
+import { storedText } from '../helpers/stored-text.js';
 
 describe('portal tokens and isolation', () => {
   let h: InstallHarness;
@@ -85,8 +85,7 @@ describe('portal tokens and isolation', () => {
     await h.services.intake.drain();
     const tokens = issuedTokens(portal);
     expect(tokens.length).toBeGreaterThan(5);
-    const files = [h.t.dbFile, `${h.t.dbFile}-wal`].filter((f) => fs.existsSync(f));
-    const raw = Buffer.concat(files.map((f) => fs.readFileSync(f))).toString('latin1');
+    const raw = await storedText(h.t);
     const logs = h.t.logs.text();
     for (const t of tokens) {
       expect(raw.includes(t)).toBe(false);

@@ -18,6 +18,7 @@ describe('inbound-webhook mode', () => {
       TOKEN_ENCRYPTION_KEY: h.t.deps.config.tokenEncryptionKey.toString('hex'),
       B24_PORTAL_HOSTS: '127.0.0.1:*',
       APP_URL: h.appUrl,
+      ...h.t.dbEnv,
     };
     const code = await runCli(argv, env, { out: (s) => (out += s), err: (s) => (err += s) });
     return { code, out, err };

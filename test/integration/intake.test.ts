@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
@@ -10,6 +9,7 @@ import { REJECTED_LOG_BUDGET_PER_MINUTE } from '../../server/intake/intake.js';
 import { updatePortal } from '../../db/stores/portals.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { storedText } from '../helpers/stored-text.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const PATH = '/b24/events';
@@ -250,10 +250,7 @@ describe('event intake', () => {
       'auth%5BACCESS_TOKEN%5D=misspelt-token-0123456789&auth%5Bapplication-token%5D=misspelt-app-token-xyz',
     );
     expect((await post(misspelt)).status).toBe(401);
-    await t.deps.db.raw('pragma wal_checkpoint(FULL)');
-    const bytes = Buffer.concat(
-      [t.dbFile, `${t.dbFile}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)),
-    ).toString('latin1');
+    const bytes = await storedText(t);
     for (const secret of [
       accessToken,
       portal.applicationToken,

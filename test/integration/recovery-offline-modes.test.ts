@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { isPg } from '../../db/connect.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 /**
@@ -154,10 +155,21 @@ describe('offline event modes and errors', () => {
   it('reports the batch with event.offline.error when storing fails, and stores it on the next tick', async () => {
     const ids = await lostChanges();
     // The database refuses offline rows (a full disk, say): a real failure of the INSERT.
-    await db().raw(
-      `create trigger refuse_offline before insert on events when new.source = 'offline'
-       begin select raise(abort, 'database or disk is full'); end`,
-    );
+    if (isPg(db())) {
+      await db().raw(
+        `create function refuse_offline() returns trigger language plpgsql as $$
+         begin raise exception 'database or disk is full'; end $$`,
+      );
+      await db().raw(
+        `create trigger refuse_offline before insert on events for each row
+         when (new.source = 'offline') execute function refuse_offline()`,
+      );
+    } else {
+      await db().raw(
+        `create trigger refuse_offline before insert on events when new.source = 'offline'
+         begin select raise(abort, 'database or disk is full'); end`,
+      );
+    }
     // (better-sqlite3's error comes from another realm than Jest's Error: compare messages.)
     const outcome = (await s.h.services.offline.drainPortal(await portalRow()).then(
       () => ({ message: 'resolved' }),
@@ -172,7 +184,9 @@ describe('offline event modes and errors', () => {
     expect(s.portal.offlineEvents.every((r) => r.processId === '')).toBe(true);
     expect(await db()('events').where({ source: 'offline' })).toHaveLength(0);
 
-    await db().raw('drop trigger refuse_offline');
+    await db().raw(
+      isPg(db()) ? 'drop trigger refuse_offline on events' : 'drop trigger refuse_offline',
+    );
     expect(await s.h.services.offline.drainAll()).toEqual({
       read: 3,
       recovered: 3,

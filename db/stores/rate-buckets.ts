@@ -1,0 +1,27 @@
+import type { Knex } from 'knex';
+
+/** The database's own clock in ms: every instance reads the same one. */
+const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * PostgreSQL: adds one request to `key`'s leaky bucket, drained by `drainPerSec` since the
+ * last request, in one atomic statement (concurrent callers queue on the row); returns the
+ * level after it and the bucket's time. Reservations that must still wait keep the level
+ * above the burst, so the next caller waits behind them.
+ */
+export async function reserveSlot(
+  db: Knex,
+  key: string,
+  drainPerSec: number,
+): Promise<{ level: number; at: number }> {
+  const answer = (await db.raw(
+    `insert into rate_buckets as b (key, level, at) values (?, 1, ${DB_NOW_MS})
+     on conflict (key) do update set
+       level = greatest(0, b.level - greatest(0, excluded.at - b.at) / 1000.0 * ?) + 1,
+       at = greatest(excluded.at, b.at)
+     returning level, at`,
+    [key, drainPerSec],
+  )) as { rows: Array<{ level: number; at: number }> };
+  const row = answer.rows[0]!;
+  return { level: Number(row.level), at: Number(row.at) };
+}
