@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { entityOf } from '../intake/entity.js';
@@ -8,6 +7,7 @@ import { toError } from '../lib/errors.js';
 import type { JobHandler } from '../queue/types.js';
 import { writeIntakeBatch, type IntakeRow } from '../../db/stores/intake.js';
 import { whileBusy } from './busy.js';
+import { recoveredRow } from './recovered-row.js';
 import { findPortalById, listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { latestCoveringReceipt } from '../../db/stores/recovery.js';
 
@@ -160,46 +160,19 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
       const seen = await latestCoveringReceipt(db, portal.id, entity.type, [entity.id]);
       if ((seen.get(entity.id) ?? -Infinity) >= changedAt) return { kind: 'covered' };
     }
-    const t = now();
-    const ts = Number.isFinite(changedAt) ? Math.floor(changedAt / 1000) : null;
     return {
       kind: 'row',
-      row: {
-        event: {
-          portal_id: portal.id,
-          member_id: portal.member_id,
-          event,
-          event_handler_id: null,
-          entity_type: entity.type,
-          entity_id: entity.id,
-          ts,
-          body: JSON.stringify({
-            event,
-            data,
-            ts,
-            offline: { id: String(r.ID), message_id: r.MESSAGE_ID, timestamp_x: r.TIMESTAMP_X },
-          }),
-          auth_enc: null,
-          dedupe_key: hash(
-            'sha256',
-            `${portal.member_id}\noffline\n${r.MESSAGE_ID}\n${r.TIMESTAMP_X}`,
-            'hex',
-          ),
-          status: 'received',
-          reject_reason: null,
-          source: 'offline',
-          received_at: t,
-          remote_addr: null,
-        },
-        job: {
-          type: 'process_event',
-          portal_id: portal.id,
-          entity_key: entity.id ? `${portal.id}:${entity.type}:${entity.id}` : null,
-          payload: null,
-          max_attempts: config.worker.maxAttempts,
-          run_at: t,
-        },
-      },
+      row: recoveredRow({
+        portal,
+        event,
+        data,
+        source: 'offline',
+        ts: Number.isFinite(changedAt) ? Math.floor(changedAt / 1000) : null,
+        origin: { id: String(r.ID), message_id: r.MESSAGE_ID, timestamp_x: r.TIMESTAMP_X },
+        changeKey: `${r.MESSAGE_ID}\n${r.TIMESTAMP_X}`,
+        maxAttempts: config.worker.maxAttempts,
+        now: now(),
+      }),
     };
   }
 

@@ -1,7 +1,5 @@
-import { hash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
-import { entityOf } from '../intake/entity.js';
 import { toError } from '../lib/errors.js';
 import { evaluateRules } from '../rules/conditions.js';
 import { buildTemplateContext } from '../rules/context.js';
@@ -9,6 +7,7 @@ import { readField, sameValue } from '../rules/fields.js';
 import type { EventMap, Snapshot } from '../rules/model.js';
 import { writeIntakeBatch, type IntakeRow } from '../../db/stores/intake.js';
 import { whileBusy } from './busy.js';
+import { recoveredRow } from './recovered-row.js';
 import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import {
   abandonGaps,
@@ -243,41 +242,20 @@ export function createSweeper(deps: Deps, opts: SweeperOptions = {}): Sweeper {
     const data = {
       FIELDS: dynamic ? { ID: l.id, ENTITY_TYPE_ID: dynamic[1] } : { ID: l.id },
     };
-    const entity = entityOf(event, data);
     const ts = Number.isFinite(l.modified) ? Math.floor(l.modified / 1000) : null;
     const modified = String(l.record.DATE_MODIFY ?? l.record.updatedTime ?? '');
-    return {
-      event: {
-        portal_id: portal.id,
-        member_id: portal.member_id,
-        event,
-        event_handler_id: null,
-        entity_type: entity.type,
-        entity_id: entity.id,
-        ts,
-        body: JSON.stringify({ event, data, ts, sweep: { gap: gapId, modified } }),
-        auth_enc: null,
-        // One reconcile per record and change, however many sweeps look at it.
-        dedupe_key: hash(
-          'sha256',
-          `${portal.member_id}\nsweep\n${type}\n${l.id}\n${modified}`,
-          'hex',
-        ),
-        status: 'received',
-        reject_reason: null,
-        source: 'sweep',
-        received_at: t,
-        remote_addr: null,
-      },
-      job: {
-        type: 'process_event',
-        portal_id: portal.id,
-        entity_key: `${portal.id}:${entity.type}:${entity.id}`,
-        payload: null,
-        max_attempts: config.worker.maxAttempts,
-        run_at: t,
-      },
-    };
+    return recoveredRow({
+      portal,
+      event,
+      data,
+      source: 'sweep',
+      ts,
+      origin: { gap: gapId, modified },
+      // One reconcile per record and change, however many sweeps look at it.
+      changeKey: `${type}\n${l.id}\n${modified}`,
+      maxAttempts: config.worker.maxAttempts,
+      now: t,
+    });
   }
 
   async function sweepPortal(portal: PortalRow, since: number, gapId: number) {
