@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { statusCommand } from '../../server/cli/commands.js';
 import type { Env } from '../../server/config.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import type { EventMap } from '../../server/rules/model.js';
@@ -100,4 +101,41 @@ export function scenarioCliEnv(s: PaidDealScenario): Record<string, string> {
     SMS_URL: `${s.sms.url}/send`,
     SMS_TOKEN: 'sms-secret-token',
   };
+}
+
+/**
+ * Deals at NEW with a contact, seen online while the app runs (so they have snapshots);
+ * then the portal's clock moves a minute on, so later changes are not covered by them.
+ */
+export async function seedNewDeals(s: PaidDealScenario, n: number): Promise<string[]> {
+  const contact = await s.portal.addContact({
+    NAME: 'Ann',
+    PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const deal = await s.portal.addDeal({
+      TITLE: `Order ${i}`,
+      STAGE_ID: 'NEW',
+      OPPORTUNITY: '100.00',
+      CONTACT_ID: contact.id,
+    });
+    ids.push(deal.id);
+  }
+  await s.drain();
+  s.shiftPortalTime(60_000);
+  return ids;
+}
+
+/** What `b24hooks status --json` prints for the scenario's database. */
+export async function scenarioStatus(s: PaidDealScenario): Promise<Record<string, unknown>> {
+  let out = '';
+  await statusCommand({
+    deps: s.h.t.deps,
+    json: true,
+    flags: {},
+    positionals: [],
+    io: { out: (t) => (out += t), err: () => undefined },
+  });
+  return JSON.parse(out) as Record<string, unknown>;
 }

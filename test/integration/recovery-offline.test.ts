@@ -1,6 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { statusCommand } from '../../server/cli/commands.js';
-import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+import {
+  scenarioStatus,
+  seedNewDeals,
+  startPaidDealScenario,
+  type PaidDealScenario,
+} from '../helpers/scenario.js';
 import type { UiHarness } from '../helpers/ui-harness.js';
 import { getPage, openSession } from './ui/ui-client.js';
 
@@ -21,24 +25,7 @@ describe('loss recovery through offline events', () => {
   /** Deals at NEW, seen online while the app runs (their offline records are covered). */
   async function seedDeals(n: number): Promise<string[]> {
     s.h.t.clock.set(Date.now() + 2_000);
-    const contact = await s.portal.addContact({
-      NAME: 'Ann',
-      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
-    });
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const deal = await s.portal.addDeal({
-        TITLE: `Order ${i}`,
-        STAGE_ID: 'NEW',
-        OPPORTUNITY: '100.00',
-        CONTACT_ID: contact.id,
-      });
-      ids.push(deal.id);
-    }
-    await s.drain();
-    // Later changes happen a minute on: what was received so far does not cover them.
-    s.shiftPortalTime(60_000);
-    return ids;
+    return seedNewDeals(s, n);
   }
 
   it('binds the chosen events offline with our connector and ONOFFLINEEVENT online, once', async () => {
@@ -115,16 +102,9 @@ describe('loss recovery through offline events', () => {
     await s.drain();
     expect(s.accounting.requests).toHaveLength(30);
 
-    let out = '';
-    await statusCommand({
-      deps: s.h.t.deps,
-      json: true,
-      flags: {},
-      positionals: [],
-      io: { out: (t) => (out += t), err: () => undefined },
-    });
-    expect(JSON.parse(out).recovered).toBe(40);
-    expect(JSON.parse(out).recovery).toMatchObject({ offline: 40, sweep: 0, lastGap: null });
+    const status = await scenarioStatus(s);
+    expect(status.recovered).toBe(40);
+    expect(status.recovery).toMatchObject({ offline: 40, sweep: 0, lastGap: null });
 
     // The dashboard inside Bitrix24 shows the recovered count; the log marks the source.
     // (The UI client needs only the portal and the app URL of a harness.)

@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { statusCommand } from '../../server/cli/commands.js';
 import { bitrixTime } from '../../server/recovery/sweep.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { runCliIn } from '../helpers/cli.js';
 import {
   scenarioCliEnv,
+  scenarioStatus,
+  seedNewDeals,
   startPaidDealScenario,
   type PaidDealScenario,
 } from '../helpers/scenario.js';
@@ -29,39 +30,9 @@ describe('downtime sweep', () => {
 
   const db = () => s.h.t.deps.db;
 
-  async function status(): Promise<Record<string, unknown>> {
-    let out = '';
-    await statusCommand({
-      deps: s.h.t.deps,
-      json: true,
-      flags: {},
-      positionals: [],
-      io: { out: (t) => (out += t), err: () => undefined },
-    });
-    return JSON.parse(out) as Record<string, unknown>;
-  }
-
+  const status = () => scenarioStatus(s);
   /** Deals at NEW, seen online while the app runs (so they have snapshots). */
-  async function seedDeals(n: number): Promise<string[]> {
-    const contact = await s.portal.addContact({
-      NAME: 'Ann',
-      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
-    });
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const deal = await s.portal.addDeal({
-        TITLE: `Order ${i}`,
-        STAGE_ID: 'NEW',
-        OPPORTUNITY: '100.00',
-        CONTACT_ID: contact.id,
-      });
-      ids.push(deal.id);
-    }
-    await s.drain();
-    // Later changes happen a minute on: what was received so far does not cover them.
-    s.shiftPortalTime(60_000);
-    return ids;
-  }
+  const seedDeals = (n: number) => seedNewDeals(s, n);
 
   /** 100 updates while the app is down: the first 30 deals move to WON. */
   async function updateWhileDown(ids: string[]): Promise<string[]> {
