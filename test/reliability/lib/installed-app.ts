@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { BitrixRestOptions } from '../../../server/bitrix/rest.js';
 import type { Env } from '../../../server/config.js';
 import type { EventMap } from '../../../server/rules/model.js';
 import { saveRuleMap } from '../../../db/stores/rules.js';
@@ -91,4 +92,45 @@ export async function prepareInstalledApp(
       await h.emu.close();
     },
   };
+}
+
+/** The app installed on an emulated portal and running in this process (its clock is ours). */
+export interface InProcessApp {
+  h: InstallHarness;
+  portal: Awaited<ReturnType<InstallHarness['addPortal']>>;
+  /** Waits until deliveries sent so far are stored and every due job has run. */
+  settle(): Promise<void>;
+  /** Hands the emulator's tokens and the app's logs to the suite, then stops everything. */
+  close(): Promise<void>;
+}
+
+export async function startInProcessApp(
+  ctx: ReliabilityContext,
+  env: Env,
+  app: { bitrix?: BitrixRestOptions } = {},
+): Promise<InProcessApp> {
+  const h = await startInstallHarness(env, {}, app);
+  ctx.dataDirs.push(h.t.dir);
+  const close = async () => {
+    for (const t of h.emu.issuedTokens()) ctx.issuedTokens.add(t);
+    ctx.logs.push(...h.t.logs.lines);
+    await h.emu.close();
+    await h.stopApp();
+    await h.t.deps.close();
+  };
+  try {
+    const portal = await h.addPortal();
+    if ((await portal.install()).status !== 200) throw new Error('install failed');
+    await portal.finishInstall();
+    const settle = async () => {
+      await portal.whenIdle();
+      await h.services.intake.drain();
+      await h.services.worker.drain();
+    };
+    await settle();
+    return { h, portal, settle, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -1,5 +1,5 @@
 import { saveRuleMap } from '../../../db/stores/rules.js';
-import { startInstallHarness } from '../../helpers/install-harness.js';
+import { startInProcessApp } from '../lib/installed-app.js';
 import { fmt } from '../lib/deliveries.js';
 import { wonToTarget } from '../lib/rules.js';
 import { startTarget } from '../lib/target.js';
@@ -20,18 +20,8 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
   const full = ctx.scale === 'full';
   const perWave = full ? 200 : 20;
   const target = await startTarget();
-  const h = await startInstallHarness({ WORKER_CONCURRENCY: '8' });
-  ctx.dataDirs.push(h.t.dir);
+  const { h, portal, settle, close } = await startInProcessApp(ctx, { WORKER_CONCURRENCY: '8' });
   try {
-    const portal = await h.addPortal();
-    if ((await portal.install()).status !== 200) throw new Error('install failed');
-    await portal.finishInstall();
-    const settle = async () => {
-      await portal.whenIdle();
-      await h.services.intake.drain();
-      await h.services.worker.drain();
-    };
-    await settle();
     await saveRuleMap(h.t.deps.db, undefined, wonToTarget(target.url), h.t.clock.now());
     // Each retry reads its deal afresh over REST. The app paces REST calls in real time
     // (2/s); 30 minutes here pass in seconds, so the portal gets a budget to match.
@@ -110,11 +100,7 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
       },
     ];
   } finally {
-    for (const t of h.emu.issuedTokens()) ctx.issuedTokens.add(t);
-    ctx.logs.push(...h.t.logs.lines);
-    await h.emu.close();
-    await h.stopApp();
-    await h.t.deps.close();
+    await close();
     await target.close();
   }
 };

@@ -1,6 +1,6 @@
 import { saveRuleMap } from '../../../db/stores/rules.js';
 import { armRestFaults, disarmRestFaults } from '../../emulator/rest-faults.js';
-import { startInstallHarness } from '../../helpers/install-harness.js';
+import { startInProcessApp } from '../lib/installed-app.js';
 import { fmt } from '../lib/deliveries.js';
 import { wonToTarget } from '../lib/rules.js';
 import { startTarget } from '../lib/target.js';
@@ -29,22 +29,12 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
   const full = ctx.scale === 'full';
   const dealCount = full ? 300 : 30;
   const target = await startTarget();
-  const h = await startInstallHarness(
+  const { h, portal, settle, close } = await startInProcessApp(
+    ctx,
     { WORKER_CONCURRENCY: '8' },
-    {},
     { bitrix: { timeoutMs: REST_TIMEOUT_MS } },
   );
-  ctx.dataDirs.push(h.t.dir);
-  const portal = await h.addPortal();
   try {
-    if ((await portal.install()).status !== 200) throw new Error('install failed');
-    await portal.finishInstall();
-    const settle = async () => {
-      await portal.whenIdle();
-      await h.services.intake.drain();
-      await h.services.worker.drain();
-    };
-    await settle();
     const map = wonToTarget(target.url, [
       {
         type: 'bitrix',
@@ -143,11 +133,7 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
     ];
   } finally {
     disarmRestFaults(portal.memberId);
-    for (const t of h.emu.issuedTokens()) ctx.issuedTokens.add(t);
-    ctx.logs.push(...h.t.logs.lines);
-    await h.emu.close();
-    await h.stopApp();
-    await h.t.deps.close();
+    await close();
     await target.close();
   }
 };
