@@ -4,6 +4,7 @@ import { ConfigError } from './lib/errors.js';
 import { appParts, createServices } from './routes/index.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
+import { gateConnections } from '../db/connection-gate.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
 import { releaseStaleJobs } from '../db/stores/jobs.js';
 import { buildListener, listen } from './start.js';
@@ -23,7 +24,11 @@ async function main(): Promise<void> {
   // SQLite writes of the intake run on their own thread so fsyncs never stall requests.
   const intakeWriter =
     config.database.client === 'sqlite'
-      ? threadWriter(config.database, new URL('./intake/writer-thread.js', import.meta.url))
+      ? threadWriter(
+          config.database,
+          new URL('./intake/writer-thread.js', import.meta.url),
+          gateConnections(deps.db),
+        )
       : undefined;
   // Several instances may share PostgreSQL: each holds a presence lock (server/cluster/).
   const instanceLock =

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Knex } from 'knex';
 import type { DbTarget } from '../../db/connect.js';
+import type { ConnectionGate } from '../../db/connection-gate.js';
 import {
   packIntakeRows,
   writeIntakeBatch,
@@ -53,9 +54,15 @@ export type WriterReply = {
 /**
  * Writes on a dedicated thread with its own SQLite connection. better-sqlite3 is synchronous,
  * so on the main thread every insert and fsync would stall request handling; on its own
- * thread the next batch is parsed and verified while this one is written.
+ * thread the next batch is parsed and verified while this one is written. With `gate` (the
+ * main knex's, db/connection-gate.ts) each batch waits for the main thread's connection to
+ * be idle, so neither side ever sleeps in SQLite's busy handler waiting for the other.
  */
-export function threadWriter(target: DbTarget, workerFile: URL): BatchWriter {
+export function threadWriter(
+  target: DbTarget,
+  workerFile: URL,
+  gate?: ConnectionGate,
+): BatchWriter {
   const worker = new Worker(workerFile, { workerData: { target } });
   worker.unref();
   const waiting = new Map<number, { resolve(o: IntakeOutcome[]): void; reject(e: Error): void }>();
@@ -78,16 +85,23 @@ export function threadWriter(target: DbTarget, workerFile: URL): BatchWriter {
   worker.on('error', (e) => failAll(e));
   worker.on('exit', (code) => failAll(new Error(`intake writer thread exited (${code})`)));
   return {
-    write(rows, now) {
-      if (failed) return Promise.reject(failed);
+    async write(rows, now) {
+      if (failed) throw failed;
+      const packed = packIntakeRows(rows);
+      // The main thread's connection is idle from here until the batch is committed.
+      const done = await gate?.acquire();
       const id = ++seq;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        worker.ref();
-        worker.postMessage({ id, rows: packIntakeRows(rows), now });
-      }).finally(() => {
+      return (
+        new Promise((resolve, reject) => {
+          if (failed) return reject(failed);
+          waiting.set(id, { resolve, reject });
+          worker.ref();
+          worker.postMessage({ id, rows: packed, now });
+        }) as Promise<IntakeOutcome[]>
+      ).finally(() => {
+        done?.();
         if (waiting.size === 0) worker.unref();
-      }) as Promise<IntakeOutcome[]>;
+      });
     },
     async close() {
       worker.removeAllListeners('exit');

@@ -1,0 +1,148 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import type { Knex } from 'knex';
+import { openDb } from '../../db/connect.js';
+import { createConnectionGate, gateConnections } from '../../db/connection-gate.js';
+import type { IntakeRow } from '../../db/stores/intake.js';
+import { threadWriter, type BatchWriter } from '../../server/intake/writer.js';
+import { onPg } from '../helpers/pg.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+/**
+ * The main thread's SQLite connection and the intake writer thread take turns (server
+ * main.ts wires db/connection-gate.ts). The main connection here waits 0 ms for a lock, so
+ * any overlap with a writer-thread transaction would surface as SQLITE_BUSY instead of as
+ * the event-loop stall it causes in the server (better-sqlite3 sleeps on the calling
+ * thread). The writer thread is the compiled one from dist/ (`npm test` builds first).
+ */
+const WRITER_FILE = new URL('../../dist/server/intake/writer-thread.js', import.meta.url);
+const describeSqlite = onPg() ? describe.skip : describe;
+
+describeSqlite('SQLite connection gate between the main thread and the intake writer', () => {
+  let t: TestDeps;
+  let portal: TestPortal;
+  let main: Knex;
+  let writer: BatchWriter | undefined;
+
+  beforeEach(async () => {
+    t = await createTestDeps();
+    portal = await seedPortal(t.deps);
+    main = openDb({ client: 'sqlite', filename: t.dbFile }, { busyTimeoutMs: 0 });
+  });
+  afterEach(async () => {
+    await writer?.close();
+    writer = undefined;
+    await main.destroy();
+    await t.close();
+  });
+
+  let seq = 0;
+  const delivery = (): IntakeRow => {
+    const id = ++seq;
+    return {
+      event: {
+        portal_id: portal.row.id,
+        member_id: portal.memberId,
+        event: 'ONCRMDEALUPDATE',
+        event_handler_id: '58',
+        entity_type: 'deal',
+        entity_id: String(id),
+        ts: 1764237600,
+        body: `{"deal":${id},"pad":"${'x'.repeat(1000)}"}`,
+        auth_enc: null,
+        dedupe_key: `gate-${id}`,
+        status: 'received',
+        reject_reason: null,
+        source: 'online',
+        received_at: Date.now(),
+        remote_addr: '127.0.0.1',
+      },
+      job: {
+        type: 'process_event',
+        portal_id: portal.row.id,
+        entity_key: `${portal.row.id}:deal:${id}`,
+        payload: null,
+        max_attempts: 5,
+        run_at: Date.now(),
+      },
+    };
+  };
+
+  /** Writer batches and main-thread transactions at the same time; the busy errors seen. */
+  async function contend(): Promise<{ busy: number; stored: number; mainWrites: number }> {
+    let busy = 0;
+    let mainWrites = 0;
+    let flooding = true;
+    const flood = (async () => {
+      for (let b = 0; b < 60; b++) {
+        await Promise.all([
+          writer!.write(Array.from({ length: 40 }, delivery), Date.now()),
+          writer!.write(Array.from({ length: 40 }, delivery), Date.now()),
+        ]);
+      }
+      flooding = false;
+    })();
+    while (flooding) {
+      try {
+        await main.transaction(async (trx) => {
+          const [job] = (await trx('jobs')
+            .where('status', 'pending')
+            .orderBy('id')
+            .limit(1)) as Array<{ id: number }>;
+          if (job) await trx('jobs').where('id', job.id).update({ status: 'done' });
+        });
+        mainWrites++;
+      } catch (e) {
+        if (!String((e as { code?: string }).code).startsWith('SQLITE_BUSY')) throw e;
+        busy++;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await flood;
+    const stored = Number((await main('events').count({ n: '*' }).first())?.n);
+    return { busy, stored, mainWrites };
+  }
+
+  it('without the gate the two connections collide (what the gate prevents)', async () => {
+    writer = threadWriter({ client: 'sqlite', filename: t.dbFile }, WRITER_FILE);
+    const r = await contend();
+    expect(r.stored).toBe(60 * 80);
+    expect(r.busy).toBeGreaterThan(0);
+  });
+
+  it('with the gate neither side meets the other mid-transaction, and both make progress', async () => {
+    writer = threadWriter(
+      { client: 'sqlite', filename: t.dbFile },
+      WRITER_FILE,
+      gateConnections(main),
+    );
+    const r = await contend();
+    expect(r.busy).toBe(0);
+    expect(r.stored).toBe(60 * 80);
+    expect(r.mainWrites).toBeGreaterThan(20);
+  });
+
+  it('turns are first come, first served, and a turn is given back once', async () => {
+    const gate = createConnectionGate();
+    const order: string[] = [];
+    const first = await gate.acquire();
+    const second = gate.acquire().then((done) => {
+      order.push('second');
+      return done;
+    });
+    const third = gate.acquire().then((done) => {
+      order.push('third');
+      done();
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual([]);
+    first();
+    first(); // a second call must not release somebody else's turn
+    const secondDone = await second;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual(['second']);
+    secondDone();
+    await third;
+    expect(order).toEqual(['second', 'third']);
+  });
+});
