@@ -33,8 +33,9 @@ export interface WorkerOptions {
   random?: () => number;
   /**
    * Intake first: while this says the intake is under a flood, the loop waits before
-   * claiming (at most `maxYieldMs` in a row), so acknowledging deliveries — which Bitrix24
-   * never re-sends — is never starved by processing, which can catch up later.
+   * claiming (at most `maxYieldMs` in a row, then it claims one job), so acknowledging
+   * deliveries — which Bitrix24 never re-sends — is never starved by processing, which
+   * still moves and catches up once the flood is over.
    */
   shouldYield?: () => boolean;
   /** @default 1000 */
@@ -280,13 +281,16 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         await new Promise((r) => setTimeout(r, 5));
         continue;
       }
+      // Still flooded after the longest wait: one job, so processing moves on without
+      // spending the intake's time on a whole round of claims and outcome writes.
+      const flooded = yielded > 0 && opts.shouldYield?.() === true;
       yielded = 0;
       await sweepOrphans();
       let claimFailed = false;
       try {
         await releaseUnrecorded();
         if (inFlight.size < concurrency && (!lock || lock.held())) {
-          const free = concurrency - inFlight.size;
+          const free = flooded ? 1 : concurrency - inFlight.size;
           const jobs = await claimJobs(db, {
             workerId: claimId,
             now: now(),

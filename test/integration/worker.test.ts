@@ -202,6 +202,51 @@ describe('worker', () => {
     expect(await event(id!)).toMatchObject({ status: 'processed', attempts: 2 });
   });
 
+  it('under an intake flood claims one job per longest wait, and all of them once it is over', async () => {
+    await enqueue(Array.from({ length: 16 }, (_, i) => String(i + 1)));
+    t.clock.advance(1500);
+    let flood = true;
+    let running = 0;
+    let maxRunningInFlood = 0;
+    let maxRunningAfter = 0;
+    let done = 0;
+    const worker = createWorker(t.deps, {
+      pollMs: 10,
+      maxYieldMs: 40,
+      shouldYield: () => flood,
+      handlers: {
+        process_event: async () => {
+          running++;
+          if (flood) maxRunningInFlood = Math.max(maxRunningInFlood, running);
+          else maxRunningAfter = Math.max(maxRunningAfter, running);
+          await new Promise((r) => setTimeout(r, 20));
+          running--;
+          done++;
+        },
+      },
+    });
+    worker.start();
+    try {
+      await new Promise((r) => setTimeout(r, 250));
+      const duringFlood = done;
+      // Processing moves, one job at a time, a window of 40 ms at most each.
+      expect(duringFlood).toBeGreaterThanOrEqual(1);
+      expect(duringFlood).toBeLessThanOrEqual(7);
+      expect(maxRunningInFlood).toBe(1);
+      flood = false;
+      worker.notify();
+      for (let i = 0; i < 200 && done < 16; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(done).toBe(16);
+      expect(maxRunningAfter).toBeGreaterThan(1);
+    } finally {
+      flood = false;
+      await worker.stop();
+    }
+    expect(await t.deps.db('jobs').where('status', 'done').count({ n: '*' }).first()).toEqual({
+      n: 16,
+    });
+  });
+
   it('on stop lets work in flight finish within the timeout', async () => {
     const [id] = await enqueue(['1']);
     let entered!: () => void;
