@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../../server/deps.js';
 import { upsertPortal, type PortalRow } from '../../db/stores/portals.js';
+import type { IntakeRow } from '../../db/stores/intake.js';
 import { buildEventAuth, buildEventBody } from '../emulator/event-body.js';
 import type { PhpValue } from '../emulator/php-form.js';
 
@@ -67,4 +68,46 @@ export function eventBody(opts: {
       tokens: accessToken ? { accessToken, expires: ts + 3600, expiresIn: 3600, userId: 1 } : null,
     }),
   });
+}
+
+/**
+ * A deal update as the intake hands it to the writer: `key` is the dedupe key (default
+ * `key-<deal>`); null makes it a rejected delivery, with no key and no job.
+ */
+export function intakeRow(
+  portal: TestPortal,
+  dealId: number,
+  opts: { key?: string | null; body?: string; receivedAt?: number } = {},
+): IntakeRow {
+  const rejected = opts.key === null;
+  const at = opts.receivedAt ?? 1_000;
+  return {
+    event: {
+      portal_id: portal.row.id,
+      member_id: portal.memberId,
+      event: 'ONCRMDEALUPDATE',
+      event_handler_id: '58',
+      entity_type: 'deal',
+      entity_id: String(dealId),
+      ts: 1764237600,
+      body: opts.body ?? `{"deal":${dealId}}`,
+      auth_enc: null,
+      dedupe_key: opts.key === undefined ? `key-${dealId}` : opts.key,
+      status: rejected ? 'rejected' : 'received',
+      reject_reason: rejected ? 'token_mismatch' : null,
+      source: 'online',
+      received_at: at,
+      remote_addr: '127.0.0.1',
+    },
+    job: rejected
+      ? null
+      : {
+          type: 'process_event',
+          portal_id: portal.row.id,
+          entity_key: `${portal.row.id}:deal:${dealId}`,
+          payload: null,
+          max_attempts: 5,
+          run_at: at,
+        },
+  };
 }

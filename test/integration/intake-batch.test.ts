@@ -12,7 +12,7 @@ import {
 import { openSqliteConnection } from '../../db/connect.js';
 import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
-import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
 type Write = (rows: IntakeRow[], now: number) => Promise<IntakeOutcome[]>;
 
@@ -45,36 +45,8 @@ describe.each(ways)('intake batch write (%s)', (via) => {
     await t.close();
   });
 
-  const delivery = (dealId: number, opts: { key?: string | null } = {}): IntakeRow => ({
-    event: {
-      portal_id: portal.row.id,
-      member_id: portal.memberId,
-      event: 'ONCRMDEALUPDATE',
-      event_handler_id: '58',
-      entity_type: 'deal',
-      entity_id: String(dealId),
-      ts: 1764237600,
-      body: `{"deal":${dealId}}`,
-      auth_enc: null,
-      dedupe_key: opts.key === undefined ? `key-${dealId}` : opts.key,
-      status: opts.key === null ? 'rejected' : 'received',
-      reject_reason: opts.key === null ? 'token_mismatch' : null,
-      source: 'online',
-      received_at: 1_000,
-      remote_addr: '127.0.0.1',
-    },
-    job:
-      opts.key === null
-        ? null
-        : {
-            type: 'process_event',
-            portal_id: portal.row.id,
-            entity_key: `${portal.row.id}:deal:${dealId}`,
-            payload: null,
-            max_attempts: 5,
-            run_at: 1_000,
-          },
-  });
+  const delivery = (dealId: number, opts: { key?: string | null } = {}) =>
+    intakeRow(portal, dealId, opts);
 
   it('cuts any batch into power-of-two chunks of at most MAX_INSERT_ROWS', () => {
     expect(chunkSizes(0)).toEqual([]);

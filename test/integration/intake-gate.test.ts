@@ -2,11 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { openDb } from '../../db/connect.js';
 import { createConnectionGate, gateConnections } from '../../db/connection-gate.js';
-import type { IntakeRow } from '../../db/stores/intake.js';
 import { threadWriter, type BatchWriter } from '../../server/intake/writer.js';
 import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
-import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
 /**
  * The main thread's SQLite connection and the intake writer thread take turns (server
@@ -37,35 +36,13 @@ describeSqlite('SQLite connection gate between the main thread and the intake wr
   });
 
   let seq = 0;
-  const delivery = (): IntakeRow => {
+  const delivery = () => {
     const id = ++seq;
-    return {
-      event: {
-        portal_id: portal.row.id,
-        member_id: portal.memberId,
-        event: 'ONCRMDEALUPDATE',
-        event_handler_id: '58',
-        entity_type: 'deal',
-        entity_id: String(id),
-        ts: 1764237600,
-        body: `{"deal":${id},"pad":"${'x'.repeat(1000)}"}`,
-        auth_enc: null,
-        dedupe_key: `gate-${id}`,
-        status: 'received',
-        reject_reason: null,
-        source: 'online',
-        received_at: Date.now(),
-        remote_addr: '127.0.0.1',
-      },
-      job: {
-        type: 'process_event',
-        portal_id: portal.row.id,
-        entity_key: `${portal.row.id}:deal:${id}`,
-        payload: null,
-        max_attempts: 5,
-        run_at: Date.now(),
-      },
-    };
+    return intakeRow(portal, id, {
+      key: `gate-${id}`,
+      body: `{"deal":${id},"pad":"${'x'.repeat(1000)}"}`,
+      receivedAt: Date.now(),
+    });
   };
 
   /** Writer batches and main-thread transactions at the same time; the busy errors seen. */
