@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { isPg } from '../../db/connect.js';
-import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+import { eachRecoveryScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 /**
  * How offline records are settled (issue 8): the confirm mode where the portal has
@@ -8,14 +8,8 @@ import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenari
  * for a record that cannot be handled.
  */
 describe('offline event modes and errors', () => {
-  let s: PaidDealScenario;
-  beforeEach(async () => {
-    s = await startPaidDealScenario(undefined, { B24_OFFLINE_EVENTS: 'on' });
-    s.h.t.clock.set(Date.now());
-  });
-  afterEach(async () => {
-    await s.close();
-  });
+  let s!: PaidDealScenario;
+  eachRecoveryScenario('on', (x) => (s = x));
 
   const db = () => s.h.t.deps.db;
   const portalRow = () => db()('portals').where({ member_id: s.portal.memberId }).first();

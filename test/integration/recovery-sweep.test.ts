@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { bitrixTime } from '../../server/recovery/sweep.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
@@ -7,6 +7,9 @@ import {
   scenarioCliEnv,
   scenarioStatus,
   seedNewDeals,
+  updateDealsWhileDown,
+  eachRecoveryScenario,
+  expectEachWonDealActedOnOnce,
   startPaidDealScenario,
   type PaidDealScenario,
 } from '../helpers/scenario.js';
@@ -18,15 +21,8 @@ const MIN = 60_000;
  * how long it was away, and the deals changed meanwhile are reconciled from the portal.
  */
 describe('downtime sweep', () => {
-  let s: PaidDealScenario;
-  beforeEach(async () => {
-    s = await startPaidDealScenario(undefined, { B24_OFFLINE_EVENTS: 'off' });
-    // The app's clock follows the portal's, as in production (DATE_MODIFY vs received_at).
-    s.h.t.clock.set(Date.now());
-  });
-  afterEach(async () => {
-    await s.close();
-  });
+  let s!: PaidDealScenario;
+  const replaceScenario = eachRecoveryScenario('off', (x) => (s = x));
 
   const db = () => s.h.t.deps.db;
 
@@ -34,29 +30,9 @@ describe('downtime sweep', () => {
   /** Deals at NEW, seen online while the app runs (so they have snapshots). */
   const seedDeals = (n: number) => seedNewDeals(s, n);
 
-  /** 100 updates while the app is down: the first 30 deals move to WON. */
+  /** 100 updates while the app is down (the first 30 deals move to WON); no offline queue. */
   async function updateWhileDown(ids: string[]): Promise<string[]> {
-    await s.h.pauseApp();
-    const won = ids.slice(0, 30);
-    let updates = 0;
-    for (const [i, id] of ids.entries()) {
-      await s.portal.updateDeal(id, { TITLE: `Order ${i} (edited)` });
-      updates++;
-    }
-    for (const id of won) {
-      await s.portal.updateDeal(id, { STAGE_ID: 'WON' });
-      updates++;
-    }
-    for (const id of won) {
-      await s.portal.updateDeal(id, { COMMENTS: 'paid' });
-      updates++;
-    }
-    expect(updates).toBe(100);
-    await s.portal.whenIdle();
-    const lost = s.portal.deliveries.filter(
-      (d) => d.event === 'ONCRMDEALUPDATE' && d.status !== 200,
-    );
-    expect(lost).toHaveLength(100);
+    const won = await updateDealsWhileDown(s, ids);
     expect(s.portal.bindings.filter((b) => b.eventType === 'offline')).toHaveLength(0);
     return won;
   }
@@ -113,19 +89,8 @@ describe('downtime sweep', () => {
     expect(swept.every((e: { event: string }) => e.event === 'ONCRMDEALUPDATE')).toBe(true);
 
     await s.drain();
-    expect(s.accounting.requests).toHaveLength(30);
-    const dealIds = s.accounting.requests.map(
-      (r) => (JSON.parse(r.body) as { dealId: string }).dealId,
-    );
-    expect(new Set(dealIds)).toEqual(new Set(won));
-    expect(s.logistics.requests).toHaveLength(30);
-    expect(s.sms.requests).toHaveLength(30);
-    const runs = await db()('action_runs').select('status');
-    expect(runs).toHaveLength(120);
-    expect(runs.every((r: { status: string }) => r.status === 'succeeded')).toBe(true);
-    for (const id of won) {
-      expect(s.portal.timeline.filter((c) => c.ENTITY_ID === id)).toHaveLength(1);
-    }
+    expect(won).toHaveLength(30);
+    await expectEachWonDealActedOnOnce(s, won);
 
     // A second sweep over the same gap finds every change accounted for.
     const again = await s.h.services.recovery.sweeper.run({
@@ -201,30 +166,31 @@ describe('downtime sweep', () => {
 
   it('sweeps smart-process items with crm.item.list', async () => {
     const SPA = 128;
-    await s.close();
-    s = await startPaidDealScenario(
-      (urls) => {
-        const v = validateEventMap({
-          rules: [
-            {
-              name: 'Project done',
-              on: [`ONCRMDYNAMICITEMUPDATE_${SPA}`],
-              when: [{ field: 'stageId', becomes: `DT${SPA}_1:SUCCESS` }],
-              actions: [
-                {
-                  type: 'http',
-                  method: 'POST',
-                  url: `${urls.accounting}/done`,
-                  body: { id: '{{item.id}}', title: '{{item.title}}' },
-                },
-              ],
-            },
-          ],
-        });
-        if (!v.ok) throw new Error(JSON.stringify(v.errors));
-        return v.map;
-      },
-      { B24_OFFLINE_EVENTS: 'off', B24_EVENTS: 'ONCRMDYNAMICITEMADD,ONCRMDYNAMICITEMUPDATE' },
+    await replaceScenario(
+      await startPaidDealScenario(
+        (urls) => {
+          const v = validateEventMap({
+            rules: [
+              {
+                name: 'Project done',
+                on: [`ONCRMDYNAMICITEMUPDATE_${SPA}`],
+                when: [{ field: 'stageId', becomes: `DT${SPA}_1:SUCCESS` }],
+                actions: [
+                  {
+                    type: 'http',
+                    method: 'POST',
+                    url: `${urls.accounting}/done`,
+                    body: { id: '{{item.id}}', title: '{{item.title}}' },
+                  },
+                ],
+              },
+            ],
+          });
+          if (!v.ok) throw new Error(JSON.stringify(v.errors));
+          return v.map;
+        },
+        { B24_OFFLINE_EVENTS: 'off', B24_EVENTS: 'ONCRMDYNAMICITEMADD,ONCRMDYNAMICITEMUPDATE' },
+      ),
     );
     s.h.t.clock.set(Date.now());
     await s.h.services.recovery.start();
