@@ -3,7 +3,7 @@ import PQueue from 'p-queue';
 
 /**
  * Turns between the two SQLite connections of one server process: the main thread's (knex:
- * worker, pages, CLI-like stores) and the intake writer thread's. better-sqlite3 waits for a
+ * the worker, the pages, the alert checks) and the intake writer thread's. better-sqlite3 waits for a
  * lock synchronously, by SQLite's busy handler sleeping 1, 2, 5, 10… ms on the calling
  * thread, so a worker transaction that met the writer thread mid-commit froze every request
  * of the main thread for that long, many times a second under a flood. With the gate the
@@ -13,7 +13,7 @@ import PQueue from 'p-queue';
  * first served (a p-queue of concurrency 1), so neither side starves.
  */
 export interface ConnectionGate {
-  /** Resolves when it is the caller's turn; call `release` once done. */
+  /** Resolves when it is the caller's turn, with the function that ends the turn. */
   acquire(): Promise<() => void>;
 }
 
@@ -36,13 +36,6 @@ const once = (f: () => void) => {
     f();
   };
 };
-
-const gates = new WeakMap<Knex, ConnectionGate>();
-
-/** The gate that `gateConnections` put on this knex, if any. */
-export function connectionGate(db: Knex): ConnectionGate | undefined {
-  return gates.get(db);
-}
 
 type PoolClient = {
   acquireConnection(): Promise<unknown>;
@@ -80,6 +73,5 @@ export function gateConnections(db: Knex, gate = createConnectionGate()): Connec
       done?.();
     }
   };
-  gates.set(db, gate);
   return gate;
 }
