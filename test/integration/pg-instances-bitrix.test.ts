@@ -89,11 +89,19 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
   let b: TestDeps;
   beforeEach(async () => {
     h = await startAlertHarness({ ALERT_BACKLOG_THRESHOLD: '5' });
+    // The second instance runs with the same configuration, alert channels included, as
+    // instances of one deployment do: whichever of them wins the check sends the alert.
     b = await createTestDeps(
       {
         ...h.t.dbEnv,
         TOKEN_ENCRYPTION_KEY: h.t.deps.config.tokenEncryptionKey.toString('hex'),
         APP_URL: 'https://hooks.example.com',
+        TELEGRAM_API_URL: h.tg.url,
+        TELEGRAM_BOT_TOKEN: h.tg.token,
+        TELEGRAM_CHAT_ID: '-100',
+        SMTP_URL: h.smtp.url,
+        ALERT_EMAIL_TO: 'ops@example.com',
+        ALERT_EMAIL_FROM: 'b24hooks <alerts@hooks.example.com>',
         ALERT_BACKLOG_THRESHOLD: '5',
       },
       { clock: h.t.clock },
