@@ -162,6 +162,17 @@ describe('sessions, the cookie fallback, CSRF and roles', () => {
     }
   });
 
+  it('serves the frame stylesheet from placement/, and the pages link it', async () => {
+    const res = await fetch(`${base(h)}/assets/app.css`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/css/);
+    expect(await res.text()).toMatch(/\.badge \{/);
+    const s = await openSession(h);
+    const page = await getPage(h, '/ui', s.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('<link rel="stylesheet" href="/assets/app.css">');
+  });
+
   it('serves chart.js from node_modules', async () => {
     const res = await fetch(`${base(h)}/assets/vendor/chart.umd.js`);
     expect(res.status).toBe(200);
