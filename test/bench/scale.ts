@@ -4,7 +4,7 @@ import { openDb, type DbTarget } from '../../db/connect.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startHttpSink } from '../helpers/http-sink.js';
-import { startInstallHarness } from '../helpers/install-harness.js';
+import { spawnedAppEnv, startInstallHarness } from '../helpers/install-harness.js';
 import {
   createTestDatabase,
   findPgBin,
@@ -198,14 +198,7 @@ async function processRun(
     // Stored on the harness's manual clock: an hour from real now, as a real install stores.
     await h.t.deps.db('portals').update({ token_expires_at: Date.now() + 3600_000 });
     const env = {
-      DATA_DIR: h.t.dir,
-      SESSION_SECRET: config.sessionSecret,
-      TOKEN_ENCRYPTION_KEY: config.tokenEncryptionKey.toString('hex'),
-      B24_PORTAL_HOSTS: '127.0.0.1:*',
-      B24_OAUTH_SERVERS: h.emu.oauthUrl,
-      B24_CLIENT_ID: config.b24.clientId ?? '',
-      B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
-      B24_OFFLINE_EVENTS: 'off',
+      ...spawnedAppEnv(h, h.t.dir),
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',

@@ -101,3 +101,22 @@ export async function startInstallHarness(
     },
   };
 }
+
+/**
+ * The environment of a spawned server (dist/server/main.js) that takes over this harness's
+ * install: its secrets, its emulated portal and OAuth server, offline events off. Callers
+ * add the database, port and their own settings.
+ */
+export function spawnedAppEnv(h: InstallHarness, dataDir: string): Record<string, string> {
+  const config = h.t.deps.config;
+  return {
+    DATA_DIR: dataDir,
+    SESSION_SECRET: config.sessionSecret,
+    TOKEN_ENCRYPTION_KEY: config.tokenEncryptionKey.toString('hex'),
+    B24_PORTAL_HOSTS: '127.0.0.1:*',
+    B24_OAUTH_SERVERS: h.emu.oauthUrl,
+    B24_CLIENT_ID: config.b24.clientId ?? '',
+    B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
+    B24_OFFLINE_EVENTS: 'off',
+  };
+}

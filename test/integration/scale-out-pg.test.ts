@@ -4,7 +4,7 @@ import { openDb } from '../../db/connect.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startHttpSink, type SunkRequest } from '../helpers/http-sink.js';
-import { startInstallHarness } from '../helpers/install-harness.js';
+import { spawnedAppEnv, startInstallHarness } from '../helpers/install-harness.js';
 import { onPg } from '../helpers/pg.js';
 import { spawnServer, type SpawnedServer } from '../helpers/spawn-server.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -68,14 +68,7 @@ import { tempDir } from '../helpers/temp-dir.js';
     cleanups.push(() => h.t.close());
 
     const env = (i: number) => ({
-      DATA_DIR: tempDirFor(i),
-      SESSION_SECRET: config.sessionSecret,
-      TOKEN_ENCRYPTION_KEY: config.tokenEncryptionKey.toString('hex'),
-      B24_PORTAL_HOSTS: '127.0.0.1:*',
-      B24_OAUTH_SERVERS: h.emu.oauthUrl,
-      B24_CLIENT_ID: config.b24.clientId ?? '',
-      B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
-      B24_OFFLINE_EVENTS: 'off',
+      ...spawnedAppEnv(h, tempDirFor(i)),
       WORKER_CONCURRENCY: '4',
       RETRY_BASE_SECONDS: '1',
       LOG_LEVEL: 'warn',

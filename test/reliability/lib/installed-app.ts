@@ -4,7 +4,11 @@ import type { Env } from '../../../server/config.js';
 import type { EventMap } from '../../../server/rules/model.js';
 import { saveRuleMap } from '../../../db/stores/rules.js';
 import { openDb, type Db } from '../../../db/connect.js';
-import { startInstallHarness, type InstallHarness } from '../../helpers/install-harness.js';
+import {
+  spawnedAppEnv,
+  startInstallHarness,
+  type InstallHarness,
+} from '../../helpers/install-harness.js';
 import { spawnServer, type SpawnedServer } from '../../helpers/spawn-server.js';
 import type { ReliabilityContext } from '../types.js';
 
@@ -46,20 +50,12 @@ export async function prepareInstalledApp(
   const res = await portal.install();
   if (res.status !== 200) throw new Error(`install answered ${res.status}`);
   await saveRuleMap(h.t.deps.db, undefined, map, h.t.clock.now());
-  const config = h.t.deps.config;
   await h.stopApp();
   await h.t.deps.close();
   const dataDir = h.t.dir;
   ctx.dataDirs.push(dataDir);
   const baseEnv: Record<string, string> = {
-    DATA_DIR: dataDir,
-    SESSION_SECRET: config.sessionSecret,
-    TOKEN_ENCRYPTION_KEY: config.tokenEncryptionKey.toString('hex'),
-    B24_PORTAL_HOSTS: '127.0.0.1:*',
-    B24_OAUTH_SERVERS: h.emu.oauthUrl,
-    B24_CLIENT_ID: config.b24.clientId ?? '',
-    B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
-    B24_OFFLINE_EVENTS: 'off',
+    ...spawnedAppEnv(h, dataDir),
     LOG_LEVEL: 'info',
     ...(env as Record<string, string>),
   };
