@@ -1,12 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
+import { scenarioStatus, seedNewDeals, type PaidDealScenario } from '../helpers/scenario.js';
 import {
-  scenarioStatus,
-  seedNewDeals,
-  updateDealsWhileDown,
   eachRecoveryScenario,
   expectEachWonDealActedOnOnce,
-  type PaidDealScenario,
-} from '../helpers/scenario.js';
+  updateDealsWhileDown,
+} from '../helpers/recovery-scenario.js';
 import type { UiHarness } from '../helpers/ui-harness.js';
 import { getPage, openSession } from './ui/ui-client.js';
 

@@ -7,12 +7,14 @@ import {
   scenarioCliEnv,
   scenarioStatus,
   seedNewDeals,
-  updateDealsWhileDown,
-  eachRecoveryScenario,
-  expectEachWonDealActedOnOnce,
   startPaidDealScenario,
   type PaidDealScenario,
 } from '../helpers/scenario.js';
+import {
+  eachRecoveryScenario,
+  expectEachWonDealActedOnOnce,
+  updateDealsWhileDown,
+} from '../helpers/recovery-scenario.js';
 
 const MIN = 60_000;
 
