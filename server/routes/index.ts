@@ -92,7 +92,13 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
 /** Every route the app mounts, in one list (manifest handlers included). */
 export function appParts(deps: Deps, services: Services): Parts {
   return {
-    routes: [installRoutes(deps), uiRoutes(deps, { notifyWorker: () => services.worker.notify() })],
+    routes: [
+      installRoutes(deps),
+      uiRoutes(deps, {
+        notifyWorker: () => services.worker.notify(),
+        sweeper: services.recovery.sweeper,
+      }),
+    ],
     fast: [services.intake.route],
   };
 }

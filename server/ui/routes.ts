@@ -4,6 +4,7 @@ import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { formBodyOnly, frameHeaders, requireUiSession } from './context.js';
 import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
+import type { Sweeper } from '../recovery/sweep.js';
 import { dashboardPage } from './pages/dashboard-page.js';
 import { logPages } from './pages/log-pages.js';
 import { replayPage } from './pages/replay-page.js';
@@ -14,6 +15,11 @@ import { signedSessionId, startSession, TOKEN_PARAM, uiSession } from './session
 export interface UiRouteOptions {
   /** Wakes the worker after jobs were queued (test alerts). */
   notifyWorker?: () => void;
+  /**
+   * The server's sweeper (services.recovery): a sweep an admin starts from the dashboard
+   * wakes the worker for what it stores and is cancelled at shutdown like any other.
+   */
+  sweeper?: Sweeper;
 }
 
 /**
@@ -80,7 +86,7 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     requireUiSession(deps),
     formBodyOnly,
   );
-  router.use(dashboardPage(deps));
+  router.use(dashboardPage(deps, opts.sweeper));
   router.use(logPages(deps));
   router.use(replayPage(deps, opts.notifyWorker));
   router.use(rulesPage(deps));

@@ -103,3 +103,37 @@ describe('loss recovery on the dashboard', () => {
     expect(page.html).toContain('Найти потерянные события');
   });
 });
+
+/**
+ * A sweep an admin starts from the dashboard is the server's own (services.recovery): the
+ * app's shutdown waits for it instead of closing the database under it.
+ */
+describe('a dashboard sweep at shutdown', () => {
+  it('is finished or interrupted before the services have stopped', async () => {
+    const h = await startUiHarness();
+    try {
+      h.t.clock.set(Date.now());
+      await seedDeals(h);
+      const admin = await openSession(h);
+      const page = await getPage(h, '/ui', admin.cookie);
+      // Bitrix24 answers the sweep's first list call with a rate-limit error: it waits 1 s.
+      h.portal.failNext('crm.deal.list', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' });
+      const started = await postForm(
+        h,
+        '/ui/recovery/sweep',
+        { hours: '24', _csrf: csrfOf(page.html) },
+        admin.cookie,
+      );
+      expect(started.html).toContain('id="sweep-started"');
+      const running = await h.t.deps.db('recovery_gaps').orderBy('id', 'desc').first();
+      expect(running).toMatchObject({ trigger: 'ui', status: 'running' });
+
+      await h.services.recovery.stop();
+      const gap = await h.t.deps.db('recovery_gaps').where({ id: running.id }).first();
+      expect(gap.status).not.toBe('running');
+      expect(h.portal.calls.filter((c) => c.method === 'crm.deal.list').length).toBeGreaterThan(1);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { listAlertStates, type AlertKind, type AlertStateRow } from '../../../db
 import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
 import { statusFigures } from '../../../db/stores/events.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
-import { createSweeper, SweepRefusedError } from '../../recovery/sweep.js';
+import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/sweep.js';
 import { toError } from '../../lib/errors.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
@@ -154,10 +154,8 @@ export const SWEEP_HOURS = [1, 6, 24, 72, 168] as const;
  * 7 days, the portal's firing alerts, and loss recovery (recovered events, the last gap and
  * a sweep on an admin's request).
  */
-export function dashboardPage(deps: Deps): Router {
+export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)): Router {
   const router = Router();
-  // Reconcile events it stores are picked up by the worker's poll.
-  const sweeper = createSweeper(deps);
 
   const render = async (
     res: Response,
