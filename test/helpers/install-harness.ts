@@ -103,6 +103,28 @@ export async function startInstallHarness(
 }
 
 /**
+ * A portal with the app installed the way Bitrix24 does it (installer POST, installFinish,
+ * ONAPPINSTALL handled), and `settle`, which waits until the deliveries sent so far are
+ * stored and every due job has run; it has run once before this resolves.
+ */
+export async function installPortal(
+  h: InstallHarness,
+  options?: PortalOptions,
+): Promise<{ portal: Awaited<ReturnType<InstallHarness['addPortal']>>; settle(): Promise<void> }> {
+  const portal = await h.addPortal(options);
+  const res = await portal.install();
+  if (res.status !== 200) throw new Error(`install answered ${res.status}: ${res.body}`);
+  await portal.finishInstall();
+  const settle = async () => {
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await h.services.worker.drain();
+  };
+  await settle();
+  return { portal, settle };
+}
+
+/**
  * The environment of a spawned server (dist/server/main.js) that takes over this harness's
  * install: its secrets, its emulated portal and OAuth server, offline events off. Callers
  * add the database, port and their own settings.

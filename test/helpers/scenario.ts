@@ -7,7 +7,7 @@ import type { EventMap } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { startHttpSink, type HttpSink } from './http-sink.js';
-import { startInstallHarness, type InstallHarness } from './install-harness.js';
+import { installPortal, startInstallHarness, type InstallHarness } from './install-harness.js';
 
 export interface PaidDealScenario {
   h: InstallHarness;
@@ -60,16 +60,7 @@ export async function startPaidDealScenario(
     },
     { now: () => Date.now() + offset },
   );
-  const portal = await h.addPortal();
-  const res = await portal.install();
-  if (res.status !== 200) throw new Error(`install answered ${res.status}: ${res.body}`);
-  await portal.finishInstall();
-  const drain = async () => {
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await h.services.worker.drain();
-  };
-  await drain();
+  const { portal, settle: drain } = await installPortal(h);
   const urls = { accounting: accounting.url, logistics: logistics.url };
   await saveRuleMap(h.t.deps.db, undefined, map ? map(urls) : paidDealMap(urls), h.t.clock.now());
   return {

@@ -5,6 +5,7 @@ import type { EventMap } from '../../../server/rules/model.js';
 import { saveRuleMap } from '../../../db/stores/rules.js';
 import { openDb, type Db } from '../../../db/connect.js';
 import {
+  installPortal,
   spawnedAppEnv,
   startInstallHarness,
   type InstallHarness,
@@ -115,15 +116,7 @@ export async function startInProcessApp(
     await h.t.deps.close();
   };
   try {
-    const portal = await h.addPortal();
-    if ((await portal.install()).status !== 200) throw new Error('install failed');
-    await portal.finishInstall();
-    const settle = async () => {
-      await portal.whenIdle();
-      await h.services.intake.drain();
-      await h.services.worker.drain();
-    };
-    await settle();
+    const { portal, settle } = await installPortal(h);
     return { h, portal, settle, close };
   } catch (e) {
     await close();
