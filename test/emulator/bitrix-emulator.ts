@@ -15,7 +15,7 @@ import { startPortal, type StartedPortal } from './portal.js';
 import type { EmulatedPortal } from './portal-api.js';
 import { issuedSecrets, type EmulatorContext } from './state.js';
 import { createTokenStore } from './token-store.js';
-import type { EmulatorOptions, OAuthCallRecord, PortalOptions } from './types.js';
+import type { EmulatorOptions, FailureSpec, OAuthCallRecord, PortalOptions } from './types.js';
 
 export interface BitrixEmulator {
   /** `http://127.0.0.1:PORT`, the OAuth server (stands in for oauth.bitrix.info). */
@@ -26,6 +26,11 @@ export interface BitrixEmulator {
   readonly portals: readonly EmulatedPortal[];
   addPortal(options?: PortalOptions): Promise<EmulatedPortal>;
   portal(memberId: string): EmulatedPortal | undefined;
+  /**
+   * The token endpoint answers the next `times` requests with this failure (a 5xx outage,
+   * `invalid_client`…) instead of serving them.
+   */
+  failNextToken(failure: FailureSpec, times?: number): void;
   /** Every token and secret issued so far (see state.ts `issuedSecrets`). */
   issuedTokens(): string[];
   /** Aborts deliveries in flight and closes every listener. */
@@ -42,7 +47,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<BitrixEmu
     now,
     oauthUrl: '',
     serverEndpoint: '',
-    tokens: createTokenStore(now, accessTokenTtlSec),
+    tokens: createTokenStore(now, accessTokenTtlSec, options.clientId),
+    oauthFailures: [],
     oauthCalls: [],
     portals: new Map(),
   };
@@ -68,6 +74,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<BitrixEmu
     },
     portal(memberId) {
       return started.find((p) => p.api.memberId === memberId)?.api;
+    },
+    failNextToken(failure, times = 1) {
+      for (let i = 0; i < times; i += 1) ctx.oauthFailures.push(failure);
     },
     issuedTokens: () => issuedSecrets(ctx),
     async close() {

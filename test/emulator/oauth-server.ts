@@ -42,6 +42,14 @@ async function handleToken(
     sendJson(res, status, payload);
   };
 
+  const injected = ctx.oauthFailures.shift();
+  if (injected) {
+    answer(injected.status, {
+      error: injected.error,
+      error_description: injected.description ?? '',
+    });
+    return;
+  }
   if (grantType !== 'refresh_token') {
     answer(400, { error: 'invalid_request', error_description: 'Unsupported grant_type' });
     return;
@@ -52,11 +60,14 @@ async function handleToken(
   }
   const grant = ctx.tokens.consumeRefresh(refreshToken ?? '');
   const portal = grant.ok ? ctx.portals.get(grant.memberId) : undefined;
-  if (!grant.ok || !portal) {
+  // A refresh token of another app presented with our credentials: the server keeps refresh
+  // tokens per app, so it does not find it. A guess: no public source says which error
+  // the real server answers; `invalid_grant` is what OAuth 2.0 (RFC 6749 §5.2) prescribes.
+  if (!grant.ok || !portal || grant.clientId !== ctx.clientId) {
     answer(400, { error: 'invalid_grant', error_description: 'Invalid grant' });
     return;
   }
-  const issued = ctx.tokens.issue(portal.memberId, grant.userId);
+  const issued = ctx.tokens.issue(portal.memberId, grant.userId, grant.clientId);
   // Keys in the order of the documented response; `domain` is the OAuth server here.
   answer(200, {
     access_token: issued.accessToken,
@@ -90,8 +101,8 @@ async function handleAppInfo(
   }
   sendJson(res, 200, {
     result: {
-      ID: 1,
-      CODE: ctx.clientId,
+      ID: check.clientId === ctx.clientId ? 1 : 2,
+      CODE: check.clientId,
       VERSION: portal.appVersion,
       STATUS: portal.status,
       INSTALLED: portal.installState === 'installed',

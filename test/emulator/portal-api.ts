@@ -59,6 +59,11 @@ export interface EmulatedPortal {
   /** Where the portal pages frame the app from. */
   setApp(app: AppSettings): void;
   issueUserAuth(userId?: number): UserAuth;
+  /**
+   * A user's tokens of ANOTHER app installed on this portal: they pass `profile` like ours,
+   * but `app.info` names that app, and our client credentials cannot refresh them.
+   */
+  issueForeignAppAuth(userId?: number, clientId?: string): UserAuth;
   /** The installer POST (protocol §1.3) into `${appUrl}${installPath}`. */
   install(opts?: InstallOptions): Promise<HttpResponseSummary>;
   /** What BX24.installFinish() does: installed, then ONAPPINSTALL to its handlers. */
@@ -209,6 +214,8 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
       state.app = { appPath: '/app', installPath: '/install', ...app };
     },
     issueUserAuth: (userId = 1) => lifecycle.issueUserAuth(state, userId),
+    issueForeignAppAuth: (userId = 1, clientId = 'local.another0app00.12345678') =>
+      lifecycle.issueUserAuth(state, userId, clientId),
     install: (opts = {}) => lifecycle.install(state, opts),
     finishInstall: () => lifecycle.finishInstall(state),
     update: (newVersion) => lifecycle.update(state, newVersion),

@@ -1,17 +1,26 @@
+import { createHash } from 'node:crypto';
 import { fireEvent } from './event-delivery.js';
 import { postOnce, randomHex } from './http-util.js';
 import { encodePhpForm } from './php-form.js';
 import { findUser, firstAdminId, type PortalState } from './state.js';
 import type { DeliveryRecord, HttpResponseSummary, InstallOptions, UserAuth } from './types.js';
 
-export function issueUserAuth(portal: PortalState, userId: number): UserAuth {
-  const issued = portal.ctx.tokens.issue(portal.memberId, userId);
+export function issueUserAuth(
+  portal: PortalState,
+  userId: number,
+  clientId = portal.ctx.clientId,
+): UserAuth {
+  const issued = portal.ctx.tokens.issue(portal.memberId, userId, clientId);
   return {
     accessToken: issued.accessToken,
     refreshToken: issued.refreshToken,
     expiresIn: issued.expiresIn,
     expires: issued.expires,
-    applicationToken: portal.applicationToken,
+    // Per portal and app (CRestUtil::getApplicationToken): another app has its own.
+    applicationToken:
+      clientId === portal.ctx.clientId
+        ? portal.applicationToken
+        : createHash('md5').update(`${portal.memberId}|${clientId}`).digest('hex'),
     memberId: portal.memberId,
     domain: portal.domain,
     serverEndpoint: portal.ctx.serverEndpoint,
@@ -33,6 +42,9 @@ export interface FrameForm {
   initData: Record<string, unknown>;
 }
 
+/** What the older installer POST lacks (see InstallOptions.form for the source). */
+const LEGACY_OMITS = new Set(['SERVER_ENDPOINT', 'APPLICATION_TOKEN', 'APPLICATION_SCOPE']);
+
 export interface FrameFormOptions {
   handlerUrl: string;
   userId: number;
@@ -40,6 +52,8 @@ export interface FrameFormOptions {
   placementOptions: Record<string, unknown>;
   /** Installer phase: `INSTALL` true in the init data. */
   installing: boolean;
+  /** The older POST without SERVER_ENDPOINT, APPLICATION_TOKEN, APPLICATION_SCOPE. */
+  legacy?: boolean;
 }
 
 export function buildFrameForm(portal: PortalState, opts: FrameFormOptions): FrameForm {
@@ -52,20 +66,21 @@ export function buildFrameForm(portal: PortalState, opts: FrameFormOptions): Fra
     ['APP_SID', appSid],
   ]);
   const placementOptions = JSON.stringify(opts.placementOptions);
+  const fields: Array<[string, string]> = [
+    ['AUTH_ID', auth.accessToken],
+    ['AUTH_EXPIRES', String(auth.expiresIn)],
+    ['REFRESH_ID', auth.refreshToken],
+    ['SERVER_ENDPOINT', auth.serverEndpoint],
+    ['member_id', portal.memberId],
+    ['status', portal.status],
+    ['PLACEMENT', opts.placement],
+    ['PLACEMENT_OPTIONS', placementOptions],
+    ['APPLICATION_TOKEN', portal.applicationToken],
+    ['APPLICATION_SCOPE', portal.scope],
+  ];
   return {
     action: `${opts.handlerUrl}${opts.handlerUrl.includes('?') ? '&' : '?'}${query}`,
-    fields: [
-      ['AUTH_ID', auth.accessToken],
-      ['AUTH_EXPIRES', String(auth.expiresIn)],
-      ['REFRESH_ID', auth.refreshToken],
-      ['SERVER_ENDPOINT', auth.serverEndpoint],
-      ['member_id', portal.memberId],
-      ['status', portal.status],
-      ['PLACEMENT', opts.placement],
-      ['PLACEMENT_OPTIONS', placementOptions],
-      ['APPLICATION_TOKEN', portal.applicationToken],
-      ['APPLICATION_SCOPE', portal.scope],
-    ],
+    fields: opts.legacy ? fields.filter(([k]) => !LEGACY_OMITS.has(k)) : fields,
     frameName: `${portal.domain}|0|${appSid}`,
     appSid,
     initData: {
@@ -110,6 +125,7 @@ export async function install(
     placement: opts.placement ?? 'DEFAULT',
     placementOptions: opts.placementOptions ?? {},
     installing: true,
+    legacy: opts.form === 'legacy',
   });
   return postOnce({
     url: form.action,

@@ -26,6 +26,8 @@ export interface CallContext {
   user: EmulatedUser | undefined;
   isAdmin: boolean;
   token: string | null;
+  /** The app the OAuth token belongs to (undefined for webhooks). */
+  clientId?: string;
 }
 
 export interface MethodResult {

@@ -38,14 +38,19 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
   };
 }
 
+/**
+ * `app.info` names the app that owns the token (DOCS:api-reference/common/system/app-info.md):
+ * for a local app CODE is its client_id. A token of another app on the same portal answers
+ * with that app's CODE, which is how a token is told apart from ours (protocol §1.1).
+ */
 const APP_METHODS: Record<string, MethodHandler> = {
   'app.info': (_p, call, portal) =>
     ok(
       call.via === 'webhook'
         ? { SCOPE: portal.scope.split(','), LICENSE: 'en_pro100' }
         : {
-            ID: 1,
-            CODE: portal.ctx.clientId,
+            ID: call.clientId === portal.ctx.clientId ? 1 : 2,
+            CODE: call.clientId ?? portal.ctx.clientId,
             VERSION: portal.appVersion,
             STATUS: portal.status,
             INSTALLED: portal.installState === 'installed',

@@ -80,7 +80,7 @@ function authenticate(
   if (!check.ok || check.memberId !== portal.memberId) {
     throw new RestError(401, 'invalid_token', 'The access token provided is invalid.');
   }
-  return context('oauth', check.userId, token);
+  return { ...context('oauth', check.userId, token), clientId: check.clientId };
 }
 
 function publicParams(params: Record<string, unknown>): Record<string, unknown> {

@@ -30,6 +30,8 @@ export interface EmulatorContext {
   serverEndpoint: string;
   tokens: TokenStore;
   oauthCalls: OAuthCallRecord[];
+  /** Failures the token endpoint answers next, one per request (see failNextToken). */
+  oauthFailures: FailureSpec[];
   portals: Map<string, PortalState>;
 }
 

@@ -7,6 +7,8 @@ interface AccessRecord {
   token: string;
   memberId: string;
   userId: number;
+  /** The app the token was issued to: the emulator's own, or another app on the portal. */
+  clientId: string;
   expiresAt: number;
   expired: boolean;
   revoked: boolean;
@@ -16,6 +18,7 @@ interface RefreshRecord {
   token: string;
   memberId: string;
   userId: number;
+  clientId: string;
   expiresAt: number;
   used: boolean;
   revoked: boolean;
@@ -30,14 +33,16 @@ export interface IssuedTokens {
 }
 
 export type AccessCheck =
-  | { ok: true; memberId: string; userId: number }
+  | { ok: true; memberId: string; userId: number; clientId: string }
   | { ok: false; error: 'invalid_token' | 'expired_token' };
 
 export type RefreshCheck =
-  { ok: true; memberId: string; userId: number } | { ok: false; error: 'invalid_grant' };
+  | { ok: true; memberId: string; userId: number; clientId: string }
+  | { ok: false; error: 'invalid_grant' };
 
 export interface TokenStore {
-  issue(memberId: string, userId: number): IssuedTokens;
+  /** Tokens of `clientId`'s app (default: the emulator's own app) for a user of a portal. */
+  issue(memberId: string, userId: number, clientId?: string): IssuedTokens;
   checkAccess(token: string): AccessCheck;
   /** Consumes a refresh token: it is then spent, as Bitrix24 rotates refresh tokens. */
   consumeRefresh(token: string): RefreshCheck;
@@ -59,12 +64,16 @@ function makeToken(nowMs: number, userId: number): string {
   return `${ts}${randomHex(8)}${userId.toString(16).padStart(8, '0')}${randomHex(19)}`;
 }
 
-export function createTokenStore(now: () => number, accessTtlSec: number): TokenStore {
+export function createTokenStore(
+  now: () => number,
+  accessTtlSec: number,
+  ownClientId = '',
+): TokenStore {
   const access = new Map<string, AccessRecord>();
   const refresh = new Map<string, RefreshRecord>();
 
   return {
-    issue(memberId, userId) {
+    issue(memberId, userId, clientId = ownClientId) {
       const at = now();
       const accessToken = makeToken(at, userId);
       const refreshToken = makeToken(at, userId);
@@ -73,6 +82,7 @@ export function createTokenStore(now: () => number, accessTtlSec: number): Token
         token: accessToken,
         memberId,
         userId,
+        clientId,
         expiresAt,
         expired: false,
         revoked: false,
@@ -81,6 +91,7 @@ export function createTokenStore(now: () => number, accessTtlSec: number): Token
         token: refreshToken,
         memberId,
         userId,
+        clientId,
         expiresAt: at + REFRESH_TTL_MS,
         used: false,
         revoked: false,
@@ -96,7 +107,7 @@ export function createTokenStore(now: () => number, accessTtlSec: number): Token
       const rec = access.get(token);
       if (!rec || rec.revoked) return { ok: false, error: 'invalid_token' };
       if (rec.expired || rec.expiresAt <= now()) return { ok: false, error: 'expired_token' };
-      return { ok: true, memberId: rec.memberId, userId: rec.userId };
+      return { ok: true, memberId: rec.memberId, userId: rec.userId, clientId: rec.clientId };
     },
     consumeRefresh(token) {
       const rec = refresh.get(token);
@@ -104,7 +115,7 @@ export function createTokenStore(now: () => number, accessTtlSec: number): Token
         return { ok: false, error: 'invalid_grant' };
       }
       rec.used = true;
-      return { ok: true, memberId: rec.memberId, userId: rec.userId };
+      return { ok: true, memberId: rec.memberId, userId: rec.userId, clientId: rec.clientId };
     },
     expireAccess(memberId) {
       for (const rec of access.values()) if (rec.memberId === memberId) rec.expired = true;

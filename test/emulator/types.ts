@@ -190,6 +190,15 @@ export interface InstallOptions {
   userId?: number;
   placement?: string;
   placementOptions?: Record<string, unknown>;
+  /**
+   * Which installer POST the portal sends. `current`: the form documented since 2026, with
+   * SERVER_ENDPOINT, APPLICATION_TOKEN and APPLICATION_SCOPE. `legacy`: the form of older
+   * docs and of a real portal's captured install request, which has none of the three
+   * (bitrix24/b24phpsdk: tests/Unit/Application/Requests/Placement/PlacementRequestTest.php,
+   * the "install placement" request: AUTH_ID, AUTH_EXPIRES, REFRESH_ID, member_id, status,
+   * PLACEMENT, PLACEMENT_OPTIONS only). @default 'current'
+   */
+  form?: 'current' | 'legacy';
 }
 
 export interface HttpResponseSummary {
