@@ -29,6 +29,23 @@ export interface Config {
     readonly clientSecret: string | undefined;
     /** `B24_OAUTH_SERVERS`: origins (scheme://host[:port]) the client secret may be sent to. */
     readonly oauthServers: readonly string[];
+    /**
+     * `B24_OAUTH_ZONE_SERVERS`: the OAuth server of an install POST without SERVER_ENDPOINT,
+     * by the portal's top-level domain (`ru=https://oauth.bitrix24.tech`, `*` = any other).
+     * The chosen server must still be in `oauthServers`.
+     */
+    readonly oauthZoneServers: ReadonlyArray<{ readonly zone: string; readonly origin: string }>;
+    /**
+     * `B24_APP_CODE`: what `app.info` answers as CODE for our own tokens. A local app's CODE
+     * is its client_id (the default); a marketplace app's is `vendor.appname`.
+     */
+    readonly appCode: string | undefined;
+    /**
+     * `B24_INSECURE_DEV_INSTALL`: accept installs without the OAuth server's confirmation
+     * when B24_CLIENT_ID / B24_CLIENT_SECRET are unset. For a local demo only: anyone who
+     * can reach the install URL can then claim any member_id. @default false
+     */
+    readonly insecureDevInstall: boolean;
     /** `B24_PORTAL_HOSTS`: hosts the app may call as a portal. */
     readonly portalHosts: readonly HostPattern[];
     /** `B24_EVENTS`: events bound at install (default: manifest.json `events`). */
@@ -89,6 +106,15 @@ export interface GeneratedSecrets {
 }
 
 export const DEFAULT_OAUTH_SERVERS = ['https://oauth.bitrix.info', 'https://oauth.bitrix24.tech'];
+
+/**
+ * Which OAuth server a portal uses when its install POST names none: Russian-zone portals
+ * (.ru, .by, .kz) are served by oauth.bitrix24.tech, every other by oauth.bitrix.info
+ * (DOCS-RU:settings/oauth/auto-renewal.md; PHPSDK DefaultOAuthServerUrl east()/west()).
+ */
+export const DEFAULT_OAUTH_ZONE_SERVERS =
+  'ru=https://oauth.bitrix24.tech,by=https://oauth.bitrix24.tech,kz=https://oauth.bitrix24.tech,' +
+  '*=https://oauth.bitrix.info';
 
 /** Bitrix24 cloud domains. */
 export const DEFAULT_PORTAL_HOSTS = [
@@ -210,6 +236,27 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       problems.push(`B24_PORTAL_HOSTS: ${(e as Error).message}`);
     }
   }
+  const oauthZoneServers: Array<{ zone: string; origin: string }> = [];
+  for (const entry of list(env.B24_OAUTH_ZONE_SERVERS) ?? list(DEFAULT_OAUTH_ZONE_SERVERS)!) {
+    const eq = entry.indexOf('=');
+    const zone = entry.slice(0, eq).trim().toLowerCase().replace(/^\./, '');
+    let origin = '';
+    try {
+      const u = new URL(entry.slice(eq + 1));
+      if (u.protocol === 'https:' || u.protocol === 'http:') origin = u.origin;
+    } catch {
+      origin = '';
+    }
+    if (eq <= 0 || !/^(\*|[a-z0-9.-]+)$/.test(zone) || !origin) {
+      problems.push(
+        `B24_OAUTH_ZONE_SERVERS: "${entry}" is not zone=URL (e.g. ru=https://oauth.bitrix24.tech)`,
+      );
+    } else oauthZoneServers.push({ zone, origin });
+  }
+  const insecureRaw = (env.B24_INSECURE_DEV_INSTALL ?? '0').trim().toLowerCase();
+  if (!['1', '0', 'true', 'false', 'on', 'off', ''].includes(insecureRaw)) {
+    problems.push(`B24_INSECURE_DEV_INSTALL: expected 1 or 0, got "${insecureRaw}"`);
+  }
   const events = list(env.B24_EVENTS)?.map((e) => e.toUpperCase());
   for (const e of events ?? []) {
     if (!/^[A-Z0-9_]+$/.test(e)) problems.push(`B24_EVENTS: "${e}" is not an event name`);
@@ -281,6 +328,9 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       clientId: env.B24_CLIENT_ID?.trim() || undefined,
       clientSecret: env.B24_CLIENT_SECRET?.trim() || undefined,
       oauthServers,
+      oauthZoneServers,
+      appCode: env.B24_APP_CODE?.trim() || env.B24_CLIENT_ID?.trim() || undefined,
+      insecureDevInstall: ['1', 'true', 'on'].includes(insecureRaw),
       portalHosts,
       events,
       offlineEvents: !['off', 'false', '0'].includes(offlineRaw),

@@ -8,6 +8,7 @@ import { gateConnections } from '../db/connection-gate.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
 import { releaseStaleJobs } from '../db/stores/jobs.js';
 import { buildListener, listen } from './start.js';
+import { installReadiness } from './install/install-portal.js';
 import path from 'node:path';
 
 /** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
@@ -21,6 +22,11 @@ async function main(): Promise<void> {
   // The main thread serves every request: a write there must not wait long for a lock held
   // by another process (a locked database answers 503 at the intake, on its own thread).
   const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
+  const readiness = installReadiness(config);
+  if (readiness) {
+    deps.logger[readiness.level]({ install: 'not_proven' }, readiness.message);
+    process.stderr.write(`\n*** ${readiness.message}\n\n`);
+  }
   // SQLite writes of the intake run on their own thread so fsyncs never stall requests.
   const intakeWriter =
     config.database.client === 'sqlite'

@@ -8,6 +8,7 @@ import * as m0006 from './0006-drop-events-entity-index.js';
 import * as m0007 from './0007-jobs-portal-pending.js';
 import * as m0008 from './0008-recovery.js';
 import * as m0009 from './0009-rate-buckets.js';
+import * as m0010 from './0010-install-proof.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -20,4 +21,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0007-jobs-portal-pending', module: m0007 },
   { name: '0008-recovery', module: m0008 },
   { name: '0009-rate-buckets', module: m0009 },
+  { name: '0010-install-proof', module: m0010 },
 ];

@@ -190,14 +190,15 @@ export async function statusFigures(
   return f;
 }
 
-/** Events of a portal waiting for its application token, oldest first. */
+/** Events of a portal waiting for its application token (only `event`, if given), oldest first. */
 export async function listUnverified(
   db: Knex,
   portalId: number,
   limit = 1000,
+  event?: string,
 ): Promise<EventRow[]> {
   const rows = (await db('events')
-    .where({ portal_id: portalId, status: 'unverified' })
+    .where({ portal_id: portalId, status: 'unverified', ...(event ? { event } : {}) })
     .orderBy('id')
     .limit(limit)) as Record<string, unknown>[];
   return rows.map(normaliseEvent);

@@ -21,8 +21,12 @@ export interface IntakeRow {
     | 'received_at'
     | 'remote_addr'
   > & { status: 'received' | 'unverified' | 'rejected' };
-  /** The job to create with the event (accepted deliveries only). */
-  job: Omit<NewJob, 'event_id'> | null;
+  /**
+   * The job to create with the event (accepted deliveries only). A `detached` job is about
+   * the portal, not this event (a proof job): it gets no event_id, and it is not inserted
+   * when one with its entity key is already pending (unique index of migration 0010).
+   */
+  job: (Omit<NewJob, 'event_id'> & { detached?: boolean }) | null;
 }
 
 export interface IntakeOutcome {
@@ -85,7 +89,9 @@ const insertEventsSql = memo(
     'on conflict (dedupe_key) do nothing returning id, dedupe_key',
 );
 const insertJobsSql = memo(
-  (n: number) => `insert into jobs (${JOB_COLUMNS.join(', ')}) values ${repeated(JOB_TUPLE, n)}`,
+  (n: number) =>
+    `insert into jobs (${JOB_COLUMNS.join(', ')}) values ${repeated(JOB_TUPLE, n)} ` +
+    'on conflict do nothing',
 );
 /** Rows without a dedupe key (rejected deliveries) go one by one: nothing else maps them. */
 const INSERT_UNKEYED_EVENT = `insert into events (${EVENT_COLUMNS.join(', ')}) values ${EVENT_TUPLE} returning id`;
@@ -185,7 +191,8 @@ export function* intakeBatchPlan(
     const job = rows[i]!.job;
     const eventId = outcomes[i]?.eventId;
     if (!job || eventId === undefined || eventId === null) continue;
-    const row = jobRow({ ...job, event_id: eventId }, now);
+    const { detached, ...fields } = job;
+    const row = jobRow({ ...fields, event_id: detached ? null : eventId }, now);
     for (const c of JOB_COLUMNS) jobs.push(row[c]);
     jobCount++;
   }

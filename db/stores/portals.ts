@@ -23,6 +23,8 @@ export interface PortalRow {
   app_version: string | null;
   events_bound: string | null;
   installed_at: number | null;
+  /** When the OAuth server confirmed the install (null: taken during an outage, unconfirmed). */
+  install_confirmed_at: number | null;
   uninstalled_at: number | null;
   updated_at: number;
 }
@@ -39,6 +41,7 @@ function normalise(row: Record<string, unknown> | undefined): PortalRow | undefi
     id: Number(row.id),
     token_expires_at: num(row.token_expires_at),
     installed_at: num(row.installed_at),
+    install_confirmed_at: num(row.install_confirmed_at),
     uninstalled_at: num(row.uninstalled_at),
     updated_at: Number(row.updated_at),
   };

@@ -25,3 +25,16 @@ export async function reserveSlot(
   const row = answer.rows[0]!;
   return { level: Number(row.level), at: Number(row.at) };
 }
+
+/**
+ * PostgreSQL: `key`'s bucket level now (drained on the database's clock), without adding to
+ * it; 0 for a key never used. A look before a reservation that may be skipped.
+ */
+export async function peekLevel(db: Knex, key: string, drainPerSec: number): Promise<number> {
+  const answer = (await db.raw(
+    `select greatest(0, level - greatest(0, ${DB_NOW_MS} - at) / 1000.0 * ?) as level
+     from rate_buckets where key = ?`,
+    [drainPerSec, key],
+  )) as { rows: Array<{ level: number }> };
+  return Number(answer.rows[0]?.level ?? 0);
+}

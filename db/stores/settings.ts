@@ -1,7 +1,11 @@
 import type { Knex } from 'knex';
 
-/** The scope of app-wide defaults; portal scopes are their member_id. */
-export const DEFAULT_SCOPE = 'default';
+/**
+ * The scope of app-wide defaults (the default rule map). Portal scopes are their member_id;
+ * a colon never occurs in one (install and intake refuse it), so no portal — not even one
+ * whose member_id is `default` — can read or write the defaults through its own scope.
+ */
+export const DEFAULT_SCOPE = ':default';
 
 export async function getSetting<T>(db: Knex, scope: string, key: string): Promise<T | undefined> {
   const row = await db('settings').where({ scope, key }).first('value');

@@ -30,6 +30,19 @@ export function allowedOAuthOrigin(config: Config, serverEndpoint: string): stri
 }
 
 /**
+ * The SERVER_ENDPOINT of a portal whose install POST sent none (older portals, protocol
+ * §1.3): the OAuth server of its zone from B24_OAUTH_ZONE_SERVERS, as `<origin>/rest/`. The
+ * caller still checks it against B24_OAUTH_SERVERS like any other.
+ */
+export function zoneServerEndpoint(config: Config, domain: string): string | undefined {
+  const host = domain.toLowerCase().replace(/:\d+$/, '');
+  for (const { zone, origin } of config.b24.oauthZoneServers) {
+    if (zone === '*' || host === zone || host.endsWith(`.${zone}`)) return `${origin}/rest/`;
+  }
+  return undefined;
+}
+
+/**
  * The one gate before a token leaves: the URL must be http(s), its host must equal the
  * portal's stored domain and match B24_PORTAL_HOSTS. Throws without contacting anyone.
  */

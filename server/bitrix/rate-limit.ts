@@ -24,6 +24,13 @@ export interface RateLimiter {
    * Returns how long it waited, in ms.
    */
   acquire(key: string): Promise<number>;
+  /**
+   * Like `acquire`, but only when the wait would be at most `maxWaitMs`; otherwise nothing
+   * is reserved and it resolves to null at once. Probes that anyone can trigger (install,
+   * frame entry, lifecycle proofs) use it, so a flood of them fails fast instead of piling
+   * reservations onto the portal's bucket ahead of its real work.
+   */
+  tryAcquire(key: string, maxWaitMs: number): Promise<number | null>;
   /** Limits for one key (the Enterprise override); `undefined` returns it to the default. */
   setLimits(key: string, limits: RateLimits | undefined): void;
   limitsOf(key: string): RateLimits;
@@ -63,21 +70,25 @@ export function createRateLimiter(opts: RateLimiterOptions = {}): RateLimiter {
     return Math.max(0, b.level - ((t - b.at) / 1000) * limitsOf(key).drainPerSec);
   };
 
+  const reserve = async (key: string, maxWaitMs: number): Promise<number | null> => {
+    const t = now();
+    const { drainPerSec, burst } = limitsOf(key);
+    const level = drained(key, t);
+    // The level may exceed `burst` in our model: those are reservations still waiting.
+    const room = Math.max(1, burst - headroom);
+    const waitMs = Math.max(0, Math.ceil(((level + 1 - room) / drainPerSec) * 1000));
+    if (waitMs > maxWaitMs) return null;
+    buckets.set(key, { level: level + 1, at: t });
+    if (buckets.size > 10_000) {
+      for (const k of buckets.keys()) if (k !== key && drained(k, t) === 0) buckets.delete(k);
+    }
+    if (waitMs > 0) await sleep(waitMs);
+    return waitMs;
+  };
+
   return {
-    async acquire(key) {
-      const t = now();
-      const { drainPerSec, burst } = limitsOf(key);
-      const level = drained(key, t);
-      // The level may exceed `burst` in our model: those are reservations still waiting.
-      const room = Math.max(1, burst - headroom);
-      const waitMs = Math.max(0, Math.ceil(((level + 1 - room) / drainPerSec) * 1000));
-      buckets.set(key, { level: level + 1, at: t });
-      if (buckets.size > 10_000) {
-        for (const k of buckets.keys()) if (k !== key && drained(k, t) === 0) buckets.delete(k);
-      }
-      if (waitMs > 0) await sleep(waitMs);
-      return waitMs;
-    },
+    acquire: async (key) => (await reserve(key, Infinity))!,
+    tryAcquire: reserve,
     setLimits(key, limits) {
       if (limits) overrides.set(key, limits);
       else overrides.delete(key);

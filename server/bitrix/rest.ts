@@ -5,7 +5,7 @@ import { AppError } from '../lib/errors.js';
 import { PausedError, PermanentError } from '../queue/errors.js';
 import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting } from '../../db/stores/settings.js';
-import { bitrixApiError, isBitrixApiError } from './errors.js';
+import { BitrixRetryableError, bitrixApiError, isBitrixApiError } from './errors.js';
 import { assertPortalUrl } from './hosts.js';
 import { exchangeRefreshToken, readTokens, type RefreshAnswer } from './oauth.js';
 import {
@@ -39,6 +39,11 @@ export interface BitrixRestOptions {
   pausedRetryMs?: number;
   /** A REST request without an answer by then fails as REQUEST_TIMEOUT (retried). @default 30 s */
   timeoutMs?: number;
+  /**
+   * A `probe` that would wait longer than this for the portal's REST budget fails at once
+   * (RATE_BUDGET_BUSY, retryable) without reserving a slot. @default 3000
+   */
+  probeMaxWaitMs?: number;
 }
 
 /** One command of a batch: method and params. */
@@ -158,6 +163,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     : createRateLimiter(limiterOptions);
   const pausedRetryMs = opts.pausedRetryMs ?? 10 * 60_000;
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const probeMaxWaitMs = opts.probeMaxWaitMs ?? 3000;
   const refresher: TokenRefresher = createTokenRefresher(deps, { fetch: fetchFn, pausedRetryMs });
   const limitsLoaded = new Set<string>();
   const pendingReads = new Map<
@@ -425,7 +431,21 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     ) {
       const base = 'webhookUrl' in credential ? credential.webhookUrl : target.clientEndpoint;
       assertPortalUrl(config, target.domain, base);
-      await pace(target.memberId);
+      await loadLimits(target.memberId);
+      const waited = await limiter.tryAcquire(target.memberId, probeMaxWaitMs);
+      if (waited === null) {
+        metrics.restCalls.inc({ outcome: 'RATE_BUDGET_BUSY' });
+        throw new BitrixRetryableError(
+          {
+            bitrixCode: 'RATE_BUDGET_BUSY',
+            httpStatus: 429,
+            method,
+            description: `the portal's REST budget is taken for more than ${probeMaxWaitMs} ms`,
+          },
+          { retryAfterMs: probeMaxWaitMs },
+        );
+      }
+      if (waited > 0) metrics.rateLimitWaits.inc();
       const answer = await counted(
         postRest<T>(
           fetchFn,

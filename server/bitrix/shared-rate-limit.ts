@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../lib/logger.js';
-import { reserveSlot } from '../../db/stores/rate-buckets.js';
+import { peekLevel, reserveSlot } from '../../db/stores/rate-buckets.js';
 import {
   createRateLimiter,
   STANDARD_LIMITS,
@@ -52,6 +52,22 @@ export function createSharedRateLimiter(
       const waitMs = Math.max(0, Math.ceil(((reserved.level - room) / drainPerSec) * 1000));
       if (waitMs > 0) await sleep(waitMs);
       return waitMs;
+    },
+    /**
+     * Looks first and reserves only when the wait fits. Another instance may reserve between
+     * the look and ours, so the wait can exceed `maxWaitMs` by what the others took meanwhile.
+     */
+    async tryAcquire(key, maxWaitMs) {
+      const { drainPerSec, burst } = limitsOf(key);
+      const room = Math.max(1, burst - headroom);
+      let level: number;
+      try {
+        level = await peekLevel(db, key, drainPerSec);
+      } catch {
+        return local.tryAcquire(key, maxWaitMs);
+      }
+      if (((level + 1 - room) / drainPerSec) * 1000 > maxWaitMs) return null;
+      return this.acquire(key);
     },
     setLimits(key, limits) {
       local.setLimits(key, limits);

@@ -3,19 +3,65 @@ import { AppError } from '../lib/errors.js';
 import { resolveUnverified } from '../intake/reverify.js';
 import { findPortalByMemberId, upsertPortal, type PortalRow } from '../../db/stores/portals.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
-import { allowedOAuthOrigin, hostOf, isPortalHostAllowed } from '../bitrix/hosts.js';
-import { InvalidGrantError, tokenColumns } from '../bitrix/oauth.js';
+import {
+  allowedOAuthOrigin,
+  hostOf,
+  isPortalHostAllowed,
+  zoneServerEndpoint,
+} from '../bitrix/hosts.js';
+import { tokenColumns } from '../bitrix/oauth.js';
+import { askOAuthServer, askPortalAboutToken, ForeignAppTokenError } from './token-proof.js';
 import type { InstallRequest } from './install-request.js';
 import { syncBindings, type BindingSync } from './bindings.js';
 
 /** An install that is refused: `status` is the HTTP answer, the message safe to show. */
 export class InstallRefusedError extends AppError {
-  constructor(status: 400 | 401 | 403, message: string) {
-    super(status === 403 ? 'FORBIDDEN' : status === 401 ? 'UNAUTHORIZED' : 'BAD_REQUEST', message, {
-      status,
-    });
+  constructor(status: 400 | 401 | 403 | 503, message: string) {
+    super(
+      status === 403
+        ? 'FORBIDDEN'
+        : status === 401
+          ? 'UNAUTHORIZED'
+          : status === 503
+            ? 'CONFIG'
+            : 'BAD_REQUEST',
+      message,
+      { status, expose: true },
+    );
     this.name = 'InstallRefusedError';
   }
+}
+
+/** Shown when the server has no client credentials and is not in insecure development mode. */
+export const NOT_CONFIGURED_MESSAGE =
+  'This server is not set up to accept installs: set B24_CLIENT_ID and B24_CLIENT_SECRET ' +
+  '(the client id and secret from the Bitrix24 application form) and restart it. ' +
+  'Only for a local demo, B24_INSECURE_DEV_INSTALL=1 accepts installs without that proof.';
+
+/**
+ * What the operator must know at start about installs, or undefined when they are proven
+ * normally: installs are refused (no client credentials), or accepted without proof
+ * (B24_INSECURE_DEV_INSTALL). `level` says how loudly to log it.
+ */
+export function installReadiness(
+  config: Deps['config'],
+): { level: 'warn' | 'error'; message: string } | undefined {
+  if (config.b24.clientId && config.b24.clientSecret) return undefined;
+  if (config.b24.insecureDevInstall) {
+    return {
+      level: 'error',
+      message:
+        'INSECURE DEVELOPMENT MODE (B24_INSECURE_DEV_INSTALL=1): installs are accepted without ' +
+        'the OAuth server confirming them, so anyone reaching the install URL can claim any ' +
+        'portal. Never use it on a public address; set B24_CLIENT_ID and B24_CLIENT_SECRET.',
+    };
+  }
+  return {
+    level: 'warn',
+    message:
+      'B24_CLIENT_ID and B24_CLIENT_SECRET are not set: installs are refused until they are ' +
+      '(copy them from the Bitrix24 application form).',
+  };
 }
 
 export interface InstallOutcome {
@@ -24,35 +70,49 @@ export interface InstallOutcome {
   sync: BindingSync;
 }
 
-interface Profile {
-  ID?: string | number;
-  ADMIN?: boolean | string;
-}
-
 /**
  * Checks everything an install request claims before anything is stored, in an order that
  * contacts nobody until the hosts are known good:
- *   1. DOMAIN matches B24_PORTAL_HOSTS, SERVER_ENDPOINT is in B24_OAUTH_SERVERS, the client
- *      endpoint is on DOMAIN, and a known member_id keeps its stored domain;
- *   2. `profile` on the portal with AUTH_ID: the token is live there and its user is an admin;
+ *   0. the server can prove installs (B24_CLIENT_ID / B24_CLIENT_SECRET), or runs in the
+ *      explicit insecure development mode;
+ *   1. DOMAIN matches B24_PORTAL_HOSTS; SERVER_ENDPOINT (or, when the POST has none, the
+ *      zone's default OAuth server) is in B24_OAUTH_SERVERS; the client endpoint is on
+ *      DOMAIN; a known member_id keeps its stored domain;
+ *   2. `profile` and `app.info` on the portal with AUTH_ID: the token is live there, is OUR
+ *      app's, and its user is an admin;
  *   3. with the app's credentials, the refresh token is exchanged at the OAuth server, whose
- *      answer names the member_id and client endpoint: that binds member_id to DOMAIN.
+ *      answer must name the same member_id and portal: that binds member_id to DOMAIN. When
+ *      the OAuth server cannot be reached (network, 5xx), the frame's tokens are kept and
+ *      the portal waits for its ONAPPINSTALL to confirm the install.
  * Then the portal is stored (tokens encrypted, application token as a digest only), events
  * that waited for the token are resolved, and the bindings are synced.
  */
 export async function installPortal(deps: Deps, req: InstallRequest): Promise<InstallOutcome> {
   const { config, logger, box } = deps;
+  const canProve = Boolean(config.b24.clientId && config.b24.clientSecret);
+  if (!canProve && !config.b24.insecureDevInstall) {
+    logger.error(
+      { memberId: req.memberId },
+      'install refused: B24_CLIENT_ID / B24_CLIENT_SECRET are not set (see README, Installing on a real portal)',
+    );
+    throw new InstallRefusedError(503, NOT_CONFIGURED_MESSAGE);
+  }
   if (!isPortalHostAllowed(config, req.domain)) {
     throw new InstallRefusedError(403, 'This portal address is not allowed (B24_PORTAL_HOSTS).');
   }
-  if (!allowedOAuthOrigin(config, req.serverEndpoint)) {
+  // Many portals send no SERVER_ENDPOINT (protocol §1.3): their zone's OAuth server then.
+  const serverEndpoint = req.serverEndpoint || zoneServerEndpoint(config, req.domain) || '';
+  if (!allowedOAuthOrigin(config, serverEndpoint)) {
     throw new InstallRefusedError(403, 'This OAuth server is not allowed (B24_OAUTH_SERVERS).');
   }
   if (hostOf(req.clientEndpoint) !== req.domain) {
     throw new InstallRefusedError(400, 'The client endpoint is not on the portal domain.');
   }
   const existing = await findPortalByMemberId(deps.db, req.memberId);
-  if (existing && existing.domain.toLowerCase() !== req.domain) {
+  // A member_id bound to another domain stays bound, unless that binding was never
+  // confirmed (taken during an OAuth outage): then only a confirmed install replaces it.
+  const rebinding = existing !== undefined && existing.domain.toLowerCase() !== req.domain;
+  if (rebinding && (existing.install_confirmed_at !== null || !canProve)) {
     logger.warn(
       { memberId: req.memberId, stored: existing.domain, claimed: req.domain },
       'install refused: member_id is bound to another domain',
@@ -61,73 +121,97 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
   }
 
   const target = { memberId: req.memberId, domain: req.domain, clientEndpoint: req.clientEndpoint };
-  let profile: Profile;
+  let holder;
   try {
-    profile = await deps.bitrix.probe<Profile>(target, { accessToken: req.accessToken }, 'profile');
+    holder = await askPortalAboutToken(deps, target, req.accessToken);
   } catch (e) {
+    if (e instanceof ForeignAppTokenError) {
+      logger.warn({ memberId: req.memberId, err: e.message }, 'install refused: foreign token');
+      throw new InstallRefusedError(401, 'The authorization belongs to another application.');
+    }
     if (isBitrixApiError(e) && !e.retryable) {
       throw new InstallRefusedError(401, 'The portal did not confirm the authorization.');
     }
     throw e;
   }
-  const userId = Number(profile.ID);
-  if (!(profile.ADMIN === true || profile.ADMIN === 'Y' || profile.ADMIN === 'true')) {
+  const userId = holder.userId;
+  if (!holder.isAdmin) {
     logger.info({ memberId: req.memberId, userId }, 'install refused: not an administrator');
     throw new InstallRefusedError(403, 'Only a portal administrator can install this application.');
   }
+  if (!req.refreshToken) throw new InstallRefusedError(400, 'REFRESH_ID is missing.');
 
   let tokens = {
     accessToken: req.accessToken,
-    refreshToken: req.refreshToken ?? '',
+    refreshToken: req.refreshToken,
     expiresInSec: req.expiresInSec,
   };
   let clientEndpoint = req.clientEndpoint;
   let scope = req.scope;
-  if (req.refreshToken && config.b24.clientId && config.b24.clientSecret) {
-    let answer;
-    try {
-      answer = await deps.bitrix.exchangeRefreshToken(req.serverEndpoint, req.refreshToken);
-    } catch (e) {
-      if (e instanceof InvalidGrantError || (isBitrixApiError(e) && !e.retryable)) {
-        throw new InstallRefusedError(401, 'The OAuth server did not confirm the authorization.');
-      }
-      throw e;
-    }
-    if (
-      (answer.member_id !== undefined && answer.member_id !== req.memberId) ||
-      (answer.client_endpoint !== undefined && hostOf(answer.client_endpoint) !== req.domain)
-    ) {
+  const nowMs = deps.clock.now().getTime();
+  let confirmedAt: number | null = rebinding ? null : (existing?.install_confirmed_at ?? null);
+  if (canProve) {
+    const verdict = await askOAuthServer(deps, {
+      serverEndpoint,
+      refreshToken: req.refreshToken,
+      memberId: req.memberId,
+      domain: req.domain,
+    });
+    if (verdict.kind === 'mismatch') {
       logger.warn(
-        { memberId: req.memberId, domain: req.domain },
+        { memberId: req.memberId, domain: req.domain, detail: verdict.detail },
         'install refused: the OAuth server names another portal',
       );
       throw new InstallRefusedError(403, 'The authorization belongs to another portal.');
     }
-    tokens = {
-      accessToken: answer.access_token,
-      refreshToken: answer.refresh_token,
-      expiresInSec: Number(answer.expires_in) || undefined,
-    };
-    clientEndpoint = answer.client_endpoint ?? clientEndpoint;
-    scope = answer.scope ?? scope;
-  } else if (!req.refreshToken) {
-    throw new InstallRefusedError(400, 'REFRESH_ID is missing.');
+    if (verdict.kind === 'refused') {
+      logger.warn(
+        { memberId: req.memberId, domain: req.domain, detail: verdict.detail },
+        'install refused: the OAuth server did not accept the refresh token with our credentials',
+      );
+      throw new InstallRefusedError(401, 'The OAuth server did not confirm the authorization.');
+    }
+    if (verdict.kind === 'unavailable') {
+      if (rebinding) {
+        throw new InstallRefusedError(
+          503,
+          'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
+        );
+      }
+      logger.warn(
+        { memberId: req.memberId, domain: req.domain, detail: verdict.detail },
+        'the OAuth server is not answering: install kept unconfirmed until its ONAPPINSTALL confirms it',
+      );
+    } else {
+      const { answer } = verdict;
+      tokens = {
+        accessToken: answer.access_token,
+        refreshToken: answer.refresh_token,
+        expiresInSec: Number(answer.expires_in) || undefined,
+      };
+      clientEndpoint = answer.client_endpoint ?? clientEndpoint;
+      scope = answer.scope ?? scope;
+      confirmedAt = nowMs;
+    }
   } else {
     logger.warn(
-      { memberId: req.memberId },
-      'B24_CLIENT_ID / B24_CLIENT_SECRET are not set: tokens cannot be refreshed after an hour',
+      { memberId: req.memberId, domain: req.domain },
+      'INSECURE DEVELOPMENT INSTALL: accepted without the OAuth server confirming member_id and domain',
     );
+    confirmedAt = nowMs;
   }
 
-  const now = deps.clock.now().getTime();
+  const now = nowMs;
   const digest = req.applicationToken ? box.digest(req.applicationToken) : undefined;
   const keptDigest =
-    existing?.status === 'uninstalled' ? null : (existing?.application_token_digest ?? null);
+    existing?.status === 'uninstalled' || rebinding
+      ? null
+      : (existing?.application_token_digest ?? null);
   const portal = await upsertPortal(deps.db, {
     member_id: req.memberId,
     domain: req.domain,
     client_endpoint: clientEndpoint,
-    server_endpoint: req.serverEndpoint,
+    server_endpoint: serverEndpoint,
     scope: scope ?? null,
     plan: req.plan ?? existing?.plan ?? null,
     status: 'installed',
@@ -138,12 +222,19 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     installed_by_user_id: Number.isInteger(userId) ? userId : null,
     app_version: req.appVersion ?? existing?.app_version ?? null,
     installed_at: now,
+    install_confirmed_at: confirmedAt,
     uninstalled_at: null,
     updated_at: now,
   });
   deps.portals.invalidate(req.memberId);
   logger.info(
-    { memberId: portal.member_id, domain: portal.domain, userId, kind: req.kind },
+    {
+      memberId: portal.member_id,
+      domain: portal.domain,
+      userId,
+      kind: req.kind,
+      confirmed: confirmedAt !== null,
+    },
     'portal installed',
   );
   if (portal.application_token_digest) await resolveUnverified(deps, portal.id);

@@ -48,7 +48,7 @@ export function installRoutes(deps: Deps): Router {
         message: '',
       });
     } catch (e) {
-      const known = e instanceof AppError && e.status < 500;
+      const known = e instanceof AppError && e.expose;
       const status = known ? (e as AppError).status : 502;
       const message = known
         ? (e as AppError).message

@@ -1,14 +1,17 @@
 import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
 import { resolveUnverified } from '../intake/reverify.js';
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../queue/errors.js';
 import type { JobHandler } from '../queue/types.js';
-import { updateEvent, type EventRow } from '../../db/stores/events.js';
+import { listUnverified, updateEvent, type EventRow } from '../../db/stores/events.js';
 import { erasePortalData } from '../../db/stores/portal-data.js';
 import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { NotAllowedHostError } from '../bitrix/errors.js';
-import { tokenColumns } from '../bitrix/oauth.js';
+import { readTokens, tokenColumns } from '../bitrix/oauth.js';
+import { expireUnverified } from '../../db/stores/unverified.js';
+import { proofJobKey, UNVERIFIED_TTL_MS } from '../intake/unverified-cap.js';
+import { askOAuthServer, askPortalAboutToken, ForeignAppTokenError } from './token-proof.js';
 import { syncBindings } from './bindings.js';
 
 /** The stored (masked) delivery's `data`. */
@@ -42,64 +45,110 @@ interface DeliveredTokens {
   expires_in?: string;
 }
 
-/**
- * An ONAPPINSTALL whose application_token we did not know (or that differs from the stored
- * one): its access token must work on the STORED portal's client endpoint and belong to an
- * administrator before its application token is taken. Unproven, it is rejected and nothing
- * stored changes.
- */
-async function proveInstall(deps: Deps, portal: PortalRow, event: EventRow) {
-  if (event.event !== 'ONAPPINSTALL' || event.member_id !== portal.member_id) {
-    return reject(deps, event, 'unprovable', `${event.event} cannot prove its own token`);
-  }
-  let tokens: DeliveredTokens;
-  try {
-    tokens = JSON.parse(deps.box.decrypt(event.auth_enc ?? '')) as DeliveredTokens;
-  } catch {
-    return reject(deps, event, 'unprovable', 'no delivered tokens kept');
-  }
-  if (!tokens.access_token || !tokens.application_token) {
-    return reject(deps, event, 'unprovable', 'the delivery carried no access token');
-  }
-  const target = {
+/** Unverified ONAPPINSTALL deliveries a proof job reads per round. */
+const PROOF_ROUND = 10;
+
+const canProve = (deps: Deps) => Boolean(deps.config.b24.clientId && deps.config.b24.clientSecret);
+
+function storedTarget(portal: PortalRow) {
+  return {
     memberId: portal.member_id,
     domain: portal.domain,
     clientEndpoint: portal.client_endpoint ?? `https://${portal.domain}/rest/`,
   };
-  let profile: { ID?: unknown; ADMIN?: unknown };
+}
+
+/** The OAuth server could not be asked now: the job is retried later, nothing is decided. */
+function oauthUnavailable(detail: string): RetryableError {
+  return new RetryableError(`the OAuth server is not answering: ${detail}`.slice(0, 300), {
+    retryAfterMs: 60_000,
+  });
+}
+
+/**
+ * One unverified ONAPPINSTALL: its access token must work on the STORED portal's client
+ * endpoint, be our app's (`app.info`) and belong to an administrator; for an install the
+ * OAuth server has not confirmed yet, its refresh token must also pass the exchange with our
+ * credentials. Proven, its application token is adopted; unproven, it is rejected and
+ * nothing stored changes. A portal or OAuth server that cannot answer now (outage, REST
+ * budget busy) throws a RetryableError: the delivery stays unverified for the next try.
+ */
+async function proveOne(deps: Deps, portal: PortalRow, event: EventRow): Promise<boolean> {
+  let tokens: DeliveredTokens;
   try {
-    profile = await deps.bitrix.probe(target, { accessToken: tokens.access_token }, 'profile');
+    tokens = JSON.parse(deps.box.decrypt(event.auth_enc ?? '')) as DeliveredTokens;
+  } catch {
+    await reject(deps, event, 'unprovable', 'no delivered tokens kept');
+    return false;
+  }
+  if (!tokens.access_token || !tokens.application_token) {
+    await reject(deps, event, 'unprovable', 'the delivery carried no access token');
+    return false;
+  }
+  let holder;
+  try {
+    holder = await askPortalAboutToken(deps, storedTarget(portal), tokens.access_token);
   } catch (e) {
-    if ((isBitrixApiError(e) && !e.retryable) || e instanceof NotAllowedHostError) {
-      return reject(deps, event, 'token_unproven', (e as Error).message);
+    if (
+      (isBitrixApiError(e) && !e.retryable) ||
+      e instanceof NotAllowedHostError ||
+      e instanceof ForeignAppTokenError
+    ) {
+      await reject(deps, event, 'token_unproven', (e as Error).message);
+      return false;
     }
     throw e;
   }
-  if (profile.ADMIN !== true && profile.ADMIN !== 'Y') {
-    return reject(deps, event, 'token_unproven', 'the token is not an administrator’s');
+  if (!holder.isAdmin) {
+    await reject(deps, event, 'token_unproven', 'the token is not an administrator’s');
+    return false;
   }
   const now = deps.clock.now().getTime();
+  let pair: { accessToken: string; refreshToken: string; expiresInSec?: number } | undefined;
+  let confirmedAt = portal.install_confirmed_at;
+  if (confirmedAt === null && canProve(deps)) {
+    if (!tokens.refresh_token) {
+      await reject(deps, event, 'token_unproven', 'no refresh token to confirm the install');
+      return false;
+    }
+    const verdict = await askOAuthServer(deps, {
+      serverEndpoint: portal.server_endpoint ?? '',
+      refreshToken: tokens.refresh_token,
+      memberId: portal.member_id,
+      domain: portal.domain,
+    });
+    if (verdict.kind === 'unavailable') throw oauthUnavailable(verdict.detail);
+    if (verdict.kind !== 'confirmed') {
+      await reject(deps, event, 'token_unproven', verdict.detail);
+      return false;
+    }
+    pair = {
+      accessToken: verdict.answer.access_token,
+      refreshToken: verdict.answer.refresh_token,
+      expiresInSec: Number(verdict.answer.expires_in) || undefined,
+    };
+    confirmedAt = now;
+  } else if (
+    tokens.refresh_token !== undefined &&
+    (!portal.access_token_enc || portal.status === 'needs_reauth')
+  ) {
+    // Proven tokens fill in a portal that has none (or lost them); stored ones are kept.
+    pair = {
+      accessToken: tokens.access_token,
+      refreshToken: tokens.refresh_token,
+      expiresInSec: Number(tokens.expires_in) || undefined,
+    };
+  }
   const digest = deps.box.digest(tokens.application_token);
   const same =
     portal.application_token_digest !== null && safeEqual(digest, portal.application_token_digest);
-  // Proven tokens fill in a portal that has none (or lost them); stored ones are kept.
-  const adoptTokens =
-    tokens.refresh_token !== undefined &&
-    (!portal.access_token_enc || portal.status === 'needs_reauth');
   await deps.db.transaction(async (trx) => {
     await updatePortal(trx, portal.id, {
       application_token_digest: digest,
-      ...(adoptTokens
+      install_confirmed_at: confirmedAt,
+      ...(pair
         ? {
-            ...tokenColumns(
-              deps.box,
-              {
-                accessToken: tokens.access_token!,
-                refreshToken: tokens.refresh_token!,
-                expiresInSec: Number(tokens.expires_in) || undefined,
-              },
-              now,
-            ),
+            ...tokenColumns(deps.box, { ...pair, expiresInSec: pair.expiresInSec }, now),
             status: 'installed' as const,
           }
         : {}),
@@ -114,7 +163,84 @@ async function proveInstall(deps: Deps, portal: PortalRow, event: EventRow) {
     'application token proven by ONAPPINSTALL',
   );
   await resolveUnverified(deps, portal.id);
-  return { eventStatus: 'processed' as const };
+  return true;
+}
+
+/**
+ * A portal's proof job (one pending at most, however many ONAPPINSTALL posts arrive): tries
+ * the portal's unverified ONAPPINSTALL deliveries oldest first until one proves its token;
+ * the rest are then verified or rejected against it (resolveUnverified). Deliveries that
+ * waited past UNVERIFIED_TTL_MS are rejected as expired first.
+ */
+async function proveInstalls(deps: Deps, portal: PortalRow) {
+  const now = deps.clock.now().getTime();
+  const expired = await expireUnverified(deps.db, portal.id, now - UNVERIFIED_TTL_MS, now);
+  let rejected = 0;
+  for (;;) {
+    const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
+    if (fresh.status === 'uninstalled') return { note: 'portal is uninstalled' };
+    const round = await listUnverified(deps.db, portal.id, PROOF_ROUND, 'ONAPPINSTALL');
+    if (round.length === 0) {
+      return { note: `nothing proven; ${rejected} rejected, ${expired} expired` };
+    }
+    for (const ev of round) {
+      if (await proveOne(deps, fresh, ev)) return { note: `proven by event ${ev.id}` };
+      rejected++;
+    }
+  }
+}
+
+/**
+ * A verified ONAPPINSTALL for an install the OAuth server has not confirmed (it was down at
+ * install time): the stored refresh token is exchanged with our credentials now. Confirmed,
+ * the rotated pair is kept; refused or naming another portal, the install is withdrawn
+ * (status uninstalled, tokens erased) and the portal's deliveries are refused from then on.
+ */
+async function confirmInstall(deps: Deps, portal: PortalRow): Promise<string | undefined> {
+  if (portal.install_confirmed_at !== null || !canProve(deps)) return undefined;
+  const tokens = readTokens(deps.box, portal);
+  const now = deps.clock.now().getTime();
+  const verdict = tokens
+    ? await askOAuthServer(deps, {
+        serverEndpoint: portal.server_endpoint ?? '',
+        refreshToken: tokens.refreshToken,
+        memberId: portal.member_id,
+        domain: portal.domain,
+      })
+    : ({ kind: 'refused', detail: 'no stored tokens' } as const);
+  if (verdict.kind === 'unavailable') throw oauthUnavailable(verdict.detail);
+  if (verdict.kind === 'confirmed') {
+    await updatePortal(deps.db, portal.id, {
+      ...tokenColumns(
+        deps.box,
+        {
+          accessToken: verdict.answer.access_token,
+          refreshToken: verdict.answer.refresh_token,
+          expiresInSec: Number(verdict.answer.expires_in) || undefined,
+        },
+        now,
+      ),
+      install_confirmed_at: now,
+      updated_at: now,
+    });
+    deps.portals.invalidate(portal.member_id);
+    deps.logger.info({ memberId: portal.member_id }, 'install confirmed by the OAuth server');
+    return 'install confirmed';
+  }
+  await updatePortal(deps.db, portal.id, {
+    status: 'uninstalled',
+    access_token_enc: null,
+    refresh_token_enc: null,
+    application_token_digest: null,
+    uninstalled_at: now,
+    updated_at: now,
+  });
+  deps.portals.invalidate(portal.member_id);
+  deps.logger.error(
+    { memberId: portal.member_id, domain: portal.domain, detail: verdict.detail },
+    'install withdrawn: the OAuth server did not confirm it',
+  );
+  return `install withdrawn: ${verdict.detail}`;
 }
 
 function versionOf(event: EventRow): string | null {
@@ -141,17 +267,26 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
  * the worker. Unverified installs are proven first; updates re-bind everything (Bitrix24
  * drops the bindings on update); uninstalls only arrive here verified by application_token.
  */
-export const lifecycleHandler: JobHandler = async ({ deps, event }) => {
-  if (!event) throw new PermanentError('a lifecycle job needs an event');
+export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
+  if (!event) {
+    const owner = job.portal_id === null ? undefined : await findPortalById(deps.db, job.portal_id);
+    if (owner && job.entity_key === proofJobKey(owner.id)) return proveInstalls(deps, owner);
+    throw new PermanentError('a lifecycle job needs an event');
+  }
   const portal =
     event.portal_id === null ? undefined : await findPortalById(deps.db, event.portal_id);
   if (!portal) throw new PermanentError(`event ${event.id} has no stored portal`);
-  if (event.status === 'unverified') return proveInstall(deps, portal, event);
+  // A job queued for one unverified install (before proof jobs per portal): prove them all.
+  if (event.status === 'unverified') return proveInstalls(deps, portal);
   if (portal.status === 'uninstalled' && event.event !== 'ONAPPUNINSTALL') {
     return { eventStatus: 'skipped', note: 'portal is uninstalled' };
   }
   switch (event.event) {
     case 'ONAPPINSTALL': {
+      const confirmed = await confirmInstall(deps, portal);
+      if (confirmed?.startsWith('install withdrawn')) {
+        return { eventStatus: 'skipped', note: confirmed };
+      }
       const v = versionOf(event);
       if (v !== null && v !== portal.app_version) {
         await updatePortal(deps.db, portal.id, {

@@ -13,14 +13,27 @@ import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowli
 import { deliveredTokens, maskedBody } from './mask.js';
 import { markStorageFailing, markStorageWritable } from './storage-health.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
+import { createRejectBudget } from './reject-budget.js';
+import {
+  createUnverifiedCap,
+  proofJobKey,
+  UNVERIFIED_RETRY_AFTER_SECONDS,
+} from './unverified-cap.js';
 
 /** Events that manage the app itself; they get a `lifecycle` job. */
 export const LIFECYCLE_EVENTS = new Set(['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL']);
-/** Events whose tokens can be proven by a REST call when the stored application token differs. */
+/**
+ * Events that can prove their own tokens by REST calls to the stored portal, while the
+ * portal's application token is not known yet. Once it is known, a lifecycle event with
+ * another token is refused like any other (CONTRACT §3): a reinstall with a new token
+ * comes through the install handler, which the OAuth server confirms.
+ */
 const PROVABLE_EVENTS = new Set(['ONAPPINSTALL']);
 
 export type RejectReason =
   'unknown_portal' | 'uninstalled_portal' | 'token_mismatch' | 'missing_token' | 'ip_not_allowed';
+
+export { REJECTED_LOG_BUDGET_PER_MINUTE } from './reject-budget.js';
 
 export interface Intake {
   readonly route: FastRoute;
@@ -36,9 +49,6 @@ export interface Intake {
   /** Deliveries are waiting for their commit: other writers should hold back. */
   busy(): boolean;
 }
-
-/** Past this many rejected deliveries a minute only the counters grow (forgery floods). */
-export const REJECTED_LOG_BUDGET_PER_MINUTE = 120;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -143,16 +153,8 @@ export function createIntake(
     return digest;
   };
 
-  let budgetMinute = 0;
-  let budgetUsed = 0;
-  const withinRejectBudget = (): boolean => {
-    const minute = Math.floor(now() / 60_000);
-    if (minute !== budgetMinute) {
-      budgetMinute = minute;
-      budgetUsed = 0;
-    }
-    return ++budgetUsed <= REJECTED_LOG_BUDGET_PER_MINUTE;
-  };
+  const rejectBudget = createRejectBudget(now);
+  const unverifiedCap = createUnverifiedCap(deps.db, now);
 
   function baseRow(
     d: Delivery,
@@ -198,7 +200,7 @@ export function createIntake(
       { reason, memberId: d?.auth.member_id, event: d?.event, remote },
       'event delivery rejected',
     );
-    if (d && withinRejectBudget()) {
+    if (d && rejectBudget.take(reason, d.auth.member_id)) {
       const row = baseRow(d, portal, remote);
       row.status = 'rejected';
       row.reject_reason = reason;
@@ -236,15 +238,31 @@ export function createIntake(
     } else {
       row.status = 'unverified';
       row.auth_enc = box.encrypt(JSON.stringify(deliveredTokens(d)));
-      // An install event can prove its own tokens by a REST call to the stored portal.
-      if (PROVABLE_EVENTS.has(d.event)) {
+      const provable = PROVABLE_EVENTS.has(d.event);
+      const bytes = (row.body?.length ?? 0) + row.auth_enc.length;
+      const refused = await unverifiedCap.admit(portal.id, bytes, provable);
+      if (refused) {
+        metrics.eventsRejected.inc({ reason: `unverified_cap_${refused}` });
+        logger.warn(
+          { memberId: d.auth.member_id, event: d.event, bound: refused, remote },
+          'unverified delivery refused: the portal holds as many as it may until its token is known',
+        );
+        send(res, 503, '{"error":"too many unverified deliveries"}', false, {
+          'retry-after': String(UNVERIFIED_RETRY_AFTER_SECONDS),
+        });
+        return;
+      }
+      // An install event can prove its own tokens by REST calls to the stored portal. One
+      // proof job per portal tries them all; further ones are not queued (migration 0010).
+      if (provable) {
         job = {
           type: 'lifecycle',
           portal_id: portal.id,
-          entity_key: null,
+          entity_key: proofJobKey(portal.id),
           payload: null,
           max_attempts: config.worker.maxAttempts,
           run_at: row.received_at,
+          detached: true,
         };
       }
     }
@@ -299,7 +317,6 @@ export function createIntake(
     if (safeEqual(digestOf(given), portal.application_token_digest)) {
       return accept(res, d, portal, remote, true);
     }
-    if (PROVABLE_EVENTS.has(d.event)) return accept(res, d, portal, remote, false);
     return reject(res, 'token_mismatch', d, portal, remote);
   }
 

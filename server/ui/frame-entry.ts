@@ -3,6 +3,7 @@ import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { tokenColumns } from '../bitrix/oauth.js';
+import { askPortalAboutToken } from '../install/token-proof.js';
 import {
   findPortalById,
   findPortalByMemberId,
@@ -50,19 +51,17 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
   }
 }
 
-interface Profile {
-  ID?: string | number;
-  ADMIN?: boolean | string;
-}
-
 /**
  * Verifies what Bitrix24 POSTs into the app frame or a placement (protocol §1.3, §6.4),
  * contacting nobody until the claim is consistent with what install stored:
  *   1. member_id names an installed portal;
  *   2. query DOMAIN equals that portal's stored domain (AUTH_ID is never sent elsewhere);
  *   3. APPLICATION_TOKEN, when sent, matches the stored digest;
- *   4. `profile` with AUTH_ID on the stored client endpoint: the token is live on that
- *      portal, and it names the user and whether they are an administrator.
+ *   4. `profile` and `app.info` with AUTH_ID on the stored client endpoint: the token is
+ *      live on that portal, is our app's (another app's token passes `profile` too), and
+ *      names the user and whether they are an administrator. Both calls take the portal's
+ *      REST budget only if it has room within a few seconds; otherwise the entry is
+ *      refused with 503 at once (a flood of frame posts cannot queue up calls).
  */
 export async function verifyFrameEntry(
   deps: Deps,
@@ -98,12 +97,12 @@ export async function verifyFrameEntry(
 
   const https = (first(query.PROTOCOL) ?? '1') !== '0';
   const clientEndpoint = portal.client_endpoint ?? `${https ? 'https' : 'http'}://${domain}/rest/`;
-  let profile: Profile;
+  let holder;
   try {
-    profile = await deps.bitrix.probe<Profile>(
+    holder = await askPortalAboutToken(
+      deps,
       { memberId, domain: portal.domain, clientEndpoint },
-      { accessToken: authId },
-      'profile',
+      authId,
     );
   } catch (e) {
     if (isBitrixApiError(e) && e.retryable) {
@@ -112,11 +111,10 @@ export async function verifyFrameEntry(
     deps.logger.info({ memberId, err: e }, 'frame refused: AUTH_ID not confirmed by the portal');
     throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
   }
-  const userId = Number(profile.ID);
+  const { userId, isAdmin } = holder;
   if (!Number.isInteger(userId) || userId <= 0) {
     throw new EntryRefusedError(401, 'The portal did not name the user.');
   }
-  const isAdmin = profile.ADMIN === true || profile.ADMIN === 'Y' || profile.ADMIN === 'true';
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
     portal: resumed,

@@ -49,6 +49,8 @@ export async function startInstallHarness(
     {
       B24_PORTAL_HOSTS: '127.0.0.1:*',
       B24_OAUTH_SERVERS: emu.oauthUrl,
+      // An install POST without SERVER_ENDPOINT uses its zone's OAuth server: the emulator's.
+      B24_OAUTH_ZONE_SERVERS: `*=${emu.oauthUrl}`,
       B24_CLIENT_ID: CLIENT_ID,
       B24_CLIENT_SECRET: CLIENT_SECRET,
       APP_URL: appUrl,
@@ -137,6 +139,7 @@ export function spawnedAppEnv(h: InstallHarness, dataDir: string): Record<string
     TOKEN_ENCRYPTION_KEY: config.tokenEncryptionKey.toString('hex'),
     B24_PORTAL_HOSTS: '127.0.0.1:*',
     B24_OAUTH_SERVERS: h.emu.oauthUrl,
+    B24_OAUTH_ZONE_SERVERS: `*=${h.emu.oauthUrl}`,
     B24_CLIENT_ID: config.b24.clientId ?? '',
     B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
     B24_OFFLINE_EVENTS: 'off',

@@ -115,60 +115,78 @@ describe('portal tokens and isolation', () => {
     expect(other.calls.some((c) => c.auth !== null && aTokens.has(c.auth))).toBe(false);
   });
 
-  it('rejects an ONAPPINSTALL for A that carries B’s admin token, keeping A’s application token', async () => {
-    const other = await h.addPortal();
-    expect((await other.install()).status).toBe(200);
-    const before = (await row()).application_token_digest;
-    const bAuth = other.issueUserAuth(1);
-    const res = await post(
-      eventBody({
-        portal: {
-          memberId: portal.memberId,
-          domain: portal.domain,
-          applicationToken: 'e'.repeat(32),
-        },
-        event: 'ONAPPINSTALL',
-        data: { VERSION: '9', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
-        accessToken: bAuth.accessToken,
-      }),
-    );
-    expect(res.status).toBe(200);
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
-    const [ev] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
-    expect(ev).toMatchObject({ status: 'rejected', auth_enc: null });
-    expect((await row()).application_token_digest).toBe(before);
-  });
-
-  it('rejects an ONAPPINSTALL proven only by a non-admin’s token', async () => {
-    const before = (await row()).application_token_digest;
-    const res = await post(
-      eventBody({
-        portal: {
-          memberId: portal.memberId,
-          domain: portal.domain,
-          applicationToken: 'd'.repeat(32),
-        },
-        event: 'ONAPPINSTALL',
-        data: { VERSION: '1' },
-        accessToken: portal.issueUserAuth(2).accessToken,
-      }),
-    );
-    expect(res.status).toBe(200);
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
-    const [ev] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
-    expect(ev.status).toBe('rejected');
-    expect((await row()).application_token_digest).toBe(before);
-  });
-
-  it('learns the application token from a proven ONAPPINSTALL and then verifies the events that waited', async () => {
-    // As if the installer frame had not carried APPLICATION_TOKEN.
+  /** As if the installer frame had not carried APPLICATION_TOKEN (older portals). */
+  async function forgetApplicationToken() {
     await updatePortal(h.t.deps.db, (await row()).id, {
       application_token_digest: null,
       updated_at: 1,
     });
     h.t.deps.portals.invalidate(portal.memberId);
+  }
+
+  const installPost = (applicationToken: string, accessToken: string) =>
+    post(
+      eventBody({
+        portal: { memberId: portal.memberId, domain: portal.domain, applicationToken },
+        event: 'ONAPPINSTALL',
+        data: { VERSION: '9', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+        accessToken,
+      }),
+    );
+
+  it('answers 401 to an ONAPPINSTALL for A with another application token once A’s is known', async () => {
+    const before = (await row()).application_token_digest;
+    const res = await installPost('e'.repeat(32), portal.issueUserAuth(1).accessToken);
+    expect(res.status).toBe(401);
+    expect(await h.t.deps.db('jobs').where({ type: 'lifecycle' })).toHaveLength(0);
+    expect((await row()).application_token_digest).toBe(before);
+  });
+
+  it('rejects an ONAPPINSTALL for A that carries B’s admin token, keeping A’s application token unset', async () => {
+    const other = await h.addPortal();
+    expect((await other.install()).status).toBe(200);
+    await forgetApplicationToken();
+    const res = await installPost('e'.repeat(32), other.issueUserAuth(1).accessToken);
+    expect(res.status).toBe(200);
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const [ev] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
+    expect(ev).toMatchObject({ status: 'rejected', auth_enc: null });
+    expect((await row()).application_token_digest).toBeNull();
+  });
+
+  it('rejects an ONAPPINSTALL proven only by a non-admin’s token', async () => {
+    await forgetApplicationToken();
+    const res = await installPost('d'.repeat(32), portal.issueUserAuth(2).accessToken);
+    expect(res.status).toBe(200);
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const [ev] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
+    expect(ev.status).toBe('rejected');
+    expect((await row()).application_token_digest).toBeNull();
+  });
+
+  it('rejects an ONAPPINSTALL proven by an admin token of ANOTHER app on the same portal', async () => {
+    await forgetApplicationToken();
+    const foreign = portal.issueForeignAppAuth(1);
+    const res = await installPost(foreign.applicationToken, foreign.accessToken);
+    expect(res.status).toBe(200);
+    await h.services.intake.drain();
+    const callsBefore = portal.calls.length;
+    await runLifecycleJobs(h.t.deps);
+    // Control: the token was tried on the portal, and `profile` alone accepted it.
+    const tried = portal.calls.slice(callsBefore).map((c) => [c.method, c.status]);
+    expect(tried).toEqual([
+      ['profile', 200],
+      ['app.info', 200],
+    ]);
+    const [ev] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
+    expect(ev).toMatchObject({ status: 'rejected', reject_reason: 'token_unproven' });
+    expect((await row()).application_token_digest).toBeNull();
+  });
+
+  it('learns the application token from a proven ONAPPINSTALL and then verifies the events that waited', async () => {
+    await forgetApplicationToken();
     await portal.finishInstall();
     await portal.addDeal({ TITLE: 'early' });
     await h.services.intake.drain();

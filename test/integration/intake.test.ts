@@ -211,19 +211,52 @@ describe('event intake', () => {
     ]);
   });
 
-  it('keeps ONAPPINSTALL with a changed token as unverified with a job to prove it', async () => {
-    const res = await post(
-      eventBody({
-        portal,
-        event: 'ONAPPINSTALL',
-        data: { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
-        applicationToken: 'new-token-after-reinstall',
+  it('answers 401 to ONAPPINSTALL and ONAPPUPDATE with another token once the portal’s token is known', async () => {
+    for (const event of ['ONAPPINSTALL', 'ONAPPUPDATE']) {
+      const res = await post(
+        eventBody({
+          portal,
+          event,
+          data: { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+          applicationToken: 'new-token-after-reinstall',
+        }),
+      );
+      expect(res.status).toBe(401);
+    }
+    expect((await events()).map((e) => [e.event, e.status, e.reject_reason])).toEqual([
+      ['ONAPPINSTALL', 'rejected', 'token_mismatch'],
+      ['ONAPPUPDATE', 'rejected', 'token_mismatch'],
+    ]);
+    expect(await jobs()).toHaveLength(0);
+  });
+
+  it('keeps ONAPPINSTALL as unverified with one proof job while the portal’s token is unknown', async () => {
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    for (let i = 0; i < 3; i++) {
+      const res = await post(
+        eventBody({
+          portal: { ...early, applicationToken: `candidate-token-${i}` },
+          event: 'ONAPPINSTALL',
+          data: { VERSION: String(i), ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+        }),
+      );
+      expect(res.status).toBe(200);
+    }
+    const rows = await events();
+    expect(rows.map((e) => [e.status, e.entity_type])).toEqual([
+      ['unverified', 'app'],
+      ['unverified', 'app'],
+      ['unverified', 'app'],
+    ]);
+    expect(await jobs()).toEqual([
+      expect.objectContaining({
+        type: 'lifecycle',
+        event_id: null,
+        portal_id: early.row.id,
+        entity_key: `proof:${early.row.id}`,
+        status: 'pending',
       }),
-    );
-    expect(res.status).toBe(200);
-    const [ev] = await events();
-    expect(ev).toMatchObject({ status: 'unverified', entity_type: 'app' });
-    expect(await jobs()).toEqual([expect.objectContaining({ type: 'lifecycle', event_id: ev.id })]);
+    ]);
   });
 
   it('never writes an event token in clear to the database file', async () => {

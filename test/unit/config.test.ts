@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError } from '../../server/lib/errors.js';
 import { loadConfig, parseByteSize } from '../../server/config.js';
+import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
 
 const KEY = 'a'.repeat(64);
 const base = { SESSION_SECRET: 'x'.repeat(20), TOKEN_ENCRYPTION_KEY: KEY };
@@ -87,6 +88,35 @@ describe('loadConfig', () => {
     ]) {
       expect(problems).toContain(name);
     }
+  });
+
+  it('picks the zone’s OAuth server for an install without SERVER_ENDPOINT', () => {
+    const c = loadConfig(base);
+    expect(zoneServerEndpoint(c, 'acme.bitrix24.com')).toBe('https://oauth.bitrix.info/rest/');
+    expect(zoneServerEndpoint(c, 'acme.bitrix24.de')).toBe('https://oauth.bitrix.info/rest/');
+    for (const d of ['acme.bitrix24.ru', 'acme.bitrix24.by', 'acme.bitrix24.kz:443']) {
+      expect(zoneServerEndpoint(c, d)).toBe('https://oauth.bitrix24.tech/rest/');
+    }
+    // Both defaults are in the default allowlist.
+    for (const z of c.b24.oauthZoneServers) expect(c.b24.oauthServers).toContain(z.origin);
+    const mapped = loadConfig({ ...base, B24_OAUTH_ZONE_SERVERS: '*=http://127.0.0.1:9000' });
+    expect(zoneServerEndpoint(mapped, '127.0.0.1:8080')).toBe('http://127.0.0.1:9000/rest/');
+  });
+
+  it('keeps insecure development installs off unless asked for by name, and checks the zone table', () => {
+    expect(loadConfig(base).b24.insecureDevInstall).toBe(false);
+    expect(loadConfig({ ...base, B24_INSECURE_DEV_INSTALL: '1' }).b24.insecureDevInstall).toBe(
+      true,
+    );
+    expect(loadConfig({ ...base, B24_CLIENT_ID: 'local.9' }).b24.appCode).toBe('local.9');
+    expect(
+      loadConfig({ ...base, B24_CLIENT_ID: 'local.9', B24_APP_CODE: 'vendor.app' }).b24.appCode,
+    ).toBe('vendor.app');
+    expect(() =>
+      loadConfig({ ...base, B24_OAUTH_ZONE_SERVERS: 'ru', B24_INSECURE_DEV_INSTALL: 'maybe' }),
+    ).toThrow(
+      /B24_OAUTH_ZONE_SERVERS[\s\S]*B24_INSECURE_DEV_INSTALL|B24_INSECURE_DEV_INSTALL[\s\S]*B24_OAUTH_ZONE_SERVERS/,
+    );
   });
 
   it('uses generated secrets when the environment has none', () => {

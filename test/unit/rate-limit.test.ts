@@ -23,6 +23,18 @@ describe('per-portal leaky bucket', () => {
     expect(waits.slice(50)).toEqual([500, 1000, 1500, 2000]);
   });
 
+  it('tryAcquire reserves only when the wait fits, and reserves nothing otherwise', async () => {
+    const time = fakeTime();
+    const limiter = createRateLimiter({ now: time.now, sleep: time.sleep, headroom: 0 });
+    for (let i = 0; i < 50; i++) await limiter.acquire('a');
+    expect(await limiter.tryAcquire('a', 600)).toBe(500);
+    // 1000 ms would be next: refused, and the bucket is not raised by the refusals.
+    for (let i = 0; i < 100; i++) expect(await limiter.tryAcquire('a', 600)).toBeNull();
+    expect(limiter.level('a')).toBe(51);
+    time.advance(1000);
+    expect(await limiter.tryAcquire('a', 600)).toBe(0);
+  });
+
   it('drains with time', async () => {
     const time = fakeTime();
     const limiter = createRateLimiter({ now: time.now, sleep: time.sleep, headroom: 0 });

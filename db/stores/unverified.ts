@@ -1,0 +1,46 @@
+import type { Knex } from 'knex';
+
+/**
+ * Deliveries kept `unverified` (they arrived before their portal's application token was
+ * known): what the intake's per-portal cap counts, the proof job's candidates, and expiry.
+ */
+
+/** How many unverified deliveries a portal holds, their stored bytes, and how many are installs. */
+export interface UnverifiedLoad {
+  count: number;
+  bytes: number;
+  installs: number;
+}
+
+export async function unverifiedLoad(db: Knex, portalId: number): Promise<UnverifiedLoad> {
+  const row = (await db('events')
+    .where({ portal_id: portalId, status: 'unverified' })
+    .first(
+      db.raw('count(*) as n'),
+      db.raw('coalesce(sum(length(body)), 0) as b'),
+      db.raw(`coalesce(sum(case when event = 'ONAPPINSTALL' then 1 else 0 end), 0) as i`),
+    )) as { n: number | string; b: number | string; i: number | string } | undefined;
+  return { count: Number(row?.n ?? 0), bytes: Number(row?.b ?? 0), installs: Number(row?.i ?? 0) };
+}
+
+/**
+ * Unverified deliveries received before `before` are rejected as `unverified_expired`: their
+ * token was never confirmed in time. They stay listed (status, reason) and their delivered
+ * tokens are erased; returns how many expired.
+ */
+export async function expireUnverified(
+  db: Knex,
+  portalId: number,
+  before: number,
+  now: number,
+): Promise<number> {
+  return db('events')
+    .where({ portal_id: portalId, status: 'unverified' })
+    .where('received_at', '<', before)
+    .update({
+      status: 'rejected',
+      reject_reason: 'unverified_expired',
+      auth_enc: null,
+      processed_at: now,
+    });
+}

@@ -1,0 +1,217 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
+import { effectiveMapWithSource, getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import type { EventMap } from '../../server/rules/model.js';
+import type { EmulatedPortal } from '../emulator/portal-api.js';
+import { frameEntry } from '../helpers/frame-session.js';
+import {
+  installPortal,
+  startInstallHarness,
+  type InstallHarness,
+} from '../helpers/install-harness.js';
+import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
+
+/**
+ * Install proof (issues 17 and 19): an install counts only when the OAuth server confirms it
+ * with our client credentials; installs without SERVER_ENDPOINT use the zone's server; an
+ * outage of the OAuth server defers the confirmation to ONAPPINSTALL; tokens of another app
+ * prove nothing; the default rule map is not a portal's scope.
+ */
+describe('install proof', () => {
+  let h: InstallHarness;
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  const row = async (p: EmulatedPortal) =>
+    (await findPortalByMemberId(h.t.deps.db, p.memberId)) as PortalRow | undefined;
+
+  /** An installer POST from `from`'s admin that names `memberId` (any portal's). */
+  async function postInstall(
+    from: EmulatedPortal,
+    opts: { memberId?: string; accessToken?: string; refreshToken?: string } = {},
+  ) {
+    const auth = from.issueUserAuth(1);
+    const { url, body } = frameEntry(h.appUrl, from, {
+      path: h.t.deps.manifest.handlers.install,
+      memberId: opts.memberId ?? from.memberId,
+      authId: opts.accessToken ?? auth.accessToken,
+    });
+    const form = new URLSearchParams(body);
+    form.set('REFRESH_ID', opts.refreshToken ?? auth.refreshToken);
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
+    return { status: res.status, text: await res.text() };
+  }
+
+  it('installs from the older installer POST (no SERVER_ENDPOINT, no APPLICATION_TOKEN) through the zone’s OAuth server', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    const res = await portal.install({ form: 'legacy' });
+    expect(res.status).toBe(200);
+    const stored = (await row(portal))!;
+    expect(stored).toMatchObject({
+      status: 'installed',
+      server_endpoint: `${h.emu.oauthUrl}/rest/`,
+      application_token_digest: null,
+    });
+    expect(stored.install_confirmed_at).not.toBeNull();
+    // Confirmed by the zone's server with our credentials.
+    expect(h.emu.oauthCalls).toEqual([
+      expect.objectContaining({ grantType: 'refresh_token', clientSecretOk: true, status: 200 }),
+    ]);
+    // ONAPPINSTALL then proves the application token, and events flow.
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect((await row(portal))!.application_token_digest).toBe(
+      h.t.deps.box.digest(portal.applicationToken),
+    );
+    const [install] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
+    expect(install.status).toBe('processed');
+  });
+
+  it('refuses a zone default that is not in B24_OAUTH_SERVERS, sending the secret nowhere', async () => {
+    h = await startInstallHarness({ B24_OAUTH_ZONE_SERVERS: '*=https://oauth.bitrix.info' });
+    const portal = await h.addPortal();
+    const res = await portal.install({ form: 'legacy' });
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('B24_OAUTH_SERVERS');
+    expect(h.emu.oauthCalls).toHaveLength(0);
+    expect(await row(portal)).toBeUndefined();
+  });
+
+  it('keeps the frame’s tokens when the OAuth server answers 5xx, and confirms them on ONAPPINSTALL', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    h.emu.failNextToken({ status: 503, error: 'INTERNAL_SERVER_ERROR' });
+    expect((await portal.install()).status).toBe(200);
+    expect((await row(portal))!.install_confirmed_at).toBeNull();
+    expect(h.emu.oauthCalls.map((c) => c.status)).toEqual([503]);
+
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const confirmed = (await row(portal))!;
+    expect(confirmed.install_confirmed_at).not.toBeNull();
+    expect(confirmed.status).toBe('installed');
+    expect(h.emu.oauthCalls.map((c) => c.status)).toEqual([503, 200]);
+  });
+
+  it('confirms an older-form install taken during an OAuth outage with the ONAPPINSTALL’s own tokens', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    h.emu.failNextToken({ status: 502, error: 'BAD_GATEWAY' });
+    expect((await portal.install({ form: 'legacy' })).status).toBe(200);
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const stored = (await row(portal))!;
+    expect(stored.install_confirmed_at).not.toBeNull();
+    expect(stored.application_token_digest).toBe(h.t.deps.box.digest(portal.applicationToken));
+  });
+
+  it('refuses an install under another portal’s member_id: the OAuth server names the real one', async () => {
+    h = await startInstallHarness();
+    const victim = await h.addPortal();
+    const attacker = await h.addPortal();
+    const res = await postInstall(attacker, { memberId: victim.memberId });
+    expect(res.status).toBe(403);
+    expect(res.text).toContain('belongs to another portal');
+    expect(await row(victim)).toBeUndefined();
+    // The victim can still install.
+    expect((await victim.install()).status).toBe(200);
+  });
+
+  it('refuses every install without B24_CLIENT_ID / B24_CLIENT_SECRET, naming them, and calls no portal', async () => {
+    h = await startInstallHarness({ B24_CLIENT_ID: '', B24_CLIENT_SECRET: '' });
+    const victim = await h.addPortal();
+    const attacker = await h.addPortal();
+    const res = await postInstall(attacker, { memberId: victim.memberId });
+    expect(res.status).toBe(503);
+    expect(res.text).toContain('B24_CLIENT_ID');
+    expect(res.text).toContain('B24_CLIENT_SECRET');
+    expect(res.text).toContain('B24_INSECURE_DEV_INSTALL');
+    expect(attacker.calls).toHaveLength(0);
+    expect(await row(victim)).toBeUndefined();
+    // An honest install is refused the same way.
+    expect((await victim.install()).status).toBe(503);
+    expect(await h.t.deps.db('portals')).toHaveLength(0);
+  });
+
+  it('accepts installs without credentials only in the explicit insecure development mode', async () => {
+    h = await startInstallHarness({
+      B24_CLIENT_ID: '',
+      B24_CLIENT_SECRET: '',
+      B24_INSECURE_DEV_INSTALL: '1',
+    });
+    const portal = await h.addPortal();
+    expect((await portal.install()).status).toBe(200);
+    expect((await row(portal))!.status).toBe('installed');
+    expect(h.emu.oauthCalls).toHaveLength(0);
+    expect(h.t.logs.text()).toContain('INSECURE DEVELOPMENT INSTALL');
+  });
+
+  it('refuses an install with an admin token that another app on the same portal holds', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    const foreign = portal.issueForeignAppAuth(1);
+    const res = await postInstall(portal, {
+      accessToken: foreign.accessToken,
+      refreshToken: foreign.refreshToken,
+    });
+    expect(res.status).toBe(401);
+    expect(res.text).toContain('another application');
+    // Control: `profile` did accept the token; `app.info` named the other app.
+    expect(portal.calls.map((c) => [c.method, c.status])).toEqual([
+      ['profile', 200],
+      ['app.info', 200],
+    ]);
+    expect(await row(portal)).toBeUndefined();
+  });
+
+  it('refuses frame entry with an admin token that another app on the same portal holds', async () => {
+    h = await startInstallHarness();
+    const { portal } = await installPortal(h);
+    const enter = async (authId?: string) => {
+      const { url, body } = frameEntry(h.appUrl, portal, { authId });
+      return fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+        redirect: 'manual',
+      });
+    };
+    // Control: our own admin token opens the app.
+    expect((await enter()).status).toBe(303);
+    const res = await enter(portal.issueForeignAppAuth(1).accessToken);
+    expect(res.status).toBe(401);
+    const last = portal.calls.slice(-2).map((c) => [c.method, c.status]);
+    expect(last).toEqual([
+      ['profile', 200],
+      ['app.info', 200],
+    ]);
+  });
+
+  it('keeps the default rule map apart from a portal whose member_id is `default`', async () => {
+    h = await startInstallHarness();
+    const { portal } = await installPortal(h, { memberId: 'default' });
+    const other = await installPortal(h);
+    const map = (name: string): EventMap => ({
+      rules: [{ name, on: ['ONCRMDEALADD'], when: [], actions: [] }],
+    });
+    const now = h.t.deps.clock.now();
+    await saveRuleMap(h.t.deps.db, undefined, map('everyone'), now);
+    await saveRuleMap(h.t.deps.db, portal.memberId, map('portal named default'), now);
+    expect((await getRuleMap(h.t.deps.db, undefined))?.rules[0]?.name).toBe('everyone');
+    const seen = await effectiveMapWithSource(h.t.deps.db, other.portal.memberId);
+    expect(seen).toMatchObject({ source: 'default' });
+    expect(seen.map.rules[0]?.name).toBe('everyone');
+    const own = await effectiveMapWithSource(h.t.deps.db, 'default');
+    expect(own).toMatchObject({ source: 'portal' });
+    expect(own.map.rules[0]?.name).toBe('portal named default');
+  });
+});
