@@ -2,12 +2,17 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
 import { REJECTED_PER_MEMBER_PER_MINUTE } from '../../server/intake/reject-budget.js';
 import {
+  proofJobKey,
   UNVERIFIED_MAX_INSTALLS,
   UNVERIFIED_RETRY_AFTER_SECONDS,
   UNVERIFIED_TTL_MS,
 } from '../../server/intake/unverified-cap.js';
+import { openDb } from '../../db/connect.js';
+import { writeIntakeBatch, type IntakeRow } from '../../db/stores/intake.js';
 import type { EmulatedPortal } from '../emulator/portal-api.js';
-import { eventBody } from '../helpers/event-builder.js';
+import { eventBody, intakeRow, seedPortal } from '../helpers/event-builder.js';
+import { onPg } from '../helpers/pg.js';
+import { createTestDeps } from '../helpers/test-deps.js';
 import { frameEntry } from '../helpers/frame-session.js';
 import {
   installPortal,
@@ -25,8 +30,14 @@ const INSTALL_DATA = { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: '
  */
 describe('forged lifecycle floods', () => {
   let h: InstallHarness;
+  const started: InstallHarness[] = [];
+  const harness = async (...args: Parameters<typeof startInstallHarness>) => {
+    h = await startInstallHarness(...args);
+    started.push(h);
+    return h;
+  };
   afterEach(async () => {
-    await h?.close();
+    for (const one of started.splice(0)) await one.close();
   });
 
   const row = async (p: EmulatedPortal) =>
@@ -65,7 +76,7 @@ describe('forged lifecycle floods', () => {
     h.t.deps.metrics.registry.getSingleMetricAsString('b24hooks_events_rejected_total');
 
   it('answers 300 forged ONAPPINSTALL posts for a portal with a known token 401, queuing nothing and calling nobody', async () => {
-    h = await startInstallHarness();
+    h = await harness();
     const { portal: victim } = await installPortal(h);
     const victimRow = await row(victim);
     const jobsBefore = Number(
@@ -104,7 +115,7 @@ describe('forged lifecycle floods', () => {
   });
 
   it('leaves at most one pending proof job for 300 forged ONAPPINSTALL posts while the token is unknown, and does not hold up another portal', async () => {
-    h = await startInstallHarness();
+    h = await harness();
     const victim = await h.addPortal();
     // The older installer POST carries no APPLICATION_TOKEN: the token is not known yet.
     expect((await victim.install({ form: 'legacy' })).status).toBe(200);
@@ -156,7 +167,7 @@ describe('forged lifecycle floods', () => {
   });
 
   it('expires unverified deliveries after their time, counted as rejected, making room again', async () => {
-    h = await startInstallHarness();
+    h = await harness();
     const victim = await h.addPortal();
     expect((await victim.install({ form: 'legacy' })).status).toBe(200);
     const answers = await flood(victim, UNVERIFIED_MAX_INSTALLS + 1);
@@ -181,13 +192,12 @@ describe('forged lifecycle floods', () => {
   });
 
   it('fails frame-entry probes fast when the portal’s REST budget is taken, without piling up reservations', async () => {
-    h = await startInstallHarness(
+    h = await harness(
       {},
       {},
       { bitrix: { limits: { drainPerSec: 5, burst: 4 }, probeMaxWaitMs: 200 } },
     );
     const { portal } = await installPortal(h);
-    const started = Date.now();
     const answers = await Promise.all(
       Array.from({ length: 20 }, async () => {
         const { url, body } = frameEntry(h.appUrl, portal);
@@ -200,12 +210,59 @@ describe('forged lifecycle floods', () => {
         return res.status;
       }),
     );
-    const elapsed = Date.now() - started;
     expect(answers.filter((s) => s === 303).length).toBeGreaterThan(0);
     expect(answers.filter((s) => s === 503).length).toBeGreaterThan(10);
     expect(answers.every((s) => s === 303 || s === 503)).toBe(true);
     // No reservation waits in the bucket beyond what fits in the fail-fast window.
     expect(h.t.deps.bitrix.limiter.level(portal.memberId)).toBeLessThanOrEqual(4);
-    expect(elapsed).toBeLessThan(5000);
   });
+
+  (onPg() ? it : it.skip)(
+    'keeps one pending proof job when two instances store forged installs for one portal at once',
+    async () => {
+      const t = await createTestDeps();
+      const second = openDb(t.deps.config.database);
+      try {
+        const portal = await seedPortal(t.deps, { applicationToken: null });
+        const forgedInstall = (i: number): IntakeRow => {
+          const base = intakeRow(portal, i, { key: `forged-install-${i}` });
+          return {
+            event: {
+              ...base.event,
+              event: 'ONAPPINSTALL',
+              entity_type: 'app',
+              status: 'unverified',
+            },
+            job: {
+              type: 'lifecycle',
+              portal_id: portal.row.id,
+              entity_key: proofJobKey(portal.row.id),
+              payload: null,
+              max_attempts: 5,
+              run_at: 1_000,
+              detached: true,
+            },
+          };
+        };
+        await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            writeIntakeBatch(
+              i % 2 ? t.deps.db : second,
+              [forgedInstall(i), forgedInstall(i + 100)],
+              1_000,
+            ),
+          ),
+        );
+        const events = await t.deps.db('events').where({ portal_id: portal.row.id });
+        expect(events).toHaveLength(80);
+        const jobs = await t.deps.db('jobs').where({ portal_id: portal.row.id });
+        expect(jobs).toEqual([
+          expect.objectContaining({ status: 'pending', event_id: null, type: 'lifecycle' }),
+        ]);
+      } finally {
+        await second.destroy();
+        await t.close();
+      }
+    },
+  );
 });
