@@ -13,6 +13,7 @@ import { mountedRoutes, type MountedRoute } from '../../helpers/hostile-input.js
 import { startHttpSink } from '../../helpers/http-sink.js';
 import { CLIENT_SECRET, startInstallHarness } from '../../helpers/install-harness.js';
 import type { ReliabilityContext, Row, Scenario } from '../types.js';
+import { lifecycleTrustRow } from './access-trust.js';
 import { keepDataDir } from './secrets.js';
 
 interface Answer {
@@ -474,6 +475,7 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
     ctx.logs.push(
       `access: allowlist attempts ${JSON.stringify(allowAnswers)}; receiver got ${reached}`,
     );
+    const trust = await lifecycleTrustRow(h, A, B, keep);
 
     return [
       {
@@ -526,6 +528,7 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
         expected: '0 requests to that host',
         pass: reached === 0 && installsRefused === installs && webhookRefused,
       },
+      trust,
     ];
   } finally {
     await h.stopApp();
