@@ -42,6 +42,10 @@ export function applySqlitePragmas(
   conn: SqliteConnection,
   busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
 ): void {
+  // A new file gives the space of pruned rows back to the file system a step at a time
+  // (server/retention/prune.ts); it must be set before WAL creates the file. An existing
+  // file keeps its mode until `b24hooks prune --vacuum`.
+  conn.pragma('auto_vacuum = INCREMENTAL');
   conn.pragma('journal_mode = WAL');
   conn.pragma('synchronous = FULL');
   conn.pragma('foreign_keys = ON');

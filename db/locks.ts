@@ -15,6 +15,8 @@ export const LOCK = {
   instance: 0x6234_0003,
   /** One alert monitor across instances (id = 0): the holder checks, the others wait. */
   alerts: 0x6234_0004,
+  /** One retention prune across instances (id = 0). */
+  retention: 0x6234_0014,
 } as const;
 
 /**

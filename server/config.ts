@@ -96,6 +96,12 @@ export interface Config {
     readonly from: string | undefined;
   };
   readonly metricsToken: string | undefined;
+  /**
+   * `RETENTION_DAYS` (30) / `RETENTION_FAILED_DAYS` (90): events in a final status older
+   * than this many days (failed ones: the second figure) are pruned; 0 keeps them all. A
+   * portal's own setting wins (server/retention/policy.ts).
+   */
+  readonly retention: { readonly days: number; readonly failedDays: number };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -369,6 +375,10 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       from: env.SMS_FROM?.trim() || undefined,
     },
     metricsToken: env.METRICS_TOKEN?.trim() || undefined,
+    retention: {
+      days: int('RETENTION_DAYS', 30, 0, 36500),
+      failedDays: int('RETENTION_FAILED_DAYS', 90, 0, 36500),
+    },
     logLevel,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   services.worker.start();
   services.alerts.start();
   services.offline.start();
+  // Retention (issue 20): prunes old events in small batches, yielding to the intake.
+  services.retention.start();
   // Heartbeat, and a sweep for lost deliveries when the app was away (in the background).
   void services.recovery.start();
   const running = await listen(deps, buildListener(deps, appParts(deps, services)));

@@ -22,7 +22,7 @@ export interface CommandContext {
   io: CliIo;
 }
 
-const str = (flags: Flags, name: string): string | undefined => {
+export const str = (flags: Flags, name: string): string | undefined => {
   const v = flags[name];
   if (v === true) throw new UsageError(`--${name} needs a value`);
   return typeof v === 'string' ? v : undefined;

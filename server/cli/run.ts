@@ -16,6 +16,7 @@ import {
 } from './commands.js';
 import { connectWebhookCommand } from './connect-webhook.js';
 import { recoverCommand } from './recover.js';
+import { eraseCommand, pruneCommand } from './retention.js';
 import { UsageError, type CliIo } from './io.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -75,6 +76,20 @@ const COMMANDS: Record<string, CommandSpec> = {
     run: recoverCommand,
     options: { since: { type: 'string' }, portal: { type: 'string' } },
     usage: 'recover sweep [--since ISO] [--portal MEMBER_ID]',
+  },
+  prune: {
+    run: pruneCommand,
+    options: {
+      'dry-run': { type: 'boolean' },
+      portal: { type: 'string' },
+      vacuum: { type: 'boolean' },
+    },
+    usage: 'prune [--dry-run] [--portal MEMBER_ID] [--vacuum]',
+  },
+  erase: {
+    run: eraseCommand,
+    options: { portal: { type: 'string' }, entity: { type: 'string' } },
+    usage: 'erase --portal MEMBER_ID [--entity TYPE:ID]',
   },
 };
 

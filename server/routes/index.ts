@@ -11,6 +11,7 @@ import { createEventProcessor, type ProcessorOptions } from '../processing/proce
 import { createWorker, type Worker, type WorkerOptions } from '../queue/worker.js';
 import { createOfflineDrain, type OfflineDrain } from '../recovery/offline.js';
 import { createRecovery, type Recovery } from '../recovery/index.js';
+import { createRetention, type Retention } from '../retention/index.js';
 import { uiRoutes } from '../ui/routes.js';
 import type { Parts } from '../start.js';
 
@@ -25,6 +26,8 @@ export interface Services {
   readonly offline: OfflineDrain;
   /** Heartbeat and downtime sweep (issue 8): `recovery.start()` checks for a gap and beats. */
   readonly recovery: Recovery;
+  /** Retention (issue 20): `retention.start()` prunes old data in the background. */
+  readonly retention: Retention;
   /** Stops background work and closes what the services opened. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -71,6 +74,10 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     onStored: () => worker.notify(),
     instanceKey: lock?.key,
   });
+  const retention = createRetention(deps, {
+    shouldYield: () => intake.busy(),
+    leader: lock ? () => lock.tryLead(LOCK.retention, 0) : undefined,
+  });
   return {
     intake,
     worker,
@@ -78,7 +85,9 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     alerts,
     offline,
     recovery,
+    retention,
     async close(timeoutMs = 30_000) {
+      await retention.stop();
       await recovery.stop();
       await alerts.stop();
       await offline.stop();

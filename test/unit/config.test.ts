@@ -25,6 +25,15 @@ describe('loadConfig', () => {
     expect(c.logLevel).toBe('info');
     expect(c.ipAllowlist).toEqual([]);
     expect(c.b24.events).toBeUndefined();
+    expect(c.retention).toEqual({ days: 30, failedDays: 90 });
+  });
+
+  it('reads RETENTION_DAYS and RETENTION_FAILED_DAYS, 0 keeping everything', () => {
+    const c = loadConfig({ ...base, RETENTION_DAYS: '0', RETENTION_FAILED_DAYS: '365' });
+    expect(c.retention).toEqual({ days: 0, failedDays: 365 });
+    expect(() => loadConfig({ ...base, RETENTION_DAYS: '-1', RETENTION_FAILED_DAYS: 'x' })).toThrow(
+      /RETENTION_DAYS must be an integer from 0 to 36500, got "-1".*RETENTION_FAILED_DAYS/s,
+    );
   });
 
   it('builds APP_URL from PORT when APP_URL is not set', () => {

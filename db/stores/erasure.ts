@@ -1,0 +1,214 @@
+import type { Knex } from 'knex';
+import { isSqlite } from '../connect.js';
+import { addCounts, deleteEvents, deleteReplayRuns, type TableCounts } from './retention.js';
+
+/** The portal being erased: its row id, member_id and domain. */
+export interface ErasedPortal {
+  id: number;
+  member_id: string;
+}
+
+/** One record of a portal (`deal` 42, `dynamic:128` 7). */
+export interface ErasedEntity {
+  type: string;
+  id: string;
+}
+
+/**
+ * Deletes the portal's events (or one entity's) with everything that belongs to them, a
+ * batch per transaction, so the intake is never locked out for long.
+ */
+export async function eraseEvents(
+  db: Knex,
+  portal: ErasedPortal,
+  entity: ErasedEntity | undefined,
+  batch: number,
+): Promise<TableCounts> {
+  const counts: TableCounts = {};
+  // events_portal_entity_id (portal_id, entity_id, id) / events_portal_id (portal_id, id)
+  const mine = (q: Knex.QueryBuilder) =>
+    entity
+      ? q
+          .where('portal_id', portal.id)
+          .where('entity_id', entity.id)
+          .where('entity_type', entity.type)
+      : q.where('portal_id', portal.id);
+  // Deliveries naming the member_id but stored without a portal (rejected before install).
+  const strays = (q: Knex.QueryBuilder) =>
+    q.whereNull('portal_id').where('member_id', portal.member_id);
+  for (const narrow of entity ? [mine] : [mine, strays]) {
+    for (;;) {
+      const q = narrow(db('events')).orderBy('id').limit(batch);
+      const ids = ((await q.pluck('id')) as unknown[]).map(Number);
+      if (ids.length === 0) break;
+      addCounts(counts, await db.transaction((trx) => deleteEvents(trx, ids)));
+    }
+  }
+  return counts;
+}
+
+/** What belongs to one record besides its events: its snapshot and the loop guard's writes. */
+export async function eraseEntityRows(
+  db: Knex,
+  portalId: number,
+  entity: ErasedEntity,
+): Promise<TableCounts> {
+  const key = { portal_id: portalId, entity_type: entity.type, entity_id: entity.id };
+  return addCounts(
+    {},
+    {
+      entity_snapshots: await db('entity_snapshots').where(key).delete(),
+      own_writes: await db('own_writes').where(key).delete(),
+    },
+  );
+}
+
+/** Sessions opened by users of the portal (the session JSON names the member_id). */
+async function eraseSessions(db: Knex, memberId: string): Promise<number> {
+  const rows = (await db('sessions')
+    .where('sess', 'like', `%${memberId}%`)
+    .select('sid', 'sess')) as Array<{ sid: string; sess: string }>;
+  const sids = rows
+    .filter((r) => {
+      try {
+        return (JSON.parse(r.sess) as { b24?: { memberId?: unknown } }).b24?.memberId === memberId;
+      } catch {
+        return false;
+      }
+    })
+    .map((r) => r.sid);
+  return sids.length ? db('sessions').whereIn('sid', sids).delete() : 0;
+}
+
+/**
+ * Loss-recovery sweeps: those of this portal alone go; a sweep of every portal keeps its
+ * row but loses this portal's line in its per-portal JSON.
+ */
+async function eraseRecoveryGaps(db: Knex, memberId: string): Promise<number> {
+  let n = await db('recovery_gaps').where('member_id', memberId).delete();
+  const rows = (await db('recovery_gaps')
+    .where('portals', 'like', `%${memberId}%`)
+    .select('id', 'portals')) as Array<{ id: number; portals: string | null }>;
+  for (const r of rows) {
+    let list: Array<{ memberId?: unknown }>;
+    try {
+      list = JSON.parse(r.portals ?? '[]') as Array<{ memberId?: unknown }>;
+    } catch {
+      continue;
+    }
+    const kept = list.filter((p) => p.memberId !== memberId);
+    if (kept.length === list.length) continue;
+    await db('recovery_gaps')
+      .where('id', r.id)
+      .update({ portals: JSON.stringify(kept) });
+    n++;
+  }
+  return n;
+}
+
+/**
+ * The portal's personal data besides its events: snapshots of its records, the loop
+ * guard's writes, alert jobs, UI replays, SLA breaches, sessions and its lines in the
+ * recovery sweeps. The installation itself (portal row, tokens, settings) stays.
+ */
+export async function erasePortalRecords(
+  db: Knex,
+  portal: ErasedPortal,
+  batch: number,
+): Promise<TableCounts> {
+  const counts: TableCounts = {};
+  for (;;) {
+    const runs = (await db('replay_runs')
+      .where('portal_id', portal.id)
+      .limit(batch)
+      .pluck('id')) as number[];
+    if (runs.length === 0) break;
+    addCounts(counts, await deleteReplayRuns(db, runs));
+  }
+  return addCounts(counts, {
+    jobs: await db('jobs').where('portal_id', portal.id).delete(),
+    entity_snapshots: await db('entity_snapshots').where('portal_id', portal.id).delete(),
+    own_writes: await db('own_writes').where('portal_id', portal.id).delete(),
+    sla_breaches: await db('sla_breaches')
+      .where('portal_id', portal.id)
+      .orWhere('member_id', portal.member_id)
+      .delete(),
+    sessions: await eraseSessions(db, portal.member_id),
+    recovery_gaps: await eraseRecoveryGaps(db, portal.member_id),
+  });
+}
+
+/** Every table of the database with its column names (sqlite_master / information_schema). */
+export async function tableColumns(db: Knex): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (isSqlite(db)) {
+    const tables = (await db('sqlite_master')
+      .where('type', 'table')
+      .whereNot('name', 'like', 'sqlite_%')
+      .pluck('name')) as string[];
+    for (const t of tables) {
+      const cols = (await db.raw(`pragma table_info(${JSON.stringify(t)})`)) as Array<{
+        name: string;
+      }>;
+      out.set(
+        t,
+        cols.map((c) => c.name),
+      );
+    }
+    return out;
+  }
+  const rows = (await db('information_schema.columns')
+    .whereRaw('table_schema = current_schema()')
+    .orderBy(['table_name', 'ordinal_position'])
+    .select('table_name', 'column_name')) as Array<{ table_name: string; column_name: string }>;
+  for (const r of rows) out.set(r.table_name, [...(out.get(r.table_name) ?? []), r.column_name]);
+  return out;
+}
+
+/**
+ * Rows of the portal in tables this file does not name (added by later work, e.g. per-portal
+ * counters): any table with a `portal_id` or `member_id` column loses the portal's rows.
+ */
+async function sweepPortalColumns(trx: Knex, portal: ErasedPortal): Promise<TableCounts> {
+  const counts: TableCounts = {};
+  for (const [table, cols] of await tableColumns(trx)) {
+    if (table === 'portals') continue;
+    if (!cols.includes('portal_id') && !cols.includes('member_id')) continue;
+    const q = trx(table);
+    if (cols.includes('portal_id')) q.orWhere('portal_id', portal.id);
+    if (cols.includes('member_id')) q.orWhere('member_id', portal.member_id);
+    addCounts(counts, { [table]: await q.delete() });
+  }
+  return counts;
+}
+
+/**
+ * The installation itself, last of a CLEAN uninstall: settings (rules, events, alert
+ * channels, retention), alert state, the shared REST budget and the portal row with its
+ * tokens. Run after erasePortalRecords and eraseEvents (foreign keys point at the portal).
+ */
+export async function erasePortalInstallation(
+  db: Knex,
+  portal: ErasedPortal,
+): Promise<TableCounts> {
+  return db.transaction(async (trx) =>
+    addCounts(
+      // Rows that may have been written since the batches above ran.
+      await deleteEvents(
+        trx,
+        ((await trx('events').where('portal_id', portal.id).pluck('id')) as unknown[]).map(Number),
+      ),
+      {
+        jobs: await trx('jobs').where('portal_id', portal.id).delete(),
+        settings: await trx('settings').where('scope', portal.member_id).delete(),
+        alert_state: await trx('alert_state')
+          .where('member_id', portal.member_id)
+          .orWhere('key', 'like', `%:${portal.member_id}`)
+          .delete(),
+        rate_buckets: await trx('rate_buckets').where('key', portal.member_id).delete(),
+      },
+      await sweepPortalColumns(trx, portal),
+      { portals: await trx('portals').where('id', portal.id).delete() },
+    ),
+  );
+}

@@ -1,0 +1,278 @@
+import type { Knex } from 'knex';
+import { PRUNE_INDEX_PREDICATE } from '../migrations/0014-retention.js';
+import { isSqlite } from '../connect.js';
+
+/** Final statuses retention prunes (CONTRACT §4); the backlog statuses are never pruned. */
+export const FINAL_STATUSES = ['processed', 'skipped', 'rejected', 'failed'] as const;
+export type FinalStatus = (typeof FINAL_STATUSES)[number];
+
+/** Rows removed (or that would be removed) per table. */
+export type TableCounts = Record<string, number>;
+
+/** Adds the counts of `more` to `into` (tables with 0 rows are left out); returns `into`. */
+export function addCounts(into: TableCounts, ...more: TableCounts[]): TableCounts {
+  for (const counts of more) {
+    for (const [table, n] of Object.entries(counts)) {
+      if (n > 0) into[table] = (into[table] ?? 0) + n;
+    }
+  }
+  return into;
+}
+
+/**
+ * Tables whose rows belong to one event, children before the event itself (foreign keys).
+ * `entity_snapshots.event_id` and `own_writes.consumed_by_event_id` only remember an event:
+ * those rows are pruned by their own age.
+ */
+const EVENT_CHILDREN = [
+  'jobs',
+  'action_runs',
+  'rule_matches',
+  'replay_run_events',
+  'sla_breaches',
+] as const;
+
+/** `count(*)` of a query, as a number on either database. */
+export async function countRows(q: Knex.QueryBuilder): Promise<number> {
+  const [r] = (await q.count({ n: '*' })) as Array<{ n: unknown }>;
+  return Number(r?.n ?? 0);
+}
+
+/** One group of events retention looks at: a portal (null: deliveries of no known portal). */
+export interface EventSlice {
+  portalId: number | null;
+  status: FinalStatus;
+  /** Events received before this (ms) go. */
+  before: number;
+}
+
+/**
+ * The events of a slice, through the partial `events_prune` index (migration 0014, whose
+ * predicate is repeated so SQLite can use it): a range, never a scan. Events that still have
+ * a job to run (a replay queued) are left for later.
+ */
+function sliceQuery(db: Knex, s: EventSlice): Knex.QueryBuilder {
+  const q = db('events').whereRaw(PRUNE_INDEX_PREDICATE);
+  if (s.portalId === null) q.whereNull('portal_id');
+  else q.where('portal_id', s.portalId);
+  return q
+    .where('status', s.status)
+    .where('received_at', '<', s.before)
+    .whereNotExists(
+      db('jobs')
+        .select(db.raw('1'))
+        .whereRaw('jobs.event_id = events.id')
+        .whereIn('jobs.status', ['pending', 'running']),
+    );
+}
+
+export async function prunableEventIds(
+  db: Knex,
+  slice: EventSlice,
+  limit: number,
+): Promise<number[]> {
+  const ids = (await sliceQuery(db, slice).limit(limit).pluck('id')) as Array<number | string>;
+  return ids.map(Number);
+}
+
+/** What pruning a slice would remove, per table (for `prune --dry-run`). */
+export async function countPrunable(db: Knex, slice: EventSlice): Promise<TableCounts> {
+  const ids = () => sliceQuery(db, slice).select('id');
+  const counts: TableCounts = {};
+  counts.events = await countRows(sliceQuery(db, slice));
+  if (counts.events === 0) return {};
+  for (const table of EVENT_CHILDREN) {
+    counts[table] = await countRows(db(table).whereIn('event_id', ids()));
+  }
+  return addCounts({}, counts);
+}
+
+/**
+ * Deletes these events and every row that belongs to them, in foreign-key order. Run it in
+ * a transaction so an event never loses half of its rows.
+ */
+export async function deleteEvents(trx: Knex, ids: readonly number[]): Promise<TableCounts> {
+  const counts: TableCounts = {};
+  if (ids.length === 0) return counts;
+  for (const table of EVENT_CHILDREN) {
+    counts[table] = await trx(table).whereIn('event_id', ids).delete();
+  }
+  counts.events = await trx('events').whereIn('id', ids).delete();
+  return addCounts({}, counts);
+}
+
+/** Another growing table, pruned by age a batch at a time (`id in (… limit n)`). */
+interface AgedTable {
+  table: string;
+  /** The age column. */
+  column: string;
+  where?: (q: Knex.QueryBuilder) => void;
+}
+
+const AGED: Record<'jobs' | 'own_writes' | 'recovery_gaps', AgedTable> = {
+  // Alert jobs (no event): done or dead ones, through the partial `jobs_eventless` index.
+  jobs: {
+    table: 'jobs',
+    column: 'updated_at',
+    where: (q) => q.whereRaw('event_id is null').whereIn('status', ['done', 'dead']),
+  },
+  own_writes: { table: 'own_writes', column: 'written_at' },
+  recovery_gaps: {
+    table: 'recovery_gaps',
+    column: 'sweep_started_at',
+    where: (q) => q.whereNot('status', 'running'),
+  },
+};
+export type AgedTableName = keyof typeof AGED;
+
+function agedQuery(db: Knex, name: AgedTableName, before: number): Knex.QueryBuilder {
+  const t = AGED[name];
+  const q = db(t.table).where(t.column, '<', before);
+  t.where?.(q);
+  return q;
+}
+
+export async function pruneAged(
+  db: Knex,
+  name: AgedTableName,
+  before: number,
+  limit: number,
+): Promise<number> {
+  const ids = (await agedQuery(db, name, before).limit(limit).pluck('id')) as number[];
+  if (ids.length === 0) return 0;
+  return db(AGED[name].table).whereIn('id', ids).delete();
+}
+
+export async function countAged(db: Knex, name: AgedTableName, before: number): Promise<number> {
+  return countRows(agedQuery(db, name, before));
+}
+
+/**
+ * A portal's rows aged by their own date: snapshots of entities not seen since `before`
+ * (index `entity_snapshots_seen`) and UI replays made before it (`replay_runs_portal_created`).
+ */
+const olderThan = (
+  db: Knex,
+  table: 'entity_snapshots' | 'replay_runs',
+  portalId: number,
+  before: number,
+) =>
+  db(table)
+    .where('portal_id', portalId)
+    .where(table === 'entity_snapshots' ? 'updated_at' : 'created_at', '<', before);
+
+/** Removes up to `limit` snapshots and `limit` replays (with their event lists) of a portal. */
+export async function prunePortalRows(
+  db: Knex,
+  portalId: number,
+  before: number,
+  limit: number,
+): Promise<TableCounts> {
+  const keys = (await olderThan(db, 'entity_snapshots', portalId, before)
+    .limit(limit)
+    .select('entity_type', 'entity_id')) as Array<{ entity_type: string; entity_id: string }>;
+  const snapshots = keys.length
+    ? await olderThan(db, 'entity_snapshots', portalId, before)
+        .whereIn(
+          ['entity_type', 'entity_id'],
+          keys.map((k) => [k.entity_type, k.entity_id]),
+        )
+        .delete()
+    : 0;
+  const runs = (await olderThan(db, 'replay_runs', portalId, before)
+    .limit(limit)
+    .pluck('id')) as number[];
+  return addCounts({ entity_snapshots: snapshots }, await deleteReplayRuns(db, runs));
+}
+
+export async function countPortalRows(
+  db: Knex,
+  portalId: number,
+  before: number,
+): Promise<TableCounts> {
+  const runs = () => olderThan(db, 'replay_runs', portalId, before).select('id');
+  return addCounts(
+    {},
+    {
+      entity_snapshots: await countRows(olderThan(db, 'entity_snapshots', portalId, before)),
+      replay_runs: await countRows(olderThan(db, 'replay_runs', portalId, before)),
+      replay_run_events: await countRows(db('replay_run_events').whereIn('run_id', runs())),
+    },
+  );
+}
+
+export async function deleteReplayRuns(db: Knex, ids: readonly number[]): Promise<TableCounts> {
+  if (ids.length === 0) return {};
+  return db.transaction(async (trx) =>
+    addCounts(
+      {},
+      {
+        replay_run_events: await trx('replay_run_events').whereIn('run_id', ids).delete(),
+        replay_runs: await trx('replay_runs').whereIn('id', ids).delete(),
+      },
+    ),
+  );
+}
+
+/** The oldest event still stored (received_at, ms), through the `events_received_at` index. */
+export async function oldestEventAt(db: Knex, portalId?: number): Promise<number | null> {
+  const q = db('events');
+  if (portalId !== undefined) q.where('portal_id', portalId);
+  const r = (await q.min({ t: 'received_at' }).first()) as { t: unknown } | undefined;
+  return r?.t === null || r?.t === undefined ? null : Number(r.t);
+}
+
+export interface DatabaseSize {
+  bytes: number;
+  /** SQLite: bytes of free pages (reclaimed by a vacuum); null on PostgreSQL. */
+  freeBytes: number | null;
+}
+
+export async function databaseSize(db: Knex): Promise<DatabaseSize> {
+  if (isSqlite(db)) {
+    const pragma = async (name: string) => {
+      const rows = (await db.raw(`pragma ${name}`)) as Array<Record<string, unknown>>;
+      return Number(Object.values(rows[0] ?? {})[0] ?? 0);
+    };
+    const pageSize = await pragma('page_size');
+    return {
+      bytes: (await pragma('page_count')) * pageSize,
+      freeBytes: (await pragma('freelist_count')) * pageSize,
+    };
+  }
+  const r = (await db.raw('select pg_database_size(current_database()) as n')) as {
+    rows: Array<{ n: unknown }>;
+  };
+  return { bytes: Number(r.rows[0]?.n ?? 0), freeBytes: null };
+}
+
+/** SQLite: the file's `auto_vacuum` mode (0 none, 1 full, 2 incremental). */
+export async function autoVacuumMode(db: Knex): Promise<number> {
+  const rows = (await db.raw('pragma auto_vacuum')) as Array<{ auto_vacuum: number }>;
+  return Number(rows[0]?.auto_vacuum ?? 0);
+}
+
+/** SQLite: returns up to `pages` free pages to the file system (auto_vacuum=incremental). */
+export async function incrementalVacuum(db: Knex, pages: number): Promise<void> {
+  // Through knex (a statement's single step) the pragma frees one page per call; `exec`
+  // steps it to the end.
+  const client = db.client as {
+    acquireConnection(): Promise<{ exec(sql: string): unknown }>;
+    releaseConnection(c: unknown): Promise<void>;
+  };
+  const conn = await client.acquireConnection();
+  try {
+    conn.exec(`pragma incremental_vacuum(${Math.max(1, Math.floor(pages))})`);
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
+/**
+ * SQLite: rewrites the whole file (VACUUM), switching it to incremental auto-vacuum so later
+ * prunes give space back without one. It holds the write lock for the whole rewrite.
+ */
+export async function fullVacuum(db: Knex): Promise<void> {
+  await db.raw('pragma auto_vacuum = incremental');
+  await db.raw('vacuum');
+}

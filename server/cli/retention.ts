@@ -1,0 +1,103 @@
+import { isSqlite } from '../../db/connect.js';
+import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
+import { databaseSize, fullVacuum, type TableCounts } from '../../db/stores/retention.js';
+import type { Deps } from '../deps.js';
+import { eraseEntityData, erasePortalData, parseEntityRef } from '../retention/erase.js';
+import { prune } from '../retention/prune.js';
+import { str, type CommandContext } from './commands.js';
+import { table, UsageError } from './io.js';
+
+async function portalOf(deps: Deps, memberId: string): Promise<PortalRow> {
+  const portal = await findPortalByMemberId(deps.db, memberId);
+  if (!portal) throw new Error(`no portal with member_id "${memberId}"`);
+  return portal;
+}
+
+const countsTable = (counts: TableCounts) =>
+  table(
+    ['table', 'rows'],
+    Object.entries(counts).map(([t, n]) => [t, n]),
+  );
+
+/**
+ * `prune [--dry-run] [--portal M] [--vacuum]`: one retention pass now (what the server does
+ * in the background), or with --dry-run what it would remove, per table.
+ */
+export async function pruneCommand({ deps, flags, json, io }: CommandContext): Promise<number> {
+  const memberId = str(flags, 'portal');
+  const dryRun = flags['dry-run'] === true;
+  const vacuum = flags.vacuum === true;
+  if (vacuum && !isSqlite(deps.db)) {
+    throw new UsageError('--vacuum is for SQLite; PostgreSQL reuses the space itself (autovacuum)');
+  }
+  const portal = memberId === undefined ? undefined : await portalOf(deps, memberId);
+  const before = await databaseSize(deps.db);
+  const report = await prune(deps, { portal, dryRun });
+  if (vacuum && !dryRun) {
+    io.err('vacuum: rewriting the database file; writes (the intake too) wait until it ends\n');
+    await fullVacuum(deps.db);
+  }
+  const after = await databaseSize(deps.db);
+  if (json) {
+    io.out(
+      JSON.stringify({
+        dryRun,
+        tables: report.tables,
+        portals: report.portals.map((p) => ({
+          memberId: p.memberId,
+          days: p.policy.days,
+          failedDays: p.policy.failedDays,
+          tables: p.tables,
+        })),
+        shared: report.shared,
+        vacuumed: vacuum && !dryRun,
+        databaseBytes: { before: before.bytes, after: after.bytes, free: after.freeBytes },
+      }) + '\n',
+    );
+    return 0;
+  }
+  const total = Object.values(report.tables).reduce((s, n) => s + n, 0);
+  io.out(`${dryRun ? 'would remove' : 'removed'}: ${total} rows\n`);
+  if (total > 0) io.out(countsTable(report.tables));
+  for (const p of report.portals) {
+    const n = Object.values(p.tables).reduce((s, k) => s + k, 0);
+    const keep = (d: number) => (d === 0 ? 'kept' : `${d} d`);
+    io.out(
+      `portal ${p.memberId} (events ${keep(p.policy.days)}, failed ${keep(p.policy.failedDays)}): ${n} rows\n`,
+    );
+  }
+  io.out(`database: ${before.bytes} → ${after.bytes} bytes\n`);
+  return 0;
+}
+
+/**
+ * `erase --portal M [--entity TYPE:ID]`: removes a portal's (or one record's) personal data
+ * on request and says what it removed, per table.
+ */
+export async function eraseCommand({ deps, flags, json, io }: CommandContext): Promise<number> {
+  const memberId = str(flags, 'portal');
+  if (!memberId) throw new UsageError('--portal MEMBER_ID is required');
+  const ref = str(flags, 'entity');
+  const entity = ref === undefined ? undefined : parseEntityRef(ref);
+  if (ref !== undefined && !entity) {
+    throw new UsageError(`--entity must be TYPE:ID such as deal:42, got "${ref}"`);
+  }
+  const portal = await portalOf(deps, memberId);
+  const tables = entity
+    ? await eraseEntityData(deps, portal, entity)
+    : await erasePortalData(deps, portal);
+  if (json) {
+    io.out(
+      JSON.stringify({
+        memberId,
+        entity: entity ? `${entity.type}:${entity.id}` : null,
+        tables,
+      }) + '\n',
+    );
+    return 0;
+  }
+  const total = Object.values(tables).reduce((s, n) => s + n, 0);
+  io.out(`erased ${total} rows of ${entity ? `${entity.type}:${entity.id} on ` : ''}${memberId}\n`);
+  if (total > 0) io.out(countsTable(tables));
+  return 0;
+}

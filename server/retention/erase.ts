@@ -1,0 +1,66 @@
+import type { Deps } from '../deps.js';
+import {
+  eraseEntityRows,
+  eraseEvents,
+  erasePortalInstallation,
+  erasePortalRecords,
+  type ErasedEntity,
+} from '../../db/stores/erasure.js';
+import { addCounts, type TableCounts } from '../../db/stores/retention.js';
+import type { PortalRow } from '../../db/stores/portals.js';
+
+/** Events per transaction while erasing. */
+const ERASE_BATCH = 500;
+
+/**
+ * `deal:42`, `dynamic:128:7` → the entity type as events store it and the id; undefined when
+ * the text is not TYPE:ID.
+ */
+export function parseEntityRef(ref: string): ErasedEntity | undefined {
+  const i = ref.lastIndexOf(':');
+  if (i <= 0 || i === ref.length - 1) return undefined;
+  const type = ref.slice(0, i).trim().toLowerCase();
+  const id = ref.slice(i + 1).trim();
+  if (!/^[a-z_]+(:\d+)?$/.test(type) || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) return undefined;
+  return { type, id };
+}
+
+/**
+ * A portal's personal data, on request: its events with their jobs, action runs (request
+ * and response bodies), matches and replay rows, snapshots, SLA breaches, sessions. The
+ * installation stays (tokens, rules, settings), so the app keeps working for the portal.
+ */
+export async function erasePortalData(deps: Deps, portal: PortalRow): Promise<TableCounts> {
+  const counts = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH);
+  addCounts(counts, await erasePortalRecords(deps.db, portal, ERASE_BATCH));
+  deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal data');
+  return counts;
+}
+
+/** One record's data: its events (and what belongs to them), its snapshot, our writes to it. */
+export async function eraseEntityData(
+  deps: Deps,
+  portal: PortalRow,
+  entity: ErasedEntity,
+): Promise<TableCounts> {
+  const counts = await eraseEvents(deps.db, portal, entity, ERASE_BATCH);
+  addCounts(counts, await eraseEntityRows(deps.db, portal.id, entity));
+  deps.logger.info(
+    { memberId: portal.member_id, entity: `${entity.type}:${entity.id}`, tables: counts },
+    'erased entity data',
+  );
+  return counts;
+}
+
+/**
+ * Everything of the portal (uninstall with CLEAN, bitrix24-protocol.md §1.4): its data, then
+ * its settings, alert state, REST budget and the portal row with the tokens. The portal must
+ * already refuse deliveries (status `uninstalled`, directory invalidated).
+ */
+export async function erasePortalEntirely(deps: Deps, portal: PortalRow): Promise<TableCounts> {
+  const counts = await erasePortalData(deps, portal);
+  addCounts(counts, await erasePortalInstallation(deps.db, portal));
+  deps.portals.invalidate(portal.member_id);
+  deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal (CLEAN)');
+  return counts;
+}

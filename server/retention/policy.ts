@@ -1,0 +1,74 @@
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import { deleteSetting, getSetting, putSetting } from '../../db/stores/settings.js';
+import type { FinalStatus } from '../../db/stores/retention.js';
+
+/** Settings key (scope: the portal's member_id) of a portal's own retention. */
+export const RETENTION_KEY = 'retention';
+
+/** How long a portal's data is kept, in days; 0 keeps it for ever. */
+export interface RetentionPolicy {
+  /** Processed, skipped and rejected events, snapshots of entities not seen, UI replays. */
+  days: number;
+  /** Failed events. */
+  failedDays: number;
+}
+
+/** What an admin set for the portal; a missing figure falls back to the configuration. */
+export type PortalRetention = Partial<RetentionPolicy>;
+
+export const MAX_RETENTION_DAYS = 36500;
+const DAY_MS = 86_400_000;
+
+export function defaultPolicy(config: Config): RetentionPolicy {
+  return { days: config.retention.days, failedDays: config.retention.failedDays };
+}
+
+export async function portalRetention(db: Knex, memberId: string): Promise<PortalRetention> {
+  return (await getSetting<PortalRetention>(db, memberId, RETENTION_KEY)) ?? {};
+}
+
+/** The policy a portal runs with: its own figures over the configured ones. */
+export async function effectivePolicy(
+  db: Knex,
+  config: Config,
+  memberId: string,
+): Promise<RetentionPolicy> {
+  return { ...defaultPolicy(config), ...(await portalRetention(db, memberId)) };
+}
+
+/** Saves the portal's own figures; with neither, the portal follows the configuration. */
+export async function savePortalRetention(
+  db: Knex,
+  memberId: string,
+  value: PortalRetention,
+  now: Date,
+): Promise<void> {
+  const clean: PortalRetention = {};
+  if (value.days !== undefined) clean.days = value.days;
+  if (value.failedDays !== undefined) clean.failedDays = value.failedDays;
+  if (Object.keys(clean).length === 0) await deleteSetting(db, memberId, RETENTION_KEY);
+  else await putSetting(db, memberId, RETENTION_KEY, clean, now);
+}
+
+/**
+ * Parses a form field: empty means "use the configuration" (undefined); otherwise a whole
+ * number of days from 0 to MAX_RETENTION_DAYS, or an error message.
+ */
+export function parseDays(raw: unknown): { ok: true; days?: number } | { ok: false } {
+  const s = String(raw ?? '').trim();
+  if (s === '') return { ok: true };
+  if (!/^\d{1,5}$/.test(s) || Number(s) > MAX_RETENTION_DAYS) return { ok: false };
+  return { ok: true, days: Number(s) };
+}
+
+/** `received_at` below which an event in this status goes; null keeps every one. */
+export function cutoff(policy: RetentionPolicy, status: FinalStatus, now: number): number | null {
+  const days = status === 'failed' ? policy.failedDays : policy.days;
+  return days > 0 ? now - days * DAY_MS : null;
+}
+
+/** Age limit of the non-event rows (snapshots, replays, …); null keeps them. */
+export function rowCutoff(policy: RetentionPolicy, now: number): number | null {
+  return policy.days > 0 ? now - policy.days * DAY_MS : null;
+}

@@ -1,0 +1,170 @@
+import type { Deps } from '../deps.js';
+import { isSqlite } from '../../db/connect.js';
+import { listPortals, type PortalRow } from '../../db/stores/portals.js';
+import {
+  addCounts,
+  autoVacuumMode,
+  countAged,
+  countPortalRows,
+  countPrunable,
+  deleteEvents,
+  FINAL_STATUSES,
+  incrementalVacuum,
+  prunableEventIds,
+  pruneAged,
+  prunePortalRows,
+  type AgedTableName,
+  type EventSlice,
+  type TableCounts,
+} from '../../db/stores/retention.js';
+import {
+  cutoff,
+  defaultPolicy,
+  effectivePolicy,
+  rowCutoff,
+  type RetentionPolicy,
+} from './policy.js';
+
+export interface PruneOptions {
+  /** Only this portal (its events, snapshots and replays); the shared tables are left. */
+  portal?: PortalRow;
+  /** Count what would go, remove nothing. */
+  dryRun?: boolean;
+  /** Rows per transaction to start with; it adapts to keep each one short. @default 500 */
+  batch?: number;
+  /** Awaited between two batches: the server yields to the intake here. */
+  pause?: () => Promise<void>;
+  /** Checked between batches; true stops the prune where it is. */
+  stopped?: () => boolean;
+}
+
+export interface PortalPrune {
+  memberId: string;
+  policy: RetentionPolicy;
+  tables: TableCounts;
+}
+
+export interface PruneReport {
+  dryRun: boolean;
+  /** Per table, every portal and the shared tables together. */
+  tables: TableCounts;
+  portals: PortalPrune[];
+  /** Rows of deliveries of no known portal and of the shared tables (alert jobs …). */
+  shared: TableCounts;
+  /** SQLite, incremental auto-vacuum: pages returned to the file system. */
+  vacuumedPages?: number;
+}
+
+/**
+ * How long one batch should take at most. SQLite: the batch holds the only write lock and,
+ * through better-sqlite3, the main thread, so it must fit between two deliveries.
+ * PostgreSQL: deletes lock only their own rows and run off the main thread.
+ */
+const TARGET_BATCH_MS = { sqlite: 15, pg: 250 };
+const MIN_BATCH = 20;
+const MAX_BATCH = 2000;
+/** Pages given back per incremental-vacuum step (4 MB at the default 4 KiB page). */
+const VACUUM_STEP_PAGES = 1000;
+
+/** Runs one retention pass, a short transaction per batch (README: Operations → Retention). */
+export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneReport> {
+  const { db, config } = deps;
+  const now = deps.clock.now().getTime();
+  const dryRun = opts.dryRun === true;
+  const pause = opts.pause ?? (() => Promise.resolve());
+  const stopped = opts.stopped ?? (() => false);
+  let batch = opts.batch ?? 500;
+  const target = isSqlite(db) ? TARGET_BATCH_MS.sqlite : TARGET_BATCH_MS.pg;
+
+  /** Runs `step` until it removes nothing, adapting the batch size to its duration. */
+  const drain = async (step: (limit: number) => Promise<number>): Promise<void> => {
+    while (!stopped()) {
+      const t0 = performance.now();
+      const n = await step(batch);
+      const ms = performance.now() - t0;
+      if (ms > target * 2) batch = Math.max(MIN_BATCH, Math.floor(batch / 2));
+      else if (ms < target / 2 && n >= batch) batch = Math.min(MAX_BATCH, batch * 2);
+      if (n === 0) return;
+      await pause();
+    }
+  };
+
+  const pruneSlice = async (slice: EventSlice, into: TableCounts) => {
+    if (dryRun) return void addCounts(into, await countPrunable(db, slice));
+    await drain(async (limit) => {
+      const ids = await prunableEventIds(db, slice, limit);
+      if (ids.length) addCounts(into, await db.transaction((trx) => deleteEvents(trx, ids)));
+      return ids.length;
+    });
+  };
+
+  const pruneEventsOf = async (portalId: number | null, policy: RetentionPolicy) => {
+    const counts: TableCounts = {};
+    for (const status of FINAL_STATUSES) {
+      const before = cutoff(policy, status, now);
+      if (before !== null) await pruneSlice({ portalId, status, before }, counts);
+    }
+    return counts;
+  };
+
+  const report: PruneReport = { dryRun, tables: {}, portals: [], shared: {} };
+  const portals = opts.portal ? [opts.portal] : await listPortals(db);
+  for (const p of portals) {
+    if (stopped()) break;
+    const policy = await effectivePolicy(db, config, p.member_id);
+    const tables = await pruneEventsOf(p.id, policy);
+    const before = rowCutoff(policy, now);
+    if (before !== null) {
+      if (dryRun) addCounts(tables, await countPortalRows(db, p.id, before));
+      else
+        await drain(async (limit) => {
+          const removed = await prunePortalRows(db, p.id, before, limit);
+          addCounts(tables, removed);
+          return Object.values(removed).reduce((n, k) => n + k, 0);
+        });
+    }
+    report.portals.push({ memberId: p.member_id, policy, tables });
+    addCounts(report.tables, tables);
+  }
+
+  if (!opts.portal && !stopped()) {
+    const policy = defaultPolicy(config);
+    addCounts(report.shared, await pruneEventsOf(null, policy));
+    const before = rowCutoff(policy, now);
+    if (before !== null) {
+      for (const name of ['jobs', 'own_writes', 'recovery_gaps'] as AgedTableName[]) {
+        if (dryRun) addCounts(report.shared, { [name]: await countAged(db, name, before) });
+        else
+          await drain(async (limit) => {
+            const n = await pruneAged(db, name, before, limit);
+            addCounts(report.shared, { [name]: n });
+            return n;
+          });
+      }
+    }
+    addCounts(report.tables, report.shared);
+  }
+
+  if (!dryRun && isSqlite(db) && (await autoVacuumMode(db)) === 2) {
+    report.vacuumedPages = await giveBackSpace(deps, pause, stopped);
+  }
+  return report;
+}
+
+/** SQLite with incremental auto-vacuum: frees the file's empty pages, a step at a time. */
+async function giveBackSpace(
+  deps: Deps,
+  pause: () => Promise<void>,
+  stopped: () => boolean,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const rows = (await deps.db.raw('pragma freelist_count')) as Array<{ freelist_count: number }>;
+    const free = Number(rows[0]?.freelist_count ?? 0);
+    if (free === 0 || stopped()) return total;
+    const step = Math.min(free, VACUUM_STEP_PAGES);
+    await incrementalVacuum(deps.db, step);
+    total += step;
+    await pause();
+  }
+}
