@@ -4,7 +4,6 @@ import { resolveUnverified } from '../intake/reverify.js';
 import { PermanentError, RetryableError } from '../queue/errors.js';
 import type { JobHandler } from '../queue/types.js';
 import { listUnverified, updateEvent, type EventRow } from '../../db/stores/events.js';
-import { erasePortalData } from '../../db/stores/portal-data.js';
 import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { NotAllowedHostError } from '../bitrix/errors.js';
@@ -13,6 +12,7 @@ import { expireUnverified } from '../../db/stores/unverified.js';
 import { proofJobKey, UNVERIFIED_TTL_MS } from '../intake/unverified-cap.js';
 import { askOAuthServer, askPortalAboutToken, ForeignAppTokenError } from './token-proof.js';
 import { syncBindings } from './bindings.js';
+import { erasePortalEntirely } from '../retention/erase.js';
 
 /** The stored (masked) delivery's `data`. */
 function dataOf(event: EventRow): Record<string, unknown> {
@@ -257,9 +257,11 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
     events_bound: null,
     updated_at: now,
   });
-  if (clean) await erasePortalData(deps.db, portal.id, now);
+  // Deliveries are refused from here on (uninstalled), before the rows go.
   deps.portals.invalidate(portal.member_id);
   deps.logger.info({ memberId: portal.member_id, clean }, 'portal uninstalled');
+  // "Delete app data" (data[CLEAN]=1): nothing of the portal stays, this very event included.
+  if (clean) await erasePortalEntirely(deps, portal);
 }
 
 /**

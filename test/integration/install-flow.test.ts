@@ -268,17 +268,10 @@ describe('install flow against the emulator', () => {
     expect(deliveries.map((d) => d.status)).toEqual([200]);
     await h.services.intake.drain();
     await runLifecycleJobs(h.t.deps);
-    const row = await stored();
-    expect(row).toMatchObject({
-      status: 'uninstalled',
-      access_token_enc: null,
-      refresh_token_enc: null,
-    });
-    expect(row!.uninstalled_at).not.toBeNull();
-    const bodies = (await events()).filter((e) => e.portal_id === row!.id).map((e) => e.body);
-    expect(bodies.every((b) => b === null)).toBe(true);
-    const [p] = await portalsJson();
-    expect(p).toMatchObject({ status: 'uninstalled', events: [] });
+    // "Delete app data" (issue 20): the portal, its tokens and its events are all gone.
+    expect(await stored()).toBeUndefined();
+    expect(await events()).toEqual([]);
+    expect(await portalsJson()).toEqual([]);
   });
 
   it('keeps the tokens when an uninstall does not ask to delete the data', async () => {

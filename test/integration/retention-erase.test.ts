@@ -1,0 +1,287 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Knex } from 'knex';
+import { tableColumns } from '../../db/stores/erasure.js';
+import { createReplayRun } from '../../db/stores/replay-runs.js';
+import { insertGap, updateGap } from '../../db/stores/recovery.js';
+import { recordSlaBreaches } from '../../db/stores/sla.js';
+import { recordOwnWrite } from '../../db/stores/processing.js';
+import { installPortal } from '../helpers/install-harness.js';
+import { openFrameSession } from '../helpers/frame-session.js';
+import { runCliIn } from '../helpers/cli.js';
+import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+/**
+ * Tables that hold nothing of any one portal, so a CLEAN uninstall has nothing to remove
+ * there. Every other table must have a row of the portal before the uninstall (the test
+ * seeds one) and none after: a table added later is checked without anyone listing it.
+ */
+const EXEMPT: Record<string, string> = {
+  knex_migrations: 'which migrations ran: one row per migration, for the whole database',
+  knex_migrations_lock: "knex's migration lock flag",
+  heartbeats: 'when the app last ran (one row for every instance on the database)',
+};
+
+type Portal = PaidDealScenario['portal'];
+type Row = Record<string, unknown>;
+
+/** What identifies a portal's rows in any table. */
+interface Identity {
+  id: number;
+  memberId: string;
+  domain: string;
+  /** Ids of its events (taken before they are erased). */
+  eventIds: Set<number>;
+}
+
+/**
+ * Whether `row` belongs to the portal: a `portal_id` that is its id, an `…event_id` that is
+ * one of its events, or any text that names its member_id or domain (JSON included).
+ */
+function belongsTo(table: string, row: Row, p: Identity): boolean {
+  const domain = new RegExp(`${p.domain.replace(/[.]/g, '\\.')}(?!\\d)`);
+  for (const [col, v] of Object.entries(row)) {
+    if (v === null || v === undefined) continue;
+    if ((col === 'portal_id' || (table === 'portals' && col === 'id')) && Number(v) === p.id) {
+      return true;
+    }
+    if (/(^|_)event_id$/.test(col) && p.eventIds.has(Number(v))) return true;
+    if (typeof v === 'string' && (v.includes(p.memberId) || domain.test(v))) return true;
+  }
+  return false;
+}
+
+async function rowsOf(db: Knex, p: Identity): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const table of (await tableColumns(db)).keys()) {
+    const rows = (await db(table).select()) as Row[];
+    out[table] = rows.filter((r) => belongsTo(table, r, p)).length;
+  }
+  return out;
+}
+
+async function identity(s: PaidDealScenario, portal: Portal): Promise<Identity> {
+  const db = s.h.t.deps.db;
+  const row = (await db('portals').where('member_id', portal.memberId).first()) as Row;
+  const ids = (await db('events')
+    .where('portal_id', row.id as number)
+    .orWhere('member_id', portal.memberId)
+    .pluck('id')) as unknown[];
+  return {
+    id: Number(row.id),
+    memberId: portal.memberId,
+    domain: String(row.domain),
+    eventIds: new Set(ids.map(Number)),
+  };
+}
+
+describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
+  let s: PaidDealScenario;
+  let other: Awaited<ReturnType<typeof installPortal>>;
+  let deals: string[];
+
+  /** A deal that goes to WON: events, snapshots, matches, four action runs (SMS, comment). */
+  async function paidDeal(portal: Portal, settle: () => Promise<void>): Promise<string> {
+    const contact = await portal.addContact({
+      NAME: 'Ann',
+      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
+    });
+    const deal = await portal.addDeal({
+      TITLE: 'Order',
+      STAGE_ID: 'NEW',
+      OPPORTUNITY: '100.00',
+      CONTACT_ID: contact.id,
+    });
+    await settle();
+    await portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await settle();
+    return deal.id;
+  }
+
+  /** Everything a portal leaves in the database, through the app where it can. */
+  async function useThePortal(portal: Portal, settle: () => Promise<void>) {
+    const { db } = s.h.t.deps;
+    const now = s.h.t.clock.now().getTime();
+    const ids = [await paidDeal(portal, settle), await paidDeal(portal, settle)];
+    // Backlog above the threshold: the alert monitor stores the condition's state.
+    await portal.addDeal({ TITLE: 'Queued 1', STAGE_ID: 'NEW' });
+    await portal.addDeal({ TITLE: 'Queued 2', STAGE_ID: 'NEW' });
+    await portal.whenIdle();
+    await s.h.services.intake.drain();
+    await s.h.services.alerts.checkOnce();
+    await settle();
+    // A session, and the portal's own retention saved through the settings page.
+    const session = await openFrameSession(s.h.appUrl, portal);
+    const res = await fetch(`${s.h.appUrl}/ui/retention`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: session.cookie },
+      body: new URLSearchParams({ _csrf: session.csrf, days: '14', failedDays: '' }).toString(),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('id="saved"');
+    const portalId = Number((await db('portals').where('member_id', portal.memberId).first()).id);
+    const eventIds = (await db('events').where('portal_id', portalId).pluck('id')) as number[];
+    // What the monitor, the UI replay, the loop guard and the REST budget store over time.
+    await createReplayRun(
+      db,
+      {
+        portal_id: portalId,
+        user_id: 1,
+        filter: {},
+        rerun_succeeded: false,
+        matched: 1,
+        created_at: now,
+      },
+      eventIds.slice(0, 2),
+    );
+    await recordSlaBreaches(db, [
+      {
+        event_id: eventIds[eventIds.length - 1]!,
+        rule_name: 'r',
+        portal_id: portalId,
+        member_id: portal.memberId,
+        sla_seconds: 60,
+        received_at: now,
+        detected_at: now,
+        seen: 'late',
+      },
+    ]);
+    for (const id of ids) {
+      await recordOwnWrite(db, {
+        portal_id: portalId,
+        entity_type: 'deal',
+        entity_id: id,
+        rule_name: 'r',
+        depth: 1,
+        written_at: now,
+      });
+    }
+    await insertGap(db, {
+      trigger: 'cli',
+      started_at: now - 1000,
+      ended_at: now,
+      member_id: portal.memberId,
+      requested_by: 'cli',
+      now,
+    });
+    // On PostgreSQL the REST calls above already reserved slots in the shared budget.
+    await db('rate_buckets')
+      .insert({ key: portal.memberId, level: 1, at: now })
+      .onConflict('key')
+      .ignore();
+    return ids;
+  }
+
+  beforeAll(async () => {
+    s = await startPaidDealScenario(undefined, { ALERT_BACKLOG_THRESHOLD: '1' });
+    deals = await useThePortal(s.portal, s.drain);
+    other = await installPortal(s.h);
+    await useThePortal(other.portal, other.settle);
+    // A sweep of every portal names both in its per-portal lines.
+    const now = s.h.t.clock.now().getTime();
+    const gap = await insertGap(s.h.t.deps.db, {
+      trigger: 'start',
+      started_at: now - 5000,
+      ended_at: now,
+      member_id: null,
+      requested_by: null,
+      now,
+    });
+    await updateGap(s.h.t.deps.db, gap, {
+      status: 'done',
+      portals: [s.portal, other.portal].map(
+        (p) => ({ memberId: p.memberId, status: 'done', listed: 1, enqueued: 0 }) as never,
+      ),
+      finishedAt: now,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('erase --entity removes one record’s events, runs, snapshot and writes, and nothing else', async () => {
+    const { db } = s.h.t.deps;
+    const [gone, kept] = deals as [string, string];
+    const p = await identity(s, s.portal);
+    const rowsOfDeal = async (id: string) => {
+      const events = (await db('events')
+        .where({ portal_id: p.id, entity_type: 'deal', entity_id: id })
+        .pluck('id')) as number[];
+      const n = async (table: string, q: Knex.QueryBuilder) => [
+        table,
+        Number(((await q.count({ n: '*' }).first()) as Row).n),
+      ];
+      return Object.fromEntries([
+        await n('events', db('events').whereIn('id', events)),
+        await n('jobs', db('jobs').whereIn('event_id', events)),
+        await n('action_runs', db('action_runs').whereIn('event_id', events)),
+        await n('rule_matches', db('rule_matches').whereIn('event_id', events)),
+        await n(
+          'entity_snapshots',
+          db('entity_snapshots').where({ portal_id: p.id, entity_type: 'deal', entity_id: id }),
+        ),
+      ]) as Record<string, number>;
+    };
+    const before = await rowsOfDeal(gone);
+    const keptBefore = await rowsOfDeal(kept);
+    expect(before).toMatchObject({ action_runs: 4, entity_snapshots: 1 });
+    expect(before.events).toBeGreaterThanOrEqual(2);
+
+    const r = await runCliIn(s.h.t, [
+      'erase',
+      '--portal',
+      p.memberId,
+      '--entity',
+      `deal:${gone}`,
+      '--json',
+    ]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { entity: string; tables: Record<string, number> };
+    expect(out.entity).toBe(`deal:${gone}`);
+    expect(out.tables).toMatchObject({ ...before, own_writes: 1 });
+    expect(Object.values(await rowsOfDeal(gone)).every((n) => n === 0)).toBe(true);
+    expect(await rowsOfDeal(kept)).toEqual(keptBefore);
+  });
+
+  it('erase refuses bad usage and an unknown portal with a reason', async () => {
+    expect((await runCliIn(s.h.t, ['erase'])).code).toBe(2);
+    const bad = await runCliIn(s.h.t, ['erase', '--portal', s.portal.memberId, '--entity', 'deal']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('TYPE:ID');
+    const unknown = await runCliIn(s.h.t, ['erase', '--portal', 'nobody']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('no portal');
+  });
+
+  it('uninstall with CLEAN leaves no row of the portal in any table, and the other portal’s rows', async () => {
+    const { db } = s.h.t.deps;
+    const p = await identity(s, s.portal);
+    const q = await identity(s, other.portal);
+    const before = await rowsOf(db, p);
+    const otherBefore = await rowsOf(db, q);
+    // The control: every table that is not exempt holds a row of the portal to erase.
+    const empty = Object.entries(before)
+      .filter(([table, n]) => n === 0 && !(table in EXEMPT))
+      .map(([table]) => table);
+    expect({ tablesWithoutARowOfThePortal: empty }).toEqual({ tablesWithoutARowOfThePortal: [] });
+
+    const deliveries = await s.portal.uninstall({ clean: true });
+    expect(deliveries.map((d) => d.status)).toEqual([200]);
+    await s.h.services.intake.drain();
+    await s.h.services.worker.drain();
+    const uninstall = await identity(s, s.portal).catch(() => undefined);
+    expect(uninstall).toBeUndefined(); // the portal row itself is gone
+
+    const after = await rowsOf(db, p);
+    const left = Object.entries(after).filter(([, n]) => n > 0);
+    expect(left).toEqual([]);
+    // The other portal keeps every row (the shared sweep row included).
+    const otherAfter = await rowsOf(db, q);
+    expect(otherAfter).toEqual(otherBefore);
+    const gap = (await db('recovery_gaps').whereNull('member_id').first()) as Row;
+    expect(JSON.parse(String(gap.portals)).map((x: Row) => x.memberId)).toEqual([
+      other.portal.memberId,
+    ]);
+  });
+});
