@@ -154,6 +154,23 @@ const EN = {
   'common.no': 'no',
   'common.readOnly': 'Only portal administrators can change this.',
   'common.back': 'Back',
+  'nav.retention': 'Retention',
+  'ret.title': 'Data retention',
+  'ret.intro':
+    'Events in a final status older than this are deleted with everything that belongs to them (jobs, action runs, matches, replays); snapshots of records not seen for as long go too. 0 keeps everything. Empty: the server default.',
+  'ret.days': 'Processed, skipped, rejected events (days)',
+  'ret.failedDays': 'Failed events (days)',
+  'ret.default': 'server default',
+  'ret.effective': 'In effect',
+  'ret.keepAll': 'kept for ever',
+  'ret.saved': 'Saved.',
+  'ret.invalid': 'Not saved: days are whole numbers from 0 to 36500.',
+  'ret.save': 'Save',
+  'dash.storage': 'Storage',
+  'dash.dbSize': 'Database size',
+  'dash.oldestKept': 'Oldest kept event',
+  'dash.noEvents': 'none',
+  'dash.retention': 'Retention',
 } as const;
 
 export type MessageKey = keyof typeof EN;
@@ -311,6 +328,23 @@ const RU: Record<MessageKey, string> = {
   'common.no': 'нет',
   'common.readOnly': 'Изменять это могут только администраторы портала.',
   'common.back': 'Назад',
+  'nav.retention': 'Хранение',
+  'ret.title': 'Срок хранения данных',
+  'ret.intro':
+    'События в конечном статусе старше этого срока удаляются вместе со всем, что к ним относится (задания, запуски действий, совпадения, повторы); снимки записей, не встречавшихся столько же, тоже. 0 — хранить всё. Пусто — значение сервера.',
+  'ret.days': 'Обработанные, пропущенные, отклонённые события (дней)',
+  'ret.failedDays': 'События с ошибкой (дней)',
+  'ret.default': 'по умолчанию сервера',
+  'ret.effective': 'Действует',
+  'ret.keepAll': 'хранить всегда',
+  'ret.saved': 'Сохранено.',
+  'ret.invalid': 'Не сохранено: число дней — целое от 0 до 36500.',
+  'ret.save': 'Сохранить',
+  'dash.storage': 'Хранилище',
+  'dash.dbSize': 'Размер базы данных',
+  'dash.oldestKept': 'Самое старое хранимое событие',
+  'dash.noEvents': 'нет',
+  'dash.retention': 'Срок хранения',
 };
 
 export type Translate = (key: MessageKey) => string;

@@ -8,6 +8,7 @@ import type { Sweeper } from '../recovery/sweep.js';
 import { dashboardPage } from './pages/dashboard-page.js';
 import { logPages } from './pages/log-pages.js';
 import { replayPage } from './pages/replay-page.js';
+import { retentionPage } from './pages/retention-page.js';
 import { rulesPage } from './pages/rules-page.js';
 import { settingsPages } from './pages/settings-pages.js';
 import { signedSessionId, startSession, TOKEN_PARAM, uiSession } from './session.js';
@@ -91,5 +92,6 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
   router.use(replayPage(deps, opts.notifyWorker));
   router.use(rulesPage(deps));
   router.use(settingsPages(deps, opts.notifyWorker ?? (() => {})));
+  router.use(retentionPage(deps));
   return router;
 }

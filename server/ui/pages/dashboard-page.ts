@@ -7,6 +7,8 @@ import { statusFigures } from '../../../db/stores/events.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
 import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/sweep.js';
 import { toError } from '../../lib/errors.js';
+import { databaseSize, oldestEventAt } from '../../../db/stores/retention.js';
+import { effectivePolicy } from '../../retention/policy.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
 const HOUR = 3600_000;
@@ -146,6 +148,27 @@ export async function recoveryView(db: Deps['db'], portalId: number, memberId: s
   return view;
 }
 
+/** `12.3 MB` */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/** Storage line of the dashboard (issue 20): database size, oldest kept event, retention. */
+async function storageView(deps: Deps, portalId: number, memberId: string) {
+  const [size, oldestAt, policy] = await Promise.all([
+    databaseSize(deps.db),
+    oldestEventAt(deps.db, portalId),
+    effectivePolicy(deps.db, deps.config, memberId),
+  ]);
+  return { bytes: size.bytes, size: formatBytes(size.bytes), oldestAt, policy };
+}
+
 /** Hours an admin may sweep back from the dashboard. */
 export const SWEEP_HOURS = [1, 6, 24, 72, 168] as const;
 
@@ -163,7 +186,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
   ) => {
     const { portal } = uiContext(res);
     const now = deps.clock.now();
-    const [figures, day, week, rules, sla, alerts, recovery] = await Promise.all([
+    const [figures, day, week, rules, sla, alerts, recovery, storage] = await Promise.all([
       statusFigures(deps.db, now, portal.id),
       eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
       eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
@@ -171,6 +194,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       slaByPeriod(deps, portal.member_id),
       firingAlerts(deps.db, portal.member_id),
       recoveryView(deps.db, portal.id, portal.member_id),
+      storageView(deps, portal.id, portal.member_id),
     ]);
     res.render('ui/dashboard', {
       nav: 'dashboard',
@@ -179,6 +203,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       sla: slaTable(sla),
       alerts,
       recovery,
+      storage,
       sweepHours: SWEEP_HOURS,
       sweepStarted: extra.sweepStarted ?? false,
       sweepError: extra.sweepError ?? '',

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
+
+/** The portal's own retention (issue 20) and the dashboard's storage line. */
+describe('retention settings page', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  beforeAll(async () => {
+    h = await startUiHarness({ env: { RETENTION_DAYS: '30', RETENTION_FAILED_DAYS: '90' } });
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const stored = async () =>
+    (await h.t.deps
+      .db('settings')
+      .where({ scope: h.portal.memberId, key: 'retention' })
+      .first('value')) as { value: string } | undefined;
+
+  it('shows the configured figures in effect until the portal sets its own', async () => {
+    const page = await getPage(h, '/ui/retention', admin.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('data-days="30" data-failed-days="90"');
+    expect(page.html).toContain('placeholder="30 (server default)"');
+    expect(await stored()).toBeUndefined();
+  });
+
+  it('saves an admin’s figures per portal, and an empty field falls back to the default', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/retention', admin.cookie)).html);
+    const res = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '7', failedDays: '0' },
+      admin.cookie,
+    );
+    expect(res.status).toBe(200);
+    expect(res.html).toContain('id="saved"');
+    expect(res.html).toContain('data-days="7" data-failed-days="0"');
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 7, failedDays: 0 });
+    const dash = await getPage(h, '/ui', admin.cookie);
+    expect(dash.html).toMatch(/id="db-size">\d+(\.\d)? (KB|MB)</);
+    expect(dash.html).toContain('7 d / kept for ever');
+
+    const back = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '', failedDays: '' },
+      admin.cookie,
+    );
+    expect(back.html).toContain('data-days="30" data-failed-days="90"');
+    expect(await stored()).toBeUndefined();
+  });
+
+  it('refuses a figure that is not a whole number of days and keeps what was stored', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/retention', admin.cookie)).html);
+    await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
+    for (const bad of ['-1', '1.5', 'ten', '99999']) {
+      const res = await postForm(
+        h,
+        '/ui/retention',
+        { _csrf: csrf, days: bad, failedDays: '' },
+        admin.cookie,
+      );
+      expect([bad, res.status]).toEqual([bad, 400]);
+      expect(res.html).toContain('id="retention-error"');
+    }
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
+  });
+
+  it('lets a non-admin read the page but not change it', async () => {
+    const reader = await openSession(h, { userId: 2 });
+    const page = await getPage(h, '/ui/retention', reader.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).not.toContain('id="save-retention"');
+    const res = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrfOf(page.html), days: '1' },
+      reader.cookie,
+    );
+    expect(res.status).toBe(403);
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
+  });
+
+  it('shows the oldest kept event on the dashboard', async () => {
+    await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    const oldest = (await h.t.deps
+      .db('events')
+      .where('member_id', h.portal.memberId)
+      .min({ t: 'received_at' })
+      .first()) as { t: number };
+    const dash = await getPage(h, '/ui', admin.cookie);
+    expect(dash.html).toContain(`data-oldest="${Number(oldest.t)}"`);
+  });
+});
