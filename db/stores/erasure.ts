@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { isSqlite } from '../connect.js';
 import { addCounts, deleteEvents, deleteReplayRuns, type TableCounts } from './retention.js';
 
-/** The portal being erased: its row id, member_id and domain. */
+/** The portal being erased: its row id and member_id. */
 export interface ErasedPortal {
   id: number;
   member_id: string;

@@ -54,6 +54,8 @@ export async function generateEvents(db: Knex, groups: EventGroup[]): Promise<Ge
   let next = Number(max?.m ?? 0) + 1;
   const out: GeneratedEvents = { ids: [] };
   const CHUNK = 50_000;
+  // SQLite: a page cache that holds the indexes being filled (128 MB instead of 2 MB).
+  if (isSqlite(db)) await db.raw('pragma cache_size = -131072');
   for (const g of groups) {
     const ids: number[] = [];
     for (let done = 0; done < g.count; done += CHUNK) {
@@ -73,8 +75,8 @@ export async function generateEvents(db: Knex, groups: EventGroup[]): Promise<Ge
           member_id: g.memberId,
           event: 'ONCRMDEALUPDATE',
           entity_type: 'deal',
-          entity_id: String(id % 5000),
-          body: `{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"${id % 5000}"}}}`,
+          entity_id: String(id),
+          body: `{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"${id}"}}}`,
           status: g.status,
           received_at: g.receivedAt,
           processed_at: final ? g.receivedAt + 1000 : null,
@@ -123,7 +125,10 @@ export async function generateEvents(db: Knex, groups: EventGroup[]): Promise<Ge
     }
     out.ids.push(ids);
   }
-  if (!isSqlite(db)) {
+  if (isSqlite(db)) {
+    // Into the database file now, not at the first checkpoint of whoever opens it next.
+    await db.raw('pragma wal_checkpoint(TRUNCATE)');
+  } else {
     // Explicit ids leave the sequence behind: the intake's next insert would collide.
     await db.raw(
       "select setval(pg_get_serial_sequence('events', 'id'), (select max(id) from events))",

@@ -5,6 +5,7 @@ import { savePortalRetention } from '../../server/retention/policy.js';
 import { generateEvents, type EventGroup } from '../helpers/bulk-events.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { runCliIn } from '../helpers/cli.js';
+import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
 const DAY = 86_400_000;
@@ -371,6 +372,8 @@ describe('retention prune', () => {
     expect(Number(stored.n)).toBe(statuses.length);
 
     expect(report?.tables.events).toBe(removed());
+    // SQLite (a new file: incremental auto-vacuum): the freed pages went back to the disk.
+    if (!onPg()) expect(report?.vacuumedPages).toBeGreaterThan(0);
     for (const [i, c] of cases.entries()) {
       const left = await countIn('events', 'id', i);
       expect({ group: c.name, left }).toEqual({ group: c.name, left: c.gone ? 0 : c.count });
@@ -405,5 +408,25 @@ describe('retention prune', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.out) as { tables: Record<string, number> };
     expect(report.tables).toEqual({});
+  });
+
+  it('prune --vacuum rewrites a SQLite file (PostgreSQL: refused as bad usage)', async () => {
+    const r = await runCliIn(t, ['prune', '--vacuum', '--json']);
+    if (onPg()) {
+      expect(r.code).toBe(2);
+      expect(r.err).toContain('--vacuum is for SQLite');
+      return;
+    }
+    expect(r.code).toBe(0);
+    expect(r.err).toContain('writes (the intake too) wait until it ends');
+    const out = JSON.parse(r.out) as { vacuumed: boolean; databaseBytes: { free: number } };
+    expect(out.vacuumed).toBe(true);
+    expect(out.databaseBytes.free).toBe(0);
+  });
+
+  it('prune --portal names an unknown portal: exit 1 with the reason', async () => {
+    const r = await runCliIn(t, ['prune', '--portal', 'nobody', '--dry-run']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('no portal with member_id "nobody"');
   });
 });
