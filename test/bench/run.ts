@@ -1,5 +1,6 @@
 import { intakeBench } from './intake.js';
 import { processBench } from './process.js';
+import { pruneBench } from './prune.js';
 import { scaleBench } from './scale.js';
 import { uiBench } from './ui.js';
 
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   intake: () =>
     intakeBench({ durationSec: flag('duration', 10), connections: flag('connections', 50) }),
   process: () => processBench(),
+  prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),
   ui: () => uiBench({ events: flag('events', 1_000_000), requests: flag('requests', 50) }),
   scale: () =>
     scaleBench({
