@@ -182,10 +182,37 @@ async function sweepPortalColumns(trx: Knex, portal: ErasedPortal): Promise<Tabl
   return counts;
 }
 
+/** What a CLEAN uninstall keeps of the portal row: enough to list it as uninstalled. */
+const TOMBSTONE_COLUMNS = new Set([
+  'id',
+  'member_id',
+  'domain',
+  'status',
+  'auth_mode',
+  'installed_at',
+  'uninstalled_at',
+  'updated_at',
+]);
+
+/**
+ * The portal row becomes a tombstone: CONTRACT §1 keeps uninstalled portals listed by
+ * `b24hooks portals`, so its member_id, domain and status stay; every other column (tokens,
+ * application token digest, webhook URL, scopes, endpoints, bound events, and any column a
+ * later migration adds) is cleared.
+ */
+async function tombstonePortal(trx: Knex, portal: ErasedPortal): Promise<number> {
+  const cols = (await tableColumns(trx)).get('portals') ?? [];
+  const cleared: Record<string, null> = {};
+  for (const c of cols) if (!TOMBSTONE_COLUMNS.has(c)) cleared[c] = null;
+  return trx('portals')
+    .where('id', portal.id)
+    .update({ ...cleared, status: 'uninstalled' });
+}
+
 /**
  * The installation itself, last of a CLEAN uninstall: settings (rules, events, alert
- * channels, retention), alert state, the shared REST budget and the portal row with its
- * tokens. Run after erasePortalRecords and eraseEvents (foreign keys point at the portal).
+ * channels, retention), alert state, the shared REST budget, and the portal row's tokens
+ * (the row stays as a tombstone). Run after erasePortalRecords and eraseEvents (foreign keys point at the portal).
  */
 export async function erasePortalInstallation(
   db: Knex,
@@ -208,7 +235,10 @@ export async function erasePortalInstallation(
         rate_buckets: await trx('rate_buckets').where('key', portal.member_id).delete(),
       },
       await sweepPortalColumns(trx, portal),
-      { portals: await trx('portals').where('id', portal.id).delete() },
+      // The portal row stays as a tombstone with nothing but its name, domain and status:
+      // CONTRACT §1 keeps uninstalled portals listed by `b24hooks portals`. Every token,
+      // secret and install detail goes.
+      { portals: await tombstonePortal(trx, portal) },
     ),
   );
 }

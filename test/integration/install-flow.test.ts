@@ -268,10 +268,19 @@ describe('install flow against the emulator', () => {
     expect(deliveries.map((d) => d.status)).toEqual([200]);
     await h.services.intake.drain();
     await runLifecycleJobs(h.t.deps);
-    // "Delete app data" (issue 20): the portal, its tokens and its events are all gone.
-    expect(await stored()).toBeUndefined();
+    // "Delete app data": the tokens and events are gone; the portal stays listed as
+    // uninstalled (CONTRACT §1), a tombstone with its member_id and domain only.
+    const row = await stored();
+    expect(row).toMatchObject({
+      status: 'uninstalled',
+      access_token_enc: null,
+      refresh_token_enc: null,
+      application_token_digest: null,
+    });
+    expect(row!.uninstalled_at).not.toBeNull();
     expect(await events()).toEqual([]);
-    expect(await portalsJson()).toEqual([]);
+    const [p] = await portalsJson();
+    expect(p).toMatchObject({ status: 'uninstalled', events: [] });
   });
 
   it('keeps the tokens when an uninstall does not ask to delete the data', async () => {

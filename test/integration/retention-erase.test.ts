@@ -254,7 +254,7 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     expect(unknown.err).toContain('no portal');
   });
 
-  it('uninstall with CLEAN leaves no row of the portal in any table, and the other portal’s rows', async () => {
+  it('uninstall with CLEAN leaves no row of the portal in any table but its tombstone, and the other portal’s rows', async () => {
     const { db } = s.h.t.deps;
     const p = await identity(s, s.portal);
     const q = await identity(s, other.portal);
@@ -270,12 +270,30 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     expect(deliveries.map((d) => d.status)).toEqual([200]);
     await s.h.services.intake.drain();
     await s.h.services.worker.drain();
-    const uninstall = await identity(s, s.portal).catch(() => undefined);
-    expect(uninstall).toBeUndefined(); // the portal row itself is gone
+    // The portal row stays as a tombstone (CONTRACT §1: uninstalled portals stay listed) with
+    // its name, domain and status only: no token, digest, endpoint or install detail.
+    const tombstone = (await db('portals').where('id', p.id).first()) as Row;
+    const kept = Object.entries(tombstone)
+      .filter(([, v]) => v !== null)
+      .map(([k]) => k)
+      .sort();
+    expect(kept).toEqual(
+      [
+        'auth_mode',
+        'domain',
+        'id',
+        'installed_at',
+        'member_id',
+        'status',
+        'uninstalled_at',
+        'updated_at',
+      ].filter((k) => k in tombstone),
+    );
+    expect(tombstone.status).toBe('uninstalled');
 
     const after = await rowsOf(db, p);
     const left = Object.entries(after).filter(([, n]) => n > 0);
-    expect(left).toEqual([]);
+    expect(left).toEqual([['portals', 1]]);
     // The other portal keeps every row (the shared sweep row included).
     const otherAfter = await rowsOf(db, q);
     expect(otherAfter).toEqual(otherBefore);
