@@ -46,6 +46,12 @@ export interface BitrixRestOptions {
   probeMaxWaitMs?: number;
 }
 
+export interface BatchOptions {
+  halt?: boolean;
+  /** `auth_connector` of the whole batch (offline-event calls). */
+  authConnector?: string;
+}
+
 /** One command of a batch: method and params. */
 export type BatchCommand = readonly [method: string, params?: object];
 
@@ -66,11 +72,16 @@ export interface TokenTarget {
 export interface BitrixRest {
   /** One REST call for a stored portal (OAuth tokens or inbound webhook, as it was connected). */
   call<T = unknown>(portal: PortalRow, method: string, params?: object): Promise<T>;
-  /** Up to 50 commands in one request; it counts once against the rate limit. */
+  /**
+   * Up to 50 commands in one request; it counts once against the rate limit.
+   * `authConnector` goes on the batch request itself: Bitrix24 reads `auth_connector` from
+   * the top-level request's auth data only, and every command of a batch shares it
+   * (CORE:lib/oauth/auth.php, CORE:lib/api/event.php `getAuthData()`; protocol §3.1).
+   */
   batch(
     portal: PortalRow,
     cmds: Readonly<Record<string, BatchCommand>>,
-    opts?: { halt?: boolean },
+    opts?: BatchOptions,
   ): Promise<BatchAnswer>;
   /**
    * A read that is coalesced with the other reads for the same portal issued in the same
@@ -334,7 +345,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
   async function batch(
     portal: PortalRow,
     cmds: Readonly<Record<string, BatchCommand>>,
-    o: { halt?: boolean } = {},
+    o: BatchOptions = {},
   ): Promise<BatchAnswer> {
     const keys = Object.keys(cmds);
     if (keys.length > BATCH_LIMIT) {
@@ -350,6 +361,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     const answer = await call<Record<string, unknown>>(portal, 'batch', {
       halt: o.halt ? 1 : 0,
       cmd,
+      ...(o.authConnector ? { auth_connector: o.authConnector } : {}),
     });
     const errors: BatchAnswer['errors'] = {};
     for (const [k, v] of Object.entries(asRecord(answer.result_error))) {

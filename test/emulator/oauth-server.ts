@@ -58,6 +58,19 @@ async function handleToken(
     answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
     return;
   }
+  const failing = [...ctx.portals.values()].find(
+    (p) => p.refreshFailure && ctx.tokens.refreshBelongsTo(refreshToken ?? '', p.memberId),
+  );
+  if (failing?.refreshFailure === 'invalid_client') {
+    // The refresh token is not spent: the same one works once the app is back.
+    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    return;
+  }
+  if (failing?.refreshFailure === 'PAYMENT_REQUIRED') {
+    // 402 is a guess: the docs name the code, not the status.
+    answer(402, { error: 'PAYMENT_REQUIRED', error_description: 'Payment required' });
+    return;
+  }
   const grant = ctx.tokens.consumeRefresh(refreshToken ?? '');
   const portal = grant.ok ? ctx.portals.get(grant.memberId) : undefined;
   // A refresh token of another app presented with our credentials: the server keeps refresh

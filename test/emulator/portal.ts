@@ -6,6 +6,7 @@ import { createItemStore } from './item-store.js';
 import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
 import { createOfflineQueue } from './offline-queue.js';
+import { createOperatingState } from './operating-limit.js';
 import { createLeakyBucket } from './rate-limit.js';
 import { handleRest } from './rest-server.js';
 import { handlePage } from './portal-page.js';
@@ -82,7 +83,7 @@ export async function startPortal(
     url: '',
     clientEndpoint: '',
     applicationToken: applicationTokenFor(ctx, memberId),
-    scope: options.scope ?? 'crm,placement,user_brief',
+    scope: options.scope ?? 'crm,placement,user_brief,task',
     status: options.plan ?? 'L',
     appVersion: options.appVersion ?? 1,
     installState: options.installed ? 'installed' : 'new',
@@ -101,6 +102,8 @@ export async function startPortal(
     tasks: createTaskStore(ctx.now),
     timeline: [],
     bucket: createLeakyBucket(ctx.now),
+    operating: createOperatingState(),
+    refreshFailure: null,
     failures: new Map(),
     inboundWebhooks: new Map(),
     outgoingWebhooks: [],

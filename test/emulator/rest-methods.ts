@@ -1,12 +1,13 @@
 import type { EntityStore } from './crm-store.js';
 import { formatBitrixDate } from './crm-store.js';
-import { fireInBackground } from './event-delivery.js';
+import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
 import { KNOWN_EVENTS } from './known-names.js';
 import {
   param,
   paramString,
   RestError,
+  type CallContext,
   type MethodHandler,
   type MethodResult,
 } from './rest-error.js';
@@ -104,6 +105,14 @@ function crmMethods(
   store: (p: PortalState) => EntityStore,
 ): Record<string, MethodHandler> {
   const eventBase = `ONCRM${prefix.toUpperCase()}`;
+  const fire = (portal: PortalState, action: string, id: string, call: CallContext): void =>
+    fireInBackground(
+      portal,
+      `${eventBase}${action}`,
+      { FIELDS: { ID: id } },
+      call.userId,
+      restOrigin(call),
+    );
   return {
     [`crm.${prefix}.get`]: (params, _c, portal) => {
       const item = store(portal).get(entityId(params));
@@ -124,26 +133,20 @@ function crmMethods(
     },
     [`crm.${prefix}.add`]: (params, call, portal) => {
       const item = store(portal).add(entityFields(params), call.userId);
-      fireInBackground(portal, `${eventBase}ADD`, { FIELDS: { ID: item.ID } }, call.userId, {
-        authConnector: paramString(params, 'auth_connector'),
-      });
+      fire(portal, 'ADD', String(item.ID), call);
       return ok(Number(item.ID));
     },
     [`crm.${prefix}.update`]: (params, call, portal) => {
       const id = entityId(params);
       const fields = entityFields(params);
       if (!store(portal).update(id, fields, call.userId)) throw crmError('Not found');
-      fireInBackground(portal, `${eventBase}UPDATE`, { FIELDS: { ID: id } }, call.userId, {
-        authConnector: paramString(params, 'auth_connector'),
-      });
+      fire(portal, 'UPDATE', id, call);
       return ok(true);
     },
     [`crm.${prefix}.delete`]: (params, call, portal) => {
       const id = entityId(params);
       if (!store(portal).remove(id)) throw crmError('Not found');
-      fireInBackground(portal, `${eventBase}DELETE`, { FIELDS: { ID: id } }, call.userId, {
-        authConnector: paramString(params, 'auth_connector'),
-      });
+      fire(portal, 'DELETE', id, call);
       return ok(true);
     },
   };
@@ -175,7 +178,13 @@ const timelineCommentAdd: MethodHandler = (params, call, portal) => {
     AUTHOR_ID: String(param(fields, 'AUTHOR_ID') ?? call.userId),
     CREATED: formatBitrixDate(portal.ctx.now()),
   });
-  fireInBackground(portal, 'ONCRMTIMELINECOMMENTADD', { FIELDS: { ID: id } }, call.userId);
+  fireInBackground(
+    portal,
+    'ONCRMTIMELINECOMMENTADD',
+    { FIELDS: { ID: id } },
+    call.userId,
+    restOrigin(call),
+  );
   return ok(Number(id));
 };
 

@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatBitrixDate } from './crm-store.js';
 import { parseRequestParams, readBody, sendJson } from './http-util.js';
 import { runBatch, type Outcome } from './rest-batch.js';
-import { RestError, type CallContext, type MethodResult } from './rest-error.js';
+import { param, RestError, type CallContext, type MethodResult } from './rest-error.js';
+import { scopesOfMethod } from './known-names.js';
+import { chargeOperating, operatingBlock, operatingTime } from './operating-limit.js';
 import { METHODS } from './rest-methods.js';
 import { injectRestFault } from './rest-faults.js';
 import { findUser, type PortalState } from './state.js';
@@ -62,7 +64,16 @@ function authenticate(
 ): CallContext {
   const context = (via: CallContext['via'], userId: number, token: string | null): CallContext => {
     const user = findUser(portal, userId);
-    return { via, userId, user, isAdmin: user?.admin ?? false, token };
+    const connector = via === 'oauth' ? param(params, 'auth_connector') : undefined;
+    return {
+      via,
+      userId,
+      user,
+      isAdmin: user?.admin ?? false,
+      token,
+      authConnector: typeof connector === 'string' ? connector : '',
+      scopes: new Set(portal.scope.split(',').map((s) => s.trim().toLowerCase())),
+    };
   };
   if (route.webhook) {
     const owner = portal.inboundWebhooks.get(route.webhook.secret);
@@ -120,9 +131,25 @@ async function execute(
     } else {
       const handler = METHODS[method];
       if (!handler) throw new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+      const granted = scopesOfMethod(method);
+      // Inbound webhooks carry their own scopes, which the emulator does not model.
+      if (call.via === 'oauth' && granted && !granted.some((s) => call.scopes.has(s))) {
+        throw new RestError(
+          403,
+          'insufficient_scope',
+          'The request requires higher privileges than provided by the access token',
+        );
+      }
+      const blocked = operatingBlock(portal, method);
+      if (blocked) throw blocked;
       value = await handler(params, call, portal);
+      chargeOperating(portal, method);
     }
-    outcome = { ok: true, value, time: timeBlock(portal, startMs) };
+    outcome = {
+      ok: true,
+      value,
+      time: { ...timeBlock(portal, startMs), ...operatingTime(portal, method) },
+    };
   } catch (err) {
     const error =
       err instanceof RestError

@@ -46,6 +46,8 @@ export interface TokenStore {
   checkAccess(token: string): AccessCheck;
   /** Consumes a refresh token: it is then spent, as Bitrix24 rotates refresh tokens. */
   consumeRefresh(token: string): RefreshCheck;
+  /** Whether `token` is a refresh token issued for that portal (spent or not). */
+  refreshBelongsTo(token: string, memberId: string): boolean;
   expireAccess(memberId: string): void;
   revokeRefresh(memberId: string): void;
   revokeAll(memberId: string): void;
@@ -117,6 +119,7 @@ export function createTokenStore(
       rec.used = true;
       return { ok: true, memberId: rec.memberId, userId: rec.userId, clientId: rec.clientId };
     },
+    refreshBelongsTo: (token, memberId) => refresh.get(token)?.memberId === memberId,
     expireAccess(memberId) {
       for (const rec of access.values()) if (rec.memberId === memberId) rec.expired = true;
     },

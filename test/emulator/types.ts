@@ -40,7 +40,10 @@ export interface PortalOptions {
   plan?: AppStatus;
   /** Installed app version (`app.info` VERSION, ONAPPINSTALL VERSION). @default 1 */
   appVersion?: number;
-  /** Granted scopes, comma-separated. @default 'crm,placement,user_brief' */
+  /**
+   * Scopes of the installed app, comma-separated (the app form's list: manifest.json's).
+   * @default 'crm,placement,user_brief,task'
+   */
   scope?: string;
   /** Port of this portal's listener. @default 0 (any free port) */
   port?: number;
