@@ -133,6 +133,8 @@ export function scopeOfEvent(event: string): string | null {
  * `user.current`/`user.get` are also granted by the brief user scopes
  * (DOCS:api-reference/scopes/permissions.md, `user_brief`, `user_basic`).
  */
+// Kept apart from server/bitrix/scopes.ts on purpose: the emulator models the core from its
+// sources, so that it does not share a misunderstanding of the product's.
 export function scopesOfMethod(method: string): readonly string[] | null {
   const m = method.toLowerCase();
   if (m.startsWith('crm.')) return ['crm'];
