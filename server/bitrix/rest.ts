@@ -15,7 +15,7 @@ import {
   type RateLimiter,
   type RateLimits,
 } from './rate-limit.js';
-import { createTokenRefresher, type TokenRefresher } from './refresh.js';
+import { createTokenRefresher, pausedError, type TokenRefresher } from './refresh.js';
 import { createSharedRateLimiter } from './shared-rate-limit.js';
 import { isPg } from '../../db/connect.js';
 import { postRest, type FetchFn } from './transport.js';
@@ -236,6 +236,12 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
       throw new PermanentError(`portal ${row.member_id} is uninstalled`);
     if (row.status === 'needs_reauth') {
       throw new PausedError(`portal ${row.member_id} needs re-authorisation`, pausedRetryMs);
+    }
+    if (row.pause_reason) {
+      // invalid_client / PAYMENT_REQUIRED at the last refresh: wait, then try one refresh.
+      const left = (row.paused_at ?? 0) + pausedRetryMs - deps.clock.now().getTime();
+      if (left > 0) throw pausedError(row, left);
+      return refresher.refresh(row.id, undefined, { recheck: true });
     }
     return row;
   }
