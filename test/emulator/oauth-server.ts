@@ -7,7 +7,9 @@ import type { EmulatorContext } from './state.js';
  * The OAuth server (oauth.bitrix.info stand-in). `/oauth/token/` takes the refresh grant as
  * GET query (as documented) or POST form (as b24jssdk and CRest send it), rotates the
  * refresh token and answers in the shape of DOCS:settings/oauth/auto-renewal.md.
- * `/rest/app.info` answers for whichever portal issued the token, as the real server does.
+ * `/rest/app.info` answers for whichever portal issued the token, as the real server does
+ * (DOCS:settings/oauth/simple-way.md). Errors use the codes of
+ * DOCS:settings/oauth/error-codes.md; their HTTP statuses (400/401) are guesses.
  */
 
 function safeEqual(a: string, b: string): boolean {

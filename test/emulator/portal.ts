@@ -22,7 +22,8 @@ export const DEFAULT_USERS: readonly EmulatedUser[] = [
 
 /**
  * Per portal and app, like the core's fallback `md5(member_id|app|client_secret|…)`
- * (CRestUtil::getApplicationToken): stable for a portal, different between portals.
+ * (CORE:classes/general/rest_util.php `CRestUtil::getApplicationToken`): stable for a portal,
+ * different between portals.
  */
 function applicationTokenFor(ctx: EmulatorContext, memberId: string): string {
   return createHash('md5').update(`${memberId}|${ctx.clientId}|${ctx.clientSecret}`).digest('hex');

@@ -43,6 +43,12 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
  * `app.info` names the app that owns the token (DOCS:api-reference/common/system/app-info.md):
  * for a local app CODE is its client_id. A token of another app on the same portal answers
  * with that app's CODE, which is how a token is told apart from ours (protocol §1.1).
+ *
+ * app.info (DOCS:api-reference/common/system/app-info.md; a webhook gets SCOPE and LICENSE
+ * only, as the doc's webhook example), profile (DOCS:api-reference/common/users/profile.md),
+ * user.current / user.admin / user.get (DOCS:api-reference/user/*), events
+ * (DOCS:api-reference/events/events.md), server.time (DOCS:api-reference/common/system/
+ * server-time.md). Field sets follow the doc examples; the values are ours.
  */
 const APP_METHODS: Record<string, MethodHandler> = {
   'app.info': (_p, call, portal) =>
@@ -99,7 +105,11 @@ function entityFields(params: Record<string, unknown>): Record<string, unknown> 
   return fields;
 }
 
-/** get / list / add / update / delete for one CRM entity, firing ONCRM<ENTITY><ACTION>. */
+/**
+ * get / list / add / update / delete for one CRM entity (DOCS:api-reference/crm/deals/
+ * crm-deal-*.md and the contact/company pages), firing ONCRM<ENTITY><ACTION> after the
+ * answer, as the portal's event queue does (DOCS:api-reference/events/index.md).
+ */
 function crmMethods(
   prefix: string,
   store: (p: PortalState) => EntityStore,
@@ -158,6 +168,8 @@ const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
   company: (p) => p.companies,
 };
 
+/** DOCS:api-reference/crm/timeline/comments/crm-timeline-comment-add.md; the error codes
+ * (OWNER_NOT_FOUND, INVALID_ARG_VALUE) are our guess at the core's. */
 const timelineCommentAdd: MethodHandler = (params, call, portal) => {
   const fields = entityFields(params);
   const entityType = String(param(fields, 'ENTITY_TYPE') ?? '').toLowerCase();

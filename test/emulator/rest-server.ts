@@ -11,10 +11,14 @@ import { findUser, type PortalState } from './state.js';
 
 /**
  * The portal's REST endpoint: `/rest/<method>`, `/rest//<method>` (b24jssdk's double slash),
- * `/rest/<user>/<secret>/<method>` for inbound webhooks, each with an optional `.json`.
- * Method names are case-insensitive (the core lower-cases them).
+ * `/rest/<user>/<secret>/<method>` for inbound webhooks, each with an optional `.json`
+ * (protocol §2.1, DOCS:settings/how-to-call-rest-api/general-principles.md). Method names are
+ * case-insensitive (CORE classes/general/rest.php `CRestServer::__construct`, ToLower).
+ * Success: `{result, total?, next?, time}`; errors: `{error, error_description}` with the
+ * status of the exception (CORE lib/restexception.php; protocol §2.2).
  */
 
+/** The answer's `time` (DOCS:limits.md's example); `operating` is added per method. */
 function timeBlock(portal: PortalState, startMs: number): Record<string, unknown> {
   const finishMs = portal.ctx.now();
   const start = startMs / 1000;
@@ -46,6 +50,7 @@ function routePath(pathname: string): RoutedPath | null {
   return null;
 }
 
+/** `auth`, `access_token` or `Authorization: Bearer` (CORE lib/oauth/auth.php `getAuthKey`). */
 function tokenFrom(req: IncomingMessage, params: Record<string, unknown>): string | null {
   for (const key of ['auth', 'access_token']) {
     const v = params[key];
@@ -203,7 +208,8 @@ export async function handleRest(
     fail(new RestError(400, 'INVALID_REQUEST', 'Malformed request body'));
     return;
   }
-  // A batch is one HTTP request, so it counts once (DOCS:limits.md).
+  // A batch is one HTTP request, so it counts once (DOCS:limits.md). The bucket is checked
+  // before authentication: that order is a guess.
   if (!portal.bucket.take()) {
     fail(new RestError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests'));
     return;

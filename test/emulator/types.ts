@@ -1,6 +1,6 @@
 /**
- * Public types of the Bitrix24 emulator. Shapes follow /work/shared/bitrix24-protocol.md;
- * where a field mirrors something Bitrix24 sends, its Bitrix24 name is given.
+ * Public types of the Bitrix24 emulator. Shapes follow the b24restdocs pages cited where each
+ * is produced; where a field mirrors something Bitrix24 sends, its Bitrix24 name is given.
  */
 
 /** A user of the emulated portal. */
