@@ -9,8 +9,8 @@ import type { Knex } from 'knex';
 export const LOCK = {
   /** Around `migrate.latest`: instances that start together wait for the first one. */
   migrate: 0x6234_0001,
-  /** Per portal (id = portals.id): one token refresh at a time across instances. */
-  refresh: 0x6234_0002,
+  // 0x6234_0002 was the per-portal refresh lock; a lease in `portals` replaced it
+  // (migration 0011), as it also holds on SQLite.
   /** Per instance (id = its random key), held for its whole life: proof that it is alive. */
   instance: 0x6234_0003,
   /** One alert monitor across instances (id = 0): the holder checks, the others wait. */

@@ -55,6 +55,11 @@ export interface Config {
      * (loss recovery, issue 8). @default true
      */
     readonly offlineEvents: boolean;
+    /**
+     * `B24_OFFLINE_MIN_TIMEOUT`: `options[minTimeout]` of the ONOFFLINEEVENT binding, seconds
+     * between two notices at most (each one costs REST calls to drain). @default 60
+     */
+    readonly offlineMinTimeoutSec: number;
     /** `B24_JS_SDK_URL`: where pages load the BX24 JS library from. */
     readonly jsSdkUrl: string;
   };
@@ -340,6 +345,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       portalHosts,
       events,
       offlineEvents: !['off', 'false', '0'].includes(offlineRaw),
+      offlineMinTimeoutSec: int('B24_OFFLINE_MIN_TIMEOUT', 60, 60, 86_400),
       jsSdkUrl: url('B24_JS_SDK_URL', 'https://api.bitrix24.com/api/v1/') ?? '',
     },
     ipAllowlist,

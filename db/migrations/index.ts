@@ -9,6 +9,7 @@ import * as m0007 from './0007-jobs-portal-pending.js';
 import * as m0008 from './0008-recovery.js';
 import * as m0009 from './0009-rate-buckets.js';
 import * as m0010 from './0010-install-proof.js';
+import * as m0011 from './0011-portal-refresh-and-pause.js';
 import * as m0014 from './0014-retention.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
@@ -23,5 +24,6 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0008-recovery', module: m0008 },
   { name: '0009-rate-buckets', module: m0009 },
   { name: '0010-install-proof', module: m0010 },
+  { name: '0011-portal-refresh-and-pause', module: m0011 },
   { name: '0014-retention', module: m0014 },
 ];

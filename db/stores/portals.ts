@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 
 export type PortalStatus = 'installed' | 'needs_reauth' | 'uninstalled';
+/** Why an installed portal's processing waits (migration 0011); null when it does not. */
+export type PauseReason = 'invalid_client' | 'payment_required';
 export type AuthMode = 'oauth' | 'webhook';
 
 /** A row of `portals` (tokens still encrypted; see server/bitrix/portal-auth.ts). */
@@ -27,6 +29,10 @@ export interface PortalRow {
   install_confirmed_at: number | null;
   uninstalled_at: number | null;
   updated_at: number;
+  pause_reason: PauseReason | null;
+  paused_at: number | null;
+  /** The refresh lease (migration 0011); null when nobody refreshes. */
+  refresh_lease_holder?: string | null;
 }
 
 export type PortalInsert = Partial<Omit<PortalRow, 'id'>> &
@@ -42,6 +48,8 @@ function normalise(row: Record<string, unknown> | undefined): PortalRow | undefi
     token_expires_at: num(row.token_expires_at),
     installed_at: num(row.installed_at),
     install_confirmed_at: num(row.install_confirmed_at),
+    paused_at: num(row.paused_at),
+    pause_reason: (row.pause_reason as PauseReason | null | undefined) ?? null,
     uninstalled_at: num(row.uninstalled_at),
     updated_at: Number(row.updated_at),
   };
@@ -90,4 +98,34 @@ export function portalEvents(row: PortalRow): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Takes the portal's refresh lease for `holder` until `until` (wall-clock ms) when nobody
+ * holds it, or its holder's time ran out: one conditional UPDATE, atomic on SQLite and
+ * PostgreSQL alike, so two processes on one database never refresh a portal together.
+ */
+export async function acquireRefreshLease(
+  db: Knex,
+  portalId: number,
+  holder: string,
+  nowMs: number,
+  until: number,
+): Promise<boolean> {
+  const n = await db('portals')
+    .where({ id: portalId })
+    .andWhere((q) =>
+      q
+        .whereNull('refresh_lease_until')
+        .orWhere('refresh_lease_until', '<', nowMs)
+        .orWhere('refresh_lease_holder', holder),
+    )
+    .update({ refresh_lease_holder: holder, refresh_lease_until: until });
+  return Number(n) === 1;
+}
+
+export async function releaseRefreshLease(db: Knex, portalId: number, holder: string) {
+  await db('portals')
+    .where({ id: portalId, refresh_lease_holder: holder })
+    .update({ refresh_lease_holder: null, refresh_lease_until: null });
 }

@@ -103,12 +103,30 @@ export function failedDigestText(
   );
 }
 
-export function reauthText(phase: AlertPhase, scope: Scope, dashboard: string): Text {
+export function reauthText(
+  phase: AlertPhase,
+  scope: Scope,
+  dashboard: string,
+  pauseReason?: 'invalid_client' | 'payment_required' | null,
+): Text {
   if (phase === 'recovered') {
     return compose(
       phase,
       `${scope.label} is authorised again`,
       [`The portal ${scope.label} has working tokens again; paused events are being processed.`],
+      dashboard,
+    );
+  }
+  if (pauseReason) {
+    return compose(
+      phase,
+      `${scope.label} is paused (${pauseReason})`,
+      [
+        pauseReason === 'payment_required'
+          ? `The OAuth server refused to refresh the tokens of ${scope.label}: PAYMENT_REQUIRED (the portal's subscription). Its events are kept and wait.`
+          : `The OAuth server refused to refresh the tokens of ${scope.label}: invalid_client (the app removed from the portal, or B24_CLIENT_ID / B24_CLIENT_SECRET changed). Its events are kept and wait.`,
+        'The app tries again every 10 minutes and resumes by itself once the refresh succeeds.',
+      ],
       dashboard,
     );
   }

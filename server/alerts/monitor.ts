@@ -228,12 +228,13 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
         key: `reauth:${p.member_id}`,
         kind: 'reauth',
         memberId: p.member_id,
-        bad: p.status === 'needs_reauth',
-        recovered: p.status !== 'needs_reauth',
+        // A pause at refresh (invalid_client, PAYMENT_REQUIRED) stops processing the same way.
+        bad: p.status === 'needs_reauth' || (p.status === 'installed' && !!p.pause_reason),
+        recovered: p.status !== 'needs_reauth' && !p.pause_reason,
         silent: gone,
-        details: { status: p.status },
+        details: { status: p.pause_reason ?? p.status },
       },
-      (phase) => reauthText(phase, scopeOf(p), dashboard),
+      (phase) => reauthText(phase, scopeOf(p), dashboard, p.pause_reason),
       report,
       now,
     );

@@ -9,6 +9,8 @@ export interface BitrixFailure {
   /** The REST method called. */
   readonly method: string;
   readonly description: string;
+  /** The answer's `time` block, when the error answer had one (OPERATION_TIME_LIMIT). */
+  readonly time?: unknown;
 }
 
 /** Codes worth another try later, whatever their HTTP status (protocol §2.2). */
@@ -42,6 +44,7 @@ export class BitrixRetryableError extends RetryableError implements BitrixFailur
   readonly httpStatus: number;
   readonly method: string;
   readonly description: string;
+  readonly time: unknown;
   readonly retryable = true as const;
   constructor(f: BitrixFailure, options: { retryAfterMs?: number; cause?: unknown } = {}) {
     super(text(f), options);
@@ -50,6 +53,7 @@ export class BitrixRetryableError extends RetryableError implements BitrixFailur
     this.httpStatus = f.httpStatus;
     this.method = f.method;
     this.description = f.description;
+    this.time = f.time;
   }
 }
 
@@ -59,6 +63,7 @@ export class BitrixPermanentError extends PermanentError implements BitrixFailur
   readonly httpStatus: number;
   readonly method: string;
   readonly description: string;
+  readonly time: unknown;
   readonly retryable = false as const;
   constructor(f: BitrixFailure, options: { cause?: unknown } = {}) {
     super(text(f), options);
@@ -67,6 +72,7 @@ export class BitrixPermanentError extends PermanentError implements BitrixFailur
     this.httpStatus = f.httpStatus;
     this.method = f.method;
     this.description = f.description;
+    this.time = f.time;
   }
 }
 

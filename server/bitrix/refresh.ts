@@ -1,10 +1,16 @@
-import type { Knex } from 'knex';
+import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.js';
-import { isPg } from '../../db/connect.js';
-import { LOCK, withXactLock } from '../../db/locks.js';
 import { AppError } from '../lib/errors.js';
-import { PausedError, PermanentError } from '../queue/errors.js';
-import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
+import { PausedError, PermanentError, RetryableError } from '../queue/errors.js';
+import {
+  acquireRefreshLease,
+  findPortalById,
+  releaseRefreshLease,
+  updatePortal,
+  type PauseReason,
+  type PortalRow,
+} from '../../db/stores/portals.js';
+import { isBitrixApiError } from './errors.js';
 import { allowedOAuthOrigin, hostOf } from './hosts.js';
 import { exchangeRefreshToken, InvalidGrantError, readTokens, tokenColumns } from './oauth.js';
 import type { FetchFn } from './transport.js';
@@ -15,12 +21,46 @@ export interface TokenRefresher {
    * is in flight at a time; callers arriving meanwhile share it. A caller whose token was
    * already replaced by an earlier refresh gets the stored pair without a new refresh.
    *
-   * Across instances (PostgreSQL) the refresh runs under the portal's advisory lock and
-   * reads the stored pair only once it holds it: Bitrix24 rotates the refresh token on every
-   * refresh, so a second instance refreshing with the same one would get invalid_grant and
-   * mark the portal as needing re-authorisation. It waits instead, then finds the new pair.
+   * Across processes — server instances, and a CLI command (`replay --wait`, `rules test`,
+   * `recover sweep`) next to the server, on SQLite as on PostgreSQL — the refresh runs under
+   * the portal's lease in the database and reads the stored pair only once it holds it:
+   * Bitrix24 rotates the refresh token on every refresh, so a second process refreshing with
+   * the same one would get invalid_grant and mark the portal as needing re-authorisation.
+   * It waits instead, then finds the new pair.
+   *
+   * `recheck`: the portal is paused (`invalid_client`, `PAYMENT_REQUIRED`) and its pause is
+   * due for another try; a refresh that succeeds lifts the pause.
    */
-  refresh(portalId: number, failedAccessToken: string | undefined): Promise<PortalRow>;
+  refresh(
+    portalId: number,
+    failedAccessToken: string | undefined,
+    opts?: { recheck?: boolean },
+  ): Promise<PortalRow>;
+}
+
+/** How long a lease holds when its holder dies mid-refresh (the OAuth request times out at 30 s). */
+const LEASE_MS = 45_000;
+/** How often a process waiting for another's refresh looks again. */
+const LEASE_POLL_MS = 50;
+
+/** OAuth errors at refresh that pause a portal with their own reason (protocol §1.5). */
+export function pauseReasonOf(e: unknown): PauseReason | undefined {
+  if (!isBitrixApiError(e) || e.retryable) return undefined;
+  if (e.bitrixCode === 'invalid_client') return 'invalid_client';
+  if (e.bitrixCode === 'PAYMENT_REQUIRED') return 'payment_required';
+  return undefined;
+}
+
+const PAUSE_TEXT: Record<PauseReason, string> = {
+  invalid_client:
+    'the OAuth server does not know the app on this portal (invalid_client): was it removed, or B24_CLIENT_ID/SECRET changed?',
+  payment_required:
+    "the portal's Bitrix24 subscription does not allow the app (PAYMENT_REQUIRED): renew the plan",
+};
+
+export function pausedError(row: PortalRow, resumeAfterMs: number): PausedError {
+  const reason = row.pause_reason ?? 'invalid_client';
+  return new PausedError(`portal ${row.member_id} paused: ${PAUSE_TEXT[reason]}`, resumeAfterMs);
 }
 
 export function createTokenRefresher(
@@ -29,17 +69,24 @@ export function createTokenRefresher(
 ): TokenRefresher {
   const { config, db, box, logger } = deps;
   const inflight = new Map<number, Promise<PortalRow>>();
+  const processId = randomBytes(6).toString('hex');
+  let seq = 0;
+  const localTail = new Map<number, Promise<void>>();
 
-  /**
-   * The refresh itself, on `q` (the locked transaction on PostgreSQL). A portal that refused
-   * our refresh token is marked and the PausedError returned, not thrown, so that the mark
-   * is committed with the transaction.
-   */
+  /** Whether the stored access token is a newer one than `failed`, and still valid. */
+  function replaced(row: PortalRow, failed: string): boolean {
+    const tokens = readTokens(box, row);
+    if (!tokens || tokens.accessToken === failed) return false;
+    return tokens.expiresAt === null || tokens.expiresAt > deps.clock.now().getTime();
+  }
+
+  /** The refresh itself, run while this process holds the portal's lease. */
   async function run(
-    q: Knex,
     portalId: number,
     failed: string | undefined,
+    recheck: boolean,
   ): Promise<PortalRow | PausedError> {
+    const q = db;
     const row = await findPortalById(q, portalId);
     if (!row) throw new PermanentError(`portal ${portalId} is not stored`);
     if (row.status === 'uninstalled')
@@ -50,13 +97,14 @@ export function createTokenRefresher(
     const tokens = readTokens(box, row);
     if (!tokens) throw new PermanentError(`portal ${row.member_id} has no stored tokens`);
     const now = deps.clock.now().getTime();
-    if (
-      failed !== undefined &&
-      tokens.accessToken !== failed &&
-      (tokens.expiresAt === null || tokens.expiresAt > now)
-    ) {
-      return row;
+    if (row.pause_reason) {
+      // Another process confirmed the pause meanwhile: wait for the next try.
+      const left = (row.paused_at ?? 0) + opts.pausedRetryMs - now;
+      if (!recheck || left > 0) return pausedError(row, Math.max(1000, left));
+    } else if (recheck) {
+      return row; // another process lifted the pause meanwhile
     }
+    if (failed !== undefined && replaced(row, failed)) return row;
     let answer;
     try {
       answer = await exchangeRefreshToken(
@@ -77,6 +125,23 @@ export function createTokenRefresher(
           `portal ${row.member_id} needs re-authorisation`,
           opts.pausedRetryMs,
         );
+      }
+      const reason = pauseReasonOf(e);
+      if (reason) {
+        await updatePortal(q, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
+        deps.portals.invalidate(row.member_id);
+        const paused = { ...row, pause_reason: reason, paused_at: now };
+        logger.error(
+          {
+            memberId: row.member_id,
+            domain: row.domain,
+            alert: 'portal_paused',
+            reason,
+            error: (e as Error).message,
+          },
+          `${PAUSE_TEXT[reason]}; its events are kept and processing retries every ${Math.round(opts.pausedRetryMs / 60_000)} min`,
+        );
+        return pausedError(paused, opts.pausedRetryMs);
       }
       if (e instanceof AppError && e.code === 'CONFIG') throw new PermanentError(e.message);
       throw e;
@@ -113,24 +178,70 @@ export function createTokenRefresher(
       client_endpoint: clientEndpoint,
       server_endpoint: serverEndpoint,
       scope: answer.scope ?? row.scope,
+      pause_reason: null,
+      paused_at: null,
       updated_at: now,
     });
     deps.portals.invalidate(row.member_id);
+    if (row.pause_reason) {
+      logger.warn(
+        { memberId: row.member_id, alert: 'portal_resumed', reason: row.pause_reason },
+        'the OAuth server accepts the app again: the portal resumes processing',
+      );
+    }
     logger.info({ memberId: row.member_id }, 'portal tokens refreshed');
     return (await findPortalById(q, row.id)) as PortalRow;
   }
 
-  /** Everything on the transaction's one connection, so waiting refreshes cannot exhaust the pool. */
-  const locked = (portalId: number, failed: string | undefined) =>
-    isPg(db)
-      ? withXactLock(db, LOCK.refresh, portalId, (trx) => run(trx, portalId, failed))
-      : run(db, portalId, failed);
+  /**
+   * Runs the refresh under the portal's lease (a row in the database, so it holds across
+   * processes on SQLite and PostgreSQL); a process that finds it taken waits for it, then
+   * reads what the holder stored. Wall-clock time: the lease is shared between processes.
+   */
+  async function leased(portalId: number, failed: string | undefined, recheck: boolean) {
+    // Someone already replaced the token that failed: no refresh, no lease needed.
+    if (!recheck && failed !== undefined) {
+      const row = await findPortalById(db, portalId);
+      if (row && row.status === 'installed' && !row.pause_reason && replaced(row, failed)) {
+        return row;
+      }
+    }
+    // Refreshes of this process queue up here, so only other processes are waited for by
+    // polling the lease.
+    const before = localTail.get(portalId) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    localTail.set(portalId, mine);
+    await before;
+    try {
+      return await underLease(portalId, failed, recheck);
+    } finally {
+      done();
+      if (localTail.get(portalId) === mine) localTail.delete(portalId);
+    }
+  }
+
+  async function underLease(portalId: number, failed: string | undefined, recheck: boolean) {
+    const holder = `${processId}-${++seq}`;
+    const deadline = Date.now() + 2 * LEASE_MS;
+    while (!(await acquireRefreshLease(db, portalId, holder, Date.now(), Date.now() + LEASE_MS))) {
+      if (Date.now() > deadline) {
+        throw new RetryableError(`portal ${portalId}: another process is still refreshing`);
+      }
+      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+    }
+    try {
+      return await run(portalId, failed, recheck);
+    } finally {
+      await releaseRefreshLease(db, portalId, holder);
+    }
+  }
 
   return {
-    refresh(portalId, failed) {
+    refresh(portalId, failed, o = {}) {
       const existing = inflight.get(portalId);
       if (existing) return existing;
-      const p = locked(portalId, failed)
+      const p = leased(portalId, failed, o.recheck ?? false)
         .then((outcome) => {
           if (outcome instanceof PausedError) throw outcome;
           // Another instance may have refreshed while we waited: drop our cached row.

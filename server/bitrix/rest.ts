@@ -15,10 +15,11 @@ import {
   type RateLimiter,
   type RateLimits,
 } from './rate-limit.js';
-import { createTokenRefresher, type TokenRefresher } from './refresh.js';
+import { createTokenRefresher, pausedError, type TokenRefresher } from './refresh.js';
 import { createSharedRateLimiter } from './shared-rate-limit.js';
 import { isPg } from '../../db/connect.js';
 import { postRest, type FetchFn } from './transport.js';
+import { createOperatingBudget, DEFAULT_BLOCK_MS, operatingOf } from './operating.js';
 
 /** What the REST client needs from the app's deps. */
 export type BitrixRestDeps = Pick<
@@ -46,6 +47,12 @@ export interface BitrixRestOptions {
   probeMaxWaitMs?: number;
 }
 
+export interface BatchOptions {
+  halt?: boolean;
+  /** `auth_connector` of the whole batch (offline-event calls). */
+  authConnector?: string;
+}
+
 /** One command of a batch: method and params. */
 export type BatchCommand = readonly [method: string, params?: object];
 
@@ -66,11 +73,16 @@ export interface TokenTarget {
 export interface BitrixRest {
   /** One REST call for a stored portal (OAuth tokens or inbound webhook, as it was connected). */
   call<T = unknown>(portal: PortalRow, method: string, params?: object): Promise<T>;
-  /** Up to 50 commands in one request; it counts once against the rate limit. */
+  /**
+   * Up to 50 commands in one request; it counts once against the rate limit.
+   * `authConnector` goes on the batch request itself: Bitrix24 reads `auth_connector` from
+   * the top-level request's auth data only, and every command of a batch shares it
+   * (CORE:lib/oauth/auth.php, CORE:lib/api/event.php `getAuthData()`; protocol §3.1).
+   */
   batch(
     portal: PortalRow,
     cmds: Readonly<Record<string, BatchCommand>>,
-    opts?: { halt?: boolean },
+    opts?: BatchOptions,
   ): Promise<BatchAnswer>;
   /**
    * A read that is coalesced with the other reads for the same portal issued in the same
@@ -96,6 +108,8 @@ export interface BitrixRest {
 }
 
 export const BATCH_LIMIT = 50;
+/** A heavy method's pause up to this long is waited out in the call; longer pauses the job. */
+const INLINE_WAIT_MS = 2_000;
 
 /** Our limiter paces calls; the SDK's own limiter, adaptive delays and retries are turned off. */
 const SDK_RESTRICTIONS = {
@@ -122,7 +136,12 @@ function ownError(e: unknown): Error | undefined {
 function fromSdkError(e: unknown, method: string): Error {
   const own = ownError(e);
   if (own) return own;
-  const err = e as { code?: unknown; status?: unknown; message?: unknown };
+  const err = e as {
+    code?: unknown;
+    status?: unknown;
+    message?: unknown;
+    originalError?: { response?: { data?: { time?: unknown } } };
+  };
   const code = typeof err.code === 'string' ? err.code : 'ERROR';
   const status = typeof err.status === 'number' ? err.status : 0;
   return bitrixApiError(
@@ -131,6 +150,8 @@ function fromSdkError(e: unknown, method: string): Error {
       httpStatus: code === 'NETWORK_ERROR' ? 0 : status,
       method,
       description: typeof err.message === 'string' ? err.message.slice(0, 300) : '',
+      // The portal's answer body: OPERATION_TIME_LIMIT says when the method is free again.
+      time: err.originalError?.response?.data?.time,
     },
     e,
   );
@@ -162,6 +183,9 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     ? createSharedRateLimiter(db, { ...limiterOptions, logger: deps.logger })
     : createRateLimiter(limiterOptions);
   const pausedRetryMs = opts.pausedRetryMs ?? 10 * 60_000;
+  const wallNow = opts.now ?? Date.now;
+  const operating = createOperatingBudget({ now: wallNow });
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const probeMaxWaitMs = opts.probeMaxWaitMs ?? 3000;
   const refresher: TokenRefresher = createTokenRefresher(deps, { fetch: fetchFn, pausedRetryMs });
@@ -215,6 +239,72 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     }
   }
 
+  /** The methods a request runs: the commands of a batch, or the method itself. */
+  function methodsOf(method: string, params: object): string[] {
+    if (method !== 'batch') return [method];
+    const cmd = (params as { cmd?: Record<string, string> }).cmd ?? {};
+    return Object.values(cmd).map((c) => String(c).split('?')[0]!.toLowerCase());
+  }
+
+  /**
+   * Waits while a method is heavy (up to INLINE_WAIT_MS here), or pauses the job until the
+   * portal releases part of the method's operating budget (operating.ts).
+   */
+  async function operatingGate(memberId: string, method: string, params: object) {
+    let wait = 0;
+    let heavy = method;
+    for (const m of methodsOf(method, params)) {
+      const d = operating.delayFor(memberId, m);
+      if (d > wait) [wait, heavy] = [d, m];
+    }
+    if (wait <= 0) return;
+    if (wait > INLINE_WAIT_MS) {
+      throw new PausedError(
+        `${heavy} is at the portal's operating-time limit (DOCS:limits.md); next try at ${new Date(wallNow() + wait).toISOString()}`,
+        wait,
+      );
+    }
+    await sleep(wait);
+  }
+
+  /** Feeds an answer's `time` (and a batch's per-command times) to the operating budget. */
+  function noteTime(
+    memberId: string,
+    method: string,
+    params: object,
+    time: unknown,
+    result: unknown,
+  ) {
+    operating.note(memberId, method, time);
+    if (method !== 'batch' || !result || typeof result !== 'object') return;
+    const cmd = (params as { cmd?: Record<string, string> }).cmd ?? {};
+    const times = asRecord((result as Record<string, unknown>).result_time);
+    const errors = asRecord((result as Record<string, unknown>).result_error);
+    for (const [k, c] of Object.entries(cmd)) {
+      const m = String(c).split('?')[0]!.toLowerCase();
+      if (times[k] !== undefined) operating.note(memberId, m, times[k]);
+      if (asRecord(errors[k]).error === 'OPERATION_TIME_LIMIT') {
+        operating.block(memberId, m, wallNow() + DEFAULT_BLOCK_MS);
+      }
+    }
+  }
+
+  /**
+   * A 429 OPERATION_TIME_LIMIT: the method is blocked until its `operating_reset_at`; the job
+   * waits until then without spending an attempt, instead of the generic backoff.
+   */
+  function operatingLimited(memberId: string, e: unknown): unknown {
+    if (!isBitrixApiError(e) || e.bitrixCode !== 'OPERATION_TIME_LIMIT') return e;
+    const reset = operatingOf(e.time)?.resetAtMs ?? 0;
+    const until = reset > wallNow() ? reset : wallNow() + DEFAULT_BLOCK_MS;
+    operating.block(memberId, e.method, until);
+    metrics.restCalls.inc({ outcome: 'OPERATION_TIME_LIMIT' });
+    return new PausedError(
+      `${e.method}: OPERATION_TIME_LIMIT, blocked by the portal until ${new Date(until).toISOString()}`,
+      until - wallNow(),
+    );
+  }
+
   /** The stored row, re-read: tokens may have rotated since the caller loaded it. */
   async function current(portal: PortalRow): Promise<PortalRow> {
     const row = await findPortalById(db, portal.id);
@@ -226,6 +316,12 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     if (row.status === 'needs_reauth') {
       throw new PausedError(`portal ${row.member_id} needs re-authorisation`, pausedRetryMs);
     }
+    if (row.pause_reason) {
+      // invalid_client / PAYMENT_REQUIRED at the last refresh: wait, then try one refresh.
+      const left = (row.paused_at ?? 0) + pausedRetryMs - deps.clock.now().getTime();
+      if (left > 0) throw pausedError(row, left);
+      return refresher.refresh(row.id, undefined, { recheck: true });
+    }
     return row;
   }
 
@@ -234,8 +330,15 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
       throw new PermanentError(`portal ${row.member_id} has no webhook URL`);
     const url = box.decrypt(row.webhook_url_enc);
     assertPortalUrl(config, row.domain, url);
+    await operatingGate(row.member_id, method, params);
     await pace(row.member_id);
-    const answer = await counted(postRest<T>(fetchFn, url, method, params, { timeoutMs }));
+    let answer;
+    try {
+      answer = await counted(postRest<T>(fetchFn, url, method, params, { timeoutMs }));
+    } catch (e) {
+      throw operatingLimited(row.member_id, e);
+    }
+    noteTime(row.member_id, method, params, answer.time, answer.result);
     return answer.result;
   }
 
@@ -299,6 +402,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
       cfg.timeout = timeoutMs;
       return cfg;
     });
+    await operatingGate(row.member_id, method, params);
     let res;
     try {
       res = await b24.actions.v2.call.make<T>({
@@ -308,7 +412,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     } catch (e) {
       const err = fromSdkError(e, method);
       if (isBitrixApiError(err)) metrics.restCalls.inc({ outcome: err.bitrixCode || 'error' });
-      throw err;
+      throw operatingLimited(row.member_id, err);
     }
     if (!res.isSuccess) {
       const msg = res.getErrorMessages().join('; ');
@@ -321,7 +425,9 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
       });
     }
     metrics.restCalls.inc({ outcome: 'ok' });
-    return res.getData()!.result;
+    const data = res.getData()!;
+    noteTime(row.member_id, method, params, data.time, data.result);
+    return data.result;
   }
 
   async function call<T>(portal: PortalRow, method: string, params: object = {}): Promise<T> {
@@ -334,7 +440,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
   async function batch(
     portal: PortalRow,
     cmds: Readonly<Record<string, BatchCommand>>,
-    o: { halt?: boolean } = {},
+    o: BatchOptions = {},
   ): Promise<BatchAnswer> {
     const keys = Object.keys(cmds);
     if (keys.length > BATCH_LIMIT) {
@@ -350,6 +456,7 @@ export function createBitrixRest(deps: BitrixRestDeps, opts: BitrixRestOptions =
     const answer = await call<Record<string, unknown>>(portal, 'batch', {
       halt: o.halt ? 1 : 0,
       cmd,
+      ...(o.authConnector ? { auth_connector: o.authConnector } : {}),
     });
     const errors: BatchAnswer['errors'] = {};
     for (const [k, v] of Object.entries(asRecord(answer.result_error))) {

@@ -7,6 +7,8 @@ export interface RestAnswer<T = unknown> {
   result: T;
   total?: number;
   next?: number;
+  /** `time` of the answer (operating figures, DOCS:limits.md). */
+  time?: unknown;
 }
 
 /**
@@ -68,9 +70,10 @@ export async function postRest<T>(
       httpStatus: res.status,
       method,
       description,
+      time: json?.time,
     });
   }
-  const out: RestAnswer<T> = { result: json.result as T };
+  const out: RestAnswer<T> = { result: json.result as T, time: json.time };
   if (typeof json.total === 'number') out.total = json.total;
   if (typeof json.next === 'number') out.next = json.next;
   return out;

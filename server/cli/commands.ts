@@ -168,6 +168,8 @@ export async function portalsCommand({ deps, json, io }: CommandContext): Promis
     tokenExpiresAt: iso(p.token_expires_at),
     events: portalEvents(p),
     authMode: p.auth_mode,
+    // Why an installed portal's processing waits (invalid_client, payment_required), or null.
+    pauseReason: p.pause_reason,
   }));
   if (json) io.out(JSON.stringify(out) + '\n');
   else
@@ -177,7 +179,7 @@ export async function portalsCommand({ deps, json, io }: CommandContext): Promis
         out.map((p) => [
           p.memberId,
           p.domain,
-          p.status,
+          p.pauseReason ? `${p.status} (paused: ${p.pauseReason})` : p.status,
           p.tokenExpiresAt,
           p.events.join(',') || null,
         ]),

@@ -1,19 +1,26 @@
 import type { Deps } from '../deps.js';
 import { PermanentError } from '../queue/errors.js';
 import { updatePortal, type PortalRow } from '../../db/stores/portals.js';
-import { getSetting } from '../../db/stores/settings.js';
+import { getSetting, putSetting } from '../../db/stores/settings.js';
 import type { BatchCommand } from '../bitrix/rest.js';
 
 /** The app's own lifecycle events, bound on every portal whatever else is chosen. */
 export const LIFECYCLE_BINDINGS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL'] as const;
 
 /**
- * Our `auth_connector` for offline bindings: REST writes we make with it do not create offline
- * records for our own binding, so our writes do not loop back (protocol §3.3, issue 8).
+ * Our `auth_connector` for offline bindings. Bitrix24 takes it from the top-level request's
+ * auth data only (protocol §3.1): every offline bind, unbind and `event.offline.*` call sends
+ * it on the request itself (a direct call, or a batch that carries it), never inside a
+ * sub-command. REST writes made with it would not create offline records for our binding.
  */
 export const OFFLINE_CONNECTOR = 'b24hooks';
-/** Bound online so the portal tells us when offline records wait (empty `data`). */
+/**
+ * Bound online so the portal tells us when offline records wait (empty `data`), at most once
+ * per `options[minTimeout]` seconds (B24_OFFLINE_MIN_TIMEOUT): each notice costs REST calls.
+ */
 export const OFFLINE_NOTICE = 'ONOFFLINEEVENT';
+/** Portal setting: the minTimeout ONOFFLINEEVENT was last bound with (event.get omits it). */
+const NOTICE_TIMEOUT_KEY = 'offlineNoticeMinTimeout';
 
 export interface BindingSync {
   /** Events bound with our handler after the sync (lifecycle events included). */
@@ -100,30 +107,48 @@ export async function syncBindings(
   const boundEvents = ((current.result.e ?? []) as BoundEvent[]).filter(
     (b) => b.handler === handler && !Number(b.offline ?? 0),
   );
-  const boundOffline = ((current.result.e ?? []) as BoundEvent[]).filter(
-    (b) => Number(b.offline ?? 0) === 1 && b.connector_id === OFFLINE_CONNECTOR,
+  // Ours carry our connector; an offline binding with connector '' can only be ours too
+  // (event.get lists this app's bindings only) and is a leftover of binding inside a batch,
+  // where the connector was lost: it feeds a queue nobody reads, so it goes.
+  const offlineBindings = ((current.result.e ?? []) as BoundEvent[]).filter(
+    (b) => Number(b.offline ?? 0) === 1,
   );
+  const boundOffline = offlineBindings.filter((b) => b.connector_id === OFFLINE_CONNECTOR);
+  const strayOffline = offlineBindings.filter((b) => !b.connector_id);
   const boundPlacements = (current.result.p ?? []) as BoundPlacement[];
+  const noticeOptions = { minTimeout: deps.config.b24.offlineMinTimeoutSec };
+  const noticeStale =
+    offlineOn &&
+    (await getSetting<number>(deps.db, portal.member_id, NOTICE_TIMEOUT_KEY)) !==
+      noticeOptions.minTimeout;
 
-  const cmds: Array<[BatchCommand, string]> = [];
+  /** Commands by the `auth_connector` of the request that must carry them ('' = none). */
+  const cmds: Array<[BatchCommand, string, string]> = [];
   const kept = new Set<string>();
   for (const b of boundEvents) {
     const name = String(b.event).toUpperCase();
-    if (wanted.includes(name) && String(b.auth_type ?? '0') === authType && !kept.has(name)) {
+    // event.get does not report options: a notice bound with another minTimeout is redone.
+    const stale = name === OFFLINE_NOTICE && noticeStale;
+    if (
+      wanted.includes(name) &&
+      String(b.auth_type ?? '0') === authType &&
+      !kept.has(name) &&
+      !stale
+    ) {
       kept.add(name);
       continue;
     }
     cmds.push([
       ['event.unbind', { event: name, handler, auth_type: String(b.auth_type ?? '0') }],
       name,
+      '',
     ]);
   }
   for (const name of wanted) {
     if (kept.has(name)) continue;
-    cmds.push([
-      ['event.bind', { event: name, handler, auth_type: authType, options: { add_auth: 'Y' } }],
-      name,
-    ]);
+    // ONOFFLINEEVENT declares minTimeout as its only option (add_auth is not one there).
+    const options = name === OFFLINE_NOTICE ? noticeOptions : { add_auth: 'Y' };
+    cmds.push([['event.bind', { event: name, handler, auth_type: authType, options }], name, '']);
   }
   // Offline bindings: one per event, ours told apart by the connector (never duplicated).
   const offlineKept = new Set<string>();
@@ -133,13 +158,22 @@ export async function syncBindings(
       offlineKept.add(name);
       continue;
     }
-    cmds.push([['event.unbind', { event: name, event_type: 'offline' }], `offline:${name}`]);
+    cmds.push([
+      ['event.unbind', { event: name, event_type: 'offline' }],
+      `offline:${name}`,
+      OFFLINE_CONNECTOR,
+    ]);
+  }
+  for (const b of strayOffline) {
+    const name = String(b.event).toUpperCase();
+    cmds.push([['event.unbind', { event: name, event_type: 'offline' }], `stray:${name}`, '']);
   }
   for (const name of wantedOffline) {
     if (offlineKept.has(name)) continue;
     cmds.push([
-      ['event.bind', { event: name, event_type: 'offline', auth_connector: OFFLINE_CONNECTOR }],
+      ['event.bind', { event: name, event_type: 'offline' }],
       `offline:${name}`,
+      OFFLINE_CONNECTOR,
     ]);
   }
   const placementsKept = new Set<string>();
@@ -150,13 +184,14 @@ export async function syncBindings(
       placementsKept.add(code);
       continue;
     }
-    cmds.push([['placement.unbind', { PLACEMENT: code, HANDLER: p.handler }], code]);
+    cmds.push([['placement.unbind', { PLACEMENT: code, HANDLER: p.handler }], code, '']);
   }
   for (const w of wantedPlacements) {
     if (placementsKept.has(w.code)) continue;
     cmds.push([
       ['placement.bind', { PLACEMENT: w.code, HANDLER: w.handler, TITLE: w.title }],
       w.code,
+      '',
     ]);
   }
 
@@ -168,35 +203,57 @@ export async function syncBindings(
     offline: [...offlineKept],
     offlineFailed: [],
   };
-  // Unbinds come first in the list, and a batch runs its commands in order.
-  for (let i = 0; i < cmds.length; i += 50) {
-    const chunk = cmds.slice(i, i + 50);
-    const answer = await rest.batch(
-      portal,
-      Object.fromEntries(chunk.map(([cmd], j) => [`c${j}`, cmd])),
+  // Unbinds come first in each list, and a batch runs its commands in order. The offline
+  // commands go in batches of their own that carry our connector on the batch request.
+  for (const connector of ['', OFFLINE_CONNECTOR]) {
+    const group = cmds.filter(([, , c]) => c === connector);
+    for (let i = 0; i < group.length; i += 50) {
+      const chunk = group.slice(i, i + 50);
+      const answer = await rest.batch(
+        portal,
+        Object.fromEntries(chunk.map(([cmd], j) => [`c${j}`, cmd])),
+        { authConnector: connector || undefined },
+      );
+      chunk.forEach(([[method], name], j) => {
+        const err = answer.errors[`c${j}`];
+        const ok = !err || alreadyBound(err.error_description);
+        if (name.startsWith('stray:')) {
+          if (!ok)
+            deps.logger.warn(
+              { memberId: portal.member_id, name, err },
+              'stray offline binding not removed',
+            );
+          return;
+        }
+        const offline = name.startsWith('offline:');
+        if (offline) {
+          const event = name.slice('offline:'.length);
+          if (!ok)
+            result.offlineFailed.push({
+              name: event,
+              error: `${err.error}: ${err.error_description}`,
+            });
+          else if (method === 'event.bind') result.offline.push(event);
+          return;
+        }
+        if (!ok) {
+          result.failed.push({ name, error: `${err.error || 'ERROR'}: ${err.error_description}` });
+          return;
+        }
+        if (method.endsWith('.unbind')) result.unbound.push(name);
+        else if (method === 'event.bind') result.events.push(name);
+        else result.placements.push(name);
+      });
+    }
+  }
+  if (offlineOn && result.events.includes(OFFLINE_NOTICE)) {
+    await putSetting(
+      deps.db,
+      portal.member_id,
+      NOTICE_TIMEOUT_KEY,
+      noticeOptions.minTimeout,
+      deps.clock.now(),
     );
-    chunk.forEach(([[method], name], j) => {
-      const err = answer.errors[`c${j}`];
-      const ok = !err || alreadyBound(err.error_description);
-      const offline = name.startsWith('offline:');
-      if (offline) {
-        const event = name.slice('offline:'.length);
-        if (!ok)
-          result.offlineFailed.push({
-            name: event,
-            error: `${err.error}: ${err.error_description}`,
-          });
-        else if (method === 'event.bind') result.offline.push(event);
-        return;
-      }
-      if (!ok) {
-        result.failed.push({ name, error: `${err.error || 'ERROR'}: ${err.error_description}` });
-        return;
-      }
-      if (method.endsWith('.unbind')) result.unbound.push(name);
-      else if (method === 'event.bind') result.events.push(name);
-      else result.placements.push(name);
-    });
   }
   // ONOFFLINEEVENT is bookkeeping of the safety net, not a chosen event.
   result.events = wanted.filter((e) => e !== OFFLINE_NOTICE && result.events.includes(e));

@@ -5,7 +5,9 @@ import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
 import { requirePortal, type CommandContext } from '../cli/commands.js';
 import { UsageError } from '../cli/io.js';
 import { checkMap, type MapWarning } from './check-map.js';
-import { formatMapErrors, validateEventMap } from './validate.js';
+import { grantedScopes } from '../bitrix/scopes.js';
+import { withScopeErrors } from './scopes.js';
+import { formatMapErrors, validateEventMap, type ValidationResult } from './validate.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
 
@@ -40,7 +42,7 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
   if (ctx.positionals.length > 2)
     throw new UsageError(`unexpected argument "${ctx.positionals[2]}"`);
   const memberId = portalFlag(ctx);
-  if (memberId !== undefined) await requirePortal(deps, memberId);
+  const portal = memberId === undefined ? undefined : await requirePortal(deps, memberId);
   let text: string;
   try {
     text = fs.readFileSync(path.resolve(file), 'utf8');
@@ -57,7 +59,10 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
     io.err(`b24hooks rules import: ${file} is not JSON: ${(e as Error).message}\n`);
     return 1;
   }
-  const result = validateEventMap(doc);
+  const checked = validateEventMap(doc);
+  const result: ValidationResult = checked.ok
+    ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal?.scope))
+    : checked;
   if (!result.ok) {
     const n = result.errors.length;
     if (json) {

@@ -1,7 +1,11 @@
 /**
  * A real-HTTP emulator of Bitrix24 portals and their OAuth server, for integration tests,
- * browser tests and the demo. Behaviour follows /work/shared/bitrix24-protocol.md; every
- * listener binds 127.0.0.1 on its own port. Nothing listens until startEmulator() runs.
+ * browser tests and the demo. It models the Bitrix24 core, not our reading of it: each
+ * behaviour the app relies on cites its source where it is implemented, a docs page of
+ * github.com/bitrix24/b24restdocs (`DOCS:<path>`, published at apidocs.bitrix24.com) or a
+ * file and function of the core's `rest` module (`CORE:<path>`), and says so where it is a
+ * guess. Every listener binds 127.0.0.1 on its own port. Nothing listens until
+ * startEmulator() runs.
  *
  * @example
  * const emu = await startEmulator({ clientId: 'local.abc', clientSecret: 's3cret' });

@@ -1,7 +1,11 @@
 import type { CrmItem, MultiFieldValue } from './types.js';
 import { isRecord } from './http-util.js';
 
-/** Bitrix24 returns dates in the portal's time zone with an offset; the emulator uses +03:00. */
+/**
+ * Bitrix24 returns dates as ISO 8601 in the portal's time zone with its offset, e.g.
+ * `2024-04-03T10:26:32+02:00` (DOCS:limits.md's `date_start`, the crm.deal.get examples);
+ * the fixed +03:00 here is a choice, not a source.
+ */
 const OFFSET_MIN = 180;
 
 export function formatBitrixDate(ms: number): string {
@@ -16,6 +20,8 @@ export function formatBitrixDate(ms: number): string {
   );
 }
 
+/** List methods return pages of 50 with `total` and `next` (CORE classes/general/rest.php
+ * `IRestService::LIST_LIMIT`; DOCS:settings/how-to-call-rest-api/list-methods-pecularities.md). */
 export const LIST_PAGE = 50;
 const MULTI_FIELDS = ['PHONE', 'EMAIL', 'WEB', 'IM'] as const;
 
@@ -48,7 +54,8 @@ export interface EntityDefinition {
   derive?(item: CrmItem): void;
 }
 
-/** Scalars become strings as Bitrix24 returns them; OPPORTUNITY keeps two decimals. */
+/** Scalars become strings as Bitrix24 returns them; OPPORTUNITY keeps two decimals (the
+ * crm.deal.get doc example; `Y`/`N` for booleans likewise). */
 function normalizeScalar(key: string, value: unknown): unknown {
   if (value === null || value === undefined) return null;
   if (key === 'OPPORTUNITY' || key === 'TAX_VALUE') return Number(value).toFixed(2);
@@ -209,6 +216,8 @@ function matchesOne(field: string, op: FilterOp, actual: unknown, expected: unkn
 }
 
 /**
+ * Filter prefixes as DOCS:api-reference/crm/deals/crm-deal-list.md lists them (`>`, `>=`, `<`,
+ * `<=`, `@`, `!`, `%`, `=`); only the ones a CRM app uses are modelled.
  * `{'>DATE_MODIFY': …, '@ID': [..], STAGE_ID: 'WON'}`; `keyOf` maps a filter field to the
  * record's key (upper case for `crm.deal.*`, camelCase for `crm.item.*`).
  */
@@ -247,7 +256,8 @@ export function sortItems(
 
 /**
  * `select`: `*` is every plain field (no UF_, no multi-fields), `UF_*` the custom fields;
- * the default is both. ID is always returned.
+ * the default is both. ID is always returned. (DOCS crm-deal-list.md describes `*` and
+ * `UF_*`; "ID always" and the default are our reading.)
  */
 function project(item: CrmItem, select: unknown): CrmItem {
   const wanted = (Array.isArray(select) ? select : isRecord(select) ? Object.values(select) : [])

@@ -22,9 +22,16 @@ interface Target {
 export interface FireOptions {
   /** Deliver to these bindings instead of the current ones (ONAPPUPDATE after the drop). */
   bindings?: EventBinding[];
-  /** `auth_connector` of the REST call that made the change (offline loop break). */
+  /**
+   * Set when the app's own REST call made the change: that call's `auth_connector` ('' when
+   * it had none), for the offline loop break. Undefined for a change made by a user.
+   */
   authConnector?: string;
 }
+
+/** FireOptions of a change made by a REST call: the app's calls carry their connector. */
+export const restOrigin = (call: { via: string; authConnector: string }): FireOptions =>
+  call.via === 'oauth' ? { authConnector: call.authConnector } : {};
 
 /** `{userId}` / `{robot}` → the triggering user id, null for a robot. Default: user 1. */
 export function triggerUser(opts: TriggerOptions | undefined): number | null {

@@ -27,7 +27,8 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Parses a PHP-style query or form string (`filter[>ID]=5`) into nested objects. */
+/** Parses a PHP-style query or form string (`filter[>ID]=5`) into nested objects, as PHP's
+ * `parse_str` does for the core (CORE classes/general/rest.php reads `$_REQUEST`). */
 export function parseForm(raw: string): Record<string, unknown> {
   return qs.parse(raw, { depth: 10, arrayLimit: 200, parameterLimit: 10000 }) as Record<
     string,
@@ -35,7 +36,11 @@ export function parseForm(raw: string): Record<string, unknown> {
   >;
 }
 
-/** Query-string params merged with form or JSON body params (the body wins). */
+/**
+ * Query-string params merged with form or JSON body params (the body wins): REST accepts GET,
+ * form and JSON POST alike (protocol §2.1, DOCS:settings/how-to-call-rest-api/general-principles.md).
+ * Which side wins on a clash is a guess.
+ */
 export function parseRequestParams(
   req: IncomingMessage,
   url: URL,

@@ -105,3 +105,41 @@ export const KNOWN_PLACEMENTS: ReadonlySet<string> = new Set([
   'USER_PROFILE_MENU',
   'USER_PROFILE_TOOLBAR',
 ]);
+
+/**
+ * The scope an event belongs to. `event.bind` looks an event up only in the scopes of the
+ * caller's token plus the global one, and answers ERROR_EVENT_NOT_FOUND otherwise
+ * (CORE:lib/api/event.php `eventBind`, the `$scopeList` loop). The app events and
+ * ONOFFLINEEVENT are declared in the global scope (CORE:classes/general/rest_provider.php
+ * `getDescription`, CORE:lib/api/event.php `onRestServiceBuildDescription`); CRM events by
+ * the crm module, task events by the tasks module under `task` (the scope list of
+ * DOCS:api-reference/scopes/permissions.md; that the ONTASK* events sit exactly there is
+ * our reading, not a quoted line). ONUSERADD under `user` is a guess.
+ */
+export function scopeOfEvent(event: string): string | null {
+  if (event.startsWith('ONCRM')) return 'crm';
+  if (event.startsWith('ONTASK')) return 'task';
+  if (event === 'ONUSERADD') return 'user';
+  return null;
+}
+
+/**
+ * Scopes that grant a method, or null for a method of the global scope (`batch`, `event.*`,
+ * `app.info`, `profile`, `feature.get`, `server.time`, `user.admin`…: CORE rest_provider.php
+ * `getDescription` puts them under CRestUtil::GLOBAL_SCOPE). A method outside the token's
+ * scopes is refused with `insufficient_scope` (CORE:classes/general/rest_util.php
+ * `checkAuth` via CORE:lib/oauth/auth.php `onRestCheckAuth`; status 403 as
+ * DOCS:_includes/system-errors.md lists it — the core's OAuthException default would be 401).
+ * `user.current`/`user.get` are also granted by the brief user scopes
+ * (DOCS:api-reference/scopes/permissions.md, `user_brief`, `user_basic`).
+ */
+// Kept apart from server/bitrix/scopes.ts on purpose: the emulator models the core from its
+// sources, so that it does not share a misunderstanding of the product's.
+export function scopesOfMethod(method: string): readonly string[] | null {
+  const m = method.toLowerCase();
+  if (m.startsWith('crm.')) return ['crm'];
+  if (m.startsWith('tasks.') || m.startsWith('task.')) return ['task'];
+  if (m.startsWith('placement.')) return ['placement'];
+  if (m === 'user.current' || m === 'user.get') return ['user', 'user_brief', 'user_basic'];
+  return null;
+}

@@ -7,7 +7,9 @@ import type { EmulatorContext } from './state.js';
  * The OAuth server (oauth.bitrix.info stand-in). `/oauth/token/` takes the refresh grant as
  * GET query (as documented) or POST form (as b24jssdk and CRest send it), rotates the
  * refresh token and answers in the shape of DOCS:settings/oauth/auto-renewal.md.
- * `/rest/app.info` answers for whichever portal issued the token, as the real server does.
+ * `/rest/app.info` answers for whichever portal issued the token, as the real server does
+ * (DOCS:settings/oauth/simple-way.md). Errors use the codes of
+ * DOCS:settings/oauth/error-codes.md; their HTTP statuses (400/401) are guesses.
  */
 
 function safeEqual(a: string, b: string): boolean {
@@ -56,6 +58,19 @@ async function handleToken(
   }
   if (clientId !== ctx.clientId || !clientSecretOk) {
     answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    return;
+  }
+  const failing = [...ctx.portals.values()].find(
+    (p) => p.refreshFailure && ctx.tokens.refreshBelongsTo(refreshToken ?? '', p.memberId),
+  );
+  if (failing?.refreshFailure === 'invalid_client') {
+    // The refresh token is not spent: the same one works once the app is back.
+    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    return;
+  }
+  if (failing?.refreshFailure === 'PAYMENT_REQUIRED') {
+    // 402 is a guess: the docs name the code, not the status.
+    answer(402, { error: 'PAYMENT_REQUIRED', error_description: 'Payment required' });
     return;
   }
   const grant = ctx.tokens.consumeRefresh(refreshToken ?? '');

@@ -63,8 +63,9 @@ const messageIdOf = (event: string, data: PhpValue): string =>
 
 /**
  * Records `event` for every offline binding of it, replacing an earlier record of the same
- * object. A change made by a call carrying `auth_connector` is not recorded for the binding
- * of that connector (the core's loop break). Returns true when ONOFFLINEEVENT is due.
+ * object. A change made by the app's own REST call (`authConnector` given, '' when the call
+ * had none) is not recorded for the binding of that connector (the core's loop break).
+ * Returns true when ONOFFLINEEVENT is due.
  */
 export function queueOffline(
   portal: PortalState,
@@ -78,7 +79,10 @@ export function queueOffline(
   let queued = false;
   for (const b of portal.bindings) {
     if (b.eventType !== 'offline' || b.event !== event) continue;
-    if (authConnector && b.connectorId === authConnector) continue;
+    // A change made by this app's own REST call is not recorded for its binding of the same
+    // connector ('' included): CORE:lib/event/sender.php `send()` records only when the
+    // caller's client_id or auth_connector differs from the binding's.
+    if (authConnector !== undefined && b.connectorId === authConnector) continue;
     const messageId = messageIdOf(event, data);
     const q = portal.offline;
     // A repeat updates the record that is neither reserved nor marked as an error; a
@@ -116,6 +120,10 @@ export function queueOffline(
     (b) => b.event === 'ONOFFLINEEVENT' && b.eventType === 'online',
   );
   if (notify.length === 0) return false;
+  // At most one ONOFFLINEEVENT per `options[minTimeout]` seconds, default 1; 0 = on every
+  // hit (DOCS:api-reference/events/on-offline-event.md; the option is declared only for this
+  // event in CORE:lib/api/event.php `onRestServiceBuildDescription`). One clock per portal
+  // rather than per binding is a simplification: we bind it once.
   const minTimeoutMs =
     Math.min(...notify.map((b) => Number(b.options['minTimeout'] ?? 1) || 0)) * 1000;
   if (now - portal.offline.notifiedAt < minTimeoutMs) return false;
@@ -258,7 +266,7 @@ const offlineGet: MethodHandler = (params, call, portal) => {
   const clear = flag(params, 'clear', 1);
   if (clear === 0 && !q.extended) throw wrongLicense('extended offline events handling');
   const error = flag(params, 'error', 0);
-  const connector = paramString(params, 'auth_connector');
+  const connector = call.authConnector;
   const rawLimit = Number(param(params, 'limit') ?? 50);
   if (!Number.isInteger(rawLimit) || rawLimit < 1) {
     throw argumentError('Value must be positive integer');
@@ -316,7 +324,7 @@ function messageIdsOf(params: Record<string, unknown>, required: boolean): strin
 const offlineClear: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
   const processId = requireProcessId(params);
-  const connector = paramString(params, 'auth_connector');
+  const connector = call.authConnector;
   const messageIds = messageIdsOf(params, false);
   if (messageIds?.some((m) => m.length !== 32)) {
     throw argumentError('Value must be array of MESSAGE_ID values');
@@ -350,7 +358,7 @@ const offlineClear: MethodHandler = (params, call, portal) => {
 const offlineError: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
   const processId = requireProcessId(params);
-  const connector = paramString(params, 'auth_connector');
+  const connector = call.authConnector;
   const messageIds = messageIdsOf(params, true)!;
   if (messageIds.length === 0) return { result: true };
   const now = portal.ctx.now();

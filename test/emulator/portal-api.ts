@@ -103,6 +103,16 @@ export interface EmulatedPortal {
   setRateLimit(opts: RateLimitOptions): void;
   expireAccessTokens(): void;
   revokeRefreshTokens(): void;
+  /**
+   * The OAuth server answers this portal's refresh grants with `invalid_client` or
+   * `PAYMENT_REQUIRED` (the refresh token stays unspent) until set back to null.
+   */
+  failRefresh(error: 'invalid_client' | 'PAYMENT_REQUIRED' | null): void;
+  /**
+   * Seconds of operating time each call of `method` costs (DOCS:limits.md); past
+   * `limitSec` (480) within 10 minutes the method answers 429 OPERATION_TIME_LIMIT.
+   */
+  setOperatingCost(method: string, seconds: number, limitSec?: number): void;
   failNext(method: string, failure: FailureSpec, times?: number): void;
   /** `http://127.0.0.1:PORT/rest/<userId>/<secret>/` */
   createInboundWebhook(userId: number): string;
@@ -267,6 +277,13 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     setRateLimit: (opts) => state.bucket.configure(opts),
     expireAccessTokens: () => state.ctx.tokens.expireAccess(state.memberId),
     revokeRefreshTokens: () => state.ctx.tokens.revokeRefresh(state.memberId),
+    failRefresh(error) {
+      state.refreshFailure = error;
+    },
+    setOperatingCost(method, seconds, limitSec) {
+      state.operating.costs.set(method.toLowerCase(), seconds);
+      if (limitSec !== undefined) state.operating.limitSec = limitSec;
+    },
     failNext(method, failure, times = 1) {
       const key = method.toLowerCase();
       const queue = state.failures.get(key) ?? [];

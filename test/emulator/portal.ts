@@ -6,6 +6,7 @@ import { createItemStore } from './item-store.js';
 import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
 import { createOfflineQueue } from './offline-queue.js';
+import { createOperatingState } from './operating-limit.js';
 import { createLeakyBucket } from './rate-limit.js';
 import { handleRest } from './rest-server.js';
 import { handlePage } from './portal-page.js';
@@ -21,7 +22,8 @@ export const DEFAULT_USERS: readonly EmulatedUser[] = [
 
 /**
  * Per portal and app, like the core's fallback `md5(member_id|app|client_secret|…)`
- * (CRestUtil::getApplicationToken): stable for a portal, different between portals.
+ * (CORE:classes/general/rest_util.php `CRestUtil::getApplicationToken`): stable for a portal,
+ * different between portals.
  */
 function applicationTokenFor(ctx: EmulatorContext, memberId: string): string {
   return createHash('md5').update(`${memberId}|${ctx.clientId}|${ctx.clientSecret}`).digest('hex');
@@ -82,7 +84,7 @@ export async function startPortal(
     url: '',
     clientEndpoint: '',
     applicationToken: applicationTokenFor(ctx, memberId),
-    scope: options.scope ?? 'crm,placement,user_brief',
+    scope: options.scope ?? 'crm,placement,user_brief,task',
     status: options.plan ?? 'L',
     appVersion: options.appVersion ?? 1,
     installState: options.installed ? 'installed' : 'new',
@@ -101,6 +103,8 @@ export async function startPortal(
     tasks: createTaskStore(ctx.now),
     timeline: [],
     bucket: createLeakyBucket(ctx.now),
+    operating: createOperatingState(),
+    refreshFailure: null,
     failures: new Map(),
     inboundWebhooks: new Map(),
     outgoingWebhooks: [],

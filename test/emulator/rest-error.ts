@@ -8,13 +8,19 @@ export class RestError extends Error {
     readonly code: string,
     readonly description: string,
     readonly argument?: string,
+    /** `time` of the answer, where the error carries one (OPERATION_TIME_LIMIT). */
+    readonly time?: Record<string, unknown>,
   ) {
     super(`${code}: ${description}`);
   }
 
-  toJSON(): Record<string, string> {
-    const body: Record<string, string> = { error: this.code, error_description: this.description };
+  toJSON(): Record<string, unknown> {
+    const body: Record<string, unknown> = {
+      error: this.code,
+      error_description: this.description,
+    };
     if (this.argument !== undefined) body['argument'] = this.argument;
+    if (this.time !== undefined) body['time'] = this.time;
     return body;
   }
 }
@@ -28,6 +34,18 @@ export interface CallContext {
   token: string | null;
   /** The app the OAuth token belongs to (undefined for webhooks). */
   clientId?: string;
+  /**
+   * `auth_connector` of the request's auth data. The core reads it only from the top-level
+   * request (CORE:lib/oauth/auth.php `Auth::$authQueryAdditional`, kept by
+   * CORE:classes/general/rest.php `checkAuth` as `$this->authData`), and every method reads
+   * it from there (`$server->getAuthData()['auth_connector']` in CORE:lib/api/event.php
+   * `eventBind`, `eventUnbind`, `eventOfflineGet|Clear|Error`). A `batch` sub-command runs
+   * with its parent's CRestServer, so an `auth_connector` in a sub-command's query is an
+   * ordinary parameter there and is ignored. '' when absent.
+   */
+  authConnector: string;
+  /** Scopes of the installed app (the token's `scope`); enforced on methods and events. */
+  scopes: ReadonlySet<string>;
 }
 
 export interface MethodResult {

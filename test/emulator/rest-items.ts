@@ -1,4 +1,4 @@
-import { fireInBackground } from './event-delivery.js';
+import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
 import type { SmartItem } from './item-store.js';
 import { param, paramString, RestError, type MethodHandler } from './rest-error.js';
@@ -70,7 +70,7 @@ export const ITEM_METHODS: Readonly<Record<string, MethodHandler>> = {
     const typeId = entityTypeIdOf(params);
     const item = portal.items.add(typeId, itemFields(params), call.userId);
     for (const e of itemEventNames('ADD', typeId)) {
-      fireInBackground(portal, e, itemEventData(item), call.userId);
+      fireInBackground(portal, e, itemEventData(item), call.userId, restOrigin(call));
     }
     return { result: { item } };
   },
@@ -81,7 +81,7 @@ export const ITEM_METHODS: Readonly<Record<string, MethodHandler>> = {
     // Nothing changed: the save is skipped, so no event (crm-item-update.md).
     if (done.changed) {
       for (const e of itemEventNames('UPDATE', typeId)) {
-        fireInBackground(portal, e, itemEventData(done.item), call.userId);
+        fireInBackground(portal, e, itemEventData(done.item), call.userId, restOrigin(call));
       }
     }
     return { result: { item: done.item } };

@@ -1,12 +1,13 @@
 import type { EntityStore } from './crm-store.js';
 import { formatBitrixDate } from './crm-store.js';
-import { fireInBackground } from './event-delivery.js';
+import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
 import { KNOWN_EVENTS } from './known-names.js';
 import {
   param,
   paramString,
   RestError,
+  type CallContext,
   type MethodHandler,
   type MethodResult,
 } from './rest-error.js';
@@ -42,6 +43,12 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
  * `app.info` names the app that owns the token (DOCS:api-reference/common/system/app-info.md):
  * for a local app CODE is its client_id. A token of another app on the same portal answers
  * with that app's CODE, which is how a token is told apart from ours (protocol §1.1).
+ *
+ * app.info (DOCS:api-reference/common/system/app-info.md; a webhook gets SCOPE and LICENSE
+ * only, as the doc's webhook example), profile (DOCS:api-reference/common/users/profile.md),
+ * user.current / user.admin / user.get (DOCS:api-reference/user/*), events
+ * (DOCS:api-reference/events/events.md), server.time (DOCS:api-reference/common/system/
+ * server-time.md). Field sets follow the doc examples; the values are ours.
  */
 const APP_METHODS: Record<string, MethodHandler> = {
   'app.info': (_p, call, portal) =>
@@ -98,12 +105,24 @@ function entityFields(params: Record<string, unknown>): Record<string, unknown> 
   return fields;
 }
 
-/** get / list / add / update / delete for one CRM entity, firing ONCRM<ENTITY><ACTION>. */
+/**
+ * get / list / add / update / delete for one CRM entity (DOCS:api-reference/crm/deals/
+ * crm-deal-*.md and the contact/company pages), firing ONCRM<ENTITY><ACTION> after the
+ * answer, as the portal's event queue does (DOCS:api-reference/events/index.md).
+ */
 function crmMethods(
   prefix: string,
   store: (p: PortalState) => EntityStore,
 ): Record<string, MethodHandler> {
   const eventBase = `ONCRM${prefix.toUpperCase()}`;
+  const fire = (portal: PortalState, action: string, id: string, call: CallContext): void =>
+    fireInBackground(
+      portal,
+      `${eventBase}${action}`,
+      { FIELDS: { ID: id } },
+      call.userId,
+      restOrigin(call),
+    );
   return {
     [`crm.${prefix}.get`]: (params, _c, portal) => {
       const item = store(portal).get(entityId(params));
@@ -124,26 +143,20 @@ function crmMethods(
     },
     [`crm.${prefix}.add`]: (params, call, portal) => {
       const item = store(portal).add(entityFields(params), call.userId);
-      fireInBackground(portal, `${eventBase}ADD`, { FIELDS: { ID: item.ID } }, call.userId, {
-        authConnector: paramString(params, 'auth_connector'),
-      });
+      fire(portal, 'ADD', String(item.ID), call);
       return ok(Number(item.ID));
     },
     [`crm.${prefix}.update`]: (params, call, portal) => {
       const id = entityId(params);
       const fields = entityFields(params);
       if (!store(portal).update(id, fields, call.userId)) throw crmError('Not found');
-      fireInBackground(portal, `${eventBase}UPDATE`, { FIELDS: { ID: id } }, call.userId, {
-        authConnector: paramString(params, 'auth_connector'),
-      });
+      fire(portal, 'UPDATE', id, call);
       return ok(true);
     },
     [`crm.${prefix}.delete`]: (params, call, portal) => {
       const id = entityId(params);
       if (!store(portal).remove(id)) throw crmError('Not found');
-      fireInBackground(portal, `${eventBase}DELETE`, { FIELDS: { ID: id } }, call.userId, {
-        authConnector: paramString(params, 'auth_connector'),
-      });
+      fire(portal, 'DELETE', id, call);
       return ok(true);
     },
   };
@@ -155,6 +168,8 @@ const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
   company: (p) => p.companies,
 };
 
+/** DOCS:api-reference/crm/timeline/comments/crm-timeline-comment-add.md; the error codes
+ * (OWNER_NOT_FOUND, INVALID_ARG_VALUE) are our guess at the core's. */
 const timelineCommentAdd: MethodHandler = (params, call, portal) => {
   const fields = entityFields(params);
   const entityType = String(param(fields, 'ENTITY_TYPE') ?? '').toLowerCase();
@@ -175,7 +190,13 @@ const timelineCommentAdd: MethodHandler = (params, call, portal) => {
     AUTHOR_ID: String(param(fields, 'AUTHOR_ID') ?? call.userId),
     CREATED: formatBitrixDate(portal.ctx.now()),
   });
-  fireInBackground(portal, 'ONCRMTIMELINECOMMENTADD', { FIELDS: { ID: id } }, call.userId);
+  fireInBackground(
+    portal,
+    'ONCRMTIMELINECOMMENTADD',
+    { FIELDS: { ID: id } },
+    call.userId,
+    restOrigin(call),
+  );
   return ok(Number(id));
 };
 

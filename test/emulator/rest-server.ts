@@ -2,17 +2,23 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatBitrixDate } from './crm-store.js';
 import { parseRequestParams, readBody, sendJson } from './http-util.js';
 import { runBatch, type Outcome } from './rest-batch.js';
-import { RestError, type CallContext, type MethodResult } from './rest-error.js';
+import { param, RestError, type CallContext, type MethodResult } from './rest-error.js';
+import { scopesOfMethod } from './known-names.js';
+import { chargeOperating, operatingBlock, operatingTime } from './operating-limit.js';
 import { METHODS } from './rest-methods.js';
 import { injectRestFault } from './rest-faults.js';
 import { findUser, type PortalState } from './state.js';
 
 /**
  * The portal's REST endpoint: `/rest/<method>`, `/rest//<method>` (b24jssdk's double slash),
- * `/rest/<user>/<secret>/<method>` for inbound webhooks, each with an optional `.json`.
- * Method names are case-insensitive (the core lower-cases them).
+ * `/rest/<user>/<secret>/<method>` for inbound webhooks, each with an optional `.json`
+ * (protocol §2.1, DOCS:settings/how-to-call-rest-api/general-principles.md). Method names are
+ * case-insensitive (CORE classes/general/rest.php `CRestServer::__construct`, ToLower).
+ * Success: `{result, total?, next?, time}`; errors: `{error, error_description}` with the
+ * status of the exception (CORE lib/restexception.php; protocol §2.2).
  */
 
+/** The answer's `time` (DOCS:limits.md's example); `operating` is added per method. */
 function timeBlock(portal: PortalState, startMs: number): Record<string, unknown> {
   const finishMs = portal.ctx.now();
   const start = startMs / 1000;
@@ -44,6 +50,7 @@ function routePath(pathname: string): RoutedPath | null {
   return null;
 }
 
+/** `auth`, `access_token` or `Authorization: Bearer` (CORE lib/oauth/auth.php `getAuthKey`). */
 function tokenFrom(req: IncomingMessage, params: Record<string, unknown>): string | null {
   for (const key of ['auth', 'access_token']) {
     const v = params[key];
@@ -62,7 +69,16 @@ function authenticate(
 ): CallContext {
   const context = (via: CallContext['via'], userId: number, token: string | null): CallContext => {
     const user = findUser(portal, userId);
-    return { via, userId, user, isAdmin: user?.admin ?? false, token };
+    const connector = via === 'oauth' ? param(params, 'auth_connector') : undefined;
+    return {
+      via,
+      userId,
+      user,
+      isAdmin: user?.admin ?? false,
+      token,
+      authConnector: typeof connector === 'string' ? connector : '',
+      scopes: new Set(portal.scope.split(',').map((s) => s.trim().toLowerCase())),
+    };
   };
   if (route.webhook) {
     const owner = portal.inboundWebhooks.get(route.webhook.secret);
@@ -120,9 +136,25 @@ async function execute(
     } else {
       const handler = METHODS[method];
       if (!handler) throw new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!');
+      const granted = scopesOfMethod(method);
+      // Inbound webhooks carry their own scopes, which the emulator does not model.
+      if (call.via === 'oauth' && granted && !granted.some((s) => call.scopes.has(s))) {
+        throw new RestError(
+          403,
+          'insufficient_scope',
+          'The request requires higher privileges than provided by the access token',
+        );
+      }
+      const blocked = operatingBlock(portal, method);
+      if (blocked) throw blocked;
       value = await handler(params, call, portal);
+      chargeOperating(portal, method);
     }
-    outcome = { ok: true, value, time: timeBlock(portal, startMs) };
+    outcome = {
+      ok: true,
+      value,
+      time: { ...timeBlock(portal, startMs), ...operatingTime(portal, method) },
+    };
   } catch (err) {
     const error =
       err instanceof RestError
@@ -176,7 +208,8 @@ export async function handleRest(
     fail(new RestError(400, 'INVALID_REQUEST', 'Malformed request body'));
     return;
   }
-  // A batch is one HTTP request, so it counts once (DOCS:limits.md).
+  // A batch is one HTTP request, so it counts once (DOCS:limits.md). The bucket is checked
+  // before authentication: that order is a guess.
   if (!portal.bucket.take()) {
     fail(new RestError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests'));
     return;

@@ -1,4 +1,4 @@
-import { fireInBackground } from './event-delivery.js';
+import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
 import type { PhpValue } from './php-form.js';
 import { param, paramString, RestError, type MethodHandler } from './rest-error.js';
@@ -88,7 +88,13 @@ export const TASK_METHODS: Readonly<Record<string, MethodHandler>> = {
     } catch (e) {
       return coreError(e);
     }
-    fireInBackground(portal, 'ONTASKADD', taskEventData('ADD', task.id), call.userId);
+    fireInBackground(
+      portal,
+      'ONTASKADD',
+      taskEventData('ADD', task.id),
+      call.userId,
+      restOrigin(call),
+    );
     return { result: { task: { ...task } } };
   },
   'tasks.task.update': (params, call, portal) => {
@@ -101,7 +107,13 @@ export const TASK_METHODS: Readonly<Record<string, MethodHandler>> = {
       return coreError(e);
     }
     if (!done) throw new RestError(400, '0', 'Action on the task is not allowed (internal error)');
-    fireInBackground(portal, 'ONTASKUPDATE', taskEventData('UPDATE', id), call.userId);
+    fireInBackground(
+      portal,
+      'ONTASKUPDATE',
+      taskEventData('UPDATE', id),
+      call.userId,
+      restOrigin(call),
+    );
     return { result: { task: { ...done.task } } };
   },
 };

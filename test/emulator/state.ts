@@ -2,6 +2,7 @@ import type { EntityStore } from './crm-store.js';
 import type { ItemStore } from './item-store.js';
 import type { TaskStore } from './task-store.js';
 import type { OfflineQueue } from './offline-queue.js';
+import type { OperatingState } from './operating-limit.js';
 import type { LeakyBucket } from './rate-limit.js';
 import type { TokenStore } from './token-store.js';
 import type {
@@ -65,6 +66,15 @@ export interface PortalState {
   tasks: TaskStore;
   timeline: TimelineComment[];
   bucket: LeakyBucket;
+  /** Per-method operating time (DOCS:limits.md). */
+  operating: OperatingState;
+  /**
+   * What the OAuth server answers to this portal's refresh grants instead of new tokens:
+   * `invalid_client` ("the application may not be installed", DOCS:settings/oauth/error-codes.md)
+   * or `PAYMENT_REQUIRED` (trial or subscription expired, protocol §1.5). null: refresh
+   * normally.
+   */
+  refreshFailure: 'invalid_client' | 'PAYMENT_REQUIRED' | null;
   failures: Map<string, FailureSpec[]>;
   /** Inbound webhook secret → user id. */
   inboundWebhooks: Map<string, number>;

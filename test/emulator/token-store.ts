@@ -46,6 +46,8 @@ export interface TokenStore {
   checkAccess(token: string): AccessCheck;
   /** Consumes a refresh token: it is then spent, as Bitrix24 rotates refresh tokens. */
   consumeRefresh(token: string): RefreshCheck;
+  /** Whether `token` is a refresh token issued for that portal (spent or not). */
+  refreshBelongsTo(token: string, memberId: string): boolean;
   expireAccess(memberId: string): void;
   revokeRefresh(memberId: string): void;
   revokeAll(memberId: string): void;
@@ -54,6 +56,9 @@ export interface TokenStore {
 }
 
 /**
+ * Access tokens live `accessTokenTtlSec` (1 hour: DOCS:settings/oauth/index.md), and a
+ * refresh token is spent by its first use (rotation: protocol §1.5; reuse gives invalid_grant,
+ * which the docs imply rather than state).
  * Real tokens are 70 hex characters with the issue time and the user id inside, e.g.
  * `be45f066…0000000100…`. Same shape here so log redaction and column sizes get tested.
  */
@@ -117,6 +122,7 @@ export function createTokenStore(
       rec.used = true;
       return { ok: true, memberId: rec.memberId, userId: rec.userId, clientId: rec.clientId };
     },
+    refreshBelongsTo: (token, memberId) => refresh.get(token)?.memberId === memberId,
     expireAccess(memberId) {
       for (const rec of access.values()) if (rec.memberId === memberId) rec.expired = true;
     },

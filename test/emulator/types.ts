@@ -1,6 +1,6 @@
 /**
- * Public types of the Bitrix24 emulator. Shapes follow /work/shared/bitrix24-protocol.md;
- * where a field mirrors something Bitrix24 sends, its Bitrix24 name is given.
+ * Public types of the Bitrix24 emulator. Shapes follow the b24restdocs pages cited where each
+ * is produced; where a field mirrors something Bitrix24 sends, its Bitrix24 name is given.
  */
 
 /** A user of the emulated portal. */
@@ -40,7 +40,10 @@ export interface PortalOptions {
   plan?: AppStatus;
   /** Installed app version (`app.info` VERSION, ONAPPINSTALL VERSION). @default 1 */
   appVersion?: number;
-  /** Granted scopes, comma-separated. @default 'crm,placement,user_brief' */
+  /**
+   * Scopes of the installed app, comma-separated (the app form's list: manifest.json's).
+   * @default 'crm,placement,user_brief,task'
+   */
   scope?: string;
   /** Port of this portal's listener. @default 0 (any free port) */
   port?: number;

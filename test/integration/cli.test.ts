@@ -144,6 +144,7 @@ describe('operator CLI', () => {
         tokenExpiresAt: new Date(base + 3600_000).toISOString(),
         events: ['ONCRMDEALUPDATE'],
         authMode: 'oauth',
+        pauseReason: null,
       },
       expect.objectContaining({
         memberId: 'member-b',

@@ -5,6 +5,8 @@ import { createEntityReader } from '../../processing/entity-reader.js';
 import { checkMap, type MapWarning } from '../../rules/check-map.js';
 import { dryRun, type DryRunRule } from '../../rules/dry-run.js';
 import { relatedToLoad } from '../../rules/needs.js';
+import { withScopeErrors } from '../../rules/scopes.js';
+import { grantedScopes } from '../../bitrix/scopes.js';
 import { validateEventMap, type MapError } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
@@ -62,7 +64,13 @@ export function rulesPage(deps: Deps): Router {
       });
       return;
     }
-    const v = validateEventMap(json);
+    const checked = validateEventMap(json);
+    const v = checked.ok
+      ? withScopeErrors(
+          checked.map,
+          grantedScopes(deps.manifest.scopes, uiContext(res).portal.scope),
+        )
+      : checked;
     if (!v.ok) {
       await render(res.status(400), { text, errors: v.errors, warnings: [] });
       return;

@@ -11,6 +11,7 @@ import { deleteSetting, getSetting, putSetting } from '../../../db/stores/settin
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { maskForView } from '../mask-view.js';
 import { SUPPORTED_EVENTS } from '../supported-events.js';
+import { grantedScopes, missingScope, scopeOfEvent } from '../../bitrix/scopes.js';
 import { sendTestAlert } from '../test-alert.js';
 
 export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
@@ -36,9 +37,14 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     } catch (e) {
       unavailable = maskForView((e as Error).message);
     }
-    const names = [
-      ...new Set([...SUPPORTED_EVENTS.map((e) => e.name), ...chosen, ...(actual ?? [])]),
-    ].filter((n) => !(LIFECYCLE_BINDINGS as readonly string[]).includes(n));
+    // Only what the app's scopes allow is offered: the portal refuses the rest.
+    const granted = grantedScopes(deps.manifest.scopes, portal.scope);
+    const offered = SUPPORTED_EVENTS.map((e) => e.name).filter(
+      (n) => !missingScope(scopeOfEvent(n), granted),
+    );
+    const names = [...new Set([...offered, ...chosen, ...(actual ?? [])])].filter(
+      (n) => !(LIFECYCLE_BINDINGS as readonly string[]).includes(n),
+    );
     res.render('ui/subscriptions', {
       nav: 'subscriptions',
       rows: names.map((name) => ({
@@ -63,6 +69,16 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
         .map((e) => String(e).trim().toUpperCase())
         .filter((e) => /^[A-Z0-9_]{2,64}$/.test(e));
+      const granted = grantedScopes(deps.manifest.scopes, portal.scope);
+      const refused = list.flatMap((e) => {
+        const why = missingScope(scopeOfEvent(e), granted);
+        return why ? [`${e} ${why}`] : [];
+      });
+      if (refused.length) {
+        res.status(400);
+        await renderSubs(res, { error: `Not saved: ${refused.join('; ')}` });
+        return;
+      }
       await putSetting(deps.db, user.memberId, 'events', [...new Set(list)], deps.clock.now());
     }
     let sync: BindingSync | undefined;

@@ -138,6 +138,26 @@ describe('the pages of an installed portal with events', () => {
     );
     expect(bad.status).toBe(400);
     expect(bad.html).toContain('$.rules[0].actions[0]');
+    // A step outside the app's scopes would get insufficient_scope: refused at save.
+    const outside = await postForm(
+      h,
+      '/ui/rules',
+      {
+        map: JSON.stringify({
+          rules: [
+            {
+              name: 'x',
+              on: ['ONCRMDEALADD'],
+              actions: [{ type: 'bitrix', method: 'im.notify.system.add', params: {} }],
+            },
+          ],
+        }),
+        _csrf: csrf,
+      },
+      admin.cookie,
+    );
+    expect(outside.status).toBe(400);
+    expect(outside.html).toContain('needs the Bitrix24 scope &#34;im&#34;');
     const good = await postForm(
       h,
       '/ui/rules',

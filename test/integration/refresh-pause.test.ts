@@ -1,0 +1,69 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
+import { runCliIn } from '../helpers/cli.js';
+import { seedNewDeals, startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+// Issue 17, "refresh errors": invalid_client and PAYMENT_REQUIRED at refresh pause the portal
+// with their own reason and an alert, instead of failing each event for good; its events
+// are kept and processed once a refresh succeeds again.
+describe.each([
+  ['invalid_client', 'invalid_client'],
+  ['PAYMENT_REQUIRED', 'payment_required'],
+] as const)('a refresh answered %s', (error, reason) => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario();
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+  const row = async () =>
+    (await findPortalByMemberId(s.h.t.deps.db, s.portal.memberId)) as PortalRow;
+
+  it('pauses the portal with its reason, keeps its events and resumes after the OAuth server does', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    s.portal.expireAccessTokens();
+    s.portal.failRefresh(error);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.drain();
+
+    const paused = await row();
+    expect(paused).toMatchObject({ status: 'installed', pause_reason: reason });
+    const won = () =>
+      s.h.t.deps
+        .db('events')
+        .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+        .orderBy('id', 'desc')
+        .first();
+    expect(await won()).toMatchObject({ status: 'received' });
+    expect(String((await won()).last_error)).toContain(`paused`);
+    expect(s.accounting.requests).toHaveLength(0);
+    // Control: the refresh was tried, and answered with that error.
+    expect(s.h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').at(-1)).toMatchObject({
+      status: error === 'invalid_client' ? 401 : 402,
+    });
+    const logged = s.h.t.logs.lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.alert === 'portal_paused');
+    expect(logged.map((l) => l.reason)).toEqual([reason]);
+
+    // The CLI keeps the contract's statuses and adds the reason.
+    const cli = await runCliIn(s.h.t, ['portals', '--json']);
+    expect(JSON.parse(cli.out)).toEqual([
+      expect.objectContaining({ status: 'installed', pauseReason: reason }),
+    ]);
+
+    // While paused, no refresh is tried on every job: the next try waits.
+    const tries = s.h.emu.oauthCalls.length;
+    await s.drain();
+    expect(s.h.emu.oauthCalls.length).toBe(tries);
+
+    // The portal is fine again; after the pause's wait the event runs, once.
+    s.portal.failRefresh(null);
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 11 * 60_000);
+    await s.drain();
+    expect(await row()).toMatchObject({ status: 'installed', pause_reason: null });
+    expect(await won()).toMatchObject({ status: 'processed' });
+    expect(s.accounting.requests).toHaveLength(1);
+  });
+});
