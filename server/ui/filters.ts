@@ -60,3 +60,56 @@ export function filterParams(form: FilterForm): Record<string, string> {
     string
   >;
 }
+
+/**
+ * What a manager asks of the log beyond the shared filter: a rule, an outcome, and whether
+ * the app's own lifecycle and offline-queue events are shown (`all=1`).
+ */
+export interface LogForm extends FilterForm {
+  rule: string;
+  outcome: string;
+  all: string;
+}
+
+/** Outcomes a manager filters by, each a set of event statuses. */
+export const OUTCOMES = {
+  done: ['processed'],
+  failed: ['failed'],
+  nothing: ['skipped'],
+  waiting: ['received', 'processing', 'unverified'],
+  rejected: ['rejected'],
+} as const satisfies Record<string, readonly EventStatus[]>;
+export type Outcome = keyof typeof OUTCOMES;
+
+/**
+ * Events about the app itself, hidden from the log unless asked for: install, update,
+ * uninstall and ONOFFLINEEVENT (the portal's note that offline events wait, protocol §3.3).
+ */
+export const HOUSEKEEPING_EVENTS = [
+  'ONAPPINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPUNINSTALL',
+  'ONAPPTEST',
+  'ONOFFLINEEVENT',
+] as const;
+
+export function readLogForm(src: Record<string, unknown>): LogForm {
+  return {
+    ...readFilterForm(src),
+    rule: str(src.rule, 255),
+    outcome: str(src.outcome, 16),
+    all: src.all === '1' ? '1' : '',
+  };
+}
+
+/** The log's store filter: hides housekeeping events unless shown or asked for by name. */
+export function toLogPageFilter(form: LogForm, portalId: number): LogFilter {
+  const base = toLogFilter(form, portalId);
+  const outcome = Object.hasOwn(OUTCOMES, form.outcome) ? (form.outcome as Outcome) : undefined;
+  return {
+    ...base,
+    rule: form.rule || undefined,
+    statuses: outcome ? OUTCOMES[outcome] : undefined,
+    hideEvents: form.all === '1' || base.event !== undefined ? undefined : HOUSEKEEPING_EVENTS,
+  };
+}
