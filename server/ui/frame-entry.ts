@@ -11,6 +11,7 @@ import {
   type PortalRow,
 } from '../../db/stores/portals.js';
 import type { UiUser } from './session.js';
+import { isTimeZone, offsetOfDateString } from './time.js';
 
 /** A frame POST that is refused; the message is safe to show, the detail goes to the log. */
 export class EntryRefusedError extends AppError {
@@ -115,6 +116,12 @@ export async function verifyFrameEntry(
   if (!Number.isInteger(userId) || userId <= 0) {
     throw new EntryRefusedError(401, 'The portal did not name the user.');
   }
+  const timeZone = await userTimeZone(
+    deps,
+    { memberId, domain: portal.domain, clientEndpoint },
+    authId,
+    holder.timeZone,
+  );
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
     portal: resumed,
@@ -124,10 +131,33 @@ export async function verifyFrameEntry(
       userId,
       isAdmin,
       lang: uiLang(first(query.LANG)),
+      timeZone,
     },
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
   };
+}
+
+/**
+ * The zone times are shown in: the user's own (`profile` TIME_ZONE) when set, else the
+ * portal's, read as the offset of `server.time` (b24restdocs
+ * api-reference/common/system/server-time.md: `YYYY-MM-DDThh:mm:ss±hh:mm`, the portal's
+ * time), else UTC when the portal does not answer (the page still opens).
+ */
+async function userTimeZone(
+  deps: Deps,
+  target: { memberId: string; domain: string; clientEndpoint: string },
+  authId: string,
+  own: string,
+): Promise<string> {
+  if (own && isTimeZone(own)) return own;
+  try {
+    const now = await deps.bitrix.probe<string>(target, { accessToken: authId }, 'server.time');
+    return offsetOfDateString(now) ?? 'UTC';
+  } catch (e) {
+    deps.logger.info({ memberId: target.memberId, err: e }, 'server.time failed; times in UTC');
+    return 'UTC';
+  }
 }
 
 /**

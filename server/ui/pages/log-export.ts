@@ -4,6 +4,7 @@ import { logPage, type LogFilter } from '../../../db/stores/event-log.js';
 import { uiContext } from '../context.js';
 import { crmCardUrl } from '../crm-links.js';
 import { maskForView } from '../mask-view.js';
+import { isoInZone } from '../time.js';
 
 /** Rows read per query: each page is one short indexed query, not one long scan. */
 const CHUNK = 500;
@@ -35,14 +36,14 @@ export function csvCell(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-const iso = (ms: number | null): string => (ms === null ? '' : new Date(ms).toISOString());
-
 /**
- * The filtered log as CSV, newest first, written page by page. Event bodies are left out and
+ * The filtered log as CSV, newest first, written page by page; times are ISO 8601 with the
+ * user's offset. Event bodies are left out and
  * errors pass through the same masking as the pages, so no token or secret is exported.
  */
 export async function exportLogCsv(deps: Deps, res: Response, filter: LogFilter): Promise<void> {
-  const { portal } = uiContext(res);
+  const { portal, user } = uiContext(res);
+  const iso = (ms: number | null) => isoInZone(ms, user.timeZone ?? 'UTC');
   res.type('text/csv; charset=utf-8');
   res.attachment(`b24hooks-events-${portal.domain.replace(/[^\w.-]/g, '_')}.csv`);
   res.write(`\ufeff${COLUMNS.join(',')}\r\n`);

@@ -33,7 +33,7 @@ export function logPages(deps: Deps): Router {
     const form = readLogForm(req.query as Record<string, unknown>);
     const before = Number(req.query.before);
     const filter = {
-      ...toLogPageFilter(form, portal.id),
+      ...toLogPageFilter(form, portal.id, user.timeZone),
       beforeId: Number.isSafeInteger(before) && before > 0 ? before : undefined,
     };
     const [page, map, eventNames] = await Promise.all([
@@ -63,9 +63,9 @@ export function logPages(deps: Deps): Router {
   });
 
   router.get('/ui/events.csv', async (req, res) => {
-    const { portal } = uiContext(res);
+    const { portal, user } = uiContext(res);
     const form = readLogForm(req.query as Record<string, unknown>);
-    await exportLogCsv(deps, res, toLogPageFilter(form, portal.id));
+    await exportLogCsv(deps, res, toLogPageFilter(form, portal.id, user.timeZone));
   });
 
   /** Retry the rows an admin ticked; events of another portal are never touched. */
