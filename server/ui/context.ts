@@ -5,6 +5,7 @@ import { AppError } from '../lib/errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { portalOrigin } from './frame-entry.js';
 import { translator } from './i18n.js';
+import { translateMessage } from './i18n-messages.js';
 import { TOKEN_PARAM, type UiUser } from './session.js';
 import { formatTime, wallClock } from './time.js';
 
@@ -75,7 +76,12 @@ export function requireUiSession(deps: Deps): RequestHandler {
     if (!user || !portal || portal.id !== user.portalId || portal.status === 'uninstalled') {
       frameHeaders(res);
       if (user) req.session.b24 = undefined;
-      res.status(401).type('text/plain').send('Open this application from Bitrix24.\n');
+      // No session, so no Bitrix24 language: the browser's preference decides.
+      const lang = req.acceptsLanguages('en', 'ru') === 'ru' ? 'ru' : 'en';
+      res
+        .status(401)
+        .type('text/plain')
+        .send(`${translateMessage('Open this application from Bitrix24.', lang)}\n`);
       return;
     }
     frameHeaders(res, portal);
@@ -92,6 +98,7 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.timeZone = zone;
     res.locals.fmtTime = (ms: number | null | undefined) => formatTime(ms, zone);
     res.locals.wallTime = (ms: number) => wallClock(ms, zone);
+    res.locals.tm = (message: string) => translateMessage(message, user.lang);
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
     res.locals.nav = '';
     res.locals.compact = false;

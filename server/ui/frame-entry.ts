@@ -10,6 +10,7 @@ import {
   updatePortal,
   type PortalRow,
 } from '../../db/stores/portals.js';
+import { uiLang } from './i18n.js';
 import type { UiUser } from './session.js';
 import { isTimeZone, offsetOfDateString } from './time.js';
 
@@ -38,9 +39,7 @@ const TOKEN = /^[\x21-\x7e]{8,512}$/;
 const first = (v: unknown): string | undefined =>
   typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
 
-export function uiLang(lang: string | undefined): UiUser['lang'] {
-  return ['ru', 'ua', 'by', 'kz'].includes((lang ?? '').toLowerCase()) ? 'ru' : 'en';
-}
+export { uiLang } from './i18n.js';
 
 function parseOptions(raw: string | undefined): Record<string, unknown> {
   if (!raw || raw === 'undefined') return {};

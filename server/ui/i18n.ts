@@ -206,6 +206,21 @@ const EN = {
   'dash.oldestKept': 'Oldest kept event',
   'dash.noEvents': 'none',
   'dash.retention': 'Retention',
+  'common.user': 'user',
+  'install.title': 'installation',
+  'install.done': 'Installed on',
+  'install.events': 'Events this application receives:',
+  'install.placements': 'Placements:',
+  'install.refused': 'The portal refused:',
+  'install.finishing': 'Finishing the installation…',
+  'install.failed': 'Not installed',
+  'ev.duplicates': 'duplicates',
+  'log.src.online': 'online',
+  'action.http': 'HTTP request',
+  'action.telegram': 'Telegram',
+  'action.email': 'E-mail',
+  'action.sms': 'SMS',
+  'action.bitrix': 'Bitrix24 method',
 } as const;
 
 export type MessageKey = keyof typeof EN;
@@ -415,9 +430,34 @@ const RU: Record<MessageKey, string> = {
   'dash.oldestKept': 'Самое старое хранимое событие',
   'dash.noEvents': 'нет',
   'dash.retention': 'Срок хранения',
+  'common.user': 'пользователь',
+  'install.title': 'установка',
+  'install.done': 'Установлено на портале',
+  'install.events': 'События, которые получает приложение:',
+  'install.placements': 'Встраивания:',
+  'install.refused': 'Портал отказал:',
+  'install.finishing': 'Завершаем установку…',
+  'install.failed': 'Не установлено',
+  'ev.duplicates': 'повторов доставки',
+  'log.src.online': 'онлайн',
+  'action.http': 'HTTP-запрос',
+  'action.telegram': 'Telegram',
+  'action.email': 'E-mail',
+  'action.sms': 'SMS',
+  'action.bitrix': 'метод Битрикс24',
 };
 
 export type Translate = (key: MessageKey) => string;
+
+/** The pages' language for Bitrix24's `LANG` / `LANGUAGE_ID`: Russian for ru, ua, by, kz. */
+export function uiLang(lang: string | undefined): UiUser['lang'] {
+  return ['ru', 'ua', 'by', 'kz'].includes((lang ?? '').toLowerCase()) ? 'ru' : 'en';
+}
+
+/** Every text of a dictionary (tests check pages against it). */
+export function dictionary(lang: UiUser['lang']): readonly string[] {
+  return Object.values(lang === 'ru' ? RU : EN);
+}
 
 export function translator(lang: UiUser['lang']): Translate {
   return lang === 'ru' ? (k) => RU[k] : (k) => EN[k];

@@ -21,6 +21,8 @@ export interface UiHarness {
   /** Where the rules' http actions go: `/invoices` answers 201, `/fail` 400. */
   sink: HttpSink;
   listener: http.RequestListener;
+  /** The installer page the app answered at install. */
+  installHtml: string;
   drain(): Promise<void>;
   close(): Promise<void>;
 }
@@ -113,6 +115,7 @@ export async function startUiHarness(
     appUrl,
     sink,
     listener: (req, res) => listener(req, res),
+    installHtml: res.body,
     drain,
     async close() {
       await emu.close();

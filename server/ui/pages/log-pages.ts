@@ -102,6 +102,7 @@ export function logPages(deps: Deps): Router {
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
+      cardUrl: crmCardUrl(portal, ev.entity_type, ev.entity_id),
       body: maskForView(ev.body),
       lastError: maskForView(ev.last_error),
       runs: runs.map((r) => ({
