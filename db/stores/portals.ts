@@ -27,6 +27,8 @@ export interface PortalRow {
   install_confirmed_at: number | null;
   uninstalled_at: number | null;
   updated_at: number;
+  /** The language Bitrix24 named at install (`ru`, `en`, `de`, …); alerts use it. */
+  lang?: string | null;
 }
 
 export type PortalInsert = Partial<Omit<PortalRow, 'id'>> &

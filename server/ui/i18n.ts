@@ -449,10 +449,7 @@ const RU: Record<MessageKey, string> = {
 
 export type Translate = (key: MessageKey) => string;
 
-/** The pages' language for Bitrix24's `LANG` / `LANGUAGE_ID`: Russian for ru, ua, by, kz. */
-export function uiLang(lang: string | undefined): UiUser['lang'] {
-  return ['ru', 'ua', 'by', 'kz'].includes((lang ?? '').toLowerCase()) ? 'ru' : 'en';
-}
+export { uiLang } from '../lib/lang.js';
 
 /** Every text of a dictionary (tests check pages against it). */
 export function dictionary(lang: UiUser['lang']): readonly string[] {

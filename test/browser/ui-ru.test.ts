@@ -180,6 +180,11 @@ describe('every page in Russian has no English UI string', () => {
     await install.close();
   });
 
+  it('keeps the language the portal was installed in (alerts use it)', async () => {
+    const row = await h.t.deps.db('portals').where({ member_id: h.portal.memberId }).first();
+    expect(row.lang).toBe('ru');
+  });
+
   it('found no English string on any page', () => {
     expect(Object.keys(read).length).toBeGreaterThanOrEqual(17);
     for (const n of Object.values(read)) expect(n).toBeGreaterThan(0);
