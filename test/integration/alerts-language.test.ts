@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { updatePortal } from '../../db/stores/portals.js';
+import { findPortalById, updatePortal } from '../../db/stores/portals.js';
+import { sendTestAlert } from '../../server/ui/test-alert.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
@@ -43,5 +44,18 @@ describe("alerts in the portal's language", () => {
     h.t.deps.portals.invalidate(portal.memberId);
     await failTwo();
     expect(h.tg.sent[0]?.text).toContain(`2 events failed for good on ${portal.domain}`);
+  });
+
+  it('sends the test alert in the portal language too', async () => {
+    await updatePortal(h.t.deps.db, portal.row.id, { lang: 'ru' });
+    const row = await findPortalById(h.t.deps.db, portal.row.id);
+    expect(await sendTestAlert(h.t.deps, row!)).toEqual([
+      'telegram -100',
+      'e-mail ops@example.com',
+    ]);
+    await h.services.worker.drain();
+    expect(h.tg.sent.at(-1)?.text).toBe(
+      `Тестовое оповещение b24hooks для ${portal.domain}. Оповещения этого портала приходят сюда.`,
+    );
   });
 });
