@@ -1,9 +1,23 @@
 import type { Knex } from 'knex';
-import { applyEventFilter, normaliseEvent, type EventFilter, type EventRow } from './events.js';
+import {
+  applyEventFilter,
+  normaliseEvent,
+  type EventFilter,
+  type EventRow,
+  type EventStatus,
+} from './events.js';
 
-/** The event log's filter: the store's filter plus a text search over body and last error. */
+/**
+ * The event log's filter: the store's filter plus a text search over body and last error,
+ * the rule an event matched, a set of statuses (an outcome) and event names left out.
+ */
 export interface LogFilter extends EventFilter {
   text?: string | undefined;
+  /** Events this rule matched (rule_matches). */
+  rule?: string | undefined;
+  statuses?: readonly EventStatus[] | undefined;
+  /** Event names not listed (the app's own lifecycle events, by default). */
+  hideEvents?: readonly string[] | undefined;
 }
 
 /** A row of the log list: the event without its body. */
@@ -52,6 +66,19 @@ export async function logPage(
       w
         .whereRaw(`events.body like ? escape '\\'`, [p])
         .orWhereRaw(`events.last_error like ? escape '\\'`, [p]),
+    );
+  }
+  if (filter.statuses !== undefined) q.whereIn('events.status', [...filter.statuses]);
+  if (filter.hideEvents?.length) q.whereNotIn('events.event', [...filter.hideEvents]);
+  if (filter.rule !== undefined) {
+    // One probe of rule_matches' (event_id, rule_name) unique index per candidate event.
+    const rule = filter.rule;
+    q.whereExists((sub) =>
+      sub
+        .select(db.raw('1'))
+        .from('rule_matches')
+        .whereRaw('rule_matches.event_id = events.id')
+        .andWhere('rule_matches.rule_name', rule),
     );
   }
   const rows = (

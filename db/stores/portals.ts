@@ -33,6 +33,8 @@ export interface PortalRow {
   paused_at: number | null;
   /** The refresh lease (migration 0011); null when nobody refreshes. */
   refresh_lease_holder?: string | null;
+  /** The language Bitrix24 named at install (`ru`, `en`, `de`, …); alerts use it. */
+  lang?: string | null;
 }
 
 export type PortalInsert = Partial<Omit<PortalRow, 'id'>> &

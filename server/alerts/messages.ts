@@ -1,10 +1,15 @@
+import type { PauseReason } from '../../db/stores/portals.js';
 import type { FailedEvent } from '../../db/stores/alerts.js';
+import type { Lang } from '../lib/lang.js';
+import * as ru from './messages-ru.js';
 import type { AlertPhase } from './types.js';
 
 /** Where the figures are: a portal or all of them. */
 export interface Scope {
   /** `acme.bitrix24.com` or `all portals`. */
   label: string;
+  /** The portal's language (messages-ru.ts for Russian). @default 'en' */
+  lang?: Lang;
 }
 
 export interface Text {
@@ -46,6 +51,7 @@ export function backlogText(
   f: { backlog: number; threshold: number; recoverBelow: number; oldestPendingSeconds: number },
   dashboard: string,
 ): Text {
+  if (scope.lang === 'ru') return ru.backlogText(phase, scope, f, dashboard);
   if (phase === 'recovered') {
     return compose(
       phase,
@@ -74,6 +80,7 @@ export function failedDigestText(
   truncated: boolean,
   dashboard: string,
 ): Text {
+  if (scope.lang === 'ru') return ru.failedDigestText(scope, events, truncated, dashboard);
   const byKey = new Map<string, number>();
   for (const e of events) {
     for (const rule of e.rules.length ? e.rules : ['(no rule)']) {
@@ -107,8 +114,9 @@ export function reauthText(
   phase: AlertPhase,
   scope: Scope,
   dashboard: string,
-  pauseReason?: 'invalid_client' | 'payment_required' | null,
+  pauseReason?: PauseReason | null,
 ): Text {
+  if (scope.lang === 'ru') return ru.reauthText(phase, scope, dashboard, pauseReason);
   if (phase === 'recovered') {
     return compose(
       phase,
@@ -147,6 +155,7 @@ export function driftText(
   missing: readonly string[],
   dashboard: string,
 ): Text {
+  if (scope.lang === 'ru') return ru.driftText(phase, scope, missing, dashboard);
   if (phase === 'recovered') {
     return compose(
       phase,
@@ -172,6 +181,7 @@ export function slaText(
   f: { events: number; byRule: Array<{ rule: string; events: number }>; oldestSeconds: number },
   dashboard: string,
 ): Text {
+  if (scope.lang === 'ru') return ru.slaText(phase, scope, f, dashboard);
   if (phase === 'recovered') {
     return compose(
       phase,

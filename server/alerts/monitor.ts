@@ -1,3 +1,4 @@
+import { uiLang } from '../lib/lang.js';
 import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
 import { chosenEvents, eventHandlerUrl, LIFECYCLE_BINDINGS } from '../install/bindings.js';
@@ -81,6 +82,7 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
 
   const scopeOf = (p: PortalRow | undefined): Scope => ({
     label: p ? `${p.domain} (${p.member_id})` : 'all portals',
+    lang: uiLang(p?.lang),
   });
 
   /**

@@ -221,6 +221,7 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     webhook_url_enc: null,
     installed_by_user_id: Number.isInteger(userId) ? userId : null,
     app_version: req.appVersion ?? existing?.app_version ?? null,
+    lang: req.lang?.slice(0, 8).toLowerCase() ?? existing?.lang ?? null,
     installed_at: now,
     install_confirmed_at: confirmedAt,
     uninstalled_at: null,

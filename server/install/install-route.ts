@@ -3,6 +3,8 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { parseInstallRequest, type InstallRequest } from './install-request.js';
 import { installPortal } from './install-portal.js';
+import { translator, uiLang } from '../ui/i18n.js';
+import { translateMessage } from '../ui/i18n-messages.js';
 
 /** Only the portal may frame the installer page (protocol §6.4). */
 function frameHeaders(res: Response, domain: string | undefined): void {
@@ -28,6 +30,13 @@ export function installRoutes(deps: Deps): Router {
   router.post(path, form, async (req, res) => {
     const raw = typeof req.body === 'string' ? req.body : '';
     const wantsPage = !/(^|&)event=/i.test(raw);
+    // The installer page speaks the installing admin's language (query LANG, protocol §1.1).
+    const lang = uiLang(typeof req.query.LANG === 'string' ? req.query.LANG : undefined);
+    const words = {
+      lang,
+      t: translator(lang),
+      tm: (m: string) => translateMessage(m, lang),
+    };
     let request: InstallRequest | undefined;
     try {
       request = parseInstallRequest(req.query as Record<string, unknown>, raw);
@@ -38,6 +47,7 @@ export function installRoutes(deps: Deps): Router {
       }
       frameHeaders(res, request.domain);
       res.render('install', {
+        ...words,
         ok: true,
         jsSdkUrl: deps.config.b24.jsSdkUrl,
         appName: deps.manifest.name,
@@ -60,6 +70,7 @@ export function installRoutes(deps: Deps): Router {
       }
       frameHeaders(res, request?.domain);
       res.status(status).render('install', {
+        ...words,
         ok: false,
         jsSdkUrl: deps.config.b24.jsSdkUrl,
         appName: deps.manifest.name,

@@ -18,11 +18,15 @@ export class ForeignAppTokenError extends AppError {
 export interface TokenHolder {
   userId: number;
   isAdmin: boolean;
+  /** `profile` TIME_ZONE (`Europe/Berlin`); empty when the user has not set one. */
+  timeZone: string;
 }
 
+/** What `profile` returns (b24restdocs api-reference/common/users/profile.md). */
 interface Profile {
   ID?: string | number;
   ADMIN?: boolean | string;
+  TIME_ZONE?: string;
 }
 
 /**
@@ -49,6 +53,7 @@ export async function askPortalAboutToken(
   return {
     userId: Number(profile.ID),
     isAdmin: profile.ADMIN === true || profile.ADMIN === 'Y' || profile.ADMIN === 'true',
+    timeZone: typeof profile.TIME_ZONE === 'string' ? profile.TIME_ZONE.trim() : '',
   };
 }
 

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '../lib/errors.js';
 import type { Deps } from '../deps.js';
+import { translateMessage } from '../ui/i18n-messages.js';
 
 /** 404 for anything no route answered. */
 export const notFound: RequestHandler = (req, res) => {
@@ -24,6 +25,13 @@ export function errorHandler(deps: Deps): ErrorRequestHandler {
     if (res.headersSent) return;
     if (req.accepts(['html', 'json']) === 'json')
       res.status(status).json({ error: message, code: e.code });
-    else res.status(status).type('text/plain').send(`${message}\n`);
+    else {
+      // A page of the app (a session knows the language) answers in the user's language.
+      const lang = res.locals.lang === 'ru' ? 'ru' : 'en';
+      res
+        .status(status)
+        .type('text/plain')
+        .send(`${translateMessage(message, lang)}\n`);
+    }
   };
 }

@@ -1,4 +1,5 @@
 import type { Action } from './model.js';
+import type { Escape } from './template-filters.js';
 import { renderTemplate, type RenderOptions, type TemplateContext } from './templates.js';
 
 /** Step keys that are never templates. */
@@ -22,10 +23,28 @@ const asText = (v: unknown): unknown => {
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 };
 
+const TELEGRAM_ESCAPE: Record<string, Escape> = {
+  HTML: 'html',
+  MarkdownV2: 'markdownV2',
+  Markdown: 'markdown',
+};
+
+/**
+ * How values are escaped in one field of a step: an e-mail's `html` as HTML, a Telegram
+ * `text` as its `parseMode` says (none without one). Other fields are plain text or JSON.
+ */
+export function escapeOf(action: Action, key: string): Escape | undefined {
+  if (action.type === 'email' && key === 'html') return 'html';
+  if (action.type === 'telegram' && key === 'text' && action.parseMode) {
+    return TELEGRAM_ESCAPE[action.parseMode];
+  }
+  return undefined;
+}
+
 /**
  * The step with every template filled (throws TemplateError naming the path of a missing
  * value). `http.body`, `http.headers` and `bitrix.params` keep JSON types; text fields stay
- * text.
+ * text, with values escaped for markup where the field is markup (`escapeOf`).
  */
 export function renderAction<A extends Action>(
   action: A,
@@ -35,8 +54,9 @@ export function renderAction<A extends Action>(
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(action)) {
     if (FIXED.has(key)) out[key] = value;
-    else if (TEXT.has(key)) out[key] = asText(renderTemplate(value, ctx, opts));
-    else if (key === 'headers') {
+    else if (TEXT.has(key)) {
+      out[key] = asText(renderTemplate(value, ctx, { ...opts, escape: escapeOf(action, key) }));
+    } else if (key === 'headers') {
       const h: Record<string, string> = {};
       for (const [k, v] of Object.entries(
         renderTemplate(value, ctx, opts) as Record<string, unknown>,

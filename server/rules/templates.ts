@@ -1,4 +1,14 @@
 import { PermanentError } from '../queue/errors.js';
+import {
+  applyFilters,
+  asText,
+  escapeFor,
+  FilterSyntaxError,
+  isRaw,
+  parseFilter,
+  type Escape,
+  type FilterCall,
+} from './template-filters.js';
 
 /**
  * What `{{…}}` placeholders read. Usual roots: `event` ({name, id, memberId, …}), `entity`
@@ -29,6 +39,11 @@ export interface RenderOptions {
    * their output is unknown).
    */
   keepSteps?: boolean;
+  /**
+   * Escapes every interpolated value for the place the text goes (HTML of an e-mail, a
+   * Telegram text with a parseMode); a placeholder with `| raw` is inserted as it is.
+   */
+  escape?: Escape;
 }
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
@@ -83,6 +98,24 @@ const kindOf = (v: unknown): string =>
 
 type Lookup = { found: true; value: unknown } | { found: false; problem: string };
 
+/** A placeholder's content: the path and the filters after it (`deal.TITLE? | upper`). */
+export interface ParsedPlaceholder {
+  path: ParsedPath;
+  filters: FilterCall[];
+}
+
+/** Parses `deal.CLOSEDATE | date:"DD.MM.YYYY"`; throws TemplateError on bad syntax. */
+export function parsePlaceholder(raw: string): ParsedPlaceholder {
+  const [pathText = '', ...filterTexts] = raw.split('|');
+  const path = parsePath(pathText.trim());
+  try {
+    return { path, filters: filterTexts.map(parseFilter) };
+  } catch (e) {
+    if (e instanceof FilterSyntaxError) throw new TemplateError(raw.trim(), e.message);
+    throw e;
+  }
+}
+
 /** Follows a path through the context; says which part is missing when it cannot. */
 export function lookupPath(ctx: TemplateContext, segments: readonly string[]): Lookup {
   const [root, ...rest] = segments;
@@ -128,32 +161,36 @@ export function lookupPath(ctx: TemplateContext, segments: readonly string[]): L
   return { found: true, value: current };
 }
 
-/** The value a placeholder stands for: a multi-field reads as its first VALUE. */
-function resolve(ctx: TemplateContext, raw: string): { value: unknown; missing: boolean } {
-  const path = parsePath(raw);
+/**
+ * The value a placeholder stands for, filters applied: a multi-field reads as its first
+ * VALUE; a missing optional value skips the filters.
+ */
+function resolve(
+  ctx: TemplateContext,
+  raw: string,
+): { value: unknown; missing: boolean; raw: boolean } {
+  const { path, filters } = parsePlaceholder(raw);
   const hit = lookupPath(ctx, path.segments);
   if (!hit.found) {
-    if (path.optional) return { value: undefined, missing: true };
+    if (path.optional) return { value: undefined, missing: true, raw: isRaw(filters) };
     throw new TemplateError(path.text, hit.problem);
   }
   const value = isMultiField(hit.value) ? hit.value[0]?.VALUE : hit.value;
-  return { value, missing: false };
+  try {
+    return { value: applyFilters(value, filters), missing: false, raw: isRaw(filters) };
+  } catch (e) {
+    if (e instanceof FilterSyntaxError) throw new TemplateError(raw.trim(), e.message);
+    throw e;
+  }
 }
-
-const asText = (v: unknown): string =>
-  v === undefined || v === null
-    ? ''
-    : typeof v === 'string'
-      ? v
-      : typeof v === 'object'
-        ? JSON.stringify(v)
-        : String(v);
 
 function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unknown {
   if (!s.includes('{{')) return s;
   const keep = (raw: string) => opts.keepSteps === true && /^\s*steps[.[]/.test(raw);
+  const text = (r: ReturnType<typeof resolve>): string =>
+    r.raw ? asText(r.value) : escapeFor(opts.escape, asText(r.value));
   const exact = EXACT.exec(s);
-  if (exact) {
+  if (exact && opts.escape === undefined) {
     const raw = exact[1] ?? '';
     if (keep(raw)) return s;
     const r = resolve(ctx, raw);
@@ -162,15 +199,18 @@ function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unk
     return r.missing ? null : r.value;
   }
   return s.replace(PLACEHOLDER, (whole, raw: string) =>
-    keep(raw) ? whole : asText(resolve(ctx, raw).value),
+    keep(raw) ? whole : text(resolve(ctx, raw)),
   );
 }
 
 /**
  * Deep-renders `{{path}}` placeholders in any JSON value (object keys are left alone). A
- * string that is exactly one placeholder becomes the value itself (number, object, …);
- * otherwise values are interpolated as text. `{{path?}}` renders a missing value as empty;
- * without `?` a missing or null value throws TemplateError naming the path.
+ * string that is exactly one placeholder becomes the value itself (number, object, …), so a
+ * value inserted into a JSON body always stays valid JSON (it is serialised as a whole, never
+ * spliced into JSON text); otherwise values are interpolated as text, escaped as
+ * `opts.escape` says. `{{path?}}` renders a missing value as empty; without `?` a missing or
+ * null value throws TemplateError naming the path. Filters follow the path:
+ * `{{deal.TITLE | upper}}`, `| lower`, `| date`, `| money`, `| raw` (see template-filters.ts).
  */
 export function renderTemplate(
   value: unknown,
@@ -187,7 +227,7 @@ export function renderTemplate(
   return value;
 }
 
-/** Every placeholder string found in a JSON value, as written (`contact.PHONE?`). */
+/** Every placeholder string found in a JSON value, as written (`contact.PHONE? | upper`). */
 export function placeholders(value: unknown): string[] {
   const found: string[] = [];
   const walk = (v: unknown): void => {
@@ -209,7 +249,7 @@ export function templatePaths(value: unknown): Set<string> {
   const out = new Set<string>();
   for (const raw of placeholders(value)) {
     try {
-      out.add(parsePath(raw).segments.join('.'));
+      out.add(parsePlaceholder(raw).path.segments.join('.'));
     } catch {
       // reported by validateEventMap
     }

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { EventMap } from './model.js';
 import { eventMapSchema } from './schema.js';
-import { parsePath, placeholders } from './templates.js';
+import { parsePlaceholder, placeholders } from './templates.js';
 
 export { checkMap, type CheckOptions, type MapWarning } from './check-map.js';
 
@@ -131,7 +131,7 @@ function crossChecks(json: unknown): MapError[] {
         for (const raw of placeholders(value)) {
           let segments: string[];
           try {
-            segments = parsePath(raw).segments;
+            segments = parsePlaceholder(raw).path.segments;
           } catch (e) {
             errors.push({ path: jsonPath([...at, key]), message: (e as Error).message });
             continue;

@@ -5,7 +5,9 @@ import { AppError } from '../lib/errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { portalOrigin } from './frame-entry.js';
 import { translator } from './i18n.js';
+import { translateMessage } from './i18n-messages.js';
 import { TOKEN_PARAM, type UiUser } from './session.js';
+import { formatTime, wallClock } from './time.js';
 
 /** What every page handler knows after `requireUiSession`. */
 export interface UiContext {
@@ -74,7 +76,12 @@ export function requireUiSession(deps: Deps): RequestHandler {
     if (!user || !portal || portal.id !== user.portalId || portal.status === 'uninstalled') {
       frameHeaders(res);
       if (user) req.session.b24 = undefined;
-      res.status(401).type('text/plain').send('Open this application from Bitrix24.\n');
+      // No session, so no Bitrix24 language: the browser's preference decides.
+      const lang = req.acceptsLanguages('en', 'ru') === 'ru' ? 'ru' : 'en';
+      res
+        .status(401)
+        .type('text/plain')
+        .send(`${translateMessage('Open this application from Bitrix24.', lang)}\n`);
       return;
     }
     frameHeaders(res, portal);
@@ -87,8 +94,12 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.jsSdkUrl = deps.config.b24.jsSdkUrl;
     res.locals.portalDomain = portal.domain;
     res.locals.appName = deps.manifest.name;
-    res.locals.fmtTime = fmtTime;
-    res.locals.fmtMs = fmtMs;
+    const zone = user.timeZone ?? 'UTC';
+    res.locals.timeZone = zone;
+    res.locals.fmtTime = (ms: number | null | undefined) => formatTime(ms, zone);
+    res.locals.wallTime = (ms: number) => wallClock(ms, zone);
+    res.locals.tm = (message: string) => translateMessage(message, user.lang);
+    res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
     res.locals.nav = '';
     res.locals.compact = false;
     next();
@@ -126,14 +137,16 @@ export const requireAdmin: RequestHandler = (_req, res, next) => {
   next();
 };
 
-export function fmtTime(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return '';
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
-}
+const UNITS = {
+  en: { ms: 'ms', s: 's', min: 'min', h: 'h' },
+  ru: { ms: 'мс', s: 'с', min: 'мин', h: 'ч' },
+} as const;
 
-export function fmtMs(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms < 3600_000) return `${Math.round(ms / 60_000)} min`;
-  return `${(ms / 3600_000).toFixed(1)} h`;
+/** A duration in the page's language: `250 ms`, `1.5 s`, `3 min`, `2.0 h`. */
+export function fmtMs(ms: number, lang: UiUser['lang'] = 'en'): string {
+  const u = UNITS[lang];
+  if (ms < 1000) return `${ms} ${u.ms}`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} ${u.s}`;
+  if (ms < 3600_000) return `${Math.round(ms / 60_000)} ${u.min}`;
+  return `${(ms / 3600_000).toFixed(1)} ${u.h}`;
 }

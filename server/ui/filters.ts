@@ -1,5 +1,6 @@
 import { EVENT_STATUSES, type EventStatus } from '../../db/stores/events.js';
 import type { LogFilter } from '../../db/stores/event-log.js';
+import { zonedToUtc } from './time.js';
 
 /** The log / replay filter as typed in the form (kept to fill the form again). */
 export interface FilterForm {
@@ -15,16 +16,16 @@ const str = (v: unknown, max = 200): string =>
   typeof v === 'string' ? v.trim().slice(0, max) : '';
 
 /**
- * `2026-05-01` or `2026-05-01T10:30` (UTC) to ms. A date alone as an upper bound means the
- * end of that day.
+ * `2026-05-01` or `2026-05-01T10:30`, a wall-clock time in the user's zone, to ms. A date
+ * alone as an upper bound means the end of that day (the next local midnight).
  */
-export function parseDateInput(v: string, endOfDay: boolean): number | undefined {
+export function parseDateInput(v: string, endOfDay: boolean, zone = 'UTC'): number | undefined {
   if (!v) return undefined;
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(v);
   if (!dateOnly && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(v)) return undefined;
-  const ms = Date.parse(dateOnly ? `${v}T00:00:00Z` : `${v}Z`);
-  if (Number.isNaN(ms)) return undefined;
-  return dateOnly && endOfDay ? ms + 86_400_000 : ms;
+  const local = Date.parse(dateOnly ? `${v}T00:00:00Z` : `${v}Z`);
+  if (Number.isNaN(local)) return undefined;
+  return zonedToUtc(dateOnly && endOfDay ? local + 86_400_000 : local, zone);
 }
 
 export function readFilterForm(src: Record<string, unknown>): FilterForm {
@@ -38,12 +39,15 @@ export function readFilterForm(src: Record<string, unknown>): FilterForm {
   };
 }
 
-/** The store filter for one portal; values that do not parse are ignored. */
-export function toLogFilter(form: FilterForm, portalId: number): LogFilter {
+/**
+ * The store filter for one portal; values that do not parse are ignored. Dates are read in
+ * the user's time zone.
+ */
+export function toLogFilter(form: FilterForm, portalId: number, zone = 'UTC'): LogFilter {
   return {
     portalId,
-    from: parseDateInput(form.from, false),
-    to: parseDateInput(form.to, true),
+    from: parseDateInput(form.from, false, zone),
+    to: parseDateInput(form.to, true, zone),
     event: /^[A-Z0-9_]{2,64}$/.test(form.event) ? form.event : undefined,
     status: (EVENT_STATUSES as readonly string[]).includes(form.status)
       ? (form.status as EventStatus)
@@ -59,4 +63,57 @@ export function filterParams(form: FilterForm): Record<string, string> {
     string,
     string
   >;
+}
+
+/**
+ * What a manager asks of the log beyond the shared filter: a rule, an outcome, and whether
+ * the app's own lifecycle and offline-queue events are shown (`all=1`).
+ */
+export interface LogForm extends FilterForm {
+  rule: string;
+  outcome: string;
+  all: string;
+}
+
+/** Outcomes a manager filters by, each a set of event statuses. */
+export const OUTCOMES = {
+  done: ['processed'],
+  failed: ['failed'],
+  nothing: ['skipped'],
+  waiting: ['received', 'processing', 'unverified'],
+  rejected: ['rejected'],
+} as const satisfies Record<string, readonly EventStatus[]>;
+export type Outcome = keyof typeof OUTCOMES;
+
+/**
+ * Events about the app itself, hidden from the log unless asked for: install, update,
+ * uninstall and ONOFFLINEEVENT (the portal's note that offline events wait, protocol §3.3).
+ */
+export const HOUSEKEEPING_EVENTS = [
+  'ONAPPINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPUNINSTALL',
+  'ONAPPTEST',
+  'ONOFFLINEEVENT',
+] as const;
+
+export function readLogForm(src: Record<string, unknown>): LogForm {
+  return {
+    ...readFilterForm(src),
+    rule: str(src.rule, 255),
+    outcome: str(src.outcome, 16),
+    all: src.all === '1' ? '1' : '',
+  };
+}
+
+/** The log's store filter: hides housekeeping events unless shown or asked for by name. */
+export function toLogPageFilter(form: LogForm, portalId: number, zone = 'UTC'): LogFilter {
+  const base = toLogFilter(form, portalId, zone);
+  const outcome = Object.hasOwn(OUTCOMES, form.outcome) ? (form.outcome as Outcome) : undefined;
+  return {
+    ...base,
+    rule: form.rule || undefined,
+    statuses: outcome ? OUTCOMES[outcome] : undefined,
+    hideEvents: form.all === '1' || base.event !== undefined ? undefined : HOUSEKEEPING_EVENTS,
+  };
 }

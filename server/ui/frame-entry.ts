@@ -10,7 +10,9 @@ import {
   updatePortal,
   type PortalRow,
 } from '../../db/stores/portals.js';
+import { uiLang } from './i18n.js';
 import type { UiUser } from './session.js';
+import { isTimeZone, offsetOfDateString } from './time.js';
 
 /** A frame POST that is refused; the message is safe to show, the detail goes to the log. */
 export class EntryRefusedError extends AppError {
@@ -37,9 +39,7 @@ const TOKEN = /^[\x21-\x7e]{8,512}$/;
 const first = (v: unknown): string | undefined =>
   typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
 
-export function uiLang(lang: string | undefined): UiUser['lang'] {
-  return ['ru', 'ua', 'by', 'kz'].includes((lang ?? '').toLowerCase()) ? 'ru' : 'en';
-}
+export { uiLang } from './i18n.js';
 
 function parseOptions(raw: string | undefined): Record<string, unknown> {
   if (!raw || raw === 'undefined') return {};
@@ -115,6 +115,12 @@ export async function verifyFrameEntry(
   if (!Number.isInteger(userId) || userId <= 0) {
     throw new EntryRefusedError(401, 'The portal did not name the user.');
   }
+  const timeZone = await userTimeZone(
+    deps,
+    { memberId, domain: portal.domain, clientEndpoint },
+    authId,
+    holder.timeZone,
+  );
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
     portal: resumed,
@@ -124,10 +130,33 @@ export async function verifyFrameEntry(
       userId,
       isAdmin,
       lang: uiLang(first(query.LANG)),
+      timeZone,
     },
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
   };
+}
+
+/**
+ * The zone times are shown in: the user's own (`profile` TIME_ZONE) when set, else the
+ * portal's, read as the offset of `server.time` (b24restdocs
+ * api-reference/common/system/server-time.md: `YYYY-MM-DDThh:mm:ss±hh:mm`, the portal's
+ * time), else UTC when the portal does not answer (the page still opens).
+ */
+async function userTimeZone(
+  deps: Deps,
+  target: { memberId: string; domain: string; clientEndpoint: string },
+  authId: string,
+  own: string,
+): Promise<string> {
+  if (own && isTimeZone(own)) return own;
+  try {
+    const now = await deps.bitrix.probe<string>(target, { accessToken: authId }, 'server.time');
+    return offsetOfDateString(now) ?? 'UTC';
+  } catch (e) {
+    deps.logger.info({ memberId: target.memberId, err: e }, 'server.time failed; times in UTC');
+    return 'UTC';
+  }
 }
 
 /**

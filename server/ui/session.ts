@@ -12,6 +12,11 @@ export interface UiUser {
   userId: number;
   isAdmin: boolean;
   lang: 'en' | 'ru';
+  /**
+   * The user's time zone from Bitrix24 (`profile` TIME_ZONE), else the portal's offset from
+   * `server.time` (`+03:00`); absent in sessions started before it was kept (then UTC).
+   */
+  timeZone?: string;
 }
 
 declare module 'express-session' {

@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { uiLang } from '../lib/lang.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from '../alerts/send.js';
 import type { AlertKind, AlertMessage } from '../alerts/types.js';
 import type { PortalRow } from '../../db/stores/portals.js';
@@ -6,7 +7,8 @@ import type { PortalRow } from '../../db/stores/portals.js';
 /**
  * "Send test alert": one message on every channel the portal's alerts would use, queued as
  * ordinary `alert` jobs (server/alerts/send.ts), so it goes through the same transports,
- * retries and logs as a real alert. Answers the channels it was queued on.
+ * retries and logs as a real alert, in the portal's language. Answers the channels it was
+ * queued on.
  */
 export async function sendTestAlert(
   deps: Deps,
@@ -21,8 +23,15 @@ export async function sendTestAlert(
     phase: 'firing',
     key: `test:${portal.member_id}`,
     memberId: portal.member_id,
-    subject: `b24hooks: test alert for ${portal.domain}`,
-    text: `Test alert from b24hooks for ${portal.domain}. Alerts for this portal arrive here.`,
+    ...(uiLang(portal.lang) === 'ru'
+      ? {
+          subject: `b24hooks: тестовое оповещение для ${portal.domain}`,
+          text: `Тестовое оповещение b24hooks для ${portal.domain}. Оповещения этого портала приходят сюда.`,
+        }
+      : {
+          subject: `b24hooks: test alert for ${portal.domain}`,
+          text: `Test alert from b24hooks for ${portal.domain}. Alerts for this portal arrive here.`,
+        }),
   };
   const { jobs, channels } = alertJobs(message, to, portal.id, deps.config.worker.maxAttempts, now);
   await enqueueAlertJobs(deps.db, jobs, now);

@@ -62,7 +62,7 @@ export function buildFrameForm(portal: PortalState, opts: FrameFormOptions): Fra
   const query = encodePhpForm([
     ['DOMAIN', portal.domain],
     ['PROTOCOL', '0'],
-    ['LANG', 'en'],
+    ['LANG', portal.lang],
     ['APP_SID', appSid],
   ]);
   const placementOptions = JSON.stringify(opts.placementOptions);
@@ -86,7 +86,7 @@ export function buildFrameForm(portal: PortalState, opts: FrameFormOptions): Fra
     initData: {
       DOMAIN: portal.domain,
       PROTOCOL: 0,
-      LANG: 'en',
+      LANG: portal.lang,
       PATH: new URL(opts.handlerUrl).pathname,
       AUTH_ID: auth.accessToken,
       AUTH_EXPIRES: auth.expiresIn,
@@ -148,7 +148,7 @@ export async function finishInstall(portal: PortalState): Promise<DeliveryRecord
   return fireEvent(
     portal,
     'ONAPPINSTALL',
-    { VERSION: String(portal.appVersion), ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+    { VERSION: String(portal.appVersion), ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: portal.lang },
     portal.installerUserId,
   );
 }
@@ -165,7 +165,7 @@ export async function update(portal: PortalState, newVersion: number): Promise<D
   return fireEvent(
     portal,
     'ONAPPUPDATE',
-    { VERSION: String(newVersion), PREVIOUS_VERSION: String(previous), LANGUAGE_ID: 'en' },
+    { VERSION: String(newVersion), PREVIOUS_VERSION: String(previous), LANGUAGE_ID: portal.lang },
     firstAdminId(portal),
     { bindings: before },
   );
@@ -176,7 +176,7 @@ export async function uninstall(portal: PortalState, clean: boolean): Promise<De
   const records = await fireEvent(
     portal,
     'ONAPPUNINSTALL',
-    { LANGUAGE_ID: 'en', CLEAN: clean ? 1 : 0 },
+    { LANGUAGE_ID: portal.lang, CLEAN: clean ? 1 : 0 },
     null,
   );
   portal.bindings = [];

@@ -110,6 +110,7 @@ export async function startPortal(
     outgoingWebhooks: [],
     nextId,
     deliveryTimeoutMs: options.deliveryTimeoutMs ?? 10_000,
+    lang: options.lang ?? 'en',
     pending: new Set(),
     aborter: new AbortController(),
   };

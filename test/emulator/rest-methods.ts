@@ -33,7 +33,7 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
     SECOND_NAME: '',
     EMAIL: u.email ?? `user${u.id}@example.test`,
     PERSONAL_GENDER: '',
-    TIME_ZONE: '',
+    TIME_ZONE: u.timeZone ?? '',
     IS_ONLINE: 'Y',
     UF_DEPARTMENT: [1],
   };
@@ -69,6 +69,8 @@ const APP_METHODS: Record<string, MethodHandler> = {
             LICENSE_FAMILY: 'pro',
           },
     ),
+  // api-reference/common/users/profile.md: TIME_ZONE is the user's zone (`Europe/Berlin`),
+  // an empty string when the user has not set one.
   profile: (_p, call) =>
     ok({
       ID: String(call.userId),
@@ -76,7 +78,7 @@ const APP_METHODS: Record<string, MethodHandler> = {
       NAME: call.user?.name ?? '',
       LAST_NAME: call.user?.lastName ?? '',
       PERSONAL_GENDER: '',
-      TIME_ZONE: '',
+      TIME_ZONE: call.user?.timeZone ?? '',
     }),
   'user.current': (_p, call) => {
     if (!call.user) throw new RestError(400, 'ERROR_NOT_FOUND', 'User not found');
@@ -90,6 +92,8 @@ const APP_METHODS: Record<string, MethodHandler> = {
     return { result: users.map(userCurrent), total: users.length };
   },
   events: () => ok([...KNOWN_EVENTS]),
+  // api-reference/common/system/server-time.md: the portal's time with its offset
+  // (`YYYY-MM-DDThh:mm:ss±hh:mm`); the emulated portal's zone is +03:00 (crm-store.ts).
   'server.time': (_p, _c, portal) => ok(formatBitrixDate(portal.ctx.now())),
 };
 

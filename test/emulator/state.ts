@@ -82,6 +82,8 @@ export interface PortalState {
   /** Shared id sequence for bindings, placements and webhooks. */
   nextId(): number;
   deliveryTimeoutMs: number;
+  /** `LANG` / `LANGUAGE_ID` (PortalOptions.lang). */
+  lang: string;
   /** Deliveries started by REST calls, which answer before delivering (as Bitrix24 queues). */
   pending: Set<Promise<unknown>>;
   aborter: AbortController;

@@ -11,6 +11,11 @@ export interface EmulatedUser {
   name: string;
   lastName?: string;
   email?: string;
+  /**
+   * `profile` TIME_ZONE (`Europe/Berlin`); unset users get an empty string, as Bitrix24
+   * answers for a user without one (b24restdocs api-reference/common/users/profile.md).
+   */
+  timeZone?: string;
 }
 
 /** App status letter sent as `status` / `auth[status]`: L local, F free, D demo, T trial, P paid. */
@@ -51,6 +56,11 @@ export interface PortalOptions {
   installed?: boolean;
   /** Per-delivery timeout. @default 10000 */
   deliveryTimeoutMs?: number;
+  /**
+   * The portal's language: `LANG` of frame and installer POSTs and `LANGUAGE_ID` of the app
+   * lifecycle events (protocol §1.1). @default 'en'
+   */
+  lang?: string;
 }
 
 /** What a user's browser session in Bitrix24 holds (the iframe POST, in camelCase). */

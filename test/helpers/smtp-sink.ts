@@ -75,3 +75,51 @@ export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Prom
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/**
+ * The decoded body of a message's part of this type (`text/plain`, `text/html`), from a
+ * single-part or multipart message; quoted-printable and base64 are decoded.
+ */
+export function mailPart(raw: string, type: string): string | undefined {
+  const [head = '', ...rest] = raw.split(/\r?\n\r?\n/);
+  const body = rest.join('\r\n\r\n');
+  const header = (name: string, h: string): string =>
+    new RegExp(`^${name}:([^\\r\\n]*(?:\\r?\\n[ \\t][^\\r\\n]*)*)`, 'im').exec(h)?.[1]?.trim() ??
+    '';
+  const contentType = header('Content-Type', head);
+  const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
+  if (boundary) {
+    for (const part of body.split(`--${boundary}`).slice(1)) {
+      const found = mailPart(part.replace(/^\r?\n/, ''), type);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (!contentType.toLowerCase().startsWith(type)) return undefined;
+  const encoding = header('Content-Transfer-Encoding', head).toLowerCase();
+  if (encoding === 'base64')
+    return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  if (encoding === 'quoted-printable') {
+    const bytes = body
+      .replace(/=\r?\n/g, '')
+      .replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    return Buffer.from(bytes, 'latin1')
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+  }
+  return body.replace(/\r?\n$/, '');
+}
+
+/** What a mail reader shows of an HTML body: tags dropped, entities decoded. */
+export function htmlText(html: string): string {
+  const named: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+  return html
+    .replace(/<[^>]*>/g, '')
+    .replace(/&(?:#(\d+)|#x([0-9a-f]+)|([a-z]+));/gi, (m, d?: string, x?: string, n?: string) =>
+      d
+        ? String.fromCodePoint(Number(d))
+        : x
+          ? String.fromCodePoint(parseInt(x, 16))
+          : (named[n!.toLowerCase()] ?? m),
+    );
+}

@@ -1,9 +1,12 @@
 import { startHttpSink, type HttpSink, type SinkReply } from './http-sink.js';
+import { readMarkup } from './telegram-markup.js';
 
 export interface SentMessage {
   chat_id: string | number;
   text: string;
   parse_mode?: string;
+  /** What the reader sees: the text with its markup parsed away (telegram-markup.ts). */
+  plain: string;
 }
 
 export interface TelegramStandin {
@@ -21,6 +24,8 @@ export interface TelegramStandin {
 /**
  * A local stand-in for the Telegram Bot API: `POST /bot<token>/sendMessage` with a JSON body,
  * answered in the Bot API's shape (`{ok, result}` or `{ok: false, error_code, description}`).
+ * A text with a `parse_mode` is parsed as the Bot API does; markup that does not parse is
+ * refused with 400 "can't parse entities", and `result.text` is the text without markup.
  */
 export async function startTelegramStandin(token = '123456:TEST-token'): Promise<TelegramStandin> {
   const sent: SentMessage[] = [];
@@ -52,6 +57,9 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
     if (msg.chat_id === undefined || msg.chat_id === '')
       return fail(400, 'Bad Request: chat_id is empty');
     if (!msg.text) return fail(400, 'Bad Request: message text is empty');
+    const read = readMarkup(msg.text, msg.parse_mode);
+    if (!read.ok) return fail(400, read.description);
+    msg = { ...msg, plain: read.plain };
     sent.push(msg);
     return {
       body: {
@@ -60,7 +68,7 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
           message_id: sent.length,
           chat: { id: msg.chat_id },
           date: 1_800_000_000,
-          text: msg.text,
+          text: msg.plain,
         },
       },
     };

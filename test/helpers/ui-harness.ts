@@ -6,6 +6,7 @@ import { validateEventMap } from '../../server/rules/validate.js';
 import { buildListener } from '../../server/start.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { startEmulator, type BitrixEmulator } from '../emulator/bitrix-emulator.js';
+import type { PortalOptions } from '../emulator/types.js';
 import { startHttpSink, type HttpSink } from './http-sink.js';
 import { CLIENT_ID, CLIENT_SECRET } from './install-harness.js';
 import { createTestDeps, type TestDeps } from './test-deps.js';
@@ -20,6 +21,8 @@ export interface UiHarness {
   /** Where the rules' http actions go: `/invoices` answers 201, `/fail` 400. */
   sink: HttpSink;
   listener: http.RequestListener;
+  /** The installer page the app answered at install. */
+  installHtml: string;
   drain(): Promise<void>;
   close(): Promise<void>;
 }
@@ -68,10 +71,10 @@ export function uiTestMap(sinkUrl: string): EventMap {
  * loading the emulator's BX24 library, and the two rules of `uiTestMap` as the default map.
  */
 export async function startUiHarness(
-  opts: { appHost?: string; env?: Record<string, string> } = {},
+  opts: { appHost?: string; env?: Record<string, string>; portal?: PortalOptions } = {},
 ): Promise<UiHarness> {
   const emu = await startEmulator({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
-  const portal = await emu.addPortal();
+  const portal = await emu.addPortal(opts.portal);
   const sink = await startHttpSink((req) =>
     req.url.startsWith('/fail')
       ? { status: 400, body: { error: 'rejected by the test sink' } }
@@ -112,6 +115,7 @@ export async function startUiHarness(
     appUrl,
     sink,
     listener: (req, res) => listener(req, res),
+    installHtml: res.body,
     drain,
     async close() {
       await emu.close();

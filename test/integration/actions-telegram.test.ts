@@ -33,7 +33,12 @@ describe('telegram action', () => {
 
   it('sends the message to the default chat and returns the sent message', async () => {
     const result = await send({ type: 'telegram', text: 'Deal 42 won', parseMode: 'HTML' });
-    expect(tg.sent.at(-1)).toEqual({ chat_id: '-100200', text: 'Deal 42 won', parse_mode: 'HTML' });
+    expect(tg.sent.at(-1)).toEqual({
+      chat_id: '-100200',
+      text: 'Deal 42 won',
+      parse_mode: 'HTML',
+      plain: 'Deal 42 won',
+    });
     expect(result.response).toMatchObject({ status: 200, body: { text: 'Deal 42 won' } });
     expect(result.request).toMatchObject({
       type: 'telegram',
@@ -45,7 +50,7 @@ describe('telegram action', () => {
 
   it('uses the chat the step names over TELEGRAM_CHAT_ID', async () => {
     await send({ type: 'telegram', chatId: 777, text: 'to the sales chat' });
-    expect(tg.sent.at(-1)).toEqual({ chat_id: 777, text: 'to the sales chat' });
+    expect(tg.sent.at(-1)).toMatchObject({ chat_id: 777, text: 'to the sales chat' });
   });
 
   it('fails for good without a chat, and without a bot token', async () => {

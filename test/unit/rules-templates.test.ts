@@ -171,3 +171,52 @@ describe('renderAction', () => {
     });
   });
 });
+
+describe('filters and escaping', () => {
+  const c = buildTemplateContext({
+    event: { name: 'ONCRMDEALUPDATE', entityType: 'deal' },
+    entity: {
+      ID: '5',
+      TITLE: 'a<b>&_c',
+      OPPORTUNITY: '1234567.5',
+      CLOSEDATE: '2026-11-27T14:03:09+03:00',
+    },
+  });
+
+  it('applies upper, lower, date and money in order', () => {
+    expect(renderTemplate('{{deal.TITLE | upper}}', c)).toBe('A<B>&_C');
+    expect(renderTemplate('{{ deal.TITLE | upper | lower }}', c)).toBe('a<b>&_c');
+    expect(renderTemplate('{{deal.CLOSEDATE | date}}', c)).toBe('2026-11-27 14:03');
+    expect(renderTemplate('{{deal.CLOSEDATE | date:"DD.MM.YYYY HH:mm:ss"}}', c)).toBe(
+      '27.11.2026 14:03:09',
+    );
+    expect(renderTemplate({ a: '{{deal.OPPORTUNITY | money}}' }, c)).toEqual({
+      a: '1 234 567.50',
+    });
+    expect(renderTemplate('{{deal.OPPORTUNITY | money:RUB}}', c)).toBe('1 234 567.50 RUB');
+  });
+
+  it('names the placeholder when a filter is unknown or cannot read the value', () => {
+    expect(failure(() => renderTemplate('{{deal.TITLE | shout}}', c)).message).toBe(
+      'template {{deal.TITLE | shout}}: unknown filter "shout" (filters: raw, upper, lower, date, money)',
+    );
+    expect(failure(() => renderTemplate('{{deal.TITLE | date}}', c)).message).toBe(
+      'template {{deal.TITLE | date}}: "a<b>&_c" is not a date',
+    );
+  });
+
+  it('escapes values, not the template, for HTML and Telegram Markdown; raw opts out', () => {
+    const t = 'x <i>{{deal.TITLE}}</i> {{deal.TITLE | raw}}';
+    expect(renderTemplate(t, c, { escape: 'html' })).toBe('x <i>a&lt;b&gt;&amp;_c</i> a<b>&_c');
+    expect(renderTemplate('*{{deal.TITLE}}* {{deal.ID}}.', c, { escape: 'markdownV2' })).toBe(
+      '*a<b\\>&\\_c* 5.',
+    );
+    expect(renderTemplate('{{deal.TITLE}}', c, { escape: 'markdown' })).toBe('a<b>&\\_c');
+    expect(
+      renderAction(
+        { type: 'email', to: 'a@x.test', subject: '{{deal.TITLE}}', html: '{{deal.TITLE}}' },
+        c,
+      ),
+    ).toEqual({ type: 'email', to: 'a@x.test', subject: 'a<b>&_c', html: 'a&lt;b&gt;&amp;_c' });
+  });
+});

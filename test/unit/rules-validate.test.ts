@@ -125,4 +125,23 @@ describe('validateEventMap', () => {
     expect(errors[0]?.path).toBe('$.rules[0].actions[0].to');
     expect(errors[0]?.message).toMatch(/^template \{\{contact\.\.PHONE\}\}: not a path/);
   });
+
+  it('rejects an unknown template filter with its JSON path', () => {
+    const errors = errorsOf({
+      rules: [
+        {
+          name: 'r',
+          on: ['ONCRMDEALADD'],
+          actions: [{ type: 'sms', to: '1', text: 'hi {{deal.TITLE | shout}}' }],
+        },
+      ],
+    });
+    expect(errors).toEqual([
+      {
+        path: '$.rules[0].actions[0].text',
+        message:
+          'template {{deal.TITLE | shout}}: unknown filter "shout" (filters: raw, upper, lower, date, money)',
+      },
+    ]);
+  });
 });

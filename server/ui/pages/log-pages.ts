@@ -6,11 +6,16 @@ import { chosenEvents } from '../../install/bindings.js';
 import { actionRunsByEvent, logPage } from '../../../db/stores/event-log.js';
 import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
+import { effectiveMap } from '../../../db/stores/rules.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
-import { filterParams, readFilterForm, toLogFilter } from '../filters.js';
+import { crmCardPath, crmCardUrl } from '../crm-links.js';
+import { filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
+import { exportLogCsv } from './log-export.js';
 
 export const LOG_PAGE_SIZE = 50;
+/** Most events one "retry selected" may queue (a page holds 50). */
+const RETRY_MAX = 200;
 
 const idParam = (v: unknown): number => {
   const n = Number(v);
@@ -25,23 +30,59 @@ export function logPages(deps: Deps): Router {
 
   router.get('/ui/events', async (req, res) => {
     const { portal, user } = uiContext(res);
-    const form = readFilterForm(req.query as Record<string, unknown>);
+    const form = readLogForm(req.query as Record<string, unknown>);
     const before = Number(req.query.before);
     const filter = {
-      ...toLogFilter(form, portal.id),
+      ...toLogPageFilter(form, portal.id, user.timeZone),
       beforeId: Number.isSafeInteger(before) && before > 0 ? before : undefined,
     };
-    const page = await logPage(deps.db, filter, LOG_PAGE_SIZE);
+    const [page, map, eventNames] = await Promise.all([
+      logPage(deps.db, filter, LOG_PAGE_SIZE),
+      effectiveMap(deps.db, user.memberId),
+      chosenEvents(deps, user.memberId),
+    ]);
+    const retried = Number(req.query.retried);
     res.render('ui/events', {
       nav: 'events',
       form,
       params: filterParams(form),
-      rows: page.rows,
+      rows: page.rows.map((r) => ({
+        ...r,
+        last_error: maskForView(r.last_error),
+        cardUrl: crmCardUrl(portal, r.entity_type, r.entity_id),
+        cardPath: crmCardPath(r.entity_type, r.entity_id),
+      })),
       nextBeforeId: page.nextBeforeId,
       paged: filter.beforeId !== undefined,
       statuses: EVENT_STATUSES,
-      eventNames: await chosenEvents(deps, user.memberId),
+      outcomes: Object.keys(OUTCOMES),
+      ruleNames: map.rules.map((r) => r.name),
+      eventNames,
+      retried: Number.isSafeInteger(retried) && retried >= 0 ? retried : undefined,
     });
+  });
+
+  router.get('/ui/events.csv', async (req, res) => {
+    const { portal, user } = uiContext(res);
+    const form = readLogForm(req.query as Record<string, unknown>);
+    await exportLogCsv(deps, res, toLogPageFilter(form, portal.id, user.timeZone));
+  });
+
+  /** Retry the rows an admin ticked; events of another portal are never touched. */
+  router.post('/ui/events/retry', requireAdmin, csrfProtection, async (req, res) => {
+    const { portal } = uiContext(res);
+    const body = req.body as Record<string, unknown>;
+    const raw = Array.isArray(body.ids) ? body.ids : body.ids === undefined ? [] : [body.ids];
+    const ids = [...new Set(raw.map(Number))].filter((n) => Number.isSafeInteger(n) && n > 0);
+    if (ids.length === 0 || ids.length > RETRY_MAX) {
+      throw new AppError('BAD_REQUEST', `Select between 1 and ${RETRY_MAX} events.`, {
+        status: 400,
+        expose: true,
+      });
+    }
+    const r = await replayEvents(deps, { filter: { portalId: portal.id, ids } });
+    const back = readLogForm(body);
+    res.redirect(303, res.locals.u('/ui/events', { ...filterParams(back), retried: r.queued }));
   });
 
   router.get('/ui/events/:id', async (req, res) => {
@@ -61,6 +102,7 @@ export function logPages(deps: Deps): Router {
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
+      cardUrl: crmCardUrl(portal, ev.entity_type, ev.entity_id),
       body: maskForView(ev.body),
       lastError: maskForView(ev.last_error),
       runs: runs.map((r) => ({

@@ -55,9 +55,9 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
   });
 
   router.post('/ui/replay/preview', requireAdmin, csrfProtection, async (req, res) => {
-    const { portal } = uiContext(res);
+    const { portal, user } = uiContext(res);
     const { form, rerun } = parse(req.body as Record<string, unknown>);
-    const filter = toLogFilter(form, portal.id);
+    const filter = toLogFilter(form, portal.id, user.timeZone);
     if (filter.from === undefined || filter.to === undefined) {
       await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
       return;
@@ -69,7 +69,7 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
   router.post('/ui/replay/run', requireAdmin, csrfProtection, async (req, res) => {
     const { portal, user } = uiContext(res);
     const { form, rerun } = parse(req.body as Record<string, unknown>);
-    const filter = toLogFilter(form, portal.id);
+    const filter = toLogFilter(form, portal.id, user.timeZone);
     if (filter.from === undefined || filter.to === undefined) {
       await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
       return;

@@ -1,0 +1,197 @@
+import type { UiUser } from './session.js';
+
+/**
+ * Messages the app composes in English (validation with its JSON path, condition reasons of
+ * a dry run or a stored match, template errors, map warnings, refusals) shown on a Russian
+ * page. The data inside them — quoted values, `{{templates}}`, `$.json.paths`, field and
+ * event names — stays as written; the English phrases around it are replaced, longest first.
+ * A message with no known phrase is shown as it is (it came from elsewhere, e.g. a remote
+ * system's error).
+ */
+const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
+  // validation (server/rules/validate.ts, schema.ts)
+  ['; it is missing', '; значение отсутствует'],
+  ['expected a unique rule name; ', 'название правила должно быть уникальным; '],
+  [' is also the name of ', ' — так уже называется '],
+  [
+    'expected a unique step name within the rule; ',
+    'название шага должно быть уникальным в правиле; ',
+  ],
+  [' is used twice', ' встречается дважды'],
+  [' expects an earlier step named ', ' ждёт более ранний шаг с названием '],
+  [' in this rule; earlier steps: ', ' в этом правиле; более ранние шаги: '],
+  ['none with a name', 'без названий'],
+  ['expected a field name or path such as ', 'ожидается поле или путь, например '],
+  [
+    'expected one operator: equals, in, changed or becomes; got none',
+    'ожидается один оператор: "equals", "in", "changed" или "becomes"; нет ни одного',
+  ],
+  [
+    'expected one operator: equals, in, changed or becomes; got ',
+    'ожидается один оператор: "equals", "in", "changed" или "becomes"; указаны ',
+  ],
+  ['expected a step name of letters, digits, _ or -', 'название шага: буквы, цифры, _ или -'],
+  ['expected an http(s) URL', 'ожидается адрес http(s)'],
+  ['expected a secret of at least 8 characters', 'секрет должен быть не короче 8 символов'],
+  ['expected text or html (or both); got neither', 'нужен text или html (или оба); нет ни одного'],
+  ['expected a REST method name such as ', 'ожидается метод REST, например '],
+  ['expected an event name such as ', 'ожидается событие, например '],
+  [
+    'expected a string, number, boolean or null',
+    'ожидается строка, число, логическое значение или null',
+  ],
+  ['not valid JSON: ', 'это не JSON: '],
+  ['unknown key ', 'неизвестный ключ '],
+  ['unknown filter ', 'неизвестный фильтр '],
+  [' takes no argument', ' не принимает аргумент'],
+  [
+    'not a path (expected names and indexes joined by dots, e.g. ',
+    'это не путь (ожидаются имена и индексы через точку, например ',
+  ],
+  [' to be one of ', ' — одно из '],
+  [' to have >=', ' длиной не меньше '],
+  [' to have <=', ' длиной не больше '],
+  [' characters', ' символов'],
+  [' items', ' элементов'],
+  [' to be >', ' больше '],
+  [' to be <', ' меньше '],
+  ['expected string', 'ожидается строка'],
+  ['expected number', 'ожидается число'],
+  ['expected boolean', 'ожидается логическое значение'],
+  ['expected object', 'ожидается объект'],
+  ['expected array', 'ожидается список'],
+  [', got string ', ', получено: строка '],
+  [', got number ', ', получено: число '],
+  [', got boolean ', ', получено: логическое значение '],
+  ['expected ', 'ожидается '],
+  [', got ', ', получено '],
+  ['a list of ', 'список из '],
+  ['an object', 'объект'],
+  ['nothing', 'ничего'],
+  ['one of ', 'одно из '],
+  // template errors (server/rules/templates.ts)
+  ['template ', 'шаблон '],
+  ['no step output is available here', 'здесь нет результатов шагов'],
+  [' is not available for this event', ' недоступно для этого события'],
+  ['no earlier step named ', 'нет более раннего шага '],
+  [' has run', ''],
+  [' is a list, ', ' — список, '],
+  [' is not an index', ' — не индекс'],
+  [' has no item ', ' не содержит элемента '],
+  [' (it has ', ' (всего '],
+  [' is empty (null)', ' пусто (null)'],
+  [' (empty list)', ' (пустой список)'],
+  [' has no ', ' не содержит '],
+  [' is not a date', ' — не дата'],
+  [' is not an amount', ' — не сумма'],
+  // condition reasons (server/rules/conditions.ts, transitions.ts)
+  ['rule is disabled', 'правило выключено'],
+  ['not triggered by ', 'не запускается событием '],
+  [', no conditions', ', без условий'],
+  [
+    ' but its earlier value is unknown (first sighting on ',
+    ', но прежнее значение неизвестно (впервые в ',
+  ],
+  [' earlier value is unknown (first sighting on ', ': прежнее значение неизвестно (впервые в '],
+  ['; becomes needs a seen change)', '; для becomes нужно увиденное изменение)'],
+  ['; changed needs a seen change)', '; для changed нужно увиденное изменение)'],
+  [' is empty on the new record', ' пусто в новой записи'],
+  [' (new record)', ' (новая запись)'],
+  [' was already ', ' уже было '],
+  [' became ', ' стало '],
+  [' (was ', ' (было '],
+  [' changed from ', ' изменилось с '],
+  [' unchanged ', ' не изменилось '],
+  [' set to ', ' задано: '],
+  [', not one of ', ', не из '],
+  [', one of ', ', одно из '],
+  [', not ', ', а не '],
+  [' is ', ' = '],
+  [' to ', ' на '],
+  ['empty', 'пусто'],
+  ['(on: ', '(on: '],
+  // notes of stored matches (server/processing/process-event.ts)
+  [
+    'loop guard: this change was made by the rule itself',
+    'защита от петли: это изменение сделало само правило',
+  ],
+  ['loop guard: ', 'защита от петли: '],
+  [' chained writes by our own rules (limit ', ' записей подряд нашими правилами (предел '],
+  ['portal is not installed', 'приложение не установлено на портале'],
+  [' no longer exists', ' больше не существует'],
+  ['nothing to run', 'нечего выполнять'],
+  // map warnings (server/rules/check-map.ts)
+  [' listens to ', ' слушает '],
+  [
+    ', which are not bound; it will not fire until the event is bound',
+    ', а они не привязаны; правило не сработает, пока события не привязаны',
+  ],
+  [
+    ', which is not bound; it will not fire until the event is bound',
+    ', а оно не привязано; правило не сработает, пока событие не привязано',
+  ],
+  [' both run on ', ' оба срабатывают на '],
+  [' and both write ', ' и оба записывают '],
+  ['; the later write wins', '; останется последняя запись'],
+  [' and its step ', ', и его шаг '],
+  [
+    " can trigger that event again; the loop guard skips the app's own writes, but make sure the conditions cannot re-match",
+    ' может снова вызвать это событие; защита от петли пропускает записи приложения, но проверьте, что условия не сработают повторно',
+  ],
+  [
+    ' can trigger each other in a cycle through their bitrix steps',
+    ' могут вызывать друг друга по кругу через шаги bitrix',
+  ],
+  ['rules ', 'правила '],
+  ['rule ', 'правило '],
+  [' and ', ' и '],
+  // refusals and error pages (server/ui/context.ts, pages)
+  ['Only portal administrators can do this.', 'Это могут делать только администраторы портала.'],
+  ['The form has expired. Reopen the application.', 'Форма устарела. Откройте приложение заново.'],
+  ['Open this application from Bitrix24.', 'Откройте это приложение из Битрикс24.'],
+  [
+    'Send the form as application/x-www-form-urlencoded.',
+    'Отправьте форму как application/x-www-form-urlencoded.',
+  ],
+  ['Select between 1 and ', 'Выберите от 1 до '],
+  [' events.', ' событий.'],
+  ['Not found', 'Не найдено'],
+  ['Internal error', 'Внутренняя ошибка'],
+  [
+    'Telegram chat id: a number like -1001234567890 or @channel_name',
+    'ID чата Telegram: число вроде -1001234567890 или "@channel_name"',
+  ],
+  ['E-mail: an address like ops@example.com', 'E-mail: адрес вроде ops@example.com'],
+  ['hours: one of ', 'часы: одно из '],
+];
+
+/** Data the phrases never touch: quoted strings, templates, JSON paths. */
+const PROTECTED = /("(?:[^"\\]|\\.)*"|\{\{[^{}]*\}\}|\$(?:\.[\w$]+|\[[^\]]*\])*)/;
+
+const SORTED = [...RU_PHRASES].sort((a, b) => b[0].length - a[0].length);
+
+function translatePlain(text: string): string {
+  let out = '';
+  let i = 0;
+  outer: while (i < text.length) {
+    for (const [en, ru] of SORTED) {
+      if (text.startsWith(en, i)) {
+        out += ru;
+        i += en.length;
+        continue outer;
+      }
+    }
+    out += text[i];
+    i++;
+  }
+  return out;
+}
+
+/** The message in the page's language (see above); English pages get it unchanged. */
+export function translateMessage(message: string, lang: UiUser['lang']): string {
+  if (lang !== 'ru' || !message) return message;
+  return message
+    .split(PROTECTED)
+    .map((part, i) => (i % 2 === 1 ? part : translatePlain(part)))
+    .join('');
+}

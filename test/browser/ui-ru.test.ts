@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { dictionary } from '../../server/ui/i18n.js';
+import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+/**
+ * What counts as an English UI string on a Russian page. Every visible text (text nodes,
+ * `aria-label`, `title`, `placeholder`, the document title) outside data — elements marked
+ * `translate="no"`, `<code>`, `<pre>`, `<textarea>` — may hold Latin words only when they are
+ * data: quoted values, `{{templates}}`, `$.json.paths`, UPPER_CASE names (fields, events,
+ * stages), host names, URLs, addresses, the `UTC+3` label of a time, the app's name. Any
+ * other Latin word must be one the Russian dictionary itself uses (E-mail, SLA, Telegram…).
+ */
+const DATA = [
+  /"(?:[^"\\]|\\.)*"/g,
+  /\{\{[^{}]*\}\}/g,
+  /\$(?:\.[\w$]+|\[[^\]]*\])*/g,
+  /https?:\/\/\S+/g,
+  /[\w.+-]+@[\w.-]+/g,
+  /\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?\b/gi,
+  /\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b/g,
+  /\bUTC(?:[+-]\d{1,2}(?::\d{2})?)?/g,
+  /\b[A-Z][A-Z0-9_]+\b/g,
+  /\bb24hooks\b/g,
+];
+const ALLOWED = new Set(
+  dictionary('ru')
+    .flatMap((s) => s.match(/[A-Za-z][A-Za-z0-9]*/g) ?? [])
+    .map((w) => w.toLowerCase()),
+);
+
+export function englishIn(text: string): string[] {
+  let rest = text;
+  for (const re of DATA) rest = rest.replace(re, ' ');
+  return (rest.match(/[A-Za-z][A-Za-z0-9]+/g) ?? []).filter((w) => !ALLOWED.has(w.toLowerCase()));
+}
+
+/** Runs in the page (a string: the test's tsconfig has no DOM types). */
+const VISIBLE_TEXTS = `(() => {
+  const skip = (el) => !el || el.closest('script,style,pre,code,textarea,datalist,[translate="no"]');
+  const out = [document.title];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const t = n.textContent.trim();
+    if (t && !skip(n.parentElement)) out.push(t);
+  }
+  for (const el of document.querySelectorAll('[aria-label],[title],[placeholder]')) {
+    if (skip(el)) continue;
+    for (const a of ['aria-label', 'title', 'placeholder']) {
+      const v = el.getAttribute(a);
+      if (v) out.push(v);
+    }
+  }
+  return out;
+})()`;
+
+describe('every page in Russian has no English UI string', () => {
+  let h: UiHarness;
+  let browser: Browser;
+  let page: Page;
+  let deals: Awaited<ReturnType<typeof seedDeals>>;
+  /** Page name → the English words found there. */
+  const found: Record<string, string[]> = {};
+  /** Page name → how many texts were read (the control: the check saw the page). */
+  const read: Record<string, number> = {};
+
+  beforeAll(async () => {
+    h = await startUiHarness({ appHost: 'localhost', portal: { lang: 'ru' } });
+    deals = await seedDeals(h);
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await (await browser.newContext({ locale: 'ru-RU' })).newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  const frame = () => page.frameLocator('iframe.b24emu-frame');
+  const appFrame = (): Frame => {
+    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/`));
+    if (!f) throw new Error('no app frame');
+    return f;
+  };
+  async function check(name: string, where: Frame | Page = appFrame()) {
+    const texts = (await where.evaluate(VISIBLE_TEXTS)) as string[];
+    read[name] = texts.length;
+    found[name] = texts.flatMap((t) => englishIn(t).map((w) => `${w} in "${t.slice(0, 80)}"`));
+  }
+  /** Navigates the app frame (same cookie partition as the portal page). */
+  async function go(path: string) {
+    const f = appFrame();
+    await Promise.all([
+      f.waitForNavigation(),
+      f.evaluate(`location.href = ${JSON.stringify(path)}`),
+    ]);
+  }
+
+  it('recognises English and data (control)', () => {
+    expect(englishIn('Событие #5 · ONCRMDEALUPDATE 2026-11-27 13:00:00 (UTC+3)')).toEqual([]);
+    expect(englishIn('$.rules[0].url: ожидается строка, получено "x"')).toEqual([]);
+    expect(englishIn('Retry now')).toEqual(['Retry', 'now']);
+    expect(englishIn('ожидается string')).toEqual(['string']);
+  });
+
+  it('walks the dashboard, the log, events, the deal tab and the settings', async () => {
+    await page.goto(`${h.portal.url}/app?user=1`);
+    await frame().locator('#figures').waitFor();
+    await check('dashboard');
+    await go('/ui/events?all=1');
+    await check('log');
+    const failedId = Number(
+      (await h.t.deps.db('events').where({ status: 'failed' }).first('id')).id,
+    );
+    const processedId = Number(
+      (await h.t.deps.db('events').where({ status: 'processed' }).first('id')).id,
+    );
+    await go(`/ui/events/${failedId}`);
+    await check('failed event');
+    await go(`/ui/events/${processedId}`);
+    await check('processed event');
+    await go('/ui/subscriptions');
+    await check('subscriptions');
+    await go('/ui/retention');
+    await check('retention');
+    await go('/ui/alerts');
+    await frame().locator('input[name=telegram]').fill('not a chat');
+    await frame().locator('#save-alerts').click();
+    await frame().locator('#alert-errors').waitFor();
+    await check('alerts with errors');
+    await frame().locator('#test-alert').click();
+    await frame().locator('#test-sent').waitFor();
+    await check('test alert');
+  });
+
+  it('walks the rules page with validation errors and a dry run', async () => {
+    await go('/ui/rules');
+    await check('rules');
+    await frame()
+      .locator('#map')
+      .fill(
+        '{"rules":[{"name":"r","on":["ONCRMDEALADD"],"when":[{"field":"STAGE_ID"}],"actions":[{"type":"http","method":"POST","url":5,"extra":1}]}]}',
+      );
+    await frame().locator('#save-rules').click();
+    await frame().locator('#map-errors').waitFor();
+    await check('rules with errors');
+    await go('/ui/rules');
+    await frame().locator('input[name=id]').fill(deals.won);
+    await frame().locator('#dry-run').click();
+    await frame().locator('#dry-run-result').waitFor();
+    await check('dry run');
+  });
+
+  it('walks the replay pages', async () => {
+    await go('/ui/replay');
+    await check('replay');
+    await frame().locator('input[name=from]').fill('2026-11-27');
+    await frame().locator('input[name=to]').fill('2026-11-27');
+    await frame().locator('#preview').click();
+    await frame().locator('#replay-count').waitFor();
+    await check('replay preview');
+    await frame().locator('#confirm').click();
+    await frame().locator('#replay-queued').waitFor();
+    await check('replay progress');
+  });
+
+  it('walks the deal tab, the error pages and the installer page', async () => {
+    await page.goto(`${h.portal.url}/crm/deal/details/${deals.won}/?user=1`);
+    await frame().locator('#deal-events').waitFor();
+    await check('deal tab');
+    await go('/ui/events/999999');
+    await check('not found');
+    await page.goto(`${h.portal.url}/app?user=2`);
+    await frame().locator('#figures').waitFor();
+    await go('/ui/replay');
+    await check('forbidden');
+    const install = await browser.newPage();
+    await install.setContent(h.installHtml.replace(/<script[\s\S]*?<\/script>/g, ''));
+    await check('installer', install);
+    await install.close();
+  });
+
+  it('keeps the language the portal was installed in (alerts use it)', async () => {
+    const row = await h.t.deps.db('portals').where({ member_id: h.portal.memberId }).first();
+    expect(row.lang).toBe('ru');
+  });
+
+  it('found no English string on any page', () => {
+    expect(Object.keys(read).length).toBeGreaterThanOrEqual(18);
+    for (const n of Object.values(read)) expect(n).toBeGreaterThan(0);
+    const bad = Object.fromEntries(Object.entries(found).filter(([, v]) => v.length > 0));
+    expect(bad).toEqual({});
+  });
+});

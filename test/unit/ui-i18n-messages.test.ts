@@ -1,0 +1,26 @@
+import { describe, expect, it } from '@jest/globals';
+import { translateMessage } from '../../server/ui/i18n-messages.js';
+
+describe('messages on Russian pages', () => {
+  it('translates the phrases around the data and keeps the data as written', () => {
+    expect(translateMessage('expected string, got number 5', 'ru')).toBe(
+      'ожидается строка, получено: число 5',
+    );
+    expect(translateMessage('STAGE_ID became "WON" (was "NEW")', 'ru')).toBe(
+      'STAGE_ID стало "WON" (было "NEW")',
+    );
+    expect(translateMessage('template {{contact.PHONE}}: contact has no PHONE', 'ru')).toBe(
+      'шаблон {{contact.PHONE}}: contact не содержит PHONE',
+    );
+    expect(translateMessage('unknown key "is expected"', 'ru')).toBe(
+      'неизвестный ключ "is expected"',
+    );
+  });
+
+  it('leaves English pages and unknown messages alone', () => {
+    expect(translateMessage('expected string, got number 5', 'en')).toBe(
+      'expected string, got number 5',
+    );
+    expect(translateMessage('ECONNREFUSED', 'ru')).toBe('ECONNREFUSED');
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from '@jest/globals';
+import { parseDateInput } from '../../server/ui/filters.js';
+import {
+  formatTime,
+  isTimeZone,
+  isoInZone,
+  offsetLabel,
+  offsetMinutes,
+  offsetOfDateString,
+} from '../../server/ui/time.js';
+
+describe('times in a time zone', () => {
+  const summer = Date.UTC(2026, 6, 1, 12, 0, 0);
+  const winter = Date.UTC(2026, 0, 15, 12, 0, 0);
+
+  it('knows IANA zones and fixed offsets, and refuses anything else', () => {
+    expect(isTimeZone('Europe/Berlin')).toBe(true);
+    expect(isTimeZone('+03:00')).toBe(true);
+    expect(isTimeZone('Mars/Olympus')).toBe(false);
+    expect(isTimeZone('')).toBe(false);
+  });
+
+  it('follows daylight saving and labels the offset', () => {
+    expect(offsetMinutes('Europe/Berlin', summer)).toBe(120);
+    expect(offsetMinutes('Europe/Berlin', winter)).toBe(60);
+    expect(offsetMinutes('-04:30', winter)).toBe(-270);
+    expect([0, 180, 330, -270].map(offsetLabel)).toEqual(['UTC', 'UTC+3', 'UTC+5:30', 'UTC-4:30']);
+    expect(formatTime(summer, 'Europe/Berlin')).toBe('2026-07-01 14:00:00 (UTC+2)');
+    expect(isoInZone(winter, 'Asia/Kolkata')).toBe('2026-01-15T17:30:00+05:30');
+    expect(isoInZone(winter, 'UTC')).toBe('2026-01-15T12:00:00Z');
+  });
+
+  it('reads a date filter as local midnight, the end of day as the next one', () => {
+    expect(parseDateInput('2026-07-01', false, 'Europe/Berlin')).toBe(Date.UTC(2026, 5, 30, 22));
+    expect(parseDateInput('2026-07-01', true, 'Europe/Berlin')).toBe(Date.UTC(2026, 6, 1, 22));
+    expect(parseDateInput('2026-03-29', true, 'Europe/Berlin')).toBe(Date.UTC(2026, 2, 29, 22));
+    expect(parseDateInput('2026-07-01T10:30', false, '+03:00')).toBe(Date.UTC(2026, 6, 1, 7, 30));
+  });
+
+  it("takes the portal's offset from server.time", () => {
+    expect(offsetOfDateString('2024-08-05T09:02:13+03:00')).toBe('+03:00');
+    expect(offsetOfDateString('2024-08-05T09:02:13-0530')).toBe('-05:30');
+    expect(offsetOfDateString(42)).toBeUndefined();
+  });
+});
