@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { EventRow } from './events.js';
 import { jobRow, type NewJob } from './jobs.js';
+import { RollupDeltas, rollupStatements } from './rollups.js';
 
 /** One delivery ready to be written by the intake's group commit. */
 export interface IntakeRow {
@@ -202,6 +203,15 @@ export function* intakeBatchPlan(
     yield { sql: insertJobsSql(size), bindings: jobs.slice(at * width, (at + size) * width) };
     at += size;
   }
+
+  // The batch's rollups: one upsert row per distinct key, not one per delivery.
+  const deltas = new RollupDeltas();
+  for (let i = 0; i < rows.length; i++) {
+    const id = outcomes[i]?.eventId;
+    if (id !== undefined && id !== null)
+      deltas.event({ ...rows[i]!.event, id, processed_at: null }, [], 1);
+  }
+  for (const s of rollupStatements(deltas.rows())) yield s;
 
   if (repeats.size) {
     const original = new Map<string, number | null>();

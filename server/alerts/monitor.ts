@@ -14,6 +14,7 @@ import {
   updatePortal,
   type PortalRow,
 } from '../../db/stores/portals.js';
+import { pruneRollups } from '../../db/stores/rollups.js';
 import { pendingSlaBreaches } from '../../db/stores/sla.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import {
@@ -264,7 +265,7 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       now,
     );
 
-    if (!gone) report.slaBreaches += (await detectSlaBreaches(deps, p)).length;
+    if (!gone) report.slaBreaches += (await detectSlaBreaches(deps, p, undefined, lateSeen)).length;
     const pending = await pendingSlaBreaches(db, p.member_id);
     const f = {
       events: pending.events,
@@ -287,6 +288,11 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       now,
     );
   }
+
+  /** Per portal and rule, the late events the rollups counted at the last SLA check. */
+  const lateSeen = new Map<string, number>();
+  /** The rollups' own horizon is kept by the checking instance, once an hour. */
+  let lastRollupPrune = 0;
 
   const auditEveryMs = opts.auditEveryMs ?? 15 * 60_000;
   const lastAudit = new Map<number, number>();
@@ -331,6 +337,10 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       if (p.status !== 'uninstalled') await failedDigest(p, report, now);
     }
     if (report.sent.some((s) => s.channels.length > 0)) opts.onEnqueued?.();
+    if (now - lastRollupPrune >= 3600_000) {
+      lastRollupPrune = now;
+      await pruneRollups(db, now);
+    }
     return report;
   }
 
