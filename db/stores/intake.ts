@@ -204,12 +204,21 @@ export function* intakeBatchPlan(
     at += size;
   }
 
-  // The batch's rollups: one upsert row per distinct key, not one per delivery.
-  const deltas = new RollupDeltas();
+  // The batch's rollups: deliveries alike in all that is counted (the usual case) are
+  // counted as one, then one upsert row per distinct key.
+  const alike = new Map<string, { event: IntakeRow['event']; n: number }>();
   for (let i = 0; i < rows.length; i++) {
     const id = outcomes[i]?.eventId;
-    if (id !== undefined && id !== null)
-      deltas.event({ ...rows[i]!.event, id, processed_at: null }, [], 1);
+    if (id === undefined || id === null || outcomes[i]!.duplicate) continue;
+    const e = rows[i]!.event;
+    const key = `${e.portal_id}\u0000${e.event}\u0000${e.status}\u0000${e.source}\u0000${Math.floor(e.received_at / 3_600_000)}`;
+    const group = alike.get(key);
+    if (group) group.n++;
+    else alike.set(key, { event: e, n: 1 });
+  }
+  const deltas = new RollupDeltas();
+  for (const { event, n } of alike.values()) {
+    deltas.event({ ...event, id: 0, processed_at: null }, [], n);
   }
   for (const s of rollupStatements(deltas.rows())) yield s;
 

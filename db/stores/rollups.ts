@@ -112,8 +112,11 @@ export class RollupDeltas {
     }
   }
 
-  /** An event's contribution (sign +1 after a change, −1 before it). */
-  event(e: EventState, matches: readonly MatchState[], sign: 1 | -1): void {
+  /**
+   * An event's contribution, `sign` times: +1 after a change, −1 before it, +k for k new
+   * events alike in everything counted (the intake's batches).
+   */
+  event(e: EventState, matches: readonly MatchState[], sign: number): void {
     const p = e.portal_id;
     this.add('ev', ['h', 'd', 'a'], p, e.received_at, e.event, e.status, sign);
     if (BACKLOG.includes(e.status)) this.add('pend', ['h'], p, e.received_at, '', '', sign);
@@ -121,7 +124,8 @@ export class RollupDeltas {
     const duration = e.processed_at === null ? null : e.processed_at - e.received_at;
     if (e.status === 'processed' && duration !== null) {
       const d = sign * duration;
-      this.add('dur', ['m', 'h'], p, e.processed_at!, durationBound(duration), '', sign, d, d);
+      const mx = sign > 0 ? duration : 0;
+      this.add('dur', ['m', 'h'], p, e.processed_at!, durationBound(duration), '', sign, d, mx);
     }
     if (!FINAL_FOR_SLA.includes(e.status)) return;
     for (const m of matches) {
