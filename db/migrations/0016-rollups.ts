@@ -29,17 +29,9 @@ export async function up(knex: Knex): Promise<void> {
     /** The rule's slaSeconds × 1000 when it matched (null: no SLA), for the SLA rollups. */
     t.bigInteger('sla_ms').nullable();
   });
-  // The failed-events digest reads a portal's new failures by processed_at. Partial: only
-  // failed events enter it, so the intake (which never stores one) pays nothing for it.
-  await knex.schema.alterTable('events', (t) => {
-    t.index(['portal_id', 'processed_at'], 'events_failed', {
-      predicate: knex.whereRaw("status = 'failed'"),
-    });
-  });
 }
 
 export async function down(knex: Knex): Promise<void> {
-  await knex.schema.alterTable('events', (t) => t.dropIndex([], 'events_failed'));
   await knex.schema.alterTable('rule_matches', (t) => t.dropColumn('sla_ms'));
   await knex.schema.dropTableIfExists('rollups');
 }

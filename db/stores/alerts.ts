@@ -141,10 +141,8 @@ export async function failedEventsBetween(
   upTo: number,
   limit = 500,
 ): Promise<FailedEvent[]> {
-  // The literal `status = 'failed'` lets SQLite use the partial index events_failed.
   const rows = (await db('events')
-    .whereRaw("status = 'failed'")
-    .where({ portal_id: portalId })
+    .where({ portal_id: portalId, status: 'failed' })
     .where('processed_at', '>', after)
     .where('processed_at', '<=', upTo)
     .orderBy('processed_at', 'desc')

@@ -20,7 +20,7 @@ export async function rollupsCommand({ deps, positionals, json, io }: CommandCon
       slaFilled += await backfillRuleSla(deps.db, p.id, rule.name, rule.slaSeconds * 1000);
     }
   }
-  const { rows } = await rebuildRollups(deps.db);
+  const { rows } = await rebuildRollups(deps.db, deps.clock.now().getTime());
   const ms = Date.now() - started;
   if (json) io.out(JSON.stringify({ rows, slaFilled, ms }) + '\n');
   else io.out(`rollups rebuilt: ${rows} rows in ${(ms / 1000).toFixed(1)} s\n`);
