@@ -14,6 +14,7 @@ import {
   setRuleMatchStatus,
 } from '../../db/stores/processing.js';
 import { statusFigures, updateEvent } from '../../db/stores/events.js';
+import { logPage, TEXT_SCAN_ROWS } from '../../db/stores/event-log.js';
 import {
   listRollups,
   pruneRollups,
@@ -279,5 +280,35 @@ describe('rollups', () => {
     expect(JSON.parse(r.out)).toMatchObject({ rows: expect.any(Number) });
     expect((await statusFigures(t.deps.db, t.clock.now())).received).toBe(1);
     expect((await runCliIn(t, ['rollups', 'nonsense'])).code).toBe(2);
+  });
+
+  it('a log text search reads a bounded stretch of ids per page and goes on below it', async () => {
+    const db = t.deps.db;
+    const at = t.clock.now().getTime();
+    const row = (i: number) => ({
+      portal_id: portals[0]!.row.id,
+      event: 'ONCRMDEALUPDATE',
+      status: 'processed',
+      received_at: at,
+      body: i === 0 ? '{"needle":"only-in-the-oldest"}' : `{"deal":${i}}`,
+    });
+    const total = TEXT_SCAN_ROWS + 10;
+    for (let i = 0; i < total; i += 500) {
+      await db('events').insert(
+        Array.from({ length: Math.min(500, total - i) }, (_, k) => row(i + k)),
+      );
+    }
+    const first = await logPage(db, { text: 'only-in-the-oldest' }, 50);
+    expect(first.rows).toEqual([]);
+    expect(first.nextBeforeId).toBe(total + 1 - TEXT_SCAN_ROWS);
+    const second = await logPage(
+      db,
+      { text: 'only-in-the-oldest', beforeId: first.nextBeforeId },
+      50,
+    );
+    expect(second.rows.map((r) => r.id)).toEqual([1]);
+    expect(second.nextBeforeId).toBeUndefined();
+    // Control: a text in the newest stretch is found on the first page.
+    expect((await logPage(db, { text: `"deal":${total - 1}` }, 50)).rows).toHaveLength(1);
   });
 });
