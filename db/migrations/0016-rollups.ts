@@ -23,7 +23,8 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('s').notNullable().defaultTo(0);
     t.bigInteger('mx').notNullable().defaultTo(0);
     t.primary(['kind', 'grain', 'portal_id', 'bucket', 'k1', 'k2']);
-    t.index(['grain', 'bucket'], 'rollups_horizon');
+    // All portals' rows of a period (status and /metrics totals), and the horizon prune.
+    t.index(['kind', 'grain', 'bucket'], 'rollups_period');
   });
   await knex.schema.alterTable('rule_matches', (t) => {
     /** The rule's slaSeconds × 1000 when it matched (null: no SLA), for the SLA rollups. */

@@ -39,6 +39,9 @@ export const DURATION_BOUNDS_MS = [
 ] as const;
 const INF = '+Inf';
 
+/** Every kind of rollup row (see the top of this file). */
+const KINDS = ['ev', 'pend', 'src', 'dur', 'sla', 'late', 'act'];
+
 export const BACKLOG: readonly string[] = ['received', 'processing', 'unverified'];
 const FINAL_FOR_SLA: readonly string[] = ['processed', 'failed'];
 
@@ -482,6 +485,7 @@ export async function pruneRollups(db: Knex, now: number): Promise<number> {
   let n = 0;
   for (const grain of ['m', 'h', 'd'] as const) {
     n += await db('rollups')
+      .whereIn('kind', KINDS)
       .where('grain', grain)
       .where('bucket', '<', now - ROLLUP_HORIZON_MS[grain])
       .where((w) => w.whereNot('kind', 'pend').orWhere('n', 0))
