@@ -15,6 +15,7 @@ import {
 } from '../../db/stores/processing.js';
 import { statusFigures, updateEvent } from '../../db/stores/events.js';
 import { logPage, TEXT_SCAN_ROWS } from '../../db/stores/event-log.js';
+import { expireUnverified } from '../../db/stores/unverified.js';
 import {
   listRollups,
   pruneRollups,
@@ -144,6 +145,7 @@ describe('rollups', () => {
     const pruned = new Map<string, RollupRow>();
     let prunedEvents = 0;
     let replayed = 0;
+    let expired = 0;
     try {
       // Every kind of change in each cycle, in a shuffled order with random sizes.
       const cycle = ['deliver', 'deliver', 'deliver', 'work', 'work', 'verify', 'replay', 'prune'];
@@ -174,7 +176,9 @@ describe('rollups', () => {
           t.clock.advance(Math.floor(rand() * 20 * 60_000));
           await worker.runOnce();
         } else if (step === 'verify') {
-          // The install race resolved: unverified events verified or rejected.
+          // The install race resolved: one portal's unverified events expired (never proven
+          // in time), the others' verified or rejected.
+          expired += await expireUnverified(db, pick(portals).row.id, now() + 1, now());
           const waiting = (await db('events')
             .where({ status: 'unverified' })
             .pluck('id')) as number[];
@@ -228,6 +232,7 @@ describe('rollups', () => {
     expect(statuses).toEqual(expect.arrayContaining(['processed', 'failed', 'rejected']));
     expect(prunedEvents).toBeGreaterThan(0);
     expect(replayed).toBeGreaterThan(0);
+    expect(expired).toBeGreaterThan(0);
     expect(Number((await db('action_runs').count({ n: '*' }).first())?.n)).toBeGreaterThan(0);
 
     const expected = new Map<string, RollupRow>();
