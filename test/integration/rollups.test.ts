@@ -107,7 +107,8 @@ describe('rollups', () => {
           await setRuleMatchStatus(db, event.id, m.rule_name, 'skipped', 'stale trigger');
           continue;
         }
-        const ok = rand() < 0.75;
+        // Every seventh event's steps fail, others at random (a deterministic share of failures).
+        const ok = event.id % 7 !== 0 && rand() < 0.8;
         await recordActionRun(db, {
           event_id: event.id,
           rule_name: m.rule_name,
@@ -125,7 +126,7 @@ describe('rollups', () => {
           generation: 0,
         });
         if (!ok) {
-          if (rand() < 0.3) throw new PermanentError('HTTP 422');
+          if (event.id % 2 === 0 || rand() < 0.3) throw new PermanentError('HTTP 422');
           throw new RetryableError('HTTP 500');
         }
         await setRuleMatchStatus(db, event.id, m.rule_name, 'done', null);
@@ -146,6 +147,7 @@ describe('rollups', () => {
     let prunedEvents = 0;
     let replayed = 0;
     let expired = 0;
+    let dead = 0;
     try {
       // Every kind of change in each cycle, in a shuffled order with random sizes.
       const cycle = ['deliver', 'deliver', 'deliver', 'work', 'work', 'verify', 'replay', 'prune'];
@@ -174,7 +176,7 @@ describe('rollups', () => {
           else await writeIntakeBatch(db, rows, now());
         } else if (step === 'work') {
           t.clock.advance(Math.floor(rand() * 20 * 60_000));
-          await worker.runOnce();
+          dead += (await worker.runOnce()).filter((o) => o.outcome === 'dead').length;
         } else if (step === 'verify') {
           // The install race resolved: one portal's unverified events expired (never proven
           // in time), the others' verified or rejected.
@@ -221,7 +223,7 @@ describe('rollups', () => {
       // Let everything due run (retries included), then compare once more.
       for (let i = 0; i < 20; i++) {
         t.clock.advance(30 * 60_000);
-        await worker.runOnce();
+        dead += (await worker.runOnce()).filter((o) => o.outcome === 'dead').length;
       }
     } finally {
       conn?.close();
@@ -229,7 +231,8 @@ describe('rollups', () => {
 
     // Controls: the sequence really did each of the things the rollups must follow.
     const statuses = (await db('events').distinct('status').pluck('status')) as string[];
-    expect(statuses).toEqual(expect.arrayContaining(['processed', 'failed', 'rejected']));
+    expect(statuses).toEqual(expect.arrayContaining(['processed', 'rejected']));
+    expect(dead).toBeGreaterThan(0); // events failed for good (some replayed or pruned since)
     expect(prunedEvents).toBeGreaterThan(0);
     expect(replayed).toBeGreaterThan(0);
     expect(expired).toBeGreaterThan(0);
