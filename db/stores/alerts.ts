@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { BACKLOG_STATUSES } from './events.js';
+import { backlogCounts, oldestPendingAt } from './rollups.js';
 import { getSetting } from './settings.js';
 
 /** Alert kinds (server/alerts/). */
@@ -107,23 +107,19 @@ export interface PortalBacklog {
   oldestAt: number;
 }
 
-/** Unprocessed events (CONTRACT §4) per portal, in one grouped query. */
+/**
+ * Unprocessed events (CONTRACT §4) per portal with any, from the rollups; the oldest one's
+ * receipt is read from that hour's events only (oldestPendingAt).
+ */
 export async function backlogByPortal(db: Knex): Promise<PortalBacklog[]> {
-  const rows = (await db('events')
-    .whereIn('status', BACKLOG_STATUSES)
-    .select('portal_id')
-    .count({ n: '*' })
-    .min({ t: 'received_at' })
-    .groupBy('portal_id')) as Array<{
-    portal_id: number | string | null;
-    n: number | string;
-    t: number | string;
-  }>;
-  return rows.map((r) => ({
-    portalId: num(r.portal_id),
-    backlog: Number(r.n),
-    oldestAt: Number(r.t),
-  }));
+  const out: PortalBacklog[] = [];
+  for (const [p, backlog] of await backlogCounts(db)) {
+    if (backlog <= 0) continue;
+    const portalId = p === 0 ? null : p;
+    const oldestAt = await oldestPendingAt(db, portalId);
+    if (oldestAt !== undefined) out.push({ portalId, backlog, oldestAt });
+  }
+  return out;
 }
 
 export interface FailedEvent {

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { windowRows } from './rollups.js';
 
 export interface Series {
   /** Start of each bucket, ms since the epoch. */
@@ -9,8 +10,8 @@ export interface Series {
 
 /**
  * Events received per bucket (and how many of them failed) over `buckets` buckets ending at
- * `now`. Counting reads only the (portal_id, received_at) index; failures come through the
- * (portal_id, status, id) index, so neither touches most rows.
+ * `now`, from the rollups (`ev` rows of the bucket's grain: hour or day), so the cost does
+ * not grow with the events table and pruned events still count.
  */
 export async function eventSeries(
   db: Knex,
@@ -19,31 +20,28 @@ export async function eventSeries(
   bucketMs: number,
   buckets: number,
 ): Promise<Series> {
+  const grain = bucketMs === 3_600_000 ? 'h' : bucketMs === 86_400_000 ? 'd' : undefined;
+  if (!grain) throw new Error(`no rollups for ${bucketMs} ms buckets (hour or day)`);
   // The last bucket is the current one (it ends after `now`).
   const end = Math.floor(now / bucketMs) * bucketMs + bucketMs;
   const start = end - bucketMs * buckets;
-  const bucket = db.raw('cast((received_at - ?) / ? as integer)', [start, bucketMs]);
-  const base = () =>
-    db('events')
-      .where('portal_id', portalId)
-      .where('received_at', '>=', start)
-      .where('received_at', '<', end);
-  const [all, failed] = (await Promise.all([
-    base().select({ b: bucket }).count({ n: '*' }).groupBy('b'),
-    base().where('status', 'failed').select({ b: bucket }).count({ n: '*' }).groupBy('b'),
-  ])) as Array<Array<{ b: number | string; n: number | string }>>;
+  const rows = (await db('rollups')
+    .where({ kind: 'ev', grain, portal_id: portalId })
+    .where('bucket', '>=', start)
+    .where('bucket', '<', end)
+    .select({ b: 'bucket', status: 'k2' })
+    .sum({ n: 'n' })
+    .groupBy('bucket', 'k2')) as Array<{ b: number | string; status: string; n: number | string }>;
   const series: Series = {
     starts: Array.from({ length: buckets }, (_, i) => start + i * bucketMs),
     received: new Array<number>(buckets).fill(0),
     failed: new Array<number>(buckets).fill(0),
   };
-  for (const r of all ?? []) {
-    const i = Number(r.b);
-    if (i >= 0 && i < buckets) series.received[i] = Number(r.n);
-  }
-  for (const r of failed ?? []) {
-    const i = Number(r.b);
-    if (i >= 0 && i < buckets) series.failed[i] = Number(r.n);
+  for (const r of rows) {
+    const i = Math.floor((Number(r.b) - start) / bucketMs);
+    if (i < 0 || i >= buckets) continue;
+    series.received[i]! += Number(r.n);
+    if (r.status === 'failed') series.failed[i]! += Number(r.n);
   }
   return series;
 }
@@ -55,33 +53,24 @@ export interface RuleFigures {
   other: number;
 }
 
-/** Per-rule outcomes of the action steps started since `since`, for one portal. */
+/** Per-rule outcomes of the action steps started since `since`, for one portal (rollups). */
 export async function ruleSuccess(
   db: Knex,
   portalId: number,
   since: number,
+  now: number,
 ): Promise<RuleFigures[]> {
-  // CROSS JOIN keeps action_runs as the outer loop on SQLite (its started_at index, then
-  // events by primary key); left to itself the planner walks every event of the portal.
-  const answer = (await db.raw(
-    `select ar.rule_name as rule, ar.status as status, count(*) as n
-       from action_runs ar cross join events e
-      where e.id = ar.event_id and e.portal_id = ? and ar.started_at >= ?
-      group by ar.rule_name, ar.status`,
-    [portalId, since],
-  )) as unknown;
-  const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
-    rule: string;
-    status: string;
-    n: number | string;
-  }>;
   const byRule = new Map<string, RuleFigures>();
-  for (const r of rows) {
-    const f = byRule.get(r.rule) ?? { rule: r.rule, succeeded: 0, failed: 0, other: 0 };
-    if (r.status === 'succeeded') f.succeeded += Number(r.n);
-    else if (r.status === 'failed') f.failed += Number(r.n);
-    else f.other += Number(r.n);
-    byRule.set(r.rule, f);
+  for (const r of await windowRows(db, 'act', portalId, since, now)) {
+    const rule = String(r.k1);
+    const f = byRule.get(rule) ?? { rule, succeeded: 0, failed: 0, other: 0 };
+    const n = Number(r.n);
+    if (r.k2 === 'succeeded') f.succeeded += n;
+    else if (r.k2 === 'failed') f.failed += n;
+    else f.other += n;
+    byRule.set(rule, f);
   }
-  return [...byRule.values()].sort((a, b) => a.rule.localeCompare(b.rule));
+  return [...byRule.values()]
+    .filter((f) => f.succeeded + f.failed + f.other > 0)
+    .sort((a, b) => a.rule.localeCompare(b.rule));
 }

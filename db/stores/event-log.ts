@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import {
   applyEventFilter,
+  maxEventId,
   normaliseEvent,
   type EventFilter,
   type EventRow,
@@ -50,6 +51,13 @@ const LIST_COLUMNS = [
 const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 /**
+ * Most events a text-search page reads: the search is a scan (LIKE over bodies), so a page
+ * reads this many ids down from where it starts and, short of a full page, offers the next
+ * stretch as its "older" page. It never reads the whole table on the event loop.
+ */
+export const TEXT_SCAN_ROWS = 20_000;
+
+/**
  * One page of the log, newest first, paged by id (keyset: `beforeId` is the last id of the
  * previous page), so the cost does not grow with the page number. Indexes of migration 0003
  * (portal_id + status / event / entity_id + id) keep the filtered pages off a full sort.
@@ -60,7 +68,12 @@ export async function logPage(
   pageSize: number,
 ): Promise<{ rows: LogRow[]; nextBeforeId: number | undefined }> {
   const q = applyEventFilter(db('events').select(LIST_COLUMNS), filter);
+  // A text search reads at most TEXT_SCAN_ROWS ids per page; the next page goes on below.
+  let floor = 0;
   if (filter.text) {
+    const top = filter.beforeId ?? (await maxEventId(db)) + 1;
+    floor = Math.max(0, top - TEXT_SCAN_ROWS);
+    q.where('events.id', '<', top).where('events.id', '>=', floor);
     const p = likePattern(filter.text);
     q.where((w) =>
       w
@@ -86,7 +99,8 @@ export async function logPage(
   ).map((r) => normaliseEvent(r) as LogRow);
   const more = rows.length > pageSize;
   if (more) rows.length = pageSize;
-  return { rows, nextBeforeId: more ? rows[rows.length - 1]?.id : undefined };
+  if (more) return { rows, nextBeforeId: rows[rows.length - 1]?.id };
+  return { rows, nextBeforeId: floor > 1 ? floor : undefined };
 }
 
 /** What the deal tab shows of one action run. */

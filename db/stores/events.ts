@@ -1,4 +1,11 @@
 import type { Knex } from 'knex';
+import {
+  changeEvents,
+  countNewEvents,
+  countsByStatus,
+  oldestPendingAt,
+  processingTimes,
+} from './rollups.js';
 
 export const EVENT_STATUSES = [
   'received',
@@ -137,8 +144,10 @@ export const emptyFigures = (): StatusFigures => ({
 export const PROCESSING_WINDOW_MS = 24 * 3600 * 1000;
 
 /**
- * Figures for `b24hooks status` and the dashboard: counts by status, backlog, oldest pending
- * age, and average / p95 processing time (receipt to finished) over the last 24 hours.
+ * Figures for `b24hooks status`, the dashboard and `/metrics`: counts by status, backlog,
+ * oldest pending age, and average / p95 processing time (receipt to finished; p95 from the
+ * rollups' histogram) over the last 24 hours. Read from the rollups (db/stores/rollups.ts),
+ * never by scanning events: the counts include events pruned by retention.
  * `portalId` undefined = all portals; null = events of no known portal.
  */
 export async function statusFigures(
@@ -146,48 +155,51 @@ export async function statusFigures(
   now: Date,
   portalId?: number | null,
 ): Promise<StatusFigures> {
-  const scope = (q: Knex.QueryBuilder) => {
-    if (portalId === null) q.whereNull('portal_id');
-    else if (portalId !== undefined) q.where('portal_id', portalId);
-    return q;
-  };
   const f = emptyFigures();
-  const counts = (await scope(
-    db('events').select('status').count({ n: '*' }).groupBy('status'),
-  )) as {
-    status: EventStatus;
-    n: number | string;
-  }[];
-  for (const c of counts) if (c.status in f) f[c.status] = Number(c.n);
+  for (const [status, n] of await countsByStatus(db, portalId)) {
+    if (status in f && status !== 'backlog') f[status as EventStatus] = n;
+  }
   f.backlog = f.received + f.processing + f.unverified;
-
-  const oldest = (await scope(
-    db('events').whereIn('status', BACKLOG_STATUSES).min({ t: 'received_at' }),
-  ).first()) as { t: number | string | null } | undefined;
-  if (oldest?.t !== null && oldest?.t !== undefined) {
-    f.oldestPendingSeconds = Math.max(0, Math.floor((now.getTime() - Number(oldest.t)) / 1000));
+  const oldest = f.backlog > 0 ? await oldestPendingAt(db, portalId) : undefined;
+  if (oldest !== undefined) {
+    f.oldestPendingSeconds = Math.max(0, Math.floor((now.getTime() - oldest) / 1000));
   }
-
-  const since = now.getTime() - PROCESSING_WINDOW_MS;
-  const done = () =>
-    scope(db('events').where('status', 'processed').where('processed_at', '>=', since));
-  const agg = (await done()
-    .count({ n: '*' })
-    .avg({ a: db.raw('processed_at - received_at') })
-    .first()) as { n: number | string; a: number | string | null } | undefined;
-  const n = Number(agg?.n ?? 0);
-  if (n > 0) {
-    f.avgProcessingMs = Math.round(Number(agg?.a ?? 0));
-    const offset = Math.max(0, Math.ceil(0.95 * n) - 1);
-    const p = (await done()
-      .select({ d: db.raw('processed_at - received_at') })
-      .orderByRaw('processed_at - received_at')
-      .offset(offset)
-      .limit(1)
-      .first()) as { d: number | string } | undefined;
-    f.p95ProcessingMs = Math.round(Number(p?.d ?? 0));
-  }
+  const times = await processingTimes(
+    db,
+    portalId,
+    now.getTime() - PROCESSING_WINDOW_MS,
+    now.getTime(),
+  );
+  f.avgProcessingMs = times.avgMs;
+  f.p95ProcessingMs = times.p95Ms;
   return f;
+}
+
+/**
+ * Stores events outside the intake (tools, tests, imports) with their rollups; returns
+ * their ids in order. The intake writes through intakeBatchPlan instead.
+ */
+export async function insertEvents(
+  db: Knex,
+  rows: ReadonlyArray<
+    Partial<Omit<EventRow, 'id'>> & Pick<EventRow, 'event' | 'status' | 'received_at'>
+  >,
+): Promise<number[]> {
+  if (rows.length === 0) return [];
+  const insert = async (trx: Knex) => {
+    const ids: number[] = [];
+    for (const row of rows) {
+      const [r] = (await trx('events').insert(row).returning('id')) as Array<
+        { id: number } | number
+      >;
+      ids.push(Number(typeof r === 'object' ? r.id : r));
+    }
+    await countNewEvents(trx, ids);
+    return ids;
+  };
+  return (db as Knex & { isTransaction?: boolean }).isTransaction
+    ? insert(db)
+    : db.transaction(insert);
 }
 
 /** Events of a portal waiting for its application token (only `event`, if given), oldest first. */
@@ -204,7 +216,7 @@ export async function listUnverified(
   return rows.map(normaliseEvent);
 }
 
-/** Updates one event's status fields (never its body). */
+/** Updates one event's status fields (never its body), with its rollups. */
 export async function updateEvent(
   db: Knex,
   id: number,
@@ -223,7 +235,7 @@ export async function updateEvent(
     >
   >,
 ): Promise<void> {
-  await db('events').where({ id }).update(values);
+  await changeEvents(db, [id], (trx) => trx('events').where({ id }).update(values));
 }
 
 /** A job for this event started: the event is `processing`. */
@@ -233,13 +245,15 @@ export async function markEventProcessing(
   attempts: number,
   now: number,
 ): Promise<void> {
-  await db('events')
-    .where({ id })
-    .update({
-      status: 'processing',
-      attempts,
-      processing_started_at: db.raw('coalesce(processing_started_at, ?)', [now]),
-    });
+  await changeEvents(db, [id], (trx) =>
+    trx('events')
+      .where({ id })
+      .update({
+        status: 'processing',
+        attempts,
+        processing_started_at: trx.raw('coalesce(processing_started_at, ?)', [now]),
+      }),
+  );
 }
 
 /** The event's final status (processed, skipped, failed, rejected) or back to `received` to wait for a retry. */
@@ -249,13 +263,15 @@ export async function finishEvent(
   values: { status: EventStatus; lastError?: string | null; at: number },
 ): Promise<void> {
   const final = values.status !== 'received';
-  await db('events')
-    .where({ id })
-    .update({
-      status: values.status,
-      last_error: values.lastError ?? null,
-      ...(final ? { processed_at: values.at } : {}),
-    });
+  await changeEvents(db, [id], (trx) =>
+    trx('events')
+      .where({ id })
+      .update({
+        status: values.status,
+        last_error: values.lastError ?? null,
+        ...(final ? { processed_at: values.at } : {}),
+      }),
+  );
 }
 
 /** The newest stored event id (0 when there is none). */

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { EventRow } from './events.js';
 import { jobRow, type NewJob } from './jobs.js';
+import { RollupDeltas, rollupStatements } from './rollups.js';
 
 /** One delivery ready to be written by the intake's group commit. */
 export interface IntakeRow {
@@ -202,6 +203,24 @@ export function* intakeBatchPlan(
     yield { sql: insertJobsSql(size), bindings: jobs.slice(at * width, (at + size) * width) };
     at += size;
   }
+
+  // The batch's rollups: deliveries alike in all that is counted (the usual case) are
+  // counted as one, then one upsert row per distinct key.
+  const alike = new Map<string, { event: IntakeRow['event']; n: number }>();
+  for (let i = 0; i < rows.length; i++) {
+    const id = outcomes[i]?.eventId;
+    if (id === undefined || id === null || outcomes[i]!.duplicate) continue;
+    const e = rows[i]!.event;
+    const key = `${e.portal_id}\u0000${e.event}\u0000${e.status}\u0000${e.source}\u0000${Math.floor(e.received_at / 3_600_000)}`;
+    const group = alike.get(key);
+    if (group) group.n++;
+    else alike.set(key, { event: e, n: 1 });
+  }
+  const deltas = new RollupDeltas();
+  for (const { event, n } of alike.values()) {
+    deltas.event({ ...event, id: 0, processed_at: null }, [], n);
+  }
+  for (const s of rollupStatements(deltas.rows())) yield s;
 
   if (repeats.size) {
     const original = new Map<string, number | null>();

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { changeActionRun, changeEvents } from './rollups.js';
 
 export interface RuleMatchRow {
   id: number;
@@ -70,13 +71,17 @@ export async function listRuleMatches(db: Knex, eventId: number): Promise<RuleMa
     .orderBy('rule_index')) as RuleMatchRow[];
 }
 
+/** A rule match's SLA figures live in the rollups, so it changes through `changeEvents`. */
 export async function insertRuleMatches(
   db: Knex,
-  rows: Array<Omit<RuleMatchRow, 'id' | 'status' | 'note'>>,
+  rows: Array<Omit<RuleMatchRow, 'id' | 'status' | 'note'> & { sla_ms?: number | null }>,
   now: number,
 ): Promise<void> {
   if (rows.length === 0) return;
-  await db('rule_matches').insert(rows.map((r) => ({ ...r, status: 'matched', created_at: now })));
+  const ids = [...new Set(rows.map((r) => r.event_id))];
+  await changeEvents(db, ids, (trx) =>
+    trx('rule_matches').insert(rows.map((r) => ({ ...r, status: 'matched', created_at: now }))),
+  );
 }
 
 export async function setRuleMatchStatus(
@@ -86,9 +91,9 @@ export async function setRuleMatchStatus(
   status: RuleMatchRow['status'],
   note: string | null,
 ): Promise<void> {
-  await db('rule_matches')
-    .where({ event_id: eventId, rule_name: ruleName })
-    .update({ status, note });
+  await changeEvents(db, [eventId], (trx) =>
+    trx('rule_matches').where({ event_id: eventId, rule_name: ruleName }).update({ status, note }),
+  );
 }
 
 export async function markEvaluated(
@@ -124,16 +129,18 @@ export async function recordActionRun(
   db: Knex,
   row: Omit<ActionRunRow, 'id' | 'attempts'>,
 ): Promise<void> {
-  const existing = await db('action_runs')
-    .where({ idempotency_key: row.idempotency_key })
-    .first('id');
-  if (existing) {
-    await db('action_runs')
-      .where({ id: existing.id })
-      .update({ ...row, attempts: db.raw('attempts + 1') });
-  } else {
-    await db('action_runs').insert({ ...row, attempts: 1 });
-  }
+  await changeActionRun(db, row.event_id, row.idempotency_key, async (trx) => {
+    const existing = await trx('action_runs')
+      .where({ idempotency_key: row.idempotency_key })
+      .first('id');
+    if (existing) {
+      await trx('action_runs')
+        .where({ id: existing.id })
+        .update({ ...row, attempts: trx.raw('attempts + 1') });
+    } else {
+      await trx('action_runs').insert({ ...row, attempts: 1 });
+    }
+  });
 }
 
 export async function recordOwnWrite(

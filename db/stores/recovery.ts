@@ -185,21 +185,22 @@ export async function abandonGaps(
   await q.update({ status: 'failed', error: 'interrupted', sweep_finished_at: now });
 }
 
-/** Events stored by the offline drain and by sweeps, per source. */
+/** Events stored by the offline drain and by sweeps, per source (from the rollups). */
 export async function recoveredCounts(
   db: Knex,
   portalId?: number,
 ): Promise<{ offline: number; sweep: number }> {
-  // The literal `source <> 'online'` lets SQLite use the partial index events_recovered.
-  const q = db('events').whereRaw("source <> 'online'").whereIn('source', ['offline', 'sweep']);
+  const q = db('rollups')
+    .where({ kind: 'src', grain: 'a' })
+    .whereIn('k1', ['offline', 'sweep'])
+    .select({ source: 'k1' })
+    .sum({ n: 'n' })
+    .groupBy('k1');
   if (portalId !== undefined) q.where('portal_id', portalId);
-  const rows = (await q.select('source').count({ n: '*' }).groupBy('source')) as Array<{
-    source: string;
-    n: number | string;
-  }>;
+  const rows = (await q) as Array<{ source: string; n: number | string | null }>;
   const out = { offline: 0, sweep: 0 };
   for (const r of rows)
-    if (r.source === 'offline' || r.source === 'sweep') out[r.source] = Number(r.n);
+    if (r.source === 'offline' || r.source === 'sweep') out[r.source] = Number(r.n ?? 0);
   return out;
 }
 

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { applyEventFilter, type EventFilter } from './events.js';
 import { jobRow } from './jobs.js';
+import { changeEvents } from './rollups.js';
 
 /** Statuses a replay takes by default: everything processing has finished with. */
 export const REPLAYABLE = ['processed', 'failed', 'skipped'] as const;
@@ -51,42 +52,7 @@ export async function queueReplayChunk(
     }>;
     if (rows.length === 0) return { ids: [], lastId: opts.afterId };
     const ids = rows.map((r) => Number(r.id));
-    const active = new Set(
-      (
-        (await trx('rule_matches')
-          .whereIn('event_id', ids)
-          .whereNot('status', 'skipped')
-          .distinct('event_id')) as { event_id: number | string }[]
-      ).map((r) => Number(r.event_id)),
-    );
-    const reevaluate = ids.filter((id) => !active.has(id));
-    if (reevaluate.length) {
-      await trx('rule_matches').whereIn('event_id', reevaluate).delete();
-      await trx('events').whereIn('id', reevaluate).update({ evaluated_at: null });
-    }
-    const generations = new Map<number, number>();
-    if (opts.rerunSucceeded) {
-      const g = (await trx('action_runs')
-        .whereIn('event_id', ids)
-        .groupBy('event_id')
-        .select('event_id')
-        .max({ g: 'generation' })) as Array<{
-        event_id: number | string;
-        g: number | string | null;
-      }>;
-      for (const r of g) generations.set(Number(r.event_id), Number(r.g ?? 0) + 1);
-      await trx('rule_matches')
-        .whereIn('event_id', ids)
-        .where('status', 'done')
-        .update({ status: 'matched' });
-    }
-    await trx('events').whereIn('id', ids).update({
-      status: 'received',
-      last_error: null,
-      processed_at: null,
-      attempts: 0,
-      source: 'replay',
-    });
+    const generations = await changeEvents(trx, ids, (t) => requeue(t, ids, opts.rerunSucceeded));
     await trx('jobs').insert(
       rows.map((r) =>
         jobRow(
@@ -107,6 +73,55 @@ export async function queueReplayChunk(
     );
     return { ids, lastId: ids[ids.length - 1]! };
   });
+}
+
+/**
+ * The events back to `received` (source `replay`), their rule matches reset as the replay
+ * needs; the generation each event's steps run in with `rerunSucceeded`. Runs inside
+ * changeEvents, so the rollups follow.
+ */
+async function requeue(
+  db: Knex,
+  ids: number[],
+  rerunSucceeded: boolean,
+): Promise<Map<number, number>> {
+  const active = new Set(
+    (
+      (await db('rule_matches')
+        .whereIn('event_id', ids)
+        .whereNot('status', 'skipped')
+        .distinct('event_id')) as { event_id: number | string }[]
+    ).map((r) => Number(r.event_id)),
+  );
+  const reevaluate = ids.filter((id) => !active.has(id));
+  if (reevaluate.length) {
+    await db('rule_matches').whereIn('event_id', reevaluate).delete();
+    await db('events').whereIn('id', reevaluate).update({ evaluated_at: null });
+  }
+  const generations = new Map<number, number>();
+  if (rerunSucceeded) {
+    const g = (await db('action_runs')
+      .whereIn('event_id', ids)
+      .groupBy('event_id')
+      .select('event_id')
+      .max({ g: 'generation' })) as Array<{
+      event_id: number | string;
+      g: number | string | null;
+    }>;
+    for (const r of g) generations.set(Number(r.event_id), Number(r.g ?? 0) + 1);
+    await db('rule_matches')
+      .whereIn('event_id', ids)
+      .where('status', 'done')
+      .update({ status: 'matched' });
+  }
+  await db('events').whereIn('id', ids).update({
+    status: 'received',
+    last_error: null,
+    processed_at: null,
+    attempts: 0,
+    source: 'replay',
+  });
+  return generations;
 }
 
 /** How many of these events are still waiting or running. */

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { changeEvents } from './rollups.js';
 
 /**
  * Deliveries kept `unverified` (they arrived before their portal's application token was
@@ -34,13 +35,27 @@ export async function expireUnverified(
   before: number,
   now: number,
 ): Promise<number> {
-  return db('events')
-    .where({ portal_id: portalId, status: 'unverified' })
-    .where('received_at', '<', before)
-    .update({
-      status: 'rejected',
-      reject_reason: 'unverified_expired',
-      auth_enc: null,
-      processed_at: now,
-    });
+  const ids = (
+    (await db('events')
+      .where({ portal_id: portalId, status: 'unverified' })
+      .where('received_at', '<', before)
+      .pluck('id')) as Array<number | string>
+  ).map(Number);
+  if (ids.length === 0) return 0;
+  // Through changeEvents: the status change moves the rollups (db/stores/rollups.ts).
+  return changeEvents(db, ids, async (trx) => {
+    let n = 0;
+    for (let i = 0; i < ids.length; i += 500) {
+      n += await trx('events')
+        .whereIn('id', ids.slice(i, i + 500))
+        .where({ status: 'unverified' })
+        .update({
+          status: 'rejected',
+          reject_reason: 'unverified_expired',
+          auth_enc: null,
+          processed_at: now,
+        });
+    }
+    return n;
+  });
 }

@@ -15,6 +15,7 @@ import {
   updatePortal,
   type PortalRow,
 } from '../../db/stores/portals.js';
+import { pruneRollups } from '../../db/stores/rollups.js';
 import { pendingSlaBreaches } from '../../db/stores/sla.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import {
@@ -267,7 +268,7 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       now,
     );
 
-    if (!gone) report.slaBreaches += (await detectSlaBreaches(deps, p)).length;
+    if (!gone) report.slaBreaches += (await detectSlaBreaches(deps, p, undefined, lateSeen)).length;
     const pending = await pendingSlaBreaches(db, p.member_id);
     const f = {
       events: pending.events,
@@ -290,6 +291,11 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       now,
     );
   }
+
+  /** Per portal and rule, the late events the rollups counted at the last SLA check. */
+  const lateSeen = new Map<string, number>();
+  /** The rollups' own horizon is kept by the checking instance, once an hour. */
+  let lastRollupPrune = 0;
 
   const auditEveryMs = opts.auditEveryMs ?? 15 * 60_000;
   const lastAudit = new Map<number, number>();
@@ -334,6 +340,10 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
       if (p.status !== 'uninstalled') await failedDigest(p, report, now);
     }
     if (report.sent.some((s) => s.channels.length > 0)) opts.onEnqueued?.();
+    if (now - lastRollupPrune >= 3600_000) {
+      lastRollupPrune = now;
+      await pruneRollups(db, now);
+    }
     return report;
   }
 

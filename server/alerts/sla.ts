@@ -3,6 +3,7 @@ import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { effectiveMap } from '../../db/stores/rules.js';
 import {
   findNewSlaBreaches,
+  lateTotals,
   recordSlaBreaches,
   slaCounts,
   type SlaBreachRow,
@@ -94,10 +95,17 @@ export async function detectSlaBreaches(
   deps: Pick<Deps, 'db' | 'clock' | 'metrics' | 'logger'>,
   portal: PortalRow,
   lateLookbackMs = 24 * 3600_000,
+  lateSeen?: Map<string, number>,
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
   const found: SlaBreachRow[] = [];
+  // Events finished late are looked for only when the rollups counted a new one since the
+  // last look (`lateSeen`, kept by the monitor): that search reads the period's events.
+  const late = lateSeen ? await lateTotals(deps.db, portal.id) : undefined;
   for (const rule of await slaRules(deps.db, portal.member_id)) {
+    const key = `${portal.id}:${rule.name}`;
+    const total = late?.get(rule.name) ?? 0;
+    const lookLate = !lateSeen || lateSeen.get(key) !== total;
     found.push(
       ...(await findNewSlaBreaches(
         deps.db,
@@ -105,8 +113,10 @@ export async function detectSlaBreaches(
         rule,
         now,
         now - lateLookbackMs,
+        lookLate,
       )),
     );
+    lateSeen?.set(key, total);
   }
   const fresh = await recordSlaBreaches(deps.db, found);
   for (const b of fresh) {

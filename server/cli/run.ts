@@ -17,6 +17,7 @@ import {
 import { connectWebhookCommand } from './connect-webhook.js';
 import { recoverCommand } from './recover.js';
 import { eraseCommand, pruneCommand } from './retention.js';
+import { rollupsCommand } from './rollups.js';
 import { UsageError, type CliIo } from './io.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -72,6 +73,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     usage:
       'connect-webhook --webhook-url URL --application-token TOKEN --member-id MEMBER_ID [--domain D]',
   },
+  rollups: { run: rollupsCommand, options: {}, usage: 'rollups rebuild' },
   recover: {
     run: recoverCommand,
     options: { since: { type: 'string' }, portal: { type: 'string' } },

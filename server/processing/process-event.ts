@@ -158,6 +158,7 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
           rule_index: m.index,
           reason: m.reason,
           previous: previous === undefined ? null : JSON.stringify(previous),
+          sla_ms: m.rule.slaSeconds ? m.rule.slaSeconds * 1000 : null,
         })),
         t,
       );

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { safeEqual } from '../lib/crypto.js';
 import type { Deps } from '../deps.js';
-import { statusFigures } from '../../db/stores/events.js';
+import { backlogByPortal } from '../../db/stores/alerts.js';
 import { listPortals } from '../../db/stores/portals.js';
 
 /** `GET /metrics` in Prometheus text format; `METRICS_TOKEN` requires a bearer token. */
@@ -23,14 +23,19 @@ export function metricsRoutes(deps: Deps): Router {
   return router;
 }
 
+/** Backlog gauges from the rollups: a scrape never scans events. */
 async function refreshGauges(deps: Deps): Promise<void> {
-  const now = deps.clock.now();
-  const total = await statusFigures(deps.db, now);
+  const now = deps.clock.now().getTime();
+  const rows = await backlogByPortal(deps.db);
+  const byPortal = new Map(rows.map((r) => [r.portalId, r.backlog]));
   deps.metrics.backlog.reset();
-  deps.metrics.backlog.set({ portal: 'all' }, total.backlog);
-  deps.metrics.oldestPendingSeconds.set(total.oldestPendingSeconds);
+  deps.metrics.backlog.set(
+    { portal: 'all' },
+    rows.reduce((s, r) => s + r.backlog, 0),
+  );
+  const oldest = rows.length ? Math.min(...rows.map((r) => r.oldestAt)) : now;
+  deps.metrics.oldestPendingSeconds.set(Math.max(0, Math.floor((now - oldest) / 1000)));
   for (const p of await listPortals(deps.db)) {
-    const f = await statusFigures(deps.db, now, p.id);
-    deps.metrics.backlog.set({ portal: p.member_id }, f.backlog);
+    deps.metrics.backlog.set({ portal: p.member_id }, byPortal.get(p.id) ?? 0);
   }
 }

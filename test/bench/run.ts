@@ -15,7 +15,12 @@ const benches: Record<string, () => Promise<void>> = {
     intakeBench({ durationSec: flag('duration', 10), connections: flag('connections', 50) }),
   process: () => processBench(),
   prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),
-  ui: () => uiBench({ events: flag('events', 1_000_000), requests: flag('requests', 50) }),
+  ui: () =>
+    uiBench({
+      events: flag('events', 1_000_000),
+      requests: flag('requests', 50),
+      loadSeconds: flag('load-seconds', 30),
+    }),
   scale: () =>
     scaleBench({
       durationSec: flag('duration', 10),

@@ -1,6 +1,6 @@
 import type { Env } from '../../server/config.js';
 import { createServices, type ServiceOptions, type Services } from '../../server/routes/index.js';
-import type { EventStatus } from '../../db/stores/events.js';
+import { insertEvents, type EventStatus } from '../../db/stores/events.js';
 import { insertJobs } from '../../db/stores/jobs.js';
 import { startSmtpSink, type SmtpSink } from './smtp-sink.js';
 import { startTelegramStandin, type TelegramStandin } from './telegram-standin.js';
@@ -57,9 +57,8 @@ export async function startAlertHarness(
       for (let i = 0; i < n; i++) {
         seq++;
         const entity = o.entity ?? true;
-        const [row] = await t.deps
-          .db('events')
-          .insert({
+        const [id] = await insertEvents(t.deps.db, [
+          {
             portal_id: portal.id,
             member_id: portal.memberId,
             event: o.event ?? 'ONCRMDEALUPDATE',
@@ -67,17 +66,16 @@ export async function startAlertHarness(
             entity_id: entity ? String(seq) : null,
             status: o.status ?? 'received',
             received_at: now,
-          })
-          .returning('id');
-        const id = Number((row as { id: number }).id);
-        ids.push(id);
+          },
+        ]);
+        ids.push(id!);
         if (o.withJobs) {
           await insertJobs(
             t.deps.db,
             [
               {
                 type: 'process_event',
-                event_id: id,
+                event_id: id!,
                 portal_id: portal.id,
                 entity_key: entity ? `${portal.id}:deal:${seq}` : null,
                 payload: null,

@@ -1,6 +1,6 @@
 import type { Deps } from '../../server/deps.js';
 import { lifecycleHandler } from '../../server/install/lifecycle.js';
-import { getEvent } from '../../db/stores/events.js';
+import { getEvent, updateEvent } from '../../db/stores/events.js';
 import type { JobRow } from '../../server/queue/types.js';
 
 /**
@@ -33,10 +33,10 @@ export async function runLifecycleJobs(
           .update({ status: 'done', attempts: job.attempts + 1, updated_at: now });
         const fresh = event ? await getEvent(deps.db, event.id) : undefined;
         if (fresh && ['received', 'processing', 'unverified'].includes(fresh.status)) {
-          await deps
-            .db('events')
-            .where({ id: fresh.id })
-            .update({ status: (r && r.eventStatus) ?? 'processed', processed_at: now });
+          await updateEvent(deps.db, fresh.id, {
+            status: (r && r.eventStatus) ?? 'processed',
+            processed_at: now,
+          });
         }
         out.push({ jobId: job.id });
       } catch (e) {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createAlertMonitor } from '../../server/alerts/index.js';
 import { ALERT_SETTINGS, getAlertState } from '../../db/stores/alerts.js';
+import { finishEvent } from '../../db/stores/events.js';
 import { putSetting } from '../../db/stores/settings.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
@@ -43,10 +44,9 @@ describe('backlog alerts', () => {
       .orderBy('id')
       .limit(n)
       .pluck('id')) as number[];
-    await h.t.deps
-      .db('events')
-      .whereIn('id', ids)
-      .update({ status: 'processed', processed_at: h.t.clock.now().getTime() });
+    for (const id of ids) {
+      await finishEvent(h.t.deps.db, id, { status: 'processed', at: h.t.clock.now().getTime() });
+    }
   }
 
   it('sends one alert on each channel when the backlog crosses the threshold, naming its size', async () => {

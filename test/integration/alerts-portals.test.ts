@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { finishEvent } from '../../db/stores/events.js';
 import { updatePortal } from '../../db/stores/portals.js';
+import { insertRuleMatches, markEvaluated } from '../../db/stores/processing.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
@@ -19,14 +21,14 @@ describe('failed-event digest, re-authorisation and subscription drift alerts', 
   async function fail(n: number, rule: string, error: string) {
     const ids = await h.addEvents({ id: portal.row.id, memberId: portal.memberId }, n);
     const now = h.t.clock.now().getTime();
-    await h.t.deps
-      .db('events')
-      .whereIn('id', ids)
-      .update({ status: 'failed', processed_at: now, last_error: error, evaluated_at: now });
     for (const id of ids) {
-      await h.t.deps
-        .db('rule_matches')
-        .insert({ event_id: id, rule_name: rule, rule_index: 0, created_at: now });
+      await insertRuleMatches(
+        h.t.deps.db,
+        [{ event_id: id, rule_name: rule, rule_index: 0, reason: null, previous: null }],
+        now,
+      );
+      await markEvaluated(h.t.deps.db, id, now, 0);
+      await finishEvent(h.t.deps.db, id, { status: 'failed', lastError: error, at: now });
     }
     return ids;
   }

@@ -2,6 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { slaSummary } from '../../server/alerts/index.js';
 import { statusCommand } from '../../server/cli/commands.js';
 import type { EventMap } from '../../server/rules/model.js';
+import { finishEvent } from '../../db/stores/events.js';
+import {
+  insertRuleMatches,
+  markEvaluated,
+  setRuleMatchStatus,
+} from '../../db/stores/processing.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
@@ -42,18 +48,29 @@ describe('SLA control', () => {
 
   /** Records that the event matched the rule, as the processor does on first evaluation. */
   async function matched(eventId: number, status: 'matched' | 'done' = 'matched') {
-    await db()('rule_matches').insert({
-      event_id: eventId,
-      rule_name: 'Deal to accounting',
-      rule_index: 0,
-      status,
-      created_at: now(),
-    });
-    await db()('events').where({ id: eventId }).update({ evaluated_at: now() });
+    const rule = 'Deal to accounting';
+    await insertRuleMatches(
+      db(),
+      [
+        {
+          event_id: eventId,
+          rule_name: rule,
+          rule_index: 0,
+          reason: null,
+          previous: null,
+          sla_ms: 60_000,
+        },
+      ],
+      now(),
+    );
+    if (status !== 'matched') await setRuleMatchStatus(db(), eventId, rule, status, null);
+    await markEvaluated(db(), eventId, now(), 0);
   }
   async function processed(ids: number[]) {
-    await db()('events').whereIn('id', ids).update({ status: 'processed', processed_at: now() });
-    await db()('rule_matches').whereIn('event_id', ids).update({ status: 'done' });
+    for (const id of ids) {
+      await finishEvent(db(), id, { status: 'processed', at: now() });
+      await setRuleMatchStatus(db(), id, 'Deal to accounting', 'done', null);
+    }
   }
   const breachCount = async () =>
     (await h.t.deps.metrics.slaBreaches.get()).values.reduce((s, v) => s + v.value, 0);

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runCli } from '../../server/cli/run.js';
 import { projectRoot } from '../../server/lib/project-root.js';
+import { rebuildRollups } from '../../db/stores/rollups.js';
 import { runCliIn } from '../helpers/cli.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
@@ -61,6 +62,8 @@ describe('operator CLI', () => {
       reject_reason: 'unknown_portal',
       received_at: base,
     });
+    // Seeded around the stores: the figures come from rollups, so recount them.
+    await rebuildRollups(db);
     t.clock.set(base + 10 * 60_000);
   });
   afterAll(async () => {

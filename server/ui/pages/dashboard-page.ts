@@ -190,7 +190,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       statusFigures(deps.db, now, portal.id),
       eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
       eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
-      ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY),
+      ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY, now.getTime()),
       slaByPeriod(deps, portal.member_id),
       firingAlerts(deps.db, portal.member_id),
       recoveryView(deps.db, portal.id, portal.member_id),

@@ -1,0 +1,644 @@
+import type { Knex } from 'knex';
+import { isPg } from '../connect.js';
+
+/**
+ * Rollups (issue 23): counters the readers (dashboard, alert monitor, SLA figures, `status`,
+ * `/metrics`) sum instead of scanning events. Every change of an event's status (or of
+ * what its SLA figures depend on) and of an action run goes through `changeEvents` /
+ * `changeActionRun`, which compute each row's contribution before and after the change and
+ * add the difference, in the same transaction. The intake adds its batch's rows with one
+ * upsert per distinct key (intakeBatchPlan). `recountRollups` recounts everything from the
+ * tables (the rebuild, and the consistency test's reference).
+ *
+ * Kinds (table `rollups`, migration 0016):
+ * - `ev`   events by receipt time: k1 event, k2 status; grains h, d, a.
+ * - `pend` backlog (received, processing, unverified) by receipt hour: grain h.
+ * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
+ * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
+ *          (`+Inf` last), n count, s sum of ms, mx largest ms; grains m, h.
+ * - `sla`  rule matches (not skipped) of finished (processed, failed) events by receipt time:
+ *          k1 rule, k2 its SLA in ms when it matched; n decided, s within the SLA; grains m, h.
+ * - `late` the same, processed with the rule done but past the SLA: grain a.
+ * - `act`  action steps by started_at: k1 rule, k2 status; grains m, h.
+ */
+
+export const MINUTE = 60_000;
+export const HOUR = 3_600_000;
+export const DAY = 86_400_000;
+
+export type Grain = 'm' | 'h' | 'd' | 'a';
+const GRAIN_MS: Record<Exclude<Grain, 'a'>, number> = { m: MINUTE, h: HOUR, d: DAY };
+
+/** How long each grain's rows are kept (pruneRollups); `a` rows are kept for good. */
+export const ROLLUP_HORIZON_MS = { m: 8 * DAY, h: 90 * DAY, d: 400 * DAY } as const;
+
+/** Processing-time histogram: upper bounds in ms (p95 comes from these buckets). */
+export const DURATION_BOUNDS_MS = [
+  10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 1_800_000,
+  3_600_000, 21_600_000, 86_400_000,
+] as const;
+const INF = '+Inf';
+
+/** Every kind of rollup row (see the top of this file). */
+const KINDS = ['ev', 'pend', 'src', 'dur', 'sla', 'late', 'act'];
+
+export const BACKLOG: readonly string[] = ['received', 'processing', 'unverified'];
+const FINAL_FOR_SLA: readonly string[] = ['processed', 'failed'];
+
+export interface RollupRow {
+  kind: string;
+  grain: Grain;
+  portal_id: number;
+  bucket: number;
+  k1: string;
+  k2: string;
+  n: number;
+  s: number;
+  mx: number;
+}
+
+/** What a row's contribution depends on. */
+export interface EventState {
+  id: number;
+  portal_id: number | null;
+  event: string;
+  status: string;
+  source: string;
+  received_at: number;
+  processed_at: number | null;
+}
+export interface MatchState {
+  event_id: number;
+  rule_name: string;
+  status: string;
+  sla_ms: number | null;
+}
+export interface ActionRunState {
+  rule_name: string;
+  status: string;
+  started_at: number;
+}
+
+const floorTo = (t: number, ms: number) => t - (t % ms);
+const bucketOf = (grain: Grain, t: number) => (grain === 'a' ? 0 : floorTo(t, GRAIN_MS[grain]));
+
+export function durationBound(ms: number): string {
+  for (const b of DURATION_BOUNDS_MS) if (ms <= b) return String(b);
+  return INF;
+}
+
+/** Rollup deltas keyed by row identity; `add` accumulates, `rows` lists the non-zero ones. */
+export class RollupDeltas {
+  private map = new Map<string, RollupRow>();
+
+  add(
+    kind: string,
+    grains: readonly Grain[],
+    portalId: number | null,
+    t: number,
+    k1: string,
+    k2: string,
+    n: number,
+    s = 0,
+    mx = 0,
+  ): void {
+    for (const grain of grains) {
+      const bucket = bucketOf(grain, t);
+      const portal_id = portalId ?? 0;
+      const key = `${kind}\u0000${grain}\u0000${portal_id}\u0000${bucket}\u0000${k1}\u0000${k2}`;
+      const row = this.map.get(key);
+      if (row) {
+        row.n += n;
+        row.s += s;
+        row.mx = Math.max(row.mx, mx);
+      } else this.map.set(key, { kind, grain, portal_id, bucket, k1, k2, n, s, mx });
+    }
+  }
+
+  /**
+   * An event's contribution, `sign` times: +1 after a change, −1 before it, +k for k new
+   * events alike in everything counted (the intake's batches).
+   */
+  event(e: EventState, matches: readonly MatchState[], sign: number): void {
+    const p = e.portal_id;
+    this.add('ev', ['h', 'd', 'a'], p, e.received_at, e.event, e.status, sign);
+    if (BACKLOG.includes(e.status)) this.add('pend', ['h'], p, e.received_at, '', '', sign);
+    if (e.source !== 'online') this.add('src', ['a'], p, 0, e.source, '', sign);
+    const duration = e.processed_at === null ? null : e.processed_at - e.received_at;
+    if (e.status === 'processed' && duration !== null) {
+      const d = sign * duration;
+      const mx = sign > 0 ? duration : 0;
+      this.add('dur', ['m', 'h'], p, e.processed_at!, durationBound(duration), '', sign, d, mx);
+    }
+    if (!FINAL_FOR_SLA.includes(e.status)) return;
+    for (const m of matches) {
+      if (m.status === 'skipped' || m.sla_ms === null) continue;
+      const done = e.status === 'processed' && m.status === 'done' && duration !== null;
+      const within = done && duration <= m.sla_ms ? 1 : 0;
+      const sla = String(m.sla_ms);
+      this.add('sla', ['m', 'h'], p, e.received_at, m.rule_name, sla, sign, sign * within);
+      if (done && !within) this.add('late', ['a'], p, 0, m.rule_name, sla, sign);
+    }
+  }
+
+  actionRun(portalId: number | null, r: ActionRunState, sign: 1 | -1): void {
+    this.add('act', ['m', 'h'], portalId, r.started_at, r.rule_name, r.status, sign);
+  }
+
+  /**
+   * The rows to write, in one fixed order (so concurrent PostgreSQL transactions lock
+   * rollup rows in the same order and never deadlock on them); rows whose change cancels
+   * out are left out.
+   */
+  rows(): RollupRow[] {
+    return [...this.map.entries()]
+      .filter(([, r]) => r.n !== 0 || r.s !== 0)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, r]) => r);
+  }
+}
+
+const COLUMNS = ['kind', 'grain', 'portal_id', 'bucket', 'k1', 'k2', 'n', 's', 'mx'] as const;
+const KEY = 'kind, grain, portal_id, bucket, k1, k2';
+/** Most rows per upsert; batches are cut in power-of-two chunks so few statement texts occur. */
+const MAX_UPSERT_ROWS = 64;
+const upsertTexts = new Map<number, string>();
+
+export function rollupUpsertSql(n: number): string {
+  let text = upsertTexts.get(n);
+  if (text === undefined) {
+    const tuple = `(${COLUMNS.map(() => '?').join(', ')})`;
+    text =
+      `insert into rollups (${COLUMNS.join(', ')}) values ${new Array<string>(n).fill(tuple).join(', ')} ` +
+      `on conflict (${KEY}) do update set n = rollups.n + excluded.n, s = rollups.s + excluded.s, ` +
+      'mx = case when excluded.mx > rollups.mx then excluded.mx else rollups.mx end';
+    upsertTexts.set(n, text);
+  }
+  return text;
+}
+
+/** The upsert statements that add `rows` (see RollupDeltas.rows). */
+export function rollupStatements(
+  rows: readonly RollupRow[],
+): Array<{ sql: string; bindings: Array<string | number> }> {
+  const out = [];
+  let at = 0;
+  while (at < rows.length) {
+    let size = MAX_UPSERT_ROWS;
+    while (size > rows.length - at) size >>= 1;
+    const bindings: Array<string | number> = [];
+    for (const r of rows.slice(at, at + size)) for (const c of COLUMNS) bindings.push(r[c]);
+    out.push({ sql: rollupUpsertSql(size), bindings });
+    at += size;
+  }
+  return out;
+}
+
+export async function applyRollupDeltas(db: Knex, deltas: RollupDeltas): Promise<void> {
+  for (const s of rollupStatements(deltas.rows())) await db.raw(s.sql, s.bindings);
+}
+
+/** Runs `fn` in the caller's transaction, or in a new one. */
+function inTransaction<T>(db: Knex, fn: (trx: Knex) => Promise<T>): Promise<T> {
+  return (db as Knex & { isTransaction?: boolean }).isTransaction ? fn(db) : db.transaction(fn);
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+const CHUNK = 500;
+async function readStates(
+  trx: Knex,
+  ids: readonly number[],
+  lock: boolean,
+): Promise<{ events: EventState[]; matches: Map<number, MatchState[]> }> {
+  const events: EventState[] = [];
+  const matches = new Map<number, MatchState[]>();
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const q = trx('events')
+      .whereIn('id', ids.slice(i, i + CHUNK))
+      .select('id', 'portal_id', 'event', 'status', 'source', 'received_at', 'processed_at');
+    if (lock && isPg(trx)) q.forUpdate();
+    const rows = (await q) as Array<Record<string, unknown>>;
+    const final: number[] = [];
+    for (const r of rows) {
+      const e: EventState = {
+        id: Number(r.id),
+        portal_id: num(r.portal_id),
+        event: String(r.event),
+        status: String(r.status),
+        source: String(r.source),
+        received_at: Number(r.received_at),
+        processed_at: num(r.processed_at),
+      };
+      events.push(e);
+      if (FINAL_FOR_SLA.includes(e.status)) final.push(e.id);
+    }
+    if (final.length) {
+      const ms = (await trx('rule_matches')
+        .whereIn('event_id', final)
+        .select('event_id', 'rule_name', 'status', 'sla_ms')) as Array<Record<string, unknown>>;
+      for (const m of ms) {
+        const id = Number(m.event_id);
+        const list = matches.get(id) ?? [];
+        list.push({
+          event_id: id,
+          rule_name: String(m.rule_name),
+          status: String(m.status),
+          sla_ms: num(m.sla_ms),
+        });
+        matches.set(id, list);
+      }
+    }
+  }
+  return { events, matches };
+}
+
+/**
+ * THE way to change events (their status, processed_at, source) or their rule matches:
+ * `change` runs in a transaction between a read of the events' state before (locked on
+ * PostgreSQL) and after it, and the rollups move by the difference in the same transaction.
+ */
+export async function changeEvents<T>(
+  db: Knex,
+  ids: readonly number[],
+  change: (trx: Knex) => Promise<T>,
+): Promise<T> {
+  return inTransaction(db, async (trx) => {
+    const before = await readStates(trx, ids, true);
+    const result = await change(trx);
+    const after = await readStates(trx, ids, false);
+    const deltas = new RollupDeltas();
+    for (const e of before.events) deltas.event(e, before.matches.get(e.id) ?? [], -1);
+    for (const e of after.events) deltas.event(e, after.matches.get(e.id) ?? [], 1);
+    await applyRollupDeltas(trx, deltas);
+    return result;
+  });
+}
+
+/** Adds events just inserted in this transaction to the rollups. */
+export async function countNewEvents(trx: Knex, ids: readonly number[]): Promise<void> {
+  const after = await readStates(trx, ids, false);
+  const deltas = new RollupDeltas();
+  for (const e of after.events) deltas.event(e, after.matches.get(e.id) ?? [], 1);
+  await applyRollupDeltas(trx, deltas);
+}
+
+/** Records an action run's change (see recordActionRun) with its `act` rollups. */
+export async function changeActionRun<T>(
+  db: Knex,
+  eventId: number,
+  idempotencyKey: string,
+  change: (trx: Knex) => Promise<T>,
+): Promise<T> {
+  return inTransaction(db, async (trx) => {
+    const read = async () => {
+      const q = trx('action_runs')
+        .where({ idempotency_key: idempotencyKey })
+        .select('rule_name', 'status', 'started_at');
+      if (isPg(trx)) q.forUpdate();
+      const r = (await q.first()) as Record<string, unknown> | undefined;
+      return r
+        ? {
+            rule_name: String(r.rule_name),
+            status: String(r.status),
+            started_at: Number(r.started_at),
+          }
+        : undefined;
+    };
+    const before = await read();
+    const result = await change(trx);
+    const after = await read();
+    const ev = (await trx('events').where({ id: eventId }).first('portal_id')) as
+      { portal_id: number | null } | undefined;
+    const portalId = num(ev?.portal_id);
+    const deltas = new RollupDeltas();
+    if (before) deltas.actionRun(portalId, before, -1);
+    if (after) deltas.actionRun(portalId, after, 1);
+    await applyRollupDeltas(trx, deltas);
+    return result;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Recount and rebuild
+
+type Raw = Array<Record<string, unknown>>;
+const rowsOf = (answer: unknown): Raw =>
+  (Array.isArray(answer) ? answer : (answer as { rows: Raw }).rows) as Raw;
+
+const durationCase = (expr: string) =>
+  `case ${DURATION_BOUNDS_MS.map((b) => `when ${expr} <= ${b} then '${b}'`).join(' ')} else '${INF}' end`;
+
+/**
+ * Every rollup row recounted from the tables with grouped SQL (independent of the
+ * incremental code above), finer grains first and coarser ones summed from them. `eventIds`
+ * limits it to those events (the consistency test counts what a prune takes away).
+ */
+export async function recountRollups(
+  db: Knex,
+  opts: { eventIds?: readonly number[] } = {},
+): Promise<RollupRow[]> {
+  const ids = opts.eventIds;
+  if (ids && ids.length === 0) return [];
+  const only = (col: string) =>
+    ids ? ` and ${col} in (${ids.map((i) => Number(i)).join(', ')})` : '';
+  const q = async (sql: string) => rowsOf(await db.raw(sql));
+  const out = new RollupDeltas();
+  const put = (kind: string, grains: Grain[], rows: Raw) => {
+    for (const r of rows) {
+      out.add(
+        kind,
+        grains,
+        num(r.p),
+        Number(r.b ?? 0),
+        String(r.k1 ?? ''),
+        String(r.k2 ?? ''),
+        Number(r.n),
+        Number(r.s ?? 0),
+        Number(r.mx ?? 0),
+      );
+    }
+  };
+  const hour = (c: string) => `${c} - ${c} % ${HOUR}`;
+  const minute = (c: string) => `${c} - ${c} % ${MINUTE}`;
+  put(
+    'ev',
+    ['h', 'd', 'a'],
+    await q(
+      `select portal_id as p, ${hour('received_at')} as b, event as k1, status as k2, count(*) as n
+         from events where 1 = 1${only('id')}
+        group by portal_id, ${hour('received_at')}, event, status`,
+    ),
+  );
+  put(
+    'pend',
+    ['h'],
+    await q(
+      `select portal_id as p, ${hour('received_at')} as b, count(*) as n from events
+        where status in ('received', 'processing', 'unverified')${only('id')}
+        group by portal_id, ${hour('received_at')}`,
+    ),
+  );
+  put(
+    'src',
+    ['a'],
+    await q(
+      `select portal_id as p, source as k1, count(*) as n from events
+        where source <> 'online'${only('id')} group by portal_id, source`,
+    ),
+  );
+  const d = '(processed_at - received_at)';
+  put(
+    'dur',
+    ['m', 'h'],
+    await q(
+      `select portal_id as p, ${minute('processed_at')} as b, ${durationCase(d)} as k1,
+              count(*) as n, sum(${d}) as s, max(${d}) as mx
+         from events where status = 'processed' and processed_at is not null${only('id')}
+        group by portal_id, ${minute('processed_at')}, ${durationCase(d)}`,
+    ),
+  );
+  const within = `case when e.status = 'processed' and rm.status = 'done' and e.processed_at - e.received_at <= rm.sla_ms then 1 else 0 end`;
+  const join = `from rule_matches rm join events e on e.id = rm.event_id
+         where e.status in ('processed', 'failed') and rm.status <> 'skipped'
+           and rm.sla_ms is not null${only('e.id')}`;
+  put(
+    'sla',
+    ['m', 'h'],
+    await q(
+      `select e.portal_id as p, ${minute('e.received_at')} as b, rm.rule_name as k1,
+              cast(rm.sla_ms as varchar(32)) as k2, count(*) as n, sum(${within}) as s
+         ${join}
+        group by e.portal_id, ${minute('e.received_at')}, rm.rule_name, rm.sla_ms`,
+    ),
+  );
+  put(
+    'late',
+    ['a'],
+    await q(
+      `select e.portal_id as p, rm.rule_name as k1, cast(rm.sla_ms as varchar(32)) as k2, count(*) as n
+         ${join} and e.status = 'processed' and rm.status = 'done'
+           and e.processed_at - e.received_at > rm.sla_ms
+        group by e.portal_id, rm.rule_name, rm.sla_ms`,
+    ),
+  );
+  put(
+    'act',
+    ['m', 'h'],
+    await q(
+      `select e.portal_id as p, ${minute('ar.started_at')} as b, ar.rule_name as k1, ar.status as k2,
+              count(*) as n
+         from action_runs ar join events e on e.id = ar.event_id where 1 = 1${only('ar.event_id')}
+        group by e.portal_id, ${minute('ar.started_at')}, ar.rule_name, ar.status`,
+    ),
+  );
+  return out.rows();
+}
+
+/**
+ * Replaces every rollup with a recount (`npx b24hooks rollups rebuild`): after a restore,
+ * or to take in events written without the rollups. History of events already pruned is
+ * lost by it (they can no longer be counted).
+ */
+export async function rebuildRollups(db: Knex, now?: number): Promise<{ rows: number }> {
+  const rows = await recountRollups(db);
+  let pruned = 0;
+  await db.transaction(async (trx) => {
+    await trx('rollups').delete();
+    for (const s of rollupStatements(rows)) await trx.raw(s.sql, s.bindings);
+    // With `now`, rows already past the rollups' horizon go at once.
+    if (now !== undefined) pruned = await pruneRollups(trx, now);
+  });
+  return { rows: rows.length - pruned };
+}
+
+/** Every stored rollup row (tests and the rebuild's report). */
+export async function listRollups(db: Knex): Promise<RollupRow[]> {
+  const rows = (await db('rollups').orderBy([
+    'kind',
+    'grain',
+    'portal_id',
+    'bucket',
+    'k1',
+    'k2',
+  ])) as Raw;
+  return rows.map((r) => ({
+    kind: String(r.kind),
+    grain: r.grain as Grain,
+    portal_id: Number(r.portal_id),
+    bucket: Number(r.bucket),
+    k1: String(r.k1),
+    k2: String(r.k2),
+    n: Number(r.n),
+    s: Number(r.s),
+    mx: Number(r.mx),
+  }));
+}
+
+/**
+ * The rollups' own horizon: minute rows older than ROLLUP_HORIZON_MS.m, hourly and daily
+ * ones older than theirs (`pend` rows only once they count nothing: a pending event keeps
+ * its hour however old), and rows that count nothing any more. Event retention never
+ * touches rollups.
+ */
+export async function pruneRollups(db: Knex, now: number): Promise<number> {
+  let n = 0;
+  for (const grain of ['m', 'h', 'd'] as const) {
+    n += await db('rollups')
+      .whereIn('kind', KINDS)
+      .where('grain', grain)
+      .where('bucket', '<', now - ROLLUP_HORIZON_MS[grain])
+      .where((w) => w.whereNot('kind', 'pend').orWhere('n', 0))
+      .delete();
+  }
+  // Backlog hours whose events were all processed: the oldest-pending lookup skips them.
+  n += await db('rollups').where({ kind: 'pend', grain: 'h', n: 0 }).delete();
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------
+// Readers
+
+/** `portalId` undefined: all portals; null: events of no known portal. */
+const portalScope = (q: Knex.QueryBuilder, portalId: number | null | undefined) => {
+  if (portalId !== undefined) q.where('portal_id', portalId ?? 0);
+  return q;
+};
+
+/** Events per status, all time (`ev`, grain a). */
+export async function countsByStatus(
+  db: Knex,
+  portalId?: number | null,
+): Promise<Map<string, number>> {
+  const rows = (await portalScope(
+    db('rollups')
+      .where({ kind: 'ev', grain: 'a' })
+      .select({ k: 'k2' })
+      .sum({ n: 'n' })
+      .groupBy('k2'),
+    portalId,
+  )) as Raw;
+  return new Map(rows.map((r) => [String(r.k), Number(r.n ?? 0)]));
+}
+
+/** Backlog (received, processing, unverified) per portal id (0: no known portal). */
+export async function backlogCounts(db: Knex): Promise<Map<number, number>> {
+  const rows = (await db('rollups')
+    .where({ kind: 'pend', grain: 'h' })
+    .select({ p: 'portal_id' })
+    .sum({ n: 'n' })
+    .groupBy('portal_id')) as Raw;
+  return new Map(rows.map((r) => [Number(r.p), Number(r.n ?? 0)]));
+}
+
+/**
+ * received_at of the oldest event still in the backlog: the rollups name the oldest hour
+ * with one, then only that hour's events are read (through a received_at index).
+ */
+export async function oldestPendingAt(
+  db: Knex,
+  portalId?: number | null,
+): Promise<number | undefined> {
+  const r = (await portalScope(
+    db('rollups').where({ kind: 'pend', grain: 'h' }).where('n', '>', 0).min({ b: 'bucket' }),
+    portalId,
+  ).first()) as { b: unknown } | undefined;
+  const hour = num(r?.b);
+  if (hour === null) return undefined;
+  const q = db('events')
+    .whereIn('status', BACKLOG as string[])
+    .where('received_at', '>=', hour)
+    .where('received_at', '<', hour + HOUR)
+    .min({ t: 'received_at' });
+  if (portalId === null) q.whereNull('portal_id');
+  else if (portalId !== undefined) q.where('portal_id', portalId);
+  const t = (await q.first()) as { t: unknown } | undefined;
+  return num(t?.t) ?? hour;
+}
+
+/**
+ * Rows of a kind over the window from `since` to now and on, at minute precision: minute
+ * rows up to the next full hour, hourly rows after it (older than the minute horizon, the
+ * window starts at its hour).
+ */
+export async function windowRows(
+  db: Knex,
+  kind: string,
+  portalId: number | null | undefined,
+  since: number,
+  now: number,
+  extra?: (q: Knex.QueryBuilder) => void,
+): Promise<Raw> {
+  const recent = now - since < ROLLUP_HORIZON_MS.m;
+  const hourFrom = recent ? Math.ceil(since / HOUR) * HOUR : floorTo(since, HOUR);
+  const base = (grain: Grain) => {
+    const q = portalScope(db('rollups').where({ kind, grain }), portalId).select(
+      'k1',
+      'k2',
+      'n',
+      's',
+      'mx',
+    );
+    extra?.(q);
+    return q;
+  };
+  const hours = (await base('h').where('bucket', '>=', hourFrom)) as Raw;
+  if (!recent || hourFrom === since) return hours;
+  const minutes = (await base('m')
+    .where('bucket', '>=', floorTo(since, MINUTE))
+    .where('bucket', '<', hourFrom)) as Raw;
+  return [...minutes, ...hours];
+}
+
+/** Count, average and p95 (from the histogram) of processing times since `since`. */
+export async function processingTimes(
+  db: Knex,
+  portalId: number | null | undefined,
+  since: number,
+  now: number,
+): Promise<{ n: number; avgMs: number; p95Ms: number }> {
+  const byBound = new Map<string, { n: number; mx: number }>();
+  let n = 0;
+  let sum = 0;
+  for (const r of await windowRows(db, 'dur', portalId, since, now)) {
+    const b = byBound.get(String(r.k1)) ?? { n: 0, mx: 0 };
+    b.n += Number(r.n);
+    b.mx = Math.max(b.mx, Number(r.mx));
+    byBound.set(String(r.k1), b);
+    n += Number(r.n);
+    sum += Number(r.s);
+  }
+  if (n <= 0) return { n: 0, avgMs: 0, p95Ms: 0 };
+  const rank = Math.max(1, Math.ceil(0.95 * n));
+  let seen = 0;
+  let p95 = 0;
+  const bounds = [...DURATION_BOUNDS_MS.map(String), INF];
+  for (const bound of bounds) {
+    const b = byBound.get(bound);
+    if (!b || b.n <= 0) continue;
+    seen += b.n;
+    if (seen >= rank) {
+      // The bucket's largest time seen, never above its bound.
+      p95 = bound === INF ? b.mx : Math.min(Number(bound), b.mx);
+      break;
+    }
+  }
+  return { n, avgMs: Math.round(sum / n), p95Ms: Math.round(p95) };
+}
+
+/**
+ * Rule matches stored before rule matches kept their SLA (migration 0016): they take the
+ * SLA the rule has now, so a rebuild counts them. Returns how many were filled in.
+ */
+export async function backfillRuleSla(
+  db: Knex,
+  portalId: number,
+  ruleName: string,
+  slaMs: number,
+): Promise<number> {
+  return db('rule_matches')
+    .whereNull('sla_ms')
+    .where('rule_name', ruleName)
+    .whereIn('event_id', (q) => q.select('id').from('events').where('portal_id', portalId))
+    .update({ sla_ms: slaMs });
+}

@@ -1,0 +1,322 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { createWorker } from '../../server/queue/worker.js';
+import { PermanentError, RetryableError } from '../../server/queue/errors.js';
+import type { JobHandler } from '../../server/queue/types.js';
+import { replayEvents } from '../../server/processing/replay.js';
+import { runCliIn } from '../helpers/cli.js';
+import { openSqliteConnection } from '../../db/connect.js';
+import { sqliteIntakeWriter, writeIntakeBatch, type IntakeRow } from '../../db/stores/intake.js';
+import {
+  insertRuleMatches,
+  listRuleMatches,
+  markEvaluated,
+  recordActionRun,
+  setRuleMatchStatus,
+} from '../../db/stores/processing.js';
+import { statusFigures, updateEvent } from '../../db/stores/events.js';
+import { logPage, TEXT_SCAN_ROWS } from '../../db/stores/event-log.js';
+import { expireUnverified } from '../../db/stores/unverified.js';
+import {
+  listRollups,
+  pruneRollups,
+  rebuildRollups,
+  recountRollups,
+  ROLLUP_HORIZON_MS,
+  type RollupRow,
+} from '../../db/stores/rollups.js';
+import { prng } from '../helpers/hostile-input.js';
+import { onPg } from '../helpers/pg.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+const keyOf = (r: RollupRow) => [r.kind, r.grain, r.portal_id, r.bucket, r.k1, r.k2].join('|');
+
+/** Adds `b` into `a` (rows of the same key summed). */
+function addRows(a: Map<string, RollupRow>, b: readonly RollupRow[]) {
+  for (const r of b) {
+    const x = a.get(keyOf(r));
+    if (x) {
+      x.n += r.n;
+      x.s += r.s;
+      x.mx = Math.max(x.mx, r.mx);
+    } else a.set(keyOf(r), { ...r });
+  }
+}
+
+/** Compares stored rollups with the expected ones: counts and sums exactly, maxima as bounds. */
+function expectSame(actual: readonly RollupRow[], expected: Map<string, RollupRow>) {
+  const got = new Map<string, RollupRow>();
+  for (const r of actual) if (r.n !== 0 || r.s !== 0) got.set(keyOf(r), r);
+  const want = [...expected.values()].filter((r) => r.n !== 0 || r.s !== 0);
+  const strip = (r: RollupRow) => `${keyOf(r)} n=${r.n} s=${r.s}`;
+  expect([...got.values()].map(strip).sort()).toEqual(want.map(strip).sort());
+  // A maximum may stay above what is left (an event replayed away), never below.
+  for (const w of want) expect(got.get(keyOf(w))!.mx).toBeGreaterThanOrEqual(w.mx);
+}
+
+const RULES = ['Invoice', 'Shipment', 'No SLA'];
+const SLA_MS: Record<string, number | null> = {
+  Invoice: 30_000,
+  Shipment: 120_000,
+  'No SLA': null,
+};
+
+describe('rollups', () => {
+  let t: TestDeps;
+  let portals: TestPortal[];
+
+  beforeEach(async () => {
+    t = await createTestDeps({ MAX_ATTEMPTS: '3', RETRY_BASE_SECONDS: '5', LOG_LEVEL: 'silent' });
+    t.clock.set(Date.UTC(2026, 10, 27, 8, 55, 0));
+    portals = [await seedPortal(t.deps), await seedPortal(t.deps)];
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('equal a full recount after random deliveries, retries, replays, failures and prunes', async () => {
+    const rand = prng(0x23);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    const db = t.deps.db;
+    const now = () => t.clock.now().getTime();
+
+    // Processing as the rule processor records it: rules matched (with their SLA), action
+    // steps, rules done or skipped; then success, a retry, a paused or a permanent failure.
+    const handler: JobHandler = async ({ event }) => {
+      if (!event) return undefined;
+      if ((await listRuleMatches(db, event.id)).length === 0 && rand() < 0.8) {
+        const rules = RULES.filter(() => rand() < 0.6);
+        await insertRuleMatches(
+          db,
+          rules.map((rule, i) => ({
+            event_id: event.id,
+            rule_name: rule,
+            rule_index: i,
+            reason: null,
+            previous: null,
+            sla_ms: SLA_MS[rule],
+          })),
+          now(),
+        );
+        await markEvaluated(db, event.id, now(), 0);
+      }
+      t.clock.advance(Math.floor(rand() * 60_000));
+      for (const m of await listRuleMatches(db, event.id)) {
+        if (m.status !== 'matched') continue;
+        if (rand() < 0.1) {
+          await setRuleMatchStatus(db, event.id, m.rule_name, 'skipped', 'stale trigger');
+          continue;
+        }
+        // Every seventh event's steps fail, others at random (a deterministic share of failures).
+        const ok = event.id % 7 !== 0 && rand() < 0.8;
+        await recordActionRun(db, {
+          event_id: event.id,
+          rule_name: m.rule_name,
+          step_index: 0,
+          step_name: null,
+          action_type: 'http',
+          idempotency_key: `${event.id}:${m.rule_name}:0`,
+          status: ok ? 'succeeded' : 'failed',
+          request_summary: null,
+          response_summary: null,
+          output: null,
+          error: ok ? null : 'HTTP 500',
+          started_at: now(),
+          finished_at: now(),
+          generation: 0,
+        });
+        if (!ok) {
+          if (event.id % 2 === 0 || rand() < 0.3) throw new PermanentError('HTTP 422');
+          throw new RetryableError('HTTP 500');
+        }
+        await setRuleMatchStatus(db, event.id, m.rule_name, 'done', null);
+      }
+      return rand() < 0.1 ? { eventStatus: 'skipped' as const } : undefined;
+    };
+    const worker = createWorker(t.deps, {
+      handlers: { process_event: handler },
+      random: () => 0.5,
+      concurrency: 1,
+    });
+
+    // The SQLite pass also writes half the batches on the intake writer thread's connection.
+    const conn = onPg() ? undefined : openSqliteConnection(t.dbFile);
+    const bare = conn ? sqliteIntakeWriter(conn) : undefined;
+    let deal = 0;
+    const pruned = new Map<string, RollupRow>();
+    let prunedEvents = 0;
+    let replayed = 0;
+    let expired = 0;
+    let dead = 0;
+    try {
+      // Every kind of change in each cycle, in a shuffled order with random sizes.
+      const cycle = ['deliver', 'deliver', 'deliver', 'work', 'work', 'verify', 'replay', 'prune'];
+      const steps = Array.from({ length: 6 }, () => [...cycle].sort(() => rand() - 0.5)).flat();
+      for (const step of steps) {
+        if (step === 'deliver') {
+          // A delivery batch: new events, repeats, rejected and unverified ones.
+          const rows: IntakeRow[] = [];
+          const size = 1 + Math.floor(rand() * 12);
+          for (let i = 0; i < size; i++) {
+            const portal = pick(portals);
+            const r = rand();
+            const id = r < 0.15 && deal > 0 ? 1 + Math.floor(rand() * deal) : ++deal;
+            const row = intakeRow(portal, id, {
+              key: r > 0.9 ? null : `key-${portal.row.id}-${id}`,
+              receivedAt: now(),
+            });
+            if (r > 0.8 && r <= 0.9) {
+              row.event.status = 'unverified';
+              row.job = null;
+            }
+            if (rand() < 0.2) row.event.source = pick(['offline', 'sweep']);
+            rows.push(row);
+          }
+          if (bare && rand() < 0.5) bare(rows, now());
+          else await writeIntakeBatch(db, rows, now());
+        } else if (step === 'work') {
+          t.clock.advance(Math.floor(rand() * 20 * 60_000));
+          dead += (await worker.runOnce()).filter((o) => o.outcome === 'dead').length;
+        } else if (step === 'verify') {
+          // The install race resolved: one portal's unverified events expired (never proven
+          // in time), the others' verified or rejected.
+          expired += await expireUnverified(db, pick(portals).row.id, now() + 1, now());
+          const waiting = (await db('events')
+            .where({ status: 'unverified' })
+            .pluck('id')) as number[];
+          for (const id of waiting) {
+            await updateEvent(
+              db,
+              Number(id),
+              rand() < 0.5
+                ? { status: 'received', auth_enc: null }
+                : { status: 'rejected', reject_reason: 'token_mismatch', processed_at: now() },
+            );
+          }
+        } else if (step === 'replay') {
+          const r = await replayEvents(t.deps, {
+            filter: { from: now() - 6 * 3600_000, portalId: pick(portals).row.id },
+            rerunSucceeded: rand() < 0.5,
+          });
+          replayed += r.queued;
+        } else {
+          // A (simulated) retention prune: finished events and all that belongs to them go;
+          // their figures must stay in the rollups.
+          const ids = (
+            (await db('events')
+              .whereIn('status', ['processed', 'failed', 'skipped', 'rejected'])
+              .pluck('id')) as number[]
+          )
+            .map(Number)
+            .filter(() => rand() < 0.3);
+          if (ids.length === 0) continue;
+          addRows(pruned, await recountRollups(db, { eventIds: ids }));
+          prunedEvents += ids.length;
+          await db.transaction(async (trx) => {
+            await trx('action_runs').whereIn('event_id', ids).delete();
+            await trx('rule_matches').whereIn('event_id', ids).delete();
+            await trx('jobs').whereIn('event_id', ids).delete();
+            await trx('events').whereIn('id', ids).delete();
+          });
+        }
+      }
+      // Let everything due run (retries included), then compare once more.
+      for (let i = 0; i < 20; i++) {
+        t.clock.advance(30 * 60_000);
+        dead += (await worker.runOnce()).filter((o) => o.outcome === 'dead').length;
+      }
+    } finally {
+      conn?.close();
+    }
+
+    // Controls: the sequence really did each of the things the rollups must follow.
+    const statuses = (await db('events').distinct('status').pluck('status')) as string[];
+    expect(statuses).toEqual(expect.arrayContaining(['processed', 'rejected']));
+    expect(dead).toBeGreaterThan(0); // events failed for good (some replayed or pruned since)
+    expect(prunedEvents).toBeGreaterThan(0);
+    expect(replayed).toBeGreaterThan(0);
+    expect(expired).toBeGreaterThan(0);
+    expect(Number((await db('action_runs').count({ n: '*' }).first())?.n)).toBeGreaterThan(0);
+
+    const expected = new Map<string, RollupRow>();
+    addRows(expected, await recountRollups(db));
+    addRows(expected, [...pruned.values()]);
+    const kinds = new Set([...expected.values()].map((r) => r.kind));
+    expect([...kinds].sort()).toEqual(['act', 'dur', 'ev', 'late', 'pend', 'sla', 'src']);
+    expectSame(await listRollups(db), expected);
+
+    // The rebuild recounts what is kept: equal to the recount, without the pruned events.
+    const before = await statusFigures(db, t.clock.now());
+    await rebuildRollups(db);
+    const kept = new Map<string, RollupRow>();
+    addRows(kept, await recountRollups(db));
+    expectSame(await listRollups(db), kept);
+    const after = await statusFigures(db, t.clock.now());
+    expect(after.backlog).toBe(before.backlog);
+    expect(after.oldestPendingSeconds).toBe(before.oldestPendingSeconds);
+  });
+
+  it('keep minute rows for their horizon only and never a backlog hour that still counts', async () => {
+    const db = t.deps.db;
+    const old = t.clock.now().getTime();
+    await writeIntakeBatch(db, [intakeRow(portals[0]!, 1, { receivedAt: old })], old);
+    await db.raw(
+      `insert into rollups (kind, grain, portal_id, bucket, k1, k2, n, s, mx) values
+         ('dur', 'm', ?, ?, '100', '', 1, 50, 50), ('pend', 'h', ?, ?, '', '', 0, 0, 0)`,
+      [portals[0]!.row.id, old, portals[0]!.row.id, old - 3_600_000],
+    );
+    const later = old + ROLLUP_HORIZON_MS.m + 60_000;
+    expect(await pruneRollups(db, later)).toBe(2);
+    const left = await listRollups(db);
+    expect(left.filter((r) => r.kind === 'pend')).toMatchObject([{ n: 1 }]);
+    expect(left.filter((r) => r.grain === 'm')).toEqual([]);
+    // Events pruned meanwhile: nothing of theirs goes with them (no cascade, no trigger).
+    await db('jobs').delete();
+    await db('events').delete();
+    expect((await listRollups(db)).length).toBe(left.length);
+  });
+
+  it('rebuild from the CLI', async () => {
+    await writeIntakeBatch(
+      t.deps.db,
+      [intakeRow(portals[0]!, 1, { receivedAt: t.clock.now().getTime() })],
+      t.clock.now().getTime(),
+    );
+    await t.deps.db('rollups').delete();
+    const r = await runCliIn(t, ['rollups', 'rebuild', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ rows: expect.any(Number) });
+    expect((await statusFigures(t.deps.db, t.clock.now())).received).toBe(1);
+    expect((await runCliIn(t, ['rollups', 'nonsense'])).code).toBe(2);
+  });
+
+  it('a log text search reads a bounded stretch of ids per page and goes on below it', async () => {
+    const db = t.deps.db;
+    const at = t.clock.now().getTime();
+    const row = (i: number) => ({
+      portal_id: portals[0]!.row.id,
+      event: 'ONCRMDEALUPDATE',
+      status: 'processed',
+      received_at: at,
+      body: i === 0 ? '{"needle":"only-in-the-oldest"}' : `{"deal":${i}}`,
+    });
+    const total = TEXT_SCAN_ROWS + 10;
+    for (let i = 0; i < total; i += 500) {
+      await db('events').insert(
+        Array.from({ length: Math.min(500, total - i) }, (_, k) => row(i + k)),
+      );
+    }
+    const first = await logPage(db, { text: 'only-in-the-oldest' }, 50);
+    expect(first.rows).toEqual([]);
+    expect(first.nextBeforeId).toBe(total + 1 - TEXT_SCAN_ROWS);
+    const second = await logPage(
+      db,
+      { text: 'only-in-the-oldest', beforeId: first.nextBeforeId },
+      50,
+    );
+    expect(second.rows.map((r) => r.id)).toEqual([1]);
+    expect(second.nextBeforeId).toBeUndefined();
+    // Control: a text in the newest stretch is found on the first page.
+    expect((await logPage(db, { text: `"deal":${total - 1}` }, 50)).rows).toHaveLength(1);
+  });
+});
