@@ -11,6 +11,7 @@ import * as m0009 from './0009-rate-buckets.js';
 import * as m0010 from './0010-install-proof.js';
 import * as m0011 from './0011-portal-refresh-and-pause.js';
 import * as m0014 from './0014-retention.js';
+import * as m0013 from './0013-operations.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -26,4 +27,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0010-install-proof', module: m0010 },
   { name: '0011-portal-refresh-and-pause', module: m0011 },
   { name: '0014-retention', module: m0014 },
+  { name: '0013-operations', module: m0013 },
 ];
