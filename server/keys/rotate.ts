@@ -11,6 +11,39 @@ import { openKeyCheck, sealKeyCheck } from './key-check.js';
 
 const BATCH = 500;
 
+const isSealed = (v: unknown): v is string => typeof v === 'string' && v.startsWith('v1.');
+
+/**
+ * A column value with every sealed (`v1.`) value in it re-sealed: the value itself, or the
+ * sealed strings anywhere inside a JSON document (secrets kept inside a JSON column).
+ */
+export function recrypt(
+  value: string,
+  reseal: (v: string) => string,
+): { value: string; count: number } {
+  if (isSealed(value)) return { value: reseal(value), count: 1 };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    return { value, count: 0 };
+  }
+  let count = 0;
+  const walk = (x: unknown): unknown => {
+    if (isSealed(x)) {
+      count += 1;
+      return reseal(x);
+    }
+    if (Array.isArray(x)) return x.map(walk);
+    if (x && typeof x === 'object') {
+      return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, walk(v)]));
+    }
+    return x;
+  };
+  const out = walk(doc);
+  return count === 0 ? { value, count } : { value: JSON.stringify(out), count };
+}
+
 export interface RotationResult {
   /** Values re-encrypted, by `table.column`. */
   readonly columns: Record<string, number>;
@@ -40,7 +73,7 @@ export async function rotateKey(
     let total = 0;
     for (const spec of columns) {
       for (const c of spec.columns) counts[`${spec.table}.${c}`] = 0;
-      let after = 0;
+      let after: unknown[] | undefined;
       for (;;) {
         const rows = await encryptedRows(trx, spec, after, BATCH);
         for (const row of rows) {
@@ -48,20 +81,22 @@ export async function rotateKey(
           for (const c of spec.columns) {
             const v = row[c];
             if (typeof v !== 'string') continue;
-            let plain: string;
+            let next: { value: string; count: number };
             try {
-              plain = from.decrypt(v);
+              next = recrypt(v, (x) => to.encrypt(from.decrypt(x)));
             } catch (e) {
               throw new Error(
-                `${spec.table}.${c} of ${spec.key} ${row.__key} does not decrypt with the current key; nothing was changed`,
+                `${spec.table}.${c} of ${spec.key.join(', ')} ${row.__key.join(', ')} does not decrypt with the current key; nothing was changed`,
                 { cause: e },
               );
             }
-            values[c] = to.encrypt(plain);
-            counts[`${spec.table}.${c}`]! += 1;
-            total += 1;
+            if (next.count === 0) continue;
+            values[c] = next.value;
+            counts[`${spec.table}.${c}`]! += next.count;
+            total += next.count;
           }
-          await updateEncryptedRow(trx, spec, row.__key, values);
+          if (Object.keys(values).length > 0)
+            await updateEncryptedRow(trx, spec, row.__key, values);
         }
         if (rows.length < BATCH) break;
         after = rows[rows.length - 1]!.__key;

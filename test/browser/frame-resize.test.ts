@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS, describeInChromium } from '../helpers/chromium.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
 /**

@@ -9,7 +9,8 @@ import {
   type Page,
 } from 'playwright-core';
 import { projectRoot } from '../../server/lib/project-root.js';
-import { CHROMIUM_ARGS, describeInChromium } from '../helpers/chromium.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
 const ARTIFACTS = path.join(projectRoot(), 'test-artifacts', 'ui');

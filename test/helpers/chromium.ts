@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, it } from '@jest/globals';
+
+// No Jest here: the reliability suite runs outside Jest too (browser-suite.ts is Jest's side).
 
 /** Flags for headless Chromium in a container (no sandbox user namespaces, no GPU). */
 export const CHROMIUM_ARGS = [
@@ -54,26 +55,4 @@ export function chromiumSkippedBanner(what: string): string {
     `\n${line}\n!! ${what} SKIPPED: ${missingChromiumReason()}.\n` +
     `!! Install one (apt-get install chromium) or set CHROMIUM_PATH; under CI=true this fails.\n${line}\n\n`
   );
-}
-
-/**
- * `describe` for browser tests: runs them with the Chromium found; without one, skips them
- * with a banner on stderr, except under CI, where a failing test says what is missing.
- */
-export function describeInChromium(name: string, fn: (executablePath: string) => void): void {
-  const found = findChromium();
-  if (found) {
-    describe(name, () => fn(found));
-    return;
-  }
-  if (process.env.CI) {
-    describe(name, () => {
-      it('needs Chromium (CI installs it in .ci/run)', () => {
-        throw new Error(`browser tests FAILED: ${missingChromiumReason()}`);
-      });
-    });
-    return;
-  }
-  process.stderr.write(chromiumSkippedBanner(`browser tests "${name}"`));
-  describe.skip(name, () => fn(''));
 }

@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import { ENCRYPTED_COLUMNS } from '../../db/stores/encrypted-columns.js';
 import { runCli } from '../../server/cli/run.js';
 import { createSecretBox } from '../../server/lib/crypto.js';
+import { rotateKey } from '../../server/keys/rotate.js';
 import { runCliIn } from '../helpers/cli.js';
 import { eventBody } from '../helpers/event-builder.js';
 import {
@@ -15,6 +16,7 @@ import {
   type InstallHarness,
 } from '../helpers/install-harness.js';
 import { spawnServer } from '../helpers/spawn-server.js';
+import { createTestDeps } from '../helpers/test-deps.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const MISMATCH =
@@ -173,5 +175,54 @@ describe('rotate-key with the key in DATA_DIR/secrets.json', () => {
     await expect(
       spawnServer({ DATA_DIR: dataDir, TOKEN_ENCRYPTION_KEY: before.tokenEncryptionKey! }),
     ).rejects.toThrow(MISMATCH);
+  });
+});
+
+describe('rotation of a listed column', () => {
+  it('walks a composite key in batches and re-seals values inside JSON documents', async () => {
+    const t = await createTestDeps();
+    try {
+      const { db, box } = t.deps;
+      const oldKey = t.deps.config.tokenEncryptionKey;
+      const rows = Array.from({ length: 1203 }, (_, i) => ({
+        scope: `p${i % 3}`,
+        key: `secret-${String(i).padStart(4, '0')}`,
+        value: JSON.stringify({
+          token: box.encrypt(`s-${i}`),
+          nested: [{ pass: box.encrypt('x') }],
+          n: i,
+        }),
+        updated_at: 1,
+      }));
+      for (let i = 0; i < rows.length; i += 200)
+        await db('settings').insert(rows.slice(i, i + 200));
+      await db('settings').insert({
+        scope: 'p0',
+        key: 'plain',
+        value: '{"a":"v1-not-sealed"}',
+        updated_at: 1,
+      });
+      const newKey = randomBytes(32);
+      const result = await rotateKey(db, oldKey, newKey, Date.now(), [
+        { table: 'settings', key: ['scope', 'key'], columns: ['value'] },
+      ]);
+      expect(result.total).toBe(2 * rows.length);
+      const to = createSecretBox(newKey);
+      const stored = await db('settings').where('key', 'like', 'secret-%').orderBy('key');
+      expect(stored).toHaveLength(rows.length);
+      for (const r of stored) {
+        const v = JSON.parse(r.value) as {
+          token: string;
+          nested: Array<{ pass: string }>;
+          n: number;
+        };
+        expect(to.decrypt(v.token)).toBe(`s-${v.n}`);
+        expect(to.decrypt(v.nested[0]!.pass)).toBe('x');
+      }
+      const plain = await db('settings').where({ scope: 'p0', key: 'plain' }).first();
+      expect(plain.value).toBe('{"a":"v1-not-sealed"}');
+    } finally {
+      await t.close();
+    }
   });
 });
