@@ -29,7 +29,7 @@ export interface SpawnOptions {
  */
 export function spawnServer(
   env: Record<string, string>,
-  timeoutMs = 10_000,
+  timeoutMs = 20_000,
   opts: SpawnOptions = {},
 ): Promise<SpawnedServer> {
   const [cmd, ...args] = opts.command ?? [

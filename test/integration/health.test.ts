@@ -136,15 +136,16 @@ describe('the access log', () => {
   });
 });
 
-describe('the server process', () => {
+// Spawned servers on SQLite: the PostgreSQL pass has nothing to add.
+(onPg() ? describe.skip : describe)('the server process', () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
 
   it('keeps serving with /readyz at 503 for SHUTDOWN_DELAY_SECONDS after SIGTERM, then exits 0', async () => {
-    const server = await spawnServer({
-      DATA_DIR: path.join(tmp.dir, 'delay'),
-      SHUTDOWN_DELAY_SECONDS: '5',
-    });
+    const server = await spawnServer(
+      { DATA_DIR: path.join(tmp.dir, 'delay'), SHUTDOWN_DELAY_SECONDS: '5' },
+      20_000,
+    );
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     const exited = server.stop('SIGTERM');
     await until('/readyz at 503', async () => (await fetch(`${server.url}/readyz`)).status === 503);
@@ -154,8 +155,9 @@ describe('the server process', () => {
   });
 
   it('stops cleanly on a SIGTERM right after it starts listening', async () => {
-    for (let i = 0; i < 5; i++) {
-      const server = await spawnServer({ DATA_DIR: path.join(tmp.dir, 'quick') });
+    // Before the fix 5 of 8 such quick stops died of the signal; three make it show.
+    for (let i = 0; i < 3; i++) {
+      const server = await spawnServer({ DATA_DIR: path.join(tmp.dir, 'quick') }, 20_000);
       expect(await server.stop('SIGTERM')).toBe(0);
     }
   });
