@@ -107,6 +107,12 @@ export interface Config {
    * portal's own setting wins (server/retention/policy.ts).
    */
   readonly retention: { readonly days: number; readonly failedDays: number };
+  /**
+   * `SHUTDOWN_DELAY_SECONDS`: after SIGTERM, `/readyz` answers 503 for this long while
+   * requests are still served, so a load balancer stops sending before the server closes.
+   * @default 0
+   */
+  readonly shutdownDelaySeconds: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -385,6 +391,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       days: int('RETENTION_DAYS', 30, 0, 36500),
       failedDays: int('RETENTION_FAILED_DAYS', 90, 0, 36500),
     },
+    shutdownDelaySeconds: int('SHUTDOWN_DELAY_SECONDS', 0, 0, 300),
     logLevel,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
+import { openSecretBox } from './keys/key-check.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { projectRoot } from './lib/project-root.js';
 import { loadManifest, type Manifest } from './manifest.js';
@@ -26,8 +27,15 @@ export interface Deps {
   readonly root: string;
   /** The Bitrix24 REST client (rate limiter, token refresh state) shared by everything. */
   readonly bitrix: BitrixRest;
+  /** Where the process is in its life; `/readyz` answers 503 once `stopping` is set. */
+  readonly lifecycle: Lifecycle;
   /** Closes what createDeps opened. */
   close(): Promise<void>;
+}
+
+export interface Lifecycle {
+  /** Set at SIGTERM, before the listener closes, so a proxy stops sending first. */
+  stopping: boolean;
 }
 
 export interface DepsOverrides {
@@ -48,6 +56,16 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const root = projectRoot();
   const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
   if (!overrides.skipMigrations) await migrateToLatest(db);
+  // The key check (issue 20) needs its table: `migrate` (skipMigrations) decrypts nothing.
+  let box: SecretBox;
+  try {
+    box = overrides.skipMigrations
+      ? createSecretBox(config.tokenEncryptionKey)
+      : await openSecretBox(db, config.tokenEncryptionKey, Date.now());
+  } catch (e) {
+    if (!overrides.db) await db.destroy();
+    throw e;
+  }
   const clock = overrides.clock ?? systemClock;
   const deps: Omit<Deps, 'bitrix'> = {
     config,
@@ -55,10 +73,11 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     logger: overrides.logger ?? createLogger(config.logLevel),
     clock,
     portals: createPortalDirectory(db, Date.now),
-    box: createSecretBox(config.tokenEncryptionKey),
+    box,
     manifest: overrides.manifest ?? loadManifest(root),
     metrics: overrides.metrics ?? createMetrics({ defaultMetrics: true }),
     root,
+    lifecycle: { stopping: false },
     async close() {
       if (!overrides.db) await db.destroy();
     },

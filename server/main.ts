@@ -1,21 +1,33 @@
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
-import { ConfigError } from './lib/errors.js';
+import { AppError } from './lib/errors.js';
 import { appParts, createServices } from './routes/index.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
 import { gateConnections } from '../db/connection-gate.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
 import { releaseStaleJobs } from '../db/stores/jobs.js';
-import { buildListener, listen } from './start.js';
+import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
+import fs from 'node:fs';
 import path from 'node:path';
 
 /** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
 const MAIN_BUSY_TIMEOUT_MS = 250;
 
+/**
+ * `.env` in the working directory (or the file ENV_FILE names), read with Node's own parser;
+ * variables already in the environment win over the file.
+ */
+function loadDotEnv(): void {
+  const file = path.resolve(process.env.ENV_FILE?.trim() || '.env');
+  if (fs.existsSync(file)) process.loadEnvFile(file);
+  else if (process.env.ENV_FILE?.trim()) throw new Error(`ENV_FILE ${file} does not exist`);
+}
+
 /** The only place that reads process.env: wires real dependencies and serves. */
 async function main(): Promise<void> {
+  loadDotEnv();
   const env = process.env;
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
   const config = loadConfig(env, ensureSecrets(dataDir, env));
@@ -47,6 +59,30 @@ async function main(): Promise<void> {
     // One process owns a SQLite file: whatever is still `running` was left by a crash.
     await releaseStaleJobs(deps.db, Number.MAX_SAFE_INTEGER, Date.now());
   }
+  // Signals are handled from here on: a SIGTERM right after the banner still stops cleanly.
+  let running: RunningServer | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    // /readyz answers 503 from now on, while requests are still served: a load balancer
+    // polling it takes this instance out before the listener closes.
+    deps.lifecycle.stopping = true;
+    deps.logger.info({ signal, delaySeconds: config.shutdownDelaySeconds }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), 30_000 + config.shutdownDelaySeconds * 1000);
+    timer.unref();
+    if (config.shutdownDelaySeconds > 0) {
+      await new Promise((r) => setTimeout(r, config.shutdownDelaySeconds * 1000));
+    }
+    await running?.close();
+    await services.close(20_000);
+    await instanceLock?.close();
+    await deps.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
   services.worker.start();
   services.alerts.start();
   services.offline.start();
@@ -54,7 +90,8 @@ async function main(): Promise<void> {
   services.retention.start();
   // Heartbeat, and a sweep for lost deliveries when the app was away (in the background).
   void services.recovery.start();
-  const running = await listen(deps, buildListener(deps, appParts(deps, services)));
+  running = await listen(deps, buildListener(deps, appParts(deps, services)));
+  if (stopping) return;
   const { handlers, placements } = deps.manifest;
   const base = config.appUrl;
   deps.logger.info({ url: running.url, appUrl: base }, 'b24hooks listening');
@@ -76,26 +113,12 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    deps.logger.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => process.exit(1), 30_000);
-    timer.unref();
-    await running.close();
-    await services.close(20_000);
-    await instanceLock?.close();
-    await deps.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((e: unknown) => {
-  if (e instanceof ConfigError) process.stderr.write(`b24hooks: ${e.message}\n`);
+  // A bad configuration or a wrong TOKEN_ENCRYPTION_KEY: the message says what to do.
+  if (e instanceof AppError && e.code === 'CONFIG')
+    process.stderr.write(`b24hooks: ${e.message}\n`);
   else process.stderr.write(`b24hooks: failed to start: ${(e as Error)?.stack ?? String(e)}\n`);
   process.exit(1);
 });

@@ -3,7 +3,13 @@ import type { AddressInfo } from 'node:net';
 import type { Router } from 'express';
 import { createApp } from './app.js';
 import type { Deps } from './deps.js';
-import { createHttpServer, createRequestListener, type FastRoute } from './http-server.js';
+import { createAccessLog } from './lib/access-log.js';
+import {
+  createHttpServer,
+  createRequestListener,
+  type FastRoute,
+  type RequestListener,
+} from './http-server.js';
 
 export interface RunningServer {
   readonly server: http.Server;
@@ -19,14 +25,22 @@ export interface Parts {
 }
 
 /** Builds the request listener from the deps: every route the app mounts is listed here. */
-export function buildListener(deps: Deps, parts: Parts = { routes: [], fast: [] }) {
+export function buildListener(
+  deps: Deps,
+  parts: Parts = { routes: [], fast: [] },
+): RequestListener {
   const app = createApp(deps, parts.routes);
-  return createRequestListener(app, parts.fast);
+  const listener = createRequestListener(app, parts.fast);
+  const accessLog = createAccessLog(deps.logger);
+  return (req, res) => {
+    accessLog(req, res);
+    listener(req, res);
+  };
 }
 
 export async function listen(
   deps: Deps,
-  listener: ReturnType<typeof buildListener>,
+  listener: RequestListener,
   port = deps.config.port,
   host = deps.config.host,
 ): Promise<RunningServer> {

@@ -7,6 +7,7 @@ import {
 } from '../../db/stores/events.js';
 import { findPortalByMemberId, listPortals, portalEvents } from '../../db/stores/portals.js';
 import { lastGap, recoveredCounts } from '../../db/stores/recovery.js';
+import type { Env } from '../config.js';
 import type { Deps } from '../deps.js';
 import { slaByPeriod } from '../alerts/sla.js';
 import { iso, parseIsoTime, parseLimit, table, UsageError, type CliIo } from './io.js';
@@ -18,6 +19,8 @@ export interface CommandContext {
   deps: Deps;
   flags: Flags;
   positionals: string[];
+  /** The environment the CLI was started with (rotate-key reads where the key came from). */
+  env?: Env;
   json: boolean;
   io: CliIo;
 }

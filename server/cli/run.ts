@@ -18,6 +18,7 @@ import { connectWebhookCommand } from './connect-webhook.js';
 import { recoverCommand } from './recover.js';
 import { eraseCommand, pruneCommand } from './retention.js';
 import { rollupsCommand } from './rollups.js';
+import { rotateKeyCommand } from './rotate-key.js';
 import { UsageError, type CliIo } from './io.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -93,6 +94,11 @@ const COMMANDS: Record<string, CommandSpec> = {
     options: { portal: { type: 'string' }, entity: { type: 'string' } },
     usage: 'erase --portal MEMBER_ID [--entity TYPE:ID]',
   },
+  'rotate-key': {
+    run: rotateKeyCommand,
+    options: { 'new-key-file': { type: 'string' }, force: { type: 'boolean' } },
+    usage: 'rotate-key [--new-key-file FILE] [--force]',
+  },
 };
 
 /** Lets later modules (replay, rules) add commands without this file knowing them. */
@@ -162,6 +168,7 @@ export async function runCli(
       deps,
       flags: parsed.values as CommandContext['flags'],
       positionals: parsed.positionals,
+      env,
       json: parsed.values.json === true,
       io,
     });

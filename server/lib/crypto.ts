@@ -17,9 +17,18 @@ export interface SecretBox {
   digest(value: string): string;
 }
 
-export function createSecretBox(key: Buffer): SecretBox {
+/**
+ * The digest key a database starts with, derived from its first encryption key. It is kept
+ * (encrypted) in the key check, so that rotating the encryption key leaves the stored
+ * digests valid (server/keys/).
+ */
+export function deriveDigestKey(key: Buffer): Buffer {
+  return createHmac('sha256', key).update('b24hooks digest key').digest();
+}
+
+export function createSecretBox(key: Buffer, digestKey: Buffer = deriveDigestKey(key)): SecretBox {
   if (key.length !== 32) throw new Error('the token encryption key must be 32 bytes');
-  const macKey = createHmac('sha256', key).update('b24hooks digest key').digest();
+  const macKey = digestKey;
   return {
     encrypt(plain) {
       const iv = randomBytes(12);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   chromium,
   type Browser,
@@ -9,6 +9,8 @@ import {
   type Page,
 } from 'playwright-core';
 import { projectRoot } from '../../server/lib/project-root.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
 const ARTIFACTS = path.join(projectRoot(), 'test-artifacts', 'ui');
@@ -17,7 +19,7 @@ const ARTIFACTS = path.join(projectRoot(), 'test-artifacts', 'ui');
  * The pages in headless Chromium, inside the emulator's portal page on 127.0.0.1, which
  * frames the app on localhost (another site) and posts the same form Bitrix24 posts.
  */
-describe('the pages inside the Bitrix24 frame', () => {
+describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
   let h: UiHarness;
   let browser: Browser;
   let context: BrowserContext;
@@ -33,8 +35,8 @@ describe('the pages inside the Bitrix24 frame', () => {
     h = await startUiHarness({ appHost: 'localhost' });
     deals = await seedDeals(h);
     browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      executablePath,
+      args: CHROMIUM_ARGS,
     });
     context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
     page = await context.newPage();

@@ -92,6 +92,11 @@ export const BX24_SHIM_JS = String.raw`(function () {
         };
       },
     },
+    // BX24.resizeWindow(width, height[, callback]) asks the portal page to resize the
+    // frame (bitrix24/b24restdocs: api-reference/bx24-js-sdk/additional-functions/
+    // bx24-resize-window.md); parent-script.ts does it. BX24.fitWindow sizes the frame to
+    // the document's scroll size, which is never below the frame's own height, so it "can
+    // only increase the frame size" (same docs, bx24-fit-window.md): as here.
     resizeWindow: function (width, height, cb) {
       send('resizeWindow', { width: width, height: height }, function () { if (cb) cb(); });
     },

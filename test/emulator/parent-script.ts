@@ -74,9 +74,17 @@ export const PARENT_SCRIPT_JS = String.raw`(function () {
         reply(entry.form.initData);
         break;
       case 'resizeWindow': {
+        // The portal page sets the frame element's size (b24restdocs: api-reference/
+        // bx24-js-sdk/additional-functions/bx24-resize-window.md: "changes the size of the
+        // frame with the application"): the height in pixels, the width in pixels or as
+        // '100%'. That the height is applied exactly, smaller ones included, is a guess
+        // from that page; wider than the page is cut off there, and here by the layout.
         var h = parseInt(params && params.height, 10);
+        var w = params && params.width;
         if (h > 0) el.style.height = h + 'px';
-        reply({ width: params && params.width, height: h });
+        if (w === '100%') el.style.width = '100%';
+        else if (parseInt(w, 10) > 0) el.style.width = parseInt(w, 10) + 'px';
+        reply({ width: w, height: h });
         break;
       }
       case 'refreshAuth':

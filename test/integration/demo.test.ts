@@ -21,16 +21,20 @@ describe('npm run demo', () => {
   it('installs on the emulated portal, streams deals and runs the Paid-deal rule', async () => {
     const port = await freePort();
     const dataDir = path.join(tmp.dir, 'demo');
-    const proc = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'server', 'demo.js')], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: String(port),
-        DATA_DIR: dataDir,
-        DEMO_INTERVAL_MS: '300',
-        HOST: '127.0.0.1',
+    const proc = spawn(
+      process.execPath,
+      [path.join(projectRoot(), 'dist', 'test', 'demo', 'main.js')],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          PORT: String(port),
+          DATA_DIR: dataDir,
+          DEMO_INTERVAL_MS: '300',
+          HOST: '127.0.0.1',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     let err = '';
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     try {

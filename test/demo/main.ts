@@ -9,15 +9,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { loadConfig } from './config.js';
-import { createDeps } from './deps.js';
-import { projectRoot } from './lib/project-root.js';
-import { appParts, createServices } from './routes/index.js';
-import { ensureSecrets } from './secrets.js';
-import { buildListener, listen } from './start.js';
-import { validateEventMap } from './rules/validate.js';
-import { getRuleMap, saveRuleMap } from '../db/stores/rules.js';
-import { startEmulator } from '../test/emulator/bitrix-emulator.js';
+import { loadConfig } from '../../server/config.js';
+import { createDeps } from '../../server/deps.js';
+import { projectRoot } from '../../server/lib/project-root.js';
+import { appParts, createServices } from '../../server/routes/index.js';
+import { ensureSecrets } from '../../server/secrets.js';
+import { buildListener, listen } from '../../server/start.js';
+import { validateEventMap } from '../../server/rules/validate.js';
+import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { startEmulator } from '../emulator/bitrix-emulator.js';
 
 /** A local stand-in for an external system: records what it got, answers like the real one. */
 async function standIn(name: string, reply: (body: unknown) => unknown) {

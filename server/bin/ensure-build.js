@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Builds the TypeScript only when dist/ is missing or older than the sources, so `npm start`
+// and `npx b24hooks` on an up-to-date build run no compiler. Plain JavaScript: it runs before
+// anything is built, and in a production install (no TypeScript, maybe no sources at all).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Written after every build this script runs; tsc's own build info counts too. */
+const STAMP = path.join('dist', '.build-stamp');
+const BUILD_INFO = path.join('dist', '.tsbuildinfo');
+const SOURCE_DIRS = ['server', 'db', 'test'];
+
+function newestSource(dir) {
+  let newest = 0;
+  if (!fs.existsSync(dir)) return newest;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+const mtime = (file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0);
+
+/**
+ * Why a build is needed in `root` ('missing', 'stale'), or undefined when dist/ is up to
+ * date or there are no sources to build from (a runtime image holds dist/ only).
+ */
+export function buildNeeded(root = ROOT) {
+  const sources = Math.max(
+    ...SOURCE_DIRS.map((d) => newestSource(path.join(root, d))),
+    mtime(path.join(root, 'tsconfig.json')),
+  );
+  if (sources === 0 || !fs.existsSync(path.join(root, 'server', 'main.ts'))) return undefined;
+  if (!fs.existsSync(path.join(root, 'dist', 'server', 'main.js'))) return 'missing';
+  const built = Math.max(mtime(path.join(root, STAMP)), mtime(path.join(root, BUILD_INFO)));
+  return sources > built ? 'stale' : undefined;
+}
+
+/** Runs tsc when needed (output to stderr); throws with advice when TypeScript is absent. */
+export function ensureBuild(root = ROOT) {
+  const why = buildNeeded(root);
+  if (!why) return false;
+  let tsc;
+  try {
+    tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
+  } catch {
+    throw new Error(
+      `dist/ is ${why === 'missing' ? 'missing' : 'older than the sources'} and TypeScript is not ` +
+        'installed (a production install): build where the dev dependencies are (npm ci && npm run build), ' +
+        'or run the build as it is with `npm run start:prod`',
+    );
+  }
+  process.stderr.write(
+    `b24hooks: building (${why === 'missing' ? 'no build yet' : 'sources changed'})…\n`,
+  );
+  execFileSync(process.execPath, [tsc, '-p', root], { stdio: ['ignore', 2, 2] });
+  fs.writeFileSync(path.join(root, STAMP), `${new Date().toISOString()}\n`);
+  return true;
+}
+
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    ensureBuild();
+  } catch (e) {
+    process.stderr.write(`b24hooks: ${e.message}\n`);
+    process.exit(1);
+  }
+}

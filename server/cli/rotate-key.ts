@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { getHeartbeat } from '../../db/stores/recovery.js';
+import { liveInstanceKeys } from '../../db/stores/instances.js';
+import { decodeKey } from '../config.js';
+import { rotateKey } from '../keys/rotate.js';
+import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
+import type { CommandContext } from './commands.js';
+import { UsageError } from './io.js';
+
+/** A heartbeat younger than this (and no clean stop) means a server may still be running. */
+const LIVE_HEARTBEAT_MS = 2 * 60_000;
+
+function newKeyFrom(ctx: CommandContext, fromEnv: boolean): { key: Buffer; generated: boolean } {
+  const file = ctx.flags['new-key-file'];
+  let raw: string | undefined;
+  if (typeof file === 'string') {
+    try {
+      raw = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--new-key-file: cannot read ${file}: ${(e as Error).message}`);
+    }
+  } else raw = ctx.env?.NEW_TOKEN_ENCRYPTION_KEY?.trim() || undefined;
+  if (raw !== undefined) {
+    const key = decodeKey(raw);
+    if (!key) throw new UsageError('the new key must be 32 bytes as 64 hex characters or base64');
+    return { key, generated: false };
+  }
+  if (fromEnv) {
+    throw new UsageError(
+      'TOKEN_ENCRYPTION_KEY comes from the environment: give the new key with --new-key-file FILE or NEW_TOKEN_ENCRYPTION_KEY',
+    );
+  }
+  return { key: randomBytes(32), generated: true };
+}
+
+/** Writes secrets.json with the new key beside the current one; returns that file. */
+function stageSecrets(dataDir: string, newKey: Buffer): string {
+  const current = ensureSecrets(dataDir, {});
+  if (!current) throw new Error(`no ${SECRETS_FILE} in ${dataDir}`);
+  const file = path.join(dataDir, `${SECRETS_FILE}.rotating`);
+  const next = { ...current, tokenEncryptionKey: newKey.toString('hex') };
+  fs.writeFileSync(file, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
+  return file;
+}
+
+/** Refuses while a server may still write with the old key (unless --force). */
+async function assertStopped(ctx: CommandContext): Promise<void> {
+  if (ctx.flags.force === true) return;
+  const { db, config } = ctx.deps;
+  if (config.database.client === 'pg' && (await liveInstanceKeys(db)).size > 0) {
+    throw new Error('an instance is running on this database: stop every instance first');
+  }
+  const hb = await getHeartbeat(db);
+  if (hb && hb.stopped_at === null && Date.now() - hb.beat_at < LIVE_HEARTBEAT_MS) {
+    throw new Error(
+      'the server seems to be running (heartbeat under 2 minutes old): stop it first, or pass --force if it crashed',
+    );
+  }
+}
+
+/**
+ * `rotate-key [--new-key-file FILE] [--force]`: re-encrypts every stored secret with a new
+ * TOKEN_ENCRYPTION_KEY. The current key is the configured one (environment or secrets.json).
+ * With the key in secrets.json, a new key is generated (or taken from the file / variable)
+ * and written there; with the key in the environment, the operator gives the new key and
+ * sets it in the environment afterwards.
+ */
+export async function rotateKeyCommand(ctx: CommandContext): Promise<number> {
+  const { deps, io, json } = ctx;
+  const env = ctx.env ?? {};
+  const fromEnv = Boolean(env.TOKEN_ENCRYPTION_KEY?.trim());
+  const { key: newKey, generated } = newKeyFrom(ctx, fromEnv);
+  const oldKey = deps.config.tokenEncryptionKey;
+  if (newKey.equals(oldKey)) throw new UsageError('the new key is the current key');
+  await assertStopped(ctx);
+  // With secrets.json, the new key is on disk (aside) before the database commits to it,
+  // and takes the file's place right after.
+  const pending = fromEnv ? undefined : stageSecrets(deps.config.dataDir, newKey);
+  let result;
+  try {
+    result = await rotateKey(deps.db, oldKey, newKey, Date.now());
+  } catch (e) {
+    if (pending) fs.rmSync(pending, { force: true });
+    throw e;
+  }
+  if (pending) fs.renameSync(pending, path.join(deps.config.dataDir, SECRETS_FILE));
+  const keyStore = fromEnv ? 'environment' : 'secrets.json';
+  if (json) {
+    io.out(JSON.stringify({ rotated: result.total, columns: result.columns, keyStore }) + '\n');
+  } else {
+    io.out(`re-encrypted ${result.total} values with the new key\n`);
+    for (const [c, n] of Object.entries(result.columns)) io.out(`  ${c}: ${n}\n`);
+    io.out(
+      fromEnv
+        ? 'Now set TOKEN_ENCRYPTION_KEY to the new key wherever the app runs (.env, compose, systemd) and start it.\n'
+        : `The new key is in ${deps.config.dataDir}/secrets.json${generated ? ' (generated)' : ''}; back it up with the database.\n`,
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from './logger.js';
+
+/** Query parameters whose values never reach the access log. */
+const SECRET_PARAM =
+  /(token|auth|refresh|secret|password|passwd|signature|sig|key|code|session|^s$|^sid$)/i;
+
+/**
+ * The request target with every secret-looking query value replaced: the UI's session
+ * token (`?s=`), `AUTH_ID`, `REFRESH_ID`, `auth[...]`, `application_token`, OAuth `code`.
+ */
+export function redactUrl(url: string | undefined): string {
+  if (!url) return '';
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const parts = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq === -1) return pair;
+      let name = pair.slice(0, eq);
+      try {
+        name = decodeURIComponent(name);
+      } catch {
+        // keep it encoded: the pattern still sees most of it
+      }
+      return SECRET_PARAM.test(name) ? `${pair.slice(0, eq)}=[redacted]` : pair;
+    });
+  return `${url.slice(0, q)}?${parts.join('&')}`;
+}
+
+/** An id a proxy sent (`X-Request-Id`), when it looks like one; else a fresh UUID. */
+const REQUEST_ID = /^[\w.:-]{1,100}$/;
+
+type RawRequest = http.IncomingMessage & { originalUrl?: string };
+
+export type AccessLog = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/**
+ * The access log (pino-http): one line per request when the answer is sent, with a request
+ * id (taken from `X-Request-Id` or generated, and sent back in that header), method, the
+ * path with secret query values redacted, status and time. No headers and no bodies, so
+ * Authorization, cookies and the `auth[...]` fields of deliveries never reach it. 5xx log
+ * at error, 4xx at warn, the rest at info.
+ */
+export function createAccessLog(logger: Logger): AccessLog {
+  const log = pinoHttp({
+    logger,
+    genReqId(req, res) {
+      const given = req.headers['x-request-id'];
+      const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      res.setHeader('x-request-id', id);
+      return id;
+    },
+    customLogLevel(_req, res, err) {
+      if (err || res.statusCode >= 500) return 'error';
+      return res.statusCode >= 400 ? 'warn' : 'info';
+    },
+    customSuccessMessage: () => 'request',
+    customErrorMessage: () => 'request failed',
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string; raw?: RawRequest }) => ({
+        id: req.id,
+        method: req.method,
+        // Express rewrites `url` inside mounted routers; `originalUrl` is what arrived.
+        url: redactUrl(req.raw?.originalUrl ?? req.raw?.url ?? req.url),
+        remoteAddress: req.raw?.socket?.remoteAddress,
+      }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+  });
+  return (req, res) => log(req, res);
+}

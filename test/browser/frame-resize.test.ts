@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+/**
+ * The frame in the emulated portal page follows the height of the app's content after
+ * every change, not only at load (issue 17: BX24.fitWindow once cut growing pages off).
+ */
+describeInChromium('the Bitrix24 frame height', (executablePath) => {
+  let h: UiHarness;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    h = await startUiHarness({ appHost: 'localhost' });
+    await seedDeals(h);
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  const appFrame = (): Frame => {
+    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/ui`));
+    if (!f) throw new Error('no app frame');
+    return f;
+  };
+  /** The app's content height, measured inside the frame. */
+  const contentHeight = () =>
+    appFrame().evaluate<number>('Math.ceil(document.body.getBoundingClientRect().height)');
+  /** Waits until the iframe element in the portal page is as tall as `height` (±2 px). */
+  const frameHeightBecomes = (height: number) =>
+    page.waitForFunction(
+      `Math.abs(document.querySelector('iframe.b24emu-frame').getBoundingClientRect().height - ${height}) <= 2`,
+      undefined,
+      { timeout: 10_000 },
+    );
+  const frameHeight = () =>
+    page.evaluate<number>(
+      `document.querySelector('iframe.b24emu-frame').getBoundingClientRect().height`,
+    );
+
+  it('fits the frame to the page at load, shorter than the default 600 px included', async () => {
+    await page.goto(`${h.portal.url}/app?user=1`);
+    await page.frameLocator('iframe.b24emu-frame').locator('#figures').waitFor();
+    // The alerts page is short: the frame shrinks to it (fitWindow alone only grows).
+    await page.frameLocator('iframe.b24emu-frame').locator('#nav-alerts').click();
+    await page.frameLocator('iframe.b24emu-frame').locator('#alerts-form').waitFor();
+    const height = await contentHeight();
+    expect(height).toBeLessThan(600);
+    await frameHeightBecomes(height);
+  });
+
+  it('grows and shrinks with the content after load', async () => {
+    const before = await contentHeight();
+    await frameHeightBecomes(before);
+    // A page that grows after load, like the log after a filter or the replay progress.
+    await appFrame().evaluate(`(() => {
+      const d = document.createElement('div');
+      d.id = 'grown';
+      d.style.height = '1500px';
+      document.querySelector('.wrap').appendChild(d);
+    })()`);
+    const grown = await contentHeight();
+    expect(grown).toBeGreaterThanOrEqual(before + 1500);
+    await frameHeightBecomes(grown);
+    await appFrame().evaluate(`document.getElementById('grown').remove()`);
+    await frameHeightBecomes(before);
+    expect(Math.abs((await frameHeight()) - before)).toBeLessThanOrEqual(2);
+  });
+
+  it('follows the replay page while its progress changes the content', async () => {
+    await page.frameLocator('iframe.b24emu-frame').locator('#nav-replay').click();
+    const f = page.frameLocator('iframe.b24emu-frame');
+    await f.locator('#replay-form').waitFor();
+    await f.locator('input[name=from]').fill('2026-11-27');
+    await f.locator('input[name=to]').fill('2026-11-27');
+    await f.locator('#preview').click();
+    await f.locator('#confirm').click();
+    await f.locator('#replay-queued').waitFor();
+    await frameHeightBecomes(await contentHeight());
+    await h.drain();
+    await f.locator('#replay-state[data-done="true"]').waitFor({ timeout: 10_000 });
+    await frameHeightBecomes(await contentHeight());
+  });
+});

@@ -1,0 +1,228 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Knex } from 'knex';
+import { ENCRYPTED_COLUMNS } from '../../db/stores/encrypted-columns.js';
+import { runCli } from '../../server/cli/run.js';
+import { createSecretBox } from '../../server/lib/crypto.js';
+import { rotateKey } from '../../server/keys/rotate.js';
+import { runCliIn } from '../helpers/cli.js';
+import { eventBody } from '../helpers/event-builder.js';
+import {
+  installPortal,
+  spawnedAppEnv,
+  startInstallHarness,
+  type InstallHarness,
+} from '../helpers/install-harness.js';
+import { spawnServer } from '../helpers/spawn-server.js';
+import { createTestDeps } from '../helpers/test-deps.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const MISMATCH =
+  /TOKEN_ENCRYPTION_KEY cannot decrypt the tokens stored in this database.*rotate-key/;
+
+/** Every (table, column) of the schema, from the database's own catalogue. */
+async function schemaColumns(db: Knex): Promise<Array<[string, string]>> {
+  if (db.client.config.client === 'pg') {
+    const r = (await db.raw(
+      `select table_name, column_name from information_schema.columns
+        where table_schema = current_schema() and data_type in ('text', 'character varying')`,
+    )) as { rows: Array<{ table_name: string; column_name: string }> };
+    return r.rows.map((x) => [x.table_name, x.column_name]);
+  }
+  const tables = (await db.raw(
+    `select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`,
+  )) as Array<{ name: string }>;
+  const out: Array<[string, string]> = [];
+  for (const { name } of tables) {
+    const cols = (await db.raw(`pragma table_info("${name}")`)) as Array<{ name: string }>;
+    for (const c of cols) out.push([name, c.name]);
+  }
+  return out;
+}
+
+async function deliver(url: string, body: string): Promise<number> {
+  const res = await fetch(`${url}/b24/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+  });
+  return res.status;
+}
+
+describe('the token encryption key', () => {
+  let h: InstallHarness;
+  let portal: Awaited<ReturnType<typeof installPortal>>['portal'];
+  const oldKey = () => h.t.deps.config.tokenEncryptionKey.toString('hex');
+  const appEnv = () => ({ ...spawnedAppEnv(h, h.t.dir), ...h.t.dbEnv });
+
+  beforeAll(async () => {
+    h = await startInstallHarness();
+    ({ portal } = await installPortal(h));
+    await h.stopApp();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('lists every encrypted value of the schema for rotation', async () => {
+    const listed = new Set(
+      ENCRYPTED_COLUMNS.flatMap((s) => s.columns.map((c) => `${s.table}.${c}`)),
+    );
+    const found = new Set<string>();
+    for (const [table, column] of await schemaColumns(h.t.deps.db)) {
+      const hit = await h.t.deps.db(table).where(column, 'like', 'v1.%').first();
+      if (hit) found.add(`${table}.${column}`);
+    }
+    // Control: the install stored its tokens encrypted, and the scan saw them.
+    expect(found.has('portals.access_token_enc')).toBe(true);
+    expect(found.has('portals.refresh_token_enc')).toBe(true);
+    // The key check is encrypted too, and rotate-key re-seals it itself.
+    found.delete('key_check.value_enc');
+    for (const f of found) expect(listed).toContain(f);
+  });
+
+  it('refuses to start with another key, saying what to do (server and CLI)', async () => {
+    const other = randomBytes(32).toString('hex');
+    await expect(spawnServer({ ...appEnv(), TOKEN_ENCRYPTION_KEY: other })).rejects.toThrow(
+      MISMATCH,
+    );
+    const cli = await runCliIn(h.t, ['portals'], { TOKEN_ENCRYPTION_KEY: other });
+    expect(cli.code).toBe(1);
+    expect(cli.err).toMatch(MISMATCH);
+    // Control: the right key starts.
+    const ok = await spawnServer(appEnv());
+    expect((await fetch(`${ok.url}/healthz`)).status).toBe(200);
+    expect(await ok.stop()).toBe(0);
+  });
+
+  it('rotate-key re-encrypts every secret; the new key starts and deliveries still verify', async () => {
+    const before = await h.t.deps.db('portals').where({ member_id: portal.memberId }).first();
+    const accessToken = h.t.deps.box.decrypt(before.access_token_enc);
+    const newKey = randomBytes(32).toString('hex');
+    const rotated = await runCliIn(h.t, ['rotate-key', '--json'], {
+      NEW_TOKEN_ENCRYPTION_KEY: newKey,
+    });
+    expect(rotated.err).toBe('');
+    expect(rotated.code).toBe(0);
+    const report = JSON.parse(rotated.out) as { rotated: number; columns: Record<string, number> };
+    expect(report.columns['portals.access_token_enc']).toBe(1);
+    expect(report.rotated).toBeGreaterThanOrEqual(2);
+
+    const after = await h.t.deps.db('portals').where({ member_id: portal.memberId }).first();
+    expect(after.access_token_enc).not.toBe(before.access_token_enc);
+    expect(createSecretBox(Buffer.from(newKey, 'hex')).decrypt(after.access_token_enc)).toBe(
+      accessToken,
+    );
+
+    // The old key is refused now; the new one serves, and the stored application-token
+    // digest still verifies a delivery (401 would mean the digests were lost).
+    await expect(spawnServer({ ...appEnv(), TOKEN_ENCRYPTION_KEY: oldKey() })).rejects.toThrow(
+      MISMATCH,
+    );
+    const server = await spawnServer({ ...appEnv(), TOKEN_ENCRYPTION_KEY: newKey });
+    try {
+      const p = {
+        memberId: portal.memberId,
+        domain: portal.domain,
+        applicationToken: portal.applicationToken,
+      };
+      expect(await deliver(server.url, eventBody({ portal: p, id: 7 }))).toBe(200);
+      // Control: a wrong application token is still refused.
+      expect(
+        await deliver(server.url, eventBody({ portal: p, id: 8, applicationToken: 'forged' })),
+      ).toBe(401);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+});
+
+describe('rotate-key with the key in DATA_DIR/secrets.json', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('generates a new key into secrets.json; the app starts with it', async () => {
+    const dataDir = path.join(tmp.dir, 'data');
+    const first = await spawnServer({ DATA_DIR: dataDir });
+    expect(await first.stop()).toBe(0);
+    const file = path.join(dataDir, 'secrets.json');
+    const before = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
+    let out = '';
+    let err = '';
+    const code = await runCli(
+      ['rotate-key'],
+      { DATA_DIR: dataDir },
+      {
+        out: (s) => (out += s),
+        err: (s) => (err += s),
+      },
+    );
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+    expect(out).toMatch(/re-encrypted 0 values/);
+    const after = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
+    expect(after.sessionSecret).toBe(before.sessionSecret);
+    expect(after.tokenEncryptionKey).not.toBe(before.tokenEncryptionKey);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(dataDir).filter((f) => f.includes('rotating'))).toEqual([]);
+    const again = await spawnServer({ DATA_DIR: dataDir });
+    const code2 = await again.stop();
+    expect({ code2, err: again.stderr().slice(-3000) }).toEqual({
+      code2: 0,
+      err: expect.anything(),
+    });
+    await expect(
+      spawnServer({ DATA_DIR: dataDir, TOKEN_ENCRYPTION_KEY: before.tokenEncryptionKey! }),
+    ).rejects.toThrow(MISMATCH);
+  });
+});
+
+describe('rotation of a listed column', () => {
+  it('walks a composite key in batches and re-seals values inside JSON documents', async () => {
+    const t = await createTestDeps();
+    try {
+      const { db, box } = t.deps;
+      const oldKey = t.deps.config.tokenEncryptionKey;
+      const rows = Array.from({ length: 1203 }, (_, i) => ({
+        scope: `p${i % 3}`,
+        key: `secret-${String(i).padStart(4, '0')}`,
+        value: JSON.stringify({
+          token: box.encrypt(`s-${i}`),
+          nested: [{ pass: box.encrypt('x') }],
+          n: i,
+        }),
+        updated_at: 1,
+      }));
+      for (let i = 0; i < rows.length; i += 200)
+        await db('settings').insert(rows.slice(i, i + 200));
+      await db('settings').insert({
+        scope: 'p0',
+        key: 'plain',
+        value: '{"a":"v1-not-sealed"}',
+        updated_at: 1,
+      });
+      const newKey = randomBytes(32);
+      const result = await rotateKey(db, oldKey, newKey, Date.now(), [
+        { table: 'settings', key: ['scope', 'key'], columns: ['value'] },
+      ]);
+      expect(result.total).toBe(2 * rows.length);
+      const to = createSecretBox(newKey);
+      const stored = await db('settings').where('key', 'like', 'secret-%').orderBy('key');
+      expect(stored).toHaveLength(rows.length);
+      for (const r of stored) {
+        const v = JSON.parse(r.value) as {
+          token: string;
+          nested: Array<{ pass: string }>;
+          n: number;
+        };
+        expect(to.decrypt(v.token)).toBe(`s-${v.n}`);
+        expect(to.decrypt(v.nested[0]!.pass)).toBe('x');
+      }
+      const plain = await db('settings').where({ scope: 'p0', key: 'plain' }).first();
+      expect(plain.value).toBe('{"a":"v1-not-sealed"}');
+    } finally {
+      await t.close();
+    }
+  });
+});
