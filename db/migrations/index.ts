@@ -12,6 +12,7 @@ import * as m0010 from './0010-install-proof.js';
 import * as m0011 from './0011-portal-refresh-and-pause.js';
 import * as m0014 from './0014-retention.js';
 import * as m0017 from './0017-portal-lang.js';
+import * as m0015 from './0015-fair-queue.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -28,4 +29,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0011-portal-refresh-and-pause', module: m0011 },
   { name: '0014-retention', module: m0014 },
   { name: '0017-portal-lang', module: m0017 },
+  { name: '0015-fair-queue', module: m0015 },
 ];
