@@ -103,4 +103,37 @@ describe('fair processing', () => {
       .first();
     expect(Number(running?.n)).toBeGreaterThan(0);
   });
+
+  it('sends a backlog alert on every channel while every worker is busy on a hanging target', async () => {
+    const { a } = await twoPortals();
+    await h.addEvents(a, 80, { withJobs: true, entity: false });
+    for (const w of workers()) w.start();
+    const slots = 4;
+    const running = async () =>
+      Number(
+        (
+          await h.t.deps
+            .db('jobs')
+            .where({ status: 'running', type: 'process_event' })
+            .count({ n: '*' })
+            .first()
+        )?.n,
+      );
+    // Control: every worker slot is taken by the hanging target before the check runs.
+    expect(await waitFor(async () => (await running()) === slots, 2000, 10)).toBe(true);
+    expect(h.tg.sent).toHaveLength(0);
+
+    const intervalMs = 300;
+    h.services.alerts.start(intervalMs);
+    // One check interval plus the channels' own latency (both are local here), well within
+    // the step timeout that would free a worker.
+    const arrived = await waitFor(
+      () => h.tg.sent.length > 0 && h.smtp.messages.length > 0,
+      intervalMs + 1200,
+      10,
+    );
+    expect(arrived).toBe(true);
+    expect(h.tg.sent[0]?.text).toContain('backlog of 80 events');
+    expect(await running()).toBe(slots);
+  });
 });
