@@ -79,6 +79,11 @@ export interface Config {
      * portals have due jobs (issue 18); alone, a portal may use them all. @default 0.5
      */
     readonly portalShare: number;
+    /**
+     * `DESTINATION_CONCURRENCY`: requests at once to one destination (an http host, the
+     * Telegram API, the SMTP server, the SMS gateway, a portal's REST endpoint). @default 4
+     */
+    readonly destinationConcurrency: number;
     readonly maxAttempts: number;
     readonly retryBaseSeconds: number;
   };
@@ -371,6 +376,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
     worker: {
       concurrency: int('WORKER_CONCURRENCY', 4, 1, 256),
       portalShare: share('WORKER_PORTAL_SHARE', 0.5),
+      destinationConcurrency: int('DESTINATION_CONCURRENCY', 4, 1, 256),
       maxAttempts: int('MAX_ATTEMPTS', 10, 1, 1000),
       retryBaseSeconds: int('RETRY_BASE_SECONDS', 10, 0, 86400),
     },

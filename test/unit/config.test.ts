@@ -21,6 +21,7 @@ describe('loadConfig', () => {
     expect(c.worker).toEqual({
       concurrency: 4,
       portalShare: 0.5,
+      destinationConcurrency: 4,
       maxAttempts: 10,
       retryBaseSeconds: 10,
     });

@@ -1,0 +1,112 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { getDestination, openDestinations } from '../../db/stores/destinations.js';
+import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
+import { seedPortal } from '../helpers/event-builder.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+
+/**
+ * Circuit breakers of the steps' destinations (issue 18), on the manual clock with
+ * `worker.drain()`: a target answering 503 opens after 5 failures in a row.
+ */
+describe('destinations', () => {
+  let h: AlertHarness;
+  let sink: HttpSink;
+  let key: string;
+
+  beforeEach(async () => {
+    sink = await startHttpSink(() => ({ status: 503, body: { error: 'down' } }));
+    h = await startAlertHarness(
+      { ACTION_PRIVATE_HOSTS: '127.0.0.1', RETRY_BASE_SECONDS: '10' },
+      { worker: { concurrency: 1 } },
+    );
+    key = `http:${new URL(sink.url).host}`;
+  });
+  afterEach(async () => {
+    await h.close();
+    await sink.close();
+  });
+
+  const jobs = async () =>
+    (await h.t.deps
+      .db('jobs')
+      .where({ type: 'process_event' })
+      .orderBy('id')
+      .select('id', 'status', 'attempts', 'waiting_for')) as Array<{
+      id: number;
+      status: string;
+      attempts: number;
+      waiting_for: string | null;
+    }>;
+
+  it('spends no attempts while a destination is open, and closes after a successful probe', async () => {
+    const p = await seedPortal(h.t.deps);
+    await saveRuleMap(
+      h.t.deps.db,
+      p.memberId,
+      {
+        rules: [
+          {
+            name: 'forward',
+            on: ['ONCRMDEALUPDATE'],
+            actions: [{ type: 'http', method: 'POST', url: `${sink.url}/in`, body: {} }],
+          },
+        ],
+      },
+      h.t.clock.now(),
+    );
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+
+    // Five failures in a row open the destination; the sixth job waits without trying.
+    const first = await h.services.worker.drain();
+    expect(first.map((o) => o.outcome)).toEqual([
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'paused',
+    ]);
+    expect(sink.requests).toHaveLength(5);
+    expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'open', failures: 5 });
+    expect((await jobs()).map((j) => j.attempts)).toEqual([1, 1, 1, 1, 1, 0]);
+    expect((await jobs())[5]?.waiting_for).toBe(key);
+
+    // The retries come due while the cool-down (30 s) runs: claimed, given back, no attempt.
+    h.t.clock.advance(13_000);
+    const waiting = await h.services.worker.drain();
+    expect(waiting.map((o) => o.outcome)).toEqual([
+      'paused',
+      'paused',
+      'paused',
+      'paused',
+      'paused',
+    ]);
+    expect(sink.requests).toHaveLength(5);
+    expect((await jobs()).map((j) => j.attempts)).toEqual([1, 1, 1, 1, 1, 0]);
+    expect(await openDestinations(h.t.deps.db)).toEqual([
+      expect.objectContaining({ key, waiting: 6 }),
+    ]);
+
+    // After the cool-down one probe goes; it succeeds and everything flows again.
+    sink.handle(() => ({ body: { ok: true } }));
+    h.t.clock.advance(31_000);
+    const after = await h.services.worker.drain();
+    expect(after.every((o) => o.outcome === 'done')).toBe(true);
+    expect(after).toHaveLength(6);
+    expect(sink.requests).toHaveLength(11);
+    expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'closed', failures: 0 });
+    expect((await jobs()).map((j) => [j.status, j.attempts])).toEqual([
+      ['done', 2],
+      ['done', 2],
+      ['done', 2],
+      ['done', 2],
+      ['done', 2],
+      ['done', 1],
+    ]);
+    expect(await openDestinations(h.t.deps.db)).toEqual([]);
+  });
+});
