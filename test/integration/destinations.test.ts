@@ -109,4 +109,27 @@ describe('destinations', () => {
     ]);
     expect(await openDestinations(h.t.deps.db)).toEqual([]);
   });
+
+  it("gives the worker back while the portal's REST budget would hold the read, and runs later", async () => {
+    const p = await seedPortal(h.t.deps);
+    const limiter = h.t.deps.bitrix.limiter;
+    // A bucket of one request draining one per 100 s: after one call the next waits 100 s.
+    limiter.setLimits(p.memberId, { drainPerSec: 0.01, burst: 3 });
+    await limiter.acquire(p.memberId);
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 1, { withJobs: true });
+
+    const [paused] = await h.services.worker.drain();
+    expect(paused?.outcome).toBe('paused');
+    const job = await h.t.deps.db('jobs').where({ type: 'process_event' }).first();
+    expect(job).toMatchObject({ status: 'pending', attempts: 0, waiting_for: `rest:${p.domain}` });
+    expect(Number(job.run_at) - h.t.clock.now().getTime()).toBeGreaterThan(90_000);
+
+    // Once the budget has room the job is claimed again and reads (this seeded portal has no
+    // tokens, so the read fails for good: the control that it really ran only now).
+    limiter.setLimits(p.memberId, undefined);
+    h.t.clock.advance(101_000);
+    const [ran] = await h.services.worker.drain();
+    expect(ran?.outcome).toBe('dead');
+    expect(ran?.error).toContain('no stored tokens');
+  });
 });
