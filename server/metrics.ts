@@ -98,6 +98,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Age of the oldest unprocessed event',
       registers: [registry],
     }),
+    destinationWaiting: new Gauge({
+      name: 'b24hooks_destination_open_waiting_jobs',
+      help: 'Step destinations whose circuit is open (one series each), valued by the jobs waiting for them',
+      labelNames: ['destination'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

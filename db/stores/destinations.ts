@@ -69,15 +69,20 @@ export async function closeDestination(db: Knex, key: string, now: number): Prom
     });
 }
 
-/** Open destinations with how many jobs wait for each (dashboard, status, metrics, alerts). */
+/**
+ * Open destinations with how many jobs wait for each (dashboard, status, metrics, alerts).
+ * With `portalId`, only those that jobs of that portal wait for, counting only its jobs (a
+ * portal never sees another one's destinations).
+ */
 export async function openDestinations(
   db: Knex,
+  portalId?: number,
 ): Promise<Array<DestinationRow & { waiting: number }>> {
   const rows = (
     (await db('destinations').where({ state: 'open' }).orderBy('key')) as Record<string, unknown>[]
   ).map(normalise);
   if (rows.length === 0) return [];
-  const counts = (await db('jobs')
+  const q = db('jobs')
     .whereIn(
       'waiting_for',
       rows.map((r) => r.key),
@@ -85,7 +90,23 @@ export async function openDestinations(
     .where('status', 'pending')
     .groupBy('waiting_for')
     .select('waiting_for')
-    .count({ n: '*' })) as Array<{ waiting_for: string; n: number | string }>;
+    .count({ n: '*' });
+  if (portalId !== undefined) q.where('portal_id', portalId);
+  const counts = (await q) as Array<{ waiting_for: string; n: number | string }>;
   const by = new Map(counts.map((c) => [c.waiting_for, Number(c.n)]));
-  return rows.map((r) => ({ ...r, waiting: by.get(r.key) ?? 0 }));
+  return rows
+    .map((r) => ({ ...r, waiting: by.get(r.key) ?? 0 }))
+    .filter((r) => portalId === undefined || r.waiting > 0);
+}
+
+/** What status --json, the dashboard and alerts say about an open destination. */
+export function destinationJson(r: DestinationRow & { waiting: number }) {
+  return {
+    destination: r.key,
+    failures: r.failures,
+    openedAt: r.opened_at === null ? null : new Date(r.opened_at).toISOString(),
+    nextProbeAt: r.retry_at === null ? null : new Date(r.retry_at).toISOString(),
+    waitingJobs: r.waiting,
+    lastError: r.last_error,
+  };
 }

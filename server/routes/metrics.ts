@@ -3,6 +3,7 @@ import { safeEqual } from '../lib/crypto.js';
 import type { Deps } from '../deps.js';
 import { statusFigures } from '../../db/stores/events.js';
 import { listPortals } from '../../db/stores/portals.js';
+import { openDestinations } from '../../db/stores/destinations.js';
 
 /** `GET /metrics` in Prometheus text format; `METRICS_TOKEN` requires a bearer token. */
 export function metricsRoutes(deps: Deps): Router {
@@ -32,5 +33,9 @@ async function refreshGauges(deps: Deps): Promise<void> {
   for (const p of await listPortals(deps.db)) {
     const f = await statusFigures(deps.db, now, p.id);
     deps.metrics.backlog.set({ portal: p.member_id }, f.backlog);
+  }
+  deps.metrics.destinationWaiting.reset();
+  for (const d of await openDestinations(deps.db)) {
+    deps.metrics.destinationWaiting.set({ destination: d.key }, d.waiting);
   }
 }

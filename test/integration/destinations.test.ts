@@ -4,6 +4,10 @@ import { getDestination, openDestinations } from '../../db/stores/destinations.j
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { runCliIn } from '../helpers/cli.js';
+import { appParts } from '../../server/routes/index.js';
+import { buildListener } from '../../server/start.js';
+import request from 'supertest';
 
 /**
  * Circuit breakers of the steps' destinations (issue 18), on the manual clock with
@@ -91,6 +95,19 @@ describe('destinations', () => {
       expect.objectContaining({ key, waiting: 6 }),
     ]);
 
+    // status --json, /metrics and an alert on every channel name it and what waits.
+    const status = await runCliIn(h.t, ['status', '--json']);
+    expect(JSON.parse(status.out).destinations).toEqual([
+      expect.objectContaining({ destination: key, failures: 5, waitingJobs: 6 }),
+    ]);
+    const listener = buildListener(h.t.deps, appParts(h.t.deps, h.services));
+    const metrics = (await request(listener).get('/metrics')).text;
+    expect(metrics).toContain(`b24hooks_destination_open_waiting_jobs{destination="${key}"} 6`);
+    await h.checkAndSend();
+    const down = `${key} is down, 6 events wait`;
+    expect(h.tg.sent.filter((m) => m.text.includes(down))).toHaveLength(1);
+    expect(h.smtp.messages.filter((m) => m.raw.includes(down))).toHaveLength(1);
+
     // After the cool-down one probe goes; it succeeds and everything flows again.
     sink.handle(() => ({ body: { ok: true } }));
     h.t.clock.advance(31_000);
@@ -108,6 +125,8 @@ describe('destinations', () => {
       ['done', 1],
     ]);
     expect(await openDestinations(h.t.deps.db)).toEqual([]);
+    await h.checkAndSend();
+    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is reachable again`))).toHaveLength(1);
   });
 
   it("gives the worker back while the portal's REST budget would hold the read, and runs later", async () => {
