@@ -348,6 +348,32 @@ export async function releaseOrphanedJobs(db: Knex, now: number): Promise<number
     .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
 }
 
+/** Who holds running jobs now (`locked_by` values), with when each took its newest lease. */
+export async function runningHolders(
+  db: Knex,
+): Promise<Array<{ holder: string; lockedAt: number }>> {
+  const rows = (await db('jobs')
+    .where('status', 'running')
+    .whereNotNull('locked_by')
+    .groupBy('locked_by')
+    .select('locked_by')
+    .max({ at: 'locked_at' })) as Array<{ locked_by: string; at: number | string | null }>;
+  return rows.map((r) => ({ holder: r.locked_by, lockedAt: Number(r.at ?? 0) }));
+}
+
+/** Returns the running jobs of these holders (processes known to be gone) to the queue. */
+export async function releaseHolders(
+  db: Knex,
+  holders: readonly string[],
+  now: number,
+): Promise<number> {
+  if (holders.length === 0) return 0;
+  return db('jobs')
+    .where('status', 'running')
+    .whereIn('locked_by', holders)
+    .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
+}
+
 /** Gives back this worker's unfinished claims (graceful shutdown), refunding the attempt. */
 export async function releaseJobs(
   db: Knex,
