@@ -103,6 +103,7 @@ describe('destinations', () => {
     const listener = buildListener(h.t.deps, appParts(h.t.deps, h.services));
     const metrics = (await request(listener).get('/metrics')).text;
     expect(metrics).toContain(`b24hooks_destination_open_waiting_jobs{destination="${key}"} 6`);
+    expect(metrics).toMatch(/^b24hooks_event_loop_delay_seconds\{quantile="0\.99"\} [0-9.e-]+$/m);
     await h.checkAndSend();
     const down = `${key} is down, 6 events wait`;
     expect(h.tg.sent.filter((m) => m.text.includes(down))).toHaveLength(1);
