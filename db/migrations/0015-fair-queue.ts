@@ -3,7 +3,8 @@ import type { Knex } from 'knex';
 /**
  * Fair processing (issue 18). The worker claims round-robin across portals: it finds the
  * portals with due jobs by skipping along `jobs_portal_due` (one seek per portal, not a scan
- * of the backlog) and takes each portal's due jobs in (run_at, id) order from the same index.
+ * of the backlog) and takes each portal's due jobs in (run_at, id) order from the same index;
+ * the alert lane takes its jobs from `jobs_type_due`.
  *
  * `destinations`: one row per place a step talks to (an http host, the Telegram API, an SMTP
  * server, an SMS gateway, a portal's REST endpoint), shared by every instance: its circuit
@@ -15,6 +16,8 @@ export async function up(knex: Knex): Promise<void> {
     t.string('waiting_for', 160).nullable();
     t.index(['status', 'portal_id', 'run_at', 'id'], 'jobs_portal_due');
     t.index(['waiting_for', 'status'], 'jobs_waiting_for');
+    // The alert lane's claim: without it, it walked every due event job to find an alert.
+    t.index(['type', 'status', 'run_at', 'id'], 'jobs_type_due');
   });
   await knex.schema.createTable('destinations', (t) => {
     /** `http:host:port`, `telegram:host`, `smtp:host:port`, `sms:host`, `rest:domain`. */
@@ -36,6 +39,7 @@ export async function up(knex: Knex): Promise<void> {
 export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTableIfExists('destinations');
   await knex.schema.alterTable('jobs', (t) => {
+    t.dropIndex([], 'jobs_type_due');
     t.dropIndex([], 'jobs_waiting_for');
     t.dropIndex([], 'jobs_portal_due');
     t.dropColumn('waiting_for');
