@@ -11,11 +11,14 @@ import type { JobRow } from './types.js';
 export interface Lanes {
   /** Slots of each lane not in use now. */
   free(): { events: number; alerts: number };
-  /** Claims what fits in the free slots (`eventLimit` narrows the event lane). */
+  /**
+   * Claims what fits in the free slots (`eventLimit` narrows the event lane; `alerts: false`
+   * skips the alert lane's query).
+   */
   claim(
     db: Knex,
-    o: { workerId: string; now: number; eventLimit?: number },
-  ): Promise<{ jobs: JobRow[]; eventSlots: number }>;
+    o: { workerId: string; now: number; eventLimit?: number; alerts?: boolean },
+  ): Promise<{ jobs: JobRow[]; eventSlots: number; alertsFull: boolean }>;
   /** A claimed job finished (whatever the outcome): its slot is free again. */
   release(job: JobRow): void;
   /** Ids of the jobs in flight. */
@@ -48,15 +51,19 @@ export function createLanes(opts: LaneOptions): Lanes {
     async claim(db, o) {
       const jobs: JobRow[] = [];
       const alertSlots = opts.alertConcurrency - alerts.size;
-      if (alertSlots > 0) {
-        const got = await claimJobs(db, { ...o, limit: alertSlots, lane: 'alert' });
+      let alertsFull = false;
+      if (alertSlots > 0 && o.alerts !== false) {
+        const { workerId, now } = o;
+        const got = await claimJobs(db, { workerId, now, limit: alertSlots, lane: 'alert' });
         for (const j of got) alerts.set(j.id, j);
+        alertsFull = got.length === alertSlots;
         jobs.push(...got);
       }
       const eventSlots = Math.min(o.eventLimit ?? Infinity, opts.concurrency - events.size);
       if (eventSlots > 0) {
         const got = await claimFairly(db, {
-          ...o,
+          workerId: o.workerId,
+          now: o.now,
           limit: eventSlots,
           excludeIds: ids(),
           holding,
@@ -71,7 +78,7 @@ export function createLanes(opts: LaneOptions): Lanes {
         if (last) after = portalOf(last);
         jobs.push(...got);
       }
-      return { jobs, eventSlots };
+      return { jobs, eventSlots, alertsFull };
     },
     release(job) {
       if (alerts.delete(job.id)) return;

@@ -69,8 +69,11 @@ export interface Worker extends EventEmitter {
   start(): void;
   /** Stops claiming, waits for work in flight up to `timeoutMs`, then releases what is left. */
   stop(timeoutMs?: number): Promise<void>;
-  /** Wake the loop (new work was stored). */
-  notify(): void;
+  /**
+   * Wake the loop (new work was stored); `'alert'` when alert jobs were stored (the alert
+   * lane is otherwise looked at once per `pollMs`, not on every delivery).
+   */
+  notify(kind?: 'alert'): void;
   /** Returns running jobs abandoned by a dead process to the queue. */
   recoverStale(): Promise<number>;
 }
@@ -115,6 +118,9 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   let wake: (() => void) | undefined;
   /** Set by `kick` (a slot freed, work stored) so a wake-up during a claim is not lost. */
   let kicked = false;
+  /** The alert lane is looked at when alerts were stored, or once per pollMs (retries). */
+  let alertsDue = true;
+  let alertsLookedAt = 0;
   const kick = () => {
     kicked = true;
     wake?.();
@@ -302,11 +308,18 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         await releaseUnrecorded();
         const free = lanes.free();
         if ((free.events > 0 || free.alerts > 0) && (!lock || lock.held())) {
-          const { jobs, eventSlots } = await lanes.claim(db, {
+          const lookAtAlerts = alertsDue || Date.now() - alertsLookedAt >= pollMs;
+          if (lookAtAlerts) {
+            alertsDue = false;
+            alertsLookedAt = Date.now();
+          }
+          const { jobs, eventSlots, alertsFull } = await lanes.claim(db, {
             workerId: claimId,
             now: now(),
             eventLimit: flooded ? 1 : undefined,
+            alerts: lookAtAlerts,
           });
+          if (alertsFull) alertsDue = true;
           for (const j of jobs) void run(j);
           failedClaims = 0;
           // Every event slot taken: there may be more due at once.
@@ -381,7 +394,8 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         logger.warn({ released: n }, 'shutdown: released jobs still running after the timeout');
       }
     },
-    notify() {
+    notify(kind?: 'alert') {
+      if (kind === 'alert') alertsDue = true;
       kick();
     },
     async recoverStale() {
