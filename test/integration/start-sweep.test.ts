@@ -68,7 +68,8 @@ describe('the start-up sweep', () => {
     // Control: the sweep ran and returned the dead process's job (which the new server may
     // already have claimed and run).
     expect(dead?.locked_by).not.toBe(gone);
-    expect(server.stdout()).toContain('returned the jobs of stopped processes to the queue');
+    const said = 'returned the jobs of stopped processes to the queue';
+    expect(await waitFor(() => server!.stdout().includes(said), 5000, 20)).toBe(true);
     release();
     expect((await running).map((o) => o.outcome)).toHaveLength(1);
   });
