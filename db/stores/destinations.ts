@@ -54,6 +54,14 @@ export async function takeProbe(
   return n === 1;
 }
 
+/** Erasure: the circuit state of a portal's own REST endpoint (`rest:<domain>`). */
+export async function deletePortalDestinations(db: Knex, portalId: number): Promise<number> {
+  const row = (await db('portals').where('id', portalId).first('domain')) as
+    { domain: string | null } | undefined;
+  if (!row?.domain) return 0;
+  return db('destinations').where('key', `rest:${row.domain}`).delete();
+}
+
 /** A success: the destination is closed again, its failure count reset. */
 export async function closeDestination(db: Knex, key: string, now: number): Promise<void> {
   await db('destinations')
