@@ -74,6 +74,16 @@ export interface Config {
   readonly tokenEncryptionKey: Buffer;
   readonly worker: {
     readonly concurrency: number;
+    /**
+     * `WORKER_PORTAL_SHARE`: the largest share of the workers one portal may hold while other
+     * portals have due jobs (issue 18); alone, a portal may use them all. @default 0.5
+     */
+    readonly portalShare: number;
+    /**
+     * `DESTINATION_CONCURRENCY`: requests at once to one destination (an http host, the
+     * Telegram API, the SMTP server, the SMS gateway, a portal's REST endpoint). @default 4
+     */
+    readonly destinationConcurrency: number;
     readonly maxAttempts: number;
     readonly retryBaseSeconds: number;
   };
@@ -200,6 +210,16 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
     const n = Number(raw);
     if (!Number.isInteger(n) || n < min || n > max) {
       problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+      return def;
+    }
+    return n;
+  };
+  const share = (name: string, def: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || n > 1) {
+      problems.push(`${name} must be a number above 0 and at most 1, got "${raw}"`);
       return def;
     }
     return n;
@@ -361,6 +381,8 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
     tokenEncryptionKey,
     worker: {
       concurrency: int('WORKER_CONCURRENCY', 4, 1, 256),
+      portalShare: share('WORKER_PORTAL_SHARE', 0.5),
+      destinationConcurrency: int('DESTINATION_CONCURRENCY', 4, 1, 256),
       maxAttempts: int('MAX_ATTEMPTS', 10, 1, 1000),
       retryBaseSeconds: int('RETRY_BASE_SECONDS', 10, 0, 86400),
     },

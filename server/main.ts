@@ -6,7 +6,7 @@ import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
 import { gateConnections } from '../db/connection-gate.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
-import { releaseStaleJobs } from '../db/stores/jobs.js';
+import { releaseDeadHolders } from './queue/start-sweep.js';
 import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
 import fs from 'node:fs';
@@ -55,10 +55,9 @@ async function main(): Promise<void> {
       : undefined;
   const services = createServices(deps, { intakeWriter, instanceLock });
   services.intake.allowlist.start();
-  if (config.database.client === 'sqlite') {
-    // One process owns a SQLite file: whatever is still `running` was left by a crash.
-    await releaseStaleJobs(deps.db, Number.MAX_SAFE_INTEGER, Date.now());
-  }
+  // Jobs left `running` by processes that are gone go back to the queue; those of live ones
+  // (a CLI with a worker, another server) stay theirs.
+  await releaseDeadHolders(deps.db, { now: Date.now(), leaseMs: 10 * 60_000, logger: deps.logger });
   // Signals are handled from here on: a SIGTERM right after the banner still stops cleanly.
   let running: RunningServer | undefined;
   let stopping = false;

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { startLoopDelayMonitor } from './lib/event-loop-delay.js';
 
 /**
  * Prometheus metrics, one registry per app instance (no global state), names prefixed
@@ -7,7 +8,26 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'b24hooks_' });
+  if (options.defaultMetrics) {
+    collectDefaultMetrics({ register: registry, prefix: 'b24hooks_' });
+    const loop = startLoopDelayMonitor();
+    new Gauge({
+      name: 'b24hooks_event_loop_delay_seconds',
+      help: 'Main-thread event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay, 10 ms resolution), by quantile; quantile 1 is the max',
+      labelNames: ['quantile'] as const,
+      registers: [registry],
+      collect() {
+        const d = loop.take();
+        for (const [q, v] of [
+          ['0.5', d.p50],
+          ['0.9', d.p90],
+          ['0.99', d.p99],
+          ['1', d.max],
+        ] as const)
+          this.set({ quantile: q }, v / 1000);
+      },
+    });
+  }
   const m = {
     registry,
     eventsReceived: new Counter({
@@ -96,6 +116,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     oldestPendingSeconds: new Gauge({
       name: 'b24hooks_oldest_pending_seconds',
       help: 'Age of the oldest unprocessed event',
+      registers: [registry],
+    }),
+    destinationWaiting: new Gauge({
+      name: 'b24hooks_destination_open_waiting_jobs',
+      help: 'Step destinations whose circuit is open (one series each), valued by the jobs waiting for them',
+      labelNames: ['destination'] as const,
       registers: [registry],
     }),
   };

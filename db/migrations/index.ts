@@ -12,6 +12,7 @@ import * as m0010 from './0010-install-proof.js';
 import * as m0011 from './0011-portal-refresh-and-pause.js';
 import * as m0013 from './0013-operations.js';
 import * as m0014 from './0014-retention.js';
+import * as m0015 from './0015-fair-queue.js';
 import * as m0016 from './0016-rollups.js';
 import * as m0017 from './0017-portal-lang.js';
 
@@ -30,6 +31,7 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0011-portal-refresh-and-pause', module: m0011 },
   { name: '0013-operations', module: m0013 },
   { name: '0014-retention', module: m0014 },
+  { name: '0015-fair-queue', module: m0015 },
   { name: '0016-rollups', module: m0016 },
   { name: '0017-portal-lang', module: m0017 },
 ];

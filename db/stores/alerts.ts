@@ -3,7 +3,7 @@ import { backlogCounts, oldestPendingAt } from './rollups.js';
 import { getSetting } from './settings.js';
 
 /** Alert kinds (server/alerts/). */
-export type AlertKind = 'backlog' | 'failed' | 'reauth' | 'drift' | 'sla';
+export type AlertKind = 'backlog' | 'failed' | 'reauth' | 'drift' | 'sla' | 'destination';
 
 /** A row of `alert_state`: one per alert condition. */
 export interface AlertStateRow {

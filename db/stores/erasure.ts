@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { isSqlite } from '../connect.js';
 import { addCounts, deleteEvents, deleteReplayRuns, type TableCounts } from './retention.js';
+import { deletePortalDestinations } from './destinations.js';
 
 /** The portal being erased: its row id and member_id. */
 export interface ErasedPortal {
@@ -233,6 +234,7 @@ export async function erasePortalInstallation(
           .orWhere('key', 'like', `%:${portal.member_id}`)
           .delete(),
         rate_buckets: await trx('rate_buckets').where('key', portal.member_id).delete(),
+        destinations: await deletePortalDestinations(trx, portal.id),
       },
       await sweepPortalColumns(trx, portal),
       // The portal row stays as a tombstone with nothing but its name, domain and status:

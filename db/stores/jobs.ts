@@ -42,9 +42,24 @@ export function normaliseJob(r: Record<string, unknown>): JobRow {
 }
 
 /**
- * Claims up to `limit` due jobs for `workerId`. A job with an entity key is claimable only
- * when no earlier job of the same entity is still pending or running, so the events of one
- * entity run one at a time and in arrival order; different entities run in parallel.
+ * Which jobs a claim takes: `alert` jobs have a lane of their own (they must never queue
+ * behind event work); `events` is every other type; `all` (the default) both.
+ */
+export type ClaimLane = 'all' | 'alert' | 'events';
+
+export interface ClaimOptions {
+  workerId: string;
+  now: number;
+  limit: number;
+  excludeIds?: readonly number[];
+  /** @default 'all' */
+  lane?: ClaimLane;
+}
+
+/**
+ * Due, pending jobs whose entity has no earlier job still pending or running, in (run_at, id)
+ * order: so the events of one entity run one at a time and in arrival order, and different
+ * entities run in parallel.
  *
  * On PostgreSQL several instances claim at once: the candidates are read `FOR UPDATE SKIP
  * LOCKED`, so an instance passes over rows another one is claiming instead of queueing
@@ -52,61 +67,202 @@ export function normaliseJob(r: Record<string, unknown>): JobRow {
  * only once every earlier one is committed as done or dead, and a job being claimed (locked
  * but still `pending` to others) keeps its successors out, since they see it pending.
  */
-export async function claimJobs(
-  db: Knex,
-  opts: { workerId: string; now: number; limit: number; excludeIds?: readonly number[] },
+function claimable(trx: Knex.Transaction, o: ClaimOptions, limit: number) {
+  const q = trx('jobs as j')
+    .select('j.*')
+    .where('j.status', 'pending')
+    .where('j.run_at', '<=', o.now)
+    .where((w) =>
+      w.whereNull('j.entity_key').orWhereNotExists(function () {
+        this.select(trx.raw('1'))
+          .from('jobs as k')
+          .whereRaw('k.entity_key = j.entity_key')
+          .whereRaw('k.id < j.id')
+          .whereIn('k.status', ['pending', 'running']);
+      }),
+    )
+    .orderBy([
+      { column: 'j.run_at', order: 'asc' },
+      { column: 'j.id', order: 'asc' },
+    ])
+    .limit(limit);
+  if (o.lane === 'alert') q.where('j.type', 'alert');
+  else if (o.lane === 'events') q.whereNot('j.type', 'alert');
+  if (o.excludeIds?.length) q.whereNotIn('j.id', o.excludeIds);
+  if (isPg(trx)) q.forUpdate('j').skipLocked();
+  return q;
+}
+
+/** Takes the lease on rows read by `claimable` (same transaction). */
+async function lease(
+  trx: Knex.Transaction,
+  rows: JobRow[],
+  o: { workerId: string; now: number },
 ): Promise<JobRow[]> {
-  return db.transaction(async (trx) => {
-    const q = trx('jobs as j')
-      .select('j.*')
-      .where('j.status', 'pending')
-      .where('j.run_at', '<=', opts.now)
-      .where((w) =>
-        w.whereNull('j.entity_key').orWhereNotExists(function () {
-          this.select(trx.raw('1'))
-            .from('jobs as k')
-            .whereRaw('k.entity_key = j.entity_key')
-            .whereRaw('k.id < j.id')
-            .whereIn('k.status', ['pending', 'running']);
-        }),
-      )
-      .orderBy([
-        { column: 'j.run_at', order: 'asc' },
-        { column: 'j.id', order: 'asc' },
-      ])
-      .limit(opts.limit);
-    if (opts.excludeIds?.length) q.whereNotIn('j.id', opts.excludeIds);
-    if (isPg(trx)) q.forUpdate('j').skipLocked();
-    const rows = ((await q) as Record<string, unknown>[]).map(normaliseJob);
-    if (rows.length === 0) return [];
-    const ids = rows.map((r) => r.id);
-    const claimed = await trx('jobs')
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const claimed = await trx('jobs')
+    .whereIn('id', ids)
+    .where('status', 'pending')
+    .update({
+      status: 'running',
+      locked_at: o.now,
+      locked_by: o.workerId,
+      waiting_for: null,
+      attempts: trx.raw('attempts + 1'),
+      updated_at: o.now,
+    });
+  if (claimed !== rows.length) {
+    // Another instance took some of them between our read and write: keep only ours.
+    const mine = (await trx('jobs')
       .whereIn('id', ids)
-      .where('status', 'pending')
-      .update({
-        status: 'running',
-        locked_at: opts.now,
-        locked_by: opts.workerId,
-        attempts: trx.raw('attempts + 1'),
-        updated_at: opts.now,
-      });
-    if (claimed !== rows.length) {
-      // Another instance took some of them between our read and write: keep only ours.
-      const mine = (await trx('jobs')
-        .whereIn('id', ids)
-        .where({ status: 'running', locked_by: opts.workerId, locked_at: opts.now })
-        .select('*')) as Record<string, unknown>[];
-      return mine.map(normaliseJob);
-    }
-    return rows.map((r) => ({
-      ...r,
-      status: 'running' as const,
-      attempts: r.attempts + 1,
-      locked_at: opts.now,
-      locked_by: opts.workerId,
-    }));
+      .where({ status: 'running', locked_by: o.workerId, locked_at: o.now })
+      .select('*')) as Record<string, unknown>[];
+    return mine.map(normaliseJob);
+  }
+  return rows.map((r) => ({
+    ...r,
+    status: 'running' as const,
+    attempts: r.attempts + 1,
+    locked_at: o.now,
+    locked_by: o.workerId,
+  }));
+}
+
+/** Claims up to `limit` due jobs for `workerId`, oldest first (see `claimable`). */
+export async function claimJobs(db: Knex, opts: ClaimOptions): Promise<JobRow[]> {
+  return db.transaction(async (trx) => {
+    const rows = ((await claimable(trx, opts, opts.limit)) as Record<string, unknown>[]).map(
+      normaliseJob,
+    );
+    return lease(trx, rows, opts);
   });
 }
+
+/** Jobs without a portal count as portal 0 in the round-robin (portal ids start at 1). */
+export const NO_PORTAL = 0;
+
+/**
+ * Portals (ids above `after`, at most `upTo`) with a due event-lane job, ascending, at most
+ * `max`. Skips along `jobs_portal_due` from one portal to the next (a loose index scan: one
+ * seek per portal with pending jobs), so a backlog of 100,000 jobs costs what 10 do.
+ */
+async function duePortalsBetween(
+  trx: Knex.Transaction,
+  now: number,
+  after: number,
+  upTo: number,
+  max: number,
+): Promise<number[]> {
+  const sql = `
+    with recursive p(pid) as (
+      select (select min(portal_id) from jobs where status = 'pending' and portal_id > ?)
+      union all
+      select (select min(portal_id) from jobs where status = 'pending' and portal_id > p.pid)
+      from p where p.pid is not null and p.pid < ?
+    )
+    select pid from p
+    where pid is not null and pid <= ? and exists (
+      select 1 from jobs d
+      where d.status = 'pending' and d.portal_id = p.pid and d.run_at <= ? and d.type <> 'alert'
+    )
+    limit ?`;
+  const res = (await trx.raw(sql, [after, upTo, upTo, now, max])) as
+    { rows: { pid: number | string }[] } | { pid: number | string }[];
+  const rows = Array.isArray(res) ? res : res.rows;
+  return rows.map((r) => Number(r.pid));
+}
+
+/**
+ * Portals with due event-lane jobs in round-robin order: those after `after` first, then
+ * from the start; `NO_PORTAL` first when jobs without a portal are due.
+ */
+export async function duePortals(
+  trx: Knex.Transaction,
+  now: number,
+  after: number,
+  max = 256,
+): Promise<number[]> {
+  const top = 2 ** 31 - 1; // portals.id is an integer column (PostgreSQL would refuse more)
+  const out = await duePortalsBetween(trx, now, after, top, max);
+  if (out.length < max && after > 0) {
+    out.push(...(await duePortalsBetween(trx, now, 0, after, max - out.length)));
+  }
+  const orphan = await trx('jobs')
+    .where('status', 'pending')
+    .whereNull('portal_id')
+    .where('run_at', '<=', now)
+    .whereNot('type', 'alert')
+    .first('id');
+  if (orphan) out.unshift(NO_PORTAL);
+  return out;
+}
+
+export interface FairClaimOptions {
+  workerId: string;
+  now: number;
+  /** Free worker slots. */
+  limit: number;
+  excludeIds?: readonly number[];
+  /** Event-lane jobs this worker runs now, per portal (NO_PORTAL for none). */
+  holding: ReadonlyMap<number, number>;
+  /** Most jobs one portal may hold while other portals have due jobs. */
+  cap: number;
+  /** The portal served last: the round-robin goes on after it. */
+  after: number;
+}
+
+/**
+ * Fair claiming (issue 18): hands the free slots out one at a time, round-robin across the
+ * portals with due jobs, a portal getting no more once it holds `cap` while another portal
+ * has due jobs (alone, it may take every slot); then takes each portal's share in its own
+ * (run_at, id) order, per-entity order kept as in `claimJobs`. Slots a portal could not use
+ * (its due jobs wait for an earlier job of their entity) go to the others.
+ */
+export async function claimFairly(db: Knex, o: FairClaimOptions): Promise<JobRow[]> {
+  return db.transaction(async (trx) => {
+    const portals = await duePortals(trx, o.now, o.after);
+    if (portals.length === 0) return [];
+    const capped = portals.length > 1;
+    const quota = new Map<number, number>();
+    const full = new Set<number>();
+    const taken: JobRow[] = [];
+    const exclude = [...(o.excludeIds ?? [])];
+    let left = o.limit;
+    for (let round = 0; round < 2 && left > 0; round++) {
+      const open = portals.filter((p) => round === 0 || full.has(p));
+      quota.clear();
+      let moved = true;
+      while (left > 0 && moved) {
+        moved = false;
+        for (const p of open) {
+          if (left === 0) break;
+          const held = (o.holding.get(p) ?? 0) + (quota.get(p) ?? 0) + count(taken, p);
+          if (capped && held >= o.cap) continue;
+          quota.set(p, (quota.get(p) ?? 0) + 1);
+          left--;
+          moved = true;
+        }
+      }
+      full.clear();
+      for (const [p, n] of quota) {
+        const q = claimable(trx, { ...o, lane: 'events', excludeIds: exclude }, n);
+        if (p === NO_PORTAL) q.whereNull('j.portal_id');
+        else q.where('j.portal_id', p);
+        const rows = ((await q) as Record<string, unknown>[]).map(normaliseJob);
+        for (const r of rows) exclude.push(r.id);
+        taken.push(...rows);
+        if (rows.length === n) full.add(p);
+        left += n - rows.length;
+      }
+      if (full.size === 0) break;
+    }
+    return lease(trx, taken, o);
+  });
+}
+
+const count = (jobs: readonly JobRow[], portal: number) =>
+  jobs.reduce((n, j) => n + ((j.portal_id ?? NO_PORTAL) === portal ? 1 : 0), 0);
 
 export async function completeJob(db: Knex, id: number, now: number): Promise<void> {
   await db('jobs').where({ id }).update({
@@ -121,7 +277,14 @@ export async function completeJob(db: Knex, id: number, now: number): Promise<vo
 export async function rescheduleJob(
   db: Knex,
   id: number,
-  values: { runAt: number; lastError: string | null; refundAttempt?: boolean; now: number },
+  values: {
+    runAt: number;
+    lastError: string | null;
+    refundAttempt?: boolean;
+    /** The destination it waits for (an open circuit). */
+    waitingFor?: string;
+    now: number;
+  },
 ): Promise<void> {
   await db('jobs')
     .where({ id })
@@ -129,6 +292,7 @@ export async function rescheduleJob(
       status: 'pending',
       run_at: values.runAt,
       last_error: values.lastError,
+      waiting_for: values.waitingFor ?? null,
       locked_at: null,
       locked_by: null,
       updated_at: values.now,
@@ -184,6 +348,32 @@ export async function releaseOrphanedJobs(db: Knex, now: number): Promise<number
     .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
 }
 
+/** Who holds running jobs now (`locked_by` values), with when each took its newest lease. */
+export async function runningHolders(
+  db: Knex,
+): Promise<Array<{ holder: string; lockedAt: number }>> {
+  const rows = (await db('jobs')
+    .where('status', 'running')
+    .whereNotNull('locked_by')
+    .groupBy('locked_by')
+    .select('locked_by')
+    .max({ at: 'locked_at' })) as Array<{ locked_by: string; at: number | string | null }>;
+  return rows.map((r) => ({ holder: r.locked_by, lockedAt: Number(r.at ?? 0) }));
+}
+
+/** Returns the running jobs of these holders (processes known to be gone) to the queue. */
+export async function releaseHolders(
+  db: Knex,
+  holders: readonly string[],
+  now: number,
+): Promise<number> {
+  if (holders.length === 0) return 0;
+  return db('jobs')
+    .where('status', 'running')
+    .whereIn('locked_by', holders)
+    .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
+}
+
 /** Gives back this worker's unfinished claims (graceful shutdown), refunding the attempt. */
 export async function releaseJobs(
   db: Knex,
@@ -209,10 +399,14 @@ export async function getJob(db: Knex, id: number): Promise<JobRow | undefined> 
   return r ? normaliseJob(r) : undefined;
 }
 
-/** The next time any pending job becomes due (for the worker's sleep). */
-export async function nextDueAt(db: Knex): Promise<number | undefined> {
-  const r = (await db('jobs').where('status', 'pending').min({ t: 'run_at' }).first()) as
-    { t: number | string | null } | undefined;
+/**
+ * The next time a pending job becomes due (for the worker's sleep); with `after`, the first
+ * one due later than that (what is due already could not be claimed).
+ */
+export async function nextDueAt(db: Knex, after?: number): Promise<number | undefined> {
+  const q = db('jobs').where('status', 'pending');
+  if (after !== undefined) q.where('run_at', '>', after);
+  const r = (await q.min({ t: 'run_at' }).first()) as { t: number | string | null } | undefined;
   return r?.t === null || r?.t === undefined ? undefined : Number(r.t);
 }
 

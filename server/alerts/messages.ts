@@ -201,3 +201,28 @@ export function slaText(
     dashboard,
   );
 }
+
+/** A step destination whose circuit is open (issue 18): which one, and how many events wait. */
+export function destinationText(
+  phase: AlertPhase,
+  f: { destination: string; waitingJobs: number; failures: number; lastError: string | null },
+  dashboard: string,
+): Text {
+  if (phase === 'recovered') {
+    return compose(
+      phase,
+      `${f.destination} is reachable again`,
+      [`Steps to ${f.destination} run again; the events that waited for it are being processed.`],
+      dashboard,
+    );
+  }
+  return compose(
+    phase,
+    `${f.destination} is down, ${eventCount(f.waitingJobs)} wait`,
+    [
+      `${f.destination} failed ${f.failures} times in a row${f.lastError ? ` (last: ${f.lastError})` : ''}.`,
+      `${eventCount(f.waitingJobs)} wait for it without spending attempts; a probe request tries it again after a cool-down.`,
+    ],
+    dashboard,
+  );
+}

@@ -6,6 +6,7 @@ import {
   backlogByPortal,
   failedEventsBetween,
   getAlertState,
+  listAlertStates,
   saveAlertState,
   type AlertStateRow,
 } from '../../db/stores/alerts.js';
@@ -17,9 +18,11 @@ import {
 } from '../../db/stores/portals.js';
 import { pruneRollups } from '../../db/stores/rollups.js';
 import { pendingSlaBreaches } from '../../db/stores/sla.js';
+import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import {
   backlogText,
+  destinationText,
   driftText,
   failedDigestText,
   reauthText,
@@ -192,6 +195,40 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
     }
   }
 
+  /** Step destinations with an open circuit (issue 18); those closed again recover. */
+  async function destinations(report: AlertCheckReport, now: number) {
+    const open = (await openDestinations(db)).map(destinationJson);
+    const firing = (await listAlertStates(db)).filter(
+      (s) => s.kind === 'destination' && s.state === 'firing',
+    );
+    const key = (d: string) => `destination:${d}`.slice(0, 128);
+    const readings = [
+      ...open.map((d) => ({ d, bad: true })),
+      ...firing
+        .filter((s) => !open.some((d) => key(d.destination) === s.key))
+        .map((s) => ({
+          d: { ...(JSON.parse(s.details ?? '{}') as ReturnType<typeof destinationJson>) },
+          bad: false,
+        })),
+    ];
+    for (const { d, bad } of readings) {
+      await condition(
+        undefined,
+        {
+          key: key(d.destination),
+          kind: 'destination',
+          memberId: null,
+          bad,
+          recovered: !bad,
+          details: d,
+        },
+        (phase) => destinationText(phase, d, dashboard),
+        report,
+        now,
+      );
+    }
+  }
+
   async function failedDigest(p: PortalRow, report: AlertCheckReport, now: number) {
     const key = `failed:${p.member_id}`;
     const prev = await getAlertState(db, key);
@@ -335,6 +372,7 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
     const now = deps.clock.now().getTime();
     const portals = await Promise.all((await listPortals(db)).map((p) => auditBindings(p, now)));
     await backlog(portals, report, now);
+    await destinations(report, now);
     for (const p of portals) {
       await portalConditions(p, report, now);
       if (p.status !== 'uninstalled') await failedDigest(p, report, now);

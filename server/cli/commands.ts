@@ -1,3 +1,4 @@
+import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import {
   EVENT_STATUSES,
@@ -67,8 +68,10 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
   const recovered = counts.offline + counts.sweep;
   const gap = await lastGap(deps.db);
   const recovery = { ...counts, lastGap: gap ? gapJson(gap) : null };
+  // Fair processing (issue 18): destinations whose circuit is open, and what waits for them.
+  const destinations = (await openDestinations(deps.db)).map(destinationJson);
   if (json) {
-    io.out(JSON.stringify({ total, portals, sla, recovered, recovery }) + '\n');
+    io.out(JSON.stringify({ total, portals, sla, recovered, recovery, destinations }) + '\n');
     return 0;
   }
   const cols = [
@@ -114,6 +117,12 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
         `${gap.enqueued} reconcile events\n`,
     );
   } else io.out('last gap: none\n');
+  for (const d of destinations) {
+    io.out(
+      `destination down: ${d.destination} (${d.failures} failures, ${d.waitingJobs} jobs wait, ` +
+        `next probe ${d.nextProbeAt})\n`,
+    );
+  }
   return 0;
 }
 

@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { runAction, stepOutput, type Mailer } from '../actions/index.js';
 import { toError } from '../lib/errors.js';
-import { PermanentError } from '../queue/errors.js';
+import { PausedError, PermanentError } from '../queue/errors.js';
+import {
+  createDestinations,
+  destinationOf,
+  restWaitMs,
+  type Destinations,
+} from '../queue/destinations.js';
 import type { JobHandler } from '../queue/types.js';
 import { evaluateRules, evaluateRuleIn } from '../rules/conditions.js';
 import { buildTemplateContext, type StepOutput } from '../rules/context.js';
@@ -42,6 +48,13 @@ export interface ProcessorOptions {
   ownWriteWindowMs?: number;
   /** How many of our own writes may chain (rule → write → event → rule …). @default 3 */
   maxChainDepth?: number;
+  /** Concurrency caps and circuit breakers of the steps' destinations (server/queue/). */
+  destinations?: Destinations;
+  /**
+   * An event whose entity must be read waits (giving its worker back, no attempt spent) when
+   * the portal's REST budget would hold the read longer than this. @default 2 s
+   */
+  maxRestWaitMs?: number;
 }
 
 /** Job payload of a replay. */
@@ -83,6 +96,10 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
   const reader = opts.reader ?? createEntityReader(deps);
   const window = opts.ownWriteWindowMs ?? 10 * 60_000;
   const maxDepth = opts.maxChainDepth ?? 3;
+  const destinations =
+    opts.destinations ??
+    createDestinations(deps, { concurrency: config.worker.destinationConcurrency });
+  const maxRestWaitMs = opts.maxRestWaitMs ?? 2000;
   const now = () => deps.clock.now().getTime();
 
   async function loadRelated(
@@ -198,6 +215,13 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
     if (event.entity_type && event.entity_id) {
       if (isDelete(event.event)) entity = { ID: event.entity_id };
       else {
+        // Waiting is not working: a read the portal's budget would hold up gives the worker
+        // back and comes again when the bucket has drained.
+        const waitMs = restWaitMs(deps.bitrix.limiter, portal.member_id);
+        if (waitMs > maxRestWaitMs)
+          throw new PausedError(`waiting ${waitMs} ms for the portal's REST budget`, waitMs, {
+            waitingFor: `rest:${portal.domain}`,
+          });
         // Read ahead: this entity and those of the portal's other due events, in one batch.
         // A retry or a replay acts later than the first read: it must read afresh (the
         // stale-trigger guard depends on it), so a cached read does not count for it.
@@ -307,15 +331,19 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
             portal: portalInfo,
           });
           const rendered = renderAction(action, ctx);
-          const result = await runAction(action, rendered, {
-            config,
-            logger,
-            idempotencyKey: key,
-            bitrix: (method, params) => deps.bitrix.call(portal, method, params),
-            mailer: opts.mailer,
-            fetch: opts.fetch,
-            clock: deps.clock,
-          });
+          const result = await destinations.run(
+            destinationOf(rendered, config, portal.domain),
+            () =>
+              runAction(action, rendered, {
+                config,
+                logger,
+                idempotencyKey: key,
+                bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+                mailer: opts.mailer,
+                fetch: opts.fetch,
+                clock: deps.clock,
+              }),
+          );
           const out = stepOutput(result);
           steps[stepName] = out;
           await recordActionRun(db, {
@@ -346,6 +374,8 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
             }
           }
         } catch (thrown) {
+          // The destination is down or busy: the step did not run, so nothing is recorded.
+          if (thrown instanceof PausedError && thrown.waitingFor !== undefined) throw thrown;
           const e = toError(thrown);
           await recordActionRun(db, {
             ...base,

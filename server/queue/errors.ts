@@ -25,9 +25,12 @@ export class PermanentError extends AppError {
 /** Processing must wait without spending an attempt (e.g. the portal needs re-authorisation). */
 export class PausedError extends AppError {
   readonly resumeAfterMs: number;
-  constructor(message: string, resumeAfterMs: number) {
+  /** The destination the job waits for (an open circuit), counted on the dashboard. */
+  readonly waitingFor: string | undefined;
+  constructor(message: string, resumeAfterMs: number, options: { waitingFor?: string } = {}) {
     super('INTERNAL', message, { status: 503 });
     this.name = 'PausedError';
     this.resumeAfterMs = resumeAfterMs;
+    this.waitingFor = options.waitingFor;
   }
 }

@@ -16,6 +16,8 @@ export interface JobRow {
   locked_at: number | null;
   locked_by: string | null;
   last_error: string | null;
+  /** The destination (server/queue/destinations.ts) this job waits for, if any. */
+  waiting_for?: string | null;
 }
 
 /** What a job handler gets. `event` is loaded when the job has an event_id. */

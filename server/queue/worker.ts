@@ -6,7 +6,6 @@ import { toError } from '../lib/errors.js';
 import { markStorageFailing } from '../intake/storage-health.js';
 import { finishEvent, getEvent, markEventProcessing } from '../../db/stores/events.js';
 import {
-  claimJobs,
   completeJob,
   killJob,
   nextDueAt,
@@ -18,13 +17,18 @@ import {
 } from '../../db/stores/jobs.js';
 import type { InstanceLock } from '../cluster/instance-lock.js';
 import { nextRunAt } from './backoff.js';
+import { createLanes } from './lanes.js';
 import { PausedError, PermanentError, RetryableError } from './errors.js';
 import type { JobHandler, JobRow } from './types.js';
 
 export interface WorkerOptions {
   handlers: Partial<Record<JobType, JobHandler>>;
-  /** Default WORKER_CONCURRENCY. */
+  /** Slots for event work (every job type but `alert`). Default WORKER_CONCURRENCY. */
   concurrency?: number;
+  /** Default WORKER_PORTAL_SHARE. */
+  portalShare?: number;
+  /** Slots of the alert lane, on top of `concurrency`. @default 2 */
+  alertConcurrency?: number;
   /** A job `running` longer than this is presumed abandoned by a dead process. Default 10 min. */
   leaseMs?: number;
   /** How often to look for due work when nothing wakes the worker. Default 1 s. */
@@ -65,8 +69,11 @@ export interface Worker extends EventEmitter {
   start(): void;
   /** Stops claiming, waits for work in flight up to `timeoutMs`, then releases what is left. */
   stop(timeoutMs?: number): Promise<void>;
-  /** Wake the loop (new work was stored). */
-  notify(): void;
+  /**
+   * Wake the loop (new work was stored); `'alert'` when alert jobs were stored (the alert
+   * lane is otherwise looked at once per `pollMs`, not on every delivery).
+   */
+  notify(kind?: 'alert'): void;
   /** Returns running jobs abandoned by a dead process to the queue. */
   recoverStale(): Promise<number>;
 }
@@ -98,12 +105,26 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   const concurrency = opts.concurrency ?? config.worker.concurrency;
   const leaseMs = opts.leaseMs ?? 10 * 60_000;
   const pollMs = opts.pollMs ?? 1000;
-  const queue = new PQueue({ concurrency });
-  const inFlight = new Set<number>();
+  const alertConcurrency = opts.alertConcurrency ?? 2;
+  const lanes = createLanes({
+    concurrency,
+    portalShare: opts.portalShare ?? config.worker.portalShare,
+    alertConcurrency,
+  });
+  const queue = new PQueue({ concurrency: concurrency + alertConcurrency });
   const now = () => deps.clock.now().getTime();
   let running = false;
   let loopTimer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
+  /** Set by `kick` (a slot freed, work stored) so a wake-up during a claim is not lost. */
+  let kicked = false;
+  /** The alert lane is looked at when alerts were stored, or once per pollMs (retries). */
+  let alertsDue = true;
+  let alertsLookedAt = 0;
+  const kick = () => {
+    kicked = true;
+    wake?.();
+  };
   let loopDone: Promise<void> | undefined;
   /**
    * Jobs claimed (so `running` in the table) whose outcome could not be written: the
@@ -160,6 +181,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
             runAt: t + e.resumeAfterMs,
             lastError: message,
             refundAttempt: true,
+            waitingFor: e.waitingFor,
             now: t,
           });
           if (event)
@@ -221,7 +243,8 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
 
   async function releaseUnrecorded(): Promise<void> {
     if (unrecorded.size === 0) return;
-    const ids = [...unrecorded].filter((jobId) => !inFlight.has(jobId));
+    const busy = new Set(lanes.ids());
+    const ids = [...unrecorded].filter((jobId) => !busy.has(jobId));
     if (ids.length === 0) return;
     try {
       const n = await releaseJobs(db, claimId, ids, now());
@@ -232,33 +255,25 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     }
   }
 
+  /** Runs a claimed job in its slot; the slot is freed (and the loop woken) when it ends. */
+  function run(j: JobRow): Promise<JobOutcome> {
+    return queue.add(async () => {
+      try {
+        return await execute(j);
+      } catch (e) {
+        lost(j, e);
+        return { job: j, outcome: 'retry' as const, error: toError(e).message };
+      } finally {
+        lanes.release(j);
+        kick();
+      }
+    }) as Promise<JobOutcome>;
+  }
+
   async function runOnce(): Promise<JobOutcome[]> {
     await releaseUnrecorded();
-    const free = concurrency - inFlight.size;
-    if (free <= 0) return [];
-    const jobs = await claimJobs(db, {
-      workerId: claimId,
-      now: now(),
-      limit: free,
-      excludeIds: [...inFlight],
-    });
-    for (const j of jobs) inFlight.add(j.id);
-    return Promise.all(
-      jobs.map(
-        (j) =>
-          queue.add(async () => {
-            try {
-              return await execute(j);
-            } catch (e) {
-              lost(j, e);
-              return { job: j, outcome: 'retry' as const, error: toError(e).message };
-            } finally {
-              inFlight.delete(j.id);
-              wake?.();
-            }
-          }) as Promise<JobOutcome>,
-      ),
-    );
+    const { jobs } = await lanes.claim(db, { workerId: claimId, now: now() });
+    return Promise.all(jobs.map(run));
   }
 
   /** Jobs of dead instances back to the queue (PostgreSQL, with an instance lock only). */
@@ -287,31 +302,28 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       yielded = 0;
       await sweepOrphans();
       let claimFailed = false;
+      let more = false;
+      kicked = false;
       try {
         await releaseUnrecorded();
-        if (inFlight.size < concurrency && (!lock || lock.held())) {
-          const free = flooded ? 1 : concurrency - inFlight.size;
-          const jobs = await claimJobs(db, {
+        const free = lanes.free();
+        if ((free.events > 0 || free.alerts > 0) && (!lock || lock.held())) {
+          const lookAtAlerts = alertsDue || Date.now() - alertsLookedAt >= pollMs;
+          if (lookAtAlerts) {
+            alertsDue = false;
+            alertsLookedAt = Date.now();
+          }
+          const { jobs, eventSlots, alertsFull } = await lanes.claim(db, {
             workerId: claimId,
             now: now(),
-            limit: free,
-            excludeIds: [...inFlight],
+            eventLimit: flooded ? 1 : undefined,
+            alerts: lookAtAlerts,
           });
-          for (const j of jobs) {
-            inFlight.add(j.id);
-            void queue.add(async () => {
-              try {
-                await execute(j);
-              } catch (e) {
-                lost(j, e);
-              } finally {
-                inFlight.delete(j.id);
-                wake?.();
-              }
-            });
-          }
+          if (alertsFull) alertsDue = true;
+          for (const j of jobs) void run(j);
           failedClaims = 0;
-          if (jobs.length === free) continue;
+          // Every event slot taken: there may be more due at once.
+          more = eventSlots > 0 && jobs.filter((j) => j.type !== 'alert').length === eventSlots;
         }
       } catch (e) {
         claimFailed = true;
@@ -321,15 +333,21 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         if (failedClaims === 1) logger.error({ err: e }, 'worker loop: claiming failed');
         else logger.debug({ err: e, failedClaims }, 'worker loop: claiming failed again');
       }
+      // A slot freed or work arrived while this round was claiming: claim again at once.
+      if (more || (kicked && !claimFailed)) continue;
       let delay = pollMs;
       if (claimFailed) {
         // Back off while the database refuses (each try may wait out its busy timeout);
         // a delivery committed meanwhile wakes the loop at once (notify).
         delay = Math.min(MAX_FAILURE_BACKOFF_MS, pollMs * 2 ** Math.min(failedClaims - 1, 10));
       } else {
+        // What is due now and was not claimed waits for a free slot or an earlier job of its
+        // entity: a finishing job or a new delivery wakes the loop (no 5 ms polling while
+        // every slot is busy); only work that becomes due later shortens the sleep.
         try {
-          const due = await nextDueAt(db);
-          if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - now()));
+          const t = now();
+          const due = await nextDueAt(db, t);
+          if (due !== undefined) delay = Math.max(5, Math.min(pollMs, due - t));
         } catch {
           delay = pollMs;
         }
@@ -371,13 +389,14 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         setTimeout(() => r('timeout'), timeoutMs).unref(),
       );
       if ((await Promise.race([idle.then(() => 'idle' as const), timer])) === 'timeout') {
-        const left = [...inFlight];
+        const left = lanes.ids();
         const n = await releaseJobs(db, claimId, left, now());
         logger.warn({ released: n }, 'shutdown: released jobs still running after the timeout');
       }
     },
-    notify() {
-      wake?.();
+    notify(kind?: 'alert') {
+      if (kind === 'alert') alertsDue = true;
+      kick();
     },
     async recoverStale() {
       const n = await releaseStaleJobs(db, now() - leaseMs, now());

@@ -66,7 +66,7 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
   intake.onStored(() => worker.notify());
   const lock = opts.instanceLock;
   const alerts = createAlertMonitor(deps, {
-    onEnqueued: () => worker.notify(),
+    onEnqueued: () => worker.notify('alert'),
     leader: lock ? () => lock.tryLead(LOCK.alerts, 0) : undefined,
   });
   const recovery = createRecovery(deps, {

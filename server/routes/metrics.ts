@@ -3,6 +3,7 @@ import { safeEqual } from '../lib/crypto.js';
 import type { Deps } from '../deps.js';
 import { backlogByPortal } from '../../db/stores/alerts.js';
 import { listPortals } from '../../db/stores/portals.js';
+import { openDestinations } from '../../db/stores/destinations.js';
 
 /** `GET /metrics` in Prometheus text format; `METRICS_TOKEN` requires a bearer token. */
 export function metricsRoutes(deps: Deps): Router {
@@ -37,5 +38,9 @@ async function refreshGauges(deps: Deps): Promise<void> {
   deps.metrics.oldestPendingSeconds.set(Math.max(0, Math.floor((now - oldest) / 1000)));
   for (const p of await listPortals(deps.db)) {
     deps.metrics.backlog.set({ portal: p.member_id }, byPortal.get(p.id) ?? 0);
+  }
+  deps.metrics.destinationWaiting.reset();
+  for (const d of await openDestinations(deps.db)) {
+    deps.metrics.destinationWaiting.set({ destination: d.key }, d.waiting);
   }
 }

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { openDb } from '../../db/connect.js';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { startHttpSink } from '../helpers/http-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { seedDataDir } from '../helpers/seed-db.js';
 import { eventBody } from '../helpers/event-builder.js';
@@ -15,6 +17,8 @@ import { benchDir, fmt, runLoad, startProcess, type LoadResult } from './util.js
 export async function intakeBench(args: {
   durationSec: number;
   connections: number;
+  /** Length of the "everything on" run (0 skips it). */
+  allOnSec: number;
 }): Promise<void> {
   const tmp = tempDir('b24hooks-bench-');
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
@@ -97,4 +101,89 @@ export async function intakeBench(args: {
     );
   }
   process.stdout.write(`\nevents durably stored by (c) over both runs: ${fmt(stored)}\n`);
+  if (args.allOnSec > 0) {
+    const b = results['keep-alive']!['(b) naive Express 5']!;
+    await everythingOn(args.allOnSec, args.connections, b);
+  }
+}
+
+/** Main-thread event-loop delay p99 (ms) of a server since its previous /metrics scrape. */
+async function loopDelayP99(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^b24hooks_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m.exec(text);
+  return m?.[1] ? Number(m[1]) * 1000 : NaN;
+}
+
+/**
+ * (d) "everything on" (issue 18): the intake under keep-alive load while the worker processes
+ * every delivery with a rule whose HTTP step posts to a local stand-in, and the alert monitor
+ * and heartbeat run as in production. Deals deleted (ONCRMDEALDELETE) need no REST read, so
+ * the work is the worker's own: claims, outcome writes, the HTTP step.
+ */
+async function everythingOn(durationSec: number, connections: number, b: LoadResult) {
+  const tmp = tempDir('b24hooks-bench-');
+  const standin = await startHttpSink();
+  const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
+  const db = openDb({ client: 'sqlite', filename: path.join(tmp.dir, 'data', 'b24hooks.sqlite') });
+  await saveRuleMap(
+    db,
+    undefined,
+    {
+      rules: [
+        {
+          name: 'deleted deal to the stand-in',
+          on: ['ONCRMDEALDELETE'],
+          actions: [{ type: 'http', method: 'POST', url: `${standin.url}/hook`, body: {} }],
+        },
+      ],
+    },
+    new Date(),
+  );
+  const body = eventBody({
+    portal,
+    event: 'ONCRMDEALDELETE',
+    id: '__ID__',
+    accessToken: 'a'.repeat(70),
+    data: { FIELDS: { ID: '__ID__' } },
+  });
+  const proc = await startProcess([path.join(benchDir, '..', '..', 'server', 'main.js')], {
+    ...env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ACTION_PRIVATE_HOSTS: '127.0.0.1',
+  });
+  let r: LoadResult;
+  let eld: number;
+  try {
+    await loopDelayP99(proc.url); // starts a fresh window
+    r = await runLoad({
+      url: `${proc.url}/b24/events`,
+      connections,
+      durationSec,
+      newConnectionPerRequest: false,
+      body,
+      contentType: 'application/x-www-form-urlencoded',
+    });
+    eld = await loopDelayP99(proc.url);
+  } finally {
+    await proc.stop();
+  }
+  const counts = (await db('events')
+    .groupBy('status')
+    .select('status')
+    .count({ n: '*' })) as Array<{
+    status: string;
+    n: number | string;
+  }>;
+  await db.destroy();
+  await standin.close();
+  tmp.cleanup();
+  const by = Object.fromEntries(counts.map((c) => [c.status, Number(c.n)]));
+  process.stdout.write(
+    `\n(d) everything on, keep-alive, ${durationSec} s: ${fmt(r.rps)} req/s  p50 ${r.p50} ms  ` +
+      `p99 ${r.p99} ms  event-loop delay p99 ${fmt(eld, 1)} ms  non-200 ${r.non2xx}  ` +
+      `c/b = ${fmt(r.rps / b.rps, 2)}\n` +
+      `    events: ${JSON.stringify(by)}; HTTP steps sent to the stand-in: ${fmt(standin.requests.length)}\n`,
+  );
 }

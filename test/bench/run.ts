@@ -1,3 +1,4 @@
+import { fairnessBench } from './fairness.js';
 import { intakeBench } from './intake.js';
 import { processBench } from './process.js';
 import { pruneBench } from './prune.js';
@@ -12,9 +13,14 @@ const flag = (n: string, def: number) => {
 };
 const benches: Record<string, () => Promise<void>> = {
   intake: () =>
-    intakeBench({ durationSec: flag('duration', 10), connections: flag('connections', 50) }),
+    intakeBench({
+      durationSec: flag('duration', 10),
+      connections: flag('connections', 50),
+      allOnSec: flag('all-on', 60),
+    }),
   process: () => processBench(),
   prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),
+  fairness: () => fairnessBench(),
   ui: () =>
     uiBench({
       events: flag('events', 1_000_000),

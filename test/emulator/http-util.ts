@@ -115,9 +115,41 @@ export interface PostOptions {
   signal?: AbortSignal;
 }
 
+/** Requests in flight per shared signal, and the one abort listener that ends them all. */
+const inFlight = new WeakMap<AbortSignal, Set<http.ClientRequest>>();
+
+/**
+ * Ties `req` to `signal` without a listener per request: a portal's one signal given to
+ * every delivery made Node add an abort listener per request in flight (the
+ * MaxListenersExceededWarning of `npm run bench -- process`, issue 18). Returns the untie.
+ */
+function tieToSignal(signal: AbortSignal, req: http.ClientRequest): () => void {
+  if (signal.aborted) {
+    req.destroy(new Error('aborted'));
+    return () => undefined;
+  }
+  let set = inFlight.get(signal);
+  if (!set) {
+    const mine = new Set<http.ClientRequest>();
+    set = mine;
+    inFlight.set(signal, mine);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const r of mine) r.destroy(new Error('aborted'));
+        mine.clear();
+      },
+      { once: true },
+    );
+  }
+  set.add(req);
+  const tied = set;
+  return () => tied.delete(req);
+}
+
 /**
  * One POST on a fresh connection (no agent, so nothing stays open after the answer).
- * Rejects on network errors and on timeout.
+ * Rejects on network errors, on timeout, and when `signal` aborts.
  */
 export function postOnce(options: PostOptions): Promise<HttpResponseSummary> {
   return new Promise((resolve, reject) => {
@@ -129,13 +161,13 @@ export function postOnce(options: PostOptions): Promise<HttpResponseSummary> {
         method: 'POST',
         agent: false,
         headers: { ...options.headers, 'Content-Length': Buffer.byteLength(options.body) },
-        ...(options.signal ? { signal: options.signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           clearTimeout(timer);
+          untie();
           resolve({
             status: res.statusCode ?? 0,
             body: Buffer.concat(chunks).toString('utf8'),
@@ -144,15 +176,18 @@ export function postOnce(options: PostOptions): Promise<HttpResponseSummary> {
         });
         res.on('error', (err) => {
           clearTimeout(timer);
+          untie();
           reject(err);
         });
       },
     );
+    const untie = options.signal ? tieToSignal(options.signal, req) : () => undefined;
     const timer = setTimeout(() => {
       req.destroy(new Error(`timeout after ${options.timeoutMs} ms`));
     }, options.timeoutMs);
     req.on('error', (err) => {
       clearTimeout(timer);
+      untie();
       reject(err);
     });
     req.end(options.body);

@@ -1,3 +1,4 @@
+import { saveDestination } from '../../db/stores/destinations.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { tableColumns } from '../../db/stores/erasure.js';
@@ -164,6 +165,18 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
       member_id: portal.memberId,
       requested_by: 'cli',
       now,
+    });
+    // A circuit breaker of the portal's REST endpoint (issue 18), as after failed calls.
+    const domain = String((await db('portals').where('id', portalId).first('domain')).domain);
+    await saveDestination(db, {
+      key: `rest:${domain}`,
+      state: 'closed',
+      failures: 2,
+      cooldown_ms: 0,
+      opened_at: null,
+      retry_at: null,
+      last_error: 'timed out',
+      updated_at: now,
     });
     // On PostgreSQL the REST calls above already reserved slots in the shared budget.
     await db('rate_buckets')

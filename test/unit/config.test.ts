@@ -18,7 +18,13 @@ describe('loadConfig', () => {
       'https://oauth.bitrix.info',
       'https://oauth.bitrix24.tech',
     ]);
-    expect(c.worker).toEqual({ concurrency: 4, maxAttempts: 10, retryBaseSeconds: 10 });
+    expect(c.worker).toEqual({
+      concurrency: 4,
+      portalShare: 0.5,
+      destinationConcurrency: 4,
+      maxAttempts: 10,
+      retryBaseSeconds: 10,
+    });
     expect(c.bodyLimit).toBe(256 * 1024);
     expect(c.alerts).toEqual({ backlogThreshold: 50, cooldownMinutes: 15 });
     expect(c.telegram.apiUrl).toBe('https://api.telegram.org');
@@ -81,7 +87,13 @@ describe('loadConfig', () => {
   it('reports every problem at once', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'abc', WORKER_CONCURRENCY: '0', BODY_LIMIT: 'huge', LOG_LEVEL: 'loud' });
+      loadConfig({
+        PORT: 'abc',
+        WORKER_CONCURRENCY: '0',
+        WORKER_PORTAL_SHARE: '1.5',
+        BODY_LIMIT: 'huge',
+        LOG_LEVEL: 'loud',
+      });
     } catch (e) {
       error = e;
     }
@@ -90,6 +102,7 @@ describe('loadConfig', () => {
     for (const name of [
       'PORT',
       'WORKER_CONCURRENCY',
+      'WORKER_PORTAL_SHARE',
       'BODY_LIMIT',
       'LOG_LEVEL',
       'SESSION_SECRET',

@@ -4,6 +4,7 @@ import { slaByPeriod, type SlaFigure, type SlaPeriod } from '../../alerts/sla.js
 import { listAlertStates, type AlertKind, type AlertStateRow } from '../../../db/stores/alerts.js';
 import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
 import { statusFigures } from '../../../db/stores/events.js';
+import { destinationJson, openDestinations } from '../../../db/stores/destinations.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
 import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/sweep.js';
 import { toError } from '../../lib/errors.js';
@@ -96,6 +97,8 @@ function alertSummary(row: AlertStateRow): string {
       return typeof d.status === 'string' ? d.status : '';
     case 'failed':
       return typeof d.failed === 'number' ? String(d.failed) : '';
+    case 'destination':
+      return `${String(d.destination)}: ${Number(d.waitingJobs)}`;
   }
 }
 
@@ -186,16 +189,18 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
   ) => {
     const { portal } = uiContext(res);
     const now = deps.clock.now();
-    const [figures, day, week, rules, sla, alerts, recovery, storage] = await Promise.all([
-      statusFigures(deps.db, now, portal.id),
-      eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
-      eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
-      ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY, now.getTime()),
-      slaByPeriod(deps, portal.member_id),
-      firingAlerts(deps.db, portal.member_id),
-      recoveryView(deps.db, portal.id, portal.member_id),
-      storageView(deps, portal.id, portal.member_id),
-    ]);
+    const [figures, day, week, rules, sla, alerts, recovery, storage, destinations] =
+      await Promise.all([
+        statusFigures(deps.db, now, portal.id),
+        eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
+        eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
+        ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY, now.getTime()),
+        slaByPeriod(deps, portal.member_id),
+        firingAlerts(deps.db, portal.member_id),
+        recoveryView(deps.db, portal.id, portal.member_id),
+        storageView(deps, portal.id, portal.member_id),
+        openDestinations(deps.db, portal.id),
+      ]);
     res.render('ui/dashboard', {
       nav: 'dashboard',
       figures,
@@ -204,6 +209,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       alerts,
       recovery,
       storage,
+      destinations: destinations.map(destinationJson),
       sweepHours: SWEEP_HOURS,
       sweepStarted: extra.sweepStarted ?? false,
       sweepError: extra.sweepError ?? '',

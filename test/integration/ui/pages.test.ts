@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { seedPortal } from '../../helpers/event-builder.js';
+import { findPortalByMemberId } from '../../../db/stores/portals.js';
+import { insertJobs } from '../../../db/stores/jobs.js';
+import { saveDestination } from '../../../db/stores/destinations.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
 describe('the pages of an installed portal with events', () => {
@@ -33,6 +37,53 @@ describe('the pages of an installed portal with events', () => {
     expect(page.html).toContain('Won deal: invoice');
     expect(page.html).toContain('Lost deal: notify');
     expect(page.html).toContain('id="chart-data"');
+  });
+
+  it("lists the destinations down that this portal's jobs wait for, and no other portal's", async () => {
+    const db = h.t.deps.db;
+    const now = h.t.clock.now().getTime();
+    const mine = (await findPortalByMemberId(db, h.portal.memberId))!;
+    const other = await seedPortal(h.t.deps);
+    for (const [key, portalId] of [
+      ['http:accounting.example:443', mine.id],
+      ['http:secret-of-another.example', other.row.id],
+    ] as const) {
+      await saveDestination(db, {
+        key,
+        state: 'open',
+        failures: 5,
+        cooldown_ms: 30_000,
+        opened_at: now,
+        retry_at: now + 30_000,
+        last_error: 'timed out',
+        updated_at: now,
+      });
+      const job = {
+        type: 'process_event' as const,
+        event_id: null,
+        portal_id: portalId,
+        entity_key: null,
+        payload: null,
+        max_attempts: 3,
+        run_at: now + 30_000,
+      };
+      await insertJobs(db, [job, job], now);
+      await db('jobs')
+        .where({ portal_id: portalId, run_at: now + 30_000 })
+        .update({ waiting_for: key });
+    }
+    try {
+      const page = await getPage(h, '/ui', admin.cookie);
+      expect(page.html).toContain(
+        'data-destination="http:accounting.example:443" data-waiting="2"',
+      );
+      expect(page.html).not.toContain('secret-of-another');
+    } finally {
+      await db('jobs')
+        .where('run_at', now + 30_000)
+        .delete();
+      await db('destinations').delete();
+    }
   });
 
   it('filters the log by status, event, entity and text, newest first', async () => {

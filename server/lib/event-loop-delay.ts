@@ -1,0 +1,42 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
+/** Event-loop delay percentiles of a window, in milliseconds. */
+export interface LoopDelay {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Samples in the window. */
+  count: number;
+}
+
+export interface LoopDelayMonitor {
+  /** Percentiles since the last `take` (or the start); starts a new window. */
+  take(): LoopDelay;
+  stop(): void;
+}
+
+/**
+ * How long the main thread kept timers waiting (perf_hooks.monitorEventLoopDelay, sampled
+ * every `resolutionMs`): everything on the main thread runs between two deliveries, so its
+ * p99 is the intake's tail latency floor (issue 18).
+ */
+export function startLoopDelayMonitor(resolutionMs = 10): LoopDelayMonitor {
+  const h: IntervalHistogram = monitorEventLoopDelay({ resolution: resolutionMs });
+  h.enable();
+  const ms = (ns: number) => (Number.isFinite(ns) ? ns / 1e6 : 0);
+  return {
+    take() {
+      const out = {
+        p50: ms(h.percentile(50)),
+        p90: ms(h.percentile(90)),
+        p99: ms(h.percentile(99)),
+        max: ms(h.max),
+        count: h.count,
+      };
+      h.reset();
+      return out;
+    },
+    stop: () => h.disable(),
+  };
+}

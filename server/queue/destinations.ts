@@ -1,0 +1,193 @@
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { Action } from '../rules/model.js';
+import type { RateLimiter } from '../bitrix/rate-limit.js';
+import {
+  closeDestination,
+  getDestination,
+  saveDestination,
+  takeProbe,
+  type DestinationRow,
+} from '../../db/stores/destinations.js';
+import { PausedError, RetryableError } from './errors.js';
+
+/**
+ * Destinations (issue 18): every place a step talks to — the host of an `http` step, the
+ * Telegram API, the SMTP server, the SMS gateway, a portal's REST endpoint — has a cap on
+ * requests at once (per instance) and a circuit breaker shared by every instance (table
+ * `destinations`). After `threshold` failures in a row (timeouts, 5xx, connection errors)
+ * the destination opens for a cool-down; then one job is let through as the probe: its
+ * success closes the destination, its failure doubles the cool-down (up to `maxCooldownMs`).
+ * A job for an open destination, or one at its cap, throws PausedError: the worker gives the
+ * slot back and refunds the attempt, and the job is claimed again when the destination may
+ * be tried.
+ */
+export interface Destinations {
+  run<T>(key: string, work: () => Promise<T>): Promise<T>;
+}
+
+export interface DestinationOptions {
+  /** Requests at once to one destination, per instance. */
+  concurrency: number;
+  /** Failures in a row that open a destination. @default 5 */
+  threshold?: number;
+  /** The first cool-down. @default 30 s */
+  cooldownMs?: number;
+  /** @default 10 min */
+  maxCooldownMs?: number;
+  /** How long a probe may take before another job may probe instead. @default 2 min */
+  probeLeaseMs?: number;
+  /** How soon a job that found its destination at the cap looks again. @default 1 s */
+  busyRetryMs?: number;
+}
+
+export interface DestinationDeps {
+  db: Knex;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Failures that say the destination is down, not that the request was wrong. */
+export function isDestinationFailure(e: unknown): boolean {
+  if (!(e instanceof RetryableError)) return false;
+  return !/^HTTP 4\d\d /.test(e.message);
+}
+
+const hostOf = (raw: string | undefined, fallback: string): string => {
+  try {
+    return raw ? new URL(raw).host : fallback;
+  } catch {
+    return fallback;
+  }
+};
+
+/** The destination a rendered step talks to. */
+export function destinationOf(rendered: Action, config: Config, portalDomain: string): string {
+  switch (rendered.type) {
+    case 'http':
+      return `http:${hostOf(rendered.url, 'invalid')}`;
+    case 'telegram':
+      return `telegram:${hostOf(config.telegram.apiUrl, 'api.telegram.org')}`;
+    case 'email':
+      return `smtp:${hostOf(config.email.smtpUrl, 'none')}`;
+    case 'sms':
+      return `sms:${hostOf(config.sms.url, config.sms.provider ?? 'none')}`;
+    case 'bitrix':
+      return `rest:${portalDomain}`;
+  }
+}
+
+export function createDestinations(deps: DestinationDeps, opts: DestinationOptions): Destinations {
+  const { db, logger } = deps;
+  const threshold = opts.threshold ?? 5;
+  const baseCooldown = opts.cooldownMs ?? 30_000;
+  const maxCooldown = opts.maxCooldownMs ?? 10 * 60_000;
+  const probeLease = opts.probeLeaseMs ?? 2 * 60_000;
+  const busyRetry = opts.busyRetryMs ?? 1000;
+  const active = new Map<string, number>();
+  const now = () => deps.clock.now().getTime();
+
+  async function failed(key: string, probe: boolean, e: Error): Promise<void> {
+    const t = now();
+    const row = await getDestination(db, key);
+    const lastError = e.message.slice(0, 500);
+    const base: DestinationRow = row ?? {
+      key,
+      state: 'closed',
+      failures: 0,
+      cooldown_ms: 0,
+      opened_at: null,
+      retry_at: null,
+      last_error: null,
+      updated_at: t,
+    };
+    const failures = base.failures + 1;
+    if (base.state === 'open') {
+      // Requests already under way when it opened fail too: only the probe's failure counts.
+      if (!probe) return;
+      const cooldown = Math.min(maxCooldown, Math.max(baseCooldown, base.cooldown_ms * 2));
+      await saveDestination(db, {
+        ...base,
+        failures,
+        cooldown_ms: cooldown,
+        retry_at: t + cooldown,
+        last_error: lastError,
+        updated_at: t,
+      });
+      logger.warn({ destination: key, cooldownMs: cooldown }, 'destination still down');
+      return;
+    }
+    const opens = failures >= threshold;
+    await saveDestination(db, {
+      ...base,
+      failures,
+      last_error: lastError,
+      updated_at: t,
+      ...(opens
+        ? { state: 'open', cooldown_ms: baseCooldown, opened_at: t, retry_at: t + baseCooldown }
+        : {}),
+    });
+    if (opens) {
+      logger.warn(
+        { destination: key, failures, cooldownMs: baseCooldown, err: lastError },
+        'destination is down: its jobs wait (circuit open)',
+      );
+    }
+  }
+
+  return {
+    async run(key, work) {
+      if ((active.get(key) ?? 0) >= opts.concurrency) {
+        throw new PausedError(
+          `destination ${key} has ${opts.concurrency} requests under way`,
+          busyRetry,
+          { waitingFor: key },
+        );
+      }
+      const t = now();
+      const row = await getDestination(db, key);
+      let probe = false;
+      if (row?.state === 'open') {
+        const until = row.retry_at ?? t;
+        if (until > t || !(await takeProbe(db, key, t, t + probeLease))) {
+          const waitMs = Math.max(busyRetry, until - t);
+          throw new PausedError(
+            `destination ${key} is down (circuit open after ${row.failures} failures): ${row.last_error ?? ''}`.trim(),
+            waitMs,
+            { waitingFor: key },
+          );
+        }
+        probe = true;
+        logger.info({ destination: key }, 'destination probe');
+      }
+      active.set(key, (active.get(key) ?? 0) + 1);
+      try {
+        const result = await work();
+        if (row && (row.failures > 0 || row.state !== 'closed')) {
+          await closeDestination(db, key, now());
+          if (row.state === 'open') logger.info({ destination: key }, 'destination is up again');
+        }
+        return result;
+      } catch (e) {
+        if (isDestinationFailure(e)) await failed(key, probe, e as Error);
+        throw e;
+      } finally {
+        const n = (active.get(key) ?? 1) - 1;
+        if (n > 0) active.set(key, n);
+        else active.delete(key);
+      }
+    },
+  };
+}
+
+/**
+ * How long a REST call for `memberId` would wait for the portal's budget now, from the
+ * limiter's modelled level (its headroom assumed at the default 2 requests).
+ */
+export function restWaitMs(limiter: RateLimiter, memberId: string): number {
+  const { drainPerSec, burst } = limiter.limitsOf(memberId);
+  const room = Math.max(1, burst - 2);
+  return Math.max(0, Math.ceil(((limiter.level(memberId) + 1 - room) / drainPerSec) * 1000));
+}

@@ -1,0 +1,96 @@
+import type { Knex } from 'knex';
+import { claimFairly, claimJobs, NO_PORTAL } from '../../db/stores/jobs.js';
+import type { JobRow } from './types.js';
+
+/**
+ * The worker's slots, in two lanes (issue 18). Event work (`process_event`, `lifecycle`)
+ * has `concurrency` slots, handed out round-robin across portals, one portal holding at most
+ * `cap` of them while other portals have due jobs. Alert jobs have slots of their own, so an
+ * alert about a backlog never waits behind that very backlog.
+ */
+export interface Lanes {
+  /** Slots of each lane not in use now. */
+  free(): { events: number; alerts: number };
+  /**
+   * Claims what fits in the free slots (`eventLimit` narrows the event lane; `alerts: false`
+   * skips the alert lane's query).
+   */
+  claim(
+    db: Knex,
+    o: { workerId: string; now: number; eventLimit?: number; alerts?: boolean },
+  ): Promise<{ jobs: JobRow[]; eventSlots: number; alertsFull: boolean }>;
+  /** A claimed job finished (whatever the outcome): its slot is free again. */
+  release(job: JobRow): void;
+  /** Ids of the jobs in flight. */
+  ids(): number[];
+  readonly size: number;
+}
+
+export interface LaneOptions {
+  concurrency: number;
+  /** Share of `concurrency` one portal may hold while others have due jobs (0 < share ≤ 1). */
+  portalShare: number;
+  alertConcurrency: number;
+}
+
+const portalOf = (j: JobRow) => j.portal_id ?? NO_PORTAL;
+
+export function createLanes(opts: LaneOptions): Lanes {
+  const cap = Math.max(1, Math.floor(opts.concurrency * opts.portalShare));
+  const events = new Map<number, JobRow>();
+  const alerts = new Map<number, JobRow>();
+  const holding = new Map<number, number>();
+  let after = 0;
+
+  const ids = () => [...events.keys(), ...alerts.keys()];
+  return {
+    free: () => ({
+      events: opts.concurrency - events.size,
+      alerts: opts.alertConcurrency - alerts.size,
+    }),
+    async claim(db, o) {
+      const jobs: JobRow[] = [];
+      const alertSlots = opts.alertConcurrency - alerts.size;
+      let alertsFull = false;
+      if (alertSlots > 0 && o.alerts !== false) {
+        const { workerId, now } = o;
+        const got = await claimJobs(db, { workerId, now, limit: alertSlots, lane: 'alert' });
+        for (const j of got) alerts.set(j.id, j);
+        alertsFull = got.length === alertSlots;
+        jobs.push(...got);
+      }
+      const eventSlots = Math.min(o.eventLimit ?? Infinity, opts.concurrency - events.size);
+      if (eventSlots > 0) {
+        const got = await claimFairly(db, {
+          workerId: o.workerId,
+          now: o.now,
+          limit: eventSlots,
+          excludeIds: ids(),
+          holding,
+          cap,
+          after,
+        });
+        for (const j of got) {
+          events.set(j.id, j);
+          holding.set(portalOf(j), (holding.get(portalOf(j)) ?? 0) + 1);
+        }
+        const last = got.at(-1);
+        if (last) after = portalOf(last);
+        jobs.push(...got);
+      }
+      return { jobs, eventSlots, alertsFull };
+    },
+    release(job) {
+      if (alerts.delete(job.id)) return;
+      if (!events.delete(job.id)) return;
+      const p = portalOf(job);
+      const n = (holding.get(p) ?? 1) - 1;
+      if (n > 0) holding.set(p, n);
+      else holding.delete(p);
+    },
+    ids,
+    get size() {
+      return events.size + alerts.size;
+    },
+  };
+}

@@ -1,0 +1,155 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { getDestination, openDestinations } from '../../db/stores/destinations.js';
+import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
+import { seedPortal } from '../helpers/event-builder.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { runCliIn } from '../helpers/cli.js';
+import { appParts } from '../../server/routes/index.js';
+import { buildListener } from '../../server/start.js';
+import request from 'supertest';
+
+/**
+ * Circuit breakers of the steps' destinations (issue 18), on the manual clock with
+ * `worker.drain()`: a target answering 503 opens after 5 failures in a row.
+ */
+describe('destinations', () => {
+  let h: AlertHarness;
+  let sink: HttpSink;
+  let key: string;
+
+  beforeEach(async () => {
+    sink = await startHttpSink(() => ({ status: 503, body: { error: 'down' } }));
+    h = await startAlertHarness(
+      { ACTION_PRIVATE_HOSTS: '127.0.0.1', RETRY_BASE_SECONDS: '10' },
+      { worker: { concurrency: 1 } },
+    );
+    key = `http:${new URL(sink.url).host}`;
+  });
+  afterEach(async () => {
+    await h.close();
+    await sink.close();
+  });
+
+  const jobs = async () =>
+    (await h.t.deps
+      .db('jobs')
+      .where({ type: 'process_event' })
+      .orderBy('id')
+      .select('id', 'status', 'attempts', 'waiting_for')) as Array<{
+      id: number;
+      status: string;
+      attempts: number;
+      waiting_for: string | null;
+    }>;
+
+  it('spends no attempts while a destination is open, and closes after a successful probe', async () => {
+    const p = await seedPortal(h.t.deps);
+    await saveRuleMap(
+      h.t.deps.db,
+      p.memberId,
+      {
+        rules: [
+          {
+            name: 'forward',
+            on: ['ONCRMDEALUPDATE'],
+            actions: [{ type: 'http', method: 'POST', url: `${sink.url}/in`, body: {} }],
+          },
+        ],
+      },
+      h.t.clock.now(),
+    );
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+
+    // Five failures in a row open the destination; the sixth job waits without trying.
+    const first = await h.services.worker.drain();
+    expect(first.map((o) => o.outcome)).toEqual([
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'paused',
+    ]);
+    expect(sink.requests).toHaveLength(5);
+    expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'open', failures: 5 });
+    expect((await jobs()).map((j) => j.attempts)).toEqual([1, 1, 1, 1, 1, 0]);
+    expect((await jobs())[5]?.waiting_for).toBe(key);
+
+    // The retries come due while the cool-down (30 s) runs: claimed, given back, no attempt.
+    h.t.clock.advance(13_000);
+    const waiting = await h.services.worker.drain();
+    expect(waiting.map((o) => o.outcome)).toEqual([
+      'paused',
+      'paused',
+      'paused',
+      'paused',
+      'paused',
+    ]);
+    expect(sink.requests).toHaveLength(5);
+    expect((await jobs()).map((j) => j.attempts)).toEqual([1, 1, 1, 1, 1, 0]);
+    expect(await openDestinations(h.t.deps.db)).toEqual([
+      expect.objectContaining({ key, waiting: 6 }),
+    ]);
+
+    // status --json, /metrics and an alert on every channel name it and what waits.
+    const status = await runCliIn(h.t, ['status', '--json']);
+    expect(JSON.parse(status.out).destinations).toEqual([
+      expect.objectContaining({ destination: key, failures: 5, waitingJobs: 6 }),
+    ]);
+    const listener = buildListener(h.t.deps, appParts(h.t.deps, h.services));
+    const metrics = (await request(listener).get('/metrics')).text;
+    expect(metrics).toContain(`b24hooks_destination_open_waiting_jobs{destination="${key}"} 6`);
+    expect(metrics).toMatch(/^b24hooks_event_loop_delay_seconds\{quantile="0\.99"\} [0-9.e-]+$/m);
+    await h.checkAndSend();
+    const down = `${key} is down, 6 events wait`;
+    expect(h.tg.sent.filter((m) => m.text.includes(down))).toHaveLength(1);
+    expect(h.smtp.messages.filter((m) => m.raw.includes(down))).toHaveLength(1);
+
+    // After the cool-down one probe goes; it succeeds and everything flows again.
+    sink.handle(() => ({ body: { ok: true } }));
+    h.t.clock.advance(31_000);
+    const after = await h.services.worker.drain();
+    expect(after.every((o) => o.outcome === 'done')).toBe(true);
+    expect(after).toHaveLength(6);
+    expect(sink.requests).toHaveLength(11);
+    expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'closed', failures: 0 });
+    expect((await jobs()).map((j) => [j.status, j.attempts])).toEqual([
+      ['done', 2],
+      ['done', 2],
+      ['done', 2],
+      ['done', 2],
+      ['done', 2],
+      ['done', 1],
+    ]);
+    expect(await openDestinations(h.t.deps.db)).toEqual([]);
+    await h.checkAndSend();
+    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is reachable again`))).toHaveLength(1);
+  });
+
+  it("gives the worker back while the portal's REST budget would hold the read, and runs later", async () => {
+    const p = await seedPortal(h.t.deps);
+    const limiter = h.t.deps.bitrix.limiter;
+    // A bucket of one request draining one per 100 s: after one call the next waits 100 s.
+    limiter.setLimits(p.memberId, { drainPerSec: 0.01, burst: 3 });
+    await limiter.acquire(p.memberId);
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 1, { withJobs: true });
+
+    const [paused] = await h.services.worker.drain();
+    expect(paused?.outcome).toBe('paused');
+    const job = await h.t.deps.db('jobs').where({ type: 'process_event' }).first();
+    expect(job).toMatchObject({ status: 'pending', attempts: 0, waiting_for: `rest:${p.domain}` });
+    expect(Number(job.run_at) - h.t.clock.now().getTime()).toBeGreaterThan(90_000);
+
+    // Once the budget has room the job is claimed again and reads (this seeded portal has no
+    // tokens, so the read fails for good: the control that it really ran only now).
+    limiter.setLimits(p.memberId, undefined);
+    h.t.clock.advance(101_000);
+    const [ran] = await h.services.worker.drain();
+    expect(ran?.outcome).toBe('dead');
+    expect(ran?.error).toContain('no stored tokens');
+  });
+});

@@ -1,0 +1,139 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import type { EventMap } from '../../server/rules/model.js';
+import { saveRuleMap } from '../../db/stores/rules.js';
+import { createServices, type Services } from '../../server/routes/index.js';
+import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
+import { seedPortal } from '../helpers/event-builder.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { onPg } from '../helpers/pg.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { waitFor } from '../reliability/lib/deliveries.js';
+
+/** The step timeout of the rules below: what one portal may hold up another by (CONTRACT §3). */
+const STEP_TIMEOUT_MS = 3000;
+
+const postTo = (url: string): EventMap => ({
+  rules: [
+    {
+      name: 'forward',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'http', method: 'POST', url, body: {}, timeoutMs: STEP_TIMEOUT_MS }],
+    },
+  ],
+});
+
+/**
+ * Fair processing (issue 18) with real workers, real timers and real loopback servers: one
+ * portal's action target never answers. On PostgreSQL the work is shared by two instances
+ * (two pools on one database, two workers of half the concurrency each).
+ */
+describe('fair processing', () => {
+  let h: AlertHarness;
+  let hang: HttpSink;
+  let fast: HttpSink;
+  let second: { t: TestDeps; services: Services } | undefined;
+  const workers = () => [h.services.worker, ...(second ? [second.services.worker] : [])];
+
+  beforeEach(async () => {
+    hang = await startHttpSink(() => ({ delayMs: 10 * 60_000 }));
+    fast = await startHttpSink();
+    const env = { ALERT_BACKLOG_THRESHOLD: '50', ACTION_PRIVATE_HOSTS: '127.0.0.1' };
+    const perInstance = onPg() ? 2 : 4;
+    h = await startAlertHarness(env, { worker: { concurrency: perInstance } });
+    if (onPg()) {
+      const t = await createTestDeps(
+        {
+          ...env,
+          ...h.t.dbEnv,
+          TOKEN_ENCRYPTION_KEY: h.t.deps.config.tokenEncryptionKey.toString('hex'),
+          TELEGRAM_API_URL: h.tg.url,
+          TELEGRAM_BOT_TOKEN: h.tg.token,
+          TELEGRAM_CHAT_ID: '-100',
+          SMTP_URL: h.smtp.url,
+          ALERT_EMAIL_TO: 'ops@example.com',
+        },
+        { clock: h.t.clock },
+      );
+      second = { t, services: createServices(t.deps, { worker: { concurrency: perInstance } }) };
+    }
+  });
+  afterEach(async () => {
+    if (second) {
+      await second.services.close(1000);
+      await second.t.close();
+      second = undefined;
+    }
+    await h.close();
+    await Promise.all([hang.close(), fast.close()]);
+  });
+
+  async function twoPortals() {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    const at = h.t.clock.now();
+    await saveRuleMap(h.t.deps.db, a.memberId, postTo(`${hang.url}/hang`), at);
+    await saveRuleMap(h.t.deps.db, b.memberId, postTo(`${fast.url}/fast`), at);
+    return {
+      a: { id: a.row.id, memberId: a.memberId },
+      b: { id: b.row.id, memberId: b.memberId },
+    };
+  }
+  const statuses = async (ids: number[]) =>
+    (await h.t.deps.db('events').whereIn('id', ids).pluck('status')) as string[];
+
+  it("finishes another portal's events within one step timeout while one portal's target hangs", async () => {
+    const { a, b } = await twoPortals();
+    await h.addEvents(a, 60, { withJobs: true, entity: false });
+    const bIds = await h.addEvents(b, 10, { withJobs: true, entity: false });
+
+    for (const w of workers()) w.start();
+    const took = await waitFor(
+      async () => (await statuses(bIds)).every((s) => s === 'processed'),
+      STEP_TIMEOUT_MS,
+      20,
+    );
+    expect(took).toBe(true);
+    expect(fast.requests).toHaveLength(10);
+    // Control: portal A's work was tried meanwhile, and is stuck on its target.
+    expect(hang.requests.length).toBeGreaterThan(0);
+    const running = await h.t.deps
+      .db('jobs')
+      .where({ portal_id: a.id, status: 'running' })
+      .count({ n: '*' })
+      .first();
+    expect(Number(running?.n)).toBeGreaterThan(0);
+  });
+
+  it('sends a backlog alert on every channel while every worker is busy on a hanging target', async () => {
+    const { a } = await twoPortals();
+    await h.addEvents(a, 80, { withJobs: true, entity: false });
+    for (const w of workers()) w.start();
+    const slots = 4;
+    const running = async () =>
+      Number(
+        (
+          await h.t.deps
+            .db('jobs')
+            .where({ status: 'running', type: 'process_event' })
+            .count({ n: '*' })
+            .first()
+        )?.n,
+      );
+    // Control: every worker slot is taken by the hanging target before the check runs.
+    expect(await waitFor(async () => (await running()) === slots, 2000, 10)).toBe(true);
+    expect(h.tg.sent).toHaveLength(0);
+
+    const intervalMs = 300;
+    h.services.alerts.start(intervalMs);
+    // One check interval plus the channels' own latency (both are local here), well within
+    // the step timeout that would free a worker.
+    const arrived = await waitFor(
+      () => h.tg.sent.length > 0 && h.smtp.messages.length > 0,
+      intervalMs + 1200,
+      10,
+    );
+    expect(arrived).toBe(true);
+    expect(h.tg.sent[0]?.text).toContain('backlog of 80 events');
+    expect(await running()).toBe(slots);
+  });
+});
