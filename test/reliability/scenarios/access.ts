@@ -195,6 +195,8 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
       save: '1',
       events: ['ONCRMDEALADD', 'ONCRMDEALUPDATE'],
       hours: '1',
+      // Retry selected rows (/ui/events/retry) takes the ids of the portal's own events.
+      ids: String(eventA.id),
     };
     const markersOfA = [
       A.memberId,
