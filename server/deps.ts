@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import type { Config } from './config.js';
+import { createHttpGuard, type HostResolver, type HttpGuard } from './actions/http-guard.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
@@ -26,6 +27,8 @@ export interface Deps {
   readonly root: string;
   /** The Bitrix24 REST client (rate limiter, token refresh state) shared by everything. */
   readonly bitrix: BitrixRest;
+  /** The dispatcher `http` steps connect through (ACTION_PRIVATE_HOSTS, http-guard.ts). */
+  readonly httpGuard: HttpGuard;
   /** Closes what createDeps opened. */
   close(): Promise<void>;
 }
@@ -42,6 +45,8 @@ export interface DepsOverrides {
   bitrix?: BitrixRestOptions;
   /** SQLite: how long a write on this connection waits for a lock (see openDb). */
   busyTimeoutMs?: number;
+  /** How `http` steps resolve host names (tests: a name that resolves to loopback). */
+  resolveHost?: HostResolver;
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
@@ -49,6 +54,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
   if (!overrides.skipMigrations) await migrateToLatest(db);
   const clock = overrides.clock ?? systemClock;
+  const httpGuard = createHttpGuard(config.actions.privateHosts, overrides.resolveHost);
   const deps: Omit<Deps, 'bitrix'> = {
     config,
     db,
@@ -59,7 +65,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     manifest: overrides.manifest ?? loadManifest(root),
     metrics: overrides.metrics ?? createMetrics({ defaultMetrics: true }),
     root,
+    httpGuard,
     async close() {
+      await httpGuard.close();
       if (!overrides.db) await db.destroy();
     },
   };

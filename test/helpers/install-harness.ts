@@ -143,5 +143,6 @@ export function spawnedAppEnv(h: InstallHarness, dataDir: string): Record<string
     B24_CLIENT_ID: config.b24.clientId ?? '',
     B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
     B24_OFFLINE_EVENTS: 'off',
+    ACTION_PRIVATE_HOSTS: '127.0.0.0/8',
   };
 }

@@ -1,0 +1,37 @@
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import type { Clock } from '../lib/clock.js';
+import type { SecretBox } from '../lib/crypto.js';
+import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import type { EventMap } from './model.js';
+import { sealMap, type SealResult } from './secret-fields.js';
+
+/** What saving a map needs: the database, the token key, ACTION_SECRET_ENV, the time. */
+export interface MapSaver {
+  db: Knex;
+  box: SecretBox;
+  config: Pick<Config, 'actions'>;
+  clock: Clock;
+}
+
+/**
+ * Saves a validated map as the portal's own (`memberId`) or the default, its credentials
+ * encrypted (secret-fields.ts). A masked credential keeps what the map shown in that place
+ * held: the portal's own map, or the default it used until now.
+ */
+export async function saveMapSealed(
+  deps: MapSaver,
+  memberId: string | undefined,
+  map: EventMap,
+): Promise<SealResult> {
+  const previous =
+    (await getRuleMap(deps.db, memberId)) ??
+    (memberId === undefined ? undefined : await getRuleMap(deps.db));
+  const sealed = sealMap(map, {
+    box: deps.box,
+    previous,
+    envNames: deps.config.actions.secretEnv,
+  });
+  if (sealed.ok) await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());
+  return sealed;
+}
