@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config, type Env } from '../../server/config.js';
+import type { HostResolver } from '../../server/actions/http-guard.js';
 import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import { createDeps, type Deps } from '../../server/deps.js';
 import { createCollectingLogger } from './collecting-logger.js';
@@ -50,14 +51,19 @@ export function databaseEnv(config: Config): Record<string, string> {
  */
 export async function createTestDeps(
   env: Env = {},
-  opts: { clock?: ManualClock; bitrix?: BitrixRestOptions } = {},
+  opts: { clock?: ManualClock; bitrix?: BitrixRestOptions; resolveHost?: HostResolver } = {},
 ): Promise<TestDeps> {
   const tmp = tempDir();
   const pgDb = onPg() && env.DATABASE_URL === undefined ? await createTestDatabase() : undefined;
   const config = testConfig(tmp.dir, { ...(pgDb ? { DATABASE_URL: pgDb.url } : {}), ...env });
   const clock = opts.clock ?? createManualClock();
   const logs = createCollectingLogger();
-  const deps = await createDeps(config, { clock, logger: logs.logger, bitrix: opts.bitrix });
+  const deps = await createDeps(config, {
+    clock,
+    logger: logs.logger,
+    bitrix: opts.bitrix,
+    resolveHost: opts.resolveHost,
+  });
   return {
     deps,
     clock,

@@ -3,6 +3,7 @@ import { getSetting } from '../../db/stores/settings.js';
 import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';
+import { secretStepMap } from '../helpers/secret-map.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui/ui-client.js';
 import fs from 'node:fs';
@@ -20,31 +21,8 @@ describe('secrets of rule steps', () => {
   let h: UiHarness;
   let admin: UiSession;
   let reader: UiSession;
-  const mapWith = (url: string, extra: Record<string, unknown> = {}) => ({
-    rules: [
-      {
-        name: 'Won deal: invoice',
-        on: ['ONCRMDEALUPDATE'],
-        when: [{ field: 'STAGE_ID', becomes: 'WON' }],
-        actions: [
-          {
-            type: 'http',
-            name: 'invoice',
-            method: 'POST',
-            url,
-            headers: {
-              Authorization: `Bearer ${TOKEN}`,
-              'X-Erp-Key': { $env: 'ERP_TOKEN' },
-              'Content-Type': 'application/json',
-            },
-            secret: SECRET,
-            body: { dealId: '{{deal.ID}}' },
-            ...extra,
-          },
-        ],
-      },
-    ],
-  });
+  const mapWith = (url: string, extra: Record<string, unknown> = {}) =>
+    secretStepMap({ url, token: TOKEN, secret: SECRET, envName: 'ERP_TOKEN', extra });
   const save = async (map: unknown) => {
     const csrf = csrfOf((await getPage(h, '/ui/rules', admin.cookie)).html);
     return postForm(
