@@ -137,7 +137,7 @@ export interface SealOptions {
   /** The map stored in the same scope: MASK in a place keeps its credential. */
   previous?: EventMap;
   /** Variable names `{"$env": …}` may use (ACTION_SECRET_ENV). */
-  envNames: ReadonlySet<string> | ReadonlyMap<string, unknown>;
+  envNames: { has(name: string): boolean };
 }
 
 export type SealResult = { ok: true; map: EventMap } | { ok: false; errors: MapError[] };

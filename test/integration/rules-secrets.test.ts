@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { getSetting } from '../../db/stores/settings.js';
 import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { sealStoredMaps } from '../../server/rules/saved-map.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';
 import { secretStepMap } from '../helpers/secret-map.js';
@@ -226,5 +227,20 @@ describe('a map stored before secrets were encrypted', () => {
     const own = await getPage(h, '/ui/rules/export', admin.cookie);
     expect(own.html).toContain('Won deal: invoice');
     expect(own.html).not.toContain(TOKEN);
+  });
+
+  it('are encrypted at the next start, and still opened for sending', async () => {
+    expect(JSON.stringify(await getSetting(h.t.deps.db, 'default', 'rules'))).toContain(TOKEN);
+    expect(await sealStoredMaps(h.t.deps)).toBe(1);
+    const raw = JSON.stringify(await getSetting(h.t.deps.db, 'default', 'rules'));
+    expect(raw).not.toContain(TOKEN);
+    expect(raw).not.toContain(SECRET);
+    expect(await sealStoredMaps(h.t.deps)).toBe(0);
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    h.sink.requests.length = 0;
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    expect(h.sink.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
 });
