@@ -47,7 +47,7 @@ export interface HttpGuard {
 
 export const MAX_REDIRECTS = 3;
 
-/** A dispatcher whose connections only reach what `check` allows. */
+/** A dispatcher whose connections only reach what the address policy allows. */
 export function createHttpGuard(
   allowed: PrivateHosts,
   resolve: HostResolver = systemResolver,
