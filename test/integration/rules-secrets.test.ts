@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { getSetting } from '../../db/stores/settings.js';
+import { DEFAULT_SCOPE, getSetting } from '../../db/stores/settings.js';
 import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
 import { sealStoredMaps } from '../../server/rules/saved-map.js';
 import { validateEventMap } from '../../server/rules/validate.js';
@@ -230,9 +230,9 @@ describe('a map stored before secrets were encrypted', () => {
   });
 
   it('are encrypted at the next start, and still opened for sending', async () => {
-    expect(JSON.stringify(await getSetting(h.t.deps.db, 'default', 'rules'))).toContain(TOKEN);
+    expect(JSON.stringify(await getSetting(h.t.deps.db, DEFAULT_SCOPE, 'rules'))).toContain(TOKEN);
     expect(await sealStoredMaps(h.t.deps)).toBe(1);
-    const raw = JSON.stringify(await getSetting(h.t.deps.db, 'default', 'rules'));
+    const raw = JSON.stringify(await getSetting(h.t.deps.db, DEFAULT_SCOPE, 'rules'));
     expect(raw).not.toContain(TOKEN);
     expect(raw).not.toContain(SECRET);
     expect(await sealStoredMaps(h.t.deps)).toBe(0);
