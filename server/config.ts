@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { ConfigError } from './lib/errors.js';
 import { parseHostPattern, type HostPattern } from './lib/host-pattern.js';
+import { parsePrivateHosts, type PrivateHosts } from './lib/address-policy.js';
 
 /** The environment as a plain map; only `server/main.ts` passes `process.env` here. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -109,6 +110,19 @@ export interface Config {
     readonly token: string | undefined;
     readonly login: string | undefined;
     readonly from: string | undefined;
+  };
+  readonly actions: {
+    /**
+     * `ACTION_PRIVATE_HOSTS`: hosts and CIDRs rule steps may reach although they are
+     * loopback, private or link-local. @default none
+     */
+    readonly privateHosts: PrivateHosts;
+    /**
+     * `ACTION_SECRET_ENV`: names of environment variables a step may use as
+     * `{"$env": "NAME"}` in a secret field, with their values. Only listed names: a rule
+     * author must not be able to read the app's own secrets this way. @default none
+     */
+    readonly secretEnv: ReadonlyMap<string, string | undefined>;
   };
   readonly metricsToken: string | undefined;
   /**
@@ -355,6 +369,19 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
     problems.push(`SMS_PROVIDER must be generic, twilio or smsru, got "${env.SMS_PROVIDER}"`);
   }
 
+  let privateHosts: PrivateHosts = { hosts: [], ranges: [] };
+  try {
+    privateHosts = parsePrivateHosts(list(env.ACTION_PRIVATE_HOSTS) ?? []);
+  } catch (e) {
+    problems.push(`ACTION_PRIVATE_HOSTS: ${(e as Error).message}`);
+  }
+  const secretEnv = new Map<string, string | undefined>();
+  for (const name of list(env.ACTION_SECRET_ENV) ?? []) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      problems.push(`ACTION_SECRET_ENV: "${name}" is not an environment variable name`);
+    } else secretEnv.set(name, env[name]);
+  }
+
   const config: Config = {
     port,
     host,
@@ -408,6 +435,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       login: env.SMS_LOGIN?.trim() || undefined,
       from: env.SMS_FROM?.trim() || undefined,
     },
+    actions: { privateHosts, secretEnv },
     metricsToken: env.METRICS_TOKEN?.trim() || undefined,
     retention: {
       days: int('RETENTION_DAYS', 30, 0, 36500),

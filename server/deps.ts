@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import type { Config } from './config.js';
+import { createHttpGuard, type HostResolver, type HttpGuard } from './actions/http-guard.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
@@ -29,6 +30,8 @@ export interface Deps {
   readonly bitrix: BitrixRest;
   /** Where the process is in its life; `/readyz` answers 503 once `stopping` is set. */
   readonly lifecycle: Lifecycle;
+  /** The dispatcher `http` steps connect through (ACTION_PRIVATE_HOSTS, http-guard.ts). */
+  readonly httpGuard: HttpGuard;
   /** Closes what createDeps opened. */
   close(): Promise<void>;
 }
@@ -50,6 +53,8 @@ export interface DepsOverrides {
   bitrix?: BitrixRestOptions;
   /** SQLite: how long a write on this connection waits for a lock (see openDb). */
   busyTimeoutMs?: number;
+  /** How `http` steps resolve host names (tests: a name that resolves to loopback). */
+  resolveHost?: HostResolver;
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
@@ -67,6 +72,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     throw e;
   }
   const clock = overrides.clock ?? systemClock;
+  const httpGuard = createHttpGuard(config.actions.privateHosts, overrides.resolveHost);
   const deps: Omit<Deps, 'bitrix'> = {
     config,
     db,
@@ -78,7 +84,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     metrics: overrides.metrics ?? createMetrics({ defaultMetrics: true }),
     root,
     lifecycle: { stopping: false },
+    httpGuard,
     async close() {
+      await httpGuard.close();
       if (!overrides.db) await db.destroy();
     },
   };

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 
 export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -34,8 +35,48 @@ export function createRequestListener(
   };
 }
 
+/** How long a connection refused for a malformed request may go on sending before it is cut. */
+const CLIENT_ERROR_LINGER_MS = 2_000;
+
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+/**
+ * Answers a request Node's parser refused (headers over 16 KB, a malformed request line…)
+ * and closes the connection gracefully. Node's default writes the answer and destroys the
+ * socket at once; the rest of the request body then arrives at a closed socket, the kernel
+ * answers it with a reset, and a client that had not read the answer yet gets ECONNRESET
+ * instead of the 431 (issue 19: one reset in the hostile barrage). Here the answer goes out
+ * with `Connection: close`, our side half-closes, and whatever the client still sends is read
+ * and dropped until it closes too (or for at most CLIENT_ERROR_LINGER_MS).
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (socket.destroyed || lingering.has(socket)) return;
+  lingering.add(socket);
+  // A response of this connection already on the wire cannot be followed by another one.
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request';
+  socket.on('error', () => {
+    /* the client went away while we lingered */
+  });
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.resume();
+  const cut = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
+  cut.unref();
+  socket.once('close', () => clearTimeout(cut));
+}
+
+const lingering = new WeakSet<Duplex>();
+
 export function createHttpServer(listener: RequestListener): http.Server {
   const server = http.createServer({ keepAliveTimeout: 65_000 }, listener);
   server.headersTimeout = 66_000;
+  server.on('clientError', answerClientError);
   return server;
 }

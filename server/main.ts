@@ -10,6 +10,7 @@ import { releaseDeadHolders } from './queue/start-sweep.js';
 import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
 import fs from 'node:fs';
+import { sealStoredMaps } from './rules/saved-map.js';
 import path from 'node:path';
 
 /** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
@@ -39,6 +40,8 @@ async function main(): Promise<void> {
     deps.logger[readiness.level]({ install: 'not_proven' }, readiness.message);
     process.stderr.write(`\n*** ${readiness.message}\n\n`);
   }
+  // Maps stored before step secrets were encrypted get encrypted now (a few rows).
+  await sealStoredMaps(deps);
   // SQLite writes of the intake run on their own thread so fsyncs never stall requests.
   const intakeWriter =
     config.database.client === 'sqlite'

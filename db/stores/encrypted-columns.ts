@@ -23,6 +23,9 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumns[] = [
   },
   // The tokens an ONAPPINSTALL delivery carried, kept until the install is confirmed.
   { table: 'events', key: ['id'], columns: ['auth_enc'] },
+  // Rule maps: step credentials (an http step's secret, header values, a URL with a key) are
+  // stored inside the map's JSON as {"$enc": "v1.…"} (server/rules/secret-fields.ts).
+  { table: 'settings', key: ['scope', 'key'], columns: ['value'] },
 ];
 
 /** A row's columns, and its key values (in `spec.key` order) under `__key`. */

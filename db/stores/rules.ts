@@ -28,6 +28,25 @@ export async function saveRuleMap(
   await putSetting(db, scopeOf(memberId), RULES_KEY, map, now);
 }
 
+/** Every stored map with its scope (`default` or a member_id); a few rows, read at start. */
+export async function listRuleMaps(db: Knex): Promise<Array<{ scope: string; map: EventMap }>> {
+  const rows = (await db('settings').where({ key: RULES_KEY }).select('scope', 'value')) as Array<{
+    scope: string;
+    value: string;
+  }>;
+  return rows.map((r) => ({ scope: r.scope, map: JSON.parse(r.value) as EventMap }));
+}
+
+/** Saves a map under its scope as `listRuleMaps` gave it. */
+export async function saveRuleMapInScope(
+  db: Knex,
+  scope: string,
+  map: EventMap,
+  now: Date,
+): Promise<void> {
+  await putSetting(db, scope, RULES_KEY, map, now);
+}
+
 /** Drops a portal's own map, so it uses the default again (or drops the default). */
 export async function deleteRuleMap(db: Knex, memberId?: string): Promise<void> {
   await deleteSetting(db, scopeOf(memberId), RULES_KEY);

@@ -1,4 +1,5 @@
 import { PermanentError, RetryableError } from '../queue/errors.js';
+import { refusalOf, type HttpGuard } from './http-guard.js';
 
 export interface HttpCall {
   method: string;
@@ -9,18 +10,97 @@ export interface HttpCall {
   fetch: typeof fetch;
   /** How errors name the request, secret-free: `POST https://host/path`. */
   label: string;
+  /**
+   * For URLs a rule wrote: every connection goes through the guard's dispatcher (no private
+   * addresses) and redirects are followed by hand, at most `guard.maxRedirects` hops. Without
+   * it (operator endpoints: Telegram, SMS) `fetch` follows redirects itself.
+   */
+  guard?: HttpGuard;
+  /**
+   * Header names dropped when a redirect leaves the origin (they carry the step's
+   * credentials). `authorization` and `cookie` always are.
+   */
+  credentialHeaders?: readonly string[];
 }
 
 export interface HttpReply {
   status: number;
   headers: Headers;
-  /** JSON when the body parses as JSON, else the text (cut at 10 000 characters). */
+  /**
+   * JSON when the body (at most TEXT_CAP characters) parses as JSON, else the text cut at
+   * TEXT_CAP characters.
+   */
   body: unknown;
+  /** The first TEXT_CAP characters of the body. */
   text: string;
   ms: number;
 }
 
-const TEXT_CAP = 10_000;
+/** Characters of an answer kept (step output, errors, event page). */
+export const TEXT_CAP = 10_000;
+/** Bytes of an answer read at most; the rest is never read. */
+export const READ_CAP = 1024 * 1024;
+
+/** Reads at most READ_CAP bytes of the body, then stops the download. */
+async function readCapped(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size >= READ_CAP) {
+      await reader.cancel().catch(() => undefined);
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, READ_CAP).toString('utf8');
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * One request, following redirects by hand through the guard: each hop is a new request
+ * through the same dispatcher, so each hop's address is checked. 303, and 301/302 after a
+ * POST, go on as GET without a body (as fetch does); credentials stay behind when a hop
+ * leaves the origin.
+ */
+async function fetchGuarded(call: HttpCall, guard: HttpGuard, signal: AbortSignal) {
+  let url = new URL(call.url);
+  let method = call.method;
+  let body = call.body;
+  let headers = { ...call.headers };
+  for (let hop = 0; ; hop++) {
+    const res = await guard.fetch(url, { method, headers, body, signal, redirect: 'manual' });
+    const location = res.headers.get('location');
+    if (!REDIRECTS.has(res.status) || location === null) return res;
+    await res.body?.cancel().catch(() => undefined);
+    if (hop >= guard.maxRedirects) {
+      throw new PermanentError(
+        `${call.label}: more than ${guard.maxRedirects} redirects (last to ${maskUrl(new URL(location, url).toString())})`,
+      );
+    }
+    const next = new URL(location, url);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new PermanentError(`${call.label}: redirect to a non-http(s) URL`);
+    }
+    if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+      if (method !== 'HEAD') method = 'GET';
+      body = undefined;
+      headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !/^content-/i.test(k)));
+    }
+    if (next.origin !== url.origin) {
+      const drop = new Set(['authorization', 'cookie', ...(call.credentialHeaders ?? [])]);
+      headers = Object.fromEntries(
+        Object.entries(headers).filter(([k]) => !drop.has(k.toLowerCase())),
+      );
+    }
+    url = next;
+  }
+}
 
 /** Sends one request. Network trouble and timeouts throw RetryableError; any status returns. */
 export async function callHttp(call: HttpCall): Promise<HttpReply> {
@@ -28,14 +108,23 @@ export async function callHttp(call: HttpCall): Promise<HttpReply> {
   let res: Response;
   let text: string;
   try {
-    res = await call.fetch(call.url, {
-      method: call.method,
-      headers: call.headers,
-      body: call.body,
-      signal: AbortSignal.timeout(call.timeoutMs),
-    });
-    text = await res.text();
+    const signal = AbortSignal.timeout(call.timeoutMs);
+    res = call.guard
+      ? await fetchGuarded(call, call.guard, signal)
+      : await call.fetch(call.url, {
+          method: call.method,
+          headers: call.headers,
+          body: call.body,
+          signal,
+        });
+    text = await readCapped(res);
   } catch (e) {
+    if (e instanceof PermanentError) throw e;
+    const refused = refusalOf(e);
+    if (refused) {
+      // Not retried: the address will not become public by waiting.
+      throw new PermanentError(`${call.label} refused: ${refused.message}`, { cause: e });
+    }
     const err = e as Error & { cause?: { code?: string } };
     if (err.name === 'TimeoutError' || err.name === 'AbortError') {
       throw new RetryableError(`${call.label} timed out after ${call.timeoutMs} ms`, { cause: e });
@@ -45,19 +134,21 @@ export async function callHttp(call: HttpCall): Promise<HttpReply> {
     const reason = err.message.replace(/\S+:\/\/\S+/g, '(url)');
     throw new RetryableError(`${call.label} failed: ${reason}${code}`, { cause: e });
   }
-  let body: unknown = text.length > TEXT_CAP ? text.slice(0, TEXT_CAP) : text;
-  if (text.trim() !== '') {
+  const kept = text.length > TEXT_CAP ? text.slice(0, TEXT_CAP) : text;
+  let body: unknown = kept;
+  if (kept.trim() === '') body = undefined;
+  else if (kept.length === text.length) {
     try {
       body = JSON.parse(text);
     } catch {
       // not JSON: keep the text
     }
-  } else body = undefined;
+  }
   return {
     status: res.status,
     headers: res.headers,
     body,
-    text,
+    text: kept,
     ms: Math.round(performance.now() - started),
   };
 }

@@ -1,13 +1,21 @@
 import { PermanentError } from '../queue/errors.js';
 import { systemClock } from '../lib/clock.js';
-import type { HttpAction } from '../rules/model.js';
+import type { HttpAction, Secret } from '../rules/model.js';
+import { isPlainHeader } from '../rules/secret-fields.js';
 import { callHttp, failOnStatus, maskUrl } from './http-call.js';
+import { createHttpGuard } from './http-guard.js';
 import { standardWebhookHeaders } from './signature.js';
 import type { ActionContext, ActionResult } from './types.js';
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 
 /** Whether a Content-Type means JSON (`application/json`, `application/problem+json`, …). */
+/** A credential field as text: the processor opens stored ones (openAction) before sending. */
+function opened(v: Secret, field: string): string {
+  if (typeof v === 'string') return v;
+  throw new PermanentError(`http step: ${field} is still sealed or an $env reference`);
+}
+
 const isJsonType = (ct: string | undefined) => ct === undefined || /[/+]json\b/i.test(ct);
 
 /**
@@ -17,14 +25,18 @@ const isJsonType = (ct: string | undefined) => ct === undefined || /[/+]json\b/i
  */
 export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<ActionResult> {
   let url: URL;
+  const rawUrl = opened(action.url, 'url');
   try {
-    url = new URL(action.url);
+    url = new URL(rawUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
   } catch {
-    throw new PermanentError(`http step: expected an http(s) URL, got "${maskUrl(action.url)}"`);
+    throw new PermanentError(`http step: expected an http(s) URL, got "${maskUrl(rawUrl)}"`);
   }
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(action.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  for (const [k, v] of Object.entries(action.headers ?? {})) {
+    headers[k.toLowerCase()] = opened(v, `headers.${k}`);
+  }
+  const secret = action.secret === undefined ? undefined : opened(action.secret, 'secret');
   let body: string | undefined;
   if (action.body !== undefined && action.method !== 'GET') {
     if (typeof action.body === 'string' && !isJsonType(headers['content-type'])) body = action.body;
@@ -43,23 +55,29 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
   }
   headers['idempotency-key'] = ctx.idempotencyKey;
   const now = (ctx.clock ?? systemClock).now();
-  if (action.secret) {
-    Object.assign(
-      headers,
-      standardWebhookHeaders(action.secret, ctx.idempotencyKey, now, body ?? ''),
-    );
+  if (secret) {
+    Object.assign(headers, standardWebhookHeaders(secret, ctx.idempotencyKey, now, body ?? ''));
   }
   headers['user-agent'] ??= 'b24hooks';
   const label = `${action.method} ${maskUrl(url.toString())}`;
-  const reply = await callHttp({
-    method: action.method,
-    url: url.toString(),
-    headers,
-    body,
-    timeoutMs: action.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
-    fetch: ctx.fetch ?? globalThis.fetch,
-    label,
-  });
+  // The URL is the rule author's: connect only where the address policy allows.
+  const guard = ctx.guard ?? createHttpGuard(ctx.config.actions.privateHosts);
+  let reply;
+  try {
+    reply = await callHttp({
+      method: action.method,
+      url: url.toString(),
+      headers,
+      body,
+      timeoutMs: action.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
+      fetch: guard.fetch,
+      label,
+      guard,
+      credentialHeaders: Object.keys(headers).filter((h) => !isPlainHeader(h)),
+    });
+  } finally {
+    if (!ctx.guard) await guard.close();
+  }
   failOnStatus(reply, label, now);
   return {
     status: 'succeeded',
@@ -69,7 +87,7 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
       url: maskUrl(url.toString()),
       headers: Object.keys(headers),
       bytes: body === undefined ? 0 : Buffer.byteLength(body),
-      signed: action.secret !== undefined,
+      signed: secret !== undefined,
     },
     response: { status: reply.status, ms: reply.ms, body: reply.body },
   };

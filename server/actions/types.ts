@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { HttpGuard } from './http-guard.js';
 import type { Mailer } from './mailer.js';
 
 /** Calls a Bitrix24 REST method on the event's portal; supplied by the processor. */
@@ -17,8 +18,14 @@ export interface ActionContext {
   idempotencyKey: string;
   /** Required by `bitrix` steps. */
   bitrix?: BitrixCall;
-  /** @default globalThis.fetch */
+  /** Telegram and SMS steps (operator endpoints). @default globalThis.fetch */
   fetch?: typeof fetch;
+  /**
+   * Every `http` step connects through it: no loopback, private or link-local address
+   * outside ACTION_PRIVATE_HOSTS (http-guard.ts). Without it a step builds a guard from
+   * `config` for its one request.
+   */
+  guard?: HttpGuard;
   /** Keeps one SMTP transport per URL; without it an `email` step opens and closes its own. */
   mailer?: Mailer;
   /** Signature timestamps and Retry-After dates. @default systemClock */

@@ -12,6 +12,7 @@ import { dryRun } from '../rules/dry-run.js';
 import { relatedToLoad } from '../rules/needs.js';
 import { getSnapshot } from '../../db/stores/processing.js';
 import { countUnfinished } from '../../db/stores/replay.js';
+import { maskMap } from '../rules/secret-fields.js';
 import { effectiveMap } from '../../db/stores/rules.js';
 
 const str = (ctx: CommandContext, name: string): string | undefined => {
@@ -115,7 +116,8 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
   if (!memberId || !eventName || !id)
     throw new UsageError('rules test needs --portal, --event and --id');
   const portal = await requirePortal(deps, memberId);
-  const map = await effectiveMap(deps.db, memberId);
+  // A dry run never opens credentials: the steps show them masked.
+  const map = maskMap(await effectiveMap(deps.db, memberId), deps.box);
   // A per-type smart-process name (ONCRMDYNAMICITEMUPDATE_128) names the type; rules are
   // written on the plain event name, which is what Bitrix24 delivers with ENTITY_TYPE_ID.
   const perType = /^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_(\d+)$/.exec(eventName);

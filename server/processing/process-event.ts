@@ -15,6 +15,7 @@ import { buildTemplateContext, type StepOutput } from '../rules/context.js';
 import type { EventInfo, EventMap, Rule, Snapshot } from '../rules/model.js';
 import { relatedToLoad } from '../rules/needs.js';
 import { renderAction } from '../rules/render-action.js';
+import { openAction } from '../rules/secret-fields.js';
 import { takeSnapshot, watchedFields } from '../rules/transitions.js';
 import type { EventRow } from '../../db/stores/events.js';
 import { dueEntityRefs } from '../../db/stores/jobs.js';
@@ -330,7 +331,11 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
             steps,
             portal: portalInfo,
           });
-          const rendered = renderAction(action, ctx);
+          // Stored credentials are opened only here, right before the step is sent.
+          const rendered = renderAction(
+            openAction(action, deps.box, config.actions.secretEnv),
+            ctx,
+          );
           const result = await destinations.run(
             destinationOf(rendered, config, portal.domain),
             () =>
@@ -341,6 +346,7 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
                 bitrix: (method, params) => deps.bitrix.call(portal, method, params),
                 mailer: opts.mailer,
                 fetch: opts.fetch,
+                guard: deps.httpGuard,
                 clock: deps.clock,
               }),
           );

@@ -67,7 +67,8 @@ const hostOf = (raw: string | undefined, fallback: string): string => {
 export function destinationOf(rendered: Action, config: Config, portalDomain: string): string {
   switch (rendered.type) {
     case 'http':
-      return `http:${hostOf(rendered.url, 'invalid')}`;
+      // Opened before rendering: a sealed or $env URL is a string by now.
+      return `http:${hostOf(typeof rendered.url === 'string' ? rendered.url : undefined, 'invalid')}`;
     case 'telegram':
       return `telegram:${hostOf(config.telegram.apiUrl, 'api.telegram.org')}`;
     case 'email':

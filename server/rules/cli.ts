@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { portalEvents } from '../../db/stores/portals.js';
-import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { getRuleMap } from '../../db/stores/rules.js';
 import { requirePortal, type CommandContext } from '../cli/commands.js';
 import { UsageError } from '../cli/io.js';
 import { checkMap, type MapWarning } from './check-map.js';
 import { grantedScopes } from '../bitrix/scopes.js';
 import { withScopeErrors } from './scopes.js';
+import { saveMapSealed } from './saved-map.js';
+import { maskMap, revealMap } from './secret-fields.js';
 import { formatMapErrors, validateEventMap, type ValidationResult } from './validate.js';
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -60,9 +62,11 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
     return 1;
   }
   const checked = validateEventMap(doc);
-  const result: ValidationResult = checked.ok
+  const scoped: ValidationResult = checked.ok
     ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal?.scope))
     : checked;
+  // Credentials are encrypted as they are stored; "********" keeps what the scope stored.
+  const result = scoped.ok ? await saveMapSealed(deps, memberId, scoped.map) : scoped;
   if (!result.ok) {
     const n = result.errors.length;
     if (json) {
@@ -80,7 +84,6 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
     return 1;
   }
   const warnings = checkMap(result.map, { boundEvents: await boundEvents(ctx, memberId) });
-  await saveRuleMap(deps.db, memberId, result.map, deps.clock.now());
   io.err(warningLines(warnings));
   const scope = memberId ?? 'default';
   const count = result.map.rules.length;
@@ -94,8 +97,11 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * `rules export [--portal MEMBER_ID]`: the map as JSON on stdout, ready for `rules import`.
- * A portal without a map of its own exports the default it uses (noted on stderr).
+ * `rules export [--portal MEMBER_ID] [--with-secrets]`: the map as JSON on stdout, ready for
+ * `rules import`. A portal without a map of its own exports the default it uses (noted on
+ * stderr). Credentials are masked ("********", which `rules import` into the same scope
+ * reads as "keep what is stored") unless `--with-secrets` asks for them in clear; `$env`
+ * references are exported as they are.
  */
 export async function rulesExportCommand(ctx: CommandContext): Promise<number> {
   const { deps, io } = ctx;
@@ -109,7 +115,9 @@ export async function rulesExportCommand(ctx: CommandContext): Promise<number> {
     if (!map) io.err(`portal ${memberId} has no map of its own; this is the default map it uses\n`);
   }
   map ??= (await getRuleMap(deps.db)) ?? { rules: [] };
-  io.out(JSON.stringify(map, null, 2) + '\n');
+  const shown =
+    ctx.flags['with-secrets'] === true ? revealMap(map, deps.box) : maskMap(map, deps.box);
+  io.out(JSON.stringify(shown, null, 2) + '\n');
   return 0;
 }
 
@@ -141,8 +149,13 @@ export function rulesCommandSpec(extra: Record<string, Command> = {}): RulesComm
       }
       return run(ctx);
     },
-    options: { portal: { type: 'string' }, event: { type: 'string' }, id: { type: 'string' } },
+    options: {
+      portal: { type: 'string' },
+      event: { type: 'string' },
+      id: { type: 'string' },
+      'with-secrets': { type: 'boolean' },
+    },
     usage:
-      'rules import FILE [--portal MEMBER_ID] | rules export [--portal MEMBER_ID] | rules test --portal MEMBER_ID --event NAME --id ENTITY_ID',
+      'rules import FILE [--portal MEMBER_ID] | rules export [--portal MEMBER_ID] [--with-secrets] | rules test --portal MEMBER_ID --event NAME --id ENTITY_ID',
   };
 }

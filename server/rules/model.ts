@@ -46,12 +46,20 @@ export interface ActionBase {
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
+/**
+ * A credential field (see secret-fields.ts): text, an environment variable the operator
+ * allows (`{"$env": "ERP_TOKEN"}`), or — in a stored map — the text encrypted.
+ */
+export type Secret = string | { $env: string } | { $enc: string };
+
 /** An HTTP request to any API. Every string inside may hold `{{templates}}`. */
 export interface HttpAction extends ActionBase {
   type: 'http';
   method: HttpMethod;
-  url: string;
-  headers?: Record<string, string>;
+  /** A credential field when it carries user:password or a key in the query. */
+  url: Secret;
+  /** Values other than Content-Type, Accept and the like are credential fields. */
+  headers?: Record<string, Secret>;
   /** Any JSON; sent as JSON (a string body with a non-JSON Content-Type is sent as is). */
   body?: unknown;
   /** @default 10000 */
@@ -60,7 +68,7 @@ export interface HttpAction extends ActionBase {
    * Signs the request the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
    * `webhook-signature`). `whsec_<base64>` is decoded; any other string is used as its bytes.
    */
-  secret?: string;
+  secret?: Secret;
 }
 
 /** A Telegram Bot API `sendMessage` (bot token from `TELEGRAM_BOT_TOKEN`). */

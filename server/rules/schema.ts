@@ -40,15 +40,33 @@ const templatedUrl = z.string().refine((s) => s.includes('{{') || /^https?:\/\/[
   error: 'expected an http(s) URL',
 });
 
+/** A credential read from an environment variable the operator lists in ACTION_SECRET_ENV. */
+const envRef = z.strictObject({
+  $env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+    error: 'expected an environment variable name such as ERP_TOKEN',
+  }),
+});
+
+/** A credential field: text, or `{"$env": "NAME"}`; type errors say which shapes fit. */
+const orEnv = (text: z.ZodType<string>) =>
+  z.union([text, envRef], {
+    error: (iss) =>
+      typeof iss.input === 'object' && iss.input !== null
+        ? 'expected {"$env": "NAME"} (an environment variable listed in ACTION_SECRET_ENV)'
+        : 'expected string',
+  });
+
 const http = z.strictObject({
   ...stepBase,
   type: z.literal('http'),
   method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
-  url: templatedUrl,
-  headers: z.record(z.string(), z.string()).optional(),
+  url: orEnv(templatedUrl),
+  headers: z.record(z.string(), orEnv(z.string())).optional(),
   body: z.unknown().optional(),
   timeoutMs: z.number().int().min(1).max(300_000).optional(),
-  secret: z.string().min(8, { error: 'expected a secret of at least 8 characters' }).optional(),
+  secret: orEnv(
+    z.string().min(8, { error: 'expected a secret of at least 8 characters' }),
+  ).optional(),
 });
 
 const telegram = z.strictObject({

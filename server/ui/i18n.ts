@@ -171,6 +171,11 @@ const EN = {
     'Which rules match an event for an entity, and what they would send. Nothing is sent.',
   'rules.matched': 'matches',
   'rules.notMatched': 'does not match',
+  'rules.secretsMasked':
+    'Secrets are shown as ******** and stored encrypted; leave ******** in place to keep a stored secret.',
+  'rules.reveal': 'Show secrets',
+  'rules.revealed': 'Secrets are shown in clear. Save or reload the page to mask them again.',
+  'rules.exportWithSecrets': 'Export with secrets',
   'subs.title': 'Subscriptions',
   'subs.event': 'Event',
   'subs.chosen': 'Wanted',
@@ -399,6 +404,11 @@ const RU: Record<MessageKey, string> = {
     'Какие правила сработают на событие по сущности и что они отправят. Ничего не отправляется.',
   'rules.matched': 'срабатывает',
   'rules.notMatched': 'не срабатывает',
+  'rules.secretsMasked':
+    'Секреты показаны как ******** и хранятся зашифрованными; оставьте ********, чтобы сохранить прежнее значение.',
+  'rules.reveal': 'Показать секреты',
+  'rules.revealed': 'Секреты показаны открыто. Сохраните или обновите страницу, чтобы скрыть их.',
+  'rules.exportWithSecrets': 'Экспорт с секретами',
   'subs.title': 'Подписки',
   'subs.event': 'Событие',
   'subs.chosen': 'Нужно',

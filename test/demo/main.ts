@@ -71,6 +71,9 @@ async function main(): Promise<void> {
     SMS_PROVIDER: 'generic',
     SMS_URL: `${sms.url}/send`,
     SMS_TOKEN: 'demo-sms-token',
+    // The accounting and logistics stand-ins listen on loopback, which rule steps may not
+    // reach unless the operator allows it.
+    ACTION_PRIVATE_HOSTS: env.ACTION_PRIVATE_HOSTS ?? '127.0.0.1',
     RETRY_BASE_SECONDS: env.RETRY_BASE_SECONDS ?? '2',
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
   };

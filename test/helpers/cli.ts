@@ -12,6 +12,8 @@ export async function runCliIn(t: TestDeps, argv: string[], env: Env = {}) {
       DATA_DIR: t.dir,
       SESSION_SECRET: t.deps.config.sessionSecret,
       TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+      // Rule steps in tests post to stand-ins on loopback.
+      ACTION_PRIVATE_HOSTS: '127.0.0.0/8',
       ...t.dbEnv,
       ...env,
     },

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { HostResolver } from '../../server/actions/http-guard.js';
 import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import type { Env } from '../../server/config.js';
 import { appParts, createServices, type Services } from '../../server/routes/index.js';
@@ -34,7 +35,7 @@ export interface InstallHarness {
 export async function startInstallHarness(
   env: Env = {},
   emulator: { now?: () => number } = {},
-  app: { bitrix?: BitrixRestOptions } = {},
+  app: { bitrix?: BitrixRestOptions; resolveHost?: HostResolver } = {},
 ): Promise<InstallHarness> {
   const emu = await startEmulator({
     clientId: CLIENT_ID,
@@ -56,7 +57,7 @@ export async function startInstallHarness(
       APP_URL: appUrl,
       ...env,
     },
-    { bitrix: app.bitrix },
+    { bitrix: app.bitrix, resolveHost: app.resolveHost },
   );
   let services = createServices(t.deps);
   let servicesOpen = true;
@@ -143,5 +144,6 @@ export function spawnedAppEnv(h: InstallHarness, dataDir: string): Record<string
     B24_CLIENT_ID: config.b24.clientId ?? '',
     B24_CLIENT_SECRET: config.b24.clientSecret ?? '',
     B24_OFFLINE_EVENTS: 'off',
+    ACTION_PRIVATE_HOSTS: '127.0.0.0/8',
   };
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config, type Env } from '../../server/config.js';
+import type { HostResolver } from '../../server/actions/http-guard.js';
 import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import { createDeps, type Deps } from '../../server/deps.js';
 import { createCollectingLogger } from './collecting-logger.js';
@@ -20,6 +21,8 @@ export function testConfig(dataDir: string, env: Env = {}): Config {
     // The offline safety net (issue 8) adds bindings, ONOFFLINEEVENT deliveries and REST
     // calls; tests of other behaviour count those, so only the recovery tests turn it on.
     B24_OFFLINE_EVENTS: 'off',
+    // Tests post to stand-ins on loopback; the tests of the address policy set it empty.
+    ACTION_PRIVATE_HOSTS: '127.0.0.0/8',
     ...env,
   });
 }
@@ -48,14 +51,19 @@ export function databaseEnv(config: Config): Record<string, string> {
  */
 export async function createTestDeps(
   env: Env = {},
-  opts: { clock?: ManualClock; bitrix?: BitrixRestOptions } = {},
+  opts: { clock?: ManualClock; bitrix?: BitrixRestOptions; resolveHost?: HostResolver } = {},
 ): Promise<TestDeps> {
   const tmp = tempDir();
   const pgDb = onPg() && env.DATABASE_URL === undefined ? await createTestDatabase() : undefined;
   const config = testConfig(tmp.dir, { ...(pgDb ? { DATABASE_URL: pgDb.url } : {}), ...env });
   const clock = opts.clock ?? createManualClock();
   const logs = createCollectingLogger();
-  const deps = await createDeps(config, { clock, logger: logs.logger, bitrix: opts.bitrix });
+  const deps = await createDeps(config, {
+    clock,
+    logger: logs.logger,
+    bitrix: opts.bitrix,
+    resolveHost: opts.resolveHost,
+  });
   return {
     deps,
     clock,

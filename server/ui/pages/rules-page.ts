@@ -10,7 +10,9 @@ import { grantedScopes } from '../../bitrix/scopes.js';
 import { validateEventMap, type MapError } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
-import { effectiveMapWithSource, saveRuleMap } from '../../../db/stores/rules.js';
+import { saveMapSealed } from '../../rules/saved-map.js';
+import { maskMap, revealMap } from '../../rules/secret-fields.js';
+import { effectiveMapWithSource } from '../../../db/stores/rules.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { maskForView } from '../mask-view.js';
 
@@ -19,10 +21,16 @@ interface RulesView {
   errors: MapError[];
   warnings: MapWarning[];
   saved: boolean;
+  /** An admin asked to see the secrets in clear. */
+  revealed: boolean;
   dry?: { event: string; id: string; error?: string; results?: DryRunRule[] };
 }
 
-/** The event map editor: validation with JSON paths, checkMap warnings, save, export, dry run. */
+/**
+ * The event map editor: validation with JSON paths, checkMap warnings, save, export, dry run.
+ * Credentials (secret-fields.ts) are masked on the page, in the export and in dry runs; an
+ * admin may ask to see them (a POST, so the clear text is never in a URL or a link).
+ */
 export function rulesPage(deps: Deps): Router {
   const router = Router();
   const bound = (res: Response) => {
@@ -31,10 +39,13 @@ export function rulesPage(deps: Deps): Router {
   };
   const render = async (res: Response, view: Partial<RulesView>) => {
     const { map, source } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
+    const revealed = view.revealed === true && uiContext(res).user.isAdmin;
+    const shown = revealed ? revealMap(map, deps.box) : maskMap(map, deps.box);
     res.render('ui/rules', {
       nav: 'rules',
       source,
-      text: view.text ?? JSON.stringify(map, null, 2),
+      revealed,
+      text: view.text ?? JSON.stringify(shown, null, 2),
       errors: view.errors ?? [],
       warnings: view.warnings ?? checkMap(map, { boundEvents: bound(res) }),
       saved: view.saved ?? false,
@@ -45,11 +56,19 @@ export function rulesPage(deps: Deps): Router {
 
   router.get('/ui/rules', async (_req, res) => render(res, {}));
 
-  router.get('/ui/rules/export', async (_req, res) => {
+  const exportMap = async (res: Response, reveal: boolean) => {
     const { map } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
+    const shown = reveal ? revealMap(map, deps.box) : maskMap(map, deps.box);
     res.set('Content-Disposition', 'attachment; filename="b24hooks-rules.json"');
-    res.type('application/json').send(JSON.stringify(map, null, 2));
-  });
+    res.type('application/json').send(JSON.stringify(shown, null, 2));
+  };
+  router.get('/ui/rules/export', requireAdmin, async (_req, res) => exportMap(res, false));
+  router.post('/ui/rules/export', requireAdmin, csrfProtection, async (_req, res) =>
+    exportMap(res, true),
+  );
+  router.post('/ui/rules/reveal', requireAdmin, csrfProtection, async (_req, res) =>
+    render(res, { revealed: true }),
+  );
 
   router.post('/ui/rules', requireAdmin, csrfProtection, async (req, res) => {
     const text = String((req.body as Record<string, unknown>).map ?? '');
@@ -75,9 +94,13 @@ export function rulesPage(deps: Deps): Router {
       await render(res.status(400), { text, errors: v.errors, warnings: [] });
       return;
     }
-    await saveRuleMap(deps.db, uiContext(res).user.memberId, v.map, deps.clock.now());
+    const sealed = await saveMapSealed(deps, uiContext(res).user.memberId, v.map);
+    if (!sealed.ok) {
+      await render(res.status(400), { text, errors: sealed.errors, warnings: [] });
+      return;
+    }
     await render(res, {
-      text: JSON.stringify(v.map, null, 2),
+      text: JSON.stringify(maskMap(sealed.map, deps.box), null, 2),
       saved: true,
       warnings: checkMap(v.map, { boundEvents: bound(res) }),
     });
@@ -112,7 +135,8 @@ export function rulesPage(deps: Deps): Router {
             related[root] = (await reader.read(portal, root, String(rid), now)) ?? undefined;
           }
         }
-        dry.results = dryRun(map, {
+        // Credentials are never opened for a dry run: steps show them masked.
+        dry.results = dryRun(maskMap(map, deps.box), {
           event: { name: event, memberId: user.memberId, entityType: type, entityId: id },
           entity: entity ?? undefined,
           previous: await getSnapshot(deps.db, portal.id, type, id),

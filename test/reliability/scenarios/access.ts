@@ -12,6 +12,7 @@ import { openFrameSession, frameEntry, type FrameSession } from '../../helpers/f
 import { mountedRoutes, type MountedRoute } from '../../helpers/hostile-input.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 import { CLIENT_SECRET, startInstallHarness } from '../../helpers/install-harness.js';
+import { privateAddressRows } from '../lib/private-addresses.js';
 import type { ReliabilityContext, Row, Scenario } from '../types.js';
 import { lifecycleTrustRow } from './access-trust.js';
 import { keepDataDir } from './secrets.js';
@@ -70,7 +71,12 @@ async function fingerprint(db: Knex, where?: (table: string) => string | undefin
  * A's non-admin on admin actions and without a valid CSRF token. Then install, frame entries
  * and deliveries name a host outside B24_PORTAL_HOSTS / B24_OAUTH_SERVERS.
  */
-export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]> => {
+export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]> => [
+  ...(await accessRows(ctx)),
+  ...(await privateAddressRows(ctx)),
+];
+
+async function accessRows(ctx: ReliabilityContext): Promise<Row[]> {
   const portA = new URL(await unusedLocalUrl()).port;
   const portB = new URL(await unusedLocalUrl()).port;
   const receiver = await startRecordingReceiver();
@@ -542,6 +548,6 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
     await receiver.close();
     await sink.close();
   }
-};
+}
 
 type FormFields = Record<string, string | string[]>;

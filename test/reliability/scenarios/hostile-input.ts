@@ -129,6 +129,7 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
     const base = new URL(appUrl);
     const statuses = new Map<number, number>();
     const fiveXx: string[] = [];
+    const resetSamples: string[] = [];
     let sent = 0;
     let resets = 0;
     let resetsOnSmall = 0;
@@ -154,6 +155,14 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
         if (a.status === -1) {
           resets += 1;
           if (!r.huge && r.body.length < 64 * 1024) resetsOnSmall += 1;
+          const headBytes = Object.entries(r.headers).reduce(
+            (n, [k, v]) => n + k.length + v.length,
+            0,
+          );
+          resetSamples.push(
+            `${a.error} ${r.method} ${r.path.slice(0, 80)} [${r.route}; ${r.kind}; ` +
+              `body ${r.body.length} B; headers ${headBytes} B; path ${r.path.length} B]`,
+          );
         }
         if (a.status >= 500) {
           fiveXx.push(
@@ -168,6 +177,11 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
     const seconds = (Date.now() - started) / 1000;
     if (fiveXx.length)
       ctx.logs.push(`hostile input 5xx samples:\n${fiveXx.slice(0, 20).join('\n')}`);
+    if (resetSamples.length) {
+      const text = `hostile input connection resets:\n${resetSamples.slice(0, 20).join('\n')}`;
+      ctx.logs.push(text);
+      process.stderr.write(`${text}\n`);
+    }
 
     const alive = server.proc.exitCode === null && server.proc.signalCode === null;
     const health = alive

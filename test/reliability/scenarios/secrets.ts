@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { createSecretBox } from '../../../server/lib/crypto.js';
 import { SECRETS_FILE } from '../../../server/secrets.js';
 import { CLIENT_SECRET } from '../../helpers/install-harness.js';
+import { ruleSecretRows } from '../lib/rule-secrets.js';
 import type { ReliabilityContext, Row, Scenario } from '../types.js';
 
 const fmt = (n: number) => n.toLocaleString('en-US');
@@ -98,6 +99,7 @@ const TOKEN_COLUMNS: Array<[table: string, column: string]> = [
  * columns are opened and checked to be ciphertext.
  */
 export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]> => {
+  const ruleRows = await ruleSecretRows(ctx);
   const tokens = [...ctx.issuedTokens].filter((t) => t.length >= 8);
   const finder = createFinder([...tokens, CLIENT_SECRET]);
   const hits: string[] = [];
@@ -206,6 +208,7 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
   const inFiles = hits.filter((x) => !/ in (logs|pages)$/.test(x));
   const where = (xs: string[]) => (xs.length ? ` (${xs.slice(0, 5).join('; ')})` : '');
   return [
+    ...ruleRows,
     {
       area: 'Secrets',
       check: `logs (${fmt(ctx.logs.length)} chunks, ${mb(logText.length)}) and pages (${fmt(ctx.pages.length)} bodies, ${mb(pageText.length)}) scanned for every issued token and the client secret (${fmt(finder.count)})`,

@@ -1,0 +1,88 @@
+import ipaddr from 'ipaddr.js';
+
+/**
+ * Which addresses rule steps may connect to (issue 19): public unicast addresses, plus what
+ * the operator lists in `ACTION_PRIVATE_HOSTS`. Used by server/actions/http-guard.ts on the
+ * address of every connection a step opens.
+ */
+
+/** `ACTION_PRIVATE_HOSTS` parsed: host names (lower case) and address ranges. */
+export interface PrivateHosts {
+  readonly hosts: readonly string[];
+  readonly ranges: readonly string[];
+}
+
+/** Parses the entries of `ACTION_PRIVATE_HOSTS`; throws with the entry that is neither. */
+export function parsePrivateHosts(entries: readonly string[]): PrivateHosts {
+  const hosts: string[] = [];
+  const ranges: string[] = [];
+  for (const raw of entries) {
+    const e = raw
+      .trim()
+      .toLowerCase()
+      .replace(/^\[|\]$/g, '');
+    if (e === '') continue;
+    if (ipaddr.isValid(e)) {
+      const a = ipaddr.process(e);
+      ranges.push(`${a.toString()}/${a.kind() === 'ipv4' ? 32 : 128}`);
+    } else if (e.includes('/')) {
+      try {
+        const [a, bits] = ipaddr.parseCIDR(e);
+        ranges.push(`${a.toString()}/${bits}`);
+      } catch {
+        throw new Error(`"${raw}" is not a CIDR (e.g. 10.0.0.0/8) nor a host name`);
+      }
+    } else if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/.test(e)) {
+      hosts.push(e.replace(/\.$/, ''));
+    } else throw new Error(`"${raw}" is not a host name, an IP address or a CIDR`);
+  }
+  return { hosts, ranges };
+}
+
+/** Names ipaddr.js gives ranges, as the refusal message says them. */
+const RANGE_NAMES: Record<string, string> = {
+  loopback: 'a loopback address',
+  private: 'a private address',
+  carrierGradeNat: 'a carrier-grade NAT address',
+  uniqueLocal: 'a unique-local address',
+  linkLocal: 'a link-local address',
+  multicast: 'a multicast address',
+  unspecified: 'an unspecified address',
+  broadcast: 'the broadcast address',
+  reserved: 'a reserved address',
+};
+
+export interface AddressPolicy {
+  /** The host is named in `ACTION_PRIVATE_HOSTS`: any address it resolves to is allowed. */
+  hostAllowed(host: string): boolean;
+  /** Why a step may not connect to `address`, or undefined when it may. */
+  refuse(address: string): string | undefined;
+}
+
+/**
+ * The policy: a host named in `ACTION_PRIVATE_HOSTS`, or an address in one of its ranges,
+ * is allowed; otherwise only public unicast addresses are (ipaddr.js range `unicast` after
+ * unwrapping IPv4-mapped IPv6). Everything else — loopback, RFC 1918, CGNAT 100.64/10,
+ * fc00::/7, link-local and metadata, multicast, unspecified, reserved, and the IPv6 forms
+ * that embed an IPv4 address (NAT64, 6to4, Teredo) — is refused.
+ */
+export function addressPolicy(allowed: PrivateHosts): AddressPolicy {
+  const ranges = allowed.ranges.map((r) => ipaddr.parseCIDR(r));
+  const hosts = new Set(allowed.hosts);
+  const hostAllowed = (host: string) => hosts.has(host.toLowerCase().replace(/\.$/, ''));
+  const refuse = (address: string): string | undefined => {
+    let a: ipaddr.IPv4 | ipaddr.IPv6;
+    try {
+      a = ipaddr.process(address.replace(/^\[|\]$/g, '').replace(/%.*$/, ''));
+    } catch {
+      return `${address} is not an IP address`;
+    }
+    if (ranges.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits))) {
+      return undefined;
+    }
+    const range = a.range();
+    if (range === 'unicast') return undefined;
+    return `${a.toString()} is ${RANGE_NAMES[range] ?? `not a public address (${range})`}`;
+  };
+  return { hostAllowed, refuse };
+}

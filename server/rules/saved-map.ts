@@ -1,0 +1,64 @@
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import type { Clock } from '../lib/clock.js';
+import type { SecretBox } from '../lib/crypto.js';
+import {
+  getRuleMap,
+  listRuleMaps,
+  saveRuleMap,
+  saveRuleMapInScope,
+} from '../../db/stores/rules.js';
+import type { EventMap } from './model.js';
+import { sealMap, type SealResult } from './secret-fields.js';
+import type { Logger } from '../lib/logger.js';
+
+/** What saving a map needs: the database, the token key, ACTION_SECRET_ENV, the time. */
+export interface MapSaver {
+  db: Knex;
+  box: SecretBox;
+  config: Pick<Config, 'actions'>;
+  clock: Clock;
+}
+
+/**
+ * Saves a validated map as the portal's own (`memberId`) or the default, its credentials
+ * encrypted (secret-fields.ts). A masked credential keeps what the map shown in that place
+ * held: the portal's own map, or the default it used until now.
+ */
+export async function saveMapSealed(
+  deps: MapSaver,
+  memberId: string | undefined,
+  map: EventMap,
+): Promise<SealResult> {
+  const previous =
+    (await getRuleMap(deps.db, memberId)) ??
+    (memberId === undefined ? undefined : await getRuleMap(deps.db));
+  const sealed = sealMap(map, {
+    box: deps.box,
+    previous,
+    envNames: deps.config.actions.secretEnv,
+  });
+  if (sealed.ok) await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());
+  return sealed;
+}
+
+/**
+ * Encrypts the credentials of maps stored before they were encrypted (issue 19), once at
+ * start: a map whose sealed form differs is saved again. Returns how many were.
+ */
+export async function sealStoredMaps(deps: MapSaver & { logger: Logger }): Promise<number> {
+  let sealed = 0;
+  for (const { scope, map } of await listRuleMaps(deps.db)) {
+    // `$env` names were checked when the map was saved; only text is encrypted here.
+    const result = sealMap(map, { box: deps.box, envNames: { has: () => true } });
+    if (!result.ok) {
+      deps.logger.warn({ scope, errors: result.errors.length }, 'stored map not sealed');
+      continue;
+    }
+    if (JSON.stringify(result.map) === JSON.stringify(map)) continue;
+    await saveRuleMapInScope(deps.db, scope, result.map, deps.clock.now());
+    sealed += 1;
+  }
+  if (sealed) deps.logger.info({ maps: sealed }, 'encrypted the secrets of stored rule maps');
+  return sealed;
+}

@@ -1,0 +1,242 @@
+import type { SecretBox } from '../lib/crypto.js';
+import { PermanentError } from '../queue/errors.js';
+import type { Action, EventMap, HttpAction, Secret } from './model.js';
+import { jsonPath, type MapError } from './validate.js';
+
+/**
+ * Which fields of a step hold credentials (issue 19), and how a map holds them.
+ *
+ * Credential fields: an `http` step's `secret`, the values of its `headers` except a few that
+ * never carry one (PLAIN_HEADERS), and its `url` when it carries user:password or a query
+ * parameter named like a key or token. A map as written holds them as text or as
+ * `{"$env": "NAME"}` (resolved when the step is sent, from the variables the operator lists
+ * in ACTION_SECRET_ENV). A stored map holds text as `{"$enc": "v1.…"}`, encrypted with the
+ * token key (server/lib/crypto.ts). Pages and exports show MASK in their place, except to an
+ * admin who asks to see them; a map saved with MASK in a place keeps what was stored there.
+ */
+
+/** What a page or an export shows instead of a stored credential. */
+export const MASK = '********';
+
+/** Headers whose values describe the payload, never a credential: shown and stored plain. */
+const PLAIN_HEADERS = new Set([
+  'accept',
+  'accept-language',
+  'content-language',
+  'content-type',
+  'user-agent',
+]);
+
+export const isPlainHeader = (name: string) => PLAIN_HEADERS.has(name.toLowerCase());
+
+const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@\s]*@)/i;
+const URL_SECRET_PARAM =
+  /([?&][^=&#]*(?:token|key|secret|pass|auth|sig|api_id|apikey)[^=&#]*=)([^&#]*)/gi;
+
+/** Whether a URL carries a credential (user:password, a key or token in the query). */
+export function urlHasCredentials(url: string): boolean {
+  URL_SECRET_PARAM.lastIndex = 0;
+  return URL_USERINFO.test(url) || URL_SECRET_PARAM.test(url);
+}
+
+/** The URL with its credentials replaced by MASK. */
+export function maskUrlText(url: string): string {
+  return url
+    .replace(URL_USERINFO, `$1${MASK}@`)
+    .replace(URL_SECRET_PARAM, (_m, name: string) => `${name}${MASK}`);
+}
+
+export const isEnvRef = (v: unknown): v is { $env: string } =>
+  typeof v === 'object' && v !== null && typeof (v as { $env?: unknown }).$env === 'string';
+export const isSealed = (v: unknown): v is { $enc: string } =>
+  typeof v === 'object' && v !== null && typeof (v as { $enc?: unknown }).$enc === 'string';
+
+/** One credential field of one step. */
+interface Place {
+  /** `$.rules[0].actions[1].headers.Authorization` */
+  path: string;
+  /** Stable across edits: rule name, step name (or index), field. */
+  key: string;
+  kind: 'secret' | 'header' | 'url';
+  get(): Secret | undefined;
+  set(v: Secret): void;
+}
+
+/** The credential fields of every `http` step of a map (the map's objects, to change in place). */
+function places(map: EventMap): Place[] {
+  const out: Place[] = [];
+  map.rules.forEach((rule, ri) => {
+    rule.actions.forEach((action, ai) => {
+      if (action.type !== 'http') return;
+      const at = ['rules', ri, 'actions', ai];
+      const base = `${rule.name}\n${action.name ?? `#${ai}`}\n`;
+      const a = action as HttpAction;
+      out.push({
+        path: jsonPath([...at, 'url']),
+        key: `${base}url`,
+        kind: 'url',
+        get: () => a.url,
+        set: (v) => (a.url = v),
+      });
+      if (a.secret !== undefined) {
+        out.push({
+          path: jsonPath([...at, 'secret']),
+          key: `${base}secret`,
+          kind: 'secret',
+          get: () => a.secret,
+          set: (v) => (a.secret = v),
+        });
+      }
+      for (const name of Object.keys(a.headers ?? {})) {
+        if (isPlainHeader(name)) continue;
+        out.push({
+          path: jsonPath([...at, 'headers', name]),
+          key: `${base}header:${name.toLowerCase()}`,
+          kind: 'header',
+          get: () => a.headers?.[name],
+          set: (v) => (a.headers![name] = v),
+        });
+      }
+    });
+  });
+  return out;
+}
+
+const copy = (map: EventMap): EventMap => structuredClone(map);
+
+/** How a credential looks to someone who may not see it. */
+function masked(kind: Place['kind'], v: Secret, box: SecretBox): Secret {
+  if (isEnvRef(v)) return v;
+  if (kind !== 'url') return MASK;
+  const text = isSealed(v) ? box.decrypt(v.$enc) : v;
+  return maskUrlText(text);
+}
+
+/** The map as pages and exports show it: every credential masked, `$env` names kept. */
+export function maskMap(map: EventMap, box: SecretBox): EventMap {
+  const out = copy(map);
+  for (const p of places(out)) {
+    const v = p.get();
+    if (v !== undefined) p.set(masked(p.kind, v, box));
+  }
+  return out;
+}
+
+/** The map with its credentials readable (an admin's explicit reveal, `--with-secrets`). */
+export function revealMap(map: EventMap, box: SecretBox): EventMap {
+  const out = copy(map);
+  for (const p of places(out)) {
+    const v = p.get();
+    if (isSealed(v)) p.set(box.decrypt(v.$enc));
+  }
+  return out;
+}
+
+export interface SealOptions {
+  box: SecretBox;
+  /** The map stored in the same scope: MASK in a place keeps its credential. */
+  previous?: EventMap;
+  /** Variable names `{"$env": …}` may use (ACTION_SECRET_ENV). */
+  envNames: { has(name: string): boolean };
+}
+
+export type SealResult = { ok: true; map: EventMap } | { ok: false; errors: MapError[] };
+
+/**
+ * The map as it is stored: text credentials encrypted, MASK replaced by what the previous
+ * map held in the same place, `$env` names checked against ACTION_SECRET_ENV.
+ */
+export function sealMap(map: EventMap, opts: SealOptions): SealResult {
+  const out = copy(map);
+  const before = new Map<string, Secret | undefined>();
+  if (opts.previous) for (const p of places(copy(opts.previous))) before.set(p.key, p.get());
+  const destination = (v: Secret | undefined): string | undefined => {
+    if (v === undefined) return undefined;
+    if (isEnvRef(v)) return `$env:${v.$env}`;
+    const text = isSealed(v) ? opts.box.decrypt(v.$enc) : v;
+    return /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#@\s]*@)?([^/?#\s]*)/i
+      .exec(text)
+      ?.slice(1)
+      .join('')
+      .toLowerCase();
+  };
+  const errors: MapError[] = [];
+  const all = places(out);
+  for (const p of all) {
+    const v = p.get();
+    if (v === undefined) continue;
+    if (isSealed(v)) continue;
+    if (isEnvRef(v)) {
+      if (!opts.envNames.has(v.$env)) {
+        errors.push({
+          path: p.path,
+          message: `environment variable ${v.$env} is not listed in ACTION_SECRET_ENV (the operator lists the variables rules may use)`,
+        });
+      }
+      continue;
+    }
+    if (v.includes(MASK)) {
+      const prev = before.get(p.key);
+      // A kept credential keeps its destination: a step whose URL now points elsewhere
+      // (another origin) must be given the secret again, or a rule author who never saw it
+      // could send it anywhere.
+      const urlKey = p.key.replace(/[^\n]*$/, 'url');
+      const sameDestination =
+        p.kind === 'url' ||
+        destination(before.get(urlKey)) === destination(all.find((q) => q.key === urlKey)?.get());
+      const keep =
+        prev !== undefined &&
+        sameDestination &&
+        (p.kind === 'url'
+          ? masked('url', prev, opts.box) === v
+          : masked(p.kind, prev, opts.box) === MASK && v === MASK);
+      if (keep) p.set(prev);
+      else {
+        errors.push({
+          path: p.path,
+          message: `"${MASK}" stands for a stored secret, but none is stored here for this rule and step; type the value or use {"$env": "NAME"}`,
+        });
+      }
+      continue;
+    }
+    if (p.kind === 'url' && !urlHasCredentials(v)) continue;
+    p.set({ $enc: opts.box.encrypt(v) });
+  }
+  return errors.length ? { ok: false, errors } : { ok: true, map: out };
+}
+
+/**
+ * The step with its credentials as text, for sending: `$enc` decrypted, `$env` read from
+ * `env` (ACTION_SECRET_ENV's variables). Throws naming the field when one cannot be read.
+ */
+export function openAction<A extends Action>(
+  action: A,
+  box: SecretBox,
+  env: ReadonlyMap<string, string | undefined>,
+): A {
+  if (action.type !== 'http') return action;
+  const holder: EventMap = { rules: [{ name: '', on: [], actions: [structuredClone(action)] }] };
+  for (const p of places(holder)) {
+    const v = p.get();
+    if (isSealed(v)) p.set(box.decrypt(v.$enc));
+    else if (isEnvRef(v)) {
+      const value = env.get(v.$env);
+      if (value === undefined || value === '') {
+        const field = p.path.replace(/^\$\.rules\[0\]\.actions\[0\]\./, '');
+        throw new SecretUnavailableError(
+          `${field}: environment variable ${v.$env} is ${env.has(v.$env) ? 'not set' : 'not listed in ACTION_SECRET_ENV'}`,
+        );
+      }
+      p.set(value);
+    }
+  }
+  return holder.rules[0]!.actions[0] as A;
+}
+
+/** A step's `$env` credential that cannot be read: the step fails for good (no retries). */
+export class SecretUnavailableError extends PermanentError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SecretUnavailableError';
+  }
+}

@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DEFAULT_SCOPE, getSetting } from '../../db/stores/settings.js';
+import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { sealStoredMaps } from '../../server/rules/saved-map.js';
+import { validateEventMap } from '../../server/rules/validate.js';
+import { runCliIn } from '../helpers/cli.js';
+import { secretStepMap } from '../helpers/secret-map.js';
+import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui/ui-client.js';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Issue 19: a non-admin user saw an http step's `secret` and `Authorization` header on the
+ * rules page and in the rules export; the map was stored with them in clear.
+ */
+const SECRET = 'whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng==';
+const TOKEN = 'erp-bearer-7f3a9c1d5e';
+const ENV_TOKEN = 'from-the-environment-42';
+
+describe('secrets of rule steps', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let reader: UiSession;
+  const mapWith = (url: string, extra: Record<string, unknown> = {}) =>
+    secretStepMap({ url, token: TOKEN, secret: SECRET, envName: 'ERP_TOKEN', extra });
+  const save = async (map: unknown) => {
+    const csrf = csrfOf((await getPage(h, '/ui/rules', admin.cookie)).html);
+    return postForm(
+      h,
+      '/ui/rules',
+      { _csrf: csrf, map: typeof map === 'string' ? map : JSON.stringify(map) },
+      admin.cookie,
+    );
+  };
+  const unescape = (html: string) =>
+    html
+      .replace(/&#34;/g, '"')
+      .replace(/&quot;/g, '"')
+      .replace(/&amp;/g, '&');
+  const shownMap = (html: string) =>
+    unescape(
+      /<(?:textarea[^>]*|pre id="map-readonly")>([\s\S]*?)<\/(?:textarea|pre)>/.exec(html)?.[1] ??
+        '',
+    );
+
+  beforeAll(async () => {
+    h = await startUiHarness({
+      env: { ACTION_SECRET_ENV: 'ERP_TOKEN', ERP_TOKEN: ENV_TOKEN },
+    });
+    admin = await openSession(h);
+    reader = await openSession(h, { userId: 2 });
+    const saved = await save(mapWith(`${h.sink.url}/invoices`));
+    expect(saved.status).toBe(200);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('are stored encrypted: the database row holds no secret in clear', async () => {
+    // An admin's save is the portal's own map.
+    const raw = JSON.stringify(await getSetting(h.t.deps.db, h.portal.memberId, 'rules'));
+    expect(raw).toContain('Won deal: invoice');
+    expect(raw).not.toContain(SECRET);
+    expect(raw).not.toContain(TOKEN);
+    expect(raw).toContain('"$enc":"v1.');
+    expect(raw).toContain('{"$env":"ERP_TOKEN"}');
+    // Control: the stored ciphertext opens to the secret with the token key.
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules[0]!.actions[0] as {
+      secret: { $enc: string };
+    };
+    expect(h.t.deps.box.decrypt(stored.secret.$enc)).toBe(SECRET);
+  });
+
+  it('are not shown to a non-admin on the rules page nor in the export', async () => {
+    const page = await getPage(h, '/ui/rules', reader.cookie);
+    expect(page.status).toBe(200);
+    const shown = shownMap(page.html);
+    // Control: the reader does see the map, with the step and its plain header.
+    expect(shown).toContain('Won deal: invoice');
+    expect(shown).toContain('application/json');
+    expect(page.html).not.toContain(SECRET);
+    expect(page.html).not.toContain(TOKEN);
+    expect(JSON.parse(shown).rules[0].actions[0]).toMatchObject({
+      secret: '********',
+      headers: { Authorization: '********', 'X-Erp-Key': { $env: 'ERP_TOKEN' } },
+    });
+    expect(page.html).not.toContain('id="export"');
+    const exported = await getPage(h, '/ui/rules/export', reader.cookie);
+    expect(exported.status).toBe(403);
+    expect(exported.html).not.toContain(SECRET);
+    expect(exported.html).not.toContain(TOKEN);
+    const reveal = await postForm(
+      h,
+      '/ui/rules/reveal',
+      { _csrf: csrfOf(page.html) },
+      reader.cookie,
+    );
+    expect(reveal.status).toBe(403);
+    expect(reveal.html).not.toContain(TOKEN);
+  });
+
+  it('are masked for an admin until the admin asks to see them', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    expect(page.html).not.toContain(TOKEN);
+    expect(page.html).toContain('id="reveal"');
+    const exported = await getPage(h, '/ui/rules/export', admin.cookie);
+    expect(exported.status).toBe(200);
+    expect(exported.html).not.toContain(TOKEN);
+    expect(JSON.parse(exported.html).rules[0].actions[0].secret).toBe('********');
+    const revealed = await postForm(
+      h,
+      '/ui/rules/reveal',
+      { _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(revealed.status).toBe(200);
+    expect(JSON.parse(shownMap(revealed.html)).rules[0].actions[0]).toMatchObject({
+      secret: SECRET,
+      headers: { Authorization: `Bearer ${TOKEN}`, 'X-Erp-Key': { $env: 'ERP_TOKEN' } },
+    });
+    const full = await postForm(h, '/ui/rules/export', { _csrf: csrfOf(page.html) }, admin.cookie);
+    expect(JSON.parse(full.html).rules[0].actions[0].secret).toBe(SECRET);
+  });
+
+  it('keep their stored values when the masked map is saved again, and are sent in clear', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const resaved = await save(shownMap(page.html));
+    expect(resaved.status).toBe(200);
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    h.sink.requests.length = 0;
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    const [req] = h.sink.requests;
+    expect(req?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    // `$env` is read when the step is sent.
+    expect(req?.headers['x-erp-key']).toBe(ENV_TOKEN);
+    expect(req?.headers['webhook-signature']).toMatch(/^v1,/);
+    const run = await h.t.deps.db('action_runs').where({ step_name: 'invoice' }).first();
+    expect(JSON.stringify(run)).not.toContain(TOKEN);
+    expect(JSON.stringify(run)).not.toContain(ENV_TOKEN);
+    const eventPage = await getPage(h, `/ui/events/${run.event_id}`, admin.cookie);
+    expect(eventPage.html).not.toContain(TOKEN);
+  });
+
+  it('are not kept for a step whose URL now points elsewhere', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const moved = shownMap(page.html).replace(`${h.sink.url}/invoices`, 'https://evil.example/x');
+    const res = await save(moved);
+    expect(res.status).toBe(400);
+    expect(res.html).toContain('$.rules[0].actions[0].secret');
+    expect(res.html).toContain('stands for a stored secret');
+  });
+
+  it('refuse an $env variable the operator did not list', async () => {
+    const res = await save(
+      mapWith(`${h.sink.url}/invoices`, { secret: { $env: 'B24_CLIENT_SECRET' } }),
+    );
+    expect(res.status).toBe(400);
+    expect(res.html).toContain('B24_CLIENT_SECRET is not listed in ACTION_SECRET_ENV');
+  });
+
+  it('are masked in the CLI export unless --with-secrets, and a masked import keeps them', async () => {
+    const scope = ['--portal', h.portal.memberId];
+    const masked = await runCliIn(h.t, ['rules', 'export', ...scope]);
+    expect(masked.code).toBe(0);
+    expect(masked.out).not.toContain(TOKEN);
+    expect(masked.out).not.toContain(SECRET);
+    expect(JSON.parse(masked.out).rules[0].actions[0].secret).toBe('********');
+    const file = path.join(h.t.dir, 'exported.json');
+    fs.writeFileSync(file, masked.out);
+    const imported = await runCliIn(h.t, ['rules', 'import', file, ...scope], {
+      ACTION_SECRET_ENV: 'ERP_TOKEN',
+    });
+    expect(imported.code).toBe(0);
+    const clear = await runCliIn(h.t, ['rules', 'export', ...scope, '--with-secrets']);
+    expect(JSON.parse(clear.out).rules[0].actions[0]).toMatchObject({
+      secret: SECRET,
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+  });
+});
+
+describe('a map stored before secrets were encrypted', () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    // Stored as it was before issue 19: the secret and the header in clear, in the default.
+    const v = validateEventMap({
+      rules: [
+        {
+          name: 'Won deal: invoice',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            {
+              type: 'http',
+              name: 'invoice',
+              method: 'POST',
+              url: `${h.sink.url}/invoices`,
+              headers: { Authorization: `Bearer ${TOKEN}` },
+              secret: SECRET,
+            },
+          ],
+        },
+      ],
+    });
+    if (!v.ok) throw new Error(JSON.stringify(v.errors));
+    await saveRuleMap(h.t.deps.db, undefined, v.map, h.t.clock.now());
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('shows a non-admin neither the secret nor the Authorization header, page or export', async () => {
+    const reader = await openSession(h, { userId: 2 });
+    const page = await getPage(h, '/ui/rules', reader.cookie);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('Won deal: invoice');
+    expect(page.html).not.toContain(SECRET);
+    expect(page.html).not.toContain(TOKEN);
+    const exported = await getPage(h, '/ui/rules/export', reader.cookie);
+    expect(exported.html).not.toContain(SECRET);
+    expect(exported.html).not.toContain(TOKEN);
+    // Control: the export holds the map for an admin (masked).
+    const admin = await openSession(h);
+    const own = await getPage(h, '/ui/rules/export', admin.cookie);
+    expect(own.html).toContain('Won deal: invoice');
+    expect(own.html).not.toContain(TOKEN);
+  });
+
+  it('are encrypted at the next start, and still opened for sending', async () => {
+    expect(JSON.stringify(await getSetting(h.t.deps.db, DEFAULT_SCOPE, 'rules'))).toContain(TOKEN);
+    expect(await sealStoredMaps(h.t.deps)).toBe(1);
+    const raw = JSON.stringify(await getSetting(h.t.deps.db, DEFAULT_SCOPE, 'rules'));
+    expect(raw).not.toContain(TOKEN);
+    expect(raw).not.toContain(SECRET);
+    expect(await sealStoredMaps(h.t.deps)).toBe(0);
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    h.sink.requests.length = 0;
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    expect(h.sink.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+});
