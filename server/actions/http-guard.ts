@@ -125,11 +125,14 @@ export function createHttpGuard(
       ...(init as object),
       dispatcher,
     } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
+  // Closing twice (deps.close() is idempotent for its other parts) must not throw: undici
+  // rejects a second close() with ClientDestroyedError, so the first close is kept.
+  let closing: Promise<void> | undefined;
   return {
     fetch: guardedFetch,
     dispatcher,
     maxRedirects: MAX_REDIRECTS,
-    close: () => dispatcher.close(),
+    close: () => (closing ??= dispatcher.close()),
   };
 }
 

@@ -66,6 +66,12 @@ describe('http steps and private addresses', () => {
     tmp.cleanup();
   });
 
+  it('closes its dispatcher once however often it is closed (deps.close() may run twice)', async () => {
+    const guard = createHttpGuard(parsePrivateHosts([]));
+    await guard.close();
+    await expect(guard.close()).resolves.not.toThrow();
+  });
+
   it('refuses a loopback address in the URL, permanently, naming the reason', async () => {
     const err = await run(`${victim.url}/admin`, '').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
