@@ -1,7 +1,6 @@
 import type { PauseReason } from '../../db/stores/portals.js';
 import type { FailedEvent } from '../../db/stores/alerts.js';
-import type { Scope, Text } from './messages.js';
-import type { AlertPhase } from './types.js';
+import type { AlertPhase, Scope, Text } from './types.js';
 
 /** The alert texts of messages.ts in Russian, for portals whose language is Russian. */
 

@@ -1,21 +1,10 @@
 import type { PauseReason } from '../../db/stores/portals.js';
 import type { FailedEvent } from '../../db/stores/alerts.js';
-import type { Lang } from '../lib/lang.js';
 import * as ru from './messages-ru.js';
-import type { AlertPhase } from './types.js';
+import type { AlertPhase, Scope, Text } from './types.js';
 
-/** Where the figures are: a portal or all of them. */
-export interface Scope {
-  /** `acme.bitrix24.com` or `all portals`. */
-  label: string;
-  /** The portal's language (messages-ru.ts for Russian). @default 'en' */
-  lang?: Lang;
-}
-
-export interface Text {
-  subject: string;
-  text: string;
-}
+// Scope and Text live in types.ts, which messages-ru.ts reads too (no import circle).
+export type { Scope, Text } from './types.js';
 
 const PREFIX: Record<AlertPhase, string> = {
   firing: 'ALERT',

@@ -1,3 +1,4 @@
+import type { Lang } from '../lib/lang.js';
 import type { AlertKind } from '../../db/stores/alerts.js';
 
 export type { AlertKind } from '../../db/stores/alerts.js';
@@ -39,4 +40,17 @@ export interface AlertCheckReport {
   sent: Array<AlertMessage & { channels: AlertChannel[] }>;
   /** SLA breaches recorded in this check (pending or late). */
   slaBreaches: number;
+}
+
+/** Where the figures are: a portal or all of them. */
+export interface Scope {
+  /** `acme.bitrix24.com` or `all portals`. */
+  label: string;
+  /** The portal's language (messages-ru.ts for Russian). @default 'en' */
+  lang?: Lang;
+}
+
+export interface Text {
+  subject: string;
+  text: string;
 }
