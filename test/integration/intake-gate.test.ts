@@ -111,12 +111,12 @@ describeSqlite('SQLite connection gate between the main thread and the intake wr
       order.push('third');
       done();
     });
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setImmediate(r));
     expect(order).toEqual([]);
     first();
     first(); // a second call must not release somebody else's turn
     const secondDone = await second;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setImmediate(r));
     expect(order).toEqual(['second']);
     secondDone();
     await third;

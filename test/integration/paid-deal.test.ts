@@ -111,7 +111,7 @@ describe('the Paid-deal scenario end to end', () => {
   it('detects NEW→WON as becomes but not WON→WON', async () => {
     const dealId = await wonDeal();
     // Bitrix24's ts has 1 s resolution: within one second the delivery would be identical.
-    await new Promise((r) => setTimeout(r, 1100));
+    s.shiftPortalTime(1_000);
     await s.portal.updateDeal(dealId, { TITLE: 'Order 1 (paid)' });
     await s.drain();
     expect(s.accounting.requests).toHaveLength(1);

@@ -50,7 +50,7 @@ describe('processing guards', () => {
     s = await startPaidDealScenario();
     const deal = await s.portal.addDeal({ TITLE: 'No contact', STAGE_ID: 'NEW', OPPORTUNITY: '5' });
     await s.drain();
-    await new Promise((r) => setTimeout(r, 1100));
+    s.shiftPortalTime(1_000);
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
     await s.drain();
     const ev = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).first();
