@@ -3,6 +3,7 @@ import { intakeBench } from './intake.js';
 import { processBench } from './process.js';
 import { pruneBench } from './prune.js';
 import { scaleBench } from './scale.js';
+import { soakBench } from './soak.js';
 import { uiBench } from './ui.js';
 
 /** `npm run bench -- <name> [--duration S] [--connections N]` */
@@ -27,6 +28,7 @@ const benches: Record<string, () => Promise<void>> = {
       requests: flag('requests', 50),
       loadSeconds: flag('load-seconds', 30),
     }),
+  soak: () => soakBench({ minutes: flag('minutes', 60), rate: flag('rate', 20) }),
   scale: () =>
     scaleBench({
       durationSec: flag('duration', 10),

@@ -1,0 +1,119 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { startPaidDealScenario } from '../helpers/scenario.js';
+import { fmt } from './util.js';
+
+interface Sample {
+  minute: number;
+  events: number;
+  heapMb: number;
+  handles: number;
+}
+
+/**
+ * `npm run bench -- soak [--minutes 60] [--rate 20]`: steady deal updates against the
+ * emulated portal for the given time, with the worker, the alert monitor (every 5 s) and the
+ * heartbeat running, and a no-op HTTP action on every update. Each minute it prints the heap
+ * after a full GC, the active handles and the warnings Node printed: a listener added per
+ * call to a shared AbortSignal or emitter shows as a MaxListenersExceededWarning (a control at
+ * the start proves such a warning is caught). The
+ * verdict compares the second half's heap with the first's: flat means the growth stays
+ * under 10 % (a leak of one closure per event grows without end).
+ */
+export async function soakBench(opts: { minutes: number; rate: number }): Promise<void> {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const warnings: string[] = [];
+  process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
+  // Control: eleven listeners on one signal must be reported, or a zero below proves nothing.
+  const control = new AbortController();
+  for (let i = 0; i < 11; i++) control.signal.addEventListener('abort', () => {});
+  await new Promise((r) => setImmediate(r));
+  if (!warnings.some((w) => w.startsWith('MaxListenersExceededWarning'))) {
+    throw new Error('the listener-leak control raised no MaxListenersExceededWarning');
+  }
+  process.stdout.write(`control: ${warnings[0]}\n`);
+  warnings.length = 0;
+
+  const s = await startPaidDealScenario((urls) => ({
+    rules: [
+      {
+        name: 'every update',
+        on: ['ONCRMDEALUPDATE'],
+        actions: [
+          {
+            type: 'http',
+            method: 'POST',
+            url: `${urls.accounting}/noop`,
+            body: { id: '{{deal.ID}}' },
+          },
+        ],
+      },
+    ],
+  }));
+  const deals: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    deals.push((await s.portal.addDeal({ TITLE: `Soak ${i}`, STAGE_ID: 'NEW' })).id);
+  }
+  await s.drain();
+  const services = s.h.services;
+  services.worker.start();
+  services.alerts.start(5000);
+  await services.recovery.start();
+
+  const samples: Sample[] = [];
+  let sent = 0;
+  const sample = (minute: number) => {
+    gc();
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+    const x: Sample = {
+      minute,
+      events: sent,
+      heapMb: process.memoryUsage().heapUsed / 1048576,
+      handles: handles.length,
+    };
+    samples.push(x);
+    process.stdout.write(
+      `minute ${String(minute).padStart(3)}  events ${fmt(x.events).padStart(8)}  heap ${x.heapMb.toFixed(1)} MB  handles ${x.handles}  warnings ${warnings.length}\n`,
+    );
+  };
+
+  const started = Date.now();
+  const end = started + opts.minutes * 60_000;
+  sample(0);
+  let nextSample = started + 60_000;
+  const interval = 1000 / opts.rate;
+  while (Date.now() < end) {
+    const tick = Date.now();
+    await s.portal.updateDeal(deals[sent % deals.length]!, { TITLE: `Soak ${sent}` });
+    sent++;
+    if (Date.now() >= nextSample) {
+      sample(Math.round((Date.now() - started) / 60_000));
+      nextSample += 60_000;
+    }
+    const wait = interval - (Date.now() - tick);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await s.portal.whenIdle();
+  await s.drain();
+  sample(Math.round((Date.now() - started) / 60_000));
+  const done = await s.h.t.deps
+    .db('events')
+    .where({ status: 'processed' })
+    .count({ n: '*' })
+    .first();
+  const actions = s.accounting.requests.length;
+  await s.close();
+
+  const half = Math.floor(samples.length / 2);
+  const avg = (xs: Sample[]) => xs.reduce((n, x) => n + x.heapMb, 0) / Math.max(1, xs.length);
+  const first = avg(samples.slice(1, half + 1));
+  const second = avg(samples.slice(half + 1));
+  const growth = first > 0 ? (second - first) / first : 0;
+  process.stdout.write(
+    `\n${fmt(sent)} updates sent in ${opts.minutes} min, ${fmt(Number(done?.n))} events processed, ${fmt(actions)} actions sent\n` +
+      `heap after GC: first half ${first.toFixed(1)} MB, second half ${second.toFixed(1)} MB (${(growth * 100).toFixed(1)} %, target < 10 % ${growth < 0.1 ? 'ok' : 'MISSED'})\n` +
+      `handles first ${samples[0]?.handles}, last ${samples.at(-1)?.handles}\n` +
+      `warnings: ${warnings.length}${warnings.length ? `\n  ${[...new Set(warnings)].join('\n  ')}` : ''} (target 0 ${warnings.length === 0 ? 'ok' : 'MISSED'})\n`,
+  );
+}
