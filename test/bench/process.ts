@@ -1,4 +1,4 @@
-import { runDealBurst, wonRuleMap } from '../helpers/burst.js';
+import { everyUpdateMap, runDealBurst, wonRuleMap } from '../helpers/burst.js';
 import { startPaidDealScenario } from '../helpers/scenario.js';
 import { fmt } from './util.js';
 
@@ -13,22 +13,7 @@ export async function processBench(): Promise<void> {
   const a = await runDealBurst(won, 200, 5);
   await won.close();
 
-  const noop = await startPaidDealScenario((urls) => ({
-    rules: [
-      {
-        name: 'every update',
-        on: ['ONCRMDEALUPDATE'],
-        actions: [
-          {
-            type: 'http',
-            method: 'POST',
-            url: `${urls.accounting}/noop`,
-            body: { id: '{{deal.ID}}' },
-          },
-        ],
-      },
-    ],
-  }));
+  const noop = await startPaidDealScenario(everyUpdateMap);
   const b = await runDealBurst(noop, 400, 5);
   const actions = noop.accounting.requests.length;
   await noop.close();

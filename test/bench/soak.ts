@@ -1,5 +1,6 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { everyUpdateMap } from '../helpers/burst.js';
 import { startPaidDealScenario } from '../helpers/scenario.js';
 import { fmt } from './util.js';
 
@@ -35,22 +36,7 @@ export async function soakBench(opts: { minutes: number; rate: number }): Promis
   process.stdout.write(`control: ${warnings[0]}\n`);
   warnings.length = 0;
 
-  const s = await startPaidDealScenario((urls) => ({
-    rules: [
-      {
-        name: 'every update',
-        on: ['ONCRMDEALUPDATE'],
-        actions: [
-          {
-            type: 'http',
-            method: 'POST',
-            url: `${urls.accounting}/noop`,
-            body: { id: '{{deal.ID}}' },
-          },
-        ],
-      },
-    ],
-  }));
+  const s = await startPaidDealScenario(everyUpdateMap);
   const deals: string[] = [];
   for (let i = 0; i < 50; i++) {
     deals.push((await s.portal.addDeal({ TITLE: `Soak ${i}`, STAGE_ID: 'NEW' })).id);

@@ -1,6 +1,24 @@
 import type { EventMap } from '../../server/rules/model.js';
 import type { PaidDealScenario } from './scenario.js';
 
+/** One rule: every deal update is posted to the accounting stand-in (a no-op action). */
+export const everyUpdateMap = (urls: { accounting: string }): EventMap => ({
+  rules: [
+    {
+      name: 'every update',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [
+        {
+          type: 'http',
+          method: 'POST',
+          url: `${urls.accounting}/noop`,
+          body: { id: '{{deal.ID}}' },
+        },
+      ],
+    },
+  ],
+});
+
 /** One rule: a deal that becomes WON is posted to the accounting stand-in. */
 export const wonRuleMap = (urls: { accounting: string }): EventMap => ({
   rules: [
