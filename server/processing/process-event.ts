@@ -34,8 +34,8 @@ type Outcome = Awaited<ReturnType<JobHandler>>;
  * recorded under an idempotency key so a succeeded step never runs twice.
  *
  * The parts: read-entities.ts (the entity and its related records), evaluate.ts (which rules
- * match, the loop guard), run-steps.ts (the stale-trigger guard and the steps), all over one
- * ProcessContext (context.ts).
+ * match, the loop guard), run-steps.ts (the stale-trigger guard and the steps) with
+ * step-records.ts (what each step leaves behind), all over one ProcessContext (context.ts).
  */
 export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): JobHandler {
   const ctx = createProcessContext(deps, opts);

@@ -1,23 +1,22 @@
 import { createHash } from 'node:crypto';
-import { runAction, stepOutput, type ActionResult } from '../actions/index.js';
+import { runAction, stepOutput } from '../actions/index.js';
 import { toError } from '../lib/errors.js';
 import { PausedError } from '../queue/errors.js';
 import { destinationOf } from '../queue/destinations.js';
 import { evaluateRuleIn } from '../rules/conditions.js';
 import { buildTemplateContext, type StepOutput } from '../rules/context.js';
-import type { Action, BitrixAction, Rule, Snapshot } from '../rules/model.js';
+import type { Action, Rule, Snapshot } from '../rules/model.js';
 import { renderAction } from '../rules/render-action.js';
 import { openAction } from '../rules/secret-fields.js';
 import {
-  recordActionRun,
-  recordOwnWrite,
   setRuleMatchStatus,
   type ActionRunRow,
   type RuleMatchRow,
 } from '../../db/stores/processing.js';
 import { parseStored, type EventScope, type ProcessContext } from './context.js';
-import { writtenEntity, type Entity } from './entity-reader.js';
+import type { Entity } from './entity-reader.js';
 import { loadRelated } from './read-entities.js';
+import { noteOwnWrite, recordFailed, recordSucceeded } from './step-records.js';
 
 /** The step's idempotency key: stable per (event, rule, step[, rerun generation]). */
 export function idempotencyKey(
@@ -169,73 +168,4 @@ async function runStep(
     err.message = `${run.rule.name} / ${stepName}: ${err.message}`;
     throw err;
   }
-}
-
-type RunBase = Omit<
-  ActionRunRow,
-  | 'id'
-  | 'attempts'
-  | 'status'
-  | 'request_summary'
-  | 'response_summary'
-  | 'output'
-  | 'error'
-  | 'finished_at'
->;
-
-async function recordSucceeded(
-  ctx: ProcessContext,
-  base: RunBase,
-  result: ActionResult,
-  out: StepOutput,
-): Promise<void> {
-  await recordActionRun(ctx.deps.db, {
-    ...base,
-    status: 'succeeded',
-    request_summary: JSON.stringify(result.request).slice(0, 4000),
-    response_summary: JSON.stringify({
-      status: result.response.status,
-      ms: result.response.ms,
-    }).slice(0, 1000),
-    output: JSON.stringify(out).slice(0, 64_000),
-    error: null,
-    finished_at: ctx.now(),
-  });
-  ctx.deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });
-}
-
-async function recordFailed(ctx: ProcessContext, base: RunBase, e: Error): Promise<void> {
-  await recordActionRun(ctx.deps.db, {
-    ...base,
-    status: 'failed',
-    request_summary: null,
-    response_summary: null,
-    output: null,
-    error: e.message.slice(0, 2000),
-    finished_at: ctx.now(),
-  });
-  ctx.deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'failed' });
-}
-
-/**
- * A `bitrix` step that updated a record: forget the cached read, and remember the write so
- * the event it echoes back is recognised by the loop guard (evaluate.ts).
- */
-async function noteOwnWrite(
-  ctx: ProcessContext,
-  scope: EventScope,
-  rule: Rule,
-  rendered: BitrixAction,
-): Promise<void> {
-  const written = writtenEntity(rendered.method, rendered.params);
-  if (!written) return;
-  ctx.reader.invalidate(scope.portal.id, written.type, written.id);
-  await recordOwnWrite(ctx.deps.db, {
-    portal_id: scope.portal.id,
-    entity_type: written.type,
-    entity_id: written.id,
-    rule_name: rule.name,
-    depth: scope.event.chain_depth ?? 0,
-    written_at: ctx.now(),
-  });
 }
