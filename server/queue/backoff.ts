@@ -1,4 +1,4 @@
-/** Cap on any retry delay: 6 hours (CONTRACT §2, RETRY_BASE_SECONDS). */
+/** Cap on any retry delay: 6 hours (RETRY_BASE_SECONDS in server/config.ts doubles up to it). */
 export const MAX_RETRY_DELAY_MS = 6 * 3600 * 1000;
 
 /**

@@ -14,7 +14,7 @@ import {
 import { PausedError, RetryableError } from './errors.js';
 
 /**
- * Destinations (issue 18): every place a step talks to — the host of an `http` step, the
+ * Destinations: every place a step talks to — the host of an `http` step, the
  * Telegram API, the SMTP server, the SMS gateway, a portal's REST endpoint — has a cap on
  * requests at once (per instance) and a circuit breaker shared by every instance (table
  * `destinations`). After `threshold` failures in a row (timeouts, 5xx, connection errors)
@@ -82,61 +82,15 @@ export function destinationOf(rendered: Action, config: Config, portalDomain: st
 
 export function createDestinations(deps: DestinationDeps, opts: DestinationOptions): Destinations {
   const { db, logger } = deps;
-  const threshold = opts.threshold ?? 5;
-  const baseCooldown = opts.cooldownMs ?? 30_000;
-  const maxCooldown = opts.maxCooldownMs ?? 10 * 60_000;
+  const breaker: Breaker = {
+    threshold: opts.threshold ?? 5,
+    baseCooldown: opts.cooldownMs ?? 30_000,
+    maxCooldown: opts.maxCooldownMs ?? 10 * 60_000,
+  };
   const probeLease = opts.probeLeaseMs ?? 2 * 60_000;
   const busyRetry = opts.busyRetryMs ?? 1000;
   const active = new Map<string, number>();
   const now = () => deps.clock.now().getTime();
-
-  async function failed(key: string, probe: boolean, e: Error): Promise<void> {
-    const t = now();
-    const row = await getDestination(db, key);
-    const lastError = e.message.slice(0, 500);
-    const base: DestinationRow = row ?? {
-      key,
-      state: 'closed',
-      failures: 0,
-      cooldown_ms: 0,
-      opened_at: null,
-      retry_at: null,
-      last_error: null,
-      updated_at: t,
-    };
-    const failures = base.failures + 1;
-    if (base.state === 'open') {
-      // Requests already under way when it opened fail too: only the probe's failure counts.
-      if (!probe) return;
-      const cooldown = Math.min(maxCooldown, Math.max(baseCooldown, base.cooldown_ms * 2));
-      await saveDestination(db, {
-        ...base,
-        failures,
-        cooldown_ms: cooldown,
-        retry_at: t + cooldown,
-        last_error: lastError,
-        updated_at: t,
-      });
-      logger.warn({ destination: key, cooldownMs: cooldown }, 'destination still down');
-      return;
-    }
-    const opens = failures >= threshold;
-    await saveDestination(db, {
-      ...base,
-      failures,
-      last_error: lastError,
-      updated_at: t,
-      ...(opens
-        ? { state: 'open', cooldown_ms: baseCooldown, opened_at: t, retry_at: t + baseCooldown }
-        : {}),
-    });
-    if (opens) {
-      logger.warn(
-        { destination: key, failures, cooldownMs: baseCooldown, err: lastError },
-        'destination is down: its jobs wait (circuit open)',
-      );
-    }
-  }
 
   return {
     async run(key, work) {
@@ -172,7 +126,7 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
         }
         return result;
       } catch (e) {
-        if (isDestinationFailure(e)) await failed(key, probe, e as Error);
+        if (isDestinationFailure(e)) await recordFailure(deps, breaker, key, probe, e as Error);
         throw e;
       } finally {
         const n = (active.get(key) ?? 1) - 1;
@@ -181,6 +135,73 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
       }
     },
   };
+}
+
+/** When a destination opens and how long it stays open. */
+interface Breaker {
+  readonly threshold: number;
+  readonly baseCooldown: number;
+  readonly maxCooldown: number;
+}
+
+/**
+ * A failure that says the destination is down: count it, open the destination at
+ * `threshold` failures in a row; an open destination's failed probe doubles its cool-down.
+ */
+async function recordFailure(
+  deps: DestinationDeps,
+  breaker: Breaker,
+  key: string,
+  probe: boolean,
+  e: Error,
+): Promise<void> {
+  const { db, logger } = deps;
+  const { threshold, baseCooldown, maxCooldown } = breaker;
+  const t = deps.clock.now().getTime();
+  const row = await getDestination(db, key);
+  const lastError = e.message.slice(0, 500);
+  const base: DestinationRow = row ?? {
+    key,
+    state: 'closed',
+    failures: 0,
+    cooldown_ms: 0,
+    opened_at: null,
+    retry_at: null,
+    last_error: null,
+    updated_at: t,
+  };
+  const failures = base.failures + 1;
+  if (base.state === 'open') {
+    // Requests already under way when it opened fail too: only the probe's failure counts.
+    if (!probe) return;
+    const cooldown = Math.min(maxCooldown, Math.max(baseCooldown, base.cooldown_ms * 2));
+    await saveDestination(db, {
+      ...base,
+      failures,
+      cooldown_ms: cooldown,
+      retry_at: t + cooldown,
+      last_error: lastError,
+      updated_at: t,
+    });
+    logger.warn({ destination: key, cooldownMs: cooldown }, 'destination still down');
+    return;
+  }
+  const opens = failures >= threshold;
+  await saveDestination(db, {
+    ...base,
+    failures,
+    last_error: lastError,
+    updated_at: t,
+    ...(opens
+      ? { state: 'open', cooldown_ms: baseCooldown, opened_at: t, retry_at: t + baseCooldown }
+      : {}),
+  });
+  if (opens) {
+    logger.warn(
+      { destination: key, failures, cooldownMs: baseCooldown, err: lastError },
+      'destination is down: its jobs wait (circuit open)',
+    );
+  }
 }
 
 /**

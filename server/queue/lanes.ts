@@ -3,7 +3,7 @@ import { claimFairly, claimJobs, NO_PORTAL } from '../../db/stores/jobs.js';
 import type { JobRow } from './types.js';
 
 /**
- * The worker's slots, in two lanes (issue 18). Event work (`process_event`, `lifecycle`)
+ * The worker's slots, in two lanes. Event work (`process_event`, `lifecycle`)
  * has `concurrency` slots, handed out round-robin across portals, one portal holding at most
  * `cap` of them while other portals have due jobs. Alert jobs have slots of their own, so an
  * alert about a backlog never waits behind that very backlog.

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../lib/logger.js';
 import { releaseHolders, runningHolders } from '../../db/stores/jobs.js';
 
-/** This host's part of a worker id (server/queue/worker.ts: `host:pid:random[#instance]`). */
+/** This host's part of a worker id (`host:pid:random[#instance]`, see worker-context.ts). */
 export const workerHost = () => os.hostname().slice(0, 32);
 
 /** Whether process `pid` of this host is alive (signal 0 only asks). */
@@ -18,7 +18,7 @@ export function pidAlive(pid: number): boolean {
 }
 
 /**
- * Start-up sweep (issue 20): returns to the queue the running jobs of processes that are
+ * Start-up sweep: returns to the queue the running jobs of processes that are
  * gone, and only those. A CLI (`replay --wait`, `rules test`, `recover sweep`) or another
  * server on the same database may be working right now; releasing its jobs would run them
  * twice at once. A holder is gone when it ran on this host and its pid is not alive (or is

@@ -1,0 +1,66 @@
+import { PausedError } from '../queue/errors.js';
+import { restWaitMs } from '../queue/destinations.js';
+import type { Rule } from '../rules/model.js';
+import { relatedToLoad } from '../rules/needs.js';
+import type { EventRow } from '../../db/stores/events.js';
+import { dueEntityRefs } from '../../db/stores/jobs.js';
+import type { PortalRow } from '../../db/stores/portals.js';
+import type { ProcessContext } from './context.js';
+import type { Entity } from './entity-reader.js';
+
+const isDelete = (event: string) => /DELETE(_\d+)?$/.test(event);
+
+/**
+ * The entity an event names, read now (Bitrix24 sends only its ID): `null` when it no longer
+ * exists, undefined when the event names none or no reader knows its type. A delete event's
+ * entity is not read: it is just `{ ID }`.
+ */
+export async function readEventEntity(
+  ctx: ProcessContext,
+  event: EventRow,
+  portal: PortalRow,
+  attempt: number,
+): Promise<Entity | null | undefined> {
+  if (!event.entity_type || !event.entity_id) return undefined;
+  if (isDelete(event.event)) return { ID: event.entity_id };
+  const { deps, reader } = ctx;
+  // Waiting is not working: a read the portal's budget would hold up gives the worker
+  // back and comes again when the bucket has drained.
+  const waitMs = restWaitMs(deps.bitrix.limiter, portal.member_id);
+  if (waitMs > ctx.maxRestWaitMs)
+    throw new PausedError(`waiting ${waitMs} ms for the portal's REST budget`, waitMs, {
+      waitingFor: `rest:${portal.domain}`,
+    });
+  // Read ahead: this entity and those of the portal's other due events, in one batch.
+  // A retry or a replay acts later than the first read: it must read afresh (the
+  // stale-trigger guard depends on it), so a cached read does not count for it.
+  const freshFor = attempt > 1 || event.evaluated_at !== null ? Number.MAX_SAFE_INTEGER : event.id;
+  const ahead = await dueEntityRefs(deps.db, portal.id, ctx.now(), 49);
+  const self = { type: event.entity_type, id: event.entity_id };
+  const readAhead =
+    freshFor === event.id ? reader.prefetch(portal, [self, ...ahead], freshFor) : Promise.resolve();
+  await readAhead.catch((e: unknown) => {
+    // Reading ahead is an optimisation; the single read below reports real trouble.
+    deps.logger.debug({ err: (e as Error).message }, 'read-ahead batch failed');
+  });
+  return reader.read(portal, self.type, self.id, freshFor);
+}
+
+/** The related records (`contact`, `company`) the rules' conditions and templates use. */
+export async function loadRelated(
+  ctx: ProcessContext,
+  portal: PortalRow,
+  rules: Rule[],
+  entity: Entity | undefined,
+  eventId: number,
+): Promise<Record<string, Entity | undefined>> {
+  const related: Record<string, Entity | undefined> = {};
+  if (!entity) return related;
+  for (const root of relatedToLoad(rules)) {
+    const id = entity[`${root.toUpperCase()}_ID`] ?? entity[`${root}Id`];
+    if (id === undefined || id === null || id === '' || id === '0' || id === 0) continue;
+    const rec = await ctx.reader.read(portal, root, String(id), eventId);
+    if (rec) related[root] = rec;
+  }
+  return related;
+}

@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { runAction, stepOutput } from '../actions/index.js';
+import { toError } from '../lib/errors.js';
+import { PausedError } from '../queue/errors.js';
+import { destinationOf } from '../queue/destinations.js';
+import { evaluateRuleIn } from '../rules/conditions.js';
+import { buildTemplateContext, type StepOutput } from '../rules/context.js';
+import type { Action, Rule, Snapshot } from '../rules/model.js';
+import { renderAction } from '../rules/render-action.js';
+import { openAction } from '../rules/secret-fields.js';
+import {
+  setRuleMatchStatus,
+  type ActionRunRow,
+  type RuleMatchRow,
+} from '../../db/stores/processing.js';
+import { parseStored, type EventScope, type ProcessContext } from './context.js';
+import type { Entity } from './entity-reader.js';
+import { loadRelated } from './read-entities.js';
+import { noteOwnWrite, recordFailed, recordSucceeded } from './step-records.js';
+
+/** The step's idempotency key: stable per (event, rule, step[, rerun generation]). */
+export function idempotencyKey(
+  eventId: number,
+  ruleName: string,
+  step: number,
+  generation = 0,
+): string {
+  const rule = createHash('sha256').update(ruleName).digest('hex').slice(0, 12);
+  return `b24h-${eventId}-${rule}-${step}${generation ? `-r${generation}` : ''}`;
+}
+
+/** One matched rule being run for one event. */
+interface RuleRun {
+  readonly rule: Rule;
+  readonly related: Record<string, Entity | undefined>;
+  /** This rule's earlier runs of each step (by step index), in the event's generation. */
+  readonly prior: ReadonlyMap<number, ActionRunRow>;
+  /** Outputs of the steps so far, by step name, for later steps' templates. */
+  readonly steps: Record<string, StepOutput>;
+  /** What the job's note reports. */
+  readonly notes: string[];
+}
+
+/**
+ * Runs the steps of one matched rule in order, each recorded under its idempotency key so a
+ * succeeded step never runs twice. Returns false when the rule did not run: its conditions
+ * no longer hold on the fresh read (a stale trigger).
+ */
+export async function runRule(
+  ctx: ProcessContext,
+  scope: EventScope,
+  rule: Rule,
+  match: RuleMatchRow,
+  runs: readonly ActionRunRow[],
+  notes: string[],
+): Promise<boolean> {
+  const { db } = ctx.deps;
+  const { event } = scope;
+  const prior = new Map<number, ActionRunRow>();
+  for (const r of runs)
+    if (r.rule_name === rule.name && r.generation === scope.generation) prior.set(r.step_index, r);
+  const related = await loadRelated(ctx, scope.portal, [rule], scope.entity, event.id);
+  const previous = parseStored<Snapshot | undefined>(match.previous, undefined);
+
+  // Stale-trigger guard: before the first step, the conditions must still hold on a fresh read.
+  if (![...prior.values()].some((r) => r.status === 'succeeded')) {
+    const tctx = buildTemplateContext({
+      event: scope.info,
+      entity: scope.entity,
+      related,
+      portal: scope.portalInfo,
+    });
+    const verdict = evaluateRuleIn(rule, event.event, tctx, previous);
+    if (!verdict.matched) {
+      await setRuleMatchStatus(
+        db,
+        event.id,
+        rule.name,
+        'skipped',
+        `stale trigger: ${verdict.reason}`,
+      );
+      notes.push(`${rule.name}: stale trigger, ${verdict.reason}`);
+      return false;
+    }
+  }
+
+  const run: RuleRun = { rule, related, prior, steps: {}, notes };
+  for (const [i, action] of rule.actions.entries()) await runStep(ctx, scope, run, i, action);
+  await setRuleMatchStatus(db, event.id, rule.name, 'done', null);
+  return true;
+}
+
+/**
+ * Step `i` of the rule, unless an earlier attempt settled it (succeeded, or failed with
+ * `continueOnError`). A failure throws (the job retries) unless the step may continue.
+ */
+async function runStep(
+  ctx: ProcessContext,
+  scope: EventScope,
+  run: RuleRun,
+  i: number,
+  action: Action,
+): Promise<void> {
+  const { deps } = ctx;
+  const { event, portal } = scope;
+  const stepName = action.name ?? `step${i + 1}`;
+  const prior = run.prior.get(i);
+  const settled =
+    prior &&
+    (prior.status === 'succeeded' || (prior.status === 'failed' && action.continueOnError));
+  if (settled) {
+    if (prior.status === 'succeeded')
+      run.steps[stepName] = parseStored<StepOutput>(prior.output, { response: null });
+    return;
+  }
+  const key = idempotencyKey(event.id, run.rule.name, i, scope.generation);
+  const base = {
+    event_id: event.id,
+    rule_name: run.rule.name,
+    step_index: i,
+    step_name: action.name ?? null,
+    action_type: action.type,
+    idempotency_key: key,
+    started_at: ctx.now(),
+    generation: scope.generation,
+  };
+  try {
+    const tctx = buildTemplateContext({
+      event: scope.info,
+      entity: scope.entity,
+      related: run.related,
+      steps: run.steps,
+      portal: scope.portalInfo,
+    });
+    // Stored credentials are opened only here, right before the step is sent.
+    const rendered = renderAction(
+      openAction(action, deps.box, deps.config.actions.secretEnv),
+      tctx,
+    );
+    const result = await ctx.destinations.run(
+      destinationOf(rendered, deps.config, portal.domain),
+      () =>
+        runAction(action, rendered, {
+          config: deps.config,
+          logger: deps.logger,
+          idempotencyKey: key,
+          bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+          mailer: ctx.mailer,
+          fetch: ctx.fetch,
+          guard: deps.httpGuard,
+          clock: deps.clock,
+        }),
+    );
+    const out = stepOutput(result);
+    run.steps[stepName] = out;
+    await recordSucceeded(ctx, base, result, out);
+    if (rendered.type === 'bitrix') await noteOwnWrite(ctx, scope, run.rule, rendered);
+  } catch (thrown) {
+    // The destination is down or busy: the step did not run, so nothing is recorded.
+    if (thrown instanceof PausedError && thrown.waitingFor !== undefined) throw thrown;
+    const e = toError(thrown);
+    await recordFailed(ctx, base, e);
+    if (action.continueOnError) {
+      run.notes.push(`${run.rule.name}/${stepName} failed (continued): ${e.message}`);
+      return;
+    }
+    const err = thrown instanceof Error ? thrown : e;
+    err.message = `${run.rule.name} / ${stepName}: ${err.message}`;
+    throw err;
+  }
+}

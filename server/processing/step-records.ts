@@ -1,0 +1,78 @@
+import type { ActionResult } from '../actions/index.js';
+import type { StepOutput } from '../rules/context.js';
+import type { BitrixAction, Rule } from '../rules/model.js';
+import { recordActionRun, recordOwnWrite, type ActionRunRow } from '../../db/stores/processing.js';
+import type { EventScope, ProcessContext } from './context.js';
+import { writtenEntity } from './entity-reader.js';
+
+/** A step's run row before its outcome is known. */
+export type RunBase = Omit<
+  ActionRunRow,
+  | 'id'
+  | 'attempts'
+  | 'status'
+  | 'request_summary'
+  | 'response_summary'
+  | 'output'
+  | 'error'
+  | 'finished_at'
+>;
+
+/** The step succeeded: its request, response and output (for later steps' templates). */
+export async function recordSucceeded(
+  ctx: ProcessContext,
+  base: RunBase,
+  result: ActionResult,
+  out: StepOutput,
+): Promise<void> {
+  await recordActionRun(ctx.deps.db, {
+    ...base,
+    status: 'succeeded',
+    request_summary: JSON.stringify(result.request).slice(0, 4000),
+    response_summary: JSON.stringify({
+      status: result.response.status,
+      ms: result.response.ms,
+    }).slice(0, 1000),
+    output: JSON.stringify(out).slice(0, 64_000),
+    error: null,
+    finished_at: ctx.now(),
+  });
+  ctx.deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });
+}
+
+/** The step failed: its error, for the log and the next attempt. */
+export async function recordFailed(ctx: ProcessContext, base: RunBase, e: Error): Promise<void> {
+  await recordActionRun(ctx.deps.db, {
+    ...base,
+    status: 'failed',
+    request_summary: null,
+    response_summary: null,
+    output: null,
+    error: e.message.slice(0, 2000),
+    finished_at: ctx.now(),
+  });
+  ctx.deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'failed' });
+}
+
+/**
+ * A `bitrix` step that updated a record: forget the cached read, and remember the write so
+ * the event it echoes back is recognised by the loop guard (evaluate.ts).
+ */
+export async function noteOwnWrite(
+  ctx: ProcessContext,
+  scope: EventScope,
+  rule: Rule,
+  rendered: BitrixAction,
+): Promise<void> {
+  const written = writtenEntity(rendered.method, rendered.params);
+  if (!written) return;
+  ctx.reader.invalidate(scope.portal.id, written.type, written.id);
+  await recordOwnWrite(ctx.deps.db, {
+    portal_id: scope.portal.id,
+    entity_type: written.type,
+    entity_id: written.id,
+    rule_name: rule.name,
+    depth: scope.event.chain_depth ?? 0,
+    written_at: ctx.now(),
+  });
+}

@@ -1,0 +1,146 @@
+import { toError } from '../lib/errors.js';
+import {
+  finishEvent,
+  getEvent,
+  markEventProcessing,
+  type EventRow,
+} from '../../db/stores/events.js';
+import { completeJob, killJob, rescheduleJob } from '../../db/stores/jobs.js';
+import { nextRunAt } from './backoff.js';
+import { PausedError, PermanentError, RetryableError } from './errors.js';
+import type { JobHandler, JobRow } from './types.js';
+import type { JobOutcome, WorkerContext } from './worker-context.js';
+
+const describe = (e: Error) => {
+  const code = (e as { code?: unknown }).code;
+  return (typeof code === 'string' && code !== 'INTERNAL' ? `${code}: ` : '') + e.message;
+};
+
+/** A job that threw, as its outcome is recorded. */
+interface Failure {
+  readonly job: JobRow;
+  readonly event: EventRow | undefined;
+  /** `code: message`, as `last_error` stores it. */
+  readonly message: string;
+  readonly t: number;
+}
+
+const jobLogger = (w: WorkerContext, job: JobRow) =>
+  w.deps.logger.child({ jobId: job.id, jobType: job.type, eventId: job.event_id });
+
+/**
+ * Runs one claimed job's handler and records its outcome. Errors decide the next step:
+ * RetryableError and unknown errors retry with backoff until max_attempts, PermanentError
+ * fails at once, PausedError waits without spending an attempt. Throws only when the
+ * outcome could not be written (claim-and-run.ts then remembers the job).
+ */
+export async function executeJob(w: WorkerContext, job: JobRow): Promise<JobOutcome> {
+  const { db } = w.deps;
+  const handler = w.handlers[job.type];
+  const event = job.event_id !== null ? await getEvent(db, job.event_id) : undefined;
+  if (event && job.type === 'process_event')
+    await markEventProcessing(db, event.id, job.attempts, w.now());
+  let outcome: JobOutcome;
+  try {
+    if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);
+    const result = await handler({ deps: w.deps, job, event, attempt: job.attempts });
+    await recordDone(w, job, event, result);
+    outcome = { job, outcome: 'done' };
+  } catch (thrown) {
+    const e = toError(thrown);
+    const failure = { job, event, message: describe(e).slice(0, 2000), t: w.now() };
+    if (e instanceof PausedError) outcome = await recordPaused(w, failure, e);
+    else if (e instanceof PermanentError || job.attempts >= job.max_attempts)
+      outcome = await recordDead(w, failure);
+    else outcome = await recordRetry(w, failure, e);
+  }
+  w.emitter.emit(`job:${outcome.outcome}`, outcome);
+  w.emitter.emit('job', outcome);
+  return outcome;
+}
+
+async function recordDone(
+  w: WorkerContext,
+  job: JobRow,
+  event: EventRow | undefined,
+  result: Awaited<ReturnType<JobHandler>>,
+): Promise<void> {
+  const { metrics } = w.deps;
+  const t = w.now();
+  // The job and its event finish in one transaction: a crash or a refused write between
+  // the two would leave the event `processing` under a job that is done.
+  const finished = await w.deps.db.transaction(async (trx) => {
+    await completeJob(trx, job.id, t);
+    if (!event || (job.type !== 'process_event' && event.status === 'rejected')) return;
+    const fresh = await getEvent(trx, event.id);
+    // A handler may have set a final status itself (rejected, skipped); keep it.
+    if (!fresh || !['received', 'processing', 'unverified'].includes(fresh.status)) return;
+    const status = result?.eventStatus ?? 'processed';
+    await finishEvent(trx, event.id, { status, lastError: result?.note ?? null, at: t });
+    return status;
+  });
+  if (event && finished) {
+    metrics.eventsFinished.inc({
+      portal: event.member_id ?? '',
+      event: event.event,
+      status: finished,
+    });
+    metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
+  }
+}
+
+/** Waits without spending an attempt; the event is `received` again. */
+async function recordPaused(w: WorkerContext, f: Failure, e: PausedError): Promise<JobOutcome> {
+  const { job, event, message, t } = f;
+  await w.deps.db.transaction(async (trx) => {
+    await rescheduleJob(trx, job.id, {
+      runAt: t + e.resumeAfterMs,
+      lastError: message,
+      refundAttempt: true,
+      waitingFor: e.waitingFor,
+      now: t,
+    });
+    if (event) await finishEvent(trx, event.id, { status: 'received', lastError: message, at: t });
+  });
+  return { job, outcome: 'paused', error: message };
+}
+
+/** Fails for good: the job is dead, its event `failed`. */
+async function recordDead(w: WorkerContext, f: Failure): Promise<JobOutcome> {
+  const { job, event, message, t } = f;
+  await w.deps.db.transaction(async (trx) => {
+    await killJob(trx, job.id, message, t);
+    if (event) await finishEvent(trx, event.id, { status: 'failed', lastError: message, at: t });
+  });
+  if (event) {
+    w.deps.metrics.eventsFinished.inc({
+      portal: event.member_id ?? '',
+      event: event.event,
+      status: 'failed',
+    });
+  }
+  jobLogger(w, job).warn({ err: message, attempts: job.attempts }, 'job failed for good');
+  return { job, outcome: 'dead', error: message };
+}
+
+/** Tries again after the backoff (or the remote's Retry-After, when longer). */
+async function recordRetry(w: WorkerContext, f: Failure, e: Error): Promise<JobOutcome> {
+  const { job, event, message, t } = f;
+  const retryAfter = e instanceof RetryableError ? e.retryAfterMs : undefined;
+  const runAt = nextRunAt(
+    t,
+    job.attempts,
+    w.deps.config.worker.retryBaseSeconds,
+    retryAfter,
+    w.random,
+  );
+  await w.deps.db.transaction(async (trx) => {
+    await rescheduleJob(trx, job.id, { runAt, lastError: message, now: t });
+    if (event) await finishEvent(trx, event.id, { status: 'received', lastError: message, at: t });
+  });
+  jobLogger(w, job).info(
+    { err: message, attempts: job.attempts, retryAt: new Date(runAt).toISOString() },
+    'job will be retried',
+  );
+  return { job, outcome: 'retry', error: message };
+}

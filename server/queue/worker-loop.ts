@@ -1,0 +1,128 @@
+import { toError } from '../lib/errors.js';
+import { markStorageFailing } from '../intake/storage-health.js';
+import { nextDueAt, releaseOrphanedJobs } from '../../db/stores/jobs.js';
+import { claimAndRun } from './claim-and-run.js';
+import type { WorkerContext } from './worker-context.js';
+
+/** Longest pause between claims while the database keeps refusing writes. */
+const MAX_FAILURE_BACKOFF_MS = 15_000;
+
+/**
+ * The worker's loop (`start()` until `stop()`): yield to the intake under a flood, claim and
+ * run a round, then claim again at once when there may be more, or sleep until work is due,
+ * a slot frees or new work is stored (`notify`).
+ */
+export async function runLoop(w: WorkerContext): Promise<void> {
+  const { state } = w;
+  let yielded = 0;
+  while (state.running) {
+    if (w.shouldYield?.() && yielded < w.maxYieldMs) {
+      yielded += 5;
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
+    // Still flooded after the longest wait: one job, so processing moves on without
+    // spending the intake's time on a whole round of claims and outcome writes.
+    const flooded = yielded > 0 && w.shouldYield?.() === true;
+    yielded = 0;
+    await sweepOrphans(w);
+    const { claimFailed, more } = await loopRound(w, flooded);
+    // A slot freed or work arrived while this round was claiming: claim again at once.
+    if (more || (state.kicked && !claimFailed)) continue;
+    await sleep(w, claimFailed ? failureBackoff(w) : await dueDelay(w));
+  }
+}
+
+/** One round of the loop; `more`: every event slot was taken, so more may be due at once. */
+async function loopRound(
+  w: WorkerContext,
+  flooded: boolean,
+): Promise<{ claimFailed: boolean; more: boolean }> {
+  const { state } = w;
+  state.kicked = false;
+  try {
+    const round = await claimAndRun(w, {
+      gated: true,
+      eventLimit: flooded ? 1 : undefined,
+      alerts: () => lookAtAlerts(w),
+    });
+    if (!round) return { claimFailed: false, more: false };
+    const { jobs, eventSlots, alertsFull } = round;
+    if (alertsFull) state.alertsDue = true;
+    state.failedClaims = 0;
+    const more = eventSlots > 0 && jobs.filter((j) => j.type !== 'alert').length === eventSlots;
+    return { claimFailed: false, more };
+  } catch (e) {
+    state.failedClaims++;
+    markStorageFailing(w.deps.metrics);
+    // Once per streak at error level; a long fault (disk full) should not flood the log.
+    if (state.failedClaims === 1) w.deps.logger.error({ err: e }, 'worker loop: claiming failed');
+    else
+      w.deps.logger.debug(
+        { err: e, failedClaims: state.failedClaims },
+        'worker loop: claiming failed again',
+      );
+    return { claimFailed: true, more: false };
+  }
+}
+
+/** Whether this round queries the alert lane: alerts were stored, or once per pollMs. */
+function lookAtAlerts(w: WorkerContext): boolean {
+  const { state } = w;
+  const look = state.alertsDue || Date.now() - state.alertsLookedAt >= w.pollMs;
+  if (look) {
+    state.alertsDue = false;
+    state.alertsLookedAt = Date.now();
+  }
+  return look;
+}
+
+/**
+ * Back off while the database refuses (each try may wait out its busy timeout); a delivery
+ * committed meanwhile wakes the loop at once (notify).
+ */
+function failureBackoff(w: WorkerContext): number {
+  const n = Math.min(w.state.failedClaims - 1, 10);
+  return Math.min(MAX_FAILURE_BACKOFF_MS, w.pollMs * 2 ** n);
+}
+
+/**
+ * What is due now and was not claimed waits for a free slot or an earlier job of its
+ * entity: a finishing job or a new delivery wakes the loop (no 5 ms polling while every
+ * slot is busy); only work that becomes due later shortens the sleep.
+ */
+async function dueDelay(w: WorkerContext): Promise<number> {
+  try {
+    const t = w.now();
+    const due = await nextDueAt(w.deps.db, t);
+    return due !== undefined ? Math.max(5, Math.min(w.pollMs, due - t)) : w.pollMs;
+  } catch {
+    return w.pollMs;
+  }
+}
+
+/** Sleeps `delay` ms, or until `kick` wakes the loop. */
+function sleep(w: WorkerContext, delay: number): Promise<void> {
+  const { state } = w;
+  return new Promise<void>((resolve) => {
+    state.wake = () => {
+      state.wake = undefined;
+      if (state.loopTimer) clearTimeout(state.loopTimer);
+      resolve();
+    };
+    state.loopTimer = setTimeout(() => state.wake?.(), delay);
+  });
+}
+
+/** Jobs of dead instances back to the queue (PostgreSQL, with an instance lock only). */
+async function sweepOrphans(w: WorkerContext): Promise<void> {
+  const { state } = w;
+  if (!w.lock || Date.now() - state.lastSweep < w.orphanSweepMs) return;
+  state.lastSweep = Date.now();
+  try {
+    const n = await releaseOrphanedJobs(w.deps.db, w.now());
+    if (n) w.deps.logger.warn({ jobs: n }, 'returned the jobs of a stopped instance to the queue');
+  } catch (e) {
+    w.deps.logger.error({ err: toError(e) }, 'worker loop: releasing orphaned jobs failed');
+  }
+}
