@@ -13,7 +13,7 @@ export interface BitrixFailure {
   readonly time?: unknown;
 }
 
-/** Codes worth another try later, whatever their HTTP status (protocol §2.2). */
+/** Codes worth another try later, whatever their HTTP status (b24restdocs _includes/system-errors.md, limits.md). */
 const RETRYABLE_CODES = new Set([
   'QUERY_LIMIT_EXCEEDED',
   'OPERATION_TIME_LIMIT',

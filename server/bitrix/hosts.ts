@@ -14,12 +14,15 @@ export function hostOf(url: string): string | undefined {
 }
 
 /** Whether `host` (as Bitrix24 sends DOMAIN: `name[:port]`) matches B24_PORTAL_HOSTS. */
-export function isPortalHostAllowed(config: Config, host: string): boolean {
+export function isPortalHostAllowed(config: Pick<Config, 'b24'>, host: string): boolean {
   return matchesAnyHost(config.b24.portalHosts, host.toLowerCase());
 }
 
 /** The origin of an OAuth server endpoint when it is one of B24_OAUTH_SERVERS, else undefined. */
-export function allowedOAuthOrigin(config: Config, serverEndpoint: string): string | undefined {
+export function allowedOAuthOrigin(
+  config: Pick<Config, 'b24'>,
+  serverEndpoint: string,
+): string | undefined {
   let origin: string;
   try {
     origin = new URL(serverEndpoint).origin;
@@ -34,7 +37,10 @@ export function allowedOAuthOrigin(config: Config, serverEndpoint: string): stri
  * §1.3): the OAuth server of its zone from B24_OAUTH_ZONE_SERVERS, as `<origin>/rest/`. The
  * caller still checks it against B24_OAUTH_SERVERS like any other.
  */
-export function zoneServerEndpoint(config: Config, domain: string): string | undefined {
+export function zoneServerEndpoint(
+  config: Pick<Config, 'b24'>,
+  domain: string,
+): string | undefined {
   const host = domain.toLowerCase().replace(/:\d+$/, '');
   for (const { zone, origin } of config.b24.oauthZoneServers) {
     if (zone === '*' || host === zone || host.endsWith(`.${zone}`)) return `${origin}/rest/`;
@@ -46,7 +52,7 @@ export function zoneServerEndpoint(config: Config, domain: string): string | und
  * The one gate before a token leaves: the URL must be http(s), its host must equal the
  * portal's stored domain and match B24_PORTAL_HOSTS. Throws without contacting anyone.
  */
-export function assertPortalUrl(config: Config, domain: string, url: string): void {
+export function assertPortalUrl(config: Pick<Config, 'b24'>, domain: string, url: string): void {
   const host = hostOf(url);
   if (!host || host !== domain.toLowerCase()) {
     throw new NotAllowedHostError(

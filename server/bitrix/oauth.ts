@@ -4,9 +4,9 @@ import type { SecretBox } from '../lib/crypto.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { NotAllowedHostError, bitrixApiError } from './errors.js';
 import { allowedOAuthOrigin } from './hosts.js';
-import type { FetchFn } from './transport.js';
+import { requestJson, type FetchFn } from './transport.js';
 
-/** The OAuth server's answer to a refresh (DOCS:settings/oauth/auto-renewal.md). */
+/** The OAuth server's answer to a refresh (b24restdocs settings/oauth/auto-renewal.md). */
 export interface RefreshAnswer {
   access_token: string;
   refresh_token: string;
@@ -35,7 +35,7 @@ export class InvalidGrantError extends AppError {
  * an origin listed in B24_OAUTH_SERVERS; anything else is refused before any request.
  */
 export async function exchangeRefreshToken(
-  config: Config,
+  config: Pick<Config, 'b24'>,
   fetchFn: FetchFn,
   serverEndpoint: string,
   refreshToken: string,
@@ -49,37 +49,26 @@ export async function exchangeRefreshToken(
       'B24_CLIENT_ID and B24_CLIENT_SECRET are needed to refresh tokens',
     );
   }
-  let res: Response;
-  try {
-    res = await fetchFn(`${origin}/oauth/token/`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+  const { status, json = {} } = await requestJson(
+    fetchFn,
+    `${origin}/oauth/token/`,
+    {
+      contentType: 'application/x-www-form-urlencoded',
       body: new URLSearchParams({
         grant_type: 'refresh_token',
         client_id: clientId,
         client_secret: clientSecret,
         refresh_token: refreshToken,
       }).toString(),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (e) {
-    throw bitrixApiError(
-      { bitrixCode: 'NETWORK_ERROR', httpStatus: 0, method: 'oauth/token', description: '' },
-      e,
-    );
-  }
-  let json: Record<string, unknown> = {};
-  try {
-    json = (await res.json()) as Record<string, unknown>;
-  } catch {
-    json = {};
-  }
+      timeoutMs: 30_000,
+    },
+    () => ({ bitrixCode: 'NETWORK_ERROR', httpStatus: 0, method: 'oauth/token', description: '' }),
+  );
   if (json.error === 'invalid_grant') throw new InvalidGrantError();
-  if (res.status !== 200 || typeof json.access_token !== 'string') {
+  if (status !== 200 || typeof json.access_token !== 'string') {
     throw bitrixApiError({
       bitrixCode: typeof json.error === 'string' ? json.error : 'ERROR_UNEXPECTED_ANSWER',
-      httpStatus: res.status,
+      httpStatus: status,
       method: 'oauth/token',
       description: typeof json.error_description === 'string' ? json.error_description : '',
     });
@@ -95,6 +84,10 @@ export interface PortalTokens {
   expiresAt: number | null;
 }
 
+/**
+ * The stored credentials are opened here and nowhere else in server/bitrix: the token pair
+ * (readTokens) and an inbound webhook's URL (readWebhookUrl), each at the moment of a call.
+ */
 export function readTokens(box: SecretBox, row: PortalRow): PortalTokens | undefined {
   if (!row.access_token_enc || !row.refresh_token_enc) return undefined;
   return {
@@ -102,6 +95,11 @@ export function readTokens(box: SecretBox, row: PortalRow): PortalTokens | undef
     refreshToken: box.decrypt(row.refresh_token_enc),
     expiresAt: row.token_expires_at,
   };
+}
+
+/** The inbound webhook URL a portal was connected with, or undefined for an OAuth portal. */
+export function readWebhookUrl(box: SecretBox, row: PortalRow): string | undefined {
+  return row.webhook_url_enc ? box.decrypt(row.webhook_url_enc) : undefined;
 }
 
 /** The columns that store a token pair: encrypted, with its expiry on our clock. */

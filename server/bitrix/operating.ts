@@ -1,6 +1,6 @@
 /**
- * Bitrix24's per-method operating-time budget (DOCS:limits.md, "Resource Consumption
- * Limits"; protocol §2.3): every answer's `time.operating` is the method's execution time
+ * Bitrix24's per-method operating-time budget (b24restdocs limits.md, "Resource
+ * Consumption Limits"): every answer's `time.operating` is the method's execution time
  * summed over the last 10 minutes, `time.operating_reset_at` (unix seconds) when part of it
  * is released; past 480 s the portal blocks that method — for every app of the portal —
  * with 429 OPERATION_TIME_LIMIT, while other methods go on.

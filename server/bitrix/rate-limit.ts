@@ -1,5 +1,5 @@
 /**
- * A per-portal leaky bucket that mirrors Bitrix24's own (DOCS:limits.md, protocol §2.3): each
+ * A per-portal leaky bucket that mirrors Bitrix24's own (b24restdocs limits.md): each
  * request adds 1, the level drains by `drainPerSec`, and the portal refuses a request that
  * would lift it above `burst` with 503 QUERY_LIMIT_EXCEEDED. We reserve a slot before every
  * request and wait until the portal's bucket will have room, so a burst of calls is spread

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { PausedError, PermanentError, RetryableError } from '../queue/errors.js';
 import {
@@ -12,8 +11,15 @@ import {
 } from '../../db/stores/portals.js';
 import { isBitrixApiError } from './errors.js';
 import { allowedOAuthOrigin, hostOf } from './hosts.js';
-import { exchangeRefreshToken, InvalidGrantError, readTokens, tokenColumns } from './oauth.js';
+import {
+  exchangeRefreshToken,
+  InvalidGrantError,
+  readTokens,
+  tokenColumns,
+  type RefreshAnswer,
+} from './oauth.js';
 import type { FetchFn } from './transport.js';
+import type { RefresherContext } from './types.js';
 
 export interface TokenRefresher {
   /**
@@ -43,7 +49,7 @@ const LEASE_MS = 45_000;
 /** How often a process waiting for another's refresh looks again. */
 const LEASE_POLL_MS = 50;
 
-/** OAuth errors at refresh that pause a portal with their own reason (protocol §1.5). */
+/** OAuth errors at refresh that pause a portal with their own reason (b24restdocs settings/oauth/error-codes.md). */
 export function pauseReasonOf(e: unknown): PauseReason | undefined {
   if (!isBitrixApiError(e) || e.retryable) return undefined;
   if (e.bitrixCode === 'invalid_client') return 'invalid_client';
@@ -63,194 +69,251 @@ export function pausedError(row: PortalRow, resumeAfterMs: number): PausedError 
   return new PausedError(`portal ${row.member_id} paused: ${PAUSE_TEXT[reason]}`, resumeAfterMs);
 }
 
+/** What a refresher keeps between calls: one per REST client. */
+export interface Refresher extends TokenRefresher {
+  readonly ctx: RefresherContext;
+  readonly fetch: FetchFn;
+  readonly pausedRetryMs: number;
+  /** The refresh in flight per portal, shared by the callers arriving meanwhile. */
+  readonly inflight: Map<number, Promise<PortalRow>>;
+  /** Names this process's lease holders apart from other processes'. */
+  readonly processId: string;
+  seq: number;
+  /** The last refresh of this process queued per portal (local callers wait here). */
+  readonly localTail: Map<number, Promise<void>>;
+}
+
 export function createTokenRefresher(
-  deps: Pick<Deps, 'config' | 'db' | 'box' | 'clock' | 'logger' | 'portals'>,
+  ctx: RefresherContext,
   opts: { fetch: FetchFn; pausedRetryMs: number },
-): TokenRefresher {
-  const { config, db, box, logger } = deps;
-  const inflight = new Map<number, Promise<PortalRow>>();
-  const processId = randomBytes(6).toString('hex');
-  let seq = 0;
-  const localTail = new Map<number, Promise<void>>();
-
-  /** Whether the stored access token is a newer one than `failed`, and still valid. */
-  function replaced(row: PortalRow, failed: string): boolean {
-    const tokens = readTokens(box, row);
-    if (!tokens || tokens.accessToken === failed) return false;
-    return tokens.expiresAt === null || tokens.expiresAt > deps.clock.now().getTime();
-  }
-
-  /** The refresh itself, run while this process holds the portal's lease. */
-  async function run(
-    portalId: number,
-    failed: string | undefined,
-    recheck: boolean,
-  ): Promise<PortalRow | PausedError> {
-    const q = db;
-    const row = await findPortalById(q, portalId);
-    if (!row) throw new PermanentError(`portal ${portalId} is not stored`);
-    if (row.status === 'uninstalled')
-      throw new PermanentError(`portal ${row.member_id} is uninstalled`);
-    if (row.status === 'needs_reauth') {
-      throw new PausedError(`portal ${row.member_id} needs re-authorisation`, opts.pausedRetryMs);
-    }
-    const tokens = readTokens(box, row);
-    if (!tokens) throw new PermanentError(`portal ${row.member_id} has no stored tokens`);
-    const now = deps.clock.now().getTime();
-    if (row.pause_reason) {
-      // Another process confirmed the pause meanwhile: wait for the next try.
-      const left = (row.paused_at ?? 0) + opts.pausedRetryMs - now;
-      if (!recheck || left > 0) return pausedError(row, Math.max(1000, left));
-    } else if (recheck) {
-      return row; // another process lifted the pause meanwhile
-    }
-    if (failed !== undefined && replaced(row, failed)) return row;
-    let answer;
-    try {
-      answer = await exchangeRefreshToken(
-        config,
-        opts.fetch,
-        row.server_endpoint ?? '',
-        tokens.refreshToken,
-      );
-    } catch (e) {
-      if (e instanceof InvalidGrantError) {
-        await updatePortal(q, row.id, { status: 'needs_reauth', updated_at: now });
-        deps.portals.invalidate(row.member_id);
-        logger.error(
-          { memberId: row.member_id, domain: row.domain, alert: 'portal_needs_reauth' },
-          'the portal refused our refresh token: processing pauses until an admin opens the app or reinstalls',
-        );
-        return new PausedError(
-          `portal ${row.member_id} needs re-authorisation`,
-          opts.pausedRetryMs,
-        );
-      }
-      const reason = pauseReasonOf(e);
-      if (reason) {
-        await updatePortal(q, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
-        deps.portals.invalidate(row.member_id);
-        const paused = { ...row, pause_reason: reason, paused_at: now };
-        logger.error(
-          {
-            memberId: row.member_id,
-            domain: row.domain,
-            alert: 'portal_paused',
-            reason,
-            error: (e as Error).message,
-          },
-          `${PAUSE_TEXT[reason]}; its events are kept and processing retries every ${Math.round(opts.pausedRetryMs / 60_000)} min`,
-        );
-        return pausedError(paused, opts.pausedRetryMs);
-      }
-      if (e instanceof AppError && e.code === 'CONFIG') throw new PermanentError(e.message);
-      throw e;
-    }
-    if (answer.member_id && answer.member_id !== row.member_id) {
-      throw new PermanentError('the OAuth server answered for another portal; tokens not stored');
-    }
-    let clientEndpoint = row.client_endpoint;
-    if (answer.client_endpoint && answer.client_endpoint !== clientEndpoint) {
-      if (hostOf(answer.client_endpoint) === row.domain.toLowerCase())
-        clientEndpoint = answer.client_endpoint;
-      else {
-        logger.warn(
-          { memberId: row.member_id, domain: row.domain },
-          'the OAuth server names another portal host (renamed portal?); keeping the stored one until reinstall',
-        );
-      }
-    }
-    const serverEndpoint =
-      answer.server_endpoint && allowedOAuthOrigin(config, answer.server_endpoint)
-        ? answer.server_endpoint
-        : row.server_endpoint;
-    // Persist first: the old refresh token is spent now, so a crash must not lose the new one.
-    await updatePortal(q, row.id, {
-      ...tokenColumns(
-        box,
-        {
-          accessToken: answer.access_token,
-          refreshToken: answer.refresh_token,
-          expiresInSec: Number(answer.expires_in) || undefined,
-        },
-        now,
-      ),
-      client_endpoint: clientEndpoint,
-      server_endpoint: serverEndpoint,
-      scope: answer.scope ?? row.scope,
-      pause_reason: null,
-      paused_at: null,
-      updated_at: now,
-    });
-    deps.portals.invalidate(row.member_id);
-    if (row.pause_reason) {
-      logger.warn(
-        { memberId: row.member_id, alert: 'portal_resumed', reason: row.pause_reason },
-        'the OAuth server accepts the app again: the portal resumes processing',
-      );
-    }
-    logger.info({ memberId: row.member_id }, 'portal tokens refreshed');
-    return (await findPortalById(q, row.id)) as PortalRow;
-  }
-
-  /**
-   * Runs the refresh under the portal's lease (a row in the database, so it holds across
-   * processes on SQLite and PostgreSQL); a process that finds it taken waits for it, then
-   * reads what the holder stored. Wall-clock time: the lease is shared between processes.
-   */
-  async function leased(portalId: number, failed: string | undefined, recheck: boolean) {
-    // Someone already replaced the token that failed: no refresh, no lease needed.
-    if (!recheck && failed !== undefined) {
-      const row = await findPortalById(db, portalId);
-      if (row && row.status === 'installed' && !row.pause_reason && replaced(row, failed)) {
-        return row;
-      }
-    }
-    // Refreshes of this process queue up here, so only other processes are waited for by
-    // polling the lease.
-    const before = localTail.get(portalId) ?? Promise.resolve();
-    let done!: () => void;
-    const mine = new Promise<void>((r) => (done = r));
-    localTail.set(portalId, mine);
-    await before;
-    try {
-      return await underLease(portalId, failed, recheck);
-    } finally {
-      done();
-      if (localTail.get(portalId) === mine) localTail.delete(portalId);
-    }
-  }
-
-  async function underLease(portalId: number, failed: string | undefined, recheck: boolean) {
-    const holder = `${processId}-${++seq}`;
-    const deadline = Date.now() + 2 * LEASE_MS;
-    while (!(await acquireRefreshLease(db, portalId, holder, Date.now(), Date.now() + LEASE_MS))) {
-      if (Date.now() > deadline) {
-        throw new RetryableError(`portal ${portalId}: another process is still refreshing`);
-      }
-      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
-    }
-    try {
-      return await run(portalId, failed, recheck);
-    } finally {
-      await releaseRefreshLease(db, portalId, holder);
-    }
-  }
-
-  return {
-    refresh(portalId, failed, o = {}) {
-      const existing = inflight.get(portalId);
-      if (existing) return existing;
-      const p = leased(portalId, failed, o.recheck ?? false)
-        .then((outcome) => {
-          if (outcome instanceof PausedError) throw outcome;
-          // Another instance may have refreshed while we waited: drop our cached row.
-          deps.portals.invalidate(outcome.member_id);
-          return outcome;
-        })
-        .finally(() => inflight.delete(portalId));
-      inflight.set(portalId, p);
-      return p;
-    },
+): Refresher {
+  const r: Refresher = {
+    ctx,
+    fetch: opts.fetch,
+    pausedRetryMs: opts.pausedRetryMs,
+    inflight: new Map(),
+    processId: randomBytes(6).toString('hex'),
+    seq: 0,
+    localTail: new Map(),
+    refresh: (portalId, failed, o = {}) => refreshPortal(r, portalId, failed, o.recheck ?? false),
   };
+  return r;
+}
+
+/** TokenRefresher.refresh: single-flight per portal in this process, leased across processes. */
+export function refreshPortal(
+  r: Refresher,
+  portalId: number,
+  failed: string | undefined,
+  recheck: boolean,
+): Promise<PortalRow> {
+  const existing = r.inflight.get(portalId);
+  if (existing) return existing;
+  const p = leased(r, portalId, failed, recheck)
+    .then((outcome) => {
+      if (outcome instanceof PausedError) throw outcome;
+      // Another instance may have refreshed while we waited: drop our cached row.
+      r.ctx.portals.invalidate(outcome.member_id);
+      return outcome;
+    })
+    .finally(() => r.inflight.delete(portalId));
+  r.inflight.set(portalId, p);
+  return p;
+}
+
+/** Whether the stored access token is a newer one than `failed`, and still valid. */
+function replaced(ctx: RefresherContext, row: PortalRow, failed: string): boolean {
+  const tokens = readTokens(ctx.box, row);
+  if (!tokens || tokens.accessToken === failed) return false;
+  return tokens.expiresAt === null || tokens.expiresAt > ctx.clock.now().getTime();
+}
+
+/**
+ * Runs the refresh under the portal's lease (a row in the database, so it holds across
+ * processes on SQLite and PostgreSQL); a process that finds it taken waits for it, then
+ * reads what the holder stored. Wall-clock time: the lease is shared between processes.
+ */
+async function leased(
+  r: Refresher,
+  portalId: number,
+  failed: string | undefined,
+  recheck: boolean,
+): Promise<PortalRow | PausedError> {
+  // Someone already replaced the token that failed: no refresh, no lease needed.
+  if (!recheck && failed !== undefined) {
+    const row = await findPortalById(r.ctx.db, portalId);
+    if (row && row.status === 'installed' && !row.pause_reason && replaced(r.ctx, row, failed)) {
+      return row;
+    }
+  }
+  // Refreshes of this process queue up here, so only other processes are waited for by
+  // polling the lease.
+  const before = r.localTail.get(portalId) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((res) => (done = res));
+  r.localTail.set(portalId, mine);
+  await before;
+  try {
+    return await underLease(r, portalId, failed, recheck);
+  } finally {
+    done();
+    if (r.localTail.get(portalId) === mine) r.localTail.delete(portalId);
+  }
+}
+
+async function underLease(
+  r: Refresher,
+  portalId: number,
+  failed: string | undefined,
+  recheck: boolean,
+): Promise<PortalRow | PausedError> {
+  const { db } = r.ctx;
+  const holder = `${r.processId}-${++r.seq}`;
+  const deadline = Date.now() + 2 * LEASE_MS;
+  while (!(await acquireRefreshLease(db, portalId, holder, Date.now(), Date.now() + LEASE_MS))) {
+    if (Date.now() > deadline) {
+      throw new RetryableError(`portal ${portalId}: another process is still refreshing`);
+    }
+    await new Promise((res) => setTimeout(res, LEASE_POLL_MS));
+  }
+  try {
+    return await runRefresh(r, portalId, failed, recheck);
+  } finally {
+    await releaseRefreshLease(db, portalId, holder);
+  }
+}
+
+/** The refresh itself, run while this process holds the portal's lease. */
+async function runRefresh(
+  r: Refresher,
+  portalId: number,
+  failed: string | undefined,
+  recheck: boolean,
+): Promise<PortalRow | PausedError> {
+  const { ctx } = r;
+  const row = await findPortalById(ctx.db, portalId);
+  if (!row) throw new PermanentError(`portal ${portalId} is not stored`);
+  if (row.status === 'uninstalled')
+    throw new PermanentError(`portal ${row.member_id} is uninstalled`);
+  if (row.status === 'needs_reauth') {
+    throw new PausedError(`portal ${row.member_id} needs re-authorisation`, r.pausedRetryMs);
+  }
+  const tokens = readTokens(ctx.box, row);
+  if (!tokens) throw new PermanentError(`portal ${row.member_id} has no stored tokens`);
+  const now = ctx.clock.now().getTime();
+  if (row.pause_reason) {
+    // Another process confirmed the pause meanwhile: wait for the next try.
+    const left = (row.paused_at ?? 0) + r.pausedRetryMs - now;
+    if (!recheck || left > 0) return pausedError(row, Math.max(1000, left));
+  } else if (recheck) {
+    return row; // another process lifted the pause meanwhile
+  }
+  if (failed !== undefined && replaced(ctx, row, failed)) return row;
+  let answer: RefreshAnswer;
+  try {
+    answer = await exchangeRefreshToken(
+      ctx.config,
+      r.fetch,
+      row.server_endpoint ?? '',
+      tokens.refreshToken,
+    );
+  } catch (e) {
+    return refused(r, row, now, e);
+  }
+  return storeAnswer(ctx, row, answer, now);
+}
+
+/**
+ * The OAuth server refused the refresh: invalid_grant marks the portal as needing
+ * re-authorisation, invalid_client / PAYMENT_REQUIRED pause it; anything else is thrown.
+ */
+async function refused(
+  r: Refresher,
+  row: PortalRow,
+  now: number,
+  e: unknown,
+): Promise<PausedError> {
+  const { ctx } = r;
+  if (e instanceof InvalidGrantError) {
+    await updatePortal(ctx.db, row.id, { status: 'needs_reauth', updated_at: now });
+    ctx.portals.invalidate(row.member_id);
+    ctx.logger.error(
+      { memberId: row.member_id, domain: row.domain, alert: 'portal_needs_reauth' },
+      'the portal refused our refresh token: processing pauses until an admin opens the app or reinstalls',
+    );
+    return new PausedError(`portal ${row.member_id} needs re-authorisation`, r.pausedRetryMs);
+  }
+  const reason = pauseReasonOf(e);
+  if (reason) {
+    await updatePortal(ctx.db, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
+    ctx.portals.invalidate(row.member_id);
+    const paused = { ...row, pause_reason: reason, paused_at: now };
+    ctx.logger.error(
+      {
+        memberId: row.member_id,
+        domain: row.domain,
+        alert: 'portal_paused',
+        reason,
+        error: (e as Error).message,
+      },
+      `${PAUSE_TEXT[reason]}; its events are kept and processing retries every ${Math.round(r.pausedRetryMs / 60_000)} min`,
+    );
+    return pausedError(paused, r.pausedRetryMs);
+  }
+  if (e instanceof AppError && e.code === 'CONFIG') throw new PermanentError(e.message);
+  throw e;
+}
+
+/** Keeps the new pair (before anyone uses it) and the endpoints the answer may move. */
+async function storeAnswer(
+  ctx: RefresherContext,
+  row: PortalRow,
+  answer: RefreshAnswer,
+  now: number,
+): Promise<PortalRow> {
+  if (answer.member_id && answer.member_id !== row.member_id) {
+    throw new PermanentError('the OAuth server answered for another portal; tokens not stored');
+  }
+  let clientEndpoint = row.client_endpoint;
+  if (answer.client_endpoint && answer.client_endpoint !== clientEndpoint) {
+    if (hostOf(answer.client_endpoint) === row.domain.toLowerCase())
+      clientEndpoint = answer.client_endpoint;
+    else {
+      ctx.logger.warn(
+        { memberId: row.member_id, domain: row.domain },
+        'the OAuth server names another portal host (renamed portal?); keeping the stored one until reinstall',
+      );
+    }
+  }
+  const serverEndpoint =
+    answer.server_endpoint && allowedOAuthOrigin(ctx.config, answer.server_endpoint)
+      ? answer.server_endpoint
+      : row.server_endpoint;
+  // Persist first: the old refresh token is spent now, so a crash must not lose the new one.
+  await updatePortal(ctx.db, row.id, {
+    ...tokenColumns(
+      ctx.box,
+      {
+        accessToken: answer.access_token,
+        refreshToken: answer.refresh_token,
+        expiresInSec: Number(answer.expires_in) || undefined,
+      },
+      now,
+    ),
+    client_endpoint: clientEndpoint,
+    server_endpoint: serverEndpoint,
+    scope: answer.scope ?? row.scope,
+    pause_reason: null,
+    paused_at: null,
+    updated_at: now,
+  });
+  ctx.portals.invalidate(row.member_id);
+  if (row.pause_reason) {
+    ctx.logger.warn(
+      { memberId: row.member_id, alert: 'portal_resumed', reason: row.pause_reason },
+      'the OAuth server accepts the app again: the portal resumes processing',
+    );
+  }
+  ctx.logger.info({ memberId: row.member_id }, 'portal tokens refreshed');
+  return (await findPortalById(ctx.db, row.id)) as PortalRow;
 }

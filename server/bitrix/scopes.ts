@@ -1,8 +1,9 @@
 /**
  * What Bitrix24 scopes events and methods need. `event.bind` looks an event up only in the
  * scopes the app's token has (plus the global one) and answers ERROR_EVENT_NOT_FOUND for
- * the rest; a method outside them answers `insufficient_scope` (CORE:lib/api/event.php
- * `eventBind`; protocol §3.1, §2.2). The scope list is DOCS:api-reference/scopes/permissions.md.
+ * the rest; a method outside them answers `insufficient_scope` (core `rest` module
+ * lib/api/event.php `eventBind`). The scope list is b24restdocs
+ * api-reference/scopes/permissions.md.
  */
 
 /** The scope an event is declared in, or null for the global events (ONAPP*, ONOFFLINEEVENT). */

@@ -1,4 +1,4 @@
-import { bitrixApiError } from './errors.js';
+import { bitrixApiError, type BitrixFailure } from './errors.js';
 
 export type FetchFn = typeof fetch;
 
@@ -7,45 +7,38 @@ export interface RestAnswer<T = unknown> {
   result: T;
   total?: number;
   next?: number;
-  /** `time` of the answer (operating figures, DOCS:limits.md). */
+  /** `time` of the answer (operating figures, b24restdocs limits.md). */
   time?: unknown;
 }
 
+/** An HTTP answer whose body was read; `json` is undefined when it was not a JSON object. */
+export interface JsonAnswer {
+  status: number;
+  json: Record<string, unknown> | undefined;
+}
+
 /**
- * One REST request with plain fetch: POST `<base><method>` with a JSON body, `auth` added
- * when a token is given (protocol §2.1). Used for inbound webhooks (b24jssdk's B24Hook accepts
- * only https) and for checking a token before a portal is stored. The caller has already
- * checked that `base` is the portal's allowed address.
+ * The one way a request leaves for Bitrix24 (a portal's REST endpoint or an OAuth server):
+ * no redirect is followed, an answer must arrive within `timeoutMs`, and a request that got
+ * no answer fails as the `unreachable` failure the caller describes (retryable).
  */
-export async function postRest<T>(
+export async function requestJson(
   fetchFn: FetchFn,
-  base: string,
-  method: string,
-  params: object,
-  opts: { accessToken?: string; timeoutMs?: number } = {},
-): Promise<RestAnswer<T>> {
-  const url = `${base.endsWith('/') ? base : `${base}/`}${encodeURIComponent(method)}`;
-  const body = opts.accessToken ? { ...params, auth: opts.accessToken } : params;
+  url: string,
+  init: { contentType: string; body: string; timeoutMs: number },
+  unreachable: (timedOut: boolean) => BitrixFailure,
+): Promise<JsonAnswer> {
   let res: Response;
   try {
     res = await fetchFn(url, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify(body),
+      headers: { 'Content-Type': init.contentType, Accept: 'application/json' },
+      body: init.body,
       redirect: 'manual',
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+      signal: AbortSignal.timeout(init.timeoutMs),
     });
   } catch (e) {
-    const timeout = (e as Error).name === 'TimeoutError';
-    throw bitrixApiError(
-      {
-        bitrixCode: timeout ? 'REQUEST_TIMEOUT' : 'NETWORK_ERROR',
-        httpStatus: 0,
-        method,
-        description: timeout ? 'no answer in time' : 'the portal could not be reached',
-      },
-      e,
-    );
+    throw bitrixApiError(unreachable((e as Error).name === 'TimeoutError'), e);
   }
   const raw = await res.text();
   let json: Record<string, unknown> | undefined;
@@ -57,17 +50,50 @@ export async function postRest<T>(
   } catch {
     json = undefined;
   }
-  if (res.status >= 300 || !json || json.error !== undefined) {
+  return { status: res.status, json };
+}
+
+/**
+ * One REST request: POST `<base><method>` with a JSON body, `auth` added when a token is
+ * given (b24restdocs settings/how-to-call-rest-api/general-principles.md). OAuth portals,
+ * inbound webhooks and probes all go this way (call.ts). The caller has already checked
+ * that `base` is the portal's allowed address.
+ */
+export async function postRest<T>(
+  fetchFn: FetchFn,
+  base: string,
+  method: string,
+  params: object,
+  opts: { accessToken?: string; timeoutMs?: number } = {},
+): Promise<RestAnswer<T>> {
+  const url = `${base.endsWith('/') ? base : `${base}/`}${encodeURIComponent(method)}`;
+  const body = opts.accessToken ? { ...params, auth: opts.accessToken } : params;
+  const { status, json } = await requestJson(
+    fetchFn,
+    url,
+    {
+      contentType: 'application/json',
+      body: JSON.stringify(body),
+      timeoutMs: opts.timeoutMs ?? 30_000,
+    },
+    (timedOut) => ({
+      bitrixCode: timedOut ? 'REQUEST_TIMEOUT' : 'NETWORK_ERROR',
+      httpStatus: 0,
+      method,
+      description: timedOut ? 'no answer in time' : 'the portal could not be reached',
+    }),
+  );
+  if (status >= 300 || !json || json.error !== undefined) {
     const code = typeof json?.error === 'string' ? json.error : '';
     const description =
       typeof json?.error_description === 'string'
         ? json.error_description.slice(0, 300)
-        : res.status >= 300 && res.status < 400
+        : status >= 300 && status < 400
           ? 'redirected (portal renamed?)'
           : '';
     throw bitrixApiError({
       bitrixCode: code || (json ? 'ERROR' : 'ERROR_UNEXPECTED_ANSWER'),
-      httpStatus: res.status,
+      httpStatus: status,
       method,
       description,
       time: json?.time,
