@@ -178,7 +178,7 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
   const { ctx, now, report } = check;
   const gone = p.status === 'uninstalled';
   if (!gone) {
-    report.slaBreaches += (await detectSlaBreaches(ctx.deps, p, undefined, ctx.lateSeen)).length;
+    report.slaBreaches += (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late)).length;
   }
   const pending = await pendingSlaBreaches(ctx.deps.db, p.member_id);
   const f = {

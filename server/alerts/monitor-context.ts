@@ -4,11 +4,12 @@ import { getAlertState, saveAlertState, type AlertStateRow } from '../../db/stor
 import type { PortalRow } from '../../db/stores/portals.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from './send.js';
+import type { LateSearchMemory } from './sla.js';
 import type { AlertCheckReport, AlertMessage, AlertPhase, Scope, Text } from './types.js';
 
 /**
  * What every check of one monitor shares: its deps, its options resolved to values, and the
- * little state it keeps between checks (audit times, late SLA totals seen).
+ * little state it keeps between checks (audit times, the late-SLA search's cursors).
  */
 export interface MonitorContext {
   readonly deps: Deps;
@@ -23,8 +24,8 @@ export interface MonitorContext {
   readonly dashboard: string;
   /** When each portal's bindings were last read with `event.get`. */
   readonly lastAudit: Map<number, number>;
-  /** Per portal and rule, the late events the rollups counted at the last SLA check. */
-  readonly lateSeen: Map<string, number>;
+  /** Per portal, where the search for events finished past their SLA got to. */
+  readonly late: LateSearchMemory;
   /** The rollups' own horizon is kept by the checking instance, once an hour. */
   lastRollupPrune: number;
 }

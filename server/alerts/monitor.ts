@@ -53,7 +53,7 @@ export function monitorContext(deps: Deps, opts: AlertMonitorOptions = {}): Moni
     cooldownMs: deps.config.alerts.cooldownMinutes * 60_000,
     dashboard: `${deps.config.appUrl}${deps.manifest.handlers.app}`,
     lastAudit: new Map(),
-    lateSeen: new Map(),
+    late: new Map(),
     lastRollupPrune: 0,
   };
 }
