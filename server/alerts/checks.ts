@@ -180,7 +180,7 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
   if (!gone) {
     report.slaBreaches += (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late)).length;
   }
-  const pending = await pendingSlaBreaches(ctx.deps.db, p.member_id);
+  const pending = await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id });
   const f = {
     events: pending.events,
     byRule: pending.byRule,

@@ -134,6 +134,24 @@ describe('SLA: events finished past their SLA', () => {
     expect(await lateRows()).toMatchObject([{ event_id: late, seen: 'late' }]);
   });
 
+  it('the SLA alert counts the breaches of pending events only, not those of finished ones', async () => {
+    const late = await receive();
+    h.t.clock.advance(90_000);
+    await finish(late);
+    await receive(); // still pending past the SLA at the check
+    await receive();
+    h.t.clock.advance(61_000);
+
+    const report = await h.checkAndSend();
+    expect(report.slaBreaches).toBe(3); // one late, two pending
+    expect(report.sent.map((m) => [m.key, m.phase])).toEqual([[`sla:${p.memberId}`, 'firing']]);
+    const state = await db()('alert_state').where('key', `sla:${p.memberId}`).first();
+    expect(JSON.parse(String(state.details))).toMatchObject({
+      events: 2,
+      byRule: [{ rule: RULE, events: 2 }],
+    });
+  });
+
   it('reads the period in steps of at most the step size, and finds every late event', async () => {
     const ids: number[] = [];
     for (let i = 0; i < 7; i++) ids.push(await receive());
