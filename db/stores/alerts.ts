@@ -108,8 +108,8 @@ export interface PortalBacklog {
 }
 
 /**
- * Unprocessed events (CONTRACT §4) per portal with any, from the rollups; the oldest one's
- * receipt is read from that hour's events only (oldestPendingAt).
+ * Unprocessed events (received, processing, unverified) per portal with any, from the
+ * rollups; the oldest one's receipt is read from that hour's events only (oldestPendingAt).
  */
 export async function backlogByPortal(db: Knex): Promise<PortalBacklog[]> {
   const out: PortalBacklog[] = [];

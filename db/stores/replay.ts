@@ -6,20 +6,97 @@ import { changeEvents } from './rollups.js';
 /** Statuses a replay takes by default: everything processing has finished with. */
 export const REPLAYABLE = ['processed', 'failed', 'skipped'] as const;
 
+/** App lifecycle events are not rule events. */
+const LIFECYCLE = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL'];
+
+/** Statuses a replay never takes: unproven deliveries, and the backlog (it has a job). */
+const NOT_REPLAYABLE = ['received', 'processing', 'unverified', 'rejected'];
+
 export function replayQuery(db: Knex, filter: EventFilter): Knex.QueryBuilder {
   const q = applyEventFilter(db('events'), filter);
-  // App lifecycle events are not rule events.
-  q.whereNotIn('events.event', ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL']);
+  q.whereNotIn('events.event', LIFECYCLE);
   if (filter.status === undefined) q.whereIn('events.status', REPLAYABLE as unknown as string[]);
-  // Never a rejected delivery (unproven), nor one still in the backlog (it has a job).
-  else q.whereNotIn('events.status', ['received', 'processing', 'unverified', 'rejected']);
+  else q.whereNotIn('events.status', NOT_REPLAYABLE);
   return q;
 }
 
-export async function countReplayable(db: Knex, filter: EventFilter): Promise<number> {
-  const r = (await replayQuery(db, filter).count({ n: '*' }).first()) as
-    { n: number | string } | undefined;
+/** Most events one step of a replay count reads (see countReplayable). */
+export const REPLAY_COUNT_STEP = 5000;
+
+export interface ReplayCount {
+  /** Events that would be replayed; `cap` when counting stopped there. */
+  n: number;
+  /** More than `n` events match: the count stopped at its cap. */
+  capped: boolean;
+}
+
+/**
+ * The replayable events of one stretch of receipt times, counted. The status test is kept
+ * out of the indexes' reach (`|| ''`), so SQLite reads the stretch through the receipt-time
+ * index and never a status index across every portal.
+ */
+async function countStretch(
+  db: Knex,
+  filter: EventFilter,
+  lo: { at: number; inclusive: boolean },
+  hi: { at: number; inclusive: boolean },
+): Promise<number> {
+  const { status, from: _from, to: _to, ...rest } = filter;
+  const q = applyEventFilter(db('events'), rest)
+    .where('events.received_at', lo.inclusive ? '>=' : '>', lo.at)
+    .where('events.received_at', hi.inclusive ? '<=' : '<', hi.at)
+    .whereNotIn('events.event', LIFECYCLE);
+  if (status === undefined) {
+    q.whereRaw(`(events.status || '') in (?, ?, ?)`, [...REPLAYABLE]);
+  } else {
+    const no = NOT_REPLAYABLE.includes(status) ? [] : [status];
+    q.whereRaw(no.length ? `(events.status || '') = ?` : '1 = 0', no);
+  }
+  const r = (await q.count({ n: '*' }).first()) as { n: number | string } | undefined;
   return Number(r?.n ?? 0);
+}
+
+/**
+ * How many events a replay of `filter` takes. With a date range it counts in steps: each
+ * finds where the next `step` events of the range end (the receipt-time index, alone or
+ * after the portal) and counts the matching ones up to there, so no statement reads more
+ * than one step however long the range; other work runs between steps, and counting stops
+ * once it passes `cap` (the preview says "more than"). Without a range (a list of ids) it is
+ * one count.
+ */
+export async function countReplayable(
+  db: Knex,
+  filter: EventFilter,
+  opts: { cap?: number; step?: number } = {},
+): Promise<ReplayCount> {
+  const { from, to } = filter;
+  if (from === undefined || to === undefined || filter.ids !== undefined) {
+    const r = (await replayQuery(db, filter).count({ n: '*' }).first()) as
+      { n: number | string } | undefined;
+    return { n: Number(r?.n ?? 0), capped: false };
+  }
+  const step = opts.step ?? REPLAY_COUNT_STEP;
+  let lo = { at: from, inclusive: true };
+  let n = 0;
+  for (;;) {
+    const q = db('events')
+      .where('received_at', lo.inclusive ? '>=' : '>', lo.at)
+      .where('received_at', '<', to);
+    if (filter.portalId !== undefined) q.where('portal_id', filter.portalId);
+    const edge = (await q
+      .orderBy('received_at')
+      .offset(step - 1)
+      .first('received_at')) as { received_at: number | string } | undefined;
+    // Events received in the same millisecond as the edge come along in this step.
+    const hi = edge
+      ? { at: Number(edge.received_at), inclusive: true }
+      : { at: to, inclusive: false };
+    n += await countStretch(db, filter, lo, hi);
+    if (opts.cap !== undefined && n > opts.cap) return { n: opts.cap, capped: true };
+    if (!edge) return { n, capped: false };
+    lo = { at: hi.at, inclusive: false };
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 /**

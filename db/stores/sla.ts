@@ -38,36 +38,35 @@ const notRecorded = (db: Knex, rule: string) =>
       .where('b.rule_name', rule);
   };
 
+const breachRow = (
+  portal: { id: number; memberId: string },
+  rule: SlaRule,
+  r: { id: number | string; received_at: number | string },
+  seen: 'pending' | 'late',
+  now: number,
+): SlaBreachRow => ({
+  event_id: Number(r.id),
+  rule_name: rule.name,
+  portal_id: portal.id,
+  member_id: portal.memberId,
+  sla_seconds: rule.slaSeconds,
+  received_at: Number(r.received_at),
+  detected_at: now,
+  seen,
+});
+
 /**
- * Events of a portal past a rule's SLA that are not recorded as breaches yet: still pending
- * (matched the rule, or not evaluated yet and of an event the rule listens to), or finished
- * late since `lateSince` (received_at).
+ * Events of a portal still pending past a rule's SLA that are not recorded as breaches yet:
+ * matched the rule, or not evaluated yet and of an event the rule listens to. Both read the
+ * backlog only (the status index, BACKLOG_OF_PORTAL).
  */
-export async function findNewSlaBreaches(
+export async function findPendingSlaBreaches(
   db: Knex,
   portal: { id: number; memberId: string },
   rule: SlaRule,
   now: number,
-  lateSince: number,
-  /** Look for events finished late (a scan of the period's processed events). @default true */
-  late = true,
 ): Promise<SlaBreachRow[]> {
-  const slaMs = rule.slaSeconds * 1000;
-  const deadline = now - slaMs;
-  const row = (
-    r: { id: number | string; received_at: number | string },
-    seen: 'pending' | 'late',
-  ) =>
-    ({
-      event_id: Number(r.id),
-      rule_name: rule.name,
-      portal_id: portal.id,
-      member_id: portal.memberId,
-      sla_seconds: rule.slaSeconds,
-      received_at: Number(r.received_at),
-      detected_at: now,
-      seen,
-    }) satisfies SlaBreachRow;
+  const deadline = now - rule.slaSeconds * 1000;
   type Hit = { id: number | string; received_at: number | string };
   const matched = (await db('events as e')
     .join('rule_matches as rm', 'rm.event_id', 'e.id')
@@ -88,23 +87,73 @@ export async function findNewSlaBreaches(
         .whereNotExists(notRecorded(db, rule.name))
         .select('e.id', 'e.received_at')) as Hit[])
     : [];
-  const finishedLate = !late
-    ? []
-    : ((await db('events as e')
-        .join('rule_matches as rm', 'rm.event_id', 'e.id')
-        .where('e.portal_id', portal.id)
-        .where('e.status', 'processed')
-        .where('e.received_at', '>=', lateSince)
-        .whereRaw('e.processed_at - e.received_at > ?', [slaMs])
-        .where('rm.rule_name', rule.name)
-        .where('rm.status', 'done')
-        .whereNotExists(notRecorded(db, rule.name))
-        .select('e.id', 'e.received_at')) as Hit[]);
-  return [
-    ...matched.map((r) => row(r, 'pending')),
-    ...unevaluated.map((r) => row(r, 'pending')),
-    ...finishedLate.map((r) => row(r, 'late')),
-  ];
+  return [...matched, ...unevaluated].map((r) => breachRow(portal, rule, r, 'pending', now));
+}
+
+/**
+ * Most processed events one step of the late search reads. A step is two index reads of
+ * at most this many entries (the (portal_id, status, processed_at, received_at) index of
+ * migration 0003 holds every column they test), so it stays short at any table size.
+ */
+export const LATE_STEP_ROWS = 2000;
+
+/**
+ * One step of the search for events finished late: of the portal's events processed after
+ * `after` and at most `upTo` (by processed_at), the next `LATE_STEP_ROWS`; returns those
+ * received since `lateSince`, done for one of `rules` past its SLA and not recorded yet, and
+ * where the next step starts (undefined: the range is done).
+ */
+export async function findLateSlaBreachesStep(
+  db: Knex,
+  portal: { id: number; memberId: string },
+  rules: readonly SlaRule[],
+  range: { after: number; upTo: number; lateSince: number },
+  now: number,
+  stepRows = LATE_STEP_ROWS,
+): Promise<{ rows: SlaBreachRow[]; next: number | undefined }> {
+  if (rules.length === 0) return { rows: [], next: undefined };
+  const processed = () =>
+    db('events as e')
+      .where('e.portal_id', portal.id)
+      .where('e.status', 'processed')
+      .where('e.processed_at', '>', range.after);
+  // Where this step ends: the processed_at of the step's last event (ties come along).
+  const edge = (await processed()
+    .where('e.processed_at', '<=', range.upTo)
+    .orderBy('e.processed_at', 'asc')
+    .offset(stepRows - 1)
+    .first('e.processed_at')) as { processed_at: number | string } | undefined;
+  const end = edge ? Number(edge.processed_at) : range.upTo;
+  const minSlaMs = Math.min(...rules.map((r) => r.slaSeconds * 1000));
+  const hits = (await processed()
+    .join('rule_matches as rm', 'rm.event_id', 'e.id')
+    .where('e.processed_at', '<=', end)
+    .where('e.received_at', '>=', range.lateSince)
+    .whereRaw('e.processed_at - e.received_at > ?', [minSlaMs])
+    .whereIn(
+      'rm.rule_name',
+      rules.map((r) => r.name),
+    )
+    .where('rm.status', 'done')
+    .whereNotExists(function (this: Knex.QueryBuilder) {
+      this.select(db.raw('1'))
+        .from('sla_breaches as b')
+        .whereRaw('b.event_id = e.id')
+        .whereRaw('b.rule_name = rm.rule_name');
+    })
+    .select('e.id', 'e.received_at', 'e.processed_at', 'rm.rule_name')) as Array<{
+    id: number | string;
+    received_at: number | string;
+    processed_at: number | string;
+    rule_name: string;
+  }>;
+  const rows: SlaBreachRow[] = [];
+  for (const h of hits) {
+    const rule = rules.find((r) => r.name === h.rule_name);
+    const tookMs = Number(h.processed_at) - Number(h.received_at);
+    if (rule && tookMs > rule.slaSeconds * 1000) rows.push(breachRow(portal, rule, h, 'late', now));
+  }
+  return { rows, next: edge && end < range.upTo ? end : undefined };
 }
 
 /** Records breaches; returns the ones that were new (another instance may have won some). */
@@ -135,31 +184,42 @@ export interface PendingBreaches {
   oldestReceivedAt: number | undefined;
 }
 
-/** A portal's recorded breaches whose events are still unprocessed. */
-export async function pendingSlaBreaches(db: Knex, memberId: string): Promise<PendingBreaches> {
-  const rows = (await db('sla_breaches as b')
-    .join('events as e', 'e.id', 'b.event_id')
-    .where('b.member_id', memberId)
-    .whereIn('e.status', BACKLOG_STATUSES)
-    .select('b.rule_name')
-    .countDistinct({ n: 'b.event_id' })
-    .min({ t: 'b.received_at' })
-    .groupBy('b.rule_name')
-    .orderBy('b.rule_name')) as Array<{
+/**
+ * A portal's recorded breaches whose events are still unprocessed. It reads the portal's
+ * backlog (the status index, BACKLOG_OF_PORTAL; CROSS JOIN keeps events the outer loop on
+ * SQLite) and looks each event's breaches up by event id (the member_id test is kept from
+ * its index): breaches of events long finished pile up for the retention period and are
+ * never read here.
+ */
+export async function pendingSlaBreaches(
+  db: Knex,
+  portal: { id: number; memberId: string },
+): Promise<PendingBreaches> {
+  const answer = (await db.raw(
+    `select b.rule_name as rule_name, b.event_id as event_id, b.received_at as t
+       from events e cross join sla_breaches b
+      where b.event_id = e.id and e.status in ('received', 'processing', 'unverified')
+        and +e.portal_id = ? and (b.member_id || '') = ?`,
+    [portal.id, portal.memberId],
+  )) as unknown;
+  const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
     rule_name: string;
-    n: number | string;
+    event_id: number | string;
     t: number | string;
   }>;
-  const distinct = (await db('sla_breaches as b')
-    .join('events as e', 'e.id', 'b.event_id')
-    .where('b.member_id', memberId)
-    .whereIn('e.status', BACKLOG_STATUSES)
-    .countDistinct({ n: 'b.event_id' })
-    .first()) as { n: number | string } | undefined;
-  const oldest = rows.length ? Math.min(...rows.map((r) => Number(r.t))) : undefined;
+  const byRule = new Map<string, number>();
+  const events = new Set<number>();
+  let oldest: number | undefined;
+  for (const r of rows) {
+    byRule.set(r.rule_name, (byRule.get(r.rule_name) ?? 0) + 1);
+    events.add(Number(r.event_id));
+    oldest = Math.min(oldest ?? Infinity, Number(r.t));
+  }
   return {
-    events: Number(distinct?.n ?? 0),
-    byRule: rows.map((r) => ({ rule: r.rule_name, events: Number(r.n) })),
+    events: events.size,
+    byRule: [...byRule.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([rule, n]) => ({ rule, events: n })),
     oldestReceivedAt: oldest,
   };
 }

@@ -1,4 +1,4 @@
-/** Monitoring, alerts and SLA control (issue 7). */
+/** Monitoring, alerts and SLA control. */
 export { createAlertMonitor, type AlertMonitor, type AlertMonitorOptions } from './monitor.js';
 export {
   alertDestinations,
@@ -8,9 +8,12 @@ export {
 } from './send.js';
 export {
   detectSlaBreaches,
+  LATE_SETTLE_MS,
   slaByPeriod,
   slaSummary,
   SLA_PERIODS,
+  type LateSearchMemory,
+  type LateSearchState,
   type SlaFigure,
   type SlaPeriod,
 } from './sla.js';

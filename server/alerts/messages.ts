@@ -191,7 +191,7 @@ export function slaText(
   );
 }
 
-/** A step destination whose circuit is open (issue 18): which one, and how many events wait. */
+/** A step destination whose circuit is open: which one, and how many events wait. */
 export function destinationText(
   phase: AlertPhase,
   f: { destination: string; waitingJobs: number; failures: number; lastError: string | null },

@@ -1,8 +1,10 @@
 import type { Deps } from '../deps.js';
 import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { effectiveMap } from '../../db/stores/rules.js';
+import { getAlertState, saveAlertState } from '../../db/stores/alerts.js';
 import {
-  findNewSlaBreaches,
+  findLateSlaBreachesStep,
+  findPendingSlaBreaches,
   lateTotals,
   recordSlaBreaches,
   slaCounts,
@@ -87,37 +89,117 @@ export async function slaByPeriod(
   return out;
 }
 
+/** Where the search for events finished late got to on one portal. */
+export interface LateSearchState {
+  /** Events processed up to this time (ms) were searched. */
+  cursor: number;
+  /** Per rule, the events finished late the rollups counted then (kind `late`). */
+  totals: Record<string, number>;
+}
+
+/** Per portal id: kept by the alert monitor between its checks. */
+export type LateSearchMemory = Map<number, LateSearchState>;
+
+/**
+ * A late event's processed_at may be older than the check that first could see it (its
+ * transaction commits after its clock was read; another instance's clock runs behind), so
+ * a search starts this long before the cursor.
+ */
+export const LATE_SETTLE_MS = 60_000;
+
+/** The `alert_state` row that keeps a portal's LateSearchState across restarts. */
+const lateKey = (memberId: string) => `sla-late:${memberId}`;
+
+async function loadLateState(db: Deps['db'], memberId: string) {
+  const row = await getAlertState(db, lateKey(memberId));
+  if (!row || row.cursor === null) return undefined;
+  const totals = JSON.parse(row.details ?? '{}') as Record<string, number>;
+  return { cursor: row.cursor, totals } satisfies LateSearchState;
+}
+
+async function storeLateState(db: Deps['db'], memberId: string, state: LateSearchState) {
+  const key = lateKey(memberId);
+  const prev = await getAlertState(db, key);
+  // Another instance may write at the same time: either cursor is a correct one.
+  await saveAlertState(db, prev, {
+    key,
+    kind: 'sla',
+    member_id: memberId,
+    state: 'ok',
+    pending_since: null,
+    fired_at: null,
+    last_sent_at: null,
+    cursor: state.cursor,
+    details: JSON.stringify(state.totals),
+    updated_at: state.cursor,
+  });
+}
+
+/**
+ * Events of a portal that finished past a rule's SLA since the last search. The rollups'
+ * `late` counters say whether any rule has a new one; only then are the events processed
+ * since the cursor read, in steps of LATE_STEP_ROWS that let other work in between. With no
+ * cursor (the first search ever, or no `memory`), the steps cover `lookbackMs`.
+ */
+async function findLateBreaches(
+  deps: Pick<Deps, 'db'>,
+  portal: PortalRow,
+  rules: readonly SlaRule[],
+  now: number,
+  lookbackMs: number,
+  memory: LateSearchMemory | undefined,
+): Promise<SlaBreachRow[]> {
+  const totals = await lateTotals(deps.db, portal.id);
+  const prev =
+    memory && (memory.get(portal.id) ?? (await loadLateState(deps.db, portal.member_id)));
+  const changed = rules.filter(
+    (r) => !prev || (prev.totals[r.name] ?? 0) !== (totals.get(r.name) ?? 0),
+  );
+  const lateSince = now - lookbackMs;
+  const found: SlaBreachRow[] = [];
+  let after: number | undefined = prev
+    ? Math.max(lateSince, prev.cursor - LATE_SETTLE_MS)
+    : lateSince;
+  while (changed.length > 0 && after !== undefined) {
+    const step = await findLateSlaBreachesStep(
+      deps.db,
+      { id: portal.id, memberId: portal.member_id },
+      changed,
+      { after, upTo: now, lateSince },
+      now,
+    );
+    found.push(...step.rows);
+    after = step.next;
+    if (after !== undefined) await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (memory) {
+    const next = {
+      cursor: now,
+      totals: Object.fromEntries(rules.map((r) => [r.name, totals.get(r.name) ?? 0])),
+    };
+    memory.set(portal.id, next);
+    if (!prev || changed.length > 0) await storeLateState(deps.db, portal.member_id, next);
+  }
+  return found;
+}
+
 /**
  * Finds events of a portal past a rule's SLA (while still pending, or finished late within
  * `lateLookbackMs`), records each once, and counts it in `b24hooks_sla_breaches_total`.
+ * `memory` (the monitor's) makes the late search incremental (see findLateBreaches).
  */
 export async function detectSlaBreaches(
   deps: Pick<Deps, 'db' | 'clock' | 'metrics' | 'logger'>,
   portal: PortalRow,
   lateLookbackMs = 24 * 3600_000,
-  lateSeen?: Map<string, number>,
+  memory?: LateSearchMemory,
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
   const found: SlaBreachRow[] = [];
-  // Events finished late are looked for only when the rollups counted a new one since the
-  // last look (`lateSeen`, kept by the monitor): that search reads the period's events.
-  const late = lateSeen ? await lateTotals(deps.db, portal.id) : undefined;
-  for (const rule of await slaRules(deps.db, portal.member_id)) {
-    const key = `${portal.id}:${rule.name}`;
-    const total = late?.get(rule.name) ?? 0;
-    const lookLate = !lateSeen || lateSeen.get(key) !== total;
-    found.push(
-      ...(await findNewSlaBreaches(
-        deps.db,
-        { id: portal.id, memberId: portal.member_id },
-        rule,
-        now,
-        now - lateLookbackMs,
-        lookLate,
-      )),
-    );
-    lateSeen?.set(key, total);
-  }
+  const rules = await slaRules(deps.db, portal.member_id);
+  const ref = { id: portal.id, memberId: portal.member_id };
+  for (const rule of rules) found.push(...(await findPendingSlaBreaches(deps.db, ref, rule, now)));
+  found.push(...(await findLateBreaches(deps, portal, rules, now, lateLookbackMs, memory)));
   const fresh = await recordSlaBreaches(deps.db, found);
   for (const b of fresh) {
     deps.metrics.slaBreaches.inc({ portal: portal.member_id, rule: b.rule_name });

@@ -6,10 +6,14 @@ export interface ReplayRequest {
   filter: EventFilter;
   rerunSucceeded?: boolean;
   dryRun?: boolean;
+  /** With `dryRun`: stop counting past this many (the UI's preview). @default no cap */
+  cap?: number;
 }
 
 export interface ReplayResult {
   matched: number;
+  /** The dry run's count stopped at `cap`: more events than `matched` match. */
+  capped?: boolean;
   queued: number;
   eventIds: number[];
 }
@@ -24,8 +28,11 @@ export async function replayEvents(
   req: ReplayRequest,
   chunk = 500,
 ): Promise<ReplayResult> {
-  const matched = await countReplayable(deps.db, req.filter);
-  if (req.dryRun) return { matched, queued: 0, eventIds: [] };
+  const count = await countReplayable(deps.db, req.filter, {
+    cap: req.dryRun ? req.cap : undefined,
+  });
+  const matched = count.n;
+  if (req.dryRun) return { matched, capped: count.capped, queued: 0, eventIds: [] };
   const ids: number[] = [];
   let afterId = 0;
   for (;;) {

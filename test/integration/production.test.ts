@@ -87,11 +87,19 @@ describe('what production runs', () => {
   it('.env.example lists every variable of the configuration table and of server/config.ts', () => {
     const example = fs.readFileSync(path.join(root, '.env.example'), 'utf8');
     const listed = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]!));
-    const config = fs.readFileSync(path.join(root, 'server', 'config.ts'), 'utf8');
+    // server/config.ts and its section parsers in server/config/.
+    const config = [
+      path.join(root, 'server', 'config.ts'),
+      ...fs
+        .readdirSync(path.join(root, 'server', 'config'))
+        .map((f) => path.join(root, 'server', 'config', f)),
+    ]
+      .map((f) => fs.readFileSync(f, 'utf8'))
+      .join('\n');
     const read = new Set(
-      [...config.matchAll(/env\.([A-Z][A-Z0-9_]+)|(?:int|url)\('([A-Z][A-Z0-9_]+)'/g)].map(
-        (m) => (m[1] ?? m[2])!,
-      ),
+      [
+        ...config.matchAll(/env\.([A-Z][A-Z0-9_]+)|(?:int|url|share|text)\('([A-Z][A-Z0-9_]+)'/g),
+      ].map((m) => (m[1] ?? m[2])!),
     );
     const table = readmeConfigVariables();
     expect(table.length).toBeGreaterThan(25);

@@ -14,11 +14,17 @@ import { filterParams, readFilterForm, toLogFilter, type FilterForm } from '../f
 
 const REPLAY_STATUSES = ['processed', 'failed', 'skipped'] as const;
 
+/**
+ * The preview counts at most this many events (in bounded steps, db/stores/replay.ts) and
+ * shows "more than" past it: a long range never keeps the request counting for long.
+ */
+export const REPLAY_PREVIEW_CAP = 10_000;
+
 /** How often the progress page asks again while events are waiting. */
 export const REPLAY_POLL_MS = 2000;
 
 /**
- * Replay (issue 6): date range + event type + status → preview count → confirm → progress →
+ * Replay: date range + event type + status → preview count → confirm → progress →
  * result. Re-running steps that already succeeded is its own checkbox, off unless ticked, and
  * shown again on the confirm page. A confirmed replay is recorded with the ids it queued
  * (`replay_runs`), so its progress page counts exactly those events.
@@ -62,8 +68,12 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
       await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
       return;
     }
-    const { matched } = await replayEvents(deps, { filter, dryRun: true });
-    await render(res, 'ui/replay-confirm', { form, rerun, matched });
+    const { matched, capped } = await replayEvents(deps, {
+      filter,
+      dryRun: true,
+      cap: REPLAY_PREVIEW_CAP,
+    });
+    await render(res, 'ui/replay-confirm', { form, rerun, matched, capped: capped === true });
   });
 
   router.post('/ui/replay/run', requireAdmin, csrfProtection, async (req, res) => {

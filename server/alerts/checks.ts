@@ -1,0 +1,210 @@
+import { chosenEvents, LIFECYCLE_BINDINGS } from '../install/bindings.js';
+import {
+  backlogByPortal,
+  failedEventsBetween,
+  getAlertState,
+  listAlertStates,
+} from '../../db/stores/alerts.js';
+import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
+import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
+import { pendingSlaBreaches } from '../../db/stores/sla.js';
+import type { NextState } from './condition.js';
+import {
+  backlogText,
+  destinationText,
+  driftText,
+  failedDigestText,
+  reauthText,
+  slaText,
+} from './messages.js';
+import { commitAlert, scopeOf, stepAndCommit, type Check } from './monitor-context.js';
+import { detectSlaBreaches } from './sla.js';
+
+/** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
+export async function checkBacklog(check: Check, portals: readonly PortalRow[]): Promise<void> {
+  const { ctx, now } = check;
+  const threshold = ctx.deps.config.alerts.backlogThreshold;
+  const recoverBelow = Math.floor(threshold * ctx.recoverRatio);
+  const rows = await backlogByPortal(ctx.deps.db);
+  const reading = (key: string, memberId: string | null, n: number, oldestAt: number) => {
+    const f = {
+      backlog: n,
+      threshold,
+      recoverBelow,
+      oldestPendingSeconds: Math.floor((now - oldestAt) / 1000),
+    };
+    return {
+      r: {
+        key,
+        kind: 'backlog' as const,
+        memberId,
+        bad: n > threshold,
+        recovered: n < recoverBelow,
+        details: f,
+      },
+      f,
+    };
+  };
+  const total = rows.reduce((s, r) => s + r.backlog, 0);
+  const all = reading('backlog:total', null, total, Math.min(now, ...rows.map((r) => r.oldestAt)));
+  await stepAndCommit(check, undefined, all.r, (phase) =>
+    backlogText(phase, scopeOf(undefined), all.f, ctx.dashboard),
+  );
+  for (const p of portals) {
+    const row = rows.find((r) => r.portalId === p.id);
+    const one = reading(
+      `backlog:${p.member_id}`,
+      p.member_id,
+      row?.backlog ?? 0,
+      row?.oldestAt ?? now,
+    );
+    await stepAndCommit(check, p, one.r, (phase) =>
+      backlogText(phase, scopeOf(p), one.f, ctx.dashboard),
+    );
+  }
+}
+
+/** Destinations with an open circuit fire; those closed again recover. */
+export async function checkDestinations(check: Check): Promise<void> {
+  const { db } = check.ctx.deps;
+  const open = (await openDestinations(db)).map(destinationJson);
+  const firing = (await listAlertStates(db)).filter(
+    (s) => s.kind === 'destination' && s.state === 'firing',
+  );
+  const key = (d: string) => `destination:${d}`.slice(0, 128);
+  const readings = [
+    ...open.map((d) => ({ d, bad: true })),
+    ...firing
+      .filter((s) => !open.some((d) => key(d.destination) === s.key))
+      .map((s) => ({
+        d: { ...(JSON.parse(s.details ?? '{}') as ReturnType<typeof destinationJson>) },
+        bad: false,
+      })),
+  ];
+  for (const { d, bad } of readings) {
+    await stepAndCommit(
+      check,
+      undefined,
+      {
+        key: key(d.destination),
+        kind: 'destination',
+        memberId: null,
+        bad,
+        recovered: !bad,
+        details: d,
+      },
+      (phase) => destinationText(phase, d, check.ctx.dashboard),
+    );
+  }
+}
+
+/** Events failed for good since the last digest, at most one digest per cooldown. */
+export async function checkFailedDigest(check: Check, p: PortalRow): Promise<void> {
+  const { ctx, now } = check;
+  const key = `failed:${p.member_id}`;
+  const prev = await getAlertState(ctx.deps.db, key);
+  if (prev?.last_sent_at != null && now - prev.last_sent_at < ctx.cooldownMs) return;
+  const after = prev?.cursor ?? now - ctx.failedLookbackMs;
+  const limit = 500;
+  const failed = await failedEventsBetween(ctx.deps.db, p.id, after, now, limit);
+  if (failed.length === 0) return;
+  const text = failedDigestText(scopeOf(p), failed, failed.length >= limit, ctx.dashboard);
+  const next: NextState = {
+    key,
+    kind: 'failed',
+    member_id: p.member_id,
+    state: 'ok',
+    pending_since: null,
+    fired_at: prev?.fired_at ?? null,
+    last_sent_at: now,
+    cursor: Math.max(...failed.map((e) => e.processedAt)),
+    details: JSON.stringify({ failed: failed.length }),
+    updated_at: now,
+  };
+  const message = { kind: 'failed' as const, phase: 'digest' as const, key, memberId: p.member_id };
+  await commitAlert(check, p, prev, next, { ...message, ...text });
+}
+
+/** A portal needing re-authorisation (or paused at a token refresh). */
+async function checkReauth(check: Check, p: PortalRow): Promise<void> {
+  const gone = p.status === 'uninstalled';
+  await stepAndCommit(
+    check,
+    p,
+    {
+      key: `reauth:${p.member_id}`,
+      kind: 'reauth',
+      memberId: p.member_id,
+      // A pause at refresh (invalid_client, PAYMENT_REQUIRED) stops processing the same way.
+      bad: p.status === 'needs_reauth' || (p.status === 'installed' && !!p.pause_reason),
+      recovered: p.status !== 'needs_reauth' && !p.pause_reason,
+      silent: gone,
+      details: { status: p.pause_reason ?? p.status },
+    },
+    (phase) => reauthText(phase, scopeOf(p), check.ctx.dashboard, p.pause_reason),
+  );
+}
+
+/** Drift: what the last binding sync or audit recorded against what is wanted. */
+async function checkDrift(check: Check, p: PortalRow): Promise<void> {
+  const gone = p.status === 'uninstalled';
+  let missing: string[] = [];
+  if (!gone && p.auth_mode === 'oauth' && p.events_bound !== null) {
+    const bound = new Set(portalEvents(p).map((e) => e.toUpperCase()));
+    const wanted = [
+      ...new Set([...LIFECYCLE_BINDINGS, ...(await chosenEvents(check.ctx.deps, p.member_id))]),
+    ];
+    missing = wanted.filter((e) => !bound.has(e));
+  }
+  await stepAndCommit(
+    check,
+    p,
+    {
+      key: `drift:${p.member_id}`,
+      kind: 'drift',
+      memberId: p.member_id,
+      bad: missing.length > 0,
+      recovered: missing.length === 0,
+      graceMs: check.ctx.driftGraceMs,
+      silent: gone,
+      details: { missing },
+    },
+    (phase) => driftText(phase, scopeOf(p), missing, check.ctx.dashboard),
+  );
+}
+
+/** Records new SLA breaches, then steps the portal's "events past their SLA" condition. */
+async function checkSla(check: Check, p: PortalRow): Promise<void> {
+  const { ctx, now, report } = check;
+  const gone = p.status === 'uninstalled';
+  if (!gone) {
+    report.slaBreaches += (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late)).length;
+  }
+  const pending = await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id });
+  const f = {
+    events: pending.events,
+    byRule: pending.byRule,
+    oldestSeconds: Math.floor((now - (pending.oldestReceivedAt ?? now)) / 1000),
+  };
+  await stepAndCommit(
+    check,
+    p,
+    {
+      key: `sla:${p.member_id}`,
+      kind: 'sla',
+      memberId: p.member_id,
+      bad: !gone && pending.events > 0,
+      recovered: gone || pending.events === 0,
+      silent: gone,
+      details: f,
+    },
+    (phase) => slaText(phase, scopeOf(p), f, ctx.dashboard),
+  );
+}
+
+/** The conditions of one portal: re-authorisation, drift, SLA. */
+export async function checkPortal(check: Check, p: PortalRow): Promise<void> {
+  await checkReauth(check, p);
+  await checkDrift(check, p);
+  await checkSla(check, p);
+}

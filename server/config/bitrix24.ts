@@ -1,0 +1,124 @@
+import { parseHostPattern, type HostPattern } from '../lib/host-pattern.js';
+import { list, type EnvReader } from './reader.js';
+import type { Config } from './types.js';
+
+export const DEFAULT_OAUTH_SERVERS = ['https://oauth.bitrix.info', 'https://oauth.bitrix24.tech'];
+
+/**
+ * Which OAuth server a portal uses when its install POST names none: Russian-zone portals
+ * (.ru, .by, .kz) are served by oauth.bitrix24.tech, every other by oauth.bitrix.info
+ * (bitrix-tools/b24-rest-docs: settings/oauth/auto-renewal.md; bitrix24/b24phpsdk
+ * DefaultOAuthServerUrl east()/west()).
+ */
+export const DEFAULT_OAUTH_ZONE_SERVERS =
+  'ru=https://oauth.bitrix24.tech,by=https://oauth.bitrix24.tech,kz=https://oauth.bitrix24.tech,' +
+  '*=https://oauth.bitrix.info';
+
+/** Bitrix24 cloud domains. */
+export const DEFAULT_PORTAL_HOSTS = [
+  'bitrix24.com',
+  'bitrix24.ru',
+  'bitrix24.de',
+  'bitrix24.eu',
+  'bitrix24.by',
+  'bitrix24.kz',
+  'bitrix24.ua',
+  'bitrix24.es',
+  'bitrix24.fr',
+  'bitrix24.it',
+  'bitrix24.pl',
+  'bitrix24.uk',
+  'bitrix24.in',
+  'bitrix24.com.br',
+  'bitrix24.com.tr',
+  'bitrix24.cn',
+  'bitrix24.jp',
+  'bitrix24.vn',
+  'bitrix24.id',
+  'bitrix24.co',
+  'bitrix24.com.mx',
+  'bitrix24.kr',
+].map((d) => `*.${d}`);
+
+/** `B24_OAUTH_SERVERS`: the origins the client secret may be sent to. */
+function oauthServers(r: EnvReader): string[] {
+  const out: string[] = [];
+  for (const s of list(r.env.B24_OAUTH_SERVERS) ?? DEFAULT_OAUTH_SERVERS) {
+    try {
+      const u = new URL(s);
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('scheme');
+      out.push(u.origin);
+    } catch {
+      r.problems.push(`B24_OAUTH_SERVERS: "${s}" is not a URL (expected https://host)`);
+    }
+  }
+  return out;
+}
+
+/** `B24_PORTAL_HOSTS`: host patterns the app may call as a portal. */
+function portalHosts(r: EnvReader): HostPattern[] {
+  const out: HostPattern[] = [];
+  for (const p of list(r.env.B24_PORTAL_HOSTS) ?? DEFAULT_PORTAL_HOSTS) {
+    try {
+      out.push(parseHostPattern(p));
+    } catch (e) {
+      r.problems.push(`B24_PORTAL_HOSTS: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** `B24_OAUTH_ZONE_SERVERS`: `zone=URL` entries. */
+function oauthZoneServers(r: EnvReader): Array<{ zone: string; origin: string }> {
+  const out: Array<{ zone: string; origin: string }> = [];
+  for (const entry of list(r.env.B24_OAUTH_ZONE_SERVERS) ?? list(DEFAULT_OAUTH_ZONE_SERVERS)!) {
+    const eq = entry.indexOf('=');
+    const zone = entry.slice(0, eq).trim().toLowerCase().replace(/^\./, '');
+    let origin = '';
+    try {
+      const u = new URL(entry.slice(eq + 1));
+      if (u.protocol === 'https:' || u.protocol === 'http:') origin = u.origin;
+    } catch {
+      origin = '';
+    }
+    if (eq <= 0 || !/^(\*|[a-z0-9.-]+)$/.test(zone) || !origin) {
+      r.problems.push(
+        `B24_OAUTH_ZONE_SERVERS: "${entry}" is not zone=URL (e.g. ru=https://oauth.bitrix24.tech)`,
+      );
+    } else out.push({ zone, origin });
+  }
+  return out;
+}
+
+/** The `B24_*` variables: the app's credentials, whom it trusts, what it binds. */
+export function parseBitrix24(r: EnvReader): Config['b24'] {
+  const { env, problems } = r;
+  const servers = oauthServers(r);
+  const hosts = portalHosts(r);
+  const zones = oauthZoneServers(r);
+  const insecureRaw = (env.B24_INSECURE_DEV_INSTALL ?? '0').trim().toLowerCase();
+  if (!['1', '0', 'true', 'false', 'on', 'off', ''].includes(insecureRaw)) {
+    problems.push(`B24_INSECURE_DEV_INSTALL: expected 1 or 0, got "${insecureRaw}"`);
+  }
+  const events = list(env.B24_EVENTS)?.map((e) => e.toUpperCase());
+  for (const e of events ?? []) {
+    if (!/^[A-Z0-9_]+$/.test(e)) problems.push(`B24_EVENTS: "${e}" is not an event name`);
+  }
+  const offlineRaw = (env.B24_OFFLINE_EVENTS ?? 'on').trim().toLowerCase();
+  if (!['on', 'off', 'true', 'false', '1', '0'].includes(offlineRaw)) {
+    problems.push(`B24_OFFLINE_EVENTS: expected on or off, got "${offlineRaw}"`);
+  }
+  return {
+    clientId: r.text('B24_CLIENT_ID'),
+    clientSecret: r.text('B24_CLIENT_SECRET'),
+    oauthServers: servers,
+    oauthZoneServers: zones,
+    appCode: r.text('B24_APP_CODE') ?? r.text('B24_CLIENT_ID'),
+    insecureDevInstall: ['1', 'true', 'on'].includes(insecureRaw),
+    portalHosts: hosts,
+    events,
+    offlineEvents: !['off', 'false', '0'].includes(offlineRaw),
+    offlineMinTimeoutSec: r.int('B24_OFFLINE_MIN_TIMEOUT', 60, 60, 86_400),
+    jsSdkUrl: r.url('B24_JS_SDK_URL', 'https://api.bitrix24.com/api/v1/') ?? '',
+  };
+}

@@ -1,0 +1,51 @@
+import { parsePrivateHosts, type PrivateHosts } from '../lib/address-policy.js';
+import { list, type EnvReader } from './reader.js';
+import type { Config, SmsProvider } from './types.js';
+
+/** Alert and action channels: Telegram, e-mail, SMS. */
+export function parseChannels(r: EnvReader): Pick<Config, 'telegram' | 'email' | 'sms'> {
+  const smtpUrl = r.text('SMTP_URL');
+  if (smtpUrl && !/^smtps?:\/\//i.test(smtpUrl)) {
+    r.problems.push('SMTP_URL must look like smtp://user:pass@host:port');
+  }
+  const smsProvider = r.env.SMS_PROVIDER?.trim().toLowerCase() || undefined;
+  if (smsProvider && !['generic', 'twilio', 'smsru'].includes(smsProvider)) {
+    r.problems.push(`SMS_PROVIDER must be generic, twilio or smsru, got "${r.env.SMS_PROVIDER}"`);
+  }
+  return {
+    telegram: {
+      botToken: r.text('TELEGRAM_BOT_TOKEN'),
+      chatId: r.text('TELEGRAM_CHAT_ID'),
+      apiUrl: r.url('TELEGRAM_API_URL', 'https://api.telegram.org') ?? 'https://api.telegram.org',
+    },
+    email: {
+      smtpUrl,
+      to: r.text('ALERT_EMAIL_TO'),
+      from: r.text('ALERT_EMAIL_FROM') ?? 'b24hooks <b24hooks@localhost>',
+    },
+    sms: {
+      provider: smsProvider as SmsProvider | undefined,
+      url: r.url('SMS_URL', undefined),
+      token: r.text('SMS_TOKEN'),
+      login: r.text('SMS_LOGIN'),
+      from: r.text('SMS_FROM'),
+    },
+  };
+}
+
+/** What rule steps may reach (`ACTION_PRIVATE_HOSTS`) and read (`ACTION_SECRET_ENV`). */
+export function parseActions(r: EnvReader): Config['actions'] {
+  let privateHosts: PrivateHosts = { hosts: [], ranges: [] };
+  try {
+    privateHosts = parsePrivateHosts(list(r.env.ACTION_PRIVATE_HOSTS) ?? []);
+  } catch (e) {
+    r.problems.push(`ACTION_PRIVATE_HOSTS: ${(e as Error).message}`);
+  }
+  const secretEnv = new Map<string, string | undefined>();
+  for (const name of list(r.env.ACTION_SECRET_ENV) ?? []) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      r.problems.push(`ACTION_SECRET_ENV: "${name}" is not an environment variable name`);
+    } else secretEnv.set(name, r.env[name]);
+  }
+  return { privateHosts, secretEnv };
+}

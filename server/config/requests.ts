@@ -1,0 +1,82 @@
+import { list, type EnvReader } from './reader.js';
+import type { Config, GeneratedSecrets } from './types.js';
+
+/** Parses `256kb`, `1mb`, `1024` into bytes. */
+export function parseByteSize(value: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(value);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const mult = unit === 'gb' ? 1024 ** 3 : unit === 'mb' ? 1024 ** 2 : unit === 'kb' ? 1024 : 1;
+  return Math.floor(n * mult);
+}
+
+/** Decodes a 32-byte key given as 64 hex chars or base64. */
+export function decodeKey(value: string): Buffer | undefined {
+  const v = value.trim();
+  if (/^[0-9a-f]{64}$/i.test(v)) return Buffer.from(v, 'hex');
+  const b = Buffer.from(v, 'base64');
+  return b.length === 32 ? b : undefined;
+}
+
+/** Who may post events: `B24_IP_ALLOWLIST`, `B24_IP_LIST_URLS`, `TRUST_PROXY`. */
+export function parseSenders(
+  r: EnvReader,
+): Pick<Config, 'ipAllowlist' | 'ipListUrls' | 'trustProxy'> {
+  const ipAllowlist = list(r.env.B24_IP_ALLOWLIST) ?? [];
+  for (const entry of ipAllowlist) {
+    if (entry.toLowerCase() === 'bitrix24') continue;
+    if (!/^[0-9a-f.:]+(\/\d{1,3})?$/i.test(entry)) {
+      r.problems.push(`B24_IP_ALLOWLIST: "${entry}" is not a CIDR or "bitrix24"`);
+    }
+  }
+  let trustProxy: Config['trustProxy'] = false;
+  const tp = r.env.TRUST_PROXY?.trim();
+  if (tp) {
+    if (tp === 'true') trustProxy = true;
+    else if (tp === 'false') trustProxy = false;
+    else if (/^\d+$/.test(tp)) trustProxy = Number(tp);
+    else trustProxy = tp;
+  }
+  return { ipAllowlist, ipListUrls: list(r.env.B24_IP_LIST_URLS), trustProxy };
+}
+
+/** `SESSION_SECRET` and `TOKEN_ENCRYPTION_KEY`, else the ones generated into DATA_DIR. */
+export function parseSecrets(
+  r: EnvReader,
+  generated: GeneratedSecrets | undefined,
+): Pick<Config, 'sessionSecret' | 'tokenEncryptionKey'> {
+  const sessionSecret = r.env.SESSION_SECRET?.trim() || generated?.sessionSecret || '';
+  if (sessionSecret.length < 16) {
+    r.problems.push(
+      'SESSION_SECRET must be at least 16 characters (or leave it unset to generate)',
+    );
+  }
+  let tokenEncryptionKey: Buffer = Buffer.alloc(0);
+  const rawKey = r.env.TOKEN_ENCRYPTION_KEY?.trim() || generated?.tokenEncryptionKey;
+  const key = rawKey ? decodeKey(rawKey) : undefined;
+  if (!key) r.problems.push('TOKEN_ENCRYPTION_KEY must be 32 bytes as 64 hex characters or base64');
+  else tokenEncryptionKey = key;
+  return { sessionSecret, tokenEncryptionKey };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** `BODY_LIMIT` and `LOG_LEVEL`. */
+export function parseLimits(r: EnvReader): Pick<Config, 'bodyLimit' | 'logLevel'> {
+  const { env } = r;
+  let bodyLimit = 256 * 1024;
+  if (env.BODY_LIMIT?.trim()) {
+    const b = parseByteSize(env.BODY_LIMIT);
+    if (b === undefined || b < 1024 || b > 64 * 1024 * 1024) {
+      r.problems.push(
+        `BODY_LIMIT must be a size from 1kb to 64mb (e.g. 256kb), got "${env.BODY_LIMIT}"`,
+      );
+    } else bodyLimit = b;
+  }
+  const logLevel = (env.LOG_LEVEL?.trim().toLowerCase() || 'info') as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    r.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  }
+  return { bodyLimit, logLevel };
+}

@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REPLAY_PREVIEW_CAP } from '../../../server/ui/pages/replay-page.js';
+import { findPortalByMemberId } from '../../../db/stores/portals.js';
+import { generateEvents } from '../../helpers/bulk-events.js';
+import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
+
+describe('the replay preview of a long range', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    admin = await openSession(h);
+    const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    await generateEvents(h.t.deps.db, [
+      {
+        portalId: portal.id,
+        memberId: portal.member_id,
+        status: 'processed',
+        receivedAt: h.t.clock.now().getTime() - 60_000,
+        count: REPLAY_PREVIEW_CAP + 1,
+      },
+    ]);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('says "more than" the cap instead of counting every event, and still offers the replay', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
+    const range = { from: '2026-11-27', to: '2026-11-27', _csrf: csrf };
+    const preview = await postForm(h, '/ui/replay/preview', range, admin.cookie);
+    expect(preview.status).toBe(200);
+    expect(preview.html).toContain(
+      `<b id="replay-count" data-capped="true">more than ${REPLAY_PREVIEW_CAP}</b>`,
+    );
+    expect(preview.html).toContain('id="confirm"');
+    // Control: a filter with fewer events than the cap is counted exactly.
+    const failed = await postForm(
+      h,
+      '/ui/replay/preview',
+      { ...range, status: 'failed' },
+      admin.cookie,
+    );
+    expect(failed.html).toMatch(/id="replay-count">0</);
+  });
+});
