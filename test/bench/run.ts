@@ -28,7 +28,12 @@ const benches: Record<string, () => Promise<void>> = {
       requests: flag('requests', 50),
       loadSeconds: flag('load-seconds', 30),
     }),
-  soak: () => soakBench({ minutes: flag('minutes', 60), rate: flag('rate', 20) }),
+  soak: () =>
+    soakBench({
+      minutes: flag('minutes', 60),
+      rate: flag('rate', 20),
+      snapshots: rest.includes('--snapshots') ? rest[rest.indexOf('--snapshots') + 1] : undefined,
+    }),
   scale: () =>
     scaleBench({
       durationSec: flag('duration', 10),

@@ -21,7 +21,12 @@ interface Sample {
  * verdict compares the second half's heap with the first's: flat means the growth stays
  * under 10 % (a leak of one closure per event grows without end).
  */
-export async function soakBench(opts: { minutes: number; rate: number }): Promise<void> {
+export async function soakBench(opts: {
+  minutes: number;
+  rate: number;
+  /** Writes a heap snapshot after the first minute and at the end, to compare. */
+  snapshots?: string;
+}): Promise<void> {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
   const warnings: string[] = [];
@@ -49,6 +54,8 @@ export async function soakBench(opts: { minutes: number; rate: number }): Promis
 
   const samples: Sample[] = [];
   let sent = 0;
+  const started = Date.now();
+  const end = started + opts.minutes * 60_000;
   let actions = 0;
   const sample = (minute: number) => {
     // What the stand-ins record (requests, REST calls, deliveries) lives in this process too:
@@ -66,13 +73,16 @@ export async function soakBench(opts: { minutes: number; rate: number }): Promis
       handles: handles.length,
     };
     samples.push(x);
+    if (opts.snapshots && (minute === 1 || Date.now() >= end)) {
+      process.stdout.write(
+        `heap snapshot: ${v8.writeHeapSnapshot(`${opts.snapshots}/soak-${minute}.heapsnapshot`)}\n`,
+      );
+    }
     process.stdout.write(
       `minute ${String(minute).padStart(3)}  events ${fmt(x.events).padStart(8)}  heap ${x.heapMb.toFixed(1)} MB  handles ${x.handles}  warnings ${warnings.length}\n`,
     );
   };
 
-  const started = Date.now();
-  const end = started + opts.minutes * 60_000;
   sample(0);
   let nextSample = started + 60_000;
   const interval = 1000 / opts.rate;
