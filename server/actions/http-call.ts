@@ -1,4 +1,4 @@
-import { PermanentError, RetryableError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { refusalOf, type HttpGuard } from './http-guard.js';
 
 export interface HttpCall {

@@ -1,4 +1,4 @@
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { HttpAction, Secret } from '../rules/model.js';
 import { isPlainHeader } from '../rules/secret-fields.js';

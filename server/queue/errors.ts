@@ -1,36 +1,6 @@
-import { AppError } from '../lib/errors.js';
-
 /**
- * How a job handler says what should happen next. Anything else thrown counts as retryable
- * (network trouble, 5xx) until MAX_ATTEMPTS.
+ * The retry error classes moved to server/lib/retry-errors.ts (they are thrown below the
+ * queue, by the REST client and the actions). Kept only for server/bitrix/, which switches to
+ * the new path with its own rework; import from server/lib/retry-errors.ts everywhere else.
  */
-export class RetryableError extends AppError {
-  /** Earliest retry, when the remote said so (Retry-After, operating_reset_at). */
-  readonly retryAfterMs: number | undefined;
-  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown } = {}) {
-    super('INTERNAL', message, { status: 503, cause: options.cause });
-    this.name = 'RetryableError';
-    this.retryAfterMs = options.retryAfterMs;
-  }
-}
-
-/** A failure that will not change by retrying (4xx other than 408/409/425/429): fail at once. */
-export class PermanentError extends AppError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('INTERNAL', message, { status: 422, cause: options.cause });
-    this.name = 'PermanentError';
-  }
-}
-
-/** Processing must wait without spending an attempt (e.g. the portal needs re-authorisation). */
-export class PausedError extends AppError {
-  readonly resumeAfterMs: number;
-  /** The destination the job waits for (an open circuit), counted on the dashboard. */
-  readonly waitingFor: string | undefined;
-  constructor(message: string, resumeAfterMs: number, options: { waitingFor?: string } = {}) {
-    super('INTERNAL', message, { status: 503 });
-    this.name = 'PausedError';
-    this.resumeAfterMs = resumeAfterMs;
-    this.waitingFor = options.waitingFor;
-  }
-}
+export { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';

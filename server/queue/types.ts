@@ -31,7 +31,7 @@ export interface JobContext {
 
 /**
  * A job handler. Return normally when done; throw RetryableError / PermanentError /
- * PausedError (server/queue/errors.ts) to steer retries. A handler may set the event's final
+ * PausedError (server/lib/retry-errors.ts) to steer retries. A handler may set the event's final
  * status itself (e.g. `skipped`); otherwise the worker marks it `processed` on success.
  */
 export type JobHandler = (
