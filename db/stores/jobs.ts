@@ -1,10 +1,28 @@
 import type { Knex } from 'knex';
-import type { JobRow } from '../../server/queue/types.js';
 import { isPg } from '../connect.js';
 import { liveInstanceKeys } from './instances.js';
 
 /** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
 export type JobType = 'process_event' | 'lifecycle' | 'alert';
+
+/** A row of `jobs` as the store returns it (numbers normalised on every database). */
+export interface JobRow {
+  id: number;
+  type: JobType;
+  event_id: number | null;
+  portal_id: number | null;
+  entity_key: string | null;
+  payload: string | null;
+  status: 'pending' | 'running' | 'done' | 'dead';
+  attempts: number;
+  max_attempts: number;
+  run_at: number;
+  locked_at: number | null;
+  locked_by: string | null;
+  last_error: string | null;
+  /** The destination (server/queue/destinations.ts) this job waits for, if any. */
+  waiting_for?: string | null;
+}
 
 export interface NewJob {
   type: JobType;
