@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import type { Config } from './config.js';
-import { createHttpGuard, type HostResolver, type HttpGuard } from './actions/http-guard.js';
+import { createHttpGuard, type HostResolver, type HttpGuard } from './lib/http-guard.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
