@@ -5,7 +5,7 @@ import { createIntake, type Intake } from '../intake/intake.js';
 import type { BatchWriter } from '../intake/writer.js';
 import type { InstanceLock } from '../cluster/instance-lock.js';
 import { LOCK } from '../../db/locks.js';
-import { installRoutes } from '../install/install-route.js';
+import { installRoutes } from './install.js';
 import { lifecycleHandler } from '../install/lifecycle.js';
 import { createEventProcessor, type ProcessorOptions } from '../processing/process-event.js';
 import { createWorker, type Worker, type WorkerOptions } from '../queue/worker.js';
@@ -13,7 +13,7 @@ import { createOfflineDrain, type OfflineDrain } from '../recovery/offline.js';
 import { createRecovery, type Recovery } from '../recovery/index.js';
 import { createRetention, type Retention } from '../retention/index.js';
 import { uiRoutes } from '../ui/routes.js';
-import type { Parts } from '../start.js';
+import type { Parts } from '../http-server.js';
 
 /** Long-lived parts shared by routes and background work. */
 export interface Services {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createApp } from '../../../server/app.js';
+import { createApp } from '../../../server/routes/app.js';
 import { appParts, createServices } from '../../../server/routes/index.js';
 import { startEmulator } from '../../emulator/bitrix-emulator.js';
 import { unusedLocalUrl } from '../../emulator/recording-receiver.js';
