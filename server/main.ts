@@ -1,7 +1,8 @@
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 import { AppError } from './lib/errors.js';
-import { appParts, createServices } from './routes/index.js';
+import { appParts } from './routes/index.js';
+import { createServices } from './services.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
 import { gateConnections } from '../db/connection-gate.js';

@@ -3,10 +3,7 @@ import { openInstanceLock } from '../cluster/instance-lock.js';
 import { replayEvents } from '../processing/replay.js';
 import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
 import { parseIsoTime, UsageError } from './io.js';
-import { createMailer } from '../actions/index.js';
-import { createEventProcessor } from '../processing/process-event.js';
-import { lifecycleHandler } from '../install/lifecycle.js';
-import { createWorker } from '../queue/worker.js';
+import { createProcessing } from '../services.js';
 
 /**
  * `replay --from ISO --to ISO [--event NAME] [--portal M] [--status S] [--dry-run]
@@ -65,20 +62,14 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
 
 async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): Promise<number> {
   const { deps } = ctx;
-  const mailer = createMailer();
   // On PostgreSQL the CLI works beside the servers: its leases carry a presence lock, so a
   // CLI killed mid-job has its jobs put back by a server (server/cluster/instance-lock.ts).
   const db = deps.config.database;
   const instanceLock =
     db.client === 'pg' ? await openInstanceLock(db.connectionString, deps.logger) : undefined;
-  const worker = createWorker(deps, {
-    instanceLock,
-    pollMs: 200,
-    handlers: {
-      process_event: createEventProcessor(deps, { mailer }),
-      lifecycle: lifecycleHandler,
-    },
-  });
+  // The same handlers as the server's worker (server/services.ts): whatever job this worker
+  // claims (an alert, an offline notice) is handled as the server would.
+  const { worker, close } = createProcessing(deps, { instanceLock, worker: { pollMs: 200 } });
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
@@ -88,8 +79,7 @@ async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): P
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {
-    await worker.stop(5_000);
+    await close(5_000);
     await instanceLock?.close();
-    mailer.close();
   }
 }
