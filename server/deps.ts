@@ -61,7 +61,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const root = projectRoot();
   const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
   if (!overrides.skipMigrations) await migrateToLatest(db);
-  // The key check (issue 20) needs its table: `migrate` (skipMigrations) decrypts nothing.
+  // The key check (server/keys/key-check.ts) needs its table: `migrate` (skipMigrations)
+  // decrypts nothing.
   let box: SecretBox;
   try {
     box = overrides.skipMigrations

@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   services.worker.start();
   services.alerts.start();
   services.offline.start();
-  // Retention (issue 20): prunes old events in small batches, yielding to the intake.
+  // Retention: prunes old events in small batches, yielding to the intake.
   services.retention.start();
   // Heartbeat, and a sweep for lost deliveries when the app was away (in the background).
   void services.recovery.start();

@@ -231,7 +231,7 @@ export interface FairClaimOptions {
 }
 
 /**
- * Fair claiming (issue 18): hands the free slots out one at a time, round-robin across the
+ * Fair claiming: hands the free slots out one at a time, round-robin across the
  * portals with due jobs, a portal getting no more once it holds `cap` while another portal
  * has due jobs (alone, it may take every slot); then takes each portal's share in its own
  * (run_at, id) order, per-entity order kept as in `claimJobs`. Slots a portal could not use

@@ -28,15 +28,15 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
       recovered: byPortal.offline + byPortal.sweep,
     });
   }
-  // SLA share per rule over 24 h and 7 d (issue 7): a key added to the contract's shape.
+  // SLA share per rule over 24 h and 7 d: a key added to the documented `status` shape.
   const sla = await slaByPeriod(deps);
-  // Loss recovery (issue 8), keys added to the contract's shape: events recovered from
+  // Loss recovery, keys added to the documented shape: events recovered from
   // offline queues and by downtime sweeps, and the last gap swept with its coverage.
   const counts = await recoveredCounts(deps.db);
   const recovered = counts.offline + counts.sweep;
   const gap = await lastGap(deps.db);
   const recovery = { ...counts, lastGap: gap ? gapJson(gap) : null };
-  // Fair processing (issue 18): destinations whose circuit is open, and what waits for them.
+  // Fair processing: destinations whose circuit is open, and what waits for them.
   const destinations = (await openDestinations(deps.db)).map(destinationJson);
   if (json) {
     io.out(JSON.stringify({ total, portals, sla, recovered, recovery, destinations }) + '\n');
