@@ -43,13 +43,6 @@ const edges = (vs: Violation[]) =>
  * fails when one of them is gone, so that the list only shrinks: delete the line then.
  */
 const KNOWN = [
-  // The REST client imports the retry errors from server/lib/retry-errors.ts (a one-line
-  // change in each file); server/queue/errors.ts, kept only for it, then goes.
-  'layer:server/bitrix/: server/bitrix/batch.ts -> server/queue/errors.ts',
-  'layer:server/bitrix/: server/bitrix/call.ts -> server/queue/errors.ts',
-  'layer:server/bitrix/: server/bitrix/errors.ts -> server/queue/errors.ts',
-  'layer:server/bitrix/: server/bitrix/refresh.ts -> server/queue/errors.ts',
-  'layer:server/bitrix/: server/bitrix/token-provider.ts -> server/queue/errors.ts',
   // The rule map's store names the map's type from server/rules/model.ts.
   'layer:db/: db/stores/rules.ts -> server/rules/model.ts',
 ];
