@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import type { Config } from './config.js';
-import { createHttpGuard, type HostResolver, type HttpGuard } from './actions/http-guard.js';
+import { createHttpGuard, type HostResolver, type HttpGuard } from './lib/http-guard.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
@@ -61,7 +61,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const root = projectRoot();
   const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
   if (!overrides.skipMigrations) await migrateToLatest(db);
-  // The key check (issue 20) needs its table: `migrate` (skipMigrations) decrypts nothing.
+  // The key check (server/keys/key-check.ts) needs its table: `migrate` (skipMigrations)
+  // decrypts nothing.
   let box: SecretBox;
   try {
     box = overrides.skipMigrations

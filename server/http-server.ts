@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Express } from 'express';
+import type { Express, Router } from 'express';
 
 export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -9,6 +9,12 @@ export interface FastRoute {
   readonly method: 'POST';
   readonly path: string;
   handle: RequestListener;
+}
+
+/** What the server serves: Express routers, and the fast routes answered before Express. */
+export interface Parts {
+  readonly routes: ReadonlyArray<Router>;
+  readonly fast: ReadonlyArray<FastRoute>;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 import { AppError } from './lib/errors.js';
-import { appParts, createServices } from './routes/index.js';
+import { appParts } from './routes/index.js';
+import { createServices } from './services.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
 import { gateConnections } from '../db/connection-gate.js';
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   services.worker.start();
   services.alerts.start();
   services.offline.start();
-  // Retention (issue 20): prunes old events in small batches, yielding to the intake.
+  // Retention: prunes old events in small batches, yielding to the intake.
   services.retention.start();
   // Heartbeat, and a sweep for lost deliveries when the app was away (in the background).
   void services.recovery.start();

@@ -1,13 +1,12 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Router } from 'express';
-import { createApp } from './app.js';
+import { createApp } from './routes/app.js';
 import type { Deps } from './deps.js';
 import { createAccessLog } from './lib/access-log.js';
 import {
   createHttpServer,
   createRequestListener,
-  type FastRoute,
+  type Parts,
   type RequestListener,
 } from './http-server.js';
 
@@ -17,11 +16,6 @@ export interface RunningServer {
   readonly url: string;
   /** Stops accepting connections, lets requests in flight finish, then closes idle sockets. */
   close(): Promise<void>;
-}
-
-export interface Parts {
-  readonly routes: ReadonlyArray<Router>;
-  readonly fast: ReadonlyArray<FastRoute>;
 }
 
 /** Builds the request listener from the deps: every route the app mounts is listed here. */

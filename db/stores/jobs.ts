@@ -1,10 +1,28 @@
 import type { Knex } from 'knex';
-import type { JobRow } from '../../server/queue/types.js';
 import { isPg } from '../connect.js';
 import { liveInstanceKeys } from './instances.js';
 
 /** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
 export type JobType = 'process_event' | 'lifecycle' | 'alert';
+
+/** A row of `jobs` as the store returns it (numbers normalised on every database). */
+export interface JobRow {
+  id: number;
+  type: JobType;
+  event_id: number | null;
+  portal_id: number | null;
+  entity_key: string | null;
+  payload: string | null;
+  status: 'pending' | 'running' | 'done' | 'dead';
+  attempts: number;
+  max_attempts: number;
+  run_at: number;
+  locked_at: number | null;
+  locked_by: string | null;
+  last_error: string | null;
+  /** The destination (server/queue/destinations.ts) this job waits for, if any. */
+  waiting_for?: string | null;
+}
 
 export interface NewJob {
   type: JobType;
@@ -213,7 +231,7 @@ export interface FairClaimOptions {
 }
 
 /**
- * Fair claiming (issue 18): hands the free slots out one at a time, round-robin across the
+ * Fair claiming: hands the free slots out one at a time, round-robin across the
  * portals with due jobs, a portal getting no more once it holds `cap` while another portal
  * has due jobs (alone, it may take every slot); then takes each portal's share in its own
  * (run_at, id) order, per-entity order kept as in `claimJobs`. Slots a portal could not use

@@ -1,5 +1,5 @@
 import { AppError } from '../lib/errors.js';
-import { PermanentError, RetryableError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { BitrixAction } from '../rules/model.js';
 import type { ActionContext, ActionResult } from './types.js';
 

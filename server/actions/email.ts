@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PermanentError, RetryableError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { EmailAction } from '../rules/model.js';
 import { createMailer } from './mailer.js';
 import type { ActionContext, ActionResult } from './types.js';

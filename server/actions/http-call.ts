@@ -1,5 +1,5 @@
-import { PermanentError, RetryableError } from '../queue/errors.js';
-import { refusalOf, type HttpGuard } from './http-guard.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
+import { refusalOf, type HttpGuard } from '../lib/http-guard.js';
 
 export interface HttpCall {
   method: string;

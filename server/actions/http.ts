@@ -1,9 +1,9 @@
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { HttpAction, Secret } from '../rules/model.js';
 import { isPlainHeader } from '../rules/secret-fields.js';
 import { callHttp, failOnStatus, maskUrl } from './http-call.js';
-import { createHttpGuard } from './http-guard.js';
+import { createHttpGuard } from '../lib/http-guard.js';
 import { standardWebhookHeaders } from './signature.js';
 import type { ActionContext, ActionResult } from './types.js';
 

@@ -29,7 +29,7 @@ export const ACTION_EXECUTORS: { [T in ActionType]: Executor<Extract<Action, { t
 /**
  * Runs one step. `action` is the step as written in the map, `rendered` the same step after
  * `renderTemplate` (server/rules/render-action.ts); executors send what `rendered` says.
- * Failures throw RetryableError or PermanentError (server/queue/errors.ts).
+ * Failures throw RetryableError or PermanentError (server/lib/retry-errors.ts).
  */
 export async function runAction(
   action: Action,

@@ -1,4 +1,4 @@
-import { PermanentError, RetryableError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { SmsAction } from '../rules/model.js';
 import { callHttp, failOnStatus, maskUrl, type HttpReply } from './http-call.js';

@@ -1,4 +1,4 @@
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { TelegramAction } from '../rules/model.js';
 import { callHttp, failOnStatus } from './http-call.js';

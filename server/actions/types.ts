@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import type { HttpGuard } from './http-guard.js';
+import type { HttpGuard } from '../lib/http-guard.js';
 import type { Mailer } from './mailer.js';
 
 /** Calls a Bitrix24 REST method on the event's portal; supplied by the processor. */

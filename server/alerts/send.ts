@@ -3,7 +3,7 @@ import type { Deps } from '../deps.js';
 import type { Mailer } from '../actions/mailer.js';
 import { runEmail } from '../actions/email.js';
 import { runTelegram } from '../actions/telegram.js';
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import type { JobHandler } from '../queue/types.js';
 import { getPortalAlertChannels } from '../../db/stores/alerts.js';
 import { insertJobs, type NewJob } from '../../db/stores/jobs.js';

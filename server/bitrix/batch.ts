@@ -1,5 +1,5 @@
 import qs from 'qs';
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { asRecord, callPortal, type CallPath } from './call.js';
 import { bitrixApiError } from './errors.js';

@@ -1,4 +1,4 @@
-import { PausedError } from '../queue/errors.js';
+import { PausedError } from '../lib/retry-errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { isBitrixApiError } from './errors.js';
 import { assertPortalUrl } from './hosts.js';

@@ -1,4 +1,4 @@
-import { PermanentError, RetryableError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 
 /** What Bitrix24 (or the way to it) answered when a REST call failed. */
 export interface BitrixFailure {

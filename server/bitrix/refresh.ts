@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../lib/errors.js';
-import { PausedError, PermanentError, RetryableError } from '../queue/errors.js';
+import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
 import {
   acquireRefreshLease,
   findPortalById,

@@ -1,4 +1,4 @@
-import { PausedError, PermanentError } from '../queue/errors.js';
+import { PausedError, PermanentError } from '../lib/retry-errors.js';
 import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting } from '../../db/stores/settings.js';
 import { isPg } from '../../db/connect.js';

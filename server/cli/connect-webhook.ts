@@ -1,5 +1,5 @@
 import { connectWebhook, ConnectRefusedError } from '../install/connect-webhook.js';
-import type { CommandContext } from './commands.js';
+import type { CommandContext } from './context.js';
 import { UsageError } from './io.js';
 
 const need = (ctx: CommandContext, name: string): string => {

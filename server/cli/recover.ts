@@ -1,6 +1,6 @@
 import { createSweeper, SweepRefusedError } from '../recovery/sweep.js';
 import type { GapRow } from '../../db/stores/recovery.js';
-import { requirePortal, type CommandContext } from './commands.js';
+import { requirePortal, type CommandContext } from './context.js';
 import { iso, parseIsoTime, table, UsageError } from './io.js';
 
 const DAY = 24 * 3600_000;

@@ -4,7 +4,7 @@ import { databaseSize, fullVacuum, type TableCounts } from '../../db/stores/rete
 import type { Deps } from '../deps.js';
 import { eraseEntityData, erasePortalData, parseEntityRef } from '../retention/erase.js';
 import { prune } from '../retention/prune.js';
-import { str, type CommandContext } from './commands.js';
+import { str, type CommandContext } from './context.js';
 import { table, UsageError } from './io.js';
 
 async function portalOf(deps: Deps, memberId: string): Promise<PortalRow> {

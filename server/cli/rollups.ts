@@ -2,7 +2,7 @@ import { listPortals } from '../../db/stores/portals.js';
 import { backfillRuleSla, rebuildRollups } from '../../db/stores/rollups.js';
 import { slaRules } from '../alerts/sla.js';
 import { UsageError } from './io.js';
-import type { CommandContext } from './commands.js';
+import type { CommandContext } from './context.js';
 
 /**
  * `b24hooks rollups rebuild`: recounts every rollup (the figures of the dashboard, alerts,

@@ -6,7 +6,7 @@ import { liveInstanceKeys } from '../../db/stores/instances.js';
 import { decodeKey } from '../config.js';
 import { rotateKey } from '../keys/rotate.js';
 import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
-import type { CommandContext } from './commands.js';
+import type { CommandContext } from './context.js';
 import { UsageError } from './io.js';
 
 /** A heartbeat younger than this (and no clean stop) means a server may still be running. */

@@ -4,30 +4,17 @@ import { loadConfig, type Env } from '../config.js';
 import { createDeps, type Deps, type DepsOverrides } from '../deps.js';
 import { ConfigError } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
-import { rulesCommandSpec } from '../rules/cli.js';
-import { replayCommand, rulesTestCommand } from '../processing/cli.js';
 import { ensureSecrets } from '../secrets.js';
-import {
-  eventsCommand,
-  migrateCommand,
-  portalsCommand,
-  statusCommand,
-  type CommandContext,
-} from './commands.js';
+import { eventsCommand, migrateCommand, portalsCommand, statusCommand } from './commands.js';
+import type { CommandContext, CommandSpec } from './context.js';
 import { connectWebhookCommand } from './connect-webhook.js';
 import { recoverCommand } from './recover.js';
+import { replayCommand } from './replay.js';
 import { eraseCommand, pruneCommand } from './retention.js';
 import { rollupsCommand } from './rollups.js';
 import { rotateKeyCommand } from './rotate-key.js';
+import { rulesCommandSpec } from './rules.js';
 import { UsageError, type CliIo } from './io.js';
-
-type Command = (ctx: CommandContext) => Promise<number>;
-
-interface CommandSpec {
-  run: Command;
-  options: Record<string, { type: 'string' | 'boolean' }>;
-  usage: string;
-}
 
 const COMMANDS: Record<string, CommandSpec> = {
   migrate: { run: migrateCommand, options: {}, usage: 'migrate' },
@@ -46,7 +33,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       'events [--portal MEMBER_ID] [--event NAME] [--status S] [--from ISO] [--to ISO] [--limit N]',
   },
   portals: { run: portalsCommand, options: {}, usage: 'portals' },
-  rules: rulesCommandSpec({ test: rulesTestCommand }),
+  rules: rulesCommandSpec(),
   replay: {
     run: replayCommand,
     options: {
@@ -100,11 +87,6 @@ const COMMANDS: Record<string, CommandSpec> = {
     usage: 'rotate-key [--new-key-file FILE] [--force]',
   },
 };
-
-/** Lets later modules (replay, rules) add commands without this file knowing them. */
-export function registerCommand(name: string, spec: CommandSpec): void {
-  COMMANDS[name] = spec;
-}
 
 export function usageText(): string {
   return (

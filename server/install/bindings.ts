@@ -1,5 +1,5 @@
 import type { Deps } from '../deps.js';
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import { updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting, putSetting } from '../../db/stores/settings.js';
 import type { BatchCommand } from '../bitrix/rest.js';

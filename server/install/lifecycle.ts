@@ -1,7 +1,7 @@
 import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
 import { resolveUnverified } from '../intake/reverify.js';
-import { PermanentError, RetryableError } from '../queue/errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { JobHandler } from '../queue/types.js';
 import { listUnverified, updateEvent, type EventRow } from '../../db/stores/events.js';
 import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';

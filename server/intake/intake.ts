@@ -11,7 +11,7 @@ import { entityOf } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
 import { deliveredTokens, maskedBody } from './mask.js';
-import { markStorageFailing, markStorageWritable } from './storage-health.js';
+import { markStorageFailing, markStorageWritable } from '../metrics.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
 import { createRejectBudget } from './reject-budget.js';
 import {

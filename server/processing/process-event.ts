@@ -1,5 +1,5 @@
 import type { Deps } from '../deps.js';
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import type { JobContext, JobHandler } from '../queue/types.js';
 import type { EventInfo } from '../rules/model.js';
 import { findPortalById } from '../../db/stores/portals.js';

@@ -1,4 +1,4 @@
-import { PausedError } from '../queue/errors.js';
+import { PausedError } from '../lib/retry-errors.js';
 import { restWaitMs } from '../queue/destinations.js';
 import type { Rule } from '../rules/model.js';
 import { relatedToLoad } from '../rules/needs.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { runAction, stepOutput } from '../actions/index.js';
 import { toError } from '../lib/errors.js';
-import { PausedError } from '../queue/errors.js';
+import { PausedError } from '../lib/retry-errors.js';
 import { destinationOf } from '../queue/destinations.js';
 import { evaluateRuleIn } from '../rules/conditions.js';
 import { buildTemplateContext, type StepOutput } from '../rules/context.js';

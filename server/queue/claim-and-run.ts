@@ -1,5 +1,5 @@
 import { toError } from '../lib/errors.js';
-import { markStorageFailing } from '../intake/storage-health.js';
+import { markStorageFailing } from '../metrics.js';
 import { releaseJobs } from '../../db/stores/jobs.js';
 import { executeJob } from './execute-job.js';
 import type { JobRow } from './types.js';

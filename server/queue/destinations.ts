@@ -11,7 +11,7 @@ import {
   takeProbe,
   type DestinationRow,
 } from '../../db/stores/destinations.js';
-import { PausedError, RetryableError } from './errors.js';
+import { PausedError, RetryableError } from '../lib/retry-errors.js';
 
 /**
  * Destinations: every place a step talks to — the host of an `http` step, the

@@ -7,7 +7,7 @@ import {
 } from '../../db/stores/events.js';
 import { completeJob, killJob, rescheduleJob } from '../../db/stores/jobs.js';
 import { nextRunAt } from './backoff.js';
-import { PausedError, PermanentError, RetryableError } from './errors.js';
+import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { JobHandler, JobRow } from './types.js';
 import type { JobOutcome, WorkerContext } from './worker-context.js';
 

@@ -1,24 +1,9 @@
 import type { Deps } from '../deps.js';
 import type { EventRow } from '../../db/stores/events.js';
-import type { JobType } from '../../db/stores/jobs.js';
+import type { JobRow } from '../../db/stores/jobs.js';
 
-export interface JobRow {
-  id: number;
-  type: JobType;
-  event_id: number | null;
-  portal_id: number | null;
-  entity_key: string | null;
-  payload: string | null;
-  status: 'pending' | 'running' | 'done' | 'dead';
-  attempts: number;
-  max_attempts: number;
-  run_at: number;
-  locked_at: number | null;
-  locked_by: string | null;
-  last_error: string | null;
-  /** The destination (server/queue/destinations.ts) this job waits for, if any. */
-  waiting_for?: string | null;
-}
+/** The row type lives with its store; re-exported for the handlers that name it. */
+export type { JobRow };
 
 /** What a job handler gets. `event` is loaded when the job has an event_id. */
 export interface JobContext {
@@ -31,7 +16,7 @@ export interface JobContext {
 
 /**
  * A job handler. Return normally when done; throw RetryableError / PermanentError /
- * PausedError (server/queue/errors.ts) to steer retries. A handler may set the event's final
+ * PausedError (server/lib/retry-errors.ts) to steer retries. A handler may set the event's final
  * status itself (e.g. `skipped`); otherwise the worker marks it `processed` on success.
  */
 export type JobHandler = (

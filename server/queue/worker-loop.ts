@@ -1,5 +1,5 @@
 import { toError } from '../lib/errors.js';
-import { markStorageFailing } from '../intake/storage-health.js';
+import { markStorageFailing } from '../metrics.js';
 import { nextDueAt, releaseOrphanedJobs } from '../../db/stores/jobs.js';
 import { claimAndRun } from './claim-and-run.js';
 import type { WorkerContext } from './worker-context.js';

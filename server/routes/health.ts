@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { migrations } from '../../db/migrations/index.js';
 import { touchProbe } from '../../db/stores/probes.js';
 import type { Deps } from '../deps.js';
-import { storageFailingSince } from '../intake/storage-health.js';
+import { storageFailingSince } from '../metrics.js';
 import { toError } from '../lib/errors.js';
 
 /** A probe write at most this often: a proxy polling /readyz never adds load of its own. */

@@ -1,5 +1,5 @@
 import type { SecretBox } from '../lib/crypto.js';
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import type { Action, EventMap, HttpAction, Secret } from './model.js';
 import { jsonPath, type MapError } from './validate.js';
 

@@ -1,4 +1,4 @@
-import { PermanentError } from '../queue/errors.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import {
   applyFilters,
   asText,

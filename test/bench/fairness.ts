@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { createDeps, type Deps } from '../../server/deps.js';
 import { systemClock } from '../../server/lib/clock.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { createServices } from '../../server/routes/index.js';
+import { createServices } from '../../server/services.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { insertJobs, type NewJob } from '../../db/stores/jobs.js';
 import { saveRuleMap } from '../../db/stores/rules.js';

@@ -1,5 +1,5 @@
 import type { Env } from '../../server/config.js';
-import { createServices, type ServiceOptions, type Services } from '../../server/routes/index.js';
+import { createServices, type ServiceOptions, type Services } from '../../server/services.js';
 import { insertEvents, type EventStatus } from '../../db/stores/events.js';
 import { insertJobs } from '../../db/stores/jobs.js';
 import { startSmtpSink, type SmtpSink } from './smtp-sink.js';

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HostResolver } from '../../server/actions/http-guard.js';
+import type { HostResolver } from '../../server/lib/http-guard.js';
 import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import type { Env } from '../../server/config.js';
-import { appParts, createServices, type Services } from '../../server/routes/index.js';
+import { appParts } from '../../server/routes/index.js';
+import { createServices, type Services } from '../../server/services.js';
 import { buildListener } from '../../server/start.js';
 import { startEmulator, type BitrixEmulator } from '../emulator/bitrix-emulator.js';
 import type { PortalOptions } from '../emulator/types.js';

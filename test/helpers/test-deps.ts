@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config, type Env } from '../../server/config.js';
-import type { HostResolver } from '../../server/actions/http-guard.js';
+import type { HostResolver } from '../../server/lib/http-guard.js';
 import type { BitrixRestOptions } from '../../server/bitrix/rest.js';
 import { createDeps, type Deps } from '../../server/deps.js';
 import { createCollectingLogger } from './collecting-logger.js';

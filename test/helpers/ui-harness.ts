@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EventMap } from '../../server/rules/model.js';
-import { appParts, createServices, type Services } from '../../server/routes/index.js';
+import { appParts } from '../../server/routes/index.js';
+import { createServices, type Services } from '../../server/services.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { buildListener } from '../../server/start.js';
 import { saveRuleMap } from '../../db/stores/rules.js';

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { runAction, type ActionContext, type BitrixCall } from '../../server/actions/index.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { PausedError, PermanentError, RetryableError } from '../../server/queue/errors.js';
+import { PausedError, PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import { buildTemplateContext } from '../../server/rules/context.js';
 import type { BitrixAction } from '../../server/rules/model.js';
 import { renderAction } from '../../server/rules/render-action.js';

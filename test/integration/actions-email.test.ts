@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createMailer, runAction, type ActionContext } from '../../server/actions/index.js';
 import type { Env } from '../../server/config.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { PermanentError, RetryableError } from '../../server/queue/errors.js';
+import { PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import type { EmailAction } from '../../server/rules/model.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';

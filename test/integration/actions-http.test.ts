@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { runAction, stepOutput, type ActionContext } from '../../server/actions/index.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { PermanentError, RetryableError } from '../../server/queue/errors.js';
+import { PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import { buildTemplateContext } from '../../server/rules/context.js';
 import type { Action, HttpAction } from '../../server/rules/model.js';
 import { renderAction } from '../../server/rules/render-action.js';

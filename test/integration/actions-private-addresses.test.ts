@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { runAction, type ActionContext } from '../../server/actions/index.js';
-import { createHttpGuard, type HostResolver } from '../../server/actions/http-guard.js';
+import { createHttpGuard, type HostResolver } from '../../server/lib/http-guard.js';
 import { parsePrivateHosts } from '../../server/lib/address-policy.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { PermanentError } from '../../server/queue/errors.js';
+import { PermanentError } from '../../server/lib/retry-errors.js';
 import type { HttpAction } from '../../server/rules/model.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';

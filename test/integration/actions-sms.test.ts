@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { runAction, type ActionContext } from '../../server/actions/index.js';
 import type { Env } from '../../server/config.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { PermanentError, RetryableError } from '../../server/queue/errors.js';
+import { PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import type { SmsAction } from '../../server/rules/model.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { EventMap } from '../../server/rules/model.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
-import { createServices, type Services } from '../../server/routes/index.js';
+import { createServices, type Services } from '../../server/services.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';

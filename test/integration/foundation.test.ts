@@ -3,7 +3,8 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { isPg } from '../../db/connect.js';
 import { buildListener } from '../../server/start.js';
-import { appParts, createServices } from '../../server/routes/index.js';
+import { appParts } from '../../server/routes/index.js';
+import { createServices } from '../../server/services.js';
 import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId, updatePortal, type PortalRow } from '../../db/stores/portals.js';
-import { PausedError } from '../../server/queue/errors.js';
+import { PausedError } from '../../server/lib/retry-errors.js';
 import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';

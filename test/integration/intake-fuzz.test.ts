@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { appParts, createServices } from '../../server/routes/index.js';
+import { appParts } from '../../server/routes/index.js';
+import { createServices } from '../../server/services.js';
 import { buildListener } from '../../server/start.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { eventBody, seedPortal } from '../helpers/event-builder.js';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
 import { createDeps, type Deps } from '../../server/deps.js';
-import { PausedError } from '../../server/queue/errors.js';
+import { PausedError } from '../../server/lib/retry-errors.js';
 import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';

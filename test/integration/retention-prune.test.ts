@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { listen, buildListener, type RunningServer } from '../../server/start.js';
-import { appParts, createServices, type Services } from '../../server/routes/index.js';
+import { appParts } from '../../server/routes/index.js';
+import { createServices, type Services } from '../../server/services.js';
 import { savePortalRetention } from '../../server/retention/policy.js';
 import { generateEvents, type EventGroup } from '../helpers/bulk-events.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';

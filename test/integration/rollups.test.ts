@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createWorker } from '../../server/queue/worker.js';
-import { PermanentError, RetryableError } from '../../server/queue/errors.js';
+import { PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import type { JobHandler } from '../../server/queue/types.js';
 import { replayEvents } from '../../server/processing/replay.js';
 import { runCliIn } from '../helpers/cli.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createWorker } from '../../server/queue/worker.js';
-import { PausedError, PermanentError, RetryableError } from '../../server/queue/errors.js';
+import { PausedError, PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import type { JobContext, JobHandler } from '../../server/queue/types.js';
 import { insertJobs } from '../../db/stores/jobs.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';

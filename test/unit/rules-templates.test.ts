@@ -7,7 +7,7 @@ import {
   templatePaths,
   templateRoots,
 } from '../../server/rules/templates.js';
-import { PermanentError } from '../../server/queue/errors.js';
+import { PermanentError } from '../../server/lib/retry-errors.js';
 
 const deal = {
   ID: '42',

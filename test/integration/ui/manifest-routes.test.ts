@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import { appParts, createServices, type Services } from '../../../server/routes/index.js';
+import { appParts } from '../../../server/routes/index.js';
+import { createServices, type Services } from '../../../server/services.js';
 import { buildListener } from '../../../server/start.js';
 import { createTestDeps, type TestDeps } from '../../helpers/test-deps.js';
 

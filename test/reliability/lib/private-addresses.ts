@@ -1,5 +1,5 @@
 import { runAction } from '../../../server/actions/index.js';
-import { createHttpGuard, type HostResolver } from '../../../server/actions/http-guard.js';
+import { createHttpGuard, type HostResolver } from '../../../server/lib/http-guard.js';
 import { parsePrivateHosts } from '../../../server/lib/address-policy.js';
 import type { Action } from '../../../server/rules/model.js';
 import { validateEventMap } from '../../../server/rules/validate.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { createApp } from '../../../server/app.js';
+import { createApp } from '../../../server/routes/app.js';
 import { connectWebhook } from '../../../server/install/connect-webhook.js';
 import { appParts } from '../../../server/routes/index.js';
 import { csrfProtection, requireAdmin } from '../../../server/ui/context.js';

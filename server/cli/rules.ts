@@ -1,23 +1,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { portalEvents } from '../../db/stores/portals.js';
-import { getRuleMap } from '../../db/stores/rules.js';
-import { requirePortal, type CommandContext } from '../cli/commands.js';
-import { UsageError } from '../cli/io.js';
-import { checkMap, type MapWarning } from './check-map.js';
+import { getSnapshot } from '../../db/stores/processing.js';
+import { effectiveMap, getRuleMap } from '../../db/stores/rules.js';
 import { grantedScopes } from '../bitrix/scopes.js';
-import { withScopeErrors } from './scopes.js';
-import { saveMapSealed } from './saved-map.js';
-import { maskMap, revealMap } from './secret-fields.js';
-import { formatMapErrors, validateEventMap, type ValidationResult } from './validate.js';
-
-type Command = (ctx: CommandContext) => Promise<number>;
-
-const portalFlag = (ctx: CommandContext): string | undefined => {
-  const v = ctx.flags.portal;
-  if (v === true) throw new UsageError('--portal needs a value');
-  return typeof v === 'string' ? v : undefined;
-};
+import { entityOf } from '../intake/entity.js';
+import { createEntityReader } from '../processing/entity-reader.js';
+import { checkMap, type MapWarning } from '../rules/check-map.js';
+import { dryRun } from '../rules/dry-run.js';
+import { relatedToLoad } from '../rules/needs.js';
+import { saveMapSealed } from '../rules/saved-map.js';
+import { withScopeErrors } from '../rules/scopes.js';
+import { maskMap, revealMap } from '../rules/secret-fields.js';
+import { formatMapErrors, validateEventMap, type ValidationResult } from '../rules/validate.js';
+import {
+  requirePortal,
+  str,
+  type Command,
+  type CommandContext,
+  type CommandSpec,
+} from './context.js';
+import { UsageError, type CliIo } from './io.js';
 
 /** Events the map's rules can fire on: the portal's bound events, or the install default. */
 async function boundEvents(
@@ -43,7 +46,7 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
   if (!file) throw new UsageError('rules import needs a FILE (the event map as JSON)');
   if (ctx.positionals.length > 2)
     throw new UsageError(`unexpected argument "${ctx.positionals[2]}"`);
-  const memberId = portalFlag(ctx);
+  const memberId = str(ctx.flags, 'portal');
   const portal = memberId === undefined ? undefined : await requirePortal(deps, memberId);
   let text: string;
   try {
@@ -105,7 +108,7 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
  */
 export async function rulesExportCommand(ctx: CommandContext): Promise<number> {
   const { deps, io } = ctx;
-  const memberId = portalFlag(ctx);
+  const memberId = str(ctx.flags, 'portal');
   if (ctx.positionals.length > 1)
     throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`);
   let map = undefined;
@@ -121,22 +124,82 @@ export async function rulesExportCommand(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** The shape run.ts keeps in COMMANDS. */
-export interface RulesCommandSpec {
-  run: Command;
-  options: Record<string, { type: 'string' | 'boolean' }>;
-  usage: string;
+/** `rules test --portal M --event E --id N`: which rules match and what they would send. Sends nothing. */
+export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
+  const { deps, io, json } = ctx;
+  const memberId = str(ctx.flags, 'portal');
+  const eventName = str(ctx.flags, 'event')?.toUpperCase();
+  const id = str(ctx.flags, 'id');
+  if (!memberId || !eventName || !id)
+    throw new UsageError('rules test needs --portal, --event and --id');
+  const portal = await requirePortal(deps, memberId);
+  // A dry run never opens credentials: the steps show them masked.
+  const map = maskMap(await effectiveMap(deps.db, memberId), deps.box);
+  // A per-type smart-process name (ONCRMDYNAMICITEMUPDATE_128) names the type; rules are
+  // written on the plain event name, which is what Bitrix24 delivers with ENTITY_TYPE_ID.
+  const perType = /^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_(\d+)$/.exec(eventName);
+  const ruleEvent = perType?.[1] ?? eventName;
+  const { type } = entityOf(eventName, { FIELDS: { ID: id, ENTITY_TYPE_ID: perType?.[2] } });
+  if (!type) throw new UsageError(`cannot tell which entity ${eventName} is about`);
+  const reader = createEntityReader(deps);
+  const entity = /DELETE$/.test(ruleEvent)
+    ? { ID: id }
+    : await reader.read(portal, type, id, Number.MAX_SAFE_INTEGER);
+  if (entity === null) {
+    io.err(`${type} ${id} does not exist on ${portal.domain}\n`);
+    return 1;
+  }
+  const rules = map.rules.filter((r) => r.on.includes(ruleEvent));
+  const related: Record<string, Record<string, unknown> | undefined> = {};
+  for (const root of relatedToLoad(rules)) {
+    const rid = entity?.[`${root.toUpperCase()}_ID`] ?? entity?.[`${root}Id`];
+    if (rid && rid !== '0')
+      related[root] =
+        (await reader.read(portal, root, String(rid), Number.MAX_SAFE_INTEGER)) ?? undefined;
+  }
+  const previous = await getSnapshot(deps.db, portal.id, type, id);
+  const results = dryRun(map, {
+    event: { name: ruleEvent, memberId, entityType: type, entityId: id },
+    entity: entity ?? undefined,
+    previous,
+    related,
+    portal: { domain: portal.domain, memberId },
+  });
+  if (json)
+    io.out(
+      JSON.stringify({
+        portal: memberId,
+        event: eventName,
+        entity: { type, id },
+        previous: previous ?? null,
+        rules: results,
+      }) + '\n',
+    );
+  else printDryRun(io, results, previous);
+  return 0;
 }
 
-/**
- * The `rules` command with its subcommands. `rules test` (the dry run) needs the event
- * processor, so it is passed in: `rulesCommandSpec({ test: rulesTestCommand })`.
- */
-export function rulesCommandSpec(extra: Record<string, Command> = {}): RulesCommandSpec {
+function printDryRun(io: CliIo, results: ReturnType<typeof dryRun>, previous: unknown) {
+  io.out(
+    `snapshot: ${previous === undefined ? 'none (first sighting)' : JSON.stringify(previous)}\n`,
+  );
+  if (results.length === 0) io.out('no rules in the map\n');
+  for (const r of results) {
+    io.out(`${r.matched ? 'MATCH' : 'no   '} ${r.rule}: ${r.reason}\n`);
+    for (const s of r.steps ?? []) {
+      io.out(
+        `      ${s.index + 1}. ${s.type}${s.name ? ` (${s.name})` : ''}: ${s.error ? `ERROR ${s.error}` : JSON.stringify(s.rendered)}\n`,
+      );
+    }
+  }
+}
+
+/** The `rules` command with its subcommands: import, export and test (the dry run). */
+export function rulesCommandSpec(): CommandSpec {
   const subcommands: Record<string, Command> = {
     import: rulesImportCommand,
     export: rulesExportCommand,
-    ...extra,
+    test: rulesTestCommand,
   };
   return {
     run: async (ctx) => {

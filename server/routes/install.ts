@@ -1,8 +1,8 @@
 import express, { Router, type Response } from 'express';
 import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
-import { parseInstallRequest, type InstallRequest } from './install-request.js';
-import { installPortal } from './install-portal.js';
+import { parseInstallRequest, type InstallRequest } from '../install/install-request.js';
+import { installPortal } from '../install/install-portal.js';
 import { translator, uiLang } from '../ui/i18n.js';
 import { translateMessage } from '../ui/i18n-messages.js';
 

@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { addressPolicy, type PrivateHosts } from '../lib/address-policy.js';
+import { addressPolicy, type PrivateHosts } from './address-policy.js';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 
 /**

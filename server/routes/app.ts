@@ -1,9 +1,9 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
-import type { Deps } from './deps.js';
-import { errorHandler, notFound } from './routes/errors.js';
-import { healthRoutes } from './routes/health.js';
-import { metricsRoutes } from './routes/metrics.js';
+import type { Deps } from '../deps.js';
+import { errorHandler, notFound } from './errors.js';
+import { healthRoutes } from './health.js';
+import { metricsRoutes } from './metrics.js';
 
 /**
  * The Express application for everything but the event intake hot path (see

@@ -1,4 +1,4 @@
-import { AppError } from '../lib/errors.js';
+import { AppError } from './errors.js';
 
 /**
  * How a job handler says what should happen next. Anything else thrown counts as retryable

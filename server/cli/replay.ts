@@ -1,0 +1,85 @@
+import { countUnfinished } from '../../db/stores/replay.js';
+import { openInstanceLock } from '../cluster/instance-lock.js';
+import { replayEvents } from '../processing/replay.js';
+import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
+import { parseIsoTime, UsageError } from './io.js';
+import { createProcessing } from '../services.js';
+
+/**
+ * `replay --from ISO --to ISO [--event NAME] [--portal M] [--status S] [--dry-run]
+ * [--rerun-succeeded] [--wait]`: re-runs the handlers for logged events. With --wait it
+ * also works the queue itself until those events are finished (or --timeout seconds pass).
+ */
+export async function replayCommand(ctx: CommandContext): Promise<number> {
+  const { deps, io, json } = ctx;
+  const fromRaw = str(ctx.flags, 'from');
+  const toRaw = str(ctx.flags, 'to');
+  if (!fromRaw || !toRaw) throw new UsageError('--from and --to are required (ISO times)');
+  const from = parseIsoTime('--from', fromRaw)!;
+  const to = parseIsoTime('--to', toRaw)!;
+  if (to <= from) throw new UsageError('--to must be after --from');
+  const memberId = str(ctx.flags, 'portal');
+  if (memberId !== undefined) await requirePortal(deps, memberId);
+  const status = parseStatus(str(ctx.flags, 'status'));
+  if (status === 'rejected' || status === 'unverified') {
+    throw new UsageError(
+      `--status ${status}: such events were never verified and cannot be replayed`,
+    );
+  }
+  const timeoutRaw = str(ctx.flags, 'timeout');
+  const timeoutMs = timeoutRaw === undefined ? 300_000 : Number(timeoutRaw) * 1000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new UsageError('--timeout must be a number of seconds');
+  const result = await replayEvents(deps, {
+    filter: { from, to, memberId, event: str(ctx.flags, 'event'), status },
+    dryRun: ctx.flags['dry-run'] === true,
+    rerunSucceeded: ctx.flags['rerun-succeeded'] === true,
+  });
+  const out: Record<string, unknown> = {
+    matched: result.matched,
+    queued: result.queued,
+    dryRun: ctx.flags['dry-run'] === true,
+  };
+  if (ctx.flags.wait === true && result.queued > 0) {
+    out.unfinished = await waitFor(ctx, result.eventIds, timeoutMs);
+    const done = (await deps
+      .db('events')
+      .whereIn('id', result.eventIds.slice(0, 30_000))
+      .select('status')
+      .count({ n: '*' })
+      .groupBy('status')) as { status: string; n: number | string }[];
+    out.statuses = Object.fromEntries(done.map((d) => [d.status, Number(d.n)]));
+  }
+  if (json) io.out(JSON.stringify(out) + '\n');
+  else if (out.dryRun) io.out(`${result.matched} events would be replayed\n`);
+  else {
+    io.out(
+      `${result.queued} events queued for replay${out.statuses ? `; now ${JSON.stringify(out.statuses)}` : ''}\n`,
+    );
+  }
+  return out.unfinished ? 1 : 0;
+}
+
+async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): Promise<number> {
+  const { deps } = ctx;
+  // On PostgreSQL the CLI works beside the servers: its leases carry a presence lock, so a
+  // CLI killed mid-job has its jobs put back by a server (server/cluster/instance-lock.ts).
+  const db = deps.config.database;
+  const instanceLock =
+    db.client === 'pg' ? await openInstanceLock(db.connectionString, deps.logger) : undefined;
+  // The same handlers as the server's worker (server/services.ts): whatever job this worker
+  // claims (an alert, an offline notice) is handled as the server would.
+  const { worker, close } = createProcessing(deps, { instanceLock, worker: { pollMs: 200 } });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      await worker.drain(100);
+      const left = await countUnfinished(deps.db, ids);
+      if (left === 0 || Date.now() > deadline) return left;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await close(5_000);
+    await instanceLock?.close();
+  }
+}
