@@ -2,23 +2,22 @@ import type { Deps } from '../deps.js';
 import { PermanentError } from '../lib/retry-errors.js';
 import { updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting, putSetting } from '../../db/stores/settings.js';
-import type { BatchCommand } from '../bitrix/rest.js';
+import {
+  planBindings,
+  type BindingPlan,
+  type BoundEvent,
+  type BoundPlacement,
+  type CurrentBindings,
+  type PlannedCommand,
+  type WantedBindings,
+} from './binding-plan.js';
+import { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from './offline-binding.js';
+
+export { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from './offline-binding.js';
 
 /** The app's own lifecycle events, bound on every portal whatever else is chosen. */
 export const LIFECYCLE_BINDINGS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL'] as const;
 
-/**
- * Our `auth_connector` for offline bindings. Bitrix24 takes it from the top-level request's
- * auth data only (protocol §3.1): every offline bind, unbind and `event.offline.*` call sends
- * it on the request itself (a direct call, or a batch that carries it), never inside a
- * sub-command. REST writes made with it would not create offline records for our binding.
- */
-export const OFFLINE_CONNECTOR = 'b24hooks';
-/**
- * Bound online so the portal tells us when offline records wait (empty `data`), at most once
- * per `options[minTimeout]` seconds (B24_OFFLINE_MIN_TIMEOUT): each notice costs REST calls.
- */
-export const OFFLINE_NOTICE = 'ONOFFLINEEVENT';
 /** Portal setting: the minTimeout ONOFFLINEEVENT was last bound with (event.get omits it). */
 const NOTICE_TIMEOUT_KEY = 'offlineNoticeMinTimeout';
 
@@ -31,7 +30,7 @@ export interface BindingSync {
   unbound: string[];
   /** What the portal refused, with its reason. */
   failed: Array<{ name: string; error: string }>;
-  /** Events bound as offline events (the loss-recovery safety net, issue 8). */
+  /** Events bound as offline events (the loss-recovery safety net). */
   offline: string[];
   /** Offline bindings the portal refused (they need an administrator's token). */
   offlineFailed: Array<{ name: string; error: string }>;
@@ -49,18 +48,6 @@ export async function chosenEvents(deps: Deps, memberId: string): Promise<string
 /** The URL Bitrix24 posts events to. */
 export const eventHandlerUrl = (deps: Deps) =>
   `${deps.config.appUrl}${deps.manifest.handlers.events}`;
-
-interface BoundEvent {
-  event: string;
-  handler?: string;
-  auth_type?: string | number;
-  offline?: string | number;
-  connector_id?: string;
-}
-interface BoundPlacement {
-  placement: string;
-  handler: string;
-}
 
 const alreadyBound = (description: string) => /already binded|already bound/i.test(description);
 
@@ -82,183 +69,155 @@ export async function syncBindings(
       'event.bind needs the OAuth app; a webhook portal subscribes in its outgoing webhook form',
     );
   }
-  const rest = deps.bitrix;
-  const handler = eventHandlerUrl(deps);
-  const appBase = `${deps.config.appUrl}/`;
-  const authType = String(opts.userId ?? portal.installed_by_user_id ?? 0);
+  const want = await wantedBindings(deps, portal, opts.userId);
+  const current = await currentBindings(deps, portal, want);
+  const plan = planBindings(want, current);
+  const result = await applyPlan(deps, portal, plan);
+  await recordSync(deps, portal, want, result);
+  return result;
+}
+
+/** What the portal should have: the lifecycle and chosen events, offline ones, placements. */
+async function wantedBindings(
+  deps: Deps,
+  portal: PortalRow,
+  userId: number | undefined,
+): Promise<WantedBindings> {
   const chosen = await chosenEvents(deps, portal.member_id);
   const offlineOn = deps.config.b24.offlineEvents;
-  const wanted = [
-    ...new Set<string>([...LIFECYCLE_BINDINGS, ...chosen, ...(offlineOn ? [OFFLINE_NOTICE] : [])]),
-  ];
-  const wantedOffline = offlineOn ? chosen.filter((e) => e !== OFFLINE_NOTICE) : [];
-  const wantedPlacements = deps.manifest.placements.map((p) => ({
-    code: p.code.toUpperCase(),
-    handler: `${deps.config.appUrl}${p.handler}`,
-    title: p.title,
-  }));
+  return {
+    handler: eventHandlerUrl(deps),
+    appBase: `${deps.config.appUrl}/`,
+    authType: String(userId ?? portal.installed_by_user_id ?? 0),
+    events: [
+      ...new Set<string>([
+        ...LIFECYCLE_BINDINGS,
+        ...chosen,
+        ...(offlineOn ? [OFFLINE_NOTICE] : []),
+      ]),
+    ],
+    offline: offlineOn ? chosen.filter((e) => e !== OFFLINE_NOTICE) : [],
+    placements: deps.manifest.placements.map((p) => ({
+      code: p.code.toUpperCase(),
+      handler: `${deps.config.appUrl}${p.handler}`,
+      title: p.title,
+    })),
+    noticeOptions: { minTimeout: deps.config.b24.offlineMinTimeoutSec },
+  };
+}
 
-  const current = await rest.batch(portal, { e: ['event.get'], p: ['placement.get'] });
+/** Our bindings on the portal now, from one batch of event.get and placement.get. */
+async function currentBindings(
+  deps: Deps,
+  portal: PortalRow,
+  want: WantedBindings,
+): Promise<CurrentBindings> {
+  const current = await deps.bitrix.batch(portal, { e: ['event.get'], p: ['placement.get'] });
   for (const [k, err] of Object.entries(current.errors)) {
     throw new PermanentError(
       `${k === 'e' ? 'event.get' : 'placement.get'}: ${err.error} ${err.error_description}`,
     );
   }
-  const boundEvents = ((current.result.e ?? []) as BoundEvent[]).filter(
-    (b) => b.handler === handler && !Number(b.offline ?? 0),
-  );
-  // Ours carry our connector; an offline binding with connector '' can only be ours too
-  // (event.get lists this app's bindings only) and is a leftover of binding inside a batch,
-  // where the connector was lost: it feeds a queue nobody reads, so it goes.
-  const offlineBindings = ((current.result.e ?? []) as BoundEvent[]).filter(
-    (b) => Number(b.offline ?? 0) === 1,
-  );
-  const boundOffline = offlineBindings.filter((b) => b.connector_id === OFFLINE_CONNECTOR);
-  const strayOffline = offlineBindings.filter((b) => !b.connector_id);
-  const boundPlacements = (current.result.p ?? []) as BoundPlacement[];
-  const noticeOptions = { minTimeout: deps.config.b24.offlineMinTimeoutSec };
+  const bound = (current.result.e ?? []) as BoundEvent[];
+  const offline = bound.filter((b) => Number(b.offline ?? 0) === 1);
   const noticeStale =
-    offlineOn &&
+    deps.config.b24.offlineEvents &&
     (await getSetting<number>(deps.db, portal.member_id, NOTICE_TIMEOUT_KEY)) !==
-      noticeOptions.minTimeout;
+      want.noticeOptions.minTimeout;
+  return {
+    events: bound.filter((b) => b.handler === want.handler && !Number(b.offline ?? 0)),
+    offline: offline.filter((b) => b.connector_id === OFFLINE_CONNECTOR),
+    stray: offline.filter((b) => !b.connector_id),
+    placements: (current.result.p ?? []) as BoundPlacement[],
+    noticeStale,
+  };
+}
 
-  /** Commands by the `auth_connector` of the request that must carry them ('' = none). */
-  const cmds: Array<[BatchCommand, string, string]> = [];
-  const kept = new Set<string>();
-  for (const b of boundEvents) {
-    const name = String(b.event).toUpperCase();
-    // event.get does not report options: a notice bound with another minTimeout is redone.
-    const stale = name === OFFLINE_NOTICE && noticeStale;
-    if (
-      wanted.includes(name) &&
-      String(b.auth_type ?? '0') === authType &&
-      !kept.has(name) &&
-      !stale
-    ) {
-      kept.add(name);
-      continue;
-    }
-    cmds.push([
-      ['event.unbind', { event: name, handler, auth_type: String(b.auth_type ?? '0') }],
-      name,
-      '',
-    ]);
-  }
-  for (const name of wanted) {
-    if (kept.has(name)) continue;
-    // ONOFFLINEEVENT declares minTimeout as its only option (add_auth is not one there).
-    const options = name === OFFLINE_NOTICE ? noticeOptions : { add_auth: 'Y' };
-    cmds.push([['event.bind', { event: name, handler, auth_type: authType, options }], name, '']);
-  }
-  // Offline bindings: one per event, ours told apart by the connector (never duplicated).
-  const offlineKept = new Set<string>();
-  for (const b of boundOffline) {
-    const name = String(b.event).toUpperCase();
-    if (wantedOffline.includes(name) && !offlineKept.has(name)) {
-      offlineKept.add(name);
-      continue;
-    }
-    cmds.push([
-      ['event.unbind', { event: name, event_type: 'offline' }],
-      `offline:${name}`,
-      OFFLINE_CONNECTOR,
-    ]);
-  }
-  for (const b of strayOffline) {
-    const name = String(b.event).toUpperCase();
-    cmds.push([['event.unbind', { event: name, event_type: 'offline' }], `stray:${name}`, '']);
-  }
-  for (const name of wantedOffline) {
-    if (offlineKept.has(name)) continue;
-    cmds.push([
-      ['event.bind', { event: name, event_type: 'offline' }],
-      `offline:${name}`,
-      OFFLINE_CONNECTOR,
-    ]);
-  }
-  const placementsKept = new Set<string>();
-  for (const p of boundPlacements) {
-    const code = String(p.placement).toUpperCase();
-    if (!String(p.handler).startsWith(appBase)) continue;
-    if (wantedPlacements.some((w) => w.code === code && w.handler === p.handler)) {
-      placementsKept.add(code);
-      continue;
-    }
-    cmds.push([['placement.unbind', { PLACEMENT: code, HANDLER: p.handler }], code, '']);
-  }
-  for (const w of wantedPlacements) {
-    if (placementsKept.has(w.code)) continue;
-    cmds.push([
-      ['placement.bind', { PLACEMENT: w.code, HANDLER: w.handler, TITLE: w.title }],
-      w.code,
-      '',
-    ]);
-  }
-
+/**
+ * Runs the plan in batches of 50. The offline commands go in batches of their own that carry
+ * our connector on the batch request.
+ */
+async function applyPlan(deps: Deps, portal: PortalRow, plan: BindingPlan): Promise<BindingSync> {
   const result: BindingSync = {
-    events: [...kept],
-    placements: [...placementsKept],
+    events: [...plan.kept.events],
+    placements: [...plan.kept.placements],
     unbound: [],
     failed: [],
-    offline: [...offlineKept],
+    offline: [...plan.kept.offline],
     offlineFailed: [],
   };
-  // Unbinds come first in each list, and a batch runs its commands in order. The offline
-  // commands go in batches of their own that carry our connector on the batch request.
   for (const connector of ['', OFFLINE_CONNECTOR]) {
-    const group = cmds.filter(([, , c]) => c === connector);
+    const group = plan.commands.filter((c) => c.connector === connector);
     for (let i = 0; i < group.length; i += 50) {
       const chunk = group.slice(i, i + 50);
-      const answer = await rest.batch(
+      const answer = await deps.bitrix.batch(
         portal,
-        Object.fromEntries(chunk.map(([cmd], j) => [`c${j}`, cmd])),
+        Object.fromEntries(chunk.map((c, j) => [`c${j}`, c.cmd])),
         { authConnector: connector || undefined },
       );
-      chunk.forEach(([[method], name], j) => {
-        const err = answer.errors[`c${j}`];
-        const ok = !err || alreadyBound(err.error_description);
-        if (name.startsWith('stray:')) {
-          if (!ok)
-            deps.logger.warn(
-              { memberId: portal.member_id, name, err },
-              'stray offline binding not removed',
-            );
-          return;
-        }
-        const offline = name.startsWith('offline:');
-        if (offline) {
-          const event = name.slice('offline:'.length);
-          if (!ok)
-            result.offlineFailed.push({
-              name: event,
-              error: `${err.error}: ${err.error_description}`,
-            });
-          else if (method === 'event.bind') result.offline.push(event);
-          return;
-        }
-        if (!ok) {
-          result.failed.push({ name, error: `${err.error || 'ERROR'}: ${err.error_description}` });
-          return;
-        }
-        if (method.endsWith('.unbind')) result.unbound.push(name);
-        else if (method === 'event.bind') result.events.push(name);
-        else result.placements.push(name);
-      });
+      chunk.forEach((c, j) => recordAnswer(deps, portal, result, c, answer.errors[`c${j}`]));
     }
   }
+  return result;
+}
+
+/** Notes one command's outcome; "Handler already binded" counts as success. */
+function recordAnswer(
+  deps: Deps,
+  portal: PortalRow,
+  result: BindingSync,
+  { cmd: [method], name }: PlannedCommand,
+  err: { error: string; error_description: string } | undefined,
+): void {
+  const ok = !err || alreadyBound(err.error_description);
+  if (name.startsWith('stray:')) {
+    if (!ok)
+      deps.logger.warn(
+        { memberId: portal.member_id, name, err },
+        'stray offline binding not removed',
+      );
+    return;
+  }
+  if (name.startsWith('offline:')) {
+    const event = name.slice('offline:'.length);
+    if (!ok)
+      result.offlineFailed.push({ name: event, error: `${err.error}: ${err.error_description}` });
+    else if (method === 'event.bind') result.offline.push(event);
+    return;
+  }
+  if (!ok) {
+    result.failed.push({ name, error: `${err.error || 'ERROR'}: ${err.error_description}` });
+    return;
+  }
+  if (method.endsWith('.unbind')) result.unbound.push(name);
+  else if (method === 'event.bind') result.events.push(name);
+  else result.placements.push(name);
+}
+
+/**
+ * Puts the result in the wanted order, remembers the notice's minTimeout and the bound
+ * events on the portal, and logs what the portal refused.
+ */
+async function recordSync(
+  deps: Deps,
+  portal: PortalRow,
+  want: WantedBindings,
+  result: BindingSync,
+): Promise<void> {
+  const offlineOn = deps.config.b24.offlineEvents;
   if (offlineOn && result.events.includes(OFFLINE_NOTICE)) {
     await putSetting(
       deps.db,
       portal.member_id,
       NOTICE_TIMEOUT_KEY,
-      noticeOptions.minTimeout,
+      want.noticeOptions.minTimeout,
       deps.clock.now(),
     );
   }
   // ONOFFLINEEVENT is bookkeeping of the safety net, not a chosen event.
-  result.events = wanted.filter((e) => e !== OFFLINE_NOTICE && result.events.includes(e));
-  result.offline = wantedOffline.filter((e) => result.offline.includes(e));
-  result.placements = wantedPlacements
+  result.events = want.events.filter((e) => e !== OFFLINE_NOTICE && result.events.includes(e));
+  result.offline = want.offline.filter((e) => result.offline.includes(e));
+  result.placements = want.placements
     .map((w) => w.code)
     .filter((c) => result.placements.includes(c));
   await updatePortal(deps.db, portal.id, {
@@ -278,5 +237,4 @@ export async function syncBindings(
       'some bindings were refused',
     );
   }
-  return result;
 }

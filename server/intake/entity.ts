@@ -1,4 +1,7 @@
-/** What an event is about, from its name and `data` (protocol §4.3). */
+/**
+ * What an event is about, from its name and `data` (each event's page in bitrix24/b24restdocs,
+ * e.g. api-reference/crm/deals/events/on-crm-deal-update.md).
+ */
 export interface EntityRef {
   type: string | null;
   id: string | null;

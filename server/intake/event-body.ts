@@ -2,7 +2,10 @@ import qs from 'qs';
 import { BadRequestError } from '../lib/errors.js';
 import { parseSimpleForm } from './form-fast.js';
 
-/** The `auth` block of a delivery (protocol §4.1); every key optional but member_id. */
+/**
+ * The `auth` block of a delivery; every key optional but member_id
+ * (https://apidocs.bitrix24.com/api-reference/events/index.html).
+ */
 export interface DeliveryAuth {
   member_id: string;
   application_token?: string;

@@ -5,7 +5,10 @@ import type { Logger } from '../lib/logger.js';
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
-/** Bitrix24's published sender lists (protocol §5): `{"nodes": [...]}`. */
+/**
+ * Bitrix24's published sender lists: `{"nodes": [...]}`
+ * (https://apidocs.bitrix24.com/settings/cloud-and-on-premise/network-access.html).
+ */
 export const BITRIX24_IP_LIST_URLS = [
   'https://dl.bitrix24.com/webhook/app-world.json',
   'https://repos.1c-bitrix.ru/webhook/app.json',

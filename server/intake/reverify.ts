@@ -3,7 +3,7 @@ import { safeEqual } from '../lib/crypto.js';
 import { listUnverified, updateEvent } from '../../db/stores/events.js';
 import { insertJobs } from '../../db/stores/jobs.js';
 import { findPortalById } from '../../db/stores/portals.js';
-import { LIFECYCLE_EVENTS } from './intake.js';
+import { LIFECYCLE_EVENTS } from './deliver.js';
 
 export interface ReverifyResult {
   verified: number;

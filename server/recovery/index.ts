@@ -41,7 +41,7 @@ export interface Recovery {
 }
 
 /**
- * Downtime detection and the sweep (issue 8): a heartbeat row refreshed every minute tells
+ * Downtime detection and the sweep: a heartbeat row refreshed every minute tells
  * a starting app since when nobody listened; that gap is swept for changes whose deliveries
  * were lost (server/recovery/sweep.ts).
  */
