@@ -95,6 +95,11 @@ function h(tag, props, ...children) {
   }
   return el;
 }
+/** `el.replaceChildren` without the "null" / "false" text it would make of skipped parts. */
+const fill = (el, ...children) =>
+  el.replaceChildren(
+    ...children.flat().filter((c) => c !== null && c !== undefined && c !== false),
+  );
 const label = (text, control) => h('label', {}, h('span', { text }), control);
 /** An option whose text is the portal's data (names, codes): never translated. */
 const opt = (value, text, selected) =>
@@ -491,18 +496,25 @@ function pickerGroups(i) {
   return groups;
 }
 
-function picker(i) {
-  const select = h(
-    'select',
-    { id: `step-${i}-pick`, 'aria-label': S.picker },
-    pickerGroups(i).map(([name, items]) =>
-      h(
-        'optgroup',
-        { label: name, translate: 'no' },
-        items.map(([v, t]) => opt(v, t)),
-      ),
+const pickerOptions = (i) =>
+  pickerGroups(i).map(([name, items]) =>
+    h(
+      'optgroup',
+      { label: name, translate: 'no' },
+      items.map(([v, t]) => opt(v, t)),
     ),
   );
+
+/** A step was named or renamed: later steps' pickers offer its answer (no re-render). */
+function refreshPickers() {
+  rule.actions.forEach((_a, j) => {
+    const select = document.getElementById(`step-${j}-pick`);
+    if (select) select.replaceChildren(...pickerOptions(j));
+  });
+}
+
+function picker(i) {
+  const select = h('select', { id: `step-${i}-pick`, 'aria-label': S.picker }, pickerOptions(i));
   const sub = h('input', { id: `step-${i}-pick-sub`, placeholder: S.subPath, size: 12 });
   const insert = h('button', {
     type: 'button',
@@ -549,8 +561,8 @@ function stepBox(step, i) {
       if (name.value.trim()) step.name = name.value.trim();
       else delete step.name;
       changed();
+      refreshPickers();
     },
-    onchange: () => renderForm(),
   });
   const coe = h('input', {
     type: 'checkbox',
@@ -665,7 +677,8 @@ function renderForm() {
       changed();
     },
   });
-  form.replaceChildren(
+  fill(
+    form,
     meta === null ? h('p', { class: 'muted', id: 'meta-loading', text: S.loading }) : null,
     meta === false ? h('p', { class: 'warn', id: 'meta-failed', text: S.metaFailed }) : null,
     label(S.name, name),
@@ -757,11 +770,12 @@ async function save() {
     kvRows.clear();
     changed();
     renderForm();
-    saveResult.replaceChildren(h('p', { class: 'notice', id: 'rule-saved', text: S.saved }));
+    fill(saveResult, h('p', { class: 'notice', id: 'rule-saved', text: S.saved }));
     const sep = data.urls.edit.includes('?') ? '&' : '?';
     history.replaceState(null, '', `${data.urls.edit}${sep}name=${encodeURIComponent(original)}`);
   } else {
-    saveResult.replaceChildren(
+    fill(
+      saveResult,
       h(
         'div',
         { class: 'error', id: 'rule-errors' },
@@ -783,11 +797,12 @@ async function runDry() {
     id: tryId.value,
   });
   if (!json.result) {
-    dryResult.replaceChildren(h('div', { class: 'error', id: 'dry-error' }, problems(json)));
+    fill(dryResult, h('div', { class: 'error', id: 'dry-error' }, problems(json)));
     return;
   }
   const r = json.result;
-  dryResult.replaceChildren(
+  fill(
+    dryResult,
     h(
       'p',
       { id: 'dry-verdict', 'data-matched': String(r.matched) },
@@ -813,7 +828,8 @@ async function sendStep(i, out) {
   out.hidden = false;
   if (json.ok) {
     out.className = 'notice';
-    out.replaceChildren(
+    fill(
+      out,
       h('span', { text: S.sent }),
       json.response && json.response.status
         ? h('code', { text: ` ${json.response.status}` })
@@ -821,13 +837,14 @@ async function sendStep(i, out) {
     );
   } else {
     out.className = 'error';
-    out.replaceChildren(h('span', { text: `${S.sendFailed} ` }), problems(json));
+    fill(out, h('span', { text: `${S.sendFailed} ` }), problems(json));
   }
 }
 
 // ---- start -----------------------------------------------------------------------------
 
-root.replaceChildren(
+fill(
+  root,
   form,
   admin &&
     h('p', {}, h('button', { type: 'button', id: 'save-rule', text: S.save, onclick: save })),

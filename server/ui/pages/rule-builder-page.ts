@@ -15,8 +15,8 @@ import type { MessageKey } from '../i18n.js';
 import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { listTestSends, relativeErrors, tryRoutes } from './rule-builder-try.js';
 
-/** What a new rule starts as: the most common trigger, nothing else. */
-const NEW_RULE = { name: '', on: ['ONCRMDEALUPDATE'], when: [], actions: [] };
+/** What a new rule starts as: nothing chosen yet. */
+const NEW_RULE = { name: '', on: [], when: [], actions: [] };
 
 /** The script's words, in the user's language (it holds none of its own). */
 function scriptStrings(t: (k: MessageKey) => string): Record<string, string> {

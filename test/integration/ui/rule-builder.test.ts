@@ -45,7 +45,7 @@ describe('the rule builder pages', () => {
     expect(fresh.status).toBe(200);
     const d = dataOf(fresh.html);
     expect(d.admin).toBe(true);
-    expect(d.rule).toMatchObject({ name: '', on: ['ONCRMDEALUPDATE'] });
+    expect(d.rule).toEqual({ name: '', on: [], when: [], actions: [] });
     expect(d.events.find((e) => e.name === 'ONCRMDEALUPDATE')).toMatchObject({ bound: true });
     expect(d.events.find((e) => e.name === 'ONTASKADD')).toMatchObject({ bound: false });
     expect(d.strings.save).toBe('Save rule');
