@@ -89,7 +89,8 @@ function h(tag, props, ...children) {
     else if (k in el && typeof v !== 'string') el[k] = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
+  for (const c of children.flat(Infinity))
+    if (c !== null && c !== undefined && c !== false) el.append(c);
   if (!admin && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(el.tagName) && !props?.keepEnabled) {
     el.disabled = true;
   }
@@ -98,7 +99,7 @@ function h(tag, props, ...children) {
 /** `el.replaceChildren` without the "null" / "false" text it would make of skipped parts. */
 const fill = (el, ...children) =>
   el.replaceChildren(
-    ...children.flat().filter((c) => c !== null && c !== undefined && c !== false),
+    ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false),
   );
 const label = (text, control) => h('label', {}, h('span', { text }), control);
 /** An option whose text is the portal's data (names, codes): never translated. */
@@ -115,7 +116,34 @@ function entityRoot() {
   if (!m) return undefined;
   return m[1] === 'DYNAMICITEM' ? 'item' : m[1].toLowerCase();
 }
-const fieldsOf = (root) => (meta && meta.entities && meta.entities[root]) || [];
+/** Smart processes' fields by entityTypeId: a list, 'loading', or false when it failed. */
+const itemFields = new Map();
+/** `ONCRMDYNAMICITEMUPDATE_128` → 128: the smart process the trigger names. */
+const itemType = () => {
+  const m = /^ONCRMDYNAMICITEM[A-Z]+_(\d+)$/.exec(String((rule.on || [])[0] || ''));
+  return m ? Number(m[1]) : undefined;
+};
+function fieldsOf(root) {
+  if (root === 'item') {
+    const f = itemFields.get(itemType());
+    return Array.isArray(f) ? f : [];
+  }
+  return (meta && meta.entities && meta.entities[root]) || [];
+}
+/** Loads the fields of the trigger's smart process once, then shows them. */
+function ensureItemFields() {
+  const type = itemType();
+  if (type === undefined || itemFields.has(type)) return;
+  itemFields.set(type, 'loading');
+  const sep = data.urls.metadata.includes('?') ? '&' : '?';
+  fetch(`${data.urls.metadata}${sep}item=${type}`)
+    .then((r) => (r.ok ? r.json() : false))
+    .catch(() => false)
+    .then((m) => {
+      itemFields.set(type, m && Array.isArray(m.fields) ? m.fields : false);
+      renderForm();
+    });
+}
 const fieldInfo = (code) => fieldsOf(entityRoot()).find((f) => f.code === code);
 const pipelineName = (id) => (meta.categories.find((c) => c.id === id) || {}).name || String(id);
 
@@ -622,6 +650,7 @@ const form = h('div', { id: 'rule-form' });
 
 function renderForm() {
   if (!Array.isArray(rule.on)) rule.on = [];
+  ensureItemFields();
   if (!Array.isArray(rule.actions)) rule.actions = [];
   const when = Array.isArray(rule.when) ? rule.when : [];
   const name = h('input', {
@@ -656,6 +685,22 @@ function renderForm() {
       h('span', { class: 'muted', text: ` (${e.bound ? S.subscribed : S.notSubscribed})` }),
     );
   });
+  const other = h('input', { id: 'on-other', size: 30, 'aria-label': S.otherEvent });
+  const addOther = h('button', {
+    type: 'button',
+    class: 'secondary',
+    id: 'on-add',
+    text: S.addEvent,
+    onclick: () => {
+      const name = other.value.trim().toUpperCase();
+      if (!/^ON[A-Z0-9_]{2,64}$/.test(name)) return;
+      if (!data.events.some((e) => e.name === name))
+        data.events.push({ name, label: '', bound: false });
+      if (!rule.on.includes(name)) rule.on = [...rule.on, name];
+      changed();
+      renderForm();
+    },
+  });
   const sla = h('input', {
     id: 'rule-sla',
     type: 'number',
@@ -687,6 +732,7 @@ function renderForm() {
       { id: 'rule-on' },
       h('legend', { text: S.trigger }),
       h('div', { class: 'events' }, events),
+      admin && h('div', { class: 'row' }, label(S.otherEvent, other), addOther),
     ),
     h(
       'fieldset',

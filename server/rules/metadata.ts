@@ -165,9 +165,30 @@ export async function loadMetadata(
   };
 }
 
+/**
+ * A smart process's fields (`crm.item.fields`, camelCase codes as its items carry them:
+ * https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-fields.html), one batch.
+ */
+export async function loadItemFields(
+  source: MetadataSource,
+  portal: PortalRow,
+  entityTypeId: number,
+): Promise<FieldInfo[]> {
+  const answer = await source.batch(portal, {
+    fields: ['crm.item.fields', { entityTypeId }],
+  });
+  const fields = answer.result.fields;
+  return toFields(isObj(fields) ? fields.fields : undefined);
+}
+
+/** Smart processes are 128 and up; 31 is the new invoice (crm.item.* serve both). */
+export const isItemType = (n: number) => Number.isInteger(n) && (n === 31 || n >= 128);
+
 export interface MetadataCache {
   /** The portal's metadata: cached for `ttlMs`; concurrent callers share one load. */
   get(portal: PortalRow): Promise<PortalMetadata>;
+  /** One smart process's fields, cached the same way. */
+  itemFields(portal: PortalRow, entityTypeId: number): Promise<FieldInfo[]>;
 }
 
 /**
@@ -180,21 +201,24 @@ export function createMetadataCache(
 ): MetadataCache {
   const ttl = opts.ttlMs ?? 5 * 60_000;
   const max = opts.maxPortals ?? 1000;
-  const entries = new Map<number, { at: number; value: Promise<PortalMetadata> }>();
+  const entries = new Map<string, { at: number; value: Promise<unknown> }>();
+  const cached = <T>(key: string, load: (t: number) => Promise<T>): Promise<T> => {
+    const t = opts.now();
+    const hit = entries.get(key);
+    if (hit && t - hit.at < ttl) return hit.value as Promise<T>;
+    const value = load(t);
+    const entry = { at: t, value };
+    entries.delete(key);
+    entries.set(key, entry);
+    if (entries.size > max) entries.delete(entries.keys().next().value!);
+    value.catch(() => {
+      if (entries.get(key) === entry) entries.delete(key);
+    });
+    return value;
+  };
   return {
-    get(portal) {
-      const t = opts.now();
-      const hit = entries.get(portal.id);
-      if (hit && t - hit.at < ttl) return hit.value;
-      const value = loadMetadata(source, portal, t);
-      const entry = { at: t, value };
-      entries.delete(portal.id);
-      entries.set(portal.id, entry);
-      if (entries.size > max) entries.delete(entries.keys().next().value!);
-      value.catch(() => {
-        if (entries.get(portal.id) === entry) entries.delete(portal.id);
-      });
-      return value;
-    },
+    get: (portal) => cached(String(portal.id), (t) => loadMetadata(source, portal, t)),
+    itemFields: (portal, typeId) =>
+      cached(`${portal.id}:${typeId}`, () => loadItemFields(source, portal, typeId)),
   };
 }

@@ -177,6 +177,24 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
   });
 
+  it("offers a smart process's own fields once its event is the trigger", async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill('ONCRMDYNAMICITEMUPDATE_128');
+    await f.locator('#on-add').click();
+    await f.locator('#add-condition').click();
+    await f
+      .locator('#cond-field-0 option[value="ufCrm128_Priority"]')
+      .waitFor({ state: 'attached' });
+    await f.locator('#cond-field-0').selectOption('ufCrm128_Priority');
+    await f.locator('#cond-value-0').selectOption('61');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({
+      on: ['ONCRMDYNAMICITEMUPDATE_128'],
+      when: [{ field: 'ufCrm128_Priority', equals: '61' }],
+    });
+  });
+
   it('shows a non-admin the rule read-only: no save, no send, fields disabled', async () => {
     await openBuilder(2, `/ui/rules/edit?name=${encodeURIComponent(PAID)}`);
     const f = frame();

@@ -134,6 +134,43 @@ const COMPANY_FIELDS: Record<string, FieldDescription> = {
   ASSIGNED_BY_ID: field('user', 'Responsible person'),
 };
 
+/**
+ * `crm.item.fields` for a smart process (api-reference/crm/universal/crm-item-fields.md):
+ * `{fields: {...}}` keyed in camelCase, each with its `upperName`; a stage field's
+ * `statusType` is `DYNAMIC_<entityTypeId>_STAGE_<categoryId>`. A subset of the doc's
+ * answer, and one list user field (`ufCrm<n>_…`, labels as for crm.deal.fields).
+ */
+function itemFields(typeId: number): Record<string, FieldDescription & { upperName: string }> {
+  const f = (code: string, upper: string, d: FieldDescription) => [
+    code,
+    { ...d, upperName: upper },
+  ];
+  return Object.fromEntries([
+    f('id', 'ID', field('integer', 'ID', { isReadOnly: true })),
+    f('title', 'TITLE', field('string', 'Name')),
+    f('createdTime', 'CREATED_TIME', field('datetime', 'Created at', { isReadOnly: true })),
+    f('assignedById', 'ASSIGNED_BY_ID', field('user', 'Assigned to')),
+    f('opened', 'OPENED', field('boolean', 'Publicly available', { isRequired: true })),
+    f('categoryId', 'CATEGORY_ID', field('crm_category', 'Pipeline')),
+    f(
+      'stageId',
+      'STAGE_ID',
+      field('crm_status', 'Stage', { statusType: `DYNAMIC_${typeId}_STAGE_${typeId * 10}` }),
+    ),
+    f('opportunity', 'OPPORTUNITY', field('double', 'Amount')),
+    f(
+      `ufCrm${typeId}_Priority`,
+      `UF_CRM_${typeId}_PRIORITY`,
+      userField(`ufCrm${typeId}_Priority`, 'enumeration', 'Priority', {
+        items: [
+          { ID: '61', VALUE: 'High' },
+          { ID: '62', VALUE: 'Low' },
+        ],
+      })[1],
+    ),
+  ]) as Record<string, FieldDescription & { upperName: string }>;
+}
+
 interface StatusRow {
   ID: string;
   ENTITY_ID: string;
@@ -236,6 +273,14 @@ export const METADATA_METHODS: Readonly<Record<string, MethodHandler>> = {
   'crm.deal.fields': () => ({ result: DEAL_FIELDS }),
   'crm.contact.fields': () => ({ result: CONTACT_FIELDS }),
   'crm.company.fields': () => ({ result: COMPANY_FIELDS }),
+  // Unknown types: NOT_FOUND, as crm.item.* answer for them (crm-item-get.md's errors).
+  'crm.item.fields': (params) => {
+    const raw = paramString(params, 'entityTypeId');
+    if (!/^\d+$/.test(raw) || !isSmartProcessType(Number(raw))) {
+      throw new RestError(400, 'NOT_FOUND', 'Smart process not found');
+    }
+    return { result: { fields: itemFields(Number(raw)) } };
+  },
   // Ordered by `order` (SORT ASC is the doc's example; ID otherwise, our guess), pages of 50
   // with `total` (crm-status-list.md's answer) and `next` as every list method.
   'crm.status.list': (params, _c, portal) => {

@@ -63,6 +63,24 @@ describe('CRM metadata on the emulated portal (fields, stages, pipelines)', () =
     expect(contact.PHONE).toMatchObject({ type: 'crm_multifield', isMultiple: true });
   });
 
+  it("describes a smart process's fields in camelCase with upperName, under result.fields", async () => {
+    const { json } = await call('crm.item.fields', { entityTypeId: 128 });
+    const fields = (json.result as { fields: Record<string, Record<string, unknown>> }).fields;
+    expect(fields.stageId).toMatchObject({
+      type: 'crm_status',
+      upperName: 'STAGE_ID',
+      statusType: 'DYNAMIC_128_STAGE_1280',
+    });
+    expect(fields.ufCrm128_Priority).toMatchObject({
+      type: 'enumeration',
+      isDynamic: true,
+      formLabel: 'Priority',
+      upperName: 'UF_CRM_128_PRIORITY',
+    });
+    const deal = await call('crm.item.fields', { entityTypeId: 7 });
+    expect([deal.status, deal.json.error]).toEqual([400, 'NOT_FOUND']);
+  });
+
   it('lists stages by ENTITY_ID in SORT order, with total', async () => {
     const general = await call('crm.status.list', {
       order: { SORT: 'ASC' },

@@ -63,4 +63,24 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
     await cache.get(portal);
     expect(batches() - before).toBe(4);
   });
+
+  it("reads a smart process's fields once per TTL, by their camelCase codes", async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 9_000 });
+    const portal = await portalRow();
+    const before = batches();
+    const [fields] = await Promise.all([
+      cache.itemFields(portal, 128),
+      cache.itemFields(portal, 128),
+      cache.itemFields(portal, 128),
+    ]);
+    expect(batches() - before).toBe(1);
+    expect(fields!.find((f) => f.code === 'stageId')).toMatchObject({ title: 'Stage' });
+    expect(fields!.find((f) => f.code === 'ufCrm128_Priority')).toMatchObject({
+      title: 'Priority',
+      items: [
+        { id: '61', value: 'High' },
+        { id: '62', value: 'Low' },
+      ],
+    });
+  });
 });

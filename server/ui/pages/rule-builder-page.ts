@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { grantedScopes } from '../../bitrix/scopes.js';
-import { createMetadataCache, type MetadataCache } from '../../rules/metadata.js';
+import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
 import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
 import { withScopeErrors } from '../../rules/scopes.js';
@@ -112,9 +112,19 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     render(res, String(body(req).name ?? ''), true),
   );
 
-  router.get('/ui/rules/builder/metadata', async (_req, res) => {
+  router.get('/ui/rules/builder/metadata', async (req, res) => {
+    const item = req.query.item === undefined ? undefined : Number(req.query.item);
+    if (item !== undefined && !isItemType(item)) {
+      res.status(400).json({ error: 'item' });
+      return;
+    }
     try {
-      res.json(await cache.get(uiContext(res).portal));
+      const portal = uiContext(res).portal;
+      res.json(
+        item === undefined
+          ? await cache.get(portal)
+          : { fields: await cache.itemFields(portal, item) },
+      );
     } catch (e) {
       deps.logger.warn({ err: (e as Error).message }, 'rule builder metadata not loaded');
       res.status(502).json({ error: 'metadata' });

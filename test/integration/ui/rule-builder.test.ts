@@ -72,6 +72,10 @@ describe('the rule builder pages', () => {
     // One load: a batch for fields, pipelines, users and the general stages, one for the
     // second pipeline's stages.
     expect(batches() - before).toBe(2);
+    const item = await getPage(h, '/ui/rules/builder/metadata?item=128', admin.cookie);
+    expect(JSON.parse(item.html).fields.map((f: { code: string }) => f.code)).toContain('stageId');
+    const notItem = await getPage(h, '/ui/rules/builder/metadata?item=2', admin.cookie);
+    expect(notItem.status).toBe(400);
   });
 
   it('saves a rule into the portal map by name: appends, then replaces', async () => {
