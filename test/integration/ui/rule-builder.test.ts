@@ -109,6 +109,65 @@ describe('the rule builder pages', () => {
     expect(after?.rules[2]).toMatchObject({ slaSeconds: 30 });
   });
 
+  it('masks a step secret on the page and in answers, keeps it on a re-save, reveals it on request', async () => {
+    const secret = 'Bearer builder-secret-7a1f';
+    const rule = {
+      name: 'Secret rule',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http',
+          name: 'erp',
+          method: 'POST',
+          url: `${h.sink.url}/erp`,
+          headers: { Authorization: secret, 'Content-Type': 'application/json' },
+        },
+      ],
+    };
+    const saved = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) });
+    expect(saved.html).not.toContain(secret);
+    const shown = (json(saved).rule as typeof rule).actions[0]!.headers;
+    expect(shown).toEqual({ Authorization: '********', 'Content-Type': 'application/json' });
+    const path = `/ui/rules/edit?name=${encodeURIComponent('Secret rule')}`;
+    const page = await getPage(h, path, admin.cookie);
+    expect(page.html).not.toContain(secret);
+    // The masked rule saved again keeps the stored secret.
+    const again = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(dataOf(page.html).rule),
+      original: 'Secret rule',
+    });
+    expect(again.status).toBe(200);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Secret rule',
+    )!.actions[0] as { headers: Record<string, unknown> };
+    const enc = stored.headers.Authorization as { $enc: string };
+    expect(h.t.deps.box.decrypt(enc.$enc)).toBe(secret);
+    // Sent once from the masked form, the step carries the stored secret.
+    const before = h.sink.requests.length;
+    const sent = await post('/ui/rules/builder/send-step', {
+      rule: JSON.stringify(dataOf(page.html).rule),
+      index: '0',
+    });
+    expect(sent.status).toBe(200);
+    expect(sent.html).not.toContain(secret);
+    expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([secret]);
+    // An admin may ask to see it (a POST); a non-admin may not.
+    const revealed = await post('/ui/rules/edit/reveal', { name: 'Secret rule' });
+    expect(dataOf(revealed.html).rule).toMatchObject({
+      actions: [{ headers: { Authorization: secret } }],
+    });
+    const readerPage = await getPage(h, path, reader.cookie);
+    expect(readerPage.html).not.toContain(secret);
+    const readerReveal = await post(
+      '/ui/rules/edit/reveal',
+      { name: 'Secret rule' },
+      reader,
+      dataOf(readerPage.html).csrf,
+    );
+    expect(readerReveal.status).toBe(403);
+    expect(readerReveal.html).not.toContain(secret);
+  });
+
   it('refuses an invalid rule with paths relative to the rule, and keeps the map', async () => {
     const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
     const bad = await post('/ui/rules/builder/save', {
