@@ -355,8 +355,8 @@ export async function uiBench(args: {
  * emulated portal (the demo's set-up): every byte the app's origin sends for the page (HTML,
  * JS, CSS, the metadata), and the time from the frame's navigation start to the builder's
  * `builder-ready` mark, first with the metadata cache cold (its REST reads included), then
- * warm. Targets (issue 21): under 200 KB, interactive in under 300 ms. Returns whether both
- * were met.
+ * warm. Targets (README, "The rule builder"): under 200 KB, interactive in under 300 ms.
+ * Returns whether both were met.
  */
 export async function builderBench(runs = 5): Promise<boolean> {
   const h = await startUiHarness({ appHost: 'localhost', env: { LOG_LEVEL: 'silent' } });
