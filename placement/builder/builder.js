@@ -505,7 +505,10 @@ function pickerGroups(i) {
   for (const r of roots) {
     const fs = fieldsOf(r);
     if (fs.length)
-      groups.push([r, fs.map((f) => [`${r}.${f.code}`, `${f.title} — ${r}.${f.code}`])]);
+      groups.push([
+        S[`root.${r}`] || r,
+        fs.map((f) => [`${r}.${f.code}`, `${f.title} — ${r}.${f.code}`]),
+      ]);
   }
   const earlier = rule.actions
     .slice(0, i)
