@@ -83,4 +83,13 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
       ],
     });
   });
+
+  it('keeps no failed load: the next page asks the portal again', async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 20_000 });
+    const portal = await portalRow();
+    h.portal.failNext('batch', { status: 403, error: 'ACCESS_DENIED', description: 'no' });
+    await expect(cache.get(portal)).rejects.toThrow();
+    const m = await cache.get(portal);
+    expect(m.stages.length).toBeGreaterThan(0);
+  });
 });
