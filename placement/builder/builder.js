@@ -225,7 +225,8 @@ function valueControl(c, i) {
   const op = opOf(c);
   if (op === 'changed') return null;
   const choices = choicesFor(c.field);
-  const current = op === 'in' ? (c.in || []).map(String) : [String(c[op] ?? '')];
+  const current =
+    op === 'in' ? (Array.isArray(c.in) ? c.in : []).map(String) : [String(c[op] ?? '')];
   if (choices) {
     const select = h(
       'select',
@@ -510,7 +511,7 @@ function pickerGroups(i) {
         fs.map((f) => [`${r}.${f.code}`, `${f.title} — ${r}.${f.code}`]),
       ]);
   }
-  const earlier = rule.actions
+  const earlier = (Array.isArray(rule.actions) ? rule.actions : [])
     .slice(0, i)
     .map((a) => a.name)
     .filter(Boolean);
@@ -538,7 +539,7 @@ const pickerOptions = (i) =>
 
 /** A step was named or renamed: later steps' pickers offer its answer (no re-render). */
 function refreshPickers() {
-  rule.actions.forEach((_a, j) => {
+  (Array.isArray(rule.actions) ? rule.actions : []).forEach((_a, j) => {
     const select = document.getElementById(`step-${j}-pick`);
     if (select) select.replaceChildren(...pickerOptions(j));
   });
@@ -650,11 +651,14 @@ function stepBox(step, i) {
 // ---- the form --------------------------------------------------------------------------
 
 const form = h('div', { id: 'rule-form' });
+/** A part the form cannot show (JSON typed by hand): edited in the JSON. */
+const inJson = () => h('p', { class: 'muted', text: S.editInJson });
 
 function renderForm() {
-  if (!Array.isArray(rule.on)) rule.on = [];
   ensureItemFields();
-  if (!Array.isArray(rule.actions)) rule.actions = [];
+  // JSON being typed may hold anything: read it as lists without rewriting what was typed.
+  const on = Array.isArray(rule.on) ? rule.on : [];
+  const actions = Array.isArray(rule.actions) ? rule.actions : [];
   const when = Array.isArray(rule.when) ? rule.when : [];
   const name = h('input', {
     id: 'rule-name',
@@ -670,11 +674,11 @@ function renderForm() {
       type: 'checkbox',
       id: `on-${e.name}`,
       value: e.name,
-      checked: rule.on.includes(e.name),
+      checked: on.includes(e.name),
       onchange: () => {
         rule.on = box.checked
-          ? [...rule.on.filter((x) => x !== e.name), e.name]
-          : rule.on.filter((x) => x !== e.name);
+          ? [...on.filter((x) => x !== e.name), e.name]
+          : on.filter((x) => x !== e.name);
         changed();
         renderForm();
       },
@@ -699,7 +703,7 @@ function renderForm() {
       if (!/^ON[A-Z0-9_]{2,64}$/.test(name)) return;
       if (!data.events.some((e) => e.name === name))
         data.events.push({ name, label: '', bound: false });
-      if (!rule.on.includes(name)) rule.on = [...rule.on, name];
+      if (!on.includes(name)) rule.on = [...on, name];
       changed();
       renderForm();
     },
@@ -741,7 +745,9 @@ function renderForm() {
       'fieldset',
       { id: 'rule-when' },
       h('legend', { text: S.conditions }),
-      when.length ? when.map(conditionRow) : h('p', { class: 'muted', text: S.noConditions }),
+      when.length
+        ? when.map((c, i) => (isObj(c) ? conditionRow(c, i) : inJson()))
+        : h('p', { class: 'muted', text: S.noConditions }),
       admin &&
         h('button', {
           type: 'button',
@@ -759,7 +765,7 @@ function renderForm() {
       'fieldset',
       { id: 'rule-steps' },
       h('legend', { text: S.steps }),
-      rule.actions.map(stepBox),
+      actions.map((a, i) => (isObj(a) ? stepBox(a, i) : inJson())),
       admin &&
         h('button', {
           type: 'button',
@@ -767,7 +773,7 @@ function renderForm() {
           id: 'add-step',
           text: S.addStep,
           onclick: () => {
-            rule.actions.push(NEW_STEP.http());
+            rule.actions = [...actions, NEW_STEP.http()];
             changed();
             renderForm();
           },

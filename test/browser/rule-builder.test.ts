@@ -172,6 +172,14 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     json.slaSeconds = 90;
     await f.locator('#rule-json').fill(JSON.stringify(json));
     await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
+    // Valid JSON of another shape: the form shows what it can and leaves the text alone.
+    const odd =
+      '{"name":"odd","on":["ONCRMDEALADD"],"when":[1,{"field":"STAGE_ID","in":"WON"}],"actions":{}}';
+    await f.locator('#rule-json').fill(odd);
+    await expect(f.locator('#rule-name').inputValue()).resolves.toBe('odd');
+    await expect(f.locator('#cond-field-1').inputValue()).resolves.toBe('STAGE_ID');
+    await expect(f.locator('#rule-json').inputValue()).resolves.toBe(odd);
+    await f.locator('#rule-json').fill(JSON.stringify(json));
     await f.locator('#rule-json').fill('{"name": ');
     await f.locator('#json-error').waitFor();
     await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
