@@ -5,6 +5,9 @@
  * inserts `{{deal.TITLE}}`-style paths and the answers of earlier named steps. Every word
  * shown comes from the page (data.strings), in the user's language.
  */
+import { createDom } from './dom.js';
+import { flatten, isObj, unflatten } from './kv.js';
+
 const data = JSON.parse(document.getElementById('builder-data').textContent);
 const S = data.strings;
 const admin = data.admin === true;
@@ -77,36 +80,7 @@ const LABEL = {
   params: 'params',
 };
 
-/** `h('input', {id: 'x', value: 'y'}, child…)`: an element with properties and children. */
-function h(tag, props, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props || {})) {
-    if (v === undefined || v === null || v === false || k === 'keepEnabled') continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'value') el.value = String(v);
-    else if (k === 'text') el.textContent = v;
-    else if (k === 'class') el.className = v;
-    else if (k in el && typeof v !== 'string') el[k] = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat(Infinity))
-    if (c !== null && c !== undefined && c !== false) el.append(c);
-  if (!admin && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(el.tagName) && !props?.keepEnabled) {
-    el.disabled = true;
-  }
-  return el;
-}
-/** `el.replaceChildren` without the "null" / "false" text it would make of skipped parts. */
-const fill = (el, ...children) =>
-  el.replaceChildren(
-    ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false),
-  );
-const label = (text, control) => h('label', {}, h('span', { text }), control);
-/** An option whose text is the portal's data (names, codes): never translated. */
-const opt = (value, text, selected) =>
-  h('option', { value, text, selected: selected === true, translate: 'no' });
-
-const isObj = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const { h, fill, label, opt } = createDom({ readOnly: !admin });
 
 /** The entity root the trigger's events are about (`deal` for ONCRMDEALUPDATE). */
 function entityRoot() {
@@ -336,34 +310,6 @@ function conditionRow(c, i) {
 }
 
 // ---- steps -----------------------------------------------------------------------------
-
-/** `{a: {b: "x"}}` → `[["a.b", "x"]]`; undefined when a value is not text (JSON only). */
-function flatten(obj, nest) {
-  const out = [];
-  const walk = (o, prefix) => {
-    for (const [k, v] of Object.entries(o)) {
-      if (k.includes('.') && nest) return false;
-      const key = prefix ? `${prefix}.${k}` : k;
-      if (nest && isObj(v) && Object.keys(v).length) {
-        if (walk(v, key) === false) return false;
-      } else if (typeof v === 'string') out.push([key, v]);
-      else return false;
-    }
-    return true;
-  };
-  return walk(obj, '') === false ? undefined : out;
-}
-function unflatten(rows, nest) {
-  const out = {};
-  for (const [k, v] of rows) {
-    if (!k) continue;
-    const parts = nest ? k.split('.') : [k];
-    let o = out;
-    for (const p of parts.slice(0, -1)) o = isObj(o[p]) ? o[p] : (o[p] = {});
-    o[parts[parts.length - 1]] = v;
-  }
-  return out;
-}
 
 /** Remembers where the caret is in a templatable field, for the step's picker. */
 const track = (i, el) => {
