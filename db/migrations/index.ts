@@ -15,6 +15,7 @@ import * as m0014 from './0014-retention.js';
 import * as m0015 from './0015-fair-queue.js';
 import * as m0016 from './0016-rollups.js';
 import * as m0017 from './0017-portal-lang.js';
+import * as m0018 from './0018-step-tests.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -34,4 +35,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0015-fair-queue', module: m0015 },
   { name: '0016-rollups', module: m0016 },
   { name: '0017-portal-lang', module: m0017 },
+  { name: '0018-step-tests', module: m0018 },
 ];

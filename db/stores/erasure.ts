@@ -109,8 +109,8 @@ async function eraseRecoveryGaps(db: Knex, memberId: string): Promise<number> {
 
 /**
  * The portal's personal data besides its events: snapshots of its records, the loop
- * guard's writes, alert jobs, UI replays, SLA breaches, sessions and its lines in the
- * recovery sweeps. The installation itself (portal row, tokens, settings) stays.
+ * guard's writes, alert jobs, UI replays, SLA breaches, the rule builder's test sends,
+ * sessions and its lines in the recovery sweeps. The installation itself (portal row, tokens, settings) stays.
  */
 export async function erasePortalRecords(
   db: Knex,
@@ -130,6 +130,7 @@ export async function erasePortalRecords(
     jobs: await db('jobs').where('portal_id', portal.id).delete(),
     entity_snapshots: await db('entity_snapshots').where('portal_id', portal.id).delete(),
     own_writes: await db('own_writes').where('portal_id', portal.id).delete(),
+    step_tests: await db('step_tests').where('portal_id', portal.id).delete(),
     sla_breaches: await db('sla_breaches')
       .where('portal_id', portal.id)
       .orWhere('member_id', portal.member_id)

@@ -1,7 +1,9 @@
 import type { UiUser } from './session.js';
+import { BUILDER_EN, BUILDER_RU } from './i18n-builder.js';
 
 /** The words of the pages in English and Russian (by the LANG Bitrix24 sends). */
 const EN = {
+  ...BUILDER_EN,
   'nav.dashboard': 'Dashboard',
   'nav.events': 'Event log',
   'nav.replay': 'Replay',
@@ -236,6 +238,7 @@ const EN = {
 export type MessageKey = keyof typeof EN;
 
 const RU: Record<MessageKey, string> = {
+  ...BUILDER_RU,
   'nav.dashboard': 'Сводка',
   'nav.events': 'Журнал событий',
   'nav.replay': 'Повтор',

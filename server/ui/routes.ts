@@ -10,6 +10,7 @@ import { logPages } from './pages/log-pages.js';
 import { replayPage } from './pages/replay-page.js';
 import { retentionPage } from './pages/retention-page.js';
 import { rulesPage } from './pages/rules-page.js';
+import { ruleBuilderPage } from './pages/rule-builder-page.js';
 import { settingsPages } from './pages/settings-pages.js';
 import { signedSessionId, startSession, TOKEN_PARAM, uiSession } from './session.js';
 
@@ -91,6 +92,7 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
   router.use(logPages(deps));
   router.use(replayPage(deps, opts.notifyWorker));
   router.use(rulesPage(deps));
+  router.use(ruleBuilderPage(deps));
   router.use(settingsPages(deps, opts.notifyWorker ?? (() => {})));
   router.use(retentionPage(deps));
   return router;

@@ -13,6 +13,9 @@ import { rebuildRollups } from '../../db/stores/rollups.js';
 import { saveRuleMap } from '../../db/stores/rules.js';
 import { KnexSessionStore } from '../../db/stores/sessions.js';
 import { createTestDeps } from '../helpers/test-deps.js';
+import { chromium, type Response } from 'playwright-core';
+import { CHROMIUM_ARGS, findChromium, missingChromiumReason } from '../helpers/chromium.js';
+import { startUiHarness } from '../helpers/ui-harness.js';
 
 const DAY = 86_400_000;
 const EVENTS = [
@@ -343,5 +346,73 @@ export async function uiBench(args: {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await t.close();
+  if (!(await builderBench())) failures++;
   if (failures) process.exitCode = 1;
+}
+
+/**
+ * The rule builder's weight and time to interactive, in headless Chromium inside the
+ * emulated portal (the demo's set-up): every byte the app's origin sends for the page (HTML,
+ * JS, CSS, the metadata), and the time from the frame's navigation start to the builder's
+ * `builder-ready` mark, first with the metadata cache cold (its REST reads included), then
+ * warm. Targets (README, "The rule builder"): under 200 KB, interactive in under 300 ms.
+ * Returns whether both were met.
+ */
+export async function builderBench(runs = 5): Promise<boolean> {
+  const executablePath = findChromium();
+  if (!executablePath) {
+    process.stdout.write(`\nrule builder: not measured (${missingChromiumReason()})\n`);
+    return true;
+  }
+  const h = await startUiHarness({ appHost: 'localhost', env: { LOG_LEVEL: 'silent' } });
+  const browser = await chromium.launch({
+    executablePath,
+    args: CHROMIUM_ARGS,
+  });
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${h.portal.url}/app?user=1`);
+    await page.frameLocator('iframe.b24emu-frame').locator('#figures').waitFor();
+    const frame = page.frames().find((f) => f.url().startsWith(`${h.appUrl}/`))!;
+    const path = `/ui/rules/edit?name=${encodeURIComponent('Won deal: invoice')}`;
+    const open = async () => {
+      const bytes: Record<string, number> = {};
+      const count = async (res: Response) => {
+        if (!res.url().startsWith(h.appUrl) || res.frame() !== frame) return;
+        const kind = res.request().resourceType();
+        const size = (await res.body().catch(() => Buffer.alloc(0))).length;
+        bytes[kind] = (bytes[kind] ?? 0) + size;
+      };
+      const listener = (res: Response) => void count(res);
+      page.on('response', listener);
+      await Promise.all([
+        frame.waitForNavigation(),
+        frame.evaluate(`location.href = ${JSON.stringify(path)}`),
+      ]);
+      await frame.waitForSelector('html[data-builder-ready="1"]');
+      const tti = (await frame.evaluate(
+        `performance.getEntriesByName('builder-ready')[0].startTime`,
+      )) as number;
+      page.off('response', listener);
+      return { tti, bytes };
+    };
+    const cold = await open();
+    const warm: number[] = [];
+    for (let i = 0; i < runs; i++) warm.push((await open()).tti);
+    const total = Object.values(cold.bytes).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(cold.bytes)
+      .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`)
+      .join(', ');
+    const p50 = pct(warm, 0.5);
+    const okWeight = total < 200 * 1024;
+    const okTime = p50 < 300;
+    process.stdout.write(
+      `\nrule builder (${path}): page weight ${(total / 1024).toFixed(1)} KB from the app (${parts} KB; target < 200 KB ${okWeight ? 'ok' : 'MISSED'})\n` +
+        `time to interactive (navigation start → builder-ready): cold metadata ${ms(cold.tti)}, warm p50 ${ms(p50)} max ${ms(Math.max(...warm))} over ${runs} (target < 300 ms ${okTime ? 'ok' : 'MISSED'})\n`,
+    );
+    return okWeight && okTime;
+  } finally {
+    await browser.close();
+    await h.close();
+  }
 }

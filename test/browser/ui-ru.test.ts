@@ -153,6 +153,16 @@ describe('every page in Russian has no English UI string', () => {
     await check('dry run');
   });
 
+  it('walks the rule builder, new and with a rule, its pickers filled', async () => {
+    await go('/ui/rules/new');
+    await frame().locator('html[data-builder-ready="1"]').waitFor();
+    await check('rule builder');
+    await go(`/ui/rules/edit?name=${encodeURIComponent('Won deal: invoice')}`);
+    await frame().locator('html[data-builder-ready="1"]').waitFor();
+    await frame().locator('#step-0-pick').waitFor();
+    await check('rule builder, a rule');
+  });
+
   it('walks the replay pages', async () => {
     await go('/ui/replay');
     await check('replay');

@@ -14,6 +14,7 @@ import {
 import { OFFLINE_METHODS } from './offline-queue.js';
 import { BINDING_METHODS } from './rest-bindings.js';
 import { ITEM_METHODS } from './rest-items.js';
+import { METADATA_METHODS } from './rest-metadata.js';
 import { TASK_METHODS } from './rest-tasks.js';
 import type { PortalState } from './state.js';
 import type { EmulatedUser } from './types.js';
@@ -214,4 +215,5 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   'crm.timeline.comment.add': timelineCommentAdd,
   ...ITEM_METHODS,
   ...TASK_METHODS,
+  ...METADATA_METHODS,
 };

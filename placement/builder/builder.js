@@ -1,0 +1,889 @@
+/*
+ * The rule builder (server/ui/pages/rule-builder-page.ts): a form for one rule of the event
+ * map, kept in sync both ways with the rule's JSON. Field, stage, list and user pickers are
+ * filled from the portal's own metadata (/ui/rules/builder/metadata); the template picker
+ * inserts `{{deal.TITLE}}`-style paths and the answers of earlier named steps. Every word
+ * shown comes from the page (data.strings), in the user's language.
+ */
+import { createDom } from './dom.js';
+import { flatten, isObj, unflatten } from './kv.js';
+
+const data = JSON.parse(document.getElementById('builder-data').textContent);
+const S = data.strings;
+const admin = data.admin === true;
+const root = document.getElementById('builder');
+
+let rule = data.rule;
+let original = data.original;
+/** null while loading, false when it failed, else the portal's metadata. */
+let meta = null;
+/** The templatable field the admin was last in, per step: the picker inserts there. */
+const lastField = new Map();
+/** Key/value editors' rows (empty rows included), by `step:key`, while they match the rule. */
+const kvRows = new Map();
+
+const OPS = ['equals', 'in', 'changed', 'becomes'];
+const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+const NEW_STEP = {
+  http: () => ({ type: 'http', method: 'POST', url: '' }),
+  telegram: () => ({ type: 'telegram', text: '' }),
+  email: () => ({ type: 'email', to: '', subject: '', text: '' }),
+  sms: () => ({ type: 'sms', to: '', text: '' }),
+  bitrix: () => ({ type: 'bitrix', method: '' }),
+};
+/** Fields of each step type: [key, kind, required]. Kinds: text, area, number, kv, select:… */
+const FIELDS = {
+  http: [
+    ['method', 'method', true],
+    ['url', 'text', true],
+    ['headers', 'kv-flat', false],
+    ['body', 'kv', false],
+    ['timeoutMs', 'number', false],
+    ['secret', 'text', false],
+  ],
+  telegram: [
+    ['chatId', 'text', false],
+    ['text', 'area', true],
+    ['parseMode', 'parseMode', false],
+  ],
+  email: [
+    ['to', 'text', true],
+    ['subject', 'text', true],
+    ['text', 'area', false],
+    ['html', 'area', false],
+    ['from', 'text', false],
+  ],
+  sms: [
+    ['to', 'text', true],
+    ['text', 'area', true],
+  ],
+  bitrix: [
+    ['method', 'text', true],
+    ['params', 'kv', false],
+  ],
+};
+const LABEL = {
+  method: 'method',
+  url: 'url',
+  headers: 'headers',
+  body: 'body',
+  timeoutMs: 'timeout',
+  secret: 'secret',
+  chatId: 'chatId',
+  text: 'text',
+  parseMode: 'parseMode',
+  to: 'to',
+  subject: 'subject',
+  html: 'html',
+  from: 'from',
+  params: 'params',
+};
+
+const { h, fill, label, opt } = createDom({ readOnly: !admin });
+
+/** The entity root the trigger's events are about (`deal` for ONCRMDEALUPDATE). */
+function entityRoot() {
+  const m = /^ON(?:CRM)?(DEAL|LEAD|CONTACT|COMPANY|QUOTE|INVOICE|ACTIVITY|DYNAMICITEM|TASK)/.exec(
+    String((rule.on || [])[0] || ''),
+  );
+  if (!m) return undefined;
+  return m[1] === 'DYNAMICITEM' ? 'item' : m[1].toLowerCase();
+}
+/** Smart processes' fields by entityTypeId: a list, 'loading', or false when it failed. */
+const itemFields = new Map();
+/** `ONCRMDYNAMICITEMUPDATE_128` → 128: the smart process the trigger names. */
+const itemType = () => {
+  const m = /^ONCRMDYNAMICITEM[A-Z]+_(\d+)$/.exec(String((rule.on || [])[0] || ''));
+  return m ? Number(m[1]) : undefined;
+};
+function fieldsOf(root) {
+  if (root === 'item') {
+    const f = itemFields.get(itemType());
+    return Array.isArray(f) ? f : [];
+  }
+  return (meta && meta.entities && meta.entities[root]) || [];
+}
+/** Loads the fields of the trigger's smart process once, then shows them. */
+function ensureItemFields() {
+  const type = itemType();
+  if (type === undefined || itemFields.has(type)) return;
+  itemFields.set(type, 'loading');
+  const sep = data.urls.metadata.includes('?') ? '&' : '?';
+  fetch(`${data.urls.metadata}${sep}item=${type}`)
+    .then((r) => (r.ok ? r.json() : false))
+    .catch(() => false)
+    .then((m) => {
+      itemFields.set(type, m && Array.isArray(m.fields) ? m.fields : false);
+      renderForm();
+    });
+}
+const fieldInfo = (code) => fieldsOf(entityRoot()).find((f) => f.code === code);
+const pipelineName = (id) => (meta.categories.find((c) => c.id === id) || {}).name || String(id);
+
+// ---- JSON side -------------------------------------------------------------------------
+
+const jsonArea = h('textarea', {
+  id: 'rule-json',
+  spellcheck: 'false',
+  readOnly: !admin,
+  keepEnabled: true,
+  'aria-label': S.json,
+  oninput: () => {
+    let next;
+    try {
+      next = JSON.parse(jsonArea.value);
+    } catch {
+      jsonError.hidden = false;
+      return;
+    }
+    if (!isObj(next)) {
+      jsonError.hidden = false;
+      return;
+    }
+    jsonError.hidden = true;
+    rule = next;
+    renderForm();
+  },
+});
+const jsonError = h('p', { class: 'error', id: 'json-error', text: S.jsonInvalid, hidden: true });
+
+function tidy() {
+  if (Array.isArray(rule.when) && rule.when.length === 0) delete rule.when;
+}
+/** The form changed the rule: show its JSON. */
+function changed() {
+  tidy();
+  jsonArea.value = JSON.stringify(rule, null, 2);
+  jsonError.hidden = true;
+}
+
+// ---- conditions ------------------------------------------------------------------------
+
+const opOf = (c) => OPS.find((o) => o in c) || 'equals';
+
+function choicesFor(code) {
+  if (!meta) return undefined;
+  const f = fieldInfo(code);
+  if (!f) return undefined;
+  if (f.statusType === 'DEAL_STAGE' || (entityRoot() === 'deal' && code === 'STAGE_ID')) {
+    const groups = new Map();
+    for (const s of meta.stages) {
+      if (!groups.has(s.categoryId)) groups.set(s.categoryId, []);
+      groups.get(s.categoryId).push([s.id, s.name]);
+    }
+    return [...groups].map(([id, items]) => ({
+      label: `${S.pipeline}: ${pipelineName(id)}`,
+      items,
+    }));
+  }
+  if (f.items && f.items.length) return [{ items: f.items.map((i) => [i.id, i.value]) }];
+  if (f.type === 'user') return [{ items: meta.users.map((u) => [u.id, u.name]) }];
+  if (f.type === 'crm_category') {
+    return [{ items: meta.categories.map((c) => [String(c.id), c.name]) }];
+  }
+  if (f.type === 'char' || f.type === 'boolean') {
+    return [
+      {
+        items: [
+          ['Y', S.yes],
+          ['N', S.no],
+        ],
+      },
+    ];
+  }
+  return undefined;
+}
+
+function valueControl(c, i) {
+  const op = opOf(c);
+  if (op === 'changed') return null;
+  const choices = choicesFor(c.field);
+  const current =
+    op === 'in' ? (Array.isArray(c.in) ? c.in : []).map(String) : [String(c[op] ?? '')];
+  if (choices) {
+    const select = h(
+      'select',
+      {
+        id: `cond-value-${i}`,
+        multiple: op === 'in',
+        onchange: () => {
+          const picked = [...select.selectedOptions].map((o) => o.value).filter((v) => v !== '');
+          if (op === 'in') c.in = picked;
+          else c[op] = picked[0] ?? '';
+          changed();
+        },
+      },
+      op === 'in' ? null : opt('', S.choose, false),
+      choices.map((g) => {
+        const options = g.items.map(([v, t]) => opt(v, t, current.includes(v)));
+        return g.label ? h('optgroup', { label: g.label, translate: 'no' }, options) : options;
+      }),
+    );
+    return label(S.value, select);
+  }
+  const input = h('input', {
+    id: `cond-value-${i}`,
+    value: current.join(op === 'in' ? ', ' : ''),
+    oninput: () => {
+      if (op === 'in')
+        c.in = input.value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+      else c[op] = input.value;
+      changed();
+    },
+  });
+  return label(S.value, input);
+}
+
+function conditionRow(c, i) {
+  const fields = fieldsOf(entityRoot());
+  let fieldControl;
+  if (fields.length) {
+    const known = fields.some((f) => f.code === c.field);
+    fieldControl = h(
+      'select',
+      {
+        id: `cond-field-${i}`,
+        onchange: () => {
+          c.field = fieldControl.value;
+          const op = opOf(c);
+          if (op === 'in') c.in = [];
+          else if (op !== 'changed') c[op] = '';
+          changed();
+          renderForm();
+        },
+      },
+      c.field ? null : opt('', S.choose, true),
+      known || !c.field ? null : opt(c.field, c.field, true),
+      fields.map((f) => opt(f.code, `${f.title} (${f.code})`, f.code === c.field)),
+    );
+  } else {
+    fieldControl = h('input', {
+      id: `cond-field-${i}`,
+      value: c.field || '',
+      oninput: () => {
+        c.field = fieldControl.value;
+        changed();
+      },
+    });
+  }
+  const opSelect = h(
+    'select',
+    {
+      id: `cond-op-${i}`,
+      onchange: () => {
+        const before = opOf(c);
+        const v = c[before];
+        delete c[before];
+        const op = opSelect.value;
+        if (op === 'changed') c.changed = true;
+        else if (op === 'in') c.in = before === 'in' || v === undefined || v === '' ? [] : [v];
+        else c[op] = Array.isArray(v) ? (v[0] ?? '') : v === true || v === undefined ? '' : v;
+        changed();
+        renderForm();
+      },
+    },
+    OPS.map((o) => h('option', { value: o, text: S[`op.${o}`], selected: o === opOf(c) })),
+  );
+  return h(
+    'div',
+    { class: 'row condition', id: `cond-${i}` },
+    label(S.field, fieldControl),
+    label(S.operator, opSelect),
+    valueControl(c, i),
+    admin &&
+      h('button', {
+        type: 'button',
+        class: 'secondary',
+        id: `cond-remove-${i}`,
+        text: S.remove,
+        onclick: () => {
+          rule.when.splice(i, 1);
+          changed();
+          renderForm();
+        },
+      }),
+  );
+}
+
+// ---- steps -----------------------------------------------------------------------------
+
+/** Remembers where the caret is in a templatable field, for the step's picker. */
+const track = (i, el) => {
+  el.addEventListener('focus', () => lastField.set(i, el));
+  return el;
+};
+
+function kvEditor(step, i, key, nest) {
+  const value = step[key];
+  const id = `${i}:${key}`;
+  let rows;
+  const cached = kvRows.get(id);
+  if (value !== undefined && !isObj(value)) rows = undefined;
+  else if (cached && JSON.stringify(unflatten(cached, nest)) === JSON.stringify(value || {})) {
+    rows = cached;
+  } else rows = flatten(value || {}, nest);
+  if (!rows) return h('p', { class: 'muted', id: `step-${i}-${key}-json`, text: S.editInJson });
+  kvRows.set(id, rows);
+  const write = () => {
+    const obj = unflatten(rows, nest);
+    if (Object.keys(obj).length) step[key] = obj;
+    else delete step[key];
+    changed();
+  };
+  return h(
+    'div',
+    { class: 'kv', id: `step-${i}-${key}` },
+    rows.map((r, j) => {
+      const k = h('input', {
+        id: `step-${i}-${key}-k-${j}`,
+        value: r[0],
+        'aria-label': S.key,
+        placeholder: S.key,
+        oninput: () => {
+          r[0] = k.value.trim();
+          write();
+        },
+      });
+      const v = track(
+        i,
+        h('input', {
+          id: `step-${i}-${key}-v-${j}`,
+          value: r[1],
+          class: 'wide',
+          'aria-label': S.value,
+          oninput: () => {
+            r[1] = v.value;
+            write();
+          },
+        }),
+      );
+      return h(
+        'div',
+        { class: 'row' },
+        k,
+        v,
+        admin &&
+          h('button', {
+            type: 'button',
+            class: 'secondary',
+            text: S.remove,
+            id: `step-${i}-${key}-rm-${j}`,
+            onclick: () => {
+              rows.splice(j, 1);
+              write();
+              renderForm();
+            },
+          }),
+      );
+    }),
+    admin &&
+      h('button', {
+        type: 'button',
+        class: 'secondary',
+        id: `step-${i}-${key}-add`,
+        text: S.addField,
+        onclick: () => {
+          rows.push(['', '']);
+          renderForm();
+          document.getElementById(`step-${i}-${key}-k-${rows.length - 1}`)?.focus();
+        },
+      }),
+  );
+}
+
+function stepField(step, i, [key, kind, required]) {
+  const id = `step-${i}-${key}`;
+  const set = (v) => {
+    if (v === '' && !required) delete step[key];
+    else step[key] = v;
+    changed();
+  };
+  if (kind === 'kv' || kind === 'kv-flat') {
+    return label(S[LABEL[key]], kvEditor(step, i, key, kind === 'kv'));
+  }
+  if (kind === 'method' || kind === 'parseMode') {
+    const values = kind === 'method' ? METHODS : ['', 'HTML', 'MarkdownV2', 'Markdown'];
+    const select = h(
+      'select',
+      { id, onchange: () => set(select.value) },
+      values.map((v) =>
+        v ? opt(v, v, (step[key] ?? '') === v) : h('option', { value: v, text: S.plain }),
+      ),
+    );
+    return label(S[LABEL[key]], select);
+  }
+  const current = step[key];
+  if (current !== undefined && typeof current !== 'string' && typeof current !== 'number') {
+    return label(S[LABEL[key]], h('p', { class: 'muted', id, text: S.editInJson }));
+  }
+  if (kind === 'number') {
+    const input = h('input', {
+      id,
+      type: 'number',
+      value: current ?? '',
+      oninput: () => set(input.value === '' ? '' : Number(input.value)),
+    });
+    return label(S[LABEL[key]], input);
+  }
+  const el = track(
+    i,
+    h(kind === 'area' ? 'textarea' : 'input', {
+      id,
+      class: 'wide',
+      rows: kind === 'area' ? 3 : undefined,
+      value: current === undefined ? '' : String(current),
+      oninput: () => set(el.value),
+    }),
+  );
+  return label(S[LABEL[key]], el);
+}
+
+/** The paths the template picker offers in step `i`, in groups. */
+function pickerGroups(i) {
+  const groups = [];
+  const ent = entityRoot();
+  const event = ['event.name', 'event.id', 'event.entityId'];
+  groups.push([S.event, event.map((p) => [p, p])]);
+  const roots = ent === 'deal' || ent === 'lead' ? [ent, 'contact', 'company'] : ent ? [ent] : [];
+  for (const r of roots) {
+    const fs = fieldsOf(r);
+    if (fs.length)
+      groups.push([
+        S[`root.${r}`] || r,
+        fs.map((f) => [`${r}.${f.code}`, `${f.title} — ${r}.${f.code}`]),
+      ]);
+  }
+  const earlier = (Array.isArray(rule.actions) ? rule.actions : [])
+    .slice(0, i)
+    .map((a) => a.name)
+    .filter(Boolean);
+  if (earlier.length) {
+    groups.push([
+      S.earlierSteps,
+      earlier.flatMap((n) => [
+        [`steps.${n}.response`, `steps.${n}.response`],
+        [`steps.${n}.status`, `steps.${n}.status`],
+      ]),
+    ]);
+  }
+  groups.push([S.portal, [['portal.domain', 'portal.domain']]]);
+  return groups;
+}
+
+const pickerOptions = (i) =>
+  pickerGroups(i).map(([name, items]) =>
+    h(
+      'optgroup',
+      { label: name, translate: 'no' },
+      items.map(([v, t]) => opt(v, t)),
+    ),
+  );
+
+/** A step was named or renamed: later steps' pickers offer its answer (no re-render). */
+function refreshPickers() {
+  (Array.isArray(rule.actions) ? rule.actions : []).forEach((_a, j) => {
+    const select = document.getElementById(`step-${j}-pick`);
+    if (select) select.replaceChildren(...pickerOptions(j));
+  });
+}
+
+function picker(i) {
+  const select = h('select', { id: `step-${i}-pick`, 'aria-label': S.picker }, pickerOptions(i));
+  const sub = h('input', { id: `step-${i}-pick-sub`, placeholder: S.subPath, size: 12 });
+  const insert = h('button', {
+    type: 'button',
+    class: 'secondary',
+    id: `step-${i}-pick-insert`,
+    text: S.insert,
+    onclick: () => {
+      const el = lastField.get(i);
+      if (!el || !el.isConnected) return;
+      const extra = sub.value.trim().replace(/^\.+/, '');
+      const text = `{{${select.value}${extra ? `.${extra}` : ''}}}`;
+      const at = el.selectionStart ?? el.value.length;
+      const end = el.selectionEnd ?? at;
+      el.value = el.value.slice(0, at) + text + el.value.slice(end);
+      el.dispatchEvent(new Event('input'));
+      el.focus();
+      el.setSelectionRange(at + text.length, at + text.length);
+      sub.value = '';
+    },
+  });
+  return h('div', { class: 'row picker' }, label(S.picker, select), sub, insert);
+}
+
+function stepBox(step, i) {
+  const typeSelect = h(
+    'select',
+    {
+      id: `step-type-${i}`,
+      onchange: () => {
+        const next = NEW_STEP[typeSelect.value]();
+        if (step.name) next.name = step.name;
+        rule.actions[i] = next;
+        for (const k of [...kvRows.keys()]) if (k.startsWith(`${i}:`)) kvRows.delete(k);
+        changed();
+        renderForm();
+      },
+    },
+    TYPES.map((t) => h('option', { value: t, text: S[`type.${t}`], selected: t === step.type })),
+  );
+  const name = h('input', {
+    id: `step-name-${i}`,
+    value: step.name || '',
+    oninput: () => {
+      if (name.value.trim()) step.name = name.value.trim();
+      else delete step.name;
+      changed();
+      refreshPickers();
+    },
+  });
+  const coe = h('input', {
+    type: 'checkbox',
+    id: `step-coe-${i}`,
+    checked: step.continueOnError === true,
+    onchange: () => {
+      if (coe.checked) step.continueOnError = true;
+      else delete step.continueOnError;
+      changed();
+    },
+  });
+  const result = h('p', { id: `step-sent-${i}`, class: 'muted', hidden: true });
+  return h(
+    'fieldset',
+    { class: 'step', id: `step-${i}` },
+    h('legend', { text: `${i + 1}. ${S[`type.${step.type}`] || step.type}` }),
+    h(
+      'div',
+      { class: 'row' },
+      label(S.stepType, typeSelect),
+      label(S.stepName, name),
+      h('label', { class: 'check' }, coe, h('span', { text: S.continueOnError })),
+    ),
+    (FIELDS[step.type] || []).map((f) => stepField(step, i, f)),
+    admin && picker(i),
+    admin &&
+      h(
+        'div',
+        { class: 'row' },
+        h('button', {
+          type: 'button',
+          class: 'secondary',
+          id: `step-send-${i}`,
+          text: S.sendOnce,
+          onclick: () => sendStep(i, result),
+        }),
+        h('button', {
+          type: 'button',
+          class: 'secondary',
+          id: `step-remove-${i}`,
+          text: S.remove,
+          onclick: () => {
+            rule.actions.splice(i, 1);
+            kvRows.clear();
+            changed();
+            renderForm();
+          },
+        }),
+      ),
+    result,
+  );
+}
+
+// ---- the form --------------------------------------------------------------------------
+
+const form = h('div', { id: 'rule-form' });
+/** A part the form cannot show (JSON typed by hand): edited in the JSON. */
+const inJson = () => h('p', { class: 'muted', text: S.editInJson });
+
+function renderForm() {
+  ensureItemFields();
+  // JSON being typed may hold anything: read it as lists without rewriting what was typed.
+  const on = Array.isArray(rule.on) ? rule.on : [];
+  const actions = Array.isArray(rule.actions) ? rule.actions : [];
+  const when = Array.isArray(rule.when) ? rule.when : [];
+  const name = h('input', {
+    id: 'rule-name',
+    class: 'wide',
+    value: rule.name || '',
+    oninput: () => {
+      rule.name = name.value;
+      changed();
+    },
+  });
+  const events = data.events.map((e) => {
+    const box = h('input', {
+      type: 'checkbox',
+      id: `on-${e.name}`,
+      value: e.name,
+      checked: on.includes(e.name),
+      onchange: () => {
+        rule.on = box.checked
+          ? [...on.filter((x) => x !== e.name), e.name]
+          : on.filter((x) => x !== e.name);
+        changed();
+        renderForm();
+      },
+    });
+    return h(
+      'label',
+      { class: 'check' },
+      box,
+      h('span', { translate: 'no', text: e.name }),
+      e.label ? h('span', { text: ` — ${e.label}` }) : null,
+      h('span', { class: 'muted', text: ` (${e.bound ? S.subscribed : S.notSubscribed})` }),
+    );
+  });
+  const other = h('input', { id: 'on-other', size: 30, 'aria-label': S.otherEvent });
+  const addOther = h('button', {
+    type: 'button',
+    class: 'secondary',
+    id: 'on-add',
+    text: S.addEvent,
+    onclick: () => {
+      const name = other.value.trim().toUpperCase();
+      if (!/^ON[A-Z0-9_]{2,64}$/.test(name)) return;
+      if (!data.events.some((e) => e.name === name))
+        data.events.push({ name, label: '', bound: false });
+      if (!on.includes(name)) rule.on = [...on, name];
+      changed();
+      renderForm();
+    },
+  });
+  const sla = h('input', {
+    id: 'rule-sla',
+    type: 'number',
+    min: 1,
+    value: rule.slaSeconds ?? '',
+    oninput: () => {
+      if (sla.value === '') delete rule.slaSeconds;
+      else rule.slaSeconds = Number(sla.value);
+      changed();
+    },
+  });
+  const enabled = h('input', {
+    type: 'checkbox',
+    id: 'rule-enabled',
+    checked: rule.enabled !== false,
+    onchange: () => {
+      if (enabled.checked) delete rule.enabled;
+      else rule.enabled = false;
+      changed();
+    },
+  });
+  fill(
+    form,
+    meta === null ? h('p', { class: 'muted', id: 'meta-loading', text: S.loading }) : null,
+    meta === false ? h('p', { class: 'warn', id: 'meta-failed', text: S.metaFailed }) : null,
+    label(S.name, name),
+    h(
+      'fieldset',
+      { id: 'rule-on' },
+      h('legend', { text: S.trigger }),
+      h('div', { class: 'events' }, events),
+      admin && h('div', { class: 'row' }, label(S.otherEvent, other), addOther),
+    ),
+    h(
+      'fieldset',
+      { id: 'rule-when' },
+      h('legend', { text: S.conditions }),
+      when.length
+        ? when.map((c, i) => (isObj(c) ? conditionRow(c, i) : inJson()))
+        : h('p', { class: 'muted', text: S.noConditions }),
+      admin &&
+        h('button', {
+          type: 'button',
+          class: 'secondary',
+          id: 'add-condition',
+          text: S.addCondition,
+          onclick: () => {
+            rule.when = [...when, { field: '', equals: '' }];
+            changed();
+            renderForm();
+          },
+        }),
+    ),
+    h(
+      'fieldset',
+      { id: 'rule-steps' },
+      h('legend', { text: S.steps }),
+      actions.map((a, i) => (isObj(a) ? stepBox(a, i) : inJson())),
+      admin &&
+        h('button', {
+          type: 'button',
+          class: 'secondary',
+          id: 'add-step',
+          text: S.addStep,
+          onclick: () => {
+            rule.actions = [...actions, NEW_STEP.http()];
+            changed();
+            renderForm();
+          },
+        }),
+    ),
+    h(
+      'div',
+      { class: 'row' },
+      label(S.sla, sla),
+      h('label', { class: 'check' }, enabled, h('span', { text: S.enabled })),
+    ),
+  );
+}
+
+// ---- server calls ----------------------------------------------------------------------
+
+async function post(url, fields) {
+  const body = new URLSearchParams({ _csrf: data.csrf, ...fields });
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    return { status: res.status, json: await res.json() };
+  } catch {
+    return { status: 0, json: { error: S.failed } };
+  }
+}
+
+/** `{errors: [{path, message}]}` or `{error}` as a list. */
+function problems(json) {
+  if (Array.isArray(json.errors)) {
+    return h(
+      'ul',
+      {},
+      json.errors.map((e) => h('li', {}, h('code', { text: e.path }), `: ${e.message}`)),
+    );
+  }
+  return h('span', { text: json.error || S.failed });
+}
+
+const saveResult = h('div', { id: 'save-result' });
+async function save() {
+  const { json } = await post(data.urls.save, { rule: JSON.stringify(rule), original });
+  if (json.ok) {
+    rule = json.rule;
+    original = rule.name;
+    kvRows.clear();
+    changed();
+    renderForm();
+    fill(saveResult, h('p', { class: 'notice', id: 'rule-saved', text: S.saved }));
+    const sep = data.urls.edit.includes('?') ? '&' : '?';
+    history.replaceState(null, '', `${data.urls.edit}${sep}name=${encodeURIComponent(original)}`);
+  } else {
+    fill(
+      saveResult,
+      h(
+        'div',
+        { class: 'error', id: 'rule-errors' },
+        h('span', { text: `${S.notSaved} ` }),
+        problems(json),
+      ),
+    );
+  }
+}
+
+const tryEvent = h('input', { id: 'try-event', size: 22, value: (rule.on || [])[0] || '' });
+const tryId = h('input', { id: 'try-id', size: 8, placeholder: S.recordId });
+const dryResult = h('div', { id: 'dry-result' });
+
+async function runDry() {
+  const { json } = await post(data.urls.dryRun, {
+    rule: JSON.stringify(rule),
+    event: tryEvent.value,
+    id: tryId.value,
+  });
+  if (!json.result) {
+    fill(dryResult, h('div', { class: 'error', id: 'dry-error' }, problems(json)));
+    return;
+  }
+  const r = json.result;
+  fill(
+    dryResult,
+    h(
+      'p',
+      { id: 'dry-verdict', 'data-matched': String(r.matched) },
+      h('b', { text: r.matched ? S.matched : S.notMatched }),
+      ' ',
+      h('span', { class: 'muted', text: r.reason }),
+    ),
+    (r.steps || []).map((s) =>
+      h('pre', {
+        text: `${s.index + 1}. ${s.type}${s.name ? ` (${s.name})` : ''}\n${s.error || s.rendered}`,
+      }),
+    ),
+  );
+}
+
+async function sendStep(i, out) {
+  const { json } = await post(data.urls.send, {
+    rule: JSON.stringify(rule),
+    index: String(i),
+    event: tryEvent.value,
+    id: tryId.value,
+  });
+  out.hidden = false;
+  if (json.ok) {
+    out.className = 'notice';
+    fill(
+      out,
+      h('span', { text: S.sent }),
+      json.response && json.response.status
+        ? h('code', { text: ` ${json.response.status}` })
+        : null,
+    );
+  } else {
+    out.className = 'error';
+    fill(out, h('span', { text: `${S.sendFailed} ` }), problems(json));
+  }
+}
+
+// ---- start -----------------------------------------------------------------------------
+
+fill(
+  root,
+  form,
+  admin &&
+    h('p', {}, h('button', { type: 'button', id: 'save-rule', text: S.save, onclick: save })),
+  saveResult,
+  h('h2', { text: S.json }),
+  jsonArea,
+  jsonError,
+  admin &&
+    h(
+      'section',
+      { id: 'try-it' },
+      h('h2', { text: S.tryIt }),
+      h('p', { class: 'muted', text: S.tryHint }),
+      h(
+        'div',
+        { class: 'row' },
+        label(S.event, tryEvent),
+        label(S.recordId, tryId),
+        h('button', {
+          type: 'button',
+          class: 'secondary',
+          id: 'dry-run',
+          text: S.dryRun,
+          onclick: runDry,
+        }),
+      ),
+      dryResult,
+    ),
+);
+changed();
+renderForm();
+
+fetch(data.urls.metadata)
+  .then((r) => (r.ok ? r.json() : false))
+  .catch(() => false)
+  .then((m) => {
+    meta = m && m.entities ? m : false;
+    renderForm();
+    document.documentElement.dataset.builderReady = '1';
+    performance.mark('builder-ready');
+  });

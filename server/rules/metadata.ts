@@ -1,0 +1,224 @@
+import type { BatchAnswer, BatchCommand } from '../bitrix/rest.js';
+import type { PortalRow } from '../../db/stores/portals.js';
+
+/**
+ * What the rule builder offers in its pickers, read from the portal itself: the fields of
+ * deals, contacts and companies (user fields under the names the admin gave them), the deal
+ * pipelines and their stages, and the portal's users.
+ *
+ * Sources: crm.deal.fields / crm.contact.fields / crm.company.fields
+ * (https://apidocs.bitrix24.com/api-reference/crm/deals/crm-deal-fields.html: an object keyed
+ * by field code; a user field's `title` is its code and its names are `formLabel` /
+ * `listLabel`, list fields carry `items`), crm.category.list with entityTypeId 2
+ * (`result.categories[]`), crm.status.list with ENTITY_ID `DEAL_STAGE` for the general
+ * pipeline and `DEAL_STAGE_<id>` for the others
+ * (https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-list.html).
+ */
+
+export interface FieldInfo {
+  code: string;
+  /** The name shown: a user field's form label, else the field's title. */
+  title: string;
+  type: string;
+  multiple: boolean;
+  readOnly: boolean;
+  /** `crm_status` fields: which status list (`DEAL_STAGE`, `SOURCE`, …). */
+  statusType?: string;
+  /** `enumeration` user fields: the choices (value = the item's ID, as REST returns it). */
+  items?: Array<{ id: string; value: string }>;
+}
+
+export interface StageInfo {
+  /** STATUS_ID: `WON`, `C1:WON`. */
+  id: string;
+  name: string;
+  categoryId: number;
+  /** `S` success, `F` failure, `P` in progress. */
+  semantics: 'S' | 'F' | 'P';
+}
+
+export interface PortalMetadata {
+  entities: Record<'deal' | 'contact' | 'company', FieldInfo[]>;
+  categories: Array<{ id: number; name: string; isDefault: boolean }>;
+  stages: StageInfo[];
+  users: Array<{ id: string; name: string }>;
+  /** Commands that failed (e.g. a scope the app lacks): the builder still works without them. */
+  missing: string[];
+  loadedAt: number;
+}
+
+/** The one REST seam this needs: a batch call paced by the portal's budget (deps.bitrix). */
+export interface MetadataSource {
+  batch(portal: PortalRow, cmds: Readonly<Record<string, BatchCommand>>): Promise<BatchAnswer>;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
+
+/** `crm.*.fields` → sorted field list (standard fields first, then user fields by name). */
+export function toFields(raw: unknown): FieldInfo[] {
+  if (!isObj(raw)) return [];
+  const out: FieldInfo[] = [];
+  for (const [code, d] of Object.entries(raw)) {
+    if (!isObj(d)) continue;
+    const label = str(d.formLabel) || str(d.listLabel) || str(d.title) || code;
+    const f: FieldInfo = {
+      code,
+      title: label,
+      type: str(d.type) || 'string',
+      multiple: d.isMultiple === true,
+      readOnly: d.isReadOnly === true,
+    };
+    if (typeof d.statusType === 'string') f.statusType = d.statusType;
+    if (Array.isArray(d.items)) {
+      f.items = d.items
+        .filter(isObj)
+        .map((i) => ({ id: str(i.ID), value: str(i.VALUE) }))
+        .filter((i) => i.id !== '');
+    }
+    out.push(f);
+  }
+  const uf = (f: FieldInfo) => (f.code.startsWith('UF_') ? 1 : 0);
+  return out.sort((a, b) => uf(a) - uf(b) || (uf(a) ? a.title.localeCompare(b.title) : 0));
+}
+
+function toStages(raw: unknown, categoryId: number): StageInfo[] {
+  if (!Array.isArray(raw)) return [];
+  return raw
+    .filter(isObj)
+    .sort((a, b) => Number(a.SORT ?? 0) - Number(b.SORT ?? 0))
+    .map((r) => {
+      const sem = str(r.SEMANTICS);
+      return {
+        id: str(r.STATUS_ID),
+        name: str(r.NAME) || str(r.STATUS_ID),
+        categoryId,
+        semantics: sem === 'S' ? 'S' : sem === 'F' ? 'F' : 'P',
+      } satisfies StageInfo;
+    })
+    .filter((s) => s.id !== '');
+}
+
+const stageEntity = (categoryId: number) =>
+  categoryId === 0 ? 'DEAL_STAGE' : `DEAL_STAGE_${categoryId}`;
+
+/**
+ * Reads the metadata in at most two batch requests (each counts once against the portal's
+ * REST budget): fields, pipelines, users and the general pipeline's stages, then the stages
+ * of the other pipelines (their ids come from the first answer).
+ */
+export async function loadMetadata(
+  source: MetadataSource,
+  portal: PortalRow,
+  now: number,
+): Promise<PortalMetadata> {
+  const first = await source.batch(portal, {
+    deal: ['crm.deal.fields'],
+    contact: ['crm.contact.fields'],
+    company: ['crm.company.fields'],
+    categories: ['crm.category.list', { entityTypeId: 2 }],
+    stages0: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'DEAL_STAGE' } }],
+    users: ['user.get', { FILTER: { ACTIVE: true } }],
+  });
+  const missing = Object.keys(first.errors);
+  const rawCats = isObj(first.result.categories) ? first.result.categories.categories : undefined;
+  const categories = (Array.isArray(rawCats) ? rawCats : [])
+    .filter(isObj)
+    .map((c) => ({ id: Number(c.id), name: str(c.name), isDefault: c.isDefault === 'Y' }))
+    .filter((c) => Number.isInteger(c.id) && c.id >= 0);
+  if (!categories.some((c) => c.id === 0)) categories.push({ id: 0, name: '', isDefault: true });
+  categories.sort((a, b) => Number(b.isDefault) - Number(a.isDefault) || a.id - b.id);
+  const stages = toStages(first.result.stages0, 0);
+  const others = categories.filter((c) => c.id !== 0).slice(0, 49);
+  if (others.length) {
+    const cmds: Record<string, BatchCommand> = {};
+    for (const c of others) {
+      cmds[`c${c.id}`] = [
+        'crm.status.list',
+        { order: { SORT: 'ASC' }, filter: { ENTITY_ID: stageEntity(c.id) } },
+      ];
+    }
+    const second = await source.batch(portal, cmds);
+    missing.push(...Object.keys(second.errors));
+    for (const c of others) stages.push(...toStages(second.result[`c${c.id}`], c.id));
+  }
+  const users = (Array.isArray(first.result.users) ? first.result.users : [])
+    .filter(isObj)
+    .map((u) => ({
+      id: str(u.ID),
+      name: [str(u.NAME), str(u.LAST_NAME)].filter(Boolean).join(' ') || `#${str(u.ID)}`,
+    }))
+    .filter((u) => u.id !== '');
+  return {
+    entities: {
+      deal: toFields(first.result.deal),
+      contact: toFields(first.result.contact),
+      company: toFields(first.result.company),
+    },
+    categories,
+    stages,
+    users,
+    missing,
+    loadedAt: now,
+  };
+}
+
+/**
+ * A smart process's fields (`crm.item.fields`, camelCase codes as its items carry them:
+ * https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-fields.html), one batch.
+ */
+export async function loadItemFields(
+  source: MetadataSource,
+  portal: PortalRow,
+  entityTypeId: number,
+): Promise<FieldInfo[]> {
+  const answer = await source.batch(portal, {
+    fields: ['crm.item.fields', { entityTypeId }],
+  });
+  const fields = answer.result.fields;
+  return toFields(isObj(fields) ? fields.fields : undefined);
+}
+
+/** Smart processes are 128 and up; 31 is the new invoice (crm.item.* serve both). */
+export const isItemType = (n: number) => Number.isInteger(n) && (n === 31 || n >= 128);
+
+export interface MetadataCache {
+  /** The portal's metadata: cached for `ttlMs`; concurrent callers share one load. */
+  get(portal: PortalRow): Promise<PortalMetadata>;
+  /** One smart process's fields, cached the same way. */
+  itemFields(portal: PortalRow, entityTypeId: number): Promise<FieldInfo[]>;
+}
+
+/**
+ * Per-portal, in-memory, short-lived: a stampede of page loads makes one load, a failed load
+ * is not kept (the next page asks again), and at most `maxPortals` entries are held.
+ */
+export function createMetadataCache(
+  source: MetadataSource,
+  opts: { ttlMs?: number; now: () => number; maxPortals?: number },
+): MetadataCache {
+  const ttl = opts.ttlMs ?? 5 * 60_000;
+  const max = opts.maxPortals ?? 1000;
+  const entries = new Map<string, { at: number; value: Promise<unknown> }>();
+  const cached = <T>(key: string, load: (t: number) => Promise<T>): Promise<T> => {
+    const t = opts.now();
+    const hit = entries.get(key);
+    if (hit && t - hit.at < ttl) return hit.value as Promise<T>;
+    const value = load(t);
+    const entry = { at: t, value };
+    entries.delete(key);
+    entries.set(key, entry);
+    if (entries.size > max) entries.delete(entries.keys().next().value!);
+    value.catch(() => {
+      if (entries.get(key) === entry) entries.delete(key);
+    });
+    return value;
+  };
+  return {
+    get: (portal) => cached(String(portal.id), (t) => loadMetadata(source, portal, t)),
+    itemFields: (portal, typeId) =>
+      cached(`${portal.id}:${typeId}`, () => loadItemFields(source, portal, typeId)),
+  };
+}

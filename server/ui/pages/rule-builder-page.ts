@@ -1,0 +1,165 @@
+import { Router, type Request, type Response } from 'express';
+import type { Deps } from '../../deps.js';
+import { grantedScopes } from '../../bitrix/scopes.js';
+import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
+import type { EventMap, Rule } from '../../rules/model.js';
+import { saveMapSealed } from '../../rules/saved-map.js';
+import { withScopeErrors } from '../../rules/scopes.js';
+import { maskMap, revealMap } from '../../rules/secret-fields.js';
+import { validateEventMap } from '../../rules/validate.js';
+import { portalEvents } from '../../../db/stores/portals.js';
+import { effectiveMapWithSource } from '../../../db/stores/rules.js';
+import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { BUILDER_EN } from '../i18n-builder.js';
+import type { MessageKey } from '../i18n.js';
+import { SUPPORTED_EVENTS } from '../supported-events.js';
+import { listTestSends, relativeErrors, tryRoutes } from './rule-builder-try.js';
+
+/** What a new rule starts as: nothing chosen yet. */
+const NEW_RULE = { name: '', on: [], when: [], actions: [] };
+
+/** The script's words, in the user's language (it holds none of its own). */
+function scriptStrings(t: (k: MessageKey) => string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(BUILDER_EN)) {
+    if (k.startsWith('rb.js.')) out[k.slice(6)] = t(k as MessageKey);
+  }
+  for (const type of ['http', 'telegram', 'email', 'sms', 'bitrix'] as const) {
+    out[`type.${type}`] = t(`action.${type}`);
+  }
+  return out;
+}
+
+/** The events the trigger offers: supported ones, the manifest's, the bound ones, the rule's. */
+function triggerEvents(deps: Deps, res: Response, rule: { on?: unknown }) {
+  const { portal, user } = uiContext(res);
+  const bound = new Set(portalEvents(portal));
+  const names = new Set<string>(SUPPORTED_EVENTS.map((e) => e.name));
+  for (const e of [...deps.manifest.events, ...bound]) names.add(e.toUpperCase());
+  for (const e of Array.isArray(rule.on) ? rule.on : []) names.add(String(e).toUpperCase());
+  const label = new Map(SUPPORTED_EVENTS.map((e) => [e.name, user.lang === 'ru' ? e.ru : e.en]));
+  return [...names].map((name) => ({ name, label: label.get(name) ?? '', bound: bound.has(name) }));
+}
+
+/** The portal's map (as pages show it: credentials masked) with `rule` put in place of `original`. */
+export function withRule(
+  shown: EventMap,
+  rule: unknown,
+  original: string,
+): { map: unknown; index: number } {
+  const rules: unknown[] = [...shown.rules];
+  const name = (rule as { name?: unknown })?.name;
+  let index = original ? shown.rules.findIndex((r) => r.name === original) : -1;
+  if (index < 0 && typeof name === 'string') index = shown.rules.findIndex((r) => r.name === name);
+  if (index < 0) index = rules.push(rule) - 1;
+  else rules[index] = rule;
+  return { map: { rules }, index };
+}
+
+const body = (req: Request) => req.body as Record<string, unknown>;
+
+/**
+ * The rule builder: `/ui/rules/new` and `/ui/rules/edit?name=…`, a form per rule whose JSON is
+ * kept in sync both ways by placement/builder/builder.js; pickers are filled from the portal's
+ * metadata (server/rules/metadata.ts). Saving puts the rule in the portal's map by name through
+ * the JSON editor's validation and sealing; credentials are masked unless an admin reveals them.
+ */
+export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
+  const router = Router();
+  const cache =
+    metadata ?? createMetadataCache(deps.bitrix, { now: () => deps.clock.now().getTime() });
+
+  const render = async (res: Response, name: string | undefined, reveal: boolean) => {
+    const { user } = uiContext(res);
+    const { map } = await effectiveMapWithSource(deps.db, user.memberId);
+    const revealed = reveal && user.isAdmin;
+    const shown = revealed ? revealMap(map, deps.box) : maskMap(map, deps.box);
+    const found = name === undefined ? undefined : shown.rules.find((r) => r.name === name);
+    const rule: Rule | typeof NEW_RULE = found ?? NEW_RULE;
+    const t = res.locals.t as (k: MessageKey) => string;
+    const u = res.locals.u as (p: string, q?: Record<string, string>) => string;
+    res.status(name !== undefined && !found ? 404 : 200).render('ui/rule-builder', {
+      nav: 'rules',
+      title: name === undefined ? t('rb.titleNew') : t('rb.titleEdit'),
+      notFound: name !== undefined && !found,
+      name: found ? found.name : '',
+      revealed,
+      tests: found ? await listTestSends(deps.db, uiContext(res).portal.id, found.name) : [],
+      // In a <script type="application/json">: no `<` may close it early.
+      data: JSON.stringify({
+        rule,
+        original: found ? found.name : '',
+        admin: user.isAdmin,
+        events: triggerEvents(deps, res, rule),
+        strings: scriptStrings(t),
+        csrf: res.locals.csrfToken as string,
+        urls: {
+          metadata: u('/ui/rules/builder/metadata'),
+          save: u('/ui/rules/builder/save'),
+          dryRun: u('/ui/rules/builder/dry-run'),
+          send: u('/ui/rules/builder/send-step'),
+          edit: u('/ui/rules/edit'),
+        },
+      }).replace(/</g, '\\u003c'),
+    });
+  };
+
+  router.get('/ui/rules/new', async (_req, res) => render(res, undefined, false));
+  router.get('/ui/rules/edit', async (req, res) =>
+    render(res, String(req.query.name ?? ''), false),
+  );
+  router.post('/ui/rules/edit/reveal', requireAdmin, csrfProtection, async (req, res) =>
+    render(res, String(body(req).name ?? ''), true),
+  );
+
+  router.get('/ui/rules/builder/metadata', async (req, res) => {
+    const item = req.query.item === undefined ? undefined : Number(req.query.item);
+    if (item !== undefined && !isItemType(item)) {
+      res.status(400).json({ error: 'item' });
+      return;
+    }
+    try {
+      const portal = uiContext(res).portal;
+      res.json(
+        item === undefined
+          ? await cache.get(portal)
+          : { fields: await cache.itemFields(portal, item) },
+      );
+    } catch (e) {
+      deps.logger.warn({ err: (e as Error).message }, 'rule builder metadata not loaded');
+      res.status(502).json({ error: 'metadata' });
+    }
+  });
+
+  router.post('/ui/rules/builder/save', requireAdmin, csrfProtection, async (req, res) => {
+    const { user, portal } = uiContext(res);
+    let rule: unknown;
+    try {
+      rule = JSON.parse(String(body(req).rule ?? ''));
+    } catch (e) {
+      res.status(400).json({ errors: [{ path: '$', message: (e as Error).message }] });
+      return;
+    }
+    const { map } = await effectiveMapWithSource(deps.db, user.memberId);
+    const { map: next, index } = withRule(
+      maskMap(map, deps.box),
+      rule,
+      String(body(req).original ?? ''),
+    );
+    const checked = validateEventMap(next);
+    const v = checked.ok
+      ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal.scope))
+      : checked;
+    const sealed = v.ok ? await saveMapSealed(deps, user.memberId, v.map) : v;
+    if (!sealed.ok) {
+      res.status(400).json({ errors: relativeErrors(sealed.errors, index, user.lang) });
+      return;
+    }
+    const saved = maskMap(sealed.map, deps.box).rules[index]!;
+    deps.logger.info({ memberId: user.memberId, rule: saved.name }, 'rule saved from the builder');
+    res.json({ ok: true, rule: saved });
+  });
+
+  router.use(tryRoutes(deps));
+  return router;
+}

@@ -1,0 +1,243 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import type { Knex } from 'knex';
+import type { Deps } from '../../deps.js';
+import { runAction } from '../../actions/index.js';
+import { entityOf } from '../../intake/entity.js';
+import { createEntityReader } from '../../processing/entity-reader.js';
+import { createDestinations, destinationOf } from '../../queue/destinations.js';
+import type { RuleInput } from '../../rules/conditions.js';
+import { buildTemplateContext } from '../../rules/context.js';
+import { dryRun } from '../../rules/dry-run.js';
+import type { Rule } from '../../rules/model.js';
+import { relatedToLoad } from '../../rules/needs.js';
+import { renderAction } from '../../rules/render-action.js';
+import { maskMap, openAction, sealMap } from '../../rules/secret-fields.js';
+import { validateEventMap, type MapError } from '../../rules/validate.js';
+import type { PortalRow } from '../../../db/stores/portals.js';
+import { getSnapshot } from '../../../db/stores/processing.js';
+import { getRuleMap } from '../../../db/stores/rules.js';
+import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
+import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { translateMessage } from '../i18n-messages.js';
+import { maskForView } from '../mask-view.js';
+
+/** The test sends of one rule for the builder page, newest first. */
+export function listTestSends(db: Knex, portalId: number, ruleName: string) {
+  return listStepTests(db, portalId, ruleName);
+}
+
+/** `$.rules[3].actions[0].url` → `$.actions[0].url` for the rule at index 3. */
+export function relativeErrors(errors: MapError[], index: number, lang: 'en' | 'ru'): MapError[] {
+  const own = `$.rules[${index}]`;
+  return errors.map((e) => ({
+    path: e.path === own ? '$' : e.path.startsWith(own) ? `$${e.path.slice(own.length)}` : e.path,
+    message: translateMessage(e.message, lang),
+  }));
+}
+
+type Checked = { ok: true; rule: Rule } | { ok: false; errors: MapError[] };
+
+/** The rule being edited, checked on its own (paths relative to the rule). */
+function checkRule(text: unknown, lang: 'en' | 'ru'): Checked {
+  let json: unknown;
+  try {
+    json = JSON.parse(String(text ?? ''));
+  } catch (e) {
+    return { ok: false, errors: [{ path: '$', message: (e as Error).message }] };
+  }
+  const v = validateEventMap({ rules: [json] });
+  if (v.ok) return { ok: true, rule: v.map.rules[0]! };
+  return { ok: false, errors: relativeErrors(v.errors, 0, lang) };
+}
+
+class TryError extends Error {}
+
+/**
+ * What the rule sees for `event` on record `id`: the record read now, its related records
+ * when the rule reads them, and its last snapshot. No id: the event alone.
+ */
+async function ruleInput(
+  deps: Deps,
+  portal: PortalRow,
+  memberId: string,
+  rule: Rule,
+  event: string,
+  id: string,
+): Promise<RuleInput> {
+  const info = { name: event, memberId };
+  const portalInfo = { domain: portal.domain, memberId };
+  if (!id) return { event: info, previous: undefined, portal: portalInfo };
+  const { type } = entityOf(event, { FIELDS: { ID: id } });
+  if (!type || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) {
+    throw new TryError('Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.');
+  }
+  const reader = createEntityReader(deps);
+  const now = deps.clock.now().getTime();
+  const entity = /DELETE$/.test(event) ? { ID: id } : await reader.read(portal, type, id, now);
+  if (!entity) throw new TryError(`${type} ${id} does not exist on the portal.`);
+  const related: Record<string, Record<string, unknown> | undefined> = {};
+  for (const root of relatedToLoad([rule])) {
+    const rid = entity[`${root.toUpperCase()}_ID`];
+    if (rid && rid !== '0') {
+      related[root] = (await reader.read(portal, root, String(rid), now)) ?? undefined;
+    }
+  }
+  return {
+    event: { ...info, entityType: type, entityId: id },
+    entity,
+    related,
+    previous: await getSnapshot(deps.db, portal.id, type, id),
+    portal: portalInfo,
+  };
+}
+
+const eventOf = (req: Request, rule: Rule) => {
+  const e = String((req.body as Record<string, unknown>).event ?? '')
+    .trim()
+    .toUpperCase();
+  return /^ON[A-Z0-9_]{2,64}$/.test(e) ? e : rule.on[0]!;
+};
+const idOf = (req: Request) => String((req.body as Record<string, unknown>).id ?? '').trim();
+
+/**
+ * "Try it" in the builder: a dry run of the rule being edited on a chosen record, and "Send
+ * this step once", which sends one step through the worker's own path (credentials opened
+ * right before sending, the destination's circuit breaker, http-guard for private
+ * addresses) and records it in step_tests, apart from action_runs: a test is never counted
+ * as an event's action.
+ */
+export function tryRoutes(deps: Deps): Router {
+  const router = Router();
+  let destinations: ReturnType<typeof createDestinations> | undefined;
+  const fail = (res: Response, status: number, message: string) =>
+    res
+      .status(status)
+      .json({ error: maskForView(translateMessage(message, uiContext(res).user.lang)) });
+
+  router.post('/ui/rules/builder/dry-run', requireAdmin, csrfProtection, async (req, res) => {
+    const { portal, user } = uiContext(res);
+    const checked = checkRule((req.body as Record<string, unknown>).rule, user.lang);
+    if (!checked.ok) return void res.status(400).json({ errors: checked.errors });
+    const event = eventOf(req, checked.rule);
+    try {
+      if (!idOf(req))
+        throw new TryError('Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.');
+      const input = await ruleInput(deps, portal, user.memberId, checked.rule, event, idOf(req));
+      // Credentials are never opened for a dry run: steps show them masked.
+      const [result] = dryRun(maskMap({ rules: [checked.rule] }, deps.box), input);
+      res.json({
+        result: {
+          ...result,
+          reason: translateMessage(result!.reason, user.lang),
+          steps: result!.steps?.map((s) => ({
+            ...s,
+            rendered: s.rendered && maskForView(JSON.stringify(s.rendered)),
+          })),
+        },
+      });
+    } catch (e) {
+      fail(res, e instanceof TryError ? 400 : 502, (e as Error).message);
+    }
+  });
+
+  router.post('/ui/rules/builder/send-step', requireAdmin, csrfProtection, async (req, res) => {
+    const { portal, user } = uiContext(res);
+    const form = req.body as Record<string, unknown>;
+    const checked = checkRule(form.rule, user.lang);
+    if (!checked.ok) return void res.status(400).json({ errors: checked.errors });
+    const rule = checked.rule;
+    const index = Number(form.index);
+    if (!Number.isInteger(index) || index < 0 || index >= rule.actions.length) {
+      return void fail(res, 400, 'No such step.');
+    }
+    // Masked credentials stand for what the stored map holds for this rule and step.
+    const previous =
+      (await getRuleMap(deps.db, user.memberId)) ?? (await getRuleMap(deps.db)) ?? undefined;
+    const sealed = sealMap(
+      { rules: [rule] },
+      { box: deps.box, previous, envNames: deps.config.actions.secretEnv },
+    );
+    if (!sealed.ok) {
+      return void res.status(400).json({ errors: relativeErrors(sealed.errors, 0, user.lang) });
+    }
+    const action = sealed.map.rules[0]!.actions[index]!;
+    const base: Omit<
+      StepTestRow,
+      'id' | 'status' | 'request_summary' | 'response_summary' | 'error'
+    > = {
+      portal_id: portal.id,
+      rule_name: rule.name,
+      step_index: index,
+      step_name: action.name ?? null,
+      action_type: action.type,
+      user_id: user.userId,
+      created_at: deps.clock.now().getTime(),
+    };
+    let rendered;
+    try {
+      const input = await ruleInput(
+        deps,
+        portal,
+        user.memberId,
+        rule,
+        eventOf(req, rule),
+        idOf(req),
+      );
+      // Earlier steps did not run: their `{{steps.…}}` stay as written.
+      rendered = renderAction(
+        openAction(action, deps.box, deps.config.actions.secretEnv),
+        buildTemplateContext(input),
+        { keepSteps: true },
+      );
+    } catch (e) {
+      return void fail(res, e instanceof TryError ? 400 : 422, (e as Error).message);
+    }
+    destinations ??= createDestinations(deps, {
+      concurrency: deps.config.worker.destinationConcurrency,
+    });
+    try {
+      const result = await destinations.run(
+        destinationOf(rendered, deps.config, portal.domain),
+        () =>
+          runAction(action, rendered, {
+            config: deps.config,
+            logger: deps.logger,
+            idempotencyKey: `b24h-test-${randomUUID()}`,
+            bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+            guard: deps.httpGuard,
+            clock: deps.clock,
+          }),
+      );
+      const response = { status: result.response.status, ms: result.response.ms };
+      await recordStepTest(deps.db, {
+        ...base,
+        status: 'succeeded',
+        request_summary: JSON.stringify(result.request).slice(0, 4000),
+        response_summary: JSON.stringify(response),
+        error: null,
+      });
+      deps.logger.info(
+        { memberId: user.memberId, rule: rule.name, step: index, test: true },
+        'rule step sent as a test',
+      );
+      res.json({ ok: true, request: result.request, response });
+    } catch (e) {
+      const message = maskForView((e as Error).message).slice(0, 2000);
+      await recordStepTest(deps.db, {
+        ...base,
+        status: 'failed',
+        request_summary: null,
+        response_summary: null,
+        error: message,
+      });
+      deps.logger.info(
+        { memberId: user.memberId, rule: rule.name, step: index, test: true, err: message },
+        'rule step test failed',
+      );
+      fail(res, 502, message);
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,217 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { paidDealMap } from '../helpers/scenario.js';
+import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+const PAID = 'Paid deal: invoice, shipment, SMS';
+
+/**
+ * The rule builder in headless Chromium inside the emulated portal: an admin builds the
+ * demo's "Paid deal" rule with clicks and typing into form fields only (no JSON), saves it,
+ * and a deal moved to the paid stage runs it. A non-admin sees it read-only.
+ */
+describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath) => {
+  let h: UiHarness;
+  let sms: HttpSink;
+  let browser: Browser;
+  let page: Page;
+  let dealId = '';
+
+  beforeAll(async () => {
+    sms = await startHttpSink(() => ({ status: 200, body: { queued: true } }));
+    h = await startUiHarness({
+      appHost: 'localhost',
+      env: { SMS_PROVIDER: 'generic', SMS_URL: `${sms.url}/send`, SMS_TOKEN: 'sms-token-1234' },
+    });
+    // The portal's own map starts empty, so the saved map is exactly the built rule.
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+    await sms?.close();
+  });
+
+  const frame = () => page.frameLocator('iframe.b24emu-frame');
+  const appFrame = (): Frame => {
+    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/`));
+    if (!f) throw new Error('no app frame');
+    return f;
+  };
+  async function openBuilder(user: number, path: string) {
+    await page.goto(`${h.portal.url}/app?user=${user}`);
+    await frame().locator('#figures').waitFor();
+    await Promise.all([
+      appFrame().waitForNavigation(),
+      appFrame().evaluate(`location.href = ${JSON.stringify(path)}`),
+    ]);
+    await frame().locator('html[data-builder-ready="1"]').waitFor();
+  }
+  /** Puts the caret in `field`, picks `path` in the step's template picker and inserts it. */
+  async function insert(step: number, field: string, path: string, sub = '') {
+    await frame().locator(field).click();
+    await frame().locator(`#step-${step}-pick`).selectOption(path);
+    if (sub) await frame().locator(`#step-${step}-pick-sub`).fill(sub);
+    await frame().locator(`#step-${step}-pick-insert`).click();
+  }
+  async function bodyField(step: number, key: string, row: number, name: string) {
+    await frame().locator(`#step-${step}-${key}-add`).click();
+    await frame().locator(`#step-${step}-${key}-k-${row}`).fill(name);
+  }
+
+  it('an admin builds the Paid deal rule with clicks only, saves it, and it runs', async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill(PAID);
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    // The condition: Deal Stage becomes "Deal successful" (General pipeline), from the pickers.
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0').selectOption('STAGE_ID');
+    await f.locator('#cond-op-0').selectOption('becomes');
+    const stageLabels = await f
+      .locator('#cond-value-0 optgroup')
+      .evaluateAll((gs) => gs.map((g) => g.getAttribute('label')));
+    expect(stageLabels).toEqual(['Pipeline: General', 'Pipeline: Wholesale']);
+    await f.locator('#cond-value-0').selectOption('WON');
+
+    // 1. the invoice
+    await f.locator('#add-step').click();
+    await f.locator('#step-name-0').fill('invoice');
+    await f.locator('#step-0-url').fill(`${h.sink.url}/api/invoices`);
+    await bodyField(0, 'body', 0, 'dealId');
+    await insert(0, '#step-0-body-v-0', 'deal.ID');
+    await bodyField(0, 'body', 1, 'amount');
+    await insert(0, '#step-0-body-v-1', 'deal.OPPORTUNITY');
+    // 2. the shipment
+    await f.locator('#add-step').click();
+    await f.locator('#step-name-1').fill('shipment');
+    await f.locator('#step-1-url').fill(`${h.sink.url}/api/shipments`);
+    await bodyField(1, 'body', 0, 'dealId');
+    await insert(1, '#step-1-body-v-0', 'deal.ID');
+    // 3. the SMS
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-2').selectOption('sms');
+    await f.locator('#step-name-2').fill('sms');
+    await insert(2, '#step-2-to', 'contact.PHONE');
+    await f.locator('#step-2-text').fill('Payment received for order ');
+    await insert(2, '#step-2-text', 'deal.ID');
+    // 4. the timeline comment, reading the invoice step's answer
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-3').selectOption('bitrix');
+    await f.locator('#step-name-3').fill('comment');
+    await f.locator('#step-3-method').fill('crm.timeline.comment.add');
+    await bodyField(3, 'params', 0, 'fields.ENTITY_ID');
+    await insert(3, '#step-3-params-v-0', 'deal.ID');
+    await bodyField(3, 'params', 1, 'fields.ENTITY_TYPE');
+    await f.locator('#step-3-params-v-1').fill('deal');
+    await bodyField(3, 'params', 2, 'fields.COMMENT');
+    await f.locator('#step-3-params-v-2').fill('Invoice ');
+    await insert(3, '#step-3-params-v-2', 'steps.invoice.response', 'id');
+    await f.locator('#step-3-params-v-2').press('End');
+    await f.locator('#step-3-params-v-2').pressSequentially(' created');
+    await f.locator('#rule-sla').fill('60');
+
+    const expected = paidDealMap({ accounting: h.sink.url, logistics: h.sink.url });
+    // The JSON side followed the form.
+    const shown = JSON.parse(await f.locator('#rule-json').inputValue()) as unknown;
+    expect(shown).toEqual(expected.rules[0]);
+
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(expected);
+
+    // A deal moved to the paid stage runs it.
+    const contact = await h.portal.addContact({
+      NAME: 'Ann',
+      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
+    });
+    const deal = await h.portal.addDeal({
+      TITLE: 'Order 7',
+      STAGE_ID: 'NEW',
+      OPPORTUNITY: '1500',
+      CONTACT_ID: contact.id,
+    });
+    await h.drain();
+    dealId = deal.id;
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    const at = (p: string) => h.sink.requests.filter((r) => r.url === p);
+    expect(at('/api/invoices').map((r) => JSON.parse(r.body))).toEqual([
+      { dealId: deal.id, amount: '1500.00' },
+    ]);
+    expect(at('/api/shipments')).toHaveLength(1);
+    expect(sms.requests).toHaveLength(1);
+    expect(JSON.parse(sms.requests[0]!.body)).toMatchObject({
+      to: '+15550001111',
+      text: `Payment received for order ${deal.id}`,
+    });
+    const comments = h.portal.timeline.filter((c) => c.ENTITY_ID === deal.id);
+    expect(comments.map((c) => c.COMMENT)).toEqual(['Invoice INV-1 created']);
+  });
+
+  it('edits the saved rule: try it, and the JSON side updates the form', async () => {
+    await openBuilder(1, `/ui/rules/edit?name=${encodeURIComponent(PAID)}`);
+    const f = frame();
+    await expect(f.locator('#step-name-2').inputValue()).resolves.toBe('sms');
+    await f.locator('#try-id').fill(dealId);
+    await f.locator('#dry-run').click();
+    await f.locator('#dry-verdict').waitFor();
+    const before = h.sink.requests.length;
+    await f.locator('#step-send-1').click();
+    await f.locator('#step-sent-1.notice').waitFor();
+    expect(h.sink.requests.slice(before).map((r) => [r.url, JSON.parse(r.body)])).toEqual([
+      ['/api/shipments', { dealId }],
+    ]);
+    const json = JSON.parse(await f.locator('#rule-json').inputValue()) as { slaSeconds: number };
+    json.slaSeconds = 90;
+    await f.locator('#rule-json').fill(JSON.stringify(json));
+    await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
+    // Valid JSON of another shape: the form shows what it can and leaves the text alone.
+    const odd =
+      '{"name":"odd","on":["ONCRMDEALADD"],"when":[1,{"field":"STAGE_ID","in":"WON"}],"actions":{}}';
+    await f.locator('#rule-json').fill(odd);
+    await expect(f.locator('#rule-name').inputValue()).resolves.toBe('odd');
+    await expect(f.locator('#cond-field-1').inputValue()).resolves.toBe('STAGE_ID');
+    await expect(f.locator('#rule-json').inputValue()).resolves.toBe(odd);
+    await f.locator('#rule-json').fill(JSON.stringify(json));
+    await f.locator('#rule-json').fill('{"name": ');
+    await f.locator('#json-error').waitFor();
+    await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
+  });
+
+  it("offers a smart process's own fields once its event is the trigger", async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill('ONCRMDYNAMICITEMUPDATE_128');
+    await f.locator('#on-add').click();
+    await f.locator('#add-condition').click();
+    await f
+      .locator('#cond-field-0 option[value="ufCrm128_Priority"]')
+      .waitFor({ state: 'attached' });
+    await f.locator('#cond-field-0').selectOption('ufCrm128_Priority');
+    await f.locator('#cond-value-0').selectOption('61');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({
+      on: ['ONCRMDYNAMICITEMUPDATE_128'],
+      when: [{ field: 'ufCrm128_Priority', equals: '61' }],
+    });
+  });
+
+  it('shows a non-admin the rule read-only: no save, no send, fields disabled', async () => {
+    await openBuilder(2, `/ui/rules/edit?name=${encodeURIComponent(PAID)}`);
+    const f = frame();
+    await f.locator('#builder-readonly').waitFor();
+    await expect(f.locator('#rule-name').inputValue()).resolves.toBe(PAID);
+    await expect(f.locator('#rule-name').isDisabled()).resolves.toBe(true);
+    await expect(f.locator('#cond-value-0').isDisabled()).resolves.toBe(true);
+    for (const id of ['#save-rule', '#step-send-0', '#dry-run', '#add-step', '#reveal']) {
+      await expect(f.locator(id).count()).resolves.toBe(0);
+    }
+  });
+});

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createMetadataCache } from '../../server/rules/metadata.js';
+import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+describe("the rule builder's metadata, read from the portal and cached", () => {
+  let h: UiHarness;
+  const batches = () => h.portal.calls.filter((c) => c.method === 'batch').length;
+
+  beforeAll(async () => {
+    h = await startUiHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const portalRow = async () => (await h.t.deps.portals.get(h.portal.memberId))!;
+
+  it('reads fields (user fields by their labels), pipelines, stages and users', async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 1_000 });
+    const before = batches();
+    const m = await cache.get(await portalRow());
+    // One batch for fields, pipelines, users and the general stages; one for the second
+    // pipeline's stages.
+    expect(batches() - before).toBe(2);
+    expect(m.missing).toEqual([]);
+    const stage = m.entities.deal.find((f) => f.code === 'STAGE_ID');
+    expect(stage).toMatchObject({ title: 'Deal Stage', type: 'crm_status' });
+    expect(m.entities.deal.find((f) => f.code === 'UF_CRM_DELIVERY')).toMatchObject({
+      title: 'Delivery method',
+      type: 'enumeration',
+      items: [
+        { id: '45', value: 'Courier' },
+        { id: '46', value: 'Pickup' },
+      ],
+    });
+    expect(m.entities.contact.find((f) => f.code === 'PHONE')).toMatchObject({ multiple: true });
+    expect(m.categories).toEqual([
+      { id: 0, name: 'General', isDefault: true },
+      { id: 1, name: 'Wholesale', isDefault: false },
+    ]);
+    expect(m.stages.find((s) => s.id === 'WON')).toEqual({
+      id: 'WON',
+      name: 'Deal successful',
+      categoryId: 0,
+      semantics: 'S',
+    });
+    expect(m.stages.find((s) => s.id === 'C1:WON')).toMatchObject({ categoryId: 1 });
+    expect(m.users.length).toBeGreaterThan(0);
+  });
+
+  it('a stampede of loads makes one load; after the TTL the next load reads again', async () => {
+    let now = 5_000;
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => now, ttlMs: 60_000 });
+    const portal = await portalRow();
+    const before = batches();
+    const all = await Promise.all(Array.from({ length: 20 }, () => cache.get(portal)));
+    expect(new Set(all).size).toBe(1);
+    expect(batches() - before).toBe(2);
+    now += 59_000;
+    await cache.get(portal);
+    expect(batches() - before).toBe(2);
+    now += 2_000;
+    await cache.get(portal);
+    expect(batches() - before).toBe(4);
+  });
+
+  it("reads a smart process's fields once per TTL, by their camelCase codes", async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 9_000 });
+    const portal = await portalRow();
+    const before = batches();
+    const [fields] = await Promise.all([
+      cache.itemFields(portal, 128),
+      cache.itemFields(portal, 128),
+      cache.itemFields(portal, 128),
+    ]);
+    expect(batches() - before).toBe(1);
+    expect(fields!.find((f) => f.code === 'stageId')).toMatchObject({ title: 'Stage' });
+    expect(fields!.find((f) => f.code === 'ufCrm128_Priority')).toMatchObject({
+      title: 'Priority',
+      items: [
+        { id: '61', value: 'High' },
+        { id: '62', value: 'Low' },
+      ],
+    });
+  });
+
+  it('keeps no failed load: the next page asks the portal again', async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 20_000 });
+    const portal = await portalRow();
+    h.portal.failNext('batch', { status: 403, error: 'ACCESS_DENIED', description: 'no' });
+    await expect(cache.get(portal)).rejects.toThrow();
+    const m = await cache.get(portal);
+    expect(m.stages.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,280 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { getRuleMap } from '../../../db/stores/rules.js';
+import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { getPage, openSession, postForm, type UiSession } from './ui-client.js';
+
+interface BuilderData {
+  rule: Record<string, unknown>;
+  original: string;
+  admin: boolean;
+  csrf: string;
+  events: Array<{ name: string; bound: boolean }>;
+  strings: Record<string, string>;
+}
+
+const dataOf = (html: string): BuilderData =>
+  JSON.parse(
+    /<script type="application\/json" id="builder-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ??
+      'null',
+  ) as BuilderData;
+
+describe('the rule builder pages', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let reader: UiSession;
+  let csrf: string;
+  let deals: Awaited<ReturnType<typeof seedDeals>>;
+
+  beforeAll(async () => {
+    h = await startUiHarness();
+    deals = await seedDeals(h);
+    admin = await openSession(h);
+    reader = await openSession(h, { userId: 2 });
+    csrf = dataOf((await getPage(h, '/ui/rules/new', admin.cookie)).html).csrf;
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const post = (path: string, fields: Record<string, string>, who = admin, token = csrf) =>
+    postForm(h, path, { ...fields, _csrf: token }, who.cookie);
+  const json = (r: { html: string }) => JSON.parse(r.html) as Record<string, unknown>;
+
+  it('opens a new rule and an existing one; an unknown name is a 404', async () => {
+    const fresh = await getPage(h, '/ui/rules/new', admin.cookie);
+    expect(fresh.status).toBe(200);
+    const d = dataOf(fresh.html);
+    expect(d.admin).toBe(true);
+    expect(d.rule).toEqual({ name: '', on: [], when: [], actions: [] });
+    expect(d.events.find((e) => e.name === 'ONCRMDEALUPDATE')).toMatchObject({ bound: true });
+    expect(d.events.find((e) => e.name === 'ONTASKADD')).toMatchObject({ bound: false });
+    expect(d.strings.save).toBe('Save rule');
+    const edit = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Won deal: invoice')}`,
+      admin.cookie,
+    );
+    expect(dataOf(edit.html).rule).toMatchObject({ name: 'Won deal: invoice' });
+    const missing = await getPage(h, '/ui/rules/edit?name=nope', admin.cookie);
+    expect(missing.status).toBe(404);
+    expect(missing.html).toContain('id="rule-not-found"');
+  });
+
+  it('serves the metadata of many page loads from one load', async () => {
+    const batches = () => h.portal.calls.filter((c) => c.method === 'batch').length;
+    const before = batches();
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () => getPage(h, '/ui/rules/builder/metadata', admin.cookie)),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(12).fill(200));
+    const m = JSON.parse(answers[0]!.html) as { stages: Array<{ id: string }> };
+    expect(m.stages.map((s) => s.id)).toContain('WON');
+    // One load: a batch for fields, pipelines, users and the general stages, one for the
+    // second pipeline's stages.
+    expect(batches() - before).toBe(2);
+    const item = await getPage(h, '/ui/rules/builder/metadata?item=128', admin.cookie);
+    expect(JSON.parse(item.html).fields.map((f: { code: string }) => f.code)).toContain('stageId');
+    const notItem = await getPage(h, '/ui/rules/builder/metadata?item=2', admin.cookie);
+    expect(notItem.status).toBe(400);
+  });
+
+  it('saves a rule into the portal map by name: appends, then replaces', async () => {
+    const rule = {
+      name: 'Builder rule',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+      actions: [{ type: 'http', method: 'POST', url: `${h.sink.url}/b`, body: { a: '1' } }],
+    };
+    const first = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) });
+    expect(first.status).toBe(200);
+    expect(json(first)).toMatchObject({ ok: true, rule: { name: 'Builder rule' } });
+    const map = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    expect(map?.rules.map((r) => r.name)).toEqual([
+      'Won deal: invoice',
+      'Lost deal: notify',
+      'Builder rule',
+    ]);
+    const renamed = { ...rule, name: 'Builder rule 2', slaSeconds: 30 };
+    const second = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(renamed),
+      original: 'Builder rule',
+    });
+    expect(second.status).toBe(200);
+    const after = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    expect(after?.rules.map((r) => r.name)).toEqual([
+      'Won deal: invoice',
+      'Lost deal: notify',
+      'Builder rule 2',
+    ]);
+    expect(after?.rules[2]).toMatchObject({ slaSeconds: 30 });
+  });
+
+  it('masks a step secret on the page and in answers, keeps it on a re-save, reveals it on request', async () => {
+    const secret = 'Bearer builder-secret-7a1f';
+    const rule = {
+      name: 'Secret rule',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http',
+          name: 'erp',
+          method: 'POST',
+          url: `${h.sink.url}/erp`,
+          headers: { Authorization: secret, 'Content-Type': 'application/json' },
+        },
+      ],
+    };
+    const saved = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) });
+    expect(saved.html).not.toContain(secret);
+    const shown = (json(saved).rule as typeof rule).actions[0]!.headers;
+    expect(shown).toEqual({ Authorization: '********', 'Content-Type': 'application/json' });
+    const path = `/ui/rules/edit?name=${encodeURIComponent('Secret rule')}`;
+    const page = await getPage(h, path, admin.cookie);
+    expect(page.html).not.toContain(secret);
+    // The masked rule saved again keeps the stored secret.
+    const again = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(dataOf(page.html).rule),
+      original: 'Secret rule',
+    });
+    expect(again.status).toBe(200);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Secret rule',
+    )!.actions[0] as { headers: Record<string, unknown> };
+    const enc = stored.headers.Authorization as { $enc: string };
+    expect(h.t.deps.box.decrypt(enc.$enc)).toBe(secret);
+    // Sent once from the masked form, the step carries the stored secret.
+    const before = h.sink.requests.length;
+    const sent = await post('/ui/rules/builder/send-step', {
+      rule: JSON.stringify(dataOf(page.html).rule),
+      index: '0',
+    });
+    expect(sent.status).toBe(200);
+    expect(sent.html).not.toContain(secret);
+    expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([secret]);
+    // An admin may ask to see it (a POST); a non-admin may not.
+    const revealed = await post('/ui/rules/edit/reveal', { name: 'Secret rule' });
+    expect(dataOf(revealed.html).rule).toMatchObject({
+      actions: [{ headers: { Authorization: secret } }],
+    });
+    const readerPage = await getPage(h, path, reader.cookie);
+    expect(readerPage.html).not.toContain(secret);
+    const readerReveal = await post(
+      '/ui/rules/edit/reveal',
+      { name: 'Secret rule' },
+      reader,
+      dataOf(readerPage.html).csrf,
+    );
+    expect(readerReveal.status).toBe(403);
+    expect(readerReveal.html).not.toContain(secret);
+  });
+
+  it('refuses an invalid rule with paths relative to the rule, and keeps the map', async () => {
+    const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    const bad = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify({ name: 'Bad', on: ['ONCRMDEALADD'], actions: [{ type: 'http' }] }),
+    });
+    expect(bad.status).toBe(400);
+    const errors = json(bad).errors as Array<{ path: string }>;
+    expect(errors.map((e) => e.path)).toContain('$.actions[0].method');
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
+  });
+
+  it('shows a non-admin the rule read-only and refuses every change (403)', async () => {
+    const page = await getPage(h, '/ui/rules/new', reader.cookie);
+    expect(page.status).toBe(200);
+    expect(dataOf(page.html).admin).toBe(false);
+    expect(page.html).toContain('id="builder-readonly"');
+    const readerCsrf = dataOf(page.html).csrf;
+    const rule = JSON.stringify({ name: 'x', on: ['ONCRMDEALADD'], actions: [] });
+    for (const path of ['save', 'dry-run', 'send-step']) {
+      const r = await post(`/ui/rules/builder/${path}`, { rule, index: '0' }, reader, readerCsrf);
+      expect([path, r.status]).toEqual([path, 403]);
+    }
+    // And an admin without the CSRF token.
+    const noToken = await post('/ui/rules/builder/save', { rule }, admin, '');
+    expect(noToken.status).toBe(403);
+  });
+
+  it('dry-runs the rule being edited on a chosen record', async () => {
+    const rule = {
+      name: 'Try',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', equals: 'WON' }],
+      actions: [
+        { type: 'http', method: 'POST', url: `${h.sink.url}/t`, body: { id: '{{deal.ID}}' } },
+      ],
+    };
+    const r = await post('/ui/rules/builder/dry-run', {
+      rule: JSON.stringify(rule),
+      event: 'ONCRMDEALUPDATE',
+      id: deals.won,
+    });
+    expect(r.status).toBe(200);
+    const result = json(r).result as { matched: boolean; steps: Array<{ rendered: string }> };
+    expect(result.matched).toBe(true);
+    expect(JSON.parse(result.steps[0]!.rendered)).toMatchObject({ body: { id: deals.won } });
+  });
+
+  it('sends one step once, records it as a test, and counts it nowhere', async () => {
+    const db = h.t.deps.db;
+    const runsBefore = await db('action_runs').count({ n: '*' }).first();
+    const rollupsBefore = await db('rollups').orderBy(['kind', 'grain', 'bucket', 'k1', 'k2']);
+    const sinkBefore = h.sink.requests.length;
+    const rule = {
+      name: 'Won deal: invoice',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [
+        {
+          type: 'http',
+          name: 'invoice',
+          method: 'POST',
+          url: `${h.sink.url}/test-send`,
+          body: { dealId: '{{deal.ID}}', title: '{{deal.TITLE}}' },
+        },
+      ],
+    };
+    const r = await post('/ui/rules/builder/send-step', {
+      rule: JSON.stringify(rule),
+      index: '0',
+      event: 'ONCRMDEALUPDATE',
+      id: deals.won,
+    });
+    expect(r.status).toBe(200);
+    expect(json(r)).toMatchObject({ ok: true, response: { status: 201 } });
+    // Exactly one request reached the receiver, with the record's values.
+    const got = h.sink.requests.slice(sinkBefore);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.url).toBe('/test-send');
+    expect(JSON.parse(got[0]!.body)).toEqual({ dealId: deals.won, title: 'Won order' });
+    expect(got[0]!.headers['idempotency-key']).toMatch(/^b24h-test-/);
+    // Marked as a test...
+    const tests = await db('step_tests').where({ rule_name: 'Won deal: invoice' });
+    expect(tests).toHaveLength(1);
+    expect(tests[0]).toMatchObject({ status: 'succeeded', step_index: 0, user_id: 1 });
+    // ...and never counted as an event's action: no action run, no rollup changed.
+    expect(await db('action_runs').count({ n: '*' }).first()).toEqual(runsBefore);
+    expect(await db('rollups').orderBy(['kind', 'grain', 'bucket', 'k1', 'k2'])).toEqual(
+      rollupsBefore,
+    );
+    // The rule's page lists it.
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Won deal: invoice')}`,
+      admin.cookie,
+    );
+    expect(page.html).toContain('id="test-sends"');
+  });
+
+  it('refuses to send a step to a private address outside ACTION_PRIVATE_HOSTS', async () => {
+    const rule = {
+      name: 'Private',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'http', method: 'POST', url: 'http://10.11.12.13:8080/x' }],
+    };
+    const r = await post('/ui/rules/builder/send-step', { rule: JSON.stringify(rule), index: '0' });
+    expect(r.status).toBe(502);
+    expect(String(json(r).error)).toMatch(/private|refused|not allowed/i);
+    const row = await h.t.deps.db('step_tests').where({ rule_name: 'Private' }).first();
+    expect(row).toMatchObject({ status: 'failed' });
+  });
+});
