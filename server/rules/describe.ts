@@ -27,22 +27,35 @@ export type Phrase = Part[];
  */
 export type MapWords = (key: string) => string | undefined;
 
-/** A stage's name, where the portal's stage list is known. */
+/** A deal stage's name, where the portal's stage list is known (server/rules/metadata.ts). */
 export interface StageName {
   name: string;
   /** The pipeline's name (deals with several pipelines). */
   pipeline?: string;
 }
-/** Looks up a stage code (`WON`, `C1:WON`, `DT128_5:SUCCESS`). */
+/** Looks up a deal stage code (`WON`, `C1:WON`). */
 export type StageNames = (code: string) => StageName | undefined;
 
 /** `stageId` and `STAGE_ID` are one field to Bitrix24 (crm.item vs crm.deal naming). */
 const fieldKey = (k: string): string => k.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase();
 
-/** Fields whose values are stage or status codes. */
-const STAGE_FIELDS = new Set(['STAGE_ID', 'STATUS_ID']);
-
 const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
+
+/** The context root a condition's field belongs to: its own root, or the rule's record. */
+function recordOf(field: string, rule: Rule): string | undefined {
+  const first = field.split('.')[0] ?? '';
+  if (ROOTS.has(first) && field.includes('.') && first !== 'entity') return first;
+  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
+  return roots.size === 1 ? [...roots][0] : undefined;
+}
+
+/** Whether a condition compares a deal's stage (the codes a portal's stage list names). */
+const isDealStage = (field: string, rule: Rule): boolean =>
+  fieldKey(field.split('.').pop() ?? '') === 'STAGE_ID' && recordOf(field, rule) === 'deal';
+
+/** Whether any rule of the map compares a deal's stage: only then are stage names needed. */
+export const comparesDealStages = (rules: readonly Rule[]): boolean =>
+  rules.some((r) => (r.when ?? []).some((c) => !('changed' in c) && isDealStage(c.field, r)));
 
 /** Fills `{name}` placeholders of a sentence with phrases. */
 export function fill(template: string, vars: Record<string, Phrase>): Phrase {
@@ -78,12 +91,10 @@ function fieldLabel(field: string, rule: Rule, words: MapWords): Phrase {
   return [...(rootName ? [{ text: rootName }] : data(root!)), { text: ' · ' }, ...label];
 }
 
-function value(v: Scalar, field: string, words: MapWords, stages?: StageNames): Phrase {
+function value(v: Scalar, words: MapWords, stages?: StageNames): Phrase {
   if (v === null || v === '') return say(words, 'map.value.empty');
   const text = String(v);
-  const stage = STAGE_FIELDS.has(fieldKey(field.split('.').pop() ?? ''))
-    ? stages?.(text)
-    : undefined;
+  const stage = stages?.(text);
   if (!stage) return data(text);
   if (!stage.pipeline) return data(stage.name);
   return say(words, 'map.stage.inPipeline', {
@@ -100,17 +111,19 @@ export function describeCondition(
   stages?: StageNames,
 ): Phrase {
   const field = fieldLabel(c.field, rule, words);
+  // Only a deal's stage codes are names in the portal's stage list.
+  if (!isDealStage(c.field, rule)) stages = undefined;
   if ('changed' in c) return say(words, 'map.cond.changed', { field });
   if ('becomes' in c)
     return say(words, 'map.cond.becomes', {
       field,
-      value: value(c.becomes, c.field, words, stages),
+      value: value(c.becomes, words, stages),
     });
   if ('equals' in c)
-    return say(words, 'map.cond.equals', { field, value: value(c.equals, c.field, words, stages) });
+    return say(words, 'map.cond.equals', { field, value: value(c.equals, words, stages) });
   const list = c.in.flatMap((v, i) => [
     ...(i > 0 ? [{ text: ', ' }] : []),
-    ...value(v, c.field, words, stages),
+    ...value(v, words, stages),
   ]);
   return say(words, 'map.cond.in', { field, value: list });
 }

@@ -45,7 +45,9 @@ describeInChromium('the map page in the Bitrix24 frame', (executablePath) => {
     await frame().locator('#nav-rules').click();
     await frame().locator('#rules-map').waitFor();
     await expect(tableOrder()).resolves.toEqual(['Won deal: invoice', 'Lost deal: notify']);
-    await expect(row('Won deal: invoice').textContent()).resolves.toContain('Stage becomes WON');
+    await expect(row('Won deal: invoice').textContent()).resolves.toContain(
+      'Stage becomes Deal successful (pipeline General)',
+    );
     await expect(row('Won deal: invoice').locator('.runs').textContent()).resolves.toContain(
       '1 of 1',
     );

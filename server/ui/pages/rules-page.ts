@@ -18,9 +18,25 @@ import { csrfProtection, requireAdmin, uiContext, type UrlBuilder } from '../con
 import { mapWords } from '../i18n-map.js';
 import type { MessageKey } from '../i18n.js';
 import { maskForView } from '../mask-view.js';
-import { changeMap, ruleRows, type MapChange } from './rules-table.js';
+import { comparesDealStages } from '../../rules/describe.js';
+import type { MetadataCache } from '../../rules/metadata.js';
+import { changeMap, ruleRows, stageNames, type MapChange } from './rules-table.js';
 
 const DAY = 86_400_000;
+/** How long the map page waits for the portal's stage names before it shows the codes. */
+const STAGE_NAMES_WAIT_MS = 1500;
+
+/** The value, or undefined when it fails or takes longer than `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+    p.then(
+      (v) => resolve(v),
+      () => resolve(undefined),
+    ).finally(() => clearTimeout(timer));
+  });
+}
 
 interface RulesView {
   text: string;
@@ -44,7 +60,7 @@ interface RulesView {
  * page, in the export and in dry runs; an admin may ask to see them (a POST, so the clear
  * text is never in a URL or a link).
  */
-export function rulesPage(deps: Deps): Router {
+export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
   const router = Router();
   const bound = (res: Response) => {
     const events = portalEvents(uiContext(res).portal);
@@ -60,13 +76,25 @@ export function rulesPage(deps: Deps): Router {
     const figures = await ruleSuccess(deps.db, portal.id, now - 7 * DAY, now);
     const warnings = checkMap(map, { boundEvents: bound(res) });
     const errors = view.errors ?? [];
+    // Stage names come from the builder's metadata cache (cached per portal, read within the
+    // REST budget); a slow or failing portal only leaves the codes on the page.
+    const meta =
+      metadata && comparesDealStages(map.rules)
+        ? await within(metadata.get(portal), STAGE_NAMES_WAIT_MS)
+        : undefined;
     res.render('ui/rules', {
       nav: 'rules',
       source,
       revealed,
       text: view.text ?? JSON.stringify(shown, null, 2),
       errors,
-      table: ruleRows(masked, figures, warnings, mapWords(user.lang)),
+      table: ruleRows(
+        masked,
+        figures,
+        warnings,
+        mapWords(user.lang),
+        meta ? stageNames(meta) : undefined,
+      ),
       saved: view.saved ?? false,
       changed: view.changed ?? false,
       refused: view.refused,

@@ -7,6 +7,7 @@ import {
   type Phrase,
   type StageNames,
 } from '../../rules/describe.js';
+import type { PortalMetadata } from '../../rules/metadata.js';
 import type { ActionType, EventMap } from '../../rules/model.js';
 
 /** One row of the map page's table. */
@@ -59,6 +60,21 @@ export function ruleRows(
   });
   const general = warnings.filter((w) => !w.rules.some((n) => names.has(n)));
   return { rows, general };
+}
+
+/**
+ * Deal stage names from the portal's metadata: `C1:WON` → "Deal successful" in pipeline
+ * "Wholesale" (the pipeline only where the portal has more than one).
+ */
+export function stageNames(meta: PortalMetadata): StageNames {
+  const pipelines = new Map(meta.categories.map((c) => [c.id, c.name]));
+  const stages = new Map(meta.stages.map((s) => [s.id, s]));
+  return (code) => {
+    const s = stages.get(code);
+    if (!s) return undefined;
+    const pipeline = meta.categories.length > 1 ? pipelines.get(s.categoryId) : undefined;
+    return pipeline ? { name: s.name, pipeline } : { name: s.name };
+  };
 }
 
 /** A change of the map page: turn a rule on or off, or move it one place. */

@@ -165,16 +165,21 @@ describe('the map page', () => {
 
     it('puts conditions in words, in English', async () => {
       const page = await getPage(h, '/ui/rules', admin.cookie);
-      expect(words(rowOf(page.html, 'Paid deal'))).toContain('Stage becomes C1:WON');
+      // Stage names from the portal's own stage list (crm.status.list, crm.category.list).
+      expect(words(rowOf(page.html, 'Paid deal'))).toContain(
+        'Stage becomes Deal successful (pipeline Wholesale)',
+      );
       expect(words(rowOf(page.html, 'Paid deal'))).toContain('Amount equals 1500');
       const responsible = words(rowOf(page.html, 'Responsible changed'));
       expect(responsible).toContain('Responsible changed');
-      expect(responsible).toContain('Stage is one of NEW, PREPARATION');
+      expect(responsible).toContain(
+        'Stage is one of New (pipeline General), Document preparation (pipeline General)',
+      );
       expect(responsible).toContain('Contact · Phone equals empty');
       expect(words(rowOf(page.html, 'Lead ping'))).toContain('Every event');
       // Data is marked as such: translators and the RU check leave it alone.
       expect(rowOf(page.html, 'Paid deal')).toContain(
-        'Stage becomes <span class="v" translate="no">C1:WON</span>',
+        'Stage becomes <span class="v" translate="no">Deal successful</span> (pipeline <span class="v" translate="no">Wholesale</span>)',
       );
     });
 
@@ -182,12 +187,14 @@ describe('the map page', () => {
       const ru = await openSession(h, { lang: 'ru' });
       const page = await getPage(h, '/ui/rules', ru.cookie);
       const paid = words(rowOf(page.html, 'Paid deal'));
-      expect(paid).toContain('Поле «Стадия» меняется на C1:WON');
+      expect(paid).toContain('Поле «Стадия» меняется на Deal successful (воронка Wholesale)');
       expect(paid).toContain('Поле «Сумма» равно 1500');
       expect(paid).toContain('POST на accounting.example');
       const responsible = words(rowOf(page.html, 'Responsible changed'));
       expect(responsible).toContain('Поле «Ответственный» изменилось');
-      expect(responsible).toContain('Поле «Стадия» — одно из: NEW, PREPARATION');
+      expect(responsible).toContain(
+        'Поле «Стадия» — одно из: New (воронка General), Document preparation (воронка General)',
+      );
       expect(responsible).toContain('Поле «Контакт · Телефон» равно пусто');
       expect(words(rowOf(page.html, 'Lead ping'))).toContain('Любое событие');
       expect(words(page.html)).toContain('Успешно за 7 дней');
@@ -308,7 +315,7 @@ describe('the map page', () => {
       expect(adminPage.html).toContain('href="/ui/rules/edit?name=Paid+deal');
       const page = await getPage(h, '/ui/rules', reader.cookie);
       expect(page.status).toBe(200);
-      expect(words(rowOf(page.html, 'Paid deal'))).toContain('Stage becomes C1:WON');
+      expect(words(rowOf(page.html, 'Paid deal'))).toContain('Stage becomes Deal successful');
       expect(page.html).not.toContain('/ui/rules/toggle');
       expect(page.html).not.toContain('/ui/rules/move');
       expect(page.html).not.toContain('/ui/rules/new');
