@@ -1,5 +1,6 @@
 import type { UiUser } from './session.js';
 import { BUILDER_EN, BUILDER_RU } from './i18n-builder.js';
+import { MAP_EN, MAP_RU } from './i18n-map.js';
 
 /** The words of the pages in English and Russian (by the LANG Bitrix24 sends). */
 const EN = {
@@ -233,6 +234,7 @@ const EN = {
   'action.email': 'E-mail',
   'action.sms': 'SMS',
   'action.bitrix': 'Bitrix24 method',
+  ...MAP_EN,
 } as const;
 
 export type MessageKey = keyof typeof EN;
@@ -468,6 +470,7 @@ const RU: Record<MessageKey, string> = {
   'action.email': 'E-mail',
   'action.sms': 'SMS',
   'action.bitrix': 'метод Битрикс24',
+  ...MAP_RU,
 };
 
 export type Translate = (key: MessageKey) => string;

@@ -11,6 +11,7 @@ import { replayPage } from './pages/replay-page.js';
 import { retentionPage } from './pages/retention-page.js';
 import { rulesPage } from './pages/rules-page.js';
 import { ruleBuilderPage } from './pages/rule-builder-page.js';
+import { createMetadataCache } from '../rules/metadata.js';
 import { settingsPages } from './pages/settings-pages.js';
 import { signedSessionId, startSession, TOKEN_PARAM, uiSession } from './session.js';
 
@@ -91,8 +92,10 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
   router.use(dashboardPage(deps, opts.sweeper));
   router.use(logPages(deps));
   router.use(replayPage(deps, opts.notifyWorker));
-  router.use(rulesPage(deps));
-  router.use(ruleBuilderPage(deps));
+  // One metadata cache for the map page's stage names and the builder's pickers.
+  const metadata = createMetadataCache(deps.bitrix, { now: () => deps.clock.now().getTime() });
+  router.use(rulesPage(deps, metadata));
+  router.use(ruleBuilderPage(deps, metadata));
   router.use(settingsPages(deps, opts.notifyWorker ?? (() => {})));
   router.use(retentionPage(deps));
   return router;

@@ -1,27 +1,24 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 import { describeInChromium } from '../helpers/browser-suite.js';
-import { CHROMIUM_ARGS } from '../helpers/chromium.js';
-import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+import { startFramedUi, type FramedUi } from '../helpers/framed-ui.js';
+import type { UiHarness } from '../helpers/ui-harness.js';
 
 /**
  * The frame in the emulated portal page follows the height of the app's content after
  * every change, not only at load (issue 17: BX24.fitWindow once cut growing pages off).
  */
 describeInChromium('the Bitrix24 frame height', (executablePath) => {
+  let ui: FramedUi | undefined;
   let h: UiHarness;
-  let browser: Browser;
   let page: Page;
 
   beforeAll(async () => {
-    h = await startUiHarness({ appHost: 'localhost' });
-    await seedDeals(h);
-    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    ui = await startFramedUi(executablePath);
+    ({ h, page } = ui);
   });
   afterAll(async () => {
-    await browser?.close();
-    await h?.close();
+    await ui?.close();
   });
 
   const appFrame = (): Frame => {

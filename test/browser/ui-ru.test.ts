@@ -137,6 +137,7 @@ describe('every page in Russian has no English UI string', () => {
 
   it('walks the rules page with validation errors and a dry run', async () => {
     await go('/ui/rules');
+    await frame().locator('#json-editor > summary').click();
     await check('rules');
     await frame()
       .locator('#map')
@@ -147,6 +148,7 @@ describe('every page in Russian has no English UI string', () => {
     await frame().locator('#map-errors').waitFor();
     await check('rules with errors');
     await go('/ui/rules');
+    await frame().locator('#json-editor > summary').click();
     await frame().locator('input[name=id]').fill(deals.won);
     await frame().locator('#dry-run').click();
     await frame().locator('#dry-run-result').waitFor();

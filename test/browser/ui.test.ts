@@ -149,6 +149,7 @@ describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
 
   it('saves a rule from the editor and reports errors with their JSON path', async () => {
     await frame().locator('#nav-rules').click();
+    await frame().locator('#json-editor > summary').click();
     await frame().locator('#map').waitFor();
     await frame()
       .locator('#map')
@@ -210,6 +211,7 @@ describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
     await openApp(2);
     await expect(frame().locator('#nav-replay').count()).resolves.toBe(0);
     await frame().locator('#nav-rules').click();
+    await frame().locator('#json-editor > summary').click();
     await frame().locator('#map-readonly').waitFor();
     const f = appFrame();
     // Runs in the frame (a string: the test's tsconfig has no DOM types).

@@ -1,8 +1,8 @@
-import { Router, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { entityOf } from '../../intake/entity.js';
 import { createEntityReader } from '../../processing/entity-reader.js';
-import { checkMap, type MapWarning } from '../../rules/check-map.js';
+import { checkMap } from '../../rules/check-map.js';
 import { dryRun, type DryRunRule } from '../../rules/dry-run.js';
 import { relatedToLoad } from '../../rules/needs.js';
 import { withScopeErrors } from '../../rules/scopes.js';
@@ -11,50 +11,101 @@ import { validateEventMap, type MapError } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
-import { maskMap, revealMap } from '../../rules/secret-fields.js';
+import { maskMap, revealMap, type SealResult } from '../../rules/secret-fields.js';
 import { effectiveMapWithSource } from '../../../db/stores/rules.js';
-import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { ruleSuccess } from '../../../db/stores/dashboard.js';
+import { csrfProtection, requireAdmin, uiContext, type UrlBuilder } from '../context.js';
+import { mapWords } from '../i18n-map.js';
+import type { MessageKey } from '../i18n.js';
 import { maskForView } from '../mask-view.js';
+import { comparesDealStages } from '../../rules/describe.js';
+import type { MetadataCache } from '../../rules/metadata.js';
+import { changeMap, ruleRows, stageNames, type MapChange } from './rules-table.js';
+
+const DAY = 86_400_000;
+/** How long the map page waits for the portal's stage names before it shows the codes. */
+const STAGE_NAMES_WAIT_MS = 1500;
+
+/** The value, or undefined when it fails or takes longer than `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+    p.then(
+      (v) => resolve(v),
+      () => resolve(undefined),
+    ).finally(() => clearTimeout(timer));
+  });
+}
 
 interface RulesView {
   text: string;
   errors: MapError[];
-  warnings: MapWarning[];
   saved: boolean;
+  /** A change from the table was saved (the redirect after it). */
+  changed: boolean;
+  /** Why a change from the table was not made. */
+  refused?: MessageKey;
   /** An admin asked to see the secrets in clear. */
   revealed: boolean;
   dry?: { event: string; id: string; error?: string; results?: DryRunRule[] };
 }
 
 /**
- * The event map editor: validation with JSON paths, checkMap warnings, save, export, dry run.
- * Credentials (secret-fields.ts) are masked on the page, in the export and in dry runs; an
- * admin may ask to see them (a POST, so the clear text is never in a URL or a link).
+ * The map page: a table of every rule in words (trigger, conditions, steps and where they
+ * go, SLA, enabled, last 7 days' success from the rollups) with the map-check warnings
+ * beside the rules they name; an admin turns rules on and off and moves them in place. Below
+ * it, the JSON editor: validation with JSON paths, save, export, dry run. Every change goes
+ * through the same validation and sealing. Credentials (secret-fields.ts) are masked on the
+ * page, in the export and in dry runs; an admin may ask to see them (a POST, so the clear
+ * text is never in a URL or a link).
  */
-export function rulesPage(deps: Deps): Router {
+export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
   const router = Router();
   const bound = (res: Response) => {
     const events = portalEvents(uiContext(res).portal);
     return events.length > 0 ? events : undefined;
   };
   const render = async (res: Response, view: Partial<RulesView>) => {
-    const { map, source } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
-    const revealed = view.revealed === true && uiContext(res).user.isAdmin;
-    const shown = revealed ? revealMap(map, deps.box) : maskMap(map, deps.box);
+    const { user, portal } = uiContext(res);
+    const { map, source } = await effectiveMapWithSource(deps.db, user.memberId);
+    const revealed = view.revealed === true && user.isAdmin;
+    const masked = maskMap(map, deps.box);
+    const shown = revealed ? revealMap(map, deps.box) : masked;
+    const now = deps.clock.now().getTime();
+    const figures = await ruleSuccess(deps.db, portal.id, now - 7 * DAY, now);
+    const warnings = checkMap(map, { boundEvents: bound(res) });
+    const errors = view.errors ?? [];
+    // Stage names come from the builder's metadata cache (cached per portal, read within the
+    // REST budget); a slow or failing portal only leaves the codes on the page.
+    const meta =
+      metadata && comparesDealStages(map.rules)
+        ? await within(metadata.get(portal), STAGE_NAMES_WAIT_MS)
+        : undefined;
     res.render('ui/rules', {
       nav: 'rules',
       source,
       revealed,
       text: view.text ?? JSON.stringify(shown, null, 2),
-      errors: view.errors ?? [],
-      warnings: view.warnings ?? checkMap(map, { boundEvents: bound(res) }),
+      errors,
+      table: ruleRows(
+        masked,
+        figures,
+        warnings,
+        mapWords(user.lang),
+        meta ? stageNames(meta) : undefined,
+      ),
       saved: view.saved ?? false,
+      changed: view.changed ?? false,
+      refused: view.refused,
       dry: view.dry,
+      // The JSON editor opens where its own result (or a problem with the map) is shown.
+      jsonOpen: errors.length > 0 || view.text !== undefined || revealed || view.dry !== undefined,
       maskForView,
     });
   };
 
-  router.get('/ui/rules', async (_req, res) => render(res, {}));
+  router.get('/ui/rules', async (req, res) => render(res, { changed: req.query.changed === '1' }));
 
   const exportMap = async (res: Response, reveal: boolean) => {
     const { map } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
@@ -70,6 +121,19 @@ export function rulesPage(deps: Deps): Router {
     render(res, { revealed: true }),
   );
 
+  /** The JSON editor's checks for a map as written (credentials in clear, masked or `$env`). */
+  const validateAndSave = async (res: Response, json: unknown): Promise<SealResult> => {
+    const checked = validateEventMap(json);
+    const v = checked.ok
+      ? withScopeErrors(
+          checked.map,
+          grantedScopes(deps.manifest.scopes, uiContext(res).portal.scope),
+        )
+      : checked;
+    if (!v.ok) return v;
+    return saveMapSealed(deps, uiContext(res).user.memberId, v.map);
+  };
+
   router.post('/ui/rules', requireAdmin, csrfProtection, async (req, res) => {
     const text = String((req.body as Record<string, unknown>).map ?? '');
     let json: unknown;
@@ -79,32 +143,73 @@ export function rulesPage(deps: Deps): Router {
       await render(res.status(400), {
         text,
         errors: [{ path: '$', message: `not valid JSON: ${(e as Error).message}` }],
-        warnings: [],
       });
       return;
     }
-    const checked = validateEventMap(json);
-    const v = checked.ok
-      ? withScopeErrors(
-          checked.map,
-          grantedScopes(deps.manifest.scopes, uiContext(res).portal.scope),
-        )
-      : checked;
-    if (!v.ok) {
-      await render(res.status(400), { text, errors: v.errors, warnings: [] });
-      return;
-    }
-    const sealed = await saveMapSealed(deps, uiContext(res).user.memberId, v.map);
+    const sealed = await validateAndSave(res, json);
     if (!sealed.ok) {
-      await render(res.status(400), { text, errors: sealed.errors, warnings: [] });
+      await render(res.status(400), { text, errors: sealed.errors });
       return;
     }
     await render(res, {
       text: JSON.stringify(maskMap(sealed.map, deps.box), null, 2),
       saved: true,
-      warnings: checkMap(v.map, { boundEvents: bound(res) }),
     });
   });
+
+  /**
+   * A change from the table, made to the map as the JSON editor shows it (credentials masked,
+   * so sealing keeps what is stored) and saved through the same checks; then back to the
+   * table (post/redirect/get), at the rule's row.
+   */
+  const changeFromTable =
+    (parse: (body: Record<string, unknown>) => MapChange | undefined) =>
+    async (req: Request, res: Response) => {
+      const change = parse(req.body as Record<string, unknown>);
+      if (!change) {
+        await render(res.status(400), { refused: 'map.badForm' });
+        return;
+      }
+      const { map } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
+      const changed = changeMap(maskMap(map, deps.box), change);
+      if (!changed.ok) {
+        await render(res.status(changed.reason === 'map.stale' ? 409 : 404), {
+          refused: changed.reason,
+        });
+        return;
+      }
+      const saved = await validateAndSave(res, changed.map);
+      if (!saved.ok) {
+        await render(res.status(400), { errors: saved.errors });
+        return;
+      }
+      const back = (res.locals.u as UrlBuilder)('/ui/rules', { changed: '1' });
+      res.redirect(303, `${back}#rule-${changed.index + 1}`);
+    };
+  const ruleName = (body: Record<string, unknown>) =>
+    typeof body.name === 'string' && body.name.length > 0 ? body.name : undefined;
+
+  router.post(
+    '/ui/rules/toggle',
+    requireAdmin,
+    csrfProtection,
+    changeFromTable((body) => {
+      const name = ruleName(body);
+      if (!name || (body.enabled !== '0' && body.enabled !== '1')) return undefined;
+      return { kind: 'toggle', name, enabled: body.enabled === '1' };
+    }),
+  );
+  router.post(
+    '/ui/rules/move',
+    requireAdmin,
+    csrfProtection,
+    changeFromTable((body) => {
+      const name = ruleName(body);
+      const at = typeof body.at === 'string' && /^\d{1,6}$/.test(body.at) ? Number(body.at) : -1;
+      if (!name || at < 0 || (body.dir !== 'up' && body.dir !== 'down')) return undefined;
+      return { kind: 'move', name, at, dir: body.dir };
+    }),
+  );
 
   router.post('/ui/rules/dry-run', requireAdmin, csrfProtection, async (req, res) => {
     const { portal, user } = uiContext(res);

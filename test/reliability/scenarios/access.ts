@@ -191,7 +191,21 @@ async function accessRows(ctx: ReliabilityContext): Promise<Row[]> {
     const isAdminAction = (r: MountedRoute) =>
       r.method !== 'GET' || r.handlers.includes(requireAdmin as never);
     const wouldSucceed: FormFields = {
-      map: JSON.stringify({ rules: [] }),
+      // One rule that never fires, which the map page's toggle and move (routed after the
+      // save) then turn off and keep first.
+      map: JSON.stringify({
+        rules: [
+          {
+            name: 'Access control rule',
+            on: ['ONCRMLEADDELETE'],
+            actions: [{ type: 'http', method: 'POST', url: `${sink.url}/control`, body: {} }],
+          },
+        ],
+      }),
+      name: 'Access control rule',
+      enabled: '0',
+      at: '0',
+      dir: 'up',
       email: 'ops@example.com',
       telegram: '',
       from: '2000-01-01',

@@ -1,0 +1,169 @@
+import { CONTEXT_ROOTS, entityRoot } from './context.js';
+import type { Action, Condition, Rule, Scalar } from './model.js';
+
+/**
+ * A rule in words, for the map page: its conditions ("Stage becomes WON", "Amount equals
+ * 1500", "Responsible changed", "Stage is one of NEW, WON") and where its steps go ("POST to
+ * accounting.example", "SMS to {{contact.PHONE}}"). The sentences come from a dictionary
+ * the caller passes (server/ui/i18n-map.ts has English and Russian), so this layer holds no
+ * language; data (codes, values, names, hosts) stays as written and is marked as data.
+ *
+ * Give it a map whose credentials are masked (secret-fields.ts `maskMap`): an http step's
+ * host is shown, never its user:password or query.
+ */
+
+/** A piece of a sentence: words of the page's language, or data shown as written. */
+export interface Part {
+  text: string;
+  /** A code, value, name or address: never translated. */
+  data?: true;
+}
+export type Phrase = Part[];
+
+/**
+ * The words of one language. Keys: `map.cond.<operator>` and `map.step.<kind>` sentences with
+ * `{field}`, `{value}`, `{method}`, … placeholders; `map.field.<FIELD>` field labels;
+ * `map.root.<root>` record labels; `map.value.*`, `map.stage.inPipeline`.
+ */
+export type MapWords = (key: string) => string | undefined;
+
+/** A deal stage's name, where the portal's stage list is known (server/rules/metadata.ts). */
+export interface StageName {
+  name: string;
+  /** The pipeline's name (deals with several pipelines). */
+  pipeline?: string;
+}
+/** Looks up a deal stage code (`WON`, `C1:WON`). */
+export type StageNames = (code: string) => StageName | undefined;
+
+/** `stageId` and `STAGE_ID` are one field to Bitrix24 (crm.item vs crm.deal naming). */
+const fieldKey = (k: string): string => k.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase();
+
+const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
+
+/** The context root a condition's field belongs to: its own root, or the rule's record. */
+function recordOf(field: string, rule: Rule): string | undefined {
+  const first = field.split('.')[0] ?? '';
+  if (ROOTS.has(first) && field.includes('.') && first !== 'entity') return first;
+  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
+  return roots.size === 1 ? [...roots][0] : undefined;
+}
+
+/** Whether a condition compares a deal's stage (the codes a portal's stage list names). */
+const isDealStage = (field: string, rule: Rule): boolean =>
+  fieldKey(field.split('.').pop() ?? '') === 'STAGE_ID' && recordOf(field, rule) === 'deal';
+
+/** Whether any rule of the map compares a deal's stage: only then are stage names needed. */
+export const comparesDealStages = (rules: readonly Rule[]): boolean =>
+  rules.some((r) => (r.when ?? []).some((c) => !('changed' in c) && isDealStage(c.field, r)));
+
+/** Fills `{name}` placeholders of a sentence with phrases. */
+export function fill(template: string, vars: Record<string, Phrase>): Phrase {
+  const out: Phrase = [];
+  for (const piece of template.split(/(\{\w+\})/)) {
+    const name = /^\{(\w+)\}$/.exec(piece)?.[1];
+    const v = name === undefined ? undefined : vars[name];
+    if (v) out.push(...v);
+    else if (piece) out.push({ text: piece });
+  }
+  return out;
+}
+
+const data = (text: string): Phrase => [{ text, data: true }];
+const say = (words: MapWords, key: string, vars: Record<string, Phrase> = {}): Phrase =>
+  fill(words(key) ?? key, vars);
+
+/** The whole phrase as text (tests, titles). */
+export const plain = (p: Phrase): string => p.map((x) => x.text).join('');
+
+/** A field's label: `Stage`; a path into another record: `Contact · Phone`; else the code. */
+function fieldLabel(field: string, rule: Rule, words: MapWords): Phrase {
+  const segments = field.split('.');
+  const first = segments[0] ?? '';
+  const root = ROOTS.has(first) && segments.length > 1 ? first : undefined;
+  const rest = root ? segments.slice(1) : segments;
+  const own =
+    root === undefined || root === 'entity' || rule.on.some((e) => entityRoot(null, e) === root);
+  const name = rest.length === 1 ? words(`map.field.${fieldKey(rest[0]!)}`) : undefined;
+  const label: Phrase = name ? [{ text: name }] : data(rest.join('.'));
+  if (own) return label;
+  const rootName = words(`map.root.${root}`);
+  return [...(rootName ? [{ text: rootName }] : data(root!)), { text: ' · ' }, ...label];
+}
+
+function value(v: Scalar, words: MapWords, stages?: StageNames): Phrase {
+  if (v === null || v === '') return say(words, 'map.value.empty');
+  const text = String(v);
+  const stage = stages?.(text);
+  if (!stage) return data(text);
+  if (!stage.pipeline) return data(stage.name);
+  return say(words, 'map.stage.inPipeline', {
+    stage: data(stage.name),
+    pipeline: data(stage.pipeline),
+  });
+}
+
+/** One condition in words. */
+export function describeCondition(
+  c: Condition,
+  rule: Rule,
+  words: MapWords,
+  stages?: StageNames,
+): Phrase {
+  const field = fieldLabel(c.field, rule, words);
+  // Only a deal's stage codes are names in the portal's stage list.
+  if (!isDealStage(c.field, rule)) stages = undefined;
+  if ('changed' in c) return say(words, 'map.cond.changed', { field });
+  if ('becomes' in c)
+    return say(words, 'map.cond.becomes', {
+      field,
+      value: value(c.becomes, words, stages),
+    });
+  if ('equals' in c)
+    return say(words, 'map.cond.equals', { field, value: value(c.equals, words, stages) });
+  const list = c.in.flatMap((v, i) => [
+    ...(i > 0 ? [{ text: ', ' }] : []),
+    ...value(v, words, stages),
+  ]);
+  return say(words, 'map.cond.in', { field, value: list });
+}
+
+/** Every condition of a rule in words; a rule without any matches every event it is on. */
+export function describeConditions(rule: Rule, words: MapWords, stages?: StageNames): Phrase[] {
+  const when = rule.when ?? [];
+  if (when.length === 0) return [say(words, 'map.cond.none')];
+  return when.map((c) => describeCondition(c, rule, words, stages));
+}
+
+/** An http step's host (`accounting.example`), from a URL whose credentials are masked. */
+export function urlHost(url: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@\s]*@)?([^/?#\s]*)/i.exec(url);
+  return m?.[1] || (url.length > 60 ? `${url.slice(0, 57)}...` : url);
+}
+
+/** Where a step goes, in words. */
+export function describeStep(action: Action, words: MapWords): Phrase {
+  switch (action.type) {
+    case 'http': {
+      const host =
+        typeof action.url === 'string'
+          ? data(urlHost(action.url))
+          : '$env' in action.url
+            ? say(words, 'map.step.envUrl', { name: data(action.url.$env) })
+            : say(words, 'map.step.sealedUrl');
+      return say(words, 'map.step.http', { method: data(action.method), host });
+    }
+    case 'telegram':
+      return action.chatId === undefined
+        ? say(words, 'map.step.telegramDefault')
+        : say(words, 'map.step.telegram', { chat: data(String(action.chatId)) });
+    case 'email': {
+      const to = Array.isArray(action.to) ? action.to.join(', ') : action.to;
+      return say(words, 'map.step.email', { to: data(to) });
+    }
+    case 'sms':
+      return say(words, 'map.step.sms', { to: data(action.to) });
+    case 'bitrix':
+      return say(words, 'map.step.bitrix', { method: data(action.method) });
+  }
+}

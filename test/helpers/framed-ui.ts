@@ -1,0 +1,30 @@
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium.js';
+import { seedDeals, startUiHarness, type UiHarness } from './ui-harness.js';
+
+/** The app on an emulated portal with seeded deals, and a Chromium page to open it in. */
+export interface FramedUi {
+  h: UiHarness;
+  browser: Browser;
+  /** 1100×900: the portal page, which frames the app on localhost (another site). */
+  page: Page;
+  close(): Promise<void>;
+}
+
+export async function startFramedUi(executablePath: string): Promise<FramedUi> {
+  const h = await startUiHarness({ appHost: 'localhost' });
+  await seedDeals(h);
+  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  const page = await (
+    await browser.newContext({ viewport: { width: 1100, height: 900 } })
+  ).newPage();
+  return {
+    h,
+    browser,
+    page,
+    async close() {
+      await browser.close();
+      await h.close();
+    },
+  };
+}

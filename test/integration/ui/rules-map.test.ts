@@ -1,0 +1,334 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { getRuleMap } from '../../../db/stores/rules.js';
+import { getSetting } from '../../../db/stores/settings.js';
+import type { EventMap } from '../../../server/rules/model.js';
+import { revealMap } from '../../../server/rules/secret-fields.js';
+import { seedDeals, startUiHarness, uiTestMap, type UiHarness } from '../../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
+
+const PASS = 'erp-pass-9f31';
+const QUERY_TOKEN = 'tok-secret-7741';
+const HEADER_TOKEN = 'tok-hdr-5519';
+const SIGNING = 'whsec_c2lnbmluZy1rZXktb2YtdGhlLW1hcA==';
+
+/** The harness's two rules (with their 7 days of runs) and one rule per kind of words. */
+function richMap(sinkUrl: string) {
+  return {
+    rules: [
+      {
+        name: 'Paid deal',
+        on: ['ONCRMDEALUPDATE'],
+        when: [
+          { field: 'STAGE_ID', becomes: 'C1:WON' },
+          { field: 'OPPORTUNITY', equals: 1500 },
+        ],
+        actions: [
+          {
+            type: 'http',
+            name: 'invoice',
+            method: 'POST',
+            url: `https://erp-user:${PASS}@accounting.example/api/invoices?token=${QUERY_TOKEN}`,
+            headers: { Authorization: `Bearer ${HEADER_TOKEN}` },
+            secret: SIGNING,
+            body: { dealId: '{{deal.ID}}' },
+          },
+          { type: 'telegram', chatId: '-100777', text: 'Paid {{deal.TITLE}}' },
+          {
+            type: 'email',
+            to: ['boss@example.com', 'accounts@example.com'],
+            subject: 'Paid',
+            text: 'Deal {{deal.ID}}',
+          },
+          { type: 'sms', to: '{{contact.PHONE}}', text: 'Thank you' },
+          {
+            type: 'bitrix',
+            method: 'crm.timeline.comment.add',
+            params: { fields: { ENTITY_ID: '{{deal.ID}}', ENTITY_TYPE: 'deal', COMMENT: 'paid' } },
+          },
+        ],
+        slaSeconds: 60,
+      },
+      {
+        name: 'Responsible changed',
+        on: ['ONCRMDEALUPDATE'],
+        when: [
+          { field: 'ASSIGNED_BY_ID', changed: true },
+          { field: 'STAGE_ID', in: ['NEW', 'PREPARATION'] },
+          { field: 'contact.PHONE', equals: '' },
+        ],
+        actions: [{ type: 'telegram', text: 'Reassigned {{deal.ID}}' }],
+      },
+      {
+        name: 'Retitle',
+        on: ['ONCRMDEALUPDATE'],
+        when: [{ field: 'TITLE', equals: 'x' }],
+        actions: [
+          {
+            type: 'bitrix',
+            method: 'crm.deal.update',
+            params: { id: '{{deal.ID}}', fields: { TITLE: 'y' } },
+          },
+        ],
+      },
+      {
+        name: 'Lead ping',
+        on: ['ONCRMLEADADD'],
+        actions: [{ type: 'http', method: 'GET', url: `${sinkUrl}/lead` }],
+      },
+      ...uiTestMap(sinkUrl).rules,
+    ],
+  };
+}
+
+/** The HTML of one rule's row (and of its warnings row, if any). */
+const rowOf = (html: string, name: string): string => {
+  const at = html.indexOf(`data-rule="${name}"`);
+  if (at < 0) return '';
+  const end = html.indexOf('</tr>', at);
+  return html.slice(html.lastIndexOf('<tr', at), end);
+};
+const warningsOf = (html: string, name: string): string =>
+  /<tr class="rule-warnings" data-rule="([^"]*)">([\s\S]*?)<\/tr>/g.exec(
+    html.slice(html.indexOf(`<tr class="rule-warnings" data-rule="${name}"`)),
+  )?.[2] ?? '';
+/** Text without tags, entities decoded, spaces collapsed. */
+const words = (html: string): string =>
+  html
+    .replace(/<[^>]+>/g, '')
+    .replace(/&#34;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/\s+/g, ' ')
+    .trim();
+
+describe('the map page', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let reader: UiSession;
+  const db = () => h.t.deps.db;
+  const ownMap = async () => getRuleMap(db(), h.portal.memberId);
+  const rawOwn = async () => JSON.stringify(await getSetting(db(), h.portal.memberId, 'rules'));
+  const csrf = async (s: UiSession) => csrfOf((await getPage(h, '/ui/rules', s.cookie)).html);
+  const post = async (path: string, fields: Record<string, string>, s = admin) =>
+    postForm(h, path, { _csrf: await csrf(s), ...fields }, s.cookie);
+  const names = (m: EventMap | undefined) => m?.rules.map((r) => r.name);
+
+  beforeAll(async () => {
+    h = await startUiHarness();
+    await seedDeals(h);
+    admin = await openSession(h);
+    reader = await openSession(h, { userId: 2 });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("turns off a rule of the default map by saving the portal's own map; the default stays", async () => {
+    expect(await ownMap()).toBeUndefined();
+    const res = await post('/ui/rules/toggle', { name: 'Lost deal: notify', enabled: '0' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toMatch(/^\/ui\/rules\?changed=1.*#rule-2$/);
+    const own = await ownMap();
+    expect(own?.rules.map((r) => [r.name, r.enabled])).toEqual([
+      ['Won deal: invoice', undefined],
+      ['Lost deal: notify', false],
+    ]);
+    expect((await getRuleMap(db()))?.rules[1]?.enabled).toBeUndefined();
+    const page = await getPage(h, res.headers.get('location') ?? '', admin.cookie);
+    expect(page.html).toContain('id="map-changed"');
+    expect(page.html).toMatch(/id="map-source">this portal/);
+    expect(rowOf(page.html, 'Lost deal: notify')).toContain('data-enabled="false"');
+    expect(words(rowOf(page.html, 'Lost deal: notify'))).toContain('Enable');
+  });
+
+  it("shows each rule's last 7 days' success from the rollups, not from the runs", async () => {
+    const before = await getPage(h, '/ui/rules', admin.cookie);
+    const won = rowOf(before.html, 'Won deal: invoice');
+    expect(won).toContain('data-succeeded="1" data-total="1"');
+    expect(words(won)).toContain('1 of 1 (100 %)');
+    expect(rowOf(before.html, 'Lost deal: notify')).toMatch(/data-succeeded="0" data-total="[1-9]/);
+    // Control that the figures are not counted from the runs: without them they stay.
+    expect(Number((await db()('action_runs').count({ n: '*' }))[0]!.n)).toBeGreaterThan(0);
+    await db()('action_runs').del();
+    const after = await getPage(h, '/ui/rules', admin.cookie);
+    expect(rowOf(after.html, 'Won deal: invoice')).toContain('data-succeeded="1" data-total="1"');
+  });
+
+  describe('with a map of every kind of condition and step', () => {
+    beforeAll(async () => {
+      const res = await post('/ui/rules', { map: JSON.stringify(richMap(h.sink.url)) });
+      expect(res.status).toBe(200);
+      expect(res.html).toContain('id="saved"');
+    });
+
+    it('puts conditions in words, in English', async () => {
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      // Stage names from the portal's own stage list (crm.status.list, crm.category.list).
+      expect(words(rowOf(page.html, 'Paid deal'))).toContain(
+        'Stage becomes Deal successful (pipeline Wholesale)',
+      );
+      expect(words(rowOf(page.html, 'Paid deal'))).toContain('Amount equals 1500');
+      const responsible = words(rowOf(page.html, 'Responsible changed'));
+      expect(responsible).toContain('Responsible changed');
+      expect(responsible).toContain(
+        'Stage is one of New (pipeline General), Document preparation (pipeline General)',
+      );
+      expect(responsible).toContain('Contact · Phone equals empty');
+      expect(words(rowOf(page.html, 'Lead ping'))).toContain('Every event');
+      // Data is marked as such: translators and the RU check leave it alone.
+      expect(rowOf(page.html, 'Paid deal')).toContain(
+        'Stage becomes <span class="v" translate="no">Deal successful</span> (pipeline <span class="v" translate="no">Wholesale</span>)',
+      );
+    });
+
+    it('puts conditions in words, in Russian', async () => {
+      const ru = await openSession(h, { lang: 'ru' });
+      const page = await getPage(h, '/ui/rules', ru.cookie);
+      const paid = words(rowOf(page.html, 'Paid deal'));
+      expect(paid).toContain('Поле «Стадия» меняется на Deal successful (воронка Wholesale)');
+      expect(paid).toContain('Поле «Сумма» равно 1500');
+      expect(paid).toContain('POST на accounting.example');
+      const responsible = words(rowOf(page.html, 'Responsible changed'));
+      expect(responsible).toContain('Поле «Ответственный» изменилось');
+      expect(responsible).toContain(
+        'Поле «Стадия» — одно из: New (воронка General), Document preparation (воронка General)',
+      );
+      expect(responsible).toContain('Поле «Контакт · Телефон» равно пусто');
+      expect(words(rowOf(page.html, 'Lead ping'))).toContain('Любое событие');
+      expect(words(page.html)).toContain('Успешно за 7 дней');
+    });
+
+    it("shows each step's destination, SLA and trigger, and never a step's secret", async () => {
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      const paid = words(rowOf(page.html, 'Paid deal'));
+      expect(paid).toContain('ONCRMDEALUPDATE');
+      expect(paid).toContain('POST to accounting.example (invoice)');
+      expect(paid).toContain('Telegram to chat -100777');
+      expect(paid).toContain('E-mail to boss@example.com, accounts@example.com');
+      expect(paid).toContain('SMS to {{contact.PHONE}}');
+      expect(paid).toContain('Bitrix24 method crm.timeline.comment.add');
+      expect(paid).toContain('1 min');
+      expect(words(rowOf(page.html, 'Responsible changed'))).toContain(
+        'Telegram to the default chat',
+      );
+      const sinkHost = new URL(h.sink.url).host;
+      expect(words(rowOf(page.html, 'Lead ping'))).toContain(`GET to ${sinkHost}`);
+      for (const s of [PASS, QUERY_TOKEN, HEADER_TOKEN, SIGNING]) {
+        expect(page.html).not.toContain(s);
+      }
+    });
+
+    it('shows the map-check warnings beside the rules they name', async () => {
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      expect(warningsOf(page.html, 'Retitle')).toContain('data-code="self-trigger"');
+      expect(warningsOf(page.html, 'Lead ping')).toContain('data-code="unbound-event"');
+      expect(words(warningsOf(page.html, 'Lead ping'))).toContain('ONCRMLEADADD');
+      // Only those: the other rules have no warnings row, and none is left for the top.
+      expect(page.html.match(/class="rule-warnings"/g)).toHaveLength(2);
+      expect(page.html).not.toContain('id="map-warnings"');
+    });
+
+    it('turns a rule off and on again; secrets stay sealed and the rest of the map is kept', async () => {
+      const before = (await ownMap())!;
+      const off = await post('/ui/rules/toggle', { name: 'Paid deal', enabled: '0' });
+      expect(off.status).toBe(303);
+      const after = (await ownMap())!;
+      expect(after.rules[0]?.enabled).toBe(false);
+      const raw = await rawOwn();
+      for (const s of [PASS, QUERY_TOKEN, HEADER_TOKEN, SIGNING]) expect(raw).not.toContain(s);
+      expect(raw).toContain('"$enc":"v1.');
+      const open = (m: EventMap) => revealMap(m, h.t.deps.box);
+      const expected = open(before);
+      expected.rules[0]!.enabled = false;
+      expect(open(after)).toEqual(expected);
+      // Control: the stored credentials still open to what was written.
+      const invoice = open(after).rules[0]!.actions[0] as { secret: string; url: string };
+      expect(invoice.secret).toBe(SIGNING);
+      expect(invoice.url).toContain(PASS);
+
+      const on = await post('/ui/rules/toggle', { name: 'Paid deal', enabled: '1' });
+      expect(on.status).toBe(303);
+      const again = (await ownMap())!;
+      expect('enabled' in again.rules[0]!).toBe(false);
+      expect(open(again)).toEqual(open(before));
+    });
+
+    it('moves a rule up and down; a repeated or stale click moves nothing', async () => {
+      const start = names(await ownMap())!;
+      const at = start.indexOf('Lead ping');
+      const up = await post('/ui/rules/move', { name: 'Lead ping', at: String(at), dir: 'up' });
+      expect(up.status).toBe(303);
+      expect(up.headers.get('location')).toContain(`#rule-${at}`);
+      const moved = names(await ownMap())!;
+      expect(moved.indexOf('Lead ping')).toBe(at - 1);
+      expect(moved[at]).toBe(start[at - 1]);
+      const stale = await post('/ui/rules/move', { name: 'Lead ping', at: String(at), dir: 'up' });
+      expect(stale.status).toBe(409);
+      expect(stale.html).toContain('id="map-refused"');
+      expect(names(await ownMap())).toEqual(moved);
+      const down = await post('/ui/rules/move', {
+        name: 'Lead ping',
+        at: String(at - 1),
+        dir: 'down',
+      });
+      expect(down.status).toBe(303);
+      expect(names(await ownMap())).toEqual(start);
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      const order = [...page.html.matchAll(/<tr id="rule-\d+" data-rule="([^"]*)"/g)].map(
+        (m) => m[1],
+      );
+      expect(order).toEqual(start.map((n) => n.replace(/'/g, '&#39;')));
+    });
+
+    it('refuses a change without the CSRF token, for an unknown rule, or with a bad form', async () => {
+      const before = await rawOwn();
+      const noCsrf = await postForm(
+        h,
+        '/ui/rules/toggle',
+        { name: 'Paid deal', enabled: '0' },
+        admin.cookie,
+      );
+      expect(noCsrf.status).toBe(403);
+      const unknown = await post('/ui/rules/toggle', { name: 'No such rule', enabled: '0' });
+      expect(unknown.status).toBe(404);
+      expect(words(unknown.html)).toContain('There is no rule with this name');
+      const bad = await post('/ui/rules/move', { name: 'Paid deal', at: 'first', dir: 'up' });
+      expect(bad.status).toBe(400);
+      expect(words(bad.html)).toContain('The form was incomplete');
+      expect(await rawOwn()).toBe(before);
+      // Control: the same change with the token is made.
+      expect((await post('/ui/rules/toggle', { name: 'Paid deal', enabled: '0' })).status).toBe(
+        303,
+      );
+      expect(await rawOwn()).not.toBe(before);
+      await post('/ui/rules/toggle', { name: 'Paid deal', enabled: '1' });
+    });
+
+    it('shows a non-admin the map read-only: no buttons, and the changes answer 403', async () => {
+      const adminPage = await getPage(h, '/ui/rules', admin.cookie);
+      // Control: an admin has the buttons and the links to the builder.
+      expect(adminPage.html).toContain('action="/ui/rules/toggle');
+      expect(adminPage.html).toContain('action="/ui/rules/move');
+      expect(adminPage.html).toContain('id="new-rule"');
+      expect(adminPage.html).toContain('href="/ui/rules/edit?name=Paid+deal');
+      const page = await getPage(h, '/ui/rules', reader.cookie);
+      expect(page.status).toBe(200);
+      expect(words(rowOf(page.html, 'Paid deal'))).toContain('Stage becomes Deal successful');
+      expect(page.html).not.toContain('/ui/rules/toggle');
+      expect(page.html).not.toContain('/ui/rules/move');
+      expect(page.html).not.toContain('/ui/rules/new');
+      expect(page.html).not.toContain('/ui/rules/edit');
+      const before = await rawOwn();
+      const toggle = await post('/ui/rules/toggle', { name: 'Paid deal', enabled: '0' }, reader);
+      const move = await post(
+        '/ui/rules/move',
+        { name: 'Paid deal', at: '0', dir: 'down' },
+        reader,
+      );
+      expect([toggle.status, move.status]).toEqual([403, 403]);
+      expect(await rawOwn()).toBe(before);
+    });
+  });
+});

@@ -1,0 +1,90 @@
+import { describe, expect, it } from '@jest/globals';
+import {
+  describeConditions,
+  describeStep,
+  plain,
+  urlHost,
+  type StageNames,
+} from '../../server/rules/describe.js';
+import type { EventMap, Rule } from '../../server/rules/model.js';
+import { mapWords } from '../../server/ui/i18n-map.js';
+import { changeMap } from '../../server/ui/pages/rules-table.js';
+
+const en = mapWords('en');
+const ru = mapWords('ru');
+const rule = (when: Rule['when'], on = ['ONCRMDEALUPDATE']): Rule => ({
+  name: 'r',
+  on,
+  when,
+  actions: [{ type: 'sms', to: '1', text: 't' }],
+});
+const words = (r: Rule, w = en, stages?: StageNames) => describeConditions(r, w, stages).map(plain);
+
+describe('conditions in words', () => {
+  it('names crm.item fields (camelCase) like crm.deal fields', () => {
+    expect(words(rule([{ field: 'stageId', becomes: 'DT128_5:SUCCESS' }]))).toEqual([
+      'Stage becomes DT128_5:SUCCESS',
+    ]);
+  });
+
+  it("names the event's own record without its root, another record with it", () => {
+    expect(words(rule([{ field: 'deal.OPPORTUNITY', equals: 10 }]))).toEqual(['Amount equals 10']);
+    expect(words(rule([{ field: 'company.INDUSTRY', changed: true }]), ru)).toEqual([
+      'Поле «Компания · Сфера деятельности» изменилось',
+    ]);
+    expect(words(rule([{ field: 'UF_CRM_17', in: ['a', null] }]))).toEqual([
+      'UF_CRM_17 is one of a, empty',
+    ]);
+  });
+
+  it('shows stage names with their pipeline where the portal names them, codes otherwise', () => {
+    const stages: StageNames = (code) =>
+      code === 'C1:WON' ? { name: 'Paid', pipeline: 'Wholesale' } : undefined;
+    const r = rule([{ field: 'STAGE_ID', in: ['C1:WON', 'C1:NEW'] }]);
+    expect(words(r, en, stages)).toEqual(['Stage is one of Paid (pipeline Wholesale), C1:NEW']);
+    expect(words(r, ru, stages)).toEqual([
+      'Поле «Стадия» — одно из: Paid (воронка Wholesale), C1:NEW',
+    ]);
+    // Only stage fields are looked up: a title "C1:WON" is a title.
+    expect(words(rule([{ field: 'TITLE', equals: 'C1:WON' }]), en, stages)).toEqual([
+      'Title equals C1:WON',
+    ]);
+  });
+
+  it('marks every value as data, never as words', () => {
+    const [phrase] = describeConditions(rule([{ field: 'STAGE_ID', becomes: 'WON' }]), en);
+    expect(phrase).toEqual([{ text: 'Stage' }, { text: ' becomes ' }, { text: 'WON', data: true }]);
+  });
+});
+
+describe('steps in words', () => {
+  it('shows the host of an http step, never its credentials', () => {
+    expect(urlHost('https://********@erp.example:8443/x?key=********')).toBe('erp.example:8443');
+    expect(urlHost('{{deal.UF_URL}}')).toBe('{{deal.UF_URL}}');
+    const step = describeStep({ type: 'http', method: 'PUT', url: { $env: 'ERP_URL' } }, ru);
+    expect(plain(step)).toBe('PUT на адрес из ERP_URL');
+  });
+});
+
+describe('changes from the table', () => {
+  const map: EventMap = {
+    rules: ['a', 'b', 'c'].map((name) => ({ ...rule(undefined), name })),
+  };
+  it('moves a rule one place and leaves the ends where they are', () => {
+    const r = changeMap(map, { kind: 'move', name: 'c', at: 2, dir: 'up' });
+    expect(r.ok && r.map.rules.map((x) => x.name)).toEqual(['a', 'c', 'b']);
+    const top = changeMap(map, { kind: 'move', name: 'a', at: 0, dir: 'up' });
+    expect(top.ok && top.map.rules.map((x) => x.name)).toEqual(['a', 'b', 'c']);
+    expect(map.rules.map((x) => x.name)).toEqual(['a', 'b', 'c']);
+  });
+  it('refuses a stale position and an unknown rule', () => {
+    expect(changeMap(map, { kind: 'move', name: 'c', at: 1, dir: 'up' })).toEqual({
+      ok: false,
+      reason: 'map.stale',
+    });
+    expect(changeMap(map, { kind: 'toggle', name: 'x', enabled: false })).toEqual({
+      ok: false,
+      reason: 'map.noRule',
+    });
+  });
+});
