@@ -190,18 +190,18 @@ async function accessRows(ctx: ReliabilityContext): Promise<Row[]> {
     const concrete = (r: MountedRoute) => r.path.replace(/:(\w+)/g, () => idFor(r.path));
     const isAdminAction = (r: MountedRoute) =>
       r.method !== 'GET' || r.handlers.includes(requireAdmin as never);
+    const controlRule = {
+      name: 'Access control rule',
+      on: ['ONCRMLEADDELETE'],
+      actions: [{ type: 'http', method: 'POST', url: `${sink.url}/control`, body: {} }],
+    };
     const wouldSucceed: FormFields = {
       // One rule that never fires, which the map page's toggle and move (routed after the
       // save) then turn off and keep first.
-      map: JSON.stringify({
-        rules: [
-          {
-            name: 'Access control rule',
-            on: ['ONCRMLEADDELETE'],
-            actions: [{ type: 'http', method: 'POST', url: `${sink.url}/control`, body: {} }],
-          },
-        ],
-      }),
+      map: JSON.stringify({ rules: [controlRule] }),
+      // The builder's save, dry run and "send this step once" take one rule and a step.
+      rule: JSON.stringify(controlRule),
+      index: '0',
       name: 'Access control rule',
       enabled: '0',
       at: '0',
