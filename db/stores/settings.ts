@@ -28,3 +28,15 @@ export async function putSetting(
 export async function deleteSetting(db: Knex, scope: string, key: string): Promise<void> {
   await db('settings').where({ scope, key }).delete();
 }
+
+/** Every scope's value of one key (a few rows: one per portal that has its own). */
+export async function listSettings<T>(
+  db: Knex,
+  key: string,
+): Promise<Array<{ scope: string; value: T }>> {
+  const rows = (await db('settings').where({ key }).select('scope', 'value')) as Array<{
+    scope: string;
+    value: string;
+  }>;
+  return rows.map((r) => ({ scope: r.scope, value: JSON.parse(r.value) as T }));
+}

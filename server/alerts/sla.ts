@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.js';
 import { listPortals, type PortalRow } from '../../db/stores/portals.js';
-import { effectiveMap } from '../../db/stores/rules.js';
+import { effectiveMap } from '../rules/map-store.js';
 import { getAlertState, saveAlertState } from '../../db/stores/alerts.js';
 import {
   findLateSlaBreachesStep,

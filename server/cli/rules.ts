@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { portalEvents } from '../../db/stores/portals.js';
 import { getSnapshot } from '../../db/stores/processing.js';
-import { effectiveMap, getRuleMap } from '../../db/stores/rules.js';
+import { effectiveMap, getRuleMap } from '../rules/map-store.js';
 import { grantedScopes } from '../bitrix/scopes.js';
 import { entityOf } from '../intake/entity.js';
 import { createEntityReader } from '../processing/entity-reader.js';

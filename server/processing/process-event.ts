@@ -4,7 +4,7 @@ import type { JobContext, JobHandler } from '../queue/types.js';
 import type { EventInfo } from '../rules/model.js';
 import { findPortalById } from '../../db/stores/portals.js';
 import { listActionRuns, listRuleMatches, type RuleMatchRow } from '../../db/stores/processing.js';
-import { effectiveMap } from '../../db/stores/rules.js';
+import { effectiveMap } from '../rules/map-store.js';
 import {
   createProcessContext,
   parseStored,

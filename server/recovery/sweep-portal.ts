@@ -11,7 +11,7 @@ import {
   snapshotsOf,
   type PortalCoverage,
 } from '../../db/stores/recovery.js';
-import { effectiveMap } from '../../db/stores/rules.js';
+import { effectiveMap } from '../rules/map-store.js';
 import { whileBusy } from './busy.js';
 import { recoveredRow } from './recovered-row.js';
 import { listPage, PAGE, withRetries, type Listed } from './sweep-list.js';

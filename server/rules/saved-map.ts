@@ -2,12 +2,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { SecretBox } from '../lib/crypto.js';
-import {
-  getRuleMap,
-  listRuleMaps,
-  saveRuleMap,
-  saveRuleMapInScope,
-} from '../../db/stores/rules.js';
+import { getRuleMap, listRuleMaps, saveRuleMap, saveRuleMapInScope } from './map-store.js';
 import type { EventMap } from './model.js';
 import { sealMap, type SealResult } from './secret-fields.js';
 import type { Logger } from '../lib/logger.js';

@@ -5,7 +5,7 @@ import { silentLogger } from '../../server/lib/logger.js';
 import { createServices } from '../../server/services.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { insertJobs, type NewJob } from '../../db/stores/jobs.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { startHttpSink } from '../helpers/http-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { openDb } from '../../db/connect.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startHttpSink } from '../helpers/http-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { seedDataDir } from '../helpers/seed-db.js';

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { openDb, type DbTarget } from '../../db/connect.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startHttpSink } from '../helpers/http-sink.js';
 import { spawnedAppEnv, startInstallHarness } from '../helpers/install-harness.js';

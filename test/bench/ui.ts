@@ -10,7 +10,7 @@ import { SESSION_COOKIE, SESSION_TTL_MS, signedSessionId } from '../../server/ui
 import { openSqliteConnection } from '../../db/connect.js';
 import { upsertPortal } from '../../db/stores/portals.js';
 import { rebuildRollups } from '../../db/stores/rollups.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { KnexSessionStore } from '../../db/stores/sessions.js';
 import { createTestDeps } from '../helpers/test-deps.js';
 import { chromium, type Response } from 'playwright-core';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
-import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';

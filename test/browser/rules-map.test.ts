@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
-import { getRuleMap } from '../../db/stores/rules.js';
+import { getRuleMap } from '../../server/rules/map-store.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { startFramedUi, type FramedUi } from '../helpers/framed-ui.js';

@@ -17,7 +17,7 @@ import { createServices } from '../../server/services.js';
 import { ensureSecrets } from '../../server/secrets.js';
 import { buildListener, listen } from '../../server/start.js';
 import { validateEventMap } from '../../server/rules/validate.js';
-import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { startEmulator } from '../emulator/bitrix-emulator.js';
 
 /** A local stand-in for an external system: records what it got, answers like the real one. */

@@ -5,7 +5,7 @@ import type { Env } from '../../server/config.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startHttpSink, type HttpSink } from './http-sink.js';
 import { installPortal, startInstallHarness, type InstallHarness } from './install-harness.js';
 

@@ -5,7 +5,7 @@ import { appParts } from '../../server/routes/index.js';
 import { createServices, type Services } from '../../server/services.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { buildListener } from '../../server/start.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startEmulator, type BitrixEmulator } from '../emulator/bitrix-emulator.js';
 import type { PortalOptions } from '../emulator/types.js';
 import { startHttpSink, type HttpSink } from './http-sink.js';

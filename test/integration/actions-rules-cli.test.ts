@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { effectiveMap, effectiveMapWithSource } from '../../db/stores/rules.js';
+import { effectiveMap, effectiveMapWithSource } from '../../server/rules/map-store.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import { runCliIn } from '../helpers/cli.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { appParts } from '../../server/routes/index.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { buildListener } from '../../server/start.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';

@@ -8,7 +8,7 @@ import {
   markEvaluated,
   setRuleMatchStatus,
 } from '../../db/stores/processing.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { findLateSlaBreachesStep } from '../../db/stores/sla.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';

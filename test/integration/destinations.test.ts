@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { getDestination, openDestinations } from '../../db/stores/destinations.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { EventMap } from '../../server/rules/model.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { createServices, type Services } from '../../server/services.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
-import { effectiveMapWithSource, getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { effectiveMapWithSource, getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import type { EventMap } from '../../server/rules/model.js';
 import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { frameEntry } from '../helpers/frame-session.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { bitrixTime } from '../../server/recovery/sweep.js';
 import { validateEventMap } from '../../server/rules/validate.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { runCliIn } from '../helpers/cli.js';
 import {
   scenarioCliEnv,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DEFAULT_SCOPE, getSetting } from '../../db/stores/settings.js';
-import { getRuleMap, saveRuleMap } from '../../db/stores/rules.js';
+import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { sealStoredMaps } from '../../server/rules/saved-map.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { openDb } from '../../db/connect.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startHttpSink, type SunkRequest } from '../helpers/http-sink.js';
 import { spawnedAppEnv, startInstallHarness } from '../helpers/install-harness.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { effectiveMapWithSource } from '../../db/stores/rules.js';
+import { effectiveMapWithSource } from '../../server/rules/map-store.js';
 import { scopeOfEvent } from '../../server/bitrix/scopes.js';
 import { loadManifest } from '../../server/manifest.js';
 import { projectRoot } from '../../server/lib/project-root.js';

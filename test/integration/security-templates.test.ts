@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { renderTemplate, TemplateError } from '../../server/rules/templates.js';
 import { validateEventMap } from '../../server/rules/validate.js';
-import { saveRuleMap } from '../../db/stores/rules.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui/ui-client.js';
 

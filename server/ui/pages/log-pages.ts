@@ -6,7 +6,7 @@ import { chosenEvents } from '../../install/bindings.js';
 import { actionRunsByEvent, logPage } from '../../../db/stores/event-log.js';
 import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
-import { effectiveMap } from '../../../db/stores/rules.js';
+import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';

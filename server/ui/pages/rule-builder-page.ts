@@ -8,7 +8,7 @@ import { withScopeErrors } from '../../rules/scopes.js';
 import { maskMap, revealMap } from '../../rules/secret-fields.js';
 import { validateEventMap } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
-import { effectiveMapWithSource } from '../../../db/stores/rules.js';
+import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { BUILDER_EN } from '../i18n-builder.js';
 import type { MessageKey } from '../i18n.js';

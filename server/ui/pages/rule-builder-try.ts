@@ -16,7 +16,7 @@ import { maskMap, openAction, sealMap } from '../../rules/secret-fields.js';
 import { validateEventMap, type MapError } from '../../rules/validate.js';
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
-import { getRuleMap } from '../../../db/stores/rules.js';
+import { getRuleMap } from '../../rules/map-store.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { translateMessage } from '../i18n-messages.js';

@@ -12,7 +12,7 @@ import { portalEvents } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
 import { maskMap, revealMap, type SealResult } from '../../rules/secret-fields.js';
-import { effectiveMapWithSource } from '../../../db/stores/rules.js';
+import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { ruleSuccess } from '../../../db/stores/dashboard.js';
 import { csrfProtection, requireAdmin, uiContext, type UrlBuilder } from '../context.js';
 import { mapWords } from '../i18n-map.js';

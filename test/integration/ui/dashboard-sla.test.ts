@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { saveRuleMap } from '../../../db/stores/rules.js';
+import { saveRuleMap } from '../../../server/rules/map-store.js';
 import { seedDeals, startUiHarness, uiTestMap, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession, type UiSession } from './ui-client.js';
 

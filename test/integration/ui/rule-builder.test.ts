@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { getRuleMap } from '../../../db/stores/rules.js';
+import { getRuleMap } from '../../../server/rules/map-store.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession, postForm, type UiSession } from './ui-client.js';
 

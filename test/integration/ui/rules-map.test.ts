@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { getRuleMap } from '../../../db/stores/rules.js';
+import { getRuleMap } from '../../../server/rules/map-store.js';
 import { getSetting } from '../../../db/stores/settings.js';
 import type { EventMap } from '../../../server/rules/model.js';
 import { revealMap } from '../../../server/rules/secret-fields.js';

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { BitrixRestOptions } from '../../../server/bitrix/rest.js';
 import type { Env } from '../../../server/config.js';
 import type { EventMap } from '../../../server/rules/model.js';
-import { saveRuleMap } from '../../../db/stores/rules.js';
+import { saveRuleMap } from '../../../server/rules/map-store.js';
 import { openDb, type Db } from '../../../db/connect.js';
 import {
   installPortal,

@@ -3,7 +3,7 @@ import { createHttpGuard, type HostResolver } from '../../../server/lib/http-gua
 import { parsePrivateHosts } from '../../../server/lib/address-policy.js';
 import type { Action } from '../../../server/rules/model.js';
 import { validateEventMap } from '../../../server/rules/validate.js';
-import { saveRuleMap } from '../../../db/stores/rules.js';
+import { saveRuleMap } from '../../../server/rules/map-store.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 import { installPortal, startInstallHarness } from '../../helpers/install-harness.js';
 import type { ReliabilityContext, Row } from '../types.js';

@@ -1,4 +1,4 @@
-import { saveRuleMap } from '../../../db/stores/rules.js';
+import { saveRuleMap } from '../../../server/rules/map-store.js';
 import { armRestFaults, disarmRestFaults } from '../../emulator/rest-faults.js';
 import { startInProcessApp } from '../lib/installed-app.js';
 import { fmt } from '../lib/deliveries.js';

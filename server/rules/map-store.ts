@@ -1,6 +1,12 @@
 import type { Knex } from 'knex';
-import type { EventMap } from '../../server/rules/model.js';
-import { DEFAULT_SCOPE, deleteSetting, getSetting, putSetting } from './settings.js';
+import type { EventMap } from './model.js';
+import {
+  DEFAULT_SCOPE,
+  deleteSetting,
+  getSetting,
+  listSettings,
+  putSetting,
+} from '../../db/stores/settings.js';
 
 /** Settings key of an event map; the scope is `default` or a portal's member_id. */
 export const RULES_KEY = 'rules';
@@ -30,11 +36,10 @@ export async function saveRuleMap(
 
 /** Every stored map with its scope (`default` or a member_id); a few rows, read at start. */
 export async function listRuleMaps(db: Knex): Promise<Array<{ scope: string; map: EventMap }>> {
-  const rows = (await db('settings').where({ key: RULES_KEY }).select('scope', 'value')) as Array<{
-    scope: string;
-    value: string;
-  }>;
-  return rows.map((r) => ({ scope: r.scope, map: JSON.parse(r.value) as EventMap }));
+  return (await listSettings<EventMap>(db, RULES_KEY)).map((r) => ({
+    scope: r.scope,
+    map: r.value,
+  }));
 }
 
 /** Saves a map under its scope as `listRuleMaps` gave it. */
