@@ -6,13 +6,12 @@ import { buildListener } from '../../server/start.js';
 import { uiRoutes } from '../../server/ui/routes.js';
 import { createAlertMonitor } from '../../server/alerts/index.js';
 import { statusCommand } from '../../server/cli/commands.js';
-import { SESSION_COOKIE, SESSION_TTL_MS, signedSessionId } from '../../server/ui/session.js';
 import { openSqliteConnection } from '../../db/connect.js';
 import { upsertPortal } from '../../db/stores/portals.js';
 import { rebuildRollups } from '../../db/stores/rollups.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
-import { KnexSessionStore } from '../../db/stores/sessions.js';
 import { createTestDeps } from '../helpers/test-deps.js';
+import { storedAdminSession } from '../helpers/stored-session.js';
 import { chromium, type Response } from 'playwright-core';
 import { CHROMIUM_ARGS, findChromium, missingChromiumReason } from '../helpers/chromium.js';
 import { startUiHarness } from '../helpers/ui-harness.js';
@@ -216,24 +215,12 @@ export async function uiBench(args: {
     `rollups rebuilt (the \`rollups rebuild\` path): ${rows.toLocaleString('en')} rows in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
   );
 
-  const sid = randomBytes(24).toString('base64url');
-  await new Promise<void>((resolve, reject) =>
-    new KnexSessionStore(deps.db, { now: () => now }).set(
-      sid,
-      {
-        cookie: { originalMaxAge: SESSION_TTL_MS, expires: new Date(now + SESSION_TTL_MS) },
-        b24: {
-          portalId: portal.id,
-          memberId: portal.member_id,
-          userId: 1,
-          isAdmin: true,
-          lang: 'en',
-        },
-      } as never,
-      (e) => (e ? reject(e as Error) : resolve()),
-    ),
+  const cookie = await storedAdminSession(
+    deps.db,
+    deps.config.sessionSecret,
+    { id: portal.id, memberId: portal.member_id },
+    now,
   );
-  const cookie = `${SESSION_COOKIE}=${encodeURIComponent(signedSessionId(sid, deps.config.sessionSecret))}`;
   const server = http.createServer(buildListener(deps, { routes: [uiRoutes(deps)], fast: [] }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
