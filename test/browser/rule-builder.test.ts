@@ -196,10 +196,30 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       .waitFor({ state: 'attached' });
     await f.locator('#cond-field-0').selectOption('ufCrm128_Priority');
     await f.locator('#cond-value-0').selectOption('61');
+    // Its stage, picked from the list of its own pipelines' stages.
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-1').selectOption('stageId');
+    await f.locator('#cond-op-1').selectOption('becomes');
+    const groups = await f
+      .locator('#cond-value-1 optgroup')
+      .evaluateAll((gs) =>
+        gs.map((g) => [
+          g.getAttribute('label'),
+          [...g.querySelectorAll('option')].map((o) => o.textContent),
+        ]),
+      );
+    expect(groups).toEqual([
+      ['Pipeline: General', ['Start', 'Preparation', 'Success', 'Failure']],
+      ['Pipeline: Partners', ['Start', 'Negotiation', 'Success', 'Failure']],
+    ]);
+    await f.locator('#cond-value-1').selectOption('DT128_1281:SUCCESS');
     const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
     expect(rule).toMatchObject({
       on: ['ONCRMDYNAMICITEMUPDATE_128'],
-      when: [{ field: 'ufCrm128_Priority', equals: '61' }],
+      when: [
+        { field: 'ufCrm128_Priority', equals: '61' },
+        { field: 'stageId', becomes: 'DT128_1281:SUCCESS' },
+      ],
     });
   });
 
