@@ -184,13 +184,12 @@ function changed() {
 const opOf = (c) => OPS.find((o) => o in c) || 'equals';
 
 function choicesFor(code) {
-  if (!meta) return undefined;
   const f = fieldInfo(code);
   if (isItemStage(code, f)) {
     const m = itemMeta.get(itemType());
     return m && m.stages && m.stages.length ? stageGroups(m.stages, m.categories) : undefined;
   }
-  if (!f) return undefined;
+  if (!meta || !f) return undefined;
   if (f.statusType === 'DEAL_STAGE' || (entityRoot() === 'deal' && code === 'STAGE_ID')) {
     return stageGroups(meta.stages, meta.categories);
   }
