@@ -90,8 +90,11 @@ function entityRoot() {
   if (!m) return undefined;
   return m[1] === 'DYNAMICITEM' ? 'item' : m[1].toLowerCase();
 }
-/** Smart processes' fields by entityTypeId: a list, 'loading', or false when it failed. */
-const itemFields = new Map();
+/**
+ * Smart processes' metadata by entityTypeId ({fields, categories, stages}), 'loading', or
+ * false when it failed.
+ */
+const itemMeta = new Map();
 /** `ONCRMDYNAMICITEMUPDATE_128` → 128: the smart process the trigger names. */
 const itemType = () => {
   const m = /^ONCRMDYNAMICITEM[A-Z]+_(\d+)$/.exec(String((rule.on || [])[0] || ''));
@@ -99,27 +102,45 @@ const itemType = () => {
 };
 function fieldsOf(root) {
   if (root === 'item') {
-    const f = itemFields.get(itemType());
-    return Array.isArray(f) ? f : [];
+    const m = itemMeta.get(itemType());
+    return m && Array.isArray(m.fields) ? m.fields : [];
   }
   return (meta && meta.entities && meta.entities[root]) || [];
 }
-/** Loads the fields of the trigger's smart process once, then shows them. */
+/** Loads the fields, pipelines and stages of the trigger's smart process once, then shows them. */
 function ensureItemFields() {
   const type = itemType();
-  if (type === undefined || itemFields.has(type)) return;
-  itemFields.set(type, 'loading');
+  if (type === undefined || itemMeta.has(type)) return;
+  itemMeta.set(type, 'loading');
   const sep = data.urls.metadata.includes('?') ? '&' : '?';
   fetch(`${data.urls.metadata}${sep}item=${type}`)
     .then((r) => (r.ok ? r.json() : false))
     .catch(() => false)
     .then((m) => {
-      itemFields.set(type, m && Array.isArray(m.fields) ? m.fields : false);
+      itemMeta.set(type, m && Array.isArray(m.fields) ? m : false);
       renderForm();
     });
 }
 const fieldInfo = (code) => fieldsOf(entityRoot()).find((f) => f.code === code);
-const pipelineName = (id) => (meta.categories.find((c) => c.id === id) || {}).name || String(id);
+const nameIn = (categories, id) => (categories.find((c) => c.id === id) || {}).name || String(id);
+/** Stages grouped under their pipelines' names, in the order the stages came. */
+function stageGroups(stages, categories) {
+  const groups = new Map();
+  for (const s of stages) {
+    if (!groups.has(s.categoryId)) groups.set(s.categoryId, []);
+    groups.get(s.categoryId).push([s.id, s.name]);
+  }
+  return [...groups].map(([id, items]) => ({
+    label: `${S.pipeline}: ${nameIn(categories, id)}`,
+    items,
+  }));
+}
+/** The trigger's smart process's stage field (`stageId`, or `STAGE_ID` as typed in JSON). */
+const isItemStage = (code, f) =>
+  entityRoot() === 'item' &&
+  (code === 'stageId' ||
+    code === 'STAGE_ID' ||
+    (f && f.type === 'crm_status' && /^DYNAMIC_\d+_STAGE_/.test(f.statusType || '')));
 
 // ---- JSON side -------------------------------------------------------------------------
 
@@ -163,24 +184,23 @@ function changed() {
 const opOf = (c) => OPS.find((o) => o in c) || 'equals';
 
 function choicesFor(code) {
-  if (!meta) return undefined;
   const f = fieldInfo(code);
-  if (!f) return undefined;
+  if (isItemStage(code, f)) {
+    const m = itemMeta.get(itemType());
+    return m && m.stages && m.stages.length ? stageGroups(m.stages, m.categories) : undefined;
+  }
+  if (!meta || !f) return undefined;
   if (f.statusType === 'DEAL_STAGE' || (entityRoot() === 'deal' && code === 'STAGE_ID')) {
-    const groups = new Map();
-    for (const s of meta.stages) {
-      if (!groups.has(s.categoryId)) groups.set(s.categoryId, []);
-      groups.get(s.categoryId).push([s.id, s.name]);
-    }
-    return [...groups].map(([id, items]) => ({
-      label: `${S.pipeline}: ${pipelineName(id)}`,
-      items,
-    }));
+    return stageGroups(meta.stages, meta.categories);
   }
   if (f.items && f.items.length) return [{ items: f.items.map((i) => [i.id, i.value]) }];
   if (f.type === 'user') return [{ items: meta.users.map((u) => [u.id, u.name]) }];
   if (f.type === 'crm_category') {
-    return [{ items: meta.categories.map((c) => [String(c.id), c.name]) }];
+    const m = entityRoot() === 'item' ? itemMeta.get(itemType()) : meta;
+    const categories = (m && m.categories) || [];
+    return categories.length
+      ? [{ items: categories.map((c) => [String(c.id), c.name]) }]
+      : undefined;
   }
   if (f.type === 'char' || f.type === 'boolean') {
     return [
@@ -222,6 +242,12 @@ function valueControl(c, i) {
     );
     return label(S.value, select);
   }
+  // A smart process whose stages could not be read: say so beside the code field.
+  const loaded = itemMeta.get(itemType());
+  const noStages =
+    loaded !== undefined && loaded !== 'loading' && isItemStage(c.field, fieldInfo(c.field))
+      ? h('span', { class: 'muted', id: `cond-value-${i}-hint`, text: S.itemStagesMissing })
+      : null;
   const input = h('input', {
     id: `cond-value-${i}`,
     value: current.join(op === 'in' ? ', ' : ''),
@@ -235,7 +261,7 @@ function valueControl(c, i) {
       changed();
     },
   });
-  return label(S.value, input);
+  return [label(S.value, input), noStages];
 }
 
 function conditionRow(c, i) {

@@ -123,13 +123,8 @@ export async function loadMetadata(
     users: ['user.get', { FILTER: { ACTIVE: true } }],
   });
   const missing = Object.keys(first.errors);
-  const rawCats = isObj(first.result.categories) ? first.result.categories.categories : undefined;
-  const categories = (Array.isArray(rawCats) ? rawCats : [])
-    .filter(isObj)
-    .map((c) => ({ id: Number(c.id), name: str(c.name), isDefault: c.isDefault === 'Y' }))
-    .filter((c) => Number.isInteger(c.id) && c.id >= 0);
-  if (!categories.some((c) => c.id === 0)) categories.push({ id: 0, name: '', isDefault: true });
-  categories.sort((a, b) => Number(b.isDefault) - Number(a.isDefault) || a.id - b.id);
+  const categories = toCategories(first.result.categories);
+  if (!categories.some((c) => c.id === 0)) categories.unshift({ id: 0, name: '', isDefault: true });
   const stages = toStages(first.result.stages0, 0);
   const others = categories.filter((c) => c.id !== 0).slice(0, 49);
   if (others.length) {
@@ -165,20 +160,76 @@ export async function loadMetadata(
   };
 }
 
+export interface ItemMetadata {
+  /** The smart process's fields (`crm.item.fields`, camelCase codes as its items carry them). */
+  fields: FieldInfo[];
+  /** Its pipelines (`crm.category.list` with its entityTypeId), the default one first. */
+  categories: Array<{ id: number; name: string; isDefault: boolean }>;
+  /** The stages of every pipeline, each tagged with its pipeline's id. */
+  stages: StageInfo[];
+  /** Commands that failed: the builder falls back to a text input for what they held. */
+  missing: string[];
+}
+
+/** `crm.category.list` answer → pipelines, the default one first. */
+function toCategories(raw: unknown): ItemMetadata['categories'] {
+  const list = isObj(raw) ? raw.categories : undefined;
+  return (Array.isArray(list) ? list : [])
+    .filter(isObj)
+    .map((c) => ({ id: Number(c.id), name: str(c.name), isDefault: c.isDefault === 'Y' }))
+    .filter((c) => Number.isInteger(c.id) && c.id >= 0)
+    .sort((a, b) => Number(b.isDefault) - Number(a.isDefault) || a.id - b.id);
+}
+
 /**
- * A smart process's fields (`crm.item.fields`, camelCase codes as its items carry them:
- * https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-fields.html), one batch.
+ * The status list that holds a smart process pipeline's stages: `DYNAMIC_<type>_STAGE_<id>`,
+ * and `SMART_INVOICE_STAGE_<id>` for the new invoice (type 31)
+ * (https://apidocs.bitrix24.com/tutorials/crm/how-to-get-lists/how-to-get-stages-with-semantics.html;
+ * the `stageId` row of https://apidocs.bitrix24.com/api-reference/crm/universal/crm-item-fields.html).
  */
-export async function loadItemFields(
+export const itemStageEntity = (entityTypeId: number, categoryId: number): string =>
+  entityTypeId === 31
+    ? `SMART_INVOICE_STAGE_${categoryId}`
+    : `DYNAMIC_${entityTypeId}_STAGE_${categoryId}`;
+
+/**
+ * A smart process's fields, pipelines and stages in two batch requests (each counts once
+ * against the portal's REST budget): fields and pipelines
+ * (https://apidocs.bitrix24.com/api-reference/crm/universal/category/crm-category-list.html,
+ * `result.categories[]`), then every pipeline's stages (their list names need the pipeline
+ * ids the first answer brings).
+ */
+export async function loadItemMetadata(
   source: MetadataSource,
   portal: PortalRow,
   entityTypeId: number,
-): Promise<FieldInfo[]> {
-  const answer = await source.batch(portal, {
+): Promise<ItemMetadata> {
+  const first = await source.batch(portal, {
     fields: ['crm.item.fields', { entityTypeId }],
+    categories: ['crm.category.list', { entityTypeId }],
   });
-  const fields = answer.result.fields;
-  return toFields(isObj(fields) ? fields.fields : undefined);
+  const missing = Object.keys(first.errors);
+  const fields = first.result.fields;
+  const categories = toCategories(first.result.categories).slice(0, 50);
+  const stages: StageInfo[] = [];
+  if (categories.length) {
+    const cmds: Record<string, BatchCommand> = {};
+    for (const c of categories) {
+      cmds[`c${c.id}`] = [
+        'crm.status.list',
+        { order: { SORT: 'ASC' }, filter: { ENTITY_ID: itemStageEntity(entityTypeId, c.id) } },
+      ];
+    }
+    const second = await source.batch(portal, cmds);
+    missing.push(...Object.keys(second.errors));
+    for (const c of categories) stages.push(...toStages(second.result[`c${c.id}`], c.id));
+  }
+  return {
+    fields: toFields(isObj(fields) ? fields.fields : undefined),
+    categories,
+    stages,
+    missing,
+  };
 }
 
 /** Smart processes are 128 and up; 31 is the new invoice (crm.item.* serve both). */
@@ -187,8 +238,8 @@ export const isItemType = (n: number) => Number.isInteger(n) && (n === 31 || n >
 export interface MetadataCache {
   /** The portal's metadata: cached for `ttlMs`; concurrent callers share one load. */
   get(portal: PortalRow): Promise<PortalMetadata>;
-  /** One smart process's fields, cached the same way. */
-  itemFields(portal: PortalRow, entityTypeId: number): Promise<FieldInfo[]>;
+  /** One smart process's fields, pipelines and stages, cached the same way. */
+  item(portal: PortalRow, entityTypeId: number): Promise<ItemMetadata>;
 }
 
 /**
@@ -218,7 +269,7 @@ export function createMetadataCache(
   };
   return {
     get: (portal) => cached(String(portal.id), (t) => loadMetadata(source, portal, t)),
-    itemFields: (portal, typeId) =>
-      cached(`${portal.id}:${typeId}`, () => loadItemFields(source, portal, typeId)),
+    item: (portal, typeId) =>
+      cached(`${portal.id}:${typeId}`, () => loadItemMetadata(source, portal, typeId)),
   };
 }

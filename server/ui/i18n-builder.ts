@@ -35,6 +35,8 @@ export const BUILDER_EN = {
   'rb.js.op.changed': 'changed',
   'rb.js.op.becomes': 'becomes',
   'rb.js.pipeline': 'Pipeline',
+  'rb.js.itemStagesMissing':
+    "This smart process's stages could not be loaded: type the stage code (e.g. DT128_10:NEW).",
   'rb.js.yes': 'Yes',
   'rb.js.no': 'No',
   'rb.js.choose': '— choose —',
@@ -126,6 +128,8 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.op.changed': 'изменилось',
   'rb.js.op.becomes': 'стало',
   'rb.js.pipeline': 'Воронка',
+  'rb.js.itemStagesMissing':
+    'Стадии этого смарт-процесса не загрузились: введите код стадии (например, DT128_10:NEW).',
   'rb.js.yes': 'Да',
   'rb.js.no': 'Нет',
   'rb.js.choose': '— выберите —',

@@ -196,11 +196,59 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       .waitFor({ state: 'attached' });
     await f.locator('#cond-field-0').selectOption('ufCrm128_Priority');
     await f.locator('#cond-value-0').selectOption('61');
+    // Its stage, picked from the list of its own pipelines' stages.
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-1').selectOption('stageId');
+    await f.locator('#cond-op-1').selectOption('becomes');
+    const groups = await f
+      .locator('#cond-value-1 optgroup')
+      .evaluateAll((gs) =>
+        gs.map((g) => [
+          g.getAttribute('label'),
+          [...g.querySelectorAll('option')].map((o) => o.textContent),
+        ]),
+      );
+    expect(groups).toEqual([
+      ['Pipeline: General', ['Start', 'Preparation', 'Success', 'Failure']],
+      ['Pipeline: Partners', ['Start', 'Negotiation', 'Success', 'Failure']],
+    ]);
+    await f.locator('#cond-value-1').selectOption('DT128_1281:SUCCESS');
+    // Its pipeline field lists its own pipelines, not the deals'.
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-2').selectOption('categoryId');
+    const pipelines = await f
+      .locator('#cond-value-2 option')
+      .evaluateAll((os) => os.map((o) => [o.getAttribute('value'), o.textContent]));
+    expect(pipelines.slice(1)).toEqual([
+      ['1280', 'General'],
+      ['1281', 'Partners'],
+    ]);
+    await f.locator('#cond-remove-2').click();
     const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
     expect(rule).toMatchObject({
       on: ['ONCRMDYNAMICITEMUPDATE_128'],
-      when: [{ field: 'ufCrm128_Priority', equals: '61' }],
+      when: [
+        { field: 'ufCrm128_Priority', equals: '61' },
+        { field: 'stageId', becomes: 'DT128_1281:SUCCESS' },
+      ],
     });
+  });
+
+  it("keeps a text box with a hint when a smart process's stages cannot be read", async () => {
+    // Both pipelines' stage lists of smart process 131 fail (its own cache entry).
+    h.portal.failNext('crm.status.list', { status: 403, error: 'ACCESS_DENIED' }, 2);
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill('ONCRMDYNAMICITEMUPDATE_131');
+    await f.locator('#on-add').click();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0 option[value="stageId"]').waitFor({ state: 'attached' });
+    await f.locator('#cond-field-0').selectOption('stageId');
+    await f.locator('#cond-value-0-hint').waitFor();
+    await expect(f.locator('#cond-value-0').evaluate((e) => e.tagName)).resolves.toBe('INPUT');
+    await f.locator('#cond-value-0').fill('DT131_1310:NEW');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({ when: [{ field: 'stageId', equals: 'DT131_1310:NEW' }] });
   });
 
   it('shows a non-admin the rule read-only: no save, no send, fields disabled', async () => {

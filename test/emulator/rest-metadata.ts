@@ -251,6 +251,57 @@ const DEAL_CATEGORIES = [
   { id: 0, name: 'General', sort: 300, entityTypeId: 2, isDefault: 'Y' },
 ];
 
+/**
+ * A smart process's pipelines, in the shape of crm-category-list.md's answer (which lists a
+ * smart process's `{id, name, sort, entityTypeId, isDefault}`). Every smart process here has
+ * two: its default one and "Partners". Their ids (`<type>0`, `<type>1`) and names are our
+ * guess; `<type>0` matches the `statusType` crm.item.fields gives `stageId` above.
+ */
+const itemCategories = (typeId: number) => [
+  { id: typeId * 10, name: 'General', sort: 500, entityTypeId: typeId, isDefault: 'Y' },
+  { id: typeId * 10 + 1, name: 'Partners', sort: 600, entityTypeId: typeId, isDefault: 'N' },
+];
+
+/**
+ * A smart process pipeline's stages, asked for by ENTITY_ID `DYNAMIC_<type>_STAGE_<category>`
+ * (tutorials/crm/how-to-get-lists/how-to-get-stages-with-semantics.md; the `stageId` row of
+ * api-reference/crm/universal/crm-item-fields.md): STATUS_IDs carry the prefix
+ * `DT<type>_<category>:` (that page's `'DT1220_30:NEW' = 'Start'`), and the success and
+ * failure stages are `SUCCESS` / `FAIL` as the items above use them. The names, sorts and the
+ * string CATEGORY_ID are our guess. An unknown type or pipeline lists nothing, as an unknown
+ * ENTITY_ID does.
+ */
+function itemStages(entityId: string): StatusRow[] {
+  const m = /^DYNAMIC_(\d+)_STAGE_(\d+)$/.exec(entityId);
+  if (!m) return [];
+  const typeId = Number(m[1]);
+  const cat = Number(m[2]);
+  if (!isSmartProcessType(typeId) || !itemCategories(typeId).some((c) => c.id === cat)) return [];
+  const prefix = `DT${typeId}_${cat}:`;
+  const names: Array<[string, string, 'S' | 'F' | null, string]> = [
+    ['NEW', 'Start', null, '#22B9FF'],
+    ['PREPARATION', cat % 10 === 0 ? 'Preparation' : 'Negotiation', null, '#FFA900'],
+    ['SUCCESS', 'Success', 'S', '#7BD500'],
+    ['FAIL', 'Failure', 'F', '#FF5752'],
+  ];
+  return names.map(([code, name, sem, color], i) => ({
+    ID: String(5000 + typeId * 100 + (cat % 10) * 10 + i),
+    ENTITY_ID: entityId,
+    STATUS_ID: prefix + code,
+    NAME: name,
+    NAME_INIT: code === 'PREPARATION' ? '' : name,
+    SORT: String((i + 1) * 10),
+    SYSTEM: code === 'PREPARATION' ? 'N' : 'Y',
+    CATEGORY_ID: String(cat),
+    COLOR: color,
+    SEMANTICS: sem,
+    EXTRA: {
+      SEMANTICS: sem === 'S' ? 'success' : sem === 'F' ? 'failure' : 'process',
+      COLOR: color,
+    },
+  }));
+}
+
 /** Rows matching `filter`: equality on each key given (the only filter form we model). */
 function filtered(rows: StatusRow[], filter: unknown): StatusRow[] {
   if (!isRecord(filter)) return rows;
@@ -284,7 +335,10 @@ export const METADATA_METHODS: Readonly<Record<string, MethodHandler>> = {
   // Ordered by `order` (SORT ASC is the doc's example; ID otherwise, our guess), pages of 50
   // with `total` (crm-status-list.md's answer) and `next` as every list method.
   'crm.status.list': (params, _c, portal) => {
-    const rows = filtered(stagesOf(portal), param(params, 'filter'));
+    const filter = param(params, 'filter');
+    const entity = isRecord(filter) ? (filter.ENTITY_ID ?? filter.entity_id) : undefined;
+    const dynamic = typeof entity === 'string' ? itemStages(entity) : [];
+    const rows = filtered([...stagesOf(portal), ...dynamic], filter);
     const order = param(params, 'order');
     const bySort = isRecord(order) && Object.keys(order).some((k) => k.toUpperCase() === 'SORT');
     const desc = isRecord(order) && String(Object.values(order)[0] ?? '').toUpperCase() === 'DESC';
@@ -309,11 +363,8 @@ export const METADATA_METHODS: Readonly<Record<string, MethodHandler>> = {
     if (!/^\d+$/.test(raw)) throw new RestError(400, 'NOT_FOUND', 'Smart process not found');
     if (typeId === 2) return { result: { categories: DEAL_CATEGORIES }, total: 2 };
     if (isSmartProcessType(typeId)) {
-      // A smart process has its default pipeline (our guess at its id and name).
-      const categories = [
-        { id: typeId * 10, name: 'General', sort: 500, entityTypeId: typeId, isDefault: 'Y' },
-      ];
-      return { result: { categories }, total: 1 };
+      const categories = itemCategories(typeId);
+      return { result: { categories }, total: categories.length };
     }
     if ([1, 3, 4].includes(typeId)) {
       throw new RestError(

@@ -64,24 +64,37 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
     expect(batches() - before).toBe(4);
   });
 
-  it("reads a smart process's fields once per TTL, by their camelCase codes", async () => {
+  it("reads a smart process's fields, pipelines and stages once per TTL", async () => {
     const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 9_000 });
     const portal = await portalRow();
     const before = batches();
-    const [fields] = await Promise.all([
-      cache.itemFields(portal, 128),
-      cache.itemFields(portal, 128),
-      cache.itemFields(portal, 128),
+    const [m] = await Promise.all([
+      cache.item(portal, 128),
+      cache.item(portal, 128),
+      cache.item(portal, 128),
     ]);
-    expect(batches() - before).toBe(1);
-    expect(fields!.find((f) => f.code === 'stageId')).toMatchObject({ title: 'Stage' });
-    expect(fields!.find((f) => f.code === 'ufCrm128_Priority')).toMatchObject({
+    // One load: a batch for the fields and pipelines, one for the pipelines' stages.
+    expect(batches() - before).toBe(2);
+    const fields = m!.fields;
+    expect(fields.find((f) => f.code === 'stageId')).toMatchObject({ title: 'Stage' });
+    expect(fields.find((f) => f.code === 'ufCrm128_Priority')).toMatchObject({
       title: 'Priority',
       items: [
         { id: '61', value: 'High' },
         { id: '62', value: 'Low' },
       ],
     });
+    expect(m!.missing).toEqual([]);
+    expect(m!.categories.map((c) => c.id)).toEqual([1280, 1281]);
+    expect(m!.stages.find((s) => s.id === 'DT128_1281:SUCCESS')).toEqual({
+      id: 'DT128_1281:SUCCESS',
+      name: 'Success',
+      categoryId: 1281,
+      semantics: 'S',
+    });
+    // Another smart process is its own entry: its own load.
+    await cache.item(portal, 130);
+    expect(batches() - before).toBe(4);
   });
 
   it('keeps no failed load: the next page asks the portal again', async () => {

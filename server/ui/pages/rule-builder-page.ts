@@ -120,11 +120,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     }
     try {
       const portal = uiContext(res).portal;
-      res.json(
-        item === undefined
-          ? await cache.get(portal)
-          : { fields: await cache.itemFields(portal, item) },
-      );
+      res.json(item === undefined ? await cache.get(portal) : await cache.item(portal, item));
     } catch (e) {
       deps.logger.warn({ err: (e as Error).message }, 'rule builder metadata not loaded');
       res.status(502).json({ error: 'metadata' });
