@@ -9,6 +9,8 @@ interface Sample {
   events: number;
   heapMb: number;
   handles: number;
+  /** Tokens the emulator (in this process) keeps: two per delivery, never dropped. */
+  emulatorTokens: number;
 }
 
 /**
@@ -71,6 +73,7 @@ export async function soakBench(opts: {
       events: sent,
       heapMb: process.memoryUsage().heapUsed / 1048576,
       handles: handles.length,
+      emulatorTokens: s.h.emu.issuedTokens().length,
     };
     samples.push(x);
     if (opts.snapshots && (minute === 1 || Date.now() >= end)) {
@@ -79,7 +82,7 @@ export async function soakBench(opts: {
       );
     }
     process.stdout.write(
-      `minute ${String(minute).padStart(3)}  events ${fmt(x.events).padStart(8)}  heap ${x.heapMb.toFixed(1)} MB  handles ${x.handles}  warnings ${warnings.length}\n`,
+      `minute ${String(minute).padStart(3)}  events ${fmt(x.events).padStart(8)}  heap ${x.heapMb.toFixed(1)} MB  handles ${x.handles}  emulator tokens ${fmt(x.emulatorTokens)}  warnings ${warnings.length}\n`,
     );
   };
 
