@@ -1,5 +1,5 @@
 # b24hooks: build stage (all dependencies, tsc), then a runtime image with the built code,
-# production dependencies, views and static assets only. See README, Operations.
+# production dependencies, views and static assets only. See server/README.md, Operations.
 FROM node:22-bookworm-slim AS build
 # Toolchain for better-sqlite3 when no prebuilt binary matches (node-gyp fallback).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*

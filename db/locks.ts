@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * PostgreSQL advisory locks of b24hooks (issue 9: several instances on one database). Each
+ * PostgreSQL advisory locks of b24hooks (several instances on one database). Each
  * lock is the pair (namespace, id); the namespaces are arbitrary constants that other
  * applications on the same database are unlikely to pick. SQLite has a single writer and
  * one process per file, so it needs none of them.

@@ -54,8 +54,8 @@ const CLIENT_ERROR_STATUS: Record<string, string> = {
  * and closes the connection gracefully. Node's default writes the answer and destroys the
  * socket at once; the rest of the request body then arrives at a closed socket, the kernel
  * answers it with a reset, and a client that had not read the answer yet gets ECONNRESET
- * instead of the 431 (issue 19: one reset in the hostile barrage). Here the answer goes out
- * with `Connection: close`, our side half-closes, and whatever the client still sends is read
+ * instead of the 431 (one reset in the hostile barrage of test/reliability/). Here the answer goes
+ * out with `Connection: close`, our side half-closes, and whatever the client still sends is read
  * and dropped until it closes too (or for at most CLIENT_ERROR_LINGER_MS).
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {

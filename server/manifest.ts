@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** manifest.json at the repository root (CONTRACT §3): the server mounts what it names. */
+/** manifest.json at the repository root: the server mounts what it names. */
 export interface Manifest {
   readonly name: string;
   readonly version: string;

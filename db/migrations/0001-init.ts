@@ -15,7 +15,7 @@ export async function up(knex: Knex): Promise<void> {
     t.string('scope', 1024).nullable();
     /** Bitrix24 plan letter from the install (`L`, `F`, `D`, `T`, `P`), informational. */
     t.string('plan', 8).nullable();
-    /** installed | needs_reauth | uninstalled (CONTRACT §1 `portals`). */
+    /** installed | needs_reauth | uninstalled (as `npx b24hooks portals` shows it). */
     t.string('status', 32).notNullable().defaultTo('installed');
     /** oauth | webhook */
     t.string('auth_mode', 16).notNullable().defaultTo('oauth');

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 /**
  * Sessions of the pages inside Bitrix24 (express-session store, db/stores/sessions.ts), and
  * the indexes the event log needs to page by id newest-first under a filter without sorting
- * the whole table (issue 6: 1,000,000 events, log page p95 ≤ 200 ms).
+ * the whole table (1,000,000 events, log page p95 ≤ 200 ms: test/bench/README.md).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('sessions', (t) => {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Alerting (issue 7): the state of every alert condition, so a restart neither re-alerts nor
+ * Alerting: the state of every alert condition, so a restart neither re-alerts nor
  * forgets a firing condition, and the SLA breaches already detected (each counted once).
  */
 export async function up(knex: Knex): Promise<void> {

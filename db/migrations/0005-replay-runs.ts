@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Replays started from the UI (issue 6: preview → confirm → progress → result): which events
+ * Replays started from the UI (preview → confirm → progress → result): which events
  * each one queued, so its progress page can count them however long it runs and whichever
  * session asks.
  */

@@ -1,9 +1,9 @@
 import type { Knex } from 'knex';
 
 /**
- * Loss recovery (issue 8): a heartbeat row the running app refreshes every minute, so a
- * start can tell how long nobody was listening, and one row per downtime sweep (the gap it
- * covered, what it listed and enqueued, per portal).
+ * Loss recovery (server/README.md#loss-recovery): a heartbeat row the running app refreshes every
+ * minute, so a start can tell how long nobody was listening, and one row per downtime sweep (the
+ * gap it covered, what it listed and enqueued, per portal).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('heartbeats', (t) => {

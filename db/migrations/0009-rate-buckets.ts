@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Several instances (issue 9): each portal's REST budget is one leaky bucket shared by every
+ * Several instances: each portal's REST budget is one leaky bucket shared by every
  * instance on the database (server/bitrix/shared-rate-limit.ts), not one per process.
  */
 export async function up(knex: Knex): Promise<void> {

@@ -1,13 +1,13 @@
 import type { Knex } from 'knex';
 
 /**
- * Issue 20 and 17 on `portals`:
+ * Token refresh on `portals`:
  * - a refresh lease, so that one process at a time refreshes a portal's token, across
  *   processes and on SQLite too (refresh tokens rotate: the loser of a race gets
  *   invalid_grant);
  * - a pause with its reason, for a portal whose OAuth server answers `invalid_client` or
  *   `PAYMENT_REQUIRED` at refresh: its jobs wait instead of failing, and the status stays
- *   `installed` (CONTRACT §1 `portals`).
+ *   `installed` (as `npx b24hooks portals` shows it).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('portals', (t) => {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Operations (issue 20): the key check that lets a start with the wrong
+ * Operations: the key check that lets a start with the wrong
  * TOKEN_ENCRYPTION_KEY refuse to run, and the row `/readyz` writes to prove the database
  * takes writes.
  */

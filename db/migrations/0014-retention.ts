@@ -1,16 +1,17 @@
 import type { Knex } from 'knex';
 
-/** Final statuses whose events retention prunes (CONTRACT §4); see db/stores/retention.ts. */
+/** Final statuses whose events retention prunes; see db/stores/retention.ts. */
 export const PRUNE_INDEX_PREDICATE = "status in ('processed', 'skipped', 'rejected', 'failed')";
 
 /**
- * Retention and erasure (issue 20): the indexes that let a prune or erase batch find its rows
+ * Retention and erasure (db/README.md): the indexes that let a prune or erase batch find its rows
  * by range instead of scanning.
  *
  * `events_prune` is partial: the intake stores `received` rows, which it does not hold, so a
- * delivery pays nothing for it (issue 4: each index on `events` costs intake throughput);
+ * delivery pays nothing for it (each index on `events` costs intake throughput);
  * rows enter it when they reach a final status. Queries repeat its predicate word for word,
- * which is how SQLite decides a partial index applies (sqlite.org/partialindex.html §2).
+ * which is how SQLite decides a partial index applies (https://sqlite.org/partialindex.html,
+ * section 2).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('events', (t) => {

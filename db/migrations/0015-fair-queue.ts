@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Fair processing (issue 18). The worker claims round-robin across portals: it finds the
+ * Fair processing. The worker claims round-robin across portals: it finds the
  * portals with due jobs by skipping along `jobs_portal_due` (one seek per portal, not a scan
  * of the backlog) and takes each portal's due jobs in (run_at, id) order from the same index;
  * the alert lane takes its jobs from `jobs_type_due`.

@@ -1,9 +1,9 @@
 import type { Knex } from 'knex';
 
 /**
- * Rollups (issue 23): the figures of the dashboard, the alert monitor, SLA checks, `status`
- * and `/metrics`, kept up to date in the transaction of every change to an event or an
- * action run (db/stores/rollups.ts), so that no reader scans the events table.
+ * Rollups (db/README.md#figures-without-scans): the figures of the dashboard, the alert monitor,
+ * SLA checks, `status` and `/metrics`, kept up to date in the transaction of every change to an
+ * event or an action run (db/stores/rollups.ts), so that no reader scans the events table.
  *
  * One narrow table for every kind of figure: `kind` says what is counted, `grain` the size
  * of `bucket` (m minute, h hour, d day, a all time with bucket 0), `k1`/`k2` the kind's

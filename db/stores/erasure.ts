@@ -197,7 +197,7 @@ const TOMBSTONE_COLUMNS = new Set([
 ]);
 
 /**
- * The portal row becomes a tombstone: CONTRACT §1 keeps uninstalled portals listed by
+ * The portal row becomes a tombstone: uninstalled portals stay listed by
  * `b24hooks portals`, so its member_id, domain and status stay; every other column (tokens,
  * application token digest, webhook URL, scopes, endpoints, bound events, and any column a
  * later migration adds) is cleared.
@@ -239,7 +239,7 @@ export async function erasePortalInstallation(
       },
       await sweepPortalColumns(trx, portal),
       // The portal row stays as a tombstone with nothing but its name, domain and status:
-      // CONTRACT §1 keeps uninstalled portals listed by `b24hooks portals`. Every token,
+      // uninstalled portals stay listed by `b24hooks portals`. Every token,
       // secret and install detail goes.
       { portals: await tombstonePortal(trx, portal) },
     ),

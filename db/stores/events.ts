@@ -18,7 +18,7 @@ export const EVENT_STATUSES = [
 ] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
 
-/** Statuses that count as backlog (CONTRACT §4). */
+/** Statuses that count as backlog: received but not finished, retries included. */
 export const BACKLOG_STATUSES: readonly EventStatus[] = ['received', 'processing', 'unverified'];
 
 export interface EventRow {

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 
-/** The heartbeat every instance on one database shares (issue 8). */
+/** The heartbeat every instance on one database shares (server/README.md#loss-recovery). */
 export const APP_HEARTBEAT = 'app';
 
 export interface HeartbeatRow {

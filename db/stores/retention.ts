@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { PRUNE_INDEX_PREDICATE } from '../migrations/0014-retention.js';
 import { isSqlite } from '../connect.js';
 
-/** Final statuses retention prunes (CONTRACT §4); the backlog statuses are never pruned. */
+/** Final statuses retention prunes; the backlog statuses are never pruned. */
 export const FINAL_STATUSES = ['processed', 'skipped', 'rejected', 'failed'] as const;
 export type FinalStatus = (typeof FINAL_STATUSES)[number];
 

@@ -2,9 +2,9 @@ import type { Knex } from 'knex';
 import { isPg } from '../connect.js';
 
 /**
- * Rollups (issue 23): counters the readers (dashboard, alert monitor, SLA figures, `status`,
- * `/metrics`) sum instead of scanning events. Every change of an event's status (or of
- * what its SLA figures depend on) and of an action run goes through `changeEvents` /
+ * Rollups (db/README.md#figures-without-scans): counters the readers (dashboard, alert monitor, SLA
+ * figures, `status`, `/metrics`) sum instead of scanning events. Every change of an event's status
+ * (or of what its SLA figures depend on) and of an action run goes through `changeEvents` /
  * `changeActionRun`, which compute each row's contribution before and after the change and
  * add the difference, in the same transaction. The intake adds its batch's rows with one
  * upsert per distinct key (intakeBatchPlan). `recountRollups` recounts everything from the

@@ -4,7 +4,7 @@ import type { Logger } from '../lib/logger.js';
 import { LOCK } from '../../db/locks.js';
 
 /**
- * An instance's presence on PostgreSQL (issue 9): one connection of its own that holds the
+ * An instance's presence on PostgreSQL: one connection of its own that holds the
  * session advisory lock (LOCK.instance, key) for as long as the process lives. PostgreSQL
  * drops the lock the moment that connection goes — a SIGKILL, a crash, a lost host — so the
  * other instances can tell a dead instance's jobs from a slow one's without waiting for a

@@ -100,7 +100,8 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
   if (!isPortalHostAllowed(config, req.domain)) {
     throw new InstallRefusedError(403, 'This portal address is not allowed (B24_PORTAL_HOSTS).');
   }
-  // Many portals send no SERVER_ENDPOINT (protocol §1.3): their zone's OAuth server then.
+  // Many portals send no SERVER_ENDPOINT (real installer payloads in bitrix24/b24phpsdk's
+  // tests have none): their zone's OAuth server then.
   const serverEndpoint = req.serverEndpoint || zoneServerEndpoint(config, req.domain) || '';
   if (!allowedOAuthOrigin(config, serverEndpoint)) {
     throw new InstallRefusedError(403, 'This OAuth server is not allowed (B24_OAUTH_SERVERS).');

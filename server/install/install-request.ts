@@ -3,9 +3,9 @@ import { parseEventBody } from '../intake/event-body.js';
 
 /**
  * What an install request says, in one shape for both ways Bitrix24 installs an app
- * (protocol §1.1): the installer frame POST (query DOMAIN/PROTOCOL/LANG/APP_SID, form
- * AUTH_ID, REFRESH_ID, …) and the "script only" ONAPPINSTALL-style POST (`auth[...]`).
- * Nothing in it is trusted yet.
+ * (https://apidocs.bitrix24.com/settings/app-installation/installation-finish.html): the installer
+ * frame POST (query DOMAIN/PROTOCOL/LANG/APP_SID, form AUTH_ID, REFRESH_ID, …) and the "script
+ * only" ONAPPINSTALL-style POST (`auth[...]`). Nothing in it is trusted yet.
  */
 export interface InstallRequest {
   kind: 'frame' | 'event';

@@ -68,9 +68,9 @@ export type OAuthVerdict =
   | { kind: 'unavailable'; detail: string };
 
 /**
- * The install proof (CONTRACT §3 trust rules): the refresh token is exchanged at the OAuth
- * server with OUR client credentials, and the answer must name the same member_id and a
- * client endpoint on the same portal. A token of another app, or of another portal, cannot
+ * The install proof (server/README.md#what-the-app-trusts-and-why): the refresh token is exchanged
+ * at the OAuth server with OUR client credentials, and the answer must name the same member_id and
+ * a client endpoint on the same portal. A token of another app, or of another portal, cannot
  * pass. The exchange rotates the pair: on `confirmed`, the answer's tokens are the ones to
  * keep.
  */

@@ -1,7 +1,7 @@
 import ipaddr from 'ipaddr.js';
 
 /**
- * Which addresses rule steps may connect to (issue 19): public unicast addresses, plus what
+ * Which addresses rule steps may connect to: public unicast addresses, plus what
  * the operator lists in `ACTION_PRIVATE_HOSTS`. Used by server/lib/http-guard.ts on the
  * address of every connection a step opens.
  */

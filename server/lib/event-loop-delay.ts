@@ -19,7 +19,7 @@ export interface LoopDelayMonitor {
 /**
  * How long the main thread kept timers waiting (perf_hooks.monitorEventLoopDelay, sampled
  * every `resolutionMs`): everything on the main thread runs between two deliveries, so its
- * p99 is the intake's tail latency floor (issue 18).
+ * p99 is the intake's tail latency floor.
  */
 export function startLoopDelayMonitor(resolutionMs = 10): LoopDelayMonitor {
   const h: IntervalHistogram = monitorEventLoopDelay({ resolution: resolutionMs });

@@ -5,11 +5,11 @@ import { addressPolicy, type PrivateHosts } from './address-policy.js';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 
 /**
- * Where rule steps may connect (issue 19). A rule author writes the URL of an `http` step,
- * so without this a step could reach the app's own network: loopback, the cloud metadata
- * service at 169.254.169.254, private ranges. Every connection of a rule step goes through
- * one undici dispatcher whose connector checks the address it is about to connect to — an IP
- * in the URL as it is, a host name through the lookup that `net.connect` uses for that very
+ * Where rule steps may connect (server/rules/README.md#private-addresses). A rule author writes the
+ * URL of an `http` step, so without this a step could reach the app's own network: loopback, the
+ * cloud metadata service at 169.254.169.254, private ranges. Every connection of a rule step goes
+ * through one undici dispatcher whose connector checks the address it is about to connect to — an
+ * IP in the URL as it is, a host name through the lookup that `net.connect` uses for that very
  * connection, so a name that resolves to a public address when checked and a private one when
  * connected (DNS rebinding) has no second resolution to exploit — and then checks the peer
  * address of the connected socket once more. Redirects are followed by hand (callHttp), each

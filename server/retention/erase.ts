@@ -53,7 +53,8 @@ export async function eraseEntityData(
 }
 
 /**
- * Everything of the portal (uninstall with CLEAN, bitrix24-protocol.md §1.4): its data, then
+ * Everything of the portal (uninstall with CLEAN:
+ * https://apidocs.bitrix24.com/api-reference/common/events/on-app-uninstall.html): its data, then
  * its settings, alert state, REST budget and the portal row with the tokens. The portal must
  * already refuse deliveries (status `uninstalled`, directory invalidated).
  */

@@ -9,7 +9,7 @@ export interface RetentionOptions {
   leader?: () => Promise<boolean>;
 }
 
-/** The background prune of the server (issue 20). */
+/** The background prune of the server (db/README.md#retention). */
 export interface Retention {
   /** Prunes now (one pass); what the timer runs. */
   runOnce(): Promise<PruneReport | undefined>;

@@ -67,7 +67,7 @@ const MAX_BATCH = 2000;
 /** Pages given back per incremental-vacuum step (4 MB at the default 4 KiB page). */
 const VACUUM_STEP_PAGES = 1000;
 
-/** Runs one retention pass, a short transaction per batch (README: Operations → Retention). */
+/** Runs one retention pass, a short transaction per batch (db/README.md#retention). */
 export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneReport> {
   const { db, config } = deps;
   const now = deps.clock.now().getTime();

@@ -6,7 +6,10 @@ import { installPortal } from '../install/install-portal.js';
 import { translator, uiLang } from '../ui/i18n.js';
 import { translateMessage } from '../ui/i18n-messages.js';
 
-/** Only the portal may frame the installer page (protocol §6.4). */
+/**
+ * Only the portal may frame the installer page
+ * (https://apidocs.bitrix24.com/local-integrations/site-does-not-allow-connection.html).
+ */
 function frameHeaders(res: Response, domain: string | undefined): void {
   const portal =
     domain && /^[a-z0-9.:-]+$/i.test(domain) ? ` https://${domain} http://${domain}` : '';
@@ -30,7 +33,8 @@ export function installRoutes(deps: Deps): Router {
   router.post(path, form, async (req, res) => {
     const raw = typeof req.body === 'string' ? req.body : '';
     const wantsPage = !/(^|&)event=/i.test(raw);
-    // The installer page speaks the installing admin's language (query LANG, protocol §1.1).
+    // The installer page speaks the installing admin's language (query LANG:
+    // https://apidocs.bitrix24.com/settings/oauth/simple-way.html).
     const lang = uiLang(typeof req.query.LANG === 'string' ? req.query.LANG : undefined);
     const words = {
       lang,

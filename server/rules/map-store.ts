@@ -62,7 +62,7 @@ export type MapSource = 'portal' | 'default' | 'none';
 
 /**
  * The map that applies to a portal and where it comes from: its own map replaces the
- * default entirely (CONTRACT §1), no merging.
+ * default entirely, no merging.
  */
 export async function effectiveMapWithSource(
   db: Knex,

@@ -1,6 +1,6 @@
 /**
- * The event map (CONTRACT §5): which Bitrix24 events run which actions. These are the types
- * of a map that passed `validateEventMap`; `unknown` input never reaches them unchecked.
+ * The event map (server/rules/README.md): which Bitrix24 events run which actions. These are the
+ * types of a map that passed `validateEventMap`; `unknown` input never reaches them unchecked.
  */
 
 /** A value a condition compares with. Bitrix24 sends most fields as strings. */

@@ -38,7 +38,7 @@ export async function saveMapSealed(
 }
 
 /**
- * Encrypts the credentials of maps stored before they were encrypted (issue 19), once at
+ * Encrypts the credentials of maps stored before they were encrypted, once at
  * start: a map whose sealed form differs is saved again. Returns how many were.
  */
 export async function sealStoredMaps(deps: MapSaver & { logger: Logger }): Promise<number> {

@@ -125,5 +125,5 @@ const rule = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
-/** The event map's shape (CONTRACT §5); cross-field checks live in validate.ts. */
+/** The event map's shape (server/rules/README.md); cross-field checks live in validate.ts. */
 export const eventMapSchema = z.strictObject({ rules: z.array(rule) });

@@ -4,7 +4,7 @@ import type { Action, EventMap, HttpAction, Secret } from './model.js';
 import { jsonPath, type MapError } from './validate.js';
 
 /**
- * Which fields of a step hold credentials (issue 19), and how a map holds them.
+ * Which fields of a step hold credentials, and how a map holds them.
  *
  * Credential fields: an `http` step's `secret`, the values of its `headers` except a few that
  * never carry one (PLAIN_HEADERS), and its `url` when it carries user:password or a query

@@ -1,5 +1,6 @@
 /**
- * Transitions: Bitrix24 sends only the entity ID, never before/after values (protocol §4), so
+ * Transitions: Bitrix24 sends only the entity ID, never before/after values
+ * (https://apidocs.bitrix24.com/api-reference/events/index.html), so
  * `changed` and `becomes` compare a fresh read with a per-entity snapshot of the watched
  * fields that the processor keeps from the previous event of that entity.
  *

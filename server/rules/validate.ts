@@ -159,8 +159,8 @@ function crossChecks(json: unknown): MapError[] {
 }
 
 /**
- * Validates an event map (CONTRACT §5) and lists every problem with its JSON path and what
- * was expected, e.g. `$.rules[0].actions[1].url: expected string, got number 5`.
+ * Validates an event map (server/rules/README.md) and lists every problem with its JSON path and
+ * what was expected, e.g. `$.rules[0].actions[1].url: expected string, got number 5`.
  */
 export function validateEventMap(json: unknown): ValidationResult {
   const parsed = eventMapSchema.safeParse(json, { reportInput: true });

@@ -87,7 +87,8 @@ export type Outcome = keyof typeof OUTCOMES;
 
 /**
  * Events about the app itself, hidden from the log unless asked for: install, update,
- * uninstall and ONOFFLINEEVENT (the portal's note that offline events wait, protocol §3.3).
+ * uninstall and ONOFFLINEEVENT (the portal's note that offline events wait:
+ * https://apidocs.bitrix24.com/api-reference/events/offline-events.html).
  */
 export const HOUSEKEEPING_EVENTS = [
   'ONAPPINSTALL',

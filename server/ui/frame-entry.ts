@@ -52,9 +52,10 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
 }
 
 /**
- * Verifies what Bitrix24 POSTs into the app frame or a placement (protocol §1.3, §6.4),
- * contacting nobody until the claim is consistent with what install stored:
- *   1. member_id names an installed portal;
+ * Verifies what Bitrix24 POSTs into the app frame or a placement
+ * (https://apidocs.bitrix24.com/settings/oauth/simple-way.html,
+ * https://apidocs.bitrix24.com/api-reference/widgets/index.html), contacting nobody until the claim
+ * is consistent with what install stored:   1. member_id names an installed portal;
  *   2. query DOMAIN equals that portal's stored domain (AUTH_ID is never sent elsewhere);
  *   3. APPLICATION_TOKEN, when sent, matches the stored digest;
  *   4. `profile` and `app.info` with AUTH_ID on the stored client endpoint: the token is

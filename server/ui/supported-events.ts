@@ -1,4 +1,5 @@
-/** Events the subscriptions page offers, with what they mean (protocol §4.3). */
+/** Events the subscriptions page offers, with what they mean (the event pages of
+ * https://apidocs.bitrix24.com/api-reference/events/events.html). */
 export const SUPPORTED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: string }> = [
   { name: 'ONCRMDEALADD', en: 'A deal was created', ru: 'Создана сделка' },
   { name: 'ONCRMDEALUPDATE', en: 'A deal was changed', ru: 'Изменена сделка' },

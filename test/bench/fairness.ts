@@ -124,8 +124,8 @@ async function run(withA: boolean): Promise<RunResult> {
 }
 
 /**
- * `npm run bench -- fairness` (issue 18): portal A's target never answers and A has 1,000
- * due events; portals B–E have 100 events each to a fast target. Prints B–E's time from
+ * `npm run bench -- fairness` (test/bench/README.md#fairness): portal A's target never answers and
+ * A has 1,000 due events; portals B–E have 100 events each to a fast target. Prints B–E's time from
  * delivery to done (p50, p99, max) and A's throughput, against the same run without A.
  * Target: B–E's p99 within 2× of the run without A.
  */

@@ -116,10 +116,10 @@ async function loopDelayP99(url: string): Promise<number> {
 }
 
 /**
- * (d) "everything on" (issue 18): the intake under keep-alive load while the worker processes
- * every delivery with a rule whose HTTP step posts to a local stand-in, and the alert monitor
- * and heartbeat run as in production. Deals deleted (ONCRMDEALDELETE) need no REST read, so
- * the work is the worker's own: claims, outcome writes, the HTTP step.
+ * (d) "everything on" (test/bench/README.md#intake): the intake under keep-alive load while the
+ * worker processes every delivery with a rule whose HTTP step posts to a local stand-in, and the
+ * alert monitor and heartbeat run as in production. Deals deleted (ONCRMDEALDELETE) need no REST
+ * read, so the work is the worker's own: claims, outcome writes, the HTTP step.
  */
 async function everythingOn(durationSec: number, connections: number, b: LoadResult) {
   const tmp = tempDir('b24hooks-bench-');

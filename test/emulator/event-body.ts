@@ -25,9 +25,9 @@ export interface EventAuthInput {
 
 /**
  * The `auth` block in Bitrix24's key order. With tokens the order is the one of the real
- * ONCRMCONTACTADD capture (protocol §4.2); where `refresh_token` sits is not captured, so it
- * follows `access_token` as in the OAuth token response (an inference). Without tokens the
- * order is that of the ONAPPUNINSTALL documentation example.
+ * ONCRMCONTACTADD capture (test/fixtures/events/README.md); where `refresh_token` sits is not
+ * captured, so it follows `access_token` as in the OAuth token response (an inference). Without
+ * tokens the order is that of the ONAPPUNINSTALL documentation example.
  */
 export function buildEventAuth(input: EventAuthInput): Record<string, string | number> {
   const t = input.tokens;

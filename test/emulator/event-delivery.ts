@@ -6,7 +6,10 @@ import type { PhpValue } from './php-form.js';
 import type { PortalState } from './state.js';
 import type { DeliveryRecord, EventBinding, TriggerOptions } from './types.js';
 
-/** Third-party nginx logs show this agent for Bitrix24's queue servers (protocol §5). */
+/**
+ * Third-party nginx logs show this agent for Bitrix24's queue servers (a guess: no Bitrix24 doc
+ * names it).
+ */
 export const DELIVERY_USER_AGENT = 'Bitrix24 Webhook Engine';
 
 interface Target {

@@ -37,9 +37,9 @@ export function parseForm(raw: string): Record<string, unknown> {
 }
 
 /**
- * Query-string params merged with form or JSON body params (the body wins): REST accepts GET,
- * form and JSON POST alike (protocol §2.1, DOCS:settings/how-to-call-rest-api/general-principles.md).
- * Which side wins on a clash is a guess.
+ * Query-string params merged with form or JSON body params (the body wins): REST accepts GET, form
+ * and JSON POST alike (DOCS:settings/how-to-call-rest-api/general-principles.md). Which side wins
+ * on a clash is a guess.
  */
 export function parseRequestParams(
   req: IncomingMessage,
@@ -121,7 +121,7 @@ const inFlight = new WeakMap<AbortSignal, Set<http.ClientRequest>>();
 /**
  * Ties `req` to `signal` without a listener per request: a portal's one signal given to
  * every delivery made Node add an abort listener per request in flight (the
- * MaxListenersExceededWarning of `npm run bench -- process`, issue 18). Returns the untie.
+ * MaxListenersExceededWarning of `npm run bench -- process`). Returns the untie.
  */
 function tieToSignal(signal: AbortSignal, req: http.ClientRequest): () => void {
   if (signal.aborted) {

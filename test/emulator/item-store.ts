@@ -174,7 +174,7 @@ export function createItemStore(now: () => number): ItemStore {
         matchesFilter(item, f, camelKey),
       );
       sortItems(all, isRecord(order) ? order : { id: 'ASC' }, camelKey);
-      // `start=-1` skips the count (protocol §2.4).
+      // `start=-1` skips the count (DOCS:settings/performance/huge-data.md).
       if (Number(start) === -1) return { items: all.slice(0, LIST_PAGE) };
       const from = Math.max(0, Number(start ?? 0) || 0);
       const page: ItemListPage = { items: all.slice(from, from + LIST_PAGE), total: all.length };

@@ -65,8 +65,8 @@ export const KNOWN_EVENTS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Whether `event.bind` accepts the (upper-cased) name: a listed event, or a per-type
- * smart-process event such as `ONCRMDYNAMICITEMUPDATE_128` (protocol §4.3).
+ * Whether `event.bind` accepts the (upper-cased) name: a listed event, or a per-type smart-process
+ * event such as `ONCRMDYNAMICITEMUPDATE_128` (DOCS:api-reference/crm/universal/events/index.md).
  */
 export function isKnownEvent(name: string): boolean {
   return KNOWN_EVENTS.has(name) || /^ONCRMDYNAMICITEM(ADD|UPDATE|DELETE)_\d+$/.test(name);

@@ -77,7 +77,7 @@ async function handleToken(
   const portal = grant.ok ? ctx.portals.get(grant.memberId) : undefined;
   // A refresh token of another app presented with our credentials: the server keeps refresh
   // tokens per app, so it does not find it. A guess: no public source says which error
-  // the real server answers; `invalid_grant` is what OAuth 2.0 (RFC 6749 §5.2) prescribes.
+  // the real server answers; `invalid_grant` is what OAuth 2.0 (RFC 6749, section 5.2) prescribes.
   if (!grant.ok || !portal || grant.clientId !== ctx.clientId) {
     answer(400, { error: 'invalid_grant', error_description: 'Invalid grant' });
     return;

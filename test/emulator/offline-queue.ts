@@ -14,9 +14,9 @@ import {
 import type { PortalState } from './state.js';
 
 /**
- * Offline events (protocol §3.3, DOCS:api-reference/events/offline-events.md): the portal
- * keeps ONE record per (event, object, connector) with the latest state, whether or not any
- * handler is reachable, until the app reads and clears it.
+ * Offline events (DOCS:api-reference/events/offline-events.md): the portal keeps ONE record per
+ * (event, object, connector) with the latest state, whether or not any handler is reachable, until
+ * the app reads and clears it.
  */
 export interface OfflineRecord {
   id: number;
@@ -53,7 +53,10 @@ export const createOfflineQueue = (): OfflineQueue => ({
   extended: true,
 });
 
-/** A `clear=0` reservation lasts up to 30 days (protocol §3.3). */
+/**
+ * A `clear=0` reservation lasts up to 30 days (a guess: the event.offline.get page states no
+ * length).
+ */
 const RESERVATION_MS = 30 * 24 * 3600_000;
 
 const messageIdOf = (event: string, data: PhpValue): string =>

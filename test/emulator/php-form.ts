@@ -1,7 +1,8 @@
 /**
  * PHP `http_build_query` encoding, which is how Bitrix24 form-encodes event deliveries
- * (protocol §4.2). PHP `urlencode` leaves only `[A-Za-z0-9_.-]` as is, turns a space into `+`
- * and percent-encodes every other UTF-8 byte in upper-case hex, brackets in keys included.
+ * (test/fixtures/events/README.md). PHP `urlencode` leaves only `[A-Za-z0-9_.-]` as is, turns a
+ * space into `+` and percent-encodes every other UTF-8 byte in upper-case hex, brackets in keys
+ * included.
  */
 
 export type PhpScalar = string | number | boolean | null | undefined;

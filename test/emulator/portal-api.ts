@@ -64,7 +64,9 @@ export interface EmulatedPortal {
    * but `app.info` names that app, and our client credentials cannot refresh them.
    */
   issueForeignAppAuth(userId?: number, clientId?: string): UserAuth;
-  /** The installer POST (protocol §1.3) into `${appUrl}${installPath}`. */
+  /**
+   * The installer POST (DOCS:settings/oauth/simple-way.md) into `${appUrl}${installPath}`.
+   */
   install(opts?: InstallOptions): Promise<HttpResponseSummary>;
   /** What BX24.installFinish() does: installed, then ONAPPINSTALL to its handlers. */
   finishInstall(): Promise<DeliveryRecord[]>;

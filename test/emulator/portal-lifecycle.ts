@@ -31,7 +31,10 @@ export function issueUserAuth(
   };
 }
 
-/** What Bitrix24 POSTs into an app frame (protocol §1.3), plus what the parent page keeps. */
+/**
+ * What Bitrix24 POSTs into an app frame (DOCS:settings/oauth/simple-way.md), plus what the parent
+ * page keeps.
+ */
 export interface FrameForm {
   action: string;
   fields: Array<[string, string]>;
@@ -154,8 +157,9 @@ export async function finishInstall(portal: PortalState): Promise<DeliveryRecord
 }
 
 /**
- * An app update drops every event binding of the app (protocol §3.1). Which handlers then
- * get ONAPPUPDATE is unclear on real portals; we deliver to the pre-update bindings.
+ * An app update drops every event binding of the app (DOCS:api-reference/events/event-bind.md).
+ * Which handlers then get ONAPPUPDATE is unclear on real portals; we deliver to the pre-update
+ * bindings.
  */
 export async function update(portal: PortalState, newVersion: number): Promise<DeliveryRecord[]> {
   const before = portal.bindings.filter((b) => b.event === 'ONAPPUPDATE');

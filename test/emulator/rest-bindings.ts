@@ -13,8 +13,8 @@ import type { EventBinding } from './types.js';
 
 /**
  * event.* and placement.* as described in DOCS:api-reference/events/event-bind.md and
- * DOCS:api-reference/widgets/placement-bind.md (protocol §3, §6). Both need app (OAuth)
- * context; placement.* also needs an admin.
+ * DOCS:api-reference/widgets/placement-bind.md. Both need app (OAuth) context; placement.* also
+ * needs an admin.
  */
 
 function requireApp(call: CallContext): void {

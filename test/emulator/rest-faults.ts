@@ -4,9 +4,10 @@ import type { PortalState } from './state.js';
 /**
  * A fault-injection switch for a portal's REST endpoint (the reliability suite): a share of
  * requests fails the ways Bitrix24 fails (503 QUERY_LIMIT_EXCEEDED: DOCS:limits.md; 500 and
- * expired_token: protocol §2.2). A test tool, not a model: real portals fail at no set rate. Every injected fault happens before the method
- * runs, so a failed call changed nothing on the portal — a retry is the only way the app can
- * make it happen, and a write that happens twice is the app's doing.
+ * expired_token: CORE lib/oauth/auth.php). A test tool, not a model: real portals fail at no set
+ * rate. Every injected fault happens before the method runs, so a failed call changed nothing on
+ * the portal — a retry is the only way the app can make it happen, and a write that happens twice
+ * is the app's doing.
  */
 export interface RestFaultPlan {
   /** Share of requests answered 503 `QUERY_LIMIT_EXCEEDED` (0…1). */

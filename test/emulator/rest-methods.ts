@@ -41,9 +41,9 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
 }
 
 /**
- * `app.info` names the app that owns the token (DOCS:api-reference/common/system/app-info.md):
- * for a local app CODE is its client_id. A token of another app on the same portal answers
- * with that app's CODE, which is how a token is told apart from ours (protocol §1.1).
+ * `app.info` names the app that owns the token (DOCS:api-reference/common/system/app-info.md): for
+ * a local app CODE is its client_id. A token of another app on the same portal answers with that
+ * app's CODE, which is how a token is told apart from ours.
  *
  * app.info (DOCS:api-reference/common/system/app-info.md; a webhook gets SCOPE and LICENSE
  * only, as the doc's webhook example), profile (DOCS:api-reference/common/users/profile.md),

@@ -12,10 +12,10 @@ import { findUser, type PortalState } from './state.js';
 /**
  * The portal's REST endpoint: `/rest/<method>`, `/rest//<method>` (b24jssdk's double slash),
  * `/rest/<user>/<secret>/<method>` for inbound webhooks, each with an optional `.json`
- * (protocol §2.1, DOCS:settings/how-to-call-rest-api/general-principles.md). Method names are
- * case-insensitive (CORE classes/general/rest.php `CRestServer::__construct`, ToLower).
- * Success: `{result, total?, next?, time}`; errors: `{error, error_description}` with the
- * status of the exception (CORE lib/restexception.php; protocol §2.2).
+ * (DOCS:settings/how-to-call-rest-api/general-principles.md). Method names are case-insensitive
+ * (CORE classes/general/rest.php `CRestServer::__construct`, ToLower). Success: `{result, total?,
+ * next?, time}`; errors: `{error, error_description}` with the status of the exception (CORE
+ * lib/restexception.php).
  */
 
 /** The answer's `time` (DOCS:limits.md's example); `operating` is added per method. */

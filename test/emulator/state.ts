@@ -54,7 +54,9 @@ export interface PortalState {
   users: EmulatedUser[];
   bindings: EventBinding[];
   placements: PlacementBinding[];
-  /** Offline event records (protocol §3.3). */
+  /**
+   * Offline event records (DOCS:api-reference/events/offline-events.md).
+   */
   offline: OfflineQueue;
   calls: RestCallRecord[];
   deliveries: DeliveryRecord[];
@@ -71,7 +73,7 @@ export interface PortalState {
   /**
    * What the OAuth server answers to this portal's refresh grants instead of new tokens:
    * `invalid_client` ("the application may not be installed", DOCS:settings/oauth/error-codes.md)
-   * or `PAYMENT_REQUIRED` (trial or subscription expired, protocol §1.5). null: refresh
+   * or `PAYMENT_REQUIRED` (trial or subscription expired, same page). null: refresh
    * normally.
    */
   refreshFailure: 'invalid_client' | 'PAYMENT_REQUIRED' | null;

@@ -56,11 +56,11 @@ export interface TokenStore {
 }
 
 /**
- * Access tokens live `accessTokenTtlSec` (1 hour: DOCS:settings/oauth/index.md), and a
- * refresh token is spent by its first use (rotation: protocol §1.5; reuse gives invalid_grant,
- * which the docs imply rather than state).
- * Real tokens are 70 hex characters with the issue time and the user id inside, e.g.
- * `be45f066…0000000100…`. Same shape here so log redaction and column sizes get tested.
+ * Access tokens live `accessTokenTtlSec` (1 hour: DOCS:settings/oauth/index.md), and a refresh
+ * token is spent by its first use (rotation: DOCS:settings/oauth/auto-renewal.md; reuse gives
+ * invalid_grant, which the docs imply rather than state). Real tokens are 70 hex characters with
+ * the issue time and the user id inside, e.g. `be45f066…0000000100…`. Same shape here so log
+ * redaction and column sizes get tested.
  */
 function makeToken(nowMs: number, userId: number): string {
   const ts = Math.floor(nowMs / 1000)

@@ -58,7 +58,7 @@ export interface PortalOptions {
   deliveryTimeoutMs?: number;
   /**
    * The portal's language: `LANG` of frame and installer POSTs and `LANGUAGE_ID` of the app
-   * lifecycle events (protocol §1.1). @default 'en'
+   * lifecycle events (DOCS:api-reference/common/events/on-app-install.md). @default 'en'
    */
   lang?: string;
 }

@@ -39,7 +39,10 @@ export async function seedPortal(
   return { memberId, domain, applicationToken: applicationToken ?? '', row };
 }
 
-/** A delivery exactly as Bitrix24 encodes it (protocol §4.2), built by the emulator's encoder. */
+/**
+ * A delivery exactly as Bitrix24 encodes it (test/fixtures/events/README.md), built by the
+ * emulator's encoder.
+ */
 export function eventBody(opts: {
   portal: { memberId: string; domain: string; applicationToken: string };
   event?: string;

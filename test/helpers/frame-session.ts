@@ -12,7 +12,10 @@ export interface FrameSession {
   location: string;
 }
 
-/** The query and form Bitrix24 POSTs into `path` (protocol §1.3) for one user of `portal`. */
+/**
+ * The query and form Bitrix24 POSTs into `path`
+ * (https://apidocs.bitrix24.com/settings/oauth/simple-way.html) for one user of `portal`.
+ */
 export function frameEntry(
   appUrl: string,
   portal: EmulatedPortal,

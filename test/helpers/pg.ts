@@ -7,7 +7,7 @@ import path from 'node:path';
 import pg from 'pg';
 
 /**
- * PostgreSQL for tests (issue 9): a throwaway cluster started from the machine's own
+ * PostgreSQL for tests: a throwaway cluster started from the machine's own
  * binaries, and one fresh database per test file on it.
  *
  * - `B24H_TEST_DB=pg` makes test/helpers (test-deps, seed-db, CLI) run on PostgreSQL.

@@ -1,5 +1,5 @@
 /**
- * A map whose one http step holds every kind of credential (issue 19): a signing `secret`,
+ * A map whose one http step holds every kind of credential: a signing `secret`,
  * an `Authorization` header in clear, a header read from `$env`, and a plain Content-Type.
  */
 export function secretStepMap(o: {

@@ -18,8 +18,9 @@ export function testConfig(dataDir: string, env: Env = {}): Config {
     B24_CLIENT_ID: 'local.test',
     B24_CLIENT_SECRET: 'test-client-secret',
     LOG_LEVEL: 'debug',
-    // The offline safety net (issue 8) adds bindings, ONOFFLINEEVENT deliveries and REST
-    // calls; tests of other behaviour count those, so only the recovery tests turn it on.
+    // The offline safety net (server/README.md#loss-recovery) adds bindings, ONOFFLINEEVENT
+    // deliveries and REST calls; tests of other behaviour count those, so only the recovery tests
+    // turn it on.
     B24_OFFLINE_EVENTS: 'off',
     // Tests post to stand-ins on loopback; the tests of the address policy set it empty.
     ACTION_PRIVATE_HOSTS: '127.0.0.0/8',

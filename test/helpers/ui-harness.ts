@@ -143,7 +143,10 @@ export async function seedDeals(
   return { won: won.id, lost: lost.id, fresh: fresh.id };
 }
 
-/** What Bitrix24 POSTs into the app frame (protocol §1.3) for one user, as fetch arguments. */
+/**
+ * What Bitrix24 POSTs into the app frame
+ * (https://apidocs.bitrix24.com/settings/oauth/simple-way.html) for one user, as fetch arguments.
+ */
 export function frameRequest(
   h: UiHarness,
   opts: {

@@ -11,10 +11,10 @@ import { testConfig } from '../helpers/test-deps.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 /**
- * Issue 19: an `http` step reached a loopback listener directly, through a redirect from an
- * allowed host, and through a name that resolves to it. `victim` is that listener; it is
- * outside ACTION_PRIVATE_HOSTS in every refusal below, and each refusal has a control: the
- * same step reaches it once its address is allowed.
+ * Private addresses (server/rules/README.md#private-addresses): an `http` step once reached a
+ * loopback listener directly, through a redirect from an allowed host, and through a name that
+ * resolves to it. `victim` is that listener; it is outside ACTION_PRIVATE_HOSTS in every refusal
+ * below, and each refusal has a control: the same step reaches it once its address is allowed.
  */
 describe('http steps and private addresses', () => {
   let victim: HttpSink;

@@ -10,7 +10,7 @@ import { buildListener } from '../../server/start.js';
 import request from 'supertest';
 
 /**
- * Circuit breakers of the steps' destinations (issue 18), on the manual clock with
+ * Circuit breakers of the steps' destinations, on the manual clock with
  * `worker.drain()`: a target answering 503 opens after 5 failures in a row.
  */
 describe('destinations', () => {

@@ -4,7 +4,7 @@ import { postOnce } from '../emulator/http-util.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 
 /**
- * The emulator's deliveries share their portal's one AbortSignal (issue 18: `npm run bench --
+ * The emulator's deliveries share their portal's one AbortSignal (`npm run bench --
  * process` warned of 11 abort listeners on it). The listener count must stay flat however
  * many deliveries are in flight, and aborting must still end them all.
  */

@@ -9,7 +9,7 @@ import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { waitFor } from '../reliability/lib/deliveries.js';
 
-/** The step timeout of the rules below: what one portal may hold up another by (CONTRACT §3). */
+/** The step timeout of the rules below: what one portal may hold up another by. */
 const STEP_TIMEOUT_MS = 3000;
 
 const postTo = (url: string): EventMap => ({
@@ -23,9 +23,9 @@ const postTo = (url: string): EventMap => ({
 });
 
 /**
- * Fair processing (issue 18) with real workers, real timers and real loopback servers: one
- * portal's action target never answers. On PostgreSQL the work is shared by two instances
- * (two pools on one database, two workers of half the concurrency each).
+ * Fair processing (server/README.md#processing-retries-and-replay) with real workers, real timers
+ * and real loopback servers: one portal's action target never answers. On PostgreSQL the work is
+ * shared by two instances (two pools on one database, two workers of half the concurrency each).
  */
 describe('fair processing', () => {
   let h: AlertHarness;

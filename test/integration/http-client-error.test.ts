@@ -8,7 +8,7 @@ import { createHttpServer } from '../../server/http-server.js';
  * still sending its body. With Node's default the server destroyed the socket right after
  * writing the 431; the rest of the body then met a closed socket, the kernel answered it with
  * a reset, and the client's next write failed with ECONNRESET/EPIPE before it had read the
- * answer (the one reset in the reliability suite's hostile barrage, issue 19).
+ * answer (the one reset in the reliability suite's hostile barrage).
  */
 describe('a request refused by the HTTP parser', () => {
   let server: ReturnType<typeof createHttpServer>;

@@ -269,7 +269,7 @@ describe('install flow against the emulator', () => {
     await h.services.intake.drain();
     await runLifecycleJobs(h.t.deps);
     // "Delete app data": the tokens and events are gone; the portal stays listed as
-    // uninstalled (CONTRACT §1), a tombstone with its member_id and domain only.
+    // uninstalled (`npx b24hooks portals`), a tombstone with its member_id and domain only.
     const row = await stored();
     expect(row).toMatchObject({
       status: 'uninstalled',

@@ -3,8 +3,8 @@ import type { PaidDealScenario } from '../helpers/scenario.js';
 import { eachRecoveryScenario } from '../helpers/recovery-scenario.js';
 import { syncBindings } from '../../server/install/bindings.js';
 
-// Offline events as the Bitrix24 core handles them (issue 17): `auth_connector` is auth data
-// of the top-level request, and ONOFFLINEEVENT is rate-limited by its own minTimeout.
+// Offline events as the Bitrix24 core handles them (CORE lib/api/event.php): `auth_connector` is
+// auth data of the top-level request, and ONOFFLINEEVENT is rate-limited by its own minTimeout.
 describe('offline events on a real portal', () => {
   let s!: PaidDealScenario;
   eachRecoveryScenario('on', (x) => (s = x));

@@ -6,8 +6,9 @@ import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
 
-// Issue 17, "operating limit" (DOCS:limits.md): each method has 480 s of operating time per
-// 10 minutes; past it the portal answers 429 OPERATION_TIME_LIMIT until operating_reset_at.
+// The operating limit (https://apidocs.bitrix24.com/limits.html): each method has 480 s of
+// operating time per 10 minutes; past it the portal answers 429 OPERATION_TIME_LIMIT until
+// operating_reset_at.
 describe('the per-method operating limit', () => {
   let h: InstallHarness;
   let portal: EmulatedPortal;

@@ -11,7 +11,7 @@ import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
 /**
- * Two instances of the app on one PostgreSQL database and one emulated portal (issue 9):
+ * Two instances of the app on one PostgreSQL database and one emulated portal:
  * instance A is the install harness, B a second set of deps (own pool, own REST client,
  * own refresher and limiter) on A's database with A's keys. PostgreSQL pass only.
  */

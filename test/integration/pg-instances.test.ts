@@ -15,7 +15,7 @@ import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { createTestDatabase, onPg, type TestDatabase } from '../helpers/pg.js';
 
 /**
- * Several instances on one PostgreSQL database (issue 9), in-process: each "instance" is a
+ * Several instances on one PostgreSQL database, in-process: each "instance" is a
  * knex pool of its own, as a separate process would have. Runs in the PostgreSQL pass only
  * (`npm run test:pg`); the SQLite pass lists it as skipped.
  */

@@ -3,7 +3,7 @@ import { formatBitrixDate } from '../emulator/crm-store.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui/ui-client.js';
 
-/** Loss recovery on the dashboard (issue 8): the figures, the last gap, an admin's sweep. */
+/** Loss recovery on the dashboard: the figures, the last gap, an admin's sweep. */
 describe('loss recovery on the dashboard', () => {
   let h: UiHarness;
   let admin: UiSession;

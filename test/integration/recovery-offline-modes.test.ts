@@ -4,9 +4,9 @@ import { eachRecoveryScenario } from '../helpers/recovery-scenario.js';
 import type { PaidDealScenario } from '../helpers/scenario.js';
 
 /**
- * How offline records are settled (issue 8): the confirm mode where the portal has
- * `rest_offline_extended`, the clearing mode where it does not, and `event.offline.error`
- * for a record that cannot be handled.
+ * How offline records are settled (server/README.md#loss-recovery): the confirm mode where the
+ * portal has `rest_offline_extended`, the clearing mode where it does not, and
+ * `event.offline.error` for a record that cannot be handled.
  */
 describe('offline event modes and errors', () => {
   let s!: PaidDealScenario;

@@ -19,8 +19,9 @@ import {
 const MIN = 60_000;
 
 /**
- * The downtime sweep (issue 8) without offline events: the heartbeat tells a restarted app
- * how long it was away, and the deals changed meanwhile are reconciled from the portal.
+ * The downtime sweep (server/README.md#loss-recovery) without offline events: the heartbeat tells a
+ * restarted app how long it was away, and the deals changed meanwhile are reconciled from the
+ * portal.
  */
 describe('downtime sweep', () => {
   let s!: PaidDealScenario;

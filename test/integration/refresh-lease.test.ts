@@ -5,7 +5,7 @@ import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
 
-// Issue 20, "one refresh at a time, across processes, on SQLite too": a CLI command and the
+// One refresh at a time, across processes, on SQLite too: a CLI command and the
 // server share the database (a SQLite file, or PostgreSQL), not their memory. Refresh
 // tokens rotate, so two refreshes with the same one leave the loser with invalid_grant.
 describe('token refresh across processes', () => {

@@ -3,7 +3,7 @@ import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js
 import { runCliIn } from '../helpers/cli.js';
 import { seedNewDeals, startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
-// Issue 17, "refresh errors": invalid_client and PAYMENT_REQUIRED at refresh pause the portal
+// Refresh errors: invalid_client and PAYMENT_REQUIRED at refresh pause the portal
 // with their own reason and an alert, instead of failing each event for good; its events
 // are kept and processed once a refresh succeeds again.
 describe.each([

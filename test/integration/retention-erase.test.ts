@@ -181,7 +181,7 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
       requested_by: 'cli',
       now,
     });
-    // A circuit breaker of the portal's REST endpoint (issue 18), as after failed calls.
+    // A circuit breaker of the portal's REST endpoint, as after failed calls.
     const domain = String((await db('portals').where('id', portalId).first('domain')).domain);
     await saveDestination(db, {
       key: `rest:${domain}`,
@@ -300,8 +300,9 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     expect(deliveries.map((d) => d.status)).toEqual([200]);
     await s.h.services.intake.drain();
     await s.h.services.worker.drain();
-    // The portal row stays as a tombstone (CONTRACT §1: uninstalled portals stay listed) with
-    // its name, domain and status only: no token, digest, endpoint or install detail.
+    // The portal row stays as a tombstone (uninstalled portals stay listed by `npx b24hooks
+    // portals`) with its name, domain and status only: no token, digest, endpoint or install
+    // detail.
     const tombstone = (await db('portals').where('id', p.id).first()) as Row;
     const kept = Object.entries(tombstone)
       .filter(([, v]) => v !== null)

@@ -18,7 +18,7 @@ interface Case extends EventGroup {
 }
 
 /**
- * Retention over a generated 100,000-event database (issue 20): exactly the events in a
+ * Retention over a generated 100,000-event database: exactly the events in a
  * final status older than their portal's limit go, with every row that belongs to them,
  * while deliveries keep being answered and stored.
  */

@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * Issue 19: a non-admin user saw an http step's `secret` and `Authorization` header on the
- * rules page and in the rules export; the map was stored with them in clear.
+ * Before step secrets were sealed, a non-admin user saw an http step's `secret` and `Authorization`
+ * header on the rules page and in the rules export; the map was stored with them in clear.
  */
 const SECRET = 'whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng==';
 const TOKEN = 'erp-bearer-7f3a9c1d5e';
@@ -186,7 +186,8 @@ describe('a map stored before secrets were encrypted', () => {
   let h: UiHarness;
   beforeAll(async () => {
     h = await startUiHarness();
-    // Stored as it was before issue 19: the secret and the header in clear, in the default.
+    // Stored as it was before step secrets were sealed: the secret and the header in clear, in the
+    // default.
     const v = validateEventMap({
       rules: [
         {

@@ -10,7 +10,7 @@ import { spawnServer, type SpawnedServer } from '../helpers/spawn-server.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /**
- * Issue 9's acceptance: three real server processes on one PostgreSQL database and one
+ * Several instances, end to end: three real server processes on one PostgreSQL database and one
  * emulated portal (Bitrix24's own limit: 2 req/s, burst 50), a flood of deliveries spread
  * over them, the portal's access token expiring mid-flood, and one instance SIGKILLed while
  * it works. Every acknowledged delivery must end processed, no step recorded as succeeded

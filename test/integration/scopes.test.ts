@@ -14,7 +14,8 @@ import {
 } from '../helpers/install-harness.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
-// Issue 17, "Scopes": the portal refuses events and methods outside the app's scopes.
+// Scopes (https://apidocs.bitrix24.com/api-reference/events/event-bind.html): the portal refuses
+// events and methods outside the app's scopes.
 
 describe('scopes', () => {
   it('manifest.json grants the scope of every event the UI offers and of tasks.task.get', () => {

@@ -15,7 +15,7 @@ function deadPid(): Promise<number> {
 }
 
 /**
- * Start-up (issue 20): a server starting on a database where another live process (here this
+ * Start-up: a server starting on a database where another live process (here this
  * test's worker, as a `replay --wait` would be) holds a job must leave that job alone, and
  * return only the jobs of processes that are gone.
  */

@@ -1,7 +1,7 @@
 /**
- * The reliability and security suite (issue 10): every scenario measures something and
- * returns rows of one table. `npm run test:reliability` runs them all in full form and prints
- * the table; `npm test` runs them in short form.
+ * The reliability and security suite (test/reliability/README.md): every scenario measures
+ * something and returns rows of one table. `npm run test:reliability` runs them all in full form
+ * and prints the table; `npm test` runs them in short form.
  */
 export type Scale = 'short' | 'full';
 

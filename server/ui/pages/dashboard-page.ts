@@ -41,7 +41,7 @@ const cell = (withinSla: number, total: number): SlaCell => ({
   share: total ? Math.round((withinSla / total) * 10_000) / 10_000 : null,
 });
 
-/** `slaByPeriod` as one row per rule plus a row summing every rule (issue 7). */
+/** `slaByPeriod` as one row per rule plus a row summing every rule. */
 export function slaTable(figures: Array<SlaFigure & { period: SlaPeriod }>): {
   rows: SlaRow[];
   total: SlaRow['periods'];
@@ -109,7 +109,7 @@ export async function firingAlerts(db: Deps['db'], memberId: string): Promise<Fi
     .map((a) => ({ key: a.key, kind: a.kind, firedAt: a.fired_at, summary: alertSummary(a) }));
 }
 
-/** What the dashboard shows of loss recovery (issue 8) for one portal. */
+/** What the dashboard shows of loss recovery for one portal. */
 export interface RecoveryView {
   offline: number;
   sweep: number;
@@ -162,7 +162,7 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
-/** Storage line of the dashboard (issue 20): database size, oldest kept event, retention. */
+/** Storage line of the dashboard: database size, oldest kept event, retention. */
 async function storageView(deps: Deps, portalId: number, memberId: string) {
   const [size, oldestAt, policy] = await Promise.all([
     databaseSize(deps.db),

@@ -11,7 +11,10 @@ import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
 const shown = (n: number | undefined) => (n === undefined ? '' : String(n));
 
-/** The portal's own retention (issue 20): days for events, failed events; empty = default. */
+/**
+ * The portal's own retention (db/README.md#retention): days for events, failed events; empty =
+ * default.
+ */
 export function retentionPage(deps: Deps): Router {
   const router = Router();
 

@@ -3,7 +3,7 @@ import { saveRuleMap } from '../../../server/rules/map-store.js';
 import { seedDeals, startUiHarness, uiTestMap, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession, type UiSession } from './ui-client.js';
 
-/** The dashboard's SLA share per rule and period, and the firing alerts (issue 7). */
+/** The dashboard's SLA share per rule and period, and the firing alerts. */
 describe('SLA and alerts on the dashboard', () => {
   let h: UiHarness;
   let admin: UiSession;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { base, csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
-/** Replay: confirm → progress → result (issue 6). */
+/** Replay: confirm → progress → result. */
 describe('the progress of a confirmed replay', () => {
   let h: UiHarness;
   let admin: UiSession;

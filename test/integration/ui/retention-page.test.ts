@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
-/** The portal's own retention (issue 20) and the dashboard's storage line. */
+/** The portal's own retention (db/README.md#retention) and the dashboard's storage line. */
 describe('retention settings page', () => {
   let h: UiHarness;
   let admin: UiSession;

@@ -9,11 +9,11 @@ import { installPortal, startInstallHarness } from '../../helpers/install-harnes
 import type { ReliabilityContext, Row } from '../types.js';
 
 /**
- * Issue 19: rule steps aimed at private addresses. A loopback listener (`victim`) stands
- * for an internal service; `front.test` is a host the operator allowed, which resolves (by
- * the injected resolver) to loopback and redirects to the victim; `rebind.test` resolves to
- * the victim. One event runs a rule whose steps aim at each target (continueOnError, so all
- * run) and a control step to the allowed host. Then the same victim URLs run with the
+ * Rule steps aimed at private addresses (server/rules/README.md#private-addresses). A loopback
+ * listener (`victim`) stands for an internal service; `front.test` is a host the operator allowed,
+ * which resolves (by the injected resolver) to loopback and redirects to the victim; `rebind.test`
+ * resolves to the victim. One event runs a rule whose steps aim at each target (continueOnError, so
+ * all run) and a control step to the allowed host. Then the same victim URLs run with the
  * victim's address allowed, proving the refused steps would have reached it.
  */
 export async function privateAddressRows(ctx: ReliabilityContext): Promise<Row[]> {

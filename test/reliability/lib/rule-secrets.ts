@@ -16,10 +16,10 @@ function filesUnder(dir: string): string[] {
 }
 
 /**
- * Issue 19: an http step's secret, its Authorization header and an `$env` value, looked
- * for in clear on every surface a rule reaches: the rules page and export for a non-admin
- * and an admin, a dry run, the event pages, the CLI export, the logs and the database
- * files. Controls: the admin's explicit reveal shows them, and the receiver got them.
+ * Rule secrets (server/rules/README.md#secrets-in-steps): an http step's secret, its Authorization
+ * header and an `$env` value, looked for in clear on every surface a rule reaches: the rules page
+ * and export for a non-admin and an admin, a dry run, the event pages, the CLI export, the logs and
+ * the database files. Controls: the admin's explicit reveal shows them, and the receiver got them.
  */
 export async function ruleSecretRows(ctx: ReliabilityContext): Promise<Row[]> {
   const secret = `whsec_${Buffer.from('reliability-rule-secret-0451').toString('base64')}`;

@@ -9,10 +9,11 @@ const INSTALL_DATA = { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: '
 const FORGED = 300;
 
 /**
- * Forged lifecycle deliveries and the install proof (issue 19), on two installed portals:
- * 300 ONAPPINSTALL posts naming A with junk tokens and a wrong application token; an install
- * by B's admin naming A's member_id; an install and a frame entry with an admin token of
- * another app on the portal. Control: A's genuine ONAPPINSTALL is stored and queued.
+ * Forged lifecycle deliveries and the install proof (server/README.md#what-the-app-trusts-and-why),
+ * on two installed portals: 300 ONAPPINSTALL posts naming A with junk tokens and a wrong
+ * application token; an install by B's admin naming A's member_id; an install and a frame entry
+ * with an admin token of another app on the portal. Control: A's genuine ONAPPINSTALL is stored and
+ * queued.
  */
 export async function lifecycleTrustRow(
   h: InstallHarness,
