@@ -33,8 +33,8 @@ export function allowedOAuthOrigin(
 }
 
 /**
- * The SERVER_ENDPOINT of a portal whose install POST sent none (older portals, protocol
- * §1.3): the OAuth server of its zone from B24_OAUTH_ZONE_SERVERS, as `<origin>/rest/`. The
+ * The SERVER_ENDPOINT of a portal whose install POST sent none (older portals; see
+ * https://apidocs.bitrix24.com/settings/app-installation/mass-market-apps/installation-callback.html): the OAuth server of its zone from B24_OAUTH_ZONE_SERVERS, as `<origin>/rest/`. The
  * caller still checks it against B24_OAUTH_SERVERS like any other.
  */
 export function zoneServerEndpoint(

@@ -22,7 +22,7 @@ export class KeyMismatchError extends AppError {
         'the key was changed, or DATA_DIR/secrets.json was replaced or lost. ' +
         'Start with the key the data was written with (the environment used before, or a backup of secrets.json); ' +
         'to move to a new key, stop every instance, keep the old key configured and run `npx b24hooks rotate-key` ' +
-        '(see README, Operations: keys).',
+        '(see server/README.md, Operations: keys).',
       { status: 500, cause },
     );
   }

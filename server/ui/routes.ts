@@ -26,7 +26,7 @@ export interface UiRouteOptions {
 }
 
 /**
- * The pages inside Bitrix24 (issue 6). `handlers.app` and every placement handler take the
+ * The pages inside Bitrix24 (server/README.md, "Inside Bitrix24"). `handlers.app` and every placement handler take the
  * POST from Bitrix24, verify it (frame-entry.ts) and start a session, then redirect into the
  * pages under /ui, which need that session; state-changing requests also need its CSRF token.
  */

@@ -154,7 +154,7 @@ async function everythingOn(durationSec: number, connections: number, b: LoadRes
     LOG_LEVEL: 'warn',
     ACTION_PRIVATE_HOSTS: '127.0.0.1',
   });
-  // The readers of issue 23 beside the load: 5 dashboard views a second (an admin's session)
+  // The readers beside the load (test/bench/README.md): 5 dashboard views a second (an admin's session)
   // and a /metrics scrape every 5 s; each scrape closes a loop-delay window, the worst is kept.
   const row = (await db('portals').where({ member_id: portal.memberId }).first('id')) as {
     id: number;

@@ -164,8 +164,8 @@ export function bulkLoad(
  * events (default 1,000,000; `--events 10000000` for the 10M run), one portal.
  * Prints sequential page times over HTTP with a session, then the event-loop delay while
  * 5 dashboard views a second, a `/metrics` scrape every 5 s and an alert check every 10 s
- * run, and the time of `status --json`. Targets (issue 23): dashboard p95 ≤ 50 ms at 1M
- * and 10M; loop delay p99 ≤ 10 ms under that load. (Issue 6: log pages p95 ≤ 200 ms.)
+ * run, and the time of `status --json`. Targets (test/bench/README.md): dashboard p95 ≤ 50 ms at 1M
+ * and 10M; loop delay p99 ≤ 10 ms under that load. Log pages p95 ≤ 200 ms.
  */
 export async function uiBench(args: {
   events: number;
@@ -342,7 +342,7 @@ export async function uiBench(args: {
  * emulated portal (the demo's set-up): every byte the app's origin sends for the page (HTML,
  * JS, CSS, the metadata), and the time from the frame's navigation start to the builder's
  * `builder-ready` mark, first with the metadata cache cold (its REST reads included), then
- * warm. Targets (README, "The rule builder"): under 200 KB, interactive in under 300 ms.
+ * warm. Targets (server/README.md, "The rule builder"): under 200 KB, interactive in under 300 ms.
  * Returns whether both were met.
  */
 export async function builderBench(runs = 5): Promise<boolean> {

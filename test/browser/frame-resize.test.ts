@@ -6,7 +6,7 @@ import type { UiHarness } from '../helpers/ui-harness.js';
 
 /**
  * The frame in the emulated portal page follows the height of the app's content after
- * every change, not only at load (issue 17: BX24.fitWindow once cut growing pages off).
+ * every change, not only at load (BX24.fitWindow once cut growing pages off).
  */
 describeInChromium('the Bitrix24 frame height', (executablePath) => {
   let ui: FramedUi | undefined;
