@@ -22,6 +22,13 @@ export interface Retention {
 const MINUTE = 60_000;
 /** How long a pass waits for the intake to drain before it takes a batch anyway. */
 const MAX_YIELD_MS = 200;
+/**
+ * After a batch that held the database for t ms, the prune rests REST_FACTOR × t (at most
+ * MAX_REST_MS): it takes at most a quarter of the time, so deliveries keep most of it. A
+ * million old events then take a few minutes instead of one, in the background.
+ */
+const REST_FACTOR = 3;
+const MAX_REST_MS = 1000;
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -31,11 +38,13 @@ export function createRetention(deps: Deps, opts: RetentionOptions = {}): Retent
   let stopping = false;
 
   /**
-   * Between two batches: back to the event loop (deliveries parse and verify there), and
-   * while the intake has commits waiting, a few milliseconds more at a time.
+   * Between two batches: back to the event loop (deliveries parse and verify there) for a
+   * rest in proportion to the batch, and while the intake has commits waiting, a few
+   * milliseconds more at a time.
    */
-  async function pause(): Promise<void> {
-    await nextTick();
+  async function pause(heldMs: number): Promise<void> {
+    const rest = Math.min(MAX_REST_MS, Math.ceil(heldMs * REST_FACTOR));
+    await (rest > 0 ? new Promise<void>((resolve) => setTimeout(resolve, rest)) : nextTick());
     const since = Date.now();
     while (opts.shouldYield?.() && !stopping && Date.now() - since < MAX_YIELD_MS) {
       await new Promise<void>((resolve) => setTimeout(resolve, 5));

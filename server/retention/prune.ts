@@ -33,8 +33,11 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** Rows per transaction to start with; it adapts to keep each one short. @default 500 */
   batch?: number;
-  /** Awaited between two batches: the server yields to the intake here. */
-  pause?: () => Promise<void>;
+  /**
+   * Awaited between two batches with how long the last one held the database: the server
+   * rests in proportion here, and yields to the intake.
+   */
+  pause?: (heldMs: number) => Promise<void>;
   /** Checked between batches; true stops the prune where it is. */
   stopped?: () => boolean;
 }
@@ -61,7 +64,7 @@ export interface PruneReport {
  * through better-sqlite3, the main thread, so it must fit between two deliveries.
  * PostgreSQL: deletes lock only their own rows and run off the main thread.
  */
-const TARGET_BATCH_MS = { sqlite: 15, pg: 250 };
+const TARGET_BATCH_MS = { sqlite: 5, pg: 250 };
 const MIN_BATCH = 20;
 const MAX_BATCH = 2000;
 /** Pages given back per incremental-vacuum step (4 MB at the default 4 KiB page). */
@@ -102,7 +105,7 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
       if (ms > target * 2) batch = Math.max(MIN_BATCH, Math.floor(batch / 2));
       else if (ms < target / 2 && n >= batch) batch = Math.min(MAX_BATCH, batch * 2);
       if (n === 0) return;
-      await pause();
+      await pause(ms);
     }
   };
 
@@ -171,7 +174,7 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
 /** SQLite with incremental auto-vacuum: frees the file's empty pages, a step at a time. */
 async function giveBackSpace(
   deps: Deps,
-  pause: () => Promise<void>,
+  pause: (heldMs: number) => Promise<void>,
   stopped: () => boolean,
 ): Promise<number> {
   let total = 0;
@@ -180,8 +183,9 @@ async function giveBackSpace(
     const free = Number(rows[0]?.freelist_count ?? 0);
     if (free === 0 || stopped()) return total;
     const step = Math.min(free, VACUUM_STEP_PAGES);
+    const t0 = performance.now();
     await incrementalVacuum(deps.db, step);
     total += step;
-    await pause();
+    await pause(performance.now() - t0);
   }
 }
