@@ -25,7 +25,14 @@ export function buildListener(
 ): RequestListener {
   const app = createApp(deps, parts.routes);
   const listener = createRequestListener(app, parts.fast);
-  const accessLog = createAccessLog(deps.logger);
+  const fastRoutes = new Set(parts.fast.map((r) => `${r.method} ${r.path}`));
+  const accessLog = createAccessLog(deps.logger, {
+    quietWhenOk: (req) => {
+      if (fastRoutes.size === 0 || !req.url) return false;
+      const q = req.url.indexOf('?');
+      return fastRoutes.has(`${req.method} ${q === -1 ? req.url : req.url.slice(0, q)}`);
+    },
+  });
   return (req, res) => {
     accessLog(req, res);
     listener(req, res);

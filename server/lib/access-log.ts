@@ -46,7 +46,18 @@ export type AccessLog = (req: http.IncomingMessage, res: http.ServerResponse) =>
  * Authorization, cookies and the `auth[...]` fields of deliveries never reach it. 5xx log
  * at error, 4xx at warn, the rest at info.
  */
-export function createAccessLog(logger: Logger): AccessLog {
+export function createAccessLog(
+  logger: Logger,
+  opts: {
+    /**
+     * Requests logged only when they fail (status 400 and up), without a request id: the event
+     * intake, whose accepted deliveries are in the event log already, and for which the
+     * middleware cost a fifth of the throughput (`npm run bench -- intake`, 8,736 against
+     * 7,038 req/s).
+     */
+    quietWhenOk?: (req: http.IncomingMessage) => boolean;
+  } = {},
+): AccessLog {
   const log = pinoHttp({
     logger,
     genReqId(req, res) {
@@ -72,5 +83,21 @@ export function createAccessLog(logger: Logger): AccessLog {
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
   });
-  return (req, res) => log(req, res);
+  return (req, res) => {
+    if (!opts.quietWhenOk?.(req)) return log(req, res);
+    res.once('finish', () => {
+      if (res.statusCode < 400) return;
+      logger[res.statusCode >= 500 ? 'error' : 'warn'](
+        {
+          req: {
+            method: req.method,
+            url: redactUrl(req.url),
+            remoteAddress: req.socket?.remoteAddress,
+          },
+          res: { statusCode: res.statusCode },
+        },
+        'request failed',
+      );
+    });
+  };
 }

@@ -134,6 +134,34 @@ describe('the access log', () => {
     expect(other.status).toBe(404);
     expect(other.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
+
+  it('logs a delivery to the intake only when it fails', async () => {
+    let answer = 200;
+    const listener = buildListener(t.deps, {
+      routes: [],
+      fast: [
+        {
+          method: 'POST',
+          path: '/b24/events',
+          handle: (_req, res) => void res.writeHead(answer).end(),
+        },
+      ],
+    });
+    const delivered = (status: number) =>
+      t.logs.lines
+        .map((l) => JSON.parse(l) as Record<string, any>)
+        .filter((l) => l.req?.url?.startsWith('/b24/events?n=') && l.res?.statusCode === status);
+    await request(listener).post('/b24/events?n=1&application_token=app-secret-1').send('x=1');
+    expect(delivered(200)).toHaveLength(0);
+    answer = 401;
+    const res = await request(listener).post('/b24/events?n=2&application_token=app-secret-2');
+    expect(res.status).toBe(401);
+    const failed = delivered(401);
+    // Control: the failed delivery is logged, at warn, without the query's secret.
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ msg: 'request failed', req: { method: 'POST' } });
+    expect(t.logs.text()).not.toContain('app-secret-');
+  });
 });
 
 // Spawned servers on SQLite: the PostgreSQL pass has nothing to add.
