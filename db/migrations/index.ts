@@ -16,6 +16,7 @@ import * as m0015 from './0015-fair-queue.js';
 import * as m0016 from './0016-rollups.js';
 import * as m0017 from './0017-portal-lang.js';
 import * as m0018 from './0018-step-tests.js';
+import * as m0019 from './0019-job-topics.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -36,4 +37,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0016-rollups', module: m0016 },
   { name: '0017-portal-lang', module: m0017 },
   { name: '0018-step-tests', module: m0018 },
+  { name: '0019-job-topics', module: m0019 },
 ];

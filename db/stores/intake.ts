@@ -61,6 +61,7 @@ const JOB_COLUMNS = [
   'portal_id',
   'entity_key',
   'payload',
+  'topic',
   'status',
   'attempts',
   'max_attempts',

@@ -22,6 +22,8 @@ export interface JobRow {
   last_error: string | null;
   /** The destination (server/queue/destinations.ts) this job waits for, if any. */
   waiting_for?: string | null;
+  /** What its rules are chosen by: the event name; '' for proof and alert jobs (migration 0019). */
+  topic?: string;
 }
 
 export interface NewJob {
@@ -32,10 +34,19 @@ export interface NewJob {
   payload: string | null;
   max_attempts: number;
   run_at: number;
+  /** The event name of a `process_event` or `lifecycle` job (fair claiming inside a portal). */
+  topic?: string;
 }
 
 export function jobRow(job: NewJob, now: number) {
-  return { ...job, status: 'pending', attempts: 0, created_at: now, updated_at: now };
+  return {
+    ...job,
+    topic: job.topic ?? '',
+    status: 'pending',
+    attempts: 0,
+    created_at: now,
+    updated_at: now,
+  };
 }
 
 export async function insertJobs(db: Knex, jobs: NewJob[], now: number): Promise<void> {
@@ -224,54 +235,61 @@ export interface FairClaimOptions {
   excludeIds?: readonly number[];
   /** Event-lane jobs this worker runs now, per portal (NO_PORTAL for none). */
   holding: ReadonlyMap<number, number>;
+  /** The same, per topic of a portal (`topicKey`). */
+  holdingTopics?: ReadonlyMap<string, number>;
   /** Most jobs one portal may hold while other portals have due jobs. */
   cap: number;
+  /** Event-lane slots in all (WORKER_CONCURRENCY): what a portal alone may hold. */
+  concurrency?: number;
+  /**
+   * Share of what its portal may hold that one topic may hold while other topics of the
+   * portal have due jobs (WORKER_PORTAL_SHARE). @default 0.5
+   */
+  topicShare?: number;
   /** The portal served last: the round-robin goes on after it. */
   after: number;
+  /** The topic of each portal served last: its topics' round-robin goes on after it. */
+  afterTopic?: ReadonlyMap<number, string>;
 }
+
+/** Key of a portal's topic in `holdingTopics`. */
+export const topicKey = (portal: number, topic: string | undefined): string =>
+  `${portal}\u0000${topic ?? ''}`;
 
 /**
  * Fair claiming: hands the free slots out one at a time, round-robin across the
  * portals with due jobs, a portal getting no more once it holds `cap` while another portal
  * has due jobs (alone, it may take every slot); then takes each portal's share in its own
  * (run_at, id) order, per-entity order kept as in `claimJobs`. Slots a portal could not use
- * (its due jobs wait for an earlier job of their entity) go to the others.
+ * (its due jobs wait for an earlier job of their entity) go to the others. Inside a portal
+ * with due jobs of several topics, its share is handed out the same way across its topics
+ * (`claimTopics`).
  */
 export async function claimFairly(db: Knex, o: FairClaimOptions): Promise<JobRow[]> {
   return db.transaction(async (trx) => {
     const portals = await duePortals(trx, o.now, o.after);
     if (portals.length === 0) return [];
     const capped = portals.length > 1;
-    const quota = new Map<number, number>();
-    const full = new Set<number>();
     const taken: JobRow[] = [];
     const exclude = [...(o.excludeIds ?? [])];
+    const share = o.topicShare ?? 0.5;
+    const topicCap = Math.max(1, Math.floor((capped ? o.cap : (o.concurrency ?? o.cap)) * share));
+    const full = new Set<number>();
     let left = o.limit;
     for (let round = 0; round < 2 && left > 0; round++) {
       const open = portals.filter((p) => round === 0 || full.has(p));
-      quota.clear();
-      let moved = true;
-      while (left > 0 && moved) {
-        moved = false;
-        for (const p of open) {
-          if (left === 0) break;
-          const held = (o.holding.get(p) ?? 0) + (quota.get(p) ?? 0) + count(taken, p);
-          if (capped && held >= o.cap) continue;
-          quota.set(p, (quota.get(p) ?? 0) + 1);
-          left--;
-          moved = true;
-        }
-      }
+      const quota = spread(open, left, (p) =>
+        capped ? o.cap - (o.holding.get(p) ?? 0) - count(taken, portalOf, p) : Infinity,
+      );
       full.clear();
       for (const [p, n] of quota) {
-        const q = claimable(trx, { ...o, lane: 'events', excludeIds: exclude }, n);
-        if (p === NO_PORTAL) q.whereNull('j.portal_id');
-        else q.where('j.portal_id', p);
-        const rows = ((await q) as Record<string, unknown>[]).map(normaliseJob);
-        for (const r of rows) exclude.push(r.id);
+        const rows =
+          p === NO_PORTAL
+            ? await claimWhere(trx, o, exclude, n, (q) => q.whereNull('j.portal_id'))
+            : await claimTopics(trx, o, { exclude, portal: p, n, cap: topicCap, taken });
         taken.push(...rows);
         if (rows.length === n) full.add(p);
-        left += n - rows.length;
+        left -= rows.length;
       }
       if (full.size === 0) break;
     }
@@ -279,8 +297,103 @@ export async function claimFairly(db: Knex, o: FairClaimOptions): Promise<JobRow
   });
 }
 
-const count = (jobs: readonly JobRow[], portal: number) =>
-  jobs.reduce((n, j) => n + ((j.portal_id ?? NO_PORTAL) === portal ? 1 : 0), 0);
+const portalOf = (j: JobRow) => j.portal_id ?? NO_PORTAL;
+
+const count = <K>(jobs: readonly JobRow[], keyOf: (j: JobRow) => K, key: K) =>
+  jobs.reduce((n, j) => n + (keyOf(j) === key ? 1 : 0), 0);
+
+/**
+ * `slots` handed out one at a time, round-robin over `keys` in their order, a key getting
+ * no more than `room(key)` (what it may still take); keys that got none are left out.
+ */
+function spread<K>(keys: readonly K[], slots: number, room: (k: K) => number): Map<K, number> {
+  const quota = new Map<K, number>();
+  let moved = true;
+  while (slots > 0 && moved) {
+    moved = false;
+    for (const k of keys) {
+      if (slots === 0) break;
+      const n = quota.get(k) ?? 0;
+      if (n >= room(k)) continue;
+      quota.set(k, n + 1);
+      slots--;
+      moved = true;
+    }
+  }
+  return quota;
+}
+
+/** Up to `n` event-lane jobs narrowed by `where`, in claim order (see `claimable`). */
+async function claimWhere(
+  trx: Knex.Transaction,
+  o: FairClaimOptions,
+  exclude: number[],
+  n: number,
+  where: (q: Knex.QueryBuilder) => Knex.QueryBuilder,
+): Promise<JobRow[]> {
+  const q = claimable(trx, { ...o, lane: 'events', excludeIds: exclude }, n);
+  const rows = ((await where(q)) as Record<string, unknown>[]).map(normaliseJob);
+  for (const r of rows) exclude.push(r.id);
+  return rows;
+}
+
+/**
+ * A portal's `n` slots, round-robin across its due topics (event names), starting after
+ * the topic served last; a topic gets no more once it holds `cap` while another topic has
+ * due jobs. So while the target of one event's rules hangs, that event's jobs hold at most
+ * `cap` of the portal's slots and its other events go on. Slots a topic could not use go
+ * to the others, then to the portal's jobs in claim order.
+ */
+async function claimTopics(
+  trx: Knex.Transaction,
+  o: FairClaimOptions,
+  a: { exclude: number[]; portal: number; n: number; cap: number; taken: readonly JobRow[] },
+): Promise<JobRow[]> {
+  const { exclude, portal, cap, taken } = a;
+  const all = await dueTopics(trx, portal, o.now);
+  if (all.length <= 1) {
+    return claimWhere(trx, o, exclude, a.n, (q) => q.where('j.portal_id', portal));
+  }
+  const after = o.afterTopic?.get(portal);
+  const topics =
+    after === undefined ? all : [...all.filter((t) => t > after), ...all.filter((t) => t <= after)];
+  const holds = (t: string) =>
+    (o.holdingTopics?.get(topicKey(portal, t)) ?? 0) +
+    count(taken, (j) => topicKey(portalOf(j), j.topic), topicKey(portal, t));
+  const got: JobRow[] = [];
+  const quota = spread(topics, a.n, (t) => cap - holds(t));
+  for (const [t, k] of quota) {
+    got.push(
+      ...(await claimWhere(trx, o, exclude, k, (q) =>
+        q.where('j.portal_id', portal).where('j.topic', t),
+      )),
+    );
+  }
+  return got;
+}
+
+/**
+ * A portal's topics with a due event-lane job, ascending (at most 64). Skips along
+ * `jobs_topic_due` from one topic to the next: one seek per topic, whatever the backlog.
+ */
+async function dueTopics(trx: Knex.Transaction, portal: number, now: number): Promise<string[]> {
+  const sql = `
+    with recursive t(topic, n) as (
+      select (select min(topic) from jobs where status = 'pending' and portal_id = ?), 1
+      union all
+      select (select min(topic) from jobs where status = 'pending' and portal_id = ? and topic > t.topic), t.n + 1
+      from t where t.topic is not null and t.n < 64
+    )
+    select topic from t
+    where topic is not null and exists (
+      select 1 from jobs d
+      where d.status = 'pending' and d.portal_id = ? and d.topic = t.topic and d.run_at <= ?
+        and d.type <> 'alert'
+    )`;
+  const res = (await trx.raw(sql, [portal, portal, portal, now])) as
+    { rows: { topic: string }[] } | { topic: string }[];
+  return (Array.isArray(res) ? res : res.rows).map((r) => r.topic);
+}
 
 export async function completeJob(db: Knex, id: number, now: number): Promise<void> {
   await db('jobs').where({ id }).update({

@@ -121,8 +121,15 @@ export async function queueReplayChunk(
       .where('events.id', '>', opts.afterId)
       .orderBy('events.id', 'asc')
       .limit(opts.limit)
-      .select('events.id', 'events.portal_id', 'events.entity_type', 'events.entity_id')) as Array<{
+      .select(
+        'events.id',
+        'events.portal_id',
+        'events.event',
+        'events.entity_type',
+        'events.entity_id',
+      )) as Array<{
       id: number | string;
+      event: string;
       portal_id: number | null;
       entity_type: string | null;
       entity_id: string | null;
@@ -143,6 +150,7 @@ export async function queueReplayChunk(
               : null,
             max_attempts: opts.maxAttempts,
             run_at: opts.now,
+            topic: r.event,
           },
           opts.now,
         ),

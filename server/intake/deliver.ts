@@ -220,6 +220,7 @@ function deliveryJob(
     payload: null,
     max_attempts: ctx.config.worker.maxAttempts,
     run_at: row.received_at,
+    topic: d.event,
   };
 }
 

@@ -48,6 +48,7 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
             payload: null,
             max_attempts: deps.config.worker.maxAttempts,
             run_at: now,
+            topic: ev.event,
           });
           result.verified++;
         } else {

@@ -1,12 +1,13 @@
 import type { Knex } from 'knex';
-import { claimFairly, claimJobs, NO_PORTAL } from '../../db/stores/jobs.js';
+import { claimFairly, claimJobs, NO_PORTAL, topicKey } from '../../db/stores/jobs.js';
 import type { JobRow } from './types.js';
 
 /**
  * The worker's slots, in two lanes. Event work (`process_event`, `lifecycle`)
  * has `concurrency` slots, handed out round-robin across portals, one portal holding at most
- * `cap` of them while other portals have due jobs. Alert jobs have slots of their own, so an
- * alert about a backlog never waits behind that very backlog.
+ * `cap` of them while other portals have due jobs, and inside a portal round-robin across its
+ * topics (event names) the same way. Alert jobs have slots of their own, so an alert about a
+ * backlog never waits behind that very backlog.
  */
 export interface Lanes {
   /** Slots of each lane not in use now. */
@@ -40,7 +41,14 @@ export function createLanes(opts: LaneOptions): Lanes {
   const events = new Map<number, JobRow>();
   const alerts = new Map<number, JobRow>();
   const holding = new Map<number, number>();
+  const holdingTopics = new Map<string, number>();
+  const afterTopic = new Map<number, string>();
   let after = 0;
+  const add = <K>(m: Map<K, number>, k: K, d: number) => {
+    const n = (m.get(k) ?? 0) + d;
+    if (n > 0) m.set(k, n);
+    else m.delete(k);
+  };
 
   const ids = () => [...events.keys(), ...alerts.keys()];
   return {
@@ -67,12 +75,18 @@ export function createLanes(opts: LaneOptions): Lanes {
           limit: eventSlots,
           excludeIds: ids(),
           holding,
+          holdingTopics,
           cap,
+          concurrency: opts.concurrency,
+          topicShare: opts.portalShare,
           after,
+          afterTopic,
         });
         for (const j of got) {
           events.set(j.id, j);
-          holding.set(portalOf(j), (holding.get(portalOf(j)) ?? 0) + 1);
+          add(holding, portalOf(j), 1);
+          add(holdingTopics, topicKey(portalOf(j), j.topic), 1);
+          afterTopic.set(portalOf(j), j.topic ?? '');
         }
         const last = got.at(-1);
         if (last) after = portalOf(last);
@@ -83,10 +97,8 @@ export function createLanes(opts: LaneOptions): Lanes {
     release(job) {
       if (alerts.delete(job.id)) return;
       if (!events.delete(job.id)) return;
-      const p = portalOf(job);
-      const n = (holding.get(p) ?? 1) - 1;
-      if (n > 0) holding.set(p, n);
-      else holding.delete(p);
+      add(holding, portalOf(job), -1);
+      add(holdingTopics, topicKey(portalOf(job), job.topic), -1);
     },
     ids,
     get size() {

@@ -49,6 +49,7 @@ export function recoveredRow(args: {
       payload: null,
       max_attempts: args.maxAttempts,
       run_at: now,
+      topic: event,
     },
   };
 }

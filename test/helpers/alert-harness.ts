@@ -81,6 +81,7 @@ export async function startAlertHarness(
                 payload: null,
                 max_attempts: t.deps.config.worker.maxAttempts,
                 run_at: now,
+                topic: o.event ?? 'ONCRMDEALUPDATE',
               },
             ],
             now,

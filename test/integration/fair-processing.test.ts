@@ -12,15 +12,12 @@ import { waitFor } from '../reliability/lib/deliveries.js';
 /** The step timeout of the rules below: what one portal may hold up another by. */
 const STEP_TIMEOUT_MS = 3000;
 
-const postTo = (url: string): EventMap => ({
-  rules: [
-    {
-      name: 'forward',
-      on: ['ONCRMDEALUPDATE'],
-      actions: [{ type: 'http', method: 'POST', url, body: {}, timeoutMs: STEP_TIMEOUT_MS }],
-    },
-  ],
+const forward = (name: string, event: string, url: string): EventMap['rules'][number] => ({
+  name,
+  on: [event],
+  actions: [{ type: 'http', method: 'POST', url, body: {}, timeoutMs: STEP_TIMEOUT_MS }],
 });
+const postTo = (url: string): EventMap => ({ rules: [forward('forward', 'ONCRMDEALUPDATE', url)] });
 
 /**
  * Fair processing (server/README.md#processing-retries-and-replay) with real workers, real timers
@@ -138,5 +135,40 @@ describe('fair processing', () => {
     expect(arrived).toBe(true);
     expect(h.tg.sent[0]?.text).toContain('backlog of 80 events');
     expect(await running()).toBe(slots);
+  });
+
+  it("finishes a portal's other events within one step timeout while one of its targets hangs", async () => {
+    const a = await seedPortal(h.t.deps);
+    const portal = { id: a.row.id, memberId: a.memberId };
+    await saveRuleMap(
+      h.t.deps.db,
+      a.memberId,
+      {
+        rules: [
+          forward('deals', 'ONCRMDEALUPDATE', `${hang.url}/hang`),
+          forward('contacts', 'ONCRMCONTACTUPDATE', `${fast.url}/fast`),
+        ],
+      },
+      h.t.clock.now(),
+    );
+    // The deal updates arrived first: claimed in arrival order alone, they would take every
+    // worker slot and the contact updates would wait for the step timeout.
+    await h.addEvents(portal, 60, { withJobs: true, entity: false });
+    const contactIds = await h.addEvents(portal, 10, {
+      withJobs: true,
+      entity: false,
+      event: 'ONCRMCONTACTUPDATE',
+    });
+
+    for (const w of workers()) w.start();
+    const took = await waitFor(
+      async () => (await statuses(contactIds)).every((s) => s === 'processed'),
+      STEP_TIMEOUT_MS,
+      20,
+    );
+    expect(took).toBe(true);
+    expect(fast.requests).toHaveLength(10);
+    // Control: the deal updates were tried meanwhile, and are stuck on their target.
+    expect(hang.requests.length).toBeGreaterThan(0);
   });
 });
