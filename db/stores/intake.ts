@@ -307,13 +307,17 @@ const JOB_FIELDS = [
   'payload',
   'max_attempts',
   'run_at',
+  'topic',
 ] as const satisfies ReadonlyArray<keyof NonNullable<IntakeRow['job']>>;
 
 export function packIntakeRows(rows: readonly IntakeRow[]): PackedIntakeRows {
   return rows.map(({ event, job }) => {
     const out: Binding[] = [];
     for (const c of EVENT_COLUMNS) out.push(event[c]);
-    if (job) for (const f of JOB_FIELDS) out.push(job[f]);
+    if (job) {
+      for (const f of JOB_FIELDS) out.push(job[f] ?? null);
+      out.push(job.detached ? 1 : 0);
+    }
     return out;
   });
 }
@@ -322,10 +326,13 @@ export function unpackIntakeRows(packed: PackedIntakeRows): IntakeRow[] {
   return packed.map((values) => {
     const event: Record<string, Binding> = {};
     EVENT_COLUMNS.forEach((c, k) => (event[c] = values[k]!));
-    let job: Record<string, Binding> | null = null;
+    let job: Record<string, Binding | boolean> | null = null;
     if (values.length > EVENT_COLUMNS.length) {
       job = {};
-      JOB_FIELDS.forEach((f, k) => (job![f] = values[EVENT_COLUMNS.length + k]!));
+      const at = EVENT_COLUMNS.length;
+      JOB_FIELDS.forEach((f, k) => (job![f] = values[at + k]!));
+      if (job.topic === null) delete job.topic;
+      if (values[at + JOB_FIELDS.length] === 1) job.detached = true;
     }
     return { event, job } as unknown as IntakeRow;
   });

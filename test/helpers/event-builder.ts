@@ -111,6 +111,7 @@ export function intakeRow(
           payload: null,
           max_attempts: 5,
           run_at: at,
+          topic: 'ONCRMDEALUPDATE',
         },
   };
 }

@@ -96,7 +96,9 @@ describe.each(ways)('intake batch write (%s)', (via) => {
   });
 
   it('carries a batch to the writer thread and back unchanged', () => {
-    const rows = [delivery(1), delivery(2, { key: null })];
+    const proof = delivery(3);
+    proof.job = { ...proof.job!, entity_key: 'proof:1', topic: '', detached: true };
+    const rows = [delivery(1), delivery(2, { key: null }), proof];
     expect(unpackIntakeRows(structuredClone(packIntakeRows(rows)))).toEqual(rows);
   });
 });
