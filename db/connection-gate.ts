@@ -15,6 +15,8 @@ import PQueue from 'p-queue';
 export interface ConnectionGate {
   /** Resolves when it is the caller's turn, with the function that ends the turn. */
   acquire(): Promise<() => void>;
+  /** How many callers wait for a turn now. */
+  waiting(): number;
 }
 
 export function createConnectionGate(): ConnectionGate {
@@ -25,6 +27,7 @@ export function createConnectionGate(): ConnectionGate {
         void turns.add(() => new Promise<void>((done) => granted(once(done))));
       });
     },
+    waiting: () => turns.size,
   };
 }
 

@@ -31,44 +31,61 @@ export function createCommitQueue(
   } = {},
 ): CommitQueue {
   const maxBatch = opts.maxBatch ?? 1000;
+  // A writer that commits its batches in the order given, on its own (the writer thread),
+  // is handed the next batch while one is being committed, so it never waits for this
+  // thread between two commits. Others get one batch at a time: two transactions at once
+  // could commit a later delivery's job before an earlier one's.
+  const depth = writer.pipelined ? Infinity : 1;
   let pending: Pending[] = [];
-  let running: Promise<void> | undefined;
+  let scheduled = false;
+  let inFlight = 0;
+  let idle: Array<() => void> = [];
 
-  async function loop(): Promise<void> {
-    while (pending.length > 0) {
+  function pump(): void {
+    scheduled = false;
+    while (pending.length > 0 && inFlight < depth) {
       const batch = pending.slice(0, maxBatch);
       pending = pending.slice(batch.length);
-      try {
-        const outcomes = await writer.write(
-          batch.map((p) => p.row),
-          now(),
-        );
-        batch.forEach((p, i) => p.resolve(outcomes[i]!));
-        opts.onCommitted?.(
-          batch.map((p) => p.row),
-          outcomes,
-        );
-      } catch (e) {
-        for (const p of batch) p.reject(e);
-        opts.onFailed?.(e);
-      }
+      inFlight++;
+      void write(batch).finally(() => {
+        inFlight--;
+        if (pending.length > 0 && !scheduled) pump();
+        else if (inFlight === 0 && pending.length === 0 && !scheduled) {
+          const waiters = idle;
+          idle = [];
+          for (const w of waiters) w();
+        }
+      });
     }
-    running = undefined;
   }
 
+  async function write(batch: Pending[]): Promise<void> {
+    const rows = batch.map((p) => p.row);
+    try {
+      const outcomes = await writer.write(rows, now());
+      batch.forEach((p, i) => p.resolve(outcomes[i]!));
+      opts.onCommitted?.(rows, outcomes);
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+      opts.onFailed?.(e);
+    }
+  }
+
+  const busy = () => inFlight > 0 || pending.length > 0 || scheduled;
   return {
     submit(row) {
       return new Promise<IntakeOutcome>((resolve, reject) => {
         pending.push({ row, resolve, reject });
         // Let the requests that are already parsed in this turn of the event loop join.
-        running ??= new Promise<void>((r) => setImmediate(r)).then(loop);
+        if (!scheduled && inFlight < depth) {
+          scheduled = true;
+          setImmediate(pump);
+        }
       });
     },
     async drain() {
-      while (running) await running;
+      while (busy()) await new Promise<void>((r) => idle.push(r));
     },
-    busy() {
-      return running !== undefined || pending.length > 0;
-    },
+    busy,
   };
 }

@@ -13,6 +13,11 @@ import {
 export interface BatchWriter {
   write(rows: IntakeRow[], now: number): Promise<IntakeOutcome[]>;
   close(): Promise<void>;
+  /**
+   * Batches handed over while others are being written are committed after them, in the
+   * order given: the commit queue may hand over the next batch without waiting.
+   */
+  readonly pipelined?: boolean;
 }
 
 /** PostgreSQL's deadlock_detected and serialization_failure: the transaction may simply run again. */
@@ -54,9 +59,14 @@ export type WriterReply = {
 /**
  * Writes on a dedicated thread with its own SQLite connection. better-sqlite3 is synchronous,
  * so on the main thread every insert and fsync would stall request handling; on its own
- * thread the next batch is parsed and verified while this one is written. With `gate` (the
- * main knex's, db/connection-gate.ts) each batch waits for the main thread's connection to
- * be idle, so neither side ever sleeps in SQLite's busy handler waiting for the other.
+ * thread the next batch is parsed and verified while this one is written. Batches are
+ * handed over as they come (`pipelined`); the thread writes all that arrived during a commit
+ * in the next one (writer-thread.ts), so it goes from one commit to the next without waiting
+ * for this thread. With `gate` (the main knex's, db/connection-gate.ts) batches go over only
+ * during a turn: one is taken when the thread is idle and kept while batches are out and
+ * nobody else asks; once the main thread's connection asks, the batches out are committed,
+ * the turn goes to it, and the batches that came meanwhile wait for the next turn. So neither
+ * side ever sleeps in SQLite's busy handler waiting for the other.
  */
 export function threadWriter(
   target: DbTarget,
@@ -68,10 +78,17 @@ export function threadWriter(
   const waiting = new Map<number, { resolve(o: IntakeOutcome[]): void; reject(e: Error): void }>();
   let seq = 0;
   let failed: Error | undefined;
+  const turns = gate ? turnKeeper(gate) : undefined;
+  const settled = () => {
+    if (waiting.size > 0) return;
+    worker.unref();
+    turns?.idle();
+  };
   const failAll = (e: Error) => {
     failed = e;
     for (const w of waiting.values()) w.reject(e);
     waiting.clear();
+    settled();
   };
   worker.on('message', (m: WriterReply) => {
     const w = waiting.get(m.id);
@@ -81,31 +98,61 @@ export function threadWriter(
     if (eventIds && duplicates) {
       w.resolve(eventIds.map((eventId, i) => ({ eventId, duplicate: duplicates[i] === 1 })));
     } else w.reject(new Error(m.error ?? 'intake writer failed'));
+    settled();
   });
   worker.on('error', (e) => failAll(e));
   worker.on('exit', (code) => failAll(new Error(`intake writer thread exited (${code})`)));
   return {
+    pipelined: true,
     async write(rows, now) {
       if (failed) throw failed;
       const packed = packIntakeRows(rows);
       // The main thread's connection is idle from here until the batch is committed.
-      const done = await gate?.acquire();
+      await turns?.take();
+      if (failed) {
+        settled();
+        throw failed;
+      }
       const id = ++seq;
-      return (
-        new Promise((resolve, reject) => {
-          if (failed) return reject(failed);
-          waiting.set(id, { resolve, reject });
-          worker.ref();
-          worker.postMessage({ id, rows: packed, now });
-        }) as Promise<IntakeOutcome[]>
-      ).finally(() => {
-        done?.();
-        if (waiting.size === 0) worker.unref();
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker.ref();
+        worker.postMessage({ id, rows: packed, now });
       });
     },
     async close() {
       worker.removeAllListeners('exit');
       await worker.terminate();
+    },
+  };
+}
+
+/**
+ * The writer's turns at the gate: `take` resolves when batches may go over (a turn held and
+ * nobody else waiting, or a turn just granted), `idle` ends the turn once none is out.
+ */
+function turnKeeper(gate: ConnectionGate) {
+  let turn: { done: () => void; ended: Promise<void>; end: () => void } | undefined;
+  let asking: Promise<void> | undefined;
+  return {
+    async take(): Promise<void> {
+      // Someone else asked: the batches out are committed first, then the turn goes.
+      while (turn && gate.waiting() > 0) await turn.ended;
+      if (turn) return;
+      asking ??= gate.acquire().then((done) => {
+        let end = () => {};
+        const ended = new Promise<void>((r) => (end = r));
+        turn = { done, ended, end };
+        asking = undefined;
+      });
+      await asking;
+    },
+    idle(): void {
+      const t = turn;
+      if (!t) return;
+      turn = undefined;
+      t.done();
+      t.end();
     },
   };
 }

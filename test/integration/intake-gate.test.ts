@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { openDb } from '../../db/connect.js';
 import { createConnectionGate, gateConnections } from '../../db/connection-gate.js';
+import { createCommitQueue } from '../../server/intake/commit-queue.js';
 import { threadWriter, type BatchWriter } from '../../server/intake/writer.js';
 import { onPg } from '../helpers/pg.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
@@ -97,6 +98,54 @@ describeSqlite('SQLite connection gate between the main thread and the intake wr
     expect(r.busy).toBe(0);
     expect(r.stored).toBe(60 * 80);
     expect(r.mainWrites).toBeGreaterThan(20);
+  });
+
+  it('hands batches over while one is committed, and commits them in the order given', async () => {
+    writer = threadWriter(
+      { client: 'sqlite', filename: t.dbFile },
+      WRITER_FILE,
+      gateConnections(main),
+    );
+    let committed = 0;
+    let handedOver = 0;
+    let overlapped = 0;
+    const counting: BatchWriter = {
+      ...writer,
+      pipelined: writer.pipelined,
+      write: async (rows, now) => {
+        if (handedOver > committed) overlapped++;
+        handedOver++;
+        try {
+          return await writer!.write(rows, now);
+        } finally {
+          committed++;
+        }
+      },
+    };
+    const queue = createCommitQueue(counting, () => Date.now());
+    const rows = [];
+    const outcomes = [];
+    // Deliveries arriving over 30 turns of the event loop, as requests do under load.
+    for (let turn = 0; turn < 30; turn++) {
+      for (let i = 0; i < 5; i++) {
+        const row = delivery();
+        rows.push(row);
+        outcomes.push(queue.submit(row));
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    const ids = (await Promise.all(outcomes)).map((o) => o.eventId!);
+    // Control: batches really went over while another was being committed.
+    expect(overlapped).toBeGreaterThan(0);
+    // Each delivery got its own row, and the rows (and their jobs) are in arrival order.
+    const stored = (await main('events')
+      .whereIn('id', ids)
+      .orderBy('id')
+      .select('id', 'entity_id')) as Array<{ id: number; entity_id: string }>;
+    expect(stored.map((r) => Number(r.id))).toEqual(ids);
+    expect(stored.map((r) => r.entity_id)).toEqual(rows.map((r) => r.event.entity_id));
+    const jobs = (await main('jobs').orderBy('id').pluck('event_id')) as number[];
+    expect(jobs.map(Number)).toEqual(ids);
   });
 
   it('turns are first come, first served, and a turn is given back once', async () => {
