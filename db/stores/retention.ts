@@ -246,6 +246,12 @@ export async function databaseSize(db: Knex): Promise<DatabaseSize> {
   return { bytes: Number(r.rows[0]?.n ?? 0), freeBytes: null };
 }
 
+/** SQLite: pages on the file's free list (what an incremental vacuum can give back). */
+export async function freePages(db: Knex): Promise<number> {
+  const rows = (await db.raw('pragma freelist_count')) as Array<{ freelist_count: number }>;
+  return Number(rows[0]?.freelist_count ?? 0);
+}
+
 /** SQLite: the file's `auto_vacuum` mode (0 none, 1 full, 2 incremental). */
 export async function autoVacuumMode(db: Knex): Promise<number> {
   const rows = (await db.raw('pragma auto_vacuum')) as Array<{ auto_vacuum: number }>;

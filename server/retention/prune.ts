@@ -10,6 +10,7 @@ import {
   countPrunable,
   deleteEvents,
   FINAL_STATUSES,
+  freePages,
   incrementalVacuum,
   prunableEventIds,
   pruneAged,
@@ -67,8 +68,6 @@ export interface PruneReport {
 const TARGET_BATCH_MS = { sqlite: 5, pg: 250 };
 const MIN_BATCH = 20;
 const MAX_BATCH = 2000;
-/** Pages given back per incremental-vacuum step (4 MB at the default 4 KiB page). */
-const VACUUM_STEP_PAGES = 1000;
 
 /** Runs one retention pass, a short transaction per batch (db/README.md#retention). */
 export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneReport> {
@@ -166,26 +165,20 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
   }
 
   if (!dryRun && isSqlite(db) && (await autoVacuumMode(db)) === 2) {
-    report.vacuumedPages = await giveBackSpace(deps, pause, stopped);
+    // Moving pages is far slower per page than deleting rows: the steps start small and
+    // follow the same time target as the batches.
+    let pages = 0;
+    batch = MIN_BATCH;
+    await drain(async (limit) => {
+      const n = Math.min(await freePages(db), limit);
+      if (n === 0) return 0;
+      const t0 = performance.now();
+      await incrementalVacuum(db, n);
+      heldMs = performance.now() - t0;
+      pages += n;
+      return n;
+    });
+    report.vacuumedPages = pages;
   }
   return report;
-}
-
-/** SQLite with incremental auto-vacuum: frees the file's empty pages, a step at a time. */
-async function giveBackSpace(
-  deps: Deps,
-  pause: (heldMs: number) => Promise<void>,
-  stopped: () => boolean,
-): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const rows = (await deps.db.raw('pragma freelist_count')) as Array<{ freelist_count: number }>;
-    const free = Number(rows[0]?.freelist_count ?? 0);
-    if (free === 0 || stopped()) return total;
-    const step = Math.min(free, VACUUM_STEP_PAGES);
-    const t0 = performance.now();
-    await incrementalVacuum(deps.db, step);
-    total += step;
-    await pause(performance.now() - t0);
-  }
 }

@@ -45,7 +45,9 @@ export async function pruneBench(args: { rows: number; connections: number }): P
     LOG_LEVEL: 'info',
     RETENTION_DAYS: '30',
   });
-  const seen: { prune?: { ms: number; tables: Record<string, number> } } = {};
+  const seen: {
+    prune?: { ms: number; tables: Record<string, number>; vacuumedPages?: number };
+  } = {};
   /** The server's log line of its finished pass (read through a call: the stream sets it). */
   const pruned = () => seen.prune;
   let out = '';
@@ -53,7 +55,7 @@ export async function pruneBench(args: { rows: number; connections: number }): P
     out += d.toString();
     for (const line of out.split('\n')) {
       if (!line.includes('retention: pruned old data')) continue;
-      seen.prune ??= JSON.parse(line) as { ms: number; tables: Record<string, number> };
+      seen.prune ??= JSON.parse(line) as NonNullable<typeof seen.prune>;
     }
     out = out.slice(out.lastIndexOf('\n') + 1);
   });
@@ -94,7 +96,8 @@ export async function pruneBench(args: { rows: number; connections: number }): P
     const pruneLog = pruned();
     if (!pruneLog) throw new Error('the prune did not finish within 20 minutes of load');
     process.stdout.write(
-      `\nprune: ${fmt(pruneLog.tables.events ?? 0)} events in ${fmt(pruneLog.ms / 1000, 1)} s under load\n` +
+      `\nprune: ${fmt(pruneLog.tables.events ?? 0)} events in ${fmt(pruneLog.ms / 1000, 1)} s under load, ` +
+        `${fmt(pruneLog.vacuumedPages ?? 0)} pages given back to the file system\n` +
         `intake without pruning (${before.length} windows): ${summary(before)}\n` +
         `intake during the prune (${during.length} windows): ${summary(during)}\n`,
     );
