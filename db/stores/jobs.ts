@@ -341,8 +341,8 @@ async function claimWhere(
  * A portal's `n` slots, round-robin across its due topics (event names), starting after
  * the topic served last; a topic gets no more once it holds `cap` while another topic has
  * due jobs. So while the target of one event's rules hangs, that event's jobs hold at most
- * `cap` of the portal's slots and its other events go on. Slots a topic could not use go
- * to the others, then to the portal's jobs in claim order.
+ * `cap` of the portal's slots and its other events go on. Slots a topic could not use (its
+ * due jobs wait for an earlier job of their entity) go to the topics that may take more.
  */
 async function claimTopics(
   trx: Knex.Transaction,
@@ -357,17 +357,23 @@ async function claimTopics(
   const after = o.afterTopic?.get(portal);
   const topics =
     after === undefined ? all : [...all.filter((t) => t > after), ...all.filter((t) => t <= after)];
+  const got: JobRow[] = [];
+  const keyOf = (j: JobRow) => topicKey(portalOf(j), j.topic);
   const holds = (t: string) =>
     (o.holdingTopics?.get(topicKey(portal, t)) ?? 0) +
-    count(taken, (j) => topicKey(portalOf(j), j.topic), topicKey(portal, t));
-  const got: JobRow[] = [];
-  const quota = spread(topics, a.n, (t) => cap - holds(t));
-  for (const [t, k] of quota) {
-    got.push(
-      ...(await claimWhere(trx, o, exclude, k, (q) =>
+    count(taken, keyOf, topicKey(portal, t)) +
+    count(got, keyOf, topicKey(portal, t));
+  let open = topics;
+  for (let round = 0; round < 2 && got.length < a.n && open.length > 0; round++) {
+    const full = new Set<string>();
+    for (const [t, k] of spread(open, a.n - got.length, (x) => cap - holds(x))) {
+      const rows = await claimWhere(trx, o, exclude, k, (q) =>
         q.where('j.portal_id', portal).where('j.topic', t),
-      )),
-    );
+      );
+      got.push(...rows);
+      if (rows.length === k) full.add(t);
+    }
+    open = topics.filter((t) => full.has(t));
   }
   return got;
 }

@@ -1,0 +1,92 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { claimFairly, insertJobs, topicKey, type FairClaimOptions } from '../../db/stores/jobs.js';
+import { seedPortal } from '../helpers/event-builder.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+
+/**
+ * Fair claiming inside one portal (db/stores/jobs.ts `claimFairly`), on the real database:
+ * a portal's slots go round-robin across its topics (event names), one topic holding at
+ * most its cap while others are due.
+ */
+describe('claiming across the topics of one portal', () => {
+  let t: TestDeps;
+  let portalId: number;
+  let seq = 0;
+
+  beforeEach(async () => {
+    t = await createTestDeps();
+    portalId = (await seedPortal(t.deps)).row.id;
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  /** `n` due jobs of `topic`, each for its own entity unless `entity` is given. */
+  async function jobs(topic: string, n: number, entity?: string): Promise<void> {
+    const now = t.clock.now().getTime();
+    await insertJobs(
+      t.deps.db,
+      Array.from({ length: n }, () => ({
+        type: 'process_event' as const,
+        event_id: null,
+        portal_id: portalId,
+        entity_key: `${portalId}:deal:${entity ?? String(++seq)}`,
+        payload: null,
+        max_attempts: 5,
+        run_at: now,
+        topic,
+      })),
+      now,
+    );
+  }
+
+  const claim = async (limit: number, holding: Record<string, number> = {}) => {
+    const holdingTopics = new Map(
+      Object.entries(holding).map(([topic, n]) => [topicKey(portalId, topic), n] as const),
+    );
+    const held = Object.values(holding).reduce((s, n) => s + n, 0);
+    const o: FairClaimOptions = {
+      workerId: 'w1',
+      now: t.clock.now().getTime(),
+      limit,
+      holding: new Map(held ? [[portalId, held]] : []),
+      holdingTopics,
+      cap: 2,
+      concurrency: 4,
+      topicShare: 0.5,
+      after: 0,
+    };
+    const got = await claimFairly(t.deps.db, o);
+    const by: Record<string, number> = {};
+    for (const j of got) by[j.topic ?? ''] = (by[j.topic ?? ''] ?? 0) + 1;
+    return by;
+  };
+
+  it('hands the slots out across topics, whatever order their jobs came in', async () => {
+    await jobs('ONCRMDEALUPDATE', 10);
+    await jobs('ONCRMCONTACTUPDATE', 10);
+    expect(await claim(4)).toEqual({ ONCRMDEALUPDATE: 2, ONCRMCONTACTUPDATE: 2 });
+  });
+
+  it('gives a topic no more once it holds its cap while another is due', async () => {
+    await jobs('ONCRMDEALUPDATE', 10);
+    await jobs('ONCRMCONTACTUPDATE', 10);
+    expect(await claim(2, { ONCRMDEALUPDATE: 2 })).toEqual({ ONCRMCONTACTUPDATE: 2 });
+  });
+
+  it('lets a topic alone take every slot', async () => {
+    await jobs('ONCRMDEALUPDATE', 10);
+    expect(await claim(4)).toEqual({ ONCRMDEALUPDATE: 4 });
+  });
+
+  it('gives the slots a topic cannot use to the topics that may take more', async () => {
+    // Two updates of one company: the second waits for the first, so this topic (first in
+    // the round) is handed two slots and can use one.
+    await jobs('ONCRMCOMPANYUPDATE', 2, 'same');
+    await jobs('ONCRMCONTACTUPDATE', 10);
+    await jobs('ONCRMDEALUPDATE', 10);
+    const got = await claim(4);
+    expect(got.ONCRMCOMPANYUPDATE).toBe(1);
+    expect(Object.values(got).reduce((s, n) => s + n, 0)).toBe(4);
+  });
+});
