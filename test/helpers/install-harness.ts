@@ -7,26 +7,32 @@ import { appParts } from '../../server/routes/index.js';
 import { createServices, type Services } from '../../server/services.js';
 import { buildListener } from '../../server/start.js';
 import { startEmulator, type BitrixEmulator } from '../emulator/bitrix-emulator.js';
-import type { PortalOptions } from '../emulator/types.js';
+import type { EmulatedPortal } from '../emulator/portal-api.js';
+import type { HttpResponseSummary, PortalOptions } from '../emulator/types.js';
 import { createTestDeps, type TestDeps } from './test-deps.js';
 
 export const CLIENT_ID = 'local.test';
 export const CLIENT_SECRET = 'test-client-secret';
 
-export interface InstallHarness {
-  emu: BitrixEmulator;
+/** The app half of the harness: the real app on a local port, trusting the given OAuth server. */
+export interface AppHarness {
   t: TestDeps;
   services: Services;
   /** The app's own URL (APP_URL): the emulator delivers events here. */
   appUrl: string;
-  addPortal(options?: PortalOptions): ReturnType<BitrixEmulator['addPortal']>;
-  /** Stops the app (services and HTTP server), keeping the emulator and the data dir. */
+  /** Stops the app (services and HTTP server), keeping the data dir. */
   stopApp(): Promise<void>;
   /** The app is down: services stopped, and deliveries to APP_URL fail (connection reset). */
   pauseApp(): Promise<void>;
   /** Starts fresh services on the same data dir and serves APP_URL again. */
   resumeApp(): void;
+  /** Stops the app and removes its data. */
   close(): Promise<void>;
+}
+
+export interface InstallHarness extends AppHarness {
+  emu: BitrixEmulator;
+  addPortal(options?: PortalOptions): ReturnType<BitrixEmulator['addPortal']>;
 }
 
 /**
@@ -43,6 +49,39 @@ export async function startInstallHarness(
     clientSecret: CLIENT_SECRET,
     ...emulator,
   });
+  const a = await startApp(emu.oauthUrl, env, app);
+  return {
+    emu,
+    t: a.t,
+    get services() {
+      return a.services;
+    },
+    appUrl: a.appUrl,
+    async addPortal(options) {
+      const p = await emu.addPortal(options);
+      p.setApp({ appUrl: a.appUrl, installPath: a.t.deps.manifest.handlers.install });
+      return p;
+    },
+    stopApp: a.stopApp,
+    pauseApp: a.pauseApp,
+    resumeApp: a.resumeApp,
+    async close() {
+      await emu.close();
+      await a.close();
+    },
+  };
+}
+
+/**
+ * The real app listening on a local port, with APP_URL pointing at it, trusting the OAuth
+ * server at `oauthUrl` and portals on loopback (B24_PORTAL_HOSTS / B24_OAUTH_SERVERS): the
+ * emulator may run in this process or another.
+ */
+export async function startApp(
+  oauthUrl: string,
+  env: Env = {},
+  app: { bitrix?: BitrixRestOptions; resolveHost?: HostResolver } = {},
+): Promise<AppHarness> {
   let listener: http.RequestListener = (_req, res) => res.writeHead(503).end();
   const server = http.createServer((req, res) => listener(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -50,9 +89,9 @@ export async function startInstallHarness(
   const t = await createTestDeps(
     {
       B24_PORTAL_HOSTS: '127.0.0.1:*',
-      B24_OAUTH_SERVERS: emu.oauthUrl,
+      B24_OAUTH_SERVERS: oauthUrl,
       // An install POST without SERVER_ENDPOINT uses its zone's OAuth server: the emulator's.
-      B24_OAUTH_ZONE_SERVERS: `*=${emu.oauthUrl}`,
+      B24_OAUTH_ZONE_SERVERS: `*=${oauthUrl}`,
       B24_CLIENT_ID: CLIENT_ID,
       B24_CLIENT_SECRET: CLIENT_SECRET,
       APP_URL: appUrl,
@@ -64,7 +103,6 @@ export async function startInstallHarness(
   let servicesOpen = true;
   listener = buildListener(t.deps, appParts(t.deps, services));
   let appStopped = false;
-  /** Stops the app (services and its HTTP server) but keeps the emulator and the data dir. */
   async function stopApp() {
     if (appStopped) return;
     appStopped = true;
@@ -74,17 +112,11 @@ export async function startInstallHarness(
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   return {
-    emu,
     t,
     get services() {
       return services;
     },
     appUrl,
-    async addPortal(options) {
-      const p = await emu.addPortal(options);
-      p.setApp({ appUrl, installPath: t.deps.manifest.handlers.install });
-      return p;
-    },
     stopApp,
     async pauseApp() {
       if (!servicesOpen) return;
@@ -99,11 +131,17 @@ export async function startInstallHarness(
       listener = buildListener(t.deps, appParts(t.deps, services));
     },
     async close() {
-      await emu.close();
       await stopApp();
       await t.close();
     },
   };
+}
+
+/** What `installPortal` drives: an emulated portal, here or in another process. */
+export interface InstallablePortal {
+  install(): Promise<HttpResponseSummary>;
+  finishInstall(): Promise<unknown>;
+  whenIdle(): Promise<void>;
 }
 
 /**
@@ -111,10 +149,19 @@ export async function startInstallHarness(
  * ONAPPINSTALL handled), and `settle`, which waits until the deliveries sent so far are
  * stored and every due job has run; it has run once before this resolves.
  */
+export async function installPortal<P extends InstallablePortal>(
+  h: { services: Services; addPortal(options?: PortalOptions): Promise<P> },
+  options?: PortalOptions,
+): Promise<{ portal: P; settle(): Promise<void> }>;
+// Last, so that `ReturnType<typeof installPortal>` names the emulator's portal.
 export async function installPortal(
   h: InstallHarness,
   options?: PortalOptions,
-): Promise<{ portal: Awaited<ReturnType<InstallHarness['addPortal']>>; settle(): Promise<void> }> {
+): Promise<{ portal: EmulatedPortal; settle(): Promise<void> }>;
+export async function installPortal(
+  h: { services: Services; addPortal(options?: PortalOptions): Promise<InstallablePortal> },
+  options?: PortalOptions,
+): Promise<{ portal: InstallablePortal; settle(): Promise<void> }> {
   const portal = await h.addPortal(options);
   const res = await portal.install();
   if (res.status !== 200) throw new Error(`install answered ${res.status}: ${res.body}`);
