@@ -532,8 +532,12 @@ export async function backlogCounts(db: Knex): Promise<Map<number, number>> {
 }
 
 /**
- * received_at of the oldest event still in the backlog: the rollups name the oldest hour
- * with one, then only that hour's events are read (through a received_at index).
+ * received_at of the oldest event still in the backlog. The rollups say whether there is
+ * one; then one index seek per backlog status finds the oldest: the portal's first event in
+ * that status by id (`events_portal_status_id`; ids follow arrival), or for all portals the
+ * earliest received_at (`events_status_received`). A min() over the oldest hour's events
+ * instead read every backlog event of that hour: under a flood, a million rows and a
+ * two-second stall of the main thread at each alert check.
  */
 export async function oldestPendingAt(
   db: Knex,
@@ -545,15 +549,21 @@ export async function oldestPendingAt(
   ).first()) as { b: unknown } | undefined;
   const hour = num(r?.b);
   if (hour === null) return undefined;
-  const q = db('events')
-    .whereIn('status', BACKLOG as string[])
-    .where('received_at', '>=', hour)
-    .where('received_at', '<', hour + HOUR)
-    .min({ t: 'received_at' });
-  if (portalId === null) q.whereNull('portal_id');
-  else if (portalId !== undefined) q.where('portal_id', portalId);
-  const t = (await q.first()) as { t: unknown } | undefined;
-  return num(t?.t) ?? hour;
+  let oldest: number | null = null;
+  for (const status of BACKLOG) {
+    const q = db('events').where('status', status);
+    if (portalId === undefined) q.orderBy('received_at');
+    else {
+      if (portalId === null) q.whereNull('portal_id');
+      else q.where('portal_id', portalId);
+      q.orderBy('id');
+    }
+    const t = num(
+      ((await q.first('received_at')) as { received_at: unknown } | undefined)?.received_at,
+    );
+    if (t !== null && (oldest === null || t < oldest)) oldest = t;
+  }
+  return oldest ?? hour;
 }
 
 /**

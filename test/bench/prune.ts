@@ -68,9 +68,23 @@ export async function pruneBench(args: { rows: number; connections: number }): P
       body,
       contentType: 'application/x-www-form-urlencoded',
     });
-  const line = (name: string, r: LoadResult) =>
+  /** The main thread's event-loop delay (p99, max) since the previous scrape, in ms. */
+  const loopDelay = async () => {
+    const text = await (await fetch(`${proc.url}/metrics`)).text();
+    const q = (name: string) =>
+      Math.round(
+        Number(
+          new RegExp(
+            `^b24hooks_event_loop_delay_seconds\\{quantile="${name}"\\} (\\S+)$`,
+            'm',
+          ).exec(text)?.[1] ?? NaN,
+        ) * 1000,
+      );
+    return `loop delay p99 ${q('0.99')} ms, max ${q('1')} ms`;
+  };
+  const line = async (name: string, r: LoadResult) =>
     process.stdout.write(
-      `${name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}\n`,
+      `${name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}  ${await loopDelay()}\n`,
     );
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
   const summary = (rs: LoadResult[]) =>
@@ -78,12 +92,13 @@ export async function pruneBench(args: { rows: number; connections: number }): P
     `${fmt(median(rs.map((r) => r.rps)))} req/s median; non-200 ${rs.reduce((n, r) => n + r.non2xx, 0)}`;
   try {
     await load(3); // warm-up
+    await loopDelay(); // starts the first window
     // Windows of the same load on the same server: before its first pass, then during it.
     const before: LoadResult[] = [];
     while (Date.now() < started + FIRST_PASS_MS - 7000) {
       const r = await load(5);
       before.push(r);
-      line(`before ${before.length} (5 s)`, r);
+      await line(`before ${before.length} (5 s)`, r);
     }
     if (pruned()) throw new Error('the prune ended before the load on it started');
     while (Date.now() < started + FIRST_PASS_MS) await new Promise((r) => setTimeout(r, 100));
@@ -91,7 +106,7 @@ export async function pruneBench(args: { rows: number; connections: number }): P
     while (!pruned() && during.length < 240) {
       const r = await load(5);
       during.push(r);
-      line(`during ${during.length} (5 s)`, r);
+      await line(`during ${during.length} (5 s)`, r);
     }
     const pruneLog = pruned();
     if (!pruneLog) throw new Error('the prune did not finish within 20 minutes of load');

@@ -1,0 +1,77 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { isSqlite } from '../../db/connect.js';
+import { writeIntakeBatch } from '../../db/stores/intake.js';
+import { oldestPendingAt } from '../../db/stores/rollups.js';
+import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+
+const HOUR = 3600_000;
+
+/**
+ * The oldest event still in the backlog (alert monitor, dashboard, `status --json`): found
+ * by one index seek per backlog status, whatever the size of the backlog.
+ */
+describe('oldest pending event', () => {
+  let t: TestDeps;
+  let a: TestPortal;
+  let b: TestPortal;
+  let deal = 0;
+
+  beforeEach(async () => {
+    t = await createTestDeps();
+    a = await seedPortal(t.deps);
+    b = await seedPortal(t.deps);
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const deliver = (portal: TestPortal, receivedAt: number, status?: 'unverified') => {
+    const row = intakeRow(portal, ++deal, { receivedAt });
+    if (status) {
+      row.event.status = status;
+      row.job = null;
+    }
+    return writeIntakeBatch(t.deps.db, [row], receivedAt);
+  };
+
+  it('is the earliest received event in any backlog status, per portal and in all', async () => {
+    const h = 100 * HOUR;
+    await deliver(a, h + 5000);
+    await deliver(a, h + 9000);
+    await deliver(a, h + 3000, 'unverified');
+    await deliver(b, h + 7000);
+    await deliver(b, h + HOUR + 1000);
+    expect(await oldestPendingAt(t.deps.db, a.row.id)).toBe(h + 3000);
+    expect(await oldestPendingAt(t.deps.db, b.row.id)).toBe(h + 7000);
+    expect(await oldestPendingAt(t.deps.db)).toBe(h + 3000);
+    expect(await oldestPendingAt(t.deps.db, null)).toBeUndefined();
+  });
+
+  it('seeks instead of reading the oldest hour (SQLite query plan)', async () => {
+    if (!isSqlite(t.deps.db)) return;
+    for (let i = 0; i < 20; i++) await deliver(a, 100 * HOUR + i);
+    const queries: string[] = [];
+    const onQuery = (q: { sql: string; bindings: never }) => {
+      if (/from `events`/.test(q.sql)) queries.push(t.deps.db.raw(q.sql, q.bindings).toQuery());
+    };
+    t.deps.db.on('query', onQuery);
+    try {
+      await oldestPendingAt(t.deps.db, a.row.id);
+      await oldestPendingAt(t.deps.db);
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    // Control: the events were read.
+    expect(queries.length).toBeGreaterThan(0);
+    for (const q of queries) {
+      // An aggregate over a range reads every row in it; a first row in index order does not.
+      expect(q).not.toMatch(/\bmin\(/);
+      expect(q).toMatch(/limit 1$/);
+      const plan = (await t.deps.db.raw(`explain query plan ${q}`)) as Array<{ detail: string }>;
+      const text = plan.map((p) => p.detail).join('\n');
+      expect(text).toMatch(/USING (COVERING )?INDEX/);
+      expect(text).not.toMatch(/TEMP B-TREE/);
+    }
+  });
+});
