@@ -185,21 +185,27 @@ export interface PendingBreaches {
 }
 
 /**
- * A portal's recorded breaches whose events are still unprocessed. It reads the portal's
- * backlog (the status index, BACKLOG_OF_PORTAL; CROSS JOIN keeps events the outer loop on
- * SQLite) and looks each event's breaches up by event id (the member_id test is kept from
- * its index): breaches of events long finished pile up for the retention period and are
- * never read here.
+ * A portal's recorded breaches whose events are still unprocessed. A portal without any
+ * recorded breach (most: no SLA, or none missed) costs one seek (`sla_breaches_member`).
+ * Otherwise it reads the portal's backlog (`events_portal_status_id`; CROSS JOIN keeps
+ * events the outer loop on SQLite) and looks each event's breaches up by event id (the
+ * member_id test is kept from its index): breaches of events long finished pile up for the
+ * retention period and are never read here. Before, the backlog of every portal was read at
+ * each check, for every portal: 400 ms at 700,000 waiting events.
  */
 export async function pendingSlaBreaches(
   db: Knex,
   portal: { id: number; memberId: string },
 ): Promise<PendingBreaches> {
+  const none: PendingBreaches = { events: 0, byRule: [], oldestReceivedAt: undefined };
+  if (!(await db('sla_breaches').where('member_id', portal.memberId).first('event_id'))) {
+    return none;
+  }
   const answer = (await db.raw(
     `select b.rule_name as rule_name, b.event_id as event_id, b.received_at as t
        from events e cross join sla_breaches b
       where b.event_id = e.id and e.status in ('received', 'processing', 'unverified')
-        and +e.portal_id = ? and (b.member_id || '') = ?`,
+        and e.portal_id = ? and (b.member_id || '') = ?`,
     [portal.id, portal.memberId],
   )) as unknown;
   const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{

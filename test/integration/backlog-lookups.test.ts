@@ -2,16 +2,17 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { isSqlite } from '../../db/connect.js';
 import { writeIntakeBatch } from '../../db/stores/intake.js';
 import { oldestPendingAt } from '../../db/stores/rollups.js';
+import { pendingSlaBreaches, recordSlaBreaches } from '../../db/stores/sla.js';
 import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
 const HOUR = 3600_000;
 
 /**
- * The oldest event still in the backlog (alert monitor, dashboard, `status --json`): found
- * by one index seek per backlog status, whatever the size of the backlog.
+ * Lookups over the backlog that run at every alert check (and on the dashboard and in
+ * `status --json`): their cost must not grow with a backlog that a flood keeps growing.
  */
-describe('oldest pending event', () => {
+describe('backlog lookups', () => {
   let t: TestDeps;
   let a: TestPortal;
   let b: TestPortal;
@@ -73,5 +74,50 @@ describe('oldest pending event', () => {
       expect(text).toMatch(/USING (COVERING )?INDEX/);
       expect(text).not.toMatch(/TEMP B-TREE/);
     }
+  });
+
+  it('reads no events for the SLA alert of a portal that has no breach recorded', async () => {
+    for (let i = 0; i < 20; i++) await deliver(a, 100 * HOUR + i);
+    const [first] = (await t.deps
+      .db('events')
+      .where('portal_id', b.row.id)
+      .pluck('id')) as number[];
+    await deliver(b, 100 * HOUR);
+    const read: string[] = [];
+    const onQuery = (q: { sql: string }) => read.push(q.sql);
+    t.deps.db.on('query', onQuery);
+    try {
+      expect(await pendingSlaBreaches(t.deps.db, { id: a.row.id, memberId: a.memberId })).toEqual({
+        events: 0,
+        byRule: [],
+        oldestReceivedAt: undefined,
+      });
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    expect(read.length).toBeGreaterThan(0);
+    expect(read.filter((q) => /\bevents\b/.test(q))).toEqual([]);
+    // Control: a portal with a breach of a waiting event gets it, through the same function.
+    const [eventId] = (await t.deps
+      .db('events')
+      .where('portal_id', b.row.id)
+      .pluck('id')) as number[];
+    await recordSlaBreaches(t.deps.db, [
+      {
+        event_id: Number(eventId),
+        rule_name: 'paid',
+        portal_id: b.row.id,
+        member_id: b.memberId,
+        sla_seconds: 60,
+        seen: 'pending',
+        received_at: 100 * HOUR,
+        detected_at: 100 * HOUR + 1000,
+      },
+    ]);
+    expect(await pendingSlaBreaches(t.deps.db, { id: b.row.id, memberId: b.memberId })).toEqual({
+      events: 1,
+      byRule: [{ rule: 'paid', events: 1 }],
+      oldestReceivedAt: 100 * HOUR,
+    });
   });
 });
