@@ -197,9 +197,8 @@ export async function pendingSlaBreaches(
   db: Knex,
   portal: { id: number; memberId: string },
 ): Promise<PendingBreaches> {
-  const none: PendingBreaches = { events: 0, byRule: [], oldestReceivedAt: undefined };
   if (!(await db('sla_breaches').where('member_id', portal.memberId).first('event_id'))) {
-    return none;
+    return { events: 0, byRule: [], oldestReceivedAt: undefined };
   }
   const answer = (await db.raw(
     `select b.rule_name as rule_name, b.event_id as event_id, b.received_at as t
