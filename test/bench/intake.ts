@@ -18,6 +18,8 @@ import { benchDir, fmt, runLoad, startProcess, type LoadResult } from './util.js
 export async function intakeBench(args: {
   durationSec: number;
   connections: number;
+  /** Load on each server before its measured run, not counted (JIT, caches, the file's first pages). */
+  warmupSec: number;
   /** Length of the "everything on" run (0 skips it). */
   allOnSec: number;
 }): Promise<void> {
@@ -31,7 +33,7 @@ export async function intakeBench(args: {
     data: { FIELDS: { ID: '__ID__' } },
   }).replace('ts=1764237600', `ts=1764237600&data%5BFIELDS%5D%5BCOMMENT%5D=${'x'.repeat(560)}`);
   process.stdout.write(
-    `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run\n\n`,
+    `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run after ${args.warmupSec} s of warm-up\n\n`,
   );
 
   const servers: Array<{
@@ -63,14 +65,17 @@ export async function intakeBench(args: {
     for (const s of servers) {
       const proc = await startProcess(s.args, s.env);
       try {
-        const r = await runLoad({
-          url: proc.url + s.path,
-          connections: args.connections,
-          durationSec: args.durationSec,
-          newConnectionPerRequest: mode !== 'keep-alive',
-          body,
-          contentType: 'application/x-www-form-urlencoded',
-        });
+        const load = (durationSec: number) =>
+          runLoad({
+            url: proc.url + s.path,
+            connections: args.connections,
+            durationSec,
+            newConnectionPerRequest: mode !== 'keep-alive',
+            body,
+            contentType: 'application/x-www-form-urlencoded',
+          });
+        if (args.warmupSec > 0) await load(args.warmupSec);
+        const r = await load(args.durationSec);
         results[mode]![s.name] = r;
         process.stdout.write(
           `${mode.padEnd(27)} ${s.name.padEnd(22)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}\n`,

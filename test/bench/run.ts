@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<void>> = {
     intakeBench({
       durationSec: flag('duration', 10),
       connections: flag('connections', 50),
+      warmupSec: flag('warmup', 2),
       allOnSec: flag('all-on', 60),
     }),
   process: () => processBench(),
