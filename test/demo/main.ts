@@ -91,15 +91,22 @@ async function main(): Promise<void> {
     env.HOST?.trim() || '0.0.0.0',
   );
 
-  // The sample "Paid deal" map, pointed at the local stand-ins (kept if one is stored already).
-  if (!(await getRuleMap(deps.db))) {
-    const raw = fs
-      .readFileSync(
-        path.join(projectRoot(), 'server', 'rules', 'samples', 'paid-deal.json'),
-        'utf8',
-      )
-      .replace('https://accounting.example', accounting.url)
-      .replace('https://logistics.example', logistics.url);
+  // The sample "Paid deal" map, pointed at the local stand-ins. A map stored by an earlier
+  // run is kept, edits and all, but its steps to that run's stand-ins (a loopback port that is
+  // gone now) are pointed at this run's.
+  const stored = await getRuleMap(deps.db);
+  const raw = stored
+    ? JSON.stringify(stored)
+        .replace(/http:\/\/127\.0\.0\.1:\d+(?=\/api\/invoices)/g, accounting.url)
+        .replace(/http:\/\/127\.0\.0\.1:\d+(?=\/api\/shipments)/g, logistics.url)
+    : fs
+        .readFileSync(
+          path.join(projectRoot(), 'server', 'rules', 'samples', 'paid-deal.json'),
+          'utf8',
+        )
+        .replace('https://accounting.example', accounting.url)
+        .replace('https://logistics.example', logistics.url);
+  if (!stored || raw !== JSON.stringify(stored)) {
     const v = validateEventMap(JSON.parse(raw));
     if (v.ok) await saveRuleMap(deps.db, undefined, v.map, deps.clock.now());
   }

@@ -18,9 +18,8 @@ describe('npm run demo', () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
 
-  it('installs on the emulated portal, streams deals and runs the Paid-deal rule', async () => {
-    const port = await freePort();
-    const dataDir = path.join(tmp.dir, 'demo');
+  /** Runs the demo until its first SMS goes out (or 20 s); what it printed. */
+  async function runDemo(port: number, dataDir: string, check?: (err: string) => Promise<void>) {
     const proc = spawn(
       process.execPath,
       [path.join(projectRoot(), 'dist', 'test', 'demo', 'main.js')],
@@ -41,17 +40,27 @@ describe('npm run demo', () => {
       const deadline = Date.now() + 20_000;
       while (!/\[sms\] POST/.test(err) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
+      await check?.(err);
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    return err;
+  }
+
+  const dataDir = path.join(tmp.dir, 'demo');
+
+  it('installs on the emulated portal, streams deals and runs the Paid-deal rule', async () => {
+    const port = await freePort();
+    const err = await runDemo(port, dataDir, async (err) => {
       const portalPage = /Open the emulated Bitrix24 portal: +(http:\/\/\S+)/.exec(err)?.[1];
       expect(portalPage).toBeDefined();
       const page = await fetch(portalPage!);
       expect(page.status).toBe(200);
       expect(await page.text()).toContain(`http://localhost:${port}`);
-      expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
-      expect(err).toMatch(/\[sms\] POST \/send .*Payment received for order/);
-    } finally {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
+    });
+    expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
+    expect(err).toMatch(/\[sms\] POST \/send .*Payment received for order/);
     const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
     const processed = Number(
       (
@@ -63,5 +72,12 @@ describe('npm run demo', () => {
     );
     await db.destroy();
     expect(processed).toBeGreaterThan(0);
+  });
+
+  it('run again on the same data, reaches this run’s stand-ins, not the last run’s', async () => {
+    // The stand-ins listen on new ports each run; the stored map still named the old ones.
+    const err = await runDemo(await freePort(), dataDir);
+    expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
+    expect(err).toMatch(/\[logistics\] POST \/api\/shipments/);
   });
 });
