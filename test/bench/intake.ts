@@ -6,7 +6,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 import { seedDataDir } from '../helpers/seed-db.js';
 import { storedAdminSession } from '../helpers/stored-session.js';
 import { eventBody } from '../helpers/event-builder.js';
-import { benchDir, fmt, runLoad, startProcess, type LoadResult } from './util.js';
+import { benchDir, fmt, loopDelay, runLoad, startProcess, type LoadResult } from './util.js';
 
 /**
  * `npm run bench -- intake`: requests/s, p50 and p99 of (a) a bare node:http server (the
@@ -113,13 +113,6 @@ export async function intakeBench(args: {
   }
 }
 
-/** Main-thread event-loop delay p99 (ms) of a server since its previous /metrics scrape. */
-async function loopDelayP99(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /^b24hooks_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m.exec(text);
-  return m?.[1] ? Number(m[1]) * 1000 : NaN;
-}
-
 /**
  * (d) "everything on" (test/bench/README.md#intake): the intake under keep-alive load while the
  * worker processes every delivery with a rule whose HTTP step posts to a local stand-in, and the
@@ -183,10 +176,10 @@ async function everythingOn(durationSec: number, connections: number, b: LoadRes
   const pending: Promise<unknown>[] = [];
   let timers: NodeJS.Timeout[] = [];
   try {
-    await loopDelayP99(proc.url); // starts a fresh window
+    await loopDelay(proc.url); // starts a fresh window
     timers = [
       setInterval(() => pending.push(view().catch(() => viewErrors++)), 200),
-      setInterval(() => pending.push(loopDelayP99(proc.url).then((x) => windows.push(x))), 5000),
+      setInterval(() => pending.push(loopDelay(proc.url).then((x) => windows.push(x.p99))), 5000),
     ];
     r = await runLoad({
       url: `${proc.url}/b24/events`,
@@ -198,7 +191,7 @@ async function everythingOn(durationSec: number, connections: number, b: LoadRes
     });
     for (const x of timers) clearInterval(x);
     await Promise.all(pending);
-    windows.push(await loopDelayP99(proc.url));
+    windows.push((await loopDelay(proc.url)).p99);
     eld = Math.max(...windows);
   } finally {
     for (const x of timers) clearInterval(x);

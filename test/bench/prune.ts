@@ -4,7 +4,7 @@ import { generateEvents } from '../helpers/bulk-events.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { seedDataDir } from '../helpers/seed-db.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { benchDir, fmt, runLoad, startProcess, type LoadResult } from './util.js';
+import { benchDir, fmt, loopDelay, runLoad, startProcess, type LoadResult } from './util.js';
 
 const DAY = 86_400_000;
 /** The server's first background prune starts this long after it (server/retention/index.ts). */
@@ -68,23 +68,13 @@ export async function pruneBench(args: { rows: number; connections: number }): P
       body,
       contentType: 'application/x-www-form-urlencoded',
     });
-  /** The main thread's event-loop delay (p99, max) since the previous scrape, in ms. */
-  const loopDelay = async () => {
-    const text = await (await fetch(`${proc.url}/metrics`)).text();
-    const q = (name: string) =>
-      Math.round(
-        Number(
-          new RegExp(
-            `^b24hooks_event_loop_delay_seconds\\{quantile="${name}"\\} (\\S+)$`,
-            'm',
-          ).exec(text)?.[1] ?? NaN,
-        ) * 1000,
-      );
-    return `loop delay p99 ${q('0.99')} ms, max ${q('1')} ms`;
+  const delay = async () => {
+    const d = await loopDelay(proc.url);
+    return `loop delay p99 ${Math.round(d.p99)} ms, max ${Math.round(d.max)} ms`;
   };
   const line = async (name: string, r: LoadResult) =>
     process.stdout.write(
-      `${name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}  ${await loopDelay()}\n`,
+      `${name.padEnd(28)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}  ${await delay()}\n`,
     );
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
   const summary = (rs: LoadResult[]) =>
@@ -92,7 +82,7 @@ export async function pruneBench(args: { rows: number; connections: number }): P
     `${fmt(median(rs.map((r) => r.rps)))} req/s median; non-200 ${rs.reduce((n, r) => n + r.non2xx, 0)}`;
   try {
     await load(3); // warm-up
-    await loopDelay(); // starts the first window
+    await loopDelay(proc.url); // starts the first window
     // Windows of the same load on the same server: before its first pass, then during it.
     const before: LoadResult[] = [];
     while (Date.now() < started + FIRST_PASS_MS - 7000) {

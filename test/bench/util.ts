@@ -72,3 +72,19 @@ export function startProcess(
 
 export const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/**
+ * A server's main-thread event-loop delay (ms) since its previous `/metrics` scrape: p99 and
+ * max (NaN when the metric is missing). Each scrape starts a new window.
+ */
+export async function loopDelay(url: string): Promise<{ p99: number; max: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const q = (quantile: string) => {
+    const m = new RegExp(
+      `^b24hooks_event_loop_delay_seconds\\{quantile="${quantile}"\\} (\\S+)$`,
+      'm',
+    ).exec(text);
+    return m?.[1] ? Number(m[1]) * 1000 : NaN;
+  };
+  return { p99: q('0.99'), max: q('1') };
+}

@@ -95,8 +95,9 @@ async function main(): Promise<void> {
   // run is kept, edits and all, but its steps to that run's stand-ins (a loopback port that is
   // gone now) are pointed at this run's.
   const stored = await getRuleMap(deps.db);
-  const raw = stored
-    ? JSON.stringify(stored)
+  const storedText = stored && JSON.stringify(stored);
+  const raw = storedText
+    ? storedText
         .replace(/http:\/\/127\.0\.0\.1:\d+(?=\/api\/invoices)/g, accounting.url)
         .replace(/http:\/\/127\.0\.0\.1:\d+(?=\/api\/shipments)/g, logistics.url)
     : fs
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
         )
         .replace('https://accounting.example', accounting.url)
         .replace('https://logistics.example', logistics.url);
-  if (!stored || raw !== JSON.stringify(stored)) {
+  if (raw !== storedText) {
     const v = validateEventMap(JSON.parse(raw));
     if (v.ok) await saveRuleMap(deps.db, undefined, v.map, deps.clock.now());
   }
