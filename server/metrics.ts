@@ -13,7 +13,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     const loop = startLoopDelayMonitor();
     new Gauge({
       name: 'b24hooks_event_loop_delay_seconds',
-      help: 'Main-thread event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay, 10 ms resolution), by quantile; quantile 1 is the max',
+      help: 'Main-thread event-loop delay since the previous scrape: how late a timer sampled every 10 ms fired (perf_hooks.monitorEventLoopDelay, the sampling interval taken off), by quantile; quantile 1 is the max',
       labelNames: ['quantile'] as const,
       registers: [registry],
       collect() {

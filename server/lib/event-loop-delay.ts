@@ -19,19 +19,21 @@ export interface LoopDelayMonitor {
 /**
  * How long the main thread kept timers waiting (perf_hooks.monitorEventLoopDelay, sampled
  * every `resolutionMs`): everything on the main thread runs between two deliveries, so its
- * p99 is the intake's tail latency floor.
+ * p99 is the intake's tail latency floor. Node's histogram records the time between two
+ * samples, the sampling interval included (an idle process shows p50 ≈ `resolutionMs`), so
+ * the interval is taken off: 0 is a timer that fired on time.
  */
 export function startLoopDelayMonitor(resolutionMs = 10): LoopDelayMonitor {
   const h: IntervalHistogram = monitorEventLoopDelay({ resolution: resolutionMs });
   h.enable();
-  const ms = (ns: number) => (Number.isFinite(ns) ? ns / 1e6 : 0);
+  const late = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - resolutionMs) : 0);
   return {
     take() {
       const out = {
-        p50: ms(h.percentile(50)),
-        p90: ms(h.percentile(90)),
-        p99: ms(h.percentile(99)),
-        max: ms(h.max),
+        p50: late(h.percentile(50)),
+        p90: late(h.percentile(90)),
+        p99: late(h.percentile(99)),
+        max: late(h.max),
         count: h.count,
       };
       h.reset();

@@ -109,7 +109,7 @@ export async function intakeBench(args: {
   process.stdout.write(`\nevents durably stored by (c) over both runs: ${fmt(stored)}\n`);
   if (args.allOnSec > 0) {
     const b = results['keep-alive']!['(b) naive Express 5']!;
-    await everythingOn(args.allOnSec, args.connections, b);
+    await everythingOn(args.allOnSec, args.warmupSec, args.connections, b);
   }
 }
 
@@ -119,7 +119,12 @@ export async function intakeBench(args: {
  * alert monitor and heartbeat run as in production. Deals deleted (ONCRMDEALDELETE) need no REST
  * read, so the work is the worker's own: claims, outcome writes, the HTTP step.
  */
-async function everythingOn(durationSec: number, connections: number, b: LoadResult) {
+async function everythingOn(
+  durationSec: number,
+  warmupSec: number,
+  connections: number,
+  b: LoadResult,
+) {
   const tmp = tempDir('b24hooks-bench-');
   const standin = await startHttpSink();
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
@@ -175,20 +180,27 @@ async function everythingOn(durationSec: number, connections: number, b: LoadRes
   let eld: number;
   const pending: Promise<unknown>[] = [];
   let timers: NodeJS.Timeout[] = [];
-  try {
-    await loopDelay(proc.url); // starts a fresh window
-    timers = [
-      setInterval(() => pending.push(view().catch(() => viewErrors++)), 200),
-      setInterval(() => pending.push(loopDelay(proc.url).then((x) => windows.push(x.p99))), 5000),
-    ];
-    r = await runLoad({
+  const load = (seconds: number) =>
+    runLoad({
       url: `${proc.url}/b24/events`,
       connections,
-      durationSec,
+      durationSec: seconds,
       newConnectionPerRequest: false,
       body,
       contentType: 'application/x-www-form-urlencoded',
     });
+  try {
+    timers = [setInterval(() => pending.push(view().catch(() => viewErrors++)), 200)];
+    // The same warm-up as (a)–(c), readers included; neither its views nor its loop delay count.
+    if (warmupSec > 0) await load(warmupSec);
+    await Promise.all(pending.splice(0));
+    views.length = 0;
+    viewErrors = 0;
+    await loopDelay(proc.url); // starts a fresh window
+    timers.push(
+      setInterval(() => pending.push(loopDelay(proc.url).then((x) => windows.push(x.p99))), 5000),
+    );
+    r = await load(durationSec);
     for (const x of timers) clearInterval(x);
     await Promise.all(pending);
     windows.push((await loopDelay(proc.url)).p99);

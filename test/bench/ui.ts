@@ -1,10 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { buildListener } from '../../server/start.js';
 import { uiRoutes } from '../../server/ui/routes.js';
 import { createAlertMonitor } from '../../server/alerts/index.js';
+import { startLoopDelayMonitor } from '../../server/lib/event-loop-delay.js';
 import { statusCommand } from '../../server/cli/commands.js';
 import { openSqliteConnection } from '../../db/connect.js';
 import { upsertPortal } from '../../db/stores/portals.js';
@@ -273,12 +273,11 @@ export async function uiBench(args: {
   }
 
   // The readers under load: what they cost every delivery waiting on the same event loop.
-  const idle = monitorEventLoopDelay({ resolution: 1 });
-  idle.enable();
+  const idleMonitor = startLoopDelayMonitor(1);
   await new Promise((r) => setTimeout(r, 3000));
-  idle.disable();
+  const idle = idleMonitor.take();
+  idleMonitor.stop();
   const monitor = createAlertMonitor(deps);
-  const loop = monitorEventLoopDelay({ resolution: 1 });
   const views: number[] = [];
   const scrapes: number[] = [];
   const checks: number[] = [];
@@ -287,7 +286,7 @@ export async function uiBench(args: {
     pending.add(p);
     void p.finally(() => pending.delete(p));
   };
-  loop.enable();
+  const loopMonitor = startLoopDelayMonitor(1);
   const loadCpu0 = process.cpuUsage();
   const timers = [
     setInterval(() => track(get('/ui').then((x) => views.push(x))), 200),
@@ -300,15 +299,15 @@ export async function uiBench(args: {
   await new Promise((r) => setTimeout(r, args.loadSeconds * 1000));
   for (const x of timers) clearInterval(x);
   await Promise.all(pending);
-  loop.disable();
+  const loop = loopMonitor.take();
+  loopMonitor.stop();
   const loadCpu = process.cpuUsage(loadCpu0);
-  const p99 = loop.percentile(99) / 1e6;
-  const max = loop.max / 1e6;
+  const { p99, max } = loop;
   process.stdout.write(
     `\nunder load for ${args.loadSeconds} s: ${views.length} dashboard views (p50 ${ms(pct(views, 0.5))}, p95 ${ms(pct(views, 0.95))}), ` +
       `${scrapes.length} /metrics scrapes (max ${ms(Math.max(0, ...scrapes))}), ${checks.length} alert checks (max ${ms(Math.max(0, ...checks))}); ` +
       `this process used ${Math.round((loadCpu.user + loadCpu.system) / 1e4 / args.loadSeconds)} % of one core\n` +
-      `event-loop delay: p50 ${ms(loop.percentile(50) / 1e6)}, p99 ${ms(p99)} (target ≤ 10 ms ${verdict(p99, 10)}), max ${ms(max)}; idle p99 ${ms(idle.percentile(99) / 1e6)}\n`,
+      `event-loop delay: p50 ${ms(loop.p50)}, p99 ${ms(p99)} (target ≤ 10 ms ${verdict(p99, 10)}), max ${ms(max)}; idle p99 ${ms(idle.p99)}\n`,
   );
 
   const statusTimes: number[] = [];
