@@ -1,5 +1,5 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { openSqliteConnection, type DbTarget } from '../../db/connect.js';
+import { openSqliteWriterConnection, type DbTarget } from '../../db/connect.js';
 import {
   sqliteIntakeWriter,
   unpackIntakeRows,
@@ -16,7 +16,7 @@ import type { WriterReply } from './writer.js';
  */
 const target = (workerData as { target: DbTarget }).target;
 if (target.client !== 'sqlite') throw new Error('the intake writer thread is for SQLite');
-const write = sqliteIntakeWriter(openSqliteConnection(target.filename));
+const write = sqliteIntakeWriter(openSqliteWriterConnection(target.filename));
 const reply = (m: WriterReply) => parentPort?.postMessage(m);
 type Batch = { id: number; rows: PackedIntakeRows; now: number };
 parentPort?.on('message', (first: Batch) => {

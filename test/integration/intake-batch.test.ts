@@ -9,8 +9,10 @@ import {
   type IntakeOutcome,
   type IntakeRow,
 } from '../../db/stores/intake.js';
-import { openSqliteConnection } from '../../db/connect.js';
+import { openSqliteWriterConnection } from '../../db/connect.js';
+import path from 'node:path';
 import { onPg } from '../helpers/pg.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
@@ -34,7 +36,7 @@ describe.each(ways)('intake batch write (%s)', (via) => {
     if (via === 'knex') {
       write = (rows, now) => writeIntakeBatch(t.deps.db, rows, now);
     } else {
-      const conn = openSqliteConnection(t.dbFile);
+      const conn = openSqliteWriterConnection(t.dbFile);
       const sync = sqliteIntakeWriter(conn);
       write = async (rows, now) => sync(rows, now);
       closeConn = () => conn.close();
@@ -100,5 +102,20 @@ describe.each(ways)('intake batch write (%s)', (via) => {
     proof.job = { ...proof.job!, entity_key: 'proof:1', topic: '', detached: true };
     const rows = [delivery(1), delivery(2, { key: null }), proof];
     expect(unpackIntakeRows(structuredClone(packIntakeRows(rows)))).toEqual(rows);
+  });
+});
+
+(onPg() ? describe.skip : describe)('intake writer connection', () => {
+  it('keeps statement journals in memory, not in temporary files', () => {
+    const dir = tempDir('b24hooks-writer-conn-');
+    const conn = openSqliteWriterConnection(path.join(dir.dir, 'w.sqlite'));
+    try {
+      // 2 = MEMORY: a batch's multi-row INSERT no longer spills ~45 pages to a temp file.
+      expect(conn.pragma('temp_store', { simple: true })).toBe(2);
+      expect(conn.pragma('synchronous', { simple: true })).toBe(2); // FULL, as every connection
+    } finally {
+      conn.close();
+      dir.cleanup();
+    }
   });
 });
