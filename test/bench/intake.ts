@@ -8,6 +8,17 @@ import { storedAdminSession } from '../helpers/stored-session.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { benchDir, fmt, loopDelay, runLoad, startProcess, type LoadResult } from './util.js';
 
+/** A realistic delivery, padded to about 1.2 KB as a deal update with a long token set. */
+function benchDelivery(portal: Parameters<typeof eventBody>[0]['portal'], event: string): string {
+  return eventBody({
+    portal,
+    event,
+    id: '__ID__',
+    accessToken: 'a'.repeat(70),
+    data: { FIELDS: { ID: '__ID__' } },
+  }).replace('ts=1764237600', `ts=1764237600&data%5BFIELDS%5D%5BCOMMENT%5D=${'x'.repeat(560)}`);
+}
+
 /**
  * `npm run bench -- intake`: requests/s, p50 and p99 of (a) a bare node:http server (the
  * ceiling), (b) a plain Express 5 handler with urlencoded({extended:true}) (the naive
@@ -25,13 +36,7 @@ export async function intakeBench(args: {
 }): Promise<void> {
   const tmp = tempDir('b24hooks-bench-');
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
-  // A realistic delivery, padded to about 1.2 KB as a deal update with a long token set.
-  const body = eventBody({
-    portal,
-    id: '__ID__',
-    accessToken: 'a'.repeat(70),
-    data: { FIELDS: { ID: '__ID__' } },
-  }).replace('ts=1764237600', `ts=1764237600&data%5BFIELDS%5D%5BCOMMENT%5D=${'x'.repeat(560)}`);
+  const body = benchDelivery(portal, 'ONCRMDEALUPDATE');
   process.stdout.write(
     `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run after ${args.warmupSec} s of warm-up\n\n`,
   );
@@ -143,13 +148,8 @@ async function everythingOn(
     },
     new Date(),
   );
-  const body = eventBody({
-    portal,
-    event: 'ONCRMDEALDELETE',
-    id: '__ID__',
-    accessToken: 'a'.repeat(70),
-    data: { FIELDS: { ID: '__ID__' } },
-  });
+  // The same size as (a)–(c)'s, so that c/b compares like with like.
+  const body = benchDelivery(portal, 'ONCRMDEALDELETE');
   const proc = await startProcess([path.join(benchDir, '..', '..', 'server', 'main.js')], {
     ...env,
     PORT: '0',
