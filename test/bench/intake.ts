@@ -33,6 +33,8 @@ export async function intakeBench(args: {
   warmupSec: number;
   /** Length of the "everything on" run (0 skips it). */
   allOnSec: number;
+  /** (d) without the rule: the worker finishes every delivery as skipped, with no network. */
+  allOnWithoutRule?: boolean;
 }): Promise<void> {
   const tmp = tempDir('b24hooks-bench-');
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
@@ -114,7 +116,7 @@ export async function intakeBench(args: {
   process.stdout.write(`\nevents durably stored by (c) over both runs: ${fmt(stored)}\n`);
   if (args.allOnSec > 0) {
     const b = results['keep-alive']!['(b) naive Express 5']!;
-    await everythingOn(args.allOnSec, args.warmupSec, args.connections, b);
+    await everythingOn(args.allOnSec, args.warmupSec, args.connections, b, !args.allOnWithoutRule);
   }
 }
 
@@ -129,25 +131,28 @@ async function everythingOn(
   warmupSec: number,
   connections: number,
   b: LoadResult,
+  withRule: boolean,
 ) {
   const tmp = tempDir('b24hooks-bench-');
   const standin = await startHttpSink();
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
   const db = openDb({ client: 'sqlite', filename: path.join(tmp.dir, 'data', 'b24hooks.sqlite') });
-  await saveRuleMap(
-    db,
-    undefined,
-    {
-      rules: [
-        {
-          name: 'deleted deal to the stand-in',
-          on: ['ONCRMDEALDELETE'],
-          actions: [{ type: 'http', method: 'POST', url: `${standin.url}/hook`, body: {} }],
-        },
-      ],
-    },
-    new Date(),
-  );
+  if (withRule) {
+    await saveRuleMap(
+      db,
+      undefined,
+      {
+        rules: [
+          {
+            name: 'deleted deal to the stand-in',
+            on: ['ONCRMDEALDELETE'],
+            actions: [{ type: 'http', method: 'POST', url: `${standin.url}/hook`, body: {} }],
+          },
+        ],
+      },
+      new Date(),
+    );
+  }
   // The same size as (a)–(c)'s, so that c/b compares like with like.
   const body = benchDelivery(portal, 'ONCRMDEALDELETE');
   const proc = await startProcess([path.join(benchDir, '..', '..', 'server', 'main.js')], {
@@ -223,7 +228,7 @@ async function everythingOn(
   tmp.cleanup();
   const by = Object.fromEntries(counts.map((c) => [c.status, Number(c.n)]));
   process.stdout.write(
-    `\n(d) everything on, keep-alive, ${durationSec} s: ${fmt(r.rps)} req/s  p50 ${r.p50} ms  ` +
+    `\n(d) everything on${withRule ? '' : ', no rule (every delivery skipped)'}, keep-alive, ${durationSec} s: ${fmt(r.rps)} req/s  p50 ${r.p50} ms  ` +
       `p99 ${r.p99} ms  event-loop delay p99 ${fmt(eld, 1)} ms  non-200 ${r.non2xx}  ` +
       `c/b = ${fmt(r.rps / b.rps, 2)}\n` +
       `    events: ${JSON.stringify(by)}; HTTP steps sent to the stand-in: ${fmt(standin.requests.length)}\n` +

@@ -19,6 +19,7 @@ const benches: Record<string, () => Promise<void>> = {
       connections: flag('connections', 50),
       warmupSec: flag('warmup', 2),
       allOnSec: flag('all-on', 60),
+      allOnWithoutRule: rest.includes('--no-rule'),
     }),
   process: () => processBench(),
   prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),

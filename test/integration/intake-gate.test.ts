@@ -171,4 +171,26 @@ describeSqlite('SQLite connection gate between the main thread and the intake wr
     await third;
     expect(order).toEqual(['second', 'third']);
   });
+
+  it('lets the event loop turn between two queries of the main connection', async () => {
+    gateConnections(main);
+    // Counts turns of the event loop (one per setImmediate round) while a worker-like chain
+    // of 100 small transactions runs, each answered synchronously by better-sqlite3.
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      if (!ticking) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    for (let i = 0; i < 100; i++) {
+      await main.transaction(async (trx) => {
+        await trx('jobs').where('id', -i).update({ status: 'done' });
+      });
+    }
+    ticking = false;
+    // Without the turn the whole chain ran as promise callbacks: requests waited for all of it.
+    expect(turns).toBeGreaterThanOrEqual(100);
+  });
 });
