@@ -117,6 +117,17 @@ export function isSqlite(db: Db): boolean {
   return client === 'better-sqlite3' || client === 'sqlite3';
 }
 
+/**
+ * `column = value` as a term SQLite's planner will not answer with an index (unary +, see
+ * https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_); a plain
+ * comparison elsewhere. For `id IN (…) AND status = ?`: without statistics SQLite took the
+ * index on `status` and read every pending job (32 ms per claim under a backlog) instead of
+ * looking up the few ids.
+ */
+export function unindexedEquals(db: Knex, column: string, value: Knex.Value): Knex.Raw {
+  return db.raw(isSqlite(db) ? '+?? = ?' : '?? = ?', [column, value]);
+}
+
 export function isPg(db: Db): boolean {
   const client = (db.client as { config?: { client?: unknown } }).config?.client;
   return client === 'pg' || client === 'postgres' || client === 'postgresql';

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { isPg } from '../connect.js';
+import { isPg, unindexedEquals } from '../connect.js';
 import { liveInstanceKeys } from './instances.js';
 
 /** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
@@ -132,7 +132,7 @@ async function lease(
   const ids = rows.map((r) => r.id);
   const claimed = await trx('jobs')
     .whereIn('id', ids)
-    .where('status', 'pending')
+    .where(unindexedEquals(trx, 'status', 'pending'))
     .update({
       status: 'running',
       locked_at: o.now,
