@@ -17,7 +17,8 @@ describe('REST client under portal faults', () => {
   const refreshes = () => h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').length;
 
   beforeEach(async () => {
-    h = await startInstallHarness({}, {}, { bitrix: { timeoutMs: 300 } });
+    // Short enough for the "no answer" case; long enough for the install on a loaded CI machine.
+    h = await startInstallHarness({}, {}, { bitrix: { timeoutMs: 1000 } });
     portal = await h.addPortal();
     expect((await portal.install()).status).toBe(200);
   });
