@@ -116,7 +116,7 @@ export async function intakeBench(args: {
   process.stdout.write(`\nevents durably stored by (c) over both runs: ${fmt(stored)}\n`);
   if (args.allOnSec > 0) {
     const b = results['keep-alive']!['(b) naive Express 5']!;
-    await everythingOn(args.allOnSec, args.warmupSec, args.connections, b, !args.allOnWithoutRule);
+    await everythingOn(args, b);
   }
 }
 
@@ -126,13 +126,9 @@ export async function intakeBench(args: {
  * alert monitor and heartbeat run as in production. Deals deleted (ONCRMDEALDELETE) need no REST
  * read, so the work is the worker's own: claims, outcome writes, the HTTP step.
  */
-async function everythingOn(
-  durationSec: number,
-  warmupSec: number,
-  connections: number,
-  b: LoadResult,
-  withRule: boolean,
-) {
+async function everythingOn(args: Parameters<typeof intakeBench>[0], b: LoadResult) {
+  const { allOnSec: durationSec, warmupSec, connections } = args;
+  const withRule = !args.allOnWithoutRule;
   const tmp = tempDir('b24hooks-bench-');
   const standin = await startHttpSink();
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
