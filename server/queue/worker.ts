@@ -17,7 +17,10 @@ export interface Worker extends EventEmitter {
   readonly id: string;
   /** Claims whatever is due now, runs it, and resolves when all of it finished. */
   runOnce(): Promise<JobOutcome[]>;
-  /** Runs `runOnce` until nothing is due (for tests and replay --wait). */
+  /**
+   * Runs `runOnce` until nothing is due and nothing the loop (`start`) claimed is still
+   * running; resolves with the outcomes of the jobs it ran itself.
+   */
   drain(maxRounds?: number): Promise<JobOutcome[]>;
   start(): void;
   /** Stops claiming, waits for work in flight up to `timeoutMs`, then releases what is left. */
@@ -47,8 +50,13 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       const all: JobOutcome[] = [];
       for (let i = 0; i < maxRounds; i++) {
         const done = await runOnce();
-        if (done.length === 0) break;
-        all.push(...done);
+        if (done.length > 0) {
+          all.push(...done);
+          continue;
+        }
+        // Nothing this call could claim; the loop may hold jobs that are due meanwhile.
+        if (w.queue.size === 0 && w.queue.pending === 0) break;
+        await w.queue.onIdle();
       }
       return all;
     },

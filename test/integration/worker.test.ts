@@ -247,6 +247,38 @@ describe('worker', () => {
     });
   });
 
+  it('drain waits for the jobs the running loop holds', async () => {
+    const ids = await enqueue(['1', '2']);
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const worker = createWorker(t.deps, {
+      pollMs: 10,
+      handlers: {
+        process_event: async () => {
+          entered();
+          await gate;
+        },
+      },
+    });
+    worker.start();
+    try {
+      await inHandler;
+      let drained = false;
+      const draining = worker.drain().then(() => (drained = true));
+      await new Promise((r) => setTimeout(r, 50));
+      // The loop claimed both jobs; drain has nothing of its own to run but must not return.
+      expect(drained).toBe(false);
+      release();
+      await draining;
+      for (const id of ids) expect(await event(id)).toMatchObject({ status: 'processed' });
+    } finally {
+      release();
+      await worker.stop(1_000);
+    }
+  });
+
   it('on stop lets work in flight finish within the timeout', async () => {
     const [id] = await enqueue(['1']);
     let entered!: () => void;
