@@ -107,6 +107,8 @@ describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
     expect(new URL(appFrame().url()).searchParams.get('s')).toBeNull();
     await frame().locator('select[name=status]').selectOption('failed');
     await frame().locator('#apply-filters').click();
+    // The unfiltered page lists the failed event too: wait for the filtered one to load.
+    await appFrame().waitForURL(/[?&]status=failed/);
     await frame().locator('tr[data-status="failed"]').first().waitFor();
     await expect(frame().locator('tr[data-id]').count()).resolves.toBe(1);
     await shot('02-log-filtered');
