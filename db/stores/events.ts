@@ -239,20 +239,35 @@ export async function updateEvent(
 }
 
 /** A job for this event started: the event is `processing`. */
-export async function markEventProcessing(
+/**
+ * The events of claimed `process_event` jobs become `processing`, each with its job's
+ * attempts. It runs in the claim's transaction (jobs.ts `lease`): one commit for a whole
+ * claim, where a commit per event before its handler cost the worker a sixth of its commits
+ * (each an fsync on the main thread; test/bench/README.md#process).
+ */
+export async function markEventsProcessing(
   db: Knex,
-  id: number,
-  attempts: number,
+  runs: ReadonlyArray<{ eventId: number; attempts: number }>,
   now: number,
 ): Promise<void> {
-  await changeEvents(db, [id], (trx) =>
-    trx('events')
-      .where({ id })
-      .update({
-        status: 'processing',
-        attempts,
-        processing_started_at: trx.raw('coalesce(processing_started_at, ?)', [now]),
-      }),
+  if (runs.length === 0) return;
+  const byAttempts = new Map<number, number[]>();
+  for (const r of runs)
+    byAttempts.set(r.attempts, [...(byAttempts.get(r.attempts) ?? []), r.eventId]);
+  await changeEvents(
+    db,
+    runs.map((r) => r.eventId),
+    async (trx) => {
+      for (const [attempts, ids] of byAttempts) {
+        await trx('events')
+          .whereIn('id', ids)
+          .update({
+            status: 'processing',
+            attempts,
+            processing_started_at: trx.raw('coalesce(processing_started_at, ?)', [now]),
+          });
+      }
+    },
   );
 }
 

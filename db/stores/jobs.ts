@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { isPg, unindexedEquals } from '../connect.js';
+import { markEventsProcessing } from './events.js';
 import { liveInstanceKeys } from './instances.js';
 
 /** Job kinds the worker knows (see server/queue/); `alert` is one alert on one channel (server/alerts/). */
@@ -122,8 +123,26 @@ function claimable(trx: Knex.Transaction, o: ClaimOptions, limit: number) {
   return q;
 }
 
-/** Takes the lease on rows read by `claimable` (same transaction). */
+/**
+ * Takes the lease on rows read by `claimable` (same transaction), and marks the events of
+ * the `process_event` jobs taken `processing` in it too.
+ */
 async function lease(
+  trx: Knex.Transaction,
+  rows: JobRow[],
+  o: { workerId: string; now: number },
+): Promise<JobRow[]> {
+  const leased = await leaseJobs(trx, rows, o);
+  const runs = leased.flatMap((j) =>
+    j.type === 'process_event' && j.event_id !== null
+      ? [{ eventId: j.event_id, attempts: j.attempts }]
+      : [],
+  );
+  await markEventsProcessing(trx, runs, o.now);
+  return leased;
+}
+
+async function leaseJobs(
   trx: Knex.Transaction,
   rows: JobRow[],
   o: { workerId: string; now: number },

@@ -1,10 +1,5 @@
 import { toError } from '../lib/errors.js';
-import {
-  finishEvent,
-  getEvent,
-  markEventProcessing,
-  type EventRow,
-} from '../../db/stores/events.js';
+import { finishEvent, getEvent, type EventRow } from '../../db/stores/events.js';
 import { completeJob, killJob, rescheduleJob } from '../../db/stores/jobs.js';
 import { nextRunAt } from './backoff.js';
 import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
@@ -37,9 +32,8 @@ const jobLogger = (w: WorkerContext, job: JobRow) =>
 export async function executeJob(w: WorkerContext, job: JobRow): Promise<JobOutcome> {
   const { db } = w.deps;
   const handler = w.handlers[job.type];
+  // A `process_event` job's event was marked `processing` when the job was claimed.
   const event = job.event_id !== null ? await getEvent(db, job.event_id) : undefined;
-  if (event && job.type === 'process_event')
-    await markEventProcessing(db, event.id, job.attempts, w.now());
   let outcome: JobOutcome;
   try {
     if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);

@@ -72,6 +72,38 @@ describe('worker', () => {
     expect(await job(id!)).toMatchObject({ status: 'done' });
   });
 
+  it("marks a claim's events processing in the claim's own commit", async () => {
+    const ids = await enqueue(['1', '2', '3']);
+    const seen: Array<Record<string, unknown>> = [];
+    const worker = createWorker(t.deps, {
+      handlers: {
+        process_event: async ({ job: j }) => {
+          seen.push((await event(j.event_id!)) as Record<string, unknown>);
+        },
+      },
+    });
+    t.clock.advance(1500);
+    let commits = 0;
+    const count = (q: { sql: string }) => {
+      if (/^commit/i.test(q.sql.trim())) commits++;
+    };
+    t.deps.db.on('query', count);
+    const out = await worker.runOnce();
+    t.deps.db.removeListener('query', count);
+    expect(out.map((o) => o.outcome)).toEqual(['done', 'done', 'done']);
+    for (const e of seen) {
+      expect(e).toMatchObject({
+        status: 'processing',
+        attempts: 1,
+        processing_started_at: t.clock.now().getTime(),
+      });
+    }
+    expect(seen.map((e) => e.id).sort()).toEqual([...ids].sort());
+    // The alert lane's claim, the event lane's claim, one per outcome; none per event before
+    // its handler (each commit is an fsync on the main thread).
+    expect(commits).toBe(2 + ids.length);
+  });
+
   it('retries with the backoff schedule and fails after MAX_ATTEMPTS keeping the last error', async () => {
     const [id] = await enqueue(['1']);
     let calls = 0;
