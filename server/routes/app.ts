@@ -15,6 +15,11 @@ export function createApp(deps: Deps, extraRoutes: ReadonlyArray<express.Router>
   app.set('trust proxy', deps.config.trustProxy);
   app.set('view engine', 'ejs');
   app.set('views', path.join(deps.root, 'views'));
+  // Templates change only with a new release, and a release restarts the server. Express
+  // caches them only under NODE_ENV=production (the Docker image sets it; `npm start` does
+  // not): without it every page view read its templates from disk and compiled them again,
+  // about an eighth of a dashboard view's CPU (test/bench/README.md).
+  app.set('view cache', true);
   app.use(
     '/assets',
     express.static(path.join(deps.root, 'placement'), { maxAge: '1h', index: false }),

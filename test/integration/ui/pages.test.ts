@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { seedPortal } from '../../helpers/event-builder.js';
@@ -259,5 +260,31 @@ describe('the pages of an installed portal with events', () => {
     const test = await postForm(h, '/ui/alerts/test', { _csrf: csrfOf(page.html) }, admin.cookie);
     expect(test.status).toBe(200);
     expect(test.html).toContain('id="test-sent"');
+  });
+
+  it('reads and compiles its templates once, whatever NODE_ENV says', async () => {
+    expect(process.env.NODE_ENV).not.toBe('production');
+    // The instance Express loads (with require), whose loader every template read goes through.
+    const ejs = createRequire(import.meta.url)('ejs') as {
+      fileLoader: (f: string) => string;
+      clearCache: () => void;
+    };
+    ejs.clearCache();
+    const load = ejs.fileLoader;
+    const read: string[] = [];
+    ejs.fileLoader = (file: string) => {
+      read.push(file);
+      return load(file);
+    };
+    try {
+      expect((await getPage(h, '/ui', admin.cookie)).status).toBe(200);
+      // The control: with its cache cleared, the first view read the page and its partials.
+      expect(read.length).toBeGreaterThan(0);
+      read.length = 0;
+      expect((await getPage(h, '/ui', admin.cookie)).status).toBe(200);
+      expect(read).toEqual([]);
+    } finally {
+      ejs.fileLoader = load;
+    }
   });
 });
