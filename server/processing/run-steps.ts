@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
 import { runAction, stepOutput } from '../actions/index.js';
 import { toError } from '../lib/errors.js';
 import { PausedError } from '../lib/retry-errors.js';
@@ -85,8 +86,18 @@ export async function runRule(
   }
 
   const run: RuleRun = { rule, related, prior, steps: {}, notes };
-  for (const [i, action] of rule.actions.entries()) await runStep(ctx, scope, run, i, action);
-  await setRuleMatchStatus(db, event.id, rule.name, 'done', null);
+  const last = rule.actions.length - 1;
+  let done = false;
+  for (const [i, action] of rule.actions.entries()) {
+    // The last step's success and the rule's `done` are one commit (each is an fsync on
+    // the main thread).
+    const finish =
+      i === last
+        ? (trx: Knex) => setRuleMatchStatus(trx, event.id, rule.name, 'done', null)
+        : undefined;
+    if (await runStep(ctx, scope, run, i, action, finish)) done = true;
+  }
+  if (!done) await setRuleMatchStatus(db, event.id, rule.name, 'done', null);
   return true;
 }
 
@@ -100,7 +111,9 @@ async function runStep(
   run: RuleRun,
   i: number,
   action: Action,
-): Promise<void> {
+  /** Written in the same transaction as the step's success; true when it was. */
+  finish?: (trx: Knex) => Promise<void>,
+): Promise<boolean> {
   const { deps } = ctx;
   const { event, portal } = scope;
   const stepName = action.name ?? `step${i + 1}`;
@@ -111,7 +124,7 @@ async function runStep(
   if (settled) {
     if (prior.status === 'succeeded')
       run.steps[stepName] = parseStored<StepOutput>(prior.output, { response: null });
-    return;
+    return false;
   }
   const key = idempotencyKey(event.id, run.rule.name, i, scope.generation);
   const base = {
@@ -153,8 +166,13 @@ async function runStep(
     );
     const out = stepOutput(result);
     run.steps[stepName] = out;
-    await recordSucceeded(ctx, base, result, out);
-    if (rendered.type === 'bitrix') await noteOwnWrite(ctx, scope, run.rule, rendered);
+    await deps.db.transaction(async (trx) => {
+      await recordSucceeded(ctx, trx, base, result, out);
+      if (rendered.type === 'bitrix') await noteOwnWrite(ctx, trx, scope, run.rule, rendered);
+      await finish?.(trx);
+    });
+    deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });
+    return finish !== undefined;
   } catch (thrown) {
     // The destination is down or busy: the step did not run, so nothing is recorded.
     if (thrown instanceof PausedError && thrown.waitingFor !== undefined) throw thrown;
@@ -162,7 +180,7 @@ async function runStep(
     await recordFailed(ctx, base, e);
     if (action.continueOnError) {
       run.notes.push(`${run.rule.name}/${stepName} failed (continued): ${e.message}`);
-      return;
+      return false;
     }
     const err = thrown instanceof Error ? thrown : e;
     err.message = `${run.rule.name} / ${stepName}: ${err.message}`;

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { ActionResult } from '../actions/index.js';
 import type { StepOutput } from '../rules/context.js';
 import type { BitrixAction, Rule } from '../rules/model.js';
@@ -18,14 +19,18 @@ export type RunBase = Omit<
   | 'finished_at'
 >;
 
-/** The step succeeded: its request, response and output (for later steps' templates). */
+/**
+ * The step succeeded: its request, response and output (for later steps' templates), on
+ * `db` (the caller's transaction; the caller counts it in the metrics once committed).
+ */
 export async function recordSucceeded(
   ctx: ProcessContext,
+  db: Knex,
   base: RunBase,
   result: ActionResult,
   out: StepOutput,
 ): Promise<void> {
-  await recordActionRun(ctx.deps.db, {
+  await recordActionRun(db, {
     ...base,
     status: 'succeeded',
     request_summary: JSON.stringify(result.request).slice(0, 4000),
@@ -37,7 +42,6 @@ export async function recordSucceeded(
     error: null,
     finished_at: ctx.now(),
   });
-  ctx.deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });
 }
 
 /** The step failed: its error, for the log and the next attempt. */
@@ -60,6 +64,7 @@ export async function recordFailed(ctx: ProcessContext, base: RunBase, e: Error)
  */
 export async function noteOwnWrite(
   ctx: ProcessContext,
+  db: Knex,
   scope: EventScope,
   rule: Rule,
   rendered: BitrixAction,
@@ -67,7 +72,7 @@ export async function noteOwnWrite(
   const written = writtenEntity(rendered.method, rendered.params);
   if (!written) return;
   ctx.reader.invalidate(scope.portal.id, written.type, written.id);
-  await recordOwnWrite(ctx.deps.db, {
+  await recordOwnWrite(db, {
     portal_id: scope.portal.id,
     entity_type: written.type,
     entity_id: written.id,

@@ -29,6 +29,14 @@ describe('processing guards', () => {
         },
       ],
     }));
+    const transactions = new Map<string, string[]>();
+    const byTransaction: string[][] = [];
+    s.h.t.deps.db.on('query', (q: { sql: string; __knexTxId?: string }) => {
+      const id = q.__knexTxId ?? `autocommit ${byTransaction.length}`;
+      let t = transactions.get(id);
+      if (!t) transactions.set(id, (t = byTransaction[byTransaction.push([]) - 1]!));
+      t.push(q.sql.trim());
+    });
     const deal = await s.portal.addDeal({ TITLE: 'Loop', STAGE_ID: 'NEW' });
     await s.drain();
     s.shiftPortalTime(2000);
@@ -41,6 +49,17 @@ describe('processing guards', () => {
     }
     const updates = s.portal.calls.filter((c) => c.method === 'crm.deal.update');
     expect(updates).toHaveLength(1);
+    // The step's success, the write it made and the rule's `done` were one commit.
+    const step = byTransaction.find((t) =>
+      t.some((q) => /^insert into [`"]action_runs[`"]/.test(q)),
+    );
+    expect(step).toBeDefined();
+    expect(
+      step!.filter((q) => /^(insert into [`"]own_writes|update [`"]rule_matches)/.test(q)),
+    ).toEqual([
+      expect.stringMatching(/^insert into [`"]own_writes[`"]/),
+      expect.stringMatching(/^update [`"]rule_matches[`"] set [`"]status[`"] = /),
+    ]);
     const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
     expect(rows.map((r) => r.status)).toEqual(['processed', 'skipped']);
     expect(rows[1].last_error).toMatch(/loop guard/);
