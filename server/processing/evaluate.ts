@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { evaluateRules, type RuleMatch } from '../rules/conditions.js';
 import { buildTemplateContext } from '../rules/context.js';
 import { takeSnapshot, watchedFields } from '../rules/transitions.js';
@@ -17,6 +18,11 @@ export interface Evaluation {
   guarded: Array<{ name: string; note: string }>;
   /** `rule: reason` of each rule listening to the event whose conditions did not hold. */
   unmatched: string[];
+  /**
+   * No rule matched: the evaluation's writes (the snapshot, `evaluated_at`), for the job's
+   * outcome to commit. Unset when they are committed already (a rule matched).
+   */
+  commit?: (trx: Knex) => Promise<void>;
 }
 
 /**
@@ -48,7 +54,7 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
   const matched = verdicts.filter((v) => v.matched);
   const { keep, guarded } = guardLoops(matched, echo?.rule_name, depth, ctx.maxChainDepth);
   const fields = watchedFields(map, event.event);
-  await db.transaction(async (trx) => {
+  const record = async (trx: Knex) => {
     await insertRuleMatches(
       trx,
       [...keep, ...matched.filter((m) => !keep.includes(m))].map((m) => ({
@@ -67,13 +73,15 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
       await saveSnapshot(trx, key, takeSnapshot(fields, tctx), event.id, t);
     }
     await markEvaluated(trx, event.id, t, depth);
-  });
-  return {
-    guarded,
-    unmatched: verdicts
-      .filter((v) => !v.matched && v.rule.on.includes(event.event))
-      .map((v) => `${v.rule.name}: ${v.reason}`),
   };
+  const unmatched = verdicts
+    .filter((v) => !v.matched && v.rule.on.includes(event.event))
+    .map((v) => `${v.rule.name}: ${v.reason}`);
+  // Nothing matched: the event is finished as skipped right away, and a crash before that
+  // only means deciding again on the same stored snapshot.
+  if (matched.length === 0) return { guarded, unmatched, commit: record };
+  await db.transaction(record);
+  return { guarded, unmatched };
 }
 
 /**

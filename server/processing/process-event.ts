@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.js';
 import { PermanentError } from '../lib/retry-errors.js';
-import type { JobContext, JobHandler } from '../queue/types.js';
+import type { JobContext, JobHandler, JobResult } from '../queue/types.js';
 import type { EventInfo } from '../rules/model.js';
 import { findPortalById } from '../../db/stores/portals.js';
 import { listActionRuns, listRuleMatches, type RuleMatchRow } from '../../db/stores/processing.js';
@@ -25,7 +25,7 @@ export interface ProcessPayload {
   generation?: number;
 }
 
-type Outcome = Awaited<ReturnType<JobHandler>>;
+type Outcome = JobResult;
 
 /**
  * `process_event`: loads the entity (Bitrix24 sends only its ID), decides once which rules
@@ -74,6 +74,8 @@ export async function processEvent(
   let evaluation: Evaluation | undefined;
   if (event.evaluated_at === null || event.evaluated_at === undefined) {
     evaluation = await evaluateEvent(ctx, scope);
+    // No rule matched (so no match is stored): skipped, with the evaluation's writes.
+    if (evaluation.commit) return { ...nothingToRun([], evaluation), commit: evaluation.commit };
   }
   const matches = await listRuleMatches(db, event.id);
   const active = matches.filter((m) => m.status !== 'skipped');

@@ -64,6 +64,7 @@ async function recordDone(
   // The job and its event finish in one transaction: a crash or a refused write between
   // the two would leave the event `processing` under a job that is done.
   const finished = await w.deps.db.transaction(async (trx) => {
+    await result?.commit?.(trx);
     await completeJob(trx, job.id, t);
     if (!event || (job.type !== 'process_event' && event.status === 'rejected')) return;
     const fresh = await getEvent(trx, event.id);

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Deps } from '../deps.js';
 import type { EventRow } from '../../db/stores/events.js';
 import type { JobRow } from '../../db/stores/jobs.js';
@@ -14,11 +15,21 @@ export interface JobContext {
   readonly attempt: number;
 }
 
+/** What a handler that returns normally may say about its job. */
+export interface JobResult {
+  eventStatus?: 'processed' | 'skipped';
+  note?: string;
+  /**
+   * Writes that belong to the outcome: run in the transaction that records the job done,
+   * so they cost no commit of their own (each commit is an fsync on the main thread). Only
+   * for what may be lost with the outcome, a crash before it meaning the job runs again.
+   */
+  commit?: (trx: Knex) => Promise<void>;
+}
+
 /**
  * A job handler. Return normally when done; throw RetryableError / PermanentError /
  * PausedError (server/lib/retry-errors.ts) to steer retries. A handler may set the event's final
  * status itself (e.g. `skipped`); otherwise the worker marks it `processed` on success.
  */
-export type JobHandler = (
-  ctx: JobContext,
-) => Promise<{ eventStatus?: 'processed' | 'skipped'; note?: string } | void>;
+export type JobHandler = (ctx: JobContext) => Promise<JobResult | void>;

@@ -6,10 +6,39 @@ import {
   type PaidDealScenario,
 } from '../helpers/scenario.js';
 
+/** The statements the scenario's database runs, grouped by transaction (one per autocommit). */
+function transactionsOf(s: PaidDealScenario): string[][] {
+  const transactions = new Map<string, string[]>();
+  const byTransaction: string[][] = [];
+  s.h.t.deps.db.on('query', (q: { sql: string; __knexTxId?: string }) => {
+    const id = q.__knexTxId ?? `autocommit ${byTransaction.length}`;
+    let t = transactions.get(id);
+    if (!t) transactions.set(id, (t = byTransaction[byTransaction.push([]) - 1]!));
+    t.push(q.sql.trim());
+  });
+  return byTransaction;
+}
+
 describe('processing guards', () => {
   let s: PaidDealScenario;
   afterEach(async () => {
     await s.close();
+  });
+
+  it('finishes an event no rule matches in one commit with its evaluation', async () => {
+    s = await startPaidDealScenario();
+    const byTransaction = transactionsOf(s);
+    await s.portal.addDeal({ TITLE: 'Quiet', STAGE_ID: 'NEW' });
+    await s.drain();
+    const ev = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALADD' }).first();
+    expect(ev).toMatchObject({ status: 'skipped', last_error: 'no rule matched' });
+    expect(ev.evaluated_at).not.toBeNull();
+    // `evaluated_at` went in with the job's outcome, not in a commit of its own.
+    const evaluated = byTransaction.filter((t) =>
+      t.some((q) => /^update [`"]events[`"] set [`"]evaluated_at[`"]/.test(q)),
+    );
+    expect(evaluated).toHaveLength(1);
+    expect(evaluated[0]!.some((q) => /^update [`"]jobs[`"] set [`"]status[`"]/.test(q))).toBe(true);
   });
 
   it('does not let a rule re-trigger itself through its own write', async () => {
@@ -29,14 +58,7 @@ describe('processing guards', () => {
         },
       ],
     }));
-    const transactions = new Map<string, string[]>();
-    const byTransaction: string[][] = [];
-    s.h.t.deps.db.on('query', (q: { sql: string; __knexTxId?: string }) => {
-      const id = q.__knexTxId ?? `autocommit ${byTransaction.length}`;
-      let t = transactions.get(id);
-      if (!t) transactions.set(id, (t = byTransaction[byTransaction.push([]) - 1]!));
-      t.push(q.sql.trim());
-    });
+    const byTransaction = transactionsOf(s);
     const deal = await s.portal.addDeal({ TITLE: 'Loop', STAGE_ID: 'NEW' });
     await s.drain();
     s.shiftPortalTime(2000);
