@@ -10,6 +10,9 @@ export interface SessionStoreOptions {
   sweepEveryMs?: number;
 }
 
+/** How far the stored expiry may lag behind a touch before it is written (see `touch`). */
+export const TOUCH_SLACK_MS = 60_000;
+
 /**
  * The express-session store of the pages inside Bitrix24: one row per session in the
  * `sessions` table (migration 0003), JSON-encoded, with an expiry in milliseconds. Works on
@@ -65,10 +68,17 @@ export class KnexSessionStore extends session.Store {
     );
   }
 
+  /**
+   * Rolling sessions are touched on every page view. A write there is a commit, an fsync on
+   * the main thread's connection on SQLite, so the stored expiry moves only once it lags a
+   * minute behind: it may end a session up to a minute before its cookie would have.
+   */
   override touch(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    const expiry = this.expiry(sess);
     this.db('sessions')
       .where('sid', sid)
-      .update({ expires_at: this.expiry(sess) })
+      .where('expires_at', '<', expiry - TOUCH_SLACK_MS)
+      .update({ expires_at: expiry })
       .then(
         () => cb?.(),
         (e: unknown) => cb?.(e),
