@@ -104,24 +104,18 @@ async function runMatches(
   const runs = await listActionRuns(ctx.deps.db, scope.event.id);
   const notes: string[] = [];
   let ran = 0;
-  let commit: Outcome['commit'];
-  for (const [k, match] of active.entries()) {
+  for (const match of active) {
     const rule = scope.map.rules.find((r) => r.name === match.rule_name);
     if (!rule) {
       notes.push(`${match.rule_name}: rule no longer in the map`);
       continue;
     }
-    // The last rule's last step is recorded with the job's outcome: one commit fewer.
-    const last = k === active.length - 1;
-    const outcome = await runRule(ctx, scope, rule, match, runs, notes, last);
-    if (outcome.ran) ran++;
-    commit = outcome.commit;
+    if (await runRule(ctx, scope, rule, match, runs, notes)) ran++;
   }
   if (ran === 0)
     return { eventStatus: 'skipped', note: notes.join('; ').slice(0, 1000) || 'nothing to run' };
   return {
     eventStatus: 'processed',
     note: notes.length ? notes.join('; ').slice(0, 1000) : undefined,
-    ...(commit ? { commit } : {}),
   };
 }

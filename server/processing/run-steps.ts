@@ -42,24 +42,10 @@ interface RuleRun {
   readonly notes: string[];
 }
 
-/** What running one matched rule came to. */
-export interface RuleOutcome {
-  /** False when the rule did not run: its conditions no longer hold on the fresh read. */
-  ran: boolean;
-  /**
-   * With `deferLast`, when the last step succeeded now: its record and the rule's `done`,
-   * for the job's outcome to commit (see runRule).
-   */
-  commit?: (trx: Knex) => Promise<void>;
-}
-
 /**
  * Runs the steps of one matched rule in order, each recorded under its idempotency key so a
- * succeeded step never runs twice. With `deferLast` (the event's last rule to run) the last
- * step's record and the rule's `done` are not committed here but handed back, for the
- * transaction that finishes the job: nothing with network happens between the two, and a
- * crash before that commit leaves the step to be sent again with the same key, as a crash
- * between a step and its record always did.
+ * succeeded step never runs twice. Returns false when the rule did not run: its conditions
+ * no longer hold on the fresh read (a stale trigger).
  */
 export async function runRule(
   ctx: ProcessContext,
@@ -68,8 +54,7 @@ export async function runRule(
   match: RuleMatchRow,
   runs: readonly ActionRunRow[],
   notes: string[],
-  deferLast = false,
-): Promise<RuleOutcome> {
+): Promise<boolean> {
   const { db } = ctx.deps;
   const { event } = scope;
   const prior = new Map<number, ActionRunRow>();
@@ -96,13 +81,13 @@ export async function runRule(
         `stale trigger: ${verdict.reason}`,
       );
       notes.push(`${rule.name}: stale trigger, ${verdict.reason}`);
-      return { ran: false };
+      return false;
     }
   }
 
   const run: RuleRun = { rule, related, prior, steps: {}, notes };
   const last = rule.actions.length - 1;
-  let recorded: Recorded | undefined;
+  let done = false;
   for (const [i, action] of rule.actions.entries()) {
     // The last step's success and the rule's `done` are one commit (each is an fsync on
     // the main thread).
@@ -110,17 +95,10 @@ export async function runRule(
       i === last
         ? (trx: Knex) => setRuleMatchStatus(trx, event.id, rule.name, 'done', null)
         : undefined;
-    recorded = await runStep(ctx, scope, run, i, action, finish, deferLast && i === last);
+    if (await runStep(ctx, scope, run, i, action, finish)) done = true;
   }
-  if (recorded?.commit) return { ran: true, commit: recorded.commit };
-  if (!recorded?.finished) await setRuleMatchStatus(db, event.id, rule.name, 'done', null);
-  return { ran: true };
-}
-
-/** How a step's success was recorded: with `finish` (committed, or left in `commit`). */
-interface Recorded {
-  finished: boolean;
-  commit?: (trx: Knex) => Promise<void>;
+  if (!done) await setRuleMatchStatus(db, event.id, rule.name, 'done', null);
+  return true;
 }
 
 /**
@@ -133,11 +111,9 @@ async function runStep(
   run: RuleRun,
   i: number,
   action: Action,
-  /** Written in the same transaction as the step's success. */
+  /** Written in the same transaction as the step's success; true when it was. */
   finish?: (trx: Knex) => Promise<void>,
-  /** Hand the success's writes back instead of committing them (runRule's `deferLast`). */
-  defer = false,
-): Promise<Recorded> {
+): Promise<boolean> {
   const { deps } = ctx;
   const { event, portal } = scope;
   const stepName = action.name ?? `step${i + 1}`;
@@ -148,7 +124,7 @@ async function runStep(
   if (settled) {
     if (prior.status === 'succeeded')
       run.steps[stepName] = parseStored<StepOutput>(prior.output, { response: null });
-    return { finished: false };
+    return false;
   }
   const key = idempotencyKey(event.id, run.rule.name, i, scope.generation);
   const base = {
@@ -190,15 +166,13 @@ async function runStep(
     );
     const out = stepOutput(result);
     run.steps[stepName] = out;
-    const record = async (trx: Knex) => {
+    await deps.db.transaction(async (trx) => {
       await recordSucceeded(ctx, trx, base, result, out);
       if (rendered.type === 'bitrix') await noteOwnWrite(ctx, trx, scope, run.rule, rendered);
       await finish?.(trx);
-    };
+    });
     deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });
-    if (defer) return { finished: finish !== undefined, commit: record };
-    await deps.db.transaction(record);
-    return { finished: finish !== undefined };
+    return finish !== undefined;
   } catch (thrown) {
     // The destination is down or busy: the step did not run, so nothing is recorded.
     if (thrown instanceof PausedError && thrown.waitingFor !== undefined) throw thrown;
@@ -206,7 +180,7 @@ async function runStep(
     await recordFailed(ctx, base, e);
     if (action.continueOnError) {
       run.notes.push(`${run.rule.name}/${stepName} failed (continued): ${e.message}`);
-      return { finished: false };
+      return false;
     }
     const err = thrown instanceof Error ? thrown : e;
     err.message = `${run.rule.name} / ${stepName}: ${err.message}`;
