@@ -64,8 +64,10 @@ async function recordDone(
   // The job and its event finish in one transaction: a crash or a refused write between
   // the two would leave the event `processing` under a job that is done.
   const finished = await w.deps.db.transaction(async (trx) => {
-    await result?.commit?.(trx);
+    // The job's row first, then what the handler left to commit (it may touch the event):
+    // the order every transaction that takes both keeps on PostgreSQL (jobs, then events).
     await completeJob(trx, job.id, t);
+    await result?.commit?.(trx);
     if (!event || (job.type !== 'process_event' && event.status === 'rejected')) return;
     const fresh = await getEvent(trx, event.id);
     // A handler may have set a final status itself (rejected, skipped); keep it.
