@@ -18,6 +18,8 @@ export interface Evaluation {
   guarded: Array<{ name: string; note: string }>;
   /** `rule: reason` of each rule listening to the event whose conditions did not hold. */
   unmatched: string[];
+  /** How many of our own writes chained to this event (0: a person's or another app's change). */
+  depth: number;
   /**
    * No rule matched: the evaluation's writes (the snapshot, `evaluated_at`), for the job's
    * outcome to commit. Unset when they are committed already (a rule matched).
@@ -79,9 +81,9 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
     .map((v) => `${v.rule.name}: ${v.reason}`);
   // Nothing matched: the event is finished as skipped right away, and a crash before that
   // only means deciding again on the same stored snapshot.
-  if (matched.length === 0) return { guarded, unmatched, commit: record };
+  if (matched.length === 0) return { guarded, unmatched, depth, commit: record };
   await db.transaction(record);
-  return { guarded, unmatched };
+  return { guarded, unmatched, depth };
 }
 
 /**

@@ -69,13 +69,16 @@ export async function processEvent(
       note: `${event.entity_type} ${event.entity_id} no longer exists`,
     };
   const portalInfo = { domain: portal.domain, memberId: portal.member_id };
-  const scope: EventScope = { event, portal, map, info, portalInfo, entity, generation };
+  let scope: EventScope = { event, portal, map, info, portalInfo, entity, generation };
 
   let evaluation: Evaluation | undefined;
   if (event.evaluated_at === null || event.evaluated_at === undefined) {
     evaluation = await evaluateEvent(ctx, scope);
     // No rule matched (so no match is stored): skipped, with the evaluation's writes.
     if (evaluation.commit) return { ...nothingToRun([], evaluation), commit: evaluation.commit };
+    // The chain depth just decided: the writes this event's steps make carry it on, so the
+    // loop guard sees a chain of our own writes grow (the row read above still says 0).
+    scope = { ...scope, event: { ...event, chain_depth: evaluation.depth } };
   }
   const matches = await listRuleMatches(db, event.id);
   const active = matches.filter((m) => m.status !== 'skipped');

@@ -87,6 +87,44 @@ describe('processing guards', () => {
     expect(rows[1].last_error).toMatch(/loop guard/);
   });
 
+  it('carries the chain depth on through two rules that trigger each other', async () => {
+    const stamp = (name: string, from: string, to: string) => ({
+      name,
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'COMMENTS', equals: from }],
+      actions: [
+        {
+          type: 'bitrix' as const,
+          method: 'crm.deal.update',
+          params: { id: '{{deal.ID}}', fields: { COMMENTS: to } },
+        },
+      ],
+    });
+    s = await startPaidDealScenario(() => ({
+      rules: [stamp('A: b to a', 'b', 'a'), stamp('B: a to b', 'a', 'b')],
+    }));
+    const deal = await s.portal.addDeal({ TITLE: 'Ping-pong', STAGE_ID: 'NEW', COMMENTS: '' });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateDeal(deal.id, { COMMENTS: 'b' });
+    for (let i = 0; i < 10; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    // Each write carries the chain on: A (after a person's change) writes at depth 0, B on its
+    // echo at 1, A again at 2, B at 3; the echo of that one is the fourth chained write, past
+    // the default limit of 3, and runs no rule. (An echo that lands in the same second as the
+    // one before it is the same delivery to Bitrix24 and ends the chain sooner.)
+    const updates = s.portal.calls.filter((c) => c.method === 'crm.deal.update');
+    expect(updates.length).toBeGreaterThanOrEqual(2);
+    expect(updates.length).toBeLessThanOrEqual(4);
+    const writes = await s.h.t.deps.db('own_writes').orderBy('id').select('rule_name', 'depth');
+    expect(writes.map((w) => Number(w.depth))).toEqual(updates.map((_, k) => k));
+    expect(writes.map((w) => w.rule_name)).toEqual(
+      updates.map((_, k) => (k % 2 === 0 ? 'A: b to a' : 'B: a to b')),
+    );
+  });
+
   it('fails a step whose template names a missing value, naming the path', async () => {
     s = await startPaidDealScenario();
     const deal = await s.portal.addDeal({ TITLE: 'No contact', STAGE_ID: 'NEW', OPPORTUNITY: '5' });
