@@ -19,6 +19,26 @@ function transactionsOf(s: PaidDealScenario): string[][] {
   return byTransaction;
 }
 
+/**
+ * A deal created, then changed by a person two seconds later, then `rounds` rounds of two
+ * portal seconds each for the echoes of our own writes to arrive and be processed.
+ */
+async function changeThenEchoes(
+  s: PaidDealScenario,
+  fields: Record<string, string>,
+  change: Record<string, string>,
+  rounds: number,
+): Promise<void> {
+  const deal = await s.portal.addDeal(fields);
+  await s.drain();
+  s.shiftPortalTime(2000);
+  await s.portal.updateDeal(deal.id, change);
+  for (let i = 0; i < rounds; i++) {
+    s.shiftPortalTime(2000);
+    await s.drain();
+  }
+}
+
 describe('processing guards', () => {
   let s: PaidDealScenario;
   afterEach(async () => {
@@ -59,16 +79,9 @@ describe('processing guards', () => {
       ],
     }));
     const byTransaction = transactionsOf(s);
-    const deal = await s.portal.addDeal({ TITLE: 'Loop', STAGE_ID: 'NEW' });
-    await s.drain();
-    s.shiftPortalTime(2000);
-    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
     // Our crm.deal.update fires ONCRMDEALUPDATE back at us (seconds later, as Bitrix24's
     // queue does); a few rounds to be sure it stops.
-    for (let i = 0; i < 4; i++) {
-      s.shiftPortalTime(2000);
-      await s.drain();
-    }
+    await changeThenEchoes(s, { TITLE: 'Loop', STAGE_ID: 'NEW' }, { STAGE_ID: 'WON' }, 4);
     const updates = s.portal.calls.filter((c) => c.method === 'crm.deal.update');
     expect(updates).toHaveLength(1);
     // The step's success, the write it made and the rule's `done` were one commit.
@@ -103,14 +116,12 @@ describe('processing guards', () => {
     s = await startPaidDealScenario(() => ({
       rules: [stamp('A: b to a', 'b', 'a'), stamp('B: a to b', 'a', 'b')],
     }));
-    const deal = await s.portal.addDeal({ TITLE: 'Ping-pong', STAGE_ID: 'NEW', COMMENTS: '' });
-    await s.drain();
-    s.shiftPortalTime(2000);
-    await s.portal.updateDeal(deal.id, { COMMENTS: 'b' });
-    for (let i = 0; i < 10; i++) {
-      s.shiftPortalTime(2000);
-      await s.drain();
-    }
+    await changeThenEchoes(
+      s,
+      { TITLE: 'Ping-pong', STAGE_ID: 'NEW', COMMENTS: '' },
+      { COMMENTS: 'b' },
+      10,
+    );
     // Each write carries the chain on: A (after a person's change) writes at depth 0, B on its
     // echo at 1, A again at 2, B at 3; the echo of that one is the fourth chained write, past
     // the default limit of 3, and runs no rule. (An echo that lands in the same second as the
