@@ -238,7 +238,6 @@ export async function updateEvent(
   await changeEvents(db, [id], (trx) => trx('events').where({ id }).update(values));
 }
 
-/** A job for this event started: the event is `processing`. */
 /**
  * The events of claimed `process_event` jobs become `processing`, each with its job's
  * attempts. It runs in the claim's transaction (jobs.ts `lease`): one commit for a whole
@@ -252,8 +251,11 @@ export async function markEventsProcessing(
 ): Promise<void> {
   if (runs.length === 0) return;
   const byAttempts = new Map<number, number[]>();
-  for (const r of runs)
-    byAttempts.set(r.attempts, [...(byAttempts.get(r.attempts) ?? []), r.eventId]);
+  for (const r of runs) {
+    const ids = byAttempts.get(r.attempts);
+    if (ids) ids.push(r.eventId);
+    else byAttempts.set(r.attempts, [r.eventId]);
+  }
   await changeEvents(
     db,
     runs.map((r) => r.eventId),

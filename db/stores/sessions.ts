@@ -11,7 +11,7 @@ export interface SessionStoreOptions {
 }
 
 /** How far the stored expiry may lag behind a touch before it is written (see `touch`). */
-export const TOUCH_SLACK_MS = 60_000;
+const TOUCH_SLACK_MS = 60_000;
 
 /**
  * The express-session store of the pages inside Bitrix24: one row per session in the
