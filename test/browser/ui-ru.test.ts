@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { dictionary } from '../../server/ui/i18n.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
 /**
@@ -54,7 +55,7 @@ const VISIBLE_TEXTS = `(() => {
   return out;
 })()`;
 
-describe('every page in Russian has no English UI string', () => {
+describeInChromium('every page in Russian has no English UI string', (executablePath) => {
   let h: UiHarness;
   let browser: Browser;
   let page: Page;
@@ -68,7 +69,7 @@ describe('every page in Russian has no English UI string', () => {
     h = await startUiHarness({ appHost: 'localhost', portal: { lang: 'ru' } });
     deals = await seedDeals(h);
     browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
+      executablePath,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
     page = await (await browser.newContext({ locale: 'ru-RU' })).newPage();
