@@ -35,6 +35,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       destinationConcurrency: r.int('DESTINATION_CONCURRENCY', 4, 1, 256),
       maxAttempts: r.int('MAX_ATTEMPTS', 10, 1, 1000),
       retryBaseSeconds: r.int('RETRY_BASE_SECONDS', 10, 0, 86400),
+      settleMs: r.int('EVENT_SETTLE_MS', 1000, 0, 60_000),
     },
     alerts: {
       backlogThreshold: r.int('ALERT_BACKLOG_THRESHOLD', 50, 1, 100_000_000),

@@ -206,6 +206,24 @@ async function accept(
   send(res, 200, OK);
 }
 
+/**
+ * When a verified event's job first runs. An event about an entity (CRM events carry only
+ * its ID) is read a settling time (`EVENT_SETTLE_MS`) after its receipt: Bitrix24's `ts` has
+ * one-second resolution, so a later change of the entity within the same second comes as an
+ * identical delivery that is only counted, and a read made before that change would miss it
+ * for good. Whatever second the first change fell in, it happened before the receipt, so a
+ * read a full second after the receipt comes after every change of that second. The app's
+ * own events (install, update, uninstall) run at once.
+ */
+export function firstAttemptAt(
+  settleMs: number,
+  event: string,
+  receivedAt: number,
+  now = receivedAt,
+): number {
+  return LIFECYCLE_EVENTS.has(event) ? now : Math.max(now, receivedAt + settleMs);
+}
+
 /** The job of a verified delivery: `lifecycle` for the app's own events, else `process_event`. */
 function deliveryJob(
   ctx: IntakeContext,
@@ -219,7 +237,7 @@ function deliveryJob(
     entity_key: row.entity_id ? `${portal.id}:${row.entity_type}:${row.entity_id}` : null,
     payload: null,
     max_attempts: ctx.config.worker.maxAttempts,
-    run_at: row.received_at,
+    run_at: firstAttemptAt(ctx.config.worker.settleMs, d.event, row.received_at),
     topic: d.event,
   };
 }

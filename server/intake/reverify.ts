@@ -3,7 +3,7 @@ import { safeEqual } from '../lib/crypto.js';
 import { listUnverified, updateEvent } from '../../db/stores/events.js';
 import { insertJobs } from '../../db/stores/jobs.js';
 import { findPortalById } from '../../db/stores/portals.js';
-import { LIFECYCLE_EVENTS } from './deliver.js';
+import { firstAttemptAt, LIFECYCLE_EVENTS } from './deliver.js';
 
 export interface ReverifyResult {
   verified: number;
@@ -47,7 +47,7 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
             entity_key: ev.entity_id ? `${portalId}:${ev.entity_type}:${ev.entity_id}` : null,
             payload: null,
             max_attempts: deps.config.worker.maxAttempts,
-            run_at: now,
+            run_at: firstAttemptAt(deps.config.worker.settleMs, ev.event, ev.received_at, now),
             topic: ev.event,
           });
           result.verified++;

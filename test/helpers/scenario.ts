@@ -17,6 +17,8 @@ export interface PaidDealScenario {
   sms: HttpSink;
   /** Moves the emulated portal's clock (its event `ts`) forward. */
   shiftPortalTime(ms: number): void;
+  /** The emulated portal's clock, ms (its event `ts` is this in whole seconds). */
+  portalNow(): number;
   /** Runs the worker until nothing is due. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -73,6 +75,7 @@ export async function startPaidDealScenario(
     shiftPortalTime(ms) {
       offset += ms;
     },
+    portalNow: () => Date.now() + offset,
     async close() {
       await h.close();
       await Promise.all([accounting.close(), logistics.close(), sms.close()]);

@@ -22,6 +22,9 @@ export function testConfig(dataDir: string, env: Env = {}): Config {
     // deliveries and REST calls; tests of other behaviour count those, so only the recovery tests
     // turn it on.
     B24_OFFLINE_EVENTS: 'off',
+    // Tests run the worker by hand on a manual clock and expect a delivery's job due at once;
+    // the settling time has its own tests (test/integration/settle.test.ts).
+    EVENT_SETTLE_MS: '0',
     // Tests post to stand-ins on loopback; the tests of the address policy set it empty.
     ACTION_PRIVATE_HOSTS: '127.0.0.0/8',
     ...env,

@@ -24,6 +24,7 @@ describe('loadConfig', () => {
       destinationConcurrency: 4,
       maxAttempts: 10,
       retryBaseSeconds: 10,
+      settleMs: 1000,
     });
     expect(c.bodyLimit).toBe(256 * 1024);
     expect(c.alerts).toEqual({ backlogThreshold: 50, cooldownMinutes: 15 });

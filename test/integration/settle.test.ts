@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { firstAttemptAt } from '../../server/intake/deliver.js';
+import { seedNewDeals, startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+/**
+ * Bitrix24's `ts` has one-second resolution and a CRM event carries only the ID, so two
+ * changes of a deal within one second arrive as identical deliveries; the second is only
+ * counted (server/README.md#processing-retries-and-replay). The first is read
+ * `EVENT_SETTLE_MS` (default 1 s) after its receipt, so the read shows both changes.
+ */
+describe('the settling time before an event is first read', () => {
+  let s: PaidDealScenario | undefined;
+  afterEach(async () => {
+    await s?.close();
+    s = undefined;
+  });
+
+  /** A deal at NEW that the app has seen, then a title change and the move to WON in one second. */
+  async function twoChangesInOneSecond(sc: PaidDealScenario) {
+    const [dealId] = await seedNewDeals(sc, 1);
+    // Their ONCRMDEALADD events become due after the settling time.
+    sc.h.t.clock.advance(1_000);
+    await sc.drain();
+    // Both changes well inside one second of the portal's clock.
+    while (sc.portalNow() % 1_000 > 400) await sleep(20);
+    await sc.portal.updateDeal(dealId!, { TITLE: 'Order 1 (confirmed)' });
+    await sc.drain();
+    const read = sc.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' });
+    const before = (await read.clone().first()) as { status: string };
+    await sc.portal.updateDeal(dealId!, { STAGE_ID: 'WON' });
+    await sc.drain();
+    const answers = sc.portal.deliveries
+      .filter((d) => d.event === 'ONCRMDEALUPDATE')
+      .map((d) => JSON.parse(d.responseBody ?? '{}') as Record<string, unknown>);
+    expect(answers).toEqual([{ ok: true }, { ok: true, duplicate: true }]);
+    const rows = (await read.clone()) as Array<{ duplicates: number }>;
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.duplicates).toBe(1);
+    return { statusAfterFirst: before.status, event: () => read.clone().first() };
+  }
+
+  it('reads a deal a second after the delivery, so a change later in the same second is not lost', async () => {
+    // The production default, not the tests' 0 (test/helpers/test-deps.ts).
+    s = await startPaidDealScenario(undefined, { EVENT_SETTLE_MS: undefined });
+    expect(s.h.t.deps.config.worker.settleMs).toBe(1_000);
+    const { statusAfterFirst, event } = await twoChangesInOneSecond(s);
+    expect(statusAfterFirst).toBe('received');
+    s.h.t.clock.advance(999);
+    await s.drain();
+    expect(await event()).toMatchObject({ status: 'received' });
+    expect(s.accounting.requests).toHaveLength(0);
+
+    s.h.t.clock.advance(1);
+    await s.drain();
+    expect(await event()).toMatchObject({ status: 'processed' });
+    expect([
+      s.accounting.requests.length,
+      s.logistics.requests.length,
+      s.sms.requests.length,
+    ]).toEqual([1, 1, 1]);
+  });
+
+  it('loses the move to WON for good when the delivery is read at once (the control)', async () => {
+    s = await startPaidDealScenario(undefined, { EVENT_SETTLE_MS: '0' });
+    const { statusAfterFirst, event } = await twoChangesInOneSecond(s);
+    // Read before the second change: the stage was still NEW.
+    expect(statusAfterFirst).toBe('skipped');
+    s.h.t.clock.advance(60_000);
+    await s.drain();
+    expect(await event()).toMatchObject({ status: 'skipped' });
+    expect(s.accounting.requests).toHaveLength(0);
+  });
+
+  it('runs the app’s own events at once, and an event verified late no earlier than its settling time', () => {
+    expect(firstAttemptAt(1_000, 'ONAPPINSTALL', 5_000)).toBe(5_000);
+    expect(firstAttemptAt(1_000, 'ONCRMDEALUPDATE', 5_000)).toBe(6_000);
+    // Verified when the application token arrived: 300 ms after receipt, then 5 s after.
+    expect(firstAttemptAt(1_000, 'ONCRMDEALUPDATE', 5_000, 5_300)).toBe(6_000);
+    expect(firstAttemptAt(1_000, 'ONCRMDEALUPDATE', 5_000, 10_000)).toBe(10_000);
+  });
+});
