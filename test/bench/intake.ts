@@ -35,12 +35,14 @@ export async function intakeBench(args: {
   allOnSec: number;
   /** (d) without the rule: the worker finishes every delivery as skipped, with no network. */
   allOnWithoutRule?: boolean;
+  /** The keep-alive load generator (load.ts): `lean` by default, or `autocannon`. */
+  client?: 'lean' | 'autocannon';
 }): Promise<void> {
   const tmp = tempDir('b24hooks-bench-');
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
   const body = benchDelivery(portal, 'ONCRMDEALUPDATE');
   process.stdout.write(
-    `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run after ${args.warmupSec} s of warm-up\n\n`,
+    `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run after ${args.warmupSec} s of warm-up; keep-alive client: ${args.client ?? 'lean'}\n\n`,
   );
 
   const servers: Array<{
@@ -80,6 +82,7 @@ export async function intakeBench(args: {
             newConnectionPerRequest: mode !== 'keep-alive',
             body,
             contentType: 'application/x-www-form-urlencoded',
+            client: args.client,
           });
         if (args.warmupSec > 0) await load(args.warmupSec);
         const r = await load(args.durationSec);
@@ -189,6 +192,7 @@ async function everythingOn(args: Parameters<typeof intakeBench>[0], b: LoadResu
       newConnectionPerRequest: false,
       body,
       contentType: 'application/x-www-form-urlencoded',
+      client: args.client,
     });
   try {
     timers = [setInterval(() => pending.push(view().catch(() => viewErrors++)), 200)];

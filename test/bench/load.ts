@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import autocannon from 'autocannon';
 
 /**
@@ -14,6 +15,12 @@ interface LoadOptions {
   /** Body template; `__ID__` is replaced by a distinct number per request. */
   body: string;
   contentType: string;
+  /**
+   * Keep-alive load: `lean` (default), a client on bare sockets that sends each request as
+   * one prepared write and reads only the status line and Content-Length of the answer; or
+   * `autocannon`, whose per-request CPU is several times larger (test/bench/README.md#intake).
+   */
+  client?: 'lean' | 'autocannon';
 }
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
@@ -97,7 +104,108 @@ async function newConnectionLoad(): Promise<void> {
   });
 }
 
+const LENGTH_HEADERS = ['\r\ncontent-length:', '\r\nContent-Length:'];
+
+/** The Content-Length of the answer whose head ends at `headEnd`, or -1 without one. */
+function contentLength(buf: Buffer, headEnd: number): number {
+  for (const name of LENGTH_HEADERS) {
+    const at = buf.indexOf(name, 0, 'latin1');
+    if (at === -1 || at > headEnd) continue;
+    let i = at + name.length;
+    while (buf[i] === 0x20) i++;
+    let n = 0;
+    const from = i;
+    for (; buf[i]! >= 0x30 && buf[i]! <= 0x39; i++) n = n * 10 + buf[i]! - 0x30;
+    return i > from ? n : -1;
+  }
+  return -1;
+}
+
+/**
+ * Keep-alive load on bare sockets: each connection sends a request, waits for its whole
+ * answer (status line, headers, a Content-Length body), then sends the next, until the
+ * duration is over. An answer without Content-Length, or a connection the server closes,
+ * counts as an error (the servers measured here answer with a length and keep the
+ * connection open).
+ */
+async function leanKeepAliveLoad(): Promise<void> {
+  const url = new URL(opts.url);
+  const head =
+    `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+    `Content-Type: ${opts.contentType}\r\nContent-Length: `;
+  const parts = opts.body.split('__ID__');
+  const ascii = !/[^\x00-\x7f]/.test(opts.body);
+  const started = Date.now();
+  const end = started + opts.durationSec * 1000;
+  const latencies: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+      socket.setNoDelay(true);
+      let pending: Buffer | undefined;
+      let t0 = 0;
+      const send = () => {
+        seq++;
+        const body = parts.join(String(seq));
+        t0 = performance.now();
+        const length = ascii ? body.length : Buffer.byteLength(body);
+        socket.write(`${head}${length}\r\n\r\n${body}`, ascii ? 'latin1' : 'utf8');
+      };
+      let done = false;
+      const finish = () => {
+        done = true;
+        socket.destroy();
+        resolve();
+      };
+      // An error, a connection closed by the server, an answer without a length.
+      const fail = () => {
+        if (done) return;
+        errors++;
+        finish();
+      };
+      socket.on('connect', send);
+      socket.on('data', (chunk: Buffer) => {
+        let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+        for (;;) {
+          const headEnd = buf.indexOf('\r\n\r\n');
+          if (headEnd === -1) break;
+          const length = contentLength(buf, headEnd);
+          if (length < 0) {
+            fail();
+            return;
+          }
+          const total = headEnd + 4 + length;
+          if (buf.length < total) break;
+          latencies.push(performance.now() - t0);
+          // "HTTP/1.1 200": bytes 9–11.
+          if (buf[9] !== 0x32 || buf[10] !== 0x30 || buf[11] !== 0x30) non2xx++;
+          buf = buf.subarray(total);
+          if (Date.now() >= end) {
+            finish();
+            return;
+          }
+          send();
+        }
+        pending = buf.length > 0 ? buf : undefined;
+      });
+      socket.on('error', fail);
+      socket.on('close', fail);
+    });
+  await Promise.all(Array.from({ length: opts.connections }, one));
+  report({
+    requests: latencies.length,
+    durationSec: (Date.now() - started) / 1000,
+    latencies,
+    non2xx,
+    errors,
+    timeouts: 0,
+  });
+}
+
 if (opts.newConnectionPerRequest) await newConnectionLoad();
+else if (opts.client !== 'autocannon') await leanKeepAliveLoad();
 else
   autocannon(
     {

@@ -20,6 +20,7 @@ const benches: Record<string, () => Promise<void>> = {
       warmupSec: flag('warmup', 2),
       allOnSec: flag('all-on', 60),
       allOnWithoutRule: rest.includes('--no-rule'),
+      client: rest.includes('--autocannon') ? 'autocannon' : 'lean',
     }),
   process: () => processBench(),
   prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),
