@@ -157,20 +157,28 @@ export async function recordOwnWrite(
   await db('own_writes').insert(row);
 }
 
-/** The newest unconsumed own write to this entity since `since`, marked consumed by `eventId`. */
-export async function consumeOwnWrite(
+/**
+ * The oldest unconsumed own write to this entity since `since`: the write this event is the
+ * echo of. It is marked consumed by `consumeOwnWrite` in the transaction that records the
+ * evaluation, so an evaluation that fails before that leaves it for the retry.
+ */
+export async function findOwnWrite(
   db: Knex,
   key: { portalId: number; entityType: string; entityId: string },
   since: number,
-  eventId: number,
-): Promise<{ rule_name: string; depth: number } | undefined> {
+): Promise<{ id: number; rule_name: string; depth: number } | undefined> {
   const row = (await db('own_writes')
     .where({ portal_id: key.portalId, entity_type: key.entityType, entity_id: key.entityId })
     .whereNull('consumed_by_event_id')
     .where('written_at', '>=', since)
     .orderBy('written_at', 'asc')
-    .first()) as { id: number; rule_name: string; depth: number } | undefined;
+    .first('id', 'rule_name', 'depth')) as
+    { id: number | string; rule_name: string; depth: number | string } | undefined;
   if (!row) return undefined;
-  await db('own_writes').where({ id: row.id }).update({ consumed_by_event_id: eventId });
-  return { rule_name: row.rule_name, depth: Number(row.depth) };
+  return { id: Number(row.id), rule_name: row.rule_name, depth: Number(row.depth) };
+}
+
+/** Marks an own write found by `findOwnWrite` as the cause of `eventId`. */
+export async function consumeOwnWrite(db: Knex, id: number, eventId: number): Promise<void> {
+  await db('own_writes').where({ id }).update({ consumed_by_event_id: eventId });
 }

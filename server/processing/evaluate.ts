@@ -4,6 +4,7 @@ import { buildTemplateContext } from '../rules/context.js';
 import { takeSnapshot, watchedFields } from '../rules/transitions.js';
 import {
   consumeOwnWrite,
+  findOwnWrite,
   getSnapshot,
   insertRuleMatches,
   markEvaluated,
@@ -39,7 +40,9 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
     event.entity_type && event.entity_id
       ? { portalId: portal.id, entityType: event.entity_type, entityId: event.entity_id }
       : undefined;
-  const echo = key ? await consumeOwnWrite(db, key, t - ctx.ownWriteWindowMs, event.id) : undefined;
+  // Consumed with the evaluation's record below: a retry after a failure in between (a
+  // related read, say) must still see this event as the echo of our own write.
+  const echo = key ? await findOwnWrite(db, key, t - ctx.ownWriteWindowMs) : undefined;
   const depth = echo ? echo.depth + 1 : 0;
   const candidates = map.rules.filter((r) => r.enabled !== false && r.on.includes(event.event));
   const related = await loadRelated(ctx, portal, candidates, entity, event.id);
@@ -57,6 +60,7 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
   const { keep, guarded } = guardLoops(matched, echo?.rule_name, depth, ctx.maxChainDepth);
   const fields = watchedFields(map, event.event);
   const record = async (trx: Knex) => {
+    if (echo) await consumeOwnWrite(trx, echo.id, event.id);
     await insertRuleMatches(
       trx,
       [...keep, ...matched.filter((m) => !keep.includes(m))].map((m) => ({

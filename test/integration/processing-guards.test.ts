@@ -39,6 +39,24 @@ async function changeThenEchoes(
   }
 }
 
+/** A rule that writes a comment to every deal that is WON: its write comes back as an echo. */
+const stampWonDeals = (comment: string) => ({
+  rules: [
+    {
+      name: 'Stamp won deals',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', equals: 'WON' }],
+      actions: [
+        {
+          type: 'bitrix' as const,
+          method: 'crm.deal.update',
+          params: { id: '{{deal.ID}}', fields: { COMMENTS: comment } },
+        },
+      ],
+    },
+  ],
+});
+
 describe('processing guards', () => {
   let s: PaidDealScenario;
   afterEach(async () => {
@@ -62,22 +80,7 @@ describe('processing guards', () => {
   });
 
   it('does not let a rule re-trigger itself through its own write', async () => {
-    s = await startPaidDealScenario(() => ({
-      rules: [
-        {
-          name: 'Stamp won deals',
-          on: ['ONCRMDEALUPDATE'],
-          when: [{ field: 'STAGE_ID', equals: 'WON' }],
-          actions: [
-            {
-              type: 'bitrix',
-              method: 'crm.deal.update',
-              params: { id: '{{deal.ID}}', fields: { COMMENTS: 'stamped by b24hooks' } },
-            },
-          ],
-        },
-      ],
-    }));
+    s = await startPaidDealScenario(() => stampWonDeals('stamped by b24hooks'));
     const byTransaction = transactionsOf(s);
     // Our crm.deal.update fires ONCRMDEALUPDATE back at us (seconds later, as Bitrix24's
     // queue does); a few rounds to be sure it stops.
@@ -97,6 +100,42 @@ describe('processing guards', () => {
     ]);
     const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
     expect(rows.map((r) => r.status)).toEqual(['processed', 'skipped']);
+    expect(rows[1].last_error).toMatch(/loop guard/);
+  });
+
+  it('still knows the echo of its own write when the echo’s evaluation fails and is retried', async () => {
+    // With the default settling time, the echo waits a second before it is read, so the
+    // fault below can be set up between the rule's run and the echo's evaluation.
+    s = await startPaidDealScenario(() => stampWonDeals('stamped for {{contact.NAME}}'), {
+      EVENT_SETTLE_MS: undefined,
+    });
+    const settled = async () => {
+      s.h.t.clock.advance(5_000);
+      await s.drain();
+    };
+    const contact = await s.portal.addContact({ NAME: 'Ann' });
+    const deal = await s.portal.addDeal({ TITLE: 'Echo', STAGE_ID: 'NEW', CONTACT_ID: contact.id });
+    await settled();
+    s.shiftPortalTime(2000);
+    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    // The rule's write (and so its echo) falls in a later second than the person's change.
+    s.shiftPortalTime(2000);
+    await settled();
+    expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(1);
+    // The echo's evaluation reads the contact again, and that read fails once.
+    s.portal.failNext('crm.contact.get', { status: 500, error: 'INTERNAL_SERVER_ERROR' });
+    for (let i = 0; i < 4; i++) {
+      s.shiftPortalTime(2000);
+      await settled();
+    }
+    const failedReads = s.portal.calls.filter(
+      (c) => c.method === 'crm.contact.get' && c.status === 500,
+    );
+    expect(failedReads).toHaveLength(1);
+    expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(1);
+    const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
+    expect(rows.map((r) => r.status)).toEqual(['processed', 'skipped']);
+    expect(rows[1].attempts).toBe(2);
     expect(rows[1].last_error).toMatch(/loop guard/);
   });
 
