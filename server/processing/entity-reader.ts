@@ -63,6 +63,7 @@ export interface EntityReader {
     entityType: string,
     id: string,
     eventId: number,
+    notBefore?: number,
   ): Promise<Entity | null | undefined>;
   /**
    * Reads the records not yet fresh in the cache in `batch` calls of up to 50 (each counts
@@ -73,32 +74,39 @@ export interface EntityReader {
     portal: PortalRow,
     refs: ReadonlyArray<{ type: string; id: string }>,
     eventId: number,
+    notBefore?: number,
   ): Promise<void>;
   /** Forget a cached record (after our own write to it). */
   invalidate(portalId: number, entityType: string, id: string): void;
 }
 
 export function createEntityReader(
-  deps: Pick<Deps, 'bitrix' | 'db'>,
+  deps: Pick<Deps, 'bitrix' | 'db'> & Partial<Pick<Deps, 'clock'>>,
   maxEntries = 10_000,
   ttlMs = 60_000,
 ): EntityReader {
   // A read is tagged with the newest stored event id at the moment it started: it reflects
-  // every change whose event was already stored (SQLite commits ids in order).
-  const cache = new Map<string, { mark: number; at: number; value: Entity | null }>();
+  // every change whose event was already stored (SQLite commits ids in order). It is also
+  // tagged with the time it started (the app's clock): an event is read no earlier than its
+  // settling time (`notBefore`, EVENT_SETTLE_MS after its receipt), so that the read shows
+  // every change of the event's second, and a read started before that does not serve it.
+  type Cached = { mark: number; started: number; at: number; value: Entity | null };
+  const cache = new Map<string, Cached>();
+  const clockNow = () => (deps.clock ? deps.clock.now().getTime() : Date.now());
   // Reads also expire: a record cached long ago is not worth trusting or keeping.
-  const fresh = (h: { mark: number; at: number } | undefined, eventId: number) =>
-    h !== undefined && h.mark >= eventId && Date.now() - h.at < ttlMs;
+  const fresh = (h: Cached | undefined, eventId: number, notBefore: number) =>
+    h !== undefined && h.mark >= eventId && h.started >= notBefore && Date.now() - h.at < ttlMs;
   const newestEventId = () => maxEventId(deps.db);
   const key = (p: number, t: string, id: string) => `${p}:${t}:${id}`;
   const inflight = new Map<number, Promise<void>>();
   return {
-    async read(portal, entityType, id, eventId) {
+    async read(portal, entityType, id, eventId, notBefore = 0) {
       const call = readCall(entityType, id);
       if (!call) return undefined;
       const k = key(portal.id, entityType, id);
       const hit = cache.get(k);
-      if (hit && fresh(hit, eventId)) return hit.value;
+      if (hit && fresh(hit, eventId, notBefore)) return hit.value;
+      const started = clockNow();
       const mark = await newestEventId();
       let value: Entity | null;
       try {
@@ -108,15 +116,15 @@ export function createEntityReader(
         value = null;
       }
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-      cache.set(k, { mark, at: Date.now(), value });
+      cache.set(k, { mark, started, at: Date.now(), value });
       return value;
     },
-    async prefetch(portal, refs, eventId) {
+    async prefetch(portal, refs, eventId, notBefore = 0) {
       // One read-ahead per portal at a time; the next one then finds most records cached.
       const before = inflight.get(portal.id);
       const mine = (async () => {
         if (before) await before.catch(() => undefined);
-        await readAhead(portal, refs, eventId);
+        await readAhead(portal, refs, eventId, notBefore);
       })();
       inflight.set(portal.id, mine);
       try {
@@ -134,12 +142,13 @@ export function createEntityReader(
     portal: PortalRow,
     refs: ReadonlyArray<{ type: string; id: string }>,
     eventId: number,
+    notBefore: number,
   ) {
     const first = refs[0];
     // Only when the record asked for is not fresh: then read it and the next ones in one go.
     if (!first) return;
     const own = cache.get(key(portal.id, first.type, first.id));
-    if (fresh(own, eventId)) return;
+    if (fresh(own, eventId, notBefore)) return;
     const todo = new Map<
       string,
       { ref: { type: string; id: string }; call: NonNullable<ReturnType<typeof readCall>> }
@@ -148,12 +157,13 @@ export function createEntityReader(
       const call = readCall(ref.type, ref.id);
       const k = key(portal.id, ref.type, ref.id);
       const hit = cache.get(k);
-      if (!call || fresh(hit, eventId) || todo.has(k)) continue;
+      if (!call || fresh(hit, eventId, notBefore) || todo.has(k)) continue;
       todo.set(k, { ref, call });
     }
     const entries = [...todo.entries()];
     for (let i = 0; i < entries.length; i += 50) {
       const chunk = entries.slice(i, i + 50);
+      const started = clockNow();
       const mark = await newestEventId();
       const cmds: Record<string, readonly [string, object]> = {};
       chunk.forEach(([, t], n) => (cmds[`e${n}`] = [t.call.method, t.call.params]));
@@ -163,7 +173,7 @@ export function createEntityReader(
         // Only what came back is cached; an error (or a missing record) is read alone later.
         if (r !== undefined && !answer.errors[`e${n}`]) {
           if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-          cache.set(k, { mark, at: Date.now(), value: t.call.unwrap(r) });
+          cache.set(k, { mark, started, at: Date.now(), value: t.call.unwrap(r) });
         }
       });
     }

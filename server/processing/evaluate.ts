@@ -45,7 +45,7 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
   const echo = key ? await findOwnWrite(db, key, t - ctx.ownWriteWindowMs) : undefined;
   const depth = echo ? echo.depth + 1 : 0;
   const candidates = map.rules.filter((r) => r.enabled !== false && r.on.includes(event.event));
-  const related = await loadRelated(ctx, portal, candidates, entity, event.id);
+  const related = await loadRelated(ctx, portal, candidates, entity, event);
   const previous = key
     ? await getSnapshot(db, key.portalId, key.entityType, key.entityId)
     : undefined;

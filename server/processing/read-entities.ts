@@ -35,15 +35,27 @@ export async function readEventEntity(
   // A retry or a replay acts later than the first read: it must read afresh (the
   // stale-trigger guard depends on it), so a cached read does not count for it.
   const freshFor = attempt > 1 || event.evaluated_at !== null ? Number.MAX_SAFE_INTEGER : event.id;
+  const notBefore = settledAt(ctx, event);
   const ahead = await dueEntityRefs(deps.db, portal.id, ctx.now(), 49);
   const self = { type: event.entity_type, id: event.entity_id };
   const readAhead =
-    freshFor === event.id ? reader.prefetch(portal, [self, ...ahead], freshFor) : Promise.resolve();
+    freshFor === event.id
+      ? reader.prefetch(portal, [self, ...ahead], freshFor, notBefore)
+      : Promise.resolve();
   await readAhead.catch((e: unknown) => {
     // Reading ahead is an optimisation; the single read below reports real trouble.
     deps.logger.debug({ err: (e as Error).message }, 'read-ahead batch failed');
   });
-  return reader.read(portal, self.type, self.id, freshFor);
+  return reader.read(portal, self.type, self.id, freshFor, notBefore);
+}
+
+/**
+ * When a read first serves an event: its settling time (EVENT_SETTLE_MS after its receipt),
+ * so that it shows every change of the event's second. A read started earlier, for another
+ * event, does not count for this one.
+ */
+function settledAt(ctx: ProcessContext, event: Pick<EventRow, 'received_at'>): number {
+  return event.received_at + ctx.deps.config.worker.settleMs;
 }
 
 /** The related records (`contact`, `company`) the rules' conditions and templates use. */
@@ -52,14 +64,14 @@ export async function loadRelated(
   portal: PortalRow,
   rules: Rule[],
   entity: Entity | undefined,
-  eventId: number,
+  event: Pick<EventRow, 'id' | 'received_at'>,
 ): Promise<Record<string, Entity | undefined>> {
   const related: Record<string, Entity | undefined> = {};
   if (!entity) return related;
   for (const root of relatedToLoad(rules)) {
     const id = entity[`${root.toUpperCase()}_ID`] ?? entity[`${root}Id`];
     if (id === undefined || id === null || id === '' || id === '0' || id === 0) continue;
-    const rec = await ctx.reader.read(portal, root, String(id), eventId);
+    const rec = await ctx.reader.read(portal, root, String(id), event.id, settledAt(ctx, event));
     if (rec) related[root] = rec;
   }
   return related;

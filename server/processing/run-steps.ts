@@ -60,7 +60,7 @@ export async function runRule(
   const prior = new Map<number, ActionRunRow>();
   for (const r of runs)
     if (r.rule_name === rule.name && r.generation === scope.generation) prior.set(r.step_index, r);
-  const related = await loadRelated(ctx, scope.portal, [rule], scope.entity, event.id);
+  const related = await loadRelated(ctx, scope.portal, [rule], scope.entity, event);
   const previous = parseStored<Snapshot | undefined>(match.previous, undefined);
 
   // Stale-trigger guard: before the first step, the conditions must still hold on a fresh read.

@@ -72,6 +72,36 @@ describe('the settling time before an event is first read', () => {
     expect(s.accounting.requests).toHaveLength(0);
   });
 
+  it('does not let a read made for an earlier event stand in for a later one read before its settling time', async () => {
+    s = await startPaidDealScenario(undefined, { EVENT_SETTLE_MS: undefined });
+    const sc = s;
+    const [dealId] = await seedNewDeals(sc, 1);
+    sc.h.t.clock.advance(1_000);
+    await sc.drain();
+    while (sc.portalNow() % 1_000 > 400) await sleep(20);
+    // E1 in one second of the portal's clock, E2 100 ms later (app clock) in the next one.
+    await sc.portal.updateDeal(dealId!, { TITLE: 'Order 1 (a)' });
+    await sc.drain();
+    sc.h.t.clock.advance(100);
+    sc.shiftPortalTime(1_000);
+    await sc.portal.updateDeal(dealId!, { TITLE: 'Order 1 (b)' });
+    await sc.drain();
+    // E1's settling time: its read (the deal at NEW) is made after E2 was stored.
+    sc.h.t.clock.advance(900);
+    await sc.drain();
+    const rows = () => sc.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
+    expect((await rows()).map((r) => r.status)).toEqual(['skipped', 'received']);
+    // Then the deal is won in E2's second: an identical delivery, only counted.
+    await sc.portal.updateDeal(dealId!, { STAGE_ID: 'WON' });
+    await sc.drain();
+    expect((await rows())[1].duplicates).toBe(1);
+    // E2's settling time: E1's read must not serve it.
+    sc.h.t.clock.advance(100);
+    await sc.drain();
+    expect((await rows()).map((r) => r.status)).toEqual(['skipped', 'processed']);
+    expect(sc.accounting.requests).toHaveLength(1);
+  });
+
   it('runs the app’s own events at once, and an event verified late no earlier than its settling time', () => {
     expect(firstAttemptAt(1_000, 'ONAPPINSTALL', 5_000)).toBe(5_000);
     expect(firstAttemptAt(1_000, 'ONCRMDEALUPDATE', 5_000)).toBe(6_000);
