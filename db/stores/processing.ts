@@ -158,27 +158,45 @@ export async function recordOwnWrite(
 }
 
 /**
- * The oldest unconsumed own write to this entity since `since`: the write this event is the
- * echo of. It is marked consumed by `consumeOwnWrite` in the transaction that records the
- * evaluation, so an evaluation that fails before that leaves it for the retry.
+ * The own write this event is the echo of, marked consumed by `eventId`: the one it consumed
+ * already (a retry after a failed evaluation, a replay), else the oldest unconsumed write to
+ * the entity in `window` (made before the event was received: a write made after it is not
+ * what it echoes). Consumed at once, in a commit of its own, so that an echo whose
+ * processing then fails for good does not pass for the echo of a later, genuine change.
  */
-export async function findOwnWrite(
+export async function consumeOwnWrite(
   db: Knex,
   key: { portalId: number; entityType: string; entityId: string },
-  since: number,
-): Promise<{ id: number; rule_name: string; depth: number } | undefined> {
-  const row = (await db('own_writes')
-    .where({ portal_id: key.portalId, entity_type: key.entityType, entity_id: key.entityId })
-    .whereNull('consumed_by_event_id')
-    .where('written_at', '>=', since)
-    .orderBy('written_at', 'asc')
-    .first('id', 'rule_name', 'depth')) as
-    { id: number | string; rule_name: string; depth: number | string } | undefined;
-  if (!row) return undefined;
-  return { id: Number(row.id), rule_name: row.rule_name, depth: Number(row.depth) };
-}
-
-/** Marks an own write found by `findOwnWrite` as the cause of `eventId`. */
-export async function consumeOwnWrite(db: Knex, id: number, eventId: number): Promise<void> {
-  await db('own_writes').where({ id }).update({ consumed_by_event_id: eventId });
+  /** The window the write was made in: an echo arrives after its write. */
+  window: { since: number; until: number },
+  eventId: number,
+): Promise<{ rule_name: string; depth: number } | undefined> {
+  const ofEntity = () =>
+    db('own_writes').where({
+      portal_id: key.portalId,
+      entity_type: key.entityType,
+      entity_id: key.entityId,
+    });
+  type Row = { id: number | string; rule_name: string; depth: number | string };
+  const found = (row: Row) => ({ rule_name: row.rule_name, depth: Number(row.depth) });
+  const mine = (await ofEntity()
+    .where({ consumed_by_event_id: eventId })
+    .first('id', 'rule_name', 'depth')) as Row | undefined;
+  if (mine) return found(mine);
+  for (let tries = 0; tries < 3; tries++) {
+    const row = (await ofEntity()
+      .whereNull('consumed_by_event_id')
+      .whereBetween('written_at', [window.since, window.until])
+      .orderBy('written_at', 'asc')
+      .first('id', 'rule_name', 'depth')) as Row | undefined;
+    if (!row) return undefined;
+    const taken = await db('own_writes')
+      .where({ id: row.id })
+      .whereNull('consumed_by_event_id')
+      .update({ consumed_by_event_id: eventId });
+    // Another event of the entity took it in between (ids committed out of order on
+    // PostgreSQL): look again.
+    if (Number(taken) === 1) return found(row);
+  }
+  return undefined;
 }

@@ -4,7 +4,6 @@ import { buildTemplateContext } from '../rules/context.js';
 import { takeSnapshot, watchedFields } from '../rules/transitions.js';
 import {
   consumeOwnWrite,
-  findOwnWrite,
   getSnapshot,
   insertRuleMatches,
   markEvaluated,
@@ -40,9 +39,16 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
     event.entity_type && event.entity_id
       ? { portalId: portal.id, entityType: event.entity_type, entityId: event.entity_id }
       : undefined;
-  // Consumed with the evaluation's record below: a retry after a failure in between (a
-  // related read, say) must still see this event as the echo of our own write.
-  const echo = key ? await findOwnWrite(db, key, t - ctx.ownWriteWindowMs) : undefined;
+  // A retry after a failure below (a related read, say) or a replay finds the write this
+  // event consumed already, however long ago it was made.
+  const echo = key
+    ? await consumeOwnWrite(
+        db,
+        key,
+        { since: event.received_at - ctx.ownWriteWindowMs, until: event.received_at },
+        event.id,
+      )
+    : undefined;
   const depth = echo ? echo.depth + 1 : 0;
   const candidates = map.rules.filter((r) => r.enabled !== false && r.on.includes(event.event));
   const related = await loadRelated(ctx, portal, candidates, entity, event);
@@ -60,7 +66,6 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
   const { keep, guarded } = guardLoops(matched, echo?.rule_name, depth, ctx.maxChainDepth);
   const fields = watchedFields(map, event.event);
   const record = async (trx: Knex) => {
-    if (echo) await consumeOwnWrite(trx, echo.id, event.id);
     await insertRuleMatches(
       trx,
       [...keep, ...matched.filter((m) => !keep.includes(m))].map((m) => ({

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { replayEvents } from '../../server/processing/replay.js';
 import { runCliIn } from '../helpers/cli.js';
 import {
   scenarioCliEnv,
@@ -136,6 +137,25 @@ describe('processing guards', () => {
     const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
     expect(rows.map((r) => r.status)).toEqual(['processed', 'skipped']);
     expect(rows[1].attempts).toBe(2);
+    expect(rows[1].last_error).toMatch(/loop guard/);
+  });
+
+  it('keeps an echo an echo when it is replayed', async () => {
+    s = await startPaidDealScenario(() => stampWonDeals('stamped by b24hooks'));
+    await changeThenEchoes(s, { TITLE: 'Loop', STAGE_ID: 'NEW' }, { STAGE_ID: 'WON' }, 2);
+    const events = () => s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
+    expect((await events()).map((r) => r.status)).toEqual(['processed', 'skipped']);
+    // Long after the write: the replay evaluates the echo again.
+    s.h.t.clock.advance(60 * 60_000);
+    const r = await replayEvents(s.h.t.deps, { filter: { event: 'ONCRMDEALUPDATE' } });
+    expect(r.queued).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(1);
+    const rows = await events();
+    expect(rows.map((row) => row.status)).toEqual(['processed', 'skipped']);
     expect(rows[1].last_error).toMatch(/loop guard/);
   });
 
