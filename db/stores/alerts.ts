@@ -122,6 +122,21 @@ export async function backlogByPortal(db: Knex): Promise<PortalBacklog[]> {
   return out;
 }
 
+/**
+ * Events received after `since` and still `received`, per portal (0 for none): with `since`
+ * one settling time ago, those not yet due (EVENT_SETTLE_MS), which the backlog alert does
+ * not count. A range of the (status, received_at) index: one settling time's deliveries.
+ */
+export async function settlingByPortal(db: Knex, since: number): Promise<Map<number, number>> {
+  const rows = (await db('events')
+    .where('status', 'received')
+    .where('received_at', '>', since)
+    .groupBy('portal_id')
+    .select('portal_id')
+    .count({ n: '*' })) as Array<{ portal_id: number | string | null; n: number | string }>;
+  return new Map(rows.map((r) => [Number(r.portal_id ?? 0), Number(r.n)]));
+}
+
 export interface FailedEvent {
   id: number;
   event: string;

@@ -161,3 +161,28 @@ describe('backlog alerts', () => {
     expect(h.tg.sent.map((m) => m.text).join('\n')).toContain(`on ${other.domain}`);
   });
 });
+
+describe('backlog alerts and the settling time', () => {
+  let h: AlertHarness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('does not count events still in their settling time, and counts them once they are due', async () => {
+    h = await startAlertHarness({ ALERT_BACKLOG_THRESHOLD: '5', EVENT_SETTLE_MS: '1000' });
+    const portal = await seedPortal(h.t.deps);
+    const p = { id: portal.row.id, memberId: portal.memberId };
+    // Eight deliveries in the last second: a steady stream, not a backlog.
+    await h.addEvents(p, 8);
+    h.t.clock.advance(999);
+    expect((await h.checkAndSend()).sent).toEqual([]);
+    // The control: a millisecond later they are due and still unprocessed.
+    h.t.clock.advance(1);
+    const report = await h.checkAndSend();
+    expect(report.sent.map((s) => [s.key, s.phase])).toEqual([
+      ['backlog:total', 'firing'],
+      [`backlog:${portal.memberId}`, 'firing'],
+    ]);
+    expect(h.tg.sent.find((m) => m.chat_id === '-100')?.text).toContain('backlog of 8 events');
+  });
+});
