@@ -6,7 +6,7 @@ import type { IntakeRow } from '../../db/stores/intake.js';
 import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
 import type { CommitQueue } from './commit-queue.js';
 import { dedupeKey } from './dedupe-key.js';
-import { entityOf } from './entity.js';
+import { entityOf, isDeleteEvent } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { deliveredTokens, maskedBody } from './mask.js';
 import type { RejectBudget } from './reject-budget.js';
@@ -212,16 +212,18 @@ async function accept(
  * one-second resolution, so a later change of the entity within the same second comes as an
  * identical delivery that is only counted, and a read made before that change would miss it
  * for good. Whatever second the first change fell in, it happened before the receipt, so a
- * read a full second after the receipt comes after every change of that second. The app's
- * own events (install, update, uninstall) run at once.
+ * read a full second after the receipt comes after every change of that second. Events
+ * that are not read run at once: the app's own (install, update, uninstall), those naming
+ * no entity (ONOFFLINEEVENT) and deletions.
  */
 export function firstAttemptAt(
   settleMs: number,
-  event: string,
-  receivedAt: number,
-  now = receivedAt,
+  event: { event: string; entity_id: string | null; received_at: number },
+  now = event.received_at,
 ): number {
-  return LIFECYCLE_EVENTS.has(event) ? now : Math.max(now, receivedAt + settleMs);
+  const read =
+    event.entity_id !== null && !LIFECYCLE_EVENTS.has(event.event) && !isDeleteEvent(event.event);
+  return read ? Math.max(now, event.received_at + settleMs) : now;
 }
 
 /** The job of a verified delivery: `lifecycle` for the app's own events, else `process_event`. */
@@ -237,7 +239,7 @@ function deliveryJob(
     entity_key: row.entity_id ? `${portal.id}:${row.entity_type}:${row.entity_id}` : null,
     payload: null,
     max_attempts: ctx.config.worker.maxAttempts,
-    run_at: firstAttemptAt(ctx.config.worker.settleMs, d.event, row.received_at),
+    run_at: firstAttemptAt(ctx.config.worker.settleMs, row),
     topic: d.event,
   };
 }

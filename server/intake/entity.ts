@@ -7,6 +7,9 @@ export interface EntityRef {
   id: string | null;
 }
 
+/** A deletion (`ONCRMDEALDELETE`, `ONCRMDYNAMICITEMDELETE_1038`): its entity cannot be read. */
+export const isDeleteEvent = (event: string): boolean => /DELETE(_\d+)?$/.test(event);
+
 const CRM_TYPES: ReadonlyArray<[string, string]> = [
   ['ONCRMDEALRECURRING', 'deal_recurring'],
   ['ONCRMDEAL', 'deal'],

@@ -47,7 +47,7 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
             entity_key: ev.entity_id ? `${portalId}:${ev.entity_type}:${ev.entity_id}` : null,
             payload: null,
             max_attempts: deps.config.worker.maxAttempts,
-            run_at: firstAttemptAt(deps.config.worker.settleMs, ev.event, ev.received_at, now),
+            run_at: firstAttemptAt(deps.config.worker.settleMs, ev, now),
             topic: ev.event,
           });
           result.verified++;

@@ -1,3 +1,4 @@
+import { isDeleteEvent } from '../intake/entity.js';
 import { PausedError } from '../lib/retry-errors.js';
 import { restWaitMs } from '../queue/destinations.js';
 import type { Rule } from '../rules/model.js';
@@ -7,8 +8,6 @@ import { dueEntityRefs } from '../../db/stores/jobs.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import type { ProcessContext } from './context.js';
 import type { Entity } from './entity-reader.js';
-
-const isDelete = (event: string) => /DELETE(_\d+)?$/.test(event);
 
 /**
  * The entity an event names, read now (Bitrix24 sends only its ID): `null` when it no longer
@@ -22,7 +21,7 @@ export async function readEventEntity(
   attempt: number,
 ): Promise<Entity | null | undefined> {
   if (!event.entity_type || !event.entity_id) return undefined;
-  if (isDelete(event.event)) return { ID: event.entity_id };
+  if (isDeleteEvent(event.event)) return { ID: event.entity_id };
   const { deps, reader } = ctx;
   // Waiting is not working: a read the portal's budget would hold up gives the worker
   // back and comes again when the bucket has drained.
