@@ -137,11 +137,12 @@ import { tempDir } from '../helpers/temp-dir.js';
       for (let n = next++; n < DELIVERIES; n = next++) {
         if (n === Math.floor(DELIVERIES / 4)) portal.expireAccessTokens();
         if (n === Math.floor(DELIVERIES / 2) && !killed) {
-          // Kill one instance while it works: wait until it has steps running.
+          // Kill one instance while it works: wait until steps have succeeded (each event
+          // waits its settling second first) and others are running.
           const running = async () =>
             Number((await db('jobs').where({ status: 'running' }).count({ c: '*' }).first())?.c);
-          while ((await running()) === 0) await new Promise((r) => setTimeout(r, 2));
-          succeededAtKill = await succeededKeys();
+          while ((succeededAtKill = await succeededKeys()).size === 0 || (await running()) === 0)
+            await new Promise((r) => setTimeout(r, 2));
           sinkAtKill = sink.requests.length;
           killed = true;
           victim.proc.kill('SIGKILL');
