@@ -86,7 +86,8 @@ export interface Config {
     readonly maxAttempts: number;
     readonly retryBaseSeconds: number;
     /**
-     * `EVENT_SETTLE_MS`: how long after its receipt an event is first processed. Bitrix24's
+     * `EVENT_SETTLE_MS`: how long after its receipt an event whose entity is read (not the
+     * app's own events, deletions, or events naming no entity) is first processed. Bitrix24's
      * `ts` has one-second resolution and CRM events carry only the ID, so further changes of
      * the entity within that second arrive as identical deliveries and are only counted; a
      * read at least a second after the receipt sees them all. @default 1000
