@@ -86,7 +86,10 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
     }
     return 1;
   }
-  const warnings = checkMap(result.map, { boundEvents: await boundEvents(ctx, memberId) });
+  const warnings = checkMap(result.map, {
+    boundEvents: await boundEvents(ctx, memberId),
+    settleMs: ctx.deps.config.worker.settleMs,
+  });
   io.err(warningLines(warnings));
   const scope = memberId ?? 'default';
   const count = result.map.rules.length;

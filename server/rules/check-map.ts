@@ -3,10 +3,12 @@ import type { EventMap, Rule } from './model.js';
 export interface CheckOptions {
   /** Events the portal (or the default install) binds; rules on other events never fire. */
   boundEvents?: readonly string[];
+  /** `EVENT_SETTLE_MS`: every event is first read this long after its receipt. */
+  settleMs?: number;
 }
 
 export interface MapWarning {
-  code: 'same-field-write' | 'self-trigger' | 'trigger-cycle' | 'unbound-event';
+  code: 'same-field-write' | 'self-trigger' | 'trigger-cycle' | 'unbound-event' | 'sla-too-short';
   /** The rules concerned, by name. */
   rules: string[];
   message: string;
@@ -77,7 +79,8 @@ const listens = (rule: Rule, event: string): boolean =>
 /**
  * Warnings about a valid map: two rules on one trigger writing the same field; a rule whose
  * own action can trigger its event again (or a cycle through several rules); rules on events
- * that are not bound. Disabled rules are left out.
+ * that are not bound; an SLA no event can meet, being within the settling time. Disabled rules
+ * are left out.
  */
 export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
   const warnings: MapWarning[] = [];
@@ -94,6 +97,17 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
           message: `rule "${r.name}" listens to ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not bound; it will not fire until the event is bound`,
         });
       }
+    }
+  }
+
+  if (opts.settleMs !== undefined) {
+    for (const r of rules) {
+      if (r.slaSeconds === undefined || r.slaSeconds * 1000 > opts.settleMs) continue;
+      warnings.push({
+        code: 'sla-too-short',
+        rules: [r.name],
+        message: `rule "${r.name}" has an SLA of ${r.slaSeconds} s, but an event is first read ${opts.settleMs / 1000} s after it arrives (EVENT_SETTLE_MS); every event will be late`,
+      });
     }
   }
 

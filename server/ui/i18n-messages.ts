@@ -130,6 +130,12 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ', which is not bound; it will not fire until the event is bound',
     ', а оно не привязано; правило не сработает, пока событие не привязано',
   ],
+  [' has an SLA of ', ' имеет SLA '],
+  [
+    ' s after it arrives (EVENT_SETTLE_MS); every event will be late',
+    ' с после получения (EVENT_SETTLE_MS); каждое событие опоздает',
+  ],
+  [' s, but an event is first read ', ' с, но событие читается не раньше чем через '],
   [' both run on ', ' оба срабатывают на '],
   [' and both write ', ' и оба записывают '],
   ['; the later write wins', '; останется последняя запись'],

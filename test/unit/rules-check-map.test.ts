@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { translateMessage } from '../../server/ui/i18n-messages.js';
 import { checkMap, eventsTriggeredBy } from '../../server/rules/check-map.js';
 import type { Action, EventMap, Rule } from '../../server/rules/model.js';
 
@@ -85,6 +86,30 @@ describe('checkMap', () => {
         message: expect.stringContaining('ONCRMLEADADD, which is not bound') as unknown as string,
       },
     ]);
+  });
+
+  it('warns about an SLA within the settling time, which every event would miss', () => {
+    const map: EventMap = {
+      rules: [
+        rule('instant', ['ONCRMDEALUPDATE'], [sms], { slaSeconds: 1 }),
+        rule('fine', ['ONCRMDEALUPDATE'], [sms], { slaSeconds: 2 }),
+        rule('none', ['ONCRMDEALUPDATE'], [sms]),
+      ],
+    };
+    const warnings = checkMap(map, { settleMs: 1000 });
+    expect(warnings).toEqual([
+      {
+        code: 'sla-too-short',
+        rules: ['instant'],
+        message:
+          'rule "instant" has an SLA of 1 s, but an event is first read 1 s after it arrives (EVENT_SETTLE_MS); every event will be late',
+      },
+    ]);
+    // Without the settling time (EVENT_SETTLE_MS=0) any SLA can be met.
+    expect(checkMap(map, { settleMs: 0 })).toEqual([]);
+    expect(translateMessage(warnings[0]!.message, 'ru')).toBe(
+      'правило "instant" имеет SLA 1 с, но событие читается не раньше чем через 1 с после получения (EVENT_SETTLE_MS); каждое событие опоздает',
+    );
   });
 
   it('knows which events a REST method causes', () => {

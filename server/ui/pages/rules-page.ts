@@ -74,7 +74,10 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     const shown = revealed ? revealMap(map, deps.box) : masked;
     const now = deps.clock.now().getTime();
     const figures = await ruleSuccess(deps.db, portal.id, now - 7 * DAY, now);
-    const warnings = checkMap(map, { boundEvents: bound(res) });
+    const warnings = checkMap(map, {
+      boundEvents: bound(res),
+      settleMs: deps.config.worker.settleMs,
+    });
     const errors = view.errors ?? [];
     // Stage names come from the builder's metadata cache (cached per portal, read within the
     // REST budget); a slow or failing portal only leaves the codes on the page.

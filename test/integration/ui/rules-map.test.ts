@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { getRuleMap } from '../../../server/rules/map-store.js';
+import { getRuleMap, saveRuleMap } from '../../../server/rules/map-store.js';
 import { getSetting } from '../../../db/stores/settings.js';
 import type { EventMap } from '../../../server/rules/model.js';
 import { revealMap } from '../../../server/rules/secret-fields.js';
@@ -330,5 +330,36 @@ describe('the map page', () => {
       expect([toggle.status, move.status]).toEqual([403, 403]);
       expect(await rawOwn()).toBe(before);
     });
+  });
+});
+
+describe('the map page with the production settling time', () => {
+  it('warns beside a rule whose SLA no event can meet', async () => {
+    const h = await startUiHarness({ env: { EVENT_SETTLE_MS: '1000' } });
+    try {
+      const map: EventMap = {
+        rules: [
+          {
+            name: 'Instant',
+            on: ['ONCRMDEALUPDATE'],
+            slaSeconds: 1,
+            actions: [{ type: 'http', method: 'POST', url: `${h.sink.url}/hook`, body: {} }],
+          },
+          {
+            name: 'Patient',
+            on: ['ONCRMDEALUPDATE'],
+            slaSeconds: 30,
+            actions: [{ type: 'http', method: 'POST', url: `${h.sink.url}/hook`, body: {} }],
+          },
+        ],
+      };
+      await saveRuleMap(h.t.deps.db, undefined, map, h.t.clock.now());
+      const page = await getPage(h, '/ui/rules', (await openSession(h)).cookie);
+      expect(warningsOf(page.html, 'Instant')).toContain('data-code="sla-too-short"');
+      expect(words(warningsOf(page.html, 'Instant'))).toContain('EVENT_SETTLE_MS');
+      expect(page.html.match(/class="rule-warnings"/g)).toHaveLength(1);
+    } finally {
+      await h.close();
+    }
   });
 });
