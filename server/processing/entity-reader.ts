@@ -81,7 +81,7 @@ export interface EntityReader {
 }
 
 export function createEntityReader(
-  deps: Pick<Deps, 'bitrix' | 'db'> & Partial<Pick<Deps, 'clock'>>,
+  deps: Pick<Deps, 'bitrix' | 'db' | 'clock'>,
   maxEntries = 10_000,
   ttlMs = 60_000,
 ): EntityReader {
@@ -92,7 +92,7 @@ export function createEntityReader(
   // every change of the event's second, and a read started before that does not serve it.
   type Cached = { mark: number; started: number; at: number; value: Entity | null };
   const cache = new Map<string, Cached>();
-  const clockNow = () => (deps.clock ? deps.clock.now().getTime() : Date.now());
+  const clockNow = () => deps.clock.now().getTime();
   // Reads also expire: a record cached long ago is not worth trusting or keeping.
   const fresh = (h: Cached | undefined, eventId: number, notBefore: number) =>
     h !== undefined && h.mark >= eventId && h.started >= notBefore && Date.now() - h.at < ttlMs;

@@ -16,19 +16,26 @@ describe('the settling time before an event is first read', () => {
     s = undefined;
   });
 
-  /** A deal at NEW that the app has seen, then a title change and the move to WON in one second. */
-  async function twoChangesInOneSecond(sc: PaidDealScenario) {
+  /**
+   * A deal at NEW that the app has seen (its ONCRMDEALADD is due after the settling time),
+   * with the portal's clock early in a second, so the next changes fall well inside it.
+   */
+  async function seenDealEarlyInASecond(sc: PaidDealScenario): Promise<string> {
     const [dealId] = await seedNewDeals(sc, 1);
-    // Their ONCRMDEALADD events become due after the settling time.
     sc.h.t.clock.advance(1_000);
     await sc.drain();
-    // Both changes well inside one second of the portal's clock.
     while (sc.portalNow() % 1_000 > 400) await sleep(20);
-    await sc.portal.updateDeal(dealId!, { TITLE: 'Order 1 (confirmed)' });
+    return dealId!;
+  }
+
+  /** A deal at NEW that the app has seen, then a title change and the move to WON in one second. */
+  async function twoChangesInOneSecond(sc: PaidDealScenario) {
+    const dealId = await seenDealEarlyInASecond(sc);
+    await sc.portal.updateDeal(dealId, { TITLE: 'Order 1 (confirmed)' });
     await sc.drain();
     const read = sc.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' });
     const before = (await read.clone().first()) as { status: string };
-    await sc.portal.updateDeal(dealId!, { STAGE_ID: 'WON' });
+    await sc.portal.updateDeal(dealId, { STAGE_ID: 'WON' });
     await sc.drain();
     const answers = sc.portal.deliveries
       .filter((d) => d.event === 'ONCRMDEALUPDATE')
@@ -75,16 +82,13 @@ describe('the settling time before an event is first read', () => {
   it('does not let a read made for an earlier event stand in for a later one read before its settling time', async () => {
     s = await startPaidDealScenario(undefined, { EVENT_SETTLE_MS: undefined });
     const sc = s;
-    const [dealId] = await seedNewDeals(sc, 1);
-    sc.h.t.clock.advance(1_000);
-    await sc.drain();
-    while (sc.portalNow() % 1_000 > 400) await sleep(20);
+    const dealId = await seenDealEarlyInASecond(sc);
     // E1 in one second of the portal's clock, E2 100 ms later (app clock) in the next one.
-    await sc.portal.updateDeal(dealId!, { TITLE: 'Order 1 (a)' });
+    await sc.portal.updateDeal(dealId, { TITLE: 'Order 1 (a)' });
     await sc.drain();
     sc.h.t.clock.advance(100);
     sc.shiftPortalTime(1_000);
-    await sc.portal.updateDeal(dealId!, { TITLE: 'Order 1 (b)' });
+    await sc.portal.updateDeal(dealId, { TITLE: 'Order 1 (b)' });
     await sc.drain();
     // E1's settling time: its read (the deal at NEW) is made after E2 was stored.
     sc.h.t.clock.advance(900);
@@ -92,7 +96,7 @@ describe('the settling time before an event is first read', () => {
     const rows = () => sc.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
     expect((await rows()).map((r) => r.status)).toEqual(['skipped', 'received']);
     // Then the deal is won in E2's second: an identical delivery, only counted.
-    await sc.portal.updateDeal(dealId!, { STAGE_ID: 'WON' });
+    await sc.portal.updateDeal(dealId, { STAGE_ID: 'WON' });
     await sc.drain();
     expect((await rows())[1].duplicates).toBe(1);
     // E2's settling time: E1's read must not serve it.
