@@ -126,7 +126,7 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     },
   });
   const { worker, mailer, offline } = processing;
-  intake.onStored(() => worker.notify());
+  intake.onStored((dueAt) => worker.notifyDue(dueAt));
   const lock = opts.instanceLock;
   const alerts = createAlertMonitor(deps, {
     onEnqueued: () => worker.notify('alert'),

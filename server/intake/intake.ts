@@ -11,6 +11,7 @@ import { markStorageFailing, markStorageWritable } from '../metrics.js';
 import { createTokenDigests } from './token-digests.js';
 import { createUnverifiedCap } from './unverified-cap.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
+import type { IntakeOutcome, IntakeRow } from '../../db/stores/intake.js';
 
 export { LIFECYCLE_EVENTS, type RejectReason } from './deliver.js';
 export { dedupeKey } from './dedupe-key.js';
@@ -24,8 +25,11 @@ export interface Intake {
   drain(): Promise<void>;
   /** Drains, then stops the allowlist refresh and the writer. */
   close(): Promise<void>;
-  /** Called after each committed batch with the ids of new jobs' events (to wake the worker). */
-  onStored(listener: () => void): void;
+  /**
+   * Called after each committed batch that stored new jobs, with the earliest one's due time
+   * (to wake the worker by then).
+   */
+  onStored(listener: (dueAt: number) => void): void;
   /** Deliveries received in the last full second (the worker yields to a flood). */
   recentRate(): number;
   /** Deliveries are waiting for their commit: other writers should hold back. */
@@ -56,11 +60,12 @@ export function createIntake(
   const writer = opts.writer ?? inlineWriter(deps.db);
   const { config, metrics, logger, box } = deps;
   const now = () => deps.clock.now().getTime();
-  const listeners: Array<() => void> = [];
+  const listeners: Array<(dueAt: number) => void> = [];
   const queue = createCommitQueue(writer, now, {
-    onCommitted: () => {
+    onCommitted: (rows, outcomes) => {
       markStorageWritable(metrics);
-      for (const l of listeners) l();
+      const dueAt = earliestNewJob(rows, outcomes);
+      if (dueAt !== undefined) for (const l of listeners) l(dueAt);
     },
     onFailed: () => markStorageFailing(metrics),
   });
@@ -98,6 +103,18 @@ export function createIntake(
     busy: () => queue.busy(),
     recentRate: () => ctx.rate.recent(),
   };
+}
+
+/** The due time of the earliest job a committed batch created (undefined: none). */
+function earliestNewJob(rows: IntakeRow[], outcomes: IntakeOutcome[]): number | undefined {
+  let earliest: number | undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const job = rows[i]!.job;
+    const o = outcomes[i];
+    if (!job || !o || o.duplicate || o.eventId === null) continue;
+    if (earliest === undefined || job.run_at < earliest) earliest = job.run_at;
+  }
+  return earliest;
 }
 
 function isFormType(header: string | undefined): boolean {

@@ -55,6 +55,10 @@ export interface WorkerState {
   loopTimer: NodeJS.Timeout | undefined;
   /** Set by `kick` (a slot freed, work stored) so a wake-up during a claim is not lost. */
   kicked: boolean;
+  /** When the loop's sleep ends (app clock), while it sleeps. */
+  sleepUntil: number | undefined;
+  /** Work stored while the loop was not asleep becomes due then: its next sleep ends by it. */
+  dueHint: number | undefined;
   /** The alert lane is looked at when alerts were stored, or once per pollMs (retries). */
   alertsDue: boolean;
   alertsLookedAt: number;
@@ -136,6 +140,8 @@ export function createWorkerContext(
       wake: undefined,
       loopTimer: undefined,
       kicked: false,
+      sleepUntil: undefined,
+      dueHint: undefined,
       alertsDue: true,
       alertsLookedAt: 0,
       unrecorded: new Set<number>(),

@@ -101,17 +101,40 @@ async function dueDelay(w: WorkerContext): Promise<number> {
   }
 }
 
-/** Sleeps `delay` ms, or until `kick` wakes the loop. */
+/** Sleeps `delay` ms, or until `kick` wakes the loop, or work stored meanwhile is due. */
 function sleep(w: WorkerContext, delay: number): Promise<void> {
   const { state } = w;
+  if (state.dueHint !== undefined) {
+    delay = Math.min(delay, Math.max(0, state.dueHint - w.now()));
+    state.dueHint = undefined;
+  }
   return new Promise<void>((resolve) => {
     state.wake = () => {
       state.wake = undefined;
+      state.sleepUntil = undefined;
       if (state.loopTimer) clearTimeout(state.loopTimer);
       resolve();
     };
+    state.sleepUntil = w.now() + delay;
     state.loopTimer = setTimeout(() => state.wake?.(), delay);
   });
+}
+
+/**
+ * Work was stored that becomes due at `at` (app clock, later than now): a sleeping loop
+ * wakes by then, without a round now that would find nothing due; a loop that is not asleep
+ * keeps it for its next sleep (the round it is in may have looked before the commit).
+ */
+export function wakeBy(w: WorkerContext, at: number): void {
+  const { state } = w;
+  if (!state.wake) {
+    state.dueHint = Math.min(state.dueHint ?? Infinity, at);
+    return;
+  }
+  if (state.sleepUntil !== undefined && at >= state.sleepUntil) return;
+  if (state.loopTimer) clearTimeout(state.loopTimer);
+  state.sleepUntil = at;
+  state.loopTimer = setTimeout(() => state.wake?.(), Math.max(0, at - w.now()));
 }
 
 /** Jobs of dead instances back to the queue (PostgreSQL, with an instance lock only). */

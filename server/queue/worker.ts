@@ -9,7 +9,7 @@ import {
   type WorkerContext,
   type WorkerOptions,
 } from './worker-context.js';
-import { runLoop } from './worker-loop.js';
+import { runLoop, wakeBy } from './worker-loop.js';
 
 export type { JobOutcome, WorkerOptions } from './worker-context.js';
 
@@ -30,6 +30,12 @@ export interface Worker extends EventEmitter {
    * lane is otherwise looked at once per `pollMs`, not on every delivery).
    */
   notify(kind?: 'alert'): void;
+  /**
+   * Work was stored that is first due at `at` (app clock): wake the loop then, or at once
+   * when that is now. A delivery's job is due a settling time after its receipt
+   * (`EVENT_SETTLE_MS`), so a round at its commit would find nothing to claim.
+   */
+  notifyDue(at: number): void;
   /** Returns running jobs abandoned by a dead process to the queue. */
   recoverStale(): Promise<number>;
 }
@@ -69,6 +75,10 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     notify(kind?: 'alert') {
       if (kind === 'alert') w.state.alertsDue = true;
       kick(w);
+    },
+    notifyDue(at: number) {
+      if (at <= w.now()) kick(w);
+      else wakeBy(w, at);
     },
     async recoverStale() {
       const n = await releaseStaleJobs(deps.db, w.now() - w.leaseMs, w.now());

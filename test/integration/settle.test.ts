@@ -68,6 +68,21 @@ describe('the settling time before an event is first read', () => {
     ]).toEqual([1, 1, 1]);
   });
 
+  it("tells the worker when a delivery's job is due, and nothing for a counted repeat", async () => {
+    s = await startPaidDealScenario(undefined, { EVENT_SETTLE_MS: undefined });
+    const dealId = await seenDealEarlyInASecond(s);
+    const due: number[] = [];
+    s.h.services.intake.onStored((at) => due.push(at));
+    await s.portal.updateDeal(dealId, { TITLE: 'Order 1 (confirmed)' });
+    await s.portal.updateDeal(dealId, { STAGE_ID: 'WON' });
+    const row = (await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).first()) as {
+      received_at: number | string;
+      duplicates: number;
+    };
+    expect(row.duplicates).toBe(1);
+    expect(due).toEqual([Number(row.received_at) + 1_000]);
+  });
+
   it('loses the move to WON for good when the delivery is read at once (the control)', async () => {
     s = await startPaidDealScenario(undefined, { EVENT_SETTLE_MS: '0' });
     const { statusAfterFirst, event } = await twoChangesInOneSecond(s);

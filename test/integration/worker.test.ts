@@ -19,7 +19,7 @@ describe('worker', () => {
   });
 
   /** Stores events with their process_event jobs, as the intake would. */
-  async function enqueue(entityIds: string[]): Promise<number[]> {
+  async function enqueue(entityIds: string[], runAt?: number): Promise<number[]> {
     const now = t.clock.now().getTime();
     const ids: number[] = [];
     for (const entityId of entityIds) {
@@ -47,7 +47,7 @@ describe('worker', () => {
             entity_key: `${portalId}:deal:${entityId}`,
             payload: null,
             max_attempts: 4,
-            run_at: now,
+            run_at: runAt ?? now,
           },
         ],
         now,
@@ -277,6 +277,49 @@ describe('worker', () => {
     expect(await t.deps.db('jobs').where('status', 'done').count({ n: '*' }).first()).toEqual({
       n: 16,
     });
+  });
+
+  it('wakes for stored work when it is due, not at its commit (the settling time)', async () => {
+    let ran = 0;
+    const worker = createWorker(t.deps, {
+      pollMs: 5_000,
+      handlers: {
+        process_event: async () => {
+          ran++;
+        },
+      },
+    });
+    const queries: string[] = [];
+    const onQuery = (q: { sql: string }) => queries.push(q.sql);
+    worker.start();
+    try {
+      // The first round finds nothing and the loop sleeps for its poll interval.
+      await new Promise((r) => setTimeout(r, 50));
+      const dueAt = t.clock.now().getTime() + 300;
+      await enqueue(['1'], dueAt);
+      t.deps.db.on('query', onQuery);
+      // Five commits whose jobs are due in 300 ms, as the intake reports them.
+      for (let i = 0; i < 5; i++) {
+        worker.notifyDue(dueAt);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // No round ran: it would have found nothing due (each one is a claim's queries).
+      expect(queries).toEqual([]);
+      expect(ran).toBe(0);
+      t.clock.advance(300);
+      // Woken when the job is due, long before the 5 s poll.
+      for (let i = 0; i < 100 && ran === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(ran).toBe(1);
+
+      // Work due now (a deletion, an install) wakes it at once.
+      await enqueue(['2']);
+      worker.notifyDue(t.clock.now().getTime());
+      for (let i = 0; i < 100 && ran === 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(ran).toBe(2);
+    } finally {
+      t.deps.db.off('query', onQuery);
+      await worker.stop();
+    }
   });
 
   it('drain waits for the jobs the running loop holds', async () => {
