@@ -122,7 +122,9 @@ export async function rulesExportCommand(ctx: CommandContext): Promise<number> {
   }
   map ??= (await getRuleMap(deps.db)) ?? { rules: [] };
   const shown =
-    ctx.flags['with-secrets'] === true ? revealMap(map, deps.box) : maskMap(map, deps.box);
+    ctx.flags['with-secrets'] === true
+      ? revealMap(map, deps.box, { operator: true })
+      : maskMap(map, deps.box);
   io.out(JSON.stringify(shown, null, 2) + '\n');
   return 0;
 }

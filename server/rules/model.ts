@@ -50,7 +50,12 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
  * A credential field (see secret-fields.ts): text, an environment variable the operator
  * allows (`{"$env": "ERP_TOKEN"}`), or — in a stored map — the text encrypted.
  */
-export type Secret = string | { $env: string } | { $enc: string };
+/**
+ * A credential as written (text, `$env`) or as stored (`$enc`). `$inherited` marks a sealed
+ * value a portal's map took over from the operator's default map (secret-fields.ts `sealMap`):
+ * it is sent like any other, but never shown to the portal.
+ */
+export type Secret = string | { $env: string } | { $enc: string; $inherited?: true };
 
 /** An HTTP request to any API. Every string inside may hold `{{templates}}`. */
 export interface HttpAction extends ActionBase {

@@ -25,12 +25,13 @@ export async function saveMapSealed(
   memberId: string | undefined,
   map: EventMap,
 ): Promise<SealResult> {
-  const previous =
-    (await getRuleMap(deps.db, memberId)) ??
-    (memberId === undefined ? undefined : await getRuleMap(deps.db));
+  const own = await getRuleMap(deps.db, memberId);
+  const fromDefault = own === undefined && memberId !== undefined;
+  const previous = fromDefault ? await getRuleMap(deps.db) : own;
   const sealed = sealMap(map, {
     box: deps.box,
     previous,
+    previousIsDefault: fromDefault,
     envNames: deps.config.actions.secretEnv,
   });
   if (sealed.ok) await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());

@@ -13,6 +13,11 @@ import { jsonPath, type MapError } from './validate.js';
  * in ACTION_SECRET_ENV). A stored map holds text as `{"$enc": "v1.…"}`, encrypted with the
  * token key (server/lib/crypto.ts). Pages and exports show MASK in their place, except to an
  * admin who asks to see them; a map saved with MASK in a place keeps what was stored there.
+ *
+ * The default map is the operator's, and every portal without a map of its own uses it: a
+ * portal's admin never sees its credentials. A portal that saves its first own map from the
+ * default (a rule turned off, say) keeps the default's sealed credentials marked
+ * `$inherited`, and those stay masked for the portal too.
  */
 
 /** What a page or an export shows instead of a stored credential. */
@@ -48,7 +53,7 @@ export function maskUrlText(url: string): string {
 
 export const isEnvRef = (v: unknown): v is { $env: string } =>
   typeof v === 'object' && v !== null && typeof (v as { $env?: unknown }).$env === 'string';
-export const isSealed = (v: unknown): v is { $enc: string } =>
+export const isSealed = (v: unknown): v is { $enc: string; $inherited?: true } =>
   typeof v === 'object' && v !== null && typeof (v as { $enc?: unknown }).$enc === 'string';
 
 /** One credential field of one step. */
@@ -122,12 +127,21 @@ export function maskMap(map: EventMap, box: SecretBox): EventMap {
   return out;
 }
 
-/** The map with its credentials readable (an admin's explicit reveal, `--with-secrets`). */
-export function revealMap(map: EventMap, box: SecretBox): EventMap {
+/**
+ * The map with its credentials readable: the operator's `rules export --with-secrets`
+ * (`operator`), or a portal admin's explicit reveal of the portal's own map, where what it
+ * took over from the default map stays masked.
+ */
+export function revealMap(
+  map: EventMap,
+  box: SecretBox,
+  opts: { operator?: boolean } = {},
+): EventMap {
   const out = copy(map);
   for (const p of places(out)) {
     const v = p.get();
-    if (isSealed(v)) p.set(box.decrypt(v.$enc));
+    if (!isSealed(v)) continue;
+    p.set(v.$inherited && !opts.operator ? masked(p.kind, v, box) : box.decrypt(v.$enc));
   }
   return out;
 }
@@ -136,6 +150,11 @@ export interface SealOptions {
   box: SecretBox;
   /** The map stored in the same scope: MASK in a place keeps its credential. */
   previous?: EventMap;
+  /**
+   * `previous` is the operator's default map, not this portal's own: a credential kept from
+   * it is marked `$inherited` (never revealed to the portal).
+   */
+  previousIsDefault?: boolean;
   /** Variable names `{"$env": …}` may use (ACTION_SECRET_ENV). */
   envNames: { has(name: string): boolean };
 }
@@ -190,7 +209,8 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
         (p.kind === 'url'
           ? masked('url', prev, opts.box) === v
           : masked(p.kind, prev, opts.box) === MASK && v === MASK);
-      if (keep) p.set(prev);
+      if (keep)
+        p.set(opts.previousIsDefault && isSealed(prev) ? { ...prev, $inherited: true } : prev);
       else {
         errors.push({
           path: p.path,

@@ -179,6 +179,8 @@ const EN = {
     'Secrets are shown as ******** and stored encrypted; leave ******** in place to keep a stored secret.',
   'rules.reveal': 'Show secrets',
   'rules.revealed': 'Secrets are shown in clear. Save or reload the page to mask them again.',
+  'rules.operatorSecrets':
+    'This is the server\'s default map: its secrets belong to the operator and stay masked, in a copy saved from it too. Type a value or use {"$env": "NAME"} for secrets of your own.',
   'rules.exportWithSecrets': 'Export with secrets',
   'subs.title': 'Subscriptions',
   'subs.event': 'Event',
@@ -415,6 +417,8 @@ const RU: Record<MessageKey, string> = {
     'Секреты показаны как ******** и хранятся зашифрованными; оставьте ********, чтобы сохранить прежнее значение.',
   'rules.reveal': 'Показать секреты',
   'rules.revealed': 'Секреты показаны открыто. Сохраните или обновите страницу, чтобы скрыть их.',
+  'rules.operatorSecrets':
+    'Это карта сервера по умолчанию: её секреты принадлежат оператору и остаются скрытыми, в том числе в сохранённой из неё копии. Для своих секретов введите значение или {"$env": "NAME"}.',
   'rules.exportWithSecrets': 'Экспорт с секретами',
   'subs.title': 'Подписки',
   'subs.event': 'Событие',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DEFAULT_SCOPE, getSetting } from '../../db/stores/settings.js';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
-import { sealStoredMaps } from '../../server/rules/saved-map.js';
+import { saveMapSealed, sealStoredMaps } from '../../server/rules/saved-map.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';
 import { secretStepMap } from '../helpers/secret-map.js';
@@ -243,5 +243,92 @@ describe('a map stored before secrets were encrypted', () => {
     await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
     await h.drain();
     expect(h.sink.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+});
+
+/**
+ * The default map is the operator's (`rules import` without `--portal`), and every portal
+ * without a map of its own runs it. Before, any portal's admin (anyone who installs the app)
+ * read its credentials with "Show secrets", the export with secrets or the builder's reveal,
+ * and a portal that saved its first own map from it (a rule turned off) took them over
+ * readable.
+ */
+describe("the operator's default map", () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  const OPERATOR_TOKEN = 'operator-bearer-4f1e8a';
+  const OPERATOR_SECRET = 'whsec_b3BlcmF0b3Itc2lnbmluZy1rZXk=';
+  const revealedStep = async (path: string, form: Record<string, string> = {}) => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    return postForm(h, path, { _csrf: csrfOf(page.html), ...form }, admin.cookie);
+  };
+
+  beforeAll(async () => {
+    h = await startUiHarness({ env: { ACTION_SECRET_ENV: 'ERP_TOKEN', ERP_TOKEN: 'x' } });
+    admin = await openSession(h);
+    const checked = validateEventMap(
+      secretStepMap({
+        url: `${h.sink.url}/invoices`,
+        token: OPERATOR_TOKEN,
+        secret: OPERATOR_SECRET,
+        envName: 'ERP_TOKEN',
+      }),
+    );
+    if (!checked.ok) throw new Error(JSON.stringify(checked.errors));
+    expect((await saveMapSealed(h.t.deps, undefined, checked.map)).ok).toBe(true);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const leaks = (text: string) => text.includes(OPERATOR_TOKEN) || text.includes(OPERATOR_SECRET);
+
+  it('keeps its credentials from a portal admin: reveal, export with secrets, builder', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    // Control: the admin sees the default map (masked) and is an admin.
+    expect(page.html).toContain('Won deal: invoice');
+    expect(page.html).toContain('id="export"');
+    expect(page.html).not.toContain('id="reveal"');
+    expect(page.html).toContain('id="operator-secrets"');
+    const reveal = await revealedStep('/ui/rules/reveal');
+    const exported = await revealedStep('/ui/rules/export');
+    const builder = await revealedStep('/ui/rules/edit/reveal', { name: 'Won deal: invoice' });
+    for (const r of [reveal, exported, builder]) {
+      expect(r.status).toBe(200);
+      expect(leaks(r.html)).toBe(false);
+    }
+    expect(JSON.parse(exported.html).rules[0].actions[0].secret).toBe('********');
+    expect(builder.html).toContain('Won deal: invoice');
+  });
+
+  it('keeps them masked in the map a portal saves from it, and still sends them', async () => {
+    // The portal's first own map: the default with its rule turned off, then on again.
+    for (const enabled of ['0', '1']) {
+      const res = await revealedStep('/ui/rules/toggle', { name: 'Won deal: invoice', enabled });
+      expect(res.status).toBe(303);
+    }
+    const own = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules[0]!.actions[0] as {
+      secret: { $enc: string; $inherited?: boolean };
+    };
+    expect(own.secret.$inherited).toBe(true);
+    for (const path of ['/ui/rules/reveal', '/ui/rules/export']) {
+      const r = await revealedStep(path);
+      expect(r.status).toBe(200);
+      expect(leaks(r.html)).toBe(false);
+    }
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    expect(h.sink.requests.at(-1)?.headers.authorization).toBe(`Bearer ${OPERATOR_TOKEN}`);
+    // The operator's own export still shows them.
+    const cli = await runCliIn(h.t, [
+      'rules',
+      'export',
+      '--portal',
+      h.portal.memberId,
+      '--with-secrets',
+    ]);
+    expect(cli.out).toContain(OPERATOR_TOKEN);
   });
 });

@@ -71,8 +71,9 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
 
   const render = async (res: Response, name: string | undefined, reveal: boolean) => {
     const { user } = uiContext(res);
-    const { map } = await effectiveMapWithSource(deps.db, user.memberId);
-    const revealed = reveal && user.isAdmin;
+    const { map, source } = await effectiveMapWithSource(deps.db, user.memberId);
+    // The default map's credentials are the operator's: never shown to a portal.
+    const revealed = reveal && user.isAdmin && source === 'portal';
     const shown = revealed ? revealMap(map, deps.box) : maskMap(map, deps.box);
     const found = name === undefined ? undefined : shown.rules.find((r) => r.name === name);
     const rule: Rule | typeof NEW_RULE = found ?? NEW_RULE;

@@ -69,7 +69,8 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
   const render = async (res: Response, view: Partial<RulesView>) => {
     const { user, portal } = uiContext(res);
     const { map, source } = await effectiveMapWithSource(deps.db, user.memberId);
-    const revealed = view.revealed === true && user.isAdmin;
+    // The default map's credentials are the operator's: never shown to a portal.
+    const revealed = view.revealed === true && user.isAdmin && source === 'portal';
     const masked = maskMap(map, deps.box);
     const shown = revealed ? revealMap(map, deps.box) : masked;
     const now = deps.clock.now().getTime();
@@ -111,8 +112,8 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
   router.get('/ui/rules', async (req, res) => render(res, { changed: req.query.changed === '1' }));
 
   const exportMap = async (res: Response, reveal: boolean) => {
-    const { map } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
-    const shown = reveal ? revealMap(map, deps.box) : maskMap(map, deps.box);
+    const { map, source } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
+    const shown = reveal && source === 'portal' ? revealMap(map, deps.box) : maskMap(map, deps.box);
     res.set('Content-Disposition', 'attachment; filename="b24hooks-rules.json"');
     res.type('application/json').send(JSON.stringify(shown, null, 2));
   };
