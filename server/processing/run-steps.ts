@@ -150,19 +150,17 @@ async function runStep(
       openAction(action, deps.box, deps.config.actions.secretEnv),
       tctx,
     );
-    const result = await ctx.destinations.run(
-      destinationOf(rendered, deps.config, portal.domain),
-      () =>
-        runAction(action, rendered, {
-          config: deps.config,
-          logger: deps.logger,
-          idempotencyKey: key,
-          bitrix: (method, params) => deps.bitrix.call(portal, method, params),
-          mailer: ctx.mailer,
-          fetch: ctx.fetch,
-          guard: deps.httpGuard,
-          clock: deps.clock,
-        }),
+    const result = await ctx.destinations.run(destinationOf(rendered, deps.config, portal), () =>
+      runAction(action, rendered, {
+        config: deps.config,
+        logger: deps.logger,
+        idempotencyKey: key,
+        bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+        mailer: ctx.mailer,
+        fetch: ctx.fetch,
+        guard: deps.httpGuard,
+        clock: deps.clock,
+      }),
     );
     const out = stepOutput(result);
     run.steps[stepName] = out;

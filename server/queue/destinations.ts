@@ -63,12 +63,22 @@ const hostOf = (raw: string | undefined, fallback: string): string => {
   }
 };
 
-/** The destination a rendered step talks to. */
-export function destinationOf(rendered: Action, config: Config, portalDomain: string): string {
+/**
+ * The destination a rendered step talks to. A host an `http` step names is chosen by the
+ * portal's own rules, so it is that portal's destination (`http:<host>#<portal id>`): another
+ * portal's failures there (a step with a 1 ms timeout fails every time) never open it for
+ * this one, nor fill its cap. The operator's channels and the portal's own REST endpoint are
+ * one destination each.
+ */
+export function destinationOf(
+  rendered: Action,
+  config: Config,
+  portal: { id: number; domain: string },
+): string {
   switch (rendered.type) {
     case 'http':
       // Opened before rendering: a sealed or $env URL is a string by now.
-      return `http:${hostOf(typeof rendered.url === 'string' ? rendered.url : undefined, 'invalid')}`;
+      return `http:${hostOf(typeof rendered.url === 'string' ? rendered.url : undefined, 'invalid')}#${portal.id}`;
     case 'telegram':
       return `telegram:${hostOf(config.telegram.apiUrl, 'api.telegram.org')}`;
     case 'email':
@@ -76,7 +86,7 @@ export function destinationOf(rendered: Action, config: Config, portalDomain: st
     case 'sms':
       return `sms:${hostOf(config.sms.url, config.sms.provider ?? 'none')}`;
     case 'bitrix':
-      return `rest:${portalDomain}`;
+      return `rest:${portal.domain}`;
   }
 }
 

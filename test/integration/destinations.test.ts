@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { saveRuleMap } from '../../server/rules/map-store.js';
-import { getDestination, openDestinations } from '../../db/stores/destinations.js';
+import { getDestination, openDestinations, saveDestination } from '../../db/stores/destinations.js';
+import { up as upgradeDestinations } from '../../db/migrations/0021-portal-http-destinations.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
@@ -17,6 +18,8 @@ describe('destinations', () => {
   let h: AlertHarness;
   let sink: HttpSink;
   let key: string;
+  /** An http step's destination is the portal's own: host and portal id. */
+  const keyOf = (url: string, portalId: number) => `http:${new URL(url).host}#${portalId}`;
 
   beforeEach(async () => {
     sink = await startHttpSink(() => ({ status: 503, body: { error: 'down' } }));
@@ -24,7 +27,6 @@ describe('destinations', () => {
       { ACTION_PRIVATE_HOSTS: '127.0.0.1', RETRY_BASE_SECONDS: '10' },
       { worker: { concurrency: 1 } },
     );
-    key = `http:${new URL(sink.url).host}`;
   });
   afterEach(async () => {
     await h.close();
@@ -43,22 +45,27 @@ describe('destinations', () => {
       waiting_for: string | null;
     }>;
 
-  it('spends no attempts while a destination is open, and closes after a successful probe', async () => {
-    const p = await seedPortal(h.t.deps);
-    await saveRuleMap(
+  /** The portal's map: every deal update posted to `url`. */
+  const forward = (memberId: string, url: string) =>
+    saveRuleMap(
       h.t.deps.db,
-      p.memberId,
+      memberId,
       {
         rules: [
           {
             name: 'forward',
             on: ['ONCRMDEALUPDATE'],
-            actions: [{ type: 'http', method: 'POST', url: `${sink.url}/in`, body: {} }],
+            actions: [{ type: 'http', method: 'POST', url, body: {} }],
           },
         ],
       },
       h.t.clock.now(),
     );
+
+  it('spends no attempts while a destination is open, and closes after a successful probe', async () => {
+    const p = await seedPortal(h.t.deps);
+    key = keyOf(sink.url, p.row.id);
+    await forward(p.memberId, `${sink.url}/in`);
     await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
       withJobs: true,
       entity: false,
@@ -151,5 +158,64 @@ describe('destinations', () => {
     const [ran] = await h.services.worker.drain();
     expect(ran?.outcome).toBe('dead');
     expect(ran?.error).toContain('no stored tokens');
+  });
+
+  it("never opens for a portal because of another portal's failures at the same host", async () => {
+    // One host: portal A's rule posts where it answers 503, portal B's where it answers 200.
+    const shared = await startHttpSink((req) =>
+      req.url.startsWith('/a') ? { status: 503, body: {} } : { status: 200, body: {} },
+    );
+    try {
+      const a = await seedPortal(h.t.deps);
+      const b = await seedPortal(h.t.deps);
+      for (const [p, path] of [
+        [a, '/a'],
+        [b, '/b'],
+      ] as const) {
+        await forward(p.memberId, `${shared.url}${path}`);
+      }
+      await h.addEvents({ id: a.row.id, memberId: a.memberId }, 6, {
+        withJobs: true,
+        entity: false,
+      });
+      await h.services.worker.drain();
+      // Control: A's five failures opened its destination there.
+      const open = await openDestinations(h.t.deps.db);
+      expect(
+        open.map((d) => [d.key.startsWith(`http:${new URL(shared.url).host}`), d.failures]),
+      ).toEqual([[true, 5]]);
+      const before = shared.requests.length;
+      await h.addEvents({ id: b.row.id, memberId: b.memberId }, 2, {
+        withJobs: true,
+        entity: false,
+      });
+      const outcomes = await h.services.worker.drain();
+      expect(outcomes.map((o) => o.outcome)).toEqual(['done', 'done']);
+      expect(shared.requests.slice(before).map((r) => r.url)).toEqual(['/b', '/b']);
+      expect(open[0]!.key).toBe(keyOf(shared.url, a.row.id));
+    } finally {
+      await shared.close();
+    }
+  });
+
+  it('drops breaker rows under the old shared http key when upgrading (migration 0021)', async () => {
+    const db = h.t.deps.db;
+    const row = {
+      state: 'open' as const,
+      failures: 5,
+      cooldown_ms: 30_000,
+      opened_at: 1,
+      retry_at: 2,
+      last_error: 'x',
+      updated_at: 1,
+    };
+    for (const key of ['http:erp.example', 'http:erp.example#3', 'rest:a.bitrix24.com']) {
+      await saveDestination(db, { key, ...row });
+    }
+    await upgradeDestinations(db);
+    const keys = (
+      (await db('destinations').orderBy('key').select('key')) as Array<{ key: string }>
+    ).map((r) => r.key);
+    expect(keys).toEqual(['http:erp.example#3', 'rest:a.bitrix24.com']);
   });
 });

@@ -197,17 +197,15 @@ export function tryRoutes(deps: Deps): Router {
       concurrency: deps.config.worker.destinationConcurrency,
     });
     try {
-      const result = await destinations.run(
-        destinationOf(rendered, deps.config, portal.domain),
-        () =>
-          runAction(action, rendered, {
-            config: deps.config,
-            logger: deps.logger,
-            idempotencyKey: `b24h-test-${randomUUID()}`,
-            bitrix: (method, params) => deps.bitrix.call(portal, method, params),
-            guard: deps.httpGuard,
-            clock: deps.clock,
-          }),
+      const result = await destinations.run(destinationOf(rendered, deps.config, portal), () =>
+        runAction(action, rendered, {
+          config: deps.config,
+          logger: deps.logger,
+          idempotencyKey: `b24h-test-${randomUUID()}`,
+          bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+          guard: deps.httpGuard,
+          clock: deps.clock,
+        }),
       );
       const response = { status: result.response.status, ms: result.response.ms };
       await recordStepTest(deps.db, {
