@@ -1,5 +1,6 @@
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { refusalOf, type HttpGuard } from '../lib/http-guard.js';
+import { maskPathSecrets } from '../lib/url-secrets.js';
 
 export interface HttpCall {
   method: string;
@@ -202,6 +203,7 @@ export function maskUrl(raw: string): string {
     for (const k of [...u.searchParams.keys()]) {
       if (SECRET_PARAM.test(k)) u.searchParams.set(k, '***');
     }
+    u.pathname = maskPathSecrets(u.pathname, '***');
     return u.toString().replace(/%2A%2A%2A/g, '***');
   } catch {
     return '(invalid URL)';

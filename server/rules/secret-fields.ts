@@ -1,5 +1,6 @@
 import type { SecretBox } from '../lib/crypto.js';
 import { PermanentError } from '../lib/retry-errors.js';
+import { maskUrlPath, urlPathHasSecret } from '../lib/url-secrets.js';
 import type { Action, EventMap, HttpAction, Secret } from './model.js';
 import { jsonPath, type MapError } from './validate.js';
 
@@ -7,8 +8,8 @@ import { jsonPath, type MapError } from './validate.js';
  * Which fields of a step hold credentials, and how a map holds them.
  *
  * Credential fields: an `http` step's `secret`, the values of its `headers` except a few that
- * never carry one (PLAIN_HEADERS), and its `url` when it carries user:password or a query
- * parameter named like a key or token. A map as written holds them as text or as
+ * never carry one (PLAIN_HEADERS), and its `url` when it carries user:password, a query
+ * parameter named like a key or token, or a key in its path (a webhook URL). A map as written holds them as text or as
  * `{"$env": "NAME"}` (resolved when the step is sent, from the variables the operator lists
  * in ACTION_SECRET_ENV). A stored map holds text as `{"$enc": "v1.…"}`, encrypted with the
  * token key (server/lib/crypto.ts). Pages and exports show MASK in their place, except to an
@@ -38,17 +39,23 @@ const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@\s]*@)/i;
 const URL_SECRET_PARAM =
   /([?&][^=&#]*(?:token|key|secret|pass|auth|sig|api_id|apikey)[^=&#]*=)([^&#]*)/gi;
 
-/** Whether a URL carries a credential (user:password, a key or token in the query). */
+/**
+ * Whether a URL carries a credential: user:password, a key or token in the query, or one in
+ * the path (a webhook URL that is its own key, server/lib/url-secrets.ts).
+ */
 export function urlHasCredentials(url: string): boolean {
   URL_SECRET_PARAM.lastIndex = 0;
-  return URL_USERINFO.test(url) || URL_SECRET_PARAM.test(url);
+  return URL_USERINFO.test(url) || URL_SECRET_PARAM.test(url) || urlPathHasSecret(url);
 }
 
 /** The URL with its credentials replaced by MASK. */
 export function maskUrlText(url: string): string {
-  return url
-    .replace(URL_USERINFO, `$1${MASK}@`)
-    .replace(URL_SECRET_PARAM, (_m, name: string) => `${name}${MASK}`);
+  return maskUrlPath(
+    url
+      .replace(URL_USERINFO, `$1${MASK}@`)
+      .replace(URL_SECRET_PARAM, (_m, name: string) => `${name}${MASK}`),
+    MASK,
+  );
 }
 
 export const isEnvRef = (v: unknown): v is { $env: string } =>

@@ -1,7 +1,10 @@
+import { maskUrlPath } from '../lib/url-secrets.js';
+
 /**
  * Last line of defence before something stored is shown in a page: stored bodies are already
  * masked at intake, but summaries and errors come from many places. Keys that name a secret
- * and query-string secrets are replaced, and inbound-webhook URLs lose their secret part.
+ * and query-string secrets are replaced, and URLs lose the keys in their paths (inbound
+ * webhooks, bot tokens: server/lib/url-secrets.ts).
  */
 const SECRET_KEY =
   /token|auth_id|refresh_id|secret|password|passwd|authorization|api[_-]?key|^auth$/i;
@@ -14,6 +17,7 @@ function maskString(s: string): string {
       `$1${MASK}`,
     )
     .replace(/(\/rest\/\d+\/)[A-Za-z0-9]+(\/?)/g, `$1${MASK}$2`)
+    .replace(/https?:\/\/[^\s"'<>]+/gi, (url) => maskUrlPath(url, MASK))
     .replace(/(\/bot)\d+:[A-Za-z0-9_-]+/g, `$1${MASK}`)
     .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, `$1${MASK}`);
 }

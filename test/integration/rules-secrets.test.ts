@@ -332,3 +332,72 @@ describe("the operator's default map", () => {
     expect(cli.out).toContain(OPERATOR_TOKEN);
   });
 });
+
+/**
+ * Webhook URLs whose key is in the path (a Bitrix24 inbound webhook, Slack, Discord…). Before,
+ * they were stored in clear and shown whole to every user of the portal, on the rules page
+ * and in the builder: only user:password and query keys counted as credentials.
+ */
+describe('a webhook URL whose key is in its path', () => {
+  let h: UiHarness;
+  const KEY = 'k3yWEBHOOKsecret99';
+  beforeAll(async () => {
+    h = await startUiHarness();
+    const admin = await openSession(h);
+    const map = {
+      rules: [
+        {
+          name: 'notify',
+          on: ['ONCRMDEALUPDATE'],
+          when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+          actions: [
+            {
+              type: 'http',
+              method: 'POST',
+              url: `${h.sink.url}/rest/1/${KEY}/crm.timeline.comment.add.json`,
+              body: { dealId: '{{deal.ID}}' },
+            },
+          ],
+        },
+      ],
+    };
+    const csrf = csrfOf((await getPage(h, '/ui/rules', admin.cookie)).html);
+    const saved = await postForm(
+      h,
+      '/ui/rules',
+      { _csrf: csrf, map: JSON.stringify(map) },
+      admin.cookie,
+    );
+    expect(saved.status).toBe(200);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('is stored encrypted, masked for every user, and sent whole', async () => {
+    expect(JSON.stringify(await getSetting(h.t.deps.db, h.portal.memberId, 'rules'))).not.toContain(
+      KEY,
+    );
+    const reader = await openSession(h, { userId: 2 });
+    for (const path of ['/ui/rules', '/ui/rules/edit?name=notify']) {
+      const page = await getPage(h, path, reader.cookie);
+      expect(page.status).toBe(200);
+      // Control: the step's URL is on the page, masked.
+      expect(page.html).toContain('/rest/1/********/crm.timeline.comment.add.json');
+      expect(page.html).not.toContain(KEY);
+    }
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    expect(h.sink.requests.map((r) => r.url)).toContain(
+      `/rest/1/${KEY}/crm.timeline.comment.add.json`,
+    );
+    const run = await h.t.deps.db('action_runs').first();
+    expect(run.status).toBe('succeeded');
+    expect(JSON.stringify(run)).not.toContain(KEY);
+    const eventPage = await getPage(h, `/ui/events/${run.event_id}`, reader.cookie);
+    expect(eventPage.status).toBe(200);
+    expect(eventPage.html).not.toContain(KEY);
+  });
+});

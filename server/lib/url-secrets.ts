@@ -1,0 +1,54 @@
+/**
+ * Credentials a URL carries in its path. Many webhook URLs are the credential themselves:
+ * a Bitrix24 inbound webhook (`/rest/1/<key>/…`), a Telegram bot (`/bot<id>:<token>/…`),
+ * Slack (`/services/T…/B…/<token>`), Discord (`/api/webhooks/<id>/<token>`), Zapier
+ * (`/hooks/catch/<id>/<key>/`), Make, n8n and most others (a long random segment). A
+ * segment counts as one when it follows `/rest/<n>/` or `/hooks/catch/<n>/`, or when it
+ * looks generated: at least 16 characters of letters, digits, `-` and `_`, with both letters
+ * and digits. Words, numbers and templates (`{{deal.ID}}`) do not; an order number such as
+ * `INV2026120412345` does, which only masks more than needed.
+ */
+
+const TOKEN_LIKE = /^[A-Za-z0-9_-]{16,}$/;
+const TELEGRAM_BOT = /^bot\d+:[A-Za-z0-9_-]+$/;
+
+function secretSegment(segs: string[], i: number): 'all' | 'bot' | undefined {
+  const s = segs[i]!;
+  if (s === '') return undefined;
+  if (TELEGRAM_BOT.test(s)) return 'bot';
+  const after = (a: string, b?: string) =>
+    i >= 2 &&
+    segs[i - 2] === a &&
+    /^\d+$/.test(segs[i - 1]!) &&
+    (b === undefined || segs[i - 3] === b);
+  if (after('rest') || after('catch', 'hooks')) return 'all';
+  return TOKEN_LIKE.test(s) && /\d/.test(s) && /[A-Za-z]/.test(s) ? 'all' : undefined;
+}
+
+/** The path (no query, no fragment) with each credential segment replaced by `mask`. */
+export function maskPathSecrets(path: string, mask: string): string {
+  const segs = path.split('/');
+  return segs
+    .map((s, i) => {
+      const kind = secretSegment(segs, i);
+      return kind === 'bot' ? `bot${mask}` : kind === 'all' ? mask : s;
+    })
+    .join('/');
+}
+
+/** scheme://authority, path, and the rest (`?…`, `#…`) of a URL as written. */
+const PARTS = /^([a-z][a-z0-9+.-]*:\/\/[^/?#\s]*)([^?#\s]*)(.*)$/is;
+
+/** Whether the URL's path carries a credential. */
+export function urlPathHasSecret(url: string): boolean {
+  const path = PARTS.exec(url)?.[2];
+  if (!path) return false;
+  const segs = path.split('/');
+  return segs.some((_, i) => secretSegment(segs, i) !== undefined);
+}
+
+/** The URL as written, with the credentials in its path replaced by `mask`. */
+export function maskUrlPath(url: string, mask: string): string {
+  const m = PARTS.exec(url);
+  return m ? `${m[1]}${maskPathSecrets(m[2]!, mask)}${m[3]}` : url;
+}
