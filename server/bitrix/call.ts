@@ -9,9 +9,11 @@ import {
   paceProbe,
   portalCredential,
   renewedToken,
+  type RenewedCredential,
   type TokenProvider,
 } from './token-provider.js';
-import { postRest, type FetchFn } from './transport.js';
+import { PORTAL_MOVED, postRest, type FetchFn } from './transport.js';
+import { PermanentError } from '../lib/retry-errors.js';
 import type { BitrixContext, ProbeCredential, TokenTarget } from './types.js';
 
 /** What the call path keeps: one per REST client. */
@@ -39,9 +41,10 @@ interface CallTarget {
   turn(): Promise<void>;
   /**
    * Stored portals: the operating-time budget gates and learns from each call, and an OAuth
-   * portal's token refused as expired is replaced (`renew`) and the request sent once more.
+   * portal's token refused as expired is replaced (`renew`) and the request sent once more;
+   * so is a request the portal redirected (renamed), to the address the refresh names.
    */
-  stored?: { renew?: (failed: string) => Promise<string> };
+  stored?: { renew?: (failed: string) => Promise<RenewedCredential> };
 }
 
 /** A heavy method's pause up to this long is waited out in the call; longer pauses the job. */
@@ -110,32 +113,51 @@ function isExpiredToken(e: unknown): boolean {
   );
 }
 
+const isMoved = (e: unknown): boolean => isBitrixApiError(e) && e.bitrixCode === PORTAL_MOVED;
+
 /**
  * The one call path to a portal: host check (hosts.ts), the operating-time gate, the
  * request's turn, the request itself (transport.ts), and for an OAuth token the portal
  * refuses as expired, one refresh and one more try (b24restdocs settings/oauth/index.md:
- * on 401 expired_token, refresh and repeat).
+ * on 401 expired_token, refresh and repeat). A portal whose address changed redirects
+ * (DOCS:settings/how-to-call-rest-api/change-domen.md): its new address comes with the next
+ * token answer (refresh.ts keeps it), so a redirect is one refresh and one more try there.
  */
 async function send<T>(cp: CallPath, target: CallTarget, method: string, params: object) {
   const { metrics, config } = cp.ctx;
   assertPortalUrl(config, target.domain, target.base);
   if (target.stored) await operatingGate(cp, target.memberId, method, params);
   let token = target.accessToken;
+  let base = target.base;
   let renewed = false;
+  let moved = false;
   for (;;) {
     await target.turn();
     let answer;
     try {
-      answer = await postRest<T>(cp.fetch, target.base, method, params, {
+      answer = await postRest<T>(cp.fetch, base, method, params, {
         accessToken: token,
         timeoutMs: cp.timeoutMs,
       });
     } catch (e) {
       const renew = target.stored?.renew;
       if (renew && token && !renewed && isExpiredToken(e)) {
-        token = await renew(token);
+        token = (await renew(token)).accessToken;
         renewed = true;
         metrics.restCalls.inc({ outcome: 'expired_token' });
+        continue;
+      }
+      if (renew && token && !moved && isMoved(e)) {
+        const fresh = await renew(token);
+        moved = true;
+        metrics.restCalls.inc({ outcome: PORTAL_MOVED });
+        if (fresh.base === base) {
+          throw new PermanentError(
+            `${(e as Error).message}; the OAuth server still names ${target.domain} (or the new host is outside B24_PORTAL_HOSTS), so the app keeps calling there: reinstall the app or allow the host`,
+          );
+        }
+        assertPortalUrl(config, fresh.domain, fresh.base);
+        [token, base] = [fresh.accessToken, fresh.base];
         continue;
       }
       metrics.restCalls.inc({ outcome: isBitrixApiError(e) ? e.bitrixCode || 'error' : 'error' });

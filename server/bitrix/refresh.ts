@@ -10,7 +10,7 @@ import {
   type PortalRow,
 } from '../../db/stores/portals.js';
 import { isBitrixApiError } from './errors.js';
-import { allowedOAuthOrigin, hostOf } from './hosts.js';
+import { allowedOAuthOrigin, hostOf, isPortalHostAllowed } from './hosts.js';
 import {
   exchangeRefreshToken,
   InvalidGrantError,
@@ -275,13 +275,24 @@ async function storeAnswer(
     throw new PermanentError('the OAuth server answered for another portal; tokens not stored');
   }
   let clientEndpoint = row.client_endpoint;
+  let domain = row.domain;
   if (answer.client_endpoint && answer.client_endpoint !== clientEndpoint) {
-    if (hostOf(answer.client_endpoint) === row.domain.toLowerCase())
-      clientEndpoint = answer.client_endpoint;
-    else {
+    const host = hostOf(answer.client_endpoint);
+    if (host === row.domain.toLowerCase()) clientEndpoint = answer.client_endpoint;
+    else if (host && isPortalHostAllowed(ctx.config, host)) {
+      // A renamed portal (DOCS:settings/how-to-call-rest-api/change-domen.md): the member_id
+      // stays, and the OAuth server (one of B24_OAUTH_SERVERS, answering for this member_id
+      // with our client credentials) is where its new address comes from.
       ctx.logger.warn(
-        { memberId: row.member_id, domain: row.domain },
-        'the OAuth server names another portal host (renamed portal?); keeping the stored one until reinstall',
+        { memberId: row.member_id, from: row.domain, to: host },
+        'the portal moved to a new address; calling it there from now on',
+      );
+      clientEndpoint = answer.client_endpoint;
+      domain = host;
+    } else {
+      ctx.logger.warn(
+        { memberId: row.member_id, domain: row.domain, named: host },
+        'the OAuth server names a portal host outside B24_PORTAL_HOSTS (renamed portal?); keeping the stored one',
       );
     }
   }
@@ -301,6 +312,7 @@ async function storeAnswer(
       now,
     ),
     client_endpoint: clientEndpoint,
+    domain,
     server_endpoint: serverEndpoint,
     scope: answer.scope ?? row.scope,
     pause_reason: null,

@@ -165,17 +165,29 @@ export async function portalCredential(
   return { base, accessToken: tokens.accessToken };
 }
 
+/** A refreshed OAuth credential, and where it is sent now (a renamed portal moves). */
+export interface RenewedCredential {
+  accessToken: string;
+  base: string;
+  domain: string;
+}
+
 /**
- * The portal refused `failed` as expired: a new access token, from the refresh that
- * replaces it (shared with every caller that saw the same token fail).
+ * The portal refused `failed` as expired (or redirected it): a new access token, from the
+ * refresh that replaces it (shared with every caller that saw the same token fail), and the
+ * client endpoint and domain the portal has after it.
  */
 export async function renewedToken(
   tp: TokenProvider,
   row: PortalRow,
   failed: string,
-): Promise<string> {
+): Promise<RenewedCredential> {
   const fresh = await tp.refresher.refresh(row.id, failed);
-  return readTokens(tp.ctx.box, fresh)!.accessToken;
+  return {
+    accessToken: readTokens(tp.ctx.box, fresh)!.accessToken,
+    base: fresh.client_endpoint ?? `https://${fresh.domain}/rest/`,
+    domain: fresh.domain,
+  };
 }
 
 /** BitrixRest.refresh: a refresh now, for a portal that may be called. */

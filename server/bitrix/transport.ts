@@ -15,7 +15,12 @@ export interface RestAnswer<T = unknown> {
 export interface JsonAnswer {
   status: number;
   json: Record<string, unknown> | undefined;
+  /** The host a redirect's `Location` names (a renamed portal), when there is one. */
+  movedTo?: string;
 }
+
+/** The code of a portal's redirect: its address changed (call.ts learns the new one). */
+export const PORTAL_MOVED = 'PORTAL_MOVED';
 
 /**
  * The one way a request leaves for Bitrix24 (a portal's REST endpoint or an OAuth server):
@@ -50,7 +55,16 @@ export async function requestJson(
   } catch {
     json = undefined;
   }
-  return { status: res.status, json };
+  const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+  let movedTo: string | undefined;
+  if (location) {
+    try {
+      movedTo = new URL(location, url).host.toLowerCase();
+    } catch {
+      movedTo = undefined;
+    }
+  }
+  return { status: res.status, json, ...(movedTo ? { movedTo } : {}) };
 }
 
 /**
@@ -68,7 +82,7 @@ export async function postRest<T>(
 ): Promise<RestAnswer<T>> {
   const url = `${base.endsWith('/') ? base : `${base}/`}${encodeURIComponent(method)}`;
   const body = opts.accessToken ? { ...params, auth: opts.accessToken } : params;
-  const { status, json } = await requestJson(
+  const { status, json, movedTo } = await requestJson(
     fetchFn,
     url,
     {
@@ -83,14 +97,21 @@ export async function postRest<T>(
       description: timedOut ? 'no answer in time' : 'the portal could not be reached',
     }),
   );
+  if (status >= 300 && status < 400) {
+    // DOCS:settings/how-to-call-rest-api/change-domen.md: the old address of a renamed
+    // portal answers 301/302 with the new one in Location. Only the host is kept: an inbound
+    // webhook's Location carries its key.
+    throw bitrixApiError({
+      bitrixCode: PORTAL_MOVED,
+      httpStatus: status,
+      method,
+      description: `the portal's address changed (redirected to ${movedTo ?? 'an unreadable Location'})`,
+    });
+  }
   if (status >= 300 || !json || json.error !== undefined) {
     const code = typeof json?.error === 'string' ? json.error : '';
     const description =
-      typeof json?.error_description === 'string'
-        ? json.error_description.slice(0, 300)
-        : status >= 300 && status < 400
-          ? 'redirected (portal renamed?)'
-          : '';
+      typeof json?.error_description === 'string' ? json.error_description.slice(0, 300) : '';
     throw bitrixApiError({
       bitrixCode: code || (json ? 'ERROR' : 'ERROR_UNEXPECTED_ANSWER'),
       httpStatus: status,

@@ -2,6 +2,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
+import { isPortalHostAllowed } from '../bitrix/hosts.js';
 import { tokenColumns } from '../bitrix/oauth.js';
 import { askPortalAboutToken } from '../install/token-proof.js';
 import {
@@ -51,6 +52,38 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
   }
 }
 
+/** When each portal's address was last asked of the OAuth server for a frame entry. */
+const movedChecks = new Map<string, number>();
+/** At most one such refresh per portal in this long, however many entries ask. */
+const MOVED_CHECK_MS = 5 * 60_000;
+
+/**
+ * A frame entry names another DOMAIN than the stored one: the portal may have been renamed
+ * (DOCS:settings/how-to-call-rest-api/change-domen.md), which the app learns only from a
+ * token answer. One refresh (at most every MOVED_CHECK_MS per portal, and only for a host in
+ * B24_PORTAL_HOSTS) asks the OAuth server; refresh.ts keeps the new address it names. The
+ * portal as it is afterwards, or undefined.
+ */
+async function movedPortal(
+  deps: Deps,
+  portal: PortalRow,
+  domain: string,
+): Promise<PortalRow | undefined> {
+  if (portal.auth_mode === 'webhook' || !isPortalHostAllowed(deps.config, domain)) return undefined;
+  const now = deps.clock.now().getTime();
+  if (now - (movedChecks.get(portal.member_id) ?? -Infinity) < MOVED_CHECK_MS) return undefined;
+  movedChecks.set(portal.member_id, now);
+  try {
+    return await deps.bitrix.refresh(portal);
+  } catch (e) {
+    deps.logger.info(
+      { memberId: portal.member_id, err: e },
+      'frame entry: refresh for a new DOMAIN failed',
+    );
+    return undefined;
+  }
+}
+
 /**
  * Verifies what Bitrix24 POSTs into the app frame or a placement
  * (https://apidocs.bitrix24.com/settings/oauth/simple-way.html,
@@ -76,11 +109,13 @@ export async function verifyFrameEntry(
   if (!MEMBER_ID.test(memberId)) throw new EntryRefusedError(400, 'member_id is missing.');
   if (!TOKEN.test(authId)) throw new EntryRefusedError(400, 'AUTH_ID is missing or malformed.');
 
-  const portal = await findPortalByMemberId(deps.db, memberId);
+  let portal = await findPortalByMemberId(deps.db, memberId);
   if (!portal || portal.status === 'uninstalled') {
     deps.logger.info({ memberId }, 'frame refused: unknown or uninstalled portal');
     throw new EntryRefusedError(401, 'The application is not installed on this portal.');
   }
+  if (domain !== portal.domain.toLowerCase())
+    portal = (await movedPortal(deps, portal, domain)) ?? portal;
   if (domain !== portal.domain.toLowerCase()) {
     deps.logger.warn(
       { memberId, stored: portal.domain, claimed: domain },

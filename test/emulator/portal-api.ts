@@ -104,6 +104,14 @@ export interface EmulatedPortal {
   emit(event: string, data: PhpValue, opts?: TriggerOptions): Promise<DeliveryRecord[]>;
   setRateLimit(opts: RateLimitOptions): void;
   expireAccessTokens(): void;
+  /**
+   * The admin changes the portal's address (DOCS:settings/how-to-call-rest-api/change-domen.md):
+   * it now answers at a new host, the old one answers every request with `302` and a
+   * `Location` on the new host, and the new address comes only with authorization data (the
+   * OAuth server's `client_endpoint` when tokens are refreshed, an event's `auth`); the
+   * `member_id` stays. Resolves with the new domain.
+   */
+  rename(): Promise<string>;
   revokeRefreshTokens(): void;
   /**
    * The OAuth server answers this portal's refresh grants with `invalid_client` or
@@ -278,6 +286,7 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     emit: (event, data, opts) => fireEvent(state, event, data, triggerUser(opts)),
     setRateLimit: (opts) => state.bucket.configure(opts),
     expireAccessTokens: () => state.ctx.tokens.expireAccess(state.memberId),
+    rename: () => state.rename(),
     revokeRefreshTokens: () => state.ctx.tokens.revokeRefresh(state.memberId),
     failRefresh(error) {
       state.refreshFailure = error;

@@ -113,20 +113,44 @@ export async function startPortal(
     lang: options.lang ?? 'en',
     pending: new Set(),
     aborter: new AbortController(),
+    rename: async () => {
+      throw new Error('not started');
+    },
   };
-  const server = createServer(requestListener(state));
+  // The old address of a renamed portal answers with a redirect (rename below).
+  let handler = requestListener(state);
+  const server = createServer((req, res) => handler(req, res));
+  const servers = [server];
   const port = await listen(server, options.port ?? 0);
   state.domain = `127.0.0.1:${port}`;
   state.url = `http://${state.domain}`;
   state.clientEndpoint = `${state.url}/rest/`;
   state.installerUserId = state.users.find((u) => u.admin)?.id ?? 1;
+  // DOCS:settings/how-to-call-rest-api/change-domen.md: requests to the old address get a
+  // 301 or 302 with a Location on the new one; the member_id does not change, and the new
+  // address reaches the app only in authorization data (`client_endpoint` of a token
+  // answer, an event's `auth`). Here the new host is a new port of 127.0.0.1, and only the
+  // latest old address redirects (one rename per test is enough).
+  state.rename = async () => {
+    const moved = createServer(requestListener(state));
+    servers.push(moved);
+    const to = `http://127.0.0.1:${await listen(moved, 0)}`;
+    handler = (req, res) => {
+      res.writeHead(302, { Location: `${to}${req.url ?? '/'}`, 'Content-Length': '0' });
+      res.end();
+    };
+    state.domain = to.slice('http://'.length);
+    state.url = to;
+    state.clientEndpoint = `${to}/rest/`;
+    return state.domain;
+  };
   ctx.portals.set(memberId, state);
   return {
     api: createPortalApi(state),
     async close() {
       state.aborter.abort();
       await whenIdle(state);
-      await closeServer(server);
+      for (const s of servers) await closeServer(s);
     },
   };
 }

@@ -89,6 +89,8 @@ export interface PortalState {
   /** Deliveries started by REST calls, which answer before delivering (as Bitrix24 queues). */
   pending: Set<Promise<unknown>>;
   aborter: AbortController;
+  /** Moves the portal to a new address (portal.ts); resolves with the new domain. */
+  rename: () => Promise<string>;
 }
 
 export function findUser(portal: PortalState, userId: number): EmulatedUser | undefined {
