@@ -117,6 +117,7 @@ async function handleAppInfo(
   sendJson(res, 200, {
     result: {
       ID: check.clientId === ctx.clientId ? 1 : 2,
+      // A local app's CODE is its client_id (CORE:lib/app.php `AppTable::onAfterAdd`).
       CODE: check.clientId,
       VERSION: portal.appVersion,
       STATUS: portal.status,

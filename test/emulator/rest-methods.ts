@@ -58,6 +58,10 @@ const APP_METHODS: Record<string, MethodHandler> = {
         ? { SCOPE: portal.scope.split(','), LICENSE: 'en_pro100' }
         : {
             ID: call.clientId === portal.ctx.clientId ? 1 : 2,
+            // A local app's CODE is its client_id: CORE:lib/app.php `AppTable::onAfterAdd`
+            // stores 'CODE' => the client_id the OAuth server issued (STATUS_LOCAL); a
+            // marketplace app's CODE is its marketplace code (B24_APP_CODE), as in
+            // DOCS:api-reference/common/system/app-info.md's example.
             CODE: call.clientId ?? portal.ctx.clientId,
             VERSION: portal.appVersion,
             STATUS: portal.status,
