@@ -216,19 +216,26 @@ function noteTime(
     const m = String(c).split('?')[0]!.toLowerCase();
     if (times[k] !== undefined) operating.note(memberId, m, times[k]);
     if (asRecord(errors[k]).error === 'OPERATION_TIME_LIMIT') {
-      operating.block(memberId, m, cp.now() + DEFAULT_BLOCK_MS);
+      operating.block(
+        memberId,
+        m,
+        operating.lastResetAt(memberId, m) ?? cp.now() + DEFAULT_BLOCK_MS,
+      );
     }
   }
 }
 
 /**
- * A 429 OPERATION_TIME_LIMIT: the method is blocked until its `operating_reset_at`; the job
+ * A 429 OPERATION_TIME_LIMIT: the method is blocked until its `operating_reset_at` (the
+ * error's, or the last successful answer's: DOCS:settings/performance/limits.md); the job
  * waits until then without spending an attempt, instead of the generic backoff.
  */
 function operatingLimited(cp: CallPath, memberId: string, e: unknown): unknown {
   if (!isBitrixApiError(e) || e.bitrixCode !== 'OPERATION_TIME_LIMIT') return e;
   const now = cp.now();
-  const reset = operatingOf(e.time)?.resetAtMs ?? 0;
+  // The error's own figures if it has them, else the last successful answer's (the docs'
+  // advice), else one basket.
+  const reset = operatingOf(e.time)?.resetAtMs || cp.operating.lastResetAt(memberId, e.method) || 0;
   const until = reset > now ? reset : now + DEFAULT_BLOCK_MS;
   cp.operating.block(memberId, e.method, until);
   cp.ctx.metrics.restCalls.inc({ outcome: 'OPERATION_TIME_LIMIT' });

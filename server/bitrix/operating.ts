@@ -2,8 +2,8 @@
  * Bitrix24's per-method operating-time budget (b24restdocs limits.md, "Resource
  * Consumption Limits"): every answer's `time.operating` is the method's execution time
  * summed over the last 10 minutes, `time.operating_reset_at` (unix seconds) when part of it
- * is released; past 480 s the portal blocks that method — for every app of the portal —
- * with 429 OPERATION_TIME_LIMIT, while other methods go on.
+ * is released; past 480 s the portal blocks that method (for this app or webhook:
+ * settings/performance/limits.md) with 429 OPERATION_TIME_LIMIT, while other methods go on.
  *
  * We keep the last figures per (portal, method) and slow a heavy method before the portal
  * blocks it: from `slowFrom` of the limit on, each call waits a share (growing with the use)
@@ -18,6 +18,12 @@ export interface OperatingBudget {
   block(key: string, method: string, resetAtMs: number): void;
   /** How long a call of `method` should wait now, in ms (0: go). */
   delayFor(key: string, method: string): number;
+  /**
+   * `operating_reset_at` (ms) of the last answer of `method` that had one, while it is
+   * ahead: where a 429 without figures of its own is retried first
+   * (DOCS:settings/performance/limits.md, "How to Respond to Limit Errors").
+   */
+  lastResetAt(key: string, method: string): number | undefined;
 }
 
 export interface OperatingBudgetOptions {
@@ -92,6 +98,10 @@ export function createOperatingBudget(opts: OperatingBudgetOptions = {}): Operat
         blockedUntil: resetAtMs,
         at: t,
       });
+    },
+    lastResetAt(key, method) {
+      const reset = figures.get(id(key, method))?.resetAtMs ?? 0;
+      return reset > now() ? reset : undefined;
     },
     delayFor(key, method) {
       const f = figures.get(id(key, method));

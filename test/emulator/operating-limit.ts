@@ -10,8 +10,11 @@ import type { PortalState } from './state.js';
  * rest.php `processCall`, LoadLimiter::is before the call, registerEnding after it), while
  * every other method goes on. The cost of one call is what a test sets per method (real
  * costs depend on the portal's data, which no emulator can know); unset methods cost 0 and
- * report no `operating`. Putting `time` on the 429 answer as well is a guess: the docs say
- * all answers carry it, and the issue that asked for this names both keys.
+ * report no `operating`. The 429 carries no `time`: DOCS:settings/performance/limits.md
+ * ("How to Respond to Limit Errors") says to take the first retry time from
+ * `operating_reset_at` of the last successful answer, so the app must not count on one in
+ * the error. That page also keeps the sum per application or webhook; here it is per portal,
+ * which is the same for the one app the tests run (two processes of it share the sum).
  */
 export interface OperatingState {
   /** Seconds one call of a method costs. */
@@ -60,8 +63,6 @@ export function operatingBlock(portal: PortalState, method: string): RestError |
     429,
     'OPERATION_TIME_LIMIT',
     'Method is blocked due to operation time limit.',
-    undefined,
-    time,
   );
 }
 
