@@ -199,6 +199,9 @@ const EN = {
   'alerts.test': 'Send test alert',
   'alerts.testSent': 'Test alert sent to:',
   'alerts.testNone': 'No alert channel is configured.',
+  'alerts.testNoOwn':
+    "This portal has no alert channel of its own: its alerts go to the server operator's channels, which a test does not use. Set a Telegram chat or an e-mail above first.",
+  'alerts.testTooSoon': 'A test alert was sent less than a minute ago. Try again in a minute.',
   'alerts.invalid': 'Not saved:',
   'common.yes': 'yes',
   'common.no': 'no',
@@ -437,6 +440,10 @@ const RU: Record<MessageKey, string> = {
   'alerts.test': 'Отправить тестовое оповещение',
   'alerts.testSent': 'Тестовое оповещение отправлено:',
   'alerts.testNone': 'Ни один канал оповещений не настроен.',
+  'alerts.testNoOwn':
+    'У этого портала нет своего канала оповещений: его оповещения идут в каналы оператора сервера, а тест туда не отправляется. Сначала укажите чат Telegram или e-mail выше.',
+  'alerts.testTooSoon':
+    'Тестовое оповещение уже отправлялось меньше минуты назад. Попробуйте через минуту.',
   'alerts.invalid': 'Не сохранено:',
   'common.yes': 'да',
   'common.no': 'нет',

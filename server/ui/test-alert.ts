@@ -1,22 +1,44 @@
 import type { Deps } from '../deps.js';
 import { uiLang } from '../lib/lang.js';
-import { alertDestinations, alertJobs, enqueueAlertJobs } from '../alerts/send.js';
+import { alertJobs, enqueueAlertJobs, type AlertDestinations } from '../alerts/send.js';
 import type { AlertKind, AlertMessage } from '../alerts/types.js';
+import { getPortalAlertChannels } from '../../db/stores/alerts.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 
+/** One test alert per portal in this long (per instance): a button is not a relay. */
+export const TEST_ALERT_INTERVAL_MS = 60_000;
+const lastTest = new Map<string, number>();
+
+export type TestAlertResult = { sent: string[] } | { refused: 'noOwnChannel' | 'tooSoon' };
+
 /**
- * "Send test alert": one message on every channel the portal's alerts would use, queued as
- * ordinary `alert` jobs (server/alerts/send.ts), so it goes through the same transports,
- * retries and logs as a real alert, in the portal's language. Answers the channels it was
- * queued on.
+ * "Send test alert": one message on every channel of the portal's own (its Alerts page),
+ * queued as ordinary `alert` jobs (server/alerts/send.ts), so it goes through the same
+ * transports, retries and logs as a real alert, in the portal's language. The server's
+ * default channels (TELEGRAM_CHAT_ID, ALERT_EMAIL_TO) are the operator's: a portal without
+ * channels of its own sends nothing and never learns them, and a portal sends at most one
+ * test a minute. Answers the channels it was queued on, or why nothing was.
  */
 export async function sendTestAlert(
   deps: Deps,
   portal: PortalRow,
   notify: () => void = () => {},
-): Promise<string[]> {
-  const to = await alertDestinations(deps, portal.member_id);
+): Promise<TestAlertResult> {
+  const own = await getPortalAlertChannels(deps.db, portal.member_id);
+  const to: AlertDestinations = {
+    ...(deps.config.telegram.botToken && own.telegramChatId
+      ? { telegram: own.telegramChatId }
+      : {}),
+    ...(deps.config.email.smtpUrl && own.email ? { email: own.email } : {}),
+  };
+  if (!own.telegramChatId && !own.email) return { refused: 'noOwnChannel' };
+  // Its channels, but the server has no transport for them: nothing to send (the page says so).
+  if (!to.telegram && !to.email) return { sent: [] };
   const now = deps.clock.now().getTime();
+  if (now - (lastTest.get(portal.member_id) ?? -Infinity) < TEST_ALERT_INTERVAL_MS) {
+    return { refused: 'tooSoon' };
+  }
+  lastTest.set(portal.member_id, now);
   const message: AlertMessage = {
     // Not a monitored condition: the kind only labels the alerts_sent metric and the log.
     kind: 'test' as AlertKind,
@@ -36,5 +58,9 @@ export async function sendTestAlert(
   const { jobs, channels } = alertJobs(message, to, portal.id, deps.config.worker.maxAttempts, now);
   await enqueueAlertJobs(deps.db, jobs, now);
   if (jobs.length) notify();
-  return channels.map((c) => (c === 'telegram' ? `telegram ${to.telegram}` : `e-mail ${to.email}`));
+  return {
+    sent: channels.map((c) =>
+      c === 'telegram' ? `telegram ${to.telegram}` : `e-mail ${to.email}`,
+    ),
+  };
 }

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { findPortalById, updatePortal } from '../../db/stores/portals.js';
-import { sendTestAlert } from '../../server/ui/test-alert.js';
+import { sendTestAlert, TEST_ALERT_INTERVAL_MS } from '../../server/ui/test-alert.js';
+import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
+import { putSetting } from '../../db/stores/settings.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
 
@@ -15,6 +17,13 @@ describe("alerts in the portal's language", () => {
   afterEach(async () => {
     await h.close();
   });
+
+  /** The portal's own alert channels, as its admin sets them on the Alerts page. */
+  async function ownChannels(memberId: string) {
+    const now = h.t.clock.now();
+    await putSetting(h.t.deps.db, memberId, ALERT_SETTINGS.telegramChatId, '-100777', now);
+    await putSetting(h.t.deps.db, memberId, ALERT_SETTINGS.email, 'admin@portal.example', now);
+  }
 
   async function failTwo() {
     const ids = await h.addEvents({ id: portal.row.id, memberId: portal.memberId }, 2);
@@ -48,14 +57,30 @@ describe("alerts in the portal's language", () => {
 
   it('sends the test alert in the portal language too', async () => {
     await updatePortal(h.t.deps.db, portal.row.id, { lang: 'ru' });
+    await ownChannels(portal.memberId);
     const row = await findPortalById(h.t.deps.db, portal.row.id);
-    expect(await sendTestAlert(h.t.deps, row!)).toEqual([
-      'telegram -100',
-      'e-mail ops@example.com',
-    ]);
+    expect(await sendTestAlert(h.t.deps, row!)).toEqual({
+      sent: ['telegram -100777', 'e-mail admin@portal.example'],
+    });
     await h.services.worker.drain();
     expect(h.tg.sent.at(-1)?.text).toBe(
       `Тестовое оповещение b24hooks для ${portal.domain}. Оповещения этого портала приходят сюда.`,
     );
+  });
+
+  it("never sends a portal's test alert to the operator's channels, nor says what they are", async () => {
+    const row = (await findPortalById(h.t.deps.db, portal.row.id))!;
+    // The server has default channels (TELEGRAM_CHAT_ID -100, ALERT_EMAIL_TO ops@example.com)
+    // and this portal none of its own.
+    expect(await sendTestAlert(h.t.deps, row)).toEqual({ refused: 'noOwnChannel' });
+    expect(await h.t.deps.db('jobs').where({ type: 'alert' })).toHaveLength(0);
+    // Control: with channels of its own it sends there, once a minute at most.
+    await ownChannels(portal.memberId);
+    expect(await sendTestAlert(h.t.deps, row)).toMatchObject({ sent: expect.any(Array) });
+    expect(await sendTestAlert(h.t.deps, row)).toEqual({ refused: 'tooSoon' });
+    h.t.clock.advance(TEST_ALERT_INTERVAL_MS);
+    expect(await sendTestAlert(h.t.deps, row)).toMatchObject({ sent: expect.any(Array) });
+    await h.services.worker.drain();
+    expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['-100777', '-100777']);
   });
 });

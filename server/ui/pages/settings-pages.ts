@@ -100,6 +100,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       saved: false,
       errors: [] as string[],
       sent: undefined,
+      testRefused: undefined,
       ...extra,
     });
   };
@@ -134,8 +135,12 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
 
   router.post('/ui/alerts/test', requireAdmin, csrfProtection, async (_req, res) => {
     const { portal } = uiContext(res);
-    const sent = await sendTestAlert(deps, portal, notifyWorker);
-    await renderAlerts(res, { sent });
+    const result = await sendTestAlert(deps, portal, notifyWorker);
+    if ('refused' in result) res.status(result.refused === 'tooSoon' ? 429 : 409);
+    await renderAlerts(
+      res,
+      'sent' in result ? { sent: result.sent } : { testRefused: result.refused },
+    );
   });
 
   return router;
