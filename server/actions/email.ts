@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import addressparser from 'nodemailer/lib/addressparser';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { EmailAction } from '../rules/model.js';
 import { createMailer } from './mailer.js';
@@ -33,9 +34,37 @@ function classify(e: unknown): Error {
   return new RetryableError(msg, { cause: e });
 }
 
+/** Most recipients of one `email` step, after its templates are filled in. */
+export const MAX_EMAIL_RECIPIENTS = 50;
+
+const addresses = (text: string) =>
+  addressparser(text, { flatten: true }).filter((a) => a.address.includes('@'));
+const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+
+/**
+ * Who a step's message is from. The SMTP account is the operator's (ALERT_EMAIL_FROM), and
+ * every portal's rules send through it, so a step may not write as anyone it likes: its
+ * `from` is kept only on the domain of ALERT_EMAIL_FROM; any other address becomes the
+ * Reply-To, under the step's name and the server's address.
+ */
+export function senderOf(
+  stepFrom: string | undefined,
+  serverFrom: string,
+): { from: string | { name: string; address: string }; replyTo?: string } {
+  const server = addresses(serverFrom)[0];
+  const step = stepFrom === undefined ? undefined : addresses(stepFrom)[0];
+  if (!step || !server) return { from: serverFrom };
+  if (domainOf(step.address) === domainOf(server.address)) return { from: stepFrom! };
+  return {
+    from: { name: step.name || step.address, address: server.address },
+    replyTo: step.address,
+  };
+}
+
 /**
  * An `email` step over `SMTP_URL` (nodemailer). The Message-ID is derived from the
- * idempotency key, so a receiving system can recognise a repeated step.
+ * idempotency key, so a receiving system can recognise a repeated step. At most
+ * MAX_EMAIL_RECIPIENTS recipients, and the sender as `senderOf` allows.
  */
 export async function runEmail(action: EmailAction, ctx: ActionContext): Promise<ActionResult> {
   const smtpUrl = ctx.config.email.smtpUrl;
@@ -43,10 +72,17 @@ export async function runEmail(action: EmailAction, ctx: ActionContext): Promise
   const mailer = ctx.mailer ?? createMailer();
   const messageId = `<${createHash('sha256').update(ctx.idempotencyKey).digest('hex').slice(0, 32)}@b24hooks>`;
   const to = Array.isArray(action.to) ? action.to.map(String) : String(action.to);
+  const count = (Array.isArray(to) ? to : [to]).reduce((n, t) => n + addresses(t).length, 0);
+  if (count > MAX_EMAIL_RECIPIENTS) {
+    throw new PermanentError(
+      `email step: ${count} recipients; at most ${MAX_EMAIL_RECIPIENTS} per step`,
+    );
+  }
+  const sender = senderOf(action.from, ctx.config.email.from);
   const started = performance.now();
   try {
     const info = await mailer.transport(smtpUrl).sendMail({
-      from: action.from ?? ctx.config.email.from,
+      ...sender,
       to,
       subject: action.subject,
       text: action.text,
@@ -55,7 +91,12 @@ export async function runEmail(action: EmailAction, ctx: ActionContext): Promise
     });
     return {
       status: 'succeeded',
-      request: { type: 'email', to, subject: action.subject },
+      request: {
+        type: 'email',
+        to,
+        subject: action.subject,
+        ...(sender.replyTo ? { replyTo: sender.replyTo } : {}),
+      },
       response: {
         ms: Math.round(performance.now() - started),
         body: {

@@ -81,7 +81,7 @@ const email = z
   .strictObject({
     ...stepBase,
     type: z.literal('email'),
-    to: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    to: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(50)]),
     subject: z.string().min(1),
     text: z.string().optional(),
     html: z.string().optional(),

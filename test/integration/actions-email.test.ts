@@ -102,4 +102,36 @@ describe('email action', () => {
       'SMTP_URL is not set',
     );
   });
+
+  /**
+   * The SMTP account is the operator's and every portal's rules send through it: before, a
+   * step's `from` went out as written, so any installer could mail as anyone.
+   */
+  it("keeps a step's sender only on the server's domain; another becomes the Reply-To", async () => {
+    const own: EmailAction = { ...mail, from: 'Billing <billing@example.test>' };
+    await runAction(own, own, ctx());
+    expect(smtp.messages.at(-1)?.from).toBe('billing@example.test');
+
+    const foreign: EmailAction = { ...mail, from: 'Bank Security <security@bank.example>' };
+    const result = await runAction(foreign, foreign, ctx());
+    const got = smtp.messages.at(-1)!;
+    expect(got.from).toBe('shop@example.test');
+    expect(got.raw).toMatch(/^From: Bank Security <shop@example\.test>$/m);
+    expect(got.raw).toMatch(/^Reply-To: security@bank\.example$/m);
+    expect(result.request).toMatchObject({ replyTo: 'security@bank.example' });
+  });
+
+  it('refuses more than 50 recipients, however the template filled them in', async () => {
+    const many = Array.from({ length: 51 }, (_, i) => `u${i}@example.test`).join(', ');
+    const action: EmailAction = { ...mail, to: '{{contact.EMAIL}}' };
+    const before = smtp.messages.length;
+    const err = await runAction(action, { ...action, to: many }, ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain('51 recipients');
+    expect(smtp.messages).toHaveLength(before);
+    // Control: fifty go out.
+    const fifty = many.split(', ').slice(0, 50).join(', ');
+    await runAction(action, { ...action, to: fifty }, ctx());
+    expect(smtp.messages.at(-1)?.to).toHaveLength(50);
+  });
 });
