@@ -48,6 +48,14 @@ export async function getPortalAlertChannels(
   };
 }
 
+/**
+ * Where a portal's `telegram` step without `chatId` goes: the portal's own alert chat, or
+ * null (never the operator's TELEGRAM_CHAT_ID: server/actions/types.ts `telegramChat`).
+ */
+export async function portalStepChat(db: Knex, memberId: string): Promise<string | null> {
+  return (await getPortalAlertChannels(db, memberId)).telegramChatId ?? null;
+}
+
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function normalise(r: Record<string, unknown>): AlertStateRow {

@@ -9,7 +9,8 @@ const TIMEOUT_MS = 10_000;
 /**
  * A `telegram` step: Bot API `sendMessage` at `TELEGRAM_API_URL/bot<token>/sendMessage`
  * (https://core.telegram.org/bots/api#sendmessage). The chat is the step's `chatId`, else
- * `TELEGRAM_CHAT_ID`. The step's output is the sent Message (`result`).
+ * the portal's own alert chat (`ctx.telegramChat`). The step's output is the sent Message
+ * (`result`).
  */
 export async function runTelegram(
   action: TelegramAction,
@@ -17,10 +18,12 @@ export async function runTelegram(
 ): Promise<ActionResult> {
   const { botToken, chatId: defaultChat, apiUrl } = ctx.config.telegram;
   if (!botToken) throw new PermanentError('telegram step: TELEGRAM_BOT_TOKEN is not set');
-  const chatId = action.chatId ?? defaultChat;
-  if (chatId === undefined || chatId === '') {
+  const chatId = action.chatId ?? (ctx.telegramChat === undefined ? defaultChat : ctx.telegramChat);
+  if (chatId === undefined || chatId === null || chatId === '') {
     throw new PermanentError(
-      'telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set',
+      ctx.telegramChat === null
+        ? "telegram step: no chatId in the step, and this portal has no alert chat of its own (set one on the app's Alerts page)"
+        : 'telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set',
     );
   }
   const payload: Record<string, unknown> = { chat_id: chatId, text: action.text };

@@ -30,6 +30,12 @@ export interface ActionContext {
   mailer?: Mailer;
   /** Signature timestamps and Retry-After dates. @default systemClock */
   clock?: Clock;
+  /**
+   * Where a `telegram` step without `chatId` goes: the portal's own alert chat, or null when
+   * it has none (a portal's rules never reach the operator's TELEGRAM_CHAT_ID). Undefined
+   * (no portal: one operator's own calls) means TELEGRAM_CHAT_ID.
+   */
+  telegramChat?: string | null;
 }
 
 /** A short, secret-free description of what was sent (for action_runs.request_summary). */

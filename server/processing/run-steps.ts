@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { runAction, stepOutput } from '../actions/index.js';
+import { portalStepChat } from '../../db/stores/alerts.js';
 import { toError } from '../lib/errors.js';
 import { PausedError } from '../lib/retry-errors.js';
 import { destinationOf } from '../queue/destinations.js';
@@ -150,6 +151,8 @@ async function runStep(
       openAction(action, deps.box, deps.config.actions.secretEnv),
       tctx,
     );
+    const telegramChat =
+      rendered.type === 'telegram' ? await portalStepChat(deps.db, portal.member_id) : null;
     const result = await ctx.destinations.run(destinationOf(rendered, deps.config, portal), () =>
       runAction(action, rendered, {
         config: deps.config,
@@ -160,6 +163,7 @@ async function runStep(
         fetch: ctx.fetch,
         guard: deps.httpGuard,
         clock: deps.clock,
+        telegramChat,
       }),
     );
     const out = stepOutput(result);

@@ -79,7 +79,7 @@ export interface HttpAction extends ActionBase {
 /** A Telegram Bot API `sendMessage` (bot token from `TELEGRAM_BOT_TOKEN`). */
 export interface TelegramAction extends ActionBase {
   type: 'telegram';
-  /** @default TELEGRAM_CHAT_ID */
+  /** @default the portal's own alert chat (never TELEGRAM_CHAT_ID: server/actions/types.ts) */
   chatId?: string | number;
   text: string;
   parseMode?: 'HTML' | 'MarkdownV2' | 'Markdown';

@@ -53,6 +53,20 @@ describe('telegram action', () => {
     expect(tg.sent.at(-1)).toMatchObject({ chat_id: 777, text: 'to the sales chat' });
   });
 
+  it("sends a portal's step without a chatId to the portal's own chat, never TELEGRAM_CHAT_ID", async () => {
+    const step: TelegramAction = { type: 'telegram', text: 'Deal 42 won' };
+    await runAction(step, step, { ...ctx(), telegramChat: '-100777' });
+    expect(tg.sent.at(-1)).toMatchObject({ chat_id: '-100777' });
+    // A portal without an alert chat of its own: the operator's chat (-100200) is not used.
+    const before = tg.sent.length;
+    const err = await runAction(step, step, { ...ctx(), telegramChat: null }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain('no alert chat of its own');
+    expect(tg.sent).toHaveLength(before);
+  });
+
   it('fails for good without a chat, and without a bot token', async () => {
     await expect(send({ type: 'telegram', text: 'x' }, { TELEGRAM_CHAT_ID: '' })).rejects.toThrow(
       /no chatId in the step and TELEGRAM_CHAT_ID is not set/,

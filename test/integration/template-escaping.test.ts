@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
+import { putSetting } from '../../db/stores/settings.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
@@ -53,9 +55,17 @@ describe('values reach every destination as written (escaped for the place they 
       SMTP_URL: smtp.url,
       ALERT_EMAIL_FROM: 'shop@example.test',
       TELEGRAM_BOT_TOKEN: tg.token,
-      TELEGRAM_CHAT_ID: '-100500',
+      TELEGRAM_CHAT_ID: '-100999',
       TELEGRAM_API_URL: tg.url,
     });
+    // Steps without a chatId go to the portal's own alert chat.
+    await putSetting(
+      s.h.t.deps.db,
+      s.portal.memberId,
+      ALERT_SETTINGS.telegramChatId,
+      '-100500',
+      s.h.t.clock.now(),
+    );
     const deal = await s.portal.addDeal({ TITLE, STAGE_ID: 'NEW', OPPORTUNITY: '1234.5' });
     await s.drain();
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
@@ -77,6 +87,10 @@ describe('values reach every destination as written (escaped for the place they 
       ['telegram', 'succeeded', null],
       ['http', 'succeeded', null],
     ]);
+  });
+
+  it("posts steps without a chatId to the portal's own chat, never to TELEGRAM_CHAT_ID", () => {
+    expect([...new Set(tg.sent.map((m) => String(m.chat_id)))]).toEqual(['-100500']);
   });
 
   it('e-mails the title intact in the HTML part and the text part', () => {

@@ -6,6 +6,7 @@ import { runAction } from '../../actions/index.js';
 import { entityOf } from '../../intake/entity.js';
 import { createEntityReader } from '../../processing/entity-reader.js';
 import { createDestinations, destinationOf } from '../../queue/destinations.js';
+import { portalStepChat } from '../../../db/stores/alerts.js';
 import type { RuleInput } from '../../rules/conditions.js';
 import { buildTemplateContext } from '../../rules/context.js';
 import { dryRun } from '../../rules/dry-run.js';
@@ -197,6 +198,8 @@ export function tryRoutes(deps: Deps): Router {
       concurrency: deps.config.worker.destinationConcurrency,
     });
     try {
+      const telegramChat =
+        rendered.type === 'telegram' ? await portalStepChat(deps.db, portal.member_id) : null;
       const result = await destinations.run(destinationOf(rendered, deps.config, portal), () =>
         runAction(action, rendered, {
           config: deps.config,
@@ -205,6 +208,7 @@ export function tryRoutes(deps: Deps): Router {
           bitrix: (method, params) => deps.bitrix.call(portal, method, params),
           guard: deps.httpGuard,
           clock: deps.clock,
+          telegramChat,
         }),
       );
       const response = { status: result.response.status, ms: result.response.ms };

@@ -211,7 +211,7 @@ describe('the map page', () => {
       expect(paid).toContain('Bitrix24 method crm.timeline.comment.add');
       expect(paid).toContain('1 min');
       expect(words(rowOf(page.html, 'Responsible changed'))).toContain(
-        'Telegram to the default chat',
+        "Telegram to the portal's alert chat",
       );
       const sinkHost = new URL(h.sink.url).host;
       expect(words(rowOf(page.html, 'Lead ping'))).toContain(`GET to ${sinkHost}`);
