@@ -266,8 +266,9 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
 
 /**
  * Job handler for `lifecycle` jobs (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL), dispatched by
- * the worker. Unverified installs are proven first; updates re-bind everything (Bitrix24
- * drops the bindings on update); uninstalls only arrive here verified by application_token.
+ * the worker. Unverified installs are proven first; updates re-bind what is missing (an
+ * update deletes the app's ONAPPINSTALL binding: CORE:classes/general/rest_util.php
+ * `CRestUtil::UpdateApp`); uninstalls only arrive here verified by application_token.
  */
 export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
   if (!event) {

@@ -157,22 +157,24 @@ export async function finishInstall(portal: PortalState): Promise<DeliveryRecord
 }
 
 /**
- * An app update drops every event binding of the app (DOCS:api-reference/events/event-bind.md).
- * Which handlers then get ONAPPUPDATE is unclear on real portals; we deliver to the pre-update
- * bindings.
+ * An app update: CORE:classes/general/rest_util.php `CRestUtil::UpdateApp` fires
+ * OnRestAppUpdate (ONAPPUPDATE to the app's bindings of it), then
+ * `EventTable::deleteAppInstaller` (CORE:lib/event.php) deletes the app's ONAPPINSTALL
+ * binding only: its other bindings stay. (Everything goes only with an uninstall,
+ * `CleanApp` → `deleteByApp`.) DOCS:api-reference/events/event-bind.md's "its actions will
+ * be removed" is read as that.
  */
 export async function update(portal: PortalState, newVersion: number): Promise<DeliveryRecord[]> {
-  const before = portal.bindings.filter((b) => b.event === 'ONAPPUPDATE');
   const previous = portal.appVersion;
-  portal.bindings = [];
   portal.appVersion = newVersion;
-  return fireEvent(
+  const records = await fireEvent(
     portal,
     'ONAPPUPDATE',
     { VERSION: String(newVersion), PREVIOUS_VERSION: String(previous), LANGUAGE_ID: portal.lang },
     firstAdminId(portal),
-    { bindings: before },
   );
+  portal.bindings = portal.bindings.filter((b) => b.event !== 'ONAPPINSTALL');
+  return records;
 }
 
 /** ONAPPUNINSTALL (no tokens), then bindings, placements and tokens are gone. */

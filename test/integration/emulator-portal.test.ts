@@ -134,7 +134,7 @@ describe('install flow and portal pages', () => {
     expect(await res.text()).toContain('window.BX24');
   });
 
-  it('drops all bindings on update and sends ONAPPUPDATE to the handlers bound before', async () => {
+  it('keeps the bindings on update but ONAPPINSTALL, and sends ONAPPUPDATE to them', async () => {
     const admin = portal.issueUserAuth(1).accessToken;
     await fetch(`${portal.clientEndpoint}event.bind`, {
       method: 'POST',
@@ -145,7 +145,7 @@ describe('install flow and portal pages', () => {
     const p = qs.parse(record?.body ?? '') as { data: unknown; auth: Record<string, string> };
     expect(p.data).toEqual({ VERSION: '2', PREVIOUS_VERSION: '1', LANGUAGE_ID: 'en' });
     expect(p.auth['refresh_token']).toBeDefined();
-    expect(portal.bindings).toHaveLength(0);
+    expect(portal.bindings.map((b) => b.event)).toEqual(['ONAPPUPDATE']);
     expect(portal.appVersion).toBe(2);
   });
 });
