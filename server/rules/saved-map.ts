@@ -4,7 +4,8 @@ import type { Clock } from '../lib/clock.js';
 import type { SecretBox } from '../lib/crypto.js';
 import { getRuleMap, listRuleMaps, saveRuleMap, saveRuleMapInScope } from './map-store.js';
 import type { EventMap } from './model.js';
-import { sealMap, type SealResult } from './secret-fields.js';
+import { markInherited, sealMap, type SealResult } from './secret-fields.js';
+import { DEFAULT_SCOPE } from '../../db/stores/settings.js';
 import type { Logger } from '../lib/logger.js';
 
 /** What saving a map needs: the database, the token key, ACTION_SECRET_ENV, the time. */
@@ -39,20 +40,28 @@ export async function saveMapSealed(
 }
 
 /**
- * Encrypts the credentials of maps stored before they were encrypted, once at
- * start: a map whose sealed form differs is saved again. Returns how many were.
+ * Once at start: encrypts the credentials of maps stored before they were encrypted, and
+ * marks in each portal's map the credentials it took over from the default map before saves
+ * marked them (`markInherited`). A map whose stored form differs is saved again. Returns
+ * how many were.
  */
 export async function sealStoredMaps(deps: MapSaver & { logger: Logger }): Promise<number> {
   let sealed = 0;
-  for (const { scope, map } of await listRuleMaps(deps.db)) {
+  const maps = await listRuleMaps(deps.db);
+  const defaults = maps.find((m) => m.scope === DEFAULT_SCOPE)?.map;
+  for (const { scope, map } of maps) {
     // `$env` names were checked when the map was saved; only text is encrypted here.
     const result = sealMap(map, { box: deps.box, envNames: { has: () => true } });
     if (!result.ok) {
       deps.logger.warn({ scope, errors: result.errors.length }, 'stored map not sealed');
       continue;
     }
-    if (JSON.stringify(result.map) === JSON.stringify(map)) continue;
-    await saveRuleMapInScope(deps.db, scope, result.map, deps.clock.now());
+    const stored =
+      scope !== DEFAULT_SCOPE && defaults
+        ? markInherited(result.map, defaults, deps.box)
+        : result.map;
+    if (JSON.stringify(stored) === JSON.stringify(map)) continue;
+    await saveRuleMapInScope(deps.db, scope, stored, deps.clock.now());
     sealed += 1;
   }
   if (sealed) deps.logger.info({ maps: sealed }, 'encrypted the secrets of stored rule maps');

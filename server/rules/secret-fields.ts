@@ -70,6 +70,8 @@ interface Place {
   /** Stable across edits: rule name, step name (or index), field. */
   key: string;
   kind: 'secret' | 'header' | 'url';
+  /** The step the field belongs to. */
+  step: HttpAction;
   get(): Secret | undefined;
   set(v: Secret): void;
 }
@@ -87,6 +89,7 @@ function places(map: EventMap): Place[] {
         path: jsonPath([...at, 'url']),
         key: `${base}url`,
         kind: 'url',
+        step: a,
         get: () => a.url,
         set: (v) => (a.url = v),
       });
@@ -95,6 +98,7 @@ function places(map: EventMap): Place[] {
           path: jsonPath([...at, 'secret']),
           key: `${base}secret`,
           kind: 'secret',
+          step: a,
           get: () => a.secret,
           set: (v) => (a.secret = v),
         });
@@ -105,6 +109,7 @@ function places(map: EventMap): Place[] {
           path: jsonPath([...at, 'headers', name]),
           key: `${base}header:${name.toLowerCase()}`,
           kind: 'header',
+          step: a,
           get: () => a.headers?.[name],
           set: (v) => (a.headers![name] = v),
         });
@@ -153,6 +158,25 @@ export function revealMap(
   return out;
 }
 
+/**
+ * A portal's stored map with `$inherited` on every sealed credential that holds the same text
+ * as the default map in the same place (rule, step, field): what a portal took over from the
+ * default before saves marked it. Such a value stays masked for the portal.
+ */
+export function markInherited(map: EventMap, defaults: EventMap, box: SecretBox): EventMap {
+  const open = (v: Secret | undefined) =>
+    v === undefined || isEnvRef(v) ? undefined : isSealed(v) ? box.decrypt(v.$enc) : v;
+  const theirs = new Map(places(copy(defaults)).map((p) => [p.key, open(p.get())]));
+  const out = copy(map);
+  for (const p of places(out)) {
+    const v = p.get();
+    if (!isSealed(v) || v.$inherited) continue;
+    const t = theirs.get(p.key);
+    if (t !== undefined && t === box.decrypt(v.$enc)) p.set({ ...v, $inherited: true });
+  }
+  return out;
+}
+
 export interface SealOptions {
   box: SecretBox;
   /** The map stored in the same scope: MASK in a place keeps its credential. */
@@ -174,17 +198,27 @@ export type SealResult = { ok: true; map: EventMap } | { ok: false; errors: MapE
  */
 export function sealMap(map: EventMap, opts: SealOptions): SealResult {
   const out = copy(map);
-  const before = new Map<string, Secret | undefined>();
-  if (opts.previous) for (const p of places(copy(opts.previous))) before.set(p.key, p.get());
+  const before = new Map<string, Place>();
+  if (opts.previous) for (const p of places(copy(opts.previous))) before.set(p.key, p);
+  const text = (v: Secret | undefined): string | undefined =>
+    v === undefined
+      ? undefined
+      : isEnvRef(v)
+        ? `$env:${v.$env}`
+        : isSealed(v)
+          ? opts.box.decrypt(v.$enc)
+          : v;
+  // Where a request to the URL goes, as the WHATWG parser the request uses reads it (a
+  // regex read `https://evil.example\@erp.example/` as erp.example; fetch goes to evil).
   const destination = (v: Secret | undefined): string | undefined => {
-    if (v === undefined) return undefined;
-    if (isEnvRef(v)) return `$env:${v.$env}`;
-    const text = isSealed(v) ? opts.box.decrypt(v.$enc) : v;
-    return /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#@\s]*@)?([^/?#\s]*)/i
-      .exec(text)
-      ?.slice(1)
-      .join('')
-      .toLowerCase();
+    const t = text(v);
+    if (t === undefined || t.startsWith('$env:')) return t;
+    try {
+      const u = new URL(t);
+      return `${u.protocol}//${u.host}`;
+    } catch {
+      return `unparsed:${t}`;
+    }
   };
   const errors: MapError[] = [];
   const all = places(out);
@@ -202,14 +236,22 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
       continue;
     }
     if (v.includes(MASK)) {
-      const prev = before.get(p.key);
+      const prev = before.get(p.key)?.get();
       // A kept credential keeps its destination: a step whose URL now points elsewhere
       // (another origin) must be given the secret again, or a rule author who never saw it
-      // could send it anywhere.
+      // could send it anywhere. One taken over from the operator's default map keeps its
+      // whole request: the same URL and method, or a portal could use the operator's
+      // token for any call to that host.
       const urlKey = p.key.replace(/[^\n]*$/, 'url');
+      const beforeUrl = before.get(urlKey);
+      const nowUrl = all.find((q) => q.key === urlKey);
+      const inherited = opts.previousIsDefault === true || (isSealed(prev) && prev.$inherited);
       const sameDestination =
         p.kind === 'url' ||
-        destination(before.get(urlKey)) === destination(all.find((q) => q.key === urlKey)?.get());
+        (inherited
+          ? text(beforeUrl?.get()) === text(nowUrl?.get()) &&
+            beforeUrl?.step.method === nowUrl?.step.method
+          : destination(beforeUrl?.get()) === destination(nowUrl?.get()));
       const keep =
         prev !== undefined &&
         sameDestination &&

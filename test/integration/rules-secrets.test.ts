@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DEFAULT_SCOPE, getSetting } from '../../db/stores/settings.js';
-import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
+import { deleteRuleMap, getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { saveMapSealed, sealStoredMaps } from '../../server/rules/saved-map.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';
@@ -330,6 +330,51 @@ describe("the operator's default map", () => {
       '--with-secrets',
     ]);
     expect(cli.out).toContain(OPERATOR_TOKEN);
+  });
+
+  /** The default map as the JSON editor shows it, changed by `change`, saved by the admin. */
+  const saveChanged = async (change: (step: Record<string, unknown>) => void) => {
+    const shown = JSON.parse((await revealedStep('/ui/rules/export')).html) as {
+      rules: Array<{ actions: Array<Record<string, unknown>> }>;
+    };
+    change(shown.rules[0]!.actions[0]!);
+    return revealedStep('/ui/rules', { map: JSON.stringify(shown) });
+  };
+
+  it("keeps the operator's secrets to the request they were written for", async () => {
+    const host = new URL(h.sink.url).host;
+    const moves: Array<[string, (step: Record<string, unknown>) => void]> = [
+      // The WHATWG parser fetch uses sends this to evil.example; a regex read 127.0.0.1.
+      ['a backslash before @', (st) => (st.url = `http://evil.example\\@${host}/invoices`)],
+      ['another path on the same host', (st) => (st.url = `${h.sink.url}/export-all`)],
+      ['another method', (st) => (st.method = 'PUT')],
+    ];
+    // Both ways a portal holds them: a first map of its own, and one saved before.
+    for (const own of [false, true]) {
+      if (!own) await deleteRuleMap(h.t.deps.db, h.portal.memberId);
+      else
+        expect(
+          (await revealedStep('/ui/rules/toggle', { name: 'Won deal: invoice', enabled: '1' }))
+            .status,
+        ).toBe(303);
+      for (const [what, move] of moves) {
+        const res = await saveChanged(move);
+        expect([own, what, res.status]).toEqual([own, what, 400]);
+        expect(res.html).toContain('stands for a stored secret');
+      }
+      // Control: the same step unchanged saves.
+      expect((await saveChanged(() => undefined)).status).toBe(200);
+    }
+  });
+
+  it('marks at start what a portal map took over before saves marked it', async () => {
+    // A portal map saved by an older version: the default's sealed values, unmarked.
+    const defaults = (await getRuleMap(h.t.deps.db))!;
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, defaults, h.t.clock.now());
+    expect(leaks((await revealedStep('/ui/rules/reveal')).html)).toBe(true);
+    expect(await sealStoredMaps(h.t.deps)).toBe(1);
+    expect(leaks((await revealedStep('/ui/rules/reveal')).html)).toBe(false);
+    expect(await sealStoredMaps(h.t.deps)).toBe(0);
   });
 });
 
