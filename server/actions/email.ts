@@ -52,9 +52,13 @@ export function senderOf(
   serverFrom: string,
 ): { from: string | { name: string; address: string }; replyTo?: string } {
   const server = addresses(serverFrom)[0];
-  const step = stepFrom === undefined ? undefined : addresses(stepFrom)[0];
+  const listed = stepFrom === undefined ? [] : addresses(stepFrom);
+  // One sender: a list (or a group) would put other addresses into From.
+  const step = listed.length === 1 ? listed[0] : undefined;
   if (!step || !server) return { from: serverFrom };
-  if (domainOf(step.address) === domainOf(server.address)) return { from: stepFrom! };
+  if (domainOf(step.address) === domainOf(server.address)) {
+    return { from: { name: step.name, address: step.address } };
+  }
   return {
     from: { name: step.name || step.address, address: server.address },
     replyTo: step.address,

@@ -19,6 +19,12 @@ export async function runTelegram(
   const { botToken, chatId: defaultChat, apiUrl } = ctx.config.telegram;
   if (!botToken) throw new PermanentError('telegram step: TELEGRAM_BOT_TOKEN is not set');
   const chatId = action.chatId ?? (ctx.telegramChat === undefined ? defaultChat : ctx.telegramChat);
+  // A portal's step (telegramChat given) never posts to the operator's chat, named or not.
+  if (ctx.telegramChat !== undefined && defaultChat && String(chatId) === String(defaultChat)) {
+    throw new PermanentError(
+      "telegram step: the chat is the server's alert chat (TELEGRAM_CHAT_ID), which rules may not post to",
+    );
+  }
   if (chatId === undefined || chatId === null || chatId === '') {
     throw new PermanentError(
       ctx.telegramChat === null

@@ -119,6 +119,20 @@ describe('email action', () => {
     expect(got.raw).toMatch(/^From: Bank Security <shop@example\.test>$/m);
     expect(got.raw).toMatch(/^Reply-To: security@bank\.example$/m);
     expect(result.request).toMatchObject({ replyTo: 'security@bank.example' });
+
+    // A list or a group in from: one address of the server's domain does not carry the rest.
+    for (const from of [
+      'noreply@example.test, security@bank.example',
+      'Alerts: noreply@example.test, security@bank.example;',
+    ]) {
+      const listed: EmailAction = { ...mail, from };
+      await runAction(listed, listed, ctx());
+      const sent = smtp.messages.at(-1)!;
+      expect([from, /^From: (.*)$/m.exec(sent.raw)?.[1]]).toEqual([
+        from,
+        'Shop <shop@example.test>',
+      ]);
+    }
   });
 
   it('refuses more than 50 recipients, however the template filled them in', async () => {

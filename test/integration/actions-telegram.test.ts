@@ -64,6 +64,13 @@ describe('telegram action', () => {
     );
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as Error).message).toContain('no alert chat of its own');
+    // Nor when the step names it.
+    const named: TelegramAction = { ...step, chatId: '-100200' };
+    const refused = await runAction(named, named, { ...ctx(), telegramChat: '-100777' }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(PermanentError);
+    expect((refused as Error).message).toContain('TELEGRAM_CHAT_ID');
     expect(tg.sent).toHaveLength(before);
   });
 
