@@ -114,6 +114,14 @@ export async function verifyFrameEntry(
     deps.logger.info({ memberId }, 'frame refused: unknown or uninstalled portal');
     throw new EntryRefusedError(401, 'The application is not installed on this portal.');
   }
+  // Before anything costs a call: a wrong application token refuses at once.
+  const appToken = form.get('APPLICATION_TOKEN');
+  if (appToken && portal.application_token_digest) {
+    if (!safeEqual(deps.box.digest(appToken), portal.application_token_digest)) {
+      deps.logger.warn({ memberId }, 'frame refused: APPLICATION_TOKEN mismatch');
+      throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
+    }
+  }
   if (domain !== portal.domain.toLowerCase())
     portal = (await movedPortal(deps, portal, domain)) ?? portal;
   if (domain !== portal.domain.toLowerCase()) {
@@ -122,13 +130,6 @@ export async function verifyFrameEntry(
       'frame refused: DOMAIN differs from the portal the member_id is bound to',
     );
     throw new EntryRefusedError(403, 'This portal is registered under another address.');
-  }
-  const appToken = form.get('APPLICATION_TOKEN');
-  if (appToken && portal.application_token_digest) {
-    if (!safeEqual(deps.box.digest(appToken), portal.application_token_digest)) {
-      deps.logger.warn({ memberId }, 'frame refused: APPLICATION_TOKEN mismatch');
-      throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
-    }
   }
 
   const https = (first(query.PROTOCOL) ?? '1') !== '0';

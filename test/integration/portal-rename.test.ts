@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { startPaidDealScenario, seedNewDeals, type PaidDealScenario } from '../helpers/scenario.js';
-import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+import { frameRequest, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 import { openSession } from './ui/ui-client.js';
 
 /**
@@ -64,5 +64,19 @@ describe('a renamed portal', () => {
     expect(session.location).toContain('/ui');
     const row = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
     expect(row.domain).toBe(h.portal.domain);
+  });
+
+  it('refuses a forged entry under a new DOMAIN before asking the OAuth server anything', async () => {
+    h = await startUiHarness();
+    const before = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    const { url, init } = frameRequest(h, {
+      domain: '127.0.0.1:1',
+      applicationToken: 'f'.repeat(32),
+    });
+    const res = await fetch(url, init);
+    expect(res.status).toBe(401);
+    // No refresh: the stored tokens are the ones the install stored.
+    const after = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    expect(after.access_token_enc).toBe(before.access_token_enc);
   });
 });
