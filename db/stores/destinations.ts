@@ -54,12 +54,16 @@ export async function takeProbe(
   return n === 1;
 }
 
-/** Erasure: the circuit state of a portal's own REST endpoint (`rest:<domain>`). */
+/**
+ * Erasure: the circuit state of a portal's own REST endpoint (`rest:<domain>`) and of the
+ * hosts its `http` steps named (`http:<host>#<portal id>`, server/queue/destinations.ts).
+ */
 export async function deletePortalDestinations(db: Knex, portalId: number): Promise<number> {
   const row = (await db('portals').where('id', portalId).first('domain')) as
     { domain: string | null } | undefined;
-  if (!row?.domain) return 0;
-  return db('destinations').where('key', `rest:${row.domain}`).delete();
+  const own = await db('destinations').where('key', 'like', `http:%#${portalId}`).delete();
+  if (!row?.domain) return own;
+  return own + (await db('destinations').where('key', `rest:${row.domain}`).delete());
 }
 
 /** A success: the destination is closed again, its failure count reset. */

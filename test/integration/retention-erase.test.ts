@@ -39,7 +39,8 @@ interface Identity {
 
 /**
  * Whether `row` belongs to the portal: a `portal_id` that is its id, an `…event_id` that is
- * one of its events, or any text that names its member_id or domain (JSON included).
+ * one of its events, a destination of its own, or any text that names its member_id or
+ * domain (JSON included).
  */
 function belongsTo(table: string, row: Row, p: Identity): boolean {
   const domain = new RegExp(`${p.domain.replace(/[.]/g, '\\.')}(?!\\d)`);
@@ -49,6 +50,8 @@ function belongsTo(table: string, row: Row, p: Identity): boolean {
       return true;
     }
     if (/(^|_)event_id$/.test(col) && p.eventIds.has(Number(v))) return true;
+    // The hosts its http steps named: `http:<host>#<portal id>` (server/queue/destinations.ts).
+    if (table === 'destinations' && col === 'key' && String(v).endsWith(`#${p.id}`)) return true;
     if (typeof v === 'string' && (v.includes(p.memberId) || domain.test(v))) return true;
   }
   return false;
@@ -189,16 +192,18 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     });
     // A circuit breaker of the portal's REST endpoint, as after failed calls.
     const domain = String((await db('portals').where('id', portalId).first('domain')).domain);
-    await saveDestination(db, {
-      key: `rest:${domain}`,
-      state: 'closed',
-      failures: 2,
-      cooldown_ms: 0,
-      opened_at: null,
-      retry_at: null,
-      last_error: 'timed out',
-      updated_at: now,
-    });
+    for (const key of [`rest:${domain}`, `http:erp.example#${portalId}`]) {
+      await saveDestination(db, {
+        key,
+        state: 'closed',
+        failures: 2,
+        cooldown_ms: 0,
+        opened_at: null,
+        retry_at: null,
+        last_error: 'timed out',
+        updated_at: now,
+      });
+    }
     // On PostgreSQL the REST calls above already reserved slots in the shared budget.
     await db('rate_buckets')
       .insert({ key: portal.memberId, level: 1, at: now })
