@@ -3,13 +3,17 @@
  * a Bitrix24 inbound webhook (`/rest/1/<key>/…`), a Telegram bot (`/bot<id>:<token>/…`),
  * Slack (`/services/T…/B…/<token>`), Discord (`/api/webhooks/<id>/<token>`), Zapier
  * (`/hooks/catch/<id>/<key>/`), Make, n8n and most others (a long random segment). A
- * segment counts as one when it follows `/rest/<n>/` or `/hooks/catch/<n>/`, or when it
- * looks generated: at least 16 characters of letters, digits, `-` and `_`, with both letters
- * and digits. Words, numbers and templates (`{{deal.ID}}`) do not; an order number such as
- * `INV2026120412345` does, which only masks more than needed.
+ * segment counts as one when it follows `/rest/<n>/`, `/hooks/catch/<n>/`,
+ * `/services/<a>/<b>/` or `/webhooks/<n>/`, when it is a JWT, or when it looks generated
+ * (an extension such as `.json` aside): at least 16 characters of letters, digits, `-` and
+ * `_` with both letters and digits, or at least 20 letters and digits in both cases. Words,
+ * numbers and templates (`{{deal.ID}}`) do not; an order number such as `INV2026120412345`
+ * does, which only masks more than needed.
  */
 
 const TOKEN_LIKE = /^[A-Za-z0-9_-]{16,}$/;
+const MIXED_CASE = /^(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{20,}$/;
+const JWT = /^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$/;
 const TELEGRAM_BOT = /^bot\d+:[A-Za-z0-9_-]+$/;
 
 function secretSegment(segs: string[], i: number): 'all' | 'bot' | undefined {
@@ -21,8 +25,13 @@ function secretSegment(segs: string[], i: number): 'all' | 'bot' | undefined {
     segs[i - 2] === a &&
     /^\d+$/.test(segs[i - 1]!) &&
     (b === undefined || segs[i - 3] === b);
-  if (after('rest') || after('catch', 'hooks')) return 'all';
-  return TOKEN_LIKE.test(s) && /\d/.test(s) && /[A-Za-z]/.test(s) ? 'all' : undefined;
+  if (after('rest') || after('catch', 'hooks') || after('webhooks')) return 'all';
+  // Slack: /services/T…/B…/<token>.
+  if (i >= 3 && segs[i - 3] === 'services' && /^[A-Z0-9]+$/.test(segs[i - 2]!)) return 'all';
+  if (JWT.test(s)) return 'all';
+  const bare = s.replace(/\.[A-Za-z]{1,5}$/, '');
+  if (TOKEN_LIKE.test(bare) && /\d/.test(bare) && /[A-Za-z]/.test(bare)) return 'all';
+  return MIXED_CASE.test(bare) ? 'all' : undefined;
 }
 
 /** The path (no query, no fragment) with each credential segment replaced by `mask`. */

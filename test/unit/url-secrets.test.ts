@@ -32,6 +32,18 @@ describe('credentials in URL paths', () => {
       'https://n8n.example/webhook/3fa85f64-5717-4562-b3fc-2c963f66afa6?x=1',
       'https://n8n.example/webhook/*?x=1',
     ],
+    // Found by a review: a Slack token without digits, a JWT, a key with an extension, and
+    // a long key of letters only.
+    [
+      'https://hooks.slack.com/services/T01ABCDEF/B02GHIJKL/abcdefghijklmnopqrstuvwx',
+      'https://hooks.slack.com/services/T01ABCDEF/B02GHIJKL/*',
+    ],
+    [
+      'https://erp.example/in/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwb3J0YWwifQ.c2lnbmF0dXJlLXBhcnQ/x',
+      'https://erp.example/in/*/x',
+    ],
+    ['https://erp.example/webhooks/8c3f9a1b2d7e4f60aa91.json', 'https://erp.example/webhooks/*'],
+    ['https://erp.example/hook/QwErTyUiOpAsDfGhJkLzXcVb', 'https://erp.example/hook/*'],
   ];
   const plain = [
     'https://erp.example/api/v1/invoices',
