@@ -160,14 +160,13 @@ export async function lastGap(db: Knex, memberId?: string): Promise<GapRow | und
   return r ? gapOf(r) : undefined;
 }
 
-/** A sweep still running that started after `since` (one at a time, across processes too). */
-export async function runningGap(db: Knex, since: number): Promise<GapRow | undefined> {
-  const r = (await db('recovery_gaps')
+/** The sweeps still running that started after `since` (across processes too), newest first. */
+export async function runningGaps(db: Knex, since: number): Promise<GapRow[]> {
+  const rows = (await db('recovery_gaps')
     .where({ status: 'running' })
     .where('sweep_started_at', '>=', since)
-    .orderBy('id', 'desc')
-    .first()) as Record<string, unknown> | undefined;
-  return r ? gapOf(r) : undefined;
+    .orderBy('id', 'desc')) as Array<Record<string, unknown>>;
+  return rows.map(gapOf);
 }
 
 /**

@@ -5,7 +5,7 @@ import {
   abandonGaps,
   getGap,
   insertGap,
-  runningGap,
+  runningGaps,
   updateGap,
   type GapRow,
   type GapTrigger,
@@ -46,9 +46,9 @@ export interface Sweeper {
   run(req: SweepRequest): Promise<GapRow>;
   /** Records the gap and sweeps it in the background: resolves once it is recorded. */
   begin(req: SweepRequest): Promise<{ gapId: number; done: Promise<GapRow> }>;
-  /** Resolves when the sweep in progress (if any) is over. */
+  /** Resolves when the sweeps in progress (if any) are over. */
   idle(): Promise<void>;
-  /** Stops the sweep in progress after its current page (shutdown); its record says so. */
+  /** Stops the sweeps in progress after their current page (shutdown); their records say so. */
   cancel(): Promise<void>;
 }
 
@@ -60,13 +60,27 @@ export interface SweeperOptions {
 /** A `running` sweep older than this is taken for one that died with its process. */
 const STALE_MS = 3600_000;
 
-/** The sweeper's context: the sweep's, plus the one sweep this process may run. */
+/** The scope of a sweep: one portal's member_id, or ALL_PORTALS. */
+const ALL_PORTALS = '*';
+
+/** The sweeper's context: the sweep's, plus the sweeps this process runs, by scope. */
 interface SweeperContext extends SweepContext {
-  /** A sweep is starting or running (set before any await, so a second begin is refused). */
-  busy: boolean;
-  /** The sweep in progress. */
-  current: Promise<GapRow> | undefined;
+  /** Scopes being swept or starting (set before any await, so a clashing begin is refused). */
+  busy: Set<string>;
+  /** The sweeps in progress. */
+  current: Map<string, Promise<GapRow>>;
 }
+
+/**
+ * Whether a sweep of `scope` may start beside the sweeps of `running`: sweeps of different
+ * portals go side by side (one portal's long sweep does not hold up another's); a sweep of
+ * every portal goes alone.
+ */
+const clashes = (scope: string, running: Iterable<string>): boolean => {
+  for (const r of running)
+    if (r === ALL_PORTALS || scope === ALL_PORTALS || r === scope) return true;
+  return false;
+};
 
 /**
  * The downtime sweep: for each portal, lists the records of the watched types
@@ -88,8 +102,8 @@ export function createSweeper(deps: Deps, opts: SweeperOptions = {}): Sweeper {
     now: () => deps.clock.now().getTime(),
     onStored: opts.onStored,
     cancelled: false,
-    busy: false,
-    current: undefined,
+    busy: new Set(),
+    current: new Map(),
   };
   return {
     begin: (req) => begin(ctx, req),
@@ -97,12 +111,12 @@ export function createSweeper(deps: Deps, opts: SweeperOptions = {}): Sweeper {
       return (await begin(ctx, req)).done;
     },
     async idle() {
-      await ctx.current?.catch(() => undefined);
+      await Promise.all([...ctx.current.values()].map((p) => p.catch(() => undefined)));
     },
     async cancel() {
-      if (!ctx.current) return;
+      if (ctx.current.size === 0) return;
       ctx.cancelled = true;
-      await ctx.current.catch(() => undefined);
+      await Promise.all([...ctx.current.values()].map((p) => p.catch(() => undefined)));
       ctx.cancelled = false;
     },
   };
@@ -114,17 +128,20 @@ async function begin(
   req: SweepRequest,
 ): Promise<{ gapId: number; done: Promise<GapRow> }> {
   const { db } = ctx;
-  // One sweep at a time in this process (checked before any await), and across processes
-  // through the recorded `running` row.
-  if (ctx.busy) throw new SweepRefusedError('a sweep is already running');
-  ctx.busy = true;
+  // One sweep per portal at a time, and a sweep of every portal alone: in this process
+  // (checked before any await), and across processes through the recorded `running` rows.
+  const scope = req.memberId ?? ALL_PORTALS;
+  if (clashes(scope, ctx.busy)) throw new SweepRefusedError('a sweep is already running');
+  ctx.busy.add(scope);
   try {
     const t = ctx.now();
     if (!Number.isFinite(req.since) || req.since >= t) {
       throw new SweepRefusedError('the gap must begin in the past');
     }
     await abandonGaps(db, t - STALE_MS, t);
-    const other = await runningGap(db, t - STALE_MS);
+    const other = (await runningGaps(db, t - STALE_MS)).find((g) =>
+      clashes(scope, [g.member_id ?? ALL_PORTALS]),
+    );
     if (other) {
       throw new SweepRefusedError(
         `a sweep is already running (#${other.id}, since ${new Date(other.sweep_started_at).toISOString()})`,
@@ -139,13 +156,13 @@ async function begin(
       now: t,
     });
     const done = execute(ctx, gapId, req).finally(() => {
-      ctx.busy = false;
-      ctx.current = undefined;
+      ctx.busy.delete(scope);
+      ctx.current.delete(scope);
     });
-    ctx.current = done;
+    ctx.current.set(scope, done);
     return { gapId, done };
   } catch (e) {
-    if (!ctx.current) ctx.busy = false;
+    if (!ctx.current.has(scope)) ctx.busy.delete(scope);
     throw e;
   }
 }

@@ -340,4 +340,38 @@ describe('downtime sweep', () => {
     expect(cli.code).toBe(1);
     expect(cli.err).toMatch(/already running/);
   });
+
+  it("sweeps one portal beside another portal's sweep, but not beside its own or a whole one", async () => {
+    const sweeper = s.h.services.recovery.sweeper;
+    const since = s.h.t.clock.now().getTime() - MIN;
+    const other = 'b'.repeat(32);
+    // Another process sweeps this portal (an admin's long sweep from its dashboard).
+    await db()('recovery_gaps').insert({
+      trigger: 'ui',
+      started_at: since,
+      ended_at: since + MIN,
+      status: 'running',
+      member_id: s.portal.memberId,
+      sweep_started_at: s.h.t.clock.now().getTime(),
+    });
+    await expect(
+      sweeper.run({ since, trigger: 'ui', memberId: s.portal.memberId }),
+    ).rejects.toThrow(/already running/);
+    await expect(sweeper.run({ since, trigger: 'cli' })).rejects.toThrow(/already running/);
+    // Another portal's sweep goes on meanwhile.
+    expect(await sweeper.run({ since, trigger: 'ui', memberId: other })).toMatchObject({
+      status: 'done',
+    });
+    // In this process too: two portals side by side, and nothing beside a whole sweep.
+    await db()('recovery_gaps').where({ status: 'running' }).update({ status: 'failed' });
+    await seedDeals(1);
+    const mine = await sweeper.begin({ since, trigger: 'ui', memberId: s.portal.memberId });
+    const theirs = await sweeper.begin({ since, trigger: 'ui', memberId: other });
+    await Promise.all([mine.done, theirs.done]);
+    const whole = await sweeper.begin({ since, trigger: 'cli' });
+    await expect(sweeper.run({ since, trigger: 'ui', memberId: other })).rejects.toThrow(
+      /already running/,
+    );
+    expect(await whole.done).toMatchObject({ status: 'done' });
+  });
 });
