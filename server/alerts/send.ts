@@ -5,7 +5,7 @@ import { runEmail } from '../actions/email.js';
 import { runTelegram } from '../actions/telegram.js';
 import { PermanentError } from '../lib/retry-errors.js';
 import type { JobHandler } from '../queue/types.js';
-import { getPortalAlertChannels } from '../../db/stores/alerts.js';
+import { getPortalAlertChannels, type PortalAlertChannels } from '../../db/stores/alerts.js';
 import { insertJobs, type NewJob } from '../../db/stores/jobs.js';
 import type { AlertChannel, AlertMessage, AlertPayload } from './types.js';
 
@@ -25,9 +25,22 @@ export async function alertDestinations(
   memberId: string | null,
 ): Promise<AlertDestinations> {
   const own = memberId ? await getPortalAlertChannels(deps.db, memberId) : undefined;
-  const { telegram, email } = deps.config;
-  const chat = own?.telegramChatId ?? telegram.chatId;
-  const to = own?.email ?? email.to;
+  return destinationsOf(deps.config, own, true);
+}
+
+/**
+ * The channels of `own` (a portal's settings), with the global defaults where it has none
+ * when `withDefaults`; a channel without its transport (TELEGRAM_BOT_TOKEN, SMTP_URL) is left
+ * out.
+ */
+export function destinationsOf(
+  config: Deps['config'],
+  own: PortalAlertChannels | undefined,
+  withDefaults: boolean,
+): AlertDestinations {
+  const { telegram, email } = config;
+  const chat = own?.telegramChatId ?? (withDefaults ? telegram.chatId : undefined);
+  const to = own?.email ?? (withDefaults ? email.to : undefined);
   return {
     ...(telegram.botToken && chat ? { telegram: chat } : {}),
     ...(email.smtpUrl && to ? { email: to } : {}),

@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.js';
 import { uiLang } from '../lib/lang.js';
-import { alertJobs, enqueueAlertJobs, type AlertDestinations } from '../alerts/send.js';
+import { alertJobs, destinationsOf, enqueueAlertJobs } from '../alerts/send.js';
 import type { AlertKind, AlertMessage } from '../alerts/types.js';
 import { getPortalAlertChannels } from '../../db/stores/alerts.js';
 import type { PortalRow } from '../../db/stores/portals.js';
@@ -25,12 +25,7 @@ export async function sendTestAlert(
   notify: () => void = () => {},
 ): Promise<TestAlertResult> {
   const own = await getPortalAlertChannels(deps.db, portal.member_id);
-  const to: AlertDestinations = {
-    ...(deps.config.telegram.botToken && own.telegramChatId
-      ? { telegram: own.telegramChatId }
-      : {}),
-    ...(deps.config.email.smtpUrl && own.email ? { email: own.email } : {}),
-  };
+  const to = destinationsOf(deps.config, own, false);
   if (!own.telegramChatId && !own.email) return { refused: 'noOwnChannel' };
   // Its channels, but the server has no transport for them: nothing to send (the page says so).
   if (!to.telegram && !to.email) return { sent: [] };
