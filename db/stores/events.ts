@@ -216,6 +216,32 @@ export async function listUnverified(
   return rows.map(normaliseEvent);
 }
 
+/**
+ * A verified delivery that was kept unverified takes the key identical deliveries share
+ * (server/intake/dedupe-key.ts). If another event holds it already (an identical delivery
+ * verified meanwhile), this one is that one's duplicate: it is counted there and removed, as
+ * the intake does with a repeat. Says which happened.
+ */
+export async function takeSharedKey(
+  trx: Knex,
+  id: number,
+  key: string,
+): Promise<'taken' | 'duplicate'> {
+  const holder = (await trx('events').where({ dedupe_key: key }).whereNot({ id }).first('id')) as
+    { id: number | string } | undefined;
+  if (!holder) {
+    await trx('events').where({ id }).update({ dedupe_key: key });
+    return 'taken';
+  }
+  const self = (await trx('events').where({ id }).first('duplicates')) as
+    { duplicates: number | string } | undefined;
+  await trx('events')
+    .where({ id: Number(holder.id) })
+    .increment('duplicates', 1 + Number(self?.duplicates ?? 0));
+  await changeEvents(trx, [id], (t) => t('events').where({ id }).delete());
+  return 'duplicate';
+}
+
 /** Updates one event's status fields (never its body), with its rollups. */
 export async function updateEvent(
   db: Knex,

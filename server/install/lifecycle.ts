@@ -1,9 +1,15 @@
 import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
 import { resolveUnverified } from '../intake/reverify.js';
+import { SHARED_KEY_FIELD } from '../intake/dedupe-key.js';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { JobHandler } from '../queue/types.js';
-import { listUnverified, updateEvent, type EventRow } from '../../db/stores/events.js';
+import {
+  listUnverified,
+  takeSharedKey,
+  updateEvent,
+  type EventRow,
+} from '../../db/stores/events.js';
 import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { NotAllowedHostError } from '../bitrix/errors.js';
@@ -43,6 +49,7 @@ interface DeliveredTokens {
   refresh_token?: string;
   application_token?: string;
   expires_in?: string;
+  [SHARED_KEY_FIELD]?: string;
 }
 
 /** Unverified ONAPPINSTALL deliveries a proof job reads per round. */
@@ -155,6 +162,8 @@ async function proveOne(deps: Deps, portal: PortalRow, event: EventRow): Promise
       app_version: versionOf(event) ?? portal.app_version,
       updated_at: now,
     });
+    const shared = tokens[SHARED_KEY_FIELD];
+    if (shared) await takeSharedKey(trx, event.id, shared);
     await updateEvent(trx, event.id, { status: 'processed', auth_enc: null, processed_at: now });
   });
   deps.portals.invalidate(portal.member_id);

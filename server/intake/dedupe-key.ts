@@ -20,3 +20,20 @@ export function dedupeKey(d: Delivery, dataJson: string, entityId: string | null
   const prefix = `${time.padStart(8, '0')}.${entity}.`;
   return prefix + digest.slice(0, 64 - prefix.length);
 }
+
+/** Where an unverified delivery's sealed tokens keep its shared key. */
+export const SHARED_KEY_FIELD = 'dedupe_key';
+
+/**
+ * The key of a delivery kept `unverified` (its portal's application token is not known yet):
+ * the shared key with a digest of the delivered application token in its tail. Anyone who
+ * knows a member_id can post before the token is known, so a forged copy of a delivery that
+ * is still to come (same event, ts and data, another token) must not take the genuine one's
+ * key and have it answered as a duplicate: the forged copy is rejected at verification, and
+ * the genuine one would be gone with it. Identical deliveries with the same token still
+ * share a key; a verified one takes the shared key (server/intake/reverify.ts).
+ */
+export function unverifiedDedupeKey(shared: string, applicationToken: string): string {
+  const tail = hash('sha256', `${applicationToken}\n${shared}`, 'base64url').slice(0, 11);
+  return `${shared.slice(0, 64 - tail.length - 1)}~${tail}`;
+}

@@ -5,7 +5,7 @@ import { AppError } from '../lib/errors.js';
 import type { IntakeRow } from '../../db/stores/intake.js';
 import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
 import type { CommitQueue } from './commit-queue.js';
-import { dedupeKey } from './dedupe-key.js';
+import { dedupeKey, SHARED_KEY_FIELD, unverifiedDedupeKey } from './dedupe-key.js';
 import { entityOf, isDeleteEvent } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { deliveredTokens, maskedBody } from './mask.js';
@@ -166,7 +166,12 @@ async function accept(
     job = deliveryJob(ctx, d, portal, row);
   } else {
     row.status = 'unverified';
-    row.auth_enc = ctx.box.encrypt(JSON.stringify(deliveredTokens(d)));
+    // Sealed with the tokens: the shared key, which the delivery takes once verified.
+    const shared = row.dedupe_key;
+    row.dedupe_key = unverifiedDedupeKey(shared, d.auth.application_token ?? '');
+    row.auth_enc = ctx.box.encrypt(
+      JSON.stringify({ ...deliveredTokens(d), [SHARED_KEY_FIELD]: shared }),
+    );
     const provable = PROVABLE_EVENTS.has(d.event);
     const bytes = (row.body?.length ?? 0) + row.auth_enc.length;
     const refused = await ctx.unverifiedCap.admit(portal.id, bytes, provable);

@@ -201,7 +201,11 @@ describe('event intake', () => {
     await updatePortal(t.deps.db, early.row.id, {
       application_token_digest: t.deps.box.digest(realToken),
     });
-    expect(await resolveUnverified(t.deps, early.row.id)).toEqual({ verified: 1, rejected: 1 });
+    expect(await resolveUnverified(t.deps, early.row.id)).toEqual({
+      verified: 1,
+      rejected: 1,
+      duplicates: 0,
+    });
     rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
     expect(rows.map((r) => [r.entity_id, r.status, r.auth_enc])).toEqual([
       ['1', 'received', null],
@@ -210,6 +214,76 @@ describe('event intake', () => {
     expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toEqual([
       expect.objectContaining({ event_id: rows[0].id, type: 'process_event' }),
     ]);
+  });
+
+  it('keeps a genuine delivery that a forged copy beat to the intake while the token was unknown', async () => {
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const realToken = 'f0e1d2c3b4a5968778695a4b3c2d1e0f';
+    const forged = { ...early, applicationToken: 'guessed-by-a-stranger' };
+    const genuine = { ...early, applicationToken: realToken };
+    // The same event, ts and data: before, the genuine one was answered as the forgery's
+    // duplicate, and went with it when the forgery was rejected.
+    expect((await post(eventBody({ portal: forged, id: 7 }))).status).toBe(200);
+    expect((await post(eventBody({ portal: genuine, id: 7 }))).status).toBe(200);
+    expect((await post(eventBody({ portal: genuine, id: 7 }))).status).toBe(200);
+    let rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    expect(rows.map((r) => [r.status, r.duplicates])).toEqual([
+      ['unverified', 0],
+      ['unverified', 1],
+    ]);
+
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(realToken),
+    });
+    t.deps.portals.invalidate(early.memberId);
+    expect(await resolveUnverified(t.deps, early.row.id)).toEqual({
+      verified: 1,
+      rejected: 1,
+      duplicates: 0,
+    });
+    rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    expect(rows.map((r) => [r.entity_id, r.status, r.reject_reason])).toEqual([
+      ['7', 'rejected', 'token_mismatch'],
+      ['7', 'received', null],
+    ]);
+    // Verified, it holds the shared key: a later identical delivery is its duplicate.
+    const res = await post(eventBody({ portal: genuine, id: 7 }));
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('duplicate');
+    rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    expect(rows.map((r) => [r.status, r.duplicates])).toEqual([
+      ['rejected', 0],
+      ['received', 2],
+    ]);
+    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toHaveLength(1);
+  });
+
+  it('counts an unverified delivery as a duplicate when an identical one was verified first', async () => {
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const realToken = '0a1b2c3d4e5f60718293a4b5c6d7e8f9';
+    const genuine = { ...early, applicationToken: realToken };
+    expect((await post(eventBody({ portal: genuine, id: 9 }))).status).toBe(200);
+    // The token becomes known; an identical delivery arrives before the early one is resolved.
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(realToken),
+    });
+    t.deps.portals.invalidate(early.memberId);
+    expect((await post(eventBody({ portal: genuine, id: 9 }))).status).toBe(200);
+    expect(await resolveUnverified(t.deps, early.row.id)).toEqual({
+      verified: 0,
+      rejected: 0,
+      duplicates: 1,
+    });
+    const rows = await t.deps.db('events').where({ portal_id: early.row.id });
+    expect(rows.map((r) => [r.status, r.duplicates])).toEqual([['received', 1]]);
+    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toHaveLength(1);
+    // The removed row left the rollups with it: the backlog is the one event.
+    const pend = await t.deps
+      .db('rollups')
+      .where({ kind: 'pend', portal_id: early.row.id })
+      .sum({ n: 'n' })
+      .first();
+    expect(Number(pend?.n)).toBe(1);
   });
 
   it('answers 401 to ONAPPINSTALL and ONAPPUPDATE with another token once the portal’s token is known', async () => {
