@@ -1,7 +1,14 @@
 import { isRecord, parseForm } from './http-util.js';
 import { param, RestError, type MethodResult } from './rest-error.js';
 
-/** At most 50 commands per batch (DOCS:settings/how-to-call-rest-api/batch.md). */
+/**
+ * At most 50 commands per batch run (CORE:classes/general/rest_util.php `BATCH_MAX_LENGTH`).
+ * The batch itself still answers 200: each command past the 50th ends with
+ * ERROR_BATCH_LENGTH_EXCEEDED "Max batch length exceeded" in `result_error`
+ * (CORE:classes/general/rest_provider.php `methodsBatch`; DOCS:settings/how-to-call-rest-api/
+ * batch.md: "subqueries beyond the limit will end with an error", "the request itself
+ * completes with a 200 status").
+ */
 export const BATCH_LIMIT = 50;
 
 export type Outcome =
@@ -51,9 +58,6 @@ export async function runBatch(
     : isRecord(cmd)
       ? Object.entries(cmd).map(([k, c]) => [k, String(c)])
       : [];
-  if (commands.length > BATCH_LIMIT) {
-    throw new RestError(400, 'ERROR_BATCH_LENGTH_EXCEEDED', 'Max batch length exceeded');
-  }
   const halt = truthy(param(params, 'halt'));
   const results = new Map<string, unknown>();
   const result: Array<[string, unknown]> = [];
@@ -61,7 +65,16 @@ export async function runBatch(
   const totals: Array<[string, unknown]> = [];
   const nexts: Array<[string, unknown]> = [];
   const times: Array<[string, unknown]> = [];
+  let count = 0;
   for (const [key, command] of commands) {
+    if (count++ >= BATCH_LIMIT) {
+      errors.push([
+        key,
+        { error: 'ERROR_BATCH_LENGTH_EXCEEDED', error_description: 'Max batch length exceeded' },
+      ]);
+      if (halt) break;
+      continue;
+    }
     const q = command.indexOf('?');
     const method = (q < 0 ? command : command.slice(0, q))
       .trim()

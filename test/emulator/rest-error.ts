@@ -1,15 +1,18 @@
 import type { PortalState } from './state.js';
 import type { EmulatedUser } from './types.js';
 
-/** A REST error as Bitrix24 returns it: `{error, error_description[, argument]}` with a status. */
+/**
+ * A REST error as Bitrix24 returns it: `{error, error_description[, argument]}` with a status,
+ * and never a `time` block: CORE:classes/general/rest.php `outputError` answers
+ * `$this->error->output()` alone, where `processResponse` (success) appends `time` through
+ * `appendDebugInfo`.
+ */
 export class RestError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     readonly description: string,
     readonly argument?: string,
-    /** `time` of the answer, where the error carries one (OPERATION_TIME_LIMIT). */
-    readonly time?: Record<string, unknown>,
   ) {
     super(`${code}: ${description}`);
   }
@@ -20,7 +23,6 @@ export class RestError extends Error {
       error_description: this.description,
     };
     if (this.argument !== undefined) body['argument'] = this.argument;
-    if (this.time !== undefined) body['time'] = this.time;
     return body;
   }
 }
@@ -34,6 +36,8 @@ export interface CallContext {
   token: string | null;
   /** The app the OAuth token belongs to (undefined for webhooks). */
   clientId?: string;
+  /** Who the operating time is counted for (operating-limit.ts): the app or the webhook. */
+  caller: string;
   /**
    * `auth_connector` of the request's auth data. The core reads it only from the top-level
    * request (CORE:lib/oauth/auth.php `Auth::$authQueryAdditional`, kept by

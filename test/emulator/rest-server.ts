@@ -67,7 +67,12 @@ function authenticate(
   route: RoutedPath,
   params: Record<string, unknown>,
 ): CallContext {
-  const context = (via: CallContext['via'], userId: number, token: string | null): CallContext => {
+  const context = (
+    via: CallContext['via'],
+    userId: number,
+    token: string | null,
+    caller: string,
+  ): CallContext => {
     const user = findUser(portal, userId);
     const connector = via === 'oauth' ? param(params, 'auth_connector') : undefined;
     return {
@@ -76,6 +81,7 @@ function authenticate(
       user,
       isAdmin: user?.admin ?? false,
       token,
+      caller,
       authConnector: typeof connector === 'string' ? connector : '',
       scopes: new Set(portal.scope.split(',').map((s) => s.trim().toLowerCase())),
     };
@@ -85,7 +91,7 @@ function authenticate(
     if (owner === undefined || owner !== route.webhook.userId) {
       throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
     }
-    return context('webhook', owner, null);
+    return context('webhook', owner, null, `webhook:${owner}:${route.webhook.secret}`);
   }
   const token = tokenFrom(req, params);
   if (!token) throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
@@ -96,7 +102,10 @@ function authenticate(
   if (!check.ok || check.memberId !== portal.memberId) {
     throw new RestError(401, 'invalid_token', 'The access token provided is invalid.');
   }
-  return { ...context('oauth', check.userId, token), clientId: check.clientId };
+  return {
+    ...context('oauth', check.userId, token, `app:${check.clientId}`),
+    clientId: check.clientId,
+  };
 }
 
 function publicParams(params: Record<string, unknown>): Record<string, unknown> {
@@ -106,6 +115,25 @@ function publicParams(params: Record<string, unknown>): Record<string, unknown> 
     out[k] = v;
   }
   return out;
+}
+
+/**
+ * A method outside the token's scopes. CORE:lib/oauth/auth.php `check` answers
+ * `{error: 'insufficient_scope', error_description: 'The request requires higher privileges
+ * than provided by the access token'}` as an OAuthException, whose status is 401 unless the
+ * answer names another (CORE:lib/oauthexception.php; nothing names one). A batch sub-command
+ * is refused by CRestServerBatchItem with `new OAuthException(['error' =>
+ * 'insufficient_scope'])`: no description (the examples of DOCS:settings/how-to-call-rest-api/
+ * batch.md show exactly that). DOCS:_includes/system-errors.md lists the error as 403, which
+ * only the v3 server (`/rest/api/`, CORE:classes/general/RestApiServer.php) answers; the app
+ * calls `/rest/`. The app must not tell the two apart: either is a permanent failure.
+ */
+function insufficientScope(inBatch: boolean): RestError {
+  return new RestError(
+    401,
+    'insufficient_scope',
+    inBatch ? '' : 'The request requires higher privileges than provided by the access token',
+  );
 }
 
 /** Runs one method (top level or inside a batch): injected failures, lookup, handler, record. */
@@ -139,21 +167,17 @@ async function execute(
       const granted = scopesOfMethod(method);
       // Inbound webhooks carry their own scopes, which the emulator does not model.
       if (call.via === 'oauth' && granted && !granted.some((s) => call.scopes.has(s))) {
-        throw new RestError(
-          403,
-          'insufficient_scope',
-          'The request requires higher privileges than provided by the access token',
-        );
+        throw insufficientScope(inBatch);
       }
-      const blocked = operatingBlock(portal, method);
+      const blocked = operatingBlock(portal, call.caller, method);
       if (blocked) throw blocked;
       value = await handler(params, call, portal);
-      chargeOperating(portal, method);
+      chargeOperating(portal, call.caller, method);
     }
     outcome = {
       ok: true,
       value,
-      time: { ...timeBlock(portal, startMs), ...operatingTime(portal, method) },
+      time: { ...timeBlock(portal, startMs), ...operatingTime(portal, call.caller, method) },
     };
   } catch (err) {
     const error =

@@ -73,6 +73,10 @@ export function taskEventData(action: 'ADD' | 'UPDATE', id: string): PhpValue {
 }
 
 export const TASK_METHODS: Readonly<Record<string, MethodHandler>> = {
+  // A task that does not exist, or that the user may not see, is `result: []`, not an error:
+  // DOCS:api-reference/tasks/tasks-task-get.md ("Returns an empty array "result":[], if the
+  // task does not exist or the user does not have access to the task"); the tasks module's
+  // rest/controllers/task.php `getAction` catches the not-accessible exception and returns [].
   'tasks.task.get': (params, _c, portal) => {
     const task = portal.tasks.get(taskId(params));
     return { result: task ? { task: project(task, param(params, 'select')) } : [] };

@@ -184,11 +184,20 @@ describe('REST API of the emulated portal', () => {
     expect(errors?.['n']?.error).toBe('ERROR_BATCH_METHOD_NOT_ALLOWED');
   });
 
-  it('rejects a batch of more than 50 commands with ERROR_BATCH_LENGTH_EXCEEDED', async () => {
-    const cmd = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`c${i}`, 'profile']));
+  it('runs the first 50 commands of a longer batch and ends the rest with ERROR_BATCH_LENGTH_EXCEEDED', async () => {
+    const cmd = Object.fromEntries(Array.from({ length: 52 }, (_, i) => [`c${i}`, 'profile']));
+    type Answer = Record<string, Record<string, { error?: string; error_description?: string }>>;
     const res = await call('batch', { cmd });
-    expect(res.status).toBe(400);
-    expect(res.json.error).toBe('ERROR_BATCH_LENGTH_EXCEEDED');
+    expect(res.status).toBe(200);
+    const body = res.json.result as Answer;
+    expect(Object.keys(body['result'] ?? {})).toHaveLength(50);
+    expect(body['result_error']).toEqual({
+      c50: { error: 'ERROR_BATCH_LENGTH_EXCEEDED', error_description: 'Max batch length exceeded' },
+      c51: { error: 'ERROR_BATCH_LENGTH_EXCEEDED', error_description: 'Max batch length exceeded' },
+    });
+    // halt=1 stops at the first of them.
+    const halted = (await call('batch', { cmd, halt: 1 })).json.result as Answer;
+    expect(Object.keys(halted['result_error'] ?? {})).toEqual(['c50']);
   });
 
   it('applies the leaky bucket: 60 immediate calls overflow it and calls pass again after draining', async () => {
@@ -231,6 +240,55 @@ describe('REST API of the emulated portal', () => {
     const wrong = await rest(hook.replace(/\/[0-9a-f]+\/$/, '/deadbeef/'), 'profile');
     expect(wrong.json.error).toBe('NO_AUTH_FOUND');
     expect(portal.calls.at(-2)).toMatchObject({ method: 'event.bind', via: 'webhook', userId: 2 });
+  });
+
+  it('keeps the operating time per app or webhook and method, and answers the block without time', async () => {
+    portal.setOperatingCost('crm.deal.get', 200, 480);
+    const hook = portal.createInboundWebhook(1);
+    const app = () => call('crm.deal.get', { id: 2 });
+    const figures = (a: Answer) => (a.json as { time?: { operating?: number } }).time?.operating;
+    expect(figures(await app())).toBe(200);
+    expect(figures(await app())).toBe(400);
+    expect(figures(await app())).toBe(600);
+    const blocked = await app();
+    expect(blocked.status).toBe(429);
+    expect(blocked.json).toEqual({
+      error: 'OPERATION_TIME_LIMIT',
+      error_description: 'Method is blocked due to operation time limit.',
+    });
+    // The webhook has its own sum, and the app's other methods go on.
+    const viaHook = await rest(hook, 'crm.deal.get', { id: 2 });
+    expect(viaHook.status).toBe(200);
+    expect(figures(viaHook)).toBe(200);
+    expect((await call('crm.deal.list', {})).status).toBe(200);
+    // batch itself is not counted; its command is, under its own method.
+    const batch = await call('batch', { cmd: { d: 'crm.deal.get?id=2' } });
+    expect(batch.status).toBe(200);
+    const inner = (batch.json.result as Record<string, Record<string, { error?: string }>>)[
+      'result_error'
+    ];
+    expect(inner?.['d']?.error).toBe('OPERATION_TIME_LIMIT');
+    // Ten minutes on, the budget is back.
+    clock += 600_001;
+    portal.setOperatingCost('crm.deal.get', 0);
+    expect((await app()).status).toBe(200);
+  });
+
+  it('refuses a method outside the scopes with 401 insufficient_scope, without a description in a batch', async () => {
+    const scoped = await emu.addPortal({ installed: true, scope: 'crm' });
+    const token = scoped.issueUserAuth(1).accessToken;
+    const top = await rest(scoped.clientEndpoint, 'tasks.task.get', { taskId: 1, auth: token });
+    expect(top.status).toBe(401);
+    expect(top.json).toEqual({
+      error: 'insufficient_scope',
+      error_description: 'The request requires higher privileges than provided by the access token',
+    });
+    const batch = await rest(scoped.clientEndpoint, 'batch', {
+      cmd: { t: 'tasks.task.get?taskId=1' },
+      auth: token,
+    });
+    const inner = (batch.json.result as Record<string, Record<string, unknown>>)['result_error'];
+    expect(inner?.['t']).toEqual({ error: 'insufficient_scope', error_description: '' });
   });
 
   it('injects failures with failNext, also inside batch', async () => {

@@ -51,7 +51,7 @@ describe('scopes', () => {
         h.t.deps.bitrix.call(row, 'tasks.task.get', { taskId: 1 }),
       ).rejects.toMatchObject({
         bitrixCode: 'insufficient_scope',
-        httpStatus: 403,
+        httpStatus: 401,
         retryable: false,
       });
       await expect(h.t.deps.bitrix.call(row, 'crm.deal.list', {})).resolves.toBeDefined();
