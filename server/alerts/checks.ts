@@ -20,6 +20,7 @@ import {
 } from './messages.js';
 import { commitAlert, scopeOf, stepAndCommit, type Check } from './monitor-context.js';
 import { detectSlaBreaches } from './sla.js';
+import type { OpenDestination } from './types.js';
 
 /** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
 export async function checkBacklog(check: Check, portals: readonly PortalRow[]): Promise<void> {
@@ -85,36 +86,68 @@ async function dueBacklog(check: Check, threshold: number) {
   }));
 }
 
-/** Destinations with an open circuit fire; those closed again recover. */
-export async function checkDestinations(check: Check): Promise<void> {
+/** The portal a destination belongs to: an http host's (`#<portal id>`), a REST endpoint's. */
+function ownerOf(key: string, portals: readonly PortalRow[]): PortalRow | undefined {
+  const own = /#(\d+)$/.exec(key);
+  if (own) return portals.find((p) => p.id === Number(own[1]));
+  if (key.startsWith('rest:')) return portals.find((p) => p.domain === key.slice(5));
+  return undefined;
+}
+
+/**
+ * Destinations with an open circuit fire; those closed again recover. A portal's own
+ * destinations (its http hosts, its REST endpoint) are one alert for that portal, in its
+ * language and to its channels, however many of them its rules name: a portal's admins
+ * cannot fill the operator's chat with one alert per host. The operator's (Telegram API,
+ * SMTP server, SMS gateway) are app-wide, one alert each.
+ */
+export async function checkDestinations(
+  check: Check,
+  portals: readonly PortalRow[],
+): Promise<void> {
   const { db } = check.ctx.deps;
+  type Group = { portal?: PortalRow; list: OpenDestination[] };
+  const groups = new Map<string, Group>();
   const open = (await openDestinations(db)).map(destinationJson);
-  const firing = (await listAlertStates(db)).filter(
-    (s) => s.kind === 'destination' && s.state === 'firing',
-  );
-  const key = (d: string) => `destination:${d}`.slice(0, 128);
-  const readings = [
-    ...open.map((d) => ({ d, bad: true })),
-    ...firing
-      .filter((s) => !open.some((d) => key(d.destination) === s.key))
-      .map((s) => ({
-        d: { ...(JSON.parse(s.details ?? '{}') as ReturnType<typeof destinationJson>) },
-        bad: false,
-      })),
+  // One that nothing waits for holds nothing up (its rule changed, its events went): no
+  // alert, and no probe will close it until a step names it again.
+  for (const d of open.filter((o) => o.waitingJobs > 0)) {
+    const portal = ownerOf(d.destination, portals);
+    const key = portal
+      ? `destinations:${portal.member_id}`
+      : `destination:${d.destination}`.slice(0, 128);
+    const group = groups.get(key) ?? { portal, list: [] };
+    group.list.push(d);
+    groups.set(key, group);
+  }
+  const readings: Array<{ key: string; group: Group; bad: boolean; silent?: boolean }> = [
+    ...[...groups].map(([key, group]) => ({ key, group, bad: true })),
   ];
-  for (const { d, bad } of readings) {
+  for (const s of await listAlertStates(db)) {
+    if (s.kind !== 'destination' || s.state !== 'firing' || groups.has(s.key)) continue;
+    const details = JSON.parse(s.details ?? '{}') as OpenDestination | { list: OpenDestination[] };
+    const portal = portals.find((p) => p.member_id === s.member_id);
+    const list = 'list' in details ? details.list : [details];
+    // Still open, but nothing waits any more: the alert ends without "reachable again".
+    const silent = list.some((d) => open.some((o) => o.destination === d.destination));
+    readings.push({ key: s.key, group: { portal, list }, bad: false, silent });
+  }
+  for (const { key, group, bad, silent } of readings) {
+    const { portal, list } = group;
     await stepAndCommit(
       check,
-      undefined,
+      portal,
       {
-        key: key(d.destination),
+        key,
         kind: 'destination',
-        memberId: null,
+        memberId: portal?.member_id ?? null,
         bad,
         recovered: !bad,
-        details: d,
+        silent,
+        details: portal ? { list } : list[0],
       },
-      (phase) => destinationText(phase, d, check.ctx.dashboard),
+      (phase) =>
+        destinationText(phase, list, check.ctx.dashboard, portal ? scopeOf(portal) : undefined),
     );
   }
 }

@@ -1,6 +1,12 @@
 import type { PauseReason } from '../../db/stores/portals.js';
 import type { FailedEvent } from '../../db/stores/alerts.js';
-import type { AlertPhase, Scope, Text } from './types.js';
+import {
+  DESTINATIONS_NAMED,
+  type AlertPhase,
+  type OpenDestination,
+  type Scope,
+  type Text,
+} from './types.js';
 
 /** The alert texts of messages.ts in Russian, for portals whose language is Russian. */
 
@@ -186,6 +192,55 @@ export function slaText(
       `${events(f.events)} на ${scope.label} не обработаны дольше slaSeconds своего правила:`,
       ...f.byRule.map((r) => `  ${r.rule}: ${r.events}`),
       `Самое старое получено ${age(f.oldestSeconds)} назад.`,
+    ],
+    dashboard,
+  );
+}
+
+export function destinationText(
+  phase: AlertPhase,
+  list: readonly OpenDestination[],
+  dashboard: string,
+  scope: Scope,
+): Text {
+  const one = list.length === 1 ? list[0] : undefined;
+  if (phase === 'recovered') {
+    const what = one ? one.destination : `адресатам шагов на ${scope.label}`;
+    return compose(
+      phase,
+      one ? `${one.destination} снова доступен` : `адресаты шагов на ${scope.label} снова доступны`,
+      [`Шаги к ${what} снова выполняются; ждавшие события обрабатываются.`],
+      dashboard,
+    );
+  }
+  const waiting = list.reduce((n, d) => n + d.waitingJobs, 0);
+  const lastOf = (d: OpenDestination) =>
+    d.lastError ? ` (последняя: ${d.lastError.slice(0, 300)})` : '';
+  const failures = (n: number) => plural(n, 'ошибка', 'ошибки', 'ошибок');
+  if (one) {
+    return compose(
+      phase,
+      `${one.destination} недоступен, ждут ${events(one.waitingJobs)}`,
+      [
+        `${one.destination}: ${failures(one.failures)} подряд${lastOf(one)}.`,
+        `${events(one.waitingJobs)} ждут его, не тратя попыток; после паузы пробный запрос проверит его снова.`,
+      ],
+      dashboard,
+    );
+  }
+  const more = list.length - DESTINATIONS_NAMED;
+  return compose(
+    phase,
+    `на ${scope.label} недоступны адресаты шагов (${list.length}), ждут ${events(waiting)}`,
+    [
+      ...list
+        .slice(0, DESTINATIONS_NAMED)
+        .map(
+          (d) =>
+            `  ${d.destination}: ${failures(d.failures)} подряд, ждут ${events(d.waitingJobs)}${lastOf(d)}`,
+        ),
+      ...(more > 0 ? [`  и ещё ${more}`] : []),
+      'Их события ждут, не тратя попыток; после паузы пробный запрос проверит каждого снова.',
     ],
     dashboard,
   );

@@ -1,7 +1,13 @@
 import type { PauseReason } from '../../db/stores/portals.js';
 import type { FailedEvent } from '../../db/stores/alerts.js';
 import * as ru from './messages-ru.js';
-import type { AlertPhase, Scope, Text } from './types.js';
+import {
+  DESTINATIONS_NAMED,
+  type AlertPhase,
+  type OpenDestination,
+  type Scope,
+  type Text,
+} from './types.js';
 
 // Scope and Text live in types.ts, which messages-ru.ts reads too (no import circle).
 export type { Scope, Text } from './types.js';
@@ -191,26 +197,56 @@ export function slaText(
   );
 }
 
-/** A step destination whose circuit is open: which one, and how many events wait. */
+/**
+ * Step destinations whose circuit is open: which ones, and how many events wait. `scope` is
+ * the portal they belong to (its own http hosts, its REST endpoint: one alert for all of
+ * them), or undefined for a destination of the operator's (Telegram API, SMTP, SMS gateway).
+ */
 export function destinationText(
   phase: AlertPhase,
-  f: { destination: string; waitingJobs: number; failures: number; lastError: string | null },
+  list: readonly OpenDestination[],
   dashboard: string,
+  scope?: Scope,
 ): Text {
+  if (scope?.lang === 'ru') return ru.destinationText(phase, list, dashboard, scope);
+  const one = list.length === 1 ? list[0] : undefined;
+  const on = scope ? ` of ${scope.label}` : '';
   if (phase === 'recovered') {
+    const what = one ? one.destination : `the destinations${on}`;
     return compose(
       phase,
-      `${f.destination} is reachable again`,
-      [`Steps to ${f.destination} run again; the events that waited for it are being processed.`],
+      `${what} ${one ? 'is' : 'are'} reachable again`,
+      [`Steps to ${what} run again; the events that waited for it are being processed.`],
       dashboard,
     );
   }
+  const waiting = list.reduce((n, d) => n + d.waitingJobs, 0);
+  const lastOf = (d: OpenDestination) =>
+    d.lastError ? ` (last: ${d.lastError.slice(0, 300)})` : '';
+  if (one) {
+    return compose(
+      phase,
+      `${one.destination} is down, ${eventCount(one.waitingJobs)} wait`,
+      [
+        `${one.destination} failed ${one.failures} times in a row${lastOf(one)}.`,
+        `${eventCount(one.waitingJobs)} wait for it without spending attempts; a probe request tries it again after a cool-down.`,
+      ],
+      dashboard,
+    );
+  }
+  const more = list.length - DESTINATIONS_NAMED;
   return compose(
     phase,
-    `${f.destination} is down, ${eventCount(f.waitingJobs)} wait`,
+    `${list.length} destinations${on} are down, ${eventCount(waiting)} wait`,
     [
-      `${f.destination} failed ${f.failures} times in a row${f.lastError ? ` (last: ${f.lastError})` : ''}.`,
-      `${eventCount(f.waitingJobs)} wait for it without spending attempts; a probe request tries it again after a cool-down.`,
+      ...list
+        .slice(0, DESTINATIONS_NAMED)
+        .map(
+          (d) =>
+            `  ${d.destination}: failed ${d.failures} times in a row, ${eventCount(d.waitingJobs)} wait${lastOf(d)}`,
+        ),
+      ...(more > 0 ? [`  and ${more} more`] : []),
+      'Their events wait without spending attempts; a probe request tries each again after a cool-down.',
     ],
     dashboard,
   );

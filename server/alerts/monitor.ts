@@ -68,7 +68,7 @@ export async function checkOnce(
   const listed = await listPortals(ctx.deps.db);
   const portals = await Promise.all(listed.map((p) => auditBindings(ctx, p, now)));
   await checkBacklog(check, portals);
-  await checkDestinations(check);
+  await checkDestinations(check, portals);
   for (const p of portals) {
     await checkPortal(check, p);
     if (p.status !== 'uninstalled') await checkFailedDigest(check, p);

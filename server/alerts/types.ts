@@ -54,3 +54,14 @@ export interface Text {
   subject: string;
   text: string;
 }
+
+/** What an alert says of one open destination (db/stores/destinations.ts destinationJson). */
+export interface OpenDestination {
+  destination: string;
+  waitingJobs: number;
+  failures: number;
+  lastError: string | null;
+}
+
+/** At most this many destinations are named in one alert; the rest are counted. */
+export const DESTINATIONS_NAMED = 5;

@@ -9,6 +9,9 @@ import { runCliIn } from '../helpers/cli.js';
 import { appParts } from '../../server/routes/index.js';
 import { buildListener } from '../../server/start.js';
 import request from 'supertest';
+import { putSetting } from '../../db/stores/settings.js';
+import { firingAlerts } from '../../server/ui/pages/dashboard-page.js';
+import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
 
 /**
  * Circuit breakers of the steps' destinations, on the manual clock with
@@ -158,6 +161,112 @@ describe('destinations', () => {
     const [ran] = await h.services.worker.drain();
     expect(ran?.outcome).toBe('dead');
     expect(ran?.error).toContain('no stored tokens');
+  });
+
+  it("alerts a portal's own open destinations once, to its channels, however many hosts", async () => {
+    const more = [await startHttpSink(() => ({ status: 503, body: {} }))];
+    more.push(await startHttpSink(() => ({ status: 503, body: {} })));
+    try {
+      const a = await seedPortal(h.t.deps);
+      const now = h.t.clock.now();
+      await putSetting(h.t.deps.db, a.memberId, ALERT_SETTINGS.telegramChatId, '-555', now);
+      await putSetting(h.t.deps.db, a.memberId, ALERT_SETTINGS.email, 'admin@acme.test', now);
+      // Three hosts that answer 503, one per event type, five failures each: three open
+      // destinations of A, each with its events waiting.
+      const targets = [sink, ...more];
+      const events = ['ONCRMDEALUPDATE', 'ONCRMDEALADD', 'ONCRMCONTACTUPDATE'];
+      await saveRuleMap(
+        h.t.deps.db,
+        a.memberId,
+        {
+          rules: targets.map((x, i) => ({
+            name: `to ${i}`,
+            on: [events[i]!],
+            actions: [{ type: 'http', method: 'POST', url: `${x.url}/in`, body: {} }],
+          })),
+        },
+        now,
+      );
+      for (const event of events) {
+        await h.addEvents({ id: a.row.id, memberId: a.memberId }, 6, {
+          withJobs: true,
+          entity: false,
+          event,
+        });
+      }
+      await h.services.worker.drain();
+      const open = await openDestinations(h.t.deps.db);
+      expect(open.map((d) => [d.key, d.waiting > 0]).sort()).toEqual(
+        targets.map((x) => [keyOf(x.url, a.row.id), true]).sort(),
+      );
+
+      await h.checkAndSend();
+      const down = h.tg.sent.filter((m) => /is down|are down/.test(m.text));
+      // Before: three alerts (one per host), all to the operator's chat, none to A's.
+      expect(down.map((m) => m.chat_id)).toEqual(['-555']);
+      expect(down[0]!.text).toContain(`3 destinations of ${a.domain} (${a.memberId}) are down`);
+      for (const x of targets) expect(down[0]!.text).toContain(keyOf(x.url, a.row.id));
+      const mails = h.smtp.messages.filter((m) => m.raw.includes('are down'));
+      expect(mails.map((m) => m.to)).toEqual([['admin@acme.test']]);
+      // The portal's dashboard lists it among its firing alerts.
+      const firing = await firingAlerts(h.t.deps.db, a.memberId);
+      expect(firing.filter((f) => f.kind === 'destination')).toEqual([
+        expect.objectContaining({
+          summary: expect.stringContaining(`${keyOf(sink.url, a.row.id)}: `),
+        }),
+      ]);
+
+      // Once every host answers again, one recovery for the portal.
+      for (const x of targets) x.handle(() => ({ body: { ok: true } }));
+      h.t.clock.advance(31_000);
+      await h.services.worker.drain();
+      expect(await openDestinations(h.t.deps.db)).toEqual([]);
+      await h.checkAndSend();
+      const back = h.tg.sent.filter((m) => m.text.includes('reachable again'));
+      expect(
+        back.map((m) => [m.chat_id, m.text.includes(`the destinations of ${a.domain}`)]),
+      ).toEqual([['-555', true]]);
+    } finally {
+      for (const x of more) await x.close();
+    }
+  });
+
+  it('ends the alert without a word once nothing waits for an open destination', async () => {
+    const p = await seedPortal(h.t.deps);
+    key = keyOf(sink.url, p.row.id);
+    await forward(p.memberId, `${sink.url}/in`);
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+    await h.services.worker.drain();
+    await h.checkAndSend();
+    const about = () => h.tg.sent.filter((m) => m.text.includes(key));
+    expect(about().map((m) => m.text.split('\n')[0])).toEqual([
+      expect.stringContaining(`${key} is down`),
+    ]);
+
+    // The admin points the rule elsewhere: the waiting events go there and finish. The old
+    // host stays open (no step names it, so no probe closes it), but holds nothing up.
+    const fine = await startHttpSink(() => ({ body: { ok: true } }));
+    try {
+      await forward(p.memberId, `${fine.url}/in`);
+      h.t.clock.advance(31_000);
+      const done = await h.services.worker.drain();
+      expect(done.map((o) => o.outcome)).toEqual(Array(6).fill('done'));
+      expect(await openDestinations(h.t.deps.db)).toEqual([
+        expect.objectContaining({ key, waiting: 0 }),
+      ]);
+      // Before: a reminder each cooldown for as long as the row stayed open.
+      for (let i = 0; i < 3; i++) {
+        h.t.clock.advance(16 * 60_000);
+        await h.checkAndSend();
+      }
+      expect(about()).toHaveLength(1);
+      expect(h.tg.sent.filter((m) => m.text.includes('reachable again'))).toEqual([]);
+    } finally {
+      await fine.close();
+    }
   });
 
   it("never opens for a portal because of another portal's failures at the same host", async () => {

@@ -97,8 +97,11 @@ function alertSummary(row: AlertStateRow): string {
       return typeof d.status === 'string' ? d.status : '';
     case 'failed':
       return typeof d.failed === 'number' ? String(d.failed) : '';
-    case 'destination':
-      return `${String(d.destination)}: ${Number(d.waitingJobs)}`;
+    case 'destination': {
+      // A portal's own destinations are one alert with their list; the operator's, one each.
+      const list = Array.isArray(d.list) ? (d.list as Array<Record<string, unknown>>) : [d];
+      return list.map((x) => `${String(x.destination)}: ${Number(x.waitingJobs)}`).join(', ');
+    }
   }
 }
 
