@@ -15,6 +15,11 @@ export interface OpenOptions {
   poolSize?: number;
   /** SQLite only: how long a writer waits for the lock (see applySqlitePragmas). */
   busyTimeoutMs?: number;
+  /**
+   * SQLite only: keep prepared statements (keepStatements); false only to measure what
+   * that saves (`npm run bench -- statements`). @default true
+   */
+  keepStatements?: boolean;
 }
 
 /**
@@ -100,9 +105,10 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
     pool: {
       min: 1,
       max: 1,
-      afterCreate(conn: SqliteConnection, done: (err: Error | null, c: unknown) => void) {
+      afterCreate(conn: BetterSqlite3.Database, done: (err: Error | null, c: unknown) => void) {
         try {
           applySqlitePragmas(conn, opts.busyTimeoutMs);
+          if (opts.keepStatements !== false) keepStatements(conn);
           done(null, conn);
         } catch (e) {
           done(e as Error, conn);
@@ -110,6 +116,34 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       },
     },
   });
+}
+
+/** How many prepared statements a connection keeps (least recently used go first). */
+const KEPT_STATEMENTS = 256;
+
+/**
+ * Keeps the connection's prepared statements by their SQL text. knex's better-sqlite3
+ * dialect prepares every query anew (`_query` calls `prepare` each time): under the
+ * intake's flood that was a fifth of the main thread's database time, for SQL it had
+ * prepared a moment before (the worker's claims, the pages' and the monitor's reads). knex
+ * only ever runs a statement to its end (`all` or `run`), one at a time on this
+ * one-connection pool, so a kept statement is never busy when it is taken again; SQLite
+ * prepares it again by itself if the schema changed. Figures: test/bench/README.md.
+ */
+function keepStatements(conn: BetterSqlite3.Database): void {
+  const prepare = conn.prepare.bind(conn);
+  const kept = new Map<string, BetterSqlite3.Statement>();
+  conn.prepare = ((sql: string) => {
+    let stmt = kept.get(sql);
+    if (stmt !== undefined) {
+      kept.delete(sql);
+    } else {
+      stmt = prepare(sql);
+      if (kept.size >= KEPT_STATEMENTS) kept.delete(kept.keys().next().value as string);
+    }
+    kept.set(sql, stmt);
+    return stmt;
+  }) as typeof conn.prepare;
 }
 
 export function isSqlite(db: Db): boolean {

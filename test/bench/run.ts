@@ -4,6 +4,7 @@ import { processBench } from './process.js';
 import { pruneBench } from './prune.js';
 import { scaleBench } from './scale.js';
 import { soakBench } from './soak.js';
+import { statementsBench } from './statements.js';
 import { uiBench } from './ui.js';
 
 /** `npm run bench -- <name> [--duration S] [--connections N]` */
@@ -23,6 +24,8 @@ const benches: Record<string, () => Promise<void>> = {
       client: rest.includes('--autocannon') ? 'autocannon' : 'lean',
     }),
   process: () => processBench(),
+  statements: () =>
+    statementsBench({ events: flag('events', 100_000), rounds: flag('rounds', 10) }),
   prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),
   fairness: () => fairnessBench(),
   ui: () =>

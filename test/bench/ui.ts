@@ -167,11 +167,8 @@ export function bulkLoad(
  * run, and the time of `status --json`. Targets (test/bench/README.md): dashboard p95 ≤ 50 ms at 1M
  * and 10M; loop delay p99 ≤ 10 ms under that load. Log pages p95 ≤ 200 ms.
  */
-export async function uiBench(args: {
-  events: number;
-  requests: number;
-  loadSeconds: number;
-}): Promise<void> {
+/** Test deps on a SQLite file, the clock at now, and one installed portal. */
+export async function benchPortal() {
   const t = await createTestDeps({ LOG_LEVEL: 'silent' });
   const { deps } = t;
   const now = Date.now();
@@ -183,6 +180,15 @@ export async function uiBench(args: {
     status: 'installed',
     updated_at: now,
   });
+  return { t, deps, now, portal };
+}
+
+export async function uiBench(args: {
+  events: number;
+  requests: number;
+  loadSeconds: number;
+}): Promise<void> {
+  const { t, deps, now, portal } = await benchPortal();
   await saveRuleMap(
     deps.db,
     undefined,

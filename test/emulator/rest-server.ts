@@ -233,7 +233,9 @@ export async function handleRest(
     return;
   }
   // A batch is one HTTP request, so it counts once (DOCS:limits.md). The bucket is checked
-  // before authentication: that order is a guess.
+  // before authentication: QUERY_LIMIT_EXCEEDED is nowhere in the core `rest` module (the
+  // cloud's front answers it, 503 by DOCS:_includes/system-errors.md), so it comes before
+  // the module reads any auth.
   if (!portal.bucket.take()) {
     fail(new RestError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests'));
     return;
