@@ -75,13 +75,18 @@ export async function getAlertState(db: Knex, key: string): Promise<AlertStateRo
   return r ? normalise(r) : undefined;
 }
 
-/** Every condition's state, firing first (for the dashboard). */
-export async function listAlertStates(db: Knex): Promise<AlertStateRow[]> {
-  const rows = (await db('alert_state').orderBy([
-    { column: 'state', order: 'asc' },
-    { column: 'key', order: 'asc' },
-  ])) as Record<string, unknown>[];
-  return rows.map(normalise);
+/**
+ * The firing conditions of one portal (`memberId`) or of one kind, through the indexes of
+ * db/migrations/0022-alert-state-lookups.ts: never a read of every portal's states.
+ */
+export async function firingAlertStates(
+  db: Knex,
+  by: { memberId: string } | { kind: AlertKind },
+): Promise<AlertStateRow[]> {
+  const q = db('alert_state').where('state', 'firing').orderBy('key');
+  if ('memberId' in by) q.where('member_id', by.memberId);
+  else q.where('kind', by.kind);
+  return ((await q) as Record<string, unknown>[]).map(normalise);
 }
 
 /**

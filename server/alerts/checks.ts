@@ -4,7 +4,7 @@ import {
   failedEventsBetween,
   settlingByPortal,
   getAlertState,
-  listAlertStates,
+  firingAlertStates,
 } from '../../db/stores/alerts.js';
 import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
 import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
@@ -123,8 +123,8 @@ export async function checkDestinations(
   const readings: Array<{ key: string; group: Group; bad: boolean; silent?: boolean }> = [
     ...[...groups].map(([key, group]) => ({ key, group, bad: true })),
   ];
-  for (const s of await listAlertStates(db)) {
-    if (s.kind !== 'destination' || s.state !== 'firing' || groups.has(s.key)) continue;
+  for (const s of await firingAlertStates(db, { kind: 'destination' })) {
+    if (groups.has(s.key)) continue;
     const details = JSON.parse(s.details ?? '{}') as OpenDestination | { list: OpenDestination[] };
     const portal = portals.find((p) => p.member_id === s.member_id);
     const list = 'list' in details ? details.list : [details];

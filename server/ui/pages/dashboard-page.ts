@@ -1,7 +1,11 @@
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { slaByPeriod, type SlaFigure, type SlaPeriod } from '../../alerts/sla.js';
-import { listAlertStates, type AlertKind, type AlertStateRow } from '../../../db/stores/alerts.js';
+import {
+  firingAlertStates,
+  type AlertKind,
+  type AlertStateRow,
+} from '../../../db/stores/alerts.js';
 import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
 import { statusFigures } from '../../../db/stores/events.js';
 import { destinationJson, openDestinations } from '../../../db/stores/destinations.js';
@@ -107,9 +111,12 @@ function alertSummary(row: AlertStateRow): string {
 
 /** The portal's alert conditions that are firing now. */
 export async function firingAlerts(db: Deps['db'], memberId: string): Promise<FiringAlert[]> {
-  return (await listAlertStates(db))
-    .filter((a) => a.state === 'firing' && a.member_id === memberId)
-    .map((a) => ({ key: a.key, kind: a.kind, firedAt: a.fired_at, summary: alertSummary(a) }));
+  return (await firingAlertStates(db, { memberId })).map((a) => ({
+    key: a.key,
+    kind: a.kind,
+    firedAt: a.fired_at,
+    summary: alertSummary(a),
+  }));
 }
 
 /** What the dashboard shows of loss recovery for one portal. */

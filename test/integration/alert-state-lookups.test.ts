@@ -1,0 +1,74 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { isSqlite } from '../../db/connect.js';
+import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
+import { seedPortal } from '../helpers/event-builder.js';
+import { firingAlerts } from '../../server/ui/pages/dashboard-page.js';
+
+/**
+ * The dashboard's firing alerts and the monitor's destination alerts read only their own
+ * rows of `alert_state`, by index, whatever the number of portals (migration 0022).
+ */
+describe('alert state lookups', () => {
+  let h: AlertHarness;
+  beforeEach(async () => {
+    h = await startAlertHarness();
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('never read every portal’s alert states, at a view or at a check', async () => {
+    const db = h.t.deps.db;
+    const mine = await seedPortal(h.t.deps);
+    const now = h.t.clock.now().getTime();
+    const row = (key: string, kind: string, member: string | null, state = 'firing') => ({
+      key,
+      kind,
+      member_id: member,
+      state,
+      details: '{}',
+      fired_at: now,
+      last_sent_at: now,
+      updated_at: now,
+    });
+    const rows = [];
+    for (let i = 0; i < 300; i++) {
+      const m = `other${String(i).padStart(27, '0')}`;
+      rows.push(row(`backlog:${m}`, 'backlog', m), row(`drift:${m}`, 'drift', m, 'ok'));
+    }
+    rows.push(row(`backlog:${mine.memberId}`, 'backlog', mine.memberId));
+    rows.push(row(`sla:${mine.memberId}`, 'sla', mine.memberId, 'ok'));
+    for (let i = 0; i < rows.length; i += 200)
+      await db('alert_state').insert(rows.slice(i, i + 200));
+
+    const read: string[] = [];
+    const onQuery = (q: { sql: string; bindings: unknown[] }) => {
+      // The text with its values, whatever the placeholders ($1 on PostgreSQL).
+      if (/from [`"]alert_state[`"]/.test(q.sql))
+        read.push(`${q.sql} ${JSON.stringify(q.bindings)}`);
+    };
+    db.on('query', onQuery);
+    try {
+      expect((await firingAlerts(db, mine.memberId)).map((a) => a.key)).toEqual([
+        `backlog:${mine.memberId}`,
+      ]);
+      await h.checkAndSend();
+    } finally {
+      db.off('query', onQuery);
+    }
+    // Control: both read alert states.
+    expect(read.some((q) => q.includes(mine.memberId) && q.includes('"firing"'))).toBe(true);
+    expect(read.some((q) => q.includes('"destination"'))).toBe(true);
+    // Before: `select * from alert_state order by state, key` at each view and each check.
+    for (const q of read) expect(q).toMatch(/ where /);
+    if (!isSqlite(db)) return;
+    const lookups = [
+      db('alert_state').where({ state: 'firing', member_id: mine.memberId }).orderBy('key'),
+      db('alert_state').where({ state: 'firing', kind: 'destination' }).orderBy('key'),
+    ];
+    for (const q of lookups) {
+      const plan = (await db.raw(`explain query plan ${q.toQuery()}`)) as Array<{ detail: string }>;
+      expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX alert_state_/);
+    }
+  });
+});
