@@ -216,30 +216,50 @@ export async function listUnverified(
   return rows.map(normaliseEvent);
 }
 
+/** A unique index refused the write (SQLite or PostgreSQL). */
+function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
 /**
  * A verified delivery that was kept unverified takes the key identical deliveries share
  * (server/intake/dedupe-key.ts). If another event holds it already (an identical delivery
  * verified meanwhile), this one is that one's duplicate: it is counted there and removed, as
- * the intake does with a repeat. Says which happened.
+ * the intake does with a repeat. A rejected event holds no key (rows of versions before
+ * migration 0023 may still): it gives it up. `trx` must be a transaction: the write runs in a
+ * savepoint, so an identical delivery the intake commits between the look and the write
+ * (PostgreSQL, several instances) makes this one its duplicate instead of failing the whole
+ * transaction. Says which happened.
  */
 export async function takeSharedKey(
   trx: Knex,
   id: number,
   key: string,
 ): Promise<'taken' | 'duplicate'> {
-  const holder = (await trx('events').where({ dedupe_key: key }).whereNot({ id }).first('id')) as
-    { id: number | string } | undefined;
-  if (!holder) {
-    await trx('events').where({ id }).update({ dedupe_key: key });
-    return 'taken';
+  for (let attempt = 0; ; attempt++) {
+    const holder = (await trx('events')
+      .where({ dedupe_key: key })
+      .whereNot({ id })
+      .first('id', 'status')) as { id: number | string; status: string } | undefined;
+    if (holder?.status === 'rejected') {
+      await trx('events').where({ id: holder.id }).update({ dedupe_key: null });
+    } else if (holder) {
+      const self = (await trx('events').where({ id }).first('duplicates')) as
+        { duplicates: number | string } | undefined;
+      await trx('events')
+        .where({ id: Number(holder.id) })
+        .increment('duplicates', 1 + Number(self?.duplicates ?? 0));
+      await changeEvents(trx, [id], (t) => t('events').where({ id }).delete());
+      return 'duplicate';
+    }
+    try {
+      await trx.transaction((sp) => sp('events').where({ id }).update({ dedupe_key: key }));
+      return 'taken';
+    } catch (e) {
+      if (attempt > 0 || !isUniqueViolation(e)) throw e;
+    }
   }
-  const self = (await trx('events').where({ id }).first('duplicates')) as
-    { duplicates: number | string } | undefined;
-  await trx('events')
-    .where({ id: Number(holder.id) })
-    .increment('duplicates', 1 + Number(self?.duplicates ?? 0));
-  await changeEvents(trx, [id], (t) => t('events').where({ id }).delete());
-  return 'duplicate';
 }
 
 /** Updates one event's status fields (never its body), with its rollups. */
@@ -258,6 +278,7 @@ export async function updateEvent(
       | 'processed_at'
       | 'entity_type'
       | 'entity_id'
+      | 'dedupe_key'
     >
   >,
 ): Promise<void> {

@@ -53,6 +53,7 @@ export async function expireUnverified(
           status: 'rejected',
           reject_reason: 'unverified_expired',
           auth_enc: null,
+          dedupe_key: null,
           processed_at: now,
         });
     }

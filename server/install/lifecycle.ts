@@ -35,6 +35,8 @@ async function reject(deps: Deps, event: EventRow, reason: string, detail: strin
     status: 'rejected',
     reject_reason: reason,
     auth_enc: null,
+    // A rejected delivery holds no key: an identical genuine one may still come.
+    dedupe_key: null,
     processed_at: deps.clock.now().getTime(),
   });
   deps.logger.warn(

@@ -69,6 +69,7 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
             status: 'rejected',
             reject_reason: 'token_mismatch',
             auth_enc: null,
+            dedupe_key: null,
             processed_at: now,
           });
           result.rejected++;

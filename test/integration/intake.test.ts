@@ -11,6 +11,8 @@ import { updatePortal } from '../../db/stores/portals.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { storedText } from '../helpers/stored-text.js';
+import { isPg } from '../../db/connect.js';
+import { up as clearRejectedKeys } from '../../db/migrations/0023-rejected-hold-no-key.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const PATH = '/b24/events';
@@ -242,9 +244,11 @@ describe('event intake', () => {
       duplicates: 0,
     });
     rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
-    expect(rows.map((r) => [r.entity_id, r.status, r.reject_reason])).toEqual([
-      ['7', 'rejected', 'token_mismatch'],
-      ['7', 'received', null],
+    expect(
+      rows.map((r) => [r.entity_id, r.status, r.reject_reason, r.dedupe_key === null]),
+    ).toEqual([
+      ['7', 'rejected', 'token_mismatch', true],
+      ['7', 'received', null, false],
     ]);
     // Verified, it holds the shared key: a later identical delivery is its duplicate.
     const res = await post(eventBody({ portal: genuine, id: 7 }));
@@ -284,6 +288,84 @@ describe('event intake', () => {
       .sum({ n: 'n' })
       .first();
     expect(Number(pend?.n)).toBe(1);
+  });
+
+  it('lets a genuine delivery take the key a forgery rejected before kept', async () => {
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const token = 'f0e1d2c3b4a5968778695a4b3c2d1e0f';
+    // A forged copy kept and rejected by an earlier version: it still holds the shared key.
+    await post(eventBody({ portal: { ...early, applicationToken: 'forged' }, id: 7 }));
+    const [old] = await t.deps.db('events').where({ portal_id: early.row.id });
+    const shared = (JSON.parse(t.deps.box.decrypt(old.auth_enc)) as Record<string, string>)[
+      'dedupe_key'
+    ];
+    await t.deps
+      .db('events')
+      .where({ id: old.id })
+      .update({ dedupe_key: shared, status: 'rejected', auth_enc: null });
+    expect(
+      (await post(eventBody({ portal: { ...early, applicationToken: token }, id: 7 }))).status,
+    ).toBe(200);
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(token),
+    });
+    expect(await resolveUnverified(t.deps, early.row.id)).toEqual({
+      verified: 1,
+      rejected: 0,
+      duplicates: 0,
+    });
+    const rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    expect(rows.map((x) => [x.status, x.dedupe_key])).toEqual([
+      ['rejected', null],
+      ['received', shared],
+    ]);
+  });
+
+  it('clears the keys of deliveries rejected before the upgrade (migration 0023)', async () => {
+    await post(eventBody({ portal, id: 31 }));
+    const [kept] = await events();
+    const rejected = { ...kept, id: undefined, status: 'rejected', dedupe_key: 'old-key-31' };
+    await t.deps.db('events').insert(rejected);
+    await clearRejectedKeys(t.deps.db);
+    expect((await events()).map((e) => [e.status, e.dedupe_key === null])).toEqual([
+      ['received', false],
+      ['rejected', true],
+    ]);
+  });
+
+  it('counts, not fails, when the intake commits an identical delivery while verifying (PostgreSQL)', async () => {
+    if (!isPg(t.deps.db)) return;
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const token = '0a1b2c3d4e5f60718293a4b5c6d7e8f9';
+    expect(
+      (await post(eventBody({ portal: { ...early, applicationToken: token }, id: 9 }))).status,
+    ).toBe(200);
+    const [ev] = await t.deps.db('events').where({ portal_id: early.row.id });
+    const shared = (JSON.parse(t.deps.box.decrypt(ev.auth_enc)) as Record<string, string>)[
+      'dedupe_key'
+    ];
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(token),
+    });
+    // Another instance's group commit holds an identical verified delivery, not committed
+    // when the verification looks for a holder: before, its UPDATE failed on the unique index
+    // and took the whole verification transaction with it.
+    const other = await t.deps.db.transaction();
+    await other('events').insert({
+      portal_id: early.row.id,
+      member_id: early.memberId,
+      event: ev.event,
+      status: 'received',
+      received_at: Date.now(),
+      dedupe_key: shared,
+      source: 'online',
+    });
+    const verifying = resolveUnverified(t.deps, early.row.id);
+    await new Promise((r) => setTimeout(r, 300));
+    await other.commit();
+    expect(await verifying).toEqual({ verified: 0, rejected: 0, duplicates: 1 });
+    const rows = await t.deps.db('events').where({ portal_id: early.row.id });
+    expect(rows.map((r) => [r.status, r.duplicates])).toEqual([['received', 1]]);
   });
 
   it('answers 401 to ONAPPINSTALL and ONAPPUPDATE with another token once the portal’s token is known', async () => {
