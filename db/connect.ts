@@ -128,7 +128,8 @@ const KEPT_STATEMENTS = 256;
  * prepared a moment before (the worker's claims, the pages' and the monitor's reads). knex
  * only ever runs a statement to its end (`all` or `run`), one at a time on this
  * one-connection pool, so a kept statement is never busy when it is taken again; SQLite
- * prepares it again by itself if the schema changed. Figures: test/bench/README.md.
+ * prepares it again by itself if the schema changed (test/integration/sqlite-statements).
+ * Figures: test/bench/README.md#statements.
  */
 function keepStatements(conn: BetterSqlite3.Database): void {
   const prepare = conn.prepare.bind(conn);
@@ -137,6 +138,9 @@ function keepStatements(conn: BetterSqlite3.Database): void {
     let stmt = kept.get(sql);
     if (stmt !== undefined) {
       kept.delete(sql);
+      // knex sets it on the statement for a query that asks (`.options({safeIntegers})`);
+      // the next one with the same text must not inherit it.
+      stmt.safeIntegers(false);
     } else {
       stmt = prepare(sql);
       if (kept.size >= KEPT_STATEMENTS) kept.delete(kept.keys().next().value as string);
