@@ -89,7 +89,7 @@ export async function closeDestination(db: Knex, key: string, now: number): Prom
 export async function openDestinations(
   db: Knex,
   portalId?: number,
-): Promise<Array<DestinationRow & { waiting: number }>> {
+): Promise<Array<DestinationRow & { waiting: number; waitingByPortal: Map<number, number> }>> {
   const rows = (
     (await db('destinations').where({ state: 'open' }).orderBy('key')) as Record<string, unknown>[]
   ).map(normalise);
@@ -100,14 +100,28 @@ export async function openDestinations(
       rows.map((r) => r.key),
     )
     .where('status', 'pending')
-    .groupBy('waiting_for')
-    .select('waiting_for')
+    .groupBy('waiting_for', 'portal_id')
+    .select('waiting_for', 'portal_id')
     .count({ n: '*' });
   if (portalId !== undefined) q.where('portal_id', portalId);
-  const counts = (await q) as Array<{ waiting_for: string; n: number | string }>;
-  const by = new Map(counts.map((c) => [c.waiting_for, Number(c.n)]));
+  const counts = (await q) as Array<{
+    waiting_for: string;
+    portal_id: number | string | null;
+    n: number | string;
+  }>;
+  const by = new Map<string, Map<number, number>>();
+  for (const c of counts) {
+    const m = by.get(c.waiting_for) ?? new Map<number, number>();
+    m.set(Number(c.portal_id ?? 0), Number(c.n));
+    by.set(c.waiting_for, m);
+  }
   return rows
-    .map((r) => ({ ...r, waiting: by.get(r.key) ?? 0 }))
+    .map((r) => {
+      const waitingByPortal = by.get(r.key) ?? new Map<number, number>();
+      let waiting = 0;
+      for (const n of waitingByPortal.values()) waiting += n;
+      return { ...r, waiting, waitingByPortal };
+    })
     .filter((r) => portalId === undefined || r.waiting > 0);
 }
 

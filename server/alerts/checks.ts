@@ -86,39 +86,51 @@ async function dueBacklog(check: Check, threshold: number) {
   }));
 }
 
-/** The portal a destination belongs to: an http host's (`#<portal id>`), a REST endpoint's. */
-function ownerOf(key: string, portals: readonly PortalRow[]): PortalRow | undefined {
-  const own = /#(\d+)$/.exec(key);
-  if (own) return portals.find((p) => p.id === Number(own[1]));
-  if (key.startsWith('rest:')) return portals.find((p) => p.domain === key.slice(5));
-  return undefined;
-}
-
 /**
  * Destinations with an open circuit fire; those closed again recover. A portal's own
  * destinations (its http hosts, its REST endpoint) are one alert for that portal, in its
  * language and to its channels, however many of them its rules name: a portal's admins
  * cannot fill the operator's chat with one alert per host. The operator's (Telegram API,
- * SMTP server, SMS gateway) are app-wide, one alert each.
+ * SMTP server, SMS gateway) are app-wide, one alert each. The owner of an http host is in
+ * its key (`#<portal id>`); of a REST endpoint, the portal whose jobs wait for it (by id: a
+ * domain changes with a rename and may be reused).
  */
 export async function checkDestinations(
   check: Check,
   portals: readonly PortalRow[],
 ): Promise<void> {
   const { db } = check.ctx.deps;
+  const byId = new Map(portals.map((p) => [p.id, p]));
   type Group = { portal?: PortalRow; list: OpenDestination[] };
   const groups = new Map<string, Group>();
-  const open = (await openDestinations(db)).map(destinationJson);
-  // One that nothing waits for holds nothing up (its rule changed, its events went): no
-  // alert, and no probe will close it until a step names it again.
-  for (const d of open.filter((o) => o.waitingJobs > 0)) {
-    const portal = ownerOf(d.destination, portals);
+  const add = (portal: PortalRow | undefined, d: OpenDestination) => {
     const key = portal
       ? `destinations:${portal.member_id}`
       : `destination:${d.destination}`.slice(0, 128);
     const group = groups.get(key) ?? { portal, list: [] };
-    group.list.push(d);
+    const same = group.list.find((x) => x.destination === d.destination);
+    if (same) same.waitingJobs += d.waitingJobs;
+    else group.list.push({ ...d });
     groups.set(key, group);
+  };
+  const open = await openDestinations(db);
+  // Open with nothing waiting while its cool-down or probe runs (a claimed job no longer
+  // counts as waiting): neither down nor over yet.
+  const settling = new Set<string>();
+  for (const row of open) {
+    const d = destinationJson(row);
+    if (row.waiting === 0) {
+      // Else nothing waits for it (its rule changed, its events went): no alert, and no
+      // probe will close it until a step names it again.
+      if ((row.retry_at ?? 0) > check.now) settling.add(row.key);
+      continue;
+    }
+    const own = /#(\d+)$/.exec(row.key);
+    if (own) add(byId.get(Number(own[1])), d);
+    else if (row.key.startsWith('rest:')) {
+      for (const [portalId, n] of row.waitingByPortal)
+        add(byId.get(portalId), { ...d, waitingJobs: n });
+    } else add(undefined, d);
   }
   const readings: Array<{ key: string; group: Group; bad: boolean; silent?: boolean }> = [
     ...[...groups].map(([key, group]) => ({ key, group, bad: true })),
@@ -128,8 +140,9 @@ export async function checkDestinations(
     const details = JSON.parse(s.details ?? '{}') as OpenDestination | { list: OpenDestination[] };
     const portal = portals.find((p) => p.member_id === s.member_id);
     const list = 'list' in details ? details.list : [details];
+    if (list.some((d) => settling.has(d.destination))) continue;
     // Still open, but nothing waits any more: the alert ends without "reachable again".
-    const silent = list.some((d) => open.some((o) => o.destination === d.destination));
+    const silent = list.some((d) => open.some((o) => o.key === d.destination));
     readings.push({ key: s.key, group: { portal, list }, bad: false, silent });
   }
   for (const { key, group, bad, silent } of readings) {

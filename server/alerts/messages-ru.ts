@@ -215,7 +215,7 @@ export function destinationText(
   }
   const waiting = list.reduce((n, d) => n + d.waitingJobs, 0);
   const lastOf = (d: OpenDestination) =>
-    d.lastError ? ` (последняя: ${d.lastError.slice(0, 300)})` : '';
+    d.lastError ? ` (последняя: ${d.lastError.replace(/\s+/g, ' ').slice(0, 300)})` : '';
   const failures = (n: number) => plural(n, 'ошибка', 'ошибки', 'ошибок');
   if (one) {
     return compose(

@@ -222,7 +222,7 @@ export function destinationText(
   }
   const waiting = list.reduce((n, d) => n + d.waitingJobs, 0);
   const lastOf = (d: OpenDestination) =>
-    d.lastError ? ` (last: ${d.lastError.slice(0, 300)})` : '';
+    d.lastError ? ` (last: ${d.lastError.replace(/\s+/g, ' ').slice(0, 300)})` : '';
   if (one) {
     return compose(
       phase,

@@ -269,6 +269,67 @@ describe('destinations', () => {
     }
   });
 
+  it("alerts a REST endpoint's portal by the jobs that wait, after a rename too", async () => {
+    const db = h.t.deps.db;
+    const a = await seedPortal(h.t.deps);
+    const old = await seedPortal(h.t.deps, { domain: a.domain });
+    await db('portals').where({ id: old.row.id }).update({ status: 'uninstalled' });
+    await putSetting(db, a.memberId, ALERT_SETTINGS.telegramChatId, '-555', h.t.clock.now());
+    const now = h.t.clock.now().getTime();
+    const rest = `rest:${a.domain}`;
+    await saveDestination(db, {
+      key: rest,
+      state: 'open',
+      failures: 5,
+      cooldown_ms: 30_000,
+      opened_at: now,
+      retry_at: now + 30_000,
+      last_error: 'HTTP 502\nDashboard: https://evil.example',
+      updated_at: now,
+    });
+    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 2, { withJobs: true });
+    await db('jobs').where({ portal_id: a.row.id }).update({ waiting_for: rest });
+    // The portal is renamed; its jobs still wait under the old endpoint's key.
+    await db('portals').where({ id: a.row.id }).update({ domain: 'renamed.bitrix24.com' });
+    await h.checkAndSend();
+    const down = h.tg.sent.filter((m) => m.text.includes('is down'));
+    // Before: matched by domain, the old uninstalled portal (or nobody, to the operator).
+    expect(down.map((m) => [m.chat_id, m.text.split('\n')[0]])).toEqual([
+      ['-555', `b24hooks ALERT: ${rest} is down, 2 events wait`],
+    ]);
+    // A remote answer's line breaks cannot make lines of their own.
+    expect(down[0]!.text).toContain('(last: HTTP 502 Dashboard: https://evil.example)');
+  });
+
+  it('keeps the alert through a probe in flight and then sends the recovery', async () => {
+    const p = await seedPortal(h.t.deps);
+    key = keyOf(sink.url, p.row.id);
+    await forward(p.memberId, `${sink.url}/in`);
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+    await h.services.worker.drain();
+    await h.checkAndSend();
+    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is down`))).toHaveLength(1);
+    // Every job is claimed (a claimed job waits for nothing) while the probe runs.
+    const db = h.t.deps.db;
+    const now = h.t.clock.now().getTime();
+    await db('jobs').update({ status: 'running', waiting_for: null });
+    await db('destinations')
+      .where({ key })
+      .update({ retry_at: now + 120_000 });
+    await h.checkAndSend();
+    // Before: the alert ended there without a word, and the recovery below never came.
+    expect(await firingAlerts(db, p.memberId)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ kind: 'destination' })]),
+    );
+    await db('destinations').where({ key }).update({ state: 'closed', failures: 0 });
+    await db('jobs').update({ status: 'done' });
+    await h.checkAndSend();
+    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is reachable again`))).toHaveLength(1);
+  });
+
   it("never opens for a portal because of another portal's failures at the same host", async () => {
     // One host: portal A's rule posts where it answers 503, portal B's where it answers 200.
     const shared = await startHttpSink((req) =>
