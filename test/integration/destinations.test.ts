@@ -65,6 +65,20 @@ describe('destinations', () => {
       h.t.clock.now(),
     );
 
+  /** A portal whose six events open the sink's destination for it, then one alert check. */
+  const openAndAlert = async () => {
+    const p = await seedPortal(h.t.deps);
+    key = keyOf(sink.url, p.row.id);
+    await forward(p.memberId, `${sink.url}/in`);
+    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+    await h.services.worker.drain();
+    await h.checkAndSend();
+    return p;
+  };
+
   it('spends no attempts while a destination is open, and closes after a successful probe', async () => {
     const p = await seedPortal(h.t.deps);
     key = keyOf(sink.url, p.row.id);
@@ -232,15 +246,7 @@ describe('destinations', () => {
   });
 
   it('ends the alert without a word once nothing waits for an open destination', async () => {
-    const p = await seedPortal(h.t.deps);
-    key = keyOf(sink.url, p.row.id);
-    await forward(p.memberId, `${sink.url}/in`);
-    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
-      withJobs: true,
-      entity: false,
-    });
-    await h.services.worker.drain();
-    await h.checkAndSend();
+    const p = await openAndAlert();
     const about = () => h.tg.sent.filter((m) => m.text.includes(key));
     expect(about().map((m) => m.text.split('\n')[0])).toEqual([
       expect.stringContaining(`${key} is down`),
@@ -302,15 +308,7 @@ describe('destinations', () => {
   });
 
   it('keeps the alert through a probe in flight and then sends the recovery', async () => {
-    const p = await seedPortal(h.t.deps);
-    key = keyOf(sink.url, p.row.id);
-    await forward(p.memberId, `${sink.url}/in`);
-    await h.addEvents({ id: p.row.id, memberId: p.memberId }, 6, {
-      withJobs: true,
-      entity: false,
-    });
-    await h.services.worker.drain();
-    await h.checkAndSend();
+    const p = await openAndAlert();
     expect(h.tg.sent.filter((m) => m.text.includes(`${key} is down`))).toHaveLength(1);
     // Every job is claimed (a claimed job waits for nothing) while the probe runs.
     const db = h.t.deps.db;
