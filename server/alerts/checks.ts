@@ -157,7 +157,8 @@ export async function checkDestinations(
         bad,
         recovered: !bad,
         silent,
-        details: portal ? { list } : list[0],
+        // Kept with the state and shown on the dashboard: bounded, whatever a portal's rules name.
+        details: portal ? { list: list.slice(0, 50) } : list[0],
       },
       (phase) =>
         destinationText(phase, list, check.ctx.dashboard, portal ? scopeOf(portal) : undefined),
