@@ -247,10 +247,12 @@ export async function takeSharedKey(
     } else if (holder) {
       const self = (await trx('events').where({ id }).first('duplicates')) as
         { duplicates: number | string } | undefined;
+      // Rollups before the holder: the intake's order (its rollups, then COUNT_REPEATS on the
+      // holder), so the two never wait for each other on PostgreSQL.
+      await changeEvents(trx, [id], (t) => t('events').where({ id }).delete());
       await trx('events')
         .where({ id: Number(holder.id) })
         .increment('duplicates', 1 + Number(self?.duplicates ?? 0));
-      await changeEvents(trx, [id], (t) => t('events').where({ id }).delete());
       return 'duplicate';
     }
     try {
