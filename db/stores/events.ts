@@ -264,7 +264,7 @@ export async function takeSharedKey(
   }
 }
 
-/** Updates one event's status fields (never its body), with its rollups. */
+/** Updates one event's status fields (never its body), with its rollups; says how many rows. */
 export async function updateEvent(
   db: Knex,
   id: number,
@@ -283,8 +283,14 @@ export async function updateEvent(
       | 'dedupe_key'
     >
   >,
-): Promise<void> {
-  await changeEvents(db, [id], (trx) => trx('events').where({ id }).update(values));
+  /** Only while the event is in this status (another caller may have moved it). */
+  onlyIf?: EventStatus,
+): Promise<number> {
+  return changeEvents(db, [id], (trx) => {
+    const q = trx('events').where({ id });
+    if (onlyIf) q.where('status', onlyIf);
+    return q.update(values);
+  });
 }
 
 /**

@@ -31,14 +31,20 @@ function dataOf(event: EventRow): Record<string, unknown> {
 }
 
 async function reject(deps: Deps, event: EventRow, reason: string, detail: string) {
-  await updateEvent(deps.db, event.id, {
-    status: 'rejected',
-    reject_reason: reason,
-    auth_enc: null,
-    // A rejected delivery holds no key: an identical genuine one may still come.
-    dedupe_key: null,
-    processed_at: deps.clock.now().getTime(),
-  });
+  // Only while it is unverified: another caller may have verified it meanwhile (its key and
+  // job are then the truth). A rejected delivery holds no key: a genuine one may still come.
+  await updateEvent(
+    deps.db,
+    event.id,
+    {
+      status: 'rejected',
+      reject_reason: reason,
+      auth_enc: null,
+      dedupe_key: null,
+      processed_at: deps.clock.now().getTime(),
+    },
+    'unverified',
+  );
   deps.logger.warn(
     { eventId: event.id, memberId: event.member_id, reason, detail },
     'lifecycle event rejected',

@@ -1,6 +1,12 @@
 import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
-import { listUnverified, takeSharedKey, updateEvent } from '../../db/stores/events.js';
+import type { Knex } from 'knex';
+import {
+  listUnverified,
+  takeSharedKey,
+  updateEvent,
+  type EventRow,
+} from '../../db/stores/events.js';
 import { insertJobs } from '../../db/stores/jobs.js';
 import { findPortalById } from '../../db/stores/portals.js';
 import { SHARED_KEY_FIELD } from './dedupe-key.js';
@@ -18,7 +24,11 @@ export interface ReverifyResult {
  * that arrived before it is verified (→ received, with its job) or rejected. Nothing waiting
  * is dropped silently. The delivered tokens kept for this are erased either way. A verified
  * one takes the key identical deliveries share, or is counted as a duplicate of the event that
- * holds it.
+ * holds it. One transaction per delivery, its key taken before any rollup is touched: the
+ * intake's transactions take the key first and the rollups after, so on PostgreSQL the two
+ * never wait for each other (a batch of deliveries in one transaction held one's rollups
+ * while waiting for another's key). Two callers at once (the proof job, an install) resolve
+ * each delivery once.
  */
 export async function resolveUnverified(deps: Deps, portalId: number): Promise<ReverifyResult> {
   const result: ReverifyResult = { verified: 0, rejected: 0, duplicates: 0 };
@@ -29,54 +39,10 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
     const batch = await listUnverified(deps.db, portalId, 500);
     if (batch.length === 0) break;
     const now = deps.clock.now().getTime();
-    await deps.db.transaction(async (trx) => {
-      const jobs = [];
-      for (const ev of batch) {
-        let token = '';
-        let shared: unknown;
-        try {
-          const tokens = JSON.parse(deps.box.decrypt(ev.auth_enc ?? '')) as Record<string, unknown>;
-          token = typeof tokens.application_token === 'string' ? tokens.application_token : '';
-          shared = tokens[SHARED_KEY_FIELD];
-        } catch {
-          token = '';
-        }
-        if (token && safeEqual(deps.box.digest(token), digest)) {
-          // Kept before this key existed (no shared key sealed): its key is the shared one.
-          if (
-            typeof shared === 'string' &&
-            (await takeSharedKey(trx, ev.id, shared)) === 'duplicate'
-          ) {
-            result.duplicates++;
-            continue;
-          }
-          await updateEvent(trx, ev.id, { status: 'received', auth_enc: null });
-          jobs.push({
-            type: LIFECYCLE_EVENTS.has(ev.event)
-              ? ('lifecycle' as const)
-              : ('process_event' as const),
-            event_id: ev.id,
-            portal_id: portalId,
-            entity_key: ev.entity_id ? `${portalId}:${ev.entity_type}:${ev.entity_id}` : null,
-            payload: null,
-            max_attempts: deps.config.worker.maxAttempts,
-            run_at: firstAttemptAt(deps.config.worker.settleMs, ev, now),
-            topic: ev.event,
-          });
-          result.verified++;
-        } else {
-          await updateEvent(trx, ev.id, {
-            status: 'rejected',
-            reject_reason: 'token_mismatch',
-            auth_enc: null,
-            dedupe_key: null,
-            processed_at: now,
-          });
-          result.rejected++;
-        }
-      }
-      await insertJobs(trx, jobs, now);
-    });
+    for (const ev of batch) {
+      const outcome = await deps.db.transaction((trx) => resolveOne(deps, trx, ev, digest, now));
+      if (outcome) result[outcome]++;
+    }
     if (batch.length < 500) break;
   }
   if (result.verified || result.rejected || result.duplicates) {
@@ -86,4 +52,61 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
     );
   }
   return result;
+}
+
+/** Resolves one unverified delivery; undefined when another caller resolved it first. */
+async function resolveOne(
+  deps: Deps,
+  trx: Knex,
+  ev: EventRow,
+  digest: string,
+  now: number,
+): Promise<keyof ReverifyResult | undefined> {
+  let token = '';
+  let shared: unknown;
+  try {
+    const tokens = JSON.parse(deps.box.decrypt(ev.auth_enc ?? '')) as Record<string, unknown>;
+    token = typeof tokens.application_token === 'string' ? tokens.application_token : '';
+    shared = tokens[SHARED_KEY_FIELD];
+  } catch {
+    token = '';
+  }
+  // Ours to resolve: still unverified with its tokens (the row lock on PostgreSQL; no
+  // rollup changes with it).
+  const mine = await trx('events')
+    .where({ id: ev.id, status: 'unverified' })
+    .whereNotNull('auth_enc')
+    .update({ auth_enc: null });
+  if (!mine) return undefined;
+  if (!token || !safeEqual(deps.box.digest(token), digest)) {
+    await updateEvent(trx, ev.id, {
+      status: 'rejected',
+      reject_reason: 'token_mismatch',
+      dedupe_key: null,
+      processed_at: now,
+    });
+    return 'rejected';
+  }
+  // Kept before this key existed (no shared key sealed): its key is the shared one.
+  if (typeof shared === 'string' && (await takeSharedKey(trx, ev.id, shared)) === 'duplicate') {
+    return 'duplicates';
+  }
+  await updateEvent(trx, ev.id, { status: 'received' });
+  await insertJobs(
+    trx,
+    [
+      {
+        type: LIFECYCLE_EVENTS.has(ev.event) ? 'lifecycle' : 'process_event',
+        event_id: ev.id,
+        portal_id: ev.portal_id,
+        entity_key: ev.entity_id ? `${ev.portal_id}:${ev.entity_type}:${ev.entity_id}` : null,
+        payload: null,
+        max_attempts: deps.config.worker.maxAttempts,
+        run_at: firstAttemptAt(deps.config.worker.settleMs, ev, now),
+        topic: ev.event,
+      },
+    ],
+    now,
+  );
+  return 'verified';
 }

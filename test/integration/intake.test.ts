@@ -321,6 +321,66 @@ describe('event intake', () => {
     ]);
   });
 
+  it('resolves each unverified delivery once when two callers verify at once', async () => {
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const token = '1a2b3c4d5e6f70818293a4b5c6d7e8f9';
+    for (const id of [1, 2]) {
+      await post(eventBody({ portal: { ...early, applicationToken: token }, id }));
+    }
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(token),
+    });
+    const [a, b] = await Promise.all([
+      resolveUnverified(t.deps, early.row.id),
+      resolveUnverified(t.deps, early.row.id),
+    ]);
+    expect(a.verified + b.verified).toBe(2);
+    // Before: both verified both, and each event had two jobs (processed twice).
+    const jobs = await t.deps.db('jobs').where({ portal_id: early.row.id }).orderBy('event_id');
+    expect(jobs.map((j) => j.event_id)).toHaveLength(2);
+    expect(new Set(jobs.map((j) => j.event_id)).size).toBe(2);
+  });
+
+  it('never deadlocks with an intake that stores an identical delivery meanwhile (PostgreSQL)', async () => {
+    if (!isPg(t.deps.db)) return;
+    const early = await seedPortal(t.deps, { applicationToken: null });
+    const token = '2a3b4c5d6e7f80918293a4b5c6d7e8f9';
+    for (const id of [1, 2]) {
+      await post(eventBody({ portal: { ...early, applicationToken: token }, id }));
+    }
+    const evs = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
+    const shared = (JSON.parse(t.deps.box.decrypt(evs[1].auth_enc)) as Record<string, string>)[
+      'dedupe_key'
+    ];
+    await updatePortal(t.deps.db, early.row.id, {
+      application_token_digest: t.deps.box.digest(token),
+    });
+    // Another instance's group commit: an identical copy of the second delivery, then (as
+    // the intake does after its rows) the portal's rollups, which verifying the first one
+    // also moves.
+    const other = await t.deps.db.transaction();
+    await other('events').insert({
+      portal_id: early.row.id,
+      member_id: early.memberId,
+      event: evs[1].event,
+      status: 'received',
+      received_at: Date.now(),
+      dedupe_key: shared,
+      source: 'online',
+    });
+    const verifying = resolveUnverified(t.deps, early.row.id).then(
+      (r) => r,
+      (e: Error) => e,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const rollups = other('rollups').where({ portal_id: early.row.id }).increment('n', 0);
+    await Promise.race([rollups, new Promise((r) => setTimeout(r, 300))]);
+    await other.commit().catch(() => undefined);
+    // Before: one transaction for all held the first one's rollups while waiting for the
+    // second one's key: deadlock detected, and one side failed.
+    expect(await verifying).toEqual({ verified: 1, rejected: 0, duplicates: 1 });
+  });
+
   it('clears the keys of deliveries rejected before the upgrade (migration 0023)', async () => {
     await post(eventBody({ portal, id: 31 }));
     const [kept] = await events();
