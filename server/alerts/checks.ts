@@ -140,9 +140,13 @@ export async function checkDestinations(
     const details = JSON.parse(s.details ?? '{}') as OpenDestination | { list: OpenDestination[] };
     const portal = portals.find((p) => p.member_id === s.member_id);
     const list = 'list' in details ? details.list : [details];
-    if (list.some((d) => settling.has(d.destination))) continue;
+    // What it was about: the destinations it named, and for a portal every open one of its
+    // own (its state keeps at most 50 of them).
+    const about = new Set(list.map((d) => d.destination));
+    if (portal) for (const o of open) if (o.key.endsWith(`#${portal.id}`)) about.add(o.key);
+    if ([...about].some((k) => settling.has(k))) continue;
     // Still open, but nothing waits any more: the alert ends without "reachable again".
-    const silent = list.some((d) => open.some((o) => o.key === d.destination));
+    const silent = open.some((o) => about.has(o.key));
     readings.push({ key: s.key, group: { portal, list }, bad: false, silent });
   }
   for (const { key, group, bad, silent } of readings) {

@@ -12,6 +12,7 @@ import request from 'supertest';
 import { putSetting } from '../../db/stores/settings.js';
 import { firingAlerts } from '../../server/ui/pages/dashboard-page.js';
 import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
+import { jobRow } from '../../db/stores/jobs.js';
 
 /**
  * Circuit breakers of the steps' destinations, on the manual clock with
@@ -326,6 +327,55 @@ describe('destinations', () => {
     await db('jobs').update({ status: 'done' });
     await h.checkAndSend();
     expect(h.tg.sent.filter((m) => m.text.includes(`${key} is reachable again`))).toHaveLength(1);
+  });
+
+  it('keeps the alert through a probe of a destination past the 50 kept in its state', async () => {
+    const p = await openAndAlert();
+    const db = h.t.deps.db;
+    let now = h.t.clock.now().getTime();
+    // 50 more of the portal's hosts open, each with a waiting job; they sort before `key`.
+    const extra = Array.from(
+      { length: 50 },
+      (_, i) => `http:0h${String(i).padStart(2, '0')}.example#${p.row.id}`,
+    );
+    for (const k of extra) {
+      await saveDestination(db, {
+        key: k,
+        state: 'open',
+        failures: 5,
+        cooldown_ms: 30_000,
+        opened_at: now,
+        retry_at: now + 30_000,
+        last_error: 'x',
+        updated_at: now,
+      });
+      const job = { type: 'process_event' as const, event_id: null, portal_id: p.row.id };
+      await db('jobs').insert({
+        ...jobRow(
+          { ...job, entity_key: null, payload: null, max_attempts: 5, run_at: now + 30_000 },
+          now,
+        ),
+        waiting_for: k,
+      });
+    }
+    h.t.clock.advance(16 * 60_000); // past the cooldown: a reminder keeps the first 50
+    await h.checkAndSend();
+    now = h.t.clock.now().getTime();
+    const [state] = await db('alert_state').where({ key: `destinations:${p.memberId}` });
+    const kept = (JSON.parse(state.details) as { list: Array<{ destination: string }> }).list;
+    expect([kept.length, kept.some((d) => d.destination === key)]).toEqual([50, false]);
+    // The 50 recover; `key` is mid-probe: its jobs claimed, its retry_at the probe's lease.
+    await db('destinations').whereIn('key', extra).update({ state: 'closed', failures: 0 });
+    await db('jobs').whereIn('waiting_for', extra).delete();
+    await db('jobs').where({ waiting_for: key }).update({ status: 'running', waiting_for: null });
+    await db('destinations')
+      .where({ key })
+      .update({ retry_at: now + 120_000 });
+    const sent = h.tg.sent.length;
+    await h.checkAndSend();
+    // Before: "reachable again" while `key` was still being probed.
+    expect(h.tg.sent.slice(sent).map((m) => m.text.split('\n')[0])).toEqual([]);
+    expect((await firingAlerts(db, p.memberId)).map((a) => a.kind)).toContain('destination');
   });
 
   it("never opens for a portal because of another portal's failures at the same host", async () => {
