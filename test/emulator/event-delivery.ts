@@ -23,7 +23,7 @@ interface Target {
 }
 
 export interface FireOptions {
-  /** Deliver to these bindings instead of the current ones (ONAPPUPDATE after the drop). */
+  /** Deliver to these bindings instead of the current ones (a snapshot taken earlier). */
   bindings?: EventBinding[];
   /**
    * Set when the app's own REST call made the change: that call's `auth_connector` ('' when

@@ -162,7 +162,12 @@ export async function finishInstall(portal: PortalState): Promise<DeliveryRecord
  * `EventTable::deleteAppInstaller` (CORE:lib/event.php) deletes the app's ONAPPINSTALL
  * binding only: its other bindings stay. (Everything goes only with an uninstall,
  * `CleanApp` → `deleteByApp`.) DOCS:api-reference/events/event-bind.md's "its actions will
- * be removed" is read as that.
+ * be removed" is read as that. The event goes first and the binding after, as in the core;
+ * its payload is VERSION, PREVIOUS_VERSION and LANGUAGE_ID (CORE:classes/general/
+ * rest_provider.php `OnAppEvent`; DOCS:api-reference/common/events/on-app-update.md). Not
+ * modelled: the marketplace's own update (CORE:lib/marketplace/application.php `install`)
+ * re-runs the install instead: it deletes no binding, sends ONAPPINSTALL again and, for an
+ * app with an install page, delivers no event until the install is finished again.
  */
 export async function update(portal: PortalState, newVersion: number): Promise<DeliveryRecord[]> {
   const previous = portal.appVersion;
