@@ -163,7 +163,7 @@ async function accept(
   row.dedupe_key = dedupeKey(d, dataJson, row.entity_id);
   let job: IntakeRow['job'] = null;
   if (verified) {
-    job = deliveryJob(ctx, d, portal, row);
+    job = deliveryJob(ctx.config.worker, row, portal.id);
   } else {
     row.status = 'unverified';
     // Sealed with the tokens: the shared key, which the delivery takes once verified.
@@ -231,21 +231,25 @@ export function firstAttemptAt(
   return read ? Math.max(now, event.received_at + settleMs) : now;
 }
 
-/** The job of a verified delivery: `lifecycle` for the app's own events, else `process_event`. */
-function deliveryJob(
-  ctx: IntakeContext,
-  d: Delivery,
-  portal: PortalRow,
-  row: IntakeRow['event'],
-): IntakeRow['job'] {
+/**
+ * The job of a verified delivery: `lifecycle` for the app's own events, else
+ * `process_event`; first due as firstAttemptAt says (`now`: when it is queued). The intake
+ * and the verification of deliveries kept unverified (reverify.ts) queue the same job.
+ */
+export function deliveryJob(
+  worker: Deps['config']['worker'],
+  event: Pick<IntakeRow['event'], 'event' | 'entity_type' | 'entity_id' | 'received_at'>,
+  portalId: number,
+  now = event.received_at,
+): NonNullable<IntakeRow['job']> {
   return {
-    type: LIFECYCLE_EVENTS.has(d.event) ? 'lifecycle' : 'process_event',
-    portal_id: portal.id,
-    entity_key: row.entity_id ? `${portal.id}:${row.entity_type}:${row.entity_id}` : null,
+    type: LIFECYCLE_EVENTS.has(event.event) ? 'lifecycle' : 'process_event',
+    portal_id: portalId,
+    entity_key: event.entity_id ? `${portalId}:${event.entity_type}:${event.entity_id}` : null,
     payload: null,
-    max_attempts: ctx.config.worker.maxAttempts,
-    run_at: firstAttemptAt(ctx.config.worker.settleMs, row),
-    topic: d.event,
+    max_attempts: worker.maxAttempts,
+    run_at: firstAttemptAt(worker.settleMs, event, now),
+    topic: event.event,
   };
 }
 

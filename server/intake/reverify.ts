@@ -10,7 +10,7 @@ import {
 import { insertJobs } from '../../db/stores/jobs.js';
 import { findPortalById } from '../../db/stores/portals.js';
 import { SHARED_KEY_FIELD } from './dedupe-key.js';
-import { firstAttemptAt, LIFECYCLE_EVENTS } from './deliver.js';
+import { deliveryJob } from './deliver.js';
 
 export interface ReverifyResult {
   verified: number;
@@ -40,7 +40,9 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
     if (batch.length === 0) break;
     const now = deps.clock.now().getTime();
     for (const ev of batch) {
-      const outcome = await deps.db.transaction((trx) => resolveOne(deps, trx, ev, digest, now));
+      const outcome = await deps.db.transaction((trx) =>
+        resolveOne(deps, trx, portalId, ev, digest, now),
+      );
       if (outcome) result[outcome]++;
     }
     if (batch.length < 500) break;
@@ -58,6 +60,7 @@ export async function resolveUnverified(deps: Deps, portalId: number): Promise<R
 async function resolveOne(
   deps: Deps,
   trx: Knex,
+  portalId: number,
   ev: EventRow,
   digest: string,
   now: number,
@@ -92,21 +95,7 @@ async function resolveOne(
     return 'duplicates';
   }
   await updateEvent(trx, ev.id, { status: 'received' });
-  await insertJobs(
-    trx,
-    [
-      {
-        type: LIFECYCLE_EVENTS.has(ev.event) ? 'lifecycle' : 'process_event',
-        event_id: ev.id,
-        portal_id: ev.portal_id,
-        entity_key: ev.entity_id ? `${ev.portal_id}:${ev.entity_type}:${ev.entity_id}` : null,
-        payload: null,
-        max_attempts: deps.config.worker.maxAttempts,
-        run_at: firstAttemptAt(deps.config.worker.settleMs, ev, now),
-        topic: ev.event,
-      },
-    ],
-    now,
-  );
+  const job = deliveryJob(deps.config.worker, ev, portalId, now);
+  await insertJobs(trx, [{ ...job, event_id: ev.id }], now);
   return 'verified';
 }

@@ -12,6 +12,7 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { storedText } from '../helpers/stored-text.js';
 import { isPg } from '../../db/connect.js';
+import { SHARED_KEY_FIELD } from '../../server/intake/dedupe-key.js';
 import { up as clearRejectedKeys } from '../../db/migrations/0023-rejected-hold-no-key.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -27,6 +28,27 @@ describe('event intake', () => {
     request(listener).post(PATH).set('Content-Type', type).send(body);
   const events = () => t.deps.db('events').orderBy('id');
   const jobs = () => t.deps.db('jobs').orderBy('id');
+
+  /** The shared key sealed with an unverified delivery's tokens. */
+  const sharedKeyOf = (row: { auth_enc: string }) =>
+    (JSON.parse(t.deps.box.decrypt(row.auth_enc)) as Record<string, string>)[SHARED_KEY_FIELD]!;
+  /**
+   * Another instance's group commit under way: an identical verified delivery stored with
+   * `key` in a transaction left open for the test to finish.
+   */
+  const uncommittedCopy = async (p: TestPortal, event: string, key: string) => {
+    const trx = await t.deps.db.transaction();
+    await trx('events').insert({
+      portal_id: p.row.id,
+      member_id: p.memberId,
+      event,
+      status: 'received',
+      received_at: Date.now(),
+      dedupe_key: key,
+      source: 'online',
+    });
+    return trx;
+  };
 
   beforeEach(async () => {
     t = await createTestDeps({ BODY_LIMIT: '8kb' });
@@ -296,9 +318,7 @@ describe('event intake', () => {
     // A forged copy kept and rejected by an earlier version: it still holds the shared key.
     await post(eventBody({ portal: { ...early, applicationToken: 'forged' }, id: 7 }));
     const [old] = await t.deps.db('events').where({ portal_id: early.row.id });
-    const shared = (JSON.parse(t.deps.box.decrypt(old.auth_enc)) as Record<string, string>)[
-      'dedupe_key'
-    ];
+    const shared = sharedKeyOf(old);
     await t.deps
       .db('events')
       .where({ id: old.id })
@@ -349,25 +369,14 @@ describe('event intake', () => {
       await post(eventBody({ portal: { ...early, applicationToken: token }, id }));
     }
     const evs = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
-    const shared = (JSON.parse(t.deps.box.decrypt(evs[1].auth_enc)) as Record<string, string>)[
-      'dedupe_key'
-    ];
+    const shared = sharedKeyOf(evs[1]);
     await updatePortal(t.deps.db, early.row.id, {
       application_token_digest: t.deps.box.digest(token),
     });
     // Another instance's group commit: an identical copy of the second delivery, then (as
     // the intake does after its rows) the portal's rollups, which verifying the first one
     // also moves.
-    const other = await t.deps.db.transaction();
-    await other('events').insert({
-      portal_id: early.row.id,
-      member_id: early.memberId,
-      event: evs[1].event,
-      status: 'received',
-      received_at: Date.now(),
-      dedupe_key: shared,
-      source: 'online',
-    });
+    const other = await uncommittedCopy(early, evs[1].event, shared);
     const verifying = resolveUnverified(t.deps, early.row.id).then(
       (r) => r,
       (e: Error) => e,
@@ -401,25 +410,14 @@ describe('event intake', () => {
       (await post(eventBody({ portal: { ...early, applicationToken: token }, id: 9 }))).status,
     ).toBe(200);
     const [ev] = await t.deps.db('events').where({ portal_id: early.row.id });
-    const shared = (JSON.parse(t.deps.box.decrypt(ev.auth_enc)) as Record<string, string>)[
-      'dedupe_key'
-    ];
+    const shared = sharedKeyOf(ev);
     await updatePortal(t.deps.db, early.row.id, {
       application_token_digest: t.deps.box.digest(token),
     });
     // Another instance's group commit holds an identical verified delivery, not committed
     // when the verification looks for a holder: before, its UPDATE failed on the unique index
     // and took the whole verification transaction with it.
-    const other = await t.deps.db.transaction();
-    await other('events').insert({
-      portal_id: early.row.id,
-      member_id: early.memberId,
-      event: ev.event,
-      status: 'received',
-      received_at: Date.now(),
-      dedupe_key: shared,
-      source: 'online',
-    });
+    const other = await uncommittedCopy(early, ev.event, shared);
     const verifying = resolveUnverified(t.deps, early.row.id);
     await new Promise((r) => setTimeout(r, 300));
     await other.commit();
