@@ -31,6 +31,11 @@ export async function intakeBench(args: {
   connections: number;
   /** Load on each server before its measured run, not counted (JIT, caches, the file's first pages). */
   warmupSec: number;
+  /**
+   * Keep-alive pairs of (b) and (c), alternating which goes first: c/b is judged on their
+   * median, and every pair is printed (the machine drifts by more than a pair's difference).
+   */
+  rounds?: number;
   /** Length of the "everything on" run (0 skips it). */
   allOnSec: number;
   /** (d) without the rule: the worker finishes every delivery as skipped, with no network. */
@@ -38,63 +43,49 @@ export async function intakeBench(args: {
   /** The keep-alive load generator (load.ts): `lean` by default, or `autocannon`. */
   client?: 'lean' | 'autocannon';
 }): Promise<void> {
+  const rounds = Math.max(1, Math.floor(args.rounds ?? 3));
   const tmp = tempDir('b24hooks-bench-');
   const { env, portal } = await seedDataDir(path.join(tmp.dir, 'data'));
   const body = benchDelivery(portal, 'ONCRMDEALUPDATE');
   process.stdout.write(
-    `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run after ${args.warmupSec} s of warm-up; keep-alive client: ${args.client ?? 'lean'}\n\n`,
+    `delivery body: ${body.length} bytes; ${args.connections} connections, ${args.durationSec} s per run after ${args.warmupSec} s of warm-up; keep-alive client: ${args.client ?? 'lean'}; ${rounds} keep-alive round(s) of (b) and (c)\n\n`,
   );
 
-  const servers: Array<{
-    name: string;
-    args: string[];
-    env?: Record<string, string>;
-    path: string;
-  }> = [
-    {
-      name: '(a) bare node:http',
-      args: [path.join(benchDir, 'servers', 'bare.js')],
-      path: '/b24/events',
-    },
-    {
-      name: '(b) naive Express 5',
-      args: [path.join(benchDir, 'servers', 'express-naive.js')],
-      path: '/b24/events',
-    },
-    {
+  const servers = {
+    a: { name: '(a) bare node:http', args: [path.join(benchDir, 'servers', 'bare.js')] },
+    b: { name: '(b) naive Express 5', args: [path.join(benchDir, 'servers', 'express-naive.js')] },
+    c: {
       name: '(c) b24hooks intake',
       args: [path.join(benchDir, '..', '..', 'server', 'main.js')],
       env: { ...env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-      path: '/b24/events',
     },
-  ];
-  const results: Record<string, Record<string, LoadResult>> = {};
-  for (const mode of ['keep-alive', 'new connection per request'] as const) {
-    results[mode] = {};
-    for (const s of servers) {
-      const proc = await startProcess(s.args, s.env);
-      try {
-        const load = (durationSec: number) =>
-          runLoad({
-            url: proc.url + s.path,
-            connections: args.connections,
-            durationSec,
-            newConnectionPerRequest: mode !== 'keep-alive',
-            body,
-            contentType: 'application/x-www-form-urlencoded',
-            client: args.client,
-          });
-        if (args.warmupSec > 0) await load(args.warmupSec);
-        const r = await load(args.durationSec);
-        results[mode]![s.name] = r;
-        process.stdout.write(
-          `${mode.padEnd(27)} ${s.name.padEnd(22)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}\n`,
-        );
-      } finally {
-        await proc.stop();
-      }
+  } satisfies Record<string, BenchServer>;
+  const measure = async (s: BenchServer, mode: Mode): Promise<LoadResult> => {
+    const r = await measureServer(s, mode, body, args);
+    process.stdout.write(
+      `${mode.padEnd(27)} ${s.name.padEnd(22)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-200 ${r.non2xx}\n`,
+    );
+    return r;
+  };
+
+  // Keep-alive: (a) once, then the pairs of (b) and (c), alternating which goes first.
+  const a = await measure(servers.a, 'keep-alive');
+  const pairs: Array<{ b: LoadResult; c: LoadResult }> = [];
+  for (let i = 0; i < rounds; i++) {
+    if (i % 2 === 0) {
+      const b = await measure(servers.b, 'keep-alive');
+      pairs.push({ b, c: await measure(servers.c, 'keep-alive') });
+    } else {
+      const c = await measure(servers.c, 'keep-alive');
+      pairs.push({ b: await measure(servers.b, 'keep-alive'), c });
     }
   }
+  const mode2 = 'new connection per request';
+  const fresh = {
+    a: await measure(servers.a, mode2),
+    b: await measure(servers.b, mode2),
+    c: await measure(servers.c, mode2),
+  };
   const db = openDb({ client: 'sqlite', filename: path.join(tmp.dir, 'data', 'b24hooks.sqlite') });
   const stored = Number((await db('events').count({ n: '*' }).first())?.n);
   await db.destroy();
@@ -103,23 +94,76 @@ export async function intakeBench(args: {
   process.stdout.write(
     '\n| connections | server | req/s | p50 ms | p99 ms | non-200 |\n|---|---|---|---|---|---|\n',
   );
-  for (const [mode, byServer] of Object.entries(results)) {
-    for (const [name, r] of Object.entries(byServer)) {
-      process.stdout.write(
-        `| ${mode} | ${name} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} |\n`,
-      );
-    }
-    const a = byServer['(a) bare node:http']!;
-    const b = byServer['(b) naive Express 5']!;
-    const c = byServer['(c) b24hooks intake']!;
+  const line = (mode: string, name: string, r: LoadResult) =>
     process.stdout.write(
-      `| ${mode} | ratios | c/a = ${fmt(c.rps / a.rps, 2)} | c/b = ${fmt(c.rps / b.rps, 2)} | | |\n`,
+      `| ${mode} | ${name} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} |\n`,
     );
-  }
-  process.stdout.write(`\nevents durably stored by (c) over both runs: ${fmt(stored)}\n`);
+  line('keep-alive', servers.a.name, a);
+  pairs.forEach((p, i) => {
+    const tag = rounds > 1 ? ` #${i + 1}` : '';
+    line('keep-alive', servers.b.name + tag, p.b);
+    line('keep-alive', servers.c.name + tag, p.c);
+  });
+  const ratios = pairs.map((p) => p.c.rps / p.b.rps);
+  const cb = median(ratios);
+  const cMedian = median(pairs.map((p) => p.c.rps));
+  process.stdout.write(
+    `| keep-alive | ratios | c/a = ${fmt(cMedian / a.rps, 2)} (median (c)) | c/b = ${fmt(cb, 2)} ` +
+      `(median of ${rounds} pair(s): ${ratios.map((x) => fmt(x, 2)).join(', ')}) | | |\n`,
+  );
+  line(mode2, servers.a.name, fresh.a);
+  line(mode2, servers.b.name, fresh.b);
+  line(mode2, servers.c.name, fresh.c);
+  process.stdout.write(
+    `| ${mode2} | ratios | c/a = ${fmt(fresh.c.rps / fresh.a.rps, 2)} | c/b = ${fmt(fresh.c.rps / fresh.b.rps, 2)} | | |\n`,
+  );
+  process.stdout.write(
+    `\nevents durably stored by (c) over all its runs: ${fmt(stored)}\n` +
+      `keep-alive targets: c/a ≥ 0.2 ${cMedian / a.rps >= 0.2 ? 'ok' : 'MISSED'}, ` +
+      `c/b ≥ 1.5 ${cb >= 1.5 ? 'ok' : 'MISSED'} (median), ` +
+      `p99 ≤ 15 ms ${pairs.every((p) => p.c.p99 <= 15) ? 'ok' : 'MISSED'} (every run of (c))\n`,
+  );
   if (args.allOnSec > 0) {
-    const b = results['keep-alive']!['(b) naive Express 5']!;
-    await everythingOn(args, b);
+    await everythingOn(args, () => measure(servers.b, 'keep-alive'));
+  }
+}
+
+type Mode = 'keep-alive' | 'new connection per request';
+interface BenchServer {
+  name: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Starts a server, loads it for the warm-up and then the measured run, stops it. */
+async function measureServer(
+  s: BenchServer,
+  mode: Mode,
+  body: string,
+  args: Parameters<typeof intakeBench>[0],
+): Promise<LoadResult> {
+  const proc = await startProcess(s.args, s.env);
+  try {
+    const load = (durationSec: number) =>
+      runLoad({
+        url: `${proc.url}/b24/events`,
+        connections: args.connections,
+        durationSec,
+        newConnectionPerRequest: mode !== 'keep-alive',
+        body,
+        contentType: 'application/x-www-form-urlencoded',
+        client: args.client,
+      });
+    if (args.warmupSec > 0) await load(args.warmupSec);
+    return await load(args.durationSec);
+  } finally {
+    await proc.stop();
   }
 }
 
@@ -129,7 +173,10 @@ export async function intakeBench(args: {
  * alert monitor and heartbeat run as in production. Deals deleted (ONCRMDEALDELETE) need no REST
  * read, so the work is the worker's own: claims, outcome writes, the HTTP step.
  */
-async function everythingOn(args: Parameters<typeof intakeBench>[0], b: LoadResult) {
+async function everythingOn(
+  args: Parameters<typeof intakeBench>[0],
+  baseline: () => Promise<LoadResult>,
+) {
   const { allOnSec: durationSec, warmupSec, connections } = args;
   const withRule = !args.allOnWithoutRule;
   const tmp = tempDir('b24hooks-bench-');
@@ -154,6 +201,9 @@ async function everythingOn(args: Parameters<typeof intakeBench>[0], b: LoadResu
   }
   // The same size as (a)–(c)'s, so that c/b compares like with like.
   const body = benchDelivery(portal, 'ONCRMDEALDELETE');
+  // (d)'s c/b is against (b) run just before and just after it (their mean): minutes earlier,
+  // the machine may have been in another state.
+  const before = await baseline();
   const proc = await startProcess([path.join(benchDir, '..', '..', 'server', 'main.js')], {
     ...env,
     PORT: '0',
@@ -214,6 +264,8 @@ async function everythingOn(args: Parameters<typeof intakeBench>[0], b: LoadResu
     for (const x of timers) clearInterval(x);
     await proc.stop();
   }
+  const after = await baseline();
+  const b = { rps: (before.rps + after.rps) / 2 };
   views.sort((x, y) => x - y);
   const p95 = views[Math.floor(views.length * 0.95)] ?? NaN;
   const counts = (await db('events')
@@ -230,7 +282,7 @@ async function everythingOn(args: Parameters<typeof intakeBench>[0], b: LoadResu
   process.stdout.write(
     `\n(d) everything on${withRule ? '' : ', no rule (every delivery skipped)'}, keep-alive, ${durationSec} s: ${fmt(r.rps)} req/s  p50 ${r.p50} ms  ` +
       `p99 ${r.p99} ms  event-loop delay p99 ${fmt(eld, 1)} ms  non-200 ${r.non2xx}  ` +
-      `c/b = ${fmt(r.rps / b.rps, 2)}\n` +
+      `c/b = ${fmt(r.rps / b.rps, 2)} ((b) ${fmt(before.rps)} before, ${fmt(after.rps)} after)\n` +
       `    events: ${JSON.stringify(by)}; HTTP steps sent to the stand-in: ${fmt(standin.requests.length)}\n` +
       `    readers: ${views.length} dashboard views (p95 ${fmt(p95, 1)} ms, ${viewErrors} not 200), ` +
       `${windows.length} /metrics scrapes; loop delay p99 is the worst of their windows; ` +

@@ -19,6 +19,7 @@ const benches: Record<string, () => Promise<void>> = {
       durationSec: flag('duration', 10),
       connections: flag('connections', 50),
       warmupSec: flag('warmup', 2),
+      rounds: flag('rounds', 3),
       allOnSec: flag('all-on', 60),
       allOnWithoutRule: rest.includes('--no-rule'),
       client: rest.includes('--autocannon') ? 'autocannon' : 'lean',
