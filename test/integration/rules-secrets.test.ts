@@ -367,6 +367,54 @@ describe("the operator's default map", () => {
     }
   });
 
+  it("never lends the operator's secrets to a builder test send of another request", async () => {
+    // The portal runs the default map (no map of its own): the builder shows its step masked.
+    await deleteRuleMap(h.t.deps.db, h.portal.memberId);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Won deal: invoice')}`,
+      admin.cookie,
+    );
+    const data = JSON.parse(
+      /<script type="application\/json" id="builder-data">([\s\S]*?)<\/script>/.exec(
+        page.html,
+      )![1]!,
+    ) as { rule: { actions: Array<Record<string, unknown>> }; csrf: string };
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'WON' });
+    const send = (change: (step: Record<string, unknown>) => void) => {
+      const rule = structuredClone(data.rule);
+      change(rule.actions[0]!);
+      return postForm(
+        h,
+        '/ui/rules/builder/send-step',
+        {
+          _csrf: data.csrf,
+          rule: JSON.stringify(rule),
+          index: '0',
+          event: 'ONCRMDEALUPDATE',
+          id: String(deal.id),
+        },
+        admin.cookie,
+      );
+    };
+    const before = h.sink.requests.length;
+    for (const move of [
+      (st: Record<string, unknown>) => (st.url = `${h.sink.url}/export-all`),
+      (st: Record<string, unknown>) => (st.method = 'PUT'),
+    ]) {
+      const res = await send(move);
+      expect(res.status).toBe(400);
+      expect(res.html).toContain('stands for a stored secret');
+    }
+    expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([]);
+    // Control: the step as the operator wrote it may be sent once, with its token.
+    const same = await send(() => undefined);
+    expect(same.status).toBe(200);
+    expect(h.sink.requests.slice(before).map((r) => [r.method, r.url])).toEqual([
+      ['POST', '/invoices'],
+    ]);
+  });
+
   it('marks at start what a portal map took over before saves marked it', async () => {
     // A portal map saved by an older version: the default's sealed values, unmarked.
     const defaults = (await getRuleMap(h.t.deps.db))!;

@@ -152,12 +152,18 @@ export function tryRoutes(deps: Deps): Router {
     if (!Number.isInteger(index) || index < 0 || index >= rule.actions.length) {
       return void fail(res, 400, 'No such step.');
     }
-    // Masked credentials stand for what the stored map holds for this rule and step.
-    const previous =
-      (await getRuleMap(deps.db, user.memberId)) ?? (await getRuleMap(deps.db)) ?? undefined;
+    // Masked credentials stand for what the stored map holds for this rule and step. Those of
+    // the operator's default map keep their whole request, as when the map is saved.
+    const own = await getRuleMap(deps.db, user.memberId);
+    const previous = own ?? (await getRuleMap(deps.db));
     const sealed = sealMap(
       { rules: [rule] },
-      { box: deps.box, previous, envNames: deps.config.actions.secretEnv },
+      {
+        box: deps.box,
+        previous,
+        previousIsDefault: own === undefined,
+        envNames: deps.config.actions.secretEnv,
+      },
     );
     if (!sealed.ok) {
       return void res.status(400).json({ errors: relativeErrors(sealed.errors, 0, user.lang) });
