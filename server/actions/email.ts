@@ -17,15 +17,20 @@ const TRANSIENT = new Set([
 
 /**
  * Maps a nodemailer failure: SMTP 4xx and connection trouble are retried; 5xx replies, bad
- * credentials and bad envelopes fail for good.
+ * credentials and bad envelopes fail for good. A 4xx to this message's envelope or content
+ * (MAIL FROM, RCPT TO, DATA: a recipient's mailbox is busy) is about the message: every
+ * portal's steps send through the one SMTP server, so a portal whose recipients are refused
+ * for now must not open that server's circuit for all of them. 421 is the server itself
+ * closing the channel (RFC 5321 4.2.3), as are failures to connect, greet or authenticate.
  */
 function classify(e: unknown): Error {
   const err = e as Error & { code?: string; responseCode?: number };
   const msg = `email not sent: ${err.message}`;
   if (typeof err.responseCode === 'number') {
-    return err.responseCode >= 500
-      ? new PermanentError(msg, { cause: e })
-      : new RetryableError(msg, { cause: e });
+    if (err.responseCode >= 500) return new PermanentError(msg, { cause: e });
+    const aboutMessage =
+      (err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421;
+    return new RetryableError(msg, { cause: e, refusedRequest: aboutMessage });
   }
   if (err.code === 'EAUTH' || err.code === 'EENVELOPE' || err.code === 'EMESSAGE') {
     return new PermanentError(msg, { cause: e });

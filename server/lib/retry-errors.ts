@@ -7,10 +7,19 @@ import { AppError } from './errors.js';
 export class RetryableError extends AppError {
   /** Earliest retry, when the remote said so (Retry-After, operating_reset_at). */
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown } = {}) {
+  /**
+   * The destination answered and refused this request for now (an SMTP relay's 450 for one
+   * recipient): retried, but no sign the destination is down (server/queue/destinations.ts).
+   */
+  readonly refusedRequest: boolean;
+  constructor(
+    message: string,
+    options: { retryAfterMs?: number; cause?: unknown; refusedRequest?: boolean } = {},
+  ) {
     super('INTERNAL', message, { status: 503, cause: options.cause });
     this.name = 'RetryableError';
     this.retryAfterMs = options.retryAfterMs;
+    this.refusedRequest = options.refusedRequest === true;
   }
 }
 

@@ -51,7 +51,7 @@ export interface DestinationDeps {
 
 /** Failures that say the destination is down, not that the request was wrong. */
 export function isDestinationFailure(e: unknown): boolean {
-  if (!(e instanceof RetryableError)) return false;
+  if (!(e instanceof RetryableError) || e.refusedRequest) return false;
   return !/^HTTP 4\d\d /.test(e.message);
 }
 

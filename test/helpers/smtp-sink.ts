@@ -18,6 +18,11 @@ export interface SmtpSink {
   connections(): number;
   /** Answer the next DATA with this SMTP code (e.g. 451 or 550). */
   rejectNext(code: number, message: string): void;
+  /**
+   * Answer RCPT TO for this address with this code from now on (450: mailbox busy, as a
+   * relay says of one recipient); `'*'` for every recipient (421: the server is going down).
+   */
+  refuseRecipient(address: string, code: number, message: string): void;
   close(): Promise<void>;
 }
 
@@ -29,6 +34,7 @@ export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Prom
   const messages: ReceivedMail[] = [];
   let connections = 0;
   let reject: { code: number; message: string } | undefined;
+  const refused = new Map<string, { code: number; message: string }>();
   const server = new SMTPServer({
     authMethods: ['PLAIN', 'LOGIN'],
     allowInsecureAuth: true,
@@ -41,6 +47,11 @@ export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Prom
     onAuth(auth, _session, cb) {
       if (auth.username === user && auth.password === pass) cb(null, { user: auth.username });
       else cb(Object.assign(new Error('Invalid username or password'), { responseCode: 535 }));
+    },
+    onRcptTo(address, _session, cb) {
+      const r = refused.get(address.address.toLowerCase()) ?? refused.get('*');
+      if (r) cb(Object.assign(new Error(r.message), { responseCode: r.code }));
+      else cb();
     },
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
@@ -71,6 +82,9 @@ export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Prom
     connections: () => connections,
     rejectNext(code, message) {
       reject = { code, message };
+    },
+    refuseRecipient(address, code, message) {
+      refused.set(address.toLowerCase(), { code, message });
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

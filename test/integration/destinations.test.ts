@@ -416,6 +416,59 @@ describe('destinations', () => {
     }
   });
 
+  it("never opens the shared SMTP server for all because one portal's recipients are refused", async () => {
+    // Every portal's email steps and the e-mail alerts go through the operator's one SMTP
+    // server. Portal A mails a recipient the server refuses for now (450, mailbox busy).
+    const smtpKey = `smtp:127.0.0.1:${h.smtp.port}`;
+    const mailTo = (memberId: string, to: string) =>
+      saveRuleMap(
+        h.t.deps.db,
+        memberId,
+        {
+          rules: [
+            {
+              name: 'mail',
+              on: ['ONCRMDEALUPDATE'],
+              actions: [{ type: 'email', to, subject: 'deal', text: 'updated' }],
+            },
+          ],
+        },
+        h.t.clock.now(),
+      );
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    await mailTo(a.memberId, 'busy@example.com');
+    await mailTo(b.memberId, 'sales@example.com');
+    h.smtp.refuseRecipient('busy@example.com', 450, 'Mailbox busy, try later');
+    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+    const refused = await h.services.worker.drain();
+    expect(refused.map((o) => o.outcome)).toEqual(Array(6).fill('retry'));
+    expect((await getDestination(h.t.deps.db, smtpKey))?.state).not.toBe('open');
+    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 2, {
+      withJobs: true,
+      entity: false,
+    });
+    h.t.clock.advance(1);
+    const sent = (await h.services.worker.drain()).filter((o) => o.outcome === 'done');
+    expect(sent).toHaveLength(2);
+    expect(h.smtp.messages.map((m) => m.to)).toEqual([
+      ['sales@example.com'],
+      ['sales@example.com'],
+    ]);
+
+    // Control: the server itself going away (421 to every recipient) does open it.
+    h.smtp.refuseRecipient('*', 421, 'Service not available, closing channel');
+    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 5, {
+      withJobs: true,
+      entity: false,
+    });
+    await h.services.worker.drain();
+    expect(await getDestination(h.t.deps.db, smtpKey)).toMatchObject({ state: 'open' });
+  });
+
   it('drops breaker rows under the old shared http key when upgrading (migration 0021)', async () => {
     const db = h.t.deps.db;
     const row = {
