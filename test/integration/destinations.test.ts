@@ -13,6 +13,7 @@ import { putSetting } from '../../db/stores/settings.js';
 import { firingAlerts } from '../../server/ui/pages/dashboard-page.js';
 import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
 import { jobRow } from '../../db/stores/jobs.js';
+import type { Action } from '../../server/rules/model.js';
 
 /**
  * Circuit breakers of the steps' destinations, on the manual clock with
@@ -49,22 +50,17 @@ describe('destinations', () => {
       waiting_for: string | null;
     }>;
 
-  /** The portal's map: every deal update posted to `url`. */
-  const forward = (memberId: string, url: string) =>
+  /** The portal's map: one step for every deal update. */
+  const onUpdate = (memberId: string, action: Action) =>
     saveRuleMap(
       h.t.deps.db,
       memberId,
-      {
-        rules: [
-          {
-            name: 'forward',
-            on: ['ONCRMDEALUPDATE'],
-            actions: [{ type: 'http', method: 'POST', url, body: {} }],
-          },
-        ],
-      },
+      { rules: [{ name: 'on update', on: ['ONCRMDEALUPDATE'], actions: [action] }] },
       h.t.clock.now(),
     );
+  /** The portal's map: every deal update posted to `url`. */
+  const forward = (memberId: string, url: string) =>
+    onUpdate(memberId, { type: 'http', method: 'POST', url, body: {} });
 
   /** A portal whose six events open the sink's destination for it, then one alert check. */
   const openAndAlert = async () => {
@@ -421,20 +417,7 @@ describe('destinations', () => {
     // server. Portal A mails a recipient the server refuses for now (450, mailbox busy).
     const smtpKey = `smtp:127.0.0.1:${h.smtp.port}`;
     const mailTo = (memberId: string, to: string) =>
-      saveRuleMap(
-        h.t.deps.db,
-        memberId,
-        {
-          rules: [
-            {
-              name: 'mail',
-              on: ['ONCRMDEALUPDATE'],
-              actions: [{ type: 'email', to, subject: 'deal', text: 'updated' }],
-            },
-          ],
-        },
-        h.t.clock.now(),
-      );
+      onUpdate(memberId, { type: 'email', to, subject: 'deal', text: 'updated' });
     const a = await seedPortal(h.t.deps);
     const b = await seedPortal(h.t.deps);
     await mailTo(a.memberId, 'busy@example.com');
