@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { isSqlite } from '../connect.js';
 import { addCounts, deleteEvents, deleteReplayRuns, type TableCounts } from './retention.js';
 import { deletePortalDestinations } from './destinations.js';
+import { uncountPendingEvents } from './rollups.js';
 
 /** The portal being erased: its row id and member_id. */
 export interface ErasedPortal {
@@ -42,7 +43,13 @@ export async function eraseEvents(
       const q = narrow(db('events')).orderBy('id').limit(batch);
       const ids = ((await q.pluck('id')) as unknown[]).map(Number);
       if (ids.length === 0) break;
-      addCounts(counts, await db.transaction((trx) => deleteEvents(trx, ids)));
+      addCounts(
+        counts,
+        await db.transaction(async (trx) => {
+          await uncountPendingEvents(trx, ids);
+          return deleteEvents(trx, ids);
+        }),
+      );
     }
   }
   return counts;

@@ -283,6 +283,19 @@ export async function countNewEvents(trx: Knex, ids: readonly number[]): Promise
   await applyRollupDeltas(trx, deltas);
 }
 
+/**
+ * Takes events about to be erased that are still in the backlog out of every rollup (they
+ * will never finish: left counted, they would stay in the backlog, its oldest age and the
+ * status counts for good). Finished events keep their figures, as after a prune. Call it in
+ * the transaction that deletes them, before the delete.
+ */
+export async function uncountPendingEvents(trx: Knex, ids: readonly number[]): Promise<void> {
+  const before = await readStates(trx, ids, true);
+  const deltas = new RollupDeltas();
+  for (const e of before.events) if (BACKLOG.includes(e.status)) deltas.event(e, [], -1);
+  await applyRollupDeltas(trx, deltas);
+}
+
 /** Records an action run's change (see recordActionRun) with its `act` rollups. */
 export async function changeActionRun<T>(
   db: Knex,
