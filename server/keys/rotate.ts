@@ -12,6 +12,13 @@ import { openKeyCheck, sealKeyCheck } from './key-check.js';
 const BATCH = 500;
 
 const isSealed = (v: unknown): v is string => typeof v === 'string' && v.startsWith('v1.');
+/**
+ * Inside a JSON document (a rule map, a setting), plain text may start with `v1.` too (a
+ * body's `"api": "v1.2"`, an alert address): only the sealed form itself counts there,
+ * `v1.` and the base64url of at least IV and tag (28 bytes).
+ */
+const SEALED_FORM = /^v1\.[A-Za-z0-9_-]{38,}$/;
+const isSealedInside = (v: unknown): v is string => typeof v === 'string' && SEALED_FORM.test(v);
 
 /**
  * A column value with every sealed (`v1.`) value in it re-sealed: the value itself, or the
@@ -30,7 +37,7 @@ export function recrypt(
   }
   let count = 0;
   const walk = (x: unknown): unknown => {
-    if (isSealed(x)) {
+    if (isSealedInside(x)) {
       count += 1;
       return reseal(x);
     }

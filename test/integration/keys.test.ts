@@ -225,4 +225,50 @@ describe('rotation of a listed column', () => {
       await t.close();
     }
   });
+  it('leaves plain text that merely starts with "v1." alone (a rule body, an address)', async () => {
+    const t = await createTestDeps();
+    try {
+      const { db, box } = t.deps;
+      const oldKey = t.deps.config.tokenEncryptionKey;
+      const rules = {
+        rules: [
+          {
+            name: 'Versioned API',
+            on: ['ONCRMDEALUPDATE'],
+            actions: [
+              {
+                type: 'http',
+                method: 'POST',
+                url: 'https://erp.example/api',
+                headers: { authorization: { $enc: box.encrypt('Bearer s3cret') } },
+                body: { api: 'v1.2', note: 'v1.' },
+              },
+            ],
+          },
+        ],
+      };
+      await db('settings').insert([
+        { scope: 'p1', key: 'rules', value: JSON.stringify(rules), updated_at: 1 },
+        { scope: 'p1', key: 'alert_email', value: '"v1.ops@example.com"', updated_at: 1 },
+      ]);
+      const newKey = randomBytes(32);
+      const result = await rotateKey(db, oldKey, newKey, Date.now(), [
+        { table: 'settings', key: ['scope', 'key'], columns: ['value'] },
+      ]);
+      expect(result.total).toBe(1);
+      const stored = JSON.parse(
+        (await db('settings').where({ scope: 'p1', key: 'rules' }).first()).value,
+      ) as typeof rules;
+      const step = stored.rules[0]!.actions[0]!;
+      expect(step.body).toEqual({ api: 'v1.2', note: 'v1.' });
+      expect(createSecretBox(newKey).decrypt(step.headers.authorization.$enc)).toBe(
+        'Bearer s3cret',
+      );
+      expect((await db('settings').where({ scope: 'p1', key: 'alert_email' }).first()).value).toBe(
+        '"v1.ops@example.com"',
+      );
+    } finally {
+      await t.close();
+    }
+  });
 });
