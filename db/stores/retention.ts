@@ -75,6 +75,24 @@ export async function prunableEventIds(
   return ids.map(Number);
 }
 
+/**
+ * Deletes the events of `ids` (read by prunableEventIds) that are still prunable, with
+ * everything that belongs to them. Run it in the batch's transaction: between the read and
+ * this transaction a replay may have queued some of them again (back in the backlog with a
+ * pending job), and those stay.
+ */
+export async function deletePrunableEvents(
+  trx: Knex,
+  slice: EventSlice,
+  ids: readonly number[],
+): Promise<TableCounts> {
+  if (ids.length === 0) return {};
+  const q = sliceQuery(trx, slice).whereIn('id', ids);
+  if (!isSqlite(trx)) q.forUpdate();
+  const still = ((await q.pluck('id')) as Array<number | string>).map(Number);
+  return deleteEvents(trx, still);
+}
+
 /** What pruning a slice would remove, per table (for `prune --dry-run`). */
 export async function countPrunable(db: Knex, slice: EventSlice): Promise<TableCounts> {
   const ids = () => sliceQuery(db, slice).select('id');

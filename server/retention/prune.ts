@@ -8,7 +8,7 @@ import {
   countAged,
   countPortalRows,
   countPrunable,
-  deleteEvents,
+  deletePrunableEvents,
   FINAL_STATUSES,
   freePages,
   incrementalVacuum,
@@ -112,7 +112,9 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
     if (dryRun) return void addCounts(into, await countPrunable(db, slice));
     await drain(async (limit) => {
       const ids = await prunableEventIds(db, slice, limit);
-      if (ids.length) addCounts(into, await inTransaction((trx) => deleteEvents(trx, ids)));
+      if (ids.length) {
+        addCounts(into, await inTransaction((trx) => deletePrunableEvents(trx, slice, ids)));
+      }
       return ids.length;
     });
   };
