@@ -25,6 +25,7 @@ export async function eraseEvents(
   portal: ErasedPortal,
   entity: ErasedEntity | undefined,
   batch: number,
+  keepEventId?: number,
 ): Promise<TableCounts> {
   const counts: TableCounts = {};
   // events_portal_entity_id (portal_id, entity_id, id) / events_portal_id (portal_id, id)
@@ -41,6 +42,7 @@ export async function eraseEvents(
   for (const narrow of entity ? [mine] : [mine, strays]) {
     for (;;) {
       const q = narrow(db('events')).orderBy('id').limit(batch);
+      if (keepEventId !== undefined) q.whereNot('id', keepEventId);
       const ids = ((await q.pluck('id')) as unknown[]).map(Number);
       if (ids.length === 0) break;
       addCounts(
@@ -123,8 +125,17 @@ export async function erasePortalRecords(
   db: Knex,
   portal: ErasedPortal,
   batch: number,
+  keepEventId?: number,
 ): Promise<TableCounts> {
   const counts: TableCounts = {};
+  // The running uninstall's own job stays for the last transaction (erasePortalInstallation).
+  const portalJobs = () => {
+    const q = db('jobs').where('portal_id', portal.id);
+    if (keepEventId !== undefined) {
+      q.where((w) => w.whereNull('event_id').orWhereNot('event_id', keepEventId));
+    }
+    return q;
+  };
   for (;;) {
     const runs = (await db('replay_runs')
       .where('portal_id', portal.id)
@@ -134,7 +145,7 @@ export async function erasePortalRecords(
     addCounts(counts, await deleteReplayRuns(db, runs));
   }
   return addCounts(counts, {
-    jobs: await db('jobs').where('portal_id', portal.id).delete(),
+    jobs: await portalJobs().delete(),
     entity_snapshots: await db('entity_snapshots').where('portal_id', portal.id).delete(),
     own_writes: await db('own_writes').where('portal_id', portal.id).delete(),
     step_tests: await db('step_tests').where('portal_id', portal.id).delete(),

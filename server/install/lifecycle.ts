@@ -278,7 +278,7 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   deps.portals.invalidate(portal.member_id);
   deps.logger.info({ memberId: portal.member_id, clean }, 'portal uninstalled');
   // "Delete app data" (data[CLEAN]=1): nothing of the portal stays, this very event included.
-  if (clean) await erasePortalEntirely(deps, portal);
+  if (clean) await erasePortalEntirely(deps, portal, event.id);
 }
 
 /**

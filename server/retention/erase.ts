@@ -30,9 +30,13 @@ export function parseEntityRef(ref: string): ErasedEntity | undefined {
  * and response bodies), matches and replay rows, snapshots, SLA breaches, sessions. The
  * installation stays (tokens, rules, settings), so the app keeps working for the portal.
  */
-export async function erasePortalData(deps: Deps, portal: PortalRow): Promise<TableCounts> {
-  const counts = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH);
-  addCounts(counts, await erasePortalRecords(deps.db, portal, ERASE_BATCH));
+export async function erasePortalData(
+  deps: Deps,
+  portal: PortalRow,
+  keepEventId?: number,
+): Promise<TableCounts> {
+  const counts = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH, keepEventId);
+  addCounts(counts, await erasePortalRecords(deps.db, portal, ERASE_BATCH, keepEventId));
   deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal data');
   return counts;
 }
@@ -57,9 +61,17 @@ export async function eraseEntityData(
  * https://apidocs.bitrix24.com/api-reference/common/events/on-app-uninstall.html): its data, then
  * its settings, alert state, REST budget and the portal row with the tokens. The portal must
  * already refuse deliveries (status `uninstalled`, directory invalidated).
+ *
+ * `uninstallEventId`: the ONAPPUNINSTALL event whose job runs this. It and its job go in the
+ * last transaction only, so an erasure stopped half-way (an error, a crash) is run again by
+ * that job's retry instead of leaving the tokens and settings behind for good.
  */
-export async function erasePortalEntirely(deps: Deps, portal: PortalRow): Promise<TableCounts> {
-  const counts = await erasePortalData(deps, portal);
+export async function erasePortalEntirely(
+  deps: Deps,
+  portal: PortalRow,
+  uninstallEventId?: number,
+): Promise<TableCounts> {
+  const counts = await erasePortalData(deps, portal, uninstallEventId);
   addCounts(counts, await erasePortalInstallation(deps.db, portal));
   deps.portals.invalidate(portal.member_id);
   deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal (CLEAN)');
