@@ -4,6 +4,7 @@ import { migrateToLatest } from '../db/migrate.js';
 import type { Config } from './config.js';
 import { createHttpGuard, type HostResolver, type HttpGuard } from './lib/http-guard.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
+import { portalAddressAllowance } from './bitrix/hosts.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
 import { openSecretBox } from './keys/key-check.js';
@@ -74,6 +75,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   }
   const clock = overrides.clock ?? systemClock;
   const httpGuard = createHttpGuard(config.actions.privateHosts, overrides.resolveHost);
+  // Portal and OAuth requests connect through the same kind of guard: a portal host matching a
+  // wildcard of B24_PORTAL_HOSTS is a stranger's choice and may not resolve into our network.
+  const portalGuard = createHttpGuard(portalAddressAllowance(config), overrides.resolveHost);
   const deps: Omit<Deps, 'bitrix'> = {
     config,
     db,
@@ -88,8 +92,15 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     httpGuard,
     async close() {
       await httpGuard.close();
+      await portalGuard.close();
       if (!overrides.db) await db.destroy();
     },
   };
-  return { ...deps, bitrix: createBitrixRest(deps, overrides.bitrix) };
+  return {
+    ...deps,
+    bitrix: createBitrixRest(deps, {
+      ...overrides.bitrix,
+      fetch: overrides.bitrix?.fetch ?? portalGuard.fetch,
+    }),
+  };
 }

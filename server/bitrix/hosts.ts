@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import type { PrivateHosts } from '../lib/address-policy.js';
 import { matchesAnyHost } from '../lib/host-pattern.js';
 import { NotAllowedHostError } from './errors.js';
 
@@ -62,4 +63,20 @@ export function assertPortalUrl(config: Pick<Config, 'b24'>, domain: string, url
   if (!isPortalHostAllowed(config, host)) {
     throw new NotAllowedHostError(`refusing to call ${host}: not in B24_PORTAL_HOSTS`);
   }
+}
+
+/**
+ * Where requests to portals and OAuth servers may connect, as the address policy of rule steps
+ * (server/lib/address-policy.ts) reads it. A wildcard of B24_PORTAL_HOSTS (`*.bitrix24.com`)
+ * admits names a stranger picks at install, whose DNS answers are not ours: they may only
+ * reach public addresses. A host or IP the operator names exactly (`crm.example.org`,
+ * `127.0.0.1:*`) and the hosts of B24_OAUTH_SERVERS are trusted when a URL names them: an IP
+ * is kept as a name, not a range, so a wildcard name that resolves to it is still refused.
+ */
+export function portalAddressAllowance(config: Pick<Config, 'b24'>): PrivateHosts {
+  const exact = config.b24.portalHosts
+    .map((p) => p.source.replace(/:(\*|\d+)$/, ''))
+    .filter((h) => !h.startsWith('*.'));
+  const oauth = config.b24.oauthServers.map((o) => new URL(o).hostname.replace(/^\[|\]$/g, ''));
+  return { hosts: [...exact, ...oauth].map((h) => h.toLowerCase()), ranges: [] };
 }
