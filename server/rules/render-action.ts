@@ -31,9 +31,13 @@ const TELEGRAM_ESCAPE: Record<string, Escape> = {
 
 /**
  * How values are escaped in one field of a step: an e-mail's `html` as HTML, a Telegram
- * `text` as its `parseMode` says (none without one). Other fields are plain text or JSON.
+ * `text` as its `parseMode` says (none without one), an `http` step's `url` percent-encoded
+ * (a deal title of `../admin?x=` stays one path segment, so CRM data never picks another
+ * path or query on the host, where the step's credentials go). Other fields are plain text
+ * or JSON.
  */
 export function escapeOf(action: Action, key: string): Escape | undefined {
+  if (action.type === 'http' && key === 'url') return 'url';
   if (action.type === 'email' && key === 'html') return 'html';
   if (action.type === 'telegram' && key === 'text' && action.parseMode) {
     return TELEGRAM_ESCAPE[action.parseMode];

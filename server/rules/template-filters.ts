@@ -5,7 +5,7 @@
  */
 
 /** How interpolated values are escaped; `undefined` leaves them as they are (plain text). */
-export type Escape = 'html' | 'markdownV2' | 'markdown';
+export type Escape = 'html' | 'markdownV2' | 'markdown' | 'url';
 
 const HTML: Record<string, string> = {
   '&': '&amp;',
@@ -35,6 +35,7 @@ export const escapeMarkdownV2 = (s: string): string =>
 export const escapeMarkdown = (s: string): string => s.replace(/[_*`[]/g, (c) => `\\${c}`);
 
 export function escapeFor(mode: Escape | undefined, s: string): string {
+  if (mode === 'url') return encodeURIComponent(s);
   if (mode === 'html') return escapeHtml(s);
   if (mode === 'markdownV2') return escapeMarkdownV2(s);
   if (mode === 'markdown') return escapeMarkdown(s);

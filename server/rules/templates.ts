@@ -187,10 +187,18 @@ function resolve(
 function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unknown {
   if (!s.includes('{{')) return s;
   const keep = (raw: string) => opts.keepSteps === true && /^\s*steps[.[]/.test(raw);
-  const text = (r: ReturnType<typeof resolve>): string =>
-    r.raw ? asText(r.value) : escapeFor(opts.escape, asText(r.value));
+  const text = (r: ReturnType<typeof resolve>, raw: string): string => {
+    const v = asText(r.value);
+    if (r.raw) return v;
+    // WHATWG URL parsing takes `..` (and `%2e%2e`) as a step up the path, encoded or not.
+    if (opts.escape === 'url' && (v === '.' || v === '..')) {
+      throw new TemplateError(raw.trim(), `"${v}" may not be a value in a URL`);
+    }
+    return escapeFor(opts.escape, v);
+  };
   const exact = EXACT.exec(s);
-  if (exact && opts.escape === undefined) {
+  // A URL that is one placeholder is a whole URL from the data, taken as it is.
+  if (exact && (opts.escape === undefined || opts.escape === 'url')) {
     const raw = exact[1] ?? '';
     if (keep(raw)) return s;
     const r = resolve(ctx, raw);
@@ -199,7 +207,7 @@ function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unk
     return r.missing ? null : r.value;
   }
   return s.replace(PLACEHOLDER, (whole, raw: string) =>
-    keep(raw) ? whole : text(resolve(ctx, raw)),
+    keep(raw) ? whole : text(resolve(ctx, raw), raw),
   );
 }
 

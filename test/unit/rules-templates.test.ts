@@ -170,6 +170,44 @@ describe('renderAction', () => {
       text: '950.5',
     });
   });
+
+  it("percent-encodes values in an http step's URL, so data never picks another path or query", () => {
+    const crafted = buildTemplateContext({
+      event: { name: 'ONCRMDEALUPDATE', id: 9, memberId: 'm1', entityType: 'deal', entityId: '42' },
+      entity: { ...deal, TITLE: '../admin/export?all=1#', UF_URL: 'https://x.example/a/b?c=d' },
+      portal: { domain: 'acme.bitrix24.com', memberId: 'm1' },
+    });
+    const url = (template: string) =>
+      renderAction({ type: 'http', method: 'POST', url: template }, crafted).url;
+    const sent = url('https://x.example/deals/{{deal.TITLE}}?id={{deal.ID}}&t={{deal.TITLE}}');
+    expect(sent).toBe(
+      'https://x.example/deals/..%2Fadmin%2Fexport%3Fall%3D1%23?id=42&t=..%2Fadmin%2Fexport%3Fall%3D1%23',
+    );
+    expect(new URL(sent).pathname).toBe('/deals/..%2Fadmin%2Fexport%3Fall%3D1%23');
+    expect(new URL(sent).searchParams.get('t')).toBe('../admin/export?all=1#');
+    // A URL that is one placeholder is a whole URL from the data; `| raw` trusts a value.
+    expect(url('{{deal.UF_URL}}')).toBe('https://x.example/a/b?c=d');
+    expect(url('https://x.example/{{deal.TITLE | raw}}')).toBe(
+      'https://x.example/../admin/export?all=1#',
+    );
+    // A dot segment walks up the path even when encoded: refused, naming the placeholder.
+    const dots = buildTemplateContext({
+      event: { name: 'ONCRMDEALUPDATE', id: 9, memberId: 'm1', entityType: 'deal', entityId: '42' },
+      entity: { ...deal, TITLE: '..' },
+      portal: { domain: 'acme.bitrix24.com', memberId: 'm1' },
+    });
+    const e = failure(() =>
+      renderAction(
+        { type: 'http', method: 'GET', url: 'https://x.example/a/{{deal.TITLE}}' },
+        dots,
+      ),
+    );
+    expect(e.message).toBe('template {{deal.TITLE}}: ".." may not be a value in a URL');
+    // Other text fields are not URLs.
+    expect(
+      renderAction({ type: 'sms', to: '+15550100', text: '{{deal.TITLE}}' }, crafted).text,
+    ).toBe('../admin/export?all=1#');
+  });
 });
 
 describe('filters and escaping', () => {
