@@ -7,7 +7,8 @@ import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bit
 import { portalAddressAllowance } from './bitrix/hosts.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
-import { openSecretBox } from './keys/key-check.js';
+import { KeyMismatchError, openSecretBox } from './keys/key-check.js';
+import { finishStagedRotation } from './keys/staged.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { projectRoot } from './lib/project-root.js';
 import { loadManifest, type Manifest } from './manifest.js';
@@ -58,30 +59,48 @@ export interface DepsOverrides {
   resolveHost?: HostResolver;
 }
 
-export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+export async function createDeps(configured: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+  let config = configured;
   const root = projectRoot();
   const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
   if (!overrides.skipMigrations) await migrateToLatest(db);
   // The key check (server/keys/key-check.ts) needs its table: `migrate` (skipMigrations)
   // decrypts nothing.
   let box: SecretBox;
+  let finished = false;
   try {
     box = overrides.skipMigrations
       ? createSecretBox(config.tokenEncryptionKey)
       : await openSecretBox(db, config.tokenEncryptionKey, Date.now());
   } catch (e) {
-    if (!overrides.db) await db.destroy();
-    throw e;
+    const staged =
+      e instanceof KeyMismatchError
+        ? await finishStagedRotation(db, config, Date.now()).catch(() => undefined)
+        : undefined;
+    if (!staged) {
+      if (!overrides.db) await db.destroy();
+      throw e;
+    }
+    ({ box } = staged);
+    config = { ...config, tokenEncryptionKey: staged.key };
+    finished = true;
   }
   const clock = overrides.clock ?? systemClock;
   const httpGuard = createHttpGuard(config.actions.privateHosts, overrides.resolveHost);
   // Portal and OAuth requests connect through the same kind of guard: a portal host matching a
   // wildcard of B24_PORTAL_HOSTS is a stranger's choice and may not resolve into our network.
   const portalGuard = createHttpGuard(portalAddressAllowance(config), overrides.resolveHost);
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  if (finished) {
+    logger.warn(
+      { dataDir: config.dataDir },
+      'finished a key rotation that had stopped before secrets.json was replaced: the new key is in use',
+    );
+  }
   const deps: Omit<Deps, 'bitrix'> = {
     config,
     db,
-    logger: overrides.logger ?? createLogger(config.logLevel),
+    logger,
     clock,
     portals: createPortalDirectory(db, Date.now),
     box,

@@ -26,7 +26,36 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
     tokenEncryptionKey: randomBytes(32).toString('hex'),
   };
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  writeDurably(tmp, JSON.stringify(secrets, null, 2) + '\n');
+  replaceDurably(tmp, file);
   return secrets;
 }
+
+/** Writes a secrets file (mode 0600) and flushes it to the disk before returning. */
+export function writeDurably(file: string, text: string): void {
+  const fd = fs.openSync(file, 'w', 0o600);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Renames `from` over `to` and flushes the directory, so the rename survives a power loss. */
+export function replaceDurably(from: string, to: string): void {
+  fs.renameSync(from, to);
+  const dir = fs.openSync(path.dirname(to), 'r');
+  try {
+    fs.fsyncSync(dir);
+  } finally {
+    fs.closeSync(dir);
+  }
+}
+
+/**
+ * `rotate-key` writes the new secrets here before the database commits to the new key, and
+ * renames it over secrets.json right after (server/cli/rotate-key.ts).
+ */
+export const stagedSecretsFile = (dataDir: string): string =>
+  path.join(dataDir, `${SECRETS_FILE}.rotating`);

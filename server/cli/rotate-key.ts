@@ -5,7 +5,13 @@ import { getHeartbeat } from '../../db/stores/recovery.js';
 import { liveInstanceKeys } from '../../db/stores/instances.js';
 import { decodeKey } from '../config.js';
 import { rotateKey } from '../keys/rotate.js';
-import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
+import {
+  ensureSecrets,
+  replaceDurably,
+  SECRETS_FILE,
+  stagedSecretsFile,
+  writeDurably,
+} from '../secrets.js';
 import type { CommandContext } from './context.js';
 import { UsageError } from './io.js';
 
@@ -39,9 +45,11 @@ function newKeyFrom(ctx: CommandContext, fromEnv: boolean): { key: Buffer; gener
 function stageSecrets(dataDir: string, newKey: Buffer): string {
   const current = ensureSecrets(dataDir, {});
   if (!current) throw new Error(`no ${SECRETS_FILE} in ${dataDir}`);
-  const file = path.join(dataDir, `${SECRETS_FILE}.rotating`);
+  const file = stagedSecretsFile(dataDir);
   const next = { ...current, tokenEncryptionKey: newKey.toString('hex') };
-  fs.writeFileSync(file, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
+  // On the disk before the database commits to the key: a power loss must not keep the
+  // commit and lose the key.
+  writeDurably(file, JSON.stringify(next, null, 2) + '\n');
   return file;
 }
 
@@ -85,7 +93,8 @@ export async function rotateKeyCommand(ctx: CommandContext): Promise<number> {
     if (pending) fs.rmSync(pending, { force: true });
     throw e;
   }
-  if (pending) fs.renameSync(pending, path.join(deps.config.dataDir, SECRETS_FILE));
+  // Should this stop before the rename, the next start finishes it (server/keys/staged.ts).
+  if (pending) replaceDurably(pending, path.join(deps.config.dataDir, SECRETS_FILE));
   const keyStore = fromEnv ? 'environment' : 'secrets.json';
   if (json) {
     io.out(JSON.stringify({ rotated: result.total, columns: result.columns, keyStore }) + '\n');

@@ -45,7 +45,7 @@ export function parseSenders(
 export function parseSecrets(
   r: EnvReader,
   generated: GeneratedSecrets | undefined,
-): Pick<Config, 'sessionSecret' | 'tokenEncryptionKey'> {
+): Pick<Config, 'sessionSecret' | 'tokenEncryptionKey' | 'tokenKeyFromFile'> {
   const sessionSecret = r.env.SESSION_SECRET?.trim() || generated?.sessionSecret || '';
   if (sessionSecret.length < 16) {
     r.problems.push(
@@ -57,7 +57,8 @@ export function parseSecrets(
   const key = rawKey ? decodeKey(rawKey) : undefined;
   if (!key) r.problems.push('TOKEN_ENCRYPTION_KEY must be 32 bytes as 64 hex characters or base64');
   else tokenEncryptionKey = key;
-  return { sessionSecret, tokenEncryptionKey };
+  const tokenKeyFromFile = !r.env.TOKEN_ENCRYPTION_KEY?.trim() && generated !== undefined;
+  return { sessionSecret, tokenEncryptionKey, tokenKeyFromFile };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -71,6 +71,8 @@ export interface Config {
   readonly sessionSecret: string;
   /** 32-byte key for AES-256-GCM encryption of tokens at rest. */
   readonly tokenEncryptionKey: Buffer;
+  /** The key came from DATA_DIR/secrets.json (TOKEN_ENCRYPTION_KEY unset). */
+  readonly tokenKeyFromFile?: boolean;
   readonly worker: {
     readonly concurrency: number;
     /**

@@ -8,6 +8,7 @@ import { runCli } from '../../server/cli/run.js';
 import { createSecretBox } from '../../server/lib/crypto.js';
 import { rotateKey } from '../../server/keys/rotate.js';
 import { runCliIn } from '../helpers/cli.js';
+import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { eventBody } from '../helpers/event-builder.js';
 import {
   installPortal,
@@ -175,6 +176,66 @@ describe('rotate-key with the key in DATA_DIR/secrets.json', () => {
     await expect(
       spawnServer({ DATA_DIR: dataDir, TOKEN_ENCRYPTION_KEY: before.tokenEncryptionKey! }),
     ).rejects.toThrow(MISMATCH);
+  });
+});
+
+describe("a rotate-key stopped before its new secrets.json took the old one's place", () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('is finished by the next start; a staged key the database never took is left alone', async () => {
+    const dataDir = path.join(tmp.dir, 'data');
+    const file = path.join(dataDir, 'secrets.json');
+    const staged = `${file}.rotating`;
+    const cli = async (...args: string[]) => {
+      let err = '';
+      const log = createCollectingLogger('warn');
+      const code = await runCli(
+        args,
+        { DATA_DIR: dataDir },
+        { out: () => undefined, err: (s) => (err += s) },
+        { logger: log.logger },
+      );
+      return { code, err: err + log.text() };
+    };
+    const keyIn = (f: string) =>
+      (JSON.parse(fs.readFileSync(f, 'utf8')) as { tokenEncryptionKey: string }).tokenEncryptionKey;
+    expect((await cli('status', '--json')).code).toBe(0); // secrets.json and the key check
+    const before = fs.readFileSync(file, 'utf8');
+    expect((await cli('rotate-key')).code).toBe(0);
+    const rotated = fs.readFileSync(file, 'utf8');
+    // The crash: the database committed to the new key, the rename never happened.
+    fs.writeFileSync(staged, rotated, { mode: 0o600 });
+    fs.writeFileSync(file, before, { mode: 0o600 });
+
+    // Control: without the staged file the start refuses, as it must.
+    fs.renameSync(staged, `${staged}.aside`);
+    const refused = await cli('status', '--json');
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toMatch(MISMATCH);
+    fs.renameSync(`${staged}.aside`, staged);
+
+    const started = await cli('status', '--json');
+    expect(started.code).toBe(0);
+    expect(started.err).toMatch(/finished a key rotation/);
+    const newKey = (JSON.parse(rotated) as { tokenEncryptionKey: string }).tokenEncryptionKey;
+    expect(keyIn(file)).toBe(newKey);
+    expect(fs.existsSync(staged)).toBe(false);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect((await cli('status', '--json')).err).not.toMatch(/finished a key rotation/);
+
+    // A rotation that failed before its commit leaves a key the database never took.
+    fs.writeFileSync(
+      staged,
+      JSON.stringify({
+        ...JSON.parse(rotated),
+        tokenEncryptionKey: randomBytes(32).toString('hex'),
+      }),
+      { mode: 0o600 },
+    );
+    expect((await cli('status', '--json')).code).toBe(0);
+    expect(keyIn(file)).toBe(newKey);
+    expect(fs.existsSync(staged)).toBe(true);
   });
 });
 
