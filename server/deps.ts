@@ -8,7 +8,7 @@ import { portalAddressAllowance } from './bitrix/hosts.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
 import { KeyMismatchError, openSecretBox } from './keys/key-check.js';
-import { finishStagedRotation } from './keys/staged.js';
+import { finishStagedRotation } from './secrets.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { projectRoot } from './lib/project-root.js';
 import { loadManifest, type Manifest } from './manifest.js';

@@ -93,7 +93,7 @@ export async function rotateKeyCommand(ctx: CommandContext): Promise<number> {
     if (pending) fs.rmSync(pending, { force: true });
     throw e;
   }
-  // Should this stop before the rename, the next start finishes it (server/keys/staged.ts).
+  // Should this stop before the rename, the next start finishes it (server/secrets.ts finishStagedRotation).
   if (pending) replaceDurably(pending, path.join(deps.config.dataDir, SECRETS_FILE));
   const keyStore = fromEnv ? 'environment' : 'secrets.json';
   if (json) {
