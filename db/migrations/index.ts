@@ -22,6 +22,7 @@ import * as m0021 from './0021-portal-http-destinations.js';
 import * as m0022 from './0022-alert-state-lookups.js';
 import * as m0023 from './0023-rejected-hold-no-key.js';
 import * as m0024 from './0024-waiting-by-portal.js';
+import * as m0025 from './0025-telegram-chats.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -48,4 +49,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0022-alert-state-lookups', module: m0022 },
   { name: '0023-rejected-hold-no-key', module: m0023 },
   { name: '0024-waiting-by-portal', module: m0024 },
+  { name: '0025-telegram-chats', module: m0025 },
 ];

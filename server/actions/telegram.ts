@@ -32,6 +32,7 @@ export async function runTelegram(
         : 'telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set',
     );
   }
+  await ctx.telegramChats?.admit(String(chatId));
   const payload: Record<string, unknown> = { chat_id: chatId, text: action.text };
   if (action.parseMode) payload.parse_mode = action.parseMode;
   const body = JSON.stringify(payload);
@@ -60,6 +61,10 @@ export async function runTelegram(
     throw new PermanentError(
       `telegram sendMessage answered without ok: ${parsed.description ?? reply.text.slice(0, 200)}`,
     );
+  }
+  const sentTo = (parsed.result as { chat?: { id?: unknown } } | undefined)?.chat?.id;
+  if (typeof sentTo === 'number' || typeof sentTo === 'string') {
+    await ctx.telegramChats?.claim(String(sentTo));
   }
   return {
     status: 'succeeded',

@@ -36,6 +36,19 @@ export interface ActionContext {
    * (no portal: one operator's own calls) means TELEGRAM_CHAT_ID.
    */
   telegramChat?: string | null;
+  /**
+   * A portal's `telegram` steps and alerts post through the operator's one bot: this keeps
+   * them out of chats the operator or another portal holds (server/processing/telegram-chats.ts).
+   * Undefined for the operator's own messages.
+   */
+  telegramChats?: TelegramChatGuard;
+}
+
+export interface TelegramChatGuard {
+  /** Throws PermanentError when the chat (an id or an `@name`) is not this portal's to post to. */
+  admit(chat: string): Promise<void>;
+  /** After a message went out: the chat (`result.chat.id`) is this portal's if no one holds it. */
+  claim(chatId: string): Promise<void>;
 }
 
 /** A short, secret-free description of what was sent (for action_runs.request_summary). */

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Deps } from '../deps.js';
 import type { Mailer } from '../actions/mailer.js';
 import { runEmail } from '../actions/email.js';
+import { telegramChatGuard } from '../processing/telegram-chats.js';
 import { runTelegram } from '../actions/telegram.js';
 import { PermanentError } from '../lib/retry-errors.js';
 import type { JobHandler } from '../queue/types.js';
@@ -117,7 +118,16 @@ export function createAlertJobHandler(opts: AlertSenderOptions = {}): JobHandler
     };
     if (p.channel === 'telegram') {
       if (!p.chatId) throw new PermanentError('telegram alert without a chat id');
-      await runTelegram({ type: 'telegram', chatId: p.chatId, text: p.text }, ctx);
+      // A portal's own alert chat is held like its steps' chats; the default chat is the
+      // operator's (server/processing/telegram-chats.ts).
+      const own = job.portal_id !== null && p.chatId !== deps.config.telegram.chatId;
+      const telegramChats = own
+        ? telegramChatGuard(deps, job.portal_id!, opts.fetch ?? globalThis.fetch)
+        : undefined;
+      await runTelegram(
+        { type: 'telegram', chatId: p.chatId, text: p.text },
+        { ...ctx, telegramChats },
+      );
     } else {
       if (!p.to) throw new PermanentError('e-mail alert without a recipient');
       await runEmail({ type: 'email', to: p.to, subject: p.subject, text: p.text }, ctx);

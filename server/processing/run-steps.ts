@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { runAction, stepOutput } from '../actions/index.js';
 import { portalStepChat } from '../../db/stores/alerts.js';
+import { telegramChatGuard } from './telegram-chats.js';
 import { toError } from '../lib/errors.js';
 import { PausedError } from '../lib/retry-errors.js';
 import { destinationOf } from '../queue/destinations.js';
@@ -164,6 +165,8 @@ async function runStep(
         guard: deps.httpGuard,
         clock: deps.clock,
         telegramChat,
+        telegramChats:
+          rendered.type === 'telegram' ? telegramChatGuard(deps, portal.id, ctx.fetch) : undefined,
       }),
     );
     const out = stepOutput(result);

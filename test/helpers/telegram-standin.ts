@@ -18,6 +18,8 @@ export interface TelegramStandin {
   sink: HttpSink;
   /** The next call fails like the Bot API does (e.g. 429 with retry_after, 400 chat not found). */
   failNext(error: { code: number; description: string; retryAfter?: number }): void;
+  /** A public chat `@name` and its id: getChat answers it, and messages to either name it. */
+  addChat(username: string, id: number): void;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,11 @@ export interface TelegramStandin {
 export async function startTelegramStandin(token = '123456:TEST-token'): Promise<TelegramStandin> {
   const sent: SentMessage[] = [];
   let nextError: { code: number; description: string; retryAfter?: number } | undefined;
+  const chats = new Map<string, number>();
+  const chatOf = (chatId: string | number) =>
+    typeof chatId === 'string' && chatId.startsWith('@')
+      ? (chats.get(chatId.toLowerCase()) ?? chatId)
+      : chatId;
   const fail = (code: number, description: string, retryAfter?: number): SinkReply => ({
     status: code,
     body: {
@@ -40,9 +47,17 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
     },
   });
   const sink = await startHttpSink((req) => {
-    const m = /^\/bot([^/]+)\/sendMessage$/.exec(req.url);
+    const m = /^\/bot([^/]+)\/(sendMessage|getChat)$/.exec(req.url);
     if (!m || req.method !== 'POST') return fail(404, 'Not Found');
     if (m[1] !== token) return fail(401, 'Unauthorized');
+    if (m[2] === 'getChat') {
+      const { chat_id: asked } = JSON.parse(req.body) as { chat_id: string | number };
+      const id = chatOf(asked);
+      if (typeof id !== 'number' && !/^-?\d+$/.test(String(id))) {
+        return fail(400, 'Bad Request: chat not found');
+      }
+      return { body: { ok: true, result: { id: Number(id), type: 'channel' } } };
+    }
     if (nextError) {
       const e = nextError;
       nextError = undefined;
@@ -66,7 +81,7 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
         ok: true,
         result: {
           message_id: sent.length,
-          chat: { id: msg.chat_id },
+          chat: { id: chatOf(msg.chat_id) },
           date: 1_800_000_000,
           text: msg.plain,
         },
@@ -80,6 +95,9 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
     sink,
     failNext(error) {
       nextError = error;
+    },
+    addChat(username, id) {
+      chats.set(username.toLowerCase(), id);
     },
     close: () => sink.close(),
   };

@@ -1,4 +1,5 @@
 import { saveDestination } from '../../db/stores/destinations.js';
+import { claimTelegramChat } from '../../db/stores/telegram-chats.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { tableColumns } from '../../db/stores/erasure.js';
@@ -168,6 +169,8 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
         written_at: now,
       });
     }
+    // The Telegram chat its steps posted to first (server/processing/telegram-chats.ts).
+    await claimTelegramChat(db, `-100${portalId}77`, portalId, now);
     // A step an admin sent once from the rule builder.
     await recordStepTest(db, {
       portal_id: portalId,

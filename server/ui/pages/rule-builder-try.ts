@@ -5,6 +5,7 @@ import type { Deps } from '../../deps.js';
 import { runAction } from '../../actions/index.js';
 import { entityOf } from '../../intake/entity.js';
 import { createEntityReader } from '../../processing/entity-reader.js';
+import { telegramChatGuard } from '../../processing/telegram-chats.js';
 import { createDestinations, destinationOf } from '../../queue/destinations.js';
 import { portalStepChat } from '../../../db/stores/alerts.js';
 import type { RuleInput } from '../../rules/conditions.js';
@@ -215,6 +216,8 @@ export function tryRoutes(deps: Deps): Router {
           guard: deps.httpGuard,
           clock: deps.clock,
           telegramChat,
+          telegramChats:
+            rendered.type === 'telegram' ? telegramChatGuard(deps, portal.id) : undefined,
         }),
       );
       const response = { status: result.response.status, ms: result.response.ms };

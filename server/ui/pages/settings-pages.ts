@@ -13,6 +13,7 @@ import { maskForView } from '../mask-view.js';
 import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { grantedScopes, missingScope, scopeOfEvent } from '../../bitrix/scopes.js';
 import { sendTestAlert } from '../test-alert.js';
+import { telegramChatRefusal } from '../../processing/telegram-chats.js';
 
 export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
 
@@ -115,6 +116,10 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     const errors: string[] = [];
     if (telegram && !TELEGRAM_CHAT.test(telegram)) {
       errors.push('Telegram chat id: a number like -1001234567890 or @channel_name');
+    }
+    if (telegram && TELEGRAM_CHAT.test(telegram)) {
+      const refused = await telegramChatRefusal(deps, uiContext(res).portal.id, telegram);
+      if (refused) errors.push(`Telegram chat id: ${refused}`);
     }
     if (email && !EMAIL.test(email)) errors.push('E-mail: an address like ops@example.com');
     if (errors.length) {

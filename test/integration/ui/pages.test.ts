@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { claimTelegramChat } from '../../../db/stores/telegram-chats.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { seedPortal } from '../../helpers/event-builder.js';
@@ -257,6 +258,18 @@ describe('the pages of an installed portal with events', () => {
       admin.cookie,
     );
     expect(ok.html).toContain('value="-100123"');
+    // A chat another portal of the app holds, or the operator's own, is refused.
+    await claimTelegramChat(h.t.deps.db, '-100999', 1_000_000, h.t.clock.now().getTime());
+    for (const chat of ['-100999', String(h.t.deps.config.telegram.chatId ?? '')].filter(Boolean)) {
+      const taken = await postForm(
+        h,
+        '/ui/alerts',
+        { telegram: chat, email: 'ops@example.com', _csrf: csrfOf(page.html) },
+        admin.cookie,
+      );
+      expect(taken.status).toBe(400);
+      expect(taken.html).toMatch(/used by another portal|server&#39;s alert chat/);
+    }
     const test = await postForm(h, '/ui/alerts/test', { _csrf: csrfOf(page.html) }, admin.cookie);
     expect(test.status).toBe(200);
     expect(test.html).toContain('id="test-sent"');

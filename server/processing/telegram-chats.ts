@@ -1,0 +1,145 @@
+import type { Knex } from 'knex';
+import {
+  claimTelegramChat,
+  getTelegramChat,
+  rememberTelegramUsername,
+  telegramChatByUsername,
+} from '../../db/stores/telegram-chats.js';
+import { callHttp, failOnStatus } from '../actions/http-call.js';
+import type { TelegramChatGuard } from '../actions/types.js';
+import type { Config } from '../config.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { PermanentError } from '../lib/retry-errors.js';
+
+const NUMERIC = /^-?\d{1,20}$/;
+
+export interface TelegramChatDeps {
+  db: Knex;
+  config: Pick<Config, 'telegram'>;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * The chats a portal's `telegram` steps and alerts may post to. Every portal posts through
+ * the operator's one bot, which is in the operator's alert chat and in the chats every portal
+ * added it to, so a step naming another portal's chat (by its id or its public `@name`) would
+ * post there. A chat is held by the first portal that posted to it (telegram_chats, migration
+ * 0025); the operator's TELEGRAM_CHAT_ID is no portal's. An `@name` is resolved to its id with
+ * the Bot API's getChat first (remembered), so a name and an id are one chat.
+ */
+export function telegramChatGuard(
+  deps: TelegramChatDeps,
+  portalId: number,
+  fetchFn: typeof fetch = globalThis.fetch,
+): TelegramChatGuard {
+  const now = () => deps.clock.now().getTime();
+  const resolve = async (chat: string): Promise<string> => {
+    const name = chat.trim();
+    if (NUMERIC.test(name)) return name;
+    if (!name.startsWith('@')) return name; // the Bot API refuses it on its own
+    const username = name.slice(1).toLowerCase();
+    const known = await telegramChatByUsername(deps.db, username);
+    if (known) return known.chat_id;
+    const id = await getChatId(deps.config, name, fetchFn, deps.clock.now());
+    await rememberTelegramUsername(deps.db, id, username, now());
+    return id;
+  };
+  return {
+    async admit(chat) {
+      const id = await resolve(chat);
+      const operator = deps.config.telegram.chatId;
+      if (operator) {
+        const operatorId = await resolve(operator).catch(() => operator);
+        if (operatorId === id || operator === chat.trim()) {
+          throw new PermanentError(
+            "telegram step: the chat is the server's alert chat (TELEGRAM_CHAT_ID), which rules may not post to",
+          );
+        }
+      }
+      const held = await getTelegramChat(deps.db, id);
+      if (
+        held?.portal_id !== null &&
+        held?.portal_id !== undefined &&
+        held.portal_id !== portalId
+      ) {
+        throw new PermanentError(
+          `telegram: chat ${chat} is used by another portal of this app; post to a chat of your own (add the bot there)`,
+        );
+      }
+    },
+    async claim(chatId) {
+      try {
+        await claimTelegramChat(deps.db, chatId, portalId, now());
+      } catch (e) {
+        // The message went out; a failed claim must not send it again.
+        deps.logger.warn({ err: (e as Error).message, portalId }, 'telegram chat not recorded');
+      }
+    },
+  };
+}
+
+/** The numeric id of an `@name` (Bot API getChat). */
+async function getChatId(
+  config: Pick<Config, 'telegram'>,
+  name: string,
+  fetchFn: typeof fetch,
+  now: Date,
+): Promise<string> {
+  const { botToken, apiUrl } = config.telegram;
+  if (!botToken) throw new PermanentError('telegram: TELEGRAM_BOT_TOKEN is not set');
+  const label = `POST ${apiUrl}/bot***/getChat`;
+  const reply = await callHttp({
+    method: 'POST',
+    url: `${apiUrl}/bot${botToken}/getChat`,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ chat_id: name }),
+    timeoutMs: 10_000,
+    fetch: fetchFn,
+    label,
+  });
+  const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
+    ok?: boolean;
+    result?: { id?: unknown };
+    description?: string;
+  };
+  if (reply.status === 400 || reply.status === 403) {
+    throw new PermanentError(
+      `telegram: chat ${name} not found (${parsed.description ?? reply.status}); is the bot a member?`,
+    );
+  }
+  failOnStatus(reply, label, now);
+  const id = parsed.result?.id;
+  if (parsed.ok !== true || (typeof id !== 'number' && typeof id !== 'string')) {
+    throw new PermanentError(`telegram getChat answered without a chat id for ${name}`);
+  }
+  return String(id);
+}
+
+/**
+ * Why a portal may not make `chat` its alert chat, without asking Telegram (the settings
+ * page): the operator's chat, or a chat another portal holds, by id or by an `@name` already
+ * resolved. An `@name` not seen yet is checked when the first alert goes out (`admit`).
+ */
+export async function telegramChatRefusal(
+  deps: Pick<TelegramChatDeps, 'db' | 'config'>,
+  portalId: number,
+  chat: string,
+): Promise<string | undefined> {
+  const name = chat.trim();
+  const idOf = async (c: string) =>
+    c.startsWith('@')
+      ? (await telegramChatByUsername(deps.db, c.slice(1).toLowerCase()))?.chat_id
+      : c;
+  const id = await idOf(name);
+  const operator = deps.config.telegram.chatId;
+  if (operator && (operator === name || (id !== undefined && (await idOf(operator)) === id))) {
+    return "this is the server's alert chat; use a chat of your own";
+  }
+  const held = id === undefined ? undefined : await getTelegramChat(deps.db, id);
+  if (held?.portal_id !== null && held?.portal_id !== undefined && held.portal_id !== portalId) {
+    return 'this chat is used by another portal of this app; use a chat of your own';
+  }
+  return undefined;
+}
