@@ -488,24 +488,45 @@ export async function listRollups(db: Knex): Promise<RollupRow[]> {
   }));
 }
 
+/** Most rows one statement of `pruneRollups` removes. */
+export const ROLLUP_PRUNE_BATCH = 2000;
+
 /**
  * The rollups' own horizon: minute rows older than ROLLUP_HORIZON_MS.m, hourly and daily
  * ones older than theirs (`pend` rows only once they count nothing: a pending event keeps
  * its hour however old), and rows that count nothing any more. Event retention never
- * touches rollups.
+ * touches rollups. At most `batch` rows a statement: an hour of minute rows of a thousand
+ * active portals is hundreds of thousands, and after a long stop the first pass has days of
+ * them; on SQLite each statement holds the main thread and the write lock, and between two
+ * the event loop turns (db/README.md).
  */
-export async function pruneRollups(db: Knex, now: number): Promise<number> {
+export async function pruneRollups(
+  db: Knex,
+  now: number,
+  batch = ROLLUP_PRUNE_BATCH,
+): Promise<number> {
+  const key = ['kind', 'grain', 'portal_id', 'bucket', 'k1', 'k2'];
+  const inBatches = async (narrow: (q: Knex.QueryBuilder) => Knex.QueryBuilder) => {
+    let n = 0;
+    for (;;) {
+      // Row values: (the primary key) in (the next `batch` keys), on both databases.
+      const keys = narrow(db('rollups').select(key)).limit(batch);
+      const gone = await db('rollups').whereIn(key, keys).delete();
+      n += gone;
+      if (gone < batch) return n;
+    }
+  };
   let n = 0;
   for (const grain of ['m', 'h', 'd'] as const) {
-    n += await db('rollups')
-      .whereIn('kind', KINDS)
-      .where('grain', grain)
-      .where('bucket', '<', now - ROLLUP_HORIZON_MS[grain])
-      .where((w) => w.whereNot('kind', 'pend').orWhere('n', 0))
-      .delete();
+    for (const kind of KINDS) {
+      n += await inBatches((q) => {
+        q.where({ kind, grain }).where('bucket', '<', now - ROLLUP_HORIZON_MS[grain]);
+        return kind === 'pend' ? q.where('n', 0) : q;
+      });
+    }
   }
   // Backlog hours whose events were all processed: the oldest-pending lookup skips them.
-  n += await db('rollups').where({ kind: 'pend', grain: 'h', n: 0 }).delete();
+  n += await inBatches((q) => q.where({ kind: 'pend', grain: 'h', n: 0 }));
   return n;
 }
 

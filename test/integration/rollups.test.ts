@@ -263,6 +263,53 @@ describe('rollups', () => {
     expect(after.oldestPendingSeconds).toBe(before.oldestPendingSeconds);
   });
 
+  it('prunes its horizon a bounded number of rows at a time', async () => {
+    const db = t.deps.db;
+    const now = t.clock.now().getTime();
+    const old = now - ROLLUP_HORIZON_MS.m - 3_600_000;
+    // 2,500 minute rows past the horizon (portals × minutes × statuses), 10 within it.
+    const rows = [];
+    for (let i = 0; i < 2500; i++) {
+      rows.push({
+        kind: 'ev',
+        grain: 'm',
+        portal_id: 1 + (i % 50),
+        bucket: old - Math.floor(i / 50) * 60_000,
+        k1: 'E',
+        k2: 'processed',
+        n: 1,
+      });
+    }
+    for (let i = 0; i < 10; i++) {
+      rows.push({
+        kind: 'ev',
+        grain: 'm',
+        portal_id: 1,
+        bucket: now - i * 60_000,
+        k1: 'E',
+        k2: 'kept',
+        n: 1,
+      });
+    }
+    for (let i = 0; i < rows.length; i += 200) await db('rollups').insert(rows.slice(i, i + 200));
+    const deleted: number[] = [];
+    const onResponse = (response: unknown, q: { sql: string }) => {
+      if (/^delete/i.test(q.sql))
+        deleted.push(Number(Array.isArray(response) ? response.length : response));
+    };
+    db.on('query-response', onResponse);
+    try {
+      expect(await pruneRollups(db, now, 1000)).toBe(2500);
+    } finally {
+      db.off('query-response', onResponse);
+    }
+    expect(deleted.filter((d) => d > 0)).toEqual([1000, 1000, 500]);
+    expect(Math.max(...deleted)).toBeLessThanOrEqual(1000);
+    expect(Number((await db('rollups').where({ grain: 'm' }).count({ n: '*' }).first())?.n)).toBe(
+      10,
+    );
+  });
+
   it('keep minute rows for their horizon only and never a backlog hour that still counts', async () => {
     const db = t.deps.db;
     const old = t.clock.now().getTime();
