@@ -1,0 +1,78 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { appParts } from '../../server/routes/index.js';
+import { createServices, type Services } from '../../server/services.js';
+import { buildListener } from '../../server/start.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+/** Bytes of the JS heap still reachable after a full collection. */
+function liveHeap(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+const MB = 1024 * 1024;
+/** Forged posts per test: each carries a body just under the default BODY_LIMIT (256 KB). */
+const POSTS = 120;
+
+describe('intake memory under forged deliveries', () => {
+  let t: TestDeps;
+  let services: Services;
+  let listener: ReturnType<typeof buildListener>;
+  let portal: TestPortal;
+
+  const post = (body: string) =>
+    request(listener)
+      .post('/b24/events')
+      .set('Content-Type', 'application/x-www-form-urlencoded')
+      .send(body);
+
+  /** Posts `bodies` a few at a time; returns the statuses. */
+  async function postAll(bodies: (i: number) => string): Promise<number[]> {
+    const statuses: number[] = [];
+    for (let i = 0; i < POSTS; i += 10) {
+      const res = await Promise.all(
+        Array.from({ length: Math.min(10, POSTS - i) }, (_, j) => post(bodies(i + j))),
+      );
+      statuses.push(...res.map((r) => r.status));
+    }
+    return statuses;
+  }
+
+  const padding = 'p'.repeat(250_000);
+
+  beforeEach(async () => {
+    t = await createTestDeps();
+    services = createServices(t.deps);
+    listener = buildListener(t.deps, appParts(t.deps, services));
+    portal = await seedPortal(t.deps);
+    // Warm up every path once, so what is measured is only what the posts leave behind.
+    await post(eventBody({ portal, id: 1 }));
+    await post(eventBody({ portal: { ...portal, memberId: 'warmup' } }));
+  });
+  afterEach(async () => {
+    await services.intake.drain();
+    await t.close();
+  });
+
+  it('keeps no forged body alive after answering posts under unknown member_ids', async () => {
+    const before = liveHeap();
+    const statuses = await postAll((i) =>
+      eventBody({
+        portal: { ...portal, memberId: `forged${String(i).padStart(26, '0')}` },
+        data: { FIELDS: { ID: '1' }, PAD: padding },
+      }),
+    );
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    await services.intake.drain();
+    // 120 bodies of 250 KB are 30 MB; what stays is a small entry per member_id.
+    expect(liveHeap() - before).toBeLessThan(8 * MB);
+  });
+});
