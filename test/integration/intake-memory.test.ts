@@ -75,4 +75,15 @@ describe('intake memory under forged deliveries', () => {
     // 120 bodies of 250 KB are 30 MB; what stays is a small entry per member_id.
     expect(liveHeap() - before).toBeLessThan(8 * MB);
   });
+
+  it('keeps no forged application_token alive after answering posts for a known portal', async () => {
+    const before = liveHeap();
+    const statuses = await postAll((i) =>
+      eventBody({ portal, applicationToken: `${i}-${padding}` }),
+    );
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    await services.intake.drain();
+    // 120 tokens of 250 KB are 30 MB; a real application token is 32 characters.
+    expect(liveHeap() - before).toBeLessThan(8 * MB);
+  });
 });
