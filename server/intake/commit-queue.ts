@@ -14,6 +14,18 @@ export interface CommitQueue {
   busy(): boolean;
 }
 
+/**
+ * PostgreSQL's data exceptions (class 22: a value too long for its column, a NUL character)
+ * and integrity violations (class 23): the database refused one row's values, not the write.
+ * Anyone can post a delivery, and rejected ones are logged too, so such a row must fail
+ * alone, not the genuine deliveries batched with it (Bitrix24 never re-sends them), and it
+ * says nothing about the storage's health.
+ */
+function refusedRow(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23]/.test(code);
+}
+
 interface Pending {
   row: IntakeRow;
   resolve(o: IntakeOutcome): void;
@@ -66,8 +78,12 @@ export function createCommitQueue(
       batch.forEach((p, i) => p.resolve(outcomes[i]!));
       opts.onCommitted?.(rows, outcomes);
     } catch (e) {
-      for (const p of batch) p.reject(e);
-      opts.onFailed?.(e);
+      if (!refusedRow(e)) {
+        for (const p of batch) p.reject(e);
+        opts.onFailed?.(e);
+      } else if (batch.length === 1) batch[0]!.reject(e);
+      // Each row on its own, in order: only the refused one fails.
+      else for (const p of batch) await write([p]);
     }
   }
 
