@@ -1,3 +1,5 @@
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import request from 'supertest';
@@ -85,5 +87,44 @@ describe('intake memory under forged deliveries', () => {
     await services.intake.drain();
     // 120 tokens of 250 KB are 30 MB; a real application token is 32 characters.
     expect(liveHeap() - before).toBeLessThan(8 * MB);
+  });
+
+  it('holds a body sent one byte per packet in about its own size', async () => {
+    const server = http.createServer(listener);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const bytes = 100_000;
+    const body = eventBody({ portal, data: { FIELDS: { ID: '1' }, PAD: 'q'.repeat(bytes) } });
+    const sock = net.connect(port, '127.0.0.1');
+    sock.setNoDelay(true);
+    await new Promise((r) => sock.once('connect', r));
+    const before = liveHeap();
+    try {
+      sock.write(
+        `POST /b24/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          `Content-Type: application/x-www-form-urlencoded\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      );
+      // All but the last bytes, one write (one segment, one read on the server) at a time.
+      for (let i = 0; i < bytes; i++) {
+        sock.write(body[i]!);
+        await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      // 100 KB as 100,000 buffers held about 20 MB.
+      expect(liveHeap() - before).toBeLessThan(4 * MB);
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        sock.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.includes('\r\n\r\n')) resolve(text);
+        });
+      });
+      sock.write(body.slice(bytes));
+      expect(await answer).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      sock.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
