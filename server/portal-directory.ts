@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { findPortalByMemberId, type PortalRow } from '../db/stores/portals.js';
+import { ownString } from './lib/own-string.js';
 
 /**
  * A short-lived in-memory view of portals by member_id for the intake hot path (one SQL
@@ -22,7 +23,7 @@ export function createPortalDirectory(db: Knex, now: () => number, ttlMs = 2000)
       const row = await findPortalByMemberId(db, memberId);
       if (cache.size >= MAX) cache.clear();
       // Unknown member ids are cached too, so a flood of forged ones costs no queries.
-      cache.set(memberId, { row, at: t });
+      cache.set(ownString(memberId), { row, at: t });
       return row;
     },
     invalidate(memberId) {

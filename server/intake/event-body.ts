@@ -36,14 +36,6 @@ export const PARSE_LIMITS = { depth: 6, parameterLimit: 500, arrayLimit: 100 } a
 const EVENT_NAME = /^[A-Z][A-Z0-9_]{1,63}$/;
 const MEMBER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
-/**
- * A copy of `s` that shares no memory with the text it was cut from. V8 keeps a substring
- * as a view of its parent string, so a member_id or token cut from a delivery keeps the
- * whole raw body (up to BODY_LIMIT) alive for as long as it is kept: as a key of the portal
- * directory, the token digest cache or the reject budget, whose keys a stranger chooses.
- */
-const detached = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
-
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -81,7 +73,6 @@ export function parseEventBody(raw: string): Delivery {
   for (const [k, v] of Object.entries(auth)) {
     if (typeof v !== 'string')
       throw new BadRequestError(`auth[${k}] must be a string`, 'BAD_EVENT_BODY');
-    auth[k] = detached(v);
   }
   if (typeof auth.member_id !== 'string' || !MEMBER_ID.test(auth.member_id)) {
     throw new BadRequestError('missing or invalid auth[member_id]', 'BAD_EVENT_BODY');
@@ -100,8 +91,8 @@ export function parseEventBody(raw: string): Delivery {
     throw new BadRequestError('invalid event_handler_id', 'BAD_EVENT_BODY');
   }
   return {
-    event: detached(event.toUpperCase()),
-    eventHandlerId: handlerId === undefined ? undefined : detached(handlerId),
+    event: event.toUpperCase(),
+    eventHandlerId: handlerId,
     data,
     ts,
     auth: auth as unknown as DeliveryAuth,

@@ -1,3 +1,5 @@
+import { ownString } from '../lib/own-string.js';
+
 /**
  * How many rejected deliveries a minute are stored as rows (a size-capped sample each);
  * past any budget only the counters grow. One flood — one forged member_id, or one reason —
@@ -39,7 +41,7 @@ export function createRejectBudget(now: () => number): RejectBudget {
       if ((k ?? 0) >= REJECTED_PER_MEMBER_PER_MINUTE) return false;
       total++;
       byReason.set(reason, r + 1);
-      byMember.set(member, (k ?? 0) + 1);
+      byMember.set(k === undefined ? ownString(member) : member, (k ?? 0) + 1);
       return true;
     },
   };

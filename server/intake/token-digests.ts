@@ -1,4 +1,5 @@
 import type { SecretBox } from '../lib/crypto.js';
+import { ownString } from '../lib/own-string.js';
 
 /** Application tokens seen recently, with their digests. */
 const DIGEST_CACHE_SIZE = 1024;
@@ -22,7 +23,7 @@ export function createTokenDigests(box: Pick<SecretBox, 'digest'>): (token: stri
     if (digest === undefined) {
       digest = box.digest(token);
       if (digests.size >= DIGEST_CACHE_SIZE) digests.clear();
-      digests.set(token, digest);
+      digests.set(ownString(token), digest);
     }
     return digest;
   };
