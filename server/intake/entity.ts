@@ -39,7 +39,10 @@ const field = (data: Record<string, unknown>, block: string, key: string): unkno
 export function entityOf(event: string, data: Record<string, unknown>): EntityRef {
   const name = event.toUpperCase();
   if (name.startsWith('ONCRMDYNAMICITEM')) {
-    const typeId = idOf(field(data, 'FIELDS', 'ENTITY_TYPE_ID')) ?? /_(\d+)$/.exec(name)?.[1];
+    // A smart process type id (entityTypeId) is an integer: at most 10 digits, so that
+    // `dynamic:<id>` fits its column whatever a sender writes.
+    const given = idOf(field(data, 'FIELDS', 'ENTITY_TYPE_ID')) ?? /_(\d+)$/.exec(name)?.[1];
+    const typeId = given !== undefined && /^\d{1,10}$/.test(given) ? given : undefined;
     return {
       type: typeId ? `dynamic:${typeId}` : 'dynamic',
       id: idOf(field(data, 'FIELDS', 'ID')),

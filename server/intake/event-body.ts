@@ -87,7 +87,11 @@ export function parseEventBody(raw: string): Delivery {
     ts = Number(parsed.ts);
   }
   const handlerId = parsed.event_handler_id;
-  if (handlerId !== undefined && (typeof handlerId !== 'string' || handlerId.length > 32)) {
+  // Bitrix24 sends the binding's numeric id; no control characters (PostgreSQL refuses NUL).
+  if (
+    handlerId !== undefined &&
+    (typeof handlerId !== 'string' || !/^[\x20-\x7e]{0,32}$/.test(handlerId))
+  ) {
     throw new BadRequestError('invalid event_handler_id', 'BAD_EVENT_BODY');
   }
   return {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import proxyaddr from 'proxy-addr';
 import type http from 'node:http';
@@ -128,7 +129,8 @@ export function clientAddress(
   if (trust === true) {
     const xff = req.headers['x-forwarded-for'];
     const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-    return first || socketAddr;
+    // Only an address: anything else in the header is a sender's text, not where it came from.
+    return first && net.isIP(first) ? first : socketAddr;
   }
   const fn =
     typeof trust === 'number'

@@ -112,6 +112,26 @@ describe('group commit against a stranger’s row the database refuses', () => {
     expect(stored).toHaveLength(1);
   });
 
+  it('writes the batch row by row when the database refuses any one row (PostgreSQL)', async () => {
+    await setUp();
+    if (!isPg(t.deps.db)) return;
+    // A refusal the intake cannot foresee (the values above are now refused before the
+    // write): a constraint of this test's own.
+    await t.deps.db.raw(
+      "alter table events add constraint test_refused check (event_handler_id is distinct from '777')",
+    );
+    const forged = eventBody({ portal: { ...portal, memberId: 'nobody' } }).replace(
+      'event_handler_id=58',
+      'event_handler_id=777',
+    );
+    const { genuine, forged: refused } = await genuineBesideForged(forged);
+    expect(genuine).toBe(200);
+    expect(refused).toBeGreaterThanOrEqual(400);
+    const stored = await t.deps.db('events').where({ portal_id: portal.row.id, ts: 1001 });
+    expect(stored).toHaveLength(1);
+    expect((await request(listener).get('/healthz')).status).toBe(200);
+  });
+
   it('keeps /healthz at 200 when the database refuses a stranger’s row (PostgreSQL)', async () => {
     await setUp();
     if (!isPg(t.deps.db)) return;
@@ -119,7 +139,8 @@ describe('group commit against a stranger’s row the database refuses', () => {
       'event_handler_id=58',
       'event_handler_id=%00',
     );
-    expect((await post(forged)).status).toBe(401);
+    // Refused before any write now (event-body.ts); the storage is fine either way.
+    expect((await post(forged)).status).toBe(400);
     expect((await request(listener).get('/healthz')).status).toBe(200);
   });
 });
