@@ -222,6 +222,10 @@ function valueControl(c, i) {
   const current =
     op === 'in' ? (Array.isArray(c.in) ? c.in : []).map(String) : [String(c[op] ?? '')];
   if (choices) {
+    // A value the lists do not hold (an inactive user, a removed stage, JSON typed by hand)
+    // is shown as its code and stays picked: never hidden, never dropped by an edit.
+    const listed = new Set(choices.flatMap((g) => g.items.map(([v]) => v)));
+    const unlisted = current.filter((v) => v !== '' && !listed.has(v));
     const select = h(
       'select',
       {
@@ -239,6 +243,7 @@ function valueControl(c, i) {
         const options = g.items.map(([v, t]) => opt(v, t, current.includes(v)));
         return g.label ? h('optgroup', { label: g.label, translate: 'no' }, options) : options;
       }),
+      unlisted.map((v) => opt(v, v, true)),
     );
     return label(S.value, select);
   }

@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+/**
+ * The rule builder as an admin edits with it: what a rule written in JSON shows in the form,
+ * and the form used from the keyboard alone.
+ */
+describeInChromium('editing rules in the rule builder', (executablePath) => {
+  let h: UiHarness;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    h = await startUiHarness({ appHost: 'localhost' });
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  const frame = () => page.frameLocator('iframe.b24emu-frame');
+  const appFrame = (): Frame => {
+    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/`));
+    if (!f) throw new Error('no app frame');
+    return f;
+  };
+  async function openBuilder(path: string) {
+    await page.goto(`${h.portal.url}/app?user=1`);
+    await frame().locator('#figures').waitFor();
+    await Promise.all([
+      appFrame().waitForNavigation(),
+      appFrame().evaluate(`location.href = ${JSON.stringify(path)}`),
+    ]);
+    await frame().locator('html[data-builder-ready="1"]').waitFor();
+  }
+  const ruleJson = async () =>
+    JSON.parse(await frame().locator('#rule-json').inputValue()) as Record<string, unknown>;
+
+  it('shows condition values the portal lists do not offer, and keeps them on an edit', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    // Written in JSON: a user the user list does not hold (inactive, or past its first page)
+    // and a stage of a pipeline the portal no longer has.
+    const rule = {
+      name: 'Operator rule',
+      on: ['ONCRMDEALUPDATE'],
+      when: [
+        { field: 'ASSIGNED_BY_ID', equals: '999' },
+        { field: 'STAGE_ID', in: ['WON', 'C7:PAID'] },
+      ],
+      actions: [{ type: 'sms', to: '+15550001111', text: 'hi' }],
+    };
+    await f.locator('#rule-json').fill(JSON.stringify(rule));
+    const picked = (i: number) =>
+      f
+        .locator(`#cond-value-${i}`)
+        .evaluate((s) =>
+          [...(s as unknown as { selectedOptions: Array<{ value: string }> }).selectedOptions].map(
+            (o) => o.value,
+          ),
+        );
+    await expect(picked(0)).resolves.toEqual(['999']);
+    await expect(picked(1)).resolves.toEqual(['WON', 'C7:PAID']);
+    // The admin adds a stage to the list: what was there stays.
+    await f.locator('#cond-value-1').selectOption(['WON', 'C7:PAID', 'LOSE']);
+    expect((await ruleJson()).when).toEqual([
+      { field: 'ASSIGNED_BY_ID', equals: '999' },
+      { field: 'STAGE_ID', in: ['WON', 'LOSE', 'C7:PAID'] },
+    ]);
+  });
+});
