@@ -633,6 +633,11 @@ const inJson = () => h('p', { class: 'muted', text: S.editInJson });
 
 function renderForm() {
   ensureItemFields();
+  // Redrawing replaces every control: the keyboard stays on the one it was on (by its id).
+  const active = document.activeElement;
+  const focusedId = active && form.contains(active) ? active.id : '';
+  const caret =
+    focusedId && typeof active.selectionStart === 'number' ? active.selectionStart : null;
   // JSON being typed may hold anything: read it as lists without rewriting what was typed.
   const on = Array.isArray(rule.on) ? rule.on : [];
   const actions = Array.isArray(rule.actions) ? rule.actions : [];
@@ -735,6 +740,7 @@ function renderForm() {
             rule.when = [...when, { field: '', equals: '' }];
             changed();
             renderForm();
+            document.getElementById(`cond-field-${when.length}`)?.focus();
           },
         }),
     ),
@@ -753,6 +759,7 @@ function renderForm() {
             rule.actions = [...actions, NEW_STEP.http()];
             changed();
             renderForm();
+            document.getElementById(`step-type-${actions.length}`)?.focus();
           },
         }),
     ),
@@ -763,6 +770,13 @@ function renderForm() {
       h('label', { class: 'check' }, enabled, h('span', { text: S.enabled })),
     ),
   );
+  const again = focusedId ? document.getElementById(focusedId) : null;
+  if (again) {
+    again.focus();
+    if (caret !== null && typeof again.setSelectionRange === 'function') {
+      again.setSelectionRange(caret, caret);
+    }
+  }
 }
 
 // ---- server calls ----------------------------------------------------------------------

@@ -73,4 +73,30 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
       { field: 'STAGE_ID', in: ['WON', 'LOSE', 'C7:PAID'] },
     ]);
   });
+
+  it('keeps the keyboard where it was when a choice redraws the form', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    // A string: the test's tsconfig has no DOM types.
+    const focused = () => appFrame().evaluate<string>('document.activeElement.id');
+    // A trigger ticked with the space bar: the next Tab goes on from the box, not the top.
+    await f.locator('#on-ONCRMDEALADD').focus();
+    await page.keyboard.press('Space');
+    await expect(focused()).resolves.toBe('on-ONCRMDEALADD');
+    // "Add condition" with Enter puts the caret in the new condition's field.
+    await f.locator('#add-condition').focus();
+    await page.keyboard.press('Enter');
+    await expect(focused()).resolves.toBe('cond-field-0');
+    // Arrow keys walk a field list (each step is a change) without losing it.
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    await expect(focused()).resolves.toBe('cond-field-0');
+    await expect(f.locator('#cond-field-0').inputValue()).resolves.toBe('TITLE');
+    await f.locator('#add-step').focus();
+    await page.keyboard.press('Enter');
+    await expect(focused()).resolves.toBe('step-type-0');
+    await page.keyboard.press('ArrowDown');
+    await expect(focused()).resolves.toBe('step-type-0');
+    expect((await ruleJson()).actions).toEqual([{ type: 'telegram', text: '' }]);
+  });
 });
