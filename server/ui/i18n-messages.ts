@@ -21,6 +21,12 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [' expects an earlier step named ', ' ждёт более ранний шаг с названием '],
   [' in this rule; earlier steps: ', ' в этом правиле; более ранние шаги: '],
   ['none with a name', 'без названий'],
+  // the rule builder's save (server/ui/pages/rule-builder-page.ts)
+  ['a rule named ', 'правило с названием '],
+  [
+    ' already exists; open it from the rules page to change it, or choose another name',
+    ' уже есть; чтобы его изменить, откройте его на странице правил, или выберите другое название',
+  ],
   ['expected a field name or path such as ', 'ожидается поле или путь, например '],
   [
     'expected one operator: equals, in, changed or becomes; got none',

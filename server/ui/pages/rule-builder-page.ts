@@ -11,6 +11,7 @@ import { portalEvents } from '../../../db/stores/portals.js';
 import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { BUILDER_EN } from '../i18n-builder.js';
+import { translateMessage } from '../i18n-messages.js';
 import type { MessageKey } from '../i18n.js';
 import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { listTestSends, relativeErrors, tryRoutes } from './rule-builder-try.js';
@@ -138,11 +139,17 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       return;
     }
     const { map } = await effectiveMapWithSource(deps.db, user.memberId);
-    const { map: next, index } = withRule(
-      maskMap(map, deps.box),
-      rule,
-      String(body(req).original ?? ''),
-    );
+    const original = String(body(req).original ?? '');
+    // A new rule (no original) never takes the place of a rule already named so.
+    const name = (rule as { name?: unknown } | null)?.name;
+    if (!original && typeof name === 'string' && map.rules.some((r) => r.name === name.trim())) {
+      const message = `a rule named ${JSON.stringify(name.trim())} already exists; open it from the rules page to change it, or choose another name`;
+      res
+        .status(400)
+        .json({ errors: [{ path: '$.name', message: translateMessage(message, user.lang) }] });
+      return;
+    }
+    const { map: next, index } = withRule(maskMap(map, deps.box), rule, original);
     const checked = validateEventMap(next);
     const v = checked.ok
       ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal.scope))

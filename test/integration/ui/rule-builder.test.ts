@@ -277,4 +277,36 @@ describe('the rule builder pages', () => {
     const row = await h.t.deps.db('step_tests').where({ rule_name: 'Private' }).first();
     expect(row).toMatchObject({ status: 'failed' });
   });
+
+  it('never lets a new rule replace an existing rule of the same name', async () => {
+    const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    const rule = {
+      name: 'Won deal: invoice',
+      on: ['ONCRMDEALADD'],
+      actions: [{ type: 'sms', to: '+15550001111', text: 'hi' }],
+    };
+    // "New rule" sends no original: a name in use is refused next to the name, in words.
+    const r = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule), original: '' });
+    expect(r.status).toBe(400);
+    expect(json(r).errors).toEqual([
+      {
+        path: '$.name',
+        message:
+          'a rule named "Won deal: invoice" already exists; open it from the rules page to change it, or choose another name',
+      },
+    ]);
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
+    const ru = await openSession(h, { lang: 'ru' });
+    const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
+    const inRu = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) }, ru, ruCsrf);
+    expect((json(inRu).errors as Array<{ message: string }>)[0]!.message).toBe(
+      'правило с названием "Won deal: invoice" уже есть; чтобы его изменить, откройте его на странице правил, или выберите другое название',
+    );
+    // Editing it (original given) still replaces it.
+    const edited = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(rule),
+      original: 'Won deal: invoice',
+    });
+    expect(edited.status).toBe(200);
+  });
 });
