@@ -867,6 +867,7 @@ async function runDry() {
 async function sendStep(i, out) {
   const { json } = await post(data.urls.send, {
     rule: JSON.stringify(rule),
+    original,
     index: String(i),
     event: tryEvent.value,
     id: tryId.value,

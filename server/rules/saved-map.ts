@@ -17,6 +17,19 @@ export interface MapSaver {
 }
 
 /**
+ * `map` with its rule `from` named `to`: a rule renamed in the builder keeps the credentials
+ * stored for it (they are found by rule name). Unchanged when `to` is taken or `from` absent.
+ */
+export function withRenamedRule(
+  map: EventMap | undefined,
+  from: string,
+  to: string,
+): EventMap | undefined {
+  if (!map || !from || from === to || map.rules.some((r) => r.name === to)) return map;
+  return { ...map, rules: map.rules.map((r) => (r.name === from ? { ...r, name: to } : r)) };
+}
+
+/**
  * Saves a validated map as the portal's own (`memberId`) or the default, its credentials
  * encrypted (secret-fields.ts). A masked credential keeps what the map shown in that place
  * held: the portal's own map, or the default it used until now.
@@ -25,10 +38,14 @@ export async function saveMapSealed(
   deps: MapSaver,
   memberId: string | undefined,
   map: EventMap,
+  opts: { renamed?: { from: string; to: string } } = {},
 ): Promise<SealResult> {
   const own = await getRuleMap(deps.db, memberId);
   const fromDefault = own === undefined && memberId !== undefined;
-  const previous = fromDefault ? await getRuleMap(deps.db) : own;
+  const stored = fromDefault ? await getRuleMap(deps.db) : own;
+  const previous = opts.renamed
+    ? withRenamedRule(stored, opts.renamed.from, opts.renamed.to)
+    : stored;
   const sealed = sealMap(map, {
     box: deps.box,
     previous,

@@ -154,7 +154,8 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     const v = checked.ok
       ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal.scope))
       : checked;
-    const sealed = v.ok ? await saveMapSealed(deps, user.memberId, v.map) : v;
+    const renamed = v.ok ? { from: original, to: v.map.rules[index]!.name } : undefined;
+    const sealed = v.ok ? await saveMapSealed(deps, user.memberId, v.map, { renamed }) : v;
     if (!sealed.ok) {
       res.status(400).json({ errors: relativeErrors(sealed.errors, index, user.lang) });
       return;

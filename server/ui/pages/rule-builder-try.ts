@@ -19,6 +19,7 @@ import { validateEventMap, type MapError } from '../../rules/validate.js';
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { getRuleMap } from '../../rules/map-store.js';
+import { withRenamedRule } from '../../rules/saved-map.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { translateMessage } from '../i18n-messages.js';
@@ -156,7 +157,12 @@ export function tryRoutes(deps: Deps): Router {
     // Masked credentials stand for what the stored map holds for this rule and step. Those of
     // the operator's default map keep their whole request, as when the map is saved.
     const own = await getRuleMap(deps.db, user.memberId);
-    const previous = own ?? (await getRuleMap(deps.db));
+    // A rule renamed in the form (not saved yet) still has the credentials of its old name.
+    const previous = withRenamedRule(
+      own ?? (await getRuleMap(deps.db)),
+      String(form.original ?? ''),
+      rule.name,
+    );
     const sealed = sealMap(
       { rules: [rule] },
       {

@@ -309,4 +309,49 @@ describe('the rule builder pages', () => {
     });
     expect(edited.status).toBe(200);
   });
+
+  it('renames a rule with masked secrets and keeps them, for saving and for a test send', async () => {
+    const secret = 'Bearer rename-secret-93c2';
+    const rule = {
+      name: 'Before rename',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http',
+          name: 'erp',
+          method: 'POST',
+          url: `${h.sink.url}/erp-renamed`,
+          headers: { Authorization: secret },
+          secret: 'whsec_c2VjcmV0LXNpZ25pbmc=',
+        },
+      ],
+    };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Before rename')}`,
+      admin.cookie,
+    );
+    // The admin changes only the name in the form (secrets shown as ********).
+    const renamed = { ...dataOf(page.html).rule, name: 'After rename' };
+    const before = h.sink.requests.length;
+    const sent = await post('/ui/rules/builder/send-step', {
+      rule: JSON.stringify(renamed),
+      original: 'Before rename',
+      index: '0',
+    });
+    expect(sent.status).toBe(200);
+    expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([secret]);
+    const saved = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(renamed),
+      original: 'Before rename',
+    });
+    expect([saved.status, json(saved).errors]).toEqual([200, undefined]);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules;
+    expect(stored.map((r) => r.name)).not.toContain('Before rename');
+    const step = stored.find((r) => r.name === 'After rename')!.actions[0] as {
+      headers: Record<string, { $enc: string }>;
+    };
+    expect(h.t.deps.box.decrypt(step.headers.Authorization!.$enc)).toBe(secret);
+  });
 });
