@@ -157,6 +157,28 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['rules ', 'правила '],
   ['rule ', 'правило '],
   [' and ', ' и '],
+  // Try it: dry runs and test sends (server/ui/pages/rule-builder-try.ts, rules-page.ts)
+  [
+    'Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.',
+    'Укажите событие (например, ONCRMDEALUPDATE) и ID записи.',
+  ],
+  [' does not exist on the portal.', ': такой записи на портале нет.'],
+  ['No such step.', 'Такого шага нет.'],
+  // configuration errors of steps (server/actions/)
+  ['telegram step: ', 'шаг Telegram: '],
+  ['email step: ', 'шаг E-mail: '],
+  ['sms step: ', 'шаг SMS: '],
+  [
+    "no chatId in the step, and this portal has no alert chat of its own (set one on the app's Alerts page)",
+    'в шаге нет chatId, а у портала нет своего чата оповещений (задайте его на странице «Оповещения»)',
+  ],
+  [
+    "the chat is the server's alert chat (TELEGRAM_CHAT_ID), which rules may not post to",
+    'это чат оповещений сервера (TELEGRAM_CHAT_ID), правилам туда писать нельзя',
+  ],
+  [' is not a phone number', ' — не номер телефона'],
+  [' is not set (generic, twilio or smsru)', ' не задан (generic, twilio или smsru)'],
+  [' is not set', ' не задан'],
   // refusals and error pages (server/ui/context.ts, pages)
   ['Only portal administrators can do this.', 'Это могут делать только администраторы портала.'],
   ['The form has expired. Reopen the application.', 'Форма устарела. Откройте приложение заново.'],

@@ -17,6 +17,20 @@ describe('messages on Russian pages', () => {
     );
   });
 
+  it("translates a step's configuration errors, names as written", () => {
+    expect(
+      translateMessage(
+        "telegram step: no chatId in the step, and this portal has no alert chat of its own (set one on the app's Alerts page)",
+        'ru',
+      ),
+    ).toBe(
+      'шаг Telegram: в шаге нет chatId, а у портала нет своего чата оповещений (задайте его на странице «Оповещения»)',
+    );
+    expect(translateMessage('sms step: "abc" is not a phone number', 'ru')).toBe(
+      'шаг SMS: "abc" — не номер телефона',
+    );
+  });
+
   it('leaves English pages and unknown messages alone', () => {
     expect(translateMessage('expected string, got number 5', 'en')).toBe(
       'expected string, got number 5',

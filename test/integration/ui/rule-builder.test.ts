@@ -354,4 +354,42 @@ describe('the rule builder pages', () => {
     };
     expect(h.t.deps.box.decrypt(step.headers.Authorization!.$enc)).toBe(secret);
   });
+
+  it("words Try it's refusals in Russian on a Russian page, data as written", async () => {
+    const ru = await openSession(h, { lang: 'ru' });
+    const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
+    const rule = {
+      name: 'Try in Russian',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'telegram', chatId: '-1001234567890', text: 'Deal {{deal.ID}}' }],
+    };
+    const noId = await post(
+      '/ui/rules/builder/dry-run',
+      { rule: JSON.stringify(rule) },
+      ru,
+      ruCsrf,
+    );
+    expect(json(noId).error).toBe('Укажите событие (например, ONCRMDEALUPDATE) и ID записи.');
+    const missing = await post(
+      '/ui/rules/builder/dry-run',
+      { rule: JSON.stringify(rule), event: 'ONCRMDEALUPDATE', id: '987654' },
+      ru,
+      ruCsrf,
+    );
+    expect(json(missing).error).toBe('deal 987654: такой записи на портале нет.');
+    const sent = await post(
+      '/ui/rules/builder/send-step',
+      { rule: JSON.stringify(rule), index: '0', event: 'ONCRMDEALUPDATE', id: deals.won },
+      ru,
+      ruCsrf,
+    );
+    expect(json(sent).error).toBe('шаг Telegram: TELEGRAM_BOT_TOKEN не задан');
+    const noStep = await post(
+      '/ui/rules/builder/send-step',
+      { rule: JSON.stringify(rule), index: '5' },
+      ru,
+      ruCsrf,
+    );
+    expect(json(noStep).error).toBe('Такого шага нет.');
+  });
 });
