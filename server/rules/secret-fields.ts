@@ -246,9 +246,12 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
       const beforeUrl = before.get(urlKey);
       const nowUrl = all.find((q) => q.key === urlKey);
       const inherited = opts.previousIsDefault === true || (isSealed(prev) && prev.$inherited);
+      // An unnamed step is found only by its position, which a removed or moved step gives
+      // to another: it keeps a credential only for the very request it was stored with.
+      const byPosition = p.step.name === undefined;
       const sameDestination =
         p.kind === 'url' ||
-        (inherited
+        (inherited || byPosition
           ? text(beforeUrl?.get()) === text(nowUrl?.get()) &&
             beforeUrl?.step.method === nowUrl?.step.method
           : destination(beforeUrl?.get()) === destination(nowUrl?.get()));

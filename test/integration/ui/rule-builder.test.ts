@@ -392,4 +392,41 @@ describe('the rule builder pages', () => {
     );
     expect(json(noStep).error).toBe('Такого шага нет.');
   });
+
+  it("never gives a removed unnamed step's secret to the step that takes its place", async () => {
+    const rule = {
+      name: 'Two accounts',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http',
+          method: 'POST',
+          url: `${h.sink.url}/account-a`,
+          headers: { Authorization: 'token-for-account-A' },
+        },
+        {
+          type: 'http',
+          method: 'POST',
+          url: `${h.sink.url}/account-b`,
+          headers: { Authorization: 'token-for-account-B' },
+        },
+      ],
+    };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Two accounts')}`,
+      admin.cookie,
+    );
+    // The admin removes the first step; the second (masked) moves up to its place.
+    const shown = dataOf(page.html).rule as { actions: unknown[] };
+    shown.actions.splice(0, 1);
+    await post('/ui/rules/builder/save', { rule: JSON.stringify(shown), original: 'Two accounts' });
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Two accounts',
+    )!.actions as Array<{ url: string; headers: Record<string, { $enc: string }> }>;
+    // Either the map was refused (type the secret again) or B kept its own token; never A's.
+    const kept = stored.map((a) => [a.url, h.t.deps.box.decrypt(a.headers.Authorization!.$enc)]);
+    expect(kept).not.toContainEqual([`${h.sink.url}/account-b`, 'token-for-account-A']);
+  });
 });
