@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { Frame, Page } from 'playwright-core';
 import { describeInChromium } from '../helpers/browser-suite.js';
-import { startFramedUi, type FramedUi } from '../helpers/framed-ui.js';
+import { startFramedUi, type FramedUi, appFrameOf } from '../helpers/framed-ui.js';
 import type { UiHarness } from '../helpers/ui-harness.js';
 
 /**
@@ -21,11 +21,7 @@ describeInChromium('the Bitrix24 frame height', (executablePath) => {
     await ui?.close();
   });
 
-  const appFrame = (): Frame => {
-    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/ui`));
-    if (!f) throw new Error('no app frame');
-    return f;
-  };
+  const appFrame = (): Frame => appFrameOf(page, h.appUrl, '/ui');
   /** The app's content height, measured inside the frame. */
   const contentHeight = () =>
     appFrame().evaluate<number>('Math.ceil(document.body.getBoundingClientRect().height)');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { describeInChromium } from '../helpers/browser-suite.js';
+import { appFrameOf } from '../helpers/framed-ui.js';
 import { CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
@@ -24,11 +25,7 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
   });
 
   const frame = () => page.frameLocator('iframe.b24emu-frame');
-  const appFrame = (): Frame => {
-    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/`));
-    if (!f) throw new Error('no app frame');
-    return f;
-  };
+  const appFrame = (): Frame => appFrameOf(page, h.appUrl);
   async function openBuilder(path: string) {
     await page.goto(`${h.portal.url}/app?user=1`);
     await frame().locator('#figures').waitFor();

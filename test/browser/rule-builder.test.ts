@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
+import { appFrameOf } from '../helpers/framed-ui.js';
 import { CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { paidDealMap } from '../helpers/scenario.js';
@@ -39,11 +40,7 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
   });
 
   const frame = () => page.frameLocator('iframe.b24emu-frame');
-  const appFrame = (): Frame => {
-    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/`));
-    if (!f) throw new Error('no app frame');
-    return f;
-  };
+  const appFrame = (): Frame => appFrameOf(page, h.appUrl);
   async function openBuilder(user: number, path: string) {
     await page.goto(`${h.portal.url}/app?user=${user}`);
     await frame().locator('#figures').waitFor();

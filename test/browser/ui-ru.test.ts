@@ -1,3 +1,4 @@
+import { appFrameOf } from '../helpers/framed-ui.js';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { dictionary } from '../../server/ui/i18n.js';
@@ -80,11 +81,7 @@ describeInChromium('every page in Russian has no English UI string', (executable
   });
 
   const frame = () => page.frameLocator('iframe.b24emu-frame');
-  const appFrame = (): Frame => {
-    const f = page.frames().find((x) => x.url().startsWith(`${h.appUrl}/`));
-    if (!f) throw new Error('no app frame');
-    return f;
-  };
+  const appFrame = (): Frame => appFrameOf(page, h.appUrl);
   async function check(name: string, where: Frame | Page = appFrame()) {
     const texts = (await where.evaluate(VISIBLE_TEXTS)) as string[];
     read[name] = texts.length;

@@ -1,4 +1,4 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.js';
 import { seedDeals, startUiHarness, type UiHarness } from './ui-harness.js';
 
@@ -27,4 +27,11 @@ export async function startFramedUi(executablePath: string): Promise<FramedUi> {
       await h.close();
     },
   };
+}
+
+/** The app's frame inside the emulated portal page: the frame whose URL starts with `prefix`. */
+export function appFrameOf(page: Page, appUrl: string, prefix = '/'): Frame {
+  const f = page.frames().find((x) => x.url().startsWith(`${appUrl}${prefix}`));
+  if (!f) throw new Error('no app frame');
+  return f;
 }

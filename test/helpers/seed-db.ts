@@ -3,6 +3,8 @@ import path from 'node:path';
 import { openDb, type DbTarget } from '../../db/connect.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { upsertPortal } from '../../db/stores/portals.js';
+import { recordStepTest } from '../../db/stores/step-tests.js';
+import type { Knex } from 'knex';
 import { createSecretBox } from '../../server/lib/crypto.js';
 import { createTestDatabase, onPg } from './pg.js';
 
@@ -44,4 +46,21 @@ export async function seedDataDir(dataDir: string, opts: { pg?: boolean } = {}) 
     portal: { memberId, domain, applicationToken },
     drop: async () => pgDb?.drop(),
   };
+}
+
+/** A step an admin sent once from the rule builder (a `step_tests` row of the portal). */
+export async function seedStepTest(db: Knex, portalId: number, at: number): Promise<void> {
+  await recordStepTest(db, {
+    portal_id: portalId,
+    rule_name: 'r',
+    step_index: 0,
+    step_name: null,
+    action_type: 'http',
+    user_id: 1,
+    status: 'succeeded',
+    request_summary: null,
+    response_summary: null,
+    error: null,
+    created_at: at,
+  });
 }

@@ -1,5 +1,5 @@
+import { seedStepTest } from '../helpers/seed-db.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { recordStepTest } from '../../db/stores/step-tests.js';
 import { onPg } from '../helpers/pg.js';
 import {
   installPortal,
@@ -27,19 +27,7 @@ import {
     const { db } = h.t.deps;
     const row = await db('portals').where('member_id', portal.memberId).first();
     expect(row.access_token_enc).not.toBeNull();
-    await recordStepTest(db, {
-      portal_id: row.id,
-      rule_name: 'r',
-      step_index: 0,
-      step_name: null,
-      action_type: 'http',
-      user_id: 1,
-      status: 'succeeded',
-      request_summary: null,
-      response_summary: null,
-      error: null,
-      created_at: h.t.clock.now().getTime(),
-    });
+    await seedStepTest(db, row.id, h.t.clock.now().getTime());
     // The erasure fails after the portal's events (and jobs) went, before the rest.
     await db.raw(
       `create trigger erase_fails before delete on step_tests

@@ -1,3 +1,4 @@
+import { seedStepTest } from '../helpers/seed-db.js';
 import { saveDestination } from '../../db/stores/destinations.js';
 import { claimTelegramChat } from '../../db/stores/telegram-chats.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -7,7 +8,6 @@ import { createReplayRun } from '../../db/stores/replay-runs.js';
 import { insertGap, updateGap } from '../../db/stores/recovery.js';
 import { recordSlaBreaches } from '../../db/stores/sla.js';
 import { recordOwnWrite } from '../../db/stores/processing.js';
-import { recordStepTest } from '../../db/stores/step-tests.js';
 import { installPortal } from '../helpers/install-harness.js';
 import { openFrameSession } from '../helpers/frame-session.js';
 import { runCliIn } from '../helpers/cli.js';
@@ -172,19 +172,7 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     // The Telegram chat its steps posted to first (server/processing/telegram-chats.ts).
     await claimTelegramChat(db, `-100${portalId}77`, portalId, now);
     // A step an admin sent once from the rule builder.
-    await recordStepTest(db, {
-      portal_id: portalId,
-      rule_name: 'r',
-      step_index: 0,
-      step_name: null,
-      action_type: 'http',
-      user_id: 1,
-      status: 'succeeded',
-      request_summary: null,
-      response_summary: null,
-      error: null,
-      created_at: now,
-    });
+    await seedStepTest(db, portalId, now);
     await insertGap(db, {
       trigger: 'cli',
       started_at: now - 1000,
