@@ -80,9 +80,27 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
 
 const lingering = new WeakSet<Duplex>();
 
-export function createHttpServer(listener: RequestListener): http.Server {
-  const server = http.createServer({ keepAliveTimeout: 65_000 }, listener);
-  server.headersTimeout = 66_000;
+/**
+ * How long one request may take to arrive, head and body (Node's default is 5 minutes).
+ * Bitrix24's deliveries and the app's forms arrive in well under a second; a stranger
+ * sending a body a byte at a time would otherwise hold a connection and its buffers that
+ * long. Node checks it every `checkIntervalMs`, so a request is cut within their sum.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+export function createHttpServer(
+  listener: RequestListener,
+  opts: { requestTimeoutMs?: number; checkIntervalMs?: number } = {},
+): http.Server {
+  const server = http.createServer(
+    {
+      keepAliveTimeout: 65_000,
+      requestTimeout: opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: opts.checkIntervalMs ?? 5_000,
+    },
+    listener,
+  );
+  server.headersTimeout = Math.min(66_000, opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
   server.on('clientError', answerClientError);
   return server;
 }

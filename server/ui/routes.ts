@@ -82,11 +82,13 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     res.sendFile(chartJs, { maxAge: '1d' });
   });
 
+  // The body is read only for a session: a stranger's POST is refused on its head, before
+  // up to 1 MB of it is taken into memory.
   router.use(
     '/ui',
     ...session,
-    express.urlencoded({ extended: false, limit: '1mb' }),
     requireUiSession(deps),
+    express.urlencoded({ extended: false, limit: '1mb' }),
     formBodyOnly,
   );
   router.use(dashboardPage(deps, opts.sweeper));
