@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import { BodyBuffer } from '../lib/body-buffer.js';
 import type { Deps } from '../deps.js';
 import type { FastRoute } from '../http-server.js';
 import { createCommitQueue } from './commit-queue.js';
@@ -179,44 +180,4 @@ function receive(ctx: RouteContext, req: http.IncomingMessage, res: http.ServerR
   req.on('error', () => {
     /* the client went away; nothing was acknowledged */
   });
-}
-
-/**
- * A request body read so far, held in about its own size. Each chunk of a request is a view
- * of one socket read with its own buffer objects, a few hundred bytes however small the
- * read: a body sent one byte per packet, kept as chunks, held some 200 times its size
- * (a BODY_LIMIT body, about 50 MB). The first chunk is kept as it came (the usual delivery
- * is one); later ones are copied into one buffer that doubles as it fills.
- */
-class BodyBuffer {
-  private buf: Buffer | undefined;
-  private owned = false;
-  size = 0;
-
-  append(chunk: Buffer, limit: number): void {
-    if (this.buf === undefined) {
-      this.buf = chunk;
-      this.size = chunk.length;
-      return;
-    }
-    const need = this.size + chunk.length;
-    if (!this.owned || need > this.buf.length) {
-      const next = Buffer.allocUnsafe(Math.min(limit, Math.max(need, this.size * 2, 16_384)));
-      this.buf.copy(next, 0, 0, this.size);
-      this.buf = next;
-      this.owned = true;
-    }
-    chunk.copy(this.buf, this.size);
-    this.size = need;
-  }
-
-  clear(): void {
-    this.buf = undefined;
-    this.owned = false;
-    this.size = 0;
-  }
-
-  text(): string {
-    return this.buf ? this.buf.toString('utf8', 0, this.size) : '';
-  }
 }

@@ -1,4 +1,5 @@
-import express, { Router, type Response } from 'express';
+import { formText } from '../lib/body-buffer.js';
+import { Router, type Response } from 'express';
 import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { parseInstallRequest, type InstallRequest } from '../install/install-request.js';
@@ -25,7 +26,7 @@ function frameHeaders(res: Response, domain: string | undefined): void {
 export function installRoutes(deps: Deps): Router {
   const router = Router();
   const path = deps.manifest.handlers.install;
-  const form = express.text({
+  const form = formText({
     type: 'application/x-www-form-urlencoded',
     limit: deps.config.bodyLimit,
   });

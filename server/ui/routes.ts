@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { formText } from '../lib/body-buffer.js';
 import express, { Router, type Request, type Response } from 'express';
 import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
@@ -33,7 +34,7 @@ export interface UiRouteOptions {
 export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
   const router = Router();
   const session = uiSession(deps);
-  const form = express.text({ type: 'application/x-www-form-urlencoded', limit: '64kb' });
+  const form = formText({ type: 'application/x-www-form-urlencoded', limit: 64 * 1024 });
 
   const placementCode = new Map<string, string>(
     deps.manifest.placements.map((p) => [p.handler, p.code.toUpperCase()]),

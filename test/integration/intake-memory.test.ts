@@ -89,19 +89,21 @@ describe('intake memory under forged deliveries', () => {
     expect(liveHeap() - before).toBeLessThan(8 * MB);
   });
 
-  it('holds a body sent one byte per packet in about its own size', async () => {
+  /**
+   * Sends `body` to `path` one byte per packet (all but its last bytes), measures what stays
+   * held meanwhile, then finishes it; the live heap growth and the answer's status line.
+   */
+  async function bytePerPacket(path: string, body: string, bytes: number) {
     const server = http.createServer(listener);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    const bytes = 100_000;
-    const body = eventBody({ portal, data: { FIELDS: { ID: '1' }, PAD: 'q'.repeat(bytes) } });
     const sock = net.connect(port, '127.0.0.1');
     sock.setNoDelay(true);
     await new Promise((r) => sock.once('connect', r));
     const before = liveHeap();
     try {
       sock.write(
-        `POST /b24/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
           `Content-Type: application/x-www-form-urlencoded\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
       );
@@ -111,8 +113,7 @@ describe('intake memory under forged deliveries', () => {
         await new Promise((r) => setImmediate(r));
       }
       await new Promise((r) => setTimeout(r, 300));
-      // 100 KB as 100,000 buffers held about 20 MB.
-      expect(liveHeap() - before).toBeLessThan(4 * MB);
+      const held = liveHeap() - before;
       const answer = new Promise<string>((resolve) => {
         let text = '';
         sock.on('data', (d: Buffer) => {
@@ -121,10 +122,33 @@ describe('intake memory under forged deliveries', () => {
         });
       });
       sock.write(body.slice(bytes));
-      expect(await answer).toMatch(/^HTTP\/1\.1 200/);
+      return { held, status: (await answer).split('\r\n')[0] };
     } finally {
       sock.destroy();
       await new Promise((r) => server.close(r));
+    }
+  }
+
+  it('holds a body sent one byte per packet in about its own size', async () => {
+    const bytes = 100_000;
+    const body = eventBody({ portal, data: { FIELDS: { ID: '1' }, PAD: 'q'.repeat(bytes) } });
+    const { held, status } = await bytePerPacket('/b24/events', body, bytes);
+    // 100 KB as 100,000 buffers held about 20 MB.
+    expect(held).toBeLessThan(4 * MB);
+    expect(status).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it("holds a stranger's install or frame-entry post sent one byte per packet in about its own size", async () => {
+    // Both routes are open to anyone and read a form body of up to 256 KB / 64 KB.
+    for (const [path, bytes] of [
+      [t.deps.manifest.handlers.install, 100_000],
+      [t.deps.manifest.handlers.app, 60_000],
+    ] as const) {
+      const body = `DOMAIN=x.bitrix24.com&PAD=${'q'.repeat(bytes)}&AUTH_ID=a`;
+      const { held, status } = await bytePerPacket(path, body, bytes);
+      // As string pieces (express.text) they held 2 MB (60 KB) and 4 MB (100 KB); now 0.2–0.4 MB.
+      expect({ path, small: held < 1.5 * MB }).toEqual({ path, small: true });
+      expect(status).toMatch(/^HTTP\/1\.1 [45]\d\d/);
     }
   });
 });

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import request from 'supertest';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { createHttpServer } from '../../server/http-server.js';
 import { appParts } from '../../server/routes/index.js';
@@ -72,5 +73,22 @@ describe('slow and unauthenticated request bodies', () => {
     // 1 MB announced, 10 bytes sent: the answer comes without the rest.
     const { answer } = await partial(port, '/ui/rules', 1_000_000, 10);
     expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 401 Unauthorized');
+  });
+
+  it("reads the open routes' form bodies up to their limits (413 past them)", async () => {
+    t = await createTestDeps();
+    const listener = buildListener(t.deps, appParts(t.deps, createServices(t.deps)));
+    const { install, app } = t.deps.manifest.handlers;
+    const post = (path: string, body: string, type = 'application/x-www-form-urlencoded') =>
+      request(listener).post(path).set('Content-Type', type).send(body);
+    expect((await post(install, 'x'.repeat(t.deps.config.bodyLimit + 1))).status).toBe(413);
+    expect((await post(app, 'x'.repeat(64 * 1024 + 1))).status).toBe(413);
+    // Within the limit the form is read (a charset parameter is fine): refused on its content.
+    const read = await post(
+      app,
+      'DOMAIN=x&AUTH_ID=',
+      'application/x-www-form-urlencoded; charset=UTF-8',
+    );
+    expect(read.status).toBe(400);
   });
 });
