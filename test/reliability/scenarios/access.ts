@@ -199,8 +199,10 @@ async function accessRows(ctx: ReliabilityContext): Promise<Row[]> {
       // One rule that never fires, which the map page's toggle and move (routed after the
       // save) then turn off and keep first.
       map: JSON.stringify({ rules: [controlRule] }),
-      // The builder's save, dry run and "send this step once" take one rule and a step.
+      // The builder's save, dry run and "send this step once" take one rule and a step; the
+      // save edits the rule saved above (a new rule may not take a name in use).
       rule: JSON.stringify(controlRule),
+      original: controlRule.name,
       index: '0',
       name: 'Access control rule',
       enabled: '0',
