@@ -52,6 +52,15 @@ const RANGE_NAMES: Record<string, string> = {
   reserved: 'a reserved address',
 };
 
+/**
+ * Public-looking addresses that are a cloud host's own: Azure's WireServer 168.63.129.16
+ * answers every VM on it (the VM agent's channel, with no credentials asked), and Alibaba
+ * Cloud's metadata service is 100.100.100.200 (carrier-grade NAT, refused already).
+ */
+const CLOUD_INTERNAL: ReadonlyArray<[ipaddr.IPv4, number, string]> = [
+  [ipaddr.IPv4.parse('168.63.129.16'), 32, "a cloud host's internal address (Azure WireServer)"],
+];
+
 export interface AddressPolicy {
   /** The host is named in `ACTION_PRIVATE_HOSTS`: any address it resolves to is allowed. */
   hostAllowed(host: string): boolean;
@@ -63,8 +72,8 @@ export interface AddressPolicy {
  * The policy: a host named in `ACTION_PRIVATE_HOSTS`, or an address in one of its ranges,
  * is allowed; otherwise only public unicast addresses are (ipaddr.js range `unicast` after
  * unwrapping IPv4-mapped IPv6). Everything else — loopback, RFC 1918, CGNAT 100.64/10,
- * fc00::/7, link-local and metadata, multicast, unspecified, reserved, and the IPv6 forms
- * that embed an IPv4 address (NAT64, 6to4, Teredo) — is refused.
+ * fc00::/7, link-local and metadata, multicast, unspecified, reserved, the IPv6 forms
+ * that embed an IPv4 address (NAT64, 6to4, Teredo) and Azure's WireServer — is refused.
  */
 export function addressPolicy(allowed: PrivateHosts): AddressPolicy {
   const ranges = allowed.ranges.map((r) => ipaddr.parseCIDR(r));
@@ -81,7 +90,10 @@ export function addressPolicy(allowed: PrivateHosts): AddressPolicy {
       return undefined;
     }
     const range = a.range();
-    if (range === 'unicast') return undefined;
+    if (range === 'unicast') {
+      const cloud = CLOUD_INTERNAL.find(([net, bits]) => a.kind() === 'ipv4' && a.match(net, bits));
+      return cloud ? `${a.toString()} is ${cloud[2]}` : undefined;
+    }
     return `${a.toString()} is ${RANGE_NAMES[range] ?? `not a public address (${range})`}`;
   };
   return { hostAllowed, refuse };

@@ -131,7 +131,7 @@ describe('http steps and private addresses', () => {
     expect(victim.requests).toHaveLength(0);
   });
 
-  it('refuses metadata, private, CGNAT, unique-local, multicast and unspecified addresses without connecting', async () => {
+  it('refuses metadata, private, CGNAT, unique-local, multicast, unspecified and cloud-internal addresses without connecting', async () => {
     for (const [host, what] of [
       ['169.254.169.254', 'link-local'],
       ['10.1.2.3', 'private'],
@@ -145,6 +145,7 @@ describe('http steps and private addresses', () => {
       ['[::]', 'unspecified'],
       ['[::1]', 'loopback'],
       ['[::ffff:169.254.169.254]', 'link-local'],
+      ['168.63.129.16', "cloud host's internal"],
     ] as const) {
       const err = await run(`http://${host}/latest/meta-data/`, '').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PermanentError);
