@@ -32,8 +32,10 @@ export async function runTelegram(
         : 'telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set',
     );
   }
-  await ctx.telegramChats?.admit(String(chatId));
-  const payload: Record<string, unknown> = { chat_id: chatId, text: action.text };
+  // A portal's message goes to the chat id the guard checked: an `@name` it remembered may
+  // have moved to another portal's chat since.
+  const admitted = await ctx.telegramChats?.admit(String(chatId));
+  const payload: Record<string, unknown> = { chat_id: admitted ?? chatId, text: action.text };
   if (action.parseMode) payload.parse_mode = action.parseMode;
   const body = JSON.stringify(payload);
   // The bot token is part of the path: never let it into a label, summary or error.

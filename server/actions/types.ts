@@ -45,8 +45,12 @@ export interface ActionContext {
 }
 
 export interface TelegramChatGuard {
-  /** Throws PermanentError when the chat (an id or an `@name`) is not this portal's to post to. */
-  admit(chat: string): Promise<void>;
+  /**
+   * Throws PermanentError when the chat (an id or an `@name`) is not this portal's to post to;
+   * else the chat's id, the one checked: the message goes there, not to a name that may have
+   * moved to another chat since it was resolved.
+   */
+  admit(chat: string): Promise<string>;
   /** After a message went out: the chat (`result.chat.id`) is this portal's if no one holds it. */
   claim(chatId: string): Promise<void>;
 }

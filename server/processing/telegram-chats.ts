@@ -68,6 +68,7 @@ export function telegramChatGuard(
           `telegram: chat ${chat} is used by another portal of this app; post to a chat of your own (add the bot there)`,
         );
       }
+      return id;
     },
     async claim(chatId) {
       try {

@@ -55,7 +55,8 @@ describe('telegram chats between portals', () => {
     // B posts to its sales channel first: the chat is B's from then on.
     await postTo(b.memberId, '@b_sales');
     await deliver(b);
-    expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['@b_sales']);
+    // Sent to the id the name resolved to (the chat the guard checked).
+    expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['-100555']);
     expect(await getTelegramChat(h.t.deps.db, '-100555')).toMatchObject({
       portal_id: b.row.id,
       username: 'b_sales',
@@ -75,7 +76,7 @@ describe('telegram chats between portals', () => {
     await deliver(b);
     await postTo(a.memberId, '-100777');
     await deliver(a);
-    expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['@b_sales', '@b_sales', '-100777']);
+    expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['-100555', '-100555', '-100777']);
   });
 
   it("never posts a portal's step into the operator's chat by its @name", async () => {
@@ -122,5 +123,22 @@ describe('telegram chats between portals', () => {
       status: 'dead',
       last_error: expect.stringMatching(/used by another portal/),
     });
+  });
+  it("never posts into another portal's chat through an @name remembered for a chat it no longer names", async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    // A's own channel was @a_promo when A first posted there: the name is remembered.
+    h.tg.addChat('@a_promo', -100777);
+    await postTo(a.memberId, '@a_promo');
+    await deliver(a);
+    // B holds its chat; then A gives the name up and B's chat takes it.
+    await postTo(b.memberId, '-100555');
+    await deliver(b);
+    h.tg.addChat('@a_promo', -100555);
+    await postTo(a.memberId, '@a_promo');
+    await deliver(a);
+    const intoB = h.tg.sent.filter((m) => m.text === `from ${a.memberId}`).map((m) => m.chat_id);
+    // A's steps go to the chat the guard admitted (A's own), never by a name that moved to B's.
+    expect(intoB.map(String)).toEqual(['-100777', '-100777']);
   });
 });
