@@ -43,6 +43,8 @@ export interface IntakeContext extends Pick<
   digestOf(token: string): string;
   rejectBudget: RejectBudget;
   unverifiedCap: UnverifiedCap;
+  /** Whether a line about a refused delivery may still be logged this minute (log-budget.ts). */
+  mayLog(kind: string): boolean;
 }
 
 /**
@@ -126,10 +128,12 @@ async function reject(
     const event = portalEvents(portal).includes(d.event) ? d.event : 'other';
     metrics.eventsRejectedByPortal.inc({ portal: portal.member_id, event });
   }
-  logger.warn(
-    { reason, memberId: d?.auth.member_id, event: d?.event, remote },
-    'event delivery rejected',
-  );
+  if (ctx.mayLog('rejected')) {
+    logger.warn(
+      { reason, memberId: d?.auth.member_id, event: d?.event, remote },
+      'event delivery rejected',
+    );
+  }
   if (d && ctx.rejectBudget.take(reason, d.auth.member_id)) {
     const row = baseRow(ctx, d, portal, remote);
     row.status = 'rejected';
@@ -177,10 +181,12 @@ async function accept(
     const refused = await ctx.unverifiedCap.admit(portal.id, bytes, provable);
     if (refused) {
       metrics.eventsRejected.inc({ reason: `unverified_cap_${refused}` });
-      logger.warn(
-        { memberId: d.auth.member_id, event: d.event, bound: refused, remote },
-        'unverified delivery refused: the portal holds as many as it may until its token is known',
-      );
+      if (ctx.mayLog('unverified_cap')) {
+        logger.warn(
+          { memberId: d.auth.member_id, event: d.event, bound: refused, remote },
+          'unverified delivery refused: the portal holds as many as it may until its token is known',
+        );
+      }
       send(res, 503, '{"error":"too many unverified deliveries"}', false, {
         'retry-after': String(UNVERIFIED_RETRY_AFTER_SECONDS),
       });

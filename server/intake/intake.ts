@@ -5,6 +5,7 @@ import type { FastRoute } from '../http-server.js';
 import { createCommitQueue } from './commit-queue.js';
 import { handleBody, type IntakeContext } from './deliver.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
+import { createLogBudget } from './log-budget.js';
 import { createRejectBudget } from './reject-budget.js';
 import { RequestRate } from './request-rate.js';
 import { send } from './respond.js';
@@ -86,6 +87,7 @@ export function createIntake(
     digestOf: createTokenDigests(box),
     rejectBudget: createRejectBudget(now),
     unverifiedCap: createUnverifiedCap(deps.db, now),
+    mayLog: createLogBudget(logger, now),
   };
   const ctx: RouteContext = { config, metrics, logger, allowlist, rate: new RequestRate(), intake };
 
@@ -137,7 +139,9 @@ function receive(ctx: RouteContext, req: http.IncomingMessage, res: http.ServerR
   const remote = clientAddress(req, config.trustProxy);
   if (allowlist.enabled && !allowlist.allows(remote)) {
     metrics.eventsRejected.inc({ reason: 'ip_not_allowed' });
-    logger.warn({ remote }, 'event delivery from an address outside B24_IP_ALLOWLIST');
+    if (ctx.intake.mayLog('ip_not_allowed')) {
+      logger.warn({ remote }, 'event delivery from an address outside B24_IP_ALLOWLIST');
+    }
     send(res, 403, '{"error":"forbidden"}', true);
     req.resume();
     return;

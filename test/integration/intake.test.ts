@@ -110,6 +110,26 @@ describe('event intake', () => {
     expect(await events()).toHaveLength(2);
   });
 
+  it('logs at most 60 refused deliveries a minute, and then how many it left out', async () => {
+    const lines = (msg: string) => t.logs.lines.filter((l) => l.includes(msg));
+    const forged = (i: number) =>
+      post(eventBody({ portal: { ...portal, memberId: `forged${i}` }, id: i }));
+    for (let i = 0; i < 150; i += 10) {
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, j) => forged(i + j)));
+      expect(answers.map((r) => r.status)).toEqual(Array(10).fill(401));
+    }
+    // Control: every one was refused and counted; the log took the first 60.
+    const counted = await t.deps.metrics.registry.getSingleMetricAsString(
+      'b24hooks_events_rejected_total',
+    );
+    expect(counted).toMatch(/reason="unknown_portal"} 150/);
+    expect(lines('event delivery rejected')).toHaveLength(60);
+    t.clock.advance(60_000);
+    await forged(999);
+    expect(lines('event delivery rejected')).toHaveLength(61);
+    expect(lines('intake log lines left out').map((l) => JSON.parse(l).left_out)).toEqual([90]);
+  });
+
   it('answers 413 over BODY_LIMIT, by header and by streamed size', async () => {
     const big = eventBody({ portal, data: { FIELDS: { ID: '1', X: 'y'.repeat(9000) } } });
     expect((await post(big)).status).toBe(413);
