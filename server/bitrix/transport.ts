@@ -22,6 +22,33 @@ export interface JsonAnswer {
 /** The code of a portal's redirect: its address changed (call.ts learns the new one). */
 export const PORTAL_MOVED = 'PORTAL_MOVED';
 
+/** Most bytes of an answer read from a portal or an OAuth server. */
+export const ANSWER_CAP_BYTES = 32 * 1024 * 1024;
+
+/** The body as text, or undefined past `cap` bytes (the rest is not read). */
+async function readCapped(res: Response, cap: number): Promise<string | undefined> {
+  if (!res.body) return '';
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > cap) {
+    await res.body.cancel().catch(() => undefined);
+    return undefined;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /**
  * The one way a request leaves for Bitrix24 (a portal's REST endpoint or an OAuth server):
  * no redirect is followed, an answer must arrive within `timeoutMs`, and a request that got
@@ -45,7 +72,17 @@ export async function requestJson(
   } catch (e) {
     throw bitrixApiError(unreachable((e as Error).name === 'TimeoutError'), e);
   }
-  const raw = await res.text();
+  const raw = await readCapped(res, ANSWER_CAP_BYTES);
+  if (raw === undefined) {
+    // Not Bitrix24's answer (its largest, a batch of 50 lists, is a few MB): a portal name
+    // under a zone no one checks could answer without end.
+    throw bitrixApiError({
+      ...unreachable(false),
+      bitrixCode: 'ANSWER_TOO_LARGE',
+      httpStatus: res.status,
+      description: `the answer is over ${ANSWER_CAP_BYTES / 1024 / 1024} MB`,
+    });
+  }
   let json: Record<string, unknown> | undefined;
   try {
     const parsed: unknown = JSON.parse(raw);
