@@ -157,3 +157,24 @@ export async function storageFailingSince(m: Gauges): Promise<Date | undefined> 
   if (value <= 0 || Date.now() - value * 1000 > STORAGE_FAILURE_WINDOW_MS) return undefined;
   return new Date(value * 1000);
 }
+
+/**
+ * Drops every series labelled with a portal erased for good (CLEAN uninstall): its member_id
+ * must not stay in `/metrics` until the next restart.
+ */
+export async function forgetPortalSeries(m: Metrics, memberId: string): Promise<void> {
+  const labelled = [
+    m.eventsReceived,
+    m.eventsRejectedByPortal,
+    m.eventsUnverified,
+    m.eventsDuplicate,
+    m.eventsFinished,
+    m.slaBreaches,
+    m.backlog,
+  ] as Array<Counter<string> | Gauge<string>>;
+  for (const metric of labelled) {
+    for (const { labels } of (await metric.get()).values) {
+      if (labels.portal === memberId) metric.remove(labels as Record<string, string>);
+    }
+  }
+}

@@ -1,3 +1,4 @@
+import { forgetPortalSeries } from '../metrics.js';
 import type { Deps } from '../deps.js';
 import {
   eraseEntityRows,
@@ -74,6 +75,7 @@ export async function erasePortalEntirely(
   const counts = await erasePortalData(deps, portal, uninstallEventId);
   addCounts(counts, await erasePortalInstallation(deps.db, portal));
   deps.portals.invalidate(portal.member_id);
+  await forgetPortalSeries(deps.metrics, portal.member_id);
   deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal (CLEAN)');
   return counts;
 }

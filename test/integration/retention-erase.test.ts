@@ -298,10 +298,16 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
       .map(([table]) => table);
     expect({ tablesWithoutARowOfThePortal: empty }).toEqual({ tablesWithoutARowOfThePortal: [] });
 
+    // Its member_id labels series in /metrics too (received, finished, backlog …).
+    const metrics = () => s.h.t.deps.metrics.registry.metrics();
+    expect(await metrics()).toContain(`portal="${p.memberId}"`);
+
     const deliveries = await s.portal.uninstall({ clean: true });
     expect(deliveries.map((d) => d.status)).toEqual([200]);
     await s.h.services.intake.drain();
     await s.h.services.worker.drain();
+    expect(await metrics()).not.toContain(p.memberId);
+    expect(await metrics()).toContain(`portal="${q.memberId}"`);
     // The portal row stays as a tombstone (uninstalled portals stay listed by `npx b24hooks
     // portals`) with its name, domain and status only: no token, digest, endpoint or install
     // detail.
