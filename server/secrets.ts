@@ -57,6 +57,21 @@ export function replaceDurably(from: string, to: string): void {
 }
 
 /**
+ * rotate-key's last step: the staged secrets take secrets.json's place. A server that
+ * started since the database committed may have done it already (finishStagedRotation):
+ * then secrets.json holds `newKey` and there is nothing left to do.
+ */
+export function promoteStagedSecrets(dataDir: string, newKey: Buffer): void {
+  const file = path.join(dataDir, SECRETS_FILE);
+  try {
+    replaceDurably(stagedSecretsFile(dataDir), file);
+  } catch (e) {
+    const now = ensureSecrets(dataDir, {})?.tokenEncryptionKey;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || now !== newKey.toString('hex')) throw e;
+  }
+}
+
+/**
  * `rotate-key` writes the new secrets here before the database commits to the new key, and
  * renames it over secrets.json right after (server/cli/rotate-key.ts).
  */

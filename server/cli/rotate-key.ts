@@ -7,7 +7,7 @@ import { decodeKey } from '../config.js';
 import { rotateKey } from '../keys/rotate.js';
 import {
   ensureSecrets,
-  replaceDurably,
+  promoteStagedSecrets,
   SECRETS_FILE,
   stagedSecretsFile,
   writeDurably,
@@ -94,7 +94,7 @@ export async function rotateKeyCommand(ctx: CommandContext): Promise<number> {
     throw e;
   }
   // Should this stop before the rename, the next start finishes it (server/secrets.ts finishStagedRotation).
-  if (pending) replaceDurably(pending, path.join(deps.config.dataDir, SECRETS_FILE));
+  if (pending) promoteStagedSecrets(deps.config.dataDir, newKey);
   const keyStore = fromEnv ? 'environment' : 'secrets.json';
   if (json) {
     io.out(JSON.stringify({ rotated: result.total, columns: result.columns, keyStore }) + '\n');

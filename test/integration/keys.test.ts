@@ -8,6 +8,7 @@ import { runCli } from '../../server/cli/run.js';
 import { createSecretBox } from '../../server/lib/crypto.js';
 import { rotateKey } from '../../server/keys/rotate.js';
 import { runCliIn } from '../helpers/cli.js';
+import { ensureSecrets, promoteStagedSecrets } from '../../server/secrets.js';
 import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { eventBody } from '../helpers/event-builder.js';
 import {
@@ -236,6 +237,21 @@ describe("a rotate-key stopped before its new secrets.json took the old one's pl
     expect((await cli('status', '--json')).code).toBe(0);
     expect(keyIn(file)).toBe(newKey);
     expect(fs.existsSync(staged)).toBe(true);
+  });
+  it('lets rotate-key end well when a starting server has already finished its rename', () => {
+    const dataDir = path.join(tmp.dir, 'raced');
+    const file = path.join(dataDir, 'secrets.json');
+    ensureSecrets(dataDir, {});
+    const newKey = randomBytes(32);
+    const next = {
+      ...JSON.parse(fs.readFileSync(file, 'utf8')),
+      tokenEncryptionKey: newKey.toString('hex'),
+    };
+    // The server renamed the staged file first: secrets.json holds the new key, nothing staged.
+    fs.writeFileSync(file, JSON.stringify(next), { mode: 0o600 });
+    expect(() => promoteStagedSecrets(dataDir, newKey)).not.toThrow();
+    // Control: with another key in secrets.json, the missing staged file is an error.
+    expect(() => promoteStagedSecrets(dataDir, randomBytes(32))).toThrow(/ENOENT/);
   });
 });
 
