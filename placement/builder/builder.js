@@ -25,6 +25,8 @@ const kvRows = new Map();
 const OPS = ['equals', 'in', 'changed', 'becomes'];
 const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+/** Where a step keeps what it held as its other types (`switchType`); never serialised. */
+const STASH = Symbol('earlier types');
 const NEW_STEP = {
   http: () => ({ type: 'http', method: 'POST', url: '' }),
   telegram: () => ({ type: 'telegram', text: '' }),
@@ -547,15 +549,33 @@ function picker(i) {
   return h('div', { class: 'row picker' }, label(S.picker, select), sub, insert);
 }
 
+/**
+ * The step as another type. What the step held as each type it had is kept aside (not in
+ * the rule's JSON), so switching back brings its URL, headers or recipients back. The name
+ * and continue-on-error go along; a type the step never had takes its message text.
+ */
+function switchType(step, type) {
+  const stash = step[STASH] || new Map();
+  stash.set(step.type, JSON.parse(JSON.stringify(step)));
+  const known = stash.has(type);
+  const next = known ? stash.get(type) : NEW_STEP[type]();
+  if (!known && 'text' in next && typeof step.text === 'string') next.text = step.text;
+  // Name and continue-on-error are the step's, whatever its type.
+  delete next.name;
+  delete next.continueOnError;
+  if (step.name) next.name = step.name;
+  if (step.continueOnError) next.continueOnError = true;
+  Object.defineProperty(next, STASH, { value: stash, enumerable: false });
+  return next;
+}
+
 function stepBox(step, i) {
   const typeSelect = h(
     'select',
     {
       id: `step-type-${i}`,
       onchange: () => {
-        const next = NEW_STEP[typeSelect.value]();
-        if (step.name) next.name = step.name;
-        rule.actions[i] = next;
+        rule.actions[i] = switchType(step, typeSelect.value);
         for (const k of [...kvRows.keys()]) if (k.startsWith(`${i}:`)) kvRows.delete(k);
         changed();
         renderForm();

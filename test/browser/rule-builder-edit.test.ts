@@ -71,6 +71,30 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
     ]);
   });
 
+  it("brings a step's fields back when its type is switched back", async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    const step = {
+      type: 'http',
+      name: 'invoice',
+      method: 'PUT',
+      url: 'https://erp.example.com/invoices',
+      headers: { 'X-Source': 'b24' },
+    };
+    await f
+      .locator('#rule-json')
+      .fill(JSON.stringify({ name: 'Typed', on: ['ONCRMDEALUPDATE'], actions: [step] }));
+    await f.locator('#step-type-0').selectOption('telegram');
+    await f.locator('#step-0-text').fill('Deal {{deal.ID}} paid');
+    // A type the step never had takes the message text; the name goes along.
+    await f.locator('#step-type-0').selectOption('sms');
+    await expect(f.locator('#step-0-text').inputValue()).resolves.toBe('Deal {{deal.ID}} paid');
+    await f.locator('#step-type-0').selectOption('http');
+    expect((await ruleJson()).actions).toEqual([step]);
+    // Nothing of the other types went into the rule.
+    expect(JSON.stringify(await ruleJson())).not.toContain('paid');
+  });
+
   it('keeps the keyboard where it was when a choice redraws the form', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();
