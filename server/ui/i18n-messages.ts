@@ -21,6 +21,9 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [' expects an earlier step named ', ' ждёт более ранний шаг с названием '],
   [' in this rule; earlier steps: ', ' в этом правиле; более ранние шаги: '],
   ['none with a name', 'без названий'],
+  // "Send this step once" without a record (server/ui/pages/rule-builder-try.ts)
+  ['This step reads ', 'Этот шаг читает '],
+  [': give the ID of a record to send it with.', ': укажите ID записи, с которой его отправить.'],
   // the rule builder's save (server/ui/pages/rule-builder-page.ts)
   ['a rule named ', 'правило с названием '],
   [

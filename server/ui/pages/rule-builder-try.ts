@@ -19,6 +19,7 @@ import { validateEventMap, type MapError } from '../../rules/validate.js';
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { getRuleMap } from '../../rules/map-store.js';
+import { templateRoots } from '../../rules/templates.js';
 import { withRenamedRule } from '../../rules/saved-map.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -55,6 +56,9 @@ function checkRule(text: unknown, lang: 'en' | 'ru'): Checked {
 }
 
 class TryError extends Error {}
+
+/** Template roots that are not a record read from the portal. */
+const NOT_RECORDS = new Set(['event', 'steps', 'portal']);
 
 /**
  * What the rule sees for `event` on record `id`: the record read now, its related records
@@ -188,6 +192,15 @@ export function tryRoutes(deps: Deps): Router {
       user_id: user.userId,
       created_at: deps.clock.now().getTime(),
     };
+    // A step that reads the record needs one to read: say so rather than "not available".
+    const reads = [...templateRoots(action)].filter((r) => !NOT_RECORDS.has(r));
+    if (!idOf(req) && reads.length > 0) {
+      return void fail(
+        res,
+        400,
+        `This step reads {{${reads[0]}…}}: give the ID of a record to send it with.`,
+      );
+    }
     let rendered;
     try {
       const input = await ruleInput(

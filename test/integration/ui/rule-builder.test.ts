@@ -265,6 +265,27 @@ describe('the rule builder pages', () => {
     expect(page.html).toContain('id="test-sends"');
   });
 
+  it('asks for a record ID when a step that reads the record is sent without one', async () => {
+    const sinkBefore = h.sink.requests.length;
+    const rule = {
+      name: 'Reads the deal',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [
+        { type: 'http', method: 'POST', url: `${h.sink.url}/t`, body: { t: '{{deal.TITLE}}' } },
+        { type: 'http', method: 'POST', url: `${h.sink.url}/t`, body: { e: '{{event.name}}' } },
+      ],
+    };
+    const r = await post('/ui/rules/builder/send-step', { rule: JSON.stringify(rule), index: '0' });
+    expect(r.status).toBe(400);
+    expect(json(r).error).toBe(
+      'This step reads {{deal…}}: give the ID of a record to send it with.',
+    );
+    expect(h.sink.requests.length).toBe(sinkBefore);
+    // Control: a step that reads only the event needs no record.
+    const e = await post('/ui/rules/builder/send-step', { rule: JSON.stringify(rule), index: '1' });
+    expect(e.status).toBe(200);
+  });
+
   it('refuses to send a step to a private address outside ACTION_PRIVATE_HOSTS', async () => {
     const rule = {
       name: 'Private',
