@@ -849,7 +849,55 @@ async function save() {
         problems(json),
       ),
     );
+    markFields(json.errors);
   }
+}
+
+/**
+ * The control a validation error's JSON path is about, when the form has one:
+ * `$.actions[1].to` → the second step's recipient, `$.when[0]…` → the first condition,
+ * `$.name`, `$.on`.
+ */
+function controlOf(path) {
+  const step = /^\$\.actions\[(\d+)\](?:\.(\w+))?/.exec(path);
+  if (step) {
+    return (
+      (step[2] && document.getElementById(`step-${step[1]}-${step[2]}`)) ||
+      document.getElementById(`step-type-${step[1]}`)
+    );
+  }
+  const cond = /^\$\.when\[(\d+)\](?:\.(\w+))?/.exec(path);
+  if (cond) {
+    const part = cond[2] === 'field' ? 'field' : cond[2] ? 'value' : 'field';
+    return document.getElementById(`cond-${part}-${cond[1]}`);
+  }
+  if (/^\$\.name\b/.test(path)) return document.getElementById('rule-name');
+  if (/^\$\.on\b/.test(path)) return document.querySelector('[id^="on-"]');
+  return null;
+}
+
+/**
+ * Says each error next to its control too (the list above keeps the path): the control is
+ * marked invalid and described by the message, and the first one gets the focus.
+ */
+function markFields(errors) {
+  for (const old of document.querySelectorAll('.field-error')) old.remove();
+  for (const el of document.querySelectorAll('[aria-invalid="true"]')) {
+    el.removeAttribute('aria-invalid');
+    el.removeAttribute('aria-describedby');
+  }
+  if (!Array.isArray(errors)) return;
+  let first = null;
+  errors.forEach((e, n) => {
+    const control = controlOf(e.path);
+    if (!control) return;
+    const note = h('p', { class: 'field-error error', id: `field-error-${n}`, text: e.message });
+    control.setAttribute('aria-invalid', 'true');
+    control.setAttribute('aria-describedby', note.id);
+    (control.closest('label') || control).after(note);
+    first = first || control;
+  });
+  if (first) first.focus();
 }
 
 const tryEvent = h('input', { id: 'try-event', size: 22, value: (rule.on || [])[0] || '' });

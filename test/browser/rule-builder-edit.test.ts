@@ -95,6 +95,32 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
     expect(JSON.stringify(await ruleJson())).not.toContain('paid');
   });
 
+  it('says a validation error next to the field it is about, and moves the keyboard there', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    const rule = {
+      name: 'Unfinished',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [
+        { type: 'sms', to: '+15550001111', text: 'ok' },
+        { type: 'sms', to: '', text: 'Paid' },
+      ],
+    };
+    await f.locator('#rule-json').fill(JSON.stringify(rule));
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    const to = f.locator('#step-1-to');
+    await expect(to.getAttribute('aria-invalid')).resolves.toBe('true');
+    const note = f.locator(`#${await to.getAttribute('aria-describedby')}`);
+    await expect(note.textContent()).resolves.toMatch(/character/);
+    await expect(appFrame().evaluate<string>('document.activeElement.id')).resolves.toBe(
+      'step-1-to',
+    );
+    // The list above still names the path; the first step is not marked.
+    await expect(f.locator('#rule-errors').textContent()).resolves.toContain('$.actions[1].to');
+    await expect(f.locator('#step-0-to').getAttribute('aria-invalid')).resolves.toBeNull();
+  });
+
   it('keeps the keyboard where it was when a choice redraws the form', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();
