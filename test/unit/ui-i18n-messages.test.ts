@@ -17,6 +17,24 @@ describe('messages on Russian pages', () => {
     );
   });
 
+  it('leaves no English word in the validation messages an admin meets most', () => {
+    for (const [en, ru] of [
+      [
+        'expected a field name or path such as STAGE_ID, deal.STAGE_ID or contact.PHONE',
+        'ожидается поле или путь, например STAGE_ID, deal.STAGE_ID или contact.PHONE',
+      ],
+      ['expected int, got float', 'ожидается целое число, получено дробное число'],
+      [
+        'unknown filter "upcase" (filters: raw, upper, lower, date, money)',
+        'неизвестный фильтр "upcase" (фильтры: raw, upper, lower, date, money)',
+      ],
+      ['expected number to be >=1', 'ожидается число не меньше 1'],
+      ['expected number to be <=10', 'ожидается число не больше 10'],
+    ]) {
+      expect(translateMessage(en!, 'ru')).toBe(ru);
+    }
+  });
+
   it("translates a step's configuration errors, names as written", () => {
     expect(
       translateMessage(
