@@ -268,10 +268,19 @@ function versionOf(event: EventRow): string | null {
 async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   const now = deps.clock.now().getTime();
   const clean = String(dataOf(event).CLEAN ?? '0') === '1';
+  // The credentials go with any uninstall: Bitrix24 withdraws the app's REST access with it
+  // (https://apidocs.bitrix24.com/api-reference/common/events/on-app-uninstall.html), so they
+  // can only leak, never serve. A reinstall brings new ones; the rules and log stay unless
+  // CLEAN asked otherwise.
   await updatePortal(deps.db, portal.id, {
     status: 'uninstalled',
     uninstalled_at: now,
     events_bound: null,
+    access_token_enc: null,
+    refresh_token_enc: null,
+    token_expires_at: null,
+    application_token_digest: null,
+    webhook_url_enc: null,
     updated_at: now,
   });
   // Deliveries are refused from here on (uninstalled), before the rows go.

@@ -285,14 +285,38 @@ describe('install flow against the emulator', () => {
     expect(p).toMatchObject({ status: 'uninstalled', events: [] });
   });
 
-  it('keeps the tokens when an uninstall does not ask to delete the data', async () => {
+  it('drops the credentials but keeps the data when an uninstall does not ask to delete it', async () => {
     await portal.install();
     await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const before = (await events()).length;
+    expect(before).toBeGreaterThan(0);
     await portal.uninstall({ clean: false });
     await h.services.intake.drain();
     await runLifecycleJobs(h.t.deps);
-    const row = await stored();
-    expect(row!.status).toBe('uninstalled');
-    expect(row!.access_token_enc).not.toBeNull();
+    // Bitrix24 withdraws the app's REST access on any uninstall: the tokens could only leak.
+    expect(await stored()).toMatchObject({
+      status: 'uninstalled',
+      access_token_enc: null,
+      refresh_token_enc: null,
+      token_expires_at: null,
+      application_token_digest: null,
+      webhook_url_enc: null,
+    });
+    // The log stays (the ONAPPUNINSTALL event added to it).
+    expect((await events()).length).toBe(before + 1);
+
+    // A reinstall brings new credentials, and deliveries are accepted again.
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const again = await stored();
+    expect(again!.status).toBe('installed');
+    expect(again!.access_token_enc).not.toBeNull();
+    expect(again!.application_token_digest).not.toBeNull();
+    const [d] = await portal.emit('ONCRMDEALADD', { FIELDS: { ID: 5 } });
+    expect(d!.status).toBe(200);
   });
 });
