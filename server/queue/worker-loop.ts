@@ -104,6 +104,9 @@ async function dueDelay(w: WorkerContext): Promise<number> {
 /** Sleeps `delay` ms, or until `kick` wakes the loop, or work stored meanwhile is due. */
 function sleep(w: WorkerContext, delay: number): Promise<void> {
   const { state } = w;
+  // Kicked after the round looked (while the next due time was being read): that work is
+  // due now, and a sleep would only end at the poll interval.
+  if (state.kicked) return Promise.resolve();
   if (state.dueHint !== undefined) {
     delay = Math.min(delay, Math.max(0, state.dueHint - w.now()));
     state.dueHint = undefined;
