@@ -135,6 +135,11 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['portal is not installed', 'приложение не установлено на портале'],
   [' no longer exists', ' больше не существует'],
   ['nothing to run', 'нечего выполнять'],
+  // an event's own note when it ends skipped or processed (process-event.ts)
+  ['no rule matched', 'ни одно правило не подошло'],
+  ['no rule to run (', 'нет правил для запуска ('],
+  ['rule no longer in the map', 'правила больше нет в карте событий'],
+  [': skipped', ': пропущено'],
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
   [
@@ -237,4 +242,46 @@ export function translateMessage(message: string, lang: UiUser['lang']): string 
     .split(PROTECTED)
     .map((part, i) => (i % 2 === 1 ? part : translatePlain(part)))
     .join('');
+}
+
+const ENTITY_RU: Readonly<Record<string, string>> = {
+  deal: 'сделка',
+  lead: 'лид',
+  contact: 'контакт',
+  company: 'компания',
+  quote: 'предложение',
+  dynamic: 'элемент',
+  task: 'задача',
+};
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The note the app stores on an event it ends `skipped` or `processed` ("no rule matched",
+ * "no rule to run (Rule: reason; …)", "deal 5 no longer exists"; process-event.ts), in the
+ * page's language. The rule names in it are data: they are kept as written, never run
+ * through the phrases (a rule "Send to ERP" stays so). Other statuses' errors come from
+ * elsewhere (a remote system) and are not notes.
+ */
+export function translateNote(
+  note: string,
+  lang: UiUser['lang'],
+  ruleNames: readonly string[],
+): string {
+  if (lang !== 'ru' || !note) return note;
+  const gone = /^([a-z]+)(:\d+)? (\S+) no longer exists$/.exec(note);
+  if (gone && ENTITY_RU[gone[1]!])
+    return `${ENTITY_RU[gone[1]!]}${gone[2] ?? ''} ${gone[3]} больше не существует`;
+  const names = [...new Set(ruleNames)].filter(Boolean).sort((a, b) => b.length - a.length);
+  if (names.length === 0) return translateMessage(note, lang);
+  // A rule name opens each "Rule: reason" part: after "(" or "; ", before ": ".
+  const re = new RegExp(`((?:^|\\(|; ))(${names.map(escapeRe).join('|')})(?=: )`, 'g');
+  let out = '';
+  let last = 0;
+  for (const m of note.matchAll(re)) {
+    const start = m.index + m[1]!.length;
+    out += translateMessage(note.slice(last, start), lang) + m[2]!;
+    last = start + m[2]!.length;
+  }
+  return out + translateMessage(note.slice(last), lang);
 }

@@ -11,11 +11,29 @@ import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
+import { translateNote } from '../i18n-messages.js';
+import type { UiUser } from '../session.js';
 import { exportLogCsv } from './log-export.js';
 
 export const LOG_PAGE_SIZE = 50;
 /** Most events one "retry selected" may queue (a page holds 50). */
 const RETRY_MAX = 200;
+
+/**
+ * What a page shows as an event's error: masked, and when the app itself wrote it (the note
+ * of a skipped or processed event), in the user's language.
+ */
+function shownError(
+  status: string,
+  text: string | null,
+  user: UiUser,
+  ruleNames: readonly string[],
+): string {
+  const masked = maskForView(text);
+  return status === 'skipped' || status === 'processed'
+    ? translateNote(masked, user.lang, ruleNames)
+    : masked;
+}
 
 const idParam = (v: unknown): number => {
   const n = Number(v);
@@ -48,7 +66,12 @@ export function logPages(deps: Deps): Router {
       params: filterParams(form),
       rows: page.rows.map((r) => ({
         ...r,
-        last_error: maskForView(r.last_error),
+        last_error: shownError(
+          r.status,
+          r.last_error,
+          user,
+          map.rules.map((x) => x.name),
+        ),
         cardUrl: crmCardUrl(portal, r.entity_type, r.entity_id),
         cardPath: crmCardPath(r.entity_type, r.entity_id),
       })),
@@ -86,11 +109,11 @@ export function logPages(deps: Deps): Router {
   });
 
   router.get('/ui/events/:id', async (req, res) => {
-    const { portal } = uiContext(res);
+    const { portal, user } = uiContext(res);
     const ev = await getEvent(deps.db, idParam(req.params.id));
     if (!ev || ev.portal_id !== portal.id)
       throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
-    const [runs, matches, jobs] = await Promise.all([
+    const [runs, matches, jobs, map] = await Promise.all([
       listActionRuns(deps.db, ev.id),
       listRuleMatches(deps.db, ev.id),
       deps
@@ -98,13 +121,17 @@ export function logPages(deps: Deps): Router {
         .where('event_id', ev.id)
         .orderBy('id')
         .select('id', 'status', 'attempts', 'last_error', 'run_at', 'created_at', 'updated_at'),
+      effectiveMap(deps.db, user.memberId),
     ]);
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
       cardUrl: crmCardUrl(portal, ev.entity_type, ev.entity_id),
       body: maskForView(ev.body),
-      lastError: maskForView(ev.last_error),
+      lastError: shownError(ev.status, ev.last_error, user, [
+        ...map.rules.map((r) => r.name),
+        ...matches.map((m) => m.rule_name),
+      ]),
       runs: runs.map((r) => ({
         ...r,
         request: maskForView(r.request_summary),
@@ -137,7 +164,7 @@ export function logPages(deps: Deps): Router {
   });
 
   router.get('/ui/deal/:id', async (req, res) => {
-    const { portal } = uiContext(res);
+    const { portal, user } = uiContext(res);
     const dealId = String(req.params.id);
     if (!/^\d{1,20}$/.test(dealId)) throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
     const rows = (await deps
@@ -154,12 +181,13 @@ export function logPages(deps: Deps): Router {
         'processed_at',
         'last_error',
       )) as Array<Record<string, unknown>>;
+    const ruleNames = (await effectiveMap(deps.db, user.memberId)).rules.map((r) => r.name);
     const events = rows.map((r) => ({
       ...r,
       id: Number(r.id),
       received_at: Number(r.received_at),
       processed_at: r.processed_at === null ? null : Number(r.processed_at),
-      last_error: maskForView(r.last_error as string | null),
+      last_error: shownError(String(r.status), r.last_error as string | null, user, ruleNames),
     }));
     const runs = await actionRunsByEvent(
       deps.db,
