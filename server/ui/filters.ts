@@ -70,6 +70,8 @@ export function filterParams(form: FilterForm): Record<string, string> {
  * the app's own lifecycle and offline-queue events are shown (`all=1`).
  */
 export interface LogForm extends FilterForm {
+  /** The record type (`deal`, `contact`, `dynamic:128`…): entity ids repeat across types. */
+  etype: string;
   rule: string;
   outcome: string;
   all: string;
@@ -98,9 +100,15 @@ export const HOUSEKEEPING_EVENTS = [
   'ONOFFLINEEVENT',
 ] as const;
 
+/** Record types the log's type filter offers (smart-process items come as `dynamic:<id>`). */
+export const ENTITY_TYPES = ['deal', 'lead', 'contact', 'company', 'quote', 'task'] as const;
+const ENTITY_TYPE = /^(?:deal|lead|contact|company|quote|task|dynamic:\d{1,10})$/;
+
 export function readLogForm(src: Record<string, unknown>): LogForm {
+  const etype = str(src.etype, 32).toLowerCase();
   return {
     ...readFilterForm(src),
+    etype: ENTITY_TYPE.test(etype) ? etype : '',
     rule: str(src.rule, 255),
     outcome: str(src.outcome, 16),
     all: src.all === '1' ? '1' : '',
@@ -113,6 +121,7 @@ export function toLogPageFilter(form: LogForm, portalId: number, zone = 'UTC'): 
   const outcome = Object.hasOwn(OUTCOMES, form.outcome) ? (form.outcome as Outcome) : undefined;
   return {
     ...base,
+    entityType: form.etype || undefined,
     rule: form.rule || undefined,
     statuses: outcome ? OUTCOMES[outcome] : undefined,
     hideEvents: form.all === '1' || base.event !== undefined ? undefined : HOUSEKEEPING_EVENTS,

@@ -9,7 +9,7 @@ import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.j
 import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
-import { filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
+import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
 import { translateNote } from '../i18n-messages.js';
 import type { UiUser } from '../session.js';
@@ -79,6 +79,7 @@ export function logPages(deps: Deps): Router {
       paged: filter.beforeId !== undefined,
       statuses: EVENT_STATUSES,
       outcomes: Object.keys(OUTCOMES),
+      entityTypes: ENTITY_TYPES,
       ruleNames: map.rules.map((r) => r.name),
       eventNames,
       retried: Number.isSafeInteger(retried) && retried >= 0 ? retried : undefined,

@@ -8,7 +8,10 @@ describe('the deal tab a manager reads', () => {
   let ruManager: UiSession;
   let deals: Awaited<ReturnType<typeof seedDeals>>;
   beforeAll(async () => {
-    h = await startUiHarness();
+    // Contact events too: a contact and a deal may share an id.
+    h = await startUiHarness({
+      env: { B24_EVENTS: 'ONCRMDEALADD,ONCRMDEALUPDATE,ONCRMCONTACTADD' },
+    });
     deals = await seedDeals(h);
     ruManager = await openSession(h, {
       userId: 2,
@@ -19,6 +22,30 @@ describe('the deal tab a manager reads', () => {
   });
   afterAll(async () => {
     await h.close();
+  });
+
+  it("links to the log of this deal's events only, not of a contact with the same id", async () => {
+    const contact = await h.portal.addContact({ NAME: 'Anna', LAST_NAME: 'Petrova' });
+    await h.drain();
+    const contactEvent = await h.t.deps
+      .db('events')
+      .where({ entity_type: 'contact', entity_id: contact.id })
+      .first('id');
+    expect(contactEvent).toBeDefined();
+    const deal = await h.t.deps
+      .db('events')
+      .where({ entity_type: 'deal', entity_id: contact.id })
+      .first('id');
+    expect(deal).toBeDefined();
+    const card = await getPage(h, `/ui/deal/${contact.id}`, ruManager.cookie);
+    const link = /href="([^"]*\/ui\/events\?[^"]*)"/.exec(card.html)?.[1]?.replace(/&amp;/g, '&');
+    expect(link).toBeDefined();
+    const log = await getPage(h, link!, ruManager.cookie);
+    const ids = [...log.html.matchAll(/<tr data-id="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(ids).toContain(Number(deal.id));
+    expect(ids).not.toContain(Number(contactEvent.id));
+    // The filter stays on the page, so a change of another filter keeps it.
+    expect(log.html).toMatch(/<option value="deal" selected>/);
   });
 
   it("says in Russian why a deal's events ran nothing, keeping the rule names as written", async () => {
