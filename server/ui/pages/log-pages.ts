@@ -16,6 +16,8 @@ import type { UiUser } from '../session.js';
 import { exportLogCsv } from './log-export.js';
 
 export const LOG_PAGE_SIZE = 50;
+/** Events the deal tab lists, newest first; older ones are in the log. */
+export const DEAL_TAB_SIZE = 100;
 /** Most events one "retry selected" may queue (a page holds 50). */
 const RETRY_MAX = 200;
 
@@ -172,7 +174,7 @@ export function logPages(deps: Deps): Router {
       .db('events')
       .where({ portal_id: portal.id, entity_type: 'deal', entity_id: dealId })
       .orderBy('id', 'desc')
-      .limit(100)
+      .limit(DEAL_TAB_SIZE + 1)
       .select(
         'id',
         'event',
@@ -182,6 +184,9 @@ export function logPages(deps: Deps): Router {
         'processed_at',
         'last_error',
       )) as Array<Record<string, unknown>>;
+    // One more than shown: whether the tab says that older events are in the log.
+    const more = rows.length > DEAL_TAB_SIZE;
+    if (more) rows.length = DEAL_TAB_SIZE;
     const ruleNames = (await effectiveMap(deps.db, user.memberId)).rules.map((r) => r.name);
     const events = rows.map((r) => ({
       ...r,
@@ -194,7 +199,7 @@ export function logPages(deps: Deps): Router {
       deps.db,
       events.map((e) => e.id),
     );
-    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs });
+    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs, more });
   });
 
   return router;

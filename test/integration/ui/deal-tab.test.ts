@@ -48,6 +48,38 @@ describe('the deal tab a manager reads', () => {
     expect(log.html).toMatch(/<option value="deal" selected>/);
   });
 
+  it('says that older events of a deal with 10,000 of them are in the log, and links there', async () => {
+    const db = h.t.deps.db;
+    const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
+    const dealId = '777';
+    const at = h.t.clock.now().getTime();
+    const rows = Array.from({ length: 10_000 }, () => ({
+      portal_id: portal.id,
+      member_id: h.portal.memberId,
+      event: 'ONCRMDEALUPDATE',
+      entity_type: 'deal',
+      entity_id: dealId,
+      body: `{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"${dealId}"}}}`,
+      status: 'processed',
+      received_at: at,
+      processed_at: at,
+    }));
+    for (let i = 0; i < rows.length; i += 500) await db('events').insert(rows.slice(i, i + 500));
+    const started = Date.now();
+    const card = await getPage(h, `/ui/deal/${dealId}`, ruManager.cookie);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    const shown = [...card.html.matchAll(/<tr data-id="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(shown).toHaveLength(100);
+    expect(card.html).toContain('Показаны последние 100 событий сделки.');
+    const older = /id="older-events"/.test(card.html)
+      ? /href="([^"]*)" id="older-events"/.exec(card.html)![1]!.replace(/&amp;/g, '&')
+      : '';
+    expect(older).not.toBe('');
+    const log = await getPage(h, older, ruManager.cookie);
+    const next = [...log.html.matchAll(/<tr data-id="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(next[0]).toBe(Math.min(...shown) - 1);
+  });
+
   it("says in Russian why a deal's events ran nothing, keeping the rule names as written", async () => {
     await h.portal.updateDeal(deals.fresh, { STAGE_ID: 'PREPARATION' });
     await h.drain();
