@@ -100,10 +100,23 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.wallTime = (ms: number) => wallClock(ms, zone);
     res.locals.tm = (message: string) => translateMessage(message, user.lang);
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
+    res.locals.clip = clip;
     res.locals.nav = '';
     res.locals.compact = false;
     next();
   };
+}
+
+/**
+ * A long text cut for a table cell: whole characters (an emoji is never split into half a
+ * surrogate pair, which shows as "�"), and "…" where it was cut, so a reader knows there is
+ * more on the event's page.
+ */
+export function clip(text: string | null | undefined, max: number): string {
+  if (!text) return '';
+  if (text.length <= max) return text;
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
 }
 
 /**

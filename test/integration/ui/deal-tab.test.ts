@@ -80,6 +80,29 @@ describe('the deal tab a manager reads', () => {
     expect(next[0]).toBe(Math.min(...shown) - 1);
   });
 
+  it('cuts a long error in whole characters and shows that it was cut', async () => {
+    const db = h.t.deps.db;
+    const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
+    const at = h.t.clock.now().getTime();
+    await db('events').insert({
+      portal_id: portal.id,
+      member_id: h.portal.memberId,
+      event: 'ONCRMDEALUPDATE',
+      entity_type: 'deal',
+      entity_id: '888',
+      body: '{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"888"}}}',
+      status: 'failed',
+      last_error: `${'A'.repeat(99)}\u{1F600} and the rest of the remote answer`,
+      received_at: at,
+      processed_at: at,
+    });
+    const card = await getPage(h, '/ui/deal/888', ruManager.cookie);
+    expect(card.html).not.toContain('\uFFFD');
+    expect(card.html).toContain(`${'A'.repeat(99)}…`);
+    const log = await getPage(h, '/ui/events?etype=deal&entity=888', ruManager.cookie);
+    expect(log.html).toContain(`${'A'.repeat(99)}\u{1F600} and the rest of th…`);
+  });
+
   it("says in Russian why a deal's events ran nothing, keeping the rule names as written", async () => {
     await h.portal.updateDeal(deals.fresh, { STAGE_ID: 'PREPARATION' });
     await h.drain();
