@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { describeInChromium } from '../helpers/browser-suite.js';
-import { startFramedUi, type FramedUi } from '../helpers/framed-ui.js';
+import { appFrameOf, startFramedUi, type FramedUi } from '../helpers/framed-ui.js';
 
 /** The deal tab in the emulated deal card, as a manager (not an admin) sees it. */
 describeInChromium('the deal tab in the deal card', (executablePath) => {
@@ -33,5 +33,56 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     await newest.locator('.b-processed').waitFor({ timeout: 15_000 });
     await expect(newest.textContent()).resolves.toContain('Won deal: invoice');
     await frame().locator('#deal-refreshing').waitFor({ state: 'detached' });
+  });
+
+  it('keeps a long error without spaces inside the frame on the tab and the event page', async () => {
+    const { h, page } = ui;
+    const db = h.t.deps.db;
+    const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
+    const at = h.t.clock.now().getTime();
+    // A remote answer without spaces (minified JSON, base64): nothing to wrap at.
+    const blob = `HTTP 400 from POST https://erp.example/api: ${'QUJD'.repeat(60)}`;
+    const [row] = await db('events')
+      .insert({
+        portal_id: portal.id,
+        member_id: h.portal.memberId,
+        event: 'ONCRMDEALUPDATE',
+        entity_type: 'deal',
+        entity_id: '1',
+        body: '{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"1"}}}',
+        status: 'failed',
+        attempts: 1,
+        last_error: blob,
+        received_at: at,
+        processed_at: at,
+      })
+      .returning('id');
+    const eventId = Number(typeof row === 'object' ? row.id : row);
+    await db('jobs').insert({
+      type: 'process_event',
+      event_id: eventId,
+      portal_id: portal.id,
+      status: 'dead',
+      attempts: 1,
+      max_attempts: 10,
+      last_error: blob,
+      run_at: at,
+      created_at: at,
+      updated_at: at,
+    });
+    await page.setViewportSize({ width: 700, height: 900 });
+    await page.goto(`${h.portal.url}/crm/deal/details/1/?user=2`);
+    await frame().locator(`tr[data-id="${eventId}"]`).waitFor();
+    const widths = `(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth])()`;
+    const app = () => appFrameOf(page, h.appUrl, '/ui/');
+    const [tabWide, tabFrame] = (await app().evaluate(widths)) as number[];
+    expect(tabWide).toBeLessThanOrEqual(tabFrame!);
+    await Promise.all([
+      app().waitForNavigation(),
+      frame().locator(`tr[data-id="${eventId}"] a`).first().click(),
+    ]);
+    await frame().locator('#timeline').waitFor();
+    const [pageWide, pageFrame] = (await app().evaluate(widths)) as number[];
+    expect(pageWide).toBeLessThanOrEqual(pageFrame!);
   });
 });
