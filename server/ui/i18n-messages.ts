@@ -197,6 +197,26 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['Only portal administrators can do this.', 'Это могут делать только администраторы портала.'],
   ['The form has expired. Reopen the application.', 'Форма устарела. Откройте приложение заново.'],
   ['Open this application from Bitrix24.', 'Откройте это приложение из Битрикс24.'],
+  // frame entry refusals (server/ui/frame-entry.ts), shown in the frame or deal tab
+  ['member_id is missing.', 'Не передан member_id.'],
+  ['AUTH_ID is missing or malformed.', 'AUTH_ID не передан или искажён.'],
+  [
+    'The application is not installed on this portal.',
+    'Приложение не установлено на этом портале.',
+  ],
+  [
+    'The portal did not confirm the authorization.',
+    'Портал не подтвердил авторизацию. Откройте приложение заново.',
+  ],
+  [
+    'This portal is registered under another address.',
+    'Этот портал зарегистрирован под другим адресом.',
+  ],
+  [
+    'The portal is not answering. Please try again shortly.',
+    'Портал не отвечает. Попробуйте ещё раз чуть позже.',
+  ],
+  ['The portal did not name the user.', 'Портал не назвал пользователя.'],
   [
     'Send the form as application/x-www-form-urlencoded.',
     'Отправьте форму как application/x-www-form-urlencoded.',

@@ -5,6 +5,8 @@ import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { formBodyOnly, frameHeaders, requireUiSession } from './context.js';
 import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
+import { uiLang } from './i18n.js';
+import { translateMessage } from './i18n-messages.js';
 import type { Sweeper } from '../recovery/sweep.js';
 import { dashboardPage } from './pages/dashboard-page.js';
 import { logPages } from './pages/log-pages.js';
@@ -53,7 +55,13 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
       const memberId = new URLSearchParams(raw).get('member_id');
       const known = memberId ? await findPortalByMemberId(deps.db, memberId) : undefined;
       frameHeaders(res, e.status !== 403 ? known : undefined);
-      res.status(e.status).type('text/plain').send(`${e.message}\n`);
+      // In the language Bitrix24 names (LANG), as the pages are: a refusal shows in the
+      // frame or the deal tab where the user's pages would have been.
+      const lang = uiLang(typeof req.query.LANG === 'string' ? req.query.LANG : undefined);
+      res
+        .status(e.status)
+        .type('text/plain')
+        .send(`${translateMessage(e.message, lang)}\n`);
       return;
     }
     await startSession(req, verified.user);

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import {
+  frameRequest,
+  seedDeals,
+  startUiHarness,
+  type UiHarness,
+} from '../../helpers/ui-harness.js';
 import { getPage, openSession, type UiSession } from './ui-client.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
@@ -101,6 +106,23 @@ describe('the deal tab a manager reads', () => {
     expect(card.html).toContain(`${'A'.repeat(99)}…`);
     const log = await getPage(h, '/ui/events?etype=deal&entity=888', ruManager.cookie);
     expect(log.html).toContain(`${'A'.repeat(99)}\u{1F600} and the rest of th…`);
+  });
+
+  it('refuses a deal tab whose AUTH_ID the portal does not confirm in the language Bitrix24 names', async () => {
+    const { url, init } = frameRequest(h, {
+      userId: 2,
+      lang: 'ru',
+      path: '/placement/deal-tab',
+      placement: 'CRM_DEAL_DETAIL_TAB',
+      placementOptions: { ID: deals.won },
+      authId: 'not-a-token-of-this-portal',
+    });
+    const res = await fetch(url, init);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toContain('charset=utf-8');
+    expect(await res.text()).toBe(
+      'Портал не подтвердил авторизацию. Откройте приложение заново.\n',
+    );
   });
 
   it("says in Russian why a deal's events ran nothing, keeping the rule names as written", async () => {
