@@ -194,3 +194,25 @@ export async function actionRunsByEvent(
   }
   return out;
 }
+
+/**
+ * When each of these events is next tried: the earliest `run_at` of its pending job, for
+ * events waiting for a retry (the deal tab says when, next to the last error).
+ */
+export async function nextAttemptByEvent(
+  db: Knex,
+  eventIds: readonly number[],
+): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (eventIds.length === 0) return out;
+  const rows = (await db('jobs')
+    .whereIn('event_id', eventIds)
+    .where('status', 'pending')
+    .groupBy('event_id')
+    .select('event_id', db.raw('min(run_at) as run_at'))) as Array<{
+    event_id: number | string;
+    run_at: number | string;
+  }>;
+  for (const r of rows) out.set(Number(r.event_id), Number(r.run_at));
+  return out;
+}

@@ -3,7 +3,7 @@ import type { Deps } from '../../deps.js';
 import { AppError } from '../../lib/errors.js';
 import { replayEvents } from '../../processing/replay.js';
 import { chosenEvents } from '../../install/bindings.js';
-import { actionRunsByEvent, logPage } from '../../../db/stores/event-log.js';
+import { actionRunsByEvent, logPage, nextAttemptByEvent } from '../../../db/stores/event-log.js';
 import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
@@ -199,7 +199,15 @@ export function logPages(deps: Deps): Router {
       deps.db,
       events.map((e) => e.id),
     );
-    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs, more });
+    // Events waiting for a retry after an error: when the next attempt is.
+    const retrying = rows.filter(
+      (r) => r.last_error && ['received', 'processing'].includes(String(r.status)),
+    );
+    const nextAttempt = await nextAttemptByEvent(
+      deps.db,
+      retrying.map((r) => Number(r.id)),
+    );
+    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs, more, nextAttempt });
   });
 
   return router;

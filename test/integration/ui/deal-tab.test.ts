@@ -125,6 +125,43 @@ describe('the deal tab a manager reads', () => {
     );
   });
 
+  it('says when an event waiting after a failed attempt is tried next', async () => {
+    const db = h.t.deps.db;
+    const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
+    const at = h.t.clock.now().getTime();
+    const [row] = await db('events')
+      .insert({
+        portal_id: portal.id,
+        member_id: h.portal.memberId,
+        event: 'ONCRMDEALUPDATE',
+        entity_type: 'deal',
+        entity_id: '889',
+        body: '{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"889"}}}',
+        status: 'received',
+        attempts: 1,
+        last_error: 'Won deal: invoice / invoice: HTTP 503 from POST https://erp.example/api: busy',
+        received_at: at,
+      })
+      .returning('id');
+    const eventId = Number(typeof row === 'object' ? row.id : row);
+    await db('jobs').insert({
+      type: 'process_event',
+      event_id: eventId,
+      portal_id: portal.id,
+      status: 'pending',
+      attempts: 1,
+      max_attempts: 10,
+      last_error: 'HTTP 503',
+      run_at: at + 20 * 60_000,
+      created_at: at,
+      updated_at: at,
+    });
+    const card = await getPage(h, '/ui/deal/889', ruManager.cookie);
+    expect(card.html).toMatch(
+      /class="next-attempt">Эта попытка не удалась; следующая — \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/,
+    );
+  });
+
   it("says in Russian why a deal's events ran nothing, keeping the rule names as written", async () => {
     await h.portal.updateDeal(deals.fresh, { STAGE_ID: 'PREPARATION' });
     await h.drain();
