@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { appFrameOf, startFramedUi, type FramedUi } from '../helpers/framed-ui.js';
+import { seedDealEvent } from '../helpers/seed-db.js';
 
 /** The deal tab in the emulated deal card, as a manager (not an admin) sees it. */
 describeInChromium('the deal tab in the deal card', (executablePath) => {
@@ -38,37 +39,15 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
   it('keeps a long error without spaces inside the frame on the tab and the event page', async () => {
     const { h, page } = ui;
     const db = h.t.deps.db;
-    const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
     const at = h.t.clock.now().getTime();
     // A remote answer without spaces (minified JSON, base64): nothing to wrap at.
     const blob = `HTTP 400 from POST https://erp.example/api: ${'QUJD'.repeat(60)}`;
-    const [row] = await db('events')
-      .insert({
-        portal_id: portal.id,
-        member_id: h.portal.memberId,
-        event: 'ONCRMDEALUPDATE',
-        entity_type: 'deal',
-        entity_id: '1',
-        body: '{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"1"}}}',
-        status: 'failed',
-        attempts: 1,
-        last_error: blob,
-        received_at: at,
-        processed_at: at,
-      })
-      .returning('id');
-    const eventId = Number(typeof row === 'object' ? row.id : row);
-    await db('jobs').insert({
-      type: 'process_event',
-      event_id: eventId,
-      portal_id: portal.id,
-      status: 'dead',
-      attempts: 1,
-      max_attempts: 10,
-      last_error: blob,
-      run_at: at,
-      created_at: at,
-      updated_at: at,
+    const eventId = await seedDealEvent(db, h.portal.memberId, {
+      dealId: '1',
+      status: 'failed',
+      lastError: blob,
+      job: { status: 'dead', lastError: blob, runAt: at },
+      at,
     });
     await page.setViewportSize({ width: 700, height: 900 });
     await page.goto(`${h.portal.url}/crm/deal/details/1/?user=2`);

@@ -64,3 +64,53 @@ export async function seedStepTest(db: Knex, portalId: number, at: number): Prom
     created_at: at,
   });
 }
+
+/**
+ * A deal event of `memberId`'s portal with its `process_event` job, written directly: for
+ * pages that show an event in a state the emulator does not easily reach (a job waiting for
+ * its retry, an error of any shape). Returns the event's id.
+ */
+export async function seedDealEvent(
+  db: Knex,
+  memberId: string,
+  opts: {
+    dealId: string;
+    status: string;
+    lastError: string;
+    job: { status: string; lastError: string; runAt: number };
+    at: number;
+  },
+): Promise<number> {
+  const portal = (await db('portals').where({ member_id: memberId }).first('id')) as { id: number };
+  const { dealId, at } = opts;
+  const finished = !['received', 'processing'].includes(opts.status);
+  const [row] = await db('events')
+    .insert({
+      portal_id: portal.id,
+      member_id: memberId,
+      event: 'ONCRMDEALUPDATE',
+      entity_type: 'deal',
+      entity_id: dealId,
+      body: `{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"${dealId}"}}}`,
+      status: opts.status,
+      attempts: 1,
+      last_error: opts.lastError,
+      received_at: at,
+      ...(finished ? { processed_at: at } : {}),
+    })
+    .returning('id');
+  const eventId = Number(typeof row === 'object' ? (row as { id: number }).id : row);
+  await db('jobs').insert({
+    type: 'process_event',
+    event_id: eventId,
+    portal_id: portal.id,
+    status: opts.job.status,
+    attempts: 1,
+    max_attempts: 10,
+    last_error: opts.job.lastError,
+    run_at: opts.job.runAt,
+    created_at: at,
+    updated_at: at,
+  });
+  return eventId;
+}

@@ -6,6 +6,7 @@ import {
   type UiHarness,
 } from '../../helpers/ui-harness.js';
 import { getPage, openSession, type UiSession } from './ui-client.js';
+import { seedDealEvent } from '../../helpers/seed-db.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
 describe('the deal tab a manager reads', () => {
@@ -127,34 +128,13 @@ describe('the deal tab a manager reads', () => {
 
   it('says when an event waiting after a failed attempt is tried next', async () => {
     const db = h.t.deps.db;
-    const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
     const at = h.t.clock.now().getTime();
-    const [row] = await db('events')
-      .insert({
-        portal_id: portal.id,
-        member_id: h.portal.memberId,
-        event: 'ONCRMDEALUPDATE',
-        entity_type: 'deal',
-        entity_id: '889',
-        body: '{"event":"ONCRMDEALUPDATE","data":{"FIELDS":{"ID":"889"}}}',
-        status: 'received',
-        attempts: 1,
-        last_error: 'Won deal: invoice / invoice: HTTP 503 from POST https://erp.example/api: busy',
-        received_at: at,
-      })
-      .returning('id');
-    const eventId = Number(typeof row === 'object' ? row.id : row);
-    await db('jobs').insert({
-      type: 'process_event',
-      event_id: eventId,
-      portal_id: portal.id,
-      status: 'pending',
-      attempts: 1,
-      max_attempts: 10,
-      last_error: 'HTTP 503',
-      run_at: at + 20 * 60_000,
-      created_at: at,
-      updated_at: at,
+    await seedDealEvent(db, h.portal.memberId, {
+      dealId: '889',
+      status: 'received',
+      lastError: 'Won deal: invoice / invoice: HTTP 503 from POST https://erp.example/api: busy',
+      job: { status: 'pending', lastError: 'HTTP 503', runAt: at + 20 * 60_000 },
+      at,
     });
     const card = await getPage(h, '/ui/deal/889', ruManager.cookie);
     expect(card.html).toMatch(
