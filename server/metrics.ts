@@ -28,8 +28,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       },
     });
   }
+  const eventLabels = new Set<string>();
   const m = {
     registry,
+    /**
+     * The `event` label for an event name: the name itself for the first MAX_EVENT_LABELS
+     * distinct names, `other` past them. Event names come from deliveries, and a portal that
+     * knows its own application token may post any name that looks like one: each new name
+     * added a series to the counters and sixteen to the histogram, without end.
+     */
+    eventLabel(name: string): string {
+      if (eventLabels.has(name)) return name;
+      if (eventLabels.size >= MAX_EVENT_LABELS) return 'other';
+      eventLabels.add(name);
+      return name;
+    },
     eventsReceived: new Counter({
       name: 'b24hooks_events_received_total',
       help: 'Event deliveries stored (verified or waiting for verification)',
@@ -129,6 +142,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Distinct event names kept as `event` label values; Bitrix24 has a few hundred events and a
+ * portal binds a handful, so a real deployment stays far below it.
+ */
+export const MAX_EVENT_LABELS = 200;
 
 /**
  * Whether the database takes writes, as the last write attempts showed: a refused write

@@ -212,7 +212,8 @@ async function accept(
     send(res, 200, OK_DUPLICATE);
     return;
   }
-  if (verified) metrics.eventsReceived.inc({ portal: portal.member_id, event: d.event });
+  if (verified)
+    metrics.eventsReceived.inc({ portal: portal.member_id, event: metrics.eventLabel(d.event) });
   else metrics.eventsUnverified.inc({ portal: portal.member_id });
   send(res, 200, OK);
 }

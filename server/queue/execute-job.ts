@@ -77,12 +77,9 @@ async function recordDone(
     return status;
   });
   if (event && finished) {
-    metrics.eventsFinished.inc({
-      portal: event.member_id ?? '',
-      event: event.event,
-      status: finished,
-    });
-    metrics.processingSeconds.observe({ event: event.event }, (t - event.received_at) / 1000);
+    const label = metrics.eventLabel(event.event);
+    metrics.eventsFinished.inc({ portal: event.member_id ?? '', event: label, status: finished });
+    metrics.processingSeconds.observe({ event: label }, (t - event.received_at) / 1000);
   }
 }
 
@@ -112,7 +109,7 @@ async function recordDead(w: WorkerContext, f: Failure): Promise<JobOutcome> {
   if (event) {
     w.deps.metrics.eventsFinished.inc({
       portal: event.member_id ?? '',
-      event: event.event,
+      event: w.deps.metrics.eventLabel(event.event),
       status: 'failed',
     });
   }

@@ -12,6 +12,7 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { storedText } from '../helpers/stored-text.js';
 import { isPg } from '../../db/connect.js';
+import { MAX_EVENT_LABELS } from '../../server/metrics.js';
 import { SHARED_KEY_FIELD } from '../../server/intake/dedupe-key.js';
 import { up as clearRejectedKeys } from '../../db/migrations/0023-rejected-hold-no-key.js';
 
@@ -549,6 +550,35 @@ describe('event intake', () => {
     expect(text).toContain(
       `b24hooks_events_rejected_by_portal_total{portal="${portal.memberId}",event="other"} 1`,
     );
+  });
+
+  it('keeps at most MAX_EVENT_LABELS event names as labels in /metrics, whatever names a portal posts', async () => {
+    const names = Array.from({ length: MAX_EVENT_LABELS + 30 }, (_, i) => `ONFORGED${i}NAME`);
+    for (let i = 0; i < names.length; i += 20) {
+      await Promise.all(
+        names.slice(i, i + 20).map((event, j) => post(eventBody({ portal, event, id: i + j + 1 }))),
+      );
+    }
+    t.clock.advance(5_000);
+    while ((await services.worker.runOnce()).length > 0);
+    const text = (await request(listener).get('/metrics')).text;
+    const labels = (metric: string) =>
+      new Set(
+        text
+          .split('\n')
+          .filter((l) => l.startsWith(`${metric}{`))
+          .map((l) => /event="([^"]*)"/.exec(l)?.[1]),
+      );
+    for (const metric of [
+      'b24hooks_events_received_total',
+      'b24hooks_events_finished_total',
+      'b24hooks_event_processing_seconds_count',
+    ]) {
+      const seen = labels(metric);
+      expect(seen.size).toBeLessThanOrEqual(MAX_EVENT_LABELS + 1);
+      expect(seen.has('other')).toBe(true);
+      expect(seen.has('ONFORGED0NAME')).toBe(true);
+    }
   });
 });
 
