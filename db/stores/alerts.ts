@@ -75,6 +75,19 @@ export async function getAlertState(db: Knex, key: string): Promise<AlertStateRo
   return r ? normalise(r) : undefined;
 }
 
+/** Every condition's state of these portals (the alert_state_member index). */
+export async function alertStatesOfPortals(
+  db: Knex,
+  memberIds: readonly string[],
+): Promise<AlertStateRow[]> {
+  if (memberIds.length === 0) return [];
+  const rows = (await db('alert_state').whereIn('member_id', memberIds)) as Record<
+    string,
+    unknown
+  >[];
+  return rows.map(normalise);
+}
+
 /**
  * The firing conditions of one portal (`memberId`) or of one kind, through the indexes of
  * db/migrations/0022-alert-state-lookups.ts: never a read of every portal's states.

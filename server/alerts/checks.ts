@@ -3,7 +3,6 @@ import {
   backlogByPortal,
   failedEventsBetween,
   settlingByPortal,
-  getAlertState,
   firingAlertStates,
 } from '../../db/stores/alerts.js';
 import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
@@ -18,7 +17,13 @@ import {
   reauthText,
   slaText,
 } from './messages.js';
-import { commitAlert, scopeOf, stepAndCommit, type Check } from './monitor-context.js';
+import {
+  commitAlert,
+  conditionState,
+  scopeOf,
+  stepAndCommit,
+  type Check,
+} from './monitor-context.js';
 import { detectSlaBreaches } from './sla.js';
 import type { OpenDestination } from './types.js';
 
@@ -52,8 +57,9 @@ export async function checkBacklog(check: Check, portals: readonly PortalRow[]):
   await stepAndCommit(check, undefined, all.r, (phase) =>
     backlogText(phase, scopeOf(undefined), all.f, ctx.dashboard),
   );
+  const byPortal = new Map(rows.map((r) => [r.portalId, r]));
   for (const p of portals) {
-    const row = rows.find((r) => r.portalId === p.id);
+    const row = byPortal.get(p.id);
     const one = reading(
       `backlog:${p.member_id}`,
       p.member_id,
@@ -174,7 +180,7 @@ export async function checkDestinations(
 export async function checkFailedDigest(check: Check, p: PortalRow): Promise<void> {
   const { ctx, now } = check;
   const key = `failed:${p.member_id}`;
-  const prev = await getAlertState(ctx.deps.db, key);
+  const prev = await conditionState(check, key, p.member_id);
   if (prev?.last_sent_at != null && now - prev.last_sent_at < ctx.cooldownMs) return;
   const after = prev?.cursor ?? now - ctx.failedLookbackMs;
   const limit = 500;

@@ -1,6 +1,11 @@
 import { uiLang } from '../lib/lang.js';
 import type { Deps } from '../deps.js';
-import { getAlertState, saveAlertState, type AlertStateRow } from '../../db/stores/alerts.js';
+import {
+  alertStatesOfPortals,
+  getAlertState,
+  saveAlertState,
+  type AlertStateRow,
+} from '../../db/stores/alerts.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from './send.js';
@@ -35,6 +40,52 @@ export interface Check {
   readonly ctx: MonitorContext;
   readonly now: number;
   readonly report: AlertCheckReport;
+  /** The portals' condition states, read in bulk when the check began. */
+  readonly states?: StateSnapshot;
+}
+
+/**
+ * The states of every condition of some portals, read a few hundred portals per query. A
+ * check steps five or six conditions of every portal, and reading each state on its own
+ * was 25,000 queries a check (every 30 s) with 5,000 portals installed, nearly all idle.
+ */
+export interface StateSnapshot {
+  /** The member_ids whose states were read: a key of theirs missing from `rows` has none. */
+  readonly portals: ReadonlySet<string>;
+  readonly rows: ReadonlyMap<string, AlertStateRow>;
+  /** Keys already handed out: a second read of one goes to the database (it may have moved). */
+  readonly used: Set<string>;
+}
+
+const SNAPSHOT_CHUNK = 500;
+
+export async function snapshotStates(
+  db: MonitorContext['deps']['db'],
+  memberIds: readonly string[],
+): Promise<StateSnapshot> {
+  const rows = new Map<string, AlertStateRow>();
+  for (let i = 0; i < memberIds.length; i += SNAPSHOT_CHUNK) {
+    for (const r of await alertStatesOfPortals(db, memberIds.slice(i, i + SNAPSHOT_CHUNK)))
+      rows.set(r.key, r);
+  }
+  return { portals: new Set(memberIds), rows, used: new Set() };
+}
+
+/**
+ * A condition's state: from the check's snapshot the first time it is asked for (a stale one
+ * only makes the optimistic save fail, to be stepped again at the next check), else read now.
+ */
+export async function conditionState(
+  check: Check,
+  key: string,
+  memberId: string | null,
+): Promise<AlertStateRow | undefined> {
+  const s = check.states;
+  if (s && memberId !== null && s.portals.has(memberId) && !s.used.has(key)) {
+    s.used.add(key);
+    return s.rows.get(key);
+  }
+  return getAlertState(check.ctx.deps.db, key);
 }
 
 /** Where a message's figures are: a portal (in its language) or all of them. */
@@ -88,7 +139,7 @@ export async function stepAndCommit(
   reading: ConditionReading,
   text: (phase: AlertPhase) => Text,
 ): Promise<void> {
-  const prev = await getAlertState(check.ctx.deps.db, reading.key);
+  const prev = await conditionState(check, reading.key, reading.memberId);
   const { next, phase } = stepCondition(prev, reading, check.now, check.ctx.cooldownMs);
   if (!next) return;
   const message = phase

@@ -4,7 +4,7 @@ import { listPortals } from '../../db/stores/portals.js';
 import { pruneRollups } from '../../db/stores/rollups.js';
 import { auditBindings } from './binding-audit.js';
 import { checkBacklog, checkDestinations, checkFailedDigest, checkPortal } from './checks.js';
-import type { Check, MonitorContext } from './monitor-context.js';
+import { snapshotStates, type Check, type MonitorContext } from './monitor-context.js';
 import type { AlertCheckReport } from './types.js';
 
 export interface AlertMonitorOptions {
@@ -64,9 +64,13 @@ export async function checkOnce(
   onEnqueued?: () => void,
 ): Promise<AlertCheckReport> {
   const now = ctx.deps.clock.now().getTime();
-  const check: Check = { ctx, now, report: { sent: [], slaBreaches: 0 } };
   const listed = await listPortals(ctx.deps.db);
   const portals = await Promise.all(listed.map((p) => auditBindings(ctx, p, now)));
+  const states = await snapshotStates(
+    ctx.deps.db,
+    portals.map((p) => p.member_id),
+  );
+  const check: Check = { ctx, now, report: { sent: [], slaBreaches: 0 }, states };
   await checkBacklog(check, portals);
   await checkDestinations(check, portals);
   for (const p of portals) {

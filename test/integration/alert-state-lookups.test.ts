@@ -71,4 +71,23 @@ describe('alert state lookups', () => {
       expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX alert_state_/);
     }
   });
+  it('reads the condition states of many portals in a few queries at a check, not one per condition', async () => {
+    const db = h.t.deps.db;
+    for (let i = 0; i < 40; i++) await seedPortal(h.t.deps);
+    // The first check stores a state per portal and condition; the second reads them.
+    await h.checkAndSend();
+    expect(Number((await db('alert_state').count({ n: '*' }))[0]!.n)).toBeGreaterThanOrEqual(40);
+    let reads = 0;
+    const onQuery = (q: { sql: string }) => {
+      if (/from [`"]alert_state[`"]/.test(q.sql)) reads++;
+    };
+    db.on('query', onQuery);
+    try {
+      await h.checkAndSend();
+    } finally {
+      db.off('query', onQuery);
+    }
+    // Before: one read per portal and condition (five each, 200 here).
+    expect(reads).toBeLessThanOrEqual(5);
+  });
 });
