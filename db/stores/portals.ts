@@ -73,6 +73,15 @@ export async function listPortals(db: Knex): Promise<PortalRow[]> {
   return rows.map((r: Record<string, unknown>) => normalise(r) as PortalRow);
 }
 
+/** Every portal's id and member_id, and nothing else (no tokens to read and copy). */
+export async function listPortalIds(db: Knex): Promise<Array<{ id: number; memberId: string }>> {
+  const rows = (await db('portals').orderBy('id').select('id', 'member_id')) as Array<{
+    id: number | string;
+    member_id: string;
+  }>;
+  return rows.map((r) => ({ id: Number(r.id), memberId: r.member_id }));
+}
+
 /** Inserts or updates the portal keyed by member_id; returns the stored row. */
 export async function upsertPortal(db: Knex, values: PortalInsert): Promise<PortalRow> {
   const existing = await db('portals').where({ member_id: values.member_id }).first('id');
