@@ -1,4 +1,8 @@
+import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { appParts } from '../../server/routes/index.js';
+import { createServices } from '../../server/services.js';
+import { buildListener } from '../../server/start.js';
 import { isSqlite } from '../../db/connect.js';
 import { writeIntakeBatch } from '../../db/stores/intake.js';
 import { oldestPendingAt } from '../../db/stores/rollups.js';
@@ -119,5 +123,24 @@ describe('backlog lookups', () => {
       byRule: [{ rule: 'paid', events: 1 }],
       oldestReceivedAt: 100 * HOUR,
     });
+  });
+  it('scrapes /metrics in a few queries however many portals have a backlog', async () => {
+    const more = [a, b];
+    for (let i = 0; i < 30; i++) more.push(await seedPortal(t.deps));
+    for (const p of more) await deliver(p, 100 * HOUR + deal);
+    const listener = buildListener(t.deps, appParts(t.deps, createServices(t.deps)));
+    let queries = 0;
+    const onQuery = () => queries++;
+    t.deps.db.on('query', onQuery);
+    let text: string;
+    try {
+      text = (await request(listener).get('/metrics')).text;
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    expect(text).toContain('b24hooks_backlog{portal="all"} 32');
+    expect(text).toContain(`b24hooks_backlog{portal="${a.memberId}"} 1`);
+    // Before: four more for each portal with a backlog (its oldest pending event), 128 here.
+    expect(queries).toBeLessThanOrEqual(10);
   });
 });
