@@ -1,6 +1,5 @@
 import { chosenEvents, LIFECYCLE_BINDINGS } from '../install/bindings.js';
 import {
-  backlogByPortal,
   failedEventsBetween,
   settlingByPortal,
   firingAlertStates,
@@ -8,6 +7,7 @@ import {
 import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
 import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
 import { pendingSlaBreaches } from '../../db/stores/sla.js';
+import { backlogCounts, oldestPendingAt } from '../../db/stores/rollups.js';
 import type { NextState } from './condition.js';
 import {
   backlogText,
@@ -30,9 +30,10 @@ import type { OpenDestination } from './types.js';
 /** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
 export async function checkBacklog(check: Check, portals: readonly PortalRow[]): Promise<void> {
   const { ctx, now } = check;
+  const { db } = ctx.deps;
   const threshold = ctx.deps.config.alerts.backlogThreshold;
   const recoverBelow = Math.floor(threshold * ctx.recoverRatio);
-  const rows = await dueBacklog(check, threshold);
+  const counts = await dueBacklog(check, threshold);
   const reading = (key: string, memberId: string | null, n: number, oldestAt: number) => {
     const f = {
       backlog: n,
@@ -52,20 +53,25 @@ export async function checkBacklog(check: Check, portals: readonly PortalRow[]):
       f,
     };
   };
-  const total = rows.reduce((s, r) => s + r.backlog, 0);
-  const all = reading('backlog:total', null, total, Math.min(now, ...rows.map((r) => r.oldestAt)));
+  let total = 0;
+  for (const n of counts.values()) total += n;
+  const oldestOfAll = total > 0 ? ((await oldestPendingAt(db)) ?? now) : now;
+  const all = reading('backlog:total', null, total, Math.min(now, oldestOfAll));
   await stepAndCommit(check, undefined, all.r, (phase) =>
     backlogText(phase, scopeOf(undefined), all.f, ctx.dashboard),
   );
-  const byPortal = new Map(rows.map((r) => [r.portalId, r]));
+  // A portal's oldest pending event (four seeks) is read only where its figures are kept or
+  // said: over the threshold, or firing (it may recover now). With thousands of portals in
+  // backlog, reading it for each was thousands of queries at every check.
+  const firing = new Set((await firingAlertStates(db, { kind: 'backlog' })).map((s) => s.key));
   for (const p of portals) {
-    const row = byPortal.get(p.id);
-    const one = reading(
-      `backlog:${p.member_id}`,
-      p.member_id,
-      row?.backlog ?? 0,
-      row?.oldestAt ?? now,
-    );
+    const key = `backlog:${p.member_id}`;
+    const n = counts.get(p.id) ?? 0;
+    const oldestAt =
+      n > 0 && (n > threshold || firing.has(key))
+        ? ((await oldestPendingAt(db, p.id)) ?? now)
+        : now;
+    const one = reading(key, p.member_id, n, Math.min(now, oldestAt));
     await stepAndCommit(check, p, one.r, (phase) =>
       backlogText(phase, scopeOf(p), one.f, ctx.dashboard),
     );
@@ -73,23 +79,23 @@ export async function checkBacklog(check: Check, portals: readonly PortalRow[]):
 }
 
 /**
- * The backlog per portal without the events still in their settling time (EVENT_SETTLE_MS
- * after receipt, not yet due): at a steady 50 deliveries a second those alone would be a
- * standing backlog of 50 while processing keeps up. Read only when a count is over the
- * threshold.
+ * The backlog per portal id (0: no portal) without the events still in their settling time
+ * (EVENT_SETTLE_MS after receipt, not yet due): at a steady 50 deliveries a second those
+ * alone would be a standing backlog of 50 while processing keeps up. Read only when a count
+ * is over the threshold.
  */
-async function dueBacklog(check: Check, threshold: number) {
+async function dueBacklog(check: Check, threshold: number): Promise<Map<number, number>> {
   const { db, config } = check.ctx.deps;
-  const rows = await backlogByPortal(db);
+  const counts = new Map([...(await backlogCounts(db))].filter(([, n]) => n > 0));
   const settleMs = config.worker.settleMs;
-  const total = rows.reduce((s, r) => s + r.backlog, 0);
-  if (settleMs === 0 || (total <= threshold && rows.every((r) => r.backlog <= threshold)))
-    return rows;
+  let total = 0;
+  for (const n of counts.values()) total += n;
+  if (settleMs === 0 || (total <= threshold && [...counts.values()].every((n) => n <= threshold)))
+    return counts;
   const settling = await settlingByPortal(db, check.now - settleMs);
-  return rows.map((r) => ({
-    ...r,
-    backlog: Math.max(0, r.backlog - (settling.get(r.portalId ?? 0) ?? 0)),
-  }));
+  return new Map(
+    [...counts].map(([p, n]) => [p, Math.max(0, n - (settling.get(p) ?? 0))] as const),
+  );
 }
 
 /**

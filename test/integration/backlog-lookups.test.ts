@@ -143,4 +143,24 @@ describe('backlog lookups', () => {
     // Before: four more for each portal with a backlog (its oldest pending event), 128 here.
     expect(queries).toBeLessThanOrEqual(10);
   });
+  it('reads no portal’s oldest event at an alert check while its backlog is below the threshold', async () => {
+    const more = [a, b];
+    for (let i = 0; i < 30; i++) more.push(await seedPortal(t.deps));
+    for (const p of more) await deliver(p, 100 * HOUR + deal);
+    const services = createServices(t.deps);
+    let reads = 0;
+    const onQuery = (q: { sql: string }) => {
+      // The oldest pending event: `select received_at from events where status = ? …`.
+      if (/^select [`"]received_at[`"] from [`"]events[`"]/.test(q.sql)) reads++;
+    };
+    t.deps.db.on('query', onQuery);
+    try {
+      const report = await services.alerts.checkOnce();
+      expect(report.sent.filter((s) => s.kind === 'backlog')).toEqual([]);
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    // The oldest event of all portals (for the total), not of each (three reads each, 96 here).
+    expect(reads).toBeLessThanOrEqual(3);
+  });
 });
