@@ -322,6 +322,38 @@ describe('worker', () => {
     }
   });
 
+  it('claims again at once when kicked while reading when the next job is due', async () => {
+    let ran = 0;
+    const worker = createWorker(t.deps, {
+      pollMs: 5_000,
+      handlers: {
+        process_event: async () => {
+          ran++;
+        },
+      },
+    });
+    // After its round the loop reads the next due time before it sleeps; work is stored
+    // and reported right then (an asynchronous commit, as on PostgreSQL).
+    let stored: Promise<unknown> | undefined;
+    const onQuery = (q: { sql: string }) => {
+      if (stored || ran !== 1 || !/min\([`"]run_at[`"]\)/.test(q.sql)) return;
+      stored = enqueue(['k2']);
+      worker.notify();
+    };
+    t.deps.db.on('query', onQuery);
+    await enqueue(['k1']);
+    worker.start();
+    try {
+      for (let i = 0; i < 100 && ran < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(stored).toBeDefined();
+      // Not at the 5 s poll: the kick was not lost.
+      expect(ran).toBe(2);
+    } finally {
+      t.deps.db.off('query', onQuery);
+      await worker.stop();
+    }
+  });
+
   it('drain waits for the jobs the running loop holds', async () => {
     const ids = await enqueue(['1', '2']);
     let entered!: () => void;
