@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
@@ -20,6 +21,24 @@ export interface OpenOptions {
    * that saves (`npm run bench -- statements`). @default true
    */
   keepStatements?: boolean;
+  /**
+   * Where knex's own messages go (a failed connection, deprecations). knex writes them with
+   * console.log otherwise: plain text on stdout, amid the JSON log lines and the CLI's
+   * `--json` document. @default stderr
+   */
+  log?: (level: 'warn' | 'error' | 'debug', message: string) => void;
+}
+
+function knexLog(opts: OpenOptions): Knex.Config['log'] {
+  const write =
+    opts.log ?? ((level, message) => process.stderr.write(`knex ${level}: ${message}\n`));
+  const text = (m: unknown) => (typeof m === 'string' ? m : inspect(m, { depth: 3 }));
+  return {
+    warn: (m: unknown) => write('warn', text(m)),
+    error: (m: unknown) => write('error', text(m)),
+    deprecate: (m: unknown) => write('warn', text(m)),
+    debug: (m: unknown) => write('debug', text(m)),
+  };
 }
 
 /**
@@ -95,6 +114,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       client: 'pg',
       connection: { connectionString: target.connectionString, types: PG_TYPES },
       pool: { min: 0, max: opts.poolSize ?? 10 },
+      log: knexLog(opts),
     });
   }
   fs.mkdirSync(path.dirname(target.filename), { recursive: true });
@@ -102,6 +122,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
     client: 'better-sqlite3',
     connection: { filename: target.filename },
     useNullAsDefault: true,
+    log: knexLog(opts),
     pool: {
       min: 1,
       max: 1,

@@ -62,7 +62,13 @@ export interface DepsOverrides {
 export async function createDeps(configured: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   let config = configured;
   const root = projectRoot();
-  const db = overrides.db ?? openDb(config.database, { busyTimeoutMs: overrides.busyTimeoutMs });
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const db =
+    overrides.db ??
+    openDb(config.database, {
+      busyTimeoutMs: overrides.busyTimeoutMs,
+      log: (level, message) => logger[level]({ component: 'knex' }, message),
+    });
   if (!overrides.skipMigrations) await migrateToLatest(db);
   // The key check (server/keys/key-check.ts) needs its table: `migrate` (skipMigrations)
   // decrypts nothing.
@@ -90,7 +96,6 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
   // Portal and OAuth requests connect through the same kind of guard: a portal host matching a
   // wildcard of B24_PORTAL_HOSTS is a stranger's choice and may not resolve into our network.
   const portalGuard = createHttpGuard(portalAddressAllowance(config), overrides.resolveHost);
-  const logger = overrides.logger ?? createLogger(config.logLevel);
   if (finished) {
     logger.warn(
       { dataDir: config.dataDir },

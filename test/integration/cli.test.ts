@@ -209,4 +209,25 @@ describe('operator CLI', () => {
       run(process.execPath, [bin, 'events', '--limit', '0'], { env }),
     ).rejects.toMatchObject({ code: 2 });
   });
+
+  it('keeps stdout empty when the database cannot be reached (--json)', async () => {
+    const bin = path.join(projectRoot(), 'server', 'bin', 'b24hooks.js');
+    const env = {
+      ...process.env,
+      DATA_DIR: t.dir,
+      SESSION_SECRET: t.deps.config.sessionSecret,
+      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+      // Port 1 on loopback: nothing listens, the connection is refused at once.
+      DATABASE_URL: 'postgres://ops:not-this-password@127.0.0.1:1/b24hooks',
+    };
+    const failed = await run(process.execPath, [bin, 'status', '--json'], { env }).then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(1);
+    // knex used to print "Acquire connection error: …" with console.log, on stdout.
+    expect(failed?.stdout).toBe('');
+    expect(failed?.stderr).toContain('ECONNREFUSED');
+    expect(failed?.stderr).not.toContain('not-this-password');
+  });
 });
