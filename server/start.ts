@@ -45,7 +45,14 @@ export async function listen(
   port = deps.config.port,
   host = deps.config.host,
 ): Promise<RunningServer> {
-  const server = createHttpServer(listener);
+  // From close() on, every answer says `Connection: close`: a client (or a proxy's upstream
+  // keep-alive pool) that keeps sending on its open connection would otherwise keep the
+  // server from closing, and the process answered deliveries until the hard exit timer.
+  let closing = false;
+  const server = createHttpServer((req, res) => {
+    if (closing) res.setHeader('Connection', 'close');
+    listener(req, res);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -60,6 +67,7 @@ export async function listen(
     url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
         server.close(() => resolve());
         server.closeIdleConnections();
       }),
