@@ -7,6 +7,13 @@ export function parseChannels(r: EnvReader): Pick<Config, 'telegram' | 'email' |
   const smtpUrl = r.text('SMTP_URL');
   if (smtpUrl && !/^smtps?:\/\//i.test(smtpUrl)) {
     r.problems.push('SMTP_URL must look like smtp://user:pass@host:port');
+  } else if (smtpUrl && !parsesWithHost(smtpUrl)) {
+    // nodemailer would fail every message with "Invalid URL", and Node's warning about the
+    // unparseable URL (DEP0170) printed it whole, password included, on stderr. The URL is
+    // never repeated here.
+    r.problems.push(
+      'SMTP_URL is not a valid URL with a host: percent-encode special characters of the user name and password (# as %23, / as %2F, ? as %3F, @ as %40, : as %3A)',
+    );
   }
   const smsProvider = r.env.SMS_PROVIDER?.trim().toLowerCase() || undefined;
   if (smsProvider && !['generic', 'twilio', 'smsru'].includes(smsProvider)) {
@@ -48,4 +55,12 @@ export function parseActions(r: EnvReader): Config['actions'] {
     } else secretEnv.set(name, r.env[name]);
   }
   return { privateHosts, secretEnv };
+}
+
+function parsesWithHost(url: string): boolean {
+  try {
+    return new URL(url).hostname !== '';
+  } catch {
+    return false;
+  }
 }

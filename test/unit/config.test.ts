@@ -148,6 +148,25 @@ describe('loadConfig', () => {
     expect(c.tokenEncryptionKey.toString('hex')).toBe(KEY);
   });
 
+  it('refuses an SMTP_URL that does not parse, without repeating it', () => {
+    for (const url of [
+      'smtp://user:pa#ssword@mail.example.org:587',
+      'smtp://user:password@:::587',
+    ]) {
+      try {
+        loadConfig({ ...base, SMTP_URL: url });
+        throw new Error(`expected a ConfigError for ${url}`);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        expect((e as Error).message).toContain('SMTP_URL');
+        expect((e as Error).message).not.toContain('hunter');
+      }
+    }
+    // Special characters percent-encoded: accepted.
+    const c = loadConfig({ ...base, SMTP_URL: 'smtp://user:pa%23ss%40word@mail.example.org:587' });
+    expect(c.email.smtpUrl).toBe('smtp://user:pa%23ss%40word@mail.example.org:587');
+  });
+
   it('never repeats a secret value in its error message', () => {
     try {
       loadConfig({ SESSION_SECRET: 'short', TOKEN_ENCRYPTION_KEY: 'not-a-key-supersecret' });
