@@ -1,3 +1,4 @@
+import ipaddr from 'ipaddr.js';
 import { list, type EnvReader } from './reader.js';
 import type { Config, GeneratedSecrets } from './types.js';
 
@@ -19,6 +20,16 @@ export function decodeKey(value: string): Buffer | undefined {
   return b.length === 32 ? b : undefined;
 }
 
+function readsAsRange(entry: string): boolean {
+  try {
+    if (entry.includes('/')) ipaddr.parseCIDR(entry);
+    else ipaddr.parse(entry);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Who may post events: `B24_IP_ALLOWLIST`, `B24_IP_LIST_URLS`, `TRUST_PROXY`. */
 export function parseSenders(
   r: EnvReader,
@@ -26,7 +37,9 @@ export function parseSenders(
   const ipAllowlist = list(r.env.B24_IP_ALLOWLIST) ?? [];
   for (const entry of ipAllowlist) {
     if (entry.toLowerCase() === 'bitrix24') continue;
-    if (!/^[0-9a-f.:]+(\/\d{1,3})?$/i.test(entry)) {
+    // Parsed as the intake's matcher parses it: an entry it cannot read (10.0.0.0/33,
+    // 300.1.2.3) used to pass here and then match nothing, so every delivery got 403.
+    if (!/^[0-9a-f.:]+(\/\d{1,3})?$/i.test(entry) || !readsAsRange(entry)) {
       r.problems.push(`B24_IP_ALLOWLIST: "${entry}" is not a CIDR or "bitrix24"`);
     }
   }

@@ -148,6 +148,19 @@ describe('loadConfig', () => {
     expect(c.tokenEncryptionKey.toString('hex')).toBe(KEY);
   });
 
+  it('refuses a B24_IP_ALLOWLIST entry that is not an address or a CIDR', () => {
+    for (const entry of ['10.0.0.0/33', '127.0.0.1/99', '300.0.0.1', 'fe80::1::2']) {
+      expect(() => loadConfig({ ...base, B24_IP_ALLOWLIST: `127.0.0.1/8,${entry}` })).toThrow(
+        `B24_IP_ALLOWLIST: "${entry}" is not a CIDR`,
+      );
+    }
+    const c = loadConfig({
+      ...base,
+      B24_IP_ALLOWLIST: '127.0.0.1, 10.0.0.0/8,2001:db8::/32,bitrix24',
+    });
+    expect(c.ipAllowlist).toEqual(['127.0.0.1', '10.0.0.0/8', '2001:db8::/32', 'bitrix24']);
+  });
+
   it('refuses an SMTP_URL that does not parse, without repeating it', () => {
     for (const url of [
       'smtp://user:pa#ssword@mail.example.org:587',
