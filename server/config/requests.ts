@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import proxyaddr from 'proxy-addr';
 import { list, type EnvReader } from './reader.js';
 import type { Config, GeneratedSecrets } from './types.js';
 
@@ -49,7 +50,16 @@ export function parseSenders(
     if (tp === 'true') trustProxy = true;
     else if (tp === 'false') trustProxy = false;
     else if (/^\d+$/.test(tp)) trustProxy = Number(tp);
-    else trustProxy = tp;
+    else {
+      trustProxy = tp;
+      try {
+        proxyaddr.compile(tp.split(',').map((s) => s.trim()));
+      } catch {
+        r.problems.push(
+          `TRUST_PROXY must be true, false, a hop count or addresses/CIDRs (10.0.0.0/8,loopback), got "${tp}"`,
+        );
+      }
+    }
   }
   return { ipAllowlist, ipListUrls: list(r.env.B24_IP_LIST_URLS), trustProxy };
 }

@@ -161,6 +161,15 @@ describe('loadConfig', () => {
     expect(c.ipAllowlist).toEqual(['127.0.0.1', '10.0.0.0/8', '2001:db8::/32', 'bitrix24']);
   });
 
+  it('refuses a TRUST_PROXY that names no address, instead of crashing on it later', () => {
+    for (const tp of ['garbage', '10.0.0.0/33', '10.0.0.1,nonsense']) {
+      expect(() => loadConfig({ ...base, TRUST_PROXY: tp })).toThrow(`TRUST_PROXY must be`);
+    }
+    expect(loadConfig({ ...base, TRUST_PROXY: '10.0.0.0/8, loopback' }).trustProxy).toBe(
+      '10.0.0.0/8, loopback',
+    );
+  });
+
   it('refuses an SMTP_URL that does not parse, without repeating it', () => {
     for (const url of [
       'smtp://user:pa#ssword@mail.example.org:587',
