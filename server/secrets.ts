@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { decodeKey, type Config, type Env, type GeneratedSecrets } from './config.js';
 import type { SecretBox } from './lib/crypto.js';
+import { ConfigError } from './lib/errors.js';
 import { openSecretBox } from './keys/key-check.js';
 
 export const SECRETS_FILE = 'secrets.json';
@@ -23,14 +24,23 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
     }
     throw new Error(`${file} is damaged: it lacks sessionSecret or tokenEncryptionKey`);
   }
-  fs.mkdirSync(dataDir, { recursive: true });
   const secrets: GeneratedSecrets = {
     sessionSecret: randomBytes(32).toString('base64url'),
     tokenEncryptionKey: randomBytes(32).toString('hex'),
   };
   const tmp = `${file}.${process.pid}.tmp`;
-  writeDurably(tmp, JSON.stringify(secrets, null, 2) + '\n');
-  replaceDurably(tmp, file);
+  try {
+    fs.mkdirSync(dataDir, { recursive: true });
+    writeDurably(tmp, JSON.stringify(secrets, null, 2) + '\n');
+    replaceDurably(tmp, file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw e;
+    // A one-line reason instead of a stack trace from deep inside fs.
+    throw new ConfigError([
+      `DATA_DIR ${dataDir} is not a writable folder (${code}): the generated secrets and the SQLite file live there; fix its owner or permissions, or point DATA_DIR elsewhere`,
+    ]);
+  }
   return secrets;
 }
 

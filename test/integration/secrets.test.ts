@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { ensureSecrets } from '../../server/secrets.js';
 import { loadConfig } from '../../server/config.js';
+import { ConfigError } from '../../server/lib/errors.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 describe('generated secrets', () => {
@@ -29,5 +30,20 @@ describe('generated secrets', () => {
       }),
     ).toBeUndefined();
     expect(fs.existsSync(path.join(dataDir, 'secrets.json'))).toBe(false);
+  });
+
+  it('names DATA_DIR in a configuration error when the folder cannot be written', () => {
+    // A file where the folder should be: ENOTDIR (as root, permissions would not stop it).
+    const file = path.join(tmp.dir, 'a-file');
+    fs.writeFileSync(file, '');
+    const dataDir = path.join(file, 'data');
+    let err: unknown;
+    try {
+      ensureSecrets(dataDir, {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain(`DATA_DIR ${dataDir} is not a writable folder`);
   });
 });
