@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { isPg } from './connect.js';
 import { LOCK } from './locks.js';
 import { migrations } from './migrations/index.js';
+import { rebuildRollups } from './stores/rollups.js';
 
 /** A static migration source: no directory globbing, so it works from dist/ and from ts-jest. */
 const source: Knex.MigrationSource<{ name: string; module: Knex.Migration }> = {
@@ -27,9 +28,22 @@ async function latest(db: Knex): Promise<string[]> {
  * a connection of its own: the others wait for it, then find nothing left to apply.
  */
 export async function migrateToLatest(db: Knex): Promise<string[]> {
-  if (!isPg(db)) return latest(db);
+  if (!isPg(db)) return latestCounted(db);
   return db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?, 0)', [LOCK.migrate]);
-    return latest(db);
+    return latestCounted(db);
   });
+}
+
+/**
+ * Migration 0016 created the rollups empty. A database that takes it now, coming from an
+ * older version, already holds events: without a recount `status`, the dashboard, /metrics
+ * and the backlog alerts counted none of them (and pending ones would be uncounted below
+ * zero once processed). So the run that applies 0016 ends with the recount `rollups
+ * rebuild` does, over the final schema; on a new database it counts nothing.
+ */
+async function latestCounted(db: Knex): Promise<string[]> {
+  const applied = await latest(db);
+  if (applied.includes('0016-rollups')) await rebuildRollups(db, Date.now());
+  return applied;
 }

@@ -1,0 +1,79 @@
+import path from 'node:path';
+import { describe, expect, it } from '@jest/globals';
+import type { Knex } from 'knex';
+import { openDb, type DbTarget } from '../../db/connect.js';
+import { migrateToLatest } from '../../db/migrate.js';
+import { migrations } from '../../db/migrations/index.js';
+import { backlogCounts, countsByStatus } from '../../db/stores/rollups.js';
+import { createTestDatabase, onPg } from '../helpers/pg.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+/** Applies the migrations before `name` only: a database of an older version. */
+async function migrateBefore(db: Knex, name: string): Promise<void> {
+  const older = migrations.slice(
+    0,
+    migrations.findIndex((m) => m.name === name),
+  );
+  await db.migrate.latest({
+    migrationSource: <Knex.MigrationSource<(typeof migrations)[number]>>{
+      getMigrations: async () => older,
+      getMigrationName: (m) => m.name,
+      getMigration: async (m) => m.module,
+    },
+    tableName: 'knex_migrations',
+  });
+}
+
+describe('upgrading a database from before the rollups (0016)', () => {
+  it('counts the events it already holds in status, backlog and the figures', async () => {
+    const tmp = tempDir();
+    const pgDb = onPg() ? await createTestDatabase({ template: null }) : undefined;
+    const target: DbTarget = pgDb
+      ? { client: 'pg', connectionString: pgDb.url }
+      : { client: 'sqlite', filename: path.join(tmp.dir, 'b24hooks.sqlite') };
+    const db = openDb(target);
+    try {
+      await migrateBefore(db, '0016-rollups');
+      const now = Date.now();
+      const [p] = await db('portals')
+        .insert({
+          member_id: 'old-member',
+          domain: 'old.bitrix24.com',
+          status: 'installed',
+          updated_at: now,
+        })
+        .returning('id');
+      const portalId = typeof p === 'object' ? (p as { id: number }).id : (p as number);
+      const ev = (i: number, status: string) => ({
+        portal_id: portalId,
+        member_id: 'old-member',
+        event: 'ONCRMDEALUPDATE',
+        entity_type: 'deal',
+        entity_id: String(i),
+        status,
+        attempts: 1,
+        received_at: now - 3600_000 + i * 1000,
+        processed_at: status === 'processed' ? now - 3600_000 + i * 1000 + 200 : null,
+      });
+      await db('events').insert([
+        ev(1, 'processed'),
+        ev(2, 'processed'),
+        ev(3, 'skipped'),
+        ev(4, 'received'),
+      ]);
+
+      await migrateToLatest(db);
+
+      // Before: every figure was 0 until someone ran `npx b24hooks rollups rebuild`.
+      const counts = await countsByStatus(db);
+      expect(counts.get('processed')).toBe(2);
+      expect(counts.get('skipped')).toBe(1);
+      expect(counts.get('received')).toBe(1);
+      expect((await backlogCounts(db)).get(portalId)).toBe(1);
+    } finally {
+      await db.destroy();
+      await pgDb?.drop();
+      tmp.cleanup();
+    }
+  });
+});
