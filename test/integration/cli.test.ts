@@ -191,36 +191,33 @@ describe('operator CLI', () => {
     expect(err).toContain('WORKER_CONCURRENCY');
   });
 
+  /** The package bin, and the environment it runs in against this test's data. */
+  const bin = () => path.join(projectRoot(), 'server', 'bin', 'b24hooks.js');
+  const binEnv = (more: Record<string, string>) => ({
+    ...process.env,
+    DATA_DIR: t.dir,
+    SESSION_SECRET: t.deps.config.sessionSecret,
+    TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+    ...more,
+  });
+
   it('runs as the package bin with only JSON on stdout', async () => {
-    const bin = path.join(projectRoot(), 'server', 'bin', 'b24hooks.js');
-    const env = {
-      ...process.env,
-      DATA_DIR: t.dir,
-      SESSION_SECRET: t.deps.config.sessionSecret,
-      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
-      LOG_LEVEL: 'debug',
-      ...t.dbEnv,
-    };
-    const { stdout } = await run(process.execPath, [bin, 'migrate', '--json'], { env });
+    const env = binEnv({ LOG_LEVEL: 'debug', ...t.dbEnv });
+    const { stdout } = await run(process.execPath, [bin(), 'migrate', '--json'], { env });
     expect(JSON.parse(stdout)).toEqual({ applied: [] });
-    const status = await run(process.execPath, [bin, 'status', '--json'], { env });
+    const status = await run(process.execPath, [bin(), 'status', '--json'], { env });
     expect(JSON.parse(status.stdout).total.processed).toBe(2);
     await expect(
-      run(process.execPath, [bin, 'events', '--limit', '0'], { env }),
+      run(process.execPath, [bin(), 'events', '--limit', '0'], { env }),
     ).rejects.toMatchObject({ code: 2 });
   });
 
   it('keeps stdout empty when the database cannot be reached (--json)', async () => {
-    const bin = path.join(projectRoot(), 'server', 'bin', 'b24hooks.js');
-    const env = {
-      ...process.env,
-      DATA_DIR: t.dir,
-      SESSION_SECRET: t.deps.config.sessionSecret,
-      TOKEN_ENCRYPTION_KEY: t.deps.config.tokenEncryptionKey.toString('hex'),
+    const env = binEnv({
       // Port 1 on loopback: nothing listens, the connection is refused at once.
       DATABASE_URL: 'postgres://ops:not-this-password@127.0.0.1:1/b24hooks',
-    };
-    const failed = await run(process.execPath, [bin, 'status', '--json'], { env }).then(
+    });
+    const failed = await run(process.execPath, [bin(), 'status', '--json'], { env }).then(
       () => undefined,
       (e: { code: number; stdout: string; stderr: string }) => e,
     );
