@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { duePortals, FEW_DUE_JOBS, insertJobs } from '../../db/stores/jobs.js';
+import { seedPortal } from '../helpers/event-builder.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+
+/**
+ * Which portals have due jobs, in round-robin order (db/stores/jobs.ts `duePortals`): read
+ * from the due jobs themselves when they are few, so that portals whose jobs wait for a
+ * retry hours away are not visited at every claim; by the skip along the portals otherwise.
+ */
+describe('the portals a claim serves', () => {
+  let t: TestDeps;
+  const portals: number[] = [];
+  let seq = 0;
+
+  beforeAll(async () => {
+    t = await createTestDeps();
+    for (let i = 0; i < 40; i++) portals.push((await seedPortal(t.deps)).row.id);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  async function jobs(portalId: number, n: number, runAt: number): Promise<void> {
+    const now = t.clock.now().getTime();
+    await insertJobs(
+      t.deps.db,
+      Array.from({ length: n }, () => ({
+        type: 'process_event' as const,
+        event_id: null,
+        portal_id: portalId,
+        entity_key: `${portalId}:deal:${++seq}`,
+        payload: null,
+        max_attempts: 5,
+        run_at: runAt,
+        topic: 'ONCRMDEALUPDATE',
+      })),
+      now,
+    );
+  }
+
+  /** duePortals in a transaction, and whether it walked the portals (the recursive skip). */
+  async function due(after: number, max?: number) {
+    const sql: string[] = [];
+    const onQuery = (q: { sql: string }) => sql.push(q.sql);
+    t.deps.db.on('query', onQuery);
+    try {
+      const now = t.clock.now().getTime();
+      const out = await t.deps.db.transaction((trx) => duePortals(trx, now, after, max));
+      return { out, walked: sql.some((s) => /with recursive/i.test(s)) };
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+  }
+
+  it('reads few due jobs directly, past portals whose jobs wait hours', async () => {
+    const now = t.clock.now().getTime();
+    // 36 portals wait for retries six hours away; four have work due now.
+    for (const p of portals.slice(4)) await jobs(p, 1, now + 6 * 3600_000);
+    const [a, b, c, d] = portals as [number, number, number, number];
+    await jobs(a, 3, now);
+    await jobs(b, 1, now - 1000);
+    await jobs(c, 2, now);
+    await jobs(d, 1, now);
+    const first = await due(0);
+    expect(first).toEqual({ out: [a, b, c, d], walked: false });
+    // Round-robin: after b, those above it first, then from the start.
+    expect((await due(b)).out).toEqual([c, d, a, b]);
+    expect((await due(b, 2)).out).toEqual([c, d]);
+  });
+
+  it('skips along the portals when many jobs are due, with the same order', async () => {
+    const now = t.clock.now().getTime();
+    const [, b, , , e] = portals as [number, number, number, number, number];
+    await jobs(e, FEW_DUE_JOBS, now);
+    const { out, walked } = await due(b);
+    // The control: this time the skip ran.
+    expect(walked).toBe(true);
+    expect(out).toEqual([...portals.slice(0, 5).filter((p) => p > b), ...portals.slice(0, 2)]);
+  });
+});
