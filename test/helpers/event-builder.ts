@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Deps } from '../../server/deps.js';
 import { upsertPortal, type PortalRow } from '../../db/stores/portals.js';
 import type { IntakeRow } from '../../db/stores/intake.js';
+import { insertJobs } from '../../db/stores/jobs.js';
 import { buildEventAuth, buildEventBody } from '../emulator/event-body.js';
 import type { PhpValue } from '../emulator/php-form.js';
 
@@ -114,4 +115,33 @@ export function intakeRow(
           topic: 'ONCRMDEALUPDATE',
         },
   };
+}
+
+let jobEntity = 0;
+
+/**
+ * `n` pending `process_event` jobs of a portal without events, due at `runAt` (default now),
+ * each for an entity of its own unless `entity` is given: claim tests' queue contents.
+ */
+export async function seedJobs(
+  deps: Deps,
+  portalId: number,
+  n: number,
+  opts: { topic?: string; runAt?: number; entity?: string } = {},
+): Promise<void> {
+  const now = deps.clock.now().getTime();
+  await insertJobs(
+    deps.db,
+    Array.from({ length: n }, () => ({
+      type: 'process_event' as const,
+      event_id: null,
+      portal_id: portalId,
+      entity_key: `${portalId}:deal:${opts.entity ?? `j${++jobEntity}`}`,
+      payload: null,
+      max_attempts: 5,
+      run_at: opts.runAt ?? now,
+      topic: opts.topic ?? 'ONCRMDEALUPDATE',
+    })),
+    now,
+  );
 }

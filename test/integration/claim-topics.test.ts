@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { isSqlite } from '../../db/connect.js';
-import { claimFairly, insertJobs, topicKey, type FairClaimOptions } from '../../db/stores/jobs.js';
-import { seedPortal } from '../helpers/event-builder.js';
+import { claimFairly, topicKey, type FairClaimOptions } from '../../db/stores/jobs.js';
+import { seedJobs, seedPortal } from '../helpers/event-builder.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
 /**
@@ -13,7 +13,6 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 describe('claiming across the topics of one portal', () => {
   let t: TestDeps;
   let portalId: number;
-  let seq = 0;
 
   beforeEach(async () => {
     t = await createTestDeps();
@@ -24,23 +23,8 @@ describe('claiming across the topics of one portal', () => {
   });
 
   /** `n` due jobs of `topic`, each for its own entity unless `entity` is given. */
-  async function jobs(topic: string, n: number, entity?: string): Promise<void> {
-    const now = t.clock.now().getTime();
-    await insertJobs(
-      t.deps.db,
-      Array.from({ length: n }, () => ({
-        type: 'process_event' as const,
-        event_id: null,
-        portal_id: portalId,
-        entity_key: `${portalId}:deal:${entity ?? String(++seq)}`,
-        payload: null,
-        max_attempts: 5,
-        run_at: now,
-        topic,
-      })),
-      now,
-    );
-  }
+  const jobs = (topic: string, n: number, entity?: string) =>
+    seedJobs(t.deps, portalId, n, { topic, entity });
 
   const claim = async (limit: number, holding: Record<string, number> = {}) => {
     const holdingTopics = new Map(

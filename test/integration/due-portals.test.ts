@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { duePortals, FEW_DUE_JOBS, insertJobs } from '../../db/stores/jobs.js';
-import { seedPortal } from '../helpers/event-builder.js';
+import { duePortals, FEW_DUE_JOBS } from '../../db/stores/jobs.js';
+import { seedJobs, seedPortal } from '../helpers/event-builder.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
 /**
@@ -11,7 +11,6 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 describe('the portals a claim serves', () => {
   let t: TestDeps;
   const portals: number[] = [];
-  let seq = 0;
 
   beforeAll(async () => {
     t = await createTestDeps();
@@ -21,23 +20,8 @@ describe('the portals a claim serves', () => {
     await t.close();
   });
 
-  async function jobs(portalId: number, n: number, runAt: number): Promise<void> {
-    const now = t.clock.now().getTime();
-    await insertJobs(
-      t.deps.db,
-      Array.from({ length: n }, () => ({
-        type: 'process_event' as const,
-        event_id: null,
-        portal_id: portalId,
-        entity_key: `${portalId}:deal:${++seq}`,
-        payload: null,
-        max_attempts: 5,
-        run_at: runAt,
-        topic: 'ONCRMDEALUPDATE',
-      })),
-      now,
-    );
-  }
+  const jobs = (portalId: number, n: number, runAt: number) =>
+    seedJobs(t.deps, portalId, n, { runAt });
 
   /** duePortals in a transaction, and whether it walked the portals (the recursive skip). */
   async function due(after: number, max?: number) {
