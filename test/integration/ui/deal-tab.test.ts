@@ -86,6 +86,37 @@ describe('the deal tab a manager reads', () => {
     expect(next[0]).toBe(Math.min(...shown) - 1);
   });
 
+  it('keeps a right-to-left override in a rule or step name inside that name', async () => {
+    const db = h.t.deps.db;
+    const at = h.t.clock.now().getTime();
+    const eventId = await seedDealEvent(db, h.portal.memberId, {
+      dealId: '890',
+      status: 'processed',
+      lastError: '',
+      job: { status: 'done', lastError: '', runAt: at },
+      at,
+    });
+    // An admin's rule name with an unclosed U+202E: without isolation it reverses the rest of
+    // the line (the step's name and the status badge).
+    await db('action_runs').insert({
+      event_id: eventId,
+      rule_name: 'Paid \u202Edeal',
+      step_index: 0,
+      step_name: 'in\u202Evoice',
+      action_type: 'http',
+      idempotency_key: `bidi-${eventId}`,
+      status: 'succeeded',
+      attempts: 1,
+      started_at: at,
+      finished_at: at,
+    });
+    const card = await getPage(h, '/ui/deal/890', ruManager.cookie);
+    expect(card.html).toContain('<bdi>Paid \u202Edeal</bdi> · <bdi>in\u202Evoice</bdi>');
+    const ev = await getPage(h, `/ui/events/${eventId}`, ruManager.cookie);
+    expect(ev.html).toContain('<bdi>Paid \u202Edeal</bdi>');
+    expect(ev.html).toContain('<bdi translate="no">in\u202Evoice</bdi>');
+  });
+
   it('cuts a long error in whole characters and shows that it was cut', async () => {
     const db = h.t.deps.db;
     const portal = await db('portals').where({ member_id: h.portal.memberId }).first('id');
