@@ -61,7 +61,13 @@ export function parseSenders(
       }
     }
   }
-  return { ipAllowlist, ipListUrls: list(r.env.B24_IP_LIST_URLS), trustProxy };
+  const ipListUrls = list(r.env.B24_IP_LIST_URLS);
+  for (const u of ipListUrls ?? []) {
+    if (!URL.canParse(u) || !/^https?:$/.test(new URL(u).protocol)) {
+      r.problems.push(`B24_IP_LIST_URLS: "${u}" is not an http(s) URL`);
+    }
+  }
+  return { ipAllowlist, ipListUrls, trustProxy };
 }
 
 /** `SESSION_SECRET` and `TOKEN_ENCRYPTION_KEY`, else the ones generated into DATA_DIR. */

@@ -32,6 +32,9 @@ export function parsePrivateHosts(entries: readonly string[]): PrivateHosts {
       } catch {
         throw new Error(`"${raw}" is not a CIDR (e.g. 10.0.0.0/8) nor a host name`);
       }
+    } else if (/^[\d.]+$/.test(e)) {
+      // All digits and dots is meant as an IPv4 address (300.1.1.1): no host is named so.
+      throw new Error(`"${raw}" is not a valid IPv4 address`);
     } else if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/.test(e)) {
       hosts.push(e.replace(/\.$/, ''));
     } else throw new Error(`"${raw}" is not a host name, an IP address or a CIDR`);

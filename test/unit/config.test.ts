@@ -161,6 +161,27 @@ describe('loadConfig', () => {
     expect(c.ipAllowlist).toEqual(['127.0.0.1', '10.0.0.0/8', '2001:db8::/32', 'bitrix24']);
   });
 
+  it('refuses a B24_IP_LIST_URLS entry that is not an http(s) URL', () => {
+    for (const u of ['notaurl', 'ftp://lists.example/ips.txt']) {
+      expect(() => loadConfig({ ...base, B24_IP_LIST_URLS: u })).toThrow(
+        `B24_IP_LIST_URLS: "${u}" is not an http(s) URL`,
+      );
+    }
+    const urls = 'https://a.example/ips.txt,http://127.0.0.1:8080/list';
+    expect(loadConfig({ ...base, B24_IP_LIST_URLS: urls }).ipListUrls).toEqual(urls.split(','));
+  });
+
+  it('refuses an ACTION_PRIVATE_HOSTS entry of digits and dots that is no IPv4 address', () => {
+    for (const e of ['300.1.1.1', '1.2.3.4.5']) {
+      expect(() => loadConfig({ ...base, ACTION_PRIVATE_HOSTS: e })).toThrow(
+        `ACTION_PRIVATE_HOSTS: "${e}" is not a valid IPv4 address`,
+      );
+    }
+    expect(() =>
+      loadConfig({ ...base, ACTION_PRIVATE_HOSTS: '10.1.1.1,erp.internal,10.0.0.0/8' }),
+    ).not.toThrow();
+  });
+
   it('refuses a TRUST_PROXY that names no address, instead of crashing on it later', () => {
     for (const tp of ['garbage', '10.0.0.0/33', '10.0.0.1,nonsense']) {
       expect(() => loadConfig({ ...base, TRUST_PROXY: tp })).toThrow(`TRUST_PROXY must be`);
