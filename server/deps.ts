@@ -102,6 +102,7 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
       'finished a key rotation that had stopped before secrets.json was replaced: the new key is in use',
     );
   }
+  const manifest = overrides.manifest ?? loadManifest(root);
   const deps: Omit<Deps, 'bitrix'> = {
     config,
     db,
@@ -109,8 +110,14 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
     clock,
     portals: createPortalDirectory(db, Date.now),
     box,
-    manifest: overrides.manifest ?? loadManifest(root),
-    metrics: overrides.metrics ?? createMetrics({ defaultMetrics: true }),
+    manifest,
+    metrics:
+      overrides.metrics ??
+      createMetrics({
+        defaultMetrics: true,
+        // The events every portal binds unless its admin chose others: always labels.
+        knownEvents: [...(config.b24.events ?? []), ...manifest.events],
+      }),
     root,
     lifecycle: { stopping: false },
     httpGuard,

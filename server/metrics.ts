@@ -6,7 +6,16 @@ import { startLoopDelayMonitor } from './lib/event-loop-delay.js';
  * `b24hooks_`. Gauges that describe the database (backlog, oldest pending) are filled at
  * scrape time by `refreshGauges`, set in deps.ts.
  */
-export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+export function createMetrics(
+  options: {
+    defaultMetrics?: boolean;
+    /**
+     * Event names that are always their own `event` label: the events the app binds or
+     * offers (lifecycle, the subscriptions page, B24_EVENTS or manifest.json).
+     */
+    knownEvents?: readonly string[];
+  } = {},
+) {
   const registry = new Registry();
   if (options.defaultMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'b24hooks_' });
@@ -28,19 +37,24 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       },
     });
   }
-  const eventLabels = new Set<string>();
+  const knownEvents = new Set([...APP_EVENTS, ...(options.knownEvents ?? [])]);
+  const boundLabels = new Set<string>();
   const m = {
     registry,
     /**
-     * The `event` label for an event name: the name itself for the first MAX_EVENT_LABELS
-     * distinct names, `other` past them. Event names come from deliveries, and a portal that
-     * knows its own application token may post any name that looks like one: each new name
-     * added a series to the counters and sixteen to the histogram, without end.
+     * The `event` label for an event name. Event names come from deliveries, and a portal
+     * that knows its own application token may post any name that looks like one: each new
+     * name would add a series to the counters and sixteen to the histogram, without end. So
+     * a name is its own label only when the app knows it (`knownEvents`), or when it is one
+     * of the delivering portal's bound events (`bound`, what Bitrix24 accepted in event.bind;
+     * at most MAX_EVENT_LABELS of those); any other name is `other`. A first-come cap alone
+     * let one portal's made-up names take every slot, and other portals' real events then
+     * showed as `other`.
      */
-    eventLabel(name: string): string {
-      if (eventLabels.has(name)) return name;
-      if (eventLabels.size >= MAX_EVENT_LABELS) return 'other';
-      eventLabels.add(name);
+    eventLabel(name: string, bound?: readonly string[]): string {
+      if (knownEvents.has(name) || boundLabels.has(name)) return name;
+      if (!bound?.includes(name) || boundLabels.size >= MAX_EVENT_LABELS) return 'other';
+      boundLabels.add(name);
       return name;
     },
     eventsReceived: new Counter({
@@ -144,8 +158,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /**
- * Distinct event names kept as `event` label values; Bitrix24 has a few hundred events and a
- * portal binds a handful, so a real deployment stays far below it.
+ * The app's own events, always labels: its lifecycle (bound on every portal, and still
+ * delivered once the portal's bindings are cleared by an uninstall) and the offline-queue
+ * notice (bound by the app itself, not recorded among the portal's chosen events).
+ */
+const APP_EVENTS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL', 'ONOFFLINEEVENT'];
+
+/**
+ * Distinct event names, beyond the app's known ones, kept as `event` label values because a
+ * portal has them bound; Bitrix24 has a few hundred events and a portal binds a handful, so a
+ * real deployment stays far below it.
  */
 export const MAX_EVENT_LABELS = 200;
 

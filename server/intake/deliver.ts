@@ -213,7 +213,10 @@ async function accept(
     return;
   }
   if (verified)
-    metrics.eventsReceived.inc({ portal: portal.member_id, event: metrics.eventLabel(d.event) });
+    metrics.eventsReceived.inc({
+      portal: portal.member_id,
+      event: metrics.eventLabel(d.event, portalEvents(portal)),
+    });
   else metrics.eventsUnverified.inc({ portal: portal.member_id });
   send(res, 200, OK);
 }

@@ -1,5 +1,6 @@
 import { toError } from '../lib/errors.js';
 import { finishEvent, getEvent, type EventRow } from '../../db/stores/events.js';
+import { portalEvents } from '../../db/stores/portals.js';
 import { completeJob, killJob, rescheduleJob } from '../../db/stores/jobs.js';
 import { nextRunAt } from './backoff.js';
 import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
@@ -77,10 +78,19 @@ async function recordDone(
     return status;
   });
   if (event && finished) {
-    const label = metrics.eventLabel(event.event);
+    const label = await eventLabel(w, event);
     metrics.eventsFinished.inc({ portal: event.member_id ?? '', event: label, status: finished });
     metrics.processingSeconds.observe({ event: label }, (t - event.received_at) / 1000);
   }
+}
+
+/**
+ * The event's `event` label: its name when the app or its portal binds it (the portal from
+ * the short-lived directory, as the intake reads it), else `other`.
+ */
+async function eventLabel(w: WorkerContext, event: EventRow): Promise<string> {
+  const portal = event.member_id ? await w.deps.portals.get(event.member_id) : undefined;
+  return w.deps.metrics.eventLabel(event.event, portal ? portalEvents(portal) : undefined);
 }
 
 /** Waits without spending an attempt; the event is `received` again. */
@@ -109,7 +119,7 @@ async function recordDead(w: WorkerContext, f: Failure): Promise<JobOutcome> {
   if (event) {
     w.deps.metrics.eventsFinished.inc({
       portal: event.member_id ?? '',
-      event: w.deps.metrics.eventLabel(event.event),
+      event: await eventLabel(w, event),
       status: 'failed',
     });
   }

@@ -577,8 +577,66 @@ describe('event intake', () => {
       const seen = labels(metric);
       expect(seen.size).toBeLessThanOrEqual(MAX_EVENT_LABELS + 1);
       expect(seen.has('other')).toBe(true);
-      expect(seen.has('ONFORGED0NAME')).toBe(true);
     }
+  });
+
+  it("labels a finished event by its portal's bindings, though this instance did not receive it", async () => {
+    // Received while the portal had not bound it yet (or by another instance): no label here.
+    expect((await post(eventBody({ portal, event: 'ONCRMCOMPANYUPDATE', id: 9 }))).status).toBe(
+      200,
+    );
+    await updatePortal(t.deps.db, portal.row.id, {
+      events_bound: JSON.stringify(['ONCRMCOMPANYUPDATE']),
+    });
+    t.deps.portals.invalidate(portal.memberId);
+    t.clock.advance(5_000);
+    while ((await services.worker.runOnce()).length > 0);
+    const text = (await request(listener).get('/metrics')).text;
+    expect(text).toMatch(
+      new RegExp(
+        `b24hooks_events_finished_total\\{portal="${portal.memberId}",event="ONCRMCOMPANYUPDATE"`,
+      ),
+    );
+  });
+
+  it("keeps a portal's real event names as labels after a stranger's portal posted hundreds of made-up ones", async () => {
+    const stranger = await seedPortal(t.deps);
+    const names = Array.from({ length: MAX_EVENT_LABELS + 30 }, (_, i) => `ONFORGED${i}NAME`);
+    for (let i = 0; i < names.length; i += 20) {
+      await Promise.all(
+        names
+          .slice(i, i + 20)
+          .map((event, j) => post(eventBody({ portal: stranger, event, id: i + j + 1 }))),
+      );
+    }
+    // A default event (manifest.json), and one the portal's admin bound besides.
+    await updatePortal(t.deps.db, portal.row.id, {
+      events_bound: JSON.stringify(['ONCRMDEALUPDATE', 'ONCRMCOMPANYUPDATE']),
+    });
+    t.deps.portals.invalidate(portal.memberId);
+    for (const [event, id] of [
+      ['ONCRMDEALUPDATE', 7],
+      ['ONCRMCOMPANYUPDATE', 8],
+    ] as const)
+      expect((await post(eventBody({ portal, event, id }))).status).toBe(200);
+    // The offline-queue notice: bound by the app itself, never among the chosen events.
+    expect((await post(eventBody({ portal, event: 'ONOFFLINEEVENT', data: {} }))).status).toBe(200);
+    t.clock.advance(5_000);
+    while ((await services.worker.runOnce()).length > 0);
+    const text = (await request(listener).get('/metrics')).text;
+    for (const event of ['ONCRMDEALUPDATE', 'ONCRMCOMPANYUPDATE', 'ONOFFLINEEVENT'])
+      expect(text).toContain(
+        `b24hooks_events_received_total{portal="${portal.memberId}",event="${event}"} 1`,
+      );
+    // What finished of them (processed, skipped or failed) keeps its name too.
+    expect(text).toMatch(
+      new RegExp(`b24hooks_events_finished_total\\{portal="${portal.memberId}",event="ONCRM`),
+    );
+    expect(text).not.toContain(
+      `b24hooks_events_finished_total{portal="${portal.memberId}",event="other"`,
+    );
+    // The stranger's made-up names are no labels at all.
+    expect(text).not.toContain('ONFORGED0NAME');
   });
 });
 
