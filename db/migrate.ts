@@ -39,11 +39,21 @@ export async function migrateToLatest(db: Knex): Promise<string[]> {
  * Migration 0016 created the rollups empty. A database that takes it now, coming from an
  * older version, already holds events: without a recount `status`, the dashboard, /metrics
  * and the backlog alerts counted none of them (and pending ones would be uncounted below
- * zero once processed). So the run that applies 0016 ends with the recount `rollups
- * rebuild` does, over the final schema; on a new database it counts nothing.
+ * zero once processed). So a run ends with the recount `rollups rebuild` does, over the final
+ * schema, whenever the rollups are empty while events are stored: every event is counted in
+ * the same transaction that stores it, and all-time rows are never pruned, so that state
+ * means an upgrade across 0016 whose count has not finished. Checking the state rather than
+ * what this run applied, a start killed (or failing) during a long count on a large log
+ * counts at the next start instead of leaving every figure at zero for good.
  */
 async function latestCounted(db: Knex): Promise<string[]> {
   const applied = await latest(db);
-  if (applied.includes('0016-rollups')) await rebuildRollups(db, Date.now());
+  if (await uncounted(db)) await rebuildRollups(db, Date.now());
   return applied;
+}
+
+/** Events stored and not one rollup row: two single-row reads. */
+async function uncounted(db: Knex): Promise<boolean> {
+  if (await db('rollups').first('kind')) return false;
+  return (await db('events').first('id')) !== undefined;
 }
