@@ -15,6 +15,36 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
 
   const frame = () => ui.page.frameLocator('iframe.b24emu-frame');
 
+  it('stops reading itself and says why once the session has ended, instead of promising updates', async () => {
+    const { h, page } = ui;
+    const deal = await h.portal.addDeal({ TITLE: 'Order of a closed session', STAGE_ID: 'NEW' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.portal.whenIdle();
+    await h.services.intake.drain();
+    let reads = 0;
+    const counted = (r: { url(): string }) => {
+      if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
+    };
+    page.on('request', counted);
+    try {
+      await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+      await frame().locator('#deal-refreshing').waitFor();
+      // The session ends (expired, or the app was reinstalled) while the event still waits.
+      await h.t.deps.db('sessions').delete();
+      await frame()
+        .locator('#deal-refreshing', { hasText: 'The session has ended' })
+        .waitFor({ timeout: 10_000 });
+      const after = reads;
+      // More than one period of the refresh: no read follows the refusal.
+      await page.waitForTimeout(4_000);
+      expect(reads).toBe(after);
+    } finally {
+      page.off('request', counted);
+      await h.services.worker.drain();
+    }
+  });
+
   it('shows the new status of an event that was still processing when the tab opened', async () => {
     const { h, page } = ui;
     const deal = await h.portal.addDeal({ TITLE: 'Pending order', STAGE_ID: 'NEW' });
