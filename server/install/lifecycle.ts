@@ -340,6 +340,12 @@ export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
       };
     }
     case 'ONAPPUNINSTALL':
+      // Installed again after this uninstall arrived (the job waited in a backlog or for a
+      // retry): the portal's current install, and its new credentials, are not this
+      // uninstall's to remove.
+      if (portal.installed_at !== null && portal.installed_at > event.received_at) {
+        return { eventStatus: 'skipped', note: 'superseded by a later install' };
+      }
       await uninstall(deps, portal, event);
       return { eventStatus: 'processed' };
     default:

@@ -140,6 +140,7 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['no rule to run (', 'нет правил для запуска ('],
   ['rule no longer in the map', 'правила больше нет в карте событий'],
   [': skipped', ': пропущено'],
+  ['superseded by a later install', 'отменено: приложение установлено заново'],
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
   [

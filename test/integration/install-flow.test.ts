@@ -7,6 +7,7 @@ import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
 import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
+import { translateMessage } from '../../server/ui/i18n-messages.js';
 
 const APP_EVENTS = [
   'ONAPPINSTALL',
@@ -283,6 +284,32 @@ describe('install flow against the emulator', () => {
     expect(await events()).toEqual([]);
     const [p] = await portalsJson();
     expect(p).toMatchObject({ status: 'uninstalled', events: [] });
+  });
+
+  it('keeps a reinstall that came before its uninstall was processed', async () => {
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    await portal.uninstall({ clean: false });
+    await h.services.intake.drain();
+    // The admin installs again at once, before the worker reached the uninstall (a backlog,
+    // a retry after a busy database).
+    h.t.clock.advance(1000);
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const row = await stored();
+    expect(row!.status).toBe('installed');
+    expect(row!.access_token_enc).not.toBeNull();
+    expect(row!.application_token_digest).not.toBeNull();
+    const [d] = await portal.emit('ONCRMDEALADD', { FIELDS: { ID: 6 } });
+    expect(d!.status).toBe(200);
+    // The late uninstall stays in the log, skipped; its note reads in Russian too.
+    const late = (await events()).filter((e) => e.event === 'ONAPPUNINSTALL');
+    expect(late.at(-1)).toMatchObject({ status: 'skipped' });
+    expect(translateMessage('superseded by a later install', 'ru')).not.toMatch(/[a-z]/);
   });
 
   it('drops the credentials but keeps the data when an uninstall does not ask to delete it', async () => {
