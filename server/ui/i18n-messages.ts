@@ -141,6 +141,11 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['rule no longer in the map', 'правила больше нет в карте событий'],
   [': skipped', ': пропущено'],
   ['superseded by a later install', 'отменено: приложение установлено заново'],
+  // a lifecycle event of a portal that uninstalled the app meanwhile (install/lifecycle.ts)
+  ['portal is uninstalled', 'приложение удалено с портала'],
+  ['install withdrawn: ', 'установка отозвана: '],
+  ['the OAuth server names another member_id', 'OAuth-сервер называет другой member_id'],
+  ['the OAuth server names another portal address', 'OAuth-сервер называет другой адрес портала'],
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
   [
@@ -290,6 +295,13 @@ export function translateNote(
   ruleNames: readonly string[],
 ): string {
   if (lang !== 'ru' || !note) return note;
+  // The lifecycle job's notes (install/lifecycle.ts): figures and names inside.
+  const proof = /^nothing proven; (\d+) rejected, (\d+) expired$/.exec(note);
+  if (proof) return `ничего не подтверждено: отклонено ${proof[1]}, просрочено ${proof[2]}`;
+  const proven = /^proven by event (\d+)$/.exec(note);
+  if (proven) return `подтверждено событием ${proven[1]}`;
+  const notLifecycle = /^(\S+) is not a lifecycle event$/.exec(note);
+  if (notLifecycle) return `${notLifecycle[1]} — не событие жизненного цикла приложения`;
   const gone = /^([a-z]+)(:\d+)? (\S+) no longer exists$/.exec(note);
   if (gone && ENTITY_RU[gone[1]!])
     return `${ENTITY_RU[gone[1]!]}${gone[2] ?? ''} ${gone[3]} больше не существует`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { translateMessage } from '../../server/ui/i18n-messages.js';
+import { translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
 
 describe('messages on Russian pages', () => {
   it('translates the phrases around the data and keeps the data as written', () => {
@@ -54,5 +54,22 @@ describe('messages on Russian pages', () => {
       'expected string, got number 5',
     );
     expect(translateMessage('ECONNREFUSED', 'ru')).toBe('ECONNREFUSED');
+  });
+});
+
+describe("an event's own note on Russian pages", () => {
+  it('translates the notes the app writes on lifecycle events', () => {
+    // ONAPPINSTALL / ONAPPUPDATE of a portal that uninstalled the app meanwhile.
+    expect(translateNote('portal is uninstalled', 'ru', [])).toBe('приложение удалено с портала');
+    expect(
+      translateNote('install withdrawn: the OAuth server names another member_id', 'ru', []),
+    ).toBe('установка отозвана: OAuth-сервер называет другой member_id');
+    expect(translateNote('nothing proven; 2 rejected, 1 expired', 'ru', [])).toBe(
+      'ничего не подтверждено: отклонено 2, просрочено 1',
+    );
+    expect(translateNote('proven by event 5', 'ru', [])).toBe('подтверждено событием 5');
+    expect(translateNote('ONFOO is not a lifecycle event', 'ru', [])).toBe(
+      'ONFOO — не событие жизненного цикла приложения',
+    );
   });
 });
