@@ -46,14 +46,15 @@ export function createMetrics(
      * that knows its own application token may post any name that looks like one: each new
      * name would add a series to the counters and sixteen to the histogram, without end. So
      * a name is its own label only when the app knows it (`knownEvents`), or when it is one
-     * of the delivering portal's bound events (`bound`, what Bitrix24 accepted in event.bind;
+     * of the delivering portal's bound events (`bound()`, what Bitrix24 accepted in event.bind;
      * at most MAX_EVENT_LABELS of those); any other name is `other`. A first-come cap alone
      * let one portal's made-up names take every slot, and other portals' real events then
      * showed as `other`.
      */
-    eventLabel(name: string, bound?: readonly string[]): string {
+    eventLabel(name: string, bound?: () => readonly string[] | undefined): string {
       if (knownEvents.has(name) || boundLabels.has(name)) return name;
-      if (!bound?.includes(name) || boundLabels.size >= MAX_EVENT_LABELS) return 'other';
+      // Read only here: on the intake's hot path the usual name is known and costs one lookup.
+      if (boundLabels.size >= MAX_EVENT_LABELS || !bound?.()?.includes(name)) return 'other';
       boundLabels.add(name);
       return name;
     },

@@ -215,7 +215,7 @@ async function accept(
   if (verified)
     metrics.eventsReceived.inc({
       portal: portal.member_id,
-      event: metrics.eventLabel(d.event, portalEvents(portal)),
+      event: metrics.eventLabel(d.event, () => portalEvents(portal)),
     });
   else metrics.eventsUnverified.inc({ portal: portal.member_id });
   send(res, 200, OK);

@@ -89,8 +89,11 @@ async function recordDone(
  * the short-lived directory, as the intake reads it), else `other`.
  */
 async function eventLabel(w: WorkerContext, event: EventRow): Promise<string> {
-  const portal = event.member_id ? await w.deps.portals.get(event.member_id) : undefined;
-  return w.deps.metrics.eventLabel(event.event, portal ? portalEvents(portal) : undefined);
+  const { metrics } = w.deps;
+  const known = metrics.eventLabel(event.event);
+  if (known !== 'other' || !event.member_id) return known;
+  const portal = await w.deps.portals.get(event.member_id);
+  return metrics.eventLabel(event.event, () => (portal ? portalEvents(portal) : undefined));
 }
 
 /** Waits without spending an attempt; the event is `received` again. */

@@ -91,6 +91,12 @@ describe('alert channels and metrics', () => {
   });
 
   it('serves /metrics in Prometheus text format with the named series', async () => {
+    // A name is its own `event` label only when the app or the portal binds it (metrics.ts).
+    await h.t.deps
+      .db('portals')
+      .where({ member_id: portal.memberId })
+      .update({ events_bound: JSON.stringify(['ONCRMDEALUPDATE', 'ONCUSTOMTEST']) });
+    h.t.deps.portals.invalidate(portal.memberId);
     await lateEventsAndAlert();
     await h.services.worker.drain();
     const listener = buildListener(h.t.deps, appParts(h.t.deps, h.services));
