@@ -18,7 +18,11 @@ describe('npm run demo', () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
 
-  /** Runs the demo until its first SMS goes out (or 20 s); what it printed. */
+  /**
+   * Runs the demo until its first SMS goes out (or 20 s); what it printed. Each test may take
+   * longer than jest's 30 s on a starved machine: the wait, then a server that starts and
+   * stops slowly (seen with two busy loops on the two cores, on the code of 2026-12-04 too).
+   */
   async function runDemo(port: number, dataDir: string, check?: (err: string) => Promise<void>) {
     const proc = spawn(
       process.execPath,
@@ -72,12 +76,12 @@ describe('npm run demo', () => {
     );
     await db.destroy();
     expect(processed).toBeGreaterThan(0);
-  });
+  }, 60_000);
 
   it('run again on the same data, reaches this run’s stand-ins, not the last run’s', async () => {
     // The stand-ins listen on new ports each run; the stored map still named the old ones.
     const err = await runDemo(await freePort(), dataDir);
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[logistics\] POST \/api\/shipments/);
-  });
+  }, 60_000);
 });
