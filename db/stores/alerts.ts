@@ -1,5 +1,4 @@
 import type { Knex } from 'knex';
-import { backlogCounts, oldestPendingAt } from './rollups.js';
 import { getSetting } from './settings.js';
 
 /** Alert kinds (server/alerts/). */
@@ -124,28 +123,6 @@ export async function saveAlertState(
     .where({ key, version: prev.version })
     .update({ ...values, version: prev.version + 1 });
   return n > 0;
-}
-
-export interface PortalBacklog {
-  portalId: number | null;
-  backlog: number;
-  /** received_at of the oldest unprocessed event (ms). */
-  oldestAt: number;
-}
-
-/**
- * Unprocessed events (received, processing, unverified) per portal with any, from the
- * rollups; the oldest one's receipt is read from that hour's events only (oldestPendingAt).
- */
-export async function backlogByPortal(db: Knex): Promise<PortalBacklog[]> {
-  const out: PortalBacklog[] = [];
-  for (const [p, backlog] of await backlogCounts(db)) {
-    if (backlog <= 0) continue;
-    const portalId = p === 0 ? null : p;
-    const oldestAt = await oldestPendingAt(db, portalId);
-    if (oldestAt !== undefined) out.push({ portalId, backlog, oldestAt });
-  }
-  return out;
 }
 
 /**
