@@ -15,13 +15,20 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
 
   const frame = () => ui.page.frameLocator('iframe.b24emu-frame');
 
-  it('stops reading itself and says why once the session has ended, instead of promising updates', async () => {
-    const { h, page } = ui;
-    const deal = await h.portal.addDeal({ TITLE: 'Order of a closed session', STAGE_ID: 'NEW' });
+  /** A deal moved to WON whose update is stored but not processed yet. */
+  async function wonDealWaiting(title: string) {
+    const { h } = ui;
+    const deal = await h.portal.addDeal({ TITLE: title, STAGE_ID: 'NEW' });
     await h.drain();
     await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
     await h.portal.whenIdle();
     await h.services.intake.drain();
+    return deal;
+  }
+
+  it('stops reading itself and says why once the session has ended, instead of promising updates', async () => {
+    const { h, page } = ui;
+    const deal = await wonDealWaiting('Order of a closed session');
     let reads = 0;
     const counted = (r: { url(): string }) => {
       if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
@@ -47,12 +54,7 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
 
   it('shows the new status of an event that was still processing when the tab opened', async () => {
     const { h, page } = ui;
-    const deal = await h.portal.addDeal({ TITLE: 'Pending order', STAGE_ID: 'NEW' });
-    await h.drain();
-    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
-    // Stored, not processed yet.
-    await h.portal.whenIdle();
-    await h.services.intake.drain();
+    const deal = await wonDealWaiting('Pending order');
     await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
     const newest = frame().locator('#deal-events tr[data-id]').first();
     await expect(newest.locator('.badge').first().getAttribute('class')).resolves.toMatch(

@@ -279,16 +279,20 @@ describe('worker', () => {
     });
   });
 
-  it('wakes for stored work when it is due, not at its commit (the settling time)', async () => {
-    let ran = 0;
-    const worker = createWorker(t.deps, {
+  /** A worker that polls only every 5 s, whose event handler just calls `onRun`. */
+  const slowPollingWorker = (onRun: () => void) =>
+    createWorker(t.deps, {
       pollMs: 5_000,
       handlers: {
         process_event: async () => {
-          ran++;
+          onRun();
         },
       },
     });
+
+  it('wakes for stored work when it is due, not at its commit (the settling time)', async () => {
+    let ran = 0;
+    const worker = slowPollingWorker(() => ran++);
     const queries: string[] = [];
     const onQuery = (q: { sql: string }) => queries.push(q.sql);
     worker.start();
@@ -324,14 +328,7 @@ describe('worker', () => {
 
   it('claims again at once when kicked while reading when the next job is due', async () => {
     let ran = 0;
-    const worker = createWorker(t.deps, {
-      pollMs: 5_000,
-      handlers: {
-        process_event: async () => {
-          ran++;
-        },
-      },
-    });
+    const worker = slowPollingWorker(() => ran++);
     // After its round the loop reads when the next job is due, then sleeps until then. Right
     // as it reads, that job becomes due and the loop is kicked (a commit reporting work, or
     // a job finishing, can land there): it must claim again, not sleep the 4 s out.
