@@ -207,7 +207,9 @@ export function logPages(deps: Deps): Router {
       deps.db,
       retrying.map((r) => Number(r.id)),
     );
-    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs, more, nextAttempt });
+    // A retry whose time has passed waits for a worker: "due now", not a time in the past.
+    const now = deps.clock.now().getTime();
+    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs, more, nextAttempt, now });
   });
 
   return router;

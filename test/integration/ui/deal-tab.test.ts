@@ -173,6 +173,23 @@ describe('the deal tab a manager reads', () => {
     );
   });
 
+  it('says that a retry whose time has passed is due, not a time in the past', async () => {
+    const db = h.t.deps.db;
+    const at = h.t.clock.now().getTime();
+    await seedDealEvent(db, h.portal.memberId, {
+      dealId: '890',
+      status: 'received',
+      lastError: 'Won deal: invoice / invoice: HTTP 503 from POST https://erp.example/api: busy',
+      job: { status: 'pending', lastError: 'HTTP 503', runAt: at - 60_000 },
+      at: at - 120_000,
+    });
+    const card = await getPage(h, '/ui/deal/890', ruManager.cookie);
+    expect(card.html).toContain(
+      'class="next-attempt">Эта попытка не удалась; следующая уже в очереди',
+    );
+    expect(card.html).not.toMatch(/следующая — \d{4}/);
+  });
+
   it("says in Russian why a deal's events ran nothing, keeping the rule names as written", async () => {
     await h.portal.updateDeal(deals.fresh, { STAGE_ID: 'PREPARATION' });
     await h.drain();
