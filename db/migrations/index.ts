@@ -23,6 +23,7 @@ import * as m0022 from './0022-alert-state-lookups.js';
 import * as m0023 from './0023-rejected-hold-no-key.js';
 import * as m0024 from './0024-waiting-by-portal.js';
 import * as m0025 from './0025-telegram-chats.js';
+import * as m0026 from './0026-telegram-chat-links.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -50,4 +51,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0023-rejected-hold-no-key', module: m0023 },
   { name: '0024-waiting-by-portal', module: m0024 },
   { name: '0025-telegram-chats', module: m0025 },
+  { name: '0026-telegram-chat-links', module: m0026 },
 ];

@@ -255,6 +255,12 @@ export async function erasePortalInstallation(
         rate_buckets: await trx('rate_buckets').where('key', portal.member_id).delete(),
         destinations: await deletePortalDestinations(trx, portal.id),
         telegram_chats: await trx('telegram_chats').where('portal_id', portal.id).delete(),
+        telegram_chat_links: await trx('telegram_chat_links')
+          .where('portal_id', portal.id)
+          .delete(),
+        telegram_link_codes: await trx('telegram_link_codes')
+          .where('portal_id', portal.id)
+          .delete(),
       },
       await sweepPortalColumns(trx, portal),
       // The portal row stays as a tombstone with nothing but its name, domain and status:

@@ -69,3 +69,127 @@ export async function claimTelegramChat(
     [chatId, portalId, now],
   );
 }
+
+/** The portals that proved `chatId` is theirs (migration 0026). */
+export async function telegramChatLinks(db: Knex, chatId: string): Promise<number[]> {
+  return (
+    (await db('telegram_chat_links').where({ chat_id: chatId }).pluck('portal_id')) as unknown[]
+  )
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/** The chats a portal linked, oldest first. */
+export async function linkedChatsOf(
+  db: Knex,
+  portalId: number,
+): Promise<Array<{ chat_id: string; username: string | null; linked_at: number }>> {
+  const rows = (await db('telegram_chat_links as l')
+    .leftJoin('telegram_chats as c', 'c.chat_id', 'l.chat_id')
+    .where('l.portal_id', portalId)
+    .orderBy('l.linked_at')
+    .orderBy('l.chat_id')
+    .select('l.chat_id', 'c.username', 'l.linked_at')) as Array<Record<string, unknown>>;
+  return rows.map((r) => ({
+    chat_id: String(r.chat_id),
+    username: (r.username as string | null) ?? null,
+    linked_at: Number(r.linked_at),
+  }));
+}
+
+export interface LinkCodeRow {
+  code_digest: string;
+  tries: number;
+  sent_at: number;
+  expires_at: number;
+}
+
+export async function getLinkCode(
+  db: Knex,
+  portalId: number,
+  chatId: string,
+): Promise<LinkCodeRow | undefined> {
+  const r = (await db('telegram_link_codes')
+    .where({ portal_id: portalId, chat_id: chatId })
+    .first()) as Record<string, unknown> | undefined;
+  return r
+    ? {
+        code_digest: String(r.code_digest),
+        tries: Number(r.tries),
+        sent_at: Number(r.sent_at),
+        expires_at: Number(r.expires_at),
+      }
+    : undefined;
+}
+
+/** The code sent last to `chatId` for `portalId` (one per portal and chat; a new one replaces it). */
+export async function putLinkCode(
+  db: Knex,
+  portalId: number,
+  chatId: string,
+  row: { code_digest: string; sent_at: number; expires_at: number },
+): Promise<void> {
+  await db('telegram_link_codes')
+    .insert({ portal_id: portalId, chat_id: chatId, tries: 0, ...row })
+    .onConflict(['portal_id', 'chat_id'])
+    .merge({ ...row, tries: 0 });
+}
+
+/** Counts a wrong code; the caller refuses once `tries` reaches its limit. */
+export async function countLinkCodeTry(db: Knex, portalId: number, chatId: string): Promise<void> {
+  await db('telegram_link_codes')
+    .where({ portal_id: portalId, chat_id: chatId })
+    .increment('tries', 1);
+}
+
+export async function dropLinkCode(db: Knex, portalId: number, chatId: string): Promise<void> {
+  await db('telegram_link_codes').where({ portal_id: portalId, chat_id: chatId }).delete();
+}
+
+/**
+ * Links `chatId` to `portalId` (the code was right): from now on only linked portals post
+ * there, so whoever held it by posting first (0025) no longer does; the chat is recorded as
+ * held by this portal for the pages that only read the holder.
+ */
+export async function linkTelegramChat(
+  db: Knex,
+  chatId: string,
+  portalId: number,
+  now: number,
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('telegram_link_codes').where({ portal_id: portalId, chat_id: chatId }).delete();
+    await trx('telegram_chat_links')
+      .insert({ chat_id: chatId, portal_id: portalId, linked_at: now })
+      .onConflict(['chat_id', 'portal_id'])
+      .ignore();
+    const held = (await trx('telegram_chats').where({ chat_id: chatId }).first()) as
+      { portal_id: number | null } | undefined;
+    const holderLinked =
+      held?.portal_id !== null &&
+      held?.portal_id !== undefined &&
+      (await trx('telegram_chat_links')
+        .where({ chat_id: chatId, portal_id: held.portal_id })
+        .first()) !== undefined;
+    if (!held) {
+      await trx('telegram_chats').insert({
+        chat_id: chatId,
+        username: null,
+        portal_id: portalId,
+        updated_at: now,
+      });
+    } else if (!holderLinked) {
+      await trx('telegram_chats')
+        .where({ chat_id: chatId })
+        .update({ portal_id: portalId, updated_at: now });
+    }
+  });
+}
+
+export async function unlinkTelegramChat(
+  db: Knex,
+  chatId: string,
+  portalId: number,
+): Promise<number> {
+  return db('telegram_chat_links').where({ chat_id: chatId, portal_id: portalId }).delete();
+}

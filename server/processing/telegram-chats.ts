@@ -4,6 +4,7 @@ import {
   getTelegramChat,
   rememberTelegramUsername,
   telegramChatByUsername,
+  telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
 import { callHttp, failOnStatus } from '../actions/http-call.js';
 import type { TelegramChatGuard } from '../actions/types.js';
@@ -58,14 +59,9 @@ export function telegramChatGuard(
           );
         }
       }
-      const held = await getTelegramChat(deps.db, id);
-      if (
-        held?.portal_id !== null &&
-        held?.portal_id !== undefined &&
-        held.portal_id !== portalId
-      ) {
+      if ((await chatOwner(deps.db, id, portalId)) === 'other') {
         throw new PermanentError(
-          `telegram: chat ${chat} is used by another portal of this app; post to a chat of your own (add the bot there)`,
+          `telegram: chat ${chat} is used by another portal of this app; post to a chat of your own (add the bot there), or link this one on the Alerts page if it is yours`,
         );
       }
       return id;
@@ -81,8 +77,22 @@ export function telegramChatGuard(
   };
 }
 
+/**
+ * Whether `portalId` may post to chat `id`: once portals have linked the chat (proved it is
+ * theirs with a code the bot sent there), only they may; until then the first portal that
+ * posted there holds it.
+ */
+async function chatOwner(db: Knex, id: string, portalId: number): Promise<'ours' | 'other'> {
+  const links = await telegramChatLinks(db, id);
+  if (links.length > 0) return links.includes(portalId) ? 'ours' : 'other';
+  const held = await getTelegramChat(db, id);
+  return held?.portal_id !== null && held?.portal_id !== undefined && held.portal_id !== portalId
+    ? 'other'
+    : 'ours';
+}
+
 /** The numeric id of an `@name` (Bot API getChat). */
-async function getChatId(
+export async function getChatId(
   config: Pick<Config, 'telegram'>,
   name: string,
   fetchFn: typeof fetch,
@@ -138,9 +148,8 @@ export async function telegramChatRefusal(
   if (operator && (operator === name || (id !== undefined && (await idOf(operator)) === id))) {
     return "this is the server's alert chat; use a chat of your own";
   }
-  const held = id === undefined ? undefined : await getTelegramChat(deps.db, id);
-  if (held?.portal_id !== null && held?.portal_id !== undefined && held.portal_id !== portalId) {
-    return 'this chat is used by another portal of this app; use a chat of your own';
+  if (id !== undefined && (await chatOwner(deps.db, id, portalId)) === 'other') {
+    return 'this chat is used by another portal of this app; use a chat of your own, or link this one below if it is yours';
   }
   return undefined;
 }

@@ -236,6 +236,40 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'ID чата Telegram: число вроде -1001234567890 или "@channel_name"',
   ],
   ['E-mail: an address like ops@example.com', 'E-mail: адрес вроде ops@example.com'],
+  // linking a Telegram chat (server/ui/telegram-link.ts, processing/telegram-chats.ts)
+  [
+    'this chat is used by another portal of this app; use a chat of your own, or link this one below if it is yours',
+    'этот чат использует другой портал приложения; укажите свой чат или, если этот чат ваш, привяжите его ниже',
+  ],
+  [
+    ' is used by another portal of this app; post to a chat of your own (add the bot there), or link this one on the Alerts page if it is yours',
+    ' использует другой портал приложения; пишите в свой чат (добавьте туда бота) или, если этот чат ваш, привяжите его на странице «Оповещения»',
+  ],
+  [
+    "this is the server's alert chat; use a chat of your own",
+    'это чат оповещений сервера; укажите свой чат',
+  ],
+  [
+    'Telegram is not configured on this server (TELEGRAM_BOT_TOKEN).',
+    'Telegram на этом сервере не настроен (TELEGRAM_BOT_TOKEN).',
+  ],
+  ['this chat is already linked to this portal', 'этот чат уже привязан к этому порталу'],
+  [
+    'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
+    'код в этот чат отправлен меньше 10 минут назад: введите его или запросите новый позже',
+  ],
+  ['Telegram did not deliver the code to chat ', 'Telegram не доставил код в чат '],
+  ['; is the bot a member?', '; бот добавлен в чат?'],
+  ['Telegram did not accept the code: HTTP ', 'Telegram не принял код: HTTP '],
+  ['; try again later', '; попробуйте позже'],
+  ['Telegram did not answer (', 'Telegram не ответил ('],
+  [
+    'the code has expired or was never sent: ask for a new one',
+    'код устарел или не отправлялся: запросите новый',
+  ],
+  ['too many wrong codes: ask for a new one', 'слишком много неверных кодов: запросите новый'],
+  ['wrong code; tries left: ', 'неверный код; осталось попыток: '],
+  ['telegram: chat ', 'telegram: чат '],
   ['hours: one of ', 'часы: одно из '],
 ];
 

@@ -1,6 +1,10 @@
 import { seedStepTest } from '../helpers/seed-db.js';
 import { saveDestination } from '../../db/stores/destinations.js';
-import { claimTelegramChat } from '../../db/stores/telegram-chats.js';
+import {
+  claimTelegramChat,
+  linkTelegramChat,
+  putLinkCode,
+} from '../../db/stores/telegram-chats.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { tableColumns } from '../../db/stores/erasure.js';
@@ -171,6 +175,13 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     }
     // The Telegram chat its steps posted to first (server/processing/telegram-chats.ts).
     await claimTelegramChat(db, `-100${portalId}77`, portalId, now);
+    // A chat it linked with a code, and a code it asked for another (server/ui/telegram-link.ts).
+    await linkTelegramChat(db, `-100${portalId}78`, portalId, now);
+    await putLinkCode(db, portalId, `-100${portalId}79`, {
+      code_digest: 'f'.repeat(64),
+      sent_at: now,
+      expires_at: now + 600_000,
+    });
     // A step an admin sent once from the rule builder.
     await seedStepTest(db, portalId, now);
     await insertGap(db, {

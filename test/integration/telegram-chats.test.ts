@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { saveRuleMap } from '../../server/rules/map-store.js';
 import { putSetting } from '../../db/stores/settings.js';
 import { getTelegramChat } from '../../db/stores/telegram-chats.js';
+import { linkWithCode, sendLinkCode } from '../../server/ui/telegram-link.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from '../../server/alerts/send.js';
@@ -140,5 +141,107 @@ describe('telegram chats between portals', () => {
     const intoB = h.tg.sent.filter((m) => m.text === `from ${a.memberId}`).map((m) => m.chat_id);
     // A's steps go to the chat the guard admitted (A's own), never by a name that moved to B's.
     expect(intoB.map(String)).toEqual(['-100777', '-100777']);
+  });
+
+  /** The code the bot posted last into `chat` (the stand-in's record of sendMessage). */
+  const codeIn = (chat: string) => {
+    const msg = [...h.tg.sent].reverse().find((m) => String(m.chat_id) === chat);
+    return (
+      /code (\d{4}) (\d{4})/
+        .exec(msg?.text ?? '')
+        ?.slice(1)
+        .join('') ?? ''
+    );
+  };
+
+  it('lets a portal that proves a chat is its own take it from the first poster, and share it', async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    const c = await seedPortal(h.t.deps);
+    // B learnt A's chat id and posted there first: under first-come, B holds it.
+    await postTo(b.memberId, '-100555');
+    await deliver(b);
+    await postTo(a.memberId, '@b_sales');
+    await deliver(a);
+    expect((await runs(a.row.id)).map((r) => r.status)).toEqual(['failed']);
+
+    // A asks for a code: the bot posts it into the chat, naming A's portal.
+    expect(await sendLinkCode(h.t.deps, a.row, '@b_sales')).toEqual({
+      ok: true,
+      chatId: '-100555',
+    });
+    const code = codeIn('-100555');
+    expect(code).toMatch(/^\d{8}$/);
+    expect(h.tg.sent.at(-1)!.text).toContain(a.domain);
+    // Another code within 10 minutes is refused: a portal cannot flood a chat with codes.
+    expect(await sendLinkCode(h.t.deps, a.row, '-100555')).toEqual({
+      error: expect.stringMatching(/less than 10 minutes ago/),
+    });
+    // A wrong code, then B trying A's code for itself: neither links.
+    const wrong = code === '00000000' ? '00000001' : '00000000';
+    expect(await linkWithCode(h.t.deps, a.row, '-100555', wrong)).toEqual({
+      error: 'wrong code; tries left: 4',
+    });
+    expect(await linkWithCode(h.t.deps, b.row, '-100555', code)).toEqual({
+      error: expect.stringMatching(/never sent/),
+    });
+    expect(
+      await linkWithCode(h.t.deps, a.row, '-100555', `${code.slice(0, 4)} ${code.slice(4)}`),
+    ).toEqual({
+      ok: true,
+      chatId: '-100555',
+    });
+
+    // Now only A posts there; B, which held it by posting first, no longer does.
+    const before = h.tg.sent.length;
+    await deliver(a);
+    await deliver(b);
+    expect(h.tg.sent.slice(before).map((m) => m.text)).toEqual([`from ${a.memberId}`]);
+    const bRuns = await runs(b.row.id);
+    expect(bRuns.map((r) => r.status)).toEqual(['succeeded', 'failed']);
+    expect(bRuns[1]!.error).toMatch(/used by another portal of this app.*link this one/);
+
+    // Two portals of one company: B proves it reads the chat too, and both post there.
+    expect(await sendLinkCode(h.t.deps, b.row, '-100555')).toMatchObject({ ok: true });
+    expect(await linkWithCode(h.t.deps, b.row, '-100555', codeIn('-100555'))).toMatchObject({
+      ok: true,
+    });
+    const shared = h.tg.sent.length;
+    await deliver(a);
+    await deliver(b);
+    // Control: a portal that linked nothing is still refused.
+    await postTo(c.memberId, '-100555');
+    await deliver(c);
+    expect(h.tg.sent.slice(shared).map((m) => m.text)).toEqual([
+      `from ${a.memberId}`,
+      `from ${b.memberId}`,
+    ]);
+    expect((await runs(c.row.id))[0]!.error).toMatch(/used by another portal/);
+  });
+
+  it('ends a code after five wrong tries or ten minutes, and never links the operator chat', async () => {
+    const a = await seedPortal(h.t.deps);
+    expect(await sendLinkCode(h.t.deps, a.row, '-100777')).toMatchObject({ ok: true });
+    const code = codeIn('-100777');
+    const wrong = code === '00000000' ? '00000001' : '00000000';
+    for (let i = 0; i < 5; i++) await linkWithCode(h.t.deps, a.row, '-100777', wrong);
+    expect(await linkWithCode(h.t.deps, a.row, '-100777', code)).toEqual({
+      error: 'too many wrong codes: ask for a new one',
+    });
+    h.t.clock.advance(10 * 60_000);
+    expect(await sendLinkCode(h.t.deps, a.row, '-100777')).toMatchObject({ ok: true });
+    const second = codeIn('-100777');
+    h.t.clock.advance(10 * 60_000);
+    expect(await linkWithCode(h.t.deps, a.row, '-100777', second)).toEqual({
+      error: expect.stringMatching(/expired/),
+    });
+    // The operator's chat, by id or by name: no code is sent there.
+    const sent = h.tg.sent.length;
+    for (const chat of ['-100', '@ops_alerts']) {
+      expect(await sendLinkCode(h.t.deps, a.row, chat)).toEqual({
+        error: "this is the server's alert chat; use a chat of your own",
+      });
+    }
+    expect(h.tg.sent.length).toBe(sent);
   });
 });

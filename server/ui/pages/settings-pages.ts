@@ -14,10 +14,11 @@ import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { grantedScopes, missingScope, scopeOfEvent } from '../../bitrix/scopes.js';
 import { sendTestAlert } from '../test-alert.js';
 import { telegramChatRefusal } from '../../processing/telegram-chats.js';
+import { linkedChatsOf, unlinkTelegramChat } from '../../../db/stores/telegram-chats.js';
+import { linkWithCode, sendLinkCode, TELEGRAM_CHAT } from '../telegram-link.js';
 
 export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
 
-const TELEGRAM_CHAT = /^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$/;
 const EMAIL = /^[^\s@<>"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$/;
 
 /** Subscriptions (wanted vs bound, re-sync) and alert settings. */
@@ -93,7 +94,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
   });
 
   const renderAlerts = async (res: Response, extra: Record<string, unknown> = {}) => {
-    const { user } = uiContext(res);
+    const { portal, user } = uiContext(res);
     res.render('ui/alerts', {
       nav: 'alerts',
       telegram: (await getSetting<string>(deps.db, user.memberId, ALERT_KEYS.telegram)) ?? '',
@@ -102,6 +103,12 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       errors: [] as string[],
       sent: undefined,
       testRefused: undefined,
+      linked: await linkedChatsOf(deps.db, portal.id),
+      telegramOn: Boolean(deps.config.telegram.botToken),
+      linkChat: '',
+      codeSentTo: '',
+      linkNotice: '',
+      linkError: '',
       ...extra,
     });
   };
@@ -136,6 +143,36 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       else await deleteSetting(deps.db, user.memberId, key);
     }
     await renderAlerts(res, { saved: true });
+  });
+
+  // Linking a Telegram chat (server/ui/telegram-link.ts): a code posted in the chat, typed back.
+  router.post('/ui/alerts/telegram/code', requireAdmin, csrfProtection, async (req, res) => {
+    const chat = String((req.body as Record<string, unknown>).chat ?? '').trim();
+    const result = await sendLinkCode(deps, uiContext(res).portal, chat);
+    if ('error' in result) {
+      res.status(400);
+      await renderAlerts(res, { linkChat: chat, linkError: result.error });
+      return;
+    }
+    await renderAlerts(res, { linkChat: chat, codeSentTo: result.chatId, linkNotice: 'codeSent' });
+  });
+
+  router.post('/ui/alerts/telegram/link', requireAdmin, csrfProtection, async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const chat = String(body.chat ?? '').trim();
+    const result = await linkWithCode(deps, uiContext(res).portal, chat, String(body.code ?? ''));
+    if ('error' in result) {
+      res.status(400);
+      await renderAlerts(res, { linkChat: chat, codeSentTo: chat, linkError: result.error });
+      return;
+    }
+    await renderAlerts(res, { linkChat: chat, linkNotice: 'linked' });
+  });
+
+  router.post('/ui/alerts/telegram/unlink', requireAdmin, csrfProtection, async (req, res) => {
+    const chat = String((req.body as Record<string, unknown>).chat ?? '').trim();
+    await unlinkTelegramChat(deps.db, chat, uiContext(res).portal.id);
+    await renderAlerts(res, { linkChat: chat, linkNotice: 'unlinked' });
   });
 
   router.post('/ui/alerts/test', requireAdmin, csrfProtection, async (_req, res) => {

@@ -1,0 +1,146 @@
+import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import type { Deps } from '../deps.js';
+import { uiLang } from '../lib/lang.js';
+import type { PortalRow } from '../../db/stores/portals.js';
+import {
+  countLinkCodeTry,
+  getLinkCode,
+  linkTelegramChat,
+  putLinkCode,
+  rememberTelegramUsername,
+  telegramChatByUsername,
+  telegramChatLinks,
+} from '../../db/stores/telegram-chats.js';
+import { callHttp } from '../actions/http-call.js';
+import { getChatId } from '../processing/telegram-chats.js';
+
+/** How long a code sent to a chat can be typed back, and how soon another may be asked for. */
+export const LINK_CODE_TTL_MS = 10 * 60_000;
+/** Wrong codes allowed per code sent: 5 guesses of 10^8 (a new code needs another message). */
+export const LINK_CODE_TRIES = 5;
+export const TELEGRAM_CHAT = /^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$/;
+const NUMERIC = /^-?\d{1,20}$/;
+
+const digest = (portalId: number, chatId: string, code: string) =>
+  createHash('sha256').update(`${portalId}:${chatId}:${code}`).digest('hex');
+
+export type LinkResult = { ok: true; chatId: string } | { error: string };
+
+/** The numeric id of what an admin typed (an `@name` is asked of the Bot API, then remembered). */
+async function chatIdOf(deps: Deps, chat: string): Promise<string> {
+  if (NUMERIC.test(chat)) return chat;
+  const username = chat.slice(1).toLowerCase();
+  const known = await telegramChatByUsername(deps.db, username);
+  if (known) return known.chat_id;
+  const id = await getChatId(deps.config, chat, globalThis.fetch, deps.clock.now());
+  await rememberTelegramUsername(deps.db, id, username, deps.clock.now().getTime());
+  return id;
+}
+
+/**
+ * "Send a code": the bot posts a one-time code into the chat, saying which portal asks; typing
+ * it back on the portal's Alerts page (linkWithCode) proves the admin reads that chat. One
+ * code per portal and chat every LINK_CODE_TTL_MS, so a portal cannot use it to post into a
+ * stranger's chat more often than that.
+ */
+export async function sendLinkCode(
+  deps: Deps,
+  portal: PortalRow,
+  input: string,
+): Promise<LinkResult> {
+  const chat = input.trim();
+  if (!TELEGRAM_CHAT.test(chat)) {
+    return { error: 'Telegram chat id: a number like -1001234567890 or @channel_name' };
+  }
+  const { botToken, apiUrl, chatId: operator } = deps.config.telegram;
+  if (!botToken)
+    return { error: 'Telegram is not configured on this server (TELEGRAM_BOT_TOKEN).' };
+  let chatId: string;
+  try {
+    chatId = await chatIdOf(deps, chat);
+    const operatorId = operator ? await chatIdOf(deps, operator).catch(() => operator) : undefined;
+    if (operator && (operatorId === chatId || operator === chat)) {
+      return { error: "this is the server's alert chat; use a chat of your own" };
+    }
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  if ((await telegramChatLinks(deps.db, chatId)).includes(portal.id)) {
+    return { error: 'this chat is already linked to this portal' };
+  }
+  const now = deps.clock.now().getTime();
+  const last = await getLinkCode(deps.db, portal.id, chatId);
+  if (last && now < last.sent_at + LINK_CODE_TTL_MS) {
+    return {
+      error:
+        'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
+    };
+  }
+  const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
+  const shown = `${code.slice(0, 4)} ${code.slice(4)}`;
+  const text =
+    uiLang(portal.lang) === 'ru'
+      ? `b24hooks: код ${shown} привяжет этот чат к порталу ${portal.domain}. Введите его на странице «Оповещения» приложения в течение 10 минут. Если никто здесь его не запрашивал, не обращайте внимания на это сообщение.`
+      : `b24hooks: the code ${shown} links this chat to the portal ${portal.domain}. Type it on the app's Alerts page within 10 minutes. If no one here asked for it, ignore this message.`;
+  const label = `POST ${apiUrl}/bot***/sendMessage`;
+  try {
+    const reply = await callHttp({
+      method: 'POST',
+      url: `${apiUrl}/bot${botToken}/sendMessage`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ chat_id: chatId, text }),
+      timeoutMs: 10_000,
+      fetch: globalThis.fetch,
+      label,
+    });
+    const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
+      ok?: boolean;
+      description?: string;
+    };
+    if (reply.status === 400 || reply.status === 403) {
+      return {
+        error: `Telegram did not deliver the code to chat ${chat} (${String(parsed.description ?? reply.status).slice(0, 200)}); is the bot a member?`,
+      };
+    }
+    if (parsed.ok !== true) {
+      return { error: `Telegram did not accept the code: HTTP ${reply.status}; try again later` };
+    }
+  } catch (e) {
+    return { error: `Telegram did not answer (${(e as Error).message}); try again later` };
+  }
+  await putLinkCode(deps.db, portal.id, chatId, {
+    code_digest: digest(portal.id, chatId, code),
+    sent_at: now,
+    expires_at: now + LINK_CODE_TTL_MS,
+  });
+  return { ok: true, chatId };
+}
+
+/** "Link": the code the bot sent to `chatId` for this portal, typed back. */
+export async function linkWithCode(
+  deps: Deps,
+  portal: PortalRow,
+  chatId: string,
+  input: string,
+): Promise<LinkResult> {
+  const code = input.replace(/[\s-]/g, '');
+  const row = NUMERIC.test(chatId) ? await getLinkCode(deps.db, portal.id, chatId) : undefined;
+  const now = deps.clock.now().getTime();
+  if (!row || now >= row.expires_at) {
+    return { error: 'the code has expired or was never sent: ask for a new one' };
+  }
+  if (row.tries >= LINK_CODE_TRIES) {
+    return { error: 'too many wrong codes: ask for a new one' };
+  }
+  const given = Buffer.from(digest(portal.id, chatId, code));
+  if (!/^\d{8}$/.test(code) || !timingSafeEqual(given, Buffer.from(row.code_digest))) {
+    await countLinkCodeTry(deps.db, portal.id, chatId);
+    const left = LINK_CODE_TRIES - row.tries - 1;
+    return {
+      error:
+        left > 0 ? `wrong code; tries left: ${left}` : 'too many wrong codes: ask for a new one',
+    };
+  }
+  await linkTelegramChat(deps.db, chatId, portal.id, now);
+  return { ok: true, chatId };
+}

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { claimTelegramChat, telegramChatLinks } from '../../../db/stores/telegram-chats.js';
+import { findPortalByMemberId } from '../../../db/stores/portals.js';
+import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { startTelegramStandin, type TelegramStandin } from '../../helpers/telegram-standin.js';
+import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
+
+/**
+ * The Alerts page's "Telegram chats of this portal": an admin asks for a code, the bot posts
+ * it into the chat, and typing it back links the chat to the portal, taking it from another
+ * portal that held it by posting there first (server/ui/telegram-link.ts).
+ */
+describe('linking a Telegram chat on the Alerts page', () => {
+  let h: UiHarness;
+  let tg: TelegramStandin;
+  let admin: UiSession;
+  beforeAll(async () => {
+    tg = await startTelegramStandin();
+    h = await startUiHarness({
+      env: { TELEGRAM_BOT_TOKEN: tg.token, TELEGRAM_API_URL: tg.url },
+    });
+    tg.addChat('@sales_team', -100321);
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+    await tg.close();
+  });
+
+  it('links a chat another portal held, with the code the bot posted there', async () => {
+    const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    await claimTelegramChat(h.t.deps.db, '-100321', 1_000_000, h.t.clock.now().getTime());
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    expect(page.html).toContain('id="no-linked-chats"');
+    // As the alert chat it is refused, and the refusal points at linking it.
+    const refused = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-100321', email: '', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('link this one below if it is yours');
+
+    const asked = await postForm(
+      h,
+      '/ui/alerts/telegram/code',
+      { chat: '@Sales_Team', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(asked.status).toBe(200);
+    expect(asked.html).toContain('id="link-form"');
+    expect(asked.html).toContain('The bot posted a code in the chat @Sales_Team');
+    const sent = tg.sent.at(-1)!;
+    expect(String(sent.chat_id)).toBe('-100321');
+    expect(sent.text).toContain(h.portal.domain);
+    const code = /code (\d{4} \d{4})/.exec(sent.text)![1]!;
+    // The code is in the chat only: never on the page.
+    expect(asked.html).not.toContain(code);
+    expect(asked.html).not.toContain(code.replace(' ', ''));
+
+    const wrong = await postForm(
+      h,
+      '/ui/alerts/telegram/link',
+      {
+        chat: '-100321',
+        code: code === '0000 0000' ? '0000 0001' : '0000 0000',
+        _csrf: csrfOf(page.html),
+      },
+      admin.cookie,
+    );
+    expect(wrong.status).toBe(400);
+    expect(wrong.html).toContain('wrong code; tries left: 4');
+    expect(wrong.html).toContain('id="link-form"');
+    expect(await telegramChatLinks(h.t.deps.db, '-100321')).toEqual([]);
+
+    const linked = await postForm(
+      h,
+      '/ui/alerts/telegram/link',
+      { chat: '-100321', code, _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(linked.status).toBe(200);
+    expect(linked.html).toContain('The chat -100321 is linked to this portal.');
+    expect(linked.html).toMatch(/id="linked-chats"[\s\S]*-100321 \(@sales_team\)/);
+    expect(await telegramChatLinks(h.t.deps.db, '-100321')).toEqual([portal.id]);
+
+    // Now it is this portal's alert chat to choose.
+    const saved = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-100321', email: '', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(saved.status).toBe(200);
+    expect(saved.html).toContain('id="saved"');
+
+    const unlinked = await postForm(
+      h,
+      '/ui/alerts/telegram/unlink',
+      { chat: '-100321', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(unlinked.html).toContain('The chat -100321 is no longer linked to this portal.');
+    expect(await telegramChatLinks(h.t.deps.db, '-100321')).toEqual([]);
+  });
+
+  it('says in Russian why a code was not sent, and lets only admins link', async () => {
+    const ru = await openSession(h, { lang: 'ru' });
+    const page = await getPage(h, '/ui/alerts', ru.cookie);
+    expect(page.html).toContain('Чаты Telegram этого портала');
+    const res = await postForm(
+      h,
+      '/ui/alerts/telegram/code',
+      { chat: '@nobody_here', _csrf: csrfOf(page.html) },
+      ru.cookie,
+    );
+    expect(res.status).toBe(400);
+    expect(res.html).toContain('Не привязан:');
+    expect(res.html).toContain('бот добавлен в чат?');
+
+    const manager = await openSession(h, { userId: 2 });
+    const seen = await getPage(h, '/ui/alerts', manager.cookie);
+    expect(seen.html).not.toContain('id="link-code-form"');
+    const before = tg.sent.length;
+    const tried = await postForm(
+      h,
+      '/ui/alerts/telegram/code',
+      { chat: '-100999', _csrf: csrfOf(seen.html) },
+      manager.cookie,
+    );
+    expect(tried.status).toBe(403);
+    expect(tg.sent.length).toBe(before);
+  });
+});
