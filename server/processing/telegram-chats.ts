@@ -59,6 +59,11 @@ export function telegramChatGuard(
           );
         }
       }
+      // Claimed before the message goes, not after: two portals posting at once to a chat
+      // nobody held would otherwise both get through. A claim never takes a linked chat.
+      if ((await telegramChatLinks(deps.db, id)).length === 0) {
+        await claimTelegramChat(deps.db, id, portalId, now());
+      }
       if ((await chatOwner(deps.db, id, portalId)) === 'other') {
         throw new PermanentError(
           `telegram: chat ${chat} is used by another portal of this app; post to a chat of your own (add the bot there), or link this one on the Alerts page if it is yours`,

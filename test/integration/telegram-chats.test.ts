@@ -3,6 +3,7 @@ import { saveRuleMap } from '../../server/rules/map-store.js';
 import { putSetting } from '../../db/stores/settings.js';
 import { getTelegramChat } from '../../db/stores/telegram-chats.js';
 import { linkWithCode, sendLinkCode } from '../../server/ui/telegram-link.js';
+import { telegramChatGuard } from '../../server/processing/telegram-chats.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from '../../server/alerts/send.js';
@@ -243,5 +244,22 @@ describe('telegram chats between portals', () => {
       });
     }
     expect(h.tg.sent.length).toBe(sent);
+  });
+
+  it('lets only one of two portals posting at once into a chat nobody held get through', async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    const admitted = await Promise.allSettled(
+      [a, b].map((p) => telegramChatGuard(h.t.deps, p.row.id).admit('-100888')),
+    );
+    expect(admitted.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const winner = admitted[0]!.status === 'fulfilled' ? a : b;
+    expect(await getTelegramChat(h.t.deps.db, '-100888')).toMatchObject({
+      portal_id: winner.row.id,
+    });
+    // Control: the one admitted is admitted again.
+    await expect(telegramChatGuard(h.t.deps, winner.row.id).admit('-100888')).resolves.toBe(
+      '-100888',
+    );
   });
 });
