@@ -1,5 +1,11 @@
 import type { Knex } from 'knex';
-import { claimFairly, claimJobs, NO_PORTAL, topicKey } from '../../db/stores/jobs.js';
+import {
+  claimFairly,
+  claimJobs,
+  NO_PORTAL,
+  topicKey,
+  type DuePortalsMemo,
+} from '../../db/stores/jobs.js';
 import type { JobRow } from './types.js';
 
 /**
@@ -43,6 +49,7 @@ export function createLanes(opts: LaneOptions): Lanes {
   const holding = new Map<number, number>();
   const holdingTopics = new Map<string, number>();
   const afterTopic = new Map<number, string>();
+  const duePortalsMemo: DuePortalsMemo = {};
   let after = 0;
   const add = <K>(m: Map<K, number>, k: K, d: number) => {
     const n = (m.get(k) ?? 0) + d;
@@ -81,6 +88,7 @@ export function createLanes(opts: LaneOptions): Lanes {
           topicShare: opts.portalShare,
           after,
           afterTopic,
+          duePortalsMemo,
         });
         for (const j of got) {
           events.set(j.id, j);

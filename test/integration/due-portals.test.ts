@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { duePortals, FEW_DUE_JOBS } from '../../db/stores/jobs.js';
+import {
+  claimFairly,
+  duePortals,
+  FEW_DUE_JOBS,
+  type DuePortalsMemo,
+} from '../../db/stores/jobs.js';
 import { seedJobs, seedPortal } from '../helpers/event-builder.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
@@ -61,5 +66,66 @@ describe('the portals a claim serves', () => {
     // The control: this time the skip ran.
     expect(walked).toBe(true);
     expect(out).toEqual([...portals.slice(0, 5).filter((p) => p > b), ...portals.slice(0, 2)]);
+  });
+});
+
+describe('a worker claiming while many jobs are due', () => {
+  let t: TestDeps;
+  const portals: number[] = [];
+  beforeAll(async () => {
+    t = await createTestDeps();
+    for (let i = 0; i < 30; i++) portals.push((await seedPortal(t.deps)).row.id);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  /** Claims `limit` jobs with the worker's memo, counting the skips along the portals. */
+  async function claim(memo: DuePortalsMemo | undefined, limit = 2) {
+    const sql: string[] = [];
+    const onQuery = (q: { sql: string }) => sql.push(q.sql);
+    t.deps.db.on('query', onQuery);
+    try {
+      const jobs = await claimFairly(t.deps.db, {
+        workerId: 'w',
+        now: t.clock.now().getTime(),
+        limit,
+        holding: new Map(),
+        cap: limit,
+        after: 0,
+        duePortalsMemo: memo,
+      });
+      return { jobs, walks: sql.filter((s) => /recursive p\(pid\)/i.test(s)).length };
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+  }
+
+  it('skips along the portals once while those it found fill every slot, and at once when they cannot', async () => {
+    const now = t.clock.now().getTime();
+    const [a, b] = portals as [number, number];
+    // 28 portals wait for retries hours away; A has more due jobs than are read directly.
+    for (const p of portals.slice(2)) await seedJobs(t.deps, p, 1, { runAt: now + 6 * 3600_000 });
+    await seedJobs(t.deps, a, FEW_DUE_JOBS + 50, { runAt: now });
+    // The control: without the memo every claim skips along all of them.
+    let walks = 0;
+    for (let i = 0; i < 3; i++) walks += (await claim(undefined)).walks;
+    expect(walks).toBe(3);
+
+    const memo: DuePortalsMemo = { ms: 60_000 };
+    walks = 0;
+    for (let i = 0; i < 5; i++) {
+      const got = await claim(memo);
+      expect(got.jobs.map((j) => j.portal_id)).toEqual([a, a]);
+      walks += got.walks;
+    }
+    expect(walks).toBe(1);
+
+    // A runs dry and B's job falls due: the portals in the memo cannot fill the slots, so the
+    // same claim looks again and finds B.
+    await t.deps.db('jobs').where({ portal_id: a, status: 'pending' }).update({ status: 'done' });
+    await seedJobs(t.deps, b, 1, { runAt: now });
+    const got = await claim(memo);
+    expect(got.jobs.map((j) => j.portal_id)).toEqual([b]);
   });
 });
