@@ -268,6 +268,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'код устарел или не отправлялся: запросите новый',
   ],
   ['too many wrong codes: ask for a new one', 'слишком много неверных кодов: запросите новый'],
+  [
+    'too many codes asked for in 10 minutes: try again later',
+    'за 10 минут запрошено слишком много кодов: попробуйте позже',
+  ],
   ['wrong code; tries left: ', 'неверный код; осталось попыток: '],
   ['telegram: chat ', 'telegram: чат '],
   ['hours: one of ', 'часы: одно из '],

@@ -19,6 +19,13 @@ export const LINK_CODE_TTL_MS = 10 * 60_000;
 /** Wrong codes allowed per code sent: 5 guesses of 10^8 (a new code needs another message). */
 export const LINK_CODE_TRIES = 5;
 export const TELEGRAM_CHAT = /^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$/;
+/**
+ * Codes a portal may ask for, whatever the chat or the outcome, per LINK_CODE_TTL_MS (per
+ * instance): every request is a Bot API call on the operator's one bot, whose rate limit
+ * all portals share.
+ */
+export const LINK_CODE_REQUESTS = 5;
+const requests = new Map<string, number[]>();
 const NUMERIC = /^-?\d{1,20}$/;
 
 const digest = (portalId: number, chatId: string, code: string) =>
@@ -55,6 +62,13 @@ export async function sendLinkCode(
   const { botToken, apiUrl, chatId: operator } = deps.config.telegram;
   if (!botToken)
     return { error: 'Telegram is not configured on this server (TELEGRAM_BOT_TOKEN).' };
+  const now = deps.clock.now().getTime();
+  const recent = (requests.get(portal.member_id) ?? []).filter((t) => now - t < LINK_CODE_TTL_MS);
+  if (recent.length >= LINK_CODE_REQUESTS) {
+    return { error: 'too many codes asked for in 10 minutes: try again later' };
+  }
+  recent.push(now);
+  requests.set(portal.member_id, recent);
   let chatId: string;
   try {
     chatId = await chatIdOf(deps, chat);
@@ -68,7 +82,6 @@ export async function sendLinkCode(
   if ((await telegramChatLinks(deps.db, chatId)).includes(portal.id)) {
     return { error: 'this chat is already linked to this portal' };
   }
-  const now = deps.clock.now().getTime();
   const last = await getLinkCode(deps.db, portal.id, chatId);
   if (last && now < last.sent_at + LINK_CODE_TTL_MS) {
     return {

@@ -262,4 +262,21 @@ describe('telegram chats between portals', () => {
       '-100888',
     );
   });
+
+  it('sends a portal at most five codes in ten minutes, whatever the chats', async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    for (let i = 1; i <= 5; i++) {
+      expect(await sendLinkCode(h.t.deps, a.row, `-10040${i}`)).toMatchObject({ ok: true });
+    }
+    const sent = h.tg.sent.length;
+    expect(await sendLinkCode(h.t.deps, a.row, '-100406')).toEqual({
+      error: 'too many codes asked for in 10 minutes: try again later',
+    });
+    expect(h.tg.sent.length).toBe(sent);
+    // Another portal is not held up by it, and A may ask again ten minutes later.
+    expect(await sendLinkCode(h.t.deps, b.row, '-100406')).toMatchObject({ ok: true });
+    h.t.clock.advance(10 * 60_000);
+    expect(await sendLinkCode(h.t.deps, a.row, '-100406')).toMatchObject({ ok: true });
+  });
 });
