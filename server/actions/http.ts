@@ -1,7 +1,8 @@
 import { PermanentError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { HttpAction, Secret } from '../rules/model.js';
-import { isPlainHeader } from '../rules/secret-fields.js';
+import { isPlainHeader, MASK } from '../rules/secret-fields.js';
+import { maskPathSecrets } from '../lib/url-secrets.js';
 import { callHttp, failOnStatus, maskUrl } from './http-call.js';
 import { createHttpGuard } from '../lib/http-guard.js';
 import { standardWebhookHeaders } from './signature.js';
@@ -14,6 +15,57 @@ export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 function opened(v: Secret, field: string): string {
   if (typeof v === 'string') return v;
   throw new PermanentError(`http step: ${field} is still sealed or an $env reference`);
+}
+
+/** Credentials shorter than this are not looked for in answers (they would mask common words). */
+const MIN_CREDENTIAL_LENGTH = 4;
+const SECRET_QUERY = /token|key|secret|pass|auth|sig|api_id|apikey/i;
+
+/**
+ * The step's credentials as they are sent: the values of its headers but the plain ones (and
+ * the token after a scheme word, `Bearer x`), its signing secret, the URL's password, its
+ * secret-looking query values and the path segments that are a key (a webhook URL,
+ * server/lib/url-secrets.ts). Longest first, so a value containing another is masked whole.
+ */
+function credentialValues(
+  headers: Record<string, string>,
+  secret: string | undefined,
+  password: string,
+  url: URL,
+) {
+  const values = new Set<string>();
+  for (const [k, v] of Object.entries(headers)) {
+    if (isPlainHeader(k)) continue;
+    values.add(v);
+    const token = /^\S+\s+(\S+)$/.exec(v.trim())?.[1];
+    if (token) values.add(token);
+  }
+  if (secret) values.add(secret);
+  if (password) {
+    values.add(password);
+    try {
+      values.add(decodeURIComponent(password));
+    } catch {
+      // not percent-encoded text: the password as written is looked for
+    }
+  }
+  for (const [k, v] of url.searchParams) if (SECRET_QUERY.test(k)) values.add(v);
+  // A webhook URL that is its own key: the path segments masked as credentials.
+  const segs = url.pathname.split('/');
+  const masked = maskPathSecrets(url.pathname, MASK).split('/');
+  segs.forEach((s, i) => {
+    if (masked[i] !== s) values.add(s.replace(/^bot/, ''));
+  });
+  return [...values]
+    .filter((v) => v.length >= MIN_CREDENTIAL_LENGTH)
+    .sort((a, b) => b.length - a.length);
+}
+
+/** `text` with every occurrence of `values` replaced by the mask pages show. */
+function withoutValues(text: string, values: readonly string[]): string {
+  let out = text;
+  for (const v of values) out = out.split(v).join(MASK);
+  return out;
 }
 
 const isJsonType = (ct: string | undefined) => ct === undefined || /[/+]json\b/i.test(ct);
@@ -45,6 +97,7 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
       headers['content-type'] ??= 'application/json';
     }
   }
+  const password = url.password;
   // user:password in the URL becomes Basic auth (fetch refuses credentials in URLs).
   if (url.username || url.password) {
     const user = decodeURIComponent(url.username);
@@ -53,6 +106,7 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
     url.username = '';
     url.password = '';
   }
+  const credentials = credentialValues(headers, secret, password, url);
   headers['idempotency-key'] = ctx.idempotencyKey;
   const now = (ctx.clock ?? systemClock).now();
   if (secret) {
@@ -78,7 +132,9 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
   } finally {
     if (!ctx.guard) await guard.close();
   }
-  failOnStatus(reply, label, now);
+  // A refusal often quotes what it was given ("key … is not valid"), and the error is shown to
+  // every user of the portal (event page, log, deal tab, CSV export): not the step's credentials.
+  failOnStatus({ ...reply, text: withoutValues(reply.text, credentials) }, label, now);
   return {
     status: 'succeeded',
     request: {
