@@ -1,6 +1,7 @@
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { refusalOf, type HttpGuard } from '../lib/http-guard.js';
 import { maskPathSecrets } from '../lib/url-secrets.js';
+import { MASK } from '../rules/secret-fields.js';
 
 export interface HttpCall {
   method: string;
@@ -59,6 +60,13 @@ async function readCapped(res: Response): Promise<string> {
     }
   }
   return Buffer.concat(chunks).subarray(0, READ_CAP).toString('utf8');
+}
+
+/** `text` with every occurrence of `values` replaced by the mask pages show. */
+export function withoutValues(text: string, values: readonly string[]): string {
+  let out = text;
+  for (const v of values) out = out.split(v).join(MASK);
+  return out;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);

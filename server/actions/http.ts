@@ -3,7 +3,7 @@ import { systemClock } from '../lib/clock.js';
 import type { HttpAction, Secret } from '../rules/model.js';
 import { isPlainHeader, MASK } from '../rules/secret-fields.js';
 import { maskPathSecrets } from '../lib/url-secrets.js';
-import { callHttp, failOnStatus, maskUrl } from './http-call.js';
+import { callHttp, failOnStatus, maskUrl, withoutValues } from './http-call.js';
 import { createHttpGuard } from '../lib/http-guard.js';
 import { standardWebhookHeaders } from './signature.js';
 import type { ActionContext, ActionResult } from './types.js';
@@ -59,13 +59,6 @@ function credentialValues(
   return [...values]
     .filter((v) => v.length >= MIN_CREDENTIAL_LENGTH)
     .sort((a, b) => b.length - a.length);
-}
-
-/** `text` with every occurrence of `values` replaced by the mask pages show. */
-function withoutValues(text: string, values: readonly string[]): string {
-  let out = text;
-  for (const v of values) out = out.split(v).join(MASK);
-  return out;
 }
 
 const isJsonType = (ct: string | undefined) => ct === undefined || /[/+]json\b/i.test(ct);

@@ -1,7 +1,7 @@
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { SmsAction } from '../rules/model.js';
-import { callHttp, failOnStatus, maskUrl, type HttpReply } from './http-call.js';
+import { callHttp, failOnStatus, maskUrl, withoutValues, type HttpReply } from './http-call.js';
 import type { ActionContext, ActionResult } from './types.js';
 
 const TIMEOUT_MS = 15_000;
@@ -128,7 +128,13 @@ export async function runSms(action: SmsAction, ctx: ActionContext): Promise<Act
     fetch: ctx.fetch ?? globalThis.fetch,
     label,
   });
-  failOnStatus(reply, label, now);
+  // The error is shown to the users of every portal that sends SMS: a gateway's refusal that
+  // quotes the operator's credentials ("token … is not valid") must not carry them there.
+  const { token, login } = ctx.config.sms;
+  const credentials = [token, login, req.headers.authorization]
+    .filter((v): v is string => typeof v === 'string' && v.length >= 4)
+    .sort((a, b) => b.length - a.length);
+  failOnStatus({ ...reply, text: withoutValues(reply.text, credentials) }, label, now);
   if (provider === 'smsru') checkSmsru(reply, label);
   return {
     status: 'succeeded',

@@ -67,6 +67,20 @@ describe('sms action', () => {
       expect((err as Error).message).toBe('sms step: "call me" is not a phone number');
     });
 
+    it("keeps the operator's token out of the error when the gateway quotes it", async () => {
+      // The error is shown to every user of every portal whose rule sends an SMS (event page,
+      // log, deal tab, CSV export); before, a gateway's "token … is not valid" showed SMS_TOKEN.
+      gw.handle((req) => ({
+        status: 401,
+        body: `token ${String(req.headers.authorization).replace(/^Bearer /, '')} is not valid`,
+      }));
+      const err = await send(env()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as Error).message).toContain('HTTP 401');
+      expect((err as Error).message).toContain('is not valid');
+      expect((err as Error).message).not.toContain('gw-token-123');
+    });
+
     it('fails for good when the provider is not configured', async () => {
       await expect(send({})).rejects.toThrow('SMS_PROVIDER is not set');
       await expect(send({ SMS_PROVIDER: 'generic' })).rejects.toThrow('needs SMS_URL');
