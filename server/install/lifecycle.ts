@@ -2,7 +2,7 @@ import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
 import { resolveUnverified } from '../intake/reverify.js';
 import { SHARED_KEY_FIELD } from '../intake/dedupe-key.js';
-import { PermanentError, RetryableError } from '../lib/retry-errors.js';
+import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { JobHandler } from '../queue/types.js';
 import {
   listUnverified,
@@ -265,6 +265,44 @@ function versionOf(event: EventRow): string | null {
   return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
 }
 
+/** How soon an uninstall the portal does not confirm yet is looked at again. */
+export const UNINSTALL_RECHECK_MS = 60_000;
+
+/**
+ * Whether the portal still answers the app's own credentials (`app.info` with the stored
+ * token, refreshed when expired). Bitrix24 withdraws the app's REST access with an uninstall
+ * (https://apidocs.bitrix24.com/api-reference/common/events/on-app-uninstall.html), while the
+ * application token that verifies an ONAPPUNINSTALL is also posted into every user's app
+ * frame (APPLICATION_TOKEN): any user of the portal can read it and forge the uninstall, so
+ * the token alone does not prove it. A portal whose credentials cannot show it either way
+ * (a webhook connection, none stored, already paused or waiting for re-authorisation) is
+ * taken at its word; the portal not answering now is asked again later.
+ */
+async function stillInstalled(deps: Deps, portal: PortalRow): Promise<boolean> {
+  if (
+    portal.auth_mode === 'webhook' ||
+    portal.status !== 'installed' ||
+    portal.pause_reason !== null ||
+    !portal.access_token_enc
+  ) {
+    return false;
+  }
+  try {
+    await deps.bitrix.call(portal, 'app.info', {});
+    return true;
+  } catch (e) {
+    // The refresh token refused (invalid_grant): what an uninstall does to it.
+    if (e instanceof PausedError) {
+      const fresh = await findPortalById(deps.db, portal.id);
+      if (fresh?.status === 'needs_reauth') return false;
+      throw e;
+    }
+    if (e instanceof RetryableError) throw e;
+    if (isBitrixApiError(e) && e.retryable) throw e;
+    return false;
+  }
+}
+
 async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   const now = deps.clock.now().getTime();
   const clean = String(dataOf(event).CLEAN ?? '0') === '1';
@@ -345,6 +383,13 @@ export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
       // uninstall's to remove.
       if (portal.installed_at !== null && portal.installed_at > event.received_at) {
         return { eventStatus: 'skipped', note: 'superseded by a later install' };
+      }
+      if (await stillInstalled(deps, portal)) {
+        // Not retried forever: after MAX_ATTEMPTS the event fails and the portal stays.
+        throw new RetryableError(
+          'the portal still accepts the app’s credentials, so this uninstall is not confirmed (yet)',
+          { retryAfterMs: UNINSTALL_RECHECK_MS },
+        );
       }
       await uninstall(deps, portal, event);
       return { eventStatus: 'processed' };
