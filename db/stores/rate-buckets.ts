@@ -38,3 +38,28 @@ export async function peekLevel(db: Knex, key: string, drainPerSec: number): Pro
   )) as { rows: Array<{ level: number }> };
   return Number(answer.rows[0]?.level ?? 0);
 }
+
+/**
+ * PostgreSQL: reserveSlot only if the level after it stays at or below `ceiling`, in the same
+ * one statement (a look and a reservation apart would let a burst of callers all look at the
+ * same low level); undefined, and nothing added, otherwise.
+ */
+export async function reserveSlotBelow(
+  db: Knex,
+  key: string,
+  drainPerSec: number,
+  ceiling: number,
+): Promise<{ level: number; at: number } | undefined> {
+  const drained = `greatest(0, b.level - greatest(0, excluded.at - b.at) / 1000.0 * ?)`;
+  const answer = (await db.raw(
+    `insert into rate_buckets as b (key, level, at) values (?, 1, ${DB_NOW_MS})
+     on conflict (key) do update set
+       level = ${drained} + 1,
+       at = greatest(excluded.at, b.at)
+     where ${drained} + 1 <= ?
+     returning level, at`,
+    [key, drainPerSec, drainPerSec, ceiling],
+  )) as { rows: Array<{ level: number; at: number }> };
+  const row = answer.rows[0];
+  return row ? { level: Number(row.level), at: Number(row.at) } : undefined;
+}

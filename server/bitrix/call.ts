@@ -14,7 +14,7 @@ import {
 } from './token-provider.js';
 import { PORTAL_MOVED, postRest, type FetchFn } from './transport.js';
 import { PermanentError } from '../lib/retry-errors.js';
-import type { BitrixContext, ProbeCredential, TokenTarget } from './types.js';
+import type { BitrixContext, ProbeCredential, ProbeOptions, TokenTarget } from './types.js';
 
 /** What the call path keeps: one per REST client. */
 export interface CallPath {
@@ -88,6 +88,7 @@ export function probePortal<T>(
   credential: ProbeCredential,
   method: string,
   params: object,
+  opts: ProbeOptions = {},
 ): Promise<T> {
   return send<T>(
     cp,
@@ -97,7 +98,8 @@ export function probePortal<T>(
       ...('webhookUrl' in credential
         ? { base: credential.webhookUrl }
         : { base: target.clientEndpoint, accessToken: credential.accessToken }),
-      turn: () => paceProbe(cp.tokens, target.memberId, method, cp.probeMaxWaitMs),
+      turn: () =>
+        paceProbe(cp.tokens, target.memberId, method, cp.probeMaxWaitMs, opts.budgetShare),
     },
     method,
     params,

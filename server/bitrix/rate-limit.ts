@@ -28,9 +28,11 @@ export interface RateLimiter {
    * Like `acquire`, but only when the wait would be at most `maxWaitMs`; otherwise nothing
    * is reserved and it resolves to null at once. Probes that anyone can trigger (install,
    * frame entry, lifecycle proofs) use it, so a flood of them fails fast instead of piling
-   * reservations onto the portal's bucket ahead of its real work.
+   * reservations onto the portal's bucket ahead of its real work. With `share` below 1 the
+   * request is taken only while the bucket stays within that share of its room, without
+   * waiting: the rest is left to the portal's own work.
    */
-  tryAcquire(key: string, maxWaitMs: number): Promise<number | null>;
+  tryAcquire(key: string, maxWaitMs: number, share?: number): Promise<number | null>;
   /** Limits for one key (the Enterprise override); `undefined` returns it to the default. */
   setLimits(key: string, limits: RateLimits | undefined): void;
   limitsOf(key: string): RateLimits;
@@ -70,12 +72,13 @@ export function createRateLimiter(opts: RateLimiterOptions = {}): RateLimiter {
     return Math.max(0, b.level - ((t - b.at) / 1000) * limitsOf(key).drainPerSec);
   };
 
-  const reserve = async (key: string, maxWaitMs: number): Promise<number | null> => {
+  const reserve = async (key: string, maxWaitMs: number, share = 1): Promise<number | null> => {
     const t = now();
     const { drainPerSec, burst } = limitsOf(key);
     const level = drained(key, t);
     // The level may exceed `burst` in our model: those are reservations still waiting.
     const room = Math.max(1, burst - headroom);
+    if (share < 1 && level + 1 > room * share) return null;
     const waitMs = Math.max(0, Math.ceil(((level + 1 - room) / drainPerSec) * 1000));
     if (waitMs > maxWaitMs) return null;
     buckets.set(key, { level: level + 1, at: t });

@@ -14,6 +14,7 @@ export type {
   BitrixRest,
   BitrixRestOptions,
   ProbeCredential,
+  ProbeOptions,
   TokenTarget,
 } from './types.js';
 
@@ -44,8 +45,8 @@ export function createBitrixRest(ctx: BitrixContext, opts: BitrixRestOptions = {
     call: (portal, method, params = {}) => callPortal(cp, portal, method, params),
     batch: (portal, cmds, o = {}) => batchCall(cp, portal, cmds, o),
     read: (portal, method, params = {}) => queueRead(reads, portal, method, params),
-    probe: (target, credential, method, params = {}) =>
-      probePortal(cp, target, credential, method, params),
+    probe: (target, credential, method, params = {}, opts = {}) =>
+      probePortal(cp, target, credential, method, params, opts),
     exchangeRefreshToken: (serverEndpoint, refreshToken) =>
       exchangeRefreshToken(ctx.config, fetchFn, serverEndpoint, refreshToken),
     refresh: (portal) => refreshNow(tokens, portal),

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../lib/logger.js';
-import { peekLevel, reserveSlot } from '../../db/stores/rate-buckets.js';
+import { peekLevel, reserveSlot, reserveSlotBelow } from '../../db/stores/rate-buckets.js';
 import {
   createRateLimiter,
   STANDARD_LIMITS,
@@ -57,14 +57,26 @@ export function createSharedRateLimiter(
      * Looks first and reserves only when the wait fits. Another instance may reserve between
      * the look and ours, so the wait can exceed `maxWaitMs` by what the others took meanwhile.
      */
-    async tryAcquire(key, maxWaitMs) {
+    async tryAcquire(key, maxWaitMs, share = 1) {
       const { drainPerSec, burst } = limitsOf(key);
       const room = Math.max(1, burst - headroom);
       let level: number;
       try {
         level = await peekLevel(db, key, drainPerSec);
       } catch {
-        return local.tryAcquire(key, maxWaitMs);
+        return local.tryAcquire(key, maxWaitMs, share);
+      }
+      if (share < 1) {
+        if (level + 1 > room * share) return null;
+        // Taken only if it still fits when reserved: others may have looked at the same level.
+        try {
+          const got = await reserveSlotBelow(db, key, drainPerSec, room * share);
+          if (!got) return null;
+          seen.set(key, { level: got.level, at: Date.now() });
+          return 0;
+        } catch {
+          return local.tryAcquire(key, maxWaitMs, share);
+        }
       }
       if (((level + 1 - room) / drainPerSec) * 1000 > maxWaitMs) return null;
       return this.acquire(key);

@@ -98,9 +98,10 @@ export async function paceProbe(
   memberId: string,
   method: string,
   maxWaitMs: number,
+  share = 1,
 ): Promise<void> {
   await loadLimits(tp, memberId);
-  const waited = await tp.limiter.tryAcquire(memberId, maxWaitMs);
+  const waited = await tp.limiter.tryAcquire(memberId, maxWaitMs, share);
   if (waited === null) {
     tp.ctx.metrics.restCalls.inc({ outcome: 'RATE_BUDGET_BUSY' });
     throw new BitrixRetryableError(
@@ -108,7 +109,10 @@ export async function paceProbe(
         bitrixCode: 'RATE_BUDGET_BUSY',
         httpStatus: 429,
         method,
-        description: `the portal's REST budget is taken for more than ${maxWaitMs} ms`,
+        description:
+          share < 1
+            ? `the portal's REST budget is kept for its own work`
+            : `the portal's REST budget is taken for more than ${maxWaitMs} ms`,
       },
       { retryAfterMs: maxWaitMs },
     );

@@ -51,6 +51,14 @@ export interface BitrixRestOptions {
   probeMaxWaitMs?: number;
 }
 
+export interface ProbeOptions {
+  /**
+   * Share of the portal's REST budget this probe may fill (1 by default): below 1 it is taken
+   * only while the bucket stays within that share, without waiting, else RATE_BUDGET_BUSY.
+   */
+  budgetShare?: number;
+}
+
 export interface BatchOptions {
   halt?: boolean;
   /** `auth_connector` of the whole batch (offline-event calls). */
@@ -106,6 +114,7 @@ export interface BitrixRest {
     credential: ProbeCredential,
     method: string,
     params?: object,
+    opts?: ProbeOptions,
   ): Promise<T>;
   /** Exchanges a refresh token at an allowlisted OAuth server (install-time proof). */
   exchangeRefreshToken(serverEndpoint: string, refreshToken: string): Promise<RefreshAnswer>;

@@ -3,7 +3,7 @@ import { AppError } from '../lib/errors.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { hostOf } from '../bitrix/hosts.js';
 import { InvalidGrantError, type RefreshAnswer } from '../bitrix/oauth.js';
-import type { TokenTarget } from '../bitrix/rest.js';
+import type { ProbeOptions, TokenTarget } from '../bitrix/rest.js';
 
 /** The token is live on the portal but belongs to another app there (`app.info` CODE). */
 export class ForeignAppTokenError extends AppError {
@@ -42,11 +42,18 @@ export async function askPortalAboutToken(
   deps: Pick<Deps, 'bitrix' | 'config'>,
   target: TokenTarget,
   accessToken: string,
+  opts: ProbeOptions = {},
 ): Promise<TokenHolder> {
-  const profile = await deps.bitrix.probe<Profile>(target, { accessToken }, 'profile');
+  const profile = await deps.bitrix.probe<Profile>(target, { accessToken }, 'profile', {}, opts);
   const expected = deps.config.b24.appCode;
   if (expected) {
-    const app = await deps.bitrix.probe<{ CODE?: unknown }>(target, { accessToken }, 'app.info');
+    const app = await deps.bitrix.probe<{ CODE?: unknown }>(
+      target,
+      { accessToken },
+      'app.info',
+      {},
+      opts,
+    );
     const code = typeof app?.CODE === 'string' ? app.CODE : '';
     if (code !== expected) throw new ForeignAppTokenError(code);
   }

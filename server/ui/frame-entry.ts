@@ -3,6 +3,7 @@ import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { isPortalHostAllowed } from '../bitrix/hosts.js';
+import type { ProbeOptions } from '../bitrix/rest.js';
 import { tokenColumns } from '../bitrix/oauth.js';
 import { askPortalAboutToken } from '../install/token-proof.js';
 import {
@@ -49,6 +50,31 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   } catch {
     return {};
+  }
+}
+
+/**
+ * A portal whose AUTH_IDs were refused this often in ENTRY_REFUSAL_WINDOW_MS (per instance)
+ * is being probed by someone without a session: anyone who knows its member_id and domain can
+ * post frame entries with made-up AUTH_IDs, and each costs two calls on the portal's REST
+ * budget, which its rules' steps need. Its entry checks then take the lower half of the
+ * budget only, without waiting, so its events go on; users opening the app meanwhile may be
+ * told to try again shortly.
+ */
+export const ENTRY_REFUSALS_GUARDED = 10;
+export const ENTRY_REFUSAL_WINDOW_MS = 60_000;
+const entryRefusals = new Map<string, number[]>();
+
+const recentRefusals = (memberId: string, now: number): number[] =>
+  (entryRefusals.get(memberId) ?? []).filter((t) => now - t < ENTRY_REFUSAL_WINDOW_MS);
+
+function countRefusal(memberId: string, now: number): void {
+  const list = recentRefusals(memberId, now);
+  list.push(now);
+  entryRefusals.set(memberId, list.slice(-ENTRY_REFUSALS_GUARDED));
+  if (entryRefusals.size > 10_000) {
+    for (const [k, v] of entryRefusals)
+      if (now - (v.at(-1) ?? 0) >= ENTRY_REFUSAL_WINDOW_MS) entryRefusals.delete(k);
   }
 }
 
@@ -134,17 +160,23 @@ export async function verifyFrameEntry(
 
   const https = (first(query.PROTOCOL) ?? '1') !== '0';
   const clientEndpoint = portal.client_endpoint ?? `${https ? 'https' : 'http'}://${domain}/rest/`;
+  const now = deps.clock.now().getTime();
+  const probe = {
+    budgetShare: recentRefusals(memberId, now).length >= ENTRY_REFUSALS_GUARDED ? 0.5 : 1,
+  };
   let holder;
   try {
     holder = await askPortalAboutToken(
       deps,
       { memberId, domain: portal.domain, clientEndpoint },
       authId,
+      probe,
     );
   } catch (e) {
     if (isBitrixApiError(e) && e.retryable) {
       throw new EntryRefusedError(503, 'The portal is not answering. Please try again shortly.');
     }
+    countRefusal(memberId, now);
     deps.logger.info({ memberId, err: e }, 'frame refused: AUTH_ID not confirmed by the portal');
     throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
   }
@@ -157,6 +189,7 @@ export async function verifyFrameEntry(
     { memberId, domain: portal.domain, clientEndpoint },
     authId,
     holder.timeZone,
+    probe,
   );
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
@@ -185,10 +218,17 @@ async function userTimeZone(
   target: { memberId: string; domain: string; clientEndpoint: string },
   authId: string,
   own: string,
+  probe: ProbeOptions,
 ): Promise<string> {
   if (own && isTimeZone(own)) return own;
   try {
-    const now = await deps.bitrix.probe<string>(target, { accessToken: authId }, 'server.time');
+    const now = await deps.bitrix.probe<string>(
+      target,
+      { accessToken: authId },
+      'server.time',
+      {},
+      probe,
+    );
     return offsetOfDateString(now) ?? 'UTC';
   } catch (e) {
     deps.logger.info({ memberId: target.memberId, err: e }, 'server.time failed; times in UTC');

@@ -35,6 +35,19 @@ describe('per-portal leaky bucket', () => {
     expect(await limiter.tryAcquire('a', 600)).toBe(0);
   });
 
+  it('tryAcquire with a share keeps the rest of the bucket for acquire, without waiting', async () => {
+    const time = fakeTime();
+    const limiter = createRateLimiter({ now: time.now, sleep: time.sleep, headroom: 0 });
+    const taken = [];
+    for (let i = 0; i < 40; i++) taken.push(await limiter.tryAcquire('a', 3000, 0.5));
+    expect(taken.filter((w) => w === 0)).toHaveLength(25);
+    expect(taken.slice(25).every((w) => w === null)).toBe(true);
+    expect(limiter.level('a')).toBe(25);
+    // The other half is the portal's own work, at once.
+    for (let i = 0; i < 25; i++) expect(await limiter.acquire('a')).toBe(0);
+    expect(time.sleeps).toEqual([]);
+  });
+
   it('drains with time', async () => {
     const time = fakeTime();
     const limiter = createRateLimiter({ now: time.now, sleep: time.sleep, headroom: 0 });

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ENTRY_REFUSALS_GUARDED } from '../../../server/ui/frame-entry.js';
+import { frameRequest, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { openSession } from './ui-client.js';
+
+/**
+ * A stranger who knows a portal's member_id and domain posts frame entries with made-up
+ * AUTH_IDs. Each is checked with the portal (server/ui/frame-entry.ts), on the portal's REST
+ * budget; once its AUTH_IDs are refused often, those checks take only the lower half of the
+ * budget, so the portal's own work (its rules' REST calls) never waits behind them.
+ */
+describe('frame entries with made-up AUTH_IDs', () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const forged = (i: number) => {
+    const { url, init } = frameRequest(h, { authId: `made-up-token-${i}-${'x'.repeat(24)}` });
+    return fetch(url, init).then((r) => r.status);
+  };
+  const profileCalls = () => h.portal.calls.filter((c) => c.method === 'profile').length;
+
+  it("never book the portal's REST budget ahead of its own work", async () => {
+    const memberId = h.portal.memberId;
+    const limiter = h.t.deps.bitrix.limiter;
+    const before = profileCalls();
+    // Refused one by one first: each was asked of the portal (the control that they cost).
+    for (let i = 0; i < ENTRY_REFUSALS_GUARDED; i++) expect(await forged(i)).toBe(401);
+    expect(profileCalls() - before).toBe(ENTRY_REFUSALS_GUARDED);
+
+    // Then a flood, 120 at once.
+    const statuses = await Promise.all(Array.from({ length: 120 }, (_, i) => forged(100 + i)));
+    expect(statuses.every((s) => s === 401 || s === 503)).toBe(true);
+    expect(statuses).toContain(503);
+    // The portal's bucket stayed within its lower half, so a call of its own goes at once.
+    const { burst } = limiter.limitsOf(memberId);
+    expect(limiter.level(memberId)).toBeLessThanOrEqual(burst / 2);
+    expect(await limiter.tryAcquire(memberId, 0)).toBe(0);
+  });
+
+  it('lets a real user in once the flood is over', async () => {
+    h.t.clock.advance(60_000);
+    const s = await openSession(h);
+    expect(s.location).toMatch(/^\/ui\?s=/);
+  });
+});
