@@ -12,6 +12,7 @@ import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
 import fs from 'node:fs';
 import { sealStoredMaps } from './rules/saved-map.js';
+import { publicDeploymentWarnings } from './config/warnings.js';
 import path from 'node:path';
 
 /** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
@@ -40,6 +41,10 @@ async function main(): Promise<void> {
   if (readiness) {
     deps.logger[readiness.level]({ install: 'not_proven' }, readiness.message);
     process.stderr.write(`\n*** ${readiness.message}\n\n`);
+  }
+  for (const warning of publicDeploymentWarnings(config)) {
+    deps.logger.warn({ deployment: 'public' }, warning);
+    process.stderr.write(`*** ${warning}\n`);
   }
   // Maps stored before step secrets were encrypted get encrypted now (a few rows).
   await sealStoredMaps(deps);

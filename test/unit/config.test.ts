@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ConfigError } from '../../server/lib/errors.js';
 import { loadConfig, parseByteSize } from '../../server/config.js';
 import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
+import { publicDeploymentWarnings } from '../../server/config/warnings.js';
 
 const KEY = 'a'.repeat(64);
 const base = { SESSION_SECRET: 'x'.repeat(20), TOKEN_ENCRYPTION_KEY: KEY };
@@ -226,5 +227,30 @@ describe('parseByteSize', () => {
     expect(parseByteSize('256kb')).toBe(262144);
     expect(parseByteSize('2MB')).toBe(2 * 1024 * 1024);
     expect(parseByteSize('lots')).toBeUndefined();
+  });
+});
+
+describe('warnings for a public address', () => {
+  const warnings = (env: Record<string, string>) =>
+    publicDeploymentWarnings(loadConfig({ ...base, ...env }, undefined, '/srv/app'));
+
+  it('names an open /metrics and an open events URL on a public APP_URL', () => {
+    const got = warnings({ APP_URL: 'https://hooks.example.com' });
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatch(/^METRICS_TOKEN is not set/);
+    expect(got[1]).toMatch(/^B24_IP_ALLOWLIST is not set/);
+    expect(
+      warnings({
+        APP_URL: 'https://hooks.example.com',
+        METRICS_TOKEN: 'm'.repeat(24),
+        B24_IP_ALLOWLIST: '10.0.0.0/8',
+      }),
+    ).toEqual([]);
+  });
+
+  it('says nothing on this machine', () => {
+    for (const APP_URL of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000']) {
+      expect(warnings({ APP_URL })).toEqual([]);
+    }
   });
 });
