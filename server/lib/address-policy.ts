@@ -69,6 +69,12 @@ export interface AddressPolicy {
   hostAllowed(host: string): boolean;
   /** Why a step may not connect to `address`, or undefined when it may. */
   refuse(address: string): string | undefined;
+  /**
+   * The same without the address ("a private address"): what a refusal of a host *name*
+   * says, since the address a name resolves to inside our network is not the tenant's to
+   * learn (the operator can look the name up).
+   */
+  refusedKind(address: string): string | undefined;
 }
 
 /**
@@ -82,12 +88,12 @@ export function addressPolicy(allowed: PrivateHosts): AddressPolicy {
   const ranges = allowed.ranges.map((r) => ipaddr.parseCIDR(r));
   const hosts = new Set(allowed.hosts);
   const hostAllowed = (host: string) => hosts.has(host.toLowerCase().replace(/\.$/, ''));
-  const refuse = (address: string): string | undefined => {
+  const classify = (address: string): { shown: string; kind: string } | undefined => {
     let a: ipaddr.IPv4 | ipaddr.IPv6;
     try {
       a = ipaddr.process(address.replace(/^\[|\]$/g, '').replace(/%.*$/, ''));
     } catch {
-      return `${address} is not an IP address`;
+      return { shown: address, kind: 'not an IP address' };
     }
     if (ranges.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits))) {
       return undefined;
@@ -95,9 +101,14 @@ export function addressPolicy(allowed: PrivateHosts): AddressPolicy {
     const range = a.range();
     if (range === 'unicast') {
       const cloud = CLOUD_INTERNAL.find(([net, bits]) => a.kind() === 'ipv4' && a.match(net, bits));
-      return cloud ? `${a.toString()} is ${cloud[2]}` : undefined;
+      return cloud ? { shown: a.toString(), kind: cloud[2] } : undefined;
     }
-    return `${a.toString()} is ${RANGE_NAMES[range] ?? `not a public address (${range})`}`;
+    return { shown: a.toString(), kind: RANGE_NAMES[range] ?? `not a public address (${range})` };
   };
-  return { hostAllowed, refuse };
+  const refuse = (address: string): string | undefined => {
+    const c = classify(address);
+    return c && `${c.shown} is ${c.kind}`;
+  };
+  const refusedKind = (address: string): string | undefined => classify(address)?.kind;
+  return { hostAllowed, refuse, refusedKind };
 }

@@ -60,7 +60,7 @@ export function createHttpGuard(
       resolve(hostname).then(
         (found) => {
           const refused = filter
-            ? found.map((f) => policy.refuse(f.address)).find((r) => r !== undefined)
+            ? found.map((f) => policy.refusedKind(f.address)).find((r) => r !== undefined)
             : undefined;
           if (found.length === 0) {
             callback(
@@ -110,7 +110,12 @@ export function createHttpGuard(
         }
         // The address actually connected to, whatever resolved it.
         const peer = (socket as net.Socket).remoteAddress;
-        const refused = hostAllowed || peer === undefined ? undefined : policy.refuse(peer);
+        const refused =
+          hostAllowed || peer === undefined
+            ? undefined
+            : net.isIP(host)
+              ? policy.refuse(peer)
+              : policy.refusedKind(peer) && `${host} resolves to ${policy.refusedKind(peer)}`;
         if (refused) {
           socket.destroy();
           callback(new AddressRefusedError(refused), null);

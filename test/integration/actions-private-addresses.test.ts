@@ -111,13 +111,14 @@ describe('http steps and private addresses', () => {
     const direct = await run(`http://rebind.test:${victimPort()}/admin`, '').catch(
       (e: unknown) => e,
     );
-    expect((direct as Error).message).toMatch(
-      /rebind\.test resolves to 127\.0\.0\.1 is a loopback address/,
-    );
+    // Which address a name has inside our network is not the tenant's to learn.
+    expect((direct as Error).message).toMatch(/rebind\.test resolves to a loopback address/);
+    expect((direct as Error).message).not.toContain('127.0.0.1');
     const hop = await run(`http://front.test:${new URL(front.url).port}/to-rebind`, 'front.test')
       .then(() => undefined)
       .catch((e: unknown) => e);
-    expect((hop as Error).message).toMatch(/rebind\.test resolves to 127\.0\.0\.1/);
+    expect((hop as Error).message).toMatch(/rebind\.test resolves to a loopback address/);
+    expect((hop as Error).message).not.toContain('127.0.0.1');
     expect(front.requests).toHaveLength(1);
     expect(victim.requests).toHaveLength(0);
     // Control: allowed by name, the same host reaches the listener.
@@ -127,7 +128,7 @@ describe('http steps and private addresses', () => {
 
   it('refuses a name with any private address among public ones', async () => {
     const err = await run(`http://mixed.test:${victimPort()}/`, '').catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/mixed\.test resolves to 127\.0\.0\.1/);
+    expect((err as Error).message).toMatch(/mixed\.test resolves to a loopback address/);
     expect(victim.requests).toHaveLength(0);
   });
 
