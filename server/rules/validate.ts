@@ -158,11 +158,39 @@ function crossChecks(json: unknown): MapError[] {
   return errors;
 }
 
+/** Nesting a map may have: far more than any rule needs, far less than the stack holds. */
+export const MAX_DEPTH = 64;
+
+/**
+ * The path of the first value nested deeper than MAX_DEPTH, or undefined. Walked without
+ * recursion: the schema check and everything after it recurse, and a body nested a few
+ * thousand levels deep overflowed the stack (a 500 instead of an error naming the place).
+ */
+function tooDeep(json: unknown): string | undefined {
+  const stack: Array<{ value: unknown; path: PropertyKey[] }> = [{ value: json, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (path.length >= MAX_DEPTH) return jsonPath(path);
+    for (const [k, v] of Object.entries(value)) {
+      stack.push({ value: v, path: [...path, Array.isArray(value) ? Number(k) : k] });
+    }
+  }
+  return undefined;
+}
+
 /**
  * Validates an event map (server/rules/README.md) and lists every problem with its JSON path and
  * what was expected, e.g. `$.rules[0].actions[1].url: expected string, got number 5`.
  */
 export function validateEventMap(json: unknown): ValidationResult {
+  const deep = tooDeep(json);
+  if (deep) {
+    return {
+      ok: false,
+      errors: [{ path: deep, message: `expected at most ${MAX_DEPTH} levels of nesting` }],
+    };
+  }
   const parsed = eventMapSchema.safeParse(json, { reportInput: true });
   const errors = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap((i) => describeIssue(i))),

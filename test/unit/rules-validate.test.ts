@@ -145,3 +145,38 @@ describe('validateEventMap', () => {
     ]);
   });
 });
+
+describe('a map nested too deep', () => {
+  it('is refused with the place, not a stack overflow', () => {
+    let body: Record<string, unknown> = { end: 1 };
+    for (let i = 0; i < 5000; i++) body = { a: body };
+    const result = validateEventMap({
+      rules: [
+        {
+          name: 'deep',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [{ type: 'http', method: 'POST', url: 'https://erp.example/api', body }],
+        },
+      ],
+    });
+    expect(result.ok).toBe(false);
+    const [error] = result.ok ? [] : result.errors;
+    expect(error!.path).toMatch(/^\$\.rules\[0\]\.actions\[0\]\.body(\.a)+$/);
+    expect(error!.message).toBe('expected at most 64 levels of nesting');
+  });
+
+  it('takes a body nested as deep as a rule needs (control)', () => {
+    let body: Record<string, unknown> = { end: 1 };
+    for (let i = 0; i < 20; i++) body = { a: body };
+    const result = validateEventMap({
+      rules: [
+        {
+          name: 'nested',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [{ type: 'http', method: 'POST', url: 'https://erp.example/api', body }],
+        },
+      ],
+    });
+    expect(result.ok).toBe(true);
+  });
+});
