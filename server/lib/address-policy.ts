@@ -60,6 +60,8 @@ const RANGE_NAMES: Record<string, string> = {
  * answers every VM on it (the VM agent's channel, with no credentials asked), and Alibaba
  * Cloud's metadata service is 100.100.100.200 (carrier-grade NAT, refused already).
  */
+const IPV4_COMPATIBLE = ipaddr.IPv6.parse('::');
+
 const CLOUD_INTERNAL: ReadonlyArray<[ipaddr.IPv4, number, string]> = [
   [ipaddr.IPv4.parse('168.63.129.16'), 32, "a cloud host's internal address (Azure WireServer)"],
 ];
@@ -100,6 +102,11 @@ export function addressPolicy(allowed: PrivateHosts): AddressPolicy {
     }
     const range = a.range();
     if (range === 'unicast') {
+      // ::a.b.c.d, the deprecated IPv4-compatible form (RFC 4291 2.5.5.1), which ipaddr.js
+      // calls unicast (:: and ::1 have ranges of their own): an IPv4 address inside.
+      if (a.kind() === 'ipv6' && a.match(IPV4_COMPATIBLE, 96)) {
+        return { shown: a.toString(), kind: 'an IPv4-compatible IPv6 address' };
+      }
       const cloud = CLOUD_INTERNAL.find(([net, bits]) => a.kind() === 'ipv4' && a.match(net, bits));
       return cloud ? { shown: a.toString(), kind: cloud[2] } : undefined;
     }

@@ -146,6 +146,8 @@ describe('http steps and private addresses', () => {
       ['[::]', 'unspecified'],
       ['[::1]', 'loopback'],
       ['[::ffff:169.254.169.254]', 'link-local'],
+      ['[::7f00:1]', 'IPv4-compatible IPv6'],
+      ['[::a00:1]', 'IPv4-compatible IPv6'],
       ['168.63.129.16', "cloud host's internal"],
     ] as const) {
       const err = await run(`http://${host}/latest/meta-data/`, '').catch((e: unknown) => e);
