@@ -8,6 +8,7 @@ import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
@@ -209,7 +210,19 @@ export function logPages(deps: Deps): Router {
     );
     // A retry whose time has passed waits for a worker: "due now", not a time in the past.
     const now = deps.clock.now().getTime();
-    res.render('ui/deal', { nav: '', compact: true, dealId, events, runs, more, nextAttempt, now });
+    // What each event means to a CRM manager ("A deal was changed"), the code beside it.
+    const meaning = new Map(SUPPORTED_EVENTS.map((e) => [e.name, e[user.lang]]));
+    res.render('ui/deal', {
+      nav: '',
+      compact: true,
+      dealId,
+      events,
+      runs,
+      more,
+      nextAttempt,
+      now,
+      meaning,
+    });
   });
 
   return router;

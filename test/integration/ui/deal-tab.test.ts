@@ -173,6 +173,30 @@ describe('the deal tab a manager reads', () => {
     );
   });
 
+  it("says what each event means in the manager's language, with its code beside it", async () => {
+    const db = h.t.deps.db;
+    const at = h.t.clock.now().getTime();
+    await seedDealEvent(db, h.portal.memberId, {
+      dealId: '891',
+      status: 'processed',
+      lastError: '',
+      job: { status: 'done', lastError: '', runAt: at },
+      at,
+    });
+    const card = await getPage(h, '/ui/deal/891', ruManager.cookie);
+    expect(card.html).toMatch(
+      /<td>Изменена сделка<div class="muted event-code" translate="no">ONCRMDEALUPDATE<\/div><\/td>/,
+    );
+    const en = await openSession(h, {
+      userId: 2,
+      path: '/placement/deal-tab',
+      placement: 'CRM_DEAL_DETAIL_TAB',
+    });
+    expect((await getPage(h, '/ui/deal/891', en.cookie)).html).toContain(
+      '<td>A deal was changed<div',
+    );
+  });
+
   it('says that a retry whose time has passed is due, not a time in the past', async () => {
     const db = h.t.deps.db;
     const at = h.t.clock.now().getTime();
