@@ -27,6 +27,20 @@ const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** Where a step keeps what it held as its other types (`switchType`); never serialised. */
 const STASH = Symbol('earlier types');
+/**
+ * What a step was saved as (its name, or `#n` when unnamed): sent with a save, so a step
+ * renamed in the form keeps the credentials stored for it. Never serialised.
+ */
+const ORIGIN = Symbol('saved as');
+/** Marks each step of a rule as loaded or saved with what it was saved as. */
+function markOrigins(r) {
+  (Array.isArray(r.actions) ? r.actions : []).forEach((a, i) => {
+    if (isObj(a)) Object.defineProperty(a, ORIGIN, { value: a.name ?? `#${i}` });
+  });
+  return r;
+}
+const origins = () =>
+  JSON.stringify((Array.isArray(rule.actions) ? rule.actions : []).map((a) => a?.[ORIGIN] ?? null));
 const NEW_STEP = {
   http: () => ({ type: 'http', method: 'POST', url: '' }),
   telegram: () => ({ type: 'telegram', text: '' }),
@@ -566,6 +580,7 @@ function switchType(step, type) {
   if (step.name) next.name = step.name;
   if (step.continueOnError) next.continueOnError = true;
   Object.defineProperty(next, STASH, { value: stash, enumerable: false });
+  if (step[ORIGIN]) Object.defineProperty(next, ORIGIN, { value: step[ORIGIN] });
   return next;
 }
 
@@ -829,9 +844,13 @@ function problems(json) {
 
 const saveResult = h('div', { id: 'save-result' });
 async function save() {
-  const { json } = await post(data.urls.save, { rule: JSON.stringify(rule), original });
+  const { json } = await post(data.urls.save, {
+    rule: JSON.stringify(rule),
+    original,
+    steps: origins(),
+  });
   if (json.ok) {
-    rule = json.rule;
+    rule = markOrigins(json.rule);
     original = rule.name;
     kvRows.clear();
     changed();
@@ -936,6 +955,7 @@ async function sendStep(i, out) {
   const { json } = await post(data.urls.send, {
     rule: JSON.stringify(rule),
     original,
+    steps: origins(),
     index: String(i),
     event: tryEvent.value,
     id: tryId.value,
@@ -957,6 +977,8 @@ async function sendStep(i, out) {
 }
 
 // ---- start -----------------------------------------------------------------------------
+
+if (original) markOrigins(rule);
 
 fill(
   root,

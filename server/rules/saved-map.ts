@@ -30,6 +30,37 @@ export function withRenamedRule(
 }
 
 /**
+ * `map` with the steps of its rule `rule` named as the builder's form now names them: step `i`
+ * of the form was stored as `origins[i]` (its name, or `#n` for the unnamed step at index n),
+ * and is now named `names[i]`. A step renamed in the form keeps the credentials stored for
+ * it (they are found by rule and step name). Unchanged when the names would clash.
+ */
+export function withRenamedSteps(
+  map: EventMap | undefined,
+  rule: string,
+  origins: readonly unknown[],
+  names: readonly (string | undefined)[],
+): EventMap | undefined {
+  const at = map ? map.rules.findIndex((r) => r.name === rule) : -1;
+  if (!map || at < 0) return map;
+  const renames = new Map<string, string>();
+  origins.forEach((from, i) => {
+    const to = names[i];
+    if (typeof from === 'string' && from && to && from !== to) renames.set(from, to);
+  });
+  if (renames.size === 0) return map;
+  const actions = map.rules[at]!.actions.map((a, i) => {
+    const to = renames.get(a.name ?? `#${i}`);
+    return to ? { ...a, name: to } : a;
+  });
+  const named = actions.map((a) => a.name).filter((n) => n !== undefined);
+  if (new Set(named).size !== named.length) return map;
+  const rules = [...map.rules];
+  rules[at] = { ...map.rules[at]!, actions };
+  return { ...map, rules };
+}
+
+/**
  * Saves a validated map as the portal's own (`memberId`) or the default, its credentials
  * encrypted (secret-fields.ts). A masked credential keeps what the map shown in that place
  * held: the portal's own map, or the default it used until now.
@@ -38,13 +69,19 @@ export async function saveMapSealed(
   deps: MapSaver,
   memberId: string | undefined,
   map: EventMap,
-  opts: { renamed?: { from: string; to: string } } = {},
+  opts: { renamed?: { from: string; to: string; steps?: readonly unknown[] } } = {},
 ): Promise<SealResult> {
   const own = await getRuleMap(deps.db, memberId);
   const fromDefault = own === undefined && memberId !== undefined;
   const stored = fromDefault ? await getRuleMap(deps.db) : own;
-  const previous = opts.renamed
-    ? withRenamedRule(stored, opts.renamed.from, opts.renamed.to)
+  const r = opts.renamed;
+  const previous = r
+    ? withRenamedSteps(
+        withRenamedRule(stored, r.from, r.to),
+        r.to,
+        r.steps ?? [],
+        map.rules.find((x) => x.name === r.to)?.actions.map((a) => a.name) ?? [],
+      )
     : stored;
   const sealed = sealMap(map, {
     box: deps.box,

@@ -14,7 +14,7 @@ import { BUILDER_EN } from '../i18n-builder.js';
 import { translateMessage } from '../i18n-messages.js';
 import type { MessageKey } from '../i18n.js';
 import { SUPPORTED_EVENTS } from '../supported-events.js';
-import { listTestSends, relativeErrors, tryRoutes } from './rule-builder-try.js';
+import { listTestSends, relativeErrors, stepOrigins, tryRoutes } from './rule-builder-try.js';
 
 /** What a new rule starts as: nothing chosen yet. */
 const NEW_RULE = { name: '', on: [], when: [], actions: [] };
@@ -154,7 +154,10 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     const v = checked.ok
       ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal.scope))
       : checked;
-    const renamed = v.ok ? { from: original, to: v.map.rules[index]!.name } : undefined;
+    // What each step of the form was stored as: a renamed step keeps its credentials.
+    const renamed = v.ok
+      ? { from: original, to: v.map.rules[index]!.name, steps: stepOrigins(body(req).steps) }
+      : undefined;
     const sealed = v.ok ? await saveMapSealed(deps, user.memberId, v.map, { renamed }) : v;
     if (!sealed.ok) {
       res.status(400).json({ errors: relativeErrors(sealed.errors, index, user.lang) });

@@ -20,7 +20,7 @@ import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { getRuleMap } from '../../rules/map-store.js';
 import { templateRoots } from '../../rules/templates.js';
-import { withRenamedRule } from '../../rules/saved-map.js';
+import { withRenamedRule, withRenamedSteps } from '../../rules/saved-map.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { translateMessage } from '../i18n-messages.js';
@@ -107,6 +107,16 @@ const eventOf = (req: Request, rule: Rule) => {
 };
 const idOf = (req: Request) => String((req.body as Record<string, unknown>).id ?? '').trim();
 
+/** The form's `steps`: a JSON list of what each step was stored as (builder.js). */
+export function stepOrigins(field: unknown): unknown[] {
+  try {
+    const v: unknown = JSON.parse(String(field ?? '[]'));
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * "Try it" in the builder: a dry run of the rule being edited on a chosen record, and "Send
  * this step once", which sends one step through the worker's own path (credentials opened
@@ -162,10 +172,11 @@ export function tryRoutes(deps: Deps): Router {
     // the operator's default map keep their whole request, as when the map is saved.
     const own = await getRuleMap(deps.db, user.memberId);
     // A rule renamed in the form (not saved yet) still has the credentials of its old name.
-    const previous = withRenamedRule(
-      own ?? (await getRuleMap(deps.db)),
-      String(form.original ?? ''),
+    const previous = withRenamedSteps(
+      withRenamedRule(own ?? (await getRuleMap(deps.db)), String(form.original ?? ''), rule.name),
       rule.name,
+      stepOrigins(form.steps),
+      rule.actions.map((a) => a.name),
     );
     const sealed = sealMap(
       { rules: [rule] },

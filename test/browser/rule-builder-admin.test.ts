@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
+import type { HttpAction } from '../../server/rules/model.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { appFrameOf } from '../helpers/framed-ui.js';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+/**
+ * The rule builder as a portal admin who never writes JSON uses it: builds a rule in the
+ * form, saves, reopens and edits it.
+ */
+describeInChromium('the rule builder for an admin who does not write JSON', (executablePath) => {
+  let h: UiHarness;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    h = await startUiHarness({ appHost: 'localhost' });
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+    page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  const frame = () => page.frameLocator('iframe.b24emu-frame');
+  const appFrame = (): Frame => appFrameOf(page, h.appUrl);
+  async function openBuilder(path: string) {
+    await page.goto(`${h.portal.url}/app?user=1`);
+    await frame().locator('#figures').waitFor();
+    await Promise.all([
+      appFrame().waitForNavigation(),
+      appFrame().evaluate(`location.href = ${JSON.stringify(path)}`),
+    ]);
+    await frame().locator('html[data-builder-ready="1"]').waitFor();
+  }
+  const ruleJson = async () =>
+    JSON.parse(await frame().locator('#rule-json').inputValue()) as Record<string, unknown>;
+  const storedStep = async (rule: string, i: number) => {
+    const map = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    return map!.rules.find((r) => r.name === rule)!.actions[i] as HttpAction;
+  };
+  /** Builds "deal won → http POST with a header and a body field → telegram" in the form. */
+  async function buildWonDeal(name: string) {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill(name);
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0').selectOption('STAGE_ID');
+    await f.locator('#cond-op-0').selectOption('becomes');
+    await f.locator('#cond-value-0').selectOption('WON');
+    await f.locator('#add-step').click();
+    await f.locator('#step-name-0').fill('erp');
+    await f.locator('#step-0-url').fill(`${h.sink.url}/invoices`);
+    await f.locator('#step-0-headers-add').click();
+    await f.locator('#step-0-headers-k-0').fill('Authorization');
+    await f.locator('#step-0-headers-v-0').fill('Bearer tok-123456');
+    await f.locator('#step-0-body-add').click();
+    await f.locator('#step-0-body-k-0').fill('dealId');
+    await f.locator('#step-0-body-v-0').fill('{{deal.ID}}');
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-1').selectOption('telegram');
+    await f.locator('#step-1-chatId').fill('-1001234567890');
+    await f.locator('#step-1-text').fill('Deal {{deal.ID}} won');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+  }
+
+  it('keeps a step’s stored secret when only the step’s name changes', async () => {
+    await buildWonDeal('Won deal: ERP');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Won deal: ERP')}`);
+    const f = frame();
+    await expect(f.locator('#step-0-headers-v-0').inputValue()).resolves.toBe('********');
+    await f.locator('#step-name-0').fill('erp-invoice');
+    await f.locator('#save-rule').click();
+    await f.locator('#save-result > *').waitFor();
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    const step = await storedStep('Won deal: ERP', 0);
+    expect(step.name).toBe('erp-invoice');
+    const header = step.headers!.Authorization as { $enc: string };
+    expect(h.t.deps.box.decrypt(header.$enc)).toBe('Bearer tok-123456');
+    // Renamed again and the rule too, in one save, after a type switch and back.
+    await f.locator('#rule-name').fill('Won deal: ERP v2');
+    await f.locator('#step-type-0').selectOption('sms');
+    await f.locator('#step-type-0').selectOption('http');
+    await f.locator('#step-name-0').fill('invoice');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const again = await storedStep('Won deal: ERP v2', 0);
+    expect(again.name).toBe('invoice');
+    expect(h.t.deps.box.decrypt((again.headers!.Authorization as { $enc: string }).$enc)).toBe(
+      'Bearer tok-123456',
+    );
+    expect((await ruleJson()).name).toBe('Won deal: ERP v2');
+  });
+});
