@@ -23,7 +23,7 @@ const condition = z
         message:
           ops.length === 0
             ? 'expected one operator: equals, in, changed or becomes; got none'
-            : `expected one operator: equals, in, changed or becomes; got ${ops.join(' and ')}`,
+            : `expected one operator: equals, in, changed or becomes; got ${ops.map((o) => `"${o}"`).join(' and ')}`,
       });
     }
   });

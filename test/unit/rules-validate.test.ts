@@ -72,7 +72,7 @@ describe('validateEventMap', () => {
       'expected type to be one of "http", "telegram", "email", "sms", "bitrix", got string "smss"',
     );
     expect(byPath['$.rules[0].when[0]']).toMatch(/expected one operator.*got none/);
-    expect(byPath['$.rules[0].when[1]']).toMatch(/got equals and becomes/);
+    expect(byPath['$.rules[0].when[1]']).toMatch(/got "equals" and "becomes"/);
     expect(byPath['$.rules[0].actions[2]']).toMatch(/expected text or html/);
     expect(byPath['$.rules[0].colour']).toBe('unknown key "colour"');
     expect(byPath['$.rules[0].actions[1].url']).toMatch(/expected an http\(s\) URL/);

@@ -1,5 +1,24 @@
 import { describe, expect, it } from '@jest/globals';
+import { createSecretBox } from '../../server/lib/crypto.js';
+import { scopeErrors } from '../../server/rules/scopes.js';
+import { sealMap } from '../../server/rules/secret-fields.js';
+import { validateEventMap } from '../../server/rules/validate.js';
 import { translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
+import { englishIn } from '../helpers/english-words.js';
+
+/** What a save refuses a map with: validation, then scopes and secrets of a valid one. */
+function refusals(map: unknown): string[] {
+  const v = validateEventMap(map);
+  if (!v.ok) return v.errors.map((e) => e.message);
+  const sealed = sealMap(v.map, {
+    box: createSecretBox(Buffer.alloc(32, 1)),
+    envNames: new Set<string>(),
+  });
+  return [
+    ...scopeErrors(v.map, []).map((e) => e.message),
+    ...(sealed.ok ? [] : sealed.errors.map((e) => e.message)),
+  ];
+}
 
 describe('messages on Russian pages', () => {
   it('translates the phrases around the data and keeps the data as written', () => {
@@ -33,6 +52,63 @@ describe('messages on Russian pages', () => {
     ]) {
       expect(translateMessage(en!, 'ru')).toBe(ru);
     }
+  });
+
+  it('leaves no English word in the rarer refusals of a save', () => {
+    const messages = [
+      ...refusals({
+        rules: [
+          {
+            name: '',
+            on: ['x'],
+            when: [
+              { field: 'A', equals: {} },
+              { field: 'B', changed: false },
+              { field: 'C' },
+              { field: 'D', equals: '1', in: ['2'] },
+            ],
+            actions: [
+              { type: 'http', method: 'GET', url: 'ftp://x', secret: 'short', timeoutMs: 1.5 },
+              { type: 'http', method: 'GET', url: 'https://a', headers: { A: { $env: 'a b' } } },
+              { type: 'http', method: 'GET', url: 'https://a', headers: { B: { x: 1 } } },
+              { type: 'nope' },
+              { type: 'telegram', text: '', parseMode: 'X', name: 'a b' },
+              { type: 'email', to: 'a', subject: 's' },
+              { type: 'bitrix', method: 'x', params: 5 },
+              { type: 'sms', to: '1', text: '{{steps.nope.response}} {{deal..x}}' },
+            ],
+            slaSeconds: 0,
+            enabled: 'yes',
+            extra: 1,
+          },
+        ],
+      }),
+      ...refusals({ rules: 5 }),
+      ...refusals({
+        rules: [
+          {
+            name: 'r',
+            on: ['ONTASKADD'],
+            when: [{ field: 'contact.PHONE', changed: true }],
+            actions: [
+              { type: 'bitrix', method: 'tasks.task.add' },
+              {
+                type: 'http',
+                method: 'POST',
+                url: 'https://a.example/x',
+                headers: { Authorization: '********', 'X-Key': { $env: 'NOPE' } },
+              },
+            ],
+          },
+        ],
+      }),
+    ];
+    expect(messages.length).toBeGreaterThan(25);
+    const english = messages.flatMap((m) => {
+      const ru = translateMessage(m, 'ru');
+      return englishIn(ru).length ? [ru] : [];
+    });
+    expect(english).toEqual([]);
   });
 
   it("translates a step's configuration errors, names as written", () => {
