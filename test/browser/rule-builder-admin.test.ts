@@ -98,4 +98,37 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     );
     expect((await ruleJson()).name).toBe('Won deal: ERP v2');
   });
+
+  it('keeps each name/value row on one line in a 600 px frame', async () => {
+    await page.setViewportSize({ width: 632, height: 900 });
+    try {
+      await buildWonDeal('Narrow frame');
+      const f = frame();
+      await expect(
+        appFrame().evaluate<number>('document.documentElement.clientWidth'),
+      ).resolves.toBe(600);
+      await f.locator('#step-0-headers-add').click();
+      for (const key of ['headers', 'body']) {
+        const rows = f.locator(`#step-0-${key} .row`);
+        for (let j = 0; j < (await rows.count()); j++) {
+          const boxes = await rows
+            .nth(j)
+            .locator('input, button')
+            .evaluateAll((els) =>
+              els.map((e) => {
+                const r = e.getBoundingClientRect();
+                return { middle: r.top + r.height / 2, width: Math.round(r.width) };
+              }),
+            );
+          expect(boxes).toHaveLength(3);
+          // Name, value and Remove side by side, the value the widest.
+          const middles = boxes.map((b) => b.middle);
+          expect(Math.max(...middles) - Math.min(...middles)).toBeLessThan(4);
+          expect(boxes[1]!.width).toBeGreaterThan(boxes[0]!.width);
+        }
+      }
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 900 });
+    }
+  });
 });
