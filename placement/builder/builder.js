@@ -6,7 +6,7 @@
  * shown comes from the page (data.strings), in the user's language.
  */
 import { createDom } from './dom.js';
-import { flatten, isObj, unflatten } from './kv.js';
+import { flatten, isObj, rowProblems, unflatten } from './kv.js';
 
 const data = JSON.parse(document.getElementById('builder-data').textContent);
 const S = data.strings;
@@ -21,6 +21,9 @@ let meta = null;
 const lastField = new Map();
 /** Key/value editors' rows (empty rows included), by `step:key`, while they match the rule. */
 const kvRows = new Map();
+/** What the "another event" box holds, and why it was refused (kept across redraws). */
+let otherText = '';
+let otherError = '';
 
 const OPS = ['equals', 'in', 'changed', 'becomes'];
 const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
@@ -375,13 +378,34 @@ function kvEditor(step, i, key, nest) {
   } else rows = flatten(value || {}, nest);
   if (!rows) return h('p', { class: 'muted', id: `step-${i}-${key}-json`, text: S.editInJson });
   kvRows.set(id, rows);
+  const boxes = [];
+  /** Says next to a row's name what keeps the row from being saved as typed. */
+  const mark = () => {
+    rowProblems(rows, nest, key === 'headers').forEach((problem, j) => {
+      const box = boxes[j];
+      if (!box) return;
+      const noteId = `${box.id}-error`;
+      document.getElementById(noteId)?.remove();
+      if (!problem) {
+        box.removeAttribute('aria-invalid');
+        box.removeAttribute('aria-describedby');
+        return;
+      }
+      box.setAttribute('aria-invalid', 'true');
+      box.setAttribute('aria-describedby', noteId);
+      box.parentElement.after(
+        h('p', { class: 'error form-error', id: noteId, role: 'alert', text: S[problem] }),
+      );
+    });
+  };
   const write = () => {
     const obj = unflatten(rows, nest);
     if (Object.keys(obj).length) step[key] = obj;
     else delete step[key];
     changed();
+    mark();
   };
-  return h(
+  const editor = h(
     'div',
     { class: 'kv', id: `step-${i}-${key}` },
     rows.map((r, j) => {
@@ -395,6 +419,7 @@ function kvEditor(step, i, key, nest) {
           write();
         },
       });
+      boxes.push(k);
       const v = track(
         i,
         h('input', {
@@ -440,6 +465,8 @@ function kvEditor(step, i, key, nest) {
         },
       }),
   );
+  mark();
+  return editor;
 }
 
 function stepField(step, i, [key, kind, required]) {
@@ -709,7 +736,27 @@ function renderForm() {
       h('span', { class: 'muted', text: ` (${e.bound ? S.subscribed : S.notSubscribed})` }),
     );
   });
-  const other = h('input', { id: 'on-other', size: 30, 'aria-label': S.otherEvent });
+  const other = h('input', {
+    id: 'on-other',
+    size: 30,
+    value: otherText,
+    'aria-label': S.otherEvent,
+    'aria-invalid': otherError ? 'true' : undefined,
+    'aria-describedby': otherError ? 'on-other-error' : undefined,
+    oninput: () => {
+      otherText = other.value;
+      if (!otherError) return;
+      otherError = '';
+      document.getElementById('on-other-error')?.remove();
+      other.removeAttribute('aria-invalid');
+      other.removeAttribute('aria-describedby');
+    },
+    onkeydown: (e) => {
+      if (e.key !== 'Enter') return;
+      e.preventDefault();
+      addOther.click();
+    },
+  });
   const addOther = h('button', {
     type: 'button',
     class: 'secondary',
@@ -717,7 +764,15 @@ function renderForm() {
     text: S.addEvent,
     onclick: () => {
       const name = other.value.trim().toUpperCase();
-      if (!/^ON[A-Z0-9_]{2,64}$/.test(name)) return;
+      // Refused where it was typed, the text kept: never dropped without a word.
+      if (!/^ON[A-Z0-9_]{2,64}$/.test(name)) {
+        otherError = S.eventInvalid;
+        renderForm();
+        document.getElementById('on-other')?.focus();
+        return;
+      }
+      otherText = '';
+      otherError = '';
       if (!data.events.some((e) => e.name === name))
         data.events.push({ name, label: '', bound: false });
       if (!on.includes(name)) rule.on = [...on, name];
@@ -757,6 +812,13 @@ function renderForm() {
       h('legend', { text: S.trigger }),
       h('div', { class: 'events' }, events),
       admin && h('div', { class: 'row' }, label(S.otherEvent, other), addOther),
+      otherError &&
+        h('p', {
+          class: 'error form-error',
+          id: 'on-other-error',
+          role: 'alert',
+          text: otherError,
+        }),
     ),
     h(
       'fieldset',
@@ -843,7 +905,36 @@ function problems(json) {
 }
 
 const saveResult = h('div', { id: 'save-result' });
+/**
+ * What the form holds but could not put in the rule (refused rows, an event typed but not
+ * added): said next to each field; saving then would lose it, so nothing is sent.
+ */
+function unsaved() {
+  if (otherText.trim() && !otherError) {
+    otherError = S.eventNotAdded;
+    renderForm();
+  }
+  const notes = [...form.querySelectorAll('.form-error')];
+  if (!notes.length) return false;
+  fill(
+    saveResult,
+    h(
+      'div',
+      { class: 'error', id: 'rule-errors' },
+      h('span', { text: `${S.notSaved} ${S.fixMarked}` }),
+      h(
+        'ul',
+        {},
+        notes.map((n) => h('li', { text: n.textContent })),
+      ),
+    ),
+  );
+  document.querySelector(`[aria-describedby="${notes[0].id}"]`)?.focus();
+  return true;
+}
+
 async function save() {
+  if (unsaved()) return;
   const { json } = await post(data.urls.save, {
     rule: JSON.stringify(rule),
     original,

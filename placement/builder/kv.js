@@ -31,3 +31,23 @@ export function unflatten(rows, nest) {
   }
   return out;
 }
+
+/**
+ * Why each row cannot stand as typed, as a message name of the page's strings, or null: a
+ * value without a name, a name used twice (header names in any case), a name that is both a
+ * value and a group (`a` and `a.b`, when names nest). Such rows would be dropped or
+ * overwritten in the JSON, so the builder says so and does not save.
+ */
+export function rowProblems(rows, nest, caseless) {
+  const norm = (k) => (caseless ? k.toLowerCase() : k);
+  const names = rows.map(([k]) => norm(k)).filter(Boolean);
+  const seen = new Set();
+  return rows.map(([k, v]) => {
+    if (!k) return v ? 'kvNoName' : null;
+    const n = norm(k);
+    if (seen.has(n)) return 'kvDuplicate';
+    seen.add(n);
+    if (nest && names.some((o) => o.startsWith(`${n}.`) || n.startsWith(`${o}.`))) return 'kvClash';
+    return null;
+  });
+}

@@ -94,6 +94,14 @@ export const BUILDER_EN = {
   'rb.js.matched': 'matches',
   'rb.js.notMatched': 'does not match',
   'rb.js.failed': 'The request failed.',
+  'rb.js.eventInvalid':
+    'Not an event name: expected ON followed by Latin letters, digits or _ (e.g. ONCRMDEALUPDATE).',
+  'rb.js.eventNotAdded': 'Press "Add event" to add this event, or clear the box.',
+  'rb.js.kvDuplicate': 'This name is already used in a row above: each name once.',
+  'rb.js.kvNoName': 'Give this value a name, or remove the row.',
+  'rb.js.kvClash':
+    'A name cannot be both a value and a group ("a" and "a.b"): rename one of the rows.',
+  'rb.js.fixMarked': 'Fix the marked fields first; nothing was sent.',
 } as const;
 
 export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
@@ -187,4 +195,13 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.matched': 'срабатывает',
   'rb.js.notMatched': 'не срабатывает',
   'rb.js.failed': 'Запрос не удался.',
+  'rb.js.eventInvalid':
+    'Это не имя события: нужно ON и затем латинские буквы, цифры или _ (например, ONCRMDEALUPDATE).',
+  'rb.js.eventNotAdded':
+    'Нажмите «Добавить событие», чтобы добавить это событие, или очистите поле.',
+  'rb.js.kvDuplicate': 'Это название уже есть в строке выше: каждое название — один раз.',
+  'rb.js.kvNoName': 'Дайте значению название или удалите строку.',
+  'rb.js.kvClash':
+    'Название не может быть и значением, и группой ("a" и "a.b"): переименуйте одну из строк.',
+  'rb.js.fixMarked': 'Сначала исправьте отмеченные поля; ничего не отправлено.',
 };

@@ -131,4 +131,56 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       await page.setViewportSize({ width: 1100, height: 900 });
     }
   });
+
+  it('refuses an invalid event name and repeated names next to the field, keeping the text', async () => {
+    await buildWonDeal('Refusals');
+    const f = frame();
+    const focused = () => appFrame().evaluate<string>('document.activeElement.id');
+    const noteOf = async (id: string) =>
+      f.locator(`#${await f.locator(id).getAttribute('aria-describedby')}`).textContent();
+    // An event name typed in words: said next to the box, the text stays, the keyboard too.
+    await f.locator('#on-other').fill('deal lost');
+    await f.locator('#on-add').click();
+    await expect(noteOf('#on-other')).resolves.toMatch(/Not an event name/);
+    await expect(f.locator('#on-other').inputValue()).resolves.toBe('deal lost');
+    await expect(focused()).resolves.toBe('on-other');
+    expect((await ruleJson()).on).toEqual(['ONCRMDEALUPDATE']);
+    // Corrected and added with Enter.
+    await f.locator('#on-other').fill('oncrmdealdelete');
+    await page.keyboard.press('Enter');
+    await expect(f.locator('#on-other-error').count()).resolves.toBe(0);
+    expect((await ruleJson()).on).toEqual(['ONCRMDEALUPDATE', 'ONCRMDEALDELETE']);
+
+    // A second header of the same name (in another case) and a body value with no name.
+    await f.locator('#step-0-headers-add').click();
+    await f.locator('#step-0-headers-k-1').fill('authorization');
+    await f.locator('#step-0-headers-v-1').fill('Bearer other-token');
+    await expect(noteOf('#step-0-headers-k-1')).resolves.toMatch(/already used/);
+    await f.locator('#step-0-body-add').click();
+    await f.locator('#step-0-body-v-1').fill('{{deal.TITLE}}');
+    await expect(noteOf('#step-0-body-k-1')).resolves.toMatch(/Give this value a name/);
+    // An event typed but not added.
+    await f.locator('#on-other').fill('ONCRMDEALADD');
+    const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    await f.locator('#save-rule').click();
+    const errors = await f.locator('#rule-errors li').allTextContents();
+    expect(errors).toHaveLength(3);
+    expect(errors.join('\n')).toMatch(/already used[^]*Give this value a name/);
+    await expect(noteOf('#on-other')).resolves.toMatch(/Press "Add event"/);
+    // The keyboard goes to the first of them, from the top.
+    await expect(focused()).resolves.toBe('on-other');
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
+    // Nothing typed was lost: the rows are all there.
+    await expect(f.locator('#step-0-headers-v-1').inputValue()).resolves.toBe('Bearer other-token');
+    await expect(f.locator('#step-0-body-v-1').inputValue()).resolves.toBe('{{deal.TITLE}}');
+    // Fixed: saved with every row.
+    await f.locator('#step-0-headers-k-1').fill('X-Api-Key');
+    await f.locator('#step-0-body-k-1').fill('title');
+    await f.locator('#on-other').fill('');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const step = await storedStep('Refusals', 0);
+    expect(Object.keys(step.headers!)).toEqual(['Authorization', 'X-Api-Key']);
+    expect(step.body).toEqual({ dealId: '{{deal.ID}}', title: '{{deal.TITLE}}' });
+  });
 });
