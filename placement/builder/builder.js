@@ -24,6 +24,12 @@ const kvRows = new Map();
 /** What the "another event" box holds, and why it was refused (kept across redraws). */
 let otherText = '';
 let otherError = '';
+/**
+ * The step or condition removed last, which "Undo" puts back in its place (the same object,
+ * so a saved step keeps what it was saved as): `{where: 'when' | 'actions', index, item,
+ * text}`. Offered until the next removal, a save or an edit of the JSON.
+ */
+let undo = null;
 
 const OPS = ['equals', 'in', 'changed', 'becomes'];
 const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
@@ -183,6 +189,7 @@ const jsonArea = h('textarea', {
     }
     jsonError.hidden = true;
     rule = next;
+    undo = null;
     renderForm();
   },
 });
@@ -351,9 +358,10 @@ function conditionRow(c, i) {
         id: `cond-remove-${i}`,
         text: S.remove,
         onclick: () => {
-          rule.when.splice(i, 1);
-          changed();
-          renderForm();
+          const [item] = rule.when.splice(i, 1);
+          const op = opOf(item);
+          const what = [item.field, S[`op.${op}`], op === 'changed' ? '' : valueText(item[op])];
+          removed('when', i, item, `${S.conditionRemoved} ${what.filter(Boolean).join(' ')}`);
         },
       }),
   );
@@ -676,10 +684,11 @@ function stepBox(step, i) {
           id: `step-remove-${i}`,
           text: S.remove,
           onclick: () => {
-            rule.actions.splice(i, 1);
+            const [item] = rule.actions.splice(i, 1);
             kvRows.clear();
-            changed();
-            renderForm();
+            const type = S[`type.${item.type}`] || item.type;
+            const text = `${S.stepRemoved} ${i + 1}. ${type}${item.name ? ` (${item.name})` : ''}`;
+            removed('actions', i, item, text);
           },
         }),
       ),
@@ -688,6 +697,44 @@ function stepBox(step, i) {
 }
 
 // ---- the form --------------------------------------------------------------------------
+
+const valueText = (v) => (Array.isArray(v) ? v.join(', ') : v === undefined ? '' : String(v));
+
+/** A step or condition was removed: offer to put it back, with the keyboard on "Undo". */
+function removed(where, index, item, text) {
+  undo = { where, index, item, text };
+  changed();
+  renderForm();
+  document.getElementById('undo-remove')?.focus();
+}
+
+/** "Removed: …  [Undo]" under the list it was removed from. */
+function undoBar(where) {
+  if (!undo || undo.where !== where || !admin) return null;
+  return h(
+    'p',
+    { class: 'notice', id: 'undo-bar', role: 'status' },
+    h('span', { text: `${undo.text} ` }),
+    h('button', {
+      type: 'button',
+      class: 'secondary',
+      id: 'undo-remove',
+      text: S.undo,
+      onclick: () => {
+        const { where: list, index, item } = undo;
+        undo = null;
+        const items = Array.isArray(rule[list]) ? rule[list] : [];
+        items.splice(Math.min(index, items.length), 0, item);
+        rule[list] = items;
+        kvRows.clear();
+        changed();
+        renderForm();
+        const first = list === 'when' ? `cond-field-${index}` : `step-type-${index}`;
+        document.getElementById(first)?.focus();
+      },
+    }),
+  );
+}
 
 const form = h('div', { id: 'rule-form' });
 /** A part the form cannot show (JSON typed by hand): edited in the JSON. */
@@ -827,6 +874,7 @@ function renderForm() {
       when.length
         ? when.map((c, i) => (isObj(c) ? conditionRow(c, i) : inJson()))
         : h('p', { class: 'muted', text: S.noConditions }),
+      undoBar('when'),
       admin &&
         h('button', {
           type: 'button',
@@ -846,6 +894,7 @@ function renderForm() {
       { id: 'rule-steps' },
       h('legend', { text: S.steps }),
       actions.map((a, i) => (isObj(a) ? stepBox(a, i) : inJson())),
+      undoBar('actions'),
       admin &&
         h('button', {
           type: 'button',
@@ -942,6 +991,7 @@ async function save() {
   });
   if (json.ok) {
     rule = markOrigins(json.rule);
+    undo = null;
     original = rule.name;
     kvRows.clear();
     changed();

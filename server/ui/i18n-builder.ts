@@ -102,6 +102,9 @@ export const BUILDER_EN = {
   'rb.js.kvClash':
     'A name cannot be both a value and a group ("a" and "a.b"): rename one of the rows.',
   'rb.js.fixMarked': 'Fix the marked fields first; nothing was sent.',
+  'rb.js.stepRemoved': 'Removed step',
+  'rb.js.conditionRemoved': 'Removed condition:',
+  'rb.js.undo': 'Undo',
 } as const;
 
 export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
@@ -204,4 +207,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.kvClash':
     'Название не может быть и значением, и группой ("a" и "a.b"): переименуйте одну из строк.',
   'rb.js.fixMarked': 'Сначала исправьте отмеченные поля; ничего не отправлено.',
+  'rb.js.stepRemoved': 'Удалён шаг',
+  'rb.js.conditionRemoved': 'Удалено условие:',
+  'rb.js.undo': 'Вернуть',
 };

@@ -183,4 +183,37 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect(Object.keys(step.headers!)).toEqual(['Authorization', 'X-Api-Key']);
     expect(step.body).toEqual({ dealId: '{{deal.ID}}', title: '{{deal.TITLE}}' });
   });
+
+  it('puts back a removed step or condition with Undo, from the keyboard', async () => {
+    await buildWonDeal('Undo');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Undo')}`);
+    const f = frame();
+    const focused = () => appFrame().evaluate<string>('document.activeElement.id');
+    const before = await ruleJson();
+    // The http step with its header token goes: the keyboard lands on Undo, Enter brings it back.
+    await f.locator('#step-remove-0').focus();
+    await page.keyboard.press('Enter');
+    await expect(f.locator('#undo-bar').textContent()).resolves.toMatch(/Removed step 1.*erp/);
+    expect((await ruleJson()).actions).toHaveLength(1);
+    await expect(focused()).resolves.toBe('undo-remove');
+    await page.keyboard.press('Enter');
+    expect(await ruleJson()).toEqual(before);
+    await expect(focused()).resolves.toBe('step-type-0');
+    await expect(f.locator('#undo-bar').count()).resolves.toBe(0);
+    // The condition too.
+    await f.locator('#cond-remove-0').click();
+    await expect(f.locator('#undo-bar').textContent()).resolves.toMatch(/STAGE_ID becomes WON/);
+    await f.locator('#undo-remove').click();
+    expect(await ruleJson()).toEqual(before);
+    await expect(focused()).resolves.toBe('cond-field-0');
+    // Restored, the step keeps its stored secret: the save asks for nothing.
+    await f.locator('#step-remove-0').click();
+    await f.locator('#undo-remove').click();
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const step = await storedStep('Undo', 0);
+    expect(h.t.deps.box.decrypt((step.headers!.Authorization as { $enc: string }).$enc)).toBe(
+      'Bearer tok-123456',
+    );
+  });
 });
