@@ -1033,8 +1033,15 @@ function controlOf(path) {
   }
   if (/^\$\.name\b/.test(path)) return document.getElementById('rule-name');
   if (/^\$\.on\b/.test(path)) return document.querySelector('[id^="on-"]');
+  if (/^\$\.slaSeconds\b/.test(path)) return document.getElementById('rule-sla');
+  // The list itself (no steps, no conditions): said beside the button that adds one.
+  if (/^\$\.actions$/.test(path)) return document.getElementById('add-step');
+  if (/^\$\.when$/.test(path)) return document.getElementById('add-condition');
   return null;
 }
+
+/** Where a control's note goes: under the list of events for a trigger, else after it. */
+const noteAfter = (control) => control.closest('.events') || control.closest('label') || control;
 
 /**
  * Says each error next to its control too (the list above keeps the path): the control is
@@ -1054,7 +1061,7 @@ function markFields(errors) {
     const note = h('p', { class: 'field-error error', id: `field-error-${n}`, text: e.message });
     control.setAttribute('aria-invalid', 'true');
     control.setAttribute('aria-describedby', note.id);
-    (control.closest('label') || control).after(note);
+    noteAfter(control).after(note);
     first = first || control;
   });
   if (first) first.focus();

@@ -216,4 +216,24 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       'Bearer tok-123456',
     );
   });
+
+  it('says why an empty rule is not saved next to the name, the events and the steps', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    const noteOf = async (id: string) =>
+      f.locator(`#${await f.locator(id).getAttribute('aria-describedby')}`);
+    // The trigger's note comes after the list of events, not inside it among the boxes.
+    const on = await noteOf('#on-ONCRMDEALADD');
+    await expect(on.textContent()).resolves.toMatch(/at least|>=1/);
+    await expect(f.locator('#rule-on .events .field-error').count()).resolves.toBe(0);
+    await expect(
+      on.evaluate((n) => (n.previousElementSibling as { className?: string } | null)?.className),
+    ).resolves.toBe('events');
+    // No steps: said beside "Add step".
+    await expect(f.locator('#add-step').getAttribute('aria-invalid')).resolves.toBe('true');
+    await expect((await noteOf('#add-step')).textContent()).resolves.toMatch(/>=1|at least/);
+    await expect(f.locator('#rule-name').getAttribute('aria-invalid')).resolves.toBe('true');
+  });
 });
