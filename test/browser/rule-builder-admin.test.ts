@@ -236,4 +236,35 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await expect((await noteOf('#add-step')).textContent()).resolves.toMatch(/>=1|at least/);
     await expect(f.locator('#rule-name').getAttribute('aria-invalid')).resolves.toBe('true');
   });
+
+  it('keeps a condition on one line in a 600 px frame', async () => {
+    await page.setViewportSize({ width: 632, height: 900 });
+    try {
+      await openBuilder('/ui/rules/new');
+      const f = frame();
+      await f.locator('#on-ONCRMDEALUPDATE').check();
+      await f.locator('#add-condition').click();
+      await f.locator('#cond-field-0').selectOption('STAGE_ID');
+      await f.locator('#cond-op-0').selectOption('becomes');
+      await f.locator('#cond-value-0').selectOption('WON');
+      const box = (id: string) =>
+        f.locator(id).evaluate((e) => {
+          const r = e.getBoundingClientRect();
+          return { middle: r.top + r.height / 2, right: r.right, width: r.width };
+        });
+      const field = await box('#cond-field-0');
+      const op = await box('#cond-op-0');
+      const remove = await box('#cond-remove-0');
+      const fieldset = await box('#rule-when');
+      // Field, operator, value and Remove side by side, inside the frame, the operator readable.
+      expect(Math.abs(remove.middle - field.middle)).toBeLessThan(12);
+      expect(remove.right).toBeLessThanOrEqual(fieldset.right);
+      const opText = await f
+        .locator('#cond-op-0')
+        .evaluate((e) => (e as unknown as { scrollWidth: number }).scrollWidth);
+      expect(op.width).toBeGreaterThanOrEqual(opText);
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 900 });
+    }
+  });
 });
