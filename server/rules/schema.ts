@@ -61,7 +61,15 @@ const http = z.strictObject({
   type: z.literal('http'),
   method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
   url: orEnv(templatedUrl),
-  headers: z.record(z.string(), orEnv(z.string())).optional(),
+  // A name fetch would refuse at every send (RFC 9110 token characters only, no spaces).
+  headers: z
+    .record(
+      z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, {
+        error: 'expected a header name of letters, digits and - (no spaces)',
+      }),
+      orEnv(z.string()),
+    )
+    .optional(),
   body: z.unknown().optional(),
   timeoutMs: z.number().int().min(1).max(300_000).optional(),
   secret: orEnv(

@@ -80,6 +80,11 @@ function describeIssue(issue: z.core.$ZodIssue & { input?: unknown }): MapError[
       return [
         { path, message: `${issue.message.replace(/^Too big: /, '')}, got ${got(issue.input)}` },
       ];
+    case 'invalid_key': {
+      // A record's key (a header name): say what the key's own rule expects.
+      const inner = (issue as { issues?: Array<{ message?: string }> }).issues?.[0]?.message;
+      return [{ path, message: `${inner ?? issue.message}, got ${got(issue.input)}` }];
+    }
     case 'custom':
       return [
         {

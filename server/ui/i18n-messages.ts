@@ -41,6 +41,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ],
   ['expected a step name of letters, digits, _ or -', 'название шага: буквы, цифры, _ или -'],
   ['expected an http(s) URL', 'ожидается адрес http(s)'],
+  [
+    'expected a header name of letters, digits and - (no spaces)',
+    'ожидается имя заголовка из латинских букв, цифр и - (без пробелов)',
+  ],
   ['expected a secret of at least 8 characters', 'секрет должен быть не короче 8 символов'],
   [
     'expected text or html (or both); got neither',

@@ -78,6 +78,33 @@ describe('validateEventMap', () => {
     expect(byPath['$.rules[0].actions[1].url']).toMatch(/expected an http\(s\) URL/);
   });
 
+  it('refuses a header name that no request can carry, naming the header', () => {
+    const map = {
+      rules: [
+        {
+          name: 'r',
+          on: ['ONCRMDEALADD'],
+          actions: [
+            {
+              type: 'http',
+              method: 'POST',
+              url: 'https://erp.example/x',
+              headers: { 'X Token': 'a', 'X-Api-Key': 'b', "X-Ok_1!#$%&'*+.^`|~": 'c' },
+            },
+          ],
+        },
+      ],
+    };
+    const v = validateEventMap(map);
+    expect(v.ok ? [] : v.errors).toEqual([
+      {
+        path: '$.rules[0].actions[0].headers["X Token"]',
+        message:
+          'expected a header name of letters, digits and - (no spaces), got string "X Token"',
+      },
+    ]);
+  });
+
   it('reports a missing required key as missing', () => {
     expect(errorsOf({ rules: [{ name: 'x', on: ['ONCRMDEALADD'] }] })).toEqual([
       { path: '$.rules[0].actions', message: 'expected array; it is missing' },
