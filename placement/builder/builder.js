@@ -991,6 +991,7 @@ async function save() {
   });
   if (json.ok) {
     rule = markOrigins(json.rule);
+    savedJson = JSON.stringify(rule);
     undo = null;
     original = rule.name;
     kvRows.clear();
@@ -1128,6 +1129,14 @@ async function sendStep(i, out) {
 
 if (original) markOrigins(rule);
 
+/** The rule as last saved (or opened): leaving the page with other edits asks first. */
+let savedJson = '';
+window.addEventListener('beforeunload', (e) => {
+  if (!admin || JSON.stringify(rule) === savedJson) return;
+  e.preventDefault();
+  e.returnValue = '';
+});
+
 fill(
   root,
   form,
@@ -1160,6 +1169,7 @@ fill(
     ),
 );
 changed();
+savedJson = JSON.stringify(rule);
 renderForm();
 
 fetch(data.urls.metadata)

@@ -267,4 +267,34 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       await page.setViewportSize({ width: 1100, height: 900 });
     }
   });
+
+  it('asks before leaving with unsaved edits, and not after a save', async () => {
+    await buildWonDeal('Leaving');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Leaving')}`);
+    const f = frame();
+    const asked: string[] = [];
+    const onDialog = (d: { type(): string; dismiss(): Promise<void> }) => {
+      asked.push(d.type());
+      void d.dismiss();
+    };
+    page.on('dialog', onDialog);
+    try {
+      await f.locator('#step-1-text').click();
+      await f.locator('#step-1-text').fill('Deal {{deal.ID}} won, well done');
+      // "All rules" with an edit not saved: the browser asks; staying keeps the edit.
+      await f.locator('#back-to-rules').click();
+      expect(asked).toEqual(['beforeunload']);
+      await expect(f.locator('#step-1-text').inputValue()).resolves.toBe(
+        'Deal {{deal.ID}} won, well done',
+      );
+      // Saved: leaving asks nothing.
+      await f.locator('#save-rule').click();
+      await f.locator('#rule-saved').waitFor();
+      await Promise.all([appFrame().waitForNavigation(), f.locator('#back-to-rules').click()]);
+      expect(asked).toEqual(['beforeunload']);
+      expect(appFrame().url()).toMatch(/\/ui\/rules(\?|$)/);
+    } finally {
+      page.off('dialog', onDialog);
+    }
+  });
 });
