@@ -73,6 +73,10 @@ function describeIssue(issue: z.core.$ZodIssue & { input?: unknown }): MapError[
         },
       ];
     case 'too_small':
+      // Nothing given where something is needed: said in words, not as a length.
+      if (issue.input === '') return [{ path, message: 'required; it is empty' }];
+      if (Array.isArray(issue.input) && issue.input.length === 0 && Number(issue.minimum) === 1)
+        return [{ path, message: 'expected at least one; the list is empty' }];
       return [
         { path, message: `${issue.message.replace(/^Too small: /, '')}, got ${got(issue.input)}` },
       ];

@@ -56,6 +56,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'expected a string, number, boolean or null',
     'ожидается строка, число, логическое значение или "null"',
   ],
+  ['required; it is empty', 'обязательное поле; оно пустое'],
+  ['expected at least one; the list is empty', 'нужен хотя бы один; список пуст'],
   ['not valid JSON: ', 'это не JSON: '],
   ['expected true', 'ожидается "true"'],
   ['expected record', 'ожидается объект'],

@@ -105,6 +105,17 @@ describe('validateEventMap', () => {
     ]);
   });
 
+  it('says an empty required text or list in words', () => {
+    const v = validateEventMap({
+      rules: [{ name: '', on: [], actions: [{ type: 'sms', to: '', text: 'x' }] }],
+    });
+    expect(v.ok ? [] : v.errors).toEqual([
+      { path: '$.rules[0].name', message: 'required; it is empty' },
+      { path: '$.rules[0].on', message: 'expected at least one; the list is empty' },
+      { path: '$.rules[0].actions[0].to', message: 'required; it is empty' },
+    ]);
+  });
+
   it('reports a missing required key as missing', () => {
     expect(errorsOf({ rules: [{ name: 'x', on: ['ONCRMDEALADD'] }] })).toEqual([
       { path: '$.rules[0].actions', message: 'expected array; it is missing' },
