@@ -140,9 +140,14 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     }
     const { map } = await effectiveMapWithSource(deps.db, user.memberId);
     const original = String(body(req).original ?? '');
-    // A new rule (no original) never takes the place of a rule already named so.
+    // A new rule (no original), or one renamed, never takes the name of another rule: said
+    // next to the name, not as a clash at the other rule's path.
     const name = (rule as { name?: unknown } | null)?.name;
-    if (!original && typeof name === 'string' && map.rules.some((r) => r.name === name.trim())) {
+    if (
+      typeof name === 'string' &&
+      name.trim() !== original &&
+      map.rules.some((r) => r.name === name.trim())
+    ) {
       const message = `a rule named ${JSON.stringify(name.trim())} already exists; open it from the rules page to change it, or choose another name`;
       res
         .status(400)

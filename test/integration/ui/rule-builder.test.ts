@@ -331,6 +331,38 @@ describe('the rule builder pages', () => {
     expect(edited.status).toBe(200);
   });
 
+  it("refuses renaming a rule to another rule's name in words, next to the name", async () => {
+    const sms = (name: string) => ({
+      name,
+      on: ['ONCRMDEALADD'],
+      actions: [{ type: 'sms', to: '+15550001111', text: name }],
+    });
+    for (const name of ['Clash A', 'Clash B']) {
+      expect(
+        (await post('/ui/rules/builder/save', { rule: JSON.stringify(sms(name)) })).status,
+      ).toBe(200);
+    }
+    const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    // Each renamed to the other's name: the earlier rule and the later one.
+    for (const [from, to] of [
+      ['Clash A', 'Clash B'],
+      ['Clash B', 'Clash A'],
+    ] as const) {
+      const r = await post('/ui/rules/builder/save', {
+        rule: JSON.stringify(sms(to)),
+        original: from,
+      });
+      expect(r.status).toBe(400);
+      expect(json(r).errors).toEqual([
+        {
+          path: '$.name',
+          message: `a rule named "${to}" already exists; open it from the rules page to change it, or choose another name`,
+        },
+      ]);
+    }
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
+  });
+
   it('renames a rule with masked secrets and keeps them, for saving and for a test send', async () => {
     const secret = 'Bearer rename-secret-93c2';
     const rule = {
