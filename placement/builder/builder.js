@@ -997,7 +997,22 @@ async function save() {
     kvRows.clear();
     changed();
     renderForm();
-    fill(saveResult, h('p', { class: 'notice', id: 'rule-saved', text: S.saved }));
+    const warnings = Array.isArray(json.warnings) ? json.warnings : [];
+    fill(
+      saveResult,
+      h('p', { class: 'notice', id: 'rule-saved', text: S.saved }),
+      warnings.length > 0 &&
+        h(
+          'div',
+          { class: 'warn', id: 'rule-warnings', role: 'status' },
+          h('span', { text: S.savedWarnings }),
+          h(
+            'ul',
+            {},
+            warnings.map((w) => h('li', { text: w })),
+          ),
+        ),
+    );
     const sep = data.urls.edit.includes('?') ? '&' : '?';
     history.replaceState(null, '', `${data.urls.edit}${sep}name=${encodeURIComponent(original)}`);
   } else {

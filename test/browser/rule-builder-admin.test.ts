@@ -297,4 +297,26 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       page.off('dialog', onDialog);
     }
   });
+
+  it('says when a saved rule listens to an event the portal is not subscribed to', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill('Deleted deal');
+    await f.locator('#on-ONCRMDEALDELETE').check();
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-0').selectOption('sms');
+    await f.locator('#step-0-to').fill('+15550001111');
+    await f.locator('#step-0-text').fill('Deal {{event.entityId}} deleted');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    await expect(f.locator('#rule-warnings').textContent()).resolves.toMatch(
+      /ONCRMDEALDELETE, which is not bound; it will not fire/,
+    );
+    // On a subscribed event: no warning.
+    await f.locator('#on-ONCRMDEALDELETE').uncheck();
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    await expect(f.locator('#rule-warnings').count()).resolves.toBe(0);
+  });
 });

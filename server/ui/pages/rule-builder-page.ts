@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { grantedScopes } from '../../bitrix/scopes.js';
+import { checkMap } from '../../rules/check-map.js';
 import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
 import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
@@ -170,7 +171,16 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     }
     const saved = maskMap(sealed.map, deps.box).rules[index]!;
     deps.logger.info({ memberId: user.memberId, rule: saved.name }, 'rule saved from the builder');
-    res.json({ ok: true, rule: saved });
+    // What the rules page warns about this rule (an event not bound, an SLA shorter than the
+    // first read…): said at once, so a saved rule that cannot fire does not look finished.
+    const bound = portalEvents(portal);
+    const warnings = checkMap(sealed.map, {
+      boundEvents: bound.length > 0 ? bound : undefined,
+      settleMs: deps.config.worker.settleMs,
+    })
+      .filter((w) => w.rules.includes(saved.name))
+      .map((w) => translateMessage(w.message, user.lang));
+    res.json({ ok: true, rule: saved, warnings });
   });
 
   router.use(tryRoutes(deps));
