@@ -17,7 +17,10 @@ let rule = data.rule;
 let original = data.original;
 /** null while loading, false when it failed, else the portal's metadata. */
 let meta = null;
-/** The templatable field the admin was last in, per step: the picker inserts there. */
+/**
+ * The templatable field the admin was last in (its id, which a redraw keeps), per step: the
+ * picker inserts there.
+ */
 const lastField = new Map();
 /** Key/value editors' rows (empty rows included), by `step:key`, while they match the rule. */
 const kvRows = new Map();
@@ -371,7 +374,7 @@ function conditionRow(c, i) {
 
 /** Remembers where the caret is in a templatable field, for the step's picker. */
 const track = (i, el) => {
-  el.addEventListener('focus', () => lastField.set(i, el));
+  el.addEventListener('focus', () => lastField.set(i, el.id));
   return el;
 };
 
@@ -575,15 +578,24 @@ function refreshPickers() {
 
 function picker(i) {
   const select = h('select', { id: `step-${i}-pick`, 'aria-label': S.picker }, pickerOptions(i));
-  const sub = h('input', { id: `step-${i}-pick-sub`, placeholder: S.subPath, size: 12 });
+  const sub = h('input', {
+    id: `step-${i}-pick-sub`,
+    placeholder: S.subPath,
+    'aria-label': S.subPath,
+    size: 12,
+  });
+  const hint = h('p', { class: 'warn', id: `step-${i}-pick-hint`, role: 'status', hidden: true });
   const insert = h('button', {
     type: 'button',
     class: 'secondary',
     id: `step-${i}-pick-insert`,
     text: S.insert,
     onclick: () => {
-      const el = lastField.get(i);
-      if (!el || !el.isConnected) return;
+      const el = document.getElementById(lastField.get(i) || '');
+      // No field of this step chosen yet: say where the value would go, insert nothing.
+      hint.hidden = Boolean(el);
+      hint.textContent = el ? '' : S.pickFieldFirst;
+      if (!el) return;
       const extra = sub.value.trim().replace(/^\.+/, '');
       const text = `{{${select.value}${extra ? `.${extra}` : ''}}}`;
       const at = el.selectionStart ?? el.value.length;
@@ -595,7 +607,12 @@ function picker(i) {
       sub.value = '';
     },
   });
-  return h('div', { class: 'row picker' }, label(S.picker, select), sub, insert);
+  return h(
+    'div',
+    { class: 'picker' },
+    h('div', { class: 'row' }, label(S.picker, select), sub, insert),
+    hint,
+  );
 }
 
 /**

@@ -319,4 +319,24 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#rule-saved').waitFor();
     await expect(f.locator('#rule-warnings').count()).resolves.toBe(0);
   });
+
+  it('says where to click when Insert has no field, and inserts after a redraw', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-0').selectOption('telegram');
+    // Straight to the picker: nothing to insert into yet, and it says so.
+    await f.locator('#step-0-pick').selectOption('deal.TITLE');
+    await f.locator('#step-0-pick-insert').click();
+    await expect(f.locator('#step-0-pick-hint').textContent()).resolves.toMatch(/Click in a field/);
+    expect((await ruleJson()).actions).toEqual([{ type: 'telegram', text: '' }]);
+    // In the text, then a choice that redraws the form: Insert still goes into the text.
+    await f.locator('#step-0-text').fill('Won: ');
+    await f.locator('#on-ONCRMDEALADD').check();
+    await f.locator('#step-0-pick').selectOption('deal.TITLE');
+    await f.locator('#step-0-pick-insert').click();
+    expect((await ruleJson()).actions).toEqual([{ type: 'telegram', text: 'Won: {{deal.TITLE}}' }]);
+    await expect(f.locator('#step-0-pick-hint').isHidden()).resolves.toBe(true);
+  });
 });
