@@ -193,6 +193,7 @@ const jsonArea = h('textarea', {
     jsonError.hidden = true;
     rule = next;
     undo = null;
+    notSavedAnyMore();
     renderForm();
   },
 });
@@ -206,6 +207,12 @@ function changed() {
   tidy();
   jsonArea.value = JSON.stringify(rule, null, 2);
   jsonError.hidden = true;
+  notSavedAnyMore();
+}
+/** "Saved." stays only while the rule is as saved: the next edit takes it away. */
+function notSavedAnyMore() {
+  const saved = document.getElementById('rule-saved');
+  if (saved) saved.parentElement.replaceChildren();
 }
 
 // ---- conditions ------------------------------------------------------------------------

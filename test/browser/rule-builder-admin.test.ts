@@ -339,4 +339,18 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect((await ruleJson()).actions).toEqual([{ type: 'telegram', text: 'Won: {{deal.TITLE}}' }]);
     await expect(f.locator('#step-0-pick-hint').isHidden()).resolves.toBe(true);
   });
+
+  it('takes "Saved." away at the next edit', async () => {
+    await buildWonDeal('Saved notice');
+    const f = frame();
+    await expect(f.locator('#rule-saved').isVisible()).resolves.toBe(true);
+    await f.locator('#step-1-text').fill('Deal {{deal.ID}} won!');
+    await expect(f.locator('#rule-saved').count()).resolves.toBe(0);
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    // An edit of the JSON too.
+    const json = await ruleJson();
+    await f.locator('#rule-json').fill(JSON.stringify({ ...json, slaSeconds: 120 }));
+    await expect(f.locator('#rule-saved').count()).resolves.toBe(0);
+  });
 });
