@@ -367,6 +367,7 @@ function conditionRow(c, i) {
         class: 'secondary',
         id: `cond-remove-${i}`,
         text: S.remove,
+        'aria-label': S.removeCondition.replace('{n}', String(i + 1)),
         onclick: () => {
           const [item] = rule.when.splice(i, 1);
           const op = opOf(item);
@@ -461,6 +462,10 @@ function kvEditor(step, i, key, nest) {
             type: 'button',
             class: 'secondary',
             text: S.remove,
+            'aria-label': S.removeRow
+              .replace('{n}', String(j + 1))
+              .replace('{list}', S[LABEL[key]])
+              .replace('{step}', String(i + 1)),
             id: `step-${i}-${key}-rm-${j}`,
             onclick: () => {
               rows.splice(j, 1);
@@ -707,6 +712,7 @@ function stepBox(step, i) {
           class: 'secondary',
           id: `step-remove-${i}`,
           text: S.remove,
+          'aria-label': S.removeStep.replace('{n}', String(i + 1)),
           onclick: () => {
             const [item] = rule.actions.splice(i, 1);
             kvRows.clear();

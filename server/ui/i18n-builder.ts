@@ -105,6 +105,9 @@ export const BUILDER_EN = {
   'rb.js.stepRemoved': 'Removed step',
   'rb.js.conditionRemoved': 'Removed condition:',
   'rb.js.undo': 'Undo',
+  'rb.js.removeStep': 'Remove step {n}',
+  'rb.js.removeCondition': 'Remove condition {n}',
+  'rb.js.removeRow': 'Remove row {n} of {list}, step {step}',
   'rb.js.pickFieldFirst': 'Click in a field of this step first (URL, text, a value…), then Insert.',
   'rb.js.savedWarnings': 'Saved, but it may not run as you expect:',
 } as const;
@@ -212,6 +215,9 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.stepRemoved': 'Удалён шаг',
   'rb.js.conditionRemoved': 'Удалено условие:',
   'rb.js.undo': 'Вернуть',
+  'rb.js.removeStep': 'Удалить шаг {n}',
+  'rb.js.removeCondition': 'Удалить условие {n}',
+  'rb.js.removeRow': 'Удалить строку {n} в «{list}», шаг {step}',
   'rb.js.pickFieldFirst':
     'Сначала щёлкните в поле этого шага (адрес, текст, значение…), затем «Вставить».',
   'rb.js.savedWarnings': 'Сохранено, но правило может работать не так, как вы ждёте:',

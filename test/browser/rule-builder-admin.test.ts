@@ -353,4 +353,19 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#rule-json').fill(JSON.stringify({ ...json, slaSeconds: 120 }));
     await expect(f.locator('#rule-saved').count()).resolves.toBe(0);
   });
+
+  it('names every Remove button after what it removes', async () => {
+    await buildWonDeal('Remove names');
+    const f = frame();
+    const names = await f
+      .locator('button', { hasText: 'Remove' })
+      .evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label') ?? b.textContent));
+    expect(names).toEqual([
+      'Remove condition 1',
+      'Remove row 1 of Headers, step 1',
+      'Remove row 1 of Body fields (sent as JSON), step 1',
+      'Remove step 1',
+      'Remove step 2',
+    ]);
+  });
 });
