@@ -965,7 +965,19 @@ async function post(url, fields) {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body,
     });
-    return { status: res.status, json: await res.json() };
+    const text = await res.text();
+    try {
+      return { status: res.status, json: JSON.parse(text) };
+    } catch {
+      // Not an answer of the builder's routes: the session's gate (401, an ended session) or
+      // the form's token (403). Its text says why, in the user's language.
+      const said = res.headers.get('content-type')?.startsWith('text/plain') ? text.trim() : '';
+      return {
+        status: res.status,
+        json: { error: said.slice(0, 300) || S.failed },
+        ended: res.status === 401 || res.status === 403,
+      };
+    }
   } catch {
     return { status: 0, json: { error: S.failed } };
   }
@@ -1014,7 +1026,7 @@ function unsaved() {
 
 async function save() {
   if (unsaved()) return;
-  const { json } = await post(data.urls.save, {
+  const { json, ended } = await post(data.urls.save, {
     rule: JSON.stringify(rule),
     original,
     steps: origins(),
@@ -1053,6 +1065,8 @@ async function save() {
         { class: 'error', id: 'rule-errors' },
         h('span', { text: `${S.notSaved} ` }),
         problems(json),
+        // The page still holds the edits; reopening the app would lose them.
+        ended && h('p', { id: 'session-ended', text: S.sessionEnded }),
       ),
     );
     markFields(json.errors);

@@ -368,4 +368,20 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       'Remove step 2',
     ]);
   });
+
+  it('says why a save is refused when the session has ended, and how to keep the edits', async () => {
+    await buildWonDeal('Session');
+    const f = frame();
+    await f.locator('#step-1-text').fill('Edited after lunch');
+    await h.t.deps.db('sessions').del();
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    await expect(f.locator('#rule-errors').textContent()).resolves.toMatch(
+      /Not saved: Open this application from Bitrix24\./,
+    );
+    await expect(f.locator('#session-ended').textContent()).resolves.toMatch(
+      /copy the rule's JSON/,
+    );
+    expect(JSON.stringify(await ruleJson())).toContain('Edited after lunch');
+  });
 });
