@@ -408,6 +408,50 @@ describe('the rule builder pages', () => {
     expect(h.t.deps.box.decrypt(step.headers.Authorization!.$enc)).toBe(secret);
   });
 
+  it('keeps a renamed step’s secrets for a test send and a save, and swaps two names', async () => {
+    const secret = (n: string) => `Bearer step-rename-${n}`;
+    const step = (name: string) => ({
+      type: 'http',
+      name,
+      method: 'POST',
+      url: `${h.sink.url}/step-${name}`,
+      headers: { Authorization: secret(name) },
+    });
+    const rule = { name: 'Step rename', on: ['ONCRMDEALADD'], actions: [step('a'), step('b')] };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Step rename')}`,
+      admin.cookie,
+    );
+    const shown = dataOf(page.html).rule as { actions: Array<{ name: string }> };
+    // The form swaps the two steps' names; what each was saved as goes along.
+    const edited = {
+      ...shown,
+      actions: [
+        { ...shown.actions[0]!, name: 'b' },
+        { ...shown.actions[1]!, name: 'a' },
+      ],
+    };
+    const form = { rule: JSON.stringify(edited), original: 'Step rename', steps: '["a","b"]' };
+    const before = h.sink.requests.length;
+    expect((await post('/ui/rules/builder/send-step', { ...form, index: '0' })).status).toBe(200);
+    expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([
+      secret('a'),
+    ]);
+    const saved = await post('/ui/rules/builder/save', form);
+    expect([saved.status, json(saved).errors]).toEqual([200, undefined]);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Step rename',
+    )!.actions as Array<{ name: string; headers: Record<string, { $enc: string }> }>;
+    expect(
+      stored.map((a) => [a.name, h.t.deps.box.decrypt(a.headers.Authorization!.$enc)]),
+    ).toEqual([
+      ['b', secret('a')],
+      ['a', secret('b')],
+    ]);
+  });
+
   it("words Try it's refusals in Russian on a Russian page, data as written", async () => {
     const ru = await openSession(h, { lang: 'ru' });
     const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
