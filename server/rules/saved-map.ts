@@ -49,9 +49,16 @@ export function withRenamedSteps(
     if (typeof from === 'string' && from && to && from !== to) renames.set(from, to);
   });
   if (renames.size === 0) return map;
+  const targets = new Set(renames.values());
+  const kept = new Set(origins.filter((o): o is string => typeof o === 'string'));
   const actions = map.rules[at]!.actions.map((a, i) => {
-    const to = renames.get(a.name ?? `#${i}`);
-    return to ? { ...a, name: to } : a;
+    const key = a.name ?? `#${i}`;
+    const to = renames.get(key);
+    if (to) return { ...a, name: to };
+    // A step the form removed, whose name a renamed step took: its secrets are not that
+    // step's. Renamed out of reach (no step name has a space), its position kept.
+    if (a.name && targets.has(a.name) && !kept.has(key)) return { ...a, name: ` removed ${i}` };
+    return a;
   });
   const named = actions.map((a) => a.name).filter((n) => n !== undefined);
   if (new Set(named).size !== named.length) return map;

@@ -452,6 +452,43 @@ describe('the rule builder pages', () => {
     ]);
   });
 
+  it("never gives a removed step's secret to the step renamed to its name", async () => {
+    const secret = (n: string) => `Bearer removed-rename-${n}`;
+    const step = (name: string) => ({
+      type: 'http',
+      name,
+      method: 'POST',
+      url: `${h.sink.url}/same-host`,
+      headers: { Authorization: secret(name) },
+    });
+    const rule = {
+      name: 'Removed and renamed',
+      on: ['ONCRMDEALADD'],
+      actions: [step('a'), step('b')],
+    };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Removed and renamed')}`,
+      admin.cookie,
+    );
+    const shown = dataOf(page.html).rule as { actions: Array<{ name: string }> };
+    // Step a removed in the form, step b renamed to a: it keeps b's token, not a's.
+    const edited = { ...shown, actions: [{ ...shown.actions[1]!, name: 'a' }] };
+    const saved = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(edited),
+      original: 'Removed and renamed',
+      steps: '["b"]',
+    });
+    expect([saved.status, json(saved).errors]).toEqual([200, undefined]);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Removed and renamed',
+    )!.actions as Array<{ name: string; headers: Record<string, { $enc: string }> }>;
+    expect(
+      stored.map((a) => [a.name, h.t.deps.box.decrypt(a.headers.Authorization!.$enc)]),
+    ).toEqual([['a', secret('b')]]);
+  });
+
   it("words Try it's refusals in Russian on a Russian page, data as written", async () => {
     const ru = await openSession(h, { lang: 'ru' });
     const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
