@@ -237,7 +237,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await expect(f.locator('#rule-name').getAttribute('aria-invalid')).resolves.toBe('true');
   });
 
-  it('keeps a condition on one line in a 600 px frame', async () => {
+  it('keeps a condition and the template picker on one line in a 600 px frame', async () => {
     await page.setViewportSize({ width: 632, height: 900 });
     try {
       await openBuilder('/ui/rules/new');
@@ -259,6 +259,12 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       // Field, operator, value and Remove side by side, inside the frame, the operator readable.
       expect(Math.abs(remove.middle - field.middle)).toBeLessThan(12);
       expect(remove.right).toBeLessThanOrEqual(fieldset.right);
+      // A step's template picker: Insert beside the list, inside the step.
+      await f.locator('#add-step').click();
+      const pick = await box('#step-0-pick');
+      const insert = await box('#step-0-pick-insert');
+      expect(Math.abs(insert.middle - pick.middle)).toBeLessThan(12);
+      expect(insert.right).toBeLessThanOrEqual((await box('#step-0')).right);
       const opText = await f
         .locator('#cond-op-0')
         .evaluate((e) => (e as unknown as { scrollWidth: number }).scrollWidth);
