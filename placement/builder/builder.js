@@ -24,6 +24,19 @@ let meta = null;
 const lastField = new Map();
 /** Key/value editors' rows (empty rows included), by `step:key`, while they match the rule. */
 const kvRows = new Map();
+/**
+ * Steps from `at` on moved by `by` (a step removed: -1, put back: +1): their rows move with
+ * them, so rows being typed in other steps (empty, or refused) are not lost.
+ */
+function shiftKvRows(at, by) {
+  const moved = [...kvRows].map(([k, rows]) => {
+    const [step, key] = [Number(k.slice(0, k.indexOf(':'))), k.slice(k.indexOf(':') + 1)];
+    if (step === at && by < 0) return null;
+    return [step >= at ? `${step + by}:${key}` : k, rows];
+  });
+  kvRows.clear();
+  for (const m of moved) if (m) kvRows.set(m[0], m[1]);
+}
 /** What the "another event" box holds, and why it was refused (kept across redraws). */
 let otherText = '';
 let otherError = '';
@@ -715,7 +728,7 @@ function stepBox(step, i) {
           'aria-label': S.removeStep.replace('{n}', String(i + 1)),
           onclick: () => {
             const [item] = rule.actions.splice(i, 1);
-            kvRows.clear();
+            shiftKvRows(i, -1);
             const type = S[`type.${item.type}`] || item.type;
             const text = `${S.stepRemoved} ${i + 1}. ${type}${item.name ? ` (${item.name})` : ''}`;
             removed('actions', i, item, text);
@@ -754,9 +767,10 @@ function undoBar(where) {
         const { where: list, index, item } = undo;
         undo = null;
         const items = Array.isArray(rule[list]) ? rule[list] : [];
-        items.splice(Math.min(index, items.length), 0, item);
+        const at = Math.min(index, items.length);
+        items.splice(at, 0, item);
         rule[list] = items;
-        kvRows.clear();
+        if (list === 'actions') shiftKvRows(at, 1);
         changed();
         renderForm();
         const first = list === 'when' ? `cond-field-${index}` : `step-type-${index}`;

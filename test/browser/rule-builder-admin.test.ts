@@ -390,4 +390,30 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     );
     expect(JSON.stringify(await ruleJson())).toContain('Edited after lunch');
   });
+
+  it('keeps the rows being typed in a step when another step is removed or put back', async () => {
+    await buildWonDeal('Rows kept');
+    const f = frame();
+    await f.locator('#step-type-1').selectOption('http');
+    await f.locator('#step-1-url').fill(`${h.sink.url}/second`);
+    // Step 2: a header typed twice (refused) and an empty row just added.
+    await f.locator('#step-1-headers-add').click();
+    await f.locator('#step-1-headers-k-0').fill('X-Key');
+    await f.locator('#step-1-headers-v-0').fill('one');
+    await f.locator('#step-1-headers-add').click();
+    await f.locator('#step-1-headers-k-1').fill('X-Key');
+    await f.locator('#step-1-headers-v-1').fill('two');
+    await f.locator('#step-1-headers-add').click();
+    const rows = async (i: number) =>
+      f
+        .locator(`#step-${i}-headers .row input`)
+        .evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value));
+    await f.locator('#step-remove-0').click();
+    await expect(rows(0)).resolves.toEqual(['X-Key', 'one', 'X-Key', 'two', '', '']);
+    await expect(f.locator('#step-0-headers-k-1').getAttribute('aria-invalid')).resolves.toBe(
+      'true',
+    );
+    await f.locator('#undo-remove').click();
+    await expect(rows(1)).resolves.toEqual(['X-Key', 'one', 'X-Key', 'two', '', '']);
+  });
 });
