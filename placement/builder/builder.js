@@ -1071,6 +1071,9 @@ async function save() {
     );
     const sep = data.urls.edit.includes('?') ? '&' : '?';
     history.replaceState(null, '', `${data.urls.edit}${sep}name=${encodeURIComponent(original)}`);
+    // The page is now this rule's edit page: its heading says so, with the name as saved.
+    const heading = document.querySelector('h1');
+    if (heading) fill(heading, `${S.titleEdit}: `, h('span', { translate: 'no', text: original }));
   } else {
     fill(
       saveResult,

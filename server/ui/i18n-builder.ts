@@ -105,6 +105,7 @@ export const BUILDER_EN = {
   'rb.js.stepRemoved': 'Removed step',
   'rb.js.conditionRemoved': 'Removed condition:',
   'rb.js.undo': 'Undo',
+  'rb.js.titleEdit': 'Edit rule',
   'rb.js.sessionEnded':
     "Your edits are still on this page: copy the rule's JSON below, reopen the application, open this rule again and paste the JSON into its JSON box.",
   'rb.js.removeStep': 'Remove step {n}',
@@ -217,6 +218,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.stepRemoved': 'Удалён шаг',
   'rb.js.conditionRemoved': 'Удалено условие:',
   'rb.js.undo': 'Вернуть',
+  'rb.js.titleEdit': 'Правка правила',
   'rb.js.sessionEnded':
     'Ваши правки ещё на этой странице: скопируйте JSON правила ниже, откройте приложение заново, снова откройте это правило и вставьте JSON в его поле JSON.',
   'rb.js.removeStep': 'Удалить шаг {n}',

@@ -71,6 +71,16 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#rule-saved').waitFor();
   }
 
+  it('calls the page the rule’s edit page once a new rule is saved, and after a rename', async () => {
+    await buildWonDeal('Heading');
+    const f = frame();
+    await expect(f.locator('h1').textContent()).resolves.toBe('Edit rule: Heading');
+    await f.locator('#rule-name').fill('Heading 2');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    await expect(f.locator('h1').textContent()).resolves.toBe('Edit rule: Heading 2');
+  });
+
   it('keeps a step’s stored secret when only the step’s name changes', async () => {
     await buildWonDeal('Won deal: ERP');
     await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Won deal: ERP')}`);
