@@ -3,8 +3,11 @@ import {
   changeEvents,
   countNewEvents,
   countsByStatus,
+  countsByStatusByPortal,
   oldestPendingAt,
+  oldestPendingByPortal,
   processingTimes,
+  processingTimesByPortal,
 } from './rollups.js';
 
 export const EVENT_STATUSES = [
@@ -155,21 +158,53 @@ export async function statusFigures(
   now: Date,
   portalId?: number | null,
 ): Promise<StatusFigures> {
+  const counts = await countsByStatus(db, portalId);
+  const backlog = BACKLOG_STATUSES.reduce((n, s) => n + (counts.get(s) ?? 0), 0);
+  const oldest = backlog > 0 ? await oldestPendingAt(db, portalId) : undefined;
+  const since = now.getTime() - PROCESSING_WINDOW_MS;
+  const times = await processingTimes(db, portalId, since, now.getTime());
+  return figuresOf(counts, oldest, times, now);
+}
+
+/**
+ * statusFigures of every known portal, by portal id (a portal with no events gets zeros), in
+ * a few reads whatever the number of portals: `status` asked for each portal's figures in
+ * turn, about eleven queries a portal, 55,000 and 9–11 s with 5,000 portals installed.
+ */
+export async function statusFiguresByPortal(
+  db: Knex,
+  now: Date,
+  portalIds: readonly number[],
+): Promise<Map<number, StatusFigures>> {
+  const counts = await countsByStatusByPortal(db);
+  const oldest = await oldestPendingByPortal(db);
+  const since = now.getTime() - PROCESSING_WINDOW_MS;
+  const times = await processingTimesByPortal(db, since, now.getTime());
+  const none = new Map<string, number>();
+  return new Map(
+    portalIds.map((id) => {
+      const c = counts.get(id) ?? none;
+      const backlog = BACKLOG_STATUSES.reduce((n, s) => n + (c.get(s) ?? 0), 0);
+      const t = times.get(id) ?? { avgMs: 0, p95Ms: 0 };
+      return [id, figuresOf(c, backlog > 0 ? oldest.get(id) : undefined, t, now)];
+    }),
+  );
+}
+
+function figuresOf(
+  counts: ReadonlyMap<string, number>,
+  oldest: number | undefined,
+  times: { avgMs: number; p95Ms: number },
+  now: Date,
+): StatusFigures {
   const f = emptyFigures();
-  for (const [status, n] of await countsByStatus(db, portalId)) {
+  for (const [status, n] of counts) {
     if (status in f && status !== 'backlog') f[status as EventStatus] = n;
   }
   f.backlog = f.received + f.processing + f.unverified;
-  const oldest = f.backlog > 0 ? await oldestPendingAt(db, portalId) : undefined;
   if (oldest !== undefined) {
     f.oldestPendingSeconds = Math.max(0, Math.floor((now.getTime() - oldest) / 1000));
   }
-  const times = await processingTimes(
-    db,
-    portalId,
-    now.getTime() - PROCESSING_WINDOW_MS,
-    now.getTime(),
-  );
   f.avgProcessingMs = times.avgMs;
   f.p95ProcessingMs = times.p95Ms;
   return f;

@@ -203,6 +203,29 @@ export async function recoveredCounts(
   return out;
 }
 
+/** recoveredCounts of every portal, by portal id (absent: none recovered), in one read. */
+export async function recoveredCountsByPortal(
+  db: Knex,
+): Promise<Map<number, { offline: number; sweep: number }>> {
+  const rows = (await db('rollups')
+    .where({ kind: 'src', grain: 'a' })
+    .whereIn('k1', ['offline', 'sweep'])
+    .select({ p: 'portal_id', source: 'k1' })
+    .sum({ n: 'n' })
+    .groupBy('portal_id', 'k1')) as Array<{
+    p: number | string;
+    source: string;
+    n: number | string | null;
+  }>;
+  const out = new Map<number, { offline: number; sweep: number }>();
+  for (const r of rows) {
+    const counts = out.get(Number(r.p)) ?? { offline: 0, sweep: 0 };
+    if (r.source === 'offline' || r.source === 'sweep') counts[r.source] = Number(r.n ?? 0);
+    out.set(Number(r.p), counts);
+  }
+  return out;
+}
+
 /** Statuses of an event that has taken up (or will take up) its entity's state. */
 const COVERING = ['processed', 'skipped', 'received', 'processing'] as const;
 

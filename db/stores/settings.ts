@@ -40,3 +40,27 @@ export async function listSettings<T>(
   }>;
   return rows.map((r) => ({ scope: r.scope, value: JSON.parse(r.value) as T }));
 }
+
+/**
+ * The values of `keys` in each of `scopes` (at most a few hundred: they are bound
+ * parameters), in one query: scope → key → value; a missing row is a missing entry, as
+ * getSetting's undefined.
+ */
+export async function settingsOfScopes(
+  db: Knex,
+  scopes: readonly string[],
+  keys: readonly string[],
+): Promise<Map<string, Map<string, unknown>>> {
+  const out = new Map<string, Map<string, unknown>>();
+  if (scopes.length === 0 || keys.length === 0) return out;
+  const rows = (await db('settings')
+    .whereIn('scope', [...scopes])
+    .whereIn('key', [...keys])
+    .select('scope', 'key', 'value')) as Array<{ scope: string; key: string; value: string }>;
+  for (const r of rows) {
+    const m = out.get(r.scope) ?? new Map<string, unknown>();
+    m.set(r.key, JSON.parse(r.value) as unknown);
+    out.set(r.scope, m);
+  }
+  return out;
+}

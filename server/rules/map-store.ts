@@ -74,6 +74,20 @@ export async function effectiveMapWithSource(
   return def ? { map: def, source: 'default' } : { map: EMPTY_MAP, source: 'none' };
 }
 
+/**
+ * effectiveMap of a portal from settings read in bulk (settingsOfScopes with RULES_KEY over
+ * portals' scopes and DEFAULT_SCOPE): the same choice, without a query per portal.
+ */
+export function effectiveMapOf(
+  settings: ReadonlyMap<string, ReadonlyMap<string, unknown>>,
+  memberId: string,
+): EventMap {
+  const own = settings.get(scopeOf(memberId))?.get(RULES_KEY) as EventMap | undefined;
+  if (own) return own;
+  const def = settings.get(DEFAULT_SCOPE)?.get(RULES_KEY) as EventMap | undefined;
+  return def ? def : EMPTY_MAP;
+}
+
 /** The map that applies to a portal: its own if it has one, else the default, else empty. */
 export async function effectiveMap(db: Knex, memberId: string): Promise<EventMap> {
   return (await effectiveMapWithSource(db, memberId)).map;

@@ -1,0 +1,124 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { statusCommand } from '../../server/cli/commands.js';
+import { statusFigures, updateEvent } from '../../db/stores/events.js';
+import { writeIntakeBatch } from '../../db/stores/intake.js';
+import { recoveredCounts } from '../../db/stores/recovery.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
+import type { EventMap } from '../../server/rules/model.js';
+import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+
+const HOUR = 3600_000;
+
+/**
+ * `b24hooks status --json` with many portals installed: every portal's figures in a few
+ * queries, the same figures as reading each portal on its own.
+ */
+describe('status of many portals', () => {
+  let t: TestDeps;
+  let portals: TestPortal[];
+
+  beforeEach(async () => {
+    t = await createTestDeps();
+    portals = [];
+    for (let i = 0; i < 24; i++) portals.push(await seedPortal(t.deps));
+    const now = t.clock.now().getTime();
+    let deal = 0;
+    // Portals in every kind of state: none, backlog of hours ago, unverified, offline,
+    // processed (processing times), failed, processing.
+    for (const [i, p] of portals.entries()) {
+      if (i % 6 === 0) continue;
+      const a = intakeRow(p, ++deal, { receivedAt: now - (i % 4) * HOUR - 60_000 });
+      const b = intakeRow(p, ++deal, { receivedAt: now - 30_000 });
+      if (i % 5 === 1) a.event.source = 'offline';
+      if (i % 4 === 2) {
+        b.event.status = 'unverified';
+        b.job = null;
+      }
+      await writeIntakeBatch(t.deps.db, [a, b], now);
+    }
+    const ids = (await t.deps.db('events').orderBy('id').pluck('id')) as number[];
+    for (const [k, id] of ids.entries()) {
+      if (k % 3 === 0) {
+        await updateEvent(t.deps.db, Number(id), {
+          status: 'processed',
+          processing_started_at: now - 2000,
+          processed_at: now - 1000 + k * 10,
+        });
+      } else if (k % 7 === 1) {
+        await updateEvent(t.deps.db, Number(id), { status: 'failed', processed_at: now - 500 });
+      } else if (k % 7 === 2) {
+        await updateEvent(t.deps.db, Number(id), { status: 'processing' });
+      }
+    }
+    await saveRuleMap(t.deps.db, portals[3]!.memberId, slaMap('own'), t.clock.now());
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const slaMap = (name: string) =>
+    ({
+      rules: [
+        {
+          name,
+          on: ['ONCRMDEALUPDATE'],
+          actions: [{ type: 'http', method: 'POST', url: 'https://example.com/x' }],
+          slaSeconds: 10,
+        },
+      ],
+    }) as unknown as EventMap;
+
+  const status = async () => {
+    let out = '';
+    const io = { out: (s: string) => (out += s), err: () => {} };
+    const code = await statusCommand({ deps: t.deps, flags: {}, positionals: [], json: true, io });
+    expect(code).toBe(0);
+    return JSON.parse(out) as {
+      portals: Array<Record<string, unknown>>;
+      sla: Array<{ rule: string; period: string }>;
+    };
+  };
+
+  it('gives each portal the figures its own lookups give', async () => {
+    await saveRuleMap(t.deps.db, undefined, slaMap('default'), t.clock.now());
+    const doc = await status();
+    const now = t.clock.now();
+    expect(doc.portals.map((p) => p.memberId)).toEqual(portals.map((p) => p.memberId));
+    for (const p of portals) {
+      const r = await recoveredCounts(t.deps.db, p.row.id);
+      expect(doc.portals.find((x) => x.memberId === p.memberId)).toEqual({
+        memberId: p.memberId,
+        domain: p.domain,
+        ...(await statusFigures(t.deps.db, now, p.row.id)),
+        recovered: r.offline + r.sweep,
+      });
+    }
+    // Control: the states above are all there.
+    const keys = ['backlog', 'oldestPendingSeconds', 'avgProcessingMs', 'failed', 'unverified'];
+    for (const k of [...keys, 'recovered', 'processing']) {
+      expect(doc.portals.some((p) => Number(p[k]) > 0)).toBe(true);
+    }
+    expect(doc.portals.some((p) => p.received === 0 && p.processed === 0)).toBe(true);
+    expect(doc.sla.map((f) => `${f.rule} ${f.period}`).sort()).toEqual([
+      'default 24h',
+      'default 7d',
+      'own 24h',
+      'own 7d',
+    ]);
+  });
+
+  it('reads the figures in a few queries however many portals there are', async () => {
+    let queries = 0;
+    const onQuery = () => queries++;
+    t.deps.db.on('query', onQuery);
+    try {
+      await status();
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    // Before: about eleven for each of the 24 portals (265 here). Now a fixed number (the SLA
+    // figures of the one portal whose rule has an SLA among them).
+    expect(queries).toBeLessThanOrEqual(30);
+  });
+});
