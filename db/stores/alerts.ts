@@ -151,6 +151,32 @@ export interface FailedEvent {
   rules: string[];
 }
 
+/**
+ * Of these portals (at most a few hundred: two bound parameters each), those with an event
+ * failed for good with `after < processed_at <= upTo`, each with its own `after`: one
+ * statement of one index seek per portal (migration 0003's (portal_id, status, processed_at)
+ * index), where failedEventsBetween of each idle portal was a query of its own.
+ */
+export async function portalsWithFailedBetween(
+  db: Knex,
+  ranges: ReadonlyArray<{ portalId: number; after: number }>,
+  upTo: number,
+): Promise<Set<number>> {
+  if (ranges.length === 0) return new Set();
+  // Casts: PostgreSQL would take the untyped parameters of VALUES for text.
+  const values = ranges.map(() => '(cast(? as integer), cast(? as bigint))').join(', ');
+  const answer = (await db.raw(
+    `select v.column1 as p from (values ${values}) as v
+      where exists (select 1 from events e where e.portal_id = v.column1
+        and e.status = 'failed' and e.processed_at > v.column2 and e.processed_at <= ?)`,
+    [...ranges.flatMap((r) => [r.portalId, r.after]), upTo],
+  )) as unknown;
+  const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
+    p: number | string;
+  }>;
+  return new Set(rows.map((r) => Number(r.p)));
+}
+
 /** A portal's events that failed for good with `after < processed_at <= upTo`, newest first. */
 export async function failedEventsBetween(
   db: Knex,

@@ -177,6 +177,25 @@ export async function recordSlaBreaches(
   return fresh;
 }
 
+/**
+ * Of these portals (at most a few hundred: bound parameters), the member_ids with any
+ * breach recorded: one statement of one seek per portal (`sla_breaches_member`), the test
+ * pendingSlaBreaches starts with, for a batch of portals.
+ */
+export async function portalsWithSlaBreaches(
+  db: Knex,
+  memberIds: readonly string[],
+): Promise<Set<string>> {
+  if (memberIds.length === 0) return new Set();
+  const rows = (await db('portals as p')
+    .whereIn('p.member_id', [...memberIds])
+    .whereExists(function (this: Knex.QueryBuilder) {
+      this.select(db.raw('1')).from('sla_breaches as b').whereRaw('b.member_id = p.member_id');
+    })
+    .pluck('p.member_id')) as string[];
+  return new Set(rows);
+}
+
 export interface PendingBreaches {
   /** Events past an SLA that are still unprocessed. */
   events: number;

@@ -1,4 +1,5 @@
-import { chosenEvents, LIFECYCLE_BINDINGS } from '../install/bindings.js';
+import { eventsChosen, EVENTS_KEY, LIFECYCLE_BINDINGS } from '../install/bindings.js';
+import { effectiveMapOf } from '../rules/map-store.js';
 import {
   failedEventsBetween,
   settlingByPortal,
@@ -20,11 +21,13 @@ import {
 import {
   commitAlert,
   conditionState,
+  failedDigestFrom,
+  portalSetting,
   scopeOf,
   stepAndCommit,
   type Check,
 } from './monitor-context.js';
-import { detectSlaBreaches } from './sla.js';
+import { detectSlaBreaches, slaRulesOf } from './sla.js';
 import type { OpenDestination } from './types.js';
 
 /** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
@@ -187,8 +190,11 @@ export async function checkFailedDigest(check: Check, p: PortalRow): Promise<voi
   const { ctx, now } = check;
   const key = `failed:${p.member_id}`;
   const prev = await conditionState(check, key, p.member_id);
-  if (prev?.last_sent_at != null && now - prev.last_sent_at < ctx.cooldownMs) return;
-  const after = prev?.cursor ?? now - ctx.failedLookbackMs;
+  const after = failedDigestFrom(ctx, now, prev);
+  if (after === undefined) return;
+  // The batch looked from the same point and found nothing: no digest.
+  const b = check.batch;
+  if (b && b.failedAfter.get(p.id) === after && !b.withFailed.has(p.id)) return;
   const limit = 500;
   const failed = await failedEventsBetween(ctx.deps.db, p.id, after, now, limit);
   if (failed.length === 0) return;
@@ -236,7 +242,10 @@ async function checkDrift(check: Check, p: PortalRow): Promise<void> {
   if (!gone && p.auth_mode === 'oauth' && p.events_bound !== null) {
     const bound = new Set(portalEvents(p).map((e) => e.toUpperCase()));
     const wanted = [
-      ...new Set([...LIFECYCLE_BINDINGS, ...(await chosenEvents(check.ctx.deps, p.member_id))]),
+      ...new Set([
+        ...LIFECYCLE_BINDINGS,
+        ...eventsChosen(check.ctx.deps, await portalSetting(check, p.member_id, EVENTS_KEY)),
+      ]),
     ];
     missing = wanted.filter((e) => !bound.has(e));
   }
@@ -261,10 +270,19 @@ async function checkDrift(check: Check, p: PortalRow): Promise<void> {
 async function checkSla(check: Check, p: PortalRow): Promise<void> {
   const { ctx, now, report } = check;
   const gone = p.status === 'uninstalled';
+  const b = check.batch?.members.has(p.member_id) ? check.batch : undefined;
+  let fresh = 0;
   if (!gone) {
-    report.slaBreaches += (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late)).length;
+    const rules = b && slaRulesOf(effectiveMapOf(b.settings, p.member_id));
+    fresh = (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late, rules)).length;
+    report.slaBreaches += fresh;
   }
-  const pending = await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id });
+  // Breaches are recorded only by the check (detectSlaBreaches above): a portal that had none
+  // when its batch was read and got none just now has none.
+  const pending =
+    b && fresh === 0 && !b.withBreaches.has(p.member_id)
+      ? { events: 0, byRule: [], oldestReceivedAt: undefined }
+      : await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id });
   const f = {
     events: pending.events,
     byRule: pending.byRule,

@@ -4,7 +4,13 @@ import { listPortals } from '../../db/stores/portals.js';
 import { pruneRollups } from '../../db/stores/rollups.js';
 import { auditBindings } from './binding-audit.js';
 import { checkBacklog, checkDestinations, checkFailedDigest, checkPortal } from './checks.js';
-import { snapshotStates, type Check, type MonitorContext } from './monitor-context.js';
+import {
+  PORTAL_BATCH,
+  readPortalBatch,
+  snapshotStates,
+  type Check,
+  type MonitorContext,
+} from './monitor-context.js';
 import type { AlertCheckReport } from './types.js';
 
 export interface AlertMonitorOptions {
@@ -73,10 +79,15 @@ export async function checkOnce(
   const check: Check = { ctx, now, report: { sent: [], slaBreaches: 0 }, states };
   await checkBacklog(check, portals);
   await checkDestinations(check, portals);
-  for (const p of portals) {
-    await checkPortal(check, p);
-    if (p.status !== 'uninstalled') await checkFailedDigest(check, p);
+  for (let i = 0; i < portals.length; i += PORTAL_BATCH) {
+    const batch = portals.slice(i, i + PORTAL_BATCH);
+    check.batch = await readPortalBatch(check, batch);
+    for (const p of batch) {
+      await checkPortal(check, p);
+      if (p.status !== 'uninstalled') await checkFailedDigest(check, p);
+    }
   }
+  check.batch = undefined;
   if (check.report.sent.some((s) => s.channels.length > 0)) onEnqueued?.();
   if (now - ctx.lastRollupPrune >= 3600_000) {
     ctx.lastRollupPrune = now;

@@ -164,7 +164,9 @@ async function findLateBreaches(
   lookbackMs: number,
   memory: LateSearchMemory | undefined,
 ): Promise<SlaBreachRow[]> {
-  const totals = await lateTotals(deps.db, portal.id);
+  // Without rules nothing is searched and the totals are not kept (an idle portal's query).
+  const totals =
+    rules.length > 0 ? await lateTotals(deps.db, portal.id) : new Map<string, number>();
   const prev =
     memory && (memory.get(portal.id) ?? (await loadLateState(deps.db, portal.member_id)));
   const changed = rules.filter(
@@ -208,10 +210,12 @@ export async function detectSlaBreaches(
   portal: PortalRow,
   lateLookbackMs = 24 * 3600_000,
   memory?: LateSearchMemory,
+  /** The portal's SLA rules when the caller has read them already (slaRulesOf). */
+  knownRules?: readonly SlaRule[],
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
   const found: SlaBreachRow[] = [];
-  const rules = await slaRules(deps.db, portal.member_id);
+  const rules = knownRules ?? (await slaRules(deps.db, portal.member_id));
   const ref = { id: portal.id, memberId: portal.member_id };
   for (const rule of rules) found.push(...(await findPendingSlaBreaches(deps.db, ref, rule, now)));
   found.push(...(await findLateBreaches(deps, portal, rules, now, lateLookbackMs, memory)));

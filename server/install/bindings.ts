@@ -38,7 +38,14 @@ export interface BindingSync {
 
 /** The events chosen for a portal: its `events` setting, else B24_EVENTS, else manifest.json. */
 export async function chosenEvents(deps: Deps, memberId: string): Promise<string[]> {
-  const own = await getSetting<unknown>(deps.db, memberId, 'events');
+  return eventsChosen(deps, await getSetting<unknown>(deps.db, memberId, EVENTS_KEY));
+}
+
+/** Settings key of a portal's chosen events (scope: its member_id). */
+export const EVENTS_KEY = 'events';
+
+/** chosenEvents from the portal's `events` setting as read (undefined: it has none). */
+export function eventsChosen(deps: Pick<Deps, 'config' | 'manifest'>, own: unknown): string[] {
   const list = Array.isArray(own)
     ? own.map(String)
     : (deps.config.b24.events ?? deps.manifest.events);

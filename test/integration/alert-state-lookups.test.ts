@@ -90,4 +90,40 @@ describe('alert state lookups', () => {
     // Before: one read per portal and condition (five each, 200 here).
     expect(reads).toBeLessThanOrEqual(5);
   });
+  it('checks many idle portals in a number of queries that does not grow with them', async () => {
+    const db = h.t.deps.db;
+    const seed = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const p = await seedPortal(h.t.deps);
+        // Bindings recorded: the drift condition compares them with the chosen events.
+        await db('portals')
+          .where({ id: p.row.id })
+          .update({ events_bound: '["ONCRMDEALUPDATE","ONAPPINSTALL"]' });
+      }
+      // The first check of new portals stores their states; the next one is measured.
+      await h.services.alerts.checkOnce();
+      h.t.clock.advance(30_000);
+    };
+    const queriesOfCheck = async () => {
+      let n = 0;
+      const onQuery = () => n++;
+      db.on('query', onQuery);
+      try {
+        await h.services.alerts.checkOnce();
+      } finally {
+        db.off('query', onQuery);
+      }
+      h.t.clock.advance(30_000);
+      return n;
+    };
+    await seed(10);
+    const ofTen = await queriesOfCheck();
+    await seed(30);
+    const ofForty = await queriesOfCheck();
+    // Control: a check reads something.
+    expect(ofTen).toBeGreaterThan(0);
+    // Before: five more for each idle portal (its chosen events, rule map, default map, SLA
+    // breaches, failed events): 150 more here.
+    expect(ofForty).toBeLessThanOrEqual(ofTen);
+  });
 });
