@@ -6,7 +6,12 @@ import { buildListener } from '../../server/start.js';
 import { isSqlite } from '../../db/connect.js';
 import { writeIntakeBatch } from '../../db/stores/intake.js';
 import { oldestPendingAt } from '../../db/stores/rollups.js';
-import { pendingSlaBreaches, recordSlaBreaches } from '../../db/stores/sla.js';
+import {
+  findPendingSlaBreaches,
+  pendingSlaBreaches,
+  recordSlaBreaches,
+  slaCounts,
+} from '../../db/stores/sla.js';
 import { intakeRow, seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
@@ -77,6 +82,52 @@ describe('backlog lookups', () => {
       const text = plan.map((p) => p.detail).join('\n');
       expect(text).toMatch(/USING (COVERING )?INDEX/);
       expect(text).not.toMatch(/TEMP B-TREE/);
+    }
+  });
+
+  it('looks for a portal’s events past their SLA in its own backlog only (SQLite query plan)', async () => {
+    const h = 100 * HOUR;
+    for (let i = 0; i < 5; i++) await deliver(a, h + i);
+    for (let i = 0; i < 5; i++) await deliver(b, h + i);
+    const rule = { name: 'paid', on: ['ONCRMDEALUPDATE'], slaSeconds: 60 };
+    const now = h + HOUR;
+    const sql: string[] = [];
+    const onQuery = (q: { sql: string; bindings: never }) => {
+      // The text with its values on SQLite (for its plan); PostgreSQL numbers its placeholders.
+      if (/from [`"]?events[`"]?/.test(q.sql))
+        sql.push(isSqlite(t.deps.db) ? t.deps.db.raw(q.sql, q.bindings).toQuery() : q.sql);
+    };
+    t.deps.db.on('query', onQuery);
+    let found;
+    let counts;
+    try {
+      found = await findPendingSlaBreaches(
+        t.deps.db,
+        { id: a.row.id, memberId: a.memberId },
+        rule,
+        now,
+      );
+      counts = await slaCounts(t.deps.db, a.row.id, rule, h - HOUR, now);
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    // The portal's own events, not evaluated yet, past the SLA: all five of a's, none of b's.
+    expect(found.map((f) => f.portal_id)).toEqual([
+      a.row.id,
+      a.row.id,
+      a.row.id,
+      a.row.id,
+      a.row.id,
+    ]);
+    expect(counts).toEqual({ total: 0, withinSla: 0 });
+    expect(sql.length).toBeGreaterThanOrEqual(2);
+    if (!isSqlite(t.deps.db)) return;
+    for (const q of sql) {
+      const plan = (await t.deps.db.raw(`explain query plan ${q}`)) as Array<{ detail: string }>;
+      const text = plan.map((p) => p.detail).join('\n');
+      // Before: SEARCH e USING INDEX events_status_received (status=? AND received_at<?), every
+      // portal's backlog for each portal (+e.portal_id), at every alert check.
+      expect(text).toMatch(/SEARCH e USING INDEX \w+ \(portal_id=\? AND status=\?\)/);
     }
   });
 
