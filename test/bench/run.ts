@@ -5,6 +5,7 @@ import { pruneBench } from './prune.js';
 import { scaleBench } from './scale.js';
 import { soakBench } from './soak.js';
 import { statementsBench } from './statements.js';
+import { tenantsBench } from './tenants.js';
 import { uiBench } from './ui.js';
 
 /** `npm run bench -- <name> [--duration S] [--connections N]` */
@@ -41,6 +42,7 @@ const benches: Record<string, () => Promise<void>> = {
       rate: flag('rate', 20),
       snapshots: rest.includes('--snapshots') ? rest[rest.indexOf('--snapshots') + 1] : undefined,
     }),
+  tenants: () => tenantsBench({ portals: flag('portals', 5000), rounds: flag('rounds', 3) }),
   scale: () =>
     scaleBench({
       durationSec: flag('duration', 10),
