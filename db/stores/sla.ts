@@ -71,20 +71,38 @@ export async function findPendingSlaBreaches(
   rule: SlaRule,
   now: number,
 ): Promise<SlaBreachRow[]> {
+  return (await findPendingSlaBreachesOf(db, [portal], rule, now)).get(portal.id) ?? [];
+}
+
+/**
+ * findPendingSlaBreaches of several portals that apply the same rule (at most a few hundred:
+ * bound parameters), by portal id: the same two queries for all of them, each seeking the
+ * backlog of every one of them. With an SLA rule in the default map, two queries per portal
+ * at every alert check were 10,000 with 5,000 portals.
+ */
+export async function findPendingSlaBreachesOf(
+  db: Knex,
+  portals: ReadonlyArray<{ id: number; memberId: string }>,
+  rule: SlaRule,
+  now: number,
+): Promise<Map<number, SlaBreachRow[]>> {
+  const out = new Map<number, SlaBreachRow[]>();
+  if (portals.length === 0) return out;
+  const ids = portals.map((p) => p.id);
   const deadline = now - rule.slaSeconds * 1000;
-  type Hit = { id: number | string; received_at: number | string };
+  type Hit = { portal_id: number | string; id: number | string; received_at: number | string };
   const matched = (await db('events as e')
     .join('rule_matches as rm', 'rm.event_id', 'e.id')
-    .where('e.portal_id', portal.id)
+    .whereIn('e.portal_id', ids)
     .whereIn('e.status', BACKLOG_STATUSES)
     .whereRaw(`${unindexed(db, 'e.received_at')} < ?`, [deadline])
     .where('rm.rule_name', rule.name)
     .where('rm.status', 'matched')
     .whereNotExists(notRecorded(db, rule.name))
-    .select('e.id', 'e.received_at')) as Hit[];
+    .select('e.portal_id', 'e.id', 'e.received_at')) as Hit[];
   const unevaluated = rule.on.length
     ? ((await db('events as e')
-        .where('e.portal_id', portal.id)
+        .whereIn('e.portal_id', ids)
         .whereIn('e.status', BACKLOG_STATUSES)
         .whereNull('e.evaluated_at')
         .whereRaw(`${unindexed(db, 'e.event')} in (${rule.on.map(() => '?').join(', ')})`, [
@@ -92,9 +110,18 @@ export async function findPendingSlaBreaches(
         ])
         .whereRaw(`${unindexed(db, 'e.received_at')} < ?`, [deadline])
         .whereNotExists(notRecorded(db, rule.name))
-        .select('e.id', 'e.received_at')) as Hit[])
+        .select('e.portal_id', 'e.id', 'e.received_at')) as Hit[])
     : [];
-  return [...matched, ...unevaluated].map((r) => breachRow(portal, rule, r, 'pending', now));
+  const byId = new Map(portals.map((p) => [p.id, p]));
+  // Per portal, its matched events first, then its unevaluated ones (as one portal's search).
+  for (const r of [...matched, ...unevaluated]) {
+    const portal = byId.get(Number(r.portal_id));
+    if (!portal) continue;
+    const rows = out.get(portal.id) ?? [];
+    rows.push(breachRow(portal, rule, r, 'pending', now));
+    out.set(portal.id, rows);
+  }
+  return out;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { eventsChosen, EVENTS_KEY, LIFECYCLE_BINDINGS } from '../install/bindings.js';
-import { effectiveMapOf } from '../rules/map-store.js';
 import {
   failedEventsBetween,
   settlingByPortal,
@@ -7,7 +6,7 @@ import {
 } from '../../db/stores/alerts.js';
 import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
 import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
-import { pendingSlaBreaches } from '../../db/stores/sla.js';
+import { pendingSlaBreaches, type SlaRule } from '../../db/stores/sla.js';
 import { backlogCounts, oldestPendingAt } from '../../db/stores/rollups.js';
 import type { NextState } from './condition.js';
 import {
@@ -24,10 +23,11 @@ import {
   failedDigestFrom,
   portalSetting,
   scopeOf,
+  slaRuleKey,
   stepAndCommit,
   type Check,
 } from './monitor-context.js';
-import { detectSlaBreaches, slaRulesOf } from './sla.js';
+import { detectSlaBreaches } from './sla.js';
 import type { OpenDestination } from './types.js';
 
 /** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
@@ -273,8 +273,11 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
   const b = check.batch?.members.has(p.member_id) ? check.batch : undefined;
   let fresh = 0;
   if (!gone) {
-    const rules = b && slaRulesOf(effectiveMapOf(b.settings, p.member_id));
-    fresh = (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late, rules)).length;
+    const known = b && {
+      rules: b.slaRules.get(p.member_id) ?? [],
+      pending: (rule: SlaRule) => b.pendingBreaches.get(`${p.id}\u0000${slaRuleKey(rule)}`) ?? [],
+    };
+    fresh = (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late, known)).length;
     report.slaBreaches += fresh;
   }
   // Breaches are recorded only by the check (detectSlaBreaches above): a portal that had none

@@ -9,9 +9,15 @@ import {
 } from '../../db/stores/alerts.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { DEFAULT_SCOPE, getSetting, settingsOfScopes } from '../../db/stores/settings.js';
-import { portalsWithSlaBreaches } from '../../db/stores/sla.js';
+import {
+  findPendingSlaBreachesOf,
+  portalsWithSlaBreaches,
+  type SlaBreachRow,
+  type SlaRule,
+} from '../../db/stores/sla.js';
+import { slaRulesOf } from './sla.js';
 import { EVENTS_KEY } from '../install/bindings.js';
-import { RULES_KEY } from '../rules/map-store.js';
+import { effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from './send.js';
 import type { LateSearchMemory } from './sla.js';
@@ -65,6 +71,10 @@ export interface PortalBatch {
   readonly settings: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
   /** The member_ids with any SLA breach recorded. */
   readonly withBreaches: ReadonlySet<string>;
+  /** Per member_id, its SLA rules (not for uninstalled portals). */
+  readonly slaRules: ReadonlyMap<string, readonly SlaRule[]>;
+  /** Per portal id and rule (slaRuleKey), its events pending past the SLA not yet recorded. */
+  readonly pendingBreaches: ReadonlyMap<string, readonly SlaBreachRow[]>;
   /** Per portal id, where its failed-events digest would look from (when it was asked). */
   readonly failedAfter: ReadonlyMap<number, number>;
   /** The portal ids with an event failed for good since then. */
@@ -72,6 +82,9 @@ export interface PortalBatch {
 }
 
 export const PORTAL_BATCH = 500;
+
+/** A rule's identity for the batch's pending-breach search: everything the search reads. */
+export const slaRuleKey = (r: SlaRule) => JSON.stringify([r.name, r.slaSeconds, [...r.on]]);
 
 /** Where a portal's failed-events digest looks from, given its state (undefined: cooldown). */
 export function failedDigestFrom(
@@ -91,6 +104,27 @@ export async function readPortalBatch(
   const members = portals.map((p) => p.member_id);
   const settings = await settingsOfScopes(db, [...members, DEFAULT_SCOPE], [EVENTS_KEY, RULES_KEY]);
   const withBreaches = await portalsWithSlaBreaches(db, members);
+  // Portals applying the same SLA rule (the default map's, typically) are searched together.
+  const slaRules = new Map<string, readonly SlaRule[]>();
+  const byRule = new Map<
+    string,
+    { rule: SlaRule; portals: Array<{ id: number; memberId: string }> }
+  >();
+  for (const p of portals) {
+    if (p.status === 'uninstalled') continue;
+    const rules = slaRulesOf(effectiveMapOf(settings, p.member_id));
+    slaRules.set(p.member_id, rules);
+    for (const rule of rules) {
+      const group = byRule.get(slaRuleKey(rule)) ?? { rule, portals: [] };
+      group.portals.push({ id: p.id, memberId: p.member_id });
+      byRule.set(slaRuleKey(rule), group);
+    }
+  }
+  const pendingBreaches = new Map<string, readonly SlaBreachRow[]>();
+  for (const [key, { rule, portals: group }] of byRule) {
+    for (const [id, rows] of await findPendingSlaBreachesOf(db, group, rule, check.now))
+      pendingBreaches.set(`${id}\u0000${key}`, rows);
+  }
   // The digest's starting point from the state its check will get (the snapshot's, when it
   // has it): the digest reads its events only where this finds one.
   const failedAfter = new Map<number, number>();
@@ -107,7 +141,15 @@ export async function readPortalBatch(
     [...failedAfter].map(([portalId, after]) => ({ portalId, after })),
     check.now,
   );
-  return { members: new Set(members), settings, withBreaches, failedAfter, withFailed };
+  return {
+    members: new Set(members),
+    settings,
+    withBreaches,
+    slaRules,
+    pendingBreaches,
+    failedAfter,
+    withFailed,
+  };
 }
 
 /** A portal's own setting: from the check's batch when it holds the portal, else read now. */

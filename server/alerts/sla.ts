@@ -210,14 +210,21 @@ export async function detectSlaBreaches(
   portal: PortalRow,
   lateLookbackMs = 24 * 3600_000,
   memory?: LateSearchMemory,
-  /** The portal's SLA rules when the caller has read them already (slaRulesOf). */
-  knownRules?: readonly SlaRule[],
+  /**
+   * What the caller has read already for a batch of portals: the portal's SLA rules
+   * (slaRulesOf), and its events pending past each rule's SLA (findPendingSlaBreachesOf).
+   */
+  known?: { rules: readonly SlaRule[]; pending: (rule: SlaRule) => readonly SlaBreachRow[] },
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
   const found: SlaBreachRow[] = [];
-  const rules = knownRules ?? (await slaRules(deps.db, portal.member_id));
+  const rules = known?.rules ?? (await slaRules(deps.db, portal.member_id));
   const ref = { id: portal.id, memberId: portal.member_id };
-  for (const rule of rules) found.push(...(await findPendingSlaBreaches(deps.db, ref, rule, now)));
+  for (const rule of rules) {
+    found.push(
+      ...(known?.pending(rule) ?? (await findPendingSlaBreaches(deps.db, ref, rule, now))),
+    );
+  }
   found.push(...(await findLateBreaches(deps, portal, rules, now, lateLookbackMs, memory)));
   const fresh = await recordSlaBreaches(deps.db, found);
   for (const b of fresh) {

@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { isSqlite } from '../../db/connect.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
+import type { EventMap } from '../../server/rules/model.js';
 import { firingAlerts } from '../../server/ui/pages/dashboard-page.js';
 
 /**
@@ -125,5 +127,55 @@ describe('alert state lookups', () => {
     // Before: five more for each idle portal (its chosen events, rule map, default map, SLA
     // breaches, failed events): 150 more here.
     expect(ofForty).toBeLessThanOrEqual(ofTen);
+  });
+  it('searches the events past the default map’s SLA for many portals together', async () => {
+    const db = h.t.deps.db;
+    await saveRuleMap(
+      db,
+      undefined,
+      {
+        rules: [
+          {
+            name: 'paid',
+            on: ['ONCRMDEALUPDATE'],
+            actions: [{ type: 'http', method: 'POST', url: 'https://example.com/x' }],
+            slaSeconds: 60,
+          },
+        ],
+      } as unknown as EventMap,
+      h.t.clock.now(),
+    );
+    const portals = [];
+    for (let i = 0; i < 30; i++) portals.push(await seedPortal(h.t.deps));
+    for (const p of portals.slice(0, 3))
+      await h.addEvents({ id: p.row.id, memberId: p.memberId }, 1);
+    h.t.clock.advance(120_000);
+    let searches = 0;
+    const onQuery = (q: { sql: string }) => {
+      // The search for events not evaluated yet past the SLA (findPendingSlaBreaches).
+      if (/[`"]evaluated_at[`"] is null/.test(q.sql)) searches++;
+    };
+    db.on('query', onQuery);
+    let report;
+    try {
+      report = await h.services.alerts.checkOnce();
+    } finally {
+      db.off('query', onQuery);
+    }
+    // Control: the three waiting events were found past their SLA.
+    expect(report.slaBreaches).toBe(3);
+    expect(
+      report.sent
+        .filter((s) => s.kind === 'sla')
+        .map((s) => s.memberId)
+        .sort(),
+    ).toEqual(
+      portals
+        .slice(0, 3)
+        .map((p) => p.memberId)
+        .sort(),
+    );
+    // Before: one for each portal (30 here).
+    expect(searches).toBe(1);
   });
 });
