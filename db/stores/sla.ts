@@ -249,8 +249,13 @@ export interface PendingBreaches {
 export async function pendingSlaBreaches(
   db: Knex,
   portal: { id: number; memberId: string },
+  /** The caller knows the portal has a breach recorded: the first seek is left out. */
+  hasBreach = false,
 ): Promise<PendingBreaches> {
-  if (!(await db('sla_breaches').where('member_id', portal.memberId).first('event_id'))) {
+  if (
+    !hasBreach &&
+    !(await db('sla_breaches').where('member_id', portal.memberId).first('event_id'))
+  ) {
     return { events: 0, byRule: [], oldestReceivedAt: undefined };
   }
   const answer = (await db.raw(
@@ -319,6 +324,31 @@ export async function slaCounts(
   }>;
   total += Number(rows[0]?.n ?? 0);
   return { total, withinSla };
+}
+
+/** lateTotals of several portals (at most a few hundred: bound parameters), by portal id. */
+export async function lateTotalsOf(
+  db: Knex,
+  portalIds: readonly number[],
+): Promise<Map<number, Map<string, number>>> {
+  const out = new Map<number, Map<string, number>>();
+  if (portalIds.length === 0) return out;
+  const rows = (await db('rollups')
+    .where({ kind: 'late', grain: 'a' })
+    .whereIn('portal_id', [...portalIds])
+    .select({ p: 'portal_id', rule: 'k1' })
+    .sum({ n: 'n' })
+    .groupBy('portal_id', 'k1')) as Array<{
+    p: number | string;
+    rule: string;
+    n: number | string | null;
+  }>;
+  for (const r of rows) {
+    const m = out.get(Number(r.p)) ?? new Map<string, number>();
+    m.set(r.rule, Number(r.n ?? 0));
+    out.set(Number(r.p), m);
+  }
+  return out;
 }
 
 /** Per rule, how many of a portal's events ever finished past its SLA (rollups, `late`). */

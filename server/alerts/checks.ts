@@ -276,6 +276,7 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
     const known = b && {
       rules: b.slaRules.get(p.member_id) ?? [],
       pending: (rule: SlaRule) => b.pendingBreaches.get(`${p.id}\u0000${slaRuleKey(rule)}`) ?? [],
+      lateTotals: b.lateTotals.get(p.id) ?? new Map<string, number>(),
     };
     fresh = (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late, known)).length;
     report.slaBreaches += fresh;
@@ -285,7 +286,7 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
   const pending =
     b && fresh === 0 && !b.withBreaches.has(p.member_id)
       ? { events: 0, byRule: [], oldestReceivedAt: undefined }
-      : await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id });
+      : await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id }, b !== undefined);
   const f = {
     events: pending.events,
     byRule: pending.byRule,

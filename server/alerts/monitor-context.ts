@@ -11,6 +11,7 @@ import type { PortalRow } from '../../db/stores/portals.js';
 import { DEFAULT_SCOPE, getSetting, settingsOfScopes } from '../../db/stores/settings.js';
 import {
   findPendingSlaBreachesOf,
+  lateTotalsOf,
   portalsWithSlaBreaches,
   type SlaBreachRow,
   type SlaRule,
@@ -73,6 +74,8 @@ export interface PortalBatch {
   readonly withBreaches: ReadonlySet<string>;
   /** Per member_id, its SLA rules (not for uninstalled portals). */
   readonly slaRules: ReadonlyMap<string, readonly SlaRule[]>;
+  /** Per portal id with SLA rules, its `late` totals (lateTotalsOf; absent: none). */
+  readonly lateTotals: ReadonlyMap<number, ReadonlyMap<string, number>>;
   /** Per portal id and rule (slaRuleKey), its events pending past the SLA not yet recorded. */
   readonly pendingBreaches: ReadonlyMap<string, readonly SlaBreachRow[]>;
   /** Per portal id, where its failed-events digest would look from (when it was asked). */
@@ -120,6 +123,10 @@ export async function readPortalBatch(
       byRule.set(slaRuleKey(rule), group);
     }
   }
+  const lateTotals = await lateTotalsOf(
+    db,
+    portals.filter((p) => (slaRules.get(p.member_id) ?? []).length > 0).map((p) => p.id),
+  );
   const pendingBreaches = new Map<string, readonly SlaBreachRow[]>();
   for (const [key, { rule, portals: group }] of byRule) {
     for (const [id, rows] of await findPendingSlaBreachesOf(db, group, rule, check.now))
@@ -146,6 +153,7 @@ export async function readPortalBatch(
     settings,
     withBreaches,
     slaRules,
+    lateTotals,
     pendingBreaches,
     failedAfter,
     withFailed,

@@ -163,10 +163,13 @@ async function findLateBreaches(
   now: number,
   lookbackMs: number,
   memory: LateSearchMemory | undefined,
+  knownTotals: ReadonlyMap<string, number> | undefined,
 ): Promise<SlaBreachRow[]> {
   // Without rules nothing is searched and the totals are not kept (an idle portal's query).
   const totals =
-    rules.length > 0 ? await lateTotals(deps.db, portal.id) : new Map<string, number>();
+    rules.length === 0
+      ? new Map<string, number>()
+      : (knownTotals ?? (await lateTotals(deps.db, portal.id)));
   const prev =
     memory && (memory.get(portal.id) ?? (await loadLateState(deps.db, portal.member_id)));
   const changed = rules.filter(
@@ -212,9 +215,14 @@ export async function detectSlaBreaches(
   memory?: LateSearchMemory,
   /**
    * What the caller has read already for a batch of portals: the portal's SLA rules
-   * (slaRulesOf), and its events pending past each rule's SLA (findPendingSlaBreachesOf).
+   * (slaRulesOf), its events pending past each rule's SLA (findPendingSlaBreachesOf) and its
+   * `late` totals (lateTotalsOf).
    */
-  known?: { rules: readonly SlaRule[]; pending: (rule: SlaRule) => readonly SlaBreachRow[] },
+  known?: {
+    rules: readonly SlaRule[];
+    pending: (rule: SlaRule) => readonly SlaBreachRow[];
+    lateTotals: ReadonlyMap<string, number>;
+  },
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
   const found: SlaBreachRow[] = [];
@@ -225,7 +233,17 @@ export async function detectSlaBreaches(
       ...(known?.pending(rule) ?? (await findPendingSlaBreaches(deps.db, ref, rule, now))),
     );
   }
-  found.push(...(await findLateBreaches(deps, portal, rules, now, lateLookbackMs, memory)));
+  found.push(
+    ...(await findLateBreaches(
+      deps,
+      portal,
+      rules,
+      now,
+      lateLookbackMs,
+      memory,
+      known?.lateTotals,
+    )),
+  );
   const fresh = await recordSlaBreaches(deps.db, found);
   for (const b of fresh) {
     deps.metrics.slaBreaches.inc({ portal: portal.member_id, rule: b.rule_name });

@@ -151,9 +151,13 @@ describe('alert state lookups', () => {
       await h.addEvents({ id: p.row.id, memberId: p.memberId }, 1);
     h.t.clock.advance(120_000);
     let searches = 0;
-    const onQuery = (q: { sql: string }) => {
+    let lateTotals = 0;
+    const onQuery = (q: { sql: string; bindings?: unknown[] }) => {
       // The search for events not evaluated yet past the SLA (findPendingSlaBreaches).
       if (/[`"]evaluated_at[`"] is null/.test(q.sql)) searches++;
+      // The portals' counts of events finished past the SLA (rollups of kind `late`).
+      if (/^select .* from [`"]rollups[`"]/.test(q.sql) && q.bindings?.includes('late'))
+        lateTotals++;
     };
     db.on('query', onQuery);
     let report;
@@ -175,7 +179,8 @@ describe('alert state lookups', () => {
         .map((p) => p.memberId)
         .sort(),
     );
-    // Before: one for each portal (30 here).
+    // Before: one of each for each portal (30 here).
     expect(searches).toBe(1);
+    expect(lateTotals).toBe(1);
   });
 });
