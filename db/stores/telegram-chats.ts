@@ -186,10 +186,25 @@ export async function linkTelegramChat(
   });
 }
 
+/**
+ * Unlinks `chatId` from `portalId` and gives the chat up: linking recorded the portal as its
+ * holder (and it may have held it by posting first), which would otherwise keep every other
+ * portal out once no link is left; the next portal to post there holds it.
+ */
 export async function unlinkTelegramChat(
   db: Knex,
   chatId: string,
   portalId: number,
 ): Promise<number> {
-  return db('telegram_chat_links').where({ chat_id: chatId, portal_id: portalId }).delete();
+  return db.transaction(async (trx) => {
+    const n = await trx('telegram_chat_links')
+      .where({ chat_id: chatId, portal_id: portalId })
+      .delete();
+    if (n > 0) {
+      await trx('telegram_chats')
+        .where({ chat_id: chatId, portal_id: portalId })
+        .update({ portal_id: null });
+    }
+    return n;
+  });
 }

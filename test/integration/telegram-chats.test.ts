@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { saveRuleMap } from '../../server/rules/map-store.js';
 import { putSetting } from '../../db/stores/settings.js';
-import { getTelegramChat } from '../../db/stores/telegram-chats.js';
+import { getTelegramChat, unlinkTelegramChat } from '../../db/stores/telegram-chats.js';
 import { linkWithCode, sendLinkCode } from '../../server/ui/telegram-link.js';
 import { telegramChatGuard } from '../../server/processing/telegram-chats.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
@@ -218,6 +218,25 @@ describe('telegram chats between portals', () => {
       `from ${b.memberId}`,
     ]);
     expect((await runs(c.row.id))[0]!.error).toMatch(/used by another portal/);
+  });
+
+  it('gives a chat up when the only portal that linked it unlinks it', async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    expect(await sendLinkCode(h.t.deps, a.row, '-100901')).toMatchObject({ ok: true });
+    expect(await linkWithCode(h.t.deps, a.row, '-100901', codeIn('-100901'))).toMatchObject({
+      ok: true,
+    });
+    // Control: while A has it linked, B may not post there.
+    await expect(telegramChatGuard(h.t.deps, b.row.id).admit('-100901')).rejects.toThrow(
+      /used by another portal/,
+    );
+    expect(await unlinkTelegramChat(h.t.deps.db, '-100901', a.row.id)).toBe(1);
+    // "Unlink gives the chat up": it is nobody's now, and the next portal to post holds it.
+    await expect(telegramChatGuard(h.t.deps, b.row.id).admit('-100901')).resolves.toBe('-100901');
+    await expect(telegramChatGuard(h.t.deps, a.row.id).admit('-100901')).rejects.toThrow(
+      /used by another portal/,
+    );
   });
 
   it('ends a code after five wrong tries or ten minutes, and never links the operator chat', async () => {
