@@ -135,11 +135,24 @@ export async function putLinkCode(
     .merge({ ...row, tries: 0 });
 }
 
-/** Counts a wrong code; the caller refuses once `tries` reaches its limit. */
-export async function countLinkCodeTry(db: Knex, portalId: number, chatId: string): Promise<void> {
-  await db('telegram_link_codes')
+/**
+ * Takes one of the code's tries before the code is compared, in one statement (a read and a
+ * later increment apart would let guesses sent at once all see the same count): false, and
+ * nothing counted, when `limit` tries were taken already or the code has expired.
+ */
+export async function takeLinkCodeTry(
+  db: Knex,
+  portalId: number,
+  chatId: string,
+  limit: number,
+  now: number,
+): Promise<boolean> {
+  const n = await db('telegram_link_codes')
     .where({ portal_id: portalId, chat_id: chatId })
+    .where('tries', '<', limit)
+    .where('expires_at', '>', now)
     .increment('tries', 1);
+  return Number(n) > 0;
 }
 
 export async function dropLinkCode(db: Knex, portalId: number, chatId: string): Promise<void> {

@@ -3,11 +3,11 @@ import type { Deps } from '../deps.js';
 import { uiLang } from '../lib/lang.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import {
-  countLinkCodeTry,
   getLinkCode,
   linkTelegramChat,
   putLinkCode,
   rememberTelegramUsername,
+  takeLinkCodeTry,
   telegramChatByUsername,
   telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
@@ -142,13 +142,17 @@ export async function linkWithCode(
   if (!row || now >= row.expires_at) {
     return { error: 'the code has expired or was never sent: ask for a new one' };
   }
-  if (row.tries >= LINK_CODE_TRIES) {
+  // The try is taken before the code is compared, so guesses sent at once count one each.
+  if (
+    row.tries >= LINK_CODE_TRIES ||
+    !(await takeLinkCodeTry(deps.db, portal.id, chatId, LINK_CODE_TRIES, now))
+  ) {
     return { error: 'too many wrong codes: ask for a new one' };
   }
   const given = Buffer.from(digest(portal.id, chatId, code));
   if (!/^\d{8}$/.test(code) || !timingSafeEqual(given, Buffer.from(row.code_digest))) {
-    await countLinkCodeTry(deps.db, portal.id, chatId);
-    const left = LINK_CODE_TRIES - row.tries - 1;
+    const left =
+      LINK_CODE_TRIES - ((await getLinkCode(deps.db, portal.id, chatId))?.tries ?? LINK_CODE_TRIES);
     return {
       error:
         left > 0 ? `wrong code; tries left: ${left}` : 'too many wrong codes: ask for a new one',

@@ -239,6 +239,22 @@ describe('telegram chats between portals', () => {
     );
   });
 
+  it('allows five wrong codes in all, also when they are typed back at once', async () => {
+    const a = await seedPortal(h.t.deps);
+    expect(await sendLinkCode(h.t.deps, a.row, '-100902')).toMatchObject({ ok: true });
+    const code = codeIn('-100902');
+    const wrong = (i: number) => String((Number(code) + 1 + i) % 100_000_000).padStart(8, '0');
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => linkWithCode(h.t.deps, a.row, '-100902', wrong(i))),
+    );
+    const judged = answers.filter((r) => 'error' in r && /^wrong code/.test(r.error));
+    // Each guess is one of the five tries: twenty sent together are not twenty tries.
+    expect(judged.length).toBeLessThanOrEqual(4);
+    expect(await linkWithCode(h.t.deps, a.row, '-100902', code)).toEqual({
+      error: 'too many wrong codes: ask for a new one',
+    });
+  });
+
   it('ends a code after five wrong tries or ten minutes, and never links the operator chat', async () => {
     const a = await seedPortal(h.t.deps);
     expect(await sendLinkCode(h.t.deps, a.row, '-100777')).toMatchObject({ ok: true });
