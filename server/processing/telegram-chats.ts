@@ -122,7 +122,7 @@ export async function getChatId(
   };
   if (reply.status === 400 || reply.status === 403) {
     throw new PermanentError(
-      `telegram: chat ${name} not found (${parsed.description ?? reply.status}); is the bot a member?`,
+      `telegram: chat ${name} not found (${parsed.description === undefined ? reply.status : JSON.stringify(parsed.description)}); is the bot a member?`,
     );
   }
   failOnStatus(reply, label, now);

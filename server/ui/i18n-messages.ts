@@ -308,6 +308,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ],
   ['Telegram did not deliver the code to chat ', 'Telegram не доставил код в чат '],
   ['; is the bot a member?', '; бот добавлен в чат?'],
+  // Telegram's description inside the parentheses is quoted: its words stay as they are.
+  [' not found (', ' не найден ('],
   ['Telegram did not accept the code: HTTP ', 'Telegram не принял код: HTTP '],
   ['; try again later', '; попробуйте позже'],
   ['Telegram did not answer (', 'Telegram не ответил ('],

@@ -112,7 +112,7 @@ export async function sendLinkCode(
     };
     if (reply.status === 400 || reply.status === 403) {
       return {
-        error: `Telegram did not deliver the code to chat ${chat} (${String(parsed.description ?? reply.status).slice(0, 200)}); is the bot a member?`,
+        error: `Telegram did not deliver the code to chat ${chat} (${parsed.description === undefined ? reply.status : JSON.stringify(String(parsed.description).slice(0, 200))}); is the bot a member?`,
       };
     }
     if (parsed.ok !== true) {

@@ -4,6 +4,7 @@ import { putSetting } from '../../db/stores/settings.js';
 import { getTelegramChat, unlinkTelegramChat } from '../../db/stores/telegram-chats.js';
 import { linkWithCode, sendLinkCode } from '../../server/ui/telegram-link.js';
 import { telegramChatGuard } from '../../server/processing/telegram-chats.js';
+import { translateMessage } from '../../server/ui/i18n-messages.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from '../../server/alerts/send.js';
@@ -253,6 +254,22 @@ describe('telegram chats between portals', () => {
     expect(await linkWithCode(h.t.deps, a.row, '-100902', code)).toEqual({
       error: 'too many wrong codes: ask for a new one',
     });
+  });
+
+  it("tells a Russian admin in Russian why no code went out, keeping Telegram's words as they are", async () => {
+    const a = await seedPortal(h.t.deps);
+    const unknown = await sendLinkCode(h.t.deps, a.row, '@nobody_knows_this');
+    h.tg.failNext({ code: 403, description: 'Forbidden: bot is not a member of the channel chat' });
+    const notMember = await sendLinkCode(h.t.deps, a.row, '-100903');
+    const ru = [unknown, notMember].map((r) =>
+      translateMessage((r as { error: string }).error, 'ru'),
+    );
+    expect(ru[0]).toContain('не найден');
+    expect(ru[0]).not.toContain('not found (');
+    expect(ru[0]).toContain('Bad Request: chat not found');
+    expect(ru[1]).toContain('Telegram не доставил код в чат -100903');
+    // Telegram's own description is its words, not the app's: never half-translated.
+    expect(ru[1]).toContain('Forbidden: bot is not a member of the channel chat');
   });
 
   it('ends a code after five wrong tries or ten minutes, and never links the operator chat', async () => {
