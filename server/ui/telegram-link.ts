@@ -31,7 +31,8 @@ const NUMERIC = /^-?\d{1,20}$/;
 const digest = (portalId: number, chatId: string, code: string) =>
   createHash('sha256').update(`${portalId}:${chatId}:${code}`).digest('hex');
 
-export type LinkResult = { ok: true; chatId: string } | { error: string };
+/** `ended`: the code can no longer be typed (expired, never sent, out of tries): ask anew. */
+export type LinkResult = { ok: true; chatId: string } | { error: string; ended?: true };
 
 /** The numeric id of what an admin typed (an `@name` is asked of the Bot API, then remembered). */
 async function chatIdOf(deps: Deps, chat: string): Promise<string> {
@@ -140,23 +141,22 @@ export async function linkWithCode(
   const row = NUMERIC.test(chatId) ? await getLinkCode(deps.db, portal.id, chatId) : undefined;
   const now = deps.clock.now().getTime();
   if (!row || now >= row.expires_at) {
-    return { error: 'the code has expired or was never sent: ask for a new one' };
+    return { error: 'the code has expired or was never sent: ask for a new one', ended: true };
   }
   // The try is taken before the code is compared, so guesses sent at once count one each.
   if (
     row.tries >= LINK_CODE_TRIES ||
     !(await takeLinkCodeTry(deps.db, portal.id, chatId, LINK_CODE_TRIES, now))
   ) {
-    return { error: 'too many wrong codes: ask for a new one' };
+    return { error: 'too many wrong codes: ask for a new one', ended: true };
   }
   const given = Buffer.from(digest(portal.id, chatId, code));
   if (!/^\d{8}$/.test(code) || !timingSafeEqual(given, Buffer.from(row.code_digest))) {
     const left =
       LINK_CODE_TRIES - ((await getLinkCode(deps.db, portal.id, chatId))?.tries ?? LINK_CODE_TRIES);
-    return {
-      error:
-        left > 0 ? `wrong code; tries left: ${left}` : 'too many wrong codes: ask for a new one',
-    };
+    return left > 0
+      ? { error: `wrong code; tries left: ${left}` }
+      : { error: 'too many wrong codes: ask for a new one', ended: true };
   }
   await linkTelegramChat(deps.db, chatId, portal.id, now);
   return { ok: true, chatId };

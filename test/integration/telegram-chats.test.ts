@@ -186,6 +186,7 @@ describe('telegram chats between portals', () => {
     });
     expect(await linkWithCode(h.t.deps, b.row, '-100555', code)).toEqual({
       error: expect.stringMatching(/never sent/),
+      ended: true,
     });
     expect(
       await linkWithCode(h.t.deps, a.row, '-100555', `${code.slice(0, 4)} ${code.slice(4)}`),
@@ -253,6 +254,7 @@ describe('telegram chats between portals', () => {
     expect(judged.length).toBeLessThanOrEqual(4);
     expect(await linkWithCode(h.t.deps, a.row, '-100902', code)).toEqual({
       error: 'too many wrong codes: ask for a new one',
+      ended: true,
     });
   });
 
@@ -280,6 +282,7 @@ describe('telegram chats between portals', () => {
     for (let i = 0; i < 5; i++) await linkWithCode(h.t.deps, a.row, '-100777', wrong);
     expect(await linkWithCode(h.t.deps, a.row, '-100777', code)).toEqual({
       error: 'too many wrong codes: ask for a new one',
+      ended: true,
     });
     h.t.clock.advance(10 * 60_000);
     expect(await sendLinkCode(h.t.deps, a.row, '-100777')).toMatchObject({ ok: true });
@@ -287,6 +290,7 @@ describe('telegram chats between portals', () => {
     h.t.clock.advance(10 * 60_000);
     expect(await linkWithCode(h.t.deps, a.row, '-100777', second)).toEqual({
       error: expect.stringMatching(/expired/),
+      ended: true,
     });
     // The operator's chat, by id or by name: no code is sent there.
     const sent = h.tg.sent.length;

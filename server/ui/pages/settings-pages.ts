@@ -163,7 +163,12 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     const result = await linkWithCode(deps, uiContext(res).portal, chat, String(body.code ?? ''));
     if ('error' in result) {
       res.status(400);
-      await renderAlerts(res, { linkChat: chat, codeSentTo: chat, linkError: result.error });
+      // A code that has ended cannot be typed again: the page offers a new one instead.
+      await renderAlerts(res, {
+        linkChat: chat,
+        codeSentTo: result.ended ? '' : chat,
+        linkError: result.error,
+      });
       return;
     }
     await renderAlerts(res, { linkChat: chat, linkNotice: 'linked' });

@@ -132,4 +132,35 @@ describe('linking a Telegram chat on the Alerts page', () => {
     expect(tried.status).toBe(403);
     expect(tg.sent.length).toBe(before);
   });
+
+  it('offers a new code, not the code field again, once the code has ended', async () => {
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    const asked = await postForm(
+      h,
+      '/ui/alerts/telegram/code',
+      { chat: '-100654', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(asked.html).toContain('id="link-form"');
+    const code = /code (\d{4}) (\d{4})/.exec(tg.sent.at(-1)!.text)!.slice(1).join('');
+    const wrong = code === '00000000' ? '00000001' : '00000000';
+    const answers = [];
+    for (let i = 0; i < 5; i++) {
+      answers.push(
+        await postForm(
+          h,
+          '/ui/alerts/telegram/link',
+          { chat: '-100654', code: wrong, _csrf: csrfOf(page.html) },
+          admin.cookie,
+        ),
+      );
+    }
+    // Control: after a wrong code with tries left, the code field stays.
+    expect(answers[0]!.html).toContain('id="link-form"');
+    const last = answers[4]!;
+    expect(last.html).toContain('too many wrong codes: ask for a new one');
+    // "Ask for a new one": the page offers that, with the chat filled in.
+    expect(last.html).not.toContain('id="link-form"');
+    expect(last.html).toMatch(/id="link-chat-id" value="-100654"/);
+  });
 });
