@@ -62,10 +62,19 @@ async function readCapped(res: Response): Promise<string> {
   return Buffer.concat(chunks).subarray(0, READ_CAP).toString('utf8');
 }
 
-/** `text` with every occurrence of `values` replaced by the mask pages show. */
+/**
+ * `text` with every occurrence of `values` replaced by the mask pages show: as written, and
+ * as an answer quotes it escaped — inside a JSON string (PHP's json_encode also writes `/` as
+ * `\/`) or percent-encoded, as it went in a query string or form.
+ */
 export function withoutValues(text: string, values: readonly string[]): string {
+  const forms = new Set<string>();
+  for (const v of values) {
+    const json = JSON.stringify(v).slice(1, -1);
+    for (const f of [v, json, json.replace(/\//g, '\\/'), encodeURIComponent(v)]) forms.add(f);
+  }
   let out = text;
-  for (const v of values) out = out.split(v).join(MASK);
+  for (const f of [...forms].sort((a, b) => b.length - a.length)) out = out.split(f).join(MASK);
   return out;
 }
 

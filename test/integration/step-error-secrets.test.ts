@@ -93,3 +93,57 @@ describe('a credential the destination echoes in its refusal', () => {
     }
   });
 });
+
+/**
+ * The same key quoted as a JSON string by a PHP backend (json_encode writes `/` as `\/`) or
+ * percent-encoded as it appeared in a query string: still the key, and still masked.
+ */
+describe('a credential the destination echoes escaped', () => {
+  const SLASHED = 'Zq8/Ux+3kP/w9Lm==';
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    const v = validateEventMap({
+      rules: [
+        {
+          name: 'Won deal: ship',
+          on: ['ONCRMDEALUPDATE'],
+          when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+          actions: [
+            {
+              type: 'http',
+              name: 'ship',
+              method: 'POST',
+              url: `${h.sink.url}/ship`,
+              headers: { Authorization: `Bearer ${SLASHED}` },
+              body: { dealId: '{{deal.ID}}' },
+            },
+          ],
+        },
+      ],
+    });
+    if (!v.ok) throw new Error(JSON.stringify(v.errors));
+    expect((await saveMapSealed(h.t.deps, h.portal.memberId, v.map)).ok).toBe(true);
+    h.sink.handle(() => ({
+      status: 401,
+      body: `{"error":"token ${SLASHED.replace(/\//g, '\\/')} or ${encodeURIComponent(SLASHED)} is not valid"}`,
+    }));
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('is masked in the stored error', async () => {
+    const run = await h.t.deps.db('action_runs').where({ step_name: 'ship' }).first();
+    expect(run?.error).toContain('HTTP 401');
+    expect(run?.error).toContain('is not valid');
+    const error = String(run?.error);
+    for (const shown of [SLASHED.replace(/\//g, '\\/'), encodeURIComponent(SLASHED), 'Zq8']) {
+      expect(error).not.toContain(shown);
+    }
+  });
+});
