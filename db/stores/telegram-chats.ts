@@ -155,8 +155,40 @@ export async function takeLinkCodeTry(
   return Number(n) > 0;
 }
 
-export async function dropLinkCode(db: Knex, portalId: number, chatId: string): Promise<void> {
-  await db('telegram_link_codes').where({ portal_id: portalId, chat_id: chatId }).delete();
+/**
+ * Stores `row` as the code for `portalId` and `chatId` unless one was sent there after
+ * `sentAfter`: true when this row is the one stored. One statement, so requests sent at once
+ * reserve one code between them (the bot then posts that one only); the digest read back tells
+ * which request won, each code being random.
+ */
+export async function reserveLinkCode(
+  db: Knex,
+  portalId: number,
+  chatId: string,
+  row: { code_digest: string; sent_at: number; expires_at: number },
+  sentAfter: number,
+): Promise<boolean> {
+  await db.raw(
+    `insert into telegram_link_codes (portal_id, chat_id, code_digest, tries, sent_at, expires_at)
+     values (?, ?, ?, 0, ?, ?)
+     on conflict (portal_id, chat_id) do update set code_digest = excluded.code_digest,
+       tries = 0, sent_at = excluded.sent_at, expires_at = excluded.expires_at
+     where telegram_link_codes.sent_at <= ?`,
+    [portalId, chatId, row.code_digest, row.sent_at, row.expires_at, sentAfter],
+  );
+  return (await getLinkCode(db, portalId, chatId))?.code_digest === row.code_digest;
+}
+
+/** Drops the code of `portalId` and `chatId` (only if it is still `codeDigest`, when given). */
+export async function dropLinkCode(
+  db: Knex,
+  portalId: number,
+  chatId: string,
+  codeDigest?: string,
+): Promise<void> {
+  const q = db('telegram_link_codes').where({ portal_id: portalId, chat_id: chatId });
+  if (codeDigest !== undefined) q.where({ code_digest: codeDigest });
+  await q.delete();
 }
 
 /**

@@ -5,7 +5,8 @@ import type { PortalRow } from '../../db/stores/portals.js';
 import {
   getLinkCode,
   linkTelegramChat,
-  putLinkCode,
+  dropLinkCode,
+  reserveLinkCode,
   rememberTelegramUsername,
   takeLinkCodeTry,
   telegramChatByUsername,
@@ -60,7 +61,7 @@ export async function sendLinkCode(
   if (!TELEGRAM_CHAT.test(chat)) {
     return { error: 'Telegram chat id: a number like -1001234567890 or @channel_name' };
   }
-  const { botToken, apiUrl, chatId: operator } = deps.config.telegram;
+  const { botToken, chatId: operator } = deps.config.telegram;
   if (!botToken)
     return { error: 'Telegram is not configured on this server (TELEGRAM_BOT_TOKEN).' };
   const now = deps.clock.now().getTime();
@@ -91,6 +92,39 @@ export async function sendLinkCode(
     };
   }
   const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
+  const codeDigest = digest(portal.id, chatId, code);
+  // Reserved before it is sent, so that requests sent at once post one code between them.
+  const reserved = await reserveLinkCode(
+    deps.db,
+    portal.id,
+    chatId,
+    { code_digest: codeDigest, sent_at: now, expires_at: now + LINK_CODE_TTL_MS },
+    now - LINK_CODE_TTL_MS,
+  );
+  if (!reserved) {
+    return {
+      error:
+        'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
+    };
+  }
+  const refused = await postCode(deps, chatId, chat, code, portal);
+  if (refused !== undefined) {
+    // Not delivered: the portal may ask again at once.
+    await dropLinkCode(deps.db, portal.id, chatId, codeDigest);
+    return { error: refused };
+  }
+  return { ok: true, chatId };
+}
+
+/** The bot posts `code` into `chatId`: undefined when Telegram took it, else why not. */
+async function postCode(
+  deps: Deps,
+  chatId: string,
+  chat: string,
+  code: string,
+  portal: PortalRow,
+): Promise<string | undefined> {
+  const { botToken, apiUrl } = deps.config.telegram;
   const shown = `${code.slice(0, 4)} ${code.slice(4)}`;
   const text =
     uiLang(portal.lang) === 'ru'
@@ -112,22 +146,15 @@ export async function sendLinkCode(
       description?: string;
     };
     if (reply.status === 400 || reply.status === 403) {
-      return {
-        error: `Telegram did not deliver the code to chat ${chat} (${parsed.description === undefined ? reply.status : JSON.stringify(String(parsed.description).slice(0, 200))}); is the bot a member?`,
-      };
+      return `Telegram did not deliver the code to chat ${chat} (${parsed.description === undefined ? reply.status : JSON.stringify(String(parsed.description).slice(0, 200))}); is the bot a member?`;
     }
     if (parsed.ok !== true) {
-      return { error: `Telegram did not accept the code: HTTP ${reply.status}; try again later` };
+      return `Telegram did not accept the code: HTTP ${reply.status}; try again later`;
     }
   } catch (e) {
-    return { error: `Telegram did not answer (${(e as Error).message}); try again later` };
+    return `Telegram did not answer (${(e as Error).message}); try again later`;
   }
-  await putLinkCode(deps.db, portal.id, chatId, {
-    code_digest: digest(portal.id, chatId, code),
-    sent_at: now,
-    expires_at: now + LINK_CODE_TTL_MS,
-  });
-  return { ok: true, chatId };
+  return undefined;
 }
 
 /** "Link": the code the bot sent to `chatId` for this portal, typed back. */

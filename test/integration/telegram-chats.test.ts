@@ -274,6 +274,29 @@ describe('telegram chats between portals', () => {
     expect(ru[1]).toContain('Forbidden: bot is not a member of the channel chat');
   });
 
+  it('posts one code into a chat for requests sent at once', async () => {
+    const a = await seedPortal(h.t.deps);
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => sendLinkCode(h.t.deps, a.row, '-100904')),
+    );
+    // "One code per chat every 10 minutes": asking is not a way to post into a stranger's chat.
+    expect(h.tg.sent.filter((m) => String(m.chat_id) === '-100904')).toHaveLength(1);
+    expect(answers.filter((r) => 'ok' in r)).toHaveLength(1);
+    // The one that went is the one that links.
+    expect(await linkWithCode(h.t.deps, a.row, '-100904', codeIn('-100904'))).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('lets a portal ask again at once when Telegram did not take the code', async () => {
+    const a = await seedPortal(h.t.deps);
+    h.tg.failNext({ code: 403, description: 'Forbidden: bot is not a member of the channel chat' });
+    expect(await sendLinkCode(h.t.deps, a.row, '-100905')).toMatchObject({
+      error: expect.stringMatching(/did not deliver/),
+    });
+    expect(await sendLinkCode(h.t.deps, a.row, '-100905')).toMatchObject({ ok: true });
+  });
+
   it('ends a code after five wrong tries or ten minutes, and never links the operator chat', async () => {
     const a = await seedPortal(h.t.deps);
     expect(await sendLinkCode(h.t.deps, a.row, '-100777')).toMatchObject({ ok: true });
