@@ -366,10 +366,15 @@ export async function claimFairly(db: Knex, o: FairClaimOptions): Promise<JobRow
       memo.at !== undefined &&
       performance.now() - memo.at < (memo.ms ?? DUE_PORTALS_MEMO_MS)
     ) {
-      await claimAcross(trx, o, await withOrphans(trx, o.now, roundRobin(memo.ids, o.after)), {
-        taken,
-        exclude,
-      });
+      // Capped even when the memo names one portal: another may have fallen due since the
+      // skip, and a portal holding its share leaves the slots to the skip that finds it.
+      await claimAcross(
+        trx,
+        o,
+        await withOrphans(trx, o.now, roundRobin(memo.ids, o.after)),
+        { taken, exclude },
+        true,
+      );
       if (taken.length >= o.limit) return lease(trx, taken, o);
     }
     const found = await portalsWithDueJobs(trx, o.now, o.after, 256);
@@ -389,9 +394,10 @@ async function claimAcross(
   o: FairClaimOptions,
   portals: readonly number[],
   acc: { taken: JobRow[]; exclude: number[] },
+  alwaysCapped = false,
 ): Promise<void> {
   const { taken, exclude } = acc;
-  const capped = portals.length > 1;
+  const capped = alwaysCapped || portals.length > 1;
   const share = o.topicShare ?? 0.5;
   const topicCap = Math.max(1, Math.floor((capped ? o.cap : (o.concurrency ?? o.cap)) * share));
   const full = new Set<number>();

@@ -129,3 +129,40 @@ describe('a worker claiming while many jobs are due', () => {
     expect(got.jobs.map((j) => j.portal_id)).toEqual([b]);
   });
 });
+
+describe('a worker whose memo names one portal', () => {
+  let t: TestDeps;
+  beforeAll(async () => {
+    t = await createTestDeps();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it("keeps that portal to its share of the slots when another portal's job falls due", async () => {
+    const now = t.clock.now().getTime();
+    const a = (await seedPortal(t.deps)).row.id;
+    const b = (await seedPortal(t.deps)).row.id;
+    await seedJobs(t.deps, a, FEW_DUE_JOBS + 50, { runAt: now });
+    const memo: DuePortalsMemo = { ms: 60_000 };
+    const claim = (holding: Map<number, number>) =>
+      claimFairly(t.deps.db, {
+        workerId: 'w',
+        now: t.clock.now().getTime(),
+        limit: 2,
+        holding,
+        cap: 2,
+        concurrency: 4,
+        after: 0,
+        duePortalsMemo: memo,
+      });
+    // Only A is due: it gets every free slot (the walk found it alone), and the memo names it.
+    expect((await claim(new Map())).map((j) => j.portal_id)).toEqual([a, a]);
+    expect(memo.ids).toEqual([a]);
+    // B's job falls due while A holds its share (WORKER_PORTAL_SHARE: 2 of 4 slots).
+    await seedJobs(t.deps, b, 1, { runAt: now });
+    const got = await claim(new Map([[a, 2]]));
+    expect(got.map((j) => j.portal_id)).toContain(b);
+    expect(got.filter((j) => j.portal_id === a)).toHaveLength(0);
+  });
+});
