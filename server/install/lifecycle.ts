@@ -291,10 +291,14 @@ async function stillInstalled(deps: Deps, portal: PortalRow): Promise<boolean> {
     await deps.bitrix.call(portal, 'app.info', {});
     return true;
   } catch (e) {
-    // The refresh token refused (invalid_grant): what an uninstall does to it.
+    // The refresh token refused (invalid_grant), or the app unknown to the OAuth server for
+    // this portal (invalid_client, "the application may not be installed in Bitrix24",
+    // b24restdocs api-reference/oauth/error-codes.md): what an uninstall does to them.
     if (e instanceof PausedError) {
       const fresh = await findPortalById(deps.db, portal.id);
-      if (fresh?.status === 'needs_reauth') return false;
+      if (fresh?.status === 'needs_reauth' || fresh?.pause_reason === 'invalid_client') {
+        return false;
+      }
       throw e;
     }
     if (e instanceof RetryableError) throw e;

@@ -75,3 +75,28 @@ describe('an ONAPPUNINSTALL forged with the token of the frame POST', () => {
     expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toBeUndefined();
   });
 });
+
+/**
+ * After an uninstall the OAuth server may answer the app's refresh with `invalid_client`,
+ * which the docs gloss "the application may not be installed in Bitrix24"
+ * (b24restdocs api-reference/oauth/error-codes.md): that answer confirms the uninstall.
+ */
+describe('a real uninstall the OAuth server confirms with invalid_client', () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, uiTestMap(h.sink.url), h.t.clock.now());
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('is acted on at once, not after the portal was paused for it', async () => {
+    h.portal.failRefresh('invalid_client');
+    await h.portal.uninstall({ clean: true });
+    await h.drain();
+    const row = await findPortalByMemberId(h.t.deps.db, h.portal.memberId);
+    expect(row).toMatchObject({ status: 'uninstalled', access_token_enc: null });
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toBeUndefined();
+  });
+});
