@@ -103,6 +103,20 @@ export async function getChatId(
   fetchFn: typeof fetch,
   now: Date,
 ): Promise<string> {
+  return (await getChatInfo(config, name, fetchFn, now)).id;
+}
+
+/**
+ * What the Bot API's getChat says of a chat (https://core.telegram.org/bots/api#getchat,
+ * ChatFullInfo): its id, type, and `username` — which a group, supergroup or channel has only
+ * when it is public, readable by anyone.
+ */
+export async function getChatInfo(
+  config: Pick<Config, 'telegram'>,
+  name: string,
+  fetchFn: typeof fetch,
+  now: Date,
+): Promise<{ id: string; type: string; username?: string }> {
   const { botToken, apiUrl } = config.telegram;
   if (!botToken) throw new PermanentError('telegram: TELEGRAM_BOT_TOKEN is not set');
   const label = `POST ${apiUrl}/bot***/getChat`;
@@ -117,7 +131,7 @@ export async function getChatId(
   });
   const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
     ok?: boolean;
-    result?: { id?: unknown };
+    result?: { id?: unknown; type?: unknown; username?: unknown };
     description?: string;
   };
   if (reply.status === 400 || reply.status === 403) {
@@ -130,7 +144,12 @@ export async function getChatId(
   if (parsed.ok !== true || (typeof id !== 'number' && typeof id !== 'string')) {
     throw new PermanentError(`telegram getChat answered without a chat id for ${name}`);
   }
-  return String(id);
+  const { type, username } = parsed.result ?? {};
+  return {
+    id: String(id),
+    type: typeof type === 'string' ? type : '',
+    ...(typeof username === 'string' && username ? { username } : {}),
+  };
 }
 
 /**

@@ -303,6 +303,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ],
   ['this chat is already linked to this portal', 'этот чат уже привязан к этому порталу'],
   [
+    ' is a public chat, where anyone can read a code: it cannot be linked (the first portal to post there holds it); link a private group or channel',
+    ' — публичный чат, код в нём может прочитать кто угодно: его нельзя привязать (он за порталом, который написал туда первым); привяжите закрытую группу или канал',
+  ],
+  [
     'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
     'код в этот чат отправлен меньше 10 минут назад: введите его или запросите новый позже',
   ],

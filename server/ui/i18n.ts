@@ -212,7 +212,7 @@ const EN = {
   'alerts.invalid': 'Not saved:',
   'alerts.chats': 'Telegram chats of this portal',
   'alerts.chatsHelp':
-    "Every portal posts through this app's one Telegram bot. Link a chat to prove it is yours: once a chat is linked, only the portals that linked it may post there (alerts and rule steps), whoever posted there first. Add the bot to the chat, then ask for a code here: the bot posts it in the chat.",
+    "Every portal posts through this app's one Telegram bot. Link a private group or channel to prove it is yours: once a chat is linked, only the portals that linked it may post there (alerts and rule steps), whoever posted there first. Add the bot to the chat, then ask for a code here by the chat's id: the bot posts it in the chat. A public chat (one with an @name) cannot be linked.",
   'alerts.chatsNone': 'No chat is linked to this portal.',
   'alerts.linkedAt': 'linked',
   'alerts.unlink': 'Unlink',
@@ -475,7 +475,7 @@ const RU: Record<MessageKey, string> = {
   'alerts.invalid': 'Не сохранено:',
   'alerts.chats': 'Чаты Telegram этого портала',
   'alerts.chatsHelp':
-    'Все порталы пишут через одного Telegram-бота этого приложения. Привяжите чат, чтобы подтвердить, что он ваш: в привязанный чат пишут (оповещения и шаги правил) только привязавшие его порталы, кто бы ни написал туда первым. Добавьте бота в чат и запросите здесь код: бот отправит его в чат.',
+    'Все порталы пишут через одного Telegram-бота этого приложения. Привяжите закрытую группу или канал, чтобы подтвердить, что чат ваш: в привязанный чат пишут (оповещения и шаги правил) только привязавшие его порталы, кто бы ни написал туда первым. Добавьте бота в чат и запросите здесь код по ID чата: бот отправит его в чат. Публичный чат (с @именем) привязать нельзя.',
   'alerts.chatsNone': 'К этому порталу не привязан ни один чат.',
   'alerts.linkedAt': 'привязан',
   'alerts.unlink': 'Отвязать',

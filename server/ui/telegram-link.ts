@@ -13,7 +13,7 @@ import {
   telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
 import { callHttp } from '../actions/http-call.js';
-import { getChatId } from '../processing/telegram-chats.js';
+import { getChatId, getChatInfo } from '../processing/telegram-chats.js';
 
 /** How long a code sent to a chat can be typed back, and how soon another may be asked for. */
 export const LINK_CODE_TTL_MS = 10 * 60_000;
@@ -77,6 +77,13 @@ export async function sendLinkCode(
     const operatorId = operator ? await chatIdOf(deps, operator).catch(() => operator) : undefined;
     if (operator && (operatorId === chatId || operator === chat)) {
       return { error: "this is the server's alert chat; use a chat of your own" };
+    }
+    // A code posted into a public chat proves nothing: anyone can read it there.
+    const info = await getChatInfo(deps.config, chatId, globalThis.fetch, deps.clock.now());
+    if (info.username && info.type !== 'private') {
+      return {
+        error: `@${info.username} is a public chat, where anyone can read a code: it cannot be linked (the first portal to post there holds it); link a private group or channel`,
+      };
     }
   } catch (e) {
     return { error: (e as Error).message };

@@ -56,7 +56,17 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
       if (typeof id !== 'number' && !/^-?\d+$/.test(String(id))) {
         return fail(400, 'Bad Request: chat not found');
       }
-      return { body: { ok: true, result: { id: Number(id), type: 'channel' } } };
+      // A chat known by an @name is public (Bot API ChatFullInfo: `username` only then, for
+      // a group or channel); any other id is a private group.
+      const username = [...chats].find(([, v]) => v === Number(id))?.[0];
+      return {
+        body: {
+          ok: true,
+          result: username
+            ? { id: Number(id), type: 'channel', username: username.slice(1) }
+            : { id: Number(id), type: 'supergroup' },
+        },
+      };
     }
     if (nextError) {
       const e = nextError;

@@ -160,39 +160,39 @@ describe('telegram chats between portals', () => {
     const a = await seedPortal(h.t.deps);
     const b = await seedPortal(h.t.deps);
     const c = await seedPortal(h.t.deps);
-    // B learnt A's chat id and posted there first: under first-come, B holds it.
-    await postTo(b.memberId, '-100555');
+    // B learnt the id of A's private group and posted there first: under first-come, B holds it.
+    await postTo(b.memberId, '-100666');
     await deliver(b);
-    await postTo(a.memberId, '@b_sales');
+    await postTo(a.memberId, '-100666');
     await deliver(a);
     expect((await runs(a.row.id)).map((r) => r.status)).toEqual(['failed']);
 
     // A asks for a code: the bot posts it into the chat, naming A's portal.
-    expect(await sendLinkCode(h.t.deps, a.row, '@b_sales')).toEqual({
+    expect(await sendLinkCode(h.t.deps, a.row, '-100666')).toEqual({
       ok: true,
-      chatId: '-100555',
+      chatId: '-100666',
     });
-    const code = codeIn('-100555');
+    const code = codeIn('-100666');
     expect(code).toMatch(/^\d{8}$/);
     expect(h.tg.sent.at(-1)!.text).toContain(a.domain);
     // Another code within 10 minutes is refused: a portal cannot flood a chat with codes.
-    expect(await sendLinkCode(h.t.deps, a.row, '-100555')).toEqual({
+    expect(await sendLinkCode(h.t.deps, a.row, '-100666')).toEqual({
       error: expect.stringMatching(/less than 10 minutes ago/),
     });
     // A wrong code, then B trying A's code for itself: neither links.
     const wrong = code === '00000000' ? '00000001' : '00000000';
-    expect(await linkWithCode(h.t.deps, a.row, '-100555', wrong)).toEqual({
+    expect(await linkWithCode(h.t.deps, a.row, '-100666', wrong)).toEqual({
       error: 'wrong code; tries left: 4',
     });
-    expect(await linkWithCode(h.t.deps, b.row, '-100555', code)).toEqual({
+    expect(await linkWithCode(h.t.deps, b.row, '-100666', code)).toEqual({
       error: expect.stringMatching(/never sent/),
       ended: true,
     });
     expect(
-      await linkWithCode(h.t.deps, a.row, '-100555', `${code.slice(0, 4)} ${code.slice(4)}`),
+      await linkWithCode(h.t.deps, a.row, '-100666', `${code.slice(0, 4)} ${code.slice(4)}`),
     ).toEqual({
       ok: true,
-      chatId: '-100555',
+      chatId: '-100666',
     });
 
     // Now only A posts there; B, which held it by posting first, no longer does.
@@ -205,21 +205,32 @@ describe('telegram chats between portals', () => {
     expect(bRuns[1]!.error).toMatch(/used by another portal of this app.*link this one/);
 
     // Two portals of one company: B proves it reads the chat too, and both post there.
-    expect(await sendLinkCode(h.t.deps, b.row, '-100555')).toMatchObject({ ok: true });
-    expect(await linkWithCode(h.t.deps, b.row, '-100555', codeIn('-100555'))).toMatchObject({
+    expect(await sendLinkCode(h.t.deps, b.row, '-100666')).toMatchObject({ ok: true });
+    expect(await linkWithCode(h.t.deps, b.row, '-100666', codeIn('-100666'))).toMatchObject({
       ok: true,
     });
     const shared = h.tg.sent.length;
     await deliver(a);
     await deliver(b);
     // Control: a portal that linked nothing is still refused.
-    await postTo(c.memberId, '-100555');
+    await postTo(c.memberId, '-100666');
     await deliver(c);
     expect(h.tg.sent.slice(shared).map((m) => m.text)).toEqual([
       `from ${a.memberId}`,
       `from ${b.memberId}`,
     ]);
     expect((await runs(c.row.id))[0]!.error).toMatch(/used by another portal/);
+  });
+
+  it('never links a public chat, where anyone can read the code', async () => {
+    const a = await seedPortal(h.t.deps);
+    const sent = h.tg.sent.length;
+    for (const chat of ['@b_sales', '-100555']) {
+      expect(await sendLinkCode(h.t.deps, a.row, chat)).toEqual({
+        error: expect.stringMatching(/^@b_sales is a public chat, where anyone can read a code/),
+      });
+    }
+    expect(h.tg.sent.length).toBe(sent);
   });
 
   it('gives a chat up when the only portal that linked it unlinks it', async () => {
