@@ -70,6 +70,18 @@ export async function claimTelegramChat(
   );
 }
 
+/** Gives `chatId` up if `portalId` holds it (a claim whose message did not go out). */
+export async function releaseTelegramChat(
+  db: Knex,
+  chatId: string,
+  portalId: number,
+  now: number,
+): Promise<void> {
+  await db('telegram_chats')
+    .where({ chat_id: chatId, portal_id: portalId })
+    .update({ portal_id: null, updated_at: now });
+}
+
 /** The portals that proved `chatId` is theirs (migration 0026). */
 export async function telegramChatLinks(db: Knex, chatId: string): Promise<number[]> {
   return (

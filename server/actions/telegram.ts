@@ -42,27 +42,37 @@ export async function runTelegram(
   const shownUrl = `${apiUrl}/bot***/sendMessage`;
   const label = `POST ${shownUrl}`;
   const now = (ctx.clock ?? systemClock).now();
-  const reply = await callHttp({
-    method: 'POST',
-    url: `${apiUrl}/bot${botToken}/sendMessage`,
-    headers: { 'content-type': 'application/json' },
-    body,
-    timeoutMs: TIMEOUT_MS,
-    fetch: ctx.fetch ?? globalThis.fetch,
-    label,
-  });
-  const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
+  let parsed: {
     ok?: boolean;
     result?: unknown;
     description?: string;
     parameters?: { retry_after?: number };
   };
-  const retryAfter = parsed.parameters?.retry_after;
-  failOnStatus(reply, label, now, typeof retryAfter === 'number' ? retryAfter * 1000 : undefined);
-  if (parsed.ok !== true) {
-    throw new PermanentError(
-      `telegram sendMessage answered without ok: ${parsed.description ?? reply.text.slice(0, 200)}`,
-    );
+  let reply: Awaited<ReturnType<typeof callHttp>>;
+  try {
+    reply = await callHttp({
+      method: 'POST',
+      url: `${apiUrl}/bot${botToken}/sendMessage`,
+      headers: { 'content-type': 'application/json' },
+      body,
+      timeoutMs: TIMEOUT_MS,
+      fetch: ctx.fetch ?? globalThis.fetch,
+      label,
+    });
+    parsed = (
+      typeof reply.body === 'object' && reply.body !== null ? reply.body : {}
+    ) as typeof parsed;
+    const retryAfter = parsed.parameters?.retry_after;
+    failOnStatus(reply, label, now, typeof retryAfter === 'number' ? retryAfter * 1000 : undefined);
+    if (parsed.ok !== true) {
+      throw new PermanentError(
+        `telegram sendMessage answered without ok: ${parsed.description ?? reply.text.slice(0, 200)}`,
+      );
+    }
+  } catch (e) {
+    // Nothing went out: a chat this step took for its portal is given up again.
+    if (admitted !== undefined) await ctx.telegramChats?.release(admitted);
+    throw e;
   }
   const sentTo = (parsed.result as { chat?: { id?: unknown } } | undefined)?.chat?.id;
   if (typeof sentTo === 'number' || typeof sentTo === 'string') {

@@ -53,6 +53,11 @@ export interface TelegramChatGuard {
   admit(chat: string): Promise<string>;
   /** After a message went out: the chat (`result.chat.id`) is this portal's if no one holds it. */
   claim(chatId: string): Promise<void>;
+  /**
+   * The message to a chat `admit` took for this portal did not go out: the chat is given up
+   * again, so that naming a chat the bot is not in does not hold it.
+   */
+  release(chatId: string): Promise<void>;
 }
 
 /** A short, secret-free description of what was sent (for action_runs.request_summary). */

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import {
   claimTelegramChat,
   getTelegramChat,
+  releaseTelegramChat,
   rememberTelegramUsername,
   telegramChatByUsername,
   telegramChatLinks,
@@ -47,6 +48,8 @@ export function telegramChatGuard(
     await rememberTelegramUsername(deps.db, id, username, now());
     return id;
   };
+  /** Chats this guard's `admit` took for the portal, until a message to them went out. */
+  const takenNow = new Set<string>();
   return {
     async admit(chat) {
       const id = await resolve(chat);
@@ -62,7 +65,9 @@ export function telegramChatGuard(
       // Claimed before the message goes, not after: two portals posting at once to a chat
       // nobody held would otherwise both get through. A claim never takes a linked chat.
       if ((await telegramChatLinks(deps.db, id)).length === 0) {
+        const before = await getTelegramChat(deps.db, id);
         await claimTelegramChat(deps.db, id, portalId, now());
+        if (before?.portal_id === null || before === undefined) takenNow.add(id);
       }
       if ((await chatOwner(deps.db, id, portalId)) === 'other') {
         throw new PermanentError(
@@ -72,12 +77,17 @@ export function telegramChatGuard(
       return id;
     },
     async claim(chatId) {
+      takenNow.delete(chatId);
       try {
         await claimTelegramChat(deps.db, chatId, portalId, now());
       } catch (e) {
         // The message went out; a failed claim must not send it again.
         deps.logger.warn({ err: (e as Error).message, portalId }, 'telegram chat not recorded');
       }
+    },
+    async release(chatId) {
+      if (!takenNow.delete(chatId)) return;
+      await releaseTelegramChat(deps.db, chatId, portalId, now());
     },
   };
 }

@@ -369,4 +369,20 @@ describe('telegram chats between portals', () => {
     h.t.clock.advance(10 * 60_000);
     expect(await sendLinkCode(h.t.deps, a.row, '-100406')).toMatchObject({ ok: true });
   });
+
+  it('does not hold a chat for a portal whose message to it did not go out', async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    // A names a chat the bot is not in: Telegram refuses, and A does not hold it.
+    h.tg.failNext({ code: 403, description: 'Forbidden: bot is not a member of the channel chat' });
+    await postTo(a.memberId, '-100950');
+    await deliver(a);
+    expect((await runs(a.row.id)).map((r) => r.status)).toEqual(['failed']);
+    expect((await getTelegramChat(h.t.deps.db, '-100950'))?.portal_id ?? null).toBeNull();
+    // Its owner adds the bot and posts: the chat is B's.
+    await postTo(b.memberId, '-100950');
+    await deliver(b);
+    expect((await runs(b.row.id)).map((r) => r.status)).toEqual(['succeeded']);
+    expect(await getTelegramChat(h.t.deps.db, '-100950')).toMatchObject({ portal_id: b.row.id });
+  });
 });
