@@ -1,7 +1,8 @@
 import { PermanentError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { TelegramAction } from '../rules/model.js';
-import { callHttp, failOnStatus } from './http-call.js';
+import { failOnStatus } from './http-call.js';
+import { callBotApi } from './telegram-bot.js';
 import type { ActionContext, ActionResult } from './types.js';
 
 const TIMEOUT_MS = 10_000;
@@ -16,7 +17,7 @@ export async function runTelegram(
   action: TelegramAction,
   ctx: ActionContext,
 ): Promise<ActionResult> {
-  const { botToken, chatId: defaultChat, apiUrl } = ctx.config.telegram;
+  const { botToken, chatId: defaultChat } = ctx.config.telegram;
   if (!botToken) throw new PermanentError('telegram step: TELEGRAM_BOT_TOKEN is not set');
   const chatId = action.chatId ?? (ctx.telegramChat === undefined ? defaultChat : ctx.telegramChat);
   // A portal's step (telegramChat given) never posts to the operator's chat, named or not.
@@ -37,36 +38,19 @@ export async function runTelegram(
   const admitted = await ctx.telegramChats?.admit(String(chatId));
   const payload: Record<string, unknown> = { chat_id: admitted ?? chatId, text: action.text };
   if (action.parseMode) payload.parse_mode = action.parseMode;
-  const body = JSON.stringify(payload);
-  // The bot token is part of the path: never let it into a label, summary or error.
-  const shownUrl = `${apiUrl}/bot***/sendMessage`;
-  const label = `POST ${shownUrl}`;
   const now = (ctx.clock ?? systemClock).now();
-  let parsed: {
-    ok?: boolean;
-    result?: unknown;
-    description?: string;
-    parameters?: { retry_after?: number };
-  };
-  let reply: Awaited<ReturnType<typeof callHttp>>;
+  let call: Awaited<ReturnType<typeof callBotApi>>;
   try {
-    reply = await callHttp({
-      method: 'POST',
-      url: `${apiUrl}/bot${botToken}/sendMessage`,
-      headers: { 'content-type': 'application/json' },
-      body,
+    call = await callBotApi(ctx.config.telegram, 'sendMessage', payload, {
+      fetch: ctx.fetch,
       timeoutMs: TIMEOUT_MS,
-      fetch: ctx.fetch ?? globalThis.fetch,
-      label,
     });
-    parsed = (
-      typeof reply.body === 'object' && reply.body !== null ? reply.body : {}
-    ) as typeof parsed;
-    const retryAfter = parsed.parameters?.retry_after;
+    const { reply, answer, label } = call;
+    const retryAfter = answer.parameters?.retry_after;
     failOnStatus(reply, label, now, typeof retryAfter === 'number' ? retryAfter * 1000 : undefined);
-    if (parsed.ok !== true) {
+    if (answer.ok !== true) {
       throw new PermanentError(
-        `telegram sendMessage answered without ok: ${parsed.description ?? reply.text.slice(0, 200)}`,
+        `telegram sendMessage answered without ok: ${answer.description ?? reply.text.slice(0, 200)}`,
       );
     }
   } catch (e) {
@@ -74,7 +58,8 @@ export async function runTelegram(
     if (admitted !== undefined) await ctx.telegramChats?.release(admitted);
     throw e;
   }
-  const sentTo = (parsed.result as { chat?: { id?: unknown } } | undefined)?.chat?.id;
+  const { reply, answer, shownUrl, bytes } = call;
+  const sentTo = (answer.result as { chat?: { id?: unknown } } | undefined)?.chat?.id;
   if (typeof sentTo === 'number' || typeof sentTo === 'string') {
     await ctx.telegramChats?.claim(String(sentTo));
   }
@@ -85,8 +70,8 @@ export async function runTelegram(
       method: 'POST',
       url: shownUrl,
       to: String(chatId),
-      bytes: Buffer.byteLength(body),
+      bytes,
     },
-    response: { status: reply.status, ms: reply.ms, body: parsed.result },
+    response: { status: reply.status, ms: reply.ms, body: answer.result },
   };
 }

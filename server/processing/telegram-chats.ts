@@ -7,7 +7,8 @@ import {
   telegramChatByUsername,
   telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
-import { callHttp, failOnStatus } from '../actions/http-call.js';
+import { failOnStatus } from '../actions/http-call.js';
+import { callBotApi } from '../actions/telegram-bot.js';
 import type { TelegramChatGuard } from '../actions/types.js';
 import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
@@ -127,23 +128,17 @@ export async function getChatInfo(
   fetchFn: typeof fetch,
   now: Date,
 ): Promise<{ id: string; type: string; username?: string }> {
-  const { botToken, apiUrl } = config.telegram;
-  if (!botToken) throw new PermanentError('telegram: TELEGRAM_BOT_TOKEN is not set');
-  const label = `POST ${apiUrl}/bot***/getChat`;
-  const reply = await callHttp({
-    method: 'POST',
-    url: `${apiUrl}/bot${botToken}/getChat`,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ chat_id: name }),
-    timeoutMs: 10_000,
-    fetch: fetchFn,
+  if (!config.telegram.botToken)
+    throw new PermanentError('telegram: TELEGRAM_BOT_TOKEN is not set');
+  const {
+    reply,
+    answer: parsed,
     label,
-  });
-  const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
-    ok?: boolean;
-    result?: { id?: unknown; type?: unknown; username?: unknown };
-    description?: string;
-  };
+  } = await callBotApi<{
+    id?: unknown;
+    type?: unknown;
+    username?: unknown;
+  }>(config.telegram, 'getChat', { chat_id: name }, { fetch: fetchFn });
   if (reply.status === 400 || reply.status === 403) {
     throw new PermanentError(
       `telegram: chat ${name} not found (${parsed.description === undefined ? reply.status : JSON.stringify(parsed.description)}); is the bot a member?`,

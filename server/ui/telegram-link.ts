@@ -12,7 +12,7 @@ import {
   telegramChatByUsername,
   telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
-import { callHttp } from '../actions/http-call.js';
+import { callBotApi } from '../actions/telegram-bot.js';
 import { getChatId, getChatInfo } from '../processing/telegram-chats.js';
 
 /** How long a code sent to a chat can be typed back, and how soon another may be asked for. */
@@ -131,27 +131,16 @@ async function postCode(
   code: string,
   portal: PortalRow,
 ): Promise<string | undefined> {
-  const { botToken, apiUrl } = deps.config.telegram;
   const shown = `${code.slice(0, 4)} ${code.slice(4)}`;
   const text =
     uiLang(portal.lang) === 'ru'
       ? `b24hooks: код ${shown} привяжет этот чат к порталу ${portal.domain}. Введите его на странице «Оповещения» приложения в течение 10 минут. Если никто здесь его не запрашивал, не обращайте внимания на это сообщение.`
       : `b24hooks: the code ${shown} links this chat to the portal ${portal.domain}. Type it on the app's Alerts page within 10 minutes. If no one here asked for it, ignore this message.`;
-  const label = `POST ${apiUrl}/bot***/sendMessage`;
   try {
-    const reply = await callHttp({
-      method: 'POST',
-      url: `${apiUrl}/bot${botToken}/sendMessage`,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ chat_id: chatId, text }),
-      timeoutMs: 10_000,
-      fetch: globalThis.fetch,
-      label,
+    const { reply, answer: parsed } = await callBotApi(deps.config.telegram, 'sendMessage', {
+      chat_id: chatId,
+      text,
     });
-    const parsed = (typeof reply.body === 'object' && reply.body !== null ? reply.body : {}) as {
-      ok?: boolean;
-      description?: string;
-    };
     if (reply.status === 400 || reply.status === 403) {
       return `Telegram did not deliver the code to chat ${chat} (${parsed.description === undefined ? reply.status : JSON.stringify(String(parsed.description).slice(0, 200))}); is the bot a member?`;
     }
