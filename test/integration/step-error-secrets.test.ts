@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { saveMapSealed } from '../../server/rules/saved-map.js';
 import { validateEventMap } from '../../server/rules/validate.js';
+import { wonDealHttpMap } from '../helpers/secret-map.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 import { getPage, openSession, type UiSession } from './ui/ui-client.js';
 
@@ -23,25 +24,13 @@ describe('a credential the destination echoes in its refusal', () => {
   beforeAll(async () => {
     h = await startUiHarness();
     const sinkHost = new URL(h.sink.url).host;
-    const v = validateEventMap({
-      rules: [
-        {
-          name: 'Won deal: invoice',
-          on: ['ONCRMDEALUPDATE'],
-          when: [{ field: 'STAGE_ID', becomes: 'WON' }],
-          actions: [
-            {
-              type: 'http',
-              name: 'invoice',
-              method: 'POST',
-              url: `http://erp:${PASSWORD}@${sinkHost}/hooks/catch/42/${HOOK}/`,
-              headers: { 'X-Erp-Key': KEY },
-              body: { dealId: '{{deal.ID}}' },
-            },
-          ],
-        },
-      ],
-    });
+    const v = validateEventMap(
+      wonDealHttpMap('Won deal: invoice', {
+        name: 'invoice',
+        url: `http://erp:${PASSWORD}@${sinkHost}/hooks/catch/42/${HOOK}/`,
+        headers: { 'X-Erp-Key': KEY },
+      }),
+    );
     if (!v.ok) throw new Error(JSON.stringify(v.errors));
     const saved = await saveMapSealed(h.t.deps, h.portal.memberId, v.map);
     expect(saved.ok).toBe(true);
@@ -103,25 +92,13 @@ describe('a credential the destination echoes escaped', () => {
   let h: UiHarness;
   beforeAll(async () => {
     h = await startUiHarness();
-    const v = validateEventMap({
-      rules: [
-        {
-          name: 'Won deal: ship',
-          on: ['ONCRMDEALUPDATE'],
-          when: [{ field: 'STAGE_ID', becomes: 'WON' }],
-          actions: [
-            {
-              type: 'http',
-              name: 'ship',
-              method: 'POST',
-              url: `${h.sink.url}/ship`,
-              headers: { Authorization: `Bearer ${SLASHED}` },
-              body: { dealId: '{{deal.ID}}' },
-            },
-          ],
-        },
-      ],
-    });
+    const v = validateEventMap(
+      wonDealHttpMap('Won deal: ship', {
+        name: 'ship',
+        url: `${h.sink.url}/ship`,
+        headers: { Authorization: `Bearer ${SLASHED}` },
+      }),
+    );
     if (!v.ok) throw new Error(JSON.stringify(v.errors));
     expect((await saveMapSealed(h.t.deps, h.portal.memberId, v.map)).ok).toBe(true);
     h.sink.handle(() => ({
