@@ -118,7 +118,8 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
     });
   }
   fs.mkdirSync(path.dirname(target.filename), { recursive: true });
-  return knexFactory({
+  const watch: StatementWatch = {};
+  const db = knexFactory({
     client: 'better-sqlite3',
     connection: { filename: target.filename },
     useNullAsDefault: true,
@@ -130,6 +131,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
         try {
           applySqlitePragmas(conn, opts.busyTimeoutMs);
           if (opts.keepStatements !== false) keepStatements(conn);
+          timeStatements(conn, watch);
           done(null, conn);
         } catch (e) {
           done(e as Error, conn);
@@ -137,6 +139,68 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       },
     },
   });
+  watches.set(db, watch);
+  return db;
+}
+
+/** Where a connection reports how long each statement took (set by `watchStatements`). */
+interface StatementWatch {
+  took?: (sql: string, ms: number) => void;
+}
+const watches = new WeakMap<Knex, StatementWatch>();
+const TIMED = Symbol('timed');
+
+/**
+ * Calls `took(sql, ms)` after every statement of `db`, a failed one too. On SQLite that is
+ * time the main thread spent in it, every request waiting (BEGIN and COMMIT with its fsync
+ * included); on PostgreSQL the round trip of each query knex names (transactions' BEGIN and
+ * COMMIT are not), time a request waits only if it needs the answer.
+ */
+export function watchStatements(db: Knex, took: (sql: string, ms: number) => void): void {
+  const watch = watches.get(db);
+  if (watch) {
+    watch.took = took;
+    return;
+  }
+  const started = new Map<string, { sql: string; at: number }>();
+  const done = (_x: unknown, q: { __knexQueryUid?: string }) => {
+    const uid = q?.__knexQueryUid;
+    const s = uid === undefined ? undefined : started.get(uid);
+    if (!s || uid === undefined) return;
+    started.delete(uid);
+    took(s.sql, performance.now() - s.at);
+  };
+  db.on('query', (q: { __knexQueryUid?: string; sql?: string }) => {
+    if (q.__knexQueryUid !== undefined && typeof q.sql === 'string') {
+      started.set(q.__knexQueryUid, { sql: q.sql, at: performance.now() });
+    }
+  });
+  db.on('query-response', done);
+  db.on('query-error', done);
+}
+
+/** Times each statement `conn` runs, when `watch` asks (see watchStatements). */
+function timeStatements(conn: BetterSqlite3.Database, watch: StatementWatch): void {
+  const prepare = conn.prepare.bind(conn);
+  conn.prepare = ((sql: string) => {
+    const stmt = prepare(sql) as BetterSqlite3.Statement & { [TIMED]?: true };
+    if (stmt[TIMED]) return stmt;
+    stmt[TIMED] = true;
+    for (const method of ['run', 'all', 'get'] as const) {
+      const run = stmt[method] as (...args: unknown[]) => unknown;
+      (stmt as unknown as Record<string, unknown>)[method] = function timed(...args: unknown[]) {
+        const took = watch.took;
+        if (!took) return run.apply(stmt, args);
+        const at = performance.now();
+        try {
+          return run.apply(stmt, args);
+        } finally {
+          took(sql, performance.now() - at);
+        }
+      };
+    }
+    return stmt;
+  }) as typeof conn.prepare;
 }
 
 /** How many prepared statements a connection keeps (least recently used go first). */

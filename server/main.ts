@@ -6,6 +6,8 @@ import { createServices } from './services.js';
 import { ensureSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
 import { gateConnections } from '../db/connection-gate.js';
+import { watchStatements } from '../db/connect.js';
+import { statementWatch } from './lib/slow-statements.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
 import { releaseDeadHolders } from './queue/start-sweep.js';
 import { buildListener, listen, type RunningServer } from './start.js';
@@ -37,6 +39,15 @@ async function main(): Promise<void> {
   // The main thread serves every request: a write there must not wait long for a lock held
   // by another process (a locked database answers 503 at the intake, on its own thread).
   const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
+  // Which statement a stall was: timed into /metrics, the slow ones logged with their SQL.
+  watchStatements(
+    deps.db,
+    statementWatch({
+      logger: deps.logger,
+      observe: (s) => deps.metrics.dbStatementSeconds.observe(s),
+      sqlite: config.database.client === 'sqlite',
+    }),
+  );
   const readiness = installReadiness(config);
   if (readiness) {
     deps.logger[readiness.level]({ install: 'not_proven' }, readiness.message);

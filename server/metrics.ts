@@ -94,6 +94,12 @@ export function createMetrics(
       labelNames: ['portal', 'event', 'status'] as const,
       registers: [registry],
     }),
+    dbStatementSeconds: new Histogram({
+      name: 'b24hooks_db_statement_seconds',
+      help: "Time of each SQL statement of the server's main connection (SQLite: time the main thread, and every request, waited for it; PostgreSQL: the query's round trip)",
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
     processingSeconds: new Histogram({
       name: 'b24hooks_event_processing_seconds',
       help: 'Time from receipt to a final status',

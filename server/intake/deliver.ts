@@ -43,7 +43,7 @@ export interface IntakeContext extends Pick<
   digestOf(token: string): string;
   rejectBudget: RejectBudget;
   unverifiedCap: UnverifiedCap;
-  /** Whether a line about a refused delivery may still be logged this minute (log-budget.ts). */
+  /** Whether a line about a refused delivery may still be logged this minute (server/lib/log-budget.ts). */
   mayLog(kind: string): boolean;
 }
 

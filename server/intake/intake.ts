@@ -5,7 +5,7 @@ import type { FastRoute } from '../http-server.js';
 import { createCommitQueue } from './commit-queue.js';
 import { handleBody, type IntakeContext } from './deliver.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
-import { createLogBudget } from './log-budget.js';
+import { createLogBudget } from '../lib/log-budget.js';
 import { createRejectBudget } from './reject-budget.js';
 import { RequestRate } from './request-rate.js';
 import { send } from './respond.js';

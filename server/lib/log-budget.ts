@@ -1,4 +1,4 @@
-import type { Logger } from '../lib/logger.js';
+import type { Logger } from './logger.js';
 
 /** Log lines a minute, per kind, about deliveries anyone can send (rejections, refusals). */
 export const INTAKE_LOG_LINES_PER_MINUTE = 60;
@@ -13,6 +13,7 @@ export function createLogBudget(
   logger: Logger,
   now: () => number,
   perMinute = INTAKE_LOG_LINES_PER_MINUTE,
+  leftOut = 'intake log lines left out in the last minute (each is counted in /metrics)',
 ): (kind: string) => boolean {
   let minute = -1;
   const counts = new Map<string, number>();
@@ -21,10 +22,7 @@ export function createLogBudget(
     if (m !== minute) {
       for (const [k, n] of counts) {
         if (n > perMinute) {
-          logger.warn(
-            { kind: k, left_out: n - perMinute },
-            'intake log lines left out in the last minute (each is counted in /metrics)',
-          );
+          logger.warn({ kind: k, left_out: n - perMinute }, leftOut);
         }
       }
       counts.clear();
