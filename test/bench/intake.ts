@@ -6,7 +6,15 @@ import { tempDir } from '../helpers/temp-dir.js';
 import { seedDataDir } from '../helpers/seed-db.js';
 import { storedAdminSession } from '../helpers/stored-session.js';
 import { eventBody } from '../helpers/event-builder.js';
-import { benchDir, fmt, loopDelay, runLoad, startProcess, type LoadResult } from './util.js';
+import {
+  benchDir,
+  fmt,
+  loopDelay,
+  runLoad,
+  statementFigures,
+  startProcess,
+  type LoadResult,
+} from './util.js';
 
 /** A realistic delivery, padded to about 1.2 KB as a deal update with a long token set. */
 function benchDelivery(portal: Parameters<typeof eventBody>[0]['portal'], event: string): string {
@@ -248,6 +256,7 @@ async function everythingOn(
   };
   let r: LoadResult;
   let eld: number;
+  let sql: Awaited<ReturnType<typeof statementFigures>>;
   const pending: Promise<unknown>[] = [];
   let timers: NodeJS.Timeout[] = [];
   const load = (seconds: number) =>
@@ -276,6 +285,7 @@ async function everythingOn(
     await Promise.all(pending);
     windows.push((await loopDelay(proc.url)).p99);
     eld = Math.max(...windows);
+    sql = await statementFigures(proc.url);
   } finally {
     for (const x of timers) clearInterval(x);
     await proc.stop();
@@ -301,7 +311,9 @@ async function everythingOn(
       `c/b = ${fmt(r.rps / b.rps, 2)} ((b) ${fmt(before.rps)} before, ${fmt(after.rps)} after)\n` +
       `    events: ${JSON.stringify(by)}; HTTP steps sent to the stand-in: ${fmt(standin.requests.length)}\n` +
       `    readers: ${views.length} dashboard views (p95 ${fmt(p95, 1)} ms, ${viewErrors} not 200), ` +
-      `${windows.length} /metrics scrapes; loop delay p99 is the worst of their windows; ` +
+      `${windows.length} /metrics scrapes; loop delay p99 is the worst of their windows\n` +
+      `    main-thread SQL (the whole run, warm-up included): ${fmt(sql.count)} statements, ${fmt(sql.ms)} ms in all, ` +
+      `${fmt(sql.over5ms)} over 5 ms, ${fmt(sql.over10ms)} over 10 ms; ` +
       `target p99 ≤ 15 ms ${r.p99 <= 15 ? 'ok' : 'MISSED'}, c/b ≥ 1.5 ${r.rps / b.rps >= 1.5 ? 'ok' : 'MISSED'}\n`,
   );
 }

@@ -77,6 +77,26 @@ export const fmt = (n: number, digits = 0) =>
  * A server's main-thread event-loop delay (ms) since its previous `/metrics` scrape: p99 and
  * max (NaN when the metric is missing). Each scrape starts a new window.
  */
+/**
+ * The server's main-connection SQL so far (`b24hooks_db_statement_seconds`): statements, their
+ * total time in ms, and how many took longer than 5 and than 10 ms.
+ */
+export async function statementFigures(
+  url: string,
+): Promise<{ count: number; ms: number; over5ms: number; over10ms: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  const count = num(/^b24hooks_db_statement_seconds_count (\S+)$/m);
+  const upTo = (le: string) =>
+    num(new RegExp(`^b24hooks_db_statement_seconds_bucket\\{le="${le}"\\} (\\S+)$`, 'm'));
+  return {
+    count,
+    ms: num(/^b24hooks_db_statement_seconds_sum (\S+)$/m) * 1000,
+    over5ms: count - upTo('0.005'),
+    over10ms: count - upTo('0.01'),
+  };
+}
+
 export async function loopDelay(url: string): Promise<{ p99: number; max: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const q = (quantile: string) => {
