@@ -57,9 +57,15 @@ export function parseActions(r: EnvReader): Config['actions'] {
   return { privateHosts, secretEnv };
 }
 
+/**
+ * The URL parses and its host is the one written after the credentials. A `?`, `#` or `/`
+ * left unencoded in the user name ends the host early and still parses (`smtp://us?er:pass@h`
+ * is host `us` with the rest as its query), so an `@` after the host means exactly that.
+ */
 function parsesWithHost(url: string): boolean {
   try {
-    return new URL(url).hostname !== '';
+    const u = new URL(url);
+    return u.hostname !== '' && !(u.pathname + u.search + u.hash).includes('@');
   } catch {
     return false;
   }

@@ -90,6 +90,20 @@ describe('email action', () => {
     expect((err as Error).message).toContain('Mailbox unavailable');
   });
 
+  it('logs in with a user name and password holding reserved characters, percent-encoded', async () => {
+    const user = 'shop?mail#1';
+    const pass = 'p?ss/w@rd:#%&=+ x';
+    const special = await startSmtpSink(user, pass);
+    try {
+      const url = `smtp://${encodeURIComponent(user)}:${encodeURIComponent(pass)}@127.0.0.1:${special.port}`;
+      // Its own transport, closed after the message, so the server can close too.
+      await runAction(mail, mail, { ...ctx({ SMTP_URL: url }), mailer: undefined });
+      expect(special.messages.map((m) => m.user)).toEqual([user]);
+    } finally {
+      await special.close();
+    }
+  });
+
   it('fails for good on wrong credentials and without SMTP_URL', async () => {
     const wrong = smtp.url.replace('mail-secret', 'nope');
     const err = await runAction(mail, mail, {

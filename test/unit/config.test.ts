@@ -211,6 +211,32 @@ describe('loadConfig', () => {
     expect(c.email.smtpUrl).toBe('smtp://user:pa%23ss%40word@mail.example.org:587');
   });
 
+  /**
+   * A `?`, `#` or `/` in the user name ends the host early: the URL still parses, with the
+   * user name's first part as the host and the password in the query, so every message went
+   * to a host that does not exist.
+   */
+  it('refuses an SMTP_URL whose user name ends the host early, without repeating it', () => {
+    for (const url of [
+      'smtp://ma?il:hunter2@mail.example.org:587',
+      'smtp://ma#il:hunter2@mail.example.org:587',
+      'smtp://ma/il:hunter2@mail.example.org:587',
+    ]) {
+      try {
+        loadConfig({ ...base, SMTP_URL: url });
+        throw new Error(`expected a ConfigError for ${url}`);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        expect((e as Error).message).toContain('SMTP_URL');
+        expect((e as Error).message).toContain('%3F');
+        expect((e as Error).message).not.toContain('hunter');
+      }
+    }
+    // nodemailer's own query options stay possible.
+    const tls = 'smtp://user:pass@mail.example.org:587?tls.rejectUnauthorized=false';
+    expect(loadConfig({ ...base, SMTP_URL: tls }).email.smtpUrl).toBe(tls);
+  });
+
   it('never repeats a secret value in its error message', () => {
     try {
       loadConfig({ SESSION_SECRET: 'short', TOKEN_ENCRYPTION_KEY: 'not-a-key-supersecret' });
