@@ -1,4 +1,5 @@
 import { parseHostPattern, type HostPattern } from '../lib/host-pattern.js';
+import { isBindableEvent } from './bitrix-events.js';
 import { list, type EnvReader } from './reader.js';
 import type { Config } from './types.js';
 
@@ -103,6 +104,11 @@ export function parseBitrix24(r: EnvReader): Config['b24'] {
   const events = list(env.B24_EVENTS)?.map((e) => e.toUpperCase());
   for (const e of events ?? []) {
     if (!/^[A-Z0-9_]+$/.test(e)) problems.push(`B24_EVENTS: "${e}" is not an event name`);
+    else if (!isBindableEvent(e)) {
+      problems.push(
+        `B24_EVENTS: "${e}" is not a Bitrix24 CRM or task event the app can bind (e.g. ONCRMDEALUPDATE, ONTASKADD)`,
+      );
+    }
   }
   const offlineRaw = (env.B24_OFFLINE_EVENTS ?? 'on').trim().toLowerCase();
   if (!['on', 'off', 'true', 'false', '1', '0'].includes(offlineRaw)) {

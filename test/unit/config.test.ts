@@ -3,6 +3,7 @@ import { ConfigError } from '../../server/lib/errors.js';
 import { loadConfig, parseByteSize } from '../../server/config.js';
 import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
 import { publicDeploymentWarnings } from '../../server/config/warnings.js';
+import { SUPPORTED_EVENTS } from '../../server/ui/supported-events.js';
 
 const KEY = 'a'.repeat(64);
 const base = { SESSION_SECRET: 'x'.repeat(20), TOKEN_ENCRYPTION_KEY: KEY };
@@ -235,6 +236,33 @@ describe('loadConfig', () => {
     // nodemailer's own query options stay possible.
     const tls = 'smtp://user:pass@mail.example.org:587?tls.rejectUnauthorized=false';
     expect(loadConfig({ ...base, SMTP_URL: tls }).email.smtpUrl).toBe(tls);
+  });
+
+  /**
+   * A typo in B24_EVENTS used to start the server silently: every install then asked the
+   * portal to bind a name it does not know, and the event never arrived.
+   */
+  it('refuses a B24_EVENTS name that is not an event the app can bind, naming it', () => {
+    try {
+      loadConfig({ ...base, B24_EVENTS: 'ONCRMDEALADD,ONCRMDEALUPDTE,ONCRMDEALWON' });
+      throw new Error('expected a ConfigError');
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const message = (e as Error).message;
+      expect(message).toContain('B24_EVENTS: "ONCRMDEALUPDTE"');
+      expect(message).toContain('B24_EVENTS: "ONCRMDEALWON"');
+      expect(message).not.toContain('"ONCRMDEALADD"');
+    }
+    const names = [
+      ...SUPPORTED_EVENTS.map((e) => e.name),
+      'ONCRMDYNAMICITEMUPDATE',
+      'onCrmDynamicItemAdd_128',
+      'ONCRMQUOTEUPDATE',
+      'ONTASKCOMMENTADD',
+    ];
+    expect(loadConfig({ ...base, B24_EVENTS: names.join(',') }).b24.events).toEqual(
+      names.map((n) => n.toUpperCase()),
+    );
   });
 
   it('never repeats a secret value in its error message', () => {
