@@ -25,7 +25,11 @@ function newKeyFrom(ctx: CommandContext, fromEnv: boolean): { key: Buffer; gener
     try {
       raw = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      throw new UsageError(`--new-key-file: cannot read ${file}: ${(e as Error).message}`);
+      // The command line is right and the file is not readable: a failure (exit 1), as in
+      // `rules import`, not bad usage.
+      throw new Error(
+        `--new-key-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
   } else raw = ctx.env?.NEW_TOKEN_ENCRYPTION_KEY?.trim() || undefined;
   if (raw !== undefined) {

@@ -180,6 +180,28 @@ describe('rotate-key with the key in DATA_DIR/secrets.json', () => {
   });
 });
 
+describe('rotate-key with a --new-key-file it cannot read', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  /** The command line is right; the file is not there: a failure (1), not bad usage (2). */
+  it('fails with exit 1 and one line naming the file, and keeps the key', async () => {
+    const dataDir = path.join(tmp.dir, 'data');
+    const before = ensureSecrets(dataDir, {});
+    const missing = path.join(tmp.dir, 'no-such-key');
+    let out = '';
+    let err = '';
+    const code = await runCli(
+      ['rotate-key', '--new-key-file', missing, '--json'],
+      { DATA_DIR: dataDir },
+      { out: (s) => (out += s), err: (s) => (err += s) },
+    );
+    expect({ code, out }).toEqual({ code: 1, out: '' });
+    expect(err).toBe(`b24hooks rotate-key: --new-key-file: cannot read ${missing}: ENOENT\n`);
+    expect(ensureSecrets(dataDir, {})).toEqual(before);
+  });
+});
+
 describe("a rotate-key stopped before its new secrets.json took the old one's place", () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
