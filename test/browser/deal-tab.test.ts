@@ -2,6 +2,8 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { appFrameOf, startFramedUi, type FramedUi } from '../helpers/framed-ui.js';
 import { seedDealEvent } from '../helpers/seed-db.js';
+import { findPortalByMemberId } from '../../db/stores/portals.js';
+import { eraseEntityData } from '../../server/retention/erase.js';
 
 /** The deal tab in the emulated deal card, as a manager (not an admin) sees it. */
 describeInChromium('the deal tab in the deal card', (executablePath) => {
@@ -66,6 +68,38 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     await newest.locator('.b-processed').waitFor({ timeout: 15_000 });
     await expect(newest.textContent()).resolves.toContain('Won deal: invoice');
     await frame().locator('#deal-refreshing').waitFor({ state: 'detached' });
+  });
+
+  /**
+   * A tab with no events had no refresh at all: a manager who opened a quiet deal and moved
+   * it saw "No events" until reopening the card.
+   */
+  it('shows the first event of a deal that had none when the tab opened, then its outcome', async () => {
+    const { h, page } = ui;
+    const deal = await h.portal.addDeal({ TITLE: 'Quiet order', STAGE_ID: 'NEW' });
+    await h.drain();
+    // Its creation erased (an erasure request): the deal has no events in the log.
+    const portal = await findPortalByMemberId(h.t.deps.db, h.portal.memberId);
+    await eraseEntityData(h.t.deps, portal!, { type: 'deal', id: deal.id });
+    await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+    await frame().locator('#no-events').waitFor();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.portal.whenIdle();
+    await h.services.intake.drain();
+    // No reload, no click: the event shows up, then its outcome.
+    const newest = frame().locator('#deal-events tr[data-id]').first();
+    await newest.waitFor({ timeout: 15_000 });
+    await h.services.worker.drain();
+    console.log(
+      await h.t.deps
+        .db('events')
+        .where({ entity_id: deal.id })
+        .select('id', 'event', 'status', 'last_error'),
+      await newest.innerHTML(),
+    );
+    // Skipped: the erasure took the deal's earlier stage with it, so "becomes WON" cannot tell.
+    await newest.locator('.b-skipped').waitFor({ timeout: 15_000 });
+    await expect(frame().locator('#no-events').count()).resolves.toBe(0);
   });
 
   it('keeps a long error without spaces inside the frame on the tab and the event page', async () => {
