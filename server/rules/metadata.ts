@@ -244,7 +244,10 @@ export interface MetadataCache {
 
 /**
  * Per-portal, in-memory, short-lived: a stampede of page loads makes one load, a failed load
- * is not kept (the next page asks again), and at most `maxPortals` entries are held.
+ * is not kept (the next page asks again), and at most `maxPortals` entries are held. An entry
+ * serves only the installation that read it: an uninstall with CLEAN keeps the portal's row
+ * (and id), and a reinstall must not be served what the erased installation read (its users
+ * among it).
  */
 export function createMetadataCache(
   source: MetadataSource,
@@ -252,13 +255,22 @@ export function createMetadataCache(
 ): MetadataCache {
   const ttl = opts.ttlMs ?? 5 * 60_000;
   const max = opts.maxPortals ?? 1000;
-  const entries = new Map<string, { at: number; value: Promise<unknown> }>();
-  const cached = <T>(key: string, load: (t: number) => Promise<T>): Promise<T> => {
+  const entries = new Map<
+    string,
+    { at: number; installedAt: number | null; value: Promise<unknown> }
+  >();
+  const cached = <T>(
+    portal: PortalRow,
+    key: string,
+    load: (t: number) => Promise<T>,
+  ): Promise<T> => {
     const t = opts.now();
     const hit = entries.get(key);
-    if (hit && t - hit.at < ttl) return hit.value as Promise<T>;
+    if (hit && t - hit.at < ttl && hit.installedAt === portal.installed_at) {
+      return hit.value as Promise<T>;
+    }
     const value = load(t);
-    const entry = { at: t, value };
+    const entry = { at: t, installedAt: portal.installed_at, value };
     entries.delete(key);
     entries.set(key, entry);
     if (entries.size > max) entries.delete(entries.keys().next().value!);
@@ -268,8 +280,8 @@ export function createMetadataCache(
     return value;
   };
   return {
-    get: (portal) => cached(String(portal.id), (t) => loadMetadata(source, portal, t)),
+    get: (portal) => cached(portal, String(portal.id), (t) => loadMetadata(source, portal, t)),
     item: (portal, typeId) =>
-      cached(`${portal.id}:${typeId}`, () => loadItemMetadata(source, portal, typeId)),
+      cached(portal, `${portal.id}:${typeId}`, () => loadItemMetadata(source, portal, typeId)),
   };
 }

@@ -89,3 +89,44 @@ describe("the rule builder's metadata endpoint for a smart process", () => {
     expect(m.stages).toHaveLength(4);
   });
 });
+
+/**
+ * The builder's metadata (fields, pipelines, stages, the portal's users) is cached per portal
+ * for 5 minutes. An uninstall with CLEAN keeps the portal row (a tombstone with the same id),
+ * so a reinstall within those minutes was served what the erased installation had read.
+ */
+describe('the metadata cache across an uninstall with CLEAN and a reinstall', () => {
+  let h: UiHarness;
+  /** Loads of the portal's metadata: batches that read the deal fields. */
+  const batches = () =>
+    h.portal.calls.filter(
+      (c) => c.method === 'batch' && JSON.stringify(c).includes('crm.deal.fields'),
+    ).length;
+
+  beforeAll(async () => {
+    h = await startUiHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('reads the reinstalled portal afresh instead of serving what it read before', async () => {
+    const before = await openSession(h);
+    expect((await getPage(h, '/ui/rules/builder/metadata', before.cookie)).status).toBe(200);
+    const read = batches();
+    // Control: within the installation, the cache answers.
+    expect((await getPage(h, '/ui/rules/builder/metadata', before.cookie)).status).toBe(200);
+    expect(batches()).toBe(read);
+
+    await h.portal.uninstall({ clean: true });
+    await h.drain();
+    h.t.clock.advance(60_000);
+    expect((await h.portal.install()).status).toBe(200);
+    await h.portal.finishInstall();
+    await h.drain();
+
+    const after = await openSession(h);
+    expect((await getPage(h, '/ui/rules/builder/metadata', after.cookie)).status).toBe(200);
+    expect(batches()).toBe(read + 1);
+  });
+});
