@@ -14,7 +14,7 @@ import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
 import fs from 'node:fs';
 import { sealStoredMaps } from './rules/saved-map.js';
-import { publicDeploymentWarnings } from './config/warnings.js';
+import { publicDeploymentWarnings, unknownEventWarnings } from './config/warnings.js';
 import path from 'node:path';
 
 /** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
@@ -55,6 +55,10 @@ async function main(): Promise<void> {
   }
   for (const warning of publicDeploymentWarnings(config)) {
     deps.logger.warn({ deployment: 'public' }, warning);
+    process.stderr.write(`*** ${warning}\n`);
+  }
+  for (const warning of unknownEventWarnings(config)) {
+    deps.logger.warn({ config: 'B24_EVENTS' }, warning);
     process.stderr.write(`*** ${warning}\n`);
   }
   // Maps stored before step secrets were encrypted get encrypted now (a few rows).

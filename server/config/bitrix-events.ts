@@ -1,8 +1,11 @@
+import leven from 'leven';
+
 /**
- * The events `B24_EVENTS` may name: the CRM and task events of the `events` method's list
- * (https://apidocs.bitrix24.com/api-reference/events/events.html), the only ones the app's
- * scopes (`crm`, `task`) can bind, plus the app's own lifecycle events, which are bound
- * anyway. A name outside them is a typo: the portal would refuse to bind it at every install.
+ * The events `B24_EVENTS` is checked against: the CRM and task events of the `events`
+ * method's list (https://apidocs.bitrix24.com/api-reference/events/events.html), the families
+ * the app's scopes (`crm`, `task`) reach, plus the app's own lifecycle events, which are bound
+ * anyway. Bitrix24 adds events over time and the list is not exhaustive, so a name outside it
+ * is refused only when it is a typo of one in it (`eventTypo`); another is warned about.
  */
 const CRM_ENTITY_EVENTS = ['LEAD', 'DEAL', 'COMPANY', 'CONTACT', 'QUOTE', 'INVOICE'].flatMap(
   (entity) =>
@@ -44,4 +47,17 @@ const BINDABLE: ReadonlySet<string> = new Set([
  */
 export function isBindableEvent(name: string): boolean {
   return BINDABLE.has(name) || /^ONCRMDYNAMICITEM(ADD|UPDATE|DELETE)_\d{1,10}$/.test(name);
+}
+
+/**
+ * The listed event that `name` (not listed itself) is a typo of: at most two letters added,
+ * dropped or changed (ONCRMDEALUPDTE, ONCRMDAELADD), else undefined.
+ */
+export function eventTypo(name: string): string | undefined {
+  let best: { event: string; d: number } | undefined;
+  for (const event of BINDABLE) {
+    const d = leven(name, event);
+    if (d <= 2 && (!best || d < best.d)) best = { event, d };
+  }
+  return best?.event;
 }

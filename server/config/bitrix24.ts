@@ -1,5 +1,5 @@
 import { parseHostPattern, type HostPattern } from '../lib/host-pattern.js';
-import { isBindableEvent } from './bitrix-events.js';
+import { eventTypo, isBindableEvent } from './bitrix-events.js';
 import { list, type EnvReader } from './reader.js';
 import type { Config } from './types.js';
 
@@ -105,9 +105,9 @@ export function parseBitrix24(r: EnvReader): Config['b24'] {
   for (const e of events ?? []) {
     if (!/^[A-Z0-9_]+$/.test(e)) problems.push(`B24_EVENTS: "${e}" is not an event name`);
     else if (!isBindableEvent(e)) {
-      problems.push(
-        `B24_EVENTS: "${e}" is not a Bitrix24 CRM or task event the app can bind (e.g. ONCRMDEALUPDATE, ONTASKADD)`,
-      );
+      const meant = eventTypo(e);
+      if (meant)
+        problems.push(`B24_EVENTS: "${e}" is not a Bitrix24 event; did you mean ${meant}?`);
     }
   }
   const offlineRaw = (env.B24_OFFLINE_EVENTS ?? 'on').trim().toLowerCase();

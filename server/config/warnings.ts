@@ -1,3 +1,4 @@
+import { isBindableEvent } from './bitrix-events.js';
 import type { Config } from './types.js';
 
 const LOCAL_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
@@ -27,4 +28,16 @@ export function publicDeploymentWarnings(config: Config): string[] {
     );
   }
   return out;
+}
+
+/**
+ * B24_EVENTS names the app does not know (a typo of a known one already stopped the start):
+ * a newer Bitrix24 event may be right, so the start goes on, and says so once.
+ */
+export function unknownEventWarnings(config: Config): string[] {
+  const unknown = (config.b24.events ?? []).filter((e) => !isBindableEvent(e));
+  if (unknown.length === 0) return [];
+  return [
+    `B24_EVENTS: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not among the Bitrix24 CRM and task events this version knows; if the portal does not know ${unknown.length === 1 ? 'it' : 'them'} either, every install logs a refused binding and rules on ${unknown.length === 1 ? 'it' : 'them'} never run.`,
+  ];
 }

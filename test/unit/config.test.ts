@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ConfigError } from '../../server/lib/errors.js';
 import { loadConfig, parseByteSize } from '../../server/config.js';
 import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
-import { publicDeploymentWarnings } from '../../server/config/warnings.js';
+import { publicDeploymentWarnings, unknownEventWarnings } from '../../server/config/warnings.js';
 import { SUPPORTED_EVENTS } from '../../server/ui/supported-events.js';
 
 const KEY = 'a'.repeat(64);
@@ -240,19 +240,29 @@ describe('loadConfig', () => {
 
   /**
    * A typo in B24_EVENTS used to start the server silently: every install then asked the
-   * portal to bind a name it does not know, and the event never arrived.
+   * portal to bind a name it does not know, and the event never arrived. A name the app
+   * does not know and is no typo of one it knows (Bitrix24 adds events) starts with a warning.
    */
-  it('refuses a B24_EVENTS name that is not an event the app can bind, naming it', () => {
+  it('refuses a B24_EVENTS typo of a known event, naming both, and warns of an unknown name', () => {
     try {
-      loadConfig({ ...base, B24_EVENTS: 'ONCRMDEALADD,ONCRMDEALUPDTE,ONCRMDEALWON' });
+      loadConfig({ ...base, B24_EVENTS: 'ONCRMDEALADD,ONCRMDEALUPDTE,ONCRMPRODUCTPROPERTYADD' });
       throw new Error('expected a ConfigError');
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
       const message = (e as Error).message;
-      expect(message).toContain('B24_EVENTS: "ONCRMDEALUPDTE"');
-      expect(message).toContain('B24_EVENTS: "ONCRMDEALWON"');
+      expect(message).toContain(
+        'B24_EVENTS: "ONCRMDEALUPDTE" is not a Bitrix24 event; did you mean ONCRMDEALUPDATE?',
+      );
       expect(message).not.toContain('"ONCRMDEALADD"');
+      expect(message).not.toContain('ONCRMPRODUCTPROPERTYADD');
     }
+    const config = loadConfig({ ...base, B24_EVENTS: 'ONCRMDEALADD,ONCRMPRODUCTPROPERTYADD' });
+    expect(config.b24.events).toEqual(['ONCRMDEALADD', 'ONCRMPRODUCTPROPERTYADD']);
+    const [warning, ...more] = unknownEventWarnings(config);
+    expect(more).toEqual([]);
+    expect(warning).toMatch(/^B24_EVENTS: ONCRMPRODUCTPROPERTYADD is not among/);
+    // Control: the known names warn of nothing.
+    expect(unknownEventWarnings(loadConfig({ ...base, B24_EVENTS: 'ONCRMDEALADD' }))).toEqual([]);
     const names = [
       ...SUPPORTED_EVENTS.map((e) => e.name),
       'ONCRMDYNAMICITEMUPDATE',
