@@ -58,8 +58,9 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
  * is being probed by someone without a session: anyone who knows its member_id and domain can
  * post frame entries with made-up AUTH_IDs, and each costs two calls on the portal's REST
  * budget, which its rules' steps need. Its entry checks then take the lower half of the
- * budget only, without waiting, so its events go on; users opening the app meanwhile may be
- * told to try again shortly.
+ * budget only, without waiting, so its events go on. Entries that carry the portal's
+ * application token are counted apart (a stranger does not know it), so its users are not
+ * turned away by a stranger's flood; a page that could not be checked now retries by itself.
  */
 export const ENTRY_REFUSALS_GUARDED = 10;
 export const ENTRY_REFUSAL_WINDOW_MS = 60_000;
@@ -142,11 +143,13 @@ export async function verifyFrameEntry(
   }
   // Before anything costs a call: a wrong application token refuses at once.
   const appToken = form.get('APPLICATION_TOKEN');
+  let vouched = false;
   if (appToken && portal.application_token_digest) {
     if (!safeEqual(deps.box.digest(appToken), portal.application_token_digest)) {
       deps.logger.warn({ memberId }, 'frame refused: APPLICATION_TOKEN mismatch');
       throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
     }
+    vouched = true;
   }
   if (domain !== portal.domain.toLowerCase())
     portal = (await movedPortal(deps, portal, domain)) ?? portal;
@@ -161,8 +164,13 @@ export async function verifyFrameEntry(
   const https = (first(query.PROTOCOL) ?? '1') !== '0';
   const clientEndpoint = portal.client_endpoint ?? `${https ? 'https' : 'http'}://${domain}/rest/`;
   const now = deps.clock.now().getTime();
+  // Entries that carried the portal's application token (which Bitrix24 posts into its own
+  // users' frames and a stranger does not know) are counted apart from those that did not:
+  // a stranger's flood of made-up AUTH_IDs then guards only entries like its own, and the
+  // portal's users are checked on its whole budget meanwhile.
+  const lane = vouched ? `${memberId}\u0000vouched` : memberId;
   const probe = {
-    budgetShare: recentRefusals(memberId, now).length >= ENTRY_REFUSALS_GUARDED ? 0.5 : 1,
+    budgetShare: recentRefusals(lane, now).length >= ENTRY_REFUSALS_GUARDED ? 0.5 : 1,
   };
   let holder;
   try {
@@ -176,7 +184,7 @@ export async function verifyFrameEntry(
     if (isBitrixApiError(e) && e.retryable) {
       throw new EntryRefusedError(503, 'The portal is not answering. Please try again shortly.');
     }
-    countRefusal(memberId, now);
+    countRefusal(lane, now);
     deps.logger.info({ memberId, err: e }, 'frame refused: AUTH_ID not confirmed by the portal');
     throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
   }

@@ -18,6 +18,9 @@ import { createMetadataCache } from '../rules/metadata.js';
 import { settingsPages } from './pages/settings-pages.js';
 import { signedSessionId, startSession, TOKEN_PARAM, uiSession } from './session.js';
 
+/** How long a frame entry that could not be checked now waits before it is opened again. */
+const ENTRY_RETRY_SECONDS = 5;
+
 export interface UiRouteOptions {
   /** Wakes the worker after jobs were queued (test alerts). */
   notifyWorker?: () => void;
@@ -58,10 +61,21 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
       // In the language Bitrix24 names (LANG), as the pages are: a refusal shows in the
       // frame or the deal tab where the user's pages would have been.
       const lang = uiLang(typeof req.query.LANG === 'string' ? req.query.LANG : undefined);
-      res
-        .status(e.status)
-        .type('text/plain')
-        .send(`${translateMessage(e.message, lang)}\n`);
+      const message = translateMessage(e.message, lang);
+      if (e.status === 503) {
+        // The check could not run now (the portal's REST budget is busy or it does not
+        // answer): a page that has Bitrix24 open the frame again shortly, not a dead end.
+        res.status(503).set('Retry-After', String(ENTRY_RETRY_SECONDS));
+        res.render('ui/entry-retry', {
+          lang,
+          message,
+          seconds: ENTRY_RETRY_SECONDS,
+          appName: deps.manifest.name,
+          jsSdkUrl: deps.config.b24.jsSdkUrl,
+        });
+        return;
+      }
+      res.status(e.status).type('text/plain').send(`${message}\n`);
       return;
     }
     await startSession(req, verified.user);

@@ -18,8 +18,12 @@ describe('frame entries with made-up AUTH_IDs', () => {
     await h.close();
   });
 
+  // A stranger does not know the application token Bitrix24 posts into its users' frames.
   const forged = (i: number) => {
-    const { url, init } = frameRequest(h, { authId: `made-up-token-${i}-${'x'.repeat(24)}` });
+    const { url, init } = frameRequest(h, {
+      authId: `made-up-token-${i}-${'x'.repeat(24)}`,
+      applicationToken: null,
+    });
     return fetch(url, init).then((r) => r.status);
   };
   const profileCalls = () => h.portal.calls.filter((c) => c.method === 'profile').length;
@@ -42,9 +46,37 @@ describe('frame entries with made-up AUTH_IDs', () => {
     expect(await limiter.tryAcquire(memberId, 0)).toBe(0);
   });
 
+  it('lets a real user in while the flood goes on', async () => {
+    // The bucket is at its guarded half: a made-up entry is turned away at once…
+    await Promise.all(Array.from({ length: 40 }, (_, i) => forged(300 + i)));
+    expect(await forged(400)).toBe(503);
+    // …but a user whose frame carries the portal's application token is checked on the
+    // portal's whole budget, as before the flood.
+    const s = await openSession(h);
+    expect(s.location).toMatch(/^\/ui\?s=/);
+  });
+
   it('lets a real user in once the flood is over', async () => {
     h.t.clock.advance(60_000);
     const s = await openSession(h);
     expect(s.location).toMatch(/^\/ui\?s=/);
+  });
+
+  it('guards entries that carry the application token once those are refused often too', async () => {
+    h.t.clock.advance(60_000);
+    const memberId = h.portal.memberId;
+    const limiter = h.t.deps.bitrix.limiter;
+    // Someone with a frame of the portal (so its application token) floods in turn.
+    const insider = (i: number) => {
+      const { url, init } = frameRequest(h, { authId: `made-up-token-${i}-${'y'.repeat(24)}` });
+      return fetch(url, init).then((r) => r.status);
+    };
+    for (let i = 0; i < ENTRY_REFUSALS_GUARDED; i++) expect(await insider(i)).toBe(401);
+    // The flood takes nothing above the lower half of the bucket.
+    const before = limiter.level(memberId);
+    const statuses = await Promise.all(Array.from({ length: 120 }, (_, i) => insider(100 + i)));
+    expect(statuses).toContain(503);
+    const half = limiter.limitsOf(memberId).burst / 2;
+    expect(limiter.level(memberId)).toBeLessThanOrEqual(Math.max(before, half));
   });
 });
