@@ -4,6 +4,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { portalOrigin } from './frame-entry.js';
+import { currentRights } from './admin-check.js';
 import { translator } from './i18n.js';
 import { translateMessage } from './i18n-messages.js';
 import { TOKEN_PARAM, type UiUser } from './session.js';
@@ -71,11 +72,11 @@ export const csrfProtection: RequestHandler = csrf.csrfSynchronisedProtection;
  */
 export function requireUiSession(deps: Deps): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
-    const user = req.session?.b24;
-    const portal = user ? await deps.portals.get(user.memberId) : undefined;
-    if (!user || !portal || portal.id !== user.portalId || portal.status === 'uninstalled') {
+    const session = req.session?.b24;
+    const portal = session ? await deps.portals.get(session.memberId) : undefined;
+    if (!session || !portal || portal.id !== session.portalId || portal.status === 'uninstalled') {
       frameHeaders(res);
-      if (user) req.session.b24 = undefined;
+      if (session) req.session.b24 = undefined;
       // No session, so no Bitrix24 language: the browser's preference decides.
       const lang = req.acceptsLanguages('en', 'ru') === 'ru' ? 'ru' : 'en';
       res
@@ -85,6 +86,8 @@ export function requireUiSession(deps: Deps): RequestHandler {
       return;
     }
     frameHeaders(res, portal);
+    // An admin's rights are confirmed with the portal again every few minutes.
+    const user = await currentRights(deps, req, portal);
     res.locals.ui = { user, portal } satisfies UiContext;
     res.locals.user = user;
     res.locals.lang = user.lang;

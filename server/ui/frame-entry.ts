@@ -33,6 +33,8 @@ export interface FrameEntry {
   placement: string;
   /** PLACEMENT_OPTIONS parsed (`{"ID":"8061"}` for a deal tab), {} when absent or not JSON. */
   placementOptions: Record<string, unknown>;
+  /** The AUTH_ID the portal confirmed: an admin's session keeps it to re-check the rights. */
+  authId: string;
 }
 
 const MEMBER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -212,6 +214,7 @@ export async function verifyFrameEntry(
     },
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
+    authId,
   };
 }
 

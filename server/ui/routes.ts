@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { formBodyOnly, frameHeaders, requireUiSession } from './context.js';
 import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
+import { adminProof } from './admin-check.js';
 import { uiLang } from './i18n.js';
 import { translateMessage } from './i18n-messages.js';
 import type { Sweeper } from '../recovery/sweep.js';
@@ -78,7 +79,11 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
       res.status(e.status).type('text/plain').send(`${message}\n`);
       return;
     }
-    await startSession(req, verified.user);
+    await startSession(
+      req,
+      verified.user,
+      adminProof(deps, verified.authId, deps.clock.now().getTime()),
+    );
     frameHeaders(res, verified.portal);
     const code = placementCode.get(req.path) ?? 'DEFAULT';
     const dealId = String(verified.placementOptions.ID ?? '');

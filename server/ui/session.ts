@@ -4,6 +4,7 @@ import session from 'express-session';
 import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
 import { KnexSessionStore } from '../../db/stores/sessions.js';
+import type { AdminProof } from './admin-check.js';
 
 /** Who is looking at the pages: set once the Bitrix24 POST into the frame is verified. */
 export interface UiUser {
@@ -22,6 +23,8 @@ export interface UiUser {
 declare module 'express-session' {
   interface SessionData {
     b24?: UiUser;
+    /** An admin's means to re-check the rights with the portal (admin-check.ts). */
+    b24Admin?: AdminProof;
   }
 }
 
@@ -123,11 +126,16 @@ export function uiSession(deps: Deps): RequestHandler[] {
 }
 
 /** Starts a fresh session for a verified user (never reusing an id: no fixation). */
-export async function startSession(req: Request, user: UiUser): Promise<string> {
+export async function startSession(
+  req: Request,
+  user: UiUser,
+  admin?: AdminProof,
+): Promise<string> {
   await new Promise<void>((resolve, reject) =>
     req.session.regenerate((e: unknown) => (e ? reject(e) : resolve())),
   );
   req.session.b24 = user;
+  if (user.isAdmin && admin) req.session.b24Admin = admin;
   await new Promise<void>((resolve, reject) =>
     req.session.save((e: unknown) => (e ? reject(e) : resolve())),
   );

@@ -55,6 +55,13 @@ export interface EmulatedPortal {
   readonly offlineEvents: readonly OfflineRecord[];
   /** The plan's `rest_offline_extended` feature (confirm mode of offline events). @default true */
   setOfflineExtended(on: boolean): void;
+  /**
+   * An administrator of the portal names a user admin or takes it back: from the next call,
+   * `profile` ADMIN and `user.admin` (DOCS:api-reference/common/users/user-admin.md, "whether
+   * the current user is a Bitrix24 administrator") answer for the user's tokens accordingly,
+   * tokens issued before included (the portal asks its own user table on each call).
+   */
+  setUserAdmin(userId: number, admin: boolean): void;
   readonly rateLimitHits: number;
   /** Where the portal pages frame the app from. */
   setApp(app: AppSettings): void;
@@ -223,6 +230,11 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     get offlineEvents() {
       return state.offline.records;
+    },
+    setUserAdmin(userId, admin) {
+      const user = state.users.find((u) => u.id === userId);
+      if (!user) throw new Error(`no user ${userId} on the emulated portal`);
+      user.admin = admin;
     },
     setOfflineExtended(on) {
       state.offline.extended = on;

@@ -47,7 +47,8 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
  *
  * app.info (DOCS:api-reference/common/system/app-info.md; a webhook gets SCOPE and LICENSE
  * only, as the doc's webhook example), profile (DOCS:api-reference/common/users/profile.md),
- * user.current / user.admin / user.get (DOCS:api-reference/user/*), events
+ * user.current / user.get (DOCS:api-reference/user/*), user.admin
+ * (DOCS:api-reference/common/users/user-admin.md: `result` true or false), events
  * (DOCS:api-reference/events/events.md), server.time (DOCS:api-reference/common/system/
  * server-time.md). Field sets follow the doc examples; the values are ours.
  */

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { csrfOf, getPage, openSession, postForm } from './ui-client.js';
+
+/**
+ * A portal owner takes a user's admin rights away in Bitrix24: the app's session of that
+ * user stops acting as an admin within minutes (server/ui/admin-check.ts), not at the end
+ * of its rolling 2-hour life, and page views in between cost no REST call.
+ */
+/** server/ui/admin-check.ts ADMIN_RECHECK_MS: "within minutes". */
+const ADMIN_RECHECK_MS = 5 * 60_000;
+
+describe("an admin's rights taken away in Bitrix24", () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const adminChecks = () => h.portal.calls.filter((c) => c.method === 'user.admin').length;
+  const saveAlerts = async (cookie: string) => {
+    const csrf = csrfOf((await getPage(h, '/ui/alerts', cookie)).html);
+    return (await postForm(h, '/ui/alerts', { telegram: '12345', _csrf: csrf }, cookie)).status;
+  };
+
+  it('are asked again after a few minutes, and the session goes on as a reader', async () => {
+    const s = await openSession(h, { userId: 1 });
+    const before = adminChecks();
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(200);
+    // Page views within the interval cost nothing.
+    expect(adminChecks()).toBe(before);
+
+    h.portal.setUserAdmin(1, false);
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    expect(await saveAlerts(s.cookie)).toBe(403);
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    expect(adminChecks()).toBe(before + 1);
+    // The reader's session stays: reading goes on, and it is not asked again.
+    expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
+    expect(adminChecks()).toBe(before + 1);
+  });
+
+  it('stay with an admin the portal still confirms, asked once per interval', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    const before = adminChecks();
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    expect(adminChecks()).toBe(before + 1);
+  });
+
+  it('are not taken on trust while the portal cannot be asked', async () => {
+    const s = await openSession(h, { userId: 1 });
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    h.portal.failNext('user.admin', {
+      status: 503,
+      error: 'QUERY_LIMIT_EXCEEDED',
+      description: 'Too many requests',
+    });
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    // Asked again on the next request, which the portal answers.
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(200);
+  });
+});
