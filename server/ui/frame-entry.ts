@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
@@ -114,10 +115,37 @@ async function movedPortal(
 }
 
 /**
+ * Whether a frame entry was posted by the portal's own page, as Bitrix24 posts it into the
+ * app's iframe: a browser names the page's origin in `Origin` on every cross-origin POST.
+ * Otherwise anyone could post an entry with valid credentials of their own portal from
+ * their site (login CSRF), and the victim's browser would open that portal in the app
+ * top-level, where the victim would configure it (alert chats, steps with their secrets)
+ * believing it theirs. `Origin: null` (the page's Referrer-Policy is no-referrer) is taken
+ * only into a frame (`Sec-Fetch-Dest`), where the pages that follow show only under the
+ * portal the session belongs to (frame-ancestors). No `Origin` at all is not a browser's
+ * cross-site form.
+ */
+export function postedByPortalPage(headers: IncomingHttpHeaders, domain: string): boolean {
+  const origin = headers.origin;
+  if (origin === undefined) return true;
+  if (origin === 'null') {
+    const dest = headers['sec-fetch-dest'];
+    return dest === 'iframe' || dest === 'frame';
+  }
+  try {
+    return new URL(origin).host.toLowerCase() === domain;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Verifies what Bitrix24 POSTs into the app frame or a placement
  * (https://apidocs.bitrix24.com/settings/oauth/simple-way.html,
  * https://apidocs.bitrix24.com/api-reference/widgets/index.html), contacting nobody until the claim
- * is consistent with what install stored:   1. member_id names an installed portal;
+ * is consistent with what install stored:   0. the POST came from a page of the portal's
+ *      own site (postedByPortalPage);
+ *   1. member_id names an installed portal;
  *   2. query DOMAIN equals that portal's stored domain (AUTH_ID is never sent elsewhere);
  *   3. APPLICATION_TOKEN, when sent, matches the stored digest;
  *   4. `profile` and `app.info` with AUTH_ID on the stored client endpoint: the token is
@@ -130,6 +158,7 @@ export async function verifyFrameEntry(
   deps: Deps,
   query: Record<string, unknown>,
   raw: string,
+  headers: IncomingHttpHeaders = {},
 ): Promise<FrameEntry> {
   const form = new URLSearchParams(raw);
   const memberId = form.get('member_id') ?? '';
@@ -137,6 +166,13 @@ export async function verifyFrameEntry(
   const domain = (first(query.DOMAIN) ?? '').trim().toLowerCase();
   if (!MEMBER_ID.test(memberId)) throw new EntryRefusedError(400, 'member_id is missing.');
   if (!TOKEN.test(authId)) throw new EntryRefusedError(400, 'AUTH_ID is missing or malformed.');
+  if (!postedByPortalPage(headers, domain)) {
+    deps.logger.warn(
+      { memberId, origin: String(headers.origin), dest: String(headers['sec-fetch-dest']) },
+      'frame refused: posted by a page of another site than the portal',
+    );
+    throw new EntryRefusedError(403, 'Open this application from Bitrix24.');
+  }
 
   let portal = await findPortalByMemberId(deps.db, memberId);
   if (!portal || portal.status === 'uninstalled') {

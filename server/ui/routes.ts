@@ -51,7 +51,12 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     const raw = typeof req.body === 'string' ? req.body : '';
     let verified;
     try {
-      verified = await verifyFrameEntry(deps, req.query as Record<string, unknown>, raw);
+      verified = await verifyFrameEntry(
+        deps,
+        req.query as Record<string, unknown>,
+        raw,
+        req.headers,
+      );
     } catch (e) {
       if (!(e instanceof EntryRefusedError)) throw e;
       // Frame the refusal only for the portal the member_id is bound to, and only when the

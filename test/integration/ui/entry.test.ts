@@ -50,6 +50,22 @@ describe('the frame entry (handlers.app and placements)', () => {
     expect(profileCalls()).toBe(before);
   });
 
+  it('refuses an entry posted by a page of another site, before anyone is contacted', async () => {
+    const before = profileCalls();
+    const post = (headers: Record<string, string>) => {
+      const { url, init } = frameRequest(h);
+      return fetch(url, { ...init, headers: { ...init.headers, ...headers } });
+    };
+    const evil = await post({ origin: 'https://attacker.example', 'sec-fetch-dest': 'document' });
+    expect(evil.status).toBe(403);
+    expect(evil.headers.get('set-cookie')).toBeNull();
+    expect((await post({ origin: 'null', 'sec-fetch-dest': 'document' })).status).toBe(403);
+    expect(profileCalls()).toBe(before);
+    // The portal's own page, and a portal page that hides its origin, framing the app.
+    expect((await post({ origin: h.portal.url, 'sec-fetch-dest': 'iframe' })).status).toBe(303);
+    expect((await post({ origin: 'null', 'sec-fetch-dest': 'iframe' })).status).toBe(303);
+  });
+
   it('refuses an unknown member_id', async () => {
     const before = profileCalls();
     const { url, init } = frameRequest(h, { memberId: 'f'.repeat(32) });
