@@ -59,12 +59,18 @@ function cookieValue(header: string | undefined, name: string): string | undefin
  * carries the signed session id as `?s=` until a request shows the cookie arrived with the
  * same value. A token in the query wins over the cookie (it belongs to this frame). The value
  * is the same signed id as the cookie, so express-session verifies it the same way.
+ *
+ * Only inside a frame: a top-level page (`Sec-Fetch-Dest: document`) never takes its session
+ * from the URL, or a stranger could open the app with a session of their own portal in a
+ * victim's tab by sending a link (login CSRF); framed, the pages show only under the
+ * session's own portal (frame-ancestors).
  */
 function tokenFallback(): RequestHandler {
   return (req, res, next) => {
     const s = req.query[TOKEN_PARAM];
     res.locals.carryToken = undefined;
-    if (typeof s === 'string' && s.length > 0 && s.length < 512) {
+    const topLevel = req.headers['sec-fetch-dest'] === 'document';
+    if (!topLevel && typeof s === 'string' && s.length > 0 && s.length < 512) {
       const fromCookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
       if (fromCookie === undefined || !safeEqual(fromCookie, s)) {
         const others = (req.headers.cookie ?? '')

@@ -66,6 +66,18 @@ describe('the frame entry (handlers.app and placements)', () => {
     expect((await post({ origin: 'null', 'sec-fetch-dest': 'iframe' })).status).toBe(303);
   });
 
+  it('never takes the session from the URL of a top-level page (a link from a stranger)', async () => {
+    // The stranger opens a session of their own portal, and sends its page's URL.
+    const s = await openSession(h);
+    const link = `${base(h)}${s.location}`;
+    const top = await fetch(link, { headers: { 'sec-fetch-dest': 'document' } });
+    expect(top.status).toBe(401);
+    expect(top.headers.get('set-cookie')).toBeNull();
+    // In the frame (and the pages' own requests) the token carries the session.
+    expect((await fetch(link, { headers: { 'sec-fetch-dest': 'iframe' } })).status).toBe(200);
+    expect((await fetch(link, { headers: { 'sec-fetch-dest': 'empty' } })).status).toBe(200);
+  });
+
   it('refuses an unknown member_id', async () => {
     const before = profileCalls();
     const { url, init } = frameRequest(h, { memberId: 'f'.repeat(32) });

@@ -359,6 +359,12 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
     }
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     const context = await browser.newContext();
+    // A top-level tab never takes its session from the URL (server/ui/session.ts), so the
+    // pages navigated below carry the admin's session cookie.
+    const eq = admin.cookie.indexOf('=');
+    await context.addCookies([
+      { name: admin.cookie.slice(0, eq), value: admin.cookie.slice(eq + 1), url: base },
+    ]);
     const tab = await context.newPage();
     let dialogs = 0;
     tab.on('dialog', (d) => {
@@ -377,15 +383,17 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
       const flag = await tab.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned);
       if (flag !== undefined) ran += 1;
     }
-    // And the log and an event page navigated for real, with the session in the URL.
+    // And the log and an event page navigated for real, with the session.
     const live = [
-      `/ui/events?s=${encodeURIComponent(admin.token)}&q=${encodeURIComponent(XSS[1]!)}`,
-      `/ui/events/${eventIds[eventIds.length - 2]}?s=${encodeURIComponent(admin.token)}`,
-      `/ui/rules?s=${encodeURIComponent(admin.token)}`,
-      `/ui?s=${encodeURIComponent(admin.token)}`,
+      `/ui/events?q=${encodeURIComponent(XSS[1]!)}`,
+      `/ui/events/${eventIds[eventIds.length - 2]}`,
+      `/ui/rules`,
+      `/ui`,
     ];
+    let shown = 0;
     for (const path of live) {
-      await tab.goto(`${base}${path}`, { waitUntil: 'load' });
+      const res = await tab.goto(`${base}${path}`, { waitUntil: 'load' });
+      if (res?.status() === 200) shown += 1;
       const flag = await tab.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned);
       if (flag !== undefined) ran += 1;
     }
@@ -396,9 +404,9 @@ export const scenario: Scenario = async (ctx: ReliabilityContext): Promise<Row[]
       {
         area: 'Injection',
         check: `pages loaded in headless Chromium (${toLoad.length} as served + ${live.length} navigated with a session)`,
-        measured: `payload scripts run ${ran} · dialogs ${dialogs} · control (the payload unescaped) runs: ${detects ? 'yes' : 'no'}`,
+        measured: `payload scripts run ${ran} · dialogs ${dialogs} · control (the payload unescaped) runs: ${detects ? 'yes' : 'no'} · navigated pages shown ${shown}/${live.length}`,
         expected: '0 run',
-        pass: ran === 0 && dialogs === 0 && detects,
+        pass: ran === 0 && dialogs === 0 && detects && shown === live.length,
       },
     ];
   } finally {
