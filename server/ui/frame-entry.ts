@@ -13,6 +13,7 @@ import {
   updatePortal,
   type PortalRow,
 } from '../../db/stores/portals.js';
+import { confirmedEntry, rememberEntry } from './entry-cache.js';
 import { uiLang } from './i18n.js';
 import type { UiUser } from './session.js';
 import { isTimeZone, offsetOfDateString } from './time.js';
@@ -36,6 +37,8 @@ export interface FrameEntry {
   placementOptions: Record<string, unknown>;
   /** The AUTH_ID the portal confirmed: an admin's session keeps it to re-check the rights. */
   authId: string;
+  /** When the portal confirmed it (earlier than now for an entry let in on entry-cache.ts). */
+  checkedAt: number;
 }
 
 const MEMBER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -210,6 +213,26 @@ export async function verifyFrameEntry(
   const probe = {
     budgetShare: recentRefusals(lane, now).length >= ENTRY_REFUSALS_GUARDED ? 0.5 : 1,
   };
+  // The same AUTH_ID confirmed by this portal a few minutes ago: let in on that answer.
+  const cacheKey = `${portal.id}:${deps.box.digest(authId)}`;
+  const known = confirmedEntry(cacheKey, now);
+  if (known) {
+    return {
+      portal,
+      user: {
+        portalId: portal.id,
+        memberId,
+        userId: known.userId,
+        isAdmin: known.isAdmin,
+        lang: uiLang(first(query.LANG)),
+        timeZone: known.timeZone,
+      },
+      placement: form.get('PLACEMENT') ?? 'DEFAULT',
+      placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
+      authId,
+      checkedAt: known.at,
+    };
+  }
   let holder;
   try {
     holder = await askPortalAboutToken(
@@ -237,6 +260,7 @@ export async function verifyFrameEntry(
     holder.timeZone,
     probe,
   );
+  rememberEntry(cacheKey, { userId, isAdmin, timeZone, at: now });
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
     portal: resumed,
@@ -251,6 +275,7 @@ export async function verifyFrameEntry(
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
     authId,
+    checkedAt: now,
   };
 }
 

@@ -84,11 +84,7 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
       res.status(e.status).type('text/plain').send(`${message}\n`);
       return;
     }
-    await startSession(
-      req,
-      verified.user,
-      adminProof(deps, verified.authId, deps.clock.now().getTime()),
-    );
+    await startSession(req, verified.user, adminProof(deps, verified.authId, verified.checkedAt));
     frameHeaders(res, verified.portal);
     const code = placementCode.get(req.path) ?? 'DEFAULT';
     const dealId = String(verified.placementOptions.ID ?? '');

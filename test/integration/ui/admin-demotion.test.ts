@@ -55,6 +55,21 @@ describe("an admin's rights taken away in Bitrix24", () => {
     expect(adminChecks()).toBe(before + 1);
   });
 
+  it('end within the interval even when the app is opened again with the same AUTH_ID', async () => {
+    h.portal.setUserAdmin(1, true);
+    const auth = h.portal.issueUserAuth(1);
+    await openSession(h, { userId: 1, authId: auth.accessToken });
+    h.portal.setUserAdmin(1, false);
+    h.t.clock.advance(ADMIN_RECHECK_MS - 60_000);
+    // Let in on the portal's answer of 4 minutes ago (no new call)…
+    const again = await openSession(h, { userId: 1, authId: auth.accessToken });
+    expect(await saveAlerts(again.cookie)).toBe(200);
+    // …which is due again 5 minutes after the portal gave it, not after this entry.
+    h.t.clock.advance(60_000);
+    expect(await saveAlerts(again.cookie)).toBe(403);
+    h.portal.setUserAdmin(1, true);
+  });
+
   it('are not taken on trust while the portal cannot be asked', async () => {
     const s = await openSession(h, { userId: 1 });
     h.t.clock.advance(ADMIN_RECHECK_MS);

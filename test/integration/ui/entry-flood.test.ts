@@ -56,6 +56,23 @@ describe('frame entries with made-up AUTH_IDs', () => {
     expect(s.location).toMatch(/^\/ui\?s=/);
   });
 
+  it('lets a user whose AUTH_ID the portal confirmed lately in again, without asking it', async () => {
+    // Bitrix24 posts the same AUTH_ID into the user's frames for its hour; real captured
+    // payloads carry no APPLICATION_TOKEN, so the token gives this user no lane of its own.
+    h.t.clock.advance(60_000);
+    const auth = h.portal.issueUserAuth(2);
+    const user = { userId: 2, authId: auth.accessToken, applicationToken: null };
+    expect((await openSession(h, user)).location).toMatch(/^\/ui\?s=/);
+    for (let i = 0; i < ENTRY_REFUSALS_GUARDED; i++) expect(await forged(500 + i)).toBe(401);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => forged(600 + i)));
+    expect(await forged(700)).toBe(503);
+    const before = profileCalls();
+    expect((await openSession(h, { ...user, placement: 'CRM_DEAL_DETAIL_TAB' })).location).toMatch(
+      /^\/ui\?s=/,
+    );
+    expect(profileCalls()).toBe(before);
+  });
+
   it('lets a real user in once the flood is over', async () => {
     h.t.clock.advance(60_000);
     const s = await openSession(h);
