@@ -57,15 +57,31 @@ const STASH = Symbol('earlier types');
  * renamed in the form keeps the credentials stored for it. Never serialised.
  */
 const ORIGIN = Symbol('saved as');
-/** Marks each step of a rule as loaded or saved with what it was saved as. */
+/**
+ * A saved step's headers: what each is named now → what it was saved as (a Map). Sent with a
+ * save, so a header renamed in the form keeps the secret stored for it. Never serialised.
+ */
+const HEADERS_FROM = Symbol('headers saved as');
+/** Marks each step of a rule as loaded or saved with what it (and each header) was saved as. */
 function markOrigins(r) {
   (Array.isArray(r.actions) ? r.actions : []).forEach((a, i) => {
-    if (isObj(a)) Object.defineProperty(a, ORIGIN, { value: a.name ?? `#${i}` });
+    if (!isObj(a)) return;
+    Object.defineProperty(a, ORIGIN, { value: a.name ?? `#${i}` });
+    const names = isObj(a.headers) ? Object.keys(a.headers) : [];
+    a[HEADERS_FROM] = new Map(names.map((n) => [n, n]));
   });
   return r;
 }
-const origins = () =>
-  JSON.stringify((Array.isArray(rule.actions) ? rule.actions : []).map((a) => a?.[ORIGIN] ?? null));
+const steps = () => (Array.isArray(rule.actions) ? rule.actions : []);
+const origins = () => JSON.stringify(steps().map((a) => a?.[ORIGIN] ?? null));
+/** Per step, its renamed headers as `{now: savedAs}` (null when none were). */
+const headerOrigins = () =>
+  JSON.stringify(
+    steps().map((a) => {
+      const renamed = [...(a?.[HEADERS_FROM] ?? [])].filter(([now, from]) => now !== from);
+      return renamed.length ? Object.fromEntries(renamed) : null;
+    }),
+  );
 const NEW_STEP = {
   http: () => ({ type: 'http', method: 'POST', url: '' }),
   telegram: () => ({ type: 'telegram', text: '' }),
@@ -407,7 +423,12 @@ function kvEditor(step, i, key, nest) {
   if (value !== undefined && !isObj(value)) rows = undefined;
   else if (cached && JSON.stringify(unflatten(cached, nest)) === JSON.stringify(value || {})) {
     rows = cached;
-  } else rows = flatten(value || {}, nest);
+  } else {
+    rows = flatten(value || {}, nest);
+    // Each header row remembers what its header was saved as, whatever it is renamed to.
+    if (rows && key === 'headers' && step[HEADERS_FROM])
+      for (const r of rows) r.from = step[HEADERS_FROM].get(r[0]);
+  }
   if (!rows) return h('p', { class: 'muted', id: `step-${i}-${key}-json`, text: S.editInJson });
   kvRows.set(id, rows);
   const boxes = [];
@@ -434,6 +455,8 @@ function kvEditor(step, i, key, nest) {
     const obj = unflatten(rows, nest);
     if (Object.keys(obj).length) step[key] = obj;
     else delete step[key];
+    if (key === 'headers' && step[HEADERS_FROM])
+      step[HEADERS_FROM] = new Map(rows.filter((r) => r[0] && r.from).map((r) => [r[0], r.from]));
     changed();
     mark();
   };
@@ -658,6 +681,7 @@ function switchType(step, type) {
   if (step.continueOnError) next.continueOnError = true;
   Object.defineProperty(next, STASH, { value: stash, enumerable: false });
   if (step[ORIGIN]) Object.defineProperty(next, ORIGIN, { value: step[ORIGIN] });
+  if (step[HEADERS_FROM]) next[HEADERS_FROM] = step[HEADERS_FROM];
   return next;
 }
 
@@ -1044,6 +1068,7 @@ async function save() {
     rule: JSON.stringify(rule),
     original,
     steps: origins(),
+    headers: headerOrigins(),
   });
   if (json.ok) {
     rule = markOrigins(json.rule);
@@ -1181,6 +1206,7 @@ async function sendStep(i, out) {
     rule: JSON.stringify(rule),
     original,
     steps: origins(),
+    headers: headerOrigins(),
     index: String(i),
     event: tryEvent.value,
     id: tryId.value,

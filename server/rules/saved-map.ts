@@ -68,6 +68,47 @@ export function withRenamedSteps(
 }
 
 /**
+ * `map` with the headers of the steps of its rule `rule` named as the builder's form now
+ * names them: `renames[i]` maps a header of form step `i` (whose key in the map is
+ * `keys[i]`: its name, or `#n`) to the header it was stored as. A header renamed in the form
+ * keeps the credential stored for it (found by rule, step and header name); a stored header
+ * whose name a renamed one took, and that the form no longer holds, is dropped for this save.
+ */
+export function withRenamedHeaders(
+  map: EventMap | undefined,
+  rule: string,
+  keys: readonly string[],
+  renames: readonly unknown[],
+): EventMap | undefined {
+  const at = map ? map.rules.findIndex((r) => r.name === rule) : -1;
+  if (!map || at < 0) return map;
+  const actions = [...map.rules[at]!.actions];
+  let changed = false;
+  renames.forEach((pairs, i) => {
+    if (typeof pairs !== 'object' || pairs === null || Array.isArray(pairs)) return;
+    const moves = Object.entries(pairs as Record<string, unknown>).filter(
+      (e): e is [string, string] => typeof e[1] === 'string' && e[1] !== e[0],
+    );
+    const j = actions.findIndex((a, n) => (a.name ?? `#${n}`) === keys[i]);
+    const step = actions[j];
+    if (moves.length === 0 || step?.type !== 'http' || !step.headers) return;
+    const taken = new Set(moves.map(([to]) => to.toLowerCase()));
+    const headers: Record<string, (typeof step.headers)[string]> = {};
+    for (const [name, value] of Object.entries(step.headers)) {
+      const to = moves.filter(([, from]) => from.toLowerCase() === name.toLowerCase());
+      for (const [n] of to) headers[n] = value;
+      if (to.length === 0 && !taken.has(name.toLowerCase())) headers[name] = value;
+    }
+    actions[j] = { ...step, headers };
+    changed = true;
+  });
+  if (!changed) return map;
+  const rules = [...map.rules];
+  rules[at] = { ...map.rules[at]!, actions };
+  return { ...map, rules };
+}
+
+/**
  * Saves a validated map as the portal's own (`memberId`) or the default, its credentials
  * encrypted (secret-fields.ts). A masked credential keeps what the map shown in that place
  * held: the portal's own map, or the default it used until now.
@@ -76,18 +117,32 @@ export async function saveMapSealed(
   deps: MapSaver,
   memberId: string | undefined,
   map: EventMap,
-  opts: { renamed?: { from: string; to: string; steps?: readonly unknown[] } } = {},
+  opts: {
+    renamed?: {
+      from: string;
+      to: string;
+      steps?: readonly unknown[];
+      /** Per step of the form, its renamed headers: `{now: storedAs}`. */
+      headers?: readonly unknown[];
+    };
+  } = {},
 ): Promise<SealResult> {
   const own = await getRuleMap(deps.db, memberId);
   const fromDefault = own === undefined && memberId !== undefined;
   const stored = fromDefault ? await getRuleMap(deps.db) : own;
   const r = opts.renamed;
+  const actions = r ? (map.rules.find((x) => x.name === r.to)?.actions ?? []) : [];
   const previous = r
-    ? withRenamedSteps(
-        withRenamedRule(stored, r.from, r.to),
+    ? withRenamedHeaders(
+        withRenamedSteps(
+          withRenamedRule(stored, r.from, r.to),
+          r.to,
+          r.steps ?? [],
+          actions.map((a) => a.name),
+        ),
         r.to,
-        r.steps ?? [],
-        map.rules.find((x) => x.name === r.to)?.actions.map((a) => a.name) ?? [],
+        actions.map((a, i) => a.name ?? `#${i}`),
+        r.headers ?? [],
       )
     : stored;
   const sealed = sealMap(map, {

@@ -109,6 +109,33 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect((await ruleJson()).name).toBe('Won deal: ERP v2');
   });
 
+  it('keeps a header’s stored secret when only the header’s name changes', async () => {
+    await buildWonDeal('Header renamed');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Header renamed')}`);
+    const f = frame();
+    await expect(f.locator('#step-0-headers-v-0').inputValue()).resolves.toBe('********');
+    await f.locator('#step-0-headers-k-0').fill('X-Auth');
+    // A type switch and back redraws the rows: they still know what they were saved as.
+    await f.locator('#step-type-0').selectOption('sms');
+    await f.locator('#step-type-0').selectOption('http');
+    await f.locator('#save-rule').click();
+    await f.locator('#save-result > *').waitFor();
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    const step = await storedStep('Header renamed', 0);
+    expect(Object.keys(step.headers!)).toEqual(['X-Auth']);
+    expect(h.t.deps.box.decrypt((step.headers!['X-Auth'] as { $enc: string }).$enc)).toBe(
+      'Bearer tok-123456',
+    );
+    // Saved, then renamed again: from what it is saved as now.
+    await f.locator('#step-0-headers-k-0').fill('X-Token');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const again = await storedStep('Header renamed', 0);
+    expect(h.t.deps.box.decrypt((again.headers!['X-Token'] as { $enc: string }).$enc)).toBe(
+      'Bearer tok-123456',
+    );
+  });
+
   it('keeps each name/value row on one line in a 600 px frame', async () => {
     await page.setViewportSize({ width: 632, height: 900 });
     try {

@@ -162,7 +162,12 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       : checked;
     // What each step of the form was stored as: a renamed step keeps its credentials.
     const renamed = v.ok
-      ? { from: original, to: v.map.rules[index]!.name, steps: stepOrigins(body(req).steps) }
+      ? {
+          from: original,
+          to: v.map.rules[index]!.name,
+          steps: stepOrigins(body(req).steps),
+          headers: stepOrigins(body(req).headers),
+        }
       : undefined;
     const sealed = v.ok ? await saveMapSealed(deps, user.memberId, v.map, { renamed }) : v;
     if (!sealed.ok) {

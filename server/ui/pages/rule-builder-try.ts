@@ -20,7 +20,7 @@ import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { getRuleMap } from '../../rules/map-store.js';
 import { templateRoots } from '../../rules/templates.js';
-import { withRenamedRule, withRenamedSteps } from '../../rules/saved-map.js';
+import { withRenamedHeaders, withRenamedRule, withRenamedSteps } from '../../rules/saved-map.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { translateMessage } from '../i18n-messages.js';
@@ -107,7 +107,10 @@ const eventOf = (req: Request, rule: Rule) => {
 };
 const idOf = (req: Request) => String((req.body as Record<string, unknown>).id ?? '').trim();
 
-/** The form's `steps`: a JSON list of what each step was stored as (builder.js). */
+/**
+ * The form's `steps` (a JSON list of what each step was stored as) or `headers` (per step,
+ * its renamed headers as `{now: storedAs}`), from builder.js.
+ */
 export function stepOrigins(field: unknown): unknown[] {
   try {
     const v: unknown = JSON.parse(String(field ?? '[]'));
@@ -172,11 +175,16 @@ export function tryRoutes(deps: Deps): Router {
     // the operator's default map keep their whole request, as when the map is saved.
     const own = await getRuleMap(deps.db, user.memberId);
     // A rule renamed in the form (not saved yet) still has the credentials of its old name.
-    const previous = withRenamedSteps(
-      withRenamedRule(own ?? (await getRuleMap(deps.db)), String(form.original ?? ''), rule.name),
+    const previous = withRenamedHeaders(
+      withRenamedSteps(
+        withRenamedRule(own ?? (await getRuleMap(deps.db)), String(form.original ?? ''), rule.name),
+        rule.name,
+        stepOrigins(form.steps),
+        rule.actions.map((a) => a.name),
+      ),
       rule.name,
-      stepOrigins(form.steps),
-      rule.actions.map((a) => a.name),
+      rule.actions.map((a, i) => a.name ?? `#${i}`),
+      stepOrigins(form.headers),
     );
     const sealed = sealMap(
       { rules: [rule] },

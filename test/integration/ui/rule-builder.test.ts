@@ -489,6 +489,109 @@ describe('the rule builder pages', () => {
     ).toEqual([['a', secret('b')]]);
   });
 
+  it('keeps a renamed header’s secret for a test send and a save, and swaps two names', async () => {
+    const rule = {
+      name: 'Header rename',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http',
+          name: 'erp',
+          method: 'POST',
+          url: `${h.sink.url}/header-rename`,
+          headers: { 'X-One': 'secret-one', 'X-Two': 'secret-two', 'X-Three': 'secret-three' },
+        },
+      ],
+    };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Header rename')}`,
+      admin.cookie,
+    );
+    const shown = dataOf(page.html).rule as { actions: Array<{ headers: object }> };
+    expect(shown.actions[0]!.headers).toEqual({
+      'X-One': '********',
+      'X-Two': '********',
+      'X-Three': '********',
+    });
+    // X-One and X-Two swap names, X-Three becomes X-Four: what each header was saved as goes
+    // along with the form.
+    const edited = {
+      ...shown,
+      actions: [
+        {
+          ...shown.actions[0]!,
+          headers: { 'X-Two': '********', 'X-One': '********', 'X-Four': '********' },
+        },
+      ],
+    };
+    const form = {
+      rule: JSON.stringify(edited),
+      original: 'Header rename',
+      steps: '["erp"]',
+      headers: JSON.stringify([{ 'X-Two': 'X-One', 'X-One': 'X-Two', 'X-Four': 'X-Three' }]),
+    };
+    const before = h.sink.requests.length;
+    expect((await post('/ui/rules/builder/send-step', { ...form, index: '0' })).status).toBe(200);
+    const sent = h.sink.requests.slice(before)[0]!.headers;
+    expect([sent['x-two'], sent['x-one'], sent['x-four']]).toEqual([
+      'secret-one',
+      'secret-two',
+      'secret-three',
+    ]);
+    const saved = await post('/ui/rules/builder/save', form);
+    expect([saved.status, json(saved).errors]).toEqual([200, undefined]);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Header rename',
+    )!.actions[0] as { headers: Record<string, { $enc: string }> };
+    expect(
+      Object.entries(stored.headers).map(([k, v]) => [k, h.t.deps.box.decrypt(v.$enc)]),
+    ).toEqual([
+      ['X-Two', 'secret-one'],
+      ['X-One', 'secret-two'],
+      ['X-Four', 'secret-three'],
+    ]);
+  });
+
+  it("never gives a removed header's secret to the header renamed to its name", async () => {
+    const rule = {
+      name: 'Header removed and renamed',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http',
+          method: 'POST',
+          url: `${h.sink.url}/header-removed`,
+          headers: { 'X-One': 'secret-one', 'X-Two': 'secret-two' },
+        },
+      ],
+    };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Header removed and renamed')}`,
+      admin.cookie,
+    );
+    const shown = dataOf(page.html).rule as { actions: Array<object> };
+    // X-One removed in the form, X-Two renamed to X-One: it keeps X-Two's secret.
+    const edited = {
+      ...shown,
+      actions: [{ ...shown.actions[0]!, headers: { 'X-One': '********' } }],
+    };
+    const saved = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(edited),
+      original: 'Header removed and renamed',
+      steps: '["#0"]',
+      headers: JSON.stringify([{ 'X-One': 'X-Two' }]),
+    });
+    expect([saved.status, json(saved).errors]).toEqual([200, undefined]);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Header removed and renamed',
+    )!.actions[0] as { headers: Record<string, { $enc: string }> };
+    expect(h.t.deps.box.decrypt(stored.headers['X-One']!.$enc)).toBe('secret-two');
+  });
+
   it("words Try it's refusals in Russian on a Russian page, data as written", async () => {
     const ru = await openSession(h, { lang: 'ru' });
     const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
