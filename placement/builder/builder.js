@@ -616,6 +616,45 @@ const pickerOptions = (i) =>
     ),
   );
 
+/** The step name `{{steps.…}}` of later steps used when the step's name box was entered. */
+const REFS_AS = Symbol('referred to as');
+
+/**
+ * Step `i` was renamed from `from` to `to`: later steps' `{{steps.from…}}` now say
+ * `{{steps.to…}}`. Not when another step has either name (which one is meant is unclear).
+ */
+function renameRefs(i, from, to) {
+  const all = steps();
+  if (!from || !to || from === to) return;
+  if (all.some((a, j) => j !== i && isObj(a) && (a.name === from || a.name === to))) return;
+  const quoted = from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const ref = new RegExp(`(\\{\\{\\s*steps\\s*\\.\\s*)${quoted}(?=\\s*[.?|}\\[])`, 'g');
+  const rename = (v) =>
+    typeof v === 'string'
+      ? v.replace(ref, (_m, head) => `${head}${to}`)
+      : Array.isArray(v)
+        ? v.map(rename)
+        : isObj(v)
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rename(x)]))
+          : v;
+  let renamed = false;
+  for (const a of all.slice(i + 1)) {
+    if (!isObj(a)) continue;
+    for (const [k, v] of Object.entries(a)) {
+      if (k === 'type' || k === 'name') continue;
+      const next = rename(v);
+      if (JSON.stringify(next) === JSON.stringify(v)) continue;
+      a[k] = next;
+      renamed = true;
+    }
+  }
+  if (!renamed) return;
+  changed();
+  // Redrawn once the focus has moved on (this runs as the name box loses it): a redraw now
+  // would put the keyboard back in the name box and lose the click on another field.
+  setTimeout(renderForm);
+}
+
 /** A step was named or renamed: later steps' pickers offer its answer (no re-render). */
 function refreshPickers() {
   (Array.isArray(rule.actions) ? rule.actions : []).forEach((_a, j) => {
@@ -702,11 +741,21 @@ function stepBox(step, i) {
   const name = h('input', {
     id: `step-name-${i}`,
     value: step.name || '',
+    // The name later steps' `{{steps.…}}` use, until the edit is done (a redraw while typing
+    // focuses the box again: it keeps the name from before the edit).
+    onfocus: () => {
+      if (!(REFS_AS in step)) step[REFS_AS] = step.name;
+    },
     oninput: () => {
       if (name.value.trim()) step.name = name.value.trim();
       else delete step.name;
       changed();
       refreshPickers();
+    },
+    onchange: () => {
+      const from = step[REFS_AS];
+      delete step[REFS_AS];
+      renameRefs(i, from, step.name);
     },
   });
   const coe = h('input', {
@@ -815,6 +864,8 @@ function renderForm() {
   const focusedId = active && form.contains(active) ? active.id : '';
   const caret =
     focusedId && typeof active.selectionStart === 'number' ? active.selectionStart : null;
+  // A selection too (a field tabbed or clicked into just before a redraw is all selected).
+  const caretEnd = caret === null ? null : (active.selectionEnd ?? caret);
   // JSON being typed may hold anything: read it as lists without rewriting what was typed.
   const on = Array.isArray(rule.on) ? rule.on : [];
   const actions = Array.isArray(rule.actions) ? rule.actions : [];
@@ -988,7 +1039,7 @@ function renderForm() {
   if (again) {
     again.focus();
     if (caret !== null && typeof again.setSelectionRange === 'function') {
-      again.setSelectionRange(caret, caret);
+      again.setSelectionRange(caret, caretEnd);
     }
   }
 }

@@ -136,6 +136,38 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     );
   });
 
+  it('renames the later steps’ {{steps.…}} with the step they name', async () => {
+    await buildWonDeal('Step references');
+    const f = frame();
+    await f
+      .locator('#step-1-text')
+      .fill('Invoice {{steps.erp.response.id}}: {{ steps.erp.status }}');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    await f.locator('#step-name-0').fill('invoice');
+    // Clicking into another field renames them and leaves the keyboard there.
+    await f.locator('#step-1-chatId').click();
+    await page.keyboard.press('End');
+    await page.keyboard.type('9');
+    await expect(f.locator('#step-1-chatId').inputValue()).resolves.toBe('-10012345678909');
+    await expect(f.locator('#step-name-0').inputValue()).resolves.toBe('invoice');
+    // And a field filled right after (its text selected, then replaced) is filled as typed.
+    await f.locator('#step-name-0').fill('inv');
+    await f.locator('#step-0-headers-k-0').fill('X-Auth');
+    await f.locator('#save-rule').click();
+    await f.locator('#save-result > *').waitFor();
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    const text = 'Invoice {{steps.inv.response.id}}: {{ steps.inv.status }}';
+    await expect(f.locator('#step-1-text').inputValue()).resolves.toBe(text);
+    const map = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    const saved = map!.rules.find((r) => r.name === 'Step references')!;
+    expect(Object.keys((saved.actions[0] as HttpAction).headers!)).toEqual(['X-Auth']);
+    expect(saved.actions.map((a) => [a.name, (a as { text?: string }).text])).toEqual([
+      ['inv', undefined],
+      [undefined, text],
+    ]);
+  });
+
   it('keeps each name/value row on one line in a 600 px frame', async () => {
     await page.setViewportSize({ width: 632, height: 900 });
     try {
