@@ -8,7 +8,13 @@ export interface CheckOptions {
 }
 
 export interface MapWarning {
-  code: 'same-field-write' | 'self-trigger' | 'trigger-cycle' | 'unbound-event' | 'sla-too-short';
+  code:
+    | 'same-field-write'
+    | 'self-trigger'
+    | 'trigger-cycle'
+    | 'unbound-event'
+    | 'sla-too-short'
+    | 'saved-before-check';
   /** The rules concerned, by name. */
   rules: string[];
   message: string;

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import type { EventMap } from './model.js';
+import type { MapWarning } from './check-map.js';
+import type { EventMap, Rule } from './model.js';
 import { eventMapSchema } from './schema.js';
 import { parsePlaceholder, placeholders } from './templates.js';
 
@@ -212,4 +213,79 @@ export function validateEventMap(json: unknown): ValidationResult {
 /** `$.path: message` lines, one per error. */
 export function formatMapErrors(errors: readonly MapError[]): string {
   return errors.map((e) => `${e.path}: ${e.message}`).join('\n');
+}
+
+/** `$.rules[2].actions[0]` → 2; undefined for a path outside one rule. */
+const ruleIndexOf = (path: string): number | undefined => {
+  const m = /^\$\.rules\[(\d+)\]/.exec(path);
+  return m ? Number(m[1]) : undefined;
+};
+
+/**
+ * Validates a map whose rules were edited in part (the builder's one rule, a change from the
+ * table, another rule in the JSON): a rule the stored map `old` already held exactly as it
+ * is, and that fails a check added after it was saved (a header name with a space, say), does
+ * not stop the save of the others. It is kept as it was and its problems are named in
+ * `kept`; every other problem (any of the `edited` rule) is refused as by validateEventMap.
+ */
+export function validateKeepingOld(
+  json: unknown,
+  old: EventMap,
+  /** The rule being edited (the builder's): its problems are always refused. */
+  edited?: number,
+): ValidationResult & { kept?: MapError[] } {
+  const v = validateEventMap(json);
+  if (v.ok || !isObj(json) || !Array.isArray(json.rules)) return v;
+  const rules = json.rules as unknown[];
+  // A problem is old when the same rule, as it is, had it in the stored map.
+  const key = (rule: unknown, i: number, e: MapError) =>
+    `${JSON.stringify(rule)}\n${e.path.slice(`$.rules[${i}]`.length)}\n${e.message}`;
+  const stored = validateEventMap(old);
+  const before = new Set(
+    stored.ok
+      ? []
+      : stored.errors.flatMap((e) => {
+          const i = ruleIndexOf(e.path);
+          return i === undefined ? [] : [key(old.rules[i], i, e)];
+        }),
+  );
+  const isOld = (e: MapError) => {
+    const i = ruleIndexOf(e.path);
+    return i !== undefined && i !== edited && before.has(key(rules[i], i, e));
+  };
+  const blocking = v.errors.filter((e) => !isOld(e));
+  if (blocking.length > 0) return { ok: false, errors: blocking };
+  const out: Rule[] = [];
+  for (const [i, r] of rules.entries()) {
+    if (v.errors.some((e) => ruleIndexOf(e.path) === i)) {
+      out.push(r as Rule);
+      continue;
+    }
+    const alone = validateEventMap({ rules: [r] });
+    if (!alone.ok) return v;
+    out.push(alone.map.rules[0]!);
+  }
+  return { ok: true, map: { ...json, rules: out } as EventMap, kept: v.errors };
+}
+
+/**
+ * What the stored map's rules fail of the checks added since they were saved (validateKeepingOld
+ * kept them): one warning per problem, under the rule, with the path inside the rule.
+ */
+export function savedBeforeChecks(map: EventMap): MapWarning[] {
+  const v = validateEventMap(map);
+  if (v.ok) return [];
+  return v.errors.flatMap((e) => {
+    const i = ruleIndexOf(e.path);
+    const rule = i === undefined ? undefined : map.rules[i];
+    if (!rule) return [];
+    const path = `$${e.path.slice(`$.rules[${i}]`.length)}`;
+    return [
+      {
+        code: 'saved-before-check' as const,
+        rules: [rule.name],
+        message: `rule "${rule.name}" was saved before a check it does not pass; changes to it are saved once this is corrected: ${path}: ${e.message}`,
+      },
+    ];
+  });
 }

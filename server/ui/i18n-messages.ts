@@ -222,6 +222,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ' can trigger each other in a cycle through their bitrix steps',
     ' могут вызывать друг друга по кругу через шаги bitrix',
   ],
+  [
+    ' was saved before a check it does not pass; changes to it are saved once this is corrected: ',
+    ' сохранено до проверки, которую оно не проходит; изменения в нём сохранятся, когда это будет исправлено: ',
+  ],
   ['rules ', 'правила '],
   ['rule ', 'правило '],
   [' and ', ' и '],

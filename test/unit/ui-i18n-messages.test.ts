@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { createSecretBox } from '../../server/lib/crypto.js';
 import { scopeErrors } from '../../server/rules/scopes.js';
 import { sealMap } from '../../server/rules/secret-fields.js';
-import { validateEventMap } from '../../server/rules/validate.js';
+import { savedBeforeChecks, validateEventMap } from '../../server/rules/validate.js';
 import { translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
 import { englishIn } from '../helpers/english-words.js';
 
@@ -104,6 +104,18 @@ describe('messages on Russian pages', () => {
         ],
       }),
     ];
+    // A stored rule that fails a check added after it was saved, named under it.
+    messages.push(
+      ...savedBeforeChecks({
+        rules: [
+          {
+            name: 'Old',
+            on: ['ONCRMDEALADD'],
+            actions: [{ type: 'http', method: 'GET', url: 'https://a', headers: { 'X T': 'x' } }],
+          },
+        ],
+      }).map((w) => w.message),
+    );
     expect(messages.length).toBeGreaterThan(25);
     const english = messages.flatMap((m) => {
       const ru = translateMessage(m, 'ru');

@@ -7,7 +7,7 @@ import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
 import { withScopeErrors } from '../../rules/scopes.js';
 import { maskMap, revealMap } from '../../rules/secret-fields.js';
-import { validateEventMap } from '../../rules/validate.js';
+import { savedBeforeChecks, validateKeepingOld } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -155,8 +155,10 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
         .json({ errors: [{ path: '$.name', message: translateMessage(message, user.lang) }] });
       return;
     }
-    const { map: next, index } = withRule(maskMap(map, deps.box), rule, original);
-    const checked = validateEventMap(next);
+    const shown = maskMap(map, deps.box);
+    const { map: next, index } = withRule(shown, rule, original);
+    // Another rule saved before a check it fails does not stop this one: said after the save.
+    const checked = validateKeepingOld(next, shown, index);
     const v = checked.ok
       ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal.scope))
       : checked;
@@ -184,6 +186,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       settleMs: deps.config.worker.settleMs,
     })
       .filter((w) => w.rules.includes(saved.name))
+      .concat(savedBeforeChecks(maskMap(sealed.map, deps.box)))
       .map((w) => translateMessage(w.message, user.lang));
     res.json({ ok: true, rule: saved, warnings });
   });

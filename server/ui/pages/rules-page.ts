@@ -7,7 +7,7 @@ import { dryRun, type DryRunRule } from '../../rules/dry-run.js';
 import { relatedToLoad } from '../../rules/needs.js';
 import { withScopeErrors } from '../../rules/scopes.js';
 import { grantedScopes } from '../../bitrix/scopes.js';
-import { validateEventMap, type MapError } from '../../rules/validate.js';
+import { savedBeforeChecks, validateKeepingOld, type MapError } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
@@ -75,10 +75,11 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     const shown = revealed ? revealMap(map, deps.box) : masked;
     const now = deps.clock.now().getTime();
     const figures = await ruleSuccess(deps.db, portal.id, now - 7 * DAY, now);
-    const warnings = checkMap(map, {
-      boundEvents: bound(res),
-      settleMs: deps.config.worker.settleMs,
-    });
+    const warnings = [
+      ...checkMap(map, { boundEvents: bound(res), settleMs: deps.config.worker.settleMs }),
+      // Read as pages show it: stored credentials are sealed objects, not what a rule holds.
+      ...savedBeforeChecks(masked),
+    ];
     const errors = view.errors ?? [];
     // Stage names come from the builder's metadata cache (cached per portal, read within the
     // REST budget); a slow or failing portal only leaves the codes on the page.
@@ -127,7 +128,9 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
 
   /** The JSON editor's checks for a map as written (credentials in clear, masked or `$env`). */
   const validateAndSave = async (res: Response, json: unknown): Promise<SealResult> => {
-    const checked = validateEventMap(json);
+    // A rule saved before a check it fails, left as it was, does not stop saving the others.
+    const { map: stored } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
+    const checked = validateKeepingOld(json, maskMap(stored, deps.box));
     const v = checked.ok
       ? withScopeErrors(
           checked.map,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { getRuleMap } from '../../../server/rules/map-store.js';
+import { getRuleMap, saveRuleMap } from '../../../server/rules/map-store.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
@@ -665,5 +665,69 @@ describe('the rule builder pages', () => {
     // Either the map was refused (type the secret again) or B kept its own token; never A's.
     const kept = stored.map((a) => [a.url, h.t.deps.box.decrypt(a.headers.Authorization!.$enc)]);
     expect(kept).not.toContainEqual([`${h.sink.url}/account-b`, 'token-for-account-A']);
+  });
+  it('saves other rules beside one saved before a check it fails, and says what to fix', async () => {
+    const old = {
+      name: 'Old header',
+      on: ['ONCRMDEALADD'],
+      actions: [
+        {
+          type: 'http' as const,
+          method: 'POST' as const,
+          url: `${h.sink.url}/old`,
+          headers: { 'X Token': 'old-token' },
+        },
+      ],
+    };
+    // Stored before header names were checked (it cannot be saved so any more).
+    const own = (await getRuleMap(h.t.deps.db, h.portal.memberId))?.rules ?? [];
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [...own, old] }, h.t.clock.now());
+    try {
+      const other = {
+        name: 'Beside the old one',
+        on: ['ONCRMDEALADD'],
+        actions: [{ type: 'telegram', chatId: '-100500', text: 'New deal {{deal.ID}}' }],
+      };
+      const saved = await post('/ui/rules/builder/save', { rule: JSON.stringify(other) });
+      expect([saved.status, json(saved).errors]).toEqual([200, undefined]);
+      expect(json(saved).warnings).toContain(
+        'rule "Old header" was saved before a check it does not pass; changes to it are saved once this is corrected: $.actions[0].headers["X Token"]: expected a header name of letters, digits and - (no spaces), got string "X Token"',
+      );
+      const map = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
+      expect(map.rules.map((r) => r.name).slice(-2)).toEqual(['Old header', 'Beside the old one']);
+      expect(map.rules.find((r) => r.name === 'Old header')).toEqual(old);
+      // The old rule itself is refused next to its header until it is corrected.
+      const shown = dataOf(
+        (await getPage(h, `/ui/rules/edit?name=${encodeURIComponent('Old header')}`, admin.cookie))
+          .html,
+      ).rule;
+      const again = await post('/ui/rules/builder/save', {
+        rule: JSON.stringify(shown),
+        original: 'Old header',
+      });
+      expect(json(again).errors).toEqual([
+        {
+          path: '$.actions[0].headers["X Token"]',
+          message: expect.stringMatching(/^expected a header name/),
+        },
+      ]);
+      // The rules page says it under the rule, and its table changes still save.
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      expect(page.html).toMatch(
+        /data-rule="Old header"[^]*?data-code="saved-before-check">rule &#34;Old header&#34; was saved before a check/,
+      );
+      const toggled = await post('/ui/rules/toggle', {
+        name: 'Beside the old one',
+        enabled: '0',
+      });
+      expect(toggled.status).toBe(303);
+      const after = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
+      expect(after.rules.find((r) => r.name === 'Beside the old one')?.enabled).toBe(false);
+      expect(after.rules.find((r) => r.name === 'Old header')).toEqual(old);
+    } finally {
+      const now = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
+      const rules = now.rules.filter((r) => r.name !== 'Old header');
+      await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules }, h.t.clock.now());
+    }
   });
 });
