@@ -220,6 +220,7 @@ const jsonArea = h('textarea', {
       return;
     }
     jsonError.hidden = true;
+    carryOrigins(rule, next);
     rule = next;
     undo = null;
     notSavedAnyMore();
@@ -227,6 +228,47 @@ const jsonArea = h('textarea', {
   },
 });
 const jsonError = h('p', { class: 'error', id: 'json-error', text: S.jsonInvalid, hidden: true });
+
+/**
+ * The rule as edited in the JSON keeps what each step (and header) was saved as, where it is
+ * clear which step is which: the step at the same place with the same name, one moved under
+ * its unique name, or the step at the same place, of the same type, whose old name is gone
+ * and whose new one is no other step's (renamed). A header renamed in a step is one gone and
+ * one new. Otherwise the step counts as new (its secrets are asked for again).
+ */
+function carryOrigins(before, after) {
+  const old = Array.isArray(before.actions) ? before.actions : [];
+  const now = Array.isArray(after.actions) ? after.actions : [];
+  const namesOf = (list) => list.filter(isObj).map((a) => a.name);
+  const oldNames = namesOf(old);
+  const newNames = namesOf(now);
+  const once = (names, n) => names.filter((x) => x === n).length === 1;
+  now.forEach((a, i) => {
+    if (!isObj(a)) return;
+    const here = isObj(old[i]) ? old[i] : undefined;
+    let src;
+    if (here && here.name === a.name) src = here;
+    else if (a.name && once(oldNames, a.name) && once(newNames, a.name))
+      src = old.find((o) => isObj(o) && o.name === a.name);
+    else if (
+      here &&
+      here.type === a.type &&
+      !newNames.includes(here.name ?? '') &&
+      !oldNames.includes(a.name ?? '')
+    )
+      src = here;
+    if (!src || !src[ORIGIN]) return;
+    Object.defineProperty(a, ORIGIN, { value: src[ORIGIN] });
+    const was = src[HEADERS_FROM];
+    if (!was) return;
+    const headers = isObj(a.headers) ? Object.keys(a.headers) : [];
+    const kept = new Map(headers.filter((n) => was.has(n)).map((n) => [n, was.get(n)]));
+    const gone = [...was.keys()].filter((n) => !headers.includes(n));
+    const added = headers.filter((n) => !was.has(n));
+    if (gone.length === 1 && added.length === 1) kept.set(added[0], was.get(gone[0]));
+    a[HEADERS_FROM] = kept;
+  });
+}
 
 function tidy() {
   if (Array.isArray(rule.when) && rule.when.length === 0) delete rule.when;

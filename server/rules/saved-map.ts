@@ -109,6 +109,33 @@ export function withRenamedHeaders(
 }
 
 /**
+ * `stored` with the steps that `map` renamed in place named as `map` names them, for a map
+ * edited as a whole (the JSON editor): in a rule of the same name, the step at the same
+ * position, of the same type, whose stored name no step of the rule has any more and whose new
+ * name no stored step had. Any other step is matched by its name as before.
+ */
+export function withStepsRenamedInPlace(
+  stored: EventMap | undefined,
+  map: EventMap,
+): EventMap | undefined {
+  let out = stored;
+  for (const rule of map.rules) {
+    const before = stored?.rules.find((r) => r.name === rule.name);
+    if (!before) continue;
+    const oldNames = before.actions.map((a) => a.name);
+    const newNames = rule.actions.map((a) => a.name);
+    const origins = rule.actions.map((a, i) => {
+      const was = before.actions[i];
+      if (!was || was.type !== a.type || was.name === a.name) return null;
+      if (newNames.includes(was.name) || oldNames.includes(a.name)) return null;
+      return was.name ?? `#${i}`;
+    });
+    if (origins.some((o) => o !== null)) out = withRenamedSteps(out, rule.name, origins, newNames);
+  }
+  return out;
+}
+
+/**
  * Saves a validated map as the portal's own (`memberId`) or the default, its credentials
  * encrypted (secret-fields.ts). A masked credential keeps what the map shown in that place
  * held: the portal's own map, or the default it used until now.
@@ -125,6 +152,8 @@ export async function saveMapSealed(
       /** Per step of the form, its renamed headers: `{now: storedAs}`. */
       headers?: readonly unknown[];
     };
+    /** A map edited as a whole: steps renamed in place keep their credentials. */
+    inPlace?: boolean;
   } = {},
 ): Promise<SealResult> {
   const own = await getRuleMap(deps.db, memberId);
@@ -144,7 +173,9 @@ export async function saveMapSealed(
         actions.map((a, i) => a.name ?? `#${i}`),
         r.headers ?? [],
       )
-    : stored;
+    : opts.inPlace
+      ? withStepsRenamedInPlace(stored, map)
+      : stored;
   const sealed = sealMap(map, {
     box: deps.box,
     previous,

@@ -168,6 +168,28 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     ]);
   });
 
+  it('keeps a step’s and a header’s stored secret when they are renamed in the JSON', async () => {
+    await buildWonDeal('Renamed in JSON');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Renamed in JSON')}`);
+    const f = frame();
+    // Typed in the JSON box, a character at a time, as an admin edits it.
+    const json = f.locator('#rule-json');
+    const text = await json.inputValue();
+    await json.fill(text.replace('"name": "erp"', '"name": "er"'));
+    await json.fill(text.replace('"name": "erp"', '"name": "erp-2"'));
+    await json.fill(
+      (await json.inputValue()).replace('"Authorization": "********"', '"X-Auth": "********"'),
+    );
+    await f.locator('#save-rule').click();
+    await f.locator('#save-result > *').waitFor();
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    const step = await storedStep('Renamed in JSON', 0);
+    expect([step.name, Object.keys(step.headers!)]).toEqual(['erp-2', ['X-Auth']]);
+    expect(h.t.deps.box.decrypt((step.headers!['X-Auth'] as { $enc: string }).$enc)).toBe(
+      'Bearer tok-123456',
+    );
+  });
+
   it('keeps each name/value row on one line in a 600 px frame', async () => {
     await page.setViewportSize({ width: 632, height: 900 });
     try {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DEFAULT_SCOPE, getSetting } from '../../db/stores/settings.js';
 import { deleteRuleMap, getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { saveMapSealed, sealStoredMaps } from '../../server/rules/saved-map.js';
+import type { EventMap, HttpAction } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';
 import { secretStepMap } from '../helpers/secret-map.js';
@@ -142,6 +143,23 @@ describe('secrets of rule steps', () => {
     expect(JSON.stringify(run)).not.toContain(ENV_TOKEN);
     const eventPage = await getPage(h, `/ui/events/${run.event_id}`, admin.cookie);
     expect(eventPage.html).not.toContain(TOKEN);
+  });
+
+  it('keep their stored values for a step renamed in place in the JSON', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const shown = JSON.parse(shownMap(page.html)) as EventMap;
+    const step = (m: EventMap | undefined) => m!.rules[0]!.actions[0] as HttpAction;
+    step(shown).name = 'erp-invoice';
+    const res = await save(shown);
+    expect(res.status).toBe(200);
+    const stored = step(await getRuleMap(h.t.deps.db, h.portal.memberId));
+    expect(stored.name).toBe('erp-invoice');
+    const auth = stored.headers!.Authorization as { $enc: string };
+    expect(h.t.deps.box.decrypt(auth.$enc)).toBe(`Bearer ${TOKEN}`);
+    expect(h.t.deps.box.decrypt((stored.secret as { $enc: string }).$enc)).toBe(SECRET);
+    // And back, for the checks below.
+    step(shown).name = 'invoice';
+    expect((await save(shown)).status).toBe(200);
   });
 
   it('are not kept for a step whose URL now points elsewhere', async () => {

@@ -138,7 +138,7 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
         )
       : checked;
     if (!v.ok) return v;
-    return saveMapSealed(deps, uiContext(res).user.memberId, v.map);
+    return saveMapSealed(deps, uiContext(res).user.memberId, v.map, { inPlace: true });
   };
 
   router.post('/ui/rules', requireAdmin, csrfProtection, async (req, res) => {
