@@ -1235,8 +1235,15 @@ function controlOf(path) {
   return null;
 }
 
-/** Where a control's note goes: under the list of events for a trigger, else after it. */
-const noteAfter = (control) => control.closest('.events') || control.closest('label') || control;
+/**
+ * Where a control's note goes: under the list of events for a trigger, under the whole row
+ * of a condition (beside it, it would squeeze the row's lists at 600 px), else after it.
+ */
+const noteAfter = (control) =>
+  control.closest('.events') ||
+  control.closest('.condition') ||
+  control.closest('label') ||
+  control;
 
 /**
  * Says each error next to its control too (the list above keeps the path): the control is

@@ -223,6 +223,30 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     }
   });
 
+  it('says a condition’s refusal under its row in a 600 px frame, its lists kept readable', async () => {
+    await page.setViewportSize({ width: 632, height: 900 });
+    try {
+      await buildWonDeal('Narrow refusal');
+      const f = frame();
+      await f.locator('#cond-op-0').selectOption('in');
+      await f.locator('#cond-value-0').selectOption([]);
+      await f.locator('#save-rule').click();
+      await f.locator('#rule-errors').waitFor();
+      const box = (sel: string) =>
+        f.locator(sel).evaluate((e) => {
+          const r = e.getBoundingClientRect();
+          return { top: r.top, bottom: r.bottom, width: r.width };
+        });
+      const note = `#${await f.locator('#cond-value-0').getAttribute('aria-describedby')}`;
+      await expect(f.locator(note).textContent()).resolves.toMatch(/at least one/);
+      // The note is under the row, and the stage list keeps room for the stages' names.
+      expect((await box(note)).top).toBeGreaterThanOrEqual((await box('#cond-0')).bottom);
+      expect((await box('#cond-value-0')).width).toBeGreaterThan(150);
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 900 });
+    }
+  });
+
   it('refuses an invalid event name and repeated names next to the field, keeping the text', async () => {
     await buildWonDeal('Refusals');
     const f = frame();
