@@ -4,7 +4,7 @@ import type { Clock } from '../lib/clock.js';
 import type { SecretBox } from '../lib/crypto.js';
 import { getRuleMap, listRuleMaps, saveRuleMap, saveRuleMapInScope } from './map-store.js';
 import type { EventMap } from './model.js';
-import { markInherited, sealMap, type SealResult } from './secret-fields.js';
+import { isSealed, markInherited, sealMap, type SealResult } from './secret-fields.js';
 import { DEFAULT_SCOPE } from '../../db/stores/settings.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -95,7 +95,9 @@ export function withRenamedHeaders(
     const taken = new Set(moves.map(([to]) => to.toLowerCase()));
     const headers: Record<string, (typeof step.headers)[string]> = {};
     for (const [name, value] of Object.entries(step.headers)) {
-      const to = moves.filter(([, from]) => from.toLowerCase() === name.toLowerCase());
+      // The operator's credential (taken over from the default map) keeps its whole request.
+      const own = !isSealed(value) || !value.$inherited;
+      const to = own ? moves.filter(([, from]) => from.toLowerCase() === name.toLowerCase()) : [];
       for (const [n] of to) headers[n] = value;
       if (to.length === 0 && !taken.has(name.toLowerCase())) headers[name] = value;
     }
@@ -171,7 +173,8 @@ export async function saveMapSealed(
         ),
         r.to,
         actions.map((a, i) => a.name ?? `#${i}`),
-        r.headers ?? [],
+        // The operator's default map: its credentials keep their whole request.
+        fromDefault ? [] : (r.headers ?? []),
       )
     : opts.inPlace
       ? withStepsRenamedInPlace(stored, map)

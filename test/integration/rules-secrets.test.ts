@@ -399,13 +399,17 @@ describe("the operator's default map", () => {
       )![1]!,
     ) as { rule: { actions: Array<Record<string, unknown>> }; csrf: string };
     const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'WON' });
-    const send = (change: (step: Record<string, unknown>) => void) => {
+    const send = (
+      change: (step: Record<string, unknown>) => void,
+      extra: Record<string, string> = {},
+    ) => {
       const rule = structuredClone(data.rule);
       change(rule.actions[0]!);
       return postForm(
         h,
         '/ui/rules/builder/send-step',
         {
+          ...extra,
           _csrf: data.csrf,
           rule: JSON.stringify(rule),
           index: '0',
@@ -424,7 +428,17 @@ describe("the operator's default map", () => {
       expect(res.status).toBe(400);
       expect(res.html).toContain('stands for a stored secret');
     }
+    // Nor under another header name, said to be the same header renamed in the form.
+    const renamed = await send(
+      (st) => {
+        const headers = st.headers as Record<string, unknown>;
+        st.headers = { 'X-Echo': headers.Authorization };
+      },
+      { steps: '["invoice"]', headers: JSON.stringify([{ 'X-Echo': 'Authorization' }]) },
+    );
+    expect(renamed.status).toBe(400);
     expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([]);
+    expect(h.sink.requests.slice(before).map((r) => r.headers['x-echo'])).toEqual([]);
     // Control: the step as the operator wrote it may be sent once, with its token.
     const same = await send(() => undefined);
     expect(same.status).toBe(200);

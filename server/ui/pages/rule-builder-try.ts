@@ -184,7 +184,8 @@ export function tryRoutes(deps: Deps): Router {
       ),
       rule.name,
       rule.actions.map((a, i) => a.name ?? `#${i}`),
-      stepOrigins(form.headers),
+      // The operator's default map: its credentials keep their whole request.
+      own === undefined ? [] : stepOrigins(form.headers),
     );
     const sealed = sealMap(
       { rules: [rule] },
