@@ -114,11 +114,14 @@ export function withRenamedHeaders(
  * `stored` with the steps that `map` renamed in place named as `map` names them, for a map
  * edited as a whole (the JSON editor): in a rule of the same name, the step at the same
  * position, of the same type, whose stored name no step of the rule has any more and whose new
- * name no stored step had. Any other step is matched by its name as before.
+ * name no stored step had. Any other step is matched by its name as before. In a step, a
+ * header renamed is the one stored header gone and the one new, when there is one each.
  */
 export function withStepsRenamedInPlace(
   stored: EventMap | undefined,
   map: EventMap,
+  /** Whether headers may be renamed: not in the operator's default map. */
+  renameHeaders = true,
 ): EventMap | undefined {
   let out = stored;
   for (const rule of map.rules) {
@@ -133,6 +136,19 @@ export function withStepsRenamedInPlace(
       return was.name ?? `#${i}`;
     });
     if (origins.some((o) => o !== null)) out = withRenamedSteps(out, rule.name, origins, newNames);
+    // A header renamed in a step: the one header gone and the one new, when there is one each.
+    const stepsNow = out?.rules.find((r) => r.name === rule.name)?.actions ?? [];
+    const keys = rule.actions.map((a, i) => a.name ?? `#${i}`);
+    const moved = rule.actions.map((a, i) => {
+      const was = stepsNow.find((s, n) => (s.name ?? `#${n}`) === keys[i]);
+      if (a.type !== 'http' || was?.type !== 'http') return null;
+      const have = (h: object | undefined, name: string) =>
+        Object.keys(h ?? {}).some((k) => k.toLowerCase() === name.toLowerCase());
+      const gone = Object.keys(was.headers ?? {}).filter((n) => !have(a.headers, n));
+      const added = Object.keys(a.headers ?? {}).filter((n) => !have(was.headers, n));
+      return gone.length === 1 && added.length === 1 ? { [added[0]!]: gone[0]! } : null;
+    });
+    if (renameHeaders) out = withRenamedHeaders(out, rule.name, keys, moved);
   }
   return out;
 }
@@ -177,7 +193,7 @@ export async function saveMapSealed(
         fromDefault ? [] : (r.headers ?? []),
       )
     : opts.inPlace
-      ? withStepsRenamedInPlace(stored, map)
+      ? withStepsRenamedInPlace(stored, map, !fromDefault)
       : stored;
   const sealed = sealMap(map, {
     box: deps.box,

@@ -162,6 +162,27 @@ describe('secrets of rule steps', () => {
     expect((await save(shown)).status).toBe(200);
   });
 
+  it('keep their stored values for a header renamed in the JSON', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const shown = JSON.parse(shownMap(page.html)) as EventMap;
+    const step = (m: EventMap | undefined) => m!.rules[0]!.actions[0] as HttpAction;
+    const rename = (from: string, to: string) => {
+      const headers = step(shown).headers!;
+      step(shown).headers = Object.fromEntries(
+        Object.entries(headers).map(([k, v]) => [k === from ? to : k, v]),
+      );
+    };
+    rename('Authorization', 'X-Auth');
+    expect((await save(shown)).status).toBe(200);
+    const stored = step(await getRuleMap(h.t.deps.db, h.portal.memberId)).headers!;
+    expect(h.t.deps.box.decrypt((stored['X-Auth'] as { $enc: string }).$enc)).toBe(
+      `Bearer ${TOKEN}`,
+    );
+    // And back, for the checks below.
+    rename('X-Auth', 'Authorization');
+    expect((await save(shown)).status).toBe(200);
+  });
+
   it('are not kept for a step whose URL now points elsewhere', async () => {
     const page = await getPage(h, '/ui/rules', admin.cookie);
     const moved = shownMap(page.html).replace(`${h.sink.url}/invoices`, 'https://evil.example/x');
