@@ -314,6 +314,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
     'код в этот чат отправлен меньше 10 минут назад: введите его или запросите новый позже',
   ],
+  [
+    'the code sent to this chat less than 10 minutes ago was typed wrong too often: ask for a new one later',
+    'код, отправленный в этот чат меньше 10 минут назад, слишком часто вводили неверно: запросите новый позже',
+  ],
   ['Telegram did not deliver the code to chat ', 'Telegram не доставил код в чат '],
   ['; is the bot a member?', '; бот добавлен в чат?'],
   // Telegram's description inside the parentheses is quoted: its words stay as they are.

@@ -32,8 +32,12 @@ const NUMERIC = /^-?\d{1,20}$/;
 const digest = (portalId: number, chatId: string, code: string) =>
   createHash('sha256').update(`${portalId}:${chatId}:${code}`).digest('hex');
 
-/** `ended`: the code can no longer be typed (expired, never sent, out of tries): ask anew. */
-export type LinkResult = { ok: true; chatId: string } | { error: string; ended?: true };
+/**
+ * `ended`: the code can no longer be typed (expired, never sent, out of tries): ask anew.
+ * `pending`: no new code, but the one sent to this chat id a moment ago can still be typed.
+ */
+export type LinkResult =
+  { ok: true; chatId: string } | { error: string; ended?: true; pending?: string };
 
 /** The numeric id of what an admin typed (an `@name` is asked of the Bot API, then remembered). */
 async function chatIdOf(deps: Deps, chat: string): Promise<string> {
@@ -93,10 +97,18 @@ export async function sendLinkCode(
   }
   const last = await getLinkCode(deps.db, portal.id, chatId);
   if (last && now < last.sent_at + LINK_CODE_TTL_MS) {
-    return {
-      error:
-        'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
-    };
+    // The admin is told to type the code already sent, so the page offers its field again
+    // (they may have left the page to read the chat); one out of tries cannot be typed.
+    return last.tries < LINK_CODE_TRIES
+      ? {
+          error:
+            'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
+          pending: chatId,
+        }
+      : {
+          error:
+            'the code sent to this chat less than 10 minutes ago was typed wrong too often: ask for a new one later',
+        };
   }
   const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
   const codeDigest = digest(portal.id, chatId, code);
@@ -112,6 +124,7 @@ export async function sendLinkCode(
     return {
       error:
         'a code was sent to this chat less than 10 minutes ago: type that one, or ask again later',
+      pending: chatId,
     };
   }
   const refused = await postCode(deps, chatId, chat, code, portal);

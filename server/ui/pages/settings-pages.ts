@@ -151,7 +151,11 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     const result = await sendLinkCode(deps, uiContext(res).portal, chat);
     if ('error' in result) {
       res.status(400);
-      await renderAlerts(res, { linkChat: chat, linkError: result.error });
+      await renderAlerts(res, {
+        linkChat: chat,
+        linkError: result.error,
+        codeSentTo: result.pending ?? '',
+      });
       return;
     }
     await renderAlerts(res, { linkChat: chat, codeSentTo: result.chatId, linkNotice: 'codeSent' });

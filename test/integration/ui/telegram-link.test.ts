@@ -176,3 +176,79 @@ describe('linking a Telegram chat on the Alerts page', () => {
     expect(last.html).toMatch(/id="link-chat-id" value="-100654"/);
   });
 });
+
+/** A code asked for again while the last one is still good (a portal of its own: 5 asks per portal in 10 min). */
+describe('asking again for a code still in the chat', () => {
+  let h: UiHarness;
+  let tg: TelegramStandin;
+  let admin: UiSession;
+  beforeAll(async () => {
+    tg = await startTelegramStandin();
+    h = await startUiHarness({
+      env: { TELEGRAM_BOT_TOKEN: tg.token, TELEGRAM_API_URL: tg.url },
+    });
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+    await tg.close();
+  });
+
+  it('offers the code field again when a code sent a moment ago is asked for anew', async () => {
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    const ask = () =>
+      postForm(
+        h,
+        '/ui/alerts/telegram/code',
+        { chat: '-100777', _csrf: csrfOf(page.html) },
+        admin.cookie,
+      );
+    expect((await ask()).html).toContain('id="link-form"');
+    const code = /code (\d{4}) (\d{4})/.exec(tg.sent.at(-1)!.text)!.slice(1).join('');
+    const sent = tg.sent.length;
+    // The admin left the page to read the chat and comes back: no second code, but the page
+    // says "type that one", so the field to type it in is there.
+    const again = await ask();
+    expect(tg.sent.length).toBe(sent);
+    expect(again.html).toContain('type that one');
+    expect(again.html).toContain('id="link-form"');
+    expect(again.html).toMatch(/name="chat" value="-100777"/);
+    const linked = await postForm(
+      h,
+      '/ui/alerts/telegram/link',
+      { chat: '-100777', code, _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(linked.html).toContain('The chat -100777 is linked to this portal.');
+  });
+
+  it('does not offer the code field for a code typed wrong too often', async () => {
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    await postForm(
+      h,
+      '/ui/alerts/telegram/code',
+      { chat: '-100778', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    const code = /code (\d{4}) (\d{4})/.exec(tg.sent.at(-1)!.text)!.slice(1).join('');
+    const wrong = code === '00000000' ? '00000001' : '00000000';
+    for (let i = 0; i < 5; i++) {
+      await postForm(
+        h,
+        '/ui/alerts/telegram/link',
+        { chat: '-100778', code: wrong, _csrf: csrfOf(page.html) },
+        admin.cookie,
+      );
+    }
+    const again = await postForm(
+      h,
+      '/ui/alerts/telegram/code',
+      { chat: '-100778', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(again.status).toBe(400);
+    expect(again.html).not.toContain('type that one');
+    expect(again.html).toContain('typed wrong too often');
+    expect(again.html).not.toContain('id="link-form"');
+  });
+});
