@@ -205,7 +205,8 @@ const EN = {
   'alerts.saved': 'Saved.',
   'alerts.test': 'Send test alert',
   'alerts.testSent': 'Test alert sent to:',
-  'alerts.testNone': 'No alert channel is configured.',
+  'alerts.testNone':
+    'Nothing was sent: this server cannot send to the channels set here. A Telegram chat needs TELEGRAM_BOT_TOKEN and an e-mail needs SMTP_URL in the server settings; ask whoever runs b24hooks to set them. The channels stay saved.',
   'alerts.testNoOwn':
     "This portal has no alert channel of its own: its alerts go to the server operator's channels, which a test does not use. Set a Telegram chat or an e-mail above first.",
   'alerts.testTooSoon': 'A test alert was sent less than a minute ago. Try again in a minute.',
@@ -467,7 +468,8 @@ const RU: Record<MessageKey, string> = {
   'alerts.saved': 'Сохранено.',
   'alerts.test': 'Отправить тестовое оповещение',
   'alerts.testSent': 'Тестовое оповещение отправлено:',
-  'alerts.testNone': 'Ни один канал оповещений не настроен.',
+  'alerts.testNone':
+    'Ничего не отправлено: этот сервер не может писать в указанные здесь каналы. Для чата Telegram в настройках сервера нужен TELEGRAM_BOT_TOKEN, для e-mail — SMTP_URL; попросите того, кто обслуживает b24hooks, задать их. Каналы остаются сохранёнными.',
   'alerts.testNoOwn':
     'У этого портала нет своего канала оповещений: его оповещения идут в каналы оператора сервера, а тест туда не отправляется. Сначала укажите чат Telegram или e-mail выше.',
   'alerts.testTooSoon':

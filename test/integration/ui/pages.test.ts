@@ -273,6 +273,12 @@ describe('the pages of an installed portal with events', () => {
     const test = await postForm(h, '/ui/alerts/test', { _csrf: csrfOf(page.html) }, admin.cookie);
     expect(test.status).toBe(200);
     expect(test.html).toContain('id="test-sent"');
+    // This server has neither a Telegram bot nor SMTP: the admin, who has just saved a chat
+    // and an address, is told why nothing went out and what the server needs.
+    expect(h.t.deps.config.telegram.botToken).toBeFalsy();
+    expect(test.html).toContain('Nothing was sent');
+    expect(test.html).toContain('TELEGRAM_BOT_TOKEN');
+    expect(test.html).toContain('SMTP_URL');
   });
 
   it('reads and compiles its templates once, whatever NODE_ENV says', async () => {
