@@ -61,6 +61,7 @@ const EN = {
   'dash.enqueued': 'reconcile events queued',
   'dash.sweepSince': 'Changed in the last',
   'dash.hours': 'h',
+  'common.days': 'd',
   'dash.sweep': 'Sweep for lost events',
   'dash.sweepStarted': 'The sweep started; reload this page to see its result.',
   'dash.sweepHint':
@@ -324,6 +325,7 @@ const RU: Record<MessageKey, string> = {
   'dash.enqueued': 'событий сверки в очереди',
   'dash.sweepSince': 'Изменённые за последние',
   'dash.hours': 'ч',
+  'common.days': 'дн.',
   'dash.sweep': 'Найти потерянные события',
   'dash.sweepStarted': 'Сверка запущена; обновите страницу, чтобы увидеть результат.',
   'dash.sweepHint':

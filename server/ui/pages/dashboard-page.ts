@@ -161,9 +161,14 @@ export async function recoveryView(db: Deps['db'], portalId: number, memberId: s
   return view;
 }
 
-/** `12.3 MB` */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+const BYTE_UNITS = {
+  en: ['B', 'KB', 'MB', 'GB', 'TB'],
+  ru: ['Б', 'КБ', 'МБ', 'ГБ', 'ТБ'],
+} as const;
+
+/** `12.3 MB`, in the page's language (`12.3 МБ`). */
+export function formatBytes(n: number, lang: keyof typeof BYTE_UNITS = 'en'): string {
+  const units = BYTE_UNITS[lang];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) {
     n /= 1024;
@@ -173,13 +178,18 @@ export function formatBytes(n: number): string {
 }
 
 /** Storage line of the dashboard: database size, oldest kept event, retention. */
-async function storageView(deps: Deps, portalId: number, memberId: string) {
+async function storageView(
+  deps: Deps,
+  portalId: number,
+  memberId: string,
+  lang: keyof typeof BYTE_UNITS,
+) {
   const [size, oldestAt, policy] = await Promise.all([
     databaseSize(deps.db),
     oldestEventAt(deps.db, portalId),
     effectivePolicy(deps.db, deps.config, memberId),
   ]);
-  return { bytes: size.bytes, size: formatBytes(size.bytes), oldestAt, policy };
+  return { bytes: size.bytes, size: formatBytes(size.bytes, lang), oldestAt, policy };
 }
 
 /** Hours an admin may sweep back from the dashboard. */
@@ -197,7 +207,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
     res: Response,
     extra: { sweepStarted?: boolean; sweepError?: string } = {},
   ) => {
-    const { portal } = uiContext(res);
+    const { portal, user } = uiContext(res);
     const now = deps.clock.now();
     const [figures, day, week, rules, sla, alerts, recovery, storage, destinations] =
       await Promise.all([
@@ -208,7 +218,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
         slaByPeriod(deps, portal.member_id),
         firingAlerts(deps.db, portal.member_id),
         recoveryView(deps.db, portal.id, portal.member_id),
-        storageView(deps, portal.id, portal.member_id),
+        storageView(deps, portal.id, portal.member_id, user.lang),
         openDestinations(deps.db, portal.id),
       ]);
     res.render('ui/dashboard', {

@@ -54,6 +54,16 @@ describe('retention settings page', () => {
     expect(await stored()).toBeUndefined();
   });
 
+  it('writes the days and the database size in Russian on a Russian page', async () => {
+    const ru = await openSession(h, { lang: 'ru' });
+    const dash = await getPage(h, '/ui', ru.cookie);
+    expect(dash.html).toMatch(/id="db-size">\d+(\.\d)? (КБ|МБ)</);
+    expect(dash.html).toContain('30 дн. / 90 дн.');
+    const page = await getPage(h, '/ui/retention', ru.cookie);
+    expect(page.html).toContain('30 дн. /');
+    expect(page.html).not.toMatch(/\d d\b/);
+  });
+
   it('refuses a figure that is not a whole number of days and keeps what was stored', async () => {
     const csrf = csrfOf((await getPage(h, '/ui/retention', admin.cookie)).html);
     await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
