@@ -147,7 +147,16 @@ export async function callHttp(call: HttpCall): Promise<HttpReply> {
     if (err.name === 'TimeoutError' || err.name === 'AbortError') {
       throw new RetryableError(`${call.label} timed out after ${call.timeoutMs} ms`, { cause: e });
     }
-    const code = err.cause?.code ? ` (${err.cause.code})` : '';
+    // fetch refuses the ports of other protocols (SMTP, SSH, X11, 6665-6669, 10080 …) before
+    // connecting, with "bad port" as the only word: waiting will not change that.
+    const cause = err.cause as { code?: string; message?: string } | undefined;
+    if (!cause?.code && cause?.message === 'bad port') {
+      throw new PermanentError(
+        `${call.label} refused: fetch never connects to this port (one reserved for another protocol, such as SMTP, SSH or X11); use another port`,
+        { cause: e },
+      );
+    }
+    const code = cause?.code ? ` (${cause.code})` : '';
     // fetch messages may quote the full URL (a bot token, a key in the query): keep it out.
     const reason = err.message.replace(/\S+:\/\/\S+/g, '(url)');
     throw new RetryableError(`${call.label} failed: ${reason}${code}`, { cause: e });

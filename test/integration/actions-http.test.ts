@@ -205,6 +205,16 @@ describe('http action', () => {
     expect((err as Error).message).toMatch(/ECONNREFUSED/);
   });
 
+  it('names a port fetch never connects to, and does not retry it', async () => {
+    // 6000 (X11) is one of fetch's bad ports: the request fails before any connection, so no
+    // listener is needed, and the cause's only word is "bad port".
+    const action = post({ url: 'http://127.0.0.1:6000/orders' });
+    const err = await runAction(action, action, ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toContain('fetch never connects to this port');
+    expect((err as Error).message).toContain('use another port');
+  });
+
   it('keeps credentials in the URL out of the summary', async () => {
     const action = post({ url: `${sink.url.replace('//', '//user:pw@')}/hook?api_key=k3y&x=1` });
     const result = await runAction(action, action, ctx());
