@@ -142,7 +142,8 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
           e.receivedAt,
           e.memberId,
           e.event,
-          e.entityType ? `${e.entityType} ${e.entityId}` : null,
+          // An app lifecycle event has a type (app) and no id.
+          [e.entityType, e.entityId].filter(Boolean).join(' ') || null,
           e.status,
           e.attempts,
           e.lastError,

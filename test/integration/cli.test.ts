@@ -137,6 +137,31 @@ describe('operator CLI', () => {
     expect(JSON.parse((await cli(t, ['events', '--limit', '2', '--json'])).out)).toHaveLength(2);
   });
 
+  it('shows an event about the app itself (no entity id) without a "null" in the table', async () => {
+    const db = t.deps.db;
+    const [row] = await db('events')
+      .insert({
+        member_id: 'member-a',
+        event: 'ONAPPINSTALL',
+        entity_type: 'app',
+        entity_id: null,
+        status: 'processed',
+        attempts: 0,
+        received_at: base + 9 * 60_000,
+      })
+      .returning('id');
+    const id = typeof row === 'object' ? (row as { id: number }).id : (row as number);
+    try {
+      const r = await cli(t, ['events', '--event', 'ONAPPINSTALL']);
+      expect(r.code).toBe(0);
+      const line = r.out.split('\n').find((l) => l.includes('ONAPPINSTALL'))!;
+      expect(line).toMatch(/ONAPPINSTALL\s+app\s+processed/);
+      expect(line).not.toContain('null');
+    } finally {
+      await db('events').where({ id }).delete();
+    }
+  });
+
   it('lists portals, uninstalled ones included', async () => {
     const r = JSON.parse((await cli(t, ['portals', '--json'])).out);
     expect(r).toEqual([
