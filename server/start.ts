@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './routes/app.js';
 import type { Deps } from './deps.js';
 import { createAccessLog } from './lib/access-log.js';
+import { AppError } from './lib/errors.js';
 import {
   createHttpServer,
   createRequestListener,
@@ -54,9 +55,10 @@ export async function listen(
     listener(req, res);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const refused = (e: NodeJS.ErrnoException) => reject(listenRefusal(e, host, port));
+    server.once('error', refused);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', refused);
       resolve();
     });
   });
@@ -72,4 +74,34 @@ export async function listen(
         server.closeIdleConnections();
       }),
   };
+}
+
+/**
+ * A port in use or not allowed is the operator's to fix, like a bad setting: said in one line
+ * with what to change (server/main.ts prints a CONFIG error without a stack).
+ */
+function listenRefusal(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (e.code === 'EADDRINUSE') {
+    return new AppError(
+      'CONFIG',
+      `cannot listen on ${where}: another program already listens there; stop it, or set PORT (and HOST) to a free address`,
+      { cause: e },
+    );
+  }
+  if (e.code === 'EACCES') {
+    return new AppError(
+      'CONFIG',
+      `cannot listen on ${where}: not allowed for this user (ports below 1024 need privileges); set PORT to 1024 or above and put a proxy in front`,
+      { cause: e },
+    );
+  }
+  if (e.code === 'EADDRNOTAVAIL') {
+    return new AppError(
+      'CONFIG',
+      `cannot listen on ${where}: no network interface of this machine has that address; set HOST to one it has, or 0.0.0.0`,
+      { cause: e },
+    );
+  }
+  return e;
 }
