@@ -127,7 +127,14 @@ export async function runCli(
       strict: true,
     });
   } catch (e) {
-    io.err(`b24hooks ${name}: ${(e as Error).message.split('\n')[0]}\n`);
+    // Node's own text for an unknown option goes on about positionals after "--", which
+    // no command here takes that way: name the option and what the command does take.
+    const unknown = /^Unknown option '([^']+)'/.exec((e as Error).message);
+    io.err(
+      unknown
+        ? `b24hooks ${name}: unknown option ${unknown[1]}; usage: b24hooks ${spec.usage} [--json]\n`
+        : `b24hooks ${name}: ${(e as Error).message.split('\n')[0]}\n`,
+    );
     return 2;
   }
   if (parsed.values.help) {

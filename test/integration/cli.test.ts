@@ -199,6 +199,14 @@ describe('operator CLI', () => {
     expect((await cli(t, ['events', '--status', 'nope'])).err.trim().split('\n')).toHaveLength(1);
   });
 
+  it('names an unknown option with the command usage, not advice about positionals', async () => {
+    const r = await cli(t, ['status', '--portal', 'member-a']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      'b24hooks status: unknown option --portal; usage: b24hooks status [--json]\n',
+    );
+  });
+
   it('exits 1 with a reason when the configuration is broken', async () => {
     let err = '';
     const code = await runCli(
