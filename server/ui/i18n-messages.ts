@@ -256,6 +256,38 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['The form has expired. Reopen the application.', 'Форма устарела. Откройте приложение заново.'],
   ['Open this application from Bitrix24.', 'Откройте это приложение из Битрикс24.'],
   // frame entry refusals (server/ui/frame-entry.ts), shown in the frame or deal tab
+  // the installer page (server/install/install-request.ts, install-portal.ts)
+  [
+    'This server is not set up to accept installs: set B24_CLIENT_ID and B24_CLIENT_SECRET (the client id and secret from the Bitrix24 application form) and restart it. Only for a local demo, B24_INSECURE_DEV_INSTALL=1 accepts installs without that proof.',
+    'Этот сервер не настроен принимать установки: задайте B24_CLIENT_ID и B24_CLIENT_SECRET (код и ключ приложения из его формы в Битрикс24) и перезапустите его. Только для локальной демонстрации B24_INSECURE_DEV_INSTALL=1 принимает установки без этой проверки.',
+  ],
+  [' is missing or malformed', ' не передан или искажён'],
+  [' is malformed', ' искажён'],
+  [' is missing', ' не передан'],
+  [' must be a portal host name', ' должен быть именем хоста портала'],
+  [
+    'This portal address is not allowed (B24_PORTAL_HOSTS).',
+    'Адрес этого портала не разрешён (B24_PORTAL_HOSTS).',
+  ],
+  [
+    'This OAuth server is not allowed (B24_OAUTH_SERVERS).',
+    'Этот сервер авторизации не разрешён (B24_OAUTH_SERVERS).',
+  ],
+  ['The client endpoint is not on the portal domain.', 'Адрес REST портала не на его домене.'],
+  ['The authorization belongs to another application.', 'Авторизация выдана другому приложению.'],
+  [
+    'Only a portal administrator can install this application.',
+    'Установить это приложение может только администратор портала.',
+  ],
+  ['The authorization belongs to another portal.', 'Авторизация выдана другому порталу.'],
+  [
+    'The OAuth server did not confirm the authorization.',
+    'Сервер авторизации не подтвердил авторизацию.',
+  ],
+  [
+    'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
+    'Сервер авторизации Битрикс24 не отвечает. Попробуйте через несколько минут.',
+  ],
   ['member_id is missing.', 'Не передан member_id.'],
   ['AUTH_ID is missing or malformed.', 'AUTH_ID не передан или искажён.'],
   [

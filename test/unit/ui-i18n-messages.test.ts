@@ -5,6 +5,8 @@ import { sealMap } from '../../server/rules/secret-fields.js';
 import { savedBeforeChecks, validateEventMap } from '../../server/rules/validate.js';
 import { translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
 import { englishIn } from '../helpers/english-words.js';
+import { NOT_CONFIGURED_MESSAGE } from '../../server/install/install-portal.js';
+import { parseInstallRequest } from '../../server/install/install-request.js';
 
 /** What a save refuses a map with: validation, then scopes and secrets of a valid one. */
 function refusals(map: unknown): string[] {
@@ -120,6 +122,42 @@ describe('messages on Russian pages', () => {
     const english = messages.flatMap((m) => {
       const ru = translateMessage(m, 'ru');
       return englishIn(ru).length ? [ru] : [];
+    });
+    expect(english).toEqual([]);
+  });
+
+  it("leaves no English word in the installer page's refusals", () => {
+    const A = 'a'.repeat(40);
+    const parseError = (query: Record<string, unknown>, raw: string) => {
+      try {
+        parseInstallRequest(query, raw);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error(`parsed: ${raw}`);
+    };
+    const q = { DOMAIN: 'acme.bitrix24.com', LANG: 'ru' };
+    const messages = [
+      NOT_CONFIGURED_MESSAGE,
+      parseError(q, `AUTH_ID=x&member_id=m1`),
+      parseError(q, `member_id=m1`),
+      parseError(q, `AUTH_ID=${A}`),
+      parseError({ ...q, DOMAIN: 'not a host' }, `AUTH_ID=${A}&member_id=m1`),
+      // install-portal.ts, the refusals after the request parsed
+      'This portal address is not allowed (B24_PORTAL_HOSTS).',
+      'This OAuth server is not allowed (B24_OAUTH_SERVERS).',
+      'The client endpoint is not on the portal domain.',
+      'The authorization belongs to another application.',
+      'Only a portal administrator can install this application.',
+      'REFRESH_ID is missing.',
+      'The authorization belongs to another portal.',
+      'The OAuth server did not confirm the authorization.',
+      'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
+    ];
+    const english = messages.flatMap((m) => {
+      const ru = translateMessage(m, 'ru');
+      // member_id is the name of the form field, data like AUTH_ID.
+      return englishIn(ru.replace(/\bmember_id\b/g, '')).length ? [ru] : [];
     });
     expect(english).toEqual([]);
   });
