@@ -1,5 +1,5 @@
 import { toError } from '../lib/errors.js';
-import { markStorageFailing } from '../metrics.js';
+import { markStorageFailing, markStorageWritable } from '../metrics.js';
 import { releaseJobs } from '../../db/stores/jobs.js';
 import { executeJob } from './execute-job.js';
 import type { JobRow } from './types.js';
@@ -54,7 +54,12 @@ export async function claimAndRun(
 function runInSlot(w: WorkerContext, j: JobRow): Promise<JobOutcome> {
   return w.queue.add(async () => {
     try {
-      return await executeJob(w, j);
+      const outcome = await executeJob(w, j);
+      // Its outcome was written: fresh evidence that the database takes writes again, so
+      // /healthz stops saying "failing" without waiting for a delivery (a quiet portal may
+      // send none for a long time).
+      markStorageWritable(w.deps.metrics);
+      return outcome;
     } catch (e) {
       lost(w, j, e);
       return { job: j, outcome: 'retry' as const, error: toError(e).message };
@@ -84,6 +89,7 @@ async function releaseUnrecorded(w: WorkerContext): Promise<void> {
   try {
     const n = await releaseJobs(w.deps.db, w.claimId, ids, w.now());
     for (const jobId of ids) unrecorded.delete(jobId);
+    markStorageWritable(w.deps.metrics);
     w.deps.logger.warn({ released: n }, 'database takes writes again: released unrecorded jobs');
   } catch {
     // Still refused; the next round tries again.

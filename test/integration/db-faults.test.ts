@@ -126,5 +126,8 @@ const FORM = 'application/x-www-form-urlencoded';
     expect(calls).toBe(2);
     expect(await t.deps.db('jobs').pluck('status')).toEqual(['done']);
     expect(await t.deps.db('events').pluck('status')).toEqual(['processed']);
+    // The worker's writes went through again: /healthz says so without waiting for a
+    // delivery (none has come since the fault).
+    expect((await health()).status).toBe(200);
   });
 });
