@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { chromium, type Browser } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { describeInChromium } from '../helpers/browser-suite.js';
+import { appFrameOf } from '../helpers/framed-ui.js';
+import { seedDeals, startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
+
+/**
+ * The event log in a 600 px frame on a Russian portal: its longer headers and badges used to
+ * leave no room for the last column, so the table ran past the frame and the errors were cut
+ * off at its edge. An event name (ONCRMDEALUPDATE, no space in it) now breaks, as in the deal
+ * tab, and the table fits.
+ */
+describeInChromium('the event log in a narrow frame', (executablePath) => {
+  let h: UiHarness;
+  let browser: Browser;
+  beforeAll(async () => {
+    h = await startUiHarness({ appHost: 'localhost', portal: { lang: 'ru' } });
+    await seedDeals(h);
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  it('fits a 600 px frame in Russian, the last error readable', async () => {
+    const page = await (
+      await browser.newContext({ viewport: { width: 600, height: 900 } })
+    ).newPage();
+    await page.goto(`${h.portal.url}/app?user=1`);
+    const f = page.frameLocator('iframe.b24emu-frame');
+    await f.locator('#figures').waitFor();
+    await f.locator('#nav-events').click();
+    await f.locator('#events').waitFor();
+    const app = appFrameOf(page, h.appUrl, '/ui/events');
+    const m = JSON.parse(
+      await app.evaluate<string>(`JSON.stringify({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+        error: document.querySelector('#events tr[data-status="failed"] td.muted').getBoundingClientRect().width,
+      })`),
+    ) as { scroll: number; client: number; error: number };
+    expect(m.scroll).toBeLessThanOrEqual(m.client);
+    // A column a few words wide, not a letter or two.
+    expect(m.error).toBeGreaterThan(80);
+    await page.close();
+  });
+});
