@@ -130,6 +130,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       afterCreate(conn: BetterSqlite3.Database, done: (err: Error | null, c: unknown) => void) {
         try {
           applySqlitePragmas(conn, opts.busyTimeoutMs);
+          immediateTransactions(conn);
           if (opts.keepStatements !== false) keepStatements(conn);
           timeStatements(conn, watch);
           done(null, conn);
@@ -141,6 +142,23 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
   });
   watches.set(db, watch);
   return db;
+}
+
+/**
+ * Starts knex's transactions with `BEGIN IMMEDIATE`, which takes the write lock at once,
+ * waiting out the busy timeout like any write. knex sends a plain (deferred) `BEGIN`: a
+ * transaction that read first (a claim, an outcome's before-and-after) then met a commit of
+ * another process (the operator's CLI: replay, erase, rules import) between its read and its
+ * first write failed at once with SQLITE_BUSY_SNAPSHOT, which no wait cures
+ * (https://www.sqlite.org/lang_transaction.html, "read transactions versus write
+ * transactions"), and was taken for a storage fault. In the server the connection gate
+ * already gives the main connection and the intake writer turns, so taking the lock at BEGIN
+ * makes no one else wait.
+ */
+function immediateTransactions(conn: BetterSqlite3.Database): void {
+  const prepare = conn.prepare.bind(conn);
+  conn.prepare = ((sql: string) =>
+    prepare(sql === 'BEGIN;' ? 'BEGIN IMMEDIATE;' : sql)) as typeof conn.prepare;
 }
 
 /** Where a connection reports how long each statement took (set by `watchStatements`). */

@@ -130,4 +130,46 @@ const FORM = 'application/x-www-form-urlencoded';
     // delivery (none has come since the fault).
     expect((await health()).status).toBe(200);
   });
+
+  /**
+   * An operator's CLI (`replay`, `erase`, `rules import`) writes from another process while the
+   * server runs. A claim reads before it writes; when such a commit landed between the two,
+   * SQLite refused the write at once (SQLITE_BUSY_SNAPSHOT, no busy wait helps), which was
+   * logged as a storage fault and turned /healthz to 503. Now the claim holds the write lock
+   * from its BEGIN and the other process waits for it.
+   */
+  it('a claim is not broken by another process writing while it runs', async () => {
+    expect((await post(1)).status).toBe(200);
+    let tried = 0;
+    let refused: string | undefined;
+    const other = new Database(t.dbFile);
+    other.pragma('busy_timeout = 0');
+    t.deps.db.on('query-response', (_r: unknown, q: { __knexTxId?: string; sql?: string }) => {
+      if (tried === 0 && q.__knexTxId && /^select `portal_id` from `jobs`/.test(q.sql ?? '')) {
+        tried++;
+        try {
+          other.pragma('user_version = 7');
+        } catch (e) {
+          // The claim holds the write lock from its BEGIN: the other process waits its turn.
+          refused = (e as { code?: string }).code;
+        }
+      }
+    });
+    try {
+      services.worker.start();
+      for (let i = 0; i < 200 && calls === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      await services.worker.drain();
+      // Once the claim is over, the other process's write goes through.
+      if (refused) other.pragma('user_version = 7');
+    } finally {
+      other.close();
+    }
+    // Control: the other process tried to write inside the claim.
+    expect(tried).toBe(1);
+    expect(refused === undefined || refused === 'SQLITE_BUSY').toBe(true);
+    expect(new Database(t.dbFile).pragma('user_version', { simple: true })).toBe(7);
+    expect(await t.deps.db('events').pluck('status')).toEqual(['processed']);
+    expect(t.logs.text()).not.toContain('claiming failed');
+    expect((await health()).status).toBe(200);
+  });
 });
