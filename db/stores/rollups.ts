@@ -706,6 +706,49 @@ export async function windowRows(
   return [...minutes, ...hours];
 }
 
+/**
+ * windowRows of a kind, summed per portal id and k1 in the query, of a few portals (at most a
+ * few hundred: bound parameters; seeks of their rows by primary key) or, with `portalIds`
+ * undefined, of every portal (the period's rows through `rollups_period`): one read per grain,
+ * where `windowRows` of each portal was a query of its own.
+ */
+export async function windowSumsByPortal(
+  db: Knex,
+  kind: string,
+  portalIds: readonly number[] | undefined,
+  since: number,
+  now: number,
+): Promise<Map<number, Map<string, { n: number; s: number }>>> {
+  const out = new Map<number, Map<string, { n: number; s: number }>>();
+  if (portalIds?.length === 0) return out;
+  const recent = now - since < ROLLUP_HORIZON_MS.m;
+  const hourFrom = recent ? Math.ceil(since / HOUR) * HOUR : floorTo(since, HOUR);
+  const read = async (grain: Grain, range: (q: Knex.QueryBuilder) => void) => {
+    const q = db('rollups')
+      .where({ kind, grain })
+      .select({ p: 'portal_id', k1: 'k1' })
+      .sum({ n: 'n', s: 's' })
+      .groupBy('portal_id', 'k1');
+    if (portalIds) q.whereIn('portal_id', [...portalIds]);
+    range(q);
+    for (const r of (await q) as Raw) {
+      const byK1 = out.get(Number(r.p)) ?? new Map<string, { n: number; s: number }>();
+      const sum = byK1.get(String(r.k1)) ?? { n: 0, s: 0 };
+      sum.n += Number(r.n ?? 0);
+      sum.s += Number(r.s ?? 0);
+      byK1.set(String(r.k1), sum);
+      out.set(Number(r.p), byK1);
+    }
+  };
+  await read('h', (q) => q.where('bucket', '>=', hourFrom));
+  if (recent && hourFrom !== since) {
+    await read('m', (q) =>
+      q.where('bucket', '>=', floorTo(since, MINUTE)).where('bucket', '<', hourFrom),
+    );
+  }
+  return out;
+}
+
 /** Count, average and p95 (from the histogram) of processing times since `since`. */
 export async function processingTimes(
   db: Knex,

@@ -2,20 +2,17 @@ import type { Deps } from '../deps.js';
 import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { effectiveMap, effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import type { EventMap } from '../rules/model.js';
-import { DEFAULT_SCOPE, settingsOfScopes } from '../../db/stores/settings.js';
+import { DEFAULT_SCOPE, listSettings, settingsOfScopes } from '../../db/stores/settings.js';
 import { getAlertState, saveAlertState } from '../../db/stores/alerts.js';
 import {
   findLateSlaBreachesStep,
   findPendingSlaBreaches,
   lateTotals,
   recordSlaBreaches,
-  slaCounts,
+  slaCountsOf,
   type SlaBreachRow,
   type SlaRule,
 } from '../../db/stores/sla.js';
-
-/** Portals whose rule maps one query reads (slaSummary, the alert check). */
-export const MAPS_CHUNK = 500;
 
 /** SLA figures of one rule over a period. */
 export interface SlaFigure {
@@ -45,6 +42,61 @@ export function slaRulesOf(map: EventMap): SlaRule[] {
     .map((r) => ({ name: r.name, on: r.on, slaSeconds: r.slaSeconds as number }));
 }
 
+/** The portals (one, or all of them) with the SLA rules each applies, in portal order. */
+async function slaRulesOfPortals(
+  db: Deps['db'],
+  memberId: string | undefined,
+): Promise<Array<{ portal: PortalRow; rules: SlaRule[] }>> {
+  const portals = (await listPortals(db)).filter(
+    (p) => memberId === undefined || p.member_id === memberId,
+  );
+  // One portal's map and the default, or every map there is: one query, not two per portal.
+  const maps = new Map<string, Map<string, unknown>>();
+  if (memberId !== undefined) {
+    for (const [scope, m] of await settingsOfScopes(db, [memberId, DEFAULT_SCOPE], [RULES_KEY]))
+      maps.set(scope, m);
+  } else {
+    for (const r of await listSettings<unknown>(db, RULES_KEY))
+      maps.set(r.scope, new Map([[RULES_KEY, r.value]]));
+  }
+  return portals.map((portal) => ({
+    portal,
+    rules: slaRulesOf(effectiveMapOf(maps, portal.member_id)),
+  }));
+}
+
+/** The SLA figures per rule of these portals' rules for events received since `sinceMs`. */
+async function summarise(
+  db: Deps['db'],
+  applied: ReadonlyArray<{ portal: PortalRow; rules: readonly SlaRule[] }>,
+  sinceMs: number,
+  now: number,
+): Promise<SlaFigure[]> {
+  const pairs = applied.flatMap(({ portal, rules }) =>
+    rules.map((rule) => ({ portalId: portal.id, rule })),
+  );
+  const counts = await slaCountsOf(db, pairs, sinceMs, now);
+  const byRule = new Map<string, SlaFigure>();
+  for (const [i, { rule }] of pairs.entries()) {
+    const c = counts[i] ?? { total: 0, withinSla: 0 };
+    const f = byRule.get(rule.name) ?? {
+      rule: rule.name,
+      slaSeconds: rule.slaSeconds,
+      total: 0,
+      withinSla: 0,
+      share: null,
+    };
+    if (f.slaSeconds !== rule.slaSeconds) f.slaSeconds = null;
+    f.total += c.total;
+    f.withinSla += c.withinSla;
+    byRule.set(rule.name, f);
+  }
+  return [...byRule.values()].map((f) => ({
+    ...f,
+    share: f.total ? Math.round((f.withinSla / f.total) * 10_000) / 10_000 : null,
+  }));
+}
+
 /**
  * SLA share per rule for events received since `sinceMs` (receipt to the rule's last step
  * done, judged against the rule's `slaSeconds`), for one portal or all of them. For the
@@ -56,36 +108,7 @@ export async function slaSummary(
   sinceMs: number,
 ): Promise<SlaFigure[]> {
   const now = deps.clock.now().getTime();
-  const portals = (await listPortals(deps.db)).filter(
-    (p) => memberId === undefined || p.member_id === memberId,
-  );
-  const byRule = new Map<string, SlaFigure>();
-  // Portals' maps 500 at a time (with the default): one query each, not two per portal.
-  let maps = new Map<string, Map<string, unknown>>();
-  for (const [i, p] of portals.entries()) {
-    if (i % MAPS_CHUNK === 0) {
-      const scopes = portals.slice(i, i + MAPS_CHUNK).map((q) => q.member_id);
-      maps = await settingsOfScopes(deps.db, [...scopes, DEFAULT_SCOPE], [RULES_KEY]);
-    }
-    for (const rule of slaRulesOf(effectiveMapOf(maps, p.member_id))) {
-      const c = await slaCounts(deps.db, p.id, rule, sinceMs, now);
-      const f = byRule.get(rule.name) ?? {
-        rule: rule.name,
-        slaSeconds: rule.slaSeconds,
-        total: 0,
-        withinSla: 0,
-        share: null,
-      };
-      if (f.slaSeconds !== rule.slaSeconds) f.slaSeconds = null;
-      f.total += c.total;
-      f.withinSla += c.withinSla;
-      byRule.set(rule.name, f);
-    }
-  }
-  return [...byRule.values()].map((f) => ({
-    ...f,
-    share: f.total ? Math.round((f.withinSla / f.total) * 10_000) / 10_000 : null,
-  }));
+  return summarise(deps.db, await slaRulesOfPortals(deps.db, memberId), sinceMs, now);
 }
 
 /** `slaSummary` over the last 24 hours and 7 days, one entry per rule and period. */
@@ -94,9 +117,11 @@ export async function slaByPeriod(
   memberId?: string,
 ): Promise<Array<SlaFigure & { period: SlaPeriod }>> {
   const now = deps.clock.now().getTime();
+  // The portals and their maps once for both periods.
+  const applied = await slaRulesOfPortals(deps.db, memberId);
   const out: Array<SlaFigure & { period: SlaPeriod }> = [];
   for (const [period, ms] of Object.entries(SLA_PERIODS) as Array<[SlaPeriod, number]>) {
-    for (const f of await slaSummary(deps, memberId, now - ms)) {
+    for (const f of await summarise(deps.db, applied, now - ms, now)) {
       const { rule, ...figures } = f;
       out.push({ rule, period, ...figures });
     }
