@@ -125,6 +125,27 @@ export async function saveAlertState(
   return n > 0;
 }
 
+/** Most rows one insertAlertStates statement writes. */
+const INSERT_STATES_ROWS = 250;
+
+/**
+ * Stores new conditions' first states (version 1), 250 rows a statement; a key another
+ * instance stored first keeps its row, as saveAlertState without `prev`. For states that say
+ * nothing (no message to queue with them): the first check after thousands of portals
+ * appeared wrote them one statement and one transaction each.
+ */
+export async function insertAlertStates(
+  db: Knex,
+  rows: ReadonlyArray<Omit<AlertStateRow, 'version'>>,
+): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_STATES_ROWS) {
+    await db('alert_state')
+      .insert(rows.slice(i, i + INSERT_STATES_ROWS).map((r) => ({ ...r, version: 1 })))
+      .onConflict('key')
+      .ignore();
+  }
+}
+
 /**
  * Events received after `since` and still `received`, per portal (0 for none): with `since`
  * one settling time ago, those not yet due (EVENT_SETTLE_MS), which the backlog alert does

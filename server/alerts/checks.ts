@@ -27,7 +27,7 @@ import {
   stepAndCommit,
   type Check,
 } from './monitor-context.js';
-import { detectSlaBreaches } from './sla.js';
+import { detectSlaBreaches, lateStateKey } from './sla.js';
 import type { OpenDestination } from './types.js';
 
 /** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
@@ -273,10 +273,19 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
   const b = check.batch?.members.has(p.member_id) ? check.batch : undefined;
   let fresh = 0;
   if (!gone) {
+    const newStates = check.newStates;
+    const lateStore =
+      newStates && !ctx.late.has(p.id)
+        ? {
+            stored: await conditionState(check, lateStateKey(p.member_id), p.member_id),
+            insert: (row: NextState) => newStates.push(row),
+          }
+        : undefined;
     const known = b && {
       rules: b.slaRules.get(p.member_id) ?? [],
       pending: (rule: SlaRule) => b.pendingBreaches.get(`${p.id}\u0000${slaRuleKey(rule)}`) ?? [],
       lateTotals: b.lateTotals.get(p.id) ?? new Map<string, number>(),
+      lateStore,
     };
     fresh = (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late, known)).length;
     report.slaBreaches += fresh;

@@ -2,6 +2,7 @@ import { uiLang } from '../lib/lang.js';
 import type { Deps } from '../deps.js';
 import {
   alertStatesOfPortals,
+  insertAlertStates,
   portalsWithFailedBetween,
   getAlertState,
   saveAlertState,
@@ -56,6 +57,12 @@ export interface Check {
   readonly states?: StateSnapshot;
   /** What the conditions of the portals being checked read, in bulk (readPortalBatch). */
   batch?: PortalBatch;
+  /**
+   * First states of conditions that had none and say nothing yet (a drift in its grace
+   * time, a late-SLA search's cursor), stored together by flushNewStates: thousands of new
+   * portals were that many statements and transactions at their first check.
+   */
+  readonly newStates?: NextState[];
 }
 
 /**
@@ -231,6 +238,10 @@ export async function commitAlert(
 ): Promise<void> {
   const { deps } = check.ctx;
   const { now } = check;
+  if (!message && !prev && check.newStates) {
+    check.newStates.push(next);
+    return;
+  }
   const to = message ? await alertDestinations(deps, message.memberId) : {};
   const planned = message
     ? alertJobs(message, to, portal?.id ?? null, deps.config.worker.maxAttempts, now)
@@ -253,6 +264,12 @@ export async function commitAlert(
       'alert queued',
     );
   }
+}
+
+/** Stores the check's newStates gathered so far (a few multi-row statements). */
+export async function flushNewStates(check: Check): Promise<void> {
+  const rows = check.newStates?.splice(0);
+  if (rows?.length) await insertAlertStates(check.ctx.deps.db, rows);
 }
 
 /** Steps one firing/ok condition (stepCondition) and commits what it decided. */

@@ -5,6 +5,7 @@ import { pruneRollups } from '../../db/stores/rollups.js';
 import { auditBindings } from './binding-audit.js';
 import { checkBacklog, checkDestinations, checkFailedDigest, checkPortal } from './checks.js';
 import {
+  flushNewStates,
   PORTAL_BATCH,
   readPortalBatch,
   snapshotStates,
@@ -76,9 +77,10 @@ export async function checkOnce(
     ctx.deps.db,
     portals.map((p) => p.member_id),
   );
-  const check: Check = { ctx, now, report: { sent: [], slaBreaches: 0 }, states };
+  const check: Check = { ctx, now, report: { sent: [], slaBreaches: 0 }, states, newStates: [] };
   await checkBacklog(check, portals);
   await checkDestinations(check, portals);
+  await flushNewStates(check);
   for (let i = 0; i < portals.length; i += PORTAL_BATCH) {
     const batch = portals.slice(i, i + PORTAL_BATCH);
     check.batch = await readPortalBatch(check, batch);
@@ -86,6 +88,7 @@ export async function checkOnce(
       await checkPortal(check, p);
       if (p.status !== 'uninstalled') await checkFailedDigest(check, p);
     }
+    await flushNewStates(check);
   }
   check.batch = undefined;
   if (check.report.sent.some((s) => s.channels.length > 0)) onEnqueued?.();

@@ -3,7 +3,7 @@ import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { effectiveMap, effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import type { EventMap } from '../rules/model.js';
 import { DEFAULT_SCOPE, listSettings, settingsOfScopes } from '../../db/stores/settings.js';
-import { getAlertState, saveAlertState } from '../../db/stores/alerts.js';
+import { getAlertState, saveAlertState, type AlertStateRow } from '../../db/stores/alerts.js';
 import {
   findLateSlaBreachesStep,
   findPendingSlaBreaches,
@@ -148,31 +148,41 @@ export type LateSearchMemory = Map<number, LateSearchState>;
 export const LATE_SETTLE_MS = 60_000;
 
 /** The `alert_state` row that keeps a portal's LateSearchState across restarts. */
-const lateKey = (memberId: string) => `sla-late:${memberId}`;
+export const lateStateKey = (memberId: string) => `sla-late:${memberId}`;
 
-async function loadLateState(db: Deps['db'], memberId: string) {
-  const row = await getAlertState(db, lateKey(memberId));
-  if (!row || row.cursor === null) return undefined;
-  const totals = JSON.parse(row.details ?? '{}') as Record<string, number>;
-  return { cursor: row.cursor, totals } satisfies LateSearchState;
-}
+const lateStateOf = (row: AlertStateRow | undefined): LateSearchState | undefined =>
+  !row || row.cursor === null
+    ? undefined
+    : { cursor: row.cursor, totals: JSON.parse(row.details ?? '{}') as Record<string, number> };
+
+const lateStateRow = (
+  memberId: string,
+  state: LateSearchState,
+): Omit<AlertStateRow, 'version'> => ({
+  key: lateStateKey(memberId),
+  kind: 'sla',
+  member_id: memberId,
+  state: 'ok',
+  pending_since: null,
+  fired_at: null,
+  last_sent_at: null,
+  cursor: state.cursor,
+  details: JSON.stringify(state.totals),
+  updated_at: state.cursor,
+});
 
 async function storeLateState(db: Deps['db'], memberId: string, state: LateSearchState) {
-  const key = lateKey(memberId);
-  const prev = await getAlertState(db, key);
+  const prev = await getAlertState(db, lateStateKey(memberId));
   // Another instance may write at the same time: either cursor is a correct one.
-  await saveAlertState(db, prev, {
-    key,
-    kind: 'sla',
-    member_id: memberId,
-    state: 'ok',
-    pending_since: null,
-    fired_at: null,
-    last_sent_at: null,
-    cursor: state.cursor,
-    details: JSON.stringify(state.totals),
-    updated_at: state.cursor,
-  });
+  await saveAlertState(db, prev, lateStateRow(memberId, state));
+}
+
+/** What the alert check read of a portal's stored LateSearchState, and where new ones go. */
+export interface LateStateStore {
+  /** The stored row (undefined: none), read with the check's other states. */
+  stored: AlertStateRow | undefined;
+  /** Takes a first row to store with the check's other new states (flushNewStates). */
+  insert(row: Omit<AlertStateRow, 'version'>): void;
 }
 
 /**
@@ -189,14 +199,21 @@ async function findLateBreaches(
   lookbackMs: number,
   memory: LateSearchMemory | undefined,
   knownTotals: ReadonlyMap<string, number> | undefined,
+  lateStore: LateStateStore | undefined,
 ): Promise<SlaBreachRow[]> {
   // Without rules nothing is searched and the totals are not kept (an idle portal's query).
   const totals =
     rules.length === 0
       ? new Map<string, number>()
       : (knownTotals ?? (await lateTotals(deps.db, portal.id)));
-  const prev =
-    memory && (memory.get(portal.id) ?? (await loadLateState(deps.db, portal.member_id)));
+  // Read once per portal and process (then kept in `memory`).
+  const stored =
+    memory && !memory.has(portal.id)
+      ? lateStore
+        ? lateStore.stored
+        : await getAlertState(deps.db, lateStateKey(portal.member_id))
+      : undefined;
+  const prev = memory && (memory.get(portal.id) ?? lateStateOf(stored));
   const changed = rules.filter(
     (r) => !prev || (prev.totals[r.name] ?? 0) !== (totals.get(r.name) ?? 0),
   );
@@ -223,7 +240,8 @@ async function findLateBreaches(
       totals: Object.fromEntries(rules.map((r) => [r.name, totals.get(r.name) ?? 0])),
     };
     memory.set(portal.id, next);
-    if (!prev || changed.length > 0) await storeLateState(deps.db, portal.member_id, next);
+    if (!prev && !stored && lateStore) lateStore.insert(lateStateRow(portal.member_id, next));
+    else if (!prev || changed.length > 0) await storeLateState(deps.db, portal.member_id, next);
   }
   return found;
 }
@@ -247,6 +265,8 @@ export async function detectSlaBreaches(
     rules: readonly SlaRule[];
     pending: (rule: SlaRule) => readonly SlaBreachRow[];
     lateTotals: ReadonlyMap<string, number>;
+    /** With `memory`, for a portal it does not hold yet. */
+    lateStore?: LateStateStore;
   },
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
@@ -267,6 +287,7 @@ export async function detectSlaBreaches(
       lateLookbackMs,
       memory,
       known?.lateTotals,
+      known?.lateStore,
     )),
   );
   const fresh = await recordSlaBreaches(deps.db, found);

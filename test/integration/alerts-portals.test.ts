@@ -104,4 +104,61 @@ describe('failed-event digest, re-authorisation and subscription drift alerts', 
     h.t.clock.advance(MIN);
     expect((await h.checkAndSend()).sent.map((s) => s.phase)).toEqual(['recovered']);
   });
+
+  it('stores the first states of many new portals in a few statements, the same states', async () => {
+    const db = h.t.deps.db;
+    // Portals missing a binding (a drift in its grace time) and no alert to send: the first
+    // check stores a drift state and a late-SLA cursor for each of them, and says nothing.
+    const add = async (n: number) => {
+      const added: TestPortal[] = [];
+      for (let i = 0; i < n; i++) added.push(await seedPortal(h.t.deps));
+      await db('portals')
+        .whereIn(
+          'id',
+          added.map((p) => p.row.id),
+        )
+        .update({ events_bound: JSON.stringify(['ONAPPINSTALL', 'ONCRMDEALADD']) });
+      return added;
+    };
+    const check = async () => {
+      let queries = 0;
+      const onQuery = () => queries++;
+      db.on('query', onQuery);
+      try {
+        expect((await h.services.alerts.checkOnce()).sent).toEqual([]);
+      } finally {
+        db.off('query', onQuery);
+      }
+      return queries;
+    };
+    const t0 = h.t.clock.now().getTime();
+    await check(); // the hourly upkeep, and `portal`'s late-SLA cursor
+    h.t.clock.advance(MIN);
+    const first = await add(30);
+    const q30 = await check();
+    h.t.clock.advance(MIN);
+    const second = await add(60);
+    const q60 = await check();
+    // Before: two statements or more for each new portal (30 more portals: 110 more).
+    expect(q60).toBe(q30);
+    const states = (await db('alert_state').orderBy('key')) as Array<Record<string, unknown>>;
+    const expected = [
+      { key: `sla-late:${portal.memberId}`, pending_since: null, cursor: t0, version: 1 },
+      ...[
+        ...first.map((p) => ({ p, t: t0 + MIN })),
+        ...second.map((p) => ({ p, t: t0 + 2 * MIN })),
+      ].flatMap(({ p, t }) => [
+        { key: `drift:${p.memberId}`, pending_since: t, cursor: null, version: 1 },
+        { key: `sla-late:${p.memberId}`, pending_since: null, cursor: t, version: 1 },
+      ]),
+    ];
+    expect(
+      states.map((r) => ({
+        key: r.key,
+        pending_since: r.pending_since === null ? null : Number(r.pending_since),
+        cursor: r.cursor === null ? null : Number(r.cursor),
+        version: Number(r.version),
+      })),
+    ).toEqual(expected.sort((a, b) => (a.key < b.key ? -1 : 1)));
+  });
 });
