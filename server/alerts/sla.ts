@@ -1,5 +1,5 @@
 import type { Deps } from '../deps.js';
-import { listPortals, type PortalRow } from '../../db/stores/portals.js';
+import { findPortalByMemberId, listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { effectiveMap, effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import type { EventMap } from '../rules/model.js';
 import { DEFAULT_SCOPE, listSettings, settingsOfScopes } from '../../db/stores/settings.js';
@@ -47,9 +47,9 @@ async function slaRulesOfPortals(
   db: Deps['db'],
   memberId: string | undefined,
 ): Promise<Array<{ portal: PortalRow; rules: SlaRule[] }>> {
-  const portals = (await listPortals(db)).filter(
-    (p) => memberId === undefined || p.member_id === memberId,
-  );
+  // One portal (the dashboard, at every view): its own row, not every portal's.
+  const one = memberId === undefined ? undefined : await findPortalByMemberId(db, memberId);
+  const portals = memberId === undefined ? await listPortals(db) : one ? [one] : [];
   // One portal's map and the default, or every map there is: one query, not two per portal.
   const maps = new Map<string, Map<string, unknown>>();
   if (memberId !== undefined) {

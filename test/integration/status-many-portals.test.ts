@@ -195,6 +195,26 @@ describe('status of many portals', () => {
     expect(all.some((f) => f.withinSla > 0 && f.total > f.withinSla)).toBe(true);
   });
 
+  it('reads one portal’s SLA figures (its dashboard) without reading every portal', async () => {
+    await saveRuleMap(t.deps.db, undefined, slaMap('default'), t.clock.now());
+    const read: string[] = [];
+    const onQuery = (q: { sql: string }) => {
+      if (/from [`"]portals[`"]/.test(q.sql)) read.push(q.sql);
+    };
+    t.deps.db.on('query', onQuery);
+    let figures;
+    try {
+      figures = await slaByPeriod(t.deps, portals[3]!.memberId);
+    } finally {
+      t.deps.db.off('query', onQuery);
+    }
+    expect(figures.map((f) => `${f.rule} ${f.period}`)).toEqual(['own 24h', 'own 7d']);
+    // Before: every portal's row at every view of any portal's dashboard.
+    expect(read.length).toBeGreaterThan(0);
+    for (const sql of read) expect(sql).toMatch(/where [`"]member_id[`"] = /);
+    expect(await slaByPeriod(t.deps, 'no-such-portal')).toEqual([]);
+  });
+
   it('reads the figures in a few queries however many portals there are', async () => {
     let queries = 0;
     const onQuery = () => queries++;
