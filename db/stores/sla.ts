@@ -270,6 +270,53 @@ export async function pendingSlaBreaches(
     event_id: number | string;
     t: number | string;
   }>;
+  return pendingOf(rows);
+}
+
+/**
+ * pendingSlaBreaches of several portals known to have a breach recorded (at most a few
+ * hundred: bound parameters), by portal id: one query reading those portals' backlogs
+ * (`events_portal_status_id`), each event's breaches looked up by event id. With an SLA rule
+ * in the default map and a backlog past it, one query per portal at every alert check was
+ * 3,850 of its 3,957 queries with 5,000 portals.
+ */
+export async function pendingSlaBreachesOf(
+  db: Knex,
+  portals: ReadonlyArray<{ id: number; memberId: string }>,
+): Promise<Map<number, PendingBreaches>> {
+  const out = new Map<number, PendingBreaches>();
+  if (portals.length === 0) return out;
+  const answer = (await db.raw(
+    `select e.portal_id as p, b.member_id as m, b.rule_name as rule_name,
+            b.event_id as event_id, b.received_at as t
+       from events e cross join sla_breaches b
+      where b.event_id = e.id and e.status in ('received', 'processing', 'unverified')
+        and e.portal_id in (${portals.map(() => '?').join(', ')})`,
+    portals.map((p) => p.id),
+  )) as unknown;
+  const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
+    p: number | string;
+    m: string | null;
+    rule_name: string;
+    event_id: number | string;
+    t: number | string;
+  }>;
+  const member = new Map(portals.map((p) => [p.id, p.memberId]));
+  const byPortal = new Map<number, typeof rows>();
+  for (const r of rows) {
+    // The portal's own breaches, as `b.member_id = ?` of the single query.
+    if (r.m === null || member.get(Number(r.p)) !== r.m) continue;
+    const list = byPortal.get(Number(r.p)) ?? [];
+    list.push(r);
+    byPortal.set(Number(r.p), list);
+  }
+  for (const p of portals) out.set(p.id, pendingOf(byPortal.get(p.id) ?? []));
+  return out;
+}
+
+function pendingOf(
+  rows: ReadonlyArray<{ rule_name: string; event_id: number | string; t: number | string }>,
+): PendingBreaches {
   const byRule = new Map<string, number>();
   const events = new Set<number>();
   let oldest: number | undefined;

@@ -292,10 +292,16 @@ async function checkSla(check: Check, p: PortalRow): Promise<void> {
   }
   // Breaches are recorded only by the check (detectSlaBreaches above): a portal that had none
   // when its batch was read and got none just now has none.
+  // With none new, its batch read its pending breaches already.
   const pending =
     b && fresh === 0 && !b.withBreaches.has(p.member_id)
       ? { events: 0, byRule: [], oldestReceivedAt: undefined }
-      : await pendingSlaBreaches(ctx.deps.db, { id: p.id, memberId: p.member_id }, b !== undefined);
+      : ((b && fresh === 0 ? b.pendingSla.get(p.id) : undefined) ??
+        (await pendingSlaBreaches(
+          ctx.deps.db,
+          { id: p.id, memberId: p.member_id },
+          b !== undefined,
+        )));
   const f = {
     events: pending.events,
     byRule: pending.byRule,

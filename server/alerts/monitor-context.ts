@@ -13,7 +13,9 @@ import { DEFAULT_SCOPE, getSetting, settingsOfScopes } from '../../db/stores/set
 import {
   findPendingSlaBreachesOf,
   lateTotalsOf,
+  pendingSlaBreachesOf,
   portalsWithSlaBreaches,
+  type PendingBreaches,
   type SlaBreachRow,
   type SlaRule,
 } from '../../db/stores/sla.js';
@@ -79,6 +81,8 @@ export interface PortalBatch {
   readonly settings: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
   /** The member_ids with any SLA breach recorded. */
   readonly withBreaches: ReadonlySet<string>;
+  /** Per portal id of those, its recorded breaches whose events are still unprocessed. */
+  readonly pendingSla: ReadonlyMap<number, PendingBreaches>;
   /** Per member_id, its SLA rules (not for uninstalled portals). */
   readonly slaRules: ReadonlyMap<string, readonly SlaRule[]>;
   /** Per portal id with SLA rules, its `late` totals (lateTotalsOf; absent: none). */
@@ -114,6 +118,12 @@ export async function readPortalBatch(
   const members = portals.map((p) => p.member_id);
   const settings = await settingsOfScopes(db, [...members, DEFAULT_SCOPE], [EVENTS_KEY, RULES_KEY]);
   const withBreaches = await portalsWithSlaBreaches(db, members);
+  const pendingSla = await pendingSlaBreachesOf(
+    db,
+    portals
+      .filter((p) => withBreaches.has(p.member_id))
+      .map((p) => ({ id: p.id, memberId: p.member_id })),
+  );
   // Portals applying the same SLA rule (the default map's, typically) are searched together.
   const slaRules = new Map<string, readonly SlaRule[]>();
   const byRule = new Map<
@@ -159,6 +169,7 @@ export async function readPortalBatch(
     members: new Set(members),
     settings,
     withBreaches,
+    pendingSla,
     slaRules,
     lateTotals,
     pendingBreaches,

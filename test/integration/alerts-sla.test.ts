@@ -179,4 +179,41 @@ describe('SLA control', () => {
       },
     ]);
   });
+
+  it('reads the pending breaches of many portals in the same few queries at every check', async () => {
+    const steadyCheck = async () => {
+      h.t.clock.advance(30_000);
+      let queries = 0;
+      const onQuery = () => queries++;
+      db().on('query', onQuery);
+      try {
+        expect((await h.services.alerts.checkOnce()).sent).toEqual([]);
+      } finally {
+        db().off('query', onQuery);
+      }
+      return queries;
+    };
+    // Portals whose backlog is past the SLA: breaches recorded, their alerts fired.
+    const late = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const q = await seedPortal(h.t.deps);
+        await h.addEvents({ id: q.row.id, memberId: q.memberId }, 2);
+      }
+      h.t.clock.advance(61_000);
+      expect((await h.checkAndSend()).slaBreaches).toBe(2 * n);
+    };
+    await late(10);
+    const q10 = await steadyCheck();
+    await late(10);
+    // Before: one more query for each portal with a breach pending (10 here).
+    expect(await steadyCheck()).toBe(q10);
+    // Once processed, every one of them recovers.
+    for (const id of (await db()('events').pluck('id')) as number[])
+      await finishEvent(db(), Number(id), { status: 'processed', at: now() });
+    h.t.clock.advance(1_000);
+    const report = await h.checkAndSend();
+    expect(report.sent.filter((m) => m.kind === 'sla').map((m) => m.phase)).toEqual(
+      new Array(20).fill('recovered'),
+    );
+  });
 });
