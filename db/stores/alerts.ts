@@ -39,12 +39,20 @@ export async function getPortalAlertChannels(
   db: Knex,
   memberId: string,
 ): Promise<PortalAlertChannels> {
+  return portalAlertChannelsOf({
+    telegramChatId: await getSetting<unknown>(db, memberId, ALERT_SETTINGS.telegramChatId),
+    email: await getSetting<unknown>(db, memberId, ALERT_SETTINGS.email),
+  });
+}
+
+/** A portal's own alert channels from its stored values (read in bulk, say). */
+export function portalAlertChannelsOf(values: {
+  telegramChatId: unknown;
+  email: unknown;
+}): PortalAlertChannels {
   const text = (v: unknown) =>
     v === undefined || v === null || String(v).trim() === '' ? undefined : String(v).trim();
-  return {
-    telegramChatId: text(await getSetting<unknown>(db, memberId, ALERT_SETTINGS.telegramChatId)),
-    email: text(await getSetting<unknown>(db, memberId, ALERT_SETTINGS.email)),
-  };
+  return { telegramChatId: text(values.telegramChatId), email: text(values.email) };
 }
 
 /**

@@ -1,8 +1,10 @@
 import { uiLang } from '../lib/lang.js';
 import type { Deps } from '../deps.js';
 import {
+  ALERT_SETTINGS,
   alertStatesOfPortals,
   insertAlertStates,
+  portalAlertChannelsOf,
   portalsWithFailedBetween,
   getAlertState,
   saveAlertState,
@@ -77,7 +79,10 @@ export interface Check {
  */
 export interface PortalBatch {
   readonly members: ReadonlySet<string>;
-  /** Settings `events` and `rules` of these portals, and the default `rules`, by scope. */
+  /**
+   * Settings `events`, `rules` and alert channels of these portals, and the default `rules`,
+   * by scope.
+   */
   readonly settings: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
   /** The member_ids with any SLA breach recorded. */
   readonly withBreaches: ReadonlySet<string>;
@@ -116,7 +121,11 @@ export async function readPortalBatch(
 ): Promise<PortalBatch> {
   const { db } = check.ctx.deps;
   const members = portals.map((p) => p.member_id);
-  const settings = await settingsOfScopes(db, [...members, DEFAULT_SCOPE], [EVENTS_KEY, RULES_KEY]);
+  const settings = await settingsOfScopes(
+    db,
+    [...members, DEFAULT_SCOPE],
+    [EVENTS_KEY, RULES_KEY, ALERT_SETTINGS.telegramChatId, ALERT_SETTINGS.email],
+  );
   const withBreaches = await portalsWithSlaBreaches(db, members);
   const pendingSla = await pendingSlaBreachesOf(
     db,
@@ -253,7 +262,16 @@ export async function commitAlert(
     check.newStates.push(next);
     return;
   }
-  const to = message ? await alertDestinations(deps, message.memberId) : {};
+  // A portal of the batch: its channels were read with its batch (not two queries each).
+  const b = check.batch;
+  const own =
+    message?.memberId && b?.members.has(message.memberId)
+      ? portalAlertChannelsOf({
+          telegramChatId: b.settings.get(message.memberId)?.get(ALERT_SETTINGS.telegramChatId),
+          email: b.settings.get(message.memberId)?.get(ALERT_SETTINGS.email),
+        })
+      : undefined;
+  const to = message ? await alertDestinations(deps, message.memberId, own) : {};
   const planned = message
     ? alertJobs(message, to, portal?.id ?? null, deps.config.worker.maxAttempts, now)
     : undefined;

@@ -24,8 +24,10 @@ export interface AlertDestinations {
 export async function alertDestinations(
   deps: Pick<Deps, 'db' | 'config'>,
   memberId: string | null,
+  /** The portal's own channels when the caller has read them already. */
+  known?: PortalAlertChannels,
 ): Promise<AlertDestinations> {
-  const own = memberId ? await getPortalAlertChannels(deps.db, memberId) : undefined;
+  const own = memberId ? (known ?? (await getPortalAlertChannels(deps.db, memberId))) : undefined;
   return destinationsOf(deps.config, own, true);
 }
 

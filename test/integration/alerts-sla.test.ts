@@ -8,6 +8,8 @@ import {
   markEvaluated,
   setRuleMatchStatus,
 } from '../../db/stores/processing.js';
+import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
+import { putSetting } from '../../db/stores/settings.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
@@ -215,5 +217,34 @@ describe('SLA control', () => {
     expect(report.sent.filter((m) => m.kind === 'sla').map((m) => m.phase)).toEqual(
       new Array(20).fill('recovered'),
     );
+  });
+
+  it('sends the alerts of many portals to their own channels, read with their batch', async () => {
+    const others: TestPortal[] = [];
+    for (let i = 0; i < 10; i++) others.push(await seedPortal(h.t.deps));
+    const t0 = h.t.clock.now();
+    await putSetting(db(), others[4]!.memberId, ALERT_SETTINGS.telegramChatId, ' -555 ', t0);
+    await putSetting(db(), others[4]!.memberId, ALERT_SETTINGS.email, 'admin@acme.test', t0);
+    for (const q of [portal, ...others])
+      await h.addEvents({ id: q.row.id, memberId: q.memberId }, 1);
+    h.t.clock.advance(61_000);
+    let settingsReads = 0;
+    const onQuery = (q: { sql: string }) => {
+      if (/from [`"]settings[`"]/.test(q.sql)) settingsReads++;
+    };
+    db().on('query', onQuery);
+    let report;
+    try {
+      report = await h.checkAndSend();
+    } finally {
+      db().off('query', onQuery);
+    }
+    expect(report.sent.map((m) => m.phase)).toEqual(new Array(11).fill('firing'));
+    // Before: two reads of each portal's own channels, one alert each (22 here).
+    expect(settingsReads).toBeLessThanOrEqual(2);
+    const chats = h.tg.sent.map((m) => String(m.chat_id));
+    expect(chats.filter((c) => c === '-555')).toHaveLength(1);
+    expect(chats.filter((c) => c === '-100')).toHaveLength(10);
+    expect(h.smtp.messages.filter((m) => m.to.includes('admin@acme.test'))).toHaveLength(1);
   });
 });
