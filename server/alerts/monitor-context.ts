@@ -27,6 +27,7 @@ import { effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';
 import { alertDestinations, alertJobs, enqueueAlertJobs } from './send.js';
 import type { LateSearchMemory } from './sla.js';
+import type PQueue from 'p-queue';
 import type { AlertCheckReport, AlertMessage, AlertPhase, Scope, Text } from './types.js';
 
 /**
@@ -46,6 +47,10 @@ export interface MonitorContext {
   readonly dashboard: string;
   /** When each portal's bindings were last read with `event.get`. */
   readonly lastAudit: Map<number, number>;
+  /** The binding audits under way: AUDIT_CONCURRENCY at a time (binding-audit.ts). */
+  readonly audits: PQueue;
+  /** How long a check waits for the audits it started before going on without them. */
+  readonly auditWaitMs: number;
   /** Per portal, where the search for events finished past their SLA got to. */
   readonly late: LateSearchMemory;
   /** The rollups' own horizon is kept by the checking instance, once an hour. */

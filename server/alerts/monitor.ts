@@ -2,7 +2,8 @@ import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
 import { listPortals } from '../../db/stores/portals.js';
 import { pruneRollups } from '../../db/stores/rollups.js';
-import { auditBindings } from './binding-audit.js';
+import PQueue from 'p-queue';
+import { AUDIT_CONCURRENCY, withAudits } from './binding-audit.js';
 import { checkBacklog, checkDestinations, checkFailedDigest, checkPortal } from './checks.js';
 import {
   flushNewStates,
@@ -26,6 +27,11 @@ export interface AlertMonitorOptions {
    * binding Bitrix24 dropped (an app update does that) shows up as drift. @default 15 min
    */
   auditEveryMs?: number;
+  /**
+   * How long a check waits for the binding audits it started; the rest finish in the
+   * background and count at the next check. @default 2 s
+   */
+  auditWaitMs?: number;
   /** The failed-events digest looks this far back the first time. @default 24 h */
   failedLookbackMs?: number;
   /**
@@ -60,6 +66,8 @@ export function monitorContext(deps: Deps, opts: AlertMonitorOptions = {}): Moni
     cooldownMs: deps.config.alerts.cooldownMinutes * 60_000,
     dashboard: `${deps.config.appUrl}${deps.manifest.handlers.app}`,
     lastAudit: new Map(),
+    audits: new PQueue({ concurrency: AUDIT_CONCURRENCY }),
+    auditWaitMs: opts.auditWaitMs ?? 2000,
     late: new Map(),
     lastRollupPrune: 0,
   };
@@ -72,7 +80,7 @@ export async function checkOnce(
 ): Promise<AlertCheckReport> {
   const now = ctx.deps.clock.now().getTime();
   const listed = await listPortals(ctx.deps.db);
-  const portals = await Promise.all(listed.map((p) => auditBindings(ctx, p, now)));
+  const portals = await withAudits(ctx, listed, now);
   const states = await snapshotStates(
     ctx.deps.db,
     portals.map((p) => p.member_id),
@@ -132,6 +140,8 @@ export function createAlertMonitor(deps: Deps, opts: AlertMonitorOptions = {}): 
     async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
+      // Audits not started yet are dropped; one under way ends by its REST timeout.
+      ctx.audits.clear();
       await current;
     },
   };

@@ -131,6 +131,11 @@ export interface EmulatedPortal {
    */
   setOperatingCost(method: string, seconds: number, limitSec?: number): void;
   failNext(method: string, failure: FailureSpec, times?: number): void;
+  /**
+   * The next call of `method` answers only after `ms` (a fault of the test's making, not a
+   * Bitrix24 behaviour: a portal that is slow or hangs).
+   */
+  delayNext(method: string, ms: number): void;
   /** `http://127.0.0.1:PORT/rest/<userId>/<secret>/` */
   createInboundWebhook(userId: number): string;
   createOutgoingWebhook(opts: { handler: string; events: string[] }): OutgoingWebhook;
@@ -306,6 +311,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     setOperatingCost(method, seconds, limitSec) {
       state.operating.costs.set(method.toLowerCase(), seconds);
       if (limitSec !== undefined) state.operating.limitSec = limitSec;
+    },
+    delayNext(method, ms) {
+      state.delays.set(method.toLowerCase(), ms);
     },
     failNext(method, failure, times = 1) {
       const key = method.toLowerCase();

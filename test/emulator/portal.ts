@@ -106,6 +106,7 @@ export async function startPortal(
     operating: createOperatingState(),
     refreshFailure: null,
     failures: new Map(),
+    delays: new Map(),
     inboundWebhooks: new Map(),
     outgoingWebhooks: [],
     nextId,

@@ -147,6 +147,11 @@ async function execute(
   const startMs = portal.ctx.now();
   let outcome: Outcome;
   try {
+    const delay = portal.delays.get(method);
+    if (delay !== undefined) {
+      portal.delays.delete(method);
+      await new Promise((r) => setTimeout(r, delay).unref());
+    }
     const injected = portal.failures.get(method)?.shift();
     if (injected) {
       throw new RestError(injected.status, injected.error, injected.description ?? '');

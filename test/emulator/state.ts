@@ -78,6 +78,8 @@ export interface PortalState {
    */
   refreshFailure: 'invalid_client' | 'PAYMENT_REQUIRED' | null;
   failures: Map<string, FailureSpec[]>;
+  /** A delay (ms) the next call of a method waits before it is answered (delayNext). */
+  delays: Map<string, number>;
   /** Inbound webhook secret → user id. */
   inboundWebhooks: Map<string, number>;
   outgoingWebhooks: OutgoingWebhook[];
