@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
+import { InvalidGrantError } from '../bitrix/oauth.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import type { UiUser } from './session.js';
 
@@ -13,31 +14,186 @@ import type { UiUser } from './session.js';
 export const ADMIN_RECHECK_MS = 5 * 60_000;
 
 /**
- * What an admin's session keeps to ask the portal again: the frame's AUTH_ID, encrypted with
- * the token key (it is the user's own token, never shown or logged), and when the portal last
- * confirmed the rights.
+ * What an admin's session keeps to ask the portal again: the frame's AUTH_ID and REFRESH_ID,
+ * each encrypted with the token key (they are the user's own tokens, never shown or logged),
+ * and when the portal last confirmed the rights. The pair rotates at every refresh.
  */
 export interface AdminProof {
   token: string;
+  /** Absent in sessions started before the refresh token was kept (then no refresh). */
+  refresh?: string;
   checkedAt: number;
 }
 
 /** The proof an admin's new session starts with (entry just confirmed it with `profile`). */
-export function adminProof(deps: Pick<Deps, 'box'>, authId: string, now: number): AdminProof {
-  return { token: deps.box.encrypt(authId), checkedAt: now };
+export function adminProof(
+  deps: Pick<Deps, 'box'>,
+  authId: string,
+  refreshId: string | undefined,
+  now: number,
+): AdminProof {
+  return {
+    token: deps.box.encrypt(authId),
+    ...(refreshId ? { refresh: deps.box.encrypt(refreshId) } : {}),
+    checkedAt: now,
+  };
+}
+
+type RightsDeps = Pick<Deps, 'bitrix' | 'box' | 'clock' | 'logger'>;
+
+/** What the portal said about the rights: yes, no, or nothing definite (ask again next time). */
+type Verdict =
+  | { admin: true; proof: AdminProof }
+  | { admin: false }
+  /** `proof`: a renewed pair to keep although the rights are still to be confirmed. */
+  | { admin: 'unknown'; err: unknown; proof?: AdminProof };
+
+/**
+ * A user's refresh token is spent by its first use (Bitrix24 rotates the pair: b24restdocs
+ * settings/oauth/auto-renewal.md, "new value of the additional authorization token"), so two
+ * requests of one session that find the check due together must not both refresh: the
+ * second would meet invalid_grant and demote an admin. The refresh in flight, and for a while
+ * the pair it gave, are shared here per spent refresh token (keyed by its keyed digest).
+ * Per instance: a session whose requests reach two instances at once may still lose that
+ * race, and then reopening the app brings a fresh pair.
+ */
+const ROTATED_KEEP_MS = 2 * 60_000;
+const MAX_ROTATED = 10_000;
+const rotations = new Map<
+  string,
+  { at: number; pair: Promise<{ accessToken: string; refreshToken: string }> }
+>();
+
+function sharedRefresh(
+  deps: RightsDeps,
+  portal: PortalRow,
+  refreshToken: string,
+  userId: number,
+  now: number,
+): Promise<{ accessToken: string; refreshToken: string }> {
+  const key = deps.box.digest(refreshToken);
+  const known = rotations.get(key);
+  if (known && now - known.at < ROTATED_KEEP_MS && now >= known.at) return known.pair;
+  // The OAuth server the app already refreshes the portal's tokens with, with the app's
+  // client id and secret (grant_type=refresh_token: b24restdocs settings/oauth/auto-renewal.md);
+  // the secret goes only to B24_OAUTH_SERVERS (oauth.ts).
+  const pair = deps.bitrix
+    .exchangeRefreshToken(portal.server_endpoint ?? '', refreshToken)
+    .then((a) => {
+      // A pair of another portal or user (the answer names both) proves nothing for this one.
+      const otherUser = a.user_id !== undefined && Number(a.user_id) !== userId;
+      if ((a.member_id !== undefined && a.member_id !== portal.member_id) || otherUser) {
+        throw new InvalidGrantError();
+      }
+      return { accessToken: a.access_token, refreshToken: a.refresh_token };
+    });
+  rotations.set(key, { at: now, pair });
+  // A failed refresh is not kept: the next request asks again (an invalid_grant ends the
+  // proof anyway).
+  pair.catch(() => rotations.delete(key));
+  for (const [k, v] of rotations) {
+    if (rotations.size <= MAX_ROTATED && now - v.at < ROTATED_KEEP_MS) break;
+    rotations.delete(k);
+  }
+  return pair;
+}
+
+async function askUserAdmin(
+  deps: RightsDeps,
+  portal: PortalRow,
+  accessToken: string,
+): Promise<boolean> {
+  const answer = await deps.bitrix.probe<unknown>(
+    {
+      memberId: portal.member_id,
+      domain: portal.domain,
+      clientEndpoint: portal.client_endpoint ?? `https://${portal.domain}/rest/`,
+    },
+    { accessToken },
+    'user.admin',
+    {},
+  );
+  return answer === true || answer === 'Y' || answer === 'true';
+}
+
+/**
+ * The token's hour is over: b24restdocs _includes/system-errors.md lists 401 `expired_token`
+ * ("the access token has expired"); `invalid_token` is what SDKs treat the same way (a token
+ * the server no longer knows). Both are answered by a refresh, which says whether the user's
+ * authorization still holds.
+ */
+const TOKEN_ENDED = new Set(['expired_token', 'invalid_token']);
+
+/**
+ * Asks `user.admin` with the session's token; when the portal refuses the token as expired,
+ * refreshes the pair (the docs' recommended logic: refresh, store the new pair, repeat the
+ * request — b24restdocs settings/oauth/auto-renewal.md) and asks once more.
+ */
+async function askAgain(
+  deps: RightsDeps,
+  portal: PortalRow,
+  proof: AdminProof,
+  userId: number,
+  now: number,
+): Promise<Verdict> {
+  try {
+    const admin = await askUserAdmin(deps, portal, deps.box.decrypt(proof.token));
+    return admin ? { admin, proof } : { admin };
+  } catch (e) {
+    if (!isBitrixApiError(e) || !TOKEN_ENDED.has(e.bitrixCode) || !proof.refresh) {
+      return settle(e);
+    }
+  }
+  let pair;
+  try {
+    pair = await sharedRefresh(deps, portal, deps.box.decrypt(proof.refresh), userId, now);
+  } catch (e) {
+    // invalid_grant: the user's authorization is over (b24restdocs settings/oauth/
+    // error-codes.md); only reopening the app from Bitrix24 brings a new one.
+    if (e instanceof InvalidGrantError) return { admin: false };
+    return { admin: 'unknown', err: e };
+  }
+  const renewed: AdminProof = {
+    token: deps.box.encrypt(pair.accessToken),
+    refresh: deps.box.encrypt(pair.refreshToken),
+    checkedAt: proof.checkedAt,
+  };
+  try {
+    const admin = await askUserAdmin(deps, portal, pair.accessToken);
+    return admin ? { admin, proof: renewed } : { admin };
+  } catch (e) {
+    const v = settle(e);
+    // Keep the new pair even when the portal cannot answer now: the old one is spent.
+    return v.admin === 'unknown' ? { ...v, proof: renewed } : v;
+  }
+}
+
+/**
+ * A failure of `user.admin` itself. The portal busy, not answering, or saying something we
+ * cannot read: nothing definite. A token it refuses with no refresh to try (a session
+ * started before REFRESH_ID was kept), or a refusal of the user (`authorization_error`,
+ * `user_access_error`: the user may not use the app): not an admin.
+ */
+function settle(e: unknown): Verdict {
+  if (isBitrixApiError(e) && !e.retryable && e.httpStatus >= 400 && e.httpStatus < 500) {
+    return { admin: false };
+  }
+  return { admin: 'unknown', err: e };
 }
 
 /**
  * The user as this request may act: an admin whose rights were confirmed more than
  * ADMIN_RECHECK_MS ago is asked about again with `user.admin` (b24restdocs
  * api-reference/common/users/user-admin.md: whether the token's user is an administrator),
- * on the portal's REST budget like the entry checks. No longer an admin, or a token the
- * portal refuses (expired after its hour; reopening the app brings a fresh one): the
- * session goes on as a reader. The portal busy or not answering: a reader for this request
- * only, and asked again on the next.
+ * on the portal's REST budget like the entry checks. After the token's hour the user's
+ * refresh token renews it (askAgain), so an admin who keeps the app open stays one. Only a
+ * definite answer ends the rights: `false`, the portal refusing the user, or the OAuth
+ * server refusing the refresh (invalid_grant); the session then goes on as a reader. The
+ * portal or OAuth server busy or not answering: a reader for this request only, and asked
+ * again on the next.
  */
 export async function currentRights(
-  deps: Pick<Deps, 'bitrix' | 'box' | 'clock' | 'logger'>,
+  deps: RightsDeps,
   req: Request,
   portal: PortalRow,
 ): Promise<UiUser> {
@@ -46,36 +202,19 @@ export async function currentRights(
   const now = deps.clock.now().getTime();
   const proof = req.session.b24Admin;
   if (proof && now - proof.checkedAt < ADMIN_RECHECK_MS) return user;
-  let still = false;
-  if (proof) {
-    try {
-      const answer = await deps.bitrix.probe<unknown>(
-        {
-          memberId: portal.member_id,
-          domain: portal.domain,
-          clientEndpoint: portal.client_endpoint ?? `https://${portal.domain}/rest/`,
-        },
-        { accessToken: deps.box.decrypt(proof.token) },
-        'user.admin',
-        {},
-      );
-      still = answer === true || answer === 'Y' || answer === 'true';
-    } catch (e) {
-      if (isBitrixApiError(e) && e.retryable) {
-        deps.logger.info(
-          { memberId: portal.member_id, userId: user.userId, err: e },
-          'admin rights could not be confirmed now; a reader for this request',
-        );
-        return { ...user, isAdmin: false };
-      }
-      deps.logger.info(
-        { memberId: portal.member_id, userId: user.userId, err: e },
-        'admin rights not confirmed: the token was refused',
-      );
-    }
+  const verdict: Verdict = proof
+    ? await askAgain(deps, portal, proof, user.userId, now)
+    : { admin: false };
+  if (verdict.admin === 'unknown') {
+    if (verdict.proof) req.session.b24Admin = verdict.proof;
+    deps.logger.info(
+      { memberId: portal.member_id, userId: user.userId, err: verdict.err },
+      'admin rights could not be confirmed now; a reader for this request',
+    );
+    return { ...user, isAdmin: false };
   }
-  if (still) {
-    req.session.b24Admin = { ...proof!, checkedAt: now };
+  if (verdict.admin) {
+    req.session.b24Admin = { ...verdict.proof, checkedAt: now };
     return user;
   }
   deps.logger.info(

@@ -37,6 +37,11 @@ export interface FrameEntry {
   placementOptions: Record<string, unknown>;
   /** The AUTH_ID the portal confirmed: an admin's session keeps it to re-check the rights. */
   authId: string;
+  /**
+   * The REFRESH_ID Bitrix24 posts beside it (b24restdocs settings/oauth/simple-way.md): an
+   * admin's session keeps it to renew AUTH_ID after its hour. Undefined when absent or malformed.
+   */
+  refreshId: string | undefined;
   /** When the portal confirmed it (earlier than now for an entry let in on entry-cache.ts). */
   checkedAt: number;
 }
@@ -166,6 +171,8 @@ export async function verifyFrameEntry(
   const form = new URLSearchParams(raw);
   const memberId = form.get('member_id') ?? '';
   const authId = form.get('AUTH_ID') ?? '';
+  const postedRefresh = form.get('REFRESH_ID') ?? '';
+  const refreshId = TOKEN.test(postedRefresh) ? postedRefresh : undefined;
   const domain = (first(query.DOMAIN) ?? '').trim().toLowerCase();
   if (!MEMBER_ID.test(memberId)) throw new EntryRefusedError(400, 'member_id is missing.');
   if (!TOKEN.test(authId)) throw new EntryRefusedError(400, 'AUTH_ID is missing or malformed.');
@@ -230,6 +237,7 @@ export async function verifyFrameEntry(
       placement: form.get('PLACEMENT') ?? 'DEFAULT',
       placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
       authId,
+      refreshId,
       checkedAt: known.at,
     };
   }
@@ -275,6 +283,7 @@ export async function verifyFrameEntry(
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
     authId,
+    refreshId,
     checkedAt: now,
   };
 }

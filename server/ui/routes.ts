@@ -84,7 +84,11 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
       res.status(e.status).type('text/plain').send(`${message}\n`);
       return;
     }
-    await startSession(req, verified.user, adminProof(deps, verified.authId, verified.checkedAt));
+    await startSession(
+      req,
+      verified.user,
+      adminProof(deps, verified.authId, verified.refreshId, verified.checkedAt),
+    );
     frameHeaders(res, verified.portal);
     const code = placementCode.get(req.path) ?? 'DEFAULT';
     const dealId = String(verified.placementOptions.ID ?? '');

@@ -82,6 +82,11 @@ async function handleToken(
     answer(400, { error: 'invalid_grant', error_description: 'Invalid grant' });
     return;
   }
+  // Whoever the refresh token belongs to — the installing admin's pair the app keeps for the
+  // portal, or a user's REFRESH_ID posted into a frame — gets a new pair for the same user and
+  // app, and the old refresh token is spent (b24restdocs settings/oauth/auto-renewal.md: "a new
+  // pair of tokens", "new value of the additional authorization token"; the frame's pair is the
+  // same kind of token: settings/oauth/simple-way.md).
   const issued = ctx.tokens.issue(portal.memberId, grant.userId, grant.clientId);
   // Keys in the order of the documented response; `domain` is the OAuth server here.
   answer(200, {

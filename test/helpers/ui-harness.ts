@@ -10,6 +10,7 @@ import { startEmulator, type BitrixEmulator } from '../emulator/bitrix-emulator.
 import type { PortalOptions } from '../emulator/types.js';
 import { startHttpSink, type HttpSink } from './http-sink.js';
 import { CLIENT_ID, CLIENT_SECRET } from './install-harness.js';
+import { createManualClock } from './manual-clock.js';
 import { createTestDeps, type TestDeps } from './test-deps.js';
 
 export interface UiHarness {
@@ -72,9 +73,23 @@ export function uiTestMap(sinkUrl: string): EventMap {
  * loading the emulator's BX24 library, and the two rules of `uiTestMap` as the default map.
  */
 export async function startUiHarness(
-  opts: { appHost?: string; env?: Record<string, string>; portal?: PortalOptions } = {},
+  opts: {
+    appHost?: string;
+    env?: Record<string, string>;
+    portal?: PortalOptions;
+    /**
+     * The emulator's tokens live on the test's manual clock (`h.t.clock`): advancing it past
+     * an hour expires them, as for the app. Off by default: the emulator runs on real time.
+     */
+    sharedClock?: boolean;
+  } = {},
 ): Promise<UiHarness> {
-  const emu = await startEmulator({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
+  const clock = createManualClock();
+  const emu = await startEmulator({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    ...(opts.sharedClock ? { now: () => clock.now().getTime() } : {}),
+  });
   const portal = await emu.addPortal(opts.portal);
   const sink = await startHttpSink((req) =>
     req.url.startsWith('/fail')
@@ -86,15 +101,18 @@ export async function startUiHarness(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   const appUrl = `http://${opts.appHost ?? 'localhost'}:${port}`;
-  const t = await createTestDeps({
-    B24_PORTAL_HOSTS: '127.0.0.1:*',
-    B24_OAUTH_SERVERS: emu.oauthUrl,
-    B24_CLIENT_ID: CLIENT_ID,
-    B24_CLIENT_SECRET: CLIENT_SECRET,
-    APP_URL: appUrl,
-    B24_JS_SDK_URL: `${portal.url}/bx24.js`,
-    ...opts.env,
-  });
+  const t = await createTestDeps(
+    {
+      B24_PORTAL_HOSTS: '127.0.0.1:*',
+      B24_OAUTH_SERVERS: emu.oauthUrl,
+      B24_CLIENT_ID: CLIENT_ID,
+      B24_CLIENT_SECRET: CLIENT_SECRET,
+      APP_URL: appUrl,
+      B24_JS_SDK_URL: `${portal.url}/bx24.js`,
+      ...opts.env,
+    },
+    { clock },
+  );
   const services = createServices(t.deps);
   listener = buildListener(t.deps, appParts(t.deps, services));
   portal.setApp({ appUrl, installPath: t.deps.manifest.handlers.install });
@@ -155,6 +173,8 @@ export function frameRequest(
     domain?: string;
     memberId?: string;
     authId?: string;
+    /** REFRESH_ID posted beside AUTH_ID (default: the pair issued with it). */
+    refreshId?: string;
     applicationToken?: string | null;
     lang?: string;
     placement?: string;
@@ -171,7 +191,7 @@ export function frameRequest(
   const body = new URLSearchParams({
     AUTH_ID: opts.authId ?? auth.accessToken,
     AUTH_EXPIRES: '3600',
-    REFRESH_ID: auth.refreshToken,
+    REFRESH_ID: opts.refreshId ?? auth.refreshToken,
     SERVER_ENDPOINT: auth.serverEndpoint,
     member_id: opts.memberId ?? h.portal.memberId,
     status: 'L',

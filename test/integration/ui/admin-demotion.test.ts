@@ -83,3 +83,79 @@ describe("an admin's rights taken away in Bitrix24", () => {
     expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(200);
   });
 });
+
+/**
+ * AUTH_ID lives an hour (b24restdocs settings/oauth/auto-renewal.md): an admin who keeps the
+ * app open longer stays an admin, the session renewing the user's pair with the REFRESH_ID
+ * posted beside it; only a definite answer ends the rights.
+ */
+describe("an admin's session past its token's hour", () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness({ sharedClock: true });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const HOUR = 3600_000;
+  const saveAlerts = async (cookie: string) => {
+    const csrf = csrfOf((await getPage(h, '/ui/alerts', cookie)).html);
+    return (await postForm(h, '/ui/alerts', { telegram: '12345', _csrf: csrf }, cookie)).status;
+  };
+  const refreshesOf = (refreshToken: string) =>
+    h.emu.oauthCalls.filter(
+      (c) => c.grantType === 'refresh_token' && c.refreshToken === refreshToken,
+    );
+
+  it('still saves: the expired AUTH_ID is renewed, and the new pair is kept', async () => {
+    h.portal.setUserAdmin(1, true);
+    const auth = h.portal.issueUserAuth(1);
+    const s = await openSession(h, {
+      userId: 1,
+      authId: auth.accessToken,
+      refreshId: auth.refreshToken,
+    });
+    h.t.clock.advance(HOUR + 60_000);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    const first = refreshesOf(auth.refreshToken);
+    expect(first.map((c) => c.status)).toEqual([200]);
+    // Another hour: the rotated refresh token is used (the first is spent), still an admin.
+    h.t.clock.advance(HOUR + 60_000);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    expect(h.emu.oauthCalls.filter((c) => c.status !== 200)).toEqual([]);
+  });
+
+  it('goes on as a reader once the OAuth server refuses the refresh (invalid_grant)', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    h.t.clock.advance(HOUR + 60_000);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    // The user's authorization is over (reused or revoked refresh token): a reader.
+    h.t.clock.advance(HOUR + 60_000);
+    h.emu.failNextToken({ status: 400, error: 'invalid_grant', description: 'Invalid grant' });
+    expect(await saveAlerts(s.cookie)).toBe(403);
+    expect(h.emu.oauthCalls.at(-1)).toMatchObject({ grantType: 'refresh_token', status: 400 });
+    expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
+  });
+
+  it('is a reader for one request only while the OAuth server does not answer', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    h.t.clock.advance(HOUR + 60_000);
+    h.emu.failNextToken({ status: 503, error: 'temporarily_unavailable' });
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+  });
+
+  it('ends within 5 minutes for an admin demoted after the hour', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    h.t.clock.advance(HOUR + 60_000);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+    h.portal.setUserAdmin(1, false);
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    expect(await saveAlerts(s.cookie)).toBe(403);
+    h.portal.setUserAdmin(1, true);
+  });
+});
