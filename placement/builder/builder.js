@@ -1093,12 +1093,18 @@ async function post(url, fields) {
   try {
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      // JSON: a refusal (an admin whose rights Bitrix24 withdrew) comes as `{error}` in
+      // the user's language, not as a page that would replace the builder.
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body,
     });
     const text = await res.text();
     try {
-      return { status: res.status, json: JSON.parse(text) };
+      return {
+        status: res.status,
+        json: JSON.parse(text),
+        ended: res.status === 401 || res.status === 403,
+      };
     } catch {
       // Not an answer of the builder's routes: the session's gate (401, an ended session) or
       // the form's token (403). Its text says why, in the user's language.

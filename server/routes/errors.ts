@@ -23,11 +23,11 @@ export function errorHandler(deps: Deps): ErrorRequestHandler {
     if (status >= 500) deps.logger.error({ err, path: req.path }, 'request failed');
     else deps.logger.info({ status, code: e.code, path: req.path }, message);
     if (res.headersSent) return;
+    // A page of the app (a session knows the language) answers in the user's language.
+    const lang = res.locals.lang === 'ru' ? 'ru' : 'en';
     if (req.accepts(['html', 'json']) === 'json')
-      res.status(status).json({ error: message, code: e.code });
+      res.status(status).json({ error: translateMessage(message, lang), code: e.code });
     else {
-      // A page of the app (a session knows the language) answers in the user's language.
-      const lang = res.locals.lang === 'ru' ? 'ru' : 'en';
       res
         .status(status)
         .type('text/plain')

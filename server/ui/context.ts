@@ -145,12 +145,36 @@ export const formBodyOnly: RequestHandler = (req, _res, next) => {
   next();
 };
 
-/** Settings, rules, alerts and replays are for portal administrators only. */
-export const requireAdmin: RequestHandler = (_req, res, next) => {
-  if (!uiContext(res).user.isAdmin) {
-    throw new AppError('FORBIDDEN', 'Only portal administrators can do this.', { status: 403 });
+/** Why a reader's request was refused, in words that say what to do (i18n-messages.ts). */
+export const NOT_ADMIN =
+  'Bitrix24 does not confirm that you are an administrator of this portal (the rights were withdrawn, or your authorization in Bitrix24 has ended), and only administrators can do this. Reopen the application from Bitrix24: if you are an administrator there, you can do it again.';
+export const NOT_CONFIRMED_NOW =
+  'Bitrix24 could not confirm your administrator rights just now. Send it again in a moment.';
+
+/**
+ * Settings, rules, alerts and replays are for portal administrators only. An admin whose
+ * rights the portal withdrew (admin-check.ts) meets this on a form they had open: the answer
+ * says what happened and what to do, and a page's form POST gets a page that gives back
+ * every field they sent (as typed, for them to copy: nothing stored is read), so nothing
+ * typed is lost. The session still an admin's means the portal could not be asked just now.
+ */
+export const requireAdmin: RequestHandler = (req, res, next) => {
+  if (uiContext(res).user.isAdmin) {
+    next();
+    return;
   }
-  next();
+  const message = req.session.b24?.isAdmin ? NOT_CONFIRMED_NOW : NOT_ADMIN;
+  if (req.method !== 'POST' || req.accepts(['html', 'json']) !== 'html') {
+    throw new AppError('FORBIDDEN', message, { status: 403 });
+  }
+  // Only the session's own forms are given back: a stranger's page posting into the frame
+  // (no CSRF token) gets the words, not its text shown on our page.
+  const body = (csrf.isRequestValid(req) ? (req.body ?? {}) : {}) as Record<string, unknown>;
+  const fields = Object.entries(body)
+    .filter(([name]) => name !== '_csrf' && name !== TOKEN_PARAM)
+    .flatMap(([name, v]) => (Array.isArray(v) ? v.map((x) => [name, x]) : [[name, v]]))
+    .filter((f): f is [string, string] => typeof f[1] === 'string' && f[1].trim() !== '');
+  res.status(403).render('ui/not-saved', { message, fields });
 };
 
 const UNITS = {

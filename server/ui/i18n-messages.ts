@@ -253,6 +253,14 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [' is not set', ' не задан'],
   // refusals and error pages (server/ui/context.ts, pages)
   ['Only portal administrators can do this.', 'Это могут делать только администраторы портала.'],
+  [
+    'Bitrix24 does not confirm that you are an administrator of this portal (the rights were withdrawn, or your authorization in Bitrix24 has ended), and only administrators can do this. Reopen the application from Bitrix24: if you are an administrator there, you can do it again.',
+    'Битрикс24 не подтверждает, что вы администратор этого портала (права отозваны или ваша авторизация в Битрикс24 закончилась), а это могут делать только администраторы. Откройте приложение заново из Битрикс24: если вы там администратор, вы сможете сделать это снова.',
+  ],
+  [
+    'Bitrix24 could not confirm your administrator rights just now. Send it again in a moment.',
+    'Битрикс24 не смог сейчас подтвердить ваши права администратора. Отправьте ещё раз чуть позже.',
+  ],
   ['The form has expired. Reopen the application.', 'Форма устарела. Откройте приложение заново.'],
   ['Open this application from Bitrix24.', 'Откройте это приложение из Битрикс24.'],
   // frame entry refusals (server/ui/frame-entry.ts), shown in the frame or deal tab

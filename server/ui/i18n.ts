@@ -229,6 +229,10 @@ const EN = {
   'common.yes': 'yes',
   'common.no': 'no',
   'common.readOnly': 'Only portal administrators can change this.',
+  'ns.title': 'Not saved',
+  'ns.kept':
+    'What you sent is below, as you typed it: copy what you need before leaving this page.',
+  'ns.back': 'Back to the application',
   'common.back': 'Back',
   'nav.retention': 'Retention',
   'ret.title': 'Data retention',
@@ -494,6 +498,10 @@ const RU: Record<MessageKey, string> = {
   'common.yes': 'да',
   'common.no': 'нет',
   'common.readOnly': 'Изменять это могут только администраторы портала.',
+  'ns.title': 'Не сохранено',
+  'ns.kept':
+    'Ниже то, что вы отправили, как вы это ввели: скопируйте нужное, прежде чем уйти с этой страницы.',
+  'ns.back': 'Вернуться в приложение',
   'common.back': 'Назад',
   'nav.retention': 'Хранение',
   'ret.title': 'Срок хранения данных',

@@ -506,6 +506,31 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect(JSON.stringify(await ruleJson())).toContain('Edited after lunch');
   });
 
+  it('says a save refused for withdrawn admin rights, what to do, and keeps the edits', async () => {
+    await buildWonDeal('Demoted');
+    const f = frame();
+    await f.locator('#step-1-text').fill('Typed before the rights went');
+    // The portal owner takes the rights away; the app asks again after 5 minutes.
+    h.portal.setUserAdmin(1, false);
+    h.t.clock.advance(5 * 60_000);
+    try {
+      await f.locator('#save-rule').click();
+      await f.locator('#rule-errors').waitFor();
+      const said = await f.locator('#rule-errors').textContent();
+      expect(said).toMatch(/Not saved: Bitrix24 does not confirm that you are an administrator/);
+      expect(said).toMatch(/Reopen the application from Bitrix24/);
+      await expect(f.locator('#session-ended').textContent()).resolves.toMatch(
+        /copy the rule's JSON/,
+      );
+      expect(JSON.stringify(await ruleJson())).toContain('Typed before the rights went');
+      await expect(f.locator('#step-1-text').inputValue()).resolves.toBe(
+        'Typed before the rights went',
+      );
+    } finally {
+      h.portal.setUserAdmin(1, true);
+    }
+  });
+
   it('keeps the rows being typed in a step when another step is removed or put back', async () => {
     await buildWonDeal('Rows kept');
     const f = frame();

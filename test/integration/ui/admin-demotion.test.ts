@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
-import { csrfOf, getPage, openSession, postForm } from './ui-client.js';
+import { base, csrfOf, getPage, openSession, postForm } from './ui-client.js';
 
 /**
  * A portal owner takes a user's admin rights away in Bitrix24: the app's session of that
@@ -70,15 +70,60 @@ describe("an admin's rights taken away in Bitrix24", () => {
     h.portal.setUserAdmin(1, true);
   });
 
+  it('refuse a save with what happened and what to do, giving back what was typed', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    const csrf = csrfOf((await getPage(h, '/ui/rules', s.cookie)).html);
+    h.portal.setUserAdmin(1, false);
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    // The JSON editor's form, typed by hand and sent after the rights were withdrawn.
+    const typed = '{"rules": [{"name": "Typed <by> hand", "on": ["ONCRMDEALADD"]}]}';
+    const page = await postForm(h, '/ui/rules', { map: typed, _csrf: csrf }, s.cookie);
+    expect(page.status).toBe(403);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.html).toContain('does not confirm that you are an administrator');
+    expect(page.html).toContain('Reopen the application from Bitrix24');
+    expect(page.html).toContain('Typed &lt;by&gt; hand');
+    expect(page.html).not.toContain('<code translate="no">_csrf</code>');
+    // A post without the session's CSRF token (a stranger's page) gets the words, not its text.
+    const foreign = await postForm(h, '/ui/rules', { map: 'Injected words' }, s.cookie);
+    expect(foreign.status).toBe(403);
+    expect(foreign.html).toContain('Reopen the application from Bitrix24');
+    expect(foreign.html).not.toContain('Injected words');
+    // The rule builder saves with fetch: a JSON refusal in the same words, its page kept.
+    const res = await fetch(`${base(h)}/ui/rules/builder/save`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        cookie: s.cookie,
+      },
+      body: new URLSearchParams({ rule: '{}', _csrf: csrf }).toString(),
+    });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: string }).error).toContain(
+      'Reopen the application from Bitrix24',
+    );
+    h.portal.setUserAdmin(1, true);
+  });
+
   it('are not taken on trust while the portal cannot be asked', async () => {
     const s = await openSession(h, { userId: 1 });
+    const csrf = csrfOf((await getPage(h, '/ui/retention', s.cookie)).html);
     h.t.clock.advance(ADMIN_RECHECK_MS);
-    h.portal.failNext('user.admin', {
+    const busy = {
       status: 503,
       error: 'QUERY_LIMIT_EXCEEDED',
       description: 'Too many requests',
-    });
+    };
+    h.portal.failNext('user.admin', busy);
     expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    // A save meanwhile is refused saying to send it again, with what was typed.
+    h.portal.failNext('user.admin', busy);
+    const refused = await postForm(h, '/ui/retention', { days: '45', _csrf: csrf }, s.cookie);
+    expect(refused.status).toBe(403);
+    expect(refused.html).toContain('could not confirm your administrator rights just now');
+    expect(refused.html).toContain('>45</textarea>');
     // Asked again on the next request, which the portal answers.
     expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(200);
   });
