@@ -14,7 +14,7 @@ import type { UiUser } from './session.js';
 export const ADMIN_RECHECK_MS = 5 * 60_000;
 
 /**
- * What an admin's session keeps to ask the portal again: the frame's AUTH_ID and REFRESH_ID,
+ * What a session keeps to ask the portal again about the user's rights: the frame's AUTH_ID and REFRESH_ID,
  * each encrypted with the token key (they are the user's own tokens, never shown or logged),
  * and when the portal last confirmed the rights. The pair rotates at every refresh.
  */
@@ -44,7 +44,8 @@ type RightsDeps = Pick<Deps, 'bitrix' | 'box' | 'clock' | 'logger'>;
 /** What the portal said about the rights: yes, no, or nothing definite (ask again next time). */
 type Verdict =
   | { admin: true; proof: AdminProof }
-  | { admin: false }
+  /** `proof`: the token still answers, so the session can be asked again (a promotion). */
+  | { admin: false; proof?: AdminProof }
   /** `proof`: a renewed pair to keep although the rights are still to be confirmed. */
   | { admin: 'unknown'; err: unknown; proof?: AdminProof };
 
@@ -138,7 +139,7 @@ async function askAgain(
 ): Promise<Verdict> {
   try {
     const admin = await askUserAdmin(deps, portal, deps.box.decrypt(proof.token));
-    return admin ? { admin, proof } : { admin };
+    return { admin, proof };
   } catch (e) {
     if (!isBitrixApiError(e) || !TOKEN_ENDED.has(e.bitrixCode) || !proof.refresh) {
       return settle(e);
@@ -160,7 +161,7 @@ async function askAgain(
   };
   try {
     const admin = await askUserAdmin(deps, portal, pair.accessToken);
-    return admin ? { admin, proof: renewed } : { admin };
+    return { admin, proof: renewed };
   } catch (e) {
     const v = settle(e);
     // Keep the new pair even when the portal cannot answer now: the old one is spent.
@@ -182,15 +183,17 @@ function settle(e: unknown): Verdict {
 }
 
 /**
- * The user as this request may act: an admin whose rights were confirmed more than
- * ADMIN_RECHECK_MS ago is asked about again with `user.admin` (b24restdocs
- * api-reference/common/users/user-admin.md: whether the token's user is an administrator),
- * on the portal's REST budget like the entry checks. After the token's hour the user's
- * refresh token renews it (askAgain), so an admin who keeps the app open stays one. Only a
- * definite answer ends the rights: `false`, the portal refusing the user, or the OAuth
- * server refusing the refresh (invalid_grant); the session then goes on as a reader. The
- * portal or OAuth server busy or not answering: a reader for this request only, and asked
- * again on the next.
+ * The user as this request may act. Rights confirmed more than ADMIN_RECHECK_MS ago are
+ * asked about again with `user.admin` (b24restdocs api-reference/common/users/user-admin.md:
+ * whether the token's user is an administrator), on the portal's REST budget like the entry
+ * checks: an admin's, so that rights taken away in Bitrix24 end within minutes, and a
+ * reader's whose token still answers, so that a user made an administrator in Bitrix24
+ * can act as one within minutes without reopening the app. After the token's hour the
+ * user's refresh token renews it (askAgain), so an admin who keeps the app open stays one.
+ * Only a definite answer ends the rights: `false`, the portal refusing the user, or the
+ * OAuth server refusing the refresh (invalid_grant; then the session is not asked again).
+ * The portal or OAuth server busy or not answering: a reader for this request only, and
+ * asked again on the next.
  */
 export async function currentRights(
   deps: RightsDeps,
@@ -198,31 +201,32 @@ export async function currentRights(
   portal: PortalRow,
 ): Promise<UiUser> {
   const user = req.session.b24!;
-  if (!user.isAdmin) return user;
-  const now = deps.clock.now().getTime();
   const proof = req.session.b24Admin;
+  if (!user.isAdmin && !proof) return user;
+  const now = deps.clock.now().getTime();
   if (proof && now - proof.checkedAt < ADMIN_RECHECK_MS) return user;
   const verdict: Verdict = proof
     ? await askAgain(deps, portal, proof, user.userId, now)
     : { admin: false };
   if (verdict.admin === 'unknown') {
     if (verdict.proof) req.session.b24Admin = verdict.proof;
-    deps.logger.info(
-      { memberId: portal.member_id, userId: user.userId, err: verdict.err },
-      'admin rights could not be confirmed now; a reader for this request',
-    );
+    if (user.isAdmin) {
+      deps.logger.info(
+        { memberId: portal.member_id, userId: user.userId, err: verdict.err },
+        'admin rights could not be confirmed now; a reader for this request',
+      );
+    }
     return { ...user, isAdmin: false };
   }
-  if (verdict.admin) {
-    req.session.b24Admin = { ...verdict.proof, checkedAt: now };
-    return user;
-  }
+  req.session.b24Admin = verdict.proof ? { ...verdict.proof, checkedAt: now } : undefined;
+  if (verdict.admin === user.isAdmin) return user;
   deps.logger.info(
     { memberId: portal.member_id, userId: user.userId },
-    'admin rights no longer confirmed by the portal; the session goes on as a reader',
+    verdict.admin
+      ? 'the portal now names the user an administrator; the session acts as one'
+      : 'admin rights no longer confirmed by the portal; the session goes on as a reader',
   );
-  const reader: UiUser = { ...user, isAdmin: false };
-  req.session.b24 = reader;
-  req.session.b24Admin = undefined;
-  return reader;
+  const changed: UiUser = { ...user, isAdmin: verdict.admin };
+  req.session.b24 = changed;
+  return changed;
 }

@@ -35,11 +35,11 @@ export interface FrameEntry {
   placement: string;
   /** PLACEMENT_OPTIONS parsed (`{"ID":"8061"}` for a deal tab), {} when absent or not JSON. */
   placementOptions: Record<string, unknown>;
-  /** The AUTH_ID the portal confirmed: an admin's session keeps it to re-check the rights. */
+  /** The AUTH_ID the portal confirmed: the session keeps it to re-check the rights. */
   authId: string;
   /**
    * The REFRESH_ID Bitrix24 posts beside it (b24restdocs settings/oauth/simple-way.md): an
-   * admin's session keeps it to renew AUTH_ID after its hour. Undefined when absent or malformed.
+   * session keeps it to renew AUTH_ID after its hour. Undefined when absent or malformed.
    */
   refreshId: string | undefined;
   /** When the portal confirmed it (earlier than now for an entry let in on entry-cache.ts). */

@@ -23,7 +23,7 @@ export interface UiUser {
 declare module 'express-session' {
   interface SessionData {
     b24?: UiUser;
-    /** An admin's means to re-check the rights with the portal (admin-check.ts). */
+    /** The user's means to re-check the rights with the portal (admin-check.ts). */
     b24Admin?: AdminProof;
   }
 }
@@ -141,7 +141,7 @@ export async function startSession(
     req.session.regenerate((e: unknown) => (e ? reject(e) : resolve())),
   );
   req.session.b24 = user;
-  if (user.isAdmin && admin) req.session.b24Admin = admin;
+  if (admin) req.session.b24Admin = admin;
   await new Promise<void>((resolve, reject) =>
     req.session.save((e: unknown) => (e ? reject(e) : resolve())),
   );

@@ -38,11 +38,21 @@ describe("an admin's rights taken away in Bitrix24", () => {
     expect(await saveAlerts(s.cookie)).toBe(403);
     expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
     expect(adminChecks()).toBe(before + 1);
-    // The reader's session stays: reading goes on, and it is not asked again.
+    // The reader's session stays: reading goes on, asked once per interval (a promotion).
     expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
     h.t.clock.advance(ADMIN_RECHECK_MS);
     expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
-    expect(adminChecks()).toBe(before + 1);
+    expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
+    expect(adminChecks()).toBe(before + 2);
+  });
+
+  it('come within the interval to a user made an admin in Bitrix24, without reopening', async () => {
+    h.portal.setUserAdmin(1, false);
+    const s = await openSession(h, { userId: 1 });
+    expect(await saveAlerts(s.cookie)).toBe(403);
+    h.portal.setUserAdmin(1, true);
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    expect(await saveAlerts(s.cookie)).toBe(200);
   });
 
   it('stay with an admin the portal still confirms, asked once per interval', async () => {
