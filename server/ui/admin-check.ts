@@ -23,7 +23,17 @@ export interface AdminProof {
   /** Absent in sessions started before the refresh token was kept (then no refresh). */
   refresh?: string;
   checkedAt: number;
+  /**
+   * Set when the last ask failed for a reason that will not pass by itself (the OAuth server
+   * refusing the app, `invalid_client` or `PAYMENT_REQUIRED`, or the app unable to refresh at
+   * all): until then the session is a reader without asking, so a broken set-up does not
+   * cost a REST call and a refresh on every page view.
+   */
+  retryAt?: number;
 }
+
+/** How long a session waits before asking again after such a failure. */
+export const RIGHTS_RETRY_MS = 60_000;
 
 /** The proof an admin's new session starts with (entry just confirmed it with `profile`). */
 export function adminProof(
@@ -205,11 +215,18 @@ export async function currentRights(
   if (!user.isAdmin && !proof) return user;
   const now = deps.clock.now().getTime();
   if (proof && now - proof.checkedAt < ADMIN_RECHECK_MS) return user;
+  if (proof?.retryAt !== undefined && now < proof.retryAt) return { ...user, isAdmin: false };
   const verdict: Verdict = proof
     ? await askAgain(deps, portal, proof, user.userId, now)
     : { admin: false };
   if (verdict.admin === 'unknown') {
-    if (verdict.proof) req.session.b24Admin = verdict.proof;
+    // The portal busy or down: asked again on the next request; anything else, in a minute.
+    const passing = isBitrixApiError(verdict.err) && verdict.err.retryable;
+    const kept = verdict.proof ?? proof;
+    if (kept) {
+      const { retryAt: _, ...rest } = kept;
+      req.session.b24Admin = passing ? rest : { ...rest, retryAt: now + RIGHTS_RETRY_MS };
+    }
     if (user.isAdmin) {
       deps.logger.info(
         { memberId: portal.member_id, userId: user.userId, err: verdict.err },
@@ -218,7 +235,9 @@ export async function currentRights(
     }
     return { ...user, isAdmin: false };
   }
-  req.session.b24Admin = verdict.proof ? { ...verdict.proof, checkedAt: now } : undefined;
+  req.session.b24Admin = verdict.proof
+    ? { token: verdict.proof.token, refresh: verdict.proof.refresh, checkedAt: now }
+    : undefined;
   if (verdict.admin === user.isAdmin) return user;
   deps.logger.info(
     { memberId: portal.member_id, userId: user.userId },

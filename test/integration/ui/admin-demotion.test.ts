@@ -203,6 +203,21 @@ describe("an admin's session past its token's hour", () => {
     expect(await saveAlerts(s.cookie)).toBe(200);
   });
 
+  it('asks again a minute later, not on every page, when the OAuth server refuses the app', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    h.t.clock.advance(HOUR + 60_000);
+    h.emu.failNextToken({ status: 401, error: 'invalid_client' });
+    const calls = () => h.emu.oauthCalls.length;
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    const after = calls();
+    expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
+    expect(calls()).toBe(after);
+    // Not a definite answer: the session is still an admin's, asked again after a minute.
+    h.t.clock.advance(60_000);
+    expect(await saveAlerts(s.cookie)).toBe(200);
+  });
+
   it('ends within 5 minutes for an admin demoted after the hour', async () => {
     h.portal.setUserAdmin(1, true);
     const s = await openSession(h, { userId: 1 });
