@@ -147,17 +147,27 @@ async function askAgain(
   userId: number,
   now: number,
 ): Promise<Verdict> {
+  let token: string;
+  let refresh: string | undefined;
   try {
-    const admin = await askUserAdmin(deps, portal, deps.box.decrypt(proof.token));
+    token = deps.box.decrypt(proof.token);
+    refresh = proof.refresh ? deps.box.decrypt(proof.refresh) : undefined;
+  } catch {
+    // Sealed with a key this instance no longer has: the session cannot ask; reopening the
+    // app brings a fresh pair.
+    return { admin: false };
+  }
+  try {
+    const admin = await askUserAdmin(deps, portal, token);
     return { admin, proof };
   } catch (e) {
-    if (!isBitrixApiError(e) || !TOKEN_ENDED.has(e.bitrixCode) || !proof.refresh) {
+    if (!isBitrixApiError(e) || !TOKEN_ENDED.has(e.bitrixCode) || refresh === undefined) {
       return settle(e);
     }
   }
   let pair;
   try {
-    pair = await sharedRefresh(deps, portal, deps.box.decrypt(proof.refresh), userId, now);
+    pair = await sharedRefresh(deps, portal, refresh, userId, now);
   } catch (e) {
     // invalid_grant: the user's authorization is over (b24restdocs settings/oauth/
     // error-codes.md); only reopening the app from Bitrix24 brings a new one.

@@ -117,6 +117,26 @@ describe("an admin's rights taken away in Bitrix24", () => {
     h.portal.setUserAdmin(1, true);
   });
 
+  it('end, saying to reopen the app, when the kept token cannot be opened (another key)', async () => {
+    h.portal.setUserAdmin(1, true);
+    const s = await openSession(h, { userId: 1 });
+    const csrf = csrfOf((await getPage(h, '/ui/retention', s.cookie)).html);
+    const sid = decodeURIComponent(s.cookie.split('=')[1] ?? '')
+      .slice(2)
+      .split('.')[0];
+    const row = (await h.t.deps.db('sessions').where({ sid }).first('sess')) as { sess: string };
+    const sess = JSON.parse(row.sess) as { b24Admin: { token: string } };
+    sess.b24Admin.token = 'sealed-with-a-key-this-instance-does-not-have';
+    await h.t.deps
+      .db('sessions')
+      .where({ sid })
+      .update({ sess: JSON.stringify(sess) });
+    h.t.clock.advance(ADMIN_RECHECK_MS);
+    const refused = await postForm(h, '/ui/retention', { days: '45', _csrf: csrf }, s.cookie);
+    expect(refused.status).toBe(403);
+    expect(refused.html).toContain('Reopen the application from Bitrix24');
+  });
+
   it('are not taken on trust while the portal cannot be asked', async () => {
     const s = await openSession(h, { userId: 1 });
     const csrf = csrfOf((await getPage(h, '/ui/retention', s.cookie)).html);
