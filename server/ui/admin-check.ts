@@ -3,7 +3,7 @@ import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { InvalidGrantError } from '../bitrix/oauth.js';
 import type { PortalRow } from '../../db/stores/portals.js';
-import type { UiUser } from './session.js';
+import type { AdminProof, UiUser } from './session.js';
 
 /**
  * How long an administrator's rights are taken on the word of the last check with the
@@ -12,25 +12,6 @@ import type { UiUser } from './session.js';
  * more often would cost a REST call on most page views.
  */
 export const ADMIN_RECHECK_MS = 5 * 60_000;
-
-/**
- * What a session keeps to ask the portal again about the user's rights: the frame's AUTH_ID and REFRESH_ID,
- * each encrypted with the token key (they are the user's own tokens, never shown or logged),
- * and when the portal last confirmed the rights. The pair rotates at every refresh.
- */
-export interface AdminProof {
-  token: string;
-  /** Absent in sessions started before the refresh token was kept (then no refresh). */
-  refresh?: string;
-  checkedAt: number;
-  /**
-   * Set when the last ask failed for a reason that will not pass by itself (the OAuth server
-   * refusing the app, `invalid_client` or `PAYMENT_REQUIRED`, or the app unable to refresh at
-   * all): until then the session is a reader without asking, so a broken set-up does not
-   * cost a REST call and a refresh on every page view.
-   */
-  retryAt?: number;
-}
 
 /** How long a session waits before asking again after such a failure. */
 export const RIGHTS_RETRY_MS = 60_000;

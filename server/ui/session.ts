@@ -4,7 +4,6 @@ import session from 'express-session';
 import type { Deps } from '../deps.js';
 import { safeEqual } from '../lib/crypto.js';
 import { KnexSessionStore } from '../../db/stores/sessions.js';
-import type { AdminProof } from './admin-check.js';
 
 /** Who is looking at the pages: set once the Bitrix24 POST into the frame is verified. */
 export interface UiUser {
@@ -18,6 +17,25 @@ export interface UiUser {
    * `server.time` (`+03:00`); absent in sessions started before it was kept (then UTC).
    */
   timeZone?: string;
+}
+
+/**
+ * What a session keeps to ask the portal again about the user's rights: the frame's AUTH_ID and REFRESH_ID,
+ * each encrypted with the token key (they are the user's own tokens, never shown or logged, see admin-check.ts),
+ * and when the portal last confirmed the rights. The pair rotates at every refresh.
+ */
+export interface AdminProof {
+  token: string;
+  /** Absent in sessions started before the refresh token was kept (then no refresh). */
+  refresh?: string;
+  checkedAt: number;
+  /**
+   * Set when the last ask failed for a reason that will not pass by itself (the OAuth server
+   * refusing the app, `invalid_client` or `PAYMENT_REQUIRED`, or the app unable to refresh at
+   * all): until then the session is a reader without asking, so a broken set-up does not
+   * cost a REST call and a refresh on every page view.
+   */
+  retryAt?: number;
 }
 
 declare module 'express-session' {
