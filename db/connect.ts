@@ -77,11 +77,28 @@ export function applySqlitePragmas(
 }
 
 /**
+ * A new database file is readable by its owner only (0600), in a folder only the owner can
+ * enter (0700), as secrets.json is: the file holds every portal's event log, its sealed
+ * tokens and rule secrets, and other users of the machine have no business reading it.
+ * SQLite creates the -wal and -shm files with the database file's permissions. An existing
+ * file or folder keeps the permissions it has (an operator may have chosen them).
+ */
+export function prepareSqliteFile(filename: string): void {
+  if (filename === ':memory:' || filename === '') return;
+  fs.mkdirSync(path.dirname(filename), { recursive: true, mode: 0o700 });
+  try {
+    fs.closeSync(fs.openSync(filename, 'wx', 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
+/**
  * A bare better-sqlite3 connection with the same settings, for code that runs a few fixed
  * statements synchronously and cannot afford knex's per-query cost (the intake writer).
  */
 export function openSqliteConnection(filename: string): BetterSqlite3.Database {
-  fs.mkdirSync(path.dirname(filename), { recursive: true });
+  prepareSqliteFile(filename);
   const conn = new BetterSqlite3(filename);
   applySqlitePragmas(conn);
   return conn;
@@ -117,7 +134,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       log: knexLog(opts),
     });
   }
-  fs.mkdirSync(path.dirname(target.filename), { recursive: true });
+  prepareSqliteFile(target.filename);
   const watch: StatementWatch = {};
   const db = knexFactory({
     client: 'better-sqlite3',

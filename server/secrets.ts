@@ -30,7 +30,7 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
   };
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.mkdirSync(dataDir, { recursive: true });
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeDurably(tmp, JSON.stringify(secrets, null, 2) + '\n');
     replaceDurably(tmp, file);
   } catch (e) {

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { ensureSecrets } from '../../server/secrets.js';
+import { openDb } from '../../db/connect.js';
+import { migrateToLatest } from '../../db/migrate.js';
 import { loadConfig } from '../../server/config.js';
 import { ConfigError } from '../../server/lib/errors.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -15,6 +17,7 @@ describe('generated secrets', () => {
     const first = ensureSecrets(dataDir, {});
     const file = path.join(dataDir, 'secrets.json');
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     const second = ensureSecrets(dataDir, {});
     expect(second).toEqual(first);
     const config = loadConfig({ DATA_DIR: dataDir }, second);
@@ -45,5 +48,35 @@ describe('generated secrets', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain(`DATA_DIR ${dataDir} is not a writable folder`);
+  });
+});
+
+/**
+ * The database holds every portal's event log, sealed tokens and rule secrets; it used to be
+ * created as the umask left it (0644 in a 0755 folder): readable by every user of the machine.
+ */
+describe('a new SQLite database', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('is readable by its owner only, its -wal and -shm too, in a folder only the owner enters', async () => {
+    const file = path.join(tmp.dir, 'fresh', 'b24hooks.sqlite');
+    const db = openDb({ client: 'sqlite', filename: file });
+    try {
+      await migrateToLatest(db);
+      await db('settings').insert({ scope: 'x', key: 'y', value: '1', updated_at: 1 });
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+        expect([f, fs.statSync(f).mode & 0o777]).toEqual([f, 0o600]);
+      }
+      expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+    } finally {
+      await db.destroy();
+    }
+    // An existing file keeps the permissions its operator gave it.
+    fs.chmodSync(file, 0o640);
+    const again = openDb({ client: 'sqlite', filename: file });
+    await again.raw('select 1');
+    await again.destroy();
+    expect(fs.statSync(file).mode & 0o777).toBe(0o640);
   });
 });
