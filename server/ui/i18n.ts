@@ -211,6 +211,10 @@ const EN = {
   'alerts.testNoOwn':
     "This portal has no alert channel of its own: its alerts go to the server operator's channels, which a test does not use. Set a Telegram chat or an e-mail above first.",
   'alerts.testTooSoon': 'A test alert was sent less than a minute ago. Try again in a minute.',
+  'alerts.testSkippedTelegram':
+    'Not sent to the Telegram chat set here: this server has no TELEGRAM_BOT_TOKEN; ask whoever runs b24hooks to set it.',
+  'alerts.testSkippedEmail':
+    'Not sent to the e-mail set here: this server has no SMTP_URL; ask whoever runs b24hooks to set it.',
   'alerts.invalid': 'Not saved:',
   'alerts.chats': 'Telegram chats of this portal',
   'alerts.chatsHelp':
@@ -480,6 +484,10 @@ const RU: Record<MessageKey, string> = {
     'У этого портала нет своего канала оповещений: его оповещения идут в каналы оператора сервера, а тест туда не отправляется. Сначала укажите чат Telegram или e-mail выше.',
   'alerts.testTooSoon':
     'Тестовое оповещение уже отправлялось меньше минуты назад. Попробуйте через минуту.',
+  'alerts.testSkippedTelegram':
+    'В указанный здесь чат Telegram не отправлено: на этом сервере не задан TELEGRAM_BOT_TOKEN; попросите того, кто обслуживает b24hooks, задать его.',
+  'alerts.testSkippedEmail':
+    'На указанный здесь e-mail не отправлено: на этом сервере не задан SMTP_URL; попросите того, кто обслуживает b24hooks, задать его.',
   'alerts.invalid': 'Не сохранено:',
   'alerts.chats': 'Чаты Telegram этого портала',
   'alerts.chatsHelp':

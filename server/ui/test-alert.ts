@@ -9,7 +9,13 @@ import type { PortalRow } from '../../db/stores/portals.js';
 export const TEST_ALERT_INTERVAL_MS = 60_000;
 const lastTest = new Map<string, number>();
 
-export type TestAlertResult = { sent: string[] } | { refused: 'noOwnChannel' | 'tooSoon' };
+/**
+ * `sent`: the channels the test was queued on; `skipped`: channels the portal set that this
+ * server has no transport for (`telegram`: no TELEGRAM_BOT_TOKEN, `email`: no SMTP_URL).
+ */
+export type TestAlertResult =
+  | { sent: string[]; skipped: Array<'telegram' | 'email'> }
+  | { refused: 'noOwnChannel' | 'tooSoon' };
 
 /**
  * "Send test alert": one message on every channel of the portal's own (its Alerts page),
@@ -27,8 +33,12 @@ export async function sendTestAlert(
   const own = await getPortalAlertChannels(deps.db, portal.member_id);
   const to = destinationsOf(deps.config, own, false);
   if (!own.telegramChatId && !own.email) return { refused: 'noOwnChannel' };
+  // A channel set here that the server cannot send to is said, not silently left out.
+  const skipped: Array<'telegram' | 'email'> = [];
+  if (own.telegramChatId && !to.telegram) skipped.push('telegram');
+  if (own.email && !to.email) skipped.push('email');
   // Its channels, but the server has no transport for them: nothing to send (the page says so).
-  if (!to.telegram && !to.email) return { sent: [] };
+  if (!to.telegram && !to.email) return { sent: [], skipped };
   const now = deps.clock.now().getTime();
   if (now - (lastTest.get(portal.member_id) ?? -Infinity) < TEST_ALERT_INTERVAL_MS) {
     return { refused: 'tooSoon' };
@@ -57,5 +67,6 @@ export async function sendTestAlert(
     sent: channels.map((c) =>
       c === 'telegram' ? `telegram ${to.telegram}` : `e-mail ${to.email}`,
     ),
+    skipped,
   };
 }

@@ -102,6 +102,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       saved: false,
       errors: [] as string[],
       sent: undefined,
+      skipped: [] as string[],
       testRefused: undefined,
       linked: await linkedChatsOf(deps.db, portal.id),
       telegramOn: Boolean(deps.config.telegram.botToken),
@@ -190,7 +191,9 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     if ('refused' in result) res.status(result.refused === 'tooSoon' ? 429 : 409);
     await renderAlerts(
       res,
-      'sent' in result ? { sent: result.sent } : { testRefused: result.refused },
+      'sent' in result
+        ? { sent: result.sent, skipped: result.skipped }
+        : { testRefused: result.refused },
     );
   });
 

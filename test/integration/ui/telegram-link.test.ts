@@ -251,4 +251,26 @@ describe('asking again for a code still in the chat', () => {
     expect(again.html).toContain('typed wrong too often');
     expect(again.html).not.toContain('id="link-form"');
   });
+
+  /**
+   * The test alert went out on the Telegram chat and said nothing of the e-mail the admin had
+   * also set, which this server (no SMTP_URL) cannot send: the admin believed both worked.
+   */
+  it('a test alert says which channel set here the server cannot send to', async () => {
+    expect(h.t.deps.config.email.smtpUrl).toBeFalsy();
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    const saved = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-100777', email: 'ops@example.com', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(saved.status).toBe(200);
+    const test = await postForm(h, '/ui/alerts/test', { _csrf: csrfOf(page.html) }, admin.cookie);
+    expect(test.status).toBe(200);
+    // Control: it went to the chat.
+    expect(test.html).toMatch(/id="test-sent"[^<]*<span translate="no">telegram -100777</);
+    expect(test.html).toContain('id="test-skipped"');
+    expect(test.html).toContain('Not sent to the e-mail set here: this server has no SMTP_URL');
+  });
 });
