@@ -111,8 +111,31 @@ export function withRenamedHeaders(
 }
 
 /**
+ * `stored` with the rules that `map` renamed in place named as `map` names them: the rule at
+ * the same position whose stored name no rule of `map` has any more and whose new name no
+ * stored rule had. Its steps' credentials are then found under the new name (a step that
+ * sends elsewhere still needs its secret typed again: secret-fields.ts).
+ */
+function withRulesRenamedInPlace(
+  stored: EventMap | undefined,
+  map: EventMap,
+): EventMap | undefined {
+  if (!stored) return stored;
+  const newNames = new Set(map.rules.map((r) => r.name));
+  const oldNames = new Set(stored.rules.map((r) => r.name));
+  let out: EventMap | undefined = stored;
+  map.rules.forEach((rule, i) => {
+    const was = stored.rules[i];
+    if (!was || was.name === rule.name || newNames.has(was.name) || oldNames.has(rule.name)) return;
+    out = withRenamedRule(out, was.name, rule.name);
+  });
+  return out;
+}
+
+/**
  * `stored` with the steps that `map` renamed in place named as `map` names them, for a map
- * edited as a whole (the JSON editor): in a rule of the same name, the step at the same
+ * edited as a whole (the JSON editor): in a rule of the same name (or renamed in place:
+ * withRulesRenamedInPlace), the step at the same
  * position, of the same type, whose stored name no step of the rule has any more and whose new
  * name no stored step had. Any other step is matched by its name as before. In a step, a
  * header renamed is the one stored header gone and the one new, when there is one each.
@@ -123,9 +146,9 @@ export function withStepsRenamedInPlace(
   /** Whether headers may be renamed: not in the operator's default map. */
   renameHeaders = true,
 ): EventMap | undefined {
-  let out = stored;
+  let out = withRulesRenamedInPlace(stored, map);
   for (const rule of map.rules) {
-    const before = stored?.rules.find((r) => r.name === rule.name);
+    const before = out?.rules.find((r) => r.name === rule.name);
     if (!before) continue;
     const oldNames = before.actions.map((a) => a.name);
     const newNames = rule.actions.map((a) => a.name);

@@ -162,6 +162,24 @@ describe('secrets of rule steps', () => {
     expect((await save(shown)).status).toBe(200);
   });
 
+  it('keep their stored values for a rule renamed in place in the JSON', async () => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const shown = JSON.parse(shownMap(page.html)) as EventMap;
+    const was = shown.rules[0]!.name;
+    shown.rules[0]!.name = 'Won deal: invoice in the ERP';
+    const res = await save(shown);
+    expect(res.status).toBe(200);
+    const rule = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules[0]!;
+    expect(rule.name).toBe('Won deal: invoice in the ERP');
+    const stored = rule.actions[0] as HttpAction;
+    const auth = stored.headers!.Authorization as { $enc: string };
+    expect(h.t.deps.box.decrypt(auth.$enc)).toBe(`Bearer ${TOKEN}`);
+    expect(h.t.deps.box.decrypt((stored.secret as { $enc: string }).$enc)).toBe(SECRET);
+    // And back, for the checks below.
+    shown.rules[0]!.name = was;
+    expect((await save(shown)).status).toBe(200);
+  });
+
   it('keep their stored values for a header renamed in the JSON', async () => {
     const page = await getPage(h, '/ui/rules', admin.cookie);
     const shown = JSON.parse(shownMap(page.html)) as EventMap;
