@@ -175,9 +175,11 @@ describe('telegram chats between portals', () => {
     const code = codeIn('-100666');
     expect(code).toMatch(/^\d{8}$/);
     expect(h.tg.sent.at(-1)!.text).toContain(a.domain);
-    // Another code within 10 minutes is refused: a portal cannot flood a chat with codes.
+    // Another code within 10 minutes is refused: a portal cannot flood a chat with codes
+    // (the page then offers the field for the code already sent).
     expect(await sendLinkCode(h.t.deps, a.row, '-100666')).toEqual({
       error: expect.stringMatching(/less than 10 minutes ago/),
+      pending: '-100666',
     });
     // A wrong code, then B trying A's code for itself: neither links.
     const wrong = code === '00000000' ? '00000001' : '00000000';
