@@ -17,7 +17,19 @@ describe('the Bitrix24 REST budget under a burst', () => {
       .where({ event: 'ONCRMDEALUPDATE' })
       .select('status');
     expect(events).toHaveLength(1000);
-    expect(events.every((e) => e.status === 'processed' || e.status === 'skipped')).toBe(true);
+    const unfinished = events.filter((e) => e.status !== 'processed' && e.status !== 'skipped');
+    if (unfinished.length > 0) {
+      // Say why (a failed CI run on a loaded machine left some, once): their jobs' state.
+      const jobs = await s.h.t.deps
+        .db('jobs')
+        .whereNot({ status: 'done' })
+        .select('status', 'attempts', 'run_at', 'last_error')
+        .limit(5);
+      process.stdout.write(
+        `unfinished: ${unfinished.length}, now ${s.h.t.clock.now().getTime()}, jobs: ${JSON.stringify(jobs)}\n`,
+      );
+    }
+    expect(unfinished).toEqual([]);
     expect(r.limitErrors).toBe(0);
     expect(r.restCallsPerEvent).toBeLessThanOrEqual(0.1);
     // Every third deal was won in the last round: one notification each.
