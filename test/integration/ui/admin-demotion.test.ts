@@ -201,6 +201,29 @@ describe("an admin's session past its token's hour", () => {
     expect(h.emu.oauthCalls.filter((c) => c.status !== 200)).toEqual([]);
   });
 
+  it('still saves in a second frame opened with the same pair, renewed minutes apart', async () => {
+    // Bitrix24 posts the same AUTH_ID and REFRESH_ID into every frame of a user for the
+    // token's hour: the app page and a deal tab are two sessions holding one pair. The first
+    // to renew it spends the refresh token; the other, renewing later, must not be demoted.
+    h.portal.setUserAdmin(1, true);
+    const auth = h.portal.issueUserAuth(1);
+    const pair = { userId: 1, authId: auth.accessToken, refreshId: auth.refreshToken };
+    const app = await openSession(h, pair);
+    const tab = await openSession(h, pair);
+    h.t.clock.advance(HOUR + 60_000);
+    expect(await saveAlerts(app.cookie)).toBe(200);
+    h.t.clock.advance(3 * 60_000);
+    expect(await saveAlerts(tab.cookie)).toBe(200);
+    // The spent refresh token was never sent twice.
+    expect(refreshesOf(auth.refreshToken)).toHaveLength(1);
+    // Both go on past the next hour, each renewal made once.
+    h.t.clock.advance(HOUR + 60_000);
+    expect(await saveAlerts(tab.cookie)).toBe(200);
+    h.t.clock.advance(4 * 60_000);
+    expect(await saveAlerts(app.cookie)).toBe(200);
+    expect(h.emu.oauthCalls.filter((c) => c.status !== 200)).toEqual([]);
+  });
+
   it('goes on as a reader once the OAuth server refuses the refresh (invalid_grant)', async () => {
     h.portal.setUserAdmin(1, true);
     const s = await openSession(h, { userId: 1 });
