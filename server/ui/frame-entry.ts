@@ -167,6 +167,11 @@ export async function verifyFrameEntry(
   query: Record<string, unknown>,
   raw: string,
   headers: IncomingHttpHeaders = {},
+  /**
+   * The entry is one kept by entry-retry.ts and posted again by our own retry page (the
+   * caller checked postedByOwnPage): it passed postedByPortalPage when first posted.
+   */
+  retried = false,
 ): Promise<FrameEntry> {
   const form = new URLSearchParams(raw);
   const memberId = form.get('member_id') ?? '';
@@ -176,7 +181,7 @@ export async function verifyFrameEntry(
   const domain = (first(query.DOMAIN) ?? '').trim().toLowerCase();
   if (!MEMBER_ID.test(memberId)) throw new EntryRefusedError(400, 'member_id is missing.');
   if (!TOKEN.test(authId)) throw new EntryRefusedError(400, 'AUTH_ID is missing or malformed.');
-  if (!postedByPortalPage(headers, domain)) {
+  if (!retried && !postedByPortalPage(headers, domain)) {
     deps.logger.warn(
       { memberId, origin: String(headers.origin), dest: String(headers['sec-fetch-dest']) },
       'frame refused: posted by a page of another site than the portal',

@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { formBodyOnly, frameHeaders, requireUiSession } from './context.js';
 import { EntryRefusedError, verifyFrameEntry } from './frame-entry.js';
+import { ENTRY_RETRY_FIELD, openForRetry, postedByOwnPage, sealForRetry } from './entry-retry.js';
 import { adminProof } from './admin-check.js';
 import { uiLang } from './i18n.js';
 import { translateMessage } from './i18n-messages.js';
@@ -48,7 +49,42 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
   const entryPaths = [deps.manifest.handlers.app, ...placementCode.keys()];
 
   const entry = async (req: Request, res: Response) => {
-    const raw = typeof req.body === 'string' ? req.body : '';
+    const posted = typeof req.body === 'string' ? req.body : '';
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+    const lang = uiLang(typeof req.query.LANG === 'string' ? req.query.LANG : undefined);
+    // The retry page of an entry that could not be checked (entry-retry.ts) posts back the
+    // entry sealed, from our own origin.
+    const retryRef = new URLSearchParams(posted).get(ENTRY_RETRY_FIELD);
+    const retried = retryRef !== null;
+    let raw = posted;
+    if (retried) {
+      const kept = postedByOwnPage(req.headers, deps.config.appUrl)
+        ? openForRetry(deps.box, retryRef, req.path, query, deps.clock.now().getTime())
+        : undefined;
+      if (kept === undefined) {
+        // Expired, altered, or posted by another site: Bitrix24 opens the frame again
+        // where it lets the page ask (the app's main page); elsewhere the user reopens it.
+        // The page holds no data and no action, so it may show under the portal the query
+        // names (a plain host only).
+        frameHeaders(res);
+        const named = typeof req.query.DOMAIN === 'string' ? req.query.DOMAIN.trim() : '';
+        if (/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/.test(named)) {
+          res.set('Content-Security-Policy', `frame-ancestors https://${named} http://${named}`);
+        }
+        res.status(503).set('Retry-After', String(ENTRY_RETRY_SECONDS));
+        res.render('ui/entry-retry', {
+          lang,
+          message: translateMessage('The portal is not answering. Please try again shortly.', lang),
+          seconds: ENTRY_RETRY_SECONDS,
+          retryRef: undefined,
+          retryAction: undefined,
+          appName: deps.manifest.name,
+          jsSdkUrl: deps.config.b24.jsSdkUrl,
+        });
+        return;
+      }
+      raw = kept;
+    }
     let verified;
     try {
       verified = await verifyFrameEntry(
@@ -56,6 +92,7 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
         req.query as Record<string, unknown>,
         raw,
         req.headers,
+        retried,
       );
     } catch (e) {
       if (!(e instanceof EntryRefusedError)) throw e;
@@ -66,16 +103,21 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
       frameHeaders(res, e.status !== 403 ? known : undefined);
       // In the language Bitrix24 names (LANG), as the pages are: a refusal shows in the
       // frame or the deal tab where the user's pages would have been.
-      const lang = uiLang(typeof req.query.LANG === 'string' ? req.query.LANG : undefined);
       const message = translateMessage(e.message, lang);
       if (e.status === 503) {
         // The check could not run now (the portal's REST budget is busy or it does not
-        // answer): a page that has Bitrix24 open the frame again shortly, not a dead end.
+        // answer): a page that sends the entry again shortly, not a dead end. It posts back
+        // the entry sealed with the token key (Bitrix24 denies BX24.reloadWindow in
+        // placements); BX24.reloadWindow only when the entry is too large to carry.
+        const now = deps.clock.now().getTime();
+        const ref = sealForRetry(deps.box, { path: req.path, query, raw }, now);
         res.status(503).set('Retry-After', String(ENTRY_RETRY_SECONDS));
         res.render('ui/entry-retry', {
           lang,
           message,
           seconds: ENTRY_RETRY_SECONDS,
+          retryRef: ref,
+          retryAction: query ? `${req.path}?${query}` : req.path,
           appName: deps.manifest.name,
           jsSdkUrl: deps.config.b24.jsSdkUrl,
         });
