@@ -140,11 +140,21 @@ export function postedByPortalPage(headers: IncomingHttpHeaders, domain: string)
     const dest = headers['sec-fetch-dest'];
     return dest === 'iframe' || dest === 'frame';
   }
+  // The host, not the port: on an on-premise portal Bitrix24 builds DOMAIN on the server
+  // (rest module, app.layout: the request's host plus PHP's server port unless 80 or 443), so
+  // behind a TLS proxy or a web server on another port it names a port the browser does not
+  // see (`crm.example.org:8888`, `:443`), although the page is the portal's own. A page on
+  // another port of the portal's own host is the portal operator's anyway.
   try {
-    return new URL(origin).host.toLowerCase() === domain;
+    return new URL(origin).hostname.toLowerCase() === hostWithoutPort(domain);
   } catch {
     return false;
   }
+}
+
+/** `crm.example.org:8443` → `crm.example.org` (an IPv6 literal keeps its brackets). */
+function hostWithoutPort(domain: string): string {
+  return domain.toLowerCase().replace(/:\d{1,5}$/, '');
 }
 
 /**
