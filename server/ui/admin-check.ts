@@ -176,9 +176,12 @@ async function askAgain(
     const admin = await askUserAdmin(deps, portal, token);
     return { admin, proof };
   } catch (e) {
-    if (!isBitrixApiError(e) || !TOKEN_ENDED.has(e.bitrixCode) || refresh === undefined) {
-      return settle(e);
-    }
+    if (!isBitrixApiError(e) || !TOKEN_ENDED.has(e.bitrixCode)) return settle(e);
+    // The token's hour is over and nothing may renew it (a session started before
+    // REFRESH_ID was kept, or one whose pair became the portal's own: frame-entry.ts):
+    // definite, and asking again on every page would change nothing; reopening the app
+    // brings a fresh pair.
+    if (refresh === undefined) return { admin: false };
   }
   let pair;
   try {

@@ -252,7 +252,7 @@ export async function verifyFrameEntry(
       placement: form.get('PLACEMENT') ?? 'DEFAULT',
       placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
       authId,
-      refreshId,
+      refreshId: sessionsRefresh(deps, portal, refreshId),
       checkedAt: known.at,
     };
   }
@@ -298,9 +298,29 @@ export async function verifyFrameEntry(
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
     authId,
-    refreshId,
+    refreshId: sessionsRefresh(deps, resumed, refreshId),
     checkedAt: now,
   };
+}
+
+/**
+ * The REFRESH_ID a session may keep to renew the user's pair (admin-check.ts): not one that
+ * is the portal's own (an admin's frame pair becomes the portal's when it resumes from
+ * needs_reauth, resumeAfterReauth). A refresh token is spent by its first use, so the
+ * portal's refresher alone may use it: a session renewing it first would leave the portal
+ * to meet invalid_grant, needs_reauth again and its events paused.
+ */
+function sessionsRefresh(
+  deps: Pick<Deps, 'box'>,
+  portal: PortalRow,
+  refreshId: string | undefined,
+): string | undefined {
+  if (refreshId === undefined || !portal.refresh_token_enc) return refreshId;
+  try {
+    return safeEqual(deps.box.decrypt(portal.refresh_token_enc), refreshId) ? undefined : refreshId;
+  } catch {
+    return refreshId;
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import type { PortalRow } from '../../../db/stores/portals.js';
 import { base, csrfOf, getPage, openSession, postForm } from './ui-client.js';
 
 /**
@@ -222,6 +223,32 @@ describe("an admin's session past its token's hour", () => {
     h.t.clock.advance(4 * 60_000);
     expect(await saveAlerts(app.cookie)).toBe(200);
     expect(h.emu.oauthCalls.filter((c) => c.status !== 200)).toEqual([]);
+  });
+
+  it("never spends the portal's refresh token, once an admin's frame pair became the portal's", async () => {
+    // A portal in needs_reauth resumes when an admin opens the app: the frame's pair becomes
+    // the portal's own. Were the session to renew it too, whichever came second would meet
+    // invalid_grant; for the portal that is needs_reauth again, its events paused.
+    h.portal.setUserAdmin(1, true);
+    const db = h.t.deps.db;
+    const memberId = h.portal.memberId;
+    await db('portals').where({ member_id: memberId }).update({ status: 'needs_reauth' });
+    h.t.deps.portals.invalidate(memberId);
+    const auth = h.portal.issueUserAuth(1);
+    const pair = { userId: 1, authId: auth.accessToken, refreshId: auth.refreshToken };
+    const s = await openSession(h, pair);
+    // A deal tab opened meanwhile with the same pair (let in on the entry cache).
+    const tab = await openSession(h, pair);
+    const row = async () =>
+      (await db('portals').where({ member_id: memberId }).first()) as PortalRow;
+    expect((await row()).status).toBe('installed');
+    h.t.clock.advance(HOUR + 60_000);
+    await saveAlerts(s.cookie);
+    await saveAlerts(tab.cookie);
+    // The portal's own REST calls renew its pair and go on.
+    await expect(h.t.deps.bitrix.call(await row(), 'crm.deal.list', {})).resolves.toBeDefined();
+    expect((await row()).status).toBe('installed');
+    expect(refreshesOf(auth.refreshToken).map((c) => c.status)).toEqual([200]);
   });
 
   it('goes on as a reader once the OAuth server refuses the refresh (invalid_grant)', async () => {
