@@ -61,6 +61,7 @@ describe("alerts in the portal's language", () => {
     const row = await findPortalById(h.t.deps.db, portal.row.id);
     expect(await sendTestAlert(h.t.deps, row!)).toEqual({
       sent: ['telegram -100777', 'e-mail admin@portal.example'],
+      skipped: [],
     });
     await h.services.worker.drain();
     expect(h.tg.sent.at(-1)?.text).toBe(
