@@ -124,6 +124,9 @@ export function openSqliteWriterConnection(filename: string): BetterSqlite3.Data
  * returned has reached the disk and survives a power loss; foreign keys on; a busy timeout
  * so a second process (the CLI) waits instead of failing. better-sqlite3 waits on the
  * calling thread, so the server's main connection uses a shorter one (`busyTimeoutMs`).
+ * A failed statement's error carries its SQL with placeholders, not its bound values
+ * (`compileSqlOnError: false`): knex would write every value into the message, and the
+ * message reaches the logs, `/healthz` and the pages (e-mail addresses, chat ids, bodies).
  */
 export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
   if (target.client === 'pg') {
@@ -132,6 +135,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
       connection: { connectionString: target.connectionString, types: PG_TYPES },
       pool: { min: 0, max: opts.poolSize ?? 10 },
       log: knexLog(opts),
+      compileSqlOnError: false,
     });
   }
   prepareSqliteFile(target.filename);
@@ -141,6 +145,7 @@ export function openDb(target: DbTarget, opts: OpenOptions = {}): Db {
     connection: { filename: target.filename },
     useNullAsDefault: true,
     log: knexLog(opts),
+    compileSqlOnError: false,
     pool: {
       min: 1,
       max: 1,

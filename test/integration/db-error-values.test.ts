@@ -1,0 +1,35 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+
+/**
+ * A failed statement's error names its SQL, never the values bound to it: knex used to
+ * write every bound value into the message (`insert into … values ('alice@…', …) - UNIQUE
+ * constraint failed`), and that message is what the logs, `/healthz` and the pages show of a
+ * storage fault. Values are e-mail addresses, chat ids, event bodies. Runs on both databases.
+ */
+describe('a database error', () => {
+  let t: TestDeps;
+  beforeAll(async () => {
+    t = await createTestDeps();
+  });
+  afterAll(() => t.close());
+
+  it('keeps the statement and the reason but not the bound values', async () => {
+    const row = { scope: 'p1', key: 'alerts.email', value: 'alice@example.com', updated_at: 1 };
+    await t.deps.db('settings').insert(row);
+    let err: unknown;
+    try {
+      // The same key again: the database refuses it (a unique key), whatever its engine.
+      await t.deps.db('settings').insert({ ...row, value: 'bob.private@example.org' });
+    } catch (e) {
+      err = e;
+    }
+    // Control: the insert did fail, with the engine's own reason and the statement.
+    expect(err).toBeInstanceOf(Error);
+    const message = (err as Error).message;
+    expect(message).toMatch(/insert into ["`]settings["`]/);
+    expect(message).toMatch(/unique|duplicate/i);
+    expect(message).not.toContain('bob.private@example.org');
+    expect(message).not.toContain('alerts.email');
+  });
+});
