@@ -1,17 +1,10 @@
 import { isSqlite } from '../../db/connect.js';
-import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
 import { databaseSize, fullVacuum, type TableCounts } from '../../db/stores/retention.js';
 import type { Deps } from '../deps.js';
 import { eraseEntityData, erasePortalData, parseEntityRef } from '../retention/erase.js';
 import { prune } from '../retention/prune.js';
-import { str, type CommandContext } from './context.js';
+import { requirePortal, str, type CommandContext } from './context.js';
 import { table, UsageError } from './io.js';
-
-async function portalOf(deps: Deps, memberId: string): Promise<PortalRow> {
-  const portal = await findPortalByMemberId(deps.db, memberId);
-  if (!portal) throw new Error(`no portal with member_id "${memberId}"`);
-  return portal;
-}
 
 const countsTable = (counts: TableCounts) =>
   table(
@@ -30,7 +23,7 @@ export async function pruneCommand({ deps, flags, json, io }: CommandContext): P
   if (vacuum && !isSqlite(deps.db)) {
     throw new UsageError('--vacuum is for SQLite; PostgreSQL reuses the space itself (autovacuum)');
   }
-  const portal = memberId === undefined ? undefined : await portalOf(deps, memberId);
+  const portal = memberId === undefined ? undefined : await requirePortal(deps, memberId);
   const before = await databaseSize(deps.db);
   const report = await prune(deps, { portal, dryRun });
   if (vacuum && !dryRun) {
@@ -82,7 +75,7 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   if (ref !== undefined && !entity) {
     throw new UsageError(`--entity must be TYPE:ID such as deal:42, got "${ref}"`);
   }
-  const portal = await portalOf(deps, memberId);
+  const portal = await requirePortal(deps, memberId);
   const tables = entity
     ? await eraseEntityData(deps, portal, entity)
     : await erasePortalData(deps, portal);

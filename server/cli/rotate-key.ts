@@ -34,7 +34,13 @@ function newKeyFrom(ctx: CommandContext, fromEnv: boolean): { key: Buffer; gener
   } else raw = ctx.env?.NEW_TOKEN_ENCRYPTION_KEY?.trim() || undefined;
   if (raw !== undefined) {
     const key = decodeKey(raw);
-    if (!key) throw new UsageError('the new key must be 32 bytes as 64 hex characters or base64');
+    if (!key) {
+      const reason = 'the new key must be 32 bytes as 64 hex characters or base64';
+      // A file that holds something else is a failure (1), as a `rules import` file that is
+      // not JSON; a value on the command line's environment is bad usage (2).
+      if (typeof file === 'string') throw new Error(`--new-key-file: ${file}: ${reason}`);
+      throw new UsageError(reason);
+    }
     return { key, generated: false };
   }
   if (fromEnv) {

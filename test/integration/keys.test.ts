@@ -183,21 +183,39 @@ describe('rotate-key with the key in DATA_DIR/secrets.json', () => {
 describe('rotate-key with a --new-key-file it cannot read', () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
+  const rotateWith = async (dataDir: string, file: string) => {
+    let out = '';
+    let err = '';
+    const code = await runCli(
+      ['rotate-key', '--new-key-file', file, '--json'],
+      { DATA_DIR: dataDir },
+      { out: (s) => (out += s), err: (s) => (err += s) },
+    );
+    return { code, out, err };
+  };
 
   /** The command line is right; the file is not there: a failure (1), not bad usage (2). */
   it('fails with exit 1 and one line naming the file, and keeps the key', async () => {
     const dataDir = path.join(tmp.dir, 'data');
     const before = ensureSecrets(dataDir, {});
     const missing = path.join(tmp.dir, 'no-such-key');
-    let out = '';
-    let err = '';
-    const code = await runCli(
-      ['rotate-key', '--new-key-file', missing, '--json'],
-      { DATA_DIR: dataDir },
-      { out: (s) => (out += s), err: (s) => (err += s) },
-    );
+    const { code, out, err } = await rotateWith(dataDir, missing);
     expect({ code, out }).toEqual({ code: 1, out: '' });
     expect(err).toBe(`b24hooks rotate-key: --new-key-file: cannot read ${missing}: ENOENT\n`);
+    expect(ensureSecrets(dataDir, {})).toEqual(before);
+  });
+
+  it('fails with exit 1 when the file holds no key, without printing what it holds', async () => {
+    const dataDir = path.join(tmp.dir, 'data-bad');
+    const before = ensureSecrets(dataDir, {});
+    const bad = path.join(tmp.dir, 'not-a-key');
+    fs.writeFileSync(bad, 'correct horse battery staple\n');
+    const { code, out, err } = await rotateWith(dataDir, bad);
+    expect({ code, out }).toEqual({ code: 1, out: '' });
+    expect(err).toBe(
+      `b24hooks rotate-key: --new-key-file: ${bad}: the new key must be 32 bytes as 64 hex characters or base64\n`,
+    );
+    expect(err).not.toContain('horse');
     expect(ensureSecrets(dataDir, {})).toEqual(before);
   });
 });

@@ -293,7 +293,8 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('TYPE:ID');
     const unknown = await runCliIn(s.h.t, ['erase', '--portal', 'nobody']);
-    expect(unknown.code).toBe(1);
+    // Bad usage, as for rules, replay and recover sweep.
+    expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('no portal');
   });
 

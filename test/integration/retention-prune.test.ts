@@ -427,9 +427,9 @@ describe('retention prune', () => {
     expect(out.databaseBytes.free).toBe(0);
   });
 
-  it('prune --portal names an unknown portal: exit 1 with the reason', async () => {
+  it('prune --portal names an unknown portal: exit 2 (bad usage, as every command) with the reason', async () => {
     const r = await runCliIn(t, ['prune', '--portal', 'nobody', '--dry-run']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toContain('no portal with member_id "nobody"');
   });
 });
