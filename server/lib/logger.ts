@@ -39,6 +39,23 @@ function redactPaths(): string[] {
   return paths;
 }
 
+/**
+ * Fields of a database error that quote the values of the row it refused: PostgreSQL's
+ * `detail` ("Key (scope, key)=(p1, alice@example.com) already exists."), `where` and
+ * `internalQuery`; a driver's bound values. Their message and SQL (placeholders only, see
+ * db/connect.ts) say what failed; the values are e-mail addresses, chat ids, event bodies.
+ */
+const VALUE_FIELDS = ['detail', 'where', 'internalQuery', 'bindings', 'parameters'] as const;
+
+/** pino's error serializer, without the fields that quote stored values. */
+function errWithoutValues(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error) as unknown;
+  if (out !== err && out !== null && typeof out === 'object') {
+    for (const k of VALUE_FIELDS) delete (out as Record<string, unknown>)[k];
+  }
+  return out;
+}
+
 /** Structured JSON logs on stdout (or the given stream), secrets redacted. */
 export function createLogger(
   level: string,
@@ -50,6 +67,7 @@ export function createLogger(
       level,
       base: { app: 'b24hooks', ...base },
       redact: { paths: redactPaths(), censor: '[redacted]' },
+      serializers: { err: errWithoutValues },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,

@@ -32,4 +32,24 @@ describe('a database error', () => {
     expect(message).not.toContain('bob.private@example.org');
     expect(message).not.toContain('alerts.email');
   });
+
+  it('is logged without the fields that quote the refused row (PostgreSQL: detail)', async () => {
+    const row = { scope: 'p2', key: 'alerts.chat', value: '-100123456789', updated_at: 1 };
+    await t.deps.db('settings').insert(row);
+    const err = await t.deps
+      .db('settings')
+      .insert(row)
+      .then(() => undefined)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    t.deps.logger.error({ err }, 'could not store a setting');
+    const line = t.logs.lines.find((l) => l.includes('could not store a setting'));
+    // Control: the line is there, with the error's type, message and code.
+    expect(line).toBeDefined();
+    const logged = (JSON.parse(line!) as { err: Record<string, unknown> }).err;
+    expect(logged.message).toEqual(expect.stringMatching(/unique|duplicate/i));
+    expect(line).not.toContain('alerts.chat');
+    expect(line).not.toContain('-100123456789');
+    expect(logged.detail).toBeUndefined();
+  });
 });
