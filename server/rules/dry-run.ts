@@ -2,6 +2,7 @@ import { evaluateRules, type RuleInput } from './conditions.js';
 import { buildTemplateContext } from './context.js';
 import type { Action, EventMap } from './model.js';
 import { renderAction } from './render-action.js';
+import { renderBudget } from './templates.js';
 
 export interface DryRunStep {
   index: number;
@@ -27,12 +28,14 @@ export interface DryRunRule {
  */
 export function dryRun(map: EventMap, input: RuleInput): DryRunRule[] {
   const ctx = buildTemplateContext(input);
+  // All of it is held and shown at once: one budget for every step of every rule.
+  const budget = renderBudget();
   return evaluateRules(map, input).map((m) => {
     if (!m.matched) return { rule: m.rule.name, matched: false, reason: m.reason };
     const steps = m.rule.actions.map((action, index): DryRunStep => {
       const base = { index, name: action.name, type: action.type };
       try {
-        return { ...base, rendered: renderAction(action, ctx, { keepSteps: true }) };
+        return { ...base, rendered: renderAction(action, ctx, { keepSteps: true, budget }) };
       } catch (e) {
         return { ...base, error: (e as Error).message };
       }

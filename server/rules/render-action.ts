@@ -1,6 +1,11 @@
 import type { Action } from './model.js';
 import type { Escape } from './template-filters.js';
-import { renderTemplate, type RenderOptions, type TemplateContext } from './templates.js';
+import {
+  renderBudget,
+  renderTemplate,
+  type RenderOptions,
+  type TemplateContext,
+} from './templates.js';
 
 /** Step keys that are never templates. */
 const FIXED = new Set(['type', 'name', 'continueOnError', 'timeoutMs']);
@@ -47,14 +52,16 @@ export function escapeOf(action: Action, key: string): Escape | undefined {
 
 /**
  * The step with every template filled (throws TemplateError naming the path of a missing
- * value). `http.body`, `http.headers` and `bitrix.params` keep JSON types; text fields stay
+ * value, RenderTooLargeError when its fields together would pass MAX_RENDERED_CHARS). `http.body`, `http.headers` and `bitrix.params` keep JSON types; text fields stay
  * text, with values escaped for markup where the field is markup (`escapeOf`).
  */
 export function renderAction<A extends Action>(
   action: A,
   ctx: TemplateContext,
-  opts: RenderOptions = {},
+  options: RenderOptions = {},
 ): A {
+  // One budget for every field: the step is sent (and stored) whole.
+  const opts = { ...options, budget: options.budget ?? renderBudget() };
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(action)) {
     if (FIXED.has(key)) out[key] = value;

@@ -33,6 +33,38 @@ export class TemplateError extends PermanentError {
   }
 }
 
+/**
+ * Characters one rendering (a step: every field of it together, counted as the values that go
+ * in, a record or a step's output as its JSON) may produce. A template repeats what it reads
+ * as often as it is written: 20,000 copies of a 10,000-character deal field in a 400 KB map
+ * made 400 MB on the main thread and took the server's memory with it. 8 Mi characters is
+ * far more than any API, SMS, chat or e-mail takes in one request.
+ */
+export const MAX_RENDERED_CHARS = 8 * 1024 * 1024;
+
+/** What a rendering may still produce (shared by every field of one step). */
+export interface RenderBudget {
+  left: number;
+  /** JSON sizes of the records and outputs counted so far (a repeated one is measured once). */
+  readonly sizes: WeakMap<object, number>;
+}
+
+export const renderBudget = (chars: number = MAX_RENDERED_CHARS): RenderBudget => ({
+  left: chars,
+  sizes: new WeakMap(),
+});
+
+/** A step whose templates would fill in more than MAX_RENDERED_CHARS: never sent. */
+export class RenderTooLargeError extends TemplateError {
+  constructor(path: string) {
+    super(
+      path,
+      `the step grows past ${MAX_RENDERED_CHARS} characters here (a large value written many times?); a step may hold at most ${MAX_RENDERED_CHARS}`,
+    );
+    this.name = 'RenderTooLargeError';
+  }
+}
+
 export interface RenderOptions {
   /**
    * Leave `{{steps.…}}` placeholders as they are (dry run: earlier steps have not run, so
@@ -44,6 +76,27 @@ export interface RenderOptions {
    * Telegram text with a parseMode); a placeholder with `| raw` is inserted as it is.
    */
   escape?: Escape;
+  /** Shared by the fields of one step (renderAction); without it each call has its own. */
+  budget?: RenderBudget;
+}
+
+/** Characters `value` adds to a rendering: text as it is, a record or a list as its JSON. */
+function sizeOf(value: unknown, budget: RenderBudget): number {
+  if (value === undefined || value === null) return 0;
+  if (typeof value === 'string') return value.length;
+  if (typeof value !== 'object') return String(value).length;
+  let n = budget.sizes.get(value);
+  if (n === undefined) {
+    n = JSON.stringify(value)?.length ?? 0;
+    budget.sizes.set(value, n);
+  }
+  return n;
+}
+
+/** Takes `n` characters from the budget; throws naming the placeholder once it is spent. */
+function spend(budget: RenderBudget, n: number, raw: string): void {
+  budget.left -= n;
+  if (budget.left < 0) throw new RenderTooLargeError(raw.trim());
 }
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
@@ -185,6 +238,9 @@ function resolve(
 }
 
 function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unknown {
+  const budget = opts.budget ?? renderBudget();
+  // The text as written counts too; what crosses the limit is the placeholder named.
+  budget.left -= s.length;
   if (!s.includes('{{')) return s;
   const keep = (raw: string) => opts.keepSteps === true && /^\s*steps[.[]/.test(raw);
   const text = (r: ReturnType<typeof resolve>, raw: string): string => {
@@ -194,7 +250,9 @@ function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unk
     if (opts.escape === 'url' && (v === '.' || v === '..')) {
       throw new TemplateError(raw.trim(), `"${v}" may not be a value in a URL`);
     }
-    return escapeFor(opts.escape, v);
+    const out = escapeFor(opts.escape, v);
+    spend(budget, out.length, raw);
+    return out;
   };
   const exact = EXACT.exec(s);
   // A URL that is one placeholder is a whole URL from the data, taken as it is.
@@ -204,7 +262,9 @@ function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unk
     const r = resolve(ctx, raw);
     // A lone placeholder keeps the value's JSON type, so `"amount": "{{deal.OPPORTUNITY}}"`
     // sends what Bitrix24 holds and `"{{steps.a.response}}"` passes an object on.
-    return r.missing ? null : r.value;
+    if (r.missing) return null;
+    spend(budget, sizeOf(r.value, budget), raw);
+    return r.value;
   }
   return s.replace(PLACEHOLDER, (whole, raw: string) =>
     keep(raw) ? whole : text(resolve(ctx, raw), raw),
@@ -223,8 +283,9 @@ function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unk
 export function renderTemplate(
   value: unknown,
   ctx: TemplateContext,
-  opts: RenderOptions = {},
+  options: RenderOptions = {},
 ): unknown {
+  const opts = options.budget ? options : { ...options, budget: renderBudget() };
   if (typeof value === 'string') return renderString(value, ctx, opts);
   if (Array.isArray(value)) return value.map((v) => renderTemplate(v, ctx, opts));
   if (typeof value === 'object' && value !== null) {

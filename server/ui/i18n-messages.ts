@@ -147,6 +147,11 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [' has no ', ' не содержит '],
   [' is not a date', ' — не дата'],
   [' is not an amount', ' — не сумма'],
+  ['the step grows past ', 'здесь шаг превышает '],
+  [
+    ' characters here (a large value written many times?); a step may hold at most ',
+    ' символов (большое значение повторено много раз?); шаг может содержать не больше ',
+  ],
   // condition reasons (server/rules/conditions.ts, transitions.ts)
   ['rule is disabled', 'правило выключено'],
   ['not triggered by ', 'не запускается событием '],
