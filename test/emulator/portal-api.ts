@@ -32,8 +32,10 @@ import type {
 /** One emulated Bitrix24 portal with the app under test on it. */
 export interface EmulatedPortal {
   readonly memberId: string;
-  /** `127.0.0.1:PORT`, what Bitrix24 sends as DOMAIN / auth[domain]. */
+  /** What Bitrix24 sends as DOMAIN / auth[domain]: `127.0.0.1:PORT` unless named otherwise. */
   readonly domain: string;
+  /** `127.0.0.1:PORT`, where the portal's listener is (PortalOptions `domain`). */
+  readonly address: string;
   readonly url: string;
   readonly clientEndpoint: string;
   readonly applicationToken: string;
@@ -184,6 +186,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     get domain() {
       return state.domain;
+    },
+    get address() {
+      return state.address;
     },
     get url() {
       return state.url;

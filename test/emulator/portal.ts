@@ -81,6 +81,7 @@ export async function startPortal(
     ctx,
     memberId,
     domain: '',
+    address: '',
     url: '',
     clientEndpoint: '',
     applicationToken: applicationTokenFor(ctx, memberId),
@@ -123,7 +124,8 @@ export async function startPortal(
   const server = createServer((req, res) => handler(req, res));
   const servers = [server];
   const port = await listen(server, options.port ?? 0);
-  state.domain = `127.0.0.1:${port}`;
+  state.address = `127.0.0.1:${port}`;
+  state.domain = options.domain ?? state.address;
   state.url = `http://${state.domain}`;
   state.clientEndpoint = `${state.url}/rest/`;
   state.installerUserId = state.users.find((u) => u.admin)?.id ?? 1;
@@ -141,6 +143,7 @@ export async function startPortal(
       res.end();
     };
     state.domain = to.slice('http://'.length);
+    state.address = state.domain;
     state.url = to;
     state.clientEndpoint = `${to}/rest/`;
     return state.domain;

@@ -41,6 +41,8 @@ export interface PortalState {
   ctx: EmulatorContext;
   memberId: string;
   domain: string;
+  /** `127.0.0.1:PORT`, where the listener is (differs from `domain` when one was given). */
+  address: string;
   url: string;
   clientEndpoint: string;
   applicationToken: string;

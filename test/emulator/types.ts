@@ -52,6 +52,12 @@ export interface PortalOptions {
   scope?: string;
   /** Port of this portal's listener. @default 0 (any free port) */
   port?: number;
+  /**
+   * The portal's address as Bitrix24 names it (DOMAIN, `auth[domain]`, `client_endpoint`),
+   * e.g. a cloud name `acme.bitrix24.kr`. The listener stays on 127.0.0.1 (`address`): whoever
+   * calls the portal by this name maps it there, as a resolver would. @default `127.0.0.1:PORT`
+   */
+  domain?: string;
   /** Start with the app already installed (as if installFinish had run). @default false */
   installed?: boolean;
   /** Per-delivery timeout. @default 10000 */
