@@ -1,7 +1,7 @@
 import { PausedError } from '../lib/retry-errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { isBitrixApiError } from './errors.js';
-import { assertPortalUrl } from './hosts.js';
+import { assertPortalUrl, isVouchedPortal } from './hosts.js';
 import { DEFAULT_BLOCK_MS, operatingOf, type OperatingBudget } from './operating.js';
 import {
   callablePortal,
@@ -37,6 +37,8 @@ interface CallTarget {
   /** The client endpoint, or an inbound webhook URL. */
   base: string;
   accessToken?: string;
+  /** The OAuth server named `domain` as this portal's (hosts.ts assertPortalUrl). */
+  vouched?: boolean;
   /** Waits for the request's turn (a stored portal's pace, or a probe's). */
   turn(): Promise<void>;
   /**
@@ -72,6 +74,7 @@ export async function callPortal<T>(
     {
       memberId: row.member_id,
       domain: row.domain,
+      vouched: isVouchedPortal(row),
       ...credential,
       turn: () => pace(cp.tokens, row.member_id),
       stored: { renew },
@@ -95,6 +98,7 @@ export function probePortal<T>(
     {
       memberId: target.memberId,
       domain: target.domain,
+      vouched: target.vouched,
       ...('webhookUrl' in credential
         ? { base: credential.webhookUrl }
         : { base: target.clientEndpoint, accessToken: credential.accessToken }),
@@ -127,7 +131,7 @@ const isMoved = (e: unknown): boolean => isBitrixApiError(e) && e.bitrixCode ===
  */
 async function send<T>(cp: CallPath, target: CallTarget, method: string, params: object) {
   const { metrics, config } = cp.ctx;
-  assertPortalUrl(config, target.domain, target.base);
+  assertPortalUrl(config, target.domain, target.base, target.vouched);
   if (target.stored) await operatingGate(cp, target.memberId, method, params);
   let token = target.accessToken;
   let base = target.base;
@@ -158,7 +162,7 @@ async function send<T>(cp: CallPath, target: CallTarget, method: string, params:
             `${(e as Error).message}; the OAuth server still names ${target.domain} (or the new host is outside B24_PORTAL_HOSTS), so the app keeps calling there: reinstall the app or allow the host`,
           );
         }
-        assertPortalUrl(config, fresh.domain, fresh.base);
+        assertPortalUrl(config, fresh.domain, fresh.base, target.vouched);
         [token, base] = [fresh.accessToken, fresh.base];
         continue;
       }

@@ -10,7 +10,13 @@ import {
   type PortalRow,
 } from '../../db/stores/portals.js';
 import { isBitrixApiError } from './errors.js';
-import { allowedOAuthOrigin, hostOf, isPortalHostAllowed } from './hosts.js';
+import {
+  allowedOAuthOrigin,
+  hostOf,
+  isPortalHostAllowed,
+  isUnlistedCloudHost,
+  isVouchedPortal,
+} from './hosts.js';
 import {
   exchangeRefreshToken,
   InvalidGrantError,
@@ -279,10 +285,15 @@ async function storeAnswer(
   if (answer.client_endpoint && answer.client_endpoint !== clientEndpoint) {
     const host = hostOf(answer.client_endpoint);
     if (host === row.domain.toLowerCase()) clientEndpoint = answer.client_endpoint;
-    else if (host && isPortalHostAllowed(ctx.config, host)) {
+    else if (
+      host &&
+      (isPortalHostAllowed(ctx.config, host) ||
+        (isVouchedPortal(row) && isUnlistedCloudHost(ctx.config, host)))
+    ) {
       // A renamed portal (DOCS:settings/how-to-call-rest-api/change-domen.md): the member_id
       // stays, and the OAuth server (one of B24_OAUTH_SERVERS, answering for this member_id
-      // with our client credentials) is where its new address comes from.
+      // with our client credentials) is where its new address comes from; its word is also
+      // what admits a cloud zone B24_PORTAL_HOSTS does not list.
       ctx.logger.warn(
         { memberId: row.member_id, from: row.domain, to: host },
         'the portal moved to a new address; calling it there from now on',

@@ -3,7 +3,7 @@ import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting } from '../../db/stores/settings.js';
 import { isPg } from '../../db/connect.js';
 import { BitrixRetryableError } from './errors.js';
-import { assertPortalUrl } from './hosts.js';
+import { assertPortalUrl, isVouchedPortal } from './hosts.js';
 import { readTokens, readWebhookUrl } from './oauth.js';
 import {
   createRateLimiter,
@@ -160,7 +160,7 @@ export async function portalCredential(
   }
   const base = row.client_endpoint ?? `https://${row.domain}/rest/`;
   // Checked before a refresh too: a portal we may not call gets no refresh either.
-  assertPortalUrl(tp.ctx.config, row.domain, base);
+  assertPortalUrl(tp.ctx.config, row.domain, base, isVouchedPortal(row));
   let tokens = readTokens(box, row);
   if (!tokens) throw new PermanentError(`portal ${row.member_id} has no stored tokens`);
   if (tokens.expiresAt !== null && tokens.expiresAt <= clock.now().getTime()) {

@@ -80,6 +80,11 @@ export interface TokenTarget {
   memberId: string;
   domain: string;
   clientEndpoint: string;
+  /**
+   * The OAuth server, asked with our client credentials, named `domain` as this member_id's
+   * portal: a cloud address of a zone outside B24_PORTAL_HOSTS's list may then be called.
+   */
+  vouched?: boolean;
 }
 
 /** A credential given in the request, for a portal that is not stored (yet). */

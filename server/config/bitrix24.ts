@@ -15,31 +15,53 @@ export const DEFAULT_OAUTH_ZONE_SERVERS =
   'ru=https://oauth.bitrix24.tech,by=https://oauth.bitrix24.tech,kz=https://oauth.bitrix24.tech,' +
   '*=https://oauth.bitrix.info';
 
-/** Bitrix24 cloud domains. */
-export const DEFAULT_PORTAL_HOSTS = [
-  'bitrix24.com',
-  'bitrix24.ru',
-  'bitrix24.de',
-  'bitrix24.eu',
-  'bitrix24.by',
-  'bitrix24.kz',
-  'bitrix24.ua',
-  'bitrix24.es',
-  'bitrix24.fr',
-  'bitrix24.it',
-  'bitrix24.pl',
-  'bitrix24.uk',
-  'bitrix24.in',
-  'bitrix24.com.br',
-  'bitrix24.com.tr',
-  'bitrix24.cn',
-  'bitrix24.jp',
-  'bitrix24.vn',
-  'bitrix24.id',
-  'bitrix24.co',
-  'bitrix24.com.mx',
-  'bitrix24.kr',
-].map((d) => `*.${d}`);
+/**
+ * The cloud zones Bitrix24 portals live on: new portals get `b24-xxx.bitrix24.yy` and keep the
+ * zone when renamed (bitrix24/b24restdocs settings/how-to-call-rest-api/change-domen.md), the
+ * zone of their region's Bitrix24 site. The regions' sites, as Bitrix24's own code names them:
+ *   [R] core `rest` module lib/dictionary/remotedictionary.php, `RemoteDictionary::$baseUrl`
+ *       (regional `https://www.bitrix24.<zone>/util/`, also in b24restdocs
+ *       settings/cloud-and-on-premise/network-access.md, and for ru/by/kz in
+ *       bitrix-tools/b24-rest-docs settings/cloud-and-on-premise/network-access.md);
+ *   [S] core `sign` module .settings.php, `bitrix.service.domain.address` (the site per
+ *       license region).
+ * A zone missing here is still accepted when Bitrix24's OAuth server names the portal there
+ * (UNLISTED_CLOUD_ZONES below).
+ */
+export const CLOUD_ZONES = [
+  'bitrix24.com', // [R] en, [S] us/en/la/sc/hi/ms/th
+  'bitrix24.ru', // [R] [S]
+  'bitrix24.by', // [R] [S]
+  'bitrix24.kz', // [R]
+  'bitrix24.ua', // [R]
+  'bitrix24.de', // [R] [S]
+  'bitrix24.eu', // [R] [S]
+  'bitrix24.es', // [R] la, [S] es
+  'bitrix24.fr', // [R] [S]
+  'bitrix24.pl', // [R] [S]
+  'bitrix24.it', // [S]
+  'bitrix24.uk', // [S]
+  'bitrix24.in', // [R] [S]
+  'bitrix24.com.br', // [R] [S] br
+  'bitrix24.com.tr', // [R] [S] tr
+  'bitrix24.cn', // [R] cn/tc/sc, [S] cn/tc
+  'bitrix24.jp', // [S]
+  'bitrix24.vn', // [S]
+  'bitrix24.id', // [S]
+  'bitrix24.co', // [S] co (Colombia)
+  'bitrix24.mx', // [S] mx (Mexico: bitrix24.mx, not .com.mx)
+];
+
+/**
+ * The entry of B24_PORTAL_HOSTS that stands for a Bitrix24 cloud zone not in CLOUD_ZONES: a
+ * `name.bitrix24.<zone>` address is called only after an OAuth server of B24_OAUTH_SERVERS,
+ * asked with the app's own client credentials, names it as the portal's (server/bitrix/hosts.ts
+ * `isUnlistedCloudHost`). Part of the default; an operator who lists hosts keeps it or not.
+ */
+export const UNLISTED_CLOUD_ZONES = '*.bitrix24.*';
+
+/** Bitrix24 cloud domains: the zones above, and any other one the OAuth server vouches for. */
+export const DEFAULT_PORTAL_HOSTS = [...CLOUD_ZONES.map((d) => `*.${d}`), UNLISTED_CLOUD_ZONES];
 
 /** `B24_OAUTH_SERVERS`: the origins the client secret may be sent to. */
 function oauthServers(r: EnvReader): string[] {
@@ -57,16 +79,21 @@ function oauthServers(r: EnvReader): string[] {
 }
 
 /** `B24_PORTAL_HOSTS`: host patterns the app may call as a portal. */
-function portalHosts(r: EnvReader): HostPattern[] {
+function portalHosts(r: EnvReader): { patterns: HostPattern[]; unlistedCloud: boolean } {
   const out: HostPattern[] = [];
+  let unlistedCloud = false;
   for (const p of list(r.env.B24_PORTAL_HOSTS) ?? DEFAULT_PORTAL_HOSTS) {
+    if (p.trim().toLowerCase() === UNLISTED_CLOUD_ZONES) {
+      unlistedCloud = true;
+      continue;
+    }
     try {
       out.push(parseHostPattern(p));
     } catch (e) {
       r.problems.push(`B24_PORTAL_HOSTS: ${(e as Error).message}`);
     }
   }
-  return out;
+  return { patterns: out, unlistedCloud };
 }
 
 /** `B24_OAUTH_ZONE_SERVERS`: `zone=URL` entries. */
@@ -121,7 +148,8 @@ export function parseBitrix24(r: EnvReader): Config['b24'] {
     oauthZoneServers: zones,
     appCode: r.text('B24_APP_CODE') ?? r.text('B24_CLIENT_ID'),
     insecureDevInstall: ['1', 'true', 'on'].includes(insecureRaw),
-    portalHosts: hosts,
+    portalHosts: hosts.patterns,
+    unlistedCloudZones: hosts.unlistedCloud,
     events,
     offlineEvents: !['off', 'false', '0'].includes(offlineRaw),
     offlineMinTimeoutSec: r.int('B24_OFFLINE_MIN_TIMEOUT', 60, 60, 86_400),

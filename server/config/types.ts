@@ -47,6 +47,12 @@ export interface Config {
     readonly insecureDevInstall: boolean;
     /** `B24_PORTAL_HOSTS`: hosts the app may call as a portal. */
     readonly portalHosts: readonly HostPattern[];
+    /**
+     * `B24_PORTAL_HOSTS` holds `*.bitrix24.*`: a `name.bitrix24.<zone>` host outside the
+     * listed zones may be called once an OAuth server of `oauthServers` names it as the
+     * portal's address. In the default. @default true
+     */
+    readonly unlistedCloudZones: boolean;
     /** `B24_EVENTS`: events bound at install (default: manifest.json `events`). */
     readonly events: readonly string[] | undefined;
     /**

@@ -7,10 +7,17 @@ import {
   allowedOAuthOrigin,
   hostOf,
   isPortalHostAllowed,
+  isUnlistedCloudHost,
   zoneServerEndpoint,
 } from '../bitrix/hosts.js';
 import { tokenColumns } from '../bitrix/oauth.js';
-import { askOAuthServer, askPortalAboutToken, ForeignAppTokenError } from './token-proof.js';
+import {
+  askOAuthServer,
+  askPortalAboutToken,
+  ForeignAppTokenError,
+  type OAuthVerdict,
+} from './token-proof.js';
+import type { RefreshAnswer } from '../bitrix/oauth.js';
 import type { InstallRequest } from './install-request.js';
 import { syncBindings, type BindingSync } from './bindings.js';
 
@@ -71,13 +78,59 @@ export interface InstallOutcome {
 }
 
 /**
+ * A cloud address of a zone B24_PORTAL_HOSTS does not list (`acme.bitrix24.kr`): a genuine
+ * portal if the OAuth server, asked with the app's own credentials, names this member_id's
+ * portal there (token-proof.ts askOAuthServer). Nothing is sent to the address before; the
+ * exchange's answer (its rotated pair) is returned for the install to use. Without client
+ * credentials, or with any other verdict, the address is refused like any unknown host.
+ */
+async function vouchForUnlisted(
+  deps: Deps,
+  req: InstallRequest,
+  serverEndpoint: string,
+  canProve: boolean,
+): Promise<RefreshAnswer> {
+  const refused = new InstallRefusedError(
+    403,
+    'This portal address is not allowed (B24_PORTAL_HOSTS).',
+  );
+  if (!canProve || !req.refreshToken) throw refused;
+  const verdict = await askOAuthServer(deps, {
+    serverEndpoint,
+    refreshToken: req.refreshToken,
+    memberId: req.memberId,
+    domain: req.domain,
+  });
+  if (verdict.kind === 'confirmed') {
+    deps.logger.info(
+      { memberId: req.memberId, domain: req.domain },
+      'a Bitrix24 zone outside B24_PORTAL_HOSTS: the OAuth server names this portal there',
+    );
+    return verdict.answer;
+  }
+  deps.logger.warn(
+    { memberId: req.memberId, domain: req.domain, detail: verdict.detail },
+    'install refused: a host outside B24_PORTAL_HOSTS that the OAuth server does not name',
+  );
+  if (verdict.kind === 'unavailable') {
+    throw new InstallRefusedError(
+      503,
+      'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
+    );
+  }
+  throw refused;
+}
+
+/**
  * Checks everything an install request claims before anything is stored, in an order that
  * contacts nobody until the hosts are known good:
  *   0. the server can prove installs (B24_CLIENT_ID / B24_CLIENT_SECRET), or runs in the
  *      explicit insecure development mode;
  *   1. DOMAIN matches B24_PORTAL_HOSTS; SERVER_ENDPOINT (or, when the POST has none, the
  *      zone's default OAuth server) is in B24_OAUTH_SERVERS; the client endpoint is on
- *      DOMAIN; a known member_id keeps its stored domain;
+ *      DOMAIN; a known member_id keeps its stored domain. A cloud address of a zone that
+ *      B24_PORTAL_HOSTS does not list (`*.bitrix24.*` in it) goes to step 3 first: only
+ *      the OAuth server naming it as this member_id's portal lets anything be sent there;
  *   2. `profile` and `app.info` on the portal with AUTH_ID: the token is live there, is OUR
  *      app's, and its user is an admin;
  *   3. with the app's credentials, the refresh token is exchanged at the OAuth server, whose
@@ -97,7 +150,8 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     );
     throw new InstallRefusedError(503, NOT_CONFIGURED_MESSAGE);
   }
-  if (!isPortalHostAllowed(config, req.domain)) {
+  const unlisted = isUnlistedCloudHost(config, req.domain);
+  if (!isPortalHostAllowed(config, req.domain) && !unlisted) {
     throw new InstallRefusedError(403, 'This portal address is not allowed (B24_PORTAL_HOSTS).');
   }
   // Many portals send no SERVER_ENDPOINT (real installer payloads in bitrix24/b24phpsdk's
@@ -121,10 +175,19 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     throw new InstallRefusedError(403, 'This portal is registered under another address.');
   }
 
-  const target = { memberId: req.memberId, domain: req.domain, clientEndpoint: req.clientEndpoint };
+  // An unlisted zone: the OAuth server must name this portal before it is contacted at all.
+  const vouched = unlisted
+    ? await vouchForUnlisted(deps, req, serverEndpoint, canProve)
+    : undefined;
+  const target = {
+    memberId: req.memberId,
+    domain: req.domain,
+    clientEndpoint: req.clientEndpoint,
+    vouched: vouched !== undefined,
+  };
   let holder;
   try {
-    holder = await askPortalAboutToken(deps, target, req.accessToken);
+    holder = await askPortalAboutToken(deps, target, vouched?.access_token ?? req.accessToken);
   } catch (e) {
     if (e instanceof ForeignAppTokenError) {
       logger.warn({ memberId: req.memberId, err: e.message }, 'install refused: foreign token');
@@ -152,12 +215,14 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
   const nowMs = deps.clock.now().getTime();
   let confirmedAt: number | null = rebinding ? null : (existing?.install_confirmed_at ?? null);
   if (canProve) {
-    const verdict = await askOAuthServer(deps, {
-      serverEndpoint,
-      refreshToken: req.refreshToken,
-      memberId: req.memberId,
-      domain: req.domain,
-    });
+    const verdict: OAuthVerdict = vouched
+      ? { kind: 'confirmed', answer: vouched }
+      : await askOAuthServer(deps, {
+          serverEndpoint,
+          refreshToken: req.refreshToken,
+          memberId: req.memberId,
+          domain: req.domain,
+        });
     if (verdict.kind === 'mismatch') {
       logger.warn(
         { memberId: req.memberId, domain: req.domain, detail: verdict.detail },

@@ -3,7 +3,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
-import { isPortalHostAllowed } from '../bitrix/hosts.js';
+import { isPortalHostAllowed, isUnlistedCloudHost } from '../bitrix/hosts.js';
 import type { ProbeOptions } from '../bitrix/rest.js';
 import { tokenColumns } from '../bitrix/oauth.js';
 import { askPortalAboutToken } from '../install/token-proof.js';
@@ -99,7 +99,7 @@ const MOVED_CHECK_MS = 5 * 60_000;
  * A frame entry names another DOMAIN than the stored one: the portal may have been renamed
  * (DOCS:settings/how-to-call-rest-api/change-domen.md), which the app learns only from a
  * token answer. One refresh (at most every MOVED_CHECK_MS per portal, and only for a host in
- * B24_PORTAL_HOSTS) asks the OAuth server; refresh.ts keeps the new address it names. The
+ * B24_PORTAL_HOSTS or a cloud address of an unlisted zone) asks the OAuth server; refresh.ts keeps the new address it names. The
  * portal as it is afterwards, or undefined.
  */
 async function movedPortal(
@@ -107,7 +107,9 @@ async function movedPortal(
   portal: PortalRow,
   domain: string,
 ): Promise<PortalRow | undefined> {
-  if (portal.auth_mode === 'webhook' || !isPortalHostAllowed(deps.config, domain)) return undefined;
+  const mayBe =
+    isPortalHostAllowed(deps.config, domain) || isUnlistedCloudHost(deps.config, domain);
+  if (portal.auth_mode === 'webhook' || !mayBe) return undefined;
   const now = deps.clock.now().getTime();
   if (now - (movedChecks.get(portal.member_id) ?? -Infinity) < MOVED_CHECK_MS) return undefined;
   movedChecks.set(portal.member_id, now);
