@@ -80,6 +80,12 @@ export interface EmulatedPortal {
   /** What BX24.installFinish() does: installed, then ONAPPINSTALL to its handlers. */
   finishInstall(): Promise<DeliveryRecord[]>;
   update(newVersion: number): Promise<DeliveryRecord[]>;
+  /**
+   * The admin installs a new version from the marketplace over the installed one: the
+   * installer is shown again and ONAPPUPDATE goes out once it is finished (an app without an
+   * install page: at once). The deliveries made now, if any.
+   */
+  marketplaceUpdate(newVersion: number): Promise<DeliveryRecord[]>;
   uninstall(opts: { clean: boolean }): Promise<DeliveryRecord[]>;
   addDeal(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   updateDeal(
@@ -261,6 +267,7 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     install: (opts = {}) => lifecycle.install(state, opts),
     finishInstall: () => lifecycle.finishInstall(state),
     update: (newVersion) => lifecycle.update(state, newVersion),
+    marketplaceUpdate: (newVersion) => lifecycle.marketplaceUpdate(state, newVersion),
     uninstall: (opts) => lifecycle.uninstall(state, opts.clean),
     addDeal: (fields, opts) => change(state.deals, 'DEAL', 'ADD', null, fields, opts),
     updateDeal: (id, fields, opts) =>

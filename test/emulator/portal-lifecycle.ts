@@ -144,16 +144,23 @@ export async function install(
   });
 }
 
-/** What `BX24.installFinish()` causes: the app counts as installed and ONAPPINSTALL goes out. */
+/**
+ * What `BX24.installFinish()` causes: the app counts as installed and ONAPPINSTALL goes out;
+ * after a marketplace update, ONAPPUPDATE too (marketplaceUpdate).
+ */
 export async function finishInstall(portal: PortalState): Promise<DeliveryRecord[]> {
   if (portal.installState === 'installed') return [];
   portal.installState = 'installed';
-  return fireEvent(
+  const records = await fireEvent(
     portal,
     'ONAPPINSTALL',
     { VERSION: String(portal.appVersion), ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: portal.lang },
     portal.installerUserId,
   );
+  const update = portal.pendingUpdate;
+  if (!update) return records;
+  portal.pendingUpdate = undefined;
+  return [...records, ...(await fireEvent(portal, 'ONAPPUPDATE', update, portal.installerUserId))];
 }
 
 /**
@@ -164,10 +171,8 @@ export async function finishInstall(portal: PortalState): Promise<DeliveryRecord
  * `CleanApp` → `deleteByApp`.) DOCS:api-reference/events/event-bind.md's "its actions will
  * be removed" is read as that. The event goes first and the binding after, as in the core;
  * its payload is VERSION, PREVIOUS_VERSION and LANGUAGE_ID (CORE:classes/general/
- * rest_provider.php `OnAppEvent`; DOCS:api-reference/common/events/on-app-update.md). Not
- * modelled: the marketplace's own update (CORE:lib/marketplace/application.php `install`)
- * re-runs the install instead: it deletes no binding, sends ONAPPINSTALL again and, for an
- * app with an install page, delivers no event until the install is finished again.
+ * rest_provider.php `OnAppEvent`; DOCS:api-reference/common/events/on-app-update.md). The
+ * marketplace's own update is marketplaceUpdate below.
  */
 export async function update(portal: PortalState, newVersion: number): Promise<DeliveryRecord[]> {
   const previous = portal.appVersion;
@@ -180,6 +185,38 @@ export async function update(portal: PortalState, newVersion: number): Promise<D
   );
   portal.bindings = portal.bindings.filter((b) => b.event !== 'ONAPPINSTALL');
   return records;
+}
+
+/**
+ * A new version installed from the marketplace over the old one. CORE:lib/marketplace/
+ * application.php `Application::install` updates the app's row (`AppTable::update`: the new
+ * VERSION; INSTALLED=N for an app with an install page, so the admin is shown the installer
+ * again and, until BX24.installFinish(), the app gets no events:
+ * DOCS:settings/app-installation/installation-finish.md), deletes no binding, and runs
+ * `AppTable::install` (OnRestAppInstall: ONAPPINSTALL, delivered once installed).
+ * DOCS:api-reference/common/events/on-app-update.md: ONAPPUPDATE is sent "after a new version
+ * of the application is installed", with VERSION, PREVIOUS_VERSION, LANGUAGE_ID and the
+ * usual `auth` (tokens included: sendRefreshToken, CORE:classes/general/rest_provider.php).
+ * So here: an app with an install page gets ONAPPINSTALL and then ONAPPUPDATE when the
+ * installer finishes (the order of the two is not documented); one without gets ONAPPUPDATE
+ * at once.
+ */
+export async function marketplaceUpdate(
+  portal: PortalState,
+  newVersion: number,
+): Promise<DeliveryRecord[]> {
+  const update = {
+    VERSION: String(newVersion),
+    PREVIOUS_VERSION: String(portal.appVersion),
+    LANGUAGE_ID: portal.lang,
+  };
+  portal.appVersion = newVersion;
+  if (portal.app?.installPath) {
+    portal.installState = 'installing';
+    portal.pendingUpdate = update;
+    return [];
+  }
+  return fireEvent(portal, 'ONAPPUPDATE', update, firstAdminId(portal));
 }
 
 /** ONAPPUNINSTALL (no tokens), then bindings, placements and tokens are gone. */

@@ -52,6 +52,11 @@ export interface PortalState {
   installState: InstallState;
   /** The admin who ran the installer; ONAPPINSTALL carries this user's token. */
   installerUserId: number;
+  /**
+   * A marketplace update waiting for the installer to finish: the ONAPPUPDATE `data` that
+   * goes out with BX24.installFinish() (portal-lifecycle.ts marketplaceUpdate).
+   */
+  pendingUpdate?: { VERSION: string; PREVIOUS_VERSION: string; LANGUAGE_ID: string };
   app: AppSettings | null;
   users: EmulatedUser[];
   bindings: EventBinding[];
