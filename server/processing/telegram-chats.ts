@@ -15,7 +15,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { PermanentError } from '../lib/retry-errors.js';
 
-const NUMERIC = /^-?\d{1,20}$/;
+const NUMERIC = /^[+-]?\d{1,20}$/;
 
 export interface TelegramChatDeps {
   db: Knex;
@@ -40,7 +40,9 @@ export function telegramChatGuard(
   const now = () => deps.clock.now().getTime();
   const resolve = async (chat: string): Promise<string> => {
     const name = chat.trim();
-    if (NUMERIC.test(name)) return name;
+    // One chat, one spelling: `-0100555` and `+100555` name the chat `-100555` to the Bot API
+    // as numbers, so the guard must hold them as the same chat, and sends to this form.
+    if (NUMERIC.test(name)) return BigInt(name).toString();
     if (!name.startsWith('@')) return name; // the Bot API refuses it on its own
     const username = name.slice(1).toLowerCase();
     const known = await telegramChatByUsername(deps.db, username);

@@ -65,14 +65,15 @@ describe('telegram chats between portals', () => {
       username: 'b_sales',
     });
 
-    // A names the same chat by its id, then by its name: nothing is sent.
-    for (const chat of ['-100555', '@B_Sales']) {
+    // A names the same chat by its id (also spelled with a leading zero or sign, which the
+    // Bot API reads as the same number), then by its name: nothing is sent.
+    for (const chat of ['-100555', '-0100555', '@B_Sales']) {
       await postTo(a.memberId, chat);
       await deliver(a);
     }
     expect(h.tg.sent).toHaveLength(1);
     const refused = await runs(a.row.id);
-    expect(refused.map((r) => r.status)).toEqual(['failed', 'failed']);
+    expect(refused.map((r) => r.status)).toEqual(['failed', 'failed', 'failed']);
     expect(refused[0]!.error).toMatch(/used by another portal of this app/);
 
     // Control: B still posts there, and A posts to a chat of its own.
