@@ -26,6 +26,9 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumns[] = [
   // Rule maps: step credentials (an http step's secret, header values, a URL with a key) are
   // stored inside the map's JSON as {"$enc": "v1.…"} (server/rules/secret-fields.ts).
   { table: 'settings', key: ['scope', 'key'], columns: ['value'] },
+  // A user's renewed token pair, left by the instance that renewed it for the others
+  // (server/ui/user-renewal.ts).
+  { table: 'user_token_renewals', key: ['spent'], columns: ['pair_enc'] },
 ];
 
 /** A row's columns, and its key values (in `spec.key` order) under `__key`. */

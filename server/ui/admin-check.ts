@@ -3,7 +3,8 @@ import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { InvalidGrantError } from '../bitrix/oauth.js';
 import type { PortalRow } from '../../db/stores/portals.js';
-import { SESSION_TTL_MS, type AdminProof, type UiUser } from './session.js';
+import { type AdminProof, type UiUser } from './session.js';
+import { sharedRefresh } from './user-renewal.js';
 
 /**
  * How long an administrator's rights are taken on the word of the last check with the
@@ -30,7 +31,7 @@ export function adminProof(
   };
 }
 
-type RightsDeps = Pick<Deps, 'bitrix' | 'box' | 'clock' | 'logger'>;
+type RightsDeps = Pick<Deps, 'bitrix' | 'box' | 'clock' | 'db' | 'logger'>;
 
 /** What the portal said about the rights: yes, no, or nothing definite (ask again next time). */
 type Verdict =
@@ -39,90 +40,6 @@ type Verdict =
   | { admin: false; proof?: AdminProof }
   /** `proof`: a renewed pair to keep although the rights are still to be confirmed. */
   | { admin: 'unknown'; err: unknown; proof?: AdminProof };
-
-/**
- * A user's refresh token is spent by its first use (Bitrix24 rotates the pair: b24restdocs
- * settings/oauth/auto-renewal.md, "new value of the additional authorization token"), and
- * more than one session holds the same one: Bitrix24 posts the same AUTH_ID and REFRESH_ID
- * into every frame of a user for the token's hour (the app page, a deal tab, a second
- * browser tab), and two requests of one session may find the check due together. Only the
- * first may refresh; any other that renewed with the spent token would meet invalid_grant
- * and demote an admin. So the refresh in flight, and then the pair it gave, are kept here
- * per spent refresh token (keyed by its keyed digest) for as long as a session holding it
- * lives (SESSION_TTL_MS, idle), and a session asking with a spent token is given the newest
- * pair of the chain. Each session's answer is still checked against its own portal and user.
- * Per instance: a session whose requests reach two instances at once may still lose that
- * race, and then reopening the app brings a fresh pair.
- */
-const ROTATED_KEEP_MS = SESSION_TTL_MS;
-const MAX_ROTATED = 10_000;
-/** At most this many renewals of one pair are followed (a session idle for its 2 hours). */
-const MAX_HOPS = 8;
-interface RenewedPair {
-  accessToken: string;
-  refreshToken: string;
-  /** Whom the OAuth server named (absent when it named nobody). */
-  memberId: string | undefined;
-  userId: number | undefined;
-}
-const rotations = new Map<string, { at: number; pair: Promise<RenewedPair> }>();
-
-function keptRotation(key: string, now: number): Promise<RenewedPair> | undefined {
-  const known = rotations.get(key);
-  return known && now - known.at < ROTATED_KEEP_MS && now >= known.at ? known.pair : undefined;
-}
-
-async function sharedRefresh(
-  deps: RightsDeps,
-  portal: PortalRow,
-  refreshToken: string,
-  userId: number,
-  now: number,
-): Promise<{ accessToken: string; refreshToken: string }> {
-  let renewed = keptRotation(deps.box.digest(refreshToken), now);
-  if (!renewed) {
-    // The OAuth server the app already refreshes the portal's tokens with, with the app's
-    // client id and secret (grant_type=refresh_token: b24restdocs settings/oauth/
-    // auto-renewal.md); the secret goes only to B24_OAUTH_SERVERS (oauth.ts).
-    const key = deps.box.digest(refreshToken);
-    renewed = deps.bitrix
-      .exchangeRefreshToken(portal.server_endpoint ?? '', refreshToken)
-      .then((a) => ({
-        accessToken: a.access_token,
-        refreshToken: a.refresh_token,
-        memberId: a.member_id,
-        userId: a.user_id === undefined ? undefined : Number(a.user_id),
-      }));
-    rotations.set(key, { at: now, pair: renewed });
-    // A failed refresh is not kept: the next request asks again (an invalid_grant ends the
-    // proof anyway).
-    renewed.catch(() => rotations.delete(key));
-    for (const [k, v] of rotations) {
-      if (rotations.size <= MAX_ROTATED && now - v.at < ROTATED_KEEP_MS) break;
-      rotations.delete(k);
-    }
-  }
-  let pair = await renewed;
-  // Renewed again since (by a session holding the newer pair): the newest one.
-  for (let hop = 0; hop < MAX_HOPS; hop++) {
-    const next = keptRotation(deps.box.digest(pair.refreshToken), now);
-    if (!next) break;
-    try {
-      pair = await next;
-    } catch {
-      // That renewal failed: the pair before it is the newest known.
-      break;
-    }
-  }
-  // A pair of another portal or user (the answer names both) proves nothing for this one.
-  if (
-    (pair.memberId !== undefined && pair.memberId !== portal.member_id) ||
-    (pair.userId !== undefined && pair.userId !== userId)
-  ) {
-    throw new InvalidGrantError();
-  }
-  return { accessToken: pair.accessToken, refreshToken: pair.refreshToken };
-}
 
 async function askUserAdmin(
   deps: RightsDeps,

@@ -180,7 +180,10 @@ export async function installPortal(
  * install: its secrets, its emulated portal and OAuth server, offline events off. Callers
  * add the database, port and their own settings.
  */
-export function spawnedAppEnv(h: InstallHarness, dataDir: string): Record<string, string> {
+export function spawnedAppEnv(
+  h: Pick<InstallHarness, 't' | 'emu'>,
+  dataDir: string,
+): Record<string, string> {
   const config = h.t.deps.config;
   return {
     DATA_DIR: dataDir,
