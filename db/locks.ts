@@ -17,6 +17,8 @@ export const LOCK = {
   alerts: 0x6234_0004,
   /** One retention prune across instances (id = 0). */
   retention: 0x6234_0014,
+  /** One count of the events stored before the rollups (id = 0); the others do not wait. */
+  rollupRecount: 0x6234_0016,
 } as const;
 
 /**

@@ -25,6 +25,7 @@ import * as m0024 from './0024-waiting-by-portal.js';
 import * as m0025 from './0025-telegram-chats.js';
 import * as m0026 from './0026-telegram-chat-links.js';
 import * as m0027 from './0027-user-token-renewals.js';
+import * as m0028 from './0028-rollup-recounts.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -54,4 +55,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0025-telegram-chats', module: m0025 },
   { name: '0026-telegram-chat-links', module: m0026 },
   { name: '0027-user-token-renewals', module: m0027 },
+  { name: '0028-rollup-recounts', module: m0028 },
 ];

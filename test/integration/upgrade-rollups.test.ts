@@ -4,7 +4,12 @@ import type { Knex } from 'knex';
 import { openDb, type DbTarget } from '../../db/connect.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { migrations } from '../../db/migrations/index.js';
-import { backlogCounts, countsByStatus } from '../../db/stores/rollups.js';
+import {
+  backlogCounts,
+  changeEvents,
+  countNewEvents,
+  countsByStatus,
+} from '../../db/stores/rollups.js';
 import { createTestDatabase, onPg } from '../helpers/pg.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -105,3 +110,94 @@ describe('upgrading a database from before the rollups (0016)', () => {
     });
   });
 });
+
+/**
+ * Several instances upgrading one PostgreSQL database with a large log: the count of the
+ * stored events must not hold the migration lock the others wait on, and must come out right
+ * although another instance serves (stores and processes events) while it reads.
+ */
+(onPg() ? describe : describe.skip)(
+  'two instances upgrading a large log at once (PostgreSQL)',
+  () => {
+    it('both start without waiting for the count, and the figures come out exact', async () => {
+      await withDb(async (db) => {
+        const portalId = await seedOldDatabase(db);
+        // A realistically large log: 300,000 more events, 1 in 20 still pending.
+        const now = Date.now();
+        await db.raw(
+          `insert into events (portal_id, member_id, event, entity_type, entity_id, status,
+                             attempts, received_at, processed_at)
+         select ?, 'old-member', 'ONCRMDEALUPDATE', 'deal', i::text,
+                case when i % 20 = 0 then 'received' else 'processed' end, 1,
+                ?::bigint - i * 1000,
+                case when i % 20 = 0 then null else ?::bigint - i * 1000 + 300 end
+           from generate_series(1, 300000) i`,
+          [portalId, now, now],
+        );
+        const url = (db.client.config as { connection: { connectionString: string } }).connection
+          .connectionString;
+        const [a, b] = [0, 1].map(() => openDb({ client: 'pg', connectionString: url }));
+        try {
+          const started = [a!, b!].map((d) => migrateToLatest(d).then(() => d));
+          // The instance that does not count is up first, while the count still runs…
+          const first = await Promise.race(started);
+          expect((await countsByStatus(db)).get('processed') ?? 0).toBe(0);
+          // …and serves meanwhile: it processes old pending events and stores new ones.
+          const pending = (await first('events')
+            .where({ status: 'received' })
+            .orderBy('id')
+            .limit(50)
+            .pluck('id')) as number[];
+          await changeEvents(first, pending, (trx) =>
+            trx('events').whereIn('id', pending).update({ status: 'processed', processed_at: now }),
+          );
+          const fresh = (await first('events')
+            .insert(
+              Array.from({ length: 30 }, (_, i) => ({
+                portal_id: portalId,
+                member_id: 'old-member',
+                event: 'ONCRMDEALADD',
+                entity_type: 'deal',
+                entity_id: `new-${i}`,
+                status: 'received',
+                attempts: 0,
+                received_at: now,
+              })),
+            )
+            .returning('id')) as Array<{ id: number }>;
+          await first.transaction((trx) =>
+            countNewEvents(
+              trx,
+              fresh.map((r) => r.id),
+            ),
+          );
+          await Promise.all(started);
+        } finally {
+          await a!.destroy();
+          await b!.destroy();
+        }
+
+        expect(await db('rollup_recounts').first('id')).toBeUndefined();
+        const truth = new Map(
+          (
+            (await db('events').groupBy('status').select('status').count({ n: '*' })) as Array<{
+              status: string;
+              n: number | string;
+            }>
+          ).map((r) => [r.status, Number(r.n)]),
+        );
+        const counts = await countsByStatus(db);
+        expect(counts.get('processed')).toBe(truth.get('processed'));
+        expect(counts.get('received')).toBe(truth.get('received'));
+        expect(counts.get('skipped')).toBe(1);
+        expect((await backlogCounts(db)).get(portalId)).toBe(truth.get('received'));
+        // 30,000 pending old events, 50 of them processed since, 30 new ones.
+        expect(truth.get('received')).toBe(15_000 + 1 - 50 + 30);
+        // A later start counts nothing again.
+        const c = openDb({ client: 'pg', connectionString: url });
+        await migrateToLatest(c).finally(() => c.destroy());
+        expect((await countsByStatus(db)).get('processed')).toBe(truth.get('processed'));
+      });
+    }, 120_000);
+  },
+);
