@@ -571,6 +571,19 @@ export async function killJob(db: Knex, id: number, lastError: string, now: numb
   });
 }
 
+/**
+ * Makes every pending job of a portal due now, for a portal that is gone for good
+ * (uninstalled): each then ends at once (its event `skipped`, "portal is not installed")
+ * instead of waiting in the backlog for its next retry, up to 6 h away. Read along
+ * `jobs_portal_due` (status, portal_id, run_at). Returns how many.
+ */
+export async function hastenPortalJobs(db: Knex, portalId: number, now: number): Promise<number> {
+  return db('jobs')
+    .where({ status: 'pending', portal_id: portalId })
+    .where('run_at', '>', now)
+    .update({ run_at: now, waiting_for: null, updated_at: now });
+}
+
 /** Work left `running` by a process that died: leases older than `staleBefore` go back to pending. */
 export async function releaseStaleJobs(
   db: Knex,

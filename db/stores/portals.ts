@@ -101,6 +101,25 @@ export async function updatePortal(
   await db('portals').where({ id }).update(values);
 }
 
+/**
+ * An uninstall: the status, and none of the portal's credentials or bindings. Bitrix24
+ * withdraws the app's REST access with it, so the credentials could only leak, never serve;
+ * a reinstall brings new ones. Its rules and log stay.
+ */
+export async function markPortalUninstalled(db: Knex, id: number, now: number): Promise<void> {
+  await updatePortal(db, id, {
+    status: 'uninstalled',
+    uninstalled_at: now,
+    events_bound: null,
+    access_token_enc: null,
+    refresh_token_enc: null,
+    token_expires_at: null,
+    application_token_digest: null,
+    webhook_url_enc: null,
+    updated_at: now,
+  });
+}
+
 export function portalEvents(row: PortalRow): string[] {
   if (!row.events_bound) return [];
   try {

@@ -10,7 +10,12 @@ import {
   updateEvent,
   type EventRow,
 } from '../../db/stores/events.js';
-import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
+import {
+  findPortalById,
+  markPortalUninstalled,
+  updatePortal,
+  type PortalRow,
+} from '../../db/stores/portals.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { NotAllowedHostError } from '../bitrix/errors.js';
 import { readTokens, tokenColumns } from '../bitrix/oauth.js';
@@ -314,17 +319,7 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   // (https://apidocs.bitrix24.com/api-reference/common/events/on-app-uninstall.html), so they
   // can only leak, never serve. A reinstall brings new ones; the rules and log stay unless
   // CLEAN asked otherwise.
-  await updatePortal(deps.db, portal.id, {
-    status: 'uninstalled',
-    uninstalled_at: now,
-    events_bound: null,
-    access_token_enc: null,
-    refresh_token_enc: null,
-    token_expires_at: null,
-    application_token_digest: null,
-    webhook_url_enc: null,
-    updated_at: now,
-  });
+  await markPortalUninstalled(deps.db, portal.id, now);
   // Deliveries are refused from here on (uninstalled), before the rows go.
   deps.portals.invalidate(portal.member_id);
   deps.logger.info({ memberId: portal.member_id, clean }, 'portal uninstalled');

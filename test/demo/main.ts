@@ -2,7 +2,9 @@
  * `npm run demo`: the app, a local Bitrix24 portal emulator and a stream of CRM events, so a
  * newcomer sees install, the event log, the dashboard and actions working without a portal.
  * Honours PORT and DATA_DIR (default ./data/demo); the emulator and the stand-ins for
- * accounting, logistics and the SMS gateway take free ports on 127.0.0.1.
+ * accounting, logistics and the SMS gateway take free ports on 127.0.0.1. Each run installs a
+ * new emulated portal; the earlier runs' portals on the same data are marked uninstalled at
+ * start (previous-runs.ts), so their unfinished events end instead of retrying for ever.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,6 +21,7 @@ import { buildListener, listen } from '../../server/start.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { startEmulator } from '../emulator/bitrix-emulator.js';
+import { retirePreviousPortals } from './previous-runs.js';
 
 /** A local stand-in for an external system: records what it got, answers like the real one. */
 async function standIn(name: string, reply: (body: unknown) => unknown) {
@@ -80,6 +83,8 @@ async function main(): Promise<void> {
   };
   const config = loadConfig(demoEnv, ensureSecrets(dataDir, demoEnv));
   const deps = await createDeps(config);
+  // Before the worker starts: the last runs' portals are gone with their emulator.
+  const retired = await retirePreviousPortals(deps);
   const services = createServices(deps);
   services.worker.start();
   services.alerts.start();
@@ -131,6 +136,12 @@ async function main(): Promise<void> {
       `  A deal card with the Webhooks tab:  ${portal.url}/crm/deal/details/1/`,
       '',
       `  Stand-ins: accounting ${accounting.url}, logistics ${logistics.url}, SMS ${sms.url}`,
+      ...(retired.length
+        ? [
+            `  Earlier runs' emulated portals (${retired.length}) are gone with their emulator: marked`,
+            '  uninstalled; their unfinished events end skipped ("portal is not installed").',
+          ]
+        : []),
       '  A stream of deal events runs every few seconds; every third deal is paid (WON),',
       '  which runs the "Paid deal" rule: invoice, shipment, SMS and a timeline comment.',
       '  Press Ctrl+C to stop.',

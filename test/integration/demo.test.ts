@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { openDb } from '../../db/connect.js';
 import { projectRoot } from '../../server/lib/project-root.js';
+import { seedDealEvent } from '../helpers/seed-db.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const freePort = () =>
@@ -78,10 +79,60 @@ describe('npm run demo', () => {
     expect(processed).toBeGreaterThan(0);
   }, 60_000);
 
+  const openDemoDb = () =>
+    openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
+  /** The first run's portal, and an event of it left retrying when that run stopped. */
+  let lastRun: { memberId: string; eventId: number } | undefined;
+
   it('run again on the same data, reaches this run’s stand-ins, not the last run’s', async () => {
+    const db = openDemoDb();
+    try {
+      const [portal] = (await db('portals').where({ status: 'installed' }).select('member_id')) as {
+        member_id: string;
+      }[];
+      expect(portal).toBeDefined();
+      // Its next attempt hours away, against an emulator that went with the first run.
+      const at = Date.now();
+      const eventId = await seedDealEvent(db, portal!.member_id, {
+        dealId: '1',
+        status: 'received',
+        lastError: 'Bitrix24 crm.deal.get: fetch failed',
+        job: { status: 'pending', lastError: 'fetch failed', runAt: at + 6 * 3600_000 },
+        at,
+      });
+      lastRun = { memberId: portal!.member_id, eventId };
+    } finally {
+      await db.destroy();
+    }
     // The stand-ins listen on new ports each run; the stored map still named the old ones.
     const err = await runDemo(await freePort(), dataDir);
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[logistics\] POST \/api\/shipments/);
+    expect(err).toMatch(/Earlier runs' emulated portals \(1\) are gone with their emulator/);
   }, 60_000);
+
+  it('leaves the last run’s portal uninstalled and its waiting event skipped, not retrying', async () => {
+    expect(lastRun).toBeDefined();
+    const db = openDemoDb();
+    try {
+      const old = await db('portals').where({ member_id: lastRun!.memberId }).first();
+      expect(old).toMatchObject({ status: 'uninstalled', access_token_enc: null });
+      const event = await db('events').where({ id: lastRun!.eventId }).first();
+      expect(event).toMatchObject({ status: 'skipped', last_error: 'portal is not installed' });
+      const waiting = await db('jobs')
+        .where({ event_id: lastRun!.eventId })
+        .whereIn('status', ['pending', 'running'])
+        .count({ n: '*' })
+        .first();
+      expect(Number(waiting?.n)).toBe(0);
+      // This run's portal is the one installed now.
+      const installed = (await db('portals')
+        .where({ status: 'installed' })
+        .select('member_id')) as { member_id: string }[];
+      expect(installed).toHaveLength(1);
+      expect(installed[0]!.member_id).not.toBe(lastRun!.memberId);
+    } finally {
+      await db.destroy();
+    }
+  });
 });
