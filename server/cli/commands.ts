@@ -136,7 +136,7 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
   else
     io.out(
       table(
-        ['id', 'received', 'portal', 'event', 'entity', 'status', 'attempts', 'last error'],
+        ['id', 'received', 'portal', 'event', 'entity', 'status', 'attempts', 'error or note'],
         out.map((e) => [
           e.id,
           e.receivedAt,
@@ -146,7 +146,11 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
           [e.entityType, e.entityId].filter(Boolean).join(' ') || null,
           e.status,
           e.attempts,
-          e.lastError,
+          // A skipped or processed event's text is the app's note (why no rule ran), not an
+          // error; `--json` keeps it in `lastError`, as the contract names it.
+          e.lastError && ['skipped', 'processed'].includes(e.status)
+            ? `note: ${e.lastError}`
+            : e.lastError,
         ]),
       ),
     );

@@ -137,29 +137,42 @@ describe('operator CLI', () => {
     expect(JSON.parse((await cli(t, ['events', '--limit', '2', '--json'])).out)).toHaveLength(2);
   });
 
-  it('shows an event about the app itself (no entity id) without a "null" in the table', async () => {
+  /** Runs `check` with one more event of member-a stored (received at base + 9 min), then removes it. */
+  async function withEvent(values: Record<string, unknown>, check: (id: number) => Promise<void>) {
     const db = t.deps.db;
     const [row] = await db('events')
-      .insert({
-        member_id: 'member-a',
-        event: 'ONAPPINSTALL',
-        entity_type: 'app',
-        entity_id: null,
-        status: 'processed',
-        attempts: 0,
-        received_at: base + 9 * 60_000,
-      })
+      .insert({ member_id: 'member-a', received_at: base + 9 * 60_000, ...values })
       .returning('id');
     const id = typeof row === 'object' ? (row as { id: number }).id : (row as number);
     try {
+      await check(id);
+    } finally {
+      await db('events').where({ id }).delete();
+    }
+  }
+
+  it('shows an event about the app itself (no entity id) without a "null" in the table', async () => {
+    const app = { event: 'ONAPPINSTALL', entity_type: 'app', entity_id: null };
+    await withEvent({ ...app, status: 'processed', attempts: 0 }, async () => {
       const r = await cli(t, ['events', '--event', 'ONAPPINSTALL']);
       expect(r.code).toBe(0);
       const line = r.out.split('\n').find((l) => l.includes('ONAPPINSTALL'))!;
       expect(line).toMatch(/ONAPPINSTALL\s+app\s+processed/);
       expect(line).not.toContain('null');
-    } finally {
-      await db('events').where({ id }).delete();
-    }
+    });
+  });
+
+  it("marks a skipped event's note as a note in the table, and keeps it in --json's lastError", async () => {
+    const deal = { event: 'ONCRMDEALUPDATE', entity_type: 'deal', entity_id: '4242' };
+    const note = { status: 'skipped', attempts: 1, last_error: 'no rule matched' };
+    await withEvent({ ...deal, ...note }, async (id) => {
+      const r = await cli(t, ['events', '--limit', '1']);
+      expect(r.out.split('\n')[0]).toMatch(/\berror or note$/);
+      const line = r.out.split('\n').find((l) => l.includes('4242'))!;
+      expect(line).toMatch(/skipped\s+1\s+note: no rule matched$/);
+      const json = JSON.parse((await cli(t, ['events', '--limit', '1', '--json'])).out);
+      expect(json[0]).toMatchObject({ id, status: 'skipped', lastError: 'no rule matched' });
+    });
   });
 
   it('lists portals, uninstalled ones included', async () => {

@@ -12,31 +12,14 @@ import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
-import { translateNote } from '../i18n-messages.js';
-import type { UiUser } from '../session.js';
 import { exportLogCsv } from './log-export.js';
+import { eventDetail } from './log-view.js';
 
 export const LOG_PAGE_SIZE = 50;
 /** Events the deal tab lists, newest first; older ones are in the log. */
 export const DEAL_TAB_SIZE = 100;
 /** Most events one "retry selected" may queue (a page holds 50). */
 const RETRY_MAX = 200;
-
-/**
- * What a page shows as an event's error: masked, and when the app itself wrote it (the note
- * of a skipped or processed event), in the user's language.
- */
-function shownError(
-  status: string,
-  text: string | null,
-  user: UiUser,
-  ruleNames: readonly string[],
-): string {
-  const masked = maskForView(text);
-  return status === 'skipped' || status === 'processed'
-    ? translateNote(masked, user.lang, ruleNames)
-    : masked;
-}
 
 const idParam = (v: unknown): number => {
   const n = Number(v);
@@ -69,12 +52,15 @@ export function logPages(deps: Deps): Router {
       params: filterParams(form),
       rows: page.rows.map((r) => ({
         ...r,
-        last_error: shownError(
+        detail: eventDetail(
           r.status,
-          r.last_error,
+          r.last_error || r.reject_reason,
           user,
           map.rules.map((x) => x.name),
         ),
+        // Shown only as `detail`: masked, a note told from an error.
+        last_error: undefined,
+        reject_reason: undefined,
         cardUrl: crmCardUrl(portal, r.entity_type, r.entity_id),
         cardPath: crmCardPath(r.entity_type, r.entity_id),
       })),
@@ -132,7 +118,7 @@ export function logPages(deps: Deps): Router {
       ev: { ...ev, auth_enc: undefined },
       cardUrl: crmCardUrl(portal, ev.entity_type, ev.entity_id),
       body: maskForView(ev.body),
-      lastError: shownError(ev.status, ev.last_error, user, [
+      detail: eventDetail(ev.status, ev.last_error, user, [
         ...map.rules.map((r) => r.name),
         ...matches.map((m) => m.rule_name),
       ]),
@@ -192,9 +178,12 @@ export function logPages(deps: Deps): Router {
     const events = rows.map((r) => ({
       ...r,
       id: Number(r.id),
+      status: String(r.status),
       received_at: Number(r.received_at),
       processed_at: r.processed_at === null ? null : Number(r.processed_at),
-      last_error: shownError(String(r.status), r.last_error as string | null, user, ruleNames),
+      // Shown only as `detail`: masked, a note told from an error.
+      last_error: undefined,
+      detail: eventDetail(String(r.status), r.last_error as string | null, user, ruleNames),
     }));
     const runs = await actionRunsByEvent(
       deps.db,

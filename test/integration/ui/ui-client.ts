@@ -63,3 +63,7 @@ export async function postForm(
 
 export const csrfOf = (html: string): string =>
   /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+
+/** One row of a page's table, by the event id it shows (its cells' HTML). */
+export const rowOf = (html: string, id: number): string =>
+  new RegExp(`<tr data-id="${id}"[^>]*>([\\s\\S]*?)</tr>`).exec(html)?.[1] ?? '';

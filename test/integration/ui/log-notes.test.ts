@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { getPage, openSession, rowOf, type UiSession } from './ui-client.js';
+
+/**
+ * A skipped event's note (no rule matched, why a rule was not run) sat under "Last error"
+ * beside the failures, and a first user read every skipped event as one more failure.
+ */
+describe('the note of a skipped event, told from an error', () => {
+  let h: UiHarness;
+  let en: UiSession;
+  let ru: UiSession;
+  let deals: Awaited<ReturnType<typeof seedDeals>>;
+  let skipped: number;
+  let failed: number;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    deals = await seedDeals(h);
+    // No rule watches this change: skipped, with the app's note of why.
+    await h.portal.updateDeal(deals.fresh, { STAGE_ID: 'PREPARATION' });
+    await h.drain();
+    const id = async (dealId: string, status: string) =>
+      Number(
+        (
+          await h.t.deps
+            .db('events')
+            .where({ entity_id: dealId, event: 'ONCRMDEALUPDATE', status })
+            .first('id')
+        ).id,
+      );
+    skipped = await id(deals.fresh, 'skipped');
+    failed = await id(deals.lost, 'failed');
+    en = await openSession(h, { userId: 2 });
+    ru = await openSession(h, { userId: 2, lang: 'ru' });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('shows a note as a note and an error as an error in the event log', async () => {
+    const log = await getPage(h, '/ui/events?etype=deal', en.cookie);
+    expect(log.html).not.toContain('<th>Last error</th>');
+    expect(log.html).toContain('<th>Details</th>');
+    const note = rowOf(log.html, skipped);
+    expect(note).toMatch(
+      /<span class="detail detail-note"><span class="detail-kind">Note:<\/span> <span translate="no">no rule to run \(/,
+    );
+    expect(note).not.toContain('Error:');
+    const error = rowOf(log.html, failed);
+    expect(error).toMatch(
+      /<span class="detail detail-error"><span class="detail-kind">Error:<\/span> <span translate="no">[^<]*HTTP 400/,
+    );
+    expect(error).not.toContain('Note:');
+  });
+
+  it('shows a note as a note in the deal tab and on the event page, in Russian too', async () => {
+    const tab = await getPage(h, `/ui/deal/${deals.fresh}`, ru.cookie);
+    expect(rowOf(tab.html, skipped)).toMatch(
+      /<span class="detail-kind">Примечание:<\/span> <span translate="no">нет правил для запуска \(/,
+    );
+    const lost = await getPage(h, `/ui/deal/${deals.lost}`, ru.cookie);
+    expect(rowOf(lost.html, failed)).toContain('<span class="detail-kind">Ошибка:</span>');
+    const page = await getPage(h, `/ui/events/${skipped}`, en.cookie);
+    expect(page.html).toMatch(/<tr><th>Note<\/th><td><pre id="last-error" class="detail-note"/);
+    const failedPage = await getPage(h, `/ui/events/${failed}`, en.cookie);
+    expect(failedPage.html).toMatch(/<tr><th>Last error<\/th><td><pre id="last-error"/);
+  });
+});
