@@ -89,6 +89,12 @@ const EN = {
   'log.details': 'Details',
   'log.errorLabel': 'Error',
   'log.note': 'Note',
+  'held.title': 'Waits for',
+  'held.record':
+    'Waits for an earlier event of the same record to finish (the events of one record run one at a time, in order):',
+  'held.deal':
+    'Waits for an earlier event of this deal to finish (the events of one deal run one at a time, in order):',
+  'held.received': 'received',
   'log.older': 'Older',
   'log.newest': 'Newest',
   'log.none': 'No events match.',
@@ -364,6 +370,12 @@ const RU: Record<MessageKey, string> = {
   'log.details': 'Подробности',
   'log.errorLabel': 'Ошибка',
   'log.note': 'Примечание',
+  'held.title': 'Ждёт',
+  'held.record':
+    'Ждёт, пока завершится более раннее событие той же записи (события одной записи обрабатываются по одному, по порядку):',
+  'held.deal':
+    'Ждёт, пока завершится более раннее событие этой сделки (события одной сделки обрабатываются по одному, по порядку):',
+  'held.received': 'получено',
   'log.older': 'Раньше',
   'log.newest': 'Новые',
   'log.none': 'Событий нет.',

@@ -11,8 +11,11 @@ export interface FramedUi {
   close(): Promise<void>;
 }
 
-export async function startFramedUi(executablePath: string): Promise<FramedUi> {
-  const h = await startUiHarness({ appHost: 'localhost' });
+export async function startFramedUi(
+  executablePath: string,
+  opts: Omit<NonNullable<Parameters<typeof startUiHarness>[0]>, 'appHost'> = {},
+): Promise<FramedUi> {
+  const h = await startUiHarness({ ...opts, appHost: 'localhost' });
   await seedDeals(h);
   const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
   const page = await (

@@ -13,7 +13,7 @@ import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
 import { exportLogCsv } from './log-export.js';
-import { eventDetail } from './log-view.js';
+import { eventDetail, heldNotes } from './log-view.js';
 
 export const LOG_PAGE_SIZE = 50;
 /** Events the deal tab lists, newest first; older ones are in the log. */
@@ -46,6 +46,7 @@ export function logPages(deps: Deps): Router {
       chosenEvents(deps, user.memberId),
     ]);
     const retried = Number(req.query.retried);
+    const held = await heldNotes(deps.db, page.rows);
     res.render('ui/events', {
       nav: 'events',
       form,
@@ -61,6 +62,7 @@ export function logPages(deps: Deps): Router {
         // Shown only as `detail`: masked, a note told from an error.
         last_error: undefined,
         reject_reason: undefined,
+        held: held.get(r.id),
         cardUrl: crmCardUrl(portal, r.entity_type, r.entity_id),
         cardPath: crmCardPath(r.entity_type, r.entity_id),
       })),
@@ -103,7 +105,7 @@ export function logPages(deps: Deps): Router {
     const ev = await getEvent(deps.db, idParam(req.params.id));
     if (!ev || ev.portal_id !== portal.id)
       throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
-    const [runs, matches, jobs, map] = await Promise.all([
+    const [runs, matches, jobs, map, held] = await Promise.all([
       listActionRuns(deps.db, ev.id),
       listRuleMatches(deps.db, ev.id),
       deps
@@ -112,6 +114,7 @@ export function logPages(deps: Deps): Router {
         .orderBy('id')
         .select('id', 'status', 'attempts', 'last_error', 'run_at', 'created_at', 'updated_at'),
       effectiveMap(deps.db, user.memberId),
+      heldNotes(deps.db, [ev]),
     ]);
     res.render('ui/event', {
       nav: 'events',
@@ -122,6 +125,7 @@ export function logPages(deps: Deps): Router {
         ...map.rules.map((r) => r.name),
         ...matches.map((m) => m.rule_name),
       ]),
+      held: held.get(ev.id),
       runs: runs.map((r) => ({
         ...r,
         request: maskForView(r.request_summary),
@@ -193,10 +197,14 @@ export function logPages(deps: Deps): Router {
     const retrying = rows.filter(
       (r) => r.last_error && ['received', 'processing'].includes(String(r.status)),
     );
-    const nextAttempt = await nextAttemptByEvent(
-      deps.db,
-      retrying.map((r) => Number(r.id)),
-    );
+    const [nextAttempt, held] = await Promise.all([
+      nextAttemptByEvent(
+        deps.db,
+        retrying.map((r) => Number(r.id)),
+      ),
+      // Events waiting for an earlier event of this deal: which one, and why it is not done.
+      heldNotes(deps.db, events),
+    ]);
     // A retry whose time has passed waits for a worker: "due now", not a time in the past.
     const now = deps.clock.now().getTime();
     // What each event means to a CRM manager ("A deal was changed"), the code beside it.
@@ -209,6 +217,7 @@ export function logPages(deps: Deps): Router {
       runs,
       more,
       nextAttempt,
+      held,
       now,
       meaning,
     });

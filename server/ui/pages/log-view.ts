@@ -1,3 +1,5 @@
+import type { Knex } from 'knex';
+import { heldBehindByEvent, type HeldBehind } from '../../../db/stores/entity-order.js';
 import { maskForView } from '../mask-view.js';
 import { translateNote } from '../i18n-messages.js';
 import type { UiUser } from '../session.js';
@@ -25,4 +27,18 @@ export function eventDetail(
   return status === 'skipped' || status === 'processed'
     ? { kind: 'note', text: translateNote(masked, user.lang, ruleNames) }
     : { kind: 'error', text: masked };
+}
+
+/**
+ * The earlier event each of these waits for (per-entity order), its error masked. Only a
+ * `received` event can be held (a claimed one is `processing`), so only those are looked up.
+ */
+export async function heldNotes(
+  db: Knex,
+  rows: ReadonlyArray<{ id: number; status: string }>,
+): Promise<Map<number, HeldBehind>> {
+  const waiting = rows.filter((r) => r.status === 'received').map((r) => r.id);
+  const held = await heldBehindByEvent(db, waiting);
+  for (const h of held.values()) h.lastError = h.lastError && maskForView(h.lastError);
+  return held;
 }
