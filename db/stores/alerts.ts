@@ -138,20 +138,76 @@ const INSERT_STATES_ROWS = 250;
 
 /**
  * Stores new conditions' first states (version 1), 250 rows a statement; a key another
- * instance stored first keeps its row, as saveAlertState without `prev`. For states that say
- * nothing (no message to queue with them): the first check after thousands of portals
- * appeared wrote them one statement and one transaction each.
+ * instance stored first keeps its row, as saveAlertState without `prev`. Returns the keys
+ * stored. The first check after thousands of portals appeared (or after an SLA rule was put
+ * in the default map) wrote them one statement and one transaction each.
  */
 export async function insertAlertStates(
   db: Knex,
   rows: ReadonlyArray<Omit<AlertStateRow, 'version'>>,
-): Promise<void> {
+): Promise<Set<string>> {
+  const stored = new Set<string>();
   for (let i = 0; i < rows.length; i += INSERT_STATES_ROWS) {
-    await db('alert_state')
+    const out = (await db('alert_state')
       .insert(rows.slice(i, i + INSERT_STATES_ROWS).map((r) => ({ ...r, version: 1 })))
       .onConflict('key')
-      .ignore();
+      .ignore()
+      .returning('key')) as Array<{ key: string }>;
+    for (const r of out) stored.add(r.key);
   }
+  return stored;
+}
+
+/** The columns updateAlertStates sets, in its VALUES order after key and version. */
+const STATE_COLUMNS = [
+  ['kind', 'varchar'],
+  ['member_id', 'varchar'],
+  ['state', 'varchar'],
+  ['pending_since', 'bigint'],
+  ['fired_at', 'bigint'],
+  ['last_sent_at', 'bigint'],
+  ['cursor', 'bigint'],
+  ['details', 'text'],
+  ['updated_at', 'bigint'],
+] as const;
+
+/**
+ * saveAlertState of many changed states, 250 a statement: each written only if its version
+ * is still `prev`'s (the optimistic lock), the others left to the instance that moved them.
+ * Returns the keys written. A check that sends thousands of reminders or recovery notices
+ * (an SLA backlog cleared on every portal) wrote them one statement and transaction each.
+ */
+export async function updateAlertStates(
+  db: Knex,
+  changes: ReadonlyArray<{ prev: AlertStateRow; next: Omit<AlertStateRow, 'version'> }>,
+): Promise<Set<string>> {
+  const stored = new Set<string>();
+  // Casts: PostgreSQL would take the untyped parameters of VALUES for text.
+  const row = `(cast(? as varchar), cast(? as integer), ${STATE_COLUMNS.map(
+    ([, type]) => `cast(? as ${type})`,
+  ).join(', ')})`;
+  const names = ['k', 'v', ...STATE_COLUMNS.map(([c]) => `n_${c}`)];
+  const select = names.map((n, i) => `column${i + 1} as ${n}`).join(', ');
+  const set = STATE_COLUMNS.map(([c]) => `${c} = u.n_${c}`).join(', ');
+  for (let i = 0; i < changes.length; i += INSERT_STATES_ROWS) {
+    const chunk = changes.slice(i, i + INSERT_STATES_ROWS);
+    const answer = (await db.raw(
+      `update alert_state set ${set}, version = u.v + 1
+         from (select ${select} from (values ${chunk.map(() => row).join(', ')}) as x) as u
+        where alert_state.key = u.k and alert_state.version = u.v
+        returning alert_state.key as key`,
+      chunk.flatMap(({ prev, next }) => [
+        next.key,
+        prev.version,
+        ...STATE_COLUMNS.map(([c]) => next[c]),
+      ]),
+    )) as unknown;
+    const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
+      key: string;
+    }>;
+    for (const r of rows) stored.add(r.key);
+  }
+  return stored;
 }
 
 /**

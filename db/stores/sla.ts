@@ -190,25 +190,39 @@ export async function findLateSlaBreachesStep(
   return { rows, next: edge && end < range.upTo ? end : undefined };
 }
 
-/** Records breaches; returns the ones that were new (another instance may have won some). */
+/** Most rows one recordSlaBreaches statement inserts (eight bound parameters each). */
+const RECORD_ROWS = 250;
+
+const breachKey = (r: { event_id: number | string; rule_name: string }) =>
+  `${Number(r.event_id)}\u0000${r.rule_name}`;
+
+/**
+ * Records breaches, 250 rows a statement in one transaction; returns the ones that were new
+ * (another instance may have won some), in `rows` order, a breach named twice once. The
+ * alert check records a whole batch of portals' breaches at once: with an SLA rule put in the
+ * default map, a statement per breach and a transaction per portal were thousands.
+ */
 export async function recordSlaBreaches(
   db: Knex,
   rows: readonly SlaBreachRow[],
 ): Promise<SlaBreachRow[]> {
-  const fresh: SlaBreachRow[] = [];
-  if (rows.length === 0) return fresh;
+  if (rows.length === 0) return [];
+  const inserted = new Set<string>();
   // One transaction (one commit) for the lot: a backlog past its SLA can be thousands.
   await db.transaction(async (trx) => {
-    for (const r of rows) {
+    for (let i = 0; i < rows.length; i += RECORD_ROWS) {
       const out = (await trx('sla_breaches')
-        .insert(r)
+        .insert(rows.slice(i, i + RECORD_ROWS))
         .onConflict(['event_id', 'rule_name'])
         .ignore()
-        .returning('event_id')) as unknown[];
-      if (out.length > 0) fresh.push(r);
+        .returning(['event_id', 'rule_name'])) as Array<{
+        event_id: number | string;
+        rule_name: string;
+      }>;
+      for (const r of out) inserted.add(breachKey(r));
     }
   });
-  return fresh;
+  return rows.filter((r) => inserted.delete(breachKey(r)));
 }
 
 /**

@@ -6,7 +6,6 @@ import {
 } from '../../db/stores/alerts.js';
 import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
 import { portalEvents, type PortalRow } from '../../db/stores/portals.js';
-import { pendingSlaBreaches, type SlaRule } from '../../db/stores/sla.js';
 import { backlogCounts, oldestPendingAt } from '../../db/stores/rollups.js';
 import type { NextState } from './condition.js';
 import {
@@ -15,7 +14,6 @@ import {
   driftText,
   failedDigestText,
   reauthText,
-  slaText,
 } from './messages.js';
 import {
   commitAlert,
@@ -23,11 +21,10 @@ import {
   failedDigestFrom,
   portalSetting,
   scopeOf,
-  slaRuleKey,
   stepAndCommit,
   type Check,
 } from './monitor-context.js';
-import { detectSlaBreaches, lateStateKey } from './sla.js';
+import { checkSla } from './sla-check.js';
 import type { OpenDestination } from './types.js';
 
 /** Backlog in total and per portal, from the rollups, with hysteresis on recovery. */
@@ -263,63 +260,6 @@ async function checkDrift(check: Check, p: PortalRow): Promise<void> {
       details: { missing },
     },
     (phase) => driftText(phase, scopeOf(p), missing, check.ctx.dashboard),
-  );
-}
-
-/** Records new SLA breaches, then steps the portal's "events past their SLA" condition. */
-async function checkSla(check: Check, p: PortalRow): Promise<void> {
-  const { ctx, now, report } = check;
-  const gone = p.status === 'uninstalled';
-  const b = check.batch?.members.has(p.member_id) ? check.batch : undefined;
-  let fresh = 0;
-  if (!gone) {
-    const newStates = check.newStates;
-    const lateStore =
-      newStates && !ctx.late.has(p.id)
-        ? {
-            stored: await conditionState(check, lateStateKey(p.member_id), p.member_id),
-            insert: (row: NextState) => newStates.push(row),
-          }
-        : undefined;
-    const known = b && {
-      rules: b.slaRules.get(p.member_id) ?? [],
-      pending: (rule: SlaRule) => b.pendingBreaches.get(`${p.id}\u0000${slaRuleKey(rule)}`) ?? [],
-      lateTotals: b.lateTotals.get(p.id) ?? new Map<string, number>(),
-      lateStore,
-    };
-    fresh = (await detectSlaBreaches(ctx.deps, p, undefined, ctx.late, known)).length;
-    report.slaBreaches += fresh;
-  }
-  // Breaches are recorded only by the check (detectSlaBreaches above): a portal that had none
-  // when its batch was read and got none just now has none.
-  // With none new, its batch read its pending breaches already.
-  const pending =
-    b && fresh === 0 && !b.withBreaches.has(p.member_id)
-      ? { events: 0, byRule: [], oldestReceivedAt: undefined }
-      : ((b && fresh === 0 ? b.pendingSla.get(p.id) : undefined) ??
-        (await pendingSlaBreaches(
-          ctx.deps.db,
-          { id: p.id, memberId: p.member_id },
-          b !== undefined,
-        )));
-  const f = {
-    events: pending.events,
-    byRule: pending.byRule,
-    oldestSeconds: Math.floor((now - (pending.oldestReceivedAt ?? now)) / 1000),
-  };
-  await stepAndCommit(
-    check,
-    p,
-    {
-      key: `sla:${p.member_id}`,
-      kind: 'sla',
-      memberId: p.member_id,
-      bad: !gone && pending.events > 0,
-      recovered: gone || pending.events === 0,
-      silent: gone,
-      details: f,
-    },
-    (phase) => slaText(phase, scopeOf(p), f, ctx.dashboard),
   );
 }
 

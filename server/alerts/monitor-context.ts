@@ -7,7 +7,7 @@ import {
   portalAlertChannelsOf,
   portalsWithFailedBetween,
   getAlertState,
-  saveAlertState,
+  updateAlertStates,
   type AlertStateRow,
 } from '../../db/stores/alerts.js';
 import type { PortalRow } from '../../db/stores/portals.js';
@@ -68,10 +68,16 @@ export interface Check {
   batch?: PortalBatch;
   /**
    * First states of conditions that had none and say nothing yet (a drift in its grace
-   * time, a late-SLA search's cursor), stored together by flushNewStates: thousands of new
+   * time, a late-SLA search's cursor), stored together by flushWrites: thousands of new
    * portals were that many statements and transactions at their first check.
    */
   readonly newStates?: NextState[];
+  /**
+   * Alerts decided and states changed, stored together by flushWrites after each batch of
+   * portals: one transaction each (state, jobs) was thousands when thousands of portals
+   * alerted at once, as when an SLA rule is put in the default map.
+   */
+  readonly commits?: AlertCommit[];
 }
 
 /**
@@ -103,6 +109,11 @@ export interface PortalBatch {
   readonly failedAfter: ReadonlyMap<number, number>;
   /** The portal ids with an event failed for good since then. */
   readonly withFailed: ReadonlySet<number>;
+  /**
+   * Per portal id, its recorded breaches still pending once the check recorded its new ones
+   * (sla-check.ts detectBatchBreaches).
+   */
+  readonly slaNow?: ReadonlyMap<number, PendingBreaches>;
 }
 
 export const PORTAL_BATCH = 500;
@@ -249,10 +260,19 @@ export const scopeOf = (p: PortalRow | undefined): Scope => ({
   lang: uiLang(p?.lang),
 });
 
+/** A condition's new state and what its message queues, to be stored by storeCommits. */
+export interface AlertCommit {
+  prev: AlertStateRow | undefined;
+  next: NextState;
+  message: AlertMessage | undefined;
+  planned: ReturnType<typeof alertJobs> | undefined;
+}
+
 /**
- * Stores the new state and the message's jobs in one transaction, so a message is queued
- * exactly when its state says it was sent. Nothing is reported when another instance moved
- * the state first.
+ * Stores a condition's new state with its message's jobs, so a message is queued exactly
+ * when its state says it was sent. In a check that gathers `commits` it is stored at the
+ * next flushWrites with the others, else at once. Nothing is reported when another instance
+ * moved the state first.
  */
 export async function commitAlert(
   check: Check,
@@ -262,7 +282,6 @@ export async function commitAlert(
   message: AlertMessage | undefined,
 ): Promise<void> {
   const { deps } = check.ctx;
-  const { now } = check;
   if (!message && !prev && check.newStates) {
     check.newStates.push(next);
     return;
@@ -278,32 +297,70 @@ export async function commitAlert(
       : undefined;
   const to = message ? await alertDestinations(deps, message.memberId, own) : {};
   const planned = message
-    ? alertJobs(message, to, portal?.id ?? null, deps.config.worker.maxAttempts, now)
+    ? alertJobs(message, to, portal?.id ?? null, deps.config.worker.maxAttempts, check.now)
     : undefined;
-  const done = await deps.db.transaction(async (trx) => {
-    if (!(await saveAlertState(trx, prev, next))) return false;
-    if (planned) await enqueueAlertJobs(trx, planned.jobs, now);
-    return true;
-  });
-  if (!done || !message || !planned) return;
+  const commit = { prev, next, message, planned };
+  if (check.commits) check.commits.push(commit);
+  else await storeCommits(check, [commit]);
+}
+
+/** Most commits storeCommits stores in one transaction. */
+const COMMIT_CHUNK = 250;
+
+/**
+ * Stores commits in their order, COMMIT_CHUNK a transaction: the first states in one
+ * statement (insertAlertStates), the changed ones in another, each under its optimistic lock
+ * (updateAlertStates), then the jobs of those stored, in the order one transaction each
+ * would have queued them.
+ */
+async function storeCommits(check: Check, commits: readonly AlertCommit[]): Promise<void> {
+  const { deps } = check.ctx;
+  for (let i = 0; i < commits.length; i += COMMIT_CHUNK) {
+    const chunk = commits.slice(i, i + COMMIT_CHUNK);
+    const stored = await deps.db.transaction(async (trx) => {
+      const inserted = await insertAlertStates(
+        trx,
+        chunk.filter((c) => !c.prev).map((c) => c.next),
+      );
+      const updated = await updateAlertStates(
+        trx,
+        chunk.flatMap(({ prev, next }) => (prev ? [{ prev, next }] : [])),
+      );
+      const done = chunk.map((c) => (c.prev ? updated : inserted).has(c.next.key));
+      const jobs = chunk.flatMap((c, k) => (done[k] && c.planned ? c.planned.jobs : []));
+      await enqueueAlertJobs(trx, jobs, check.now);
+      return done;
+    });
+    for (const [k, c] of chunk.entries()) if (stored[k]) reportCommit(check, c);
+  }
+}
+
+function reportCommit(check: Check, { message, planned }: AlertCommit): void {
+  if (!message || !planned) return;
+  const { logger } = check.ctx.deps;
   check.report.sent.push({ ...message, channels: planned.channels });
   if (planned.channels.length === 0) {
-    deps.logger.warn(
+    logger.warn(
       { alert: message.key, phase: message.phase },
       'alert has no channel: set TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID or SMTP_URL + ALERT_EMAIL_TO',
     );
   } else {
-    deps.logger.info(
+    logger.info(
       { alert: message.key, phase: message.phase, channels: planned.channels },
       'alert queued',
     );
   }
 }
 
-/** Stores the check's newStates gathered so far (a few multi-row statements). */
-export async function flushNewStates(check: Check): Promise<void> {
+/**
+ * Stores what the check gathered so far: the first states that say nothing (a few multi-row
+ * statements), then the commits (storeCommits).
+ */
+export async function flushWrites(check: Check): Promise<void> {
   const rows = check.newStates?.splice(0);
   if (rows?.length) await insertAlertStates(check.ctx.deps.db, rows);
+  const commits = check.commits?.splice(0);
+  if (commits?.length) await storeCommits(check, commits);
 }
 
 /** Steps one firing/ok condition (stepCondition) and commits what it decided. */

@@ -5,8 +5,9 @@ import { pruneRollups } from '../../db/stores/rollups.js';
 import PQueue from 'p-queue';
 import { AUDIT_CONCURRENCY, withAudits } from './binding-audit.js';
 import { checkBacklog, checkDestinations, checkFailedDigest, checkPortal } from './checks.js';
+import { detectBatchBreaches } from './sla-check.js';
 import {
-  flushNewStates,
+  flushWrites,
   PORTAL_BATCH,
   readPortalBatch,
   snapshotStates,
@@ -85,18 +86,26 @@ export async function checkOnce(
     ctx.deps.db,
     portals.map((p) => p.member_id),
   );
-  const check: Check = { ctx, now, report: { sent: [], slaBreaches: 0 }, states, newStates: [] };
+  const check: Check = {
+    ctx,
+    now,
+    report: { sent: [], slaBreaches: 0 },
+    states,
+    newStates: [],
+    commits: [],
+  };
   await checkBacklog(check, portals);
   await checkDestinations(check, portals);
-  await flushNewStates(check);
+  await flushWrites(check);
   for (let i = 0; i < portals.length; i += PORTAL_BATCH) {
     const batch = portals.slice(i, i + PORTAL_BATCH);
     check.batch = await readPortalBatch(check, batch);
+    await detectBatchBreaches(check, batch);
     for (const p of batch) {
       await checkPortal(check, p);
       if (p.status !== 'uninstalled') await checkFailedDigest(check, p);
     }
-    await flushNewStates(check);
+    await flushWrites(check);
   }
   check.batch = undefined;
   if (check.report.sent.some((s) => s.channels.length > 0)) onEnqueued?.();

@@ -181,7 +181,7 @@ async function storeLateState(db: Deps['db'], memberId: string, state: LateSearc
 export interface LateStateStore {
   /** The stored row (undefined: none), read with the check's other states. */
   stored: AlertStateRow | undefined;
-  /** Takes a first row to store with the check's other new states (flushNewStates). */
+  /** Takes a first row to store with the check's other new states (flushWrites). */
   insert(row: Omit<AlertStateRow, 'version'>): void;
 }
 
@@ -246,28 +246,29 @@ async function findLateBreaches(
   return found;
 }
 
+/** What the caller has read already for a batch of portals (detectSlaBreaches `known`). */
+export interface KnownSla {
+  /** The portal's SLA rules (slaRulesOf). */
+  rules: readonly SlaRule[];
+  /** Its events pending past each rule's SLA (findPendingSlaBreachesOf). */
+  pending: (rule: SlaRule) => readonly SlaBreachRow[];
+  /** Its `late` totals (lateTotalsOf). */
+  lateTotals: ReadonlyMap<string, number>;
+  /** With `memory`, for a portal it does not hold yet. */
+  lateStore?: LateStateStore;
+}
+
 /**
- * Finds events of a portal past a rule's SLA (while still pending, or finished late within
- * `lateLookbackMs`), records each once, and counts it in `b24hooks_sla_breaches_total`.
- * `memory` (the monitor's) makes the late search incremental (see findLateBreaches).
+ * Events of a portal past a rule's SLA (while still pending, or finished late within
+ * `lateLookbackMs`), recorded or not: detectSlaBreaches without the recording, for a caller
+ * that records several portals' together (recordSlaBreaches, then countFreshBreaches).
  */
-export async function detectSlaBreaches(
-  deps: Pick<Deps, 'db' | 'clock' | 'metrics' | 'logger'>,
+export async function findSlaBreaches(
+  deps: Pick<Deps, 'db' | 'clock'>,
   portal: PortalRow,
   lateLookbackMs = 24 * 3600_000,
   memory?: LateSearchMemory,
-  /**
-   * What the caller has read already for a batch of portals: the portal's SLA rules
-   * (slaRulesOf), its events pending past each rule's SLA (findPendingSlaBreachesOf) and its
-   * `late` totals (lateTotalsOf).
-   */
-  known?: {
-    rules: readonly SlaRule[];
-    pending: (rule: SlaRule) => readonly SlaBreachRow[];
-    lateTotals: ReadonlyMap<string, number>;
-    /** With `memory`, for a portal it does not hold yet. */
-    lateStore?: LateStateStore;
-  },
+  known?: KnownSla,
 ): Promise<SlaBreachRow[]> {
   const now = deps.clock.now().getTime();
   const found: SlaBreachRow[] = [];
@@ -290,15 +291,40 @@ export async function detectSlaBreaches(
       known?.lateStore,
     )),
   );
-  const fresh = await recordSlaBreaches(deps.db, found);
+  return found;
+}
+
+/**
+ * Counts newly recorded breaches in `b24hooks_sla_breaches_total` and logs them, one line
+ * per portal.
+ */
+export function countFreshBreaches(
+  deps: Pick<Deps, 'metrics' | 'logger'>,
+  fresh: readonly SlaBreachRow[],
+): void {
+  const perPortal = new Map<string | null, number>();
   for (const b of fresh) {
-    deps.metrics.slaBreaches.inc({ portal: portal.member_id, rule: b.rule_name });
+    deps.metrics.slaBreaches.inc({ portal: b.member_id ?? '', rule: b.rule_name });
+    perPortal.set(b.member_id, (perPortal.get(b.member_id) ?? 0) + 1);
   }
-  if (fresh.length) {
-    deps.logger.warn(
-      { memberId: portal.member_id, breaches: fresh.length },
-      'events passed their SLA',
-    );
-  }
+  for (const [memberId, breaches] of perPortal)
+    deps.logger.warn({ memberId, breaches }, 'events passed their SLA');
+}
+
+/**
+ * Finds events of a portal past a rule's SLA (while still pending, or finished late within
+ * `lateLookbackMs`), records each once, and counts it in `b24hooks_sla_breaches_total`.
+ * `memory` (the monitor's) makes the late search incremental (see findLateBreaches).
+ */
+export async function detectSlaBreaches(
+  deps: Pick<Deps, 'db' | 'clock' | 'metrics' | 'logger'>,
+  portal: PortalRow,
+  lateLookbackMs = 24 * 3600_000,
+  memory?: LateSearchMemory,
+  known?: KnownSla,
+): Promise<SlaBreachRow[]> {
+  const found = await findSlaBreaches(deps, portal, lateLookbackMs, memory, known);
+  const fresh = await recordSlaBreaches(deps.db, found);
+  countFreshBreaches(deps, fresh);
   return fresh;
 }

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { isSqlite } from '../../db/connect.js';
+import { getAlertState, insertAlertStates, updateAlertStates } from '../../db/stores/alerts.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
@@ -182,5 +183,61 @@ describe('alert state lookups', () => {
     // Before: one of each for each portal (30 here).
     expect(searches).toBe(1);
     expect(lateTotals).toBe(1);
+  });
+
+  it('writes many states together only where nobody moved them since they were read', async () => {
+    const db = h.t.deps.db;
+    const now = h.t.clock.now().getTime();
+    const first = (key: string) => ({
+      key,
+      kind: 'sla' as const,
+      member_id: key.slice(4),
+      state: 'ok' as const,
+      pending_since: null,
+      fired_at: null,
+      last_sent_at: null,
+      cursor: null,
+      details: null,
+      updated_at: now,
+    });
+    const keys = Array.from({ length: 300 }, (_, i) => `sla:m${String(i).padStart(3, '0')}`);
+    expect(await insertAlertStates(db, keys.map(first))).toEqual(new Set(keys));
+    // Another instance stored one of them first (another state): its row stays as it is.
+    expect(await insertAlertStates(db, [{ ...first(keys[0]!), state: 'firing' }])).toEqual(
+      new Set(),
+    );
+    const read = await Promise.all(keys.map((k) => getAlertState(db, k)));
+    // Another instance moved two of them since they were read.
+    await db('alert_state')
+      .whereIn('key', [keys[1]!, keys[299]!])
+      .update({ version: 2, details: 'theirs' });
+    const later = now + 30_000;
+    const written = await updateAlertStates(
+      db,
+      read.map((prev) => ({
+        prev: prev!,
+        next: {
+          ...first(prev!.key),
+          state: 'firing' as const,
+          fired_at: later,
+          last_sent_at: later,
+          details: '{"events":1}',
+          updated_at: later,
+        },
+      })),
+    );
+    expect(written).toEqual(new Set(keys.filter((_, i) => i !== 1 && i !== 299)));
+    const after = (await db('alert_state').orderBy('key')) as Array<Record<string, unknown>>;
+    expect(
+      after.map((r) => [r.key, r.state, Number(r.version), r.details, Number(r.updated_at)]),
+    ).toEqual(
+      keys.map((k, i) =>
+        i === 1 || i === 299
+          ? [k, 'ok', 2, 'theirs', now]
+          : [k, 'firing', 2, '{"events":1}', later],
+      ),
+    );
+    expect(Number(after[2]!.fired_at)).toBe(later);
+    expect(after[2]!.pending_since).toBeNull();
   });
 });

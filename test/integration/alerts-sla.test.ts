@@ -219,6 +219,135 @@ describe('SLA control', () => {
     );
   });
 
+  it('records and alerts many portals past an SLA in the same few queries, one state and job each', async () => {
+    const counted = async () => {
+      let queries = 0;
+      const onQuery = () => queries++;
+      db().on('query', onQuery);
+      try {
+        return { report: await h.services.alerts.checkOnce(), queries };
+      } finally {
+        db().off('query', onQuery);
+      }
+    };
+    await counted(); // the hourly upkeep
+    const group = async (n: number) => {
+      const added: TestPortal[] = [];
+      for (let i = 0; i < n; i++) added.push(await seedPortal(h.t.deps));
+      for (const q of added) await h.addEvents({ id: q.row.id, memberId: q.memberId }, 2);
+      // Their first states (late-SLA cursors) stored, before their backlog is past the SLA.
+      expect((await counted()).report.sent).toEqual([]);
+      h.t.clock.advance(61_000);
+      const first = await counted();
+      expect(first.report.slaBreaches).toBe(2 * n);
+      expect(first.report.sent.map((m) => [m.key, m.phase, m.channels])).toEqual(
+        added.map((q) => [`sla:${q.memberId}`, 'firing', ['telegram', 'email']]),
+      );
+      return { added, queries: first.queries, at: now() };
+    };
+    // The first group's breaches make every later check read the recorded ones (one query).
+    const w = await group(5);
+    h.t.clock.advance(60_000);
+    const a = await group(10);
+    h.t.clock.advance(60_000);
+    const b = await group(20);
+    // Before: a transaction for each portal's breaches, a read of its pending ones, and a
+    // transaction for its state and jobs (70 more queries for 10 more portals).
+    expect(b.queries).toBe(a.queries);
+
+    const ids = (await db()('events').orderBy('id').pluck('id')) as number[];
+    expect(
+      ((await db()('sla_breaches').orderBy('event_id')) as Array<Record<string, unknown>>).map(
+        (r) => [Number(r.event_id), r.rule_name, r.seen, Number(r.detected_at)],
+      ),
+    ).toEqual(
+      ids.map((id, k) => [
+        Number(id),
+        'Deal to accounting',
+        'pending',
+        k < 10 ? w.at : k < 30 ? a.at : b.at,
+      ]),
+    );
+    const firing = [w, a, b].flatMap((g) => g.added.map((q) => ({ q, at: g.at })));
+    const states = (await db()('alert_state')
+      .where('kind', 'sla')
+      .where('key', 'like', 'sla:%')) as Array<Record<string, unknown>>;
+    expect(
+      states
+        .map((r) => ({
+          ...r,
+          key: String(r.key),
+          fired_at: Number(r.fired_at),
+          last_sent_at: Number(r.last_sent_at),
+          version: Number(r.version),
+        }))
+        .sort((x, y) => (x.key < y.key ? -1 : 1)),
+    ).toEqual(
+      firing
+        .map(({ q, at }) => ({
+          key: `sla:${q.memberId}`,
+          kind: 'sla',
+          member_id: q.memberId,
+          state: 'firing',
+          pending_since: null,
+          fired_at: at,
+          last_sent_at: at,
+          cursor: null,
+          details: JSON.stringify({
+            events: 2,
+            byRule: [{ rule: 'Deal to accounting', events: 2 }],
+            oldestSeconds: 61,
+          }),
+          version: 1,
+          updated_at: expect.anything(),
+        }))
+        .sort((x, y) => (x.key < y.key ? -1 : 1)),
+    );
+    // One job per channel and alert, queued in the portals' order.
+    const jobs = (await db()('jobs').where('type', 'alert').orderBy('id')) as Array<
+      Record<string, unknown>
+    >;
+    expect(
+      jobs.map((j) => [j.entity_key, Number(j.portal_id), Number(j.run_at), j.status]),
+    ).toEqual(
+      firing.flatMap(({ q, at }) =>
+        ['telegram', 'email'].map((c) => [`alert:${c}:sla:${q.memberId}`, q.row.id, at, 'pending']),
+      ),
+    );
+
+    // Their events processed: every one of them recovers, in the same few queries.
+    const recover = async (g: { added: TestPortal[] }) => {
+      const mine = (await db()('events')
+        .whereIn(
+          'portal_id',
+          g.added.map((q) => q.row.id),
+        )
+        .pluck('id')) as number[];
+      for (const id of mine)
+        await finishEvent(db(), Number(id), { status: 'processed', at: now() });
+      h.t.clock.advance(30_000);
+      const r = await counted();
+      expect(r.report.sent.map((m) => [m.key, m.phase])).toEqual(
+        g.added.map((q) => [`sla:${q.memberId}`, 'recovered']),
+      );
+      return r.queries;
+    };
+    const ra = await recover(a);
+    // Before: a transaction for each recovered state and its jobs (40 more queries here).
+    expect(await recover(b)).toBe(ra);
+    const rows = (await db()('alert_state')
+      .where('kind', 'sla')
+      .select('key', 'version')) as Array<{
+      key: string;
+      version: number | string;
+    }>;
+    const version = new Map(rows.map((r) => [r.key, Number(r.version)]));
+    // The first group still fires; the others' states were written once more.
+    expect(firing.map(({ q }) => version.get(`sla:${q.memberId}`))).toEqual(
+      firing.map((_, k) => (k < 5 ? 1 : 2)),
+    );
+  });
+
   it('sends the alerts of many portals to their own channels, read with their batch', async () => {
     const others: TestPortal[] = [];
     for (let i = 0; i < 10; i++) others.push(await seedPortal(h.t.deps));
