@@ -26,6 +26,7 @@ export async function eraseEvents(
   entity: ErasedEntity | undefined,
   batch: number,
   keepEventId?: number,
+  onErased?: (ids: readonly number[]) => void,
 ): Promise<TableCounts> {
   const counts: TableCounts = {};
   // events_portal_entity_id (portal_id, entity_id, id) / events_portal_id (portal_id, id)
@@ -52,6 +53,7 @@ export async function eraseEvents(
           return deleteEvents(trx, ids);
         }),
       );
+      onErased?.(ids);
     }
   }
   return counts;

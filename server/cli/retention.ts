@@ -76,7 +76,7 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
     throw new UsageError(`--entity must be TYPE:ID such as deal:42, got "${ref}"`);
   }
   const portal = await requirePortal(deps, memberId);
-  const tables = entity
+  const { tables, redacted } = entity
     ? await eraseEntityData(deps, portal, entity)
     : await erasePortalData(deps, portal);
   if (json) {
@@ -85,6 +85,7 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
         memberId,
         entity: entity ? `${entity.type}:${entity.id}` : null,
         tables,
+        redacted,
       }) + '\n',
     );
     return 0;
@@ -92,5 +93,10 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   const total = Object.values(tables).reduce((s, n) => s + n, 0);
   io.out(`erased ${total} rows of ${entity ? `${entity.type}:${entity.id} on ` : ''}${memberId}\n`);
   if (total > 0) io.out(countsTable(tables));
+  const kept = Object.values(redacted).reduce((s, n) => s + n, 0);
+  if (kept > 0) {
+    io.out(`texts quoting it removed from ${kept} rows that stay\n`);
+    io.out(countsTable(redacted));
+  }
   return 0;
 }

@@ -7,6 +7,7 @@ import {
   erasePortalRecords,
   type ErasedEntity,
 } from '../../db/stores/erasure.js';
+import { forgetDestinationErrors, redactAlertTexts } from '../../db/stores/erasure-texts.js';
 import { addCounts, type TableCounts } from '../../db/stores/retention.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 
@@ -26,35 +27,55 @@ export function parseEntityRef(ref: string): ErasedEntity | undefined {
   return { type, id };
 }
 
+/** What an erasure did: rows removed, and rows kept whose quoted texts it removed. */
+export interface Erasure {
+  tables: TableCounts;
+  redacted: TableCounts;
+}
+
 /**
  * A portal's personal data, on request: its events with their jobs, action runs (request
- * and response bodies), matches and replay rows, snapshots, SLA breaches, sessions. The
- * installation stays (tokens, rules, settings), so the app keeps working for the portal.
+ * and response bodies), matches and replay rows, snapshots, SLA breaches, sessions, and the
+ * last errors its destinations quote. The installation stays (tokens, rules, settings), so
+ * the app keeps working for the portal.
  */
 export async function erasePortalData(
   deps: Deps,
   portal: PortalRow,
   keepEventId?: number,
-): Promise<TableCounts> {
-  const counts = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH, keepEventId);
-  addCounts(counts, await erasePortalRecords(deps.db, portal, ERASE_BATCH, keepEventId));
-  deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal data');
-  return counts;
+): Promise<Erasure> {
+  const tables = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH, keepEventId);
+  addCounts(tables, await erasePortalRecords(deps.db, portal, ERASE_BATCH, keepEventId));
+  const redacted = addCounts({}, await forgetDestinationErrors(deps.db, portal));
+  deps.logger.info({ memberId: portal.member_id, tables, redacted }, 'erased portal data');
+  return { tables, redacted };
 }
 
-/** One record's data: its events (and what belongs to them), its snapshot, our writes to it. */
+/**
+ * One record's data: its events (and what belongs to them), its snapshot, our writes to it,
+ * the lines of the portal's alert texts that name its events, and the last errors of the
+ * portal's destinations (an error may quote the record; which one is not known).
+ */
 export async function eraseEntityData(
   deps: Deps,
   portal: PortalRow,
   entity: ErasedEntity,
-): Promise<TableCounts> {
-  const counts = await eraseEvents(deps.db, portal, entity, ERASE_BATCH);
-  addCounts(counts, await eraseEntityRows(deps.db, portal.id, entity));
+): Promise<Erasure> {
+  const erased = new Set<number>();
+  const tables = await eraseEvents(deps.db, portal, entity, ERASE_BATCH, undefined, (ids) => {
+    for (const id of ids) erased.add(id);
+  });
+  addCounts(tables, await eraseEntityRows(deps.db, portal.id, entity));
+  const redacted = addCounts(
+    {},
+    await redactAlertTexts(deps.db, portal.id, erased),
+    await forgetDestinationErrors(deps.db, portal),
+  );
   deps.logger.info(
-    { memberId: portal.member_id, entity: `${entity.type}:${entity.id}`, tables: counts },
+    { memberId: portal.member_id, entity: `${entity.type}:${entity.id}`, tables, redacted },
     'erased entity data',
   );
-  return counts;
+  return { tables, redacted };
 }
 
 /**
@@ -72,7 +93,7 @@ export async function erasePortalEntirely(
   portal: PortalRow,
   uninstallEventId?: number,
 ): Promise<TableCounts> {
-  const counts = await erasePortalData(deps, portal, uninstallEventId);
+  const { tables: counts } = await erasePortalData(deps, portal, uninstallEventId);
   addCounts(counts, await erasePortalInstallation(deps.db, portal));
   deps.portals.invalidate(portal.member_id);
   await forgetPortalSeries(deps.metrics, portal.member_id);

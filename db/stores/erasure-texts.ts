@@ -1,0 +1,118 @@
+import type { Knex } from 'knex';
+import type { TableCounts } from './retention.js';
+
+/**
+ * Texts kept outside the erased rows that may quote an erased record: a destination's last
+ * error (an `http` step's 5xx answer is quoted in it, e.g. a title the host refused), the
+ * copy of it an alert condition keeps, and the failed-events digest, whose lines name events
+ * with their last errors. The rows themselves stay (breaker state, alert state, the alert
+ * job's history); only the quoted text goes.
+ */
+
+/** Keys of the portal's own destinations: its `http` hosts and its REST endpoint. */
+function ownDestinations(q: Knex.QueryBuilder, portalId: number, domain: string | null) {
+  return q.where((w) => {
+    w.where('key', 'like', `http:%#${portalId}`);
+    if (domain) w.orWhere('key', `rest:${domain}`);
+  });
+}
+
+type Destination = { lastError?: unknown };
+
+/** `details` of a destination alert without the last errors it copied. */
+function withoutLastErrors(raw: string | null): string | null {
+  if (raw === null) return null;
+  let details: Destination & { list?: Destination[] };
+  try {
+    details = JSON.parse(raw) as Destination & { list?: Destination[] };
+  } catch {
+    return null;
+  }
+  if (!details || typeof details !== 'object') return raw;
+  const list: Destination[] = Array.isArray(details.list) ? details.list : [details];
+  let changed = false;
+  for (const d of list) {
+    if (d && typeof d === 'object' && d.lastError) {
+      d.lastError = null;
+      changed = true;
+    }
+  }
+  return changed ? JSON.stringify(details) : raw;
+}
+
+/**
+ * Forgets the last errors of the portal's own destinations and the copy the portal's
+ * destination alert keeps (`destinations:<member_id>`).
+ */
+export async function forgetDestinationErrors(
+  db: Knex,
+  portal: { id: number; member_id: string },
+): Promise<TableCounts> {
+  const row = (await db('portals').where('id', portal.id).first('domain')) as
+    { domain: string | null } | undefined;
+  const destinations = await ownDestinations(db('destinations'), portal.id, row?.domain ?? null)
+    .whereNotNull('last_error')
+    .update({ last_error: null });
+  let alertState = 0;
+  const states = (await db('alert_state')
+    .where({ kind: 'destination', member_id: portal.member_id })
+    .select('key', 'details')) as Array<{ key: string; details: string | null }>;
+  for (const s of states) {
+    const details = withoutLastErrors(s.details);
+    if (details === s.details) continue;
+    alertState += await db('alert_state').where('key', s.key).update({ details });
+  }
+  return { destinations, alert_state: alertState };
+}
+
+/** A digest line naming an event: `  #<id> <EVENT> …: <last error>` (server/alerts/messages.ts). */
+const EVENT_LINE = /^(\s*#(\d+) )(.*)$/;
+
+/**
+ * The portal's alert texts lose the lines that name erased events (the failed-events digest
+ * quotes each event's last error); the line keeps only the event id. `eventIds`: the erased
+ * events. Reads the portal's alert jobs a page at a time.
+ */
+export async function redactAlertTexts(
+  db: Knex,
+  portalId: number,
+  eventIds: ReadonlySet<number>,
+  page = 500,
+): Promise<TableCounts> {
+  let jobs = 0;
+  if (eventIds.size === 0) return { jobs };
+  for (let after = 0; ;) {
+    const rows = (await db('jobs')
+      .where({ portal_id: portalId, type: 'alert' })
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(page)
+      .select('id', 'payload')) as Array<{ id: number | string; payload: string | null }>;
+    if (rows.length === 0) break;
+    after = Number(rows[rows.length - 1]!.id);
+    for (const r of rows) {
+      let payload: { text?: unknown };
+      try {
+        payload = JSON.parse(r.payload ?? '') as { text?: unknown };
+      } catch {
+        continue;
+      }
+      if (typeof payload.text !== 'string') continue;
+      let changed = false;
+      const text = payload.text
+        .split('\n')
+        .map((line) => {
+          const m = EVENT_LINE.exec(line);
+          if (!m || !eventIds.has(Number(m[2]))) return line;
+          changed = true;
+          return `${m[1]}(erased)`;
+        })
+        .join('\n');
+      if (!changed) continue;
+      jobs += await db('jobs')
+        .where('id', r.id)
+        .update({ payload: JSON.stringify({ ...payload, text }) });
+    }
+  }
+  return { jobs };
+}
