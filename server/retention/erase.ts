@@ -8,11 +8,36 @@ import {
   type ErasedEntity,
 } from '../../db/stores/erasure.js';
 import { forgetDestinationErrors, redactAlertTexts } from '../../db/stores/erasure-texts.js';
-import { addCounts, type TableCounts } from '../../db/stores/retention.js';
+import { isSqlite } from '../../db/connect.js';
+import {
+  addCounts,
+  autoVacuumMode,
+  freePages,
+  incrementalVacuum,
+  type TableCounts,
+} from '../../db/stores/retention.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 
 /** Events per transaction while erasing. */
 const ERASE_BATCH = 500;
+/** Free pages given back per step after an erasure (a step moves pages: keep it short). */
+const VACUUM_STEP = 20;
+
+/**
+ * SQLite: the pages an erasure freed still hold what was on them (secure_delete FAST,
+ * db/connect.ts, zeroes deleted rows only inside pages that stay), so a file with
+ * incremental auto-vacuum gives every free page back to the file system, a short step at a
+ * time with a turn of the event loop between two. An older file without it keeps them until
+ * `b24hooks prune --vacuum` (db/README.md#erasure).
+ */
+async function dropFreedPages(deps: Deps): Promise<void> {
+  const { db } = deps;
+  if (!isSqlite(db) || (await autoVacuumMode(db)) !== 2) return;
+  for (let n = await freePages(db); n > 0; n = await freePages(db)) {
+    await incrementalVacuum(db, Math.min(n, VACUUM_STEP));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
 
 /**
  * `deal:42`, `dynamic:128:7` → the entity type as events store it and the id; undefined when
@@ -47,6 +72,7 @@ export async function erasePortalData(
   const tables = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH, keepEventId);
   addCounts(tables, await erasePortalRecords(deps.db, portal, ERASE_BATCH, keepEventId));
   const redacted = addCounts({}, await forgetDestinationErrors(deps.db, portal));
+  await dropFreedPages(deps);
   deps.logger.info({ memberId: portal.member_id, tables, redacted }, 'erased portal data');
   return { tables, redacted };
 }
@@ -71,6 +97,7 @@ export async function eraseEntityData(
     await redactAlertTexts(deps.db, portal.id, erased),
     await forgetDestinationErrors(deps.db, portal),
   );
+  await dropFreedPages(deps);
   deps.logger.info(
     { memberId: portal.member_id, entity: `${entity.type}:${entity.id}`, tables, redacted },
     'erased entity data',
@@ -95,6 +122,7 @@ export async function erasePortalEntirely(
 ): Promise<TableCounts> {
   const { tables: counts } = await erasePortalData(deps, portal, uninstallEventId);
   addCounts(counts, await erasePortalInstallation(deps.db, portal));
+  await dropFreedPages(deps);
   deps.portals.invalidate(portal.member_id);
   await forgetPortalSeries(deps.metrics, portal.member_id);
   deps.logger.info({ memberId: portal.member_id, tables: counts }, 'erased portal (CLEAN)');

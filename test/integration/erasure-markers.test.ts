@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
+import { isSqlite } from '../../db/connect.js';
 import { tableColumns } from '../../db/stores/erasure.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
@@ -177,6 +179,19 @@ describe('erasure leaves no trace of the erased marker in any table', () => {
     expect(r.code).toBe(0);
     expect(await rowsNaming(db, A)).toEqual({});
     expect(await rowsNaming(db, B)).toEqual(keptOther);
+  });
+
+  it('on SQLite the erased texts are not left in the database file or its WAL', async () => {
+    const { db } = s.h.t.deps;
+    if (!isSqlite(db)) return;
+    await db.raw('pragma wal_checkpoint(TRUNCATE)');
+    for (const file of [s.h.t.dbFile, `${s.h.t.dbFile}-wal`]) {
+      if (!fs.existsSync(file)) continue;
+      const bytes = fs.readFileSync(file);
+      expect({ file, erased: bytes.includes(A) }).toEqual({ file, erased: false });
+    }
+    // The other portal's data is still in the file.
+    expect(fs.readFileSync(s.h.t.dbFile).includes(B)).toBe(true);
   });
 
   it('uninstall with CLEAN removes every text naming the portal’s records', async () => {
