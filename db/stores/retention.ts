@@ -119,15 +119,20 @@ export async function deleteEvents(trx: Knex, ids: readonly number[]): Promise<T
   return addCounts({}, counts);
 }
 
-/** Another growing table, pruned by age a batch at a time (`id in (… limit n)`). */
+/** Another growing table, pruned by age a batch at a time (`key in (… limit n)`). */
 interface AgedTable {
   table: string;
   /** The age column. */
   column: string;
+  /** The primary key. @default ['id'] */
+  key?: string[];
   where?: (q: Knex.QueryBuilder) => void;
 }
 
-const AGED: Record<'jobs' | 'own_writes' | 'recovery_gaps', AgedTable> = {
+const AGED: Record<
+  'jobs' | 'own_writes' | 'recovery_gaps' | 'destinations' | 'telegram_link_codes',
+  AgedTable
+> = {
   // Alert jobs (no event): done or dead ones, through the partial `jobs_eventless` index.
   jobs: {
     table: 'jobs',
@@ -140,8 +145,24 @@ const AGED: Record<'jobs' | 'own_writes' | 'recovery_gaps', AgedTable> = {
     column: 'sweep_started_at',
     where: (q) => q.whereNot('status', 'running'),
   },
+  // Breakers closed and untouched since the cut-off: no row is the same closed breaker, so
+  // only the failure count and the last error (which may quote an event's data) go. Open ones
+  // stay: jobs may wait for them. Index `destinations_aged`.
+  destinations: {
+    table: 'destinations',
+    column: 'updated_at',
+    key: ['key'],
+    where: (q) => q.where('state', 'closed'),
+  },
+  // Codes nobody typed back before they expired (index `telegram_link_codes_expires`).
+  telegram_link_codes: {
+    table: 'telegram_link_codes',
+    column: 'expires_at',
+    key: ['portal_id', 'chat_id'],
+  },
 };
 export type AgedTableName = keyof typeof AGED;
+export const AGED_TABLES = Object.keys(AGED) as AgedTableName[];
 
 function agedQuery(db: Knex, name: AgedTableName, before: number): Knex.QueryBuilder {
   const t = AGED[name];
@@ -156,9 +177,16 @@ export async function pruneAged(
   before: number,
   limit: number,
 ): Promise<number> {
-  const ids = (await agedQuery(db, name, before).limit(limit).pluck('id')) as number[];
-  if (ids.length === 0) return 0;
-  return db(AGED[name].table).whereIn('id', ids).delete();
+  const key = AGED[name].key ?? ['id'];
+  const rows = (await agedQuery(db, name, before).limit(limit).select(key)) as Array<
+    Record<string, unknown>
+  >;
+  if (rows.length === 0) return 0;
+  // The age condition again: a row written since the read (a breaker's new failure) stays.
+  const q = agedQuery(db, name, before);
+  if (key.length === 1) q.whereIn(key[0]!, rows.map((r) => r[key[0]!]) as Array<string | number>);
+  else q.whereIn(key, rows.map((r) => key.map((k) => r[k])) as Array<Array<string | number>>);
+  return q.delete();
 }
 
 export async function countAged(db: Knex, name: AgedTableName, before: number): Promise<number> {

@@ -15,7 +15,7 @@ import {
   prunableEventIds,
   pruneAged,
   prunePortalRows,
-  type AgedTableName,
+  AGED_TABLES,
   type EventSlice,
   type TableCounts,
 } from '../../db/stores/retention.js';
@@ -153,7 +153,7 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
     addCounts(report.shared, await pruneEventsOf(null, policy));
     const before = rowCutoff(policy, now);
     if (before !== null) {
-      for (const name of ['jobs', 'own_writes', 'recovery_gaps'] as AgedTableName[]) {
+      for (const name of AGED_TABLES) {
         if (dryRun) addCounts(report.shared, { [name]: await countAged(db, name, before) });
         else
           await drain(async (limit) => {
