@@ -196,7 +196,7 @@ export const NO_PORTAL = 0;
  * seek per portal with pending jobs), so a backlog of 100,000 jobs costs what 10 do.
  */
 async function duePortalsBetween(
-  trx: Knex.Transaction,
+  trx: Knex,
   now: number,
   after: number,
   upTo: number,
@@ -232,10 +232,7 @@ export const FEW_DUE_JOBS = 200;
  * on the main thread at 5,000 portals, against under 1 ms without them). Few due jobs are
  * the usual case then, and their portals are read straight from them.
  */
-async function portalsOfFewDueJobs(
-  trx: Knex.Transaction,
-  now: number,
-): Promise<number[] | undefined> {
+async function portalsOfFewDueJobs(trx: Knex, now: number): Promise<number[] | undefined> {
   const rows = (await trx('jobs')
     .where('status', 'pending')
     .where('run_at', '<=', now)
@@ -247,6 +244,20 @@ async function portalsOfFewDueJobs(
   const ids = new Set<number>();
   for (const r of rows) if (r.portal_id !== null) ids.add(Number(r.portal_id));
   return [...ids].sort((a, b) => a - b);
+}
+
+/**
+ * Whether an event-lane job of another portal than `portalId` (or one without a portal) is
+ * due: a long job then gives its worker slot back between two steps
+ * (server/queue/slot-turn.ts). Costs at most what a claim's look at the portals costs: the
+ * due jobs read along `jobs_due` when they are few (at most FEW_DUE_JOBS + 1 rows), else one
+ * seek per portal with pending jobs along `jobs_portal_due`, stopping at the second found.
+ */
+export async function otherPortalDue(db: Knex, now: number, portalId: number): Promise<boolean> {
+  // Two at most: `portalId` itself is one of them at most once.
+  const { list } = await portalsWithDueJobs(db, now, portalId, 2);
+  if (list.some((p) => p !== portalId)) return true;
+  return portalId !== NO_PORTAL && (await orphanDue(db, now));
 }
 
 /**
@@ -265,7 +276,7 @@ export async function duePortals(
 
 /** duePortals without NO_PORTAL, and whether it had to skip along the portals. */
 async function portalsWithDueJobs(
-  trx: Knex.Transaction,
+  trx: Knex,
   now: number,
   after: number,
   max: number,
@@ -282,13 +293,18 @@ async function portalsWithDueJobs(
 
 /** `NO_PORTAL` in front of `list` when jobs without a portal are due. */
 async function withOrphans(trx: Knex.Transaction, now: number, list: number[]): Promise<number[]> {
-  const orphan = await trx('jobs')
+  return (await orphanDue(trx, now)) ? [NO_PORTAL, ...list] : list;
+}
+
+/** Whether an event-lane job without a portal is due (one seek along `jobs_portal_due`). */
+async function orphanDue(db: Knex, now: number): Promise<boolean> {
+  const orphan = await db('jobs')
     .where('status', 'pending')
     .whereNull('portal_id')
     .where('run_at', '<=', now)
     .whereNot('type', 'alert')
     .first('id');
-  return orphan ? [NO_PORTAL, ...list] : list;
+  return orphan !== undefined;
 }
 
 /** Ascending `ids` as a ring starting after `after`. */

@@ -3,6 +3,7 @@ import {
   claimFairly,
   duePortals,
   FEW_DUE_JOBS,
+  otherPortalDue,
   type DuePortalsMemo,
 } from '../../db/stores/jobs.js';
 import { seedJobs, seedPortal } from '../helpers/event-builder.js';
@@ -164,5 +165,38 @@ describe('a worker whose memo names one portal', () => {
     const got = await claim(new Map([[a, 2]]));
     expect(got.map((j) => j.portal_id)).toContain(b);
     expect(got.filter((j) => j.portal_id === a)).toHaveLength(0);
+  });
+});
+
+describe('whether another portal has a due job (a long job then gives its slot back)', () => {
+  let t: TestDeps;
+  const portals: number[] = [];
+  beforeAll(async () => {
+    t = await createTestDeps();
+    for (let i = 0; i < 4; i++) portals.push((await seedPortal(t.deps)).row.id);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const other = (portal: number) => otherPortalDue(t.deps.db, t.clock.now().getTime(), portal);
+
+  it('counts only due jobs of other portals, whether few or many jobs are due', async () => {
+    const now = t.clock.now().getTime();
+    const [a, b, c, d] = portals as [number, number, number, number];
+    await seedJobs(t.deps, b, 3, { runAt: now });
+    // C's retry is an hour away: not due.
+    await seedJobs(t.deps, c, 1, { runAt: now + 3600_000 });
+    expect([await other(a), await other(b), await other(c), await other(d)]).toEqual([
+      true,
+      false,
+      true,
+      true,
+    ]);
+    // More due jobs than are read directly: the skip along the portals, on both sides of B.
+    await seedJobs(t.deps, b, FEW_DUE_JOBS, { runAt: now });
+    expect([await other(a), await other(b), await other(d)]).toEqual([true, false, true]);
+    await seedJobs(t.deps, d, 1, { runAt: now });
+    expect([await other(b), await other(d)]).toEqual([true, true]);
   });
 });
