@@ -43,3 +43,15 @@ export class PausedError extends AppError {
     this.waitingFor = options.waitingFor;
   }
 }
+
+/**
+ * The job gives its worker slot back between two steps: it has held the slot long and
+ * another portal's job waits for one (server/queue/slot-turn.ts). Not a failure: the job
+ * runs again at once, no attempt spent, its finished steps skipped, its event `processing`.
+ */
+export class YieldError extends AppError {
+  constructor() {
+    super('INTERNAL', 'gave the worker slot to another portal', { status: 503 });
+    this.name = 'YieldError';
+  }
+}

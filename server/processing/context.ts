@@ -5,6 +5,7 @@ import type { EventInfo, EventMap } from '../rules/model.js';
 import type { EventRow } from '../../db/stores/events.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { createEntityReader, type Entity, type EntityReader } from './entity-reader.js';
+import { createKeptRecords, type KeptRecords, type Turn } from './turn.js';
 
 export interface ProcessorOptions {
   reader?: EntityReader;
@@ -32,6 +33,8 @@ export interface ProcessContext {
   readonly deps: Deps;
   readonly reader: EntityReader;
   readonly destinations: Destinations;
+  /** Records of jobs that gave their slot back, for their next turn (turn.ts). */
+  readonly kept: KeptRecords;
   readonly ownWriteWindowMs: number;
   readonly maxChainDepth: number;
   readonly maxRestWaitMs: number;
@@ -48,6 +51,7 @@ export function createProcessContext(deps: Deps, opts: ProcessorOptions = {}): P
     destinations:
       opts.destinations ??
       createDestinations(deps, { concurrency: deps.config.worker.destinationConcurrency }),
+    kept: createKeptRecords(),
     ownWriteWindowMs: opts.ownWriteWindowMs ?? 10 * 60_000,
     maxChainDepth: opts.maxChainDepth ?? 3,
     maxRestWaitMs: opts.maxRestWaitMs ?? 2000,
@@ -68,6 +72,8 @@ export interface EventScope {
   readonly entity: Entity | undefined;
   /** > 0 when a replay asked to run succeeded steps again. */
   readonly generation: number;
+  /** The job's turn in its worker slot: where it may give the slot back (turn.ts). */
+  readonly turn: Turn;
 }
 
 /** JSON from a stored column, or `fallback` when it is empty or not JSON. */

@@ -15,6 +15,7 @@ import {
 import { evaluateEvent, type Evaluation } from './evaluate.js';
 import { readEventEntity } from './read-entities.js';
 import { runRule } from './run-steps.js';
+import { createTurn } from './turn.js';
 
 export type { ProcessorOptions } from './context.js';
 export { idempotencyKey } from './run-steps.js';
@@ -45,7 +46,7 @@ export function createEventProcessor(deps: Deps, opts: ProcessorOptions = {}): J
 /** One `process_event` job. */
 export async function processEvent(
   ctx: ProcessContext,
-  { job, event, attempt }: JobContext,
+  { job, event, attempt, slotWanted }: JobContext,
 ): Promise<Outcome> {
   const { db } = ctx.deps;
   if (!event) throw new PermanentError('process_event job without an event');
@@ -62,14 +63,17 @@ export async function processEvent(
     entityId: event.entity_id,
     receivedAt: new Date(event.received_at).toISOString(),
   };
-  const entity = await readEventEntity(ctx, event, portal, attempt);
+  // A job that gave its slot back goes on with the record its first steps saw.
+  const kept = ctx.kept.take(job.id, event.id);
+  const entity = kept ? kept.entity : await readEventEntity(ctx, event, portal, attempt);
   if (entity === null)
     return {
       eventStatus: 'skipped',
       note: `${event.entity_type} ${event.entity_id} no longer exists`,
     };
   const portalInfo = { domain: portal.domain, memberId: portal.member_id };
-  let scope: EventScope = { event, portal, map, info, portalInfo, entity, generation };
+  const turn = createTurn(ctx.kept, job, event.id, entity, slotWanted);
+  let scope: EventScope = { event, portal, map, info, portalInfo, entity, generation, turn };
 
   let evaluation: Evaluation | undefined;
   if (event.evaluated_at === null || event.evaluated_at === undefined) {

@@ -91,6 +91,8 @@ export async function runRule(
   const last = rule.actions.length - 1;
   let done = false;
   for (const [i, action] of rule.actions.entries()) {
+    // Between two steps (of this rule or the one before): another portal may want the slot.
+    await scope.turn.checkpoint();
     // The last step's success and the rule's `done` are one commit (each is an fsync on
     // the main thread).
     const finish =
@@ -128,6 +130,7 @@ async function runStep(
       run.steps[stepName] = parseStored<StepOutput>(prior.output, { response: null });
     return false;
   }
+  scope.turn.stepRan();
   const key = idempotencyKey(event.id, run.rule.name, i, scope.generation);
   const base = {
     event_id: event.id,

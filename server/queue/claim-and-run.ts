@@ -53,8 +53,10 @@ export async function claimAndRun(
 /** Runs a claimed job in its slot; the slot is freed (and the loop woken) when it ends. */
 function runInSlot(w: WorkerContext, j: JobRow): Promise<JobOutcome> {
   return w.queue.add(async () => {
+    let yielded = false;
     try {
       const outcome = await executeJob(w, j);
+      yielded = outcome.outcome === 'yielded';
       // Its outcome was written: fresh evidence that the database takes writes again, so
       // /healthz stops saying "failing" without waiting for a delivery (a quiet portal may
       // send none for a long time).
@@ -64,7 +66,8 @@ function runInSlot(w: WorkerContext, j: JobRow): Promise<JobOutcome> {
       lost(w, j, e);
       return { job: j, outcome: 'retry' as const, error: toError(e).message };
     } finally {
-      w.lanes.release(j);
+      w.lanes.release(j, { yielded });
+      w.state.yielding.delete(j.id);
       kick(w);
     }
   }) as Promise<JobOutcome>;

@@ -3,7 +3,8 @@ import { finishEvent, getEvent, type EventRow } from '../../db/stores/events.js'
 import { portalEvents } from '../../db/stores/portals.js';
 import { completeJob, killJob, rescheduleJob } from '../../db/stores/jobs.js';
 import { nextRunAt } from './backoff.js';
-import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
+import { PausedError, PermanentError, RetryableError, YieldError } from '../lib/retry-errors.js';
+import { slotTurn } from './slot-turn.js';
 import type { JobHandler, JobRow } from './types.js';
 import type { JobOutcome, WorkerContext } from './worker-context.js';
 
@@ -27,7 +28,8 @@ const jobLogger = (w: WorkerContext, job: JobRow) =>
 /**
  * Runs one claimed job's handler and records its outcome. Errors decide the next step:
  * RetryableError and unknown errors retry with backoff until max_attempts, PermanentError
- * fails at once, PausedError waits without spending an attempt. Throws only when the
+ * fails at once, PausedError waits without spending an attempt, YieldError gives the slot
+ * back and runs again at once (slot-turn.ts). Throws only when the
  * outcome could not be written (claim-and-run.ts then remembers the job).
  */
 export async function executeJob(w: WorkerContext, job: JobRow): Promise<JobOutcome> {
@@ -38,20 +40,50 @@ export async function executeJob(w: WorkerContext, job: JobRow): Promise<JobOutc
   let outcome: JobOutcome;
   try {
     if (!handler) throw new PermanentError(`no handler for job type ${job.type}`);
-    const result = await handler({ deps: w.deps, job, event, attempt: job.attempts });
+    const slotWanted = slotTurn(w, job);
+    const result = await handler({ deps: w.deps, job, event, attempt: job.attempts, slotWanted });
     await recordDone(w, job, event, result);
     outcome = { job, outcome: 'done' };
   } catch (thrown) {
-    const e = toError(thrown);
-    const failure = { job, event, message: describe(e).slice(0, 2000), t: w.now() };
-    if (e instanceof PausedError) outcome = await recordPaused(w, failure, e);
-    else if (e instanceof PermanentError || job.attempts >= job.max_attempts)
-      outcome = await recordDead(w, failure);
-    else outcome = await recordRetry(w, failure, e);
+    if (thrown instanceof YieldError) outcome = await recordYielded(w, job);
+    else outcome = await recordThrown(w, job, event, thrown);
   }
   w.emitter.emit(`job:${outcome.outcome}`, outcome);
   w.emitter.emit('job', outcome);
   return outcome;
+}
+
+/** The outcome of a job whose handler threw: paused, dead or retried. */
+async function recordThrown(
+  w: WorkerContext,
+  job: JobRow,
+  event: EventRow | undefined,
+  thrown: unknown,
+): Promise<JobOutcome> {
+  const e = toError(thrown);
+  const failure = { job, event, message: describe(e).slice(0, 2000), t: w.now() };
+  if (e instanceof PausedError) return recordPaused(w, failure, e);
+  if (e instanceof PermanentError || job.attempts >= job.max_attempts)
+    return recordDead(w, failure);
+  return recordRetry(w, failure, e);
+}
+
+/**
+ * Gave its slot back between two steps (slot-turn.ts): pending again in its place (its
+ * run_at kept, so it goes ahead of its portal's later jobs and still holds back its
+ * entity's), the attempt refunded, nothing written as an error; its event stays
+ * `processing`, since it is only waiting for a slot.
+ */
+async function recordYielded(w: WorkerContext, job: JobRow): Promise<JobOutcome> {
+  const t = w.now();
+  await rescheduleJob(w.deps.db, job.id, {
+    runAt: job.run_at,
+    lastError: job.last_error,
+    refundAttempt: true,
+    now: t,
+  });
+  jobLogger(w, job).debug({}, 'job gave its worker slot to another portal');
+  return { job, outcome: 'yielded' };
 }
 
 async function recordDone(

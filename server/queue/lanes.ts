@@ -26,8 +26,12 @@ export interface Lanes {
     db: Knex,
     o: { workerId: string; now: number; eventLimit?: number; alerts?: boolean },
   ): Promise<{ jobs: JobRow[]; eventSlots: number; alertsFull: boolean }>;
-  /** A claimed job finished (whatever the outcome): its slot is free again. */
-  release(job: JobRow): void;
+  /**
+   * A claimed job finished (whatever the outcome): its slot is free again. A job that
+   * `yielded` its slot to other portals puts its portal (and its topic) last in the
+   * round-robin, so the claim that follows serves them first.
+   */
+  release(job: JobRow, o?: { yielded?: boolean }): void;
   /** Ids of the jobs in flight. */
   ids(): number[];
   readonly size: number;
@@ -102,11 +106,15 @@ export function createLanes(opts: LaneOptions): Lanes {
       }
       return { jobs, eventSlots, alertsFull };
     },
-    release(job) {
+    release(job, o = {}) {
       if (alerts.delete(job.id)) return;
       if (!events.delete(job.id)) return;
       add(holding, portalOf(job), -1);
       add(holdingTopics, topicKey(portalOf(job), job.topic), -1);
+      if (o.yielded) {
+        after = portalOf(job);
+        afterTopic.set(portalOf(job), job.topic ?? '');
+      }
     },
     ids,
     get size() {

@@ -13,6 +13,13 @@ export interface JobContext {
   readonly event: EventRow | undefined;
   /** 1 on the first try. */
   readonly attempt: number;
+  /**
+   * Asked between two steps: true when the job should give its worker slot back now (it has
+   * held it long and another portal's job waits for one, server/queue/slot-turn.ts). The
+   * handler then throws YieldError (server/lib/retry-errors.ts) and is run again at once.
+   * Absent outside the worker.
+   */
+  readonly slotWanted?: () => Promise<boolean>;
 }
 
 /** What a handler that returns normally may say about its job. */
@@ -29,7 +36,7 @@ export interface JobResult {
 
 /**
  * A job handler. Return normally when done; throw RetryableError / PermanentError /
- * PausedError (server/lib/retry-errors.ts) to steer retries. A handler may set the event's final
+ * PausedError (server/lib/retry-errors.ts) to steer retries, YieldError to give the slot back. A handler may set the event's final
  * status itself (e.g. `skipped`); otherwise the worker marks it `processed` on success.
  */
 export type JobHandler = (ctx: JobContext) => Promise<JobResult | void>;

@@ -38,11 +38,17 @@ export interface WorkerOptions {
   instanceLock?: InstanceLock;
   /** @default 5000 */
   orphanSweepMs?: number;
+  /**
+   * Real time a job holds its slot before it gives it back between two steps while another
+   * portal's job is due (server/queue/slot-turn.ts). @default 1000
+   */
+  slotTurnMs?: number;
 }
 
 export interface JobOutcome {
   job: JobRow;
-  outcome: 'done' | 'retry' | 'dead' | 'paused';
+  /** `yielded`: it gave its slot back between two steps and runs again at once. */
+  outcome: 'done' | 'retry' | 'dead' | 'paused' | 'yielded';
   error?: string;
 }
 
@@ -72,6 +78,8 @@ export interface WorkerState {
   failedClaims: number;
   /** When the loop last looked for jobs of dead instances (real time). */
   lastSweep: number;
+  /** Jobs that are giving their slot back (slot-turn.ts), until the slot is released. */
+  readonly yielding: Set<number>;
 }
 
 /**
@@ -95,6 +103,7 @@ export interface WorkerContext {
   readonly pollMs: number;
   readonly orphanSweepMs: number;
   readonly maxYieldMs: number;
+  readonly slotTurnMs: number;
   readonly shouldYield: (() => boolean) | undefined;
   readonly random: (() => number) | undefined;
   readonly state: WorkerState;
@@ -132,6 +141,7 @@ export function createWorkerContext(
     pollMs: opts.pollMs ?? 1000,
     orphanSweepMs: opts.orphanSweepMs ?? 5000,
     maxYieldMs: opts.maxYieldMs ?? 1000,
+    slotTurnMs: opts.slotTurnMs ?? 1000,
     shouldYield: opts.shouldYield,
     random: opts.random,
     state: {
@@ -147,6 +157,7 @@ export function createWorkerContext(
       unrecorded: new Set<number>(),
       failedClaims: 0,
       lastSweep: 0,
+      yielding: new Set<number>(),
     },
     now: () => deps.clock.now().getTime(),
   };

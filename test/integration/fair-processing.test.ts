@@ -137,6 +137,89 @@ describe('fair processing', () => {
     expect(await running()).toBe(slots);
   });
 
+  it("finishes another portal's event within about one step timeout while one portal's rules run many steps", async () => {
+    // Portal A's rule has 25 steps of 400 ms (timeout 1 s) each, so one event of A runs 10 s.
+    // A's events took every slot before B's event arrived, so the claim's portal share never
+    // applied: before jobs gave their slot back between two steps, B waited 12 s.
+    const stepTimeoutMs = 1000;
+    const slow = await startHttpSink(() => ({ delayMs: 400 }));
+    try {
+      const a = await seedPortal(h.t.deps);
+      const b = await seedPortal(h.t.deps);
+      const at = h.t.clock.now();
+      const step = (url: string) => ({
+        type: 'http' as const,
+        method: 'POST' as const,
+        url,
+        body: {},
+        timeoutMs: stepTimeoutMs,
+      });
+      const steps = Array.from({ length: 25 }, () => step(`${slow.url}/step`));
+      await saveRuleMap(
+        h.t.deps.db,
+        a.memberId,
+        { rules: [{ name: 'many', on: ['ONCRMDEALUPDATE'], actions: steps }] },
+        at,
+      );
+      await saveRuleMap(h.t.deps.db, b.memberId, postTo(`${fast.url}/fast`), at);
+      const aIds = await h.addEvents({ id: a.row.id, memberId: a.memberId }, 4, {
+        withJobs: true,
+        entity: false,
+      });
+      let yields = 0;
+      for (const w of workers()) w.on('job:yielded', () => yields++);
+      for (const w of workers()) w.start();
+      const running = async () =>
+        Number(
+          (await h.t.deps.db('jobs').where({ status: 'running' }).count({ n: '*' }).first())?.n,
+        );
+      expect(await waitFor(async () => (await running()) === 4, 3000, 10)).toBe(true);
+
+      const bIds = await h.addEvents({ id: b.row.id, memberId: b.memberId }, 1, {
+        withJobs: true,
+        entity: false,
+      });
+      // One step timeout, plus the second a job holds its slot before it gives it back
+      // between two steps (server/queue/slot-turn.ts).
+      const took = await waitFor(
+        async () => (await statuses(bIds)).every((s) => s === 'processed'),
+        stepTimeoutMs + 1000,
+        10,
+      );
+      expect(took).toBe(true);
+      expect(fast.requests).toHaveLength(1);
+
+      // A's events all finish, each step sent exactly once, no attempt spent on the yields.
+      expect(
+        await waitFor(
+          async () => (await statuses(aIds)).every((s) => s === 'processed'),
+          30_000,
+          50,
+        ),
+      ).toBe(true);
+      expect(yields).toBeGreaterThan(0);
+      const keys = slow.requests.map((r) => r.headers['idempotency-key']);
+      expect(keys).toHaveLength(4 * 25);
+      expect(new Set(keys).size).toBe(4 * 25);
+      const events = await h.t.deps
+        .db('events')
+        .whereIn('id', aIds)
+        .select('attempts', 'last_error');
+      expect(events.map((e) => [Number(e.attempts), e.last_error])).toEqual(
+        Array(4).fill([1, null]),
+      );
+      const jobs = await h.t.deps
+        .db('jobs')
+        .whereIn('event_id', aIds)
+        .select('attempts', 'status', 'last_error');
+      expect(jobs.map((j) => [Number(j.attempts), j.status, j.last_error])).toEqual(
+        Array(4).fill([1, 'done', null]),
+      );
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
+
   it("finishes a portal's other events within one step timeout while one of its targets hangs", async () => {
     const a = await seedPortal(h.t.deps);
     const portal = { id: a.row.id, memberId: a.memberId };
