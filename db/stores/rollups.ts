@@ -11,7 +11,7 @@ import { isPg } from '../connect.js';
  * tables (the rebuild, and the consistency test's reference).
  *
  * Kinds (table `rollups`, migration 0016):
- * - `ev`   events by receipt time: k1 event, k2 status; grains h, d, a.
+ * - `ev`   events by receipt time: k1 event (none when rejected), k2 status; grains h, d, a.
  * - `pend` backlog (received, processing, unverified) by receipt hour: grain h.
  * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
  * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
@@ -41,6 +41,16 @@ const INF = '+Inf';
 
 /** Every kind of rollup row (see the top of this file). */
 const KINDS = ['ev', 'pend', 'src', 'dur', 'sla', 'late', 'act'];
+
+/**
+ * `ev`'s k1: the event's name, but none for a rejected delivery. Its name is whatever the
+ * sender wrote, and anyone may post to the events URL: each new name made an all-time row
+ * for good (up to 120 rejected rows a minute are stored, server/intake/reject-budget.ts).
+ * The rejected row itself keeps the name and goes with retention.
+ */
+const evKey = (e: Pick<EventState, 'event' | 'status'>): string =>
+  e.status === 'rejected' ? '' : e.event;
+const EV_KEY_SQL = `case when status = 'rejected' then '' else event end`;
 
 export const BACKLOG: readonly string[] = ['received', 'processing', 'unverified'];
 const FINAL_FOR_SLA: readonly string[] = ['processed', 'failed'];
@@ -121,7 +131,7 @@ export class RollupDeltas {
    */
   event(e: EventState, matches: readonly MatchState[], sign: number): void {
     const p = e.portal_id;
-    this.add('ev', ['h', 'd', 'a'], p, e.received_at, e.event, e.status, sign);
+    this.add('ev', ['h', 'd', 'a'], p, e.received_at, evKey(e), e.status, sign);
     if (BACKLOG.includes(e.status)) this.add('pend', ['h'], p, e.received_at, '', '', sign);
     if (e.source !== 'online') this.add('src', ['a'], p, 0, e.source, '', sign);
     const duration = e.processed_at === null ? null : e.processed_at - e.received_at;
@@ -378,9 +388,9 @@ export async function recountRollups(
     'ev',
     ['h', 'd', 'a'],
     await q(
-      `select portal_id as p, ${hour('received_at')} as b, event as k1, status as k2, count(*) as n
+      `select portal_id as p, ${hour('received_at')} as b, ${EV_KEY_SQL} as k1, status as k2, count(*) as n
          from events where 1 = 1${only('id')}
-        group by portal_id, ${hour('received_at')}, event, status`,
+        group by portal_id, ${hour('received_at')}, ${EV_KEY_SQL}, status`,
     ),
   );
   put(

@@ -202,6 +202,31 @@ describe('event intake', () => {
     expect(await jobs()).toHaveLength(0);
   });
 
+  it('keeps the figures of rejected deliveries bounded, whatever event names strangers invent', async () => {
+    const allTime = async () =>
+      Number(
+        (await t.deps.db('rollups').where({ kind: 'ev', grain: 'a' }).count({ n: '*' }).first())?.n,
+      );
+    const stranger = { ...portal, memberId: 'd'.repeat(32) };
+    const before = await allTime();
+    // Within the per-member_id budget of stored rejected rows (20 a minute).
+    for (let i = 0; i < 15; i++) {
+      const res = await post(eventBody({ portal: stranger, event: `ONFORGED${i}X`, id: i }));
+      expect(res.status).toBe(401);
+    }
+    // Control: the 15 rejected rows were stored and are counted, each name in its row.
+    const rejected = await t.deps.db('events').where({ status: 'rejected' }).pluck('event');
+    expect(new Set(rejected).size).toBe(15);
+    const counted = await t.deps
+      .db('rollups')
+      .where({ kind: 'ev', grain: 'a', k2: 'rejected' })
+      .sum({ n: 'n' })
+      .first();
+    expect(Number(counted?.n)).toBe(15);
+    // One all-time row for them, not one per invented name.
+    expect((await allTime()) - before).toBe(1);
+  });
+
   it('answers 401 for a wrong application_token', async () => {
     expect((await post(eventBody({ portal, applicationToken: 'forged-token' }))).status).toBe(401);
     const [ev] = await events();
