@@ -19,6 +19,7 @@ import {
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { NotAllowedHostError } from '../bitrix/errors.js';
 import { readTokens, tokenColumns } from '../bitrix/oauth.js';
+import { isVouchedPortal } from '../bitrix/hosts.js';
 import { expireUnverified } from '../../db/stores/unverified.js';
 import { proofJobKey, UNVERIFIED_TTL_MS } from '../intake/unverified-cap.js';
 import { askOAuthServer, askPortalAboutToken, ForeignAppTokenError } from './token-proof.js';
@@ -75,6 +76,7 @@ function storedTarget(portal: PortalRow) {
     memberId: portal.member_id,
     domain: portal.domain,
     clientEndpoint: portal.client_endpoint ?? `https://${portal.domain}/rest/`,
+    vouched: isVouchedPortal(portal),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
+import { isVouchedPortal } from '../bitrix/hosts.js';
 import { InvalidGrantError } from '../bitrix/oauth.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { type AdminProof, type UiUser } from './session.js';
@@ -51,6 +52,7 @@ async function askUserAdmin(
       memberId: portal.member_id,
       domain: portal.domain,
       clientEndpoint: portal.client_endpoint ?? `https://${portal.domain}/rest/`,
+      vouched: isVouchedPortal(portal),
     },
     { accessToken },
     'user.admin',

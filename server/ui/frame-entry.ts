@@ -3,8 +3,8 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { safeEqual } from '../lib/crypto.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
-import { isPortalHostAllowed, isUnlistedCloudHost } from '../bitrix/hosts.js';
-import type { ProbeOptions } from '../bitrix/rest.js';
+import { isPortalHostAllowed, isUnlistedCloudHost, isVouchedPortal } from '../bitrix/hosts.js';
+import type { ProbeOptions, TokenTarget } from '../bitrix/rest.js';
 import { tokenColumns } from '../bitrix/oauth.js';
 import { askPortalAboutToken } from '../install/token-proof.js';
 import {
@@ -228,6 +228,14 @@ export async function verifyFrameEntry(
 
   const https = (first(query.PROTOCOL) ?? '1') !== '0';
   const clientEndpoint = portal.client_endpoint ?? `${https ? 'https' : 'http'}://${domain}/rest/`;
+  // The stored portal, at the address the OAuth server named (a zone B24_PORTAL_HOSTS does
+  // not list is callable only on its word: hosts.ts).
+  const target = {
+    memberId,
+    domain: portal.domain,
+    clientEndpoint,
+    vouched: isVouchedPortal(portal),
+  };
   const now = deps.clock.now().getTime();
   // Entries that carried the portal's application token (which Bitrix24 posts into its own
   // users' frames and a stranger does not know) are counted apart from those that did not:
@@ -260,12 +268,7 @@ export async function verifyFrameEntry(
   }
   let holder;
   try {
-    holder = await askPortalAboutToken(
-      deps,
-      { memberId, domain: portal.domain, clientEndpoint },
-      authId,
-      probe,
-    );
+    holder = await askPortalAboutToken(deps, target, authId, probe);
   } catch (e) {
     if (isBitrixApiError(e) && e.retryable) {
       throw new EntryRefusedError(503, 'The portal is not answering. Please try again shortly.');
@@ -278,13 +281,7 @@ export async function verifyFrameEntry(
   if (!Number.isInteger(userId) || userId <= 0) {
     throw new EntryRefusedError(401, 'The portal did not name the user.');
   }
-  const timeZone = await userTimeZone(
-    deps,
-    { memberId, domain: portal.domain, clientEndpoint },
-    authId,
-    holder.timeZone,
-    probe,
-  );
+  const timeZone = await userTimeZone(deps, target, authId, holder.timeZone, probe);
   rememberEntry(cacheKey, { userId, isAdmin, timeZone, at: now });
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
@@ -333,7 +330,7 @@ function sessionsRefresh(
  */
 async function userTimeZone(
   deps: Deps,
-  target: { memberId: string; domain: string; clientEndpoint: string },
+  target: TokenTarget,
   authId: string,
   own: string,
   probe: ProbeOptions,

@@ -73,6 +73,40 @@ describe('portals on a zone B24_PORTAL_HOSTS does not list', () => {
     );
   });
 
+  it('opens the app of a portal on that zone, and re-checks its admin there', async () => {
+    h = await startInstallHarness(HOSTS, {}, { bitrix: { fetch: mapped } });
+    const portal = await h.addPortal({ domain: NAME });
+    listeners.set(NAME, portal.address);
+    expect((await portal.install()).status).toBe(200);
+    await portal.finishInstall();
+    const auth = portal.issueUserAuth(1);
+    const q = new URLSearchParams({ DOMAIN: NAME, PROTOCOL: '1', LANG: 'en' });
+    const entry = await fetch(`${h.appUrl}/app?${q.toString()}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        AUTH_ID: auth.accessToken,
+        AUTH_EXPIRES: '3600',
+        REFRESH_ID: auth.refreshToken,
+        member_id: portal.memberId,
+        status: 'L',
+        PLACEMENT: 'DEFAULT',
+        PLACEMENT_OPTIONS: '{}',
+      }).toString(),
+      redirect: 'manual',
+    });
+    expect(entry.status).toBe(303);
+    expect(named).toContain(`${NAME}/rest/profile`);
+    const cookie = (entry.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const page = (path: string) =>
+      fetch(`${h!.appUrl}${path}`, { headers: { cookie }, redirect: 'manual' });
+    expect((await page('/ui/replay')).status).toBe(200);
+    // Past the admin re-check interval (server/ui/admin-check.ts): asked of the portal there.
+    h.t.clock.advance(5 * 60_000);
+    expect((await page('/ui/replay')).status).toBe(200);
+    expect(named).toContain(`${NAME}/rest/user.admin`);
+  });
+
   it('refuses the zone when the OAuth server names the portal elsewhere, contacting nothing there', async () => {
     h = await startInstallHarness(HOSTS, {}, { bitrix: { fetch: mapped } });
     // A genuine portal's tokens, posted under a cloud name of an unlisted zone.
