@@ -245,12 +245,12 @@ function renderString(s: string, ctx: TemplateContext, opts: RenderOptions): unk
   const keep = (raw: string) => opts.keepSteps === true && /^\s*steps[.[]/.test(raw);
   const text = (r: ReturnType<typeof resolve>, raw: string): string => {
     const v = asText(r.value);
-    if (r.raw) return v;
     // WHATWG URL parsing takes `..` (and `%2e%2e`) as a step up the path, encoded or not.
-    if (opts.escape === 'url' && (v === '.' || v === '..')) {
+    if (!r.raw && opts.escape === 'url' && (v === '.' || v === '..')) {
       throw new TemplateError(raw.trim(), `"${v}" may not be a value in a URL`);
     }
-    const out = escapeFor(opts.escape, v);
+    // `| raw` only switches the escaping off: what it inserts counts all the same.
+    const out = r.raw ? v : escapeFor(opts.escape, v);
     spend(budget, out.length, raw);
     return out;
   };

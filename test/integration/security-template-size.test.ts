@@ -37,6 +37,12 @@ describe('a step may not render to more than MAX_RENDERED_CHARS', () => {
     );
   });
 
+  it('counts a value inserted with | raw like any other', () => {
+    const text = '{{deal.TITLE | raw}}'.repeat(copies);
+    expect(() => renderTemplate(text, ctx)).toThrow(RenderTooLargeError);
+    expect(() => renderTemplate(text, ctx, { escape: 'html' })).toThrow(RenderTooLargeError);
+  });
+
   it('counts a record written whole as its JSON, however often it is repeated', () => {
     const body = Array.from({ length: copies }, () => '{{deal}}');
     expect(() => renderTemplate(body, ctx)).toThrow(RenderTooLargeError);
