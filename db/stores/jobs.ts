@@ -97,7 +97,7 @@ export interface ClaimOptions {
  * only once every earlier one is committed as done or dead, and a job being claimed (locked
  * but still `pending` to others) keeps its successors out, since they see it pending.
  */
-function claimable(trx: Knex.Transaction, o: ClaimOptions, limit: number) {
+function claimable(trx: Knex, o: ClaimOptions, limit: number, lock = true) {
   const q = trx('jobs as j')
     .select('j.*')
     .where('j.status', 'pending')
@@ -119,7 +119,7 @@ function claimable(trx: Knex.Transaction, o: ClaimOptions, limit: number) {
   if (o.lane === 'alert') q.where('j.type', 'alert');
   else if (o.lane === 'events') q.whereNot('j.type', 'alert');
   if (o.excludeIds?.length) q.whereNotIn('j.id', o.excludeIds);
-  if (isPg(trx)) q.forUpdate('j').skipLocked();
+  if (lock && isPg(trx)) q.forUpdate('j').skipLocked();
   return q;
 }
 
@@ -256,8 +256,16 @@ async function portalsOfFewDueJobs(trx: Knex, now: number): Promise<number[] | u
 export async function otherPortalDue(db: Knex, now: number, portalId: number): Promise<boolean> {
   // Two at most: `portalId` itself is one of them at most once.
   const { list } = await portalsWithDueJobs(db, now, portalId, 2);
-  if (list.some((p) => p !== portalId)) return true;
-  return portalId !== NO_PORTAL && (await orphanDue(db, now));
+  const due =
+    list.some((p) => p !== portalId) || (portalId !== NO_PORTAL && (await orphanDue(db, now)));
+  if (!due) return false;
+  // Due is not enough: a job held behind an earlier one of its entity (a deal's first event
+  // retrying, for hours) cannot take the slot, and every long job of every other portal
+  // gave its slot back about once a second for nothing. What a claim would take, then.
+  const q = claimable(db, { workerId: '', now, limit: 1, lane: 'events' }, 1, false);
+  if (portalId === NO_PORTAL) q.whereNotNull('j.portal_id');
+  else q.where((w) => w.whereNull('j.portal_id').orWhereNot('j.portal_id', portalId));
+  return (await q).length > 0;
 }
 
 /**

@@ -199,4 +199,22 @@ describe('whether another portal has a due job (a long job then gives its slot b
     await seedJobs(t.deps, d, 1, { runAt: now });
     expect([await other(b), await other(d)]).toEqual([true, true]);
   });
+
+  it('does not count a due job held behind an earlier job of its record', async () => {
+    const t2 = await createTestDeps();
+    try {
+      const now = t2.clock.now().getTime();
+      const [a, b] = [(await seedPortal(t2.deps)).row.id, (await seedPortal(t2.deps)).row.id];
+      const other2 = (portal: number) => otherPortalDue(t2.deps.db, now, portal);
+      // B's deal: its first event retries in an hour, its next one is due but must wait.
+      await seedJobs(t2.deps, b, 1, { runAt: now + 3600_000, entity: 'held' });
+      await seedJobs(t2.deps, b, 1, { runAt: now, entity: 'held' });
+      expect(await other2(a)).toBe(false);
+      // Control: a job of another of B's deals can run, and counts.
+      await seedJobs(t2.deps, b, 1, { runAt: now, entity: 'free' });
+      expect(await other2(a)).toBe(true);
+    } finally {
+      await t2.close();
+    }
+  });
 });
