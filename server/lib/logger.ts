@@ -50,10 +50,16 @@ const VALUE_FIELDS = ['detail', 'where', 'internalQuery', 'bindings', 'parameter
 /** pino's error serializer, without the fields that quote stored values. */
 function errWithoutValues(err: unknown): unknown {
   const out = pino.stdSerializers.err(err as Error) as unknown;
-  if (out !== err && out !== null && typeof out === 'object') {
-    for (const k of VALUE_FIELDS) delete (out as Record<string, unknown>)[k];
-  }
+  if (out !== err) dropValueFields(out, 3);
   return out;
+}
+
+/** Removes VALUE_FIELDS from a serialized error and the errors serialized inside it. */
+function dropValueFields(o: unknown, depth: number): void {
+  if (depth === 0 || o === null || typeof o !== 'object') return;
+  const r = o as Record<string, unknown>;
+  for (const k of VALUE_FIELDS) delete r[k];
+  for (const [k, v] of Object.entries(r)) if (k !== 'raw') dropValueFields(v, depth - 1);
 }
 
 /** Structured JSON logs on stdout (or the given stream), secrets redacted. */

@@ -51,5 +51,10 @@ describe('a database error', () => {
     expect(line).not.toContain('alerts.chat');
     expect(line).not.toContain('-100123456789');
     expect(logged.detail).toBeUndefined();
+    // Wrapped in another error as a property (a job's failure carrying its cause): the same.
+    t.deps.logger.error({ err: Object.assign(new Error('job failed'), { db: err }) }, 'wrapped');
+    const wrapped = t.logs.lines.find((l) => l.includes('"wrapped"'));
+    expect(wrapped).toContain('job failed');
+    expect(wrapped).not.toContain('alerts.chat');
   });
 });
