@@ -144,6 +144,11 @@ export interface EmulatedPortal {
    * Bitrix24 behaviour: a portal that is slow or hangs).
    */
   delayNext(method: string, ms: number): void;
+  /**
+   * Every REST request to the portal waits `ms` before it is handled: the round trip to a
+   * cloud portal (a test's setting, not a Bitrix24 behaviour). 0 turns it off.
+   */
+  setLatency(ms: number): void;
   /** `http://127.0.0.1:PORT/rest/<userId>/<secret>/` */
   createInboundWebhook(userId: number): string;
   createOutgoingWebhook(opts: { handler: string; events: string[] }): OutgoingWebhook;
@@ -326,6 +331,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     delayNext(method, ms) {
       state.delays.set(method.toLowerCase(), ms);
+    },
+    setLatency(ms) {
+      state.latencyMs = Math.max(0, ms);
     },
     failNext(method, failure, times = 1) {
       const key = method.toLowerCase();

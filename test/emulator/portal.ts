@@ -108,6 +108,7 @@ export async function startPortal(
     refreshFailure: null,
     failures: new Map(),
     delays: new Map(),
+    latencyMs: 0,
     inboundWebhooks: new Map(),
     outgoingWebhooks: [],
     nextId,

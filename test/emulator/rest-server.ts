@@ -247,6 +247,7 @@ export async function handleRest(
   }
   // The reliability suite's fault switch (rest-faults.ts): off unless armed for this portal.
   if (injectRestFault(portal, fail)) return;
+  if (portal.latencyMs > 0) await new Promise((r) => setTimeout(r, portal.latencyMs).unref());
   if (!route) {
     fail(new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'));
     return;

@@ -87,6 +87,8 @@ export interface PortalState {
   failures: Map<string, FailureSpec[]>;
   /** A delay (ms) the next call of a method waits before it is answered (delayNext). */
   delays: Map<string, number>;
+  /** What every REST request waits before it is handled (setLatency). */
+  latencyMs: number;
   /** Inbound webhook secret → user id. */
   inboundWebhooks: Map<string, number>;
   outgoingWebhooks: OutgoingWebhook[];
