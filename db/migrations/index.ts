@@ -27,6 +27,7 @@ import * as m0026 from './0026-telegram-chat-links.js';
 import * as m0027 from './0027-user-token-renewals.js';
 import * as m0028 from './0028-rollup-recounts.js';
 import * as m0029 from './0029-aged-breakers-and-codes.js';
+import * as m0030 from './0030-offline-net-schedule.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -58,4 +59,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0027-user-token-renewals', module: m0027 },
   { name: '0028-rollup-recounts', module: m0028 },
   { name: '0029-aged-breakers-and-codes', module: m0029 },
+  { name: '0030-offline-net-schedule', module: m0030 },
 ];

@@ -35,6 +35,10 @@ export interface PortalRow {
   refresh_lease_holder?: string | null;
   /** The language Bitrix24 named at install (`ru`, `en`, `de`, …); alerts use it. */
   lang?: string | null;
+  /** The offline net's schedule (migration 0030, db/stores/offline-schedule.ts). */
+  offline_due_at?: number;
+  offline_interval_ms?: number | null;
+  offline_lease_until?: number | null;
 }
 
 export type PortalInsert = Partial<Omit<PortalRow, 'id'>> &
@@ -42,7 +46,8 @@ export type PortalInsert = Partial<Omit<PortalRow, 'id'>> &
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
-function normalise(row: Record<string, unknown> | undefined): PortalRow | undefined {
+/** A `portals` row as read (PostgreSQL answers bigints as strings) in the shape of PortalRow. */
+export function normalise(row: Record<string, unknown> | undefined): PortalRow | undefined {
   if (!row) return undefined;
   return {
     ...(row as unknown as PortalRow),
@@ -54,6 +59,13 @@ function normalise(row: Record<string, unknown> | undefined): PortalRow | undefi
     pause_reason: (row.pause_reason as PauseReason | null | undefined) ?? null,
     uninstalled_at: num(row.uninstalled_at),
     updated_at: Number(row.updated_at),
+    ...(row.offline_due_at === undefined
+      ? {}
+      : {
+          offline_due_at: Number(row.offline_due_at),
+          offline_interval_ms: num(row.offline_interval_ms),
+          offline_lease_until: num(row.offline_lease_until),
+        }),
   };
 }
 
