@@ -3,7 +3,7 @@ import { isBitrixApiError } from '../bitrix/errors.js';
 import { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from '../install/offline-binding.js';
 import { toError } from '../lib/errors.js';
 import type { JobHandler } from '../queue/types.js';
-import { findPortalById, listPortals, type PortalRow } from '../../db/stores/portals.js';
+import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import {
   addReport,
   emptyReport,
@@ -13,6 +13,7 @@ import {
   type OfflineContext,
   type OfflineEventRecord,
 } from './offline-batch.js';
+import { netDrainEvery, netNoticed, netTick, type NetContext } from './offline-net.js';
 
 export type { DrainMode, DrainReport, OfflineEventRecord } from './offline-batch.js';
 
@@ -24,11 +25,22 @@ export interface DrainOptions {
 export interface OfflineDrain {
   /** Reads, stores and settles the portal's offline records until none are left. */
   drainPortal(portal: PortalRow, opts?: DrainOptions): Promise<DrainReport>;
-  /** Every installed OAuth portal in turn, error records included (the timer's tick). */
+  /**
+   * Every installed OAuth portal, due or not, `lanes` at a time, error records included (the
+   * start after downtime).
+   */
   drainAll(): Promise<DrainReport>;
+  /**
+   * The timer's tick: the portals whose net drain is due (server/recovery/offline-net.ts),
+   * `lanes` at a time, error records included.
+   */
+  tick(): Promise<DrainReport>;
   /** The mode the portal was last drained in (feature.get `rest_offline_extended`). */
   modeOf(portalId: number): DrainMode | undefined;
-  /** Drains every `intervalMs` as well as on ONOFFLINEEVENT. @default 5 min */
+  /**
+   * Ticks every `intervalMs` (a tick still running then is not joined by a second one), as
+   * well as draining on ONOFFLINEEVENT. @default 1 min
+   */
   start(intervalMs?: number): void;
   stop(): Promise<void>;
   /**
@@ -43,9 +55,11 @@ export interface OfflineDrainOptions {
   onStored?: () => void;
   /** Records per `event.offline.get`. @default 50 */
   batchSize?: number;
+  /** Portals a tick (or the walk after downtime) drains at once. @default 8 */
+  lanes?: number;
 }
 
-/** How many `event.offline.get` rounds one drain makes at most (then the next tick goes on). */
+/** How many `event.offline.get` rounds one drain makes at most (then the next drain goes on). */
 const MAX_ROUNDS = 200;
 /** How long a portal's answer to feature.get is trusted. */
 const MODE_TTL_MS = 3600_000;
@@ -69,7 +83,7 @@ const noExtendedMode = (e: unknown) =>
  * source `offline` and a `process_event` job — in the intake's own store, so dedupe and
  * ordering per entity are the same — and only then clear them; a record we cannot handle
  * (no entity id, or the store failed) is reported with `event.offline.error` and read again
- * (`error=1`) on the next timer tick. Elsewhere the clearing mode (`clear=1`) is all there
+ * (`error=1`) at the portal's next net drain. Elsewhere the clearing mode (`clear=1`) is all there
  * is: records are gone once read, so a failure there is logged and left to the downtime
  * sweep. A crash between storing and clearing leaves the reservation to expire; the dedupe
  * key (MESSAGE_ID and TIMESTAMP_X) keeps a re-read record from being stored twice.
@@ -88,16 +102,26 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
   };
   let timer: NodeJS.Timeout | undefined;
   let tick: Promise<unknown> | undefined;
+  let stopping = false;
+  const net: NetContext = {
+    ctx,
+    lanes: opts.lanes ?? 8,
+    drain: (portal, o) => drainPortal(ctx, portal, o),
+    stopping: () => stopping,
+  };
+  const enabled = () => ctx.config.b24.offlineEvents;
 
   return {
     drainPortal: (portal, o) => drainPortal(ctx, portal, o),
-    drainAll: () => drainAll(ctx),
+    drainAll: async () => (enabled() ? netDrainEvery(net) : emptyReport()),
+    tick: async () => (enabled() ? netTick(net) : emptyReport()),
     modeOf: (portalId) => ctx.modes.get(portalId)?.mode,
-    start(intervalMs = 5 * 60_000) {
+    start(intervalMs = 60_000) {
       if (timer) return;
       timer = setInterval(() => {
-        if (tick) return;
-        tick = drainAll(ctx).finally(() => {
+        // No overlap: a tick still walking when the next is due is left to finish.
+        if (tick || !enabled()) return;
+        tick = netTick(net).finally(() => {
           tick = undefined;
         });
       }, intervalMs);
@@ -106,6 +130,8 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
     async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
+      // A tick takes no more portals; the drains under way finish.
+      stopping = true;
       await tick;
       await Promise.allSettled([...ctx.running.values()]);
     },
@@ -127,24 +153,6 @@ function drainPortal(
   return p;
 }
 
-/** Every installed OAuth portal in turn; one portal's failure is logged, the others go on. */
-async function drainAll(ctx: OfflineContext): Promise<DrainReport> {
-  const total = emptyReport();
-  if (!ctx.config.b24.offlineEvents) return total;
-  for (const p of await listPortals(ctx.db)) {
-    if (p.status !== 'installed' || p.auth_mode !== 'oauth' || !p.access_token_enc) continue;
-    try {
-      addReport(total, await drainPortal(ctx, p, { retryErrors: true }));
-    } catch (e) {
-      ctx.logger.warn(
-        { memberId: p.member_id, err: toError(e).message },
-        'offline drain failed; the next tick tries again',
-      );
-    }
-  }
-  return total;
-}
-
 /**
  * The `process_event` handler with ONOFFLINEEVENT taken out: that event carries no entity,
  * it only says records wait, so its job drains them.
@@ -158,7 +166,7 @@ function drainOnNotice(ctx: OfflineContext, processor: JobHandler): JobHandler {
       return { eventStatus: 'skipped', note: 'portal is not installed' };
     }
     try {
-      const r = await drainPortal(ctx, portal);
+      const r = await drainPortal(ctx, portal).finally(() => netNoticed(ctx, portal.id));
       return {
         eventStatus: 'processed',
         note:

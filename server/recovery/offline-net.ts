@@ -1,0 +1,166 @@
+import { toError } from '../lib/errors.js';
+import { PausedError, PermanentError } from '../lib/retry-errors.js';
+import type { PortalRow } from '../../db/stores/portals.js';
+import {
+  claimNetDrain,
+  drainablePortals,
+  duePortals,
+  rescheduleNetDrain,
+  settleNetDrain,
+  type PageMark,
+} from '../../db/stores/offline-schedule.js';
+import { addReport, emptyReport, type DrainReport, type OfflineContext } from './offline-batch.js';
+
+/** A portal's net interval after a drain that found records or failed, or a notice. */
+export const NET_MIN_INTERVAL_MS = 5 * 60_000;
+/** The longest a portal whose drains find nothing waits for the next one. */
+export const NET_MAX_INTERVAL_MS = 60 * 60_000;
+/**
+ * How long a drain holds its portal: a longer drain may meet another instance's drain of the
+ * same portal, which is harmless (parallel `event.offline.get` calls get separate records:
+ * https://apidocs.bitrix24.com/api-reference/events/event-offline-get.html).
+ */
+export const NET_LEASE_MS = 15 * 60_000;
+/** Portals read per query; a tick reads the next page when its lanes have taken these. */
+const PAGE = 50;
+
+/** What the net needs: the drain's context and its one drain per portal. */
+export interface NetContext {
+  readonly ctx: OfflineContext;
+  /** How many portals are drained at once. */
+  readonly lanes: number;
+  drain(portal: PortalRow, opts: { retryErrors: boolean }): Promise<DrainReport>;
+  /** True once the drain is stopping: the lanes take no more portals. */
+  stopping(): boolean;
+}
+
+/** How a net drain ended, for the portal's next interval. */
+type Outcome = 'found' | 'empty' | 'failed' | 'refused';
+
+/**
+ * The portal's next interval: the shortest after records or a failure (a lost notice is
+ * likelier where records come); doubled after a drain that found nothing, up to the longest.
+ * A refusal (no administrator's token, a paused portal) does not end by asking again soon.
+ */
+export function nextInterval(previous: number | null | undefined, outcome: Outcome): number {
+  if (outcome === 'found' || outcome === 'failed') return NET_MIN_INTERVAL_MS;
+  const base = Math.max(previous ?? NET_MIN_INTERVAL_MS, NET_MIN_INTERVAL_MS);
+  return Math.min(base * 2, NET_MAX_INTERVAL_MS);
+}
+
+/**
+ * The timer's tick: drains the portals whose net drain is due now, `lanes` at a time, each
+ * under its lease; a portal that hangs holds one lane until its REST timeout. Portals that
+ * come due during the tick wait for the next one.
+ */
+export async function netTick(net: NetContext): Promise<DrainReport> {
+  const { ctx } = net;
+  const total = emptyReport();
+  const start = ctx.now();
+  async function* due(): AsyncGenerator<PortalRow> {
+    let after: PageMark | undefined;
+    for (;;) {
+      const page = await duePortals(ctx.db, start, after, PAGE);
+      yield* page;
+      const last = page.at(-1);
+      if (!last || page.length < PAGE) return;
+      after = { dueAt: last.offline_due_at ?? 0, id: last.id };
+    }
+  }
+  await inLanes(net, due(), (p) => drainLeased(net, p, true, total));
+  return total;
+}
+
+/**
+ * Every drainable portal, `lanes` at a time (the start after downtime), whether due or not;
+ * a portal another drain holds now is left to it.
+ */
+export async function netDrainEvery(net: NetContext): Promise<DrainReport> {
+  const { ctx } = net;
+  const total = emptyReport();
+  async function* all(): AsyncGenerator<PortalRow> {
+    let afterId = 0;
+    for (;;) {
+      const page = await drainablePortals(ctx.db, afterId, PAGE);
+      yield* page;
+      const last = page.at(-1);
+      if (!last || page.length < PAGE) return;
+      afterId = last.id;
+    }
+  }
+  await inLanes(net, all(), (p) => drainLeased(net, p, false, total));
+  return total;
+}
+
+/** A notice was drained: the portal's next net drain is the shortest interval away. */
+export async function netNoticed(ctx: OfflineContext, portalId: number): Promise<void> {
+  await rescheduleNetDrain(ctx.db, portalId, {
+    dueAt: ctx.now() + NET_MIN_INTERVAL_MS,
+    intervalMs: NET_MIN_INTERVAL_MS,
+  }).catch((e: unknown) =>
+    ctx.logger.warn({ portalId, err: toError(e).message }, 'offline net: schedule not written'),
+  );
+}
+
+/** Claims the portal, drains it, and sets its next drain by what the drain found. */
+async function drainLeased(
+  net: NetContext,
+  portal: PortalRow,
+  dueOnly: boolean,
+  total: DrainReport,
+): Promise<void> {
+  const { ctx } = net;
+  const lease = ctx.now() + NET_LEASE_MS;
+  if (!(await claimNetDrain(ctx.db, portal.id, ctx.now(), lease, dueOnly))) return;
+  let outcome: Outcome;
+  try {
+    const report = await net.drain(portal, { retryErrors: true });
+    addReport(total, report);
+    outcome = report.read > 0 ? 'found' : 'empty';
+  } catch (e) {
+    outcome = e instanceof PermanentError || e instanceof PausedError ? 'refused' : 'failed';
+    ctx.logger.warn(
+      { memberId: portal.member_id, err: toError(e).message },
+      'offline drain failed; the net tries again',
+    );
+  }
+  const intervalMs = nextInterval(portal.offline_interval_ms, outcome);
+  await settleNetDrain(ctx.db, portal.id, lease, {
+    dueAt: ctx.now() + intervalMs,
+    intervalMs,
+  }).catch((e: unknown) =>
+    ctx.logger.warn(
+      { memberId: portal.member_id, err: toError(e).message },
+      'offline net: schedule not written; the lease runs out on its own',
+    ),
+  );
+}
+
+/**
+ * Runs `work` over `items` with at most `net.lanes` in flight, until the drain stops. A
+ * failure to read the next items ends the walk (logged); what was taken finishes.
+ */
+async function inLanes<T>(
+  net: NetContext,
+  items: AsyncGenerator<T>,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  const { ctx } = net;
+  // An async generator answers one next() at a time, in order: each item goes to one lane.
+  const lane = async () => {
+    while (!net.stopping()) {
+      let next: IteratorResult<T>;
+      try {
+        next = await items.next();
+      } catch (e) {
+        ctx.logger.warn({ err: toError(e).message }, 'offline net: portals not read');
+        return;
+      }
+      if (next.done) return;
+      await work(next.value).catch((e: unknown) =>
+        ctx.logger.warn({ err: toError(e).message }, 'offline net: portal not drained'),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, net.lanes) }, lane));
+}
