@@ -61,8 +61,13 @@ export interface OfflineDrainOptions {
 
 /** How many `event.offline.get` rounds one drain makes at most (then the next drain goes on). */
 const MAX_ROUNDS = 200;
-/** How long a portal's answer to feature.get is trusted. */
-const MODE_TTL_MS = 3600_000;
+/**
+ * How long a portal's answer to feature.get is trusted. An idle portal is drained about
+ * hourly, and asking at each drain cost a third of its calls; a plan that loses the extended
+ * mode shows at once anyway (clear=0 refused: the clearing mode from then on), and one that
+ * gains it is read in the clearing mode until the next day.
+ */
+const MODE_TTL_MS = 24 * 3600_000;
 export const EXTENDED_FEATURE = 'rest_offline_extended';
 
 /**
@@ -206,7 +211,7 @@ async function drainOnce(
   return report;
 }
 
-/** The mode to read the portal in, from feature.get (trusted for an hour). */
+/** The mode to read the portal in, from feature.get (trusted for a day). */
 async function modeFor(ctx: OfflineContext, portal: PortalRow): Promise<DrainMode> {
   const known = ctx.modes.get(portal.id);
   if (known && ctx.now() - known.at < MODE_TTL_MS) return known.mode;

@@ -175,6 +175,23 @@ describe('the offline net over many portals', () => {
     expect(clock.now().getTime() - start).toBeLessThan(190 * MIN);
   }, 120_000);
 
+  it("asks an idle portal's plan once a day, not at each hourly drain", async () => {
+    const clock = h.t.clock;
+    const drain = createOfflineDrain(h.t.deps);
+    const from = mark();
+    try {
+      for (let m = 0; m < 180; m++) {
+        await drain.tick();
+        clock.advance(MIN);
+      }
+    } finally {
+      await drain.stop();
+    }
+    expect(reads(from)).toEqual(portals.map(() => 5));
+    // feature.get once, at the first drain; a downgrade shows at once (clear=0 refused).
+    expect(callsSince(from, 'feature.get').map((c) => c.length)).toEqual(portals.map(() => 1));
+  }, 120_000);
+
   it('recovers a record whose notice was lost within the hour of an idle portal', async () => {
     const clock = h.t.clock;
     const run = async (minutes: number) => {
