@@ -10,8 +10,11 @@ import type { Knex } from 'knex';
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('portals', (t) => {
-    /** When the next net drain is due (deps.clock ms); 0: at the next tick. */
-    t.bigInteger('offline_due_at').notNullable().defaultTo(0);
+    /**
+     * When the next net drain is due (deps.clock ms); 0: at the next tick; null: never (the
+     * tombstone a CLEAN uninstall leaves clears every column it does not keep).
+     */
+    t.bigInteger('offline_due_at').nullable().defaultTo(0);
     /** The interval that set it (ms); null until the first net drain. */
     t.integer('offline_interval_ms').nullable();
     /** Until when a drain holds the portal (ms); null when none does. */

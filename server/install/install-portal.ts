@@ -291,6 +291,9 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     installed_at: now,
     install_confirmed_at: confirmedAt,
     uninstalled_at: null,
+    // The offline net drains a new install at its next tick (a CLEAN uninstall left none).
+    offline_due_at: 0,
+    offline_interval_ms: null,
     updated_at: now,
   });
   deps.portals.invalidate(req.memberId);

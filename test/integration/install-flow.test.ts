@@ -284,6 +284,21 @@ describe('install flow against the emulator', () => {
     expect(await events()).toEqual([]);
     const [p] = await portalsJson();
     expect(p).toMatchObject({ status: 'uninstalled', events: [] });
+
+    // Installed again: the offline net drains it at its next tick (the tombstone had no
+    // schedule left), and its deliveries are accepted.
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const raw = (await h.t.deps
+      .db('portals')
+      .where('member_id', portal.memberId)
+      .first('status', 'offline_due_at')) as { status: string; offline_due_at: unknown };
+    expect([raw.status, raw.offline_due_at === null ? null : Number(raw.offline_due_at)]).toEqual([
+      'installed',
+      0,
+    ]);
   });
 
   it('keeps a reinstall that came before its uninstall was processed', async () => {
