@@ -38,7 +38,7 @@ export type CapRefusal = 'count' | 'bytes' | 'installs';
 export interface UnverifiedCap {
   /**
    * Reserves room for one more unverified delivery of the portal (`bytes` stored), or says
-   * which bound it would cross. An install counts against its own, smaller bound too.
+   * which bound it would cross. An install counts against its own, smaller bound only.
    */
   admit(portalId: number, bytes: number, install: boolean): Promise<CapRefusal | null>;
 }
@@ -67,10 +67,13 @@ export function createUnverifiedCap(db: Knex, now: () => number): UnverifiedCap 
     return loads.get(portalId)!.load;
   }
 
+  // An install is held to its own bound only: it is what makes the portal's token known,
+  // and Bitrix24 sends it once, so forged deliveries of other events filling the shared
+  // bounds must not lock it out (ten installs add at most ten bodies to those bounds).
   const over = (load: UnverifiedLoad, bytes: number, install: boolean): CapRefusal | null => {
+    if (install) return load.installs + 1 > UNVERIFIED_MAX_INSTALLS ? 'installs' : null;
     if (load.count + 1 > UNVERIFIED_MAX_COUNT) return 'count';
     if (load.bytes + bytes > UNVERIFIED_MAX_BYTES) return 'bytes';
-    if (install && load.installs + 1 > UNVERIFIED_MAX_INSTALLS) return 'installs';
     return null;
   };
 

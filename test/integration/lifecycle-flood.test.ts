@@ -3,6 +3,7 @@ import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js
 import { REJECTED_PER_MEMBER_PER_MINUTE } from '../../server/intake/reject-budget.js';
 import {
   proofJobKey,
+  UNVERIFIED_MAX_COUNT,
   UNVERIFIED_MAX_INSTALLS,
   UNVERIFIED_RETRY_AFTER_SECONDS,
   UNVERIFIED_TTL_MS,
@@ -164,6 +165,42 @@ describe('forged lifecycle floods', () => {
     expect((await row(victim)).application_token_digest).toBe(
       h.t.deps.box.digest(victim.applicationToken),
     );
+  });
+
+  it('keeps room for the genuine ONAPPINSTALL when forged deliveries of other events fill the portal’s unverified bound', async () => {
+    h = await harness();
+    const victim = await h.addPortal();
+    expect((await victim.install({ form: 'legacy' })).status).toBe(200);
+    const deal = (i: number) =>
+      eventBody({
+        portal: { ...victim, applicationToken: `forged${String(i).padStart(26, '0')}` },
+        event: 'ONCRMDEALADD',
+        id: i + 1,
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < UNVERIFIED_MAX_COUNT + 10; i += 30) {
+      const n = Math.min(30, UNVERIFIED_MAX_COUNT + 10 - i);
+      const batch = await Promise.all(Array.from({ length: n }, (_, j) => post(deal(i + j))));
+      statuses.push(...batch.map((r) => r.status));
+    }
+    await h.services.intake.drain();
+    expect(statuses.filter((s) => s === 503)).toHaveLength(10);
+    expect(await rejectedMetric()).toContain('reason="unverified_cap_count"} 10');
+
+    // Bitrix24 sends ONAPPINSTALL once: refused, the portal's token would stay unknown.
+    const [install] = await victim.finishInstall();
+    expect(install).toMatchObject({ event: 'ONAPPINSTALL', status: 200 });
+    await h.services.intake.drain();
+    await h.services.worker.drain();
+    expect((await row(victim)).application_token_digest).toBe(
+      h.t.deps.box.digest(victim.applicationToken),
+    );
+    const left = await h.t.deps
+      .db('events')
+      .where({ member_id: victim.memberId, status: 'unverified' })
+      .count({ n: '*' })
+      .first();
+    expect(Number(left?.n)).toBe(0);
   });
 
   it('expires unverified deliveries after their time, counted as rejected, making room again', async () => {
