@@ -97,10 +97,14 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     } catch (e) {
       if (!(e instanceof EntryRefusedError)) throw e;
       // Frame the refusal only for the portal the member_id is bound to, and only when the
-      // request named that portal.
+      // request named that portal: a refusal before the DOMAIN check (a malformed AUTH_ID, a
+      // wrong APPLICATION_TOKEN) would otherwise tell a stranger who knows a member_id the
+      // portal's address.
       const memberId = new URLSearchParams(raw).get('member_id');
       const known = memberId ? await findPortalByMemberId(deps.db, memberId) : undefined;
-      frameHeaders(res, e.status !== 403 ? known : undefined);
+      const named = typeof req.query.DOMAIN === 'string' ? req.query.DOMAIN : '';
+      const ours = known && named.trim().toLowerCase() === known.domain.toLowerCase();
+      frameHeaders(res, e.status !== 403 && ours ? known : undefined);
       // In the language Bitrix24 names (LANG), as the pages are: a refusal shows in the
       // frame or the deal tab where the user's pages would have been.
       const message = translateMessage(e.message, lang);

@@ -86,6 +86,30 @@ describe('the frame entry (handlers.app and placements)', () => {
     expect(profileCalls()).toBe(before);
   });
 
+  it('never names the stored portal’s address to a refused request that did not name it', async () => {
+    // A stranger who knows only a member_id: each refusal before the DOMAIN check would
+    // otherwise tell the portal's address in frame-ancestors.
+    const stranger = 'stranger.bitrix24.com';
+    const refused = [
+      frameRequest(h, { domain: stranger, applicationToken: '0123456789abcdef0123456789abcdef' }),
+      frameRequest(h, { domain: stranger, authId: '' }),
+      frameRequest(h, { domain: '', authId: '' }),
+    ];
+    for (const { url, init } of refused) {
+      const res = await fetch(url, init);
+      expect([400, 401, 403]).toContain(res.status);
+      const text = `${res.headers.get('content-security-policy')} ${await res.text()}`;
+      expect(text).not.toContain(h.portal.domain);
+    }
+    // The portal's own frame still shows its refusal.
+    const { url, init } = frameRequest(h, { authId: 'forged-token-0123456789abcdef' });
+    const own = await fetch(url, init);
+    expect(own.status).toBe(401);
+    expect(own.headers.get('content-security-policy')).toBe(
+      `frame-ancestors 'self' ${h.portal.url}`,
+    );
+  });
+
   it('refuses a forged AUTH_ID after the portal does not confirm it', async () => {
     const { url, init } = frameRequest(h, { authId: 'forged-token-0123456789abcdef' });
     const res = await fetch(url, init);
