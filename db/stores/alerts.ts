@@ -270,38 +270,92 @@ export async function failedEventsBetween(
   upTo: number,
   limit = 500,
 ): Promise<FailedEvent[]> {
-  const rows = (await db('events')
-    .where({ portal_id: portalId, status: 'failed' })
-    .where('processed_at', '>', after)
-    .where('processed_at', '<=', upTo)
-    .orderBy('processed_at', 'desc')
-    .limit(limit)
-    .select('id', 'event', 'entity_type', 'entity_id', 'last_error', 'processed_at')) as Array<
-    Record<string, unknown>
-  >;
-  const ids = rows.map((r) => Number(r.id));
-  const matches = ids.length
-    ? ((await db('rule_matches')
-        .whereIn('event_id', ids)
-        .whereNot('status', 'skipped')
-        .select('event_id', 'rule_name')) as Array<{
-        event_id: number | string;
-        rule_name: string;
-      }>)
-    : [];
-  const byEvent = new Map<number, string[]>();
-  for (const m of matches) {
-    const list = byEvent.get(Number(m.event_id)) ?? [];
-    list.push(m.rule_name);
-    byEvent.set(Number(m.event_id), list);
+  return (await failedEventsOf(db, [{ portalId, after }], upTo, limit)).get(portalId) ?? [];
+}
+
+/** Portals a statement of failedEventsOf reads: one compound term each (SQLite allows 500). */
+const FAILED_PORTALS_CHUNK = 100;
+/** Event ids a query of their rule matches binds. */
+const MATCH_IDS_CHUNK = 1000;
+
+/**
+ * Per portal, its events failed for good with `after < processed_at <= upTo` (each its own
+ * `after`), newest first (the later id first at the same time), at most `limit` each; a
+ * portal with none is absent. The digests of a check's portals read them FAILED_PORTALS_CHUNK
+ * portals a statement, each portal a limited seek of migration 0020's events_portal_processed
+ * index as each digest's own query was, and their rules 1,000 events a query: each digest
+ * was two queries, hundreds at a check. Ties in processed_at come in the order SQLite's
+ * backward scan of that index gave them, now said so that PostgreSQL keeps it too.
+ */
+export async function failedEventsOf(
+  db: Knex,
+  ranges: ReadonlyArray<{ portalId: number; after: number }>,
+  upTo: number,
+  limit = 500,
+): Promise<Map<number, FailedEvent[]>> {
+  const rows: Array<Record<string, unknown>> = [];
+  for (let i = 0; i < ranges.length; i += FAILED_PORTALS_CHUNK) {
+    const chunk = ranges.slice(i, i + FAILED_PORTALS_CHUNK);
+    // A term per portal, not wrapped: SQLite takes no parentheses around a compound's terms.
+    const [first, ...rest] = chunk.map((r) =>
+      db.select('*').from(
+        db('events')
+          .where({ portal_id: r.portalId, status: 'failed' })
+          .where('processed_at', '>', r.after)
+          .where('processed_at', '<=', upTo)
+          .orderBy([
+            { column: 'processed_at', order: 'desc' },
+            { column: 'id', order: 'desc' },
+          ])
+          .limit(limit)
+          .select(
+            'id',
+            'portal_id',
+            'event',
+            'entity_type',
+            'entity_id',
+            'last_error',
+            'processed_at',
+          )
+          .as('t'),
+      ),
+    );
+    rows.push(
+      ...((await (rest.length ? first!.unionAll(rest) : first!)) as Array<Record<string, unknown>>),
+    );
   }
-  return rows.map((r) => ({
-    id: Number(r.id),
-    event: String(r.event),
-    entityType: (r.entity_type as string | null) ?? null,
-    entityId: (r.entity_id as string | null) ?? null,
-    lastError: (r.last_error as string | null) ?? null,
-    processedAt: Number(r.processed_at),
-    rules: byEvent.get(Number(r.id)) ?? [],
-  }));
+  const ids = rows.map((r) => Number(r.id));
+  const byEvent = new Map<number, string[]>();
+  for (let i = 0; i < ids.length; i += MATCH_IDS_CHUNK) {
+    const matches = (await db('rule_matches')
+      .whereIn('event_id', ids.slice(i, i + MATCH_IDS_CHUNK))
+      .whereNot('status', 'skipped')
+      .orderBy('event_id')
+      .orderBy('rule_name')
+      .select('event_id', 'rule_name')) as Array<{ event_id: number | string; rule_name: string }>;
+    for (const m of matches) {
+      const list = byEvent.get(Number(m.event_id)) ?? [];
+      list.push(m.rule_name);
+      byEvent.set(Number(m.event_id), list);
+    }
+  }
+  const byPortal = new Map<number, FailedEvent[]>();
+  for (const r of rows) {
+    const portalId = Number(r.portal_id);
+    const list = byPortal.get(portalId) ?? [];
+    list.push({
+      id: Number(r.id),
+      event: String(r.event),
+      entityType: (r.entity_type as string | null) ?? null,
+      entityId: (r.entity_id as string | null) ?? null,
+      lastError: (r.last_error as string | null) ?? null,
+      processedAt: Number(r.processed_at),
+      rules: byEvent.get(Number(r.id)) ?? [],
+    });
+    byPortal.set(portalId, list);
+  }
+  // A compound statement's rows come term by term in practice, but only its terms are ordered.
+  for (const list of byPortal.values())
+    list.sort((a, b) => b.processedAt - a.processedAt || b.id - a.id);
+  return byPortal;
 }

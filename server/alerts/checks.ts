@@ -19,6 +19,7 @@ import {
   commitAlert,
   conditionState,
   failedDigestFrom,
+  FAILED_DIGEST_LIMIT,
   portalSetting,
   scopeOf,
   stepAndCommit,
@@ -189,11 +190,13 @@ export async function checkFailedDigest(check: Check, p: PortalRow): Promise<voi
   const prev = await conditionState(check, key, p.member_id);
   const after = failedDigestFrom(ctx, now, prev);
   if (after === undefined) return;
-  // The batch looked from the same point and found nothing: no digest.
+  // The batch read them from the same point (absent: none).
   const b = check.batch;
-  if (b && b.failedAfter.get(p.id) === after && !b.withFailed.has(p.id)) return;
-  const limit = 500;
-  const failed = await failedEventsBetween(ctx.deps.db, p.id, after, now, limit);
+  const limit = FAILED_DIGEST_LIMIT;
+  const failed =
+    b && b.failedAfter.get(p.id) === after
+      ? (b.failed.get(p.id) ?? [])
+      : await failedEventsBetween(ctx.deps.db, p.id, after, now, limit);
   if (failed.length === 0) return;
   const text = failedDigestText(scopeOf(p), failed, failed.length >= limit, ctx.dashboard);
   const next: NextState = {

@@ -5,7 +5,9 @@ import {
   alertStatesOfPortals,
   insertAlertStates,
   portalAlertChannelsOf,
+  failedEventsOf,
   portalsWithFailedBetween,
+  type FailedEvent,
   getAlertState,
   updateAlertStates,
   type AlertStateRow,
@@ -107,8 +109,12 @@ export interface PortalBatch {
   readonly pendingBreaches: ReadonlyMap<string, readonly SlaBreachRow[]>;
   /** Per portal id, where its failed-events digest would look from (when it was asked). */
   readonly failedAfter: ReadonlyMap<number, number>;
-  /** The portal ids with an event failed for good since then. */
-  readonly withFailed: ReadonlySet<number>;
+  /**
+   * Per portal id of those, its events failed for good since then (failedEventsOf, at most
+   * FAILED_DIGEST_LIMIT; absent: none): each digest reading its own was two queries, and
+   * hundreds of portals have some at a first check.
+   */
+  readonly failed: ReadonlyMap<number, readonly FailedEvent[]>;
   /**
    * Per portal id, its recorded breaches still pending once the check recorded its new ones
    * (sla-check.ts detectBatchBreaches).
@@ -117,6 +123,9 @@ export interface PortalBatch {
 }
 
 export const PORTAL_BATCH = 500;
+
+/** Most events a failed-events digest reads (then it says "500+"). */
+export const FAILED_DIGEST_LIMIT = 500;
 
 /** A rule's identity for the batch's pending-breach search: everything the search reads. */
 export const slaRuleKey = (r: SlaRule) => JSON.stringify([r.name, r.slaSeconds, [...r.on]]);
@@ -190,6 +199,12 @@ export async function readPortalBatch(
     [...failedAfter].map(([portalId, after]) => ({ portalId, after })),
     check.now,
   );
+  const failed = await failedEventsOf(
+    db,
+    [...withFailed].map((portalId) => ({ portalId, after: failedAfter.get(portalId) ?? 0 })),
+    check.now,
+    FAILED_DIGEST_LIMIT,
+  );
   return {
     members: new Set(members),
     settings,
@@ -199,7 +214,7 @@ export async function readPortalBatch(
     lateTotals,
     pendingBreaches,
     failedAfter,
-    withFailed,
+    failed,
   };
 }
 

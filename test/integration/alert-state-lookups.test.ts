@@ -1,6 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { isSqlite } from '../../db/connect.js';
-import { getAlertState, insertAlertStates, updateAlertStates } from '../../db/stores/alerts.js';
+import {
+  failedEventsOf,
+  getAlertState,
+  insertAlertStates,
+  updateAlertStates,
+} from '../../db/stores/alerts.js';
+import { finishEvent } from '../../db/stores/events.js';
+import { insertRuleMatches } from '../../db/stores/processing.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
@@ -93,32 +100,38 @@ describe('alert state lookups', () => {
     // Before: one read per portal and condition (five each, 200 here).
     expect(reads).toBeLessThanOrEqual(5);
   });
-  it('checks many idle portals in a number of queries that does not grow with them', async () => {
+  /** A portal with its bindings recorded: the drift condition compares them with the chosen events. */
+  const seedBound = async () => {
+    const p = await seedPortal(h.t.deps);
+    await h.t.deps
+      .db('portals')
+      .where({ id: p.row.id })
+      .update({ events_bound: '["ONCRMDEALUPDATE","ONAPPINSTALL"]' });
+    return p;
+  };
+  /** A check, its queries counted; then the clock moves on 30 s. */
+  const countedCheck = async () => {
     const db = h.t.deps.db;
+    let queries = 0;
+    const onQuery = () => queries++;
+    db.on('query', onQuery);
+    try {
+      const report = await h.services.alerts.checkOnce();
+      return { queries, report };
+    } finally {
+      db.off('query', onQuery);
+      h.t.clock.advance(30_000);
+    }
+  };
+
+  it('checks many idle portals in a number of queries that does not grow with them', async () => {
     const seed = async (n: number) => {
-      for (let i = 0; i < n; i++) {
-        const p = await seedPortal(h.t.deps);
-        // Bindings recorded: the drift condition compares them with the chosen events.
-        await db('portals')
-          .where({ id: p.row.id })
-          .update({ events_bound: '["ONCRMDEALUPDATE","ONAPPINSTALL"]' });
-      }
+      for (let i = 0; i < n; i++) await seedBound();
       // The first check of new portals stores their states; the next one is measured.
       await h.services.alerts.checkOnce();
       h.t.clock.advance(30_000);
     };
-    const queriesOfCheck = async () => {
-      let n = 0;
-      const onQuery = () => n++;
-      db.on('query', onQuery);
-      try {
-        await h.services.alerts.checkOnce();
-      } finally {
-        db.off('query', onQuery);
-      }
-      h.t.clock.advance(30_000);
-      return n;
-    };
+    const queriesOfCheck = async () => (await countedCheck()).queries;
     await seed(10);
     const ofTen = await queriesOfCheck();
     await seed(30);
@@ -129,6 +142,138 @@ describe('alert state lookups', () => {
     // breaches, failed events): 150 more here.
     expect(ofForty).toBeLessThanOrEqual(ofTen);
   });
+  /** Events of a portal failed for good at these times, each matching the rules named. */
+  const failEvents = async (
+    portal: { id: number; memberId: string },
+    times: readonly number[],
+    rules: (k: number) => readonly string[] = () => [],
+  ) => {
+    const db = h.t.deps.db;
+    const ids = await h.addEvents(portal, times.length);
+    for (const [k, id] of ids.entries()) {
+      const names = rules(k);
+      if (names.length) {
+        await insertRuleMatches(
+          db,
+          names.map((rule_name, i) => ({
+            event_id: id,
+            rule_name,
+            rule_index: i,
+            reason: null,
+            previous: null,
+          })),
+          times[k]!,
+        );
+      }
+      await finishEvent(db, id, { status: 'failed', lastError: `error ${k}`, at: times[k]! });
+    }
+    return ids;
+  };
+
+  it('reads the failed events of several portals’ digests as each digest read its own', async () => {
+    const db = h.t.deps.db;
+    const now = h.t.clock.now().getTime();
+    const [a, b, c] = [
+      await seedPortal(h.t.deps),
+      await seedPortal(h.t.deps),
+      await seedPortal(h.t.deps),
+    ];
+    const A = { id: a.row.id, memberId: a.memberId };
+    const B = { id: b.row.id, memberId: b.memberId };
+    // Ties at one time, more than the limit, rules (one skipped), one before its `after`.
+    const ofA = await failEvents(
+      A,
+      [now - 9000, now - 5000, now - 5000, now - 5000, now - 1000, now],
+      (k) => (k % 2 ? ['Zeta', 'Alpha'] : []),
+    );
+    await db('rule_matches')
+      .where({ event_id: ofA[1], rule_name: 'Alpha' })
+      .update({ status: 'skipped' });
+    await failEvents(B, [now - 20_000, now - 3000, now - 2000, now + 1000], () => ['Only']);
+    await h.addEvents({ id: c.row.id, memberId: c.memberId }, 2);
+    const ranges = [
+      { portalId: a.row.id, after: now - 10_000 },
+      { portalId: b.row.id, after: now - 10_000 },
+      { portalId: c.row.id, after: now - 10_000 },
+    ];
+    // What each digest read on its own before: newest first, the later id first at one time
+    // (SQLite's order on the index), at most `limit`, then their rules not skipped.
+    const one = async (portalId: number, after: number, limit: number) => {
+      const rows = (await db('events')
+        .where({ portal_id: portalId, status: 'failed' })
+        .where('processed_at', '>', after)
+        .where('processed_at', '<=', now)
+        .orderBy([
+          { column: 'processed_at', order: 'desc' },
+          { column: 'id', order: 'desc' },
+        ])
+        .limit(limit)
+        .select('id', 'event', 'entity_type', 'entity_id', 'last_error', 'processed_at')) as Array<
+        Record<string, unknown>
+      >;
+      const out = [];
+      for (const r of rows) {
+        const rules = (await db('rule_matches')
+          .where({ event_id: r.id })
+          .whereNot('status', 'skipped')
+          .orderBy('rule_name')
+          .pluck('rule_name')) as string[];
+        out.push({
+          id: Number(r.id),
+          event: r.event,
+          entityType: r.entity_type,
+          entityId: r.entity_id,
+          lastError: r.last_error,
+          processedAt: Number(r.processed_at),
+          rules,
+        });
+      }
+      return out;
+    };
+    for (const limit of [500, 4, 1]) {
+      const together = await failedEventsOf(db, ranges, now, limit);
+      expect([...together.keys()].sort()).toEqual([a.row.id, b.row.id].sort());
+      for (const r of ranges.slice(0, 2)) {
+        const own = await one(r.portalId, r.after, limit);
+        expect(own.length).toBeGreaterThan(0);
+        expect(together.get(r.portalId)).toEqual(own);
+      }
+    }
+    // Control: the ties, the rules and the limit are there to be kept.
+    const all = (await failedEventsOf(db, ranges, now)).get(a.row.id)!;
+    expect(all.map((e) => e.id)).toEqual([ofA[5], ofA[4], ofA[3], ofA[2], ofA[1], ofA[0]]);
+    expect(all.map((e) => e.rules)).toEqual([
+      ['Alpha', 'Zeta'],
+      [],
+      ['Alpha', 'Zeta'],
+      [],
+      ['Zeta'],
+      [],
+    ]);
+  });
+
+  it('reads the failed events of a check’s digests in a number of queries that does not grow with them', async () => {
+    const withFailed = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const p = await seedBound();
+        const now = h.t.clock.now().getTime();
+        await failEvents({ id: p.row.id, memberId: p.memberId }, [now - 2000, now - 1000], () => [
+          'Invoice',
+        ]);
+      }
+      h.t.clock.advance(1000);
+      const { queries, report } = await countedCheck();
+      return { queries, digests: report.sent.filter((m) => m.kind === 'failed').length };
+    };
+    const ofTen = await withFailed(10);
+    const ofForty = await withFailed(30);
+    // Control: each new portal's digest went out.
+    expect(ofTen.digests).toBe(10);
+    expect(ofForty.digests).toBe(30);
+    // Before: two more for each digest (its events, their rules): 40 more here.
+    expect(ofForty.queries).toBeLessThanOrEqual(ofTen.queries);
+  });
+
   it('searches the events past the default map’s SLA for many portals together', async () => {
     const db = h.t.deps.db;
     await saveRuleMap(
