@@ -85,7 +85,12 @@ export async function settleNetDrain(
   });
 }
 
-/** Sets the next net drain without a lease (a notice was just drained). */
+/**
+ * Brings the next net drain to `next.dueAt` at the latest, without a lease (a notice was just
+ * drained), and sets the interval. Never later than it was: a notice's drain skips the error
+ * records, so a portal whose notices come more often than `dueAt` is away would otherwise
+ * never have them read again. A tombstone (null: never due) stays as it is.
+ */
 export async function rescheduleNetDrain(
   db: Knex,
   portalId: number,
@@ -93,5 +98,12 @@ export async function rescheduleNetDrain(
 ): Promise<void> {
   await db('portals')
     .where({ id: portalId })
-    .update({ offline_due_at: next.dueAt, offline_interval_ms: next.intervalMs });
+    .whereNotNull('offline_due_at')
+    .update({
+      offline_due_at: db.raw('case when offline_due_at < ? then offline_due_at else ? end', [
+        next.dueAt,
+        next.dueAt,
+      ]),
+      offline_interval_ms: next.intervalMs,
+    });
 }

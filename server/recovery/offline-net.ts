@@ -92,7 +92,7 @@ export async function netDrainEvery(net: NetContext): Promise<DrainReport> {
   return total;
 }
 
-/** A notice was drained: the portal's next net drain is the shortest interval away. */
+/** A notice was drained: the portal's next net drain is the shortest interval away at most. */
 export async function netNoticed(ctx: OfflineContext, portalId: number): Promise<void> {
   await rescheduleNetDrain(ctx.db, portalId, {
     dueAt: ctx.now() + NET_MIN_INTERVAL_MS,
