@@ -246,25 +246,34 @@ async function portalsOfFewDueJobs(trx: Knex, now: number): Promise<number[] | u
   return [...ids].sort((a, b) => a - b);
 }
 
+/** Other portals with due jobs that otherPortalDue asks a claim's question about, at most. */
+const OTHERS_ASKED = 4;
+
 /**
- * Whether an event-lane job of another portal than `portalId` (or one without a portal) is
- * due: a long job then gives its worker slot back between two steps
- * (server/queue/slot-turn.ts). Costs at most what a claim's look at the portals costs: the
- * due jobs read along `jobs_due` when they are few (at most FEW_DUE_JOBS + 1 rows), else one
- * seek per portal with pending jobs along `jobs_portal_due`, stopping at the second found.
+ * Whether an event-lane job of another portal than `portalId` (or one without a portal) could
+ * be claimed now: a long job then gives its worker slot back between two steps
+ * (server/queue/slot-turn.ts). A due job held behind an earlier one of its entity (a deal's
+ * first event retrying, for hours) cannot take the slot, so each portal found due is asked
+ * what a claim would take, by its own range of `jobs_portal_due`: never along `jobs_due`,
+ * where `portalId`'s own backlog would be read row by row. Costs the look at the portals
+ * (see portalsWithDueJobs) and at most OTHERS_ASKED + 1 such questions; with more portals
+ * due than that, true.
  */
 export async function otherPortalDue(db: Knex, now: number, portalId: number): Promise<boolean> {
-  // Two at most: `portalId` itself is one of them at most once.
-  const { list } = await portalsWithDueJobs(db, now, portalId, 2);
-  const due =
-    list.some((p) => p !== portalId) || (portalId !== NO_PORTAL && (await orphanDue(db, now)));
-  if (!due) return false;
-  // Due is not enough: a job held behind an earlier one of its entity (a deal's first event
-  // retrying, for hours) cannot take the slot, and every long job of every other portal
-  // gave its slot back about once a second for nothing. What a claim would take, then.
+  // `portalId` itself is one of them at most once.
+  const { list } = await portalsWithDueJobs(db, now, portalId, OTHERS_ASKED + 2);
+  const others = list.filter((p) => p !== portalId);
+  if (portalId !== NO_PORTAL && (await orphanDue(db, now)) && (await claimableOf(db, now, null)))
+    return true;
+  for (const p of others.slice(0, OTHERS_ASKED)) if (await claimableOf(db, now, p)) return true;
+  return others.length > OTHERS_ASKED;
+}
+
+/** Whether a claim would take a due event-lane job of the portal (null: of none) now. */
+async function claimableOf(db: Knex, now: number, portalId: number | null): Promise<boolean> {
   const q = claimable(db, { workerId: '', now, limit: 1, lane: 'events' }, 1, false);
-  if (portalId === NO_PORTAL) q.whereNotNull('j.portal_id');
-  else q.where((w) => w.whereNull('j.portal_id').orWhereNot('j.portal_id', portalId));
+  if (portalId === null) q.whereNull('j.portal_id');
+  else q.where('j.portal_id', portalId);
   return (await q).length > 0;
 }
 
