@@ -29,6 +29,8 @@ export interface NetContext {
   readonly ctx: OfflineContext;
   /** How many portals are drained at once. */
   readonly lanes: number;
+  /** Lanes the ticks hold now: a tick whose last drains still run leaves the rest to the next. */
+  readonly held: { count: number };
   drain(portal: PortalRow, opts: { retryErrors: boolean }): Promise<DrainReport>;
   /** True once the drain is stopping: the lanes take no more portals. */
   stopping(): boolean;
@@ -49,11 +51,12 @@ export function nextInterval(previous: number | null | undefined, outcome: Outco
 }
 
 /**
- * The timer's tick: drains the portals whose net drain is due now, `lanes` at a time, each
- * under its lease; a portal that hangs holds one lane until its REST timeout. Portals that
- * come due during the tick wait for the next one.
+ * The timer's tick: drains the portals whose net drain is due now, on the lanes earlier ticks
+ * left free, each under its lease; a portal that hangs holds one lane until its REST timeout.
+ * Portals that come due during the tick wait for the next one. `onRead`: every due portal was
+ * taken (or reading failed); drains may still run, and a next tick may start.
  */
-export async function netTick(net: NetContext): Promise<DrainReport> {
+export async function netTick(net: NetContext, onRead?: () => void): Promise<DrainReport> {
   const { ctx } = net;
   const total = emptyReport();
   const start = ctx.now();
@@ -67,7 +70,9 @@ export async function netTick(net: NetContext): Promise<DrainReport> {
       after = { dueAt: last.offline_due_at ?? 0, id: last.id };
     }
   }
-  await inLanes(net, due(), (p) => drainLeased(net, p, true, total));
+  const free = Math.max(1, net.lanes) - net.held.count;
+  if (free <= 0) onRead?.();
+  else await inLanes(net, free, due(), (p) => drainLeased(net, p, true, total), onRead);
   return total;
 }
 
@@ -88,7 +93,7 @@ export async function netDrainEvery(net: NetContext): Promise<DrainReport> {
       afterId = last.id;
     }
   }
-  await inLanes(net, all(), (p) => drainLeased(net, p, false, total));
+  await inLanes(net, Math.max(1, net.lanes), all(), (p) => drainLeased(net, p, false, total));
   return total;
 }
 
@@ -137,30 +142,41 @@ async function drainLeased(
 }
 
 /**
- * Runs `work` over `items` with at most `net.lanes` in flight, until the drain stops. A
- * failure to read the next items ends the walk (logged); what was taken finishes.
+ * Runs `work` over `items` with at most `lanes` in flight, until the drain stops. A failure
+ * to read the next items ends the walk (logged); what was taken finishes. With `onRead`, the
+ * lanes count as held (NetContext.held) until each ends, and it is called when the first
+ * finds nothing more to take.
  */
 async function inLanes<T>(
   net: NetContext,
+  lanes: number,
   items: AsyncGenerator<T>,
   work: (item: T) => Promise<void>,
+  onRead?: () => void,
 ): Promise<void> {
   const { ctx } = net;
+  const held = onRead ? net.held : { count: 0 };
   // An async generator answers one next() at a time, in order: each item goes to one lane.
   const lane = async () => {
-    while (!net.stopping()) {
-      let next: IteratorResult<T>;
-      try {
-        next = await items.next();
-      } catch (e) {
-        ctx.logger.warn({ err: toError(e).message }, 'offline net: portals not read');
-        return;
+    held.count++;
+    try {
+      while (!net.stopping()) {
+        let next: IteratorResult<T>;
+        try {
+          next = await items.next();
+        } catch (e) {
+          ctx.logger.warn({ err: toError(e).message }, 'offline net: portals not read');
+          return;
+        }
+        if (next.done) return;
+        await work(next.value).catch((e: unknown) =>
+          ctx.logger.warn({ err: toError(e).message }, 'offline net: portal not drained'),
+        );
       }
-      if (next.done) return;
-      await work(next.value).catch((e: unknown) =>
-        ctx.logger.warn({ err: toError(e).message }, 'offline net: portal not drained'),
-      );
+    } finally {
+      held.count--;
+      onRead?.();
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, net.lanes) }, lane));
+  await Promise.all(Array.from({ length: lanes }, lane));
 }

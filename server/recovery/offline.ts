@@ -38,8 +38,9 @@ export interface OfflineDrain {
   /** The mode the portal was last drained in (feature.get `rest_offline_extended`). */
   modeOf(portalId: number): DrainMode | undefined;
   /**
-   * Ticks every `intervalMs` (a tick still running then is not joined by a second one), as
-   * well as draining on ONOFFLINEEVENT. @default 1 min
+   * Ticks every `intervalMs` (a tick still reading the due portals then is not joined by a
+   * second one; one whose last drains still run is), as well as draining on ONOFFLINEEVENT.
+   * @default 1 min
    */
   start(intervalMs?: number): void;
   stop(): Promise<void>;
@@ -106,11 +107,13 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
     modes: new Map(),
   };
   let timer: NodeJS.Timeout | undefined;
-  let tick: Promise<unknown> | undefined;
+  let reading = false;
+  const ticks = new Set<Promise<unknown>>();
   let stopping = false;
   const net: NetContext = {
     ctx,
     lanes: opts.lanes ?? 8,
+    held: { count: 0 },
     drain: (portal, o) => drainPortal(ctx, portal, o),
     stopping: () => stopping,
   };
@@ -124,11 +127,21 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
     start(intervalMs = 60_000) {
       if (timer) return;
       timer = setInterval(() => {
-        // No overlap: a tick still walking when the next is due is left to finish.
-        if (tick || !enabled()) return;
-        tick = netTick(net).finally(() => {
-          tick = undefined;
+        // A tick still reading the due portals is left to finish; one whose last drains
+        // still run (a portal that hangs) is not waited for: this one takes the free lanes.
+        if (reading || !enabled()) return;
+        reading = true;
+        let read = false;
+        const done = () => {
+          if (read) return;
+          read = true;
+          reading = false;
+        };
+        const t: Promise<unknown> = netTick(net, done).finally(() => {
+          done();
+          ticks.delete(t);
         });
+        ticks.add(t);
       }, intervalMs);
       timer.unref();
     },
@@ -137,7 +150,7 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
       timer = undefined;
       // A tick takes no more portals; the drains under way finish.
       stopping = true;
-      await tick;
+      await Promise.allSettled([...ticks]);
       await Promise.allSettled([...ctx.running.values()]);
     },
     wrap: (processor) => drainOnNotice(ctx, processor),
