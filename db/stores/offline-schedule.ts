@@ -54,7 +54,7 @@ export async function drainablePortals(
  * Takes the portal's drain lease until `leaseUntil` when no live lease holds it (and, with
  * `dueOnly`, when its drain is due at `now`). The due time moves to the lease's end, so a
  * holder that dies leaves the portal due again when its lease runs out. False: another
- * drain holds it, or it is no longer due.
+ * drain holds it, it is no longer due, or no longer drainable.
  */
 export async function claimNetDrain(
   db: Knex,
@@ -63,7 +63,10 @@ export async function claimNetDrain(
   leaseUntil: number,
   dueOnly: boolean,
 ): Promise<boolean> {
-  const q = db('portals')
+  // Still drainable: the page that named it may be minutes old (8 lanes, 30 s a call), and a
+  // portal that left meanwhile keeps its schedule (due at once when it is back; a tombstone
+  // keeps nothing).
+  const q = drainable(db)
     .where({ id: portalId })
     .andWhere((w) => w.whereNull('offline_lease_until').orWhere('offline_lease_until', '<', now));
   if (dueOnly) q.andWhere('offline_due_at', '<=', now);
