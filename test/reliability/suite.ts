@@ -43,7 +43,14 @@ export async function runScenario(ctx: ReliabilityContext, s: NamedScenario): Pr
     if (rows.length > 0) return rows;
     return [fail(s.name, 'returned no rows')];
   } catch (e) {
-    return [fail(s.name, `threw: ${(e as Error)?.message ?? String(e)}`)];
+    // fetch's own message is only "fetch failed": its cause says what (ECONNRESET, a port…),
+    // and the stack where.
+    const err = e as Error & { cause?: { code?: string; message?: string } };
+    const cause = err?.cause
+      ? ` (${err.cause.code ?? err.cause.message ?? String(err.cause)})`
+      : '';
+    process.stderr.write(`reliability: scenario ${s.name} threw: ${err?.stack ?? String(e)}\n`);
+    return [fail(s.name, `threw: ${err?.message ?? String(e)}${cause}`)];
   }
 }
 
