@@ -138,10 +138,11 @@ describe('fair processing', () => {
   });
 
   it("finishes another portal's event within about one step timeout while one portal's rules run many steps", async () => {
-    // Portal A's rule has 25 steps of 400 ms (timeout 1 s) each, so one event of A runs 10 s.
+    // Portal A's rule has 25 steps of 400 ms (timeout 3 s) each, so one event of A runs 10 s.
     // A's events took every slot before B's event arrived, so the claim's portal share never
-    // applied: before jobs gave their slot back between two steps, B waited 12 s.
-    const stepTimeoutMs = 1000;
+    // applied: before jobs gave their slot back between two steps, B waited 12 s. (A timeout
+    // of 1 s gave B 2 s, which a loaded machine running two test files at once missed.)
+    const stepTimeoutMs = 3000;
     const slow = await startHttpSink(() => ({ delayMs: 400 }));
     try {
       const a = await seedPortal(h.t.deps);

@@ -123,6 +123,9 @@ describe('the Paid-deal scenario end to end', () => {
   it('skips with the reason when the deal left WON before processing', async () => {
     const deal = await s.portal.addDeal({ TITLE: 'Order 2', STAGE_ID: 'NEW', OPPORTUNITY: '10' });
     await s.drain();
+    // The two updates must fall in one second of the portal's clock: start them at the top
+    // of a second (on a loaded machine they once straddled a second's end).
+    s.shiftPortalTime(1000 - (s.portalNow() % 1000));
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'LOSE' });
     await s.drain();
