@@ -7,6 +7,8 @@ export interface RetentionOptions {
   shouldYield?: () => boolean;
   /** Several instances on PostgreSQL: only the one this answers true for prunes. */
   leader?: () => Promise<boolean>;
+  /** The rest after a batch, as a multiple of the time it held the database (REST_FACTOR). */
+  restFactor?: number;
 }
 
 /** The background prune of the server (db/README.md#retention). */
@@ -43,7 +45,7 @@ export function createRetention(deps: Deps, opts: RetentionOptions = {}): Retent
    * milliseconds more at a time.
    */
   async function pause(heldMs: number): Promise<void> {
-    const rest = Math.min(MAX_REST_MS, Math.ceil(heldMs * REST_FACTOR));
+    const rest = Math.min(MAX_REST_MS, Math.ceil(heldMs * (opts.restFactor ?? REST_FACTOR)));
     await (rest > 0 ? new Promise<void>((resolve) => setTimeout(resolve, rest)) : nextTick());
     const since = Date.now();
     while (opts.shouldYield?.() && !stopping && Date.now() - since < MAX_YIELD_MS) {
