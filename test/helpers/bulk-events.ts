@@ -133,6 +133,9 @@ export async function generateEvents(db: Knex, groups: EventGroup[]): Promise<Ge
     await db.raw(
       "select setval(pg_get_serial_sequence('events', 'id'), (select max(id) from events))",
     );
+    // Planner statistics, as autovacuum gathers them on a database that grew: without them,
+    // right after a bulk load, counting the prunable children took 9 s instead of 0.5 s.
+    await db.raw('analyze');
   }
   return out;
 }
