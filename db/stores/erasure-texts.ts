@@ -41,8 +41,16 @@ function withoutLastErrors(raw: string | null): string | null {
 }
 
 /**
- * Forgets the last errors of the portal's own destinations and the copy the portal's
- * destination alert keeps (`destinations:<member_id>`).
+ * The operator's shared channels (Telegram, SMTP, SMS: server/queue/destinations.ts): their
+ * last error may quote any portal's step, and which one is not kept.
+ */
+const SHARED_DESTINATIONS = ['telegram:%', 'smtp:%', 'sms:%'];
+
+/**
+ * Forgets the last errors of the portal's own destinations, those of the shared channels
+ * (they may quote this portal's steps; the operator loses only their text, not the breaker
+ * state), and the copies the destination alerts keep: the portal's
+ * (`destinations:<member_id>`) and the operator's (`destination:<key>`, no member_id).
  */
 export async function forgetDestinationErrors(
   db: Knex,
@@ -53,16 +61,24 @@ export async function forgetDestinationErrors(
   const destinations = await ownDestinations(db('destinations'), portal.id, row?.domain ?? null)
     .whereNotNull('last_error')
     .update({ last_error: null });
+  const shared = await db('destinations')
+    .where((w) => {
+      for (const like of SHARED_DESTINATIONS) w.orWhere('key', 'like', like);
+    })
+    .whereNotNull('last_error')
+    .update({ last_error: null });
   let alertState = 0;
+  // The portal's destination alert, and the operator's alerts on the shared channels.
   const states = (await db('alert_state')
-    .where({ kind: 'destination', member_id: portal.member_id })
+    .where({ kind: 'destination' })
+    .where((w) => w.where('member_id', portal.member_id).orWhereNull('member_id'))
     .select('key', 'details')) as Array<{ key: string; details: string | null }>;
   for (const s of states) {
     const details = withoutLastErrors(s.details);
     if (details === s.details) continue;
     alertState += await db('alert_state').where('key', s.key).update({ details });
   }
-  return { destinations, alert_state: alertState };
+  return { destinations: destinations + shared, alert_state: alertState };
 }
 
 /** A digest line naming an event: `  #<id> <EVENT> …: <last error>` (server/alerts/messages.ts). */

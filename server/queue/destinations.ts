@@ -90,6 +90,15 @@ export function destinationOf(
   }
 }
 
+/**
+ * Whether one portal's steps alone use this destination: its own `http` hosts
+ * (`…#<portal id>`) and its REST endpoint. The operator's channels (Telegram, SMTP, SMS) are
+ * shared: their last error may come from any portal's step and quote its data (a recipient
+ * address, a phone number), so it is not repeated to another portal's waiting events.
+ */
+export const isPortalDestination = (key: string): boolean =>
+  /#\d+$/.test(key) || key.startsWith('rest:');
+
 export function createDestinations(deps: DestinationDeps, opts: DestinationOptions): Destinations {
   const { db, logger } = deps;
   const breaker: Breaker = {
@@ -118,8 +127,11 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
         const until = row.retry_at ?? t;
         if (until > t || !(await takeProbe(db, key, t, t + probeLease))) {
           const waitMs = Math.max(busyRetry, until - t);
+          const quoted = isPortalDestination(key) ? (row.last_error ?? '') : '';
           throw new PausedError(
-            `destination ${key} is down (circuit open after ${row.failures} failures): ${row.last_error ?? ''}`.trim(),
+            `destination ${key} is down (circuit open after ${row.failures} failures): ${quoted}`
+              .trim()
+              .replace(/:$/, ''),
             waitMs,
             { waitingFor: key },
           );

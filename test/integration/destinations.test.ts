@@ -14,6 +14,7 @@ import { firingAlerts } from '../../server/ui/pages/dashboard-page.js';
 import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
 import { jobRow } from '../../db/stores/jobs.js';
 import type { Action } from '../../server/rules/model.js';
+import { erasePortalData } from '../../server/retention/erase.js';
 
 /**
  * Circuit breakers of the steps' destinations, on the manual clock with
@@ -450,6 +451,60 @@ describe('destinations', () => {
     });
     await h.services.worker.drain();
     expect(await getDestination(h.t.deps.db, smtpKey)).toMatchObject({ state: 'open' });
+  });
+
+  it("never shows another portal's step error to a portal waiting for a shared channel, and erasure forgets it", async () => {
+    // The SMTP server goes away while portal A mails its customer; its answer names her
+    // address (as Postfix does). The circuit of the one shared SMTP server opens with that
+    // text as its last error; portal B's mail then waits for it, and its event log said why
+    // by quoting A's error: A's customer's address, on B's pages.
+    const smtpKey = `smtp:127.0.0.1:${h.smtp.port}`;
+    const customer = 'ann@a-customer.example';
+    const mailTo = (memberId: string, to: string) =>
+      onUpdate(memberId, { type: 'email', to, subject: 'deal', text: 'updated' });
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    await mailTo(a.memberId, customer);
+    await mailTo(b.memberId, 'sales@example.com');
+    h.smtp.refuseRecipient(customer, 421, `<${customer}>: Service not available, closing channel`);
+    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 5, {
+      withJobs: true,
+      entity: false,
+    });
+    await h.services.worker.drain();
+    // Control: the shared row holds A's text.
+    const open = await getDestination(h.t.deps.db, smtpKey);
+    expect(open).toMatchObject({ state: 'open' });
+    expect(open?.last_error).toContain(customer);
+
+    const [bEvent] = await h.addEvents({ id: b.row.id, memberId: b.memberId }, 1, {
+      withJobs: true,
+      entity: false,
+    });
+    h.t.clock.advance(1);
+    const outcomes = await h.services.worker.drain();
+    expect(outcomes.map((o) => o.outcome)).toContain('paused');
+    const bRow = (await h.t.deps.db('events').where('id', bEvent).first()) as {
+      last_error: string;
+    };
+    expect(bRow.last_error).toContain(`destination ${smtpKey} is down`);
+    expect(bRow.last_error).not.toContain(customer);
+
+    // The operator's alert on the shared channel copies the last error; erasing A's data
+    // forgets both copies (whose step wrote it is not kept), keeping the breaker open.
+    await h.checkAndSend();
+    const operatorState = async () =>
+      (await h.t.deps
+        .db('alert_state')
+        .where({ kind: 'destination' })
+        .whereNull('member_id')
+        .first('details')) as { details: string } | undefined;
+    expect((await operatorState())?.details).toContain(customer);
+    const erased = await erasePortalData(h.t.deps, a.row);
+    expect(erased.redacted.destinations).toBeGreaterThanOrEqual(1);
+    const after = await getDestination(h.t.deps.db, smtpKey);
+    expect(after).toMatchObject({ state: 'open', last_error: null });
+    expect((await operatorState())?.details).not.toContain(customer);
   });
 
   it('drops breaker rows under the old shared http key when upgrading (migration 0021)', async () => {
