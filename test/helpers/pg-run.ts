@@ -3,7 +3,14 @@ import path from 'node:path';
 import { openDb } from '../../db/connect.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { projectRoot } from '../../server/lib/project-root.js';
-import { adminQuery, createTestDatabase, findPgBin, startPgCluster, type PgCluster } from './pg.js';
+import {
+  adminQuery,
+  createTestDatabase,
+  findPgBin,
+  serverVersion,
+  startPgCluster,
+  type PgCluster,
+} from './pg.js';
 
 /**
  * `npm run test:pg [jest args]` (built to dist/test/helpers/pg-run.js): runs Jest with
@@ -46,6 +53,7 @@ async function main(): Promise<number> {
       await db.destroy();
     }
     const jest = path.join(projectRoot(), 'node_modules', 'jest', 'bin', 'jest.js');
+    const fileCopy = (await serverVersion(admin)) >= 150000 ? '1' : '';
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
         process.execPath,
@@ -61,6 +69,7 @@ async function main(): Promise<number> {
             B24H_TEST_DB: 'pg',
             B24H_TEST_PG_URL: admin,
             B24H_TEST_PG_TEMPLATE: template.name,
+            B24H_TEST_PG_FILE_COPY: fileCopy,
           },
         },
       );

@@ -192,9 +192,13 @@ export async function createTestDatabase(
   const name = `b24h_t_${randomBytes(6).toString('hex')}`;
   const template =
     opts.template === undefined ? process.env.B24H_TEST_PG_TEMPLATE : (opts.template ?? undefined);
+  // FILE_COPY (PostgreSQL 15+; pg-run.ts says when) copies the small template's files instead
+  // of writing them through the WAL: about 130 ms a database instead of 180.
+  const strategy =
+    template && process.env.B24H_TEST_PG_FILE_COPY === '1' ? ' strategy file_copy' : '';
   await adminQuery(
     admin,
-    `create database ${name}${template ? ` template ${pg.escapeIdentifier(template)}` : ''}`,
+    `create database ${name}${template ? ` template ${pg.escapeIdentifier(template)}` : ''}${strategy}`,
   );
   return {
     url: withDatabase(admin, name),
@@ -207,4 +211,16 @@ export async function createTestDatabase(
       await adminQuery(admin, `drop database if exists ${name} with (force)`);
     },
   };
+}
+
+/** The server's version as a number (150004 for 15.4). */
+export async function serverVersion(adminUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const r = await client.query<{ server_version_num: string }>('show server_version_num');
+    return Number(r.rows[0]?.server_version_num ?? 0);
+  } finally {
+    await client.end();
+  }
 }
