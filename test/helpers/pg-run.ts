@@ -3,6 +3,7 @@ import path from 'node:path';
 import { openDb } from '../../db/connect.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { projectRoot } from '../../server/lib/project-root.js';
+import { SQLITE_ONLY } from './pg-pass-scope.js';
 import {
   adminQuery,
   createTestDatabase,
@@ -21,6 +22,7 @@ import {
  * Without PostgreSQL binaries the run is skipped, loudly, except under CI (CI=true), where
  * it fails: CI must test both databases.
  */
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   let cluster: PgCluster | undefined;
@@ -57,7 +59,16 @@ async function main(): Promise<number> {
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
         process.execPath,
-        [jest, ...(args.length ? args : ['test/integration'])],
+        [
+          jest,
+          ...(args.length
+            ? args
+            : [
+                'test/integration',
+                '--testPathIgnorePatterns',
+                ...SQLITE_ONLY.map((f) => `/test/integration/${f}\\.test\\.ts$`),
+              ]),
+        ],
         {
           stdio: 'inherit',
           cwd: projectRoot(),
