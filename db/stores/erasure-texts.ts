@@ -9,11 +9,17 @@ import type { TableCounts } from './retention.js';
  * job's history); only the quoted text goes.
  */
 
-/** Keys of the portal's own destinations: its `http` hosts and its REST endpoint. */
-function ownDestinations(q: Knex.QueryBuilder, portalId: number, domain: string | null) {
+/**
+ * Keys whose last error may quote the portal's steps: its own destinations (its `http` hosts,
+ * `http:<host>#<id>`, and its REST endpoint) and the operator's shared channels (Telegram,
+ * SMTP, SMS: every key that is no portal's own, as server/queue/destinations.ts
+ * isPortalDestination tells them), whose last error may come from any portal's step.
+ */
+function quotingDestinations(q: Knex.QueryBuilder, portalId: number, domain: string | null) {
   return q.where((w) => {
     w.where('key', 'like', `http:%#${portalId}`);
     if (domain) w.orWhere('key', `rest:${domain}`);
+    w.orWhere((shared) => shared.whereNot('key', 'like', '%#%').whereNot('key', 'like', 'rest:%'));
   });
 }
 
@@ -41,12 +47,6 @@ function withoutLastErrors(raw: string | null): string | null {
 }
 
 /**
- * The operator's shared channels (Telegram, SMTP, SMS: server/queue/destinations.ts): their
- * last error may quote any portal's step, and which one is not kept.
- */
-const SHARED_DESTINATIONS = ['telegram:%', 'smtp:%', 'sms:%'];
-
-/**
  * Forgets the last errors of the portal's own destinations, those of the shared channels
  * (they may quote this portal's steps; the operator loses only their text, not the breaker
  * state), and the copies the destination alerts keep: the portal's
@@ -58,13 +58,7 @@ export async function forgetDestinationErrors(
 ): Promise<TableCounts> {
   const row = (await db('portals').where('id', portal.id).first('domain')) as
     { domain: string | null } | undefined;
-  const destinations = await ownDestinations(db('destinations'), portal.id, row?.domain ?? null)
-    .whereNotNull('last_error')
-    .update({ last_error: null });
-  const shared = await db('destinations')
-    .where((w) => {
-      for (const like of SHARED_DESTINATIONS) w.orWhere('key', 'like', like);
-    })
+  const destinations = await quotingDestinations(db('destinations'), portal.id, row?.domain ?? null)
     .whereNotNull('last_error')
     .update({ last_error: null });
   let alertState = 0;
@@ -78,7 +72,7 @@ export async function forgetDestinationErrors(
     if (details === s.details) continue;
     alertState += await db('alert_state').where('key', s.key).update({ details });
   }
-  return { destinations: destinations + shared, alert_state: alertState };
+  return { destinations, alert_state: alertState };
 }
 
 /** A digest line naming an event: `  #<id> <EVENT> …: <last error>` (server/alerts/messages.ts). */

@@ -60,19 +60,13 @@ export async function netTick(net: NetContext, onRead?: () => void): Promise<Dra
   const { ctx } = net;
   const total = emptyReport();
   const start = ctx.now();
-  async function* due(): AsyncGenerator<PortalRow> {
-    let after: PageMark | undefined;
-    for (;;) {
-      const page = await duePortals(ctx.db, start, after, PAGE);
-      yield* page;
-      const last = page.at(-1);
-      if (!last || page.length < PAGE) return;
-      after = { dueAt: last.offline_due_at ?? 0, id: last.id };
-    }
-  }
+  const due = pages((last) => {
+    const after: PageMark | undefined = last && { dueAt: last.offline_due_at ?? 0, id: last.id };
+    return duePortals(ctx.db, start, after, PAGE);
+  });
   const free = Math.max(1, net.lanes) - net.held.count;
   if (free <= 0) onRead?.();
-  else await inLanes(net, free, due(), (p) => drainLeased(net, p, true, total), onRead);
+  else await inLanes(net, free, due, (p) => drainLeased(net, p, true, total), onRead);
   return total;
 }
 
@@ -83,18 +77,22 @@ export async function netTick(net: NetContext, onRead?: () => void): Promise<Dra
 export async function netDrainEvery(net: NetContext): Promise<DrainReport> {
   const { ctx } = net;
   const total = emptyReport();
-  async function* all(): AsyncGenerator<PortalRow> {
-    let afterId = 0;
-    for (;;) {
-      const page = await drainablePortals(ctx.db, afterId, PAGE);
-      yield* page;
-      const last = page.at(-1);
-      if (!last || page.length < PAGE) return;
-      afterId = last.id;
-    }
-  }
-  await inLanes(net, Math.max(1, net.lanes), all(), (p) => drainLeased(net, p, false, total));
+  const all = pages((last) => drainablePortals(ctx.db, last?.id ?? 0, PAGE));
+  await inLanes(net, Math.max(1, net.lanes), all, (p) => drainLeased(net, p, false, total));
   return total;
+}
+
+/** The portals `read` gives PAGE at a time, each page read after the last portal of the one before. */
+async function* pages(
+  read: (last: PortalRow | undefined) => Promise<PortalRow[]>,
+): AsyncGenerator<PortalRow> {
+  let last: PortalRow | undefined;
+  for (;;) {
+    const page = await read(last);
+    yield* page;
+    last = page.at(-1);
+    if (!last || page.length < PAGE) return;
+  }
 }
 
 /** A notice was drained: the portal's next net drain is the shortest interval away at most. */

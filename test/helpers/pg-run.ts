@@ -22,7 +22,6 @@ import {
  * Without PostgreSQL binaries the run is skipped, loudly, except under CI (CI=true), where
  * it fails: CI must test both databases.
  */
-
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   let cluster: PgCluster | undefined;

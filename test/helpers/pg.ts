@@ -156,12 +156,17 @@ export function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-/** Runs statements on the admin database of `adminUrl`, one connection. */
-export async function adminQuery(adminUrl: string, ...statements: string[]): Promise<void> {
+/** Runs statements on the admin database of `adminUrl`, one connection; the last one's rows. */
+export async function adminQuery(
+  adminUrl: string,
+  ...statements: string[]
+): Promise<Array<Record<string, unknown>>> {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
-    for (const s of statements) await client.query(s);
+    let rows: Array<Record<string, unknown>> = [];
+    for (const s of statements) rows = (await client.query(s)).rows;
+    return rows;
   } finally {
     await client.end();
   }
@@ -215,12 +220,6 @@ export async function createTestDatabase(
 
 /** The server's version as a number (150004 for 15.4). */
 export async function serverVersion(adminUrl: string): Promise<number> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    const r = await client.query<{ server_version_num: string }>('show server_version_num');
-    return Number(r.rows[0]?.server_version_num ?? 0);
-  } finally {
-    await client.end();
-  }
+  const [row] = await adminQuery(adminUrl, 'show server_version_num');
+  return Number(row?.server_version_num ?? 0);
 }
