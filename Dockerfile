@@ -1,6 +1,6 @@
 # b24hooks: build stage (all dependencies, tsc), then a runtime image with the built code,
 # production dependencies, views and static assets only. See server/README.md, Operations.
-FROM node:22-bookworm-slim AS build
+FROM node:20-bookworm-slim AS build
 # Toolchain for better-sqlite3 when no prebuilt binary matches (node-gyp fallback).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -11,7 +11,7 @@ COPY server ./server
 COPY db ./db
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:22-bookworm-slim
+FROM node:20-bookworm-slim
 ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0 DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/package.json /app/manifest.json ./
