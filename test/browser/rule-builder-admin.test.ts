@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { chromium, type Browser, type Dialog, type Frame, type Page } from 'playwright-core';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import type { HttpAction } from '../../server/rules/model.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
@@ -29,13 +29,30 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
 
   const frame = () => page.frameLocator('iframe.b24emu-frame');
   const appFrame = (): Frame => appFrameOf(page, h.appUrl);
+  /**
+   * Whether the app's frame is open with a live session. Opened once, as an admin who moves
+   * from page to page inside the app; a test that ends the session or the rights sets it back.
+   */
+  let entered = false;
   async function openBuilder(path: string) {
-    await page.goto(`${h.portal.url}/app?user=1`);
-    await frame().locator('#figures').waitFor();
-    await Promise.all([
-      appFrame().waitForNavigation(),
-      appFrame().evaluate(`location.href = ${JSON.stringify(path)}`),
-    ]);
+    if (!entered || !page.url().startsWith(`${h.portal.url}/app`)) {
+      await page.goto(`${h.portal.url}/app?user=1`);
+      await frame().locator('#figures').waitFor();
+      entered = true;
+    }
+    // The last test's unsaved edits: leaving them is what the admin asks for here.
+    const leave = (d: Dialog) => {
+      if (d.type() === 'beforeunload') void d.accept();
+    };
+    page.on('dialog', leave);
+    try {
+      await Promise.all([
+        appFrame().waitForNavigation(),
+        appFrame().evaluate(`location.href = ${JSON.stringify(path)}`),
+      ]);
+    } finally {
+      page.off('dialog', leave);
+    }
     await frame().locator('html[data-builder-ready="1"]').waitFor();
   }
   const ruleJson = async () =>
@@ -495,6 +512,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     const f = frame();
     await f.locator('#step-1-text').fill('Edited after lunch');
     await h.t.deps.db('sessions').del();
+    entered = false;
     await f.locator('#save-rule').click();
     await f.locator('#rule-errors').waitFor();
     await expect(f.locator('#rule-errors').textContent()).resolves.toMatch(
@@ -513,6 +531,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     // The portal owner takes the rights away; the app asks again after 5 minutes.
     h.portal.setUserAdmin(1, false);
     h.t.clock.advance(5 * 60_000);
+    entered = false;
     try {
       await f.locator('#save-rule').click();
       await f.locator('#rule-errors').waitFor();
