@@ -12,7 +12,7 @@ const BaseSequencer = Sequencer.default ?? Sequencer;
 /** Seconds, for files that take 8 s or more. */
 const SLOW = {
   'test/reliability/reliability.test.ts': 85,
-  'test/browser/rule-builder-admin.test.ts': 73,
+  'test/browser/rule-builder-admin.test.ts': 55,
   'test/integration/retention-prune.test.ts': 61,
   'test/integration/docker-image.test.ts': 41,
   'test/integration/rest-budget.test.ts': 38,
