@@ -74,6 +74,9 @@ export interface GapRow {
   error: string | null;
   sweep_started_at: number;
   sweep_finished_at: number | null;
+  /** The host and pid of the process running the sweep (null in rows before 0031). */
+  sweep_host: string | null;
+  sweep_pid: number | null;
 }
 
 function gapOf(r: Record<string, unknown>): GapRow {
@@ -98,14 +101,17 @@ function gapOf(r: Record<string, unknown>): GapRow {
     error: (r.error as string | null) ?? null,
     sweep_started_at: num(r.sweep_started_at),
     sweep_finished_at: numOrNull(r.sweep_finished_at),
+    sweep_host: (r.sweep_host as string | null) ?? null,
+    sweep_pid: numOrNull(r.sweep_pid),
   };
 }
 
 export async function insertGap(
   db: Knex,
-  g: Pick<GapRow, 'trigger' | 'started_at' | 'ended_at' | 'member_id' | 'requested_by'> & {
-    now: number;
-  },
+  g: Pick<GapRow, 'trigger' | 'started_at' | 'ended_at' | 'member_id' | 'requested_by'> &
+    Partial<Pick<GapRow, 'sweep_host' | 'sweep_pid'>> & {
+      now: number;
+    },
 ): Promise<number> {
   const [row] = (await db('recovery_gaps')
     .insert({
@@ -119,6 +125,8 @@ export async function insertGap(
       enqueued: 0,
       portals: '[]',
       sweep_started_at: g.now,
+      sweep_host: g.sweep_host ?? null,
+      sweep_pid: g.sweep_pid ?? null,
     })
     .returning('id')) as Array<{ id: number } | number>;
   return typeof row === 'object' ? Number(row.id) : Number(row);
@@ -167,6 +175,13 @@ export async function runningGaps(db: Knex, since: number): Promise<GapRow[]> {
     .where('sweep_started_at', '>=', since)
     .orderBy('id', 'desc')) as Array<Record<string, unknown>>;
   return rows.map(gapOf);
+}
+
+/** One sweep left `running` by a process known to be gone: it ended without finishing. */
+export async function abandonGap(db: Knex, id: number, now: number): Promise<void> {
+  await db('recovery_gaps')
+    .where({ id, status: 'running' })
+    .update({ status: 'failed', error: 'interrupted', sweep_finished_at: now });
 }
 
 /**

@@ -1,7 +1,9 @@
+import os from 'node:os';
 import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
 import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import {
+  abandonGap,
   abandonGaps,
   getGap,
   insertGap,
@@ -122,6 +124,24 @@ export function createSweeper(deps: Deps, opts: SweeperOptions = {}): Sweeper {
   };
 }
 
+/**
+ * Whether a `running` sweep was run by a process of this host that is gone (a `recover sweep`
+ * killed mid-way). Another host's sweep, or one recorded without its process, counts as
+ * running until STALE_MS; so does this process's own (another sweeper in it may run it).
+ */
+function ranByGoneProcess(g: GapRow): boolean {
+  if (g.sweep_host !== os.hostname() || g.sweep_pid === null || g.sweep_pid === process.pid) {
+    return false;
+  }
+  try {
+    process.kill(g.sweep_pid, 0);
+    return false;
+  } catch (e) {
+    // EPERM: it exists, as another user's process.
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /** Records the gap (refused while another sweep runs) and starts sweeping it. */
 async function begin(
   ctx: SweeperContext,
@@ -139,9 +159,12 @@ async function begin(
       throw new SweepRefusedError('the gap must begin in the past');
     }
     await abandonGaps(db, t - STALE_MS, t);
-    const other = (await runningGaps(db, t - STALE_MS)).find((g) =>
-      clashes(scope, [g.member_id ?? ALL_PORTALS]),
-    );
+    let other: GapRow | undefined;
+    for (const g of await runningGaps(db, t - STALE_MS)) {
+      if (!clashes(scope, [g.member_id ?? ALL_PORTALS])) continue;
+      if (ranByGoneProcess(g)) await abandonGap(db, g.id, t);
+      else other ??= g;
+    }
     if (other) {
       throw new SweepRefusedError(
         `a sweep is already running (#${other.id}, since ${new Date(other.sweep_started_at).toISOString()})`,
@@ -153,6 +176,8 @@ async function begin(
       ended_at: req.until ?? t,
       member_id: req.memberId ?? null,
       requested_by: req.requestedBy ?? null,
+      sweep_host: os.hostname(),
+      sweep_pid: process.pid,
       now: t,
     });
     const done = execute(ctx, gapId, req).finally(() => {

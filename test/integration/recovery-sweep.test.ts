@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import os from 'node:os';
 import { describe, expect, it } from '@jest/globals';
 import { bitrixTime } from '../../server/recovery/sweep.js';
 import { validateEventMap } from '../../server/rules/validate.js';
@@ -339,6 +342,55 @@ describe('downtime sweep', () => {
     );
     expect(cli.code).toBe(1);
     expect(cli.err).toMatch(/already running/);
+  });
+
+  it('goes ahead past a sweep left running by a killed process of this host', async () => {
+    const since = s.h.t.clock.now().getTime() - MIN;
+    const started = s.h.t.clock.now().getTime();
+    // A `recover sweep` SIGKILLed mid-way: its row stays `running`, its process is gone.
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    await once(child, 'spawn');
+    const running = (host: string, pid: number) =>
+      db()('recovery_gaps').insert({
+        trigger: 'cli',
+        started_at: since,
+        ended_at: since + MIN,
+        status: 'running',
+        sweep_started_at: started,
+        sweep_host: host,
+        sweep_pid: pid,
+      });
+    const sweep = () =>
+      runCliIn(
+        s.h.t,
+        ['recover', 'sweep', '--since', new Date(since).toISOString()],
+        scenarioCliEnv(s),
+      );
+    try {
+      // Controls: while that process lives, and for another host's sweep, it is refused.
+      await running(os.hostname(), child.pid!);
+      await running(`not-${os.hostname()}`, 1);
+      const refused = await sweep();
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(/already running/);
+      await db()('recovery_gaps')
+        .where({ sweep_host: `not-${os.hostname()}` })
+        .delete();
+      const refusedAgain = await sweep();
+      expect(refusedAgain.err).toMatch(/already running/);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    const after = await sweep();
+    expect(after.code).toBe(0);
+    expect(
+      await db()('recovery_gaps').where({ sweep_pid: child.pid }).select('status', 'error'),
+    ).toEqual([{ status: 'failed', error: 'interrupted' }]);
+    // The CLI's own sweep is recorded with its host and process (this one: runCliIn).
+    const [own] = await db()('recovery_gaps').orderBy('id', 'desc').limit(1);
+    expect(own).toMatchObject({ status: 'done', sweep_host: os.hostname() });
+    expect(Number(own.sweep_pid)).toBe(process.pid);
   });
 
   it("sweeps one portal beside another portal's sweep, but not beside its own or a whole one", async () => {
