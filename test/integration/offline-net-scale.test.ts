@@ -16,8 +16,11 @@ const PORTALS = 40;
 const LANES = 8;
 /** Every REST request's round trip in the timing tests. */
 const LATENCY_MS = 100;
-/** The app's REST timeout here (30 s in production): the hanging portal's lane is held this long. */
-const TIMEOUT_MS = 4_000;
+/**
+ * The app's REST timeout here (30 s in production): the hanging portal's lane is held this
+ * long. Over three times the others' 1.8 s on 7 lanes: a loaded CI machine took 3.7 s.
+ */
+const TIMEOUT_MS = 6_000;
 /** REST calls of one drain of an empty queue in the confirm mode, mode known or not. */
 const CALLS_FIRST_DRAIN = 3; // feature.get, event.offline.get, event.offline.get error=1
 const MIN = 60_000;
@@ -102,7 +105,12 @@ describe('the offline net over many portals', () => {
     );
     // The others did not wait for the hanging portal: all were asked before its timeout.
     expect(Math.max(...lastAt)).toBeLessThan(TIMEOUT_MS);
-    expect(Math.max(...lastAt)).toBeLessThan(2 * lanesMs);
+    // 8 at a time, the hanging portal holding one lane throughout: the others 7 at once at
+    // most, and 7 at once from the start (counted by when their requests arrived, which a
+    // loaded machine delays but does not reorder).
+    const spans = calls.slice(1).map((cs) => [cs[0]!.at, cs.at(-1)!.at] as const);
+    const inFlight = (t: number) => spans.filter(([a, b]) => a <= t && t <= b).length;
+    expect(Math.max(...spans.map(([a]) => inFlight(a)))).toBe(LANES - 1);
     // The tick lasted about the hanging lane, not the sum of the portals.
     expect(tookMs).toBeLessThan(TIMEOUT_MS + lanesMs);
     expect(tookMs).toBeLessThan(serialMs / 2);
