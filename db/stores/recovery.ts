@@ -177,13 +177,6 @@ export async function runningGaps(db: Knex, since: number): Promise<GapRow[]> {
   return rows.map(gapOf);
 }
 
-/** One sweep left `running` by a process known to be gone: it ended without finishing. */
-export async function abandonGap(db: Knex, id: number, now: number): Promise<void> {
-  await db('recovery_gaps')
-    .where({ id, status: 'running' })
-    .update({ status: 'failed', error: 'interrupted', sweep_finished_at: now });
-}
-
 /**
  * Sweeps left `running` by a process that died: they ended without finishing. `triggers`
  * limits it to sweeps of those origins (a starting server owns `start` and `ui` sweeps).

@@ -127,11 +127,10 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
         const until = row.retry_at ?? t;
         if (until > t || !(await takeProbe(db, key, t, t + probeLease))) {
           const waitMs = Math.max(busyRetry, until - t);
-          const quoted = isPortalDestination(key) ? (row.last_error ?? '') : '';
+          const quoted = isPortalDestination(key) ? (row.last_error ?? '').trim() : '';
           throw new PausedError(
-            `destination ${key} is down (circuit open after ${row.failures} failures): ${quoted}`
-              .trim()
-              .replace(/:$/, ''),
+            `destination ${key} is down (circuit open after ${row.failures} failures)` +
+              (quoted ? `: ${quoted}` : ''),
             waitMs,
             { waitingFor: key },
           );

@@ -3,7 +3,6 @@ import type { Deps } from '../deps.js';
 import { toError } from '../lib/errors.js';
 import { listPortals, type PortalRow } from '../../db/stores/portals.js';
 import {
-  abandonGap,
   abandonGaps,
   getGap,
   insertGap,
@@ -162,8 +161,9 @@ async function begin(
     let other: GapRow | undefined;
     for (const g of await runningGaps(db, t - STALE_MS)) {
       if (!clashes(scope, [g.member_id ?? ALL_PORTALS])) continue;
-      if (ranByGoneProcess(g)) await abandonGap(db, g.id, t);
-      else other ??= g;
+      if (ranByGoneProcess(g)) {
+        await updateGap(db, g.id, { status: 'failed', error: 'interrupted', finishedAt: t });
+      } else other ??= g;
     }
     if (other) {
       throw new SweepRefusedError(
