@@ -12,7 +12,13 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** Written after every build this script runs; tsc's own build info counts too. */
 const STAMP = path.join('dist', '.build-stamp');
 const BUILD_INFO = path.join('dist', '.tsbuildinfo');
-const SOURCE_DIRS = ['server', 'db', 'test'];
+/**
+ * What the server and the CLI are built from. `npm run demo` and `npm run emulator` run code
+ * under test/ as well and pass `--with-tests`; the server never imports test/, so an edited
+ * test file does not make `npm start` or `npx b24hooks` build again.
+ */
+export const SERVER_DIRS = ['server', 'db'];
+export const WITH_TESTS = [...SERVER_DIRS, 'test'];
 
 function newestSource(dir) {
   let newest = 0;
@@ -31,20 +37,22 @@ const mtime = (file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0);
  * Why a build is needed in `root` ('missing', 'stale'), or undefined when dist/ is up to
  * date or there are no sources to build from (a runtime image holds dist/ only).
  */
-export function buildNeeded(root = ROOT) {
+export function buildNeeded(root = ROOT, dirs = SERVER_DIRS) {
   const sources = Math.max(
-    ...SOURCE_DIRS.map((d) => newestSource(path.join(root, d))),
+    ...dirs.map((d) => newestSource(path.join(root, d))),
     mtime(path.join(root, 'tsconfig.json')),
   );
   if (sources === 0 || !fs.existsSync(path.join(root, 'server', 'main.ts'))) return undefined;
-  if (!fs.existsSync(path.join(root, 'dist', 'server', 'main.js'))) return 'missing';
+  const entries = [path.join('server', 'main.js')];
+  if (dirs.includes('test')) entries.push(path.join('test', 'demo', 'main.js'));
+  if (entries.some((e) => !fs.existsSync(path.join(root, 'dist', e)))) return 'missing';
   const built = Math.max(mtime(path.join(root, STAMP)), mtime(path.join(root, BUILD_INFO)));
   return sources > built ? 'stale' : undefined;
 }
 
 /** Runs tsc when needed (output to stderr); throws with advice when TypeScript is absent. */
-export function ensureBuild(root = ROOT) {
-  const why = buildNeeded(root);
+export function ensureBuild(root = ROOT, dirs = SERVER_DIRS) {
+  const why = buildNeeded(root, dirs);
   if (!why) return false;
   let tsc;
   try {
@@ -66,7 +74,7 @@ export function ensureBuild(root = ROOT) {
 
 if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
-    ensureBuild();
+    ensureBuild(ROOT, process.argv.includes('--with-tests') ? WITH_TESTS : SERVER_DIRS);
   } catch (e) {
     process.stderr.write(`b24hooks: ${e.message}\n`);
     process.exit(1);
