@@ -189,9 +189,9 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await f.locator('#on-add').click();
     await f.locator('#add-condition').click();
     await f
-      .locator('#cond-field-0 option[value="ufCrm128_Priority"]')
+      .locator('#cond-field-0 option[value="ufCrm128_1747309727"]')
       .waitFor({ state: 'attached' });
-    await f.locator('#cond-field-0').selectOption('ufCrm128_Priority');
+    await f.locator('#cond-field-0').selectOption('ufCrm128_1747309727');
     await f.locator('#cond-value-0').selectOption('61');
     // Its stage, picked from the list of its own pipelines' stages.
     await f.locator('#add-condition').click();
@@ -225,7 +225,7 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     expect(rule).toMatchObject({
       on: ['ONCRMDYNAMICITEMUPDATE_128'],
       when: [
-        { field: 'ufCrm128_Priority', equals: '61' },
+        { field: 'ufCrm128_1747309727', equals: '61' },
         { field: 'stageId', becomes: 'DT128_1281:SUCCESS' },
       ],
     });

@@ -30,10 +30,31 @@ export interface ItemStore {
   list(entityTypeId: number, filter: unknown, start: unknown, order?: unknown): ItemListPage;
 }
 
-/** `STAGE_ID` → `stageId`, `UF_CRM_5_NOTE` → `ufCrm5Note`; camelCase keys stay as they are. */
+/**
+ * A field's REST name (DOCS:api-reference/crm/universal/index.md, "Field Naming Conventions"):
+ * `STAGE_ID` → `stageId`. A custom field whose part after `UF_CRM_<n>_` is only letters or
+ * only digits is converted the regular way, an underscore kept only between two numeric
+ * blocks (`UF_CRM_3_DIGIT` → `ufCrm3Digit`, `UF_CRM_3_1747309727` → `ufCrm3_1747309727`);
+ * any other (`UF_CRM_3_DIGIT10`, `UF_CRM_1747309879`) only has its prefix replaced
+ * (`ufCrm_3_DIGIT10`, `ufCrm_1747309879`). camelCase keys stay as they are. (The doc's last
+ * rule, a name already taken coming back in UPPER_CASE, is not modelled.)
+ */
 export function camelKey(key: string): string {
   if (/[a-z]/.test(key)) return key;
-  return key.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  if (key.startsWith('UF_CRM_')) {
+    const rest = /^UF_CRM_\d+_(.+)$/.exec(key)?.[1];
+    const regular = rest !== undefined && /^(\d+(_\d+)*|[A-Z]+(_[A-Z]+)*)$/.test(rest);
+    if (!regular) return `ufCrm_${key.slice('UF_CRM_'.length)}`;
+  }
+  const parts = key.toLowerCase().split('_');
+  let out = parts[0] ?? '';
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i]!;
+    const numeric = /^\d+$/.test(part);
+    if (numeric && /^\d+$/.test(parts[i - 1]!)) out += `_${part}`;
+    else out += numeric ? part : part.charAt(0).toUpperCase() + part.slice(1);
+  }
+  return out;
 }
 
 /** `DT128_1:NEW`: smart-process stage ids carry the type and the pipeline (category). */

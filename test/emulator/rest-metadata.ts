@@ -1,4 +1,5 @@
 import { LIST_PAGE } from './crm-store.js';
+import { camelKey } from './item-store.js';
 import { isRecord } from './http-util.js';
 import { isSmartProcessType } from './rest-items.js';
 import { param, paramString, RestError, type MethodHandler } from './rest-error.js';
@@ -138,8 +139,11 @@ const COMPANY_FIELDS: Record<string, FieldDescription> = {
  * `crm.item.fields` for a smart process (api-reference/crm/universal/crm-item-fields.md):
  * `{fields: {...}}` keyed in camelCase, each with its `upperName`; a stage field's
  * `statusType` is `DYNAMIC_<entityTypeId>_STAGE_<categoryId>`. A subset of the doc's
- * answer, and one list user field (`ufCrm<n>_…`, labels as for crm.deal.fields).
+ * answer, and one list user field (`ufCrm<n>_<digits>`, labels as for crm.deal.fields).
  */
+/** The smart process's list user field, as the portal names one created in its settings. */
+export const PRIORITY_FIELD = (typeId: number): string => `UF_CRM_${typeId}_1747309727`;
+
 function itemFields(typeId: number): Record<string, FieldDescription & { upperName: string }> {
   const f = (code: string, upper: string, d: FieldDescription) => [
     code,
@@ -158,10 +162,12 @@ function itemFields(typeId: number): Record<string, FieldDescription & { upperNa
       field('crm_status', 'Stage', { statusType: `DYNAMIC_${typeId}_STAGE_${typeId * 10}` }),
     ),
     f('opportunity', 'OPPORTUNITY', field('double', 'Amount')),
+    // Named as the portal names a field created in its settings (UF_CRM_<type>_<timestamp>),
+    // converted by the doc's regular rule (item-store.ts camelKey).
     f(
-      `ufCrm${typeId}_Priority`,
-      `UF_CRM_${typeId}_PRIORITY`,
-      userField(`ufCrm${typeId}_Priority`, 'enumeration', 'Priority', {
+      camelKey(PRIORITY_FIELD(typeId)),
+      PRIORITY_FIELD(typeId),
+      userField(camelKey(PRIORITY_FIELD(typeId)), 'enumeration', 'Priority', {
         items: [
           { ID: '61', VALUE: 'High' },
           { ID: '62', VALUE: 'Low' },

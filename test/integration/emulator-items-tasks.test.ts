@@ -136,4 +136,29 @@ describe('smart-process items and tasks on the emulated portal', () => {
       IS_ACCESSIBLE_AFTER: 'undefined',
     });
   });
+
+  it("names custom fields in REST as the portal does (the doc's regular and simplified rules)", async () => {
+    // DOCS:api-reference/crm/universal/index.md, "Field Naming Conventions", its table.
+    const added = await call('crm.item.add', {
+      entityTypeId: 128,
+      fields: {
+        title: 'Custom',
+        UF_CRM_3_DIGIT: 'a',
+        UF_CRM_3_1747309727: 'b',
+        UF_CRM_3_DIGIT10: 'c',
+        UF_CRM_3_DIGIT_10: 'd',
+        UF_CRM_1747309879: 'e',
+        ASSIGNED_BY_ID: 1,
+      },
+    });
+    const item = (added.json.result as { item: Record<string, unknown> }).item;
+    expect(item).toMatchObject({
+      ufCrm3Digit: 'a',
+      ufCrm3_1747309727: 'b',
+      ufCrm_3_DIGIT10: 'c',
+      ufCrm_3_DIGIT_10: 'd',
+      ufCrm_1747309879: 'e',
+      assignedById: 1,
+    });
+  });
 });

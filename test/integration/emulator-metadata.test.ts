@@ -71,11 +71,13 @@ describe('CRM metadata on the emulated portal (fields, stages, pipelines)', () =
       upperName: 'STAGE_ID',
       statusType: 'DYNAMIC_128_STAGE_1280',
     });
-    expect(fields.ufCrm128_Priority).toMatchObject({
+    // A field created in the portal's settings: UF_CRM_<type>_<timestamp>, and the
+    // underscore between its two numeric blocks stays in the REST name.
+    expect(fields.ufCrm128_1747309727).toMatchObject({
       type: 'enumeration',
       isDynamic: true,
       formLabel: 'Priority',
-      upperName: 'UF_CRM_128_PRIORITY',
+      upperName: 'UF_CRM_128_1747309727',
     });
     const deal = await call('crm.item.fields', { entityTypeId: 7 });
     expect([deal.status, deal.json.error]).toEqual([400, 'NOT_FOUND']);

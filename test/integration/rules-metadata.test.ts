@@ -77,7 +77,7 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
     expect(batches() - before).toBe(2);
     const fields = m!.fields;
     expect(fields.find((f) => f.code === 'stageId')).toMatchObject({ title: 'Stage' });
-    expect(fields.find((f) => f.code === 'ufCrm128_Priority')).toMatchObject({
+    expect(fields.find((f) => f.code === 'ufCrm128_1747309727')).toMatchObject({
       title: 'Priority',
       items: [
         { id: '61', value: 'High' },
