@@ -1,3 +1,4 @@
+import { upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 
 export interface CheckOptions {
@@ -59,9 +60,6 @@ export function eventsTriggeredBy(method: string, params: Record<string, unknown
   return [];
 }
 
-/** `stageId` and `STAGE_ID` are one field to Bitrix24 (crm.item vs crm.deal naming). */
-const fieldKey = (k: string): string => k.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase();
-
 /** Fields a rule's `*.update` steps write, by the event family they land in. */
 function writes(rule: Rule): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
@@ -72,7 +70,7 @@ function writes(rule: Rule): Map<string, Set<string>> {
       const fields = a.params?.fields ?? a.params?.FIELDS;
       if (typeof fields !== 'object' || fields === null) continue;
       const set = out.get(ev) ?? new Set<string>();
-      for (const k of Object.keys(fields)) set.add(fieldKey(k));
+      for (const k of Object.keys(fields)) set.add(upperFieldName(k));
       out.set(ev, set);
     }
   }

@@ -1,4 +1,5 @@
 import { CONTEXT_ROOTS, entityRoot } from './context.js';
+import { upperFieldName } from './fields.js';
 import type { Action, Condition, Rule, Scalar } from './model.js';
 
 /**
@@ -36,9 +37,6 @@ export interface StageName {
 /** Looks up a deal stage code (`WON`, `C1:WON`). */
 export type StageNames = (code: string) => StageName | undefined;
 
-/** `stageId` and `STAGE_ID` are one field to Bitrix24 (crm.item vs crm.deal naming). */
-const fieldKey = (k: string): string => k.replace(/([a-z\d])([A-Z])/g, '$1_$2').toUpperCase();
-
 const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
 
 /** The context root a condition's field belongs to: its own root, or the rule's record. */
@@ -51,7 +49,7 @@ function recordOf(field: string, rule: Rule): string | undefined {
 
 /** Whether a condition compares a deal's stage (the codes a portal's stage list names). */
 const isDealStage = (field: string, rule: Rule): boolean =>
-  fieldKey(field.split('.').pop() ?? '') === 'STAGE_ID' && recordOf(field, rule) === 'deal';
+  upperFieldName(field.split('.').pop() ?? '') === 'STAGE_ID' && recordOf(field, rule) === 'deal';
 
 /** Whether any rule of the map compares a deal's stage: only then are stage names needed. */
 export const comparesDealStages = (rules: readonly Rule[]): boolean =>
@@ -84,7 +82,7 @@ function fieldLabel(field: string, rule: Rule, words: MapWords): Phrase {
   const rest = root ? segments.slice(1) : segments;
   const own =
     root === undefined || root === 'entity' || rule.on.some((e) => entityRoot(null, e) === root);
-  const name = rest.length === 1 ? words(`map.field.${fieldKey(rest[0]!)}`) : undefined;
+  const name = rest.length === 1 ? words(`map.field.${upperFieldName(rest[0]!)}`) : undefined;
   const label: Phrase = name ? [{ text: name }] : data(rest.join('.'));
   if (own) return label;
   const rootName = words(`map.root.${root}`);

@@ -60,3 +60,20 @@ export function show(v: unknown): string {
 }
 
 export { isEmpty };
+
+/**
+ * A field's UPPER_CASE name, whichever naming a rule used: crm.item's camelCase (`stageId`,
+ * `ufCrm3_1747309727`) and crm.deal's UPPER_CASE (`STAGE_ID`) name one field to Bitrix24.
+ * The reverse of the portal's conversion (b24restdocs api-reference/crm/universal/index.md,
+ * "Field Naming Conventions"): `ufCrm_…` had only its `UF_CRM_` prefix replaced; otherwise
+ * every word and every numeric block was its own part (`ufCrm3Digit` → `UF_CRM_3_DIGIT`,
+ * `ufCrm3_1747309727` → `UF_CRM_3_1747309727`). Names without a lower-case letter stay.
+ */
+export function upperFieldName(name: string): string {
+  if (!/[a-z]/.test(name)) return name;
+  if (name.startsWith('ufCrm_')) return `UF_CRM_${name.slice('ufCrm_'.length)}`;
+  return name
+    .replace(/([a-z\d])([A-Z])/g, '$1_$2')
+    .replace(/([a-zA-Z])(\d)/g, '$1_$2')
+    .toUpperCase();
+}

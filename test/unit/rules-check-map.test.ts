@@ -37,6 +37,37 @@ describe('checkMap', () => {
     ]);
   });
 
+  it("knows a custom field in either naming: crm.item's camelCase and the UPPER_CASE name", () => {
+    // A timestamp-named field keeps the underscore between its numeric blocks in camelCase
+    // (b24restdocs api-reference/crm/universal/index.md), so UF_CRM_3_1747309727 is
+    // ufCrm3_1747309727, and a mixed name only loses its prefix: ufCrm_3_DIGIT10.
+    const item = (fields: Record<string, unknown>): Action => ({
+      type: 'bitrix',
+      method: 'crm.item.update',
+      params: { entityTypeId: 3, id: '{{entity.id}}', fields },
+    });
+    const map: EventMap = {
+      rules: [
+        rule(
+          'camel',
+          ['ONCRMDYNAMICITEMADD'],
+          [item({ ufCrm3_1747309727: 'a', ufCrm_3_DIGIT10: 1 })],
+        ),
+        rule(
+          'upper',
+          ['ONCRMDYNAMICITEMADD'],
+          [item({ UF_CRM_3_1747309727: 'b', UF_CRM_3_DIGIT10: 2 })],
+        ),
+      ],
+    };
+    expect(checkMap(map).filter((w) => w.code === 'same-field-write')).toEqual([
+      expect.objectContaining({
+        rules: ['camel', 'upper'],
+        message: expect.stringContaining('both write UF_CRM_3_1747309727, UF_CRM_3_DIGIT10'),
+      }),
+    ]);
+  });
+
   it('warns about a rule whose own action can trigger its event', () => {
     const map: EventMap = {
       rules: [
