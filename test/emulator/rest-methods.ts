@@ -178,18 +178,33 @@ const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
   company: (p) => p.companies,
 };
 
-/** DOCS:api-reference/crm/timeline/comments/crm-timeline-comment-add.md; the error codes
- * (OWNER_NOT_FOUND, INVALID_ARG_VALUE) are our guess at the core's. */
+/** Whether the comment's owner exists: a deal, contact or company, or `dynamic_<type>` item. */
+function timelineOwnerExists(portal: PortalState, entityType: string, id: string): boolean {
+  const dynamic = /^dynamic_(\d+)$/.exec(entityType);
+  if (dynamic) return portal.items.get(Number(dynamic[1]), id) !== undefined;
+  return TIMELINE_OWNERS[entityType]?.(portal).get(id) !== undefined;
+}
+
+/**
+ * DOCS:api-reference/crm/timeline/comments/crm-timeline-comment-add.md: `fields` only in
+ * lower case ("Starting from crm version 23.100.0, the method only accepts parameters with the
+ * key `fields` in lowercase. Other undocumented variants (Fields, FIELDS, arFields) are not
+ * accepted"), so another spelling reads as no fields; `100` "Required fields are not
+ * provided", `OWNER_NOT_FOUND`, `INVALID_ARG_VALUE` "Empty comment" from its error table;
+ * ENTITY_TYPE `lead`, `deal`, `contact`, `company`, `order`, `dynamic_<n>` (the emulated
+ * portal holds no leads or orders, so those owners are never found).
+ */
 const timelineCommentAdd: MethodHandler = (params, call, portal) => {
-  const fields = entityFields(params);
+  const fields = Object.hasOwn(params, 'fields') ? params.fields : undefined;
+  const required = () => new RestError(400, '100', 'Required fields are not provided');
+  if (!isRecord(fields)) throw required();
   const entityType = String(param(fields, 'ENTITY_TYPE') ?? '').toLowerCase();
   const entityIdValue = String(param(fields, 'ENTITY_ID') ?? '');
   const comment = String(param(fields, 'COMMENT') ?? '');
-  if (!entityType || !entityIdValue) {
-    throw new RestError(400, 'ERROR_ARGUMENT', 'Required fields are not provided');
+  if (!entityType || !entityIdValue) throw required();
+  if (!timelineOwnerExists(portal, entityType, entityIdValue)) {
+    throw new RestError(400, 'OWNER_NOT_FOUND', 'Owner of the item not found');
   }
-  const owner = TIMELINE_OWNERS[entityType]?.(portal).get(entityIdValue);
-  if (!owner) throw new RestError(400, 'OWNER_NOT_FOUND', 'Owner of the item not found');
   if (comment.trim() === '') throw new RestError(400, 'INVALID_ARG_VALUE', 'Empty comment');
   const id = String(portal.timeline.length + 1);
   portal.timeline.push({

@@ -317,6 +317,25 @@ describe('REST API of the emulated portal', () => {
     });
   });
 
+  it('takes crm.timeline.comment.add fields only in lower case, on a smart-process item too', async () => {
+    // Since crm 23.100.0 FIELDS, Fields and arFields are not accepted (the method's doc page).
+    for (const key of ['FIELDS', 'Fields', 'arFields']) {
+      const res = await call('crm.timeline.comment.add', {
+        [key]: { ENTITY_ID: 5, ENTITY_TYPE: 'deal', COMMENT: 'Invoice sent' },
+      });
+      expect([res.status, res.json.error]).toEqual([400, '100']);
+    }
+    const { id } = await portal.addItem(128, { title: 'Order' });
+    const res = await call('crm.timeline.comment.add', {
+      fields: { ENTITY_ID: id, ENTITY_TYPE: 'dynamic_128', COMMENT: 'Shipped' },
+    });
+    expect(typeof res.json.result).toBe('number');
+    const lead = await call('crm.timeline.comment.add', {
+      fields: { ENTITY_ID: 1, ENTITY_TYPE: 'lead', COMMENT: 'x' },
+    });
+    expect(lead.json.error).toBe('OWNER_NOT_FOUND');
+  });
+
   it('returns contacts with Bitrix multi-field phones', async () => {
     const { id } = await portal.addContact({
       NAME: 'Ada',
