@@ -154,6 +154,7 @@ function crossChecks(json: unknown): MapError[] {
           }
         }
       }
+      errors.push(...timelineCommentChecks(a, at));
       if (typeof a.name === 'string') {
         if (steps.has(a.name)) {
           errors.push({
@@ -166,6 +167,51 @@ function crossChecks(json: unknown): MapError[] {
     });
   });
   return errors;
+}
+
+/** What `crm.timeline.comment.add` requires in its `fields` (the method's doc page). */
+const TIMELINE_COMMENT_FIELDS = ['ENTITY_ID', 'ENTITY_TYPE', 'COMMENT'];
+
+/**
+ * A `bitrix` step adding a timeline comment: since crm 23.100.0 the method takes its fields
+ * only under the lower-case key `fields` ("Other undocumented variants (Fields, FIELDS,
+ * arFields) are not accepted", b24restdocs api-reference/crm/timeline/comments/
+ * crm-timeline-comment-add.md), and ENTITY_ID, ENTITY_TYPE and COMMENT are required. Said at
+ * save time: on the portal every event would fail at that step.
+ */
+function timelineCommentChecks(a: Record<string, unknown>, at: PropertyKey[]): MapError[] {
+  if (a.type !== 'bitrix' || typeof a.method !== 'string') return [];
+  if (a.method.toLowerCase() !== 'crm.timeline.comment.add' || !isObj(a.params)) return [];
+  const params = a.params;
+  const wrong = Object.keys(params).filter(
+    (k) => k !== 'fields' && (k.toLowerCase() === 'fields' || k === 'arFields'),
+  );
+  if (wrong.length > 0) {
+    return wrong.map((k) => ({
+      path: jsonPath([...at, 'params', k]),
+      message: `expected "fields" in lower case: crm.timeline.comment.add does not take "${k}" (Bitrix24 CRM 23.100.0 and later)`,
+    }));
+  }
+  const fields = params.fields;
+  if (!isObj(fields)) {
+    return [
+      {
+        path: jsonPath([...at, 'params', 'fields']),
+        message: `expected an object with ${TIMELINE_COMMENT_FIELDS.join(', ')}, got ${got(fields)}`,
+      },
+    ];
+  }
+  const missing = TIMELINE_COMMENT_FIELDS.filter(
+    (f) => !Object.keys(fields).some((k) => k.toUpperCase() === f),
+  );
+  return missing.length === 0
+    ? []
+    : [
+        {
+          path: jsonPath([...at, 'params', 'fields']),
+          message: `crm.timeline.comment.add needs ${missing.join(', ')}`,
+        },
+      ];
 }
 
 /** Nesting a map may have: far more than any rule needs, far less than the stack holds. */

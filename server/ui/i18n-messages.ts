@@ -51,6 +51,12 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'нужен "text" или "html" (или оба); нет ни одного',
   ],
   ['expected a REST method name such as ', 'ожидается метод REST, например '],
+  // a timeline comment step (server/rules/validate.ts timelineCommentChecks)
+  [' in lower case: ', ' строчными буквами: '],
+  [' does not take ', ' не принимает '],
+  [' (Bitrix24 CRM 23.100.0 and later)', ' (Битрикс24, CRM 23.100.0 и новее)'],
+  ['expected an object with ', 'ожидается объект с '],
+  ['crm.timeline.comment.add needs ', 'crm.timeline.comment.add требует '],
   ['expected an event name such as ', 'ожидается событие, например '],
   [
     'expected a string, number, boolean or null',

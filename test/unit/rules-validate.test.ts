@@ -27,6 +27,41 @@ describe('validateEventMap', () => {
     }
   });
 
+  it('refuses a timeline comment step Bitrix24 would refuse: FIELDS, or a required field missing', () => {
+    // b24restdocs api-reference/crm/timeline/comments/crm-timeline-comment-add.md
+    const comment = (params: Record<string, unknown>) => ({
+      rules: [
+        {
+          name: 'comment',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [{ type: 'bitrix', method: 'crm.timeline.comment.add', params }],
+        },
+      ],
+    });
+    const full = { ENTITY_ID: '{{deal.ID}}', ENTITY_TYPE: 'deal', COMMENT: 'Paid' };
+    expect(errorsOf(comment({ FIELDS: full }))).toEqual([
+      {
+        path: '$.rules[0].actions[0].params.FIELDS',
+        message:
+          'expected "fields" in lower case: crm.timeline.comment.add does not take "FIELDS" (Bitrix24 CRM 23.100.0 and later)',
+      },
+    ]);
+    expect(errorsOf(comment({ fields: { ENTITY_TYPE: 'deal' } }))).toEqual([
+      {
+        path: '$.rules[0].actions[0].params.fields',
+        message: 'crm.timeline.comment.add needs ENTITY_ID, COMMENT',
+      },
+    ]);
+    expect(errorsOf(comment({ id: 1 }))[0]?.message).toBe(
+      'expected an object with ENTITY_ID, ENTITY_TYPE, COMMENT, got nothing',
+    );
+    // Control: the documented form passes, and other methods keep their own keys.
+    expect(validateEventMap(comment({ fields: full })).ok).toBe(true);
+    const other = comment({ FIELDS: full });
+    (other.rules[0]!.actions[0] as { method: string }).method = 'crm.deal.update';
+    expect(validateEventMap(other).ok).toBe(true);
+  });
+
   it('names the JSON path of a wrong type and says what arrived', () => {
     const doc = sample();
     (doc.rules[0]!.actions as Array<Record<string, unknown>>)[1]!.url = 5;
