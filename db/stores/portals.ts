@@ -128,6 +128,9 @@ export async function markPortalUninstalled(db: Knex, id: number, now: number): 
     token_expires_at: null,
     application_token_digest: null,
     webhook_url_enc: null,
+    // A pause (invalid_client, PAYMENT_REQUIRED) was about the credentials just dropped.
+    pause_reason: null,
+    paused_at: null,
     updated_at: now,
   });
 }

@@ -291,6 +291,11 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     installed_at: now,
     install_confirmed_at: confirmedAt,
     uninstalled_at: null,
+    // New credentials the OAuth server just confirmed: a pause of the old ones (invalid_client
+    // after a removal whose ONAPPUNINSTALL was lost, PAYMENT_REQUIRED) no longer holds; a
+    // portal still unpaid pauses again at its first refusal.
+    pause_reason: null,
+    paused_at: null,
     // The offline net drains a new install at its next tick (a CLEAN uninstall left none).
     offline_due_at: 0,
     offline_interval_ms: null,

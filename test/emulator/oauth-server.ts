@@ -73,6 +73,18 @@ async function handleToken(
     answer(402, { error: 'PAYMENT_REQUIRED', error_description: 'Payment required' });
     return;
   }
+  // The app removed from the portal: "Invalid client data was provided. The application may
+  // not be installed in Bitrix24" (DOCS:settings/oauth/error-codes.md, invalid_client), for
+  // its refresh tokens as for any other of this portal's.
+  const removed = [...ctx.portals.values()].find(
+    (p) =>
+      p.installState === 'uninstalled' &&
+      ctx.tokens.refreshBelongsTo(refreshToken ?? '', p.memberId),
+  );
+  if (removed) {
+    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    return;
+  }
   const grant = ctx.tokens.consumeRefresh(refreshToken ?? '');
   const portal = grant.ok ? ctx.portals.get(grant.memberId) : undefined;
   // A refresh token of another app presented with our credentials: the server keeps refresh

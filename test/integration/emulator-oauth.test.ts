@@ -116,6 +116,27 @@ describe('OAuth server and token lifecycle', () => {
     });
     expect(res.json['error']).toBe('invalid_grant');
   });
+
+  it('answers invalid_client once the app is removed from the portal', async () => {
+    // DOCS:settings/oauth/error-codes.md: invalid_client, "The application may not be
+    // installed in Bitrix24".
+    const gone = await emu.addPortal({ installed: true });
+    const auth = gone.issueUserAuth(1);
+    await gone.uninstall({ clean: false });
+    const res = await refresh(emu, {
+      client_id: 'local.abc',
+      client_secret: 's3cret',
+      refresh_token: auth.refreshToken,
+    });
+    expect([res.status, res.json['error']]).toEqual([401, 'invalid_client']);
+    // Control: the other portal, still installed, refreshes.
+    const ok = await refresh(emu, {
+      client_id: 'local.abc',
+      client_secret: 's3cret',
+      refresh_token: portal.issueUserAuth(1).refreshToken,
+    });
+    expect(ok.status).toBe(200);
+  });
 });
 
 describe('b24jssdk B24OAuth against the emulator', () => {

@@ -345,7 +345,13 @@ describe('install flow against the emulator', () => {
       token_expires_at: null,
       application_token_digest: null,
       webhook_url_enc: null,
+      // The check that the app is gone met invalid_client and paused the portal; that pause
+      // was about the credentials dropped here.
+      pause_reason: null,
+      paused_at: null,
     });
+    // Control: the OAuth server was asked, and said the app is not installed.
+    expect(h.emu.oauthCalls.at(-1)).toMatchObject({ grantType: 'refresh_token', status: 401 });
     // The log stays (the ONAPPUNINSTALL event added to it).
     expect((await events()).length).toBe(before + 1);
 

@@ -66,4 +66,32 @@ describe.each([
     expect(await won()).toMatchObject({ status: 'processed' });
     expect(s.accounting.requests).toHaveLength(1);
   });
+
+  it('takes the portal out of the pause at once when an admin installs the app again', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    s.portal.expireAccessTokens();
+    s.portal.failRefresh(error);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.drain();
+    expect(await row()).toMatchObject({ pause_reason: reason });
+
+    // The app is back on the portal (reinstalled after a removal, or paid for): the install
+    // brings new tokens the OAuth server confirms, and they are used at once.
+    s.portal.failRefresh(null);
+    const installed = await s.portal.install();
+    expect(installed.status).toBe(200);
+    await s.portal.finishInstall();
+    await s.drain();
+    expect(await row()).toMatchObject({ status: 'installed', pause_reason: null, paused_at: null });
+    const [d] = await s.portal.emit('ONCRMDEALADD', { FIELDS: { ID: id } });
+    expect(d!.status).toBe(200);
+    // The held event runs at the time its pause set, with the new tokens and no refresh.
+    const refreshes = s.h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').length;
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 11 * 60_000);
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(1);
+    expect(s.h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token')).toHaveLength(
+      refreshes,
+    );
+  });
 });
