@@ -1138,6 +1138,16 @@ const saveResult = h('div', { id: 'save-result' });
  * added): said next to each field; saving then would lose it, so nothing is sent.
  */
 function unsaved() {
+  // The JSON box holds edits the form never took (it keeps the last valid rule): saving the
+  // form's rule would drop them and say "Saved.".
+  if (!jsonError.hidden) {
+    fill(
+      saveResult,
+      h('div', { class: 'error', id: 'rule-errors' }, h('span', { text: S.jsonFixFirst })),
+    );
+    jsonArea.focus();
+    return true;
+  }
   if (otherText.trim() && !otherError) {
     otherError = S.eventNotAdded;
     renderForm();

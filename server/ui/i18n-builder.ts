@@ -80,6 +80,8 @@ export const BUILDER_EN = {
   'rb.js.enabled': 'Enabled',
   'rb.js.json': 'JSON of the rule (edit either side)',
   'rb.js.jsonInvalid': 'Not valid JSON; the form keeps the last valid rule.',
+  'rb.js.jsonFixFirst':
+    'Not saved: the JSON of the rule is not valid. Correct it first, or undo that edit; nothing was sent.',
   'rb.js.save': 'Save rule',
   'rb.js.saved': 'Saved.',
   'rb.js.notSaved': 'Not saved:',
@@ -192,6 +194,8 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.enabled': 'Включено',
   'rb.js.json': 'JSON правила (можно править любую сторону)',
   'rb.js.jsonInvalid': 'JSON с ошибкой; форма хранит последнее верное правило.',
+  'rb.js.jsonFixFirst':
+    'Не сохранено: JSON правила с ошибкой. Сначала исправьте его или отмените эту правку; ничего не отправлено.',
   'rb.js.save': 'Сохранить правило',
   'rb.js.saved': 'Сохранено.',
   'rb.js.notSaved': 'Не сохранено:',

@@ -492,6 +492,44 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await expect(f.locator('#rule-saved').count()).resolves.toBe(0);
   });
 
+  it('refuses to save while the JSON box holds invalid JSON, and keeps what was typed', async () => {
+    await buildWonDeal('Half-typed JSON');
+    const f = frame();
+    const before = JSON.stringify(
+      (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+        (r) => r.name === 'Half-typed JSON',
+      ),
+    );
+    const json = await ruleJson();
+    // An SLA added and a trailing comma left: not JSON yet, so the form keeps the last rule.
+    const typed = JSON.stringify({ ...json, slaSeconds: 300 }, null, 2).replace(/\n}$/, ',\n}');
+    await f.locator('#rule-json').fill(typed);
+    await f.locator('#json-error').waitFor();
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    await expect(f.locator('#rule-errors').textContent()).resolves.toMatch(
+      /^Not saved: the JSON of the rule is not valid\./,
+    );
+    await expect(f.locator('#rule-saved').count()).resolves.toBe(0);
+    await expect(f.locator('#rule-json').inputValue()).resolves.toBe(typed);
+    await expect(appFrame().evaluate<string>('document.activeElement.id')).resolves.toBe(
+      'rule-json',
+    );
+    // Nothing was sent: the stored rule is as it was.
+    const after = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Half-typed JSON',
+    );
+    expect(JSON.stringify(after)).toBe(before);
+    // Control: once the JSON is valid again, the same button saves it.
+    await f.locator('#rule-json').fill(typed.replace(/,\n}$/, '\n}'));
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const saved = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+      (r) => r.name === 'Half-typed JSON',
+    );
+    expect(saved?.slaSeconds).toBe(300);
+  });
+
   it('names every Remove button after what it removes', async () => {
     await buildWonDeal('Remove names');
     const f = frame();
