@@ -10,7 +10,7 @@ import type { UiHarness } from '../helpers/ui-harness.js';
 
 const ARTIFACTS = path.join(projectRoot(), 'test-artifacts', 'ui');
 
-/** The map page inside the emulated portal: an admin turns a rule off and moves one. */
+/** The map page inside the emulated portal: an admin turns a rule off, moves one, deletes one. */
 describeInChromium('the map page in the Bitrix24 frame', (executablePath) => {
   let ui: FramedUi | undefined;
   let h: UiHarness;
@@ -87,12 +87,29 @@ describeInChromium('the map page in the Bitrix24 frame', (executablePath) => {
     await shot('12-rules-map-moved');
   });
 
+  it('deletes a rule after asking, and keeps it when the admin changes their mind', async () => {
+    await row('Lost deal: notify').locator('button.delete').click();
+    await frame().locator('#delete-ask').waitFor();
+    await shot('13-rule-delete-ask');
+    await frame().locator('#delete-cancel').click();
+    await frame().locator('#rules-map').waitFor();
+    await expect(tableOrder()).resolves.toEqual(['Lost deal: notify', 'Won deal: invoice']);
+    await row('Lost deal: notify').locator('button.delete').click();
+    await frame().locator('#delete-confirm').click();
+    await frame().locator('#map-changed').waitFor();
+    await expect(frame().locator('#map-changed').textContent()).resolves.toBe(
+      'The rule was deleted.',
+    );
+    await expect(tableOrder()).resolves.toEqual(['Won deal: invoice']);
+    expect(await storedOrder()).toEqual([['Won deal: invoice', true]]);
+  });
+
   it('shows a non-admin the same table without buttons', async () => {
     await page.goto(`${h.portal.url}/app?user=2`);
     await frame().locator('#figures').waitFor();
     await frame().locator('#nav-rules').click();
     await frame().locator('#rules-map').waitFor();
-    await expect(tableOrder()).resolves.toEqual(['Lost deal: notify', 'Won deal: invoice']);
+    await expect(tableOrder()).resolves.toEqual(['Won deal: invoice']);
     await expect(frame().locator('#rules-map button').count()).resolves.toBe(0);
     await expect(frame().locator('#new-rule').count()).resolves.toBe(0);
   });

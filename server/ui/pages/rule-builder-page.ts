@@ -86,6 +86,8 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       title: name === undefined ? t('rb.titleNew') : t('rb.titleEdit'),
       notFound: name !== undefined && !found,
       name: found ? found.name : '',
+      // Where the rule is in the map: deleting it names its place, as the table does.
+      at: found ? shown.rules.indexOf(found) : -1,
       revealed,
       tests: found ? await listTestSends(deps.db, uiContext(res).portal.id, found.name) : [],
       // In a <script type="application/json">: no `<` may close it early.

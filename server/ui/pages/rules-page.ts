@@ -42,8 +42,8 @@ interface RulesView {
   text: string;
   errors: MapError[];
   saved: boolean;
-  /** A change from the table was saved (the redirect after it). */
-  changed: boolean;
+  /** A change from the table was saved (the redirect after it); 'deleted' for a deletion. */
+  changed: boolean | 'deleted';
   /** Why a change from the table was not made. */
   refused?: MessageKey;
   /** An admin asked to see the secrets in clear. */
@@ -110,7 +110,12 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     });
   };
 
-  router.get('/ui/rules', async (req, res) => render(res, { changed: req.query.changed === '1' }));
+  router.get('/ui/rules', async (req, res) =>
+    render(res, {
+      changed:
+        req.query.changed === 'deleted' ? 'deleted' : req.query.changed === '1' ? true : false,
+    }),
+  );
 
   const exportMap = async (res: Response, reveal: boolean) => {
     const { map, source } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
@@ -190,8 +195,10 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
         await render(res.status(400), { errors: saved.errors });
         return;
       }
-      const back = (res.locals.u as UrlBuilder)('/ui/rules', { changed: '1' });
-      res.redirect(303, `${back}#rule-${changed.index + 1}`);
+      const back = (res.locals.u as UrlBuilder)('/ui/rules', {
+        changed: change.kind === 'delete' ? 'deleted' : '1',
+      });
+      res.redirect(303, changed.map.rules.length > 0 ? `${back}#rule-${changed.index + 1}` : back);
     };
   const ruleName = (body: Record<string, unknown>) =>
     typeof body.name === 'string' && body.name.length > 0 ? body.name : undefined;
@@ -217,6 +224,27 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
       return { kind: 'move', name, at, dir: body.dir };
     }),
   );
+
+  /**
+   * Deleting a rule: the table's button asks first (a page that names the rule and what stays:
+   * the events it ran for and their steps), then the same change as the table's others.
+   */
+  const deletion = (body: Record<string, unknown>) => {
+    const name = ruleName(body);
+    const at = typeof body.at === 'string' && /^\d{1,6}$/.test(body.at) ? Number(body.at) : -1;
+    return name && at >= 0 ? { kind: 'delete' as const, name, at } : undefined;
+  };
+  const deleteRule = changeFromTable(deletion);
+  router.post('/ui/rules/delete', requireAdmin, csrfProtection, async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    if (body.confirm === '1') return deleteRule(req, res);
+    const change = deletion(body);
+    if (!change) {
+      await render(res.status(400), { refused: 'map.badForm' });
+      return;
+    }
+    res.render('ui/rule-delete', { nav: 'rules', name: change.name, at: change.at });
+  });
 
   router.post('/ui/rules/dry-run', requireAdmin, csrfProtection, async (req, res) => {
     const { portal, user } = uiContext(res);

@@ -77,18 +77,20 @@ export function stageNames(meta: PortalMetadata): StageNames {
   };
 }
 
-/** A change of the map page: turn a rule on or off, or move it one place. */
+/** A change of the map page: turn a rule on or off, move it one place, or delete it. */
 export type MapChange =
   | { kind: 'toggle'; name: string; enabled: boolean }
-  | { kind: 'move'; name: string; at: number; dir: 'up' | 'down' };
+  | { kind: 'move'; name: string; at: number; dir: 'up' | 'down' }
+  | { kind: 'delete'; name: string; at: number };
 
 /** Why a change was not made: no such rule, or the page showed an older order. */
 export type ChangeRefusal = 'map.noRule' | 'map.stale';
 
 /**
  * Applies a change to a copy of the map. Toggling is idempotent (the form says the state it
- * wants); a move names where the page showed the rule, so a repeated or stale click moves
- * nothing. Returns the new map and the rule's new position.
+ * wants); a move or a deletion names where the page showed the rule, so a repeated or stale
+ * click changes nothing (a deleted rule is no longer found). Returns the new map and the
+ * rule's new position (for a deletion, the row that took its place, or the last).
  */
 export function changeMap(
   map: EventMap,
@@ -105,6 +107,10 @@ export function changeMap(
     return { ok: true, map: out, index };
   }
   if (index !== change.at) return { ok: false, reason: 'map.stale' };
+  if (change.kind === 'delete') {
+    out.rules.splice(index, 1);
+    return { ok: true, map: out, index: Math.max(0, Math.min(index, out.rules.length - 1)) };
+  }
   const to = change.dir === 'up' ? index - 1 : index + 1;
   if (to < 0 || to >= out.rules.length) return { ok: true, map: out, index };
   out.rules.splice(index, 1);

@@ -330,6 +330,66 @@ describe('the map page', () => {
       expect([toggle.status, move.status]).toEqual([403, 403]);
       expect(await rawOwn()).toBe(before);
     });
+
+    it('deletes a rule after asking; its events stay; a repeated or stale click deletes nothing', async () => {
+      const start = names(await ownMap())!;
+      const at = start.indexOf('Lead ping');
+      const counts = async () => [
+        Number((await db()('events').count({ n: '*' }).first())?.n),
+        Number((await db()('action_runs').count({ n: '*' }).first())?.n),
+      ];
+      const kept = await counts();
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      expect(words(rowOf(page.html, 'Lead ping'))).toContain('Delete');
+      // The table's button asks first, naming the rule and what stays; nothing is changed yet.
+      const ask = await post('/ui/rules/delete', { name: 'Lead ping', at: String(at) });
+      expect(ask.status).toBe(200);
+      expect(words(ask.html)).toContain('Delete the rule: Lead ping');
+      expect(words(ask.html)).toContain('The events it ran for stay in the log');
+      expect(names(await ownMap())).toEqual(start);
+      const done = await post('/ui/rules/delete', {
+        name: 'Lead ping',
+        at: String(at),
+        confirm: '1',
+      });
+      expect(done.status).toBe(303);
+      expect(done.headers.get('location')).toContain('changed=deleted');
+      expect(names(await ownMap())).toEqual(start.filter((n) => n !== 'Lead ping'));
+      expect(await counts()).toEqual(kept);
+      const after = await getPage(h, '/ui/rules?changed=deleted', admin.cookie);
+      expect(words(after.html)).toContain('The rule was deleted.');
+      // A second click (the page shown before) and a stale place change nothing more.
+      const again = await post('/ui/rules/delete', {
+        name: 'Lead ping',
+        at: String(at),
+        confirm: '1',
+      });
+      expect(again.status).toBe(404);
+      const other = start.find((n, i) => n !== 'Lead ping' && i > at)!;
+      const stale = await post('/ui/rules/delete', {
+        name: other,
+        at: String(start.indexOf(other)),
+        confirm: '1',
+      });
+      expect(stale.status).toBe(409);
+      expect(names(await ownMap())).toEqual(start.filter((n) => n !== 'Lead ping'));
+      // A reader can neither ask nor delete, and has no button.
+      const reader403 = await post(
+        '/ui/rules/delete',
+        { name: other, at: String(start.indexOf(other) - 1), confirm: '1' },
+        reader,
+      );
+      expect(reader403.status).toBe(403);
+      expect((await getPage(h, '/ui/rules', reader.cookie)).html).not.toContain('/ui/rules/delete');
+      // The builder has the same button, for the rule's place in the map.
+      const builder = await getPage(
+        h,
+        `/ui/rules/edit?name=${encodeURIComponent(other)}`,
+        admin.cookie,
+      );
+      expect(builder.html).toContain('id="delete-rule-form"');
+      expect(builder.html).toContain(`name="at" value="${start.indexOf(other) - 1}"`);
+    });
   });
 });
 
