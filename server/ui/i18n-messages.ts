@@ -330,7 +330,6 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'Send the form as application/x-www-form-urlencoded.',
     'Отправьте форму как application/x-www-form-urlencoded.',
   ],
-  ['Select between 1 and ', 'Выберите от 1 до '],
   [' events.', ' событий.'],
   ['Not found', 'Не найдено'],
   ['Internal error', 'Внутренняя ошибка'],

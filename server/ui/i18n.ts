@@ -108,6 +108,8 @@ const EN = {
   'log.select': 'Select',
   'log.retrySelected': 'Retry selected',
   'log.retried': 'Events queued again:',
+  'log.retryNone':
+    'Nothing was retried: tick the events to retry (up to {max}), then press "Retry selected".',
   'outcome.done': 'done',
   'outcome.failed': 'failed',
   'outcome.nothing': 'no rule matched',
@@ -389,6 +391,8 @@ const RU: Record<MessageKey, string> = {
   'log.select': 'Выбрать',
   'log.retrySelected': 'Повторить выбранные',
   'log.retried': 'Снова поставлено в очередь событий:',
+  'log.retryNone':
+    'Ничего не повторено: отметьте события (не больше {max}) и нажмите «Повторить выбранные».',
   'outcome.done': 'выполнено',
   'outcome.failed': 'с ошибкой',
   'outcome.nothing': 'ни одно правило не подошло',

@@ -74,6 +74,8 @@ export function logPages(deps: Deps): Router {
       ruleNames: map.rules.map((r) => r.name),
       eventNames,
       retried: Number.isSafeInteger(retried) && retried >= 0 ? retried : undefined,
+      retryRefused: typeof req.query.retryRefused === 'string',
+      retryMax: RETRY_MAX,
     });
   });
 
@@ -89,14 +91,17 @@ export function logPages(deps: Deps): Router {
     const body = req.body as Record<string, unknown>;
     const raw = Array.isArray(body.ids) ? body.ids : body.ids === undefined ? [] : [body.ids];
     const ids = [...new Set(raw.map(Number))].filter((n) => Number.isSafeInteger(n) && n > 0);
+    const back = readLogForm(body);
     if (ids.length === 0 || ids.length > RETRY_MAX) {
-      throw new AppError('BAD_REQUEST', `Select between 1 and ${RETRY_MAX} events.`, {
-        status: 400,
-        expose: true,
-      });
+      // Back to the same log page, its filters kept, saying what to do (a bare error page
+      // inside the frame had no way back).
+      res.redirect(
+        303,
+        res.locals.u('/ui/events', { ...filterParams(back), retryRefused: String(ids.length) }),
+      );
+      return;
     }
     const r = await replayEvents(deps, { filter: { portalId: portal.id, ids } });
-    const back = readLogForm(body);
     res.redirect(303, res.locals.u('/ui/events', { ...filterParams(back), retried: r.queued }));
   });
 

@@ -92,6 +92,38 @@ describe('the event log a manager reads', () => {
     expect(h.sink.requests.slice(sent).map((r) => r.url)).toEqual(['/fail']);
   });
 
+  it('sends a retry of no rows back to the same log page, saying what to do', async () => {
+    const page = await getPage(h, '/ui/events?outcome=failed', admin.cookie);
+    const sent = h.sink.requests.length;
+    const none = await postForm(
+      h,
+      '/ui/events/retry',
+      { outcome: 'failed', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(none.status).toBe(303);
+    const location = new URL(none.headers.get('location') ?? '', h.appUrl);
+    expect(location.pathname).toBe('/ui/events');
+    expect(location.searchParams.get('outcome')).toBe('failed');
+    const back = await getPage(h, `${location.pathname}${location.search}`, admin.cookie);
+    expect(back.status).toBe(200);
+    expect(back.html).toContain('id="retry-refused"');
+    expect(back.html).toContain('tick the events to retry (up to 200)');
+    // The log is there with its filter and navigation.
+    expect(back.html).toContain('id="retry-selected-form"');
+    expect(back.html).toMatch(/<option value="failed"\s+selected/);
+    // More rows than one retry may take are refused the same way; nothing was queued.
+    const many = await postForm(
+      h,
+      '/ui/events/retry',
+      { ids: Array.from({ length: 201 }, (_, i) => String(i + 1)), _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(many.headers.get('location')).toContain('retryRefused=201');
+    await h.drain();
+    expect(h.sink.requests.length).toBe(sent);
+  });
+
   it('exports the filtered log as CSV without any secret', async () => {
     const csv = await getPage(h, '/ui/events.csv?outcome=failed', admin.cookie);
     expect(csv.status).toBe(200);
