@@ -130,6 +130,47 @@ function isFormType(header: string | undefined): boolean {
 }
 
 /**
+ * 415 for another content type, after 413: a body whose length was declared (within the
+ * limit) is answered at once; one streamed without a length is counted as it is read and
+ * dropped, and answered 413 with the connection closed once it passes BODY_LIMIT, else 415
+ * when it ends. Answering 415 first left a stream over the limit read to the end (up to the
+ * request timeout: 30 s and hundreds of megabytes of a stranger's body).
+ */
+function refuseContentType(
+  ctx: RouteContext,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  lengthKnown: boolean,
+): void {
+  const { metrics, config } = ctx;
+  const refuse = () => {
+    metrics.eventsRejected.inc({ reason: 'content_type' });
+    send(res, 415, '{"error":"expected application/x-www-form-urlencoded"}');
+  };
+  req.on('error', () => {
+    /* the client went away */
+  });
+  if (lengthKnown) {
+    refuse();
+    req.resume();
+    return;
+  }
+  let seen = 0;
+  let over = false;
+  req.on('data', (chunk: Buffer) => {
+    if (over) return;
+    seen += chunk.length;
+    if (seen <= config.bodyLimit) return;
+    over = true;
+    metrics.eventsRejected.inc({ reason: 'too_large' });
+    send(res, 413, '{"error":"body too large"}', true);
+  });
+  req.on('end', () => {
+    if (!over) refuse();
+  });
+}
+
+/**
  * The route's handler: 403 outside the IP allowlist, 413 over BODY_LIMIT (declared or
  * counted while reading), 415 for another content type; then the body goes to `handleBody`.
  */
@@ -155,9 +196,7 @@ function receive(ctx: RouteContext, req: http.IncomingMessage, res: http.ServerR
     return;
   }
   if (!isFormType(req.headers['content-type'])) {
-    metrics.eventsRejected.inc({ reason: 'content_type' });
-    send(res, 415, '{"error":"expected application/x-www-form-urlencoded"}');
-    req.resume();
+    refuseContentType(ctx, req, res, Number.isFinite(declared));
     return;
   }
   const body = new BodyBuffer();

@@ -131,11 +131,9 @@ describe('event intake', () => {
     expect(lines('intake log lines left out').map((l) => JSON.parse(l).left_out)).toEqual([90]);
   });
 
-  it('answers 413 over BODY_LIMIT, by header and by streamed size', async () => {
-    const big = eventBody({ portal, data: { FIELDS: { ID: '1', X: 'y'.repeat(9000) } } });
-    expect((await post(big)).status).toBe(413);
-    // Chunked: no content-length header.
-    const status = await new Promise<number>((resolve, reject) => {
+  /** Posts `chunks` chunked (no content-length); the status and the Connection header. */
+  const chunked = (type: string, chunks: string[]) =>
+    new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
       const server = http.createServer(listener).listen(0, '127.0.0.1', () => {
         const { port } = server.address() as AddressInfo;
         const req = http.request(
@@ -144,24 +142,48 @@ describe('event intake', () => {
             host: '127.0.0.1',
             method: 'POST',
             path: PATH,
-            headers: { 'content-type': FORM, 'transfer-encoding': 'chunked' },
+            headers: { 'content-type': type, 'transfer-encoding': 'chunked' },
           },
           (res) => {
             res.resume();
-            res.on('end', () => server.close(() => resolve(res.statusCode ?? 0)));
+            res.on('end', () =>
+              server.close(() =>
+                resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }),
+              ),
+            );
           },
         );
         req.on('error', reject);
-        for (let i = 0; i < 10; i++) req.write('a'.repeat(1000));
+        for (const c of chunks) req.write(c);
         req.end();
       });
     });
-    expect(status).toBe(413);
+
+  it('answers 413 over BODY_LIMIT, by header and by streamed size', async () => {
+    const big = eventBody({ portal, data: { FIELDS: { ID: '1', X: 'y'.repeat(9000) } } });
+    expect((await post(big)).status).toBe(413);
+    // Chunked: no content-length header.
+    const res = await chunked(
+      FORM,
+      Array.from({ length: 10 }, () => 'a'.repeat(1000)),
+    );
+    expect(res).toEqual({ status: 413, connection: 'close' });
     expect(await events()).toHaveLength(0);
   });
 
   it('answers 413 before 415 when both apply', async () => {
     expect((await post('x'.repeat(9000), 'application/json')).status).toBe(413);
+    // A streamed body of another type is counted too: over the limit it is 413, and the
+    // connection is closed rather than read to its end.
+    const over = await chunked(
+      'text/plain',
+      Array.from({ length: 10 }, () => 'a'.repeat(1000)),
+    );
+    expect(over).toEqual({ status: 413, connection: 'close' });
+    // Control: the same type within the limit is 415, on a connection kept open.
+    const under = await chunked('text/plain', ['a'.repeat(100)]);
+    expect(under.status).toBe(415);
+    expect(under.connection).not.toBe('close');
   });
 
   it('answers 415 for another content type', async () => {
