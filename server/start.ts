@@ -28,6 +28,7 @@ export function buildListener(
   const listener = createRequestListener(app, parts.fast);
   const fastRoutes = new Set(parts.fast.map((r) => `${r.method} ${r.path}`));
   const accessLog = createAccessLog(deps.logger, {
+    now: () => deps.clock.now().getTime(),
     quietWhenOk: (req) => {
       if (fastRoutes.size === 0 || !req.url) return false;
       const q = req.url.indexOf('?');

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { pinoHttp } from 'pino-http';
+import { createLogBudget } from './log-budget.js';
 import type { Logger } from './logger.js';
 
 /** Query parameters whose values never reach the access log. */
@@ -56,8 +57,18 @@ export function createAccessLog(
      * 7,038 req/s).
      */
     quietWhenOk?: (req: http.IncomingMessage) => boolean;
+    /** The clock of the per-minute budget of those failure lines (tests set a manual one). */
+    now?: () => number;
   } = {},
 ): AccessLog {
+  // Anyone can post to the intake: its failure lines take the intake's budget per status
+  // (60 a minute each), then only a count of what was left out, as its other refusals do.
+  const mayLog = createLogBudget(
+    logger,
+    opts.now ?? Date.now,
+    undefined,
+    'access log lines of failed deliveries left out in the last minute (each is counted in /metrics)',
+  );
   const log = pinoHttp({
     logger,
     genReqId(req, res) {
@@ -86,7 +97,7 @@ export function createAccessLog(
   return (req, res) => {
     if (!opts.quietWhenOk?.(req)) return log(req, res);
     res.once('finish', () => {
-      if (res.statusCode < 400) return;
+      if (res.statusCode < 400 || !mayLog(`http_${res.statusCode}`)) return;
       logger[res.statusCode >= 500 ? 'error' : 'warn'](
         {
           req: {

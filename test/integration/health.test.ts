@@ -161,6 +161,23 @@ describe('the access log', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ msg: 'request failed', req: { method: 'POST' } });
     expect(t.logs.text()).not.toContain('app-secret-');
+
+    // A flood of refused posts (anyone can send them) takes at most 60 lines a minute per
+    // status, then one line says how many were left out.
+    for (let i = 0; i < 100; i++) await request(listener).post(`/b24/events?n=${i}`);
+    expect(delivered(401)).toHaveLength(60);
+    answer = 413;
+    await request(listener).post('/b24/events?n=x');
+    // Control: another status has a budget of its own.
+    expect(delivered(413)).toHaveLength(1);
+    t.clock.set(t.clock.now().getTime() + 60_000);
+    answer = 401;
+    await request(listener).post('/b24/events?n=next-minute');
+    const leftOut = t.logs.lines
+      .map((l) => JSON.parse(l) as Record<string, any>)
+      .filter((l) => typeof l.msg === 'string' && l.msg.startsWith('access log lines'));
+    expect(leftOut).toEqual([expect.objectContaining({ kind: 'http_401', left_out: 41 })]);
+    expect(delivered(401)).toHaveLength(61);
   });
 });
 
