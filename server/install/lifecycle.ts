@@ -329,6 +329,21 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   if (clean) await erasePortalEntirely(deps, portal, event.id);
 }
 
+/** Whether a later ONAPPUPDATE of this portal waits to be processed (index events_portal_event_id). */
+async function laterUpdateWaiting(
+  deps: Deps,
+  portal: PortalRow,
+  event: EventRow,
+): Promise<boolean> {
+  const later = await deps
+    .db('events')
+    .where({ portal_id: portal.id, event: 'ONAPPUPDATE' })
+    .where('id', '>', event.id)
+    .whereIn('status', ['received', 'processing', 'unverified'])
+    .first('id');
+  return later !== undefined;
+}
+
 /**
  * Job handler for `lifecycle` jobs (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL), dispatched by
  * the worker. Unverified installs are proven first; updates re-bind what is missing (an
@@ -365,6 +380,12 @@ export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
       return { eventStatus: 'processed' };
     }
     case 'ONAPPUPDATE': {
+      // Every user of the portal can read the application token (Bitrix24 posts it into each
+      // frame), so a flood of these passes the intake's check; each would re-sync the
+      // bindings through the portal's REST budget. Of those waiting, only the last re-syncs.
+      if (await laterUpdateWaiting(deps, portal, event)) {
+        return { eventStatus: 'skipped', note: 'superseded by a later update' };
+      }
       const sync = await syncBindings(deps, portal);
       await updatePortal(deps.db, portal.id, {
         app_version: versionOf(event) ?? portal.app_version,

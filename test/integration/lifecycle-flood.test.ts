@@ -115,6 +115,46 @@ describe('forged lifecycle floods', () => {
     expect(queued).toHaveLength(1);
   });
 
+  it('re-syncs once for a flood of ONAPPUPDATE posts with the portal’s token: the last one', async () => {
+    // Any user of the portal can read its application token, so these pass the intake.
+    h = await harness();
+    const { portal: victim } = await installPortal(h);
+    const victimRow = await row(victim);
+    const update = (i: number) =>
+      eventBody({
+        portal: victim,
+        event: 'ONAPPUPDATE',
+        data: { VERSION: String(100 + i), PREVIOUS_VERSION: '1', LANGUAGE_ID: 'en' },
+        ts: 1764300000 + i,
+        accessToken: null,
+      });
+    const answers: Response[] = [];
+    for (let i = 0; i < 60; i += 30) {
+      answers.push(
+        ...(await Promise.all(Array.from({ length: 30 }, (_, j) => post(update(i + j))))),
+      );
+    }
+    expect(answers.map((r) => r.status)).toEqual(new Array(60).fill(200));
+    await h.services.intake.drain();
+    const callsBefore = victim.calls.length;
+    await h.services.worker.drain();
+    const rows = (await h.t.deps
+      .db('events')
+      .where({ portal_id: victimRow.id, event: 'ONAPPUPDATE' })
+      .orderBy('id')
+      .select('status', 'last_error')) as Array<{ status: string; last_error: string | null }>;
+    expect(rows).toHaveLength(60);
+    expect(rows.slice(0, -1).every((r) => r.status === 'skipped')).toBe(true);
+    expect(rows[0]!.last_error).toBe('superseded by a later update');
+    // Control: the last one re-synced the bindings, once.
+    expect(rows.at(-1)!.status).toBe('processed');
+    const gets = victim.calls
+      .slice(callsBefore)
+      .filter((c) => c.method === 'event.get' || c.method === 'batch');
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.length).toBeLessThanOrEqual(3);
+  });
+
   it('leaves at most one pending proof job for 300 forged ONAPPINSTALL posts while the token is unknown, and does not hold up another portal', async () => {
     h = await harness();
     const victim = await h.addPortal();
