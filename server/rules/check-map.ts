@@ -15,7 +15,8 @@ export interface MapWarning {
     | 'trigger-cycle'
     | 'unbound-event'
     | 'sla-too-short'
-    | 'saved-before-check';
+    | 'saved-before-check'
+    | 'unknown-field';
   /** The rules concerned, by name. */
   rules: string[];
   message: string;

@@ -207,6 +207,12 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['the OAuth server names another portal address', 'OAuth-сервер называет другой адрес портала'],
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
+  // a field the portal's records do not have (server/rules/field-check.ts)
+  [' reads ', ' читает '],
+  [": the portal's deals have no field ", ': у сделок портала нет поля '],
+  [": the portal's contacts have no field ", ': у контактов портала нет поля '],
+  [": the portal's companies have no field ", ': у компаний портала нет поля '],
+  ['; did you mean ', '; возможно, имелось в виду '],
   [
     ', which are not bound; it will not fire until the event is bound',
     ', а они не привязаны; правило не сработает, пока события не привязаны',

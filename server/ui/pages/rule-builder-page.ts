@@ -1,7 +1,9 @@
 import { Router, type Request, type Response } from 'express';
+import { within } from '../../lib/within.js';
 import type { Deps } from '../../deps.js';
 import { grantedScopes } from '../../bitrix/scopes.js';
 import { checkMap } from '../../rules/check-map.js';
+import { unknownFieldWarnings } from '../../rules/field-check.js';
 import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
 import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
@@ -66,6 +68,9 @@ const body = (req: Request) => req.body as Record<string, unknown>;
  * metadata (server/rules/metadata.ts). Saving puts the rule in the portal's map by name through
  * the JSON editor's validation and sealing; credentials are masked unless an admin reveals them.
  */
+/** How long a builder save waits for the portal's field lists before it skips their check. */
+const FIELD_LISTS_WAIT_MS = 1500;
+
 export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
   const router = Router();
   const cache =
@@ -183,11 +188,22 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     // What the rules page warns about this rule (an event not bound, an SLA shorter than the
     // first read…): said at once, so a saved rule that cannot fire does not look finished.
     const bound = portalEvents(portal);
+    // Fields the portal's records lack (a typo in a condition or a template), where the
+    // builder's metadata is at hand: the page loaded it, so it is usually cached.
+    const meta = await within(cache.get(portal), FIELD_LISTS_WAIT_MS);
+    const fields = meta
+      ? {
+          deal: meta.entities.deal.map((f) => f.code),
+          contact: meta.entities.contact.map((f) => f.code),
+          company: meta.entities.company.map((f) => f.code),
+        }
+      : {};
     const warnings = checkMap(sealed.map, {
       boundEvents: bound.length > 0 ? bound : undefined,
       settleMs: deps.config.worker.settleMs,
     })
       .filter((w) => w.rules.includes(saved.name))
+      .concat(unknownFieldWarnings(saved, fields))
       .concat(savedBeforeChecks(maskMap(sealed.map, deps.box)))
       .map((w) => translateMessage(w.message, user.lang));
     res.json({ ok: true, rule: saved, warnings });

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { within } from '../../lib/within.js';
 import type { Deps } from '../../deps.js';
 import { entityOf } from '../../intake/entity.js';
 import { createEntityReader } from '../../processing/entity-reader.js';
@@ -25,18 +26,6 @@ import { changeMap, ruleRows, stageNames, type MapChange } from './rules-table.j
 const DAY = 86_400_000;
 /** How long the map page waits for the portal's stage names before it shows the codes. */
 const STAGE_NAMES_WAIT_MS = 1500;
-
-/** The value, or undefined when it fails or takes longer than `ms`. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    timer.unref();
-    p.then(
-      (v) => resolve(v),
-      () => resolve(undefined),
-    ).finally(() => clearTimeout(timer));
-  });
-}
 
 interface RulesView {
   text: string;

@@ -299,6 +299,47 @@ describe('the rule builder pages', () => {
     expect(row).toMatchObject({ status: 'failed' });
   });
 
+  it("warns at save about a field the portal's records do not have, naming the likely one", async () => {
+    const rule = {
+      name: 'Typo fields',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGEID', equals: 'WON' }],
+      actions: [
+        {
+          type: 'http',
+          method: 'POST',
+          url: 'https://erp.example/api',
+          body: { amount: '{{deal.OPORTUNITY}}', phone: '{{contact.PHONE}}', x: '{{deal.NOPE?}}' },
+        },
+      ],
+    };
+    const r = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) });
+    expect(r.status).toBe(200);
+    const warnings = json(r).warnings as string[];
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        `rule "Typo fields" reads deal.STAGEID: the portal's deals have no field STAGEID; did you mean STAGE_ID?`,
+        `rule "Typo fields" reads deal.OPORTUNITY: the portal's deals have no field OPORTUNITY; did you mean OPPORTUNITY?`,
+      ]),
+    );
+    // Control: a real field (contact.PHONE) and an optional placeholder raise nothing.
+    expect(warnings.filter((w) => w.includes('reads '))).toHaveLength(2);
+    // In Russian too.
+    const ru = await openSession(h, { lang: 'ru' });
+    const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
+    const inRu = await post(
+      '/ui/rules/builder/save',
+      { rule: JSON.stringify(rule), original: 'Typo fields' },
+      ru,
+      ruCsrf,
+    );
+    expect(json(inRu).warnings).toEqual(
+      expect.arrayContaining([
+        'правило "Typo fields" читает deal.OPORTUNITY: у сделок портала нет поля OPORTUNITY; возможно, имелось в виду OPPORTUNITY?',
+      ]),
+    );
+  });
+
   it('never lets a new rule replace an existing rule of the same name', async () => {
     const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
     const rule = {

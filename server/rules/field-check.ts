@@ -1,0 +1,78 @@
+import leven from 'leven';
+import type { MapWarning } from './check-map.js';
+import { entityRoot, RELATED_ROOTS } from './context.js';
+import { fieldSegments } from './fields.js';
+import type { Rule } from './model.js';
+import { parsePlaceholder, placeholders } from './templates.js';
+
+/** The fields of the portal's records, by context root, where they are known. */
+export type KnownFields = Partial<Record<'deal' | 'contact' | 'company', readonly string[]>>;
+
+const WORDS: Record<keyof KnownFields, string> = {
+  deal: 'deals',
+  contact: 'contacts',
+  company: 'companies',
+};
+
+/** The known field `code` is probably a typo of: at most two letters apart, the closest. */
+function closest(code: string, fields: readonly string[]): string | undefined {
+  let best: { field: string; d: number } | undefined;
+  for (const field of fields) {
+    const d = leven(code.toUpperCase(), field.toUpperCase());
+    if (d <= 2 && (!best || d < best.d)) best = { field, d };
+  }
+  return best?.field;
+}
+
+/**
+ * Fields a rule reads that the portal's records do not have: a condition on `STAGEID`, a
+ * template `{{deal.OPORTUNITY}}`. Such a rule saves, and then never matches, or fails at that
+ * step on every event; said as a warning when it is saved (the builder has the portal's field
+ * lists, server/rules/metadata.ts). Only deals, contacts and companies are checked, each only
+ * when its list is known; a bare condition field is the rule's record's, and optional
+ * placeholders (`{{deal.X?}}`) are left alone.
+ */
+export function unknownFieldWarnings(rule: Rule, known: KnownFields): MapWarning[] {
+  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
+  const own = roots.size === 1 ? [...roots][0] : undefined;
+  const reads = new Map<string, Set<string>>();
+  const read = (segments: readonly string[]) => {
+    let [root, field] = segments;
+    if (root === 'entity') root = own;
+    if (!root || !field || !(root in WORDS)) return;
+    // contact and company are read for a deal's or lead's events, or as the record itself.
+    if (root !== own && !(RELATED_ROOTS as readonly string[]).includes(root)) return;
+    const set = reads.get(root) ?? new Set<string>();
+    set.add(field);
+    reads.set(root, set);
+  };
+  for (const c of rule.when ?? []) read(fieldSegments(c.field));
+  for (const a of rule.actions) {
+    for (const [key, value] of Object.entries(a)) {
+      if (key === 'type' || key === 'name') continue;
+      for (const raw of placeholders(value)) {
+        try {
+          const { path } = parsePlaceholder(raw);
+          if (!path.optional) read(path.segments);
+        } catch {
+          // validation says what is wrong with it
+        }
+      }
+    }
+  }
+  const out: MapWarning[] = [];
+  for (const [root, fields] of reads) {
+    const list = known[root as keyof KnownFields];
+    if (!list || list.length === 0) continue;
+    for (const field of fields) {
+      if (list.includes(field)) continue;
+      const guess = closest(field, list);
+      out.push({
+        code: 'unknown-field',
+        rules: [rule.name],
+        message: `rule ${JSON.stringify(rule.name)} reads ${root}.${field}: the portal's ${WORDS[root as keyof KnownFields]} have no field ${field}${guess ? `; did you mean ${guess}?` : ''}`,
+      });
+    }
+  }
+  return out;
+}

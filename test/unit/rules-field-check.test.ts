@@ -1,0 +1,51 @@
+import { describe, expect, it } from '@jest/globals';
+import { unknownFieldWarnings } from '../../server/rules/field-check.js';
+import type { Rule } from '../../server/rules/model.js';
+
+const known = {
+  deal: ['ID', 'TITLE', 'STAGE_ID', 'OPPORTUNITY', 'CONTACT_ID', 'UF_CRM_1747309879'],
+  contact: ['ID', 'NAME', 'PHONE'],
+};
+const rule = (on: string[], when: Rule['when'], text: string): Rule => ({
+  name: 'r',
+  on,
+  when,
+  actions: [{ type: 'sms', to: '{{contact.PHONE}}', text }],
+});
+const fieldsOf = (r: Rule, k = known) =>
+  unknownFieldWarnings(r, k).map((w) => /reads (\S+):/.exec(w.message)?.[1]);
+
+describe("fields the portal's records do not have", () => {
+  it('checks bare and rooted condition fields and templates against the record they read', () => {
+    const r = rule(
+      ['ONCRMDEALUPDATE'],
+      [
+        { field: 'STAGEID', equals: 'WON' },
+        { field: 'deal.UF_CRM_1747309879', changed: true },
+        { field: 'contact.NAMES', equals: 'x' },
+      ],
+      'Deal {{deal.TITEL}} {{entity.OPPORTUNITY}} {{deal.GONE?}} {{event.name}} {{steps.a.response}}',
+    );
+    expect(fieldsOf(r)).toEqual(['deal.STAGEID', 'deal.TITEL', 'contact.NAMES']);
+    expect(unknownFieldWarnings(r, known)[0]!.message).toBe(
+      `rule "r" reads deal.STAGEID: the portal's deals have no field STAGEID; did you mean STAGE_ID?`,
+    );
+  });
+
+  it('says nothing where the field list is not known or the record is not one it checks', () => {
+    const r = rule(['ONCRMDEALUPDATE'], [{ field: 'company.TITEL', equals: 'x' }], '{{deal.X}}');
+    // No company list: not checked; no deal list: not checked.
+    expect(fieldsOf(r, { contact: known.contact })).toEqual([]);
+    // A smart-process item's and a task's fields are not in these lists.
+    const item = rule(
+      ['ONCRMDYNAMICITEMUPDATE'],
+      [{ field: 'ufCrm128Priority', equals: '1' }],
+      'x',
+    );
+    const task = rule(['ONTASKUPDATE'], [{ field: 'TITLE', changed: true }], '{{task.TITEL}}');
+    expect([...fieldsOf(item), ...fieldsOf(task)]).toEqual([]);
+    // A typo far from every field is named without a guess.
+    const far = rule(['ONCRMDEALADD'], [{ field: 'SOMETHING_ELSE', equals: 1 }], 'x');
+    expect(unknownFieldWarnings(far, known)[0]!.message).toMatch(/no field SOMETHING_ELSE$/);
+  });
+});
