@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { unknownFieldWarnings } from '../../server/rules/field-check.js';
+import { unknownFieldWarnings, type KnownFields } from '../../server/rules/field-check.js';
 import type { Rule } from '../../server/rules/model.js';
 
 const known = {
@@ -12,7 +12,7 @@ const rule = (on: string[], when: Rule['when'], text: string): Rule => ({
   when,
   actions: [{ type: 'sms', to: '{{contact.PHONE}}', text }],
 });
-const fieldsOf = (r: Rule, k = known) =>
+const fieldsOf = (r: Rule, k: KnownFields = known) =>
   unknownFieldWarnings(r, k).map((w) => /reads (\S+):/.exec(w.message)?.[1]);
 
 describe("fields the portal's records do not have", () => {
