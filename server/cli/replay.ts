@@ -71,12 +71,16 @@ async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): P
   // claims (an alert, an offline notice) is handled as the server would.
   const { worker, close } = createProcessing(deps, { instanceLock, worker: { pollMs: 200 } });
   const deadline = Date.now() + timeoutMs;
+  const sleep = (ms: number) =>
+    new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), Math.max(0, ms)).unref());
   try {
     for (;;) {
-      await worker.drain(100);
+      // One claim at a time, against the clock: a step that takes long (a slow target) no
+      // longer keeps the CLI past --timeout; what is still running is released on close.
+      const round = await Promise.race([worker.drain(1), sleep(deadline - Date.now())]);
       const left = await countUnfinished(deps.db, ids);
-      if (left === 0 || Date.now() > deadline) return left;
-      await new Promise((r) => setTimeout(r, 250));
+      if (left === 0 || round === 'timeout' || Date.now() > deadline) return left;
+      if (round.length === 0) await sleep(Math.min(250, deadline - Date.now()));
     }
   } finally {
     await close(5_000);

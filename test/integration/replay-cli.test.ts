@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { alertJobs, enqueueAlertJobs } from '../../server/alerts/send.js';
+import { everyUpdateMap } from '../helpers/burst.js';
 import { runCliIn } from '../helpers/cli.js';
 import { startTelegramStandin, type TelegramStandin } from '../helpers/telegram-standin.js';
 import {
@@ -115,6 +116,51 @@ describe('b24hooks replay', () => {
       ['4242', expect.stringContaining('99 events')],
     ]);
   });
+
+  it('with --wait --timeout, returns at the timeout though steps are still waiting for their target', async () => {
+    // Every update of one deal posts to the accounting stand-in; one deal's events run one
+    // after another (per-entity order), so a replay of four of them takes four answers.
+    s = await startPaidDealScenario(everyUpdateMap);
+    const deal = await s.portal.addDeal({ TITLE: 'Slow', STAGE_ID: 'NEW', OPPORTUNITY: '7' });
+    await s.drain();
+    for (let i = 1; i <= 4; i++) {
+      s.shiftPortalTime(2000);
+      await s.portal.updateDeal(deal.id, { TITLE: `Slow ${i}` });
+      await s.drain();
+    }
+    const sent = s.accounting.requests.length;
+    expect(sent).toBe(4);
+    // Run again, each step now waits 3 s for its answer (within the step's timeout).
+    s.accounting.handle(
+      () => new Promise((r) => setTimeout(() => r({ status: 200, body: { ok: true } }), 3_000)),
+    );
+    const range = ['--from', '2000-01-01T00:00:00Z', '--to', '2100-01-01T00:00:00Z'];
+    const t0 = performance.now();
+    const r = await runCliIn(
+      s.h.t,
+      [
+        'replay',
+        ...range,
+        '--event',
+        'ONCRMDEALUPDATE',
+        '--rerun-succeeded',
+        '--wait',
+        '--timeout',
+        '1',
+        '--json',
+      ],
+      scenarioCliEnv(s),
+    );
+    const took = performance.now() - t0;
+    // Exit 1, events left unfinished, and back after the timeout plus the one step in flight
+    // (3 s), not after all four (12 s).
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.out)).toMatchObject({ queued: 4 });
+    expect(JSON.parse(r.out).unfinished).toBeGreaterThan(0);
+    expect(took).toBeLessThan(8_000);
+    // Control: the replay did run steps against the slow target.
+    expect(s.accounting.requests.length).toBeGreaterThan(sent);
+  }, 60_000);
 
   it('refuses to replay rejected deliveries and bad ranges with exit code 2', async () => {
     s = await startPaidDealScenario();
