@@ -32,7 +32,17 @@ export interface OpenOptions {
 function knexLog(opts: OpenOptions): Knex.Config['log'] {
   const write =
     opts.log ?? ((level, message) => process.stderr.write(`knex ${level}: ${message}\n`));
-  const text = (m: unknown) => (typeof m === 'string' ? m : inspect(m, { depth: 3 }));
+  // knex writes an acquire error with its stack ("SqliteError: file is not a database\n    at
+  // …"): the log keeps the reason, not the frames (they named our install paths on stderr).
+  const withoutFrames = (t: string) =>
+    t
+      .split('\n')
+      .filter((l) => !/^\s+at /.test(l))
+      .join('\n');
+  const text = (m: unknown) =>
+    withoutFrames(
+      typeof m === 'string' ? m : m instanceof Error ? String(m) : inspect(m, { depth: 3 }),
+    );
   return {
     warn: (m: unknown) => write('warn', text(m)),
     error: (m: unknown) => write('error', text(m)),

@@ -9,7 +9,7 @@ import {
 import { listPortals, portalEvents } from '../../db/stores/portals.js';
 import { lastGap, recoveredCounts, recoveredCountsByPortal } from '../../db/stores/recovery.js';
 import { slaByPeriod } from '../alerts/sla.js';
-import { parseStatus, str, type CommandContext } from './context.js';
+import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
 import { iso, parseIsoTime, parseLimit, table } from './io.js';
 import { gapJson } from './recover.js';
 
@@ -120,6 +120,9 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
     to,
     limit,
   });
+  // A typo in --portal would read as "no events"; a member_id with no portal but with
+  // events (rejected posts naming it) is listed.
+  if (memberId !== undefined && rows.length === 0) await requirePortal(deps, memberId);
   const out = rows.map((r) => ({
     id: r.id,
     memberId: r.member_id,

@@ -23,6 +23,8 @@ export async function connectWebhookCommand(ctx: CommandContext): Promise<number
     result = await connectWebhook(ctx.deps, { webhookUrl, applicationToken, memberId, domain });
   } catch (e) {
     if (e instanceof ConnectRefusedError) {
+      // A malformed argument is bad usage (2); a refusal by the portal or the config is 1.
+      if (e.badInput) throw new UsageError(e.message);
       ctx.io.err(`b24hooks connect-webhook: ${e.message}\n`);
       return 1;
     }

@@ -25,6 +25,8 @@ export interface CommandSpec {
   run: Command;
   options: Record<string, { type: 'string' | 'boolean' }>;
   usage: string;
+  /** Bare arguments the command takes (a subcommand, a file); more is bad usage. Default 0. */
+  positionals?: number;
 }
 
 /** A string flag's value; `--name` given without a value is bad usage. */

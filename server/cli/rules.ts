@@ -206,6 +206,12 @@ export function rulesCommandSpec(): CommandSpec {
     export: rulesExportCommand,
     test: rulesTestCommand,
   };
+  // The options each subcommand takes: another's is bad usage, not silently ignored.
+  const takes: Record<string, readonly string[]> = {
+    import: ['portal'],
+    export: ['portal', 'with-secrets'],
+    test: ['portal', 'event', 'id'],
+  };
   return {
     run: async (ctx) => {
       const sub = ctx.positionals[0];
@@ -215,8 +221,13 @@ export function rulesCommandSpec(): CommandSpec {
           `${sub === undefined ? 'missing subcommand' : `unknown subcommand "${sub}"`}; expected ${Object.keys(subcommands).join(', ')}`,
         );
       }
+      const wrong = Object.keys(ctx.flags).find(
+        (f) => f !== 'json' && f !== 'help' && !takes[sub!]!.includes(f),
+      );
+      if (wrong) throw new UsageError(`rules ${sub} does not take --${wrong}`);
       return run(ctx);
     },
+    positionals: 2,
     options: {
       portal: { type: 'string' },
       event: { type: 'string' },

@@ -61,11 +61,12 @@ const COMMANDS: Record<string, CommandSpec> = {
     usage:
       'connect-webhook --webhook-url URL --application-token TOKEN --member-id MEMBER_ID [--domain D]',
   },
-  rollups: { run: rollupsCommand, options: {}, usage: 'rollups rebuild' },
+  rollups: { run: rollupsCommand, options: {}, usage: 'rollups rebuild', positionals: 1 },
   recover: {
     run: recoverCommand,
     options: { since: { type: 'string' }, portal: { type: 'string' } },
     usage: 'recover sweep [--since ISO] [--portal MEMBER_ID]',
+    positionals: 1,
   },
   prune: {
     run: pruneCommand,
@@ -140,6 +141,13 @@ export async function runCli(
   if (parsed.values.help) {
     io.out(`usage: b24hooks ${spec.usage} [--json]\n`);
     return 0;
+  }
+  const extra = parsed.positionals[spec.positionals ?? 0];
+  if (extra !== undefined) {
+    io.err(
+      `b24hooks ${name}: unexpected argument "${extra}"; usage: b24hooks ${spec.usage} [--json]\n`,
+    );
+    return 2;
   }
   let deps: Deps | undefined;
   try {

@@ -26,9 +26,12 @@ export interface WebhookConnection {
 }
 
 export class ConnectRefusedError extends AppError {
-  constructor(message: string) {
+  /** The input itself is wrong (a malformed URL or id), not the portal's or the config's answer. */
+  readonly badInput: boolean;
+  constructor(message: string, opts: { badInput?: boolean } = {}) {
     super('VALIDATION', message, { status: 400 });
     this.name = 'ConnectRefusedError';
+    this.badInput = opts.badInput ?? false;
   }
 }
 
@@ -49,12 +52,13 @@ export async function connectWebhook(
   try {
     url = new URL(input.webhookUrl);
   } catch {
-    throw new ConnectRefusedError('--webhook-url is not a URL');
+    throw new ConnectRefusedError('--webhook-url is not a URL', { badInput: true });
   }
   const m = WEBHOOK_PATH.exec(url.pathname);
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || !m || url.search || url.hash) {
     throw new ConnectRefusedError(
       '--webhook-url must look like https://<portal>/rest/<user id>/<secret>/',
+      { badInput: true },
     );
   }
   const webhookUrl = `${url.origin}/rest/${m[1]}/${m[2]}/`;
@@ -62,16 +66,17 @@ export async function connectWebhook(
   if (input.domain !== undefined && input.domain.trim().toLowerCase() !== domain) {
     throw new ConnectRefusedError(
       `--domain ${input.domain} differs from the webhook's host ${domain}`,
+      { badInput: true },
     );
   }
   if (!isPortalHostAllowed(deps.config, domain)) {
     throw new ConnectRefusedError(`${domain} is not in B24_PORTAL_HOSTS`);
   }
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(input.memberId)) {
-    throw new ConnectRefusedError('--member-id is malformed');
+    throw new ConnectRefusedError('--member-id is malformed', { badInput: true });
   }
   if (!/^[\x21-\x7e]{8,512}$/.test(input.applicationToken)) {
-    throw new ConnectRefusedError('--application-token is malformed');
+    throw new ConnectRefusedError('--application-token is malformed', { badInput: true });
   }
   const existing = await findPortalByMemberId(deps.db, input.memberId);
   if (existing && existing.domain.toLowerCase() !== domain) {
@@ -92,6 +97,12 @@ export async function connectWebhook(
     if (isBitrixApiError(e))
       throw new ConnectRefusedError(`the portal refused the webhook: ${e.message}`);
     throw e;
+  }
+  // A webhook URL answers `profile` with the webhook user's record; anything else is not one.
+  if (typeof profile !== 'object' || profile === null) {
+    throw new ConnectRefusedError(
+      'the address answered profile without a user record: it is not a Bitrix24 inbound webhook',
+    );
   }
   const userId = Number(profile.ID);
   const events = await chosenEvents(deps, input.memberId);

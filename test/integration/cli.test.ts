@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -212,6 +214,59 @@ describe('operator CLI', () => {
     expect((await cli(t, ['events', '--status', 'nope'])).err.trim().split('\n')).toHaveLength(1);
   });
 
+  it('refuses what a typo would quietly turn into another request', async () => {
+    for (const [argv, reason] of [
+      // Dates Date.parse rolls over or half-reads: a replay would have widened its range.
+      [['events', '--from', '2026-11-31'], /--from must be an ISO date/],
+      [['events', '--from', '2026-02-30T00:00:00Z'], /--from must be an ISO date/],
+      [['events', '--to', '2026-12-05T24:00:00Z'], /--to must be an ISO date/],
+      [['events', '--from', '2026-12-05junk'], /--from must be an ISO date/],
+      [['replay', '--from', '2026-12-05junk', '--to', '2026-12-06', '--dry-run'], /--from/],
+      // A portal that does not exist reads as "no events".
+      [['events', '--portal', 'nosuch'], /no portal with member_id "nosuch"/],
+      // Words the command does not take, and another subcommand's options.
+      [['events', 'foo'], /unexpected argument "foo"/],
+      [['status', 'extra'], /unexpected argument "extra"/],
+      [['migrate', 'now'], /unexpected argument "now"/],
+      [['rules', 'export', '--id', '5'], /rules export does not take --id/],
+      [['rules', 'export', '--event', 'X'], /rules export does not take --event/],
+      // A malformed webhook URL is bad usage, not a failure.
+      [
+        [
+          'connect-webhook',
+          '--webhook-url',
+          'not a url',
+          '--application-token',
+          'x'.repeat(10),
+          '--member-id',
+          'm1',
+        ],
+        /--webhook-url is not a URL/,
+      ],
+    ] as Array<[string[], RegExp]>) {
+      const r = await cli(t, argv);
+      expect([argv.join(' '), r.code]).toEqual([argv.join(' '), 2]);
+      expect(r.out).toBe('');
+      expect(r.err).toMatch(reason);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+    }
+    // Controls: valid dates with a zone or a time, a portal known only by its rejected
+    // posts, and a limit past any table's size all work.
+    for (const argv of [
+      ['events', '--from', '2026-11-27T10:00:00+03:00', '--to', '2026-11-28'],
+      ['events', '--from', '2024-02-29T23:59:59.5Z'],
+      ['events', '--portal', 'unknown'],
+      ['events', '--limit', '99999999999999999999', '--json'],
+      ['rules', 'export', '--json'],
+    ]) {
+      const r = await cli(t, argv);
+      expect([argv.join(' '), r.code, r.err]).toEqual([argv.join(' '), 0, '']);
+    }
+    expect(
+      JSON.parse((await cli(t, ['events', '--limit', '99999999999999999999', '--json'])).out),
+    ).toHaveLength(7);
+  });
+
   it('names an unknown option with the command usage, not advice about positionals', async () => {
     const r = await cli(t, ['status', '--portal', 'member-a']);
     expect(r.code).toBe(2);
@@ -272,5 +327,26 @@ describe('operator CLI', () => {
     expect(failed?.stdout).toBe('');
     expect(failed?.stderr).toContain('ECONNREFUSED');
     expect(failed?.stderr).not.toContain('not-this-password');
+    // The reason, not a stack trace with our install paths.
+    expect(failed?.stderr).not.toMatch(/(\n|\\n)\s+at /);
+  });
+
+  it('says why a database file is unreadable, in one line and without a stack trace', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'b24hooks-cli-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'b24hooks.sqlite'), 'not a database\n');
+      const failed = await run(process.execPath, [bin(), 'status', '--json'], {
+        env: { ...binEnv({}), DATA_DIR: dir, DATABASE_URL: '' },
+      }).then(
+        () => undefined,
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      expect(failed?.code).toBe(1);
+      expect(failed?.stdout).toBe('');
+      expect(failed?.stderr).toContain('b24hooks status: file is not a database');
+      expect(failed?.stderr).not.toMatch(/(\n|\\n)\s+at /);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
