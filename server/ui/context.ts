@@ -104,10 +104,30 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.tm = (message: string) => translateMessage(message, user.lang);
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
     res.locals.clip = clip;
+    res.locals.eventCode = eventCode;
     res.locals.nav = '';
     res.locals.compact = false;
     next();
   };
+}
+
+const HTML_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&#34;',
+  "'": '&#39;',
+};
+
+/**
+ * An event name as HTML (escaped) that a narrow cell wraps between its words, not inside one:
+ * `ONCRM<wbr>DEAL<wbr>UPDATE`. The cell may still break anywhere as a last resort.
+ */
+export function eventCode(name: string): string {
+  return name
+    .replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+    .replace(/^(ONCRM|ON)(?=[A-Z]{3})/, '$1<wbr>')
+    .replace(/(?<=[A-Z])(ADD|UPDATE|DELETE)(_\d+)?$/, '<wbr>$1$2');
 }
 
 /**

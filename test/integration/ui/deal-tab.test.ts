@@ -185,7 +185,7 @@ describe('the deal tab a manager reads', () => {
     });
     const card = await getPage(h, '/ui/deal/891', ruManager.cookie);
     expect(card.html).toMatch(
-      /<td>Изменена сделка<div class="muted event-code" translate="no">ONCRMDEALUPDATE<\/div><\/td>/,
+      /<td>Изменена сделка<div class="muted event-code" translate="no">ONCRM<wbr>DEAL<wbr>UPDATE<\/div><\/td>/,
     );
     const en = await openSession(h, {
       userId: 2,
