@@ -1,3 +1,4 @@
+import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
 import { upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 
@@ -96,10 +97,17 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
     for (const r of rules) {
       const missing = r.on.filter((e) => !bound.has(e));
       if (missing.length > 0) {
+        // A misspelt name (ONCRMDEALUPDTE) is never bound: say which event it is close to.
+        const guesses = missing.flatMap((e) => {
+          const g = isBindableEvent(e) ? undefined : eventTypo(e);
+          return g ? [`${e} → ${g}`] : [];
+        });
         warnings.push({
           code: 'unbound-event',
           rules: [r.name],
-          message: `rule "${r.name}" listens to ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not bound; it will not fire until the event is bound`,
+          message:
+            `rule "${r.name}" listens to ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not bound; it will not fire until the event is bound` +
+            (guesses.length ? `; did you mean ${guesses.join(', ')}?` : ''),
         });
       }
     }

@@ -119,6 +119,17 @@ describe('checkMap', () => {
     ]);
   });
 
+  it('names the event a misspelt trigger is close to', () => {
+    const map: EventMap = { rules: [rule('typo', ['ONCRMDEALUPDTE', 'ONCRMLEADADD'], [sms])] };
+    const [w] = checkMap(map, { boundEvents: ['ONCRMDEALUPDATE'] });
+    expect(w?.message).toBe(
+      'rule "typo" listens to ONCRMDEALUPDTE, ONCRMLEADADD, which are not bound; it will not fire until the event is bound; did you mean ONCRMDEALUPDTE → ONCRMDEALUPDATE?',
+    );
+    expect(translateMessage(w!.message, 'ru')).toMatch(
+      /возможно, имелось в виду ONCRMDEALUPDTE → ONCRMDEALUPDATE\?$/,
+    );
+  });
+
   it('warns about an SLA within the settling time, which every event would miss', () => {
     const map: EventMap = {
       rules: [
