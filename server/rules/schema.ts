@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isFetchBlockedPort } from '../lib/fetch-ports.js';
 
 const FIELD = /^[A-Za-z_][\w-]*(\.[A-Za-z_\d][\w-]*|\[\d+\])*$/;
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()], {
@@ -36,9 +37,32 @@ const stepBase = {
   continueOnError: z.boolean().optional(),
 };
 
-const templatedUrl = z.string().refine((s) => s.includes('{{') || /^https?:\/\/[^\s]+$/.test(s), {
-  error: 'expected an http(s) URL',
-});
+/** The explicit port of a URL whose scheme, host and port are written out (no template there). */
+function literalPort(s: string): string | undefined {
+  const origin = /^https?:\/\/[^/?#]*/.exec(s)?.[0];
+  if (!origin || origin.includes('{{')) return undefined;
+  try {
+    return new URL(origin).port || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const templatedUrl = z
+  .string()
+  .refine((s) => s.includes('{{') || /^https?:\/\/[^\s]+$/.test(s), {
+    error: 'expected an http(s) URL',
+  })
+  .refine(
+    (s) => {
+      const port = literalPort(s);
+      return port === undefined || !isFetchBlockedPort(port);
+    },
+    {
+      error:
+        'expected a port fetch connects to: this one is reserved for another protocol (such as SMTP, SSH or X11); use another port',
+    },
+  );
 
 /** A credential read from an environment variable the operator lists in ACTION_SECRET_ENV. */
 const envRef = z.strictObject({

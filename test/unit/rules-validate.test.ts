@@ -62,6 +62,34 @@ describe('validateEventMap', () => {
     expect(validateEventMap(other).ok).toBe(true);
   });
 
+  it('refuses an http step on a port fetch never connects to, where the port is written out', () => {
+    const map = (url: string) => ({
+      rules: [
+        {
+          name: 'r',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [{ type: 'http', method: 'POST', url }],
+        },
+      ],
+    });
+    for (const url of ['http://127.0.0.1:9/x', 'https://erp.example:25/api', 'http://h:6667']) {
+      expect(errorsOf(map(url))).toEqual([
+        {
+          path: '$.rules[0].actions[0].url',
+          message: expect.stringMatching(/^expected a port fetch connects to/) as unknown as string,
+        },
+      ]);
+    }
+    // Controls: a usual port, no port, and a port that comes from a template are not refused.
+    for (const url of [
+      'http://127.0.0.1:8080/x',
+      'https://erp.example/api?port=25',
+      'http://{{deal.UF_HOST}}:25/x',
+    ]) {
+      expect(validateEventMap(map(url)).ok).toBe(true);
+    }
+  });
+
   it('names the JSON path of a wrong type and says what arrived', () => {
     const doc = sample();
     (doc.rules[0]!.actions as Array<Record<string, unknown>>)[1]!.url = 5;

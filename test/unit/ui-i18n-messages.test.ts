@@ -74,6 +74,7 @@ describe('messages on Russian pages', () => {
               { type: 'http', method: 'GET', url: 'https://a', headers: { A: { $env: 'a b' } } },
               { type: 'http', method: 'GET', url: 'https://a', headers: { B: { x: 1 } } },
               { type: 'http', method: 'GET', url: 'https://a', headers: { 'X Token': 'x' } },
+              { type: 'http', method: 'GET', url: 'http://a:25/x' },
               { type: 'nope' },
               { type: 'telegram', text: '', parseMode: 'X', name: 'a b' },
               { type: 'email', to: 'a', subject: 's' },
