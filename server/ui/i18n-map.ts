@@ -36,6 +36,7 @@ export const MAP_EN = {
   'map.empty': 'There are no rules yet.',
   'map.changed': 'The map was saved.',
   'map.json': 'Edit as JSON',
+  'map.jsonView': 'The map as JSON',
   'map.noRule': 'There is no rule with this name in the map; reload the page.',
   'map.stale': 'The map changed since this page was shown; nothing was changed. Try again.',
   'map.badForm': 'The form was incomplete; nothing was changed.',
@@ -124,6 +125,7 @@ export const MAP_RU: Record<keyof typeof MAP_EN, string> = {
   'map.empty': 'Правил пока нет.',
   'map.changed': 'Карта сохранена.',
   'map.json': 'Изменить как JSON',
+  'map.jsonView': 'Карта в виде JSON',
   'map.noRule': 'Правила с таким названием в карте нет; обновите страницу.',
   'map.stale':
     'Карта изменилась после того, как страница была открыта; ничего не изменено. Повторите.',

@@ -319,7 +319,14 @@ describe('the map page', () => {
       expect(page.html).not.toContain('/ui/rules/toggle');
       expect(page.html).not.toContain('/ui/rules/move');
       expect(page.html).not.toContain('/ui/rules/new');
-      expect(page.html).not.toContain('/ui/rules/edit');
+      // The rule's name opens the builder, which a reader sees read-only.
+      expect(page.html).toContain('href="/ui/rules/edit?name=Paid+deal');
+      expect(words(page.html)).toContain('The map as JSON');
+      expect(words(page.html)).not.toContain('Edit as JSON');
+      const builder = await getPage(h, '/ui/rules/edit?name=Paid+deal', reader.cookie);
+      expect(builder.status).toBe(200);
+      expect(builder.html).toContain('id="builder-readonly"');
+      expect(builder.html).not.toContain('id="delete-rule-form"');
       const before = await rawOwn();
       const toggle = await post('/ui/rules/toggle', { name: 'Paid deal', enabled: '0' }, reader);
       const move = await post(
