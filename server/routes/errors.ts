@@ -1,12 +1,28 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { AppError } from '../lib/errors.js';
 import type { Deps } from '../deps.js';
 import { translateMessage } from '../ui/i18n-messages.js';
 
+/**
+ * An error as text, or, on a page of the app inside Bitrix24 (the session set its helpers),
+ * as a page with the app's menu: the frame has no back button, and a bare line left the user
+ * nowhere to go but reopening the app.
+ */
+function sendError(res: Response, status: number, message: string): void {
+  if (typeof res.locals.t === 'function' && res.locals.ui) {
+    res.status(status).render('ui/error', { nav: '', status, message }, (err, html) => {
+      if (err) res.status(status).type('text/plain').send(`${message}\n`);
+      else res.type('html').send(html);
+    });
+    return;
+  }
+  res.status(status).type('text/plain').send(`${message}\n`);
+}
+
 /** 404 for anything no route answered. */
 export const notFound: RequestHandler = (req, res) => {
   if (req.accepts(['html', 'json']) === 'json') res.status(404).json({ error: 'not found' });
-  else res.status(404).type('text/plain').send('Not found\n');
+  else sendError(res, 404, translateMessage('Not found', res.locals.lang === 'ru' ? 'ru' : 'en'));
 };
 
 /**
@@ -27,11 +43,6 @@ export function errorHandler(deps: Deps): ErrorRequestHandler {
     const lang = res.locals.lang === 'ru' ? 'ru' : 'en';
     if (req.accepts(['html', 'json']) === 'json')
       res.status(status).json({ error: translateMessage(message, lang), code: e.code });
-    else {
-      res
-        .status(status)
-        .type('text/plain')
-        .send(`${translateMessage(message, lang)}\n`);
-    }
+    else sendError(res, status, translateMessage(message, lang));
   };
 }

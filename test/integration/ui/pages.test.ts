@@ -146,6 +146,27 @@ describe('the pages of an installed portal with events', () => {
     expect(page.status).toBe(404);
   });
 
+  it('answers a page that is not there with the app menu, in the user’s language', async () => {
+    // The frame has no back button: an error page keeps the menu and a way to the dashboard.
+    for (const path of ['/ui/events/999999', '/ui/no-such-page']) {
+      const page = await getPage(h, path, admin.cookie);
+      expect([path, page.status]).toEqual([path, 404]);
+      expect(page.headers.get('content-type')).toContain('text/html');
+      expect(page.html).toContain('id="nav-dashboard"');
+      expect(page.html).toMatch(/<p class="error" id="error-message" role="alert">Not found<\/p>/);
+    }
+    const ru = await openSession(h, { lang: 'ru' });
+    const inRu = await getPage(h, '/ui/no-such-page', ru.cookie);
+    expect(inRu.html).toMatch(/id="error-message" role="alert">Не найдено<\/p>/);
+    expect(inRu.html).toContain('<html lang="ru">');
+    // Control: without a session (not a page of the app) the answer stays plain text.
+    const bare = await fetch(`${h.appUrl}/no-such-path`);
+    expect([bare.status, bare.headers.get('content-type')]).toEqual([
+      404,
+      'text/plain; charset=utf-8',
+    ]);
+  });
+
   it('lists a deal tab with its events and action runs', async () => {
     const page = await getPage(h, `/ui/deal/${deals.won}`, admin.cookie);
     expect(page.status).toBe(200);
