@@ -61,12 +61,16 @@ export const TEXT_SCAN_ROWS = 20_000;
  * One page of the log, newest first, paged by id (keyset: `beforeId` is the last id of the
  * previous page), so the cost does not grow with the page number. Indexes of migration 0003
  * (portal_id + status / event / entity_id + id) keep the filtered pages off a full sort.
+ * `afterId` asks for the page above instead (the "newer" link): the ids just above it, walked
+ * up, and shown newest first like every page. `newerAfterId` is where the page above starts,
+ * when there is one.
  */
 export async function logPage(
   db: Knex,
   filter: LogFilter,
   pageSize: number,
-): Promise<{ rows: LogRow[]; nextBeforeId: number | undefined }> {
+): Promise<{ rows: LogRow[]; nextBeforeId: number | undefined; newerAfterId?: number }> {
+  const up = filter.afterId !== undefined;
   const { from, to, ...rest } = filter;
   const q = applyEventFilter(db('events').select(LIST_COLUMNS), rest);
   if (from !== undefined || to !== undefined) {
@@ -80,9 +84,18 @@ export async function logPage(
   }
   // A text search reads at most TEXT_SCAN_ROWS ids per page; the next page goes on below.
   let floor = 0;
+  let top = 0;
+  let newest = 0;
   if (filter.text) {
-    const top = filter.beforeId ?? (await maxEventId(db)) + 1;
-    floor = Math.max(0, top - TEXT_SCAN_ROWS);
+    if (up) {
+      // Read up from the page below, the same stretch of ids a page reads down.
+      newest = await maxEventId(db);
+      floor = filter.afterId! + 1;
+      top = floor + TEXT_SCAN_ROWS;
+    } else {
+      top = filter.beforeId ?? (await maxEventId(db)) + 1;
+      floor = Math.max(0, top - TEXT_SCAN_ROWS);
+    }
     q.where('events.id', '<', top).where('events.id', '>=', floor);
     const p = likePattern(filter.text);
     q.where((w) =>
@@ -105,12 +118,28 @@ export async function logPage(
     );
   }
   const rows = (
-    (await q.orderBy('events.id', 'desc').limit(pageSize + 1)) as Record<string, unknown>[]
+    (await q.orderBy('events.id', up ? 'asc' : 'desc').limit(pageSize + 1)) as Record<
+      string,
+      unknown
+    >[]
   ).map((r) => normaliseEvent(r) as LogRow);
   const more = rows.length > pageSize;
   if (more) rows.length = pageSize;
-  if (more) return { rows, nextBeforeId: rows[rows.length - 1]?.id };
-  return { rows, nextBeforeId: floor > 1 ? floor : undefined };
+  if (up) {
+    rows.reverse();
+    const above = more ? rows[0]!.id : filter.text && top <= newest ? top - 1 : undefined;
+    // Everything at or below afterId is older: the page that was below this one.
+    return {
+      rows,
+      nextBeforeId: rows[rows.length - 1]?.id ?? filter.afterId! + 1,
+      newerAfterId: above,
+    };
+  }
+  // A page below the newest has a page above it: from its first row (or where it began).
+  const newerAfterId =
+    filter.beforeId !== undefined ? (rows[0]?.id ?? filter.beforeId - 1) : undefined;
+  if (more) return { rows, nextBeforeId: rows[rows.length - 1]?.id, newerAfterId };
+  return { rows, nextBeforeId: floor > 1 ? floor : undefined, newerAfterId };
 }
 
 /**

@@ -65,6 +65,8 @@ export interface EventFilter {
   to?: number | undefined;
   /** Keyset pagination: only ids below this one. */
   beforeId?: number | undefined;
+  /** Keyset pagination the other way (the log's "newer" page): only ids above this one. */
+  afterId?: number | undefined;
   /** Only these events (the UI's "retry now" replays exactly one). */
   ids?: readonly number[] | undefined;
   limit?: number | undefined;
@@ -98,6 +100,7 @@ export function applyEventFilter(q: Knex.QueryBuilder, f: EventFilter): Knex.Que
   if (f.from !== undefined) q.where('events.received_at', '>=', f.from);
   if (f.to !== undefined) q.where('events.received_at', '<', f.to);
   if (f.beforeId !== undefined) q.where('events.id', '<', f.beforeId);
+  if (f.afterId !== undefined) q.where('events.id', '>', f.afterId);
   if (f.ids !== undefined) q.whereIn('events.id', [...f.ids]);
   return q;
 }

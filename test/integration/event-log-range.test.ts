@@ -78,6 +78,39 @@ describe('the event log over a time range', () => {
     expect(await all(0, day0 + HOUR)).toEqual(await expected(0, day0 + HOUR));
   });
 
+  it('pages back up with "newer": each page above is the page that was shown before it', async () => {
+    const from = day0 + 24 * HOUR;
+    const to = day0 + 48 * HOUR;
+    const filters = [
+      { portalId: a.row.id, from, to },
+      { portalId: a.row.id, statuses: ['processed' as const] },
+      { portalId: a.row.id, text: 'ONCRMDEALUPDATE' },
+    ];
+    for (const filter of filters) {
+      // Down three pages, remembering each.
+      const down: number[][] = [];
+      let beforeId: number | undefined;
+      for (let i = 0; i < 3; i++) {
+        const page = await logPage(t.deps.db, { ...filter, beforeId }, 10);
+        down.push(page.rows.map((r) => r.id));
+        beforeId = page.nextBeforeId;
+      }
+      expect(down[2]!.length).toBeGreaterThan(0);
+      // Back up from the third page: "newer" gives the second, then the first, then no more.
+      let page = await logPage(t.deps.db, { ...filter, beforeId: down[1]!.at(-1) }, 10);
+      expect(page.rows.map((r) => r.id)).toEqual(down[2]);
+      for (const want of [down[1], down[0]]) {
+        expect(page.newerAfterId).toBeDefined();
+        page = await logPage(t.deps.db, { ...filter, afterId: page.newerAfterId }, 10);
+        expect(page.rows.map((r) => r.id)).toEqual(want);
+      }
+      // The first page has none above it; its "older" leads down again.
+      expect(page.newerAfterId).toBeUndefined();
+      const again = await logPage(t.deps.db, { ...filter, beforeId: page.nextBeforeId }, 10);
+      expect(again.rows.map((r) => r.id)).toEqual(down[1]);
+    }
+  });
+
   it('answers an empty range with an empty page', async () => {
     const far = day0 + 1000 * HOUR;
     expect(await all(far, far + HOUR)).toEqual([]);

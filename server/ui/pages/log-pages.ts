@@ -36,9 +36,13 @@ export function logPages(deps: Deps): Router {
     const { portal, user } = uiContext(res);
     const form = readLogForm(req.query as Record<string, unknown>);
     const before = Number(req.query.before);
+    const after = Number(req.query.after);
+    const beforeId = Number.isSafeInteger(before) && before > 0 ? before : undefined;
     const filter = {
       ...toLogPageFilter(form, portal.id, user.timeZone),
-      beforeId: Number.isSafeInteger(before) && before > 0 ? before : undefined,
+      beforeId,
+      afterId:
+        beforeId === undefined && Number.isSafeInteger(after) && after >= 0 ? after : undefined,
     };
     const [page, map, eventNames] = await Promise.all([
       logPage(deps.db, filter, LOG_PAGE_SIZE),
@@ -67,7 +71,8 @@ export function logPages(deps: Deps): Router {
         cardPath: crmCardPath(r.entity_type, r.entity_id),
       })),
       nextBeforeId: page.nextBeforeId,
-      paged: filter.beforeId !== undefined,
+      newerAfterId: page.newerAfterId,
+      paged: filter.beforeId !== undefined || filter.afterId !== undefined,
       statuses: EVENT_STATUSES,
       outcomes: Object.keys(OUTCOMES),
       entityTypes: ENTITY_TYPES,

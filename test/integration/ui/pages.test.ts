@@ -119,6 +119,13 @@ describe('the pages of an installed portal with events', () => {
     const page2 = await getPage(h, `/ui/events?before=${newest}`, admin.cookie);
     expect(page2.html).not.toContain(`data-id="${newest}"`);
     expect(page2.html).toContain('id="newest"');
+    expect(first.html).not.toContain('id="newer"');
+    // "Newer" goes back up one page: to the rows above this one.
+    const newer = /<a href="([^"]+)" id="newer">/.exec(page2.html)?.[1]?.replace(/&amp;/g, '&');
+    expect(newer).toMatch(/[?&]after=\d+/);
+    const back = await getPage(h, newer!, admin.cookie);
+    expect(back.html).toContain(`data-id="${newest}"`);
+    expect(back.html).not.toContain('id="newer"');
   });
 
   it('shows an event with its attempts and action runs, and retries it for an admin', async () => {
