@@ -208,6 +208,10 @@ const EN = {
   'subs.actual': 'Bound on the portal',
   'subs.save': 'Save and re-sync',
   'subs.resync': 'Re-sync bindings',
+  'subs.appOwn': 'The app also binds its own events, which are not a choice here:',
+  'subs.saveHint': 'stores the ticked events and binds them on the portal',
+  'subs.resyncHint':
+    'binds the wanted events again without changing the list (after they were removed on the portal)',
   'subs.synced': 'Bindings synced.',
   'subs.failed': 'The portal refused:',
   'subs.unavailable': 'The portal could not be asked for its bindings:',
@@ -492,6 +496,10 @@ const RU: Record<MessageKey, string> = {
   'subs.actual': 'Привязано на портале',
   'subs.save': 'Сохранить и синхронизировать',
   'subs.resync': 'Синхронизировать',
+  'subs.appOwn': 'Свои события приложение привязывает само, здесь они не выбираются:',
+  'subs.saveHint': 'сохраняет отмеченные события и привязывает их на портале',
+  'subs.resyncHint':
+    'привязывает нужные события заново, не меняя список (если на портале их отвязали)',
   'subs.synced': 'Привязки синхронизированы.',
   'subs.failed': 'Портал отказал:',
   'subs.unavailable': 'Не удалось получить привязки с портала:',

@@ -44,8 +44,11 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     const offered = SUPPORTED_EVENTS.map((e) => e.name).filter(
       (n) => !missingScope(scopeOfEvent(n), granted),
     );
+    // The app's own bindings (its lifecycle, and ONOFFLINEEVENT for loss recovery) are not
+    // an admin's choice: the page names them below the table instead of as an unticked row.
+    const own: readonly string[] = [...LIFECYCLE_BINDINGS, 'ONOFFLINEEVENT'];
     const names = [...new Set([...offered, ...chosen, ...(actual ?? [])])].filter(
-      (n) => !(LIFECYCLE_BINDINGS as readonly string[]).includes(n),
+      (n) => !own.includes(n),
     );
     res.render('ui/subscriptions', {
       nav: 'subscriptions',
@@ -55,6 +58,10 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
         chosen: chosen.includes(name),
         actual: actual ? actual.includes(name) : undefined,
       })),
+      appOwn: [
+        ...LIFECYCLE_BINDINGS,
+        ...(actual?.includes('ONOFFLINEEVENT') ? ['ONOFFLINEEVENT'] : []),
+      ],
       unavailable,
       sync: extra.sync,
       error: extra.error ?? '',

@@ -257,6 +257,17 @@ describe('the pages of an installed portal with events', () => {
     expect(page.html).toContain(
       'data-event="ONCRMDEALUPDATE" data-chosen="true" data-actual="true"',
     );
+    // The app's own bindings are named under the table, not offered as unticked rows.
+    const own = /<p class="muted" id="subs-app-own">([^<]*)<span translate="no">([^<]*)</.exec(
+      page.html,
+    );
+    expect(own?.[2]?.split(', ')).toEqual(
+      expect.arrayContaining(['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL']),
+    );
+    const offline = h.portal.bindings.some((b) => b.event === 'ONOFFLINEEVENT');
+    expect(own?.[2]?.includes('ONOFFLINEEVENT')).toBe(offline);
+    expect(page.html).not.toContain('data-event="ONOFFLINEEVENT"');
+    expect(page.html).not.toContain('data-event="ONAPPINSTALL"');
     const res = await postForm(
       h,
       '/ui/subscriptions',
@@ -333,5 +344,24 @@ describe('the pages of an installed portal with events', () => {
     } finally {
       ejs.fileLoader = load;
     }
+  });
+});
+
+describe('the subscriptions page with loss recovery on', () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness({ env: { B24_OFFLINE_EVENTS: 'on' } });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("names ONOFFLINEEVENT among the app's own bindings, not as a row an admin left unticked", async () => {
+    const admin = await openSession(h);
+    // Control: the app bound it on the portal.
+    expect(h.portal.bindings.map((b) => b.event)).toContain('ONOFFLINEEVENT');
+    const page = await getPage(h, '/ui/subscriptions', admin.cookie);
+    expect(page.html).not.toContain('data-event="ONOFFLINEEVENT"');
+    expect(page.html).toMatch(/id="subs-app-own">[^<]*<span translate="no">[^<]*ONOFFLINEEVENT</);
   });
 });
