@@ -339,7 +339,8 @@ async function laterUpdateWaiting(
     .db('events')
     .where({ portal_id: portal.id, event: 'ONAPPUPDATE' })
     .where('id', '>', event.id)
-    .whereIn('status', ['received', 'processing', 'unverified'])
+    // Verified ones only: an unverified one may yet be rejected as forged.
+    .whereIn('status', ['received', 'processing'])
     .first('id');
   return later !== undefined;
 }
