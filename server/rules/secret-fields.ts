@@ -261,9 +261,14 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
         (p.kind === 'url'
           ? masked('url', prev, opts.box) === v
           : masked(p.kind, prev, opts.box) === MASK && v === MASK);
-      if (keep)
-        p.set(opts.previousIsDefault && isSealed(prev) ? { ...prev, $inherited: true } : prev);
-      else {
+      if (keep) {
+        // A credential kept from a map stored before credentials were sealed (an older
+        // version, or another instance not yet restarted) is sealed now: kept in clear, a
+        // portal's copy of the operator's token was stored readable and, unmarked, lost the
+        // rule that keeps it to its own request.
+        const held = isSealed(prev) ? prev : { $enc: opts.box.encrypt(text(prev)!) };
+        p.set(opts.previousIsDefault ? { ...held, $inherited: true } : held);
+      } else {
         errors.push({
           path: p.path,
           message: `"${MASK}" stands for a stored secret, but none is stored here for this rule and step; type the value or use {"$env": "NAME"}`,

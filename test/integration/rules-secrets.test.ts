@@ -565,3 +565,77 @@ describe('a webhook URL whose key is in its path', () => {
     expect(eventPage.html).not.toContain(KEY);
   });
 });
+
+/**
+ * A default map stored before credentials were sealed (an older version, or another instance
+ * that has not restarted yet; `sealStoredMaps` seals it at the next start). A portal that
+ * saved its first own map from it took the operator's token over in clear and unmarked, and
+ * could then send it to any path and method on that host.
+ */
+describe("the operator's default map stored unsealed", () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  const OPERATOR_TOKEN = 'operator-unsealed-7c21';
+  beforeAll(async () => {
+    h = await startUiHarness();
+    admin = await openSession(h);
+    const checked = validateEventMap({
+      rules: [
+        {
+          name: 'Default',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            {
+              type: 'http',
+              name: 'dstep',
+              method: 'POST',
+              url: `${h.sink.url}/default`,
+              headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` },
+            },
+          ],
+        },
+      ],
+    });
+    if (!checked.ok) throw new Error(JSON.stringify(checked.errors));
+    await saveRuleMap(h.t.deps.db, undefined, checked.map, h.t.clock.now());
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const save = async (url: string, method: string) => {
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const map = {
+      rules: [
+        {
+          name: 'Default',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            { type: 'http', name: 'dstep', method, url, headers: { Authorization: '********' } },
+          ],
+        },
+      ],
+    };
+    return postForm(
+      h,
+      '/ui/rules',
+      { _csrf: csrfOf(page.html), map: JSON.stringify(map) },
+      admin.cookie,
+    );
+  };
+
+  it('keeps the token sealed and to its own request in the portal map saved from it', async () => {
+    // Control: the portal's first own map, the step unchanged, saves.
+    expect((await save(`${h.sink.url}/default`, 'POST')).status).toBe(200);
+    const raw = JSON.stringify(await getSetting(h.t.deps.db, h.portal.memberId, 'rules'));
+    expect(raw).not.toContain(OPERATOR_TOKEN);
+    const step = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules[0]!.actions[0] as {
+      headers: Record<string, { $enc?: string; $inherited?: boolean }>;
+    };
+    expect(step.headers.Authorization).toMatchObject({ $inherited: true });
+    // Then another path and method on the same host: refused, as for a sealed default.
+    const moved = await save(`${h.sink.url}/attacker?x=1`, 'PUT');
+    expect(moved.status).toBe(400);
+    expect(moved.html).toContain('stands for a stored secret');
+  });
+});
