@@ -33,7 +33,9 @@ export async function checkBacklog(check: Check, portals: readonly PortalRow[]):
   const { ctx, now } = check;
   const { db } = ctx.deps;
   const threshold = ctx.deps.config.alerts.backlogThreshold;
-  const recoverBelow = Math.floor(threshold * ctx.recoverRatio);
+  // Not rounded down: at a threshold of 1 that gave 0, and a backlog is never below 0, so the
+  // alert never recovered (and at 2–4 a backlog under 80 % did not count).
+  const recoverBelow = Math.round(threshold * ctx.recoverRatio * 100) / 100;
   const counts = await dueBacklog(check, threshold);
   const reading = (key: string, memberId: string | null, n: number, oldestAt: number) => {
     const f = {

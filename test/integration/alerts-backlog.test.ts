@@ -185,4 +185,34 @@ describe('backlog alerts and the settling time', () => {
     ]);
     expect(h.tg.sent.find((m) => m.chat_id === '-100')?.text).toContain('backlog of 8 events');
   });
+
+  it('recovers at the smallest thresholds too: 1 (back to 0) and 2 (a backlog of 1 is under 80 %)', async () => {
+    for (const [threshold, left] of [
+      [1, 0],
+      [2, 1],
+    ] as const) {
+      await h.close();
+      h = await startAlertHarness({ ALERT_BACKLOG_THRESHOLD: String(threshold) });
+      const portal = await seedPortal(h.t.deps);
+      await h.addEvents({ id: portal.row.id, memberId: portal.memberId }, threshold + 2);
+      expect((await h.checkAndSend()).sent.map((s) => s.phase)).toContain('firing');
+      const ids = (await h.t.deps
+        .db('events')
+        .orderBy('id')
+        .limit(threshold + 2 - left)
+        .pluck('id')) as number[];
+      for (const id of ids) {
+        await finishEvent(h.t.deps.db, id, { status: 'processed', at: h.t.clock.now().getTime() });
+      }
+      h.t.clock.advance(60_000);
+      const report = await h.checkAndSend();
+      expect([threshold, report.sent.map((s) => [s.key, s.phase])]).toEqual([
+        threshold,
+        expect.arrayContaining([['backlog:total', 'recovered']]),
+      ]);
+      expect(h.tg.sent.at(-1)?.text).toContain(
+        `fell to ${left}, below ${threshold * 0.8} (80 % of the threshold ${threshold})`,
+      );
+    }
+  });
 });
