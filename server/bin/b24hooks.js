@@ -17,6 +17,15 @@ try {
   process.exit(1);
 }
 
+// Output piped into a reader that stops early (`status | head -3`): the rest is not wanted,
+// and a write to the closed pipe must not end in an "Unhandled 'error' event" stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 const entry = path.join(ROOT, 'dist', 'server', 'cli', 'run.js');
 const { runCli } = await import(pathToFileURL(entry).href);
 const code = await runCli(process.argv.slice(2), process.env, {

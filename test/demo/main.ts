@@ -49,7 +49,8 @@ async function main(): Promise<void> {
   const env = process.env;
   const port = Number(env.PORT?.trim() || 3000);
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data/demo');
-  fs.mkdirSync(dataDir, { recursive: true });
+  // Secrets and the database live here: the owner's only, as npm start makes it.
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const clientId = 'local.demo';
   const clientSecret = randomBytes(16).toString('hex');
   const emu = await startEmulator({ clientId, clientSecret });

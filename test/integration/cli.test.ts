@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runCli } from '../../server/cli/run.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import { rebuildRollups } from '../../db/stores/rollups.js';
+import { openDb } from '../../db/connect.js';
+import { generateEvents } from '../helpers/bulk-events.js';
 import { runCliIn } from '../helpers/cli.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
@@ -329,6 +331,40 @@ describe('operator CLI', () => {
     expect(failed?.stderr).not.toContain('not-this-password');
     // The reason, not a stack trace with our install paths.
     expect(failed?.stderr).not.toMatch(/(\n|\\n)\s+at /);
+  });
+
+  it('stops quietly when its reader stops early (piped into head)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'b24hooks-cli-'));
+    try {
+      const env = { ...binEnv({}), DATA_DIR: dir, DATABASE_URL: '' };
+      await run(process.execPath, [bin(), 'migrate'], { env });
+      const db = openDb({ client: 'sqlite', filename: path.join(dir, 'b24hooks.sqlite') });
+      await generateEvents(db, [
+        { portalId: null, memberId: 'm1', status: 'processed', receivedAt: base, count: 5000 },
+      ]);
+      await db.destroy();
+      // `b24hooks events --limit 5000 | head -1`, three times (the crash came with timing).
+      for (let i = 0; i < 3; i++) {
+        const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>(
+          (resolve) => {
+            const child = spawn(
+              'bash',
+              [
+                '-c',
+                `"${process.execPath}" "${bin()}" events --limit 5000 | head -1 >/dev/null; exit \${PIPESTATUS[0]}`,
+              ],
+              { env },
+            );
+            let err = '';
+            child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+            child.on('exit', (c) => resolve({ code: c, stderr: err }));
+          },
+        );
+        expect([i, code, stderr]).toEqual([i, 0, '']);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says why a database file is unreadable, in one line and without a stack trace', async () => {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -66,6 +67,8 @@ describe('npm run demo', () => {
     });
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[sms\] POST \/send .*Payment received for order/);
+    // A new DATA_DIR holds the secrets: the owner's only, as npm start makes it.
+    expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
     const processed = Number(
       (
