@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { getRuleMap, saveRuleMap } from '../../../server/rules/map-store.js';
+import { revealMap } from '../../../server/rules/secret-fields.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
@@ -736,7 +737,10 @@ describe('the rule builder pages', () => {
       );
       const map = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
       expect(map.rules.map((r) => r.name).slice(-2)).toEqual(['Old header', 'Beside the old one']);
-      expect(map.rules.find((r) => r.name === 'Old header')).toEqual(old);
+      // Kept as it was, its credential now sealed like every stored one (it was in clear).
+      const kept = map.rules.find((r) => r.name === 'Old header')!;
+      expect(revealMap({ rules: [kept] }, h.t.deps.box).rules[0]).toEqual(old);
+      expect(JSON.stringify(kept)).not.toContain('old-token');
       // The old rule itself is refused next to its header until it is corrected.
       const shown = dataOf(
         (await getPage(h, `/ui/rules/edit?name=${encodeURIComponent('Old header')}`, admin.cookie))
@@ -764,7 +768,10 @@ describe('the rule builder pages', () => {
       expect(toggled.status).toBe(303);
       const after = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
       expect(after.rules.find((r) => r.name === 'Beside the old one')?.enabled).toBe(false);
-      expect(after.rules.find((r) => r.name === 'Old header')).toEqual(old);
+      expect(
+        revealMap({ rules: [after.rules.find((r) => r.name === 'Old header')!] }, h.t.deps.box)
+          .rules[0],
+      ).toEqual(old);
     } finally {
       const now = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
       const rules = now.rules.filter((r) => r.name !== 'Old header');
