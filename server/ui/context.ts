@@ -1,4 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import ejs from 'ejs';
 import { csrfSync } from 'csrf-sync';
 import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
@@ -111,21 +112,14 @@ export function requireUiSession(deps: Deps): RequestHandler {
   };
 }
 
-const HTML_ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&#34;',
-  "'": '&#39;',
-};
-
 /**
- * An event name as HTML (escaped) that a narrow cell wraps between its words, not inside one:
- * `ONCRM<wbr>DEAL<wbr>UPDATE`. The cell may still break anywhere as a last resort.
+ * An event name as HTML (escaped as `<%= %>` escapes) that a narrow cell wraps between its
+ * words, not inside one: `ONCRM<wbr>DEAL<wbr>UPDATE`. The cell may still break anywhere as a
+ * last resort.
  */
 export function eventCode(name: string): string {
-  return name
-    .replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+  return ejs
+    .escapeXML(name)
     .replace(/^(ONCRM|ON)(?=[A-Z]{3})/, '$1<wbr>')
     .replace(/(?<=[A-Z])(ADD|UPDATE|DELETE)(_\d+)?$/, '<wbr>$1$2');
 }
