@@ -137,7 +137,12 @@ describe('the offline net over many portals', () => {
       `offline drain after downtime, ${PORTALS} portals, ${LATENCY_MS} ms a call: ` +
         `${tookMs} ms (serial: ${serialMs} ms)\n`,
     );
-    expect(tookMs).toBeLessThan(serialMs / 3);
+    // 8 at a time, counted by when each portal's requests arrived (a loaded machine delays
+    // them but does not reorder them): the wall time alone measured the machine as much.
+    const spans = callsSince(from).map((cs) => [cs[0]!.at, cs.at(-1)!.at] as const);
+    const inFlight = (t: number) => spans.filter(([a, b]) => a <= t && t <= b).length;
+    expect(Math.max(...spans.map(([a]) => inFlight(a)))).toBe(LANES);
+    expect(tookMs).toBeLessThan(serialMs / 2);
   }, 60_000);
 
   it('asks idle portals less and less often, and every 5 minutes again after a notice or records', async () => {
