@@ -267,9 +267,35 @@ async function confirmInstall(deps: Deps, portal: PortalRow): Promise<string | u
   return `install withdrawn: ${verdict.detail}`;
 }
 
+/** The VERSION of an install delivery proven by its own tokens (proveInstall). */
 function versionOf(event: EventRow): string | null {
   const v = dataOf(event).VERSION;
   return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
+}
+
+/**
+ * The app's version as the portal reports it: `app.info` VERSION, "the installed version of
+ * the application" (DOCS:api-reference/common/system/app-info.md). A delivery verified by the
+ * application token alone does not vouch for its VERSION: Bitrix24 posts that token into every
+ * user's app frame, so any user can post an ONAPPUPDATE or ONAPPINSTALL claiming any version.
+ * Null, and the stored version kept, when the portal does not say (a webhook connection is
+ * answered SCOPE and LICENSE only) or cannot be asked now: the version is shown, not acted on,
+ * so it is not worth a retry.
+ */
+async function installedVersion(deps: Deps, portal: PortalRow): Promise<string | null> {
+  if (portal.auth_mode === 'webhook' || !portal.access_token_enc) return null;
+  try {
+    const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
+    const info = await deps.bitrix.call<{ VERSION?: unknown }>(fresh, 'app.info', {});
+    const v = info?.VERSION;
+    return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
+  } catch (e) {
+    deps.logger.warn(
+      { memberId: portal.member_id, err: (e as Error)?.message },
+      'app version not read from the portal; the stored one is kept',
+    );
+    return null;
+  }
 }
 
 /** How soon an uninstall the portal does not confirm yet is looked at again. */
@@ -371,7 +397,7 @@ export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
       if (confirmed?.startsWith('install withdrawn')) {
         return { eventStatus: 'skipped', note: confirmed };
       }
-      const v = versionOf(event);
+      const v = await installedVersion(deps, portal);
       if (v !== null && v !== portal.app_version) {
         await updatePortal(deps.db, portal.id, {
           app_version: v,
@@ -389,7 +415,7 @@ export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
       }
       const sync = await syncBindings(deps, portal);
       await updatePortal(deps.db, portal.id, {
-        app_version: versionOf(event) ?? portal.app_version,
+        app_version: (await installedVersion(deps, portal)) ?? portal.app_version,
         updated_at: deps.clock.now().getTime(),
       });
       deps.portals.invalidate(portal.member_id);

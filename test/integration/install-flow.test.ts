@@ -22,6 +22,13 @@ describe('install flow against the emulator', () => {
   let portal: EmulatedPortal;
   const events = () => h.t.deps.db('events').orderBy('id');
   const stored = () => findPortalByMemberId(h.t.deps.db, portal.memberId);
+  /** Posts a delivery to the events URL, as Bitrix24 or anyone else would. */
+  const postEvent = (body: string) =>
+    fetch(`${h.appUrl}/b24/events`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body,
+    });
 
   async function portalsJson() {
     let out = '';
@@ -242,6 +249,41 @@ describe('install flow against the emulator', () => {
     expect(portal.bindings).toHaveLength(APP_EVENTS.length);
   });
 
+  it('records the version the portal reports, not one an ONAPPUPDATE with its token claims', async () => {
+    await portal.install();
+    await portal.finishInstall();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    await portal.update(2);
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect((await stored())!.app_version).toBe('2');
+    // Any user of the portal can read its application token (it is posted into every app
+    // frame), so this passes the intake; the VERSION is the poster's word only.
+    for (const event of ['ONAPPUPDATE', 'ONAPPINSTALL']) {
+      const forged = eventBody({
+        portal: {
+          memberId: portal.memberId,
+          domain: portal.domain,
+          applicationToken: portal.applicationToken,
+        },
+        event,
+        data: { VERSION: '999', PREVIOUS_VERSION: '2', LANGUAGE_ID: 'en' },
+        accessToken: null,
+      });
+      const res = await postEvent(forged);
+      expect(res.status).toBe(200);
+      await h.services.intake.drain();
+      const infoBefore = portal.calls.filter((c) => c.method === 'app.info').length;
+      await runLifecycleJobs(h.t.deps);
+      expect((await stored())!.app_version).toBe('2');
+      // Control: the delivery was handled, and the portal was asked.
+      const last = await h.t.deps.db('events').where({ event }).orderBy('id', 'desc').first();
+      expect(last).toMatchObject({ status: 'processed' });
+      expect(portal.calls.filter((c) => c.method === 'app.info').length).toBe(infoBefore + 1);
+    }
+  });
+
   it('refuses ONAPPUNINSTALL with a wrong token and honours it with the right one', async () => {
     await portal.install();
     await portal.finishInstall();
@@ -257,11 +299,7 @@ describe('install flow against the emulator', () => {
       data: { LANGUAGE_ID: 'en', CLEAN: '1' },
       accessToken: null,
     });
-    const res = await fetch(`${h.appUrl}/b24/events`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: forged,
-    });
+    const res = await postEvent(forged);
     expect(res.status).toBe(401);
     await h.services.intake.drain();
     await runLifecycleJobs(h.t.deps);
