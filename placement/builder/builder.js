@@ -1120,13 +1120,45 @@ async function post(url, fields) {
   }
 }
 
-/** `{errors: [{path, message}]}` or `{error}` as a list. */
+/**
+ * Where in the form a validation error's JSON path is, in the words the form uses:
+ * `$.actions[1].to` → "Step 2, To", `$.when[0].value` → "Condition 1", `$.name` → "Rule
+ * name"; null for a path the form has no words for.
+ */
+function placeOf(path) {
+  const step = /^\$\.actions\[(\d+)\](?:\.(\w+))?/.exec(path);
+  if (step) {
+    const n = S.stepN.replace('{n}', String(Number(step[1]) + 1));
+    const key = step[2];
+    const word = key === 'type' ? S.stepType : key === 'name' ? S.stepName : S[LABEL[key]];
+    return key && word ? `${n}, ${word}` : n;
+  }
+  const cond = /^\$\.when\[(\d+)\]/.exec(path);
+  if (cond) return S.conditionN.replace('{n}', String(Number(cond[1]) + 1));
+  if (/^\$\.actions$/.test(path)) return S.steps;
+  if (/^\$\.when$/.test(path)) return S.conditions;
+  if (/^\$\.name\b/.test(path)) return S.name;
+  if (/^\$\.on\b/.test(path)) return S.trigger;
+  if (/^\$\.slaSeconds\b/.test(path)) return S.sla;
+  return null;
+}
+
+/**
+ * `{errors: [{path, message}]}` or `{error}` as a list: each error where it is in the form,
+ * then its JSON path, smaller, for whoever edits the JSON.
+ */
 function problems(json) {
   if (Array.isArray(json.errors)) {
     return h(
       'ul',
       {},
-      json.errors.map((e) => h('li', {}, h('code', { text: e.path }), `: ${e.message}`)),
+      json.errors.map((e) => {
+        const path = h('code', { class: 'muted', translate: 'no', text: e.path });
+        const place = placeOf(e.path);
+        return place
+          ? h('li', {}, h('strong', { text: place }), `: ${e.message} `, path)
+          : h('li', {}, path, `: ${e.message}`);
+      }),
     );
   }
   return h('span', { text: json.error || S.failed });

@@ -115,6 +115,8 @@ export const BUILDER_EN = {
   'rb.js.removeRow': 'Remove row {n} of {list}, step {step}',
   'rb.js.pickFieldFirst': 'Click in a field of this step first (URL, text, a value…), then Insert.',
   'rb.js.savedWarnings': 'Saved, but it may not run as you expect:',
+  'rb.js.stepN': 'Step {n}',
+  'rb.js.conditionN': 'Condition {n}',
 } as const;
 
 export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
@@ -231,4 +233,6 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.pickFieldFirst':
     'Сначала щёлкните в поле этого шага (адрес, текст, значение…), затем «Вставить».',
   'rb.js.savedWarnings': 'Сохранено, но правило может работать не так, как вы ждёте:',
+  'rb.js.stepN': 'Шаг {n}',
+  'rb.js.conditionN': 'Условие {n}',
 };

@@ -116,7 +116,11 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
     await expect(appFrame().evaluate<string>('document.activeElement.id')).resolves.toBe(
       'step-1-to',
     );
-    // The list above still names the path; the first step is not marked.
+    // The list above says where it is in the form's words, then the path for the JSON; the
+    // first step is not marked.
+    await expect(f.locator('#rule-errors li strong').allTextContents()).resolves.toEqual([
+      'Step 2, To',
+    ]);
     await expect(f.locator('#rule-errors').textContent()).resolves.toContain('$.actions[1].to');
     await expect(f.locator('#step-0-to').getAttribute('aria-invalid')).resolves.toBeNull();
   });
