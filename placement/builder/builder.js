@@ -1349,6 +1349,33 @@ async function runDry() {
   );
 }
 
+/**
+ * A test send, just made, at the top of the page's list of this rule's test sends (the list
+ * is there for a saved rule only), as the page would list it after a reload.
+ */
+function addTestSend(test) {
+  const table = document.getElementById('test-sends');
+  if (!table || !test) return;
+  const row = h(
+    'tr',
+    { 'data-status': test.status },
+    h('td', { text: test.when }),
+    h('td', { translate: 'no' }, h('bdi', { text: test.step })),
+    h(
+      'td',
+      {},
+      h('span', { class: `badge b-${test.status}`, text: test.statusText }),
+      test.error ? [' ', h('code', { text: test.error })] : null,
+    ),
+  );
+  const head = table.querySelector('tr');
+  if (head) head.after(row);
+  else table.append(row);
+  table.hidden = false;
+  const none = document.getElementById('test-sends-none');
+  if (none) none.hidden = true;
+}
+
 async function sendStep(i, out) {
   const { json } = await post(data.urls.send, {
     rule: JSON.stringify(rule),
@@ -1360,6 +1387,7 @@ async function sendStep(i, out) {
     id: tryId.value,
   });
   out.hidden = false;
+  addTestSend(json.test);
   if (json.ok) {
     out.className = 'notice';
     fill(

@@ -165,6 +165,12 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     expect(h.sink.requests.slice(before).map((r) => [r.url, JSON.parse(r.body)])).toEqual([
       ['/api/shipments', { dealId }],
     ]);
+    // The page's list of this rule's test sends has it at once, as a reload would show it.
+    await expect(f.locator('#test-sends-none').isHidden()).resolves.toBe(true);
+    const sent = f.locator('#test-sends tr[data-status]');
+    await expect(sent.count()).resolves.toBe(1);
+    await expect(sent.locator('td').nth(1).textContent()).resolves.toMatch(/^2\. /);
+    await expect(sent.locator('.badge.b-succeeded').count()).resolves.toBe(1);
     const json = JSON.parse(await f.locator('#rule-json').inputValue()) as { slaSeconds: number };
     json.slaSeconds = 90;
     await f.locator('#rule-json').fill(JSON.stringify(json));

@@ -31,6 +31,29 @@ export function listTestSends(db: Knex, portalId: number, ruleName: string) {
   return listStepTests(db, portalId, ruleName);
 }
 
+/**
+ * A test send as the page's list shows it (views/ui/rule-builder.ejs, "test-sends"), for the
+ * builder to add to that list at once: its time in the user's zone, its step, its outcome.
+ */
+function testRowView(
+  res: Response,
+  row: Pick<StepTestRow, 'created_at' | 'step_index' | 'step_name' | 'action_type'>,
+  status: 'succeeded' | 'failed',
+  error: string | null,
+) {
+  const { t, fmtTime } = res.locals as {
+    t: (key: string) => string;
+    fmtTime: (ms: number) => string;
+  };
+  return {
+    when: fmtTime(row.created_at),
+    step: `${row.step_index + 1}. ${row.step_name ?? row.action_type}`,
+    status,
+    statusText: t(`status.${status}`) || status,
+    error,
+  };
+}
+
 /** `$.rules[3].actions[0].url` → `$.actions[0].url` for the rule at index 3. */
 export function relativeErrors(errors: MapError[], index: number, lang: 'en' | 'ru'): MapError[] {
   const own = `$.rules[${index}]`;
@@ -271,7 +294,12 @@ export function tryRoutes(deps: Deps): Router {
         { memberId: user.memberId, rule: rule.name, step: index, test: true },
         'rule step sent as a test',
       );
-      res.json({ ok: true, request: result.request, response });
+      res.json({
+        ok: true,
+        request: result.request,
+        response,
+        test: testRowView(res, base, 'succeeded', null),
+      });
     } catch (e) {
       const message = maskForView((e as Error).message).slice(0, 2000);
       await recordStepTest(deps.db, {
@@ -285,7 +313,10 @@ export function tryRoutes(deps: Deps): Router {
         { memberId: user.memberId, rule: rule.name, step: index, test: true, err: message },
         'rule step test failed',
       );
-      fail(res, 502, message);
+      res.status(502).json({
+        error: maskForView(translateMessage(message, user.lang)),
+        test: testRowView(res, base, 'failed', message),
+      });
     }
   });
 

@@ -241,7 +241,12 @@ describe('the rule builder pages', () => {
       id: deals.won,
     });
     expect(r.status).toBe(200);
-    expect(json(r)).toMatchObject({ ok: true, response: { status: 201 } });
+    expect(json(r)).toMatchObject({
+      ok: true,
+      response: { status: 201 },
+      // For the page's list of test sends, at once.
+      test: { step: '1. invoice', status: 'succeeded', statusText: 'succeeded', error: null },
+    });
     // Exactly one request reached the receiver, with the record's values.
     const got = h.sink.requests.slice(sinkBefore);
     expect(got).toHaveLength(1);
@@ -263,7 +268,8 @@ describe('the rule builder pages', () => {
       `/ui/rules/edit?name=${encodeURIComponent('Won deal: invoice')}`,
       admin.cookie,
     );
-    expect(page.html).toContain('id="test-sends"');
+    expect(page.html).toContain('<tr data-status="succeeded">');
+    expect(page.html).toMatch(/id="test-sends-none" hidden/);
   });
 
   it('asks for a record ID when a step that reads the record is sent without one', async () => {
