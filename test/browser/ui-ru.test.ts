@@ -156,6 +156,10 @@ describeInChromium('every page in Russian has no English UI string', (executable
       },
       'rule builder, invalid',
     );
+    // Each error where it is in the form, in Russian.
+    await expect(f.locator('#rule-errors li strong').allTextContents()).resolves.toContain(
+      'Шаг 2, Кому',
+    );
     await refused(
       {
         name: 'Отказ',
