@@ -1253,8 +1253,34 @@ async function save() {
       ),
     );
     markFields(json.errors);
+    // Each listed error knows its note beside the field (markFields numbers them alike).
+    saveResult
+      .querySelectorAll('#rule-errors > ul > li')
+      .forEach((li, n) => li.setAttribute('data-note', `field-error-${n}`));
   }
 }
+
+/**
+ * A refusal is about the rule as it was sent: once a field it marked is edited, its note
+ * beside the field and its line in the list go, and the list with its last line. Errors the
+ * form has no field for stay until the next save.
+ */
+function fieldEdited(e) {
+  const control = e.target;
+  if (!(control instanceof Element) || control.getAttribute('aria-invalid') !== 'true') return;
+  const noteId = control.getAttribute('aria-describedby') || '';
+  if (!/^field-error-\d+$/.test(noteId)) return;
+  control.removeAttribute('aria-invalid');
+  control.removeAttribute('aria-describedby');
+  document.getElementById(noteId)?.remove();
+  saveResult.querySelector(`li[data-note="${noteId}"]`)?.remove();
+  const box = document.getElementById('rule-errors');
+  if (box && !box.querySelector('li') && !box.querySelector('#session-ended')) {
+    saveResult.replaceChildren();
+  }
+}
+form.addEventListener('input', fieldEdited);
+form.addEventListener('change', fieldEdited);
 
 /**
  * The control a validation error's JSON path is about, when the form has one:

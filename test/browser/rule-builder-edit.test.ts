@@ -123,6 +123,14 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
     ]);
     await expect(f.locator('#rule-errors').textContent()).resolves.toContain('$.actions[1].to');
     await expect(f.locator('#step-0-to').getAttribute('aria-invalid')).resolves.toBeNull();
+    // The refusal was about the rule as sent: once the field is edited, its note and its
+    // line go, and with its only line the list.
+    await to.fill('+15550002222');
+    await expect(to.getAttribute('aria-invalid')).resolves.toBeNull();
+    await expect(f.locator('.field-error').count()).resolves.toBe(0);
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
   });
 
   it('keeps the keyboard where it was when a choice redraws the form', async () => {

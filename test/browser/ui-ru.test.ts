@@ -160,6 +160,13 @@ describeInChromium('every page in Russian has no English UI string', (executable
     await expect(f.locator('#rule-errors li strong').allTextContents()).resolves.toContain(
       'Шаг 2, Кому',
     );
+    // Editing one marked field takes its line away; the others stay until the next save.
+    const lines = await f.locator('#rule-errors li').count();
+    await f.locator('#step-1-to').fill('+15550001111');
+    await expect(f.locator('#rule-errors li').count()).resolves.toBe(lines - 1);
+    await expect(f.locator('#rule-errors li strong').allTextContents()).resolves.not.toContain(
+      'Шаг 2, Кому',
+    );
     await refused(
       {
         name: 'Отказ',
