@@ -285,8 +285,8 @@ function versionOf(event: EventRow): string | null {
 async function installedVersion(deps: Deps, portal: PortalRow): Promise<string | null> {
   if (portal.auth_mode === 'webhook' || !portal.access_token_enc) return null;
   try {
-    const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
-    const info = await deps.bitrix.call<{ VERSION?: unknown }>(fresh, 'app.info', {});
+    // The call reads the portal's row afresh (tokens a confirmation or re-sync just renewed).
+    const info = await deps.bitrix.call<{ VERSION?: unknown }>(portal, 'app.info', {});
     const v = info?.VERSION;
     return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
   } catch (e) {

@@ -153,10 +153,10 @@ export function stepOrigins(field: unknown): unknown[] {
 export function tryRoutes(deps: Deps): Router {
   const router = Router();
   let destinations: ReturnType<typeof createDestinations> | undefined;
-  const fail = (res: Response, status: number, message: string) =>
+  const fail = (res: Response, status: number, message: string, extra: object = {}) =>
     res
       .status(status)
-      .json({ error: maskForView(translateMessage(message, uiContext(res).user.lang)) });
+      .json({ error: maskForView(translateMessage(message, uiContext(res).user.lang)), ...extra });
 
   router.post('/ui/rules/builder/dry-run', requireAdmin, csrfProtection, async (req, res) => {
     const { portal, user } = uiContext(res);
@@ -313,10 +313,7 @@ export function tryRoutes(deps: Deps): Router {
         { memberId: user.memberId, rule: rule.name, step: index, test: true, err: message },
         'rule step test failed',
       );
-      res.status(502).json({
-        error: maskForView(translateMessage(message, user.lang)),
-        test: testRowView(res, base, 'failed', message),
-      });
+      fail(res, 502, message, { test: testRowView(res, base, 'failed', message) });
     }
   });
 
