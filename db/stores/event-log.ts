@@ -43,6 +43,7 @@ const LIST_COLUMNS = [
   'received_at',
   'processing_started_at',
   'processed_at',
+  'queued_at',
   'remote_addr',
   'evaluated_at',
   'chain_depth',

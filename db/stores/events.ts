@@ -45,6 +45,8 @@ export interface EventRow {
   received_at: number;
   processing_started_at: number | null;
   processed_at: number | null;
+  /** When it last went back into the queue (a replay); null: processed from receipt. */
+  queued_at: number | null;
   remote_addr: string | null;
   /** When the rules were first evaluated (null: not yet). */
   evaluated_at: number | null;
@@ -85,6 +87,7 @@ export function normaliseEvent(row: Record<string, unknown>): EventRow {
     received_at: Number(row.received_at),
     processing_started_at: num(row.processing_started_at),
     processed_at: num(row.processed_at),
+    queued_at: num(row.queued_at),
     evaluated_at: num(row.evaluated_at),
     chain_depth: Number(row.chain_depth ?? 0),
   };
@@ -151,8 +154,8 @@ export const PROCESSING_WINDOW_MS = 24 * 3600 * 1000;
 
 /**
  * Figures for `b24hooks status`, the dashboard and `/metrics`: counts by status, backlog,
- * oldest pending age, and average / p95 processing time (receipt to finished; p95 from the
- * rollups' histogram) over the last 24 hours. Read from the rollups (db/stores/rollups.ts),
+ * oldest pending age, and average / p95 processing time (receipt, or the last replay, to
+ * finished; p95 from the rollups' histogram) over the last 24 hours. Read from the rollups (db/stores/rollups.ts),
  * never by scanning events: the counts include events pruned by retention.
  * `portalId` undefined = all portals; null = events of no known portal.
  */

@@ -136,7 +136,9 @@ export async function queueReplayChunk(
     }>;
     if (rows.length === 0) return { ids: [], lastId: opts.afterId };
     const ids = rows.map((r) => Number(r.id));
-    const generations = await changeEvents(trx, ids, (t) => requeue(t, ids, opts.rerunSucceeded));
+    const generations = await changeEvents(trx, ids, (t) =>
+      requeue(t, ids, opts.rerunSucceeded, opts.now),
+    );
     await trx('jobs').insert(
       rows.map((r) =>
         jobRow(
@@ -161,14 +163,15 @@ export async function queueReplayChunk(
 }
 
 /**
- * The events back to `received` (source `replay`), their rule matches reset as the replay
- * needs; the generation each event's steps run in with `rerunSucceeded`. Runs inside
+ * The events back to `received` (source `replay`, queued at `now`: their processing time
+ * counts from it), their rule matches reset as the replay needs; the generation each event's steps run in with `rerunSucceeded`. Runs inside
  * changeEvents, so the rollups follow.
  */
 async function requeue(
   db: Knex,
   ids: number[],
   rerunSucceeded: boolean,
+  now: number,
 ): Promise<Map<number, number>> {
   const active = new Set(
     (
@@ -203,6 +206,7 @@ async function requeue(
     status: 'received',
     last_error: null,
     processed_at: null,
+    queued_at: now,
     attempts: 0,
     source: 'replay',
   });

@@ -263,6 +263,55 @@ describe('rollups', () => {
     expect(after.oldestPendingSeconds).toBe(before.oldestPendingSeconds);
   });
 
+  it("time a replayed event's processing from its replay, and its SLA from its receipt", async () => {
+    const db = t.deps.db;
+    const now = () => t.clock.now().getTime();
+    // Each run of the event takes 3 s; its one rule promises 30 s.
+    const handler: JobHandler = async ({ event }) => {
+      if (!event) return undefined;
+      if ((await listRuleMatches(db, event.id)).length === 0) {
+        const match = { event_id: event.id, rule_name: 'Invoice', rule_index: 0 };
+        await insertRuleMatches(
+          db,
+          [{ ...match, reason: null, previous: null, sla_ms: 30_000 }],
+          now(),
+        );
+        await markEvaluated(db, event.id, now(), 0);
+      }
+      t.clock.advance(3000);
+      await setRuleMatchStatus(db, event.id, 'Invoice', 'done', null);
+      return undefined;
+    };
+    const worker = createWorker(t.deps, { handlers: { process_event: handler }, concurrency: 1 });
+    await writeIntakeBatch(db, [intakeRow(portals[0]!, 1, { receivedAt: now() })], now());
+    await worker.runOnce();
+    const first = await statusFigures(db, t.clock.now());
+    expect([first.processed, first.avgProcessingMs]).toEqual([1, 3000]);
+
+    // Two hours later (inside the figures' 24 h) an admin replays it: 3 s again.
+    t.clock.advance(2 * 3600_000);
+    const r = await replayEvents(t.deps, { filter: { portalId: portals[0]!.row.id } });
+    expect(r.queued).toBe(1); // control: the replay ran
+    const waiting = await statusFigures(db, t.clock.now());
+    expect([waiting.processed, waiting.backlog, waiting.avgProcessingMs]).toEqual([0, 1, 0]);
+    await worker.runOnce();
+    const after = await statusFigures(db, t.clock.now());
+    expect([after.processed, after.avgProcessingMs, after.p95ProcessingMs]).toEqual([
+      1, 3000, 3000,
+    ]);
+    const rows = await listRollups(db);
+    const dur = rows.filter((x) => x.kind === 'dur' && x.grain === 'h' && x.n > 0);
+    expect(dur.map((x) => [x.n, x.s, x.mx])).toEqual([[1, 3000, 3000]]);
+    // The promise was 30 s from the delivery: done 2 h later, it was late.
+    const sla = rows.filter((x) => x.kind === 'sla' && x.grain === 'h' && x.n > 0);
+    expect(sla.map((x) => [x.n, x.s])).toEqual([[1, 0]]);
+    expect(rows.filter((x) => x.kind === 'late' && x.n > 0).map((x) => x.k1)).toEqual(['Invoice']);
+    // The incremental rows equal a recount from the events.
+    const expected = new Map<string, RollupRow>();
+    addRows(expected, await recountRollups(db));
+    expectSame(rows, expected);
+  });
+
   it('prunes its horizon a bounded number of rows at a time', async () => {
     const db = t.deps.db;
     const now = t.clock.now().getTime();

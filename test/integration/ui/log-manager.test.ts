@@ -77,6 +77,8 @@ describe('the event log a manager reads', () => {
     );
     expect(asReader.status).toBe(403);
     const sent = h.sink.requests.length;
+    const before = await getPage(h, `/ui/events/${ids[0]}`, admin.cookie);
+    expect(before.html).not.toContain('id="replayed-at"');
     const res = await postForm(
       h,
       '/ui/events/retry',
@@ -90,6 +92,9 @@ describe('the event log a manager reads', () => {
     await h.drain();
     // The invoice already succeeded, so only the failed step is sent again.
     expect(h.sink.requests.slice(sent).map((r) => r.url)).toEqual(['/fail']);
+    // The event's page says when it was replayed, beside its receipt.
+    const after = await getPage(h, `/ui/events/${ids[0]}`, admin.cookie);
+    expect(after.html).toMatch(/<tr id="replayed-at"><th>Replayed<\/th><td>[^<]+\d/);
   });
 
   it('sends a retry of no rows back to the same log page, saying what to do', async () => {
