@@ -440,7 +440,8 @@ const ENTITY_RU: Readonly<Record<string, string>> = {
   task: 'задача',
 };
 
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A literal string as a regular expression. */
+export const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * The note the app stores on an event it ends `skipped` or `processed` ("no rule matched",

@@ -171,10 +171,11 @@ export function uiRoutes(deps: Deps, opts: UiRouteOptions = {}): Router {
     formBodyOnly,
   );
   router.use(dashboardPage(deps, opts.sweeper));
-  router.use(logPages(deps));
-  router.use(replayPage(deps, opts.notifyWorker));
-  // One metadata cache for the map page's stage names and the builder's pickers.
+  // One metadata cache for the stage names of the log's notes and the map page, and the
+  // builder's pickers.
   const metadata = createMetadataCache(deps.bitrix, { now: () => deps.clock.now().getTime() });
+  router.use(logPages(deps, metadata));
+  router.use(replayPage(deps, opts.notifyWorker));
   router.use(rulesPage(deps, metadata));
   router.use(ruleBuilderPage(deps, metadata));
   router.use(settingsPages(deps, opts.notifyWorker ?? (() => {})));

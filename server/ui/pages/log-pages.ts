@@ -13,13 +13,24 @@ import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
 import { exportLogCsv } from './log-export.js';
-import { eventDetail, heldNotes } from './log-view.js';
+import { eventDetail, heldNotes, noteStages } from './log-view.js';
+import type { MetadataCache } from '../../rules/metadata.js';
+import { mapWords } from '../i18n-map.js';
+import { readableNote } from '../note-names.js';
 
 export const LOG_PAGE_SIZE = 50;
 /** Events the deal tab lists, newest first; older ones are in the log. */
 export const DEAL_TAB_SIZE = 100;
 /** Most events one "retry selected" may queue (a page holds 50). */
 const RETRY_MAX = 200;
+/**
+ * Longest a page waits for the portal's stage names (noteStages): the event page as long as
+ * the map page; the log and the deal tab, read often, less.
+ */
+const EVENT_STAGES_WAIT_MS = 1500;
+const LIST_STAGES_WAIT_MS = 500;
+/** Statuses whose text is the app's own note (eventDetail): only these name stages. */
+const NOTE_STATUSES = ['processed', 'skipped'];
 
 const idParam = (v: unknown): number => {
   const n = Number(v);
@@ -28,8 +39,11 @@ const idParam = (v: unknown): number => {
   return n;
 };
 
-/** Event log, event detail (+ retry now) and the deal tab. */
-export function logPages(deps: Deps): Router {
+/**
+ * Event log, event detail (+ retry now) and the deal tab. `metadata` names deal stages in
+ * notes (the routes' one cache, shared with the map page and the builder).
+ */
+export function logPages(deps: Deps, metadata?: MetadataCache): Router {
   const router = Router();
 
   router.get('/ui/events', async (req, res) => {
@@ -50,7 +64,16 @@ export function logPages(deps: Deps): Router {
       chosenEvents(deps, user.memberId),
     ]);
     const retried = Number(req.query.retried);
-    const held = await heldNotes(deps.db, page.rows);
+    const [held, stages] = await Promise.all([
+      heldNotes(deps.db, page.rows),
+      noteStages(
+        metadata,
+        portal,
+        page.rows.filter((r) => NOTE_STATUSES.includes(r.status)).map((r) => r.last_error),
+        LIST_STAGES_WAIT_MS,
+      ),
+    ]);
+    const words = mapWords(user.lang);
     res.render('ui/events', {
       nav: 'events',
       form,
@@ -62,6 +85,7 @@ export function logPages(deps: Deps): Router {
           r.last_error || r.reject_reason,
           user,
           map.rules.map((x) => x.name),
+          { words, stages, entityType: r.entity_type, event: r.event },
         ),
         // Shown only as `detail`: masked, a note told from an error.
         last_error: undefined,
@@ -126,15 +150,33 @@ export function logPages(deps: Deps): Router {
       effectiveMap(deps.db, user.memberId),
       heldNotes(deps.db, [ev]),
     ]);
+    const stages = await noteStages(
+      metadata,
+      portal,
+      [
+        NOTE_STATUSES.includes(ev.status) ? ev.last_error : null,
+        ...matches.flatMap((m) => [m.reason, m.note]),
+      ],
+      EVENT_STAGES_WAIT_MS,
+    );
+    const names = {
+      words: mapWords(user.lang),
+      stages,
+      entityType: ev.entity_type,
+      event: ev.event,
+    };
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
       cardUrl: crmCardUrl(portal, ev.entity_type, ev.entity_id),
       body: maskForView(ev.body),
-      detail: eventDetail(ev.status, ev.last_error, user, [
-        ...map.rules.map((r) => r.name),
-        ...matches.map((m) => m.rule_name),
-      ]),
+      detail: eventDetail(
+        ev.status,
+        ev.last_error,
+        user,
+        [...map.rules.map((r) => r.name), ...matches.map((m) => m.rule_name)],
+        names,
+      ),
       held: held.get(ev.id),
       runs: runs.map((r) => ({
         ...r,
@@ -143,7 +185,12 @@ export function logPages(deps: Deps): Router {
         error: maskForView(r.error),
         output: undefined,
       })),
-      matches,
+      // Why each rule ran or not, in the page's words (note-names.ts).
+      matches: matches.map((m) => ({
+        ...m,
+        reason: readableNote(m.reason ?? '', user.lang, [], names),
+        note: readableNote(m.note ?? '', user.lang, [], names),
+      })),
       jobs: (jobs as Array<Record<string, unknown>>).map((j) => ({
         ...j,
         last_error: maskForView(j.last_error as string | null),
@@ -189,6 +236,17 @@ export function logPages(deps: Deps): Router {
     const more = rows.length > DEAL_TAB_SIZE;
     if (more) rows.length = DEAL_TAB_SIZE;
     const ruleNames = (await effectiveMap(deps.db, user.memberId)).rules.map((r) => r.name);
+    const noted = rows.filter((r) => NOTE_STATUSES.includes(String(r.status)));
+    const names = {
+      words: mapWords(user.lang),
+      stages: await noteStages(
+        metadata,
+        portal,
+        noted.map((r) => r.last_error as string | null),
+        LIST_STAGES_WAIT_MS,
+      ),
+      entityType: 'deal',
+    };
     const events = rows.map((r) => ({
       ...r,
       id: Number(r.id),
@@ -197,7 +255,7 @@ export function logPages(deps: Deps): Router {
       processed_at: r.processed_at === null ? null : Number(r.processed_at),
       // Shown only as `detail`: masked, a note told from an error.
       last_error: undefined,
-      detail: eventDetail(String(r.status), r.last_error as string | null, user, ruleNames),
+      detail: eventDetail(String(r.status), r.last_error as string | null, user, ruleNames, names),
     }));
     const runs = await actionRunsByEvent(
       deps.db,

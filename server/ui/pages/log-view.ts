@@ -1,8 +1,13 @@
 import type { Knex } from 'knex';
 import { heldBehindByEvent, type HeldBehind } from '../../../db/stores/entity-order.js';
+import type { PortalRow } from '../../../db/stores/portals.js';
+import { within } from '../../lib/within.js';
+import type { StageNames } from '../../rules/describe.js';
+import type { MetadataCache } from '../../rules/metadata.js';
 import { maskForView } from '../mask-view.js';
-import { translateNote } from '../i18n-messages.js';
+import { readableNote, type NoteNames } from '../note-names.js';
 import type { UiUser } from '../session.js';
+import { stageNames } from './rules-table.js';
 
 /**
  * What a page shows beside an event's status. A skipped or processed event's text is the
@@ -21,12 +26,31 @@ export function eventDetail(
   text: string | null | undefined,
   user: UiUser,
   ruleNames: readonly string[],
+  names: NoteNames,
 ): EventDetail | null {
   if (!text) return null;
   const masked = maskForView(text);
   return status === 'skipped' || status === 'processed'
-    ? { kind: 'note', text: translateNote(masked, user.lang, ruleNames) }
+    ? { kind: 'note', text: readableNote(masked, user.lang, ruleNames, names) }
     : { kind: 'error', text: masked };
+}
+
+/**
+ * The portal's deal stage names for notes that compare a deal's stage (`STAGE_ID is "WON"`),
+ * from the metadata cache the map page and the builder share (one read of the portal per
+ * few minutes, within its REST budget). A page waits at most `ms` for them: a slow or
+ * failing portal leaves the codes, never the page.
+ */
+export async function noteStages(
+  metadata: MetadataCache | undefined,
+  portal: PortalRow,
+  texts: ReadonlyArray<string | null | undefined>,
+  ms: number,
+): Promise<StageNames | undefined> {
+  if (!metadata || !texts.some((t) => t && /\b(?:deal\.)?(?:STAGE_ID|stageId) /.test(t)))
+    return undefined;
+  const meta = await within(metadata.get(portal), ms);
+  return meta ? stageNames(meta) : undefined;
 }
 
 /**

@@ -221,7 +221,7 @@ describe('the deal tab a manager reads', () => {
     expect(card.status).toBe(200);
     expect(card.html).not.toContain('no rule');
     expect(card.html).toContain('ни одно правило не подошло');
-    expect(card.html).toContain('нет правил для запуска (Won deal: invoice: STAGE_ID');
+    expect(card.html).toContain('нет правил для запуска (Won deal: invoice: Стадия = ');
     const log = await getPage(h, `/ui/events?entity=${deals.fresh}`, ruManager.cookie);
     expect(log.html).not.toContain('no rule');
     expect(log.html).toContain('ни одно правило не подошло');

@@ -65,4 +65,25 @@ describe('the note of a skipped event, told from an error', () => {
     const failedPage = await getPage(h, `/ui/events/${failed}`, en.cookie);
     expect(failedPage.html).toMatch(/<tr><th>Last error<\/th><td><pre id="last-error"/);
   });
+
+  it("names the fields and the portal's stages the note compared, where it said codes", async () => {
+    const stored = (await h.t.deps.db('events').where({ id: skipped }).first('last_error'))
+      .last_error as string;
+    // Control: the stored note holds the codes the evaluator compared. (The emulated portal
+    // has several pipelines, so a stage is named with its pipeline, as on the map page.)
+    expect(stored).toContain('STAGE_ID is "PREPARATION", not "WON"');
+    const page = await getPage(h, `/ui/events/${skipped}`, en.cookie);
+    expect(page.html).toContain(
+      'Stage is &#34;Document preparation (pipeline General)&#34;, not &#34;Deal successful (pipeline General)&#34;',
+    );
+    expect(page.html).not.toContain('STAGE_ID is');
+    const tab = await getPage(h, `/ui/deal/${deals.fresh}`, ru.cookie);
+    expect(rowOf(tab.html, skipped)).toContain(
+      'Стадия = &#34;Document preparation (воронка General)&#34;, а не',
+    );
+    const log = await getPage(h, '/ui/events?etype=deal', en.cookie);
+    expect(rowOf(log.html, skipped)).toContain(
+      'Stage is &#34;Document preparation (pipeline General)&#34;',
+    );
+  });
 });
