@@ -102,7 +102,7 @@ export function createMetrics(
     }),
     processingSeconds: new Histogram({
       name: 'b24hooks_event_processing_seconds',
-      help: 'Time from receipt to a final status',
+      help: 'Time from receipt (or the last replay) to a final status',
       labelNames: ['event'] as const,
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600],
       registers: [registry],

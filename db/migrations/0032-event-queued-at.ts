@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 
 /**
- * When an event last went back into the queue (a replay, or a retry from its page); null for
- * an event processed from its receipt. The figures' processing time counts from it: a deal
+ * When an event was last replayed (a replay, or "retry now" in the UI: both go through
+ * replayEvents; the worker's own retries do not set it); null for one never replayed. The figures' processing time counts from it: a deal
  * replayed a week after it came in took seconds to process, not a week (the SLA still counts
  * from the receipt). No index: it is read with the event, never searched.
  */

@@ -45,7 +45,7 @@ export interface EventRow {
   received_at: number;
   processing_started_at: number | null;
   processed_at: number | null;
-  /** When it last went back into the queue (a replay); null: processed from receipt. */
+  /** When it was last replayed (a replay, or "retry now" in the UI); null: never. */
   queued_at: number | null;
   remote_addr: string | null;
   /** When the rules were first evaluated (null: not yet). */

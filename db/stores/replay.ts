@@ -206,6 +206,8 @@ async function requeue(
     status: 'received',
     last_error: null,
     processed_at: null,
+    // The event page's "Started" is this run's start, after its "Replayed".
+    processing_started_at: null,
     queued_at: now,
     attempts: 0,
     source: 'replay',

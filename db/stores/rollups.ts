@@ -75,7 +75,7 @@ export interface EventState {
   status: string;
   source: string;
   received_at: number;
-  /** When it last went back into the queue (replay, retry); null: processed from receipt. */
+  /** When it was last replayed (a replay, or "retry now" in the UI); null: never. */
   queued_at: number | null;
   processed_at: number | null;
 }

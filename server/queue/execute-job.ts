@@ -112,7 +112,9 @@ async function recordDone(
   if (event && finished) {
     const label = await eventLabel(w, event);
     metrics.eventsFinished.inc({ portal: event.member_id ?? '', event: label, status: finished });
-    metrics.processingSeconds.observe({ event: label }, (t - event.received_at) / 1000);
+    // From its receipt, or its last replay (as the rollups count it).
+    const from = event.queued_at ?? event.received_at;
+    metrics.processingSeconds.observe({ event: label }, (t - from) / 1000);
   }
 }
 

@@ -299,6 +299,14 @@ describe('rollups', () => {
     expect([after.processed, after.avgProcessingMs, after.p95ProcessingMs]).toEqual([
       1, 3000, 3000,
     ]);
+    // /metrics' histogram says the same: two runs of 3 s, none of two hours.
+    const text = await t.deps.metrics.registry.metrics();
+    const sum = /^b24hooks_event_processing_seconds_sum\{[^}]*\} (\S+)$/m.exec(text);
+    expect(Number(sum?.[1])).toBe(6);
+    // Its page's "Started" is the replay's run, after the replay.
+    const ev = await db('events').first('processing_started_at', 'queued_at', 'received_at');
+    expect(Number(ev.processing_started_at)).toBeGreaterThanOrEqual(Number(ev.queued_at));
+    expect(Number(ev.queued_at) - Number(ev.received_at)).toBe(2 * 3600_000 + 3000);
     const rows = await listRollups(db);
     const dur = rows.filter((x) => x.kind === 'dur' && x.grain === 'h' && x.n > 0);
     expect(dur.map((x) => [x.n, x.s, x.mx])).toEqual([[1, 3000, 3000]]);
