@@ -125,13 +125,16 @@ describe('fair processing', () => {
 
     const intervalMs = 300;
     h.services.alerts.start(intervalMs);
-    // One check interval plus the channels' own latency (both are local here), well within
-    // the step timeout that would free a worker.
+    // One check interval plus the channels' own latency (both are local here), within the
+    // step timeout that would first free a worker (an alert queued behind the 80 events
+    // would wait 80 / 4 step timeouts, a minute). The bound leaves a loaded machine (two test
+    // files at once) 2.4 s for what takes tens of milliseconds when quiet.
     const arrived = await waitFor(
       () => h.tg.sent.length > 0 && h.smtp.messages.length > 0,
-      intervalMs + 1200,
+      intervalMs + 2400,
       10,
     );
+    expect(intervalMs + 2400).toBeLessThan(STEP_TIMEOUT_MS);
     expect(arrived).toBe(true);
     expect(h.tg.sent[0]?.text).toContain('backlog of 80 events');
     expect(await running()).toBe(slots);
