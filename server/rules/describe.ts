@@ -38,6 +38,20 @@ export interface StageName {
 export type StageNames = (code: string) => StageName | undefined;
 
 const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
+/**
+ * Roots whose fields are a CRM record's, named by `map.field.*` (not `event.name`, which is
+ * not a contact's "First name", nor `portal.*` or `steps.*`).
+ */
+export const RECORD_ROOTS: ReadonlySet<string> = new Set([
+  'entity',
+  'deal',
+  'lead',
+  'contact',
+  'company',
+  'quote',
+  'invoice',
+  'item',
+]);
 
 /** The context root a condition's field belongs to: its own root, or the rule's record. */
 function recordOf(field: string, rule: Rule): string | undefined {
@@ -82,7 +96,9 @@ function fieldLabel(field: string, rule: Rule, words: MapWords): Phrase {
   const rest = root ? segments.slice(1) : segments;
   const own =
     root === undefined || root === 'entity' || rule.on.some((e) => entityRoot(null, e) === root);
-  const name = rest.length === 1 ? words(`map.field.${upperFieldName(rest[0]!)}`) : undefined;
+  const record = root === undefined || RECORD_ROOTS.has(root);
+  const name =
+    record && rest.length === 1 ? words(`map.field.${upperFieldName(rest[0]!)}`) : undefined;
   const label: Phrase = name ? [{ text: name }] : data(rest.join('.'));
   if (own) return label;
   const rootName = words(`map.root.${root}`);

@@ -1,8 +1,8 @@
-import { fill, plain, type MapWords, type StageNames } from '../rules/describe.js';
-import { CONTEXT_ROOTS, entityRoot } from '../rules/context.js';
+import { fill, plain, RECORD_ROOTS, type MapWords, type StageNames } from '../rules/describe.js';
+import { entityRoot } from '../rules/context.js';
 import { upperFieldName } from '../rules/fields.js';
 import type { UiUser } from './session.js';
-import { escapeRe, translateNote } from './i18n-messages.js';
+import { translateNote } from './i18n-messages.js';
 
 /**
  * An event's notes and its rules' reasons name what the rules compared as the rules wrote it:
@@ -11,6 +11,10 @@ import { escapeRe, translateNote } from './i18n-messages.js';
  * Russian `Стадия = "Новая", а не "Сделка успешна"`. Field names come from the map page's
  * dictionary (server/ui/i18n-map.ts), deal stage names from the portal's stage list when the
  * page has it (server/rules/metadata.ts); a code without a name stays as written.
+ *
+ * Only the evaluator's own sentences are rewritten, recognised whole (one of the templates
+ * below, its values as `show` writes them, then the end of the reason); rule names, values,
+ * remote errors and anything else are kept as written.
  */
 export interface NoteNames {
   /** The page language's words (`map.field.*`, `map.root.*`, `map.stage.inPipeline`). */
@@ -23,17 +27,136 @@ export interface NoteNames {
   event?: string | undefined;
 }
 
+/** Where the text comes from: the stored reason of a rule match, its note, the event's note. */
+export type NoteKind = 'reason' | 'matchNote' | 'eventNote';
+
 /**
- * A field at the start of a reason (the note's start, after "Rule: ", "; " or "("), followed
- * by one of the verbs the reasons use: `STAGE_ID`, `deal.STAGE_ID`, `stageId`.
+ * The evaluator's sentences after the field: `V` a value as `show` writes it (server/rules/
+ * fields.ts), `E` an event name. Kept in step with conditions.ts and transitions.ts by the
+ * unit tests, which build their reasons with the evaluator itself.
  */
-const FIELD =
-  /(^|: |; |\()((?:[A-Za-z][A-Za-z0-9]*\.)?[A-Za-z][A-Za-z0-9_]*)(?= (?:is |became |was already |earlier value is unknown|unchanged \(|changed from |set to ))/g;
-/** A JSON string, as the reasons show values (`show` in server/rules/fields.ts). */
-const QUOTED = /"((?:[^"\\]|\\.)*)"/g;
+const TEMPLATES: ReadonlyArray<readonly string[]> = [
+  [' is ', 'V', ', not ', 'V', ' (new record)'],
+  [' is ', 'V', ', not one of ', 'V'],
+  [' is ', 'V', ', one of ', 'V'],
+  [' is ', 'V', ', not ', 'V'],
+  [
+    ' is ',
+    'V',
+    ' but its earlier value is unknown (first sighting on ',
+    'E',
+    '; becomes needs a seen change)',
+  ],
+  [' is empty on the new record'],
+  [' is ', 'V'],
+  [' became ', 'V', ' (new record)'],
+  [' became ', 'V', ' (was ', 'V', ')'],
+  [' was already ', 'V'],
+  [' earlier value is unknown (first sighting on ', 'E', '; changed needs a seen change)'],
+  [' set to ', 'V', ' (new record)'],
+  [' unchanged (', 'V', ')'],
+  [' changed from ', 'V', ' to ', 'V'],
+];
+const FIELD = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*/;
+const EVENT = /^[A-Z][A-Z0-9_]*/;
+const LITERAL = /^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false)/;
+/** What `show` writes at most: longer values are cut to 57 characters and `...`. */
+const SHOWN_MAX = 60;
 /** Stands in for a field's name while the note is translated: no phrase holds these. */
 const MARK = /\uE000(\d+)\uE001/g;
-const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
+const MARKS = /[\uE000\uE001]/;
+
+interface Reason {
+  end: number;
+  field: string;
+  fieldEnd: number;
+  values: Array<[number, number]>;
+}
+
+/** The end of a JSON token at `i` (at most SHOWN_MAX long), or -1. */
+function tokenEnd(s: string, i: number): number {
+  const limit = Math.min(s.length, i + SHOWN_MAX);
+  const c = s[i];
+  if (c === '"') {
+    for (let j = i + 1; j < limit; j++) {
+      if (s[j] === '\\') j++;
+      else if (s[j] === '"') return j + 1;
+    }
+    return -1;
+  }
+  if (c === '[' || c === '{') {
+    let depth = 0;
+    for (let j = i; j < limit; j++) {
+      const d = s[j];
+      if (d === '"') {
+        const e = tokenEnd(s, j);
+        if (e < 0) return -1;
+        j = e - 1;
+      } else if (d === '[' || d === '{') depth++;
+      else if (d === ']' || d === '}') {
+        depth--;
+        if (depth === 0) return j + 1;
+      }
+    }
+    return -1;
+  }
+  const m = LITERAL.exec(s.slice(i, limit));
+  return m ? i + m[0].length : -1;
+}
+
+/** The end of a value as `show` writes it at `i`: `empty`, a JSON token, or one cut short. */
+function valueEnd(s: string, i: number): number {
+  if (s.startsWith('empty', i)) return i + 5;
+  const whole = tokenEnd(s, i);
+  if (whole > 0) return whole;
+  return s.length >= i + SHOWN_MAX && s.startsWith('...', i + SHOWN_MAX - 3) ? i + SHOWN_MAX : -1;
+}
+
+/** Where a reason may end: the text's end, the next reason, or the note's closing bracket. */
+const endsAt = (s: string, i: number): boolean =>
+  i === s.length || s.startsWith('; ', i) || (s[i] === ')' && i === s.length - 1);
+
+/** One of the evaluator's sentences, whole, at `i`. */
+function reasonAt(s: string, i: number): Reason | undefined {
+  const f = FIELD.exec(s.slice(i, i + 200));
+  if (!f) return undefined;
+  const fieldEnd = i + f[0].length;
+  outer: for (const template of TEMPLATES) {
+    let j = fieldEnd;
+    const values: Array<[number, number]> = [];
+    for (const part of template) {
+      if (part === 'V') {
+        const e = valueEnd(s, j);
+        if (e < 0) continue outer;
+        values.push([j, e]);
+        j = e;
+      } else if (part === 'E') {
+        const m = EVENT.exec(s.slice(j, j + 100));
+        if (!m) continue outer;
+        j += m[0].length;
+      } else if (s.startsWith(part, j)) j += part.length;
+      else continue outer;
+    }
+    if (endsAt(s, j)) return { end: j, field: f[0], fieldEnd, values };
+  }
+  return undefined;
+}
+
+/**
+ * Where reasons may start. A match's reason: its start and after each "; " (the conditions
+ * that held). A match's note: after "stale trigger: ". An event's note: `no rule to run (Rule:
+ * reason; …)` after each rule's ": " and "stale trigger: "; any other note only after
+ * "Rule: stale trigger, " (its other parts are step failures: remote text).
+ */
+function starts(s: string, kind: NoteKind): (i: number) => boolean {
+  const after = (i: number, lead: string) =>
+    i >= lead.length && s.startsWith(lead, i - lead.length);
+  if (kind === 'reason') return (i) => i === 0 || after(i, '; ');
+  if (kind === 'matchNote')
+    return (i) => i === 'stale trigger: '.length && after(i, 'stale trigger: ');
+  if (s.startsWith('no rule to run (')) return (i) => after(i, ': ') || after(i, 'stale trigger, ');
+  return (i) => after(i, ': stale trigger, ');
+}
 
 /** The note in the page's language with its fields and stages named; see NoteNames. */
 export function readableNote(
@@ -41,55 +164,54 @@ export function readableNote(
   lang: UiUser['lang'],
   ruleNames: readonly string[],
   names: NoteNames,
+  kind: NoteKind = 'eventNote',
 ): string {
-  if (!note) return note;
+  if (!note || MARKS.test(note)) return translateNote(note, lang, ruleNames);
   const own = entityRoot(names.entityType, names.event ?? '');
-  // Rule names are data, kept as written even where one reads like a reason.
-  const ruleSpans = spansOf(note, ruleNames);
+  const canStart = starts(note, kind);
   const labels: string[] = [];
   let out = '';
   let last = 0;
-  for (const m of note.matchAll(FIELD)) {
-    const start = m.index + m[1]!.length;
-    if (start < last) continue; // inside a value of the reason before
-    if (ruleSpans.some(([a, b]) => start >= a && start < b)) continue;
-    const field = m[2]!;
-    const label = fieldLabel(field, own, names.words);
-    // The reason runs to the next one ("; ") or to the end of the note.
-    const end = note.indexOf('; ', start);
-    const stop = end < 0 ? note.length : end;
-    if (label === undefined && !isDealStage(field, own)) continue;
-    out += note.slice(last, start);
-    if (label === undefined) out += field;
+  for (let i = 0; i < note.length;) {
+    const r = canStart(i) ? reasonAt(note, i) : undefined;
+    if (!r) {
+      // Past a value rather than into it, where it is whole.
+      const e = note[i] === '"' ? tokenEnd(note, i) : -1;
+      i = e > 0 ? e : i + 1;
+      continue;
+    }
+    const label = fieldLabel(r.field, own, names.words);
+    const stage = isDealStage(r.field, own) ? names.stages : undefined;
+    out += note.slice(last, i);
+    if (label === undefined) out += r.field;
     else {
       out += `\uE000${labels.length}\uE001`;
       labels.push(label);
     }
-    const rest = note.slice(start + field.length, stop);
-    out += isDealStage(field, own) ? nameStages(rest, names) : rest;
-    last = stop;
+    let at = r.fieldEnd;
+    for (const [a, b] of r.values) {
+      out +=
+        note.slice(at, a) +
+        (stage ? nameStages(note.slice(a, b), stage, names.words) : note.slice(a, b));
+      at = b;
+    }
+    out += note.slice(at, r.end);
+    last = i = r.end;
   }
   out += note.slice(last);
-  return translateNote(out, lang, ruleNames).replace(MARK, (_, i: string) => labels[Number(i)]!);
-}
-
-/** Where rule names open a "Rule: reason" part (as translateNote finds them). */
-function spansOf(note: string, ruleNames: readonly string[]): Array<[number, number]> {
-  const names = [...new Set(ruleNames)].filter(Boolean).sort((a, b) => b.length - a.length);
-  if (names.length === 0) return [];
-  const re = new RegExp(`(?:^|\\(|; )(${names.map(escapeRe).join('|')})(?=: )`, 'g');
-  return [...note.matchAll(re)].map((m) => {
-    const end = m.index + m[0].length;
-    return [end - m[1]!.length, end];
-  });
+  return translateNote(out, lang, ruleNames).replace(
+    MARK,
+    (whole, n: string) => labels[Number(n)] ?? whole,
+  );
 }
 
 /** `Stage`; another record's field: `Contact · Phone`; undefined without a dictionary name. */
 function fieldLabel(field: string, own: string | undefined, words: MapWords): string | undefined {
-  const dot = field.indexOf('.');
-  const root = dot < 0 ? undefined : field.slice(0, dot);
-  if (root !== undefined && !ROOTS.has(root)) return undefined;
-  const name = words(`map.field.${upperFieldName(field.slice(dot + 1))}`);
+  const parts = field.split('.');
+  if (parts.length > 2) return undefined;
+  const root = parts.length === 2 ? parts[0]! : undefined;
+  if (root !== undefined && !RECORD_ROOTS.has(root)) return undefined;
+  const name = words(`map.field.${upperFieldName(parts.at(-1)!)}`);
   if (name === undefined) return undefined;
   if (root === undefined || root === 'entity' || root === own) return name;
   const rootName = words(`map.root.${root}`);
@@ -98,32 +220,40 @@ function fieldLabel(field: string, own: string | undefined, words: MapWords): st
 
 /** Only a deal's stage codes are names in the portal's stage list. */
 function isDealStage(field: string, own: string | undefined): boolean {
-  const dot = field.indexOf('.');
-  const root = dot < 0 ? own : field.slice(0, dot) === 'entity' ? own : field.slice(0, dot);
-  return root === 'deal' && upperFieldName(field.slice(dot + 1)) === 'STAGE_ID';
+  const parts = field.split('.');
+  if (parts.length > 2) return false;
+  const root = parts.length === 1 || parts[0] === 'entity' ? own : parts[0];
+  return root === 'deal' && upperFieldName(parts.at(-1)!) === 'STAGE_ID';
 }
 
-/** Each quoted stage code of a reason replaced by the stage's name, quoted alike. */
-function nameStages(reason: string, names: NoteNames): string {
-  const stages = names.stages;
-  if (!stages) return reason;
-  return reason.replace(QUOTED, (whole, raw: string) => {
+/** Each whole quoted stage code of a value (or of a list) replaced by the stage's name. */
+function nameStages(value: string, stages: StageNames, words: MapWords): string {
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] !== '"') continue;
+    const e = tokenEnd(value, i);
+    if (e < 0) break; // cut short: no stage code is that long
     let code: unknown;
     try {
-      code = JSON.parse(`"${raw}"`);
+      code = JSON.parse(value.slice(i, e));
     } catch {
-      return whole;
+      break;
     }
     const stage = typeof code === 'string' ? stages(code) : undefined;
-    if (!stage) return whole;
-    const text = stage.pipeline
-      ? plain(
-          fill(names.words('map.stage.inPipeline') ?? '{stage} ({pipeline})', {
-            stage: [{ text: stage.name }],
-            pipeline: [{ text: stage.pipeline }],
-          }),
-        )
-      : stage.name;
-    return JSON.stringify(text);
-  });
+    if (stage) {
+      const text = stage.pipeline
+        ? plain(
+            fill(words('map.stage.inPipeline') ?? '{stage} ({pipeline})', {
+              stage: [{ text: stage.name }],
+              pipeline: [{ text: stage.pipeline }],
+            }),
+          )
+        : stage.name;
+      out += value.slice(last, i) + JSON.stringify(text);
+      last = e;
+    }
+    i = e - 1;
+  }
+  return out + value.slice(last);
 }

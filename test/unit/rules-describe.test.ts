@@ -35,6 +35,10 @@ describe('conditions in words', () => {
     expect(words(rule([{ field: 'UF_CRM_17', in: ['a', null] }]))).toEqual([
       'UF_CRM_17 is one of a, empty',
     ]);
+    // The event's own fields are not a record's: `event.name` is not a contact's first name.
+    expect(words(rule([{ field: 'event.name', equals: 'ONCRMDEALADD' }]))).toEqual([
+      'Event · name equals ONCRMDEALADD',
+    ]);
   });
 
   it('shows stage names with their pipeline where the portal names them, codes otherwise', () => {

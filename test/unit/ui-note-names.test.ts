@@ -4,7 +4,7 @@ import type { StageNames } from '../../server/rules/describe.js';
 import type { Condition, Rule } from '../../server/rules/model.js';
 import type { Snapshot } from '../../server/rules/model.js';
 import { mapWords } from '../../server/ui/i18n-map.js';
-import { readableNote } from '../../server/ui/note-names.js';
+import { readableNote, type NoteNames } from '../../server/ui/note-names.js';
 
 const update = { name: 'ONCRMDEALUPDATE', entityType: 'deal', entityId: '42' };
 const STAGES: Record<string, string> = { NEW: 'New', WON: 'Deal won', LOSE: 'Deal lost' };
@@ -57,7 +57,8 @@ describe('notes with names for codes', () => {
         'UF_CRM_5 is "NEW", not "WON"',
       ],
     ];
-    for (const [raw, want] of cases) expect(readableNote(raw, 'en', [], names())).toBe(want);
+    for (const [raw, want] of cases)
+      expect(readableNote(raw, 'en', [], names(), 'reason')).toBe(want);
   });
 
   it('names them in Russian around the translated phrases', () => {
@@ -70,7 +71,7 @@ describe('notes with names for codes', () => {
     );
     const ru: StageNames = (code) =>
       ({ WON: { name: 'Сделка успешна' }, LOSE: { name: 'Провал' } })[code];
-    expect(readableNote(raw, 'ru', [], { ...names('ru'), stages: ru })).toBe(
+    expect(readableNote(raw, 'ru', [], { ...names('ru'), stages: ru }, 'reason')).toBe(
       'Стадия = "Провал", а не "Сделка успешна"',
     );
   });
@@ -87,36 +88,84 @@ describe('notes with names for codes', () => {
   });
 
   it('leaves values alone: a value that reads like a reason, another record type, no stage list', () => {
-    expect(readableNote('TITLE is "a: TITLE is b", not "c"', 'en', [], names())).toBe(
-      'Title is "a: TITLE is b", not "c"',
-    );
+    const r = (note: string, n: NoteNames = names()) => readableNote(note, 'en', [], n, 'reason');
+    expect(r('TITLE is "a: TITLE is b", not "c"')).toBe('Title is "a: TITLE is b", not "c"');
     // A lead's status and a smart process's stage are not deal stages.
-    const lead = { ...names(), entityType: 'lead' };
-    expect(readableNote('STATUS_ID is "NEW", not "WON"', 'en', [], lead)).toBe(
+    expect(r('STATUS_ID is "NEW", not "WON"', { ...names(), entityType: 'lead' })).toBe(
       'Status is "NEW", not "WON"',
     );
-    const item = { ...names(), entityType: 'dynamic:1038' };
-    expect(readableNote('stageId is "NEW", not "WON"', 'en', [], item)).toBe(
+    expect(r('stageId is "NEW", not "WON"', { ...names(), entityType: 'dynamic:1038' })).toBe(
       'Stage is "NEW", not "WON"',
     );
     // A deal's stage on a contact's event is the deal's.
-    const contact = { ...names(), entityType: 'contact' };
-    expect(readableNote('deal.STAGE_ID is "NEW", not "WON"', 'en', [], contact)).toBe(
+    expect(r('deal.STAGE_ID is "NEW", not "WON"', { ...names(), entityType: 'contact' })).toBe(
       'Deal · Stage is "New", not "Deal won"',
     );
-    expect(
-      readableNote('STAGE_ID is "NEW", not "WON"', 'en', [], { ...names(), stages: undefined }),
-    ).toBe('Stage is "NEW", not "WON"');
+    expect(r('STAGE_ID is "NEW", not "WON"', { ...names(), stages: undefined })).toBe(
+      'Stage is "NEW", not "WON"',
+    );
     expect(readableNote('no rule matched', 'ru', [], names('ru'))).toBe(
       'ни одно правило не подошло',
+    );
+  });
+
+  it('rewrites only whole sentences of the evaluator, never values, rule names or remote text', () => {
+    const r = (note: string, kind: 'reason' | 'eventNote' = 'reason', rules: string[] = []) =>
+      readableNote(note, 'en', rules, names(), kind);
+    // Values that read like reasons, after a field with and without a name.
+    expect(r('UF_CRM_5 is "a: TITLE is b", not "c"')).toBe('UF_CRM_5 is "a: TITLE is b", not "c"');
+    expect(r('UF_CRM_5 is "(STAGE_ID is NEW)", not "c"')).toBe(
+      'UF_CRM_5 is "(STAGE_ID is NEW)", not "c"',
+    );
+    expect(r('TITLE is "x; TITLE is y", not "z"')).toBe('Title is "x; TITLE is y", not "z"');
+    expect(r('TITLE is "x; STAGE_ID is \\"NEW\\"", not "z"')).toBe(
+      'Title is "x; STAGE_ID is \\"NEW\\"", not "z"',
+    );
+    // A value cut short by `show` (57 characters and "...") is a value too.
+    const long = JSON.stringify('x'.repeat(80)).slice(0, 57) + '...';
+    expect(r(`TITLE is ${long}, not "WON"; STAGE_ID is "NEW"`)).toBe(
+      `Title is ${long}, not "WON"; Stage is "New"`,
+    );
+    // The characters that stand in for names during translation, in user text: untouched.
+    expect(r('TITLE is "\uE0000\uE001", not "c"')).toBe('TITLE is "\uE0000\uE001", not "c"');
+    // A step's remote error in an event's note is not the evaluator's.
+    expect(
+      r('Invoice/post failed (continued): HTTP 422: Name is required; email is "x"', 'eventNote', [
+        'Invoice',
+      ]),
+    ).toBe('Invoice/post failed (continued): HTTP 422: Name is required; email is "x"');
+    // Rule names, with or without ": " after them.
+    expect(r('TITLE is set/step1 failed (continued): boom', 'eventNote', ['TITLE is set'])).toBe(
+      'TITLE is set/step1 failed (continued): boom',
+    );
+    expect(r('TITLE is set: rule no longer in the map', 'eventNote', [])).toBe(
+      'TITLE is set: rule no longer in the map',
+    );
+    // The event's own fields are not a record's: `event.name` is not "First name".
+    expect(r('event.name is "ONCRMDEALADD", not "ONCRMDEALUPDATE"')).toBe(
+      'event.name is "ONCRMDEALADD", not "ONCRMDEALUPDATE"',
+    );
+  });
+
+  it('names a stale trigger in the event note and in the match note', () => {
+    expect(
+      readableNote('Won: stale trigger, STAGE_ID is "NEW", not "WON"', 'en', ['Won'], names()),
+    ).toBe('Won: stale trigger, Stage is "New", not "Deal won"');
+    expect(
+      readableNote('stale trigger: STAGE_ID is "NEW", not "WON"', 'en', [], names(), 'matchNote'),
+    ).toBe('stale trigger: Stage is "New", not "Deal won"');
+    const skipped =
+      'no rule to run (Won: stale trigger: STAGE_ID was already "WON"; Other: OPPORTUNITY is 5, not 10)';
+    expect(readableNote(skipped, 'en', ['Won', 'Other'], names())).toBe(
+      'no rule to run (Won: stale trigger: Stage was already "Deal won"; Other: Amount is 5, not 10)',
     );
   });
 
   it('names a stage with its pipeline where the portal has several', () => {
     const piped: StageNames = (code) =>
       code === 'C1:WON' ? { name: 'Paid', pipeline: 'Wholesale' } : undefined;
-    expect(readableNote('STAGE_ID is "C1:WON"', 'en', [], { ...names(), stages: piped })).toBe(
-      'Stage is "Paid (pipeline Wholesale)"',
-    );
+    expect(
+      readableNote('STAGE_ID is "C1:WON"', 'en', [], { ...names(), stages: piped }, 'reason'),
+    ).toBe('Stage is "Paid (pipeline Wholesale)"');
   });
 });

@@ -13,7 +13,7 @@ import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
 import { exportLogCsv } from './log-export.js';
-import { eventDetail, heldNotes, noteStages } from './log-view.js';
+import { eventDetail, heldNotes, noteStagesLookup } from './log-view.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { mapWords } from '../i18n-map.js';
 import { readableNote } from '../note-names.js';
@@ -45,6 +45,7 @@ const idParam = (v: unknown): number => {
  */
 export function logPages(deps: Deps, metadata?: MetadataCache): Router {
   const router = Router();
+  const noteStages = noteStagesLookup(metadata, () => deps.clock.now().getTime());
 
   router.get('/ui/events', async (req, res) => {
     const { portal, user } = uiContext(res);
@@ -67,7 +68,6 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     const [held, stages] = await Promise.all([
       heldNotes(deps.db, page.rows),
       noteStages(
-        metadata,
         portal,
         page.rows.filter((r) => NOTE_STATUSES.includes(r.status)).map((r) => r.last_error),
         LIST_STAGES_WAIT_MS,
@@ -151,7 +151,6 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       heldNotes(deps.db, [ev]),
     ]);
     const stages = await noteStages(
-      metadata,
       portal,
       [
         NOTE_STATUSES.includes(ev.status) ? ev.last_error : null,
@@ -188,8 +187,8 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       // Why each rule ran or not, in the page's words (note-names.ts).
       matches: matches.map((m) => ({
         ...m,
-        reason: readableNote(m.reason ?? '', user.lang, [], names),
-        note: readableNote(m.note ?? '', user.lang, [], names),
+        reason: readableNote(m.reason ?? '', user.lang, [], names, 'reason'),
+        note: readableNote(m.note ?? '', user.lang, [], names, 'matchNote'),
       })),
       jobs: (jobs as Array<Record<string, unknown>>).map((j) => ({
         ...j,
@@ -240,7 +239,6 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     const names = {
       words: mapWords(user.lang),
       stages: await noteStages(
-        metadata,
         portal,
         noted.map((r) => r.last_error as string | null),
         LIST_STAGES_WAIT_MS,

@@ -35,22 +35,43 @@ export function eventDetail(
     : { kind: 'error', text: masked };
 }
 
-/**
- * The portal's deal stage names for notes that compare a deal's stage (`STAGE_ID is "WON"`),
- * from the metadata cache the map page and the builder share (one read of the portal per
- * few minutes, within its REST budget). A page waits at most `ms` for them: a slow or
- * failing portal leaves the codes, never the page.
- */
-export async function noteStages(
-  metadata: MetadataCache | undefined,
+/** How long a portal whose stage list could not be read is not asked again for the log. */
+const FAILED_STAGES_MS = 60_000;
+/** Portals remembered as failing, at most (the oldest are forgotten first). */
+const FAILED_STAGES_MAX = 1000;
+
+/** The portal's deal stage names for notes, or undefined; see noteStagesLookup. */
+export type NoteStages = (
   portal: PortalRow,
   texts: ReadonlyArray<string | null | undefined>,
   ms: number,
-): Promise<StageNames | undefined> {
-  if (!metadata || !texts.some((t) => t && /\b(?:deal\.)?(?:STAGE_ID|stageId) /.test(t)))
-    return undefined;
-  const meta = await within(metadata.get(portal), ms);
-  return meta ? stageNames(meta) : undefined;
+) => Promise<StageNames | undefined>;
+
+/**
+ * The portal's deal stage names for notes that compare a deal's stage (`STAGE_ID is "WON"`),
+ * from the metadata cache the map page and the builder share (one read of the portal per
+ * few minutes, within its REST budget). A page waits at most `ms` for them: a slow portal
+ * leaves the codes, never the page; a portal whose read failed is not asked again for a
+ * minute (every manager's view of the log would try again).
+ */
+export function noteStagesLookup(
+  metadata: MetadataCache | undefined,
+  now: () => number,
+): NoteStages {
+  const failed = new Map<number, number>();
+  return async (portal, texts, ms) => {
+    if (!metadata || !texts.some((t) => t && /(?:^|[ :(.])STAGE_ID /.test(t))) return undefined;
+    const at = failed.get(portal.id);
+    if (at !== undefined && now() - at < FAILED_STAGES_MS) return undefined;
+    failed.delete(portal.id);
+    const load = metadata.get(portal).catch((e: unknown) => {
+      failed.set(portal.id, now());
+      if (failed.size > FAILED_STAGES_MAX) failed.delete(failed.keys().next().value!);
+      throw e;
+    });
+    const meta = await within(load, ms);
+    return meta ? stageNames(meta) : undefined;
+  };
 }
 
 /**

@@ -81,9 +81,37 @@ describe('the note of a skipped event, told from an error', () => {
     expect(rowOf(tab.html, skipped)).toContain(
       'Стадия = &#34;Document preparation (воронка General)&#34;, а не',
     );
+    // A rule's reason on the page of the event it ran for.
+    const won = (await h.t.deps
+      .db('events')
+      .where({ entity_id: deals.won, event: 'ONCRMDEALUPDATE' })
+      .first('id')) as { id: number | string };
+    const wonPage = await getPage(h, `/ui/events/${won.id}`, en.cookie);
+    expect(wonPage.html).toContain(
+      'Stage became &#34;Deal successful (pipeline General)&#34; (was &#34;New (pipeline General)&#34;)',
+    );
     const log = await getPage(h, '/ui/events?etype=deal', en.cookie);
     expect(rowOf(log.html, skipped)).toContain(
       'Stage is &#34;Document preparation (pipeline General)&#34;',
     );
+  });
+
+  it('shows the codes while the portal cannot say its stages, and does not ask it at every view', async () => {
+    const batches = () => h.portal.calls.filter((c) => c.method === 'batch').length;
+    // The stage list read above is kept 5 minutes; past that the tab reads it again.
+    h.t.clock.advance(6 * 60_000);
+    h.portal.failNext('batch', { status: 400, error: 'INVALID_REQUEST' });
+    const before = batches();
+    const first = await getPage(h, `/ui/deal/${deals.fresh}`, en.cookie);
+    expect(rowOf(first.html, skipped)).toContain('Stage is &#34;PREPARATION&#34;');
+    const tried = batches() - before;
+    expect(tried).toBe(1); // control: it did ask, and was refused
+    for (let i = 0; i < 3; i++) await getPage(h, `/ui/deal/${deals.fresh}`, en.cookie);
+    expect(batches() - before).toBe(tried);
+    // A minute later it asks again, and names the stages once the portal answers.
+    h.t.clock.advance(61_000);
+    const later = await getPage(h, `/ui/deal/${deals.fresh}`, en.cookie);
+    expect(batches() - before).toBeGreaterThan(tried);
+    expect(rowOf(later.html, skipped)).toContain('Stage is &#34;Document preparation');
   });
 });
