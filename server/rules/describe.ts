@@ -33,6 +33,8 @@ export interface StageName {
   name: string;
   /** The pipeline's name (deals with several pipelines). */
   pipeline?: string;
+  /** The pipeline is the portal's default one (stage codes without a `C<n>:` prefix). */
+  inDefault?: boolean;
 }
 /** Looks up a deal stage code (`WON`, `C1:WON`). */
 export type StageNames = (code: string) => StageName | undefined;
@@ -42,16 +44,9 @@ const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
  * Roots whose fields are a CRM record's, named by `map.field.*` (not `event.name`, which is
  * not a contact's "First name", nor `portal.*` or `steps.*`).
  */
-export const RECORD_ROOTS: ReadonlySet<string> = new Set([
-  'entity',
-  'deal',
-  'lead',
-  'contact',
-  'company',
-  'quote',
-  'invoice',
-  'item',
-]);
+export const RECORD_ROOTS: ReadonlySet<string> = new Set(
+  CONTEXT_ROOTS.filter((r) => r !== 'event' && r !== 'steps' && r !== 'portal'),
+);
 
 /** The context root a condition's field belongs to: its own root, or the rule's record. */
 function recordOf(field: string, rule: Rule): string | undefined {

@@ -170,6 +170,8 @@ export function readableNote(
   const own = entityRoot(names.entityType, names.event ?? '');
   const canStart = starts(note, kind);
   const labels: string[] = [];
+  /** Text put in after translation (a name, a pipeline), where the note has this mark. */
+  const mark = (text: string) => `\uE000${labels.push(text) - 1}\uE001`;
   let out = '';
   let last = 0;
   for (let i = 0; i < note.length;) {
@@ -183,16 +185,12 @@ export function readableNote(
     const label = fieldLabel(r.field, own, names.words);
     const stage = isDealStage(r.field, own) ? names.stages : undefined;
     out += note.slice(last, i);
-    if (label === undefined) out += r.field;
-    else {
-      out += `\uE000${labels.length}\uE001`;
-      labels.push(label);
-    }
+    out += label === undefined ? r.field : mark(label);
     let at = r.fieldEnd;
     for (const [a, b] of r.values) {
       out +=
         note.slice(at, a) +
-        (stage ? nameStages(note.slice(a, b), stage, names.words) : note.slice(a, b));
+        (stage ? nameStages(note.slice(a, b), stage, names.words, mark) : note.slice(a, b));
       at = b;
     }
     out += note.slice(at, r.end);
@@ -226,8 +224,18 @@ function isDealStage(field: string, own: string | undefined): boolean {
   return root === 'deal' && upperFieldName(parts.at(-1)!) === 'STAGE_ID';
 }
 
-/** Each whole quoted stage code of a value (or of a list) replaced by the stage's name. */
-function nameStages(value: string, stages: StageNames, words: MapWords): string {
+/**
+ * Each whole quoted stage code of a value (or of a list) replaced by the stage's name, and a
+ * stage outside the default pipeline followed by its pipeline: `"Paid" (pipeline Wholesale)`.
+ * (The default pipeline's stages go without, so a short note stays short: the log and the
+ * deal tab clip notes.)
+ */
+function nameStages(
+  value: string,
+  stages: StageNames,
+  words: MapWords,
+  mark: (text: string) => string,
+): string {
   let out = '';
   let last = 0;
   for (let i = 0; i < value.length; i++) {
@@ -242,15 +250,17 @@ function nameStages(value: string, stages: StageNames, words: MapWords): string 
     }
     const stage = typeof code === 'string' ? stages(code) : undefined;
     if (stage) {
-      const text = stage.pipeline
-        ? plain(
-            fill(words('map.stage.inPipeline') ?? '{stage} ({pipeline})', {
-              stage: [{ text: stage.name }],
-              pipeline: [{ text: stage.pipeline }],
-            }),
-          )
-        : stage.name;
-      out += value.slice(last, i) + JSON.stringify(text);
+      const quoted = JSON.stringify(stage.name);
+      const text =
+        stage.pipeline && !stage.inDefault
+          ? plain(
+              fill(words('map.stage.inPipeline') ?? '{stage} ({pipeline})', {
+                stage: [{ text: quoted }],
+                pipeline: [{ text: stage.pipeline }],
+              }),
+            )
+          : quoted;
+      out += value.slice(last, i) + mark(text);
       last = e;
     }
     i = e - 1;

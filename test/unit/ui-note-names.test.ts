@@ -161,11 +161,21 @@ describe('notes with names for codes', () => {
     );
   });
 
-  it('names a stage with its pipeline where the portal has several', () => {
+  it('names a stage outside the default pipeline with its pipeline, after the quotes', () => {
     const piped: StageNames = (code) =>
-      code === 'C1:WON' ? { name: 'Paid', pipeline: 'Wholesale' } : undefined;
-    expect(
-      readableNote('STAGE_ID is "C1:WON"', 'en', [], { ...names(), stages: piped }, 'reason'),
-    ).toBe('Stage is "Paid (pipeline Wholesale)"');
+      code === 'C1:WON'
+        ? { name: 'Paid', pipeline: 'Wholesale', inDefault: false }
+        : code === 'WON'
+          ? { name: 'Deal won', pipeline: 'General', inDefault: true }
+          : undefined;
+    const n = { ...names(), stages: piped };
+    expect(readableNote('STAGE_ID is "C1:WON", not "WON"', 'en', [], n, 'reason')).toBe(
+      'Stage is "Paid" (pipeline Wholesale), not "Deal won"',
+    );
+    // A pipeline's name is data: kept as written in Russian too.
+    const ru = { ...names('ru'), stages: piped };
+    expect(readableNote('STAGE_ID is "C1:WON", not "WON"', 'ru', [], ru, 'reason')).toBe(
+      'Стадия = "Paid" (воронка Wholesale), а не "Deal won"',
+    );
   });
 });

@@ -67,13 +67,15 @@ export function ruleRows(
  * "Wholesale" (the pipeline only where the portal has more than one).
  */
 export function stageNames(meta: PortalMetadata): StageNames {
-  const pipelines = new Map(meta.categories.map((c) => [c.id, c.name]));
+  const pipelines = new Map(meta.categories.map((c) => [c.id, c]));
   const stages = new Map(meta.stages.map((s) => [s.id, s]));
   return (code) => {
     const s = stages.get(code);
     if (!s) return undefined;
-    const pipeline = meta.categories.length > 1 ? pipelines.get(s.categoryId) : undefined;
-    return pipeline ? { name: s.name, pipeline } : { name: s.name };
+    const category = pipelines.get(s.categoryId);
+    const inDefault = category?.isDefault ?? s.categoryId === 0;
+    const pipeline = meta.categories.length > 1 ? category?.name : undefined;
+    return pipeline ? { name: s.name, pipeline, inDefault } : { name: s.name, inDefault };
   };
 }
 
