@@ -57,7 +57,32 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
       `${result.queued} events queued for replay${out.statuses ? `; now ${JSON.stringify(out.statuses)}` : ''}\n`,
     );
   }
-  return out.unfinished ? 1 : 0;
+  // With --wait the command waited for an outcome: one that is not done is a failure (exit
+  // 1), said in one line. A replay's events may fail because this process lacks a setting
+  // the server has (the worker here runs with the CLI's environment).
+  if (out.unfinished) {
+    io.err(
+      `b24hooks replay: ${String(out.unfinished)} of ${result.queued} events not finished within --timeout\n`,
+    );
+    return 1;
+  }
+  const failed = (out.statuses as Record<string, number> | undefined)?.failed ?? 0;
+  if (failed > 0) {
+    const first = (await deps
+      .db('events')
+      .whereIn('id', result.eventIds.slice(0, 30_000))
+      .where('status', 'failed')
+      .orderBy('id')
+      .first('id', 'last_error')) as { id: number | string; last_error: string | null };
+    // As `events` prints it (errors are stored masked).
+    const why = (first.last_error ?? '').split('\n')[0]!.slice(0, 300);
+    io.err(
+      `b24hooks replay: ${failed} of ${result.queued} replayed events failed (event ${first.id}: ${why}); ` +
+        'b24hooks events --status failed lists them\n',
+    );
+    return 1;
+  }
+  return 0;
 }
 
 async function waitFor(ctx: CommandContext, ids: number[], timeoutMs: number): Promise<number> {

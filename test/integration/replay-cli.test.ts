@@ -9,6 +9,19 @@ import {
   type PaidDealScenario,
 } from '../helpers/scenario.js';
 
+/** A new deal moved to WON a moment later, both processed: the WON update's event row. */
+async function winDeal(
+  s: PaidDealScenario,
+  fields: Record<string, string>,
+): Promise<{ id: number; status: string }> {
+  const deal = await s.portal.addDeal({ STAGE_ID: 'NEW', OPPORTUNITY: '7', ...fields });
+  await s.drain();
+  s.shiftPortalTime(2000);
+  await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+  await s.drain();
+  return s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).first();
+}
+
 describe('b24hooks replay', () => {
   let s: PaidDealScenario;
   let tg: TelegramStandin | undefined;
@@ -25,17 +38,7 @@ describe('b24hooks replay', () => {
       NAME: 'Cy',
       PHONE: [{ VALUE: '+15550003333', VALUE_TYPE: 'WORK' }],
     });
-    const deal = await s.portal.addDeal({
-      TITLE: 'R',
-      STAGE_ID: 'NEW',
-      OPPORTUNITY: '7',
-      CONTACT_ID: contact.id,
-    });
-    await s.drain();
-    s.shiftPortalTime(2000);
-    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
-    await s.drain();
-    const failed = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).first();
+    const failed = await winDeal(s, { TITLE: 'R', CONTACT_ID: contact.id });
     expect(failed.status).toBe('failed');
     s.logistics.handle(() => ({ status: 200, body: { shipment: 'SHP-9' } }));
 
@@ -68,6 +71,34 @@ describe('b24hooks replay', () => {
       s.sms.requests.length,
     ]).toEqual([1, 2, 1]);
     expect(s.portal.timeline).toHaveLength(1);
+  });
+
+  it('with --wait, fails (exit 1, one line) when replayed events fail again, naming the first error', async () => {
+    s = await startPaidDealScenario();
+    s.logistics.handle(() => ({ status: 400, body: { error: 'bad address' } }));
+    const event = await winDeal(s, { TITLE: 'F' });
+    expect(event.status).toBe('failed');
+    const range = ['--from', '2000-01-01T00:00:00Z', '--to', '2100-01-01T00:00:00Z'];
+    const run = await runCliIn(
+      s.h.t,
+      ['replay', ...range, '--status', 'failed', '--wait', '--json'],
+      scenarioCliEnv(s),
+    );
+    expect(JSON.parse(run.out)).toMatchObject({
+      queued: 1,
+      unfinished: 0,
+      statuses: { failed: 1 },
+    });
+    expect(run.code).toBe(1);
+    const lines = run.err.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^b24hooks replay: 1 of 1 replayed events failed \\(event ${event.id}: .*400.*\\); b24hooks events --status failed lists them$`,
+      ),
+    );
+    // Control: the target was asked again (the replay ran), and answered 400 again.
+    expect(s.logistics.requests.length).toBeGreaterThanOrEqual(2);
   });
 
   it('with --wait, works every job type as the server does: an alert job it claims is sent', async () => {
@@ -157,6 +188,7 @@ describe('b24hooks replay', () => {
     expect(r.code).toBe(1);
     expect(JSON.parse(r.out)).toMatchObject({ queued: 4 });
     expect(JSON.parse(r.out).unfinished).toBeGreaterThan(0);
+    expect(r.err).toMatch(/^b24hooks replay: \d of 4 events not finished within --timeout\n$/);
     expect(took).toBeLessThan(8_000);
     // Control: the replay did run steps against the slow target.
     expect(s.accounting.requests.length).toBeGreaterThan(sent);
