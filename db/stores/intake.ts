@@ -219,7 +219,11 @@ export function* intakeBatchPlan(
   }
   const deltas = new RollupDeltas();
   for (const { event, n } of alike.values()) {
-    deltas.event({ ...event, id: 0, queued_at: null, processed_at: null }, [], n);
+    deltas.event(
+      { ...event, id: 0, queued_at: null, processed_at: null, sla_done_at: null },
+      [],
+      n,
+    );
   }
   for (const s of rollupStatements(deltas.rows())) yield s;
 

@@ -202,16 +202,22 @@ async function requeue(
       .where('status', 'done')
       .update({ status: 'matched' });
   }
-  await db('events').whereIn('id', ids).update({
-    status: 'received',
-    last_error: null,
-    processed_at: null,
-    // The event page's "Started" is this run's start, after its "Replayed".
-    processing_started_at: null,
-    queued_at: now,
-    attempts: 0,
-    source: 'replay',
-  });
+  await db('events')
+    .whereIn('id', ids)
+    .update({
+      status: 'received',
+      last_error: null,
+      processed_at: null,
+      // The event page's "Started" is this run's start, after its "Replayed".
+      processing_started_at: null,
+      queued_at: now,
+      // Its first completion, kept: the SLA was kept or missed then (migration 0032).
+      sla_done_at: db.raw(
+        `coalesce(sla_done_at, case when status = 'processed' then processed_at end)`,
+      ),
+      attempts: 0,
+      source: 'replay',
+    });
   return generations;
 }
 

@@ -98,6 +98,8 @@ export async function findPendingSlaBreachesOf(
     .whereRaw(`${unindexed(db, 'e.received_at')} < ?`, [deadline])
     .where('rm.rule_name', rule.name)
     .where('rm.status', 'matched')
+    // Replayed after it was done: its SLA was kept or missed then (migration 0032).
+    .whereNull('e.sla_done_at')
     .whereNotExists(notRecorded(db, rule.name))
     .select('e.portal_id', 'e.id', 'e.received_at')) as Hit[];
   const unevaluated = rule.on.length
@@ -164,6 +166,8 @@ export async function findLateSlaBreachesStep(
     .where('e.processed_at', '<=', end)
     .where('e.received_at', '>=', range.lateSince)
     .whereRaw('e.processed_at - e.received_at > ?', [minSlaMs])
+    // Replayed after it was done: judged (and recorded, if late) at that first completion.
+    .whereNull('e.sla_done_at')
     .whereIn(
       'rm.rule_name',
       rules.map((r) => r.name),
