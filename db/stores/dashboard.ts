@@ -46,6 +46,43 @@ export async function eventSeries(
   return series;
 }
 
+/**
+ * Events received (and failed) between each pair of `edges` (ascending instants: n + 1 edges
+ * make n buckets), summed from the hourly rollups: the dashboard's days are the user's days,
+ * which start at local midnight, not at 00:00 UTC as the daily rollups' do. An hour is
+ * counted in the bucket its start falls in (in a zone whose offset is not whole hours, such
+ * as UTC+5:30, the half hour around midnight goes to one side). Hourly rows are kept 90 days.
+ */
+export async function eventSeriesBetween(
+  db: Knex,
+  portalId: number,
+  edges: readonly number[],
+): Promise<Series> {
+  const buckets = edges.length - 1;
+  const rows = (await db('rollups')
+    .where({ kind: 'ev', grain: 'h', portal_id: portalId })
+    .where('bucket', '>=', edges[0]! - (edges[0]! % 3_600_000))
+    .where('bucket', '<', edges[buckets]!)
+    .select({ b: 'bucket', status: 'k2' })
+    .sum({ n: 'n' })
+    .groupBy('bucket', 'k2')) as Array<{ b: number | string; status: string; n: number | string }>;
+  const series: Series = {
+    starts: edges.slice(0, buckets),
+    received: new Array<number>(buckets).fill(0),
+    failed: new Array<number>(buckets).fill(0),
+  };
+  for (const r of rows) {
+    const b = Number(r.b);
+    // The last edge at or before the hour's start (an hour straddling an edge goes to the
+    // bucket its start is in; one starting before the first edge, to the first).
+    let i = 0;
+    while (i + 1 < buckets && edges[i + 1]! <= b) i++;
+    series.received[i]! += Number(r.n);
+    if (r.status === 'failed') series.failed[i]! += Number(r.n);
+  }
+  return series;
+}
+
 export interface RuleFigures {
   rule: string;
   succeeded: number;

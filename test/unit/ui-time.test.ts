@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseDateInput } from '../../server/ui/filters.js';
+import { localDayEdges } from '../../server/ui/pages/dashboard-page.js';
 import {
   formatTime,
   isTimeZone,
@@ -41,5 +42,24 @@ describe('times in a time zone', () => {
     expect(offsetOfDateString('2024-08-05T09:02:13+03:00')).toBe('+03:00');
     expect(offsetOfDateString('2024-08-05T09:02:13-0530')).toBe('-05:30');
     expect(offsetOfDateString(42)).toBeUndefined();
+  });
+});
+
+describe("the dashboard's days", () => {
+  it('start at local midnight, a daylight-saving day 23 hours long', () => {
+    // 2026-03-30 12:00 UTC; Berlin went to summer time on the 29th at 02:00.
+    const edges = localDayEdges(Date.UTC(2026, 2, 30, 12), 'Europe/Berlin', 3);
+    expect(edges.map((t) => new Date(t).toISOString())).toEqual([
+      '2026-03-27T23:00:00.000Z',
+      '2026-03-28T23:00:00.000Z',
+      '2026-03-29T22:00:00.000Z',
+      '2026-03-30T22:00:00.000Z',
+    ]);
+    // West of UTC, just before local midnight: still the local day before.
+    const ny = localDayEdges(Date.UTC(2026, 10, 28, 4, 59), 'America/New_York', 1);
+    expect(ny.map((t) => new Date(t).toISOString())).toEqual([
+      '2026-11-27T05:00:00.000Z',
+      '2026-11-28T05:00:00.000Z',
+    ]);
   });
 });

@@ -6,7 +6,7 @@ import {
   type AlertKind,
   type AlertStateRow,
 } from '../../../db/stores/alerts.js';
-import { eventSeries, ruleSuccess } from '../../../db/stores/dashboard.js';
+import { eventSeries, eventSeriesBetween, ruleSuccess } from '../../../db/stores/dashboard.js';
 import { statusFigures } from '../../../db/stores/events.js';
 import { destinationJson, openDestinations } from '../../../db/stores/destinations.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
@@ -15,6 +15,7 @@ import { toError } from '../../lib/errors.js';
 import { databaseSize, oldestEventAt } from '../../../db/stores/retention.js';
 import { effectivePolicy } from '../../retention/policy.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
+import { offsetMinutes, zonedToUtc } from '../time.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -196,6 +197,18 @@ async function storageView(
 export const SWEEP_HOURS = [1, 6, 24, 72, 168] as const;
 
 /**
+ * The instants at which the user's last `days` days start (local midnight in `zone`, today's
+ * last), and the next midnight: the 7-day chart's edges. A day with a daylight-saving change
+ * is 23 or 25 hours long, as the user lived it.
+ */
+export function localDayEdges(now: number, zone: string, days: number): number[] {
+  const localToday = Math.floor((now + offsetMinutes(zone, now) * 60_000) / DAY) * DAY;
+  return Array.from({ length: days + 1 }, (_, k) =>
+    zonedToUtc(localToday + (k - days + 1) * DAY, zone),
+  );
+}
+
+/**
  * Dashboard: figures, throughput charts, per-rule success, SLA share per rule for 24 h and
  * 7 days, the portal's firing alerts, and loss recovery (recovered events, the last gap and
  * a sweep on an admin's request).
@@ -213,7 +226,11 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       await Promise.all([
         statusFigures(deps.db, now, portal.id),
         eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
-        eventSeries(deps.db, portal.id, now.getTime(), DAY, 7),
+        eventSeriesBetween(
+          deps.db,
+          portal.id,
+          localDayEdges(now.getTime(), user.timeZone ?? 'UTC', 7),
+        ),
         ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY, now.getTime()),
         slaByPeriod(deps, portal.member_id),
         firingAlerts(deps.db, portal.member_id),

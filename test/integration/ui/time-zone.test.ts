@@ -54,6 +54,29 @@ describe("times in the user's Bitrix24 time zone", () => {
     expect(portalDay.html.match(/<tr data-id=/g)?.length).toBeGreaterThan(3);
   });
 
+  it("counts the 7-day chart's days from the user's midnight and labels them with the user's dates", async () => {
+    const stored = Number((await h.t.deps.db('events').count({ n: '*' }).first())?.n);
+    const week = async (cookie: string) => {
+      const page = await getPage(h, '/ui', cookie);
+      const data = JSON.parse(
+        /<script type="application\/json" id="chart-data">([^<]*)<\/script>/.exec(page.html)![1]!,
+      ) as { week: { starts: number[]; received: number[] } };
+      const labels = /"week":(\[[^\]]*\])/.exec(/var labels = (\{.*\});/.exec(page.html)![1]!)![1]!;
+      return { ...data.week, labels: JSON.parse(labels) as string[] };
+    };
+    // For the islander it is 00:00 on the 28th: every event is today's, the 28th's.
+    const islands = await week(islander.cookie);
+    expect(islands.labels.at(-1)).toBe('11-28');
+    expect(islands.starts.at(-1)).toBe(Date.UTC(2026, 10, 27, 10, 0));
+    expect(islands.received.at(-1)).toBe(stored);
+    expect(islands.received.slice(0, -1).every((n) => n === 0)).toBe(true);
+    // For the manager (UTC+3) the same events are the 27th's, from 21:00 UTC on the 26th.
+    const moscow = await week(manager.cookie);
+    expect(moscow.labels.at(-1)).toBe('11-27');
+    expect(moscow.starts.at(-1)).toBe(Date.UTC(2026, 10, 26, 21, 0));
+    expect(moscow.received.at(-1)).toBe(stored);
+  });
+
   it('exports times as ISO 8601 with the offset', async () => {
     const csv = await getPage(h, '/ui/events.csv', islander.cookie);
     expect(csv.html).toContain(`,${wall(received, 14).replace(' ', 'T')}+14:00,`);
