@@ -151,7 +151,7 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
     ? { ID: id }
     : await reader.read(portal, type, id, Number.MAX_SAFE_INTEGER);
   if (entity === null) {
-    io.err(`${type} ${id} does not exist on ${portal.domain}\n`);
+    io.err(`b24hooks rules test: ${type} ${id} does not exist on ${portal.domain}\n`);
     return 1;
   }
   const rules = map.rules.filter((r) => r.on.includes(ruleEvent));

@@ -83,6 +83,13 @@ export function createAccessLog(
     },
     customSuccessMessage: () => 'request',
     customErrorMessage: () => 'request failed',
+    // A 5xx answered on purpose (an install refused for want of client credentials, a
+    // database that is locked) has no error: pino-http makes one up, "failed with status code
+    // 503", whose stack is its own. The status says it all; a real error keeps its stack.
+    customErrorObject: (_req, res, error, val) =>
+      error.message === `failed with status code ${res.statusCode}`
+        ? { ...val, err: undefined }
+        : val,
     serializers: {
       req: (req: { id: unknown; method: string; url: string; raw?: RawRequest }) => ({
         id: req.id,

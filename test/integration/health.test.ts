@@ -1,3 +1,4 @@
+import { Router } from 'express';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import request from 'supertest';
@@ -133,6 +134,20 @@ describe('the access log', () => {
     const other = await request(listener).get('/nowhere');
     expect(other.status).toBe(404);
     expect(other.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('logs a 5xx answered on purpose without a made-up error and stack', async () => {
+    const router = Router();
+    router.get('/on-purpose', (_req, res) => void res.status(503).send('not configured'));
+    const listener = buildListener(t.deps, { routes: [router], fast: [] });
+    await request(listener).get('/on-purpose?x=1');
+    const line = t.logs.lines
+      .map((l) => JSON.parse(l) as Record<string, any>)
+      .find((l) => l.req?.url === '/on-purpose?x=1');
+    // Control: the refusal is logged, at error, with its status.
+    expect(line).toMatchObject({ msg: 'request failed', level: 50, res: { statusCode: 503 } });
+    expect(line!.err).toBeUndefined();
+    expect(JSON.stringify(line)).not.toContain('failed with status code');
   });
 
   it('logs a delivery to the intake only when it fails', async () => {

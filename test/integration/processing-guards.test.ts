@@ -255,5 +255,22 @@ describe('processing guards', () => {
     ]);
     expect(doc.rules[0].steps[2].rendered).toMatchObject({ to: '+15550002222' });
     expect(s.accounting.requests).toHaveLength(0);
+    // A deal the portal does not have: exit 1, one line naming the command.
+    const missing = await runCliIn(
+      s.h.t,
+      [
+        'rules',
+        'test',
+        '--portal',
+        s.portal.memberId,
+        '--event',
+        'ONCRMDEALUPDATE',
+        '--id',
+        '99999',
+      ],
+      scenarioCliEnv(s),
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/^b24hooks rules test: deal 99999 does not exist on \S+\n$/);
   });
 });
