@@ -22,3 +22,15 @@ export async function runCliIn(t: TestDeps, argv: string[], env: Env = {}) {
   );
   return { code, out, err };
 }
+
+/** `rules test` for one record (the dry run of the map against it). */
+export const rulesTestArgs = (memberId: string, event: string, id: string): string[] => [
+  'rules',
+  'test',
+  '--portal',
+  memberId,
+  '--event',
+  event,
+  '--id',
+  id,
+];

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { EventMap } from '../../server/rules/model.js';
-import { runCliIn } from '../helpers/cli.js';
+import { rulesTestArgs, runCliIn } from '../helpers/cli.js';
 import {
   scenarioCliEnv,
   startPaidDealScenario,
@@ -161,17 +161,7 @@ describe('enrichment of smart-process items and tasks, end to end', () => {
       .catch(() => undefined);
     const r = await runCliIn(
       s.h.t,
-      [
-        'rules',
-        'test',
-        '--portal',
-        s.portal.memberId,
-        '--event',
-        `ONCRMDYNAMICITEMUPDATE_${SPA}`,
-        '--id',
-        item.id,
-        '--json',
-      ],
+      [...rulesTestArgs(s.portal.memberId, `ONCRMDYNAMICITEMUPDATE_${SPA}`, item.id), '--json'],
       scenarioCliEnv(s),
     );
     expect(r.err).toBe('');

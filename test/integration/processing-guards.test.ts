@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { replayEvents } from '../../server/processing/replay.js';
-import { runCliIn } from '../helpers/cli.js';
+import { rulesTestArgs, runCliIn } from '../helpers/cli.js';
 import {
   scenarioCliEnv,
   startPaidDealScenario,
@@ -227,21 +227,13 @@ describe('processing guards', () => {
     });
     await s.drain();
     await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' }, { userId: 1 }).catch(() => undefined);
-    const { code, out, err } = await runCliIn(
-      s.h.t,
-      [
-        'rules',
-        'test',
-        '--portal',
-        s.portal.memberId,
-        '--event',
-        'ONCRMDEALUPDATE',
-        '--id',
-        deal.id,
-        '--json',
-      ],
-      scenarioCliEnv(s),
-    );
+    const rulesTest = (id: string, ...more: string[]) =>
+      runCliIn(
+        s.h.t,
+        [...rulesTestArgs(s.portal.memberId, 'ONCRMDEALUPDATE', id), ...more],
+        scenarioCliEnv(s),
+      );
+    const { code, out, err } = await rulesTest(deal.id, '--json');
     expect(err).toBe('');
     expect(code).toBe(0);
     const doc = JSON.parse(out);
@@ -256,20 +248,7 @@ describe('processing guards', () => {
     expect(doc.rules[0].steps[2].rendered).toMatchObject({ to: '+15550002222' });
     expect(s.accounting.requests).toHaveLength(0);
     // A deal the portal does not have: exit 1, one line naming the command.
-    const missing = await runCliIn(
-      s.h.t,
-      [
-        'rules',
-        'test',
-        '--portal',
-        s.portal.memberId,
-        '--event',
-        'ONCRMDEALUPDATE',
-        '--id',
-        '99999',
-      ],
-      scenarioCliEnv(s),
-    );
+    const missing = await rulesTest('99999');
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^b24hooks rules test: deal 99999 does not exist on \S+\n$/);
   });
