@@ -68,12 +68,21 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
       await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
       return;
     }
+    // The count is of the events received until now; the confirmed run replays those, not
+    // what arrived in between (a range ending today keeps growing).
+    const asOf = deps.clock.now().getTime();
     const { matched, capped } = await replayEvents(deps, {
-      filter,
+      filter: { ...filter, to: Math.min(filter.to, asOf + 1) },
       dryRun: true,
       cap: REPLAY_PREVIEW_CAP,
     });
-    await render(res, 'ui/replay-confirm', { form, rerun, matched, capped: capped === true });
+    await render(res, 'ui/replay-confirm', {
+      form,
+      rerun,
+      matched,
+      capped: capped === true,
+      asOf,
+    });
   });
 
   router.post('/ui/replay/run', requireAdmin, csrfProtection, async (req, res) => {
@@ -84,7 +93,14 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
       await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
       return;
     }
-    const result = await replayEvents(deps, { filter, rerunSucceeded: rerun });
+    // The instant the preview counted at (a form without one: now).
+    const now = deps.clock.now().getTime();
+    const asOf = Number((req.body as Record<string, unknown>).asOf);
+    const until = Number.isSafeInteger(asOf) && asOf > 0 && asOf <= now ? asOf : now;
+    const result = await replayEvents(deps, {
+      filter: { ...filter, to: Math.min(filter.to, until + 1) },
+      rerunSucceeded: rerun,
+    });
     const runId = await createReplayRun(
       deps.db,
       {

@@ -195,8 +195,25 @@ describe('the pages of an installed portal with events', () => {
     expect(preview.status).toBe(200);
     expect(preview.html).toMatch(/id="replay-count">2</);
     expect(await h.t.deps.db('jobs').count({ n: '*' }).first()).toEqual(jobsBefore);
+    // A delivery in the range arrives between the preview and the confirmation: the run
+    // replays the two it counted, not three.
+    const asOf = /name="asOf" value="(\d+)"/.exec(preview.html)?.[1];
+    expect(Number(asOf)).toBe(h.t.clock.now().getTime());
+    h.t.clock.advance(1000);
+    await h.portal.updateDeal(deals.fresh, { TITLE: 'Changed meanwhile' });
+    await h.drain();
+    const inRange = await h.t.deps
+      .db('events')
+      .where({ event: 'ONCRMDEALUPDATE' })
+      .count({ n: '*' });
+    expect(Number(inRange[0]?.n)).toBe(3); // control: it is in the range
     const sent = h.sink.requests.length;
-    const run = await postForm(h, '/ui/replay/run', { ...range, _csrf: csrf }, admin.cookie);
+    const run = await postForm(
+      h,
+      '/ui/replay/run',
+      { ...range, asOf: asOf!, _csrf: csrf },
+      admin.cookie,
+    );
     expect(run.status).toBe(303);
     const progress = await getPage(h, run.headers.get('location') ?? '', admin.cookie);
     expect(progress.html).toMatch(/id="replay-queued">2</);
