@@ -119,8 +119,14 @@ describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
     const before = h.sink.requests.length;
     await frame().locator('#retry').click();
     await frame().locator('#notice').waitFor();
+    // Queued again: the page says it updates itself, and does once the event is done.
+    await frame().locator('#event-refreshing').waitFor();
+    await expect(frame().locator('h1 .badge').textContent()).resolves.not.toBe('failed');
     await h.drain();
     expect(h.sink.requests.length).toBe(before + 1);
+    await frame().locator('h1 .badge.b-failed').waitFor({ timeout: 10_000 });
+    await expect(frame().locator('#event-refreshing').count()).resolves.toBe(0);
+    await expect(frame().locator('#notice').count()).resolves.toBe(1);
   });
 
   it('previews a replay and runs it after confirmation', async () => {
