@@ -100,7 +100,7 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
         // A misspelt name (ONCRMDEALUPDTE) is never bound: say which event it is close to.
         const guesses = missing.flatMap((e) => {
           const g = isBindableEvent(e) ? undefined : eventTypo(e);
-          return g ? [`${e} → ${g}`] : [];
+          return g ? [`${g} (for ${e})`] : [];
         });
         warnings.push({
           code: 'unbound-event',

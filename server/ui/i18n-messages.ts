@@ -217,6 +217,7 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [": the portal's contacts have no field ", ': у контактов портала нет поля '],
   [": the portal's companies have no field ", ': у компаний портала нет поля '],
   ['; did you mean ', '; возможно, имелось в виду '],
+  [' (for ', ' (вместо '],
   [
     ', which are not bound; it will not fire until the event is bound',
     ', а они не привязаны; правило не сработает, пока события не привязаны',

@@ -123,10 +123,10 @@ describe('checkMap', () => {
     const map: EventMap = { rules: [rule('typo', ['ONCRMDEALUPDTE', 'ONCRMLEADADD'], [sms])] };
     const [w] = checkMap(map, { boundEvents: ['ONCRMDEALUPDATE'] });
     expect(w?.message).toBe(
-      'rule "typo" listens to ONCRMDEALUPDTE, ONCRMLEADADD, which are not bound; it will not fire until the event is bound; did you mean ONCRMDEALUPDTE → ONCRMDEALUPDATE?',
+      'rule "typo" listens to ONCRMDEALUPDTE, ONCRMLEADADD, which are not bound; it will not fire until the event is bound; did you mean ONCRMDEALUPDATE (for ONCRMDEALUPDTE)?',
     );
     expect(translateMessage(w!.message, 'ru')).toMatch(
-      /возможно, имелось в виду ONCRMDEALUPDTE → ONCRMDEALUPDATE\?$/,
+      /возможно, имелось в виду ONCRMDEALUPDATE \(вместо ONCRMDEALUPDTE\)\?$/,
     );
   });
 

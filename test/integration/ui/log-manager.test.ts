@@ -89,6 +89,12 @@ describe('the event log a manager reads', () => {
     const location = new URL(res.headers.get('location') ?? '', h.appUrl);
     expect(location.searchParams.get('retried')).toBe('2');
     expect(location.searchParams.get('outcome')).toBe('failed');
+    // The job queued again has not started: its row says when it was queued, no range.
+    const queued = await getPage(h, `/ui/events/${ids[1]}`, admin.cookie);
+    const rows = queued.html.slice(queued.html.indexOf('id="timeline"')).split('</table>')[0]!;
+    const pending = rows.split('<tr>').find((r) => r.includes('b-pending'));
+    expect(pending).toBeDefined();
+    expect(pending).not.toContain('→');
     await h.drain();
     // The invoice already succeeded, so only the failed step is sent again.
     expect(h.sink.requests.slice(sent).map((r) => r.url)).toEqual(['/fail']);
