@@ -61,7 +61,7 @@ export async function eventSeriesBetween(
   const buckets = edges.length - 1;
   const rows = (await db('rollups')
     .where({ kind: 'ev', grain: 'h', portal_id: portalId })
-    .where('bucket', '>=', edges[0]! - (edges[0]! % 3_600_000))
+    .where('bucket', '>=', edges[0]!)
     .where('bucket', '<', edges[buckets]!)
     .select({ b: 'bucket', status: 'k2' })
     .sum({ n: 'n' })
@@ -74,7 +74,7 @@ export async function eventSeriesBetween(
   for (const r of rows) {
     const b = Number(r.b);
     // The last edge at or before the hour's start (an hour straddling an edge goes to the
-    // bucket its start is in; one starting before the first edge, to the first).
+    // bucket its start is in).
     let i = 0;
     while (i + 1 < buckets && edges[i + 1]! <= b) i++;
     series.received[i]! += Number(r.n);

@@ -221,6 +221,39 @@ async function requeue(
   return generations;
 }
 
+/** How many of these events are in each status, 500 ids a query. */
+export async function statusCounts(
+  db: Knex,
+  ids: readonly number[],
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = (await db('events')
+      .whereIn('id', ids.slice(i, i + 500))
+      .select('status')
+      .count({ n: '*' })
+      .groupBy('status')) as { status: string; n: number | string }[];
+    for (const r of rows) out[r.status] = (out[r.status] ?? 0) + Number(r.n);
+  }
+  return out;
+}
+
+/** The first of these events that failed (by id), with its error; 500 ids a query. */
+export async function firstFailed(
+  db: Knex,
+  ids: readonly number[],
+): Promise<{ id: number; lastError: string | null } | undefined> {
+  for (let i = 0; i < ids.length; i += 500) {
+    const r = (await db('events')
+      .whereIn('id', ids.slice(i, i + 500))
+      .where('status', 'failed')
+      .orderBy('id')
+      .first('id', 'last_error')) as { id: number | string; last_error: string | null } | undefined;
+    if (r) return { id: Number(r.id), lastError: r.last_error };
+  }
+  return undefined;
+}
+
 /** How many of these events are still waiting or running. */
 export async function countUnfinished(db: Knex, ids: readonly number[]): Promise<number> {
   let n = 0;

@@ -16,9 +16,11 @@ import { isPg } from '../connect.js';
  * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
  * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
  *          (`+Inf` last), n count, s sum of ms, mx largest ms; grains m, h.
- * - `sla`  rule matches (not skipped) of finished (processed, failed) events by receipt time:
- *          k1 rule, k2 its SLA in ms when it matched; n decided, s within the SLA; grains m, h.
- * - `late` the same, processed with the rule done but past the SLA: grain a.
+ * - `sla`  rule matches (not skipped) of finished (processed, failed) events, or of events done
+ *          once and replayed since (judged at that first completion, `sla_done_at`), by
+ *          receipt time: k1 rule, k2 its SLA in ms when it matched; n decided, s within the
+ *          SLA; grains m, h.
+ * - `late` the same, done (processed with the rule done, or first done) past the SLA: grain a.
  * - `act`  action steps by started_at: k1 rule, k2 status; grains m, h.
  */
 
@@ -54,6 +56,9 @@ const EV_KEY_SQL = `case when status = 'rejected' then '' else event end`;
 
 export const BACKLOG: readonly string[] = ['received', 'processing', 'unverified'];
 const FINAL_FOR_SLA: readonly string[] = ['processed', 'failed'];
+/** Whether an event's rule matches are judged against their SLA (the `sla` and `late` rows). */
+const judgedForSla = (e: Pick<EventState, 'status' | 'sla_done_at'>): boolean =>
+  e.sla_done_at !== null || FINAL_FOR_SLA.includes(e.status);
 
 export interface RollupRow {
   kind: string;
@@ -156,8 +161,9 @@ export class RollupDeltas {
       );
     }
     const duration = e.processed_at === null ? null : e.processed_at - e.received_at;
-    if (!FINAL_FOR_SLA.includes(e.status)) return;
-    // Done once in time, kept in time through its replays (migration 0032).
+    // Judged at its first completion, and so through its replays whatever they come to:
+    // waiting again, skipped, failed (migration 0032).
+    if (!judgedForSla(e)) return;
     const first = e.sla_done_at === null ? null : e.sla_done_at - e.received_at;
     for (const m of matches) {
       if (m.status === 'skipped' || m.sla_ms === null) continue;
@@ -272,7 +278,7 @@ async function readStates(
         sla_done_at: num(r.sla_done_at),
       };
       events.push(e);
-      if (FINAL_FOR_SLA.includes(e.status)) final.push(e.id);
+      if (judgedForSla(e)) final.push(e.id);
     }
     if (final.length) {
       const ms = (await trx('rule_matches')
@@ -457,7 +463,8 @@ export async function recountRollups(
   const took = `(coalesce(e.sla_done_at, e.processed_at) - e.received_at)`;
   const within = `case when ${done} and ${took} <= rm.sla_ms then 1 else 0 end`;
   const join = `from rule_matches rm join events e on e.id = rm.event_id
-         where e.status in ('processed', 'failed') and rm.status <> 'skipped'
+         where (e.status in ('processed', 'failed') or e.sla_done_at is not null)
+           and rm.status <> 'skipped'
            and rm.sla_ms is not null${only('e.id')}`;
   put(
     'sla',

@@ -107,6 +107,7 @@ export async function findPendingSlaBreachesOf(
         .whereIn('e.portal_id', ids)
         .whereIn('e.status', BACKLOG_STATUSES)
         .whereNull('e.evaluated_at')
+        .whereNull('e.sla_done_at')
         .whereRaw(`${unindexed(db, 'e.event')} in (${rule.on.map(() => '?').join(', ')})`, [
           ...rule.on,
         ])
@@ -165,9 +166,8 @@ export async function findLateSlaBreachesStep(
     .join('rule_matches as rm', 'rm.event_id', 'e.id')
     .where('e.processed_at', '<=', end)
     .where('e.received_at', '>=', range.lateSince)
-    .whereRaw('e.processed_at - e.received_at > ?', [minSlaMs])
-    // Replayed after it was done: judged (and recorded, if late) at that first completion.
-    .whereNull('e.sla_done_at')
+    // Replayed after it was done: judged by that first completion (migration 0032).
+    .whereRaw('coalesce(e.sla_done_at, e.processed_at) - e.received_at > ?', [minSlaMs])
     .whereIn(
       'rm.rule_name',
       rules.map((r) => r.name),
@@ -179,16 +179,17 @@ export async function findLateSlaBreachesStep(
         .whereRaw('b.event_id = e.id')
         .whereRaw('b.rule_name = rm.rule_name');
     })
-    .select('e.id', 'e.received_at', 'e.processed_at', 'rm.rule_name')) as Array<{
+    .select('e.id', 'e.received_at', 'e.processed_at', 'e.sla_done_at', 'rm.rule_name')) as Array<{
     id: number | string;
     received_at: number | string;
     processed_at: number | string;
+    sla_done_at: number | string | null;
     rule_name: string;
   }>;
   const rows: SlaBreachRow[] = [];
   for (const h of hits) {
     const rule = rules.find((r) => r.name === h.rule_name);
-    const tookMs = Number(h.processed_at) - Number(h.received_at);
+    const tookMs = Number(h.sla_done_at ?? h.processed_at) - Number(h.received_at);
     if (rule && tookMs > rule.slaSeconds * 1000) rows.push(breachRow(portal, rule, h, 'late', now));
   }
   return { rows, next: edge && end < range.upTo ? end : undefined };
@@ -280,7 +281,7 @@ export async function pendingSlaBreaches(
     `select b.rule_name as rule_name, b.event_id as event_id, b.received_at as t
        from events e cross join sla_breaches b
       where b.event_id = e.id and e.status in ('received', 'processing', 'unverified')
-        and e.portal_id = ? and (b.member_id || '') = ?`,
+        and e.sla_done_at is null and e.portal_id = ? and (b.member_id || '') = ?`,
     [portal.id, portal.memberId],
   )) as unknown;
   const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
@@ -309,7 +310,7 @@ export async function pendingSlaBreachesOf(
             b.event_id as event_id, b.received_at as t
        from events e cross join sla_breaches b
       where b.event_id = e.id and e.status in ('received', 'processing', 'unverified')
-        and e.portal_id in (${portals.map(() => '?').join(', ')})`,
+        and e.sla_done_at is null and e.portal_id in (${portals.map(() => '?').join(', ')})`,
     portals.map((p) => p.id),
   )) as unknown;
   const rows = (Array.isArray(answer) ? answer : (answer as { rows: unknown[] }).rows) as Array<{
@@ -355,9 +356,10 @@ function pendingOf(
 /**
  * SLA figures of one rule on one portal for events received since `since`: `total` counts the
  * decided ones (finished, or still pending past the deadline), `withinSla` those whose rule
- * was done and that were processed within `slaSeconds` of receipt. Finished events come from
- * the rollups (`sla` rows, judged against the SLA the rule had when it matched); pending ones
- * from the portal's backlog only (`unindexed`), never from a scan of the period's events.
+ * was done and that were processed within `slaSeconds` of receipt (a replayed event: by its
+ * first completion, `sla_done_at`). Finished and replayed events come from the rollups (`sla`
+ * rows, judged against the SLA the rule had when it matched); pending ones never done from
+ * the portal's backlog only (`unindexed`), never from a scan of the period's events.
  */
 export async function slaCounts(
   db: Knex,
@@ -409,6 +411,7 @@ export async function slaCountsOf(
     const answer = (await db.raw(
       `select e.portal_id as p, count(*) as n from events e cross join rule_matches rm
         where rm.event_id = e.id and e.status in ('received', 'processing', 'unverified')
+          and e.sla_done_at is null
           and ${receivedAt} >= ? and ${receivedAt} < ?
           ${ids ? `and e.portal_id in (${ids.map(() => '?').join(', ')})` : ''}
           and rm.rule_name = ? and rm.status <> 'skipped'

@@ -21,7 +21,7 @@ export interface SlaFigure {
   slaSeconds: number | null;
   /** Decided events: finished, or still pending past the deadline. */
   total: number;
-  /** Processed with the rule done within slaSeconds of receipt. */
+  /** Processed with the rule done within slaSeconds of receipt (a replayed event: first done). */
   withinSla: number;
   /** withinSla / total, 0..1 (4 decimals); null with no decided event yet. */
   share: number | null;

@@ -1,4 +1,4 @@
-import { countUnfinished } from '../../db/stores/replay.js';
+import { countUnfinished, firstFailed, statusCounts } from '../../db/stores/replay.js';
 import { openInstanceLock } from '../cluster/instance-lock.js';
 import { replayEvents } from '../processing/replay.js';
 import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
@@ -42,13 +42,7 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
   };
   if (ctx.flags.wait === true && result.queued > 0) {
     out.unfinished = await waitFor(ctx, result.eventIds, timeoutMs);
-    const done = (await deps
-      .db('events')
-      .whereIn('id', result.eventIds.slice(0, 30_000))
-      .select('status')
-      .count({ n: '*' })
-      .groupBy('status')) as { status: string; n: number | string }[];
-    out.statuses = Object.fromEntries(done.map((d) => [d.status, Number(d.n)]));
+    out.statuses = await statusCounts(deps.db, result.eventIds);
   }
   if (json) io.out(JSON.stringify(out) + '\n');
   else if (out.dryRun) io.out(`${result.matched} events would be replayed\n`);
@@ -68,16 +62,13 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
   }
   const failed = (out.statuses as Record<string, number> | undefined)?.failed ?? 0;
   if (failed > 0) {
-    const first = (await deps
-      .db('events')
-      .whereIn('id', result.eventIds.slice(0, 30_000))
-      .where('status', 'failed')
-      .orderBy('id')
-      .first('id', 'last_error')) as { id: number | string; last_error: string | null };
+    const first = await firstFailed(deps.db, result.eventIds);
     // As `events` prints it (errors are stored masked).
-    const why = (first.last_error ?? '').split('\n')[0]!.slice(0, 300);
+    const why = first
+      ? ` (event ${first.id}: ${(first.lastError ?? '').split('\n')[0]!.slice(0, 300)})`
+      : '';
     io.err(
-      `b24hooks replay: ${failed} of ${result.queued} replayed events failed (event ${first.id}: ${why}); ` +
+      `b24hooks replay: ${failed} of ${result.queued} replayed events failed${why}; ` +
         'b24hooks events --status failed lists them\n',
     );
     return 1;

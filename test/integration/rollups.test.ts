@@ -15,7 +15,7 @@ import {
 } from '../../db/stores/processing.js';
 import { statusFigures, updateEvent } from '../../db/stores/events.js';
 import { logPage, TEXT_SCAN_ROWS } from '../../db/stores/event-log.js';
-import { findLateSlaBreachesStep } from '../../db/stores/sla.js';
+import { findLateSlaBreachesStep, slaCounts } from '../../db/stores/sla.js';
 import { expireUnverified } from '../../db/stores/unverified.js';
 import {
   listRollups,
@@ -269,6 +269,7 @@ describe('rollups', () => {
     const now = () => t.clock.now().getTime();
     // Each run takes 3 s; the rule promises 30 s. Deal 2's first run fails for good (at once).
     let failDeal2 = true;
+    let skipDeal1 = false;
     const handler: JobHandler = async ({ event }) => {
       if (!event) return undefined;
       if ((await listRuleMatches(db, event.id)).length === 0) {
@@ -281,6 +282,7 @@ describe('rollups', () => {
         await markEvaluated(db, event.id, now(), 0);
       }
       if (event.entity_id === '2' && failDeal2) throw new PermanentError('HTTP 422');
+      if (event.entity_id === '1' && skipDeal1) return { eventStatus: 'skipped' as const };
       t.clock.advance(3000);
       await setRuleMatchStatus(db, event.id, 'Invoice', 'done', null);
       return undefined;
@@ -301,6 +303,12 @@ describe('rollups', () => {
     expect(r.queued).toBe(2); // control: the replay ran
     const waiting = await statusFigures(db, t.clock.now());
     expect([waiting.processed, waiting.backlog, waiting.avgProcessingMs]).toEqual([0, 2, 0]);
+    // While they wait, deal 1 is still judged by its first completion: in time.
+    const slaRows = async () =>
+      (await listRollups(db))
+        .filter((x) => x.kind === 'sla' && x.grain === 'h' && x.n > 0)
+        .map((x) => [x.n, x.s]);
+    expect(await slaRows()).toEqual([[1, 1]]);
     await worker.runOnce();
     await worker.runOnce();
     const after = await statusFigures(db, t.clock.now());
@@ -332,19 +340,44 @@ describe('rollups', () => {
     const late = rows.filter((x) => x.kind === 'late' && x.n > 0);
     expect(late.map((x) => [x.k1, x.n])).toEqual([['Invoice', 1]]);
     // The breach search agrees: deal 2 only.
-    const search = await findLateSlaBreachesStep(
-      db,
-      { id: portals[0]!.row.id, memberId: portals[0]!.memberId },
-      [{ name: 'Invoice', on: ['ONCRMDEALUPDATE'], slaSeconds: 30 }],
-      { after: 0, upTo: now(), lateSince: 0 },
-      now(),
-    );
+    const lateSearch = () =>
+      findLateSlaBreachesStep(
+        db,
+        { id: portals[0]!.row.id, memberId: portals[0]!.memberId },
+        [{ name: 'Invoice', on: ['ONCRMDEALUPDATE'], slaSeconds: 30 }],
+        { after: 0, upTo: now(), lateSince: 0 },
+        now(),
+      );
+    const search = await lateSearch();
     const deal2 = await db('events').where({ entity_id: '2' }).first('id');
     expect(search.rows.map((x) => x.event_id)).toEqual([Number(deal2.id)]);
+    // Replayed once more, deal 1 ends skipped and deal 2 is done again: both keep their
+    // judgement (in time, late), while they wait and after; deal 2's breach is still found.
+    skipDeal1 = true;
+    t.clock.advance(60_000);
+    const third = await replayEvents(t.deps, { filter: { portalId: portals[0]!.row.id } });
+    expect(third.queued).toBe(2);
+    expect(await slaRows()).toEqual([[2, 1]]);
+    // The SLA figures (rollups and the backlog past its deadline) say so too.
+    const rule = { name: 'Invoice', slaSeconds: 30 };
+    const day = 24 * 3600_000;
+    const counts = await slaCounts(db, portals[0]!.row.id, rule, now() - day, now());
+    expect(counts).toEqual({ total: 2, withinSla: 1 });
+    await worker.runOnce();
+    await worker.runOnce();
+    const statuses = await db('events').orderBy('id').pluck('status');
+    expect(statuses).toEqual(['skipped', 'processed']); // control: what the replay came to
+    expect(await slaRows()).toEqual([[2, 1]]);
+    const again = await lateSearch();
+    expect(again.rows.map((x) => x.event_id)).toEqual([Number(deal2.id)]);
     // The incremental rows equal a recount from the events.
+    const final = await listRollups(db);
+    expect(final.filter((x) => x.kind === 'late' && x.n > 0).map((x) => [x.k1, x.n])).toEqual([
+      ['Invoice', 1],
+    ]);
     const expected = new Map<string, RollupRow>();
     addRows(expected, await recountRollups(db));
-    expectSame(rows, expected);
+    expectSame(final, expected);
   });
 
   it('prunes its horizon a bounded number of rows at a time', async () => {

@@ -203,9 +203,13 @@ export const SWEEP_HOURS = [1, 6, 24, 72, 168] as const;
  */
 export function localDayEdges(now: number, zone: string, days: number): number[] {
   const localToday = Math.floor((now + offsetMinutes(zone, now) * 60_000) / DAY) * DAY;
-  return Array.from({ length: days + 1 }, (_, k) =>
-    zonedToUtc(localToday + (k - days + 1) * DAY, zone),
-  );
+  return Array.from({ length: days + 1 }, (_, k) => {
+    const midnight = localToday + (k - days + 1) * DAY;
+    const t = zonedToUtc(midnight, zone);
+    // Where the clocks jump at midnight (00:00 → 01:00), the day starts at the jump's end.
+    const wall = t + offsetMinutes(zone, t) * 60_000;
+    return wall < midnight ? t + (midnight - wall) : t;
+  });
 }
 
 /**
