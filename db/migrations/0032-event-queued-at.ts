@@ -2,9 +2,9 @@ import type { Knex } from 'knex';
 
 /**
  * When an event was last replayed (a replay, or "retry now" in the UI: both go through
- * replayEvents; the worker's own retries do not set it); null for one never replayed. The figures' processing time counts from it: a deal
- * replayed a week after it came in took seconds to process, not a week (the SLA still counts
- * from the receipt). No index: it is read with the event, never searched.
+ * replayEvents; the worker's own retries do not set it); null for one never replayed. The
+ * figures' processing time counts from it: a deal replayed a week after it came in took
+ * seconds to process, not a week. No index: it is read with the event, never searched.
  *
  * And when it was first processed, kept through its replays (`sla_done_at`): an SLA is a
  * promise about the delivery, kept or missed by its first completion. A replay of a deal

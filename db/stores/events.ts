@@ -155,8 +155,9 @@ export const PROCESSING_WINDOW_MS = 24 * 3600 * 1000;
 /**
  * Figures for `b24hooks status`, the dashboard and `/metrics`: counts by status, backlog,
  * oldest pending age, and average / p95 processing time (receipt, or the last replay, to
- * finished; p95 from the rollups' histogram) over the last 24 hours. Read from the rollups (db/stores/rollups.ts),
- * never by scanning events: the counts include events pruned by retention.
+ * finished; p95 from the rollups' histogram) over the last 24 hours. Read from the rollups
+ * (db/stores/rollups.ts), never by scanning events: the counts include events pruned by
+ * retention.
  * `portalId` undefined = all portals; null = events of no known portal.
  */
 export async function statusFigures(

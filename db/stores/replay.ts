@@ -164,8 +164,9 @@ export async function queueReplayChunk(
 
 /**
  * The events back to `received` (source `replay`, queued at `now`: their processing time
- * counts from it), their rule matches reset as the replay needs; the generation each event's steps run in with `rerunSucceeded`. Runs inside
- * changeEvents, so the rollups follow.
+ * counts from it), their rule matches reset as the replay needs; the generation each
+ * event's steps run in with `rerunSucceeded`. Runs inside changeEvents, so the rollups
+ * follow.
  */
 async function requeue(
   db: Knex,
