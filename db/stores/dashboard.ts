@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { windowRows } from './rollups.js';
+import { HOUR, windowRows } from './rollups.js';
 
 export interface Series {
   /** Start of each bucket, ms since the epoch. */
@@ -9,41 +9,20 @@ export interface Series {
 }
 
 /**
- * Events received per bucket (and how many of them failed) over `buckets` buckets ending at
- * `now`, from the rollups (`ev` rows of the bucket's grain: hour or day), so the cost does
- * not grow with the events table and pruned events still count.
+ * Events received per hour (and how many of them failed) over the last `hours` hours, the
+ * current one last, from the rollups (`ev` rows), so the cost does not grow with the events
+ * table and pruned events still count.
  */
-export async function eventSeries(
+export function eventSeries(
   db: Knex,
   portalId: number,
   now: number,
-  bucketMs: number,
-  buckets: number,
+  hours: number,
 ): Promise<Series> {
-  const grain = bucketMs === 3_600_000 ? 'h' : bucketMs === 86_400_000 ? 'd' : undefined;
-  if (!grain) throw new Error(`no rollups for ${bucketMs} ms buckets (hour or day)`);
-  // The last bucket is the current one (it ends after `now`).
-  const end = Math.floor(now / bucketMs) * bucketMs + bucketMs;
-  const start = end - bucketMs * buckets;
-  const rows = (await db('rollups')
-    .where({ kind: 'ev', grain, portal_id: portalId })
-    .where('bucket', '>=', start)
-    .where('bucket', '<', end)
-    .select({ b: 'bucket', status: 'k2' })
-    .sum({ n: 'n' })
-    .groupBy('bucket', 'k2')) as Array<{ b: number | string; status: string; n: number | string }>;
-  const series: Series = {
-    starts: Array.from({ length: buckets }, (_, i) => start + i * bucketMs),
-    received: new Array<number>(buckets).fill(0),
-    failed: new Array<number>(buckets).fill(0),
-  };
-  for (const r of rows) {
-    const i = Math.floor((Number(r.b) - start) / bucketMs);
-    if (i < 0 || i >= buckets) continue;
-    series.received[i]! += Number(r.n);
-    if (r.status === 'failed') series.failed[i]! += Number(r.n);
-  }
-  return series;
+  // The last bucket is the current hour (it ends after `now`).
+  const end = Math.floor(now / HOUR) * HOUR + HOUR;
+  const edges = Array.from({ length: hours + 1 }, (_, i) => end - (hours - i) * HOUR);
+  return eventSeriesBetween(db, portalId, edges);
 }
 
 /**

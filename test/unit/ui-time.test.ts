@@ -45,33 +45,44 @@ describe('times in a time zone', () => {
   });
 });
 
-/** The edges as ISO instants, to read. */
-const isoEdges = (now: number, zone: string, days: number) =>
-  localDayEdges(now, zone, days).map((t) => new Date(t).toISOString());
-
 describe("the dashboard's days", () => {
-  it('start at local midnight, a daylight-saving day 23 hours long', () => {
-    // 2026-03-30 12:00 UTC; Berlin went to summer time on the 29th at 02:00.
-    expect(isoEdges(Date.UTC(2026, 2, 30, 12), 'Europe/Berlin', 3)).toEqual([
-      '2026-03-27T23:00:00.000Z',
-      '2026-03-28T23:00:00.000Z',
-      '2026-03-29T22:00:00.000Z',
-      '2026-03-30T22:00:00.000Z',
-    ]);
-    // West of UTC, just before local midnight: still the local day before.
-    expect(isoEdges(Date.UTC(2026, 10, 28, 4, 59), 'America/New_York', 1)).toEqual([
-      '2026-11-27T05:00:00.000Z',
-      '2026-11-28T05:00:00.000Z',
-    ]);
-  });
-
-  it('start a day whose midnight the clocks skip at the end of the jump', () => {
-    // Chile went to summer time at 00:00 on 2026-09-06 (00:00 -04 became 01:00 -03).
-    expect(isoEdges(Date.UTC(2026, 8, 7, 12), 'America/Santiago', 3)).toEqual([
-      '2026-09-05T04:00:00.000Z',
-      '2026-09-06T04:00:00.000Z',
-      '2026-09-07T03:00:00.000Z',
-      '2026-09-08T03:00:00.000Z',
-    ]);
+  // [why, now, zone, days, the edges expected]
+  const cases: Array<[string, number, string, number, string[]]> = [
+    [
+      // Berlin went to summer time on 2026-03-29 at 02:00: that day is 23 hours long.
+      'start at local midnight, a daylight-saving day 23 hours long',
+      Date.UTC(2026, 2, 30, 12),
+      'Europe/Berlin',
+      3,
+      [
+        '2026-03-27T23:00:00.000Z',
+        '2026-03-28T23:00:00.000Z',
+        '2026-03-29T22:00:00.000Z',
+        '2026-03-30T22:00:00.000Z',
+      ],
+    ],
+    [
+      'west of UTC, just before local midnight, are still the local day before',
+      Date.UTC(2026, 10, 28, 4, 59),
+      'America/New_York',
+      1,
+      ['2026-11-27T05:00:00.000Z', '2026-11-28T05:00:00.000Z'],
+    ],
+    [
+      // Chile went to summer time at 00:00 on 2026-09-06 (00:00 -04 became 01:00 -03).
+      'start a day whose midnight the clocks skip at the end of the jump',
+      Date.UTC(2026, 8, 7, 12),
+      'America/Santiago',
+      3,
+      [
+        '2026-09-05T04:00:00.000Z',
+        '2026-09-06T04:00:00.000Z',
+        '2026-09-07T03:00:00.000Z',
+        '2026-09-08T03:00:00.000Z',
+      ],
+    ],
+  ];
+  it.each(cases)('%s', (_why, now, zone, days, want) => {
+    expect(localDayEdges(now, zone, days).map((t) => new Date(t).toISOString())).toEqual(want);
   });
 });

@@ -229,7 +229,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
     const [figures, day, week, rules, sla, alerts, recovery, storage, destinations] =
       await Promise.all([
         statusFigures(deps.db, now, portal.id),
-        eventSeries(deps.db, portal.id, now.getTime(), HOUR, 24),
+        eventSeries(deps.db, portal.id, now.getTime(), 24),
         eventSeriesBetween(
           deps.db,
           portal.id,
