@@ -153,6 +153,8 @@ const EN = {
   'ev.queuedAt': 'Replayed',
   'ev.refreshing': 'The event waits or is being processed; this page updates by itself.',
   'ev.ended': 'The session has ended: reopen the page to see the new status.',
+  'ev.paused': 'This page stopped updating after 10 minutes: reload it to see the new status.',
+  'ev.gone': 'This event is no longer in the log: it was erased or removed by retention.',
   'ev.startedAt': 'Started',
   'ev.source': 'Source',
   'deal.title': 'Events of deal',
@@ -163,6 +165,10 @@ const EN = {
   'deal.nextAttemptDue': 'This attempt failed; the next one is due and waits its turn',
   'deal.refreshing': 'Some events are still being processed; this list updates by itself.',
   'deal.ended': 'The session has ended: reopen the deal to see the new statuses.',
+  'deal.paused':
+    'This list stopped updating after 10 minutes: reopen the deal to see the new statuses.',
+  'deal.nonePaused':
+    'No events for this deal yet. This tab stopped checking after 10 minutes: reopen the deal to check again.',
   'replay.title': 'Replay events',
   'replay.rerun': 'Also run steps that already succeeded (sends them again)',
   'replay.preview': 'Preview',
@@ -444,6 +450,9 @@ const RU: Record<MessageKey, string> = {
   'ev.queuedAt': 'Запущено повторно',
   'ev.refreshing': 'Событие ждёт или обрабатывается; страница обновится сама.',
   'ev.ended': 'Сеанс завершён: откройте страницу заново, чтобы увидеть новый статус.',
+  'ev.paused':
+    'Страница перестала обновляться через 10 минут: обновите её, чтобы увидеть новый статус.',
+  'ev.gone': 'Этого события больше нет в журнале: оно удалено по запросу или по сроку хранения.',
   'ev.startedAt': 'Начато',
   'ev.source': 'Источник',
   'deal.title': 'События сделки',
@@ -454,6 +463,10 @@ const RU: Record<MessageKey, string> = {
   'deal.nextAttemptDue': 'Эта попытка не удалась; следующая уже в очереди',
   'deal.refreshing': 'Часть событий ещё обрабатывается; список обновится сам.',
   'deal.ended': 'Сеанс завершён: откройте сделку заново, чтобы увидеть новые статусы.',
+  'deal.paused':
+    'Список перестал обновляться через 10 минут: откройте сделку заново, чтобы увидеть новые статусы.',
+  'deal.nonePaused':
+    'По этой сделке событий пока нет. Вкладка перестала проверять через 10 минут: откройте сделку заново, чтобы проверить снова.',
   'replay.title': 'Повтор событий',
   'replay.rerun': 'Выполнить и уже успешные шаги (отправит их повторно)',
   'replay.preview': 'Посчитать',

@@ -54,6 +54,66 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     }
   });
 
+  /**
+   * The tab reads itself for 10 minutes at most; it then said nothing and went on promising
+   * updates. The page's clock is Playwright's, run forward one period at a time.
+   */
+  it('says that it stopped reading itself after 10 minutes', async () => {
+    const { h, page } = ui;
+    const deal = await wonDealWaiting('Order left waiting');
+    let reads = 0;
+    const counted = (r: { url(): string }) => {
+      if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
+    };
+    await page.clock.install();
+    page.on('requestfinished', counted);
+    try {
+      await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+      await frame().locator('#deal-refreshing').waitFor();
+      reads = 0;
+      const paused = frame().locator('#deal-refreshing', { hasText: 'stopped updating' });
+      for (let i = 0; i < 400 && reads < 200; i++) {
+        const before = reads;
+        await page.clock.runFor(3_000);
+        for (let w = 0; w < 200 && reads === before; w++) await page.waitForTimeout(2);
+      }
+      await expect(paused.textContent({ timeout: 5_000 })).resolves.toContain('reopen the deal');
+      // It read itself every 3 s for 10 minutes (the read that opened the page not counted).
+      expect(reads).toBe(200);
+      await page.clock.runFor(30_000);
+      await page.waitForTimeout(100);
+      expect(reads).toBe(200);
+    } finally {
+      page.off('requestfinished', counted);
+      await h.services.worker.drain();
+    }
+  });
+
+  /** An event erased while its page waited for it said "the session has ended". */
+  it("says that a waiting event's page no longer exists once the event is erased", async () => {
+    const { h, page } = ui;
+    const deal = await wonDealWaiting('Order erased while waiting');
+    try {
+      await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+      await frame().locator('#deal-events tr[data-id]').first().waitFor();
+      const app = () => appFrameOf(page, h.appUrl, '/ui/');
+      await Promise.all([
+        app().waitForNavigation(),
+        frame().locator('#deal-events tr[data-id] a').first().click(),
+      ]);
+      await frame().locator('#event-refreshing').waitFor();
+      const portal = await findPortalByMemberId(h.t.deps.db, h.portal.memberId);
+      await eraseEntityData(h.t.deps, portal!, { type: 'deal', id: deal.id });
+      await expect(
+        frame()
+          .locator('#event-refreshing', { hasText: 'no longer in the log' })
+          .textContent({ timeout: 10_000 }),
+      ).resolves.toContain('erased');
+    } finally {
+      await h.services.worker.drain();
+    }
+  });
+
   it('shows the new status of an event that was still processing when the tab opened', async () => {
     const { h, page } = ui;
     const deal = await wonDealWaiting('Pending order');
@@ -90,13 +150,6 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     const newest = frame().locator('#deal-events tr[data-id]').first();
     await newest.waitFor({ timeout: 15_000 });
     await h.services.worker.drain();
-    console.log(
-      await h.t.deps
-        .db('events')
-        .where({ entity_id: deal.id })
-        .select('id', 'event', 'status', 'last_error'),
-      await newest.innerHTML(),
-    );
     // Skipped: the erasure took the deal's earlier stage with it, so "becomes WON" cannot tell.
     await newest.locator('.b-skipped').waitFor({ timeout: 15_000 });
     await expect(frame().locator('#no-events').count()).resolves.toBe(0);
