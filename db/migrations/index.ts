@@ -30,6 +30,7 @@ import * as m0029 from './0029-aged-breakers-and-codes.js';
 import * as m0030 from './0030-offline-net-schedule.js';
 import * as m0031 from './0031-sweep-owner.js';
 import * as m0032 from './0032-event-queued-at.js';
+import * as m0033 from './0033-backlog-waits-from-replay.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -64,4 +65,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0030-offline-net-schedule', module: m0030 },
   { name: '0031-sweep-owner', module: m0031 },
   { name: '0032-event-queued-at', module: m0032 },
+  { name: '0033-backlog-waits-from-replay', module: m0033 },
 ];

@@ -12,7 +12,8 @@ import { isPg } from '../connect.js';
  *
  * Kinds (table `rollups`, migration 0016):
  * - `ev`   events by receipt time: k1 event (none when rejected), k2 status; grains h, d, a.
- * - `pend` backlog (received, processing, unverified) by receipt hour: grain h.
+ * - `pend` backlog (received, processing, unverified) by the hour it waits from: its last
+ *          replay (`queued_at`, migration 0033), else its receipt; grain h.
  * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
  * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
  *          (`+Inf` last), n count, s sum of ms, mx largest ms; grains m, h.
@@ -55,6 +56,15 @@ const evKey = (e: Pick<EventState, 'event' | 'status'>): string =>
 const EV_KEY_SQL = `case when status = 'rejected' then '' else event end`;
 
 export const BACKLOG: readonly string[] = ['received', 'processing', 'unverified'];
+/**
+ * BACKLOG as SQL, written out: the partial index `events_backlog_requeued` (migration 0033)
+ * serves a query only when its WHERE holds these very terms, literals and not parameters.
+ */
+const REQUEUED_BACKLOG_SQL =
+  "queued_at is not null and status in ('received', 'processing', 'unverified')";
+/** Since when a backlog event waits: its last replay, else its receipt. */
+const waitsFrom = (e: Pick<EventState, 'received_at' | 'queued_at'>): number =>
+  e.queued_at ?? e.received_at;
 const FINAL_FOR_SLA: readonly string[] = ['processed', 'failed'];
 /** Whether an event's rule matches are judged against their SLA (the `sla` and `late` rows). */
 const judgedForSla = (e: Pick<EventState, 'status' | 'sla_done_at'>): boolean =>
@@ -141,7 +151,7 @@ export class RollupDeltas {
   event(e: EventState, matches: readonly MatchState[], sign: number): void {
     const p = e.portal_id;
     this.add('ev', ['h', 'd', 'a'], p, e.received_at, evKey(e), e.status, sign);
-    if (BACKLOG.includes(e.status)) this.add('pend', ['h'], p, e.received_at, '', '', sign);
+    if (BACKLOG.includes(e.status)) this.add('pend', ['h'], p, waitsFrom(e), '', '', sign);
     if (e.source !== 'online') this.add('src', ['a'], p, 0, e.source, '', sign);
     // Processing time counts from the event's last queueing (a replay a week later took
     // seconds, not a week); the SLA below counts from its receipt.
@@ -434,9 +444,9 @@ export async function recountRollups(
     'pend',
     ['h'],
     await q(
-      `select portal_id as p, ${hour('received_at')} as b, count(*) as n from events
-        where status in ('received', 'processing', 'unverified')${only('id')}
-        group by portal_id, ${hour('received_at')}`,
+      `select portal_id as p, ${hour('coalesce(queued_at, received_at)')} as b, count(*) as n
+         from events where status in ('received', 'processing', 'unverified')${only('id')}
+        group by portal_id, ${hour('coalesce(queued_at, received_at)')}`,
     ),
   );
   put(
@@ -633,12 +643,24 @@ export async function backlogCounts(db: Knex): Promise<Map<number, number>> {
 }
 
 /**
- * received_at of the oldest event still in the backlog. The rollups say whether there is
- * one; then one index seek per backlog status finds the oldest: the portal's first event in
- * that status by id (`events_portal_status_id`; ids follow arrival), or for all portals the
- * earliest received_at (`events_status_received`). A min() over the oldest hour's events
- * instead read every backlog event of that hour: under a flood, a million rows and a
- * two-second stall of the main thread at each alert check.
+ * Since when the longest-waiting event of the backlog waits: an event replayed (or retried
+ * from the UI) since that replay, any other since its receipt. A week-old deal replayed a
+ * minute ago has waited a minute; a backlog alert or the dashboard saying a week would send
+ * the reader after the wrong thing.
+ *
+ * The rollups say whether there is a backlog, and its oldest hour (`pend`, by the hour each
+ * event waits from). Then per backlog status a few index seeks, none of which reads a
+ * stretch of the backlog:
+ * - its first event: for a portal the first by id (`events_portal_status_id`; ids follow
+ *   arrival), for all portals the earliest received (`events_status_received`). When it was
+ *   never replayed, it is the status' oldest event never replayed.
+ * - When it was replayed, the first never replayed is looked for among the events received
+ *   since the oldest backlog hour (every event never replayed that waits was received since
+ *   then): the replayed events passed on the way are those received since that hour, few.
+ * - The earliest replay among the replayed backlog (`events_backlog_requeued` and
+ *   `events_backlog_requeued_at`, partial indexes holding those events only, migration 0033).
+ * A min() over the oldest hour's events read every backlog event of that hour: under a
+ * flood, a million rows and a two-second stall of the main thread at each alert check.
  */
 export async function oldestPendingAt(
   db: Knex,
@@ -650,21 +672,54 @@ export async function oldestPendingAt(
   ).first()) as { b: unknown } | undefined;
   const hour = num(r?.b);
   if (hour === null) return undefined;
+  const scoped = (q: Knex.QueryBuilder) => {
+    if (portalId === null) q.whereNull('portal_id');
+    else if (portalId !== undefined) q.where('portal_id', portalId);
+    return q;
+  };
   let oldest: number | null = null;
-  for (const status of BACKLOG) {
-    const q = db('events').where('status', status);
-    if (portalId === undefined) q.orderBy('received_at');
-    else {
-      if (portalId === null) q.whereNull('portal_id');
-      else q.where('portal_id', portalId);
-      q.orderBy('id');
-    }
-    const t = num(
-      ((await q.first('received_at')) as { received_at: unknown } | undefined)?.received_at,
-    );
+  const seen = (row: Raw[number] | undefined, column: string) => {
+    const t = num(row?.[column]);
     if (t !== null && (oldest === null || t < oldest)) oldest = t;
+  };
+  type Row = Raw[number] | undefined;
+  for (const status of BACKLOG) {
+    const q = scoped(db('events').where('status', status));
+    q.orderBy(portalId === undefined ? 'received_at' : 'id');
+    const first = (await q.first('received_at', 'queued_at')) as Row;
+    if (!first) continue;
+    if (num(first.queued_at) === null) seen(first, 'received_at');
+    else seen((await firstNeverReplayed(db, portalId, status, hour)) as Row, 'received_at');
+    if (portalId === undefined) {
+      const q = db('events').where('status', status).whereRaw(REQUEUED_BACKLOG_SQL);
+      seen((await q.orderBy('queued_at').first('queued_at')) as Row, 'queued_at');
+    }
+  }
+  if (portalId !== undefined) {
+    const q = scoped(db('events').whereRaw(REQUEUED_BACKLOG_SQL));
+    seen((await q.orderBy('queued_at').first('queued_at')) as Row, 'queued_at');
   }
   return oldest ?? hour;
+}
+
+/** The first event in `status` received since `since` and never replayed (see above). */
+function firstNeverReplayed(
+  db: Knex,
+  portalId: number | null | undefined,
+  status: string,
+  since: number,
+) {
+  const q = db('events').where('status', status).whereNull('queued_at');
+  if (portalId === undefined)
+    return q.where('received_at', '>=', since).orderBy('received_at').first('received_at');
+  const mine = (x: Knex.QueryBuilder) =>
+    portalId === null ? x.whereNull('portal_id') : x.where('portal_id', portalId);
+  // From the first id received since then on: ids follow arrival.
+  const from = mine(db('events').where('received_at', '>=', since))
+    .orderBy('received_at')
+    .limit(1)
+    .select('id');
+  return mine(q).where('id', '>=', from).orderBy('id').first('received_at');
 }
 
 /** Portals one statement of oldestPendingByPortal looks up (its bound parameters). */
@@ -673,8 +728,9 @@ const OLDEST_CHUNK = 500;
 /**
  * oldestPendingAt of every portal with a backlog, by portal id (known portals only): the
  * rollups' oldest backlog hour of each in one read, then per 500 portals one statement whose
- * subqueries make the same index seeks (`events_portal_status_id`) as oldestPendingAt. For
- * `status`, where one lookup per portal was four queries each, 20,000 with 5,000 portals.
+ * subqueries make the same index seeks (`events_portal_status_id`) as oldestPendingAt, and one
+ * for their earliest replays (`events_backlog_requeued`). For `status`, where one lookup per
+ * portal was four queries each, 20,000 with 5,000 portals.
  */
 export async function oldestPendingByPortal(db: Knex): Promise<Map<number, number>> {
   const hours = (await db('rollups')
@@ -687,11 +743,10 @@ export async function oldestPendingByPortal(db: Knex): Promise<Map<number, numbe
   const out = new Map<number, number>();
   for (let i = 0; i < hours.length; i += OLDEST_CHUNK) {
     const chunk = hours.slice(i, i + OLDEST_CHUNK);
+    const ids = chunk.map((r) => Number(r.p));
+    // Each status' first event's receipt, or -1 when that event was replayed.
     const firsts = (await db('portals as p')
-      .whereIn(
-        'p.id',
-        chunk.map((r) => Number(r.p)),
-      )
+      .whereIn('p.id', ids)
       .select(
         { p: 'p.id' },
         ...BACKLOG.map((status, k) =>
@@ -700,22 +755,31 @@ export async function oldestPendingByPortal(db: Knex): Promise<Map<number, numbe
             .where('e.status', status)
             .orderBy('e.id')
             .limit(1)
-            .select('e.received_at')
+            .select(db.raw('case when e.queued_at is null then e.received_at else -1 end'))
             .as(`t${k}`),
         ),
       )) as Raw;
+    const requeued = (await db('events')
+      .whereIn('portal_id', ids)
+      .whereRaw(REQUEUED_BACKLOG_SQL)
+      .select({ p: 'portal_id' })
+      .min({ q: 'queued_at' })
+      .groupBy('portal_id')) as Raw;
     const byPortal = new Map(firsts.map((r) => [Number(r.p), r]));
+    const requeuedOf = new Map(requeued.map((r) => [Number(r.p), num(r.q)]));
     for (const h of chunk) {
       const p = Number(h.p);
       const r = byPortal.get(p);
-      let oldest: number | null = null;
-      for (let k = 0; k < BACKLOG.length; k++) {
-        const t = num(r?.[`t${k}`]);
-        if (t !== null && (oldest === null || t < oldest)) oldest = t;
+      const times = BACKLOG.map((_, k) => num(r?.[`t${k}`]));
+      // A status whose first event was replayed: that portal is looked up on its own (rare).
+      if (times.some((t) => t !== null && t < 0)) {
+        const t = await oldestPendingAt(db, p);
+        if (t !== undefined) out.set(p, t);
+        continue;
       }
-      const hour = num(h.b);
-      if (oldest !== null) out.set(p, oldest);
-      else if (hour !== null) out.set(p, hour);
+      let oldest = requeuedOf.get(p) ?? null;
+      for (const t of times) if (t !== null && (oldest === null || t < oldest)) oldest = t;
+      out.set(p, oldest ?? Number(h.b));
     }
   }
   return out;

@@ -9,6 +9,8 @@ import {
   changeEvents,
   countNewEvents,
   countsByStatus,
+  listRollups,
+  oldestPendingAt,
 } from '../../db/stores/rollups.js';
 import { createTestDatabase, onPg } from '../helpers/pg.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -201,3 +203,60 @@ describe('upgrading a database from before the rollups (0016)', () => {
     }, 120_000);
   },
 );
+
+describe('upgrading a database across 0033 (a replayed event waits from its replay)', () => {
+  it("moves the backlog count of a replayed event still waiting to its replay's hour", async () => {
+    await withDb(async (db) => {
+      await migrateBefore(db, '0033-backlog-waits-from-replay');
+      const [p] = await db('portals')
+        .insert({
+          member_id: 'm33',
+          domain: 'm33.bitrix24.com',
+          status: 'installed',
+          updated_at: 1,
+        })
+        .returning('id');
+      const portalId = typeof p === 'object' ? (p as { id: number }).id : (p as number);
+      const H = 3_600_000;
+      const ev = (i: number, status: string, queuedAt: number | null) => ({
+        portal_id: portalId,
+        member_id: 'm33',
+        event: 'ONCRMDEALUPDATE',
+        entity_type: 'deal',
+        entity_id: String(i),
+        status,
+        attempts: 0,
+        received_at: 100 * H + i,
+        queued_at: queuedAt,
+      });
+      // Waiting: one never replayed, two replayed at 103 h; one replayed and done since.
+      const ids = (
+        await db('events')
+          .insert([
+            ev(1, 'received', null),
+            ev(2, 'received', 103 * H + 5),
+            ev(3, 'processing', 103 * H + 9),
+            ev(4, 'processed', 103 * H + 9),
+          ])
+          .returning('id')
+      ).map((r) => (typeof r === 'object' ? (r as { id: number }).id : (r as number)));
+      // The backlog row as 0032's code kept it: by receipt hour.
+      expect(ids).toHaveLength(4);
+      await db('rollups').insert({
+        ...{ kind: 'pend', grain: 'h', portal_id: portalId, bucket: 100 * H },
+        ...{ k1: '', k2: '', n: 3, s: 0, mx: 0 },
+      });
+
+      await migrateToLatest(db);
+
+      const pend = (await listRollups(db))
+        .filter((r) => r.kind === 'pend' && r.n !== 0)
+        .map((r) => [r.bucket, r.n]);
+      expect(pend).toEqual([
+        [100 * H, 1],
+        [103 * H, 2],
+      ]);
+      expect(await oldestPendingAt(db, portalId)).toBe(100 * H + 1);
+    });
+  });
+});
