@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { RANGE_ID_MARGIN_MS } from './arrival.js';
 import {
   applyEventFilter,
   maxEventId,
@@ -143,16 +144,14 @@ export async function logPage(
   return { rows, nextBeforeId: floor > 1 ? floor : undefined, newerAfterId };
 }
 
+export { RANGE_ID_MARGIN_MS };
+
 /**
  * Ids are handed out in arrival order and `received_at` is the arrival time, so a time range
  * is an id range, found with two index seeks; the page then walks ids down from its top like
- * any other page instead of reading every event of the range. Two instances or a slow group
- * commit can store an arrival a little after later ones, by at most this margin: an event
- * received this long before the range (after it) was stored before (after) every event of the
- * range, so its id bounds the range. The exact `received_at` bounds still filter the rows.
+ * any other page instead of reading every event of the range (bounded with
+ * RANGE_ID_MARGIN_MS, ./arrival.ts). The exact `received_at` bounds still filter the rows.
  */
-export const RANGE_ID_MARGIN_MS = 5 * 60_000;
-
 async function receivedIdBounds(
   db: Knex,
   filter: LogFilter,

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { isPg } from '../connect.js';
+import { RANGE_ID_MARGIN_MS } from './arrival.js';
 
 /**
  * Rollups (db/README.md#figures-without-scans): counters the readers (dashboard, alert monitor, SLA
@@ -12,8 +13,10 @@ import { isPg } from '../connect.js';
  *
  * Kinds (table `rollups`, migration 0016):
  * - `ev`   events by receipt time: k1 event (none when rejected), k2 status; grains h, d, a.
- * - `pend` backlog (received, processing, unverified) by the hour it waits from: its last
- *          replay (`queued_at`, migration 0033), else its receipt; grain h.
+ * - `pend` backlog (received, processing, unverified) by the hour it waits from: k1 `r` for
+ *          an event replayed since it came in, by the hour of its last replay (`queued_at`,
+ *          migration 0033); k1 empty for any other, by its receipt hour; k2 its status;
+ *          grain h.
  * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
  * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
  *          (`+Inf` last), n count, s sum of ms, mx largest ms; grains m, h.
@@ -62,9 +65,8 @@ export const BACKLOG: readonly string[] = ['received', 'processing', 'unverified
  */
 const REQUEUED_BACKLOG_SQL =
   "queued_at is not null and status in ('received', 'processing', 'unverified')";
-/** Since when a backlog event waits: its last replay, else its receipt. */
-const waitsFrom = (e: Pick<EventState, 'received_at' | 'queued_at'>): number =>
-  e.queued_at ?? e.received_at;
+/** `pend`'s k1: `r` for an event replayed since it came in. */
+const REPLAYED_SQL = `case when queued_at is null then '' else 'r' end`;
 const FINAL_FOR_SLA: readonly string[] = ['processed', 'failed'];
 /** Whether an event's rule matches are judged against their SLA (the `sla` and `late` rows). */
 const judgedForSla = (e: Pick<EventState, 'status' | 'sla_done_at'>): boolean =>
@@ -151,7 +153,11 @@ export class RollupDeltas {
   event(e: EventState, matches: readonly MatchState[], sign: number): void {
     const p = e.portal_id;
     this.add('ev', ['h', 'd', 'a'], p, e.received_at, evKey(e), e.status, sign);
-    if (BACKLOG.includes(e.status)) this.add('pend', ['h'], p, waitsFrom(e), '', '', sign);
+    if (BACKLOG.includes(e.status)) {
+      const replayed = e.queued_at !== null;
+      const at = replayed ? e.queued_at! : e.received_at;
+      this.add('pend', ['h'], p, at, replayed ? 'r' : '', e.status, sign);
+    }
     if (e.source !== 'online') this.add('src', ['a'], p, 0, e.source, '', sign);
     // Processing time counts from the event's last queueing (a replay a week later took
     // seconds, not a week); the SLA below counts from its receipt.
@@ -444,9 +450,10 @@ export async function recountRollups(
     'pend',
     ['h'],
     await q(
-      `select portal_id as p, ${hour('coalesce(queued_at, received_at)')} as b, count(*) as n
+      `select portal_id as p, ${hour('coalesce(queued_at, received_at)')} as b, ${REPLAYED_SQL} as k1,
+              status as k2, count(*) as n
          from events where status in ('received', 'processing', 'unverified')${only('id')}
-        group by portal_id, ${hour('coalesce(queued_at, received_at)')}`,
+        group by portal_id, ${hour('coalesce(queued_at, received_at)')}, ${REPLAYED_SQL}, status`,
     ),
   );
   put(
@@ -643,22 +650,32 @@ export async function backlogCounts(db: Knex): Promise<Map<number, number>> {
 }
 
 /**
+ * Backlog events of one status oldestPendingAt reads at most to find the first never
+ * replayed among replayed ones (then it settles for that one's hour).
+ */
+export const OLDEST_WINDOW_ROWS = 200;
+
+/**
  * Since when the longest-waiting event of the backlog waits: an event replayed (or retried
  * from the UI) since that replay, any other since its receipt. A week-old deal replayed a
  * minute ago has waited a minute; a backlog alert or the dashboard saying a week would send
  * the reader after the wrong thing.
  *
- * The rollups say whether there is a backlog, and its oldest hour (`pend`, by the hour each
- * event waits from). Then per backlog status a few index seeks, none of which reads a
- * stretch of the backlog:
- * - its first event: for a portal the first by id (`events_portal_status_id`; ids follow
- *   arrival), for all portals the earliest received (`events_status_received`). When it was
- *   never replayed, it is the status' oldest event never replayed.
- * - When it was replayed, the first never replayed is looked for among the events received
- *   since the oldest backlog hour (every event never replayed that waits was received since
- *   then): the replayed events passed on the way are those received since that hour, few.
- * - The earliest replay among the replayed backlog (`events_backlog_requeued` and
- *   `events_backlog_requeued_at`, partial indexes holding those events only, migration 0033).
+ * The rollups say whether there is a backlog, and per status the oldest hour of its events
+ * never replayed (`pend` rows with k1 empty). Then index reads, none of which grows with the
+ * backlog:
+ * - the earliest replay among the replayed backlog (`events_backlog_requeued` per portal,
+ *   `events_backlog_requeued_at` per status for all portals: partial indexes holding those
+ *   events only, migration 0033);
+ * - per backlog status with events never replayed, its first event: for a portal the first by id
+ *   (`events_portal_status_id`; ids follow arrival), for all portals the earliest received
+ *   (`events_status_received`). When it was never replayed, it is the oldest of its status.
+ * - When it was replayed, the status' events never replayed were all received since their
+ *   oldest hour: the status' events from there on (by id from the last event received
+ *   RANGE_ID_MARGIN_MS before it, or by receipt), at most OLDEST_WINDOW_ROWS of them. If
+ *   replayed events fill all of those, that hour stands for the answer: at most an hour
+ *   early, while more replayed events than that, received after the oldest event never
+ *   replayed and in the same status, wait with it.
  * A min() over the oldest hour's events read every backlog event of that hour: under a
  * flood, a million rows and a two-second stall of the main thread at each alert check.
  */
@@ -666,60 +683,77 @@ export async function oldestPendingAt(
   db: Knex,
   portalId?: number | null,
 ): Promise<number | undefined> {
-  const r = (await portalScope(
-    db('rollups').where({ kind: 'pend', grain: 'h' }).where('n', '>', 0).min({ b: 'bucket' }),
+  const hours = (await portalScope(
+    db('rollups').where({ kind: 'pend', grain: 'h' }).where('n', '>', 0),
     portalId,
-  ).first()) as { b: unknown } | undefined;
-  const hour = num(r?.b);
-  if (hour === null) return undefined;
+  )
+    .select('k1', 'k2')
+    .min({ b: 'bucket' })
+    .groupBy('k1', 'k2')) as Raw;
+  if (hours.length === 0) return undefined;
+  // Per status, the oldest hour of its events never replayed.
+  const neverReplayedSince = new Map(
+    hours.filter((h) => String(h.k1) === '').map((h) => [String(h.k2), Number(h.b)]),
+  );
   const scoped = (q: Knex.QueryBuilder) => {
     if (portalId === null) q.whereNull('portal_id');
     else if (portalId !== undefined) q.where('portal_id', portalId);
     return q;
   };
   let oldest: number | null = null;
-  const seen = (row: Raw[number] | undefined, column: string) => {
-    const t = num(row?.[column]);
-    if (t !== null && (oldest === null || t < oldest)) oldest = t;
+  const seen = (t: number | null | undefined) => {
+    if (t !== null && t !== undefined && (oldest === null || t < oldest)) oldest = t;
   };
   type Row = Raw[number] | undefined;
+  const earliestReplay = (q: Knex.QueryBuilder) =>
+    q.whereRaw(REQUEUED_BACKLOG_SQL).orderBy('queued_at').first('queued_at') as Promise<Row>;
+  if (portalId !== undefined) seen(num((await earliestReplay(scoped(db('events'))))?.queued_at));
   for (const status of BACKLOG) {
+    if (portalId === undefined) {
+      seen(num((await earliestReplay(db('events').where('status', status)))?.queued_at));
+    }
+    const since = neverReplayedSince.get(status);
+    if (since === undefined) continue;
     const q = scoped(db('events').where('status', status));
     q.orderBy(portalId === undefined ? 'received_at' : 'id');
     const first = (await q.first('received_at', 'queued_at')) as Row;
     if (!first) continue;
-    if (num(first.queued_at) === null) seen(first, 'received_at');
-    else seen((await firstNeverReplayed(db, portalId, status, hour)) as Row, 'received_at');
-    if (portalId === undefined) {
-      const q = db('events').where('status', status).whereRaw(REQUEUED_BACKLOG_SQL);
-      seen((await q.orderBy('queued_at').first('queued_at')) as Row, 'queued_at');
-    }
+    if (num(first.queued_at) === null) seen(num(first.received_at));
+    else seen(await firstNeverReplayed(db, portalId, status, since));
   }
-  if (portalId !== undefined) {
-    const q = scoped(db('events').whereRaw(REQUEUED_BACKLOG_SQL));
-    seen((await q.orderBy('queued_at').first('queued_at')) as Row, 'queued_at');
-  }
-  return oldest ?? hour;
+  return oldest ?? Math.min(...hours.map((h) => Number(h.b)));
 }
 
-/** The first event in `status` received since `since` and never replayed (see above). */
-function firstNeverReplayed(
+/**
+ * The receipt of the first event in `status` never replayed, among at most
+ * OLDEST_WINDOW_ROWS of the status' events received since `hour` (see oldestPendingAt):
+ * undefined when there is none, `hour` when replayed events fill the window.
+ */
+async function firstNeverReplayed(
   db: Knex,
   portalId: number | null | undefined,
   status: string,
-  since: number,
-) {
-  const q = db('events').where('status', status).whereNull('queued_at');
-  if (portalId === undefined)
-    return q.where('received_at', '>=', since).orderBy('received_at').first('received_at');
-  const mine = (x: Knex.QueryBuilder) =>
-    portalId === null ? x.whereNull('portal_id') : x.where('portal_id', portalId);
-  // From the first id received since then on: ids follow arrival.
-  const from = mine(db('events').where('received_at', '>=', since))
-    .orderBy('received_at')
-    .limit(1)
-    .select('id');
-  return mine(q).where('id', '>=', from).orderBy('id').first('received_at');
+  hour: number,
+): Promise<number | undefined> {
+  const q = db('events').where('status', status);
+  if (portalId === undefined) q.where('received_at', '>=', hour).orderBy('received_at');
+  else {
+    const mine = (x: Knex.QueryBuilder) =>
+      portalId === null ? x.whereNull('portal_id') : x.where('portal_id', portalId);
+    const before = (await mine(db('events'))
+      .where('received_at', '<=', hour - RANGE_ID_MARGIN_MS)
+      .orderBy('received_at', 'desc')
+      .first('id')) as Raw[number] | undefined;
+    mine(q).orderBy('id');
+    if (before) q.where('id', '>', Number(before.id));
+  }
+  const rows = (await q.limit(OLDEST_WINDOW_ROWS).select('received_at', 'queued_at')) as Raw;
+  let first: number | undefined;
+  for (const r of rows) {
+    const t = Number(r.received_at);
+    if (num(r.queued_at) === null && (first === undefined || t < first)) first = t;
+  }
+  return first ?? (rows.length === OLDEST_WINDOW_ROWS ? hour : undefined);
 }
 
 /** Portals one statement of oldestPendingByPortal looks up (its bound parameters). */
@@ -728,9 +762,9 @@ const OLDEST_CHUNK = 500;
 /**
  * oldestPendingAt of every portal with a backlog, by portal id (known portals only): the
  * rollups' oldest backlog hour of each in one read, then per 500 portals one statement whose
- * subqueries make the same index seeks (`events_portal_status_id`) as oldestPendingAt, and one
- * for their earliest replays (`events_backlog_requeued`). For `status`, where one lookup per
- * portal was four queries each, 20,000 with 5,000 portals.
+ * subqueries make the same index seeks as oldestPendingAt (a portal whose status begins with
+ * a replayed event is then looked up on its own). For `status`, where one lookup per portal
+ * was four queries each, 20,000 with 5,000 portals.
  */
 export async function oldestPendingByPortal(db: Knex): Promise<Map<number, number>> {
   const hours = (await db('rollups')
@@ -758,15 +792,16 @@ export async function oldestPendingByPortal(db: Knex): Promise<Map<number, numbe
             .select(db.raw('case when e.queued_at is null then e.received_at else -1 end'))
             .as(`t${k}`),
         ),
+        // The earliest replay among its replayed backlog (events_backlog_requeued).
+        db('events as e')
+          .whereRaw('e.portal_id = p.id')
+          .whereRaw(REQUEUED_BACKLOG_SQL)
+          .orderBy('e.queued_at')
+          .limit(1)
+          .select('e.queued_at')
+          .as('rq'),
       )) as Raw;
-    const requeued = (await db('events')
-      .whereIn('portal_id', ids)
-      .whereRaw(REQUEUED_BACKLOG_SQL)
-      .select({ p: 'portal_id' })
-      .min({ q: 'queued_at' })
-      .groupBy('portal_id')) as Raw;
     const byPortal = new Map(firsts.map((r) => [Number(r.p), r]));
-    const requeuedOf = new Map(requeued.map((r) => [Number(r.p), num(r.q)]));
     for (const h of chunk) {
       const p = Number(h.p);
       const r = byPortal.get(p);
@@ -777,7 +812,7 @@ export async function oldestPendingByPortal(db: Knex): Promise<Map<number, numbe
         if (t !== undefined) out.set(p, t);
         continue;
       }
-      let oldest = requeuedOf.get(p) ?? null;
+      let oldest = num(r?.rq);
       for (const t of times) if (t !== null && (oldest === null || t < oldest)) oldest = t;
       out.set(p, oldest ?? Number(h.b));
     }

@@ -153,8 +153,10 @@ const EN = {
   'ev.queuedAt': 'Replayed',
   'ev.refreshing': 'The event waits or is being processed; this page updates by itself.',
   'ev.ended': 'The session has ended: reopen the page to see the new status.',
-  'ev.paused': 'This page stopped updating after 10 minutes: reload it to see the new status.',
-  'ev.gone': 'This event is no longer in the log: it was erased or removed by retention.',
+  'ev.paused':
+    'This page stopped updating after 10 minutes: open the event again from the log to see its new status.',
+  'ev.gone':
+    'This event is no longer in the log: it was erased, or it was a copy of another delivery and was merged into it.',
   'ev.startedAt': 'Started',
   'ev.source': 'Source',
   'deal.title': 'Events of deal',
@@ -451,8 +453,9 @@ const RU: Record<MessageKey, string> = {
   'ev.refreshing': 'Событие ждёт или обрабатывается; страница обновится сама.',
   'ev.ended': 'Сеанс завершён: откройте страницу заново, чтобы увидеть новый статус.',
   'ev.paused':
-    'Страница перестала обновляться через 10 минут: обновите её, чтобы увидеть новый статус.',
-  'ev.gone': 'Этого события больше нет в журнале: оно удалено по запросу или по сроку хранения.',
+    'Страница перестала обновляться через 10 минут: откройте событие из журнала снова, чтобы увидеть новый статус.',
+  'ev.gone':
+    'Этого события больше нет в журнале: оно удалено по запросу или оказалось копией другой доставки и объединено с ней.',
   'ev.startedAt': 'Начато',
   'ev.source': 'Источник',
   'deal.title': 'События сделки',

@@ -251,10 +251,12 @@ describe('upgrading a database across 0033 (a replayed event waits from its repl
 
       const pend = (await listRollups(db))
         .filter((r) => r.kind === 'pend' && r.n !== 0)
-        .map((r) => [r.bucket, r.n]);
+        .map((r) => [r.bucket, r.k1, r.k2, r.n])
+        .sort((x, y) => String(x).localeCompare(String(y)));
       expect(pend).toEqual([
-        [100 * H, 1],
-        [103 * H, 2],
+        [100 * H, '', 'received', 1],
+        [103 * H, 'r', 'processing', 1],
+        [103 * H, 'r', 'received', 1],
       ]);
       expect(await oldestPendingAt(db, portalId)).toBe(100 * H + 1);
     });
