@@ -31,6 +31,7 @@ import * as m0030 from './0030-offline-net-schedule.js';
 import * as m0031 from './0031-sweep-owner.js';
 import * as m0032 from './0032-event-queued-at.js';
 import * as m0033 from './0033-backlog-waits-from-replay.js';
+import * as m0034 from './0034-erased-entities.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -66,4 +67,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0031-sweep-owner', module: m0031 },
   { name: '0032-event-queued-at', module: m0032 },
   { name: '0033-backlog-waits-from-replay', module: m0033 },
+  { name: '0034-erased-entities', module: m0034 },
 ];

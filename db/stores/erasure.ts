@@ -59,6 +59,26 @@ export async function eraseEvents(
   return counts;
 }
 
+/** erased_entities' key for a whole portal's erasure. */
+export const ALL_RECORDS: ErasedEntity = { type: '*', id: '*' };
+
+/**
+ * Remembers that a record's data (ALL_RECORDS: the portal's) was erased at `at`: a recovery
+ * sweep or an offline queue then takes the record's changes made before it as covered
+ * (migration 0034), instead of queuing the erased record again.
+ */
+export async function recordErasure(
+  db: Knex,
+  portalId: number,
+  entity: ErasedEntity,
+  at: number,
+): Promise<void> {
+  await db('erased_entities')
+    .insert({ portal_id: portalId, entity_type: entity.type, entity_id: entity.id, erased_at: at })
+    .onConflict(['portal_id', 'entity_type', 'entity_id'])
+    .merge({ erased_at: at });
+}
+
 /** What belongs to one record besides its events: its snapshot and the loop guard's writes. */
 export async function eraseEntityRows(
   db: Knex,

@@ -264,6 +264,27 @@ export async function latestCoveringReceipt(
   for (const r of rows) {
     if (r.latest !== null) out.set(String(r.entity_id), Number(r.latest));
   }
+  // An erasure covers every change made before it (migration 0034): its events are gone on
+  // purpose, not missed.
+  const erased = (await db('erased_entities')
+    .where('portal_id', portalId)
+    .where((q) =>
+      q
+        .where((w) => w.where('entity_type', entityType).whereIn('entity_id', [...ids]))
+        .orWhere((w) => w.where({ entity_type: '*', entity_id: '*' })),
+    )
+    .select('entity_type', 'entity_id', 'erased_at')) as Array<{
+    entity_type: string;
+    entity_id: string;
+    erased_at: number | string;
+  }>;
+  const later = (id: string, at: number) => {
+    if (at > (out.get(id) ?? -Infinity)) out.set(id, at);
+  };
+  for (const e of erased) {
+    if (e.entity_type === '*') for (const id of ids) later(id, Number(e.erased_at));
+    else later(String(e.entity_id), Number(e.erased_at));
+  }
   return out;
 }
 

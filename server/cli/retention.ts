@@ -1,6 +1,7 @@
 import { isSqlite } from '../../db/connect.js';
 import { databaseSize, fullVacuum, type TableCounts } from '../../db/stores/retention.js';
 import type { Deps } from '../deps.js';
+import { ENTITY_TYPES } from '../lib/entity-types.js';
 import { eraseEntityData, erasePortalData, parseEntityRef } from '../retention/erase.js';
 import { prune } from '../retention/prune.js';
 import { requirePortal, str, type CommandContext } from './context.js';
@@ -73,7 +74,9 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   const ref = str(flags, 'entity');
   const entity = ref === undefined ? undefined : parseEntityRef(ref);
   if (ref !== undefined && !entity) {
-    throw new UsageError(`--entity must be TYPE:ID such as deal:42, got "${ref}"`);
+    throw new UsageError(
+      `--entity must be TYPE:ID such as deal:42, TYPE one of ${ENTITY_TYPES.join(', ')} or dynamic:<entityTypeId>; got "${ref}"`,
+    );
   }
   const portal = await requirePortal(deps, memberId);
   const { tables, redacted } = entity

@@ -1,3 +1,5 @@
+import { CRM_TYPES } from '../lib/entity-types.js';
+
 /**
  * What an event is about, from its name and `data` (each event's page in bitrix24/b24restdocs,
  * e.g. api-reference/crm/deals/events/on-crm-deal-update.md).
@@ -9,21 +11,6 @@ export interface EntityRef {
 
 /** A deletion (`ONCRMDEALDELETE`, `ONCRMDYNAMICITEMDELETE_1038`): its entity cannot be read. */
 export const isDeleteEvent = (event: string): boolean => /DELETE(_\d+)?$/.test(event);
-
-const CRM_TYPES: ReadonlyArray<[string, string]> = [
-  ['ONCRMDEALRECURRING', 'deal_recurring'],
-  ['ONCRMDEAL', 'deal'],
-  ['ONCRMLEAD', 'lead'],
-  ['ONCRMCONTACT', 'contact'],
-  ['ONCRMCOMPANY', 'company'],
-  ['ONCRMQUOTE', 'quote'],
-  ['ONCRMINVOICE', 'invoice'],
-  ['ONCRMACTIVITY', 'activity'],
-  ['ONCRMTIMELINECOMMENT', 'timeline_comment'],
-  ['ONTASKCOMMENT', 'task_comment'],
-  ['ONTASK', 'task'],
-  ['ONAPP', 'app'],
-];
 
 const idOf = (v: unknown): string | null => {
   if (typeof v === 'string' && /^[A-Za-z0-9_-]{1,32}$/.test(v) && v !== 'undefined') return v;

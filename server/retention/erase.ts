@@ -1,10 +1,12 @@
 import { forgetPortalSeries } from '../metrics.js';
 import type { Deps } from '../deps.js';
 import {
+  ALL_RECORDS,
   eraseEntityRows,
   eraseEvents,
   erasePortalInstallation,
   erasePortalRecords,
+  recordErasure,
   type ErasedEntity,
 } from '../../db/stores/erasure.js';
 import { forgetDestinationErrors, redactAlertTexts } from '../../db/stores/erasure-texts.js';
@@ -17,6 +19,7 @@ import {
   type TableCounts,
 } from '../../db/stores/retention.js';
 import type { PortalRow } from '../../db/stores/portals.js';
+import { isEntityType } from '../lib/entity-types.js';
 
 /** Events per transaction while erasing. */
 const ERASE_BATCH = 500;
@@ -41,14 +44,15 @@ async function dropFreedPages(deps: Deps): Promise<void> {
 
 /**
  * `deal:42`, `dynamic:128:7` → the entity type as events store it and the id; undefined when
- * the text is not TYPE:ID.
+ * the text is not TYPE:ID of a type events are stored under (`deals:3` erased nothing and
+ * said so with exit 0).
  */
 export function parseEntityRef(ref: string): ErasedEntity | undefined {
   const i = ref.lastIndexOf(':');
   if (i <= 0 || i === ref.length - 1) return undefined;
   const type = ref.slice(0, i).trim().toLowerCase();
   const id = ref.slice(i + 1).trim();
-  if (!/^[a-z_]+(:\d+)?$/.test(type) || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) return undefined;
+  if (!isEntityType(type) || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) return undefined;
   return { type, id };
 }
 
@@ -72,6 +76,7 @@ export async function erasePortalData(
   const tables = await eraseEvents(deps.db, portal, undefined, ERASE_BATCH, keepEventId);
   addCounts(tables, await erasePortalRecords(deps.db, portal, ERASE_BATCH, keepEventId));
   const redacted = addCounts({}, await forgetDestinationErrors(deps.db, portal));
+  await recordErasure(deps.db, portal.id, ALL_RECORDS, deps.clock.now().getTime());
   await dropFreedPages(deps);
   deps.logger.info({ memberId: portal.member_id, tables, redacted }, 'erased portal data');
   return { tables, redacted };
@@ -97,6 +102,7 @@ export async function eraseEntityData(
     await redactAlertTexts(deps.db, portal.id, erased),
     await forgetDestinationErrors(deps.db, portal),
   );
+  await recordErasure(deps.db, portal.id, entity, deps.clock.now().getTime());
   await dropFreedPages(deps);
   deps.logger.info(
     { memberId: portal.member_id, entity: `${entity.type}:${entity.id}`, tables, redacted },

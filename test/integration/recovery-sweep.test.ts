@@ -3,6 +3,8 @@ import { once } from 'node:events';
 import os from 'node:os';
 import { describe, expect, it } from '@jest/globals';
 import { bitrixTime } from '../../server/recovery/sweep.js';
+import { eraseEntityData, erasePortalData } from '../../server/retention/erase.js';
+import { findPortalByMemberId } from '../../db/stores/portals.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
 import { runCliIn } from '../helpers/cli.js';
@@ -223,6 +225,41 @@ describe('downtime sweep', () => {
       'Alpha',
       'Beta',
     ]);
+  });
+
+  /**
+   * An erasure request removed a deal's events; the next sweep found the deal changed with
+   * no event covering it, queued it again and sent it to the accounting system once more.
+   */
+  it('does not bring back a record, or a portal, whose data was erased on request', async () => {
+    await s.h.services.recovery.start();
+    const ids = await seedDeals(3);
+    const sweep = async () =>
+      (await s.h.services.recovery.sweeper.run({ since: Date.now() - 20 * MIN, trigger: 'cli' }))
+        .enqueued;
+    const eventsOf = async (id: string) =>
+      (await db()('events').where({ entity_type: 'deal', entity_id: id })).length;
+    const portal = (await findPortalByMemberId(db(), s.portal.memberId))!;
+    await eraseEntityData(s.h.t.deps, portal, { type: 'deal', id: ids[0]! });
+    expect(await eventsOf(ids[0]!)).toBe(0);
+    expect(await sweep()).toBe(0);
+    expect(await eventsOf(ids[0]!)).toBe(0);
+    // Control: a change made after the erasure is a change like any other, and is swept.
+    s.h.t.clock.advance(MIN);
+    s.shiftPortalTime(MIN);
+    await s.h.pauseApp();
+    await s.portal.updateDeal(ids[0]!, { TITLE: 'Changed after the erasure' });
+    await s.portal.whenIdle();
+    s.h.resumeApp();
+    expect(await sweep()).toBe(1);
+    expect(await eventsOf(ids[0]!)).toBe(1);
+    // The whole portal's data, erased on request a few minutes later (the emulated portal's
+    // clock runs ahead of the app's here): nothing of it comes back either.
+    await s.drain();
+    s.h.t.clock.advance(5 * MIN);
+    await erasePortalData(s.h.t.deps, portal);
+    expect(await sweep()).toBe(0);
+    for (const id of ids) expect(await eventsOf(id)).toBe(0);
   });
 
   it('does not sweep a restart within the threshold, and beats while running', async () => {

@@ -305,6 +305,20 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     const bad = await runCliIn(s.h.t, ['erase', '--portal', s.portal.memberId, '--entity', 'deal']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('TYPE:ID');
+    // A type events are never stored under erased nothing, and said so with exit 0.
+    for (const ref of ['deals:3', 'order:4', 'dynamic:x:5']) {
+      const typo = await runCliIn(s.h.t, ['erase', '--portal', s.portal.memberId, '--entity', ref]);
+      expect([ref, typo.code, typo.out]).toEqual([ref, 2, '']);
+      expect(typo.err).toContain('deal, lead, contact, company');
+    }
+    const smart = await runCliIn(s.h.t, [
+      'erase',
+      '--portal',
+      s.portal.memberId,
+      '--entity',
+      'dynamic:128:7',
+    ]);
+    expect(smart.code).toBe(0); // control: a smart-process item is a known type
     const unknown = await runCliIn(s.h.t, ['erase', '--portal', 'nobody']);
     // Bad usage, as for rules, replay and recover sweep.
     expect(unknown.code).toBe(2);
