@@ -133,7 +133,11 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
     attempts: r.attempts,
     receivedAt: iso(r.received_at),
     processedAt: iso(r.processed_at),
-    lastError: r.last_error,
+    // A rejected delivery has no error of its own: why it was refused (unknown_portal,
+    // token_mismatch, …) is what the operator looks for.
+    lastError:
+      r.last_error ??
+      (r.status === 'rejected' && r.reject_reason ? `rejected: ${r.reject_reason}` : null),
   }));
   if (json) io.out(JSON.stringify(out) + '\n');
   else

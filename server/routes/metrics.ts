@@ -13,7 +13,8 @@ export function metricsRoutes(deps: Deps): Router {
     const token = deps.config.metricsToken;
     if (token) {
       const header = req.get('authorization') ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+      // The scheme's name is case-insensitive (RFC 7235 §2.1): `bearer x` is `Bearer x`.
+      const given = /^bearer /i.test(header) ? header.slice(7) : '';
       if (!safeEqual(given, token)) {
         res.status(401).set('WWW-Authenticate', 'Bearer').type('text/plain').send('unauthorized\n');
         return;

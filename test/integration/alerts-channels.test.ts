@@ -113,6 +113,12 @@ describe('alert channels and metrics', () => {
     await h.services.intake.drain();
 
     expect((await request(listener).get('/metrics')).status).toBe(401);
+    // The scheme's name is case-insensitive (a lower-case `bearer` was refused); a wrong
+    // token is still refused.
+    const scrape = (auth: string) => request(listener).get('/metrics').set('Authorization', auth);
+    expect((await scrape('bearer metrics-secret')).status).toBe(200);
+    expect((await scrape('bearer metrics-secreT')).status).toBe(401);
+    expect((await scrape('Basic metrics-secret')).status).toBe(401);
     const res = await request(listener)
       .get('/metrics')
       .set('Authorization', 'Bearer metrics-secret');

@@ -179,6 +179,16 @@ describe('operator CLI', () => {
     });
   });
 
+  /** The reason was stored but `events` showed "-" and `lastError: null`. */
+  it('says why a delivery was rejected', async () => {
+    const r = await cli(t, ['events', '--status', 'rejected']);
+    expect(r.out.split('\n').find((l) => l.includes('unknown'))).toMatch(
+      /rejected: unknown_portal$/,
+    );
+    const json = JSON.parse((await cli(t, ['events', '--status', 'rejected', '--json'])).out);
+    expect(json).toEqual([expect.objectContaining({ lastError: 'rejected: unknown_portal' })]);
+  });
+
   it('lists portals, uninstalled ones included', async () => {
     const r = JSON.parse((await cli(t, ['portals', '--json'])).out);
     expect(r).toEqual([
