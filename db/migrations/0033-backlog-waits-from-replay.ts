@@ -46,11 +46,13 @@ export async function down(knex: Knex): Promise<void> {
 async function recountPend(knex: Knex, key: { bucket: string; k1: string; k2: string }) {
   if ((await knex('rollup_recounts').first('id')) !== undefined) return;
   const hour = `${key.bucket} - ${key.bucket} % ${HOUR}`;
+  // PostgreSQL refuses a constant in GROUP BY ('' for down's keys).
+  const groups = ['coalesce(portal_id, 0)', hour, key.k1, key.k2].filter((e) => !/^'/.test(e));
   await knex('rollups').where({ kind: 'pend' }).delete();
   await knex.raw(
     `insert into rollups (kind, grain, portal_id, bucket, k1, k2, n, s, mx)
      select 'pend', 'h', coalesce(portal_id, 0), ${hour}, ${key.k1}, ${key.k2}, count(*), 0, 0
        from events where status in ('received', 'processing', 'unverified')
-      group by coalesce(portal_id, 0), ${hour}, ${key.k1}, ${key.k2}`,
+      group by ${groups.join(', ')}`,
   );
 }

@@ -763,8 +763,8 @@ const OLDEST_CHUNK = 500;
  * oldestPendingAt of every portal with a backlog, by portal id (known portals only): the
  * rollups' oldest backlog hour of each in one read, then per 500 portals one statement whose
  * subqueries make the same index seeks as oldestPendingAt (a portal whose status begins with
- * a replayed event is then looked up on its own). For `status`, where one lookup per portal
- * was four queries each, 20,000 with 5,000 portals.
+ * a replayed event is then looked up on its own, while a replay waits). For `status`, where
+ * one lookup per portal was four queries each, 20,000 with 5,000 portals.
  */
 export async function oldestPendingByPortal(db: Knex): Promise<Map<number, number>> {
   const hours = (await db('rollups')
@@ -806,7 +806,8 @@ export async function oldestPendingByPortal(db: Knex): Promise<Map<number, numbe
       const p = Number(h.p);
       const r = byPortal.get(p);
       const times = BACKLOG.map((_, k) => num(r?.[`t${k}`]));
-      // A status whose first event was replayed: that portal is looked up on its own (rare).
+      // A status whose first event was replayed (after a replay, until it is worked off):
+      // that portal is looked up on its own, a few statements more each.
       if (times.some((t) => t !== null && t < 0)) {
         const t = await oldestPendingAt(db, p);
         if (t !== undefined) out.set(p, t);
