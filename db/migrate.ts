@@ -20,6 +20,17 @@ async function latest(db: Knex): Promise<string[]> {
 }
 
 /**
+ * The migrations this database lacks, by name, applying none (a database without the
+ * migrations table lacks them all): the CLI's read-only commands refuse an older database
+ * instead of upgrading it unasked.
+ */
+export async function pendingMigrations(db: Knex): Promise<string[]> {
+  if (!(await db.schema.hasTable('knex_migrations'))) return migrations.map((m) => m.name);
+  const done = new Set(((await db('knex_migrations').pluck('name')) as unknown[]).map(String));
+  return migrations.filter((m) => !done.has(m.name)).map((m) => m.name);
+}
+
+/**
  * Applies every pending migration (each in a transaction); returns the names applied. Then,
  * after an upgrade across the rollups (0016), counts the events already stored, once
  * (stores/rollup-recount.ts); a start stopped during that count counts at the next one.

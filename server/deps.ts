@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
-import { migrateToLatest } from '../db/migrate.js';
+import { migrateToLatest, pendingMigrations } from '../db/migrate.js';
 import type { Config } from './config.js';
 import { createHttpGuard, type HostResolver, type HttpGuard } from './lib/http-guard.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
@@ -51,6 +51,11 @@ export interface DepsOverrides {
   metrics?: Metrics;
   /** Skip applying migrations (the CLI's `migrate` does it itself). */
   skipMigrations?: boolean;
+  /**
+   * Refuse a database older than this release instead of migrating it (the CLI's read-only
+   * commands); the key is still checked.
+   */
+  readOnly?: boolean;
   /** Options of the REST client (rate limits, fetch) — tests use a fast drain. */
   bitrix?: BitrixRestOptions;
   /** SQLite: how long a write on this connection waits for a lock (see openDb). */
@@ -69,7 +74,16 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
       busyTimeoutMs: overrides.busyTimeoutMs,
       log: (level, message) => logger[level]({ component: 'knex' }, message),
     });
-  if (!overrides.skipMigrations) await migrateToLatest(db);
+  if (overrides.readOnly) {
+    const pending = await pendingMigrations(db);
+    if (pending.length > 0) {
+      if (!overrides.db) await db.destroy();
+      throw new Error(
+        `the database is older than this release (${pending.length} migrations to apply, ` +
+          `from ${pending[0]}): run \`b24hooks migrate\` (or start the server) first`,
+      );
+    }
+  } else if (!overrides.skipMigrations) await migrateToLatest(db);
   // The key check (server/keys/key-check.ts) needs its table: `migrate` (skipMigrations)
   // decrypts nothing.
   let box: SecretBox;

@@ -12,6 +12,9 @@ try {
   // The same `.env` as server/main.ts: variables already set win over the file.
   const envFile = path.resolve(process.env.ENV_FILE?.trim() || '.env');
   if (fs.existsSync(envFile)) process.loadEnvFile(envFile);
+  // A file named on purpose and missing: its settings would silently be the defaults (a new
+  // ./data), as the server refuses it too.
+  else if (process.env.ENV_FILE?.trim()) throw new Error(`ENV_FILE ${envFile} does not exist`);
 } catch (e) {
   process.stderr.write(`b24hooks: ${e.message}\n`);
   process.exit(1);

@@ -1,10 +1,11 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Env } from '../config.js';
 import { createDeps, type Deps, type DepsOverrides } from '../deps.js';
 import { ConfigError } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
-import { ensureSecrets } from '../secrets.js';
+import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
 import { eventsCommand, migrateCommand, portalsCommand, statusCommand } from './commands.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { connectWebhookCommand } from './connect-webhook.js';
@@ -103,6 +104,35 @@ export function usageText(): string {
  * The operator CLI. Results go to stdout (one JSON document with --json), logs to stderr.
  * Exit 0 on success, 1 on failure, 2 on bad usage with a one-line reason on stderr.
  */
+/**
+ * Commands that only read. On a data dir or database that is not there, or is older than
+ * this release, they say so; they used to create a new empty one (and print all zeros), or
+ * apply the migrations unasked, under servers of the old release still running.
+ */
+const READ_ONLY = new Set(['status', 'events', 'portals']);
+
+/** For a read-only command: the SQLite file and the key it was written with must exist. */
+function requireExistingData(dataDir: string, env: Env): void {
+  const url = env.DATABASE_URL?.trim();
+  if (!url || /^sqlite:/i.test(url)) {
+    const named = url?.replace(/^sqlite:(\/\/)?/i, '');
+    const file = named ? path.resolve(named) : path.join(dataDir, 'b24hooks.sqlite');
+    if (!fs.existsSync(file)) {
+      throw new Error(
+        `no database at ${file}: is DATA_DIR (or DATABASE_URL) right? ` +
+          '`b24hooks migrate` or the server creates one',
+      );
+    }
+  }
+  const keyed = env.SESSION_SECRET?.trim() && env.TOKEN_ENCRYPTION_KEY?.trim();
+  if (!keyed && !fs.existsSync(path.join(dataDir, SECRETS_FILE))) {
+    throw new Error(
+      `no ${SECRETS_FILE} in ${dataDir} and SESSION_SECRET / TOKEN_ENCRYPTION_KEY are not both set: ` +
+        `the key this database was written with is elsewhere (restore ${SECRETS_FILE} with the database)`,
+    );
+  }
+}
+
 export async function runCli(
   argv: string[],
   env: Env,
@@ -150,8 +180,10 @@ export async function runCli(
     return 2;
   }
   let deps: Deps | undefined;
+  const readOnly = READ_ONLY.has(name);
   try {
     const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
+    if (readOnly) requireExistingData(dataDir, env);
     const config = loadConfig(env, ensureSecrets(dataDir, env));
     deps = await createDeps(config, {
       logger: createLogger(
@@ -159,6 +191,7 @@ export async function runCli(
         process.stderr as never,
       ),
       skipMigrations: name === 'migrate',
+      readOnly,
       ...overrides,
     });
     return await spec.run({

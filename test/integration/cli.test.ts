@@ -287,6 +287,66 @@ describe('operator CLI', () => {
     );
   });
 
+  /**
+   * `status`, `events` and `portals` only read. In a mistyped DATA_DIR they made a new data
+   * dir, database and key and printed zeros; on an older database they applied the
+   * migrations unasked, under the old release's servers; with secrets.json lost they wrote
+   * a new one.
+   */
+  it('reads only: no data dir, database, key or migration is made by status, events or portals', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'b24h-cli-ro-'));
+    try {
+      const run = async (argv: string[], env: Record<string, string> = {}) => {
+        let err = '';
+        const code = await runCli(argv, env, { out: () => undefined, err: (x) => (err += x) });
+        return { code, err };
+      };
+      const typo = path.join(dir, 'typo');
+      for (const cmd of ['status', 'events', 'portals']) {
+        const r = await run([cmd], { DATA_DIR: typo });
+        expect([cmd, r.code, r.err]).toEqual([cmd, 1, expect.stringContaining('no database at')]);
+      }
+      expect(fs.existsSync(typo)).toBe(false);
+      // A database two migrations old, its key file beside it.
+      const data = path.join(dir, 'old');
+      expect((await run(['migrate'], { DATA_DIR: data })).code).toBe(0); // control: it works
+      const db = openDb({ client: 'sqlite', filename: path.join(data, 'b24hooks.sqlite') });
+      const names = async () => ((await db('knex_migrations').pluck('name')) as string[]).length;
+      const all = await names();
+      const last = (await db('knex_migrations')
+        .orderBy('id', 'desc')
+        .limit(2)
+        .pluck('name')) as string[];
+      await db('knex_migrations').whereIn('name', last).delete();
+      const older = await run(['status'], { DATA_DIR: data });
+      expect(older.code).toBe(1);
+      expect(older.err).toContain('older than this release (2 migrations to apply');
+      expect(await names()).toBe(all - 2);
+      await db('knex_migrations').insert(
+        last.map((name) => ({ name, batch: 1, migration_time: new Date() })),
+      );
+      expect((await run(['status'], { DATA_DIR: data })).code).toBe(0); // control
+      await db.destroy();
+      // secrets.json lost: said, and not replaced by a new key.
+      fs.renameSync(path.join(data, 'secrets.json'), path.join(dir, 'kept.json'));
+      const lost = await run(['events'], { DATA_DIR: data });
+      expect([lost.code, lost.err]).toEqual([1, expect.stringContaining('no secrets.json in')]);
+      expect(fs.existsSync(path.join(data, 'secrets.json'))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an ENV_FILE that does not exist, as the server does', async () => {
+    const r = await run(process.execPath, [bin(), 'status'], {
+      env: { ...process.env, ENV_FILE: '/nonexistent/b24hooks.env', DATA_DIR: t.dir },
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect([(r as { code?: number }).code, (r as { stderr: string }).stderr]).toEqual([
+      1,
+      expect.stringContaining('ENV_FILE /nonexistent/b24hooks.env does not exist'),
+    ]);
+  });
+
   it('exits 1 with a reason when the configuration is broken', async () => {
     let err = '';
     const code = await runCli(

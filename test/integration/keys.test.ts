@@ -241,7 +241,8 @@ describe("a rotate-key stopped before its new secrets.json took the old one's pl
     };
     const keyIn = (f: string) =>
       (JSON.parse(fs.readFileSync(f, 'utf8')) as { tokenEncryptionKey: string }).tokenEncryptionKey;
-    expect((await cli('status', '--json')).code).toBe(0); // secrets.json and the key check
+    expect((await cli('migrate')).code).toBe(0); // secrets.json and the database
+    expect((await cli('status', '--json')).code).toBe(0); // the key check
     const before = fs.readFileSync(file, 'utf8');
     expect((await cli('rotate-key')).code).toBe(0);
     const rotated = fs.readFileSync(file, 'utf8');
