@@ -101,10 +101,6 @@ export function usageText(): string {
 }
 
 /**
- * The operator CLI. Results go to stdout (one JSON document with --json), logs to stderr.
- * Exit 0 on success, 1 on failure, 2 on bad usage with a one-line reason on stderr.
- */
-/**
  * Commands that only read. On a data dir or database that is not there, or is older than
  * this release, they say so; they used to create a new empty one (and print all zeros), or
  * apply the migrations unasked, under servers of the old release still running.
@@ -133,6 +129,10 @@ function requireExistingData(dataDir: string, env: Env): void {
   }
 }
 
+/**
+ * The operator CLI. Results go to stdout (one JSON document with --json), logs to stderr.
+ * Exit 0 on success, 1 on failure, 2 on bad usage with a one-line reason on stderr.
+ */
 export async function runCli(
   argv: string[],
   env: Env,
