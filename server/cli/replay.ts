@@ -27,6 +27,9 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
     );
   }
   const timeoutRaw = str(ctx.flags, 'timeout');
+  // Without --wait it bounded nothing, and the replay ran as if it were not there.
+  if (timeoutRaw !== undefined && ctx.flags.wait !== true)
+    throw new UsageError('--timeout bounds --wait: give both, or neither');
   const timeoutMs = timeoutRaw === undefined ? 300_000 : Number(timeoutRaw) * 1000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new UsageError('--timeout must be a number of seconds');
@@ -47,30 +50,37 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
   if (json) io.out(JSON.stringify(out) + '\n');
   else if (out.dryRun) io.out(`${result.matched} events would be replayed\n`);
   else {
-    io.out(
-      `${result.queued} events queued for replay${out.statuses ? `; now ${JSON.stringify(out.statuses)}` : ''}\n`,
-    );
+    const statuses = out.statuses as Record<string, number> | undefined;
+    // `now 1 failed, 2 received`, not the JSON object.
+    const now = statuses
+      ? `; now ${Object.entries(statuses)
+          .map(([st, n]) => `${n} ${st}`)
+          .join(', ')}`
+      : '';
+    io.out(`${result.queued} events queued for replay${now}\n`);
   }
-  // With --wait the command waited for an outcome: one that is not done is a failure (exit
-  // 1), said in one line. A replay's events may fail because this process lacks a setting
-  // the server has (the worker here runs with the CLI's environment).
-  if (out.unfinished) {
-    io.err(
-      `b24hooks replay: ${String(out.unfinished)} of ${result.queued} events not finished within --timeout\n`,
-    );
-    return 1;
-  }
+  // With --wait the command waited for an outcome: one that is not done, or failed, is a
+  // failure (exit 1), said in one line. A replay's events may fail because this process
+  // lacks a setting the server has (the worker here runs with the CLI's environment).
   const failed = (out.statuses as Record<string, number> | undefined)?.failed ?? 0;
+  let failures = '';
   if (failed > 0) {
     const first = await firstFailed(deps.db, result.eventIds);
     // As `events` prints it (errors are stored masked).
     const why = first
       ? ` (event ${first.id}: ${(first.lastError ?? '').split('\n')[0]!.slice(0, 300)})`
       : '';
+    failures = `${failed} of ${result.queued} replayed events failed${why}; b24hooks events --status failed lists them`;
+  }
+  if (out.unfinished) {
     io.err(
-      `b24hooks replay: ${failed} of ${result.queued} replayed events failed${why}; ` +
-        'b24hooks events --status failed lists them\n',
+      `b24hooks replay: ${String(out.unfinished)} of ${result.queued} events not finished within --timeout` +
+        `${failures ? `; ${failures}` : ''}\n`,
     );
+    return 1;
+  }
+  if (failures) {
+    io.err(`b24hooks replay: ${failures}\n`);
     return 1;
   }
   return 0;

@@ -99,6 +99,26 @@ describe('b24hooks replay', () => {
     );
     // Control: the target was asked again (the replay ran), and answered 400 again.
     expect(s.logistics.requests.length).toBeGreaterThanOrEqual(2);
+    // The text form says where the events are in words (it printed the JSON object).
+    const text = await runCliIn(
+      s.h.t,
+      ['replay', ...range, '--status', 'failed', '--wait'],
+      scenarioCliEnv(s),
+    );
+    expect(text.out).toBe('1 events queued for replay; now 1 failed\n');
+    // --timeout without --wait bounded nothing, and the replay ran anyway.
+    const before = s.logistics.requests.length;
+    const alone = await runCliIn(
+      s.h.t,
+      ['replay', ...range, '--status', 'failed', '--timeout', '5'],
+      scenarioCliEnv(s),
+    );
+    expect([alone.code, alone.err]).toEqual([
+      2,
+      expect.stringContaining('--timeout bounds --wait'),
+    ]);
+    await s.drain();
+    expect(s.logistics.requests.length).toBe(before);
   });
 
   it('with --wait, works every job type as the server does: an alert job it claims is sent', async () => {
@@ -161,9 +181,13 @@ describe('b24hooks replay', () => {
     }
     const sent = s.accounting.requests.length;
     expect(sent).toBe(4);
-    // Run again, each step now waits 3 s for its answer (within the step's timeout).
-    s.accounting.handle(
-      () => new Promise((r) => setTimeout(() => r({ status: 200, body: { ok: true } }), 3_000)),
+    // Run again: the first step is refused for good, each other one waits 3 s for its
+    // answer (within the step's timeout).
+    let asked = 0;
+    s.accounting.handle(() =>
+      ++asked === 1
+        ? { status: 400, body: { error: 'closed period' } }
+        : new Promise((r) => setTimeout(() => r({ status: 200, body: { ok: true } }), 3_000)),
     );
     const range = ['--from', '2000-01-01T00:00:00Z', '--to', '2100-01-01T00:00:00Z'];
     const t0 = performance.now();
@@ -188,7 +212,10 @@ describe('b24hooks replay', () => {
     expect(r.code).toBe(1);
     expect(JSON.parse(r.out)).toMatchObject({ queued: 4 });
     expect(JSON.parse(r.out).unfinished).toBeGreaterThan(0);
-    expect(r.err).toMatch(/^b24hooks replay: \d of 4 events not finished within --timeout\n$/);
+    // The failure that came meanwhile is named too (only the timeout was).
+    expect(r.err).toMatch(
+      /^b24hooks replay: \d of 4 events not finished within --timeout; 1 of 4 replayed events failed \(event \d+: .*400.*\); b24hooks events --status failed lists them\n$/,
+    );
     expect(took).toBeLessThan(8_000);
     // Control: the replay did run steps against the slow target.
     expect(s.accounting.requests.length).toBeGreaterThan(sent);
