@@ -695,11 +695,7 @@ export async function oldestPendingAt(
   const neverReplayedSince = new Map(
     hours.filter((h) => String(h.k1) === '').map((h) => [String(h.k2), Number(h.b)]),
   );
-  const scoped = (q: Knex.QueryBuilder) => {
-    if (portalId === null) q.whereNull('portal_id');
-    else if (portalId !== undefined) q.where('portal_id', portalId);
-    return q;
-  };
+  const scoped = (q: Knex.QueryBuilder) => ofPortal(q, portalId);
   let oldest: number | null = null;
   const seen = (t: number | null | undefined) => {
     if (t !== null && t !== undefined && (oldest === null || t < oldest)) oldest = t;
@@ -724,6 +720,13 @@ export async function oldestPendingAt(
   return oldest ?? Math.min(...hours.map((h) => Number(h.b)));
 }
 
+/** Events of a portal (null: of no known portal; undefined: of all). */
+const ofPortal = (q: Knex.QueryBuilder, portalId: number | null | undefined) => {
+  if (portalId === null) q.whereNull('portal_id');
+  else if (portalId !== undefined) q.where('portal_id', portalId);
+  return q;
+};
+
 /**
  * The receipt of the first event in `status` never replayed, among at most
  * OLDEST_WINDOW_ROWS of the status' events received since `hour` (see oldestPendingAt):
@@ -738,13 +741,11 @@ async function firstNeverReplayed(
   const q = db('events').where('status', status);
   if (portalId === undefined) q.where('received_at', '>=', hour).orderBy('received_at');
   else {
-    const mine = (x: Knex.QueryBuilder) =>
-      portalId === null ? x.whereNull('portal_id') : x.where('portal_id', portalId);
-    const before = (await mine(db('events'))
+    const before = (await ofPortal(db('events'), portalId)
       .where('received_at', '<=', hour - RANGE_ID_MARGIN_MS)
       .orderBy('received_at', 'desc')
       .first('id')) as Raw[number] | undefined;
-    mine(q).orderBy('id');
+    ofPortal(q, portalId).orderBy('id');
     if (before) q.where('id', '>', Number(before.id));
   }
   const rows = (await q.limit(OLDEST_WINDOW_ROWS).select('received_at', 'queued_at')) as Raw;
