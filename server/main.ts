@@ -16,6 +16,8 @@ import fs from 'node:fs';
 import { sealStoredMaps } from './rules/saved-map.js';
 import { publicDeploymentWarnings, unknownEventWarnings } from './config/warnings.js';
 import path from 'node:path';
+import { describeConnectError } from '../db/connect-error.js';
+import type { DbTarget } from '../db/connect.js';
 
 /** Lock wait of the main thread's SQLite connection (better-sqlite3 blocks while waiting). */
 const MAIN_BUSY_TIMEOUT_MS = 250;
@@ -30,12 +32,16 @@ function loadDotEnv(): void {
   else if (process.env.ENV_FILE?.trim()) throw new Error(`ENV_FILE ${file} does not exist`);
 }
 
+/** The database configured, once known: a failure to reach it is then told in one line. */
+let database: DbTarget | undefined;
+
 /** The only place that reads process.env: wires real dependencies and serves. */
 async function main(): Promise<void> {
   loadDotEnv();
   const env = process.env;
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
   const config = loadConfig(env, ensureSecrets(dataDir, env));
+  database = config.database;
   // The main thread serves every request: a write there must not wait long for a lock held
   // by another process (a locked database answers 503 at the intake, on its own thread).
   const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
@@ -140,8 +146,10 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   // A bad configuration or a wrong TOKEN_ENCRYPTION_KEY: the message says what to do.
+  const unreachable = database && describeConnectError(e, database);
   if (e instanceof AppError && e.code === 'CONFIG')
     process.stderr.write(`b24hooks: ${e.message}\n`);
+  else if (unreachable) process.stderr.write(`b24hooks: cannot start: ${unreachable}\n`);
   else process.stderr.write(`b24hooks: failed to start: ${(e as Error)?.stack ?? String(e)}\n`);
   process.exit(1);
 });

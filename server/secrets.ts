@@ -18,11 +18,16 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
   if (env.SESSION_SECRET?.trim() && env.TOKEN_ENCRYPTION_KEY?.trim()) return undefined;
   const file = path.join(dataDir, SECRETS_FILE);
   if (fs.existsSync(file)) {
-    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<GeneratedSecrets>;
-    if (typeof parsed.sessionSecret === 'string' && typeof parsed.tokenEncryptionKey === 'string') {
+    const parsed = readSecretsFile(file);
+    if (
+      typeof parsed?.sessionSecret === 'string' &&
+      typeof parsed.tokenEncryptionKey === 'string'
+    ) {
       return { sessionSecret: parsed.sessionSecret, tokenEncryptionKey: parsed.tokenEncryptionKey };
     }
-    throw new Error(`${file} is damaged: it lacks sessionSecret or tokenEncryptionKey`);
+    throw new ConfigError([
+      `${file} is damaged: it lacks sessionSecret or tokenEncryptionKey (restore it from the backup taken with the database)`,
+    ]);
   }
   const secrets: GeneratedSecrets = {
     sessionSecret: randomBytes(32).toString('base64url'),
@@ -42,6 +47,29 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
     ]);
   }
   return secrets;
+}
+
+/**
+ * secrets.json's contents; an unreadable file or one that is not JSON is a one-line
+ * configuration error naming the file (never its contents), not a stack trace.
+ */
+function readSecretsFile(file: string): Partial<GeneratedSecrets> | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError([
+      `cannot read ${file} (${code}): the server's user must be able to read it; fix its owner or permissions`,
+    ]);
+  }
+  try {
+    return JSON.parse(text) as Partial<GeneratedSecrets> | undefined;
+  } catch {
+    throw new ConfigError([
+      `${file} is damaged: it is not JSON (restore it from the backup taken with the database)`,
+    ]);
+  }
 }
 
 /** Writes a secrets file (mode 0600) and flushes it to the disk before returning. */

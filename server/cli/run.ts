@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type Env } from '../config.js';
 import { createDeps, type Deps, type DepsOverrides } from '../deps.js';
 import { ConfigError } from '../lib/errors.js';
+import { describeConnectError } from '../../db/connect-error.js';
+import type { DbTarget } from '../../db/connect.js';
 import { createLogger } from '../lib/logger.js';
 import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
 import { eventsCommand, migrateCommand, portalsCommand, statusCommand } from './commands.js';
@@ -180,11 +182,13 @@ export async function runCli(
     return 2;
   }
   let deps: Deps | undefined;
+  let database: DbTarget | undefined;
   const readOnly = READ_ONLY.has(name);
   try {
     const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
     if (readOnly) requireExistingData(dataDir, env);
     const config = loadConfig(env, ensureSecrets(dataDir, env));
+    database = config.database;
     deps = await createDeps(config, {
       logger: createLogger(
         config.logLevel === 'info' ? 'warn' : config.logLevel,
@@ -207,7 +211,10 @@ export async function runCli(
       io.err(`b24hooks ${name}: ${e.message}\n`);
       return 2;
     }
-    const msg = e instanceof ConfigError ? e.problems.join('; ') : (e as Error).message;
+    const msg =
+      e instanceof ConfigError
+        ? e.problems.join('; ')
+        : ((database && describeConnectError(e, database)) ?? (e as Error).message);
     io.err(`b24hooks ${name}: ${msg.split('\n')[0]}\n`);
     return 1;
   } finally {

@@ -141,9 +141,21 @@ export function parseBitrix24(r: EnvReader): Config['b24'] {
   if (!['on', 'off', 'true', 'false', '1', '0'].includes(offlineRaw)) {
     problems.push(`B24_OFFLINE_EVENTS: expected on or off, got "${offlineRaw}"`);
   }
+  // One of the pair alone is a paste that went wrong, not a choice: every install would be
+  // refused with a message naming both, long after the start.
+  const clientId = r.text('B24_CLIENT_ID');
+  const clientSecret = r.text('B24_CLIENT_SECRET');
+  if (!clientId !== !clientSecret) {
+    const [set, missing] = clientId
+      ? ['B24_CLIENT_ID', 'B24_CLIENT_SECRET']
+      : ['B24_CLIENT_SECRET', 'B24_CLIENT_ID'];
+    problems.push(
+      `${missing} is not set but ${set} is: set both (from the Bitrix24 application form), or neither`,
+    );
+  }
   return {
-    clientId: r.text('B24_CLIENT_ID'),
-    clientSecret: r.text('B24_CLIENT_SECRET'),
+    clientId,
+    clientSecret,
     oauthServers: servers,
     oauthZoneServers: zones,
     appCode: r.text('B24_APP_CODE') ?? r.text('B24_CLIENT_ID'),

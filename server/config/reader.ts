@@ -37,7 +37,9 @@ export function envReader(env: Env): EnvReader {
     int(name, def, min, max) {
       const raw = env[name];
       if (unset(raw)) return def;
-      const n = Number(raw);
+      // Digits only: Number() would also read "1e3" or "0x10", which an operator writing a
+      // count of days or workers did not mean (and "" or "  " as 0).
+      const n = /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
       if (!Number.isInteger(n) || n < min || n > max) {
         problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
         return def;

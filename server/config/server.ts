@@ -19,8 +19,15 @@ export function parseServer(
   };
   const dbUrl = env.DATABASE_URL?.trim();
   if (dbUrl) {
-    if (/^postgres(ql)?:\/\//i.test(dbUrl)) database = { client: 'pg', connectionString: dbUrl };
-    else if (/^sqlite:/i.test(dbUrl)) {
+    if (/^postgres(ql)?:\/\//i.test(dbUrl)) {
+      if (parsesAsPgUrl(dbUrl)) database = { client: 'pg', connectionString: dbUrl };
+      else {
+        r.problems.push(
+          'DATABASE_URL is not a valid postgres:// URL (a port above 65535, or a character in ' +
+            'the user or password that must be percent-encoded, such as / # ?)',
+        );
+      }
+    } else if (/^sqlite:/i.test(dbUrl)) {
       const file = dbUrl.replace(/^sqlite:(\/\/)?/i, '');
       database = { client: 'sqlite', filename: file ? path.resolve(cwd, file) : database.filename };
     } else {
@@ -28,4 +35,26 @@ export function parseServer(
     }
   }
   return { port, host, appUrl, dataDir, database };
+}
+
+/**
+ * Whether node-postgres will parse it: pg-connection-string reads it with the WHATWG URL
+ * parser (spaces encoded first, and once more with a stand-in host when the host is empty).
+ * Caught here, a bad port or an unencoded `@` in a password is one line at start-up; else it
+ * was a TypeError's stack from deep inside pg at the first query. The URL itself is never
+ * quoted back: it holds the password.
+ */
+function parsesAsPgUrl(url: string): boolean {
+  const text = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url)
+    ? encodeURI(url).replace(/%25(\d\d)/g, '%$1')
+    : url;
+  for (const candidate of [text, text.replace('@/', '@___DUMMY___/')]) {
+    try {
+      new URL(candidate, 'postgres://base');
+      return true;
+    } catch {
+      // try the next form
+    }
+  }
+  return false;
 }

@@ -449,7 +449,7 @@ describe('operator CLI', () => {
       );
       expect(failed?.code).toBe(1);
       expect(failed?.stdout).toBe('');
-      expect(failed?.stderr).toContain('b24hooks status: file is not a database');
+      expect(failed?.stderr).toContain('b24hooks.sqlite is not a SQLite database: is DATA_DIR');
       expect(failed?.stderr).not.toMatch(/(\n|\\n)\s+at /);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

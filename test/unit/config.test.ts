@@ -45,6 +45,27 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes counts in digits only: "1e3" or "0x10" is refused, not read as 1000 or 16', () => {
+    expect(() =>
+      loadConfig({ ...base, RETENTION_DAYS: '1e3', WORKER_CONCURRENCY: '0x10' }),
+    ).toThrow(
+      /WORKER_CONCURRENCY must be an integer from 1 to 256, got "0x10".*RETENTION_DAYS must be an integer from 0 to 36500, got "1e3"/s,
+    );
+    // Control: the same figures in digits, with spaces around them.
+    const c = loadConfig({ ...base, RETENTION_DAYS: ' 1000 ', WORKER_CONCURRENCY: '16' });
+    expect(c.retention.days).toBe(1000);
+  });
+
+  it('refuses one of B24_CLIENT_ID and B24_CLIENT_SECRET without the other, naming the missing one', () => {
+    expect(() => loadConfig({ ...base, B24_CLIENT_ID: 'local.1', B24_CLIENT_SECRET: '' })).toThrow(
+      'B24_CLIENT_SECRET is not set but B24_CLIENT_ID is: set both (from the Bitrix24 application form), or neither',
+    );
+    expect(() => loadConfig({ ...base, B24_CLIENT_SECRET: 's' })).toThrow(
+      'B24_CLIENT_ID is not set but B24_CLIENT_SECRET is',
+    );
+    expect(loadConfig({ ...base }).b24.clientId).toBeUndefined();
+  });
+
   it('builds APP_URL from PORT when APP_URL is not set', () => {
     expect(loadConfig({ ...base, PORT: '8080' }).appUrl).toBe('http://localhost:8080');
   });
@@ -133,10 +154,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, B24_INSECURE_DEV_INSTALL: '1' }).b24.insecureDevInstall).toBe(
       true,
     );
-    expect(loadConfig({ ...base, B24_CLIENT_ID: 'local.9' }).b24.appCode).toBe('local.9');
-    expect(
-      loadConfig({ ...base, B24_CLIENT_ID: 'local.9', B24_APP_CODE: 'vendor.app' }).b24.appCode,
-    ).toBe('vendor.app');
+    const app = { ...base, B24_CLIENT_ID: 'local.9', B24_CLIENT_SECRET: 's' };
+    expect(loadConfig(app).b24.appCode).toBe('local.9');
+    expect(loadConfig({ ...app, B24_APP_CODE: 'vendor.app' }).b24.appCode).toBe('vendor.app');
     expect(() =>
       loadConfig({ ...base, B24_OAUTH_ZONE_SERVERS: 'ru', B24_INSECURE_DEV_INSTALL: 'maybe' }),
     ).toThrow(
