@@ -6,11 +6,12 @@ import type { Logger } from './logger.js';
 
 /** Query parameters whose values never reach the access log. */
 const SECRET_PARAM =
-  /(token|auth|refresh|secret|password|passwd|signature|sig|key|code|session|^s$|^sid$)/i;
+  /(token|auth|refresh|secret|password|passwd|signature|sig|key|code|session|^s$|sid$)/i;
 
 /**
  * The request target with every secret-looking query value replaced: the UI's session
- * token (`?s=`), `AUTH_ID`, `REFRESH_ID`, `auth[...]`, `application_token`, OAuth `code`.
+ * token (`?s=`), `AUTH_ID`, `REFRESH_ID`, `auth[...]`, `application_token`, OAuth `code`,
+ * the frame's `APP_SID`.
  */
 export function redactUrl(url: string | undefined): string {
   if (!url) return '';
@@ -38,6 +39,16 @@ const REQUEST_ID = /^[\w.:-]{1,100}$/;
 
 type RawRequest = http.IncomingMessage & { originalUrl?: string };
 
+const expected = new WeakSet<http.ServerResponse>();
+
+/**
+ * This answer's error status is the route working as meant (`/readyz`'s 503 while the
+ * process stops, polled by a load balancer every few seconds): logged at info, not error.
+ */
+export function answeredOnPurpose(res: http.ServerResponse): void {
+  expected.add(res);
+}
+
 export type AccessLog = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 /**
@@ -45,7 +56,7 @@ export type AccessLog = (req: http.IncomingMessage, res: http.ServerResponse) =>
  * id (taken from `X-Request-Id` or generated, and sent back in that header), method, the
  * path with secret query values redacted, status and time. No headers and no bodies, so
  * Authorization, cookies and the `auth[...]` fields of deliveries never reach it. 5xx log
- * at error, 4xx at warn, the rest at info.
+ * at error, 4xx at warn, the rest (and answers `answeredOnPurpose`) at info.
  */
 export function createAccessLog(
   logger: Logger,
@@ -78,6 +89,7 @@ export function createAccessLog(
       return id;
     },
     customLogLevel(_req, res, err) {
+      if (!err && expected.has(res)) return 'info';
       if (err || res.statusCode >= 500) return 'error';
       return res.statusCode >= 400 ? 'warn' : 'info';
     },

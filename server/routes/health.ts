@@ -3,6 +3,7 @@ import { migrations } from '../../db/migrations/index.js';
 import { touchProbe } from '../../db/stores/probes.js';
 import type { Deps } from '../deps.js';
 import { storageFailingSince } from '../metrics.js';
+import { answeredOnPurpose } from '../lib/access-log.js';
 import { toError } from '../lib/errors.js';
 
 /** A probe write at most this often: a proxy polling /readyz never adds load of its own. */
@@ -71,6 +72,7 @@ export function healthRoutes(deps: Deps): Router {
   }
   router.get('/readyz', async (_req, res) => {
     if (deps.lifecycle.stopping) {
+      answeredOnPurpose(res);
       res.status(503).json({ status: 'stopping' });
       return;
     }

@@ -107,11 +107,19 @@ describe('the access log', () => {
 
   it('logs each request with its id and no secret of the query', async () => {
     const listener = buildListener(t.deps);
-    const secrets = ['sess-0123456789', 'auth-id-abcdef', 'refresh-xyz', 'app-token-42', 'at-9'];
+    const secrets = [
+      'sess-0123456789',
+      'auth-id-abcdef',
+      'refresh-xyz',
+      'app-token-42',
+      'at-9',
+      'frame-sid-77',
+    ];
     const res = await request(listener)
       .get(
         `/healthz?s=${secrets[0]}&AUTH_ID=${secrets[1]}&REFRESH_ID=${secrets[2]}` +
-          `&application_token=${secrets[3]}&auth%5Baccess_token%5D=${secrets[4]}&page=2`,
+          `&application_token=${secrets[3]}&auth%5Baccess_token%5D=${secrets[4]}` +
+          `&APP_SID=${secrets[5]}&DOMAIN=acme.bitrix24.com&page=2`,
       )
       .set('X-Request-Id', 'req-from-proxy-1')
       .set('Authorization', 'Bearer header-secret');
@@ -126,6 +134,7 @@ describe('the access log', () => {
       res: { statusCode: 200 },
     });
     expect(line!.req.url).toContain('page=2');
+    expect(line!.req.url).toContain('DOMAIN=acme.bitrix24.com');
     expect(line!.req.url).toContain('s=[redacted]');
     const text = t.logs.text();
     for (const s of [...secrets, 'header-secret']) expect(text).not.toContain(s);
@@ -148,6 +157,32 @@ describe('the access log', () => {
     expect(line).toMatchObject({ msg: 'request failed', level: 50, res: { statusCode: 503 } });
     expect(line!.err).toBeUndefined();
     expect(JSON.stringify(line)).not.toContain('failed with status code');
+  });
+
+  it("logs /readyz's 503 while stopping at info: a load balancer polls it on purpose", async () => {
+    const listener = buildListener(t.deps);
+    const readyz = () =>
+      t.logs.lines
+        .map((l) => JSON.parse(l) as Record<string, any>)
+        .filter((l) => l.req?.url === '/readyz?probe=stopping');
+    t.deps.lifecycle.stopping = true;
+    try {
+      expect((await request(listener).get('/readyz?probe=stopping')).status).toBe(503);
+    } finally {
+      t.deps.lifecycle.stopping = false;
+    }
+    expect(readyz()).toEqual([expect.objectContaining({ level: 30, res: { statusCode: 503 } })]);
+    // Control: any other 503 of the same route is still an error (a missing migration).
+    const last = migrations[migrations.length - 1]!.name;
+    const row = await t.deps.db('knex_migrations').where({ name: last }).first();
+    await t.deps.db('knex_migrations').where({ name: last }).delete();
+    try {
+      await new Promise((r) => setTimeout(r, 1_050)); // past the cached answer
+      expect((await request(listener).get('/readyz?probe=stopping')).status).toBe(503);
+    } finally {
+      await t.deps.db('knex_migrations').insert(row);
+    }
+    expect(readyz().map((l) => l.level)).toEqual([30, 50]);
   });
 
   it('logs a delivery to the intake only when it fails', async () => {
