@@ -162,11 +162,21 @@ export async function runCli(
   } catch (e) {
     // Node's own text for an unknown option goes on about positionals after "--", which
     // no command here takes that way: name the option and what the command does take.
-    const unknown = /^Unknown option '([^']+)'/.exec((e as Error).message);
+    const message = (e as Error).message;
+    const unknown = /^Unknown option '([^']+)'/.exec(message);
+    // `--limit -5`: Node reads -5 as an option and calls the value "ambiguous".
+    const dashed = /^Option '([^' ]+)[^']*' argument is ambiguous/.exec(message);
+    const missing = /^Option '([^' ]+)[^']*' argument missing/.exec(message);
     io.err(
-      unknown
-        ? `b24hooks ${name}: unknown option ${unknown[1]}; usage: b24hooks ${spec.usage} [--json]\n`
-        : `b24hooks ${name}: ${(e as Error).message.split('\n')[0]}\n`,
+      `b24hooks ${name}: ` +
+        (unknown
+          ? `unknown option ${unknown[1]}; usage: b24hooks ${spec.usage} [--json]`
+          : dashed
+            ? `${dashed[1]} is followed by something starting with "-", taken for an option: write a value that starts with "-" as ${dashed[1]}=-…`
+            : missing
+              ? `${missing[1]} needs a value; usage: b24hooks ${spec.usage} [--json]`
+              : message.split('\n')[0]) +
+        '\n',
     );
     return 2;
   }

@@ -287,6 +287,23 @@ describe('operator CLI', () => {
     );
   });
 
+  it('says how to write a value starting with "-", and names an option without its value', async () => {
+    const negative = await cli(t, ['events', '--limit', '-5']);
+    expect(negative.code).toBe(2);
+    expect(negative.err).toBe(
+      'b24hooks events: --limit is followed by something starting with "-", taken for an option: write a value that starts with "-" as --limit=-…\n',
+    );
+    // Written that way, the value reaches the command's own check.
+    expect((await cli(t, ['events', '--limit=-5'])).err).toBe(
+      'b24hooks events: --limit must be a positive whole number, got "-5"\n',
+    );
+    const bare = await cli(t, ['events', '--portal']);
+    expect(bare.code).toBe(2);
+    expect(bare.err).toMatch(
+      /^b24hooks events: --portal needs a value; usage: b24hooks events \[--portal MEMBER_ID\]/,
+    );
+  });
+
   /**
    * `status`, `events` and `portals` only read. In a mistyped DATA_DIR they made a new data
    * dir, database and key and printed zeros; on an older database they applied the
