@@ -14,7 +14,11 @@ import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
 import fs from 'node:fs';
 import { sealStoredMaps } from './rules/saved-map.js';
-import { publicDeploymentWarnings, unknownEventWarnings } from './config/warnings.js';
+import {
+  dataFileWarnings,
+  publicDeploymentWarnings,
+  unknownEventWarnings,
+} from './config/warnings.js';
 import path from 'node:path';
 import { describeConnectError } from '../db/connect-error.js';
 import type { DbTarget } from '../db/connect.js';
@@ -61,6 +65,10 @@ async function main(): Promise<void> {
   }
   for (const warning of publicDeploymentWarnings(config)) {
     deps.logger.warn({ deployment: 'public' }, warning);
+    process.stderr.write(`*** ${warning}\n`);
+  }
+  for (const warning of dataFileWarnings(config)) {
+    deps.logger.warn({ data: 'permissions' }, warning);
     process.stderr.write(`*** ${warning}\n`);
   }
   for (const warning of unknownEventWarnings(config)) {

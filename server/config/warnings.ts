@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { isBindableEvent } from './bitrix-events.js';
 import type { Config } from './types.js';
 
@@ -39,5 +41,38 @@ export function unknownEventWarnings(config: Config): string[] {
   if (unknown.length === 0) return [];
   return [
     `B24_EVENTS: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not among the Bitrix24 CRM and task events this version knows; if the portal does not know ${unknown.length === 1 ? 'it' : 'them'} either, every install logs a refused binding and rules on ${unknown.length === 1 ? 'it' : 'them'} never run.`,
+  ];
+}
+
+/**
+ * The data files other users of the machine may read. A new SQLite file, its folder and
+ * secrets.json are made for the owner only (db/connect.ts, server/secrets.ts), but an
+ * existing one keeps the mode it has: a database from before that change, or copied back
+ * from a backup, is often 0644. It holds every portal's event log, sealed tokens and rule
+ * secrets, and secrets.json the key that opens them; said once at start, not changed (an
+ * operator may have chosen a group on purpose).
+ */
+export function dataFileWarnings(config: Config): string[] {
+  const files = [path.join(config.dataDir, 'secrets.json')];
+  if (config.database.client === 'sqlite') {
+    const db = config.database.filename;
+    files.unshift(db, `${db}-wal`, `${db}-shm`);
+  }
+  const open: string[] = [];
+  for (const file of files) {
+    // SQLite makes them with the database's mode: named with it, they add nothing.
+    if (/-(wal|shm)$/.test(file) && open.length > 0 && config.database.client === 'sqlite')
+      continue;
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode & 0o777;
+    } catch {
+      continue;
+    }
+    if (mode & 0o066) open.push(`${file} (${mode.toString(8).padStart(4, '0')})`);
+  }
+  if (open.length === 0) return [];
+  return [
+    `other users of this machine may read or write ${open.join(', ')}: the database holds every portal's event log and sealed tokens, secrets.json the key to them; chmod 600 them (new ones are made so)`,
   ];
 }

@@ -6,6 +6,7 @@ import { openDb } from '../../db/connect.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { loadConfig } from '../../server/config.js';
 import { ConfigError } from '../../server/lib/errors.js';
+import { spawnServer } from '../helpers/spawn-server.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 describe('generated secrets', () => {
@@ -78,5 +79,35 @@ describe('a new SQLite database', () => {
     await again.raw('select 1');
     await again.destroy();
     expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+  });
+});
+
+/**
+ * An existing file keeps its mode (above), so a database from before files were made 0600,
+ * or one restored from a backup, stays readable by everyone: the start says so, once.
+ */
+describe('data files other users may read', () => {
+  it('are named at start, with their modes; a data dir made by the server is not', async () => {
+    const tmp = tempDir();
+    try {
+      const warning = (err: string) => err.split('\n').find((l) => l.includes('other users'));
+      const fresh = await spawnServer({ DATA_DIR: tmp.dir });
+      await fresh.stop();
+      // Control: the files it made are its own, so nothing is said.
+      expect(warning(fresh.stderr())).toBeUndefined();
+      const file = path.join(tmp.dir, 'b24hooks.sqlite');
+      fs.chmodSync(file, 0o644);
+      fs.chmodSync(path.join(tmp.dir, 'secrets.json'), 0o640);
+      const old = await spawnServer({ DATA_DIR: tmp.dir });
+      await old.stop();
+      expect(warning(old.stderr())).toBe(
+        `*** other users of this machine may read or write ${file} (0644), ${path.join(tmp.dir, 'secrets.json')} (0640): ` +
+          "the database holds every portal's event log and sealed tokens, secrets.json the key to them; chmod 600 them (new ones are made so)",
+      );
+      // Said, not changed: the operator decides.
+      expect(fs.statSync(file).mode & 0o777).toBe(0o644);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
