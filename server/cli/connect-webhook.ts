@@ -1,5 +1,9 @@
-import { connectWebhook, ConnectRefusedError } from '../install/connect-webhook.js';
-import type { CommandContext } from './context.js';
+import {
+  connectWebhook,
+  ConnectRefusedError,
+  disconnectWebhook,
+} from '../install/connect-webhook.js';
+import { requirePortal, type CommandContext } from './context.js';
 import { UsageError } from './io.js';
 
 const need = (ctx: CommandContext, name: string): string => {
@@ -47,6 +51,38 @@ export async function connectWebhookCommand(ctx: CommandContext): Promise<number
         `  Handler URL: ${out.handlerUrl}`,
         `  Events:      ${out.events.join(', ')}`,
         'and keep the application token shown there equal to the one given here.',
+        '',
+      ].join('\n'),
+    );
+  }
+  return 0;
+}
+
+/**
+ * `disconnect-webhook --portal MEMBER_ID`: ends a connection made by `connect-webhook` (a
+ * wrong member_id, a webhook to withdraw); the portal stays listed as uninstalled.
+ */
+export async function disconnectWebhookCommand(ctx: CommandContext): Promise<number> {
+  const portal = await requirePortal(ctx.deps, need(ctx, 'portal'));
+  let outcome;
+  try {
+    outcome = await disconnectWebhook(ctx.deps, portal);
+  } catch (e) {
+    if (!(e instanceof ConnectRefusedError)) throw e;
+    ctx.io.err(`b24hooks disconnect-webhook: ${e.message}\n`);
+    return 1;
+  }
+  const { member_id: memberId, domain } = portal;
+  if (ctx.json)
+    ctx.io.out(JSON.stringify({ memberId, domain, status: 'uninstalled', outcome }) + '\n');
+  else if (outcome === 'already') {
+    ctx.io.out(`${domain} (member_id ${memberId}) is not connected (uninstalled already).\n`);
+  } else {
+    ctx.io.out(
+      [
+        `Disconnected ${domain} (member_id ${memberId}): its webhook URL and application token are forgotten,`,
+        'and its deliveries are refused from now on. Its event log and rules stay',
+        `(npx b24hooks erase --portal ${memberId} removes them); delete the outgoing webhook in Bitrix24 too.`,
         '',
       ].join('\n'),
     );

@@ -10,7 +10,7 @@ import { createLogger } from '../lib/logger.js';
 import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
 import { eventsCommand, migrateCommand, portalsCommand, statusCommand } from './commands.js';
 import type { CommandContext, CommandSpec } from './context.js';
-import { connectWebhookCommand } from './connect-webhook.js';
+import { connectWebhookCommand, disconnectWebhookCommand } from './connect-webhook.js';
 import { recoverCommand } from './recover.js';
 import { replayCommand } from './replay.js';
 import { eraseCommand, pruneCommand } from './retention.js';
@@ -63,6 +63,11 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
     usage:
       'connect-webhook --webhook-url URL --application-token TOKEN --member-id MEMBER_ID [--domain D]',
+  },
+  'disconnect-webhook': {
+    run: disconnectWebhookCommand,
+    options: { portal: { type: 'string' } },
+    usage: 'disconnect-webhook --portal MEMBER_ID',
   },
   rollups: { run: rollupsCommand, options: {}, usage: 'rollups rebuild', positionals: 1 },
   recover: {

@@ -1,7 +1,12 @@
 import type { Deps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { resolveUnverified } from '../intake/reverify.js';
-import { findPortalByMemberId, upsertPortal, type PortalRow } from '../../db/stores/portals.js';
+import {
+  findPortalByMemberId,
+  markPortalUninstalled,
+  upsertPortal,
+  type PortalRow,
+} from '../../db/stores/portals.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { hostOf, isPortalHostAllowed } from '../bitrix/hosts.js';
 import { chosenEvents, eventHandlerUrl } from './bindings.js';
@@ -134,4 +139,29 @@ export async function connectWebhook(
     events,
     userId: Number.isInteger(userId) ? userId : null,
   };
+}
+
+export type Disconnection = 'disconnected' | 'already';
+
+/**
+ * Undoes `connect-webhook` (a wrong member_id, a portal that moved to the OAuth app, a
+ * webhook to withdraw): the portal becomes uninstalled as after an uninstall, and its webhook
+ * URL and application token are forgotten, so its deliveries are refused from then on (every
+ * server within the portal cache's 2 s). Its log and rules stay (`erase` removes them). A
+ * portal with the OAuth app installed is refused: Bitrix24 uninstalls it.
+ */
+export async function disconnectWebhook(deps: Deps, portal: PortalRow): Promise<Disconnection> {
+  if (portal.status === 'uninstalled') return 'already';
+  if (portal.auth_mode !== 'webhook') {
+    throw new ConnectRefusedError(
+      `${portal.domain} has the OAuth app installed, not a webhook connection: uninstall the app in Bitrix24 to end it`,
+    );
+  }
+  await markPortalUninstalled(deps.db, portal.id, deps.clock.now().getTime());
+  deps.portals.invalidate(portal.member_id);
+  deps.logger.info(
+    { memberId: portal.member_id, domain: portal.domain },
+    'portal disconnected: its inbound webhook and application token are forgotten',
+  );
+  return 'disconnected';
 }

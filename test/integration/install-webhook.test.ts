@@ -3,7 +3,11 @@ import { runCli } from '../../server/cli/run.js';
 import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
 import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { eventBody } from '../helpers/event-builder.js';
-import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
+import {
+  installPortal,
+  startInstallHarness,
+  type InstallHarness,
+} from '../helpers/install-harness.js';
 
 describe('inbound-webhook mode', () => {
   let h: InstallHarness;
@@ -148,5 +152,87 @@ describe('inbound-webhook mode', () => {
     ]);
     expect(res.code).toBe(2);
     expect(res.err).toContain('--member-id');
+  });
+
+  /**
+   * A connection made with a wrong member_id (the portal's deliveries then all come back
+   * unknown_portal) could not be undone from the CLI: the row stayed installed with its
+   * webhook URL.
+   */
+  it('disconnect-webhook undoes a connection made with a wrong member_id; the right one then works', async () => {
+    const webhookUrl = portal.createInboundWebhook(1);
+    const hook = portal.createOutgoingWebhook({
+      handler: `${h.appUrl}/b24/events`,
+      events: ['ONCRMDEALADD'],
+    });
+    const connect = (memberId: string) =>
+      cli([
+        'connect-webhook',
+        ...['--webhook-url', webhookUrl, '--application-token', hook.applicationToken],
+        ...['--member-id', memberId],
+      ]);
+    expect((await connect('typo-member')).code).toBe(0);
+    const gone = await cli(['disconnect-webhook', '--portal', 'typo-member']);
+    expect(gone).toEqual({
+      code: 0,
+      err: '',
+      out:
+        `Disconnected ${portal.domain} (member_id typo-member): its webhook URL and application token are forgotten,\n` +
+        'and its deliveries are refused from now on. Its event log and rules stay\n' +
+        '(npx b24hooks erase --portal typo-member removes them); delete the outgoing webhook in Bitrix24 too.\n',
+    });
+    h.t.deps.portals.invalidate();
+    expect(await findPortalByMemberId(h.t.deps.db, 'typo-member')).toMatchObject({
+      status: 'uninstalled',
+      webhook_url_enc: null,
+      application_token_digest: null,
+    });
+    // A delivery under the wrong member_id is refused now, with the token that passed before.
+    const forged = await fetch(`${h.appUrl}/b24/events`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: eventBody({
+        portal: {
+          memberId: 'typo-member',
+          domain: portal.domain,
+          applicationToken: hook.applicationToken,
+        },
+        accessToken: null,
+      }),
+    });
+    expect(forged.status).toBe(401);
+    // Twice is no error; listed as uninstalled.
+    expect(await cli(['disconnect-webhook', '--portal', 'typo-member', '--json'])).toMatchObject({
+      code: 0,
+      out:
+        JSON.stringify({
+          memberId: 'typo-member',
+          domain: portal.domain,
+          status: 'uninstalled',
+          outcome: 'already',
+        }) + '\n',
+    });
+    // The right member_id connects, and the portal's events are stored.
+    expect((await connect(portal.memberId)).code).toBe(0);
+    h.t.deps.portals.invalidate();
+    const change = await portal.addDeal({ TITLE: 'After the fix' });
+    expect(change.deliveries.map((d) => d.status)).toEqual([200]);
+  });
+
+  it('disconnect-webhook refuses a portal with the OAuth app installed, and an unknown one', async () => {
+    const { portal: oauth } = await installPortal(h, { memberId: 'oauth-member' });
+    const res = await cli(['disconnect-webhook', '--portal', oauth.memberId]);
+    expect(res.code).toBe(1);
+    expect(res.err).toBe(
+      `b24hooks disconnect-webhook: ${oauth.domain} has the OAuth app installed, not a webhook connection: uninstall the app in Bitrix24 to end it\n`,
+    );
+    expect(await findPortalByMemberId(h.t.deps.db, oauth.memberId)).toMatchObject({
+      status: 'installed',
+    });
+    expect(await cli(['disconnect-webhook', '--portal', 'nobody'])).toMatchObject({
+      code: 2,
+      err: 'b24hooks disconnect-webhook: no portal with member_id "nobody"\n',
+    });
+    expect((await cli(['disconnect-webhook'])).code).toBe(2);
   });
 });
