@@ -13,6 +13,7 @@ import { saveMapSealed } from '../rules/saved-map.js';
 import { withScopeErrors } from '../rules/scopes.js';
 import { maskMap, revealMap } from '../rules/secret-fields.js';
 import { formatMapErrors, validateEventMap, type ValidationResult } from '../rules/validate.js';
+import type { EventMap } from '../rules/model.js';
 import {
   requirePortal,
   str,
@@ -36,8 +37,9 @@ const warningLines = (warnings: readonly MapWarning[]) =>
   warnings.map((w) => `warning: ${w.message}\n`).join('');
 
 /**
- * `rules import FILE [--portal MEMBER_ID]`: validates the file and stores it as the default map
- * or the portal's own. Every problem is printed with its JSON path (exit 1); map warnings
+ * `rules import FILE [--portal MEMBER_ID] [--dry-run]`: validates the file and stores it as the
+ * default map or the portal's own; with `--dry-run`, checks it the same way (credentials and
+ * `$env` names included), says which rules it would add, remove and change, and stores nothing. Every problem is printed with its JSON path (exit 1); map warnings
  * (rules writing the same field, self-triggering rules) go to stderr and do not block.
  */
 export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
@@ -68,8 +70,15 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
   const scoped: ValidationResult = checked.ok
     ? withScopeErrors(checked.map, grantedScopes(deps.manifest.scopes, portal?.scope))
     : checked;
+  const dryRun = ctx.flags['dry-run'] === true;
+  // What the scope holds now (the portal's own map, or the default it uses), to say what
+  // a dry run would change.
+  const before = dryRun
+    ? ((memberId === undefined ? undefined : await getRuleMap(deps.db, memberId)) ??
+      (await getRuleMap(deps.db)) ?? { rules: [] })
+    : undefined;
   // Credentials are encrypted as they are stored; "********" keeps what the scope stored.
-  const result = scoped.ok ? await saveMapSealed(deps, memberId, scoped.map) : scoped;
+  const result = scoped.ok ? await saveMapSealed(deps, memberId, scoped.map, { dryRun }) : scoped;
   if (!result.ok) {
     const n = result.errors.length;
     if (json) {
@@ -93,13 +102,42 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
   io.err(warningLines(warnings));
   const scope = memberId ?? 'default';
   const count = result.map.rules.length;
+  const target = memberId ? `the own map of portal ${memberId}` : 'the default map';
+  if (before) {
+    const change = ruleChanges(maskMap(before, deps.box), maskMap(result.map, deps.box));
+    if (json) {
+      io.out(
+        JSON.stringify({ ok: true, dryRun: true, scope, rules: count, ...change, warnings }) + '\n',
+      );
+    } else {
+      const names = (list: string[]) => (list.length ? list.join(', ') : 'none');
+      io.out(
+        `${file} is a valid event map of ${count} rule${count === 1 ? '' : 's'}; nothing was stored (--dry-run).\n` +
+          `Imported, it would replace ${target}: rules added ${names(change.added)}; removed ${names(change.removed)}; changed ${names(change.changed)}` +
+          ' (a changed credential is not shown).\n',
+      );
+    }
+    return 0;
+  }
   if (json) io.out(JSON.stringify({ ok: true, scope, rules: count, warnings }) + '\n');
   else {
-    io.out(
-      `imported ${count} rule${count === 1 ? '' : 's'} as ${memberId ? `the own map of portal ${memberId}` : 'the default map'}\n`,
-    );
+    io.out(`imported ${count} rule${count === 1 ? '' : 's'} as ${target}\n`);
   }
   return 0;
+}
+
+/** Rules by name that a map adds, removes and changes against another (both masked). */
+function ruleChanges(before: EventMap, after: EventMap) {
+  const was = new Map(before.rules.map((r) => [r.name, JSON.stringify(r)]));
+  const added: string[] = [];
+  const changed: string[] = [];
+  for (const r of after.rules) {
+    const old = was.get(r.name);
+    if (old === undefined) added.push(r.name);
+    else if (old !== JSON.stringify(r)) changed.push(r.name);
+    was.delete(r.name);
+  }
+  return { added, removed: [...was.keys()], changed };
 }
 
 /**
@@ -208,7 +246,7 @@ export function rulesCommandSpec(): CommandSpec {
   };
   // The options each subcommand takes: another's is bad usage, not silently ignored.
   const takes: Record<string, readonly string[]> = {
-    import: ['portal'],
+    import: ['portal', 'dry-run'],
     export: ['portal', 'with-secrets'],
     test: ['portal', 'event', 'id'],
   };
@@ -233,8 +271,9 @@ export function rulesCommandSpec(): CommandSpec {
       event: { type: 'string' },
       id: { type: 'string' },
       'with-secrets': { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
     },
     usage:
-      'rules import FILE [--portal MEMBER_ID] | rules export [--portal MEMBER_ID] [--with-secrets] | rules test --portal MEMBER_ID --event NAME --id ENTITY_ID',
+      'rules import FILE [--portal MEMBER_ID] [--dry-run] | rules export [--portal MEMBER_ID] [--with-secrets] | rules test --portal MEMBER_ID --event NAME --id ENTITY_ID',
   };
 }

@@ -195,6 +195,8 @@ export async function saveMapSealed(
     };
     /** A map edited as a whole: steps renamed in place keep their credentials. */
     inPlace?: boolean;
+    /** Checked and sealed as a save would be, and not stored (`rules import --dry-run`). */
+    dryRun?: boolean;
   } = {},
 ): Promise<SealResult> {
   const own = await getRuleMap(deps.db, memberId);
@@ -224,7 +226,7 @@ export async function saveMapSealed(
     previousIsDefault: fromDefault,
     envNames: deps.config.actions.secretEnv,
   });
-  if (sealed.ok) await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());
+  if (sealed.ok && !opts.dryRun) await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());
   return sealed;
 }
 

@@ -72,6 +72,55 @@ describe('rules import / export', () => {
     );
   });
 
+  it('--dry-run checks a map as an import would, says what it would change, and stores nothing', async () => {
+    const stored = JSON.parse((await cli(t, ['rules', 'export'])).out) as {
+      rules: Array<Record<string, unknown>>;
+    };
+    const paid = stored.rules[0]!;
+    const next = {
+      rules: [
+        { ...paid, on: ['ONCRMDEALADD'] },
+        { name: 'New one', on: ['ONCRMDEALADD'], actions: [{ type: 'sms', to: '1', text: 'x' }] },
+      ],
+    };
+    const r = await cli(t, ['rules', 'import', file('next.json', next), '--dry-run']);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out).toBe(
+      `${path.join(t.dir, 'next.json')} is a valid event map of 2 rules; nothing was stored (--dry-run).\n` +
+        'Imported, it would replace the default map: rules added New one; removed none; changed Paid deal: invoice, shipment, SMS (a changed credential is not shown).\n',
+    );
+    // Nothing stored: the export is what it was.
+    expect(JSON.parse((await cli(t, ['rules', 'export'])).out)).toEqual(stored);
+    // An invalid map is refused as by an import (exit 1), and --json says what would change.
+    const bad = await cli(t, [
+      'rules',
+      'import',
+      file('bad.json', { rules: [{ name: 'x' }] }),
+      '--dry-run',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/is not a valid event map/);
+    const asJson = await cli(t, [
+      'rules',
+      'import',
+      file('empty.json', { rules: [] }),
+      '--dry-run',
+      '--json',
+    ]);
+    expect(JSON.parse(asJson.out)).toEqual({
+      ok: true,
+      dryRun: true,
+      scope: 'default',
+      rules: 0,
+      added: [],
+      removed: ['Paid deal: invoice, shipment, SMS'],
+      changed: [],
+      warnings: [],
+    });
+    expect(JSON.parse((await cli(t, ['rules', 'export'])).out)).toEqual(stored);
+    expect((await cli(t, ['rules', 'export', '--dry-run'])).code).toBe(2);
+  });
+
   it('refuses an invalid map, printing every problem with its JSON path, and keeps the old one', async () => {
     const bad = {
       rules: [
