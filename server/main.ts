@@ -9,6 +9,7 @@ import { gateConnections } from '../db/connection-gate.js';
 import { watchStatements } from '../db/connect.js';
 import { statementWatch } from './lib/slow-statements.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
+import { takeSqliteServerLock } from './cluster/sqlite-server-lock.js';
 import { releaseDeadHolders } from './queue/start-sweep.js';
 import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
@@ -46,6 +47,11 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
   const config = loadConfig(env, ensureSecrets(dataDir, env));
   database = config.database;
+  // Taken before the migrations: a second server on the file changes nothing of it.
+  const serverLock =
+    config.database.client === 'sqlite'
+      ? takeSqliteServerLock(config.database.filename)
+      : undefined;
   // The main thread serves every request: a write there must not wait long for a lock held
   // by another process (a locked database answers 503 at the intake, on its own thread).
   const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
@@ -115,6 +121,7 @@ async function main(): Promise<void> {
     await services.close(20_000);
     await instanceLock?.close();
     await deps.close();
+    serverLock?.release();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

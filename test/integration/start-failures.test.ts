@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { runCli } from '../../server/cli/run.js';
-import { spawnServer } from '../helpers/spawn-server.js';
+import { spawnServer, type SpawnedServer } from '../helpers/spawn-server.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const PASSWORD = 'Pa55-never-printed';
@@ -152,4 +152,28 @@ describe('start-up failures outside the configuration check', () => {
       }
     },
   );
+
+  it('a second server on the same SQLite file is refused; the lock goes with a killed server', async () => {
+    const tmp = tempDir('b24h-start-');
+    let first: SpawnedServer | undefined;
+    try {
+      first = await spawnServer({ DATA_DIR: tmp.dir });
+      const file = path.join(tmp.dir, 'b24hooks.sqlite');
+      const second = await startServer({ DATA_DIR: tmp.dir });
+      expect(second.code).toBe(1);
+      expect(said(second.err)).toBe(
+        `b24hooks: invalid configuration:\n  - another b24hooks server is running on ${file}: two would share its deliveries, worker and retention; stop it, or give this one its own DATA_DIR`,
+      );
+      // The CLI still works beside the server.
+      const status = await cli(['status', '--json'], { DATA_DIR: tmp.dir });
+      expect(status.code).toBe(0);
+      // A server killed outright leaves no lock behind.
+      await first.stop('SIGKILL');
+      const third = await spawnServer({ DATA_DIR: tmp.dir });
+      expect(await third.stop()).toBe(0);
+    } finally {
+      await first?.stop('SIGKILL');
+      tmp.cleanup();
+    }
+  });
 });
