@@ -20,7 +20,12 @@ function pgPlace(connectionString: string): string {
  * which keeps its stack. A password is never part of it: PostgreSQL's own messages name the
  * user only, and the place is rebuilt without it.
  */
-export function describeConnectError(e: unknown, target: DbTarget): string | undefined {
+export function describeConnectError(
+  e: unknown,
+  target: DbTarget,
+  /** Whether an EACCES, EPERM, EROFS or ENOSPC is the database's (while it is opened). */
+  opening = true,
+): string | undefined {
   const { code, message, name } = (e ?? {}) as Coded;
   const text = typeof message === 'string' ? message.split('\n')[0]! : '';
   if (target.client === 'pg') {
@@ -51,6 +56,8 @@ export function describeConnectError(e: unknown, target: DbTarget): string | und
     return undefined;
   }
   const file = target.filename;
+  const fsError = ['EACCES', 'EPERM', 'EROFS', 'ENOSPC'].includes(String(code));
+  if (fsError && !opening) return undefined;
   switch (code) {
     case 'EACCES':
     case 'EPERM':

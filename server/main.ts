@@ -37,8 +37,8 @@ function loadDotEnv(): void {
   else if (process.env.ENV_FILE?.trim()) throw new Error(`ENV_FILE ${file} does not exist`);
 }
 
-/** The database configured, once known: a failure to reach it is then told in one line. */
-let database: DbTarget | undefined;
+/** The database while it is being opened: a failure to reach it is told in one line. */
+let opening: DbTarget | undefined;
 
 /** The only place that reads process.env: wires real dependencies and serves. */
 async function main(): Promise<void> {
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const env = process.env;
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
   const config = loadConfig(env, ensureSecrets(dataDir, env));
-  database = config.database;
+  opening = config.database;
   // Taken before the migrations: a second server on the file changes nothing of it.
   const serverLock =
     config.database.client === 'sqlite'
@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   // The main thread serves every request: a write there must not wait long for a lock held
   // by another process (a locked database answers 503 at the intake, on its own thread).
   const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
+  opening = undefined;
   // Which statement a stall was: timed into /metrics, the slow ones logged with their SQL.
   watchStatements(
     deps.db,
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   // A bad configuration or a wrong TOKEN_ENCRYPTION_KEY: the message says what to do.
-  const unreachable = database && describeConnectError(e, database);
+  const unreachable = opening && describeConnectError(e, opening);
   if (e instanceof AppError && e.code === 'CONFIG')
     process.stderr.write(`b24hooks: ${e.message}\n`);
   else if (unreachable) process.stderr.write(`b24hooks: cannot start: ${unreachable}\n`);

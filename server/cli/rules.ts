@@ -39,8 +39,9 @@ const warningLines = (warnings: readonly MapWarning[]) =>
 /**
  * `rules import FILE [--portal MEMBER_ID] [--dry-run]`: validates the file and stores it as the
  * default map or the portal's own; with `--dry-run`, checks it the same way (credentials and
- * `$env` names included), says which rules it would add, remove and change, and stores nothing. Every problem is printed with its JSON path (exit 1); map warnings
- * (rules writing the same field, self-triggering rules) go to stderr and do not block.
+ * `$env` names included), says which rules it would add, remove and change, and stores
+ * nothing. Every problem is printed with its JSON path (exit 1); map warnings (rules writing
+ * the same field, self-triggering rules) go to stderr and do not block.
  */
 export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
   const { deps, io, json } = ctx;

@@ -229,7 +229,8 @@ export async function runCli(
     const msg =
       e instanceof ConfigError
         ? e.problems.join('; ')
-        : ((database && describeConnectError(e, database)) ?? (e as Error).message);
+        : // A command's own EACCES (a file it reads) is not the database's: `!deps`.
+          ((database && describeConnectError(e, database, !deps)) ?? (e as Error).message);
     io.err(`b24hooks ${name}: ${msg.split('\n')[0]}\n`);
     return 1;
   } finally {
