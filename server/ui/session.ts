@@ -72,11 +72,14 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 /**
- * The cookie fallback. The frame is cross-site, and a browser that blocks third-party
- * cookies (even partitioned ones) never sends ours back; so every link and form of a page
- * carries the signed session id as `?s=` until a request shows the cookie arrived with the
- * same value. A token in the query wins over the cookie (it belongs to this frame). The value
- * is the same signed id as the cookie, so express-session verifies it the same way.
+ * The frame's own session. The frame is cross-site, and a browser that blocks third-party
+ * cookies (even partitioned ones) never sends ours back; and where it does, one cookie serves
+ * every frame of the portal, so the next frame entry (a deal card opened beside the rule
+ * being edited, the app opened in another tab) replaced the session the first frame's
+ * pages were in: its next save was refused as an expired form. So every link and form of a
+ * page carries the signed session id as `?s=`, always, and a token in the query wins over
+ * the cookie (it belongs to this frame). The value is the same signed id as the cookie, so
+ * express-session verifies it the same way.
  *
  * Only inside a frame: a top-level page (`Sec-Fetch-Dest: document`) never takes its session
  * from the URL, or a stranger could open the app with a session of their own portal in a
@@ -95,8 +98,8 @@ function tokenFallback(): RequestHandler {
           .split(';')
           .filter((p) => p.trim() && p.split('=')[0]?.trim() !== SESSION_COOKIE);
         req.headers.cookie = [...others, `${SESSION_COOKIE}=${encodeURIComponent(s)}`].join(';');
-        res.locals.carryToken = s;
       }
+      res.locals.carryToken = s;
     }
     next();
   };

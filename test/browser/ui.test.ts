@@ -103,8 +103,9 @@ describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
   it('filters the event log and opens an event, then retries it', async () => {
     await frame().locator('#nav-events').click();
     await frame().locator('#events').waitFor();
-    // The partitioned cookie arrived, so links no longer carry the session token.
-    expect(new URL(appFrame().url()).searchParams.get('s')).toBeNull();
+    // Links carry the frame's session token although the partitioned cookie arrived: the
+    // next frame entry of the portal replaces the cookie (session.ts).
+    expect(new URL(appFrame().url()).searchParams.get('s')).toMatch(/^s:/);
     await frame().locator('select[name=status]').selectOption('failed');
     await frame().locator('#apply-filters').click();
     // The unfiltered page lists the failed event too: wait for the filtered one to load.

@@ -162,11 +162,43 @@ describe('sessions, the cookie fallback, CSRF and roles', () => {
     expect(page.html).toContain(`/ui/events?s=${encodeURIComponent(s.token)}`);
   });
 
-  it('drops the token from links once the cookie arrives', async () => {
-    const s = await openSession(h);
-    const page = await getPage(h, s.location, s.cookie);
+  /**
+   * One cookie serves every frame of a portal: a second entry (a deal card opened while a
+   * rule is being edited) replaced the first frame's session, and its next save was refused
+   * as an expired form, the admin's edit lost.
+   */
+  it("keeps each frame in its own session when another frame's entry replaces the cookie", async () => {
+    const first = await openSession(h);
+    const page = await getPage(h, first.location, first.cookie);
     expect(page.status).toBe(200);
-    expect(page.html).not.toContain('?s=');
+    // Links and forms carry the frame's token although its cookie arrived.
+    expect(page.html).toContain(`/ui/events?s=${encodeURIComponent(first.token)}`);
+    const alerts = await getPage(
+      h,
+      `/ui/alerts?s=${encodeURIComponent(first.token)}`,
+      first.cookie,
+    );
+    const action = /<form[^>]*action="(\/ui\/alerts\?s=[^"]+)"/.exec(alerts.html)?.[1];
+    expect(action).toBe(`/ui/alerts?s=${encodeURIComponent(first.token)}`);
+    // Another frame of the same portal opens: the browser now sends its cookie only.
+    const second = await openSession(h);
+    const saved = await postForm(
+      h,
+      action!,
+      { telegram: '12345', _csrf: csrfOf(alerts.html) },
+      second.cookie,
+    );
+    expect({ status: saved.status, page: saved.html.slice(0, 300) }).toMatchObject({ status: 200 });
+    expect(saved.html).toContain('id="saved"');
+    // Control: without its token, the first frame's form meets the second's session.
+    const lost = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '12345', _csrf: csrfOf(alerts.html) },
+      second.cookie,
+    );
+    expect(lost.status).toBe(403);
+    expect(lost.html).toContain('The form has expired');
   });
 
   it('refuses a tampered token', async () => {
