@@ -20,6 +20,7 @@ import {
 import type { RefreshAnswer } from '../bitrix/oauth.js';
 import type { InstallRequest } from './install-request.js';
 import { syncBindings, type BindingSync } from './bindings.js';
+import { countProbeRefusal, guardedProbe } from './probe-guard.js';
 
 /** An install that is refused: `status` is the HTTP answer, the message safe to show. */
 export class InstallRefusedError extends AppError {
@@ -185,16 +186,37 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     clientEndpoint: req.clientEndpoint,
     vouched: vouched !== undefined,
   };
+  // Anyone who knows a portal's member_id and domain can post installs with made-up
+  // AUTH_IDs, each checked on the portal's REST budget: once they are refused often, the
+  // checks take the lower half of it only (probe-guard.ts), so its events go on.
+  const lane = `install\u0000${req.memberId}`;
+  const probedAt = deps.clock.now().getTime();
   let holder;
   try {
-    holder = await askPortalAboutToken(deps, target, vouched?.access_token ?? req.accessToken);
+    holder = await askPortalAboutToken(
+      deps,
+      target,
+      vouched?.access_token ?? req.accessToken,
+      guardedProbe(lane, probedAt),
+    );
   } catch (e) {
+    if (!(isBitrixApiError(e) && e.retryable)) countProbeRefusal(lane, probedAt);
     if (e instanceof ForeignAppTokenError) {
       logger.warn({ memberId: req.memberId, err: e.message }, 'install refused: foreign token');
       throw new InstallRefusedError(401, 'The authorization belongs to another application.');
     }
     if (isBitrixApiError(e) && !e.retryable) {
       throw new InstallRefusedError(401, 'The portal did not confirm the authorization.');
+    }
+    // The portal's budget is busy (a flood of such checks) or the portal is not answering:
+    // a refusal to try again, not an error of ours logged with its stack for every post.
+    if (isBitrixApiError(e)) {
+      // With the cause: a portal name that resolves into our network is refused this way.
+      logger.info({ memberId: req.memberId, err: e }, 'install not checked now');
+      throw new InstallRefusedError(
+        503,
+        'The portal is busy or not answering. Please try again in a minute.',
+      );
     }
     throw e;
   }

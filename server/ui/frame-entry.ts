@@ -7,6 +7,7 @@ import { isPortalHostAllowed, isUnlistedCloudHost, isVouchedPortal } from '../bi
 import type { ProbeOptions, TokenTarget } from '../bitrix/rest.js';
 import { tokenColumns } from '../bitrix/oauth.js';
 import { askPortalAboutToken } from '../install/token-proof.js';
+import { countProbeRefusal, guardedProbe, PROBE_REFUSALS_GUARDED } from '../install/probe-guard.js';
 import {
   findPortalById,
   findPortalByMemberId,
@@ -64,31 +65,8 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
   }
 }
 
-/**
- * A portal whose AUTH_IDs were refused this often in ENTRY_REFUSAL_WINDOW_MS (per instance)
- * is being probed by someone without a session: anyone who knows its member_id and domain can
- * post frame entries with made-up AUTH_IDs, and each costs two calls on the portal's REST
- * budget, which its rules' steps need. Its entry checks then take the lower half of the
- * budget only, without waiting, so its events go on. Entries that carry the portal's
- * application token are counted apart (a stranger does not know it), so its users are not
- * turned away by a stranger's flood; a page that could not be checked now retries by itself.
- */
-export const ENTRY_REFUSALS_GUARDED = 10;
-export const ENTRY_REFUSAL_WINDOW_MS = 60_000;
-const entryRefusals = new Map<string, number[]>();
-
-const recentRefusals = (memberId: string, now: number): number[] =>
-  (entryRefusals.get(memberId) ?? []).filter((t) => now - t < ENTRY_REFUSAL_WINDOW_MS);
-
-function countRefusal(memberId: string, now: number): void {
-  const list = recentRefusals(memberId, now);
-  list.push(now);
-  entryRefusals.set(memberId, list.slice(-ENTRY_REFUSALS_GUARDED));
-  if (entryRefusals.size > 10_000) {
-    for (const [k, v] of entryRefusals)
-      if (now - (v.at(-1) ?? 0) >= ENTRY_REFUSAL_WINDOW_MS) entryRefusals.delete(k);
-  }
-}
+/** Frame entries refused before their checks take the lower half of the budget only. */
+export const ENTRY_REFUSALS_GUARDED = PROBE_REFUSALS_GUARDED;
 
 /** When each portal's address was last asked of the OAuth server for a frame entry. */
 const movedChecks = new Map<string, number>();
@@ -242,9 +220,7 @@ export async function verifyFrameEntry(
   // a stranger's flood of made-up AUTH_IDs then guards only entries like its own, and the
   // portal's users are checked on its whole budget meanwhile.
   const lane = vouched ? `${memberId}\u0000vouched` : memberId;
-  const probe = {
-    budgetShare: recentRefusals(lane, now).length >= ENTRY_REFUSALS_GUARDED ? 0.5 : 1,
-  };
+  const probe = guardedProbe(lane, now);
   // The same AUTH_ID confirmed by this portal a few minutes ago: let in on that answer.
   const cacheKey = `${portal.id}:${deps.box.digest(authId)}`;
   const known = confirmedEntry(cacheKey, now);
@@ -273,7 +249,7 @@ export async function verifyFrameEntry(
     if (isBitrixApiError(e) && e.retryable) {
       throw new EntryRefusedError(503, 'The portal is not answering. Please try again shortly.');
     }
-    countRefusal(lane, now);
+    countProbeRefusal(lane, now);
     deps.logger.info({ memberId, err: e }, 'frame refused: AUTH_ID not confirmed by the portal');
     throw new EntryRefusedError(401, 'The portal did not confirm the authorization.');
   }

@@ -336,6 +336,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'The portal is not answering. Please try again shortly.',
     'Портал не отвечает. Попробуйте ещё раз чуть позже.',
   ],
+  [
+    'The portal is busy or not answering. Please try again in a minute.',
+    'Портал занят или не отвечает. Попробуйте ещё раз через минуту.',
+  ],
   ['The portal did not name the user.', 'Портал не назвал пользователя.'],
   [
     'Send the form as application/x-www-form-urlencoded.',

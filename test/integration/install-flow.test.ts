@@ -405,4 +405,37 @@ describe('install flow against the emulator', () => {
     const [d] = await portal.emit('ONCRMDEALADD', { FIELDS: { ID: 5 } });
     expect(d!.status).toBe(200);
   });
+
+  /**
+   * A stranger who knows an installed portal's member_id and domain posts installs with
+   * made-up AUTH_IDs. Each was checked with the portal on its whole REST budget, with no
+   * count of refusals: a helper's flood held that portal's events 13–26 s behind them.
+   * As for frame entries, once they are refused often, the checks take the lower half only.
+   */
+  it('made-up installs of a known portal never book its REST budget ahead of its own work', async () => {
+    expect((await portal.install()).status).toBe(200);
+    const limiter = h.t.deps.bitrix.limiter;
+    const forged = (i: number) =>
+      installForm({ AUTH_ID: `made-up-${i}-${'x'.repeat(24)}`, APPLICATION_TOKEN: '' }).then(
+        async (r) => ({ status: r.status, body: await r.text() }),
+      );
+    const profiles = () => portal.calls.filter((c) => c.method === 'profile').length;
+    const before = profiles();
+    // Refused one by one first: each was asked of the portal (the control that they cost).
+    for (let i = 0; i < 10; i++) expect((await forged(i)).status).toBe(401);
+    expect(profiles() - before).toBe(10);
+    const flood = await Promise.all(Array.from({ length: 120 }, (_, i) => forged(100 + i)));
+    expect(flood.every((r) => r.status === 401 || r.status === 503)).toBe(true);
+    const busy = flood.find((r) => r.status === 503);
+    // The installer frame's page says to try again.
+    expect(busy?.body).toContain(
+      'The portal is busy or not answering. Please try again in a minute.',
+    );
+    const { burst } = limiter.limitsOf(portal.memberId);
+    expect(limiter.level(portal.memberId)).toBeLessThanOrEqual(burst / 2);
+    // A call of the portal's own work goes at once.
+    expect(await limiter.tryAcquire(portal.memberId, 0)).toBe(0);
+    // Nothing of the flood is logged as an error of ours.
+    expect(h.t.logs.text()).not.toContain('install failed');
+  });
 });
