@@ -25,7 +25,19 @@ import { PausedError, RetryableError } from '../lib/retry-errors.js';
  * be tried.
  */
 export interface Destinations {
-  run<T>(key: string, work: () => Promise<T>): Promise<T>;
+  run<T>(key: string, work: () => Promise<T>, opts?: RunOptions): Promise<T>;
+}
+
+export interface RunOptions {
+  /**
+   * An admin's test send of a step (the rule builder's "Send this step once"): to an open
+   * destination of the portal's own (its http hosts, its REST endpoint) it goes at once, as
+   * the probe, rather than waiting out the cool-down: an admin who has just fixed the
+   * endpoint was told it was down for minutes, and nothing was sent. Success closes the
+   * destination; failure counts as a failed probe. Shared destinations (Telegram, SMTP, SMS)
+   * keep their cool-down: one portal's test does not probe them for all.
+   */
+  probeNow?: boolean;
 }
 
 export interface DestinationOptions {
@@ -112,7 +124,7 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
   const now = () => deps.clock.now().getTime();
 
   return {
-    async run(key, work) {
+    async run(key, work, runOpts = {}) {
       if ((active.get(key) ?? 0) >= opts.concurrency) {
         throw new PausedError(
           `destination ${key} has ${opts.concurrency} requests under way`,
@@ -125,7 +137,8 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
       let probe = false;
       if (row?.state === 'open') {
         const until = row.retry_at ?? t;
-        if (until > t || !(await takeProbe(db, key, t, t + probeLease))) {
+        const atOnce = runOpts.probeNow === true && isPortalDestination(key);
+        if (!atOnce && (until > t || !(await takeProbe(db, key, t, t + probeLease)))) {
           const waitMs = Math.max(busyRetry, until - t);
           const quoted = isPortalDestination(key) ? (row.last_error ?? '').trim() : '';
           throw new PausedError(

@@ -269,18 +269,22 @@ export function tryRoutes(deps: Deps): Router {
     try {
       const telegramChat =
         rendered.type === 'telegram' ? await portalStepChat(deps.db, portal.member_id) : null;
-      const result = await destinations.run(destinationOf(rendered, deps.config, portal), () =>
-        runAction(action, rendered, {
-          config: deps.config,
-          logger: deps.logger,
-          idempotencyKey: `b24h-test-${randomUUID()}`,
-          bitrix: (method, params) => deps.bitrix.call(portal, method, params),
-          guard: deps.httpGuard,
-          clock: deps.clock,
-          telegramChat,
-          telegramChats:
-            rendered.type === 'telegram' ? telegramChatGuard(deps, portal.id) : undefined,
-        }),
+      const result = await destinations.run(
+        destinationOf(rendered, deps.config, portal),
+        () =>
+          runAction(action, rendered, {
+            config: deps.config,
+            logger: deps.logger,
+            idempotencyKey: `b24h-test-${randomUUID()}`,
+            bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+            guard: deps.httpGuard,
+            clock: deps.clock,
+            telegramChat,
+            telegramChats:
+              rendered.type === 'telegram' ? telegramChatGuard(deps, portal.id) : undefined,
+          }),
+        // The admin asked for it now: the portal's own open destination is probed at once.
+        { probeNow: true },
       );
       const response = { status: result.response.status, ms: result.response.ms };
       await recordStepTest(deps.db, {

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { getDestination, saveDestination } from '../../../db/stores/destinations.js';
+import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { getRuleMap, saveRuleMap } from '../../../server/rules/map-store.js';
 import { revealMap } from '../../../server/rules/secret-fields.js';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
@@ -270,6 +272,44 @@ describe('the rule builder pages', () => {
     );
     expect(page.html).toContain('<tr data-status="succeeded">');
     expect(page.html).toMatch(/id="test-sends-none" hidden/);
+  });
+
+  /**
+   * An admin who has just fixed the endpoint of a step whose destination opened (its circuit
+   * after repeated failures) was told "destination … is down" for minutes, and nothing was
+   * sent: the test waited out the cool-down like the event jobs.
+   */
+  it("sends a test step to the portal's own open destination at once, and closes it", async () => {
+    const db = h.t.deps.db;
+    const portal = (await findPortalByMemberId(db, h.portal.memberId))!;
+    const key = `http:${new URL(h.sink.url).host}#${portal.id}`;
+    const now = h.t.clock.now().getTime();
+    await saveDestination(db, {
+      key,
+      state: 'open',
+      failures: 8,
+      cooldown_ms: 600_000,
+      opened_at: now,
+      retry_at: now + 600_000,
+      last_error: 'fetch failed (ECONNREFUSED)',
+      updated_at: now,
+    });
+    const sinkBefore = h.sink.requests.length;
+    const rule = {
+      name: 'Fixed endpoint',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'http', method: 'POST', url: `${h.sink.url}/fixed`, body: { a: 1 } }],
+    };
+    const r = await post('/ui/rules/builder/send-step', {
+      rule: JSON.stringify(rule),
+      index: '0',
+      event: 'ONCRMDEALUPDATE',
+      id: deals.won,
+    });
+    expect({ status: r.status, body: r.html.slice(0, 300) }).toMatchObject({ status: 200 });
+    expect(h.sink.requests.slice(sinkBefore).map((q) => q.url)).toEqual(['/fixed']);
+    // The probe succeeded: the destination is closed for the event jobs waiting on it.
+    expect(await getDestination(db, key)).toMatchObject({ state: 'closed', failures: 0 });
   });
 
   it('asks for a record ID when a step that reads the record is sent without one', async () => {
