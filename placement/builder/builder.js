@@ -1363,10 +1363,20 @@ async function runDry() {
     h(
       'p',
       { id: 'dry-verdict', 'data-matched': String(r.matched) },
-      h('b', { text: r.matched ? S.matched : S.notMatched }),
+      h('b', { text: r.matched ? (r.assumed ? S.matchedIfChanged : S.matched) : S.notMatched }),
       ' ',
       h('span', { class: 'muted', text: r.reason }),
     ),
+    // Matched with the record's values taken as just changed: why an event now would not.
+    r.assumed
+      ? h(
+          'p',
+          { id: 'dry-now', class: 'muted' },
+          `${S.matchedNow} ${S.notMatched} (`,
+          h('span', { text: r.assumed.now }),
+          ')',
+        )
+      : null,
     (r.steps || []).map((s) =>
       h('pre', {
         text: `${s.index + 1}. ${s.type}${s.name ? ` (${s.name})` : ''}\n${s.error || s.rendered}`,

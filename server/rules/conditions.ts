@@ -28,18 +28,31 @@ export interface RuleMatch extends RuleVerdict {
   index: number;
 }
 
-/** One condition against the context; `previous` feeds `changed` / `becomes`. */
+/**
+ * One condition against the context; `previous` feeds `changed` / `becomes`. With
+ * `assumeChange` (a preview on a record chosen by hand, not an event) the record's values
+ * are taken as just changed: `becomes X` holds when the value is X, `changed` always.
+ */
 export function evaluateCondition(
   c: Condition,
   ctx: TemplateContext,
   previous: Snapshot | undefined,
   eventName: string,
+  assumeChange = false,
 ): { holds: boolean; reason: string } {
+  const now = readField(ctx, c.field);
+  if (assumeChange && 'changed' in c) {
+    return { holds: true, reason: `${c.field} is ${show(now)} (assumed just changed)` };
+  }
+  if (assumeChange && 'becomes' in c) {
+    return sameValue(now, c.becomes)
+      ? { holds: true, reason: `${c.field} is ${show(c.becomes)} (assumed just changed to it)` }
+      : { holds: false, reason: `${c.field} is ${show(now)}, not ${show(c.becomes)}` };
+  }
   if ('changed' in c) return checkChanged(c.field, transitionOf(c.field, ctx, previous), eventName);
   if ('becomes' in c) {
     return checkBecomes(c.field, c.becomes, transitionOf(c.field, ctx, previous), eventName);
   }
-  const now = readField(ctx, c.field);
   if ('equals' in c) {
     return sameValue(now, c.equals)
       ? { holds: true, reason: `${c.field} is ${show(c.equals)}` }
@@ -57,6 +70,7 @@ export function evaluateRuleIn(
   eventName: string,
   ctx: TemplateContext,
   previous: Snapshot | undefined,
+  assumeChange = false,
 ): RuleVerdict {
   const name = eventName.toUpperCase();
   if (rule.enabled === false) return { matched: false, reason: 'rule is disabled' };
@@ -65,7 +79,7 @@ export function evaluateRuleIn(
   }
   const held: string[] = [];
   for (const c of rule.when ?? []) {
-    const r = evaluateCondition(c, ctx, previous, name);
+    const r = evaluateCondition(c, ctx, previous, name, assumeChange);
     if (!r.holds) return { matched: false, reason: r.reason };
     held.push(r.reason);
   }

@@ -95,6 +95,8 @@ export const BUILDER_EN = {
   'rb.js.sendFailed': 'Not sent:',
   'rb.js.matched': 'matches',
   'rb.js.notMatched': 'does not match',
+  'rb.js.matchedIfChanged': 'matches when this change happens',
+  'rb.js.matchedNow': 'An event of this record now:',
   'rb.js.failed': 'The request failed.',
   'rb.js.eventInvalid':
     'Not an event name: expected ON followed by Latin letters, digits or _ (e.g. ONCRMDEALUPDATE).',
@@ -148,8 +150,9 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.value': 'Значение',
   'rb.js.op.equals': 'равно',
   'rb.js.op.in': 'одно из',
-  'rb.js.op.changed': 'изменилось',
-  'rb.js.op.becomes': 'стало',
+  'rb.js.op.changed': 'изменяется',
+  // Present tense: a field's name may be of any gender (Стадия, Сумма, Ответственный).
+  'rb.js.op.becomes': 'становится',
   'rb.js.pipeline': 'Воронка',
   'rb.js.itemStagesMissing':
     'Стадии этого смарт-процесса не загрузились: введите код стадии (например, DT128_10:NEW).',
@@ -211,6 +214,8 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.sendFailed': 'Не отправлено:',
   'rb.js.matched': 'срабатывает',
   'rb.js.notMatched': 'не срабатывает',
+  'rb.js.matchedIfChanged': 'срабатывает при таком изменении',
+  'rb.js.matchedNow': 'Событие этой записи сейчас:',
   'rb.js.failed': 'Запрос не удался.',
   'rb.js.eventInvalid':
     'Это не имя события: нужно ON и затем латинские буквы, цифры или _ (например, ONCRMDEALUPDATE).',

@@ -159,6 +159,15 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await f.locator('#try-id').fill(dealId);
     await f.locator('#dry-run').click();
     await f.locator('#dry-verdict').waitFor();
+    // The deal is won already: the rule on "becomes" is shown as matching on that change,
+    // with its steps, and with why an event of it now would not match.
+    await expect(f.locator('#dry-verdict b').textContent()).resolves.toBe(
+      'matches when this change happens',
+    );
+    await expect(f.locator('#dry-now').textContent()).resolves.toMatch(
+      /^An event of this record now: does not match \(STAGE_ID was already "WON"\)$/,
+    );
+    await expect(f.locator('#dry-result pre').count()).resolves.toBe(4);
     const before = h.sink.requests.length;
     await f.locator('#step-send-1').click();
     await f.locator('#step-sent-1.notice').waitFor();

@@ -28,7 +28,7 @@ describe('messages on Russian pages', () => {
       'ожидается строка, получено: число 5',
     );
     expect(translateMessage('STAGE_ID became "WON" (was "NEW")', 'ru')).toBe(
-      'STAGE_ID стало "WON" (было "NEW")',
+      'STAGE_ID: теперь "WON" (было "NEW")',
     );
     expect(translateMessage('template {{contact.PHONE}}: contact has no PHONE', 'ru')).toBe(
       'шаблон {{contact.PHONE}}: contact не содержит PHONE',

@@ -168,11 +168,14 @@ export function tryRoutes(deps: Deps): Router {
         throw new TryError('Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.');
       const input = await ruleInput(deps, portal, user.memberId, checked.rule, event, idOf(req));
       // Credentials are never opened for a dry run: steps show them masked.
-      const [result] = dryRun(maskMap({ rules: [checked.rule] }, deps.box), input);
+      const [result] = dryRun(maskMap({ rules: [checked.rule] }, deps.box), input, {
+        assumeChange: true,
+      });
       res.json({
         result: {
           ...result,
           reason: translateMessage(result!.reason, user.lang),
+          assumed: result!.assumed && { now: translateMessage(result!.assumed.now, user.lang) },
           steps: result!.steps?.map((s) => ({
             ...s,
             rendered: s.rendered && maskForView(JSON.stringify(s.rendered)),

@@ -218,6 +218,49 @@ describe('the rule builder pages', () => {
     expect(JSON.parse(result.steps[0]!.rendered)).toMatchObject({ body: { id: deals.won } });
   });
 
+  /**
+   * "Stage becomes WON", the rule this app is for, never matched in a dry run: a record not
+   * yet won is not WON, and a won one "was already WON" (or its earlier value unknown), so an
+   * admin could never see what its steps would send.
+   */
+  it('dry-runs a rule on a change as if the record had just changed, and says so', async () => {
+    const rule = {
+      name: 'Try becomes',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+      actions: [
+        { type: 'http', method: 'POST', url: `${h.sink.url}/t`, body: { id: '{{deal.ID}}' } },
+      ],
+    };
+    const dry = async (id: string) =>
+      json(
+        await post('/ui/rules/builder/dry-run', {
+          rule: JSON.stringify(rule),
+          event: 'ONCRMDEALUPDATE',
+          id,
+        }),
+      ).result as {
+        matched: boolean;
+        reason: string;
+        assumed?: { now: string };
+        steps?: Array<{ rendered: string }>;
+      };
+    const won = await dry(deals.won);
+    expect(won).toMatchObject({
+      matched: true,
+      reason: 'STAGE_ID is "WON" (assumed just changed to it)',
+    });
+    // Why an event of this deal now would not match.
+    expect(won.assumed?.now).toMatch(
+      /^STAGE_ID (was already "WON"|is "WON" but its earlier value is unknown)/,
+    );
+    expect(JSON.parse(won.steps![0]!.rendered)).toMatchObject({ body: { id: deals.won } });
+    // Control: a deal in another stage does not match, assumed or not.
+    const fresh = await dry(deals.fresh);
+    expect(fresh).toMatchObject({ matched: false, reason: 'STAGE_ID is "NEW", not "WON"' });
+    expect(fresh.assumed).toBeUndefined();
+  });
+
   it('sends one step once, records it as a test, and counts it nowhere', async () => {
     const db = h.t.deps.db;
     const runsBefore = await db('action_runs').count({ n: '*' }).first();
