@@ -1,6 +1,7 @@
 import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
 import { upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
+import { unclosedTemplates } from './templates.js';
 
 export interface CheckOptions {
   /** Events the portal (or the default install) binds; rules on other events never fire. */
@@ -17,7 +18,8 @@ export interface MapWarning {
     | 'unbound-event'
     | 'sla-too-short'
     | 'saved-before-check'
-    | 'unknown-field';
+    | 'unknown-field'
+    | 'unclosed-template';
   /** The rules concerned, by name. */
   rules: string[];
   message: string;
@@ -122,6 +124,21 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
         message: `rule "${r.name}" has an SLA of ${r.slaSeconds} s, but an event is first read ${opts.settleMs / 1000} s after it arrives (EVENT_SETTLE_MS); every event will be late`,
       });
     }
+  }
+
+  // `{{deal.TITLE` (the closing braces forgotten) is no placeholder: the step would send it
+  // as written, braces and all, on every event.
+  for (const r of rules) {
+    r.actions.forEach((a, i) => {
+      const { type: _type, name: _name, ...values } = a as unknown as Record<string, unknown>;
+      for (const text of unclosedTemplates(values)) {
+        warnings.push({
+          code: 'unclosed-template',
+          rules: [r.name],
+          message: `rule "${r.name}", step ${i + 1}: "${text}" has no closing braces, so it is sent as written; close it as in {{deal.TITLE}}`,
+        });
+      }
+    });
   }
 
   const written = rules.map(writes);

@@ -310,6 +310,25 @@ export function placeholders(value: unknown): string[] {
 }
 
 /**
+ * The strings of a JSON value with a `{{` that no `}}` closes (`"{{deal.TITLE"`): not a
+ * placeholder, so sent as written, braces and all. Each is cut to 60 characters from its
+ * first such `{{`.
+ */
+export function unclosedTemplates(value: unknown): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      const rest = v.replace(PLACEHOLDER, '');
+      const at = rest.indexOf('{{');
+      if (at !== -1) found.push(rest.slice(at, at + 60));
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return found;
+}
+
+/**
  * The paths a JSON value's templates read, normalised (`contact.PHONE.0.VALUE`, no `?`). The
  * processor uses their first segments to decide which related records to load. Placeholders
  * that are not valid paths are left out (validation reports them).

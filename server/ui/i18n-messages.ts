@@ -215,6 +215,11 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['the OAuth server names another portal address', 'OAuth-сервер называет другой адрес портала'],
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
+  [', step ', ', шаг '],
+  [
+    ' has no closing braces, so it is sent as written; close it as in ',
+    ' без закрывающих скобок, поэтому отправится как написано; закройте, как в ',
+  ],
   // a field the portal's records do not have (server/rules/field-check.ts)
   [' reads ', ' читает '],
   [": the portal's deals have no field ", ': у сделок портала нет поля '],

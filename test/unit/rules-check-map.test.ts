@@ -165,3 +165,40 @@ describe('checkMap', () => {
     expect(eventsTriggeredBy('crm.deal.get')).toEqual([]);
   });
 });
+
+describe('unclosed templates', () => {
+  it('warns about a {{ without its closing braces, sent as written, in English and Russian', () => {
+    const map: EventMap = {
+      rules: [
+        {
+          name: 'Paid',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            {
+              type: 'http',
+              method: 'POST',
+              url: 'https://erp.example/{{deal.ID}}',
+              body: { title: '{{deal.TITLE', ok: '{{deal.ID}} and {{deal.OPPORTUNITY}}' },
+            },
+          ],
+        },
+      ],
+    };
+    const warnings = checkMap(map).filter((w) => w.code === 'unclosed-template');
+    expect(warnings).toEqual([
+      {
+        code: 'unclosed-template',
+        rules: ['Paid'],
+        message:
+          'rule "Paid", step 1: "{{deal.TITLE" has no closing braces, so it is sent as written; close it as in {{deal.TITLE}}',
+      },
+    ]);
+    expect(translateMessage(warnings[0]!.message, 'ru')).toBe(
+      'правило "Paid", шаг 1: "{{deal.TITLE" без закрывающих скобок, поэтому отправится как написано; закройте, как в {{deal.TITLE}}',
+    );
+    // Control: the same step with the braces closed says nothing.
+    const closed = structuredClone(map);
+    (closed.rules[0]!.actions[0] as { body: Record<string, string> }).body.title = '{{deal.TITLE}}';
+    expect(checkMap(closed).filter((w) => w.code === 'unclosed-template')).toEqual([]);
+  });
+});
