@@ -444,6 +444,33 @@ export function translateMessage(message: string, lang: UiUser['lang']): string 
     .join('');
 }
 
+/**
+ * The app's own words around an error (server/queue/destinations.ts, actions/http-call.ts,
+ * processing/read-entities.ts), in Russian; what a remote system said stays as it came. Not
+ * the phrase list: its short phrases (' is ', ' to ') would rewrite a remote English text.
+ */
+const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
+  [
+    /(^|: )destination (\S+) is down \(circuit open after (\d+) failures\)/,
+    '$1$2 не отвечает: отправка приостановлена после сбоев подряд ($3)',
+  ],
+  [/(^|: )destination (\S+) has (\d+) requests under way/, '$1к $2 уже идут запросы ($3)'],
+  [
+    /(^|: )waiting (\d+) ms for the portal's REST budget/,
+    '$1ждём $2 мс: лимит REST-запросов портала',
+  ],
+  [/(^|: )([A-Z]+ \S+) timed out after (\d+) ms/, '$1$2: нет ответа за $3 мс'],
+  [/(^|: )([A-Z]+ \S+|bitrix \S+) failed: /, '$1$2: ошибка: '],
+];
+
+/** An error shown on a page (masked already): the app's own words in the user's language. */
+export function translateError(text: string, lang: UiUser['lang']): string {
+  if (lang !== 'ru' || !text) return text;
+  let out = text;
+  for (const [re, ru] of RU_ERRORS) out = out.replace(re, ru);
+  return out;
+}
+
 const ENTITY_RU: Readonly<Record<string, string>> = {
   deal: 'сделка',
   lead: 'лид',

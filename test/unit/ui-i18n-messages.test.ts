@@ -3,7 +3,7 @@ import { createSecretBox } from '../../server/lib/crypto.js';
 import { scopeErrors } from '../../server/rules/scopes.js';
 import { sealMap } from '../../server/rules/secret-fields.js';
 import { savedBeforeChecks, validateEventMap } from '../../server/rules/validate.js';
-import { translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
+import { translateError, translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
 import { englishIn } from '../helpers/english-words.js';
 import { NOT_CONFIGURED_MESSAGE } from '../../server/install/install-portal.js';
 import { parseInstallRequest } from '../../server/install/install-request.js';
@@ -201,6 +201,32 @@ describe("an event's own note on Russian pages", () => {
     expect(translateNote('proven by event 5', 'ru', [])).toBe('подтверждено событием 5');
     expect(translateNote('ONFOO is not a lifecycle event', 'ru', [])).toBe(
       'ONFOO — не событие жизненного цикла приложения',
+    );
+  });
+});
+
+describe('errors on Russian pages', () => {
+  it("words the app's own parts of an error in Russian and keeps the remote system's text", () => {
+    expect(
+      translateError(
+        'destination http:erp.example#1 is down (circuit open after 8 failures): POST https://erp.example/api failed: fetch failed (ECONNREFUSED)',
+        'ru',
+      ),
+    ).toBe(
+      'http:erp.example#1 не отвечает: отправка приостановлена после сбоев подряд (8): POST https://erp.example/api: ошибка: fetch failed (ECONNREFUSED)',
+    );
+    expect(translateError("waiting 3000 ms for the portal's REST budget", 'ru')).toBe(
+      'ждём 3000 мс: лимит REST-запросов портала',
+    );
+    expect(translateError('POST https://erp.example/api timed out after 10000 ms', 'ru')).toBe(
+      'POST https://erp.example/api: нет ответа за 10000 мс',
+    );
+    // A remote text alone is left as it came, and English pages are untouched.
+    expect(translateError('HTTP 500: the order is not ready to be shipped', 'ru')).toBe(
+      'HTTP 500: the order is not ready to be shipped',
+    );
+    expect(translateError("waiting 3000 ms for the portal's REST budget", 'en')).toBe(
+      "waiting 3000 ms for the portal's REST budget",
     );
   });
 });

@@ -12,6 +12,7 @@ import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
 import { maskForView } from '../mask-view.js';
+import { translateError } from '../i18n-messages.js';
 import { exportLogCsv } from './log-export.js';
 import { eventDetail, heldNotes, noteStagesLookup } from './log-view.js';
 import type { MetadataCache } from '../../rules/metadata.js';
@@ -181,7 +182,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         ...r,
         request: maskForView(r.request_summary),
         response: maskForView(r.response_summary),
-        error: maskForView(r.error),
+        error: translateError(maskForView(r.error), user.lang),
         output: undefined,
       })),
       // Why each rule ran or not, in the page's words (note-names.ts).
@@ -192,7 +193,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       })),
       jobs: (jobs as Array<Record<string, unknown>>).map((j) => ({
         ...j,
-        last_error: maskForView(j.last_error as string | null),
+        last_error: translateError(maskForView(j.last_error as string | null), user.lang),
         run_at: Number(j.run_at),
         created_at: Number(j.created_at),
         updated_at: Number(j.updated_at),

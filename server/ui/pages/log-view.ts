@@ -6,6 +6,7 @@ import type { StageNames } from '../../rules/describe.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { maskForView } from '../mask-view.js';
 import { readableNote, type NoteNames } from '../note-names.js';
+import { translateError } from '../i18n-messages.js';
 import type { UiUser } from '../session.js';
 import { stageNames } from './rules-table.js';
 
@@ -32,7 +33,7 @@ export function eventDetail(
   const masked = maskForView(text);
   return status === 'skipped' || status === 'processed'
     ? { kind: 'note', text: readableNote(masked, user.lang, ruleNames, names) }
-    : { kind: 'error', text: masked };
+    : { kind: 'error', text: translateError(masked, user.lang) };
 }
 
 /** How long a portal whose stage list could not be read is not asked again for the log. */
