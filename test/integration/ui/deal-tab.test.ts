@@ -171,6 +171,11 @@ describe('the deal tab a manager reads', () => {
     expect(card.html).toMatch(
       /class="next-attempt">Эта попытка не удалась; следующая — \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/,
     );
+    // Its badge says that it is being retried: "received" read as a new, untouched event.
+    expect(card.html).toContain(
+      '<span class="badge b-received" data-retrying="1">повторяется</span>',
+    );
+    expect(card.html).not.toContain('>получено<');
   });
 
   it("says what each event means in the manager's language, with its code beside it", async () => {
