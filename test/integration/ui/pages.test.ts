@@ -39,6 +39,11 @@ describe('the pages of an installed portal with events', () => {
     expect(page.html).toContain('Won deal: invoice');
     expect(page.html).toContain('Lost deal: notify');
     expect(page.html).toContain('id="chart-data"');
+    // The per-rule figures count steps (a 2-step rule run 4 times: 8), so they say so; they
+    // read as rule runs beside the SLA table's events and the figure of failed events.
+    expect(page.html).toContain(
+      '<th>Steps succeeded</th><th>Steps failed (a retry may follow)</th><th>Steps that succeeded</th>',
+    );
   });
 
   it("lists the destinations down that this portal's jobs wait for, and no other portal's", async () => {

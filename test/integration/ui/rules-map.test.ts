@@ -197,7 +197,7 @@ describe('the map page', () => {
       );
       expect(responsible).toContain('Поле «Контакт · Телефон» равно пусто');
       expect(words(rowOf(page.html, 'Lead ping'))).toContain('Любое событие');
-      expect(words(page.html)).toContain('Успешно за 7 дней');
+      expect(words(page.html)).toContain('Шагов успешно за 7 дней');
     });
 
     it("shows each step's destination, SLA and trigger, and never a step's secret", async () => {
