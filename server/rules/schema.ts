@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isFetchBlockedPort } from '../lib/fetch-ports.js';
+import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 
 const FIELD = /^[A-Za-z_][\w-]*(\.[A-Za-z_\d][\w-]*|\[\d+\])*$/;
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()], {
@@ -104,7 +105,18 @@ const http = z.strictObject({
 const telegram = z.strictObject({
   ...stepBase,
   type: z.literal('telegram'),
-  chatId: z.union([z.string().min(1), z.number().int()]).optional(),
+  // "hello world" was taken and sent, and every event then failed at Telegram's 400.
+  chatId: z
+    .union([
+      z
+        .string()
+        .min(1)
+        .refine((s) => s.includes('{{') || TELEGRAM_CHAT.test(s.trim()), {
+          error: 'expected a Telegram chat: a number like -1001234567890 or @channel_name',
+        }),
+      z.number().int(),
+    ])
+    .optional(),
   text: z.string().min(1),
   parseMode: z.enum(['HTML', 'MarkdownV2', 'Markdown']).optional(),
 });

@@ -32,6 +32,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ],
   ['expected a field name or path such as ', 'ожидается поле или путь, например '],
   [
+    'expected a Telegram chat: a number like -1001234567890 or @channel_name',
+    'ожидается чат Telegram: число вроде -1001234567890 или @channel_name',
+  ],
+  [
     'expected one operator: equals, in, changed or becomes; got none',
     'ожидается один оператор: "equals", "in", "changed" или "becomes"; нет ни одного',
   ],

@@ -13,13 +13,13 @@ import {
   telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
 import { callBotApi } from '../actions/telegram-bot.js';
+import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 import { getChatId, getChatInfo } from '../processing/telegram-chats.js';
 
 /** How long a code sent to a chat can be typed back, and how soon another may be asked for. */
 export const LINK_CODE_TTL_MS = 10 * 60_000;
 /** Wrong codes allowed per code sent: 5 guesses of 10^8 (a new code needs another message). */
 export const LINK_CODE_TRIES = 5;
-export const TELEGRAM_CHAT = /^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$/;
 /**
  * Codes a portal may ask for, whatever the chat or the outcome, per LINK_CODE_TTL_MS (per
  * instance): every request is a Bot API call on the operator's one bot, whose rate limit

@@ -90,6 +90,25 @@ describe('validateEventMap', () => {
     }
   });
 
+  it('refuses a telegram step whose chat is neither a number nor @name nor a template', () => {
+    const map = (chatId: unknown) => ({
+      rules: [
+        { name: 'r', on: ['ONCRMDEALADD'], actions: [{ type: 'telegram', chatId, text: 'x' }] },
+      ],
+    });
+    expect(errorsOf(map('hello world'))).toEqual([
+      {
+        path: '$.rules[0].actions[0].chatId',
+        message:
+          'expected a Telegram chat: a number like -1001234567890 or @channel_name, got string "hello world"',
+      },
+    ]);
+    // Control: each form Telegram takes, and a template filled per event.
+    for (const ok of ['-1001234567890', '42', '@ops_channel', '{{deal.UF_CRM_CHAT}}', 777]) {
+      expect([ok, validateEventMap(map(ok)).ok]).toEqual([ok, true]);
+    }
+  });
+
   it('names the JSON path of a wrong type and says what arrived', () => {
     const doc = sample();
     (doc.rules[0]!.actions as Array<Record<string, unknown>>)[1]!.url = 5;

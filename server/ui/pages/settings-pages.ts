@@ -15,7 +15,8 @@ import { grantedScopes, missingScope, scopeOfEvent } from '../../bitrix/scopes.j
 import { sendTestAlert } from '../test-alert.js';
 import { telegramChatRefusal } from '../../processing/telegram-chats.js';
 import { linkedChatsOf, unlinkTelegramChat } from '../../../db/stores/telegram-chats.js';
-import { linkWithCode, sendLinkCode, TELEGRAM_CHAT } from '../telegram-link.js';
+import { linkWithCode, sendLinkCode } from '../telegram-link.js';
+import { TELEGRAM_CHAT } from '../../lib/telegram-chat.js';
 
 export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
 
