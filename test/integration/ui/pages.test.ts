@@ -149,6 +149,12 @@ describe('the pages of an installed portal with events', () => {
     );
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toContain('retried=1');
+    // The notice says what a retry sends: a processed event's succeeded steps are not sent
+    // again, and "queued again" alone read as if they were.
+    const after = await getPage(h, res.headers.get('location')!, admin.cookie);
+    expect(after.html).toContain(
+      'The event was queued again. Steps that already succeeded are not sent again.',
+    );
     await h.drain();
     expect(h.sink.requests.length).toBe(sent + 1);
   });
