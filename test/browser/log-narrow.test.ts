@@ -39,9 +39,20 @@ describeInChromium('the event log in a narrow frame', (executablePath) => {
         scroll: document.documentElement.scrollWidth,
         client: document.documentElement.clientWidth,
         error: document.querySelector('#events tr[data-status="failed"] td.muted').getBoundingClientRect().width,
+        // Line boxes of the first event name's text (ONCRM<wbr>DEAL<wbr>UPDATE: three text
+        // nodes): at most one each when it breaks only between its words.
+        nameLines: [...document.querySelector('#events td.event').childNodes]
+          .filter((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim())
+          .reduce((lines, n) => {
+            const r = document.createRange();
+            r.selectNodeContents(n);
+            return lines + r.getClientRects().length;
+          }, 0),
       })`),
-    ) as { scroll: number; client: number; error: number };
+    ) as { scroll: number; client: number; error: number; nameLines: number };
     expect(m.scroll).toBeLessThanOrEqual(m.client);
+    // "ONC RM DEAL UPDA TE": broken inside its words, the column squeezed to a few letters.
+    expect(m.nameLines).toBeLessThanOrEqual(3);
     // A column a few words wide, not a letter or two.
     expect(m.error).toBeGreaterThan(80);
     await page.close();
