@@ -1435,7 +1435,24 @@ async function sendStep(i, out) {
     );
   } else {
     out.className = 'error';
-    fill(out, h('span', { text: `${S.sendFailed} ` }), problems(json));
+    fill(
+      out,
+      h('span', { text: `${S.sendFailed} ` }),
+      problems(json),
+      // The Record ID box is in "Try it", at the bottom of the form: a way there.
+      json.needsRecord
+        ? h('button', {
+            type: 'button',
+            class: 'secondary',
+            id: `step-to-record-${i}`,
+            text: S.toRecordId,
+            onclick: () => {
+              tryId.scrollIntoView({ block: 'center' });
+              tryId.focus();
+            },
+          })
+        : null,
+    );
   }
 }
 

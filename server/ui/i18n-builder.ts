@@ -89,6 +89,7 @@ export const BUILDER_EN = {
   'rb.js.tryHint':
     'A dry run sends nothing. "Send this step once" really sends the step, marked as a test.',
   'rb.js.recordId': 'Record ID',
+  'rb.js.toRecordId': 'Enter a Record ID under “Try it”',
   'rb.js.dryRun': 'Dry run',
   'rb.js.sendOnce': 'Send this step once',
   'rb.js.sent': 'Sent as a test (not counted as a run).',
@@ -208,6 +209,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.tryHint':
     'Пробный прогон ничего не отправляет. «Отправить шаг один раз» отправляет шаг по-настоящему, с пометкой «проба».',
   'rb.js.recordId': 'ID записи',
+  'rb.js.toRecordId': 'Указать ID записи в «Проверить»',
   'rb.js.dryRun': 'Пробный прогон',
   'rb.js.sendOnce': 'Отправить шаг один раз',
   'rb.js.sent': 'Отправлено как проба (в статистику не входит).',

@@ -156,6 +156,13 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await openBuilder(1, `/ui/rules/edit?name=${encodeURIComponent(PAID)}`);
     const f = frame();
     await expect(f.locator('#step-name-2').inputValue()).resolves.toBe('sms');
+    // Sent without a record, a step that reads the deal says so and leads to the Record ID
+    // box at the bottom of the form.
+    await f.locator('#step-send-0').click();
+    await f.locator('#step-to-record-0').click();
+    await expect(
+      f.locator('#try-id').evaluate((el) => el === document.activeElement),
+    ).resolves.toBe(true);
     await f.locator('#try-id').fill(dealId);
     await f.locator('#dry-run').click();
     await f.locator('#dry-verdict').waitFor();

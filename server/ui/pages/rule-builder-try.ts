@@ -245,6 +245,8 @@ export function tryRoutes(deps: Deps): Router {
         res,
         400,
         `This step reads {{${reads[0]}…}}: give the ID of a record to send it with.`,
+        // The page points at the Record ID box of "Try it", at the bottom of the form.
+        { needsRecord: true },
       );
     }
     let rendered;

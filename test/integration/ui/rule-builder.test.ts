@@ -370,6 +370,8 @@ describe('the rule builder pages', () => {
     expect(json(r).error).toBe(
       'This step reads {{deal…}}: give the ID of a record to send it with.',
     );
+    // The page then offers a way to the Record ID box, at the bottom of the form.
+    expect(json(r).needsRecord).toBe(true);
     expect(h.sink.requests.length).toBe(sinkBefore);
     // Control: a step that reads only the event needs no record.
     const e = await post('/ui/rules/builder/send-step', { rule: JSON.stringify(rule), index: '1' });
