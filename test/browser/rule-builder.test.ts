@@ -161,7 +161,7 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await f.locator('#step-send-0').click();
     await f.locator('#step-to-record-0').click();
     await expect(
-      f.locator('#try-id').evaluate((el) => el === document.activeElement),
+      f.locator('#try-id').evaluate((el) => el === el.ownerDocument.activeElement),
     ).resolves.toBe(true);
     await f.locator('#try-id').fill(dealId);
     await f.locator('#dry-run').click();
