@@ -40,7 +40,7 @@ export function parseServer(
 /**
  * Whether node-postgres will parse it: pg-connection-string reads it with the WHATWG URL
  * parser (spaces encoded first, and once more with a stand-in host when the host is empty).
- * Caught here, a bad port or an unencoded `@` in a password is one line at start-up; else it
+ * Caught here, a bad port or a `/` left unencoded in a password is one line at start-up; else it
  * was a TypeError's stack from deep inside pg at the first query. The URL itself is never
  * quoted back: it holds the password.
  */

@@ -108,7 +108,9 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
           code: 'unbound-event',
           rules: [r.name],
           message:
-            `rule "${r.name}" listens to ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not bound; it will not fire until the event is bound` +
+            // In the words of the app's Subscriptions page (where the builder says "not
+            // subscribed"), which is where it is put right.
+            `rule "${r.name}" listens to ${missing.join(', ')}, ${missing.length > 1 ? 'which are not subscribed (Subscriptions); it will not fire until the portal is subscribed to them' : 'which is not subscribed (Subscriptions); it will not fire until the portal is subscribed to it'}` +
             (guesses.length ? `; did you mean ${guesses.join(', ')}?` : ''),
         });
       }

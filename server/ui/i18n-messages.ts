@@ -232,12 +232,12 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['; did you mean ', '; возможно, имелось в виду '],
   [' (for ', ' (вместо '],
   [
-    ', which are not bound; it will not fire until the event is bound',
-    ', а они не привязаны; правило не сработает, пока события не привязаны',
+    ', which are not subscribed (Subscriptions); it will not fire until the portal is subscribed to them',
+    ', а на них нет подписки (Подписки); правило не сработает, пока портал на них не подписан',
   ],
   [
-    ', which is not bound; it will not fire until the event is bound',
-    ', а оно не привязано; правило не сработает, пока событие не привязано',
+    ', which is not subscribed (Subscriptions); it will not fire until the portal is subscribed to it',
+    ', а на него нет подписки (Подписки); правило не сработает, пока портал на него не подписан',
   ],
   [' has an SLA of ', ' имеет SLA '],
   [

@@ -448,7 +448,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#save-rule').click();
     await f.locator('#rule-saved').waitFor();
     await expect(f.locator('#rule-warnings').textContent()).resolves.toMatch(
-      /ONCRMDEALDELETE, which is not bound; it will not fire/,
+      /ONCRMDEALDELETE, which is not subscribed \(Subscriptions\); it will not fire/,
     );
     // On a subscribed event: no warning.
     await f.locator('#on-ONCRMDEALDELETE').uncheck();

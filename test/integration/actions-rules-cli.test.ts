@@ -177,7 +177,9 @@ describe('rules import / export', () => {
     expect(r.err).toMatch(
       /^warning: rule "Touch" listens to ONCRMDEALUPDATE and its step crm\.deal\.update can trigger/m,
     );
-    expect(r.err).toMatch(/^warning: rule "Leads" listens to ONCRMLEADADD, which is not bound/m);
+    expect(r.err).toMatch(
+      /^warning: rule "Leads" listens to ONCRMLEADADD, which is not subscribed \(Subscriptions\)/m,
+    );
   });
 
   it('exits 2 on bad usage', async () => {

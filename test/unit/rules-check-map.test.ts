@@ -114,7 +114,9 @@ describe('checkMap', () => {
       {
         code: 'unbound-event',
         rules: ['leads'],
-        message: expect.stringContaining('ONCRMLEADADD, which is not bound') as unknown as string,
+        message: expect.stringContaining(
+          'ONCRMLEADADD, which is not subscribed (Subscriptions)',
+        ) as unknown as string,
       },
     ]);
   });
@@ -123,7 +125,7 @@ describe('checkMap', () => {
     const map: EventMap = { rules: [rule('typo', ['ONCRMDEALUPDTE', 'ONCRMLEADADD'], [sms])] };
     const [w] = checkMap(map, { boundEvents: ['ONCRMDEALUPDATE'] });
     expect(w?.message).toBe(
-      'rule "typo" listens to ONCRMDEALUPDTE, ONCRMLEADADD, which are not bound; it will not fire until the event is bound; did you mean ONCRMDEALUPDATE (for ONCRMDEALUPDTE)?',
+      'rule "typo" listens to ONCRMDEALUPDTE, ONCRMLEADADD, which are not subscribed (Subscriptions); it will not fire until the portal is subscribed to them; did you mean ONCRMDEALUPDATE (for ONCRMDEALUPDTE)?',
     );
     expect(translateMessage(w!.message, 'ru')).toMatch(
       /возможно, имелось в виду ONCRMDEALUPDATE \(вместо ONCRMDEALUPDTE\)\?$/,
