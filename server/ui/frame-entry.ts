@@ -7,7 +7,7 @@ import { isPortalHostAllowed, isUnlistedCloudHost, isVouchedPortal } from '../bi
 import type { ProbeOptions, TokenTarget } from '../bitrix/rest.js';
 import { tokenColumns } from '../bitrix/oauth.js';
 import { askPortalAboutToken } from '../install/token-proof.js';
-import { countProbeRefusal, guardedProbe, PROBE_REFUSALS_GUARDED } from '../install/probe-guard.js';
+import { countProbeRefusal, guardedProbe } from '../install/probe-guard.js';
 import {
   findPortalById,
   findPortalByMemberId,
@@ -64,9 +64,6 @@ function parseOptions(raw: string | undefined): Record<string, unknown> {
     return {};
   }
 }
-
-/** Frame entries refused before their checks take the lower half of the budget only. */
-export const ENTRY_REFUSALS_GUARDED = PROBE_REFUSALS_GUARDED;
 
 /** When each portal's address was last asked of the OAuth server for a frame entry. */
 const movedChecks = new Map<string, number>();

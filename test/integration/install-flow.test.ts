@@ -8,6 +8,7 @@ import { eventBody } from '../helpers/event-builder.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
 import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
 import { translateMessage } from '../../server/ui/i18n-messages.js';
+import { PROBE_REFUSALS_GUARDED } from '../../server/install/probe-guard.js';
 
 const APP_EVENTS = [
   'ONAPPINSTALL',
@@ -422,8 +423,8 @@ describe('install flow against the emulator', () => {
     const profiles = () => portal.calls.filter((c) => c.method === 'profile').length;
     const before = profiles();
     // Refused one by one first: each was asked of the portal (the control that they cost).
-    for (let i = 0; i < 10; i++) expect((await forged(i)).status).toBe(401);
-    expect(profiles() - before).toBe(10);
+    for (let i = 0; i < PROBE_REFUSALS_GUARDED; i++) expect((await forged(i)).status).toBe(401);
+    expect(profiles() - before).toBe(PROBE_REFUSALS_GUARDED);
     const flood = await Promise.all(Array.from({ length: 120 }, (_, i) => forged(100 + i)));
     expect(flood.every((r) => r.status === 401 || r.status === 503)).toBe(true);
     const busy = flood.find((r) => r.status === 503);

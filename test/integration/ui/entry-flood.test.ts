@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ENTRY_REFUSALS_GUARDED } from '../../../server/ui/frame-entry.js';
+import { PROBE_REFUSALS_GUARDED as ENTRY_REFUSALS_GUARDED } from '../../../server/install/probe-guard.js';
 import { frameRequest, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { openSession } from './ui-client.js';
 
