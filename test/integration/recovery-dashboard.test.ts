@@ -127,11 +127,18 @@ describe('a dashboard sweep at shutdown', () => {
       expect(started.html).toContain('id="sweep-started"');
       const running = await h.t.deps.db('recovery_gaps').orderBy('id', 'desc').first();
       expect(running).toMatchObject({ trigger: 'ui', status: 'running' });
+      // Stop while the sweep waits out the rate limit, not before its first page: a stop
+      // that came first would interrupt it with no call made, and prove nothing.
+      const listCalls = () => h.portal.calls.filter((c) => c.method === 'crm.deal.list').length;
+      for (let i = 0; i < 200 && listCalls() === 0; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(listCalls()).toBe(1);
 
       await h.services.recovery.stop();
       const gap = await h.t.deps.db('recovery_gaps').where({ id: running.id }).first();
       expect(gap.status).not.toBe('running');
-      expect(h.portal.calls.filter((c) => c.method === 'crm.deal.list').length).toBeGreaterThan(1);
+      expect(listCalls()).toBeGreaterThan(1);
     } finally {
       await h.close();
     }
