@@ -25,6 +25,7 @@ export const MAP_EN = {
   'map.up': 'Move up',
   'map.down': 'Move down',
   'map.delete': 'Delete',
+  'map.openSubscriptions': 'Open Subscriptions',
   'map.deleteTitle': 'Delete the rule',
   'map.deleteAsk':
     'The rule is removed from the map: it runs for no new event. The events it ran for stay in the log, with their steps.',
@@ -114,6 +115,7 @@ export const MAP_RU: Record<keyof typeof MAP_EN, string> = {
   'map.up': 'Выше',
   'map.down': 'Ниже',
   'map.delete': 'Удалить',
+  'map.openSubscriptions': 'Открыть подписки',
   'map.deleteTitle': 'Удаление правила',
   'map.deleteAsk':
     'Правило будет убрано из карты: новые события его не запустят. События, по которым оно уже работало, останутся в журнале вместе с шагами.',

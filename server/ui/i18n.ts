@@ -108,6 +108,7 @@ const EN = {
   'log.showAll': 'Show service events (install, offline queue)',
   'log.export': 'Export CSV',
   'log.select': 'Select',
+  'log.selectAll': 'Select all on this page',
   'log.retrySelected': 'Retry selected',
   'log.retried': 'Events queued again (steps that already succeeded are not sent again):',
   'log.retryNone':
@@ -409,6 +410,7 @@ const RU: Record<MessageKey, string> = {
   'log.showAll': 'Показать служебные события (установка, офлайн-очередь)',
   'log.export': 'Экспорт CSV',
   'log.select': 'Выбрать',
+  'log.selectAll': 'Выбрать все на странице',
   'log.retrySelected': 'Повторить выбранные',
   'log.retried': 'Снова поставлено в очередь событий (уже успешные шаги повторно не отправляются):',
   'log.retryNone':

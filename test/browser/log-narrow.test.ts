@@ -24,15 +24,21 @@ describeInChromium('the event log in a narrow frame', (executablePath) => {
     await h?.close();
   });
 
-  it('fits a 600 px frame in Russian, the last error readable', async () => {
+  /** The app in a 600 px frame as the portal's admin, on the page the nav link opens. */
+  async function openInNarrowFrame(nav: string, ready: string) {
     const page = await (
       await browser.newContext({ viewport: { width: 600, height: 900 } })
     ).newPage();
     await page.goto(`${h.portal.url}/app?user=1`);
     const f = page.frameLocator('iframe.b24emu-frame');
     await f.locator('#figures').waitFor();
-    await f.locator('#nav-events').click();
-    await f.locator('#events').waitFor();
+    await f.locator(nav).click();
+    await f.locator(ready).waitFor();
+    return { page, f };
+  }
+
+  it('fits a 600 px frame in Russian, the last error readable', async () => {
+    const { page, f } = await openInNarrowFrame('#nav-events', '#events');
     const app = appFrameOf(page, h.appUrl, '/ui/events');
     const m = JSON.parse(
       await app.evaluate<string>(`JSON.stringify({
@@ -59,14 +65,7 @@ describeInChromium('the event log in a narrow frame', (executablePath) => {
   });
 
   it('keeps the rules table inside a 600 px frame, scrolling it sideways', async () => {
-    const page = await (
-      await browser.newContext({ viewport: { width: 600, height: 900 } })
-    ).newPage();
-    await page.goto(`${h.portal.url}/app?user=1`);
-    const f = page.frameLocator('iframe.b24emu-frame');
-    await f.locator('#figures').waitFor();
-    await f.locator('#nav-rules').click();
-    await f.locator('#rules-map').waitFor();
+    const { page } = await openInNarrowFrame('#nav-rules', '#rules-map');
     const app = appFrameOf(page, h.appUrl, '/ui/rules');
     const m = JSON.parse(
       await app.evaluate<string>(`JSON.stringify({
@@ -79,6 +78,29 @@ describeInChromium('the event log in a narrow frame', (executablePath) => {
     // headings, the JSON editor below) stays in the frame.
     expect(m.scroll).toBeLessThanOrEqual(m.client);
     expect(m.box).toBeLessThanOrEqual(m.client);
+    await page.close();
+  });
+
+  it('ticks every row of the page from the header and retries them from above the list', async () => {
+    const { page, f } = await openInNarrowFrame('#nav-events', '#events');
+    const rows = await f.locator('#events input.pick').count();
+    expect(rows).toBeGreaterThan(1);
+    await f.locator('#pick-all').check();
+    expect(await f.locator('#events input.pick:checked').count()).toBe(rows);
+    await f.locator('#pick-all').uncheck();
+    expect(await f.locator('#events input.pick:checked').count()).toBe(0);
+    await f.locator('#pick-all').check();
+    // The button is in view without scrolling past the list.
+    const app = appFrameOf(page, h.appUrl, '/ui/events');
+    const top = Number(
+      await app.evaluate<string>(
+        `String(document.querySelector('#retry-selected').getBoundingClientRect().top)`,
+      ),
+    );
+    expect(top).toBeLessThan(900);
+    await f.locator('#retry-selected').click();
+    await f.locator('#retried').waitFor();
+    expect(await f.locator('#retried').textContent()).toContain(String(rows));
     await page.close();
   });
 });

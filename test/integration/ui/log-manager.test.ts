@@ -67,8 +67,13 @@ describe('the event log a manager reads', () => {
     ];
     const noToken = await postForm(h, '/ui/events/retry', { ids: ids.map(String) }, admin.cookie);
     expect(noToken.status).toBe(403);
+    // The button is above the list, beside a box that ticks every row of the page.
+    expect(page.html.indexOf('id="retry-selected"')).toBeGreaterThan(0);
+    expect(page.html.indexOf('id="retry-selected"')).toBeLessThan(page.html.indexOf('id="events"'));
+    expect(page.html).toContain('id="pick-all" aria-label="Select all on this page"');
     const readerPage = await getPage(h, '/ui/events', reader.cookie);
     expect(readerPage.html).not.toContain('id="retry-selected"');
+    expect(readerPage.html).not.toContain('id="pick-all"');
     const asReader = await postForm(
       h,
       '/ui/events/retry',

@@ -225,6 +225,11 @@ describe('the map page', () => {
       expect(warningsOf(page.html, 'Retitle')).toContain('data-code="self-trigger"');
       expect(warningsOf(page.html, 'Lead ping')).toContain('data-code="unbound-event"');
       expect(words(warningsOf(page.html, 'Lead ping'))).toContain('ONCRMLEADADD');
+      // The warning leads to where it is put right.
+      expect(warningsOf(page.html, 'Lead ping')).toMatch(
+        /<a href="\/ui\/subscriptions[^"]*" class="to-subscriptions">Open Subscriptions<\/a>/,
+      );
+      expect(warningsOf(page.html, 'Retitle')).not.toContain('to-subscriptions');
       // Only those: the other rules have no warnings row, and none is left for the top.
       expect(page.html.match(/class="rule-warnings"/g)).toHaveLength(2);
       expect(page.html).not.toContain('id="map-warnings"');
