@@ -360,16 +360,21 @@ function valueControl(c, i) {
     loaded !== undefined && loaded !== 'loading' && isItemStage(c.field, fieldInfo(c.field))
       ? h('span', { class: 'muted', id: `cond-value-${i}-hint`, text: S.itemStagesMissing })
       : null;
+  // A number field's value is saved as a number: Bitrix24 sends the amount as "1500.00",
+  // which equals 1500 but not the text "1500" (server/rules/fields.ts sameValue).
+  const numeric = ['integer', 'double'].includes((fieldInfo(c.field) || {}).type);
+  const typed = (v) => (numeric && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v);
   const input = h('input', {
     id: `cond-value-${i}`,
     value: current.join(op === 'in' ? ', ' : ''),
+    inputmode: numeric ? 'decimal' : null,
     oninput: () => {
       if (op === 'in')
         c.in = input.value
           .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-      else c[op] = input.value;
+          .map((s) => typed(s.trim()))
+          .filter((v) => v !== '');
+      else c[op] = typed(input.value);
       changed();
     },
   });

@@ -19,6 +19,7 @@ export interface MapWarning {
     | 'sla-too-short'
     | 'saved-before-check'
     | 'unknown-field'
+    | 'value-type'
     | 'unclosed-template';
   /** The rules concerned, by name. */
   rules: string[];

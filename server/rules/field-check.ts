@@ -2,6 +2,7 @@ import leven from 'leven';
 import type { MapWarning } from './check-map.js';
 import { entityRoot, RELATED_ROOTS } from './context.js';
 import { fieldSegments } from './fields.js';
+import type { FieldInfo } from './metadata.js';
 import type { Rule } from './model.js';
 import { parsePlaceholder, placeholders } from './templates.js';
 
@@ -72,6 +73,62 @@ export function unknownFieldWarnings(rule: Rule, known: KnownFields): MapWarning
         rules: [rule.name],
         message: `rule ${JSON.stringify(rule.name)} reads ${root}.${field}: the portal's ${WORDS[root as keyof KnownFields]} have no field ${field}${guess ? `; did you mean ${guess}?` : ''}`,
       });
+    }
+  }
+  return out;
+}
+
+/** The portal's field lists with their types, by context root (server/rules/metadata.ts). */
+export type FieldLists = Partial<Record<keyof KnownFields, readonly FieldInfo[]>>;
+
+/** Field types Bitrix24 REST documents as numbers (`crm.deal.fields`: OPPORTUNITY, PROBABILITY). */
+const NUMBER_TYPES: ReadonlySet<string> = new Set(['integer', 'double']);
+const NUMBER_TEXT = /^\s*-?\d+(\.\d+)?\s*$/;
+
+/**
+ * Condition values a field's type never takes, where the builder's field lists say the type:
+ * "Amount equals abc" (a number field and a word), "Closed equals yes" (a `char` flag, which
+ * Bitrix24 sends as Y or N). Such a rule saves and then never matches. A number written as
+ * text (`"equals": "1500"`, as hand-written JSON has it) compares as text, so it misses the
+ * "1500.00" Bitrix24 sends: said as well (fields.ts `sameValue`; the builder writes numbers).
+ */
+export function valueTypeWarnings(rule: Rule, lists: FieldLists): MapWarning[] {
+  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
+  const own = roots.size === 1 ? [...roots][0] : undefined;
+  const out: MapWarning[] = [];
+  const name = JSON.stringify(rule.name);
+  for (const c of rule.when ?? []) {
+    const values =
+      'equals' in c ? [c.equals] : 'becomes' in c ? [c.becomes] : 'in' in c ? c.in : [];
+    let [root, field] = fieldSegments(c.field);
+    if (root === 'entity') root = own;
+    if (!root || !field || !(root in WORDS)) continue;
+    const info = lists[root as keyof KnownFields]?.find((f) => f.code === field);
+    if (!info) continue;
+    const path = `${root}.${field}`;
+    for (const v of values) {
+      if (typeof v !== 'string' || v.trim() === '') continue;
+      if (NUMBER_TYPES.has(info.type)) {
+        if (!NUMBER_TEXT.test(v)) {
+          out.push({
+            code: 'value-type',
+            rules: [rule.name],
+            message: `rule ${name}: ${path} holds a number and never equals ${JSON.stringify(v)}`,
+          });
+        } else if (info.type === 'double') {
+          out.push({
+            code: 'value-type',
+            rules: [rule.name],
+            message: `rule ${name}: ${path} holds a number, but ${JSON.stringify(v)} is written as text, which equals only the same text; write it without quotes (${Number(v)}) to compare numbers`,
+          });
+        }
+      } else if (info.type === 'char' && v !== 'Y' && v !== 'N') {
+        out.push({
+          code: 'value-type',
+          rules: [rule.name],
+          message: `rule ${name}: ${path} holds Y or N and never equals ${JSON.stringify(v)}`,
+        });
+      }
     }
   }
   return out;

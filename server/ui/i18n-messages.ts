@@ -230,6 +230,15 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [": the portal's contacts have no field ", ': у контактов портала нет поля '],
   [": the portal's companies have no field ", ': у компаний портала нет поля '],
   ['; did you mean ', '; возможно, имелось в виду '],
+  // a condition value its field's type never takes (server/rules/field-check.ts)
+  [' holds a number and never equals ', ' — число и никогда не равно '],
+  [' holds Y or N and never equals ', ' — Y или N и никогда не равно '],
+  [' holds a number, but ', ' — число, а '],
+  [
+    ' is written as text, which equals only the same text; write it without quotes (',
+    ' записано как текст и равно только такому же тексту; чтобы сравнивать числа, напишите без кавычек (',
+  ],
+  [') to compare numbers', ')'],
   [' (for ', ' (вместо '],
   [
     ', which are not subscribed (Subscriptions); it will not fire until the portal is subscribed to them',

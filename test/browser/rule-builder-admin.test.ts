@@ -458,6 +458,34 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await expect(f.locator('#rule-warnings').count()).resolves.toBe(0);
   });
 
+  it('saves an amount as a number, so it equals the "1500.00" Bitrix24 sends, and warns of a word', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill('Big deal');
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0').selectOption('OPPORTUNITY');
+    await f.locator('#cond-value-0').fill('1500');
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-0').selectOption('sms');
+    await f.locator('#step-0-to').fill('+15550001111');
+    await f.locator('#step-0-text').fill('Deal {{deal.ID}} is big');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const map = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    expect(map!.rules.find((r) => r.name === 'Big deal')!.when).toEqual([
+      { field: 'OPPORTUNITY', equals: 1500 },
+    ]);
+    await expect(f.locator('#rule-warnings').count()).resolves.toBe(0);
+    // A word in an amount saves, and the admin is told it never matches.
+    await f.locator('#cond-value-0').fill('abc');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    await expect(f.locator('#rule-warnings').textContent()).resolves.toContain(
+      'deal.OPPORTUNITY holds a number and never equals "abc"',
+    );
+  });
+
   it('says where to click when Insert has no field, and inserts after a redraw', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();

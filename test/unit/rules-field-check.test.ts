@@ -1,5 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { unknownFieldWarnings, type KnownFields } from '../../server/rules/field-check.js';
+import {
+  unknownFieldWarnings,
+  valueTypeWarnings,
+  type KnownFields,
+} from '../../server/rules/field-check.js';
+import type { FieldInfo } from '../../server/rules/metadata.js';
 import type { Rule } from '../../server/rules/model.js';
 
 const known = {
@@ -47,5 +52,65 @@ describe("fields the portal's records do not have", () => {
     // A typo far from every field is named without a guess.
     const far = rule(['ONCRMDEALADD'], [{ field: 'SOMETHING_ELSE', equals: 1 }], 'x');
     expect(unknownFieldWarnings(far, known)[0]!.message).toMatch(/no field SOMETHING_ELSE$/);
+  });
+});
+
+const info = (code: string, type: string): FieldInfo => ({
+  code,
+  title: code,
+  type,
+  multiple: false,
+  readOnly: false,
+});
+
+describe("condition values a field's type never takes", () => {
+  const lists = {
+    deal: [
+      info('OPPORTUNITY', 'double'),
+      info('PROBABILITY', 'integer'),
+      info('CLOSED', 'char'),
+      info('TITLE', 'string'),
+    ],
+  };
+  const messages = (when: Rule['when']) =>
+    valueTypeWarnings(rule(['ONCRMDEALUPDATE'], when, 'x'), lists).map((w) => w.message);
+
+  it('says a word compared with a number field, or anything but Y and N with a flag, never matches', () => {
+    expect(messages([{ field: 'OPPORTUNITY', equals: 'abc' }])).toEqual([
+      'rule "r": deal.OPPORTUNITY holds a number and never equals "abc"',
+    ]);
+    expect(messages([{ field: 'deal.PROBABILITY', in: ['50', 'high'] }])).toEqual([
+      'rule "r": deal.PROBABILITY holds a number and never equals "high"',
+    ]);
+    expect(messages([{ field: 'CLOSED', becomes: 'yes' }])).toEqual([
+      'rule "r": deal.CLOSED holds Y or N and never equals "yes"',
+    ]);
+  });
+
+  it('says a decimal written as text compares as text, and how to write it', () => {
+    expect(messages([{ field: 'OPPORTUNITY', equals: '1500' }])).toEqual([
+      'rule "r": deal.OPPORTUNITY holds a number, but "1500" is written as text, which equals only the same text; write it without quotes (1500) to compare numbers',
+    ]);
+  });
+
+  it('leaves values the field takes, empty values and unknown fields alone', () => {
+    expect(
+      messages([
+        { field: 'OPPORTUNITY', equals: 1500 },
+        { field: 'OPPORTUNITY', equals: '' },
+        { field: 'PROBABILITY', equals: '50' },
+        { field: 'CLOSED', equals: 'Y' },
+        { field: 'TITLE', equals: 'abc' },
+        { field: 'UF_CRM_GONE', equals: 'abc' },
+        { field: 'OPPORTUNITY', changed: true },
+      ]),
+    ).toEqual([]);
+    // A rule of several record types, or one whose lists are not known: not checked.
+    expect(
+      valueTypeWarnings(
+        rule(['ONCRMDEALUPDATE'], [{ field: 'OPPORTUNITY', equals: 'abc' }], 'x'),
+        {},
+      ),
+    ).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@ import { within } from '../../lib/within.js';
 import type { Deps } from '../../deps.js';
 import { grantedScopes } from '../../bitrix/scopes.js';
 import { checkMap } from '../../rules/check-map.js';
-import { unknownFieldWarnings } from '../../rules/field-check.js';
+import { unknownFieldWarnings, valueTypeWarnings } from '../../rules/field-check.js';
 import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
 import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
@@ -191,6 +191,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     // Fields the portal's records lack (a typo in a condition or a template), where the
     // builder's metadata is at hand: the page loaded it, so it is usually cached.
     const meta = await within(cache.get(portal), FIELD_LISTS_WAIT_MS);
+    const lists = meta ? meta.entities : {};
     const fields = meta
       ? {
           deal: meta.entities.deal.map((f) => f.code),
@@ -204,6 +205,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     })
       .filter((w) => w.rules.includes(saved.name))
       .concat(unknownFieldWarnings(saved, fields))
+      .concat(valueTypeWarnings(saved, lists))
       .concat(savedBeforeChecks(maskMap(sealed.map, deps.box)))
       .map((w) => translateMessage(w.message, user.lang));
     res.json({ ok: true, rule: saved, warnings });
