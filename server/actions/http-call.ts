@@ -152,7 +152,7 @@ export async function callHttp(call: HttpCall): Promise<HttpReply> {
     const cause = err.cause as { code?: string; message?: string } | undefined;
     if (!cause?.code && cause?.message === 'bad port') {
       throw new PermanentError(
-        `${call.label} refused: fetch never connects to this port (one reserved for another protocol, such as SMTP, SSH or X11); use another port`,
+        `${call.label} refused: its port is reserved for another protocol (such as SMTP, SSH or X11), so no HTTP request is sent to it; use the port the service answers HTTP on`,
         { cause: e },
       );
     }

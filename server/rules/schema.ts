@@ -61,7 +61,7 @@ const templatedUrl = z
     },
     {
       error:
-        'expected a port fetch connects to: this one is reserved for another protocol (such as SMTP, SSH or X11); use another port',
+        'expected a port an HTTP request can use: this one is reserved for another protocol (such as SMTP, SSH or X11), so the request would never be sent; use the port the service answers HTTP on (usually 443 or none)',
     },
   );
 

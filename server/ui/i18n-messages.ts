@@ -46,8 +46,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['expected a step name of letters, digits, _ or -', 'название шага: буквы, цифры, _ или -'],
   ['expected an http(s) URL', 'ожидается адрес http(s)'],
   [
-    'expected a port fetch connects to: this one is reserved for another protocol (such as SMTP, SSH or X11); use another port',
-    'этот порт не подходит: он закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), и запрос к нему не отправляется; укажите другой порт',
+    'expected a port an HTTP request can use: this one is reserved for another protocol (such as SMTP, SSH or X11), so the request would never be sent; use the port the service answers HTTP on (usually 443 or none)',
+    'этот порт не подходит: он закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), и запрос к нему не отправляется; укажите порт, на котором сервис отвечает по HTTP (обычно 443 или никакой)',
   ],
   [
     'expected a header name of letters, digits and - (no spaces)',

@@ -211,8 +211,8 @@ describe('http action', () => {
     const action = post({ url: 'http://127.0.0.1:6000/orders' });
     const err = await runAction(action, action, ctx()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
-    expect((err as Error).message).toContain('fetch never connects to this port');
-    expect((err as Error).message).toContain('use another port');
+    expect((err as Error).message).toContain('its port is reserved for another protocol');
+    expect((err as Error).message).toContain('use the port the service answers HTTP on');
   });
 
   it('keeps credentials in the URL out of the summary', async () => {

@@ -76,7 +76,9 @@ describe('validateEventMap', () => {
       expect(errorsOf(map(url))).toEqual([
         {
           path: '$.rules[0].actions[0].url',
-          message: expect.stringMatching(/^expected a port fetch connects to/) as unknown as string,
+          message: expect.stringMatching(
+            /^expected a port an HTTP request can use: .* would never be sent/,
+          ) as unknown as string,
         },
       ]);
     }
