@@ -14,6 +14,7 @@ import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { PermanentError } from '../lib/retry-errors.js';
+import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 
 const NUMERIC = /^[+-]?\d{1,20}$/;
 
@@ -43,7 +44,15 @@ export function telegramChatGuard(
     // One chat, one spelling: `-0100555` and `+100555` name the chat `-100555` to the Bot API
     // as numbers, so the guard must hold them as the same chat, and sends to this form.
     if (NUMERIC.test(name)) return BigInt(name).toString();
-    if (!name.startsWith('@')) return name; // the Bot API refuses it on its own
+    // Anything else is refused here, not left to the Bot API, which may read a chat_id by its
+    // leading digits alone (tdlib/telegram-bot-api's Client::check_chat parses it with
+    // td::to_integer): `-100777.5`, or a deal title `-100777 x` that a `{{template}}` put
+    // there, would be chat -100777 to it while the guard held it as some other chat.
+    if (!TELEGRAM_CHAT.test(name) || !name.startsWith('@')) {
+      throw new PermanentError(
+        `telegram step: chatId ${JSON.stringify(name.slice(0, 80))} is not a chat: expected a number like -1001234567890 or @channel_name`,
+      );
+    }
     const username = name.slice(1).toLowerCase();
     const known = await telegramChatByUsername(deps.db, username);
     if (known) return known.chat_id;

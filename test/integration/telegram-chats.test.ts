@@ -83,6 +83,27 @@ describe('telegram chats between portals', () => {
     expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['-100555', '-100555', '-100777']);
   });
 
+  it("never posts into another portal's chat through a chat id with something after its digits", async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    await postTo(b.memberId, '-100555');
+    await deliver(b);
+    expect(h.tg.sent).toHaveLength(1);
+    // The Bot API reads a chat_id's leading digits and drops the rest (tdlib/telegram-bot-api,
+    // Client::check_chat): each of these is chat -100555 to it. A template (here the event's
+    // name; a deal's title works the same) puts the rest there after the map was checked.
+    for (const chat of ['-100555.{{event.name}}', '-100555 {{event.name}}', '{{event.name}}']) {
+      await postTo(a.memberId, chat);
+      await deliver(a);
+    }
+    expect(h.tg.sent).toHaveLength(1);
+    const refused = await runs(a.row.id);
+    expect(refused.map((r) => r.status)).toEqual(['failed', 'failed', 'failed']);
+    expect(refused[0]!.error).toContain(
+      'chatId "-100555.ONCRMDEALUPDATE" is not a chat: expected a number like -1001234567890 or @channel_name',
+    );
+  });
+
   it("never posts a portal's step into the operator's chat by its @name", async () => {
     const a = await seedPortal(h.t.deps);
     await postTo(a.memberId, '@ops_alerts');
