@@ -82,8 +82,14 @@ function smsru(to: string, text: string, ctx: ActionContext): Request {
   };
 }
 
-/** sms.ru status codes worth retrying: 220 service unavailable, 231/232 rate limits. */
+/** sms.ru status codes worth retrying: 220 service unavailable, 231 (below). */
 const SMSRU_RETRY = new Set([220, 231]);
+/**
+ * 231: this number had the same text within the minute. A refusal of this one message, not
+ * the gateway being down, so it never counts toward the shared gateway's circuit (one portal
+ * repeating a text would open it for every portal), and it is tried again after the minute.
+ */
+const SMSRU_SAME_TEXT = 231;
 
 /** sms.ru answers HTTP 200 with `{status: "ERROR", status_code}`, also per number. */
 function checkSmsru(reply: HttpReply, label: string): void {
@@ -95,6 +101,9 @@ function checkSmsru(reply: HttpReply, label: string): void {
   };
   const fail = (code: number | undefined, text: string | undefined) => {
     const msg = `sms.ru refused the message via ${label}: ${code ?? '?'} ${text ?? ''}`.trim();
+    if (code === SMSRU_SAME_TEXT) {
+      throw new RetryableError(msg, { refusedRequest: true, retryAfterMs: 60_000 });
+    }
     if (code !== undefined && SMSRU_RETRY.has(code)) throw new RetryableError(msg);
     throw new PermanentError(msg);
   };

@@ -528,3 +528,86 @@ describe('destinations', () => {
     expect(keys).toEqual(['http:erp.example#3', 'rest:a.bitrix24.com']);
   });
 });
+
+/**
+ * sms.ru answers 231 when one number had the same text within the minute: a refusal of that
+ * message, not the gateway being down. Every portal's SMS go through the operator's one
+ * gateway (`sms:<host>`), so counting it as a failure let one portal, repeating a text to
+ * one number, open the gateway for all of them (the red-team measured 20 of portal B's 30
+ * texts held 10–20 s over 5 minutes).
+ */
+describe('the shared SMS gateway', () => {
+  let h: AlertHarness;
+  let gateway: HttpSink;
+  let answer: (to: string) => number;
+  beforeEach(async () => {
+    gateway = await startHttpSink((req) => {
+      const to = new URLSearchParams(req.body).get('to') ?? '';
+      const code = answer(to);
+      return {
+        body: {
+          status: 'OK',
+          status_code: 100,
+          sms: {
+            [to]:
+              code === 100
+                ? { status: 'OK', status_code: 100, sms_id: '1' }
+                : { status: 'ERROR', status_code: code, status_text: `code ${code}` },
+          },
+        },
+      };
+    });
+    h = await startAlertHarness(
+      { SMS_PROVIDER: 'smsru', SMS_URL: gateway.url, SMS_TOKEN: 'api-id-123456' },
+      { worker: { concurrency: 1 } },
+    );
+  });
+  afterEach(async () => {
+    await h.close();
+    await gateway.close();
+  });
+  const textTo = (memberId: string, to: string) =>
+    saveRuleMap(
+      h.t.deps.db,
+      memberId,
+      {
+        rules: [
+          { name: 'sms', on: ['ONCRMDEALUPDATE'], actions: [{ type: 'sms', to, text: 'ping' }] },
+        ],
+      },
+      h.t.clock.now(),
+    );
+
+  it('never opens for all because one portal repeats a text to one number (231)', async () => {
+    const key = `sms:${new URL(gateway.url).host}`;
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    await textTo(a.memberId, '+79990000001');
+    await textTo(b.memberId, '+79990000002');
+    answer = (to) => (to === '79990000001' || to === '+79990000001' ? 231 : 100);
+    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 6, { withJobs: true, entity: false });
+    const refused = await h.services.worker.drain();
+    expect(refused.map((o) => o.outcome)).toEqual(Array(6).fill('retry'));
+    expect((await getDestination(h.t.deps.db, key))?.state).not.toBe('open');
+    // A's texts wait the minute sms.ru's limit lasts, not the first retry's 30 s.
+    const waits = (await h.t.deps
+      .db('jobs')
+      .where({ type: 'process_event' })
+      .select('run_at')) as Array<{
+      run_at: number;
+    }>;
+    const now = h.t.clock.now().getTime();
+    expect(Math.min(...waits.map((w) => Number(w.run_at) - now))).toBeGreaterThanOrEqual(60_000);
+    const before = gateway.requests.length;
+    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 3, { withJobs: true, entity: false });
+    const sent = await h.services.worker.drain();
+    expect(sent.map((o) => o.outcome)).toEqual(['done', 'done', 'done']);
+    expect(gateway.requests.length - before).toBe(3);
+
+    // Control: the gateway itself unavailable (220) for every number does open it.
+    answer = () => 220;
+    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 5, { withJobs: true, entity: false });
+    await h.services.worker.drain();
+    expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'open' });
+  });
+});
