@@ -36,6 +36,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       maxAttempts: r.int('MAX_ATTEMPTS', 10, 1, 1000),
       retryBaseSeconds: r.int('RETRY_BASE_SECONDS', 10, 0, 86400),
       settleMs: r.int('EVENT_SETTLE_MS', 1000, 0, 60_000),
+      stepTimeoutMaxMs: r.int('STEP_TIMEOUT_MAX_SECONDS', 60, 1, 300) * 1000,
     },
     alerts: {
       backlogThreshold: r.int('ALERT_BACKLOG_THRESHOLD', 50, 1, 100_000_000),

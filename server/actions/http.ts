@@ -116,7 +116,10 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
       url: url.toString(),
       headers,
       body,
-      timeoutMs: action.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
+      timeoutMs: Math.min(
+        action.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
+        ctx.config.worker.stepTimeoutMaxMs,
+      ),
       fetch: guard.fetch,
       label,
       guard,

@@ -99,6 +99,7 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
   const warnings = checkMap(result.map, {
     boundEvents: await boundEvents(ctx, memberId),
     settleMs: ctx.deps.config.worker.settleMs,
+    stepTimeoutMaxMs: ctx.deps.config.worker.stepTimeoutMaxMs,
   });
   io.err(warningLines(warnings));
   const scope = memberId ?? 'default';

@@ -94,6 +94,13 @@ export interface Config {
     readonly maxAttempts: number;
     readonly retryBaseSeconds: number;
     /**
+     * `STEP_TIMEOUT_MAX_SECONDS` (in ms): the longest an `http` step waits for its answer,
+     * whatever its `timeoutMs`. A step holds a worker slot while it waits, and a portal alone
+     * may hold every slot, so this bounds how long another portal's first event can wait
+     * behind a target that never answers. @default 60 s
+     */
+    readonly stepTimeoutMaxMs: number;
+    /**
      * `EVENT_SETTLE_MS`: how long after its receipt an event whose entity is read (not the
      * app's own events, deletions, or events naming no entity) is first processed. Bitrix24's
      * `ts` has one-second resolution and CRM events carry only the ID, so further changes of

@@ -8,6 +8,8 @@ export interface CheckOptions {
   boundEvents?: readonly string[];
   /** `EVENT_SETTLE_MS`: every event is first read this long after its receipt. */
   settleMs?: number;
+  /** `STEP_TIMEOUT_MAX_SECONDS` in ms: no step waits longer for its answer. */
+  stepTimeoutMaxMs?: number;
 }
 
 export interface MapWarning {
@@ -20,6 +22,7 @@ export interface MapWarning {
     | 'saved-before-check'
     | 'unknown-field'
     | 'value-type'
+    | 'step-timeout-cut'
     | 'unclosed-template';
   /** The rules concerned, by name. */
   rules: string[];
@@ -125,6 +128,20 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
         code: 'sla-too-short',
         rules: [r.name],
         message: `rule "${r.name}" has an SLA of ${r.slaSeconds} s, but an event is first read ${opts.settleMs / 1000} s after it arrives (EVENT_SETTLE_MS); every event will be late`,
+      });
+    }
+  }
+
+  if (opts.stepTimeoutMaxMs !== undefined) {
+    const max = opts.stepTimeoutMaxMs;
+    for (const r of rules) {
+      r.actions.forEach((a, i) => {
+        if (a.type !== 'http' || a.timeoutMs === undefined || a.timeoutMs <= max) return;
+        warnings.push({
+          code: 'step-timeout-cut',
+          rules: [r.name],
+          message: `rule "${r.name}", step ${i + 1} waits up to ${a.timeoutMs / 1000} s for an answer, but this server ends a step after ${max / 1000} s (STEP_TIMEOUT_MAX_SECONDS)`,
+        });
       });
     }
   }

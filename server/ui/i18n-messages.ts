@@ -220,6 +220,13 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
   [', step ', ', шаг '],
+  // a step's timeoutMs beyond the server's limit (server/rules/check-map.ts)
+  [' waits up to ', ' ждёт ответа до '],
+  [
+    ' s for an answer, but this server ends a step after ',
+    ' с, но этот сервер прерывает шаг через ',
+  ],
+  [' s (STEP_TIMEOUT_MAX_SECONDS)', ' с (STEP_TIMEOUT_MAX_SECONDS)'],
   [
     ' has no closing braces, so it is sent as written; close it as in ',
     ' без закрывающих скобок, поэтому отправится как написано; закройте, как в ',

@@ -34,7 +34,11 @@ describe('fair processing', () => {
   beforeEach(async () => {
     hang = await startHttpSink(() => ({ delayMs: 10 * 60_000 }));
     fast = await startHttpSink();
-    const env = { ALERT_BACKLOG_THRESHOLD: '50', ACTION_PRIVATE_HOSTS: '127.0.0.1' };
+    const env = {
+      ALERT_BACKLOG_THRESHOLD: '50',
+      ACTION_PRIVATE_HOSTS: '127.0.0.1',
+      STEP_TIMEOUT_MAX_SECONDS: String(STEP_TIMEOUT_MS / 1000),
+    };
     const perInstance = onPg() ? 2 : 4;
     h = await startAlertHarness(env, { worker: { concurrency: perInstance } });
     if (onPg()) {
@@ -102,6 +106,60 @@ describe('fair processing', () => {
       .count({ n: '*' })
       .first();
     expect(Number(running?.n)).toBeGreaterThan(0);
+  });
+
+  it("cuts a step's own long timeout to STEP_TIMEOUT_MAX_SECONDS, so a portal alone on every slot frees them in time", async () => {
+    const a = await seedPortal(h.t.deps);
+    const b = await seedPortal(h.t.deps);
+    const at = h.t.clock.now();
+    // The most a rule may ask for (5 minutes), at a target that never answers.
+    const slow: EventMap = {
+      rules: [
+        {
+          name: 'slow',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            { type: 'http', method: 'POST', url: `${hang.url}/hang`, body: {}, timeoutMs: 300_000 },
+          ],
+        },
+      ],
+    };
+    await saveRuleMap(h.t.deps.db, a.memberId, slow, at);
+    await saveRuleMap(h.t.deps.db, b.memberId, postTo(`${fast.url}/fast`), at);
+    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 20, {
+      withJobs: true,
+      entity: false,
+    });
+    for (const w of workers()) w.start();
+    // Alone, portal A takes every slot (control: they all hang on its target).
+    const aRunning = async () =>
+      Number(
+        (
+          await h.t.deps
+            .db('jobs')
+            .where({ portal_id: a.row.id, status: 'running' })
+            .count({ n: '*' })
+            .first()
+        )?.n,
+      );
+    expect(await waitFor(async () => (await aRunning()) === 4, 2000, 20)).toBe(true);
+    const bIds = await h.addEvents({ id: b.row.id, memberId: b.memberId }, 5, {
+      withJobs: true,
+      entity: false,
+    });
+    const took = await waitFor(
+      async () => (await statuses(bIds)).every((s) => s === 'processed'),
+      STEP_TIMEOUT_MS + 2000,
+      20,
+    );
+    expect(took).toBe(true);
+    const aRows = (await h.t.deps
+      .db('action_runs as r')
+      .join('events as e', 'e.id', 'r.event_id')
+      .where('e.portal_id', a.row.id)
+      .whereNotNull('r.error')
+      .pluck('r.error')) as string[];
+    expect(aRows[0]).toContain(`timed out after ${STEP_TIMEOUT_MS} ms`);
   });
 
   it('sends a backlog alert on every channel while every worker is busy on a hanging target', async () => {

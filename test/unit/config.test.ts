@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       maxAttempts: 10,
       retryBaseSeconds: 10,
       settleMs: 1000,
+      stepTimeoutMaxMs: 60_000,
     });
     expect(c.bodyLimit).toBe(256 * 1024);
     expect(c.alerts).toEqual({ backlogThreshold: 50, cooldownMinutes: 15 });

@@ -156,6 +156,34 @@ describe('checkMap', () => {
     );
   });
 
+  it("warns about an http step's timeout beyond the server's STEP_TIMEOUT_MAX_SECONDS", () => {
+    const call = (timeoutMs?: number): Action => ({
+      type: 'http',
+      method: 'POST',
+      url: 'https://erp.example/x',
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+    const map: EventMap = {
+      rules: [
+        rule('slow ERP', ['ONCRMDEALUPDATE'], [sms, call(120_000)]),
+        rule('fine', ['ONCRMDEALUPDATE'], [call(60_000), call()]),
+      ],
+    };
+    const warnings = checkMap(map, { stepTimeoutMaxMs: 60_000 });
+    expect(warnings).toEqual([
+      {
+        code: 'step-timeout-cut',
+        rules: ['slow ERP'],
+        message:
+          'rule "slow ERP", step 2 waits up to 120 s for an answer, but this server ends a step after 60 s (STEP_TIMEOUT_MAX_SECONDS)',
+      },
+    ]);
+    expect(checkMap(map, {})).toEqual([]);
+    expect(translateMessage(warnings[0]!.message, 'ru')).toBe(
+      'правило "slow ERP", шаг 2 ждёт ответа до 120 с, но этот сервер прерывает шаг через 60 с (STEP_TIMEOUT_MAX_SECONDS)',
+    );
+  });
+
   it('knows which events a REST method causes', () => {
     expect(eventsTriggeredBy('crm.deal.update')).toEqual(['ONCRMDEALUPDATE']);
     expect(eventsTriggeredBy('crm.item.add', { entityTypeId: 1 })).toEqual(['ONCRMLEADADD']);

@@ -202,6 +202,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     const warnings = checkMap(sealed.map, {
       boundEvents: bound.length > 0 ? bound : undefined,
       settleMs: deps.config.worker.settleMs,
+      stepTimeoutMaxMs: deps.config.worker.stepTimeoutMaxMs,
     })
       .filter((w) => w.rules.includes(saved.name))
       .concat(unknownFieldWarnings(saved, fields))

@@ -65,7 +65,11 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     const now = deps.clock.now().getTime();
     const figures = await ruleSuccess(deps.db, portal.id, now - 7 * DAY, now);
     const warnings = [
-      ...checkMap(map, { boundEvents: bound(res), settleMs: deps.config.worker.settleMs }),
+      ...checkMap(map, {
+        boundEvents: bound(res),
+        settleMs: deps.config.worker.settleMs,
+        stepTimeoutMaxMs: deps.config.worker.stepTimeoutMaxMs,
+      }),
       // Read as pages show it: stored credentials are sealed objects, not what a rule holds.
       ...savedBeforeChecks(masked),
     ];
