@@ -32,6 +32,7 @@ import * as m0031 from './0031-sweep-owner.js';
 import * as m0032 from './0032-event-queued-at.js';
 import * as m0033 from './0033-backlog-waits-from-replay.js';
 import * as m0034 from './0034-erased-entities.js';
+import * as m0035 from './0035-rule-done-at.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -68,4 +69,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0032-event-queued-at', module: m0032 },
   { name: '0033-backlog-waits-from-replay', module: m0033 },
   { name: '0034-erased-entities', module: m0034 },
+  { name: '0035-rule-done-at', module: m0035 },
 ];

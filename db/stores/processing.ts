@@ -84,15 +84,28 @@ export async function insertRuleMatches(
   );
 }
 
+/**
+ * A rule match's new status; `done` also keeps when the rule was first done (`now`), which
+ * its SLA is judged by (migration 0035).
+ */
 export async function setRuleMatchStatus(
   db: Knex,
   eventId: number,
   ruleName: string,
   status: RuleMatchRow['status'],
   note: string | null,
+  now?: number,
 ): Promise<void> {
   await changeEvents(db, [eventId], (trx) =>
-    trx('rule_matches').where({ event_id: eventId, rule_name: ruleName }).update({ status, note }),
+    trx('rule_matches')
+      .where({ event_id: eventId, rule_name: ruleName })
+      .update({
+        status,
+        note,
+        ...(status === 'done' && now !== undefined
+          ? { done_at: trx.raw('coalesce(done_at, ?)', [now]) }
+          : {}),
+      }),
   );
 }
 

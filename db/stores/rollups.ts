@@ -20,11 +20,14 @@ import { RANGE_ID_MARGIN_MS } from './arrival.js';
  * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
  * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
  *          (`+Inf` last), n count, s sum of ms, mx largest ms; grains m, h.
- * - `sla`  rule matches (not skipped) of finished (processed, failed) events, or of events done
- *          once and replayed since (judged at that first completion, `sla_done_at`), by
- *          receipt time: k1 rule, k2 its SLA in ms when it matched; n decided, s within the
- *          SLA; grains m, h.
- * - `late` the same, done (processed with the rule done, or first done) past the SLA: grain a.
+ * - `sla`  rule matches (not skipped) whose rule is done (its last step succeeded: judged at
+ *          that first time, `done_at`, migration 0035), or of finished (processed, failed)
+ *          events, or of events done once and replayed since (judged at that first
+ *          completion, `sla_done_at`), by receipt time: k1 rule, k2 its SLA in ms when it
+ *          matched; n decided, s within the SLA; grains m, h. A match without `done_at`
+ *          (written before 0035) is judged by its event's completion.
+ * - `late` the same, done (the rule done, or processed with the rule done, or first done)
+ *          past the SLA: grain a.
  * - `act`  action steps by started_at: k1 rule, k2 status; grains m, h.
  */
 
@@ -103,6 +106,8 @@ export interface MatchState {
   rule_name: string;
   status: string;
   sla_ms: number | null;
+  /** When the rule was first done (migration 0035); null before, or not done. */
+  done_at: number | null;
 }
 export interface ActionRunState {
   rule_name: string;
@@ -177,15 +182,20 @@ export class RollupDeltas {
       );
     }
     const duration = e.processed_at === null ? null : e.processed_at - e.received_at;
-    // Judged at its first completion, and so through its replays whatever they come to:
-    // waiting again, skipped, failed (migration 0032).
-    if (!judgedForSla(e)) return;
+    // Judged when its rule is done, by its own steps (another rule of the event may still
+    // be retrying), else at the event's first completion, and so through its replays
+    // whatever they come to: waiting again, skipped, failed (migrations 0032, 0035).
+    const eventJudged = judgedForSla(e);
     const first = e.sla_done_at === null ? null : e.sla_done_at - e.received_at;
     for (const m of matches) {
       if (m.status === 'skipped' || m.sla_ms === null) continue;
+      if (!eventJudged && m.done_at === null) continue;
+      const ruleTook = m.done_at === null ? null : m.done_at - e.received_at;
       const done =
-        first !== null || (e.status === 'processed' && m.status === 'done' && duration !== null);
-      const within = done && (first ?? duration!) <= m.sla_ms ? 1 : 0;
+        ruleTook !== null ||
+        first !== null ||
+        (e.status === 'processed' && m.status === 'done' && duration !== null);
+      const within = done && (ruleTook ?? first ?? duration!) <= m.sla_ms ? 1 : 0;
       const sla = String(m.sla_ms);
       this.add('sla', ['m', 'h'], p, e.received_at, m.rule_name, sla, sign, sign * within);
       if (done && !within) this.add('late', ['a'], p, 0, m.rule_name, sla, sign);
@@ -296,21 +306,32 @@ async function readStates(
       events.push(e);
       if (judgedForSla(e)) final.push(e.id);
     }
-    if (final.length) {
-      const ms = (await trx('rule_matches')
-        .whereIn('event_id', final)
-        .select('event_id', 'rule_name', 'status', 'sla_ms')) as Array<Record<string, unknown>>;
-      for (const m of ms) {
-        const id = Number(m.event_id);
-        const list = matches.get(id) ?? [];
-        list.push({
-          event_id: id,
-          rule_name: String(m.rule_name),
-          status: String(m.status),
-          sla_ms: num(m.sla_ms),
-        });
-        matches.set(id, list);
-      }
+    // Every match of a finished event; of the others, the matches whose rule is done.
+    const open = events.filter((e) => !judgedForSla(e)).map((e) => e.id);
+    const ms = [
+      ...(final.length
+        ? await trx('rule_matches')
+            .whereIn('event_id', final)
+            .select('event_id', 'rule_name', 'status', 'sla_ms', 'done_at')
+        : []),
+      ...(open.length
+        ? await trx('rule_matches')
+            .whereIn('event_id', open)
+            .whereNotNull('done_at')
+            .select('event_id', 'rule_name', 'status', 'sla_ms', 'done_at')
+        : []),
+    ] as Array<Record<string, unknown>>;
+    for (const m of ms) {
+      const id = Number(m.event_id);
+      const list = matches.get(id) ?? [];
+      list.push({
+        event_id: id,
+        rule_name: String(m.rule_name),
+        status: String(m.status),
+        sla_ms: num(m.sla_ms),
+        done_at: num(m.done_at),
+      });
+      matches.set(id, list);
     }
   }
   return { events, matches };
@@ -475,12 +496,13 @@ export async function recountRollups(
         group by portal_id, ${minute('processed_at')}, ${durationCase(d)}`,
     ),
   );
-  // As RollupDeltas.event: an event done once is judged by that first completion.
-  const done = `(e.sla_done_at is not null or (e.status = 'processed' and rm.status = 'done'))`;
-  const took = `(coalesce(e.sla_done_at, e.processed_at) - e.received_at)`;
+  // As RollupDeltas.event: a rule done is judged by when it was first done, else an event
+  // done once by that first completion.
+  const done = `(rm.done_at is not null or e.sla_done_at is not null or (e.status = 'processed' and rm.status = 'done'))`;
+  const took = `(coalesce(rm.done_at, e.sla_done_at, e.processed_at) - e.received_at)`;
   const within = `case when ${done} and ${took} <= rm.sla_ms then 1 else 0 end`;
   const join = `from rule_matches rm join events e on e.id = rm.event_id
-         where (e.status in ('processed', 'failed') or e.sla_done_at is not null)
+         where (e.status in ('processed', 'failed') or e.sla_done_at is not null or rm.done_at is not null)
            and rm.status <> 'skipped'
            and rm.sla_ms is not null${only('e.id')}`;
   put(

@@ -98,8 +98,9 @@ export async function findPendingSlaBreachesOf(
     .whereRaw(`${unindexed(db, 'e.received_at')} < ?`, [deadline])
     .where('rm.rule_name', rule.name)
     .where('rm.status', 'matched')
-    // Replayed after it was done: its SLA was kept or missed then (migration 0032).
+    // Replayed after it (or its rule) was done: its SLA was kept or missed then (0032, 0035).
     .whereNull('e.sla_done_at')
+    .whereNull('rm.done_at')
     .whereNotExists(notRecorded(db, rule.name))
     .select('e.portal_id', 'e.id', 'e.received_at')) as Hit[];
   const unevaluated = rule.on.length
@@ -166,8 +167,9 @@ export async function findLateSlaBreachesStep(
     .join('rule_matches as rm', 'rm.event_id', 'e.id')
     .where('e.processed_at', '<=', end)
     .where('e.received_at', '>=', range.lateSince)
-    // Replayed after it was done: judged by that first completion (migration 0032).
-    .whereRaw('coalesce(e.sla_done_at, e.processed_at) - e.received_at > ?', [minSlaMs])
+    // Judged by when the rule was first done (migration 0035), else by the event's first
+    // completion (a replay after it, migration 0032), else by its processing.
+    .whereRaw('coalesce(rm.done_at, e.sla_done_at, e.processed_at) - e.received_at > ?', [minSlaMs])
     .whereIn(
       'rm.rule_name',
       rules.map((r) => r.name),
@@ -179,17 +181,25 @@ export async function findLateSlaBreachesStep(
         .whereRaw('b.event_id = e.id')
         .whereRaw('b.rule_name = rm.rule_name');
     })
-    .select('e.id', 'e.received_at', 'e.processed_at', 'e.sla_done_at', 'rm.rule_name')) as Array<{
+    .select(
+      'e.id',
+      'e.received_at',
+      'e.processed_at',
+      'e.sla_done_at',
+      'rm.rule_name',
+      'rm.done_at',
+    )) as Array<{
     id: number | string;
     received_at: number | string;
     processed_at: number | string;
     sla_done_at: number | string | null;
     rule_name: string;
+    done_at: number | string | null;
   }>;
   const rows: SlaBreachRow[] = [];
   for (const h of hits) {
     const rule = rules.find((r) => r.name === h.rule_name);
-    const tookMs = Number(h.sla_done_at ?? h.processed_at) - Number(h.received_at);
+    const tookMs = Number(h.done_at ?? h.sla_done_at ?? h.processed_at) - Number(h.received_at);
     if (rule && tookMs > rule.slaSeconds * 1000) rows.push(breachRow(portal, rule, h, 'late', now));
   }
   return { rows, next: edge && end < range.upTo ? end : undefined };
@@ -414,7 +424,7 @@ export async function slaCountsOf(
           and e.sla_done_at is null
           and ${receivedAt} >= ? and ${receivedAt} < ?
           ${ids ? `and e.portal_id in (${ids.map(() => '?').join(', ')})` : ''}
-          and rm.rule_name = ? and rm.status <> 'skipped'
+          and rm.rule_name = ? and rm.status <> 'skipped' and rm.done_at is null
         group by e.portal_id`,
       [since, now - g.slaSeconds * 1000, ...(ids ?? []), g.name],
     )) as unknown;

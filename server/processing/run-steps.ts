@@ -97,11 +97,21 @@ export async function runRule(
     // the main thread).
     const finish =
       i === last
-        ? (trx: Knex) => setRuleMatchStatus(trx, event.id, rule.name, 'done', null)
+        ? (trx: Knex) =>
+            setRuleMatchStatus(
+              trx,
+              event.id,
+              rule.name,
+              'done',
+              null,
+              ctx.deps.clock.now().getTime(),
+            )
         : undefined;
     if (await runStep(ctx, scope, run, i, action, finish)) done = true;
   }
-  if (!done) await setRuleMatchStatus(db, event.id, rule.name, 'done', null);
+  if (!done) {
+    await setRuleMatchStatus(db, event.id, rule.name, 'done', null, ctx.deps.clock.now().getTime());
+  }
   return true;
 }
 

@@ -13,6 +13,8 @@ import { putSetting } from '../../db/stores/settings.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { listRollups, recountRollups } from '../../db/stores/rollups.js';
 
 const MAP: EventMap = {
   rules: [
@@ -375,5 +377,82 @@ describe('SLA control', () => {
     expect(chats.filter((c) => c === '-555')).toHaveLength(1);
     expect(chats.filter((c) => c === '-100')).toHaveLength(10);
     expect(h.smtp.messages.filter((m) => m.to.includes('admin@acme.test'))).toHaveLength(1);
+  });
+});
+
+/**
+ * A rule's SLA is judged by its own steps (migration 0035): the event below matched two
+ * rules, and the second one's target was down for two minutes, so the event was processed
+ * late; the first rule's steps were done in seconds, and its SLA was kept.
+ */
+describe('the SLA of one of two rules an event matched', () => {
+  let h: AlertHarness;
+  let sink: HttpSink;
+  let sheetDown = true;
+  beforeEach(async () => {
+    sheetDown = true;
+    sink = await startHttpSink((req) =>
+      req.url === '/sheet' && sheetDown ? { status: 503, body: { error: 'down' } } : { body: {} },
+    );
+    h = await startAlertHarness(
+      {
+        ALERT_BACKLOG_THRESHOLD: '1000',
+        ACTION_PRIVATE_HOSTS: '127.0.0.1',
+        RETRY_BASE_SECONDS: '10',
+      },
+      { worker: { concurrency: 1 } },
+    );
+  });
+  afterEach(async () => {
+    await h.close();
+    await sink.close();
+  });
+
+  it("is kept when that rule's steps were done in time, though the other rule's made the event late", async () => {
+    const portal = await seedPortal(h.t.deps);
+    const step = (path: string) => ({
+      type: 'http' as const,
+      method: 'POST' as const,
+      url: `${sink.url}${path}`,
+      body: {},
+    });
+    await saveRuleMap(
+      h.t.deps.db,
+      portal.memberId,
+      {
+        rules: [
+          { name: 'Invoice', on: ['ONCRMDEALUPDATE'], actions: [step('/invoice')], slaSeconds: 60 },
+          { name: 'Sheet', on: ['ONCRMDEALUPDATE'], actions: [step('/sheet')], slaSeconds: 90 },
+        ],
+      },
+      h.t.clock.now(),
+    );
+    const p = { id: portal.row.id, memberId: portal.memberId };
+    const [id] = await h.addEvents(p, 1, { withJobs: true, entity: false });
+    expect((await h.services.worker.drain()).map((o) => o.outcome)).toEqual(['retry']);
+    // Two minutes on, past Invoice's SLA, the sheet answers again and the event is done.
+    h.t.clock.advance(120_000);
+    sheetDown = false;
+    await h.services.worker.drain();
+    const event = await h.t.deps.db('events').where({ id }).first();
+    expect(event.status).toBe('processed');
+    expect(Number(event.processed_at) - Number(event.received_at)).toBeGreaterThan(60_000);
+    expect(sink.requests.filter((r) => r.url === '/invoice')).toHaveLength(1);
+    await h.checkAndSend();
+
+    const since = h.t.clock.now().getTime() - 24 * 3600_000;
+    const figures = await slaSummary(h.t.deps, portal.memberId, since);
+    expect(figures.find((f) => f.rule === 'Invoice')).toMatchObject({ total: 1, withinSla: 1 });
+    // Control: the rule whose own step was late is judged late by the same figures.
+    expect(figures.find((f) => f.rule === 'Sheet')).toMatchObject({ total: 1, withinSla: 0 });
+    const breaches = (await h.t.deps.db('sla_breaches').pluck('rule_name')) as string[];
+    expect(breaches).toEqual(['Sheet']);
+    // The rollups agree with a recount from the tables.
+    const sla = (rows: Awaited<ReturnType<typeof listRollups>>) =>
+      rows
+        .filter((x) => (x.kind === 'sla' || x.kind === 'late') && x.n !== 0)
+        .map((x) => `${x.kind}/${x.grain}/${x.k1}/${x.k2}@${x.bucket}:${x.n}/${x.s}`)
+        .sort();
+    expect(sla(await listRollups(h.t.deps.db))).toEqual(sla(await recountRollups(h.t.deps.db)));
   });
 });
