@@ -20,12 +20,11 @@ import { RANGE_ID_MARGIN_MS } from './arrival.js';
  * - `src`  events not delivered online (offline, sweep, replay…): k1 source; grain a.
  * - `dur`  processed events by processed_at: k1 the histogram bucket's upper bound in ms
  *          (`+Inf` last), n count, s sum of ms, mx largest ms; grains m, h.
- * - `sla`  rule matches (not skipped) whose rule is done (its last step succeeded: judged at
- *          that first time, `done_at`, migration 0035), or of finished (processed, failed)
- *          events, or of events done once and replayed since (judged at that first
- *          completion, `sla_done_at`), by receipt time: k1 rule, k2 its SLA in ms when it
- *          matched; n decided, s within the SLA; grains m, h. A match without `done_at`
- *          (written before 0035) is judged by its event's completion.
+ * - `sla`  rule matches (not skipped) of finished (processed, failed) events, or of events done
+ *          once and replayed since (judged at that first completion, `sla_done_at`), by
+ *          receipt time: k1 rule, k2 its SLA in ms when it matched; n decided, s within the
+ *          SLA; grains m, h. A rule done is judged by when it was first done (`done_at`,
+ *          migration 0035), not by its event; a match stored before 0035 by its event.
  * - `late` the same, done (the rule done, or processed with the rule done, or first done)
  *          past the SLA: grain a.
  * - `act`  action steps by started_at: k1 rule, k2 status; grains m, h.
@@ -182,14 +181,15 @@ export class RollupDeltas {
       );
     }
     const duration = e.processed_at === null ? null : e.processed_at - e.received_at;
-    // Judged when its rule is done, by its own steps (another rule of the event may still
-    // be retrying), else at the event's first completion, and so through its replays
-    // whatever they come to: waiting again, skipped, failed (migrations 0032, 0035).
-    const eventJudged = judgedForSla(e);
+    // Judged once the event is finished (so the late search, which reads finished events,
+    // finds a late rule), at its first completion, and so through its replays whatever they
+    // come to: waiting again, skipped, failed (migration 0032). Each rule by its own steps:
+    // when it was first done (migration 0035), while another rule of the event kept
+    // retrying; a match stored before 0035 by the event's completion.
+    if (!judgedForSla(e)) return;
     const first = e.sla_done_at === null ? null : e.sla_done_at - e.received_at;
     for (const m of matches) {
       if (m.status === 'skipped' || m.sla_ms === null) continue;
-      if (!eventJudged && m.done_at === null) continue;
       const ruleTook = m.done_at === null ? null : m.done_at - e.received_at;
       const done =
         ruleTook !== null ||
@@ -306,32 +306,24 @@ async function readStates(
       events.push(e);
       if (judgedForSla(e)) final.push(e.id);
     }
-    // Every match of a finished event; of the others, the matches whose rule is done.
-    const open = events.filter((e) => !judgedForSla(e)).map((e) => e.id);
-    const ms = [
-      ...(final.length
-        ? await trx('rule_matches')
-            .whereIn('event_id', final)
-            .select('event_id', 'rule_name', 'status', 'sla_ms', 'done_at')
-        : []),
-      ...(open.length
-        ? await trx('rule_matches')
-            .whereIn('event_id', open)
-            .whereNotNull('done_at')
-            .select('event_id', 'rule_name', 'status', 'sla_ms', 'done_at')
-        : []),
-    ] as Array<Record<string, unknown>>;
-    for (const m of ms) {
-      const id = Number(m.event_id);
-      const list = matches.get(id) ?? [];
-      list.push({
-        event_id: id,
-        rule_name: String(m.rule_name),
-        status: String(m.status),
-        sla_ms: num(m.sla_ms),
-        done_at: num(m.done_at),
-      });
-      matches.set(id, list);
+    if (final.length) {
+      const ms = (await trx('rule_matches')
+        .whereIn('event_id', final)
+        .select('event_id', 'rule_name', 'status', 'sla_ms', 'done_at')) as Array<
+        Record<string, unknown>
+      >;
+      for (const m of ms) {
+        const id = Number(m.event_id);
+        const list = matches.get(id) ?? [];
+        list.push({
+          event_id: id,
+          rule_name: String(m.rule_name),
+          status: String(m.status),
+          sla_ms: num(m.sla_ms),
+          done_at: num(m.done_at),
+        });
+        matches.set(id, list);
+      }
     }
   }
   return { events, matches };
@@ -502,7 +494,7 @@ export async function recountRollups(
   const took = `(coalesce(rm.done_at, e.sla_done_at, e.processed_at) - e.received_at)`;
   const within = `case when ${done} and ${took} <= rm.sla_ms then 1 else 0 end`;
   const join = `from rule_matches rm join events e on e.id = rm.event_id
-         where (e.status in ('processed', 'failed') or e.sla_done_at is not null or rm.done_at is not null)
+         where (e.status in ('processed', 'failed') or e.sla_done_at is not null)
            and rm.status <> 'skipped'
            and rm.sla_ms is not null${only('e.id')}`;
   put(

@@ -82,8 +82,8 @@ function smsru(to: string, text: string, ctx: ActionContext): Request {
   };
 }
 
-/** sms.ru status codes worth retrying: 220 service unavailable, 231 (below). */
-const SMSRU_RETRY = new Set([220, 231]);
+/** sms.ru status codes worth retrying: 220 service unavailable, and 231 (below). */
+const SMSRU_RETRY = new Set([220]);
 /**
  * 231: this number had the same text within the minute. A refusal of this one message, not
  * the gateway being down, so it never counts toward the shared gateway's circuit (one portal
