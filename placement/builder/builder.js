@@ -361,9 +361,14 @@ function valueControl(c, i) {
       ? h('span', { class: 'muted', id: `cond-value-${i}-hint`, text: S.itemStagesMissing })
       : null;
   // A number field's value is saved as a number: Bitrix24 sends the amount as "1500.00",
-  // which equals 1500 but not the text "1500" (server/rules/fields.ts sameValue).
+  // which equals 1500 but not the text "1500" (server/rules/fields.ts sameValue). Written
+  // as a Russian admin writes it, "2 500,00" is 2500 too; "1,500" (a thousands comma or a
+  // decimal one?) stays text, and the save warns of it.
   const numeric = ['integer', 'double'].includes((fieldInfo(c.field) || {}).type);
-  const typed = (v) => (numeric && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v);
+  const typed = (v) => {
+    const n = v.replace(/[\s\u00a0\u202f]/g, '').replace(/,(\d{1,2})$/, '.$1');
+    return numeric && /^-?\d+(\.\d+)?$/.test(n) ? Number(n) : v;
+  };
   const input = h('input', {
     id: `cond-value-${i}`,
     value: current.join(op === 'in' ? ', ' : ''),

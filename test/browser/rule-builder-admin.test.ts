@@ -465,7 +465,8 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#on-ONCRMDEALUPDATE').check();
     await f.locator('#add-condition').click();
     await f.locator('#cond-field-0').selectOption('OPPORTUNITY');
-    await f.locator('#cond-value-0').fill('1500');
+    // As a Russian admin writes it: a space between thousands, a decimal comma.
+    await f.locator('#cond-value-0').fill('1 500,00');
     await f.locator('#add-step').click();
     await f.locator('#step-type-0').selectOption('sms');
     await f.locator('#step-0-to').fill('+15550001111');
