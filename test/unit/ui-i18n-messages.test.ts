@@ -221,6 +221,17 @@ describe('errors on Russian pages', () => {
     expect(translateError('POST https://erp.example/api timed out after 10000 ms', 'ru')).toBe(
       'POST https://erp.example/api: нет ответа за 10000 мс',
     );
+    expect(
+      translateError('erp: HTTP 503 from POST https://erp.example/api: Service Unavailable', 'ru'),
+    ).toBe('erp: POST https://erp.example/api: ответ HTTP 503: Service Unavailable');
+    expect(
+      translateError(
+        'POST http://erp.example:6000/x refused: its port is reserved for another protocol (such as SMTP, SSH or X11), so no HTTP request is sent to it; use the port the service answers HTTP on',
+        'ru',
+      ),
+    ).toBe(
+      'POST http://erp.example:6000/x: порт закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), запрос не отправлен; укажите порт, на котором сервис отвечает по HTTP',
+    );
     // A remote text alone is left as it came, and English pages are untouched.
     expect(translateError('HTTP 500: the order is not ready to be shipped', 'ru')).toBe(
       'HTTP 500: the order is not ready to be shipped',

@@ -167,7 +167,7 @@ const BYTE_UNITS = {
   ru: ['Б', 'КБ', 'МБ', 'ГБ', 'ТБ'],
 } as const;
 
-/** `12.3 MB`, in the page's language (`12.3 МБ`). */
+/** `12.3 MB`, in the page's language (`12,3 МБ`: a Russian decimal comma). */
 export function formatBytes(n: number, lang: keyof typeof BYTE_UNITS = 'en'): string {
   const units = BYTE_UNITS[lang];
   let i = 0;
@@ -175,7 +175,8 @@ export function formatBytes(n: number, lang: keyof typeof BYTE_UNITS = 'en'): st
     n /= 1024;
     i++;
   }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+  const figure = i === 0 ? String(n) : n.toFixed(1);
+  return `${lang === 'ru' ? figure.replace('.', ',') : figure} ${units[i]}`;
 }
 
 /** Storage line of the dashboard: database size, oldest kept event, retention. */

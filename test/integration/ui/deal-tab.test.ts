@@ -7,6 +7,7 @@ import {
 } from '../../helpers/ui-harness.js';
 import { getPage, openSession, type UiSession } from './ui-client.js';
 import { seedDealEvent } from '../../helpers/seed-db.js';
+import { recordActionRun } from '../../../db/stores/processing.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
 describe('the deal tab a manager reads', () => {
@@ -176,6 +177,55 @@ describe('the deal tab a manager reads', () => {
       '<span class="badge b-received" data-retrying="1">повторяется</span>',
     );
     expect(card.html).not.toContain('>получено<');
+  });
+
+  it('says the step an event retries will be retried, not that it failed', async () => {
+    const db = h.t.deps.db;
+    const at = h.t.clock.now().getTime();
+    const seed = (dealId: string, status: string) =>
+      seedDealEvent(db, h.portal.memberId, {
+        dealId,
+        status,
+        lastError: 'Won deal: erp / erp: HTTP 503 from POST https://erp.example/api: busy',
+        job: {
+          status: status === 'failed' ? 'failed' : 'pending',
+          lastError: 'HTTP 503',
+          runAt: at + 60_000,
+        },
+        at,
+      });
+    const run = (eventId: number, stepIndex: number, name: string, status: string) =>
+      recordActionRun(db, {
+        event_id: eventId,
+        rule_name: 'Won deal',
+        step_index: stepIndex,
+        step_name: name,
+        action_type: 'http',
+        idempotency_key: `${eventId}:${stepIndex}`,
+        status: status as 'failed',
+        request_summary: null,
+        response_summary: null,
+        output: null,
+        error: status === 'failed' ? 'HTTP 503' : null,
+        started_at: at,
+        finished_at: at,
+        generation: 0,
+      });
+    const retrying = await seed('893', 'received');
+    await run(retrying, 0, 'invoice', 'succeeded');
+    await run(retrying, 1, 'erp', 'failed');
+    const card = await getPage(h, '/ui/deal/893', ruManager.cookie);
+    const runs = card.html.slice(card.html.indexOf('class="run"'));
+    expect(runs).toMatch(
+      /erp<\/bdi><\/span> <span class="badge b-received" data-retrying="1">ошибка, будет повтор<\/span>/,
+    );
+    expect(runs).toMatch(/invoice<\/bdi><\/span>\s*<span class="badge b-succeeded"/);
+    // Control: a step of an event that failed for good says failed.
+    const failed = await seed('894', 'failed');
+    await run(failed, 0, 'erp', 'failed');
+    const gone = await getPage(h, '/ui/deal/894', ruManager.cookie);
+    expect(gone.html).toMatch(/erp<\/bdi><\/span>\s*<span class="badge b-failed"/);
+    expect(gone.html).not.toContain('будет повтор');
   });
 
   it("says what each event means in the manager's language, with its code beside it", async () => {

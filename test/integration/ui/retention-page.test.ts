@@ -57,7 +57,7 @@ describe('retention settings page', () => {
   it('writes the days and the database size in Russian on a Russian page', async () => {
     const ru = await openSession(h, { lang: 'ru' });
     const dash = await getPage(h, '/ui', ru.cookie);
-    expect(dash.html).toMatch(/id="db-size">\d+(\.\d)? (КБ|МБ)</);
+    expect(dash.html).toMatch(/id="db-size">\d+(,\d)? (КБ|МБ)</);
     expect(dash.html).toContain('30 дн. / 90 дн.');
     const page = await getPage(h, '/ui/retention', ru.cookie);
     expect(page.html).toContain('30 дн. /');
