@@ -7,6 +7,8 @@ export interface HeldBehind {
   eventId: number | null;
   receivedAt: number | null;
   status: EventStatus | null;
+  /** Its attempts so far: a `received` one with attempts is retrying. */
+  attempts: number;
   /** Its last error (unmasked: the page masks it), or the job's when the event has none. */
   lastError: string | null;
 }
@@ -64,6 +66,7 @@ export async function heldBehindByEvent(
       'e.id',
       'e.received_at',
       'e.status',
+      'e.attempts',
       'e.last_error',
     )) as Array<{
     job_id: number | string;
@@ -71,6 +74,7 @@ export async function heldBehindByEvent(
     id: number | string | null;
     received_at: number | string | null;
     status: EventStatus | null;
+    attempts: number | string | null;
     last_error: string | null;
   }>;
   const byJob = new Map(heads.map((r) => [Number(r.job_id), r]));
@@ -80,6 +84,7 @@ export async function heldBehindByEvent(
       eventId: r?.id == null ? null : Number(r.id),
       receivedAt: r?.received_at == null ? null : Number(r.received_at),
       status: r?.status ?? null,
+      attempts: Number(r?.attempts ?? 0),
       lastError: r?.last_error || r?.job_error || null,
     });
   }

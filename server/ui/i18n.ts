@@ -92,9 +92,9 @@ const EN = {
   'log.note': 'Note',
   'held.title': 'Waits for',
   'held.record':
-    'Waits for an earlier event of the same record to finish (the events of one record run one at a time, in order):',
+    'Waits for an event of the same record queued before it to finish (the events of one record run one at a time, in the order they were queued; a replay queues an event again):',
   'held.deal':
-    'Waits for an earlier event of this deal to finish (the events of one deal run one at a time, in order):',
+    'Waits for an event of this deal queued before it to finish (the events of one deal run one at a time, in the order they were queued; a replay queues an event again):',
   'held.received': 'received',
   'log.older': 'Older',
   'log.newer': 'Newer',
@@ -395,9 +395,9 @@ const RU: Record<MessageKey, string> = {
   'log.note': 'Примечание',
   'held.title': 'Ждёт',
   'held.record':
-    'Ждёт, пока завершится более раннее событие той же записи (события одной записи обрабатываются по одному, по порядку):',
+    'Ждёт, пока завершится событие той же записи, поставленное в очередь раньше (события одной записи обрабатываются по одному, в порядке очереди; повтор ставит событие в очередь заново):',
   'held.deal':
-    'Ждёт, пока завершится более раннее событие этой сделки (события одной сделки обрабатываются по одному, по порядку):',
+    'Ждёт, пока завершится событие этой сделки, поставленное в очередь раньше (события одной сделки обрабатываются по одному, в порядке очереди; повтор ставит событие в очередь заново):',
   'held.received': 'получено',
   'log.older': 'Раньше',
   'log.newer': 'Позже',

@@ -38,7 +38,7 @@ describeInChromium('the deal tab with an event held behind an earlier one', (exe
     const held = frame().locator(`.held[data-held-behind="${first}"]`);
     await held.waitFor({ timeout: 15_000 });
     await expect(held.textContent()).resolves.toContain(
-      'Waits for an earlier event of this deal to finish',
+      'Waits for an event of this deal queued before it to finish',
     );
     await expect(held.locator('a.held-link').textContent()).resolves.toBe(`#${first}`);
     await expect(held.locator('.badge').getAttribute('class')).resolves.toContain('b-received');

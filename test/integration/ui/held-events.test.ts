@@ -49,12 +49,13 @@ describe('an event that waits for an earlier event of the same deal', () => {
     const tab = await getPage(h, `/ui/deal/${dealId}`, en.cookie);
     expect(tab.status).toBe(200);
     const row = rowOf(tab.html, second);
-    expect(row).toContain('Waits for an earlier event of this deal to finish');
+    expect(row).toContain('Waits for an event of this deal queued before it to finish');
     expect(row).toContain(`data-held-behind="${first}"`);
     expect(row).toMatch(
       new RegExp(`href="[^"]*/ui/events/${first}[^"]*" class="held-link">#${first}<`),
     );
-    expect(row).toContain('class="badge b-received"');
+    // It waits for its retry: "retrying", not the "received" of an untouched event.
+    expect(row).toContain('<span class="badge b-received" data-retrying="1">retrying</span>');
     expect(row).toMatch(/Last error: <span translate="no">[^<]*HTTP 503 from POST/);
     // The first one holds the line: it waits for its retry, not for another event.
     expect(rowOf(tab.html, first)).not.toContain('held');
@@ -63,7 +64,9 @@ describe('an event that waits for an earlier event of the same deal', () => {
   it('says so in Russian in the deal tab of a Russian portal', async () => {
     const tab = await getPage(h, `/ui/deal/${dealId}`, ru.cookie);
     const row = rowOf(tab.html, second);
-    expect(row).toContain('Ждёт, пока завершится более раннее событие этой сделки');
+    expect(row).toContain(
+      'Ждёт, пока завершится событие этой сделки, поставленное в очередь раньше',
+    );
     expect(row).toContain(`#${first}</a>, получено `);
     expect(row).toContain('Последняя ошибка: ');
   });
@@ -71,12 +74,14 @@ describe('an event that waits for an earlier event of the same deal', () => {
   it('says so in the event log and on the event page, linked to the earlier event', async () => {
     const log = await getPage(h, `/ui/events?etype=deal&entity=${dealId}`, en.cookie);
     const row = rowOf(log.html, second);
-    expect(row).toContain('Waits for an earlier event of the same record to finish');
+    expect(row).toContain('Waits for an event of the same record queued before it to finish');
     expect(row).toContain(`class="held-link">#${first}<`);
     expect(row).toContain('HTTP 503 from POST');
     expect(rowOf(log.html, first)).not.toContain('held-link');
     const page = await getPage(h, `/ui/events/${second}`, ru.cookie);
-    expect(page.html).toMatch(/<td id="held">[\s\S]*Ждёт, пока завершится более раннее событие/);
+    expect(page.html).toMatch(
+      /<td id="held">[\s\S]*Ждёт, пока завершится событие той же записи, поставленное в очередь раньше/,
+    );
     expect(page.html).toContain(`class="held-link">#${first}<`);
   });
 
