@@ -17,6 +17,7 @@ import { telegramChatRefusal } from '../../processing/telegram-chats.js';
 import { linkedChatsOf, unlinkTelegramChat } from '../../../db/stores/telegram-chats.js';
 import { linkWithCode, sendLinkCode } from '../telegram-link.js';
 import { TELEGRAM_CHAT } from '../../lib/telegram-chat.js';
+import { effectiveMap } from '../../rules/map-store.js';
 
 export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
 
@@ -51,6 +52,15 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     const names = [...new Set([...offered, ...chosen, ...(actual ?? [])])].filter(
       (n) => !own.includes(n),
     );
+    // Which enabled rules listen to each event: an admin unticking one sees what stops.
+    const rules = (await effectiveMap(deps.db, user.memberId)).rules.filter(
+      (r) => r.enabled !== false,
+    );
+    const usedBy = (name: string) => rules.filter((r) => r.on.includes(name)).map((r) => r.name);
+    // After a save or re-sync: the rules that listen to an event now bound nowhere.
+    const unbound = extra.sync
+      ? rules.filter((r) => r.on.some((e) => !extra.sync!.events.includes(e)))
+      : [];
     res.render('ui/subscriptions', {
       nav: 'subscriptions',
       rows: names.map((name) => ({
@@ -58,6 +68,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
         description: SUPPORTED_EVENTS.find((e) => e.name === name)?.[user.lang] ?? '',
         chosen: chosen.includes(name),
         actual: actual ? actual.includes(name) : undefined,
+        usedBy: usedBy(name),
       })),
       appOwn: [
         ...LIFECYCLE_BINDINGS,
@@ -65,6 +76,10 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       ],
       unavailable,
       sync: extra.sync,
+      silenced: unbound.map((r) => ({
+        name: r.name,
+        events: r.on.filter((e) => !extra.sync!.events.includes(e)),
+      })),
       error: extra.error ?? '',
     });
   };

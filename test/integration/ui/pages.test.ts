@@ -7,6 +7,7 @@ import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { insertJobs } from '../../../db/stores/jobs.js';
 import { saveDestination } from '../../../db/stores/destinations.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
+import { saveRuleMap } from '../../../server/rules/map-store.js';
 
 describe('the pages of an installed portal with events', () => {
   let h: UiHarness;
@@ -281,7 +282,24 @@ describe('the pages of an installed portal with events', () => {
   });
 
   it('compares wanted and bound events and re-syncs', async () => {
+    const sms = { type: 'sms' as const, to: '+15550001111', text: 'x' };
+    await saveRuleMap(
+      h.t.deps.db,
+      h.portal.memberId,
+      {
+        rules: [
+          { name: 'New deal', on: ['ONCRMDEALADD'], actions: [sms] },
+          { name: 'Deal moved', on: ['ONCRMDEALUPDATE'], actions: [sms] },
+          { name: 'Off', on: ['ONCRMDEALADD'], actions: [sms], enabled: false },
+        ],
+      },
+      h.t.clock.now(),
+    );
     const page = await getPage(h, '/ui/subscriptions', admin.cookie);
+    // Each event names the enabled rules that listen to it.
+    expect(page.html).toMatch(
+      /data-event="ONCRMDEALADD"[^]*?<td class="muted used-by" translate="no">New deal<\/td>/,
+    );
     expect(page.html).toContain(
       'data-event="ONCRMDEALUPDATE" data-chosen="true" data-actual="true"',
     );
@@ -307,6 +325,27 @@ describe('the pages of an installed portal with events', () => {
       expect.arrayContaining(['ONCRMDEALUPDATE', 'ONCRMLEADADD']),
     );
     expect(h.portal.bindings.map((b) => b.event)).not.toContain('ONCRMDEALADD');
+    // Unticked, ONCRMDEALADD stops a rule: said at once, naming it (not the disabled one).
+    const silenced = /<div class="warn" id="subs-silenced"[^]*?<\/div>/.exec(res.html)?.[0] ?? '';
+    expect(silenced).toContain('These rules will not fire until their events are ticked');
+    expect(silenced).toContain('New deal');
+    expect(silenced).toContain('(ONCRMDEALADD)');
+    expect(silenced).not.toContain('Deal moved');
+    expect(silenced).not.toContain('Off');
+    // Ticked again: no warning.
+    const again = await postForm(
+      h,
+      '/ui/subscriptions',
+      {
+        save: '1',
+        events: ['ONCRMDEALUPDATE', 'ONCRMDEALADD'],
+        _csrf: csrfOf(page.html),
+      },
+      admin.cookie,
+    );
+    expect(again.html).toContain('id="synced"');
+    expect(again.html).not.toContain('id="subs-silenced"');
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
   });
 
   it('stores alert channels per portal and queues a test alert', async () => {
