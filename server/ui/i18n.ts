@@ -252,6 +252,10 @@ const EN = {
   'alerts.chats': 'Telegram chats of this portal',
   'alerts.chatsHelp':
     "Every portal posts through this app's one Telegram bot. Link a private group or channel to prove it is yours: once a chat is linked, only the portals that linked it may post there (alerts and rule steps), whoever posted there first. Add the bot to the chat, then ask for a code here by the chat's id: the bot posts it in the chat. A public chat (one with an @name) cannot be linked.",
+  'alerts.addBot': 'The bot to add to the chat (to a channel, as an administrator who may post):',
+  'alerts.addBotUnknown': "this app's bot (Telegram did not tell its name just now)",
+  'alerts.chatIdHow':
+    "A private group's or channel's id is a negative number: open the chat in Telegram Web (web.telegram.org), and it is the number after # in the address, such as -1001234567890.",
   'alerts.chatsNone': 'No chat is linked to this portal.',
   'alerts.linkedAt': 'linked',
   'alerts.unlink': 'Unlink',
@@ -558,6 +562,11 @@ const RU: Record<MessageKey, string> = {
   'alerts.chats': 'Чаты Telegram этого портала',
   'alerts.chatsHelp':
     'Все порталы пишут через одного Telegram-бота этого приложения. Привяжите закрытую группу или канал, чтобы подтвердить, что чат ваш: в привязанный чат пишут (оповещения и шаги правил) только привязавшие его порталы, кто бы ни написал туда первым. Добавьте бота в чат и запросите здесь код по ID чата: бот отправит его в чат. Публичный чат (с @именем) привязать нельзя.',
+  'alerts.addBot':
+    'Бот, которого нужно добавить в чат (в канал — администратором с правом публикации):',
+  'alerts.addBotUnknown': 'бот этого приложения (Telegram сейчас не сообщил его имя)',
+  'alerts.chatIdHow':
+    'ID закрытой группы или канала — отрицательное число: откройте чат в Telegram Web (web.telegram.org), это число после # в адресе, например -1001234567890.',
   'alerts.chatsNone': 'К этому порталу не привязан ни один чат.',
   'alerts.linkedAt': 'привязан',
   'alerts.unlink': 'Отвязать',

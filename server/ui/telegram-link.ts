@@ -197,3 +197,38 @@ export async function linkWithCode(
   await linkTelegramChat(deps.db, chatId, portal.id, now);
   return { ok: true, chatId };
 }
+
+/** The operator's bot's @username (getMe), kept per process: a failure is asked again later. */
+const botNames = new Map<string, { at: number; name: Promise<string | undefined> }>();
+const BOT_NAME_RETRY_MS = 60_000;
+
+/**
+ * The @username of the operator's bot, which an admin must add to a chat before linking it
+ * (Bot API getMe, https://core.telegram.org/bots/api#getme); undefined while Telegram does
+ * not answer. Asked once per bot token and process, again a minute after a failure.
+ */
+export function telegramBotName(
+  deps: Pick<Deps, 'config' | 'clock'>,
+  fetchFn?: typeof fetch,
+): Promise<string | undefined> {
+  const { telegram } = deps.config;
+  if (!telegram.botToken) return Promise.resolve(undefined);
+  const key = `${telegram.apiUrl}\u0000${telegram.botToken}`;
+  const now = deps.clock.now().getTime();
+  const known = botNames.get(key);
+  if (known && (known.at === 0 || now - known.at < BOT_NAME_RETRY_MS)) return known.name;
+  const entry = { at: now, name: Promise.resolve<string | undefined>(undefined) };
+  entry.name = callBotApi<{ username?: string }>(telegram, 'getMe', {}, { fetch: fetchFn }).then(
+    ({ answer }) => {
+      const name =
+        answer.ok && typeof answer.result?.username === 'string'
+          ? answer.result.username
+          : undefined;
+      if (name) entry.at = 0; // kept for good
+      return name;
+    },
+    () => undefined,
+  );
+  botNames.set(key, entry);
+  return entry.name;
+}

@@ -23,6 +23,9 @@ export interface TelegramStandin {
   close(): Promise<void>;
 }
 
+/** The stand-in bot's @username (getMe). */
+export const BOT_USERNAME = 'b24hooks_test_bot';
+
 /**
  * A local stand-in for the Telegram Bot API: `POST /bot<token>/sendMessage` with a JSON body,
  * answered in the Bot API's shape (`{ok, result}` or `{ok: false, error_code, description}`).
@@ -47,9 +50,18 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
     },
   });
   const sink = await startHttpSink((req) => {
-    const m = /^\/bot([^/]+)\/(sendMessage|getChat)$/.exec(req.url);
+    const m = /^\/bot([^/]+)\/(sendMessage|getChat|getMe)$/.exec(req.url);
     if (!m || req.method !== 'POST') return fail(404, 'Not Found');
     if (m[1] !== token) return fail(401, 'Unauthorized');
+    // https://core.telegram.org/bots/api#getme: the bot as a User.
+    if (m[2] === 'getMe') {
+      return {
+        body: {
+          ok: true,
+          result: { id: 7000001, is_bot: true, first_name: 'b24hooks', username: BOT_USERNAME },
+        },
+      };
+    }
     if (m[2] === 'getChat') {
       const { chat_id: asked } = JSON.parse(req.body) as { chat_id: string | number };
       const id = chatOf(asked);

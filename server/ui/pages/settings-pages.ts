@@ -15,7 +15,8 @@ import { grantedScopes, missingScope, scopeOfEvent } from '../../bitrix/scopes.j
 import { sendTestAlert } from '../test-alert.js';
 import { telegramChatRefusal } from '../../processing/telegram-chats.js';
 import { linkedChatsOf, unlinkTelegramChat } from '../../../db/stores/telegram-chats.js';
-import { linkWithCode, sendLinkCode } from '../telegram-link.js';
+import { linkWithCode, sendLinkCode, telegramBotName } from '../telegram-link.js';
+import { within } from '../../lib/within.js';
 import { TELEGRAM_CHAT } from '../../lib/telegram-chat.js';
 import { effectiveMap } from '../../rules/map-store.js';
 
@@ -129,6 +130,8 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       testRefused: undefined,
       linked: await linkedChatsOf(deps.db, portal.id),
       telegramOn: Boolean(deps.config.telegram.botToken),
+      // Named in the help, so an admin knows which bot to add (never waits long for it).
+      botName: await within(telegramBotName(deps), 1500),
       linkChat: '',
       codeSentTo: '',
       linkNotice: '',

@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { claimTelegramChat, telegramChatLinks } from '../../../db/stores/telegram-chats.js';
 import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
-import { startTelegramStandin, type TelegramStandin } from '../../helpers/telegram-standin.js';
+import {
+  BOT_USERNAME,
+  startTelegramStandin,
+  type TelegramStandin,
+} from '../../helpers/telegram-standin.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
 /**
@@ -25,6 +29,16 @@ describe('linking a Telegram chat on the Alerts page', () => {
   afterAll(async () => {
     await h.close();
     await tg.close();
+  });
+
+  it('names the bot to add to the chat, and where a chat id is found', async () => {
+    const page = await getPage(h, '/ui/alerts', admin.cookie);
+    expect(page.html).toContain(
+      `href="https://t.me/${BOT_USERNAME}" target="_blank" rel="noopener" id="bot-name" translate="no">@${BOT_USERNAME}</a>`,
+    );
+    expect(page.html).toContain('the number after # in the address');
+    // The bot token never reaches the page.
+    expect(page.html).not.toContain(tg.token);
   });
 
   it('links a chat another portal held, with the code the bot posted there', async () => {
