@@ -1,7 +1,8 @@
 import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
 import { upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
-import { unclosedTemplates } from './templates.js';
+import { readMarkup } from '../lib/telegram-markup.js';
+import { unclosedTemplates, withoutPlaceholders } from './templates.js';
 
 export interface CheckOptions {
   /** Events the portal (or the default install) binds; rules on other events never fire. */
@@ -23,6 +24,7 @@ export interface MapWarning {
     | 'unknown-field'
     | 'value-type'
     | 'step-timeout-cut'
+    | 'telegram-markup'
     | 'unclosed-template';
   /** The rules concerned, by name. */
   rules: string[];
@@ -144,6 +146,21 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
         });
       });
     }
+  }
+
+  // A Telegram text whose markup the Bot API refuses fails every message of the step; values
+  // are escaped for their parse mode when rendered, so the text around them is what counts.
+  for (const r of rules) {
+    r.actions.forEach((a, i) => {
+      if (a.type !== 'telegram' || !a.parseMode || typeof a.text !== 'string') return;
+      const read = readMarkup(withoutPlaceholders(a.text, 'x'), a.parseMode);
+      if (read.ok) return;
+      warnings.push({
+        code: 'telegram-markup',
+        rules: [r.name],
+        message: `rule "${r.name}", step ${i + 1}: Telegram will refuse its text as ${a.parseMode} (${read.description.replace(/^Bad Request: /, '')}); every message of this step would fail`,
+      });
+    });
   }
 
   // `{{deal.TITLE` (the closing braces forgotten) is no placeholder: the step would send it

@@ -220,6 +220,9 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   // map warnings (server/rules/check-map.ts)
   [' listens to ', ' слушает '],
   [', step ', ', шаг '],
+  // a Telegram text whose markup the Bot API refuses (server/rules/check-map.ts)
+  [': Telegram will refuse its text as ', ': Telegram не примет текст в режиме '],
+  ['; every message of this step would fail', '; ни одно сообщение этого шага не отправится'],
   // a step's timeoutMs beyond the server's limit (server/rules/check-map.ts)
   [' waits up to ', ' ждёт ответа до '],
   [

@@ -1,11 +1,11 @@
 import { startHttpSink, type HttpSink, type SinkReply } from './http-sink.js';
-import { readMarkup } from './telegram-markup.js';
+import { readMarkup } from '../../server/lib/telegram-markup.js';
 
 export interface SentMessage {
   chat_id: string | number;
   text: string;
   parse_mode?: string;
-  /** What the reader sees: the text with its markup parsed away (telegram-markup.ts). */
+  /** What the reader sees: the text with its markup parsed away (server/lib/telegram-markup.ts). */
   plain: string;
 }
 

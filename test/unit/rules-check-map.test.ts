@@ -184,6 +184,34 @@ describe('checkMap', () => {
     );
   });
 
+  it('warns of a Telegram text whose markup the Bot API would refuse, values left aside', () => {
+    const tg = (text: string, parseMode?: 'HTML' | 'MarkdownV2'): Action => ({
+      type: 'telegram',
+      chatId: '-100123',
+      text,
+      ...(parseMode ? { parseMode } : {}),
+    });
+    const map: EventMap = {
+      rules: [
+        rule('unclosed', ['ONCRMDEALUPDATE'], [tg('Big <b>deal {{deal.TITLE}}', 'HTML')]),
+        rule('bang', ['ONCRMDEALUPDATE'], [sms, tg('Deal {{deal.ID}} won!', 'MarkdownV2')]),
+        rule('fine', ['ONCRMDEALUPDATE'], [tg('<b>{{deal.TITLE}}</b> &amp; co', 'HTML')]),
+        rule('plain', ['ONCRMDEALUPDATE'], [tg('Big <b>deal')]),
+      ],
+    };
+    const warnings = checkMap(map).filter((w) => w.code === 'telegram-markup');
+    expect(warnings.map((w) => w.rules[0])).toEqual(['unclosed', 'bang']);
+    expect(warnings[0]!.message).toBe(
+      `rule "unclosed", step 1: Telegram will refuse its text as HTML (can't parse entities: Can't find end tag corresponding to start tag "b"); every message of this step would fail`,
+    );
+    expect(warnings[1]!.message).toMatch(
+      /^rule "bang", step 2: Telegram will refuse its text as MarkdownV2 \(can't parse entities: Character '!' is reserved/,
+    );
+    expect(translateMessage(warnings[0]!.message, 'ru')).toContain(
+      ': Telegram не примет текст в режиме HTML',
+    );
+  });
+
   it('knows which events a REST method causes', () => {
     expect(eventsTriggeredBy('crm.deal.update')).toEqual(['ONCRMDEALUPDATE']);
     expect(eventsTriggeredBy('crm.item.add', { entityTypeId: 1 })).toEqual(['ONCRMLEADADD']);
