@@ -18,6 +18,8 @@ const EN = {
   'dash.processed': 'Processed',
   'dash.skipped': 'Skipped',
   'dash.rejected': 'Rejected',
+  'dash.figuresNote':
+    "Counts since the app was installed, the app's own events (install, update) included; a figure opens its events in the log, which keeps the recent ones.",
   'dash.avg': 'Avg processing',
   'dash.p95': 'p95 processing',
   'dash.oldest': 'Oldest pending',
@@ -327,6 +329,8 @@ const RU: Record<MessageKey, string> = {
   'dash.processed': 'Обработано',
   'dash.skipped': 'Пропущено',
   'dash.rejected': 'Отклонено',
+  'dash.figuresNote':
+    'Счёт с установки приложения, включая его служебные события (установка, обновление); число открывает свои события в журнале, где хранятся недавние.',
   'dash.avg': 'Среднее время',
   'dash.p95': 'p95 времени',
   'dash.oldest': 'Самое старое в очереди',

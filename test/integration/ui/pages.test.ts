@@ -36,7 +36,19 @@ describe('the pages of an installed portal with events', () => {
   it('shows the figures and per-rule success on the dashboard', async () => {
     const page = await getPage(h, '/ui', admin.cookie);
     expect(page.status).toBe(200);
-    expect(page.html).toMatch(/id="fig-failed"><b>1<\/b>/);
+    expect(page.html).toMatch(/id="fig-failed" href="[^"]*"><b>1<\/b>/);
+    // Each status figure opens its events in the log, and the log lists as many (the app's
+    // own install event among the processed ones: the figures count it).
+    for (const status of ['failed', 'processed']) {
+      const tile = new RegExp(
+        `<a class="tile" id="fig-${status}" href="([^"]+)"><b>(\\d+)</b>`,
+      ).exec(page.html);
+      expect(tile).not.toBeNull();
+      const log = await getPage(h, tile![1]!.replaceAll('&amp;', '&'), admin.cookie);
+      const rows = log.html.match(new RegExp(`<tr data-id="\\d+" data-status="${status}"`, 'g'));
+      expect(rows?.length ?? 0).toBe(Number(tile![2]));
+    }
+    expect(page.html).toContain('id="figures-note"');
     expect(page.html).toContain('Won deal: invoice');
     expect(page.html).toContain('Lost deal: notify');
     expect(page.html).toContain('id="chart-data"');
