@@ -280,10 +280,14 @@ function changed() {
   jsonError.hidden = true;
   notSavedAnyMore();
 }
-/** "Saved." stays only while the rule is as saved: the next edit takes it away. */
+/**
+ * "Saved." stays only while the rule is as saved: the next edit takes it away, and so the
+ * result of a dry run of the rule as it was (it would judge conditions no longer there).
+ */
 function notSavedAnyMore() {
   const saved = document.getElementById('rule-saved');
   if (saved) saved.parentElement.replaceChildren();
+  document.getElementById('dry-result')?.replaceChildren();
 }
 
 // ---- conditions ------------------------------------------------------------------------
@@ -1205,7 +1209,21 @@ function unsaved() {
       h(
         'ul',
         {},
-        notes.map((n) => h('li', { text: n.textContent })),
+        notes.map((n) => {
+          // Where each note is, as the form names it ("Step 1, Body"), with the row's name:
+          // two rows refused alike otherwise read as the same sentence twice.
+          const row = /^step-(\d+)-(\w+)-k-\d+-error$/.exec(n.id);
+          const box = document.querySelector(`[aria-describedby="${n.id}"]`);
+          const place = row
+            ? placeOf(`$.actions[${row[1]}].${row[2]}`)
+            : n.id === 'on-other-error'
+              ? S.trigger
+              : null;
+          const named = place && box && box.value ? `${place}, "${box.value}"` : place;
+          return named
+            ? h('li', {}, h('strong', { text: named }), `: ${n.textContent}`)
+            : h('li', { text: n.textContent });
+        }),
       ),
     ),
   );

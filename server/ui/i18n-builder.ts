@@ -106,7 +106,7 @@ export const BUILDER_EN = {
   'rb.js.kvNoName': 'Give this value a name, or remove the row.',
   'rb.js.kvClash':
     'A name cannot be both a value and a group ("a" and "a.b"): rename one of the rows.',
-  'rb.js.fixMarked': 'Fix the marked fields first; nothing was sent.',
+  'rb.js.fixMarked': 'fix the fields marked below first; the rule was not sent.',
   'rb.js.stepRemoved': 'Removed step',
   'rb.js.conditionRemoved': 'Removed condition:',
   'rb.js.undo': 'Undo',
@@ -227,7 +227,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.kvNoName': 'Дайте значению название или удалите строку.',
   'rb.js.kvClash':
     'Название не может быть и значением, и группой ("a" и "a.b"): переименуйте одну из строк.',
-  'rb.js.fixMarked': 'Сначала исправьте отмеченные поля; ничего не отправлено.',
+  'rb.js.fixMarked': 'сначала исправьте поля, отмеченные ниже; правило не отправлено.',
   'rb.js.stepRemoved': 'Удалён шаг',
   'rb.js.conditionRemoved': 'Удалено условие:',
   'rb.js.undo': 'Вернуть',

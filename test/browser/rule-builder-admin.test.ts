@@ -487,6 +487,31 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     );
   });
 
+  it('names the step, the field and the row of each refused row in the list of why not saved', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill('Clashing body');
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/x`);
+    await f.locator('#step-0-body-add').click();
+    await f.locator('#step-0-body-k-0').fill('a');
+    await f.locator('#step-0-body-v-0').fill('1');
+    await f.locator('#step-0-body-add').click();
+    await f.locator('#step-0-body-k-1').fill('a.b');
+    await f.locator('#step-0-body-v-1').fill('2');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    await expect(f.locator('#rule-errors > span').textContent()).resolves.toBe(
+      'Not saved: fix the fields marked below first; the rule was not sent.',
+    );
+    const items = await f.locator('#rule-errors li strong').allTextContents();
+    expect(items).toEqual([
+      'Step 1, Body fields (sent as JSON), "a"',
+      'Step 1, Body fields (sent as JSON), "a.b"',
+    ]);
+  });
+
   it('says where to click when Insert has no field, and inserts after a redraw', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();

@@ -191,6 +191,8 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     json.slaSeconds = 90;
     await f.locator('#rule-json').fill(JSON.stringify(json));
     await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
+    // The dry run judged the rule as it was: an edit takes its result away.
+    await expect(f.locator('#dry-verdict').count()).resolves.toBe(0);
     // Valid JSON of another shape: the form shows what it can and leaves the text alone.
     const odd =
       '{"name":"odd","on":["ONCRMDEALADD"],"when":[1,{"field":"STAGE_ID","in":"WON"}],"actions":{}}';
