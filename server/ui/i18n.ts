@@ -258,6 +258,7 @@ const EN = {
   'alerts.addBotUnknown': "this app's bot (Telegram did not tell its name just now)",
   'alerts.chatIdHow':
     "A private group's or channel's id is a negative number: open the chat in Telegram Web (web.telegram.org), and it is the number after # in the address, such as -1001234567890.",
+  'alerts.linkOther': 'Another chat',
   'alerts.chatsNone': 'No chat is linked to this portal.',
   'alerts.linkedAt': 'linked',
   'alerts.unlink': 'Unlink',
@@ -571,6 +572,7 @@ const RU: Record<MessageKey, string> = {
   'alerts.addBotUnknown': 'бот этого приложения (Telegram сейчас не сообщил его имя)',
   'alerts.chatIdHow':
     'ID закрытой группы или канала — отрицательное число: откройте чат в Telegram Web (web.telegram.org), это число после # в адресе, например -1001234567890.',
+  'alerts.linkOther': 'Другой чат',
   'alerts.chatsNone': 'К этому порталу не привязан ни один чат.',
   'alerts.linkedAt': 'привязан',
   'alerts.unlink': 'Отвязать',

@@ -236,7 +236,12 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
       await render(res.status(400), { refused: 'map.badForm' });
       return;
     }
-    res.render('ui/rule-delete', { nav: 'rules', name: change.name, at: change.at });
+    res.render('ui/rule-delete', {
+      nav: 'rules',
+      name: change.name,
+      at: change.at,
+      fromBuilder: body.from === 'builder',
+    });
   });
 
   router.post('/ui/rules/dry-run', requireAdmin, csrfProtection, async (req, res) => {

@@ -358,6 +358,16 @@ describe('the map page', () => {
       expect(ask.status).toBe(200);
       expect(words(ask.html)).toContain('Delete the rule: Lead ping');
       expect(words(ask.html)).toContain('The events it ran for stay in the log');
+      // "Keep it" goes back to the rule's row; asked from the builder, back to the builder.
+      expect(ask.html).toMatch(/href="\/ui\/rules[^"#]*#rule-\d+" id="delete-cancel"/);
+      const fromBuilder = await post('/ui/rules/delete', {
+        name: 'Lead ping',
+        at: String(at),
+        from: 'builder',
+      });
+      expect(fromBuilder.html).toMatch(
+        /href="\/ui\/rules\/edit\?[^"]*name=Lead(\+|%20)ping[^"]*" id="delete-cancel"/,
+      );
       expect(names(await ownMap())).toEqual(start);
       const done = await post('/ui/rules/delete', {
         name: 'Lead ping',

@@ -76,6 +76,8 @@ describe('linking a Telegram chat on the Alerts page', () => {
     );
     expect(asked.status).toBe(200);
     expect(asked.html).toContain('id="link-form"');
+    // The admin who asked for the wrong chat can go back to asking for another one.
+    expect(asked.html).toMatch(/href="\/ui\/alerts[^"]*#chats" id="link-other-chat">Another chat</);
     expect(asked.html).toContain('The bot posted a code in the chat -100321');
     const sent = tg.sent.at(-1)!;
     expect(String(sent.chat_id)).toBe('-100321');
