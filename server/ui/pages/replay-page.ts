@@ -1,6 +1,7 @@
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../lib/errors.js';
+import { eventTypo } from '../../config/bitrix-events.js';
 import { replayEvents } from '../../processing/replay.js';
 import { chosenEvents } from '../../install/bindings.js';
 import {
@@ -56,8 +57,9 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
   };
 
   router.get('/ui/replay', requireAdmin, async (req, res) => {
-    const { form } = parse(req.query as Record<string, unknown>);
-    await render(res, 'ui/replay', { form, rerun: false });
+    // "Change the filter" comes back with the filter and the rerun tick as they were.
+    const { form, rerun } = parse(req.query as Record<string, unknown>);
+    await render(res, 'ui/replay', { form, rerun });
   });
 
   router.post('/ui/replay/preview', requireAdmin, csrfProtection, async (req, res) => {
@@ -76,12 +78,18 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
       dryRun: true,
       cap: REPLAY_PREVIEW_CAP,
     });
+    // None, for an event name that is a typo of one Bitrix24 sends: say which.
+    const event = String(form.event ?? '')
+      .trim()
+      .toUpperCase();
+    const typo = matched === 0 && event ? eventTypo(event) : undefined;
     await render(res, 'ui/replay-confirm', {
       form,
       rerun,
       matched,
       capped: capped === true,
       asOf,
+      typo: typo && typo !== event ? typo : '',
     });
   });
 

@@ -43,5 +43,28 @@ describe('the replay preview of a long range', () => {
       admin.cookie,
     );
     expect(failed.html).toMatch(/id="replay-count">0</);
+    expect(failed.html).not.toContain('id="replay-typo"');
+  });
+
+  it('names the event a mistyped name was meant to be, and goes back with the filter and the tick', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
+    const typed = {
+      from: '2026-11-27',
+      to: '2026-11-27',
+      event: 'ONCRMDEALUPDTE',
+      rerunSucceeded: '1',
+      _csrf: csrf,
+    };
+    const preview = await postForm(h, '/ui/replay/preview', typed, admin.cookie);
+    expect(preview.html).toMatch(/id="replay-count">0</);
+    expect(preview.html).toContain(
+      'No event has that name; did you mean <b translate="no">ONCRMDEALUPDATE</b>?',
+    );
+    const back = /<a href="([^"]+)" id="replay-back">/
+      .exec(preview.html)![1]!
+      .replaceAll('&amp;', '&');
+    const form = await getPage(h, back, admin.cookie);
+    expect(form.html).toMatch(/name="event"[^>]*value="ONCRMDEALUPDATE"/);
+    expect(form.html).toMatch(/id="rerun" checked/);
   });
 });
