@@ -170,6 +170,9 @@ const EN = {
   'deal.more': 'The newest {n} events of this deal are shown.',
   'deal.allEvents': 'Older events in the event log',
   'deal.nextAttempt': 'This attempt failed; the next one is at',
+  'deal.failedAdmin': 'Open the event to see why and retry it',
+  'deal.failedManager':
+    "It will not be tried again by itself: tell your portal's administrator, who can retry it once the cause is fixed.",
   'deal.nextAttemptDue': 'This attempt failed; the next one is due and waits its turn',
   'deal.refreshing': 'Some events are still being processed; this list updates by itself.',
   'deal.ended': 'The session has ended: reopen the deal to see the new statuses.',
@@ -483,6 +486,9 @@ const RU: Record<MessageKey, string> = {
   'deal.more': 'Показаны последние {n} событий сделки.',
   'deal.allEvents': 'Более ранние — в журнале событий',
   'deal.nextAttempt': 'Эта попытка не удалась; следующая —',
+  'deal.failedAdmin': 'Откройте событие, чтобы увидеть причину и повторить его',
+  'deal.failedManager':
+    'Само оно больше не повторится: сообщите администратору портала — он сможет повторить его, когда причина будет устранена.',
   'deal.nextAttemptDue': 'Эта попытка не удалась; следующая уже в очереди',
   'deal.refreshing': 'Часть событий ещё обрабатывается; список обновится сам.',
   'deal.ended': 'Сеанс завершён: откройте сделку заново, чтобы увидеть новые статусы.',

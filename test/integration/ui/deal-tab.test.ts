@@ -226,6 +226,21 @@ describe('the deal tab a manager reads', () => {
     const gone = await getPage(h, '/ui/deal/894', ruManager.cookie);
     expect(gone.html).toMatch(/erp<\/bdi><\/span>\s*<span class="badge b-failed"/);
     expect(gone.html).not.toContain('будет повтор');
+    // Failed for good: the manager is told who can retry it.
+    expect(gone.html).toContain(
+      '<div class="failed-hint">Само оно больше не повторится: сообщите администратору портала',
+    );
+    // An admin is led to the event, where it is retried.
+    const admin = await openSession(h, {
+      path: '/placement/deal-tab',
+      placement: 'CRM_DEAL_DETAIL_TAB',
+    });
+    const own = await getPage(h, '/ui/deal/894', admin.cookie);
+    expect(own.html).toMatch(
+      new RegExp(
+        `<div class="failed-hint"><a href="/ui/events/${failed}[^"]*">Open the event to see why and retry it</a>`,
+      ),
+    );
   });
 
   it("says what each event means in the manager's language, with its code beside it", async () => {
