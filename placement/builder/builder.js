@@ -1440,6 +1440,18 @@ function addTestSend(test) {
   if (none) none.hidden = true;
 }
 
+/** Where a test send went, from its request summary (server/actions/*: `request`). */
+function sentTo(r) {
+  if (!r || typeof r !== 'object') return '';
+  const to = Array.isArray(r.to) ? r.to.join(', ') : r.to;
+  if (r.type === 'http') return `${r.method} ${r.url}`;
+  if (r.type === 'telegram') return `Telegram ${to}`;
+  if (r.type === 'sms') return `SMS ${to}`;
+  if (r.type === 'email') return `e-mail ${to}`;
+  if (r.type === 'bitrix') return `Bitrix24 ${r.method}`;
+  return '';
+}
+
 async function sendStep(i, out) {
   const { json } = await post(data.urls.send, {
     rule: JSON.stringify(rule),
@@ -1454,11 +1466,24 @@ async function sendStep(i, out) {
   addTestSend(json.test);
   if (json.ok) {
     out.className = 'notice';
+    const unfilled = Array.isArray(json.unfilled) ? json.unfilled : [];
     fill(
       out,
       h('span', { text: S.sent }),
+      sentTo(json.request)
+        ? h('span', { translate: 'no', text: ` → ${sentTo(json.request)}` })
+        : null,
       json.response && json.response.status
         ? h('code', { text: ` ${json.response.status}` })
+        : null,
+      // An earlier step's output does not exist in a test: what read it went out as written.
+      unfilled.length
+        ? h(
+            'div',
+            { class: 'warn', id: `step-unfilled-${i}` },
+            `${S.unfilled} `,
+            h('code', { translate: 'no', text: unfilled.join(', ') }),
+          )
         : null,
     );
   } else {

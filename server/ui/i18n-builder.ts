@@ -93,6 +93,8 @@ export const BUILDER_EN = {
   'rb.js.dryRun': 'Dry run',
   'rb.js.sendOnce': 'Send this step once',
   'rb.js.sent': 'Sent as a test (not counted as a run).',
+  'rb.js.unfilled':
+    'Earlier steps do not run in a test, so what reads their answer was sent as written:',
   'rb.js.sendFailed': 'Not sent:',
   'rb.js.matched': 'matches',
   'rb.js.notMatched': 'does not match',
@@ -213,6 +215,8 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.dryRun': 'Пробный прогон',
   'rb.js.sendOnce': 'Отправить шаг один раз',
   'rb.js.sent': 'Отправлено как проба (в статистику не входит).',
+  'rb.js.unfilled':
+    'Предыдущие шаги в пробе не выполняются, поэтому то, что читает их ответ, отправлено как написано:',
   'rb.js.sendFailed': 'Не отправлено:',
   'rb.js.matched': 'срабатывает',
   'rb.js.notMatched': 'не срабатывает',

@@ -181,12 +181,26 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     expect(h.sink.requests.slice(before).map((r) => [r.url, JSON.parse(r.body)])).toEqual([
       ['/api/shipments', { dealId }],
     ]);
+    // It says where it went, and nothing went out unfilled.
+    await expect(f.locator('#step-sent-1').textContent()).resolves.toContain(
+      `→ POST ${h.sink.url}/api/shipments`,
+    );
+    await expect(f.locator('#step-unfilled-1').count()).resolves.toBe(0);
+    // The comment reads the invoice step's answer, which a test does not have: said so.
+    await f.locator('#step-send-3').click();
+    await f.locator('#step-sent-3.notice').waitFor();
+    await expect(f.locator('#step-sent-3').textContent()).resolves.toContain(
+      '→ Bitrix24 crm.timeline.comment.add',
+    );
+    await expect(f.locator('#step-unfilled-3').textContent()).resolves.toBe(
+      'Earlier steps do not run in a test, so what reads their answer was sent as written: {{steps.invoice.response.id}}',
+    );
     // The page's list of this rule's test sends has it at once, as a reload would show it.
     await expect(f.locator('#test-sends-none').isHidden()).resolves.toBe(true);
     const sent = f.locator('#test-sends tr[data-status]');
-    await expect(sent.count()).resolves.toBe(1);
-    await expect(sent.locator('td').nth(1).textContent()).resolves.toMatch(/^2\. /);
-    await expect(sent.locator('.badge.b-succeeded').count()).resolves.toBe(1);
+    await expect(sent.count()).resolves.toBe(2);
+    await expect(sent.locator('td').nth(1).textContent()).resolves.toMatch(/^(2|4)\. /);
+    await expect(sent.locator('.badge.b-succeeded').count()).resolves.toBe(2);
     const json = JSON.parse(await f.locator('#rule-json').inputValue()) as { slaSeconds: number };
     json.slaSeconds = 90;
     await f.locator('#rule-json').fill(JSON.stringify(json));

@@ -19,7 +19,7 @@ import { validateEventMap, type MapError } from '../../rules/validate.js';
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { getRuleMap } from '../../rules/map-store.js';
-import { templateRoots } from '../../rules/templates.js';
+import { placeholders, templateRoots } from '../../rules/templates.js';
 import { withRenamedHeaders, withRenamedRule, withRenamedSteps } from '../../rules/saved-map.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -303,10 +303,15 @@ export function tryRoutes(deps: Deps): Router {
         { memberId: user.memberId, rule: rule.name, step: index, test: true },
         'rule step sent as a test',
       );
+      // What went out as written: `{{steps.…}}` of earlier steps, which a test does not run.
+      const unfilled = [
+        ...new Set(placeholders(rendered).filter((p) => /^steps\./.test(p.trim()))),
+      ].map((p) => `{{${p.trim()}}}`);
       res.json({
         ok: true,
         request: result.request,
         response,
+        unfilled,
         test: testRowView(res, base, 'succeeded', null),
       });
     } catch (e) {
