@@ -291,7 +291,10 @@ const EN = {
   'ret.default': 'server default',
   'ret.effective': 'In effect',
   'ret.keepAll': 'kept for ever',
-  'ret.saved': 'Saved.',
+  'ret.saved':
+    "Saved. Events past these ages are deleted at the server's next retention pass, and cannot be brought back.",
+  'ret.failedShorter':
+    'Failed events are kept for less time than the others, though they are the ones you may need to look at or retry.',
   'ret.invalid': 'Not saved: days are whole numbers from 0 to 36500.',
   'ret.save': 'Save',
   'dash.storage': 'Storage',
@@ -609,7 +612,10 @@ const RU: Record<MessageKey, string> = {
   'ret.default': 'по умолчанию сервера',
   'ret.effective': 'Действует',
   'ret.keepAll': 'хранить всегда',
-  'ret.saved': 'Сохранено.',
+  'ret.saved':
+    'Сохранено. События старше этих сроков удаляются при следующей очистке на сервере, и вернуть их нельзя.',
+  'ret.failedShorter':
+    'События с ошибкой хранятся меньше остальных, хотя именно их может понадобиться посмотреть или повторить.',
   'ret.invalid': 'Не сохранено: число дней — целое от 0 до 36500.',
   'ret.save': 'Сохранить',
   'dash.storage': 'Хранилище',

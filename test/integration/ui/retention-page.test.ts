@@ -51,7 +51,28 @@ describe('retention settings page', () => {
       admin.cookie,
     );
     expect(back.html).toContain('data-days="30" data-failed-days="90"');
+    expect(back.html).not.toContain('id="failed-shorter"');
     expect(await stored()).toBeUndefined();
+  });
+
+  it('says when failed events would be kept for less time than the others', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/retention', admin.cookie)).html);
+    const res = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '7', failedDays: '3' },
+      admin.cookie,
+    );
+    expect(res.html).toContain('data-days="7" data-failed-days="3"');
+    expect(res.html).toContain('id="failed-shorter"');
+    expect(res.html).toContain('cannot be brought back');
+    const back = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '', failedDays: '' },
+      admin.cookie,
+    );
+    expect(back.html).not.toContain('id="failed-shorter"');
   });
 
   it('writes the days and the database size in Russian on a Russian page', async () => {
