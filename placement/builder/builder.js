@@ -378,9 +378,11 @@ function valueControl(c, i) {
     value: current.join(op === 'in' ? ', ' : ''),
     inputmode: numeric ? 'decimal' : null,
     oninput: () => {
+      // A list is split at its commas; in a number field, not at a decimal comma ("2500,00,
+      // 3000": a comma followed by one or two digits and then the end, a comma or a ";").
       if (op === 'in')
         c.in = input.value
-          .split(',')
+          .split(numeric ? /,(?!\d{1,2}\s*(?:,|;|$))|;/ : ',')
           .map((s) => typed(s.trim()))
           .filter((v) => v !== '');
       else c[op] = typed(input.value);
@@ -1375,6 +1377,21 @@ const tryEvent = h('input', { id: 'try-event', size: 22, value: (rule.on || [])[
 const tryId = h('input', { id: 'try-id', size: 8, placeholder: S.recordId });
 const dryResult = h('div', { id: 'dry-result' });
 
+/**
+ * A dry run's reason with the record's field codes in the words the form uses ("Amount is
+ * 2500", not "OPPORTUNITY is 2500"): a code that starts a clause (the text's start, after
+ * "; " or "(") and is followed by a space. Values are quoted, so a value is never taken.
+ */
+function withFieldTitles(text) {
+  let out = String(text || '');
+  for (const f of fieldsOf(entityRoot())) {
+    if (!f.title || f.title === f.code) continue;
+    const code = f.code.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    out = out.replace(new RegExp(`(^|; |\\()${code}(?= )`, 'g'), (_, lead) => lead + f.title);
+  }
+  return out;
+}
+
 async function runDry() {
   const { json } = await post(data.urls.dryRun, {
     rule: JSON.stringify(rule),
@@ -1393,7 +1410,7 @@ async function runDry() {
       { id: 'dry-verdict', 'data-matched': String(r.matched) },
       h('b', { text: r.matched ? (r.assumed ? S.matchedIfChanged : S.matched) : S.notMatched }),
       ' ',
-      h('span', { class: 'muted', text: r.reason }),
+      h('span', { class: 'muted', text: withFieldTitles(r.reason) }),
     ),
     // Matched with the record's values taken as just changed: why an event now would not.
     r.assumed
@@ -1401,7 +1418,7 @@ async function runDry() {
           'p',
           { id: 'dry-now', class: 'muted' },
           `${S.matchedNow} ${S.notMatched} (`,
-          h('span', { text: r.assumed.now }),
+          h('span', { text: withFieldTitles(r.assumed.now) }),
           ')',
         )
       : null,

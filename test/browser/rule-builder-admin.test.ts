@@ -485,6 +485,15 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await expect(f.locator('#rule-warnings').textContent()).resolves.toContain(
       'deal.OPPORTUNITY holds a number and never equals "abc"',
     );
+    // A list of amounts: split at its commas, not at a decimal one.
+    await f.locator('#cond-op-0').selectOption('in');
+    await f.locator('#cond-value-0').fill('2 500,00, 3000');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const listed = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    expect(listed!.rules.find((r) => r.name === 'Big deal')!.when).toEqual([
+      { field: 'OPPORTUNITY', in: [2500, 3000] },
+    ]);
   });
 
   it('names the step, the field and the row of each refused row in the list of why not saved', async () => {

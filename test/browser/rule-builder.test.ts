@@ -172,8 +172,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       'matches when this change happens',
     );
     await expect(f.locator('#dry-now').textContent()).resolves.toMatch(
-      /^An event of this record now: does not match \(STAGE_ID was already "WON"\)$/,
+      /^An event of this record now: does not match \(Deal Stage was already "WON"\)$/,
     );
+    // In the form's words: the field's title, not its code.
+    await expect(f.locator('#dry-verdict span').textContent()).resolves.toMatch(/^Deal Stage /);
     await expect(f.locator('#dry-result pre').count()).resolves.toBe(4);
     const before = h.sink.requests.length;
     await f.locator('#step-send-1').click();
