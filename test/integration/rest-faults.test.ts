@@ -17,8 +17,9 @@ describe('REST client under portal faults', () => {
   const refreshes = () => h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').length;
 
   beforeEach(async () => {
-    // Short enough for the "no answer" case; long enough for the install on a loaded CI machine.
-    h = await startInstallHarness({}, {}, { bitrix: { timeoutMs: 1000 } });
+    // Short enough for the "no answer" case (under its 5 s); long enough for the install and
+    // the expiry storm's ten calls on a loaded CI machine (1 s timed one of them out there).
+    h = await startInstallHarness({}, {}, { bitrix: { timeoutMs: 2500 } });
     portal = await h.addPortal();
     expect((await portal.install()).status).toBe(200);
   });
