@@ -296,10 +296,10 @@ export function renderTemplate(
   return value;
 }
 
-/** Every placeholder string found in a JSON value, as written (`contact.PHONE? | upper`). */
 /** The text with each `{{placeholder}}` replaced by `by` (what a check of its markup reads). */
 export const withoutPlaceholders = (s: string, by: string): string => s.replace(PLACEHOLDER, by);
 
+/** Every placeholder string found in a JSON value, as written (`contact.PHONE? | upper`). */
 export function placeholders(value: unknown): string[] {
   const found: string[] = [];
   const walk = (v: unknown): void => {
