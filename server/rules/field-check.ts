@@ -25,6 +25,22 @@ function closest(code: string, fields: readonly string[]): string | undefined {
   return best?.field;
 }
 
+/** The record a rule's events are about, when they are all of one kind (what `entity` reads). */
+function ownRoot(rule: Rule): string | undefined {
+  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
+  return roots.size === 1 ? [...roots][0] : undefined;
+}
+
+/** A path's record (`entity`: the rule's own) and field, when the record is one checked here. */
+function checkedField(
+  segments: readonly string[],
+  own: string | undefined,
+): { root: keyof KnownFields; field: string } | undefined {
+  const [first, field] = segments;
+  const root = first === 'entity' ? own : first;
+  return root && field && root in WORDS ? { root: root as keyof KnownFields, field } : undefined;
+}
+
 /**
  * Fields a rule reads that the portal's records do not have: a condition on `STAGEID`, a
  * template `{{deal.OPORTUNITY}}`. Such a rule saves, and then never matches, or fails at that
@@ -34,13 +50,12 @@ function closest(code: string, fields: readonly string[]): string | undefined {
  * placeholders (`{{deal.X?}}`) are left alone.
  */
 export function unknownFieldWarnings(rule: Rule, known: KnownFields): MapWarning[] {
-  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
-  const own = roots.size === 1 ? [...roots][0] : undefined;
+  const own = ownRoot(rule);
   const reads = new Map<string, Set<string>>();
   const read = (segments: readonly string[]) => {
-    let [root, field] = segments;
-    if (root === 'entity') root = own;
-    if (!root || !field || !(root in WORDS)) return;
+    const checked = checkedField(segments, own);
+    if (!checked) return;
+    const { root, field } = checked;
     // contact and company are read for a deal's or lead's events, or as the record itself.
     if (root !== own && !(RELATED_ROOTS as readonly string[]).includes(root)) return;
     const set = reads.get(root) ?? new Set<string>();
@@ -93,17 +108,16 @@ const NUMBER_TEXT = /^\s*-?\d+(\.\d+)?\s*$/;
  * "1500.00" Bitrix24 sends: said as well (fields.ts `sameValue`; the builder writes numbers).
  */
 export function valueTypeWarnings(rule: Rule, lists: FieldLists): MapWarning[] {
-  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
-  const own = roots.size === 1 ? [...roots][0] : undefined;
+  const own = ownRoot(rule);
   const out: MapWarning[] = [];
   const name = JSON.stringify(rule.name);
   for (const c of rule.when ?? []) {
     const values =
       'equals' in c ? [c.equals] : 'becomes' in c ? [c.becomes] : 'in' in c ? c.in : [];
-    let [root, field] = fieldSegments(c.field);
-    if (root === 'entity') root = own;
-    if (!root || !field || !(root in WORDS)) continue;
-    const info = lists[root as keyof KnownFields]?.find((f) => f.code === field);
+    const checked = checkedField(fieldSegments(c.field), own);
+    if (!checked) continue;
+    const { root, field } = checked;
+    const info = lists[root]?.find((f) => f.code === field);
     if (!info) continue;
     const path = `${root}.${field}`;
     for (const v of values) {
