@@ -10,6 +10,11 @@ export interface DestinationRow {
   retry_at: number | null;
   last_error: string | null;
   updated_at: number;
+  /**
+   * Whose steps failed, how often, in a shared destination's current run of failures
+   * (migration 0036; server/queue/destinations.ts): `'3:5,7:1'`, `'*'` for the operator's.
+   */
+  streak_portals?: string | null;
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -55,13 +60,14 @@ export async function takeProbe(
 }
 
 /**
- * Erasure: the circuit state of a portal's own REST endpoint (`rest:<domain>`) and of the
- * hosts its `http` steps named (`http:<host>#<portal id>`, server/queue/destinations.ts).
+ * Erasure: the circuit state of a portal's own REST endpoint (`rest:<domain>`), of the hosts
+ * its `http` steps named (`http:<host>#<portal id>`) and of its own use of the operator's
+ * channels (`sms:<host>#<portal id>`; server/queue/destinations.ts).
  */
 export async function deletePortalDestinations(db: Knex, portalId: number): Promise<number> {
   const row = (await db('portals').where('id', portalId).first('domain')) as
     { domain: string | null } | undefined;
-  const own = await db('destinations').where('key', 'like', `http:%#${portalId}`).delete();
+  const own = await db('destinations').where('key', 'like', `%#${portalId}`).delete();
   if (!row?.domain) return own;
   return own + (await db('destinations').where('key', `rest:${row.domain}`).delete());
 }
@@ -77,6 +83,7 @@ export async function closeDestination(db: Knex, key: string, now: number): Prom
       cooldown_ms: 0,
       opened_at: null,
       retry_at: null,
+      streak_portals: null,
       updated_at: now,
     });
 }

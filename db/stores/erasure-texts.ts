@@ -11,13 +11,14 @@ import type { TableCounts } from './retention.js';
 
 /**
  * Keys whose last error may quote the portal's steps: its own destinations (its `http` hosts,
- * `http:<host>#<id>`, and its REST endpoint) and the operator's shared channels (Telegram,
- * SMTP, SMS: every key that is no portal's own, as server/queue/destinations.ts
- * isPortalDestination tells them), whose last error may come from any portal's step.
+ * `http:<host>#<id>`, its own use of a shared channel, `sms:<host>#<id>`, and its REST
+ * endpoint) and the operator's shared channels (Telegram, SMTP, SMS: every key that is no
+ * portal's own, as server/queue/destinations.ts isPortalDestination tells them), whose last
+ * error may come from any portal's step.
  */
 function quotingDestinations(q: Knex.QueryBuilder, portalId: number, domain: string | null) {
   return q.where((w) => {
-    w.where('key', 'like', `http:%#${portalId}`);
+    w.where('key', 'like', `%#${portalId}`);
     if (domain) w.orWhere('key', `rest:${domain}`);
     w.orWhere((shared) => shared.whereNot('key', 'like', '%#%').whereNot('key', 'like', 'rest:%'));
   });

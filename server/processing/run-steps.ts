@@ -167,20 +167,26 @@ async function runStep(
     );
     const telegramChat =
       rendered.type === 'telegram' ? await portalStepChat(deps.db, portal.member_id) : null;
-    const result = await ctx.destinations.run(destinationOf(rendered, deps.config, portal), () =>
-      runAction(action, rendered, {
-        config: deps.config,
-        logger: deps.logger,
-        idempotencyKey: key,
-        bitrix: (method, params) => deps.bitrix.call(portal, method, params),
-        mailer: ctx.mailer,
-        fetch: ctx.fetch,
-        guard: deps.httpGuard,
-        clock: deps.clock,
-        telegramChat,
-        telegramChats:
-          rendered.type === 'telegram' ? telegramChatGuard(deps, portal.id, ctx.fetch) : undefined,
-      }),
+    const result = await ctx.destinations.run(
+      destinationOf(rendered, deps.config, portal),
+      () =>
+        runAction(action, rendered, {
+          config: deps.config,
+          logger: deps.logger,
+          idempotencyKey: key,
+          bitrix: (method, params) => deps.bitrix.call(portal, method, params),
+          mailer: ctx.mailer,
+          fetch: ctx.fetch,
+          guard: deps.httpGuard,
+          clock: deps.clock,
+          telegramChat,
+          telegramChats:
+            rendered.type === 'telegram'
+              ? telegramChatGuard(deps, portal.id, ctx.fetch)
+              : undefined,
+        }),
+      // A shared channel's failures count for the portal too: see server/queue/destinations.ts.
+      { portalId: portal.id },
     );
     const out = stepOutput(result);
     run.steps[stepName] = out;

@@ -23,6 +23,13 @@ import { PausedError, RetryableError } from '../lib/retry-errors.js';
  * A job for an open destination, or one at its cap, throws PausedError: the worker gives the
  * slot back and refunds the attempt, and the job is claimed again when the destination may
  * be tried.
+ *
+ * The operator's channels (Telegram, SMTP, SMS) are shared by every portal, and what a step
+ * sends there is the portal's to choose: one portal's messages may fail where everyone
+ * else's go through (a gateway that answers 500 to one text). So a portal's failures there
+ * count twice: in its own row, `<key>#<portal id>`, which opens for that portal alone as any
+ * destination does, and in the shared row, which opens for all only when the failures in a
+ * row are not one portal's (see downForAll): a gateway that is down fails everyone's steps.
  */
 export interface Destinations {
   run<T>(key: string, work: () => Promise<T>, opts?: RunOptions): Promise<T>;
@@ -38,6 +45,11 @@ export interface RunOptions {
    * keep their cool-down: one portal's test does not probe them for all.
    */
   probeNow?: boolean;
+  /**
+   * The portal whose step this is. To a shared destination its failures also count in the
+   * portal's own row (see above); absent, a send of the operator's own.
+   */
+  portalId?: number;
 }
 
 export interface DestinationOptions {
@@ -123,6 +135,44 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
   const active = new Map<string, number>();
   const now = () => deps.clock.now().getTime();
 
+  /** The PausedError of a job waiting for `key`'s open row. */
+  function down(key: string, row: DestinationRow, waitMs: number) {
+    const quoted = isPortalDestination(key) ? (row.last_error ?? '').trim() : '';
+    return new PausedError(
+      `destination ${key} is down (circuit open after ${row.failures} failures)` +
+        (quoted ? `: ${quoted}` : ''),
+      Math.max(busyRetry, waitMs),
+      { waitingFor: key },
+    );
+  }
+
+  /**
+   * Throws while `key`'s row is open and its cool-down not over (an admin's test send of the
+   * portal's own destination goes at once: `probeNow`).
+   */
+  function waitOut(key: string, row: DestinationRow | undefined, probeNow: boolean) {
+    if (row?.state !== 'open' || (probeNow && isPortalDestination(key))) return;
+    const until = row.retry_at ?? now();
+    if (until > now()) throw down(key, row, until - now());
+  }
+
+  /** Whether the job is the probe of `key`'s open row; throws if another job probes it. */
+  async function probeOf(key: string, row: DestinationRow | undefined, probeNow: boolean) {
+    if (row?.state !== 'open') return false;
+    const t = now();
+    const atOnce = probeNow && isPortalDestination(key);
+    if (!atOnce && !(await takeProbe(db, key, t, t + probeLease))) throw down(key, row, 0);
+    logger.info({ destination: key }, 'destination probe');
+    return true;
+  }
+
+  /** A success: `key`'s row closed again (a no-op unless it had failures). */
+  async function succeeded(key: string, row: DestinationRow | undefined) {
+    if (!row || (row.failures === 0 && row.state === 'closed')) return;
+    await closeDestination(db, key, now());
+    if (row.state === 'open') logger.info({ destination: key }, 'destination is up again');
+  }
+
   return {
     async run(key, work, runOpts = {}) {
       if ((active.get(key) ?? 0) >= opts.concurrency) {
@@ -132,35 +182,29 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
           { waitingFor: key },
         );
       }
-      const t = now();
+      const shared = !isPortalDestination(key);
+      const ownKey =
+        shared && runOpts.portalId !== undefined ? `${key}#${runOpts.portalId}` : undefined;
+      const probeNow = runOpts.probeNow === true;
+      const ownRow = ownKey ? await getDestination(db, ownKey) : undefined;
       const row = await getDestination(db, key);
-      let probe = false;
-      if (row?.state === 'open') {
-        const until = row.retry_at ?? t;
-        const atOnce = runOpts.probeNow === true && isPortalDestination(key);
-        if (!atOnce && (until > t || !(await takeProbe(db, key, t, t + probeLease)))) {
-          const waitMs = Math.max(busyRetry, until - t);
-          const quoted = isPortalDestination(key) ? (row.last_error ?? '').trim() : '';
-          throw new PausedError(
-            `destination ${key} is down (circuit open after ${row.failures} failures)` +
-              (quoted ? `: ${quoted}` : ''),
-            waitMs,
-            { waitingFor: key },
-          );
-        }
-        probe = true;
-        logger.info({ destination: key }, 'destination probe');
-      }
+      // Neither probe is taken while the other row still makes the job wait.
+      if (ownKey) waitOut(ownKey, ownRow, false);
+      waitOut(key, row, probeNow);
+      const ownProbe = ownKey ? await probeOf(ownKey, ownRow, false) : false;
+      const probe = await probeOf(key, row, probeNow);
       active.set(key, (active.get(key) ?? 0) + 1);
       try {
         const result = await work();
-        if (row && (row.failures > 0 || row.state !== 'closed')) {
-          await closeDestination(db, key, now());
-          if (row.state === 'open') logger.info({ destination: key }, 'destination is up again');
-        }
+        if (ownKey) await succeeded(ownKey, ownRow);
+        await succeeded(key, row);
         return result;
       } catch (e) {
-        if (isDestinationFailure(e)) await recordFailure(deps, breaker, key, probe, e as Error);
+        if (isDestinationFailure(e)) {
+          if (ownKey) await recordFailure(deps, breaker, ownKey, ownProbe, e as Error);
+          const by = shared ? String(runOpts.portalId ?? '*') : undefined;
+          await recordFailure(deps, breaker, key, probe, e as Error, by);
+        }
         throw e;
       } finally {
         const n = (active.get(key) ?? 1) - 1;
@@ -178,9 +222,40 @@ interface Breaker {
   readonly maxCooldown: number;
 }
 
+/** Portals kept in a shared destination's run of failures, at most. */
+const STREAK_PORTALS = 4;
+
+/**
+ * A shared destination's run of failures with one more of `by`: `portal:failures` pairs,
+ * `'3:5,7:1'`.
+ */
+function withFailureOf(streak: string | null | undefined, by: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const pair of streak ? streak.split(',') : []) {
+    const [who, n] = pair.split(':');
+    if (who) counts.set(who, Number(n) || 1);
+  }
+  if (counts.has(by) || counts.size < STREAK_PORTALS) counts.set(by, (counts.get(by) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * Whether a shared destination's run of failures says it is down for everyone: a send of the
+ * operator's own failed, or two failures or more came from other portals than the one that
+ * failed most (one portal's texts refused a hundred times, and one other portal's single
+ * timeout meanwhile, do not).
+ */
+function downForAll(counts: Map<string, number>): boolean {
+  if (counts.has('*')) return true;
+  const all = [...counts.values()];
+  return all.reduce((a, b) => a + b, 0) - Math.max(0, ...all) >= 2;
+}
+
 /**
  * A failure that says the destination is down: count it, open the destination at
  * `threshold` failures in a row; an open destination's failed probe doubles its cool-down.
+ * `by`: for a shared destination, the portal whose step failed (`'*'`: the operator's own
+ * send); the destination then opens only once the run of failures is not one portal's.
  */
 async function recordFailure(
   deps: DestinationDeps,
@@ -188,6 +263,7 @@ async function recordFailure(
   key: string,
   probe: boolean,
   e: Error,
+  by?: string,
 ): Promise<void> {
   const { db, logger } = deps;
   const { threshold, baseCooldown, maxCooldown } = breaker;
@@ -220,11 +296,13 @@ async function recordFailure(
     logger.warn({ destination: key, cooldownMs: cooldown }, 'destination still down');
     return;
   }
-  const opens = failures >= threshold;
+  const streak = by === undefined ? undefined : withFailureOf(base.streak_portals, by);
+  const opens = failures >= threshold && (streak === undefined || downForAll(streak));
   await saveDestination(db, {
     ...base,
     failures,
     last_error: lastError,
+    streak_portals: streak ? [...streak].map(([who, n]) => `${who}:${n}`).join(',') : null,
     updated_at: t,
     ...(opens
       ? { state: 'open', cooldown_ms: baseCooldown, opened_at: t, retry_at: t + baseCooldown }

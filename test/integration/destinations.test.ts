@@ -4,7 +4,7 @@ import { getDestination, openDestinations, saveDestination } from '../../db/stor
 import { up as upgradeDestinations } from '../../db/migrations/0021-portal-http-destinations.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal } from '../helpers/event-builder.js';
-import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { startHttpSink, type HttpSink, type SinkHandler } from '../helpers/http-sink.js';
 import { runCliIn } from '../helpers/cli.js';
 import { appParts } from '../../server/routes/index.js';
 import { buildListener } from '../../server/start.js';
@@ -443,12 +443,16 @@ describe('destinations', () => {
       ['sales@example.com'],
     ]);
 
-    // Control: the server itself going away (421 to every recipient) does open it.
+    // Control: the server itself going away (421 to every recipient) does open it, once
+    // two portals' mail fails.
     h.smtp.refuseRecipient('*', 421, 'Service not available, closing channel');
-    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 5, {
-      withJobs: true,
-      entity: false,
-    });
+    const c = await seedPortal(h.t.deps);
+    await mailTo(c.memberId, 'office@example.com');
+    for (const p of [b, c])
+      await h.addEvents({ id: p.row.id, memberId: p.memberId }, 3, {
+        withJobs: true,
+        entity: false,
+      });
     await h.services.worker.drain();
     expect(await getDestination(h.t.deps.db, smtpKey)).toMatchObject({ state: 'open' });
   });
@@ -464,13 +468,21 @@ describe('destinations', () => {
       onUpdate(memberId, { type: 'email', to, subject: 'deal', text: 'updated' });
     const a = await seedPortal(h.t.deps);
     const b = await seedPortal(h.t.deps);
+    const c = await seedPortal(h.t.deps);
     await mailTo(a.memberId, customer);
     await mailTo(b.memberId, 'sales@example.com');
+    await mailTo(c.memberId, 'office@c.example');
     h.smtp.refuseRecipient(customer, 421, `<${customer}>: Service not available, closing channel`);
-    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 5, {
-      withJobs: true,
-      entity: false,
-    });
+    h.smtp.refuseRecipient('office@c.example', 421, 'Service not available, closing channel');
+    // Two portals' mail fails (one portal's alone would open only its own row), A's last.
+    for (const [p, n] of [
+      [c, 2],
+      [a, 3],
+    ] as const)
+      await h.addEvents({ id: p.row.id, memberId: p.memberId }, n, {
+        withJobs: true,
+        entity: false,
+      });
     await h.services.worker.drain();
     // Control: the shared row holds A's text.
     const open = await getDestination(h.t.deps.db, smtpKey);
@@ -500,11 +512,16 @@ describe('destinations', () => {
         .whereNull('member_id')
         .first('details')) as { details: string } | undefined;
     expect((await operatorState())?.details).toContain(customer);
+    // A's own row of the shared server (its three failures) goes with its data.
+    expect((await getDestination(h.t.deps.db, `${smtpKey}#${a.row.id}`))?.last_error).toContain(
+      customer,
+    );
     const erased = await erasePortalData(h.t.deps, a.row);
     expect(erased.redacted.destinations).toBeGreaterThanOrEqual(1);
     const after = await getDestination(h.t.deps.db, smtpKey);
     expect(after).toMatchObject({ state: 'open', last_error: null });
     expect((await operatorState())?.details).not.toContain(customer);
+    expect((await getDestination(h.t.deps.db, `${smtpKey}#${a.row.id}`))?.last_error).toBeNull();
   });
 
   it('drops breaker rows under the old shared http key when upgrading (migration 0021)', async () => {
@@ -530,6 +547,35 @@ describe('destinations', () => {
 });
 
 /**
+ * An alert harness whose SMS steps go to a stand-in gateway answering by `handler`, set up
+ * afresh for each test; `textTo` gives a portal one rule texting `to` on every deal update.
+ */
+function smsGateway(env: (url: string) => Record<string, string>, handler: SinkHandler) {
+  const g = {} as { h: AlertHarness; gateway: HttpSink };
+  beforeEach(async () => {
+    g.gateway = await startHttpSink(handler);
+    g.h = await startAlertHarness(env(g.gateway.url), { worker: { concurrency: 1 } });
+  });
+  afterEach(async () => {
+    await g.h.close();
+    await g.gateway.close();
+  });
+  return Object.assign(g, {
+    textTo: (memberId: string, to: string) =>
+      saveRuleMap(
+        g.h.t.deps.db,
+        memberId,
+        {
+          rules: [
+            { name: 'sms', on: ['ONCRMDEALUPDATE'], actions: [{ type: 'sms', to, text: 'ping' }] },
+          ],
+        },
+        g.h.t.clock.now(),
+      ),
+  });
+}
+
+/**
  * sms.ru answers 231 when one number had the same text within the minute: a refusal of that
  * message, not the gateway being down. Every portal's SMS go through the operator's one
  * gateway (`sms:<host>`), so counting it as a failure let one portal, repeating a text to
@@ -537,11 +583,10 @@ describe('destinations', () => {
  * texts held 10–20 s over 5 minutes).
  */
 describe('the shared SMS gateway', () => {
-  let h: AlertHarness;
-  let gateway: HttpSink;
   let answer: (to: string) => number;
-  beforeEach(async () => {
-    gateway = await startHttpSink((req) => {
+  const sms = smsGateway(
+    (url) => ({ SMS_PROVIDER: 'smsru', SMS_URL: url, SMS_TOKEN: 'api-id-123456' }),
+    (req) => {
       const to = new URLSearchParams(req.body).get('to') ?? '';
       const code = answer(to);
       return {
@@ -556,58 +601,129 @@ describe('the shared SMS gateway', () => {
           },
         },
       };
-    });
-    h = await startAlertHarness(
-      { SMS_PROVIDER: 'smsru', SMS_URL: gateway.url, SMS_TOKEN: 'api-id-123456' },
-      { worker: { concurrency: 1 } },
-    );
-  });
-  afterEach(async () => {
-    await h.close();
-    await gateway.close();
-  });
-  const textTo = (memberId: string, to: string) =>
-    saveRuleMap(
-      h.t.deps.db,
-      memberId,
-      {
-        rules: [
-          { name: 'sms', on: ['ONCRMDEALUPDATE'], actions: [{ type: 'sms', to, text: 'ping' }] },
-        ],
-      },
-      h.t.clock.now(),
-    );
+    },
+  );
+  const { textTo } = sms;
 
   it('never opens for all because one portal repeats a text to one number (231)', async () => {
-    const key = `sms:${new URL(gateway.url).host}`;
-    const a = await seedPortal(h.t.deps);
-    const b = await seedPortal(h.t.deps);
+    const key = `sms:${new URL(sms.gateway.url).host}`;
+    const a = await seedPortal(sms.h.t.deps);
+    const b = await seedPortal(sms.h.t.deps);
     await textTo(a.memberId, '+79990000001');
     await textTo(b.memberId, '+79990000002');
     answer = (to) => (to === '79990000001' || to === '+79990000001' ? 231 : 100);
-    await h.addEvents({ id: a.row.id, memberId: a.memberId }, 6, { withJobs: true, entity: false });
-    const refused = await h.services.worker.drain();
+    await sms.h.addEvents({ id: a.row.id, memberId: a.memberId }, 6, {
+      withJobs: true,
+      entity: false,
+    });
+    const refused = await sms.h.services.worker.drain();
     expect(refused.map((o) => o.outcome)).toEqual(Array(6).fill('retry'));
-    expect((await getDestination(h.t.deps.db, key))?.state).not.toBe('open');
+    expect((await getDestination(sms.h.t.deps.db, key))?.state).not.toBe('open');
     // A's texts wait the minute sms.ru's limit lasts, not the first retry's 30 s.
-    const waits = (await h.t.deps
+    const waits = (await sms.h.t.deps
       .db('jobs')
       .where({ type: 'process_event' })
       .select('run_at')) as Array<{
       run_at: number;
     }>;
-    const now = h.t.clock.now().getTime();
+    const now = sms.h.t.clock.now().getTime();
     expect(Math.min(...waits.map((w) => Number(w.run_at) - now))).toBeGreaterThanOrEqual(60_000);
-    const before = gateway.requests.length;
-    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 3, { withJobs: true, entity: false });
-    const sent = await h.services.worker.drain();
+    const before = sms.gateway.requests.length;
+    await sms.h.addEvents({ id: b.row.id, memberId: b.memberId }, 3, {
+      withJobs: true,
+      entity: false,
+    });
+    const sent = await sms.h.services.worker.drain();
     expect(sent.map((o) => o.outcome)).toEqual(['done', 'done', 'done']);
-    expect(gateway.requests.length - before).toBe(3);
+    expect(sms.gateway.requests.length - before).toBe(3);
 
-    // Control: the gateway itself unavailable (220) for every number does open it.
+    // Control: the gateway itself unavailable (220) for every number does open it, once
+    // two portals' texts fail.
     answer = () => 220;
-    await h.addEvents({ id: b.row.id, memberId: b.memberId }, 5, { withJobs: true, entity: false });
-    await h.services.worker.drain();
-    expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'open' });
+    const c = await seedPortal(sms.h.t.deps);
+    await textTo(c.memberId, '+79990000003');
+    for (const p of [b, c])
+      await sms.h.addEvents({ id: p.row.id, memberId: p.memberId }, 3, {
+        withJobs: true,
+        entity: false,
+      });
+    await sms.h.services.worker.drain();
+    expect(await getDestination(sms.h.t.deps.db, key)).toMatchObject({ state: 'open' });
+  });
+});
+
+/**
+ * The operator's gateway answers 500 to one portal's texts (a bug of its own, set off by what
+ * that portal sends) and 200 to everyone else's. Every portal's SMS go through it, and one
+ * portal's five failures in a row opened it for all: portal B's texts then waited out
+ * cool-downs of up to ten minutes, again and again, while the gateway worked.
+ */
+describe('a shared gateway that fails one portal only', () => {
+  let failing = new Set<string>();
+  const sms = smsGateway(
+    (url) => ({ SMS_PROVIDER: 'generic', SMS_URL: `${url}/send` }),
+    (req) => {
+      const to = (JSON.parse(req.body) as { to: string }).to;
+      return failing.has(to) ? { status: 500, body: { error: 'oops' } } : { body: { id: 'm' } };
+    },
+  );
+  beforeEach(() => {
+    failing = new Set();
+  });
+  const { textTo } = sms;
+  const events = (p: { row: { id: number }; memberId: string }, n: number) =>
+    sms.h.addEvents({ id: p.row.id, memberId: p.memberId }, n, { withJobs: true, entity: false });
+  const stateOf = async (key: string) => (await getDestination(sms.h.t.deps.db, key))?.state;
+
+  it("opens for that portal alone; the others' texts go on, and two portals' failures open it", async () => {
+    const key = `sms:${new URL(sms.gateway.url).host}`;
+    const [a, b, c] = [
+      await seedPortal(sms.h.t.deps),
+      await seedPortal(sms.h.t.deps),
+      await seedPortal(sms.h.t.deps),
+    ];
+    await textTo(a.memberId, '+15550001');
+    await textTo(b.memberId, '+15550002');
+    await textTo(c.memberId, '+15550003');
+    failing.add('+15550001');
+    await events(a, 7);
+    const refused = await sms.h.services.worker.drain();
+    // Five failures open A's own row; its next two wait without spending attempts.
+    expect(refused.map((o) => o.outcome)).toEqual([...Array(5).fill('retry'), 'paused', 'paused']);
+    expect(await stateOf(`${key}#${a.row.id}`)).toBe('open');
+    expect(await stateOf(key)).not.toBe('open');
+    // One failure of B's meanwhile (a timeout, say) does not make six failures in a row
+    // everyone's.
+    failing.add('+15550002');
+    await events(b, 1);
+    expect((await sms.h.services.worker.drain()).map((o) => o.outcome)).toEqual(['retry']);
+    expect(await getDestination(sms.h.t.deps.db, key)).toMatchObject({
+      failures: 6,
+      state: 'closed',
+    });
+    failing.delete('+15550002');
+    const before = sms.gateway.requests.length;
+    await events(b, 3);
+    const sent = await sms.h.services.worker.drain();
+    expect(sent.map((o) => o.outcome)).toEqual(['done', 'done', 'done']);
+    expect(sms.gateway.requests.slice(before).map((r) => JSON.parse(r.body).to)).toEqual(
+      Array(3).fill('+15550002'),
+    );
+    const waiting = await openDestinations(sms.h.t.deps.db);
+    expect(waiting.map((d) => [d.key, d.waiting])).toEqual([[`${key}#${a.row.id}`, 2]]);
+
+    // Control: the gateway down for everyone opens it for all: A's probe, B's one and C's
+    // three are five failures in a row (B's texts had closed the run before).
+    sms.h.t.clock.advance(31_000);
+    failing.add('+15550002');
+    failing.add('+15550003');
+    await events(b, 1);
+    await events(c, 3);
+    await sms.h.services.worker.drain();
+    expect(await stateOf(key)).toBe('open');
+    expect(await stateOf(`${key}#${c.row.id}`)).not.toBe('open');
+    await events(c, 1);
+    const held = await sms.h.services.worker.drain();
+    expect(held.map((o) => o.outcome)).toEqual(['paused']);
   });
 });

@@ -289,7 +289,7 @@ export function tryRoutes(deps: Deps): Router {
               rendered.type === 'telegram' ? telegramChatGuard(deps, portal.id) : undefined,
           }),
         // The admin asked for it now: the portal's own open destination is probed at once.
-        { probeNow: true },
+        { probeNow: true, portalId: portal.id },
       );
       const response = { status: result.response.status, ms: result.response.ms };
       await recordStepTest(deps.db, {
