@@ -10,6 +10,7 @@ import { entityOf, isDeleteEvent } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { deliveredTokens, maskedBody } from './mask.js';
 import type { RejectBudget } from './reject-budget.js';
+import type { RequestRate } from './request-rate.js';
 import { OK, OK_DUPLICATE, send, STORAGE_RETRY_AFTER_SECONDS } from './respond.js';
 import {
   proofJobKey,
@@ -45,6 +46,8 @@ export interface IntakeContext extends Pick<
   unverifiedCap: UnverifiedCap;
   /** Whether a line about a refused delivery may still be logged this minute (server/lib/log-budget.ts). */
   mayLog(kind: string): boolean;
+  /** Genuine deliveries per second (Intake.recentRate). */
+  rate: RequestRate;
 }
 
 /**
@@ -167,6 +170,7 @@ async function accept(
   row.dedupe_key = dedupeKey(d, dataJson, row.entity_id);
   let job: IntakeRow['job'] = null;
   if (verified) {
+    ctx.rate.hit();
     job = deliveryJob(ctx.config.worker, row, portal.id);
   } else {
     row.status = 'unverified';

@@ -32,7 +32,12 @@ export interface Intake {
    * (to wake the worker by then).
    */
   onStored(listener: (dueAt: number) => void): void;
-  /** Deliveries received in the last full second (the worker yields to a flood). */
+  /**
+   * Genuine deliveries (their portal's application token matched) received in the last full
+   * second: the worker yields to a flood of them. Refused requests do not count: anyone may
+   * post to the events URL, and 1,500 junk posts a second (answered 415, or 403 outside the
+   * allowlist) held every portal's processing to about one event a second.
+   */
   recentRate(): number;
   /** Deliveries are waiting for their commit: other writers should hold back. */
   busy(): boolean;
@@ -44,7 +49,6 @@ interface RouteContext {
   readonly metrics: Deps['metrics'];
   readonly logger: Deps['logger'];
   readonly allowlist: IpAllowlist;
-  readonly rate: RequestRate;
   readonly intake: IntakeContext;
 }
 
@@ -88,8 +92,9 @@ export function createIntake(
     rejectBudget: createRejectBudget(now),
     unverifiedCap: createUnverifiedCap(deps.db, now),
     mayLog: createLogBudget(logger, now),
+    rate: new RequestRate(),
   };
-  const ctx: RouteContext = { config, metrics, logger, allowlist, rate: new RequestRate(), intake };
+  const ctx: RouteContext = { config, metrics, logger, allowlist, intake };
 
   return {
     route: { method: 'POST', path, handle: (req, res) => receive(ctx, req, res) },
@@ -104,7 +109,7 @@ export function createIntake(
       listeners.push(listener);
     },
     busy: () => queue.busy(),
-    recentRate: () => ctx.rate.recent(),
+    recentRate: () => intake.rate.recent(),
   };
 }
 
@@ -176,7 +181,6 @@ function refuseContentType(
  */
 function receive(ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse): void {
   const { config, metrics, logger, allowlist } = ctx;
-  ctx.rate.hit();
   const remote = clientAddress(req, config.trustProxy);
   if (allowlist.enabled && !allowlist.allows(remote)) {
     metrics.eventsRejected.inc({ reason: 'ip_not_allowed' });

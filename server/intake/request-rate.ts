@@ -1,13 +1,13 @@
 /**
- * Deliveries per wall-clock second, counted on the hot path without a timer: the count of
- * the current second, and the full count of the one before it.
+ * Genuine deliveries per wall-clock second, counted on the hot path without a timer: the
+ * count of the current second, and the full count of the one before it.
  */
 export class RequestRate {
   private second = 0;
   private count = 0;
   private last = 0;
 
-  /** Counts one request in the current second. */
+  /** Counts one delivery in the current second. */
   hit(): void {
     const sec = Math.floor(Date.now() / 1000);
     if (sec !== this.second) {

@@ -105,6 +105,38 @@ describe('event intake', () => {
     expect(rows[0].duplicates).toBe(4);
   });
 
+  it('counts only genuine deliveries toward the flood the worker yields to', async () => {
+    // The worker holds back while more than 1,000 deliveries a second arrive
+    // (server/services.ts). Anyone may post to the events URL: counting refused posts let a
+    // stranger's 1,500 a second of junk hold every portal to about one event a second.
+    let most = 0;
+    const watch = async (res: Promise<{ status: number }>) => {
+      const { status } = await res;
+      most = Math.max(most, services.intake.recentRate());
+      return status;
+    };
+    const junk = [
+      ...Array.from({ length: 10 }, () => post('x', 'text/plain')),
+      ...Array.from({ length: 10 }, () => post('x'.repeat(9000))),
+      ...Array.from({ length: 10 }, () => post('event=ONCRMDEALUPDATE&data=%ZZ')),
+      ...Array.from({ length: 10 }, (_, i) =>
+        post(eventBody({ portal, id: i, applicationToken: 'forged' })),
+      ),
+      ...Array.from({ length: 10 }, (_, i) =>
+        post(eventBody({ portal: { ...portal, memberId: 'nobody' }, id: i })),
+      ),
+    ];
+    const refused = await Promise.all(junk.map(watch));
+    expect(new Set(refused)).toEqual(new Set([415, 413, 400, 401]));
+    expect(most).toBe(0);
+    // Control: genuine ones count.
+    const genuine = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => watch(post(eventBody({ portal, id: 800 + i })))),
+    );
+    expect(genuine).toEqual(Array(10).fill(200));
+    expect(most).toBeGreaterThanOrEqual(5);
+  });
+
   it('treats a later update of the same deal (another ts) as a new event', async () => {
     await post(eventBody({ portal, id: 7, ts: 1000 }));
     await post(eventBody({ portal, id: 7, ts: 1001 }));
