@@ -236,10 +236,35 @@ function tooDeep(json: unknown): string | undefined {
 }
 
 /**
+ * The largest map kept, in bytes of its JSON. Every event of the portal reads its map and
+ * every save checks and seals it whole, on the main thread: a red-team helper saved 24
+ * rules of 900 KB each through the builder, and each save then held every portal's
+ * deliveries and events for 1.35 s, each of that portal's events for tens of ms. A map of
+ * 200 long rules is under 200 KB.
+ */
+export const MAX_MAP_BYTES = 256 * 1024;
+
+const kb = (bytes: number) => `${Math.ceil(bytes / 1024).toLocaleString('en-US')} KB`;
+
+/** The map's size in bytes of JSON, when over `allowed`. */
+function tooLarge(json: unknown, allowed: number): MapError | undefined {
+  const bytes = Buffer.byteLength(JSON.stringify(json) ?? '', 'utf8');
+  if (bytes <= allowed) return undefined;
+  return {
+    path: '$',
+    message:
+      `the map is ${kb(bytes)}; at most ${kb(MAX_MAP_BYTES)} is kept: remove rules, or ` +
+      'shorten their templates',
+  };
+}
+
+/**
  * Validates an event map (server/rules/README.md) and lists every problem with its JSON path and
  * what was expected, e.g. `$.rules[0].actions[1].url: expected string, got number 5`.
+ * `allowedBytes`: its largest size (MAX_MAP_BYTES, or a stored map's own size when it was
+ * larger already: it may still shrink).
  */
-export function validateEventMap(json: unknown): ValidationResult {
+export function validateEventMap(json: unknown, allowedBytes = MAX_MAP_BYTES): ValidationResult {
   const deep = tooDeep(json);
   if (deep) {
     return {
@@ -247,6 +272,8 @@ export function validateEventMap(json: unknown): ValidationResult {
       errors: [{ path: deep, message: `expected at most ${MAX_DEPTH} levels of nesting` }],
     };
   }
+  const large = tooLarge(json, allowedBytes);
+  if (large) return { ok: false, errors: [large] };
   const parsed = eventMapSchema.safeParse(json, { reportInput: true });
   const errors = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap((i) => describeIssue(i))),
@@ -280,17 +307,19 @@ export function validateKeepingOld(
   /** The rule being edited (the builder's): its problems are always refused. */
   edited?: number,
 ): ValidationResult & { kept?: MapError[] } {
-  const v = validateEventMap(json);
+  // A map stored before MAX_MAP_BYTES may be edited as long as it does not grow.
+  const stored = Buffer.byteLength(JSON.stringify(old), 'utf8');
+  const v = validateEventMap(json, Math.max(MAX_MAP_BYTES, stored));
   if (v.ok || !isObj(json) || !Array.isArray(json.rules)) return v;
   const rules = json.rules as unknown[];
   // A problem is old when the same rule, as it is, had it in the stored map.
   const key = (rule: unknown, i: number, e: MapError) =>
     `${JSON.stringify(rule)}\n${e.path.slice(`$.rules[${i}]`.length)}\n${e.message}`;
-  const stored = validateEventMap(old);
+  const was = validateEventMap(old, Infinity);
   const before = new Set(
-    stored.ok
+    was.ok
       ? []
-      : stored.errors.flatMap((e) => {
+      : was.errors.flatMap((e) => {
           const i = ruleIndexOf(e.path);
           return i === undefined ? [] : [key(old.rules[i], i, e)];
         }),
@@ -319,7 +348,7 @@ export function validateKeepingOld(
  * kept them): one warning per problem, under the rule, with the path inside the rule.
  */
 export function savedBeforeChecks(map: EventMap): MapWarning[] {
-  const v = validateEventMap(map);
+  const v = validateEventMap(map, Infinity);
   if (v.ok) return [];
   return v.errors.flatMap((e) => {
     const i = ruleIndexOf(e.path);

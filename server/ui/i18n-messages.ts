@@ -21,6 +21,12 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [' expects an earlier step named ', ' ждёт более ранний шаг с названием '],
   [' in this rule; earlier steps: ', ' в этом правиле; более ранние шаги: '],
   ['none with a name', 'без названий'],
+  ['the map is ', 'карта правил занимает '],
+  [' KB; at most ', ' КБ; хранится не больше '],
+  [
+    ' KB is kept: remove rules, or shorten their templates',
+    ' КБ: удалите правила или сократите их шаблоны',
+  ],
   // "Send this step once" without a record (server/ui/pages/rule-builder-try.ts)
   ['This step reads ', 'Этот шаг читает '],
   [': give the ID of a record to send it with.', ': укажите ID записи, с которой его отправить.'],

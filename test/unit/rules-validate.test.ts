@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { projectRoot } from '../../server/lib/project-root.js';
-import { validateEventMap } from '../../server/rules/validate.js';
+import { MAX_MAP_BYTES, validateEventMap } from '../../server/rules/validate.js';
+import { translateMessage } from '../../server/ui/i18n-messages.js';
 
 const sample = () =>
   JSON.parse(
@@ -109,6 +110,29 @@ describe('validateEventMap', () => {
     for (const ok of ['-1001234567890', '42', '@ops_channel', '{{deal.UF_CRM_CHAT}}', 777]) {
       expect([ok, validateEventMap(map(ok)).ok]).toEqual([ok, true]);
     }
+  });
+
+  it('refuses a map over MAX_MAP_BYTES as a whole, in English and in Russian', () => {
+    const withText = (n: number) => ({
+      rules: [
+        {
+          name: 'r',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [{ type: 'sms', to: '+1555', text: 'я'.repeat(n) }],
+        },
+      ],
+    });
+    // Bytes, not characters: 'я' is two bytes of UTF-8.
+    expect(validateEventMap(withText(MAX_MAP_BYTES / 2 - 200)).ok).toBe(true);
+    const [e] = errorsOf(withText(MAX_MAP_BYTES / 2 + 200));
+    expect(e).toEqual({
+      path: '$',
+      message:
+        'the map is 257 KB; at most 256 KB is kept: remove rules, or shorten their templates',
+    });
+    expect(translateMessage(e!.message, 'ru')).toBe(
+      'карта правил занимает 257 КБ; хранится не больше 256 КБ: удалите правила или сократите их шаблоны',
+    );
   });
 
   it('names the JSON path of a wrong type and says what arrived', () => {

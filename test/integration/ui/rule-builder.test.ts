@@ -182,6 +182,49 @@ describe('the rule builder pages', () => {
     expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
   });
 
+  it('refuses a save that grows the map past 256 KB, and lets a larger map stored before shrink', async () => {
+    // Every event of the portal reads its map, every save checks and seals it whole: a
+    // red-team helper saved 24 rules of 900 KB and each save then held the server 1.35 s.
+    const stored = await getRuleMap(h.t.deps.db, h.portal.memberId);
+    const big = (name: string, kb: number) => ({
+      name,
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'sms', to: '+15550100', text: 'x'.repeat(kb * 1024) }],
+    });
+    const first = await post('/ui/rules/builder/save', { rule: JSON.stringify(big('Big 1', 200)) });
+    expect(first.status).toBe(200);
+    const second = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(big('Big 2', 100)),
+    });
+    expect(second.status).toBe(400);
+    expect(JSON.stringify(json(second).errors)).toMatch(
+      /the map is \d+ KB; at most 256 KB is kept: remove rules, or shorten their templates/,
+    );
+    expect((await getRuleMap(h.t.deps.db, h.portal.memberId))?.rules.map((r) => r.name)).toEqual([
+      ...stored!.rules.map((r) => r.name),
+      'Big 1',
+    ]);
+    // A map stored before the limit (300 KB) may still shrink, not grow.
+    const before = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
+    await saveRuleMap(
+      h.t.deps.db,
+      h.portal.memberId,
+      { rules: [...before.rules, big('Big 2', 100)] } as typeof before,
+      h.t.clock.now(),
+    );
+    const shrink = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(big('Big 2', 90)),
+      original: 'Big 2',
+    });
+    expect(shrink.status).toBe(200);
+    const grow = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(big('Big 2', 95)),
+      original: 'Big 2',
+    });
+    expect(grow.status).toBe(400);
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, stored!, h.t.clock.now());
+  });
+
   it('shows a non-admin the rule read-only and refuses every change (403)', async () => {
     const page = await getPage(h, '/ui/rules/new', reader.cookie);
     expect(page.status).toBe(200);
