@@ -12,7 +12,7 @@ import { destinationJson, openDestinations } from '../../../db/stores/destinatio
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
 import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/sweep.js';
 import { toError } from '../../lib/errors.js';
-import { databaseSize, oldestEventAt } from '../../../db/stores/retention.js';
+import { oldestEventAt } from '../../../db/stores/retention.js';
 import { effectivePolicy } from '../../retention/policy.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { offsetMinutes, zonedToUtc } from '../time.js';
@@ -124,15 +124,15 @@ export async function firingAlerts(db: Deps['db'], memberId: string): Promise<Fi
 export interface RecoveryView {
   offline: number;
   sweep: number;
-  /** The newest sweep that covered this portal. */
+  /**
+   * The newest sweep that covered this portal, with this portal's part only: how many other
+   * portals it swept would tell how many are installed.
+   */
   gap?: {
     startedAt: number;
     endedAt: number;
     trigger: GapRow['trigger'];
     status: GapRow['status'];
-    /** Portals swept / in the sweep. */
-    portalsSwept: number;
-    portalsTotal: number;
     /** This portal's part: entities checked and reconcile events queued. */
     listed: number;
     enqueued: number;
@@ -151,8 +151,6 @@ export async function recoveryView(db: Deps['db'], portalId: number, memberId: s
       endedAt: gap.ended_at,
       trigger: gap.trigger,
       status: gap.status,
-      portalsSwept: gap.portals.filter((p) => p.status === 'done').length,
-      portalsTotal: gap.portals.length,
       listed: mine?.listed ?? 0,
       enqueued: mine?.enqueued ?? 0,
       ...(mine ? { portalStatus: mine.status } : {}),
@@ -162,36 +160,17 @@ export async function recoveryView(db: Deps['db'], portalId: number, memberId: s
   return view;
 }
 
-const BYTE_UNITS = {
-  en: ['B', 'KB', 'MB', 'GB', 'TB'],
-  ru: ['Б', 'КБ', 'МБ', 'ГБ', 'ТБ'],
-} as const;
-
-/** `12.3 MB`, in the page's language (`12,3 МБ`: a Russian decimal comma). */
-export function formatBytes(n: number, lang: keyof typeof BYTE_UNITS = 'en'): string {
-  const units = BYTE_UNITS[lang];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  const figure = i === 0 ? String(n) : n.toFixed(1);
-  return `${lang === 'ru' ? figure.replace('.', ',') : figure} ${units[i]}`;
-}
-
-/** Storage line of the dashboard: database size, oldest kept event, retention. */
-async function storageView(
-  deps: Deps,
-  portalId: number,
-  memberId: string,
-  lang: keyof typeof BYTE_UNITS,
-) {
-  const [size, oldestAt, policy] = await Promise.all([
-    databaseSize(deps.db),
+/**
+ * Storage line of the dashboard: the portal's oldest kept event and its retention. The
+ * database's size is not shown: the database holds every portal's events, and its size
+ * told each portal how much the others receive (the operator has it from `prune --dry-run`).
+ */
+async function storageView(deps: Deps, portalId: number, memberId: string) {
+  const [oldestAt, policy] = await Promise.all([
     oldestEventAt(deps.db, portalId),
     effectivePolicy(deps.db, deps.config, memberId),
   ]);
-  return { bytes: size.bytes, size: formatBytes(size.bytes, lang), oldestAt, policy };
+  return { oldestAt, policy };
 }
 
 /** Hours an admin may sweep back from the dashboard. */
@@ -240,7 +219,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
         slaByPeriod(deps, portal.member_id),
         firingAlerts(deps.db, portal.member_id),
         recoveryView(deps.db, portal.id, portal.member_id),
-        storageView(deps, portal.id, portal.member_id, user.lang),
+        storageView(deps, portal.id, portal.member_id),
         openDestinations(deps.db, portal.id),
       ]);
     res.render('ui/dashboard', {

@@ -41,8 +41,9 @@ describe('retention settings page', () => {
     expect(res.html).toContain('data-days="7" data-failed-days="0"');
     expect(JSON.parse((await stored())!.value)).toEqual({ days: 7, failedDays: 0 });
     const dash = await getPage(h, '/ui', admin.cookie);
-    expect(dash.html).toMatch(/id="db-size">\d+(\.\d)? (KB|MB)</);
     expect(dash.html).toContain('7 d / kept for ever');
+    // The database holds every portal's events: its size is the operator's, not a portal's.
+    expect(dash.html).not.toMatch(/db-size|Database size/);
 
     const back = await postForm(
       h,
@@ -75,10 +76,9 @@ describe('retention settings page', () => {
     expect(back.html).not.toContain('id="failed-shorter"');
   });
 
-  it('writes the days and the database size in Russian on a Russian page', async () => {
+  it('writes the days in Russian on a Russian page', async () => {
     const ru = await openSession(h, { lang: 'ru' });
     const dash = await getPage(h, '/ui', ru.cookie);
-    expect(dash.html).toMatch(/id="db-size">\d+(,\d)? (КБ|МБ)</);
     expect(dash.html).toContain('30 дн. / 90 дн.');
     const page = await getPage(h, '/ui/retention', ru.cookie);
     expect(page.html).toContain('30 дн. /');
