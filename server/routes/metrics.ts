@@ -37,7 +37,9 @@ async function render(registry: Deps['metrics']['registry']): Promise<string> {
   const parts: string[] = [];
   for (const m of registry.getMetricsAsArray()) {
     await nextTurn();
-    parts.push(await registry.getSingleMetricAsString(m.name));
+    // prom-client writes a NaN sample (the event-loop lag's mean before its first reading)
+    // as `Nan`; the text format spells it `NaN`, and strict parsers refuse anything else.
+    parts.push((await registry.getSingleMetricAsString(m.name)).replace(/ Nan$/gm, ' NaN'));
   }
   return `${parts.join('\n\n')}\n`;
 }

@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { Gauge } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { appParts } from '../../server/routes/index.js';
 import type { EventMap } from '../../server/rules/model.js';
@@ -119,6 +120,13 @@ describe('alert channels and metrics', () => {
     expect((await scrape('bearer metrics-secret')).status).toBe(200);
     expect((await scrape('bearer metrics-secreT')).status).toBe(401);
     expect((await scrape('Basic metrics-secret')).status).toBe(401);
+    // A sample with no value yet (the event-loop lag's mean before its first reading, at
+    // random in this test) is written `NaN`, as the format spells it; prom-client wrote `Nan`.
+    new Gauge({
+      name: 'b24hooks_test_unset',
+      help: 'NaN',
+      registers: [h.t.deps.metrics.registry],
+    }).set(NaN);
     const res = await request(listener)
       .get('/metrics')
       .set('Authorization', 'Bearer metrics-secret');
@@ -169,6 +177,7 @@ describe('alert channels and metrics', () => {
     has('b24hooks_backlog', 'portal="all"');
     has('b24hooks_backlog', `portal="${portal.memberId}"`);
     has('b24hooks_oldest_pending_seconds');
+    expect(samples.get('b24hooks_test_unset')).toEqual(['b24hooks_test_unset NaN']);
     for (const [metric, kind] of [
       ['b24hooks_events_received_total', 'counter'],
       ['b24hooks_event_processing_seconds', 'histogram'],
