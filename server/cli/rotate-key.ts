@@ -5,6 +5,8 @@ import { getHeartbeat } from '../../db/stores/recovery.js';
 import { liveInstanceKeys } from '../../db/stores/instances.js';
 import { decodeKey } from '../config.js';
 import { rotateKey } from '../keys/rotate.js';
+import { takeSqliteServerLock, type ServerLock } from '../cluster/sqlite-server-lock.js';
+import { ConfigError } from '../lib/errors.js';
 import {
   ensureSecrets,
   promoteStagedSecrets,
@@ -63,19 +65,38 @@ function stageSecrets(dataDir: string, newKey: Buffer): string {
   return file;
 }
 
-/** Refuses while a server may still write with the old key (unless --force). */
-async function assertStopped(ctx: CommandContext): Promise<void> {
-  if (ctx.flags.force === true) return;
+/**
+ * Refuses while a server may still write with the old key. A running server's own lock is
+ * certain (SQLite's server lock, the instances' presence locks on PostgreSQL: the kernel or
+ * PostgreSQL drops them with a dead process), so it is always asked; `--force` skips only
+ * the heartbeat, which a crash leaves looking alive for two minutes. `--force` had skipped
+ * both, and a server running beside the rotation failed every event after it ("unable to
+ * authenticate data"). On SQLite the server lock is returned, held until the rotation ends:
+ * no server starts meanwhile.
+ */
+async function assertStopped(ctx: CommandContext): Promise<ServerLock | undefined> {
   const { db, config } = ctx.deps;
-  if (config.database.client === 'pg' && (await liveInstanceKeys(db)).size > 0) {
-    throw new Error('an instance is running on this database: stop every instance first');
+  let lock: ServerLock | undefined;
+  if (config.database.client === 'pg') {
+    if ((await liveInstanceKeys(db)).size > 0)
+      throw new Error('an instance is running on this database: stop every instance first');
+  } else {
+    try {
+      lock = takeSqliteServerLock(config.database.filename);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      throw new Error('a b24hooks server is running on this database: stop it first');
+    }
   }
+  if (ctx.flags.force === true) return lock;
   const hb = await getHeartbeat(db);
   if (hb && hb.stopped_at === null && Date.now() - hb.beat_at < LIVE_HEARTBEAT_MS) {
+    lock?.release();
     throw new Error(
       'the server seems to be running (heartbeat under 2 minutes old): stop it first, or pass --force if it crashed',
     );
   }
+  return lock;
 }
 
 /**
@@ -92,19 +113,23 @@ export async function rotateKeyCommand(ctx: CommandContext): Promise<number> {
   const { key: newKey, generated } = newKeyFrom(ctx, fromEnv);
   const oldKey = deps.config.tokenEncryptionKey;
   if (newKey.equals(oldKey)) throw new UsageError('the new key is the current key');
-  await assertStopped(ctx);
-  // With secrets.json, the new key is on disk (aside) before the database commits to it,
-  // and takes the file's place right after.
-  const pending = fromEnv ? undefined : stageSecrets(deps.config.dataDir, newKey);
+  const lock = await assertStopped(ctx);
   let result;
   try {
-    result = await rotateKey(deps.db, oldKey, newKey, Date.now());
-  } catch (e) {
-    if (pending) fs.rmSync(pending, { force: true });
-    throw e;
+    // With secrets.json, the new key is on disk (aside) before the database commits to it,
+    // and takes the file's place right after.
+    const pending = fromEnv ? undefined : stageSecrets(deps.config.dataDir, newKey);
+    try {
+      result = await rotateKey(deps.db, oldKey, newKey, Date.now());
+    } catch (e) {
+      if (pending) fs.rmSync(pending, { force: true });
+      throw e;
+    }
+    // Should this stop before the rename, the next start finishes it (server/secrets.ts finishStagedRotation).
+    if (pending) promoteStagedSecrets(deps.config.dataDir, newKey);
+  } finally {
+    lock?.release();
   }
-  // Should this stop before the rename, the next start finishes it (server/secrets.ts finishStagedRotation).
-  if (pending) promoteStagedSecrets(deps.config.dataDir, newKey);
   const keyStore = fromEnv ? 'environment' : 'secrets.json';
   if (json) {
     io.out(JSON.stringify({ rotated: result.total, columns: result.columns, keyStore }) + '\n');

@@ -180,6 +180,42 @@ describe('rotate-key with the key in DATA_DIR/secrets.json', () => {
   });
 });
 
+describe('rotate-key beside a running server', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('is refused even with --force while the server runs; --force then passes its heartbeat', async () => {
+    // --force is for a crash, whose heartbeat looks alive for two minutes; it had skipped the
+    // server's own lock too, and the running server failed every event after the rotation.
+    const dataDir = path.join(tmp.dir, 'data');
+    const server = await spawnServer({ DATA_DIR: dataDir });
+    const file = path.join(dataDir, 'secrets.json');
+    const before = fs.readFileSync(file, 'utf8');
+    const rotate = async () => {
+      let err = '';
+      const code = await runCli(
+        ['rotate-key', '--force'],
+        { DATA_DIR: dataDir },
+        { out: () => {}, err: (s) => (err += s) },
+      );
+      return { code, err };
+    };
+    try {
+      expect(await rotate()).toEqual({
+        code: 1,
+        err: expect.stringContaining('a b24hooks server is running on this database: stop it'),
+      });
+      expect(fs.readFileSync(file, 'utf8')).toBe(before);
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    // Control: stopped, the same command rotates.
+    expect((await rotate()).code).toBe(0);
+    expect(fs.readFileSync(file, 'utf8')).not.toBe(before);
+  });
+});
+
 describe('rotate-key with a --new-key-file it cannot read', () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
