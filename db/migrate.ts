@@ -43,13 +43,23 @@ export async function pendingMigrations(db: Knex): Promise<string[]> {
  * events), and the others, which used to wait for it too without listening, failed their
  * health checks. They start at once now; only the counting instance waits for its count.
  */
-export async function migrateToLatest(db: Knex): Promise<string[]> {
+export async function migrateToLatest(
+  db: Knex,
+  opts: {
+    /**
+     * Runs before that count, only when it is pending: what the count needs filled in first
+     * that the database layer cannot work out (rule matches stored before they kept their
+     * rule's SLA take it from the rules: server/rules/sla-rules.ts backfillMatchSla).
+     */
+    beforeRecount?: (db: Knex) => Promise<unknown>;
+  } = {},
+): Promise<string[]> {
   const applied = isPg(db)
     ? await db.transaction(async (trx) => {
         await trx.raw('select pg_advisory_xact_lock(?, 0)', [LOCK.migrate]);
         return latest(db);
       })
     : await latest(db);
-  await recountPendingRollups(db, Date.now());
+  await recountPendingRollups(db, Date.now(), opts.beforeRecount);
   return applied;
 }

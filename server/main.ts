@@ -10,6 +10,7 @@ import { watchStatements } from '../db/connect.js';
 import { statementWatch } from './lib/slow-statements.js';
 import { openInstanceLock } from './cluster/instance-lock.js';
 import { takeSqliteServerLock } from './cluster/sqlite-server-lock.js';
+import { backfillMatchSla } from './rules/sla-rules.js';
 import { releaseDeadHolders } from './queue/start-sweep.js';
 import { buildListener, listen, type RunningServer } from './start.js';
 import { installReadiness } from './install/install-portal.js';
@@ -54,7 +55,10 @@ async function main(): Promise<void> {
       : undefined;
   // The main thread serves every request: a write there must not wait long for a lock held
   // by another process (a locked database answers 503 at the intake, on its own thread).
-  const deps = await createDeps(config, { busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS });
+  const deps = await createDeps(config, {
+    busyTimeoutMs: MAIN_BUSY_TIMEOUT_MS,
+    beforeRecount: backfillMatchSla,
+  });
   opening = undefined;
   // Which statement a stall was: timed into /metrics, the slow ones logged with their SQL.
   watchStatements(

@@ -37,6 +37,7 @@ export function rollupCorrection(
 /**
  * Counts the events stored before the rollups existed (migration 0028 marks that count as
  * pending), once, however many instances start; returns whether this call counted.
+ * `beforeCount` runs first when the count is pending (db/migrate.ts).
  *
  * On PostgreSQL it runs while instances serve and change events: it reads the events and
  * the rollups in one snapshot (REPEATABLE READ), so the difference between its count and
@@ -47,9 +48,15 @@ export function rollupCorrection(
  * from counting meanwhile without making them wait. On SQLite (one process) it all runs in
  * one transaction, at start, before the app serves.
  */
-export async function recountPendingRollups(db: Knex, now: number): Promise<boolean> {
+export async function recountPendingRollups(
+  db: Knex,
+  now: number,
+  beforeCount?: (db: Knex) => Promise<unknown>,
+): Promise<boolean> {
   const pending = async (q: Knex) => (await q('rollup_recounts').first('id')) !== undefined;
   if (!(await pending(db))) return false;
+  // Idempotent (it fills in only what is missing): two instances may both run it.
+  await beforeCount?.(db);
   if (!isPg(db)) {
     return db.transaction(async (trx) => {
       if (!(await pending(trx))) return false;

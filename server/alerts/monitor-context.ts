@@ -23,7 +23,7 @@ import {
   type SlaBreachRow,
   type SlaRule,
 } from '../../db/stores/sla.js';
-import { slaRulesOf } from './sla.js';
+import { slaRulesOf } from '../rules/sla-rules.js';
 import { EVENTS_KEY } from '../install/bindings.js';
 import { effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import { stepCondition, type ConditionReading, type NextState } from './condition.js';

@@ -1,7 +1,7 @@
 import type { Deps } from '../deps.js';
 import { findPortalByMemberId, listPortals, type PortalRow } from '../../db/stores/portals.js';
-import { effectiveMap, effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
-import type { EventMap } from '../rules/model.js';
+import { effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
+import { slaRules, slaRulesOf } from '../rules/sla-rules.js';
 import { DEFAULT_SCOPE, listSettings, settingsOfScopes } from '../../db/stores/settings.js';
 import { getAlertState, saveAlertState, type AlertStateRow } from '../../db/stores/alerts.js';
 import {
@@ -29,18 +29,6 @@ export interface SlaFigure {
 
 export const SLA_PERIODS = { '24h': 24 * 3600_000, '7d': 7 * 24 * 3600_000 } as const;
 export type SlaPeriod = keyof typeof SLA_PERIODS;
-
-/** The enabled rules with an SLA that apply to a portal (its own map, else the default). */
-export async function slaRules(db: Deps['db'], memberId: string): Promise<SlaRule[]> {
-  return slaRulesOf(await effectiveMap(db, memberId));
-}
-
-/** The enabled rules with an SLA of a map. */
-export function slaRulesOf(map: EventMap): SlaRule[] {
-  return map.rules
-    .filter((r) => r.enabled !== false && typeof r.slaSeconds === 'number' && r.slaSeconds > 0)
-    .map((r) => ({ name: r.name, on: r.on, slaSeconds: r.slaSeconds as number }));
-}
 
 /** The portals (one, or all of them) with the SLA rules each applies, in portal order. */
 async function slaRulesOfPortals(

@@ -1,5 +1,4 @@
 import { destinationJson, openDestinations } from '../../db/stores/destinations.js';
-import { migrateToLatest } from '../../db/migrate.js';
 import {
   emptyFigures,
   listEvents,
@@ -9,12 +8,14 @@ import {
 import { listPortals, portalEvents } from '../../db/stores/portals.js';
 import { lastGap, recoveredCounts, recoveredCountsByPortal } from '../../db/stores/recovery.js';
 import { slaByPeriod } from '../alerts/sla.js';
+import { migrateToLatest } from '../../db/migrate.js';
+import { backfillMatchSla } from '../rules/sla-rules.js';
 import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
 import { iso, parseIsoTime, parseLimit, table } from './io.js';
 import { gapJson } from './recover.js';
 
 export async function migrateCommand({ deps, json, io }: CommandContext): Promise<number> {
-  const applied = await migrateToLatest(deps.db);
+  const applied = await migrateToLatest(deps.db, { beforeRecount: backfillMatchSla });
   if (json) io.out(JSON.stringify({ applied }) + '\n');
   else io.out(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
   return 0;

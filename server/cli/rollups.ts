@@ -1,6 +1,5 @@
-import { listPortals } from '../../db/stores/portals.js';
-import { backfillRuleSla, rebuildRollups } from '../../db/stores/rollups.js';
-import { slaRules } from '../alerts/sla.js';
+import { rebuildRollups } from '../../db/stores/rollups.js';
+import { backfillMatchSla } from '../rules/sla-rules.js';
 import { UsageError } from './io.js';
 import type { CommandContext } from './context.js';
 
@@ -14,12 +13,7 @@ export async function rollupsCommand({ deps, positionals, json, io }: CommandCon
     throw new UsageError('usage: b24hooks rollups rebuild');
   }
   const started = Date.now();
-  let slaFilled = 0;
-  for (const p of await listPortals(deps.db)) {
-    for (const rule of await slaRules(deps.db, p.member_id)) {
-      slaFilled += await backfillRuleSla(deps.db, p.id, rule.name, rule.slaSeconds * 1000);
-    }
-  }
+  const slaFilled = await backfillMatchSla(deps.db);
   const { rows } = await rebuildRollups(deps.db, deps.clock.now().getTime());
   const ms = Date.now() - started;
   if (json) io.out(JSON.stringify({ rows, slaFilled, ms }) + '\n');

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { getHeartbeat } from '../../db/stores/recovery.js';
 import { liveInstanceKeys } from '../../db/stores/instances.js';
 import { decodeKey } from '../config.js';

@@ -18,6 +18,7 @@ import { rollupsCommand } from './rollups.js';
 import { rotateKeyCommand } from './rotate-key.js';
 import { rulesCommandSpec } from './rules.js';
 import { UsageError, type CliIo } from './io.js';
+import { backfillMatchSla } from '../rules/sla-rules.js';
 
 const COMMANDS: Record<string, CommandSpec> = {
   migrate: { run: migrateCommand, options: {}, usage: 'migrate' },
@@ -211,6 +212,7 @@ export async function runCli(
       ),
       skipMigrations: name === 'migrate',
       readOnly,
+      beforeRecount: backfillMatchSla,
       ...overrides,
     });
     return await spec.run({

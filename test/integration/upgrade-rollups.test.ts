@@ -12,6 +12,7 @@ import {
   listRollups,
   oldestPendingAt,
 } from '../../db/stores/rollups.js';
+import { backfillMatchSla } from '../../server/rules/sla-rules.js';
 import { createTestDatabase, onPg } from '../helpers/pg.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -92,6 +93,45 @@ describe('upgrading a database from before the rollups (0016)', () => {
       expect(counts.get('skipped')).toBe(1);
       expect(counts.get('received')).toBe(1);
       expect((await backlogCounts(db)).get(portalId)).toBe(1);
+    });
+  });
+
+  it("counts the rules' SLA of the rule matches it holds, as the server migrates it", async () => {
+    await withDb(async (db) => {
+      const portalId = await seedOldDatabase(db);
+      // Before 0016 a rule match kept no SLA: the count skipped every one of them, and the
+      // SLA figures read 0 until `rollups rebuild`, the only place that filled them in.
+      const events = (await db('events')
+        .where('status', 'processed')
+        .orderBy('id')
+        .select('id')) as Array<{ id: number }>;
+      await db('rule_matches').insert(
+        events.map((e) => ({
+          event_id: e.id,
+          rule_name: 'Paid deal',
+          rule_index: 0,
+          status: 'done',
+          created_at: Date.now(),
+        })),
+      );
+      await db('settings').insert({
+        scope: 'old-member',
+        key: 'rules',
+        value: JSON.stringify({
+          rules: [{ name: 'Paid deal', on: ['ONCRMDEALUPDATE'], slaSeconds: 60, actions: [] }],
+        }),
+        updated_at: Date.now(),
+      });
+
+      // As the server and the CLI migrate it (server/main.ts, server/cli/run.ts).
+      await migrateToLatest(db, { beforeRecount: backfillMatchSla });
+
+      const sla = (await listRollups(db)).filter(
+        (r) => r.kind === 'sla' && r.grain === 'h' && r.portal_id === portalId,
+      );
+      expect(sla.map((r) => [r.k1, r.n])).toEqual([['Paid deal', 2]]);
+      // Both were done within the 60 s (200 ms after receipt).
+      expect(sla[0]!.s).toBe(2);
     });
   });
 
