@@ -17,6 +17,15 @@ export const SECRETS_FILE = 'secrets.json';
 export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | undefined {
   if (env.SESSION_SECRET?.trim() && env.TOKEN_ENCRYPTION_KEY?.trim()) return undefined;
   const file = path.join(dataDir, SECRETS_FILE);
+  const database = sqliteFileOf(dataDir, env);
+  if (!fs.existsSync(file) && !env.TOKEN_ENCRYPTION_KEY?.trim() && isSqliteFile(database)) {
+    // A new key would open none of the tokens stored with the old one, and the start would
+    // then refuse anyway, leaving a secrets.json with the wrong key to be backed up as the
+    // right one.
+    throw new ConfigError([
+      `${database} is there but ${file} is not: the key it was written with is in the ${SECRETS_FILE} backed up with it (or in TOKEN_ENCRYPTION_KEY); put it back. A new key would open none of its tokens`,
+    ]);
+  }
   if (fs.existsSync(file)) {
     const parsed = readSecretsFile(file);
     if (
@@ -47,6 +56,31 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
     ]);
   }
   return secrets;
+}
+
+/** Whether `file` is a SQLite database (its header), not a missing, empty or other file. */
+function isSqliteFile(file: string | undefined): boolean {
+  if (!file) return false;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(16);
+    return (
+      fs.readSync(fd, head, 0, 16, 0) === 16 && head.toString('latin1') === 'SQLite format 3\0'
+    );
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** The SQLite file the configuration names (DATA_DIR's, or a `sqlite:` DATABASE_URL's); undefined on PostgreSQL. */
+export function sqliteFileOf(dataDir: string, env: Env): string | undefined {
+  const url = env.DATABASE_URL?.trim();
+  if (url && !/^sqlite:/i.test(url)) return undefined;
+  const named = url?.replace(/^sqlite:(\/\/)?/i, '');
+  return named ? path.resolve(named) : path.join(dataDir, 'b24hooks.sqlite');
 }
 
 /**

@@ -7,7 +7,7 @@ import { ConfigError } from '../lib/errors.js';
 import { describeConnectError } from '../../db/connect-error.js';
 import type { DbTarget } from '../../db/connect.js';
 import { createLogger } from '../lib/logger.js';
-import { ensureSecrets, SECRETS_FILE } from '../secrets.js';
+import { ensureSecrets, SECRETS_FILE, sqliteFileOf } from '../secrets.js';
 import { eventsCommand, migrateCommand, portalsCommand, statusCommand } from './commands.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { connectWebhookCommand, disconnectWebhookCommand } from './connect-webhook.js';
@@ -117,10 +117,8 @@ const READ_ONLY = new Set(['status', 'events', 'portals']);
 
 /** For a read-only command: the SQLite file and the key it was written with must exist. */
 function requireExistingData(dataDir: string, env: Env): void {
-  const url = env.DATABASE_URL?.trim();
-  if (!url || /^sqlite:/i.test(url)) {
-    const named = url?.replace(/^sqlite:(\/\/)?/i, '');
-    const file = named ? path.resolve(named) : path.join(dataDir, 'b24hooks.sqlite');
+  const file = sqliteFileOf(dataDir, env);
+  if (file) {
     if (!fs.existsSync(file)) {
       throw new Error(
         `no database at ${file}: is DATA_DIR (or DATABASE_URL) right? ` +

@@ -129,6 +129,27 @@ describe('start-up failures outside the configuration check', () => {
     }
   });
 
+  it('a database without its secrets.json: refused, and no new key is written beside it', async () => {
+    // The start wrote a fresh secrets.json, then refused as the new key opened nothing: a
+    // file with the wrong key was left in DATA_DIR, to be backed up as the right one.
+    const tmp = tempDir('b24h-start-');
+    try {
+      expect((await cli(['migrate'], { DATA_DIR: tmp.dir })).code).toBe(0);
+      const secrets = path.join(tmp.dir, 'secrets.json');
+      fs.rmSync(secrets);
+      const server = await startServer({ DATA_DIR: tmp.dir });
+      expect(server.code).toBe(1);
+      expect(said(server.err)).toBe(
+        `b24hooks: invalid configuration:\n  - ${path.join(tmp.dir, 'b24hooks.sqlite')} is there but ${secrets} is not: the key it was written with is in the secrets.json backed up with it (or in TOKEN_ENCRYPTION_KEY); put it back. A new key would open none of its tokens`,
+      );
+      expect(fs.existsSync(secrets)).toBe(false);
+      expect((await cli(['migrate'], { DATA_DIR: tmp.dir })).code).toBe(1);
+      expect(fs.existsSync(secrets)).toBe(false);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   const pgUrl = process.env.B24H_TEST_DB === 'pg' ? process.env.B24H_TEST_PG_URL : undefined;
   (pgUrl ? it : it.skip)(
     'a PostgreSQL database that does not exist (the PostgreSQL pass)',
