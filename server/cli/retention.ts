@@ -96,6 +96,15 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   const total = Object.values(tables).reduce((s, n) => s + n, 0);
   io.out(`erased ${total} rows of ${entity ? `${entity.type}:${entity.id} on ` : ''}${memberId}\n`);
   if (total > 0) io.out(countsTable(tables));
+  else if (entity) {
+    // Nothing is a right answer to an erasure request, and a typo in the id looks the same.
+    io.err(
+      `nothing of ${entity.type}:${entity.id} is stored for ${memberId}: is the id right? ` +
+        '(`b24hooks events --portal ' +
+        memberId +
+        '` lists the records it holds)\n',
+    );
+  }
   const kept = Object.values(redacted).reduce((s, n) => s + n, 0);
   if (kept > 0) {
     io.out(`texts quoting it removed from ${kept} rows that stay\n`);
