@@ -1,6 +1,6 @@
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
-import { AppError } from './lib/errors.js';
+import { AppError, ConfigError } from './lib/errors.js';
 import { appParts } from './routes/index.js';
 import { createServices } from './services.js';
 import { ensureSecrets } from './secrets.js';
@@ -35,7 +35,9 @@ const MAIN_BUSY_TIMEOUT_MS = 250;
 function loadDotEnv(): void {
   const file = path.resolve(process.env.ENV_FILE?.trim() || '.env');
   if (fs.existsSync(file)) process.loadEnvFile(file);
-  else if (process.env.ENV_FILE?.trim()) throw new Error(`ENV_FILE ${file} does not exist`);
+  else if (process.env.ENV_FILE?.trim()) {
+    throw new ConfigError([`ENV_FILE names ${file}, which does not exist`]);
+  }
 }
 
 /** The database while it is being opened: a failure to reach it is told in one line. */

@@ -81,7 +81,7 @@ export async function listen(
  * A port in use or not allowed is the operator's to fix, like a bad setting: said in one line
  * with what to change (server/main.ts prints a CONFIG error without a stack).
  */
-function listenRefusal(e: NodeJS.ErrnoException, host: string, port: number): Error {
+export function listenRefusal(e: NodeJS.ErrnoException, host: string, port: number): Error {
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   if (e.code === 'EADDRINUSE') {
     return new AppError(
@@ -94,6 +94,13 @@ function listenRefusal(e: NodeJS.ErrnoException, host: string, port: number): Er
     return new AppError(
       'CONFIG',
       `cannot listen on ${where}: not allowed for this user (ports below 1024 need privileges); set PORT to 1024 or above and put a proxy in front`,
+      { cause: e },
+    );
+  }
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
+    return new AppError(
+      'CONFIG',
+      `cannot listen on ${where}: HOST is no address of this machine, nor a name that resolves; set HOST to one of its addresses, or 0.0.0.0`,
       { cause: e },
     );
   }

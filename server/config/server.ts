@@ -45,6 +45,9 @@ export function parseServer(
  * quoted back: it holds the password.
  */
 function parsesAsPgUrl(url: string): boolean {
+  // A connection string has no fragment: a `#` is an unencoded one in the password, which
+  // ended it there (`u:p@ss#word@db`: host "ss", said in the error as the host to check).
+  if (url.includes('#')) return false;
   const text = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url)
     ? encodeURI(url).replace(/%25(\d\d)/g, '%$1')
     : url;

@@ -87,6 +87,15 @@ describe('start-up failures outside the configuration check', () => {
           '  - DATABASE_URL is not a valid postgres:// URL (a port above 65535, or a character in the user or password that must be percent-encoded, such as / # ?)',
       );
       expect(server.err).not.toContain(PASSWORD);
+      // A `#` in the password, not percent-encoded: its part after the `@` was taken for the
+      // host, and the error named it, a piece of the password.
+      const hashed = await cli(['migrate'], {
+        ...env,
+        DATABASE_URL: `postgres://app:Pa55@ss#word1@127.0.0.1:5432/hooks`,
+      });
+      expect(hashed.code).toBe(1);
+      expect(hashed.err).toContain('DATABASE_URL is not a valid postgres:// URL');
+      expect(hashed.err).not.toMatch(/ss#word1|\bss:5432/);
       // Control: the same URL with a valid port passes the check (and fails to connect).
       const valid = await cli(['migrate'], {
         ...env,
@@ -124,6 +133,20 @@ describe('start-up failures outside the configuration check', () => {
         `b24hooks: invalid configuration:\n  - ${secrets} is damaged: it is not JSON (restore it from the backup taken with the database)`,
       );
       expect(broken.err).not.toContain('abc');
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('an ENV_FILE that does not exist: one line naming it, no stack', async () => {
+    const tmp = tempDir('b24h-start-');
+    try {
+      const missing = path.join(tmp.dir, 'no.env');
+      const server = await startServer({ DATA_DIR: tmp.dir, ENV_FILE: missing });
+      expect(server.code).toBe(1);
+      expect(said(server.err)).toBe(
+        `b24hooks: invalid configuration:\n  - ENV_FILE names ${missing}, which does not exist`,
+      );
     } finally {
       tmp.cleanup();
     }
