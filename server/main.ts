@@ -17,6 +17,7 @@ import { installReadiness } from './install/install-portal.js';
 import fs from 'node:fs';
 import { sealStoredMaps } from './rules/saved-map.js';
 import {
+  channelWarnings,
   dataFileWarnings,
   publicDeploymentWarnings,
   unknownEventWarnings,
@@ -86,6 +87,10 @@ async function main(): Promise<void> {
   }
   for (const warning of unknownEventWarnings(config)) {
     deps.logger.warn({ config: 'B24_EVENTS' }, warning);
+    process.stderr.write(`*** ${warning}\n`);
+  }
+  for (const warning of channelWarnings(config)) {
+    deps.logger.warn({ config: 'channels' }, warning);
     process.stderr.write(`*** ${warning}\n`);
   }
   // Maps stored before step secrets were encrypted get encrypted now (a few rows).

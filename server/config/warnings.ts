@@ -33,6 +33,44 @@ export function publicDeploymentWarnings(config: Config): string[] {
 }
 
 /**
+ * Alert channels and the SMS gateway configured by half: the start went on without a word,
+ * and the first alert was dropped from that channel with a warning in the log (or an SMS
+ * step failed for good). Said once at start instead; a channel may be set up later, so the
+ * start goes on.
+ */
+export function channelWarnings(config: Config): string[] {
+  const out: string[] = [];
+  const { telegram, email, sms } = config;
+  if (telegram.chatId && !telegram.botToken) {
+    out.push(
+      'TELEGRAM_CHAT_ID is set without TELEGRAM_BOT_TOKEN: no alert goes to Telegram; set the bot token too.',
+    );
+  }
+  if (email.to && !email.smtpUrl) {
+    out.push('ALERT_EMAIL_TO is set without SMTP_URL: no alert goes by e-mail; set SMTP_URL too.');
+  }
+  for (const to of (email.to ?? '').split(',').map((a) => a.trim())) {
+    if (to && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(to)) {
+      out.push(`ALERT_EMAIL_TO: "${to}" is not an e-mail address; alerts are not sent to it.`);
+    }
+  }
+  if (sms.provider === 'generic' && !sms.url) {
+    out.push('SMS_PROVIDER=generic needs SMS_URL: every SMS step fails until it is set.');
+  }
+  if (sms.provider === 'twilio' && (!sms.login || !sms.token || !sms.from)) {
+    out.push(
+      'SMS_PROVIDER=twilio needs SMS_LOGIN (Account SID), SMS_TOKEN and SMS_FROM: every SMS step fails until they are set.',
+    );
+  }
+  if (sms.provider === 'smsru' && !sms.token) {
+    out.push(
+      'SMS_PROVIDER=smsru needs SMS_TOKEN (the api_id): every SMS step fails until it is set.',
+    );
+  }
+  return out;
+}
+
+/**
  * B24_EVENTS names the app does not know (a typo of a known one already stopped the start):
  * a newer Bitrix24 event may be right, so the start goes on, and says so once.
  */

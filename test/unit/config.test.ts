@@ -2,7 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import { ConfigError } from '../../server/lib/errors.js';
 import { loadConfig, parseByteSize } from '../../server/config.js';
 import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
-import { publicDeploymentWarnings, unknownEventWarnings } from '../../server/config/warnings.js';
+import {
+  channelWarnings,
+  publicDeploymentWarnings,
+  unknownEventWarnings,
+} from '../../server/config/warnings.js';
 import { SUPPORTED_EVENTS } from '../../server/ui/supported-events.js';
 
 const KEY = 'a'.repeat(64);
@@ -337,5 +341,40 @@ describe('warnings for a public address', () => {
     for (const APP_URL of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000']) {
       expect(warnings({ APP_URL })).toEqual([]);
     }
+  });
+});
+
+describe('channels configured by half', () => {
+  const warn = (env: Record<string, string>) => channelWarnings(loadConfig({ ...base, ...env }));
+
+  it('names each, where the start went on without a word and the first alert was dropped', () => {
+    expect(warn({ TELEGRAM_CHAT_ID: '-1001' })).toEqual([
+      'TELEGRAM_CHAT_ID is set without TELEGRAM_BOT_TOKEN: no alert goes to Telegram; set the bot token too.',
+    ]);
+    expect(warn({ ALERT_EMAIL_TO: 'ops@example.com' })).toEqual([
+      'ALERT_EMAIL_TO is set without SMTP_URL: no alert goes by e-mail; set SMTP_URL too.',
+    ]);
+    expect(warn({ ALERT_EMAIL_TO: 'not-an-email', SMTP_URL: 'smtp://127.0.0.1:25' })).toEqual([
+      'ALERT_EMAIL_TO: "not-an-email" is not an e-mail address; alerts are not sent to it.',
+    ]);
+    expect(warn({ SMS_PROVIDER: 'generic' })[0]).toMatch(/^SMS_PROVIDER=generic needs SMS_URL/);
+    expect(warn({ SMS_PROVIDER: 'twilio', SMS_TOKEN: 't' })[0]).toMatch(
+      /^SMS_PROVIDER=twilio needs SMS_LOGIN/,
+    );
+    expect(warn({ SMS_PROVIDER: 'smsru' })[0]).toMatch(/^SMS_PROVIDER=smsru needs SMS_TOKEN/);
+    // Control: whole channels, and none at all, warn of nothing.
+    expect(warn({})).toEqual([]);
+    expect(
+      warn({
+        TELEGRAM_CHAT_ID: '-1001',
+        TELEGRAM_BOT_TOKEN: '1:abc',
+        ALERT_EMAIL_TO: 'ops@example.com, sales@example.com',
+        SMTP_URL: 'smtp://127.0.0.1:25',
+        SMS_PROVIDER: 'twilio',
+        SMS_LOGIN: 'AC1',
+        SMS_TOKEN: 't',
+        SMS_FROM: '+1555',
+      }),
+    ).toEqual([]);
   });
 });
