@@ -19,6 +19,7 @@ import { sealStoredMaps } from './rules/saved-map.js';
 import {
   channelWarnings,
   dataFileWarnings,
+  oauthZoneWarnings,
   publicDeploymentWarnings,
   unknownEventWarnings,
 } from './config/warnings.js';
@@ -87,6 +88,10 @@ async function main(): Promise<void> {
   }
   for (const warning of unknownEventWarnings(config)) {
     deps.logger.warn({ config: 'B24_EVENTS' }, warning);
+    process.stderr.write(`*** ${warning}\n`);
+  }
+  for (const warning of oauthZoneWarnings(config)) {
+    deps.logger.warn({ config: 'B24_OAUTH_ZONE_SERVERS' }, warning);
     process.stderr.write(`*** ${warning}\n`);
   }
   for (const warning of channelWarnings(config)) {

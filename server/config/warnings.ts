@@ -71,6 +71,20 @@ export function channelWarnings(config: Config): string[] {
 }
 
 /**
+ * A B24_OAUTH_ZONE_SERVERS entry B24_OAUTH_SERVERS does not trust: every install of that
+ * zone is refused (403, naming B24_OAUTH_SERVERS), long after a start that said nothing.
+ * The defaults trust each other; set by hand, the two lists may disagree.
+ */
+export function oauthZoneWarnings(config: Config): string[] {
+  return config.b24.oauthZoneServers
+    .filter((z) => !config.b24.oauthServers.includes(z.origin))
+    .map(
+      (z) =>
+        `B24_OAUTH_ZONE_SERVERS: ${z.origin} (zone ${z.zone}) is not in B24_OAUTH_SERVERS: every install of that zone is refused; add it there.`,
+    );
+}
+
+/**
  * B24_EVENTS names the app does not know (a typo of a known one already stopped the start):
  * a newer Bitrix24 event may be right, so the start goes on, and says so once.
  */

@@ -4,6 +4,7 @@ import { loadConfig, parseByteSize } from '../../server/config.js';
 import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
 import {
   channelWarnings,
+  oauthZoneWarnings,
   publicDeploymentWarnings,
   unknownEventWarnings,
 } from '../../server/config/warnings.js';
@@ -376,5 +377,23 @@ describe('channels configured by half', () => {
         SMS_FROM: '+1555',
       }),
     ).toEqual([]);
+  });
+});
+
+describe('B24_OAUTH_ZONE_SERVERS', () => {
+  it('names a zone server that B24_OAUTH_SERVERS does not trust, as the README says it must', () => {
+    const zoneWarnings = (env: Record<string, string>) =>
+      oauthZoneWarnings(loadConfig({ ...base, ...env }));
+    expect(zoneWarnings({ B24_OAUTH_ZONE_SERVERS: 'ru=https://other.example' })).toEqual([
+      'B24_OAUTH_ZONE_SERVERS: https://other.example (zone ru) is not in B24_OAUTH_SERVERS: every install of that zone is refused; add it there.',
+    ]);
+    // Control: trusted, nothing; the defaults trust each other.
+    expect(
+      zoneWarnings({
+        B24_OAUTH_SERVERS: 'https://other.example,https://oauth.bitrix.info',
+        B24_OAUTH_ZONE_SERVERS: 'ru=https://other.example,*=https://oauth.bitrix.info',
+      }),
+    ).toEqual([]);
+    expect(zoneWarnings({})).toEqual([]);
   });
 });
