@@ -11,7 +11,7 @@ import { slaByPeriod } from '../alerts/sla.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { backfillMatchSla } from '../rules/sla-rules.js';
 import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
-import { iso, parseIsoTime, parseLimit, table } from './io.js';
+import { iso, parseIsoTime, parseLimit, table, UsageError } from './io.js';
 import { gapJson } from './recover.js';
 
 export async function migrateCommand({ deps, json, io }: CommandContext): Promise<number> {
@@ -112,6 +112,9 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
   const limit = parseLimit(str(flags, 'limit'), 100);
   const from = parseIsoTime('--from', str(flags, 'from'));
   const to = parseIsoTime('--to', str(flags, 'to'));
+  // Swapped bounds listed nothing, as if no event had come (replay refuses them alike).
+  if (from !== undefined && to !== undefined && to < from)
+    throw new UsageError('--to must not be before --from');
   const status = parseStatus(str(flags, 'status'));
   const rows = await listEvents(deps.db, {
     memberId,

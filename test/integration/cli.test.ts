@@ -139,6 +139,12 @@ describe('operator CLI', () => {
     );
     expect(ranged.map((e: { entityId: string }) => e.entityId)).toEqual(['104', '102']);
     expect(JSON.parse((await cli(t, ['events', '--limit', '2', '--json'])).out)).toHaveLength(2);
+    // Swapped bounds listed nothing, as if no event had come.
+    const swapped = await cli(t, ['events', '--from', '2026-12-07', '--to', '2026-12-01']);
+    expect({ code: swapped.code, err: swapped.err }).toEqual({
+      code: 2,
+      err: 'b24hooks events: --to must not be before --from\n',
+    });
   });
 
   /** Runs `check` with one more event of member-a stored (received at base + 9 min), then removes it. */
