@@ -8,6 +8,7 @@ import {
 import { listPortals, portalEvents } from '../../db/stores/portals.js';
 import { lastGap, recoveredCounts, recoveredCountsByPortal } from '../../db/stores/recovery.js';
 import { slaByPeriod } from '../alerts/sla.js';
+import { eventTypo } from '../config/bitrix-events.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { backfillMatchSla } from '../rules/sla-rules.js';
 import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
@@ -127,6 +128,10 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
   // A typo in --portal would read as "no events"; a member_id with no portal but with
   // events (rejected posts naming it) is listed.
   if (memberId !== undefined && rows.length === 0) await requirePortal(deps, memberId);
+  // So would a typo in --event: the likely name is said, as on the replay page.
+  const event = str(flags, 'event')?.toUpperCase();
+  const meant = rows.length === 0 && event ? eventTypo(event) : undefined;
+  if (meant && meant !== event) io.err(`no ${event} events; did you mean ${meant}?\n`);
   const out = rows.map((r) => ({
     id: r.id,
     memberId: r.member_id,

@@ -27,6 +27,7 @@ export async function pruneCommand({ deps, flags, json, io }: CommandContext): P
   const portal = memberId === undefined ? undefined : await requirePortal(deps, memberId);
   const before = await databaseSize(deps.db);
   const report = await prune(deps, { portal, dryRun });
+  if (vacuum && dryRun) io.err('vacuum: not run with --dry-run (nothing is removed)\n');
   if (vacuum && !dryRun) {
     io.err('vacuum: rewriting the database file; writes (the intake too) wait until it ends\n');
     await fullVacuum(deps.db);

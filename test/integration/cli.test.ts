@@ -139,6 +139,12 @@ describe('operator CLI', () => {
     );
     expect(ranged.map((e: { entityId: string }) => e.entityId)).toEqual(['104', '102']);
     expect(JSON.parse((await cli(t, ['events', '--limit', '2', '--json'])).out)).toHaveLength(2);
+    // A typo in --event lists nothing: the likely name is said; a right name with no events
+    // says nothing.
+    const typo = await cli(t, ['events', '--event', 'ONCRMDEALAD']);
+    expect(typo.code).toBe(0);
+    expect(typo.err).toBe('no ONCRMDEALAD events; did you mean ONCRMDEALADD?\n');
+    expect((await cli(t, ['events', '--event', 'ONCRMLEADADD'])).err).toBe('');
     // Swapped bounds listed nothing, as if no event had come.
     const swapped = await cli(t, ['events', '--from', '2026-12-07', '--to', '2026-12-01']);
     expect({ code: swapped.code, err: swapped.err }).toEqual({
