@@ -78,25 +78,19 @@ async function main(): Promise<void> {
     deps.logger[readiness.level]({ install: 'not_proven' }, readiness.message);
     process.stderr.write(`\n*** ${readiness.message}\n\n`);
   }
-  for (const warning of publicDeploymentWarnings(config)) {
-    deps.logger.warn({ deployment: 'public' }, warning);
-    process.stderr.write(`*** ${warning}\n`);
-  }
-  for (const warning of dataFileWarnings(config)) {
-    deps.logger.warn({ data: 'permissions' }, warning);
-    process.stderr.write(`*** ${warning}\n`);
-  }
-  for (const warning of unknownEventWarnings(config)) {
-    deps.logger.warn({ config: 'B24_EVENTS' }, warning);
-    process.stderr.write(`*** ${warning}\n`);
-  }
-  for (const warning of oauthZoneWarnings(config)) {
-    deps.logger.warn({ config: 'B24_OAUTH_ZONE_SERVERS' }, warning);
-    process.stderr.write(`*** ${warning}\n`);
-  }
-  for (const warning of channelWarnings(config)) {
-    deps.logger.warn({ config: 'channels' }, warning);
-    process.stderr.write(`*** ${warning}\n`);
+  // Said once at start, each with what it is about in the log line.
+  const warnings: Array<[Record<string, string>, string[]]> = [
+    [{ deployment: 'public' }, publicDeploymentWarnings(config)],
+    [{ data: 'permissions' }, dataFileWarnings(config)],
+    [{ config: 'B24_EVENTS' }, unknownEventWarnings(config)],
+    [{ config: 'B24_OAUTH_ZONE_SERVERS' }, oauthZoneWarnings(config)],
+    [{ config: 'channels' }, channelWarnings(config)],
+  ];
+  for (const [about, list] of warnings) {
+    for (const warning of list) {
+      deps.logger.warn(about, warning);
+      process.stderr.write(`*** ${warning}\n`);
+    }
   }
   // Maps stored before step secrets were encrypted get encrypted now (a few rows).
   await sealStoredMaps(deps);
