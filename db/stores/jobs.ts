@@ -374,6 +374,8 @@ export interface FairClaimOptions {
   afterTopic?: ReadonlyMap<number, string>;
   /** The worker's memo of the portals a skip found (see DuePortalsMemo). */
   duePortalsMemo?: DuePortalsMemo;
+  /** Most jobs this claim may take of these portals (0: none), whatever else they may hold. */
+  portalLimits?: ReadonlyMap<number, number>;
 }
 
 /** Key of a portal's topic in `holdingTopics`. */
@@ -430,6 +432,10 @@ async function claimAcross(
   alwaysCapped = false,
 ): Promise<void> {
   const { taken, exclude } = acc;
+  // A portal this claim may take nothing of (sending a flood, not its turn) does not compete
+  // for the slots: the others may take them all, as if it had no due jobs.
+  const limits = o.portalLimits;
+  if (limits) portals = portals.filter((p) => limits.get(p) !== 0);
   const capped = alwaysCapped || portals.length > 1;
   const share = o.topicShare ?? 0.5;
   const topicCap = Math.max(1, Math.floor((capped ? o.cap : (o.concurrency ?? o.cap)) * share));
@@ -437,9 +443,11 @@ async function claimAcross(
   let left = o.limit - taken.length;
   for (let round = 0; round < 2 && left > 0; round++) {
     const open = portals.filter((p) => round === 0 || full.has(p));
-    const quota = spread(open, left, (p) =>
-      capped ? o.cap - (o.holding.get(p) ?? 0) - count(taken, portalOf, p) : Infinity,
-    );
+    const quota = spread(open, left, (p) => {
+      const limit = o.portalLimits?.get(p);
+      const room = capped ? o.cap - (o.holding.get(p) ?? 0) : Infinity;
+      return Math.min(room, limit ?? Infinity) - count(taken, portalOf, p);
+    });
     full.clear();
     for (const [p, n] of quota) {
       const rows =

@@ -46,7 +46,7 @@ export interface IntakeContext extends Pick<
   unverifiedCap: UnverifiedCap;
   /** Whether a line about a refused delivery may still be logged this minute (server/lib/log-budget.ts). */
   mayLog(kind: string): boolean;
-  /** Genuine deliveries per second (Intake.recentRate). */
+  /** Genuine deliveries per second, in all and per portal (Intake.recentRate, Intake.flood). */
   rate: RequestRate;
 }
 
@@ -170,7 +170,7 @@ async function accept(
   row.dedupe_key = dedupeKey(d, dataJson, row.entity_id);
   let job: IntakeRow['job'] = null;
   if (verified) {
-    ctx.rate.hit();
+    ctx.rate.hit(portal.id);
     job = deliveryJob(ctx.config.worker, row, portal.id);
   } else {
     row.status = 'unverified';

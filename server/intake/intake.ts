@@ -7,7 +7,7 @@ import { handleBody, type IntakeContext } from './deliver.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
 import { createLogBudget } from '../lib/log-budget.js';
 import { createRejectBudget } from './reject-budget.js';
-import { RequestRate } from './request-rate.js';
+import { RequestRate, type Flood } from './request-rate.js';
 import { send } from './respond.js';
 import { markStorageFailing, markStorageWritable } from '../metrics.js';
 import { createTokenDigests } from './token-digests.js';
@@ -19,6 +19,7 @@ export { LIFECYCLE_EVENTS, type RejectReason } from './deliver.js';
 export { dedupeKey } from './dedupe-key.js';
 export { STORAGE_RETRY_AFTER_SECONDS } from './respond.js';
 export { REJECTED_LOG_BUDGET_PER_MINUTE } from './reject-budget.js';
+export { FLOOD_MARK, PORTAL_FLOOD_MARK, type Flood } from './request-rate.js';
 
 export interface Intake {
   readonly route: FastRoute;
@@ -29,7 +30,9 @@ export interface Intake {
   close(): Promise<void>;
   /**
    * Called after each committed batch that stored new jobs, with the earliest one's due time
-   * (to wake the worker by then).
+   * (to wake the worker by then). Jobs of portals sending a flood wake nobody: the worker
+   * runs them one at a time on its own schedule, and a wake-up per commit would have it
+   * claim, and find nothing it may run, hundreds of times a second.
    */
   onStored(listener: (dueAt: number) => void): void;
   /**
@@ -39,6 +42,11 @@ export interface Intake {
    * allowlist) held every portal's processing to about one event a second.
    */
   recentRate(): number;
+  /**
+   * Who floods the intake (server/intake/request-rate.ts): the worker holds back the
+   * processing of the portals sending the flood, or everyone's when the load is spread.
+   */
+  flood(): Flood;
   /** Deliveries are waiting for their commit: other writers should hold back. */
   busy(): boolean;
 }
@@ -60,7 +68,12 @@ interface RouteContext {
  */
 export function createIntake(
   deps: Deps,
-  opts: { writer?: BatchWriter; path?: string } = {},
+  opts: {
+    writer?: BatchWriter;
+    path?: string;
+    /** The flood marks (deliveries a second), FLOOD_MARK and PORTAL_FLOOD_MARK by default. */
+    floodMarks?: { flood: number; portal: number };
+  } = {},
 ): Intake {
   const path = opts.path ?? deps.manifest.handlers.events;
   const writer = opts.writer ?? inlineWriter(deps.db);
@@ -70,11 +83,12 @@ export function createIntake(
   const queue = createCommitQueue(writer, now, {
     onCommitted: (rows, outcomes) => {
       markStorageWritable(metrics);
-      const dueAt = earliestNewJob(rows, outcomes);
+      const dueAt = earliestNewJob(rows, outcomes, rate.flood().portals);
       if (dueAt !== undefined) for (const l of listeners) l(dueAt);
     },
     onFailed: () => markStorageFailing(metrics),
   });
+  const rate = new RequestRate(opts.floodMarks);
   const allowlist = createIpAllowlist({
     entries: config.ipAllowlist,
     listUrls: config.ipListUrls,
@@ -92,7 +106,7 @@ export function createIntake(
     rejectBudget: createRejectBudget(now),
     unverifiedCap: createUnverifiedCap(deps.db, now),
     mayLog: createLogBudget(logger, now),
-    rate: new RequestRate(),
+    rate,
   };
   const ctx: RouteContext = { config, metrics, logger, allowlist, intake };
 
@@ -109,17 +123,26 @@ export function createIntake(
       listeners.push(listener);
     },
     busy: () => queue.busy(),
-    recentRate: () => intake.rate.recent(),
+    recentRate: () => rate.recent(),
+    flood: () => rate.flood(),
   };
 }
 
-/** The due time of the earliest job a committed batch created (undefined: none). */
-function earliestNewJob(rows: IntakeRow[], outcomes: IntakeOutcome[]): number | undefined {
+/**
+ * The due time of the earliest job a committed batch created (undefined: none), leaving out
+ * the jobs of the portals in `held`.
+ */
+function earliestNewJob(
+  rows: IntakeRow[],
+  outcomes: IntakeOutcome[],
+  held: ReadonlySet<number>,
+): number | undefined {
   let earliest: number | undefined;
   for (let i = 0; i < rows.length; i++) {
     const job = rows[i]!.job;
     const o = outcomes[i];
     if (!job || !o || o.duplicate || o.eventId === null) continue;
+    if (held.size > 0 && job.portal_id != null && held.has(job.portal_id)) continue;
     if (earliest === undefined || job.run_at < earliest) earliest = job.run_at;
   }
   return earliest;

@@ -13,6 +13,8 @@ export interface ClaimOptions {
   gated?: boolean;
   /** Narrows the event lane (one job while the intake is flooded). */
   eventLimit?: number;
+  /** Most jobs the round takes of these portals (those sending a flood). */
+  portalLimits?: ReadonlyMap<number, number>;
   /** Asked only when the round claims: whether to query the alert lane. @default yes */
   alerts?: () => boolean;
 }
@@ -45,6 +47,7 @@ export async function claimAndRun(
     workerId: w.claimId,
     now: w.now(),
     eventLimit: o.eventLimit,
+    portalLimits: o.portalLimits,
     alerts: o.alerts?.(),
   });
   return { ...claimed, outcomes: Promise.all(claimed.jobs.map((j) => runInSlot(w, j))) };

@@ -19,12 +19,18 @@ export interface Lanes {
   /** Slots of each lane not in use now. */
   free(): { events: number; alerts: number };
   /**
-   * Claims what fits in the free slots (`eventLimit` narrows the event lane; `alerts: false`
-   * skips the alert lane's query).
+   * Claims what fits in the free slots (`eventLimit` narrows the event lane, `portalLimits`
+   * bounds what it takes of some portals; `alerts: false` skips the alert lane's query).
    */
   claim(
     db: Knex,
-    o: { workerId: string; now: number; eventLimit?: number; alerts?: boolean },
+    o: {
+      workerId: string;
+      now: number;
+      eventLimit?: number;
+      portalLimits?: ReadonlyMap<number, number>;
+      alerts?: boolean;
+    },
   ): Promise<{ jobs: JobRow[]; eventSlots: number; alertsFull: boolean }>;
   /**
    * A claimed job finished (whatever the outcome): its slot is free again. A job that
@@ -93,6 +99,7 @@ export function createLanes(opts: LaneOptions): Lanes {
           after,
           afterTopic,
           duePortalsMemo,
+          portalLimits: o.portalLimits,
         });
         for (const j of got) {
           events.set(j.id, j);

@@ -28,6 +28,12 @@ export interface WorkerOptions {
    * still moves and catches up once the flood is over.
    */
   shouldYield?: () => boolean;
+  /**
+   * Who sends the flood (the intake's `flood()`). While `portals` send it and the others
+   * do not (`all` false), only those portals' jobs are held back, to one each per
+   * `maxYieldMs`; the other portals' jobs run as usual. Without it a flood holds back all.
+   */
+  flood?: () => { all: boolean; portals: ReadonlySet<number> };
   /** @default 1000 */
   maxYieldMs?: number;
   /**
@@ -80,6 +86,10 @@ export interface WorkerState {
   lastSweep: number;
   /** Jobs that are giving their slot back (slot-turn.ts), until the slot is released. */
   readonly yielding: Set<number>;
+  /** When the portals sending a flood last had their turn of one job each (real time). */
+  floodTurnAt: number;
+  /** When each portal was last logged as sending a flood (real time). */
+  readonly floodLogged: Map<number, number>;
 }
 
 /**
@@ -105,6 +115,7 @@ export interface WorkerContext {
   readonly maxYieldMs: number;
   readonly slotTurnMs: number;
   readonly shouldYield: (() => boolean) | undefined;
+  readonly flood: WorkerOptions['flood'];
   readonly random: (() => number) | undefined;
   readonly state: WorkerState;
   /** The clock's time in ms. */
@@ -143,6 +154,7 @@ export function createWorkerContext(
     maxYieldMs: opts.maxYieldMs ?? 1000,
     slotTurnMs: opts.slotTurnMs ?? 1000,
     shouldYield: opts.shouldYield,
+    flood: opts.flood,
     random: opts.random,
     state: {
       running: false,
@@ -158,6 +170,8 @@ export function createWorkerContext(
       failedClaims: 0,
       lastSweep: 0,
       yielding: new Set<number>(),
+      floodTurnAt: -Infinity,
+      floodLogged: new Map<number, number>(),
     },
     now: () => deps.clock.now().getTime(),
   };

@@ -16,27 +16,87 @@ export async function runLoop(w: WorkerContext): Promise<void> {
   const { state } = w;
   let yielded = 0;
   while (state.running) {
-    if (w.shouldYield?.() && yielded < w.maxYieldMs) {
+    if (w.shouldYield?.() && yielded < yieldLimit(w)) {
       yielded += 5;
       await new Promise((r) => setTimeout(r, 5));
       continue;
     }
+    // Portals sending a flood alone (the others do not, together) have only their own jobs
+    // held back: one each per longest wait, while the others' run as usual. A stranger who
+    // installs the app can post a thousand genuine deliveries a second for his own portal;
+    // holding everyone back then held every other portal to about one event a second.
+    const held = heldPortals(w);
     // Still flooded after the longest wait: one job, so processing moves on without
     // spending the intake's time on a whole round of claims and outcome writes.
-    const flooded = yielded > 0 && w.shouldYield?.() === true;
+    const flooded = yielded > 0 && !held.alone && w.shouldYield?.() === true;
     yielded = 0;
     await sweepOrphans(w);
-    const { claimFailed, more } = await loopRound(w, flooded);
+    const { claimFailed, more } = await loopRound(w, flooded, held.limits);
     // A slot freed or work arrived while this round was claiming: claim again at once.
     if (more || (state.kicked && !claimFailed)) continue;
-    await sleep(w, claimFailed ? failureBackoff(w) : await dueDelay(w));
+    let delay = claimFailed ? failureBackoff(w) : await dueDelay(w);
+    // Their jobs are due but wait for their turn: no round before it, unless woken.
+    if (held.limits) delay = Math.max(delay, state.floodTurnAt + w.maxYieldMs - performance.now());
+    await sleep(w, delay);
   }
 }
+
+/**
+ * How long the loop waits in a row for the intake. While some portals send a flood alone, the
+ * others' jobs wait only briefly for a moment without deliveries waiting for their commit:
+ * a flood that keeps the intake busy all the time would otherwise leave them one round a
+ * second (on PostgreSQL, whose commits take longer, every moment was busy).
+ */
+function yieldLimit(w: WorkerContext): number {
+  const flood = w.flood?.();
+  const alone = flood !== undefined && flood.portals.size > 0 && !flood.all;
+  return alone ? Math.min(w.maxYieldMs, BRIEF_YIELD_MS) : w.maxYieldMs;
+}
+
+const BRIEF_YIELD_MS = 50;
+
+/**
+ * The portals whose jobs this round may take only one of each (their turn, once per
+ * `maxYieldMs`) or none, while they send a flood; `alone` when the other portals do not.
+ */
+function heldPortals(w: WorkerContext): {
+  limits: Map<number, number> | undefined;
+  alone: boolean;
+} {
+  const flood = w.flood?.();
+  if (!flood || flood.portals.size === 0) return { limits: undefined, alone: false };
+  const { state } = w;
+  const t = performance.now();
+  const turn = t - state.floodTurnAt >= w.maxYieldMs;
+  if (turn) state.floodTurnAt = t;
+  const limits = new Map<number, number>();
+  for (const p of flood.portals) {
+    limits.set(p, turn ? 1 : 0);
+    const logged = state.floodLogged.get(p);
+    if (logged === undefined || t - logged >= FLOOD_LOG_EVERY_MS) {
+      state.floodLogged.set(p, t);
+      w.deps.logger.warn(
+        { portalId: p },
+        'a portal is flooding the intake: its events are processed one a second until it stops, the other portals as usual',
+      );
+    }
+  }
+  if (state.floodLogged.size > 1000) {
+    for (const [p, at] of state.floodLogged) {
+      if (t - at >= FLOOD_LOG_EVERY_MS) state.floodLogged.delete(p);
+    }
+  }
+  return { limits, alone: !flood.all };
+}
+
+/** How often a portal still sending a flood is named in the log again. */
+const FLOOD_LOG_EVERY_MS = 60_000;
 
 /** One round of the loop; `more`: every event slot was taken, so more may be due at once. */
 async function loopRound(
   w: WorkerContext,
   flooded: boolean,
+  portalLimits: ReadonlyMap<number, number> | undefined,
 ): Promise<{ claimFailed: boolean; more: boolean }> {
   const { state } = w;
   state.kicked = false;
@@ -44,6 +104,7 @@ async function loopRound(
     const round = await claimAndRun(w, {
       gated: true,
       eventLimit: flooded ? 1 : undefined,
+      portalLimits,
       alerts: () => lookAtAlerts(w),
     });
     if (!round) return { claimFailed: false, more: false };

@@ -2,6 +2,7 @@ import http from 'node:http';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { openDb } from '../../db/connect.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
+import { postForm } from '../helpers/form-post.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { startHttpSink, type SunkRequest } from '../helpers/http-sink.js';
 import { spawnedAppEnv, startInstallHarness } from '../helpers/install-harness.js';
@@ -90,30 +91,15 @@ import { tempDir } from '../helpers/temp-dir.js';
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     cleanups.push(() => agent.destroy());
     const acked: number[] = [];
-    const post = (server: SpawnedServer, n: number) =>
-      new Promise<void>((resolve) => {
-        const body = eventBody({ portal: who, id: deals[n % DEALS]!, ts: 1764237600 + n });
-        const req = http.request(
-          new URL('/b24/events', server.url),
-          {
-            method: 'POST',
-            agent,
-            headers: {
-              'content-type': 'application/x-www-form-urlencoded',
-              'content-length': Buffer.byteLength(body),
-            },
-          },
-          (res) => {
-            res.resume();
-            res.on('end', () => {
-              if (res.statusCode === 200) acked.push(n);
-              resolve();
-            });
-          },
-        );
-        req.on('error', () => resolve()); // the killed instance: not acknowledged
-        req.end(body);
-      });
+    const post = (server: SpawnedServer, n: number) => {
+      const body = eventBody({ portal: who, id: deals[n % DEALS]!, ts: 1764237600 + n });
+      return postForm(new URL('/b24/events', server.url), body, agent).then(
+        (status) => {
+          if (status === 200) acked.push(n);
+        },
+        () => undefined, // the killed instance: not acknowledged
+      );
+    };
 
     const refreshes = () => h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token');
     const refreshesBefore = refreshes().length;

@@ -1,0 +1,134 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { appParts } from '../../server/routes/index.js';
+import { saveRuleMap } from '../../server/rules/map-store.js';
+import type { EventMap } from '../../server/rules/model.js';
+import { createServices, type Services } from '../../server/services.js';
+import { buildListener } from '../../server/start.js';
+import { postForm } from '../helpers/form-post.js';
+import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
+import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
+import { waitFor } from '../reliability/lib/deliveries.js';
+
+/**
+ * The marks of this test (deliveries a second), far below the real 1,000 and 100
+ * (server/intake/request-rate.ts), so a loaded machine running other test files still floods.
+ */
+const MARKS = { flood: 50, portal: 10 };
+
+const forward = (url: string): EventMap => ({
+  rules: [
+    {
+      name: 'forward',
+      on: ['ONCRMDEALDELETE'],
+      actions: [{ type: 'http', method: 'POST', url, body: {} }],
+    },
+  ],
+});
+
+/**
+ * A stranger who installs the app has his own portal's genuine application token and can
+ * post as many deliveries as he likes. The worker yields to a flood (processing catches up
+ * after it); when one portal sends it, only that portal's processing may wait. Real intake
+ * over HTTP, real worker and timers, a real loopback target. Runs on both databases.
+ */
+describe("one portal's flood of genuine deliveries", () => {
+  let t: TestDeps;
+  let services: Services;
+  let server: http.Server;
+  let url: string;
+  let sink: HttpSink;
+  let a: TestPortal;
+  let b: TestPortal;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+  beforeEach(async () => {
+    t = await createTestDeps({ ACTION_PRIVATE_HOSTS: '127.0.0.1' });
+    services = createServices(t.deps, { floodMarks: MARKS, worker: { concurrency: 4 } });
+    server = http.createServer(buildListener(t.deps, appParts(t.deps, services)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/b24/events`;
+    sink = await startHttpSink();
+    a = await seedPortal(t.deps);
+    b = await seedPortal(t.deps);
+    const at = t.clock.now();
+    await saveRuleMap(t.deps.db, a.memberId, forward(`${sink.url}/a`), at);
+    await saveRuleMap(t.deps.db, b.memberId, forward(`${sink.url}/b`), at);
+  });
+  afterEach(async () => {
+    agent.destroy();
+    await services.close(1000);
+    await new Promise((r) => server.close(r));
+    await sink.close();
+    await t.close();
+  });
+
+  const post = (body: string) => postForm(url, body, agent);
+  const deleted = (p: TestPortal, id: number) =>
+    eventBody({ portal: p, event: 'ONCRMDEALDELETE', id });
+  const sent = (path: string) => sink.requests.filter((r) => r.url === path).length;
+
+  it("processes the other portals' events as usual while one portal floods, and its own one a second", async () => {
+    services.worker.start();
+    let flooding = true;
+    let posted = 0;
+    const refused: number[] = [];
+    const floodOf = new Set<number>();
+    let bTookMs = 0;
+    // Eight connections posting portal A's deliveries back to back until told to stop.
+    const loops = Array.from({ length: 8 }, async (_, k) => {
+      for (let i = 0; flooding; i++) {
+        const status = await post(deleted(a, 1_000_000 * (k + 1) + i));
+        if (status !== 200) refused.push(status);
+        posted++;
+        for (const p of services.intake.flood().portals) floodOf.add(p);
+      }
+    });
+    const floodStart = Date.now();
+    let flooded = '';
+    try {
+      // Control: the intake sees the flood, and names its sender.
+      expect(await waitFor(() => services.intake.flood().portals.has(a.row.id), 5000, 10)).toBe(
+        true,
+      );
+      const started = Date.now();
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => post(deleted(b, i))));
+      expect(answers).toEqual(Array(10).fill(200));
+      // Portal B's ten events are sent as soon as they are stored (before: one event a second
+      // for the two portals together, so about 20 s for B's ten).
+      expect(await waitFor(() => sent('/b') === 10, 3000, 10)).toBe(true);
+      bTookMs = Date.now() - started;
+      // A's own events go one a second while the flood lasts, not as fast as they come (its
+      // jobs claimed before the flood was seen may still finish at first).
+      const aBefore = sent('/a');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(services.intake.flood().portals.has(a.row.id)).toBe(true);
+      expect(sent('/a') - aBefore).toBeLessThanOrEqual(3);
+      expect(floodOf).toEqual(new Set([a.row.id]));
+    } finally {
+      flooding = false;
+      await Promise.all(loops);
+      flooded = ((Date.now() - floodStart) / 1000).toFixed(1);
+    }
+    expect(refused).toEqual([]);
+    expect(posted).toBeGreaterThan(100);
+    process.stdout.write(
+      `portal flood: A posted ${posted} in ${flooded} s; B's 10 sent ${bTookMs} ms after their post\n`,
+    );
+    // The log names the portal once, not per delivery.
+    const named = t.logs.lines
+      .map((l) => JSON.parse(l) as { msg?: string; portalId?: number })
+      .filter((l) => l.msg?.includes('flooding the intake'));
+    expect(named.map((l) => l.portalId)).toEqual([a.row.id]);
+    // Every one of A's deliveries was stored, and once the flood is over its backlog moves.
+    await services.intake.drain();
+    const stored = Number(
+      (await t.deps.db('events').where('portal_id', a.row.id).count({ n: '*' }).first())?.n,
+    );
+    expect(stored).toBe(posted);
+    const aAfter = sent('/a');
+    expect(await waitFor(() => sent('/a') >= Math.min(posted, aAfter + 40), 5000, 20)).toBe(true);
+  }, 60_000);
+});
