@@ -7,6 +7,7 @@ import { grantedScopes } from '../bitrix/scopes.js';
 import { entityOf } from '../intake/entity.js';
 import { createEntityReader } from '../processing/entity-reader.js';
 import { checkMap, type MapWarning } from '../rules/check-map.js';
+import { serverChannels } from '../config/warnings.js';
 import { dryRun } from '../rules/dry-run.js';
 import { relatedToLoad } from '../rules/needs.js';
 import { saveMapSealed } from '../rules/saved-map.js';
@@ -100,6 +101,7 @@ export async function rulesImportCommand(ctx: CommandContext): Promise<number> {
     boundEvents: await boundEvents(ctx, memberId),
     settleMs: ctx.deps.config.worker.settleMs,
     stepTimeoutMaxMs: ctx.deps.config.worker.stepTimeoutMaxMs,
+    channels: serverChannels(ctx.deps.config),
   });
   io.err(warningLines(warnings));
   const scope = memberId ?? 'default';

@@ -54,20 +54,39 @@ export function channelWarnings(config: Config): string[] {
       out.push(`ALERT_EMAIL_TO: "${to}" is not an e-mail address; alerts are not sent to it.`);
     }
   }
+  const missing = smsMissing(sms);
+  if (missing) out.push(missing);
+  return out;
+}
+
+/** What an SMS provider that is named still lacks, in a line for the start (undefined: none). */
+function smsMissing(sms: Config['sms']): string | undefined {
   if (sms.provider === 'generic' && !sms.url) {
-    out.push('SMS_PROVIDER=generic needs SMS_URL: every SMS step fails until it is set.');
+    return 'SMS_PROVIDER=generic needs SMS_URL: every SMS step fails until it is set.';
   }
   if (sms.provider === 'twilio' && (!sms.login || !sms.token || !sms.from)) {
-    out.push(
-      'SMS_PROVIDER=twilio needs SMS_LOGIN (Account SID), SMS_TOKEN and SMS_FROM: every SMS step fails until they are set.',
-    );
+    return 'SMS_PROVIDER=twilio needs SMS_LOGIN (Account SID), SMS_TOKEN and SMS_FROM: every SMS step fails until they are set.';
   }
   if (sms.provider === 'smsru' && !sms.token) {
-    out.push(
-      'SMS_PROVIDER=smsru needs SMS_TOKEN (the api_id): every SMS step fails until it is set.',
-    );
+    return 'SMS_PROVIDER=smsru needs SMS_TOKEN (the api_id): every SMS step fails until it is set.';
   }
-  return out;
+  return undefined;
+}
+
+/**
+ * Which channels of rule steps this server has set up: a step of another one fails every
+ * time its rule runs (the map check says so when a rule is saved: server/rules/check-map.ts).
+ */
+export function serverChannels(config: Config): {
+  telegram: boolean;
+  email: boolean;
+  sms: boolean;
+} {
+  return {
+    telegram: Boolean(config.telegram.botToken),
+    email: Boolean(config.email.smtpUrl),
+    sms: Boolean(config.sms.provider) && smsMissing(config.sms) === undefined,
+  };
 }
 
 /**

@@ -11,6 +11,16 @@ export interface CheckOptions {
   settleMs?: number;
   /** `STEP_TIMEOUT_MAX_SECONDS` in ms: no step waits longer for its answer. */
   stepTimeoutMaxMs?: number;
+  /**
+   * Which channels this server has set up (TELEGRAM_BOT_TOKEN, SMTP_URL, SMS_PROVIDER): a
+   * step of another one fails every time its rule runs.
+   */
+  channels?: { telegram: boolean; email: boolean; sms: boolean };
+  /**
+   * Whether the portal has an alert chat of its own, where a `telegram` step without a chat
+   * posts (undefined: not known, as for the default map).
+   */
+  portalChat?: boolean;
 }
 
 export interface MapWarning {
@@ -25,6 +35,7 @@ export interface MapWarning {
     | 'value-type'
     | 'step-timeout-cut'
     | 'telegram-markup'
+    | 'channel-not-set-up'
     | 'unclosed-template';
   /** The rules concerned, by name. */
   rules: string[];
@@ -148,6 +159,8 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
     }
   }
 
+  warnings.push(...channelWarnings(rules, opts));
+
   // A Telegram text whose markup the Bot API refuses fails every message of the step; values
   // are escaped for their parse mode when rendered, so the text around them is what counts.
   for (const r of rules) {
@@ -246,4 +259,44 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
     });
   });
   return warnings;
+}
+
+/** What each channel needs on the server, in the words of the operator's configuration. */
+const CHANNEL_SETUP = {
+  telegram: 'Telegram is not set up on this server (TELEGRAM_BOT_TOKEN)',
+  email: 'e-mail is not set up on this server (SMTP_URL)',
+  sms: 'SMS is not set up on this server (SMS_PROVIDER)',
+} as const;
+
+/**
+ * Steps that cannot be sent as things stand: a channel the server has not set up, or a
+ * Telegram step without a chat on a portal without an alert chat. The rule saves, and then
+ * every event it matches failed at that step with a message naming a server variable the
+ * portal's admin had never seen.
+ */
+function channelWarnings(rules: readonly Rule[], opts: CheckOptions): MapWarning[] {
+  const out: MapWarning[] = [];
+  for (const r of rules) {
+    r.actions.forEach((a, i) => {
+      const at = `rule "${r.name}", step ${i + 1}`;
+      const type = a.type;
+      if (type !== 'telegram' && type !== 'email' && type !== 'sms') return;
+      if (opts.channels && !opts.channels[type]) {
+        out.push({
+          code: 'channel-not-set-up',
+          rules: [r.name],
+          message: `${at}: ${CHANNEL_SETUP[type]}, so this step fails every time the rule runs; ask the app's operator to set it up, or remove the step`,
+        });
+        return;
+      }
+      if (type === 'telegram' && a.chatId === undefined && opts.portalChat === false) {
+        out.push({
+          code: 'channel-not-set-up',
+          rules: [r.name],
+          message: `${at}: the step names no chat, and this portal has no alert chat of its own (Alerts page), so this step fails every time the rule runs; name a chat in the step, or set the portal's alert chat`,
+        });
+      }
+    });
+  }
+  return out;
 }

@@ -229,6 +229,31 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   // a Telegram text whose markup the Bot API refuses (server/rules/check-map.ts)
   [': Telegram will refuse its text as ', ': Telegram не примет текст в режиме '],
   ['; every message of this step would fail', '; ни одно сообщение этого шага не отправится'],
+  // a step of a channel the server has not set up (server/rules/check-map.ts)
+  [
+    ': Telegram is not set up on this server (TELEGRAM_BOT_TOKEN)',
+    ': Telegram на этом сервере не настроен (TELEGRAM_BOT_TOKEN)',
+  ],
+  [
+    ': e-mail is not set up on this server (SMTP_URL)',
+    ': почта на этом сервере не настроена (SMTP_URL)',
+  ],
+  [
+    ': SMS is not set up on this server (SMS_PROVIDER)',
+    ': SMS на этом сервере не настроены (SMS_PROVIDER)',
+  ],
+  [
+    ", so this step fails every time the rule runs; ask the app's operator to set it up, or remove the step",
+    ', поэтому этот шаг не выполнится ни разу; попросите администратора сервера приложения настроить его или удалите шаг',
+  ],
+  [
+    ': the step names no chat, and this portal has no alert chat of its own (Alerts page)',
+    ': в шаге не указан чат, а своего чата для оповещений у портала нет (страница «Оповещения»)',
+  ],
+  [
+    ", so this step fails every time the rule runs; name a chat in the step, or set the portal's alert chat",
+    ', поэтому этот шаг не выполнится ни разу; укажите чат в шаге или задайте чат оповещений портала',
+  ],
   // a step's timeoutMs beyond the server's limit (server/rules/check-map.ts)
   [' waits up to ', ' ждёт ответа до '],
   [

@@ -17,7 +17,17 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
   let page: Page;
 
   beforeAll(async () => {
-    h = await startUiHarness({ appHost: 'localhost' });
+    // Telegram and SMS set up (the steps built here are saved, not sent): no warning of a
+    // channel the server lacks.
+    h = await startUiHarness({
+      appHost: 'localhost',
+      env: {
+        TELEGRAM_BOT_TOKEN: '123456:builder-test',
+        TELEGRAM_API_URL: 'http://127.0.0.1:9',
+        SMS_PROVIDER: 'generic',
+        SMS_URL: 'http://127.0.0.1:9/sms',
+      },
+    });
     await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();

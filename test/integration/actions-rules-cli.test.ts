@@ -6,7 +6,9 @@ import { projectRoot } from '../../server/lib/project-root.js';
 import { runCliIn } from '../helpers/cli.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 
-const cli = runCliIn;
+/** The CLI on a server whose SMS gateway is set up (the maps here have SMS steps). */
+const SMS_SET_UP = { SMS_PROVIDER: 'generic', SMS_URL: 'http://127.0.0.1:9/sms' };
+const cli = (t: TestDeps, argv: string[]) => runCliIn(t, argv, SMS_SET_UP);
 
 const samplePath = path.join(projectRoot(), 'server/rules/samples/paid-deal.json');
 
@@ -30,6 +32,16 @@ describe('rules import / export', () => {
   });
   afterAll(async () => {
     await t.close();
+  });
+
+  it('warns of a step whose channel the server has not set up, and imports the map', async () => {
+    const r = await runCliIn(t, ['rules', 'import', samplePath, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(
+      'warning: rule "Paid deal: invoice, shipment, SMS", step 3: SMS is not set up on this server (SMS_PROVIDER), so this step fails every time the rule runs; ask the app\'s operator to set it up, or remove the step\n',
+    );
+    // Control: set up, nothing to say.
+    expect((await cli(t, ['rules', 'import', samplePath, '--dry-run'])).err).toBe('');
   });
 
   it('imports the sample as the default map and exports it back unchanged', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { translateMessage } from '../../server/ui/i18n-messages.js';
+import { englishIn } from '../helpers/english-words.js';
 import { checkMap, eventsTriggeredBy } from '../../server/rules/check-map.js';
 import type { Action, EventMap, Rule } from '../../server/rules/model.js';
 
@@ -258,5 +259,47 @@ describe('unclosed templates', () => {
     const closed = structuredClone(map);
     (closed.rules[0]!.actions[0] as { body: Record<string, string> }).body.title = '{{deal.TITLE}}';
     expect(checkMap(closed).filter((w) => w.code === 'unclosed-template')).toEqual([]);
+  });
+
+  it('warns of steps of a channel the server has not set up, and of a Telegram step with no chat to go to', () => {
+    const map: EventMap = {
+      rules: [
+        rule(
+          'Paid',
+          ['ONCRMDEALUPDATE'],
+          [
+            { type: 'telegram', text: 'Paid: {{deal.TITLE}}' },
+            { type: 'email', to: 'a@example.com', subject: 'Paid', text: 'x' },
+            sms,
+            { type: 'telegram', text: 'to a chat', chatId: '-100123' },
+          ],
+        ),
+        rule('Off', ['ONCRMDEALUPDATE'], [sms], { enabled: false }),
+      ],
+    };
+    const none = { telegram: false, email: false, sms: false };
+    const warnings = checkMap(map, { channels: none, portalChat: false });
+    expect(warnings.map((w) => [w.code, w.rules, w.message])).toEqual([
+      [
+        'channel-not-set-up',
+        ['Paid'],
+        'rule "Paid", step 1: Telegram is not set up on this server (TELEGRAM_BOT_TOKEN), so this step fails every time the rule runs; ask the app\'s operator to set it up, or remove the step',
+      ],
+      ['channel-not-set-up', ['Paid'], expect.stringContaining('step 2: e-mail is not set up')],
+      ['channel-not-set-up', ['Paid'], expect.stringContaining('step 3: SMS is not set up')],
+      ['channel-not-set-up', ['Paid'], expect.stringContaining('step 4: Telegram is not set up')],
+    ]);
+    for (const w of warnings) expect(englishIn(translateMessage(w.message, 'ru'))).toEqual([]);
+    // Telegram set up: only the step without a chat, on a portal without an alert chat.
+    const telegram = { ...none, telegram: true, email: true, sms: true };
+    const noChat = checkMap(map, { channels: telegram, portalChat: false });
+    expect(noChat.map((w) => w.message)).toEqual([
+      'rule "Paid", step 1: the step names no chat, and this portal has no alert chat of its own (Alerts page), so this step fails every time the rule runs; name a chat in the step, or set the portal\'s alert chat',
+    ]);
+    expect(englishIn(translateMessage(noChat[0]!.message, 'ru'))).toEqual([]);
+    // Controls: with the portal's alert chat, or where it is not known (the default map).
+    expect(checkMap(map, { channels: telegram, portalChat: true })).toEqual([]);
+    expect(checkMap(map, { channels: telegram })).toEqual([]);
+    expect(checkMap(map)).toEqual([]);
   });
 });

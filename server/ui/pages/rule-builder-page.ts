@@ -3,6 +3,8 @@ import { within } from '../../lib/within.js';
 import type { Deps } from '../../deps.js';
 import { grantedScopes } from '../../bitrix/scopes.js';
 import { checkMap } from '../../rules/check-map.js';
+import { serverChannels } from '../../config/warnings.js';
+import { portalStepChat } from '../../../db/stores/alerts.js';
 import { unknownFieldWarnings, valueTypeWarnings } from '../../rules/field-check.js';
 import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
 import type { EventMap, Rule } from '../../rules/model.js';
@@ -203,6 +205,8 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       boundEvents: bound.length > 0 ? bound : undefined,
       settleMs: deps.config.worker.settleMs,
       stepTimeoutMaxMs: deps.config.worker.stepTimeoutMaxMs,
+      channels: serverChannels(deps.config),
+      portalChat: (await portalStepChat(deps.db, user.memberId)) !== null,
     })
       .filter((w) => w.rules.includes(saved.name))
       .concat(unknownFieldWarnings(saved, fields))

@@ -4,6 +4,8 @@ import type { Deps } from '../../deps.js';
 import { entityOf } from '../../intake/entity.js';
 import { createEntityReader } from '../../processing/entity-reader.js';
 import { checkMap } from '../../rules/check-map.js';
+import { serverChannels } from '../../config/warnings.js';
+import { portalStepChat } from '../../../db/stores/alerts.js';
 import { dryRun, type DryRunRule } from '../../rules/dry-run.js';
 import { relatedToLoad } from '../../rules/needs.js';
 import { withScopeErrors } from '../../rules/scopes.js';
@@ -69,6 +71,9 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
         boundEvents: bound(res),
         settleMs: deps.config.worker.settleMs,
         stepTimeoutMaxMs: deps.config.worker.stepTimeoutMaxMs,
+        channels: serverChannels(deps.config),
+        portalChat:
+          source === 'portal' ? (await portalStepChat(deps.db, user.memberId)) !== null : undefined,
       }),
       // Read as pages show it: stored credentials are sealed objects, not what a rule holds.
       ...savedBeforeChecks(masked),

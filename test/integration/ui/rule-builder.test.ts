@@ -475,6 +475,30 @@ describe('the rule builder pages', () => {
     );
   });
 
+  it('warns at save of a step whose channel this server has not set up', async () => {
+    // The harness sets up no Telegram bot: every event the rule matches would fail there.
+    const rule = {
+      name: 'Tell the chat',
+      on: ['ONCRMDEALUPDATE'],
+      actions: [{ type: 'telegram', text: 'Deal {{deal.ID}} changed' }],
+    };
+    const r = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) });
+    expect(r.status).toBe(200);
+    expect(json(r).warnings).toEqual([
+      'rule "Tell the chat", step 1: Telegram is not set up on this server (TELEGRAM_BOT_TOKEN), so this step fails every time the rule runs; ask the app\'s operator to set it up, or remove the step',
+    ]);
+    // Control: an http step in its place raises nothing.
+    const http = {
+      ...rule,
+      actions: [{ type: 'http', method: 'POST', url: 'https://erp.example/api' }],
+    };
+    const again = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(http),
+      original: 'Tell the chat',
+    });
+    expect(json(again).warnings).toEqual([]);
+  });
+
   it('never lets a new rule replace an existing rule of the same name', async () => {
     const before = await getRuleMap(h.t.deps.db, h.portal.memberId);
     const rule = {

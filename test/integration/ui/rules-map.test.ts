@@ -230,8 +230,16 @@ describe('the map page', () => {
         /<a href="\/ui\/subscriptions[^"]*" class="to-subscriptions">Open Subscriptions<\/a>/,
       );
       expect(warningsOf(page.html, 'Retitle')).not.toContain('to-subscriptions');
+      // Steps of channels this server has not set up (the harness sets none up): every event
+      // the rule matches would fail at them.
+      for (const rule of ['Paid deal', 'Responsible changed']) {
+        expect(warningsOf(page.html, rule)).toContain('data-code="channel-not-set-up"');
+      }
+      expect(words(warningsOf(page.html, 'Paid deal'))).toContain(
+        'e-mail is not set up on this server (SMTP_URL)',
+      );
       // Only those: the other rules have no warnings row, and none is left for the top.
-      expect(page.html.match(/class="rule-warnings"/g)).toHaveLength(2);
+      expect(page.html.match(/class="rule-warnings"/g)).toHaveLength(4);
       expect(page.html).not.toContain('id="map-warnings"');
     });
 
