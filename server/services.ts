@@ -101,8 +101,8 @@ export interface Services {
 
 export interface ServiceOptions {
   intakeWriter?: BatchWriter;
-  /** The intake's flood marks (deliveries a second; server/intake/request-rate.ts). */
-  floodMarks?: { flood: number; portal: number };
+  /** The intake's flood mark (deliveries a second; server/intake/request-rate.ts). */
+  floodMark?: number;
   /**
    * PostgreSQL with several instances: this instance's presence lock. The worker leases jobs
    * under it and frees those of dead instances; only the instance holding the alert lock
@@ -114,7 +114,7 @@ export interface ServiceOptions {
 }
 
 export function createServices(deps: Deps, opts: ServiceOptions = {}): Services {
-  const intake = createIntake(deps, { writer: opts.intakeWriter, floodMarks: opts.floodMarks });
+  const intake = createIntake(deps, { writer: opts.intakeWriter, floodMark: opts.floodMark });
   const processing = createProcessing(deps, {
     instanceLock: opts.instanceLock,
     processor: opts.processor,
@@ -122,8 +122,8 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
       // The intake comes first: no new claim while deliveries wait for their commit (SQLite
       // has one writer; a worker transaction would make them wait), nor during a flood of
       // more than 1,000 deliveries a second (processing then catches up afterwards); at most
-      // 1 s in a row, so processing never stops entirely. When one or a few portals send the
-      // flood, only their processing is held back (server/intake/request-rate.ts).
+      // 1 s in a row, so processing never stops entirely. Only the processing of the portals
+      // sending the flood is held back (server/intake/request-rate.ts).
       shouldYield: () => intake.busy() || intake.flood().all,
       flood: () => intake.flood(),
       ...opts.worker,

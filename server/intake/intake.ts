@@ -19,7 +19,7 @@ export { LIFECYCLE_EVENTS, type RejectReason } from './deliver.js';
 export { dedupeKey } from './dedupe-key.js';
 export { STORAGE_RETRY_AFTER_SECONDS } from './respond.js';
 export { REJECTED_LOG_BUDGET_PER_MINUTE } from './reject-budget.js';
-export { FLOOD_MARK, PORTAL_FLOOD_MARK, type Flood } from './request-rate.js';
+export { FLOOD_MARK, type Flood } from './request-rate.js';
 
 export interface Intake {
   readonly route: FastRoute;
@@ -71,8 +71,8 @@ export function createIntake(
   opts: {
     writer?: BatchWriter;
     path?: string;
-    /** The flood marks (deliveries a second), FLOOD_MARK and PORTAL_FLOOD_MARK by default. */
-    floodMarks?: { flood: number; portal: number };
+    /** The flood mark (deliveries a second), FLOOD_MARK by default. */
+    floodMark?: number;
   } = {},
 ): Intake {
   const path = opts.path ?? deps.manifest.handlers.events;
@@ -88,7 +88,7 @@ export function createIntake(
     },
     onFailed: () => markStorageFailing(metrics),
   });
-  const rate = new RequestRate(opts.floodMarks);
+  const rate = new RequestRate(opts.floodMark);
   const allowlist = createIpAllowlist({
     entries: config.ipAllowlist,
     listUrls: config.ipListUrls,

@@ -1,21 +1,21 @@
 /** Genuine deliveries a second above which the intake is flooded and processing yields to it. */
 export const FLOOD_MARK = 1000;
-/**
- * A portal sending more than this many genuine deliveries a second during a flood is one of
- * its senders: only its own processing is held back, while the other portals' goes on
- * (unless they too, together, send more than FLOOD_MARK).
- */
-export const PORTAL_FLOOD_MARK = 100;
 
 /** Who floods the intake, if anyone. */
 export interface Flood {
-  /** The load is spread over portals that each stay under the portal mark: everyone yields. */
+  /** Everyone's processing yields (kept for the worker's option; the intake never says so). */
   readonly all: boolean;
-  /** Portals over the portal mark while the total is over the flood mark. */
+  /**
+   * The largest senders, taken in turn until the others together send no more than the
+   * flood mark: only their processing waits.
+   */
   readonly portals: ReadonlySet<number>;
 }
 
 export const NO_FLOOD: Flood = Object.freeze({ all: false, portals: new Set<number>() });
+
+/** How long one answer of `flood()` is reused (it sorts the senders). */
+const FLOOD_MEMO_MS = 50;
 
 /**
  * Genuine deliveries per wall-clock second, in all and per portal, counted on the hot path
@@ -28,11 +28,10 @@ export class RequestRate {
   private byPortal = new Map<number, number>();
   private lastByPortal = new Map<number, number>();
 
+  private memo: { at: number; flood: Flood } | undefined;
+
   constructor(
-    private readonly marks: { flood: number; portal: number } = {
-      flood: FLOOD_MARK,
-      portal: PORTAL_FLOOD_MARK,
-    },
+    private readonly mark: number = FLOOD_MARK,
     /** Wall-clock time in ms (the real one: this is the rate deliveries arrive at). */
     private readonly wallClock: () => number = Date.now,
   ) {}
@@ -51,26 +50,31 @@ export class RequestRate {
   }
 
   /**
-   * Over the flood mark, the portals over the portal mark are its senders; if the others
-   * still send more than the flood mark together, the load is spread and everyone yields.
-   * Each portal's rate is read like `recent()`.
+   * Over the flood mark, the portals sending most are held, the largest first, until the
+   * others together send no more than the mark: a stranger's flood, or one spread over
+   * several of his portals, holds back his own processing, not a busy genuine portal's nor
+   * anyone's below it. Each portal's rate is read like `recent()`.
    */
   flood(): Flood {
     const total = this.recent();
-    if (total <= this.marks.flood) return NO_FLOOD;
+    if (total <= this.mark) return NO_FLOOD;
+    const t = this.wallClock();
+    if (this.memo && t - this.memo.at >= 0 && t - this.memo.at < FLOOD_MEMO_MS) {
+      return this.memo.flood;
+    }
+    const rates = new Map(this.lastByPortal);
+    for (const [p, n] of this.byPortal) rates.set(p, Math.max(n, rates.get(p) ?? 0));
+    const largest = [...rates].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
     const portals = new Set<number>();
-    let theirs = 0;
-    const look = (counts: Map<number, number>) => {
-      for (const [p, n] of counts) {
-        if (n <= this.marks.portal || portals.has(p)) continue;
-        const most = Math.max(this.byPortal.get(p) ?? 0, this.lastByPortal.get(p) ?? 0);
-        portals.add(p);
-        theirs += most;
-      }
-    };
-    look(this.byPortal);
-    look(this.lastByPortal);
-    return { all: total - theirs > this.marks.flood, portals };
+    let others = largest.reduce((sum, [, n]) => sum + n, 0);
+    for (const [p, n] of largest) {
+      if (others <= this.mark) break;
+      portals.add(p);
+      others -= n;
+    }
+    const flood: Flood = { all: false, portals };
+    this.memo = { at: t, flood };
+    return flood;
   }
 
   private roll(sec: number): void {

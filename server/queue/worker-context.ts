@@ -29,9 +29,9 @@ export interface WorkerOptions {
    */
   shouldYield?: () => boolean;
   /**
-   * Who sends the flood (the intake's `flood()`). While `portals` send it and the others
-   * do not (`all` false), only those portals' jobs are held back, to one each per
-   * `maxYieldMs`; the other portals' jobs run as usual. Without it a flood holds back all.
+   * Who sends the flood (the intake's `flood()`): only the jobs of `portals` are held back,
+   * to one each per `maxYieldMs`, while the other portals' run as usual; with `all`, a
+   * flood holds back everyone's (as without this option).
    */
   flood?: () => { all: boolean; portals: ReadonlySet<number> };
   /** @default 1000 */

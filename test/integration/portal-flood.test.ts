@@ -13,10 +13,10 @@ import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { waitFor } from '../reliability/lib/deliveries.js';
 
 /**
- * The marks of this test (deliveries a second), far below the real 1,000 and 100
+ * The flood mark of this test (deliveries a second), far below the real 1,000
  * (server/intake/request-rate.ts), so a loaded machine running other test files still floods.
  */
-const MARKS = { flood: 50, portal: 10 };
+const FLOOD_MARK = 50;
 
 const forward = (url: string): EventMap => ({
   rules: [
@@ -46,7 +46,7 @@ describe("one portal's flood of genuine deliveries", () => {
 
   beforeEach(async () => {
     t = await createTestDeps({ ACTION_PRIVATE_HOSTS: '127.0.0.1' });
-    services = createServices(t.deps, { floodMarks: MARKS, worker: { concurrency: 4 } });
+    services = createServices(t.deps, { floodMark: FLOOD_MARK, worker: { concurrency: 4 } });
     server = http.createServer(buildListener(t.deps, appParts(t.deps, services)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/b24/events`;

@@ -1,51 +1,52 @@
 import { describe, expect, it } from '@jest/globals';
 import { NO_FLOOD, RequestRate } from '../../server/intake/request-rate.js';
 
-const hits = (rate: RequestRate, portal: number, n: number) => {
-  for (let i = 0; i < n; i++) rate.hit(portal);
+/** `n` deliveries of each portal, in turns (as they arrive mixed). */
+const hits = (rate: RequestRate, perPortal: Record<number, number>) => {
+  const left = new Map(Object.entries(perPortal).map(([p, n]) => [Number(p), n]));
+  while (left.size > 0) {
+    for (const [p, n] of left) {
+      rate.hit(p);
+      if (n === 1) left.delete(p);
+      else left.set(p, n - 1);
+    }
+  }
 };
+const range = (from: number, to: number, n: number) =>
+  Object.fromEntries(Array.from({ length: to - from + 1 }, (_, i) => [from + i, n]));
 
 describe('who floods the intake', () => {
-  const marks = { flood: 10, portal: 3 };
   let ms = 1_764_237_600_000;
-  const rate = () => new RequestRate(marks, () => ms);
+  const rate = (mark = 1000) => new RequestRate(mark, () => ms);
 
   it('is nobody at or under the flood mark', () => {
     const r = rate();
-    hits(r, 1, 10);
-    expect(r.recent()).toBe(10);
+    hits(r, { 1: 600, 2: 400 });
+    expect(r.recent()).toBe(1000);
     expect(r.flood()).toBe(NO_FLOOD);
   });
 
-  it('names the portals over the portal mark, and holds back the others only when they flood too', () => {
-    const one = rate();
-    hits(one, 1, 12);
-    hits(one, 2, 3);
-    expect(one.flood()).toEqual({ all: false, portals: new Set([1]) });
+  it('holds the largest sender only, not a busy genuine portal the flood pushed over the mark', () => {
+    const r = rate();
+    hits(r, { 1: 950, 2: 150, 3: 2 });
+    expect(r.flood()).toEqual({ all: false, portals: new Set([1]) });
+  });
 
-    const two = rate();
-    hits(two, 1, 6);
-    hits(two, 2, 6);
-    hits(two, 3, 1);
-    expect(two.flood()).toEqual({ all: false, portals: new Set([1, 2]) });
-
-    // Twelve portals under the portal mark: the load is spread, everyone yields.
-    const spread = rate();
-    for (let p = 1; p <= 12; p++) hits(spread, p, 1);
-    expect(spread.flood()).toEqual({ all: true, portals: new Set() });
-
-    // One sender, and the others together over the flood mark as well.
-    const both = rate();
-    hits(both, 1, 20);
-    for (let p = 2; p <= 13; p++) hits(both, p, 1);
-    expect(both.flood()).toEqual({ all: true, portals: new Set([1]) });
+  it('holds a flood spread over many portals at its largest senders, until the rest is under the mark', () => {
+    // Thirteen of a stranger's portals at 95 a second each, and ten quiet ones.
+    const r = rate();
+    hits(r, { ...range(1, 13, 95), ...range(100, 109, 1) });
+    const { all, portals } = r.flood();
+    expect(all).toBe(false);
+    // 1,245 a second: three of the thirteen held leave 960, under the mark.
+    expect(portals).toEqual(new Set([1, 2, 3]));
   });
 
   it('reads the last full second until the current one has more, and forgets it after', () => {
-    const r = rate();
-    hits(r, 1, 12);
+    const r = rate(10);
+    hits(r, { 1: 12 });
     ms += 1000;
-    hits(r, 2, 1);
+    hits(r, { 2: 1 });
     expect(r.recent()).toBe(12);
     expect(r.flood()).toEqual({ all: false, portals: new Set([1]) });
     ms += 1000;
@@ -54,7 +55,7 @@ describe('who floods the intake', () => {
     ms += 1000;
     expect(r.recent()).toBe(0);
     // A gap of more than a second forgets the one before it.
-    hits(r, 1, 12);
+    hits(r, { 1: 12 });
     ms += 2000;
     expect(r.recent()).toBe(0);
     expect(r.flood()).toBe(NO_FLOOD);
