@@ -456,10 +456,90 @@ async function claimAcross(
           : await claimTopics(trx, o, { exclude, portal: p, n, cap: topicCap, taken });
       taken.push(...rows);
       if (rows.length === n) full.add(p);
+      else if (p !== NO_PORTAL && round === 0) await deferBlocked(trx, p, o.now);
       left -= rows.length;
     }
     if (full.size === 0) break;
   }
+}
+
+/** Due jobs at the front of a portal's queue looked at by `deferBlocked`. */
+const BLOCKED_LOOK = 16;
+/** Most jobs of one entity `deferBlocked` moves at a time (a statement of bounded cost). */
+export const BLOCKED_DEFER_MAX = 5000;
+
+/**
+ * A portal's claim came back short: jobs due at the front of its queue whose entity's first
+ * job waits for a retry later are moved to that retry's time, when they may run at the
+ * earliest. Left due, each claim (every finished job, every delivery: on SQLite on the
+ * main thread) read every one of them and refused it: a tenant whose step fails on one deal
+ * could post 100,000 updates of that deal and make each claim take 50 ms (the event loop
+ * held 85 % of the time, every portal's intake and processing slowed). Moved, they are
+ * out of the due range, and due again exactly when their entity's first job is; if that
+ * one fails again, the next short claim moves them on. Returns how many were moved.
+ */
+export async function deferBlocked(
+  trx: Knex.Transaction,
+  portal: number,
+  now: number,
+): Promise<number> {
+  const front = (await trx
+    .from(
+      trx('jobs')
+        .select('id', 'entity_key')
+        .where({ status: 'pending', portal_id: portal })
+        .where('run_at', '<=', now)
+        .orderBy([
+          { column: 'run_at', order: 'asc' },
+          { column: 'id', order: 'asc' },
+        ])
+        .limit(BLOCKED_LOOK)
+        .as('d'),
+    )
+    .select('d.id', 'd.entity_key')
+    .whereNotNull('d.entity_key')) as Array<{ id: number | string; entity_key: string }>;
+  let moved = 0;
+  const seen = new Set<string>();
+  for (const r of front) {
+    if (seen.has(r.entity_key)) continue;
+    seen.add(r.entity_key);
+    const head = await entityHead(trx, r.entity_key);
+    if (!head || head.id >= Number(r.id) || head.status !== 'pending' || head.runAt <= now)
+      continue;
+    moved += await trx('jobs')
+      .whereIn(
+        'id',
+        trx('jobs')
+          .select('id')
+          .where({ entity_key: r.entity_key, status: 'pending' })
+          .where('id', '>', head.id)
+          .where('run_at', '<', head.runAt)
+          .orderBy('id')
+          .limit(BLOCKED_DEFER_MAX),
+      )
+      .update({ run_at: head.runAt });
+  }
+  return moved;
+}
+
+/** The first unfinished job of an entity (one index seek per status). */
+async function entityHead(
+  trx: Knex.Transaction,
+  key: string,
+): Promise<{ id: number; status: string; runAt: number } | undefined> {
+  let head: { id: number; status: string; runAt: number } | undefined;
+  for (const status of ['pending', 'running']) {
+    const first = (await trx('jobs')
+      .where({ entity_key: key, status })
+      .min({ id: 'id' })
+      .first()) as { id: number | string | null } | undefined;
+    if (first?.id === null || first?.id === undefined) continue;
+    const id = Number(first.id);
+    if (head && head.id < id) continue;
+    const row = (await trx('jobs').where({ id }).first('run_at')) as { run_at: number | string };
+    head = { id, status, runAt: Number(row.run_at) };
+  }
+  return head;
 }
 
 const portalOf = (j: JobRow) => j.portal_id ?? NO_PORTAL;
