@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { isFetchBlockedPort } from '../lib/fetch-ports.js';
 import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 
+/** Characters a rule's name may have. */
+export const MAX_RULE_NAME = 120;
+
 const FIELD = /^[A-Za-z_][\w-]*(\.[A-Za-z_\d][\w-]*|\[\d+\])*$/;
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()], {
   error: 'expected a string, number, boolean or null',
@@ -33,7 +36,9 @@ const condition = z
 const stepBase = {
   name: z
     .string()
-    .regex(/^[A-Za-z_][\w-]*$/, { error: 'expected a step name of letters, digits, _ or -' })
+    .regex(/^[\p{L}_][\p{L}\p{N}_-]*$/u, {
+      error: 'expected a step name of letters, digits, _ or - (no spaces)',
+    })
     .optional(),
   continueOnError: z.boolean().optional(),
 };
@@ -49,11 +54,26 @@ function literalPort(s: string): string | undefined {
   }
 }
 
+/** A URL pasted with spaces around it is taken without them (kept as typed, it was refused). */
 const templatedUrl = z
   .string()
-  .refine((s) => s.includes('{{') || /^https?:\/\/[^\s]+$/.test(s), {
-    error: 'expected an http(s) URL',
+  .trim()
+  .refine((s) => s.includes('{{') || !/\s/.test(s), {
+    error: 'expected an http(s) URL without spaces (a space inside a URL is written %20)',
   })
+  .refine((s) => s.includes('{{') || /\s/.test(s) || /^https?:\/\//i.test(s), {
+    error: 'expected an http(s) URL, starting with "https://" (or "http://")',
+  })
+  .refine(
+    (s) =>
+      s.includes('{{') ||
+      /\s/.test(s) ||
+      /^https?:\/\/[^\s]+$/i.test(s) ||
+      !/^https?:\/\//i.test(s),
+    {
+      error: 'expected an http(s) URL',
+    },
+  )
   .refine(
     (s) => {
       const port = literalPort(s);
@@ -154,7 +174,13 @@ const bitrix = z.strictObject({
 const action = z.discriminatedUnion('type', [http, telegram, email, sms, bitrix]);
 
 const rule = z.strictObject({
-  name: z.string().trim().min(1),
+  // Longer names broke the pages that list rules (a 2,000-character name made the rules
+  // table and the log's rule filter thousands of pixels wide) and say nothing more.
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(MAX_RULE_NAME, { error: `expected a rule name of at most ${MAX_RULE_NAME} characters` }),
   on: z
     .array(
       z

@@ -101,7 +101,9 @@ function spend(budget: RenderBudget, n: number, raw: string): void {
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const EXACT = /^\{\{\s*([^{}]*?)\s*\}\}$/;
-const SEGMENT = /^[A-Za-z_][\w-]*$|^\d+$/;
+// Letters of any script: a step named in Russian (`{{steps.счёт.response}}`), or a key of an
+// answer in Russian, as 1C's services give them (`{{steps.счёт.response.номер}}`).
+const SEGMENT = /^[\p{L}_][\p{L}\p{N}_-]*$|^\d+$/u;
 
 interface ParsedPath {
   /** As written, without the optional marker. */

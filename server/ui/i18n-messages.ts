@@ -49,7 +49,18 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'expected one operator: equals, in, changed or becomes; got ',
     'ожидается один оператор: "equals", "in", "changed" или "becomes"; указаны ',
   ],
-  ['expected a step name of letters, digits, _ or -', 'название шага: буквы, цифры, _ или -'],
+  [
+    'expected a step name of letters, digits, _ or - (no spaces)',
+    'название шага: буквы, цифры, _ или - (без пробелов)',
+  ],
+  [
+    'expected an http(s) URL without spaces (a space inside a URL is written %20)',
+    'ожидается адрес http(s) без пробелов (пробел внутри адреса пишется как %20)',
+  ],
+  ['expected a rule name of at most ', 'название правила — не больше '],
+  [' characters', ' символов'],
+  ['expected an http(s) URL, starting with ', 'ожидается адрес http(s), начинающийся с '],
+  [' (or ', ' (или '],
   ['expected an http(s) URL', 'ожидается адрес http(s)'],
   [
     'expected a port an HTTP request can use: this one is reserved for another protocol (such as SMTP, SSH or X11), so the request would never be sent; use the port the service answers HTTP on (usually 443 or none)',

@@ -60,6 +60,9 @@ describe('renderTemplate', () => {
     expect(renderTemplate('{{contact.PHONE[1].VALUE_TYPE}}', ctx)).toBe('MOBILE');
     expect(renderTemplate('Invoice {{steps.invoice.response.id}}', ctx)).toBe('Invoice INV-1');
     expect(renderTemplate('{{steps.invoice.response.lines.0.sku}}', ctx)).toBe('A');
+    // Names and keys in any script (a step named in Russian, an answer of 1C).
+    const ru = { ...ctx, steps: { счёт: { response: { номер: 'СЧ-7' }, status: 201 } } };
+    expect(renderTemplate('Счёт {{steps.счёт.response.номер}}', ru)).toBe('Счёт СЧ-7');
     expect(renderTemplate('{{portal.domain}}/{{entity.ID}}', ctx)).toBe('acme.bitrix24.com/42');
   });
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { projectRoot } from '../../server/lib/project-root.js';
 import { MAX_MAP_BYTES, validateEventMap } from '../../server/rules/validate.js';
+import { MAX_RULE_NAME } from '../../server/rules/schema.js';
 import { translateMessage } from '../../server/ui/i18n-messages.js';
 
 const sample = () =>
@@ -253,6 +254,67 @@ describe('validateEventMap', () => {
         path: '$.rules[0].actions[0].params',
         message: expect.stringContaining(
           'template {{steps.invoice.response.id}} expects an earlier step named "invoice"',
+        ) as unknown as string,
+      },
+    ]);
+  });
+
+  it('takes step names and answer keys in any script, as a Russian admin writes them', () => {
+    const doc = {
+      rules: [
+        {
+          name: 'Счёт',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            { type: 'http', method: 'POST', url: 'https://1c.example/api', name: 'счёт' },
+            { type: 'sms', to: '+15550100', text: 'Счёт {{steps.счёт.response.номер}}' },
+          ],
+        },
+      ],
+    };
+    expect(validateEventMap(doc).ok).toBe(true);
+    // A space is still refused, and the message says so.
+    (doc.rules[0]!.actions[0] as { name: string }).name = 'смс клиенту';
+    expect(errorsOf(doc)).toEqual([
+      {
+        path: '$.rules[0].actions[0].name',
+        message: expect.stringContaining(
+          'expected a step name of letters, digits, _ or - (no spaces)',
+        ) as unknown as string,
+      },
+      expect.objectContaining({ path: '$.rules[0].actions[1].text' }),
+    ]);
+  });
+
+  it('takes a URL pasted with spaces around it, and says what is wrong with one it refuses', () => {
+    const step = (url: string) => ({
+      rules: [
+        { name: 'r', on: ['ONCRMDEALADD'], actions: [{ type: 'http', method: 'POST', url }] },
+      ],
+    });
+    const ok = validateEventMap(step('  https://erp.example/api/invoices \n'));
+    expect(ok.ok && ok.map.rules[0]!.actions[0]).toMatchObject({
+      url: 'https://erp.example/api/invoices',
+    });
+    const said = (url: string) => errorsOf(step(url)).map((e) => e.message.split(', got')[0]);
+    expect(said('https://erp.example/api/my invoices')).toEqual([
+      'expected an http(s) URL without spaces (a space inside a URL is written %20)',
+    ]);
+    expect(said('erp.example/api/invoices')).toEqual([
+      'expected an http(s) URL, starting with "https://" (or "http://")',
+    ]);
+  });
+
+  it('refuses a rule name longer than the pages that list rules can show', () => {
+    const named = (name: string) => ({
+      rules: [{ name, on: ['ONCRMDEALADD'], actions: [{ type: 'sms', to: '1', text: 'x' }] }],
+    });
+    expect(validateEventMap(named('x'.repeat(MAX_RULE_NAME))).ok).toBe(true);
+    expect(errorsOf(named('x'.repeat(MAX_RULE_NAME + 1)))).toEqual([
+      {
+        path: '$.rules[0].name',
+        message: expect.stringContaining(
+          `expected a rule name of at most ${MAX_RULE_NAME} characters, got`,
         ) as unknown as string,
       },
     ]);
