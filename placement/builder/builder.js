@@ -1115,6 +1115,8 @@ async function post(url, fields) {
       body,
     });
     const text = await res.text();
+    // Over the form's limit (a pasted text of megabytes): the server's words are Express's.
+    if (res.status === 413) return { status: 413, json: { error: S.tooLarge }, ended: false };
     try {
       return {
         status: res.status,

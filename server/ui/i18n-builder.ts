@@ -101,6 +101,8 @@ export const BUILDER_EN = {
   'rb.js.matchedIfChanged': 'matches when this change happens',
   'rb.js.matchedNow': 'An event of this record now:',
   'rb.js.failed': 'The request failed.',
+  'rb.js.tooLarge':
+    'the rule is too large to send (over 1 MB): shorten its texts; a portal keeps at most 256 KB of rules.',
   'rb.js.eventInvalid':
     'Not an event name: expected ON followed by Latin letters, digits or _ (e.g. ONCRMDEALUPDATE).',
   'rb.js.eventNotAdded': 'Press "Add event" to add this event, or clear the box.',
@@ -223,6 +225,8 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.matchedIfChanged': 'срабатывает при таком изменении',
   'rb.js.matchedNow': 'Событие этой записи сейчас:',
   'rb.js.failed': 'Запрос не удался.',
+  'rb.js.tooLarge':
+    'правило слишком велико для отправки (больше 1 МБ): сократите его тексты; портал хранит не больше 256 КБ правил.',
   'rb.js.eventInvalid':
     'Это не имя события: нужно ON и затем латинские буквы, цифры или _ (например, ONCRMDEALUPDATE).',
   'rb.js.eventNotAdded':

@@ -603,6 +603,25 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect(saved?.slaSeconds).toBe(300);
   });
 
+  it('says a rule too large to send is too large, in words, and keeps what was typed', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill('Long SMS');
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-0').selectOption('sms');
+    await f.locator('#step-0-to').fill('+15550001111');
+    // Over the form's 1 MB: refused before the map's own 256 KB check could name its size.
+    const text = 'x'.repeat(1_100_000);
+    await f.locator('#step-0-text').fill(text);
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    await expect(f.locator('#rule-errors').textContent()).resolves.toBe(
+      'Not saved: the rule is too large to send (over 1 MB): shorten its texts; a portal keeps at most 256 KB of rules.',
+    );
+    await expect(f.locator('#step-0-text').inputValue()).resolves.toHaveLength(text.length);
+  });
+
   it('names every Remove button after what it removes', async () => {
     await buildWonDeal('Remove names');
     const f = frame();
