@@ -2,7 +2,13 @@ import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
 import { upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
-import { unclosedTemplates, withoutPlaceholders } from './templates.js';
+import leven from 'leven';
+import {
+  parsePlaceholder,
+  placeholders,
+  unclosedTemplates,
+  withoutPlaceholders,
+} from './templates.js';
 
 export interface CheckOptions {
   /** Events the portal (or the default install) binds; rules on other events never fire. */
@@ -36,7 +42,8 @@ export interface MapWarning {
     | 'step-timeout-cut'
     | 'telegram-markup'
     | 'channel-not-set-up'
-    | 'unclosed-template';
+    | 'unclosed-template'
+    | 'unknown-root';
   /** The rules concerned, by name. */
   rules: string[];
   message: string;
@@ -188,6 +195,7 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
           message: `rule "${r.name}", step ${i + 1}: "${text}" has no closing braces, so it is sent as written; close it as in {{deal.TITLE}}`,
         });
       }
+      warnings.push(...unknownRoots(r, i, values));
     });
   }
 
@@ -296,6 +304,58 @@ function channelWarnings(rules: readonly Rule[], opts: CheckOptions): MapWarning
           message: `${at}: the step names no chat, and this portal has no alert chat of its own (Alerts page), so this step fails every time the rule runs; name a chat in the step, or set the portal's alert chat`,
         });
       }
+    });
+  }
+  return out;
+}
+
+/**
+ * What a template may start with: the event, its record (`entity`, or by its kind), the
+ * records read with it, earlier steps' answers and the portal (server/rules/context.ts).
+ */
+const TEMPLATE_ROOTS = [
+  'event',
+  'entity',
+  'deal',
+  'lead',
+  'contact',
+  'company',
+  'quote',
+  'invoice',
+  'activity',
+  'item',
+  'task',
+  'steps',
+  'portal',
+];
+
+/**
+ * Placeholders of a step that start with a name no rule has (`{{client.NAME}}`,
+ * `{{Deal.TITLE}}`): the step then fails on every event ("client is not available"), and
+ * the save said nothing (an admin's walk through the builder). Optional ones too: they
+ * would always be empty.
+ */
+function unknownRoots(r: Rule, i: number, values: Record<string, unknown>): MapWarning[] {
+  const out: MapWarning[] = [];
+  const seen = new Set<string>();
+  for (const raw of placeholders(values)) {
+    let root: string | undefined;
+    try {
+      root = parsePlaceholder(raw).path.segments[0];
+    } catch {
+      continue; // validation says what is wrong with it
+    }
+    if (!root || TEMPLATE_ROOTS.includes(root) || seen.has(root)) continue;
+    seen.add(root);
+    const guess = TEMPLATE_ROOTS.map((k) => ({ k, d: leven(root.toLowerCase(), k) }))
+      .filter((g) => g.d <= 2)
+      .sort((a, b) => a.d - b.d)[0]?.k;
+    out.push({
+      code: 'unknown-root',
+      rules: [r.name],
+      message:
+        `rule "${r.name}", step ${i + 1}: {{${raw.trim()}}} reads "${root}", a value no rule has` +
+        (guess ? `; did you mean "${guess}"?` : ''),
     });
   }
   return out;

@@ -302,4 +302,36 @@ describe('unclosed templates', () => {
     expect(checkMap(map, { channels: telegram })).toEqual([]);
     expect(checkMap(map)).toEqual([]);
   });
+
+  it('warns of a template that starts with a name no rule has, in English and Russian', () => {
+    const map: EventMap = {
+      rules: [
+        rule(
+          'Paid',
+          ['ONCRMDEALUPDATE'],
+          [
+            {
+              type: 'sms',
+              to: '{{client.PHONE}}',
+              text: '{{Deal.TITLE}} for {{client.NAME}} {{deal.ID}} {{contact.NAME?}} {{steps.x.status?}}',
+            },
+          ],
+        ),
+      ],
+    };
+    const warnings = checkMap(map).filter((w) => w.code === 'unknown-root');
+    expect(warnings.map((w) => w.message)).toEqual([
+      'rule "Paid", step 1: {{client.PHONE}} reads "client", a value no rule has',
+      'rule "Paid", step 1: {{Deal.TITLE}} reads "Deal", a value no rule has; did you mean "deal"?',
+    ]);
+    expect(translateMessage(warnings[1]!.message, 'ru')).toBe(
+      'правило "Paid", шаг 1: {{Deal.TITLE}} читает "Deal", а такого значения у правила нет; возможно, имелось в виду "deal"?',
+    );
+    // Control: the names a rule has raise nothing.
+    const known = structuredClone(map);
+    (known.rules[0]!.actions[0] as { to: string; text: string }).to = '{{contact.PHONE}}';
+    (known.rules[0]!.actions[0] as { to: string; text: string }).text =
+      '{{deal.TITLE}} {{entity.ID}} {{event.name}} {{portal.domain}} {{company.TITLE?}}';
+    expect(checkMap(known).filter((w) => w.code === 'unknown-root')).toEqual([]);
+  });
 });
