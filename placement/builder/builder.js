@@ -620,16 +620,16 @@ function stepField(step, i, [key, kind, required]) {
     });
     return label(S[LABEL[key]], input);
   }
-  const el = track(
-    i,
-    h(kind === 'area' ? 'textarea' : 'input', {
-      id,
-      class: 'wide',
-      rows: kind === 'area' ? 3 : undefined,
-      value: current === undefined ? '' : String(current),
-      oninput: () => set(el.value),
-    }),
-  );
+  const el = h(kind === 'area' ? 'textarea' : 'input', {
+    id,
+    class: 'wide',
+    rows: kind === 'area' ? 3 : undefined,
+    value: current === undefined ? '' : String(current),
+    oninput: () => set(el.value),
+  });
+  // The signing secret is a key, never a template: tabbing through it on the way to the
+  // picker put the picked value there instead of into the field the admin had left.
+  if (key !== 'secret') track(i, el);
   return label(S[LABEL[key]], el);
 }
 
@@ -1532,10 +1532,15 @@ async function sendStep(i, out) {
 
 if (original) markOrigins(rule);
 
-/** The rule as last saved (or opened): leaving the page with other edits asks first. */
+/**
+ * The rule as last saved (or opened): leaving the page with other edits asks first, and so
+ * does text typed but not in the rule yet (an event name not added, a half-typed JSON edit).
+ */
 let savedJson = '';
+const typedNotTaken = () =>
+  !jsonError.hidden || (document.getElementById('on-other')?.value ?? '').trim() !== '';
 window.addEventListener('beforeunload', (e) => {
-  if (!admin || JSON.stringify(rule) === savedJson) return;
+  if (!admin || (JSON.stringify(rule) === savedJson && !typedNotTaken())) return;
   e.preventDefault();
   e.returnValue = '';
 });

@@ -446,6 +446,36 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     }
   });
 
+  it('asks before leaving with an event name typed but not added, or a half-typed JSON edit', async () => {
+    await buildWonDeal('Leaving typed');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Leaving typed')}`);
+    const f = frame();
+    const asked: string[] = [];
+    const onDialog = (d: { type(): string; dismiss(): Promise<void> }) => {
+      asked.push(d.type());
+      void d.dismiss();
+    };
+    page.on('dialog', onDialog);
+    try {
+      await f.locator('#on-other').fill('ONCRMLEADADD');
+      await f.locator('#back-to-rules').click();
+      expect(asked).toEqual(['beforeunload']);
+      await expect(f.locator('#on-other').inputValue()).resolves.toBe('ONCRMLEADADD');
+      await f.locator('#on-other').fill('');
+      const json = await f.locator('#rule-json').inputValue();
+      await f.locator('#rule-json').fill(json.replace(/\n}$/, ',\n}'));
+      await f.locator('#json-error').waitFor();
+      await f.locator('#back-to-rules').click();
+      expect(asked).toEqual(['beforeunload', 'beforeunload']);
+      // Control: the JSON put right again (the rule as saved), leaving asks nothing.
+      await f.locator('#rule-json').fill(json);
+      await Promise.all([appFrame().waitForNavigation(), f.locator('#back-to-rules').click()]);
+      expect(asked).toEqual(['beforeunload', 'beforeunload']);
+    } finally {
+      page.off('dialog', onDialog);
+    }
+  });
+
   it('says when a saved rule listens to an event the portal is not subscribed to', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();
@@ -549,6 +579,24 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#step-0-pick-insert').click();
     expect((await ruleJson()).actions).toEqual([{ type: 'telegram', text: 'Won: {{deal.TITLE}}' }]);
     await expect(f.locator('#step-0-pick-hint').isHidden()).resolves.toBe(true);
+  });
+
+  it('inserts into the field last typed in, not into the signing secret passed on the way', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill('https://erp.example/api');
+    await f.locator('#step-0-body-add').click();
+    await f.locator('#step-0-body-k-0').fill('amount');
+    await f.locator('#step-0-body-v-0').focus();
+    // On the way to the picker, through the secret (as Tab goes).
+    await f.locator('#step-0-secret').focus();
+    await f.locator('#step-0-pick').selectOption('deal.OPPORTUNITY');
+    await f.locator('#step-0-pick-insert').click();
+    const [step] = (await ruleJson()).actions as Array<Record<string, unknown>>;
+    expect(step!.body).toEqual({ amount: '{{deal.OPPORTUNITY}}' });
+    expect(step!.secret).toBeUndefined();
   });
 
   it('takes "Saved." away at the next edit', async () => {
