@@ -44,7 +44,7 @@ export interface Intake {
   recentRate(): number;
   /**
    * Who floods the intake (server/intake/request-rate.ts): the worker holds back the
-   * processing of the portals sending the flood, or everyone's when the load is spread.
+   * processing of the portals sending the flood, and only theirs.
    */
   flood(): Flood;
   /** Deliveries are waiting for their commit: other writers should hold back. */
