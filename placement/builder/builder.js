@@ -392,6 +392,26 @@ function valueControl(c, i) {
   return [label(S.value, input), noStages];
 }
 
+/** The value's control of condition `i` (and its hint), marked for `redrawValue`. */
+function valueParts(c, i) {
+  const parts = [valueControl(c, i)].flat().filter(Boolean);
+  for (const p of parts) p.setAttribute('data-cond-value', String(i));
+  return parts;
+}
+
+/**
+ * A condition's field or operator was chosen: only its value's control is drawn anew. The
+ * whole form drawn anew replaced the list being typed in, so choosing a field by typing its
+ * name ("Deal Stage") picked one per letter (Modified By, Contact, Close Date…).
+ */
+function redrawValue(c, i) {
+  const row = document.getElementById(`cond-${i}`);
+  if (!row) return renderForm();
+  for (const n of row.querySelectorAll(`[data-cond-value="${i}"]`)) n.remove();
+  const before = document.getElementById(`cond-remove-${i}`);
+  for (const p of valueParts(c, i)) row.insertBefore(p, before);
+}
+
 function conditionRow(c, i) {
   const fields = fieldsOf(entityRoot());
   let fieldControl;
@@ -407,7 +427,7 @@ function conditionRow(c, i) {
           if (op === 'in') c.in = [];
           else if (op !== 'changed') c[op] = '';
           changed();
-          renderForm();
+          redrawValue(c, i);
         },
       },
       c.field ? null : opt('', S.choose, true),
@@ -437,7 +457,7 @@ function conditionRow(c, i) {
         else if (op === 'in') c.in = before === 'in' || v === undefined || v === '' ? [] : [v];
         else c[op] = Array.isArray(v) ? (v[0] ?? '') : v === true || v === undefined ? '' : v;
         changed();
-        renderForm();
+        redrawValue(c, i);
       },
     },
     OPS.map((o) => h('option', { value: o, text: S[`op.${o}`], selected: o === opOf(c) })),
@@ -447,7 +467,7 @@ function conditionRow(c, i) {
     { class: 'row condition', id: `cond-${i}` },
     label(S.field, fieldControl),
     label(S.operator, opSelect),
-    valueControl(c, i),
+    valueParts(c, i),
     admin &&
       h('button', {
         type: 'button',

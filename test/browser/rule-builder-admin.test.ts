@@ -599,6 +599,22 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect(step!.secret).toBeUndefined();
   });
 
+  it("picks a condition's field and operator by typing their names, as a list does", async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0').focus();
+    await page.keyboard.type('Deal Stage');
+    await expect(f.locator('#cond-field-0').inputValue()).resolves.toBe('STAGE_ID');
+    await f.locator('#cond-op-0').focus();
+    await page.keyboard.type('becomes');
+    await expect(f.locator('#cond-op-0').inputValue()).resolves.toBe('becomes');
+    // The value's list follows the field: the deal's stages.
+    await f.locator('#cond-value-0').selectOption('WON');
+    expect((await ruleJson()).when).toEqual([{ field: 'STAGE_ID', becomes: 'WON' }]);
+  });
+
   it('takes "Saved." away at the next edit', async () => {
     await buildWonDeal('Saved notice');
     const f = frame();
