@@ -3,6 +3,7 @@ import { upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
 import leven from 'leven';
+import { CONTEXT_ROOTS } from './context.js';
 import {
   parsePlaceholder,
   placeholders,
@@ -309,25 +310,8 @@ function channelWarnings(rules: readonly Rule[], opts: CheckOptions): MapWarning
   return out;
 }
 
-/**
- * What a template may start with: the event, its record (`entity`, or by its kind), the
- * records read with it, earlier steps' answers and the portal (server/rules/context.ts).
- */
-const TEMPLATE_ROOTS = [
-  'event',
-  'entity',
-  'deal',
-  'lead',
-  'contact',
-  'company',
-  'quote',
-  'invoice',
-  'activity',
-  'item',
-  'task',
-  'steps',
-  'portal',
-];
+/** What a template may start with (server/rules/context.ts). */
+const TEMPLATE_ROOTS: readonly string[] = CONTEXT_ROOTS;
 
 /**
  * Placeholders of a step that start with a name no rule has (`{{client.NAME}}`,

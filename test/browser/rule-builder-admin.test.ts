@@ -416,16 +416,22 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     }
   });
 
-  it('asks before leaving with unsaved edits, and not after a save', async () => {
-    await buildWonDeal('Leaving');
-    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Leaving')}`);
-    const f = frame();
+  /** The types of the dialogs the page opens, each dismissed (staying on the page). */
+  function recordDialogs(): { asked: string[]; stop: () => void } {
     const asked: string[] = [];
     const onDialog = (d: { type(): string; dismiss(): Promise<void> }) => {
       asked.push(d.type());
       void d.dismiss();
     };
     page.on('dialog', onDialog);
+    return { asked, stop: () => page.off('dialog', onDialog) };
+  }
+
+  it('asks before leaving with unsaved edits, and not after a save', async () => {
+    await buildWonDeal('Leaving');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Leaving')}`);
+    const f = frame();
+    const { asked, stop } = recordDialogs();
     try {
       await f.locator('#step-1-text').click();
       await f.locator('#step-1-text').fill('Deal {{deal.ID}} won, well done');
@@ -442,7 +448,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       expect(asked).toEqual(['beforeunload']);
       expect(appFrame().url()).toMatch(/\/ui\/rules(\?|$)/);
     } finally {
-      page.off('dialog', onDialog);
+      stop();
     }
   });
 
@@ -450,12 +456,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await buildWonDeal('Leaving typed');
     await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Leaving typed')}`);
     const f = frame();
-    const asked: string[] = [];
-    const onDialog = (d: { type(): string; dismiss(): Promise<void> }) => {
-      asked.push(d.type());
-      void d.dismiss();
-    };
-    page.on('dialog', onDialog);
+    const { asked, stop } = recordDialogs();
     try {
       await f.locator('#on-other').fill('ONCRMLEADADD');
       await f.locator('#back-to-rules').click();
@@ -472,7 +473,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       await Promise.all([appFrame().waitForNavigation(), f.locator('#back-to-rules').click()]);
       expect(asked).toEqual(['beforeunload', 'beforeunload']);
     } finally {
-      page.off('dialog', onDialog);
+      stop();
     }
   });
 
