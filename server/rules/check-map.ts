@@ -113,7 +113,7 @@ const listens = (rule: Rule, event: string): boolean =>
  * Warnings about a valid map: two rules on one trigger writing the same field; a rule whose
  * own action can trigger its event again (or a cycle through several rules); rules on events
  * that are not bound; an SLA no event can meet, being within the settling time. Disabled rules
- * are left out.
+ * are left out, except from the checks of a step's own text (markup, braces, placeholders).
  */
 export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
   const warnings: MapWarning[] = [];
@@ -169,9 +169,12 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
 
   warnings.push(...channelWarnings(rules, opts));
 
+  // What is wrong in a step's own text is said of a disabled rule as well: it is often a
+  // draft, switched on once it reads right (an admin's walk through the builder saved one
+  // with an unclosed {{ and heard nothing).
   // A Telegram text whose markup the Bot API refuses fails every message of the step; values
   // are escaped for their parse mode when rendered, so the text around them is what counts.
-  for (const r of rules) {
+  for (const r of map.rules) {
     r.actions.forEach((a, i) => {
       if (a.type !== 'telegram' || !a.parseMode || typeof a.text !== 'string') return;
       const read = readMarkup(withoutPlaceholders(a.text, 'x'), a.parseMode);
@@ -186,7 +189,7 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
 
   // `{{deal.TITLE` (the closing braces forgotten) is no placeholder: the step would send it
   // as written, braces and all, on every event.
-  for (const r of rules) {
+  for (const r of map.rules) {
     r.actions.forEach((a, i) => {
       const { type: _type, name: _name, ...values } = a as unknown as Record<string, unknown>;
       for (const text of unclosedTemplates(values)) {

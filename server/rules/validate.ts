@@ -112,6 +112,12 @@ const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
+ * What makes two rule names one: "Paid" and "paid " would stand side by side on the rules
+ * page and in the log's rule filter with nothing to tell them apart.
+ */
+export const ruleNameKey = (name: string): string => name.trim().toLowerCase();
+
+/**
  * Checks that zod cannot express, on the raw input so they are reported alongside schema
  * errors: unique rule names, unique step names, templates that parse, and `{{steps.x}}`
  * naming an earlier step of the same rule.
@@ -119,17 +125,21 @@ const isObj = (v: unknown): v is Record<string, unknown> =>
 function crossChecks(json: unknown): MapError[] {
   const errors: MapError[] = [];
   if (!isObj(json) || !Array.isArray(json.rules)) return errors;
-  const names = new Map<string, number>();
+  const names = new Map<string, { index: number; name: string }>();
   json.rules.forEach((r, ri) => {
     if (!isObj(r)) return;
     if (typeof r.name === 'string' && r.name.trim()) {
-      const first = names.get(r.name.trim());
+      const first = names.get(ruleNameKey(r.name));
       if (first !== undefined) {
         errors.push({
           path: jsonPath(['rules', ri, 'name']),
-          message: `expected a unique rule name; "${r.name}" is also the name of $.rules[${first}]`,
+          message:
+            `expected a unique rule name; "${r.name}" is also the name of $.rules[${first.index}]` +
+            (first.name === r.name.trim()
+              ? ''
+              : ` ("${first.name}"; names that differ only in capitals count as one)`),
         });
-      } else names.set(r.name.trim(), ri);
+      } else names.set(ruleNameKey(r.name), { index: ri, name: r.name.trim() });
     }
     if (!Array.isArray(r.actions)) return;
     const steps = new Set<string>();

@@ -14,6 +14,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['expected a unique rule name; ', 'название правила должно быть уникальным; '],
   [' is also the name of ', ' — так уже называется '],
   [
+    '; names that differ only in capitals count as one)',
+    '; названия, которые различаются только заглавными буквами, считаются одним)',
+  ],
+  [
     'expected a unique step name within the rule; ',
     'название шага должно быть уникальным в правиле; ',
   ],

@@ -259,6 +259,11 @@ describe('unclosed templates', () => {
     const closed = structuredClone(map);
     (closed.rules[0]!.actions[0] as { body: Record<string, string> }).body.title = '{{deal.TITLE}}';
     expect(checkMap(closed).filter((w) => w.code === 'unclosed-template')).toEqual([]);
+    // A disabled rule (a draft) hears of its text too, unknown starts of placeholders as well.
+    const draft = structuredClone(map);
+    draft.rules[0]!.enabled = false;
+    (draft.rules[0]!.actions[0] as { body: Record<string, string> }).body.ok = '{{client.NAME}}';
+    expect(checkMap(draft).map((w) => w.code)).toEqual(['unclosed-template', 'unknown-root']);
   });
 
   it('warns of steps of a channel the server has not set up, and of a Telegram step with no chat to go to', () => {

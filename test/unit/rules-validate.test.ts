@@ -5,6 +5,7 @@ import { projectRoot } from '../../server/lib/project-root.js';
 import { MAX_MAP_BYTES, validateEventMap } from '../../server/rules/validate.js';
 import { MAX_RULE_NAME } from '../../server/rules/schema.js';
 import { translateMessage } from '../../server/ui/i18n-messages.js';
+import { englishIn } from '../helpers/english-words.js';
 
 const sample = () =>
   JSON.parse(
@@ -242,6 +243,20 @@ describe('validateEventMap', () => {
           'expected a unique rule name; "Paid deal: invoice, shipment, SMS" is also the name of $.rules[0]',
       },
     ]);
+  });
+
+  it('counts names that differ only in capitals or spaces around as one', () => {
+    const doc = sample();
+    doc.rules.push({ ...doc.rules[0]!, name: ' paid DEAL: invoice, shipment, sms' });
+    const errors = errorsOf(doc);
+    expect(errors).toEqual([
+      {
+        path: '$.rules[1].name',
+        message:
+          'expected a unique rule name; " paid DEAL: invoice, shipment, sms" is also the name of $.rules[0] ("Paid deal: invoice, shipment, SMS"; names that differ only in capitals count as one)',
+      },
+    ]);
+    expect(englishIn(translateMessage(errors[0]!.message, 'ru'))).toEqual([]);
   });
 
   it('rejects a template that reads a step that has not run yet', () => {

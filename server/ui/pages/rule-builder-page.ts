@@ -11,7 +11,7 @@ import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
 import { withScopeErrors } from '../../rules/scopes.js';
 import { maskMap, revealMap } from '../../rules/secret-fields.js';
-import { savedBeforeChecks, validateKeepingOld } from '../../rules/validate.js';
+import { ruleNameKey, savedBeforeChecks, validateKeepingOld } from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -153,12 +153,12 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     // A new rule (no original), or one renamed, never takes the name of another rule: said
     // next to the name, not as a clash at the other rule's path.
     const name = (rule as { name?: unknown } | null)?.name;
-    if (
-      typeof name === 'string' &&
-      name.trim() !== original &&
-      map.rules.some((r) => r.name === name.trim())
-    ) {
-      const message = `a rule named ${JSON.stringify(name.trim())} already exists; open it from the rules page to change it, or choose another name`;
+    const other =
+      typeof name === 'string' && name.trim() !== original
+        ? map.rules.find((r) => r.name !== original && ruleNameKey(r.name) === ruleNameKey(name))
+        : undefined;
+    if (other) {
+      const message = `a rule named ${JSON.stringify(other.name)} already exists; open it from the rules page to change it, or choose another name`;
       res
         .status(400)
         .json({ errors: [{ path: '$.name', message: translateMessage(message, user.lang) }] });

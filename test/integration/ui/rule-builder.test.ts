@@ -506,29 +506,48 @@ describe('the rule builder pages', () => {
       on: ['ONCRMDEALADD'],
       actions: [{ type: 'sms', to: '+15550001111', text: 'hi' }],
     };
-    // "New rule" sends no original: a name in use is refused next to the name, in words.
-    const r = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule), original: '' });
-    expect(r.status).toBe(400);
-    expect(json(r).errors).toEqual([
-      {
-        path: '$.name',
-        message:
-          'a rule named "Won deal: invoice" already exists; open it from the rules page to change it, or choose another name',
-      },
-    ]);
-    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
+    /** Refused next to the name, in words, naming the rule as it is; nothing saved. */
+    const refused = async (sent: typeof rule) => {
+      const r = await post('/ui/rules/builder/save', { rule: JSON.stringify(sent), original: '' });
+      expect(r.status).toBe(400);
+      expect(json(r).errors).toEqual([
+        {
+          path: '$.name',
+          message:
+            'a rule named "Won deal: invoice" already exists; open it from the rules page to change it, or choose another name',
+        },
+      ]);
+      expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
+    };
+    // "New rule" sends no original: a name in use is refused.
+    await refused(rule);
     const ru = await openSession(h, { lang: 'ru' });
     const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
     const inRu = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) }, ru, ruCsrf);
     expect((json(inRu).errors as Array<{ message: string }>)[0]!.message).toBe(
       'правило с названием "Won deal: invoice" уже есть; чтобы его изменить, откройте его на странице правил, или выберите другое название',
     );
-    // Editing it (original given) still replaces it.
+    // The same name in other capitals is the same name.
+    await refused({ ...rule, name: 'WON DEAL: INVOICE ' });
+    // Editing it (original given) still replaces it, in other capitals too.
     const edited = await post('/ui/rules/builder/save', {
       rule: JSON.stringify(rule),
       original: 'Won deal: invoice',
     });
     expect(edited.status).toBe(200);
+    const recased = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify({ ...rule, name: 'Won Deal: Invoice' }),
+      original: 'Won deal: invoice',
+    });
+    expect(recased.status).toBe(200);
+    const names = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.map((r) => r.name);
+    expect(names.filter((n) => n.toLowerCase() === 'won deal: invoice')).toEqual([
+      'Won Deal: Invoice',
+    ]);
+    await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(rule),
+      original: 'Won Deal: Invoice',
+    });
   });
 
   it("refuses renaming a rule to another rule's name in words, next to the name", async () => {
