@@ -111,11 +111,19 @@ export function probePortal<T>(
 }
 
 /** What the SDKs treat as a token to refresh (b24jssdk core/http/abstract-http `_isAuthError`). */
+/**
+ * Answers after which the token is refreshed and the call made once more. The app removed
+ * from the portal is one: Bitrix24 says APPLICATION_NOT_FOUND to its tokens, expired or not
+ * (CORE:lib/oauth/auth.php `onRestCheckAuth` checks the app before the expiry), and the
+ * refresh then tells the rest: `invalid_client` pauses the portal (refresh.ts), as for an
+ * uninstall whose ONAPPUNINSTALL was lost, and its events wait instead of failing.
+ */
 function isExpiredToken(e: unknown): boolean {
   return (
     isBitrixApiError(e) &&
-    e.httpStatus === 401 &&
-    (e.bitrixCode === 'expired_token' || e.bitrixCode === 'invalid_token')
+    (e.bitrixCode === 'APPLICATION_NOT_FOUND' ||
+      (e.httpStatus === 401 &&
+        (e.bitrixCode === 'expired_token' || e.bitrixCode === 'invalid_token')))
   );
 }
 

@@ -48,8 +48,19 @@ function readCall(
   }
 }
 
+/**
+ * Answers whose words say "not found" about something other than the record: the app
+ * removed from the portal (401 APPLICATION_NOT_FOUND, "Application not found", CORE:
+ * lib/oauth/auth.php `onRestCheckAuth`) or the method (404 ERROR_METHOD_NOT_FOUND). Read as
+ * a deleted record, they ended every waiting event `skipped` ("deal 1 no longer exists").
+ */
+const NOT_ABOUT_THE_RECORD = new Set(['APPLICATION_NOT_FOUND', 'ERROR_METHOD_NOT_FOUND']);
+
+/** A record gone: crm.deal.get's "Not found" (empty code), crm.item.get's NOT_FOUND. */
 const isNotFound = (e: unknown) =>
   e instanceof BitrixPermanentError &&
+  e.httpStatus !== 401 &&
+  !NOT_ABOUT_THE_RECORD.has(e.bitrixCode) &&
   /not found|NOT_FOUND/i.test(`${e.bitrixCode} ${e.description}`);
 
 export interface EntityReader {

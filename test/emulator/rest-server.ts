@@ -95,6 +95,19 @@ function authenticate(
   }
   const token = tokenFrom(req, params);
   if (!token) throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
+  // The core asks whether the app is still installed before it looks at the token's expiry:
+  // CORE:lib/oauth/auth.php `onRestCheckAuth`, `if(!is_array($clientInfo) ||
+  // $clientInfo['ACTIVE'] !== 'Y')` → `APPLICATION_NOT_FOUND`, "Application not found", as an
+  // OAuthException (401: CORE:lib/oauthexception.php). So a token the app held before it was
+  // removed gets this, expired or not, and never `invalid_token`.
+  const issued = portal.ctx.tokens.accessIssuedTo(token);
+  if (
+    portal.installState === 'uninstalled' &&
+    issued?.memberId === portal.memberId &&
+    issued.clientId === portal.ctx.clientId
+  ) {
+    throw new RestError(401, 'APPLICATION_NOT_FOUND', 'Application not found');
+  }
   const check = portal.ctx.tokens.checkAccess(token);
   if (!check.ok && check.error === 'expired_token') {
     throw new RestError(401, 'expired_token', 'The access token provided has expired.');

@@ -48,6 +48,8 @@ export interface TokenStore {
   consumeRefresh(token: string): RefreshCheck;
   /** Whether `token` is a refresh token issued for that portal (spent or not). */
   refreshBelongsTo(token: string, memberId: string): boolean;
+  /** The portal and app an access token was issued to (expired and revoked ones too). */
+  accessIssuedTo(token: string): { memberId: string; clientId: string } | undefined;
   expireAccess(memberId: string): void;
   revokeRefresh(memberId: string): void;
   revokeAll(memberId: string): void;
@@ -123,6 +125,10 @@ export function createTokenStore(
       return { ok: true, memberId: rec.memberId, userId: rec.userId, clientId: rec.clientId };
     },
     refreshBelongsTo: (token, memberId) => refresh.get(token)?.memberId === memberId,
+    accessIssuedTo(token) {
+      const rec = access.get(token);
+      return rec && { memberId: rec.memberId, clientId: rec.clientId };
+    },
     expireAccess(memberId) {
       for (const rec of access.values()) if (rec.memberId === memberId) rec.expired = true;
     },

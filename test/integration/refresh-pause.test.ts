@@ -95,3 +95,76 @@ describe.each([
     );
   });
 });
+
+/**
+ * The app removed from the portal, its ONAPPUNINSTALL lost on the way. Bitrix24 then answers
+ * the app's token with APPLICATION_NOT_FOUND, before it looks at the token's expiry
+ * (test/emulator/rest-server.ts cites the core), not with invalid_token: the emulator used to
+ * say invalid_token, and the app refreshed and paused. Against the real answer each waiting
+ * event failed for good at its first read, one failed-events digest after another.
+ */
+describe('the app removed with its ONAPPUNINSTALL lost', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario();
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  it('asks the OAuth server, which pauses the portal (invalid_client), and keeps its events', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.portal.uninstall({ clean: false });
+    // The uninstall never arrived.
+    const db = s.h.t.deps.db;
+    const lost = await db('events').where({ event: 'ONAPPUNINSTALL' }).select('id');
+    expect(lost).toHaveLength(1);
+    await db('jobs')
+      .whereIn(
+        'event_id',
+        lost.map((r) => r.id as number),
+      )
+      .del();
+    await db('events')
+      .whereIn(
+        'id',
+        lost.map((r) => r.id as number),
+      )
+      .del();
+    await s.drain();
+
+    const won = await db('events')
+      .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+      .orderBy('id', 'desc')
+      .first();
+    // Control: the read was made and refused as Bitrix24 refuses it.
+    expect(s.portal.calls.some((c) => c.error === 'APPLICATION_NOT_FOUND')).toBe(true);
+    expect(won).toMatchObject({ status: 'received' });
+    expect(String(won.last_error)).toContain('paused');
+    expect(await findPortalByMemberId(db, s.portal.memberId)).toMatchObject({
+      status: 'installed',
+      pause_reason: 'invalid_client',
+    });
+    expect(s.accounting.requests).toHaveLength(0);
+  });
+
+  it.each([
+    [401, 'APPLICATION_NOT_FOUND', 'Application not found'],
+    [404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'],
+  ])('never reads %s %s as a deleted record', async (status, error, description) => {
+    const [id] = await seedNewDeals(s, 1);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    // However often the read is made (a batch, then alone, then after a refresh).
+    s.portal.failNext('crm.deal.get', { status, error, description }, 20);
+    await s.drain();
+    const won = await s.h.t.deps
+      .db('events')
+      .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+      .orderBy('id', 'desc')
+      .first();
+    expect(s.portal.calls.some((c) => c.error === error)).toBe(true);
+    expect(won.status).not.toBe('skipped');
+    expect(String(won.last_error)).toContain(error);
+  });
+});
