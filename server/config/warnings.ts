@@ -19,6 +19,14 @@ export function publicDeploymentWarnings(config: Config): string[] {
   }
   if (LOCAL_HOST.test(host)) return [];
   const out: string[] = [];
+  // Bitrix24 binds handlers only on a host with a dot after its first character (CORE:
+  // rest/lib/handlerhelper.php checkCallback, else ERROR_WRONG_HANDLER_URL): an intranet name
+  // or an IPv6 address fails every install at its first event.bind.
+  if (!(host.indexOf('.') > 0)) {
+    out.push(
+      `APP_URL's host "${host}" has no dot: Bitrix24 refuses handler URLs on such a host (ERROR_WRONG_HANDLER_URL), so every install fails when it binds its events; use the public DNS name.`,
+    );
+  }
   if (!config.metricsToken) {
     out.push(
       'METRICS_TOKEN is not set: /metrics is open to anyone and names every portal (member_id) and its rules; set METRICS_TOKEN on a public address.',

@@ -28,8 +28,11 @@ function requireAdmin(call: CallContext): void {
 }
 
 /**
- * Handlers must be http(s) with a host containing a dot; `localhost` is accepted as well
- * since the emulator and the app run on one machine.
+ * Handlers must be http(s) with a host containing a dot after its first character
+ * (CORE:lib/handlerhelper.php `checkCallback`: `mb_strpos($callbackData['host'], '.') > 0`,
+ * else ERROR_WRONG_HANDLER_URL). `localhost` is accepted as well, which Bitrix24 does not: the
+ * browser tests serve the app there, another site than the portal on 127.0.0.1. The app warns
+ * at start of an APP_URL that a portal would refuse (server/config/warnings.ts).
  */
 function checkHandler(handler: string): void {
   let url: URL;

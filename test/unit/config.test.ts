@@ -338,6 +338,19 @@ describe('warnings for a public address', () => {
     ).toEqual([]);
   });
 
+  it('names an APP_URL host that Bitrix24 would refuse to bind handlers on', () => {
+    const safe = { METRICS_TOKEN: 'm'.repeat(24), B24_IP_ALLOWLIST: 'bitrix24' };
+    for (const APP_URL of ['https://hooks:3000', 'https://[2001:db8::1]', 'https://.example']) {
+      const got = warnings({ ...safe, APP_URL });
+      expect(got).toHaveLength(1);
+      expect(got[0]).toMatch(/^APP_URL's host ".*" has no dot: Bitrix24 refuses handler URLs/);
+    }
+    // Control: a DNS name with a dot, and an IPv4 address, are bound.
+    for (const APP_URL of ['https://hooks.example.com', 'https://203.0.113.7:8443']) {
+      expect(warnings({ ...safe, APP_URL })).toEqual([]);
+    }
+  });
+
   it('says nothing on this machine', () => {
     for (const APP_URL of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000']) {
       expect(warnings({ APP_URL })).toEqual([]);
