@@ -92,8 +92,16 @@ export function parseSecrets(
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** `BODY_LIMIT` and `LOG_LEVEL`. */
-export function parseLimits(r: EnvReader): Pick<Config, 'bodyLimit' | 'logLevel'> {
+/**
+ * What one portal's genuine deliveries may store in an hour when PORTAL_INTAKE_MB_PER_HOUR is
+ * unset: a real delivery is about a kilobyte, so some 250,000 of them at once.
+ */
+const DEFAULT_PORTAL_INTAKE_MB_PER_HOUR = 256;
+
+/** `BODY_LIMIT`, `PORTAL_INTAKE_MB_PER_HOUR` and `LOG_LEVEL`. */
+export function parseLimits(
+  r: EnvReader,
+): Pick<Config, 'bodyLimit' | 'portalIntakeBytesPerHour' | 'logLevel'> {
   const { env } = r;
   let bodyLimit = 256 * 1024;
   if (env.BODY_LIMIT?.trim()) {
@@ -108,5 +116,14 @@ export function parseLimits(r: EnvReader): Pick<Config, 'bodyLimit' | 'logLevel'
   if (!LOG_LEVELS.includes(logLevel)) {
     r.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
   }
-  return { bodyLimit, logLevel };
+  const portalIntakeBytesPerHour =
+    r.int('PORTAL_INTAKE_MB_PER_HOUR', DEFAULT_PORTAL_INTAKE_MB_PER_HOUR, 0, 1_000_000) *
+    1024 *
+    1024;
+  if (portalIntakeBytesPerHour > 0 && portalIntakeBytesPerHour < bodyLimit) {
+    r.problems.push(
+      `PORTAL_INTAKE_MB_PER_HOUR must hold at least one delivery of BODY_LIMIT (${bodyLimit} bytes), or be 0 (off)`,
+    );
+  }
+  return { bodyLimit, portalIntakeBytesPerHour, logLevel };
 }

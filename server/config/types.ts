@@ -111,6 +111,11 @@ export interface Config {
   };
   /** `BODY_LIMIT` in bytes (default 256kb). */
   readonly bodyLimit: number;
+  /**
+   * `PORTAL_INTAKE_MB_PER_HOUR` in bytes: what one portal's genuine deliveries may store in an
+   * hour, and at once (server/intake/byte-budget.ts); 0 is no limit. @default 256 MB
+   */
+  readonly portalIntakeBytesPerHour: number;
   readonly alerts: {
     readonly backlogThreshold: number;
     readonly cooldownMinutes: number;

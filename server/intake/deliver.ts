@@ -10,6 +10,7 @@ import { entityOf, isDeleteEvent } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { deliveredTokens, maskedBody } from './mask.js';
 import type { RejectBudget } from './reject-budget.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { RequestRate } from './request-rate.js';
 import { OK, OK_DUPLICATE, send, STORAGE_RETRY_AFTER_SECONDS } from './respond.js';
 import {
@@ -48,6 +49,8 @@ export interface IntakeContext extends Pick<
   mayLog(kind: string): boolean;
   /** Genuine deliveries per second, in all and per portal (Intake.recentRate, Intake.flood). */
   rate: RequestRate;
+  /** What each portal's genuine deliveries may still store (PORTAL_INTAKE_MB_PER_HOUR). */
+  bytes: ByteBudget;
 }
 
 /**
@@ -170,6 +173,11 @@ async function accept(
   row.dedupe_key = dedupeKey(d, dataJson, row.entity_id);
   let job: IntakeRow['job'] = null;
   if (verified) {
+    const wait = ctx.bytes.take(portal.id, row.body?.length ?? 0);
+    if (wait > 0) {
+      refuseOverBudget(ctx, res, d, portal, wait);
+      return;
+    }
     ctx.rate.hit(portal.id);
     job = deliveryJob(ctx.config.worker, row, portal.id);
   } else {
@@ -223,6 +231,31 @@ async function accept(
     });
   else metrics.eventsUnverified.inc({ portal: portal.member_id });
   send(res, 200, OK);
+}
+
+/**
+ * A genuine delivery over its portal's storage budget: not stored (Bitrix24 does not send it
+ * again; for CRM events the offline-event net reads the change later), counted, and logged
+ * once a minute per portal with the count since.
+ */
+function refuseOverBudget(
+  ctx: IntakeContext,
+  res: http.ServerResponse,
+  d: Delivery,
+  portal: PortalRow,
+  waitSeconds: number,
+): void {
+  ctx.metrics.eventsRejected.inc({ reason: 'portal_bytes' });
+  const refused = ctx.bytes.toLog(portal.id);
+  if (refused !== undefined) {
+    ctx.logger.warn(
+      { memberId: portal.member_id, event: d.event, refused, retryAfterSeconds: waitSeconds },
+      "a portal's deliveries are refused: they stored more than PORTAL_INTAKE_MB_PER_HOUR allows",
+    );
+  }
+  send(res, 429, '{"error":"over the portal\'s storage budget"}', false, {
+    'retry-after': String(waitSeconds),
+  });
 }
 
 /**

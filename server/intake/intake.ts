@@ -6,6 +6,7 @@ import { createCommitQueue } from './commit-queue.js';
 import { handleBody, type IntakeContext } from './deliver.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
 import { createLogBudget } from '../lib/log-budget.js';
+import { ByteBudget } from './byte-budget.js';
 import { createRejectBudget } from './reject-budget.js';
 import { RequestRate, type Flood } from './request-rate.js';
 import { send } from './respond.js';
@@ -107,6 +108,7 @@ export function createIntake(
     unverifiedCap: createUnverifiedCap(deps.db, now),
     mayLog: createLogBudget(logger, now),
     rate,
+    bytes: new ByteBudget(config.portalIntakeBytesPerHour),
   };
   const ctx: RouteContext = { config, metrics, logger, allowlist, intake };
 
