@@ -110,8 +110,13 @@ export function createEntityStore(
       const key = rawKey.toUpperCase();
       if (key === 'ID') continue;
       if ((MULTI_FIELDS as readonly string[]).includes(key)) {
-        item[key] = mergeMultiField(key, item[key], value, nextMultiId);
-        item[`HAS_${key}`] = (item[key] as unknown[]).length > 0 ? 'Y' : 'N';
+        const merged = mergeMultiField(key, item[key], value, nextMultiId);
+        // A multi-field with no value left is not in the answer at all: they "are explicitly
+        // returned by this method only if the values of this field are not equal to `null`"
+        // (DOCS:api-reference/crm/contacts/crm-contact-get.md), not as an empty list.
+        if (merged.length > 0) item[key] = merged;
+        else delete item[key];
+        item[`HAS_${key}`] = merged.length > 0 ? 'Y' : 'N';
       } else {
         item[key] = normalizeScalar(key, value);
       }

@@ -342,8 +342,17 @@ describe('REST API of the emulated portal', () => {
       PHONE: [{ VALUE: '+15550100', VALUE_TYPE: 'WORK' }],
     });
     const res = await call('crm.contact.get', { id });
-    expect((res.json.result as Record<string, unknown>)['PHONE']).toEqual([
+    const phones = (res.json.result as Record<string, unknown>)['PHONE'];
+    expect(phones).toEqual([
       { ID: expect.any(String), VALUE_TYPE: 'WORK', VALUE: '+15550100', TYPE_ID: 'PHONE' },
     ]);
+    // Its last phone removed (an empty VALUE for its ID), the field is not in the answer at
+    // all (DOCS:api-reference/crm/contacts/crm-contact-get.md), not an empty list.
+    const phoneId = (phones as Array<{ ID: string }>)[0]!.ID;
+    await call('crm.contact.update', { id, fields: { PHONE: [{ ID: phoneId, VALUE: '' }] } });
+    const after = (await call('crm.contact.get', { id })).json.result as Record<string, unknown>;
+    expect('PHONE' in after).toBe(false);
+    expect(after['HAS_PHONE']).toBe('N');
+    expect(after['NAME']).toBe('Ada');
   });
 });
