@@ -140,11 +140,22 @@ const eventBind: MethodHandler = (params, call, portal) => {
 const visibleTo = (call: CallContext, b: EventBinding): boolean =>
   call.isAdmin || b.authType === call.userId || (b.authType === 0 && b.boundBy === call.userId);
 
+/**
+ * CORE:lib/api/event.php `eventUnbind`: the event name is only required, never looked up (an
+ * event the portal no longer knows is unbound all the same), and an online unbind requires a
+ * handler (ArgumentNullException); the bindings are then filtered, and counted.
+ */
 const eventUnbind: MethodHandler = (params, call, portal) => {
   requireApp(call);
-  const event = eventName(params);
+  const event = paramString(params, 'event').toUpperCase();
+  if (event === '') {
+    throw new RestError(400, 'ERROR_ARGUMENT', "Argument 'EVENT' is null or empty", 'EVENT');
+  }
   const offline = paramString(params, 'event_type').toLowerCase() === 'offline';
   const handler = paramString(params, 'handler');
+  if (!offline && handler === '') {
+    throw new RestError(400, 'ERROR_ARGUMENT', "Argument 'HANDLER' is null or empty", 'HANDLER');
+  }
   const authType = authTypeOf(params);
   if (offline && !call.isAdmin) {
     throw accessDenied(

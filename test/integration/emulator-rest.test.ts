@@ -137,6 +137,21 @@ describe('REST API of the emulated portal', () => {
     expect(denied.json.error).toBe('ACCESS_DENIED');
   });
 
+  it('unbinds any event name it is given, and needs a handler for an online one', async () => {
+    // A name no portal knows is not refused (CORE:lib/api/event.php eventUnbind): nothing
+    // matches, count 0.
+    const gone = await call('event.unbind', { event: 'ONCRMNOSUCHEVENT', handler: 'https://x.y/' });
+    expect([gone.status, gone.json.result]).toEqual([200, { count: 0 }]);
+    const noHandler = await call('event.unbind', { event: 'ONCRMDEALADD' });
+    expect([noHandler.status, noHandler.json.error]).toEqual([400, 'ERROR_ARGUMENT']);
+    const handler = `${receiver.url}/unbind`;
+    expect((await call('event.bind', { event: 'ONCRMDEALUPDATE', handler })).json.result).toBe(
+      true,
+    );
+    const one = await call('event.unbind', { event: 'onCrmDealUpdate', handler });
+    expect(one.json.result).toEqual({ count: 1 });
+  });
+
   it('guards placement.bind: DEFAULT is an argument error, duplicates are ERROR_CORE, non-admins are denied', async () => {
     const handler = `${receiver.url}/tab`;
     const def = await call('placement.bind', { PLACEMENT: 'DEFAULT', HANDLER: handler });
