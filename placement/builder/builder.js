@@ -37,6 +37,16 @@ function shiftKvRows(at, by) {
   kvRows.clear();
   for (const m of moved) if (m) kvRows.set(m[0], m[1]);
 }
+/** Steps `i` and `j` swapped places: their rows go with them. */
+function swapKvRows(i, j) {
+  const moved = [...kvRows].map(([k, rows]) => {
+    const step = Number(k.slice(0, k.indexOf(':')));
+    const rest = k.slice(k.indexOf(':'));
+    return [step === i ? `${j}${rest}` : step === j ? `${i}${rest}` : k, rows];
+  });
+  kvRows.clear();
+  for (const [k, rows] of moved) kvRows.set(k, rows);
+}
 /** What the "another event" box holds, and why it was refused (kept across redraws). */
 let otherText = '';
 let otherError = '';
@@ -871,6 +881,25 @@ function stepBox(step, i) {
           text: S.sendOnce,
           onclick: () => sendStep(i, result),
         }),
+        [
+          ['up', i > 0, -1, '↑', S.moveUp, S.moveStepUp],
+          ['down', i < steps().length - 1, 1, '↓', S.moveDown, S.moveStepDown],
+        ].map(
+          ([dir, can, by, arrow, text, aria]) =>
+            can &&
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'secondary',
+                id: `step-${dir}-${i}`,
+                'aria-label': aria.replace('{n}', String(i + 1)),
+                onclick: () => moveStep(i, i + by, dir),
+              },
+              h('span', { 'aria-hidden': 'true', text: `${arrow} ` }),
+              text,
+            ),
+        ),
         h('button', {
           type: 'button',
           class: 'secondary',
@@ -888,6 +917,26 @@ function stepBox(step, i) {
       ),
     result,
   );
+}
+
+/**
+ * Step `i` goes to `j` (its neighbour). The step objects move, so each keeps what it was
+ * saved as (its credentials); a later step's `{{steps.…}}` that now comes before the step it
+ * reads is said at the save. The keyboard stays on the same button of the moved step, or on
+ * its other arrow where the list ends.
+ */
+function moveStep(i, j, dir) {
+  const list = rule.actions;
+  [list[i], list[j]] = [list[j], list[i]];
+  swapKvRows(i, j);
+  lastField.delete(i);
+  lastField.delete(j);
+  changed();
+  renderForm();
+  const other = dir === 'up' ? 'down' : 'up';
+  (
+    document.getElementById(`step-${dir}-${j}`) || document.getElementById(`step-${other}-${j}`)
+  )?.focus();
 }
 
 // ---- the form --------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { SecretBox } from '../lib/crypto.js';
 import { getRuleMap, listRuleMaps, saveRuleMap, saveRuleMapInScope } from './map-store.js';
-import type { EventMap } from './model.js';
+import type { Action, EventMap } from './model.js';
 import { isSealed, markInherited, sealMap, type SealResult } from './secret-fields.js';
 import { DEFAULT_SCOPE } from '../../db/stores/settings.js';
 import type { Logger } from '../lib/logger.js';
@@ -30,10 +30,14 @@ export function withRenamedRule(
 }
 
 /**
- * `map` with the steps of its rule `rule` named as the builder's form now names them: step `i`
- * of the form was stored as `origins[i]` (its name, or `#n` for the unnamed step at index n),
- * and is now named `names[i]`. A step renamed in the form keeps the credentials stored for
- * it (they are found by rule and step name). Unchanged when the names would clash.
+ * `map` with the steps of its rule `rule` as the builder's form now has them: step `i` of the
+ * form was stored as `origins[i]` (its name, or `#n` for the unnamed step at index n; null for
+ * a step new in the form), and is now named `names[i]`. Each stored step is put at its form
+ * step's place under its form step's name, so a step renamed, unnamed or moved in the form
+ * keeps the credentials stored for it (they are found by rule and step name, or `#index`).
+ * A step new in the form finds none (a stand-in without credentials holds its place), nor
+ * does one given the name of a step the form removed. Unchanged when the form sent no
+ * origins (or not one per step), or named two steps alike.
  */
 export function withRenamedSteps(
   map: EventMap | undefined,
@@ -42,26 +46,19 @@ export function withRenamedSteps(
   names: readonly (string | undefined)[],
 ): EventMap | undefined {
   const at = map ? map.rules.findIndex((r) => r.name === rule) : -1;
-  if (!map || at < 0) return map;
-  const renames = new Map<string, string>();
-  origins.forEach((from, i) => {
-    const to = names[i];
-    if (typeof from === 'string' && from && to && from !== to) renames.set(from, to);
-  });
-  if (renames.size === 0) return map;
-  const targets = new Set(renames.values());
-  const kept = new Set(origins.filter((o): o is string => typeof o === 'string'));
-  const actions = map.rules[at]!.actions.map((a, i) => {
-    const key = a.name ?? `#${i}`;
-    const to = renames.get(key);
-    if (to) return { ...a, name: to };
-    // A step the form removed, whose name a renamed step took: its secrets are not that
-    // step's. Renamed out of reach (no step name has a space), its position kept.
-    if (a.name && targets.has(a.name) && !kept.has(key)) return { ...a, name: ` removed ${i}` };
-    return a;
-  });
-  const named = actions.map((a) => a.name).filter((n) => n !== undefined);
+  if (!map || at < 0 || origins.length !== names.length) return map;
+  const named = names.filter((n) => n !== undefined);
   if (new Set(named).size !== named.length) return map;
+  const stored = new Map(map.rules[at]!.actions.map((a, i) => [a.name ?? `#${i}`, a]));
+  const taken = new Set<string>();
+  const actions = names.map((name, i): Action => {
+    const from = origins[i];
+    const a = typeof from === 'string' && !taken.has(from) ? stored.get(from) : undefined;
+    if (!a) return { type: 'sms', to: '', text: '' };
+    taken.add(from as string);
+    const { name: _old, ...rest } = a;
+    return (name === undefined ? rest : { ...rest, name }) as Action;
+  });
   const rules = [...map.rules];
   rules[at] = { ...map.rules[at]!, actions };
   return { ...map, rules };

@@ -118,6 +118,10 @@ export const BUILDER_EN = {
   'rb.js.sessionEnded':
     "Your edits are still on this page: copy the rule's JSON below, reopen the application, open this rule again and paste the JSON into its JSON box.",
   'rb.js.removeStep': 'Remove step {n}',
+  'rb.js.moveUp': 'Up',
+  'rb.js.moveDown': 'Down',
+  'rb.js.moveStepUp': 'Move step {n} up',
+  'rb.js.moveStepDown': 'Move step {n} down',
   'rb.js.removeCondition': 'Remove condition {n}',
   'rb.js.removeRow': 'Remove row {n} of {list}, step {step}',
   'rb.js.pickFieldFirst': 'Click in a field of this step first (URL, text, a value…), then Insert.',
@@ -243,6 +247,10 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.sessionEnded':
     'Ваши правки ещё на этой странице: скопируйте JSON правила ниже, откройте приложение заново, снова откройте это правило и вставьте JSON в его поле JSON.',
   'rb.js.removeStep': 'Удалить шаг {n}',
+  'rb.js.moveUp': 'Выше',
+  'rb.js.moveDown': 'Ниже',
+  'rb.js.moveStepUp': 'Переместить шаг {n} выше',
+  'rb.js.moveStepDown': 'Переместить шаг {n} ниже',
   'rb.js.removeCondition': 'Удалить условие {n}',
   'rb.js.removeRow': 'Удалить строку {n} в «{list}», шаг {step}',
   'rb.js.pickFieldFirst':

@@ -359,6 +359,41 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     );
   });
 
+  it('moves a step up and down from the keyboard, the moved step keeping its stored secret', async () => {
+    await buildWonDeal('Moved');
+    await openBuilder(`/ui/rules/edit?name=${encodeURIComponent('Moved')}`);
+    const f = frame();
+    const focused = () => appFrame().evaluate<string>('document.activeElement.id');
+    const types = async () =>
+      ((await ruleJson()).actions as Array<{ type: string }>).map((a) => a.type);
+    await expect(f.locator('#step-down-0').getAttribute('aria-label')).resolves.toBe(
+      'Move step 1 down',
+    );
+    // The first step has no "Up", the last no "Down".
+    await expect(f.locator('#step-up-0').count()).resolves.toBe(0);
+    await expect(f.locator('#step-down-1').count()).resolves.toBe(0);
+    await f.locator('#step-down-0').focus();
+    await page.keyboard.press('Enter');
+    expect(await types()).toEqual(['telegram', 'http']);
+    // The keyboard stays with the moved step: on its other arrow, the list ending there.
+    await expect(focused()).resolves.toBe('step-up-1');
+    await expect(f.locator('#step-1 legend').textContent()).resolves.toBe('2. HTTP request');
+    await page.keyboard.press('Enter');
+    expect(await types()).toEqual(['http', 'telegram']);
+    await expect(focused()).resolves.toBe('step-down-0');
+    await page.keyboard.press('Enter');
+    // Moved and its name taken away, the step is still the one saved as "erp".
+    await f.locator('#step-name-1').fill('');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved').waitFor();
+    const step = await storedStep('Moved', 1);
+    expect([step.type, step.name]).toEqual(['http', undefined]);
+    expect(h.t.deps.box.decrypt((step.headers!.Authorization as { $enc: string }).$enc)).toBe(
+      'Bearer tok-123456',
+    );
+    expect((await storedStep('Moved', 0)).type).toBe('telegram');
+  });
+
   it('says why an empty rule is not saved next to the name, the events and the steps', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();

@@ -671,6 +671,60 @@ describe('the rule builder pages', () => {
     ]);
   });
 
+  it('keeps unnamed steps’ secrets when the form moves them, and gives none to a new step in their place', async () => {
+    const secret = (n: string) => `Bearer moved-${n}`;
+    const step = (n: string) => ({
+      type: 'http',
+      method: 'POST',
+      url: `${h.sink.url}/moved-${n}`,
+      headers: { Authorization: secret(n) },
+    });
+    const rule = { name: 'Moved steps', on: ['ONCRMDEALADD'], actions: [step('a'), step('b')] };
+    expect((await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) })).status).toBe(200);
+    const page = await getPage(
+      h,
+      `/ui/rules/edit?name=${encodeURIComponent('Moved steps')}`,
+      admin.cookie,
+    );
+    const shown = dataOf(page.html).rule as { actions: Array<Record<string, unknown>> };
+    // The form moves the second step up: each is found by what it was saved as, #1 and #0.
+    const moved = { ...shown, actions: [shown.actions[1]!, shown.actions[0]!] };
+    const form = { rule: JSON.stringify(moved), original: 'Moved steps', steps: '["#1","#0"]' };
+    const before = h.sink.requests.length;
+    expect((await post('/ui/rules/builder/send-step', { ...form, index: '0' })).status).toBe(200);
+    expect(h.sink.requests.slice(before).map((r) => r.headers.authorization)).toEqual([
+      secret('b'),
+    ]);
+    expect((await post('/ui/rules/builder/save', form)).status).toBe(200);
+    const stored = async () =>
+      (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules.find(
+        (r) => r.name === 'Moved steps',
+      )!.actions as Array<{ url: string; headers: Record<string, { $enc: string }> }>;
+    expect(
+      (await stored()).map((a) => [a.url, h.t.deps.box.decrypt(a.headers.Authorization!.$enc)]),
+    ).toEqual([
+      [`${h.sink.url}/moved-b`, secret('b')],
+      [`${h.sink.url}/moved-a`, secret('a')],
+    ]);
+    // The first step removed and a new one added at its index with "********" typed in: it
+    // is no stored step, so there is no secret for it.
+    const again = dataOf(
+      (await getPage(h, `/ui/rules/edit?name=${encodeURIComponent('Moved steps')}`, admin.cookie))
+        .html,
+    ).rule as { actions: Array<Record<string, unknown>> };
+    const replaced = {
+      ...again,
+      actions: [{ ...again.actions[0]!, url: `${h.sink.url}/new` }, again.actions[1]!],
+    };
+    const refused = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify(replaced),
+      original: 'Moved steps',
+      steps: '[null,"#1"]',
+    });
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(json(refused).errors)).toContain('stands for a stored secret');
+  });
+
   it("never gives a removed step's secret to the step renamed to its name", async () => {
     const secret = (n: string) => `Bearer removed-rename-${n}`;
     const step = (name: string) => ({
