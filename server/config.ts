@@ -1,7 +1,7 @@
 import { ConfigError } from './lib/errors.js';
 import { parseBitrix24 } from './config/bitrix24.js';
 import { parseActions, parseChannels } from './config/outputs.js';
-import { envReader } from './config/reader.js';
+import { envReader, type EnvReader } from './config/reader.js';
 import { parseLimits, parseSecrets, parseSenders } from './config/requests.js';
 import { parseServer } from './config/server.js';
 import type { Config, Env, GeneratedSecrets } from './config/types.js';
@@ -43,12 +43,21 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       cooldownMinutes: r.int('ALERT_COOLDOWN_MINUTES', 15, 1, 10080),
     },
     metricsToken: r.text('METRICS_TOKEN'),
-    retention: {
-      days: r.int('RETENTION_DAYS', 30, 0, 36500),
-      failedDays: r.int('RETENTION_FAILED_DAYS', 90, 0, 36500),
-    },
+    retention: retentionDays(r),
     shutdownDelaySeconds: r.int('SHUTDOWN_DELAY_SECONDS', 0, 0, 300),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return Object.freeze(config);
+}
+
+/**
+ * `RETENTION_DAYS` and `RETENTION_FAILED_DAYS`. Unset, the second follows the first where 90
+ * would keep failed events for less time than the others: `RETENTION_DAYS=0` ("0 keeps
+ * everything") pruned failed events after 90 days all the same, and 120 pruned them before the
+ * processed ones, though they are the ones an admin comes back to.
+ */
+function retentionDays(r: EnvReader): Config['retention'] {
+  const days = r.int('RETENTION_DAYS', 30, 0, 36500);
+  const followed = days === 0 ? 0 : Math.max(90, days);
+  return { days, failedDays: r.int('RETENTION_FAILED_DAYS', followed, 0, 36500) };
 }

@@ -152,9 +152,10 @@ export interface Config {
   };
   readonly metricsToken: string | undefined;
   /**
-   * `RETENTION_DAYS` (30) / `RETENTION_FAILED_DAYS` (90): events in a final status older
-   * than this many days (failed ones: the second figure) are pruned; 0 keeps them all. A
-   * portal's own setting wins (server/retention/policy.ts).
+   * `RETENTION_DAYS` (30) / `RETENTION_FAILED_DAYS` (90, and unset never less than the
+   * first, 0 with it): events in a final status older than this many days (failed ones: the
+   * second figure) are pruned; 0 keeps them all. A portal may set shorter figures of its own
+   * (server/retention/policy.ts).
    */
   readonly retention: { readonly days: number; readonly failedDays: number };
   /**

@@ -28,13 +28,34 @@ export async function portalRetention(db: Knex, memberId: string): Promise<Porta
   return (await getSetting<PortalRetention>(db, memberId, RETENTION_KEY)) ?? {};
 }
 
-/** The policy a portal runs with: its own figures over the configured ones. */
+/**
+ * Whether a portal may set `days` under the operator's figure `ceiling`: a portal keeps its
+ * data for less time than the server, never longer nor for ever, since the disk and the
+ * duty to delete are the operator's (an operator walk found any portal admin could keep its
+ * log, bodies and snapshots for ever). Under a server that keeps for ever (0), anything goes.
+ */
+export function withinCeiling(days: number, ceiling: number): boolean {
+  return ceiling === 0 || (days >= 1 && days <= ceiling);
+}
+
+const capped = (own: number | undefined, ceiling: number): number =>
+  own === undefined || !withinCeiling(own, ceiling) ? ceiling : own;
+
+/**
+ * The policy a portal runs with: its own figures over the configured ones, within them
+ * (figures saved before the ceiling, or over a ceiling lowered since, run as the server's).
+ */
 export async function effectivePolicy(
   db: Knex,
   config: Config,
   memberId: string,
 ): Promise<RetentionPolicy> {
-  return { ...defaultPolicy(config), ...(await portalRetention(db, memberId)) };
+  const server = defaultPolicy(config);
+  const own = await portalRetention(db, memberId);
+  return {
+    days: capped(own.days, server.days),
+    failedDays: capped(own.failedDays, server.failedDays),
+  };
 }
 
 /** Saves the portal's own figures; with neither, the portal follows the configuration. */

@@ -283,7 +283,9 @@ const EN = {
   'nav.retention': 'Retention',
   'ret.title': 'Data retention',
   'ret.intro':
-    'Events in a final status older than this are deleted with everything that belongs to them (jobs, action runs, matches, replays); snapshots of records not seen for as long go too. 0 keeps everything. Empty: the server default.',
+    'Events in a final status older than this are deleted with everything that belongs to them (jobs, action runs, matches, replays); snapshots of records not seen for as long go too. Empty: the server default.',
+  'ret.ceiling':
+    'This server keeps events {days} at most, failed events {failed}: the portal may keep them for less time, not longer.',
   'ret.days': 'Processed, skipped, rejected events (days)',
   'ret.failedDays': 'Failed events (days)',
   'ret.default': 'server default',
@@ -293,7 +295,8 @@ const EN = {
     "Saved. Events past these ages are deleted at the server's next retention pass, and cannot be brought back.",
   'ret.failedShorter':
     'Failed events are kept for less time than the others, though they are the ones you may need to look at or retry.',
-  'ret.invalid': 'Not saved: days are whole numbers from 0 to 36500.',
+  'ret.invalid':
+    "Not saved: days are whole numbers from 1 up to the server's figure above (0, for ever, only where the server keeps for ever).",
   'ret.save': 'Save',
   'dash.storage': 'Storage',
   'dash.oldestKept': 'Oldest kept event',
@@ -601,7 +604,9 @@ const RU: Record<MessageKey, string> = {
   'nav.retention': 'Хранение',
   'ret.title': 'Срок хранения данных',
   'ret.intro':
-    'События в конечном статусе старше этого срока удаляются вместе со всем, что к ним относится (задания, запуски действий, совпадения, повторы); снимки записей, не встречавшихся столько же, тоже. 0 — хранить всё. Пусто — значение сервера.',
+    'События в конечном статусе старше этого срока удаляются вместе со всем, что к ним относится (задания, запуски действий, совпадения, повторы); снимки записей, не встречавшихся столько же, тоже. Пусто — значение сервера.',
+  'ret.ceiling':
+    'Этот сервер хранит события не дольше чем {days}, события с ошибкой — {failed}: портал может хранить их меньше, но не дольше.',
   'ret.days': 'Обработанные, пропущенные, отклонённые события (дней)',
   'ret.failedDays': 'События с ошибкой (дней)',
   'ret.default': 'по умолчанию сервера',
@@ -611,7 +616,8 @@ const RU: Record<MessageKey, string> = {
     'Сохранено. События старше этих сроков удаляются при следующей очистке на сервере, и вернуть их нельзя.',
   'ret.failedShorter':
     'События с ошибкой хранятся меньше остальных, хотя именно их может понадобиться посмотреть или повторить.',
-  'ret.invalid': 'Не сохранено: число дней — целое от 0 до 36500.',
+  'ret.invalid':
+    'Не сохранено: число дней — целое от 1 до значения сервера выше (0, хранить всегда, — только если сервер хранит всегда).',
   'ret.save': 'Сохранить',
   'dash.storage': 'Хранилище',
   'dash.oldestKept': 'Самое старое хранимое событие',

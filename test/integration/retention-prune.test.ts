@@ -37,8 +37,8 @@ describe('retention prune', () => {
     t = await createTestDeps({ RETENTION_DAYS: '30', RETENTION_FAILED_DAYS: '90' });
     a = await seedPortal(t.deps);
     b = await seedPortal(t.deps);
-    // Portal B keeps events 7 days and failed ones for ever (its own setting).
-    await savePortalRetention(t.deps.db, b.memberId, { days: 7, failedDays: 0 }, t.clock.now());
+    // Portal B keeps events 7 days and failed ones 60 (its own setting, within the server's).
+    await savePortalRetention(t.deps.db, b.memberId, { days: 7, failedDays: 60 }, t.clock.now());
     now = t.clock.now().getTime();
     const A = { portalId: a.row.id, memberId: a.memberId };
     const B = { portalId: b.row.id, memberId: b.memberId };
@@ -212,13 +212,13 @@ describe('retention prune', () => {
         gone: false,
       },
       {
-        name: 'B failed 400 d (kept for ever)',
+        name: "B failed 70 d (past its own 60, within the server's 90)",
         ...B,
         status: 'failed',
-        receivedAt: at(400),
+        receivedAt: at(70),
         count: 3_000,
         children: true,
-        gone: false,
+        gone: true,
       },
       {
         name: 'no portal, rejected 40 d',

@@ -46,6 +46,16 @@ describe('loadConfig', () => {
   it('reads RETENTION_DAYS and RETENTION_FAILED_DAYS, 0 keeping everything', () => {
     const c = loadConfig({ ...base, RETENTION_DAYS: '0', RETENTION_FAILED_DAYS: '365' });
     expect(c.retention).toEqual({ days: 0, failedDays: 365 });
+    // Unset, the failed events' figure keeps them at least as long as the others: 0 with 0
+    // (RETENTION_DAYS=0 had still pruned failed events after 90 days), 120 with 120.
+    const figures = (env: Record<string, string>) => loadConfig({ ...base, ...env }).retention;
+    expect(figures({})).toEqual({ days: 30, failedDays: 90 });
+    expect(figures({ RETENTION_DAYS: '0' })).toEqual({ days: 0, failedDays: 0 });
+    expect(figures({ RETENTION_DAYS: '120' })).toEqual({ days: 120, failedDays: 120 });
+    expect(figures({ RETENTION_DAYS: '120', RETENTION_FAILED_DAYS: '7' })).toEqual({
+      days: 120,
+      failedDays: 7,
+    });
     expect(() => loadConfig({ ...base, RETENTION_DAYS: '-1', RETENTION_FAILED_DAYS: 'x' })).toThrow(
       /RETENTION_DAYS must be an integer from 0 to 36500, got "-1".*RETENTION_FAILED_DAYS/s,
     );

@@ -6,6 +6,7 @@ import {
   parseDays,
   portalRetention,
   savePortalRetention,
+  withinCeiling,
 } from '../../retention/policy.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
@@ -41,7 +42,15 @@ export function retentionPage(deps: Deps): Router {
     const body = req.body as Record<string, unknown>;
     const days = parseDays(body.days);
     const failedDays = parseDays(body.failedDays);
-    if (!days.ok || !failedDays.ok) {
+    const server = defaultPolicy(deps.config);
+    const fits = (d: { days?: number }, ceiling: number) =>
+      d.days === undefined || withinCeiling(d.days, ceiling);
+    if (
+      !days.ok ||
+      !failedDays.ok ||
+      !fits(days, server.days) ||
+      !fits(failedDays, server.failedDays)
+    ) {
       res.status(400);
       const form = { days: String(body.days ?? ''), failedDays: String(body.failedDays ?? '') };
       await render(res, { invalid: true, form });

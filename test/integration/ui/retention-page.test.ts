@@ -33,15 +33,15 @@ describe('retention settings page', () => {
     const res = await postForm(
       h,
       '/ui/retention',
-      { _csrf: csrf, days: '7', failedDays: '0' },
+      { _csrf: csrf, days: '7', failedDays: '60' },
       admin.cookie,
     );
     expect(res.status).toBe(200);
     expect(res.html).toContain('id="saved"');
-    expect(res.html).toContain('data-days="7" data-failed-days="0"');
-    expect(JSON.parse((await stored())!.value)).toEqual({ days: 7, failedDays: 0 });
+    expect(res.html).toContain('<p id="effective" data-days="7" data-failed-days="60"');
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 7, failedDays: 60 });
     const dash = await getPage(h, '/ui', admin.cookie);
-    expect(dash.html).toContain('7 d / kept for ever');
+    expect(dash.html).toContain('7 d / 60 d');
     // The database holds every portal's events: its size is the operator's, not a portal's.
     expect(dash.html).not.toMatch(/db-size|Database size/);
 
@@ -99,6 +99,48 @@ describe('retention settings page', () => {
       expect(res.html).toContain('id="retention-error"');
     }
     expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
+  });
+
+  it("keeps a portal's figures within the server's: less time, not longer nor for ever", async () => {
+    const page = await getPage(h, '/ui/retention', admin.cookie);
+    expect(page.html).toContain(
+      'This server keeps events 30 d at most, failed events 90 d: the portal may keep them for less time, not longer.',
+    );
+    const csrf = csrfOf(page.html);
+    await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
+    for (const [days, failedDays] of [
+      ['31', ''],
+      ['0', ''],
+      ['', '91'],
+      ['', '0'],
+    ] as const) {
+      const res = await postForm(
+        h,
+        '/ui/retention',
+        { _csrf: csrf, days, failedDays },
+        admin.cookie,
+      );
+      expect([days, failedDays, res.status]).toEqual([days, failedDays, 400]);
+      expect(res.html).toContain('id="retention-error"');
+      expect(res.html).toContain('figure above');
+    }
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
+    // At the ceiling itself, saved.
+    const top = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '30', failedDays: '90' },
+      admin.cookie,
+    );
+    expect(top.status).toBe(200);
+    // Figures stored before the ceiling (keep for ever, a year) run as the server's.
+    await h.t.deps
+      .db('settings')
+      .where({ scope: h.portal.memberId, key: 'retention' })
+      .update({ value: JSON.stringify({ days: 0, failedDays: 365 }) });
+    const capped = await getPage(h, '/ui/retention', admin.cookie);
+    expect(capped.html).toContain('<p id="effective" data-days="30" data-failed-days="90"');
+    await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
   });
 
   it('lets a non-admin read the page but not change it', async () => {
