@@ -73,28 +73,39 @@ export async function forgetDestinationErrors(
     if (details === s.details) continue;
     alertState += await db('alert_state').where('key', s.key).update({ details });
   }
-  return { destinations, alert_state: alertState };
+  // The alerts already written from them: queued ones would still send the quote, sent ones
+  // keep it as the job's history (an operator walk found both after `erase --entity`).
+  const jobs = await rewriteAlertTexts(
+    db,
+    (q) => q.where((w) => w.where('portal_id', portal.id).orWhereNull('portal_id')),
+    (line) =>
+      line.replace(LAST_ERROR, (_, word: string, stop: string) =>
+        word === 'last' ? ` (last error erased)${stop}` : ` (последняя ошибка удалена)${stop}`,
+      ),
+  );
+  return { destinations, alert_state: alertState, jobs };
 }
 
-/** A digest line naming an event: `  #<id> <EVENT> …: <last error>` (server/alerts/messages.ts). */
-const EVENT_LINE = /^(\s*#(\d+) )(.*)$/;
+/**
+ * A destination alert's quote of the last error (server/alerts/messages.ts and
+ * messages-ru.ts `lastOf`): ` (last: …)` at the end of its line, before a full stop or none;
+ * the quote has its white space made single, so it never spans lines.
+ */
+const LAST_ERROR = / \((last|последняя): .*\)(\.?)$/;
 
 /**
- * The portal's alert texts lose the lines that name erased events (the failed-events digest
- * quotes each event's last error); the line keeps only the event id. `eventIds`: the erased
- * events. Reads the portal's alert jobs a page at a time.
+ * Rewrites, line by line, the texts of the alert jobs `scope` selects, a page at a time;
+ * returns how many jobs changed.
  */
-export async function redactAlertTexts(
+async function rewriteAlertTexts(
   db: Knex,
-  portalId: number,
-  eventIds: ReadonlySet<number>,
+  scope: (q: Knex.QueryBuilder) => Knex.QueryBuilder,
+  rewrite: (line: string) => string,
   page = 500,
-): Promise<TableCounts> {
+): Promise<number> {
   let jobs = 0;
-  if (eventIds.size === 0) return { jobs };
   for (let after = 0; ;) {
-    const rows = (await db('jobs')
-      .where({ portal_id: portalId, type: 'alert' })
+    const rows = (await scope(db('jobs').where({ type: 'alert' }))
       .where('id', '>', after)
       .orderBy('id')
       .limit(page)
@@ -109,21 +120,37 @@ export async function redactAlertTexts(
         continue;
       }
       if (typeof payload.text !== 'string') continue;
-      let changed = false;
-      const text = payload.text
-        .split('\n')
-        .map((line) => {
-          const m = EVENT_LINE.exec(line);
-          if (!m || !eventIds.has(Number(m[2]))) return line;
-          changed = true;
-          return `${m[1]}(erased)`;
-        })
-        .join('\n');
-      if (!changed) continue;
+      const text = payload.text.split('\n').map(rewrite).join('\n');
+      if (text === payload.text) continue;
       jobs += await db('jobs')
         .where('id', r.id)
         .update({ payload: JSON.stringify({ ...payload, text }) });
     }
   }
+  return jobs;
+}
+
+/** A digest line naming an event: `  #<id> <EVENT> …: <last error>` (server/alerts/messages.ts). */
+const EVENT_LINE = /^(\s*#(\d+) )(.*)$/;
+
+/**
+ * The portal's alert texts lose the lines that name erased events (the failed-events digest
+ * quotes each event's last error); the line keeps only the event id. `eventIds`: the erased
+ * events. Reads the portal's alert jobs a page at a time.
+ */
+export async function redactAlertTexts(
+  db: Knex,
+  portalId: number,
+  eventIds: ReadonlySet<number>,
+): Promise<TableCounts> {
+  if (eventIds.size === 0) return { jobs: 0 };
+  const jobs = await rewriteAlertTexts(
+    db,
+    (q) => q.where('portal_id', portalId),
+    (line) => {
+      const m = EVENT_LINE.exec(line);
+      return m && eventIds.has(Number(m[2])) ? `${m[1]}(erased)` : line;
+    },
+  );
   return { jobs };
 }

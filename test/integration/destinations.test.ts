@@ -516,8 +516,19 @@ describe('destinations', () => {
     expect((await getDestination(h.t.deps.db, `${smtpKey}#${a.row.id}`))?.last_error).toContain(
       customer,
     );
+    // So does the alert written from it, sent or still queued: it would mail the quote.
+    const alertTexts = async () =>
+      (
+        (await h.t.deps.db('jobs').where({ type: 'alert' }).select('payload')) as Array<{
+          payload: string;
+        }>
+      ).map((r) => (JSON.parse(r.payload) as { text: string }).text);
+    expect((await alertTexts()).filter((t) => t.includes(customer))).not.toEqual([]);
     const erased = await erasePortalData(h.t.deps, a.row);
     expect(erased.redacted.destinations).toBeGreaterThanOrEqual(1);
+    expect(erased.redacted.jobs).toBeGreaterThanOrEqual(1);
+    expect((await alertTexts()).filter((t) => t.includes(customer))).toEqual([]);
+    expect((await alertTexts()).filter((t) => t.includes('(last error erased)'))).not.toEqual([]);
     const after = await getDestination(h.t.deps.db, smtpKey);
     expect(after).toMatchObject({ state: 'open', last_error: null });
     expect((await operatorState())?.details).not.toContain(customer);
