@@ -29,6 +29,10 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumns[] = [
   // A user's renewed token pair, left by the instance that renewed it for the others
   // (server/ui/user-renewal.ts).
   { table: 'user_token_renewals', key: ['spent'], columns: ['pair_enc'] },
+  // An open session's proof of its user's rights: the frame's AUTH_ID and REFRESH_ID
+  // (server/ui/admin-check.ts), inside the session's JSON. Left behind, a rotation turned
+  // every open admin session into a reader's until the app was opened again.
+  { table: 'sessions', key: ['sid'], columns: ['sess'] },
 ];
 
 /** A row's columns, and its key values (in `spec.key` order) under `__key`. */

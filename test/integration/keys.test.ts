@@ -6,7 +6,8 @@ import type { Knex } from 'knex';
 import { ENCRYPTED_COLUMNS } from '../../db/stores/encrypted-columns.js';
 import { runCli } from '../../server/cli/run.js';
 import { createSecretBox } from '../../server/lib/crypto.js';
-import { rotateKey } from '../../server/keys/rotate.js';
+import { recrypt, rotateKey } from '../../server/keys/rotate.js';
+import { openFrameSession } from '../helpers/frame-session.js';
 import { runCliIn } from '../helpers/cli.js';
 import { ensureSecrets, promoteStagedSecrets } from '../../server/secrets.js';
 import { createCollectingLogger } from '../helpers/collecting-logger.js';
@@ -62,6 +63,8 @@ describe('the token encryption key', () => {
   beforeAll(async () => {
     h = await startInstallHarness();
     ({ portal } = await installPortal(h));
+    // An admin's open session keeps the frame's tokens sealed with the key (admin-check.ts).
+    await openFrameSession(h.appUrl, portal);
     await h.stopApp();
   });
   afterAll(async () => {
@@ -74,12 +77,21 @@ describe('the token encryption key', () => {
     );
     const found = new Set<string>();
     for (const [table, column] of await schemaColumns(h.t.deps.db)) {
-      const hit = await h.t.deps.db(table).where(column, 'like', 'v1.%').first();
-      if (hit) found.add(`${table}.${column}`);
+      // The value itself, or a JSON document with sealed values inside (as rotate-key finds
+      // them): a session's JSON was missed when only values starting "v1." were looked at.
+      const rows = (await h.t.deps
+        .db(table)
+        .where(column, 'like', '%v1.%')
+        .limit(100)
+        .pluck(column)) as unknown[];
+      if (rows.some((v) => typeof v === 'string' && recrypt(v, (x) => x).count > 0)) {
+        found.add(`${table}.${column}`);
+      }
     }
     // Control: the install stored its tokens encrypted, and the scan saw them.
     expect(found.has('portals.access_token_enc')).toBe(true);
     expect(found.has('portals.refresh_token_enc')).toBe(true);
+    expect(found.has('sessions.sess')).toBe(true);
     // The key check is encrypted too, and rotate-key re-seals it itself.
     found.delete('key_check.value_enc');
     for (const f of found) expect(listed).toContain(f);
@@ -112,6 +124,8 @@ describe('the token encryption key', () => {
     expect(report.columns['portals.access_token_enc']).toBe(1);
     expect(report.rotated).toBeGreaterThanOrEqual(2);
 
+    // An open session's sealed frame token too: its admin stays an admin after the rotation.
+    expect(report.columns['sessions.sess']).toBeGreaterThanOrEqual(1);
     const after = await h.t.deps.db('portals').where({ member_id: portal.memberId }).first();
     expect(after.access_token_enc).not.toBe(before.access_token_enc);
     expect(createSecretBox(Buffer.from(newKey, 'hex')).decrypt(after.access_token_enc)).toBe(
