@@ -149,13 +149,18 @@ export function withStepsRenamedInPlace(
     if (!before) continue;
     const oldNames = before.actions.map((a) => a.name);
     const newNames = rule.actions.map((a) => a.name);
-    const origins = rule.actions.map((a, i) => {
+    const renamedFrom = rule.actions.map((a, i) => {
       const was = before.actions[i];
       if (!was || was.type !== a.type || was.name === a.name) return null;
       if (newNames.includes(was.name) || oldNames.includes(a.name)) return null;
       return was.name ?? `#${i}`;
     });
-    if (origins.some((o) => o !== null)) out = withRenamedSteps(out, rule.name, origins, newNames);
+    // Every other step is found as before, under its own name (or place): withRenamedSteps
+    // gives a step without an origin nothing.
+    const origins = renamedFrom.map((o, i) => o ?? rule.actions[i]!.name ?? `#${i}`);
+    if (renamedFrom.some((o) => o !== null)) {
+      out = withRenamedSteps(out, rule.name, origins, newNames);
+    }
     // A header renamed in a step: the one header gone and the one new, when there is one each.
     const stepsNow = out?.rules.find((r) => r.name === rule.name)?.actions ?? [];
     const keys = rule.actions.map((a, i) => a.name ?? `#${i}`);

@@ -162,6 +162,37 @@ describe('secrets of rule steps', () => {
     expect((await save(shown)).status).toBe(200);
   });
 
+  it('keep their stored values for the steps beside one renamed in place in the JSON', async () => {
+    // A second http step with a token of its own, unnamed, after the named one.
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    const shown = JSON.parse(shownMap(page.html)) as EventMap;
+    const second: HttpAction = {
+      type: 'http',
+      method: 'POST',
+      url: `${h.sink.url}/second`,
+      headers: { Authorization: 'Bearer second-token-77' },
+    };
+    shown.rules[0]!.actions.push(second);
+    expect((await save(shown)).status).toBe(200);
+    const again = JSON.parse(
+      shownMap((await getPage(h, '/ui/rules', admin.cookie)).html),
+    ) as EventMap;
+    (again.rules[0]!.actions[0] as HttpAction).name = 'erp-renamed';
+    const res = await save(again);
+    expect(res.status).toBe(200);
+    const stored = (await getRuleMap(h.t.deps.db, h.portal.memberId))!.rules[0]!.actions;
+    const tokenOf = (a: unknown) =>
+      h.t.deps.box.decrypt(((a as HttpAction).headers!.Authorization as { $enc: string }).$enc);
+    expect([tokenOf(stored[0]), tokenOf(stored[1])]).toEqual([
+      `Bearer ${TOKEN}`,
+      'Bearer second-token-77',
+    ]);
+    // Back as it was, for the checks below.
+    again.rules[0]!.actions.pop();
+    (again.rules[0]!.actions[0] as HttpAction).name = 'invoice';
+    expect((await save(again)).status).toBe(200);
+  });
+
   it('keep their stored values for a rule renamed in place in the JSON', async () => {
     const page = await getPage(h, '/ui/rules', admin.cookie);
     const shown = JSON.parse(shownMap(page.html)) as EventMap;
