@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { SecretBox } from '../lib/crypto.js';
 import { getRuleMap, listRuleMaps, saveRuleMap, saveRuleMapInScope } from './map-store.js';
+import { recordRuleRenames } from './rule-names.js';
 import type { Action, EventMap } from './model.js';
 import { isSealed, markInherited, sealMap, type SealResult } from './secret-fields.js';
 import { DEFAULT_SCOPE } from '../../db/stores/settings.js';
@@ -117,16 +118,23 @@ function withRulesRenamedInPlace(
   stored: EventMap | undefined,
   map: EventMap,
 ): EventMap | undefined {
-  if (!stored) return stored;
+  let out: EventMap | undefined = stored;
+  for (const [from, to] of rulesRenamedInPlace(stored, map)) out = withRenamedRule(out, from, to);
+  return out;
+}
+
+/** The [from, to] names of the rules `map` renamed in place (withRulesRenamedInPlace). */
+function rulesRenamedInPlace(stored: EventMap | undefined, map: EventMap): Array<[string, string]> {
+  if (!stored) return [];
   const newNames = new Set(map.rules.map((r) => r.name));
   const oldNames = new Set(stored.rules.map((r) => r.name));
-  let out: EventMap | undefined = stored;
-  map.rules.forEach((rule, i) => {
+  return map.rules.flatMap((rule, i): Array<[string, string]> => {
     const was = stored.rules[i];
-    if (!was || was.name === rule.name || newNames.has(was.name) || oldNames.has(rule.name)) return;
-    out = withRenamedRule(out, was.name, rule.name);
+    if (!was || was.name === rule.name || newNames.has(was.name) || oldNames.has(rule.name)) {
+      return [];
+    }
+    return [[was.name, rule.name]];
   });
-  return out;
 }
 
 /**
@@ -228,7 +236,17 @@ export async function saveMapSealed(
     previousIsDefault: fromDefault,
     envNames: deps.config.actions.secretEnv,
   });
-  if (sealed.ok && !opts.dryRun) await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());
+  if (sealed.ok && !opts.dryRun) {
+    await saveRuleMap(deps.db, memberId, sealed.map, deps.clock.now());
+    // The rules' figures follow them to their new names (rule-names.ts).
+    const renames: Array<readonly [string, string]> = r
+      ? [[r.from, r.to]]
+      : opts.inPlace
+        ? rulesRenamedInPlace(stored, map)
+        : [];
+    if (memberId !== undefined)
+      await recordRuleRenames(deps.db, memberId, renames, deps.clock.now());
+  }
   return sealed;
 }
 

@@ -6,7 +6,9 @@ import {
   type AlertKind,
   type AlertStateRow,
 } from '../../../db/stores/alerts.js';
-import { eventSeries, eventSeriesBetween, ruleSuccess } from '../../../db/stores/dashboard.js';
+import { eventSeries, eventSeriesBetween } from '../../../db/stores/dashboard.js';
+import { effectiveMapWithSource } from '../../rules/map-store.js';
+import { currentRuleSuccess } from '../../rules/rule-names.js';
 import { statusFigures } from '../../../db/stores/events.js';
 import { destinationJson, openDestinations } from '../../../db/stores/destinations.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
@@ -215,7 +217,15 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
           portal.id,
           localDayEdges(now.getTime(), user.timeZone ?? 'UTC', 7),
         ),
-        ruleSuccess(deps.db, portal.id, now.getTime() - 7 * DAY, now.getTime()),
+        effectiveMapWithSource(deps.db, portal.member_id).then(({ map }) =>
+          currentRuleSuccess(
+            deps.db,
+            portal,
+            map.rules.map((r) => r.name),
+            now.getTime() - 7 * DAY,
+            now.getTime(),
+          ),
+        ),
         slaByPeriod(deps, portal.member_id),
         firingAlerts(deps.db, portal.member_id),
         recoveryView(deps.db, portal.id, portal.member_id),

@@ -14,9 +14,9 @@ import { savedBeforeChecks, validateKeepingOld, type MapError } from '../../rule
 import { portalEvents } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
+import { currentRuleSuccess } from '../../rules/rule-names.js';
 import { maskMap, revealMap, type SealResult } from '../../rules/secret-fields.js';
 import { effectiveMapWithSource } from '../../rules/map-store.js';
-import { ruleSuccess } from '../../../db/stores/dashboard.js';
 import { csrfProtection, requireAdmin, uiContext, type UrlBuilder } from '../context.js';
 import { mapWords } from '../i18n-map.js';
 import type { MessageKey } from '../i18n.js';
@@ -65,7 +65,13 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     const masked = maskMap(map, deps.box);
     const shown = revealed ? revealMap(map, deps.box) : masked;
     const now = deps.clock.now().getTime();
-    const figures = await ruleSuccess(deps.db, portal.id, now - 7 * DAY, now);
+    const figures = await currentRuleSuccess(
+      deps.db,
+      portal,
+      map.rules.map((r) => r.name),
+      now - 7 * DAY,
+      now,
+    );
     const warnings = [
       ...checkMap(map, {
         boundEvents: bound(res),

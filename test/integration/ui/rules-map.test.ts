@@ -156,6 +156,45 @@ describe('the map page', () => {
     expect(rowOf(after.html, 'Won deal: invoice')).toContain('data-succeeded="1" data-total="1"');
   });
 
+  it("keeps a renamed rule's figures under its new name, in the builder and the JSON editor", async () => {
+    const won = (await ownMap())!.rules.find((r) => r.name === 'Won deal: invoice')!;
+    // Renamed in the builder.
+    const saved = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify({ ...won, name: 'Won deal: invoice (ERP)' }),
+      original: 'Won deal: invoice',
+    });
+    expect(saved.status).toBe(200);
+    const page = await getPage(h, '/ui/rules', admin.cookie);
+    expect(rowOf(page.html, 'Won deal: invoice (ERP)')).toContain(
+      'data-succeeded="1" data-total="1"',
+    );
+    // Then in place in the JSON editor: the week follows it again.
+    const map = (await ownMap())!;
+    const renamed = {
+      ...map,
+      rules: map.rules.map((r) =>
+        r.name === 'Won deal: invoice (ERP)' ? { ...r, name: 'Won deal: ERP invoice' } : r,
+      ),
+    };
+    expect((await post('/ui/rules', { map: JSON.stringify(renamed) })).status).toBe(200);
+    const again = await getPage(h, '/ui/rules', admin.cookie);
+    expect(rowOf(again.html, 'Won deal: ERP invoice')).toContain(
+      'data-succeeded="1" data-total="1"',
+    );
+    // The dashboard's per-rule table names the rule as it is called now, not as it was.
+    const dash = await getPage(h, '/ui', admin.cookie);
+    expect(dash.html).toContain('Won deal: ERP invoice');
+    expect(dash.html).not.toContain('Won deal: invoice');
+    // Back to its first name: the figures stay with it, and nothing counts twice.
+    const back = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify({ ...won, name: 'Won deal: invoice' }),
+      original: 'Won deal: ERP invoice',
+    });
+    expect(back.status).toBe(200);
+    const last = await getPage(h, '/ui/rules', admin.cookie);
+    expect(rowOf(last.html, 'Won deal: invoice')).toContain('data-succeeded="1" data-total="1"');
+  });
+
   describe('with a map of every kind of condition and step', () => {
     beforeAll(async () => {
       const res = await post('/ui/rules', { map: JSON.stringify(richMap(h.sink.url)) });
