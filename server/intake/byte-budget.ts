@@ -5,10 +5,30 @@
  * and every delivery he then posts is genuine: at `BODY_LIMIT` each and under the flood mark,
  * one portal grew the database by about 24 MB a second, a disk shared by every portal. A real
  * portal's deliveries are about a kilobyte (an ID and the auth block), so the default hour,
- * 256 MB, is some 250,000 of them at once, and their pace after that.
+ * 256 MB, is some 125,000 of them at once (each counted with its rows, ROW_BYTES), and
+ * their pace after that.
  *
  * Counted on the hot path without a timer or a query: one map read and write per delivery.
  */
+
+/**
+ * What a stored delivery costs besides its body: the event row's other columns, its job row
+ * and their index entries. A red-team's small deliveries (about 120 bytes of body each) grew
+ * a SQLite file by about 980 bytes apiece, eight times what their bodies counted.
+ */
+export const ROW_BYTES = 1024;
+
+/**
+ * The app's own events (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL) draw on an allowance of
+ * their own, this much an hour at most: an uninstall with "delete app data" refused because
+ * the portal's deal updates had spent the hour is never sent again, and the portal would
+ * keep its tokens and data. A real portal sends a few, of about a kilobyte.
+ */
+export const LIFECYCLE_BYTES_PER_HOUR = 4 * 1024 * 1024;
+
+/** Bytes a delivery costs the budget: its body as stored (UTF-8) and its rows. */
+export const storedCost = (body: string | null | undefined): number =>
+  (body ? Buffer.byteLength(body, 'utf8') : 0) + ROW_BYTES;
 
 const HOUR_MS = 3_600_000;
 /** Buckets are forgotten once full again; the map is swept for them this often (deliveries). */

@@ -10,7 +10,7 @@ import { entityOf, isDeleteEvent } from './entity.js';
 import { parseEventBody, type Delivery } from './event-body.js';
 import { deliveredTokens, maskedBody } from './mask.js';
 import type { RejectBudget } from './reject-budget.js';
-import type { ByteBudget } from './byte-budget.js';
+import { storedCost, type ByteBudget } from './byte-budget.js';
 import type { RequestRate } from './request-rate.js';
 import { OK, OK_DUPLICATE, send, STORAGE_RETRY_AFTER_SECONDS } from './respond.js';
 import {
@@ -51,6 +51,8 @@ export interface IntakeContext extends Pick<
   rate: RequestRate;
   /** What each portal's genuine deliveries may still store (PORTAL_INTAKE_MB_PER_HOUR). */
   bytes: ByteBudget;
+  /** The same for the app's own events, apart (LIFECYCLE_BYTES_PER_HOUR). */
+  lifecycleBytes: ByteBudget;
 }
 
 /**
@@ -173,7 +175,8 @@ async function accept(
   row.dedupe_key = dedupeKey(d, dataJson, row.entity_id);
   let job: IntakeRow['job'] = null;
   if (verified) {
-    const wait = ctx.bytes.take(portal.id, row.body?.length ?? 0);
+    const budget = LIFECYCLE_EVENTS.has(d.event) ? ctx.lifecycleBytes : ctx.bytes;
+    const wait = budget.take(portal.id, storedCost(row.body));
     if (wait > 0) {
       refuseOverBudget(ctx, res, d, portal, wait);
       return;
@@ -246,7 +249,8 @@ function refuseOverBudget(
   waitSeconds: number,
 ): void {
   ctx.metrics.eventsRejected.inc({ reason: 'portal_bytes' });
-  const refused = ctx.bytes.toLog(portal.id);
+  const budget = LIFECYCLE_EVENTS.has(d.event) ? ctx.lifecycleBytes : ctx.bytes;
+  const refused = budget.toLog(portal.id);
   if (refused !== undefined) {
     ctx.logger.warn(
       { memberId: portal.member_id, event: d.event, refused, retryAfterSeconds: waitSeconds },

@@ -6,7 +6,7 @@ import { createCommitQueue } from './commit-queue.js';
 import { handleBody, type IntakeContext } from './deliver.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
 import { createLogBudget } from '../lib/log-budget.js';
-import { ByteBudget } from './byte-budget.js';
+import { ByteBudget, LIFECYCLE_BYTES_PER_HOUR } from './byte-budget.js';
 import { createRejectBudget } from './reject-budget.js';
 import { RequestRate, type Flood } from './request-rate.js';
 import { send } from './respond.js';
@@ -109,6 +109,9 @@ export function createIntake(
     mayLog: createLogBudget(logger, now),
     rate,
     bytes: new ByteBudget(config.portalIntakeBytesPerHour),
+    lifecycleBytes: new ByteBudget(
+      Math.min(config.portalIntakeBytesPerHour, LIFECYCLE_BYTES_PER_HOUR),
+    ),
   };
   const ctx: RouteContext = { config, metrics, logger, allowlist, intake };
 

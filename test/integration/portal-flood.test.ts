@@ -206,6 +206,13 @@ describe.each([
         .map((l) => JSON.parse(l) as Record<string, unknown>)
         .filter((l) => String(l.msg).includes('PORTAL_INTAKE_MB_PER_HOUR'));
       expect(lines.map((l) => [l.memberId, l.refused])).toEqual([[a.memberId, 1]]);
+      // The app's own events have an allowance of their own: an uninstall with "delete app
+      // data" is still taken (Bitrix24 never sends it again).
+      const uninstall = await post(
+        eventBody({ portal: a, event: 'ONAPPUNINSTALL', data: { CLEAN: '1', LANGUAGE_ID: 'en' } }),
+      );
+      expect(uninstall.status).toBe(200);
+      expect(await stored(a)).toBe(6);
     },
   );
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ByteBudget } from '../../server/intake/byte-budget.js';
+import { ByteBudget, ROW_BYTES, storedCost } from '../../server/intake/byte-budget.js';
 
 const MB = 1024 * 1024;
 const HOUR = 3_600_000;
@@ -56,6 +56,13 @@ describe('ByteBudget', () => {
     b.take(1, MB);
     expect(b.toLog(1)).toBe(3);
     expect(b.toLog(2)).toBeUndefined();
+  });
+
+  it('counts a body as stored, in UTF-8, with what its rows cost besides', () => {
+    expect(storedCost('abc')).toBe(3 + ROW_BYTES);
+    // A CJK character is one UTF-16 unit and three bytes in the database.
+    expect(storedCost('\u4e00'.repeat(10))).toBe(30 + ROW_BYTES);
+    expect(storedCost(null)).toBe(ROW_BYTES);
   });
 
   it('is off at 0', () => {
