@@ -35,21 +35,32 @@ export function withRenames(
   return out;
 }
 
-/** Records the renames of a save of the portal's map (nothing when there are none). */
+/**
+ * The former names after a save of the portal's map: its renames applied, and only the
+ * rules the map has kept (a rule deleted takes its former names with it, so a new rule of
+ * its name does not inherit its runs, and the row never outgrows the map).
+ */
+export function afterSave(
+  former: FormerNames,
+  renames: ReadonlyArray<readonly [string, string]>,
+  current: readonly string[],
+): FormerNames {
+  const renamed = withRenames(former, renames);
+  return Object.fromEntries(current.flatMap((n) => (renamed[n] ? [[n, renamed[n]]] : [])));
+}
+
+/** Records what a save of the portal's map did to its rules' names (written when it changed). */
 export async function recordRuleRenames(
   db: Knex,
   memberId: string,
   renames: ReadonlyArray<readonly [string, string]>,
+  current: readonly string[],
   now: Date,
 ): Promise<void> {
-  if (!renames.some(([from, to]) => from && to && from !== to)) return;
-  await putSetting(
-    db,
-    memberId,
-    RULE_NAMES_KEY,
-    withRenames(await formerNames(db, memberId), renames),
-    now,
-  );
+  const before = await formerNames(db, memberId);
+  const after = afterSave(before, renames, current);
+  if (JSON.stringify(after) === JSON.stringify(before)) return;
+  await putSetting(db, memberId, RULE_NAMES_KEY, after, now);
 }
 
 /**

@@ -244,8 +244,10 @@ export async function saveMapSealed(
       : opts.inPlace
         ? rulesRenamedInPlace(stored, map)
         : [];
-    if (memberId !== undefined)
-      await recordRuleRenames(deps.db, memberId, renames, deps.clock.now());
+    if (memberId !== undefined) {
+      const names = sealed.map.rules.map((x) => x.name);
+      await recordRuleRenames(deps.db, memberId, renames, names, deps.clock.now());
+    }
   }
   return sealed;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { foldFormerNames, withRenames } from '../../server/rules/rule-names.js';
+import { afterSave, foldFormerNames, withRenames } from '../../server/rules/rule-names.js';
 
 const fig = (rule: string, succeeded: number, failed = 0, other = 0) => ({
   rule,
@@ -43,5 +43,30 @@ describe('former rule names', () => {
       fig('C', 1, 0, 1),
       fig('Gone', 4),
     ]);
+  });
+
+  it('keeps former names only for the rules a save kept: a deleted rule takes its own along', () => {
+    // A was renamed B; B is deleted; a new, unrelated rule is called B later.
+    let f = afterSave({}, [['A', 'B']], ['B', 'Other']);
+    expect(f).toEqual({ B: ['A'] });
+    f = afterSave(f, [], ['Other']);
+    expect(f).toEqual({});
+    expect(
+      foldFormerNames([fig('A', 7, 3)], ['B', 'Other'], afterSave(f, [], ['B', 'Other'])),
+    ).toEqual([fig('A', 7, 3)]);
+    // Fifty rules renamed again and again: never more keys than rules.
+    let names = Array.from({ length: 50 }, (_, i) => `r${i}`);
+    let many = {};
+    for (let round = 0; round < 30; round++) {
+      const next = names.map((n) => `${n}.`);
+      many = afterSave(
+        many,
+        names.map((n, i) => [n, next[i]!] as const),
+        next,
+      );
+      names = next;
+    }
+    expect(Object.keys(many)).toHaveLength(50);
+    expect(Object.values(many).every((v) => (v as string[]).length === 20)).toBe(true);
   });
 });
