@@ -199,7 +199,7 @@ export async function countAged(db: Knex, name: AgedTableName, before: number): 
  */
 const olderThan = (
   db: Knex,
-  table: 'entity_snapshots' | 'replay_runs',
+  table: 'entity_snapshots' | 'replay_runs' | 'step_tests',
   portalId: number,
   before: number,
 ) =>
@@ -228,7 +228,15 @@ export async function prunePortalRows(
   const runs = (await olderThan(db, 'replay_runs', portalId, before)
     .limit(limit)
     .pluck('id')) as number[];
-  return addCounts({ entity_snapshots: snapshots }, await deleteReplayRuns(db, runs));
+  // The rule builder's test sends (at most 50 a portal) quote the record they were sent with.
+  const tests = (await olderThan(db, 'step_tests', portalId, before)
+    .limit(limit)
+    .pluck('id')) as number[];
+  const stepTests = tests.length ? await db('step_tests').whereIn('id', tests).delete() : 0;
+  return addCounts(
+    { entity_snapshots: snapshots, step_tests: stepTests },
+    await deleteReplayRuns(db, runs),
+  );
 }
 
 export async function countPortalRows(
@@ -242,6 +250,7 @@ export async function countPortalRows(
     {
       entity_snapshots: await countRows(olderThan(db, 'entity_snapshots', portalId, before)),
       replay_runs: await countRows(olderThan(db, 'replay_runs', portalId, before)),
+      step_tests: await countRows(olderThan(db, 'step_tests', portalId, before)),
       replay_run_events: await countRows(db('replay_run_events').whereIn('run_id', runs())),
     },
   );

@@ -3,6 +3,7 @@ import { listen, buildListener, type RunningServer } from '../../server/start.js
 import { appParts } from '../../server/routes/index.js';
 import { createServices, type Services } from '../../server/services.js';
 import { savePortalRetention } from '../../server/retention/policy.js';
+import { seedStepTest } from '../helpers/seed-db.js';
 import { createRetention } from '../../server/retention/index.js';
 import { generateEvents, type EventGroup } from '../helpers/bulk-events.js';
 import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder.js';
@@ -238,8 +239,11 @@ describe('retention prune', () => {
       },
     ] as Case[];
     ({ ids } = await generateEvents(t.deps.db, cases));
-    // Rows pruned by their own age: a snapshot, a loop-guard write, an alert job each.
+    // Rows pruned by their own age: a snapshot, a loop-guard write, an alert job each, and
+    // the rule builder's test sends (they quote the record they were sent with).
     const db = t.deps.db;
+    await seedStepTest(db, a.row.id, at(31));
+    await seedStepTest(db, a.row.id, at(29));
     await db('entity_snapshots').insert([
       {
         portal_id: a.row.id,
@@ -340,6 +344,7 @@ describe('retention prune', () => {
     const withChildren = cases.filter((c) => c.gone && c.children).reduce((s, c) => s + c.count, 0);
     expect(report.tables.action_runs).toBe(withChildren);
     expect(report.tables.entity_snapshots).toBe(2);
+    expect(report.tables.step_tests).toBe(1);
     const n = (await t.deps.db('events').count({ n: '*' }).first()) as { n: unknown };
     expect(Number(n.n)).toBe(total());
     // Counting 100,000 rows takes 9–15 s on PostgreSQL alone, and over 30 s beside the
@@ -406,6 +411,9 @@ describe('retention prune', () => {
       entity_id: string;
     }>;
     expect(snaps.map((s) => [s.portal_id, s.entity_id])).toEqual([[a.row.id, 'new']]);
+    expect(((await db('step_tests').pluck('created_at')) as unknown[]).map(Number)).toEqual([
+      now - 29 * DAY,
+    ]);
     expect(await db('own_writes').pluck('entity_id')).toEqual(['2']);
     const alerts = (await db('jobs').where('type', 'alert').orderBy('id')) as Array<{
       status: string;
