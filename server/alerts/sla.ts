@@ -2,6 +2,7 @@ import type { Deps } from '../deps.js';
 import { findPortalByMemberId, listPortals, type PortalRow } from '../../db/stores/portals.js';
 import { effectiveMapOf, RULES_KEY } from '../rules/map-store.js';
 import { slaRules, slaRulesOf } from '../rules/sla-rules.js';
+import { RULE_NAMES_KEY, type FormerNames } from '../rules/rule-names.js';
 import { DEFAULT_SCOPE, listSettings, settingsOfScopes } from '../../db/stores/settings.js';
 import { getAlertState, saveAlertState, type AlertStateRow } from '../../db/stores/alerts.js';
 import {
@@ -34,41 +35,59 @@ export type SlaPeriod = keyof typeof SLA_PERIODS;
 async function slaRulesOfPortals(
   db: Deps['db'],
   memberId: string | undefined,
-): Promise<Array<{ portal: PortalRow; rules: SlaRule[] }>> {
+): Promise<Array<{ portal: PortalRow; rules: SlaRule[]; former: FormerNames }>> {
   // One portal (the dashboard, at every view): its own row, not every portal's.
   const one = memberId === undefined ? undefined : await findPortalByMemberId(db, memberId);
   const portals = memberId === undefined ? await listPortals(db) : one ? [one] : [];
-  // One portal's map and the default, or every map there is: one query, not two per portal.
+  // One portal's map and the default, or every map there is: one query, not two per portal;
+  // with the names the portals' rules had before (rule-names.ts), the same way.
   const maps = new Map<string, Map<string, unknown>>();
+  const keys = [RULES_KEY, RULE_NAMES_KEY];
   if (memberId !== undefined) {
-    for (const [scope, m] of await settingsOfScopes(db, [memberId, DEFAULT_SCOPE], [RULES_KEY]))
+    for (const [scope, m] of await settingsOfScopes(db, [memberId, DEFAULT_SCOPE], keys))
       maps.set(scope, m);
   } else {
-    for (const r of await listSettings<unknown>(db, RULES_KEY))
-      maps.set(r.scope, new Map([[RULES_KEY, r.value]]));
+    for (const key of keys) {
+      for (const r of await listSettings<unknown>(db, key)) {
+        const m = maps.get(r.scope) ?? new Map<string, unknown>();
+        m.set(key, r.value);
+        maps.set(r.scope, m);
+      }
+    }
   }
   return portals.map((portal) => ({
     portal,
     rules: slaRulesOf(effectiveMapOf(maps, portal.member_id)),
+    former: (maps.get(portal.member_id)?.get(RULE_NAMES_KEY) as FormerNames | undefined) ?? {},
   }));
 }
 
 /** The SLA figures per rule of these portals' rules for events received since `sinceMs`. */
 async function summarise(
   db: Deps['db'],
-  applied: ReadonlyArray<{ portal: PortalRow; rules: readonly SlaRule[] }>,
+  applied: ReadonlyArray<{ portal: PortalRow; rules: readonly SlaRule[]; former?: FormerNames }>,
   sinceMs: number,
   now: number,
 ): Promise<SlaFigure[]> {
-  const pairs = applied.flatMap(({ portal, rules }) =>
-    rules.map((rule) => ({ portalId: portal.id, rule })),
-  );
+  // A rule renamed keeps its events: they were counted under the names it had (with the
+  // same SLA), which no rule of the map has now (a renamed rule's week showed 0/0, and the
+  // total with it).
+  const pairs = applied.flatMap(({ portal, rules, former = {} }) => {
+    const current = new Set(rules.map((r) => r.name));
+    return rules.flatMap((rule) =>
+      [rule.name, ...(former[rule.name] ?? []).filter((n) => !current.has(n))].map((name) => ({
+        portalId: portal.id,
+        rule: { ...rule, name },
+        as: rule.name,
+      })),
+    );
+  });
   const counts = await slaCountsOf(db, pairs, sinceMs, now);
   const byRule = new Map<string, SlaFigure>();
-  for (const [i, { rule }] of pairs.entries()) {
+  for (const [i, { rule, as }] of pairs.entries()) {
     const c = counts[i] ?? { total: 0, withinSla: 0 };
-    const f = byRule.get(rule.name) ?? {
-      rule: rule.name,
+    const f = byRule.get(as) ?? {
+      rule: as,
       slaSeconds: rule.slaSeconds,
       total: 0,
       withinSla: 0,
@@ -77,7 +96,7 @@ async function summarise(
     if (f.slaSeconds !== rule.slaSeconds) f.slaSeconds = null;
     f.total += c.total;
     f.withinSla += c.withinSla;
-    byRule.set(rule.name, f);
+    byRule.set(as, f);
   }
   return [...byRule.values()].map((f) => ({
     ...f,

@@ -11,6 +11,7 @@ import {
 import { ALERT_SETTINGS } from '../../db/stores/alerts.js';
 import { putSetting } from '../../db/stores/settings.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
+import { saveMapSealed } from '../../server/rules/saved-map.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
@@ -176,6 +177,25 @@ describe('SLA control', () => {
       {
         rule: 'Deal to accounting',
         period: '7d',
+        slaSeconds: 60,
+        total: 3,
+        withinSla: 1,
+        share: 0.3333,
+      },
+    ]);
+
+    // Renamed in the builder: its events are counted under the new name (they showed 0 of 0,
+    // and the dashboard's total dropped with them).
+    const renamed = {
+      rules: MAP.rules.map((r) => ({ ...r, name: 'Deal to accounting (ERP)' })),
+    } as EventMap;
+    const saved = await saveMapSealed(h.t.deps, portal.memberId, renamed, {
+      renamed: { from: 'Deal to accounting', to: 'Deal to accounting (ERP)' },
+    });
+    expect(saved.ok).toBe(true);
+    expect(await slaSummary(h.t.deps, portal.memberId, since)).toEqual([
+      {
+        rule: 'Deal to accounting (ERP)',
         slaSeconds: 60,
         total: 3,
         withinSla: 1,
