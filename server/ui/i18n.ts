@@ -295,8 +295,11 @@ const EN = {
     "Saved. Events past these ages are deleted at the server's next retention pass, and cannot be brought back.",
   'ret.failedShorter':
     'Failed events are kept for less time than the others, though they are the ones you may need to look at or retry.',
-  'ret.invalid':
-    "Not saved: days are whole numbers from 1 up to the server's figure above (0, for ever, only where the server keeps for ever).",
+  'ret.invalid': 'Not saved: see the fields marked below.',
+  'ret.notWhole': 'Whole days only, such as 30.',
+  'ret.tooLong':
+    'At most {max} days on this server: the portal may keep its data for less time, not longer or for ever.',
+  'ret.nDays': '{n} days',
   'ret.save': 'Save',
   'dash.storage': 'Storage',
   'dash.oldestKept': 'Oldest kept event',
@@ -606,7 +609,7 @@ const RU: Record<MessageKey, string> = {
   'ret.intro':
     'События в конечном статусе старше этого срока удаляются вместе со всем, что к ним относится (задания, запуски действий, совпадения, повторы); снимки записей, не встречавшихся столько же, тоже. Пусто — значение сервера.',
   'ret.ceiling':
-    'Этот сервер хранит события не дольше чем {days}, события с ошибкой — {failed}: портал может хранить их меньше, но не дольше.',
+    'Этот сервер хранит события не дольше {days}, события с ошибкой — {failed}: портал может хранить их меньше, но не дольше.',
   'ret.days': 'Обработанные, пропущенные, отклонённые события (дней)',
   'ret.failedDays': 'События с ошибкой (дней)',
   'ret.default': 'по умолчанию сервера',
@@ -616,8 +619,11 @@ const RU: Record<MessageKey, string> = {
     'Сохранено. События старше этих сроков удаляются при следующей очистке на сервере, и вернуть их нельзя.',
   'ret.failedShorter':
     'События с ошибкой хранятся меньше остальных, хотя именно их может понадобиться посмотреть или повторить.',
-  'ret.invalid':
-    'Не сохранено: число дней — целое от 1 до значения сервера выше (0, хранить всегда, — только если сервер хранит всегда).',
+  'ret.invalid': 'Не сохранено: см. отмеченные поля ниже.',
+  'ret.notWhole': 'Только целое число дней, например 30.',
+  'ret.tooLong':
+    'Не больше {max} дн. на этом сервере: портал может хранить данные меньше, но не дольше и не всегда.',
+  'ret.nDays': '{n} дн.',
   'ret.save': 'Сохранить',
   'dash.storage': 'Хранилище',
   'dash.oldestKept': 'Самое старое хранимое событие',

@@ -3,6 +3,7 @@ import type { Deps } from '../../deps.js';
 import {
   defaultPolicy,
   effectivePolicy,
+  MAX_RETENTION_DAYS,
   parseDays,
   portalRetention,
   savePortalRetention,
@@ -11,6 +12,9 @@ import {
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
 const shown = (n: number | undefined) => (n === undefined ? '' : String(n));
+
+/** Why a field was refused: not a whole number of days, or more than the server's `max`. */
+type FieldProblem = { kind: 'notWhole' } | { kind: 'tooLong'; max: number };
 
 /**
  * The portal's own retention (db/README.md#retention): days for events, failed events; empty =
@@ -21,7 +25,12 @@ export function retentionPage(deps: Deps): Router {
 
   const render = async (
     res: Response,
-    extra: { saved?: boolean; invalid?: boolean; form?: { days: string; failedDays: string } } = {},
+    extra: {
+      saved?: boolean;
+      invalid?: boolean;
+      form?: { days: string; failedDays: string };
+      problems?: { days: FieldProblem | null; failedDays: FieldProblem | null };
+    } = {},
   ) => {
     const { user } = uiContext(res);
     const own = await portalRetention(deps.db, user.memberId);
@@ -32,6 +41,7 @@ export function retentionPage(deps: Deps): Router {
       form: extra.form ?? { days: shown(own.days), failedDays: shown(own.failedDays) },
       saved: extra.saved ?? false,
       invalid: extra.invalid ?? false,
+      problems: extra.problems ?? { days: null, failedDays: null },
     });
   };
 
@@ -43,17 +53,30 @@ export function retentionPage(deps: Deps): Router {
     const days = parseDays(body.days);
     const failedDays = parseDays(body.failedDays);
     const server = defaultPolicy(deps.config);
-    const fits = (d: { days?: number }, ceiling: number) =>
-      d.days === undefined || withinCeiling(d.days, ceiling);
-    if (
-      !days.ok ||
-      !failedDays.ok ||
-      !fits(days, server.days) ||
-      !fits(failedDays, server.failedDays)
-    ) {
+    // What is wrong with each field, said next to it: not a number of days, or more than
+    // the server keeps (0, for ever, included).
+    const problem = (
+      raw: unknown,
+      d: ReturnType<typeof parseDays>,
+      ceiling: number,
+    ): FieldProblem | null => {
+      const max = ceiling || MAX_RETENTION_DAYS;
+      if (!d.ok) {
+        // A number past every limit (99999) is too long, not "no whole number".
+        return /^\s*\d+\s*$/.test(String(raw)) ? { kind: 'tooLong', max } : { kind: 'notWhole' };
+      }
+      return d.days === undefined || withinCeiling(d.days, ceiling)
+        ? null
+        : { kind: 'tooLong', max };
+    };
+    const problems = {
+      days: problem(body.days, days, server.days),
+      failedDays: problem(body.failedDays, failedDays, server.failedDays),
+    };
+    if (problems.days || problems.failedDays || !days.ok || !failedDays.ok) {
       res.status(400);
       const form = { days: String(body.days ?? ''), failedDays: String(body.failedDays ?? '') };
-      await render(res, { invalid: true, form });
+      await render(res, { invalid: true, form, problems });
       return;
     }
     await savePortalRetention(

@@ -97,6 +97,13 @@ describe('retention settings page', () => {
       );
       expect([bad, res.status]).toEqual([bad, 400]);
       expect(res.html).toContain('id="retention-error"');
+      expect(res.html).toContain(
+        bad === '99999'
+          ? '<span class="error" id="days-error">At most 30 days'
+          : '<span class="error" id="days-error">Whole days only',
+      );
+      // What was typed stays in the field.
+      expect(res.html).toContain(`value="${bad}"`);
     }
     expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
   });
@@ -104,7 +111,7 @@ describe('retention settings page', () => {
   it("keeps a portal's figures within the server's: less time, not longer nor for ever", async () => {
     const page = await getPage(h, '/ui/retention', admin.cookie);
     expect(page.html).toContain(
-      'This server keeps events 30 d at most, failed events 90 d: the portal may keep them for less time, not longer.',
+      'This server keeps events 30 days at most, failed events 90 days: the portal may keep them for less time, not longer.',
     );
     const csrf = csrfOf(page.html);
     await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
@@ -122,7 +129,12 @@ describe('retention settings page', () => {
       );
       expect([days, failedDays, res.status]).toEqual([days, failedDays, 400]);
       expect(res.html).toContain('id="retention-error"');
-      expect(res.html).toContain('figure above');
+      // Said beside the field it is about, which is marked and takes the keyboard.
+      const id = days ? 'days' : 'failed-days';
+      expect(res.html).toContain(`aria-invalid="true" aria-describedby="${id}-error" autofocus`);
+      expect(res.html).toContain(
+        `<span class="error" id="${id}-error">At most ${days ? 30 : 90} days on this server`,
+      );
     }
     expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
     // At the ceiling itself, saved.
