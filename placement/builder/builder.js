@@ -1328,7 +1328,8 @@ async function save() {
         h(
           'div',
           { class: 'warn', id: 'rule-warnings', role: 'status' },
-          h('span', { text: S.savedWarnings }),
+          // A rule saved off (a draft) hears only of its steps' text: said as such.
+          h('span', { text: rule.enabled === false ? S.savedOffWarnings : S.savedWarnings }),
           h(
             'ul',
             {},

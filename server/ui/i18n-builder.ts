@@ -118,14 +118,15 @@ export const BUILDER_EN = {
   'rb.js.sessionEnded':
     "Your edits are still on this page: copy the rule's JSON below, reopen the application, open this rule again and paste the JSON into its JSON box.",
   'rb.js.removeStep': 'Remove step {n}',
-  'rb.js.moveUp': 'Up',
-  'rb.js.moveDown': 'Down',
+  'rb.js.moveUp': 'Move up',
+  'rb.js.moveDown': 'Move down',
   'rb.js.moveStepUp': 'Move step {n} up',
   'rb.js.moveStepDown': 'Move step {n} down',
   'rb.js.removeCondition': 'Remove condition {n}',
   'rb.js.removeRow': 'Remove row {n} of {list}, step {step}',
   'rb.js.pickFieldFirst': 'Click in a field of this step first (URL, text, a value…), then Insert.',
   'rb.js.savedWarnings': 'Saved, but it may not run as you expect:',
+  'rb.js.savedOffWarnings': 'Saved, turned off. Before you turn it on:',
   'rb.js.stepN': 'Step {n}',
   'rb.js.conditionN': 'Condition {n}',
 } as const;
@@ -256,6 +257,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.pickFieldFirst':
     'Сначала щёлкните в поле этого шага (адрес, текст, значение…), затем «Вставить».',
   'rb.js.savedWarnings': 'Сохранено, но правило может работать не так, как вы ждёте:',
+  'rb.js.savedOffWarnings': 'Сохранено, правило выключено. Прежде чем его включить:',
   'rb.js.stepN': 'Шаг {n}',
   'rb.js.conditionN': 'Условие {n}',
 };

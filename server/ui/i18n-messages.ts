@@ -14,6 +14,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['expected a unique rule name; ', 'название правила должно быть уникальным; '],
   [' is also the name of ', ' — так уже называется '],
   [
+    ' already exists (names that differ only in capitals count as one); open it from the rules page to change it, or choose another name',
+    ' уже есть (названия, которые различаются только заглавными буквами, считаются одним); чтобы его изменить, откройте его на странице правил или выберите другое название',
+  ],
+  [
     '; names that differ only in capitals count as one)',
     '; названия, которые различаются только заглавными буквами, считаются одним)',
   ],
@@ -38,7 +42,7 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['a rule named ', 'правило с названием '],
   [
     ' already exists; open it from the rules page to change it, or choose another name',
-    ' уже есть; чтобы его изменить, откройте его на странице правил, или выберите другое название',
+    ' уже есть; чтобы его изменить, откройте его на странице правил или выберите другое название',
   ],
   ['expected a field name or path such as ', 'ожидается поле или путь, например '],
   [

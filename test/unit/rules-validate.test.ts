@@ -257,6 +257,12 @@ describe('validateEventMap', () => {
       },
     ]);
     expect(englishIn(translateMessage(errors[0]!.message, 'ru'))).toEqual([]);
+    // The builder's refusal of such a name says so too, in Russian as well.
+    const builder =
+      'a rule named "Paid" already exists (names that differ only in capitals count as one); open it from the rules page to change it, or choose another name';
+    expect(translateMessage(builder, 'ru')).toBe(
+      'правило с названием "Paid" уже есть (названия, которые различаются только заглавными буквами, считаются одним); чтобы его изменить, откройте его на странице правил или выберите другое название',
+    );
   });
 
   it('rejects a template that reads a step that has not run yet', () => {

@@ -158,7 +158,8 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
         ? map.rules.find((r) => r.name !== original && ruleNameKey(r.name) === ruleNameKey(name))
         : undefined;
     if (other) {
-      const message = `a rule named ${JSON.stringify(other.name)} already exists; open it from the rules page to change it, or choose another name`;
+      const recased = other.name !== (name as string).trim();
+      const message = `a rule named ${JSON.stringify(other.name)} already exists${recased ? ' (names that differ only in capitals count as one)' : ''}; open it from the rules page to change it, or choose another name`;
       res
         .status(400)
         .json({ errors: [{ path: '$.name', message: translateMessage(message, user.lang) }] });

@@ -507,14 +507,13 @@ describe('the rule builder pages', () => {
       actions: [{ type: 'sms', to: '+15550001111', text: 'hi' }],
     };
     /** Refused next to the name, in words, naming the rule as it is; nothing saved. */
-    const refused = async (sent: typeof rule) => {
+    const refused = async (sent: typeof rule, why = '') => {
       const r = await post('/ui/rules/builder/save', { rule: JSON.stringify(sent), original: '' });
       expect(r.status).toBe(400);
       expect(json(r).errors).toEqual([
         {
           path: '$.name',
-          message:
-            'a rule named "Won deal: invoice" already exists; open it from the rules page to change it, or choose another name',
+          message: `a rule named "Won deal: invoice" already exists${why}; open it from the rules page to change it, or choose another name`,
         },
       ]);
       expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
@@ -525,10 +524,13 @@ describe('the rule builder pages', () => {
     const ruCsrf = dataOf((await getPage(h, '/ui/rules/new', ru.cookie)).html).csrf;
     const inRu = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) }, ru, ruCsrf);
     expect((json(inRu).errors as Array<{ message: string }>)[0]!.message).toBe(
-      'правило с названием "Won deal: invoice" уже есть; чтобы его изменить, откройте его на странице правил, или выберите другое название',
+      'правило с названием "Won deal: invoice" уже есть; чтобы его изменить, откройте его на странице правил или выберите другое название',
     );
     // The same name in other capitals is the same name.
-    await refused({ ...rule, name: 'WON DEAL: INVOICE ' });
+    await refused(
+      { ...rule, name: 'WON DEAL: INVOICE ' },
+      ' (names that differ only in capitals count as one)',
+    );
     // Editing it (original given) still replaces it, in other capitals too.
     const edited = await post('/ui/rules/builder/save', {
       rule: JSON.stringify(rule),
