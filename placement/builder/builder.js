@@ -927,6 +927,7 @@ function stepBox(step, i) {
  */
 function moveStep(i, j, dir) {
   const list = rule.actions;
+  const moved = list[i];
   [list[i], list[j]] = [list[j], list[i]];
   swapKvRows(i, j);
   lastField.delete(i);
@@ -937,6 +938,14 @@ function moveStep(i, j, dir) {
   (
     document.getElementById(`step-${dir}-${j}`) || document.getElementById(`step-${other}-${j}`)
   )?.focus();
+  // The focused button names only the place ("Move step 1 down"): say which step went where.
+  const status = document.getElementById('builder-status');
+  if (status) {
+    const type = S[`type.${moved.type}`] || moved.type;
+    status.textContent = S.stepMoved
+      .replace('{what}', `${type}${moved.name ? ` (${moved.name})` : ''}`)
+      .replace('{n}', String(j + 1));
+  }
 }
 
 // ---- the form --------------------------------------------------------------------------

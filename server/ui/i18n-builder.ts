@@ -110,7 +110,7 @@ export const BUILDER_EN = {
   'rb.js.kvNoName': 'Give this value a name, or remove the row.',
   'rb.js.kvClash':
     'A name cannot be both a value and a group ("a" and "a.b"): rename one of the rows.',
-  'rb.js.fixMarked': 'fix the fields marked below first; the rule was not sent.',
+  'rb.js.fixMarked': 'fix the fields marked below first.',
   'rb.js.stepRemoved': 'Removed step',
   'rb.js.conditionRemoved': 'Removed condition:',
   'rb.js.undo': 'Undo',
@@ -122,6 +122,7 @@ export const BUILDER_EN = {
   'rb.js.moveDown': 'Move down',
   'rb.js.moveStepUp': 'Move step {n} up',
   'rb.js.moveStepDown': 'Move step {n} down',
+  'rb.js.stepMoved': '{what} is now step {n}.',
   'rb.js.removeCondition': 'Remove condition {n}',
   'rb.js.removeRow': 'Remove row {n} of {list}, step {step}',
   'rb.js.pickFieldFirst': 'Click in a field of this step first (URL, text, a value…), then Insert.',
@@ -240,7 +241,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.kvNoName': 'Дайте значению название или удалите строку.',
   'rb.js.kvClash':
     'Название не может быть и значением, и группой ("a" и "a.b"): переименуйте одну из строк.',
-  'rb.js.fixMarked': 'сначала исправьте поля, отмеченные ниже; правило не отправлено.',
+  'rb.js.fixMarked': 'сначала исправьте поля, отмеченные ниже.',
   'rb.js.stepRemoved': 'Удалён шаг',
   'rb.js.conditionRemoved': 'Удалено условие:',
   'rb.js.undo': 'Вернуть',
@@ -252,6 +253,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.moveDown': 'Ниже',
   'rb.js.moveStepUp': 'Переместить шаг {n} выше',
   'rb.js.moveStepDown': 'Переместить шаг {n} ниже',
+  'rb.js.stepMoved': '{what} — теперь шаг {n}.',
   'rb.js.removeCondition': 'Удалить условие {n}',
   'rb.js.removeRow': 'Удалить строку {n} в «{list}», шаг {step}',
   'rb.js.pickFieldFirst':

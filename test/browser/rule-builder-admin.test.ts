@@ -378,6 +378,10 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     // The keyboard stays with the moved step: on its other arrow, the list ending there.
     await expect(focused()).resolves.toBe('step-up-1');
     await expect(f.locator('#step-1 legend').textContent()).resolves.toBe('2. HTTP request');
+    // Which step went where is said for screen readers (the button names only the place).
+    await expect(f.locator('#builder-status').textContent()).resolves.toBe(
+      'HTTP request (erp) is now step 2.',
+    );
     await page.keyboard.press('Enter');
     expect(await types()).toEqual(['http', 'telegram']);
     await expect(focused()).resolves.toBe('step-down-0');
@@ -588,7 +592,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#save-rule').click();
     await f.locator('#rule-errors').waitFor();
     await expect(f.locator('#rule-errors > span').textContent()).resolves.toBe(
-      'Not saved: fix the fields marked below first; the rule was not sent.',
+      'Not saved: fix the fields marked below first.',
     );
     const items = await f.locator('#rule-errors li strong').allTextContents();
     expect(items).toEqual([
