@@ -9,9 +9,12 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** Written after every build this script runs; tsc's own build info counts too. */
+/**
+ * Written after every build this script runs. tsc's build info does not count: `tsc --noEmit`
+ * (npm run typecheck) writes it too, with nothing emitted, and `npm start` then ran the old
+ * build of a source edited before the type check.
+ */
 const STAMP = path.join('dist', '.build-stamp');
-const BUILD_INFO = path.join('dist', '.tsbuildinfo');
 /**
  * What the server and the CLI are built from. `npm run demo` and `npm run emulator` run code
  * under test/ as well and pass `--with-tests`; the server never imports test/, so an edited
@@ -20,16 +23,18 @@ const BUILD_INFO = path.join('dist', '.tsbuildinfo');
 export const SERVER_DIRS = ['server', 'db'];
 export const WITH_TESTS = [...SERVER_DIRS, 'test'];
 
-function newestSource(dir) {
+/** The newest modification time of the files under `dir` whose names end with `ext`. */
+function newestFile(dir, ext) {
   let newest = 0;
   if (!fs.existsSync(dir)) return newest;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+    if (e.isDirectory()) newest = Math.max(newest, newestFile(p, ext));
+    else if (e.name.endsWith(ext)) newest = Math.max(newest, fs.statSync(p).mtimeMs);
   }
   return newest;
 }
+const newestSource = (dir) => newestFile(dir, '.ts');
 
 const mtime = (file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0);
 
@@ -46,7 +51,12 @@ export function buildNeeded(root = ROOT, dirs = SERVER_DIRS) {
   const entries = [path.join('server', 'main.js')];
   if (dirs.includes('test')) entries.push(path.join('test', 'demo', 'main.js'));
   if (entries.some((e) => !fs.existsSync(path.join(root, 'dist', e)))) return 'missing';
-  const built = Math.max(mtime(path.join(root, STAMP)), mtime(path.join(root, BUILD_INFO)));
+  // The build is as new as what it emitted (tsc rewrites the output of every source it
+  // compiles; `npm run build` writes no stamp), or as the last build this script ran.
+  const built = Math.max(
+    mtime(path.join(root, STAMP)),
+    ...dirs.map((d) => newestFile(path.join(root, 'dist', d), '.js')),
+  );
   return sources > built ? 'stale' : undefined;
 }
 

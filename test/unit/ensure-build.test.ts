@@ -58,6 +58,21 @@ describe('ensure-build', () => {
     expect(needed(root, true)).toBe('stale');
   });
 
+  it('is not fooled by the build info a type check writes without emitting anything', () => {
+    const r = path.join(root, 'typecheck');
+    write(r, 'server/main.ts', before);
+    write(r, 'dist/server/main.js', built);
+    expect(needed(r, false)).toBe('undefined');
+    // A source edited, then `tsc --noEmit` (npm run typecheck): its build info is newer than
+    // the sources, the emitted code is not.
+    write(r, 'server/main.ts', after);
+    write(r, 'dist/.tsbuildinfo', new Date('2026-01-04T00:00:00Z'));
+    expect(needed(r, false)).toBe('stale');
+    // `npm run build` (tsc, no stamp) emits it again: up to date.
+    write(r, 'dist/server/main.js', new Date('2026-01-04T00:00:00Z'));
+    expect(needed(r, false)).toBe('undefined');
+  });
+
   it('builds for the demo when its entry was never built', () => {
     fs.rmSync(path.join(root, 'dist', 'test'), { recursive: true, force: true });
     write(root, 'db/connect.ts', before);
