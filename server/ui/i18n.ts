@@ -293,6 +293,7 @@ const EN = {
   'ret.keepAll': 'kept for ever',
   'ret.saved':
     "Saved. Events past these ages are deleted at the server's next retention pass, and cannot be brought back.",
+  'ret.savedDefaults': "Saved: this portal follows the server's figures.",
   'ret.failedShorter':
     'Failed events are kept for less time than the others, though they are the ones you may need to look at or retry.',
   'ret.invalid': 'Not saved: see the fields marked below.',
@@ -617,6 +618,7 @@ const RU: Record<MessageKey, string> = {
   'ret.keepAll': 'хранить всегда',
   'ret.saved':
     'Сохранено. События старше этих сроков удаляются при следующей очистке на сервере, и вернуть их нельзя.',
+  'ret.savedDefaults': 'Сохранено: для портала действуют сроки сервера.',
   'ret.failedShorter':
     'События с ошибкой хранятся меньше остальных, хотя именно их может понадобиться посмотреть или повторить.',
   'ret.invalid': 'Не сохранено: см. отмеченные поля ниже.',

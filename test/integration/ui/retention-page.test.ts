@@ -54,6 +54,9 @@ describe('retention settings page', () => {
     expect(back.html).toContain('data-days="30" data-failed-days="90"');
     expect(back.html).not.toContain('id="failed-shorter"');
     expect(await stored()).toBeUndefined();
+    // Back to the server's figures: no word of deleting what cannot be brought back.
+    expect(back.html).toContain('Saved: this portal follows the server&#39;s figures.');
+    expect(back.html).not.toContain('cannot be brought back');
   });
 
   it('says when failed events would be kept for less time than the others', async () => {
