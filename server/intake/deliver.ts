@@ -53,6 +53,8 @@ export interface IntakeContext extends Pick<
   bytes: ByteBudget;
   /** The same for the app's own events, apart (LIFECYCLE_BYTES_PER_HOUR). */
   lifecycleBytes: ByteBudget;
+  /** Keeps a portal's refusals for its dashboard (refusals.ts); once a minute per portal. */
+  noteRefusals(portal: PortalRow, count: number): void;
 }
 
 /**
@@ -256,6 +258,7 @@ function refuseOverBudget(
       { memberId: portal.member_id, event: d.event, refused, retryAfterSeconds: waitSeconds },
       "a portal's deliveries are refused: they stored more than PORTAL_INTAKE_MB_PER_HOUR allows",
     );
+    ctx.noteRefusals(portal, refused);
   }
   send(res, 429, '{"error":"over the portal\'s storage budget"}', false, {
     'retry-after': String(waitSeconds),

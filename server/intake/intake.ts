@@ -7,6 +7,7 @@ import { handleBody, type IntakeContext } from './deliver.js';
 import { clientAddress, createIpAllowlist, type IpAllowlist } from './ip-allowlist.js';
 import { createLogBudget } from '../lib/log-budget.js';
 import { ByteBudget, LIFECYCLE_BYTES_PER_HOUR } from './byte-budget.js';
+import { addIntakeRefusals } from './refusals.js';
 import { createRejectBudget } from './reject-budget.js';
 import { RequestRate, type Flood } from './request-rate.js';
 import { send } from './respond.js';
@@ -112,6 +113,11 @@ export function createIntake(
     lifecycleBytes: new ByteBudget(
       Math.min(config.portalIntakeBytesPerHour, LIFECYCLE_BYTES_PER_HOUR),
     ),
+    // Off the delivery's path: its answer does not wait for this write.
+    noteRefusals: (portal, count) =>
+      void addIntakeRefusals(deps.db, portal.member_id, count, now()).catch((e: unknown) =>
+        logger.warn({ err: (e as Error).message }, 'intake refusals not recorded'),
+      ),
   };
   const ctx: RouteContext = { config, metrics, logger, allowlist, intake };
 

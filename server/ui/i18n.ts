@@ -306,6 +306,8 @@ const EN = {
   'dash.oldestKept': 'Oldest kept event',
   'dash.noEvents': 'none',
   'dash.retention': 'Retention',
+  'dash.intakeRefused':
+    "{n} deliveries from Bitrix24 were refused in the last 24 hours (the last at {last}): this portal's events stored more than this server allows a portal in an hour. Bitrix24 does not send them again: changes of CRM records are read again later, other events are lost. Ask the app's operator about PORTAL_INTAKE_MB_PER_HOUR.",
   'common.user': 'user',
   'install.title': 'installation',
   'install.done': 'Installed on',
@@ -631,6 +633,8 @@ const RU: Record<MessageKey, string> = {
   'dash.oldestKept': 'Самое старое хранимое событие',
   'dash.noEvents': 'нет',
   'dash.retention': 'Срок хранения',
+  'dash.intakeRefused':
+    'За последние 24 часа отклонено доставок от Битрикс24: {n} (последняя в {last}): события этого портала заняли больше, чем сервер позволяет порталу за час. Битрикс24 не отправляет их повторно: изменения записей CRM будут прочитаны позже, остальные события потеряны. Спросите оператора приложения о PORTAL_INTAKE_MB_PER_HOUR.',
   'common.user': 'пользователь',
   'install.title': 'установка',
   'install.done': 'Установлено на портале',

@@ -11,6 +11,7 @@ import { eventBody, seedPortal, type TestPortal } from '../helpers/event-builder
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { createTestDeps, type TestDeps } from '../helpers/test-deps.js';
 import { waitFor } from '../reliability/lib/deliveries.js';
+import { getSetting } from '../../db/stores/settings.js';
 
 /**
  * The flood mark of this test (deliveries a second), far below the real 1,000
@@ -206,6 +207,14 @@ describe.each([
         .map((l) => JSON.parse(l) as Record<string, unknown>)
         .filter((l) => String(l.msg).includes('PORTAL_INTAKE_MB_PER_HOUR'));
       expect(lines.map((l) => [l.memberId, l.refused])).toEqual([[a.memberId, 1]]);
+      // And the portal's own users, on its dashboard (the row it reads, written off the path).
+      const ok = await waitFor(
+        async () =>
+          (await getSetting<{ count: number }>(t.deps.db, a.memberId, 'intake_refused'))?.count ===
+          1,
+        5000,
+      );
+      expect(ok).toBe(true);
       // The app's own events have an allowance of their own: an uninstall with "delete app
       // data" is still taken (Bitrix24 never sends it again).
       const uninstall = await post(

@@ -16,6 +16,7 @@ import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/s
 import { toError } from '../../lib/errors.js';
 import { oldestEventAt } from '../../../db/stores/retention.js';
 import { effectivePolicy } from '../../retention/policy.js';
+import { intakeRefusals } from '../../intake/refusals.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { offsetMinutes, zonedToUtc } from '../time.js';
 
@@ -168,11 +169,12 @@ export async function recoveryView(db: Deps['db'], portalId: number, memberId: s
  * told each portal how much the others receive (the operator has it from `prune --dry-run`).
  */
 async function storageView(deps: Deps, portalId: number, memberId: string) {
-  const [oldestAt, policy] = await Promise.all([
+  const [oldestAt, policy, refused] = await Promise.all([
     oldestEventAt(deps.db, portalId),
     effectivePolicy(deps.db, deps.config, memberId),
+    intakeRefusals(deps.db, memberId, deps.clock.now().getTime()),
   ]);
-  return { oldestAt, policy };
+  return { oldestAt, policy, refused };
 }
 
 /** Hours an admin may sweep back from the dashboard. */

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { addIntakeRefusals } from '../../../server/intake/refusals.js';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
 
@@ -183,5 +184,29 @@ describe('retention settings page', () => {
       .first()) as { t: number };
     const dash = await getPage(h, '/ui', admin.cookie);
     expect(dash.html).toContain(`data-oldest="${Number(oldest.t)}"`);
+  });
+
+  it('tells the portal’s users of deliveries refused over its storage budget, for a day', async () => {
+    const db = h.t.deps.db;
+    expect((await getPage(h, '/ui', admin.cookie)).html).not.toContain('id="intake-refused"');
+    // As the intake notes them: once a minute per portal, with the count since.
+    const at = h.t.clock.now().getTime();
+    await addIntakeRefusals(db, h.portal.memberId, 3, at);
+    await addIntakeRefusals(db, h.portal.memberId, 2, at + 60_000);
+    const dash = await getPage(h, '/ui', admin.cookie);
+    expect(dash.html).toContain('id="intake-refused" data-count="5"');
+    expect(dash.html).toContain('5 deliveries from Bitrix24 were refused in the last 24 hours');
+    const ru = await getPage(h, '/ui', (await openSession(h, { lang: 'ru' })).cookie);
+    expect(ru.html).toContain('отклонено доставок от Битрикс24: 5');
+    // A day after the last one it is gone; a new one counts from 1 again.
+    h.t.clock.advance(25 * 3600_000);
+    const later = await openSession(h);
+    const next = await getPage(h, '/ui', later.cookie);
+    expect(next.html).toContain('id="storage"');
+    expect(next.html).not.toContain('id="intake-refused"');
+    await addIntakeRefusals(db, h.portal.memberId, 1, h.t.clock.now().getTime());
+    expect((await getPage(h, '/ui', later.cookie)).html).toContain(
+      'id="intake-refused" data-count="1"',
+    );
   });
 });
