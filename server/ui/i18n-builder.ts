@@ -195,7 +195,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.from': 'От кого (пусто — отправитель по умолчанию)',
   'rb.js.restMethod': 'Метод REST',
   'rb.js.picker': 'Вставить значение',
-  'rb.js.subPath': 'затем .путь (необязательно)',
+  'rb.js.subPath': '.путь, если нужен',
   'rb.js.insert': 'Вставить',
   'rb.js.event': 'Событие',
   'rb.js.earlierSteps': 'Предыдущие шаги',
