@@ -261,9 +261,12 @@ describe('worker', () => {
     try {
       await new Promise((r) => setTimeout(r, 250));
       const duringFlood = done;
-      // Processing moves, one job at a time, a window of 40 ms at most each.
-      expect(duringFlood).toBeGreaterThanOrEqual(1);
+      // Processing moves, one job at a time, a window of 40 ms at most each: never more…
       expect(duringFlood).toBeLessThanOrEqual(7);
+      // …and it does move, though on a loaded machine (a fresh-clone CI run) the first job
+      // took longer than 250 ms.
+      for (let i = 0; i < 300 && done < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(done).toBeGreaterThanOrEqual(1);
       expect(maxRunningInFlood).toBe(1);
       flood = false;
       worker.notify();
