@@ -180,7 +180,7 @@ async function accept(
     const budget = LIFECYCLE_EVENTS.has(d.event) ? ctx.lifecycleBytes : ctx.bytes;
     const wait = budget.take(portal.id, storedCost(row.body));
     if (wait > 0) {
-      refuseOverBudget(ctx, res, d, portal, wait);
+      refuseOverBudget(ctx, res, d, portal, budget, wait);
       return;
     }
     ctx.rate.hit(portal.id);
@@ -248,10 +248,10 @@ function refuseOverBudget(
   res: http.ServerResponse,
   d: Delivery,
   portal: PortalRow,
+  budget: ByteBudget,
   waitSeconds: number,
 ): void {
   ctx.metrics.eventsRejected.inc({ reason: 'portal_bytes' });
-  const budget = LIFECYCLE_EVENTS.has(d.event) ? ctx.lifecycleBytes : ctx.bytes;
   const refused = budget.toLog(portal.id);
   if (refused !== undefined) {
     ctx.logger.warn(

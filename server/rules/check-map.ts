@@ -1,8 +1,7 @@
 import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
-import { upperFieldName } from './fields.js';
+import { closest, upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
-import leven from 'leven';
 import { CONTEXT_ROOTS } from './context.js';
 import {
   parsePlaceholder,
@@ -334,9 +333,7 @@ function unknownRoots(r: Rule, i: number, values: Record<string, unknown>): MapW
     }
     if (!root || TEMPLATE_ROOTS.includes(root) || seen.has(root)) continue;
     seen.add(root);
-    const guess = TEMPLATE_ROOTS.map((k) => ({ k, d: leven(root.toLowerCase(), k) }))
-      .filter((g) => g.d <= 2)
-      .sort((a, b) => a.d - b.d)[0]?.k;
+    const guess = closest(root, TEMPLATE_ROOTS);
     out.push({
       code: 'unknown-root',
       rules: [r.name],

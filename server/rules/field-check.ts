@@ -1,7 +1,6 @@
-import leven from 'leven';
 import type { MapWarning } from './check-map.js';
 import { entityRoot, RELATED_ROOTS } from './context.js';
-import { fieldSegments } from './fields.js';
+import { closest, fieldSegments } from './fields.js';
 import type { FieldInfo } from './metadata.js';
 import type { Rule } from './model.js';
 import { parsePlaceholder, placeholders } from './templates.js';
@@ -14,16 +13,6 @@ const WORDS: Record<keyof KnownFields, string> = {
   contact: 'contacts',
   company: 'companies',
 };
-
-/** The known field `code` is probably a typo of: at most two letters apart, the closest. */
-function closest(code: string, fields: readonly string[]): string | undefined {
-  let best: { field: string; d: number } | undefined;
-  for (const field of fields) {
-    const d = leven(code.toUpperCase(), field.toUpperCase());
-    if (d <= 2 && (!best || d < best.d)) best = { field, d };
-  }
-  return best?.field;
-}
 
 /** The record a rule's events are about, when they are all of one kind (what `entity` reads). */
 function ownRoot(rule: Rule): string | undefined {

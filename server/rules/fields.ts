@@ -1,8 +1,22 @@
+import leven from 'leven';
 import { CONTEXT_ROOTS } from './context.js';
 import type { FieldPath } from './model.js';
 import { isMultiField, lookupPath, parsePath, type TemplateContext } from './templates.js';
 
 const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
+
+/**
+ * The known name `word` is probably a typo of (a field, a template root): at most two letters
+ * apart in any case, the closest, the first of equals.
+ */
+export function closest(word: string, known: readonly string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = leven(word.toUpperCase(), name.toUpperCase());
+    if (d <= 2 && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
 
 /**
  * A condition field as a context path: `STAGE_ID` → `entity.STAGE_ID`; `deal.STAGE_ID` and
