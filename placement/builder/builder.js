@@ -56,6 +56,13 @@ let otherError = '';
  * text}`. Offered until the next removal, a save or an edit of the JSON.
  */
 let undo = null;
+/**
+ * The last save's refusal while it is shown: `json` as the server answered (`errors` kept in
+ * the form's order), `ended` for a session that ended, `sent` the rule as it was sent. A
+ * redraw puts each error's note back beside its field; moving, removing or putting back a
+ * step or condition carries its errors along; an edited field's error goes (fieldEdited).
+ */
+let refusal = null;
 
 const OPS = ['equals', 'in', 'changed', 'becomes'];
 const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
@@ -487,6 +494,7 @@ function conditionRow(c, i) {
         'aria-label': S.removeCondition.replace('{n}', String(i + 1)),
         onclick: () => {
           const [item] = rule.when.splice(i, 1);
+          carryRefusal('when', (k) => (k === i ? null : k > i ? k - 1 : k));
           const op = opOf(item);
           const what = [item.field, S[`op.${op}`], op === 'changed' ? '' : valueText(item[op])];
           removed('when', i, item, `${S.conditionRemoved} ${what.filter(Boolean).join(' ')}`);
@@ -909,6 +917,7 @@ function stepBox(step, i) {
           onclick: () => {
             const [item] = rule.actions.splice(i, 1);
             shiftKvRows(i, -1);
+            carryRefusal('actions', (k) => (k === i ? null : k > i ? k - 1 : k));
             const type = S[`type.${item.type}`] || item.type;
             const text = `${S.stepRemoved} ${i + 1}. ${type}${item.name ? ` (${item.name})` : ''}`;
             removed('actions', i, item, text);
@@ -932,6 +941,7 @@ function moveStep(i, j, dir) {
   swapKvRows(i, j);
   lastField.delete(i);
   lastField.delete(j);
+  carryRefusal('actions', (k) => (k === i ? j : k === j ? i : k));
   changed();
   renderForm();
   const other = dir === 'up' ? 'down' : 'up';
@@ -980,6 +990,7 @@ function undoBar(where) {
         items.splice(at, 0, item);
         rule[list] = items;
         if (list === 'actions') shiftKvRows(at, 1);
+        carryRefusal(list, (k) => (k >= at ? k + 1 : k));
         changed();
         renderForm();
         const first = list === 'when' ? `cond-field-${index}` : `step-type-${index}`;
@@ -1178,6 +1189,12 @@ function renderForm() {
       again.setSelectionRange(caret, caretEnd);
     }
   }
+  // The controls are new: a refusal's notes go back beside them, in the list's numbering,
+  // and the form's own list follows its notes (a step moved or removed takes its lines).
+  if (refusal) showRefusal(false);
+  else if (saveResult.querySelector('#rule-errors[data-form]') && !listUnsaved(false)) {
+    saveResult.replaceChildren();
+  }
 }
 
 // ---- server calls ----------------------------------------------------------------------
@@ -1266,6 +1283,8 @@ const saveResult = h('div', { id: 'save-result' });
  * added): said next to each field; saving then would lose it, so nothing is sent.
  */
 function unsaved() {
+  // Whatever the last save was refused for, this save is about the form as it is now.
+  refusal = null;
   // The JSON box holds edits the form never took (it keeps the last valid rule): saving the
   // form's rule would drop them and say "Saved.".
   if (!jsonError.hidden) {
@@ -1280,13 +1299,21 @@ function unsaved() {
     otherError = S.eventNotAdded;
     renderForm();
   }
+  return listUnsaved(true);
+}
+
+/**
+ * The form's own notes (unsaved) listed above it, each with its place; false when there are
+ * none. Listed again at each redraw, so a moved or removed step's lines follow it.
+ */
+function listUnsaved(focus) {
   const notes = [...form.querySelectorAll('.form-error')];
   if (!notes.length) return false;
   fill(
     saveResult,
     h(
       'div',
-      { class: 'error', id: 'rule-errors' },
+      { class: 'error', id: 'rule-errors', 'data-form': '1' },
       h('span', { text: `${S.notSaved} ${S.fixMarked}` }),
       h(
         'ul',
@@ -1309,7 +1336,7 @@ function unsaved() {
       ),
     ),
   );
-  document.querySelector(`[aria-describedby="${notes[0].id}"]`)?.focus();
+  if (focus) document.querySelector(`[aria-describedby="${notes[0].id}"]`)?.focus();
   return true;
 }
 
@@ -1322,6 +1349,7 @@ async function save() {
     headers: headerOrigins(),
   });
   if (json.ok) {
+    refusal = null;
     rule = markOrigins(json.rule);
     savedJson = JSON.stringify(rule);
     undo = null;
@@ -1352,23 +1380,88 @@ async function save() {
     const heading = document.querySelector('h1');
     if (heading) fill(heading, `${S.titleEdit}: `, h('span', { translate: 'no', text: original }));
   } else {
-    fill(
-      saveResult,
-      h(
-        'div',
-        { class: 'error', id: 'rule-errors' },
-        h('span', { text: `${S.notSaved} ` }),
-        problems(json),
-        // The page still holds the edits; reopening the app would lose them.
-        ended && h('p', { id: 'session-ended', text: S.sessionEnded }),
-      ),
-    );
-    markFields(json.errors);
-    // Each listed error knows its note beside the field (markFields numbers them alike).
-    saveResult
-      .querySelectorAll('#rule-errors > ul > li')
-      .forEach((li, n) => li.setAttribute('data-note', `field-error-${n}`));
+    const errors = Array.isArray(json.errors) ? sortedErrors(json.errors) : undefined;
+    refusal = { json: { ...json, errors }, ended, sent: JSON.parse(JSON.stringify(rule)) };
+    showRefusal(true);
   }
+}
+
+/** Rank of an error's path in the form, top to bottom: name, events, conditions, steps, SLA. */
+function formOrder(path) {
+  const m = /^\$\.(\w+)(?:\[(\d+)\])?/.exec(String(path || ''));
+  const at = m ? ['name', 'on', 'when', 'actions', 'slaSeconds', 'enabled'].indexOf(m[1]) : -1;
+  return [at === -1 ? 9 : at, m && m[2] !== undefined ? Number(m[2]) : -1];
+}
+
+/** Errors in the order their fields come in the form (the server's order within a field). */
+function sortedErrors(errors) {
+  return errors
+    .map((e, n) => ({ e, n, at: formOrder(e.path) }))
+    .sort((x, y) => x.at[0] - y.at[0] || x.at[1] - y.at[1] || x.n - y.n)
+    .map((x) => x.e);
+}
+
+/**
+ * A step or condition moved, went or came back: the refusal's errors about `list[k]` follow
+ * it to `to(k)`, and those of a removed one (`to` gives null) go with it.
+ */
+function carryRefusal(list, to) {
+  const errors = refusal && refusal.json.errors;
+  if (!errors) return;
+  const re = new RegExp(`^\\$\\.${list}\\[(\\d+)\\]`);
+  refusal.json.errors = sortedErrors(
+    errors.flatMap((e) => {
+      const m = re.exec(String(e.path || ''));
+      if (!m) return [e];
+      const k = to(Number(m[1]));
+      return k === null ? [] : [{ ...e, path: `$.${list}[${k}]${e.path.slice(m[0].length)}` }];
+    }),
+  );
+}
+
+/**
+ * Whether an error about a whole list is settled by the form as it is now: the events once
+ * they differ from those sent, "no steps" or "no conditions" once the list's length does.
+ */
+function settled(path) {
+  const sent = refusal.sent || {};
+  const length = (v) => (Array.isArray(v) ? v.length : 0);
+  if (/^\$\.on\b/.test(path)) return JSON.stringify(rule.on) !== JSON.stringify(sent.on);
+  if (path === '$.actions') return length(rule.actions) !== length(sent.actions);
+  if (path === '$.when') return length(rule.when) !== length(sent.when);
+  return false;
+}
+
+/**
+ * Shows the refusal: the list above the form and each error's note beside its field, alike
+ * numbered; the keyboard goes to the first marked field when `focus`. Gone once nothing of it
+ * is left (a session that ended stays said until the next save).
+ */
+function showRefusal(focus) {
+  const { json, ended } = refusal;
+  if (json.errors) json.errors = json.errors.filter((e) => !settled(String(e.path || '')));
+  if (json.errors && json.errors.length === 0 && !ended) {
+    refusal = null;
+    saveResult.replaceChildren();
+    markFields([], false);
+    return;
+  }
+  fill(
+    saveResult,
+    h(
+      'div',
+      { class: 'error', id: 'rule-errors' },
+      h('span', { text: `${S.notSaved} ` }),
+      problems(json),
+      // The page still holds the edits; reopening the app would lose them.
+      ended && h('p', { id: 'session-ended', text: S.sessionEnded }),
+    ),
+  );
+  markFields(json.errors, focus);
+  // Each listed error knows its note beside the field (markFields numbers them alike).
+  saveResult
+    .querySelectorAll('#rule-errors > ul > li')
+    .forEach((li, n) => li.setAttribute('data-note', `field-error-${n}`));
 }
 
 /**
@@ -1378,17 +1471,12 @@ async function save() {
  */
 function fieldEdited(e) {
   const control = e.target;
-  if (!(control instanceof Element) || control.getAttribute('aria-invalid') !== 'true') return;
-  const noteId = control.getAttribute('aria-describedby') || '';
-  if (!/^field-error-\d+$/.test(noteId)) return;
-  control.removeAttribute('aria-invalid');
-  control.removeAttribute('aria-describedby');
-  document.getElementById(noteId)?.remove();
-  saveResult.querySelector(`li[data-note="${noteId}"]`)?.remove();
-  const box = document.getElementById('rule-errors');
-  if (box && !box.querySelector('li') && !box.querySelector('#session-ended')) {
-    saveResult.replaceChildren();
-  }
+  if (!refusal || !(control instanceof Element)) return;
+  const marked = /^field-error-(\d+)$/.exec(control.getAttribute('aria-describedby') || '');
+  const errors = refusal.json.errors;
+  if (!marked || !errors || control.getAttribute('aria-invalid') !== 'true') return;
+  errors.splice(Number(marked[1]), 1);
+  showRefusal(false);
 }
 form.addEventListener('input', fieldEdited);
 form.addEventListener('change', fieldEdited);
@@ -1434,9 +1522,9 @@ const noteAfter = (control) =>
  * Says each error next to its control too (the list above keeps the path): the control is
  * marked invalid and described by the message, and the first one gets the focus.
  */
-function markFields(errors) {
+function markFields(errors, focus) {
   for (const old of document.querySelectorAll('.field-error')) old.remove();
-  for (const el of document.querySelectorAll('[aria-invalid="true"]')) {
+  for (const el of document.querySelectorAll('[aria-describedby^="field-error-"]')) {
     el.removeAttribute('aria-invalid');
     el.removeAttribute('aria-describedby');
   }
@@ -1451,7 +1539,7 @@ function markFields(errors) {
     noteAfter(control).after(note);
     first = first || control;
   });
-  if (first) first.focus();
+  if (first && focus) first.focus();
 }
 
 const tryEvent = h('input', { id: 'try-event', size: 22, value: (rule.on || [])[0] || '' });

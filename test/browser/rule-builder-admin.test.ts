@@ -398,6 +398,44 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect((await storedStep('Moved', 0)).type).toBe('telegram');
   });
 
+  it('carries a refusal’s lines and notes with a step that is moved, removed or put back', async () => {
+    await openBuilder('/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill('Carried');
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/x`);
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-1').selectOption('telegram');
+    await f.locator('#add-step').click();
+    await f.locator('#step-type-2').selectOption('email');
+    await f.locator('#step-2-subject').fill('Deal won');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    const lines = () => f.locator('#rule-errors li strong').allTextContents();
+    const invalid = (id: string) => f.locator(`#${id}`).getAttribute('aria-invalid');
+    const noteOf = async (id: string) =>
+      f.locator(`#${await f.locator(`#${id}`).getAttribute('aria-describedby')}`).textContent();
+    await expect(lines()).resolves.toEqual(['Step 2, Text', 'Step 3, To']);
+    // The e-mail step moved up: its lines and notes say where it is now, and come first.
+    await f.locator('#step-up-2').click();
+    await expect(lines()).resolves.toEqual(['Step 2, To', 'Step 3, Text']);
+    await expect(invalid('step-1-to')).resolves.toBe('true');
+    await expect(noteOf('step-2-text')).resolves.toMatch(/required/);
+    // Removed: its lines go with it; the Telegram step's follow it to its place.
+    await f.locator('#step-remove-1').click();
+    await expect(lines()).resolves.toEqual(['Step 2, Text']);
+    await expect(invalid('step-1-text')).resolves.toBe('true');
+    // Put back: the Telegram step is third again, still marked.
+    await f.locator('#undo-remove').click();
+    await expect(lines()).resolves.toEqual(['Step 3, Text']);
+    await expect(invalid('step-2-text')).resolves.toBe('true');
+    // Its field edited, the last line goes, and the list with it.
+    await f.locator('#step-2-text').fill('Deal {{deal.ID}} won');
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    await expect(f.locator('.field-error').count()).resolves.toBe(0);
+  });
+
   it('says why an empty rule is not saved next to the name, the events and the steps', async () => {
     await openBuilder('/ui/rules/new');
     const f = frame();
