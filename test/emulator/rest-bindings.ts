@@ -1,4 +1,6 @@
+import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
+import type { PhpValue } from './php-form.js';
 import { isKnownEvent, KNOWN_PLACEMENTS, scopeOfEvent } from './known-names.js';
 import {
   accessDenied,
@@ -273,10 +275,34 @@ const placementGet: MethodHandler = (_params, call, portal) => {
   };
 };
 
+/**
+ * `event.test`: fires ONAPPTEST to the calling app's handlers with `data` `{QUERY: the call's
+ * parameters, LANGUAGE_ID}` (DOCS:api-reference/events/test-handler.md) and answers 1. The
+ * core (CORE:lib/api/event.php `eventTest`) requires OAuth auth (AuthTypeException else) and
+ * runs OnRestAppTest for the calling app's APP_ID only; the delivery goes out after the call,
+ * with the tokens of the binding's auth_type user or of the caller, as any event's.
+ */
+const eventTest: MethodHandler = (params, call, portal) => {
+  requireApp(call);
+  const query: Record<string, PhpValue> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (k !== 'auth' && k !== 'access_token') query[k] = v as PhpValue;
+  }
+  fireInBackground(
+    portal,
+    'ONAPPTEST',
+    { QUERY: query, LANGUAGE_ID: portal.lang },
+    call.userId,
+    restOrigin(call),
+  );
+  return { result: 1 };
+};
+
 export const BINDING_METHODS: Readonly<Record<string, MethodHandler>> = {
   'event.bind': eventBind,
   'event.unbind': eventUnbind,
   'event.get': eventGet,
+  'event.test': eventTest,
   'placement.bind': placementBind,
   'placement.unbind': placementUnbind,
   'placement.get': placementGet,
