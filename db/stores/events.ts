@@ -244,17 +244,16 @@ export async function insertEvents(
     : db.transaction(insert);
 }
 
-/** Events of a portal waiting for its application token (only `event`, if given), oldest first. */
+/** Events of a portal waiting for its application token (only `events`, if given), oldest first. */
 export async function listUnverified(
   db: Knex,
   portalId: number,
   limit = 1000,
-  event?: string,
+  events?: readonly string[],
 ): Promise<EventRow[]> {
-  const rows = (await db('events')
-    .where({ portal_id: portalId, status: 'unverified', ...(event ? { event } : {}) })
-    .orderBy('id')
-    .limit(limit)) as Record<string, unknown>[];
+  const query = db('events').where({ portal_id: portalId, status: 'unverified' });
+  if (events) void query.whereIn('event', events);
+  const rows = (await query.orderBy('id').limit(limit)) as Record<string, unknown>[];
   return rows.map(normaliseEvent);
 }
 

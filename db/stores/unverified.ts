@@ -19,7 +19,9 @@ export async function unverifiedLoad(db: Knex, portalId: number): Promise<Unveri
     .first(
       db.raw('count(*) as n'),
       db.raw('coalesce(sum(length(body)), 0) as b'),
-      db.raw(`coalesce(sum(case when event = 'ONAPPINSTALL' then 1 else 0 end), 0) as i`),
+      db.raw(
+        `coalesce(sum(case when event in ('ONAPPINSTALL', 'ONAPPTEST') then 1 else 0 end), 0) as i`,
+      ),
     )) as { n: number | string; b: number | string; i: number | string } | undefined;
   return { count: Number(row?.n ?? 0), bytes: Number(row?.b ?? 0), installs: Number(row?.i ?? 0) };
 }

@@ -1,6 +1,11 @@
 import type { Deps } from '../deps.js';
 import { PermanentError } from '../lib/retry-errors.js';
-import { updatePortal, type PortalRow } from '../../db/stores/portals.js';
+import {
+  findPortalById,
+  portalEvents,
+  updatePortal,
+  type PortalRow,
+} from '../../db/stores/portals.js';
 import { getSetting, putSetting } from '../../db/stores/settings.js';
 import {
   planBindings,
@@ -17,6 +22,15 @@ export { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from './offline-binding.js';
 
 /** The app's own lifecycle events, bound on every portal whatever else is chosen. */
 export const LIFECYCLE_BINDINGS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL'] as const;
+
+/**
+ * Bound while the portal's application token is not known (an installer POST without
+ * APPLICATION_TOKEN, then an ONAPPINSTALL lost on its way): `event.test` then has Bitrix24
+ * send ONAPPTEST, a delivery that carries the token and can prove it as ONAPPINSTALL does
+ * (DOCS:api-reference/events/test-handler.md; CORE:lib/api/event.php `eventTest` fires
+ * OnRestAppTest for the calling app only). Unbound at the next sync once the token is known.
+ */
+export const TOKEN_TEST_EVENT = 'ONAPPTEST';
 
 /** Portal setting: the minTimeout ONOFFLINEEVENT was last bound with (event.get omits it). */
 const NOTICE_TIMEOUT_KEY = 'offlineNoticeMinTimeout';
@@ -84,6 +98,49 @@ export async function syncBindings(
   return result;
 }
 
+/** How often a portal without a known application token is asked for an ONAPPTEST. */
+export const TOKEN_TEST_EVERY_MS = 5 * 60_000;
+/** Portal setting: when the portal was last asked for an ONAPPTEST (ms). */
+const TOKEN_TEST_KEY = 'tokenTestAskedAt';
+
+/**
+ * Asks the portal for an ONAPPTEST delivery (TOKEN_TEST_EVENT) when its application token is
+ * still not known, at most every TOKEN_TEST_EVERY_MS: the binding is made first if the last
+ * sync did not leave one. Bitrix24 sends an app no event before BX24.installFinish(), so this
+ * is asked once deliveries show that the install finished (a proof job that found nothing to
+ * prove, install/lifecycle.ts), not at the install. Says what it did; a refusal or an outage
+ * is logged and left for the next time.
+ */
+export async function askForTokenTest(deps: Deps, portal: PortalRow): Promise<string> {
+  const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
+  if (
+    fresh.application_token_digest !== null ||
+    fresh.status !== 'installed' ||
+    fresh.auth_mode !== 'oauth'
+  ) {
+    return 'no test delivery needed';
+  }
+  const now = deps.clock.now().getTime();
+  const last = Number(await getSetting<number>(deps.db, fresh.member_id, TOKEN_TEST_KEY)) || 0;
+  if (now - last < TOKEN_TEST_EVERY_MS) return 'a test delivery was asked for recently';
+  await putSetting(deps.db, fresh.member_id, TOKEN_TEST_KEY, now, new Date(now));
+  try {
+    if (!portalEvents(fresh).includes(TOKEN_TEST_EVENT)) await syncBindings(deps, fresh);
+    await deps.bitrix.call(fresh, 'event.test', {});
+  } catch (e) {
+    deps.logger.warn(
+      { memberId: fresh.member_id, err: (e as Error)?.message },
+      'could not ask the portal for an ONAPPTEST delivery; its deliveries stay unverified',
+    );
+    return 'asking for a test delivery failed';
+  }
+  deps.logger.info(
+    { memberId: fresh.member_id },
+    'application token not known: asked the portal for an ONAPPTEST delivery',
+  );
+  return 'asked the portal for a test delivery (ONAPPTEST)';
+}
+
 /** What the portal should have: the lifecycle and chosen events, offline ones, placements. */
 async function wantedBindings(
   deps: Deps,
@@ -101,6 +158,7 @@ async function wantedBindings(
         ...LIFECYCLE_BINDINGS,
         ...chosen,
         ...(offlineOn ? [OFFLINE_NOTICE] : []),
+        ...(portal.application_token_digest === null ? [TOKEN_TEST_EVENT] : []),
       ]),
     ],
     offline: offlineOn ? chosen.filter((e) => e !== OFFLINE_NOTICE) : [],

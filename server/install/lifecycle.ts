@@ -23,7 +23,7 @@ import { isVouchedPortal } from '../bitrix/hosts.js';
 import { expireUnverified } from '../../db/stores/unverified.js';
 import { proofJobKey, UNVERIFIED_TTL_MS } from '../intake/unverified-cap.js';
 import { askOAuthServer, askPortalAboutToken, ForeignAppTokenError } from './token-proof.js';
-import { syncBindings } from './bindings.js';
+import { askForTokenTest, syncBindings } from './bindings.js';
 import { erasePortalEntirely } from '../retention/erase.js';
 
 /** The stored (masked) delivery's `data`. */
@@ -66,8 +66,15 @@ interface DeliveredTokens {
   [SHARED_KEY_FIELD]?: string;
 }
 
-/** Unverified ONAPPINSTALL deliveries a proof job reads per round. */
+/** Unverified ONAPPINSTALL (or ONAPPTEST) deliveries a proof job reads per round. */
 const PROOF_ROUND = 10;
+
+/**
+ * The deliveries that prove their own tokens: ONAPPINSTALL, and ONAPPTEST, which the app asks
+ * for while it lacks the application token (install/bindings.ts TOKEN_TEST_EVENT). Both carry
+ * an administrator's access token; only ONAPPINSTALL a refresh token as well.
+ */
+const PROOF_EVENTS = ['ONAPPINSTALL', 'ONAPPTEST'];
 
 const canProve = (deps: Deps) => Boolean(deps.config.b24.clientId && deps.config.b24.clientSecret);
 
@@ -88,10 +95,10 @@ function oauthUnavailable(detail: string): RetryableError {
 }
 
 /**
- * One unverified ONAPPINSTALL: its access token must work on the STORED portal's client
- * endpoint, be our app's (`app.info`) and belong to an administrator; for an install the
- * OAuth server has not confirmed yet, its refresh token must also pass the exchange with our
- * credentials. Proven, its application token is adopted; unproven, it is rejected and
+ * One unverified ONAPPINSTALL (or ONAPPTEST): its access token must work on the STORED
+ * portal's client endpoint, be our app's (`app.info`) and belong to an administrator; for an
+ * install the OAuth server has not confirmed yet, its refresh token (which only ONAPPINSTALL
+ * carries) must also pass the exchange with our credentials. Proven, its application token is adopted; unproven, it is rejected and
  * nothing stored changes. A portal or OAuth server that cannot answer now (outage, REST
  * budget busy) throws a RetryableError: the delivery stays unverified for the next try.
  */
@@ -184,7 +191,7 @@ async function proveOne(deps: Deps, portal: PortalRow, event: EventRow): Promise
   deps.portals.invalidate(portal.member_id);
   deps.logger.info(
     { memberId: portal.member_id, replaced: !same && portal.application_token_digest !== null },
-    'application token proven by ONAPPINSTALL',
+    `application token proven by ${event.event}`,
   );
   await resolveUnverified(deps, portal.id);
   return true;
@@ -203,9 +210,13 @@ async function proveInstalls(deps: Deps, portal: PortalRow) {
   for (;;) {
     const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
     if (fresh.status === 'uninstalled') return { note: 'portal is uninstalled' };
-    const round = await listUnverified(deps.db, portal.id, PROOF_ROUND, 'ONAPPINSTALL');
+    const round = await listUnverified(deps.db, portal.id, PROOF_ROUND, PROOF_EVENTS);
     if (round.length === 0) {
-      return { note: `nothing proven; ${rejected} rejected, ${expired} expired` };
+      // Deliveries wait for a token nothing here can prove (the installer POST had none and
+      // the ONAPPINSTALL was lost): ask the portal for a delivery that can.
+      const waiting = (await listUnverified(deps.db, portal.id, 1)).length > 0;
+      const asked = waiting ? `; ${await askForTokenTest(deps, fresh)}` : '';
+      return { note: `nothing proven; ${rejected} rejected, ${expired} expired${asked}` };
     }
     for (const ev of round) {
       if (await proveOne(deps, fresh, ev)) return { note: `proven by event ${ev.id}` };
@@ -372,8 +383,8 @@ async function laterUpdateWaiting(
 }
 
 /**
- * Job handler for `lifecycle` jobs (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL), dispatched by
- * the worker. Unverified installs are proven first; updates re-bind what is missing (an
+ * Job handler for `lifecycle` jobs (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL, ONAPPTEST),
+ * dispatched by the worker. Unverified installs are proven first; updates re-bind what is missing (an
  * update deletes the app's ONAPPINSTALL binding: CORE:classes/general/rest_util.php
  * `CRestUtil::UpdateApp`); uninstalls only arrive here verified by application_token.
  */
@@ -426,6 +437,9 @@ export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
           : undefined,
       };
     }
+    case 'ONAPPTEST':
+      // The delivery the app asked for, verified: the token it would prove is known already.
+      return { eventStatus: 'processed', note: 'test delivery' };
     case 'ONAPPUNINSTALL':
       // Installed again after this uninstall arrived (the job waited in a backlog or for a
       // retry): the portal's current install, and its new credentials, are not this

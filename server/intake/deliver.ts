@@ -19,15 +19,23 @@ import {
   type UnverifiedCap,
 } from './unverified-cap.js';
 
-/** Events that manage the app itself; they get a `lifecycle` job. */
-export const LIFECYCLE_EVENTS = new Set(['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL']);
+/**
+ * Events that manage the app itself; they get a `lifecycle` job. ONAPPTEST is the delivery
+ * the app asks for while it lacks the portal's application token (install/bindings.ts).
+ */
+export const LIFECYCLE_EVENTS = new Set([
+  'ONAPPINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPUNINSTALL',
+  'ONAPPTEST',
+]);
 /**
  * Events that can prove their own tokens by REST calls to the stored portal, while the
  * portal's application token is not known yet. Once it is known, a lifecycle event with
  * another token is refused like any other: a reinstall with a new token comes through the
  * install handler, which the OAuth server confirms.
  */
-const PROVABLE_EVENTS = new Set(['ONAPPINSTALL']);
+const PROVABLE_EVENTS = new Set(['ONAPPINSTALL', 'ONAPPTEST']);
 
 export type RejectReason =
   'unknown_portal' | 'uninstalled_portal' | 'token_mismatch' | 'missing_token' | 'ip_not_allowed';
@@ -209,7 +217,9 @@ async function accept(
       });
       return;
     }
-    if (provable) job = proofJob(ctx, portal, row);
+    // One proof job per portal (the rest are dropped): it proves an install delivery, or,
+    // with none to prove, asks the portal for one (install/lifecycle.ts proveInstalls).
+    job = proofJob(ctx, portal, row);
   }
   let outcome;
   try {

@@ -8,8 +8,8 @@ import {
 /**
  * Bounds on what a portal may hold `unverified` (deliveries that arrived before its
  * application token was known). Anyone can post under a portal's member_id in that window,
- * so without a bound a flood would fill the disk and, for ONAPPINSTALL, cost the portal one
- * REST probe per post. Past a bound the intake answers 503 with Retry-After and counts it.
+ * so without a bound a flood would fill the disk and, for ONAPPINSTALL and ONAPPTEST, cost the
+ * portal one REST probe per post. Past a bound the intake answers 503 with Retry-After and counts it.
  */
 
 /** An unverified delivery not verified within this time is rejected as expired. */
@@ -18,7 +18,7 @@ export const UNVERIFIED_TTL_MS = 60 * 60_000;
 export const UNVERIFIED_MAX_COUNT = 500;
 /** Most stored bytes (masked bodies) of unverified deliveries per portal. */
 export const UNVERIFIED_MAX_BYTES = 2 * 1024 * 1024;
-/** Most unverified ONAPPINSTALL posts per portal: each costs the proof job a REST probe. */
+/** Most unverified ONAPPINSTALL and ONAPPTEST posts per portal: each costs a REST probe. */
 export const UNVERIFIED_MAX_INSTALLS = 10;
 /** What a refused sender is told to wait. */
 export const UNVERIFIED_RETRY_AFTER_SECONDS = 60;

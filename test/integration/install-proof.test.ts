@@ -10,6 +10,8 @@ import {
   type InstallHarness,
 } from '../helpers/install-harness.js';
 import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
+import { eventBody } from '../helpers/event-builder.js';
+import { syncBindings, TOKEN_TEST_EVERY_MS } from '../../server/install/bindings.js';
 
 /**
  * Install proof (issues 17 and 19): an install counts only when the OAuth server confirms it
@@ -72,6 +74,101 @@ describe('install proof', () => {
     );
     const [install] = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' });
     expect(install.status).toBe('processed');
+  });
+
+  /** An older-form install whose ONAPPINSTALL is lost (the app was down at installFinish). */
+  async function installLosingOnAppInstall(portal: EmulatedPortal) {
+    expect((await portal.install({ form: 'legacy' })).status).toBe(200);
+    await h.pauseApp();
+    await portal.finishInstall();
+    h.resumeApp();
+    expect((await row(portal))!.application_token_digest).toBeNull();
+  }
+  const eventsOf = async (event: string) =>
+    (await h.t.deps.db('events').where({ event }).orderBy('id')) as Array<{
+      id: number;
+      status: string;
+      reject_reason: string | null;
+    }>;
+
+  it('learns the application token from an ONAPPTEST it asks for when ONAPPINSTALL was lost and the installer POST had none', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    // While the token is not known, ONAPPTEST is bound; nothing asks for it before
+    // installFinish (Bitrix24 sends no event before it).
+    expect(portal.bindings.map((b) => b.event)).toContain('ONAPPTEST');
+    expect(portal.calls.map((c) => c.method)).not.toContain('event.test');
+    // A deal's event waits, unverified; its proof job finds nothing to prove and asks.
+    await portal.addDeal({ TITLE: 'Waiting for the token' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    expect((await eventsOf('ONCRMDEALADD')).map((e) => e.status)).toEqual(['unverified']);
+    await runLifecycleJobs(h.t.deps);
+    expect(portal.calls.filter((c) => c.method === 'event.test')).toHaveLength(1);
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect((await row(portal))!.application_token_digest).toBe(
+      h.t.deps.box.digest(portal.applicationToken),
+    );
+    expect((await eventsOf('ONAPPTEST')).map((e) => e.status)).toEqual(['processed']);
+    // The deal's event is verified and goes on as any other.
+    expect((await eventsOf('ONCRMDEALADD'))[0]!.status).not.toBe('unverified');
+    // The next sync, the token known, takes the binding away.
+    await syncBindings(h.t.deps, (await row(portal))!);
+    expect(portal.bindings.map((b) => b.event)).not.toContain('ONAPPTEST');
+  });
+
+  it('rejects a forged ONAPPTEST, and asks again after a failed event.test, at most every few minutes', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    portal.failNext('event.test', { status: 500, error: 'INTERNAL_SERVER_ERROR' });
+    await portal.addDeal({ TITLE: 'Waiting for the token' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    // A stranger's ONAPPTEST: the portal's member_id, made-up tokens.
+    const forged = eventBody({
+      portal: { ...portal, applicationToken: 'made-up-application-token' },
+      event: 'ONAPPTEST',
+      data: { QUERY: {}, LANGUAGE_ID: 'en' },
+      accessToken: 'made-up-access-token',
+    });
+    const res = await fetch(`${h.appUrl}${h.t.deps.manifest.handlers.events}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: forged,
+    });
+    expect(res.status).toBe(200);
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect((await row(portal))!.application_token_digest).toBeNull();
+    expect((await eventsOf('ONAPPTEST')).map((e) => [e.status, e.reject_reason])).toEqual([
+      ['rejected', 'token_unproven'],
+    ]);
+    // Asked once so far (it failed); not again within TOKEN_TEST_EVERY_MS, then again.
+    const asked = () => portal.calls.filter((c) => c.method === 'event.test').length;
+    expect(asked()).toBe(1);
+    await portal.addDeal({ TITLE: 'Still waiting' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect(asked()).toBe(1);
+    h.t.clock.advance(TOKEN_TEST_EVERY_MS);
+    await portal.addDeal({ TITLE: 'Waiting longer' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect(asked()).toBe(2);
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    expect((await row(portal))!.application_token_digest).toBe(
+      h.t.deps.box.digest(portal.applicationToken),
+    );
+    expect((await eventsOf('ONCRMDEALADD')).every((e) => e.status !== 'unverified')).toBe(true);
   });
 
   it('refuses a zone default that is not in B24_OAUTH_SERVERS, sending the secret nowhere', async () => {

@@ -320,7 +320,11 @@ describe('event intake', () => {
     let rows = await t.deps.db('events').where({ portal_id: early.row.id }).orderBy('id');
     expect(rows.map((r) => r.status)).toEqual(['unverified', 'unverified']);
     expect(rows.every((r) => r.auth_enc && !String(r.auth_enc).includes(realToken))).toBe(true);
-    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toHaveLength(0);
+    // No delivery's job yet: only the portal's proof job, which asks for a delivery that
+    // can prove the token (ONAPPTEST) when no install delivery waits.
+    expect(
+      (await t.deps.db('jobs').where({ portal_id: early.row.id })).map((j) => j.entity_key),
+    ).toEqual([`proof:${early.row.id}`]);
 
     await updatePortal(t.deps.db, early.row.id, {
       application_token_digest: t.deps.box.digest(realToken),
@@ -335,9 +339,9 @@ describe('event intake', () => {
       ['1', 'received', null],
       ['2', 'rejected', null],
     ]);
-    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toEqual([
-      expect.objectContaining({ event_id: rows[0].id, type: 'process_event' }),
-    ]);
+    expect(
+      await t.deps.db('jobs').where({ portal_id: early.row.id, type: 'process_event' }),
+    ).toEqual([expect.objectContaining({ event_id: rows[0].id })]);
   });
 
   it('keeps a genuine delivery that a forged copy beat to the intake while the token was unknown', async () => {
@@ -381,7 +385,9 @@ describe('event intake', () => {
       ['rejected', 0],
       ['received', 2],
     ]);
-    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toHaveLength(1);
+    expect(
+      await t.deps.db('jobs').where({ portal_id: early.row.id, type: 'process_event' }),
+    ).toHaveLength(1);
   });
 
   it('counts an unverified delivery as a duplicate when an identical one was verified first', async () => {
@@ -402,7 +408,9 @@ describe('event intake', () => {
     });
     const rows = await t.deps.db('events').where({ portal_id: early.row.id });
     expect(rows.map((r) => [r.status, r.duplicates])).toEqual([['received', 1]]);
-    expect(await t.deps.db('jobs').where({ portal_id: early.row.id })).toHaveLength(1);
+    expect(
+      await t.deps.db('jobs').where({ portal_id: early.row.id, type: 'process_event' }),
+    ).toHaveLength(1);
     // The removed row left the rollups with it: the backlog is the one event.
     const pend = await t.deps
       .db('rollups')
@@ -456,7 +464,10 @@ describe('event intake', () => {
     ]);
     expect(a.verified + b.verified).toBe(2);
     // Before: both verified both, and each event had two jobs (processed twice).
-    const jobs = await t.deps.db('jobs').where({ portal_id: early.row.id }).orderBy('event_id');
+    const jobs = await t.deps
+      .db('jobs')
+      .where({ portal_id: early.row.id, type: 'process_event' })
+      .orderBy('event_id');
     expect(jobs.map((j) => j.event_id)).toHaveLength(2);
     expect(new Set(jobs.map((j) => j.event_id)).size).toBe(2);
   });

@@ -4,6 +4,7 @@ import {
   chosenEvents,
   eventHandlerUrl,
   LIFECYCLE_BINDINGS,
+  TOKEN_TEST_EVENT,
   syncBindings,
   type BindingSync,
 } from '../../install/bindings.js';
@@ -49,7 +50,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     );
     // The app's own bindings (its lifecycle, and ONOFFLINEEVENT for loss recovery) are not
     // an admin's choice: the page names them below the table instead of as an unticked row.
-    const own: readonly string[] = [...LIFECYCLE_BINDINGS, 'ONOFFLINEEVENT'];
+    const own: readonly string[] = [...LIFECYCLE_BINDINGS, 'ONOFFLINEEVENT', TOKEN_TEST_EVENT];
     const names = [...new Set([...offered, ...chosen, ...(actual ?? [])])].filter(
       (n) => !own.includes(n),
     );
@@ -74,6 +75,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       appOwn: [
         ...LIFECYCLE_BINDINGS,
         ...(actual?.includes('ONOFFLINEEVENT') ? ['ONOFFLINEEVENT'] : []),
+        ...(actual?.includes(TOKEN_TEST_EVENT) ? [TOKEN_TEST_EVENT] : []),
       ],
       unavailable,
       sync: extra.sync,
