@@ -67,14 +67,15 @@ function eventName(params: Record<string, unknown>, call?: CallContext): string 
 
 /**
  * Options an event declares (`allowOptions` in its description); anything else is dropped
- * silently, and an `int` option is cast (CORE:lib/api/event.php `eventBind`). In the core we
- * read only ONOFFLINEEVENT declares one, `minTimeout` (`onRestServiceBuildDescription`).
- * Keeping every option of the other events as given (the contract's `add_auth`) is a guess
- * for newer cores, which the docs' event-bind.md page does not settle.
+ * silently, and an `int` option is cast (CORE:lib/api/event.php `eventBind`: `foreach
+ * ($eventInfo[3]['allowOptions'] as $code => $type)` copies only declared codes into
+ * `OPTIONS`). In the core, only ONOFFLINEEVENT declares one, `minTimeout`
+ * (`onRestServiceBuildDescription`); DOCS:api-reference/events/event-bind.md names no other.
+ * So the contract's `options[add_auth]=Y` is accepted and kept by no event.
  */
 function allowedOptions(event: string, given: unknown): Record<string, unknown> {
   const options = isRecord(given) ? given : {};
-  if (event !== 'ONOFFLINEEVENT') return options;
+  if (event !== 'ONOFFLINEEVENT') return {};
   const raw = param(options, 'minTimeout');
   return raw === undefined ? {} : { minTimeout: Math.trunc(Number(raw)) || 0 };
 }
