@@ -2,8 +2,8 @@ import type { EntityDefinition } from './crm-store.js';
 import type { CrmItem } from './types.js';
 
 /**
- * Field sets modelled on the `crm.deal.get` / `crm.contact.get` / `crm.company.get` doc
- * examples (DOCS:api-reference/crm/*). Empty links follow what portals return: no contact
+ * Field sets modelled on the `crm.deal.get` / `crm.lead.get` / `crm.contact.get` /
+ * `crm.company.get` doc examples (DOCS:api-reference/crm/*). Empty links follow what portals return: no contact
  * is `null`, no company is `"0"`.
  */
 
@@ -46,6 +46,62 @@ export const DEAL: EntityDefinition = {
     deal['STAGE_SEMANTIC_ID'] = semantic;
     deal['CLOSED'] = semantic === 'P' ? 'N' : 'Y';
     deal['IS_NEW'] = bare === 'NEW' ? 'Y' : 'N';
+  },
+};
+
+/**
+ * A lead as `crm.lead.get` answers it (DOCS:api-reference/crm/leads/crm-lead-get.md): the
+ * example's fields, `STATUS_SEMANTIC_ID` S for a converted lead, F for junk, else P (the same
+ * page), `DATE_CLOSED` "" while it is open.
+ */
+export const LEAD: EntityDefinition = {
+  defaults: (id, userId, date) => ({
+    ID: id,
+    TITLE: `Lead #${id}`,
+    HONORIFIC: null,
+    NAME: '',
+    SECOND_NAME: null,
+    LAST_NAME: null,
+    COMPANY_TITLE: null,
+    COMPANY_ID: null,
+    CONTACT_ID: null,
+    IS_RETURN_CUSTOMER: 'N',
+    BIRTHDATE: '',
+    SOURCE_ID: null,
+    SOURCE_DESCRIPTION: null,
+    STATUS_ID: 'NEW',
+    STATUS_DESCRIPTION: null,
+    POST: null,
+    COMMENTS: null,
+    CURRENCY_ID: 'USD',
+    OPPORTUNITY: '0.00',
+    IS_MANUAL_OPPORTUNITY: 'N',
+    HAS_PHONE: 'N',
+    HAS_EMAIL: 'N',
+    HAS_IMOL: 'N',
+    ASSIGNED_BY_ID: String(userId),
+    CREATED_BY_ID: String(userId),
+    MODIFY_BY_ID: String(userId),
+    DATE_CREATE: date,
+    DATE_MODIFY: date,
+    DATE_CLOSED: '',
+    STATUS_SEMANTIC_ID: 'P',
+    OPENED: 'Y',
+    ORIGINATOR_ID: null,
+    ORIGIN_ID: null,
+    MOVED_BY_ID: String(userId),
+    MOVED_TIME: date,
+    UTM_SOURCE: null,
+    UTM_MEDIUM: null,
+    UTM_CAMPAIGN: null,
+    UTM_CONTENT: null,
+    UTM_TERM: null,
+  }),
+  derive: (lead: CrmItem) => {
+    const status = String(lead['STATUS_ID'] ?? 'NEW');
+    lead['STATUS_SEMANTIC_ID'] = status === 'CONVERTED' ? 'S' : status === 'JUNK' ? 'F' : 'P';
+    if (lead['STATUS_SEMANTIC_ID'] === 'P') lead['DATE_CLOSED'] = '';
+    else if (!lead['DATE_CLOSED']) lead['DATE_CLOSED'] = lead['DATE_MODIFY'];
   },
 };
 

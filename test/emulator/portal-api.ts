@@ -44,6 +44,7 @@ export interface EmulatedPortal {
   readonly appVersion: number;
   readonly deals: ReadonlyMap<string, CrmItem>;
   readonly contacts: ReadonlyMap<string, CrmItem>;
+  readonly leads: ReadonlyMap<string, CrmItem>;
   readonly companies: ReadonlyMap<string, CrmItem>;
   /** Smart-process items of one type (`crm.item.get` shape), empty for an unused type. */
   itemsOf(entityTypeId: number): ReadonlyMap<string, Record<string, unknown>>;
@@ -94,6 +95,12 @@ export interface EmulatedPortal {
     opts?: TriggerOptions,
   ): Promise<EntityChange>;
   deleteDeal(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
+  addLead(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  updateLead(
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<EntityChange>;
   addContact(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   addCompany(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   /** Fires ONCRMDYNAMICITEMADD and ONCRMDYNAMICITEMADD_<entityTypeId>. */
@@ -225,6 +232,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     get contacts() {
       return state.contacts.items;
     },
+    get leads() {
+      return state.leads.items;
+    },
     get companies() {
       return state.companies.items;
     },
@@ -278,6 +288,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     updateDeal: (id, fields, opts) =>
       change(state.deals, 'DEAL', 'UPDATE', String(id), fields, opts),
     deleteDeal: (id, opts) => change(state.deals, 'DEAL', 'DELETE', String(id), {}, opts),
+    addLead: (fields, opts) => change(state.leads, 'LEAD', 'ADD', null, fields, opts),
+    updateLead: (id, fields, opts) =>
+      change(state.leads, 'LEAD', 'UPDATE', String(id), fields, opts),
     addContact: (fields, opts) => change(state.contacts, 'CONTACT', 'ADD', null, fields, opts),
     addCompany: (fields, opts) => change(state.companies, 'COMPANY', 'ADD', null, fields, opts),
     async addItem(entityTypeId, fields, opts) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
 import { createEntityStore } from './crm-store.js';
-import { COMPANY, CONTACT, DEAL } from './crm-entities.js';
+import { COMPANY, CONTACT, DEAL, LEAD } from './crm-entities.js';
 import { createItemStore } from './item-store.js';
 import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
@@ -98,6 +98,7 @@ export async function startPortal(
     calls: [],
     deliveries: [],
     deals: createEntityStore(DEAL, ctx.now, nextMultiId),
+    leads: createEntityStore(LEAD, ctx.now, nextMultiId),
     contacts: createEntityStore(CONTACT, ctx.now, nextMultiId),
     companies: createEntityStore(COMPANY, ctx.now, nextMultiId),
     items: createItemStore(ctx.now),

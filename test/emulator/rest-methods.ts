@@ -174,11 +174,12 @@ function crmMethods(
 
 const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
   deal: (p) => p.deals,
+  lead: (p) => p.leads,
   contact: (p) => p.contacts,
   company: (p) => p.companies,
 };
 
-/** Whether the comment's owner exists: a deal, contact or company, or `dynamic_<type>` item. */
+/** Whether the comment's owner exists: a deal, lead, contact or company, or `dynamic_<type>` item. */
 function timelineOwnerExists(portal: PortalState, entityType: string, id: string): boolean {
   const dynamic = /^dynamic_(\d+)$/.exec(entityType);
   if (dynamic) return portal.items.get(Number(dynamic[1]), id) !== undefined;
@@ -230,6 +231,7 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   ...BINDING_METHODS,
   ...OFFLINE_METHODS,
   ...crmMethods('deal', (p) => p.deals),
+  ...crmMethods('lead', (p) => p.leads),
   ...crmMethods('contact', (p) => p.contacts),
   ...crmMethods('company', (p) => p.companies),
   'crm.timeline.comment.add': timelineCommentAdd,

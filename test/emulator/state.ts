@@ -68,6 +68,7 @@ export interface PortalState {
   calls: RestCallRecord[];
   deliveries: DeliveryRecord[];
   deals: EntityStore;
+  leads: EntityStore;
   contacts: EntityStore;
   companies: EntityStore;
   /** Smart-process items, by entityTypeId. */
