@@ -321,6 +321,11 @@ function choicesFor(code) {
   if (f.statusType === 'DEAL_STAGE' || (entityRoot() === 'deal' && code === 'STAGE_ID')) {
     return stageGroups(meta.stages, meta.categories);
   }
+  // A lead's stage: the portal's lead stages (the status list STATUS), in their order.
+  if (f.statusType === 'STATUS' && entityRoot() === 'lead') {
+    const stages = meta.leadStages || [];
+    return stages.length ? [{ items: stages.map((st) => [st.id, st.name]) }] : undefined;
+  }
   if (f.items && f.items.length) return [{ items: f.items.map((i) => [i.id, i.value]) }];
   if (f.type === 'user') return [{ items: meta.users.map((u) => [u.id, u.name]) }];
   if (f.type === 'crm_category') {

@@ -6,10 +6,13 @@ import type { Rule } from './model.js';
 import { parsePlaceholder, placeholders } from './templates.js';
 
 /** The fields of the portal's records, by context root, where they are known. */
-export type KnownFields = Partial<Record<'deal' | 'contact' | 'company', readonly string[]>>;
+export type KnownFields = Partial<
+  Record<'deal' | 'lead' | 'contact' | 'company', readonly string[]>
+>;
 
 const WORDS: Record<keyof KnownFields, string> = {
   deal: 'deals',
+  lead: 'leads',
   contact: 'contacts',
   company: 'companies',
 };
@@ -34,8 +37,8 @@ function checkedField(
  * Fields a rule reads that the portal's records do not have: a condition on `STAGEID`, a
  * template `{{deal.OPORTUNITY}}`. Such a rule saves, and then never matches, or fails at that
  * step on every event; said as a warning when it is saved (the builder has the portal's field
- * lists, server/rules/metadata.ts). Only deals, contacts and companies are checked, each only
- * when its list is known; a bare condition field is the rule's record's, and optional
+ * lists, server/rules/metadata.ts). Only deals, leads, contacts and companies are checked,
+ * each only when its list is known; a bare condition field is the rule's record's, and optional
  * placeholders (`{{deal.X?}}`) are left alone.
  */
 export function unknownFieldWarnings(rule: Rule, known: KnownFields): MapWarning[] {

@@ -3,16 +3,17 @@ import type { PortalRow } from '../../db/stores/portals.js';
 
 /**
  * What the rule builder offers in its pickers, read from the portal itself: the fields of
- * deals, contacts and companies (user fields under the names the admin gave them), the deal
- * pipelines and their stages, and the portal's users.
+ * deals, leads, contacts and companies (user fields under the names the admin gave them), the
+ * deal pipelines and their stages, the lead stages, and the portal's users.
  *
- * Sources: crm.deal.fields / crm.contact.fields / crm.company.fields
+ * Sources: crm.deal.fields / crm.lead.fields / crm.contact.fields / crm.company.fields
  * (https://apidocs.bitrix24.com/api-reference/crm/deals/crm-deal-fields.html: an object keyed
  * by field code; a user field's `title` is its code and its names are `formLabel` /
  * `listLabel`, list fields carry `items`), crm.category.list with entityTypeId 2
  * (`result.categories[]`), crm.status.list with ENTITY_ID `DEAL_STAGE` for the general
- * pipeline and `DEAL_STAGE_<id>` for the others
- * (https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-list.html).
+ * pipeline, `DEAL_STAGE_<id>` for the others and `STATUS` for the lead stages
+ * (https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-list.html; `STATUS` is the
+ * statusType of a lead's STATUS_ID in crm.lead.fields).
  */
 
 export interface FieldInfo {
@@ -38,9 +39,11 @@ export interface StageInfo {
 }
 
 export interface PortalMetadata {
-  entities: Record<'deal' | 'contact' | 'company', FieldInfo[]>;
+  entities: Record<'deal' | 'lead' | 'contact' | 'company', FieldInfo[]>;
   categories: Array<{ id: number; name: string; isDefault: boolean }>;
   stages: StageInfo[];
+  /** The lead stages (STATUS_ID of a lead), in their order; categoryId 0. */
+  leadStages: StageInfo[];
   users: Array<{ id: string; name: string }>;
   /** Commands that failed (e.g. a scope the app lacks): the builder still works without them. */
   missing: string[];
@@ -116,10 +119,12 @@ export async function loadMetadata(
 ): Promise<PortalMetadata> {
   const first = await source.batch(portal, {
     deal: ['crm.deal.fields'],
+    lead: ['crm.lead.fields'],
     contact: ['crm.contact.fields'],
     company: ['crm.company.fields'],
     categories: ['crm.category.list', { entityTypeId: 2 }],
     stages0: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'DEAL_STAGE' } }],
+    leadStages: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'STATUS' } }],
     users: ['user.get', { FILTER: { ACTIVE: true } }],
   });
   const missing = Object.keys(first.errors);
@@ -149,11 +154,13 @@ export async function loadMetadata(
   return {
     entities: {
       deal: toFields(first.result.deal),
+      lead: toFields(first.result.lead),
       contact: toFields(first.result.contact),
       company: toFields(first.result.company),
     },
     categories,
     stages,
+    leadStages: toStages(first.result.leadStages, 0),
     users,
     missing,
     loadedAt: now,

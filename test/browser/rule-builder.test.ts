@@ -271,6 +271,35 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     });
   });
 
+  it("offers a lead's own fields and its stages by name once a lead event is the trigger", async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-ONCRMLEADUPDATE').check();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0 option[value="STATUS_ID"]').waitFor({ state: 'attached' });
+    await expect(
+      f.locator('#cond-field-0 option[value="STATUS_ID"]').textContent(),
+    ).resolves.toContain('Stage');
+    await f.locator('#cond-field-0').selectOption('STATUS_ID');
+    await f.locator('#cond-op-0').selectOption('becomes');
+    const stages = await f
+      .locator('#cond-value-0 option')
+      .evaluateAll((os) => os.map((o) => [o.getAttribute('value'), o.textContent]));
+    expect(stages.filter(([v]) => v)).toEqual([
+      ['NEW', 'Unassigned'],
+      ['IN_PROCESS', 'In progress'],
+      ['PROCESSED', 'Processed'],
+      ['CONVERTED', 'Good lead'],
+      ['JUNK', 'Junk lead'],
+    ]);
+    await f.locator('#cond-value-0').selectOption('CONVERTED');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({
+      on: ['ONCRMLEADUPDATE'],
+      when: [{ field: 'STATUS_ID', becomes: 'CONVERTED' }],
+    });
+  });
+
   it("keeps a text box with a hint when a smart process's stages cannot be read", async () => {
     // Both pipelines' stage lists of smart process 131 fail (its own cache entry).
     h.portal.failNext('crm.status.list', { status: 403, error: 'ACCESS_DENIED' }, 2);

@@ -108,6 +108,49 @@ const DEAL_FIELDS: Record<string, FieldDescription> = {
 };
 
 /**
+ * `crm.lead.fields` (DOCS:api-reference/crm/leads/crm-lead-fields.md): a subset of the doc's
+ * answer with its types, titles and status lists (the stage STATUS_ID from `STATUS`, the
+ * source SOURCE_ID from `SOURCE`).
+ */
+const LEAD_FIELDS: Record<string, FieldDescription> = {
+  ID: field('integer', 'ID', { isReadOnly: true }),
+  TITLE: field('string', 'Lead Title'),
+  HONORIFIC: field('crm_status', 'Salutation', { statusType: 'HONORIFIC' }),
+  NAME: field('string', 'First Name'),
+  SECOND_NAME: field('string', 'Middle Name'),
+  LAST_NAME: field('string', 'Last Name'),
+  BIRTHDATE: field('date', 'Birthdate'),
+  COMPANY_TITLE: field('string', 'Company Name'),
+  SOURCE_ID: field('crm_status', 'Source', { statusType: 'SOURCE' }),
+  SOURCE_DESCRIPTION: field('string', 'Additional Source Information'),
+  STATUS_ID: field('crm_status', 'Stage', { statusType: 'STATUS' }),
+  STATUS_DESCRIPTION: field('string', 'Additional Stage Information'),
+  STATUS_SEMANTIC_ID: field('string', 'Status Semantic', { isReadOnly: true }),
+  POST: field('string', 'Position'),
+  ADDRESS_CITY: field('string', 'City'),
+  CURRENCY_ID: field('crm_currency', 'Currency'),
+  OPPORTUNITY: field('double', 'Amount'),
+  IS_MANUAL_OPPORTUNITY: field('char', 'IS_MANUAL_OPPORTUNITY'),
+  OPENED: field('char', 'Available to All'),
+  COMMENTS: field('string', 'Comment'),
+  HAS_PHONE: field('char', 'Phone Provided', { isReadOnly: true }),
+  HAS_EMAIL: field('char', 'E-mail Provided', { isReadOnly: true }),
+  ASSIGNED_BY_ID: field('user', 'Responsible User'),
+  CREATED_BY_ID: field('user', 'Created By', { isReadOnly: true }),
+  MODIFY_BY_ID: field('user', 'Modified By', { isReadOnly: true }),
+  DATE_CREATE: field('datetime', 'Creation Date', { isReadOnly: true }),
+  DATE_MODIFY: field('datetime', 'Modification Date', { isReadOnly: true }),
+  COMPANY_ID: field('crm_company', 'Company', { settings: { parentEntityTypeId: 4 } }),
+  CONTACT_ID: field('crm_contact', 'Contact'),
+  IS_RETURN_CUSTOMER: field('char', 'Returning Lead', { isReadOnly: true }),
+  DATE_CLOSED: field('datetime', 'Closing Date', { isReadOnly: true }),
+  UTM_SOURCE: field('string', 'Advertising System'),
+  UTM_CAMPAIGN: field('string', 'Campaign Identifier'),
+  PHONE: field('crm_multifield', 'Phone', { isMultiple: true }),
+  EMAIL: field('crm_multifield', 'E-mail', { isMultiple: true }),
+};
+
+/**
  * `crm.contact.fields` (api-reference/crm/contacts/crm-contact-fields.md): PHONE and EMAIL are
  * multiple `crm_multifield` fields (a subset of the doc's answer).
  */
@@ -236,6 +279,13 @@ function stages(): StatusRow[] {
     row('DEAL_STAGE_1', '1', 'C1:EXECUTING', 'Shipping', 20, 'process', '#47E4C2'),
     row('DEAL_STAGE_1', '1', 'C1:WON', 'Deal successful', 30, 'success', '#7BD500'),
     row('DEAL_STAGE_1', '1', 'C1:LOSE', 'Deal failed', 40, 'failure', '#FF5752'),
+    // Lead stages: the list `STATUS` (crm-lead-fields.md's statusType of STATUS_ID), a
+    // converted lead a success and junk a failure (crm-lead-get.md's STATUS_SEMANTIC_ID).
+    row('STATUS', null, 'NEW', 'Unassigned', 10, 'process', '#39A8EF'),
+    row('STATUS', null, 'IN_PROCESS', 'In progress', 20, 'process', '#2FC6F6'),
+    row('STATUS', null, 'PROCESSED', 'Processed', 30, 'process', '#55D0E0'),
+    row('STATUS', null, 'CONVERTED', 'Good lead', 40, 'success', '#7BD500'),
+    row('STATUS', null, 'JUNK', 'Junk lead', 50, 'failure', '#FF5752'),
   ];
 }
 
@@ -328,6 +378,7 @@ const stagesOf = (portal: PortalState): StatusRow[] => {
 export const METADATA_METHODS: Readonly<Record<string, MethodHandler>> = {
   // No parameters, no errors (crm-deal-fields.md "Error Handling: does not return errors").
   'crm.deal.fields': () => ({ result: DEAL_FIELDS }),
+  'crm.lead.fields': () => ({ result: LEAD_FIELDS }),
   'crm.contact.fields': () => ({ result: CONTACT_FIELDS }),
   'crm.company.fields': () => ({ result: COMPANY_FIELDS }),
   // Unknown types: NOT_FOUND, as crm.item.* answer for them (crm-item-get.md's errors).

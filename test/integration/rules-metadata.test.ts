@@ -45,6 +45,18 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
       semantics: 'S',
     });
     expect(m.stages.find((s) => s.id === 'C1:WON')).toMatchObject({ categoryId: 1 });
+    // Leads: their fields, and their stages from the status list STATUS, in order.
+    expect(m.entities.lead.find((f) => f.code === 'STATUS_ID')).toMatchObject({
+      title: 'Stage',
+      statusType: 'STATUS',
+    });
+    expect(m.leadStages.map((s) => [s.id, s.semantics])).toEqual([
+      ['NEW', 'P'],
+      ['IN_PROCESS', 'P'],
+      ['PROCESSED', 'P'],
+      ['CONVERTED', 'S'],
+      ['JUNK', 'F'],
+    ]);
     expect(m.users.length).toBeGreaterThan(0);
   });
 

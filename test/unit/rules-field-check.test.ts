@@ -37,6 +37,19 @@ describe("fields the portal's records do not have", () => {
     );
   });
 
+  it("checks a lead rule's fields against the portal's leads", () => {
+    const r = rule(
+      ['ONCRMLEADUPDATE'],
+      [{ field: 'STATUSID', becomes: 'CONVERTED' }],
+      'Lead {{lead.TITLE}} {{entity.OPORTUNITY}}',
+    );
+    const lead = ['ID', 'TITLE', 'STATUS_ID', 'OPPORTUNITY'];
+    expect(fieldsOf(r, { ...known, lead })).toEqual(['lead.STATUSID', 'lead.OPORTUNITY']);
+    expect(unknownFieldWarnings(r, { lead })[0]!.message).toBe(
+      `rule "r" reads lead.STATUSID: the portal's leads have no field STATUSID; did you mean STATUS_ID?`,
+    );
+  });
+
   it('says nothing where the field list is not known or the record is not one it checks', () => {
     const r = rule(['ONCRMDEALUPDATE'], [{ field: 'company.TITEL', equals: 'x' }], '{{deal.X}}');
     // No company list: not checked; no deal list: not checked.

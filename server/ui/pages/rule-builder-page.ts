@@ -198,6 +198,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     const fields = meta
       ? {
           deal: meta.entities.deal.map((f) => f.code),
+          lead: meta.entities.lead.map((f) => f.code),
           contact: meta.entities.contact.map((f) => f.code),
           company: meta.entities.company.map((f) => f.code),
         }
