@@ -227,6 +227,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'защита от петли: это изменение сделало само правило',
   ],
   ['loop guard: ', 'защита от петли: '],
+  // the stale-trigger guard (server/processing/run-steps.ts): the rule's conditions no longer
+  // hold on a fresh read before its steps ran
+  ['stale trigger: ', 'условия уже не выполняются: '],
+  ['stale trigger, ', 'условия уже не выполняются: '],
   [' chained writes by our own rules (limit ', ' записей подряд нашими правилами (предел '],
   ['portal is not installed', 'приложение не установлено на портале'],
   [' no longer exists', ' больше не существует'],
@@ -564,6 +568,15 @@ const ENTITY_RU: Readonly<Record<string, string>> = {
 /** A literal string as a regular expression. */
 export const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** What a proof job did about a token nothing proved (install/bindings.ts askForTokenTest). */
+const TOKEN_TEST_RU: Readonly<Record<string, string>> = {
+  'no test delivery needed': 'проверочная доставка не нужна',
+  'a test delivery was asked for recently': 'проверочную доставку уже запрашивали недавно',
+  'asking for a test delivery failed': 'запросить проверочную доставку не удалось',
+  'asked the portal for a test delivery (ONAPPTEST)':
+    'у портала запрошена проверочная доставка (ONAPPTEST)',
+};
+
 /**
  * The note the app stores on an event it ends `skipped` or `processed` ("no rule matched",
  * "no rule to run (Rule: reason; …)", "deal 5 no longer exists"; process-event.ts), in the
@@ -578,8 +591,12 @@ export function translateNote(
 ): string {
   if (lang !== 'ru' || !note) return note;
   // The lifecycle job's notes (install/lifecycle.ts): figures and names inside.
-  const proof = /^nothing proven; (\d+) rejected, (\d+) expired$/.exec(note);
-  if (proof) return `ничего не подтверждено: отклонено ${proof[1]}, просрочено ${proof[2]}`;
+  const proof = /^nothing proven; (\d+) rejected, (\d+) expired(?:; (.+))?$/.exec(note);
+  if (proof) {
+    const asked = proof[3] ? `; ${TOKEN_TEST_RU[proof[3]] ?? proof[3]}` : '';
+    return `ничего не подтверждено: отклонено ${proof[1]}, просрочено ${proof[2]}${asked}`;
+  }
+  if (note === 'test delivery') return 'проверочная доставка';
   const proven = /^proven by event (\d+)$/.exec(note);
   if (proven) return `подтверждено событием ${proven[1]}`;
   const notLifecycle = /^(\S+) is not a lifecycle event$/.exec(note);

@@ -198,6 +198,22 @@ describe("an event's own note on Russian pages", () => {
     expect(translateNote('nothing proven; 2 rejected, 1 expired', 'ru', [])).toBe(
       'ничего не подтверждено: отклонено 2, просрочено 1',
     );
+    expect(
+      translateNote(
+        'nothing proven; 0 rejected, 0 expired; asked the portal for a test delivery (ONAPPTEST)',
+        'ru',
+        [],
+      ),
+    ).toBe(
+      'ничего не подтверждено: отклонено 0, просрочено 0; у портала запрошена проверочная доставка (ONAPPTEST)',
+    );
+    expect(translateNote('test delivery', 'ru', [])).toBe('проверочная доставка');
+    // The stale-trigger guard's note, in words (was left in English).
+    expect(
+      translateNote('ERP sync: stale trigger, Stage is "New", not "Preparation"', 'ru', [
+        'ERP sync',
+      ]),
+    ).toBe('ERP sync: условия уже не выполняются: Stage = "New", а не "Preparation"');
     expect(translateNote('proven by event 5', 'ru', [])).toBe('подтверждено событием 5');
     expect(translateNote('ONFOO is not a lifecycle event', 'ru', [])).toBe(
       'ONFOO — не событие жизненного цикла приложения',

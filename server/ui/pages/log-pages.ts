@@ -67,7 +67,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     ]);
     const retried = Number(req.query.retried);
     const [held, stages] = await Promise.all([
-      heldNotes(deps.db, page.rows),
+      heldNotes(deps.db, page.rows, user.lang),
       noteStages(
         portal,
         page.rows.filter((r) => NOTE_STATUSES.includes(r.status)).map((r) => r.last_error),
@@ -149,7 +149,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         .orderBy('id')
         .select('id', 'status', 'attempts', 'last_error', 'run_at', 'created_at', 'updated_at'),
       effectiveMap(deps.db, user.memberId),
-      heldNotes(deps.db, [ev]),
+      heldNotes(deps.db, [ev], user.lang),
     ]);
     const stages = await noteStages(
       portal,
@@ -270,7 +270,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         retrying.map((r) => Number(r.id)),
       ),
       // Events waiting for an earlier event of this deal: which one, and why it is not done.
-      heldNotes(deps.db, events),
+      heldNotes(deps.db, events, user.lang),
     ]);
     // A retry whose time has passed waits for a worker: "due now", not a time in the past.
     const now = deps.clock.now().getTime();

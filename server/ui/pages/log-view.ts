@@ -76,15 +76,19 @@ export function noteStagesLookup(
 }
 
 /**
- * The earlier event each of these waits for (per-entity order), its error masked. Only a
- * `received` event can be held (a claimed one is `processing`), so only those are looked up.
+ * The earlier event each of these waits for (per-entity order), its error masked and in the
+ * page's language, as the event's own page says it. Only a `received` event can be held (a
+ * claimed one is `processing`), so only those are looked up.
  */
 export async function heldNotes(
   db: Knex,
   rows: ReadonlyArray<{ id: number; status: string }>,
+  lang: UiUser['lang'],
 ): Promise<Map<number, HeldBehind>> {
   const waiting = rows.filter((r) => r.status === 'received').map((r) => r.id);
   const held = await heldBehindByEvent(db, waiting);
-  for (const h of held.values()) h.lastError = h.lastError && maskForView(h.lastError);
+  for (const h of held.values()) {
+    h.lastError = h.lastError && translateError(maskForView(h.lastError), lang);
+  }
   return held;
 }

@@ -97,6 +97,8 @@ describe('the pages of an installed portal with events', () => {
       expect(page.html).toContain(
         'data-destination="http:accounting.example:443" data-waiting="2"',
       );
+      // A count in words that agree with it, in either language ("1 jobs wait" before).
+      expect(page.html).toContain('<td>jobs waiting: 2</td>');
       expect(page.html).not.toContain('secret-of-another');
     } finally {
       await db('jobs')
