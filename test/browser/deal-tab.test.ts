@@ -130,6 +130,23 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     await frame().locator('#deal-refreshing').waitFor({ state: 'detached' });
   });
 
+  it('keeps the keyboard on the event link it was on when the tab reads itself again', async () => {
+    const { h, page } = ui;
+    const deal = await wonDealWaiting('Order read by keyboard');
+    await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+    const newest = frame().locator('#deal-events tr[data-id]').first();
+    const link = newest.locator('a[href*="/ui/events/"]').first();
+    const href = await link.getAttribute('href');
+    await link.focus();
+    await h.services.worker.drain();
+    await newest.locator('.b-processed').waitFor({ timeout: 15_000 });
+    // Before, the refresh replaced the rows and the keyboard fell back to the page's top.
+    const app = appFrameOf(page, h.appUrl, '/ui/');
+    await expect(
+      app.evaluate<string | null>('document.activeElement.getAttribute("href")'),
+    ).resolves.toBe(href);
+  });
+
   /**
    * A tab with no events had no refresh at all: a manager who opened a quiet deal and moved
    * it saw "No events" until reopening the card.
