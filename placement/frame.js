@@ -12,6 +12,11 @@
  */
 (function () {
   'use strict';
+  // `autofocus` is refused in a cross-origin frame ("Blocked autofocusing on a <input>
+  // element in a cross-origin subframe"), and inside Bitrix24 the app always is one: the
+  // control a page marks with data-focus (a refused field, a code to type) takes the keyboard.
+  var wanted = document.querySelector('[data-focus]');
+  if (wanted && typeof wanted.focus === 'function') wanted.focus();
   if (!window.BX24) return;
 
   var sent = -1;

@@ -216,6 +216,22 @@ describeInChromium('the pages inside the Bitrix24 frame', (executablePath) => {
     await shot('09-alerts');
   });
 
+  it('puts the keyboard on a refused retention field inside the cross-site frame', async () => {
+    await openApp(1);
+    await frame().locator('#nav-retention').click();
+    await frame().locator('#retention-form').waitFor();
+    await frame().locator('#days').fill('45');
+    await frame().locator('#save-retention').click();
+    await frame().locator('#days-error').waitFor();
+    // `autofocus` is refused in a cross-origin frame; before, the keyboard stayed on the body.
+    await expect(appFrame().evaluate('document.activeElement.id')).resolves.toBe('days');
+    // The reason is the field's description, not part of its name.
+    await expect(frame().locator('#days').getAttribute('aria-describedby')).resolves.toBe(
+      'days-error',
+    );
+    await expect(frame().locator('label:has(#days) .error').count()).resolves.toBe(0);
+  });
+
   it('keeps a non-admin out of every admin action (the server answers 403)', async () => {
     await openApp(2);
     await expect(frame().locator('#nav-replay').count()).resolves.toBe(0);
