@@ -618,6 +618,9 @@ function kvEditor(step, i, key, nest) {
         class: 'secondary',
         id: `step-${i}-${key}-add`,
         text: S.addField,
+        'aria-label': S.addFieldTo
+          .replace('{list}', S[LABEL[key]])
+          .replace('{step}', String(i + 1)),
         onclick: () => {
           rows.push(['', '']);
           renderForm();
@@ -637,7 +640,14 @@ function stepField(step, i, [key, kind, required]) {
     changed();
   };
   if (kind === 'kv' || kind === 'kv-flat') {
-    return label(S[LABEL[key]], kvEditor(step, i, key, kind === 'kv'));
+    // A group with a legend, not a label: a label around the rows made a click on its words
+    // add an empty row, and named the first control after the whole list.
+    return h(
+      'fieldset',
+      { class: 'kv-set' },
+      h('legend', { text: S[LABEL[key]] }),
+      kvEditor(step, i, key, kind === 'kv'),
+    );
   }
   if (kind === 'method' || kind === 'parseMode') {
     const values = kind === 'method' ? METHODS : ['', 'HTML', 'MarkdownV2', 'Markdown'];

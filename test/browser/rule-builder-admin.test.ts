@@ -377,7 +377,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     expect(await types()).toEqual(['telegram', 'http']);
     // The keyboard stays with the moved step: on its other arrow, the list ending there.
     await expect(focused()).resolves.toBe('step-up-1');
-    await expect(f.locator('#step-1 legend').textContent()).resolves.toBe('2. HTTP request');
+    await expect(f.locator('#step-1 > legend').textContent()).resolves.toBe('2. HTTP request');
     // Which step went where is said for screen readers (the button names only the place).
     await expect(f.locator('#builder-status').textContent()).resolves.toBe(
       'HTTP request (erp) is now step 2.',
@@ -777,6 +777,19 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
       'Remove step 1',
       'Remove step 2',
     ]);
+    // "Add field" says where it adds; the rows are a group named by its legend, not a label
+    // (whose words, clicked, added an empty row and named the first control after the list).
+    const adds = await f
+      .locator('button', { hasText: 'Add field' })
+      .evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')));
+    expect(adds).toEqual([
+      'Add field to Headers, step 1',
+      'Add field to Body fields (sent as JSON), step 1',
+    ]);
+    await expect(f.locator('label:has(#step-0-headers-add)').count()).resolves.toBe(0);
+    await expect(
+      f.locator('fieldset.kv-set:has(#step-0-headers-add) > legend').textContent(),
+    ).resolves.toBe('Headers');
   });
 
   it('says why a save is refused when the session has ended, and how to keep the edits', async () => {
