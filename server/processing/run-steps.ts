@@ -46,8 +46,8 @@ interface RuleRun {
 
 /**
  * Runs the steps of one matched rule in order, each recorded under its idempotency key so a
- * succeeded step never runs twice. Returns false when the rule did not run: its conditions
- * no longer hold on the fresh read (a stale trigger).
+ * succeeded step never runs twice. Returns false when the rule did not run: none of its
+ * steps was tried yet and its conditions no longer hold on the fresh read (a stale trigger).
  */
 export async function runRule(
   ctx: ProcessContext,
@@ -65,8 +65,12 @@ export async function runRule(
   const related = await loadRelated(ctx, scope.portal, [rule], scope.entity, event);
   const previous = parseStored<Snapshot | undefined>(match.previous, undefined);
 
-  // Stale-trigger guard: before the first step, the conditions must still hold on a fresh read.
-  if (![...prior.values()].some((r) => r.status === 'succeeded')) {
+  // Stale-trigger guard: until a step has been tried, the conditions must still hold on a
+  // fresh read (a deal that left WON while its event waited is not invoiced). Once one was
+  // tried, the rule is carried out: the destination may have acted on it (a timeout), its
+  // idempotency key makes the retry safe, and a deal that moved on after a failed step (an
+  // admin fixed the cause and retried) still gets what its change was due.
+  if (prior.size === 0) {
     const tctx = buildTemplateContext({
       event: scope.info,
       entity: scope.entity,

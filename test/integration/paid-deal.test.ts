@@ -140,7 +140,7 @@ describe('the Paid-deal scenario end to end', () => {
     expect(rows.at(-1).last_error).toMatch(/STAGE_ID is "?LOSE/);
   });
 
-  it('resumes a failed step on retry without repeating the earlier ones, then skips a stale trigger', async () => {
+  it('resumes a failed step on retry without repeating the earlier ones, even after the deal moved on; a fresh run skips a stale trigger', async () => {
     s.logistics.handle(() => ({ status: 503, body: { error: 'down' } }));
     const dealId = await wonDeal();
     expect(s.accounting.requests).toHaveLength(1);
@@ -156,9 +156,19 @@ describe('the Paid-deal scenario end to end', () => {
     expect(s.sms.requests).toHaveLength(1);
     expect((await events()).at(-1)).toMatchObject({ status: 'processed' });
 
-    // A second deal whose first step fails, then the deal leaves WON before the retry.
+    // A second deal whose first step fails, then the deal leaves WON before the retry (an
+    // admin fixes the cause and retries): the step was tried, so the rule is carried out.
+    // Before, the retry re-checked the conditions and ended `skipped`, sending nothing.
     s.accounting.handle(() => ({ status: 500, body: {} }));
-    const deal2 = await s.portal.addDeal({ TITLE: 'Order 3', STAGE_ID: 'NEW' });
+    const buyer = await s.portal.addContact({
+      NAME: 'Bob',
+      PHONE: [{ VALUE: '+15550002222', VALUE_TYPE: 'WORK' }],
+    });
+    const deal2 = await s.portal.addDeal({
+      TITLE: 'Order 3',
+      STAGE_ID: 'NEW',
+      CONTACT_ID: buyer.id,
+    });
     await s.drain();
     await s.portal.updateDeal(deal2.id, { STAGE_ID: 'WON' });
     await s.drain();
@@ -166,15 +176,30 @@ describe('the Paid-deal scenario end to end', () => {
     s.accounting.handle(() => ({ status: 201, body: { id: 'INV-X' } }));
     s.h.t.clock.advance(60_000);
     await s.drain();
-    const won = (
-      await s.h.t.deps
-        .db('events')
-        .where({ entity_id: deal2.id, event: 'ONCRMDEALUPDATE' })
-        .orderBy('id')
-    )[0];
-    expect(won.status).toBe('skipped');
-    expect(won.last_error).toMatch(/stale trigger/);
-    expect(s.accounting.requests.filter((q) => q.body.includes(`"${deal2.id}"`))).toHaveLength(1);
+    const wonEvent = async () =>
+      (
+        await s.h.t.deps
+          .db('events')
+          .where({ entity_id: deal2.id, event: 'ONCRMDEALUPDATE' })
+          .orderBy('id')
+      )[0];
+    expect((await wonEvent()).status).toBe('processed');
+    const invoices2 = () =>
+      s.accounting.requests.filter((q) => q.body.includes(`"${deal2.id}"`)).length;
+    expect(invoices2()).toBe(2);
+    // Run again from the start (a replay of succeeded steps) now that the deal is no longer
+    // WON: nothing of that run was tried, so the conditions are checked again and it is
+    // skipped as a stale trigger.
+    const won = await wonEvent();
+    await replayEvents(s.h.t.deps, {
+      filter: { from: won.received_at, to: won.received_at + 1, event: 'ONCRMDEALUPDATE' },
+      rerunSucceeded: true,
+    });
+    await s.drain();
+    const replayed = await s.h.t.deps.db('events').where({ id: won.id }).first();
+    expect(replayed.status).toBe('skipped');
+    expect(replayed.last_error).toMatch(/stale trigger/);
+    expect(invoices2()).toBe(2);
     expect(dealId).not.toBe(deal2.id);
   });
 });
