@@ -123,6 +123,13 @@ export function destinationOf(
 export const isPortalDestination = (key: string): boolean =>
   /#\d+$/.test(key) || key.startsWith('rest:');
 
+/**
+ * A destination as its portal's users read it: without the `#<portal id>` that keeps one
+ * portal's host apart from another's (an internal id; operators see the whole key in
+ * `status --json`, `/metrics` and their alerts).
+ */
+export const destinationName = (key: string): string => key.replace(/#\d+$/, '');
+
 export function createDestinations(deps: DestinationDeps, opts: DestinationOptions): Destinations {
   const { db, logger } = deps;
   const breaker: Breaker = {
@@ -139,7 +146,7 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
   function down(key: string, row: DestinationRow, waitMs: number) {
     const quoted = isPortalDestination(key) ? (row.last_error ?? '').trim() : '';
     return new PausedError(
-      `destination ${key} is down (circuit open after ${row.failures} failures)` +
+      `destination ${destinationName(key)} is down (circuit open after ${row.failures} failures)` +
         (quoted ? `: ${quoted}` : ''),
       Math.max(busyRetry, waitMs),
       { waitingFor: key },

@@ -100,6 +100,14 @@ describe('destinations', () => {
     expect(await getDestination(h.t.deps.db, key)).toMatchObject({ state: 'open', failures: 5 });
     expect((await jobs()).map((j) => j.attempts)).toEqual([1, 1, 1, 1, 1, 0]);
     expect((await jobs())[5]?.waiting_for).toBe(key);
+    // What its event's page and the deal tab say: the host, not the portal's internal id.
+    const sixth = await h.t.deps
+      .db('jobs')
+      .where({ id: (await jobs())[5]!.id })
+      .first();
+    expect(sixth.last_error).toMatch(
+      new RegExp(`^destination http:${new URL(sink.url).host} is down \\(circuit open`),
+    );
 
     // The retries come due while the cool-down (30 s) runs: claimed, given back, no attempt.
     h.t.clock.advance(13_000);

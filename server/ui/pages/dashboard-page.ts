@@ -11,6 +11,7 @@ import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { currentRuleSuccess } from '../../rules/rule-names.js';
 import { statusFigures } from '../../../db/stores/events.js';
 import { destinationJson, openDestinations } from '../../../db/stores/destinations.js';
+import { destinationName } from '../../queue/destinations.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
 import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/sweep.js';
 import { toError } from '../../lib/errors.js';
@@ -242,7 +243,10 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       alerts,
       recovery,
       storage,
-      destinations: destinations.map(destinationJson),
+      destinations: destinations.map((d) => {
+        const json = destinationJson(d);
+        return { ...json, name: destinationName(json.destination) };
+      }),
       sweepHours: SWEEP_HOURS,
       sweepStarted: extra.sweepStarted ?? false,
       sweepError: extra.sweepError ?? '',

@@ -97,8 +97,11 @@ describe('the pages of an installed portal with events', () => {
       expect(page.html).toContain(
         'data-destination="http:accounting.example:443" data-waiting="2"',
       );
-      // A count in words that agree with it, in either language ("1 jobs wait" before).
-      expect(page.html).toContain('<td>jobs waiting: 2</td>');
+      // A count in words that agree with it, in either language ("1 jobs wait" before), and
+      // the host without the portal's internal id.
+      expect(page.html).toContain(
+        '<span class="badge b-failed" translate="no">http:accounting.example:443</span></td><td>jobs waiting: 2</td>',
+      );
       expect(page.html).not.toContain('secret-of-another');
     } finally {
       await db('jobs')
