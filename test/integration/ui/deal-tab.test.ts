@@ -112,7 +112,9 @@ describe('the deal tab a manager reads', () => {
       finished_at: at,
     });
     const card = await getPage(h, '/ui/deal/890', ruManager.cookie);
-    expect(card.html).toContain('<bdi>Paid \u202Edeal</bdi> · <bdi>in\u202Evoice</bdi>');
+    expect(card.html).toContain(
+      '<bdi translate="no">Paid \u202Edeal</bdi> · <bdi translate="no">in\u202Evoice</bdi>',
+    );
     const ev = await getPage(h, `/ui/events/${eventId}`, ruManager.cookie);
     expect(ev.html).toContain('<bdi>Paid \u202Edeal</bdi>');
     expect(ev.html).toContain('<bdi translate="no">in\u202Evoice</bdi>');
@@ -194,7 +196,7 @@ describe('the deal tab a manager reads', () => {
         },
         at,
       });
-    const run = (eventId: number, stepIndex: number, name: string, status: string) =>
+    const run = (eventId: number, stepIndex: number, name: string | null, status: string) =>
       recordActionRun(db, {
         event_id: eventId,
         rule_name: 'Won deal',
@@ -220,6 +222,11 @@ describe('the deal tab a manager reads', () => {
       /erp<\/bdi><\/span> <span class="badge b-received" data-retrying="1">ошибка, будет повтор<\/span>/,
     );
     expect(runs).toMatch(/invoice<\/bdi><\/span>\s*<span class="badge b-succeeded"/);
+    // A step without a name is called by its kind in the manager's words, not its code.
+    const unnamed = await seed('895', 'processed');
+    await run(unnamed, 0, null, 'succeeded');
+    const plain = await getPage(h, '/ui/deal/895', ruManager.cookie);
+    expect(plain.html).toMatch(/Won deal<\/bdi> · HTTP-запрос<\/span>/);
     // Control: a step of an event that failed for good says failed.
     const failed = await seed('894', 'failed');
     await run(failed, 0, 'erp', 'failed');
