@@ -79,6 +79,27 @@ export async function recordErasure(
     .merge({ erased_at: at });
 }
 
+/**
+ * When a record's data was last erased (its own erasure, or the whole portal's), or null:
+ * the deal tab says its events were erased rather than that it has none yet.
+ */
+export async function erasedAt(
+  db: Knex,
+  portalId: number,
+  entity: ErasedEntity,
+): Promise<number | null> {
+  const row = (await db('erased_entities')
+    .where('portal_id', portalId)
+    .where((q) =>
+      q
+        .where({ entity_type: entity.type, entity_id: entity.id })
+        .orWhere({ entity_type: ALL_RECORDS.type, entity_id: ALL_RECORDS.id }),
+    )
+    .max({ at: 'erased_at' })
+    .first()) as { at: number | string | null } | undefined;
+  return row?.at === null || row?.at === undefined ? null : Number(row.at);
+}
+
 /** What belongs to one record besides its events: its snapshot and the loop guard's writes. */
 export async function eraseEntityRows(
   db: Knex,

@@ -5,6 +5,7 @@ import { replayEvents } from '../../processing/replay.js';
 import { chosenEvents } from '../../install/bindings.js';
 import { actionRunsByEvent, logPage, nextAttemptByEvent } from '../../../db/stores/event-log.js';
 import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
+import { erasedAt } from '../../../db/stores/erasure.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -276,10 +277,15 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     const now = deps.clock.now().getTime();
     // What each event means to a CRM manager ("A deal was changed"), the code beside it.
     const meaning = new Map(SUPPORTED_EVENTS.map((e) => [e.name, e[user.lang]]));
+    // No events: erased on request (erase --entity, or the whole portal's data) is said as
+    // such, not as "none yet".
+    const erased =
+      events.length === 0 ? await erasedAt(deps.db, portal.id, { type: 'deal', id: dealId }) : null;
     res.render('ui/deal', {
       nav: '',
       compact: true,
       dealId,
+      erased,
       events,
       runs,
       more,

@@ -8,6 +8,8 @@ import {
 import { getPage, openSession, type UiSession } from './ui-client.js';
 import { seedDealEvent } from '../../helpers/seed-db.js';
 import { recordActionRun } from '../../../db/stores/processing.js';
+import { findPortalByMemberId } from '../../../db/stores/portals.js';
+import { eraseEntityData } from '../../../server/retention/erase.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
 describe('the deal tab a manager reads', () => {
@@ -53,6 +55,27 @@ describe('the deal tab a manager reads', () => {
     expect(ids).not.toContain(Number(contactEvent.id));
     // The filter stays on the page, so a change of another filter keeps it.
     expect(log.html).toMatch(/<option value="deal" selected>/);
+  });
+
+  it('says that a deal has no events yet, or that its events were erased on request, and when', async () => {
+    const none = await getPage(h, '/ui/deal/777001', ruManager.cookie);
+    expect(none.html).toContain('По этой сделке событий пока нет.');
+    const at = h.t.clock.now().getTime();
+    await seedDealEvent(h.t.deps.db, h.portal.memberId, {
+      dealId: '777002',
+      status: 'processed',
+      lastError: '',
+      job: { status: 'done', lastError: '', runAt: at },
+      at,
+    });
+    const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    await eraseEntityData(h.t.deps, portal, { type: 'deal', id: '777002' });
+    const erased = await getPage(h, '/ui/deal/777002', ruManager.cookie);
+    // Before, an erased deal read like a quiet one: "no events yet".
+    expect(erased.html).toMatch(
+      /id="no-events"[^>]*data-erased="\d+">События этой сделки удалены по запросу /,
+    );
+    expect(erased.html).not.toContain('событий пока нет');
   });
 
   it('says that older events of a deal with 10,000 of them are in the log, and links there', async () => {
