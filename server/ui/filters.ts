@@ -57,6 +57,22 @@ export function toLogFilter(form: FilterForm, portalId: number, zone = 'UTC'): L
   };
 }
 
+/**
+ * What in the filter cannot be used as typed (message keys): a date that does not parse (it
+ * is left out of the filter), a "From" after the "To" (nothing can match). Said above the
+ * results, which alone read "No events match".
+ */
+export function filterProblems(form: FilterForm, filter: LogFilter): string[] {
+  const out: string[] = [];
+  if ((form.from && filter.from === undefined) || (form.to && filter.to === undefined)) {
+    out.push('log.badDate');
+  }
+  if (filter.from !== undefined && filter.to !== undefined && filter.from >= filter.to) {
+    out.push('log.fromAfterTo');
+  }
+  return out;
+}
+
 /** The form as query parameters (empty ones left out), for links that keep the filter. */
 export function filterParams(form: FilterForm): Record<string, string> {
   return Object.fromEntries(Object.entries(form).filter(([, v]) => v !== '')) as Record<

@@ -100,6 +100,9 @@ const EN = {
   'log.newer': 'Newer',
   'log.newest': 'Newest',
   'log.none': 'No events match.',
+  'log.badDate':
+    'A date could not be read and was left out of the filter: pick it in the calendar.',
+  'log.fromAfterTo': '"From" is after "To": no event can match. Swap them.',
   'log.src.offline': 'offline',
   'log.src.sweep': 'sweep',
   'log.src.replay': 'replay',
@@ -426,6 +429,8 @@ const RU: Record<MessageKey, string> = {
   'log.newer': 'Позже',
   'log.newest': 'Новые',
   'log.none': 'Событий нет.',
+  'log.badDate': 'Дату не удалось прочитать, в фильтре её нет: выберите её в календаре.',
+  'log.fromAfterTo': '«С» позже, чем «По»: ни одно событие не подойдёт. Поменяйте их местами.',
   'log.src.offline': 'офлайн',
   'log.src.sweep': 'сверка',
   'log.src.replay': 'повтор',

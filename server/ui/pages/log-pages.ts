@@ -11,7 +11,14 @@ import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { SUPPORTED_EVENTS } from '../supported-events.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
-import { ENTITY_TYPES, filterParams, OUTCOMES, readLogForm, toLogPageFilter } from '../filters.js';
+import {
+  ENTITY_TYPES,
+  filterParams,
+  filterProblems,
+  OUTCOMES,
+  readLogForm,
+  toLogPageFilter,
+} from '../filters.js';
 import { maskForView } from '../mask-view.js';
 import { translateError } from '../i18n-messages.js';
 import { exportLogCsv } from './log-export.js';
@@ -79,6 +86,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     res.render('ui/events', {
       nav: 'events',
       form,
+      filterProblems: filterProblems(form, filter),
       params: filterParams(form),
       rows: page.rows.map((r) => ({
         ...r,

@@ -27,6 +27,17 @@ describe('the event log a manager reads', () => {
       (await h.t.deps.db('events').where({ entity_id: dealId, event }).first('id')).id as number,
     );
 
+  it('says why a filter finds nothing when its dates cannot match or cannot be read', async () => {
+    const swapped = await getPage(h, '/ui/events?from=2026-12-05&to=2026-12-01', admin.cookie);
+    expect(swapped.html).toContain('id="filter-problems"');
+    expect(swapped.html).toContain('&#34;From&#34; is after &#34;To&#34;: no event can match.');
+    const garbled = await getPage(h, '/ui/events?from=yesterday', admin.cookie);
+    expect(garbled.html).toContain('A date could not be read and was left out of the filter');
+    // Control: a range that reads is said nothing about.
+    const fine = await getPage(h, '/ui/events?from=2026-12-01&to=2026-12-05', admin.cookie);
+    expect(fine.html).not.toContain('id="filter-problems"');
+  });
+
   it('hides the app lifecycle events by default and shows them on the switch', async () => {
     const stored = await h.t.deps.db('events').where({ event: 'ONAPPINSTALL' }).count({ n: '*' });
     expect(Number(stored[0]?.n)).toBeGreaterThan(0);
