@@ -132,6 +132,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       testRefused: undefined,
       linked: await linkedChatsOf(deps.db, portal.id),
       telegramOn: Boolean(deps.config.telegram.botToken),
+      emailOn: Boolean(deps.config.email.smtpUrl),
       // Named in the help, so an admin knows which bot to add (never waits long for it).
       botName: await within(telegramBotName(deps), 1500),
       linkChat: '',

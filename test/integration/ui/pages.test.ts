@@ -381,6 +381,10 @@ describe('the pages of an installed portal with events', () => {
       admin.cookie,
     );
     expect(ok.html).toContain('value="-100123"');
+    // "Saved." alone read as "alerts will come": this server has neither a Telegram bot nor
+    // SMTP, so the page says beside the form that neither is sent, and why.
+    expect(ok.html).toContain('id="no-telegram"');
+    expect(ok.html).toContain('id="no-email"');
     // A chat another portal of the app holds, or the operator's own, is refused.
     await claimTelegramChat(h.t.deps.db, '-100999', 1_000_000, h.t.clock.now().getTime());
     for (const chat of ['-100999', String(h.t.deps.config.telegram.chatId ?? '')].filter(Boolean)) {
