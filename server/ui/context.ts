@@ -196,11 +196,15 @@ const UNITS = {
   ru: { ms: 'мс', s: 'с', min: 'мин', h: 'ч' },
 } as const;
 
-/** A duration in the page's language: `250 ms`, `1.5 s`, `3 min`, `2.0 h`. */
+/**
+ * A duration in the page's language: `250 ms`, `1.5 s`, `3 min`, `2.0 h`; in Russian with a
+ * decimal comma (`1,5 с`), as Russian writes numbers.
+ */
 export function fmtMs(ms: number, lang: UiUser['lang'] = 'en'): string {
   const u = UNITS[lang];
+  const tenths = (x: number) => (lang === 'ru' ? x.toFixed(1).replace('.', ',') : x.toFixed(1));
   if (ms < 1000) return `${ms} ${u.ms}`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} ${u.s}`;
+  if (ms < 60_000) return `${tenths(ms / 1000)} ${u.s}`;
   if (ms < 3600_000) return `${Math.round(ms / 60_000)} ${u.min}`;
-  return `${(ms / 3600_000).toFixed(1)} ${u.h}`;
+  return `${tenths(ms / 3600_000)} ${u.h}`;
 }

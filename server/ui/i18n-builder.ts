@@ -6,6 +6,7 @@
 export const BUILDER_EN = {
   'rb.titleNew': 'New rule',
   'rb.titleEdit': 'Edit rule',
+  'rb.titleView': 'Rule',
   'rb.back': 'All rules',
   'rb.notFound': 'This portal has no rule of that name.',
   'rb.reveal': 'Show secrets',
@@ -136,6 +137,7 @@ export const BUILDER_EN = {
 export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.titleNew': 'Новое правило',
   'rb.titleEdit': 'Правка правила',
+  'rb.titleView': 'Правило',
   'rb.back': 'Все правила',
   'rb.notFound': 'У портала нет правила с таким названием.',
   'rb.reveal': 'Показать секреты',

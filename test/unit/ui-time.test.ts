@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { fmtMs } from '../../server/ui/context.js';
 import { parseDateInput } from '../../server/ui/filters.js';
 import { localDayEdges } from '../../server/ui/pages/dashboard-page.js';
 import {
@@ -84,5 +85,17 @@ describe("the dashboard's days", () => {
   ];
   it.each(cases)('%s', (_why, now, zone, days, want) => {
     expect(localDayEdges(now, zone, days).map((t) => new Date(t).toISOString())).toEqual(want);
+  });
+});
+
+describe('durations in the page language', () => {
+  it('writes tenths with a point in English and a comma in Russian', () => {
+    expect([fmtMs(250), fmtMs(1500), fmtMs(180_000), fmtMs(7_200_000)]).toEqual([
+      '250 ms',
+      '1.5 s',
+      '3 min',
+      '2.0 h',
+    ]);
+    expect([fmtMs(1500, 'ru'), fmtMs(7_200_000, 'ru')]).toEqual(['1,5 с', '2,0 ч']);
   });
 });

@@ -90,7 +90,9 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     const u = res.locals.u as (p: string, q?: Record<string, string>) => string;
     res.status(name !== undefined && !found ? 404 : 200).render('ui/rule-builder', {
       nav: 'rules',
-      title: name === undefined ? t('rb.titleNew') : t('rb.titleEdit'),
+      // A reader (not an admin) sees the rule, edits nothing: "Rule", not "Edit rule".
+      title:
+        name === undefined ? t('rb.titleNew') : t(user.isAdmin ? 'rb.titleEdit' : 'rb.titleView'),
       notFound: name !== undefined && !found,
       name: found ? found.name : '',
       // Where the rule is in the map: deleting it names its place, as the table does.

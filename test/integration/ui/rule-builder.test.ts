@@ -161,6 +161,8 @@ describe('the rule builder pages', () => {
     });
     const readerPage = await getPage(h, path, reader.cookie);
     expect(readerPage.html).not.toContain(secret);
+    // A reader is shown the rule, not asked to edit it.
+    expect(readerPage.html).toMatch(/<h1>Rule: /);
     const readerReveal = await post(
       '/ui/rules/edit/reveal',
       { name: 'Secret rule' },
