@@ -72,7 +72,7 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['expected an http(s) URL', 'ожидается адрес http(s)'],
   [
     'expected a port an HTTP request can use: this one is reserved for another protocol (such as SMTP, SSH or X11), so the request would never be sent; use the port the service answers HTTP on (usually 443 or none)',
-    'этот порт не подходит: он закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), и запрос к нему не отправляется; укажите порт, на котором сервис отвечает по HTTP (обычно 443 или никакой)',
+    'этот порт не подходит: он закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), и запрос к нему не отправляется; укажите порт, на котором сервис отвечает по HTTP (обычно 443, или не указывайте порт вовсе)',
   ],
   [
     'expected a header name of letters, digits and - (no spaces)',

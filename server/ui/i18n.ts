@@ -33,7 +33,7 @@ const EN = {
   'dash.rule': 'Rule',
   'dash.stepsOk': 'Steps succeeded',
   'dash.stepsFailed': 'Steps failed (a retry may follow)',
-  'dash.stepsRate': 'Steps that succeeded',
+  'dash.stepsRate': 'Share of steps that succeeded',
   'dash.noRuns': 'No actions ran in the last 7 days.',
   'dash.sla': "SLA share (receipt to last step done within the rule's SLA)",
   'dash.slaLimit': 'SLA',
@@ -664,7 +664,7 @@ const RU: Record<MessageKey, string> = {
   'action.telegram': 'Telegram',
   'action.email': 'E-mail',
   'action.sms': 'SMS',
-  'action.bitrix': 'метод Битрикс24',
+  'action.bitrix': 'Метод Битрикс24',
   ...MAP_RU,
 };
 

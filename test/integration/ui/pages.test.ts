@@ -55,7 +55,7 @@ describe('the pages of an installed portal with events', () => {
     // The per-rule figures count steps (a 2-step rule run 4 times: 8), so they say so; they
     // read as rule runs beside the SLA table's events and the figure of failed events.
     expect(page.html).toContain(
-      '<th>Steps succeeded</th><th>Steps failed (a retry may follow)</th><th>Steps that succeeded</th>',
+      '<th>Steps succeeded</th><th>Steps failed (a retry may follow)</th><th>Share of steps that succeeded</th>',
     );
   });
 
