@@ -36,8 +36,21 @@ export interface StageName {
   /** The pipeline is the portal's default one (stage codes without a `C<n>:` prefix). */
   inDefault?: boolean;
 }
-/** Looks up a deal stage code (`WON`, `C1:WON`). */
-export type StageNames = (code: string) => StageName | undefined;
+/**
+ * Looks up a stage code: a deal's (`WON`, `C1:WON`), or with `record` `lead` a lead's
+ * (`CONVERTED`, the status list STATUS).
+ */
+export type StageNames = (code: string, record?: StageRecord) => StageName | undefined;
+/** The records whose stage codes a portal's stage lists name. */
+export type StageRecord = 'deal' | 'lead';
+
+/** Whose stage list a field of `record` names: a deal's STAGE_ID, a lead's STATUS_ID. */
+export function stageRecord(field: string, record: string | undefined): StageRecord | undefined {
+  const name = upperFieldName(field);
+  if (record === 'deal' && name === 'STAGE_ID') return 'deal';
+  if (record === 'lead' && name === 'STATUS_ID') return 'lead';
+  return undefined;
+}
 
 const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
 /**
@@ -56,13 +69,15 @@ function recordOf(field: string, rule: Rule): string | undefined {
   return roots.size === 1 ? [...roots][0] : undefined;
 }
 
-/** Whether a condition compares a deal's stage (the codes a portal's stage list names). */
-const isDealStage = (field: string, rule: Rule): boolean =>
-  upperFieldName(field.split('.').pop() ?? '') === 'STAGE_ID' && recordOf(field, rule) === 'deal';
+/** Whose stage a condition compares (the codes a portal's stage lists name), if any. */
+const stageOf = (field: string, rule: Rule): StageRecord | undefined =>
+  stageRecord(field.split('.').pop() ?? '', recordOf(field, rule));
 
-/** Whether any rule of the map compares a deal's stage: only then are stage names needed. */
-export const comparesDealStages = (rules: readonly Rule[]): boolean =>
-  rules.some((r) => (r.when ?? []).some((c) => !('changed' in c) && isDealStage(c.field, r)));
+/** Whether any rule of the map compares a deal's or lead's stage: only then are names needed. */
+export const comparesStages = (rules: readonly Rule[]): boolean =>
+  rules.some((r) =>
+    (r.when ?? []).some((c) => !('changed' in c) && stageOf(c.field, r) !== undefined),
+  );
 
 /** Fills `{name}` placeholders of a sentence with phrases. */
 export function fill(template: string, vars: Record<string, Phrase>): Phrase {
@@ -120,8 +135,10 @@ export function describeCondition(
   stages?: StageNames,
 ): Phrase {
   const field = fieldLabel(c.field, rule, words);
-  // Only a deal's stage codes are names in the portal's stage list.
-  if (!isDealStage(c.field, rule)) stages = undefined;
+  // Only a deal's or a lead's stage codes are names in the portal's stage lists.
+  const record = stageOf(c.field, rule);
+  const all = stages;
+  stages = record && all ? (code) => all(code, record) : undefined;
   if ('changed' in c) return say(words, 'map.cond.changed', { field });
   if ('becomes' in c)
     return say(words, 'map.cond.becomes', {

@@ -1,4 +1,12 @@
-import { fill, plain, RECORD_ROOTS, type MapWords, type StageNames } from '../rules/describe.js';
+import {
+  fill,
+  plain,
+  RECORD_ROOTS,
+  stageRecord,
+  type MapWords,
+  type StageNames,
+  type StageRecord,
+} from '../rules/describe.js';
 import { entityRoot } from '../rules/context.js';
 import { upperFieldName } from '../rules/fields.js';
 import type { UiUser } from './session.js';
@@ -183,7 +191,9 @@ export function readableNote(
       continue;
     }
     const label = fieldLabel(r.field, own, names.words);
-    const stage = isDealStage(r.field, own) ? names.stages : undefined;
+    const record = stageField(r.field, own);
+    const all = names.stages;
+    const stage = record && all ? (code: string) => all(code, record) : undefined;
     out += note.slice(last, i);
     out += label === undefined ? r.field : mark(label);
     let at = r.fieldEnd;
@@ -216,12 +226,12 @@ function fieldLabel(field: string, own: string | undefined, words: MapWords): st
   return rootName === undefined ? undefined : `${rootName} · ${name}`;
 }
 
-/** Only a deal's stage codes are names in the portal's stage list. */
-function isDealStage(field: string, own: string | undefined): boolean {
+/** Only a deal's or a lead's stage codes are names in the portal's stage lists. */
+function stageField(field: string, own: string | undefined): StageRecord | undefined {
   const parts = field.split('.');
-  if (parts.length > 2) return false;
+  if (parts.length > 2) return undefined;
   const root = parts.length === 1 || parts[0] === 'entity' ? own : parts[0];
-  return root === 'deal' && upperFieldName(parts.at(-1)!) === 'STAGE_ID';
+  return stageRecord(parts.at(-1)!, root);
 }
 
 /**

@@ -55,6 +55,24 @@ describe('conditions in words', () => {
     ]);
   });
 
+  it("names a lead's stage from the lead stages, and a deal's from the deals'", () => {
+    const stages: StageNames = (code, record = 'deal') =>
+      record === 'lead' && code === 'CONVERTED'
+        ? { name: 'Good lead' }
+        : record === 'deal' && code === 'WON'
+          ? { name: 'Deal won' }
+          : undefined;
+    const lead = rule([{ field: 'STATUS_ID', becomes: 'CONVERTED' }], ['ONCRMLEADUPDATE']);
+    expect(words(lead, en, stages)).toEqual(['Status becomes Good lead']);
+    // A deal's STATUS_ID (no such list) and a lead's STAGE_ID are left as codes.
+    expect(words(rule([{ field: 'STATUS_ID', equals: 'CONVERTED' }]), en, stages)).toEqual([
+      'Status equals CONVERTED',
+    ]);
+    expect(
+      words(rule([{ field: 'STAGE_ID', equals: 'WON' }], ['ONCRMLEADUPDATE']), en, stages),
+    ).toEqual(['Stage equals WON']);
+  });
+
   it('marks every value as data, never as words', () => {
     const [phrase] = describeConditions(rule([{ field: 'STAGE_ID', becomes: 'WON' }]), en);
     expect(phrase).toEqual([{ text: 'Stage' }, { text: ' becomes ' }, { text: 'WON', data: true }]);

@@ -8,7 +8,11 @@ import { readableNote, type NoteNames } from '../../server/ui/note-names.js';
 
 const update = { name: 'ONCRMDEALUPDATE', entityType: 'deal', entityId: '42' };
 const STAGES: Record<string, string> = { NEW: 'New', WON: 'Deal won', LOSE: 'Deal lost' };
-const stages: StageNames = (code) => (STAGES[code] ? { name: STAGES[code] } : undefined);
+const LEAD_STAGES: Record<string, string> = { CONVERTED: 'Good lead' };
+const stages: StageNames = (code, record = 'deal') => {
+  const name = (record === 'lead' ? LEAD_STAGES : STAGES)[code];
+  return name ? { name } : undefined;
+};
 const names = (lang: 'en' | 'ru' = 'en') => ({ words: mapWords(lang), stages, entityType: 'deal' });
 
 /** The reason the evaluator itself gives for one condition on a deal update. */
@@ -90,9 +94,10 @@ describe('notes with names for codes', () => {
   it('leaves values alone: a value that reads like a reason, another record type, no stage list', () => {
     const r = (note: string, n: NoteNames = names()) => readableNote(note, 'en', [], n, 'reason');
     expect(r('TITLE is "a: TITLE is b", not "c"')).toBe('Title is "a: TITLE is b", not "c"');
-    // A lead's status and a smart process's stage are not deal stages.
-    expect(r('STATUS_ID is "NEW", not "WON"', { ...names(), entityType: 'lead' })).toBe(
-      'Status is "NEW", not "WON"',
+    // A lead's status is named from the lead stages, never the deals'; a smart process's
+    // stage is not a deal stage.
+    expect(r('STATUS_ID is "WON", not "CONVERTED"', { ...names(), entityType: 'lead' })).toBe(
+      'Status is "WON", not "Good lead"',
     );
     expect(r('stageId is "NEW", not "WON"', { ...names(), entityType: 'dynamic:1038' })).toBe(
       'Stage is "NEW", not "WON"',

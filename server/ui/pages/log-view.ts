@@ -41,7 +41,7 @@ const FAILED_STAGES_MS = 60_000;
 /** Portals remembered as failing, at most (the oldest are forgotten first). */
 const FAILED_STAGES_MAX = 1000;
 
-/** The portal's deal stage names for notes, or undefined; see noteStagesLookup. */
+/** The portal's deal and lead stage names for notes, or undefined; see noteStagesLookup. */
 export type NoteStages = (
   portal: PortalRow,
   texts: ReadonlyArray<string | null | undefined>,
@@ -49,9 +49,9 @@ export type NoteStages = (
 ) => Promise<StageNames | undefined>;
 
 /**
- * The portal's deal stage names for notes that compare a deal's stage (`STAGE_ID is "WON"`),
- * from the metadata cache the map page and the builder share (one read of the portal per
- * few minutes, within its REST budget). A page waits at most `ms` for them: a slow portal
+ * The portal's stage names for notes that compare a deal's or a lead's stage (`STAGE_ID is
+ * "WON"`, `STATUS_ID is "CONVERTED"`), from the metadata cache the map page and the builder
+ * share (one read of the portal per few minutes, within its REST budget). A page waits at most `ms` for them: a slow portal
  * leaves the codes, never the page; a portal whose read failed is not asked again for a
  * minute (every manager's view of the log would try again).
  */
@@ -61,7 +61,9 @@ export function noteStagesLookup(
 ): NoteStages {
   const failed = new Map<number, number>();
   return async (portal, texts, ms) => {
-    if (!metadata || !texts.some((t) => t && /(?:^|[ :(.])STAGE_ID /.test(t))) return undefined;
+    if (!metadata || !texts.some((t) => t && /(?:^|[ :(.])(?:STAGE|STATUS)_ID /.test(t))) {
+      return undefined;
+    }
     const at = failed.get(portal.id);
     if (at !== undefined && now() - at < FAILED_STAGES_MS) return undefined;
     failed.delete(portal.id);

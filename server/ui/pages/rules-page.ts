@@ -21,7 +21,7 @@ import { csrfProtection, requireAdmin, uiContext, type UrlBuilder } from '../con
 import { mapWords } from '../i18n-map.js';
 import type { MessageKey } from '../i18n.js';
 import { maskForView } from '../mask-view.js';
-import { comparesDealStages } from '../../rules/describe.js';
+import { comparesStages } from '../../rules/describe.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { changeMap, ruleRows, stageNames, type MapChange } from './rules-table.js';
 
@@ -88,7 +88,7 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     // Stage names come from the builder's metadata cache (cached per portal, read within the
     // REST budget); a slow or failing portal only leaves the codes on the page.
     const meta =
-      metadata && comparesDealStages(map.rules)
+      metadata && comparesStages(map.rules)
         ? await within(metadata.get(portal), STAGE_NAMES_WAIT_MS)
         : undefined;
     res.render('ui/rules', {

@@ -63,13 +63,19 @@ export function ruleRows(
 }
 
 /**
- * Deal stage names from the portal's metadata: `C1:WON` → "Deal successful" in pipeline
- * "Wholesale" (the pipeline only where the portal has more than one).
+ * Stage names from the portal's metadata: a deal's `C1:WON` → "Deal successful" in pipeline
+ * "Wholesale" (the pipeline only where the portal has more than one); a lead's `CONVERTED`
+ * → its name in the status list STATUS.
  */
 export function stageNames(meta: PortalMetadata): StageNames {
   const pipelines = new Map(meta.categories.map((c) => [c.id, c]));
   const stages = new Map(meta.stages.map((s) => [s.id, s]));
-  return (code) => {
+  const leads = new Map(meta.leadStages.map((s) => [s.id, s]));
+  return (code, record = 'deal') => {
+    if (record === 'lead') {
+      const lead = leads.get(code);
+      return lead ? { name: lead.name, inDefault: true } : undefined;
+    }
     const s = stages.get(code);
     if (!s) return undefined;
     const category = pipelines.get(s.categoryId);
