@@ -231,17 +231,33 @@ export async function actionRunsByEvent(
 export async function nextAttemptByEvent(
   db: Knex,
   eventIds: readonly number[],
-): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
+): Promise<Map<number, NextAttempt>> {
+  const out = new Map<number, NextAttempt>();
   if (eventIds.length === 0) return out;
   const rows = (await db('jobs')
     .whereIn('event_id', eventIds)
     .where('status', 'pending')
     .groupBy('event_id')
-    .select('event_id', db.raw('min(run_at) as run_at'))) as Array<{
+    .select(
+      'event_id',
+      db.raw('min(run_at) as run_at'),
+      db.raw('max(waiting_for) as waiting_for'),
+    )) as Array<{
     event_id: number | string;
     run_at: number | string;
+    waiting_for: string | null;
   }>;
-  for (const r of rows) out.set(Number(r.event_id), Number(r.run_at));
+  for (const r of rows) {
+    out.set(Number(r.event_id), { at: Number(r.run_at), waiting: r.waiting_for !== null });
+  }
   return out;
+}
+
+/**
+ * When an event's job runs next, and whether it waits for a destination that is down (its
+ * step was not sent, so no attempt failed: the deal tab says so, not "this attempt failed").
+ */
+export interface NextAttempt {
+  at: number;
+  waiting: boolean;
 }

@@ -172,6 +172,7 @@ const EN = {
   'deal.more': 'The newest {n} events of this deal are shown.',
   'deal.allEvents': 'Older events in the event log',
   'deal.nextAttempt': 'This attempt failed; the next one is at',
+  'deal.waitingDestination': 'Not sent yet: the destination is down; the next try is at',
   'deal.failedAdmin': 'Open the event to see why and retry it',
   'deal.failedManager':
     "It will not be tried again by itself: tell your portal's administrator, who can retry it once the cause is fixed.",
@@ -504,6 +505,7 @@ const RU: Record<MessageKey, string> = {
   'deal.more': 'Показаны последние {n} событий сделки.',
   'deal.allEvents': 'Более ранние — в журнале событий',
   'deal.nextAttempt': 'Эта попытка не удалась; следующая —',
+  'deal.waitingDestination': 'Ещё не отправлено: получатель недоступен; следующая попытка —',
   'deal.failedAdmin': 'Откройте событие, чтобы увидеть причину и повторить его',
   'deal.failedManager':
     'Само оно больше не повторится: сообщите администратору портала — он сможет повторить его, когда причина будет устранена.',

@@ -202,6 +202,21 @@ describe('the deal tab a manager reads', () => {
       '<span class="badge b-received" data-retrying="1">повторяется</span>',
     );
     expect(card.html).not.toContain('>получено<');
+    // A job that waits for a destination that is down sent nothing: no attempt failed.
+    const paused = await seedDealEvent(db, h.portal.memberId, {
+      dealId: '888',
+      status: 'received',
+      lastError:
+        'Won deal: invoice / destination http:erp.example is down (circuit open after 5 failures)',
+      job: { status: 'pending', lastError: 'down', runAt: at + 60_000 },
+      at,
+    });
+    await db('jobs').where({ event_id: paused }).update({ waiting_for: 'http:erp.example#1' });
+    const waiting = await getPage(h, '/ui/deal/888', ruManager.cookie);
+    expect(waiting.html).toMatch(
+      /class="next-attempt">Ещё не отправлено: получатель недоступен; следующая попытка — \d{4}/,
+    );
+    expect(waiting.html).not.toContain('Эта попытка не удалась');
   });
 
   it('says the step an event retries will be retried, not that it failed', async () => {
