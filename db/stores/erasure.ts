@@ -80,8 +80,9 @@ export async function recordErasure(
 }
 
 /**
- * When a record's data was last erased (its own erasure, or the whole portal's), or null:
- * the deal tab says its events were erased rather than that it has none yet.
+ * When a record's own data was last erased (`erase --entity`), or null: the deal tab says its
+ * events were erased rather than that it has none yet. The whole portal's erasure is left
+ * out: a record first seen after it had nothing erased.
  */
 export async function erasedAt(
   db: Knex,
@@ -89,15 +90,9 @@ export async function erasedAt(
   entity: ErasedEntity,
 ): Promise<number | null> {
   const row = (await db('erased_entities')
-    .where('portal_id', portalId)
-    .where((q) =>
-      q
-        .where({ entity_type: entity.type, entity_id: entity.id })
-        .orWhere({ entity_type: ALL_RECORDS.type, entity_id: ALL_RECORDS.id }),
-    )
-    .max({ at: 'erased_at' })
-    .first()) as { at: number | string | null } | undefined;
-  return row?.at === null || row?.at === undefined ? null : Number(row.at);
+    .where({ portal_id: portalId, entity_type: entity.type, entity_id: entity.id })
+    .first('erased_at')) as { erased_at: number | string } | undefined;
+  return row ? Number(row.erased_at) : null;
 }
 
 /** What belongs to one record besides its events: its snapshot and the loop guard's writes. */

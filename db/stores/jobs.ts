@@ -705,6 +705,17 @@ export async function hastenPortalJobs(db: Knex, portalId: number, now: number):
     .update({ run_at: now, waiting_for: null, updated_at: now });
 }
 
+/**
+ * Makes a pending job of this entity key due now (a portal's proof job that waits to look
+ * again, when a delivery that can prove the token arrives meanwhile). Returns how many.
+ */
+export async function hastenEntityJob(db: Knex, entityKey: string, now: number): Promise<number> {
+  return db('jobs')
+    .where({ status: 'pending', entity_key: entityKey })
+    .where('run_at', '>', now)
+    .update({ run_at: now, updated_at: now });
+}
+
 /** Work left `running` by a process that died: leases older than `staleBefore` go back to pending. */
 export async function releaseStaleJobs(
   db: Knex,

@@ -240,6 +240,12 @@ const jsonArea = h('textarea', {
     carryOrigins(rule, next);
     rule = next;
     undo = null;
+    // A refusal's paths were about the rule as sent; the JSON may have moved anything.
+    if (refusal) {
+      refusal = null;
+      saveResult.replaceChildren();
+      markFields([], false);
+    }
     notSavedAnyMore();
     renderForm();
   },

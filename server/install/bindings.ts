@@ -120,6 +120,11 @@ export async function askForTokenTest(deps: Deps, portal: PortalRow): Promise<st
   ) {
     return 'no test delivery needed';
   }
+  // An install the OAuth server has not confirmed is proven by a delivered refresh token,
+  // which only ONAPPINSTALL carries: an ONAPPTEST could never prove it.
+  if (fresh.install_confirmed_at === null && deps.config.b24.clientId) {
+    return 'the install is not confirmed: only ONAPPINSTALL can prove it';
+  }
   const now = deps.clock.now().getTime();
   const last = Number(await getSetting<number>(deps.db, fresh.member_id, TOKEN_TEST_KEY)) || 0;
   if (now - last < TOKEN_TEST_EVERY_MS) return 'a test delivery was asked for recently';

@@ -76,6 +76,13 @@ const PROOF_ROUND = 10;
  */
 const PROOF_EVENTS = ['ONAPPINSTALL', 'ONAPPTEST'];
 
+/**
+ * How soon a proof job that found nothing to prove, with deliveries still waiting, looks
+ * again. Short: while it is pending, an ONAPPINSTALL that comes meanwhile queues no proof job
+ * of its own (one pending per portal), so it is proven at this job's next run.
+ */
+export const PROOF_RECHECK_MS = 30_000;
+
 const canProve = (deps: Deps) => Boolean(deps.config.b24.clientId && deps.config.b24.clientSecret);
 
 function storedTarget(portal: PortalRow) {
@@ -213,10 +220,14 @@ async function proveInstalls(deps: Deps, portal: PortalRow) {
     const round = await listUnverified(deps.db, portal.id, PROOF_ROUND, PROOF_EVENTS);
     if (round.length === 0) {
       // Deliveries wait for a token nothing here can prove (the installer POST had none and
-      // the ONAPPINSTALL was lost): ask the portal for a delivery that can.
+      // the ONAPPINSTALL was lost): ask the portal for a delivery that can, and look again
+      // while they wait (no attempt spent): to ask again once the last ask may be repeated,
+      // and to expire what waited an hour, also on a portal where nothing else arrives.
       const waiting = (await listUnverified(deps.db, portal.id, 1)).length > 0;
       const asked = waiting ? `; ${await askForTokenTest(deps, fresh)}` : '';
-      return { note: `nothing proven; ${rejected} rejected, ${expired} expired${asked}` };
+      const note = `nothing proven; ${rejected} rejected, ${expired} expired${asked}`;
+      if (waiting) throw new PausedError(note, PROOF_RECHECK_MS);
+      return { note };
     }
     for (const ev of round) {
       if (await proveOne(deps, fresh, ev)) return { note: `proven by event ${ev.id}` };

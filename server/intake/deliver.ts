@@ -63,6 +63,12 @@ export interface IntakeContext extends Pick<
   lifecycleBytes: ByteBudget;
   /** Keeps a portal's refusals for its dashboard (refusals.ts); once a minute per portal. */
   noteRefusals(portal: PortalRow, count: number): void;
+  /**
+   * A delivery that can prove the portal's token was stored: its proof job, if one waits to
+   * look again later (install/lifecycle.ts PROOF_RECHECK_MS), runs now instead (the stored
+   * one took the portal's one pending place).
+   */
+  proofDue(portal: PortalRow): void;
 }
 
 /**
@@ -239,6 +245,7 @@ async function accept(
     send(res, 200, OK_DUPLICATE);
     return;
   }
+  if (!verified && PROVABLE_EVENTS.has(d.event)) ctx.proofDue(portal);
   if (verified)
     metrics.eventsReceived.inc({
       portal: portal.member_id,

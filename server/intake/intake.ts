@@ -15,6 +15,8 @@ import { markStorageFailing, markStorageWritable } from '../metrics.js';
 import { createTokenDigests } from './token-digests.js';
 import { createUnverifiedCap } from './unverified-cap.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
+import { proofJobKey } from './unverified-cap.js';
+import { hastenEntityJob } from '../../db/stores/jobs.js';
 import type { IntakeOutcome, IntakeRow } from '../../db/stores/intake.js';
 
 export { LIFECYCLE_EVENTS, type RejectReason } from './deliver.js';
@@ -113,6 +115,15 @@ export function createIntake(
     lifecycleBytes: new ByteBudget(
       Math.min(config.portalIntakeBytesPerHour, LIFECYCLE_BYTES_PER_HOUR),
     ),
+    // Off the delivery's path (rare: only while a portal's token is unknown).
+    proofDue: (portal) =>
+      void hastenEntityJob(deps.db, proofJobKey(portal.id), now())
+        .then((n) => {
+          if (n > 0) for (const l of listeners) l(now());
+        })
+        .catch((e: unknown) =>
+          logger.warn({ err: (e as Error).message }, 'proof job not moved forward'),
+        ),
     // Off the delivery's path: its answer does not wait for this write.
     noteRefusals: (portal, count) =>
       void addIntakeRefusals(deps.db, portal.member_id, count, now()).catch((e: unknown) =>

@@ -575,6 +575,8 @@ const TOKEN_TEST_RU: Readonly<Record<string, string>> = {
   'asking for a test delivery failed': 'запросить проверочную доставку не удалось',
   'asked the portal for a test delivery (ONAPPTEST)':
     'у портала запрошена проверочная доставка (ONAPPTEST)',
+  'the install is not confirmed: only ONAPPINSTALL can prove it':
+    'установка не подтверждена: её может подтвердить только ONAPPINSTALL',
 };
 
 /**

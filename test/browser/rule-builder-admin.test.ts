@@ -434,6 +434,16 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#step-2-text').fill('Deal {{deal.ID}} won');
     await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
     await expect(f.locator('.field-error').count()).resolves.toBe(0);
+    // Refused again, then the JSON edited (which may move anything): the refusal goes, rather
+    // than its notes landing on whatever step now has that number.
+    await f.locator('#step-2-text').fill('');
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-errors').waitFor();
+    const json = (await ruleJson()) as { actions: unknown[] };
+    json.actions.splice(0, 1);
+    await f.locator('#rule-json').fill(JSON.stringify(json, null, 2));
+    await expect(f.locator('#rule-errors').count()).resolves.toBe(0);
+    await expect(f.locator('.field-error').count()).resolves.toBe(0);
   });
 
   it('says why an empty rule is not saved next to the name, the events and the steps', async () => {

@@ -2,10 +2,12 @@ import type { Deps } from '../../server/deps.js';
 import { lifecycleHandler } from '../../server/install/lifecycle.js';
 import { getEvent, updateEvent } from '../../db/stores/events.js';
 import type { JobRow } from '../../server/queue/types.js';
+import { PausedError } from '../../server/lib/retry-errors.js';
 
 /**
  * Runs the due `lifecycle` jobs with the real handler, the way the worker would (job done,
- * event finished unless the handler set a final status), without the worker itself.
+ * event finished unless the handler set a final status; a pause puts the job back, due
+ * later, no attempt spent), without the worker itself.
  */
 export async function runLifecycleJobs(
   deps: Deps,
@@ -15,6 +17,7 @@ export async function runLifecycleJobs(
     const jobs = (await deps
       .db('jobs')
       .where({ type: 'lifecycle', status: 'pending' })
+      .where('run_at', '<=', deps.clock.now().getTime())
       .orderBy('id')) as JobRow[];
     if (jobs.length === 0) return out;
     for (const raw of jobs) {
@@ -40,6 +43,14 @@ export async function runLifecycleJobs(
         }
         out.push({ jobId: job.id });
       } catch (e) {
+        if (e instanceof PausedError) {
+          await deps
+            .db('jobs')
+            .where({ id: job.id })
+            .update({ run_at: now + e.resumeAfterMs, last_error: e.message, updated_at: now });
+          out.push({ jobId: job.id, error: e.message });
+          continue;
+        }
         await deps
           .db('jobs')
           .where({ id: job.id })

@@ -12,6 +12,7 @@ import {
 import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { syncBindings, TOKEN_TEST_EVERY_MS } from '../../server/install/bindings.js';
+import { UNVERIFIED_TTL_MS } from '../../server/intake/unverified-cap.js';
 
 /**
  * Install proof (issues 17 and 19): an install counts only when the OAuth server confirms it
@@ -169,6 +170,55 @@ describe('install proof', () => {
       h.t.deps.box.digest(portal.applicationToken),
     );
     expect((await eventsOf('ONCRMDEALADD')).every((e) => e.status !== 'unverified')).toBe(true);
+  });
+
+  it('asks again after a failed event.test by itself, and expires what waited an hour, on a portal where nothing else arrives', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    portal.failNext('event.test', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' });
+    await portal.addDeal({ TITLE: 'The only event for hours' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    const asked = () => portal.calls.filter((c) => c.method === 'event.test').length;
+    expect(asked()).toBe(1);
+    // The proof job looks again by itself: no other delivery is needed. (Before, it ended,
+    // and the deal's event waited unverified for good.)
+    const [proof] = await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' });
+    expect(proof).toMatchObject({ attempts: 0, entity_key: expect.stringMatching(/^proof:/) });
+    h.t.clock.advance(TOKEN_TEST_EVERY_MS);
+    await runLifecycleJobs(h.t.deps);
+    expect(asked()).toBe(2);
+    // This time the portal sends the ONAPPTEST, but say it is lost too: after an hour the
+    // deal's event is expired, and the proof job ends.
+    await portal.whenIdle();
+    await h.t.deps.db('events').where({ event: 'ONAPPTEST' }).delete();
+    h.t.clock.advance(UNVERIFIED_TTL_MS);
+    await runLifecycleJobs(h.t.deps);
+    expect((await eventsOf('ONCRMDEALADD')).map((e) => [e.status, e.reject_reason])).toEqual([
+      ['rejected', 'unverified_expired'],
+    ]);
+    expect(await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' })).toEqual([]);
+  });
+
+  it('does not ask for an ONAPPTEST that could never prove an install the OAuth server has not confirmed', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    await h.t.deps
+      .db('portals')
+      .where({ member_id: portal.memberId })
+      .update({ install_confirmed_at: null });
+    h.t.deps.portals.invalidate(portal.memberId);
+    await portal.addDeal({ TITLE: 'Waiting' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+    // Only ONAPPINSTALL carries the refresh token such an install is proven by.
+    expect(portal.calls.filter((c) => c.method === 'event.test')).toHaveLength(0);
+    const [proof] = await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' });
+    expect(proof.last_error).toMatch(/only ONAPPINSTALL can prove it/);
   });
 
   it('refuses a zone default that is not in B24_OAUTH_SERVERS, sending the secret nowhere', async () => {

@@ -285,8 +285,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     const now = deps.clock.now().getTime();
     // What each event means to a CRM manager ("A deal was changed"), the code beside it.
     const meaning = new Map(SUPPORTED_EVENTS.map((e) => [e.name, e[user.lang]]));
-    // No events: erased on request (erase --entity, or the whole portal's data) is said as
-    // such, not as "none yet".
+    // No events: erased on request (erase --entity) is said as such, not as "none yet".
     const erased =
       events.length === 0 ? await erasedAt(deps.db, portal.id, { type: 'deal', id: dealId }) : null;
     res.render('ui/deal', {
