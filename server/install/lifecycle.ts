@@ -105,8 +105,8 @@ function oauthUnavailable(detail: string): RetryableError {
  * One unverified ONAPPINSTALL (or ONAPPTEST): its access token must work on the STORED
  * portal's client endpoint, be our app's (`app.info`) and belong to an administrator; for an
  * install the OAuth server has not confirmed yet, its refresh token (which only ONAPPINSTALL
- * carries) must also pass the exchange with our credentials. Proven, its application token is adopted; unproven, it is rejected and
- * nothing stored changes. A portal or OAuth server that cannot answer now (outage, REST
+ * carries) must also pass the exchange with our credentials. Proven, its application token
+ * is adopted; unproven, it is rejected and nothing stored changes. A portal or OAuth server that cannot answer now (outage, REST
  * budget busy) throws a RetryableError: the delivery stays unverified for the next try.
  */
 async function proveOne(deps: Deps, portal: PortalRow, event: EventRow): Promise<boolean> {
@@ -395,9 +395,10 @@ async function laterUpdateWaiting(
 
 /**
  * Job handler for `lifecycle` jobs (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL, ONAPPTEST),
- * dispatched by the worker. Unverified installs are proven first; updates re-bind what is missing (an
- * update deletes the app's ONAPPINSTALL binding: CORE:classes/general/rest_util.php
- * `CRestUtil::UpdateApp`); uninstalls only arrive here verified by application_token.
+ * dispatched by the worker. Unverified installs are proven first; updates re-bind what is
+ * missing (an update deletes the app's ONAPPINSTALL binding: CORE:classes/general/
+ * rest_util.php `CRestUtil::UpdateApp`); uninstalls only arrive here verified by
+ * application_token.
  */
 export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
   if (!event) {

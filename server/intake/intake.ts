@@ -13,9 +13,8 @@ import { RequestRate, type Flood } from './request-rate.js';
 import { send } from './respond.js';
 import { markStorageFailing, markStorageWritable } from '../metrics.js';
 import { createTokenDigests } from './token-digests.js';
-import { createUnverifiedCap } from './unverified-cap.js';
+import { createUnverifiedCap, proofJobKey } from './unverified-cap.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
-import { proofJobKey } from './unverified-cap.js';
 import { hastenEntityJob } from '../../db/stores/jobs.js';
 import type { IntakeOutcome, IntakeRow } from '../../db/stores/intake.js';
 
