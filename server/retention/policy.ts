@@ -38,8 +38,13 @@ export function withinCeiling(days: number, ceiling: number): boolean {
   return ceiling === 0 || (days >= 1 && days <= ceiling);
 }
 
-const capped = (own: number | undefined, ceiling: number): number =>
+/** A figure in effect: the portal's own within the server's `ceiling`, else the ceiling. */
+export const capped = (own: number | undefined, ceiling: number): number =>
   own === undefined || !withinCeiling(own, ceiling) ? ceiling : own;
+
+/** Whether `next` days keep less than `now` days (0 keeps for ever). */
+export const keepsLess = (next: number, now: number): boolean =>
+  next !== 0 && (now === 0 || next < now);
 
 /**
  * The policy a portal runs with: its own figures over the configured ones, within them

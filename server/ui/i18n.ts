@@ -311,6 +311,10 @@ const EN = {
     'At most {max} days on this server: the portal may keep its data for less time, not longer or for ever.',
   'ret.nDays': '{n} days',
   'ret.save': 'Save',
+  'ret.confirmShorter':
+    'Not saved yet: this keeps less than now ({days} for events, {failed} for failed events; now {daysNow} and {failedNow}). Older events are deleted for good at the next retention pass.',
+  'ret.confirm': 'Save and delete the older events',
+  'ret.cancel': 'Cancel',
   'dash.storage': 'Storage',
   'dash.oldestKept': 'Oldest kept event',
   'dash.noEvents': 'none',
@@ -646,6 +650,10 @@ const RU: Record<MessageKey, string> = {
     'Не больше {max} дн. на этом сервере: портал может хранить данные меньше, но не дольше и не бессрочно.',
   'ret.nDays': '{n} дн.',
   'ret.save': 'Сохранить',
+  'ret.confirmShorter':
+    'Пока не сохранено: так хранится меньше, чем сейчас ({days} для событий, {failed} для событий с ошибкой; сейчас {daysNow} и {failedNow}). Более старые события будут удалены безвозвратно при следующей очистке.',
+  'ret.confirm': 'Сохранить и удалить более старые события',
+  'ret.cancel': 'Отмена',
   'dash.storage': 'Хранилище',
   'dash.oldestKept': 'Самое старое хранимое событие',
   'dash.noEvents': 'нет',

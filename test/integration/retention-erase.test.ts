@@ -129,7 +129,12 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     const res = await fetch(`${s.h.appUrl}/ui/retention`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: session.cookie },
-      body: new URLSearchParams({ _csrf: session.csrf, days: '14', failedDays: '' }).toString(),
+      body: new URLSearchParams({
+        _csrf: session.csrf,
+        days: '14',
+        failedDays: '',
+        confirm: '1',
+      }).toString(),
     });
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('id="saved"');

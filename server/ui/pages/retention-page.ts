@@ -1,13 +1,16 @@
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import {
+  capped,
   defaultPolicy,
   effectivePolicy,
+  keepsLess,
   MAX_RETENTION_DAYS,
   parseDays,
   portalRetention,
   savePortalRetention,
   withinCeiling,
+  type RetentionPolicy,
 } from '../../retention/policy.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 
@@ -30,6 +33,8 @@ export function retentionPage(deps: Deps): Router {
       invalid?: boolean;
       form?: { days: string; failedDays: string };
       problems?: { days: FieldProblem | null; failedDays: FieldProblem | null };
+      /** Shorter figures asked to be confirmed: what is kept now, and what would be. */
+      confirm?: { before: RetentionPolicy; after: RetentionPolicy };
     } = {},
   ) => {
     const { user } = uiContext(res);
@@ -42,6 +47,7 @@ export function retentionPage(deps: Deps): Router {
       saved: extra.saved ?? false,
       invalid: extra.invalid ?? false,
       problems: extra.problems ?? { days: null, failedDays: null },
+      confirm: extra.confirm ?? null,
     });
   };
 
@@ -77,6 +83,20 @@ export function retentionPage(deps: Deps): Router {
       res.status(400);
       const form = { days: String(body.days ?? ''), failedDays: String(body.failedDays ?? '') };
       await render(res, { invalid: true, form, problems });
+      return;
+    }
+    // Keeping less deletes events for good at the next pass: asked once more, with the new
+    // figures, before it is saved.
+    const before = await effectivePolicy(deps.db, deps.config, user.memberId);
+    const after = {
+      days: capped(days.days, server.days),
+      failedDays: capped(failedDays.days, server.failedDays),
+    };
+    const shorter =
+      keepsLess(after.days, before.days) || keepsLess(after.failedDays, before.failedDays);
+    if (shorter && body.confirm !== '1') {
+      const form = { days: String(body.days ?? ''), failedDays: String(body.failedDays ?? '') };
+      await render(res, { form, confirm: { before, after } });
       return;
     }
     await savePortalRetention(

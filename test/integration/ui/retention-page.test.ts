@@ -34,7 +34,7 @@ describe('retention settings page', () => {
     const res = await postForm(
       h,
       '/ui/retention',
-      { _csrf: csrf, days: '7', failedDays: '60' },
+      { _csrf: csrf, days: '7', failedDays: '60', confirm: '1' },
       admin.cookie,
     );
     expect(res.status).toBe(200);
@@ -49,7 +49,7 @@ describe('retention settings page', () => {
     const back = await postForm(
       h,
       '/ui/retention',
-      { _csrf: csrf, days: '', failedDays: '' },
+      { _csrf: csrf, days: '', failedDays: '', confirm: '1' },
       admin.cookie,
     );
     expect(back.html).toContain('data-days="30" data-failed-days="90"');
@@ -65,7 +65,7 @@ describe('retention settings page', () => {
     const res = await postForm(
       h,
       '/ui/retention',
-      { _csrf: csrf, days: '7', failedDays: '3' },
+      { _csrf: csrf, days: '7', failedDays: '3', confirm: '1' },
       admin.cookie,
     );
     expect(res.html).toContain('data-days="7" data-failed-days="3"');
@@ -74,7 +74,7 @@ describe('retention settings page', () => {
     const back = await postForm(
       h,
       '/ui/retention',
-      { _csrf: csrf, days: '', failedDays: '' },
+      { _csrf: csrf, days: '', failedDays: '', confirm: '1' },
       admin.cookie,
     );
     expect(back.html).not.toContain('id="failed-shorter"');
@@ -91,12 +91,17 @@ describe('retention settings page', () => {
 
   it('refuses a figure that is not a whole number of days and keeps what was stored', async () => {
     const csrf = csrfOf((await getPage(h, '/ui/retention', admin.cookie)).html);
-    await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
+    await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '10', failedDays: '', confirm: '1' },
+      admin.cookie,
+    );
     for (const bad of ['-1', '1.5', 'ten', '99999']) {
       const res = await postForm(
         h,
         '/ui/retention',
-        { _csrf: csrf, days: bad, failedDays: '' },
+        { _csrf: csrf, days: bad, failedDays: '', confirm: '1' },
         admin.cookie,
       );
       expect([bad, res.status]).toEqual([bad, 400]);
@@ -118,7 +123,12 @@ describe('retention settings page', () => {
       'This server keeps events 30 days at most, failed events 90 days: the portal may keep them for less time, not longer.',
     );
     const csrf = csrfOf(page.html);
-    await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
+    await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '10', failedDays: '', confirm: '1' },
+      admin.cookie,
+    );
     for (const [days, failedDays] of [
       ['31', ''],
       ['0', ''],
@@ -148,7 +158,7 @@ describe('retention settings page', () => {
     const top = await postForm(
       h,
       '/ui/retention',
-      { _csrf: csrf, days: '30', failedDays: '90' },
+      { _csrf: csrf, days: '30', failedDays: '90', confirm: '1' },
       admin.cookie,
     );
     expect(top.status).toBe(200);
@@ -159,7 +169,46 @@ describe('retention settings page', () => {
       .update({ value: JSON.stringify({ days: 0, failedDays: 365 }) });
     const capped = await getPage(h, '/ui/retention', admin.cookie);
     expect(capped.html).toContain('<p id="effective" data-days="30" data-failed-days="90"');
-    await postForm(h, '/ui/retention', { _csrf: csrf, days: '10', failedDays: '' }, admin.cookie);
+    await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '10', failedDays: '', confirm: '1' },
+      admin.cookie,
+    );
+  });
+
+  it('asks before keeping less, which deletes for good, and saves once confirmed', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/retention', admin.cookie)).html);
+    const before = (await stored())?.value;
+    // 10 days now: 5 keeps less. Before, it was saved at once.
+    const asked = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '5', failedDays: '' },
+      admin.cookie,
+    );
+    expect(asked.status).toBe(200);
+    expect(asked.html).toContain('id="confirm-shorter"');
+    expect(asked.html).toContain('5 days for events');
+    expect(asked.html).not.toContain('id="saved"');
+    expect((await stored())?.value).toBe(before);
+    const done = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '5', failedDays: '', confirm: '1' },
+      admin.cookie,
+    );
+    expect(done.html).toContain('id="saved"');
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 5 });
+    // Keeping more (back to 10) deletes nothing: saved at once.
+    const more = await postForm(
+      h,
+      '/ui/retention',
+      { _csrf: csrf, days: '10', failedDays: '' },
+      admin.cookie,
+    );
+    expect(more.html).toContain('id="saved"');
+    expect(JSON.parse((await stored())!.value)).toEqual({ days: 10 });
   });
 
   it('lets a non-admin read the page but not change it', async () => {
