@@ -241,11 +241,7 @@ const jsonArea = h('textarea', {
     rule = next;
     undo = null;
     // A refusal's paths were about the rule as sent; the JSON may have moved anything.
-    if (refusal) {
-      refusal = null;
-      saveResult.replaceChildren();
-      markFields([], false);
-    }
+    if (refusal) dropRefusal();
     notSavedAnyMore();
     renderForm();
   },
@@ -1453,6 +1449,13 @@ function settled(path) {
   return false;
 }
 
+/** The refusal goes: its list above the form and its notes beside the fields. */
+function dropRefusal() {
+  refusal = null;
+  saveResult.replaceChildren();
+  markFields([], false);
+}
+
 /**
  * Shows the refusal: the list above the form and each error's note beside its field, alike
  * numbered; the keyboard goes to the first marked field when `focus`. Gone once nothing of it
@@ -1462,9 +1465,7 @@ function showRefusal(focus) {
   const { json, ended } = refusal;
   if (json.errors) json.errors = json.errors.filter((e) => !settled(String(e.path || '')));
   if (json.errors && json.errors.length === 0 && !ended) {
-    refusal = null;
-    saveResult.replaceChildren();
-    markFields([], false);
+    dropRefusal();
     return;
   }
   fill(

@@ -1,11 +1,6 @@
 import type { Deps } from '../deps.js';
 import { PermanentError } from '../lib/retry-errors.js';
-import {
-  findPortalById,
-  portalEvents,
-  updatePortal,
-  type PortalRow,
-} from '../../db/stores/portals.js';
+import { portalEvents, updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting, putSetting } from '../../db/stores/settings.js';
 import {
   planBindings,
@@ -108,11 +103,10 @@ const TOKEN_TEST_KEY = 'tokenTestAskedAt';
  * still not known, at most every TOKEN_TEST_EVERY_MS: the binding is made first if the last
  * sync did not leave one. Bitrix24 sends an app no event before BX24.installFinish(), so this
  * is asked once deliveries show that the install finished (a proof job that found nothing to
- * prove, install/lifecycle.ts), not at the install. Says what it did; a refusal or an outage
- * is logged and left for the next time.
+ * prove, install/lifecycle.ts), not at the install. `fresh`: the portal's row as just read.
+ * Says what it did; a refusal or an outage is logged and left for the next time.
  */
-export async function askForTokenTest(deps: Deps, portal: PortalRow): Promise<string> {
-  const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
+export async function askForTokenTest(deps: Deps, fresh: PortalRow): Promise<string> {
   if (
     fresh.application_token_digest !== null ||
     fresh.status !== 'installed' ||

@@ -85,6 +85,12 @@ describe('install proof', () => {
     h.resumeApp();
     expect((await row(portal))!.application_token_digest).toBeNull();
   }
+  /** The portal's deliveries so far stored, and the due lifecycle (proof) jobs run. */
+  async function settleProof(portal: EmulatedPortal) {
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await runLifecycleJobs(h.t.deps);
+  }
   const eventsOf = async (event: string) =>
     (await h.t.deps.db('events').where({ event }).orderBy('id')) as Array<{
       id: number;
@@ -107,9 +113,7 @@ describe('install proof', () => {
     expect((await eventsOf('ONCRMDEALADD')).map((e) => e.status)).toEqual(['unverified']);
     await runLifecycleJobs(h.t.deps);
     expect(portal.calls.filter((c) => c.method === 'event.test')).toHaveLength(1);
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     expect((await row(portal))!.application_token_digest).toBe(
       h.t.deps.box.digest(portal.applicationToken),
     );
@@ -127,9 +131,7 @@ describe('install proof', () => {
     await installLosingOnAppInstall(portal);
     portal.failNext('event.test', { status: 500, error: 'INTERNAL_SERVER_ERROR' });
     await portal.addDeal({ TITLE: 'Waiting for the token' });
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     // A stranger's ONAPPTEST: the portal's member_id, made-up tokens.
     const forged = eventBody({
       portal: { ...portal, applicationToken: 'made-up-application-token' },
@@ -153,19 +155,13 @@ describe('install proof', () => {
     const asked = () => portal.calls.filter((c) => c.method === 'event.test').length;
     expect(asked()).toBe(1);
     await portal.addDeal({ TITLE: 'Still waiting' });
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     expect(asked()).toBe(1);
     h.t.clock.advance(TOKEN_TEST_EVERY_MS);
     await portal.addDeal({ TITLE: 'Waiting longer' });
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     expect(asked()).toBe(2);
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     expect((await row(portal))!.application_token_digest).toBe(
       h.t.deps.box.digest(portal.applicationToken),
     );
@@ -178,9 +174,7 @@ describe('install proof', () => {
     await installLosingOnAppInstall(portal);
     portal.failNext('event.test', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' });
     await portal.addDeal({ TITLE: 'The only event for hours' });
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     const asked = () => portal.calls.filter((c) => c.method === 'event.test').length;
     expect(asked()).toBe(1);
     // The proof job looks again by itself: no other delivery is needed. (Before, it ended,
@@ -212,9 +206,7 @@ describe('install proof', () => {
       .update({ install_confirmed_at: null });
     h.t.deps.portals.invalidate(portal.memberId);
     await portal.addDeal({ TITLE: 'Waiting' });
-    await portal.whenIdle();
-    await h.services.intake.drain();
-    await runLifecycleJobs(h.t.deps);
+    await settleProof(portal);
     // Only ONAPPINSTALL carries the refresh token such an install is proven by.
     expect(portal.calls.filter((c) => c.method === 'event.test')).toHaveLength(0);
     const [proof] = await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' });
