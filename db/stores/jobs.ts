@@ -706,6 +706,25 @@ export async function hastenPortalJobs(db: Knex, portalId: number, now: number):
 }
 
 /**
+ * Queues a job unless one it conflicts with is pending (a portal's proof job: the unique
+ * partial index jobs_one_pending_proof), with the attempts spent so far and why it waits.
+ * Returns whether it was queued.
+ */
+export async function queueUnlessPending(
+  db: Knex,
+  job: NewJob,
+  carried: { attempts: number; lastError: string | null },
+  now: number,
+): Promise<boolean> {
+  const rows = (await db('jobs')
+    .insert({ ...jobRow(job, now), attempts: carried.attempts, last_error: carried.lastError })
+    .onConflict()
+    .ignore()
+    .returning('id')) as unknown[];
+  return rows.length > 0;
+}
+
+/**
  * Makes a pending job of this entity key due now (a portal's proof job that waits to look
  * again, when a delivery that can prove the token arrives meanwhile). Returns how many.
  */
@@ -722,10 +741,41 @@ export async function releaseStaleJobs(
   staleBefore: number,
   now: number,
 ): Promise<number> {
-  return db('jobs')
-    .where('status', 'running')
-    .where('locked_at', '<', staleBefore)
-    .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
+  return backToQueue(db, (q) => q.where('locked_at', '<', staleBefore), now);
+}
+
+type Scope = (q: Knex.QueryBuilder) => Knex.QueryBuilder;
+
+/**
+ * Running jobs in `scope` go back to pending (a process that is gone or stops). A portal's
+ * proof job that ran while a delivery queued the portal's next one (the unique partial index
+ * jobs_one_pending_proof holds one pending proof job per portal, db/migrations/0010) ends
+ * instead: pending again it would be a second one, and the update of every job in scope
+ * would fail on the index, every time it is tried. The pending one does the same work.
+ */
+async function backToQueue(
+  db: Knex,
+  scope: Scope,
+  now: number,
+  extra: Record<string, unknown> = {},
+): Promise<number> {
+  const superseded = await scope(db('jobs').where('status', 'running'))
+    .where('entity_key', 'like', 'proof:%')
+    .whereExists(function () {
+      this.select(db.raw('1'))
+        .from('jobs as p')
+        .whereRaw('p.entity_key = jobs.entity_key')
+        .where('p.status', 'pending');
+    })
+    .update({ status: 'done', locked_at: null, locked_by: null, updated_at: now });
+  const back = await scope(db('jobs').where('status', 'running')).update({
+    status: 'pending',
+    locked_at: null,
+    locked_by: null,
+    updated_at: now,
+    ...extra,
+  });
+  return back + superseded;
 }
 
 /**
@@ -748,10 +798,7 @@ export async function releaseOrphanedJobs(db: Knex, now: number): Promise<number
       return key !== undefined && !live.has(Number(key));
     });
   if (gone.length === 0) return 0;
-  return db('jobs')
-    .where('status', 'running')
-    .whereIn('locked_by', gone)
-    .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
+  return backToQueue(db, (q) => q.whereIn('locked_by', gone), now);
 }
 
 /** Who holds running jobs now (`locked_by` values), with when each took its newest lease. */
@@ -774,10 +821,7 @@ export async function releaseHolders(
   now: number,
 ): Promise<number> {
   if (holders.length === 0) return 0;
-  return db('jobs')
-    .where('status', 'running')
-    .whereIn('locked_by', holders)
-    .update({ status: 'pending', locked_at: null, locked_by: null, updated_at: now });
+  return backToQueue(db, (q) => q.whereIn('locked_by', holders), now);
 }
 
 /** Gives back this worker's unfinished claims (graceful shutdown), refunding the attempt. */
@@ -788,16 +832,9 @@ export async function releaseJobs(
   now: number,
 ): Promise<number> {
   if (ids.length === 0) return 0;
-  return db('jobs')
-    .whereIn('id', ids)
-    .where({ status: 'running', locked_by: workerId })
-    .update({
-      status: 'pending',
-      locked_at: null,
-      locked_by: null,
-      attempts: db.raw('attempts - 1'),
-      updated_at: now,
-    });
+  return backToQueue(db, (q) => q.whereIn('id', ids).where('locked_by', workerId), now, {
+    attempts: db.raw('attempts - 1'),
+  });
 }
 
 export async function getJob(db: Knex, id: number): Promise<JobRow | undefined> {

@@ -3,7 +3,10 @@ import { safeEqual } from '../lib/crypto.js';
 import { resolveUnverified } from '../intake/reverify.js';
 import { SHARED_KEY_FIELD } from '../intake/dedupe-key.js';
 import { PausedError, PermanentError, RetryableError } from '../lib/retry-errors.js';
-import type { JobHandler } from '../queue/types.js';
+import type { JobHandler, JobRow } from '../queue/types.js';
+import { nextRunAt } from '../queue/backoff.js';
+import { toError } from '../lib/errors.js';
+import { queueUnlessPending } from '../../db/stores/jobs.js';
 import {
   listUnverified,
   takeSharedKey,
@@ -210,7 +213,10 @@ async function proveOne(deps: Deps, portal: PortalRow, event: EventRow): Promise
  * the rest are then verified or rejected against it (resolveUnverified). Deliveries that
  * waited past UNVERIFIED_TTL_MS are rejected as expired first.
  */
-async function proveInstalls(deps: Deps, portal: PortalRow) {
+async function proveInstalls(
+  deps: Deps,
+  portal: PortalRow,
+): Promise<{ note: string; againInMs?: number }> {
   const now = deps.clock.now().getTime();
   const expired = await expireUnverified(deps.db, portal.id, now - UNVERIFIED_TTL_MS, now);
   let rejected = 0;
@@ -226,14 +232,65 @@ async function proveInstalls(deps: Deps, portal: PortalRow) {
       const waiting = (await listUnverified(deps.db, portal.id, 1)).length > 0;
       const asked = waiting ? `; ${await askForTokenTest(deps, fresh)}` : '';
       const note = `nothing proven; ${rejected} rejected, ${expired} expired${asked}`;
-      if (waiting) throw new PausedError(note, PROOF_RECHECK_MS);
-      return { note };
+      return { note, againInMs: waiting ? PROOF_RECHECK_MS : undefined };
     }
     for (const ev of round) {
       if (await proveOne(deps, fresh, ev)) return { note: `proven by event ${ev.id}` };
       rejected++;
     }
   }
+}
+
+/**
+ * A portal's proof job never goes back to the queue itself. While it runs, a delivery that
+ * arrives queues the portal's next one (jobs_one_pending_proof allows one *pending* per
+ * portal), and this one pending again would be a second: the update failed on the index and
+ * the job stayed running, holding the next one back, for good. So it ends and queues its
+ * follow-up (to look again, or to retry a failure with the attempts spent so far) unless that
+ * delivery's job is already pending; a delivery that arrives later finds the follow-up and
+ * moves it forward (intake `proofDue`).
+ */
+async function proofRound(
+  deps: Deps,
+  job: Pick<JobRow, 'entity_key' | 'portal_id' | 'max_attempts' | 'attempts' | 'topic'>,
+  owner: PortalRow,
+): Promise<{ note: string }> {
+  const now = () => deps.clock.now().getTime();
+  let next: { at: number; attempts: number; note: string };
+  try {
+    const round = await proveInstalls(deps, owner);
+    if (round.againInMs === undefined) return { note: round.note };
+    next = { at: now() + round.againInMs, attempts: job.attempts - 1, note: round.note };
+  } catch (thrown) {
+    const e = toError(thrown);
+    if (e instanceof PausedError) {
+      next = { at: now() + e.resumeAfterMs, attempts: job.attempts - 1, note: e.message };
+    } else if (e instanceof PermanentError || job.attempts >= job.max_attempts) {
+      throw e;
+    } else {
+      const retryAfter = e instanceof RetryableError ? e.retryAfterMs : undefined;
+      const base = deps.config.worker.retryBaseSeconds;
+      const at = nextRunAt(now(), job.attempts, base, retryAfter);
+      next = { at, attempts: job.attempts, note: e.message };
+    }
+  }
+  const queued = await queueUnlessPending(
+    deps.db,
+    {
+      type: 'lifecycle',
+      event_id: null,
+      portal_id: owner.id,
+      entity_key: job.entity_key,
+      payload: null,
+      max_attempts: job.max_attempts,
+      run_at: next.at,
+      topic: job.topic,
+    },
+    { attempts: Math.max(0, next.attempts), lastError: next.note.slice(0, 2000) },
+    now(),
+  );
+  const then = queued ? `looks again at ${new Date(next.at).toISOString()}` : 'already queued';
+  return { note: `${next.note}; the next look ${then}` };
 }
 
 /**
@@ -400,17 +457,23 @@ async function laterUpdateWaiting(
  * rest_util.php `CRestUtil::UpdateApp`); uninstalls only arrive here verified by
  * application_token.
  */
-export const lifecycleHandler: JobHandler = async ({ deps, event, job }) => {
+export const lifecycleHandler: JobHandler = async ({ deps, event, job, attempt }) => {
   if (!event) {
     const owner = job.portal_id === null ? undefined : await findPortalById(deps.db, job.portal_id);
-    if (owner && job.entity_key === proofJobKey(owner.id)) return proveInstalls(deps, owner);
+    if (owner && job.entity_key === proofJobKey(owner.id)) {
+      return proofRound(deps, { ...job, attempts: attempt }, owner);
+    }
     throw new PermanentError('a lifecycle job needs an event');
   }
   const portal =
     event.portal_id === null ? undefined : await findPortalById(deps.db, event.portal_id);
   if (!portal) throw new PermanentError(`event ${event.id} has no stored portal`);
   // A job queued for one unverified install (before proof jobs per portal): prove them all.
-  if (event.status === 'unverified') return proveInstalls(deps, portal);
+  if (event.status === 'unverified') {
+    const round = await proveInstalls(deps, portal);
+    if (round.againInMs !== undefined) throw new PausedError(round.note, round.againInMs);
+    return { note: round.note };
+  }
   if (portal.status === 'uninstalled' && event.event !== 'ONAPPUNINSTALL') {
     return { eventStatus: 'skipped', note: 'portal is uninstalled' };
   }

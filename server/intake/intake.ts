@@ -27,7 +27,10 @@ export { FLOOD_MARK, type Flood } from './request-rate.js';
 export interface Intake {
   readonly route: FastRoute;
   readonly allowlist: IpAllowlist;
-  /** Waits until every delivery accepted so far is committed. */
+  /**
+   * Waits until every delivery accepted so far is committed, with what they set going off
+   * their path (a proof job moved forward, refusals counted).
+   */
   drain(): Promise<void>;
   /** Drains, then stops the allowlist refresh and the writer. */
   close(): Promise<void>;
@@ -116,27 +119,42 @@ export function createIntake(
     ),
     // Off the delivery's path (rare: only while a portal's token is unknown).
     proofDue: (portal) =>
-      void hastenEntityJob(deps.db, proofJobKey(portal.id), now())
-        .then((n) => {
-          if (n > 0) for (const l of listeners) l(now());
-        })
-        .catch((e: unknown) =>
-          logger.warn({ err: (e as Error).message }, 'proof job not moved forward'),
-        ),
+      aside(
+        hastenEntityJob(deps.db, proofJobKey(portal.id), now())
+          .then((n) => {
+            if (n > 0) for (const l of listeners) l(now());
+          })
+          .catch((e: unknown) =>
+            logger.warn({ err: (e as Error).message }, 'proof job not moved forward'),
+          ),
+      ),
     // Off the delivery's path: its answer does not wait for this write.
     noteRefusals: (portal, count) =>
-      void addIntakeRefusals(deps.db, portal.member_id, count, now()).catch((e: unknown) =>
-        logger.warn({ err: (e as Error).message }, 'intake refusals not recorded'),
+      aside(
+        addIntakeRefusals(deps.db, portal.member_id, count, now()).catch((e: unknown) =>
+          logger.warn({ err: (e as Error).message }, 'intake refusals not recorded'),
+        ),
       ),
+  };
+  // Writes off the deliveries' path, which `drain` (and so `close`) still waits for: a
+  // stop does not cut them off, and what a delivery set going is done once drained.
+  const asides = new Set<Promise<void>>();
+  const aside = (p: Promise<void>) => {
+    asides.add(p);
+    void p.finally(() => asides.delete(p));
+  };
+  const drain = async () => {
+    await queue.drain();
+    while (asides.size > 0) await Promise.all([...asides]);
   };
   const ctx: RouteContext = { config, metrics, logger, allowlist, intake };
 
   return {
     route: { method: 'POST', path, handle: (req, res) => receive(ctx, req, res) },
     allowlist,
-    drain: () => queue.drain(),
+    drain,
     async close() {
-      await queue.drain();
+      await drain();
       allowlist.stop();
       await writer.close();
     },

@@ -28,6 +28,11 @@ export async function runLifecycleJobs(
       };
       const event = job.event_id === null ? undefined : await getEvent(deps.db, job.event_id);
       const now = deps.clock.now().getTime();
+      // Claimed, as the worker claims it: a delivery meanwhile may queue the next one.
+      await deps
+        .db('jobs')
+        .where({ id: job.id })
+        .update({ status: 'running', locked_at: now, locked_by: 'test', updated_at: now });
       try {
         const r = await lifecycleHandler({ deps, job, event, attempt: job.attempts + 1 });
         await deps
@@ -47,7 +52,12 @@ export async function runLifecycleJobs(
           await deps
             .db('jobs')
             .where({ id: job.id })
-            .update({ run_at: now + e.resumeAfterMs, last_error: e.message, updated_at: now });
+            .update({
+              status: 'pending',
+              run_at: now + e.resumeAfterMs,
+              last_error: e.message,
+              updated_at: now,
+            });
           out.push({ jobId: job.id, error: e.message });
           continue;
         }

@@ -13,6 +13,7 @@ import { runLifecycleJobs } from '../helpers/lifecycle-jobs.js';
 import { eventBody } from '../helpers/event-builder.js';
 import { syncBindings, TOKEN_TEST_EVERY_MS } from '../../server/install/bindings.js';
 import { UNVERIFIED_TTL_MS } from '../../server/intake/unverified-cap.js';
+import { insertJobs, releaseStaleJobs } from '../../db/stores/jobs.js';
 
 /**
  * Install proof (issues 17 and 19): an install counts only when the OAuth server confirms it
@@ -194,6 +195,82 @@ describe('install proof', () => {
       ['rejected', 'unverified_expired'],
     ]);
     expect(await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' })).toEqual([]);
+  });
+
+  it('learns the token when a delivery arrives while the proof job runs (the worker): the job ends and the next one runs', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    await portal.addDeal({ TITLE: 'Waiting for the token' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    // The proof job's ask takes a while; a second deal's delivery arrives meanwhile and
+    // queues the portal's next proof job (the running one is not pending).
+    portal.delayNext('event.test', 400);
+    const running = h.services.worker.drain();
+    await new Promise((r) => setTimeout(r, 100));
+    await portal.addDeal({ TITLE: 'Arrives during the proof' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    const during = await h.t.deps.db('jobs').where({ type: 'lifecycle' }).orderBy('id');
+    expect(during.map((j) => j.status)).toEqual(['running', 'pending']);
+    await running;
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await h.services.worker.drain();
+    // Before, the running job could not be pending again beside the new one (the unique
+    // index): it stayed running, and held the new one back, for good.
+    expect(await h.t.deps.db('jobs').where({ status: 'running' })).toEqual([]);
+    expect((await row(portal))!.application_token_digest).toBe(
+      h.t.deps.box.digest(portal.applicationToken),
+    );
+    expect((await eventsOf('ONCRMDEALADD')).map((e) => e.status)).not.toContain('unverified');
+  });
+
+  it('ends a proof job left running by a process that died when the portal has a newer one, and releases the rest', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    await portal.addDeal({ TITLE: 'Waiting for the token' });
+    await settleProof(portal);
+    const db = h.t.deps.db;
+    const now = h.t.clock.now().getTime();
+    // The follow-up proof job was claimed by a process that died; then a delivery queued
+    // the portal's next one. Another job of that process was running too.
+    const [left] = await db('jobs').where({ type: 'lifecycle', status: 'pending' });
+    await db('jobs')
+      .where({ id: left.id })
+      .update({ status: 'running', locked_at: now - 60_000, locked_by: 'gone' });
+    await portal.addDeal({ TITLE: 'After the crash' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    await insertJobs(
+      db,
+      [
+        {
+          type: 'alert',
+          event_id: null,
+          portal_id: null,
+          entity_key: null,
+          payload: '{}',
+          max_attempts: 3,
+          run_at: now,
+        },
+      ],
+      now,
+    );
+    const other = await db('jobs').where({ type: 'alert' }).first();
+    await db('jobs')
+      .where({ id: other.id })
+      .update({ status: 'running', locked_at: now - 60_000, locked_by: 'gone' });
+    const pendingProof = () =>
+      db('jobs').where({ type: 'lifecycle', status: 'pending' }).whereLike('entity_key', 'proof:%');
+    expect(await pendingProof()).toHaveLength(1);
+    // Before, the release failed on the unique index: no stale job went back, ever.
+    expect(await releaseStaleJobs(db, now - 1000, now)).toBe(2);
+    expect((await db('jobs').where({ id: left.id }).first()).status).toBe('done');
+    expect((await db('jobs').where({ id: other.id }).first()).status).toBe('pending');
+    expect(await pendingProof()).toHaveLength(1);
   });
 
   it('does not ask for an ONAPPTEST that could never prove an install the OAuth server has not confirmed', async () => {
