@@ -9,7 +9,15 @@ export type Entity = Record<string, unknown>;
 function readCall(
   entityType: string,
   id: string,
-): { method: string; params: object; unwrap(r: unknown): Entity | null } | undefined {
+):
+  | {
+      method: string;
+      params: object;
+      unwrap(r: unknown): Entity | null;
+      /** The answer when the record is gone, besides the usual "not found" ones. */
+      gone?(e: unknown): boolean;
+    }
+  | undefined {
   const plain = (method: string) => ({
     method,
     params: { id },
@@ -27,7 +35,7 @@ function readCall(
     case 'quote':
       return plain('crm.quote.get');
     case 'activity':
-      return plain('crm.activity.get');
+      return { ...plain('crm.activity.get'), gone: emptyRefusal };
     case 'invoice':
       return plain('crm.invoice.get');
     case 'task':
@@ -62,6 +70,22 @@ const isNotFound = (e: unknown) =>
   e.httpStatus !== 401 &&
   !NOT_ABOUT_THE_RECORD.has(e.bitrixCode) &&
   /not found|NOT_FOUND/i.test(`${e.bitrixCode} ${e.description}`);
+
+/**
+ * crm.activity.get of an activity that is gone (or that the user may not read) answers 400
+ * with no error code and no text: CORE crm classes/general/restservice.php
+ * `CCrmActivityRestProxy::innerGet` returns the list's `Fetch()`, false for no row, without
+ * an error message, and `CCrmRestProxyBase::get` throws a RestException of the empty message
+ * list, whose code is "" (rest lib/restexception.php). The page's "Activity is not found"
+ * (DOCS api-reference/crm/timeline/activities/activity-base/crm-activity-get.md) comes only
+ * when the list itself fails. Read as any other error, every event of a deleted activity
+ * failed; our transport names the empty code ERROR.
+ */
+const emptyRefusal = (e: unknown) =>
+  e instanceof BitrixPermanentError &&
+  e.httpStatus === 400 &&
+  e.bitrixCode === 'ERROR' &&
+  e.description === '';
 
 export interface EntityReader {
   /**
@@ -123,7 +147,7 @@ export function createEntityReader(
       try {
         value = call.unwrap(await deps.bitrix.read(portal, call.method, call.params));
       } catch (e) {
-        if (!isNotFound(e)) throw e;
+        if (!isNotFound(e) && !call.gone?.(e)) throw e;
         value = null;
       }
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);

@@ -105,6 +105,76 @@ export const LEAD: EntityDefinition = {
   },
 };
 
+/** Activity types `crm.activity.add` accepts, with their providers (CCrmActivityType). */
+const ACTIVITY_PROVIDERS: Record<string, [string, string]> = {
+  '1': ['CRM_MEETING', 'MEETING'],
+  '2': ['VOXIMPLANT_CALL', 'CALL'],
+  '4': ['CRM_EMAIL', 'EMAIL'],
+};
+export const ACTIVITY_TYPES: readonly string[] = Object.keys(ACTIVITY_PROVIDERS);
+
+/**
+ * An activity as `crm.activity.get` answers it
+ * (DOCS:api-reference/crm/timeline/activities/activity-base/crm-activity-get.md): the
+ * example's fields (no COMMUNICATIONS); STATUS 2 when COMPLETED is Y, else 1; the provider
+ * of its type; LAST_UPDATED and EDITOR_ID where other records have DATE_MODIFY and
+ * MODIFY_BY_ID.
+ */
+export const ACTIVITY: EntityDefinition = {
+  defaults: (id, userId, date) => ({
+    ID: id,
+    OWNER_ID: null,
+    OWNER_TYPE_ID: null,
+    TYPE_ID: '2',
+    PROVIDER_ID: 'VOXIMPLANT_CALL',
+    PROVIDER_TYPE_ID: 'CALL',
+    PROVIDER_GROUP_ID: null,
+    ASSOCIATED_ENTITY_ID: '0',
+    SUBJECT: '',
+    CREATED: date,
+    LAST_UPDATED: date,
+    START_TIME: date,
+    END_TIME: date,
+    DEADLINE: date,
+    COMPLETED: 'N',
+    STATUS: '1',
+    RESPONSIBLE_ID: String(userId),
+    PRIORITY: '2',
+    NOTIFY_TYPE: '1',
+    NOTIFY_VALUE: '15',
+    DESCRIPTION: '',
+    DESCRIPTION_TYPE: '1',
+    DIRECTION: '2',
+    LOCATION: '',
+    SETTINGS: [],
+    ORIGINATOR_ID: null,
+    ORIGIN_ID: null,
+    AUTHOR_ID: String(userId),
+    EDITOR_ID: String(userId),
+    PROVIDER_PARAMS: [],
+    PROVIDER_DATA: null,
+    RESULT_MARK: '0',
+    RESULT_VALUE: null,
+    RESULT_SUM: null,
+    RESULT_CURRENCY_ID: null,
+    RESULT_STATUS: '0',
+    RESULT_STREAM: '0',
+    RESULT_SOURCE_ID: null,
+    AUTOCOMPLETE_RULE: '0',
+  }),
+  derive: (activity: CrmItem) => {
+    const [provider, providerType] = ACTIVITY_PROVIDERS[String(activity['TYPE_ID'])] ?? [];
+    if (provider) activity['PROVIDER_ID'] = provider;
+    if (providerType) activity['PROVIDER_TYPE_ID'] = providerType;
+    activity['STATUS'] = activity['COMPLETED'] === 'Y' ? '2' : '1';
+    delete activity['COMMUNICATIONS'];
+    if (activity['DATE_MODIFY'] !== undefined) activity['LAST_UPDATED'] = activity['DATE_MODIFY'];
+    if (activity['MODIFY_BY_ID'] !== undefined) activity['EDITOR_ID'] = activity['MODIFY_BY_ID'];
+    delete activity['DATE_MODIFY'];
+    delete activity['MODIFY_BY_ID'];
+  },
+};
+
 export const CONTACT: EntityDefinition = {
   defaults: (id, userId, date) => ({
     ID: id,

@@ -45,6 +45,7 @@ export interface EmulatedPortal {
   readonly deals: ReadonlyMap<string, CrmItem>;
   readonly contacts: ReadonlyMap<string, CrmItem>;
   readonly leads: ReadonlyMap<string, CrmItem>;
+  readonly activities: ReadonlyMap<string, CrmItem>;
   readonly companies: ReadonlyMap<string, CrmItem>;
   /** Smart-process items of one type (`crm.item.get` shape), empty for an unused type. */
   itemsOf(entityTypeId: number): ReadonlyMap<string, Record<string, unknown>>;
@@ -101,6 +102,9 @@ export interface EmulatedPortal {
     fields: Record<string, unknown>,
     opts?: TriggerOptions,
   ): Promise<EntityChange>;
+  /** A CRM activity (a call, meeting or e-mail), unchecked: crm.activity.add checks. */
+  addActivity(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  deleteActivity(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
   addContact(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   addCompany(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   /** Fires ONCRMDYNAMICITEMADD and ONCRMDYNAMICITEMADD_<entityTypeId>. */
@@ -235,6 +239,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     get leads() {
       return state.leads.items;
     },
+    get activities() {
+      return state.activities.items;
+    },
     get companies() {
       return state.companies.items;
     },
@@ -291,6 +298,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     addLead: (fields, opts) => change(state.leads, 'LEAD', 'ADD', null, fields, opts),
     updateLead: (id, fields, opts) =>
       change(state.leads, 'LEAD', 'UPDATE', String(id), fields, opts),
+    addActivity: (fields, opts) => change(state.activities, 'ACTIVITY', 'ADD', null, fields, opts),
+    deleteActivity: (id, opts) =>
+      change(state.activities, 'ACTIVITY', 'DELETE', String(id), {}, opts),
     addContact: (fields, opts) => change(state.contacts, 'CONTACT', 'ADD', null, fields, opts),
     addCompany: (fields, opts) => change(state.companies, 'COMPANY', 'ADD', null, fields, opts),
     async addItem(entityTypeId, fields, opts) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
 import { createEntityStore } from './crm-store.js';
-import { COMPANY, CONTACT, DEAL, LEAD } from './crm-entities.js';
+import { ACTIVITY, COMPANY, CONTACT, DEAL, LEAD } from './crm-entities.js';
 import { createItemStore } from './item-store.js';
 import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
@@ -99,6 +99,7 @@ export async function startPortal(
     deliveries: [],
     deals: createEntityStore(DEAL, ctx.now, nextMultiId),
     leads: createEntityStore(LEAD, ctx.now, nextMultiId),
+    activities: createEntityStore(ACTIVITY, ctx.now, nextMultiId),
     contacts: createEntityStore(CONTACT, ctx.now, nextMultiId),
     companies: createEntityStore(COMPANY, ctx.now, nextMultiId),
     items: createItemStore(ctx.now),

@@ -1,5 +1,6 @@
 import type { EntityStore } from './crm-store.js';
 import { formatBitrixDate } from './crm-store.js';
+import { ACTIVITY_TYPES } from './crm-entities.js';
 import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
 import { KNOWN_EVENTS } from './known-names.js';
@@ -123,7 +124,14 @@ function entityFields(params: Record<string, unknown>): Record<string, unknown> 
 function crmMethods(
   prefix: string,
   store: (p: PortalState) => EntityStore,
+  opts: {
+    /** The description of a get / an update or delete of a record that is not there. */
+    notFound?: { get: string; change: string };
+    /** Refuses the fields of a new record (throws a RestError). */
+    checkAdd?: (fields: Record<string, unknown>) => void;
+  } = {},
 ): Record<string, MethodHandler> {
+  const notFound = opts.notFound ?? { get: 'Not found', change: 'Not found' };
   const eventBase = `ONCRM${prefix.toUpperCase()}`;
   const fire = (portal: PortalState, action: string, id: string, call: CallContext): void =>
     fireInBackground(
@@ -136,7 +144,7 @@ function crmMethods(
   return {
     [`crm.${prefix}.get`]: (params, _c, portal) => {
       const item = store(portal).get(entityId(params));
-      if (!item) throw crmError('Not found');
+      if (!item) throw crmError(notFound.get);
       return ok(item);
     },
     [`crm.${prefix}.list`]: (params, _c, portal) => {
@@ -152,24 +160,48 @@ function crmMethods(
       return out;
     },
     [`crm.${prefix}.add`]: (params, call, portal) => {
-      const item = store(portal).add(entityFields(params), call.userId);
+      const fields = entityFields(params);
+      opts.checkAdd?.(fields);
+      const item = store(portal).add(fields, call.userId);
       fire(portal, 'ADD', String(item.ID), call);
       return ok(Number(item.ID));
     },
     [`crm.${prefix}.update`]: (params, call, portal) => {
       const id = entityId(params);
       const fields = entityFields(params);
-      if (!store(portal).update(id, fields, call.userId)) throw crmError('Not found');
+      if (!store(portal).update(id, fields, call.userId)) throw crmError(notFound.change);
       fire(portal, 'UPDATE', id, call);
       return ok(true);
     },
     [`crm.${prefix}.delete`]: (params, call, portal) => {
       const id = entityId(params);
-      if (!store(portal).remove(id)) throw crmError('Not found');
+      if (!store(portal).remove(id)) throw crmError(notFound.change);
       fire(portal, 'DELETE', id, call);
       return ok(true);
     },
   };
+}
+
+/**
+ * What crm.activity.add refuses (CORE crm classes/general/restservice.php
+ * `CCrmActivityRestProxy::innerAdd`): a TYPE_ID other than a meeting, call or e-mail, and
+ * no communication with a VALUE (COMMUNICATIONS is required; DOCS:api-reference/crm/
+ * timeline/activities/activity-base/crm-activity-add.md). An activity is bound to its owner
+ * (OWNER_TYPE_ID, OWNER_ID), which the emulator does not check.
+ */
+function checkActivity(fields: Record<string, unknown>): void {
+  const type = String(fields['TYPE_ID'] ?? '');
+  if (!/^\d+$/.test(type) || Number(type) <= 0 || Number(type) > 6) {
+    throw crmError('The field TYPE_ID is not defined or invalid.');
+  }
+  if (!ACTIVITY_TYPES.includes(type)) {
+    throw crmError(`The activity type "${type} is not supported in current context".`);
+  }
+  const comms = fields['COMMUNICATIONS'];
+  const values = Array.isArray(comms)
+    ? comms.filter((c) => isRecord(c) && String(c['VALUE'] ?? '') !== '')
+    : [];
+  if (values.length === 0) throw crmError('The field COMMUNICATIONS is not defined or invalid.');
 }
 
 const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
@@ -232,6 +264,14 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   ...OFFLINE_METHODS,
   ...crmMethods('deal', (p) => p.deals),
   ...crmMethods('lead', (p) => p.leads),
+  // A missing activity: get answers an empty 400 (innerGet returns Fetch()'s false with no
+  // message, so the RestException has none, code ""; CORE crm classes/general/
+  // restservice.php `CCrmActivityRestProxy::innerGet`, rest lib/restexception.php); update
+  // and delete name it ("Activity is not found.", innerUpdate / innerDelete).
+  ...crmMethods('activity', (p) => p.activities, {
+    notFound: { get: '', change: 'Activity is not found.' },
+    checkAdd: checkActivity,
+  }),
   ...crmMethods('contact', (p) => p.contacts),
   ...crmMethods('company', (p) => p.companies),
   'crm.timeline.comment.add': timelineCommentAdd,

@@ -69,6 +69,8 @@ export interface PortalState {
   deliveries: DeliveryRecord[];
   deals: EntityStore;
   leads: EntityStore;
+  /** CRM activities (calls, meetings, e-mails): crm.activity.*. */
+  activities: EntityStore;
   contacts: EntityStore;
   companies: EntityStore;
   /** Smart-process items, by entityTypeId. */

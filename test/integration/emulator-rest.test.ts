@@ -75,6 +75,46 @@ describe('REST API of the emulated portal', () => {
     expect(res.json).toEqual({ error: '', error_description: 'Not found' });
   });
 
+  it('keeps activities: add checks the type and communications, a missing one reads as an empty 400', async () => {
+    const owner = { OWNER_TYPE_ID: 2, OWNER_ID: 3 };
+    const noComms = await call('crm.activity.add', {
+      fields: { ...owner, TYPE_ID: 2, SUBJECT: 'Call back' },
+    });
+    expect(noComms.json).toEqual({
+      error: '',
+      error_description: 'The field COMMUNICATIONS is not defined or invalid.',
+    });
+    const task = await call('crm.activity.add', {
+      fields: { ...owner, TYPE_ID: 3, COMMUNICATIONS: [{ VALUE: '+100' }] },
+    });
+    expect(task.json.error_description).toMatch(/not supported in current context/);
+    const added = await call('crm.activity.add', {
+      fields: { ...owner, TYPE_ID: 2, SUBJECT: 'Call back', COMMUNICATIONS: [{ VALUE: '+100' }] },
+    });
+    const id = added.json.result as number;
+    const got = (await call('crm.activity.get', { id })).json.result as Record<string, unknown>;
+    expect(got).toMatchObject({
+      ID: String(id),
+      OWNER_TYPE_ID: '2',
+      OWNER_ID: '3',
+      TYPE_ID: '2',
+      PROVIDER_ID: 'VOXIMPLANT_CALL',
+      SUBJECT: 'Call back',
+      COMPLETED: 'N',
+      STATUS: '1',
+    });
+    expect(got).not.toHaveProperty('COMMUNICATIONS');
+    await call('crm.activity.update', { id, fields: { COMPLETED: 'Y' } });
+    expect((await call('crm.activity.get', { id })).json.result).toMatchObject({ STATUS: '2' });
+    expect((await call('crm.activity.delete', { id })).json.result).toBe(true);
+    const gone = await call('crm.activity.get', { id });
+    expect(gone.status).toBe(400);
+    expect(gone.json).toEqual({ error: '', error_description: '' });
+    expect((await call('crm.activity.delete', { id })).json.error_description).toBe(
+      'Activity is not found.',
+    );
+  });
+
   it('pages crm.deal.list by 50 with total and next, filters by prefix and skips the count for start=-1', async () => {
     const page = await call('crm.deal.list', {
       filter: { '>ID': 10, '=STAGE_ID': 'WON' },
