@@ -131,8 +131,10 @@ describe("one portal's flood of genuine deliveries", () => {
       (await t.deps.db('events').where('portal_id', a.row.id).count({ n: '*' }).first())?.n,
     );
     expect(stored).toBe(posted);
+    // A liveness check, not a speed one: the flood mark clears a second or two after the
+    // flood, and on a loaded machine (CI beside other work) 40 sends took longer than 5 s.
     const aAfter = sent('/a');
-    expect(await waitFor(() => sent('/a') >= Math.min(posted, aAfter + 40), 5000, 20)).toBe(true);
+    expect(await waitFor(() => sent('/a') >= Math.min(posted, aAfter + 40), 15_000, 20)).toBe(true);
   }, 60_000);
 });
 
