@@ -6,18 +6,17 @@ import { maxEventId } from '../../db/stores/events.js';
 export type Entity = Record<string, unknown>;
 
 /** How to read one record of each entity type over REST, and where the record sits in the answer. */
-function readCall(
-  entityType: string,
-  id: string,
-):
-  | {
-      method: string;
-      params: object;
-      unwrap(r: unknown): Entity | null;
-      /** The answer when the record is gone, besides the usual "not found" ones. */
-      gone?(e: unknown): boolean;
-    }
-  | undefined {
+interface ReadCall {
+  method: string;
+  params: object;
+  unwrap(r: unknown): Entity | null;
+  /** The answer when the record is gone, besides the usual "not found" ones. */
+  gone?(e: unknown): boolean;
+  /** Another read to make when this one is refused so (the record is there). */
+  instead?(e: unknown): ReadCall | undefined;
+}
+
+function readCall(entityType: string, id: string): ReadCall | undefined {
   const plain = (method: string) => ({
     method,
     params: { id },
@@ -35,7 +34,18 @@ function readCall(
     case 'quote':
       return plain('crm.quote.get');
     case 'activity':
-      return { ...plain('crm.activity.get'), gone: emptyRefusal };
+      return {
+        ...plain('crm.activity.get'),
+        gone: emptyRefusal,
+        instead: (e) =>
+          configurableRefusal(e)
+            ? {
+                method: 'crm.activity.list',
+                params: { filter: { ID: id }, select: ['*'] },
+                unwrap: (r) => (Array.isArray(r) ? ((r[0] as Entity | undefined) ?? null) : null),
+              }
+            : undefined,
+      };
     case 'invoice':
       return plain('crm.invoice.get');
     case 'task':
@@ -86,6 +96,15 @@ const emptyRefusal = (e: unknown) =>
   e.httpStatus === 400 &&
   e.bitrixCode === 'ERROR' &&
   e.description === '';
+
+/**
+ * crm.activity.get refuses an activity of a REST app's configurable provider ("Use
+ * crm.activity.configurable.get for this activity provider": CORE crm classes/general/
+ * restservice.php `CCrmActivityRestProxy::innerGet`), which other apps create; crm.activity.list
+ * (`innerGetList`, no such check) answers it with the fields get has for any other activity.
+ */
+const configurableRefusal = (e: unknown) =>
+  e instanceof BitrixPermanentError && /crm\.activity\.configurable\.get/.test(e.description);
 
 export interface EntityReader {
   /**
@@ -147,8 +166,10 @@ export function createEntityReader(
       try {
         value = call.unwrap(await deps.bitrix.read(portal, call.method, call.params));
       } catch (e) {
-        if (!isNotFound(e) && !call.gone?.(e)) throw e;
-        value = null;
+        const other = call.instead?.(e);
+        if (other) value = other.unwrap(await deps.bitrix.read(portal, other.method, other.params));
+        else if (isNotFound(e) || call.gone?.(e)) value = null;
+        else throw e;
       }
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
       cache.set(k, { mark, started, at: Date.now(), value });

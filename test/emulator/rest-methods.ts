@@ -129,6 +129,8 @@ function crmMethods(
     notFound?: { get: string; change: string };
     /** Refuses the fields of a new record (throws a RestError). */
     checkAdd?: (fields: Record<string, unknown>) => void;
+    /** Why get refuses a record that is there, if it does. */
+    refuseGet?: (item: Record<string, unknown>) => string | undefined;
   } = {},
 ): Record<string, MethodHandler> {
   const notFound = opts.notFound ?? { get: 'Not found', change: 'Not found' };
@@ -145,6 +147,8 @@ function crmMethods(
     [`crm.${prefix}.get`]: (params, _c, portal) => {
       const item = store(portal).get(entityId(params));
       if (!item) throw crmError(notFound.get);
+      const refused = opts.refuseGet?.(item);
+      if (refused !== undefined) throw crmError(refused);
       return ok(item);
     },
     [`crm.${prefix}.list`]: (params, _c, portal) => {
@@ -271,6 +275,13 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   ...crmMethods('activity', (p) => p.activities, {
     notFound: { get: '', change: 'Activity is not found.' },
     checkAdd: checkActivity,
+    // An activity of a REST app's configurable provider (another app's: crm.activity.
+    // configurable.add) is read with its own method; crm.activity.list lists it as any other
+    // (innerGet / innerGetList, the same file).
+    refuseGet: (item) =>
+      item['PROVIDER_ID'] === 'CONFIGURABLE_REST_APP'
+        ? 'Use crm.activity.configurable.get for this activity provider'
+        : undefined,
   }),
   ...crmMethods('contact', (p) => p.contacts),
   ...crmMethods('company', (p) => p.companies),

@@ -117,6 +117,27 @@ describe('activity events (ONCRMACTIVITYADD)', () => {
     expect(s.portal.calls.filter((c) => c.method === 'crm.activity.get').length).toBeGreaterThan(0);
   });
 
+  it('reads another app’s configurable activity, which crm.activity.get refuses, from crm.activity.list', async () => {
+    s = await start();
+    const deal = await s.portal.addDeal({ TITLE: 'Delivery' });
+    const owner = { OWNER_TYPE_ID: 2, OWNER_ID: deal.id };
+    const configurable = await s.portal.addActivity({
+      ...owner,
+      TYPE_ID: 6,
+      PROVIDER_ID: 'CONFIGURABLE_REST_APP',
+      PROVIDER_TYPE_ID: 'CALL',
+      SUBJECT: 'Courier called',
+    });
+    await s.drain();
+    expect(JSON.parse(s.accounting.requests[0]!.body)).toEqual({
+      activityId: configurable.id,
+      subject: 'Courier called',
+      dealId: deal.id,
+    });
+    expect((await rowsOf('ONCRMACTIVITY%')).map((e) => e.status)).toEqual(['processed']);
+    expect(s.portal.calls.map((c) => c.method)).toContain('crm.activity.list');
+  });
+
   it('skips the event of an activity deleted before it was read, instead of failing it', async () => {
     s = await start();
     const deal = await s.portal.addDeal({ TITLE: 'Call me' });

@@ -113,6 +113,21 @@ describe('REST API of the emulated portal', () => {
     expect((await call('crm.activity.delete', { id })).json.error_description).toBe(
       'Activity is not found.',
     );
+    // Another app's configurable activity: get refuses it, list answers it.
+    const other = await portal.addActivity({
+      ...owner,
+      TYPE_ID: 6,
+      PROVIDER_ID: 'CONFIGURABLE_REST_APP',
+      PROVIDER_TYPE_ID: 'DELIVERY',
+    });
+    expect((await call('crm.activity.get', { id: other.id })).json).toEqual({
+      error: '',
+      error_description: 'Use crm.activity.configurable.get for this activity provider',
+    });
+    const listed = await call('crm.activity.list', { filter: { ID: other.id }, select: ['*'] });
+    expect(listed.json.result).toEqual([
+      expect.objectContaining({ ID: other.id, PROVIDER_ID: 'CONFIGURABLE_REST_APP' }),
+    ]);
   });
 
   it('pages crm.deal.list by 50 with total and next, filters by prefix and skips the count for start=-1', async () => {
