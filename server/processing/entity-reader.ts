@@ -5,7 +5,6 @@ import { maxEventId } from '../../db/stores/events.js';
 
 export type Entity = Record<string, unknown>;
 
-/** How to read one record of each entity type over REST, and where the record sits in the answer. */
 interface ReadCall {
   method: string;
   params: object;
@@ -16,6 +15,7 @@ interface ReadCall {
   instead?(e: unknown): ReadCall | undefined;
 }
 
+/** How to read one record of each entity type over REST, and where the record sits in the answer. */
 function readCall(entityType: string, id: string): ReadCall | undefined {
   const plain = (method: string) => ({
     method,
