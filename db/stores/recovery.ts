@@ -234,8 +234,13 @@ export async function recoveredCountsByPortal(
   return out;
 }
 
-/** Statuses of an event that has taken up (or will take up) its entity's state. */
-const COVERING = ['processed', 'skipped', 'received', 'processing'] as const;
+/**
+ * Statuses of an event that has taken up (or will take up) its entity's state. A `failed`
+ * one too: it is shown, alerted on and can be replayed, and a recovered copy of its change
+ * (a new event, new idempotency keys) sent again every step of its rules that had succeeded
+ * (an http step whose sibling rule failed for good went out twice).
+ */
+const COVERING = ['processed', 'skipped', 'failed', 'received', 'processing'] as const;
 
 /**
  * For each entity, the newest receipt (ms) of an event of ours that covers a change made

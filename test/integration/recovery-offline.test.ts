@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { scenarioStatus, seedNewDeals, type PaidDealScenario } from '../helpers/scenario.js';
+import type { Rule } from '../../server/rules/model.js';
+import {
+  scenarioStatus,
+  seedNewDeals,
+  startPaidDealScenario,
+  type PaidDealScenario,
+} from '../helpers/scenario.js';
 import {
   eachRecoveryScenario,
   expectEachWonDealActedOnOnce,
@@ -10,7 +16,7 @@ import { getPage, openSession } from './ui/ui-client.js';
 
 describe('loss recovery through offline events', () => {
   let s!: PaidDealScenario;
-  eachRecoveryScenario('on', (x) => (s = x));
+  const replace = eachRecoveryScenario('on', (x) => (s = x));
 
   const db = () => s.h.t.deps.db;
   const portalRow = () => db()('portals').where({ member_id: s.portal.memberId }).first();
@@ -100,6 +106,54 @@ describe('loss recovery through offline events', () => {
     await s.h.services.offline.drainAll();
     await s.drain();
     expect(s.accounting.requests).toHaveLength(1);
+  });
+
+  it('counts a failed event as covering its change: the other rules’ steps are not sent again', async () => {
+    // Two rules on one change (no `becomes`: nothing but coverage keeps a copy from matching);
+    // the second fails for good (its template names a record a deal event does not have).
+    const rule = (name: string, url: string, body: Record<string, string>): Rule => ({
+      name,
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', equals: 'WON' }],
+      actions: [{ type: 'http', method: 'POST', url, body }],
+    });
+    await replace(
+      await startPaidDealScenario(
+        ({ accounting }) => ({
+          rules: [
+            rule('Won', `${accounting}/won`, { id: '{{deal.ID}}' }),
+            rule('Broken', `${accounting}/broken`, { t: '{{lead.TITLE}}' }),
+          ],
+        }),
+        { B24_OFFLINE_EVENTS: 'on' },
+      ),
+    );
+    const [id] = await seedDeals(1);
+    s.h.t.clock.set(Date.now() + 65_000);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.portal.whenIdle();
+    await s.h.services.intake.drain();
+    // Its record is drained only after the online event has failed (here the ONOFFLINEEVENT
+    // that came with it is dropped; on a portal, the notice is throttled to one per
+    // minTimeout and the drain timer reads the record later).
+    const notice = () => db()('events').where({ event: 'ONOFFLINEEVENT' });
+    await db()('jobs').whereIn('event_id', notice().clone().select('id')).delete();
+    await notice().delete();
+    await s.drain();
+    const online = await db()('events').where({ event: 'ONCRMDEALUPDATE', entity_id: id });
+    expect(online.map((e: { status: string }) => e.status)).toEqual(['failed']);
+    expect(s.accounting.requests.map((r) => r.url)).toEqual(['/won']);
+    // Covered (before, recovered as a new event, which sent /won again under a new
+    // idempotency key); the control: the record was there and was read.
+    expect(await s.h.services.offline.drainAll()).toEqual({
+      read: 1,
+      recovered: 0,
+      covered: 1,
+      failed: 0,
+    });
+    await s.drain();
+    expect(await db()('events').where({ source: 'offline' })).toHaveLength(0);
+    expect(s.accounting.requests.map((r) => r.url)).toEqual(['/won']);
   });
 
   it('processes a record that is not covered without running its actions again', async () => {
