@@ -117,8 +117,18 @@ export const HOUSEKEEPING_EVENTS = [
 ] as const;
 
 /** Record types the log's type filter offers (smart-process items come as `dynamic:<id>`). */
-export const ENTITY_TYPES = ['deal', 'lead', 'contact', 'company', 'quote', 'task'] as const;
-const ENTITY_TYPE = /^(?:deal|lead|contact|company|quote|task|dynamic(?::\d{1,10})?)$/;
+export const ENTITY_TYPES = [
+  'deal',
+  'lead',
+  'contact',
+  'company',
+  'quote',
+  'task',
+  'activity',
+  'invoice',
+] as const;
+const ENTITY_TYPE =
+  /^(?:deal|lead|contact|company|quote|task|activity|invoice|dynamic(?::\d{1,10})?)$/;
 
 export function readLogForm(src: Record<string, unknown>): LogForm {
   const etype = str(src.etype, 32).toLowerCase();

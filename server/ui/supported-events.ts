@@ -11,6 +11,7 @@ export const SUPPORTED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: str
   { name: 'ONCRMCOMPANYADD', en: 'A company was created', ru: 'Создана компания' },
   { name: 'ONCRMCOMPANYUPDATE', en: 'A company was changed', ru: 'Изменена компания' },
   { name: 'ONCRMACTIVITYADD', en: 'An activity was created', ru: 'Создано дело' },
+  { name: 'ONCRMACTIVITYUPDATE', en: 'An activity was changed', ru: 'Изменено дело' },
   { name: 'ONTASKADD', en: 'A task was created', ru: 'Создана задача' },
   { name: 'ONTASKUPDATE', en: 'A task was changed', ru: 'Изменена задача' },
 ];

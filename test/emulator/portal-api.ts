@@ -104,6 +104,11 @@ export interface EmulatedPortal {
   ): Promise<EntityChange>;
   /** A CRM activity (a call, meeting or e-mail), unchecked: crm.activity.add checks. */
   addActivity(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  updateActivity(
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<EntityChange>;
   deleteActivity(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
   addContact(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   addCompany(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
@@ -299,6 +304,8 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     updateLead: (id, fields, opts) =>
       change(state.leads, 'LEAD', 'UPDATE', String(id), fields, opts),
     addActivity: (fields, opts) => change(state.activities, 'ACTIVITY', 'ADD', null, fields, opts),
+    updateActivity: (id, fields, opts) =>
+      change(state.activities, 'ACTIVITY', 'UPDATE', String(id), fields, opts),
     deleteActivity: (id, opts) =>
       change(state.activities, 'ACTIVITY', 'DELETE', String(id), {}, opts),
     addContact: (fields, opts) => change(state.contacts, 'CONTACT', 'ADD', null, fields, opts),

@@ -138,6 +138,32 @@ describe('activity events (ONCRMACTIVITYADD)', () => {
     expect(s.portal.calls.map((c) => c.method)).toContain('crm.activity.list');
   });
 
+  it('sends a call once it is completed (ONCRMACTIVITYUPDATE, offered on the subscriptions page)', async () => {
+    s = await startPaidDealScenario(
+      postOn(
+        'Completed calls',
+        'ONCRMACTIVITYUPDATE',
+        [{ field: 'COMPLETED', becomes: 'Y' }],
+        '/done',
+        { activityId: '{{activity.ID}}', status: '{{activity.STATUS}}' },
+      ),
+      { B24_EVENTS: 'ONCRMDEALADD,ONCRMACTIVITYADD,ONCRMACTIVITYUPDATE' },
+    );
+    const deal = await s.portal.addDeal({ TITLE: 'Call me' });
+    const call = await s.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: deal.id, TYPE_ID: 2 });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateActivity(call.id, { SUBJECT: 'Renamed' });
+    await s.drain();
+    expect(s.accounting.requests).toHaveLength(0);
+    s.shiftPortalTime(2000);
+    await s.portal.updateActivity(call.id, { COMPLETED: 'Y' });
+    await s.drain();
+    expect(s.accounting.requests.map((r) => JSON.parse(r.body))).toEqual([
+      { activityId: call.id, status: '2' },
+    ]);
+  });
+
   it('skips the event of an activity deleted before it was read, instead of failing it', async () => {
     s = await start();
     const deal = await s.portal.addDeal({ TITLE: 'Call me' });

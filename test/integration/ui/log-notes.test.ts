@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession, rowOf, type UiSession } from './ui-client.js';
+import { eventBody } from '../../helpers/event-builder.js';
 
 /**
  * A skipped event's note (no rule matched, why a rule was not run) sat under "Last error"
@@ -91,6 +92,23 @@ describe('the note of a skipped event, told from an error', () => {
     const row = rowOf(log.html, skipped);
     expect(row).toMatch(/<span translate="no" title="no rule to run \([^"]*\)">[^<]*…<\/span>/);
     expect(rowOf(log.html, skipped)).toContain('Stage is &#34;Document preparation&#34;');
+  });
+
+  it('names an activity (no card to link to) in the reader’s language, and filters by it', async () => {
+    const res = await fetch(`${h.appUrl}${h.t.deps.manifest.handlers.events}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: eventBody({ portal: h.portal, event: 'ONCRMACTIVITYADD', id: 77 }),
+    });
+    expect(res.status).toBe(200);
+    await h.services.intake.drain();
+    const log = await getPage(h, '/ui/events?etype=activity', en.cookie);
+    expect(log.html).toContain('<option value="activity" selected>Activity</option>');
+    expect(log.html).toMatch(/<td>Activity 77<\/td>/);
+    // Only the activity's event: the filter is not ignored.
+    expect(log.html).not.toMatch(/>Deal \d+</);
+    const ruLog = await getPage(h, '/ui/events?etype=activity', ru.cookie);
+    expect(ruLog.html).toMatch(/<td>Дело 77<\/td>/);
   });
 
   it('shows the codes while the portal cannot say its stages, and does not ask it at every view', async () => {
