@@ -11,6 +11,8 @@ describe("the log's record-type filter", () => {
       'company',
       'quote',
       'task',
+      'activity',
+      'invoice',
       'dynamic:128',
       'dynamic',
     ]) {
