@@ -2,7 +2,7 @@ import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
 import { closest, upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
-import { CONTEXT_ROOTS } from './context.js';
+import { CONTEXT_ROOTS, entityRoot, RELATED_ROOTS } from './context.js';
 import {
   parsePlaceholder,
   placeholders,
@@ -314,6 +314,28 @@ function channelWarnings(rules: readonly Rule[], opts: CheckOptions): MapWarning
 
 /** What a template may start with (server/rules/context.ts). */
 const TEMPLATE_ROOTS: readonly string[] = CONTEXT_ROOTS;
+/** The roots that name a record (the others are the event, the steps, the portal). */
+const RECORD_ROOTS: readonly string[] = CONTEXT_ROOTS.filter(
+  (r) => !['event', 'entity', 'steps', 'portal'].includes(r),
+);
+
+/** The record root of each event, or undefined when one of them has none we know. */
+function recordsOfEvents(events: readonly string[]): string[] | undefined {
+  const kinds = events.map((e) => entityRoot(null, e));
+  return kinds.every((k): k is string => k !== undefined) ? kinds : undefined;
+}
+
+/**
+ * Whether an event about a `kind` record brings `root`: its own record, and a contact and a
+ * company read by the record's CONTACT_ID / COMPANY_ID (processing/read-entities.ts
+ * `loadRelated`), which activities and tasks do not have.
+ */
+function bringsRecord(kind: string, root: string): boolean {
+  if (root === kind) return true;
+  return (
+    (RELATED_ROOTS as readonly string[]).includes(root) && kind !== 'activity' && kind !== 'task'
+  );
+}
 
 /**
  * Placeholders of a step that start with a name no rule has (`{{client.NAME}}`,
@@ -331,7 +353,21 @@ function unknownRoots(r: Rule, i: number, values: Record<string, unknown>): MapW
     } catch {
       continue; // validation says what is wrong with it
     }
-    if (!root || TEMPLATE_ROOTS.includes(root) || seen.has(root)) continue;
+    if (!root || seen.has(root)) continue;
+    if (TEMPLATE_ROOTS.includes(root)) {
+      const kinds = recordsOfEvents(r.on);
+      if (kinds && RECORD_ROOTS.includes(root) && !kinds.some((k) => bringsRecord(k, root))) {
+        seen.add(root);
+        out.push({
+          code: 'unknown-root',
+          rules: [r.name],
+          message:
+            `rule "${r.name}", step ${i + 1}: {{${raw.trim()}}} reads "${root}": ` +
+            `this rule's events (${r.on.join(', ')}) bring no ${root}, so the step fails every time`,
+        });
+      }
+      continue;
+    }
     seen.add(root);
     const guess = closest(root, TEMPLATE_ROOTS);
     out.push({

@@ -291,6 +291,9 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   // a field the portal's records do not have (server/rules/field-check.ts)
   [' reads ', ' читает '],
   [', a value no rule has', ', а такого значения у правила нет'],
+  [": this rule's events (", ': события этого правила ('],
+  [') bring no ', ') не приносят записи '],
+  [', so the step fails every time', ', поэтому шаг будет завершаться ошибкой каждый раз'],
   [": the portal's deals have no field ", ': у сделок портала нет поля '],
   [": the portal's contacts have no field ", ': у контактов портала нет поля '],
   [": the portal's companies have no field ", ': у компаний портала нет поля '],

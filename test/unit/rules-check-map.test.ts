@@ -8,7 +8,7 @@ const sms: Action = { type: 'sms', to: '{{contact.PHONE}}', text: 'hi' };
 const update = (fields: Record<string, unknown>, method = 'crm.deal.update'): Action => ({
   type: 'bitrix',
   method,
-  params: { id: '{{deal.ID}}', fields },
+  params: { id: '{{entity.ID}}', fields },
 });
 const rule = (name: string, on: string[], actions: Action[], extra: Partial<Rule> = {}): Rule => ({
   name,
@@ -338,5 +338,37 @@ describe('unclosed templates', () => {
     (known.rules[0]!.actions[0] as { to: string; text: string }).text =
       '{{deal.TITLE}} {{entity.ID}} {{event.name}} {{portal.domain}} {{company.TITLE?}}';
     expect(checkMap(known).filter((w) => w.code === 'unknown-root')).toEqual([]);
+  });
+
+  it('warns of a record the rule’s events never bring: a deal in an activity rule (a new admin’s walk)', () => {
+    const step = (text: string) => [{ type: 'sms' as const, to: '+100', text }];
+    const map: EventMap = {
+      rules: [
+        rule(
+          'Calls',
+          ['ONCRMACTIVITYADD'],
+          step('{{activity.SUBJECT}} {{deal.TITLE}} {{contact.PHONE}} {{deal.ID}}'),
+        ),
+      ],
+    };
+    const warnings = checkMap(map).filter((w) => w.code === 'unknown-root');
+    expect(warnings.map((w) => w.message)).toEqual([
+      'rule "Calls", step 1: {{deal.TITLE}} reads "deal": this rule\'s events (ONCRMACTIVITYADD) bring no deal, so the step fails every time',
+      'rule "Calls", step 1: {{contact.PHONE}} reads "contact": this rule\'s events (ONCRMACTIVITYADD) bring no contact, so the step fails every time',
+    ]);
+    expect(translateMessage(warnings[0]!.message, 'ru')).toBe(
+      'правило "Calls", шаг 1: {{deal.TITLE}} читает "deal": события этого правила (ONCRMACTIVITYADD) не приносят записи deal, поэтому шаг будет завершаться ошибкой каждый раз',
+    );
+    // Controls: a deal rule has its deal and contact; a rule on a deal and an activity event
+    // may read the deal (one of its events brings it); an event of no known record is not
+    // judged.
+    const fine = (on: string[]) =>
+      checkMap({ rules: [rule('R', on, step('{{deal.TITLE}} {{contact.PHONE?}}'))] }).filter(
+        (w) => w.code === 'unknown-root',
+      );
+    expect(fine(['ONCRMDEALUPDATE'])).toEqual([]);
+    expect(fine(['ONCRMDEALUPDATE', 'ONCRMACTIVITYADD'])).toEqual([]);
+    expect(fine(['ONSOMETHINGCUSTOM'])).toEqual([]);
+    expect(fine(['ONTASKADD'])).toHaveLength(2);
   });
 });
