@@ -7,7 +7,7 @@ import { parsePlaceholder, placeholders } from './templates.js';
 
 /** The fields of the portal's records, by context root, where they are known. */
 export type KnownFields = Partial<
-  Record<'deal' | 'lead' | 'contact' | 'company', readonly string[]>
+  Record<'deal' | 'lead' | 'contact' | 'company' | 'activity', readonly string[]>
 >;
 
 const WORDS: Record<keyof KnownFields, string> = {
@@ -15,6 +15,7 @@ const WORDS: Record<keyof KnownFields, string> = {
   lead: 'leads',
   contact: 'contacts',
   company: 'companies',
+  activity: 'activities',
 };
 
 /** The record a rule's events are about, when they are all of one kind (what `entity` reads). */
@@ -37,7 +38,7 @@ function checkedField(
  * Fields a rule reads that the portal's records do not have: a condition on `STAGEID`, a
  * template `{{deal.OPORTUNITY}}`. Such a rule saves, and then never matches, or fails at that
  * step on every event; said as a warning when it is saved (the builder has the portal's field
- * lists, server/rules/metadata.ts). Only deals, leads, contacts and companies are checked,
+ * lists, server/rules/metadata.ts). Only deals, leads, contacts, companies and activities are checked,
  * each only when its list is known; a bare condition field is the rule's record's, and optional
  * placeholders (`{{deal.X?}}`) are left alone.
  */

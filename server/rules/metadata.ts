@@ -3,10 +3,11 @@ import type { PortalRow } from '../../db/stores/portals.js';
 
 /**
  * What the rule builder offers in its pickers, read from the portal itself: the fields of
- * deals, leads, contacts and companies (user fields under the names the admin gave them), the
- * deal pipelines and their stages, the lead stages, and the portal's users.
+ * deals, leads, contacts, companies and activities (user fields under the names the admin gave
+ * them), the deal pipelines and their stages, the lead stages, and the portal's users.
  *
- * Sources: crm.deal.fields / crm.lead.fields / crm.contact.fields / crm.company.fields
+ * Sources: crm.deal.fields / crm.lead.fields / crm.contact.fields / crm.company.fields /
+ * crm.activity.fields
  * (https://apidocs.bitrix24.com/api-reference/crm/deals/crm-deal-fields.html: an object keyed
  * by field code; a user field's `title` is its code and its names are `formLabel` /
  * `listLabel`, list fields carry `items`), crm.category.list with entityTypeId 2
@@ -39,7 +40,7 @@ export interface StageInfo {
 }
 
 export interface PortalMetadata {
-  entities: Record<'deal' | 'lead' | 'contact' | 'company', FieldInfo[]>;
+  entities: Record<'deal' | 'lead' | 'contact' | 'company' | 'activity', FieldInfo[]>;
   categories: Array<{ id: number; name: string; isDefault: boolean }>;
   stages: StageInfo[];
   /** The lead stages (STATUS_ID of a lead), in their order; categoryId 0. */
@@ -122,6 +123,7 @@ export async function loadMetadata(
     lead: ['crm.lead.fields'],
     contact: ['crm.contact.fields'],
     company: ['crm.company.fields'],
+    activity: ['crm.activity.fields'],
     categories: ['crm.category.list', { entityTypeId: 2 }],
     stages0: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'DEAL_STAGE' } }],
     leadStages: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'STATUS' } }],
@@ -157,6 +159,7 @@ export async function loadMetadata(
       lead: toFields(first.result.lead),
       contact: toFields(first.result.contact),
       company: toFields(first.result.company),
+      activity: toFields(first.result.activity),
     },
     categories,
     stages,

@@ -300,6 +300,34 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     });
   });
 
+  it("offers an activity's fields in the condition and the template picker once an activity event is the trigger", async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-ONCRMACTIVITYADD').check();
+    await f.locator('#add-condition').click();
+    const option = f.locator('#cond-field-0 option[value="PROVIDER_TYPE_ID"]');
+    await option.waitFor({ state: 'attached' });
+    await expect(option.textContent()).resolves.toContain('Provider Type');
+    await f.locator('#cond-field-0').selectOption('PROVIDER_TYPE_ID');
+    await f.locator('#cond-value-0').fill('CALL');
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/api/calls`);
+    await bodyField(0, 'body', 0, 'subject');
+    await insert(0, '#step-0-body-v-0', 'activity.SUBJECT');
+    // The picker offers the activity's own fields, and no deal, contact or company.
+    const groups = await f
+      .locator('#step-0-pick optgroup')
+      .evaluateAll((gs) => gs.map((g) => g.getAttribute('label')));
+    expect(groups).toContain('Activity');
+    expect(groups).not.toContain('Deal');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({
+      on: ['ONCRMACTIVITYADD'],
+      when: [{ field: 'PROVIDER_TYPE_ID', equals: 'CALL' }],
+      actions: [{ body: { subject: '{{activity.SUBJECT}}' } }],
+    });
+  });
+
   it("keeps a text box with a hint when a smart process's stages cannot be read", async () => {
     // Both pipelines' stage lists of smart process 131 fail (its own cache entry).
     h.portal.failNext('crm.status.list', { status: 403, error: 'ACCESS_DENIED' }, 2);

@@ -368,6 +368,62 @@ function filtered(rows: StatusRow[], filter: unknown): StatusRow[] {
   );
 }
 
+/**
+ * `crm.activity.fields`
+ * (DOCS:api-reference/crm/timeline/activities/activity-base/crm-activity-fields.md): the doc's
+ * answer, types and titles, less the file fields (FILES, WEBDAV_ELEMENTS); activities have
+ * no user fields.
+ */
+const ACTIVITY_FIELDS: Record<string, FieldDescription> = {
+  ID: field('integer', 'ID', { isReadOnly: true }),
+  OWNER_ID: field('integer', 'Owner ID', { isImmutable: true }),
+  OWNER_TYPE_ID: field('crm_enum_ownertype', 'Owner Type', { isImmutable: true }),
+  TYPE_ID: field('crm_enum_activitytype', 'Type', { isRequired: true, isImmutable: true }),
+  PROVIDER_ID: field('string', 'Provider ID'),
+  PROVIDER_TYPE_ID: field('string', 'Provider Type'),
+  PROVIDER_GROUP_ID: field('string', 'Connector Type'),
+  ASSOCIATED_ENTITY_ID: field('integer', 'ID of the entity associated with the activity', {
+    isReadOnly: true,
+  }),
+  SUBJECT: field('string', 'Subject', { isRequired: true }),
+  START_TIME: field('datetime', 'Start'),
+  END_TIME: field('datetime', 'Deadline'),
+  DEADLINE: field('datetime', 'Due Date'),
+  COMPLETED: field('char', 'Completed'),
+  STATUS: field('crm_enum_activitystatus', 'Status'),
+  RESPONSIBLE_ID: field('user', 'Responsible', { isRequired: true }),
+  PRIORITY: field('crm_enum_activitypriority', 'Priority'),
+  NOTIFY_TYPE: field('crm_enum_activitynotifytype', 'Notification Type'),
+  NOTIFY_VALUE: field('integer', 'Notification Parameter'),
+  DESCRIPTION: field('string', 'Description'),
+  DESCRIPTION_TYPE: field('crm_enum_contenttype', 'Description Type'),
+  DIRECTION: field('crm_enum_activitydirection', 'Direction'),
+  LOCATION: field('string', 'Location'),
+  CREATED: field('datetime', 'Creation Date', { isReadOnly: true }),
+  AUTHOR_ID: field('user', 'Created By', { isReadOnly: true }),
+  LAST_UPDATED: field('datetime', 'Last Updated', { isReadOnly: true }),
+  EDITOR_ID: field('user', 'Edited By', { isReadOnly: true }),
+  SETTINGS: field('object', 'Settings'),
+  ORIGIN_ID: field('string', 'External Code'),
+  ORIGINATOR_ID: field('string', 'External Source'),
+  RESULT_STATUS: field('integer', 'RESULT_STATUS'),
+  RESULT_STREAM: field('integer', 'RESULT_STREAM'),
+  RESULT_SOURCE_ID: field('string', 'RESULT_SOURCE_ID'),
+  PROVIDER_PARAMS: field('object', 'Provider Parameters'),
+  PROVIDER_DATA: field('string', 'Provider Data'),
+  RESULT_MARK: field('integer', 'RESULT_MARK'),
+  RESULT_VALUE: field('double', 'RESULT_VALUE'),
+  RESULT_SUM: field('double', 'RESULT_SUM'),
+  RESULT_CURRENCY_ID: field('string', 'RESULT_CURRENCY_ID'),
+  AUTOCOMPLETE_RULE: field('integer', 'Autocomplete'),
+  BINDINGS: field('crm_activity_binding', 'Bindings', { isReadOnly: true, isMultiple: true }),
+  COMMUNICATIONS: field('crm_activity_communication', 'Communication Channel', {
+    isRequired: true,
+    isMultiple: true,
+  }),
+  IS_INCOMING_CHANNEL: field('char', 'IS_INCOMING_CHANNEL', { isReadOnly: true }),
+};
+
 const STAGES = new WeakMap<PortalState, StatusRow[]>();
 const stagesOf = (portal: PortalState): StatusRow[] => {
   let s = STAGES.get(portal);
@@ -381,6 +437,7 @@ export const METADATA_METHODS: Readonly<Record<string, MethodHandler>> = {
   'crm.lead.fields': () => ({ result: LEAD_FIELDS }),
   'crm.contact.fields': () => ({ result: CONTACT_FIELDS }),
   'crm.company.fields': () => ({ result: COMPANY_FIELDS }),
+  'crm.activity.fields': () => ({ result: ACTIVITY_FIELDS }),
   // Unknown types: NOT_FOUND, as crm.item.* answer for them (crm-item-get.md's errors).
   'crm.item.fields': (params) => {
     const raw = paramString(params, 'entityTypeId');

@@ -45,6 +45,14 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
       semantics: 'S',
     });
     expect(m.stages.find((s) => s.id === 'C1:WON')).toMatchObject({ categoryId: 1 });
+    // Activities: their fields (crm.activity.fields), in the same batch.
+    expect(m.entities.activity.find((f) => f.code === 'PROVIDER_TYPE_ID')).toMatchObject({
+      title: 'Provider Type',
+      type: 'string',
+    });
+    expect(m.entities.activity.map((f) => f.code)).toEqual(
+      expect.arrayContaining(['SUBJECT', 'COMPLETED', 'OWNER_ID', 'RESPONSIBLE_ID']),
+    );
     // Leads: their fields, and their stages from the status list STATUS, in order.
     expect(m.entities.lead.find((f) => f.code === 'STATUS_ID')).toMatchObject({
       title: 'Stage',

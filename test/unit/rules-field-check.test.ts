@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { translateMessage } from '../../server/ui/i18n-messages.js';
 import {
   unknownFieldWarnings,
   valueTypeWarnings,
@@ -35,6 +36,27 @@ describe("fields the portal's records do not have", () => {
     expect(unknownFieldWarnings(r, known)[0]!.message).toBe(
       `rule "r" reads deal.STAGEID: the portal's deals have no field STAGEID; did you mean STAGE_ID?`,
     );
+  });
+
+  it("checks an activity rule's fields against the portal's activities, in English and Russian", () => {
+    const r = rule(
+      ['ONCRMACTIVITYADD'],
+      [{ field: 'PROVIDER_TYPE', equals: 'CALL' }],
+      'Call {{activity.SUBJCT}} {{activity.OWNER_ID}}',
+    );
+    const activity = ['ID', 'SUBJECT', 'PROVIDER_TYPE_ID', 'OWNER_ID'];
+    expect(fieldsOf(r, { ...known, activity })).toEqual([
+      'activity.PROVIDER_TYPE',
+      'activity.SUBJCT',
+    ]);
+    const [first, second] = unknownFieldWarnings(r, { activity });
+    expect(first!.message).toBe(
+      `rule "r" reads activity.PROVIDER_TYPE: the portal's activities have no field PROVIDER_TYPE`,
+    );
+    expect(second!.message).toBe(
+      `rule "r" reads activity.SUBJCT: the portal's activities have no field SUBJCT; did you mean SUBJECT?`,
+    );
+    expect(translateMessage(first!.message, 'ru')).toContain(': у дел портала нет поля ');
   });
 
   it("checks a lead rule's fields against the portal's leads", () => {

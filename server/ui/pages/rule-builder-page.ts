@@ -203,6 +203,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
           lead: meta.entities.lead.map((f) => f.code),
           contact: meta.entities.contact.map((f) => f.code),
           company: meta.entities.company.map((f) => f.code),
+          activity: meta.entities.activity.map((f) => f.code),
         }
       : {};
     const warnings = checkMap(sealed.map, {
