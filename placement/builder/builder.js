@@ -1599,7 +1599,15 @@ async function runDry() {
     h(
       'p',
       { id: 'dry-verdict', 'data-matched': String(r.matched) },
-      h('b', { text: r.matched ? (r.assumed ? S.matchedIfChanged : S.matched) : S.notMatched }),
+      h('b', {
+        text: r.matched
+          ? r.disabled
+            ? S.matchedOnceOn
+            : r.assumed
+              ? S.matchedIfChanged
+              : S.matched
+          : S.notMatched,
+      }),
       ' ',
       h('span', { class: 'muted', text: withFieldTitles(r.reason) }),
     ),

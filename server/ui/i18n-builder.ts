@@ -102,6 +102,7 @@ export const BUILDER_EN = {
   'rb.js.matched': 'matches',
   'rb.js.notMatched': 'does not match',
   'rb.js.matchedIfChanged': 'matches when this change happens',
+  'rb.js.matchedOnceOn': 'matches once the rule is turned on',
   'rb.js.matchedNow': 'An event of this record now:',
   'rb.js.failed': 'The request failed.',
   'rb.js.tooLarge':
@@ -235,6 +236,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.matched': 'срабатывает',
   'rb.js.notMatched': 'не срабатывает',
   'rb.js.matchedIfChanged': 'срабатывает при таком изменении',
+  'rb.js.matchedOnceOn': 'сработает, когда правило включат',
   'rb.js.matchedNow': 'Событие этой записи сейчас:',
   'rb.js.failed': 'Запрос не удался.',
   'rb.js.tooLarge':

@@ -167,16 +167,22 @@ export function tryRoutes(deps: Deps): Router {
       if (!idOf(req))
         throw new TryError('Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.');
       const input = await ruleInput(deps, portal, user.memberId, checked.rule, event, idOf(req));
-      // Credentials are never opened for a dry run: steps show them masked.
-      const [result] = dryRun(maskMap({ rules: [checked.rule] }, deps.box), input, {
-        assumeChange: true,
-      });
+      // Credentials are never opened for a dry run: steps show them masked. A rule turned
+      // off is tried as if on (an admin tries a rule before turning it on), and an event now
+      // is said not to match it.
+      const disabled = checked.rule.enabled === false;
+      const tried = disabled ? { ...checked.rule, enabled: true } : checked.rule;
+      const [dry] = dryRun(maskMap({ rules: [tried] }, deps.box), input, { assumeChange: true });
+      const result =
+        disabled && dry!.matched
+          ? { ...dry!, disabled: true, assumed: { now: 'rule is disabled' } }
+          : dry!;
       res.json({
         result: {
           ...result,
-          reason: translateMessage(result!.reason, user.lang),
-          assumed: result!.assumed && { now: translateMessage(result!.assumed.now, user.lang) },
-          steps: result!.steps?.map((s) => ({
+          reason: translateMessage(result.reason, user.lang),
+          assumed: result.assumed && { now: translateMessage(result.assumed.now, user.lang) },
+          steps: result.steps?.map((s) => ({
             ...s,
             rendered: s.rendered && maskForView(JSON.stringify(s.rendered)),
           })),

@@ -263,6 +263,39 @@ describe('the rule builder pages', () => {
     expect(JSON.parse(result.steps[0]!.rendered)).toMatchObject({ body: { id: deals.won } });
   });
 
+  it('dry-runs a rule that is turned off as if it were on, and says an event now does not match', async () => {
+    const rule = {
+      name: 'Try off',
+      enabled: false,
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', equals: 'WON' }],
+      actions: [
+        { type: 'http', method: 'POST', url: `${h.sink.url}/t`, body: { id: '{{deal.ID}}' } },
+      ],
+    };
+    const dry = async (id: string) =>
+      json(
+        await post('/ui/rules/builder/dry-run', {
+          rule: JSON.stringify(rule),
+          event: 'ONCRMDEALUPDATE',
+          id,
+        }),
+      ).result as Record<string, unknown> & { steps?: Array<{ rendered: string }> };
+    // Before: "does not match: rule is disabled", and no steps to see.
+    const won = await dry(deals.won);
+    expect(won).toMatchObject({
+      matched: true,
+      disabled: true,
+      assumed: { now: 'rule is disabled' },
+    });
+    expect(JSON.parse(won.steps![0]!.rendered)).toMatchObject({ body: { id: deals.won } });
+    // A record its conditions do not hold for says why, not only that the rule is off.
+    expect(await dry(deals.fresh)).toMatchObject({
+      matched: false,
+      reason: expect.stringContaining('STAGE_ID is'),
+    });
+  });
+
   /**
    * "Stage becomes WON", the rule this app is for, never matched in a dry run: a record not
    * yet won is not WON, and a won one "was already WON" (or its earlier value unknown), so an
