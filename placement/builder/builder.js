@@ -1623,7 +1623,7 @@ async function runDry() {
       : null,
     (r.steps || []).map((s) =>
       h('pre', {
-        text: `${s.index + 1}. ${s.type}${s.name ? ` (${s.name})` : ''}\n${s.error || s.rendered}`,
+        text: `${s.index + 1}. ${S[`type.${s.type}`] || s.type}${s.name ? ` (${s.name})` : ''}\n${s.error || s.rendered}`,
       }),
     ),
   );

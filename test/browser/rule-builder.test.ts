@@ -177,6 +177,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     // In the form's words: the field's title, not its code.
     await expect(f.locator('#dry-verdict span').textContent()).resolves.toMatch(/^Deal Stage /);
     await expect(f.locator('#dry-result pre').count()).resolves.toBe(4);
+    // Each step under its type's name, as in the form ("1. HTTP request (invoice)").
+    await expect(f.locator('#dry-result pre').first().textContent()).resolves.toMatch(
+      /^1\. HTTP request \(invoice\)\n/,
+    );
     const before = h.sink.requests.length;
     await f.locator('#step-send-1').click();
     await f.locator('#step-sent-1.notice').waitFor();
