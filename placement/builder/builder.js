@@ -65,6 +65,15 @@ let undo = null;
 let refusal = null;
 
 const OPS = ['equals', 'in', 'changed', 'becomes'];
+/** CCrmActivityType (crm classes/general/crm_activity.php): TYPE_ID of an activity. */
+const ACTIVITY_TYPES = [
+  ['1', 'meeting'],
+  ['2', 'call'],
+  ['3', 'task'],
+  ['4', 'email'],
+  ['5', 'calendar'],
+  ['6', 'app'],
+];
 const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** Where a step keeps what it held as its other types (`switchType`); never serialised. */
@@ -330,6 +339,10 @@ function choicesFor(code) {
   }
   if (f.items && f.items.length) return [{ items: f.items.map((i) => [i.id, i.value]) }];
   if (f.type === 'user') return [{ items: meta.users.map((u) => [u.id, u.name]) }];
+  // An activity's type (crm.activity.fields' crm_enum_activitytype: CCrmActivityType).
+  if (f.type === 'crm_enum_activitytype') {
+    return [{ items: ACTIVITY_TYPES.map(([id, key]) => [id, S[`activityType.${key}`] || id]) }];
+  }
   if (f.type === 'crm_category') {
     const m = entityRoot() === 'item' ? itemMeta.get(itemType()) : meta;
     const categories = (m && m.categories) || [];

@@ -314,6 +314,12 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await expect(option.textContent()).resolves.toContain('Provider Type');
     await f.locator('#cond-field-0').selectOption('PROVIDER_TYPE_ID');
     await f.locator('#cond-value-0').fill('CALL');
+    // The type is picked by name.
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-1 option[value="TYPE_ID"]').waitFor({ state: 'attached' });
+    await f.locator('#cond-field-1').selectOption('TYPE_ID');
+    await expect(f.locator('#cond-value-1 option[value="2"]').textContent()).resolves.toBe('Call');
+    await f.locator('#cond-value-1').selectOption('2');
     await f.locator('#add-step').click();
     await f.locator('#step-0-url').fill(`${h.sink.url}/api/calls`);
     await bodyField(0, 'body', 0, 'subject');
@@ -327,7 +333,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
     expect(rule).toMatchObject({
       on: ['ONCRMACTIVITYADD'],
-      when: [{ field: 'PROVIDER_TYPE_ID', equals: 'CALL' }],
+      when: [
+        { field: 'PROVIDER_TYPE_ID', equals: 'CALL' },
+        { field: 'TYPE_ID', equals: '2' },
+      ],
       actions: [{ body: { subject: '{{activity.SUBJECT}}' } }],
     });
   });
