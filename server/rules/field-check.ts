@@ -94,6 +94,21 @@ const NUMBER_TYPES: ReadonlySet<string> = new Set(['integer', 'double']);
 const NUMBER_TEXT = /^\s*-?\d+(\.\d+)?\s*$/;
 
 /**
+ * Fields a record always has a value in: a stage (a deal's STAGE_ID, a lead's STATUS_ID), a
+ * pipeline, an activity's type. A condition on one with an empty value (the builder's "—
+ * choose —" left as it was) never holds.
+ */
+function neverEmpty(info: FieldInfo): boolean {
+  const stage = info.statusType === 'STATUS' || (info.statusType ?? '').startsWith('DEAL_STAGE');
+  return (
+    stage ||
+    ['STAGE_ID', 'CATEGORY_ID'].includes(info.code) ||
+    info.type === 'crm_category' ||
+    info.type === 'crm_enum_activitytype'
+  );
+}
+
+/**
  * Condition values a field's type never takes, where the builder's field lists say the type:
  * "Amount equals abc" (a number field and a word), "Closed equals yes" (a `char` flag, which
  * Bitrix24 sends as Y or N). Such a rule saves and then never matches. A number written as
@@ -113,6 +128,13 @@ export function valueTypeWarnings(rule: Rule, lists: FieldLists): MapWarning[] {
     const info = lists[root]?.find((f) => f.code === field);
     if (!info) continue;
     const path = `${root}.${field}`;
+    if (values.length === 1 && values[0] === '' && neverEmpty(info)) {
+      out.push({
+        code: 'value-type',
+        rules: [rule.name],
+        message: `rule ${name}: ${path} is never empty, and the condition's value is empty (nothing chosen): the rule never matches`,
+      });
+    }
     for (const v of values) {
       if (typeof v !== 'string' || v.trim() === '') continue;
       if (NUMBER_TYPES.has(info.type)) {

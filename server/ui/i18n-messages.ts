@@ -302,6 +302,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   // a condition value its field's type never takes (server/rules/field-check.ts)
   [' holds a number and never equals ', ' — число и никогда не равно '],
   [' holds Y or N and never equals ', ' — Y или N и никогда не равно '],
+  [
+    " is never empty, and the condition's value is empty (nothing chosen): the rule never matches",
+    ' никогда не бывает пустым, а значение условия пустое (ничего не выбрано): правило не сработает',
+  ],
   [' holds a number, but ', ' — число, а '],
   [
     ' is written as text, which equals only the same text; write it without quotes (',

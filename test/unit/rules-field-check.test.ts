@@ -128,6 +128,29 @@ describe("condition values a field's type never takes", () => {
     ]);
   });
 
+  it('says a stage condition with nothing chosen never matches (a new admin’s walk), in English and Russian', () => {
+    const stages = {
+      deal: [
+        { ...info('STAGE_ID', 'crm_status'), statusType: 'DEAL_STAGE' },
+        info('TITLE', 'string'),
+      ],
+    };
+    const [w] = valueTypeWarnings(
+      rule(['ONCRMDEALUPDATE'], [{ field: 'STAGE_ID', becomes: '' }], 'x'),
+      stages,
+    );
+    expect(w!.message).toBe(
+      `rule "r": deal.STAGE_ID is never empty, and the condition's value is empty (nothing chosen): the rule never matches`,
+    );
+    expect(translateMessage(w!.message, 'ru')).toBe(
+      'правило "r": deal.STAGE_ID никогда не бывает пустым, а значение условия пустое (ничего не выбрано): правило не сработает',
+    );
+    // Control: a text field may be empty ("the title was cleared").
+    expect(
+      valueTypeWarnings(rule(['ONCRMDEALUPDATE'], [{ field: 'TITLE', becomes: '' }], 'x'), stages),
+    ).toEqual([]);
+  });
+
   it('leaves values the field takes, empty values and unknown fields alone', () => {
     expect(
       messages([
