@@ -41,6 +41,18 @@ describe('conditions in words', () => {
     ]);
   });
 
+  it("names an activity's fields in words, not codes (a new admin's walk)", () => {
+    const r = rule(
+      [
+        { field: 'PROVIDER_TYPE_ID', equals: 'CALL' },
+        { field: 'COMPLETED', becomes: 'Y' },
+      ],
+      ['ONCRMACTIVITYUPDATE'],
+    );
+    expect(words(r)).toEqual(['Activity kind equals CALL', 'Completed becomes Y']);
+    expect(words(r, ru)).toEqual(['Поле «Вид дела» равно CALL', 'Поле «Завершено» меняется на Y']);
+  });
+
   it('shows stage names with their pipeline where the portal names them, codes otherwise', () => {
     const stages: StageNames = (code) =>
       code === 'C1:WON' ? { name: 'Paid', pipeline: 'Wholesale' } : undefined;
