@@ -52,6 +52,12 @@ export function stageRecord(field: string, record: string | undefined): StageRec
   return undefined;
 }
 
+/** `stages` for the codes of one record's stage field, or none when the field is no stage. */
+export const stagesFor = (
+  stages: StageNames | undefined,
+  record: StageRecord | undefined,
+): StageNames | undefined => (record && stages ? (code) => stages(code, record) : undefined);
+
 const ROOTS: ReadonlySet<string> = new Set(CONTEXT_ROOTS);
 /**
  * Roots whose fields are a CRM record's, named by `map.field.*` (not `event.name`, which is
@@ -136,9 +142,7 @@ export function describeCondition(
 ): Phrase {
   const field = fieldLabel(c.field, rule, words);
   // Only a deal's or a lead's stage codes are names in the portal's stage lists.
-  const record = stageOf(c.field, rule);
-  const all = stages;
-  stages = record && all ? (code) => all(code, record) : undefined;
+  stages = stagesFor(stages, stageOf(c.field, rule));
   if ('changed' in c) return say(words, 'map.cond.changed', { field });
   if ('becomes' in c)
     return say(words, 'map.cond.becomes', {

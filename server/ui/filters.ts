@@ -127,14 +127,15 @@ export const ENTITY_TYPES = [
   'activity',
   'invoice',
 ] as const;
-const ENTITY_TYPE =
-  /^(?:deal|lead|contact|company|quote|task|activity|invoice|dynamic(?::\d{1,10})?)$/;
+/** A type the filter keeps: one of ENTITY_TYPES, or a smart process (`dynamic:<id>`). */
+const isEntityType = (t: string): boolean =>
+  (ENTITY_TYPES as readonly string[]).includes(t) || /^dynamic(?::\d{1,10})?$/.test(t);
 
 export function readLogForm(src: Record<string, unknown>): LogForm {
   const etype = str(src.etype, 32).toLowerCase();
   return {
     ...readFilterForm(src),
-    etype: ENTITY_TYPE.test(etype) ? etype : '',
+    etype: isEntityType(etype) ? etype : '',
     rule: str(src.rule, 255),
     outcome: str(src.outcome, 16),
     all: src.all === '1' ? '1' : '',

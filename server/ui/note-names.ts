@@ -3,6 +3,7 @@ import {
   plain,
   RECORD_ROOTS,
   stageRecord,
+  stagesFor,
   type MapWords,
   type StageNames,
   type StageRecord,
@@ -191,9 +192,7 @@ export function readableNote(
       continue;
     }
     const label = fieldLabel(r.field, own, names.words);
-    const record = stageField(r.field, own);
-    const all = names.stages;
-    const stage = record && all ? (code: string) => all(code, record) : undefined;
+    const stage = stagesFor(names.stages, stageField(r.field, own));
     out += note.slice(last, i);
     out += label === undefined ? r.field : mark(label);
     let at = r.fieldEnd;
