@@ -51,7 +51,10 @@ function readCall(entityType: string, id: string): ReadCall | undefined {
     case 'task':
       return {
         method: 'tasks.task.get',
-        params: { taskId: id, select: ['*'] },
+        // `*` alone leaves out the user fields (ufCrmTask: the deals and contacts the task is
+        // bound to, the portal's own UF_*); a UF_ name beside it brings them all (CORE:
+        // tasks/lib/rest/controllers/task.php `prepareSelect`, `isUfExist`).
+        params: { taskId: id, select: ['*', 'UF_CRM_TASK'] },
         unwrap: (r) => (r as { task?: Entity } | null)?.task ?? null,
       };
     default: {

@@ -2,8 +2,7 @@ import { fireInBackground, restOrigin } from './event-delivery.js';
 import { isRecord } from './http-util.js';
 import type { PhpValue } from './php-form.js';
 import { param, paramString, RestError, type MethodHandler } from './rest-error.js';
-import { camelKey } from './item-store.js';
-import { TaskFieldError, type Task } from './task-store.js';
+import { TaskFieldError, taskKey, type Task } from './task-store.js';
 
 /**
  * `tasks.task.*` (DOCS:api-reference/tasks/tasks-task-*.md). Answers wrap the record as
@@ -33,15 +32,26 @@ function taskFields(params: Record<string, unknown>): Record<string, unknown> {
   return fields;
 }
 
-/** `select` by upper-case names (`TITLE`), answered in camelCase; `*` or none = everything. */
+/**
+ * `select` by upper-case names (`TITLE`), answered in camelCase. `*` or none is every field
+ * *but* the user fields (`ufCrmTask`, the CRM records the task is bound to, and the
+ * portal's own `UF_*`): those come only when some `UF_` name is in the select, and then `*`
+ * brings all of them (CORE: tasks/lib/rest/controllers/task.php `prepareSelect`, whose valid
+ * keys are `CTasks::getFieldsInfo($this->isUfExist($select))`; DOCS:
+ * api-reference/tasks/tasks-task-get.md, "By default, it returns all fields except for
+ * custom ones … To obtain system UF_CRM_TASK … specify them in SELECT").
+ */
 function project(task: Task, select: unknown): Task {
   const names = (Array.isArray(select) ? select : isRecord(select) ? Object.values(select) : [])
     .map((s) => String(s))
     .filter((s) => s.length > 0);
-  if (names.length === 0 || names.includes('*')) return { ...task };
+  if (names.length === 0 || names.includes('*')) {
+    if (names.some((n) => n.startsWith('UF_'))) return { ...task };
+    return Object.fromEntries(Object.entries(task).filter(([k]) => !/^uf[A-Z_]/.test(k))) as Task;
+  }
   const out: Task = { id: task.id };
   for (const n of names) {
-    const key = camelKey(n);
+    const key = taskKey(n);
     if (key in task) out[key] = task[key];
   }
   return out;

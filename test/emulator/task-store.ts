@@ -1,5 +1,4 @@
 import { formatBitrixDate } from './crm-store.js';
-import { camelKey } from './item-store.js';
 
 /**
  * A task as `tasks.task.get` returns it: camelCase keys, every scalar a string, `id` included
@@ -7,6 +6,18 @@ import { camelKey } from './item-store.js';
  * (`TITLE`, `RESPONSIBLE_ID`, `STATUS`); camelCase is accepted too.
  */
 export type Task = Record<string, unknown> & { id: string };
+
+/**
+ * A task field's REST name: the tasks controllers answer through the engine's converter,
+ * plain snake_case to camelCase (CORE: main/lib/engine/response/converter.php
+ * `OUTPUT_JSON_FORMAT`, main/lib/text/stringhelper.php `snake2camel`): `RESPONSIBLE_ID` →
+ * `responsibleId`, `UF_CRM_TASK` → `ufCrmTask` (tasks-task-get.md's example). Not the CRM
+ * items' rule (item-store.ts `camelKey`, which gave `ufCrm_TASK`). camelCase stays.
+ */
+export function taskKey(key: string): string {
+  if (/[a-z]/.test(key)) return key;
+  return key.toLowerCase().replace(/_+([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
 
 /**
  * `status`: 2 pending, 3 in progress, 4 awaiting control, 5 completed, 6 deferred
@@ -96,7 +107,7 @@ export function createTaskStore(now: () => number): TaskStore {
     let changed = false;
     const statusBefore = task['status'];
     for (const [rawKey, raw] of Object.entries(fields)) {
-      const key = camelKey(rawKey);
+      const key = taskKey(rawKey);
       if (key === 'id') continue;
       const value = stringify(raw);
       if (key === 'status' && !TASK_STATUSES.has(String(value))) {

@@ -161,4 +161,27 @@ describe('smart-process items and tasks on the emulated portal', () => {
       assignedById: 1,
     });
   });
+
+  it('answers user fields (ufCrmTask) only when a UF_ name is selected, then with every field', async () => {
+    const added = await call('tasks.task.add', {
+      fields: { TITLE: 'Contract', UF_CRM_TASK: ['D_7', 'C_3'] },
+    });
+    const id = (added.json.result as { task: { id: string } }).task.id;
+    const task = async (select?: string[]) =>
+      (
+        (await call('tasks.task.get', { taskId: id, ...(select ? { select } : {}) })).json
+          .result as { task: Record<string, unknown> }
+      ).task;
+    for (const plain of [undefined, ['*']]) {
+      const t = await task(plain);
+      expect(t).toMatchObject({ id, title: 'Contract' });
+      expect(t).not.toHaveProperty('ufCrmTask');
+    }
+    expect(await task(['*', 'UF_CRM_TASK'])).toMatchObject({
+      title: 'Contract',
+      responsibleId: expect.any(String),
+      ufCrmTask: ['D_7', 'C_3'],
+    });
+    expect(await task(['ID', 'UF_CRM_TASK'])).toEqual({ id, ufCrmTask: ['D_7', 'C_3'] });
+  });
 });

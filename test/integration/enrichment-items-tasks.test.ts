@@ -120,6 +120,28 @@ describe('enrichment of smart-process items and tasks, end to end', () => {
     ]);
   });
 
+  /**
+   * tasks.task.get with `select: ['*']` leaves out every user field, ufCrmTask (the deals and
+   * contacts the task is bound to) among them: a rule on a task's deal never saw it on a real
+   * portal, while the emulator answered every field to `*`.
+   */
+  it("reads a task's user fields: the CRM records it is bound to reach the rule", async () => {
+    s = await startPaidDealScenario(
+      postTo('ONTASKUPDATE', 'status', '5', '{{task.title}} for {{task.ufCrmTask}}'),
+      EVENTS,
+    );
+    const task = await s.portal.addTask({ TITLE: 'Send the contract', UF_CRM_TASK: ['D_12'] });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateTask(task.id, { STATUS: 5 });
+    await s.drain();
+    expect(s.accounting.requests.map((r) => JSON.parse(r.body))).toEqual([
+      { text: 'Send the contract for ["D_12"]' },
+    ]);
+    const reads = s.portal.calls.filter((c) => c.method === 'tasks.task.get');
+    expect(reads.length).toBeGreaterThan(0);
+  });
+
   it('skips an item event whose item was deleted before processing, with the reason', async () => {
     s = await startPaidDealScenario(
       postTo('ONCRMDYNAMICITEMUPDATE', 'stageId', `DT${SPA}_1:SUCCESS`, '{{item.title}}'),
