@@ -107,6 +107,10 @@ export async function eraseEntityRows(
     {
       entity_snapshots: await db('entity_snapshots').where(key).delete(),
       own_writes: await db('own_writes').where(key).delete(),
+      // Links naming the record as an owner ("a call in deal 5"): its card shows nothing more.
+      event_owners: await db('event_owners')
+        .where({ portal_id: portalId, owner_type: entity.type, owner_id: entity.id })
+        .delete(),
       // The rule builder's test sends quote the record they were sent with (their request),
       // and which record that was is not kept: the portal's few (at most 50) all go.
       step_tests: await db('step_tests').where('portal_id', portalId).delete(),

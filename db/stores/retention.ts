@@ -30,6 +30,7 @@ const EVENT_CHILDREN = [
   'rule_matches',
   'replay_run_events',
   'sla_breaches',
+  'event_owners',
 ] as const;
 
 /** `count(*)` of a query, as a number on either database. */

@@ -13,6 +13,7 @@ import {
   type ProcessorOptions,
 } from './context.js';
 import { evaluateEvent, type Evaluation } from './evaluate.js';
+import { recordEventOwners } from './owners.js';
 import { readEventEntity } from './read-entities.js';
 import { runRule } from './run-steps.js';
 import { createTurn } from './turn.js';
@@ -66,6 +67,8 @@ export async function processEvent(
   // A job that gave its slot back goes on with the record its first steps saw.
   const kept = ctx.kept.take(job.id, event.id);
   const entity = kept ? kept.entity : await readEventEntity(ctx, event, portal, attempt);
+  // The deal a call was made in, and so on: known now that the record has been read.
+  if (!kept && event.evaluated_at == null) await recordEventOwners(db, event, entity);
   if (entity === null)
     return {
       eventStatus: 'skipped',

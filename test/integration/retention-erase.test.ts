@@ -1,3 +1,4 @@
+import { linkEventOwners } from '../../db/stores/event-owners.js';
 import { seedStepTest } from '../helpers/seed-db.js';
 import { saveDestination } from '../../db/stores/destinations.js';
 import {
@@ -181,6 +182,10 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
         written_at: now,
       });
     }
+    // A record made in the kept deal (a call: its owner, learned when it was read).
+    await linkEventOwners(db, portalId, eventIds[eventIds.length - 1]!, [
+      { type: 'deal', id: ids[1]! },
+    ]);
     // The Telegram chat its steps posted to first (server/processing/telegram-chats.ts).
     await claimTelegramChat(db, `-100${portalId}77`, portalId, now);
     // A chat it linked with a code, and a code it asked for another (server/ui/telegram-link.ts).

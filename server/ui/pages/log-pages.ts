@@ -6,6 +6,7 @@ import { chosenEvents } from '../../install/bindings.js';
 import { actionRunsByEvent, logPage, nextAttemptByEvent } from '../../../db/stores/event-log.js';
 import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { erasedAt } from '../../../db/stores/erasure.js';
+import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -227,20 +228,39 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     const { portal, user } = uiContext(res);
     const dealId = String(req.params.id);
     if (!/^\d{1,20}$/.test(dealId)) throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
-    const rows = (await deps
-      .db('events')
-      .where({ portal_id: portal.id, entity_type: 'deal', entity_id: dealId })
-      .orderBy('id', 'desc')
-      .limit(DEAL_TAB_SIZE + 1)
-      .select(
-        'id',
-        'event',
-        'status',
-        'attempts',
-        'received_at',
-        'processed_at',
-        'last_error',
-      )) as Array<Record<string, unknown>>;
+    // The deal's own events and those of records made in it (a call, a task: their owner is
+    // learned when they are read), newest first; each list by its index, then merged.
+    const columns = [
+      'id',
+      'event',
+      'status',
+      'attempts',
+      'received_at',
+      'processed_at',
+      'last_error',
+      'entity_type',
+      'entity_id',
+    ];
+    const owned = await eventIdsOwnedBy(
+      deps.db,
+      portal.id,
+      { type: 'deal', id: dealId },
+      DEAL_TAB_SIZE + 1,
+    );
+    const [own, linked] = (await Promise.all([
+      deps
+        .db('events')
+        .where({ portal_id: portal.id, entity_type: 'deal', entity_id: dealId })
+        .orderBy('id', 'desc')
+        .limit(DEAL_TAB_SIZE + 1)
+        .select(columns),
+      owned.length
+        ? deps.db('events').where('portal_id', portal.id).whereIn('id', owned).select(columns)
+        : [],
+    ])) as Array<Array<Record<string, unknown>>>;
+    const rows = [...own!, ...linked!]
+      .sort((a, b) => Number(b.id) - Number(a.id))
+      .slice(0, DEAL_TAB_SIZE + 1);
     // One more than shown: whether the tab says that older events are in the log.
     const more = rows.length > DEAL_TAB_SIZE;
     if (more) rows.length = DEAL_TAB_SIZE;
@@ -263,7 +283,10 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       processed_at: r.processed_at === null ? null : Number(r.processed_at),
       // Shown only as `detail`: masked, a note told from an error.
       last_error: undefined,
-      detail: eventDetail(String(r.status), r.last_error as string | null, user, ruleNames, names),
+      detail: eventDetail(String(r.status), r.last_error as string | null, user, ruleNames, {
+        ...names,
+        entityType: String(r.entity_type ?? 'deal'),
+      }),
     }));
     const runs = await actionRunsByEvent(
       deps.db,

@@ -10,6 +10,7 @@ import { seedDealEvent } from '../../helpers/seed-db.js';
 import { recordActionRun } from '../../../db/stores/processing.js';
 import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { eraseEntityData } from '../../../server/retention/erase.js';
+import { deleteEvents } from '../../../db/stores/retention.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
 describe('the deal tab a manager reads', () => {
@@ -340,5 +341,126 @@ describe('the deal tab a manager reads', () => {
     const log = await getPage(h, `/ui/events?entity=${deals.fresh}`, ruManager.cookie);
     expect(log.html).not.toContain('no rule');
     expect(log.html).toContain('ни одно правило не подошло');
+  });
+});
+
+/**
+ * A call or a task made in a deal is the deal's business as well: the manager reading the
+ * deal card saw nothing of a rule that ran on it (an activity event names only itself).
+ */
+describe('the deal tab lists the events of records made in the deal', () => {
+  let h: UiHarness;
+  let manager: UiSession;
+  beforeAll(async () => {
+    h = await startUiHarness({
+      env: {
+        B24_EVENTS:
+          'ONCRMDEALADD,ONCRMACTIVITYADD,ONCRMACTIVITYUPDATE,ONCRMACTIVITYDELETE,ONTASKADD',
+      },
+    });
+    manager = await openSession(h, {
+      userId: 2,
+      path: '/placement/deal-tab',
+      placement: 'CRM_DEAL_DETAIL_TAB',
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const rowsOf = (html: string) =>
+    [...html.matchAll(/<tr data-id="(\d+)">([\s\S]*?)<\/tr>/g)].map((m) => ({
+      id: Number(m[1]),
+      record: /class="linked-record">([^<]*)</.exec(m[2]!)?.[1] ?? null,
+    }));
+  const eventOf = async (type: string, id: string, name: string) =>
+    Number(
+      (
+        await h.t.deps
+          .db('events')
+          .where({ entity_type: type, entity_id: id, event: name })
+          .first('id')
+      ).id,
+    );
+
+  it('shows a call made in the deal, its change and its deletion, and a task bound to it', async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'Call me' });
+    const other = await h.portal.addDeal({ TITLE: 'Another deal' });
+    const call = await h.portal.addActivity({
+      OWNER_TYPE_ID: 2,
+      OWNER_ID: deal.id,
+      TYPE_ID: 2,
+      SUBJECT: 'About the invoice',
+    });
+    // Control: a call in the other deal, and one in a contact with the deal's id.
+    const elsewhere = await h.portal.addActivity({
+      OWNER_TYPE_ID: 2,
+      OWNER_ID: other.id,
+      TYPE_ID: 2,
+    });
+    const contactCall = await h.portal.addActivity({
+      OWNER_TYPE_ID: 3,
+      OWNER_ID: deal.id,
+      TYPE_ID: 2,
+    });
+    const task = await h.portal.addTask({
+      TITLE: 'Send the contract',
+      UF_CRM_TASK: [`D_${deal.id}`],
+    });
+    await h.drain();
+    await h.portal.updateActivity(call.id, { SUBJECT: 'About the invoice, again' });
+    await h.drain();
+    // Deleted: the delete event names only the ID, and keeps the deal the call was in.
+    await h.portal.deleteActivity(call.id);
+    await h.drain();
+
+    const dealAdd = await eventOf('deal', deal.id, 'ONCRMDEALADD');
+    const callAdd = await eventOf('activity', call.id, 'ONCRMACTIVITYADD');
+    const callUpdate = await eventOf('activity', call.id, 'ONCRMACTIVITYUPDATE');
+    const callDelete = await eventOf('activity', call.id, 'ONCRMACTIVITYDELETE');
+    const taskAdd = await eventOf('task', String(task.id), 'ONTASKADD');
+    const card = await getPage(h, `/ui/deal/${deal.id}`, manager.cookie);
+    expect(rowsOf(card.html)).toEqual([
+      { id: callDelete, record: `Activity ${call.id}` },
+      { id: callUpdate, record: `Activity ${call.id}` },
+      { id: taskAdd, record: `Task ${task.id}` },
+      { id: callAdd, record: `Activity ${call.id}` },
+      { id: dealAdd, record: null },
+    ]);
+    const otherCard = await getPage(h, `/ui/deal/${other.id}`, manager.cookie);
+    const otherIds = rowsOf(otherCard.html).map((r) => r.id);
+    expect(otherIds).toContain(await eventOf('activity', elsewhere.id, 'ONCRMACTIVITYADD'));
+    expect(otherIds).not.toContain(callAdd);
+    expect(rowsOf(card.html).map((r) => r.id)).not.toContain(
+      await eventOf('activity', contactCall.id, 'ONCRMACTIVITYADD'),
+    );
+  });
+
+  it("forgets a deal's links when the deal's data is erased, and prunes them with their events", async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'Erase me' });
+    const call = await h.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: deal.id, TYPE_ID: 2 });
+    await h.drain();
+    const links = () =>
+      h.t.deps.db('event_owners').where({ owner_type: 'deal', owner_id: deal.id });
+    expect(await links()).toHaveLength(1);
+    const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    await eraseEntityData(h.t.deps, portal, { type: 'deal', id: deal.id });
+    expect(await links()).toHaveLength(0);
+    const card = await getPage(h, `/ui/deal/${deal.id}`, manager.cookie);
+    expect(card.html).toContain('id="no-events"');
+    // The call's own event stays (it is the call's data, not the deal's).
+    const callEvent = await eventOf('activity', call.id, 'ONCRMACTIVITYADD');
+    expect(callEvent).toBeGreaterThan(0);
+
+    // Pruned (or erased with its portal): an event goes with its links, in one transaction.
+    const other = await h.portal.addDeal({ TITLE: 'Pruned' });
+    const later = await h.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: other.id, TYPE_ID: 2 });
+    await h.drain();
+    const laterEvent = await eventOf('activity', later.id, 'ONCRMACTIVITYADD');
+    const db = h.t.deps.db;
+    expect(await db('event_owners').where('event_id', laterEvent)).toHaveLength(1);
+    const counts = await db.transaction((trx) => deleteEvents(trx, [laterEvent]));
+    expect(counts).toMatchObject({ events: 1, event_owners: 1 });
+    expect(rowsOf((await getPage(h, `/ui/deal/${other.id}`, manager.cookie)).html)).toHaveLength(1);
   });
 });
