@@ -3,6 +3,7 @@ import { fireEvent, triggerUser, whenIdle } from './event-delivery.js';
 import type { OfflineRecord } from './offline-queue.js';
 import { randomHex } from './http-util.js';
 import { itemEventData, itemEventNames } from './rest-items.js';
+import { invoiceEvents } from './rest-quote-invoice.js';
 import { taskEventData } from './rest-tasks.js';
 import type { PhpValue } from './php-form.js';
 import * as lifecycle from './portal-lifecycle.js';
@@ -47,6 +48,9 @@ export interface EmulatedPortal {
   readonly leads: ReadonlyMap<string, CrmItem>;
   readonly activities: ReadonlyMap<string, CrmItem>;
   readonly companies: ReadonlyMap<string, CrmItem>;
+  readonly quotes: ReadonlyMap<string, CrmItem>;
+  /** Old invoices (crm.invoice.*). */
+  readonly invoices: ReadonlyMap<string, CrmItem>;
   /** Smart-process items of one type (`crm.item.get` shape), empty for an unused type. */
   itemsOf(entityTypeId: number): ReadonlyMap<string, Record<string, unknown>>;
   readonly tasks: ReadonlyMap<string, Record<string, unknown>>;
@@ -110,6 +114,26 @@ export interface EmulatedPortal {
     opts?: TriggerOptions,
   ): Promise<EntityChange>;
   deleteActivity(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
+  /** A quote (estimate), as crm.quote.add would make it. */
+  addQuote(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  updateQuote(
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<EntityChange>;
+  deleteQuote(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
+  /**
+   * An old invoice, unchecked (crm.invoice.add checks); PRICE is the product rows' sum. An add
+   * or update also sends ONCRMINVOICESETSTATUS, before ADD / UPDATE (rest-quote-invoice.ts
+   * `invoiceEvents`); the deliveries of both are returned.
+   */
+  addInvoice(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
+  updateInvoice(
+    id: string | number,
+    fields: Record<string, unknown>,
+    opts?: TriggerOptions,
+  ): Promise<EntityChange>;
+  deleteInvoice(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
   addContact(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   addCompany(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   /** Fires ONCRMDYNAMICITEMADD and ONCRMDYNAMICITEMADD_<entityTypeId>. */
@@ -181,6 +205,7 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     id: string | null,
     fields: Record<string, unknown>,
     opts: TriggerOptions | undefined,
+    events: string[] = [`ONCRM${entity}${action}`],
   ): Promise<EntityChange> => {
     const userId = triggerUser(opts);
     // Robots change records on behalf of the responsible user; user 1 stands in for that.
@@ -191,12 +216,10 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     const found = action === 'DELETE' ? store.remove(String(id)) : item !== null;
     if (!found) throw new Error(`${entity} ${String(id)} not found`);
     const entityId = item?.ID ?? String(id);
-    const deliveries = await fireEvent(
-      state,
-      `ONCRM${entity}${action}`,
-      { FIELDS: { ID: entityId } },
-      userId,
-    );
+    const deliveries: DeliveryRecord[] = [];
+    for (const event of events) {
+      deliveries.push(...(await fireEvent(state, event, { FIELDS: { ID: entityId } }, userId)));
+    }
     return { id: entityId, item, deliveries };
   };
 
@@ -249,6 +272,12 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     get companies() {
       return state.companies.items;
+    },
+    get quotes() {
+      return state.quotes.items;
+    },
+    get invoices() {
+      return state.invoices.items;
     },
     itemsOf(entityTypeId) {
       return state.items.types.get(entityTypeId) ?? new Map();
@@ -308,6 +337,24 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
       change(state.activities, 'ACTIVITY', 'UPDATE', String(id), fields, opts),
     deleteActivity: (id, opts) =>
       change(state.activities, 'ACTIVITY', 'DELETE', String(id), {}, opts),
+    addQuote: (fields, opts) => change(state.quotes, 'QUOTE', 'ADD', null, fields, opts),
+    updateQuote: (id, fields, opts) =>
+      change(state.quotes, 'QUOTE', 'UPDATE', String(id), fields, opts),
+    deleteQuote: (id, opts) => change(state.quotes, 'QUOTE', 'DELETE', String(id), {}, opts),
+    addInvoice: (fields, opts) =>
+      change(state.invoices, 'INVOICE', 'ADD', null, fields, opts, invoiceEvents('ADD')),
+    updateInvoice: (id, fields, opts) =>
+      change(
+        state.invoices,
+        'INVOICE',
+        'UPDATE',
+        String(id),
+        fields,
+        opts,
+        invoiceEvents('UPDATE'),
+      ),
+    deleteInvoice: (id, opts) =>
+      change(state.invoices, 'INVOICE', 'DELETE', String(id), {}, opts, invoiceEvents('DELETE')),
     addContact: (fields, opts) => change(state.contacts, 'CONTACT', 'ADD', null, fields, opts),
     addCompany: (fields, opts) => change(state.companies, 'COMPANY', 'ADD', null, fields, opts),
     async addItem(entityTypeId, fields, opts) {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
 import { createEntityStore } from './crm-store.js';
 import { ACTIVITY, COMPANY, CONTACT, DEAL, LEAD } from './crm-entities.js';
+import { INVOICE, QUOTE } from './crm-quote-invoice.js';
 import { createItemStore } from './item-store.js';
 import { createTaskStore } from './task-store.js';
 import { closeServer, listen, randomHex, sendJson } from './http-util.js';
@@ -102,6 +103,8 @@ export async function startPortal(
     activities: createEntityStore(ACTIVITY, ctx.now, nextMultiId),
     contacts: createEntityStore(CONTACT, ctx.now, nextMultiId),
     companies: createEntityStore(COMPANY, ctx.now, nextMultiId),
+    quotes: createEntityStore(QUOTE, ctx.now, nextMultiId),
+    invoices: createEntityStore(INVOICE, ctx.now, nextMultiId),
     items: createItemStore(ctx.now),
     tasks: createTaskStore(ctx.now),
     timeline: [],

@@ -27,7 +27,7 @@ interface FieldDescription {
   settings?: Record<string, unknown>;
 }
 
-const field = (
+export const field = (
   type: string,
   title: string,
   more: Partial<FieldDescription> = {},

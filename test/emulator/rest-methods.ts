@@ -14,6 +14,7 @@ import {
 } from './rest-error.js';
 import { OFFLINE_METHODS } from './offline-queue.js';
 import { BINDING_METHODS } from './rest-bindings.js';
+import { QUOTE_INVOICE_METHODS } from './rest-quote-invoice.js';
 import { ITEM_METHODS } from './rest-items.js';
 import { METADATA_METHODS } from './rest-metadata.js';
 import { TASK_METHODS } from './rest-tasks.js';
@@ -125,8 +126,11 @@ function crmMethods(
   prefix: string,
   store: (p: PortalState) => EntityStore,
   opts: {
-    /** The description of a get / an update or delete of a record that is not there. */
-    notFound?: { get: string; change: string };
+    /**
+     * The description of a get / an update or delete of a record that is not there (a
+     * delete's own, where it differs from an update's).
+     */
+    notFound?: { get: string; change: string; delete?: string };
     /** Refuses the fields of a new record (throws a RestError). */
     checkAdd?: (fields: Record<string, unknown>) => void;
     /** Why get refuses a record that is there, if it does. */
@@ -179,7 +183,7 @@ function crmMethods(
     },
     [`crm.${prefix}.delete`]: (params, call, portal) => {
       const id = entityId(params);
-      if (!store(portal).remove(id)) throw crmError(notFound.change);
+      if (!store(portal).remove(id)) throw crmError(notFound.delete ?? notFound.change);
       fire(portal, 'DELETE', id, call);
       return ok(true);
     },
@@ -285,6 +289,15 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   }),
   ...crmMethods('contact', (p) => p.contacts),
   ...crmMethods('company', (p) => p.companies),
+  // A missing quote (CORE crm classes/general/restservice.php `CCrmQuoteRestProxy`): get
+  // answers "Not found" as a deal does (`innerGet`), update "Quote is not found" (`innerUpdate`
+  // checks `CCrmQuote::Exists`), delete the item operation's not-found message (crm_quote.php
+  // `Delete` → lib/entity/compatibility/adapter/operation.php `doPerformDelete`, lang
+  // CRM_TYPE_ITEM_NOT_FOUND, whose English text the mirror lacks: ours is a stand-in).
+  ...crmMethods('quote', (p) => p.quotes, {
+    notFound: { get: 'Not found', change: 'Quote is not found', delete: 'Item not found' },
+  }),
+  ...QUOTE_INVOICE_METHODS,
   'crm.timeline.comment.add': timelineCommentAdd,
   ...ITEM_METHODS,
   ...TASK_METHODS,

@@ -73,6 +73,10 @@ export interface PortalState {
   activities: EntityStore;
   contacts: EntityStore;
   companies: EntityStore;
+  /** Quotes (estimates): crm.quote.*. */
+  quotes: EntityStore;
+  /** Old invoices (not the new ones, which are crm.item.* of type 31): crm.invoice.*. */
+  invoices: EntityStore;
   /** Smart-process items, by entityTypeId. */
   items: ItemStore;
   tasks: TaskStore;
