@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type { Condition, EventMap } from '../../server/rules/model.js';
+import { eventRows, postOn } from '../helpers/record-rules.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 /**
@@ -9,32 +9,11 @@ import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenari
  * activities, nothing tested these paths.
  */
 
-/** One rule: on `event`, when `when`, POST `body` to the accounting stand-in's `path`. */
-const postOn =
-  (name: string, event: string, when: Condition[], path: string, body: Record<string, string>) =>
-  (urls: { accounting: string }): EventMap => ({
-    rules: [
-      {
-        name,
-        on: [event],
-        when,
-        actions: [{ type: 'http', method: 'POST', url: `${urls.accounting}${path}`, body }],
-      },
-    ],
-  });
-
 let s: PaidDealScenario;
 afterEach(async () => {
   await s?.close();
 });
-const rowsOf = async (like: string) =>
-  (await s.h.t.deps.db('events').where('event', 'like', like).orderBy('id')) as Array<{
-    event: string;
-    entity_type: string;
-    entity_id: string;
-    status: string;
-    last_error: string | null;
-  }>;
+const rowsOf = (like: string) => eventRows(s.h.t.deps.db, like);
 
 describe('lead events (ONCRMLEADADD / ONCRMLEADUPDATE; DOCS:api-reference/crm/leads/crm-lead-get.md)', () => {
   it('reads the lead and sends its fields once it becomes converted, and not before', async () => {
