@@ -77,7 +77,14 @@ function readCall(entityType: string, id: string): ReadCall | undefined {
  */
 const NOT_ABOUT_THE_RECORD = new Set(['APPLICATION_NOT_FOUND', 'ERROR_METHOD_NOT_FOUND']);
 
-/** A record gone: crm.deal.get's "Not found" (empty code), crm.item.get's NOT_FOUND. */
+/**
+ * A record gone: crm.deal.get's "Not found" (empty code), crm.item.get's NOT_FOUND. Quotes
+ * and old invoices answer alike: crm.quote.get "Not found" (CORE crm classes/general/
+ * restservice.php `CCrmQuoteRestProxy::innerGet`), crm.invoice.get "Not found." (crm classes/
+ * general/restservice_invoice.php `CCrmInvoiceRestService::getInvoiceDataByID`), both 400
+ * with no code. Their "Access denied." (a read the user may not make) is no answer about the
+ * record, and stays a failure.
+ */
 const isNotFound = (e: unknown) =>
   e instanceof BitrixPermanentError &&
   e.httpStatus !== 401 &&

@@ -68,7 +68,11 @@ export async function loadRelated(
   const related: Record<string, Entity | undefined> = {};
   if (!entity) return related;
   for (const root of relatedToLoad(rules)) {
-    const id = entity[`${root.toUpperCase()}_ID`] ?? entity[`${root}Id`];
+    // An old invoice names them UF_CONTACT_ID / UF_COMPANY_ID (DOCS:api-reference/crm/
+    // outdated/invoice/crm-invoice-fields.md; CORE crm classes/general/restservice_invoice.php
+    // `getFieldsInfo`); a smart-process item contactId / companyId.
+    const up = root.toUpperCase();
+    const id = entity[`${up}_ID`] ?? entity[`UF_${up}_ID`] ?? entity[`${root}Id`];
     if (id === undefined || id === null || id === '' || id === '0' || id === 0) continue;
     const rec = await ctx.reader.read(portal, root, String(id), event.id, settledAt(ctx, event));
     if (rec) related[root] = rec;

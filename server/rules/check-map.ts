@@ -327,8 +327,9 @@ function recordsOfEvents(events: readonly string[]): string[] | undefined {
 
 /**
  * Whether an event about a `kind` record brings `root`: its own record, and a contact and a
- * company read by the record's CONTACT_ID / COMPANY_ID (processing/read-entities.ts
- * `loadRelated`), which activities and tasks do not have.
+ * company read by the record's CONTACT_ID / COMPANY_ID (an old invoice's UF_CONTACT_ID /
+ * UF_COMPANY_ID; processing/read-entities.ts `loadRelated`), which activities and tasks do
+ * not have.
  */
 function bringsRecord(kind: string, root: string): boolean {
   if (root === kind) return true;

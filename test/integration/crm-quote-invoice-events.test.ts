@@ -141,6 +141,28 @@ describe('old invoice events (ONCRMINVOICEADD; crm.invoice.get)', () => {
     expect(s.accounting.requests).toHaveLength(0);
   });
 
+  it('fills {{company.…}} and {{contact.…}} from the invoice’s UF_COMPANY_ID and UF_CONTACT_ID', async () => {
+    // An old invoice names its payer in UF_COMPANY_ID / UF_CONTACT_ID, not COMPANY_ID /
+    // CONTACT_ID (DOCS:api-reference/crm/outdated/invoice/crm-invoice-fields.md).
+    s = await startPaidDealScenario(
+      postOn('Invoice to the payer', 'ONCRMINVOICEADD', [], '/payers', {
+        company: '{{company.TITLE}}',
+        contact: '{{contact.NAME}}',
+      }),
+      { B24_EVENTS: 'ONCRMDEALADD,ONCRMINVOICEADD' },
+    );
+    const company = await s.portal.addCompany({ TITLE: 'Acme Ltd' });
+    const contact = await s.portal.addContact({ NAME: 'Ann' });
+    await s.portal.addInvoice(
+      invoiceFields({ UF_COMPANY_ID: company.id, UF_CONTACT_ID: contact.id }),
+    );
+    await s.drain();
+    expect(s.accounting.requests.map((r) => JSON.parse(r.body))).toEqual([
+      { company: 'Acme Ltd', contact: 'Ann' },
+    ]);
+    expect((await rowsOf('ONCRMINVOICEADD')).map((e) => e.status)).toEqual(['processed']);
+  });
+
   it('fails, not skips, the event when crm.invoice.get refuses the invoice ("Access denied.")', async () => {
     s = await start();
     s.portal.failNext(
