@@ -14,6 +14,7 @@ export const SQLITE_ONLY = [
   'emulator-metadata',
   'emulator-oauth',
   'emulator-portal',
+  'emulator-quote-invoice',
   'emulator-rest',
   'http-client-error',
   'script-entries',
