@@ -121,9 +121,24 @@ function fieldLabel(field: string, rule: Rule, words: MapWords): Phrase {
   return [...(rootName ? [{ text: rootName }] : data(root!)), { text: ' · ' }, ...label];
 }
 
-function value(v: Scalar, words: MapWords, stages?: StageNames): Phrase {
+/** The words for the codes of a field whose values are a fixed list (an activity's type). */
+type CodeWords = (code: string) => string | undefined;
+
+/**
+ * An activity's TYPE_ID: 1 meeting, 2 call, 3 task, 4 e-mail, 5 calendar event, 6 an app's
+ * (CORE: crm/classes/general/crm_activity.php `CCrmActivityType`), the builder's list.
+ */
+function codeWords(field: string, rule: Rule, words: MapWords): CodeWords | undefined {
+  const name = upperFieldName(field.split('.').pop() ?? '');
+  if (recordOf(field, rule) !== 'activity' || name !== 'TYPE_ID') return undefined;
+  return (code) => words(`map.value.activityType.${code}`);
+}
+
+function value(v: Scalar, words: MapWords, stages?: StageNames, codes?: CodeWords): Phrase {
   if (v === null || v === '') return say(words, 'map.value.empty');
   const text = String(v);
+  const named = codes?.(text);
+  if (named) return [{ text: named }];
   const stage = stages?.(text);
   if (!stage) return data(text);
   if (!stage.pipeline) return data(stage.name);
@@ -143,17 +158,18 @@ export function describeCondition(
   const field = fieldLabel(c.field, rule, words);
   // Only a deal's or a lead's stage codes are names in the portal's stage lists.
   stages = stagesFor(stages, stageOf(c.field, rule));
+  const codes = codeWords(c.field, rule, words);
   if ('changed' in c) return say(words, 'map.cond.changed', { field });
   if ('becomes' in c)
     return say(words, 'map.cond.becomes', {
       field,
-      value: value(c.becomes, words, stages),
+      value: value(c.becomes, words, stages, codes),
     });
   if ('equals' in c)
-    return say(words, 'map.cond.equals', { field, value: value(c.equals, words, stages) });
+    return say(words, 'map.cond.equals', { field, value: value(c.equals, words, stages, codes) });
   const list = c.in.flatMap((v, i) => [
     ...(i > 0 ? [{ text: ', ' }] : []),
-    ...value(v, words, stages),
+    ...value(v, words, stages, codes),
   ]);
   return say(words, 'map.cond.in', { field, value: list });
 }

@@ -53,6 +53,15 @@ describe('conditions in words', () => {
     expect(words(r, ru)).toEqual(['Поле «Вид дела» равно CALL', 'Поле «Завершено» меняется на Y']);
   });
 
+  it("names an activity's type by its name, and leaves another record's TYPE_ID a code", () => {
+    const calls = rule([{ field: 'TYPE_ID', in: ['2', '4', '9'] }], ['ONCRMACTIVITYADD']);
+    expect(words(calls)).toEqual(['Type is one of Call, E-mail, 9']);
+    expect(words(calls, ru)).toEqual(['Поле «Тип» — одно из: Звонок, Письмо, 9']);
+    expect(words(rule([{ field: 'TYPE_ID', equals: '2' }], ['ONCRMCONTACTADD']))).toEqual([
+      'Type equals 2',
+    ]);
+  });
+
   it('shows stage names with their pipeline where the portal names them, codes otherwise', () => {
     const stages: StageNames = (code) =>
       code === 'C1:WON' ? { name: 'Paid', pipeline: 'Wholesale' } : undefined;
