@@ -149,6 +149,10 @@ const EN = {
   'ev.title': 'Event',
   'ev.body': 'Delivery (tokens masked)',
   'ev.timeline': 'Timeline',
+  'ev.timelineHint':
+    'Each row is one run of this event’s processing. A run that finished ended as the status above says (processed, skipped or failed).',
+  'ev.jobStatus': 'Run',
+  'ev.jobDone': 'finished',
   'ev.runs': 'Actions',
   'ev.rules': 'Matched rules',
   'ev.retry': 'Retry now',
@@ -488,6 +492,10 @@ const RU: Record<MessageKey, string> = {
   'ev.title': 'Событие',
   'ev.body': 'Доставка (токены скрыты)',
   'ev.timeline': 'Хронология',
+  'ev.timelineHint':
+    'Каждая строка — один запуск обработки события. Завершённый запуск закончился так, как сказано в статусе выше (обработано, пропущено или ошибка).',
+  'ev.jobStatus': 'Запуск',
+  'ev.jobDone': 'завершён',
   'ev.runs': 'Действия',
   'ev.rules': 'Сработавшие правила',
   'ev.retry': 'Повторить сейчас',

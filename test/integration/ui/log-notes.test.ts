@@ -67,6 +67,18 @@ describe('the note of a skipped event, told from an error', () => {
     expect(failedPage.html).toMatch(/<tr><th>Last error<\/th><td><pre id="last-error"/);
   });
 
+  it("says a skipped event's run finished, not that the event is done (a new user's walk)", async () => {
+    const timeline = (html: string) =>
+      html.slice(html.indexOf('id="timeline"')).split('</table>')[0]!;
+    const page = await getPage(h, `/ui/events/${skipped}`, en.cookie);
+    expect(timeline(page.html)).toContain('<span class="badge b-done">finished</span>');
+    expect(timeline(page.html)).not.toContain('>done<');
+    expect(page.html).toContain('id="timeline-hint"');
+    const ruPage = await getPage(h, `/ui/events/${skipped}`, ru.cookie);
+    expect(timeline(ruPage.html)).toContain('<span class="badge b-done">завершён</span>');
+    expect(timeline(ruPage.html)).not.toContain('готово');
+  });
+
   it("names the fields and the portal's stages the note compared, where it said codes", async () => {
     const stored = (await h.t.deps.db('events').where({ id: skipped }).first('last_error'))
       .last_error as string;
