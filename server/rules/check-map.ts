@@ -70,12 +70,20 @@ const ITEM_TYPE: Record<string, string> = {
 /**
  * The Bitrix24 events a REST call can cause on the same portal (what the app would then
  * receive): `crm.deal.update` → ONCRMDEALUPDATE, `crm.item.update` with entityTypeId 2 →
- * ONCRMDEALUPDATE, `crm.timeline.comment.add` → ONCRMTIMELINECOMMENTADD, …
+ * ONCRMDEALUPDATE, `crm.invoice.update` → ONCRMINVOICESETSTATUS and ONCRMINVOICEUPDATE,
+ * `crm.timeline.comment.add` → ONCRMTIMELINECOMMENTADD, …
  */
 export function eventsTriggeredBy(method: string, params: Record<string, unknown> = {}): string[] {
   const m = method.toLowerCase().split('.');
   const verb = (m[m.length - 1] ?? '').toUpperCase();
   if (!['ADD', 'UPDATE', 'DELETE'].includes(verb)) return [];
+  // An old invoice's add and update also send ONCRMINVOICESETSTATUS, and before their own
+  // event: CCrmInvoice::Add (behind Update too) calls SetStatus whenever a status is given, and
+  // REST add requires one while update carries the current one over (CORE crm classes/general/
+  // crm_invoice.php `CCrmInvoice::Add`; restservice_invoice.php `CCrmInvoiceRestService::add`,
+  // `update` merging `getInvoiceDataByID`).
+  if (m[0] === 'crm' && m[1] === 'invoice' && m.length === 3 && verb !== 'DELETE')
+    return ['ONCRMINVOICESETSTATUS', `ONCRMINVOICE${verb}`];
   if (m[0] === 'crm' && m.length === 3 && m[1] && CRM_ENTITY[m[1]])
     return [`ONCRM${CRM_ENTITY[m[1]]}${verb}`];
   if (m[0] === 'crm' && m[1] === 'item' && m.length === 3) {

@@ -223,6 +223,34 @@ describe('checkMap', () => {
     expect(eventsTriggeredBy('tasks.task.update')).toEqual(['ONTASKUPDATE']);
     expect(eventsTriggeredBy('crm.deal.get')).toEqual([]);
   });
+
+  it('knows an old invoice’s add and update also send ONCRMINVOICESETSTATUS, and warns of a rule on it writing the invoice', () => {
+    // CCrmInvoice::Add (behind Update too) calls SetStatus, whose event comes first.
+    expect(eventsTriggeredBy('crm.invoice.update')).toEqual([
+      'ONCRMINVOICESETSTATUS',
+      'ONCRMINVOICEUPDATE',
+    ]);
+    expect(eventsTriggeredBy('crm.invoice.add')).toEqual([
+      'ONCRMINVOICESETSTATUS',
+      'ONCRMINVOICEADD',
+    ]);
+    expect(eventsTriggeredBy('crm.invoice.delete')).toEqual(['ONCRMINVOICEDELETE']);
+    const map: EventMap = {
+      rules: [
+        rule(
+          'Paid invoice: note it',
+          ['ONCRMINVOICESETSTATUS'],
+          [update({ COMMENTS: 'paid' }, 'crm.invoice.update')],
+        ),
+      ],
+    };
+    expect(checkMap(map).map((w) => [w.code, w.message])).toEqual([
+      [
+        'self-trigger',
+        'rule "Paid invoice: note it" listens to ONCRMINVOICESETSTATUS and its step crm.invoice.update can trigger that event again; the loop guard skips the app\'s own writes, but make sure the conditions cannot re-match',
+      ],
+    ]);
+  });
 });
 
 describe('unclosed templates', () => {
