@@ -246,14 +246,21 @@ export function createEntityReader(
   }
 }
 
-/** Entity type and id written by a `bitrix` step, for the loop guard (`crm.deal.update` → deal). */
+/**
+ * Entity type and id written by a `bitrix` step, for the loop guard (`crm.deal.update` → deal).
+ * An add names its record only in its answer, the new ID (CORE crm classes/general/
+ * restservice.php `CCrmRestProxyBase::add`; an old invoice's: restservice_invoice.php
+ * `CCrmInvoiceRestService::add`): without it, a rule on ONCRMINVOICEADD that adds an invoice
+ * would start itself again on every one it makes.
+ */
 export function writtenEntity(
   method: string,
   params: Record<string, unknown> | undefined,
+  response?: unknown,
 ): { type: string; id: string } | undefined {
-  const m = /^crm\.(deal|lead|contact|company|quote)\.update$/i.exec(method);
+  const m = /^crm\.(deal|lead|contact|company|quote|invoice)\.(add|update)$/i.exec(method);
   if (m) {
-    const id = params?.id ?? params?.ID;
+    const id = m[2]!.toLowerCase() === 'add' ? addedId(response) : (params?.id ?? params?.ID);
     return id === undefined ? undefined : { type: m[1]!.toLowerCase(), id: String(id) };
   }
   if (/^crm\.item\.update$/i.test(method)) {
@@ -269,3 +276,10 @@ export function writtenEntity(
   }
   return undefined;
 }
+
+/** The new record's ID in an add's answer (a number, or its digits), else undefined. */
+const addedId = (response: unknown): string | undefined =>
+  (typeof response === 'number' && Number.isInteger(response) && response > 0) ||
+  (typeof response === 'string' && /^[1-9]\d*$/.test(response))
+    ? String(response)
+    : undefined;

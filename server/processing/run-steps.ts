@@ -196,7 +196,8 @@ async function runStep(
     run.steps[stepName] = out;
     await deps.db.transaction(async (trx) => {
       await recordSucceeded(ctx, trx, base, result, out);
-      if (rendered.type === 'bitrix') await noteOwnWrite(ctx, trx, scope, run.rule, rendered);
+      if (rendered.type === 'bitrix')
+        await noteOwnWrite(ctx, trx, scope, run.rule, rendered, out.response);
       await finish?.(trx);
     });
     deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });

@@ -5,6 +5,8 @@ import type { BitrixAction, Rule } from '../rules/model.js';
 import { recordActionRun, recordOwnWrite, type ActionRunRow } from '../../db/stores/processing.js';
 import type { EventScope, ProcessContext } from './context.js';
 import { writtenEntity } from './entity-reader.js';
+import { eventsTriggeredBy } from '../rules/check-map.js';
+import { portalEvents } from '../../db/stores/portals.js';
 
 /** A step's run row before its outcome is known. */
 export type RunBase = Omit<
@@ -59,8 +61,11 @@ export async function recordFailed(ctx: ProcessContext, base: RunBase, e: Error)
 }
 
 /**
- * A `bitrix` step that updated a record: forget the cached read, and remember the write so
- * the event it echoes back is recognised by the loop guard (evaluate.ts).
+ * A `bitrix` step that added or updated a record: forget the cached read, and remember the
+ * write so the events it echoes back are recognised by the loop guard (evaluate.ts). Each
+ * echo consumes one remembered write, so a write is remembered once per event of the
+ * portal's it causes: an old invoice's add or update sends ONCRMINVOICESETSTATUS too
+ * (`eventsTriggeredBy`), and an echo left without one would run the rule again.
  */
 export async function noteOwnWrite(
   ctx: ProcessContext,
@@ -68,16 +73,30 @@ export async function noteOwnWrite(
   scope: EventScope,
   rule: Rule,
   rendered: BitrixAction,
+  response: unknown,
 ): Promise<void> {
-  const written = writtenEntity(rendered.method, rendered.params);
+  const written = writtenEntity(rendered.method, rendered.params, response);
   if (!written) return;
   ctx.reader.invalidate(scope.portal.id, written.type, written.id);
-  await recordOwnWrite(db, {
+  const row = {
     portal_id: scope.portal.id,
     entity_type: written.type,
     entity_id: written.id,
     rule_name: rule.name,
     depth: scope.event.chain_depth ?? 0,
     written_at: ctx.now(),
-  });
+  };
+  for (let i = 0; i < echoCount(scope, rendered); i++) await recordOwnWrite(db, row);
+}
+
+/**
+ * How many events of the portal's a write causes: those of `eventsTriggeredBy` the portal
+ * binds (an event it does not bind never comes, and its remembered write would be taken by
+ * a person's change), all of them when its bindings are not known, and at least one.
+ */
+function echoCount(scope: EventScope, rendered: BitrixAction): number {
+  const events = eventsTriggeredBy(rendered.method, rendered.params);
+  const bound = portalEvents(scope.portal);
+  const echoes = bound.length > 0 ? events.filter((e) => bound.includes(e)) : events;
+  return Math.max(1, echoes.length);
 }

@@ -25,3 +25,16 @@ export const eventRows = async (db: Knex, like: string) =>
     attempts: number;
     last_error: string | null;
   }>;
+
+/**
+ * An old invoice's fields as crm.invoice.add takes them (CCrmInvoice::CheckFields wants a
+ * status, a payment system, and a payer: give UF_CONTACT_ID or UF_COMPANY_ID in `more`).
+ */
+export const invoiceFields = (more: Record<string, unknown> = {}) => ({
+  ORDER_TOPIC: 'Website, stage 1',
+  STATUS_ID: 'N',
+  PERSON_TYPE_ID: 1,
+  PAY_SYSTEM_ID: 2,
+  PRODUCT_ROWS: [{ PRODUCT_ID: 0, PRODUCT_NAME: 'Design', PRICE: 300, QUANTITY: 2 }],
+  ...more,
+});

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { eventRows, postOn } from '../helpers/record-rules.js';
+import { eventRows, invoiceFields, postOn } from '../helpers/record-rules.js';
 import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
 /**
@@ -8,16 +8,6 @@ import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenari
  * worker reads the record with crm.quote.get / crm.invoice.get (server/processing/
  * entity-reader.ts). Until the emulator had them, nothing tested these reads.
  */
-
-/** What crm.invoice.add needs (CCrmInvoice::CheckFields): a payer, a payment system, rows. */
-const invoiceFields = (more: Record<string, unknown> = {}) => ({
-  ORDER_TOPIC: 'Website, stage 1',
-  STATUS_ID: 'N',
-  PERSON_TYPE_ID: 1,
-  PAY_SYSTEM_ID: 2,
-  PRODUCT_ROWS: [{ PRODUCT_ID: 0, PRODUCT_NAME: 'Design', PRICE: 300, QUANTITY: 2 }],
-  ...more,
-});
 
 let s: PaidDealScenario;
 afterEach(async () => {
