@@ -53,11 +53,17 @@ export function entityRoot(
   return type;
 }
 
-/** `ONCRMDEALUPDATE` → `deal`; `ONTASKADD` → `task`; unknown families → undefined. */
+/**
+ * `ONCRMDEALUPDATE` → `deal`; `ONTASKADD` → `task`; `ONCRMINVOICESETSTATUS` → `invoice` (an
+ * old invoice's status change, FIELDS[ID] the invoice's: CORE crm classes/general/
+ * restservice_invoice.php `CCrmInvoiceRestService::processEvent`); unknown families → undefined.
+ */
 export function entityTypeOfEvent(eventName: string): string | undefined {
+  const name = eventName.toUpperCase();
+  if (name === 'ONCRMINVOICESETSTATUS') return 'invoice';
   const m =
     /^ON(CRM)?(DEAL|LEAD|CONTACT|COMPANY|QUOTE|INVOICE|ACTIVITY|DYNAMICITEM|TASK)(ADD|UPDATE|DELETE)/.exec(
-      eventName.toUpperCase(),
+      name,
     );
   if (!m) return undefined;
   return m[2] === 'DYNAMICITEM' ? 'dynamic' : m[2]?.toLowerCase();

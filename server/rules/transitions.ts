@@ -31,10 +31,16 @@ export function isAddEvent(eventName: string): boolean {
 
 /**
  * The family of events that share a snapshot: `ONCRMDEALADD` and `ONCRMDEALUPDATE` → `deal`.
- * Events of unknown shape form a family of their own.
+ * Events of unknown shape form a family of their own, and so does ONCRMINVOICESETSTATUS:
+ * it comes with every add and update of an old invoice, before their own event (CORE crm
+ * classes/general/crm_invoice.php `CCrmInvoice::Add` calls SetStatus first). In their
+ * family it would store the new status first, and a rule on ONCRMINVOICEUPDATE with
+ * `STATUS_ID becomes P` would then see no change.
  */
 export function eventFamily(eventName: string): string {
-  return entityTypeOfEvent(eventName) ?? eventName.toUpperCase();
+  const name = eventName.toUpperCase();
+  if (name === 'ONCRMINVOICESETSTATUS') return name;
+  return entityTypeOfEvent(name) ?? name;
 }
 
 /**

@@ -168,3 +168,41 @@ describe('old invoice events (ONCRMINVOICEADD; crm.invoice.get)', () => {
     expect(s.accounting.requests).toHaveLength(0);
   });
 });
+
+describe('old invoice status events (ONCRMINVOICESETSTATUS)', () => {
+  const paid = (event: string) =>
+    postOn(`Paid invoice (${event})`, event, [{ field: 'STATUS_ID', becomes: 'P' }], '/paid', {
+      invoiceId: '{{invoice.ID}}',
+      topic: '{{invoice.ORDER_TOPIC}}',
+    });
+  const ALL = 'ONCRMINVOICEADD,ONCRMINVOICEUPDATE,ONCRMINVOICESETSTATUS';
+  /** An invoice added, then paid by a person; the rule's requests. */
+  const addThenPay = async () => {
+    const invoice = await s.portal.addInvoice(invoiceFields({ UF_CONTACT_ID: 3 }));
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateInvoice(invoice.id, { STATUS_ID: 'P' });
+    await s.drain();
+    return { id: invoice.id, sent: s.accounting.requests.map((r) => JSON.parse(r.body)) };
+  };
+
+  it('runs a rule on the status event with the invoice read, once it becomes paid', async () => {
+    s = await startPaidDealScenario(paid('ONCRMINVOICESETSTATUS'), { B24_EVENTS: ALL });
+    const { id, sent } = await addThenPay();
+    expect(sent).toEqual([{ invoiceId: id, topic: 'Website, stage 1' }]);
+    const rows = await rowsOf('ONCRMINVOICESETSTATUS');
+    expect(rows.map((e) => [e.entity_type, e.entity_id, e.status])).toEqual([
+      ['invoice', id, 'skipped'],
+      ['invoice', id, 'processed'],
+    ]);
+  });
+
+  it('still sees the status become paid on ONCRMINVOICEUPDATE, though the status event of the same change comes first', async () => {
+    // The status event is of the same invoice, but a family of its own (transitions.ts
+    // `eventFamily`): had it stored the new status, the update would see no change.
+    s = await startPaidDealScenario(paid('ONCRMINVOICEUPDATE'), { B24_EVENTS: ALL });
+    const { id, sent } = await addThenPay();
+    expect(sent).toEqual([{ invoiceId: id, topic: 'Website, stage 1' }]);
+    expect((await rowsOf('ONCRMINVOICEUPDATE')).map((e) => e.status)).toEqual(['processed']);
+  });
+});

@@ -399,4 +399,20 @@ describe('unclosed templates', () => {
     expect(fine(['ONSOMETHINGCUSTOM'])).toEqual([]);
     expect(fine(['ONTASKADD'])).toHaveLength(2);
   });
+
+  it('judges a rule on ONCRMINVOICESETSTATUS as an invoice’s: it brings the invoice and its payer, never a deal', () => {
+    // The status event carries the invoice's ID (CCrmInvoiceRestService::processEvent) and
+    // is stored and read as the invoice (intake, entity-reader).
+    const on = (text: string) =>
+      checkMap({
+        rules: [rule('Paid', ['ONCRMINVOICESETSTATUS'], [{ type: 'sms', to: '+100', text }])],
+      })
+        .filter((w) => w.code === 'unknown-root')
+        .map((w) => w.message);
+    expect(on('{{deal.TITLE}} {{invoice.ORDER_TOPIC}} {{contact.NAME}} {{company.TITLE}}')).toEqual(
+      [
+        'rule "Paid", step 1: {{deal.TITLE}} reads "deal": this rule\'s events (ONCRMINVOICESETSTATUS) bring no deal, so the step fails every time',
+      ],
+    );
+  });
 });

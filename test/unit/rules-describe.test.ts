@@ -41,6 +41,13 @@ describe('conditions in words', () => {
     ]);
   });
 
+  it("names an old invoice's own fields without their root on its status event too", () => {
+    const on = (event: string) =>
+      words(rule([{ field: 'invoice.STATUS_ID', equals: 'P' }], [event]));
+    expect(on('ONCRMINVOICEUPDATE')).toEqual(['Status equals P']);
+    expect(on('ONCRMINVOICESETSTATUS')).toEqual(['Status equals P']);
+  });
+
   it("names an activity's fields in words, not codes (a new admin's walk)", () => {
     const r = rule(
       [
