@@ -26,3 +26,18 @@ export const ENTITY_TYPES: readonly string[] = CRM_TYPES.map(([, t]) => t).filte
 /** Whether `type` names a record type events are stored under. */
 export const isEntityType = (type: string): boolean =>
   ENTITY_TYPES.includes(type) || /^dynamic:\d{1,10}$/.test(type);
+
+/**
+ * `crm.item.*` entityTypeIds of the records that have events of their own: a save through
+ * crm.item sends the record's event (ONCRMQUOTEUPDATE, not ONCRMDYNAMICITEMUPDATE: CORE
+ * crm lib/Service/Factory/Quote.php, Deal.php, … `getUpdateOperation`,
+ * `Compatible\SendEvent('OnAfterCrmQuoteUpdate')`), which is stored under that type. Other
+ * ids are smart processes (`dynamic:<id>`).
+ */
+export const ITEM_RECORD_TYPES: Readonly<Record<string, string>> = {
+  '1': 'lead',
+  '2': 'deal',
+  '3': 'contact',
+  '4': 'company',
+  '7': 'quote',
+};

@@ -2,6 +2,7 @@ import type { Deps } from '../deps.js';
 import { BitrixPermanentError } from '../bitrix/errors.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import { maxEventId } from '../../db/stores/events.js';
+import { ITEM_RECORD_TYPES } from '../lib/entity-types.js';
 
 export type Entity = Record<string, unknown>;
 
@@ -266,9 +267,13 @@ export function writtenEntity(
   if (/^crm\.item\.update$/i.test(method)) {
     const id = params?.id;
     const typeId = params?.entityTypeId;
-    return id === undefined || typeId === undefined
-      ? undefined
-      : { type: `dynamic:${String(typeId)}`, id: String(id) };
+    if (id === undefined || typeId === undefined) return undefined;
+    // A quote or deal saved through crm.item echoes as ONCRMQUOTEUPDATE / ONCRMDEALUPDATE,
+    // stored under `quote` / `deal`, not `dynamic:7`.
+    return {
+      type: ITEM_RECORD_TYPES[String(typeId)] ?? `dynamic:${String(typeId)}`,
+      id: String(id),
+    };
   }
   if (/^tasks\.task\.update$/i.test(method)) {
     const id = params?.taskId;

@@ -1,4 +1,5 @@
 import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
+import { ITEM_RECORD_TYPES } from '../lib/entity-types.js';
 import { closest, upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
@@ -58,14 +59,6 @@ const CRM_ENTITY: Record<string, string> = {
   invoice: 'INVOICE',
   activity: 'ACTIVITY',
 };
-/** `crm.item.*` entityTypeId → the event family; other ids are smart processes. */
-const ITEM_TYPE: Record<string, string> = {
-  '1': 'LEAD',
-  '2': 'DEAL',
-  '3': 'CONTACT',
-  '4': 'COMPANY',
-  '7': 'QUOTE',
-};
 
 /**
  * The Bitrix24 events a REST call can cause on the same portal (what the app would then
@@ -88,7 +81,7 @@ export function eventsTriggeredBy(method: string, params: Record<string, unknown
     return [`ONCRM${CRM_ENTITY[m[1]]}${verb}`];
   if (m[0] === 'crm' && m[1] === 'item' && m.length === 3) {
     const id = String(params.entityTypeId ?? params.ENTITY_TYPE_ID ?? '');
-    const named = ITEM_TYPE[id];
+    const named = ITEM_RECORD_TYPES[id]?.toUpperCase();
     return [named ? `ONCRM${named}${verb}` : `ONCRMDYNAMICITEM${verb}`];
   }
   if (method.toLowerCase() === 'crm.timeline.comment.add') return ['ONCRMTIMELINECOMMENTADD'];
