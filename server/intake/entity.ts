@@ -23,8 +23,17 @@ const field = (data: Record<string, unknown>, block: string, key: string): unkno
   return typeof b === 'object' && b !== null ? (b as Record<string, unknown>)[key] : undefined;
 };
 
+/**
+ * `ONCRMDEALUSERFIELDADD` and the like are about a user field, not a record: their
+ * `FIELDS[ID]` is the field's id, beside `ENTITY_ID` (`CRM_DEAL`) and `FIELD_NAME` (CORE:
+ * crm/classes/general/restservice.php `CCrmRestProxyBase::processEntityUserFieldEvent`).
+ * Stored as deal <field id>, they read a deal of that id and queued behind its events.
+ */
+const USER_FIELD_EVENT = /^ONCRM[A-Z]+USERFIELD(ADD|UPDATE|DELETE|SETENUMVALUES)$/;
+
 export function entityOf(event: string, data: Record<string, unknown>): EntityRef {
   const name = event.toUpperCase();
+  if (name.includes('USERFIELD') && USER_FIELD_EVENT.test(name)) return { type: null, id: null };
   if (name.startsWith('ONCRMDYNAMICITEM')) {
     // A smart process type id (entityTypeId) is an integer: at most 10 digits, so that
     // `dynamic:<id>` fits its column whatever a sender writes.

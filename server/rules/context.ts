@@ -61,6 +61,9 @@ export function entityRoot(
 export function entityTypeOfEvent(eventName: string): string | undefined {
   const name = eventName.toUpperCase();
   if (name === 'ONCRMINVOICESETSTATUS') return 'invoice';
+  // A deal moved to another pipeline: FIELDS[ID] is the deal's (DOCS: api-reference/crm/deals/
+  // events/on-crm-deal-move-to-category.md), stored and read as a deal.
+  if (name === 'ONCRMDEALMOVETOCATEGORY') return 'deal';
   const m =
     /^ON(CRM)?(DEAL|LEAD|CONTACT|COMPANY|QUOTE|INVOICE|ACTIVITY|DYNAMICITEM|TASK)(ADD|UPDATE|DELETE)/.exec(
       name,

@@ -39,7 +39,9 @@ export function isAddEvent(eventName: string): boolean {
  */
 export function eventFamily(eventName: string): string {
   const name = eventName.toUpperCase();
-  if (name === 'ONCRMINVOICESETSTATUS') return name;
+  // A deal moved to another pipeline comes with the move's own UPDATE; which arrives first
+  // is not known, so it keeps a snapshot of its own as well.
+  if (name === 'ONCRMINVOICESETSTATUS' || name === 'ONCRMDEALMOVETOCATEGORY') return name;
   return entityTypeOfEvent(name) ?? name;
 }
 
