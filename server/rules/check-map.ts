@@ -82,7 +82,13 @@ export function eventsTriggeredBy(method: string, params: Record<string, unknown
   if (m[0] === 'crm' && m[1] === 'item' && m.length === 3) {
     const id = String(params.entityTypeId ?? params.ENTITY_TYPE_ID ?? '');
     const named = ITEM_RECORD_TYPES[id]?.toUpperCase();
-    return [named ? `ONCRM${named}${verb}` : `ONCRMDYNAMICITEM${verb}`];
+    if (named) return [`ONCRM${named}${verb}`];
+    // A smart process's item sends the general event and its type's own one, both for one
+    // change (DOCS: api-reference/crm/universal/events/index.md).
+    return [
+      `ONCRMDYNAMICITEM${verb}`,
+      ...(/^\d{1,10}$/.test(id) ? [`ONCRMDYNAMICITEM${verb}_${id}`] : []),
+    ];
   }
   if (method.toLowerCase() === 'crm.timeline.comment.add') return ['ONCRMTIMELINECOMMENTADD'];
   if (m[0] === 'tasks' && m[1] === 'task' && m.length === 3) return [`ONTASK${verb}`];

@@ -90,6 +90,56 @@ describe('enrichment of smart-process items and tasks, end to end', () => {
     expect(s.portal.calls.filter((c) => c.method === 'crm.item.get').length).toBeGreaterThan(0);
   });
 
+  /**
+   * crm.item.update echoes twice when the portal binds both ONCRMDYNAMICITEMUPDATE and the
+   * per-type ONCRMDYNAMICITEMUPDATE_128 (the emulator sends both, as Bitrix24 does:
+   * DOCS api-reference/crm/universal/events/index.md). The write was remembered once, the
+   * per-type echo (no rule) took it, and the other echo read as a person's change: the rule
+   * wrote again.
+   */
+  it("does not let an item's own write come back through its per-type event as a person's", async () => {
+    s = await startPaidDealScenario(
+      () => ({
+        rules: [
+          {
+            name: 'Tag urgent items',
+            on: ['ONCRMDYNAMICITEMUPDATE'],
+            when: [{ field: 'title', equals: 'Urgent' }],
+            actions: [
+              {
+                type: 'bitrix',
+                method: 'crm.item.update',
+                params: {
+                  entityTypeId: SPA,
+                  id: '{{item.id}}',
+                  fields: { comments: 'tagged {{event.id}}' },
+                },
+              },
+            ],
+          },
+        ],
+      }),
+      { B24_EVENTS: `ONCRMDYNAMICITEMUPDATE,ONCRMDYNAMICITEMUPDATE_${SPA}` },
+    );
+    const item = await s.portal.addItem(SPA, { title: 'Calm' });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateItem(SPA, item.id, { title: 'Urgent' });
+    for (let i = 0; i < 4; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    expect(s.portal.calls.filter((c) => c.method === 'crm.item.update')).toHaveLength(1);
+    const rows = await events('ONCRMDYNAMICITEMUPDATE%');
+    // Control: both events came for the person's change and for the rule's write.
+    expect(rows.map((e) => e.event).sort()).toEqual([
+      'ONCRMDYNAMICITEMUPDATE',
+      'ONCRMDYNAMICITEMUPDATE',
+      `ONCRMDYNAMICITEMUPDATE_${SPA}`,
+      `ONCRMDYNAMICITEMUPDATE_${SPA}`,
+    ]);
+  });
+
   it('posts the task title once when the task is completed, not when it is edited afterwards', async () => {
     s = await startPaidDealScenario(
       postTo('ONTASKUPDATE', 'status', '5', '{{task.title}}'),

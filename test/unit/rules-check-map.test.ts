@@ -216,8 +216,10 @@ describe('checkMap', () => {
   it('knows which events a REST method causes', () => {
     expect(eventsTriggeredBy('crm.deal.update')).toEqual(['ONCRMDEALUPDATE']);
     expect(eventsTriggeredBy('crm.item.add', { entityTypeId: 1 })).toEqual(['ONCRMLEADADD']);
+    // A smart process's item: the general event and the type's own, for one change.
     expect(eventsTriggeredBy('crm.item.update', { entityTypeId: 128 })).toEqual([
       'ONCRMDYNAMICITEMUPDATE',
+      'ONCRMDYNAMICITEMUPDATE_128',
     ]);
     expect(eventsTriggeredBy('crm.timeline.comment.add')).toEqual(['ONCRMTIMELINECOMMENTADD']);
     expect(eventsTriggeredBy('tasks.task.update')).toEqual(['ONTASKUPDATE']);
