@@ -20,6 +20,8 @@ interface FieldDescription {
   isDynamic: boolean;
   title: string;
   statusType?: string;
+  /** Kept for compatibility (CCrmFieldInfoAttr::Deprecated; prepareFieldInfos). */
+  isDeprecated?: boolean;
   listLabel?: string;
   formLabel?: string;
   filterLabel?: string;

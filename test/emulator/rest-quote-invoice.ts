@@ -187,43 +187,103 @@ const INVOICE_CRUD: Record<string, MethodHandler> = {
 };
 
 /**
- * `crm.invoice.fields` (`CCrmInvoiceRestService::fields`, `makeFieldInfo`): `type`, `size`
- * where there is one, `isRequired`, `isReadOnly` and a `title`, and nothing else (no
- * isImmutable / isMultiple as the other CRM records have). A subset; titles as the fields
- * page describes them (DOCS:api-reference/crm/outdated/invoice/crm-invoice-fields.md).
+ * `crm.invoice.fields` (CORE crm classes/general/restservice_invoice.php
+ * `CCrmInvoiceRestService::fields`, `makeFieldInfo`): every field `getFieldsInfo` lists, with
+ * its `type`, `size` where it has one, `isRequired`, `isReadOnly` and a `title`, and nothing
+ * else (no isImmutable / isMultiple / isDynamic / statusType as the other CRM records have:
+ * STATUS_ID and PAYED are `string`s of size 1 there, though the fields page says crm_status
+ * and char). INVOICE_PROPERTIES (`aarray`) and PRODUCT_ROWS (`iarray`) carry a `definition`
+ * built from their `.{}` / `.[].` entries. The titles are lang messages the mirror does not
+ * hold (`InvoiceTable::getFieldCaption`): ours follow the fields page
+ * (DOCS:api-reference/crm/outdated/invoice/crm-invoice-fields.md), the rows' are their codes.
+ * The portal's invoice user fields (none here) would follow in the common shape.
  */
-const invoiceField = (type: string, title: string, isRequired = false, isReadOnly = false) => ({
-  type,
-  isRequired,
-  isReadOnly,
-  title,
-});
+const invoiceField = (
+  type: string,
+  title: string,
+  isRequired = false,
+  isReadOnly = false,
+  size?: string,
+) => ({ type, ...(size ? { size } : {}), isRequired, isReadOnly, title });
 const INVOICE_FIELDS = {
-  ID: invoiceField('integer', 'ID', false, true),
-  ACCOUNT_NUMBER: { ...invoiceField('string', 'Number', true), size: '100' },
-  ORDER_TOPIC: { ...invoiceField('string', 'Subject', true), size: '255' },
-  STATUS_ID: invoiceField('crm_status', 'Status', true),
-  PRICE: invoiceField('double', 'Amount', false, true),
-  CURRENCY: { ...invoiceField('string', 'Currency', false, true), size: '3' },
-  PAYED: invoiceField('char', 'Paid', false, true),
-  PERSON_TYPE_ID: invoiceField('integer', 'Payer type', true),
-  PAY_SYSTEM_ID: invoiceField('integer', 'Payment system', true),
-  RESPONSIBLE_ID: invoiceField('integer', 'Responsible'),
-  DATE_INSERT: invoiceField('datetime', 'Created', true),
-  DATE_UPDATE: invoiceField('datetime', 'Modified', false, true),
-  DATE_STATUS: invoiceField('datetime', 'Status changed', false, true),
-  DATE_BILL: invoiceField('date', 'Invoice date', true),
-  DATE_PAY_BEFORE: invoiceField('date', 'Pay before', true),
+  ACCOUNT_NUMBER: invoiceField('string', 'Number', true, false, '100'),
   COMMENTS: invoiceField('text', 'Comment'),
-  UF_DEAL_ID: invoiceField('integer', 'Deal'),
-  UF_QUOTE_ID: invoiceField('integer', 'Quote'),
-  UF_CONTACT_ID: invoiceField('integer', 'Contact'),
-  UF_COMPANY_ID: invoiceField('integer', 'Company'),
+  CURRENCY: invoiceField('string', 'Currency', false, true, '3'),
+  DATE_BILL: invoiceField('date', 'Invoice date', true),
+  DATE_INSERT: invoiceField('datetime', 'Created', true),
+  DATE_MARKED: invoiceField('datetime', 'Rejection date', true),
+  DATE_PAY_BEFORE: invoiceField('date', 'Pay before', true),
+  DATE_PAYED: invoiceField('datetime', 'Date paid', false, true),
+  DATE_STATUS: invoiceField('datetime', 'Status changed', false, true),
+  DATE_UPDATE: invoiceField('datetime', 'Modified', false, true),
+  CREATED_BY: invoiceField('integer', 'Created by', false, true),
+  EMP_PAYED_ID: invoiceField('integer', 'Marked paid by', false, true),
+  EMP_STATUS_ID: invoiceField('integer', 'Status changed by', false, true),
+  ID: invoiceField('integer', 'ID', false, true),
+  LID: invoiceField('string', 'Site', false, true, '2'),
+  XML_ID: invoiceField('string', 'External code', false, false, '255'),
+  ORDER_TOPIC: invoiceField('string', 'Subject', true, false, '255'),
+  PAY_SYSTEM_ID: invoiceField('integer', 'Payment system', true),
+  PAY_VOUCHER_DATE: invoiceField('date', 'Payment date', true),
+  PAY_VOUCHER_NUM: invoiceField('string', 'Payment document number', true, false, '20'),
+  PAYED: invoiceField('string', 'Paid', false, true, '1'),
+  PERSON_TYPE_ID: invoiceField('integer', 'Payer type', true),
+  PRICE: invoiceField('double', 'Amount', false, true, '18,2'),
+  REASON_MARKED: invoiceField('string', 'Status comment', true, false, '255'),
+  RESPONSIBLE_EMAIL: invoiceField('string', "Responsible person's e-mail", false, true, '255'),
+  RESPONSIBLE_ID: invoiceField('integer', 'Responsible', true, false, '18'),
+  RESPONSIBLE_LAST_NAME: invoiceField('string', 'Responsible last name', false, true, '50'),
+  RESPONSIBLE_LOGIN: invoiceField('string', 'Responsible login', false, true, '50'),
+  RESPONSIBLE_NAME: invoiceField('string', 'Responsible first name', false, true, '50'),
+  RESPONSIBLE_PERSONAL_PHOTO: invoiceField('integer', 'Responsible photo', false, true, '18'),
+  RESPONSIBLE_SECOND_NAME: invoiceField('string', 'Responsible middle name', false, true, '50'),
+  RESPONSIBLE_WORK_POSITION: invoiceField('string', 'Responsible position', false, true, '255'),
+  STATUS_ID: invoiceField('string', 'Status', true, false, '1'),
+  TAX_VALUE: invoiceField('double', 'Tax amount', false, true, '18,2'),
+  IS_RECURRING: invoiceField('string', 'IS_RECURRING', false, false, '1'),
+  UF_COMPANY_ID: invoiceField('integer', 'Company', true, false, '20'),
+  UF_CONTACT_ID: invoiceField('integer', 'Contact', true, false, '20'),
+  UF_MYCOMPANY_ID: invoiceField('integer', 'Your company', true, false, '20'),
+  UF_DEAL_ID: invoiceField('integer', 'Deal', true, false, '20'),
+  UF_QUOTE_ID: invoiceField('integer', 'Quote', true, false, '20'),
+  USER_DESCRIPTION: invoiceField('string', 'Comment for the client', true, false, '2000'),
+  PR_LOCATION: invoiceField('integer', 'Location', true),
+  INVOICE_PROPERTIES: {
+    ...invoiceField('aarray', 'Properties', true),
+    definition: {
+      key: { type: 'integer', isRequired: true, isReadOnly: false },
+      value: { type: 'variable', isRequired: true, isReadOnly: false },
+    },
+  },
+  PRODUCT_ROWS: {
+    ...invoiceField('iarray', 'Products', true),
+    definition: {
+      row: {
+        ID: invoiceField('integer', 'ID', true, false),
+        PRICE: invoiceField('double', 'PRICE', true, false, '18,2'),
+        DISCOUNT_PRICE: invoiceField('double', 'DISCOUNT_PRICE', true, false, '18,2'),
+        PRODUCT_ID: invoiceField('integer', 'PRODUCT_ID', true, false),
+        PRODUCT_NAME: invoiceField('string', 'PRODUCT_NAME', false, false, '255'),
+        QUANTITY: invoiceField('double', 'QUANTITY', true, false, '18,2'),
+        VAT_RATE: invoiceField('double', 'VAT_RATE', false, true, '18,2'),
+        VAT_INCLUDED: invoiceField('string', 'VAT_INCLUDED', false, true, '1'),
+        MEASURE_CODE: invoiceField('integer', 'MEASURE_CODE', false, false),
+        MEASURE_NAME: invoiceField('string', 'MEASURE_NAME', false, false),
+        MODULE: invoiceField('string', 'MODULE', false, true),
+        CATALOG_XML_ID: invoiceField('string', 'CATALOG_XML_ID', false, true),
+        PRODUCT_XML_ID: invoiceField('string', 'PRODUCT_XML_ID', false, true),
+      },
+    },
+  },
 };
 
 /**
- * `crm.quote.fields` (DOCS:api-reference/crm/quote/crm-quote-fields.md; `CCrmQuote::
- * GetFieldsInfo`): the common CRM shape, a subset; STATUS_ID from the QUOTE_STATUS list.
+ * `crm.quote.fields` (CORE crm classes/general/crm_quote.php `CCrmQuote::GetFieldsInfo`, in
+ * the common shape of restservice.php `CCrmRestHelper::prepareFieldInfos`, which leaves out
+ * the hidden account-currency fields; DOCS:api-reference/crm/quote/crm-quote-fields.md, whose
+ * BEGINDATA / CLOSEDATA are the core's BEGINDATE / CLOSEDATE): STATUS_ID from the
+ * QUOTE_STATUS list. Less the parent-field, last-activity and last-communication fields the
+ * core appends; the titles follow the fields page.
  */
 const QUOTE_FIELDS = {
   ID: field('integer', 'ID', { isReadOnly: true }),
@@ -234,15 +294,38 @@ const QUOTE_FIELDS = {
   OPPORTUNITY: field('double', 'Total'),
   TAX_VALUE: field('double', 'Tax rate'),
   COMPANY_ID: field('crm_company', 'Company'),
-  CONTACT_ID: field('crm_contact', 'Contact'),
-  DEAL_ID: field('crm_deal', 'Deal'),
-  LEAD_ID: field('crm_lead', 'Lead'),
+  MYCOMPANY_ID: field('crm_company', 'Your company'),
+  CONTACT_ID: field('crm_contact', 'Contact', { isDeprecated: true }),
+  CONTACT_IDS: field('crm_contact', 'Contacts', { isMultiple: true }),
   BEGINDATE: field('date', 'Date'),
   CLOSEDATE: field('date', 'Expiration date'),
+  ACTUAL_DATE: field('date', 'Valid until'),
+  OPENED: field('char', 'Available to everyone'),
   CLOSED: field('char', 'Closed'),
+  COMMENTS: field('string', 'Comment'),
+  CONTENT: field('string', 'Content'),
+  TERMS: field('string', 'Terms'),
+  CLIENT_TITLE: field('string', 'Client name'),
+  CLIENT_ADDR: field('string', 'Contact address'),
+  CLIENT_CONTACT: field('string', 'Contact person'),
+  CLIENT_EMAIL: field('string', 'Contact e-mail'),
+  CLIENT_PHONE: field('string', 'Contact phone'),
+  CLIENT_TP_ID: field('string', "Client's VAT ID"),
+  CLIENT_TPA_ID: field('string', "Client's TIN"),
   ASSIGNED_BY_ID: field('user', 'Responsible'),
+  CREATED_BY_ID: field('user', 'Created by', { isReadOnly: true }),
+  MODIFY_BY_ID: field('user', 'Modified by', { isReadOnly: true }),
   DATE_CREATE: field('datetime', 'Created', { isReadOnly: true }),
   DATE_MODIFY: field('datetime', 'Modified', { isReadOnly: true }),
+  LEAD_ID: field('crm_lead', 'Lead'),
+  DEAL_ID: field('crm_deal', 'Deal'),
+  PERSON_TYPE_ID: field('integer', 'Payer type'),
+  LOCATION_ID: field('location', 'Location'),
+  UTM_SOURCE: field('string', 'Ad system'),
+  UTM_MEDIUM: field('string', 'Traffic type'),
+  UTM_CAMPAIGN: field('string', 'Ad campaign UTM'),
+  UTM_CONTENT: field('string', 'Campaign contents'),
+  UTM_TERM: field('string', 'Campaign search term'),
 };
 
 export const QUOTE_INVOICE_METHODS: Readonly<Record<string, MethodHandler>> = {

@@ -188,15 +188,28 @@ describe('quotes and old invoices on the emulated portal', () => {
     );
   });
 
-  it('describes the fields: an invoice field has type, isRequired, isReadOnly and title only', async () => {
+  it('describes the fields: an invoice field has type, size, isRequired, isReadOnly and title only', async () => {
     const inv = (await call('crm.invoice.fields')).json.result as Record<string, object>;
     expect(inv['PRICE']).toEqual({
       type: 'double',
+      size: '18,2',
       isRequired: false,
       isReadOnly: true,
       title: 'Amount',
     });
     expect(inv['ORDER_TOPIC']).toMatchObject({ isRequired: true, size: '255' });
+    // No statusType: the status is a string of one letter (`getFieldsInfo`).
+    expect(inv['STATUS_ID']).toEqual({
+      type: 'string',
+      size: '1',
+      isRequired: true,
+      isReadOnly: false,
+      title: 'Status',
+    });
+    expect(inv['PRODUCT_ROWS']).toMatchObject({
+      type: 'iarray',
+      definition: { row: { QUANTITY: { type: 'double', size: '18,2' } } },
+    });
     const quote = (await call('crm.quote.fields')).json.result as Record<string, object>;
     expect(quote['STATUS_ID']).toMatchObject({ type: 'crm_status', statusType: 'QUOTE_STATUS' });
     expect(quote['TITLE']).toMatchObject({ isRequired: true, isImmutable: false });
