@@ -707,7 +707,10 @@ function pickerGroups(i) {
   const ent = entityRoot();
   const event = ['event.name', 'event.id', 'event.entityId'];
   groups.push([S.event, event.map((p) => [p, p])]);
-  const roots = ent === 'deal' || ent === 'lead' ? [ent, 'contact', 'company'] : ent ? [ent] : [];
+  // A deal's, lead's, quote's or old invoice's contact and company are read with it
+  // (processing/read-entities.ts `loadRelated`); an activity or a task brings only itself.
+  const related = ['deal', 'lead', 'quote', 'invoice'].includes(ent);
+  const roots = related ? [ent, 'contact', 'company'] : ent ? [ent] : [];
   for (const r of roots) {
     const fs = fieldsOf(r);
     if (fs.length)

@@ -1,3 +1,4 @@
+import { CRM_TYPES } from '../lib/entity-types.js';
 import type { MapWarning } from './check-map.js';
 import { entityRoot, RELATED_ROOTS } from './context.js';
 import { closest, fieldSegments } from './fields.js';
@@ -7,7 +8,10 @@ import { parsePlaceholder, placeholders } from './templates.js';
 
 /** The fields of the portal's records, by context root, where they are known. */
 export type KnownFields = Partial<
-  Record<'deal' | 'lead' | 'contact' | 'company' | 'activity', readonly string[]>
+  Record<
+    'deal' | 'lead' | 'contact' | 'company' | 'activity' | 'quote' | 'invoice',
+    readonly string[]
+  >
 >;
 
 const WORDS: Record<keyof KnownFields, string> = {
@@ -16,11 +20,23 @@ const WORDS: Record<keyof KnownFields, string> = {
   contact: 'contacts',
   company: 'companies',
   activity: 'activities',
+  quote: 'quotes',
+  invoice: 'invoices',
 };
+
+/**
+ * The record an event is about, as its stored events have it (lib/entity-types.ts, by the
+ * name's start): ONCRMINVOICESETSTATUS is an invoice's too, which `entityTypeOfEvent` (ADD,
+ * UPDATE, DELETE) does not say.
+ */
+function recordOf(event: string): string | undefined {
+  const name = event.toUpperCase();
+  return entityRoot(CRM_TYPES.find(([prefix]) => name.startsWith(prefix))?.[1] ?? null, event);
+}
 
 /** The record a rule's events are about, when they are all of one kind (what `entity` reads). */
 function ownRoot(rule: Rule): string | undefined {
-  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
+  const roots = new Set(rule.on.map(recordOf));
   return roots.size === 1 ? [...roots][0] : undefined;
 }
 
@@ -38,9 +54,9 @@ function checkedField(
  * Fields a rule reads that the portal's records do not have: a condition on `STAGEID`, a
  * template `{{deal.OPORTUNITY}}`. Such a rule saves, and then never matches, or fails at that
  * step on every event; said as a warning when it is saved (the builder has the portal's field
- * lists, server/rules/metadata.ts). Only deals, leads, contacts, companies and activities are checked,
- * each only when its list is known; a bare condition field is the rule's record's, and optional
- * placeholders (`{{deal.X?}}`) are left alone.
+ * lists, server/rules/metadata.ts). Only deals, leads, contacts, companies, activities, quotes
+ * and old invoices are checked, each only when its list is known; a bare condition field is
+ * the rule's record's, and optional placeholders (`{{deal.X?}}`) are left alone.
  */
 export function unknownFieldWarnings(rule: Rule, known: KnownFields): MapWarning[] {
   const own = ownRoot(rule);

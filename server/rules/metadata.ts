@@ -3,11 +3,13 @@ import type { PortalRow } from '../../db/stores/portals.js';
 
 /**
  * What the rule builder offers in its pickers, read from the portal itself: the fields of
- * deals, leads, contacts, companies and activities (user fields under the names the admin gave
- * them), the deal pipelines and their stages, the lead stages, and the portal's users.
+ * deals, leads, contacts, companies, activities, quotes and old invoices (user fields under the
+ * names the admin gave them), the deal pipelines and their stages, the lead stages, and the
+ * portal's users.
  *
  * Sources: crm.deal.fields / crm.lead.fields / crm.contact.fields / crm.company.fields /
- * crm.activity.fields
+ * crm.activity.fields / crm.quote.fields / crm.invoice.fields (see `toFields` for the old
+ * invoice's answer)
  * (https://apidocs.bitrix24.com/api-reference/crm/deals/crm-deal-fields.html: an object keyed
  * by field code; a user field's `title` is its code and its names are `formLabel` /
  * `listLabel`, list fields carry `items`), crm.category.list with entityTypeId 2
@@ -40,7 +42,10 @@ export interface StageInfo {
 }
 
 export interface PortalMetadata {
-  entities: Record<'deal' | 'lead' | 'contact' | 'company' | 'activity', FieldInfo[]>;
+  entities: Record<
+    'deal' | 'lead' | 'contact' | 'company' | 'activity' | 'quote' | 'invoice',
+    FieldInfo[]
+  >;
   categories: Array<{ id: number; name: string; isDefault: boolean }>;
   stages: StageInfo[];
   /** The lead stages (STATUS_ID of a lead), in their order; categoryId 0. */
@@ -61,10 +66,25 @@ const isObj = (v: unknown): v is Record<string, unknown> =>
 
 const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
 
-/** `crm.*.fields` → sorted field list (standard fields first, then user fields by name). */
+/**
+ * `crm.*.fields` → sorted field list (standard fields first, then user fields by name).
+ *
+ * The old invoice's `crm.invoice.fields` is its own service's answer (CORE crm classes/general/
+ * restservice_invoice.php `CCrmInvoiceRestService::fields`, `makeFieldInfo`), not the common
+ * CRM one (restservice.php `CCrmRestHelper::prepareFieldInfos`): its own fields carry only
+ * `type`, `size`, `isRequired`, `isReadOnly` and a `title` (the caption, else the code), with
+ * no isMultiple / isImmutable / isDynamic and no `statusType` (its STATUS_ID is a `string`),
+ * PRODUCT_ROWS (`iarray`) and INVOICE_PROPERTIES (`aarray`) add a nested `definition`, and
+ * UF_DEAL_ID, UF_CONTACT_ID, UF_COMPANY_ID… are built-in fields despite their prefix; its user
+ * fields come in the common shape. Read here alike: a missing flag is false, `definition` is
+ * not descended into (the builder offers the list itself, `{{invoice.PRODUCT_ROWS}}`), and a
+ * user field is a `UF_` one whose entry says isDynamic (so UF_DEAL_ID stays among the
+ * standard ones).
+ */
 export function toFields(raw: unknown): FieldInfo[] {
   if (!isObj(raw)) return [];
   const out: FieldInfo[] = [];
+  const userFields = new Set<FieldInfo>();
   for (const [code, d] of Object.entries(raw)) {
     if (!isObj(d)) continue;
     const label = str(d.formLabel) || str(d.listLabel) || str(d.title) || code;
@@ -83,8 +103,11 @@ export function toFields(raw: unknown): FieldInfo[] {
         .filter((i) => i.id !== '');
     }
     out.push(f);
+    // A user field is isDynamic (CORE crm classes/general/crm_usertype.php PrepareFieldsInfo);
+    // the old invoice's own UF_DEAL_ID, UF_CONTACT_ID… say nothing of it.
+    if (code.startsWith('UF_') && d.isDynamic === true) userFields.add(f);
   }
-  const uf = (f: FieldInfo) => (f.code.startsWith('UF_') ? 1 : 0);
+  const uf = (f: FieldInfo) => (userFields.has(f) ? 1 : 0);
   return out.sort((a, b) => uf(a) - uf(b) || (uf(a) ? a.title.localeCompare(b.title) : 0));
 }
 
@@ -124,6 +147,10 @@ export async function loadMetadata(
     contact: ['crm.contact.fields'],
     company: ['crm.company.fields'],
     activity: ['crm.activity.fields'],
+    quote: ['crm.quote.fields'],
+    // A portal with the old invoices switched off may refuse it: that command alone fails
+    // (halt 0) and lands in `missing`, and invoice rules get no field list.
+    invoice: ['crm.invoice.fields'],
     categories: ['crm.category.list', { entityTypeId: 2 }],
     stages0: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'DEAL_STAGE' } }],
     leadStages: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'STATUS' } }],
@@ -160,6 +187,8 @@ export async function loadMetadata(
       contact: toFields(first.result.contact),
       company: toFields(first.result.company),
       activity: toFields(first.result.activity),
+      quote: toFields(first.result.quote),
+      invoice: toFields(first.result.invoice),
     },
     categories,
     stages,

@@ -298,6 +298,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [": the portal's contacts have no field ", ': у контактов портала нет поля '],
   [": the portal's companies have no field ", ': у компаний портала нет поля '],
   [": the portal's activities have no field ", ': у дел портала нет поля '],
+  [": the portal's quotes have no field ", ': у предложений портала нет поля '],
+  [": the portal's invoices have no field ", ': у счетов портала нет поля '],
   ['; did you mean ', '; возможно, имелось в виду '],
   // a condition value its field's type never takes (server/rules/field-check.ts)
   [' holds a number and never equals ', ' — число и никогда не равно '],

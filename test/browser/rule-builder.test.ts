@@ -341,6 +341,62 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     });
   });
 
+  it("offers a quote's fields in the condition and the template picker once a quote event is the trigger", async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill('ONCRMQUOTEUPDATE');
+    await f.locator('#on-add').click();
+    await f.locator('#add-condition').click();
+    const option = f.locator('#cond-field-0 option[value="CLOSED"]');
+    await option.waitFor({ state: 'attached' });
+    await expect(option.textContent()).resolves.toContain('Closed');
+    // A flag is picked as Yes / No.
+    await f.locator('#cond-field-0').selectOption('CLOSED');
+    await f.locator('#cond-value-0').selectOption('Y');
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/api/quotes`);
+    await bodyField(0, 'body', 0, 'title');
+    await insert(0, '#step-0-body-v-0', 'quote.TITLE');
+    // The picker offers the quote's fields, and its contact's and company's (read with it).
+    const groups = await f
+      .locator('#step-0-pick optgroup')
+      .evaluateAll((gs) => gs.map((g) => g.getAttribute('label')));
+    expect(groups).toEqual(expect.arrayContaining(['Quote', 'Contact', 'Company']));
+    expect(groups).not.toContain('Deal');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({
+      on: ['ONCRMQUOTEUPDATE'],
+      when: [{ field: 'CLOSED', equals: 'Y' }],
+      actions: [{ body: { title: '{{quote.TITLE}}' } }],
+    });
+  });
+
+  it("offers an old invoice's fields once ONCRMINVOICESETSTATUS is the trigger", async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill('ONCRMINVOICESETSTATUS');
+    await f.locator('#on-add').click();
+    await f.locator('#add-condition').click();
+    const option = f.locator('#cond-field-0 option[value="STATUS_ID"]');
+    await option.waitFor({ state: 'attached' });
+    await f.locator('#cond-field-0').selectOption('STATUS_ID');
+    await f.locator('#cond-value-0').fill('P');
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/api/invoices`);
+    await bodyField(0, 'body', 0, 'topic');
+    await insert(0, '#step-0-body-v-0', 'invoice.ORDER_TOPIC');
+    const groups = await f
+      .locator('#step-0-pick optgroup')
+      .evaluateAll((gs) => gs.map((g) => g.getAttribute('label')));
+    expect(groups).toContain('Invoice');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule).toMatchObject({
+      on: ['ONCRMINVOICESETSTATUS'],
+      when: [{ field: 'STATUS_ID', equals: 'P' }],
+      actions: [{ body: { topic: '{{invoice.ORDER_TOPIC}}' } }],
+    });
+  });
+
   it("keeps a text box with a hint when a smart process's stages cannot be read", async () => {
     // Both pipelines' stage lists of smart process 131 fail (its own cache entry).
     h.portal.failNext('crm.status.list', { status: 403, error: 'ACCESS_DENIED' }, 2);

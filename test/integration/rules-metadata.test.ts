@@ -53,6 +53,38 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
     expect(m.entities.activity.map((f) => f.code)).toEqual(
       expect.arrayContaining(['SUBJECT', 'COMPLETED', 'OWNER_ID', 'RESPONSIBLE_ID']),
     );
+    // Quotes and old invoices: their fields (crm.quote.fields, crm.invoice.fields), in the
+    // same batch, no request of their own.
+    for (const method of ['crm.quote.fields', 'crm.invoice.fields']) {
+      expect(h.portal.calls.filter((c) => c.method === method).at(-1)).toMatchObject({
+        inBatch: true,
+        status: 200,
+      });
+    }
+    // The old invoice's answer is its own service's: no statusType, no isMultiple,
+    // and UF_DEAL_ID / UF_COMPANY_ID are built-in fields, kept in the core's order.
+    expect(m.entities.quote.find((f) => f.code === 'STATUS_ID')).toMatchObject({
+      title: 'Status',
+      type: 'crm_status',
+      statusType: 'QUOTE_STATUS',
+    });
+    expect(m.entities.quote.find((f) => f.code === 'CONTACT_IDS')).toMatchObject({
+      multiple: true,
+    });
+    expect(m.entities.invoice.find((f) => f.code === 'PRICE')).toEqual({
+      code: 'PRICE',
+      title: 'Amount',
+      type: 'double',
+      multiple: false,
+      readOnly: true,
+    });
+    const invoiceCodes = m.entities.invoice.map((f) => f.code);
+    expect(invoiceCodes).toEqual(
+      expect.arrayContaining(['ORDER_TOPIC', 'STATUS_ID', 'PAYED', 'PRODUCT_ROWS']),
+    );
+    expect(invoiceCodes.indexOf('UF_DEAL_ID')).toBeLessThan(
+      invoiceCodes.indexOf('USER_DESCRIPTION'),
+    );
     // Leads: their fields, and their stages from the status list STATUS, in order.
     expect(m.entities.lead.find((f) => f.code === 'STATUS_ID')).toMatchObject({
       title: 'Stage',
@@ -65,6 +97,26 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
       ['CONVERTED', 'S'],
       ['JUNK', 'F'],
     ]);
+    expect(m.users.length).toBeGreaterThan(0);
+  });
+
+  it('reads the rest when a portal refuses crm.invoice.fields (old invoices off): that command alone fails', async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 3_000 });
+    const before = batches();
+    h.portal.failNext('crm.invoice.fields', {
+      status: 404,
+      error: 'ERROR_METHOD_NOT_FOUND',
+      description: 'Method not found!',
+    });
+    const m = await cache.get(await portalRow());
+    expect(batches() - before).toBe(2);
+    const failed = h.portal.calls.filter((c) => c.method === 'crm.invoice.fields').at(-1);
+    expect(failed).toMatchObject({ inBatch: true, error: 'ERROR_METHOD_NOT_FOUND' });
+    expect(m.missing).toEqual(['invoice']);
+    expect(m.entities.invoice).toEqual([]);
+    expect(m.entities.quote.length).toBeGreaterThan(0);
+    expect(m.entities.deal.length).toBeGreaterThan(0);
+    expect(m.stages.length).toBeGreaterThan(0);
     expect(m.users.length).toBeGreaterThan(0);
   });
 

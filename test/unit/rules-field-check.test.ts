@@ -59,6 +59,41 @@ describe("fields the portal's records do not have", () => {
     expect(translateMessage(first!.message, 'ru')).toContain(': у дел портала нет поля ');
   });
 
+  it("checks a quote rule's fields against the portal's quotes, in English and Russian", () => {
+    const r = rule(
+      ['ONCRMQUOTEADD', 'ONCRMQUOTEUPDATE'],
+      [{ field: 'STATUS', equals: 'APPROVED' }],
+      'Quote {{quote.TITEL}} {{entity.OPPORTUNITY}} {{contact.NAME}}',
+    );
+    const quote = ['ID', 'TITLE', 'STATUS_ID', 'OPPORTUNITY'];
+    expect(fieldsOf(r, { ...known, quote })).toEqual(['quote.STATUS', 'quote.TITEL']);
+    const [, second] = unknownFieldWarnings(r, { quote });
+    expect(second!.message).toBe(
+      `rule "r" reads quote.TITEL: the portal's quotes have no field TITEL; did you mean TITLE?`,
+    );
+    expect(translateMessage(second!.message, 'ru')).toContain(': у предложений портала нет поля ');
+  });
+
+  it("checks an old invoice rule's fields, ONCRMINVOICESETSTATUS among its events, in English and Russian", () => {
+    const r = rule(
+      ['ONCRMINVOICEUPDATE', 'ONCRMINVOICESETSTATUS'],
+      [{ field: 'STATUS', becomes: 'P' }],
+      'Invoice {{invoice.ORDER_TOPC}} {{invoice.PRICE}} {{company.TITLE}}',
+    );
+    const invoice = ['ID', 'ORDER_TOPIC', 'STATUS_ID', 'PRICE', 'UF_COMPANY_ID'];
+    expect(fieldsOf(r, { invoice })).toEqual(['invoice.STATUS', 'invoice.ORDER_TOPC']);
+    // A rule on ONCRMINVOICESETSTATUS alone is an invoice's as well.
+    expect(fieldsOf({ ...r, on: ['ONCRMINVOICESETSTATUS'] }, { invoice })).toEqual([
+      'invoice.STATUS',
+      'invoice.ORDER_TOPC',
+    ]);
+    const [, second] = unknownFieldWarnings(r, { invoice });
+    expect(second!.message).toBe(
+      `rule "r" reads invoice.ORDER_TOPC: the portal's invoices have no field ORDER_TOPC; did you mean ORDER_TOPIC?`,
+    );
+    expect(translateMessage(second!.message, 'ru')).toContain(': у счетов портала нет поля ');
+  });
+
   it("checks a lead rule's fields against the portal's leads", () => {
     const r = rule(
       ['ONCRMLEADUPDATE'],

@@ -204,6 +204,8 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
           contact: meta.entities.contact.map((f) => f.code),
           company: meta.entities.company.map((f) => f.code),
           activity: meta.entities.activity.map((f) => f.code),
+          quote: meta.entities.quote.map((f) => f.code),
+          invoice: meta.entities.invoice.map((f) => f.code),
         }
       : {};
     const warnings = checkMap(sealed.map, {

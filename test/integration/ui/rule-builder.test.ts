@@ -510,6 +510,38 @@ describe('the rule builder pages', () => {
     );
   });
 
+  it("warns at save about a quote's or an old invoice's field the portal does not have", async () => {
+    const step = (body: Record<string, string>) => ({
+      type: 'http',
+      method: 'POST',
+      url: 'https://erp.example/api',
+      body,
+    });
+    const quoteRule = {
+      name: 'Quote typo',
+      on: ['ONCRMQUOTEUPDATE'],
+      when: [{ field: 'STATUS', equals: 'APPROVED' }],
+      actions: [step({ title: '{{quote.TITLE}}', total: '{{quote.OPORTUNITY}}' })],
+    };
+    const quote = json(await post('/ui/rules/builder/save', { rule: JSON.stringify(quoteRule) }));
+    expect((quote.warnings as string[]).filter((w) => w.includes(' reads '))).toEqual([
+      `rule "Quote typo" reads quote.STATUS: the portal's quotes have no field STATUS`,
+      `rule "Quote typo" reads quote.OPORTUNITY: the portal's quotes have no field OPORTUNITY; did you mean OPPORTUNITY?`,
+    ]);
+    const invoiceRule = {
+      name: 'Invoice typo',
+      on: ['ONCRMINVOICESETSTATUS'],
+      when: [{ field: 'STATUS_ID', becomes: 'P' }],
+      actions: [step({ topic: '{{invoice.ORDER_TOPC}}', deal: '{{invoice.UF_DEAL_ID}}' })],
+    };
+    const invoice = json(
+      await post('/ui/rules/builder/save', { rule: JSON.stringify(invoiceRule) }),
+    );
+    expect((invoice.warnings as string[]).filter((w) => w.includes(' reads '))).toEqual([
+      `rule "Invoice typo" reads invoice.ORDER_TOPC: the portal's invoices have no field ORDER_TOPC; did you mean ORDER_TOPIC?`,
+    ]);
+  });
+
   it('warns at save of a step whose channel this server has not set up', async () => {
     // The harness sets up no Telegram bot: every event the rule matches would fail there.
     const rule = {
