@@ -1,4 +1,3 @@
-import { CRM_TYPES } from '../lib/entity-types.js';
 import type { MapWarning } from './check-map.js';
 import { entityRoot, RELATED_ROOTS } from './context.js';
 import { closest, fieldSegments } from './fields.js';
@@ -24,19 +23,9 @@ const WORDS: Record<keyof KnownFields, string> = {
   invoice: 'invoices',
 };
 
-/**
- * The record an event is about, as its stored events have it (lib/entity-types.ts, by the
- * name's start): ONCRMINVOICESETSTATUS is an invoice's too, which `entityTypeOfEvent` (ADD,
- * UPDATE, DELETE) does not say.
- */
-function recordOf(event: string): string | undefined {
-  const name = event.toUpperCase();
-  return entityRoot(CRM_TYPES.find(([prefix]) => name.startsWith(prefix))?.[1] ?? null, event);
-}
-
 /** The record a rule's events are about, when they are all of one kind (what `entity` reads). */
 function ownRoot(rule: Rule): string | undefined {
-  const roots = new Set(rule.on.map(recordOf));
+  const roots = new Set(rule.on.map((e) => entityRoot(null, e)));
   return roots.size === 1 ? [...roots][0] : undefined;
 }
 
