@@ -12,6 +12,35 @@ export const SUPPORTED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: str
   { name: 'ONCRMCOMPANYUPDATE', en: 'A company was changed', ru: 'Изменена компания' },
   { name: 'ONCRMACTIVITYADD', en: 'An activity was created', ru: 'Создано дело' },
   { name: 'ONCRMACTIVITYUPDATE', en: 'An activity was changed', ru: 'Изменено дело' },
+  { name: 'ONCRMQUOTEADD', en: 'A quote was created', ru: 'Создано предложение' },
+  { name: 'ONCRMQUOTEUPDATE', en: 'A quote was changed', ru: 'Изменено предложение' },
   { name: 'ONTASKADD', en: 'A task was created', ru: 'Создана задача' },
   { name: 'ONTASKUPDATE', en: 'A task was changed', ru: 'Изменена задача' },
+];
+
+/**
+ * Events not offered on the subscriptions page (an operator binds them through B24_EVENTS)
+ * whose meaning the log and the deal tab still say: a call made in a deal and then deleted
+ * shows in the deal's tab as "An activity was deleted", not as a code alone.
+ */
+export const NAMED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: string }> = [
+  ...SUPPORTED_EVENTS,
+  {
+    name: 'ONCRMDEALMOVETOCATEGORY',
+    en: 'A deal moved to another pipeline',
+    ru: 'Сделка перенесена в другую воронку',
+  },
+  { name: 'ONCRMLEADDELETE', en: 'A lead was deleted', ru: 'Удалён лид' },
+  { name: 'ONCRMCONTACTDELETE', en: 'A contact was deleted', ru: 'Удалён контакт' },
+  { name: 'ONCRMCOMPANYDELETE', en: 'A company was deleted', ru: 'Удалена компания' },
+  { name: 'ONCRMACTIVITYDELETE', en: 'An activity was deleted', ru: 'Удалено дело' },
+  { name: 'ONCRMQUOTEDELETE', en: 'A quote was deleted', ru: 'Удалено предложение' },
+  { name: 'ONCRMINVOICEADD', en: 'An invoice was created', ru: 'Создан счёт' },
+  { name: 'ONCRMINVOICEUPDATE', en: 'An invoice was changed', ru: 'Изменён счёт' },
+  { name: 'ONCRMINVOICESETSTATUS', en: 'An invoice’s status was set', ru: 'Задан статус счёта' },
+  { name: 'ONCRMINVOICEDELETE', en: 'An invoice was deleted', ru: 'Удалён счёт' },
+  { name: 'ONCRMDYNAMICITEMADD', en: 'An item was created', ru: 'Создан элемент' },
+  { name: 'ONCRMDYNAMICITEMUPDATE', en: 'An item was changed', ru: 'Изменён элемент' },
+  { name: 'ONCRMDYNAMICITEMDELETE', en: 'An item was deleted', ru: 'Удалён элемент' },
+  { name: 'ONTASKDELETE', en: 'A task was deleted', ru: 'Удалена задача' },
 ];

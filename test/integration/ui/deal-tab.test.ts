@@ -427,6 +427,8 @@ describe('the deal tab lists the events of records made in the deal', () => {
       { id: callAdd, record: `Activity ${call.id}` },
       { id: dealAdd, record: null },
     ]);
+    // Not offered on the subscriptions page, but named in the manager's words all the same.
+    expect(card.html).toContain('<td>An activity was deleted<div class="muted event-code"');
     const otherCard = await getPage(h, `/ui/deal/${other.id}`, manager.cookie);
     const otherIds = rowsOf(otherCard.html).map((r) => r.id);
     expect(otherIds).toContain(await eventOf('activity', elsewhere.id, 'ONCRMACTIVITYADD'));
