@@ -92,11 +92,13 @@ export async function noteOwnWrite(
 /**
  * How many events of the portal's a write causes: those of `eventsTriggeredBy` the portal
  * binds (an event it does not bind never comes, and its remembered write would be taken by
- * a person's change), all of them when its bindings are not known, and at least one.
+ * a person's change), all of them (at least one) when its bindings are not known.
  */
 function echoCount(scope: EventScope, rendered: BitrixAction): number {
   const events = eventsTriggeredBy(rendered.method, rendered.params);
   const bound = portalEvents(scope.portal);
-  const echoes = bound.length > 0 ? events.filter((e) => bound.includes(e)) : events;
-  return Math.max(1, echoes.length);
+  // Bindings known: as many as will come, none for a write whose events the portal does not
+  // bind (a remembered write no echo takes would take a person's next change instead).
+  if (bound.length > 0) return events.filter((e) => bound.includes(e)).length;
+  return Math.max(1, events.length);
 }

@@ -137,3 +137,54 @@ describe('loop guard on old invoices', () => {
     ]);
   });
 });
+
+describe('loop guard on a write whose event the portal does not bind', () => {
+  /**
+   * A deal the rule adds echoes as ONCRMDEALADD, which this portal does not bind: the write
+   * was remembered all the same, no echo took it, and a person's change of the new deal a
+   * minute later was taken for the rule's own ("loop guard: this change was made by the rule
+   * itself"): the rule did not run. (Found in review.)
+   */
+  it('runs the rule on a person’s change of the deal the rule created', async () => {
+    s = await startPaidDealScenario(
+      (): EventMap => ({
+        rules: [
+          {
+            name: 'Won deal: open a follow-up deal',
+            on: ['ONCRMDEALUPDATE'],
+            when: [{ field: 'STAGE_ID', equals: 'WON' }],
+            actions: [
+              {
+                type: 'bitrix',
+                method: 'crm.deal.add',
+                params: { fields: { TITLE: 'Follow-up of {{deal.ID}}', STAGE_ID: 'NEW' } },
+              },
+            ],
+          },
+        ],
+      }),
+      { B24_EVENTS: 'ONCRMDEALUPDATE' },
+    );
+    expect(s.portal.bindings.map((b) => b.event)).not.toContain('ONCRMDEALADD');
+    const first = await s.portal.addDeal({ TITLE: 'First', STAGE_ID: 'NEW' });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateDeal(first.id, { STAGE_ID: 'WON' });
+    for (let i = 0; i < 3; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    expect(callsOf('crm.deal.add')).toHaveLength(1);
+    expect(await s.h.t.deps.db('own_writes')).toHaveLength(0);
+    const followUp = [...s.portal.deals.values()].find((d) =>
+      String(d.TITLE).startsWith('Follow-up'),
+    )!;
+    s.shiftPortalTime(60_000);
+    await s.portal.updateDeal(String(followUp.ID), { STAGE_ID: 'WON' });
+    for (let i = 0; i < 3; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    expect(callsOf('crm.deal.add')).toHaveLength(2);
+  });
+});
