@@ -28,9 +28,11 @@ export async function linkEventOwners(
 }
 
 /**
- * The owners of the newest earlier event of the same record that has any: what a delete
- * event (Bitrix24 sends the ID of a record that is gone) or a record deleted before it was
- * read belonged to. Walks the record's events newest first by `events_portal_entity_id`.
+ * The owners of the record's last earlier event that was read (evaluated: a record gone
+ * before its read is not): what a delete event (Bitrix24 sends the ID of a record that is
+ * gone), a record deleted before it was read, or one that could not be read belonged to.
+ * None when that event had none (a task unbound from its deal, then deleted). Walks the
+ * record's events newest first by `events_portal_entity_id`.
  */
 export async function ownersOfEarlierEvent(
   db: Knex,
@@ -39,23 +41,22 @@ export async function ownersOfEarlierEvent(
   entityId: string,
   beforeEventId: number,
 ): Promise<OwnerRef[]> {
+  const prior = (await db('events')
+    .where({ portal_id: portalId, entity_id: entityId, entity_type: entityType })
+    .where('id', '<', beforeEventId)
+    .whereNotNull('evaluated_at')
+    .orderBy('id', 'desc')
+    .first('id')) as { id: number | string } | undefined;
+  if (!prior) return [];
   const rows = (await db('event_owners')
-    .join('events', 'events.id', 'event_owners.event_id')
-    .where('events.portal_id', portalId)
-    .where('events.entity_id', entityId)
-    .where('events.entity_type', entityType)
-    .where('events.id', '<', beforeEventId)
-    .orderBy('events.id', 'desc')
-    .limit(20)
-    .select('event_owners.event_id', 'owner_type', 'owner_id')) as Array<{
-    event_id: number | string;
-    owner_type: string;
-    owner_id: string;
-  }>;
-  const newest = rows[0]?.event_id;
-  return rows
-    .filter((r) => String(r.event_id) === String(newest))
-    .map((r) => ({ type: r.owner_type, id: String(r.owner_id) }));
+    .where('event_id', prior.id)
+    .select('owner_type', 'owner_id')) as Array<{ owner_type: string; owner_id: string }>;
+  return rows.map((r) => ({ type: r.owner_type, id: String(r.owner_id) }));
+}
+
+/** Whether the event is linked to any owner already. */
+export async function hasEventOwners(db: Knex, eventId: number): Promise<boolean> {
+  return (await db('event_owners').where('event_id', eventId).first('event_id')) !== undefined;
 }
 
 /** The newest `limit` events linked to one owner record, newest first (ids). */

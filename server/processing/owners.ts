@@ -1,7 +1,11 @@
 import type { Knex } from 'knex';
 import { isDeleteEvent } from '../intake/entity.js';
 import type { EventRow } from '../../db/stores/events.js';
-import { linkEventOwners, ownersOfEarlierEvent } from '../../db/stores/event-owners.js';
+import {
+  hasEventOwners,
+  linkEventOwners,
+  ownersOfEarlierEvent,
+} from '../../db/stores/event-owners.js';
 import type { Entity } from './entity-reader.js';
 
 /** A CRM record another record belongs to: a deal an activity was made in, and so on. */
@@ -77,9 +81,11 @@ const hasOwners = (entityType: string): boolean =>
 
 /**
  * Links the event to the records its record belongs to, once it has been read (`entity`:
- * the record; null when it no longer exists). A delete event, or a record deleted before it
- * was read, has no fields to tell: it keeps the owners of the record's last event that had
- * them, so "the call was deleted" still shows in the deal it was made in.
+ * the record; null when it no longer exists or could not be read). A delete event, or a
+ * record gone or unreadable, has no fields to tell: it takes the owners of the record's
+ * last event that was read, so "the call was deleted" (or "failed") still shows in the deal
+ * it was made in. Linked once: a retry or a replay, which reads the record as it is now
+ * (a call since moved to another deal), keeps what the event was first linked to.
  */
 export async function recordEventOwners(
   db: Knex,
@@ -88,8 +94,10 @@ export async function recordEventOwners(
 ): Promise<void> {
   const { portal_id: portalId, entity_type: type, entity_id: id } = event;
   if (portalId === null || !type || !id || !hasOwners(type) || entity === undefined) return;
+  if (await hasEventOwners(db, event.id)) return;
   const gone = entity === null || isDeleteEvent(event.event);
-  let owners: Array<{ type: string; id: string }> = gone ? [] : ownersOf(type, entity);
-  if (gone) owners = await ownersOfEarlierEvent(db, portalId, type, id, event.id);
+  const owners = gone
+    ? await ownersOfEarlierEvent(db, portalId, type, id, event.id)
+    : ownersOf(type, entity);
   await linkEventOwners(db, portalId, event.id, owners);
 }

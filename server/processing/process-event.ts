@@ -1,8 +1,9 @@
 import type { Deps } from '../deps.js';
-import { PermanentError } from '../lib/retry-errors.js';
+import { PausedError, PermanentError } from '../lib/retry-errors.js';
 import type { JobContext, JobHandler, JobResult } from '../queue/types.js';
 import type { EventInfo } from '../rules/model.js';
-import { findPortalById } from '../../db/stores/portals.js';
+import type { EventRow } from '../../db/stores/events.js';
+import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import { listActionRuns, listRuleMatches, type RuleMatchRow } from '../../db/stores/processing.js';
 import { effectiveMap } from '../rules/map-store.js';
 import {
@@ -12,6 +13,7 @@ import {
   type ProcessContext,
   type ProcessorOptions,
 } from './context.js';
+import type { Entity } from './entity-reader.js';
 import { evaluateEvent, type Evaluation } from './evaluate.js';
 import { recordEventOwners } from './owners.js';
 import { readEventEntity } from './read-entities.js';
@@ -66,9 +68,7 @@ export async function processEvent(
   };
   // A job that gave its slot back goes on with the record its first steps saw.
   const kept = ctx.kept.take(job.id, event.id);
-  const entity = kept ? kept.entity : await readEventEntity(ctx, event, portal, attempt);
-  // The deal a call was made in, and so on: known now that the record has been read.
-  if (!kept && event.evaluated_at == null) await recordEventOwners(db, event, entity);
+  const entity = kept ? kept.entity : await readOwnedEntity(ctx, event, portal, attempt);
   if (entity === null)
     return {
       eventStatus: 'skipped',
@@ -91,6 +91,31 @@ export async function processEvent(
   const active = matches.filter((m) => m.status !== 'skipped');
   if (active.length === 0) return nothingToRun(matches, evaluation);
   return runMatches(ctx, scope, active);
+}
+
+/**
+ * The event's record, read now, and the event linked to the records it belongs to (the deal
+ * a call was made in) on its first evaluation. A read that fails links it as a record gone
+ * would be, by the record's last read event, so the deal's tab shows the failure too.
+ */
+async function readOwnedEntity(
+  ctx: ProcessContext,
+  event: EventRow,
+  portal: PortalRow,
+  attempt: number,
+): Promise<Entity | null | undefined> {
+  const { db } = ctx.deps;
+  const first = event.evaluated_at === null || event.evaluated_at === undefined;
+  let entity: Entity | null | undefined;
+  try {
+    entity = await readEventEntity(ctx, event, portal, attempt);
+  } catch (e) {
+    // Waiting for the portal's budget is no failure: the job comes back and reads then.
+    if (first && !(e instanceof PausedError)) await recordEventOwners(db, event, null);
+    throw e;
+  }
+  if (first) await recordEventOwners(db, event, entity);
+  return entity;
 }
 
 /** Every match was skipped (or none was made): why, for the event's note. */

@@ -150,7 +150,7 @@ const EN = {
   'ev.body': 'Delivery (tokens masked)',
   'ev.timeline': 'Timeline',
   'ev.timelineHint':
-    'Each row is one run of this event’s processing. A run that finished ended as the status above says (processed, skipped or failed).',
+    'Each row is one run of this event’s processing (a retry or a replay adds one). The last finished run ended as the status above says (processed, skipped or failed).',
   'ev.jobStatus': 'Run',
   'ev.jobDone': 'finished',
   'ev.runs': 'Actions',
@@ -493,7 +493,7 @@ const RU: Record<MessageKey, string> = {
   'ev.body': 'Доставка (токены скрыты)',
   'ev.timeline': 'Хронология',
   'ev.timelineHint':
-    'Каждая строка — один запуск обработки события. Завершённый запуск закончился так, как сказано в статусе выше (обработано, пропущено или ошибка).',
+    'Каждая строка — один запуск обработки события (повтор добавляет строку). Последний завершённый запуск закончился так, как сказано в статусе выше (обработано, пропущено или ошибка).',
   'ev.jobStatus': 'Запуск',
   'ev.jobDone': 'завершён',
   'ev.runs': 'Действия',

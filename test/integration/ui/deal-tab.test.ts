@@ -11,6 +11,7 @@ import { recordActionRun } from '../../../db/stores/processing.js';
 import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { eraseEntityData } from '../../../server/retention/erase.js';
 import { deleteEvents } from '../../../db/stores/retention.js';
+import { replayEvents } from '../../../server/processing/replay.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
 describe('the deal tab a manager reads', () => {
@@ -355,7 +356,7 @@ describe('the deal tab lists the events of records made in the deal', () => {
     h = await startUiHarness({
       env: {
         B24_EVENTS:
-          'ONCRMDEALADD,ONCRMACTIVITYADD,ONCRMACTIVITYUPDATE,ONCRMACTIVITYDELETE,ONTASKADD',
+          'ONCRMDEALADD,ONCRMACTIVITYADD,ONCRMACTIVITYUPDATE,ONCRMACTIVITYDELETE,ONTASKADD,ONTASKUPDATE,ONTASKDELETE',
       },
     });
     manager = await openSession(h, {
@@ -438,6 +439,52 @@ describe('the deal tab lists the events of records made in the deal', () => {
     );
   });
 
+  const linksOf = async (eventId: number) =>
+    (await h.t.deps.db('event_owners').where('event_id', eventId).orderBy('owner_id')).map(
+      (r: { owner_type: string; owner_id: string }) => `${r.owner_type}:${r.owner_id}`,
+    );
+
+  // The three below found in review.
+  it('keeps a replayed event in the deal it was made in, not the one its record is in now', async () => {
+    const a = await h.portal.addDeal({ TITLE: 'A' });
+    const b = await h.portal.addDeal({ TITLE: 'B' });
+    const call = await h.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: a.id, TYPE_ID: 2 });
+    await h.drain();
+    const add = await eventOf('activity', call.id, 'ONCRMACTIVITYADD');
+    expect(await linksOf(add)).toEqual([`deal:${a.id}`]);
+    await h.portal.updateActivity(call.id, { OWNER_TYPE_ID: 2, OWNER_ID: b.id });
+    await h.drain();
+    // Control: the change itself is the new deal's.
+    expect(await linksOf(await eventOf('activity', call.id, 'ONCRMACTIVITYUPDATE'))).toEqual([
+      `deal:${b.id}`,
+    ]);
+    const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    expect(
+      (await replayEvents(h.t.deps, { filter: { portalId: portal.id, ids: [add] } })).queued,
+    ).toBe(1);
+    await h.drain();
+    expect(await linksOf(add)).toEqual([`deal:${a.id}`]);
+  });
+
+  it("shows a task's deletion in no deal once it was unbound from its deal", async () => {
+    const d = await h.portal.addDeal({ TITLE: 'T' });
+    const task = await h.portal.addTask({ TITLE: 'x', UF_CRM_TASK: [`D_${d.id}`] });
+    await h.drain();
+    await h.portal.updateTask(task.id, { UF_CRM_TASK: [] });
+    await h.drain();
+    await h.portal.emit('ONTASKDELETE', {
+      FIELDS_BEFORE: { ID: String(task.id) },
+      FIELDS_AFTER: 'undefined',
+      IS_ACCESSIBLE_BEFORE: 'undefined',
+      IS_ACCESSIBLE_AFTER: 'N',
+    });
+    await h.drain();
+    expect(await linksOf(await eventOf('task', String(task.id), 'ONTASKADD'))).toEqual([
+      `deal:${d.id}`,
+    ]);
+    expect(await linksOf(await eventOf('task', String(task.id), 'ONTASKDELETE'))).toEqual([]);
+  });
+
   it("forgets a deal's links when the deal's data is erased, and prunes them with their events", async () => {
     const deal = await h.portal.addDeal({ TITLE: 'Erase me' });
     const call = await h.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: deal.id, TYPE_ID: 2 });
@@ -464,5 +511,24 @@ describe('the deal tab lists the events of records made in the deal', () => {
     const counts = await db.transaction((trx) => deleteEvents(trx, [laterEvent]));
     expect(counts).toMatchObject({ events: 1, event_owners: 1 });
     expect(rowsOf((await getPage(h, `/ui/deal/${other.id}`, manager.cookie)).html)).toHaveLength(1);
+  });
+
+  // Last: the failures it queues may outlast it.
+  it('shows in the deal an event of its call that failed because the call could not be read', async () => {
+    const d = await h.portal.addDeal({ TITLE: 'Unreadable call' });
+    const call = await h.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: d.id, TYPE_ID: 2 });
+    await h.drain();
+    h.portal.failNext(
+      'crm.activity.get',
+      { status: 400, error: 'ACCESS_DENIED', description: 'Access denied.' },
+      10,
+    );
+    await h.portal.updateActivity(call.id, { SUBJECT: 'Hidden now' });
+    await h.drain();
+    const update = await eventOf('activity', call.id, 'ONCRMACTIVITYUPDATE');
+    expect((await h.t.deps.db('events').where('id', update).first('status')).status).toBe('failed');
+    expect(await linksOf(update)).toEqual([`deal:${d.id}`]);
+    const card = await getPage(h, `/ui/deal/${d.id}`, manager.cookie);
+    expect(rowsOf(card.html).map((r) => r.id)).toContain(update);
   });
 });
