@@ -264,8 +264,11 @@ export function writtenEntity(
     const id = m[2]!.toLowerCase() === 'add' ? addedId(response) : (params?.id ?? params?.ID);
     return id === undefined ? undefined : { type: m[1]!.toLowerCase(), id: String(id) };
   }
-  if (/^crm\.item\.update$/i.test(method)) {
-    const id = params?.id;
+  const item = /^crm\.item\.(add|update)$/i.exec(method);
+  if (item) {
+    // crm.item.add answers `{ item: { id, … } }` (DOCS: api-reference/crm/universal/
+    // crm-item-add.md), tasks.task.add `{ task: { id, … } }` (tasks/tasks-task-add.md).
+    const id = item[1]!.toLowerCase() === 'add' ? nestedId(response, 'item') : params?.id;
     const typeId = params?.entityTypeId;
     if (id === undefined || typeId === undefined) return undefined;
     // A quote or deal saved through crm.item echoes as ONCRMQUOTEUPDATE / ONCRMDEALUPDATE,
@@ -275,8 +278,9 @@ export function writtenEntity(
       id: String(id),
     };
   }
-  if (/^tasks\.task\.update$/i.test(method)) {
-    const id = params?.taskId;
+  const task = /^tasks\.task\.(add|update)$/i.exec(method);
+  if (task) {
+    const id = task[1]!.toLowerCase() === 'add' ? nestedId(response, 'task') : params?.taskId;
     return id === undefined ? undefined : { type: 'task', id: String(id) };
   }
   return undefined;
@@ -288,3 +292,11 @@ const addedId = (response: unknown): string | undefined =>
   (typeof response === 'string' && /^[1-9]\d*$/.test(response))
     ? String(response)
     : undefined;
+
+/** The new record's ID inside an add's answer object (`{ item: { id } }`), else undefined. */
+const nestedId = (response: unknown, key: 'item' | 'task'): string | undefined => {
+  const inner = (response as Record<string, unknown> | null)?.[key];
+  return typeof inner === 'object' && inner !== null
+    ? addedId((inner as Record<string, unknown>).id)
+    : undefined;
+};

@@ -30,17 +30,19 @@ export function isAddEvent(eventName: string): boolean {
 }
 
 /**
- * The family of events that share a snapshot: `ONCRMDEALADD` and `ONCRMDEALUPDATE` → `deal`.
- * Events of unknown shape form a family of their own, and so does ONCRMINVOICESETSTATUS:
- * it comes with every add and update of an old invoice, before their own event (CORE crm
- * classes/general/crm_invoice.php `CCrmInvoice::Add` calls SetStatus first). In their
- * family it would store the new status first, and a rule on ONCRMINVOICEUPDATE with
- * `STATUS_ID becomes P` would then see no change.
+ * The family of events whose rules' watched fields each of them saves into the record's one
+ * snapshot: `ONCRMDEALADD` and `ONCRMDEALUPDATE` → `deal`. Events of unknown shape form a
+ * family of their own, and so does ONCRMINVOICESETSTATUS: it comes with every add and
+ * update of an old invoice, before their own event (CORE crm classes/general/crm_invoice.php
+ * `CCrmInvoice::Add` calls SetStatus first). In their family it would save the new status
+ * first, and a rule on ONCRMINVOICEUPDATE with `STATUS_ID becomes P` would then see no
+ * change. On its own it saves only the fields its own rules watch; a field watched by rules
+ * on both is taken by the first that comes (server/README.md says so).
  */
 export function eventFamily(eventName: string): string {
   const name = eventName.toUpperCase();
   // A deal moved to another pipeline comes with the move's own UPDATE; which arrives first
-  // is not known, so it keeps a snapshot of its own as well.
+  // is not known, so it is a family of its own as well.
   if (name === 'ONCRMINVOICESETSTATUS' || name === 'ONCRMDEALMOVETOCATEGORY') return name;
   return entityTypeOfEvent(name) ?? name;
 }

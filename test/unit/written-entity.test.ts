@@ -35,4 +35,14 @@ describe('writtenEntity', () => {
     expect(writtenEntity('crm.deal.add', { fields: {} }, { error: 'x' })).toBeUndefined();
     expect(writtenEntity('crm.invoice.delete', { id: 4 })).toBeUndefined();
   });
+
+  it('names an item or a task added by the id inside the answer (found in review)', () => {
+    expect(
+      writtenEntity('crm.item.add', { entityTypeId: 128, fields: {} }, { item: { id: 31 } }),
+    ).toEqual({ type: 'dynamic:128', id: '31' });
+    expect(
+      writtenEntity('tasks.task.add', { fields: {} }, { task: { id: '8', title: 'x' } }),
+    ).toEqual({ type: 'task', id: '8' });
+    expect(writtenEntity('crm.item.add', { entityTypeId: 128 }, { item: {} })).toBeUndefined();
+  });
 });
