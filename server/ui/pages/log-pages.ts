@@ -308,6 +308,12 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     const now = deps.clock.now().getTime();
     // What each event means to a CRM manager ("A deal was changed"), the code beside it.
     const meaning = new Map(NAMED_EVENTS.map((e) => [e.name, e[user.lang]]));
+    // A smart process's own events (ONCRMDYNAMICITEMUPDATE_128) mean what the general ones do.
+    for (const r of rows) {
+      const general = /^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_\d+$/.exec(String(r.event))?.[1];
+      const said = general && meaning.get(general);
+      if (said) meaning.set(String(r.event), said);
+    }
     // No events: erased on request (erase --entity) is said as such, not as "none yet".
     const erased =
       events.length === 0 ? await erasedAt(deps.db, portal.id, { type: 'deal', id: dealId }) : null;

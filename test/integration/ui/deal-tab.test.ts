@@ -356,7 +356,7 @@ describe('the deal tab lists the events of records made in the deal', () => {
     h = await startUiHarness({
       env: {
         B24_EVENTS:
-          'ONCRMDEALADD,ONCRMACTIVITYADD,ONCRMACTIVITYUPDATE,ONCRMACTIVITYDELETE,ONTASKADD,ONTASKUPDATE,ONTASKDELETE',
+          'ONCRMDEALADD,ONCRMACTIVITYADD,ONCRMACTIVITYUPDATE,ONCRMACTIVITYDELETE,ONTASKADD,ONTASKUPDATE,ONTASKDELETE,ONCRMDYNAMICITEMADD,ONCRMDYNAMICITEMADD_128',
       },
     });
     manager = await openSession(h, {
@@ -443,6 +443,17 @@ describe('the deal tab lists the events of records made in the deal', () => {
     (await h.t.deps.db('event_owners').where('event_id', eventId).orderBy('owner_id')).map(
       (r: { owner_type: string; owner_id: string }) => `${r.owner_type}:${r.owner_id}`,
     );
+
+  it("lists an item made from the deal (parentId2), its type's own event named like the general one", async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'With a project' });
+    const item = await h.portal.addItem(128, { title: 'Project', parentId2: Number(deal.id) });
+    await h.drain();
+    const card = await getPage(h, `/ui/deal/${deal.id}`, manager.cookie);
+    const rows = rowsOf(card.html);
+    expect(rows.filter((r) => r.record === `Item ${item.id}`)).toHaveLength(2);
+    expect(card.html).not.toMatch(/<span translate="no">ONCRM<wbr>DYNAMIC/);
+    expect(card.html.match(/<td>An item was created<div/g)).toHaveLength(2);
+  });
 
   // The three below found in review.
   it('keeps a replayed event in the deal it was made in, not the one its record is in now', async () => {
