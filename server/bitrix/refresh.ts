@@ -87,6 +87,12 @@ export interface Refresher extends TokenRefresher {
   seq: number;
   /** The last refresh of this process queued per portal (local callers wait here). */
   readonly localTail: Map<number, Promise<void>>;
+  /**
+   * Answers of the OAuth server the database refused to store (locked, disk full), per
+   * portal: their refresh token is the only live one (the stored one is spent), so the next
+   * try stores it instead of refreshing again. In this process's memory only.
+   */
+  readonly unstored: Map<number, { answer: RefreshAnswer; at: number }>;
 }
 
 export function createTokenRefresher(
@@ -101,6 +107,7 @@ export function createTokenRefresher(
     processId: randomBytes(6).toString('hex'),
     seq: 0,
     localTail: new Map(),
+    unstored: new Map(),
     refresh: (portalId, failed, o = {}) => refreshPortal(r, portalId, failed, o.recheck ?? false),
   };
   return r;
@@ -215,6 +222,13 @@ async function runRefresh(
     return row; // another process lifted the pause meanwhile
   }
   if (failed !== undefined && replaced(ctx, row, failed)) return row;
+  const kept = r.unstored.get(portalId);
+  if (kept) {
+    const stored = await storeAnswer(ctx, row, kept.answer, kept.at);
+    r.unstored.delete(portalId);
+    ctx.logger.warn({ memberId: row.member_id }, 'the refreshed tokens kept in memory are stored');
+    return stored;
+  }
   let answer: RefreshAnswer;
   try {
     answer = await exchangeRefreshToken(
@@ -226,7 +240,22 @@ async function runRefresh(
   } catch (e) {
     return refused(r, row, now, e);
   }
-  return storeAnswer(ctx, row, answer, now);
+  try {
+    return await storeAnswer(ctx, row, answer, now);
+  } catch (e) {
+    if (e instanceof PermanentError) throw e;
+    // The old refresh token is spent: losing this answer would leave the portal needing an
+    // admin. Kept for the next try, which stores it (the caller's job retries).
+    r.unstored.set(portalId, { answer, at: now });
+    const message = (e as Error).message;
+    ctx.logger.error(
+      { memberId: row.member_id, err: message },
+      'the refreshed tokens could not be stored (the database refused): kept in memory and stored at the next try',
+    );
+    throw new RetryableError(
+      `portal ${row.member_id}: the refreshed tokens are not stored yet (${message})`,
+    );
+  }
 }
 
 /**

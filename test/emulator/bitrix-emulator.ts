@@ -35,6 +35,12 @@ export interface BitrixEmulator {
    * `invalid_client`…) instead of serving them.
    */
   failNextToken(failure: FailureSpec, times?: number): void;
+  /**
+   * Runs `fn` when the next token request arrives, and serves the request only once it has
+   * resolved (a fault of the test's making: the app's database locked while its refresh is
+   * in flight).
+   */
+  beforeNextToken(fn: () => Promise<void>): void;
   /** Every token and secret issued so far (see state.ts `issuedSecrets`). */
   issuedTokens(): string[];
   /** Aborts deliveries in flight and closes every listener. */
@@ -53,6 +59,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<BitrixEmu
     serverEndpoint: '',
     tokens: createTokenStore(now, accessTokenTtlSec, options.clientId),
     oauthFailures: [],
+    beforeNextToken: [],
     oauthCalls: [],
     portals: new Map(),
   };
@@ -81,6 +88,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<BitrixEmu
     },
     failNextToken(failure, times = 1) {
       for (let i = 0; i < times; i += 1) ctx.oauthFailures.push(failure);
+    },
+    beforeNextToken(fn) {
+      ctx.beforeNextToken.push(fn);
     },
     issuedTokens: () => issuedSecrets(ctx),
     async close() {

@@ -27,6 +27,7 @@ async function handleToken(
   url: URL,
 ): Promise<void> {
   const params = parseRequestParams(req, url, await readBody(req));
+  await ctx.beforeNextToken.shift()?.();
   const grantType = str(params['grant_type']);
   const clientId = str(params['client_id']);
   const clientSecretOk = safeEqual(str(params['client_secret']) ?? '', ctx.clientSecret);
@@ -123,6 +124,7 @@ async function handleAppInfo(
   url: URL,
 ): Promise<void> {
   const params = parseRequestParams(req, url, await readBody(req));
+  await ctx.beforeNextToken.shift()?.();
   const token = str(params['auth']) ?? '';
   const check = ctx.tokens.checkAccess(token);
   const portal = check.ok ? ctx.portals.get(check.memberId) : undefined;

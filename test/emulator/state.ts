@@ -33,6 +33,8 @@ export interface EmulatorContext {
   oauthCalls: OAuthCallRecord[];
   /** Failures the token endpoint answers next, one per request (see failNextToken). */
   oauthFailures: FailureSpec[];
+  /** Run (and awaited) before the next token requests are answered, one each (a test's fault). */
+  beforeNextToken: Array<() => Promise<void>>;
   portals: Map<string, PortalState>;
 }
 

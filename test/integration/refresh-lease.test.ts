@@ -1,9 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
 import { createDeps, type Deps } from '../../server/deps.js';
 import type { EmulatedPortal } from '../emulator/portal-api.js';
 import { createCollectingLogger } from '../helpers/collecting-logger.js';
 import { startInstallHarness, type InstallHarness } from '../helpers/install-harness.js';
+import { onPg } from '../helpers/pg.js';
+import { projectRoot } from '../../server/lib/project-root.js';
 
 // One refresh at a time, across processes, on SQLite too: a CLI command and the
 // server share the database (a SQLite file, or PostgreSQL), not their memory. Refresh
@@ -73,4 +76,50 @@ describe('token refresh across processes', () => {
     ).toEqual([200]);
     expect((await row(cli)).status).toBe('installed');
   });
+
+  /**
+   * Bitrix24 spends the old refresh token with every refresh. When the database refused the
+   * new pair (locked past its busy timeout, a full disk), the pair was lost: the next try
+   * refreshed with the spent token, got invalid_grant, and the portal needed an admin to
+   * open the app again (found by the reliability suite's db-faults run, where the refresh
+   * met the lock). On SQLite: a lock on PostgreSQL waits instead of failing.
+   */
+  (onPg() ? it.skip : it)(
+    'keeps a refreshed pair the database refused, and stores it at the next try',
+    async () => {
+      portal.expireAccessTokens();
+      const before = refreshes().length;
+      // Another process (an operator's sqlite3, a backup) holds the write lock past the app's
+      // busy timeout (5 s) while the OAuth server answers; then it lets go.
+      let holder: ChildProcess | undefined;
+      h.emu.beforeNextToken(async () => {
+        holder = spawn(
+          process.execPath,
+          [
+            '-e',
+            `const D = require('better-sqlite3'); const d = new D(${JSON.stringify(h.t.dbFile)});
+             d.exec('BEGIN EXCLUSIVE'); console.log('locked');
+             setTimeout(() => { d.exec('COMMIT'); d.close(); }, 5500);`,
+          ],
+          { cwd: projectRoot(), stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        await new Promise<void>((resolve) => holder!.stdout!.once('data', () => resolve()));
+      });
+      await expect(h.t.deps.bitrix.refresh(await row(h.t.deps))).rejects.toThrow(
+        /refreshed tokens are not stored yet/,
+      );
+      expect(holder).toBeDefined();
+      await new Promise((resolve) => holder!.once('exit', resolve));
+      const stored = await h.t.deps.bitrix.refresh(await row(h.t.deps));
+      expect(stored.status).toBe('installed');
+      // One exchange: the second try stored the kept pair instead of spending a dead token.
+      expect(
+        refreshes()
+          .slice(before)
+          .map((c) => c.status),
+      ).toEqual([200]);
+      expect(await h.t.deps.bitrix.call(stored, 'profile')).toMatchObject({ ID: '1' });
+    },
+    20_000,
+  );
 });
