@@ -165,10 +165,16 @@ const LABEL = {
 
 const { h, fill, label, opt } = createDom({ readOnly: !admin });
 
-/** The entity root the trigger's events are about (`deal` for ONCRMDEALUPDATE). */
+/**
+ * The entity root the trigger's events are about (`deal` for ONCRMDEALUPDATE), as the server
+ * has it (server/rules/context.ts entityTypeOfEvent): a user field event (ONCRMDEALUSERFIELDADD)
+ * is about a field, and a recurring deal's (ONCRMDEALRECURRINGADD) is not a deal's.
+ */
 function entityRoot() {
+  const name = String((rule.on || [])[0] || '').toUpperCase();
+  if (/USERFIELD|RECURRING/.test(name)) return undefined;
   const m = /^ON(?:CRM)?(DEAL|LEAD|CONTACT|COMPANY|QUOTE|INVOICE|ACTIVITY|DYNAMICITEM|TASK)/.exec(
-    String((rule.on || [])[0] || ''),
+    name,
   );
   if (!m) return undefined;
   return m[1] === 'DYNAMICITEM' ? 'item' : m[1].toLowerCase();

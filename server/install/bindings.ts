@@ -27,6 +27,16 @@ export const LIFECYCLE_BINDINGS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTAL
  */
 export const TOKEN_TEST_EVENT = 'ONAPPTEST';
 
+/**
+ * The app's own bindings: its lifecycle, ONOFFLINEEVENT (loss recovery) and the token test.
+ * Not an admin's choice: the subscriptions page names them apart, the builder offers none.
+ */
+export const APP_OWN_EVENTS: readonly string[] = [
+  ...LIFECYCLE_BINDINGS,
+  'ONOFFLINEEVENT',
+  TOKEN_TEST_EVENT,
+];
+
 /** Portal setting: the minTimeout ONOFFLINEEVENT was last bound with (event.get omits it). */
 const NOTICE_TIMEOUT_KEY = 'offlineNoticeMinTimeout';
 

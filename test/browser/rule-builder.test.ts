@@ -397,6 +397,24 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     });
   });
 
+  it('offers no deal fields for a user field event, which is about a field (found in review)', async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill('ONCRMDEALUSERFIELDADD');
+    await f.locator('#on-add').click();
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/api/fields`);
+    await bodyField(0, 'body', 0, 'field');
+    const groups = () =>
+      f
+        .locator('#step-0-pick optgroup')
+        .evaluateAll((gs) => gs.map((g) => g.getAttribute('label')));
+    await f.locator('#step-0-pick optgroup').first().waitFor({ state: 'attached' });
+    // The event's own fields are offered (the control: the picker is drawn), a deal's are not.
+    expect(await groups()).toContain('Event');
+    expect(await groups()).not.toContain('Deal');
+  });
+
   it("keeps a text box with a hint when a smart process's stages cannot be read", async () => {
     // Both pipelines' stage lists of smart process 131 fail (its own cache entry).
     h.portal.failNext('crm.status.list', { status: 403, error: 'ACCESS_DENIED' }, 2);

@@ -1,3 +1,4 @@
+import { APP_OWN_EVENTS } from '../../install/bindings.js';
 import { Router, type Request, type Response } from 'express';
 import { within } from '../../lib/within.js';
 import type { Deps } from '../../deps.js';
@@ -18,7 +19,7 @@ import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { BUILDER_EN } from '../i18n-builder.js';
 import { translateMessage } from '../i18n-messages.js';
 import type { MessageKey } from '../i18n.js';
-import { SUPPORTED_EVENTS } from '../supported-events.js';
+import { NAMED_EVENTS, SUPPORTED_EVENTS } from '../supported-events.js';
 import { listTestSends, relativeErrors, stepOrigins, tryRoutes } from './rule-builder-try.js';
 
 /** What a new rule starts as: nothing chosen yet. */
@@ -41,9 +42,13 @@ function triggerEvents(deps: Deps, res: Response, rule: { on?: unknown }) {
   const { portal, user } = uiContext(res);
   const bound = new Set(portalEvents(portal));
   const names = new Set<string>(SUPPORTED_EVENTS.map((e) => e.name));
-  for (const e of [...deps.manifest.events, ...bound]) names.add(e.toUpperCase());
+  // The app's own bindings (its lifecycle, ONOFFLINEEVENT, the token test) are no trigger
+  // an admin picks, as the subscriptions page says; a rule already on one keeps it.
+  for (const e of [...deps.manifest.events, ...bound]) {
+    if (!APP_OWN_EVENTS.includes(e.toUpperCase())) names.add(e.toUpperCase());
+  }
   for (const e of Array.isArray(rule.on) ? rule.on : []) names.add(String(e).toUpperCase());
-  const label = new Map(SUPPORTED_EVENTS.map((e) => [e.name, user.lang === 'ru' ? e.ru : e.en]));
+  const label = new Map(NAMED_EVENTS.map((e) => [e.name, user.lang === 'ru' ? e.ru : e.en]));
   return [...names].map((name) => ({ name, label: label.get(name) ?? '', bound: bound.has(name) }));
 }
 

@@ -1,6 +1,7 @@
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import {
+  APP_OWN_EVENTS,
   chosenEvents,
   eventHandlerUrl,
   LIFECYCLE_BINDINGS,
@@ -11,7 +12,7 @@ import {
 import { deleteSetting, getSetting, putSetting } from '../../../db/stores/settings.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { maskForView } from '../mask-view.js';
-import { SUPPORTED_EVENTS } from '../supported-events.js';
+import { NAMED_EVENTS, SUPPORTED_EVENTS } from '../supported-events.js';
 import { grantedScopes, missingScope, scopeOfEvent } from '../../bitrix/scopes.js';
 import { sendTestAlert } from '../test-alert.js';
 import { telegramChatRefusal } from '../../processing/telegram-chats.js';
@@ -50,9 +51,8 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     );
     // The app's own bindings (its lifecycle, and ONOFFLINEEVENT for loss recovery) are not
     // an admin's choice: the page names them below the table instead of as an unticked row.
-    const own: readonly string[] = [...LIFECYCLE_BINDINGS, 'ONOFFLINEEVENT', TOKEN_TEST_EVENT];
     const names = [...new Set([...offered, ...chosen, ...(actual ?? [])])].filter(
-      (n) => !own.includes(n),
+      (n) => !APP_OWN_EVENTS.includes(n),
     );
     // Which enabled rules listen to each event: an admin unticking one sees what stops.
     const rules = (await effectiveMap(deps.db, user.memberId)).rules.filter(
@@ -67,7 +67,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       nav: 'subscriptions',
       rows: names.map((name) => ({
         name,
-        description: SUPPORTED_EVENTS.find((e) => e.name === name)?.[user.lang] ?? '',
+        description: NAMED_EVENTS.find((e) => e.name === name)?.[user.lang] ?? '',
         chosen: chosen.includes(name),
         actual: actual ? actual.includes(name) : undefined,
         usedBy: usedBy(name),

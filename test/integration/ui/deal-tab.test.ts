@@ -428,8 +428,12 @@ describe('the deal tab lists the events of records made in the deal', () => {
       { id: callAdd, record: `Activity ${call.id}` },
       { id: dealAdd, record: null },
     ]);
-    // Not offered on the subscriptions page, but named in the manager's words all the same.
+    // Not offered on the subscriptions page, but named in the manager's words all the same,
+    // and on the subscriptions page where it is bound (through B24_EVENTS).
     expect(card.html).toContain('<td>An activity was deleted<div class="muted event-code"');
+    const admin = await openSession(h);
+    const subs = await getPage(h, '/ui/subscriptions', admin.cookie);
+    expect(subs.html).toMatch(/ONCRMACTIVITYDELETE[\s\S]{0,400}An activity was deleted/);
     const otherCard = await getPage(h, `/ui/deal/${other.id}`, manager.cookie);
     const otherIds = rowsOf(otherCard.html).map((r) => r.id);
     expect(otherIds).toContain(await eventOf('activity', elsewhere.id, 'ONCRMACTIVITYADD'));

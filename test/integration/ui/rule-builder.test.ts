@@ -51,6 +51,10 @@ describe('the rule builder pages', () => {
     expect(d.rule).toEqual({ name: '', on: [], when: [], actions: [] });
     expect(d.events.find((e) => e.name === 'ONCRMDEALUPDATE')).toMatchObject({ bound: true });
     expect(d.events.find((e) => e.name === 'ONTASKADD')).toMatchObject({ bound: false });
+    // The app's own bindings are bound (the control) but no trigger to pick (a walk found
+    // ONAPPINSTALL… offered, while the subscriptions page says they are not a choice).
+    expect(h.portal.bindings.map((b) => b.event)).toContain('ONAPPINSTALL');
+    expect(d.events.map((e) => e.name).filter((n) => n.startsWith('ONAPP'))).toEqual([]);
     expect(d.strings.save).toBe('Save rule');
     const edit = await getPage(
       h,
