@@ -20,6 +20,11 @@ export interface LogFilter extends EventFilter {
   statuses?: readonly EventStatus[] | undefined;
   /** Event names not listed (the app's own lifecycle events, by default). */
   hideEvents?: readonly string[] | undefined;
+  /**
+   * With `entityType` and `entityId`: also the events of the records made in that one (a
+   * call in a deal: migration 0037's links), as its deal tab lists them.
+   */
+  linked?: boolean | undefined;
 }
 
 /** A row of the log list: the event without its body. */
@@ -74,7 +79,28 @@ export async function logPage(
 ): Promise<{ rows: LogRow[]; nextBeforeId: number | undefined; newerAfterId?: number }> {
   const up = filter.afterId !== undefined;
   const { from, to, ...rest } = filter;
-  const q = applyEventFilter(db('events').select(LIST_COLUMNS), rest);
+  const { portalId, entityType, entityId } = filter;
+  const linked =
+    filter.linked && portalId !== undefined && entityType !== undefined && entityId !== undefined;
+  const q = applyEventFilter(
+    db('events').select(LIST_COLUMNS),
+    linked ? { ...rest, entityType: undefined, entityId: undefined } : rest,
+  );
+  if (linked) {
+    // The record's events and its linked ones, each by its index, as an id list the walk
+    // below looks up (an OR would let the planner walk the whole log by id instead).
+    q.whereIn(
+      'events.id',
+      db('events')
+        .select('id')
+        .where({ portal_id: portalId, entity_type: entityType, entity_id: entityId })
+        .unionAll(
+          db('event_owners')
+            .select('event_id')
+            .where({ portal_id: portalId, owner_type: entityType, owner_id: entityId }),
+        ),
+    );
+  }
   if (from !== undefined || to !== undefined) {
     const bounds = await receivedIdBounds(db, filter);
     if (bounds.above !== undefined) q.where('events.id', '>', bounds.above);

@@ -91,6 +91,8 @@ export interface LogForm extends FilterForm {
   rule: string;
   outcome: string;
   all: string;
+  /** `1`: with the record's type and id, the events of records made in it too (a deal's calls). */
+  linked: string;
 }
 
 /** Outcomes a manager filters by, each a set of event statuses. */
@@ -139,6 +141,7 @@ export function readLogForm(src: Record<string, unknown>): LogForm {
     rule: str(src.rule, 255),
     outcome: str(src.outcome, 16),
     all: src.all === '1' ? '1' : '',
+    linked: src.linked === '1' ? '1' : '',
   };
 }
 
@@ -152,5 +155,6 @@ export function toLogPageFilter(form: LogForm, portalId: number, zone = 'UTC'): 
     rule: form.rule || undefined,
     statuses: outcome ? OUTCOMES[outcome] : undefined,
     hideEvents: form.all === '1' || base.event !== undefined ? undefined : HOUSEKEEPING_EVENTS,
+    linked: form.linked === '1' || undefined,
   };
 }

@@ -434,6 +434,21 @@ describe('the deal tab lists the events of records made in the deal', () => {
     const admin = await openSession(h);
     const subs = await getPage(h, '/ui/subscriptions', admin.cookie);
     expect(subs.html).toMatch(/ONCRMACTIVITYDELETE[\s\S]{0,400}An activity was deleted/);
+    // The tab's link to the log shows what the tab shows (a walk found only the deal's own
+    // event there), as does its CSV; without `linked`, the deal's own events only.
+    const link = /id="deal-log" href="([^"]*)"|href="([^"]*)" id="deal-log"/
+      .exec(card.html)!
+      .slice(1)
+      .find(Boolean)!
+      .replace(/&amp;/g, '&');
+    const logIds = async (path: string) =>
+      [...(await getPage(h, path, manager.cookie)).html.matchAll(/<tr data-id="(\d+)"/g)].map((m) =>
+        Number(m[1]),
+      );
+    expect(await logIds(link)).toEqual([callDelete, callUpdate, taskAdd, callAdd, dealAdd]);
+    expect(await logIds(link.replace('linked=1', 'linked=0'))).toEqual([dealAdd]);
+    const csv = await getPage(h, link.replace('/ui/events?', '/ui/events.csv?'), manager.cookie);
+    expect(csv.html.trim().split('\n')).toHaveLength(1 + 5);
     const otherCard = await getPage(h, `/ui/deal/${other.id}`, manager.cookie);
     const otherIds = rowsOf(otherCard.html).map((r) => r.id);
     expect(otherIds).toContain(await eventOf('activity', elsewhere.id, 'ONCRMACTIVITYADD'));
