@@ -200,8 +200,15 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ', но прежнее значение неизвестно (впервые в ',
   ],
   [' earlier value is unknown (first sighting on ', ': прежнее значение неизвестно (впервые в '],
-  ['; becomes needs a seen change)', '; для becomes нужно увиденное изменение)'],
-  ['; changed needs a seen change)', '; для changed нужно увиденное изменение)'],
+  // The builder's words for the two conditions (rb.js.op.*), not the JSON keys.
+  [
+    '; becomes needs a seen change)',
+    '; условие «становится» срабатывает только на изменении, которое приложение увидело)',
+  ],
+  [
+    '; changed needs a seen change)',
+    '; условие «изменяется» срабатывает только на изменении, которое приложение увидело)',
+  ],
   [' is empty on the new record', ' пусто в новой записи'],
   [' (new record)', ' (новая запись)'],
   // After a field's name, whose gender varies (Стадия, Сумма, Ответственный): no verb

@@ -189,6 +189,17 @@ describe('messages on Russian pages', () => {
 });
 
 describe("an event's own note on Russian pages", () => {
+  it("says why a rule's first sighting is no change in the builder's words (a walk's find)", () => {
+    const note = translateNote(
+      'no rule to run (Quote approved: STATUS_ID is "APPROVED" but its earlier value is unknown (first sighting on ONCRMQUOTEUPDATE; becomes needs a seen change))',
+      'ru',
+      ['Quote approved'],
+    );
+    expect(note).toContain('впервые в ONCRMQUOTEUPDATE');
+    expect(note).toContain('условие «становится» срабатывает только на изменении');
+    expect(note).not.toContain('becomes');
+  });
+
   it('translates the notes the app writes on lifecycle events', () => {
     // ONAPPINSTALL / ONAPPUPDATE of a portal that uninstalled the app meanwhile.
     expect(translateNote('portal is uninstalled', 'ru', [])).toBe('приложение удалено с портала');
