@@ -111,7 +111,10 @@ async function readOwnedEntity(
     entity = await readEventEntity(ctx, event, portal, attempt);
   } catch (e) {
     // Waiting for the portal's budget is no failure: the job comes back and reads then.
-    if (first && !(e instanceof PausedError)) await recordEventOwners(db, event, null);
+    // The read's error is the one to report: a link that fails too is left for the retry.
+    if (first && !(e instanceof PausedError)) {
+      await recordEventOwners(db, event, null).catch(() => undefined);
+    }
     throw e;
   }
   if (first) await recordEventOwners(db, event, entity);
