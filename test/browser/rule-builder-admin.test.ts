@@ -4,7 +4,7 @@ import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import type { HttpAction } from '../../server/rules/model.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { appFrameOf } from '../helpers/framed-ui.js';
-import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { BROWSER_STEP_TIMEOUT_MS, CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
 /**
@@ -31,6 +31,7 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    page.setDefaultTimeout(BROWSER_STEP_TIMEOUT_MS);
   });
   afterAll(async () => {
     await browser?.close();
@@ -95,7 +96,9 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#step-1-chatId').fill('-1001234567890');
     await f.locator('#step-1-text').fill('Deal {{deal.ID}} won');
     await f.locator('#save-rule').click();
-    await f.locator('#rule-saved').waitFor();
+    // Saved, or refused with the reason in the failure rather than a wait that never ends.
+    await f.locator('#rule-saved, #rule-errors').first().waitFor();
+    expect(await f.locator('#rule-errors').allTextContents()).toEqual([]);
   }
 
   it('calls the page the rule’s edit page once a new rule is saved, and after a rename', async () => {

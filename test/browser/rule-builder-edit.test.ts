@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { appFrameOf } from '../helpers/framed-ui.js';
-import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { BROWSER_STEP_TIMEOUT_MS, CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 
 /**
@@ -18,6 +18,7 @@ describeInChromium('editing rules in the rule builder', (executablePath) => {
     h = await startUiHarness({ appHost: 'localhost' });
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    page.setDefaultTimeout(BROWSER_STEP_TIMEOUT_MS);
   });
   afterAll(async () => {
     await browser?.close();

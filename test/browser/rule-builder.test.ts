@@ -3,7 +3,7 @@ import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { appFrameOf } from '../helpers/framed-ui.js';
-import { CHROMIUM_ARGS } from '../helpers/chromium.js';
+import { BROWSER_STEP_TIMEOUT_MS, CHROMIUM_ARGS } from '../helpers/chromium.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { paidDealMap } from '../helpers/scenario.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
@@ -32,6 +32,7 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
     browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+    page.setDefaultTimeout(BROWSER_STEP_TIMEOUT_MS);
   });
   afterAll(async () => {
     await browser?.close();

@@ -11,6 +11,13 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking',
 ];
 
+/**
+ * How long one Playwright step (a click, a wait for an element or a navigation) may take: under
+ * Jest's 30 s per test, so a step that never ends fails naming itself and where it waited
+ * rather than as the test's timeout.
+ */
+export const BROWSER_STEP_TIMEOUT_MS = 20_000;
+
 /** Names tried on PATH, in order (Debian, Ubuntu snap/older Debian, Google's packages). */
 const NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable', 'chrome'];
 

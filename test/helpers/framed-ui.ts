@@ -1,5 +1,5 @@
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS } from './chromium.js';
+import { BROWSER_STEP_TIMEOUT_MS, CHROMIUM_ARGS } from './chromium.js';
 import { seedDeals, startUiHarness, type UiHarness } from './ui-harness.js';
 
 /** The app on an emulated portal with seeded deals, and a Chromium page to open it in. */
@@ -21,6 +21,7 @@ export async function startFramedUi(
   const page = await (
     await browser.newContext({ viewport: { width: 1100, height: 900 } })
   ).newPage();
+  page.setDefaultTimeout(BROWSER_STEP_TIMEOUT_MS);
   return {
     h,
     browser,
