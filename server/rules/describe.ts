@@ -122,17 +122,24 @@ function fieldLabel(field: string, rule: Rule, words: MapWords): Phrase {
 }
 
 /** The words for the codes of a field whose values are a fixed list (an activity's type). */
-type CodeWords = (code: string) => string | undefined;
+export type CodeWords = (code: string) => string | undefined;
 
 /**
- * An activity's TYPE_ID: 1 meeting, 2 call, 3 task, 4 e-mail, 5 calendar event, 6 an app's
+ * The words for a `record`'s field whose values are a fixed list of codes, if it is one. An
+ * activity's TYPE_ID: 1 meeting, 2 call, 3 task, 4 e-mail, 5 calendar event, 6 an app's
  * (CORE: crm/classes/general/crm_activity.php `CCrmActivityType`), the builder's list.
  */
-function codeWords(field: string, rule: Rule, words: MapWords): CodeWords | undefined {
-  const name = upperFieldName(field.split('.').pop() ?? '');
-  if (recordOf(field, rule) !== 'activity' || name !== 'TYPE_ID') return undefined;
+export function fixedCodeWords(
+  field: string,
+  record: string | undefined,
+  words: MapWords,
+): CodeWords | undefined {
+  if (record !== 'activity' || upperFieldName(field) !== 'TYPE_ID') return undefined;
   return (code) => words(`map.value.activityType.${code}`);
 }
+
+const codeWords = (field: string, rule: Rule, words: MapWords): CodeWords | undefined =>
+  fixedCodeWords(field.split('.').pop() ?? '', recordOf(field, rule), words);
 
 function value(v: Scalar, words: MapWords, stages?: StageNames, codes?: CodeWords): Phrase {
   if (v === null || v === '') return say(words, 'map.value.empty');

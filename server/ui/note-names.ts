@@ -1,5 +1,6 @@
 import {
   fill,
+  fixedCodeWords,
   plain,
   RECORD_ROOTS,
   stageRecord,
@@ -192,14 +193,17 @@ export function readableNote(
       continue;
     }
     const label = fieldLabel(r.field, own, names.words);
-    const stage = stagesFor(names.stages, stageField(r.field, own));
+    const codes = codeNames(r.field, own, names.words);
+    const stage = stagesFor(names.stages, stageField(r.field, own)) ?? codes;
     out += note.slice(last, i);
     out += label === undefined ? r.field : mark(label);
     let at = r.fieldEnd;
     for (const [a, b] of r.values) {
       out +=
         note.slice(at, a) +
-        (stage ? nameStages(note.slice(a, b), stage, names.words, mark) : note.slice(a, b));
+        (stage
+          ? nameStages(note.slice(a, b), stage, names.words, mark, stage === codes)
+          : note.slice(a, b));
       at = b;
     }
     out += note.slice(at, r.end);
@@ -225,6 +229,23 @@ function fieldLabel(field: string, own: string | undefined, words: MapWords): st
   return rootName === undefined ? undefined : `${rootName} · ${name}`;
 }
 
+/** The codes of a field whose values are a fixed list (an activity's type) as names. */
+function codeNames(
+  field: string,
+  own: string | undefined,
+  words: MapWords,
+): StageNames | undefined {
+  const parts = field.split('.');
+  if (parts.length > 2) return undefined;
+  const root = parts.length === 1 || parts[0] === 'entity' ? own : parts[0];
+  const codes = fixedCodeWords(parts.at(-1)!, root, words);
+  if (!codes) return undefined;
+  return (code) => {
+    const name = codes(code);
+    return name === undefined ? undefined : { name };
+  };
+}
+
 /** Only a deal's or a lead's stage codes are names in the portal's stage lists. */
 function stageField(field: string, own: string | undefined): StageRecord | undefined {
   const parts = field.split('.');
@@ -234,7 +255,8 @@ function stageField(field: string, own: string | undefined): StageRecord | undef
 }
 
 /**
- * Each whole quoted stage code of a value (or of a list) replaced by the stage's name, and a
+ * Each whole quoted stage code of a value (or of a list) replaced by the stage's name (with
+ * `numbers`, a fixed list's number codes too: an activity's type 2 is "Call"), and a
  * stage outside the default pipeline followed by its pipeline: `"Paid" (pipeline Wholesale)`.
  * (The default pipeline's stages go without, so a short note stays short: the log and the
  * deal tab clip notes.)
@@ -244,11 +266,14 @@ function nameStages(
   stages: StageNames,
   words: MapWords,
   mark: (text: string) => string,
+  numbers = false,
 ): string {
   let out = '';
   let last = 0;
   for (let i = 0; i < value.length; i++) {
-    if (value[i] !== '"') continue;
+    // A quoted code, or a number as a code of a fixed list (an activity's type 2 or "2").
+    const bare = numbers && /\d/.test(value[i]!) && (i === 0 || '[,'.includes(value[i - 1]!));
+    if (value[i] !== '"' && !bare) continue;
     const e = tokenEnd(value, i);
     if (e < 0) break; // cut short: no stage code is that long
     let code: unknown;
@@ -257,7 +282,8 @@ function nameStages(
     } catch {
       break;
     }
-    const stage = typeof code === 'string' ? stages(code) : undefined;
+    const stage =
+      typeof code === 'string' || typeof code === 'number' ? stages(String(code)) : undefined;
     if (stage) {
       const quoted = JSON.stringify(stage.name);
       const text =

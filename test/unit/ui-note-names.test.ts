@@ -183,4 +183,35 @@ describe('notes with names for codes', () => {
       'Стадия = "Paid" (воронка Wholesale), а не "Deal won"',
     );
   });
+  it("names an activity's type as the rules page does, quoted or a number, in either language", () => {
+    const activity = { ...names(), entityType: 'activity' };
+    const rule: Rule = {
+      name: 'r',
+      on: ['ONCRMACTIVITYADD'],
+      when: [{ field: 'TYPE_ID', in: ['2', 4] }],
+      actions: [],
+    };
+    const raw = evaluateRule(rule, {
+      event: { name: 'ONCRMACTIVITYADD', entityType: 'activity', entityId: '7' },
+      entity: { ID: '7', TYPE_ID: '1' },
+    }).reason;
+    expect(raw).toBe('TYPE_ID is "1", not one of ["2",4]');
+    expect(readableNote(raw, 'en', [], activity, 'reason')).toBe(
+      'Type is "Meeting", not one of ["Call","E-mail"]',
+    );
+    expect(readableNote(raw, 'ru', [], { ...activity, words: mapWords('ru') }, 'reason')).toBe(
+      'Тип = "Встреча", не из ["Звонок","Письмо"]',
+    );
+    // An activity's type on a deal's event, by its path; a code with no name stays; a deal's
+    // TYPE_ID (the portal's own list) is not an activity's; other numbers are left alone.
+    expect(readableNote('activity.TYPE_ID is 2, not 9', 'en', [], names(), 'reason')).toBe(
+      'Activity · Type is "Call", not 9',
+    );
+    expect(readableNote('TYPE_ID is "2", not "SALE"', 'en', [], names(), 'reason')).toBe(
+      'Type is "2", not "SALE"',
+    );
+    expect(readableNote('OWNER_ID is "2", not "4"', 'en', [], activity, 'reason')).toBe(
+      'Owner is "2", not "4"',
+    );
+  });
 });
