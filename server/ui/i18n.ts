@@ -188,6 +188,8 @@ const EN = {
   'deal.ended': 'The session has ended: reopen the deal to see the new statuses.',
   'deal.paused':
     'This list stopped updating after 10 minutes: reopen the deal to see the new statuses.',
+  'deal.idlePaused':
+    'This list stopped checking for new events after 10 minutes: reopen the deal to see them.',
   'deal.nonePaused':
     'No events for this deal yet. This tab stopped checking after 10 minutes: reopen the deal to check again.',
   'replay.title': 'Replay events',
@@ -532,6 +534,8 @@ const RU: Record<MessageKey, string> = {
   'deal.ended': 'Сеанс завершён: откройте сделку заново, чтобы увидеть новые статусы.',
   'deal.paused':
     'Список перестал обновляться через 10 минут: откройте сделку заново, чтобы увидеть новые статусы.',
+  'deal.idlePaused':
+    'Список перестал проверять новые события через 10 минут: откройте сделку заново, чтобы их увидеть.',
   'deal.nonePaused':
     'По этой сделке событий пока нет. Вкладка перестала проверять через 10 минут: откройте сделку заново, чтобы проверить снова.',
   'replay.title': 'Повтор событий',

@@ -172,6 +172,64 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     await expect(frame().locator('#no-events').count()).resolves.toBe(0);
   });
 
+  /**
+   * A tab whose events were all done stopped reading itself: a manager who moved the deal
+   * with the card open saw nothing of it until reopening the card.
+   */
+  it('shows a new event of a deal whose events were all done when the tab opened', async () => {
+    const { h, page } = ui;
+    const deal = await h.portal.addDeal({ TITLE: 'Settled order', STAGE_ID: 'NEW' });
+    await h.drain();
+    await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+    const rows = frame().locator('#deal-events tr[data-id]');
+    await rows.first().waitFor();
+    const before = await rows.count();
+    await expect(frame().locator('#deal-refreshing').count()).resolves.toBe(0);
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.portal.whenIdle();
+    await h.services.intake.drain();
+    // No reload, no click: within one idle period (10 s) the event shows, then its outcome.
+    await frame()
+      .locator(`#deal-events tr[data-id]:nth-child(${before + 1})`)
+      .waitFor({ timeout: 15_000 });
+    await h.services.worker.drain();
+    await rows.first().locator('.b-processed').waitFor({ timeout: 15_000 });
+    await expect(rows.first().textContent()).resolves.toContain('Won deal: invoice');
+  });
+
+  it('says that it stopped checking for new events after 10 minutes of none', async () => {
+    const { h, page } = ui;
+    const deal = await h.portal.addDeal({ TITLE: 'Order left open', STAGE_ID: 'NEW' });
+    await h.drain();
+    let reads = 0;
+    const counted = (r: { url(): string }) => {
+      if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
+    };
+    await page.clock.install();
+    page.on('requestfinished', counted);
+    try {
+      await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+      await frame().locator('#deal-events tr[data-id]').first().waitFor();
+      await expect(frame().locator('#deal-watching').isHidden()).resolves.toBe(true);
+      reads = 0;
+      // The first read after 3 s, then one every 10 s: 1 + 59 reads in 10 minutes.
+      for (let i = 0; i < 200 && reads < 60; i++) {
+        const was = reads;
+        await page.clock.runFor(i === 0 ? 3_000 : 10_000);
+        for (let w = 0; w < 200 && reads === was; w++) await page.waitForTimeout(2);
+      }
+      const note = frame().locator('#deal-watching');
+      await expect(note.textContent({ timeout: 5_000 })).resolves.toContain('stopped checking');
+      await expect(note.isVisible()).resolves.toBe(true);
+      expect(reads).toBe(60);
+      await page.clock.runFor(60_000);
+      await page.waitForTimeout(100);
+      expect(reads).toBe(60);
+    } finally {
+      page.off('requestfinished', counted);
+    }
+  });
+
   it('keeps a long error without spaces inside the frame on the tab and the event page', async () => {
     const { h, page } = ui;
     const db = h.t.deps.db;

@@ -194,6 +194,7 @@ describe('notes with names for codes', () => {
     const raw = evaluateRule(rule, {
       event: { name: 'ONCRMACTIVITYADD', entityType: 'activity', entityId: '7' },
       entity: { ID: '7', TYPE_ID: '1' },
+      previous: undefined,
     }).reason;
     expect(raw).toBe('TYPE_ID is "1", not one of ["2",4]');
     expect(readableNote(raw, 'en', [], activity, 'reason')).toBe(
