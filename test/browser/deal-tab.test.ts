@@ -28,14 +28,25 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     return deal;
   }
 
+  /** Counts the tab's reads of deal `id` (requests sent, or finished), until `stop()`. */
+  function countReads(id: number | string, on: 'request' | 'requestfinished') {
+    const count = (r: { url(): string }) => {
+      if (r.url().includes(`/ui/deal/${id}`)) reads.n++;
+    };
+    const reads = {
+      n: 0,
+      stop: () =>
+        on === 'request' ? ui.page.off('request', count) : ui.page.off('requestfinished', count),
+    };
+    if (on === 'request') ui.page.on('request', count);
+    else ui.page.on('requestfinished', count);
+    return reads;
+  }
+
   it('stops reading itself and says why once the session has ended, instead of promising updates', async () => {
     const { h, page } = ui;
     const deal = await wonDealWaiting('Order of a closed session');
-    let reads = 0;
-    const counted = (r: { url(): string }) => {
-      if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
-    };
-    page.on('request', counted);
+    const reads = countReads(deal.id, 'request');
     try {
       await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
       await frame().locator('#deal-refreshing').waitFor();
@@ -44,12 +55,12 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
       await frame()
         .locator('#deal-refreshing', { hasText: 'The session has ended' })
         .waitFor({ timeout: 10_000 });
-      const after = reads;
+      const after = reads.n;
       // More than one period of the refresh: no read follows the refusal.
       await page.waitForTimeout(4_000);
-      expect(reads).toBe(after);
+      expect(reads.n).toBe(after);
     } finally {
-      page.off('request', counted);
+      reads.stop();
       await h.services.worker.drain();
     }
   });
@@ -61,30 +72,26 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
   it('says that it stopped reading itself after 10 minutes', async () => {
     const { h, page } = ui;
     const deal = await wonDealWaiting('Order left waiting');
-    let reads = 0;
-    const counted = (r: { url(): string }) => {
-      if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
-    };
     await page.clock.install();
-    page.on('requestfinished', counted);
+    const reads = countReads(deal.id, 'requestfinished');
     try {
       await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
       await frame().locator('#deal-refreshing').waitFor();
-      reads = 0;
+      reads.n = 0;
       const paused = frame().locator('#deal-refreshing', { hasText: 'stopped updating' });
-      for (let i = 0; i < 400 && reads < 200; i++) {
-        const before = reads;
+      for (let i = 0; i < 400 && reads.n < 200; i++) {
+        const before = reads.n;
         await page.clock.runFor(3_000);
-        for (let w = 0; w < 200 && reads === before; w++) await page.waitForTimeout(2);
+        for (let w = 0; w < 200 && reads.n === before; w++) await page.waitForTimeout(2);
       }
       await expect(paused.textContent({ timeout: 5_000 })).resolves.toContain('reopen the deal');
       // It read itself every 3 s for 10 minutes (the read that opened the page not counted).
-      expect(reads).toBe(200);
+      expect(reads.n).toBe(200);
       await page.clock.runFor(30_000);
       await page.waitForTimeout(100);
-      expect(reads).toBe(200);
+      expect(reads.n).toBe(200);
     } finally {
-      page.off('requestfinished', counted);
+      reads.stop();
       await h.services.worker.drain();
     }
   });
@@ -201,32 +208,28 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     const { h, page } = ui;
     const deal = await h.portal.addDeal({ TITLE: 'Order left open', STAGE_ID: 'NEW' });
     await h.drain();
-    let reads = 0;
-    const counted = (r: { url(): string }) => {
-      if (r.url().includes(`/ui/deal/${deal.id}`)) reads++;
-    };
     await page.clock.install();
-    page.on('requestfinished', counted);
+    const reads = countReads(deal.id, 'requestfinished');
     try {
       await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
       await frame().locator('#deal-events tr[data-id]').first().waitFor();
       await expect(frame().locator('#deal-watching').isHidden()).resolves.toBe(true);
-      reads = 0;
+      reads.n = 0;
       // The first read after 3 s, then one every 10 s: 1 + 59 reads in 10 minutes.
-      for (let i = 0; i < 200 && reads < 60; i++) {
-        const was = reads;
+      for (let i = 0; i < 200 && reads.n < 60; i++) {
+        const was = reads.n;
         await page.clock.runFor(i === 0 ? 3_000 : 10_000);
-        for (let w = 0; w < 200 && reads === was; w++) await page.waitForTimeout(2);
+        for (let w = 0; w < 200 && reads.n === was; w++) await page.waitForTimeout(2);
       }
       const note = frame().locator('#deal-watching');
       await expect(note.textContent({ timeout: 5_000 })).resolves.toContain('stopped checking');
       await expect(note.isVisible()).resolves.toBe(true);
-      expect(reads).toBe(60);
+      expect(reads.n).toBe(60);
       await page.clock.runFor(60_000);
       await page.waitForTimeout(100);
-      expect(reads).toBe(60);
+      expect(reads.n).toBe(60);
     } finally {
-      page.off('requestfinished', counted);
+      reads.stop();
     }
   });
 
