@@ -3,7 +3,8 @@ import { ITEM_RECORD_TYPES } from '../lib/entity-types.js';
 import { closest, upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
-import { CONTEXT_ROOTS, entityRoot, RELATED_ROOTS } from './context.js';
+import { CONTEXT_ROOTS, entityRoot, entityTypeOfEvent, RELATED_ROOTS } from './context.js';
+import { eventFamily, isAddEvent } from './transitions.js';
 import {
   parsePlaceholder,
   placeholders,
@@ -36,6 +37,7 @@ export interface MapWarning {
     | 'self-trigger'
     | 'trigger-cycle'
     | 'unbound-event'
+    | 'first-change-unseen'
     | 'sla-too-short'
     | 'saved-before-check'
     | 'unknown-field'
@@ -112,6 +114,44 @@ function writes(rule: Rule): Map<string, Set<string>> {
   return out;
 }
 
+/** The ADD event of an UPDATE event's record type: ONCRMDEALUPDATE → ONCRMDEALADD. */
+function addEventOf(event: string): string | undefined {
+  if (!entityTypeOfEvent(event) || !/UPDATE(_\d+)?$/.test(event)) return undefined;
+  return event.replace(/UPDATE(_\d+)?$/, 'ADD$1');
+}
+
+/**
+ * A change (`changed`, `becomes`) is told against the record's values seen last, and a new
+ * record is first seen on its ADD event. With no ADD event of the record type subscribed,
+ * every record's first change after its creation is a first sighting, and those conditions
+ * skip it: said at save time, not found in the log a week later.
+ */
+function firstChangeWarnings(rules: readonly Rule[], boundEvents: readonly string[]): MapWarning[] {
+  const bound = new Set(boundEvents.map((e) => e.toUpperCase()));
+  const addsBound = new Set([...bound].filter(isAddEvent).map(eventFamily));
+  const out: MapWarning[] = [];
+  for (const r of rules) {
+    const fields = [
+      ...new Set(
+        (r.when ?? []).filter((c) => 'changed' in c || 'becomes' in c).map((c) => c.field),
+      ),
+    ];
+    if (fields.length === 0) continue;
+    const warned = new Set<string>();
+    for (const e of r.on) {
+      const add = bound.has(e) ? addEventOf(e) : undefined;
+      if (!add || addsBound.has(eventFamily(add)) || warned.has(add)) continue;
+      warned.add(add);
+      out.push({
+        code: 'first-change-unseen',
+        rules: [r.name],
+        message: `rule "${r.name}": the first change of a new record (${e}) is skipped by its conditions on changes of ${fields.join(', ')}, because the portal is not subscribed to ${add} (Subscriptions), where a record is first seen; subscribe to it`,
+      });
+    }
+  }
+  return out;
+}
+
 const listens = (rule: Rule, event: string): boolean =>
   rule.on.some((e) => e === event || e.startsWith(`${event}_`));
 
@@ -147,6 +187,8 @@ export function checkMap(map: EventMap, opts: CheckOptions = {}): MapWarning[] {
       }
     }
   }
+
+  if (opts.boundEvents) warnings.push(...firstChangeWarnings(rules, opts.boundEvents));
 
   if (opts.settleMs !== undefined) {
     for (const r of rules) {

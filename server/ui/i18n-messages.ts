@@ -330,6 +330,14 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ', which is not subscribed (Subscriptions); it will not fire until the portal is subscribed to it',
     ', а на него нет подписки (Подписки); правило не сработает, пока портал на него не подписан',
   ],
+  // a change compared with no ADD event subscribed (server/rules/check-map.ts)
+  [': the first change of a new record (', ': первое изменение новой записи ('],
+  [') is skipped by its conditions on changes of ', ') не пройдёт его условия на изменение '],
+  [', because the portal is not subscribed to ', ', потому что портал не подписан на '],
+  [
+    ' (Subscriptions), where a record is first seen; subscribe to it',
+    ' (Подписки), где запись видна впервые; подпишитесь на него',
+  ],
   [' has an SLA of ', ' имеет SLA '],
   [
     ' s after it arrives (EVENT_SETTLE_MS); every event will be late',

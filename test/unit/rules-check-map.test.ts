@@ -122,6 +122,37 @@ describe('checkMap', () => {
     ]);
   });
 
+  it("warns of a change compared on an update whose record type's ADD event is not subscribed", () => {
+    const becomes = { field: 'STAGE_ID', becomes: 'WON' };
+    const map: EventMap = {
+      rules: [
+        rule('won', ['ONCRMDEALUPDATE'], [sms], {
+          when: [becomes, { field: 'TITLE', changed: true }],
+        }),
+        rule('plain', ['ONCRMDEALUPDATE'], [sms], { when: [{ field: 'STAGE_ID', equals: 'WON' }] }),
+        rule('item', ['ONCRMDYNAMICITEMUPDATE_1038'], [sms], { when: [becomes] }),
+        rule('task', ['ONTASKUPDATE'], [sms], { when: [{ field: 'STATUS', changed: true }] }),
+      ],
+    };
+    const first = (bound: string[]) =>
+      checkMap(map, { boundEvents: bound }).filter((w) => w.code === 'first-change-unseen');
+    const all = ['ONCRMDEALUPDATE', 'ONCRMDYNAMICITEMUPDATE_1038', 'ONTASKUPDATE'];
+    const warned = first(all);
+    expect(warned.map((w) => w.rules[0])).toEqual(['won', 'item', 'task']);
+    expect(warned[0]!.message).toBe(
+      'rule "won": the first change of a new record (ONCRMDEALUPDATE) is skipped by its conditions on changes of STAGE_ID, TITLE, because the portal is not subscribed to ONCRMDEALADD (Subscriptions), where a record is first seen; subscribe to it',
+    );
+    expect(warned[1]!.message).toContain('subscribed to ONCRMDYNAMICITEMADD_1038 (');
+    expect(translateMessage(warned[0]!.message, 'ru')).toBe(
+      'правило "won": первое изменение новой записи (ONCRMDEALUPDATE) не пройдёт его условия на изменение STAGE_ID, TITLE, потому что портал не подписан на ONCRMDEALADD (Подписки), где запись видна впервые; подпишитесь на него',
+    );
+    // Control: with the ADD events subscribed (a smart process's general one will do, its
+    // records sharing one snapshot), nothing is said.
+    expect(first([...all, 'ONCRMDEALADD', 'ONCRMDYNAMICITEMADD', 'ONTASKADD'])).toEqual([]);
+    // An update not subscribed is said once, as unbound, not again here.
+    expect(first(['ONTASKUPDATE'])).toHaveLength(1);
+  });
+
   it('names the event a misspelt trigger is close to', () => {
     const map: EventMap = { rules: [rule('typo', ['ONCRMDEALUPDTE', 'ONCRMLEADADD'], [sms])] };
     const [w] = checkMap(map, { boundEvents: ['ONCRMDEALUPDATE'] });

@@ -1082,4 +1082,52 @@ describe('the rule builder pages', () => {
       await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules }, h.t.clock.now());
     }
   });
+
+  /**
+   * "Stage becomes Won" on ONCRMDEALUPDATE with ONCRMDEALADD not subscribed: every deal's
+   * first move after its creation was skipped as a first sighting, and nothing said so.
+   */
+  it('says at save time that a new deal’s first change is skipped while its ADD is not subscribed', async () => {
+    const portal = h.t.deps.db('portals').where({ member_id: h.portal.memberId });
+    const { events_bound: was } = (await portal.clone().first('events_bound')) as {
+      events_bound: string | null;
+    };
+    const rule = {
+      name: 'Won, ADD unseen',
+      on: ['ONCRMDEALUPDATE'],
+      when: [{ field: 'STAGE_ID', becomes: 'WON' }],
+      actions: [{ type: 'telegram', chatId: '-100500', text: 'Won {{deal.ID}}' }],
+    };
+    const first = (r: Awaited<ReturnType<typeof post>>) =>
+      (json(r).warnings as string[]).filter((w) => w.includes('first change of a new record'));
+    try {
+      await portal.clone().update({ events_bound: JSON.stringify(['ONCRMDEALUPDATE']) });
+      h.t.deps.portals.invalidate();
+      const saved = await post('/ui/rules/builder/save', { rule: JSON.stringify(rule) });
+      expect(first(saved)).toEqual([
+        'rule "Won, ADD unseen": the first change of a new record (ONCRMDEALUPDATE) is skipped by its conditions on changes of STAGE_ID, because the portal is not subscribed to ONCRMDEALADD (Subscriptions), where a record is first seen; subscribe to it',
+      ]);
+      // The rules page says it under the rule, with the way to Subscriptions.
+      const page = await getPage(h, '/ui/rules', admin.cookie);
+      expect(page.html).toMatch(
+        /data-rule="Won, ADD unseen"[^]*?data-code="first-change-unseen">[^<]*<a href="\/ui\/subscriptions[^"]*" class="to-subscriptions">/,
+      );
+      // Control: with ONCRMDEALADD subscribed, the same save says nothing of it.
+      await portal
+        .clone()
+        .update({ events_bound: JSON.stringify(['ONCRMDEALADD', 'ONCRMDEALUPDATE']) });
+      h.t.deps.portals.invalidate();
+      const again = await post('/ui/rules/builder/save', {
+        rule: JSON.stringify(rule),
+        original: rule.name,
+      });
+      expect([again.status, first(again)]).toEqual([200, []]);
+    } finally {
+      await portal.clone().update({ events_bound: was });
+      h.t.deps.portals.invalidate();
+      const now = (await getRuleMap(h.t.deps.db, h.portal.memberId))!;
+      const rules = now.rules.filter((r) => r.name !== rule.name);
+      await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules }, h.t.clock.now());
+    }
+  });
 });
