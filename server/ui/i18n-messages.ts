@@ -564,8 +564,9 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
   ],
   [/(^|: )([A-Z]+ \S+) timed out after (\d+) ms/, '$1$2: нет ответа за $3 мс'],
   [/(^|: )([A-Z]+ \S+|bitrix \S+) failed: /, '$1$2: ошибка: '],
-  // failOnStatus: "HTTP 503 from POST https://…" (the remote system's text follows it)
-  [/(^|: )HTTP (\d{3}) from ([A-Z]+ \S+?)(: |$)/, '$1$3: ответ HTTP $2$4'],
+  // failOnStatus: "HTTP 503 from POST https://…" (the remote system's text follows it). The
+  // status first, as in English: a table cell clips the text, and a long URL before it hid it.
+  [/(^|: )HTTP (\d{3}) from ([A-Z]+ \S+?)(: |$)/, '$1ответ HTTP $2 на $3$4'],
   [
     /(^|: )([A-Z]+ \S+) refused: its port is reserved for another protocol \(such as SMTP, SSH or X11\), so no HTTP request is sent to it; use the port the service answers HTTP on/,
     '$1$2: порт закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), запрос не отправлен; укажите порт, на котором сервис отвечает по HTTP',

@@ -4,6 +4,7 @@ import { scopeErrors } from '../../server/rules/scopes.js';
 import { sealMap } from '../../server/rules/secret-fields.js';
 import { savedBeforeChecks, validateEventMap } from '../../server/rules/validate.js';
 import { translateError, translateMessage, translateNote } from '../../server/ui/i18n-messages.js';
+import { clip } from '../../server/ui/context.js';
 import { englishIn } from '../helpers/english-words.js';
 import { NOT_CONFIGURED_MESSAGE } from '../../server/install/install-portal.js';
 import { parseInstallRequest } from '../../server/install/install-request.js';
@@ -250,7 +251,10 @@ describe('errors on Russian pages', () => {
     );
     expect(
       translateError('erp: HTTP 503 from POST https://erp.example/api: Service Unavailable', 'ru'),
-    ).toBe('erp: POST https://erp.example/api: ответ HTTP 503: Service Unavailable');
+    ).toBe('erp: ответ HTTP 503 на POST https://erp.example/api: Service Unavailable');
+    // The status before the URL, as in English: a cell's 100 characters keep it.
+    const long = `erp: HTTP 502 from POST https://erp.example/${'v1/'.repeat(30)}invoices: Bad Gateway`;
+    expect(clip(translateError(long, 'ru'), 100)).toContain('ответ HTTP 502');
     expect(
       translateError(
         'POST http://erp.example:6000/x refused: its port is reserved for another protocol (such as SMTP, SSH or X11), so no HTTP request is sent to it; use the port the service answers HTTP on',

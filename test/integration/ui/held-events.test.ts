@@ -70,7 +70,7 @@ describe('an event that waits for an earlier event of the same deal', () => {
     expect(row).toContain(`#${first}</a>, получено `);
     expect(row).toContain('Последняя ошибка: ');
     // The earlier event's error in Russian too, as its own row says it.
-    expect(row).toMatch(/Последняя ошибка: <span translate="no">[^<]*: ответ HTTP 503/);
+    expect(row).toMatch(/Последняя ошибка: <span translate="no">[^<]*: ответ HTTP 503 на /);
   });
 
   it('says so in the event log and on the event page, linked to the earlier event', async () => {
