@@ -74,6 +74,13 @@ describe('the note of a skipped event, told from an error', () => {
     expect(timeline(page.html)).toContain('<span class="badge b-done">finished</span>');
     expect(timeline(page.html)).not.toContain('>done<');
     expect(page.html).toContain('id="timeline-hint"');
+    // Its runs are counted from 1, not numbered by their jobs' ids.
+    const jobs = await h.t.deps.db('jobs').where({ event_id: skipped }).orderBy('id').pluck('id');
+    expect(jobs.length).toBeGreaterThan(0);
+    const shown = [...timeline(page.html).matchAll(/<tr data-job="(\d+)"><td>(\d+)<\/td>/g)];
+    expect(shown.map((m) => [m[1], m[2]])).toEqual(
+      jobs.map((id, i) => [String(id), String(i + 1)]),
+    );
     const ruPage = await getPage(h, `/ui/events/${skipped}`, ru.cookie);
     expect(timeline(ruPage.html)).toContain('<span class="badge b-done">завершён</span>');
     expect(timeline(ruPage.html)).not.toContain('готово');
