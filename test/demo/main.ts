@@ -79,6 +79,8 @@ async function main(): Promise<void> {
     // The accounting and logistics stand-ins listen on loopback, which rule steps may not
     // reach unless the operator allows it.
     ACTION_PRIVATE_HOSTS: env.ACTION_PRIVATE_HOSTS ?? '127.0.0.1',
+    // Calls made in the deals too: the deal's tab lists them beside its own events.
+    B24_EVENTS: env.B24_EVENTS ?? 'ONCRMDEALADD,ONCRMDEALUPDATE,ONCRMACTIVITYADD',
     RETRY_BASE_SECONDS: env.RETRY_BASE_SECONDS ?? '2',
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
   };
@@ -145,6 +147,9 @@ async function main(): Promise<void> {
         : []),
       '  A stream of deal events runs every few seconds; every third deal is paid (WON),',
       '  which runs the "Paid deal" rule: invoice, shipment, SMS and a timeline comment.',
+      "  Each deal also gets a call (ONCRMACTIVITYADD): its Webhooks tab lists the call's event",
+      '  as "Activity <id>" beside the deal\'s own. A rule on it: Rules > New rule, event',
+      '  "An activity was created", condition "Type is one of Call".',
       '  Press Ctrl+C to stop.',
       '',
     ].join('\n'),
@@ -161,8 +166,9 @@ async function main(): Promise<void> {
     () => {
       void (async () => {
         n++;
+        const title = names[n % names.length]!;
         const deal = await portal.addDeal({
-          TITLE: `${names[n % names.length]} #${n}`,
+          TITLE: `${title} #${n}`,
           STAGE_ID: 'NEW',
           OPPORTUNITY: String(100 * n),
           CURRENCY_ID: 'USD',
@@ -171,6 +177,21 @@ async function main(): Promise<void> {
         setTimeout(
           () => void portal.updateDeal(deal.id, { STAGE_ID: 'PREPARATION' }).catch(() => undefined),
           1500,
+        );
+        // A call in the deal (CCrmActivityType 2, owner type 2 a deal).
+        setTimeout(
+          () =>
+            void portal
+              .addActivity({
+                OWNER_TYPE_ID: '2',
+                OWNER_ID: deal.id,
+                TYPE_ID: '2',
+                SUBJECT: `Call about ${title}`,
+                DIRECTION: '2',
+                COMPLETED: 'Y',
+              })
+              .catch(() => undefined),
+          1000,
         );
         if (n % 3 === 0)
           setTimeout(

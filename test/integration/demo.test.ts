@@ -64,7 +64,23 @@ describe('npm run demo', () => {
       const page = await fetch(portalPage!);
       expect(page.status).toBe(200);
       expect(await page.text()).toContain(`http://localhost:${port}`);
+      // The calls made in the deals are linked to them, for their tabs.
+      const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
+      try {
+        let linked: unknown;
+        for (const end = Date.now() + 15_000; !linked && Date.now() < end;) {
+          linked = await db('event_owners')
+            .join('events', 'events.id', 'event_owners.event_id')
+            .where({ 'events.event': 'ONCRMACTIVITYADD', 'event_owners.owner_type': 'deal' })
+            .first('event_owners.owner_id');
+          if (!linked) await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(linked).toBeDefined();
+      } finally {
+        await db.destroy();
+      }
     });
+    expect(err).toMatch(/Each deal also gets a call \(ONCRMACTIVITYADD\)/);
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[sms\] POST \/send .*Payment received for order/);
     // A new DATA_DIR holds the secrets: the owner's only, as npm start makes it.
