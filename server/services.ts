@@ -120,11 +120,11 @@ export function createServices(deps: Deps, opts: ServiceOptions = {}): Services 
     processor: opts.processor,
     worker: {
       // The intake comes first: no new claim while deliveries wait for their commit (SQLite
-      // has one writer; a worker transaction would make them wait), nor during a flood of
-      // more than 1,000 deliveries a second (processing then catches up afterwards); at most
-      // 1 s in a row, so processing never stops entirely. Only the processing of the portals
-      // sending the flood is held back (server/intake/request-rate.ts).
-      shouldYield: () => intake.busy() || intake.flood().all,
+      // has one writer; a worker transaction would make them wait), at most 1 s in a row, so
+      // processing never stops entirely. During a flood of more than 1,000 deliveries a
+      // second only the processing of the portals sending it is held back (server/intake/
+      // request-rate.ts).
+      shouldYield: () => intake.busy(),
       flood: () => intake.flood(),
       ...opts.worker,
     },

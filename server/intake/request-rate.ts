@@ -3,8 +3,6 @@ export const FLOOD_MARK = 1000;
 
 /** Who floods the intake, if anyone. */
 export interface Flood {
-  /** Everyone's processing yields (kept for the worker's option; the intake never says so). */
-  readonly all: boolean;
   /**
    * The largest senders, taken in turn until the others together send no more than the
    * flood mark: only their processing waits.
@@ -12,7 +10,7 @@ export interface Flood {
   readonly portals: ReadonlySet<number>;
 }
 
-export const NO_FLOOD: Flood = Object.freeze({ all: false, portals: new Set<number>() });
+export const NO_FLOOD: Flood = Object.freeze({ portals: new Set<number>() });
 
 /** How long one answer of `flood()` is reused (it sorts the senders). */
 const FLOOD_MEMO_MS = 50;
@@ -72,7 +70,7 @@ export class RequestRate {
       portals.add(p);
       others -= n;
     }
-    const flood: Flood = { all: false, portals };
+    const flood: Flood = { portals };
     this.memo = { at: t, flood };
     return flood;
   }

@@ -30,10 +30,9 @@ export interface WorkerOptions {
   shouldYield?: () => boolean;
   /**
    * Who sends the flood (the intake's `flood()`): only the jobs of `portals` are held back,
-   * to one each per `maxYieldMs`, while the other portals' run as usual; with `all`, a
-   * flood holds back everyone's (as without this option).
+   * to one each per `maxYieldMs`, while the other portals' run as usual.
    */
-  flood?: () => { all: boolean; portals: ReadonlySet<number> };
+  flood?: () => { portals: ReadonlySet<number> };
   /** @default 1000 */
   maxYieldMs?: number;
   /**

@@ -28,7 +28,7 @@ export async function runLoop(w: WorkerContext): Promise<void> {
     const held = heldPortals(w);
     // Still flooded after the longest wait: one job, so processing moves on without
     // spending the intake's time on a whole round of claims and outcome writes.
-    const flooded = yielded > 0 && !held.alone && w.shouldYield?.() === true;
+    const flooded = yielded > 0 && !held.limits && w.shouldYield?.() === true;
     yielded = 0;
     await sweepOrphans(w);
     const { claimFailed, more } = await loopRound(w, flooded, held.limits);
@@ -48,8 +48,7 @@ export async function runLoop(w: WorkerContext): Promise<void> {
  * second (on PostgreSQL, whose commits take longer, every moment was busy).
  */
 function yieldLimit(w: WorkerContext): number {
-  const flood = w.flood?.();
-  const alone = flood !== undefined && flood.portals.size > 0 && !flood.all;
+  const alone = (w.flood?.().portals.size ?? 0) > 0;
   return alone ? Math.min(w.maxYieldMs, BRIEF_YIELD_MS) : w.maxYieldMs;
 }
 
@@ -57,14 +56,11 @@ const BRIEF_YIELD_MS = 50;
 
 /**
  * The portals whose jobs this round may take only one of each (their turn, once per
- * `maxYieldMs`) or none, while they send a flood; `alone` when the other portals do not.
+ * `maxYieldMs`) or none, while they send a flood (the others together do not: flood()).
  */
-function heldPortals(w: WorkerContext): {
-  limits: Map<number, number> | undefined;
-  alone: boolean;
-} {
+function heldPortals(w: WorkerContext): { limits: Map<number, number> | undefined } {
   const flood = w.flood?.();
-  if (!flood || flood.portals.size === 0) return { limits: undefined, alone: false };
+  if (!flood || flood.portals.size === 0) return { limits: undefined };
   const { state } = w;
   const t = performance.now();
   const turn = t - state.floodTurnAt >= w.maxYieldMs;
@@ -86,7 +82,7 @@ function heldPortals(w: WorkerContext): {
       if (t - at >= FLOOD_LOG_EVERY_MS) state.floodLogged.delete(p);
     }
   }
-  return { limits, alone: !flood.all };
+  return { limits };
 }
 
 /** How often a portal still sending a flood is named in the log again. */
