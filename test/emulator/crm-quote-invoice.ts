@@ -1,4 +1,5 @@
 import type { EntityDefinition } from './crm-store.js';
+import type { StatusRow } from './rest-metadata.js';
 import type { CrmItem } from './types.js';
 
 /**
@@ -122,3 +123,55 @@ export const INVOICE: EntityDefinition = {
     delete invoice['MODIFY_BY_ID'];
   },
 };
+
+/**
+ * The quote statuses (ENTITY_ID `QUOTE_STATUS`) and the old invoice statuses
+ * (`INVOICE_STATUS`) a new portal has, as `crm.status.list` lists them (crm-status-list.md's
+ * row; DOCS:api-reference/crm/quote/crm-quote-fields.md and DOCS:api-reference/crm/outdated/
+ * invoice/crm-invoice-fields.md name the lists). Codes, sorts, SYSTEM, colours and SEMANTICS
+ * are the core's defaults (CORE crm classes/general/crm_status.php `GetDefaultQuoteStatuses`,
+ * `GetDefaultInvoiceStatuses`: DECLAINED is the core's spelling). EXTRA.SEMANTICS of a quote
+ * status is `CCrmQuote::GetStatusSemantics` (crm_quote.php: APPROVED success, DECLAINED
+ * failure, a status sorted after APPROVED apology, else process); invoice statuses carry no
+ * EXTRA (restservice.php `CCrmStatusRestProxy::prepareExtra`). The names are lang messages
+ * the mirror does not hold (CRM_QUOTE_STATUS_*, CRM_INVOICE_STATUS_*): ours, and NAME_INIT
+ * (the name a system status was installed with) as the deal stages have it. The IDs are ours.
+ */
+export function quoteInvoiceStatuses(): StatusRow[] {
+  const row = (
+    id: number,
+    entity: 'QUOTE_STATUS' | 'INVOICE_STATUS',
+    statusId: string,
+    name: string,
+    sort: number,
+    system: boolean,
+    color: string,
+    semantics: 'S' | 'F' | null,
+    extra?: 'process' | 'success' | 'failure' | 'apology',
+  ): StatusRow => ({
+    ID: String(id),
+    ENTITY_ID: entity,
+    STATUS_ID: statusId,
+    NAME: name,
+    NAME_INIT: system ? name : '',
+    SORT: String(sort),
+    SYSTEM: system ? 'Y' : 'N',
+    CATEGORY_ID: null,
+    COLOR: color,
+    SEMANTICS: semantics,
+    ...(extra ? { EXTRA: { SEMANTICS: extra, COLOR: color } } : {}),
+  });
+  const quote = 'QUOTE_STATUS';
+  const invoice = 'INVOICE_STATUS';
+  return [
+    row(201, quote, 'DRAFT', 'Draft', 10, true, '#39A8EF', null, 'process'),
+    row(202, quote, 'SENT', 'Sent', 20, false, '#2FC6F6', null, 'process'),
+    row(203, quote, 'APPROVED', 'Approved', 30, true, '#7BD500', 'S', 'success'),
+    row(204, quote, 'DECLAINED', 'Declined', 40, true, '#FF5752', 'F', 'failure'),
+    row(205, quote, 'APOLOGY', 'Failure analysis', 50, false, '#FF5752', 'F', 'apology'),
+    row(301, invoice, 'N', 'New', 100, true, '#39A8EF', null),
+    row(302, invoice, 'S', 'Sent', 110, false, '#2FC6F6', null),
+    row(303, invoice, 'P', 'Paid', 130, true, '#7BD500', 'S'),
+    row(304, invoice, 'D', 'Declined', 140, true, '#FF5752', 'F'),
+  ];
+}

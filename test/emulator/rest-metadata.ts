@@ -1,6 +1,7 @@
 import { LIST_PAGE } from './crm-store.js';
 import { camelKey } from './item-store.js';
 import { isRecord } from './http-util.js';
+import { quoteInvoiceStatuses } from './crm-quote-invoice.js';
 import { isSmartProcessType } from './rest-items.js';
 import { param, paramString, RestError, type MethodHandler } from './rest-error.js';
 import type { PortalState } from './state.js';
@@ -222,7 +223,8 @@ function itemFields(typeId: number): Record<string, FieldDescription & { upperNa
   ]) as Record<string, FieldDescription & { upperName: string }>;
 }
 
-interface StatusRow {
+/** A row of `crm.status.list` (crm-status-list.md's answer). */
+export interface StatusRow {
   ID: string;
   ENTITY_ID: string;
   STATUS_ID: string;
@@ -233,7 +235,12 @@ interface StatusRow {
   CATEGORY_ID: string | null;
   COLOR: string;
   SEMANTICS: 'S' | 'F' | null;
-  EXTRA: { SEMANTICS: string; COLOR: string };
+  /**
+   * Only for the lists whose semantics the core knows: STATUS, QUOTE_STATUS, DEAL_STAGE and
+   * the deal pipelines' lists (CORE crm classes/general/restservice.php
+   * `CCrmStatusRestProxy::prepareExtra`); INVOICE_STATUS rows have none.
+   */
+  EXTRA?: { SEMANTICS: string; COLOR: string };
 }
 
 /**
@@ -288,6 +295,7 @@ function stages(): StatusRow[] {
     row('STATUS', null, 'PROCESSED', 'Processed', 30, 'process', '#55D0E0'),
     row('STATUS', null, 'CONVERTED', 'Good lead', 40, 'success', '#7BD500'),
     row('STATUS', null, 'JUNK', 'Junk lead', 50, 'failure', '#FF5752'),
+    ...quoteInvoiceStatuses(),
   ];
 }
 

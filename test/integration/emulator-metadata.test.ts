@@ -113,6 +113,40 @@ describe('CRM metadata on the emulated portal (fields, stages, pipelines)', () =
     expect((second.json.result as Array<Record<string, unknown>>)[0]!.CATEGORY_ID).toBe('1');
   });
 
+  it('lists the quote statuses and the old invoice statuses, the invoice ones without EXTRA', async () => {
+    const list = async (entity: string) =>
+      (
+        await call('crm.status.list', {
+          order: { SORT: 'ASC' },
+          filter: { ENTITY_ID: entity },
+        })
+      ).json.result as Array<Record<string, unknown>>;
+    const quote = await list('QUOTE_STATUS');
+    expect(quote.map((r) => [r.STATUS_ID, r.SEMANTICS])).toEqual([
+      ['DRAFT', null],
+      ['SENT', null],
+      ['APPROVED', 'S'],
+      ['DECLAINED', 'F'],
+      ['APOLOGY', 'F'],
+    ]);
+    expect(quote[2]).toMatchObject({
+      ENTITY_ID: 'QUOTE_STATUS',
+      NAME: 'Approved',
+      SYSTEM: 'Y',
+      CATEGORY_ID: null,
+      EXTRA: { SEMANTICS: 'success', COLOR: '#7BD500' },
+    });
+    expect(quote[4]!.EXTRA).toMatchObject({ SEMANTICS: 'apology' });
+    const invoice = await list('INVOICE_STATUS');
+    expect(invoice.map((r) => [r.STATUS_ID, r.NAME, r.SEMANTICS])).toEqual([
+      ['N', 'New', null],
+      ['S', 'Sent', null],
+      ['P', 'Paid', 'S'],
+      ['D', 'Declined', 'F'],
+    ]);
+    expect(invoice.some((r) => 'EXTRA' in r)).toBe(false);
+  });
+
   it('lists deal pipelines under result.categories, the default one marked', async () => {
     const { json } = await call('crm.category.list', { entityTypeId: 2 });
     const cats = (json.result as { categories: Array<Record<string, unknown>> }).categories;
