@@ -98,13 +98,17 @@ export type FieldLists = Partial<Record<keyof KnownFields, readonly FieldInfo[]>
 const NUMBER_TYPES: ReadonlySet<string> = new Set(['integer', 'double']);
 const NUMBER_TEXT = /^\s*-?\d+(\.\d+)?\s*$/;
 
+/** Status lists whose codes are a stage or status a record always has. */
+const STAGE_LISTS: ReadonlySet<string> = new Set(['STATUS', 'QUOTE_STATUS', 'INVOICE_STATUS']);
+
 /**
- * Fields a record always has a value in: a stage (a deal's STAGE_ID, a lead's STATUS_ID), a
- * pipeline, an activity's type. A condition on one with an empty value (the builder's "—
- * choose —" left as it was) never holds.
+ * Fields a record always has a value in: a stage or status (a deal's STAGE_ID, a lead's,
+ * quote's or old invoice's STATUS_ID), a pipeline, an activity's type. A condition on one with
+ * an empty value (the builder's "— choose —" left as it was) never holds.
  */
 function neverEmpty(info: FieldInfo): boolean {
-  const stage = info.statusType === 'STATUS' || (info.statusType ?? '').startsWith('DEAL_STAGE');
+  const stage =
+    STAGE_LISTS.has(info.statusType ?? '') || (info.statusType ?? '').startsWith('DEAL_STAGE');
   return (
     stage ||
     ['STAGE_ID', 'CATEGORY_ID'].includes(info.code) ||

@@ -4,8 +4,8 @@ import type { PortalRow } from '../../db/stores/portals.js';
 /**
  * What the rule builder offers in its pickers, read from the portal itself: the fields of
  * deals, leads, contacts, companies, activities, quotes and old invoices (user fields under the
- * names the admin gave them), the deal pipelines and their stages, the lead stages, and the
- * portal's users.
+ * names the admin gave them), the deal pipelines and their stages, the lead stages, the quote
+ * and old invoice statuses, and the portal's users.
  *
  * Sources: crm.deal.fields / crm.lead.fields / crm.contact.fields / crm.company.fields /
  * crm.activity.fields / crm.quote.fields / crm.invoice.fields (see `toFields` for the old
@@ -14,9 +14,11 @@ import type { PortalRow } from '../../db/stores/portals.js';
  * by field code; a user field's `title` is its code and its names are `formLabel` /
  * `listLabel`, list fields carry `items`), crm.category.list with entityTypeId 2
  * (`result.categories[]`), crm.status.list with ENTITY_ID `DEAL_STAGE` for the general
- * pipeline, `DEAL_STAGE_<id>` for the others and `STATUS` for the lead stages
+ * pipeline, `DEAL_STAGE_<id>` for the others, `STATUS` for the lead stages, `QUOTE_STATUS` and
+ * `INVOICE_STATUS` for the quote and old invoice statuses
  * (https://apidocs.bitrix24.com/api-reference/crm/status/crm-status-list.html; `STATUS` is the
- * statusType of a lead's STATUS_ID in crm.lead.fields).
+ * statusType of a lead's STATUS_ID in crm.lead.fields, `QUOTE_STATUS` of a quote's in
+ * crm.quote.fields, and the old invoice's fields page names `INVOICE_STATUS`).
  */
 
 export interface FieldInfo {
@@ -50,6 +52,10 @@ export interface PortalMetadata {
   stages: StageInfo[];
   /** The lead stages (STATUS_ID of a lead), in their order; categoryId 0. */
   leadStages: StageInfo[];
+  /** The quote statuses (STATUS_ID of a quote, the list QUOTE_STATUS), in their order. */
+  quoteStatuses: StageInfo[];
+  /** The old invoice statuses (STATUS_ID of an old invoice, INVOICE_STATUS), in their order. */
+  invoiceStatuses: StageInfo[];
   users: Array<{ id: string; name: string }>;
   /** Commands that failed (e.g. a scope the app lacks): the builder still works without them. */
   missing: string[];
@@ -111,6 +117,31 @@ export function toFields(raw: unknown): FieldInfo[] {
   return out.sort((a, b) => uf(a) - uf(b) || (uf(a) ? a.title.localeCompare(b.title) : 0));
 }
 
+/**
+ * The old invoice's fields that `crm.invoice.fields` types only as stored (`string`, `integer`)
+ * with the types its fields page gives them (DOCS:api-reference/crm/outdated/invoice/
+ * crm-invoice-fields.md): STATUS_ID a `crm_status` of the list INVOICE_STATUS, PAYED a Y/N
+ * `char`, and the users' ids (the responsible person, who created the invoice, who last
+ * changed its status, who marked it paid) `user`s, so the builder offers them as it does a
+ * deal's stage, flags and ASSIGNED_BY_ID.
+ */
+const INVOICE_FIELD_TYPES: Readonly<Record<string, Pick<FieldInfo, 'type' | 'statusType'>>> = {
+  STATUS_ID: { type: 'crm_status', statusType: 'INVOICE_STATUS' },
+  PAYED: { type: 'char' },
+  RESPONSIBLE_ID: { type: 'user' },
+  CREATED_BY: { type: 'user' },
+  EMP_STATUS_ID: { type: 'user' },
+  EMP_PAYED_ID: { type: 'user' },
+};
+
+/** See INVOICE_FIELD_TYPES; a field a portal already types otherwise is left as it is. */
+function invoiceFieldsAsDocumented(fields: FieldInfo[]): FieldInfo[] {
+  return fields.map((f) => {
+    const as = Object.hasOwn(INVOICE_FIELD_TYPES, f.code) ? INVOICE_FIELD_TYPES[f.code] : undefined;
+    return as && ['string', 'integer'].includes(f.type) ? { ...f, ...as } : f;
+  });
+}
+
 function toStages(raw: unknown, categoryId: number): StageInfo[] {
   if (!Array.isArray(raw)) return [];
   return raw
@@ -154,6 +185,14 @@ export async function loadMetadata(
     categories: ['crm.category.list', { entityTypeId: 2 }],
     stages0: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'DEAL_STAGE' } }],
     leadStages: ['crm.status.list', { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'STATUS' } }],
+    quoteStatuses: [
+      'crm.status.list',
+      { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'QUOTE_STATUS' } },
+    ],
+    invoiceStatuses: [
+      'crm.status.list',
+      { order: { SORT: 'ASC' }, filter: { ENTITY_ID: 'INVOICE_STATUS' } },
+    ],
     users: ['user.get', { FILTER: { ACTIVE: true } }],
   });
   const missing = Object.keys(first.errors);
@@ -188,11 +227,13 @@ export async function loadMetadata(
       company: toFields(first.result.company),
       activity: toFields(first.result.activity),
       quote: toFields(first.result.quote),
-      invoice: toFields(first.result.invoice),
+      invoice: invoiceFieldsAsDocumented(toFields(first.result.invoice)),
     },
     categories,
     stages,
     leadStages: toStages(first.result.leadStages, 0),
+    quoteStatuses: toStages(first.result.quoteStatuses, 0),
+    invoiceStatuses: toStages(first.result.invoiceStatuses, 0),
     users,
     missing,
     loadedAt: now,

@@ -100,6 +100,44 @@ describe("the rule builder's metadata, read from the portal and cached", () => {
     expect(m.users.length).toBeGreaterThan(0);
   });
 
+  it('reads the quote and old invoice statuses in the same first batch, and types the invoice fields as documented', async () => {
+    const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 2_000 });
+    const before = batches();
+    const m = await cache.get(await portalRow());
+    expect(batches() - before).toBe(2);
+    const lists = h.portal.calls
+      .slice(-40)
+      .filter((c) => c.method === 'crm.status.list' && c.inBatch)
+      .map((c) => (c.params as { filter?: { ENTITY_ID?: string } }).filter?.ENTITY_ID);
+    expect(lists).toEqual(expect.arrayContaining(['QUOTE_STATUS', 'INVOICE_STATUS']));
+    expect(m.quoteStatuses.map((s) => [s.id, s.name, s.semantics])).toEqual([
+      ['DRAFT', 'Draft', 'P'],
+      ['SENT', 'Sent', 'P'],
+      ['APPROVED', 'Approved', 'S'],
+      ['DECLAINED', 'Declined', 'F'],
+      ['APOLOGY', 'Failure analysis', 'F'],
+    ]);
+    expect(m.invoiceStatuses.map((s) => [s.id, s.name])).toEqual([
+      ['N', 'New'],
+      ['S', 'Sent'],
+      ['P', 'Paid'],
+      ['D', 'Declined'],
+    ]);
+    // crm.invoice.fields says `string` / `integer` (its own service's answer); the fields
+    // page's types make the builder offer the statuses, Y/N and the users.
+    const invoice = (code: string) => m.entities.invoice.find((f) => f.code === code);
+    expect(invoice('STATUS_ID')).toMatchObject({
+      title: 'Status',
+      type: 'crm_status',
+      statusType: 'INVOICE_STATUS',
+    });
+    expect(invoice('PAYED')).toMatchObject({ title: 'Paid', type: 'char', readOnly: true });
+    for (const code of ['RESPONSIBLE_ID', 'CREATED_BY', 'EMP_STATUS_ID', 'EMP_PAYED_ID']) {
+      expect(invoice(code)).toMatchObject({ type: 'user' });
+    }
+    expect(invoice('PAY_SYSTEM_ID')).toMatchObject({ type: 'integer' });
+  });
+
   it('reads the rest when a portal refuses crm.invoice.fields (old invoices off): that command alone fails', async () => {
     const cache = createMetadataCache(h.t.deps.bitrix, { now: () => 3_000 });
     const before = batches();

@@ -186,6 +186,22 @@ describe("condition values a field's type never takes", () => {
     ).toEqual([]);
   });
 
+  it("says a quote's or an old invoice's status condition with nothing chosen never matches", () => {
+    const status = (statusType: string) => [{ ...info('STATUS_ID', 'crm_status'), statusType }];
+    const [quote] = valueTypeWarnings(
+      rule(['ONCRMQUOTEUPDATE'], [{ field: 'STATUS_ID', equals: '' }], 'x'),
+      { quote: status('QUOTE_STATUS') },
+    );
+    expect(quote!.message).toBe(
+      `rule "r": quote.STATUS_ID is never empty, and the condition's value is empty (nothing chosen): the rule never matches`,
+    );
+    const [invoice] = valueTypeWarnings(
+      rule(['ONCRMINVOICESETSTATUS'], [{ field: 'STATUS_ID', becomes: '' }], 'x'),
+      { invoice: status('INVOICE_STATUS') },
+    );
+    expect(invoice!.message).toMatch(/^rule "r": invoice\.STATUS_ID is never empty/);
+  });
+
   it('leaves values the field takes, empty values and unknown fields alone', () => {
     expect(
       messages([
