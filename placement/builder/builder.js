@@ -343,6 +343,16 @@ function choicesFor(code) {
     const stages = meta.leadStages || [];
     return stages.length ? [{ items: stages.map((st) => [st.id, st.name]) }] : undefined;
   }
+  // A quote's or an old invoice's status: the portal's lists QUOTE_STATUS / INVOICE_STATUS.
+  const statuses =
+    f.statusType === 'QUOTE_STATUS'
+      ? meta.quoteStatuses
+      : f.statusType === 'INVOICE_STATUS'
+        ? meta.invoiceStatuses
+        : undefined;
+  if (statuses) {
+    return statuses.length ? [{ items: statuses.map((st) => [st.id, st.name]) }] : undefined;
+  }
   if (f.items && f.items.length) return [{ items: f.items.map((i) => [i.id, i.value]) }];
   if (f.type === 'user') return [{ items: meta.users.map((u) => [u.id, u.name]) }];
   // An activity's type (crm.activity.fields' crm_enum_activitytype: CCrmActivityType).

@@ -381,7 +381,7 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     const option = f.locator('#cond-field-0 option[value="STATUS_ID"]');
     await option.waitFor({ state: 'attached' });
     await f.locator('#cond-field-0').selectOption('STATUS_ID');
-    await f.locator('#cond-value-0').fill('P');
+    await f.locator('#cond-value-0').selectOption('P');
     await f.locator('#add-step').click();
     await f.locator('#step-0-url').fill(`${h.sink.url}/api/invoices`);
     await bodyField(0, 'body', 0, 'topic');
@@ -396,6 +396,96 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       when: [{ field: 'STATUS_ID', equals: 'P' }],
       actions: [{ body: { topic: '{{invoice.ORDER_TOPIC}}' } }],
     });
+  });
+
+  /** The options of condition `i`'s value list, as `[value, text]`, "— choose —" aside. */
+  const valueOptions = (i: number) =>
+    frame()
+      .locator(`#cond-value-${i} option`)
+      .evaluateAll((os) =>
+        os.map((o) => [o.getAttribute('value'), o.textContent]).filter(([v]) => v !== ''),
+      );
+
+  /**
+   * A new rule on `event` whose first condition is on STATUS_ID with operator `op`: checks the
+   * value list holds `statuses` and picks `value` from it.
+   */
+  async function statusCondition(
+    event: string,
+    op: string,
+    statuses: string[][],
+    value: string | string[],
+  ) {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-other').fill(event);
+    await f.locator('#on-add').click();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0 option[value="STATUS_ID"]').waitFor({ state: 'attached' });
+    await f.locator('#cond-field-0').selectOption('STATUS_ID');
+    await f.locator('#cond-op-0').selectOption(op);
+    await expect(valueOptions(0)).resolves.toEqual(statuses);
+    await f.locator('#cond-value-0').selectOption(value);
+    return f;
+  }
+
+  /** The emulated portal's users (test/emulator/portal.ts), as the user pickers offer them. */
+  const USERS = [
+    ['1', 'Admin'],
+    ['2', 'Manager'],
+  ];
+  /** Adds condition `i` on `field`, checks its value list and picks `value` from it. */
+  async function pickFrom(i: number, field: string, options: string[][], value: string) {
+    const f = frame();
+    await f.locator('#add-condition').click();
+    await f.locator(`#cond-field-${i}`).selectOption(field);
+    await expect(valueOptions(i)).resolves.toEqual(options);
+    await f.locator(`#cond-value-${i}`).selectOption(value);
+  }
+
+  it("offers a quote's statuses by the portal's names, and its responsible person by name", async () => {
+    // The portal's list QUOTE_STATUS, in its order, read with the rest of the metadata.
+    const quoteStatuses = [
+      ['DRAFT', 'Draft'],
+      ['SENT', 'Sent'],
+      ['APPROVED', 'Approved'],
+      ['DECLAINED', 'Declined'],
+      ['APOLOGY', 'Failure analysis'],
+    ];
+    const f = await statusCondition('ONCRMQUOTEUPDATE', 'in', quoteStatuses, ['APPROVED', 'SENT']);
+    await pickFrom(1, 'ASSIGNED_BY_ID', USERS, '2');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule.when).toEqual([
+      { field: 'STATUS_ID', in: ['SENT', 'APPROVED'] },
+      { field: 'ASSIGNED_BY_ID', equals: '2' },
+    ]);
+  });
+
+  it("offers an old invoice's statuses, Paid as Yes / No and the responsible person by name", async () => {
+    // The portal's list INVOICE_STATUS: crm.invoice.fields calls STATUS_ID a string.
+    const invoiceStatuses = [
+      ['N', 'New'],
+      ['S', 'Sent'],
+      ['P', 'Paid'],
+      ['D', 'Declined'],
+    ];
+    const f = await statusCondition('ONCRMINVOICEUPDATE', 'becomes', invoiceStatuses, 'P');
+    await pickFrom(
+      1,
+      'PAYED',
+      [
+        ['Y', 'Yes'],
+        ['N', 'No'],
+      ],
+      'Y',
+    );
+    await pickFrom(2, 'RESPONSIBLE_ID', USERS, '1');
+    const rule = JSON.parse(await f.locator('#rule-json').inputValue()) as Record<string, unknown>;
+    expect(rule.when).toEqual([
+      { field: 'STATUS_ID', becomes: 'P' },
+      { field: 'PAYED', equals: 'Y' },
+      { field: 'RESPONSIBLE_ID', equals: '1' },
+    ]);
   });
 
   it('offers no deal fields for a user field event, which is about a field (found in review)', async () => {
