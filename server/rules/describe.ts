@@ -28,7 +28,10 @@ export type Phrase = Part[];
  */
 export type MapWords = (key: string) => string | undefined;
 
-/** A deal stage's name, where the portal's stage list is known (server/rules/metadata.ts). */
+/**
+ * A deal stage's (or a lead's stage's, a quote's or an old invoice's status's) name, where the
+ * portal's list is known (server/rules/metadata.ts).
+ */
 export interface StageName {
   name: string;
   /** The pipeline's name (deals with several pipelines). */
@@ -38,17 +41,23 @@ export interface StageName {
 }
 /**
  * Looks up a stage code: a deal's (`WON`, `C1:WON`), or with `record` `lead` a lead's
- * (`CONVERTED`, the status list STATUS).
+ * (`CONVERTED`, the status list STATUS), `quote` a quote's status (`APPROVED`, QUOTE_STATUS),
+ * `invoice` an old invoice's (`P`, INVOICE_STATUS).
  */
 export type StageNames = (code: string, record?: StageRecord) => StageName | undefined;
-/** The records whose stage codes a portal's stage lists name. */
-export type StageRecord = 'deal' | 'lead';
+/** The records whose stage or status codes a portal's status lists name. */
+export type StageRecord = 'deal' | 'lead' | 'quote' | 'invoice';
 
-/** Whose stage list a field of `record` names: a deal's STAGE_ID, a lead's STATUS_ID. */
+/**
+ * Whose stage or status list a field of `record` names: a deal's STAGE_ID, a lead's, a
+ * quote's or an old invoice's STATUS_ID.
+ */
 export function stageRecord(field: string, record: string | undefined): StageRecord | undefined {
   const name = upperFieldName(field);
   if (record === 'deal' && name === 'STAGE_ID') return 'deal';
-  if (record === 'lead' && name === 'STATUS_ID') return 'lead';
+  if ((record === 'lead' || record === 'quote' || record === 'invoice') && name === 'STATUS_ID') {
+    return record;
+  }
   return undefined;
 }
 
@@ -79,7 +88,10 @@ function recordOf(field: string, rule: Rule): string | undefined {
 const stageOf = (field: string, rule: Rule): StageRecord | undefined =>
   stageRecord(field.split('.').pop() ?? '', recordOf(field, rule));
 
-/** Whether any rule of the map compares a deal's or lead's stage: only then are names needed. */
+/**
+ * Whether any rule of the map compares a deal's or lead's stage or a quote's or old invoice's
+ * status: only then are names needed.
+ */
 export const comparesStages = (rules: readonly Rule[]): boolean =>
   rules.some((r) =>
     (r.when ?? []).some((c) => !('changed' in c) && stageOf(c.field, r) !== undefined),
@@ -163,7 +175,8 @@ export function describeCondition(
   stages?: StageNames,
 ): Phrase {
   const field = fieldLabel(c.field, rule, words);
-  // Only a deal's or a lead's stage codes are names in the portal's stage lists.
+  // Only a deal's or a lead's stage codes, a quote's or an old invoice's status codes, are
+  // names in the portal's lists.
   stages = stagesFor(stages, stageOf(c.field, rule));
   const codes = codeWords(c.field, rule, words);
   if ('changed' in c) return say(words, 'map.cond.changed', { field });

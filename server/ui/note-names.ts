@@ -19,8 +19,9 @@ import { translateNote } from './i18n-messages.js';
  * `STAGE_ID is "NEW", not "WON"` (server/rules/conditions.ts, transitions.ts). A CRM manager
  * reads the field's name and the stage's name instead: `Stage is "New", not "Won"`, in
  * Russian `Стадия = "Новая", а не "Сделка успешна"`. Field names come from the map page's
- * dictionary (server/ui/i18n-map.ts), deal stage names from the portal's stage list when the
- * page has it (server/rules/metadata.ts); a code without a name stays as written.
+ * dictionary (server/ui/i18n-map.ts), deal and lead stage names, quote and old invoice status
+ * names from the portal's lists when the page has them (server/rules/metadata.ts); a code
+ * without a name stays as written.
  *
  * Only the evaluator's own sentences are rewritten, recognised whole (one of the templates
  * below, its values as `show` writes them, then the end of the reason); rule names, values,
@@ -29,7 +30,7 @@ import { translateNote } from './i18n-messages.js';
 export interface NoteNames {
   /** The page language's words (`map.field.*`, `map.root.*`, `map.stage.inPipeline`). */
   words: MapWords;
-  /** The portal's deal stages, when known. */
+  /** The portal's stage and status names (server/ui/pages/rules-table.ts), when known. */
   stages?: StageNames | undefined;
   /** The event's record type (`deal`, `dynamic:1038`): whose field a bare name is. */
   entityType?: string | null | undefined;
@@ -246,7 +247,7 @@ function codeNames(
   };
 }
 
-/** Only a deal's or a lead's stage codes are names in the portal's stage lists. */
+/** Only a deal's or a lead's stage codes, a quote's or an old invoice's status codes, have names. */
 function stageField(field: string, own: string | undefined): StageRecord | undefined {
   const parts = field.split('.');
   if (parts.length > 2) return undefined;

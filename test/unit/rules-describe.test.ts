@@ -8,7 +8,8 @@ import {
 } from '../../server/rules/describe.js';
 import type { EventMap, Rule } from '../../server/rules/model.js';
 import { mapWords } from '../../server/ui/i18n-map.js';
-import { changeMap } from '../../server/ui/pages/rules-table.js';
+import { changeMap, stageNames } from '../../server/ui/pages/rules-table.js';
+import { portalMetadata } from '../helpers/portal-metadata.js';
 
 const en = mapWords('en');
 const ru = mapWords('ru');
@@ -99,6 +100,26 @@ describe('conditions in words', () => {
     expect(
       words(rule([{ field: 'STAGE_ID', equals: 'WON' }], ['ONCRMLEADUPDATE']), en, stages),
     ).toEqual(['Stage equals WON']);
+  });
+
+  it("names a quote's and an old invoice's status from the portal's lists, each from its own", () => {
+    const stages = stageNames(portalMetadata());
+    const quote = rule([{ field: 'STATUS_ID', in: ['APPROVED', 'SENT'] }], ['ONCRMQUOTEUPDATE']);
+    expect(words(quote, en, stages)).toEqual(['Status is one of Approved, Sent']);
+    expect(words(quote, ru, stages)).toEqual(['Поле «Статус» — одно из: Approved, Sent']);
+    // An old invoice's status event is the invoice's; its codes are its own list's.
+    const paid = rule([{ field: 'invoice.STATUS_ID', becomes: 'P' }], ['ONCRMINVOICESETSTATUS']);
+    expect(words(paid, en, stages)).toEqual(['Status becomes Paid']);
+    expect(
+      words(rule([{ field: 'STATUS_ID', equals: 'S' }], ['ONCRMINVOICEUPDATE']), en, stages),
+    ).toEqual(['Status equals Sent']);
+    // A quote's S and an invoice's SENT are no codes of theirs; a lead's list is the lead's.
+    expect(
+      words(rule([{ field: 'STATUS_ID', in: ['S', 'CONVERTED'] }], ['ONCRMQUOTEADD']), en, stages),
+    ).toEqual(['Status is one of S, CONVERTED']);
+    expect(
+      words(rule([{ field: 'STATUS_ID', equals: 'SENT' }], ['ONCRMINVOICEADD']), en, stages),
+    ).toEqual(['Status equals SENT']);
   });
 
   it('marks every value as data, never as words', () => {

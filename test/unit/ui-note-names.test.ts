@@ -5,6 +5,8 @@ import type { Condition, Rule } from '../../server/rules/model.js';
 import type { Snapshot } from '../../server/rules/model.js';
 import { mapWords } from '../../server/ui/i18n-map.js';
 import { readableNote, type NoteNames } from '../../server/ui/note-names.js';
+import { stageNames } from '../../server/ui/pages/rules-table.js';
+import { portalMetadata } from '../helpers/portal-metadata.js';
 
 const update = { name: 'ONCRMDEALUPDATE', entityType: 'deal', entityId: '42' };
 const STAGES: Record<string, string> = { NEW: 'New', WON: 'Deal won', LOSE: 'Deal lost' };
@@ -163,6 +165,56 @@ describe('notes with names for codes', () => {
       'no rule to run (Won: stale trigger: STAGE_ID was already "WON"; Other: OPPORTUNITY is 5, not 10)';
     expect(readableNote(skipped, 'en', ['Won', 'Other'], names())).toBe(
       'no rule to run (Won: stale trigger: Stage was already "Deal won"; Other: Amount is 5, not 10)',
+    );
+  });
+
+  it("names a quote's and an old invoice's statuses from the portal's lists, in either language", () => {
+    const judged = (on: string, entityType: string, c: Condition, entity: Snapshot) =>
+      evaluateRule(
+        { name: 'r', on: [on], when: [c], actions: [] },
+        {
+          event: { name: on, entityType, entityId: '7' },
+          entity: { ID: '7', ...entity },
+          previous: undefined,
+        },
+      ).reason;
+    const portal = (entityType: string, lang: 'en' | 'ru' = 'en') => ({
+      words: mapWords(lang),
+      stages: stageNames(portalMetadata()),
+      entityType,
+    });
+    const quote = judged(
+      'ONCRMQUOTEUPDATE',
+      'quote',
+      { field: 'STATUS_ID', in: ['APPROVED', 'SENT'] },
+      { STATUS_ID: 'DECLAINED' },
+    );
+    expect(quote).toBe('STATUS_ID is "DECLAINED", not one of ["APPROVED","SENT"]');
+    expect(readableNote(quote, 'en', [], portal('quote'), 'reason')).toBe(
+      'Status is "Declined", not one of ["Approved","Sent"]',
+    );
+    const invoice = judged(
+      'ONCRMINVOICESETSTATUS',
+      'invoice',
+      { field: 'STATUS_ID', equals: 'P' },
+      { STATUS_ID: 'S' },
+    );
+    expect(readableNote(invoice, 'ru', [], portal('invoice', 'ru'), 'reason')).toBe(
+      'Статус = "Sent", а не "Paid"',
+    );
+    // Without the stored record type, the event names it: a status event is an invoice's.
+    expect(
+      readableNote(
+        invoice,
+        'en',
+        [],
+        { ...portal(''), entityType: null, event: 'ONCRMINVOICESETSTATUS' },
+        'reason',
+      ),
+    ).toBe('Status is "Sent", not "Paid"');
+    // A deal's STATUS_ID is in no list: its codes stay.
+    expect(readableNote(invoice, 'en', [], portal('deal'), 'reason')).toBe(
+      'Status is "S", not "P"',
     );
   });
 

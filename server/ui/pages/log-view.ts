@@ -49,8 +49,9 @@ export type NoteStages = (
 ) => Promise<StageNames | undefined>;
 
 /**
- * The portal's stage names for notes that compare a deal's or a lead's stage (`STAGE_ID is
- * "WON"`, `STATUS_ID is "CONVERTED"`), from the metadata cache the map page and the builder
+ * The portal's stage names for notes that compare a deal's or a lead's stage, a quote's or an
+ * old invoice's status (`STAGE_ID is "WON"`, `STATUS_ID is "CONVERTED"`, `STATUS_ID is "P"`),
+ * from the metadata cache the map page and the builder
  * share (one read of the portal per few minutes, within its REST budget). A page waits at most `ms` for them: a slow portal
  * leaves the codes, never the page; a portal whose read failed is not asked again for a
  * minute (every manager's view of the log would try again).

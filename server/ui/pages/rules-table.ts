@@ -65,16 +65,21 @@ export function ruleRows(
 /**
  * Stage names from the portal's metadata: a deal's `C1:WON` → "Deal successful" in pipeline
  * "Wholesale" (the pipeline only where the portal has more than one); a lead's `CONVERTED`
- * → its name in the status list STATUS.
+ * → its name in the status list STATUS; a quote's `APPROVED` and an old invoice's `P` → their
+ * names in QUOTE_STATUS and INVOICE_STATUS.
  */
 export function stageNames(meta: PortalMetadata): StageNames {
   const pipelines = new Map(meta.categories.map((c) => [c.id, c]));
   const stages = new Map(meta.stages.map((s) => [s.id, s]));
-  const leads = new Map(meta.leadStages.map((s) => [s.id, s]));
+  const lists = {
+    lead: new Map(meta.leadStages.map((s) => [s.id, s])),
+    quote: new Map(meta.quoteStatuses.map((s) => [s.id, s])),
+    invoice: new Map(meta.invoiceStatuses.map((s) => [s.id, s])),
+  };
   return (code, record = 'deal') => {
-    if (record === 'lead') {
-      const lead = leads.get(code);
-      return lead ? { name: lead.name, inDefault: true } : undefined;
+    if (record !== 'deal') {
+      const status = lists[record].get(code);
+      return status ? { name: status.name, inDefault: true } : undefined;
     }
     const s = stages.get(code);
     if (!s) return undefined;
