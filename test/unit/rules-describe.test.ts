@@ -120,6 +120,10 @@ describe('conditions in words', () => {
     expect(
       words(rule([{ field: 'STATUS_ID', equals: 'SENT' }], ['ONCRMINVOICEADD']), en, stages),
     ).toEqual(['Status equals SENT']);
+    // An old invoice's Paid flag by its name.
+    expect(words(rule([{ field: 'PAYED', equals: 'Y' }], ['ONCRMINVOICEUPDATE']))).toEqual([
+      'Paid equals Y',
+    ]);
   });
 
   it('marks every value as data, never as words', () => {
