@@ -16,6 +16,12 @@ interface ReadCall {
   instead?(e: unknown): ReadCall | undefined;
 }
 
+/**
+ * Read as if a record type of its own: an activity's bindings (`{ bindings: [...] }`), read
+ * ahead in the same batch as the activity, so they cost no request of their own.
+ */
+export const ACTIVITY_BINDINGS = 'activity.bindings';
+
 /** How to read one record of each entity type over REST, and where the record sits in the answer. */
 function readCall(entityType: string, id: string): ReadCall | undefined {
   const plain = (method: string) => ({
@@ -46,6 +52,15 @@ function readCall(entityType: string, id: string): ReadCall | undefined {
                 unwrap: (r) => (Array.isArray(r) ? ((r[0] as Entity | undefined) ?? null) : null),
               }
             : undefined,
+      };
+    case ACTIVITY_BINDINGS:
+      // The records an activity shows in besides its owner: its communications' contacts and
+      // companies, the deal a client's call was bound to (CORE crm/lib/controller/activity/
+      // binding.php `listAction`: `[{entityTypeId, entityId}]`; crm.activity.get has none).
+      return {
+        method: 'crm.activity.binding.list',
+        params: { activityId: id },
+        unwrap: (r) => ({ bindings: Array.isArray(r) ? (r as unknown[]) : [] }),
       };
     case 'invoice':
       return plain('crm.invoice.get');
@@ -220,7 +235,10 @@ export function createEntityReader(
       string,
       { ref: { type: string; id: string }; call: NonNullable<ReturnType<typeof readCall>> }
     >();
-    for (const ref of refs) {
+    const withBindings = refs.flatMap((r) =>
+      r.type === 'activity' ? [r, { type: ACTIVITY_BINDINGS, id: r.id }] : [r],
+    );
+    for (const ref of withBindings) {
       const call = readCall(ref.type, ref.id);
       const k = key(portal.id, ref.type, ref.id);
       const hit = cache.get(k);

@@ -37,13 +37,21 @@ const idOf = (v: unknown): string | undefined => {
  *
  * - activity: `OWNER_TYPE_ID` and `OWNER_ID` (DOCS: api-reference/crm/timeline/activities/
  *   activity-base/crm-activity-fields.md; `crm.activity.get` answers the activity table's
- *   row, CORE: crm/classes/general/restservice.php `CCrmActivityRestProxy::innerGet`);
+ *   row, CORE: crm/classes/general/restservice.php `CCrmActivityRestProxy::innerGet`), or
+ *   rather its `bindings`, what crm.activity.binding.list answers, when they could be read:
+ *   the cards it shows in. A call owned by the client's contact and bound to the deal in
+ *   progress is the deal's too; one whose owner changed keeps its bindings (CORE crm classes/
+ *   general/crm_activity.php `Update` saves BINDINGS only when given);
  * - task: `ufCrmTask`, `["D_12", "C_3"]` (DOCS: api-reference/tasks/fields.md);
  * - quote: `DEAL_ID`, old invoice: `UF_DEAL_ID`;
  * - smart-process item: `parentId2`, the deal it was made from (DOCS:
  *   api-reference/crm/universal/crm-item-get.md, `parentId{entityTypeId}`).
  */
-export function ownersOf(entityType: string | null, entity: Entity | null | undefined): Owner[] {
+export function ownersOf(
+  entityType: string | null,
+  entity: Entity | null | undefined,
+  bindings: readonly unknown[] = [],
+): Owner[] {
   if (!entity || !entityType) return [];
   const out: Owner[] = [];
   const add = (type: OwnerType | undefined, raw: unknown) => {
@@ -52,7 +60,12 @@ export function ownersOf(entityType: string | null, entity: Entity | null | unde
   };
   switch (entityType) {
     case 'activity':
-      add(BY_TYPE_ID[String(entity.OWNER_TYPE_ID ?? '')], entity.OWNER_ID);
+      for (const b of bindings) {
+        const { entityTypeId, entityId } = (b ?? {}) as Record<string, unknown>;
+        add(BY_TYPE_ID[String(entityTypeId ?? '')], entityId);
+      }
+      // Its bindings are the cards it shows in; without them, its owner's.
+      if (out.length === 0) add(BY_TYPE_ID[String(entity.OWNER_TYPE_ID ?? '')], entity.OWNER_ID);
       break;
     case 'task': {
       const links = entity.ufCrmTask ?? entity.UF_CRM_TASK;
@@ -91,6 +104,7 @@ export async function recordEventOwners(
   db: Knex,
   event: Pick<EventRow, 'id' | 'portal_id' | 'event' | 'entity_type' | 'entity_id'>,
   entity: Entity | null | undefined,
+  bindings?: readonly unknown[],
 ): Promise<void> {
   const { portal_id: portalId, entity_type: type, entity_id: id } = event;
   if (portalId === null || !type || !id || !hasOwners(type) || entity === undefined) return;
@@ -98,6 +112,6 @@ export async function recordEventOwners(
   const gone = entity === null || isDeleteEvent(event.event);
   const owners = gone
     ? await ownersOfEarlierEvent(db, portalId, type, id, event.id)
-    : ownersOf(type, entity);
+    : ownersOf(type, entity, bindings);
   await linkEventOwners(db, portalId, event.id, owners);
 }

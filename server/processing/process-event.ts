@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { isDeleteEvent } from '../intake/entity.js';
 import { PausedError, PermanentError } from '../lib/retry-errors.js';
 import type { JobContext, JobHandler, JobResult } from '../queue/types.js';
 import type { EventInfo } from '../rules/model.js';
@@ -16,7 +17,7 @@ import {
 import type { Entity } from './entity-reader.js';
 import { evaluateEvent, type Evaluation } from './evaluate.js';
 import { recordEventOwners } from './owners.js';
-import { readEventEntity } from './read-entities.js';
+import { readActivityBindings, readEventEntity } from './read-entities.js';
 import { runRule } from './run-steps.js';
 import { createTurn } from './turn.js';
 
@@ -117,7 +118,13 @@ async function readOwnedEntity(
     }
     throw e;
   }
-  if (first) await recordEventOwners(db, event, entity);
+  if (first) {
+    const bound =
+      event.entity_type === 'activity' && entity && !isDeleteEvent(event.event)
+        ? await readActivityBindings(ctx, event, portal)
+        : undefined;
+    await recordEventOwners(db, event, entity, bound);
+  }
   return entity;
 }
 

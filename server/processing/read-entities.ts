@@ -7,7 +7,7 @@ import type { EventRow } from '../../db/stores/events.js';
 import { dueEntityRefs } from '../../db/stores/jobs.js';
 import type { PortalRow } from '../../db/stores/portals.js';
 import type { ProcessContext } from './context.js';
-import type { Entity } from './entity-reader.js';
+import { ACTIVITY_BINDINGS, type Entity } from './entity-reader.js';
 
 /**
  * The entity an event names, read now (Bitrix24 sends only its ID): `null` when it no longer
@@ -55,6 +55,32 @@ export async function readEventEntity(
  */
 function settledAt(ctx: ProcessContext, event: Pick<EventRow, 'received_at'>): number {
   return event.received_at + ctx.deps.config.worker.settleMs;
+}
+
+/**
+ * The records an activity is bound to (crm.activity.binding.list), mostly from the batch that
+ * read the activity; undefined when they could not be read, and the activity's owner is
+ * then all that is known (a failure here never fails the event).
+ */
+export async function readActivityBindings(
+  ctx: ProcessContext,
+  event: Pick<EventRow, 'id' | 'received_at' | 'entity_id'>,
+  portal: PortalRow,
+): Promise<unknown[] | undefined> {
+  if (!event.entity_id) return undefined;
+  try {
+    const r = await ctx.reader.read(
+      portal,
+      ACTIVITY_BINDINGS,
+      event.entity_id,
+      event.id,
+      settledAt(ctx, event),
+    );
+    return Array.isArray(r?.bindings) ? r.bindings : undefined;
+  } catch (e) {
+    ctx.deps.logger.debug({ err: (e as Error).message }, 'activity bindings not read');
+    return undefined;
+  }
 }
 
 /** The related records (`contact`, `company`) the rules' conditions and templates use. */

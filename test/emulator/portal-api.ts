@@ -1,3 +1,4 @@
+import { activityMade, bindActivity } from './activity-bindings.js';
 import type { EntityStore } from './crm-store.js';
 import { fireEvent, triggerUser, whenIdle } from './event-delivery.js';
 import type { OfflineRecord } from './offline-queue.js';
@@ -114,6 +115,16 @@ export interface EmulatedPortal {
     opts?: TriggerOptions,
   ): Promise<EntityChange>;
   deleteActivity(id: string | number, opts?: TriggerOptions): Promise<EntityChange>;
+  /**
+   * Binds the activity to one more record (a type id: 2 a deal), as crm.activity.binding.add
+   * or telephony does, with the ONCRMACTIVITYUPDATE that follows.
+   */
+  bindActivity(
+    id: string | number,
+    entityTypeId: number,
+    entityId: string | number,
+    opts?: TriggerOptions,
+  ): Promise<EntityChange>;
   /** A quote (estimate), as crm.quote.add would make it. */
   addQuote(fields: Record<string, unknown>, opts?: TriggerOptions): Promise<EntityChange>;
   updateQuote(
@@ -206,13 +217,17 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     fields: Record<string, unknown>,
     opts: TriggerOptions | undefined,
     events: string[] = [`ONCRM${entity}${action}`],
+    /** Called with a new record before its event is sent. */
+    added?: (item: CrmItem) => void,
   ): Promise<EntityChange> => {
     const userId = triggerUser(opts);
     // Robots change records on behalf of the responsible user; user 1 stands in for that.
     const actor = userId ?? 1;
     let item: CrmItem | null = null;
-    if (action === 'ADD') item = store.add(fields, actor);
-    else if (action === 'UPDATE') item = store.update(String(id), fields, actor) ?? null;
+    if (action === 'ADD') {
+      item = store.add(fields, actor);
+      added?.(item);
+    } else if (action === 'UPDATE') item = store.update(String(id), fields, actor) ?? null;
     const found = action === 'DELETE' ? store.remove(String(id)) : item !== null;
     if (!found) throw new Error(`${entity} ${String(id)} not found`);
     const entityId = item?.ID ?? String(id);
@@ -332,11 +347,26 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     addLead: (fields, opts) => change(state.leads, 'LEAD', 'ADD', null, fields, opts),
     updateLead: (id, fields, opts) =>
       change(state.leads, 'LEAD', 'UPDATE', String(id), fields, opts),
-    addActivity: (fields, opts) => change(state.activities, 'ACTIVITY', 'ADD', null, fields, opts),
+    addActivity: (fields, opts) =>
+      change(state.activities, 'ACTIVITY', 'ADD', null, fields, opts, undefined, (item) =>
+        activityMade(state, item, fields),
+      ),
     updateActivity: (id, fields, opts) =>
       change(state.activities, 'ACTIVITY', 'UPDATE', String(id), fields, opts),
     deleteActivity: (id, opts) =>
       change(state.activities, 'ACTIVITY', 'DELETE', String(id), {}, opts),
+    async bindActivity(id, entityTypeId, entityId, opts) {
+      const item = state.activities.get(String(id));
+      if (!item) throw new Error(`ACTIVITY ${String(id)} not found`);
+      bindActivity(state, item, { entityTypeId, entityId: Number(entityId) });
+      const deliveries = await fireEvent(
+        state,
+        'ONCRMACTIVITYUPDATE',
+        { FIELDS: { ID: item.ID } },
+        triggerUser(opts),
+      );
+      return { id: item.ID, item, deliveries };
+    },
     addQuote: (fields, opts) => change(state.quotes, 'QUOTE', 'ADD', null, fields, opts),
     updateQuote: (id, fields, opts) =>
       change(state.quotes, 'QUOTE', 'UPDATE', String(id), fields, opts),

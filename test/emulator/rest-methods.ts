@@ -13,13 +13,14 @@ import {
   type MethodResult,
 } from './rest-error.js';
 import { OFFLINE_METHODS } from './offline-queue.js';
+import { ACTIVITY_BINDING_METHODS, activityMade } from './activity-bindings.js';
 import { BINDING_METHODS } from './rest-bindings.js';
 import { QUOTE_INVOICE_METHODS } from './rest-quote-invoice.js';
 import { ITEM_METHODS } from './rest-items.js';
 import { METADATA_METHODS } from './rest-metadata.js';
 import { TASK_METHODS } from './rest-tasks.js';
 import type { PortalState } from './state.js';
-import type { EmulatedUser } from './types.js';
+import type { CrmItem, EmulatedUser } from './types.js';
 
 const ok = (result: unknown): MethodResult => ({ result });
 
@@ -135,6 +136,10 @@ function crmMethods(
     checkAdd?: (fields: Record<string, unknown>) => void;
     /** Why get refuses a record that is there, if it does. */
     refuseGet?: (item: Record<string, unknown>) => string | undefined;
+    /** What else a new record's fields make, beside the record (an activity's bindings). */
+    afterAdd?: (portal: PortalState, item: CrmItem, fields: Record<string, unknown>) => void;
+    /** Likewise for an update's fields. */
+    afterUpdate?: (portal: PortalState, item: CrmItem, fields: Record<string, unknown>) => void;
   } = {},
 ): Record<string, MethodHandler> {
   const notFound = opts.notFound ?? { get: 'Not found', change: 'Not found' };
@@ -171,13 +176,16 @@ function crmMethods(
       const fields = entityFields(params);
       opts.checkAdd?.(fields);
       const item = store(portal).add(fields, call.userId);
+      opts.afterAdd?.(portal, item, fields);
       fire(portal, 'ADD', String(item.ID), call);
       return ok(Number(item.ID));
     },
     [`crm.${prefix}.update`]: (params, call, portal) => {
       const id = entityId(params);
       const fields = entityFields(params);
-      if (!store(portal).update(id, fields, call.userId)) throw crmError(notFound.change);
+      const item = store(portal).update(id, fields, call.userId);
+      if (!item) throw crmError(notFound.change);
+      opts.afterUpdate?.(portal, item, fields);
       fire(portal, 'UPDATE', id, call);
       return ok(true);
     },
@@ -279,6 +287,13 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
   ...crmMethods('activity', (p) => p.activities, {
     notFound: { get: '', change: 'Activity is not found.' },
     checkAdd: checkActivity,
+    afterAdd: activityMade,
+    // New communications bind it anew (the update's owner and theirs, `innerUpdate`); without
+    // them its bindings stay, even when its owner changes (crm_activity.php `Update` saves
+    // BINDINGS only when given).
+    afterUpdate: (portal, item, fields) => {
+      if (Array.isArray(fields['COMMUNICATIONS'])) activityMade(portal, item, fields);
+    },
     // An activity of a REST app's configurable provider (another app's: crm.activity.
     // configurable.add) is read with its own method; crm.activity.list lists it as any other
     // (innerGet / innerGetList, the same file).
@@ -298,6 +313,7 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
     notFound: { get: 'Not found', change: 'Quote is not found', delete: 'Item not found' },
   }),
   ...QUOTE_INVOICE_METHODS,
+  ...ACTIVITY_BINDING_METHODS,
   'crm.timeline.comment.add': timelineCommentAdd,
   ...ITEM_METHODS,
   ...TASK_METHODS,

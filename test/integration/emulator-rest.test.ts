@@ -69,6 +69,43 @@ describe('REST API of the emulated portal', () => {
     expect(garbage.json.error).toBe('invalid_token');
   });
 
+  it("lists an activity's bindings: its owner, its communications' records, one bound later", async () => {
+    const added = await call('crm.activity.add', {
+      fields: {
+        OWNER_TYPE_ID: 3,
+        OWNER_ID: 7,
+        TYPE_ID: 2,
+        SUBJECT: 'Incoming',
+        COMMUNICATIONS: [
+          { VALUE: '+100', ENTITY_TYPE_ID: 3, ENTITY_ID: 7 },
+          { VALUE: '+200', ENTITY_TYPE_ID: 4, ENTITY_ID: 12 },
+        ],
+      },
+    });
+    const activityId = added.json.result as number;
+    const list = async () =>
+      (await call('crm.activity.binding.list', { activityId })).json.result as unknown[];
+    expect(await list()).toEqual([
+      { entityTypeId: 3, entityId: 7 },
+      { entityTypeId: 4, entityId: 12 },
+    ]);
+    const bound = await call('crm.activity.binding.add', {
+      activityId,
+      entityTypeId: 2,
+      entityId: 5,
+    });
+    expect(bound.json.result).toBe(true);
+    expect(await list()).toContainEqual({ entityTypeId: 2, entityId: 5 });
+    const again = await call('crm.activity.binding.add', {
+      activityId,
+      entityTypeId: 2,
+      entityId: 5,
+    });
+    expect([again.status, again.json.error]).toEqual([400, 'ACTIVITY_IS_ALREADY_BOUND']);
+    const missing = await call('crm.activity.binding.list', { activityId: 999999 });
+    expect([missing.status, missing.json.error]).toEqual([400, 'NOT_FOUND']);
+  });
+
   it('answers crm.deal.get for a missing deal with 400 and an empty error code', async () => {
     const res = await call('crm.deal.get', { id: 99999 });
     expect(res.status).toBe(400);

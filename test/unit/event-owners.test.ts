@@ -3,6 +3,28 @@ import { ownersOf } from '../../server/processing/owners.js';
 
 /** The records a record belongs to, from the fields Bitrix24 answers (server/processing/owners.ts). */
 describe('ownersOf', () => {
+  it("takes an activity's bindings where they were read: the cards it shows in", () => {
+    const call = { ID: '9', OWNER_TYPE_ID: '3', OWNER_ID: '4' };
+    const bound = [
+      { entityTypeId: 3, entityId: 4 },
+      { entityTypeId: 2, entityId: 15 },
+      { entityTypeId: 128, entityId: 1 },
+    ];
+    expect(ownersOf('activity', call, bound)).toEqual([
+      { type: 'contact', id: '4' },
+      { type: 'deal', id: '15' },
+    ]);
+    // An owner since changed without new bindings is not among them (nor in its card).
+    expect(ownersOf('activity', call, [{ entityTypeId: 2, entityId: 15 }])).toEqual([
+      { type: 'deal', id: '15' },
+    ]);
+    // None read, or none of a card's type: the owner.
+    expect(ownersOf('activity', call, [])).toEqual([{ type: 'contact', id: '4' }]);
+    expect(ownersOf('activity', call, [{ entityTypeId: 'x' }, null])).toEqual([
+      { type: 'contact', id: '4' },
+    ]);
+  });
+
   it('reads an activity’s owner by CRM type id, as a string or a number', () => {
     expect(ownersOf('activity', { ID: '9', OWNER_TYPE_ID: '2', OWNER_ID: '15' })).toEqual([
       { type: 'deal', id: '15' },

@@ -458,6 +458,40 @@ describe('the deal tab lists the events of records made in the deal', () => {
     );
   });
 
+  /**
+   * A client's call is owned by the client's contact and bound to the deal in progress (as
+   * telephony binds it; crm.activity.get names the owner only): the tab did not list it.
+   */
+  it('lists a call owned by the client and bound to the deal, its bindings read in the same batch', async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'Client calls in' });
+    const other = await h.portal.addDeal({ TITLE: 'Not this one' });
+    await h.drain();
+    const call = await h.portal.addActivity({
+      OWNER_TYPE_ID: 3,
+      OWNER_ID: '901',
+      TYPE_ID: 2,
+      SUBJECT: 'Incoming call',
+    });
+    await h.portal.bindActivity(call.id, 2, deal.id);
+    const before = h.portal.calls.length;
+    await h.drain();
+    const callAdd = await eventOf('activity', call.id, 'ONCRMACTIVITYADD');
+    const callUpdate = await eventOf('activity', call.id, 'ONCRMACTIVITYUPDATE');
+    expect((await linksOf(callAdd)).sort()).toEqual(['contact:901', `deal:${deal.id}`].sort());
+    const card = await getPage(h, `/ui/deal/${deal.id}`, manager.cookie);
+    const ids = rowsOf(card.html).map((r) => r.id);
+    expect(ids).toEqual(expect.arrayContaining([callAdd, callUpdate]));
+    const otherCard = await getPage(h, `/ui/deal/${other.id}`, manager.cookie);
+    expect(rowsOf(otherCard.html).map((r) => r.id)).not.toContain(callAdd);
+    // No request of their own: read beside the activity, in its batch.
+    const made = h.portal.calls.slice(before);
+    expect(made.filter((c) => !c.inBatch).map((c) => c.method)).toEqual(['batch']);
+    expect(made.filter((c) => c.inBatch).map((c) => c.method)).toEqual([
+      'crm.activity.get',
+      'crm.activity.binding.list',
+    ]);
+  });
+
   const linksOf = async (eventId: number) =>
     (await h.t.deps.db('event_owners').where('event_id', eventId).orderBy('owner_id')).map(
       (r: { owner_type: string; owner_id: string }) => `${r.owner_type}:${r.owner_id}`,
@@ -482,12 +516,13 @@ describe('the deal tab lists the events of records made in the deal', () => {
     await h.drain();
     const add = await eventOf('activity', call.id, 'ONCRMACTIVITYADD');
     expect(await linksOf(add)).toEqual([`deal:${a.id}`]);
-    await h.portal.updateActivity(call.id, { OWNER_TYPE_ID: 2, OWNER_ID: b.id });
+    // Bound to deal B as well (as a client's call is bound to the deal in progress).
+    await h.portal.bindActivity(call.id, 2, b.id);
     await h.drain();
-    // Control: the change itself is the new deal's.
-    expect(await linksOf(await eventOf('activity', call.id, 'ONCRMACTIVITYUPDATE'))).toEqual([
-      `deal:${b.id}`,
-    ]);
+    // Control: the change itself is both deals'.
+    expect(
+      (await linksOf(await eventOf('activity', call.id, 'ONCRMACTIVITYUPDATE'))).sort(),
+    ).toEqual([`deal:${a.id}`, `deal:${b.id}`].sort());
     const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
     expect(
       (await replayEvents(h.t.deps, { filter: { portalId: portal.id, ids: [add] } })).queued,
