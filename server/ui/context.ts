@@ -106,6 +106,7 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
     res.locals.clip = clip;
     res.locals.eventCode = eventCode;
+    res.locals.dataBreaks = dataBreaks;
     res.locals.nav = '';
     res.locals.compact = false;
     next();
@@ -122,6 +123,19 @@ export function eventCode(name: string): string {
     .escapeXML(name)
     .replace(/^(ONCRM|ON)(?=[A-Z]{3})/, '$1<wbr>')
     .replace(/(?<=[A-Z])(ADD|UPDATE|DELETE)(_\d+)?$/, '<wbr>$1$2');
+}
+
+/**
+ * A rule's data value as HTML (escaped as `<%= %>` escapes) that a narrow cell wraps after its
+ * separators, not inside a word: `UF_CRM_<wbr>1712…`, `crm.<wbr>timeline.<wbr>comment.<wbr>add`,
+ * `sales@<wbr>example.<wbr>com`; not inside a number (`127.0.0.1`, `1.5`). None is added after `&`
+ * or `;`, which escaping puts in entities.
+ */
+export function dataBreaks(text: string): string {
+  return ejs
+    .escapeXML(text)
+    .replace(/([_/@=?])(?=[^_./@=?])/g, '$1<wbr>')
+    .replace(/\.(?=[A-Za-z])/g, '.<wbr>');
 }
 
 /**
