@@ -108,7 +108,7 @@ describe('the event log a manager reads', () => {
     // The job queued again has not started: its row says when it was queued, no range.
     const queued = await getPage(h, `/ui/events/${ids[1]}`, admin.cookie);
     const rows = queued.html.slice(queued.html.indexOf('id="timeline"')).split('</table>')[0]!;
-    const pending = rows.split('<tr>').find((r) => r.includes('b-pending'));
+    const pending = rows.split(/<tr[ >]/).find((r) => r.includes('b-pending'));
     expect(pending).toBeDefined();
     expect(pending).not.toContain('→');
     await h.drain();
