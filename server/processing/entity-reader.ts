@@ -156,6 +156,14 @@ export interface EntityReader {
     eventId: number,
     notBefore?: number,
   ): Promise<void>;
+  /** The record as `read` would answer it from the cache, without a request; else undefined. */
+  cached(
+    portal: PortalRow,
+    entityType: string,
+    id: string,
+    eventId: number,
+    notBefore?: number,
+  ): { value: Entity | null } | undefined;
   /** Forget a cached record (after our own write to it). */
   invalidate(portalId: number, entityType: string, id: string): void;
 }
@@ -214,6 +222,10 @@ export function createEntityReader(
       } finally {
         if (inflight.get(portal.id) === mine) inflight.delete(portal.id);
       }
+    },
+    cached(portal, entityType, id, eventId, notBefore = 0) {
+      const hit = cache.get(key(portal.id, entityType, id));
+      return hit && fresh(hit, eventId, notBefore) ? { value: hit.value } : undefined;
     },
     invalidate(portalId, entityType, id) {
       cache.delete(key(portalId, entityType, id));

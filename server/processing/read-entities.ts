@@ -60,22 +60,24 @@ function settledAt(ctx: ProcessContext, event: Pick<EventRow, 'received_at'>): n
 /**
  * The records an activity is bound to (crm.activity.binding.list), mostly from the batch that
  * read the activity; undefined when they could not be read, and the activity's owner is
- * then all that is known (a failure here never fails the event).
+ * then all that is known (a failure here never fails the event, and a read the portal's REST
+ * budget would hold up is not made: waiting is not working).
  */
 export async function readActivityBindings(
   ctx: ProcessContext,
   event: Pick<EventRow, 'id' | 'received_at' | 'entity_id'>,
   portal: PortalRow,
 ): Promise<unknown[] | undefined> {
-  if (!event.entity_id) return undefined;
+  const id = event.entity_id;
+  if (!id) return undefined;
+  const notBefore = settledAt(ctx, event);
   try {
-    const r = await ctx.reader.read(
-      portal,
-      ACTIVITY_BINDINGS,
-      event.entity_id,
-      event.id,
-      settledAt(ctx, event),
-    );
+    const kept = ctx.reader.cached(portal, ACTIVITY_BINDINGS, id, event.id, notBefore);
+    const r = kept
+      ? kept.value
+      : restWaitMs(ctx.deps.bitrix.limiter, portal.member_id) > ctx.maxRestWaitMs
+        ? undefined
+        : await ctx.reader.read(portal, ACTIVITY_BINDINGS, id, event.id, notBefore);
     return Array.isArray(r?.bindings) ? r.bindings : undefined;
   } catch (e) {
     ctx.deps.logger.debug({ err: (e as Error).message }, 'activity bindings not read');
