@@ -4,7 +4,6 @@ import { closest, upperFieldName } from './fields.js';
 import type { EventMap, Rule } from './model.js';
 import { readMarkup } from '../lib/telegram-markup.js';
 import { CONTEXT_ROOTS, entityRoot, entityTypeOfEvent, RELATED_ROOTS } from './context.js';
-import { eventFamily, isAddEvent } from './transitions.js';
 import {
   parsePlaceholder,
   placeholders,
@@ -128,7 +127,10 @@ function addEventOf(event: string): string | undefined {
  */
 function firstChangeWarnings(rules: readonly Rule[], boundEvents: readonly string[]): MapWarning[] {
   const bound = new Set(boundEvents.map((e) => e.toUpperCase()));
-  const addsBound = new Set([...bound].filter(isAddEvent).map(eventFamily));
+  // A smart process's ADD is its type's own (ONCRMDYNAMICITEMADD_1038) or the general one,
+  // which comes for every type's records; another type's does not see this type's records,
+  // though all share the family `dynamic`.
+  const seen = (add: string) => bound.has(add) || bound.has(add.replace(/_\d+$/, ''));
   const out: MapWarning[] = [];
   for (const r of rules) {
     const fields = [
@@ -140,7 +142,7 @@ function firstChangeWarnings(rules: readonly Rule[], boundEvents: readonly strin
     const warned = new Set<string>();
     for (const e of r.on) {
       const add = bound.has(e) ? addEventOf(e) : undefined;
-      if (!add || addsBound.has(eventFamily(add)) || warned.has(add)) continue;
+      if (!add || seen(add) || warned.has(add)) continue;
       warned.add(add);
       out.push({
         code: 'first-change-unseen',

@@ -153,6 +153,25 @@ describe('checkMap', () => {
     expect(first(['ONTASKUPDATE'])).toHaveLength(1);
   });
 
+  it("does not take another smart process type's ADD for this type's", () => {
+    const map: EventMap = {
+      rules: [
+        rule('item', ['ONCRMDYNAMICITEMUPDATE_1038'], [sms], {
+          when: [{ field: 'stageId', becomes: 'DT1038_1:SUCCESS' }],
+        }),
+      ],
+    };
+    const first = (bound: string[]) =>
+      checkMap(map, { boundEvents: bound }).filter((w) => w.code === 'first-change-unseen');
+    // Type 1040's records are not type 1038's: the first change of an item is still unseen.
+    const other = first(['ONCRMDYNAMICITEMUPDATE_1038', 'ONCRMDYNAMICITEMADD_1040']);
+    expect(other.map((w) => w.message)).toEqual([
+      expect.stringContaining('not subscribed to ONCRMDYNAMICITEMADD_1038 ('),
+    ]);
+    // Its own type's ADD, or the general one, sees them.
+    expect(first(['ONCRMDYNAMICITEMUPDATE_1038', 'ONCRMDYNAMICITEMADD_1038'])).toEqual([]);
+  });
+
   it('names the event a misspelt trigger is close to', () => {
     const map: EventMap = { rules: [rule('typo', ['ONCRMDEALUPDTE', 'ONCRMLEADADD'], [sms])] };
     const [w] = checkMap(map, { boundEvents: ['ONCRMDEALUPDATE'] });
