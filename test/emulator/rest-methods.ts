@@ -291,8 +291,15 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
     // New communications bind it anew (the update's owner and theirs, `innerUpdate`); without
     // them its bindings stay, even when its owner changes (crm_activity.php `Update` saves
     // BINDINGS only when given).
+    // The owner is the update's or else the current one (`innerUpdate` takes the current
+    // OWNER_ID / OWNER_TYPE_ID where the update gives none): the updated record's.
     afterUpdate: (portal, item, fields) => {
-      if (Array.isArray(fields['COMMUNICATIONS'])) activityMade(portal, item, fields);
+      if (!Array.isArray(fields['COMMUNICATIONS'])) return;
+      activityMade(portal, item, {
+        ...fields,
+        OWNER_TYPE_ID: item['OWNER_TYPE_ID'],
+        OWNER_ID: item['OWNER_ID'],
+      });
     },
     // An activity of a REST app's configurable provider (another app's: crm.activity.
     // configurable.add) is read with its own method; crm.activity.list lists it as any other

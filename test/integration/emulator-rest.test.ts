@@ -106,6 +106,29 @@ describe('REST API of the emulated portal', () => {
     expect([missing.status, missing.json.error]).toEqual([400, 'NOT_FOUND']);
   });
 
+  it("keeps an activity's owner among its bindings when an update gives new communications alone", async () => {
+    const added = await call('crm.activity.add', {
+      fields: {
+        OWNER_TYPE_ID: 2,
+        OWNER_ID: 5,
+        TYPE_ID: 2,
+        SUBJECT: 'Call',
+        COMMUNICATIONS: [{ VALUE: '+100', ENTITY_TYPE_ID: 3, ENTITY_ID: 7 }],
+      },
+    });
+    const id = added.json.result as number;
+    // innerUpdate binds the current owner (the update names none) and the new communications.
+    await call('crm.activity.update', {
+      id,
+      fields: { COMMUNICATIONS: [{ VALUE: '+200', ENTITY_TYPE_ID: 4, ENTITY_ID: 12 }] },
+    });
+    const list = await call('crm.activity.binding.list', { activityId: id });
+    expect(list.json.result).toEqual([
+      { entityTypeId: 2, entityId: 5 },
+      { entityTypeId: 4, entityId: 12 },
+    ]);
+  });
+
   it('answers crm.deal.get for a missing deal with 400 and an empty error code', async () => {
     const res = await call('crm.deal.get', { id: 99999 });
     expect(res.status).toBe(400);
