@@ -146,9 +146,10 @@ export interface EntityReader {
     notBefore?: number,
   ): Promise<Entity | null | undefined>;
   /**
-   * Reads the records not yet fresh in the cache in `batch` calls of up to 50 (each counts
-   * once against the portal's REST budget), so a burst of events for many entities costs a
-   * handful of requests instead of one per event.
+   * Reads the records not yet fresh in the cache in one `batch` call of up to 50 commands (it
+   * counts once against the portal's REST budget; an activity's bindings are a command of
+   * their own), so a burst of events for many entities costs a handful of requests instead of
+   * one per event. The refs past the 50 commands are left for the next read-ahead.
    */
   prefetch(
     portal: PortalRow,
@@ -167,6 +168,9 @@ export interface EntityReader {
   /** Forget a cached record (after our own write to it). */
   invalidate(portalId: number, entityType: string, id: string): void;
 }
+
+/** Commands in one `batch` call (Bitrix24 takes at most 50). */
+const BATCH_MAX = 50;
 
 export function createEntityReader(
   deps: Pick<Deps, 'bitrix' | 'db' | 'clock'>,
@@ -247,33 +251,35 @@ export function createEntityReader(
       string,
       { ref: { type: string; id: string }; call: NonNullable<ReturnType<typeof readCall>> }
     >();
-    const withBindings = refs.flatMap((r) =>
-      r.type === 'activity' ? [r, { type: ACTIVITY_BINDINGS, id: r.id }] : [r],
-    );
-    for (const ref of withBindings) {
-      const call = readCall(ref.type, ref.id);
-      const k = key(portal.id, ref.type, ref.id);
-      const hit = cache.get(k);
-      if (!call || fresh(hit, eventId, notBefore) || todo.has(k)) continue;
-      todo.set(k, { ref, call });
+    for (const r of refs) {
+      // An activity's bindings go with it, in the same batch.
+      const reads = (r.type === 'activity' ? [r, { type: ACTIVITY_BINDINGS, id: r.id }] : [r])
+        .map((ref) => ({
+          ref,
+          call: readCall(ref.type, ref.id),
+          k: key(portal.id, ref.type, ref.id),
+        }))
+        .filter((t) => t.call && !fresh(cache.get(t.k), eventId, notBefore) && !todo.has(t.k));
+      // One batch request: the bindings doubled an activity's share, and a read-ahead of 50
+      // activities took two requests of the portal's budget, the second one waited for.
+      if (todo.size > 0 && todo.size + reads.length > BATCH_MAX) break;
+      for (const t of reads) todo.set(t.k, { ref: t.ref, call: t.call! });
     }
     const entries = [...todo.entries()];
-    for (let i = 0; i < entries.length; i += 50) {
-      const chunk = entries.slice(i, i + 50);
-      const started = clockNow();
-      const mark = await newestEventId();
-      const cmds: Record<string, readonly [string, object]> = {};
-      chunk.forEach(([, t], n) => (cmds[`e${n}`] = [t.call.method, t.call.params]));
-      const answer = await deps.bitrix.batch(portal, cmds);
-      chunk.forEach(([k, t], n) => {
-        const r = answer.result[`e${n}`];
-        // Only what came back is cached; an error (or a missing record) is read alone later.
-        if (r !== undefined && !answer.errors[`e${n}`]) {
-          if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-          cache.set(k, { mark, started, at: Date.now(), value: t.call.unwrap(r) });
-        }
-      });
-    }
+    if (entries.length === 0) return;
+    const started = clockNow();
+    const mark = await newestEventId();
+    const cmds: Record<string, readonly [string, object]> = {};
+    entries.forEach(([, t], n) => (cmds[`e${n}`] = [t.call.method, t.call.params]));
+    const answer = await deps.bitrix.batch(portal, cmds);
+    entries.forEach(([k, t], n) => {
+      const r = answer.result[`e${n}`];
+      // Only what came back is cached; an error (or a missing record) is read alone later.
+      if (r !== undefined && !answer.errors[`e${n}`]) {
+        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+        cache.set(k, { mark, started, at: Date.now(), value: t.call.unwrap(r) });
+      }
+    });
   }
 }
 
