@@ -274,10 +274,16 @@ export function createEntityReader(
     const answer = await deps.bitrix.batch(portal, cmds);
     entries.forEach(([k, t], n) => {
       const r = answer.result[`e${n}`];
-      // Only what came back is cached; an error (or a missing record) is read alone later.
-      if (r !== undefined && !answer.errors[`e${n}`]) {
+      // Only what came back is cached; an error (or a missing record) is read alone later,
+      // except an activity's bindings: refused, they are kept as not known (null), so each
+      // event of a portal that refuses them costs no request of its own.
+      const refused = answer.errors[`e${n}`] !== undefined;
+      if (r !== undefined && !refused) {
         if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
         cache.set(k, { mark, started, at: Date.now(), value: t.call.unwrap(r) });
+      } else if (refused && t.ref.type === ACTIVITY_BINDINGS) {
+        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+        cache.set(k, { mark, started, at: Date.now(), value: null });
       }
     });
   }

@@ -37,11 +37,12 @@ const idOf = (v: unknown): string | undefined => {
  *
  * - activity: `OWNER_TYPE_ID` and `OWNER_ID` (DOCS: api-reference/crm/timeline/activities/
  *   activity-base/crm-activity-fields.md; `crm.activity.get` answers the activity table's
- *   row, CORE: crm/classes/general/restservice.php `CCrmActivityRestProxy::innerGet`), or
- *   rather its `bindings`, what crm.activity.binding.list answers, when they could be read:
- *   the cards it shows in. A call owned by the client's contact and bound to the deal in
- *   progress is the deal's too; one whose owner changed keeps its bindings (CORE crm classes/
- *   general/crm_activity.php `Update` saves BINDINGS only when given);
+ *   row, CORE: crm/classes/general/restservice.php `CCrmActivityRestProxy::innerGet`), and
+ *   its `bindings`, what crm.activity.binding.list answers (the cards it shows in, those the
+ *   user may read, CORE crm/lib/controller/activity/binding.php `listAction`): a call owned by
+ *   the client's contact and bound to the deal in progress is the deal's too, and one whose
+ *   owner changed keeps its bindings (CORE crm classes/general/crm_activity.php `Update`
+ *   saves BINDINGS only when given);
  * - task: `ufCrmTask`, `["D_12", "C_3"]` (DOCS: api-reference/tasks/fields.md);
  * - quote: `DEAL_ID`, old invoice: `UF_DEAL_ID`;
  * - smart-process item: `parentId2`, the deal it was made from (DOCS:
@@ -60,12 +61,13 @@ export function ownersOf(
   };
   switch (entityType) {
     case 'activity':
+      // Its owner, and its bindings: the cards it shows in. The owner too, as the bindings
+      // answered leave out those the app's user may not read (`canView`).
+      add(BY_TYPE_ID[String(entity.OWNER_TYPE_ID ?? '')], entity.OWNER_ID);
       for (const b of bindings) {
         const { entityTypeId, entityId } = (b ?? {}) as Record<string, unknown>;
         add(BY_TYPE_ID[String(entityTypeId ?? '')], entityId);
       }
-      // Its bindings are the cards it shows in; without them, its owner's.
-      if (out.length === 0) add(BY_TYPE_ID[String(entity.OWNER_TYPE_ID ?? '')], entity.OWNER_ID);
       break;
     case 'task': {
       const links = entity.ufCrmTask ?? entity.UF_CRM_TASK;

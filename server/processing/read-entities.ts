@@ -1,4 +1,5 @@
 import { isDeleteEvent } from '../intake/entity.js';
+import { BitrixPermanentError } from '../bitrix/errors.js';
 import { PausedError } from '../lib/retry-errors.js';
 import { restWaitMs } from '../queue/destinations.js';
 import type { Rule } from '../rules/model.js';
@@ -59,9 +60,12 @@ function settledAt(ctx: ProcessContext, event: Pick<EventRow, 'received_at'>): n
 
 /**
  * The records an activity is bound to (crm.activity.binding.list), mostly from the batch that
- * read the activity; undefined when they could not be read, and the activity's owner is
- * then all that is known (a failure here never fails the event, and a read the portal's REST
- * budget would hold up is not made: waiting is not working).
+ * read the activity (where a refusal is kept as "not known"); undefined when they cannot be
+ * known, and the activity's owner is then all there is. Read alone only on a retry: while the
+ * portal's REST budget is held the job waits (PausedError, no attempt spent; its links are
+ * written once, so skipping would leave a bound call off its deal for good), a transient
+ * failure is retried with the job, and a refusal (the method missing, no access) is no reason
+ * to fail the event.
  */
 export async function readActivityBindings(
   ctx: ProcessContext,
@@ -71,18 +75,24 @@ export async function readActivityBindings(
   const id = event.entity_id;
   if (!id) return undefined;
   const notBefore = settledAt(ctx, event);
-  try {
-    const kept = ctx.reader.cached(portal, ACTIVITY_BINDINGS, id, event.id, notBefore);
-    const r = kept
-      ? kept.value
-      : restWaitMs(ctx.deps.bitrix.limiter, portal.member_id) > ctx.maxRestWaitMs
-        ? undefined
-        : await ctx.reader.read(portal, ACTIVITY_BINDINGS, id, event.id, notBefore);
-    return Array.isArray(r?.bindings) ? r.bindings : undefined;
-  } catch (e) {
-    ctx.deps.logger.debug({ err: (e as Error).message }, 'activity bindings not read');
-    return undefined;
+  const kept = ctx.reader.cached(portal, ACTIVITY_BINDINGS, id, event.id, notBefore);
+  let r: Entity | null | undefined;
+  if (kept) r = kept.value;
+  else {
+    const waitMs = restWaitMs(ctx.deps.bitrix.limiter, portal.member_id);
+    if (waitMs > ctx.maxRestWaitMs)
+      throw new PausedError(`waiting ${waitMs} ms for the portal's REST budget`, waitMs, {
+        waitingFor: `rest:${portal.domain}`,
+      });
+    try {
+      r = await ctx.reader.read(portal, ACTIVITY_BINDINGS, id, event.id, notBefore);
+    } catch (e) {
+      if (!(e instanceof BitrixPermanentError)) throw e;
+      ctx.deps.logger.debug({ err: e.message }, 'activity bindings not read');
+      return undefined;
+    }
   }
+  return Array.isArray(r?.bindings) ? r.bindings : undefined;
 }
 
 /** The related records (`contact`, `company`) the rules' conditions and templates use. */

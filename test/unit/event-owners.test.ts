@@ -3,7 +3,7 @@ import { ownersOf } from '../../server/processing/owners.js';
 
 /** The records a record belongs to, from the fields Bitrix24 answers (server/processing/owners.ts). */
 describe('ownersOf', () => {
-  it("takes an activity's bindings where they were read: the cards it shows in", () => {
+  it("takes an activity's owner and its bindings where they were read: the cards it shows in", () => {
     const call = { ID: '9', OWNER_TYPE_ID: '3', OWNER_ID: '4' };
     const bound = [
       { entityTypeId: 3, entityId: 4 },
@@ -14,8 +14,9 @@ describe('ownersOf', () => {
       { type: 'contact', id: '4' },
       { type: 'deal', id: '15' },
     ]);
-    // An owner since changed without new bindings is not among them (nor in its card).
+    // The owner as well where the bindings leave it out (those the user may not read).
     expect(ownersOf('activity', call, [{ entityTypeId: 2, entityId: 15 }])).toEqual([
+      { type: 'contact', id: '4' },
       { type: 'deal', id: '15' },
     ]);
     // None read, or none of a card's type: the owner.

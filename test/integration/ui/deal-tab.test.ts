@@ -12,6 +12,10 @@ import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { eraseEntityData } from '../../../server/retention/erase.js';
 import { deleteEvents } from '../../../db/stores/retention.js';
 import { replayEvents } from '../../../server/processing/replay.js';
+import { createProcessContext } from '../../../server/processing/context.js';
+import { readActivityBindings } from '../../../server/processing/read-entities.js';
+import { PausedError } from '../../../server/lib/retry-errors.js';
+import { restWaitMs } from '../../../server/queue/destinations.js';
 
 /** The deal tab a manager (not an admin) reads in the deal card. */
 describe('the deal tab a manager reads', () => {
@@ -509,6 +513,57 @@ describe('the deal tab lists the events of records made in the deal', () => {
   });
 
   // The three below found in review.
+  it('links a call to its owner when its bindings are refused, with no request of their own', async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'Bindings refused' });
+    await h.drain();
+    // A portal that refuses the method (an old self-hosted one, a user without access).
+    h.portal.failNext('crm.activity.binding.list', {
+      status: 403,
+      error: 'ACCESS_DENIED',
+      description: 'Access denied.',
+    });
+    const call = await h.portal.addActivity({ OWNER_TYPE_ID: 2, OWNER_ID: deal.id, TYPE_ID: 2 });
+    const before = h.portal.calls.length;
+    await h.drain();
+    const add = await eventOf('activity', call.id, 'ONCRMACTIVITYADD');
+    expect(await linksOf(add)).toEqual([`deal:${deal.id}`]);
+    const status = (await h.t.deps.db('events').where({ id: add }).first('status')).status;
+    expect(status).not.toBe('failed');
+    const made = h.portal.calls.slice(before);
+    expect(made.filter((c) => !c.inBatch).map((c) => c.method)).toEqual(['batch']);
+    // Control: the refusal was met, inside the batch.
+    expect(
+      made
+        .filter((c) => c.inBatch && c.method === 'crm.activity.binding.list')
+        .map((c) => c.status),
+    ).toEqual([403]);
+  });
+
+  it("waits for the portal's REST budget rather than linking a call without its bindings", async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'Budget held' });
+    const call = await h.portal.addActivity({ OWNER_TYPE_ID: 3, OWNER_ID: '77', TYPE_ID: 2 });
+    await h.portal.bindActivity(call.id, 2, deal.id);
+    const portal = (await findPortalByMemberId(h.t.deps.db, h.portal.memberId))!;
+    // A retry reads alone (no read-ahead brought the bindings), with the budget held.
+    const ctx = createProcessContext(h.t.deps);
+    const event = { id: 1, received_at: 0, entity_id: call.id };
+    const limiter = h.t.deps.bitrix.limiter;
+    limiter.setLimits(portal.member_id, { drainPerSec: 0.01, burst: 1 });
+    try {
+      // Full: one request in it (unless the harness's own requests already filled it).
+      if (restWaitMs(limiter, portal.member_id) === 0) await limiter.acquire(portal.member_id);
+      await expect(readActivityBindings(ctx, event, portal)).rejects.toBeInstanceOf(PausedError);
+    } finally {
+      limiter.setLimits(portal.member_id, undefined);
+    }
+    // Control: with room, the same read answers them.
+    await expect(readActivityBindings(ctx, event, portal)).resolves.toEqual([
+      { entityTypeId: 3, entityId: 77 },
+      { entityTypeId: 2, entityId: Number(deal.id) },
+    ]);
+    await h.drain();
+  });
+
   it('keeps a replayed event in the deal it was made in, not the one its record is in now', async () => {
     const a = await h.portal.addDeal({ TITLE: 'A' });
     const b = await h.portal.addDeal({ TITLE: 'B' });
