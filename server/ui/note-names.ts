@@ -59,6 +59,9 @@ const TEMPLATES: ReadonlyArray<readonly string[]> = [
     '; becomes needs a seen change)',
   ],
   [' is empty on the new record'],
+  // a dry run's change taken as just made (conditions.ts, assumeChange)
+  [' is ', 'V', ' (assumed just changed to it)'],
+  [' is ', 'V', ' (assumed just changed)'],
   [' is ', 'V'],
   [' became ', 'V', ' (new record)'],
   [' became ', 'V', ' (was ', 'V', ')'],

@@ -173,10 +173,12 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       'matches when this change happens',
     );
     await expect(f.locator('#dry-now').textContent()).resolves.toMatch(
-      /^An event of this record now: does not match \(Deal Stage was already "WON"\)$/,
+      /^An event of this record now: does not match \(Stage was already "Deal successful"\)$/,
     );
-    // In the form's words: the field's title, not its code.
-    await expect(f.locator('#dry-verdict span').textContent()).resolves.toMatch(/^Deal Stage /);
+    // In the rules page's and the log's words: the field's and the stage's names, not codes.
+    await expect(f.locator('#dry-verdict span').textContent()).resolves.toMatch(
+      /^Stage is "Deal successful"/,
+    );
     await expect(f.locator('#dry-result pre').count()).resolves.toBe(4);
     // Each step under its type's name, as in the form ("1. HTTP request (invoice)").
     await expect(f.locator('#dry-result pre').first().textContent()).resolves.toMatch(

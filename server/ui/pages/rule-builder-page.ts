@@ -228,6 +228,6 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     res.json({ ok: true, rule: saved, warnings });
   });
 
-  router.use(tryRoutes(deps));
+  router.use(tryRoutes(deps, cache));
   return router;
 }

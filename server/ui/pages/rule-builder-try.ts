@@ -25,6 +25,13 @@ import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/sto
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { translateMessage } from '../i18n-messages.js';
 import { maskForView } from '../mask-view.js';
+import { mapWords } from '../i18n-map.js';
+import { readableNote } from '../note-names.js';
+import { noteStagesLookup } from './log-view.js';
+import type { MetadataCache } from '../../rules/metadata.js';
+
+/** Longest the dry run waits for the portal's stage names to name them in its reason. */
+const TRY_STAGES_WAIT_MS = 500;
 
 /** The test sends of one rule for the builder page, newest first. */
 export function listTestSends(db: Knex, portalId: number, ruleName: string) {
@@ -150,7 +157,8 @@ export function stepOrigins(field: unknown): unknown[] {
  * addresses) and records it in step_tests, apart from action_runs: a test is never counted
  * as an event's action.
  */
-export function tryRoutes(deps: Deps): Router {
+export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
+  const noteStages = noteStagesLookup(metadata, () => deps.clock.now().getTime());
   const router = Router();
   let destinations: ReturnType<typeof createDestinations> | undefined;
   const fail = (res: Response, status: number, message: string, extra: object = {}) =>
@@ -173,6 +181,13 @@ export function tryRoutes(deps: Deps): Router {
       const disabled = checked.rule.enabled === false;
       const tried = disabled ? { ...checked.rule, enabled: true } : checked.rule;
       const [dry] = dryRun(maskMap({ rules: [tried] }, deps.box), input, { assumeChange: true });
+      const names = {
+        words: mapWords(user.lang),
+        stages: await noteStages(portal, [dry!.reason, dry!.assumed?.now], TRY_STAGES_WAIT_MS),
+        entityType: input.event.entityType ?? null,
+        event,
+      };
+      const named = (text: string) => readableNote(text, user.lang, [], names, 'reason');
       const result =
         disabled && dry!.matched
           ? { ...dry!, disabled: true, assumed: { now: 'rule is disabled' } }
@@ -180,8 +195,9 @@ export function tryRoutes(deps: Deps): Router {
       res.json({
         result: {
           ...result,
-          reason: translateMessage(result.reason, user.lang),
-          assumed: result.assumed && { now: translateMessage(result.assumed.now, user.lang) },
+          // In the words of the rules page and the log: "Type is "Call"", not `TYPE_ID = "2"`.
+          reason: named(result.reason),
+          assumed: result.assumed && { now: named(result.assumed.now) },
           steps: result.steps?.map((s) => ({
             ...s,
             rendered: s.rendered && maskForView(JSON.stringify(s.rendered)),

@@ -296,7 +296,8 @@ describe('the rule builder pages', () => {
     // A record its conditions do not hold for says why, not only that the rule is off.
     expect(await dry(deals.fresh)).toMatchObject({
       matched: false,
-      reason: expect.stringContaining('STAGE_ID is'),
+      // In the words of the rules page and the log, not `STAGE_ID is "NEW", not "WON"`.
+      reason: 'Stage is "New", not "Deal successful"',
     });
   });
 
@@ -330,16 +331,19 @@ describe('the rule builder pages', () => {
     const won = await dry(deals.won);
     expect(won).toMatchObject({
       matched: true,
-      reason: 'STAGE_ID is "WON" (assumed just changed to it)',
+      reason: 'Stage is "Deal successful" (assumed just changed to it)',
     });
     // Why an event of this deal now would not match.
     expect(won.assumed?.now).toMatch(
-      /^STAGE_ID (was already "WON"|is "WON" but its earlier value is unknown)/,
+      /^Stage (was already "Deal successful"|is "Deal successful" but its earlier value is unknown)/,
     );
     expect(JSON.parse(won.steps![0]!.rendered)).toMatchObject({ body: { id: deals.won } });
     // Control: a deal in another stage does not match, assumed or not.
     const fresh = await dry(deals.fresh);
-    expect(fresh).toMatchObject({ matched: false, reason: 'STAGE_ID is "NEW", not "WON"' });
+    expect(fresh).toMatchObject({
+      matched: false,
+      reason: 'Stage is "New", not "Deal successful"',
+    });
     expect(fresh.assumed).toBeUndefined();
   });
 
