@@ -204,15 +204,22 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
     await expect(rows.first().textContent()).resolves.toContain('Won deal: invoice');
   });
 
-  it('says that it stopped checking for new events after 10 minutes of none', async () => {
+  /** A deal whose events are all done, its tab open on the page's clock, its reads counted. */
+  async function openSettledTab(title: string) {
     const { h, page } = ui;
-    const deal = await h.portal.addDeal({ TITLE: 'Order left open', STAGE_ID: 'NEW' });
+    const deal = await h.portal.addDeal({ TITLE: title, STAGE_ID: 'NEW' });
     await h.drain();
     await page.clock.install();
     const reads = countReads(deal.id, 'requestfinished');
+    await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
+    await frame().locator('#deal-events tr[data-id]').first().waitFor();
+    return reads;
+  }
+
+  it('says that it stopped checking for new events after 10 minutes of none', async () => {
+    const { page } = ui;
+    const reads = await openSettledTab('Order left open');
     try {
-      await page.goto(`${h.portal.url}/crm/deal/details/${deal.id}/?user=2`);
-      await frame().locator('#deal-events tr[data-id]').first().waitFor();
       await expect(frame().locator('#deal-watching').isHidden()).resolves.toBe(true);
       reads.n = 0;
       // The first read after 3 s, then one every 10 s: 1 + 59 reads in 10 minutes.
@@ -228,6 +235,33 @@ describeInChromium('the deal tab in the deal card', (executablePath) => {
       await page.clock.runFor(60_000);
       await page.waitForTimeout(100);
       expect(reads.n).toBe(60);
+    } finally {
+      reads.stop();
+    }
+  });
+
+  it('reads nothing while the tab is out of sight, and again as soon as it is seen', async () => {
+    const { h, page } = ui;
+    const reads = await openSettledTab('Order out of sight');
+    try {
+      const app = appFrameOf(page, h.appUrl, '/ui/');
+      const setHidden = (hidden: boolean) =>
+        app.evaluate(
+          `Object.defineProperty(document, 'hidden', { value: ${hidden}, configurable: true });
+          document.dispatchEvent(new Event('visibilitychange'));`,
+        );
+      await setHidden(true);
+      reads.n = 0;
+      await page.clock.runFor(120_000);
+      await page.waitForTimeout(200);
+      expect(reads.n).toBe(0);
+      await setHidden(false);
+      for (let w = 0; w < 200 && reads.n === 0; w++) await page.waitForTimeout(10);
+      expect(reads.n).toBe(1);
+      // Control: seen, it reads on its idle period again.
+      await page.clock.runFor(10_000);
+      for (let w = 0; w < 200 && reads.n === 1; w++) await page.waitForTimeout(10);
+      expect(reads.n).toBe(2);
     } finally {
       reads.stop();
     }
