@@ -39,9 +39,21 @@ function madeWith(fields: Record<string, unknown>): ActivityBinding[] {
     out.push({ entityTypeId, entityId });
   };
   add(fields['OWNER_TYPE_ID'], fields['OWNER_ID']);
+  // `internalizeCommunications`: a communication without a record is the owner's; one without
+  // a value binds nothing unless the activity is a meeting (1) or a task (3); a call's (2) must
+  // be a PHONE, an e-mail's (4) an EMAIL, when its TYPE is given.
+  const type = String(fields['TYPE_ID'] ?? '');
   const comms = fields['COMMUNICATIONS'];
   for (const c of Array.isArray(comms) ? comms : []) {
-    if (isRecord(c)) add(c['ENTITY_TYPE_ID'], c['ENTITY_ID']);
+    if (!isRecord(c)) continue;
+    const value = String(c['VALUE'] ?? '');
+    const kind = String(c['TYPE'] ?? '');
+    if (value === '' && type !== '1' && type !== '3') continue;
+    if (kind !== '' && ((type === '2' && kind !== 'PHONE') || (type === '4' && kind !== 'EMAIL')))
+      continue;
+    const own = value !== '' && (!positive(c['ENTITY_TYPE_ID']) || !positive(c['ENTITY_ID']));
+    if (own) add(fields['OWNER_TYPE_ID'], fields['OWNER_ID']);
+    else add(c['ENTITY_TYPE_ID'], c['ENTITY_ID']);
   }
   return out;
 }
@@ -59,6 +71,23 @@ export function activityMade(
   fields: Record<string, unknown>,
 ): void {
   boundOf(portal).set(activity.ID, madeWith(fields));
+}
+
+/**
+ * An update with COMMUNICATIONS binds the activity anew: its owner as it is now (the update's
+ * fields if they move it, else the stored one, `innerUpdate`) and the new communications'.
+ */
+export function activityRebound(
+  portal: PortalState,
+  activity: CrmItem,
+  fields: Record<string, unknown>,
+): void {
+  activityMade(portal, activity, {
+    ...fields,
+    TYPE_ID: activity['TYPE_ID'],
+    OWNER_TYPE_ID: activity['OWNER_TYPE_ID'],
+    OWNER_ID: activity['OWNER_ID'],
+  });
 }
 
 /** The activity's bindings now (its owner's alone for one made without activityMade). */

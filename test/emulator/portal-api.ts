@@ -1,4 +1,4 @@
-import { activityMade, bindActivity } from './activity-bindings.js';
+import { activityMade, activityRebound, bindActivity } from './activity-bindings.js';
 import type { EntityStore } from './crm-store.js';
 import { fireEvent, triggerUser, whenIdle } from './event-delivery.js';
 import type { OfflineRecord } from './offline-queue.js';
@@ -217,17 +217,16 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     fields: Record<string, unknown>,
     opts: TriggerOptions | undefined,
     events: string[] = [`ONCRM${entity}${action}`],
-    /** Called with a new record before its event is sent. */
-    added?: (item: CrmItem) => void,
+    /** Called with the new or changed record before its event is sent. */
+    stored?: (item: CrmItem) => void,
   ): Promise<EntityChange> => {
     const userId = triggerUser(opts);
     // Robots change records on behalf of the responsible user; user 1 stands in for that.
     const actor = userId ?? 1;
     let item: CrmItem | null = null;
-    if (action === 'ADD') {
-      item = store.add(fields, actor);
-      added?.(item);
-    } else if (action === 'UPDATE') item = store.update(String(id), fields, actor) ?? null;
+    if (action === 'ADD') item = store.add(fields, actor);
+    else if (action === 'UPDATE') item = store.update(String(id), fields, actor) ?? null;
+    if (item) stored?.(item);
     const found = action === 'DELETE' ? store.remove(String(id)) : item !== null;
     if (!found) throw new Error(`${entity} ${String(id)} not found`);
     const entityId = item?.ID ?? String(id);
@@ -351,8 +350,11 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
       change(state.activities, 'ACTIVITY', 'ADD', null, fields, opts, undefined, (item) =>
         activityMade(state, item, fields),
       ),
+    // New communications bind it anew, as crm.activity.update does (rest-methods.ts).
     updateActivity: (id, fields, opts) =>
-      change(state.activities, 'ACTIVITY', 'UPDATE', String(id), fields, opts),
+      change(state.activities, 'ACTIVITY', 'UPDATE', String(id), fields, opts, undefined, (item) =>
+        Array.isArray(fields['COMMUNICATIONS']) ? activityRebound(state, item, fields) : undefined,
+      ),
     deleteActivity: (id, opts) =>
       change(state.activities, 'ACTIVITY', 'DELETE', String(id), {}, opts),
     async bindActivity(id, entityTypeId, entityId, opts) {

@@ -13,7 +13,7 @@ import {
   type MethodResult,
 } from './rest-error.js';
 import { OFFLINE_METHODS } from './offline-queue.js';
-import { ACTIVITY_BINDING_METHODS, activityMade } from './activity-bindings.js';
+import { ACTIVITY_BINDING_METHODS, activityMade, activityRebound } from './activity-bindings.js';
 import { BINDING_METHODS } from './rest-bindings.js';
 import { QUOTE_INVOICE_METHODS } from './rest-quote-invoice.js';
 import { ITEM_METHODS } from './rest-items.js';
@@ -294,12 +294,7 @@ export const METHODS: Readonly<Record<string, MethodHandler>> = {
     // The owner is the update's or else the current one (`innerUpdate` takes the current
     // OWNER_ID / OWNER_TYPE_ID where the update gives none): the updated record's.
     afterUpdate: (portal, item, fields) => {
-      if (!Array.isArray(fields['COMMUNICATIONS'])) return;
-      activityMade(portal, item, {
-        ...fields,
-        OWNER_TYPE_ID: item['OWNER_TYPE_ID'],
-        OWNER_ID: item['OWNER_ID'],
-      });
+      if (Array.isArray(fields['COMMUNICATIONS'])) activityRebound(portal, item, fields);
     },
     // An activity of a REST app's configurable provider (another app's: crm.activity.
     // configurable.add) is read with its own method; crm.activity.list lists it as any other

@@ -102,6 +102,24 @@ describe('REST API of the emulated portal', () => {
       entityId: 5,
     });
     expect([again.status, again.json.error]).toEqual([400, 'ACTIVITY_IS_ALREADY_BOUND']);
+    // What internalizeCommunications drops: a call's e-mail, a call's communication without
+    // a value; one without a record is the owner's.
+    const sorted = await call('crm.activity.add', {
+      fields: {
+        OWNER_TYPE_ID: 2,
+        OWNER_ID: 9,
+        TYPE_ID: 2,
+        SUBJECT: 'Sorted',
+        COMMUNICATIONS: [
+          { VALUE: '+300' },
+          { VALUE: 'a@b.c', TYPE: 'EMAIL', ENTITY_TYPE_ID: 3, ENTITY_ID: 8 },
+          { VALUE: '', ENTITY_TYPE_ID: 4, ENTITY_ID: 13 },
+        ],
+      },
+    });
+    expect(
+      (await call('crm.activity.binding.list', { activityId: sorted.json.result })).json.result,
+    ).toEqual([{ entityTypeId: 2, entityId: 9 }]);
     const missing = await call('crm.activity.binding.list', { activityId: 999999 });
     expect([missing.status, missing.json.error]).toEqual([400, 'NOT_FOUND']);
   });
