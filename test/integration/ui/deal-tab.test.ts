@@ -141,8 +141,12 @@ describe('the deal tab a manager reads', () => {
       finished_at: at,
     });
     const card = await getPage(h, '/ui/deal/890', ruManager.cookie);
+    // The rule's name once above its steps, and with each step for a screen reader.
     expect(card.html).toContain(
-      '<bdi translate="no">Paid \u202Edeal</bdi> · <bdi translate="no">in\u202Evoice</bdi>',
+      '<div class="run-rule" aria-hidden="true"><bdi translate="no">Paid \u202Edeal</bdi></div>',
+    );
+    expect(card.html).toContain(
+      '<bdi translate="no">Paid \u202Edeal</bdi> · </span><bdi translate="no">in\u202Evoice</bdi>',
     );
     const ev = await getPage(h, `/ui/events/${eventId}`, ruManager.cookie);
     expect(ev.html).toContain('<bdi>Paid \u202Edeal</bdi>');
@@ -261,6 +265,9 @@ describe('the deal tab a manager reads', () => {
     await run(retrying, 0, 'invoice', 'succeeded');
     await run(retrying, 1, 'erp', 'failed');
     const card = await getPage(h, '/ui/deal/893', ruManager.cookie);
+    // Two steps of one rule: its name once above them (a walk found it beside every step).
+    expect(card.html.match(/class="run-rule"/g)).toHaveLength(1);
+    expect(card.html.match(/class="run"/g)).toHaveLength(2);
     const runs = card.html.slice(card.html.indexOf('class="run"'));
     expect(runs).toMatch(
       /erp<\/bdi><\/span> <span class="badge b-received" data-retrying="1">ошибка, будет повтор<\/span>/,
@@ -270,7 +277,7 @@ describe('the deal tab a manager reads', () => {
     const unnamed = await seed('895', 'processed');
     await run(unnamed, 0, null, 'succeeded');
     const plain = await getPage(h, '/ui/deal/895', ruManager.cookie);
-    expect(plain.html).toMatch(/Won deal<\/bdi> · HTTP-запрос<\/span>/);
+    expect(plain.html).toMatch(/Won deal<\/bdi> · <\/span>HTTP-запрос<\/span>/);
     // Control: a step of an event that failed for good says failed.
     const failed = await seed('894', 'failed');
     await run(failed, 0, 'erp', 'failed');
