@@ -190,6 +190,11 @@ export function createEntityReader(
     h !== undefined && h.mark >= eventId && h.started >= notBefore && Date.now() - h.at < ttlMs;
   const newestEventId = () => maxEventId(deps.db);
   const key = (p: number, t: string, id: string) => `${p}:${t}:${id}`;
+  /** Caches a read, the oldest forgotten first once `maxEntries` are held. */
+  const remember = (k: string, entry: Cached) => {
+    if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+    cache.set(k, entry);
+  };
   const inflight = new Map<number, Promise<void>>();
   return {
     async read(portal, entityType, id, eventId, notBefore = 0) {
@@ -209,8 +214,7 @@ export function createEntityReader(
         else if (isNotFound(e) || call.gone?.(e)) value = null;
         else throw e;
       }
-      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-      cache.set(k, { mark, started, at: Date.now(), value });
+      remember(k, { mark, started, at: Date.now(), value });
       return value;
     },
     async prefetch(portal, refs, eventId, notBefore = 0) {
@@ -279,11 +283,9 @@ export function createEntityReader(
       // event of a portal that refuses them costs no request of its own.
       const refused = answer.errors[`e${n}`] !== undefined;
       if (r !== undefined && !refused) {
-        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-        cache.set(k, { mark, started, at: Date.now(), value: t.call.unwrap(r) });
+        remember(k, { mark, started, at: Date.now(), value: t.call.unwrap(r) });
       } else if (refused && t.ref.type === ACTIVITY_BINDINGS) {
-        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-        cache.set(k, { mark, started, at: Date.now(), value: null });
+        remember(k, { mark, started, at: Date.now(), value: null });
       }
     });
   }

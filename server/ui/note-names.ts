@@ -239,10 +239,8 @@ function codeNames(
   own: string | undefined,
   words: MapWords,
 ): StageNames | undefined {
-  const parts = field.split('.');
-  if (parts.length > 2) return undefined;
-  const root = parts.length === 1 || parts[0] === 'entity' ? own : parts[0];
-  const codes = fixedCodeWords(parts.at(-1)!, root, words);
+  const f = fieldOf(field, own);
+  const codes = f && fixedCodeWords(f.name, f.record, words);
   if (!codes) return undefined;
   return (code) => {
     const name = codes(code);
@@ -252,10 +250,19 @@ function codeNames(
 
 /** Only a deal's or a lead's stage codes, a quote's or an old invoice's status codes, have names. */
 function stageField(field: string, own: string | undefined): StageRecord | undefined {
+  const f = fieldOf(field, own);
+  return f && stageRecord(f.name, f.record);
+}
+
+/** A compared field's name and whose record it is (`own` for a bare or `entity.` one). */
+function fieldOf(
+  field: string,
+  own: string | undefined,
+): { name: string; record: string | undefined } | undefined {
   const parts = field.split('.');
   if (parts.length > 2) return undefined;
-  const root = parts.length === 1 || parts[0] === 'entity' ? own : parts[0];
-  return stageRecord(parts.at(-1)!, root);
+  const record = parts.length === 1 || parts[0] === 'entity' ? own : parts[0];
+  return { name: parts.at(-1)!, record };
 }
 
 /**
