@@ -225,12 +225,20 @@ const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
   lead: (p) => p.leads,
   contact: (p) => p.contacts,
   company: (p) => p.companies,
+  quote: (p) => p.quotes,
 };
 
-/** Whether the comment's owner exists: a deal, lead, contact or company, or `dynamic_<type>` item. */
+/**
+ * Whether the comment's owner exists: a deal, lead, contact, company or quote, a
+ * `dynamic_<type>` item or a `smart_invoice` (an item of type 31). ENTITY_TYPE is an owner
+ * type's name in any case (CORE crm lib/controller/timeline/comment.php `fetchFieldsToAdd`
+ * → CCrmOwnerType::ResolveID, crm classes/general/crm_owner_type.php: QUOTE, SMART_INVOICE,
+ * DYNAMIC_<id>).
+ */
 function timelineOwnerExists(portal: PortalState, entityType: string, id: string): boolean {
   const dynamic = /^dynamic_(\d+)$/.exec(entityType);
   if (dynamic) return portal.items.get(Number(dynamic[1]), id) !== undefined;
+  if (entityType === 'smart_invoice') return portal.items.get(31, id) !== undefined;
   return TIMELINE_OWNERS[entityType]?.(portal).get(id) !== undefined;
 }
 
@@ -240,8 +248,8 @@ function timelineOwnerExists(portal: PortalState, entityType: string, id: string
  * key `fields` in lowercase. Other undocumented variants (Fields, FIELDS, arFields) are not
  * accepted"), so another spelling reads as no fields; `100` "Required fields are not
  * provided", `OWNER_NOT_FOUND`, `INVALID_ARG_VALUE` "Empty comment" from its error table;
- * ENTITY_TYPE `lead`, `deal`, `contact`, `company`, `order`, `dynamic_<n>` (the emulated
- * portal holds no leads or orders, so those owners are never found).
+ * ENTITY_TYPE `lead`, `deal`, `contact`, `company`, `order`, `dynamic_<n>` and the other
+ * owner type names (the emulated portal holds no orders, so those owners are never found).
  */
 const timelineCommentAdd: MethodHandler = (params, call, portal) => {
   const fields = Object.hasOwn(params, 'fields') ? params.fields : undefined;

@@ -482,6 +482,13 @@ describe('REST API of the emulated portal', () => {
       fields: { ENTITY_ID: 1, ENTITY_TYPE: 'lead', COMMENT: 'x' },
     });
     expect(lead.json.error).toBe('OWNER_NOT_FOUND');
+    // Any owner type's name, in any case (CCrmOwnerType::ResolveID): a quote's timeline.
+    const quote = await portal.addQuote({ TITLE: 'Offer' });
+    const onQuote = await call('crm.timeline.comment.add', {
+      fields: { ENTITY_ID: quote.id, ENTITY_TYPE: 'QUOTE', COMMENT: 'Sent' },
+    });
+    expect(typeof onQuote.json.result).toBe('number');
+    expect(portal.timeline.at(-1)).toMatchObject({ ENTITY_ID: quote.id, ENTITY_TYPE: 'quote' });
   });
 
   it('returns contacts with Bitrix multi-field phones', async () => {
