@@ -74,7 +74,7 @@ const ACTIVITY_TYPES = [
   ['5', 'calendar'],
   ['6', 'app'],
 ];
-const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix'];
+const TYPES = ['http', 'telegram', 'email', 'sms', 'bitrix', 'comment'];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** Where a step keeps what it held as its other types (`switchType`); never serialised. */
 const STASH = Symbol('earlier types');
@@ -114,7 +114,114 @@ const NEW_STEP = {
   email: () => ({ type: 'email', to: '', subject: '', text: '' }),
   sms: () => ({ type: 'sms', to: '', text: '' }),
   bitrix: () => ({ type: 'bitrix', method: '' }),
+  comment: () => {
+    const on = commentTargets()[0];
+    return {
+      type: 'bitrix',
+      method: COMMENT_METHOD,
+      params: {
+        fields: { ENTITY_TYPE: on ? on.type : '', ENTITY_ID: on ? on.id : '', COMMENT: '' },
+      },
+    };
+  },
 };
+
+// ---- the timeline comment: a `bitrix` step the form shows as a step of its own ----------
+
+const COMMENT_METHOD = 'crm.timeline.comment.add';
+/** What a comment step's `fields` may hold for the form to show it (the rest: REST call). */
+const COMMENT_FIELDS = ['ENTITY_TYPE', 'ENTITY_ID', 'COMMENT'];
+const STEP_KEYS = ['type', 'method', 'params', 'name', 'continueOnError'];
+/**
+ * A `crm.timeline.comment.add` step of only a record and a text: the form shows it as a
+ * timeline comment (`comment`); any other step keeps its own type. The JSON is the same
+ * `bitrix` step either way (DOCS api-reference/crm/timeline/comments/
+ * crm-timeline-comment-add.md: `fields` with ENTITY_ID, ENTITY_TYPE and COMMENT).
+ */
+function isCommentStep(step) {
+  if (!isObj(step) || step.type !== 'bitrix' || step.method !== COMMENT_METHOD) return false;
+  if (Object.keys(step).some((k) => !STEP_KEYS.includes(k))) return false;
+  const p = step.params;
+  if (!isObj(p) || Object.keys(p).join() !== 'fields' || !isObj(p.fields)) return false;
+  return Object.entries(p.fields).every(
+    ([k, v]) => COMMENT_FIELDS.includes(k) && typeof v === 'string',
+  );
+}
+/** A comment step's text (undefined for any other step). */
+const commentText = (step) => (isCommentStep(step) ? step.params.fields.COMMENT : undefined);
+/** The type a step is shown as: its own, or `comment`. */
+const kindOf = (step) => (isCommentStep(step) ? 'comment' : step.type);
+/**
+ * Whose timeline a comment can go to, for the trigger's record: the record itself, and for a
+ * deal, lead, quote or old invoice the contact and company read with it (processing/
+ * read-entities.ts `loadRelated`). `type` is the CRM owner type's name as the method takes
+ * it (CCrmOwnerType::ResolveID: `dynamic_128` a smart process's, `smart_invoice` an invoice's).
+ */
+function commentTargets() {
+  const root = entityRoot();
+  const out = [];
+  if (['deal', 'lead', 'contact', 'company', 'quote'].includes(root))
+    out.push({ root, type: root, id: `{{${root}.ID}}`, own: true });
+  if (root === 'item' && itemType() !== undefined) {
+    const type = itemType() === 31 ? 'smart_invoice' : `dynamic_${itemType()}`;
+    out.push({ root, type, id: '{{item.id}}', own: true });
+  }
+  if (['deal', 'lead', 'quote', 'invoice'].includes(root)) {
+    out.push({ root: 'contact', type: 'contact', id: '{{contact.ID}}' });
+    out.push({ root: 'company', type: 'company', id: '{{company.ID}}' });
+  }
+  return out;
+}
+/** The comment step's fields: whose timeline (a list) and the text. */
+function commentFields(step, i) {
+  const fields = step.params.fields;
+  const targets = commentTargets();
+  const current = targets.findIndex(
+    (t) => t.type === fields.ENTITY_TYPE && t.id === fields.ENTITY_ID,
+  );
+  const choices = targets.map((t, n) =>
+    opt(
+      String(n),
+      `${S[`root.${t.root}`] || t.root} ${t.own ? S.commentOwn : S.commentLinked}`,
+      n === current,
+    ),
+  );
+  // A record given otherwise (in the JSON, or for another trigger) stays as it is.
+  if (current < 0) {
+    const typed = S.commentAsTyped
+      .replace('{type}', fields.ENTITY_TYPE || '—')
+      .replace('{id}', fields.ENTITY_ID || '—');
+    choices.unshift(opt('', typed, true));
+  }
+  const on = h(
+    'select',
+    {
+      id: `step-${i}-comment-on`,
+      onchange: () => {
+        const t = targets[Number(on.value)];
+        if (!t || on.value === '') return;
+        fields.ENTITY_TYPE = t.type;
+        fields.ENTITY_ID = t.id;
+        changed();
+      },
+    },
+    choices,
+  );
+  const text = track(
+    i,
+    h('textarea', {
+      id: `step-${i}-comment`,
+      class: 'wide',
+      rows: 3,
+      value: fields.COMMENT ?? '',
+      oninput: () => {
+        fields.COMMENT = text.value;
+        changed();
+      },
+    }),
+  );
+  return [label(S.commentOn, on), label(S.comment, text)];
+}
 /** Fields of each step type: [key, kind, required]. Kinds: text, area, number, kv, select:… */
 const FIELDS = {
   http: [
@@ -854,10 +961,14 @@ function picker(i) {
  */
 function switchType(step, type) {
   const stash = step[STASH] || new Map();
-  stash.set(step.type, JSON.parse(JSON.stringify(step)));
+  stash.set(kindOf(step), JSON.parse(JSON.stringify(step)));
   const known = stash.has(type);
   const next = known ? stash.get(type) : NEW_STEP[type]();
-  if (!known && 'text' in next && typeof step.text === 'string') next.text = step.text;
+  const said = typeof step.text === 'string' ? step.text : commentText(step);
+  if (!known && typeof said === 'string') {
+    if ('text' in next) next.text = said;
+    else if (isCommentStep(next)) next.params.fields.COMMENT = said;
+  }
   // Name and continue-on-error are the step's, whatever its type.
   delete next.name;
   delete next.continueOnError;
@@ -870,6 +981,7 @@ function switchType(step, type) {
 }
 
 function stepBox(step, i) {
+  const kind = kindOf(step);
   const typeSelect = h(
     'select',
     {
@@ -881,7 +993,9 @@ function stepBox(step, i) {
         renderForm();
       },
     },
-    TYPES.map((t) => h('option', { value: t, text: S[`type.${t}`], selected: t === step.type })),
+    TYPES.filter((t) => t !== 'comment' || kind === 'comment' || commentTargets().length).map((t) =>
+      h('option', { value: t, text: S[`type.${t}`], selected: t === kind }),
+    ),
   );
   const name = h('input', {
     id: `step-name-${i}`,
@@ -917,7 +1031,7 @@ function stepBox(step, i) {
   return h(
     'fieldset',
     { class: 'step', id: `step-${i}` },
-    h('legend', { text: `${i + 1}. ${S[`type.${step.type}`] || step.type}` }),
+    h('legend', { text: `${i + 1}. ${S[`type.${kind}`] || kind}` }),
     h(
       'div',
       { class: 'row' },
@@ -925,7 +1039,9 @@ function stepBox(step, i) {
       label(S.stepName, name),
       h('label', { class: 'check' }, coe, h('span', { text: S.continueOnError })),
     ),
-    (FIELDS[step.type] || []).map((f) => stepField(step, i, f)),
+    kind === 'comment'
+      ? commentFields(step, i)
+      : (FIELDS[step.type] || []).map((f) => stepField(step, i, f)),
     admin && picker(i),
     admin &&
       h(
@@ -967,7 +1083,7 @@ function stepBox(step, i) {
             const [item] = rule.actions.splice(i, 1);
             shiftKvRows(i, -1);
             carryRefusal('actions', (k) => (k === i ? null : k > i ? k - 1 : k));
-            const type = S[`type.${item.type}`] || item.type;
+            const type = S[`type.${kindOf(item)}`] || item.type;
             const text = `${S.stepRemoved} ${i + 1}. ${type}${item.name ? ` (${item.name})` : ''}`;
             removed('actions', i, item, text);
           },
@@ -1000,7 +1116,7 @@ function moveStep(i, j, dir) {
   // The focused button names only the place ("Move step 1 down"): say which step went where.
   const status = document.getElementById('builder-status');
   if (status) {
-    const type = S[`type.${moved.type}`] || moved.type;
+    const type = S[`type.${kindOf(moved)}`] || moved.type;
     status.textContent = S.stepMoved
       .replace('{what}', `${type}${moved.name ? ` (${moved.name})` : ''}`)
       .replace('{n}', String(j + 1));
@@ -1292,7 +1408,15 @@ function placeOf(path) {
   if (step) {
     const n = S.stepN.replace('{n}', String(Number(step[1]) + 1));
     const key = step[2];
-    const word = key === 'type' ? S.stepType : key === 'name' ? S.stepName : S[LABEL[key]];
+    const comment = key === 'params' && kindOf(steps()[Number(step[1])]) === 'comment';
+    const word =
+      key === 'type'
+        ? S.stepType
+        : key === 'name'
+          ? S.stepName
+          : comment
+            ? S.comment
+            : S[LABEL[key]];
     return key && word ? `${n}, ${word}` : n;
   }
   const cond = /^\$\.when\[(\d+)\]/.exec(path);
@@ -1545,6 +1669,7 @@ function controlOf(path) {
   if (step) {
     return (
       (step[2] && document.getElementById(`step-${step[1]}-${step[2]}`)) ||
+      (step[2] === 'params' && document.getElementById(`step-${step[1]}-comment`)) ||
       document.getElementById(`step-type-${step[1]}`)
     );
   }
@@ -1655,7 +1780,7 @@ async function runDry() {
       : null,
     (r.steps || []).map((s) =>
       h('pre', {
-        text: `${s.index + 1}. ${S[`type.${s.type}`] || s.type}${s.name ? ` (${s.name})` : ''}\n${s.error || s.rendered}`,
+        text: `${s.index + 1}. ${S[`type.${kindOf(steps()[s.index] || s)}`] || s.type}${s.name ? ` (${s.name})` : ''}\n${s.error || s.rendered}`,
       }),
     ),
   );

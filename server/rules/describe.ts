@@ -229,7 +229,34 @@ export function describeStep(action: Action, words: MapWords): Phrase {
     }
     case 'sms':
       return say(words, 'map.step.sms', { to: data(action.to) });
-    case 'bitrix':
-      return say(words, 'map.step.bitrix', { method: data(action.method) });
+    case 'bitrix': {
+      const on = commentOn(action);
+      return on
+        ? say(words, `map.step.comment.${on}`)
+        : say(words, 'map.step.bitrix', { method: data(action.method) });
+    }
   }
+}
+
+/** The kinds of record a timeline comment step is described on (`map.step.comment.*`). */
+const COMMENT_ON = ['deal', 'lead', 'contact', 'company', 'quote', 'item', 'invoice'] as const;
+
+/**
+ * Whose timeline a `crm.timeline.comment.add` step writes to, by its `fields.ENTITY_TYPE` (a
+ * CRM owner type name, any case: CORE crm lib/controller/timeline/comment.php
+ * `fetchFieldsToAdd` resolves it with `CCrmOwnerType::ResolveID`): `dynamic_128` is a
+ * smart-process item, `smart_invoice` (or an old `invoice`) an invoice. Undefined for another method or a type
+ * given otherwise (a template), which the step is then described by its method.
+ */
+export function commentOn(action: Action): (typeof COMMENT_ON)[number] | undefined {
+  if (action.type !== 'bitrix' || action.method.toLowerCase() !== 'crm.timeline.comment.add')
+    return undefined;
+  const fields = action.params?.fields;
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return undefined;
+  const type = (fields as Record<string, unknown>).ENTITY_TYPE;
+  if (typeof type !== 'string') return undefined;
+  const name = type.trim().toLowerCase();
+  if (/^dynamic_\d+$/.test(name)) return 'item';
+  if (name === 'smart_invoice') return 'invoice';
+  return COMMENT_ON.find((k) => k === name && k !== 'item');
 }

@@ -99,20 +99,26 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await insert(2, '#step-2-to', 'contact.PHONE');
     await f.locator('#step-2-text').fill('Payment received for order ');
     await insert(2, '#step-2-text', 'deal.ID');
-    // 4. the timeline comment, reading the invoice step's answer
+    // 4. the timeline comment, reading the invoice step's answer: a step of its own, on the
+    // event's deal unless another record is picked; no REST method or parameter to type.
     await f.locator('#add-step').click();
-    await f.locator('#step-type-3').selectOption('bitrix');
+    await f.locator('#step-type-3').selectOption('comment');
     await f.locator('#step-name-3').fill('comment');
-    await f.locator('#step-3-method').fill('crm.timeline.comment.add');
-    await bodyField(3, 'params', 0, 'fields.ENTITY_ID');
-    await insert(3, '#step-3-params-v-0', 'deal.ID');
-    await bodyField(3, 'params', 1, 'fields.ENTITY_TYPE');
-    await f.locator('#step-3-params-v-1').fill('deal');
-    await bodyField(3, 'params', 2, 'fields.COMMENT');
-    await f.locator('#step-3-params-v-2').fill('Invoice ');
-    await insert(3, '#step-3-params-v-2', 'steps.invoice.response', 'id');
-    await f.locator('#step-3-params-v-2').press('End');
-    await f.locator('#step-3-params-v-2').pressSequentially(' created');
+    await expect(f.locator('#step-3 > legend').textContent()).resolves.toBe('4. Timeline comment');
+    await expect(
+      f.locator('#step-3-comment-on option').evaluateAll((os) => os.map((o) => o.textContent)),
+    ).resolves.toEqual([
+      "Deal (the event's record)",
+      "Contact (linked to the event's record)",
+      "Company (linked to the event's record)",
+    ]);
+    await expect(f.locator('#step-3-comment-on option:checked').textContent()).resolves.toBe(
+      "Deal (the event's record)",
+    );
+    await f.locator('#step-3-comment').fill('Invoice ');
+    await insert(3, '#step-3-comment', 'steps.invoice.response', 'id');
+    await f.locator('#step-3-comment').press('End');
+    await f.locator('#step-3-comment').pressSequentially(' created');
     await f.locator('#rule-sla').fill('60');
 
     const expected = paidDealMap({ accounting: h.sink.url, logistics: h.sink.url });
@@ -227,6 +233,59 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await f.locator('#rule-json').fill('{"name": ');
     await f.locator('#json-error').waitFor();
     await expect(f.locator('#rule-sla').inputValue()).resolves.toBe('90');
+  });
+
+  it('shows a saved timeline comment as one, keeps a record given in the JSON, and offers it where a timeline is', async () => {
+    await openBuilder(1, `/ui/rules/edit?name=${encodeURIComponent(PAID)}`);
+    const f = frame();
+    await expect(f.locator('#step-3 > legend').textContent()).resolves.toBe('4. Timeline comment');
+    await expect(f.locator('#step-3-comment').inputValue()).resolves.toBe(
+      'Invoice {{steps.invoice.response.id}} created',
+    );
+    type Rule = { actions: { params?: { fields: Record<string, string> } }[] };
+    const json = JSON.parse(await f.locator('#rule-json').inputValue()) as Rule;
+    // A record the list does not offer, typed in the JSON: shown as typed, and kept.
+    json.actions[3]!.params!.fields = {
+      ENTITY_TYPE: 'contact',
+      ENTITY_ID: '{{deal.CONTACT_ID}}',
+      COMMENT: 'Paid',
+    };
+    await f.locator('#rule-json').fill(JSON.stringify(json));
+    await expect(f.locator('#step-3-comment-on option:checked').textContent()).resolves.toBe(
+      'as in the JSON: contact {{deal.CONTACT_ID}}',
+    );
+    await f.locator('#step-3-comment').fill('Paid in full');
+    const kept = JSON.parse(await f.locator('#rule-json').inputValue()) as Rule;
+    expect(kept.actions[3]!.params!.fields).toEqual({
+      ENTITY_TYPE: 'contact',
+      ENTITY_ID: '{{deal.CONTACT_ID}}',
+      COMMENT: 'Paid in full',
+    });
+    // Picked from the list: the company read with the deal.
+    await f
+      .locator('#step-3-comment-on')
+      .selectOption({ label: "Company (linked to the event's record)" });
+    const picked = JSON.parse(await f.locator('#rule-json').inputValue()) as Rule;
+    expect(picked.actions[3]!.params!.fields).toEqual({
+      ENTITY_TYPE: 'company',
+      ENTITY_ID: '{{company.ID}}',
+      COMMENT: 'Paid in full',
+    });
+    // A comment with more than a record and a text is the REST call it is.
+    picked.actions[3]!.params!.fields.AUTHOR_ID = '1';
+    await f.locator('#rule-json').fill(JSON.stringify(picked));
+    await expect(f.locator('#step-3 > legend').textContent()).resolves.toBe('4. Bitrix24 method');
+    await expect(f.locator('#step-3-method').inputValue()).resolves.toBe(
+      'crm.timeline.comment.add',
+    );
+    // The type list offers the comment only where the trigger has a record with a timeline.
+    await openBuilder(1, '/ui/rules/new');
+    await f.locator('#on-ONCRMACTIVITYADD').check();
+    await f.locator('#add-step').click();
+    await expect(f.locator('#step-type-0 option[value="comment"]').count()).resolves.toBe(0);
+    await f.locator('#on-ONCRMACTIVITYADD').uncheck();
+    await f.locator('#on-ONCRMLEADUPDATE').check();
+    await expect(f.locator('#step-type-0 option[value="comment"]').count()).resolves.toBe(1);
   });
 
   it("offers a smart process's own fields once its event is the trigger", async () => {

@@ -139,6 +139,43 @@ describe('steps in words', () => {
     const step = describeStep({ type: 'http', method: 'PUT', url: { $env: 'ERP_URL' } }, ru);
     expect(plain(step)).toBe('PUT на адрес из ERP_URL');
   });
+
+  it("says whose timeline a comment goes to, by the owner type's name as the method takes it", () => {
+    const comment = (ENTITY_TYPE: unknown, method = 'crm.timeline.comment.add') =>
+      plain(
+        describeStep(
+          {
+            type: 'bitrix',
+            method,
+            params: { fields: { ENTITY_TYPE, ENTITY_ID: '1', COMMENT: 'x' } },
+          },
+          en,
+        ),
+      );
+    expect(comment('deal')).toBe("Comment in the deal's timeline");
+    // CCrmOwnerType::ResolveID takes any case; a smart process is dynamic_<entityTypeId>.
+    expect(comment('LEAD')).toBe("Comment in the lead's timeline");
+    expect(comment('dynamic_128')).toBe("Comment in the smart-process item's timeline");
+    expect(comment('smart_invoice')).toBe("Comment in the invoice's timeline");
+    expect(comment('DEAL', 'CRM.Timeline.Comment.Add')).toBe("Comment in the deal's timeline");
+    // A type the step works out at run time, or another method: said by the method.
+    expect(comment('{{deal.UF_TYPE}}')).toBe('Bitrix24 method crm.timeline.comment.add');
+    expect(comment(7)).toBe('Bitrix24 method crm.timeline.comment.add');
+    expect(comment('item')).toBe('Bitrix24 method crm.timeline.comment.add');
+    expect(comment('deal', 'crm.deal.update')).toBe('Bitrix24 method crm.deal.update');
+    expect(
+      plain(
+        describeStep(
+          {
+            type: 'bitrix',
+            method: 'crm.timeline.comment.add',
+            params: { fields: { ENTITY_TYPE: 'company', ENTITY_ID: '1', COMMENT: 'x' } },
+          },
+          ru,
+        ),
+      ),
+    ).toBe('Комментарий в хронологии компании');
+  });
 });
 
 describe('changes from the table', () => {

@@ -247,7 +247,8 @@ describe('the map page', () => {
       expect(paid).toContain('Telegram to chat -100777');
       expect(paid).toContain('E-mail to boss@example.com, accounts@example.com');
       expect(paid).toContain('SMS to {{contact.PHONE}}');
-      expect(paid).toContain('Bitrix24 method crm.timeline.comment.add');
+      expect(paid).toContain("Comment in the deal's timeline");
+      expect(words(rowOf(page.html, 'Retitle'))).toContain('Bitrix24 method crm.deal.update');
       expect(paid).toContain('1 min');
       expect(words(rowOf(page.html, 'Responsible changed'))).toContain(
         "Telegram to the portal's alert chat",
