@@ -776,6 +776,8 @@ function stepField(step, i, [key, kind, required]) {
     if (v === '' && !required) delete step[key];
     else step[key] = v;
     changed();
+    const hint = key === 'chatId' && document.getElementById(`step-${i}-nochat`);
+    if (hint) hint.hidden = !noChat(step);
   };
   if (kind === 'kv' || kind === 'kv-flat') {
     // A group with a legend, not a label: a label around the rows made a click on its words
@@ -980,6 +982,13 @@ function switchType(step, type) {
   return next;
 }
 
+/** A message channel the server has not set up (TELEGRAM_BOT_TOKEN, SMTP_URL, SMS_PROVIDER). */
+const unsetChannel = (type) =>
+  ['telegram', 'email', 'sms'].includes(type) && isObj(data.channels) && !data.channels[type];
+/** A Telegram step that names no chat, on a portal with no alert chat: it has nowhere to go. */
+const noChat = (step) =>
+  isObj(data.channels) && data.channels.portalChat === false && !String(step.chatId ?? '').trim();
+
 function stepBox(step, i) {
   const kind = kindOf(step);
   const typeSelect = h(
@@ -994,7 +1003,11 @@ function stepBox(step, i) {
       },
     },
     TYPES.filter((t) => t !== 'comment' || kind === 'comment' || commentTargets().length).map((t) =>
-      h('option', { value: t, text: S[`type.${t}`], selected: t === kind }),
+      h('option', {
+        value: t,
+        text: unsetChannel(t) ? `${S[`type.${t}`]} ${S.notSetUp}` : S[`type.${t}`],
+        selected: t === kind,
+      }),
     ),
   );
   const name = h('input', {
@@ -1039,6 +1052,11 @@ function stepBox(step, i) {
       label(S.stepName, name),
       h('label', { class: 'check' }, coe, h('span', { text: S.continueOnError })),
     ),
+    unsetChannel(kind) &&
+      h('p', { class: 'warn', id: `step-${i}-unset`, text: S[`unset.${kind}`] }),
+    kind === 'telegram' &&
+      !unsetChannel(kind) &&
+      h('p', { class: 'warn', id: `step-${i}-nochat`, text: S.noChat, hidden: !noChat(step) }),
     kind === 'comment'
       ? commentFields(step, i)
       : (FIELDS[step.type] || []).map((f) => stepField(step, i, f)),

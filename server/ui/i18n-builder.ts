@@ -67,6 +67,15 @@ export const BUILDER_EN = {
   'rb.js.from': 'From (empty: the default sender)',
   'rb.js.restMethod': 'REST method',
   'rb.js.type.comment': 'Timeline comment',
+  'rb.js.notSetUp': '(not set up)',
+  'rb.js.unset.telegram':
+    "No Telegram bot is set up on this server (TELEGRAM_BOT_TOKEN): this step would fail every time. Ask the app's operator to set one up.",
+  'rb.js.unset.email':
+    "E-mail is not set up on this server (SMTP_URL): this step would fail every time. Ask the app's operator to set it up.",
+  'rb.js.unset.sms':
+    "SMS is not set up on this server (SMS_PROVIDER): this step would fail every time. Ask the app's operator to set it up.",
+  'rb.js.noChat':
+    "No chat is named, and this portal has no alert chat (Alerts page): name a chat here, or set the portal's alert chat.",
   'rb.js.commentOn': 'In the timeline of',
   'rb.js.commentOwn': "(the event's record)",
   'rb.js.commentLinked': "(linked to the event's record)",
@@ -215,6 +224,15 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   'rb.js.from': 'От кого (пусто — отправитель по умолчанию)',
   'rb.js.restMethod': 'Метод REST',
   'rb.js.type.comment': 'Комментарий в хронологии',
+  'rb.js.notSetUp': '(не настроено)',
+  'rb.js.unset.telegram':
+    'На этом сервере не настроен бот Telegram (TELEGRAM_BOT_TOKEN): этот шаг будет завершаться ошибкой каждый раз. Попросите оператора приложения настроить бота.',
+  'rb.js.unset.email':
+    'На этом сервере не настроена отправка e-mail (SMTP_URL): этот шаг будет завершаться ошибкой каждый раз. Попросите оператора приложения настроить её.',
+  'rb.js.unset.sms':
+    'На этом сервере не настроена отправка SMS (SMS_PROVIDER): этот шаг будет завершаться ошибкой каждый раз. Попросите оператора приложения настроить её.',
+  'rb.js.noChat':
+    'Чат не указан, а у портала нет своего чата оповещений (страница «Оповещения»): укажите чат здесь или задайте чат оповещений портала.',
   'rb.js.commentOn': 'В хронологию',
   'rb.js.commentOwn': '(запись события)',
   'rb.js.commentLinked': '(из записи события)',

@@ -93,7 +93,11 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await f.locator('#step-0-body-v-0').fill('{{deal.ID}}');
     await f.locator('#add-step').click();
     await f.locator('#step-type-1').selectOption('telegram');
+    // No chat named yet, and the portal has no alert chat: the step says it has nowhere to go.
+    await expect(f.locator('#step-1-nochat').isVisible()).resolves.toBe(true);
     await f.locator('#step-1-chatId').fill('-1001234567890');
+    await expect(f.locator('#step-1-nochat').isHidden()).resolves.toBe(true);
+    await expect(f.locator('#step-1-unset').count()).resolves.toBe(0);
     await f.locator('#step-1-text').fill('Deal {{deal.ID}} won');
     await f.locator('#save-rule').click();
     // Saved, or refused with the reason in the failure rather than a wait that never ends.

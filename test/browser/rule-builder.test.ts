@@ -288,6 +288,31 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await expect(f.locator('#step-type-0 option[value="comment"]').count()).resolves.toBe(1);
   });
 
+  it('says as a step type is picked that this server cannot send it', async () => {
+    // This server has SMS set up, no Telegram bot and no SMTP.
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-step').click();
+    await expect(
+      f.locator('#step-type-0 option').evaluateAll((os) => os.map((o) => o.textContent)),
+    ).resolves.toEqual([
+      'HTTP request',
+      'Telegram (not set up)',
+      'E-mail (not set up)',
+      'SMS',
+      'Bitrix24 method',
+      'Timeline comment',
+    ]);
+    await expect(f.locator('#step-0-unset').count()).resolves.toBe(0);
+    await f.locator('#step-type-0').selectOption('telegram');
+    await expect(f.locator('#step-0-unset').textContent()).resolves.toBe(
+      "No Telegram bot is set up on this server (TELEGRAM_BOT_TOKEN): this step would fail every time. Ask the app's operator to set one up.",
+    );
+    await f.locator('#step-type-0').selectOption('sms');
+    await expect(f.locator('#step-0-unset').count()).resolves.toBe(0);
+  });
+
   it("offers a smart process's own fields once its event is the trigger", async () => {
     await openBuilder(1, '/ui/rules/new');
     const f = frame();

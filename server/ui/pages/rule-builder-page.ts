@@ -110,6 +110,12 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
         original: found ? found.name : '',
         admin: user.isAdmin,
         events: triggerEvents(deps, res, rule),
+        // Which message channels this server can send through, and whether the portal has an
+        // alert chat: a step type that would fail every time says so as it is picked.
+        channels: {
+          ...serverChannels(deps.config),
+          portalChat: (await portalStepChat(deps.db, user.memberId)) !== null,
+        },
         strings: scriptStrings(t),
         csrf: res.locals.csrfToken as string,
         urls: {
