@@ -10,6 +10,7 @@ import { translator } from './i18n.js';
 import { translateMessage } from './i18n-messages.js';
 import { TOKEN_PARAM, type UiUser } from './session.js';
 import { formatTime, wallClock } from './time.js';
+import { eventMeaning } from './supported-events.js';
 
 /** What every page handler knows after `requireUiSession`. */
 export interface UiContext {
@@ -106,6 +107,7 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
     res.locals.clip = clip;
     res.locals.eventCode = eventCode;
+    res.locals.eventMeaning = (name: string) => eventMeaning(name, user.lang);
     res.locals.dataBreaks = dataBreaks;
     res.locals.nav = '';
     res.locals.compact = false;

@@ -1,3 +1,5 @@
+import type { Lang } from '../lib/lang.js';
+
 /** Events the subscriptions page offers, with what they mean (the event pages of
  * https://apidocs.bitrix24.com/api-reference/events/events.html). */
 export const SUPPORTED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: string }> = [
@@ -44,3 +46,16 @@ export const NAMED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: string 
   { name: 'ONCRMDYNAMICITEMDELETE', en: 'An item was deleted', ru: 'Удалён элемент' },
   { name: 'ONTASKDELETE', en: 'A task was deleted', ru: 'Удалена задача' },
 ];
+
+const NAMED = new Map(NAMED_EVENTS.map((e) => [e.name, e]));
+
+/**
+ * What an event means to a CRM manager ("A deal was changed"), in `lang`: a smart process's
+ * own events (ONCRMDYNAMICITEMUPDATE_128) mean what the general ones do. Undefined for an
+ * event the app has no words for, which pages then show by its code alone.
+ */
+export function eventMeaning(name: string, lang: Lang): string | undefined {
+  const upper = name.toUpperCase();
+  const general = /^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_\d+$/.exec(upper)?.[1];
+  return NAMED.get(general ?? upper)?.[lang];
+}

@@ -48,7 +48,7 @@ describeInChromium('the event log in a narrow frame', (executablePath) => {
         error: document.querySelector('#events tr[data-status="failed"] td.muted').getBoundingClientRect().width,
         // Line boxes of the first event name's text (ONCRM<wbr>DEAL<wbr>UPDATE: three text
         // nodes): at most one each when it breaks only between its words.
-        nameLines: [...document.querySelector('#events td.event').childNodes]
+        nameLines: [...document.querySelector('#events td.event .event-code').childNodes]
           .filter((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim())
           .reduce((lines, n) => {
             const r = document.createRange();

@@ -10,7 +10,6 @@ import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
-import { NAMED_EVENTS } from '../supported-events.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import {
   ENTITY_TYPES,
@@ -306,14 +305,6 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     ]);
     // A retry whose time has passed waits for a worker: "due now", not a time in the past.
     const now = deps.clock.now().getTime();
-    // What each event means to a CRM manager ("A deal was changed"), the code beside it.
-    const meaning = new Map(NAMED_EVENTS.map((e) => [e.name, e[user.lang]]));
-    // A smart process's own events (ONCRMDYNAMICITEMUPDATE_128) mean what the general ones do.
-    for (const r of rows) {
-      const general = /^(ONCRMDYNAMICITEM(?:ADD|UPDATE|DELETE))_\d+$/.exec(String(r.event))?.[1];
-      const said = general && meaning.get(general);
-      if (said) meaning.set(String(r.event), said);
-    }
     // No events: erased on request (erase --entity) is said as such, not as "none yet".
     const erased =
       events.length === 0 ? await erasedAt(deps.db, portal.id, { type: 'deal', id: dealId }) : null;
@@ -328,7 +319,6 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       nextAttempt,
       held,
       now,
-      meaning,
     });
   });
 

@@ -138,6 +138,10 @@ describe('the pages of an installed portal with events', () => {
     expect(total).toBeGreaterThan(5);
     const first = await getPage(h, '/ui/events', admin.cookie);
     expect(first.html).not.toContain('id="older"');
+    // Each event as a CRM manager reads it, its code under it.
+    expect(first.html).toContain(
+      '<td class="event">A deal was changed<div class="muted event-code" translate="no">ONCRM<wbr>DEAL<wbr>UPDATE</div>',
+    );
     const newest = Number(/<tr data-id="(\d+)"/.exec(first.html)?.[1]);
     const page2 = await getPage(h, `/ui/events?before=${newest}`, admin.cookie);
     expect(page2.html).not.toContain(`data-id="${newest}"`);
@@ -155,6 +159,9 @@ describe('the pages of an installed portal with events', () => {
     const id = await eventId(deals.lost, 'ONCRMDEALUPDATE');
     const page = await getPage(h, `/ui/events/${id}`, admin.cookie);
     expect(page.status).toBe(200);
+    expect(page.html).toMatch(
+      /<h1>Event #\d+ · A deal was changed <span class="muted event-code" translate="no">ONCRMDEALUPDATE<\/span>/,
+    );
     expect(page.html).toContain('Lost deal: notify');
     expect(page.html).toContain('rejected by the test sink');
     expect(page.html).toContain('[masked]');

@@ -242,7 +242,7 @@ describe('the map page', () => {
     it("shows each step's destination, SLA and trigger, and never a step's secret", async () => {
       const page = await getPage(h, '/ui/rules', admin.cookie);
       const paid = words(rowOf(page.html, 'Paid deal'));
-      expect(paid).toContain('ONCRMDEALUPDATE');
+      expect(paid).toContain('A deal was changed ONCRMDEALUPDATE');
       expect(paid).toContain('POST to accounting.example (invoice)');
       expect(paid).toContain('Telegram to chat -100777');
       expect(paid).toContain('E-mail to boss@example.com, accounts@example.com');
