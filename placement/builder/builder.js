@@ -1227,8 +1227,9 @@ function renderForm() {
       'label',
       { class: 'check' },
       box,
-      h('span', { translate: 'no', text: e.name }),
-      e.label ? h('span', { text: ` — ${e.label}` }) : null,
+      // What the event means first, as the log and the rules page say it; its code after.
+      e.label ? h('span', { text: `${e.label} ` }) : null,
+      h('code', { translate: 'no', class: 'event-code', text: e.name }),
       h('span', { class: 'muted', text: ` (${e.bound ? S.subscribed : S.notSubscribed})` }),
     );
   });

@@ -292,6 +292,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     // This server has SMS set up, no Telegram bot and no SMTP.
     await openBuilder(1, '/ui/rules/new');
     const f = frame();
+    // A trigger is what it means first, its code after (as the log and the rules page say it).
+    await expect(f.locator('label:has(#on-ONCRMDEALUPDATE)').textContent()).resolves.toMatch(
+      /^A deal was changed ONCRMDEALUPDATE \((not )?subscribed\)$/,
+    );
     await f.locator('#on-ONCRMDEALUPDATE').check();
     await f.locator('#add-step').click();
     await expect(
