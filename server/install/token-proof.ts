@@ -20,6 +20,8 @@ export interface TokenHolder {
   isAdmin: boolean;
   /** `profile` TIME_ZONE (`Europe/Berlin`); empty when the user has not set one. */
   timeZone: string;
+  /** `profile` NAME and LAST_NAME ("Ann Smith"), at most 100 characters; empty when unnamed. */
+  name: string;
 }
 
 /** What `profile` returns (b24restdocs api-reference/common/users/profile.md). */
@@ -27,6 +29,8 @@ interface Profile {
   ID?: string | number;
   ADMIN?: boolean | string;
   TIME_ZONE?: string;
+  NAME?: string;
+  LAST_NAME?: string;
 }
 
 /**
@@ -61,6 +65,11 @@ export async function askPortalAboutToken(
     userId: Number(profile.ID),
     isAdmin: profile.ADMIN === true || profile.ADMIN === 'Y' || profile.ADMIN === 'true',
     timeZone: typeof profile.TIME_ZONE === 'string' ? profile.TIME_ZONE.trim() : '',
+    name: [profile.NAME, profile.LAST_NAME]
+      .map((n) => (typeof n === 'string' ? n.trim() : ''))
+      .filter(Boolean)
+      .join(' ')
+      .slice(0, 100),
   };
 }
 

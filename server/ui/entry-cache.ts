@@ -15,6 +15,8 @@ export interface ConfirmedEntry {
   userId: number;
   isAdmin: boolean;
   timeZone: string;
+  /** The user's name as `profile` gave it (token-proof.ts). */
+  name: string;
   /** When the portal confirmed the token. */
   at: number;
 }

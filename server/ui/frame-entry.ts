@@ -231,6 +231,7 @@ export async function verifyFrameEntry(
         isAdmin: known.isAdmin,
         lang: uiLang(first(query.LANG)),
         timeZone: known.timeZone,
+        name: known.name,
       },
       placement: form.get('PLACEMENT') ?? 'DEFAULT',
       placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),
@@ -255,7 +256,7 @@ export async function verifyFrameEntry(
     throw new EntryRefusedError(401, 'The portal did not name the user.');
   }
   const timeZone = await userTimeZone(deps, target, authId, holder.timeZone, probe);
-  rememberEntry(cacheKey, { userId, isAdmin, timeZone, at: now });
+  rememberEntry(cacheKey, { userId, isAdmin, timeZone, name: holder.name, at: now });
   const resumed = isAdmin ? await resumeAfterReauth(deps, portal, form) : portal;
   return {
     portal: resumed,
@@ -266,6 +267,7 @@ export async function verifyFrameEntry(
       isAdmin,
       lang: uiLang(first(query.LANG)),
       timeZone,
+      name: holder.name,
     },
     placement: form.get('PLACEMENT') ?? 'DEFAULT',
     placementOptions: parseOptions(form.get('PLACEMENT_OPTIONS') ?? undefined),

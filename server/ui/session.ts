@@ -17,6 +17,11 @@ export interface UiUser {
    * `server.time` (`+03:00`); absent in sessions started before it was kept (then UTC).
    */
   timeZone?: string;
+  /**
+   * The user's name from Bitrix24 (`profile` NAME and LAST_NAME), shown in the page header;
+   * absent or empty for an unnamed user or a session started before it was kept ("user 7").
+   */
+  name?: string;
 }
 
 /**
