@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Knex } from 'knex';
 
 /**
@@ -20,9 +21,52 @@ export async function putSetting(
   now: Date,
 ): Promise<void> {
   await db('settings')
-    .insert({ scope, key, value: JSON.stringify(value), updated_at: now.getTime() })
+    .insert({
+      scope,
+      key,
+      value: JSON.stringify(value),
+      updated_at: now.getTime(),
+      revision: randomInt(1, 2 ** 47),
+    })
     .onConflict(['scope', 'key'])
-    .merge(['value', 'updated_at']);
+    .merge(['value', 'updated_at', 'revision']);
+}
+
+/**
+ * What tells one write of a setting from another without its value: `updated_at` and the
+ * random `revision` each write draws (migration 0038), as text.
+ */
+const versionOf = (r: { updated_at: unknown; revision?: unknown }): string =>
+  `${String(r.updated_at)}:${r.revision === null || r.revision === undefined ? '' : String(r.revision)}`;
+
+/** The versions of `key` in each of `scopes` that has it: scope → version. */
+export async function settingVersions(
+  db: Knex,
+  scopes: readonly string[],
+  key: string,
+): Promise<Map<string, string>> {
+  const rows = (await db('settings')
+    .where({ key })
+    .whereIn('scope', [...scopes])
+    .select('scope', 'updated_at', 'revision')) as Array<{
+    scope: string;
+    updated_at: unknown;
+    revision: unknown;
+  }>;
+  return new Map(rows.map((r) => [r.scope, versionOf(r)]));
+}
+
+/** A setting's stored text and its version (settingVersions), or undefined. */
+export async function settingText(
+  db: Knex,
+  scope: string,
+  key: string,
+): Promise<{ text: string; version: string } | undefined> {
+  const row = (await db('settings')
+    .where({ scope, key })
+    .first('value', 'updated_at', 'revision')) as
+    { value: string; updated_at: unknown; revision: unknown } | undefined;
+  return row ? { text: row.value, version: versionOf(row) } : undefined;
 }
 
 export async function deleteSetting(db: Knex, scope: string, key: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { fairnessBench } from './fairness.js';
 import { intakeBench } from './intake.js';
+import { mapsBench } from './maps.js';
 import { processBench } from './process.js';
 import { pruneBench } from './prune.js';
 import { scaleBench } from './scale.js';
@@ -26,6 +27,7 @@ const benches: Record<string, () => Promise<void>> = {
       client: rest.includes('--autocannon') ? 'autocannon' : 'lean',
     }),
   process: () => processBench(),
+  maps: () => mapsBench({ reads: flag('reads', 1000), rounds: flag('rounds', 5) }),
   statements: () =>
     statementsBench({ events: flag('events', 100_000), rounds: flag('rounds', 10) }),
   prune: () => pruneBench({ rows: flag('rows', 1_000_000), connections: flag('connections', 50) }),
