@@ -179,19 +179,20 @@ function commentFields(step, i) {
   const current = targets.findIndex(
     (t) => t.type === fields.ENTITY_TYPE && t.id === fields.ENTITY_ID,
   );
+  // Words of the page (not data, as `opt` marks its options): a translator may translate them.
   const choices = targets.map((t, n) =>
-    opt(
-      String(n),
-      `${S[`root.${t.root}`] || t.root} ${t.own ? S.commentOwn : S.commentLinked}`,
-      n === current,
-    ),
+    h('option', {
+      value: String(n),
+      text: `${S[`root.${t.root}`] || t.root} ${t.own ? S.commentOwn : S.commentLinked}`,
+      selected: n === current,
+    }),
   );
   // A record given otherwise (in the JSON, or for another trigger) stays as it is.
   if (current < 0) {
     const typed = S.commentAsTyped
       .replace('{type}', fields.ENTITY_TYPE || '—')
       .replace('{id}', fields.ENTITY_ID || '—');
-    choices.unshift(opt('', typed, true));
+    choices.unshift(h('option', { value: '', text: typed, selected: true }));
   }
   const on = h(
     'select',

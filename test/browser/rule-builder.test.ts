@@ -115,6 +115,15 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await expect(f.locator('#step-3-comment-on option:checked').textContent()).resolves.toBe(
       "Deal (the event's record)",
     );
+    // A few lines in the page's font, not the JSON editor's 360 px of monospace.
+    const box = await f.locator('#step-3-comment').boundingBox();
+    expect(box!.height).toBeLessThan(120);
+    await expect(
+      f
+        .locator('#step-3-comment')
+        .evaluate((el) => el.ownerDocument.defaultView!.getComputedStyle(el).fontFamily),
+    ).resolves.not.toMatch(/monospace/);
+    await expect(f.locator('#step-3-comment-on option[translate="no"]').count()).resolves.toBe(0);
     await f.locator('#step-3-comment').fill('Invoice ');
     await insert(3, '#step-3-comment', 'steps.invoice.response', 'id');
     await f.locator('#step-3-comment').press('End');
