@@ -6,6 +6,7 @@ import {
   stageRecord,
   stagesFor,
   type MapWords,
+  type StageName,
   type StageNames,
   type StageRecord,
 } from '../rules/describe.js';
@@ -201,12 +202,20 @@ export function readableNote(
     const stage = stagesFor(names.stages, stageField(r.field, own)) ?? codes;
     out += note.slice(last, i);
     out += label === undefined ? r.field : mark(label);
+    // A stage of another pipeline beside one of the default's: both say their pipeline, or
+    // `Stage is "Won" (pipeline Wholesale), not "Won"` reads as a contradiction.
+    const numbers = stage === codes;
+    const pipelines =
+      stage !== undefined &&
+      r.values.some(([a, b]) =>
+        stagesIn(note.slice(a, b), stage, numbers).some((x) => x.pipeline && !x.inDefault),
+      );
     let at = r.fieldEnd;
     for (const [a, b] of r.values) {
       out +=
         note.slice(at, a) +
         (stage
-          ? nameStages(note.slice(a, b), stage, names.words, mark, stage === codes)
+          ? nameStages(note.slice(a, b), stage, names.words, mark, numbers, pipelines)
           : note.slice(a, b));
       at = b;
     }
@@ -272,15 +281,13 @@ function fieldOf(
  * (The default pipeline's stages go without, so a short note stays short: the log and the
  * deal tab clip notes.)
  */
-function nameStages(
+/** Each code in a value as `show` wrote it, where it names a stage: [start, end, stage]. */
+function stageCodes(
   value: string,
   stages: StageNames,
-  words: MapWords,
-  mark: (text: string) => string,
-  numbers = false,
-): string {
-  let out = '';
-  let last = 0;
+  numbers: boolean,
+): Array<[number, number, StageName]> {
+  const out: Array<[number, number, StageName]> = [];
   for (let i = 0; i < value.length; i++) {
     // A quoted code, or a number as a code of a fixed list (an activity's type 2 or "2").
     const bare = numbers && /\d/.test(value[i]!) && (i === 0 || '[,'.includes(value[i - 1]!));
@@ -295,21 +302,42 @@ function nameStages(
     }
     const stage =
       typeof code === 'string' || typeof code === 'number' ? stages(String(code)) : undefined;
-    if (stage) {
-      const quoted = JSON.stringify(stage.name);
-      const text =
-        stage.pipeline && !stage.inDefault
-          ? plain(
-              fill(words('map.stage.inPipeline') ?? '{stage} ({pipeline})', {
-                stage: [{ text: quoted }],
-                pipeline: [{ text: stage.pipeline }],
-              }),
-            )
-          : quoted;
-      out += value.slice(last, i) + mark(text);
-      last = e;
-    }
+    if (stage) out.push([i, e, stage]);
     i = e - 1;
+  }
+  return out;
+}
+
+const stagesIn = (value: string, stages: StageNames, numbers: boolean): StageName[] =>
+  stageCodes(value, stages, numbers).map(([, , stage]) => stage);
+
+/**
+ * The stage codes of a value as their names, with the pipeline of a stage outside the
+ * default one, or of every stage that has one (`pipelines`).
+ */
+function nameStages(
+  value: string,
+  stages: StageNames,
+  words: MapWords,
+  mark: (text: string) => string,
+  numbers = false,
+  pipelines = false,
+): string {
+  let out = '';
+  let last = 0;
+  for (const [i, e, stage] of stageCodes(value, stages, numbers)) {
+    const quoted = JSON.stringify(stage.name);
+    const text =
+      stage.pipeline && (pipelines || !stage.inDefault)
+        ? plain(
+            fill(words('map.stage.inPipeline') ?? '{stage} ({pipeline})', {
+              stage: [{ text: quoted }],
+              pipeline: [{ text: stage.pipeline }],
+            }),
+          )
+        : quoted;
+    out += value.slice(last, i) + mark(text);
+    last = e;
   }
   return out + value.slice(last);
 }

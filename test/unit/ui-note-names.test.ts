@@ -226,13 +226,39 @@ describe('notes with names for codes', () => {
           ? { name: 'Deal won', pipeline: 'General', inDefault: true }
           : undefined;
     const n = { ...names(), stages: piped };
+    // Beside a stage of another pipeline, the default pipeline's says its pipeline too.
     expect(readableNote('STAGE_ID is "C1:WON", not "WON"', 'en', [], n, 'reason')).toBe(
-      'Stage is "Paid" (pipeline Wholesale), not "Deal won"',
+      'Stage is "Paid" (pipeline Wholesale), not "Deal won" (pipeline General)',
     );
     // A pipeline's name is data: kept as written in Russian too.
     const ru = { ...names('ru'), stages: piped };
     expect(readableNote('STAGE_ID is "C1:WON", not "WON"', 'ru', [], ru, 'reason')).toBe(
-      'Стадия = "Paid" (воронка Wholesale), а не "Deal won"',
+      'Стадия = "Paid" (воронка Wholesale), а не "Deal won" (воронка General)',
+    );
+    // Only stages of the default pipeline: no pipeline said.
+    expect(readableNote('STAGE_ID is "NEW", not "WON"', 'en', [], n, 'reason')).toBe(
+      'Stage is "NEW", not "Deal won"',
+    );
+  });
+
+  it('says both pipelines where two stages of one name differ only by pipeline (found in a walk)', () => {
+    // "Deal successful" is the won stage's name in every pipeline: without the pipelines the
+    // note read `Stage is "Deal successful" (pipeline Wholesale), not "Deal successful"`.
+    const same: StageNames = (code) =>
+      code === 'C1:WON'
+        ? { name: 'Deal successful', pipeline: 'Wholesale', inDefault: false }
+        : code === 'WON'
+          ? { name: 'Deal successful', pipeline: 'General', inDefault: true }
+          : undefined;
+    const reason = reasonOf(
+      { field: 'STAGE_ID', becomes: 'WON' },
+      { STAGE_ID: 'C1:WON' },
+      {
+        STAGE_ID: 'C1:NEW',
+      },
+    );
+    expect(readableNote(reason, 'en', [], { ...names(), stages: same }, 'reason')).toBe(
+      'Stage is "Deal successful" (pipeline Wholesale), not "Deal successful" (pipeline General)',
     );
   });
   it("names an activity's type as the rules page does, quoted or a number, in either language", () => {
