@@ -421,6 +421,48 @@ function changed() {
   jsonArea.value = JSON.stringify(rule, null, 2);
   jsonError.hidden = true;
   notSavedAnyMore();
+  showPipelineHints();
+}
+
+/** A deal's STAGE_SEMANTIC_ID or a lead's STATUS_SEMANTIC_ID: its stage's group. */
+const isSemantic = (code) =>
+  (entityRoot() === 'deal' && code === 'STAGE_SEMANTIC_ID') ||
+  (entityRoot() === 'lead' && code === 'STATUS_SEMANTIC_ID');
+
+/**
+ * The pipeline a deal stage condition keeps to, where the portal has several: a stage is one
+ * pipeline's, so "Stage becomes Deal successful" (General) never matched a deal won in
+ * another pipeline, and nothing said so (found in a walk). Undefined where the condition
+ * names stages of more than one pipeline, or none.
+ */
+function onePipeline(c) {
+  if (entityRoot() !== 'deal' || !isObj(c) || c.field !== 'STAGE_ID' || !meta) return undefined;
+  const categories = meta.categories || [];
+  if (categories.length < 2) return undefined;
+  const op = opOf(c);
+  if (op === 'changed') return undefined;
+  const values = (op === 'in' ? (Array.isArray(c.in) ? c.in : []) : [c[op]]).map(String);
+  const ids = new Set(
+    values
+      .map((v) => (meta.stages || []).find((s) => s.id === v)?.categoryId)
+      .filter((x) => x !== undefined),
+  );
+  return ids.size === 1 ? nameIn(categories, [...ids][0]) : undefined;
+}
+/** Says under each deal stage condition which pipeline it keeps to (onePipeline). */
+function showPipelineHints() {
+  (Array.isArray(rule.when) ? rule.when : []).forEach((c, i) => {
+    const row = document.getElementById(`cond-${i}`);
+    if (!row) return;
+    const pipeline = onePipeline(c);
+    let hint = document.getElementById(`cond-${i}-pipeline`);
+    if (!pipeline) return hint?.remove();
+    if (!hint) {
+      hint = h('p', { class: 'muted', id: `cond-${i}-pipeline` });
+      row.after(hint);
+    }
+    hint.textContent = S.onePipeline.replace('{pipeline}', pipeline);
+  });
 }
 /**
  * "Saved." stays only while the rule is as saved: the next edit takes it away, and so the
@@ -442,6 +484,8 @@ function choicesFor(code) {
     const m = itemMeta.get(itemType());
     return m && m.stages && m.stages.length ? stageGroups(m.stages, m.categories) : undefined;
   }
+  // A deal's or lead's stage group, the same in every pipeline (describe.ts SEMANTICS).
+  if (isSemantic(code)) return [{ items: ['P', 'S', 'F'].map((k) => [k, S[`semantic.${k}`]]) }];
   if (!meta || !f) return undefined;
   if (f.statusType === 'DEAL_STAGE' || (entityRoot() === 'deal' && code === 'STAGE_ID')) {
     return stageGroups(meta.stages, meta.categories);
@@ -1380,6 +1424,7 @@ function renderForm() {
   else if (saveResult.querySelector('#rule-errors[data-form]') && !listUnsaved(false)) {
     saveResult.replaceChildren();
   }
+  showPipelineHints();
 }
 
 // ---- server calls ----------------------------------------------------------------------

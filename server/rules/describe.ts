@@ -139,16 +139,31 @@ export type CodeWords = (code: string) => string | undefined;
 /**
  * The words for a `record`'s field whose values are a fixed list of codes, if it is one. An
  * activity's TYPE_ID: 1 meeting, 2 call, 3 task, 4 e-mail, 5 calendar event, 6 an app's
- * (CORE: crm/classes/general/crm_activity.php `CCrmActivityType`), the builder's list.
+ * (CORE: crm/classes/general/crm_activity.php `CCrmActivityType`), the builder's list; a
+ * deal's or lead's stage group (SEMANTICS).
  */
 export function fixedCodeWords(
   field: string,
   record: string | undefined,
   words: MapWords,
 ): CodeWords | undefined {
-  if (record !== 'activity' || upperFieldName(field) !== 'TYPE_ID') return undefined;
-  return (code) => words(`map.value.activityType.${code}`);
+  const name = upperFieldName(field);
+  if (record === 'activity' && name === 'TYPE_ID')
+    return (code) => words(`map.value.activityType.${code}`);
+  if (
+    (record === 'deal' && name === 'STAGE_SEMANTIC_ID') ||
+    (record === 'lead' && name === 'STATUS_SEMANTIC_ID')
+  )
+    return (code) => (SEMANTICS.includes(code) ? words(`map.value.semantic.${code}`) : undefined);
+  return undefined;
 }
+
+/**
+ * A deal's STAGE_SEMANTIC_ID and a lead's STATUS_SEMANTIC_ID: the group of its stage, P in
+ * progress, S successful, F failed (CORE crm/lib/phasesemantics.php `PhaseSemantics`), in
+ * every pipeline: "Stage group becomes Successful" is a deal won in any of them.
+ */
+const SEMANTICS = ['P', 'S', 'F'];
 
 const codeWords = (field: string, rule: Rule, words: MapWords): CodeWords | undefined =>
   fixedCodeWords(field.split('.').pop() ?? '', recordOf(field, rule), words);

@@ -36,6 +36,11 @@ export const BUILDER_EN = {
   'rb.js.op.changed': 'changed',
   'rb.js.op.becomes': 'becomes',
   'rb.js.pipeline': 'Pipeline',
+  'rb.js.semantic.P': 'In progress',
+  'rb.js.semantic.S': 'Successful',
+  'rb.js.semantic.F': 'Failed',
+  'rb.js.onePipeline':
+    'Only deals in the pipeline "{pipeline}": each pipeline has stages of its own. For any pipeline, use "Stage group" (Successful for a won deal).',
   'rb.js.itemStagesMissing':
     "This smart process's stages could not be loaded: type the stage code (e.g. DT128_10:NEW).",
   'rb.js.yes': 'Yes',
@@ -193,6 +198,11 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
   // Present tense: a field's name may be of any gender (Стадия, Сумма, Ответственный).
   'rb.js.op.becomes': 'становится',
   'rb.js.pipeline': 'Воронка',
+  'rb.js.semantic.P': 'В работе',
+  'rb.js.semantic.S': 'Успешная',
+  'rb.js.semantic.F': 'Провальная',
+  'rb.js.onePipeline':
+    'Только сделки воронки «{pipeline}»: у каждой воронки свои стадии. Для любой воронки выберите поле «Группа стадии» (для выигранной сделки — «Успешная»).',
   'rb.js.itemStagesMissing':
     'Стадии этого смарт-процесса не загрузились: введите код стадии (например, DT128_10:NEW).',
   'rb.js.yes': 'Да',

@@ -77,6 +77,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       .evaluateAll((gs) => gs.map((g) => g.getAttribute('label')));
     expect(stageLabels).toEqual(['Pipeline: General', 'Pipeline: Wholesale']);
     await f.locator('#cond-value-0').selectOption('WON');
+    // A stage is one pipeline's, and this portal has two: the form says so, and what to use.
+    await expect(f.locator('#cond-0-pipeline').textContent()).resolves.toBe(
+      'Only deals in the pipeline "General": each pipeline has stages of its own. For any pipeline, use "Stage group" (Successful for a won deal).',
+    );
 
     // 1. the invoice
     await f.locator('#add-step').click();
@@ -324,6 +328,44 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     );
     await f.locator('#step-type-0').selectOption('sms');
     await expect(f.locator('#step-0-unset').count()).resolves.toBe(0);
+  });
+
+  it('builds a rule on a deal won in any pipeline with the stage group, and it runs', async () => {
+    await openBuilder(1, '/ui/rules/new');
+    const f = frame();
+    await f.locator('#rule-name').fill('Won anywhere');
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await f.locator('#add-condition').click();
+    await f.locator('#cond-field-0').selectOption('STAGE_SEMANTIC_ID');
+    await f.locator('#cond-op-0').selectOption('becomes');
+    await expect(
+      f
+        .locator('#cond-value-0 option')
+        .evaluateAll((os) => os.filter((o) => o.value).map((o) => [o.value, o.textContent])),
+    ).resolves.toEqual([
+      ['P', 'In progress'],
+      ['S', 'Successful'],
+      ['F', 'Failed'],
+    ]);
+    await f.locator('#cond-value-0').selectOption('S');
+    await expect(f.locator('#cond-0-pipeline').count()).resolves.toBe(0);
+    await f.locator('#add-step').click();
+    await f.locator('#step-0-url').fill(`${h.sink.url}/api/won-anywhere`);
+    await f.locator('#save-rule').click();
+    await f.locator('#rule-saved, #rule-errors').first().waitFor();
+    expect(await f.locator('#rule-errors').allTextContents()).toEqual([]);
+    // A deal of the Wholesale pipeline won: the rule runs.
+    const deal = await h.portal.addDeal({ TITLE: 'Bulk', CATEGORY_ID: '1', STAGE_ID: 'C1:NEW' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'C1:WON' });
+    await h.drain();
+    expect(h.sink.requests.filter((r) => r.url === '/api/won-anywhere')).toHaveLength(1);
+    // The rules page says it in words.
+    await f.locator('#nav-rules').click();
+    await f.locator('#rules-map').waitFor();
+    await expect(
+      f.locator('#rules-map tr[data-rule="Won anywhere"] td.when').textContent(),
+    ).resolves.toContain('Stage group becomes Successful');
   });
 
   it("offers a smart process's own fields once its event is the trigger", async () => {

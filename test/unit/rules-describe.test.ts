@@ -132,6 +132,21 @@ describe('conditions in words', () => {
   });
 });
 
+describe("a deal's or lead's stage group", () => {
+  it('names the group, the same in every pipeline', () => {
+    expect(words(rule([{ field: 'STAGE_SEMANTIC_ID', becomes: 'S' }]))).toEqual([
+      'Stage group becomes Successful',
+    ]);
+    expect(
+      words(rule([{ field: 'STATUS_SEMANTIC_ID', in: ['P', 'F'] }], ['ONCRMLEADUPDATE']), ru),
+    ).toEqual(['Поле «Группа стадии» — одно из: В работе, Провальная']);
+    // Another record's field of that name, or a code outside the list: as written.
+    expect(words(rule([{ field: 'STAGE_SEMANTIC_ID', equals: 'X' }]))).toEqual([
+      'Stage group equals X',
+    ]);
+  });
+});
+
 describe('steps in words', () => {
   it('shows the host of an http step, never its credentials', () => {
     expect(urlHost('https://********@erp.example:8443/x?key=********')).toBe('erp.example:8443');

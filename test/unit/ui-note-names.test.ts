@@ -241,6 +241,19 @@ describe('notes with names for codes', () => {
     );
   });
 
+  it("names a deal's stage group in the evaluator's reasons", () => {
+    const reason = reasonOf(
+      { field: 'STAGE_SEMANTIC_ID', becomes: 'S' },
+      { STAGE_SEMANTIC_ID: 'F' },
+      {
+        STAGE_SEMANTIC_ID: 'P',
+      },
+    );
+    expect(readableNote(reason, 'en', [], names(), 'reason')).toBe(
+      'Stage group is "Failed", not "Successful"',
+    );
+  });
+
   it('says both pipelines where two stages of one name differ only by pipeline (found in a walk)', () => {
     // "Deal successful" is the won stage's name in every pipeline: without the pipelines the
     // note read `Stage is "Deal successful" (pipeline Wholesale), not "Deal successful"`.
