@@ -461,7 +461,9 @@ function showPipelineHints() {
       hint = h('p', { class: 'muted', id: `cond-${i}-pipeline` });
       row.after(hint);
     }
-    hint.textContent = S.onePipeline.replace('{pipeline}', pipeline);
+    // The pipeline's name is the portal's data, not the page's words.
+    const [before, after = ''] = S.onePipeline.split('{pipeline}');
+    hint.replaceChildren(before, h('bdi', { translate: 'no', text: pipeline }), after);
   });
 }
 /**

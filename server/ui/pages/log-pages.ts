@@ -22,7 +22,7 @@ import {
 import { maskForView } from '../mask-view.js';
 import { translateError } from '../i18n-messages.js';
 import { exportLogCsv } from './log-export.js';
-import { eventDetail, heldNotes, noteStagesLookup } from './log-view.js';
+import { eventDetail, heldNotes, noteStagesLookup, stepWhere } from './log-view.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { mapWords } from '../i18n-map.js';
 import { readableNote } from '../note-names.js';
@@ -174,6 +174,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       entityType: ev.entity_type,
       event: ev.event,
     };
+    const where = stepWhere(map, names.words);
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
@@ -189,6 +190,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       held: held.get(ev.id),
       runs: runs.map((r) => ({
         ...r,
+        where: where(r),
         request: maskForView(r.request_summary),
         response: maskForView(r.response_summary),
         error: translateError(maskForView(r.error), user.lang),
@@ -263,7 +265,8 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     // One more than shown: whether the tab says that older events are in the log.
     const more = rows.length > DEAL_TAB_SIZE;
     if (more) rows.length = DEAL_TAB_SIZE;
-    const ruleNames = (await effectiveMap(deps.db, user.memberId)).rules.map((r) => r.name);
+    const map = await effectiveMap(deps.db, user.memberId);
+    const ruleNames = map.rules.map((r) => r.name);
     const noted = rows.filter((r) => NOTE_STATUSES.includes(String(r.status)));
     const names = {
       words: mapWords(user.lang),
@@ -287,9 +290,14 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         entityType: String(r.entity_type ?? 'deal'),
       }),
     }));
-    const runs = await actionRunsByEvent(
-      deps.db,
-      events.map((e) => e.id),
+    const where = stepWhere(map, names.words);
+    const runs = new Map(
+      [
+        ...(await actionRunsByEvent(
+          deps.db,
+          events.map((e) => e.id),
+        )),
+      ].map(([id, list]) => [id, list.map((r) => ({ ...r, where: where(r) }))]),
     );
     // Events waiting for a retry after an error: when the next attempt is.
     const retrying = rows.filter(

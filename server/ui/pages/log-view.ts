@@ -2,7 +2,8 @@ import type { Knex } from 'knex';
 import { heldBehindByEvent, type HeldBehind } from '../../../db/stores/entity-order.js';
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { within } from '../../lib/within.js';
-import type { StageNames } from '../../rules/describe.js';
+import { describeStep, plain, type MapWords, type StageNames } from '../../rules/describe.js';
+import type { EventMap } from '../../rules/model.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { maskForView } from '../mask-view.js';
 import { readableNote, type NoteNames } from '../note-names.js';
@@ -94,4 +95,24 @@ export async function heldNotes(
     h.lastError = h.lastError && translateError(maskForView(h.lastError), lang);
   }
   return held;
+}
+
+/**
+ * Where a run's step goes, in the rules page's words ("POST to erp.example", "Comment in the
+ * deal's timeline"), from the portal's map as it is now: the step at the run's place in its
+ * rule, if it is still of the run's type; undefined otherwise (the page then names the type).
+ * The event page and the deal tab said "Bitrix24 method" of a step the builder and the rules
+ * page call a timeline comment (found in a walk).
+ */
+export function stepWhere(
+  map: EventMap,
+  words: MapWords,
+): (run: { rule_name: string; step_index: number; action_type: string }) => string | undefined {
+  const rules = new Map(map.rules.map((r) => [r.name, r]));
+  return (run) => {
+    const action = rules.get(run.rule_name)?.actions[Number(run.step_index)];
+    return action && action.type === run.action_type
+      ? plain(describeStep(action, words))
+      : undefined;
+  };
 }

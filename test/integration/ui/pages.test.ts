@@ -163,6 +163,10 @@ describe('the pages of an installed portal with events', () => {
       /<h1>Event #\d+ · A deal was changed <span class="muted event-code" translate="no">ONCRMDEALUPDATE<\/span>/,
     );
     expect(page.html).toContain('Lost deal: notify');
+    // Each step where it goes, as the rules page says it, not only its type.
+    expect(page.html).toMatch(
+      / · Step 1 \(<bdi translate="no">notify<\/bdi>\) · POST to 127\.0\.0\.1:\d+\s/,
+    );
     expect(page.html).toContain('rejected by the test sink');
     expect(page.html).toContain('[masked]');
     const sent = h.sink.requests.length;
