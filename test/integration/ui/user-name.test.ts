@@ -25,7 +25,9 @@ describe("the user's name in the page header", () => {
     const authId = h.portal.issueUserAuth(1).accessToken;
     const s = await openSession(h, { userId: 1, authId });
     const page = await getPage(h, '/ui', s.cookie);
-    expect(who(page.html)).toMatch(/ · <bdi translate="no">Ann Smith &lt;Sales&gt;<\/bdi> · administrator$/);
+    expect(who(page.html)).toMatch(
+      / · <bdi translate="no">Ann Smith &lt;Sales&gt;<\/bdi> · administrator$/,
+    );
     // Let in again on the portal's last answer (no new `profile` call): the same name.
     const profiles = () => h.portal.calls.filter((c) => c.method === 'profile').length;
     const before = profiles();
