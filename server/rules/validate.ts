@@ -91,6 +91,9 @@ function describeIssue(issue: z.core.$ZodIssue & { input?: unknown }): MapError[
       return [{ path, message: `${inner ?? issue.message}, got ${got(issue.input)}` }];
     }
     case 'custom':
+      // An empty URL or the like: said as empty first, what it should be after, rather than
+      // `expected an http(s) URL…, got string ""` (a walk's admin read the latter as code).
+      if (issue.input === '') return [{ path, message: `it is empty; ${issue.message}` }];
       return [
         {
           path,
@@ -101,6 +104,7 @@ function describeIssue(issue: z.core.$ZodIssue & { input?: unknown }): MapError[
       ];
     default: {
       const msg = issue.message.replace(/^Invalid input: /, '');
+      if (issue.input === '') return [{ path, message: `it is empty; ${msg}` }];
       return [
         { path, message: issue.input === undefined ? msg : `${msg}, got ${got(issue.input)}` },
       ];

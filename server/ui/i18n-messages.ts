@@ -96,6 +96,7 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'ожидается строка, число, логическое значение или "null"',
   ],
   ['required; it is empty', 'обязательное поле; оно пустое'],
+  ['it is empty; ', 'оно пустое; '],
   ['expected at least one; the list is empty', 'нужен хотя бы один; список пуст'],
   ['not valid JSON: ', 'это не JSON: '],
   ['expected true', 'ожидается "true"'],

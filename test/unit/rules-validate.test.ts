@@ -226,6 +226,35 @@ describe('validateEventMap', () => {
     ]);
   });
 
+  it('says an empty URL or REST method is empty before what it should be (found in a walk)', () => {
+    const v = validateEventMap({
+      rules: [
+        {
+          name: 'x',
+          on: ['ONCRMDEALUPDATE'],
+          actions: [
+            { type: 'http', method: 'POST', url: '' },
+            { type: 'bitrix', method: '' },
+          ],
+        },
+      ],
+    });
+    const errors = v.ok ? [] : v.errors;
+    expect(errors).toEqual([
+      {
+        path: '$.rules[0].actions[0].url',
+        message: 'it is empty; expected an http(s) URL, starting with "https://" (or "http://")',
+      },
+      {
+        path: '$.rules[0].actions[1].method',
+        message: 'it is empty; expected a REST method name such as crm.timeline.comment.add',
+      },
+    ]);
+    expect(translateMessage(errors[0]!.message, 'ru')).toBe(
+      'оно пустое; ожидается адрес http(s), начинающийся с "https://" (или "http://")',
+    );
+  });
+
   it('reports a missing required key as missing', () => {
     expect(errorsOf({ rules: [{ name: 'x', on: ['ONCRMDEALADD'] }] })).toEqual([
       { path: '$.rules[0].actions', message: 'expected array; it is missing' },
