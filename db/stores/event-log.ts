@@ -251,6 +251,26 @@ export async function actionRunsByEvent(
 }
 
 /**
+ * How many steps of each of these events have succeeded (a step run again by a replay counts
+ * once): the log says it of a processed event, whose Details were otherwise empty. One query
+ * on the runs' event index.
+ */
+export async function succeededStepsByEvent(
+  db: Knex,
+  eventIds: readonly number[],
+): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (eventIds.length === 0) return out;
+  const rows = (await db('action_runs')
+    .whereIn('event_id', eventIds)
+    .where('status', 'succeeded')
+    .groupBy('event_id', 'rule_name', 'step_index')
+    .select('event_id')) as Array<{ event_id: number | string }>;
+  for (const r of rows) out.set(Number(r.event_id), (out.get(Number(r.event_id)) ?? 0) + 1);
+  return out;
+}
+
+/**
  * When each of these events is next tried: the earliest `run_at` of its pending job, for
  * events waiting for a retry (the deal tab says when, next to the last error).
  */

@@ -3,7 +3,12 @@ import type { Deps } from '../../deps.js';
 import { AppError } from '../../lib/errors.js';
 import { replayEvents } from '../../processing/replay.js';
 import { chosenEvents } from '../../install/bindings.js';
-import { actionRunsByEvent, logPage, nextAttemptByEvent } from '../../../db/stores/event-log.js';
+import {
+  actionRunsByEvent,
+  logPage,
+  nextAttemptByEvent,
+  succeededStepsByEvent,
+} from '../../../db/stores/event-log.js';
 import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { erasedAt } from '../../../db/stores/erasure.js';
 import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
@@ -74,12 +79,16 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       chosenEvents(deps, user.memberId),
     ]);
     const retried = Number(req.query.retried);
-    const [held, stages] = await Promise.all([
+    const [held, stages, steps] = await Promise.all([
       heldNotes(deps.db, page.rows, user.lang),
       noteStages(
         portal,
         page.rows.filter((r) => NOTE_STATUSES.includes(r.status)).map((r) => r.last_error),
         LIST_STAGES_WAIT_MS,
+      ),
+      succeededStepsByEvent(
+        deps.db,
+        page.rows.filter((r) => r.status === 'processed').map((r) => Number(r.id)),
       ),
     ]);
     const words = mapWords(user.lang);
@@ -101,6 +110,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         last_error: undefined,
         reject_reason: undefined,
         held: held.get(r.id),
+        stepsDone: steps.get(Number(r.id)) ?? 0,
         cardUrl: crmCardUrl(portal, r.entity_type, r.entity_id),
         cardPath: crmCardPath(r.entity_type, r.entity_id),
       })),

@@ -118,6 +118,12 @@ describe('the pages of an installed portal with events', () => {
     const byEntity = await getPage(h, `/ui/events?entity=${deals.won}`, admin.cookie);
     const ids = [...byEntity.html.matchAll(/<tr data-id="(\d+)"/g)].map((m) => Number(m[1]));
     expect(ids.length).toBe(2);
+    // A processed event's Details say what ran (they were empty): the won deal's invoice step.
+    expect(byEntity.html).toMatch(
+      /data-status="processed"[\s\S]*?<span class="steps-done">1 step succeeded<\/span>/,
+    );
+    // A skipped one keeps its note, and says no step.
+    expect(byEntity.html.match(/class="steps-done"/g)).toHaveLength(1);
     expect(ids[0]).toBeGreaterThan(ids[1]!);
     const adds = await getPage(h, '/ui/events?event=ONCRMDEALADD', admin.cookie);
     expect(adds.html.match(/<tr data-id=/g)).toHaveLength(3);
