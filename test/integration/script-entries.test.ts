@@ -24,7 +24,7 @@ describe('script entry points outside Jest', () => {
   it('npm run bench loads every benchmark (an unknown name lists them)', async () => {
     const r = await runNode([path.join(dist, 'bench', 'run.js'), 'no-such-bench']);
     expect(r.stderr).toContain(
-      'unknown benchmark "no-such-bench"; known: intake, process, statements, prune, fairness, ui, soak, tenants, scale',
+      'unknown benchmark "no-such-bench"; known: intake, process, maps, statements, prune, fairness, ui, soak, tenants, scale',
     );
     expect(r.code).toBe(2);
   });

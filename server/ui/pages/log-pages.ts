@@ -14,6 +14,7 @@ import { erasedAt } from '../../../db/stores/erasure.js';
 import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
+import { maskMap } from '../../rules/secret-fields.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import {
@@ -184,7 +185,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       entityType: ev.entity_type,
       event: ev.event,
     };
-    const where = stepWhere(map, names.words);
+    const where = stepWhere(maskMap(map, deps.box), names.words);
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
@@ -300,7 +301,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         entityType: String(r.entity_type ?? 'deal'),
       }),
     }));
-    const where = stepWhere(map, names.words);
+    const where = stepWhere(maskMap(map, deps.box), names.words);
     const runs = new Map(
       [
         ...(await actionRunsByEvent(

@@ -1,13 +1,14 @@
 import { createRequire } from 'node:module';
 import { claimTelegramChat } from '../../../db/stores/telegram-chats.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { seedDeals, startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
+import { seedDeals, startUiHarness, uiTestMap, type UiHarness } from '../../helpers/ui-harness.js';
 import { seedPortal } from '../../helpers/event-builder.js';
 import { findPortalByMemberId } from '../../../db/stores/portals.js';
 import { insertJobs } from '../../../db/stores/jobs.js';
 import { saveDestination } from '../../../db/stores/destinations.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui-client.js';
-import { saveRuleMap } from '../../../server/rules/map-store.js';
+import { getRuleMap, saveRuleMap } from '../../../server/rules/map-store.js';
+import { saveMapSealed } from '../../../server/rules/saved-map.js';
 
 describe('the pages of an installed portal with events', () => {
   let h: UiHarness;
@@ -449,6 +450,38 @@ describe('the pages of an installed portal with events', () => {
     } finally {
       ejs.fileLoader = load;
     }
+  });
+
+  it('says a step whose URL holds a credential by its host, as the rules page does (found in review)', async () => {
+    const own = (await getRuleMap(h.t.deps.db, h.portal.memberId)) ?? uiTestMap(h.sink.url);
+    const map = {
+      rules: [
+        ...own.rules,
+        {
+          name: 'Sealed hook',
+          on: ['ONCRMDEALUPDATE'],
+          when: [{ field: 'TITLE', equals: 'Sealed' }],
+          actions: [
+            {
+              type: 'http' as const,
+              method: 'POST' as const,
+              url: `${h.sink.url}/hook?token=abcdefgh12345`,
+            },
+          ],
+        },
+      ],
+    };
+    await saveMapSealed(h.t.deps, h.portal.memberId, map);
+    const deal = await h.portal.addDeal({ TITLE: 'Plain' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { TITLE: 'Sealed' });
+    await h.drain();
+    const id = await eventId(deal.id, 'ONCRMDEALUPDATE');
+    const page = await getPage(h, `/ui/events/${id}`, admin.cookie);
+    // Stored sealed ({"$enc"}): described from the map as the rules page shows it, masked.
+    expect(page.html).toMatch(/ · Step 1 · POST to 127\.0\.0\.1:\d+\s/);
+    expect(page.html).not.toContain('a stored address');
+    expect(page.html).not.toContain('abcdefgh12345');
   });
 });
 
