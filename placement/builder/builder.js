@@ -139,7 +139,9 @@ const STEP_KEYS = ['type', 'method', 'params', 'name', 'continueOnError'];
  * crm-timeline-comment-add.md: `fields` with ENTITY_ID, ENTITY_TYPE and COMMENT).
  */
 function isCommentStep(step) {
-  if (!isObj(step) || step.type !== 'bitrix' || step.method !== COMMENT_METHOD) return false;
+  if (!isObj(step) || step.type !== 'bitrix') return false;
+  // The method's name in any case, as the rules page reads it (describe.ts commentOn).
+  if (String(step.method).toLowerCase() !== COMMENT_METHOD) return false;
   if (Object.keys(step).some((k) => !STEP_KEYS.includes(k))) return false;
   const p = step.params;
   if (!isObj(p) || Object.keys(p).join() !== 'fields' || !isObj(p.fields)) return false;
@@ -150,7 +152,7 @@ function isCommentStep(step) {
 /** A comment step's text (undefined for any other step). */
 const commentText = (step) => (isCommentStep(step) ? step.params.fields.COMMENT : undefined);
 /** The type a step is shown as: its own, or `comment`. */
-const kindOf = (step) => (isCommentStep(step) ? 'comment' : step.type);
+const kindOf = (step) => (isCommentStep(step) ? 'comment' : step?.type);
 /**
  * Whose timeline a comment can go to, for the trigger's record: the record itself, and for a
  * deal, lead, quote or old invoice the contact and company read with it (processing/
@@ -160,11 +162,14 @@ const kindOf = (step) => (isCommentStep(step) ? 'comment' : step.type);
 function commentTargets() {
   const root = entityRoot();
   const out = [];
+  // A deleted record has no timeline to write to: every run would fail (found in review).
+  if (/DELETE(_\d+)?$/.test(String((rule.on || [])[0] || '').toUpperCase())) return out;
   if (['deal', 'lead', 'contact', 'company', 'quote'].includes(root))
     out.push({ root, type: root, id: `{{${root}.ID}}`, own: true });
   if (root === 'item' && itemType() !== undefined) {
-    const type = itemType() === 31 ? 'smart_invoice' : `dynamic_${itemType()}`;
-    out.push({ root, type, id: '{{item.id}}', own: true });
+    const invoice = itemType() === 31;
+    const type = invoice ? 'smart_invoice' : `dynamic_${itemType()}`;
+    out.push({ root: invoice ? 'invoice' : root, type, id: '{{item.id}}', own: true });
   }
   if (['deal', 'lead', 'quote', 'invoice'].includes(root)) {
     out.push({ root: 'contact', type: 'contact', id: '{{contact.ID}}' });
@@ -187,20 +192,22 @@ function commentFields(step, i) {
       selected: n === current,
     }),
   );
-  // A record given otherwise (in the JSON, or for another trigger) stays as it is.
+  // A record given otherwise (in the JSON, or for another trigger) stays as it is, and
+  // picking it again after another puts it back.
+  const typed = { type: fields.ENTITY_TYPE, id: fields.ENTITY_ID };
   if (current < 0) {
-    const typed = S.commentAsTyped
-      .replace('{type}', fields.ENTITY_TYPE || '—')
-      .replace('{id}', fields.ENTITY_ID || '—');
-    choices.unshift(h('option', { value: '', text: typed, selected: true }));
+    const text = S.commentAsTyped
+      .replace('{type}', typed.type || '—')
+      .replace('{id}', typed.id || '—');
+    choices.unshift(h('option', { value: '', text, selected: true }));
   }
   const on = h(
     'select',
     {
       id: `step-${i}-comment-on`,
       onchange: () => {
-        const t = targets[Number(on.value)];
-        if (!t || on.value === '') return;
+        const t = on.value === '' ? typed : targets[Number(on.value)];
+        if (!t) return;
         fields.ENTITY_TYPE = t.type;
         fields.ENTITY_ID = t.id;
         changed();

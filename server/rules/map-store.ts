@@ -14,7 +14,9 @@ import {
 export const RULES_KEY = 'rules';
 
 /** A map with no rules: what a portal gets when neither it nor the default has one. */
-export const EMPTY_MAP: EventMap = Object.freeze({ rules: [] }) as EventMap;
+export const EMPTY_MAP: EventMap = Object.freeze({
+  rules: Object.freeze([]),
+}) as unknown as EventMap;
 
 const scopeOf = (memberId: string | undefined) => memberId ?? DEFAULT_SCOPE;
 

@@ -284,6 +284,23 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       ENTITY_ID: '{{company.ID}}',
       COMMENT: 'Paid in full',
     });
+    // The record as typed, picked again: back in the JSON (found in review).
+    await f.locator('#step-3-comment-on').selectOption({ index: 0 });
+    const back = JSON.parse(await f.locator('#rule-json').inputValue()) as Rule;
+    expect(back.actions[3]!.params!.fields).toMatchObject({
+      ENTITY_TYPE: 'contact',
+      ENTITY_ID: '{{deal.CONTACT_ID}}',
+    });
+    await f
+      .locator('#step-3-comment-on')
+      .selectOption({ label: "Company (linked to the event's record)" });
+    // The method's name in capitals reads as a comment too, as on the rules page.
+    const upper = JSON.parse(await f.locator('#rule-json').inputValue()) as Rule & {
+      actions: { method?: string }[];
+    };
+    upper.actions[3]!.method = 'CRM.TIMELINE.COMMENT.ADD';
+    await f.locator('#rule-json').fill(JSON.stringify(upper));
+    await expect(f.locator('#step-3 > legend').textContent()).resolves.toBe('4. Timeline comment');
     // A comment with more than a record and a text is the REST call it is.
     picked.actions[3]!.params!.fields.AUTHOR_ID = '1';
     await f.locator('#rule-json').fill(JSON.stringify(picked));
@@ -299,6 +316,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await f.locator('#on-ONCRMACTIVITYADD').uncheck();
     await f.locator('#on-ONCRMLEADUPDATE').check();
     await expect(f.locator('#step-type-0 option[value="comment"]').count()).resolves.toBe(1);
+    // Nor on a deletion: the record has no timeline any more (found in review).
+    await f.locator('#on-ONCRMLEADUPDATE').uncheck();
+    await f.locator('#on-ONCRMDEALDELETE').check();
+    await expect(f.locator('#step-type-0 option[value="comment"]').count()).resolves.toBe(0);
   });
 
   it('says as a step type is picked that this server cannot send it', async () => {
