@@ -296,6 +296,9 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       processed_at: r.processed_at === null ? null : Number(r.processed_at),
       // Shown only as `detail`: masked, a note told from an error.
       last_error: undefined,
+      // An event no rule was for: kept in the list, in grey, so what ran stands out (a walk's
+      // manager read a column of grey "skipped · no rule matched" rows as faults).
+      quiet: r.status === 'skipped' && r.last_error === 'no rule matched',
       detail: eventDetail(String(r.status), r.last_error as string | null, user, ruleNames, {
         ...names,
         entityType: String(r.entity_type ?? 'deal'),

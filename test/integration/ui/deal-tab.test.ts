@@ -63,6 +63,27 @@ describe('the deal tab a manager reads', () => {
     expect(log.html).toMatch(/<option value="deal" selected>/);
   });
 
+  it('greys the events no rule was for, so what ran stands out', async () => {
+    const card = await getPage(h, `/ui/deal/${deals.won}`, ruManager.cookie);
+    const rows = [...card.html.matchAll(/<tr data-id="(\d+)"( class="quiet")?>/g)];
+    expect(rows).toHaveLength(2);
+    // Its creation matched no rule: grey; its win ran the invoice: as it was.
+    const status = async (id: string) =>
+      (await h.t.deps
+        .db('events')
+        .where({ id: Number(id) })
+        .first('status', 'last_error')) as {
+        status: string;
+        last_error: string | null;
+      };
+    for (const [, id, quiet] of rows) {
+      const ev = await status(id!);
+      expect([ev.status, ev.last_error, Boolean(quiet)]).toEqual(
+        ev.status === 'skipped' ? ['skipped', 'no rule matched', true] : ['processed', null, false],
+      );
+    }
+  });
+
   it('says that a deal has no events yet, or that its events were erased on request, and when', async () => {
     const none = await getPage(h, '/ui/deal/777001', ruManager.cookie);
     expect(none.html).toContain('По этой сделке событий пока нет.');
@@ -381,7 +402,7 @@ describe('the deal tab lists the events of records made in the deal', () => {
   });
 
   const rowsOf = (html: string) =>
-    [...html.matchAll(/<tr data-id="(\d+)">([\s\S]*?)<\/tr>/g)].map((m) => ({
+    [...html.matchAll(/<tr data-id="(\d+)"[^>]*>([\s\S]*?)<\/tr>/g)].map((m) => ({
       id: Number(m[1]),
       record: /class="linked-record">([^<]*)</.exec(m[2]!)?.[1] ?? null,
     }));
