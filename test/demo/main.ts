@@ -54,7 +54,8 @@ async function main(): Promise<void> {
   const clientId = 'local.demo';
   const clientSecret = randomBytes(16).toString('hex');
   const emu = await startEmulator({ clientId, clientSecret });
-  const portal = await emu.addPortal();
+  // DEMO_LANG=ru: a Russian portal, whose pages, alerts and builder the app shows in Russian.
+  const portal = await emu.addPortal({ lang: env.DEMO_LANG?.trim() === 'ru' ? 'ru' : 'en' });
   let invoices = 0;
   const accounting = await standIn('accounting', () => ({ id: `INV-${1000 + ++invoices}` }));
   const logistics = await standIn('logistics', () => ({

@@ -25,7 +25,12 @@ describe('npm run demo', () => {
    * longer than jest's 30 s on a starved machine: the wait, then a server that starts and
    * stops slowly (seen with two busy loops on the two cores, on the code of 2026-12-04 too).
    */
-  async function runDemo(port: number, dataDir: string, check?: (err: string) => Promise<void>) {
+  async function runDemo(
+    port: number,
+    dataDir: string,
+    check?: (err: string) => Promise<void>,
+    extra: Record<string, string> = {},
+  ) {
     const proc = spawn(
       process.execPath,
       [path.join(projectRoot(), 'dist', 'test', 'demo', 'main.js')],
@@ -36,6 +41,7 @@ describe('npm run demo', () => {
           DATA_DIR: dataDir,
           DEMO_INTERVAL_MS: '300',
           HOST: '127.0.0.1',
+          ...extra,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -124,10 +130,22 @@ describe('npm run demo', () => {
       await db.destroy();
     }
     // The stand-ins listen on new ports each run; the stored map still named the old ones.
-    const err = await runDemo(await freePort(), dataDir);
+    // This run's portal is a Russian one (DEMO_LANG): installed in its language.
+    const err = await runDemo(await freePort(), dataDir, undefined, { DEMO_LANG: 'ru' });
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[logistics\] POST \/api\/shipments/);
     expect(err).toMatch(/Earlier runs' emulated portals \(1\) are gone with their emulator/);
+    const langs = await (async () => {
+      const db2 = openDemoDb();
+      try {
+        return ((await db2('portals').orderBy('id').select('lang')) as { lang: string }[]).map(
+          (p) => p.lang,
+        );
+      } finally {
+        await db2.destroy();
+      }
+    })();
+    expect(langs).toEqual(['en', 'ru']);
   }, 60_000);
 
   it('leaves the last run’s portal uninstalled and its waiting event skipped, not retrying', async () => {
