@@ -568,6 +568,34 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
   // failOnStatus: "HTTP 503 from POST https://…" (the remote system's text follows it). The
   // status first, as in English: a table cell clips the text, and a long URL before it hid it.
   [/(^|: )HTTP (\d{3}) from ([A-Z]+ \S+?)(: |$)/, '$1ответ HTTP $2 на $3$4'],
+  // A step of a channel this server has not set up (server/actions/*.ts): seen in English on a
+  // Russian log, event page and deal tab (found in a walk).
+  [
+    /(^|: )telegram step: TELEGRAM_BOT_TOKEN is not set/,
+    '$1шаг Telegram: на сервере не настроен бот Telegram (TELEGRAM_BOT_TOKEN)',
+  ],
+  [
+    /(^|: )email step: SMTP_URL is not set/,
+    '$1шаг e-mail: на сервере не настроена отправка почты (SMTP_URL)',
+  ],
+  [
+    /(^|: )sms step: SMS_PROVIDER is not set \(generic, twilio or smsru\)/,
+    '$1шаг SMS: на сервере не настроена отправка SMS (SMS_PROVIDER: generic, twilio или smsru)',
+  ],
+  [
+    /(^|: )telegram step: the chat is the server's alert chat \(TELEGRAM_CHAT_ID\), which rules may not post to/,
+    '$1шаг Telegram: это чат оповещений сервера (TELEGRAM_CHAT_ID), правила в него не пишут',
+  ],
+  [
+    /(^|: )telegram step: no chatId in the step, and this portal has no alert chat of its own \(set one on the app's Alerts page\)/,
+    '$1шаг Telegram: в шаге не указан чат, а у портала нет своего чата оповещений (задайте его на странице «Оповещения»)',
+  ],
+  [
+    /(^|: )telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set/,
+    '$1шаг Telegram: в шаге не указан чат, и TELEGRAM_CHAT_ID не задан',
+  ],
+  // A step without a name is called by its place in the rule (run-steps.ts `step${i + 1}`).
+  [/( \/ )step(\d+): /, '$1шаг $2: '],
   [
     /(^|: )([A-Z]+ \S+) refused: its port is reserved for another protocol \(such as SMTP, SSH or X11\), so no HTTP request is sent to it; use the port the service answers HTTP on/,
     '$1$2: порт закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), запрос не отправлен; укажите порт, на котором сервис отвечает по HTTP',

@@ -243,6 +243,23 @@ describe('errors on Russian pages', () => {
     ).toBe(
       'http:erp.example#1 не отвечает: отправка приостановлена после сбоев подряд (8): POST https://erp.example/api: ошибка: fetch failed (ECONNREFUSED)',
     );
+    // A channel the server has not set up, in a step without a name (found in a walk).
+    expect(
+      translateError('Won deal / step2: telegram step: TELEGRAM_BOT_TOKEN is not set', 'ru'),
+    ).toBe(
+      'Won deal / шаг 2: шаг Telegram: на сервере не настроен бот Telegram (TELEGRAM_BOT_TOKEN)',
+    );
+    expect(translateError('Won deal / mail: email step: SMTP_URL is not set', 'ru')).toBe(
+      'Won deal / mail: шаг e-mail: на сервере не настроена отправка почты (SMTP_URL)',
+    );
+    expect(
+      translateError(
+        "Won deal / tg: telegram step: no chatId in the step, and this portal has no alert chat of its own (set one on the app's Alerts page)",
+        'ru',
+      ),
+    ).toBe(
+      'Won deal / tg: шаг Telegram: в шаге не указан чат, а у портала нет своего чата оповещений (задайте его на странице «Оповещения»)',
+    );
     expect(translateError("waiting 3000 ms for the portal's REST budget", 'ru')).toBe(
       'ждём 3000 мс: лимит REST-запросов портала',
     );
