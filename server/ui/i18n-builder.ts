@@ -243,9 +243,9 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
     'На этом сервере не настроена отправка SMS (SMS_PROVIDER): этот шаг будет завершаться ошибкой каждый раз. Попросите оператора приложения настроить её.',
   'rb.js.noChat':
     'Чат не указан, а у портала нет своего чата оповещений (страница «Оповещения»): укажите чат здесь или задайте чат оповещений портала.',
-  'rb.js.commentOn': 'В хронологию',
-  'rb.js.commentOwn': '(запись события)',
-  'rb.js.commentLinked': '(из записи события)',
+  'rb.js.commentOn': 'Куда добавить комментарий',
+  'rb.js.commentOwn': 'из события',
+  'rb.js.commentLinked': 'из записи события',
   'rb.js.commentAsTyped': 'как в JSON: {type} {id}',
   'rb.js.comment': 'Комментарий',
   'rb.js.picker': 'Вставить значение',

@@ -118,6 +118,12 @@ for (const lang of ['en', 'ru']) {
         await page.goto(`${h.portal.url}/crm/deal/details/${deals.won}/?user=1`);
         await f.locator('#deal-events tbody tr').first().waitFor();
         expectFits('deal tab', await measure(page, '/ui/'));
+        // The steps' column keeps room for a word (it was squeezed to "Выигранна|я").
+        const steps = await f
+          .locator('#deal-events tbody tr td:last-child')
+          .first()
+          .evaluate((td) => td.getBoundingClientRect().width);
+        expect(steps).toBeGreaterThanOrEqual(130);
         await page.close();
       });
     }
