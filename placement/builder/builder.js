@@ -478,8 +478,8 @@ function showPipelineHints() {
  * result of a dry run of the rule as it was (it would judge conditions no longer there).
  */
 function notSavedAnyMore() {
-  const saved = document.getElementById('rule-saved');
-  if (saved) saved.parentElement.replaceChildren();
+  if (document.getElementById('rule-saved'))
+    document.getElementById('save-result')?.replaceChildren();
   document.getElementById('dry-result')?.replaceChildren();
 }
 
@@ -1605,21 +1605,26 @@ async function save() {
     changed();
     renderForm();
     const warnings = Array.isArray(json.warnings) ? json.warnings : [];
+    // "Saved." once: with warnings, their heading says it ("Saved, but…"), not a line above
+    // it too (a Russian walk read "Сохранено." then "Сохранено, но…").
     fill(
       saveResult,
-      h('p', { class: 'notice', id: 'rule-saved', text: S.saved }),
-      warnings.length > 0 &&
-        h(
-          'div',
-          { class: 'warn', id: 'rule-warnings', role: 'status' },
-          // A rule saved off (a draft) hears only of its steps' text: said as such.
-          h('span', { text: rule.enabled === false ? S.savedOffWarnings : S.savedWarnings }),
-          h(
-            'ul',
-            {},
-            warnings.map((w) => h('li', { text: w })),
+      warnings.length === 0
+        ? h('p', { class: 'notice', id: 'rule-saved', text: S.saved })
+        : h(
+            'div',
+            { class: 'warn', id: 'rule-warnings', role: 'status' },
+            // A rule saved off (a draft) hears only of its steps' text: said as such.
+            h('span', {
+              id: 'rule-saved',
+              text: rule.enabled === false ? S.savedOffWarnings : S.savedWarnings,
+            }),
+            h(
+              'ul',
+              {},
+              warnings.map((w) => h('li', { text: w })),
+            ),
           ),
-        ),
     );
     const sep = data.urls.edit.includes('?') ? '&' : '?';
     history.replaceState(null, '', `${data.urls.edit}${sep}name=${encodeURIComponent(original)}`);

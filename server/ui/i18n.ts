@@ -151,7 +151,7 @@ const EN = {
   'entity.invoice': 'Invoice',
   'ev.title': 'Event',
   'ev.body': 'Delivery (tokens masked)',
-  'ev.timeline': 'Timeline',
+  'ev.timeline': 'Processing history',
   'ev.timelineHint':
     'Each row is one run of this event’s processing (a retry or a replay adds one). The last finished run ended as the status above says (processed, skipped or failed).',
   'ev.jobStatus': 'Run',
@@ -499,7 +499,7 @@ const RU: Record<MessageKey, string> = {
   'entity.invoice': 'Счёт',
   'ev.title': 'Событие',
   'ev.body': 'Доставка (токены скрыты)',
-  'ev.timeline': 'Хронология',
+  'ev.timeline': 'История обработки',
   'ev.timelineHint':
     'Каждая строка — один запуск обработки события (повтор добавляет строку). Последний завершённый запуск закончился так, как сказано в статусе выше (обработано, пропущено или ошибка).',
   'ev.jobStatus': 'Запуск',

@@ -585,6 +585,10 @@ describeInChromium('the rule builder for an admin who does not write JSON', (exe
     await expect(f.locator('#rule-warnings').textContent()).resolves.toMatch(
       /ONCRMDEALDELETE, which is not subscribed \(Subscriptions\); it will not fire/,
     );
+    // "Saved" once: the warnings' heading says it, no "Saved." line above it.
+    await expect(f.locator('#save-result').textContent()).resolves.toMatch(
+      /^Saved, but it may not run as you expect:/,
+    );
     // On a subscribed event: no warning.
     await f.locator('#on-ONCRMDEALDELETE').uncheck();
     await f.locator('#on-ONCRMDEALUPDATE').check();

@@ -170,6 +170,8 @@ describe('the pages of an installed portal with events', () => {
       /<h1>Event #\d+ · A deal was changed <span class="muted event-code" translate="no">ONCRMDEALUPDATE<\/span>/,
     );
     expect(page.html).toContain('Lost deal: notify');
+    // Its runs are the processing's history, not "Timeline", the CRM's word for a record's feed.
+    expect(page.html).toContain('<h2>Processing history</h2>');
     // Each step where it goes, as the rules page says it, not only its type.
     expect(page.html).toMatch(
       / · Step 1 \(<bdi translate="no">notify<\/bdi>\) · POST to 127\.0\.0\.1:\d+\s/,
