@@ -884,8 +884,10 @@ function stepField(step, i, [key, kind, required]) {
 function pickerGroups(i) {
   const groups = [];
   const ent = entityRoot();
+  // The event's own values by name, their path after it (a bare `event.name` read as code).
+  const named = (p) => [p, S[`pick.${p}`] ? `${S[`pick.${p}`]} — ${p}` : p];
   const event = ['event.name', 'event.id', 'event.entityId'];
-  groups.push([S.event, event.map((p) => [p, p])]);
+  groups.push([S.event, event.map(named)]);
   // A deal's, lead's, quote's or old invoice's contact and company are read with it
   // (processing/read-entities.ts `loadRelated`); an activity or a task brings only itself.
   const related = ['deal', 'lead', 'quote', 'invoice'].includes(ent);
@@ -911,7 +913,7 @@ function pickerGroups(i) {
       ]),
     ]);
   }
-  groups.push([S.portal, [['portal.domain', 'portal.domain']]]);
+  groups.push([S.portal, [named('portal.domain')]]);
   return groups;
 }
 

@@ -130,7 +130,7 @@ export const MAP_RU: Record<keyof typeof MAP_EN, string> = {
   'map.col.steps': 'Шаги',
   'map.col.sla': 'SLA',
   'map.col.enabled': 'Включено',
-  'map.col.success': 'Шагов успешно за 7 дней',
+  'map.col.success': 'Успешных шагов за 7 дней',
   'map.col.change': 'Изменить',
   'map.on': 'вкл.',
   'map.off': 'выкл.',

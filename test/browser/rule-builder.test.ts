@@ -342,6 +342,10 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
       'Bitrix24 method',
       'Timeline comment',
     ]);
+    // The picker names the event's own values, their path after (not a bare event.name).
+    await expect(f.locator('#step-0-pick option[value="event.name"]').textContent()).resolves.toBe(
+      'Event code — event.name',
+    );
     await expect(f.locator('#step-0-unset').count()).resolves.toBe(0);
     await f.locator('#step-type-0').selectOption('telegram');
     await expect(f.locator('#step-0-unset').textContent()).resolves.toBe(

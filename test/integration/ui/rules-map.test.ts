@@ -147,7 +147,8 @@ describe('the map page', () => {
     const before = await getPage(h, '/ui/rules', admin.cookie);
     const won = rowOf(before.html, 'Won deal: invoice');
     expect(won).toContain('data-succeeded="1" data-total="1"');
-    expect(words(won)).toContain('1 of 1 (100 %)');
+    // The percentage and its sign kept together (a Russian walk saw "(0 / %)" wrapped).
+    expect(won).toContain('1 of 1 (100&nbsp;%)');
     expect(rowOf(before.html, 'Lost deal: notify')).toMatch(/data-succeeded="0" data-total="[1-9]/);
     // Control that the figures are not counted from the runs: without them they stay.
     expect(Number((await db()('action_runs').count({ n: '*' }))[0]!.n)).toBeGreaterThan(0);
@@ -236,7 +237,7 @@ describe('the map page', () => {
       );
       expect(responsible).toContain('Поле «Контакт · Телефон» равно пусто');
       expect(words(rowOf(page.html, 'Lead ping'))).toContain('Любое событие');
-      expect(words(page.html)).toContain('Шагов успешно за 7 дней');
+      expect(words(page.html)).toContain('Успешных шагов за 7 дней');
     });
 
     it("shows each step's destination, SLA and trigger, and never a step's secret", async () => {
