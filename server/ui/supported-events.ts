@@ -45,6 +45,12 @@ export const NAMED_EVENTS: ReadonlyArray<{ name: string; en: string; ru: string 
   { name: 'ONCRMDYNAMICITEMUPDATE', en: 'An item was changed', ru: 'Изменён элемент' },
   { name: 'ONCRMDYNAMICITEMDELETE', en: 'An item was deleted', ru: 'Удалён элемент' },
   { name: 'ONTASKDELETE', en: 'A task was deleted', ru: 'Удалена задача' },
+  // The app's own (the log shows them when "show service events" is ticked).
+  { name: 'ONAPPINSTALL', en: 'The app was installed', ru: 'Приложение установлено' },
+  { name: 'ONAPPUPDATE', en: 'The app was updated', ru: 'Приложение обновлено' },
+  { name: 'ONAPPUNINSTALL', en: 'The app was uninstalled', ru: 'Приложение удалено' },
+  { name: 'ONAPPTEST', en: 'A test delivery', ru: 'Проверочная доставка' },
+  { name: 'ONOFFLINEEVENT', en: 'Changes are waiting to be read', ru: 'Изменения ждут чтения' },
 ];
 
 const NAMED = new Map(NAMED_EVENTS.map((e) => [e.name, e]));

@@ -134,6 +134,16 @@ describe('the pages of an installed portal with events', () => {
     expect(none.html).toContain('id="no-events"');
   });
 
+  it("names the app's own events and says whose they are, with service events shown", async () => {
+    const page = await getPage(h, '/ui/events?event=ONAPPINSTALL&all=1', admin.cookie);
+    expect(page.html).toContain('data-event="ONAPPINSTALL"');
+    expect(page.html).toContain(
+      '<td class="event">The app was installed<div class="muted event-code" translate="no">',
+    );
+    // Its record: the app (it was shown as "app").
+    expect(page.html).toMatch(/<td>The app <\/td>/);
+  });
+
   it('pages the log by id', async () => {
     const total = Number(
       (
