@@ -14,7 +14,6 @@ import { erasedAt } from '../../../db/stores/erasure.js';
 import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
-import { maskMap } from '../../rules/secret-fields.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
 import { crmCardPath, crmCardUrl } from '../crm-links.js';
 import {
@@ -185,7 +184,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       entityType: ev.entity_type,
       event: ev.event,
     };
-    const where = stepWhere(maskMap(map, deps.box), names.words);
+    const where = stepWhere(map, names.words, deps.box);
     res.render('ui/event', {
       nav: 'events',
       ev: { ...ev, auth_enc: undefined },
@@ -304,7 +303,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         entityType: String(r.entity_type ?? 'deal'),
       }),
     }));
-    const where = stepWhere(maskMap(map, deps.box), names.words);
+    const where = stepWhere(map, names.words, deps.box);
     const runs = new Map(
       [
         ...(await actionRunsByEvent(

@@ -3,7 +3,9 @@ import { heldBehindByEvent, type HeldBehind } from '../../../db/stores/entity-or
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { within } from '../../lib/within.js';
 import { describeStep, plain, type MapWords, type StageNames } from '../../rules/describe.js';
-import type { EventMap } from '../../rules/model.js';
+import type { EventMap, Rule } from '../../rules/model.js';
+import { maskMap } from '../../rules/secret-fields.js';
+import type { SecretBox } from '../../lib/crypto.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { maskForView } from '../mask-view.js';
 import { readableNote, type NoteNames } from '../note-names.js';
@@ -107,10 +109,21 @@ export async function heldNotes(
 export function stepWhere(
   map: EventMap,
   words: MapWords,
+  box: SecretBox,
 ): (run: { rule_name: string; step_index: number; action_type: string }) => string | undefined {
   const rules = new Map(map.rules.map((r) => [r.name, r]));
+  // Only the rules a page's runs name are masked (as the rules page shows them: a sealed URL
+  // by its host), each once: not a copy of the whole map at each deal tab refresh.
+  const shown = new Map<string, Rule | undefined>();
+  const masked = (name: string) => {
+    if (!shown.has(name)) {
+      const rule = rules.get(name);
+      shown.set(name, rule && maskMap({ rules: [rule] }, box).rules[0]);
+    }
+    return shown.get(name);
+  };
   return (run) => {
-    const action = rules.get(run.rule_name)?.actions[Number(run.step_index)];
+    const action = masked(run.rule_name)?.actions[Number(run.step_index)];
     return action && action.type === run.action_type
       ? plain(describeStep(action, words))
       : undefined;
