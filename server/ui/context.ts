@@ -9,7 +9,7 @@ import { currentRights } from './admin-check.js';
 import { translator } from './i18n.js';
 import { translateMessage } from './i18n-messages.js';
 import { TOKEN_PARAM, type UiUser } from './session.js';
-import { formatTime, wallClock } from './time.js';
+import { formatTime, formatTimeHtml, wallClock } from './time.js';
 import { eventMeaning } from './supported-events.js';
 
 /** What every page handler knows after `requireUiSession`. */
@@ -102,6 +102,7 @@ export function requireUiSession(deps: Deps): RequestHandler {
     const zone = user.timeZone ?? 'UTC';
     res.locals.timeZone = zone;
     res.locals.fmtTime = (ms: number | null | undefined) => formatTime(ms, zone);
+    res.locals.timeHtml = (ms: number | null | undefined) => formatTimeHtml(ms, zone);
     res.locals.wallTime = (ms: number) => wallClock(ms, zone);
     res.locals.tm = (message: string) => translateMessage(message, user.lang);
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);

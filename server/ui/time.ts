@@ -77,6 +77,18 @@ export function formatTime(ms: number | null | undefined, zone: string): string 
   return `${wallClock(ms, zone)} (${offsetLabel(offsetMinutes(zone, ms))})`;
 }
 
+/**
+ * `formatTime` as HTML for a table cell: the day does not break at its hyphens (a 600 px
+ * frame broke "2026-11-" from "27"), and the instant is machine-readable.
+ */
+export function formatTimeHtml(ms: number | null | undefined, zone: string): string {
+  const n = ms === null || ms === undefined ? NaN : Number(ms);
+  if (!Number.isFinite(n)) return '';
+  const text = formatTime(n, zone);
+  const at = text.indexOf(' ');
+  return `<time datetime="${new Date(n).toISOString()}"><span class="day">${text.slice(0, at)}</span>${text.slice(at)}</time>`;
+}
+
 /** ISO 8601 with the zone's offset, for exports: `2026-11-27T14:03:05+03:00`. */
 export function isoInZone(ms: number | null | undefined, zone: string): string {
   if (ms === null || ms === undefined) return '';

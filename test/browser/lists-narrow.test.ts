@@ -64,6 +64,24 @@ for (const lang of ['en', 'ru']) {
       await page.frameLocator('iframe.b24emu-frame').locator('#figures').waitFor();
       return page;
     }
+    /** The page's dates (2026-11-27) and those of them laid out on more than one line. */
+    const brokenDays = async (page: Page, prefix: string) =>
+      appFrameOf(page, h.appUrl, prefix).evaluate<{ seen: number; broken: string[] }>(`(() => {
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        let seen = 0;
+        const broken = [];
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+          for (const m of (n.textContent || '').matchAll(/\\d{4}-\\d\\d-\\d\\d/g)) {
+            const r = document.createRange();
+            r.setStart(n, m.index);
+            r.setEnd(n, m.index + m[0].length);
+            const tops = new Set([...r.getClientRects()].map((x) => Math.round(x.top)));
+            seen++;
+            if (tops.size > 1) broken.push(m[0]);
+          }
+        }
+        return { seen, broken };
+      })()`);
     const measure = async (page: Page, prefix: string) =>
       JSON.parse(await appFrameOf(page, h.appUrl, prefix).evaluate<string>(WIDTHS)) as Widths;
 
@@ -115,9 +133,18 @@ for (const lang of ['en', 'ru']) {
           await f.locator(`#nav-${nav}.on`).waitFor();
           expectFits(nav, await measure(page, '/ui'));
         }
+        await f.locator('#nav-events').click();
+        await f.locator('#nav-events.on').waitFor();
+        const logDays = await brokenDays(page, '/ui');
+        expect(logDays.seen).toBeGreaterThan(0);
+        expect(logDays.broken).toEqual([]);
         await page.goto(`${h.portal.url}/crm/deal/details/${deals.won}/?user=1`);
         await f.locator('#deal-events tbody tr').first().waitFor();
         expectFits('deal tab', await measure(page, '/ui/'));
+        // A day is never broken at its hyphens ("2026-11-" over "27").
+        const tabDays = await brokenDays(page, '/ui/');
+        expect(tabDays.seen).toBeGreaterThan(0);
+        expect(tabDays.broken).toEqual([]);
         // The steps' column keeps room for a word (it was squeezed to "Выигранна|я").
         const steps = await f
           .locator('#deal-events tbody tr td:last-child')

@@ -27,7 +27,7 @@ import {
 import { maskForView } from '../mask-view.js';
 import { translateError } from '../i18n-messages.js';
 import { exportLogCsv } from './log-export.js';
-import { eventDetail, heldNotes, noteStagesLookup, stepWhere } from './log-view.js';
+import { eventDetail, heldNotes, matchBadge, noteStagesLookup, stepWhere } from './log-view.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { mapWords } from '../i18n-map.js';
 import { readableNote } from '../note-names.js';
@@ -209,6 +209,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       // Why each rule ran or not, in the page's words (note-names.ts).
       matches: matches.map((m) => ({
         ...m,
+        badge: matchBadge(m, runs, ev.status),
         reason: readableNote(m.reason ?? '', user.lang, [], names, 'reason'),
         note: readableNote(m.note ?? '', user.lang, [], names, 'matchNote'),
       })),

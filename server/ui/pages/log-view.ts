@@ -129,3 +129,34 @@ export function stepWhere(
       : undefined;
   };
 }
+
+/** A rule match's badge on the event page: its status, and the word shown for it. */
+export interface MatchBadge {
+  status: string;
+  /** Empty: the status's own word. */
+  label: '' | 'match.stepFailed' | 'match.notRun' | 'run.willRetry';
+}
+
+/**
+ * What became of a matched rule, for its badge. A match stays `matched` until its last step
+ * is settled, so a rule whose step failed for good read "matched" beside the failed step (a
+ * Russian walk read «совпало» as "it worked"). Judged on the rule's runs of the latest
+ * processing (a replay starts a new generation); `eventStatus` tells a failure for good from
+ * one that will be retried.
+ */
+export function matchBadge(
+  match: { rule_name: string; status: string },
+  runs: ReadonlyArray<{ rule_name: string; generation: number; status: string }>,
+  eventStatus: string,
+): MatchBadge {
+  if (match.status !== 'matched') return { status: match.status, label: '' };
+  const mine = runs.filter((r) => r.rule_name === match.rule_name);
+  const latest = Math.max(-Infinity, ...mine.map((r) => r.generation));
+  const failed = mine.some((r) => r.generation === latest && r.status === 'failed');
+  if (failed && ['received', 'processing'].includes(eventStatus))
+    return { status: 'failed', label: 'run.willRetry' };
+  if (failed) return { status: 'failed', label: 'match.stepFailed' };
+  // The event ended and this rule's steps never ran (an earlier rule's step failed).
+  if (eventStatus === 'failed') return { status: 'pending', label: 'match.notRun' };
+  return { status: 'matched', label: '' };
+}

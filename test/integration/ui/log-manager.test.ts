@@ -116,7 +116,9 @@ describe('the event log a manager reads', () => {
     expect(h.sink.requests.slice(sent).map((r) => r.url)).toEqual(['/fail']);
     // The event's page says when it was replayed, beside its receipt.
     const after = await getPage(h, `/ui/events/${ids[0]}`, admin.cookie);
-    expect(after.html).toMatch(/<tr id="replayed-at"><th>Replayed<\/th><td>[^<]+\d/);
+    expect(after.html).toMatch(
+      /<tr id="replayed-at"><th>Replayed<\/th><td><time datetime="[^"]+"><span class="day">\d{4}-\d\d-\d\d<\/span> \d/,
+    );
   });
 
   it('sends a retry of no rows back to the same log page, saying what to do', async () => {

@@ -180,6 +180,10 @@ describe('the pages of an installed portal with events', () => {
       /<h1>Event #\d+ · A deal was changed <span class="muted event-code" translate="no">ONCRMDEALUPDATE<\/span>/,
     );
     expect(page.html).toContain('Lost deal: notify');
+    // The rule whose step failed says so beside its name; "matched" read as "it worked".
+    expect(page.html).toMatch(
+      /<li><b translate="no"><bdi>Lost deal: notify<\/bdi><\/b>\s*<span class="badge b-failed">a step failed<\/span>/,
+    );
     // Its runs are the processing's history, not "Timeline", the CRM's word for a record's feed.
     expect(page.html).toContain('<h2>Processing history</h2>');
     // Each step where it goes, as the rules page says it, not only its type.

@@ -34,15 +34,21 @@ describe("times in the user's Bitrix24 time zone", () => {
 
   const wall = (ms: number, offsetH: number) =>
     new Date(ms + offsetH * 3600_000).toISOString().replace('T', ' ').slice(0, 19);
+  /** The cell as the log writes it: the instant in UTC, the day kept whole at 600 px. */
+  const cell = (ms: number, offsetH: number, label: string) => {
+    const [day, time] = wall(ms, offsetH).split(' ');
+    const iso = new Date(ms).toISOString();
+    return `<td><time datetime="${iso}"><span class="day">${day}</span> ${time} (${label})</time></td>`;
+  };
 
   it("shows times in the profile's time zone, labelled with its offset", async () => {
     const page = await getPage(h, '/ui/events', islander.cookie);
-    expect(page.html).toContain(`<td>${wall(received, 14)} (UTC+14)</td>`);
+    expect(page.html).toContain(cell(received, 14, 'UTC+14'));
   });
 
   it("falls back to the portal's offset (server.time) for a user without a time zone", async () => {
     const page = await getPage(h, '/ui/events', manager.cookie);
-    expect(page.html).toContain(`<td>${wall(received, 3)} (UTC+3)</td>`);
+    expect(page.html).toContain(cell(received, 3, 'UTC+3'));
   });
 
   it("reads the log's dates in the user's time zone", async () => {

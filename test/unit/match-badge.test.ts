@@ -1,0 +1,54 @@
+import { describe, expect, it } from '@jest/globals';
+import { matchBadge } from '../../server/ui/pages/log-view.js';
+
+describe('a rule match’s badge on the event page', () => {
+  const run = (rule_name: string, status: string, generation = 0) => ({
+    rule_name,
+    status,
+    generation,
+  });
+
+  it('keeps done and skipped as they are', () => {
+    expect(matchBadge({ rule_name: 'A', status: 'done' }, [], 'processed')).toEqual({
+      status: 'done',
+      label: '',
+    });
+    expect(matchBadge({ rule_name: 'A', status: 'skipped' }, [], 'skipped')).toEqual({
+      status: 'skipped',
+      label: '',
+    });
+  });
+
+  it('says a step failed for good, or will be retried, by the event’s status', () => {
+    const runs = [run('A', 'succeeded'), run('A', 'failed'), run('B', 'succeeded')];
+    expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'failed')).toEqual({
+      status: 'failed',
+      label: 'match.stepFailed',
+    });
+    expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'received')).toEqual({
+      status: 'failed',
+      label: 'run.willRetry',
+    });
+    // Another rule's failure is not this one's.
+    expect(matchBadge({ rule_name: 'B', status: 'matched' }, runs, 'processing')).toEqual({
+      status: 'matched',
+      label: '',
+    });
+  });
+
+  it('judges the latest processing only: a replay that is running is not the old failure', () => {
+    const runs = [run('A', 'failed', 0), run('A', 'running', 1)];
+    expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'processing')).toEqual({
+      status: 'matched',
+      label: '',
+    });
+  });
+
+  it('says a rule of a failed event whose steps never ran was not run', () => {
+    const runs = [run('A', 'failed')];
+    expect(matchBadge({ rule_name: 'B', status: 'matched' }, runs, 'failed')).toEqual({
+      status: 'pending',
+      label: 'match.notRun',
+    });
+  });
+});
