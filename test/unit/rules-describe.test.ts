@@ -31,7 +31,7 @@ describe('conditions in words', () => {
   it("names the event's own record without its root, another record with it", () => {
     expect(words(rule([{ field: 'deal.OPPORTUNITY', equals: 10 }]))).toEqual(['Amount equals 10']);
     expect(words(rule([{ field: 'company.INDUSTRY', changed: true }]), ru)).toEqual([
-      'Поле «Компания · Сфера деятельности» изменилось',
+      'Поле «Компания · Сфера деятельности» изменяется',
     ]);
     expect(words(rule([{ field: 'UF_CRM_17', in: ['a', null] }]))).toEqual([
       'UF_CRM_17 is one of a, empty',
@@ -58,7 +58,7 @@ describe('conditions in words', () => {
       ['ONCRMACTIVITYUPDATE'],
     );
     expect(words(r)).toEqual(['Activity kind equals CALL', 'Completed becomes Y']);
-    expect(words(r, ru)).toEqual(['Поле «Вид дела» равно CALL', 'Поле «Завершено» меняется на Y']);
+    expect(words(r, ru)).toEqual(['Поле «Вид дела» равно CALL', 'Поле «Завершено» становится Y']);
   });
 
   it("names an activity's type by its name, and leaves another record's TYPE_ID a code", () => {

@@ -227,11 +227,11 @@ describe('the map page', () => {
       const ru = await openSession(h, { lang: 'ru' });
       const page = await getPage(h, '/ui/rules', ru.cookie);
       const paid = words(rowOf(page.html, 'Paid deal'));
-      expect(paid).toContain('Поле «Стадия» меняется на Deal successful (воронка Wholesale)');
+      expect(paid).toContain('Поле «Стадия» становится Deal successful (воронка Wholesale)');
       expect(paid).toContain('Поле «Сумма» равно 1500');
       expect(paid).toContain('POST на accounting.example');
       const responsible = words(rowOf(page.html, 'Responsible changed'));
-      expect(responsible).toContain('Поле «Ответственный» изменилось');
+      expect(responsible).toContain('Поле «Ответственный» изменяется');
       expect(responsible).toContain(
         'Поле «Стадия» — одно из: New (воронка General), Document preparation (воронка General)',
       );

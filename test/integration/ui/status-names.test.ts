@@ -80,7 +80,7 @@ describe("quote and old invoice statuses by the portal's names", () => {
     expect(page).not.toContain('Status is one of APPROVED');
     const ruPage = words((await getPage(h, '/ui/rules', ru.cookie)).html);
     expect(ruPage).toContain('Поле «Статус» — одно из: Approved, Sent');
-    expect(ruPage).toContain('Поле «Статус» меняется на Paid');
+    expect(ruPage).toContain('Поле «Статус» становится Paid');
   });
 
   it("names the statuses in a skipped quote's and invoice's notes", async () => {
