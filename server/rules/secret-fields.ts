@@ -255,9 +255,21 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
           ? text(beforeUrl?.get()) === text(nowUrl?.get()) &&
             beforeUrl?.step.method === nowUrl?.step.method
           : destination(beforeUrl?.get()) === destination(nowUrl?.get()));
+      // Taken over from the default map, it keeps the operator's whole request: the same
+      // body, headers and signing secret as well. A portal that kept the operator's token
+      // and signing secret beside a body of its own sent the operator's system a request it
+      // could not tell from the operator's (a review found "cancel every order" signed so).
+      const sameRequest =
+        !inherited ||
+        (beforeUrl !== undefined &&
+          nowUrl !== undefined &&
+          wire(nowUrl.step, p.key, (k, v) =>
+            typeof v === 'string' && v.includes(MASK) ? text(before.get(k)?.get()) : text(v),
+          ) === wire(beforeUrl.step, p.key, (_k, v) => text(v)));
       const keep =
         prev !== undefined &&
         sameDestination &&
+        sameRequest &&
         (p.kind === 'url'
           ? masked('url', prev, opts.box) === v
           : masked(p.kind, prev, opts.box) === MASK && v === MASK);
@@ -268,6 +280,11 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
         // rule that keeps it to its own request.
         const held = isSealed(prev) ? prev : { $enc: opts.box.encrypt(text(prev)!) };
         p.set(opts.previousIsDefault ? { ...held, $inherited: true } : held);
+      } else if (prev !== undefined && sameDestination && !sameRequest) {
+        errors.push({
+          path: p.path,
+          message: `"${MASK}" keeps the default map's credential only for the request the default map sends, and this step's body, headers or signing secret differ from it; type the value or use {"$env": "NAME"}`,
+        });
       } else {
         errors.push({
           path: p.path,
@@ -280,6 +297,47 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
     p.set({ $enc: opts.box.encrypt(v) });
   }
   return errors.length ? { ok: false, errors } : { ok: true, map: out };
+}
+
+/**
+ * What a step sends, as one comparable text: method, URL, every header (names in any case),
+ * body (keys in any order) and signing secret, each credential field read by `field` (its
+ * place key, its stored value). `placeKey` is any place key of the step.
+ */
+function wire(
+  step: HttpAction,
+  placeKey: string,
+  field: (key: string, v: Secret | undefined) => string | undefined,
+): string {
+  const base = placeKey.replace(/[^\n]*$/, '');
+  const headers = Object.entries(step.headers ?? {})
+    .map(([name, v]): [string, string | undefined] => [
+      name.toLowerCase(),
+      isPlainHeader(name)
+        ? typeof v === 'string'
+          ? v
+          : undefined
+        : field(`${base}header:${name.toLowerCase()}`, v),
+    ])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([
+    step.method,
+    field(`${base}url`, step.url),
+    headers,
+    canonical(step.body),
+    field(`${base}secret`, step.secret),
+  ]);
+}
+
+/** JSON with every object's keys in order, so `{"a":1,"b":2}` and `{"b":2,"a":1}` compare equal. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(
+    Object.keys(v)
+      .sort()
+      .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+  );
 }
 
 /**

@@ -436,6 +436,22 @@ describe("the operator's default map", () => {
       ['a backslash before @', (st) => (st.url = `http://evil.example\\@${host}/invoices`)],
       ['another path on the same host', (st) => (st.url = `${h.sink.url}/export-all`)],
       ['another method', (st) => (st.method = 'PUT')],
+      // The same URL and method, a request of the portal's own, signed with the operator's
+      // secret and sent with its token (a review's "cancel every order").
+      ['another body', (st) => (st.body = { orders: '*', action: 'cancel-all' })],
+      [
+        'a header more',
+        (st) =>
+          (st.headers = {
+            ...(st.headers as Record<string, string>),
+            'X-HTTP-Method-Override': 'DELETE',
+          }),
+      ],
+      [
+        'a plain header changed',
+        (st) =>
+          (st.headers = { ...(st.headers as Record<string, string>), 'Content-Type': 'text/xml' }),
+      ],
     ];
     // Both ways a portal holds them: a first map of its own, and one saved before.
     for (const own of [false, true]) {
@@ -448,10 +464,17 @@ describe("the operator's default map", () => {
       for (const [what, move] of moves) {
         const res = await saveChanged(move);
         expect([own, what, res.status]).toEqual([own, what, 400]);
-        expect(res.html).toContain('stands for a stored secret');
+        expect(res.html).toMatch(
+          /stands for a stored secret|keeps the default map&#39;s credential only for the request/,
+        );
       }
-      // Control: the same step unchanged saves.
+      // Control: the same step unchanged saves, its headers in another order too.
       expect((await saveChanged(() => undefined)).status).toBe(200);
+      const reordered = await saveChanged((st) => {
+        const headers = st.headers as Record<string, unknown>;
+        st.headers = Object.fromEntries(Object.entries(headers).reverse());
+      });
+      expect(reordered.status).toBe(200);
     }
   });
 
@@ -493,10 +516,13 @@ describe("the operator's default map", () => {
     for (const move of [
       (st: Record<string, unknown>) => (st.url = `${h.sink.url}/export-all`),
       (st: Record<string, unknown>) => (st.method = 'PUT'),
+      (st: Record<string, unknown>) => (st.body = { orders: '*', action: 'cancel-all' }),
     ]) {
       const res = await send(move);
       expect(res.status).toBe(400);
-      expect(res.html).toContain('stands for a stored secret');
+      expect(res.html).toMatch(
+        /stands for a stored secret|keeps the default map's credential only for the request/,
+      );
     }
     // Nor under another header name, said to be the same header renamed in the form.
     const renamed = await send(
