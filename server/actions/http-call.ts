@@ -78,6 +78,25 @@ export function withoutValues(text: string, values: readonly string[]): string {
   return out;
 }
 
+/**
+ * An answer's parsed body with `withoutValues` applied to every string in it (keys too). A
+ * succeeded step's answer is its output, which later steps of the portal's rules read
+ * (`{{steps.sms.response.account_sid}}`): a gateway of the operator's that echoes its
+ * account (Twilio's `account_sid`, in `uri` too) handed it to every portal.
+ */
+export function withoutValuesDeep(body: unknown, values: readonly string[]): unknown {
+  if (values.length === 0) return body;
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return withoutValues(v, values);
+    if (Array.isArray(v)) return v.map(walk);
+    if (typeof v !== 'object' || v === null) return v;
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [withoutValues(k, values), walk(x)]),
+    );
+  };
+  return walk(body);
+}
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**

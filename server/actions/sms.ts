@@ -1,7 +1,14 @@
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { SmsAction } from '../rules/model.js';
-import { callHttp, failOnStatus, maskUrl, withoutValues, type HttpReply } from './http-call.js';
+import {
+  callHttp,
+  failOnStatus,
+  maskUrl,
+  withoutValues,
+  withoutValuesDeep,
+  type HttpReply,
+} from './http-call.js';
 import type { ActionContext, ActionResult } from './types.js';
 
 const TIMEOUT_MS = 15_000;
@@ -155,6 +162,10 @@ export async function runSms(action: SmsAction, ctx: ActionContext): Promise<Act
       to,
       bytes: Buffer.byteLength(req.body),
     },
-    response: { status: reply.status, ms: reply.ms, body: reply.body },
+    response: {
+      status: reply.status,
+      ms: reply.ms,
+      body: withoutValuesDeep(reply.body, credentials),
+    },
   };
 }

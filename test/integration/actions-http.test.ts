@@ -178,6 +178,21 @@ describe('http action', () => {
     );
   });
 
+  it('keeps the step’s credentials out of the output when the answer echoes them', async () => {
+    // An inherited step's token is the operator's; a later step of the portal's reads the
+    // output ({{steps.erp.response}}), so an echo must not hand it over.
+    sink.handle((req) => ({
+      body: { seen: req.headers.authorization, nested: [{ key: 'erp-token-99 again' }] },
+    }));
+    const action = post({ headers: { Authorization: 'Bearer erp-token-99' } });
+    const result = await runAction(action, action, ctx());
+    expect(sink.requests[0]?.headers.authorization).toBe('Bearer erp-token-99');
+    expect(stepOutput(result).response).toEqual({
+      seen: '********',
+      nested: [{ key: '******** again' }],
+    });
+  });
+
   it('treats a 400 answer as permanent, naming the status and the reply', async () => {
     sink.handle(() => ({ status: 400, body: { error: 'amount is required' } }));
     const action = post();

@@ -114,6 +114,28 @@ describe('sms action', () => {
       expect(JSON.stringify(result)).not.toContain('twilio-auth-token');
     });
 
+    it("keeps the operator's account out of the output later steps read", async () => {
+      // Twilio's answer names the account twice (account_sid, uri); the output is what
+      // {{steps.<name>.response}} gives every portal's later steps.
+      gw.handle(() => ({
+        status: 201,
+        body: {
+          sid: 'SM124',
+          account_sid: 'AC0123456789abcdef',
+          uri: '/2010-04-01/Accounts/AC0123456789abcdef/Messages/SM124.json',
+          status: 'queued',
+        },
+      }));
+      const result = await send(env());
+      expect(result.response.body).toEqual({
+        sid: 'SM124',
+        account_sid: '********',
+        uri: '/2010-04-01/Accounts/********/Messages/SM124.json',
+        status: 'queued',
+      });
+      expect(JSON.stringify(result)).not.toContain('AC0123456789abcdef');
+    });
+
     it('fails for good on a Twilio 400 and retries a 429', async () => {
       gw.handle(() => ({
         status: 400,
