@@ -101,6 +101,12 @@ export interface Config {
      */
     readonly stepTimeoutMaxMs: number;
     /**
+     * `PORTAL_STEP_MB_PER_SECOND` in characters: what one portal's steps may fill in from
+     * their templates a second on one instance before its jobs wait (server/queue/
+     * step-budget.ts); 0 is off. @default 2 (Mi characters)
+     */
+    readonly portalStepCharsPerSecond: number;
+    /**
      * `EVENT_SETTLE_MS`: how long after its receipt an event whose entity is read (not the
      * app's own events, deletions, or events naming no entity) is first processed. Bitrix24's
      * `ts` has one-second resolution and CRM events carry only the ID, so further changes of

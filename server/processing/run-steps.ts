@@ -6,10 +6,12 @@ import { telegramChatGuard } from './telegram-chats.js';
 import { toError } from '../lib/errors.js';
 import { PausedError } from '../lib/retry-errors.js';
 import { destinationOf } from '../queue/destinations.js';
+import { stepBudgetOf } from '../queue/step-budget.js';
 import { evaluateRuleIn } from '../rules/conditions.js';
 import { buildTemplateContext, type StepOutput } from '../rules/context.js';
 import type { Action, Rule, Snapshot } from '../rules/model.js';
 import { renderAction } from '../rules/render-action.js';
+import { MAX_RENDERED_CHARS, renderBudget } from '../rules/templates.js';
 import { openAction } from '../rules/secret-fields.js';
 import {
   setRuleMatchStatus,
@@ -144,6 +146,16 @@ async function runStep(
       run.steps[stepName] = parseStored<StepOutput>(prior.output, { response: null });
     return false;
   }
+  // A portal whose steps filled in more than its share of the main thread waits before the
+  // next one (server/queue/step-budget.ts): nothing is recorded, no attempt spent.
+  const budget = stepBudgetOf(deps);
+  const wait = budget.waitMs(portal.id);
+  if (wait > 0) {
+    throw new PausedError(
+      `waiting ${wait} ms: this portal's steps filled in more than ${budget.rate / 1024 / 1024} MB a second (PORTAL_STEP_MB_PER_SECOND)`,
+      wait,
+    );
+  }
   scope.turn.stepRan();
   const key = idempotencyKey(event.id, run.rule.name, i, scope.generation);
   const base = {
@@ -165,10 +177,20 @@ async function runStep(
       portal: scope.portalInfo,
     });
     // Stored credentials are opened only here, right before the step is sent.
-    const rendered = renderAction(
-      openAction(action, deps.box, deps.config.actions.secretEnv),
-      tctx,
-    );
+    const filled = renderBudget();
+    let rendered: Action;
+    try {
+      rendered = renderAction(openAction(action, deps.box, deps.config.actions.secretEnv), tctx, {
+        budget: filled,
+      });
+    } finally {
+      if (budget.spend(portal.id, MAX_RENDERED_CHARS - filled.left)) {
+        deps.logger.warn(
+          { portalId: portal.id, waitMs: budget.waitMs(portal.id) },
+          "a portal's steps filled in more than PORTAL_STEP_MB_PER_SECOND: its jobs wait, the other portals' go on",
+        );
+      }
+    }
     const telegramChat =
       rendered.type === 'telegram' ? await portalStepChat(deps.db, portal.member_id) : null;
     const result = await ctx.destinations.run(

@@ -2,6 +2,7 @@ import { toError } from '../lib/errors.js';
 import { markStorageFailing } from '../metrics.js';
 import { nextDueAt, releaseOrphanedJobs } from '../../db/stores/jobs.js';
 import { claimAndRun } from './claim-and-run.js';
+import { stepBudgetOf } from './step-budget.js';
 import type { WorkerContext } from './worker-context.js';
 
 /** Longest pause between claims while the database keeps refusing writes. */
@@ -31,12 +32,19 @@ export async function runLoop(w: WorkerContext): Promise<void> {
     const flooded = yielded > 0 && !held.limits && w.shouldYield?.() === true;
     yielded = 0;
     await sweepOrphans(w);
-    const { claimFailed, more } = await loopRound(w, flooded, held.limits);
+    // Portals whose steps filled in more than their share of the main thread take no job
+    // until their budget is back (step-budget.ts): their jobs are not claimed only to pause.
+    const budget = stepBudgetOf(w.deps);
+    const spent = budget.waiting();
+    const { claimFailed, more } = await loopRound(w, flooded, withNone(held.limits, spent));
     // A slot freed or work arrived while this round was claiming: claim again at once.
     if (more || (state.kicked && !claimFailed)) continue;
     let delay = claimFailed ? failureBackoff(w) : await dueDelay(w);
     // Their jobs are due but wait for their turn: no round before it, unless woken.
     if (held.limits) delay = Math.max(delay, state.floodTurnAt + w.maxYieldMs - performance.now());
+    // A portal's budget back: its due jobs are claimed then, not at the next poll.
+    if (spent.length)
+      delay = Math.min(delay, Math.max(5, Math.min(...spent.map((p) => budget.waitMs(p)))));
     await sleep(w, delay);
   }
 }
@@ -83,6 +91,17 @@ function heldPortals(w: WorkerContext): { limits: Map<number, number> | undefine
     }
   }
   return { limits };
+}
+
+/** `limits` with no job at all for `portals` (undefined when both are empty). */
+function withNone(
+  limits: ReadonlyMap<number, number> | undefined,
+  portals: readonly number[],
+): ReadonlyMap<number, number> | undefined {
+  if (portals.length === 0) return limits;
+  const out = new Map(limits);
+  for (const p of portals) out.set(p, 0);
+  return out;
 }
 
 /** How often a portal still sending a flood is named in the log again. */

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       retryBaseSeconds: 10,
       settleMs: 1000,
       stepTimeoutMaxMs: 60_000,
+      portalStepCharsPerSecond: 2 * 1024 * 1024,
     });
     expect(c.bodyLimit).toBe(256 * 1024);
     expect(c.alerts).toEqual({ backlogThreshold: 50, cooldownMinutes: 15 });
