@@ -200,7 +200,11 @@ export async function runCli(
   const readOnly = READ_ONLY.has(name);
   try {
     const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
-    if (readOnly) requireExistingData(dataDir, env);
+    // Only `migrate` (and the server) make a database: any other command on a data dir that
+    // is not there (a wrong DATA_DIR, another working directory) made a new empty one and a
+    // new key, then reported success: an empty `rules export` as a backup, `would remove: 0
+    // rows` from a dry run.
+    if (name !== 'migrate') requireExistingData(dataDir, env);
     const config = loadConfig(env, ensureSecrets(dataDir, env));
     database = config.database;
     deps = await createDeps(config, {

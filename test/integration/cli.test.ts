@@ -322,7 +322,7 @@ describe('operator CLI', () => {
    * migrations unasked, under the old release's servers; with secrets.json lost they wrote
    * a new one.
    */
-  it('reads only: no data dir, database, key or migration is made by status, events or portals', async () => {
+  it('reads only: no data dir, database, key or migration is made by status, events or portals, nor any command but migrate', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'b24h-cli-ro-'));
     try {
       const run = async (argv: string[], env: Record<string, string> = {}) => {
@@ -334,6 +334,23 @@ describe('operator CLI', () => {
       for (const cmd of ['status', 'events', 'portals']) {
         const r = await run([cmd], { DATA_DIR: typo });
         expect([cmd, r.code, r.err]).toEqual([cmd, 1, expect.stringContaining('no database at')]);
+      }
+      // Nor any other command but migrate: an empty `rules export` taken for a backup, dry
+      // runs that wrote a database and a key and said `would remove: 0 rows`.
+      const rules = path.join(dir, 'map.json');
+      fs.writeFileSync(rules, JSON.stringify({ rules: [] }));
+      for (const argv of [
+        ['rules', 'export'],
+        ['rules', 'import', rules, '--dry-run'],
+        ['rules', 'import', rules],
+        ['prune', '--dry-run'],
+        ['prune'],
+        ['replay', '--from', '2026-12-01T00:00:00Z', '--to', '2026-12-08T00:00:00Z', '--dry-run'],
+        ['rollups', 'rebuild'],
+        ['recover', 'sweep'],
+      ]) {
+        const r = await run(argv, { DATA_DIR: typo });
+        expect([argv, r.code, r.err]).toEqual([argv, 1, expect.stringContaining('no database at')]);
       }
       expect(fs.existsSync(typo)).toBe(false);
       // A database two migrations old, its key file beside it.

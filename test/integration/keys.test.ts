@@ -243,10 +243,17 @@ describe('rotate-key with a --new-key-file it cannot read', () => {
     );
     return { code, out, err };
   };
+  /** A data dir as the server leaves it: the database and its key. */
+  const dataDirAt = async (name: string) => {
+    const dataDir = path.join(tmp.dir, name);
+    const quiet = { out: () => undefined, err: () => undefined };
+    expect(await runCli(['migrate'], { DATA_DIR: dataDir }, quiet)).toBe(0);
+    return dataDir;
+  };
 
   /** The command line is right; the file is not there: a failure (1), not bad usage (2). */
   it('fails with exit 1 and one line naming the file, and keeps the key', async () => {
-    const dataDir = path.join(tmp.dir, 'data');
+    const dataDir = await dataDirAt('data');
     const before = ensureSecrets(dataDir, {});
     const missing = path.join(tmp.dir, 'no-such-key');
     const { code, out, err } = await rotateWith(dataDir, missing);
@@ -256,7 +263,7 @@ describe('rotate-key with a --new-key-file it cannot read', () => {
   });
 
   it('fails with exit 1 when the file holds no key, without printing what it holds', async () => {
-    const dataDir = path.join(tmp.dir, 'data-bad');
+    const dataDir = await dataDirAt('data-bad');
     const before = ensureSecrets(dataDir, {});
     const bad = path.join(tmp.dir, 'not-a-key');
     fs.writeFileSync(bad, 'correct horse battery staple\n');
