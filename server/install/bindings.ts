@@ -288,8 +288,10 @@ async function recordSync(
       deps.clock.now(),
     );
   }
-  // ONOFFLINEEVENT is bookkeeping of the safety net, not a chosen event.
-  result.events = want.events.filter((e) => e !== OFFLINE_NOTICE && result.events.includes(e));
+  // What is bound, as the binding audit (event.get) records it: ONOFFLINEEVENT too. Left
+  // out here, `portals` listed it after an install or an audit and not after a re-sync,
+  // though it was bound all along (an operator checks it to see loss recovery armed).
+  result.events = want.events.filter((e) => result.events.includes(e));
   result.offline = want.offline.filter((e) => result.offline.includes(e));
   result.placements = want.placements
     .map((w) => w.code)

@@ -79,6 +79,16 @@ describe('offline events on a real portal', () => {
     expect(s.portal.offlineEvents).toHaveLength(0);
   });
 
+  it('records ONOFFLINEEVENT as bound after a re-sync, as after the install', async () => {
+    // `portals` lists events_bound; an operator checks it to see loss recovery armed.
+    const bound = async () => JSON.parse((await portalRow()).events_bound) as string[];
+    expect(s.portal.bindings.some((b) => b.event === 'ONOFFLINEEVENT')).toBe(true);
+    expect(await bound()).toContain('ONOFFLINEEVENT');
+    const sync = await syncBindings(s.h.t.deps, await portalRow());
+    expect(sync.events).toContain('ONOFFLINEEVENT');
+    expect(await bound()).toContain('ONOFFLINEEVENT');
+  });
+
   it('binds ONOFFLINEEVENT with minTimeout 60 and no add_auth, and gets at most one notice a minute', async () => {
     const notice = s.portal.bindings.filter((b) => b.event === 'ONOFFLINEEVENT');
     expect(notice.map((b) => b.options)).toEqual([{ minTimeout: 60 }]);
