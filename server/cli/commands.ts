@@ -112,7 +112,7 @@ export async function eventsCommand({ deps, flags, json, io }: CommandContext): 
   const memberId = str(flags, 'portal');
   const limit = parseLimit(str(flags, 'limit'), 100);
   const from = parseIsoTime('--from', str(flags, 'from'));
-  const to = parseIsoTime('--to', str(flags, 'to'));
+  const to = parseIsoTime('--to', str(flags, 'to'), { endOfDay: true });
   // Swapped bounds listed nothing, as if no event had come (replay refuses them alike).
   if (from !== undefined && to !== undefined && to < from)
     throw new UsageError('--to must not be before --from');

@@ -19,7 +19,16 @@ const ISO_TIME =
  * (2026-11-31 read as 2026-12-01, hour 24 as the next day) and read trailing words
  * ("2026-12-05junk" as a June date), so a typo widened a replay without a word.
  */
-export function parseIsoTime(name: string, value: string | undefined): number | undefined {
+export function parseIsoTime(
+  name: string,
+  value: string | undefined,
+  /**
+   * An upper bound (`--to`): a date alone means the end of that day, as the pages read it.
+   * Read as its first instant, `--from 2026-12-07 --to 2026-12-07` was refused and
+   * `--to 2026-12-07` left that day out, where the replay page counted the whole day.
+   */
+  opts: { endOfDay?: boolean } = {},
+): number | undefined {
   if (value === undefined) return undefined;
   const bad = () =>
     new UsageError(
@@ -40,7 +49,7 @@ export function parseIsoTime(name: string, value: string | undefined): number | 
   ) {
     throw bad();
   }
-  return t;
+  return opts.endOfDay && m[4] === undefined ? t + 86_400_000 : t;
 }
 
 /** `--limit N`: a positive whole number; no upper cap (past any table's size it means all). */

@@ -16,7 +16,7 @@ export async function replayCommand(ctx: CommandContext): Promise<number> {
   const toRaw = str(ctx.flags, 'to');
   if (!fromRaw || !toRaw) throw new UsageError('--from and --to are required (ISO times)');
   const from = parseIsoTime('--from', fromRaw)!;
-  const to = parseIsoTime('--to', toRaw)!;
+  const to = parseIsoTime('--to', toRaw, { endOfDay: true })!;
   if (to <= from) throw new UsageError('--to must be after --from');
   const memberId = str(ctx.flags, 'portal');
   if (memberId !== undefined) await requirePortal(deps, memberId);

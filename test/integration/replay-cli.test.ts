@@ -51,6 +51,18 @@ describe('b24hooks replay', () => {
     );
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.out)).toEqual({ matched: 1, queued: 0, dryRun: true });
+    // A date alone as --to is the end of that day (UTC), as the replay page reads it: the
+    // day of the event, from and to, is that day (it was refused: "--to must be after").
+    const day = s.h.t.clock.now().toISOString().slice(0, 10);
+    const sameDay = await runCliIn(
+      s.h.t,
+      ['replay', '--from', day, '--to', day, '--status', 'failed', '--dry-run', '--json'],
+      env,
+    );
+    expect([sameDay.code, sameDay.err]).toEqual([0, '']);
+    expect(JSON.parse(sameDay.out)).toEqual({ matched: 1, queued: 0, dryRun: true });
+    const events = await runCliIn(s.h.t, ['events', '--to', day, '--json'], env);
+    expect((JSON.parse(events.out) as unknown[]).length).toBeGreaterThan(0);
 
     const run = await runCliIn(
       s.h.t,
