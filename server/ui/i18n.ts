@@ -255,6 +255,15 @@ const EN = {
   'subs.usedBy': 'Rules that listen to it',
   'subs.silenced': 'These rules will not fire until their events are ticked and bound again:',
   'subs.unavailable': 'The portal could not be asked for its bindings:',
+  'subs.confirm':
+    'Not saved yet. Unticked, these events are unbound at once, and the rules that listen to them stop:',
+  'subs.confirmHint':
+    'Bitrix24 never sends again what happens while an event is unbound. Save to stop them, or cancel to keep them bound.',
+  'subs.confirmSave': 'Save and unbind them',
+  'subs.confirmCancel': 'Cancel',
+  'subs.rebound':
+    'Bound again. Bitrix24 did not send what happened while they were unbound, and does not send it now:',
+  'subs.reboundSweep': 'Sweep for the CRM changes of that time on the dashboard',
   'alerts.title': 'Alert settings',
   'alerts.telegram': 'Telegram chat id',
   'alerts.email': 'E-mail',
@@ -606,6 +615,15 @@ const RU: Record<MessageKey, string> = {
   'subs.usedBy': 'Правила, которые его ждут',
   'subs.silenced': 'Эти правила не сработают, пока их события снова не отмечены и не привязаны:',
   'subs.unavailable': 'Не удалось получить привязки с портала:',
+  'subs.confirm':
+    'Пока не сохранено. Снятые события сразу отвязываются, и правила, которые их ждут, перестанут срабатывать:',
+  'subs.confirmHint':
+    'Битрикс24 не присылает повторно то, что произошло, пока событие не привязано. Сохраните, чтобы остановить их, или отмените, чтобы оставить привязку.',
+  'subs.confirmSave': 'Сохранить и отвязать',
+  'subs.confirmCancel': 'Отмена',
+  'subs.rebound':
+    'Привязано снова. То, что произошло, пока события не были привязаны, Битрикс24 не присылал и не пришлёт:',
+  'subs.reboundSweep': 'Найти изменения CRM за это время (поиск потерянных событий на главной)',
   'alerts.title': 'Настройки оповещений',
   'alerts.telegram': 'ID чата Telegram',
   'alerts.email': 'E-mail',

@@ -30,9 +30,21 @@ const EMAIL = /^[^\s@<>"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$/;
 export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
   const router = Router();
 
-  const renderSubs = async (res: Response, extra: { sync?: BindingSync; error?: string } = {}) => {
+  const renderSubs = async (
+    res: Response,
+    extra: {
+      sync?: BindingSync;
+      error?: string;
+      /** Unticked events that enabled rules listen to, not saved until confirmed. */
+      confirm?: Array<{ name: string; rules: string[] }>;
+      /** The ticks as the admin sent them (shown while confirming). */
+      ticked?: string[];
+      /** Events bound again that rules listen to: what happened meanwhile was not sent. */
+      rebound?: string[];
+    } = {},
+  ) => {
     const { portal, user } = uiContext(res);
-    const chosen = await chosenEvents(deps, user.memberId);
+    const chosen = extra.ticked ?? (await chosenEvents(deps, user.memberId));
     let actual: string[] | undefined;
     let unavailable = '';
     try {
@@ -84,7 +96,15 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
         events: r.on.filter((e) => !extra.sync!.events.includes(e)),
       })),
       error: extra.error ?? '',
+      confirm: extra.confirm ?? [],
+      rebound: extra.rebound ?? [],
     });
+  };
+
+  /** The enabled rules of the portal's map that listen to `event`, by name. */
+  const listeners = async (memberId: string) => {
+    const rules = (await effectiveMap(deps.db, memberId)).rules.filter((r) => r.enabled !== false);
+    return (event: string) => rules.filter((r) => r.on.includes(event)).map((r) => r.name);
   };
 
   router.get('/ui/subscriptions', async (_req, res) => renderSubs(res));
@@ -92,6 +112,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
   router.post('/ui/subscriptions', requireAdmin, csrfProtection, async (req, res) => {
     const { portal, user } = uiContext(res);
     const body = req.body as Record<string, unknown>;
+    let rebound: string[] = [];
     if (body.save === '1') {
       const raw = body.events;
       const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
@@ -107,7 +128,21 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
         await renderSubs(res, { error: `Not saved: ${refused.join('; ')}` });
         return;
       }
+      // Unticking an event a rule listens to unbinds it at once, and Bitrix24 never sends
+      // again what happens meanwhile: a walk unticked deal updates for half a minute and two
+      // paid deals got no invoice, with nothing said before. It is asked first.
+      const before = await chosenEvents(deps, user.memberId);
+      const heard = await listeners(user.memberId);
+      const dropped = before
+        .filter((e) => !list.includes(e))
+        .map((name) => ({ name, rules: heard(name) }))
+        .filter((d) => d.rules.length > 0);
+      if (dropped.length && body.confirm !== '1') {
+        await renderSubs(res, { confirm: dropped, ticked: [...new Set(list)] });
+        return;
+      }
       await putSetting(deps.db, user.memberId, 'events', [...new Set(list)], deps.clock.now());
+      rebound = list.filter((e) => !before.includes(e) && heard(e).length > 0);
     }
     let sync: BindingSync | undefined;
     let error = '';
@@ -116,7 +151,11 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
     } catch (e) {
       error = maskForView((e as Error).message);
     }
-    await renderSubs(res, { sync, error });
+    await renderSubs(res, {
+      sync,
+      error,
+      rebound: sync ? rebound.filter((e) => sync.events.includes(e)) : [],
+    });
   });
 
   const renderAlerts = async (res: Response, extra: Record<string, unknown> = {}) => {

@@ -365,10 +365,35 @@ describe('the pages of an installed portal with events', () => {
     expect(own?.[2]?.includes('ONOFFLINEEVENT')).toBe(offline);
     expect(page.html).not.toContain('data-event="ONOFFLINEEVENT"');
     expect(page.html).not.toContain('data-event="ONAPPINSTALL"');
-    const res = await postForm(
+    // Unticking an event a rule listens to is asked first: nothing is saved or unbound.
+    const bindingsBefore = h.portal.bindings.map((b) => b.event).sort();
+    const asked = await postForm(
       h,
       '/ui/subscriptions',
       { save: '1', events: ['ONCRMDEALUPDATE', 'ONCRMLEADADD'], _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(asked.status).toBe(200);
+    expect(asked.html).not.toContain('id="synced"');
+    const confirm = /<div class="warn" id="subs-confirm"[^]*?<\/div>/.exec(asked.html)?.[0] ?? '';
+    expect(confirm).toContain(
+      '<code>ONCRMDEALADD</code> — <span translate="no"><bdi>New deal</bdi>',
+    );
+    expect(confirm).not.toContain('ONCRMDEALUPDATE');
+    expect(asked.html).toContain('<input type="hidden" name="confirm" value="1">');
+    // The admin's ticks are kept on the page, and nothing changed on the portal.
+    expect(asked.html).toContain('data-event="ONCRMLEADADD" data-chosen="true"');
+    expect(asked.html).toContain('data-event="ONCRMDEALADD" data-chosen="false"');
+    expect(h.portal.bindings.map((b) => b.event).sort()).toEqual(bindingsBefore);
+    const res = await postForm(
+      h,
+      '/ui/subscriptions',
+      {
+        save: '1',
+        confirm: '1',
+        events: ['ONCRMDEALUPDATE', 'ONCRMLEADADD'],
+        _csrf: csrfOf(page.html),
+      },
       admin.cookie,
     );
     expect(res.html).toContain('id="synced"');
@@ -396,6 +421,10 @@ describe('the pages of an installed portal with events', () => {
     );
     expect(again.html).toContain('id="synced"');
     expect(again.html).not.toContain('id="subs-silenced"');
+    // Bound again: what happened meanwhile was not sent, and the sweep is where to find it.
+    expect(again.html).toMatch(
+      /<p class="warn" id="subs-rebound">Bound again\.[^<]*<span translate="no">ONCRMDEALADD<\/span>\. <a href="[^"]*#sweep-form">/,
+    );
     await saveRuleMap(h.t.deps.db, h.portal.memberId, { rules: [] }, h.t.clock.now());
   });
 
