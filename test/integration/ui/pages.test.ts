@@ -530,6 +530,32 @@ describe('the pages of an installed portal with events', () => {
   });
 });
 
+describe('the dashboard beside a backlog of one', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let deals: Awaited<ReturnType<typeof seedDeals>>;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    deals = await seedDeals(h);
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('says an event waits under a second, not "–", beside a backlog of one', async () => {
+    await h.portal.updateDeal(deals.fresh, { TITLE: 'Waiting a moment' });
+    await h.portal.whenIdle(); // delivered and stored, not processed
+    const page = await getPage(h, '/ui', admin.cookie);
+    expect(page.html).toContain('id="fig-backlog"><b>1</b>');
+    expect(page.html).toContain('id="fig-oldest"><b>under 1 s</b>');
+    await h.drain();
+    const after = await getPage(h, '/ui', admin.cookie);
+    expect(after.html).toContain('id="fig-backlog"><b>0</b>');
+    expect(after.html).toContain('id="fig-oldest"><b>–</b>');
+  });
+});
+
 describe('the subscriptions page with loss recovery on', () => {
   let h: UiHarness;
   beforeAll(async () => {
