@@ -3,7 +3,7 @@ import { systemClock } from '../lib/clock.js';
 import type { HttpAction, Secret } from '../rules/model.js';
 import { isPlainHeader, MASK } from '../rules/secret-fields.js';
 import { maskPathSecrets } from '../lib/url-secrets.js';
-import { callHttp, failOnStatus, maskUrl, withoutValues, withoutValuesDeep } from './http-call.js';
+import { callHttp, failOnStatus, maskUrl, withoutValues } from './http-call.js';
 import { createHttpGuard } from '../lib/http-guard.js';
 import { standardWebhookHeaders } from './signature.js';
 import type { ActionContext, ActionResult } from './types.js';
@@ -141,10 +141,6 @@ export async function runHttp(action: HttpAction, ctx: ActionContext): Promise<A
       bytes: body === undefined ? 0 : Buffer.byteLength(body),
       signed: secret !== undefined,
     },
-    response: {
-      status: reply.status,
-      ms: reply.ms,
-      body: withoutValuesDeep(reply.body, credentials),
-    },
+    response: { status: reply.status, ms: reply.ms, body: reply.body },
   };
 }

@@ -12,6 +12,8 @@ import {
 import type { ActionContext, ActionResult } from './types.js';
 
 const TIMEOUT_MS = 15_000;
+/** Credentials shorter than this are not masked in a step's output (Twilio's SID is 34). */
+const MIN_OUTPUT_SECRET = 8;
 
 /** `+7 (900) 123-45-67` → `+79001234567`; throws when no phone number is left. */
 export function normalisePhone(raw: string): string {
@@ -165,7 +167,11 @@ export async function runSms(action: SmsAction, ctx: ActionContext): Promise<Act
     response: {
       status: reply.status,
       ms: reply.ms,
-      body: withoutValuesDeep(reply.body, credentials),
+      // The operator's account and token only: a short login ("shop") would mask words.
+      body: withoutValuesDeep(
+        reply.body,
+        credentials.filter((v) => v.length >= MIN_OUTPUT_SECRET),
+      ),
     },
   };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { runAction, stepOutput } from '../actions/index.js';
+import { withoutValuesDeep } from '../actions/http-call.js';
 import { portalStepChat } from '../../db/stores/alerts.js';
 import { telegramChatGuard } from './telegram-chats.js';
 import { toError } from '../lib/errors.js';
@@ -12,7 +13,7 @@ import { buildTemplateContext, type StepOutput } from '../rules/context.js';
 import type { Action, Rule, Snapshot } from '../rules/model.js';
 import { renderAction } from '../rules/render-action.js';
 import { MAX_RENDERED_CHARS, renderBudget } from '../rules/templates.js';
-import { openAction } from '../rules/secret-fields.js';
+import { inheritedTexts, openAction } from '../rules/secret-fields.js';
 import {
   setRuleMatchStatus,
   type ActionRunRow,
@@ -214,6 +215,10 @@ async function runStep(
       // A shared channel's failures count for the portal too: see server/queue/destinations.ts.
       { portalId: portal.id },
     );
+    // The operator's credentials a default-map step lent it stay out of what later steps
+    // read, should the operator's endpoint echo them (secret-fields.ts inheritedTexts).
+    const lent = inheritedTexts(action, deps.box);
+    if (lent.length) result.response.body = withoutValuesDeep(result.response.body, lent);
     const out = stepOutput(result);
     run.steps[stepName] = out;
     await deps.db.transaction(async (trx) => {

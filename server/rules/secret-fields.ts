@@ -72,6 +72,8 @@ interface Place {
   kind: 'secret' | 'header' | 'url';
   /** The step the field belongs to. */
   step: HttpAction;
+  /** The steps of its rule before it. */
+  earlier: readonly Action[];
   get(): Secret | undefined;
   set(v: Secret): void;
 }
@@ -90,6 +92,7 @@ function places(map: EventMap): Place[] {
         key: `${base}url`,
         kind: 'url',
         step: a,
+        earlier: rule.actions.slice(0, ai),
         get: () => a.url,
         set: (v) => (a.url = v),
       });
@@ -99,6 +102,7 @@ function places(map: EventMap): Place[] {
           key: `${base}secret`,
           kind: 'secret',
           step: a,
+          earlier: rule.actions.slice(0, ai),
           get: () => a.secret,
           set: (v) => (a.secret = v),
         });
@@ -110,6 +114,7 @@ function places(map: EventMap): Place[] {
           key: `${base}header:${name.toLowerCase()}`,
           kind: 'header',
           step: a,
+          earlier: rule.actions.slice(0, ai),
           get: () => a.headers?.[name],
           set: (v) => (a.headers![name] = v),
         });
@@ -259,13 +264,18 @@ export function sealMap(map: EventMap, opts: SealOptions): SealResult {
       // body, headers and signing secret as well. A portal that kept the operator's token
       // and signing secret beside a body of its own sent the operator's system a request it
       // could not tell from the operator's (a review found "cancel every order" signed so).
+      // A step that reads an earlier step's answer (`{{steps.…}}`) sends what that step
+      // got: the earlier steps stay as they were too, or a portal could point one at its
+      // own server and choose what the operator's system receives, signed.
       const sameRequest =
         !inherited ||
         (beforeUrl !== undefined &&
           nowUrl !== undefined &&
           wire(nowUrl.step, p.key, (k, v) =>
             typeof v === 'string' && v.includes(MASK) ? text(before.get(k)?.get()) : text(v),
-          ) === wire(beforeUrl.step, p.key, (_k, v) => text(v)));
+          ) === wire(beforeUrl.step, p.key, (_k, v) => text(v)) &&
+          (!JSON.stringify(nowUrl.step).includes('steps.') ||
+            sameSteps(nowUrl.earlier, beforeUrl.earlier, opts.box)));
       const keep =
         prev !== undefined &&
         sameDestination &&
@@ -329,6 +339,15 @@ function wire(
   ]);
 }
 
+/** Two lists of steps alike but for their credentials' values (each masked), keys in any order. */
+function sameSteps(a: readonly Action[], b: readonly Action[], box: SecretBox): boolean {
+  const shown = (steps: readonly Action[]) =>
+    JSON.stringify(
+      canonical(maskMap({ rules: [{ name: '', on: [], actions: [...steps] }] }, box).rules[0]),
+    );
+  return a.length === b.length && shown(a) === shown(b);
+}
+
 /** JSON with every object's keys in order, so `{"a":1,"b":2}` and `{"b":2,"a":1}` compare equal. */
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
@@ -338,6 +357,42 @@ function canonical(v: unknown): unknown {
       .sort()
       .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
   );
+}
+
+/**
+ * The texts of a step's credentials taken over from the operator's default map (`$inherited`),
+ * as they go out: a header's value and the token after its scheme word (`Bearer x`), the
+ * signing secret, a URL's password and key-like query values. Those written with templates
+ * are left out (their values are the portal's own records). A succeeded step's answer is its
+ * output, which the portal's later steps read: an endpoint of the operator's that echoes
+ * its token must not hand it to the portal.
+ */
+export function inheritedTexts(action: Action, box: SecretBox): string[] {
+  if (action.type !== 'http') return [];
+  const holder: EventMap = { rules: [{ name: '', on: [], actions: [structuredClone(action)] }] };
+  const out = new Set<string>();
+  for (const p of places(holder)) {
+    const v = p.get();
+    if (!isSealed(v) || !v.$inherited) continue;
+    const t = box.decrypt(v.$enc);
+    if (t.includes('{{')) continue;
+    if (p.kind !== 'url') {
+      out.add(t);
+      const token = /^\S+\s+(\S+)$/.exec(t.trim())?.[1];
+      if (token) out.add(token);
+      continue;
+    }
+    try {
+      const u = new URL(t);
+      if (u.password) out.add(decodeURIComponent(u.password));
+      URL_SECRET_PARAM.lastIndex = 0;
+      for (const m of u.search.matchAll(URL_SECRET_PARAM))
+        if (m[2]) out.add(decodeURIComponent(m[2]));
+    } catch {
+      // not a URL: nothing to look for
+    }
+  }
+  return [...out].filter((x) => x.length >= 8).sort((a, b) => b.length - a.length);
 }
 
 /**

@@ -178,19 +178,14 @@ describe('http action', () => {
     );
   });
 
-  it('keeps the step’s credentials out of the output when the answer echoes them', async () => {
-    // An inherited step's token is the operator's; a later step of the portal's reads the
-    // output ({{steps.erp.response}}), so an echo must not hand it over.
-    sink.handle((req) => ({
-      body: { seen: req.headers.authorization, nested: [{ key: 'erp-token-99 again' }] },
-    }));
-    const action = post({ headers: { Authorization: 'Bearer erp-token-99' } });
+  it('gives later steps the answer as it came, echoed header values included', async () => {
+    // A header filled from a record ("X-Deal-Id: 4821") is no secret of the operator's: an
+    // answer naming it ("INV-4821") reaches the next step whole. (Credentials lent by the
+    // default map are masked in the output: test/integration/rules-secrets.test.ts.)
+    sink.handle(() => ({ body: { deal: '48210001', invoice: 'INV-48210001' } }));
+    const action = post({ headers: { 'X-Deal-Id': '48210001' } });
     const result = await runAction(action, action, ctx());
-    expect(sink.requests[0]?.headers.authorization).toBe('Bearer erp-token-99');
-    expect(stepOutput(result).response).toEqual({
-      seen: '********',
-      nested: [{ key: '******** again' }],
-    });
+    expect(stepOutput(result).response).toEqual({ deal: '48210001', invoice: 'INV-48210001' });
   });
 
   it('treats a 400 answer as permanent, naming the status and the reply', async () => {

@@ -420,6 +420,33 @@ describe("the operator's default map", () => {
     expect(cli.out).toContain(OPERATOR_TOKEN);
   });
 
+  it("keeps the operator's token out of the step's output when its endpoint echoes it", async () => {
+    // The portal's map was saved from the default above: its step holds the lent token.
+    h.sink.handle((req) => ({
+      body: { seen: req.headers.authorization, again: `token ${OPERATOR_TOKEN} ok`, id: 'INV-1' },
+    }));
+    try {
+      const deal = await h.portal.addDeal({ TITLE: 'Echo', STAGE_ID: 'NEW' });
+      await h.drain();
+      await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+      await h.drain();
+      expect(h.sink.requests.at(-1)?.headers.authorization).toBe(`Bearer ${OPERATOR_TOKEN}`);
+      const outputs = (await h.t.deps
+        .db('action_runs')
+        .whereNotNull('output')
+        .pluck('output')) as string[];
+      const last = JSON.parse(outputs.at(-1)!) as { response: Record<string, string> };
+      expect(last.response).toEqual({
+        seen: '********',
+        again: 'token ******** ok',
+        id: 'INV-1',
+      });
+      expect(outputs.some((o) => o.includes(OPERATOR_TOKEN))).toBe(false);
+    } finally {
+      h.sink.handle(() => ({ body: { ok: true } }));
+    }
+  });
+
   /** The default map as the JSON editor shows it, changed by `change`, saved by the admin. */
   const saveChanged = async (change: (step: Record<string, unknown>) => void) => {
     const shown = JSON.parse((await revealedStep('/ui/rules/export')).html) as {
