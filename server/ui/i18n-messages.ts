@@ -117,6 +117,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ' stands for a stored secret, but none is stored here for this rule and step; type the value or use {',
     ' обозначает сохранённый секрет, но для этого правила и шага секрет не сохранён; введите значение или используйте {',
   ],
+  [
+    " keeps the default map's credential only for the request the default map sends, and this step's body, headers or signing secret differ from it; type the value or use {",
+    ' сохраняет секрет карты по умолчанию только для запроса, который отправляет карта по умолчанию, а у этого шага тело, заголовки или ключ подписи другие; введите значение или используйте {',
+  ],
   ['environment variable ', 'переменная окружения '],
   [
     ' is not listed in ACTION_SECRET_ENV (the operator lists the variables rules may use)',
@@ -562,6 +566,10 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
   [
     /(^|: )waiting (\d+) ms for the portal's REST budget/,
     '$1ждём $2 мс: лимит REST-запросов портала',
+  ],
+  [
+    /(^|: )waiting (\d+) ms: this portal's steps filled in more than ([\d.]+) MB a second \(PORTAL_STEP_MB_PER_SECOND\)/,
+    '$1ждём $2 мс: шаги этого портала заполнили больше $3 МБ в секунду (PORTAL_STEP_MB_PER_SECOND)',
   ],
   [/(^|: )([A-Z]+ \S+) timed out after (\d+) ms/, '$1$2: нет ответа за $3 мс'],
   [/(^|: )([A-Z]+ \S+|bitrix \S+) failed: /, '$1$2: ошибка: '],

@@ -25,6 +25,23 @@ function refusals(map: unknown): string[] {
 
 describe('messages on Russian pages', () => {
   it('translates the phrases around the data and keeps the data as written', () => {
+    // The two refusals of session 36: the default map's credential, the step budget's wait.
+    expect(
+      translateMessage(
+        '"********" keeps the default map\'s credential only for the request the default map sends, and this step\'s body, headers or signing secret differ from it; type the value or use {"$env": "NAME"}',
+        'ru',
+      ),
+    ).toBe(
+      '"********" сохраняет секрет карты по умолчанию только для запроса, который отправляет карта по умолчанию, а у этого шага тело, заголовки или ключ подписи другие; введите значение или используйте {"$env": "NAME"}',
+    );
+    expect(
+      translateError(
+        "waiting 2300 ms: this portal's steps filled in more than 2 MB a second (PORTAL_STEP_MB_PER_SECOND)",
+        'ru',
+      ),
+    ).toBe(
+      'ждём 2300 мс: шаги этого портала заполнили больше 2 МБ в секунду (PORTAL_STEP_MB_PER_SECOND)',
+    );
     expect(translateMessage('expected string, got number 5', 'ru')).toBe(
       'ожидается строка, получено: число 5',
     );
