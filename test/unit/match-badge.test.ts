@@ -44,6 +44,20 @@ describe('a rule match’s badge on the event page', () => {
     });
   });
 
+  it('judges by the event’s latest processing: a rule an earlier failure kept from running is not run', () => {
+    // Generation 0: A succeeded, B failed. A replay re-running succeeded steps (generation 1)
+    // failed on A, and B never ran in it: B's failure is not this processing's.
+    const runs = [run('A', 'succeeded', 0), run('B', 'failed', 0), run('A', 'failed', 1)];
+    expect(matchBadge({ rule_name: 'B', status: 'matched' }, runs, 'failed')).toEqual({
+      status: 'pending',
+      label: 'match.notRun',
+    });
+    expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'failed')).toEqual({
+      status: 'failed',
+      label: 'match.stepFailed',
+    });
+  });
+
   it('says a rule of a failed event whose steps never ran was not run', () => {
     const runs = [run('A', 'failed')];
     expect(matchBadge({ rule_name: 'B', status: 'matched' }, runs, 'failed')).toEqual({

@@ -141,7 +141,7 @@ export interface MatchBadge {
  * What became of a matched rule, for its badge. A match stays `matched` until its last step
  * is settled, so a rule whose step failed for good read "matched" beside the failed step (a
  * Russian walk read «совпало» as "it worked"). Judged on the rule's runs of the latest
- * processing (a replay starts a new generation); `eventStatus` tells a failure for good from
+ * processing of the event (a replay may start a new generation); `eventStatus` tells a failure for good from
  * one that will be retried.
  */
 export function matchBadge(
@@ -150,9 +150,13 @@ export function matchBadge(
   eventStatus: string,
 ): MatchBadge {
   if (match.status !== 'matched') return { status: match.status, label: '' };
-  const mine = runs.filter((r) => r.rule_name === match.rule_name);
-  const latest = Math.max(-Infinity, ...mine.map((r) => r.generation));
-  const failed = mine.some((r) => r.generation === latest && r.status === 'failed');
+  // The event's latest processing, not this rule's: a replay that re-ran succeeded steps
+  // and failed on an earlier rule never reached this one, whose old failure is not its news.
+  const latest = Math.max(-Infinity, ...runs.map((r) => Number(r.generation)));
+  const failed = runs.some(
+    (r) =>
+      r.rule_name === match.rule_name && Number(r.generation) === latest && r.status === 'failed',
+  );
   if (failed && ['received', 'processing'].includes(eventStatus))
     return { status: 'failed', label: 'run.willRetry' };
   if (failed) return { status: 'failed', label: 'match.stepFailed' };
