@@ -34,10 +34,13 @@ export function createPortalStepBudget(
 ): PortalStepBudget {
   /** Level in characters at `at` (ms), per portal; a portal not here has a full bucket. */
   const buckets = new Map<number, { level: number; at: number }>();
+  /** Portals whose level went below zero (waiting() reads these, not every bucket). */
+  const below = new Set<number>();
   const level = (portalId: number, t: number): number => {
     const b = buckets.get(portalId);
     if (!b) return capacity;
-    return Math.min(capacity, b.level + ((t - b.at) / 1000) * rate);
+    // A clock set back does not drain the buckets: no time passed is no refill.
+    return Math.min(capacity, b.level + (Math.max(0, t - b.at) / 1000) * rate);
   };
   const forgetFull = (t: number) => {
     for (const [p] of buckets) if (level(p, t) >= capacity) buckets.delete(p);
@@ -54,14 +57,18 @@ export function createPortalStepBudget(
       const t = now();
       const before = level(portalId, t);
       buckets.set(portalId, { level: before - chars, at: t });
+      if (before - chars < 0) below.add(portalId);
       if (buckets.size > MAX_PORTALS) forgetFull(t);
       return before >= 0 && before - chars < 0;
     },
     waiting() {
-      if (rate <= 0 || buckets.size === 0) return [];
+      if (rate <= 0 || below.size === 0) return [];
       const t = now();
       const out: number[] = [];
-      for (const [p] of buckets) if (level(p, t) < 0) out.push(p);
+      for (const p of below) {
+        if (level(p, t) < 0) out.push(p);
+        else below.delete(p);
+      }
       return out;
     },
   };
