@@ -137,7 +137,16 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
         .filter((e) => !list.includes(e))
         .map((name) => ({ name, rules: heard(name) }))
         .filter((d) => d.rules.length > 0);
-      if (dropped.length && body.confirm !== '1') {
+      // Confirmed by name: an event unticked on the confirmation page itself is asked again.
+      const rawConfirmed = body.confirmed;
+      const confirmed = (
+        Array.isArray(rawConfirmed)
+          ? rawConfirmed
+          : rawConfirmed === undefined
+            ? []
+            : [rawConfirmed]
+      ).map((e) => String(e).trim().toUpperCase());
+      if (dropped.some((d) => !confirmed.includes(d.name))) {
         await renderSubs(res, { confirm: dropped, ticked: [...new Set(list)] });
         return;
       }

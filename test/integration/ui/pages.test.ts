@@ -380,7 +380,16 @@ describe('the pages of an installed portal with events', () => {
       '<code>ONCRMDEALADD</code> — <span translate="no"><bdi>New deal</bdi>',
     );
     expect(confirm).not.toContain('ONCRMDEALUPDATE');
-    expect(asked.html).toContain('<input type="hidden" name="confirm" value="1">');
+    expect(asked.html).toContain('<input type="hidden" name="confirmed" value="ONCRMDEALADD">');
+    // An event unticked on the confirmation page itself is named before it goes too.
+    const more = await postForm(
+      h,
+      '/ui/subscriptions',
+      { save: '1', confirmed: 'ONCRMDEALADD', events: ['ONCRMLEADADD'], _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(more.html).not.toContain('id="synced"');
+    expect(more.html).toMatch(/id="subs-confirm"[^]*<code>ONCRMDEALUPDATE<\/code>/);
     // The admin's ticks are kept on the page, and nothing changed on the portal.
     expect(asked.html).toContain('data-event="ONCRMLEADADD" data-chosen="true"');
     expect(asked.html).toContain('data-event="ONCRMDEALADD" data-chosen="false"');
@@ -390,7 +399,7 @@ describe('the pages of an installed portal with events', () => {
       '/ui/subscriptions',
       {
         save: '1',
-        confirm: '1',
+        confirmed: 'ONCRMDEALADD',
         events: ['ONCRMDEALUPDATE', 'ONCRMLEADADD'],
         _csrf: csrfOf(page.html),
       },
