@@ -2,10 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import { matchBadge } from '../../server/ui/pages/log-view.js';
 
 describe('a rule match’s badge on the event page', () => {
-  const run = (rule_name: string, status: string, generation = 0) => ({
+  const run = (rule_name: string, status: string, generation = 0, step_index = 0) => ({
     rule_name,
     status,
     generation,
+    step_index,
   });
 
   it('keeps done and skipped as they are', () => {
@@ -55,6 +56,19 @@ describe('a rule match’s badge on the event page', () => {
     expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'failed')).toEqual({
       status: 'failed',
       label: 'match.stepFailed',
+    });
+  });
+
+  it('does not say "will retry" of a step that continues on error: the rule went on past it', () => {
+    const runs = [run('A', 'failed', 0, 0), run('A', 'running', 0, 1)];
+    const continues = (rule: string, step: number) => rule === 'A' && step === 0;
+    expect(
+      matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'processing', continues),
+    ).toEqual({ status: 'matched', label: '' });
+    // Control: the same failure of a step that does not continue will be retried.
+    expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'processing')).toEqual({
+      status: 'failed',
+      label: 'run.willRetry',
     });
   });
 

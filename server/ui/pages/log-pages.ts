@@ -209,7 +209,9 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
       // Why each rule ran or not, in the page's words (note-names.ts).
       matches: matches.map((m) => ({
         ...m,
-        badge: matchBadge(m, runs, ev.status),
+        badge: matchBadge(m, runs, ev.status, (rule, step) =>
+          Boolean(map.rules.find((r) => r.name === rule)?.actions[step]?.continueOnError),
+        ),
         reason: readableNote(m.reason ?? '', user.lang, [], names, 'reason'),
         note: readableNote(m.note ?? '', user.lang, [], names, 'matchNote'),
       })),

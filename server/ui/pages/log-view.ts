@@ -146,8 +146,15 @@ export interface MatchBadge {
  */
 export function matchBadge(
   match: { rule_name: string; status: string },
-  runs: ReadonlyArray<{ rule_name: string; generation: number; status: string }>,
+  runs: ReadonlyArray<{
+    rule_name: string;
+    generation: number;
+    status: string;
+    step_index: number;
+  }>,
   eventStatus: string,
+  /** Whether the rule's step at that place goes on after a failure (`continueOnError`). */
+  continues: (rule: string, step: number) => boolean = () => false,
 ): MatchBadge {
   if (match.status !== 'matched') return { status: match.status, label: '' };
   // The event's latest processing, not this rule's: a replay that re-ran succeeded steps
@@ -155,7 +162,11 @@ export function matchBadge(
   const latest = Math.max(-Infinity, ...runs.map((r) => Number(r.generation)));
   const failed = runs.some(
     (r) =>
-      r.rule_name === match.rule_name && Number(r.generation) === latest && r.status === 'failed',
+      r.rule_name === match.rule_name &&
+      Number(r.generation) === latest &&
+      r.status === 'failed' &&
+      // A step that continues on error is not retried: the rule went on past it.
+      !continues(r.rule_name, Number(r.step_index)),
   );
   if (failed && ['received', 'processing'].includes(eventStatus))
     return { status: 'failed', label: 'run.willRetry' };
