@@ -222,8 +222,23 @@ export function urlHost(url: string): string {
   return m?.[1] || (url.length > 60 ? `${url.slice(0, 57)}...` : url);
 }
 
-/** Where a step goes, in words. */
-export function describeStep(action: Action, words: MapWords): Phrase {
+/** A value that is one placeholder and nothing else (`{{contact.PHONE}}`): its path. */
+const LONE_PLACEHOLDER = /^\{\{\s*([A-Za-z_][\w]*(?:\.[\w]+)+)\s*\}\}$/;
+
+/**
+ * A recipient in words: one placeholder is the field it reads ("Contact · Phone", as a
+ * condition names it; a manager read "SMS to {{contact.PHONE}}" as code), anything else as
+ * written.
+ */
+function recipient(v: string, rule: Rule | undefined, words: MapWords): Phrase {
+  const path = rule && LONE_PLACEHOLDER.exec(v.trim())?.[1];
+  return path && !path.startsWith('steps.')
+    ? say(words, 'map.step.fromField', { field: fieldLabel(path, rule, words) })
+    : data(v);
+}
+
+/** Where a step goes, in words (`rule`: its rule, for the names of fields it sends to). */
+export function describeStep(action: Action, words: MapWords, rule?: Rule): Phrase {
   switch (action.type) {
     case 'http': {
       const host =
@@ -239,11 +254,15 @@ export function describeStep(action: Action, words: MapWords): Phrase {
         ? say(words, 'map.step.telegramDefault')
         : say(words, 'map.step.telegram', { chat: data(String(action.chatId)) });
     case 'email': {
-      const to = Array.isArray(action.to) ? action.to.join(', ') : action.to;
-      return say(words, 'map.step.email', { to: data(to) });
+      const list = Array.isArray(action.to) ? action.to : [action.to];
+      const to = list.flatMap((v, i) => [
+        ...(i > 0 ? [{ text: ', ' }] : []),
+        ...recipient(String(v), rule, words),
+      ]);
+      return say(words, 'map.step.email', { to });
     }
     case 'sms':
-      return say(words, 'map.step.sms', { to: data(action.to) });
+      return say(words, 'map.step.sms', { to: recipient(String(action.to), rule, words) });
     case 'bitrix': {
       const on = commentOn(action);
       return on

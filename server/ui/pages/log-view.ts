@@ -123,9 +123,10 @@ export function stepWhere(
     return shown.get(name);
   };
   return (run) => {
-    const action = masked(run.rule_name)?.actions[Number(run.step_index)];
+    const rule = masked(run.rule_name);
+    const action = rule?.actions[Number(run.step_index)];
     return action && action.type === run.action_type
-      ? plain(describeStep(action, words))
+      ? plain(describeStep(action, words, rule))
       : undefined;
   };
 }

@@ -50,7 +50,7 @@ export function ruleRows(
       steps: rule.actions.map((a) => ({
         type: a.type,
         ...(a.name ? { name: a.name } : {}),
-        where: describeStep(a, words),
+        where: describeStep(a, words, rule),
       })),
       ...(rule.slaSeconds !== undefined ? { slaSeconds: rule.slaSeconds } : {}),
       enabled: rule.enabled !== false,

@@ -236,6 +236,7 @@ describe('the map page', () => {
         'Поле «Стадия» — одно из: New (воронка General), Document preparation (воронка General)',
       );
       expect(responsible).toContain('Поле «Контакт · Телефон» равно пусто');
+      expect(paid).toContain('SMS на номер из поля «Контакт · Телефон»');
       expect(words(rowOf(page.html, 'Lead ping'))).toContain('Любое событие');
       expect(words(page.html)).toContain('Успешных шагов за 7 дней');
     });
@@ -247,7 +248,8 @@ describe('the map page', () => {
       expect(paid).toContain('POST to accounting.example (invoice)');
       expect(paid).toContain('Telegram to chat -100777');
       expect(paid).toContain('E-mail to boss@example.com, accounts@example.com');
-      expect(paid).toContain('SMS to {{contact.PHONE}}');
+      // A recipient that is one field reads as the field, as a condition names it.
+      expect(paid).toContain('SMS to Contact · Phone');
       expect(paid).toContain("Comment in the deal's timeline");
       expect(words(rowOf(page.html, 'Retitle'))).toContain('Bitrix24 method crm.deal.update');
       expect(paid).toContain('1 min');
