@@ -30,17 +30,22 @@ describe('a rule match’s badge on the event page', () => {
       status: 'failed',
       label: 'run.willRetry',
     });
-    // Another rule's failure is not this one's.
+    // Another rule's failure is not this one's: B has run, and runs.
     expect(matchBadge({ rule_name: 'B', status: 'matched' }, runs, 'processing')).toEqual({
-      status: 'matched',
+      status: 'running',
       label: '',
+    });
+    // A rule of a waiting event that has not run yet waits; "matched" read as done.
+    expect(matchBadge({ rule_name: 'C', status: 'matched' }, runs, 'received')).toEqual({
+      status: 'pending',
+      label: 'match.waiting',
     });
   });
 
   it('judges the latest processing only: a replay that is running is not the old failure', () => {
     const runs = [run('A', 'failed', 0), run('A', 'running', 1)];
     expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'processing')).toEqual({
-      status: 'matched',
+      status: 'running',
       label: '',
     });
   });
@@ -64,7 +69,7 @@ describe('a rule match’s badge on the event page', () => {
     const continues = (rule: string, step: number) => rule === 'A' && step === 0;
     expect(
       matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'processing', continues),
-    ).toEqual({ status: 'matched', label: '' });
+    ).toEqual({ status: 'running', label: '' });
     // Control: the same failure of a step that does not continue will be retried.
     expect(matchBadge({ rule_name: 'A', status: 'matched' }, runs, 'processing')).toEqual({
       status: 'failed',

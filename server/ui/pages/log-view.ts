@@ -135,7 +135,7 @@ export function stepWhere(
 export interface MatchBadge {
   status: string;
   /** Empty: the status's own word. */
-  label: '' | 'match.stepFailed' | 'match.notRun' | 'run.willRetry';
+  label: '' | 'match.stepFailed' | 'match.notRun' | 'match.waiting' | 'run.willRetry';
 }
 
 /**
@@ -169,10 +169,19 @@ export function matchBadge(
       // A step that continues on error is not retried: the rule went on past it.
       !continues(r.rule_name, Number(r.step_index)),
   );
-  if (failed && ['received', 'processing'].includes(eventStatus))
-    return { status: 'failed', label: 'run.willRetry' };
+  const waiting = ['received', 'processing'].includes(eventStatus);
+  if (failed && waiting) return { status: 'failed', label: 'run.willRetry' };
   if (failed) return { status: 'failed', label: 'match.stepFailed' };
   // The event ended and this rule's steps never ran (an earlier rule's step failed).
   if (eventStatus === 'failed') return { status: 'pending', label: 'match.notRun' };
+  if (waiting) {
+    // Not "matched" while the event waits: a walk read it as done beside a retrying rule.
+    const started = runs.some(
+      (r) => r.rule_name === match.rule_name && Number(r.generation) === latest,
+    );
+    return started
+      ? { status: 'running', label: '' }
+      : { status: 'pending', label: 'match.waiting' };
+  }
   return { status: 'matched', label: '' };
 }
