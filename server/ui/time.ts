@@ -86,7 +86,7 @@ export function formatTimeHtml(ms: number | null | undefined, zone: string): str
   if (!Number.isFinite(n)) return '';
   const text = formatTime(n, zone);
   const at = text.indexOf(' ');
-  return `<time datetime="${new Date(n).toISOString()}"><span class="day">${text.slice(0, at)}</span>${text.slice(at)}</time>`;
+  return `<time datetime="${new Date(n).toISOString()}"><span class="day">${text.slice(0, at)}</span> <span class="hour">${text.slice(at + 1)}</span></time>`;
 }
 
 /** ISO 8601 with the zone's offset, for exports: `2026-11-27T14:03:05+03:00`. */

@@ -64,24 +64,31 @@ for (const lang of ['en', 'ru']) {
       await page.frameLocator('iframe.b24emu-frame').locator('#figures').waitFor();
       return page;
     }
-    /** The page's dates (2026-11-27) and those of them laid out on more than one line. */
-    const brokenDays = async (page: Page, prefix: string) =>
+    /**
+     * Pieces of text (`pattern`) under `selector` and those of them laid out on more than
+     * one line: a date (2026-11-27), a word, a part of an event code.
+     */
+    const brokenText = async (page: Page, prefix: string, selector: string, pattern: string) =>
       appFrameOf(page, h.appUrl, prefix).evaluate<{ seen: number; broken: string[] }>(`(() => {
-        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
         let seen = 0;
         const broken = [];
-        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-          for (const m of (n.textContent || '').matchAll(/\\d{4}-\\d\\d-\\d\\d/g)) {
-            const r = document.createRange();
-            r.setStart(n, m.index);
-            r.setEnd(n, m.index + m[0].length);
-            const tops = new Set([...r.getClientRects()].map((x) => Math.round(x.top)));
-            seen++;
-            if (tops.size > 1) broken.push(m[0]);
+        for (const root of document.querySelectorAll(${JSON.stringify(selector)})) {
+          const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+          for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            for (const m of (n.textContent || '').matchAll(new RegExp(${JSON.stringify(pattern)}, 'gu'))) {
+              const r = document.createRange();
+              r.setStart(n, m.index);
+              r.setEnd(n, m.index + m[0].length);
+              const tops = new Set([...r.getClientRects()].map((x) => Math.round(x.top)));
+              seen++;
+              if (tops.size > 1) broken.push(m[0]);
+            }
           }
         }
         return { seen, broken };
       })()`);
+    const DAY = '\\d{4}-\\d\\d-\\d\\d';
+    const brokenDays = (page: Page, prefix: string) => brokenText(page, prefix, 'body', DAY);
     const measure = async (page: Page, prefix: string) =>
       JSON.parse(await appFrameOf(page, h.appUrl, prefix).evaluate<string>(WIDTHS)) as Widths;
 
@@ -133,6 +140,12 @@ for (const lang of ['en', 'ru']) {
           await f.locator(`#nav-${nav}.on`).waitFor();
           expectFits(nav, await measure(page, '/ui'));
         }
+        // The subscriptions' descriptions keep their words ("A deal was change|d" before).
+        await f.locator('#nav-subscriptions').click();
+        await f.locator('#nav-subscriptions.on').waitFor();
+        const described = await brokenText(page, '/ui', '#subscriptions td.desc', '\\p{L}+');
+        expect(described.seen).toBeGreaterThan(10);
+        expect(described.broken).toEqual([]);
         await f.locator('#nav-events').click();
         await f.locator('#nav-events.on').waitFor();
         const logDays = await brokenDays(page, '/ui');
@@ -145,6 +158,10 @@ for (const lang of ['en', 'ru']) {
         const tabDays = await brokenDays(page, '/ui/');
         expect(tabDays.seen).toBeGreaterThan(0);
         expect(tabDays.broken).toEqual([]);
+        // An event code breaks only between its parts ("ACTIVIT|YADD" before).
+        const codes = await brokenText(page, '/ui/', '#deal-events .event-code', '[A-Z]+');
+        expect(codes.seen).toBeGreaterThan(0);
+        expect(codes.broken).toEqual([]);
         // The steps' column keeps room for a word (it was squeezed to "Выигранна|я").
         const steps = await f
           .locator('#deal-events tbody tr td:last-child')

@@ -117,7 +117,7 @@ describe('the event log a manager reads', () => {
     // The event's page says when it was replayed, beside its receipt.
     const after = await getPage(h, `/ui/events/${ids[0]}`, admin.cookie);
     expect(after.html).toMatch(
-      /<tr id="replayed-at"><th>Replayed<\/th><td><time datetime="[^"]+"><span class="day">\d{4}-\d\d-\d\d<\/span> \d/,
+      /<tr id="replayed-at"><th>Replayed<\/th><td><time datetime="[^"]+"><span class="day">\d{4}-\d\d-\d\d<\/span> <span class="hour">\d/,
     );
   });
 

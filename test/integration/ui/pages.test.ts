@@ -349,7 +349,7 @@ describe('the pages of an installed portal with events', () => {
     const page = await getPage(h, '/ui/subscriptions', admin.cookie);
     // Each event names the enabled rules that listen to it.
     expect(page.html).toMatch(
-      /data-event="ONCRMDEALADD"[^]*?<td class="muted used-by" translate="no">New deal<\/td>/,
+      /data-event="ONCRMDEALADD"[^]*?<td class="muted used-by" translate="no"><bdi>New deal<\/bdi><\/td>/,
     );
     expect(page.html).toContain(
       'data-event="ONCRMDEALUPDATE" data-chosen="true" data-actual="true"',
@@ -376,8 +376,9 @@ describe('the pages of an installed portal with events', () => {
     expect(asked.status).toBe(200);
     expect(asked.html).not.toContain('id="synced"');
     const confirm = /<div class="warn" id="subs-confirm"[^]*?<\/div>/.exec(asked.html)?.[0] ?? '';
+    // Each rule on its own line: rule names hold commas.
     expect(confirm).toContain(
-      '<code>ONCRMDEALADD</code> — <span translate="no"><bdi>New deal</bdi>',
+      '<code>ONCRMDEALADD</code><ul><li translate="no"><bdi>New deal</bdi></li></ul>',
     );
     expect(confirm).not.toContain('ONCRMDEALUPDATE');
     expect(asked.html).toContain('<input type="hidden" name="confirmed" value="ONCRMDEALADD">');
