@@ -369,7 +369,8 @@ function canonical(v: unknown): unknown {
  */
 export function inheritedTexts(action: Action, box: SecretBox): string[] {
   if (action.type !== 'http') return [];
-  const holder: EventMap = { rules: [{ name: '', on: [], actions: [structuredClone(action)] }] };
+  // Read only: the step itself, not a copy (this runs before every http step is recorded).
+  const holder: EventMap = { rules: [{ name: '', on: [], actions: [action] }] };
   const out = new Set<string>();
   for (const p of places(holder)) {
     const v = p.get();

@@ -30,6 +30,13 @@ const EMAIL = /^[^\s@<>"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$/;
 export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
   const router = Router();
 
+  /** The enabled rules of the portal's map, and by name those that listen to an event. */
+  const listeners = async (memberId: string) => {
+    const rules = (await effectiveMap(deps.db, memberId)).rules.filter((r) => r.enabled !== false);
+    const heard = (event: string) => rules.filter((r) => r.on.includes(event)).map((r) => r.name);
+    return Object.assign(heard, { rules });
+  };
+
   const renderSubs = async (
     res: Response,
     extra: {
@@ -67,10 +74,8 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       (n) => !APP_OWN_EVENTS.includes(n),
     );
     // Which enabled rules listen to each event: an admin unticking one sees what stops.
-    const rules = (await effectiveMap(deps.db, user.memberId)).rules.filter(
-      (r) => r.enabled !== false,
-    );
-    const usedBy = (name: string) => rules.filter((r) => r.on.includes(name)).map((r) => r.name);
+    const usedBy = await listeners(user.memberId);
+    const { rules } = usedBy;
     // After a save or re-sync: the rules that listen to an event now bound nowhere.
     const unbound = extra.sync
       ? rules.filter((r) => r.on.some((e) => !extra.sync!.events.includes(e)))
@@ -99,12 +104,6 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       confirm: extra.confirm ?? [],
       rebound: extra.rebound ?? [],
     });
-  };
-
-  /** The enabled rules of the portal's map that listen to `event`, by name. */
-  const listeners = async (memberId: string) => {
-    const rules = (await effectiveMap(deps.db, memberId)).rules.filter((r) => r.enabled !== false);
-    return (event: string) => rules.filter((r) => r.on.includes(event)).map((r) => r.name);
   };
 
   router.get('/ui/subscriptions', async (_req, res) => renderSubs(res));
