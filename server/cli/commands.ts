@@ -69,9 +69,13 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
     'avgProcessingMs',
     'p95ProcessingMs',
   ] as const;
+  // Whole seconds, as in the JSON; a backlog younger than one second reads "<1", not 0 (which
+  // beside a backlog read as "nothing waits").
+  const cell = (f: typeof total, c: (typeof cols)[number]) =>
+    c === 'oldestPendingSeconds' && f.backlog > 0 && f[c] === 0 ? '<1' : f[c];
   const rows = [
-    ['total', ...cols.map((c) => total[c])],
-    ...portals.map((p) => [p.memberId, ...cols.map((c) => p[c])]),
+    ['total', ...cols.map((c) => cell(total, c))],
+    ...portals.map((p) => [p.memberId, ...cols.map((c) => cell(p, c))]),
   ];
   io.out(table(['portal', ...cols.map((c) => c.replace(/([A-Z])/g, ' $1').toLowerCase())], rows));
   if (sla.length) {

@@ -95,6 +95,23 @@ describe('operator CLI', () => {
     expect(a).toMatchObject({ processed: 2, backlog: 2, rejected: 0 });
   });
 
+  it('prints a backlog younger than a second as "<1", not 0, in the text table', async () => {
+    t.clock.set(base + 3 * 60_000 + 400); // 0.4 s after the oldest pending delivery
+    try {
+      const text = (await cli(t, ['status'])).out;
+      const head = text.split('\n')[0]!.split(/\s{2,}/);
+      const total = text.split('\n')[1]!.split(/\s{2,}/);
+      expect(total[head.indexOf('backlog')]).not.toBe('0');
+      expect(total[head.indexOf('oldest pending seconds')]).toBe('<1');
+      // The JSON keeps the contract's whole seconds.
+      expect(JSON.parse((await cli(t, ['status', '--json'])).out).total.oldestPendingSeconds).toBe(
+        0,
+      );
+    } finally {
+      t.clock.set(base + 10 * 60_000);
+    }
+  });
+
   it('lists events newest first with the contract fields and filters', async () => {
     const all = JSON.parse((await cli(t, ['events', '--json'])).out);
     expect(all).toHaveLength(7);
