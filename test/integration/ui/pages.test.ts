@@ -382,6 +382,11 @@ describe('the pages of an installed portal with events', () => {
     );
     expect(confirm).not.toContain('ONCRMDEALUPDATE');
     expect(asked.html).toContain('<input type="hidden" name="confirmed" value="ONCRMDEALADD">');
+    // The question has two answers only: "Re-sync bindings" (which would bind every ticked
+    // event again) is not offered under "Save and unbind them".
+    expect(asked.html).toContain('id="subs-cancel"');
+    expect(asked.html).not.toContain('id="resync"');
+    expect(page.html).toContain('id="resync"'); // control: the page itself offers it
     // An event unticked on the confirmation page itself is named before it goes too.
     const more = await postForm(
       h,
