@@ -113,17 +113,22 @@ export function probePortal<T>(
 /** What the SDKs treat as a token to refresh (b24jssdk core/http/abstract-http `_isAuthError`). */
 /**
  * Answers after which the token is refreshed and the call made once more. The app removed
- * from the portal is one: Bitrix24 says APPLICATION_NOT_FOUND to its tokens, expired or not
- * (CORE:lib/oauth/auth.php `onRestCheckAuth` checks the app before the expiry), and the
- * refresh then tells the rest: `invalid_client` pauses the portal (refresh.ts), as for an
- * uninstall whose ONAPPUNINSTALL was lost, and its events wait instead of failing.
+ * from the portal is one: Bitrix24 refuses its tokens, expired or not (CORE:lib/oauth/auth.php
+ * `onRestCheckAuth` checks the app before the expiry), with APPLICATION_NOT_FOUND while the
+ * portal's cache still holds the token, else with the OAuth server's own 401 ERROR_OAUTH,
+ * "Application not installed" (the cache lasts an hour: CORE `check`, `CACHE_TTL`; the answer:
+ * bitrix24/b24pysdk tests/integration/errors/test_errors.py). The refresh then tells the rest:
+ * `invalid_client` pauses the portal (refresh.ts), as for an uninstall whose ONAPPUNINSTALL
+ * was lost, and its events wait instead of failing.
  */
 function isExpiredToken(e: unknown): boolean {
   return (
     isBitrixApiError(e) &&
     (e.bitrixCode === 'APPLICATION_NOT_FOUND' ||
       (e.httpStatus === 401 &&
-        (e.bitrixCode === 'expired_token' || e.bitrixCode === 'invalid_token')))
+        (e.bitrixCode === 'expired_token' ||
+          e.bitrixCode === 'invalid_token' ||
+          e.bitrixCode === 'ERROR_OAUTH')))
   );
 }
 

@@ -55,10 +55,20 @@ const LEASE_MS = 45_000;
 /** How often a process waiting for another's refresh looks again. */
 const LEASE_POLL_MS = 50;
 
+/**
+ * OAuth server refusals of the app itself: `invalid_client` (a wrong secret, or "the
+ * application may not be installed": b24restdocs settings/oauth/error-codes.md),
+ * `wrong_client` (a client id it does not know, answered with HTTP 200; not in the docs, but
+ * what a real server gave bitrix24/b24pysdk's tests/integration/errors/test_errors_oauth.py),
+ * and `NOT_INSTALLED`, "Application not installed" (b24pysdk/errors/oauth.py names it for an
+ * app removed from the portal).
+ */
+const APP_REFUSED = new Set(['invalid_client', 'wrong_client', 'NOT_INSTALLED']);
+
 /** OAuth errors at refresh that pause a portal with their own reason (b24restdocs settings/oauth/error-codes.md). */
 export function pauseReasonOf(e: unknown): PauseReason | undefined {
   if (!isBitrixApiError(e) || e.retryable) return undefined;
-  if (e.bitrixCode === 'invalid_client') return 'invalid_client';
+  if (APP_REFUSED.has(e.bitrixCode)) return 'invalid_client';
   if (e.bitrixCode === 'PAYMENT_REQUIRED') return 'payment_required';
   return undefined;
 }

@@ -252,6 +252,18 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
       );
       throw new InstallRefusedError(403, 'The authorization belongs to another portal.');
     }
+    if (verdict.kind === 'refused' && verdict.credentials) {
+      // The operator's B24_CLIENT_ID / B24_CLIENT_SECRET, not the portal: the admin is told
+      // whom to ask, and the log says what to check.
+      logger.error(
+        { memberId: req.memberId, domain: req.domain, detail: verdict.detail },
+        'install refused: the OAuth server does not accept our client credentials: check B24_CLIENT_ID and B24_CLIENT_SECRET against the app registration',
+      );
+      throw new InstallRefusedError(
+        401,
+        "Bitrix24 did not accept this app's client ID or secret. The app's operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
+      );
+    }
     if (verdict.kind === 'refused') {
       logger.warn(
         { memberId: req.memberId, domain: req.domain, detail: verdict.detail },

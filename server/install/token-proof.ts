@@ -3,6 +3,7 @@ import { AppError } from '../lib/errors.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
 import { hostOf } from '../bitrix/hosts.js';
 import { InvalidGrantError, type RefreshAnswer } from '../bitrix/oauth.js';
+import { pauseReasonOf } from '../bitrix/refresh.js';
 import type { ProbeOptions, TokenTarget } from '../bitrix/rest.js';
 
 /** The token is live on the portal but belongs to another app there (`app.info` CODE). */
@@ -78,8 +79,11 @@ export type OAuthVerdict =
   | { kind: 'confirmed'; answer: RefreshAnswer }
   /** It answered for another portal (member_id or client endpoint differ). */
   | { kind: 'mismatch'; detail: string }
-  /** It refused the token with our credentials: not ours (another app) or spent. */
-  | { kind: 'refused'; detail: string }
+  /**
+   * It refused the token with our credentials: not ours (another app) or spent; or, with
+   * `credentials`, it refused our client id or secret themselves (refresh.ts `pauseReasonOf`).
+   */
+  | { kind: 'refused'; detail: string; credentials?: true }
   /** Network error, timeout or 5xx: nothing is proven either way. */
   | { kind: 'unavailable'; detail: string };
 
@@ -100,6 +104,9 @@ export async function askOAuthServer(
   } catch (e) {
     if (e instanceof InvalidGrantError) return { kind: 'refused', detail: 'invalid_grant' };
     if (isBitrixApiError(e) && e.retryable) return { kind: 'unavailable', detail: e.message };
+    if (pauseReasonOf(e) === 'invalid_client') {
+      return { kind: 'refused', detail: (e as Error).message, credentials: true };
+    }
     return { kind: 'refused', detail: (e as Error).message };
   }
   if (answer.member_id !== claim.memberId) {

@@ -432,6 +432,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'Сервер авторизации не подтвердил авторизацию.',
   ],
   [
+    "Bitrix24 did not accept this app's client ID or secret. The app's operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
+    'Битрикс24 не принял идентификатор или секрет этого приложения. Оператору приложения нужно проверить B24_CLIENT_ID и B24_CLIENT_SECRET.',
+  ],
+  [
     'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
     'Сервер авторизации Битрикс24 не отвечает. Попробуйте через несколько минут.',
   ],

@@ -128,8 +128,9 @@ export function scopeOfEvent(event: string): string | null {
  * `app.info`, `profile`, `feature.get`, `server.time`, `user.admin`…: CORE rest_provider.php
  * `getDescription` puts them under CRestUtil::GLOBAL_SCOPE). A method outside the token's
  * scopes is refused with `insufficient_scope` (CORE:classes/general/rest_util.php
- * `checkAuth` via CORE:lib/oauth/auth.php `onRestCheckAuth`; status 403 as
- * DOCS:_includes/system-errors.md lists it — the core's OAuthException default would be 401).
+ * `checkAuth` via CORE:lib/oauth/auth.php `onRestCheckAuth`; status 401, the core's
+ * OAuthException default: the 403 of DOCS:_includes/system-errors.md is the v3 server's, see
+ * rest-server.ts `insufficientScope`).
  * `user.current`/`user.get` are also granted by the brief user scopes
  * (DOCS:api-reference/scopes/permissions.md, `user_brief`, `user_basic`).
  */

@@ -9,7 +9,10 @@ import type { EmulatorContext } from './state.js';
  * refresh token and answers in the shape of DOCS:settings/oauth/auto-renewal.md.
  * `/rest/app.info` answers for whichever portal issued the token, as the real server does
  * (DOCS:settings/oauth/simple-way.md). Errors use the codes of
- * DOCS:settings/oauth/error-codes.md; their HTTP statuses (400/401) are guesses.
+ * DOCS:settings/oauth/error-codes.md, plus `wrong_client`, which those do not list. The
+ * statuses of a wrong client id (200) and secret (400) are those a real server gave
+ * bitrix24/b24pysdk's integration tests (tests/integration/errors/test_errors_oauth.py,
+ * b24pysdk/errors/oauth.py); the other statuses are guesses.
  */
 
 function safeEqual(a: string, b: string): boolean {
@@ -57,8 +60,18 @@ async function handleToken(
     answer(400, { error: 'invalid_request', error_description: 'Unsupported grant_type' });
     return;
   }
-  if (clientId !== ctx.clientId || !clientSecretOk) {
-    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+  // An unknown client id: 200 with `{"error": "wrong_client"}` (b24pysdk
+  // `test_error_bitrix_oauth_wrong_client`, `BitrixOauthWrongClient` under "# 200"); a wrong
+  // secret: 400 `invalid_client` (`test_error_bitrix_oauth_invalid_client`,
+  // `BitrixOAuthInvalidClient` under "# 400"). Those tests send an authorization code; the
+  // client is checked before the code or token the grant carries, so a refresh grant is
+  // answered alike.
+  if (clientId !== ctx.clientId) {
+    answer(200, { error: 'wrong_client' });
+    return;
+  }
+  if (!clientSecretOk) {
+    answer(400, { error: 'invalid_client', error_description: 'Invalid client credentials' });
     return;
   }
   const failing = [...ctx.portals.values()].find(
@@ -66,7 +79,7 @@ async function handleToken(
   );
   if (failing?.refreshFailure === 'invalid_client') {
     // The refresh token is not spent: the same one works once the app is back.
-    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    answer(400, { error: 'invalid_client', error_description: 'Invalid client credentials' });
     return;
   }
   if (failing?.refreshFailure === 'PAYMENT_REQUIRED') {
@@ -83,7 +96,7 @@ async function handleToken(
       ctx.tokens.refreshBelongsTo(refreshToken ?? '', p.memberId),
   );
   if (removed) {
-    answer(401, { error: 'invalid_client', error_description: 'Invalid client credentials' });
+    answer(400, { error: 'invalid_client', error_description: 'Invalid client credentials' });
     return;
   }
   const grant = ctx.tokens.consumeRefresh(refreshToken ?? '');

@@ -180,6 +180,12 @@ export interface EmulatedPortal {
   rename(): Promise<string>;
   revokeRefreshTokens(): void;
   /**
+   * The portal forgets what the OAuth server told it about the app's tokens (its hour-long
+   * cache expired or evicted, or the next request lands on another web node): the next call
+   * with each token asks the server again (test/emulator/rest-server.ts `authenticate`).
+   */
+  forgetTokenChecks(): void;
+  /**
    * The OAuth server answers this portal's refresh grants with `invalid_client` or
    * `PAYMENT_REQUIRED` (the refresh token stays unspent) until set back to null.
    */
@@ -431,6 +437,7 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     expireAccessTokens: () => state.ctx.tokens.expireAccess(state.memberId),
     rename: () => state.rename(),
     revokeRefreshTokens: () => state.ctx.tokens.revokeRefresh(state.memberId),
+    forgetTokenChecks: () => state.ctx.tokens.forgetChecks(state.memberId),
     failRefresh(error) {
       state.refreshFailure = error;
     },

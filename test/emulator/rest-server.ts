@@ -95,18 +95,27 @@ function authenticate(
   }
   const token = tokenFrom(req, params);
   if (!token) throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
-  // The core asks whether the app is still installed before it looks at the token's expiry:
-  // CORE:lib/oauth/auth.php `onRestCheckAuth`, `if(!is_array($clientInfo) ||
-  // $clientInfo['ACTIVE'] !== 'Y')` → `APPLICATION_NOT_FOUND`, "Application not found", as an
-  // OAuthException (401: CORE:lib/oauthexception.php). So a token the app held before it was
-  // removed gets this, expired or not, and never `invalid_token`.
+  // The core asks whether the app is still installed before it looks at the token's expiry,
+  // and a token the app held before it was removed never gets `invalid_token`. Which answer it
+  // gets depends on the portal's cache (CORE:lib/oauth/auth.php `check`): the portal keeps
+  // the OAuth server's answer about a token for an hour (`CACHE_TTL = 3600`).
+  // - Cached from before the removal: `onRestCheckAuth` then finds the app inactive,
+  //   `if(!is_array($clientInfo) || $clientInfo['ACTIVE'] !== 'Y')` → `APPLICATION_NOT_FOUND`,
+  //   "Application not found", as an OAuthException (401: CORE:lib/oauthexception.php).
+  // - Not cached (expired, evicted, another web node): the OAuth server's own refusal is
+  //   passed on (`check`: `$authResult = $tokenInfo`; `onRestCheckAuth` stops at
+  //   `array_key_exists('error', $tokenInfo)`): 401 `ERROR_OAUTH`, "Application not
+  //   installed" (bitrix24/b24pysdk tests/integration/errors/test_errors.py
+  //   `test_error_bitrix_api_error_oauth`, "OAuth server says app not installed when portal
+  //   token cache is expired/missed"; the body: b24pysdk/errors/__init__.py
+  //   `BitrixAPIErrorOAuth`).
   const issued = portal.ctx.tokens.accessIssuedTo(token);
-  if (
-    portal.installState === 'uninstalled' &&
-    issued?.memberId === portal.memberId &&
-    issued.clientId === portal.ctx.clientId
-  ) {
-    throw new RestError(401, 'APPLICATION_NOT_FOUND', 'Application not found');
+  if (issued?.memberId === portal.memberId && issued.clientId === portal.ctx.clientId) {
+    const removed = portal.installState === 'uninstalled';
+    if (!portal.ctx.tokens.portalCheck(token, !removed)) {
+      throw new RestError(401, 'ERROR_OAUTH', 'Application not installed');
+    }
+    if (removed) throw new RestError(401, 'APPLICATION_NOT_FOUND', 'Application not found');
   }
   const check = portal.ctx.tokens.checkAccess(token);
   if (!check.ok && check.error === 'expired_token') {
@@ -261,7 +270,10 @@ export async function handleRest(
   // The reliability suite's fault switch (rest-faults.ts): off unless armed for this portal.
   if (injectRestFault(portal, fail)) return;
   if (portal.latencyMs > 0) await new Promise((r) => setTimeout(r, portal.latencyMs).unref());
-  if (!route) {
+  // The method is looked up before the auth is read: CORE:classes/general/rest.php
+  // `CRestServer::process` runs `isTokenCheck()` (404 "Method not found!") and `checkScope()`
+  // before `checkAuth()`, so an unknown method with an expired token is a 404, not a 401.
+  if (!route || (route.method !== 'batch' && !METHODS[route.method])) {
     fail(new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'));
     return;
   }

@@ -2,6 +2,8 @@ import { randomHex } from './http-util.js';
 
 /** Refresh tokens live 180 days (DOCS:settings/oauth/index.md). */
 const REFRESH_TTL_MS = 180 * 24 * 3600 * 1000;
+/** How long a portal keeps the OAuth server's answer about a token (CORE:lib/oauth/auth.php `CACHE_TTL`). */
+const PORTAL_CACHE_MS = 3600 * 1000;
 
 interface AccessRecord {
   token: string;
@@ -12,6 +14,11 @@ interface AccessRecord {
   expiresAt: number;
   expired: boolean;
   revoked: boolean;
+  /**
+   * When the portal last asked the OAuth server about this token, and what it heard (its
+   * cache: CORE:lib/oauth/auth.php `check` stores the answer, `CACHE_TTL = 3600`).
+   */
+  checked?: { at: number; installed: boolean };
 }
 
 interface RefreshRecord {
@@ -53,6 +60,16 @@ export interface TokenStore {
   expireAccess(memberId: string): void;
   revokeRefresh(memberId: string): void;
   revokeAll(memberId: string): void;
+  /**
+   * Whether the answer the portal goes by says the app is installed: the OAuth server's answer
+   * about this token from the portal's cache, if it asked under an hour ago, else the server's
+   * answer now (`installedNow`), which it then keeps (CORE:lib/oauth/auth.php `check`:
+   * `restore()` from the cache, else `checkAuth()` and `store()`, whatever the answer;
+   * `CACHE_TTL = 3600`).
+   */
+  portalCheck(token: string, installedNow: boolean): boolean;
+  /** Every cached answer of the portal forgotten (expired, evicted, another web node). */
+  forgetChecks(memberId: string): void;
   /** Every access and refresh token issued so far (spent and revoked ones included). */
   issued(): string[];
 }
@@ -128,6 +145,17 @@ export function createTokenStore(
     accessIssuedTo(token) {
       const rec = access.get(token);
       return rec && { memberId: rec.memberId, clientId: rec.clientId };
+    },
+    portalCheck(token, installedNow) {
+      const rec = access.get(token);
+      if (!rec) return installedNow;
+      const at = now();
+      if (rec.checked && at - rec.checked.at < PORTAL_CACHE_MS) return rec.checked.installed;
+      rec.checked = { at, installed: installedNow };
+      return installedNow;
+    },
+    forgetChecks(memberId) {
+      for (const rec of access.values()) if (rec.memberId === memberId) delete rec.checked;
     },
     expireAccess(memberId) {
       for (const rec of access.values()) if (rec.memberId === memberId) rec.expired = true;

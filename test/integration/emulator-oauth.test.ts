@@ -96,14 +96,27 @@ describe('OAuth server and token lifecycle', () => {
       client_secret: 'wrong',
       refresh_token: auth.refreshToken,
     });
-    expect(res.status).toBe(401);
+    // 400, as a real server answered bitrix24/b24pysdk's integration test.
+    expect(res.status).toBe(400);
     expect(res.json['error']).toBe('invalid_client');
     expect(emu.oauthCalls.at(-1)).toMatchObject({
       grantType: 'refresh_token',
       clientId: 'local.abc',
       clientSecretOk: false,
-      status: 401,
+      status: 400,
     });
+  });
+
+  it('answers 200 wrong_client for a client id it does not know', async () => {
+    // bitrix24/b24pysdk tests/integration/errors/test_errors_oauth.py
+    // `test_error_bitrix_oauth_wrong_client`: HTTP 200, `{"error": "wrong_client"}`.
+    const auth = portal.issueUserAuth(1);
+    const res = await refresh(emu, {
+      client_id: 'local.other',
+      client_secret: 's3cret',
+      refresh_token: auth.refreshToken,
+    });
+    expect([res.status, res.json]).toEqual([200, { error: 'wrong_client' }]);
   });
 
   it('fails every refresh with invalid_grant after revokeRefreshTokens', async () => {
@@ -117,6 +130,34 @@ describe('OAuth server and token lifecycle', () => {
     expect(res.json['error']).toBe('invalid_grant');
   });
 
+  it("refuses a removed app's tokens from the portal's cache for an hour, then as the OAuth server does", async () => {
+    let now = Date.now();
+    const own = await startEmulator({
+      clientId: 'local.abc',
+      clientSecret: 's3cret',
+      now: () => now,
+    });
+    try {
+      const gone = await own.addPortal({ installed: true });
+      const profile = async (token: string) => {
+        const res = await fetch(`${gone.clientEndpoint}profile?auth=${token}`);
+        return [res.status, ((await res.json()) as { error?: string }).error];
+      };
+      const used = gone.issueUserAuth(1).accessToken;
+      const unused = gone.issueUserAuth(1).accessToken;
+      expect((await profile(used))[0]).toBe(200); // the portal now holds the server's answer
+      await gone.uninstall({ clean: false });
+      // CORE lib/oauth/auth.php: the cached answer, then the app found inactive.
+      expect(await profile(used)).toEqual([401, 'APPLICATION_NOT_FOUND']);
+      // Not in the cache: the OAuth server's own refusal (bitrix24/b24pysdk's test).
+      expect(await profile(unused)).toEqual([401, 'ERROR_OAUTH']);
+      now += 3600_000; // the cache's hour (CACHE_TTL)
+      expect(await profile(used)).toEqual([401, 'ERROR_OAUTH']);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('answers invalid_client once the app is removed from the portal', async () => {
     // DOCS:settings/oauth/error-codes.md: invalid_client, "The application may not be
     // installed in Bitrix24".
@@ -128,7 +169,7 @@ describe('OAuth server and token lifecycle', () => {
       client_secret: 's3cret',
       refresh_token: auth.refreshToken,
     });
-    expect([res.status, res.json['error']]).toEqual([401, 'invalid_client']);
+    expect([res.status, res.json['error']]).toEqual([400, 'invalid_client']);
     // Control: the other portal, still installed, refreshes.
     const ok = await refresh(emu, {
       client_id: 'local.abc',

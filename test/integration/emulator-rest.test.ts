@@ -67,6 +67,14 @@ describe('REST API of the emulated portal', () => {
     expect(none.json.error).toBe('NO_AUTH_FOUND');
     const garbage = await call('profile', {}, 'not-a-token');
     expect(garbage.json.error).toBe('invalid_token');
+    // The method is looked up first (CORE classes/general/rest.php `process`): an unknown
+    // one is a 404 whatever the auth, a known one with no auth a 401.
+    const unknownNoAuth = await rest(portal.clientEndpoint, 'crm.nothing.here');
+    expect([unknownNoAuth.status, unknownNoAuth.json.error]).toEqual([
+      404,
+      'ERROR_METHOD_NOT_FOUND',
+    ]);
+    expect((await call('crm.nothing.here', {}, 'not-a-token')).status).toBe(404);
   });
 
   it("lists an activity's bindings: its owner, its communications' records, one bound later", async () => {

@@ -393,7 +393,7 @@ describe('install flow against the emulator', () => {
       paused_at: null,
     });
     // Control: the OAuth server was asked, and said the app is not installed.
-    expect(h.emu.oauthCalls.at(-1)).toMatchObject({ grantType: 'refresh_token', status: 401 });
+    expect(h.emu.oauthCalls.at(-1)).toMatchObject({ grantType: 'refresh_token', status: 400 });
     // The log stays (the ONAPPUNINSTALL event added to it).
     expect((await events()).length).toBe(before + 1);
 

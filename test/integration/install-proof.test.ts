@@ -300,6 +300,23 @@ describe('install proof', () => {
     expect(await row(portal)).toBeUndefined();
   });
 
+  it('tells the admin to ask the operator when the OAuth server refuses our client secret', async () => {
+    // (A mistyped client id is refused before: app.info names the app the token was issued
+    // to, another than B24_CLIENT_ID.)
+    h = await startInstallHarness({ B24_CLIENT_SECRET: 'mistyped-secret' });
+    const portal = await h.addPortal();
+    const res = await portal.install();
+    expect(res.status).toBe(401);
+    expect(res.body).toContain('B24_CLIENT_ID and B24_CLIENT_SECRET');
+    expect(res.body).not.toContain('did not confirm the authorization');
+    // Control: the server was asked, and refused (invalid_client).
+    expect(h.emu.oauthCalls.map((c) => c.status)).toEqual([400]);
+    expect(await row(portal)).toBeUndefined();
+    const logged = h.t.logs.lines.join('\n');
+    expect(logged).toContain('check B24_CLIENT_ID and B24_CLIENT_SECRET');
+    expect(logged).not.toContain('mistyped-secret');
+  });
+
   it('keeps the frame’s tokens when the OAuth server answers 5xx, and confirms them on ONAPPINSTALL', async () => {
     h = await startInstallHarness();
     const portal = await h.addPortal();

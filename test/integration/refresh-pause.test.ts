@@ -40,7 +40,7 @@ describe.each([
     expect(s.accounting.requests).toHaveLength(0);
     // Control: the refresh was tried, and answered with that error.
     expect(s.h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').at(-1)).toMatchObject({
-      status: error === 'invalid_client' ? 401 : 402,
+      status: error === 'invalid_client' ? 400 : 402,
     });
     const logged = s.h.t.logs.lines
       .map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -97,6 +97,57 @@ describe.each([
 });
 
 /**
+ * A client id the OAuth server does not know (B24_CLIENT_ID changed, or mistyped in the
+ * environment a start read) is answered HTTP 200 `{"error": "wrong_client"}`, not
+ * `invalid_client` (test/emulator/oauth-server.ts cites a real server's answer). Read as any
+ * other error, every waiting event failed for good and no alert named the credentials.
+ */
+describe('a refresh answered wrong_client', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario();
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  it('pauses the portal as for invalid_client, keeps its events and resumes with the right id', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    s.portal.expireAccessTokens();
+    // The configuration is read at start; what a restart with another B24_CLIENT_ID gives.
+    const b24 = s.h.t.deps.config.b24 as { clientId: string | undefined };
+    const right = b24.clientId;
+    b24.clientId = 'local.changed';
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.drain();
+    const won = () =>
+      s.h.t.deps
+        .db('events')
+        .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+        .orderBy('id', 'desc')
+        .first();
+    // Control: the refresh was made with that id and answered as a real server answers it.
+    expect(s.h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').at(-1)).toMatchObject({
+      clientId: 'local.changed',
+      status: 200,
+    });
+    expect(await findPortalByMemberId(s.h.t.deps.db, s.portal.memberId)).toMatchObject({
+      status: 'installed',
+      pause_reason: 'invalid_client',
+    });
+    expect(await won()).toMatchObject({ status: 'received' });
+    expect(String((await won()).last_error)).toContain('paused');
+    expect(s.accounting.requests).toHaveLength(0);
+
+    b24.clientId = right;
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 11 * 60_000);
+    await s.drain();
+    expect(await won()).toMatchObject({ status: 'processed' });
+    expect(s.accounting.requests).toHaveLength(1);
+  });
+});
+
+/**
  * The app removed from the portal, its ONAPPUNINSTALL lost on the way. Bitrix24 then answers
  * the app's token with APPLICATION_NOT_FOUND, before it looks at the token's expiry
  * (test/emulator/rest-server.ts cites the core), not with invalid_token: the emulator used to
@@ -112,42 +163,51 @@ describe('the app removed with its ONAPPUNINSTALL lost', () => {
     await s.close();
   });
 
-  it('asks the OAuth server, which pauses the portal (invalid_client), and keeps its events', async () => {
-    const [id] = await seedNewDeals(s, 1);
-    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
-    await s.portal.uninstall({ clean: false });
-    // The uninstall never arrived.
-    const db = s.h.t.deps.db;
-    const lost = await db('events').where({ event: 'ONAPPUNINSTALL' }).select('id');
-    expect(lost).toHaveLength(1);
-    await db('jobs')
-      .whereIn(
-        'event_id',
-        lost.map((r) => r.id as number),
-      )
-      .del();
-    await db('events')
-      .whereIn(
-        'id',
-        lost.map((r) => r.id as number),
-      )
-      .del();
-    await s.drain();
+  // The portal's answer depends on its cache of the OAuth server's word about the token
+  // (an hour): APPLICATION_NOT_FOUND while it holds the token, ERROR_OAUTH once it does not.
+  it.each([
+    ['APPLICATION_NOT_FOUND', false],
+    ['ERROR_OAUTH', true],
+  ])(
+    'asks the OAuth server after %s, which pauses the portal (invalid_client), and keeps its events',
+    async (answer, forgotten) => {
+      const [id] = await seedNewDeals(s, 1);
+      await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+      await s.portal.uninstall({ clean: false });
+      if (forgotten) s.portal.forgetTokenChecks();
+      // The uninstall never arrived.
+      const db = s.h.t.deps.db;
+      const lost = await db('events').where({ event: 'ONAPPUNINSTALL' }).select('id');
+      expect(lost).toHaveLength(1);
+      await db('jobs')
+        .whereIn(
+          'event_id',
+          lost.map((r) => r.id as number),
+        )
+        .del();
+      await db('events')
+        .whereIn(
+          'id',
+          lost.map((r) => r.id as number),
+        )
+        .del();
+      await s.drain();
 
-    const won = await db('events')
-      .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
-      .orderBy('id', 'desc')
-      .first();
-    // Control: the read was made and refused as Bitrix24 refuses it.
-    expect(s.portal.calls.some((c) => c.error === 'APPLICATION_NOT_FOUND')).toBe(true);
-    expect(won).toMatchObject({ status: 'received' });
-    expect(String(won.last_error)).toContain('paused');
-    expect(await findPortalByMemberId(db, s.portal.memberId)).toMatchObject({
-      status: 'installed',
-      pause_reason: 'invalid_client',
-    });
-    expect(s.accounting.requests).toHaveLength(0);
-  });
+      const won = await db('events')
+        .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+        .orderBy('id', 'desc')
+        .first();
+      // Control: the read was made and refused as Bitrix24 refuses it.
+      expect(s.portal.calls.some((c) => c.error === answer)).toBe(true);
+      expect(won).toMatchObject({ status: 'received' });
+      expect(String(won.last_error)).toContain('paused');
+      expect(await findPortalByMemberId(db, s.portal.memberId)).toMatchObject({
+        status: 'installed',
+        pause_reason: 'invalid_client',
+      });
+      expect(s.accounting.requests).toHaveLength(0);
+    },
+  );
 
   it.each([
     [401, 'APPLICATION_NOT_FOUND', 'Application not found'],

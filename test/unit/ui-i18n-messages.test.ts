@@ -174,6 +174,7 @@ describe('messages on Russian pages', () => {
       'REFRESH_ID is missing.',
       'The authorization belongs to another portal.',
       'The OAuth server did not confirm the authorization.',
+      "Bitrix24 did not accept this app's client ID or secret. The app's operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
       'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
     ];
     const english = messages.flatMap((m) => {

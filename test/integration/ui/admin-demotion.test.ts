@@ -277,7 +277,7 @@ describe("an admin's session past its token's hour", () => {
     h.portal.setUserAdmin(1, true);
     const s = await openSession(h, { userId: 1 });
     h.t.clock.advance(HOUR + 60_000);
-    h.emu.failNextToken({ status: 401, error: 'invalid_client' });
+    h.emu.failNextToken({ status: 400, error: 'invalid_client' });
     const calls = () => h.emu.oauthCalls.length;
     expect((await getPage(h, '/ui/replay', s.cookie)).status).toBe(403);
     const after = calls();
