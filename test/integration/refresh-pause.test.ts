@@ -3,6 +3,14 @@ import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js
 import { runCliIn } from '../helpers/cli.js';
 import { seedNewDeals, startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
+/** The latest ONCRMDEALUPDATE event of a deal. */
+const latestUpdate = (s: PaidDealScenario, id: string | undefined) =>
+  s.h.t.deps
+    .db('events')
+    .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+    .orderBy('id', 'desc')
+    .first();
+
 // Refresh errors: invalid_client and PAYMENT_REQUIRED at refresh pause the portal
 // with their own reason and an alert, instead of failing each event for good; its events
 // are kept and processed once a refresh succeeds again.
@@ -29,12 +37,7 @@ describe.each([
 
     const paused = await row();
     expect(paused).toMatchObject({ status: 'installed', pause_reason: reason });
-    const won = () =>
-      s.h.t.deps
-        .db('events')
-        .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
-        .orderBy('id', 'desc')
-        .first();
+    const won = () => latestUpdate(s, id);
     expect(await won()).toMatchObject({ status: 'received' });
     expect(String((await won()).last_error)).toContain(`paused`);
     expect(s.accounting.requests).toHaveLength(0);
@@ -120,12 +123,7 @@ describe('a refresh answered wrong_client', () => {
     b24.clientId = 'local.changed';
     await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
     await s.drain();
-    const won = () =>
-      s.h.t.deps
-        .db('events')
-        .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
-        .orderBy('id', 'desc')
-        .first();
+    const won = () => latestUpdate(s, id);
     // Control: the refresh was made with that id and answered as a real server answers it.
     expect(s.h.emu.oauthCalls.filter((c) => c.grantType === 'refresh_token').at(-1)).toMatchObject({
       clientId: 'local.changed',
