@@ -40,6 +40,15 @@ export function ruleRows(
 ): { rows: RuleRow[]; general: MapWarning[] } {
   const byRule = new Map(figures.map((f) => [f.rule, f]));
   const names = new Set(map.rules.map((r) => r.name));
+  // Each rule's warnings by its name: one pass, not the warnings read again for every rule.
+  const warnedOf = new Map<string, MapWarning[]>();
+  for (const w of warnings) {
+    for (const n of new Set(w.rules)) {
+      const list = warnedOf.get(n);
+      if (list) list.push(w);
+      else warnedOf.set(n, [w]);
+    }
+  }
   const rows = map.rules.map((rule, index): RuleRow => {
     const f = byRule.get(rule.name);
     return {
@@ -55,7 +64,7 @@ export function ruleRows(
       ...(rule.slaSeconds !== undefined ? { slaSeconds: rule.slaSeconds } : {}),
       enabled: rule.enabled !== false,
       runs: { succeeded: f?.succeeded ?? 0, total: f ? f.succeeded + f.failed + f.other : 0 },
-      warnings: warnings.filter((w) => w.rules.includes(rule.name)),
+      warnings: warnedOf.get(rule.name) ?? [],
     };
   });
   const general = warnings.filter((w) => !w.rules.some((n) => names.has(n)));
