@@ -349,6 +349,14 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ' с после получения (EVENT_SETTLE_MS); каждое событие опоздает',
   ],
   [' s, but an event is first read ', ' с, но событие читается не раньше чем через '],
+  [
+    'more pairs of rules on one trigger write the same field than the ',
+    'пар правил, которые на одном событии записывают одно и то же поле, больше, чем ',
+  ],
+  [
+    ' listed with their rules; the rest are listed once those are put right',
+    ' показанных у правил; остальные будут показаны, когда эти исправят',
+  ],
   [' both run on ', ' оба срабатывают на '],
   [' and both write ', ' и оба записывают '],
   ['; the later write wins', '; останется последняя запись'],

@@ -142,3 +142,22 @@ describe('checkMap at scale', () => {
     expect(cycles[0]!.rules).toHaveLength(1650);
   });
 });
+
+describe('the line past the listed pairs', () => {
+  it('reads in Russian', async () => {
+    const { translateMessage } = await import('../../server/ui/i18n-messages.js');
+    const { englishIn } = await import('../helpers/english-words.js');
+    const rules: Rule[] = Array.from({ length: 20 }, (_, i) => ({
+      name: `rule ${i}`,
+      on: ['ONCRMDEALUPDATE'],
+      actions: [
+        { type: 'bitrix', method: 'crm.deal.update', params: { id: '1', fields: { TITLE: 'x' } } },
+      ],
+    }));
+    const more = checkMap({ rules }).find((w) => w.code === 'same-field-write' && !w.rules.length);
+    expect(more).toBeDefined(); // 190 pairs, past the 100 listed
+    const ru = translateMessage(more!.message, 'ru');
+    expect(ru).toContain('100');
+    expect(englishIn(ru)).toEqual([]);
+  });
+});
