@@ -357,6 +357,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ' listed with their rules; the rest are listed once those are put right',
     ' показанных у правил; остальные будут показаны, когда эти исправят',
   ],
+  [
+    "Two exports of this portal's log are running; try again when one of them ends.",
+    'Уже идут две выгрузки журнала этого портала; попробуйте снова, когда одна из них закончится.',
+  ],
   [' both run on ', ' оба срабатывают на '],
   [' and both write ', ' и оба записывают '],
   ['; the later write wins', '; останется последняя запись'],

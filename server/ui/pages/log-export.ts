@@ -4,6 +4,7 @@ import { logPage, type LogFilter } from '../../../db/stores/event-log.js';
 import { uiContext } from '../context.js';
 import { crmCardUrl } from '../crm-links.js';
 import { maskForView } from '../mask-view.js';
+import { translateMessage } from '../i18n-messages.js';
 import { isoInZone } from '../time.js';
 
 /** Rows read per query: each page is one short indexed query, not one long scan. */
@@ -36,17 +37,71 @@ export function csvCell(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** Exports of one portal running at once on an instance; another is refused until one ends. */
+export const EXPORTS_PER_PORTAL = 2;
+
+const EXPORTS_BUSY =
+  "Two exports of this portal's log are running; try again when one of them ends.";
+
+/** Exports running, by portal id, per app (an instance's deps). */
+const running = new WeakMap<Deps, Map<number, number>>();
+
 /**
- * The filtered log as CSV, newest first, written page by page; times are ISO 8601 with the
- * user's offset. Event bodies are left out and
- * errors pass through the same masking as the pages, so no token or secret is exported.
+ * Writes a chunk and waits while the reader is behind (the socket's buffer full); false once
+ * the reader is gone. Written without waiting, a reader that stops reading had the whole
+ * export (up to 100,000 rows) held in memory: ten such connections of one portal's user
+ * took 675 MB (a security review's measurement).
+ */
+async function send(res: Response, chunk: string): Promise<boolean> {
+  if (res.destroyed) return false;
+  if (res.write(chunk)) return true;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+  return !res.destroyed;
+}
+
+/**
+ * The filtered log as CSV, newest first, written page by page as the reader takes it; times
+ * are ISO 8601 with the user's offset. Event bodies are left out and errors pass through the
+ * same masking as the pages, so no token or secret is exported. At most EXPORTS_PER_PORTAL
+ * run at once for a portal (429 past it).
  */
 export async function exportLogCsv(deps: Deps, res: Response, filter: LogFilter): Promise<void> {
+  const { portal, user } = uiContext(res);
+  const counts = running.get(deps) ?? new Map<number, number>();
+  running.set(deps, counts);
+  const now = counts.get(portal.id) ?? 0;
+  if (now >= EXPORTS_PER_PORTAL) {
+    res
+      .status(429)
+      .set('Retry-After', '30')
+      .type('text/plain; charset=utf-8')
+      .send(`${translateMessage(EXPORTS_BUSY, user.lang)}\n`);
+    return;
+  }
+  counts.set(portal.id, now + 1);
+  try {
+    await writeCsv(deps, res, filter);
+  } finally {
+    const left = (counts.get(portal.id) ?? 1) - 1;
+    if (left > 0) counts.set(portal.id, left);
+    else counts.delete(portal.id);
+  }
+}
+
+async function writeCsv(deps: Deps, res: Response, filter: LogFilter): Promise<void> {
   const { portal, user } = uiContext(res);
   const iso = (ms: number | null) => isoInZone(ms, user.timeZone ?? 'UTC');
   res.type('text/csv; charset=utf-8');
   res.attachment(`b24hooks-events-${portal.domain.replace(/[^\w.-]/g, '_')}.csv`);
-  res.write(`\ufeff${COLUMNS.join(',')}\r\n`);
+  if (!(await send(res, `\ufeff${COLUMNS.join(',')}\r\n`))) return;
   let beforeId: number | undefined;
   let written = 0;
   for (;;) {
@@ -68,12 +123,14 @@ export async function exportLogCsv(deps: Deps, res: Response, filter: LogFilter)
         .map(csvCell)
         .join(','),
     );
-    if (lines.length) res.write(`${lines.join('\r\n')}\r\n`);
+    if (lines.length && !(await send(res, `${lines.join('\r\n')}\r\n`))) return;
     written += lines.length;
     beforeId = page.nextBeforeId;
     if (beforeId === undefined) break;
     if (written >= EXPORT_MAX_ROWS) {
-      res.write(`# truncated at ${EXPORT_MAX_ROWS} rows; narrow the filter\r\n`);
+      if (!(await send(res, `# truncated at ${EXPORT_MAX_ROWS} rows; narrow the filter\r\n`))) {
+        return;
+      }
       break;
     }
   }
