@@ -36,6 +36,7 @@ import * as m0035 from './0035-rule-done-at.js';
 import * as m0036 from './0036-shared-destination-streaks.js';
 import * as m0037 from './0037-event-owners.js';
 import * as m0038 from './0038-settings-revision.js';
+import * as m0039 from './0039-session-owner.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -76,4 +77,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0036-shared-destination-streaks', module: m0036 },
   { name: '0037-event-owners', module: m0037 },
   { name: '0038-settings-revision', module: m0038 },
+  { name: '0039-session-owner', module: m0039 },
 ];

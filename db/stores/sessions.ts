@@ -8,6 +8,13 @@ export interface SessionStoreOptions {
   defaultTtlMs?: number;
   /** Expired rows are swept at most this often, on a write; no timers. @default 10 min */
   sweepEveryMs?: number;
+  /** Whose a session is (the `owner` column, migration 0039); undefined: no one's. */
+  ownerOf?: (sess: session.SessionData) => string | undefined;
+  /**
+   * Live sessions kept per owner: a write of one past it ends that owner's oldest (the ones
+   * whose expiry is nearest). @default 50
+   */
+  maxPerOwner?: number;
 }
 
 /** How far the stored expiry may lag behind a touch before it is written (see `touch`). */
@@ -24,6 +31,7 @@ export class KnexSessionStore extends session.Store {
   private lastSweep = 0;
   private readonly ttl: number;
   private readonly sweepEvery: number;
+  private readonly maxPerOwner: number;
 
   constructor(
     private readonly db: Knex,
@@ -32,6 +40,7 @@ export class KnexSessionStore extends session.Store {
     super();
     this.ttl = opts.defaultTtlMs ?? 2 * 3600_000;
     this.sweepEvery = opts.sweepEveryMs ?? 10 * 60_000;
+    this.maxPerOwner = opts.maxPerOwner ?? 50;
   }
 
   /** Expiry on the store's clock (the cookie's own `expires` is wall-clock time). */
@@ -52,11 +61,29 @@ export class KnexSessionStore extends session.Store {
 
   override set(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
     const now = this.opts.now();
+    const owner = this.opts.ownerOf?.(sess) ?? null;
     const work = async () => {
       await this.db('sessions')
-        .insert({ sid, sess: JSON.stringify(sess), expires_at: this.expiry(sess) })
+        .insert({ sid, sess: JSON.stringify(sess), expires_at: this.expiry(sess), owner })
         .onConflict('sid')
-        .merge(['sess', 'expires_at']);
+        .merge(['sess', 'expires_at', 'owner']);
+      if (owner !== null) {
+        // One indexed statement: the owner's sessions past the newest maxPerOwner end.
+        await this.db('sessions')
+          .where('owner', owner)
+          .whereNotIn(
+            'sid',
+            this.db('sessions')
+              .select('sid')
+              .where('owner', owner)
+              .orderBy([
+                { column: 'expires_at', order: 'desc' },
+                { column: 'sid', order: 'desc' },
+              ])
+              .limit(this.maxPerOwner),
+          )
+          .delete();
+      }
       if (now - this.lastSweep >= this.sweepEvery) {
         this.lastSweep = now;
         await this.db('sessions').where('expires_at', '<=', now).delete();

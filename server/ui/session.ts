@@ -55,6 +55,12 @@ export const SESSION_COOKIE = 'b24hooks.sid';
 /** Query parameter carrying the signed session id when the browser drops our cookie. */
 export const TOKEN_PARAM = 's';
 export const SESSION_TTL_MS = 2 * 3600_000;
+/**
+ * Live sessions kept per portal user: each opening of the app or of a deal card's tab starts
+ * one, and past this the oldest ends (its page then asks to reopen the app). A manager with
+ * 50 deal cards open at once is far off; a loop posting one confirmed AUTH_ID is bounded.
+ */
+export const SESSIONS_PER_USER = 50;
 
 /** The cookie value express-session expects: `s:<sid>.<HMAC-SHA256 base64, unpadded>`. */
 export function signedSessionId(sid: string, secret: string): string {
@@ -130,7 +136,12 @@ export function secureCookiesPossible(appUrl: string): boolean {
  */
 export function uiSession(deps: Deps): RequestHandler[] {
   const secure = secureCookiesPossible(deps.config.appUrl);
-  const store = new KnexSessionStore(deps.db, { now: () => deps.clock.now().getTime() });
+  const store = new KnexSessionStore(deps.db, {
+    now: () => deps.clock.now().getTime(),
+    // A user's sessions are counted by portal and user: each frame entry starts one.
+    ownerOf: (sess) => (sess.b24 ? `${sess.b24.memberId}:${sess.b24.userId}` : undefined),
+    maxPerOwner: SESSIONS_PER_USER,
+  });
   const sessionMw = session({
     name: SESSION_COOKIE,
     secret: deps.config.sessionSecret,
