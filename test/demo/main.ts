@@ -11,8 +11,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { takeSqliteServerLock } from '../../server/cluster/sqlite-server-lock.js';
 import { loadConfig } from '../../server/config.js';
 import { createDeps } from '../../server/deps.js';
+import { AppError } from '../../server/lib/errors.js';
 import { projectRoot } from '../../server/lib/project-root.js';
 import { appParts } from '../../server/routes/index.js';
 import { createServices } from '../../server/services.js';
@@ -43,6 +45,37 @@ async function standIn(name: string, reply: (body: unknown) => unknown) {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, server };
+}
+
+/** Variables of the demo's app that the CLI needs to reach this run's emulator and stand-ins. */
+const CLI_KEYS = [
+  'DATA_DIR',
+  'B24_CLIENT_ID',
+  'B24_CLIENT_SECRET',
+  'B24_PORTAL_HOSTS',
+  'B24_OAUTH_SERVERS',
+  'B24_EVENTS',
+  'SMS_PROVIDER',
+  'SMS_URL',
+  'SMS_TOKEN',
+  'ACTION_PRIVATE_HOSTS',
+] as const;
+
+/**
+ * `DATA_DIR/demo.env`: the demo's settings for the CLI (`ENV_FILE=… npx b24hooks …`). Run
+ * without them, the CLI could not reach the emulator ("not in B24_PORTAL_HOSTS"), and a
+ * `replay --wait` ended the replayed events failed for good. Owner-only, as secrets.json is.
+ */
+function writeDemoEnv(dataDir: string, env: Record<string, string | undefined>): string {
+  const file = path.join(dataDir, 'demo.env');
+  const lines = CLI_KEYS.flatMap((k) => (env[k] === undefined ? [] : [`${k}=${env[k]}`]));
+  fs.writeFileSync(
+    file,
+    `# Written by npm run demo for this run: ENV_FILE=${file} npx b24hooks <command>\n${lines.join('\n')}\n`,
+    { mode: 0o600 },
+  );
+  fs.chmodSync(file, 0o600);
+  return file;
 }
 
 async function main(): Promise<void> {
@@ -86,6 +119,14 @@ async function main(): Promise<void> {
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
   };
   const config = loadConfig(demoEnv, ensureSecrets(dataDir, demoEnv));
+  const envFile = writeDemoEnv(dataDir, demoEnv);
+  // As `npm start` does: a second demo or server on this database is refused, and the CLI's
+  // `rotate-key` sees a server running (a second demo on one DATA_DIR retired the first one's
+  // portal; a key rotated under a running demo left every event unreadable).
+  const serverLock =
+    config.database.client === 'sqlite'
+      ? takeSqliteServerLock(config.database.filename)
+      : undefined;
   const deps = await createDeps(config);
   // Before the worker starts: the last runs' portals are gone with their emulator.
   const retired = await retirePreviousPortals(deps);
@@ -93,6 +134,9 @@ async function main(): Promise<void> {
   services.worker.start();
   services.alerts.start();
   services.offline.start();
+  services.retention.start();
+  // The heartbeat (and a sweep after a gap), as the server writes it.
+  void services.recovery.start();
   const running = await listen(
     deps,
     buildListener(deps, appParts(deps, services)),
@@ -140,6 +184,8 @@ async function main(): Promise<void> {
       `  A deal card with the Webhooks tab:  ${portal.url}/crm/deal/details/1/`,
       '',
       `  Stand-ins: accounting ${accounting.url}, logistics ${logistics.url}, SMS ${sms.url}`,
+      `  The CLI on this demo (its emulator and stand-ins allowed, as in the app):`,
+      `    ENV_FILE=${envFile} npx b24hooks status`,
       ...(retired.length
         ? [
             `  Earlier runs' emulated portals (${retired.length}) are gone with their emulator: marked`,
@@ -209,6 +255,7 @@ async function main(): Promise<void> {
     await running.close();
     await services.close(5000);
     await deps.close();
+    serverLock?.release();
     await emu.close();
     for (const s of [accounting, logistics, sms]) s.server.close();
     process.exit(0);
@@ -218,6 +265,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`b24hooks demo: ${(e as Error)?.stack ?? String(e)}\n`);
+  // A configuration refused (another server on the data): its message says what to do.
+  const told = e instanceof AppError && e.code === 'CONFIG';
+  process.stderr.write(`b24hooks demo: ${told ? e.message : ((e as Error)?.stack ?? String(e))}\n`);
   process.exit(1);
 });

@@ -172,4 +172,61 @@ describe('npm run demo', () => {
       await db.destroy();
     }
   });
+
+  it('holds its database as the server does: a second demo and rotate-key are refused', async () => {
+    const run = (args: string[], env: Record<string, string>) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const p = spawn(process.execPath, args, {
+          env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, ...env },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let err = '';
+        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        p.on('exit', (code) => resolve({ code, err }));
+      });
+    let second: { code: number | null; err: string } | undefined;
+    let rotate: { code: number | null; err: string } | undefined;
+    let tried: { code: number | null; err: string } | undefined;
+    const before = fs.readFileSync(path.join(dataDir, 'secrets.json'), 'utf8');
+    const err = await runDemo(await freePort(), dataDir, async () => {
+      second = await run([path.join(projectRoot(), 'dist', 'test', 'demo', 'main.js')], {
+        PORT: String(await freePort()),
+        HOST: '127.0.0.1',
+      });
+      rotate = await run(
+        [path.join(projectRoot(), 'server', 'bin', 'b24hooks.js'), 'rotate-key'],
+        {},
+      );
+      // The CLI with the demo's settings reaches its portal (without: "not in B24_PORTAL_HOSTS").
+      const db = openDemoDb();
+      const installed = (await db('portals').where({ status: 'installed' }).first('member_id')) as {
+        member_id: string;
+      };
+      await db.destroy();
+      tried = await run(
+        [
+          path.join(projectRoot(), 'server', 'bin', 'b24hooks.js'),
+          'rules',
+          'test',
+          '--portal',
+          installed.member_id,
+          '--event',
+          'ONCRMDEALUPDATE',
+          '--id',
+          '1',
+        ],
+        { ENV_FILE: path.join(dataDir, 'demo.env') },
+      );
+    });
+    expect(err).toContain(`ENV_FILE=${path.join(dataDir, 'demo.env')} npx b24hooks status`);
+    expect(tried?.err).not.toContain('B24_PORTAL_HOSTS');
+    expect(tried?.code).toBe(0);
+    // Control: the first demo ran (its SMS went out).
+    expect(err).toMatch(/\[sms\] POST/);
+    expect(second?.code).toBe(1);
+    expect(second?.err).toMatch(/another b24hooks server is running on .*b24hooks\.sqlite/);
+    expect(rotate?.code).toBe(1);
+    expect(rotate?.err).toContain('a b24hooks server is running on this database: stop it first');
+    expect(fs.readFileSync(path.join(dataDir, 'secrets.json'), 'utf8')).toBe(before);
+  }, 90_000);
 });
