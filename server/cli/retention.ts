@@ -99,11 +99,20 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   if (total > 0) io.out(countsTable(tables));
   else if (entity) {
     // Nothing is a right answer to an erasure request, and a typo in the id looks the same.
+    // Nor does it mean nothing of the record is kept: other records' events may quote it (a
+    // walk erased a contact, was told nothing was stored, and its phone stayed in 115 SMS
+    // steps of its deals).
     io.err(
-      `nothing of ${entity.type}:${entity.id} is stored for ${memberId}: is the id right? ` +
+      `no event of ${entity.type}:${entity.id} is stored for ${memberId}: is the id right? ` +
         '(`b24hooks events --portal ' +
         memberId +
         '` lists the records it holds)\n',
+    );
+  }
+  if (entity) {
+    io.err(
+      `what other records' events and steps hold of ${entity.type}:${entity.id} (a deal's SMS to ` +
+        "its contact's phone) is not found by --entity: erase those records too\n",
     );
   }
   const kept = Object.values(redacted).reduce((s, n) => s + n, 0);
