@@ -238,6 +238,7 @@ const EN = {
   'rules.secretsMasked':
     'Secrets are shown as ******** and stored encrypted; leave ******** in place to keep a stored secret.',
   'rules.reveal': 'Show secrets',
+  'rules.unsavedEdits': 'Your changes to the JSON are not saved and will be lost. Go on?',
   'rules.revealed': 'Secrets are shown in clear. Save or reload the page to mask them again.',
   'rules.operatorSecrets':
     'This is the server\'s default map: its secrets belong to the operator and stay masked, in a copy saved from it too. Type a value or use {"$env": "NAME"} for secrets of your own.',
@@ -600,6 +601,7 @@ const RU: Record<MessageKey, string> = {
   'rules.secretsMasked':
     'Секреты показаны как ******** и хранятся зашифрованными; оставьте ********, чтобы сохранить прежнее значение.',
   'rules.reveal': 'Показать секреты',
+  'rules.unsavedEdits': 'Изменения в JSON не сохранены и будут потеряны. Продолжить?',
   'rules.revealed': 'Секреты показаны открыто. Сохраните или обновите страницу, чтобы скрыть их.',
   'rules.operatorSecrets':
     'Это карта сервера по умолчанию: её секреты принадлежат оператору и остаются скрытыми, в том числе в сохранённой из неё копии. Для своих секретов введите значение или {"$env": "NAME"}.',

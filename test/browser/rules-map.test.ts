@@ -104,6 +104,39 @@ describeInChromium('the map page in the Bitrix24 frame', (executablePath) => {
     expect(await storedOrder()).toEqual([['Won deal: invoice', true]]);
   });
 
+  it('asks before "Show secrets" or a dry run drops an edit typed into the JSON', async () => {
+    const editor = frame().locator('#map');
+    if (!(await editor.isVisible())) await frame().locator('#json-editor summary').click();
+    const typed = (await editor.inputValue()).replace('Won deal: invoice', 'Won deal: invoice!');
+    await editor.fill(typed);
+    const asked: string[] = [];
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    const answer = (accept: boolean) =>
+      page.once('dialog', (d) => {
+        asked.push(d.message());
+        void (accept ? d.accept() : d.dismiss());
+      });
+    answer(false);
+    await frame().locator('#reveal').click();
+    await until(() => asked.length === 1);
+    expect(asked[0]).toBe('Your changes to the JSON are not saved and will be lost. Go on?');
+    // Stayed: the edit is still there.
+    await expect(editor.inputValue()).resolves.toBe(typed);
+    answer(false);
+    await frame().locator('#dry-run').click();
+    await until(() => asked.length === 2);
+    await expect(editor.inputValue()).resolves.toBe(typed);
+    // Control: untouched, nothing is asked.
+    await editor.fill(
+      await editor.evaluate((t) => (t as unknown as { defaultValue: string }).defaultValue),
+    );
+    await frame().locator('#reveal').click();
+    await frame().locator('#secrets-note').filter({ hasText: 'shown in clear' }).waitFor();
+    expect(asked).toHaveLength(2);
+  });
+
   it('shows a non-admin the same table without buttons', async () => {
     await page.goto(`${h.portal.url}/app?user=2`);
     await frame().locator('#figures').waitFor();
