@@ -7,7 +7,7 @@ import type { PortalRow } from '../../db/stores/portals.js';
 import { portalOrigin } from './frame-entry.js';
 import { currentRights } from './admin-check.js';
 import { translator } from './i18n.js';
-import { translateMessage } from './i18n-messages.js';
+import { translateError, translateMessage } from './i18n-messages.js';
 import { TOKEN_PARAM, type UiUser } from './session.js';
 import { formatTime, formatTimeHtml, wallClock } from './time.js';
 import { eventMeaning } from './supported-events.js';
@@ -105,6 +105,7 @@ export function requireUiSession(deps: Deps): RequestHandler {
     res.locals.timeHtml = (ms: number | null | undefined) => formatTimeHtml(ms, zone);
     res.locals.wallTime = (ms: number) => wallClock(ms, zone);
     res.locals.tm = (message: string) => translateMessage(message, user.lang);
+    res.locals.te = (error: string) => translateError(error, user.lang);
     res.locals.fmtMs = (ms: number) => fmtMs(ms, user.lang);
     res.locals.clip = clip;
     res.locals.eventCode = eventCode;

@@ -382,8 +382,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   [' and ', ' и '],
   // Try it: dry runs and test sends (server/ui/pages/rule-builder-try.ts, rules-page.ts)
   [
-    'Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.',
-    'Укажите событие (например, ONCRMDEALUPDATE) и ID записи.',
+    'Give an event name (e.g. ONCRMDEALUPDATE) and a record ID (a number).',
+    'Укажите событие (например, ONCRMDEALUPDATE) и ID записи (число).',
   ],
   [' does not exist on the portal.', ': такой записи на портале нет.'],
   ['No such step.', 'Такого шага нет.'],
@@ -542,11 +542,16 @@ const PROTECTED = /("(?:[^"\\]|\\.)*"|\{\{[^{}]*\}\}|\$(?:\.[\w$]+|\[[^\]]*\])*)
 
 const SORTED = [...RU_PHRASES].sort((a, b) => b[0].length - a[0].length);
 
+const WORD_CHAR = /[A-Za-z0-9_]/;
+
 function translatePlain(text: string): string {
   let out = '';
   let i = 0;
   outer: while (i < text.length) {
+    // A phrase that starts a word starts at one: "expected" is not the end of "Unexpected".
+    const inWord = i > 0 && WORD_CHAR.test(text[i - 1]!);
     for (const [en, ru] of SORTED) {
+      if (inWord && WORD_CHAR.test(en[0]!)) continue;
       if (text.startsWith(en, i)) {
         out += ru;
         i += en.length;
@@ -631,7 +636,15 @@ export function translateError(text: string, lang: UiUser['lang']): string {
   if (lang !== 'ru' || !text) return text;
   let out = text;
   for (const [re, ru] of RU_ERRORS) out = out.replace(re, ru);
-  return out;
+  // A placeholder that could not be filled in (rules/templates.ts TemplateError): the words
+  // after it are the app's own ("contact has no PHOEN"), its data protected as in any message.
+  // They stayed English in the log, the event page and the deal tab while "Send this step
+  // once" said them in Russian (a walk).
+  return out.replace(
+    /(^|: )template (\{\{[^{}]*\}\}): (.*)$/s,
+    (_m, lead: string, path: string, problem: string) =>
+      `${lead}шаблон ${path}: ${translateMessage(problem, lang)}`,
+  );
 }
 
 const ENTITY_RU: Readonly<Record<string, string>> = {

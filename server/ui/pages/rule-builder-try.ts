@@ -23,12 +23,18 @@ import { placeholders, templateRoots } from '../../rules/templates.js';
 import { withRenamedHeaders, withRenamedRule, withRenamedSteps } from '../../rules/saved-map.js';
 import { listStepTests, recordStepTest, type StepTestRow } from '../../../db/stores/step-tests.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
-import { translateMessage } from '../i18n-messages.js';
+import { translateError, translateMessage } from '../i18n-messages.js';
 import { maskForView } from '../mask-view.js';
 import { mapWords } from '../i18n-map.js';
 import { readableNote } from '../note-names.js';
 import { noteStagesLookup } from './log-view.js';
 import type { MetadataCache } from '../../rules/metadata.js';
+
+/** A record's ID as Bitrix24 gives it: a number (CRM records, smart-process items, tasks). */
+export const RECORD_ID = /^\d{1,20}$/;
+/** Said when a dry run has no event or no such ID (the field is labelled "Record ID"). */
+export const RECORD_ID_NEEDED =
+  'Give an event name (e.g. ONCRMDEALUPDATE) and a record ID (a number).';
 
 /** Longest the dry run waits for the portal's stage names to name them in its reason. */
 const TRY_STAGES_WAIT_MS = 500;
@@ -106,9 +112,7 @@ async function ruleInput(
   const portalInfo = { domain: portal.domain, memberId };
   if (!id) return { event: info, previous: undefined, portal: portalInfo };
   const { type } = entityOf(event, { FIELDS: { ID: id } });
-  if (!type || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) {
-    throw new TryError('Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.');
-  }
+  if (!type || !RECORD_ID.test(id)) throw new TryError(RECORD_ID_NEEDED);
   const reader = createEntityReader(deps);
   const now = deps.clock.now().getTime();
   const entity = /DELETE$/.test(event) ? { ID: id } : await reader.read(portal, type, id, now);
@@ -161,10 +165,13 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
   const noteStages = noteStagesLookup(metadata, () => deps.clock.now().getTime());
   const router = Router();
   let destinations: ReturnType<typeof createDestinations> | undefined;
-  const fail = (res: Response, status: number, message: string, extra: object = {}) =>
-    res
-      .status(status)
-      .json({ error: maskForView(translateMessage(message, uiContext(res).user.lang)), ...extra });
+  // Our own refusals (400) in the page's language; a remote answer (a portal's "ID is not
+  // defined", 502) as it came, only the app's words around it translated.
+  const fail = (res: Response, status: number, message: string, extra: object = {}) => {
+    const { lang } = uiContext(res).user;
+    const said = status === 400 ? translateMessage(message, lang) : translateError(message, lang);
+    return res.status(status).json({ error: maskForView(said), ...extra });
+  };
 
   router.post('/ui/rules/builder/dry-run', requireAdmin, csrfProtection, async (req, res) => {
     const { portal, user } = uiContext(res);
@@ -172,8 +179,7 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
     if (!checked.ok) return void res.status(400).json({ errors: checked.errors });
     const event = eventOf(req, checked.rule);
     try {
-      if (!idOf(req))
-        throw new TryError('Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.');
+      if (!idOf(req)) throw new TryError(RECORD_ID_NEEDED);
       const input = await ruleInput(deps, portal, user.memberId, checked.rule, event, idOf(req));
       // Credentials are never opened for a dry run: steps show them masked. A rule turned
       // off is tried as if on (an admin tries a rule before turning it on), and an event now

@@ -24,6 +24,7 @@ import { maskForView } from '../mask-view.js';
 import { comparesStages } from '../../rules/describe.js';
 import type { MetadataCache } from '../../rules/metadata.js';
 import { changeMap, ruleRows, stageNames, type MapChange } from './rules-table.js';
+import { RECORD_ID, RECORD_ID_NEEDED } from './rule-builder-try.js';
 
 const DAY = 86_400_000;
 /** How long the map page waits for the portal's stage names before it shows the codes. */
@@ -39,7 +40,14 @@ interface RulesView {
   refused?: MessageKey;
   /** An admin asked to see the secrets in clear. */
   revealed: boolean;
-  dry?: { event: string; id: string; error?: string; results?: DryRunRule[] };
+  dry?: {
+    event: string;
+    id: string;
+    error?: string;
+    /** The error is the portal's answer (translated as errors are, not as messages). */
+    remote?: boolean;
+    results?: DryRunRule[];
+  };
 }
 
 /**
@@ -158,7 +166,9 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     } catch (e) {
       await render(res.status(400), {
         text,
-        errors: [{ path: '$', message: `not valid JSON: ${(e as Error).message}` }],
+        // The parser's words quoted: data to a Russian page, not phrases to translate
+        // ("Unexpected token … is not valid JSON" read "Unожидается token … = not valid JSON").
+        errors: [{ path: '$', message: `not valid JSON: ${JSON.stringify((e as Error).message)}` }],
       });
       return;
     }
@@ -264,8 +274,8 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     const id = String(body.id ?? '').trim();
     const dry: RulesView['dry'] = { event, id };
     const { type } = entityOf(event, { FIELDS: { ID: id } });
-    if (!/^[A-Z0-9_]{2,64}$/.test(event) || !/^[A-Za-z0-9_-]{1,32}$/.test(id) || !type) {
-      dry.error = 'Give an event name (e.g. ONCRMDEALUPDATE) and an entity id.';
+    if (!/^[A-Z0-9_]{2,64}$/.test(event) || !RECORD_ID.test(id) || !type) {
+      dry.error = RECORD_ID_NEEDED;
       await render(res.status(400), { dry });
       return;
     }
@@ -294,7 +304,9 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
         });
       }
     } catch (e) {
+      // What the portal answered, as it came: only the app's words around it are translated.
       dry.error = maskForView((e as Error).message);
+      dry.remote = true;
     }
     await render(res, { dry });
   });

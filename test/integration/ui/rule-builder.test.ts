@@ -956,7 +956,9 @@ describe('the rule builder pages', () => {
       ru,
       ruCsrf,
     );
-    expect(json(noId).error).toBe('Укажите событие (например, ONCRMDEALUPDATE) и ID записи.');
+    expect(json(noId).error).toBe(
+      'Укажите событие (например, ONCRMDEALUPDATE) и ID записи (число).',
+    );
     const missing = await post(
       '/ui/rules/builder/dry-run',
       { rule: JSON.stringify(rule), event: 'ONCRMDEALUPDATE', id: '987654' },
@@ -970,7 +972,10 @@ describe('the rule builder pages', () => {
       ru,
       ruCsrf,
     );
-    expect(json(sent).error).toBe('шаг Telegram: TELEGRAM_BOT_TOKEN не задан');
+    // In the words the log and the event page use for the same failure.
+    expect(json(sent).error).toBe(
+      'шаг Telegram: на сервере не настроен бот Telegram (TELEGRAM_BOT_TOKEN)',
+    );
     const noStep = await post(
       '/ui/rules/builder/send-step',
       { rule: JSON.stringify(rule), index: '5' },
