@@ -19,6 +19,13 @@ const REPLAY_STATUSES = ['processed', 'failed', 'skipped'] as const;
  * The preview counts at most this many events (in bounded steps, db/stores/replay.ts) and
  * shows "more than" past it: a long range never keeps the request counting for long.
  */
+/**
+ * Why a replay's range cannot run: none given, or one that ends before it starts (said, as the
+ * log and the CLI say it, not counted as "0 events would be replayed").
+ */
+const rangeProblem = (f: { from?: number; to?: number }) =>
+  f.from !== undefined && f.to !== undefined ? 'log.fromAfterTo' : 'replay.rangeNeeded';
+
 export const REPLAY_PREVIEW_CAP = 10_000;
 
 /** How often the progress page asks again while events are waiting. */
@@ -66,8 +73,8 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
     const { portal, user } = uiContext(res);
     const { form, rerun } = parse(req.body as Record<string, unknown>);
     const filter = toLogFilter(form, portal.id, user.timeZone);
-    if (filter.from === undefined || filter.to === undefined) {
-      await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
+    if (filter.from === undefined || filter.to === undefined || filter.from >= filter.to) {
+      await render(res.status(400), 'ui/replay', { form, rerun, error: rangeProblem(filter) });
       return;
     }
     // The count is of the events received until now; the confirmed run replays those, not
@@ -97,8 +104,8 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
     const { portal, user } = uiContext(res);
     const { form, rerun } = parse(req.body as Record<string, unknown>);
     const filter = toLogFilter(form, portal.id, user.timeZone);
-    if (filter.from === undefined || filter.to === undefined) {
-      await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.rangeNeeded' });
+    if (filter.from === undefined || filter.to === undefined || filter.from >= filter.to) {
+      await render(res.status(400), 'ui/replay', { form, rerun, error: rangeProblem(filter) });
       return;
     }
     // The instant the preview counted at (a form without one: now).

@@ -46,6 +46,28 @@ describe('the replay preview of a long range', () => {
     expect(failed.html).not.toContain('id="replay-typo"');
   });
 
+  it('says a range that ends before it starts, instead of counting 0 events', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
+    const swapped = await postForm(
+      h,
+      '/ui/replay/preview',
+      { from: '2026-11-28', to: '2026-11-26', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(swapped.status).toBe(400);
+    expect(swapped.html).toContain('id="replay-error"');
+    expect(swapped.html).toContain('&#34;From&#34; is after &#34;To&#34;: no event can match.');
+    expect(swapped.html).not.toContain('id="replay-count"');
+    // Nor may it be run by a form posted straight to the run.
+    const run = await postForm(
+      h,
+      '/ui/replay/run',
+      { from: '2026-11-28', to: '2026-11-26', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(run.status).toBe(400);
+  });
+
   it('names the event a mistyped name was meant to be, and goes back with the filter and the tick', async () => {
     const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
     const typed = {
