@@ -192,7 +192,10 @@ export async function currentRights(
       ? 'the portal now names the user an administrator; the session acts as one'
       : 'admin rights no longer confirmed by the portal; the session goes on as a reader',
   );
-  const changed: UiUser = { ...user, isAdmin: verdict.admin };
+  const { demoted: _, ...rest } = user;
+  const changed: UiUser = verdict.admin
+    ? { ...rest, isAdmin: true }
+    : { ...rest, isAdmin: false, demoted: true };
   req.session.b24 = changed;
   return changed;
 }

@@ -180,6 +180,8 @@ export const formBodyOnly: RequestHandler = (req, _res, next) => {
 /** Why a reader's request was refused, in words that say what to do (i18n-messages.ts). */
 export const NOT_ADMIN =
   'Bitrix24 does not confirm that you are an administrator of this portal (the rights were withdrawn, or your authorization in Bitrix24 has ended), and only administrators can do this. Reopen the application from Bitrix24: if you are an administrator there, you can do it again.';
+/** Said to a user who never was an administrator (a manager opening an admin page by its URL). */
+export const ONLY_ADMINS = "Only the portal's administrators can open this page or do this.";
 export const NOT_CONFIRMED_NOW =
   'Bitrix24 could not confirm your administrator rights just now. Send it again in a moment.';
 
@@ -195,7 +197,11 @@ export const requireAdmin: RequestHandler = (req, res, next) => {
     next();
     return;
   }
-  const message = req.session.b24?.isAdmin ? NOT_CONFIRMED_NOW : NOT_ADMIN;
+  // An admin whose rights could not be confirmed just now; one whose rights the portal
+  // withdrew; a user who never had them (the first words read as "something broke" to a
+  // manager who followed a link: a walk).
+  const b24 = req.session.b24;
+  const message = b24?.isAdmin ? NOT_CONFIRMED_NOW : b24?.demoted ? NOT_ADMIN : ONLY_ADMINS;
   if (req.method !== 'POST' || req.accepts(['html', 'json']) !== 'html') {
     throw new AppError('FORBIDDEN', message, { status: 403 });
   }

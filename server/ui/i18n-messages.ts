@@ -405,6 +405,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
   // refusals and error pages (server/ui/context.ts, pages)
   ['Only portal administrators can do this.', 'Это могут делать только администраторы портала.'],
   [
+    "Only the portal's administrators can open this page or do this.",
+    'Открыть эту страницу или сделать это могут только администраторы портала.',
+  ],
+  [
     'Bitrix24 does not confirm that you are an administrator of this portal (the rights were withdrawn, or your authorization in Bitrix24 has ended), and only administrators can do this. Reopen the application from Bitrix24: if you are an administrator there, you can do it again.',
     'Битрикс24 не подтверждает, что вы администратор этого портала (права отозваны или ваша авторизация в Битрикс24 закончилась), а это могут делать только администраторы. Откройте приложение заново из Битрикс24: если вы там администратор, вы сможете сделать это снова.',
   ],

@@ -22,6 +22,8 @@ export interface UiUser {
    * absent or empty for an unnamed user or a session started before it was kept ("user 7").
    */
   name?: string;
+  /** Set when the portal withdrew the rights the session started with (admin-check.ts). */
+  demoted?: true;
 }
 
 /**

@@ -81,6 +81,20 @@ describe("an admin's rights taken away in Bitrix24", () => {
     h.portal.setUserAdmin(1, true);
   });
 
+  it('tell a user who never was an admin that the page is for admins, not that rights went', async () => {
+    const manager = await openSession(h, { userId: 2 });
+    const page = await getPage(h, '/ui/replay', manager.cookie);
+    expect(page.status).toBe(403);
+    expect(page.html).toContain(
+      'Only the portal&#39;s administrators can open this page or do this.',
+    );
+    expect(page.html).not.toContain('does not confirm that you are an administrator');
+    const ru = await openSession(h, { userId: 2, lang: 'ru' });
+    expect((await getPage(h, '/ui/rules/export', ru.cookie)).html).toContain(
+      'Открыть эту страницу или сделать это могут только администраторы портала.',
+    );
+  });
+
   it('refuse a save with what happened and what to do, giving back what was typed', async () => {
     h.portal.setUserAdmin(1, true);
     const s = await openSession(h, { userId: 1 });
