@@ -86,7 +86,10 @@ export function formatTimeHtml(ms: number | null | undefined, zone: string): str
   if (!Number.isFinite(n)) return '';
   const text = formatTime(n, zone);
   const at = text.indexOf(' ');
-  return `<time datetime="${new Date(n).toISOString()}"><span class="day">${text.slice(0, at)}</span> <span class="hour">${text.slice(at + 1)}</span></time>`;
+  const zoneAt = text.indexOf(' ', at + 1);
+  // The zone in a span of its own, inside the hour: a page whose column is tighter still (the
+  // deal tab in Russian at 600 px) may let it break before the zone (app.css).
+  return `<time datetime="${new Date(n).toISOString()}"><span class="day">${text.slice(0, at)}</span> <span class="hour">${text.slice(at + 1, zoneAt)} <span class="zone">${text.slice(zoneAt + 1)}</span></span></time>`;
 }
 
 /** ISO 8601 with the zone's offset, for exports: `2026-11-27T14:03:05+03:00`. */

@@ -38,7 +38,7 @@ describe("times in the user's Bitrix24 time zone", () => {
   const cell = (ms: number, offsetH: number, label: string) => {
     const [day, time] = wall(ms, offsetH).split(' ');
     const iso = new Date(ms).toISOString();
-    return `<td><time datetime="${iso}"><span class="day">${day}</span> <span class="hour">${time} (${label})</span></time></td>`;
+    return `<td><time datetime="${iso}"><span class="day">${day}</span> <span class="hour">${time} <span class="zone">(${label})</span></span></time></td>`;
   };
 
   it("shows times in the profile's time zone, labelled with its offset", async () => {
