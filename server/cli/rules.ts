@@ -8,6 +8,7 @@ import { entityOf } from '../intake/entity.js';
 import { createEntityReader } from '../processing/entity-reader.js';
 import { checkMap, type MapWarning } from '../rules/check-map.js';
 import { serverChannels } from '../config/warnings.js';
+import { eventTypo, isBindableEvent } from '../config/bitrix-events.js';
 import { dryRun } from '../rules/dry-run.js';
 import { relatedToLoad } from '../rules/needs.js';
 import { saveMapSealed } from '../rules/saved-map.js';
@@ -179,6 +180,11 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
   const id = str(ctx.flags, 'id');
   if (!memberId || !eventName || !id)
     throw new UsageError('rules test needs --portal, --event and --id');
+  // A misspelt event matches no rule and says only "not triggered by": name the one meant, as
+  // `rules import` does.
+  const meant = isBindableEvent(eventName) ? undefined : eventTypo(eventName);
+  if (meant) throw new UsageError(`Bitrix24 sends no event ${eventName}; did you mean ${meant}?`);
+  const assume = ctx.flags['assume-change'] === true;
   const portal = await requirePortal(deps, memberId);
   // A dry run never opens credentials: the steps show them masked.
   const map = maskMap(await effectiveMap(deps.db, memberId), deps.box);
@@ -205,13 +211,23 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
         (await reader.read(portal, root, String(rid), Number.MAX_SAFE_INTEGER)) ?? undefined;
   }
   const previous = await getSnapshot(deps.db, portal.id, type, id);
-  const results = dryRun(map, {
+  const input = {
     event: { name: ruleEvent, memberId, entityType: type, entityId: id },
     entity: entity ?? undefined,
     previous,
     related,
     portal: { domain: portal.domain, memberId },
-  });
+  };
+  // The builder's "Try it" shows a rule on a change (`becomes`, `changed`) as it runs when
+  // that change happens; here with --assume-change, and a hint without it.
+  const results = dryRun(map, input, { assumeChange: assume });
+  const onChange = assume
+    ? new Set<string>()
+    : new Set(
+        dryRun(map, input, { assumeChange: true })
+          .filter((r) => r.assumed)
+          .map((r) => r.rule),
+      );
   if (json)
     io.out(
       JSON.stringify({
@@ -222,17 +238,26 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
         rules: results,
       }) + '\n',
     );
-  else printDryRun(io, results, previous);
+  else printDryRun(io, results, previous, onChange);
   return 0;
 }
 
-function printDryRun(io: CliIo, results: ReturnType<typeof dryRun>, previous: unknown) {
+function printDryRun(
+  io: CliIo,
+  results: ReturnType<typeof dryRun>,
+  previous: unknown,
+  onChange: ReadonlySet<string>,
+) {
   io.out(
     `snapshot: ${previous === undefined ? 'none (first sighting)' : JSON.stringify(previous)}\n`,
   );
   if (results.length === 0) io.out('no rules in the map\n');
   for (const r of results) {
-    io.out(`${r.matched ? 'MATCH' : 'no   '} ${r.rule}: ${r.reason}\n`);
+    const when = r.assumed ? ` (as when this change happens; now: ${r.assumed.now})` : '';
+    io.out(`${r.matched ? 'MATCH' : 'no   '} ${r.rule}: ${r.reason}${when}\n`);
+    if (onChange.has(r.rule)) {
+      io.out('      matches when this change happens: --assume-change shows what it sends\n');
+    }
     for (const s of r.steps ?? []) {
       io.out(
         `      ${s.index + 1}. ${s.type}${s.name ? ` (${s.name})` : ''}: ${s.error ? `ERROR ${s.error}` : JSON.stringify(s.rendered)}\n`,
@@ -252,7 +277,7 @@ export function rulesCommandSpec(): CommandSpec {
   const takes: Record<string, readonly string[]> = {
     import: ['portal', 'dry-run'],
     export: ['portal', 'with-secrets'],
-    test: ['portal', 'event', 'id'],
+    test: ['portal', 'event', 'id', 'assume-change'],
   };
   return {
     run: async (ctx) => {
@@ -276,8 +301,9 @@ export function rulesCommandSpec(): CommandSpec {
       id: { type: 'string' },
       'with-secrets': { type: 'boolean' },
       'dry-run': { type: 'boolean' },
+      'assume-change': { type: 'boolean' },
     },
     usage:
-      'rules import FILE [--portal MEMBER_ID] [--dry-run] | rules export [--portal MEMBER_ID] [--with-secrets] | rules test --portal MEMBER_ID --event NAME --id ENTITY_ID',
+      'rules import FILE [--portal MEMBER_ID] [--dry-run] | rules export [--portal MEMBER_ID] [--with-secrets] | rules test --portal MEMBER_ID --event NAME --id ENTITY_ID [--assume-change]',
   };
 }

@@ -251,5 +251,27 @@ describe('processing guards', () => {
     const missing = await rulesTest('99999');
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^b24hooks rules test: deal 99999 does not exist on \S+\n$/);
+
+    // Once the app has seen the deal WON, "becomes WON" does not match a new event of it; the
+    // dry run says when it would, and shows its steps with --assume-change (as "Try it" does).
+    await s.drain();
+    const sent = s.accounting.requests.length; // the event itself ran
+    const seen = await rulesTest(deal.id);
+    expect(seen.out).toMatch(/^no {4}Paid deal[^\n]*already "WON"/m);
+    expect(seen.out).toContain('matches when this change happens: --assume-change shows');
+    expect(seen.out).not.toContain('+15550002222');
+    const assumed = await rulesTest(deal.id, '--assume-change');
+    expect(assumed.code).toBe(0);
+    expect(assumed.out).toMatch(/^MATCH Paid deal[^\n]*\(as when this change happens; now: /m);
+    expect(assumed.out).toContain('+15550002222');
+    expect(s.accounting.requests).toHaveLength(sent);
+    // A misspelt event is named, as rules import names it.
+    const typo = await runCliIn(
+      s.h.t,
+      rulesTestArgs(s.portal.memberId, 'ONCRMDEALUPDTE', deal.id),
+      scenarioCliEnv(s),
+    );
+    expect(typo.code).toBe(2);
+    expect(typo.err).toContain('did you mean ONCRMDEALUPDATE?');
   });
 });
