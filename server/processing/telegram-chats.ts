@@ -13,7 +13,7 @@ import type { TelegramChatGuard } from '../actions/types.js';
 import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { PermanentError } from '../lib/retry-errors.js';
+import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 
 const NUMERIC = /^[+-]?\d{1,20}$/;
@@ -67,7 +67,15 @@ export function telegramChatGuard(
       const id = await resolve(chat);
       const operator = deps.config.telegram.chatId;
       if (operator) {
-        const operatorId = await resolve(operator).catch(() => operator);
+        // The operator's chat must be known by its id before any step is let in: an `@name`
+        // whose getChat failed just now (a 429) was compared as the name, and a step naming
+        // the chat's number went into the operator's alert chat (a review).
+        const operatorId = await resolve(operator).catch((e: unknown) => {
+          if (operator === chat.trim()) return operator;
+          throw new RetryableError(
+            `telegram step: the server's alert chat (TELEGRAM_CHAT_ID) could not be looked up just now (${(e as Error).message}); tried again later`,
+          );
+        });
         if (operatorId === id || operator === chat.trim()) {
           throw new PermanentError(
             "telegram step: the chat is the server's alert chat (TELEGRAM_CHAT_ID), which rules may not post to",

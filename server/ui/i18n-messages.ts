@@ -624,6 +624,10 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
     '$1шаг Telegram: в шаге не указан чат, а у портала нет своего чата оповещений (задайте его на странице «Оповещения»)',
   ],
   [
+    /(^|: )telegram step: the server's alert chat \(TELEGRAM_CHAT_ID\) could not be looked up just now \((.*)\); tried again later/,
+    '$1шаг Telegram: чат оповещений сервера (TELEGRAM_CHAT_ID) сейчас не удалось найти ($2); повторим позже',
+  ],
+  [
     /(^|: )telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set/,
     '$1шаг Telegram: в шаге не указан чат, и TELEGRAM_CHAT_ID не задан',
   ],

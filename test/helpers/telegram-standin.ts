@@ -18,6 +18,8 @@ export interface TelegramStandin {
   sink: HttpSink;
   /** The next call fails like the Bot API does (e.g. 429 with retry_after, 400 chat not found). */
   failNext(error: { code: number; description: string; retryAfter?: number }): void;
+  /** The next getChat fails so (sendMessage and getMe answer as before). */
+  failNextGetChat(error: { code: number; description: string; retryAfter?: number }): void;
   /** A public chat `@name` and its id: getChat answers it, and messages to either name it. */
   addChat(username: string, id: number): void;
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export const BOT_USERNAME = 'b24hooks_test_bot';
 export async function startTelegramStandin(token = '123456:TEST-token'): Promise<TelegramStandin> {
   const sent: SentMessage[] = [];
   let nextError: { code: number; description: string; retryAfter?: number } | undefined;
+  let nextGetChatError: { code: number; description: string; retryAfter?: number } | undefined;
   const chats = new Map<string, number>();
   const chatOf = (chatId: string | number) =>
     typeof chatId === 'string' && chatId.startsWith('@')
@@ -61,6 +64,11 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
           result: { id: 7000001, is_bot: true, first_name: 'b24hooks', username: BOT_USERNAME },
         },
       };
+    }
+    if (m[2] === 'getChat' && nextGetChatError) {
+      const e = nextGetChatError;
+      nextGetChatError = undefined;
+      return fail(e.code, e.description, e.retryAfter);
     }
     if (m[2] === 'getChat') {
       const { chat_id: asked } = JSON.parse(req.body) as { chat_id: string | number };
@@ -115,6 +123,9 @@ export async function startTelegramStandin(token = '123456:TEST-token'): Promise
     token,
     sent,
     sink,
+    failNextGetChat(error) {
+      nextGetChatError = error;
+    },
     failNext(error) {
       nextError = error;
     },

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { translateError } from '../../server/ui/i18n-messages.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
 import { putSetting } from '../../db/stores/settings.js';
 import { getTelegramChat, unlinkTelegramChat } from '../../db/stores/telegram-chats.js';
@@ -110,6 +111,33 @@ describe('telegram chats between portals', () => {
     await deliver(a);
     expect(h.tg.sent).toHaveLength(0);
     expect((await runs(a.row.id))[0]?.error).toMatch(/server's alert chat/);
+  });
+
+  it("never posts into the operator's @name chat by its number while the name cannot be looked up", async () => {
+    await h.close();
+    h = await startAlertHarness(
+      { TELEGRAM_CHAT_ID: '@ops_alerts' },
+      { worker: { concurrency: 1 } },
+    );
+    h.tg.addChat('@ops_alerts', -100);
+    const a = await seedPortal(h.t.deps);
+    await postTo(a.memberId, '-100');
+    // Telegram is busy when the step asks what the operator's @name is.
+    h.tg.failNextGetChat({
+      code: 429,
+      description: 'Too Many Requests: retry after 1',
+      retryAfter: 1,
+    });
+    await deliver(a);
+    expect(h.tg.sent).toHaveLength(0);
+    const busy = (await runs(a.row.id))[0]?.error ?? '';
+    expect(busy).toMatch(/could not be looked up just now/);
+    expect(translateError(busy, 'ru')).toMatch(/^шаг Telegram: чат оповещений сервера/);
+    // Retried once the name resolves: refused as the operator's chat, never sent.
+    h.t.clock.advance(10 * 60_000);
+    await h.services.worker.drain();
+    expect(h.tg.sent).toHaveLength(0);
+    expect((await runs(a.row.id)).at(-1)?.error).toMatch(/server's alert chat/);
   });
 
   it("refuses another portal's chat as a portal's alert chat, and never sends an alert there", async () => {
