@@ -288,6 +288,10 @@ const EN = {
     'Alerts are not sent to this chat: this server has no TELEGRAM_BOT_TOKEN; ask whoever runs b24hooks to set it.',
   'alerts.noEmail':
     'Alerts are not sent to this address: this server has no SMTP_URL; ask whoever runs b24hooks to set it.',
+  'alerts.noTelegramYet':
+    'This server does not send to Telegram (no TELEGRAM_BOT_TOKEN): a chat set here gets alerts once whoever runs b24hooks sets it.',
+  'alerts.noEmailYet':
+    'This server does not send e-mail (no SMTP_URL): an address set here gets alerts once whoever runs b24hooks sets it.',
   'alerts.chats': 'Telegram chats of this portal',
   'alerts.chatsHelp':
     "Every portal posts through this app's one Telegram bot. Link a private group or channel to prove it is yours: once a chat is linked, only the portals that linked it may post there (alerts and rule steps), whoever posted there first. Add the bot to the chat, then ask for a code here by the chat's id: the bot posts it in the chat. A public chat (one with an @name) cannot be linked.",
@@ -652,6 +656,10 @@ const RU: Record<MessageKey, string> = {
     'Оповещения в этот чат не отправляются: на сервере не задан TELEGRAM_BOT_TOKEN; попросите того, кто обслуживает b24hooks, задать его.',
   'alerts.noEmail':
     'Оповещения на этот адрес не отправляются: на сервере не задан SMTP_URL; попросите того, кто обслуживает b24hooks, задать его.',
+  'alerts.noTelegramYet':
+    'Этот сервер не отправляет в Telegram (не задан TELEGRAM_BOT_TOKEN): указанный здесь чат начнёт получать оповещения, когда тот, кто обслуживает b24hooks, задаст его.',
+  'alerts.noEmailYet':
+    'Этот сервер не отправляет e-mail (не задан SMTP_URL): указанный здесь адрес начнёт получать оповещения, когда тот, кто обслуживает b24hooks, задаст его.',
   'alerts.chats': 'Чаты Telegram этого портала',
   'alerts.chatsHelp':
     'Все порталы пишут через одного Telegram-бота этого приложения. Привяжите закрытую группу или канал, чтобы подтвердить, что чат ваш: в привязанный чат пишут (оповещения и шаги правил) только привязавшие его порталы, кто бы ни написал туда первым. Добавьте бота в чат и запросите здесь код по ID чата: бот отправит его в чат. Публичный чат (с @именем) привязать нельзя.',

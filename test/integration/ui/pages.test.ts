@@ -445,6 +445,12 @@ describe('the pages of an installed portal with events', () => {
 
   it('stores alert channels per portal and queues a test alert', async () => {
     const page = await getPage(h, '/ui/alerts', admin.cookie);
+    // Before anything is typed, the page says what this server cannot send (a walk learnt
+    // it only after saving a chat).
+    if (!(await h.t.deps.db('settings').where({ key: 'alerts' }).first())) {
+      expect(page.html).toContain('id="no-telegram-yet"');
+      expect(page.html).toContain('This server does not send e-mail (no SMTP_URL)');
+    }
     const res = await postForm(
       h,
       '/ui/alerts',
@@ -463,6 +469,7 @@ describe('the pages of an installed portal with events', () => {
     // SMTP, so the page says beside the form that neither is sent, and why.
     expect(ok.html).toContain('id="no-telegram"');
     expect(ok.html).toContain('id="no-email"');
+    expect(ok.html).not.toContain('id="no-telegram-yet"');
     // A chat another portal of the app holds, or the operator's own, is refused.
     await claimTelegramChat(h.t.deps.db, '-100999', 1_000_000, h.t.clock.now().getTime());
     for (const chat of ['-100999', String(h.t.deps.config.telegram.chatId ?? '')].filter(Boolean)) {
