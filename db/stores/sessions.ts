@@ -68,19 +68,23 @@ export class KnexSessionStore extends session.Store {
         .onConflict('sid')
         .merge(['sess', 'expires_at', 'owner']);
       if (owner !== null) {
-        // One indexed statement: the owner's sessions past the newest maxPerOwner end.
+        // One indexed statement: the owner's sessions past the newest maxPerOwner end, never
+        // the one being saved (two stamped in one millisecond, or by instances whose clocks
+        // differ, would otherwise rank it by its random id).
         await this.db('sessions')
           .where('owner', owner)
+          .whereNot('sid', sid)
           .whereNotIn(
             'sid',
             this.db('sessions')
               .select('sid')
               .where('owner', owner)
+              .whereNot('sid', sid)
               .orderBy([
                 { column: 'expires_at', order: 'desc' },
                 { column: 'sid', order: 'desc' },
               ])
-              .limit(this.maxPerOwner),
+              .limit(this.maxPerOwner - 1),
           )
           .delete();
       }

@@ -111,8 +111,8 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   }
   if (entity) {
     io.err(
-      `what other records' events and steps hold of ${entity.type}:${entity.id} (a deal's SMS to ` +
-        "its contact's phone) is not found by --entity: erase those records too\n",
+      `values of ${entity.type}:${entity.id} quoted in other records' events and steps (a ` +
+        "contact's phone in its deals' SMS steps) are not found by --entity: erase those records too\n",
     );
   }
   const kept = Object.values(redacted).reduce((s, n) => s + n, 0);

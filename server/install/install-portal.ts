@@ -255,13 +255,15 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     if (verdict.kind === 'refused' && verdict.credentials) {
       // The operator's B24_CLIENT_ID / B24_CLIENT_SECRET, not the portal: the admin is told
       // whom to ask, and the log says what to check.
-      logger.error(
+      // The same answers say the app is not installed on the portal (a token of a removed
+      // install): both are named, and at warn, since anyone holding such a token can post it.
+      logger.warn(
         { memberId: req.memberId, domain: req.domain, detail: verdict.detail },
-        'install refused: the OAuth server does not accept our client credentials: check B24_CLIENT_ID and B24_CLIENT_SECRET against the app registration',
+        'install refused: the OAuth server refused our client credentials for this portal (the app not installed there, or B24_CLIENT_ID / B24_CLIENT_SECRET not those of the app registration: check them if every install fails)',
       );
       throw new InstallRefusedError(
         401,
-        "Bitrix24 did not accept this app's client ID or secret. The app's operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
+        "Bitrix24 refused this app's credentials for this portal: the app may not be installed here, or its operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
       );
     }
     if (verdict.kind === 'refused') {

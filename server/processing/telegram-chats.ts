@@ -70,10 +70,20 @@ export function telegramChatGuard(
         // The operator's chat must be known by its id before any step is let in: an `@name`
         // whose getChat failed just now (a 429) was compared as the name, and a step naming
         // the chat's number went into the operator's alert chat (a review).
+        // A name Telegram refuses for good (no such chat, the bot not in it) is no chat the
+        // bot can post to under another id either: it is compared as written, and said in the
+        // log. The tenant's error never names the operator's chat.
         const operatorId = await resolve(operator).catch((e: unknown) => {
-          if (operator === chat.trim()) return operator;
+          if (operator === chat.trim() || !(e instanceof RetryableError)) {
+            deps.logger.warn(
+              { err: (e as Error).message },
+              'TELEGRAM_CHAT_ID could not be looked up; steps are compared with it as written',
+            );
+            return operator;
+          }
           throw new RetryableError(
-            `telegram step: the server's alert chat (TELEGRAM_CHAT_ID) could not be looked up just now (${(e as Error).message}); tried again later`,
+            "telegram step: the server's alert chat (TELEGRAM_CHAT_ID) could not be looked up just now; tried again later",
+            { retryAfterMs: e.retryAfterMs },
           );
         });
         if (operatorId === id || operator === chat.trim()) {

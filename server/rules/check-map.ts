@@ -364,8 +364,8 @@ function triggerLoops(rules: readonly Rule[]): MapWarning[] {
       const exact = eventNode.get(e);
       if (exact !== undefined) next[exact]!.push(i);
       // And every name it extends past an underscore (`listens`).
-      for (let at = e.indexOf('_'); at > 0; at = e.indexOf('_', at + 1)) {
-        const general = eventNode.get(e.slice(0, at));
+      for (let at = e.indexOf('_'); at >= 0; at = e.indexOf('_', at + 1)) {
+        const general = at > 0 ? eventNode.get(e.slice(0, at)) : undefined;
         if (general !== undefined) next[general]!.push(i);
       }
     }

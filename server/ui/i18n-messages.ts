@@ -358,8 +358,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     ' показанных у правил; остальные будут показаны, когда эти исправят',
   ],
   [
-    "Two exports of this portal's log are running; try again when one of them ends.",
-    'Уже идут две выгрузки журнала этого портала; попробуйте снова, когда одна из них закончится.',
+    " exports of this portal's log are running; try again when one of them ends.",
+    ' выгрузки журнала этого портала уже идут; попробуйте снова, когда одна из них закончится.',
   ],
   [' both run on ', ' оба срабатывают на '],
   [' and both write ', ' и оба записывают '],
@@ -448,8 +448,8 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'Сервер авторизации не подтвердил авторизацию.',
   ],
   [
-    "Bitrix24 did not accept this app's client ID or secret. The app's operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
-    'Битрикс24 не принял идентификатор или секрет этого приложения. Оператору приложения нужно проверить B24_CLIENT_ID и B24_CLIENT_SECRET.',
+    "Bitrix24 refused this app's credentials for this portal: the app may not be installed here, or its operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
+    'Битрикс24 не принял данные этого приложения для портала: возможно, приложение здесь не установлено, или оператору приложения нужно проверить B24_CLIENT_ID и B24_CLIENT_SECRET.',
   ],
   [
     'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
@@ -584,10 +584,10 @@ export function translateMessage(message: string, lang: UiUser['lang']): string 
  */
 const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
   [
-    /(^|: )destination (\S+) is down \(circuit open after (\d+) failures\)/,
+    /(^|: )destination (.+?) is down \(circuit open after (\d+) failures\)/,
     '$1$2 не отвечает: отправка приостановлена после сбоев подряд ($3)',
   ],
-  [/(^|: )destination (\S+) has (\d+) requests under way/, '$1к $2 уже идут запросы ($3)'],
+  [/(^|: )destination (.+?) has (\d+) requests under way/, '$1к $2 уже идут запросы ($3)'],
   [
     /(^|: )waiting (\d+) ms for the portal's REST budget/,
     '$1ждём $2 мс: лимит REST-запросов портала',
@@ -624,8 +624,8 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
     '$1шаг Telegram: в шаге не указан чат, а у портала нет своего чата оповещений (задайте его на странице «Оповещения»)',
   ],
   [
-    /(^|: )telegram step: the server's alert chat \(TELEGRAM_CHAT_ID\) could not be looked up just now \((.*)\); tried again later/,
-    '$1шаг Telegram: чат оповещений сервера (TELEGRAM_CHAT_ID) сейчас не удалось найти ($2); повторим позже',
+    /(^|: )telegram step: the server's alert chat \(TELEGRAM_CHAT_ID\) could not be looked up just now; tried again later/,
+    '$1шаг Telegram: чат оповещений сервера (TELEGRAM_CHAT_ID) сейчас не удалось найти; повторим позже',
   ],
   [
     /(^|: )telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set/,

@@ -273,7 +273,7 @@ export async function handleRest(
   // The method is looked up before the auth is read: CORE:classes/general/rest.php
   // `CRestServer::process` runs `isTokenCheck()` (404 "Method not found!") and `checkScope()`
   // before `checkAuth()`, so an unknown method with an expired token is a 404, not a 401.
-  if (!route || (route.method !== 'batch' && !METHODS[route.method])) {
+  if (!route || (route.method !== 'batch' && !Object.hasOwn(METHODS, route.method))) {
     fail(new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'));
     return;
   }

@@ -157,7 +157,7 @@ describe('erasure leaves no trace of the erased marker in any table', () => {
       '--entity',
       `deal:${d1}`,
     ]);
-    expect(r.err).toMatch(/^what other records' events and steps hold of deal:\S+ .*\n$/);
+    expect(r.err).toMatch(/^values of deal:\S+ quoted in other records' events .*\n$/);
     expect(r.code).toBe(0);
     expect(await rowsNaming(db, `${A}-d1`)).toEqual({});
     expect(await rowsNaming(db, B)).toEqual(keptOther);

@@ -313,7 +313,7 @@ describe('install proof', () => {
     expect(h.emu.oauthCalls.map((c) => c.status)).toEqual([400]);
     expect(await row(portal)).toBeUndefined();
     const logged = h.t.logs.lines.join('\n');
-    expect(logged).toContain('check B24_CLIENT_ID and B24_CLIENT_SECRET');
+    expect(logged).toContain('B24_CLIENT_ID / B24_CLIENT_SECRET not those of the app registration');
     expect(logged).not.toContain('mistyped-secret');
   });
 

@@ -98,7 +98,7 @@ describe('erase and the backlog figures', () => {
     expect(r.code).toBe(0);
     // Said every time: what other records hold of it is not found by --entity.
     expect(r.err).toBe(
-      `what other records' events and steps hold of deal:${ids![0]} (a deal's SMS to its contact's phone) is not found by --entity: erase those records too\n`,
+      `values of deal:${ids![0]} quoted in other records' events and steps (a contact's phone in its deals' SMS steps) are not found by --entity: erase those records too\n`,
     );
     expect((await status()).of(a.memberId).backlog).toBe(1);
     expect((await status()).total.backlog).toBe(2);

@@ -132,6 +132,7 @@ describe('telegram chats between portals', () => {
     expect(h.tg.sent).toHaveLength(0);
     const busy = (await runs(a.row.id))[0]?.error ?? '';
     expect(busy).toMatch(/could not be looked up just now/);
+    expect(busy).not.toContain('ops_alerts'); // the operator's chat is not told to a tenant
     expect(translateError(busy, 'ru')).toMatch(/^шаг Telegram: чат оповещений сервера/);
     // Retried once the name resolves: refused as the operator's chat, never sent.
     h.t.clock.advance(10 * 60_000);

@@ -174,7 +174,7 @@ describe('messages on Russian pages', () => {
       'REFRESH_ID is missing.',
       'The authorization belongs to another portal.',
       'The OAuth server did not confirm the authorization.',
-      "Bitrix24 did not accept this app's client ID or secret. The app's operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
+      "Bitrix24 refused this app's credentials for this portal: the app may not be installed here, or its operator should check B24_CLIENT_ID and B24_CLIENT_SECRET.",
       'The Bitrix24 authorization server is not answering. Please try again in a few minutes.',
     ];
     const english = messages.flatMap((m) => {
@@ -255,11 +255,15 @@ describe('errors on Russian pages', () => {
   it("words the app's own parts of an error in Russian and keeps the remote system's text", () => {
     expect(
       translateError(
-        'destination http:erp.example#1 is down (circuit open after 8 failures): POST https://erp.example/api failed: fetch failed (ECONNREFUSED)',
+        'destination erp.example is down (circuit open after 8 failures): POST https://erp.example/api failed: fetch failed (ECONNREFUSED)',
         'ru',
       ),
     ).toBe(
-      'http:erp.example#1 не отвечает: отправка приостановлена после сбоев подряд (8): POST https://erp.example/api: ошибка: fetch failed (ECONNREFUSED)',
+      'erp.example не отвечает: отправка приостановлена после сбоев подряд (8): POST https://erp.example/api: ошибка: fetch failed (ECONNREFUSED)',
+    );
+    // A channel's name holds spaces (destination-name.ts).
+    expect(translateError('destination SMTP mail.example:25 has 4 requests under way', 'ru')).toBe(
+      'к SMTP mail.example:25 уже идут запросы (4)',
     );
     // A channel the server has not set up, in a step without a name (found in a walk).
     expect(

@@ -40,31 +40,44 @@ export function csvCell(v: unknown): string {
 /** Exports of one portal running at once on an instance; another is refused until one ends. */
 export const EXPORTS_PER_PORTAL = 2;
 
-const EXPORTS_BUSY =
-  "Two exports of this portal's log are running; try again when one of them ends.";
+const EXPORTS_BUSY = `${EXPORTS_PER_PORTAL} exports of this portal's log are running; try again when one of them ends.`;
 
 /** Exports running, by portal id, per app (an instance's deps). */
 const running = new WeakMap<Deps, Map<number, number>>();
 
+/** A reader that takes nothing for this long is let go: its export ends and frees its slot. */
+export const EXPORT_STALL_MS = 60_000;
+
 /**
  * Writes a chunk and waits while the reader is behind (the socket's buffer full); false once
- * the reader is gone. Written without waiting, a reader that stops reading had the whole
- * export (up to 100,000 rows) held in memory: ten such connections of one portal's user
- * took 675 MB (a security review's measurement).
+ * the reader is gone, or has taken nothing for `stallMs` (the connection is then closed).
+ * Written without waiting, a reader that stops reading had the whole export (up to 100,000
+ * rows) held in memory: ten such connections of one portal's user took 675 MB (a security
+ * review's measurement); waited for without an end, two stalled readers would hold the
+ * portal's two exports for good.
  */
-async function send(res: Response, chunk: string): Promise<boolean> {
+export async function writeOrWait(
+  res: Response,
+  chunk: string,
+  stallMs = EXPORT_STALL_MS,
+): Promise<boolean> {
   if (res.destroyed) return false;
   if (res.write(chunk)) return true;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+  const drained = await new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), stallMs);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
   });
-  return !res.destroyed;
+  if (!drained && !res.destroyed) res.destroy();
+  return drained && !res.destroyed;
 }
 
 /**
@@ -101,7 +114,7 @@ async function writeCsv(deps: Deps, res: Response, filter: LogFilter): Promise<v
   const iso = (ms: number | null) => isoInZone(ms, user.timeZone ?? 'UTC');
   res.type('text/csv; charset=utf-8');
   res.attachment(`b24hooks-events-${portal.domain.replace(/[^\w.-]/g, '_')}.csv`);
-  if (!(await send(res, `\ufeff${COLUMNS.join(',')}\r\n`))) return;
+  if (!(await writeOrWait(res, `\ufeff${COLUMNS.join(',')}\r\n`))) return;
   let beforeId: number | undefined;
   let written = 0;
   for (;;) {
@@ -123,12 +136,14 @@ async function writeCsv(deps: Deps, res: Response, filter: LogFilter): Promise<v
         .map(csvCell)
         .join(','),
     );
-    if (lines.length && !(await send(res, `${lines.join('\r\n')}\r\n`))) return;
+    if (lines.length && !(await writeOrWait(res, `${lines.join('\r\n')}\r\n`))) return;
     written += lines.length;
     beforeId = page.nextBeforeId;
     if (beforeId === undefined) break;
     if (written >= EXPORT_MAX_ROWS) {
-      if (!(await send(res, `# truncated at ${EXPORT_MAX_ROWS} rows; narrow the filter\r\n`))) {
+      if (
+        !(await writeOrWait(res, `# truncated at ${EXPORT_MAX_ROWS} rows; narrow the filter\r\n`))
+      ) {
         return;
       }
       break;

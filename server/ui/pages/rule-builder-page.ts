@@ -226,7 +226,9 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       channels: serverChannels(deps.config),
       portalChat: (await portalStepChat(deps.db, user.memberId)) !== null,
     })
-      .filter((w) => w.rules.includes(saved.name))
+      // This rule's, and the line saying there are more same-field pairs than listed (the
+      // saved rule's own may be among them).
+      .filter((w) => w.rules.includes(saved.name) || w.rules.length === 0)
       .concat(unknownFieldWarnings(saved, fields))
       .concat(valueTypeWarnings(saved, lists))
       .concat(savedBeforeChecks(maskMap(sealed.map, deps.box)))

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isBitrixApiError } from '../../bitrix/errors.js';
 import { Router, type Request, type Response } from 'express';
 import type { Knex } from 'knex';
 import type { Deps } from '../../deps.js';
@@ -165,11 +166,18 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
   const noteStages = noteStagesLookup(metadata, () => deps.clock.now().getTime());
   const router = Router();
   let destinations: ReturnType<typeof createDestinations> | undefined;
-  // Our own refusals (400) in the page's language; a remote answer (a portal's "ID is not
-  // defined", 502) as it came, only the app's words around it translated.
-  const fail = (res: Response, status: number, message: string, extra: object = {}) => {
+  // The app's words in the page's language; a portal's answer (`remote`: "ID is not defined
+  // or invalid") as it came, only the app's words around it translated (the phrases turned
+  // its " is " into " = ").
+  const fail = (
+    res: Response,
+    status: number,
+    message: string,
+    extra: object = {},
+    remote = false,
+  ) => {
     const { lang } = uiContext(res).user;
-    const said = status === 400 ? translateMessage(message, lang) : translateError(message, lang);
+    const said = remote ? translateError(message, lang) : translateMessage(message, lang);
     return res.status(status).json({ error: maskForView(said), ...extra });
   };
 
@@ -211,7 +219,7 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
         },
       });
     } catch (e) {
-      fail(res, e instanceof TryError ? 400 : 502, (e as Error).message);
+      fail(res, e instanceof TryError ? 400 : 502, (e as Error).message, {}, isBitrixApiError(e));
     }
   });
 

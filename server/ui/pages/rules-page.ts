@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { isBitrixApiError } from '../../bitrix/errors.js';
 import { within } from '../../lib/within.js';
 import type { Deps } from '../../deps.js';
 import { entityOf } from '../../intake/entity.js';
@@ -304,9 +305,10 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
         });
       }
     } catch (e) {
-      // What the portal answered, as it came: only the app's words around it are translated.
+      // What the portal answered stays as it came (only the app's words around it are
+      // translated); the app's own messages are translated as messages.
       dry.error = maskForView((e as Error).message);
-      dry.remote = true;
+      dry.remote = isBitrixApiError(e);
     }
     await render(res, { dry });
   });

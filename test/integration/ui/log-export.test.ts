@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import http from 'node:http';
 import net from 'node:net';
 import { generateEvents } from '../../helpers/bulk-events.js';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
-import { EXPORTS_PER_PORTAL } from '../../../server/ui/pages/log-export.js';
+import { EXPORTS_PER_PORTAL, writeOrWait } from '../../../server/ui/pages/log-export.js';
 import { base, getPage, openSession, type UiSession } from './ui-client.js';
 
 /**
@@ -80,6 +81,42 @@ describe('the CSV export of the log', () => {
     expect(lines).toHaveLength(ROWS);
     expect(pagesRead - before).toBeGreaterThanOrEqual(ROWS / 500);
   }, 60_000);
+
+  it('lets go a reader that takes nothing for too long', async () => {
+    // A server of its own writing through the export's writer, with a short stall limit.
+    const express = (await import('express')).default;
+    const app = express();
+    let result: boolean | undefined;
+    app.get('/big', (_req, res) => {
+      void (async () => {
+        let ok = true;
+        for (let i = 0; i < 2000 && ok; i++)
+          ok = await writeOrWait(res, 'x'.repeat(64 * 1024), 300);
+        result = ok;
+        if (ok) res.end();
+      })();
+    });
+    const server = http.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const socket = net.connect(port, '127.0.0.1');
+      socket.pause();
+      socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+      const closed = new Promise<void>((r) => socket.on('close', () => r()));
+      socket.on('error', () => undefined);
+      for (let i = 0; i < 100 && result === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Control: it stopped because nobody read, not because it finished (128 MB asked).
+      expect(result).toBe(false);
+      socket.resume();
+      await closed; // the server closed the connection
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
 
   it(`runs ${EXPORTS_PER_PORTAL} exports of a portal at once, and ends one whose reader left`, async () => {
     const open = Array.from({ length: EXPORTS_PER_PORTAL }, () => openExport());

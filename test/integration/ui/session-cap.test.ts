@@ -41,4 +41,19 @@ describe('sessions per user', () => {
     expect((await getPage(h, '/ui', sessions[0]!.cookie)).status).toBe(401);
     expect((await getPage(h, '/ui', other.cookie)).status).toBe(200);
   }, 60_000);
+
+  it('never ends the session it is starting, with every session stamped in one millisecond', async () => {
+    const auth = h.portal.issueUserAuth(3);
+    for (let i = 0; i < SESSIONS_PER_USER + 10; i++) {
+      // The clock stands still: all expiries tie, ranked by their random ids.
+      const s = await openSession(h, {
+        userId: 3,
+        authId: auth.accessToken,
+        refreshId: auth.refreshToken,
+      });
+      expect((await getPage(h, '/ui', s.cookie)).status).toBe(200);
+    }
+    const owned = await h.t.deps.db('sessions').where({ owner: `${h.portal.memberId}:3` });
+    expect(owned).toHaveLength(SESSIONS_PER_USER);
+  }, 60_000);
 });
