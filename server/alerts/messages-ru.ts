@@ -7,6 +7,7 @@ import {
   type Scope,
   type Text,
 } from './types.js';
+import { destinationName } from '../lib/destination-name.js';
 
 /** The alert texts of messages.ts in Russian, for portals whose language is Russian. */
 
@@ -205,10 +206,12 @@ export function destinationText(
 ): Text {
   const one = list.length === 1 ? list[0] : undefined;
   if (phase === 'recovered') {
-    const what = one ? one.destination : `адресатам шагов на ${scope.label}`;
+    const what = one ? destinationName(one.destination) : `адресатам шагов на ${scope.label}`;
     return compose(
       phase,
-      one ? `${one.destination} снова доступен` : `адресаты шагов на ${scope.label} снова доступны`,
+      one
+        ? `${destinationName(one.destination)} снова доступен`
+        : `адресаты шагов на ${scope.label} снова доступны`,
       [`Шаги к ${what} снова выполняются; ждавшие события обрабатываются.`],
       dashboard,
     );
@@ -220,9 +223,9 @@ export function destinationText(
   if (one) {
     return compose(
       phase,
-      `${one.destination} недоступен, ждут ${events(one.waitingJobs)}`,
+      `${destinationName(one.destination)} недоступен, ждут ${events(one.waitingJobs)}`,
       [
-        `${one.destination}: ${failures(one.failures)} подряд${lastOf(one)}.`,
+        `${destinationName(one.destination)}: ${failures(one.failures)} подряд${lastOf(one)}.`,
         `${events(one.waitingJobs)} ждут его, не тратя попыток; после паузы пробный запрос проверит его снова.`,
       ],
       dashboard,
@@ -237,7 +240,7 @@ export function destinationText(
         .slice(0, DESTINATIONS_NAMED)
         .map(
           (d) =>
-            `  ${d.destination}: ${failures(d.failures)} подряд, ждут ${events(d.waitingJobs)}${lastOf(d)}`,
+            `  ${destinationName(d.destination)}: ${failures(d.failures)} подряд, ждут ${events(d.waitingJobs)}${lastOf(d)}`,
         ),
       ...(more > 0 ? [`  и ещё ${more}`] : []),
       'Их события ждут, не тратя попыток; после паузы пробный запрос проверит каждого снова.',

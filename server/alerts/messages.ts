@@ -8,6 +8,7 @@ import {
   type Scope,
   type Text,
 } from './types.js';
+import { destinationName } from '../lib/destination-name.js';
 
 // Scope and Text live in types.ts, which messages-ru.ts reads too (no import circle).
 export type { Scope, Text } from './types.js';
@@ -212,7 +213,7 @@ export function destinationText(
   const one = list.length === 1 ? list[0] : undefined;
   const on = scope ? ` of ${scope.label}` : '';
   if (phase === 'recovered') {
-    const what = one ? one.destination : `the destinations${on}`;
+    const what = one ? destinationName(one.destination) : `the destinations${on}`;
     return compose(
       phase,
       `${what} ${one ? 'is' : 'are'} reachable again`,
@@ -226,9 +227,9 @@ export function destinationText(
   if (one) {
     return compose(
       phase,
-      `${one.destination} is down, ${eventCount(one.waitingJobs)} wait`,
+      `${destinationName(one.destination)} is down, ${eventCount(one.waitingJobs)} wait`,
       [
-        `${one.destination} failed ${one.failures} times in a row${lastOf(one)}.`,
+        `${destinationName(one.destination)} failed ${one.failures} times in a row${lastOf(one)}.`,
         `${eventCount(one.waitingJobs)} wait for it without spending attempts; a probe request tries it again after a cool-down.`,
       ],
       dashboard,
@@ -243,7 +244,7 @@ export function destinationText(
         .slice(0, DESTINATIONS_NAMED)
         .map(
           (d) =>
-            `  ${d.destination}: failed ${d.failures} times in a row, ${eventCount(d.waitingJobs)} wait${lastOf(d)}`,
+            `  ${destinationName(d.destination)}: failed ${d.failures} times in a row, ${eventCount(d.waitingJobs)} wait${lastOf(d)}`,
         ),
       ...(more > 0 ? [`  and ${more} more`] : []),
       'Their events wait without spending attempts; a probe request tries each again after a cool-down.',

@@ -9,6 +9,7 @@ import { listPortals, portalEvents } from '../../db/stores/portals.js';
 import { lastGap, recoveredCounts, recoveredCountsByPortal } from '../../db/stores/recovery.js';
 import { slaByPeriod } from '../alerts/sla.js';
 import { eventTypo } from '../config/bitrix-events.js';
+import { destinationName } from '../lib/destination-name.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { backfillMatchSla } from '../rules/sla-rules.js';
 import { parseStatus, requirePortal, str, type CommandContext } from './context.js';
@@ -105,7 +106,7 @@ export async function statusCommand({ deps, json, io }: CommandContext): Promise
   } else io.out('last gap: none\n');
   for (const d of destinations) {
     io.out(
-      `destination down: ${d.destination} (${d.failures} failures, ${d.waitingJobs} jobs wait, ` +
+      `destination down: ${destinationName(d.destination)} [${d.destination}] (${d.failures} failures, ${d.waitingJobs} jobs wait, ` +
         `next probe ${d.nextProbeAt})\n`,
     );
   }

@@ -11,6 +11,7 @@ import {
   takeProbe,
   type DestinationRow,
 } from '../../db/stores/destinations.js';
+import { destinationName } from '../lib/destination-name.js';
 import { PausedError, RetryableError } from '../lib/retry-errors.js';
 
 /**
@@ -123,13 +124,6 @@ export function destinationOf(
 export const isPortalDestination = (key: string): boolean =>
   /#\d+$/.test(key) || key.startsWith('rest:');
 
-/**
- * A destination as its portal's users read it: without the `#<portal id>` that keeps one
- * portal's host apart from another's (an internal id; operators see the whole key in
- * `status --json`, `/metrics` and their alerts).
- */
-export const destinationName = (key: string): string => key.replace(/#\d+$/, '');
-
 export function createDestinations(deps: DestinationDeps, opts: DestinationOptions): Destinations {
   const { db, logger } = deps;
   const breaker: Breaker = {
@@ -184,7 +178,7 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
     async run(key, work, runOpts = {}) {
       if ((active.get(key) ?? 0) >= opts.concurrency) {
         throw new PausedError(
-          `destination ${key} has ${opts.concurrency} requests under way`,
+          `destination ${destinationName(key)} has ${opts.concurrency} requests under way`,
           busyRetry,
           { waitingFor: key },
         );

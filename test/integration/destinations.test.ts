@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { saveRuleMap } from '../../server/rules/map-store.js';
+import { destinationName } from '../../server/lib/destination-name.js';
 import { getDestination, openDestinations, saveDestination } from '../../db/stores/destinations.js';
 import { up as upgradeDestinations } from '../../db/migrations/0021-portal-http-destinations.js';
 import { startAlertHarness, type AlertHarness } from '../helpers/alert-harness.js';
@@ -106,7 +107,7 @@ describe('destinations', () => {
       .where({ id: (await jobs())[5]!.id })
       .first();
     expect(sixth.last_error).toMatch(
-      new RegExp(`^destination http:${new URL(sink.url).host} is down \\(circuit open`),
+      new RegExp(`^destination ${new URL(sink.url).host} is down \\(circuit open`),
     );
 
     // The retries come due while the cool-down (30 s) runs: claimed, given back, no attempt.
@@ -135,7 +136,9 @@ describe('destinations', () => {
     expect(metrics).toContain(`b24hooks_destination_open_waiting_jobs{destination="${key}"} 6`);
     expect(metrics).toMatch(/^b24hooks_event_loop_delay_seconds\{quantile="0\.99"\} [0-9.e-]+$/m);
     await h.checkAndSend();
-    const down = `${key} is down, 6 events wait`;
+    // People read the host (the key's kind and the portal's internal id are the app's own).
+    const down = `${destinationName(key)} is down, 6 events wait`;
+    expect(down).not.toContain('#');
     expect(h.tg.sent.filter((m) => m.text.includes(down))).toHaveLength(1);
     expect(h.smtp.messages.filter((m) => m.raw.includes(down))).toHaveLength(1);
 
@@ -157,7 +160,9 @@ describe('destinations', () => {
     ]);
     expect(await openDestinations(h.t.deps.db)).toEqual([]);
     await h.checkAndSend();
-    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is reachable again`))).toHaveLength(1);
+    expect(
+      h.tg.sent.filter((m) => m.text.includes(`${destinationName(key)} is reachable again`)),
+    ).toHaveLength(1);
   });
 
   it("gives the worker back while the portal's REST budget would hold the read, and runs later", async () => {
@@ -225,14 +230,14 @@ describe('destinations', () => {
       // Before: three alerts (one per host), all to the operator's chat, none to A's.
       expect(down.map((m) => m.chat_id)).toEqual(['-555']);
       expect(down[0]!.text).toContain(`3 destinations of ${a.domain} (${a.memberId}) are down`);
-      for (const x of targets) expect(down[0]!.text).toContain(keyOf(x.url, a.row.id));
+      for (const x of targets) expect(down[0]!.text).toContain(`  ${new URL(x.url).host}: failed`);
       const mails = h.smtp.messages.filter((m) => m.raw.includes('are down'));
       expect(mails.map((m) => m.to)).toEqual([['admin@acme.test']]);
       // The portal's dashboard lists it among its firing alerts.
       const firing = await firingAlerts(h.t.deps.db, a.memberId);
       expect(firing.filter((f) => f.kind === 'destination')).toEqual([
         expect.objectContaining({
-          summary: expect.stringContaining(`${keyOf(sink.url, a.row.id)}: `),
+          summary: expect.stringContaining(`${new URL(sink.url).host}: `),
         }),
       ]);
 
@@ -253,9 +258,9 @@ describe('destinations', () => {
 
   it('ends the alert without a word once nothing waits for an open destination', async () => {
     const p = await openAndAlert();
-    const about = () => h.tg.sent.filter((m) => m.text.includes(key));
+    const about = () => h.tg.sent.filter((m) => m.text.includes(destinationName(key)));
     expect(about().map((m) => m.text.split('\n')[0])).toEqual([
-      expect.stringContaining(`${key} is down`),
+      expect.stringContaining(`${destinationName(key)} is down`),
     ]);
 
     // The admin points the rule elsewhere: the waiting events go there and finish. The old
@@ -307,7 +312,7 @@ describe('destinations', () => {
     const down = h.tg.sent.filter((m) => m.text.includes('is down'));
     // Before: matched by domain, the old uninstalled portal (or nobody, to the operator).
     expect(down.map((m) => [m.chat_id, m.text.split('\n')[0]])).toEqual([
-      ['-555', `b24hooks ALERT: ${rest} is down, 2 events wait`],
+      ['-555', `b24hooks ALERT: Bitrix24 ${a.domain} is down, 2 events wait`],
     ]);
     // A remote answer's line breaks cannot make lines of their own.
     expect(down[0]!.text).toContain('(last: HTTP 502 Dashboard: https://evil.example)');
@@ -315,7 +320,9 @@ describe('destinations', () => {
 
   it('keeps the alert through a probe in flight and then sends the recovery', async () => {
     const p = await openAndAlert();
-    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is down`))).toHaveLength(1);
+    expect(
+      h.tg.sent.filter((m) => m.text.includes(`${destinationName(key)} is down`)),
+    ).toHaveLength(1);
     // Every job is claimed (a claimed job waits for nothing) while the probe runs.
     const db = h.t.deps.db;
     const now = h.t.clock.now().getTime();
@@ -331,7 +338,9 @@ describe('destinations', () => {
     await db('destinations').where({ key }).update({ state: 'closed', failures: 0 });
     await db('jobs').update({ status: 'done' });
     await h.checkAndSend();
-    expect(h.tg.sent.filter((m) => m.text.includes(`${key} is reachable again`))).toHaveLength(1);
+    expect(
+      h.tg.sent.filter((m) => m.text.includes(`${destinationName(key)} is reachable again`)),
+    ).toHaveLength(1);
   });
 
   it('keeps the alert through a probe of a destination past the 50 kept in its state', async () => {
@@ -507,7 +516,7 @@ describe('destinations', () => {
     const bRow = (await h.t.deps.db('events').where('id', bEvent).first()) as {
       last_error: string;
     };
-    expect(bRow.last_error).toContain(`destination ${smtpKey} is down`);
+    expect(bRow.last_error).toContain(`destination ${destinationName(smtpKey)} is down`);
     expect(bRow.last_error).not.toContain(customer);
 
     // The operator's alert on the shared channel copies the last error; erasing A's data

@@ -11,7 +11,7 @@ import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { currentRuleSuccess } from '../../rules/rule-names.js';
 import { statusFigures } from '../../../db/stores/events.js';
 import { destinationJson, openDestinations } from '../../../db/stores/destinations.js';
-import { destinationName } from '../../queue/destinations.js';
+import { destinationName } from '../../lib/destination-name.js';
 import { lastGap, recoveredCounts, type GapRow } from '../../../db/stores/recovery.js';
 import { createSweeper, SweepRefusedError, type Sweeper } from '../../recovery/sweep.js';
 import { toError } from '../../lib/errors.js';
@@ -109,7 +109,9 @@ function alertSummary(row: AlertStateRow): string {
     case 'destination': {
       // A portal's own destinations are one alert with their list; the operator's, one each.
       const list = Array.isArray(d.list) ? (d.list as Array<Record<string, unknown>>) : [d];
-      return list.map((x) => `${String(x.destination)}: ${Number(x.waitingJobs)}`).join(', ');
+      return list
+        .map((x) => `${destinationName(String(x.destination))}: ${Number(x.waitingJobs)}`)
+        .join(', ');
     }
   }
 }

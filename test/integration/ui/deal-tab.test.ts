@@ -238,7 +238,7 @@ describe('the deal tab a manager reads', () => {
       dealId: '888',
       status: 'received',
       lastError:
-        'Won deal: invoice / destination http:erp.example is down (circuit open after 5 failures)',
+        'Won deal: invoice / destination erp.example is down (circuit open after 5 failures)',
       job: { status: 'pending', lastError: 'down', runAt: at + 60_000 },
       at,
     });

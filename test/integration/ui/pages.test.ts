@@ -101,7 +101,7 @@ describe('the pages of an installed portal with events', () => {
       // A count in words that agree with it, in either language ("1 jobs wait" before), and
       // the host without the portal's internal id.
       expect(page.html).toContain(
-        '<span class="badge b-failed" translate="no">http:accounting.example:443</span></td><td>jobs waiting: 2</td>',
+        '<span class="badge b-failed" translate="no">accounting.example:443</span></td><td>jobs waiting: 2</td>',
       );
       expect(page.html).not.toContain('secret-of-another');
     } finally {
