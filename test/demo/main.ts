@@ -88,7 +88,8 @@ async function main(): Promise<void> {
   const clientSecret = randomBytes(16).toString('hex');
   const emu = await startEmulator({ clientId, clientSecret });
   // DEMO_LANG=ru: a Russian portal, whose pages, alerts and builder the app shows in Russian.
-  const portal = await emu.addPortal({ lang: env.DEMO_LANG?.trim() === 'ru' ? 'ru' : 'en' });
+  const ru = env.DEMO_LANG?.trim() === 'ru';
+  const portal = await emu.addPortal({ lang: ru ? 'ru' : 'en' });
   let invoices = 0;
   const accounting = await standIn('accounting', () => ({ id: `INV-${1000 + ++invoices}` }));
   const logistics = await standIn('logistics', () => ({
@@ -119,7 +120,6 @@ async function main(): Promise<void> {
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
   };
   const config = loadConfig(demoEnv, ensureSecrets(dataDir, demoEnv));
-  const envFile = writeDemoEnv(dataDir, demoEnv);
   // As `npm start` does: a second demo or server on this database is refused, and the CLI's
   // `rotate-key` sees a server running (a second demo on one DATA_DIR retired the first one's
   // portal; a key rotated under a running demo left every event unreadable).
@@ -127,6 +127,8 @@ async function main(): Promise<void> {
     config.database.client === 'sqlite'
       ? takeSqliteServerLock(config.database.filename)
       : undefined;
+  // Only once the data is this run's: a refused second demo must not rewrite the first one's.
+  const envFile = writeDemoEnv(dataDir, demoEnv);
   const deps = await createDeps(config);
   // Before the worker starts: the last runs' portals are gone with their emulator.
   const retired = await retirePreviousPortals(deps);
@@ -195,8 +197,15 @@ async function main(): Promise<void> {
       '  A stream of deal events runs every few seconds; every third deal is paid (WON),',
       '  which runs the "Paid deal" rule: invoice, shipment, SMS and a timeline comment.',
       "  Each deal also gets a call (ONCRMACTIVITYADD): its Webhooks tab lists the call's event",
-      '  as "Activity <id>" beside the deal\'s own. A rule on it: Rules > New rule, event',
-      '  "An activity was created", condition "Type is one of Call".',
+      ...(ru
+        ? [
+            '  as "Дело <id>" beside the deal\'s own. A rule on it: Правила > Новое правило, event',
+            '  «Создано дело», condition «Поле «Тип» — одно из: Звонок» (the pages are in Russian).',
+          ]
+        : [
+            '  as "Activity <id>" beside the deal\'s own. A rule on it: Rules > New rule, event',
+            '  "An activity was created", condition "Type is one of Call".',
+          ]),
       '  Press Ctrl+C to stop.',
       '',
     ].join('\n'),

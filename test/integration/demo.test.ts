@@ -135,6 +135,10 @@ describe('npm run demo', () => {
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[logistics\] POST \/api\/shipments/);
     expect(err).toMatch(/Earlier runs' emulated portals \(1\) are gone with their emulator/);
+    // The banner names the pages' labels as a Russian portal shows them (a walk looked for
+    // "Rules > New rule" on Russian pages).
+    expect(err).toContain('Правила > Новое правило');
+    expect(err).not.toContain('Rules > New rule');
     const langs = await (async () => {
       const db2 = openDemoDb();
       try {
@@ -188,7 +192,9 @@ describe('npm run demo', () => {
     let rotate: { code: number | null; err: string } | undefined;
     let tried: { code: number | null; err: string } | undefined;
     const before = fs.readFileSync(path.join(dataDir, 'secrets.json'), 'utf8');
+    let envBefore = '';
     const err = await runDemo(await freePort(), dataDir, async () => {
+      envBefore = fs.readFileSync(path.join(dataDir, 'demo.env'), 'utf8');
       second = await run([path.join(projectRoot(), 'dist', 'test', 'demo', 'main.js')], {
         PORT: String(await freePort()),
         HOST: '127.0.0.1',
@@ -228,5 +234,7 @@ describe('npm run demo', () => {
     expect(rotate?.code).toBe(1);
     expect(rotate?.err).toContain('a b24hooks server is running on this database: stop it first');
     expect(fs.readFileSync(path.join(dataDir, 'secrets.json'), 'utf8')).toBe(before);
+    // The refused demo left the running one's CLI settings alone.
+    expect(fs.readFileSync(path.join(dataDir, 'demo.env'), 'utf8')).toBe(envBefore);
   }, 90_000);
 });
