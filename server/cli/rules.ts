@@ -220,14 +220,13 @@ export async function rulesTestCommand(ctx: CommandContext): Promise<number> {
   };
   // The builder's "Try it" shows a rule on a change (`becomes`, `changed`) as it runs when
   // that change happens; here with --assume-change, and a hint without it.
-  const results = dryRun(map, input, { assumeChange: assume });
-  const onChange = assume
-    ? new Set<string>()
-    : new Set(
-        dryRun(map, input, { assumeChange: true })
-          .filter((r) => r.assumed)
-          .map((r) => r.rule),
-      );
+  // One run: without the flag, a rule that matches only as when its change happens reads as
+  // it does now (its reason now is `assumed.now`), with the hint.
+  const tried = dryRun(map, input, { assumeChange: true });
+  const results = assume
+    ? tried
+    : tried.map((r) => (r.assumed ? { rule: r.rule, matched: false, reason: r.assumed.now } : r));
+  const onChange = new Set(assume ? [] : tried.filter((r) => r.assumed).map((r) => r.rule));
   if (json)
     io.out(
       JSON.stringify({
