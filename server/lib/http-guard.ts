@@ -1,7 +1,7 @@
-import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
 import { addressPolicy, type PrivateHosts } from './address-policy.js';
+import { systemResolver, type HostResolver } from './host-resolver.js';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 
 /**
@@ -21,10 +21,7 @@ import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
  * addresses, IPv4-mapped IPv6 included.
  */
 
-/** Resolves a host name to every address it has (dns.lookup with `all: true` by default). */
-export type HostResolver = (host: string) => Promise<Array<{ address: string; family: number }>>;
-
-export const systemResolver: HostResolver = (host) => dns.promises.lookup(host, { all: true });
+export type { HostResolver };
 
 /** A connection the policy refused; callHttp turns it into a PermanentError. */
 export class AddressRefusedError extends Error {
