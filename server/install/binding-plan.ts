@@ -40,10 +40,16 @@ export interface CurrentBindings {
   /** Offline bindings with our connector. */
   offline: BoundEvent[];
   /**
-   * Offline bindings with connector '': event.get lists this app's bindings only, so these
-   * are ours too, leftovers of binding inside a batch (where the connector was lost).
+   * Offline bindings with connector '' while ours is OFFLINE_CONNECTOR: event.get lists this
+   * app's bindings only, so these are ours too, leftovers of binding inside a batch (where
+   * the connector was lost).
    */
   stray: BoundEvent[];
+  /**
+   * The `auth_connector` offline bindings are made with: OFFLINE_CONNECTOR, or '' where the
+   * portal's plan has no source keys (offline-binding.ts, SOURCE_KEYS_FEATURE).
+   */
+  connector: string;
   placements: BoundPlacement[];
   /** ONOFFLINEEVENT was last bound with another minTimeout (event.get does not report it). */
   noticeStale: boolean;
@@ -134,7 +140,7 @@ function planOffline(
     commands.push({
       cmd: ['event.unbind', { event: name, event_type: 'offline' }],
       name: `offline:${name}`,
-      connector: OFFLINE_CONNECTOR,
+      connector: current.connector,
     });
   }
   // A stray binding feeds a queue nobody reads, so it goes.
@@ -151,7 +157,7 @@ function planOffline(
     commands.push({
       cmd: ['event.bind', { event: name, event_type: 'offline' }],
       name: `offline:${name}`,
-      connector: OFFLINE_CONNECTOR,
+      connector: current.connector,
     });
   }
   return kept;

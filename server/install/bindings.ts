@@ -11,7 +11,13 @@ import {
   type PlannedCommand,
   type WantedBindings,
 } from './binding-plan.js';
-import { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from './offline-binding.js';
+import {
+  featureOn,
+  OFFLINE_CONNECTOR,
+  OFFLINE_CONNECTOR_KEY,
+  OFFLINE_NOTICE,
+  SOURCE_KEYS_FEATURE,
+} from './offline-binding.js';
 
 export { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from './offline-binding.js';
 
@@ -98,8 +104,8 @@ export async function syncBindings(
   const want = await wantedBindings(deps, portal, opts.userId);
   const current = await currentBindings(deps, portal, want);
   const plan = planBindings(want, current);
-  const result = await applyPlan(deps, portal, plan);
-  await recordSync(deps, portal, want, result);
+  const result = await applyPlan(deps, portal, plan, current.connector);
+  await recordSync(deps, portal, want, result, current.connector);
   return result;
 }
 
@@ -186,12 +192,21 @@ async function currentBindings(
   portal: PortalRow,
   want: WantedBindings,
 ): Promise<CurrentBindings> {
-  const current = await deps.bitrix.batch(portal, { e: ['event.get'], p: ['placement.get'] });
+  const offlineOn = deps.config.b24.offlineEvents;
+  const current = await deps.bitrix.batch(portal, {
+    e: ['event.get'],
+    p: ['placement.get'],
+    ...(offlineOn ? { f: ['feature.get', { CODE: SOURCE_KEYS_FEATURE }] } : {}),
+  });
   for (const [k, err] of Object.entries(current.errors)) {
+    // A core without feature.get: source keys as before.
+    if (k === 'f') continue;
     throw new PermanentError(
       `${k === 'e' ? 'event.get' : 'placement.get'}: ${err.error} ${err.error_description}`,
     );
   }
+  const feature = current.result.f as { value?: unknown } | undefined;
+  const connector = !feature || featureOn(feature.value) ? OFFLINE_CONNECTOR : '';
   const bound = (current.result.e ?? []) as BoundEvent[];
   const offline = bound.filter((b) => Number(b.offline ?? 0) === 1);
   const noticeStale =
@@ -200,8 +215,11 @@ async function currentBindings(
       want.noticeOptions.minTimeout;
   return {
     events: bound.filter((b) => b.handler === want.handler && !Number(b.offline ?? 0)),
-    offline: offline.filter((b) => b.connector_id === OFFLINE_CONNECTOR),
-    stray: offline.filter((b) => !b.connector_id),
+    offline: offline.filter((b) => (b.connector_id ?? '') === connector),
+    // Bindings with our connector, left from a plan that had source keys, cannot be touched
+    // without them (every request with auth_connector is refused) and stay.
+    stray: connector ? offline.filter((b) => !b.connector_id) : [],
+    connector,
     placements: (current.result.p ?? []) as BoundPlacement[],
     noticeStale,
   };
@@ -211,7 +229,12 @@ async function currentBindings(
  * Runs the plan in batches of 50. The offline commands go in batches of their own that carry
  * our connector on the batch request.
  */
-async function applyPlan(deps: Deps, portal: PortalRow, plan: BindingPlan): Promise<BindingSync> {
+async function applyPlan(
+  deps: Deps,
+  portal: PortalRow,
+  plan: BindingPlan,
+  connector: string,
+): Promise<BindingSync> {
   const result: BindingSync = {
     events: [...plan.kept.events],
     placements: [...plan.kept.placements],
@@ -220,14 +243,14 @@ async function applyPlan(deps: Deps, portal: PortalRow, plan: BindingPlan): Prom
     offline: [...plan.kept.offline],
     offlineFailed: [],
   };
-  for (const connector of ['', OFFLINE_CONNECTOR]) {
-    const group = plan.commands.filter((c) => c.connector === connector);
+  for (const key of [...new Set(['', connector])]) {
+    const group = plan.commands.filter((c) => c.connector === key);
     for (let i = 0; i < group.length; i += 50) {
       const chunk = group.slice(i, i + 50);
       const answer = await deps.bitrix.batch(
         portal,
         Object.fromEntries(chunk.map((c, j) => [`c${j}`, c.cmd])),
-        { authConnector: connector || undefined },
+        { authConnector: key || undefined },
       );
       chunk.forEach((c, j) => recordAnswer(deps, portal, result, c, answer.errors[`c${j}`]));
     }
@@ -277,8 +300,19 @@ async function recordSync(
   portal: PortalRow,
   want: WantedBindings,
   result: BindingSync,
+  connector: string,
 ): Promise<void> {
   const offlineOn = deps.config.b24.offlineEvents;
+  if (offlineOn) {
+    // The drain reads the queue of the connector the bindings carry.
+    await putSetting(deps.db, portal.member_id, OFFLINE_CONNECTOR_KEY, connector, deps.clock.now());
+    if (!connector) {
+      deps.logger.info(
+        { memberId: portal.member_id },
+        "the portal's plan has no source keys (rest_auth_connector): offline events are bound without auth_connector",
+      );
+    }
+  }
   if (offlineOn && result.events.includes(OFFLINE_NOTICE)) {
     await putSetting(
       deps.db,

@@ -64,6 +64,10 @@ export interface OfflineContext extends Pick<Deps, 'db' | 'logger' | 'config' | 
   running: Map<number, Promise<DrainReport>>;
   /** The mode each portal was last drained in, and when that was learnt. */
   modes: Map<number, { mode: DrainMode; at: number }>;
+  /** The `auth_connector` of each portal's drain under way ('' = none: no source keys). */
+  connectors: Map<number, string>;
+  /** Makes the portal's bindings again (a plan that lost its source keys). */
+  resync(portal: PortalRow): Promise<unknown>;
 }
 
 /** What became of one batch, and which records to clear or report as errors. */

@@ -1,6 +1,12 @@
 import type { Deps } from '../deps.js';
 import { isBitrixApiError } from '../bitrix/errors.js';
-import { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from '../install/offline-binding.js';
+import { syncBindings } from '../install/bindings.js';
+import {
+  featureOn,
+  noSourceKeys,
+  OFFLINE_NOTICE,
+  offlineConnectorOf,
+} from '../install/offline-binding.js';
 import { toError } from '../lib/errors.js';
 import type { JobHandler } from '../queue/types.js';
 import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
@@ -105,6 +111,8 @@ export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): 
     onStored: opts.onStored,
     running: new Map(),
     modes: new Map(),
+    connectors: new Map(),
+    resync: (portal) => syncBindings(deps, portal),
   };
   let timer: NodeJS.Timeout | undefined;
   let reading = false;
@@ -207,6 +215,29 @@ async function drainOnce(
   portal: PortalRow,
   o: DrainOptions,
 ): Promise<DrainReport> {
+  ctx.connectors.set(portal.id, await offlineConnectorOf(ctx.db, portal.member_id));
+  try {
+    return await drainPasses(ctx, portal, o);
+  } catch (e) {
+    if (!isBitrixApiError(e) || !noSourceKeys(e)) throw e;
+    // Bound while the plan had source keys, which it has no more: the queue of our connector
+    // cannot be read. Bound again without one, the next drain reads the new queue.
+    ctx.logger.warn(
+      { memberId: portal.member_id },
+      "offline events: the portal's plan no longer allows auth_connector; binding them again without it",
+    );
+    await ctx.resync(portal);
+    return emptyReport();
+  } finally {
+    ctx.connectors.delete(portal.id);
+  }
+}
+
+async function drainPasses(
+  ctx: OfflineContext,
+  portal: PortalRow,
+  o: DrainOptions,
+): Promise<DrainReport> {
   const mode = await modeFor(ctx, portal);
   const first = await pass(ctx, portal, mode, false);
   const report: DrainReport = emptyReport();
@@ -233,10 +264,9 @@ async function modeFor(ctx: OfflineContext, portal: PortalRow): Promise<DrainMod
     const answer = await ctx.bitrix.call<{ value?: unknown }>(portal, 'feature.get', {
       CODE: EXTENDED_FEATURE,
     });
-    const value = String(answer?.value ?? '');
     // On-premise portals without a feature check answer `<lang>_selfhosted`: every plan
     // feature is there; a refusal of clear=0 would still switch to the clearing mode.
-    mode = value === 'Y' || /_selfhosted$/i.test(value) ? 'confirm' : 'clear';
+    mode = featureOn(answer?.value) ? 'confirm' : 'clear';
   } catch (e) {
     if (!isBitrixApiError(e) || e.retryable) throw e;
     // An old core without feature.get: try the confirm mode, fall back if it is refused.
@@ -261,7 +291,7 @@ async function pass(
     const params: Record<string, unknown> = {
       clear: mode === 'confirm' ? 0 : 1,
       limit: ctx.limit,
-      auth_connector: OFFLINE_CONNECTOR,
+      ...sourceKey(ctx, portal),
     };
     if (errors) {
       // Records reported again in this pass stay errors: page past them by ID.
@@ -358,11 +388,17 @@ async function handleBatch(
       await ctx.bitrix.call(portal, 'event.offline.clear', {
         process_id: processId,
         message_id: batch.done,
-        auth_connector: OFFLINE_CONNECTOR,
+        ...sourceKey(ctx, portal),
       });
     }
   }
   return batch.report;
+}
+
+/** The `auth_connector` the portal's offline bindings carry, if any. */
+function sourceKey(ctx: OfflineContext, portal: PortalRow): { auth_connector?: string } {
+  const connector = ctx.connectors.get(portal.id);
+  return connector ? { auth_connector: connector } : {};
 }
 
 /** Reports records of a reserved batch as errors: released, and read again with error=1. */
@@ -376,6 +412,6 @@ async function reportErrors(
   await ctx.bitrix.call(portal, 'event.offline.error', {
     process_id: processId,
     message_id: messageIds,
-    auth_connector: OFFLINE_CONNECTOR,
+    ...sourceKey(ctx, portal),
   });
 }

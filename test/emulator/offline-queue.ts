@@ -44,6 +44,11 @@ export interface OfflineQueue {
    * `event.offline.clear|error`). Without it `clear=0` answers 403 WRONG_LICENSE.
    */
   extended: boolean;
+  /**
+   * The plan's `rest_auth_connector` feature (`feature.get`): source keys. Without it any
+   * request that carries `auth_connector` answers 403 WRONG_LICENSE (rest-server.ts).
+   */
+  sourceKeys: boolean;
 }
 
 export const createOfflineQueue = (): OfflineQueue => ({
@@ -51,6 +56,7 @@ export const createOfflineQueue = (): OfflineQueue => ({
   seq: 0,
   notifiedAt: 0,
   extended: true,
+  sourceKeys: true,
 });
 
 /**
@@ -140,7 +146,7 @@ function requireAdmin(call: CallContext): void {
     throw accessDenied('Access denied! Offline events require administrator access rights');
 }
 
-const wrongLicense = (feature: string): RestError =>
+export const wrongLicense = (feature: string): RestError =>
   new RestError(
     403,
     'WRONG_LICENSE',
@@ -408,14 +414,20 @@ const offlineList: MethodHandler = (params, call, portal) => {
 };
 
 /**
- * `feature.get` (DOCS api-reference/common/system/feature-get.md): `{value: 'Y'|'N'}`; an
- * unknown code answers Y, as the core does not check codes.
+ * `feature.get` (DOCS api-reference/common/system/feature-get.md, codes `rest_offline_extended`
+ * and `rest_auth_connector`): `{value: 'Y'|'N'}`; an unknown code answers Y, as the core does
+ * not check codes.
  */
 const featureGet: MethodHandler = (params, _call, portal) => {
   const code = paramString(params, 'CODE');
   if (code === '' || code === '0') throw new RestError(400, 'CODE_EMPTY', "CODE can't be empty");
-  const value = code === 'rest_offline_extended' ? (portal.offline.extended ? 'Y' : 'N') : 'Y';
-  return { result: { value } };
+  const on =
+    code === 'rest_offline_extended'
+      ? portal.offline.extended
+      : code === 'rest_auth_connector'
+        ? portal.offline.sourceKeys
+        : true;
+  return { result: { value: on ? 'Y' : 'N' } };
 };
 
 export const OFFLINE_METHODS: Readonly<Record<string, MethodHandler>> = {

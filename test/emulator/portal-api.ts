@@ -65,6 +65,12 @@ export interface EmulatedPortal {
   /** The plan's `rest_offline_extended` feature (confirm mode of offline events). @default true */
   setOfflineExtended(on: boolean): void;
   /**
+   * The plan's `rest_auth_connector` feature (source keys; Pro and above, DOCS
+   * api-reference/events/offline-events.md): off, a request with `auth_connector` is refused.
+   * @default true
+   */
+  setSourceKeys(on: boolean): void;
+  /**
    * An administrator of the portal names a user admin or takes it back: from the next call,
    * `profile` ADMIN and `user.admin` (DOCS:api-reference/common/users/user-admin.md, "whether
    * the current user is a Bitrix24 administrator") answer for the user's tokens accordingly,
@@ -330,6 +336,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     },
     setOfflineExtended(on) {
       state.offline.extended = on;
+    },
+    setSourceKeys(on) {
+      state.offline.sourceKeys = on;
     },
     get rateLimitHits() {
       return state.bucket.hits;

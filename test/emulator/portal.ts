@@ -95,7 +95,7 @@ export async function startPortal(
     users: (options.users ?? DEFAULT_USERS).map((u) => ({ ...u })),
     bindings: [],
     placements: [],
-    offline: createOfflineQueue(),
+    offline: { ...createOfflineQueue(), sourceKeys: options.sourceKeys ?? true },
     calls: [],
     deliveries: [],
     deals: createEntityStore(DEAL, ctx.now, nextMultiId),

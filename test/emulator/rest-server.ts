@@ -6,6 +6,7 @@ import { param, RestError, type CallContext, type MethodResult } from './rest-er
 import { scopesOfMethod } from './known-names.js';
 import { chargeOperating, operatingBlock, operatingTime } from './operating-limit.js';
 import { METHODS } from './rest-methods.js';
+import { wrongLicense } from './offline-queue.js';
 import { injectRestFault } from './rest-faults.js';
 import { findUser, type PortalState } from './state.js';
 
@@ -123,6 +124,16 @@ function authenticate(
   }
   if (!check.ok || check.memberId !== portal.memberId) {
     throw new RestError(401, 'invalid_token', 'The access token provided is invalid.');
+  }
+  // Source keys are a plan feature: CORE classes/general/rest.php `CRestServer::checkAuth`,
+  // `if(isset($this->authData['auth_connector']) && !$this->canUseConnectors()) throw new
+  // LicenseException('auth_connector')`, `canUseConnectors()` being
+  // `Feature::isFeatureEnabled('rest_auth_connector')` on the cloud; the request as a whole
+  // is refused (a batch too), 403 WRONG_LICENSE (DOCS api-reference/events/event-offline-get.md
+  // and event-bind.md, errors: "`auth_connector` is passed, but the plan does not support
+  // source keys").
+  if (param(params, 'auth_connector') !== undefined && !portal.offline.sourceKeys) {
+    throw wrongLicense('auth_connector');
   }
   return {
     ...context('oauth', check.userId, token, `app:${check.clientId}`),

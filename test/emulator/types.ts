@@ -67,6 +67,12 @@ export interface PortalOptions {
    * lifecycle events (DOCS:api-reference/common/events/on-app-install.md). @default 'en'
    */
   lang?: string;
+  /**
+   * The plan has source keys (`rest_auth_connector`: Pro and above, DOCS
+   * api-reference/events/offline-events.md); without them a request with `auth_connector` is
+   * refused. @default true
+   */
+  sourceKeys?: boolean;
 }
 
 /** What a user's browser session in Bitrix24 holds (the iframe POST, in camelCase). */

@@ -6,6 +6,7 @@ import { projectRoot } from '../../server/lib/project-root.js';
 import type { EventMap } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { saveRuleMap } from '../../server/rules/map-store.js';
+import type { PortalOptions } from '../emulator/types.js';
 import { startHttpSink, type HttpSink } from './http-sink.js';
 import { installPortal, startInstallHarness, type InstallHarness } from './install-harness.js';
 
@@ -44,6 +45,7 @@ export function paidDealMap(urls: { accounting: string; logistics: string }): Ev
 export async function startPaidDealScenario(
   map?: (urls: { accounting: string; logistics: string }) => EventMap,
   env: Env = {},
+  portalOptions?: PortalOptions,
 ): Promise<PaidDealScenario> {
   const accounting = await startHttpSink(() => ({
     status: 201,
@@ -62,7 +64,7 @@ export async function startPaidDealScenario(
     },
     { now: () => Date.now() + offset },
   );
-  const { portal, settle: drain } = await installPortal(h);
+  const { portal, settle: drain } = await installPortal(h, portalOptions);
   const urls = { accounting: accounting.url, logistics: logistics.url };
   await saveRuleMap(h.t.deps.db, undefined, map ? map(urls) : paidDealMap(urls), h.t.clock.now());
   return {

@@ -24,6 +24,7 @@ const nothing = (over: Partial<CurrentBindings> = {}): CurrentBindings => ({
   stray: [],
   placements: [],
   noticeStale: false,
+  connector: OFFLINE_CONNECTOR,
   ...over,
 });
 const summary = (w: WantedBindings, c: CurrentBindings) =>
