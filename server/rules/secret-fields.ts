@@ -36,16 +36,22 @@ const PLAIN_HEADERS = new Set([
 export const isPlainHeader = (name: string) => PLAIN_HEADERS.has(name.toLowerCase());
 
 const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@\s]*@)/i;
-const URL_SECRET_PARAM =
-  /([?&][^=&#]*(?:token|key|secret|pass|auth|sig|api_id|apikey)[^=&#]*=)([^&#]*)/gi;
+/**
+ * One `name=value` of a query, and the names that hold a credential. Two steps: one pattern
+ * with the name words inside (`[?&][^=&#]*(?:token|…)[^=&#]*=`) took quadratic time on a
+ * long name without `=` (a 64 KB URL, about a second of the main thread at each save).
+ */
+const URL_QUERY_PARAM = /([?&])([^=&#]*)=([^&#]*)/g;
+const SECRET_PARAM_NAME = /token|key|secret|pass|auth|sig|api_id|apikey/i;
+const secretParams = (url: string) =>
+  [...url.matchAll(URL_QUERY_PARAM)].filter((m) => SECRET_PARAM_NAME.test(m[2] ?? ''));
 
 /**
  * Whether a URL carries a credential: user:password, a key or token in the query, or one in
  * the path (a webhook URL that is its own key, server/lib/url-secrets.ts).
  */
 export function urlHasCredentials(url: string): boolean {
-  URL_SECRET_PARAM.lastIndex = 0;
-  return URL_USERINFO.test(url) || URL_SECRET_PARAM.test(url) || urlPathHasSecret(url);
+  return URL_USERINFO.test(url) || secretParams(url).length > 0 || urlPathHasSecret(url);
 }
 
 /** The URL with its credentials replaced by MASK. */
@@ -53,7 +59,9 @@ export function maskUrlText(url: string): string {
   return maskUrlPath(
     url
       .replace(URL_USERINFO, `$1${MASK}@`)
-      .replace(URL_SECRET_PARAM, (_m, name: string) => `${name}${MASK}`),
+      .replace(URL_QUERY_PARAM, (whole, sep: string, name: string) =>
+        SECRET_PARAM_NAME.test(name) ? `${sep}${name}=${MASK}` : whole,
+      ),
     MASK,
   );
 }
@@ -386,9 +394,7 @@ export function inheritedTexts(action: Action, box: SecretBox): string[] {
     try {
       const u = new URL(t);
       if (u.password) out.add(decodeURIComponent(u.password));
-      URL_SECRET_PARAM.lastIndex = 0;
-      for (const m of u.search.matchAll(URL_SECRET_PARAM))
-        if (m[2]) out.add(decodeURIComponent(m[2]));
+      for (const m of secretParams(u.search)) if (m[3]) out.add(decodeURIComponent(m[3]));
     } catch {
       // not a URL: nothing to look for
     }
