@@ -39,8 +39,27 @@ export function createMetrics(
   }
   const knownEvents = new Set([...APP_EVENTS, ...(options.knownEvents ?? [])]);
   const boundLabels = new Set<string>();
+  const ruleLabels = new Map<string, Set<string>>();
   const m = {
     registry,
+    /**
+     * The `rule` label of an SLA breach. Rule names are a portal admin's words, and each new
+     * one added a series that stayed until the process ended: saving maps of 500 renamed
+     * rules with an SLA of a second added 500 series each time. So each portal's first
+     * MAX_RULE_LABELS names that breach are their own labels, and the rest count as `other`.
+     */
+    slaRuleLabel(portal: string, rule: string): string {
+      let names = ruleLabels.get(portal);
+      if (!names) ruleLabels.set(portal, (names = new Set()));
+      if (names.has(rule)) return rule;
+      if (names.size >= MAX_RULE_LABELS) return 'other';
+      names.add(rule);
+      return rule;
+    },
+    /** Forgets the rule labels of a portal whose series were dropped. */
+    forgetRuleLabels(portal: string): void {
+      ruleLabels.delete(portal);
+    },
     /**
      * The `event` label for an event name. Event names come from deliveries, and a portal
      * that knows its own application token may post any name that looks like one: each new
@@ -178,6 +197,9 @@ const APP_EVENTS = ['ONAPPINSTALL', 'ONAPPUPDATE', 'ONAPPUNINSTALL', 'ONOFFLINEE
  */
 export const MAX_EVENT_LABELS = 200;
 
+/** Distinct `rule` label values of b24hooks_sla_breaches_total per portal; more are `other`. */
+export const MAX_RULE_LABELS = 50;
+
 /**
  * Whether the database takes writes, as the last write attempts showed: a refused write
  * (locked beyond the busy timeout, disk full) marks it failing, a committed one writable.
@@ -225,4 +247,5 @@ export async function forgetPortalSeries(m: Metrics, memberId: string): Promise<
       if (labels.portal === memberId) metric.remove(labels as Record<string, string>);
     }
   }
+  m.forgetRuleLabels(memberId);
 }

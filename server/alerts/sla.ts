@@ -311,7 +311,8 @@ export function countFreshBreaches(
 ): void {
   const perPortal = new Map<string | null, number>();
   for (const b of fresh) {
-    deps.metrics.slaBreaches.inc({ portal: b.member_id ?? '', rule: b.rule_name });
+    const portal = b.member_id ?? '';
+    deps.metrics.slaBreaches.inc({ portal, rule: deps.metrics.slaRuleLabel(portal, b.rule_name) });
     perPortal.set(b.member_id, (perPortal.get(b.member_id) ?? 0) + 1);
   }
   for (const [memberId, breaches] of perPortal)
