@@ -65,6 +65,20 @@ const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 export const TEXT_SCAN_ROWS = 20_000;
 
 /**
+ * A text-search page reads its stretch of ids this many at a time, letting the event loop
+ * run between them: on SQLite each read holds the main thread, every portal's requests with it.
+ */
+export const TEXT_SCAN_CHUNK = 2_000;
+
+/**
+ * Bodies longer than this are searched by their error text only. A delivery is about a
+ * kilobyte (CRM events carry an ID); a portal may store bodies of up to BODY_LIMIT, and
+ * reading 20,000 of 250 KB for one page held the main thread seconds. The length is read
+ * without the text (`octet_length`: SQLite and PostgreSQL read it from the row's header).
+ */
+export const TEXT_SEARCH_BODY_BYTES = 16 * 1024;
+
+/**
  * One page of the log, newest first, paged by id (keyset: `beforeId` is the last id of the
  * previous page), so the cost does not grow with the page number. Indexes of migration 0003
  * (portal_id + status / event / entity_id + id) keep the filtered pages off a full sort.
@@ -124,11 +138,13 @@ export async function logPage(
       top = filter.beforeId ?? (await maxEventId(db)) + 1;
       floor = Math.max(0, top - TEXT_SCAN_ROWS);
     }
-    q.where('events.id', '<', top).where('events.id', '>=', floor);
     const p = likePattern(filter.text);
     q.where((w) =>
       w
-        .whereRaw(`events.body like ? escape '\\'`, [p])
+        .whereRaw(`octet_length(events.body) <= ? and events.body like ? escape '\\'`, [
+          TEXT_SEARCH_BODY_BYTES,
+          p,
+        ])
         .orWhereRaw(`events.last_error like ? escape '\\'`, [p]),
     );
   }
@@ -145,12 +161,11 @@ export async function logPage(
         .andWhere('rule_matches.rule_name', rule),
     );
   }
-  const rows = (
-    (await q.orderBy('events.id', up ? 'asc' : 'desc').limit(pageSize + 1)) as Record<
-      string,
-      unknown
-    >[]
-  ).map((r) => normaliseEvent(r) as LogRow);
+  q.orderBy('events.id', up ? 'asc' : 'desc');
+  const found = filter.text
+    ? await scanInChunks(q, floor, top, up, pageSize + 1)
+    : ((await q.limit(pageSize + 1)) as Record<string, unknown>[]);
+  const rows = found.map((r) => normaliseEvent(r) as LogRow);
   const more = rows.length > pageSize;
   if (more) rows.length = pageSize;
   if (up) {
@@ -168,6 +183,33 @@ export async function logPage(
     filter.beforeId !== undefined ? (rows[0]?.id ?? filter.beforeId - 1) : undefined;
   if (more) return { rows, nextBeforeId: rows[rows.length - 1]?.id, newerAfterId };
   return { rows, nextBeforeId: floor > 1 ? floor : undefined, newerAfterId };
+}
+
+/**
+ * The rows of `q` with ids in [floor, top), walked TEXT_SCAN_CHUNK ids at a time (down, or up
+ * with `up`) until `want` are found, the event loop running between two reads.
+ */
+async function scanInChunks(
+  q: Knex.QueryBuilder,
+  floor: number,
+  top: number,
+  up: boolean,
+  want: number,
+): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (let i = 0; out.length < want; i++) {
+    const lo = up ? floor + i * TEXT_SCAN_CHUNK : Math.max(floor, top - (i + 1) * TEXT_SCAN_CHUNK);
+    const hi = up ? Math.min(top, lo + TEXT_SCAN_CHUNK) : top - i * TEXT_SCAN_CHUNK;
+    if (hi <= lo) break;
+    if (i > 0) await new Promise((r) => setImmediate(r));
+    const chunk = q
+      .clone()
+      .where('events.id', '>=', lo)
+      .where('events.id', '<', hi)
+      .limit(want - out.length);
+    out.push(...((await chunk) as Record<string, unknown>[]));
+  }
+  return out;
 }
 
 export { RANGE_ID_MARGIN_MS };
