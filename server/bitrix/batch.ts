@@ -52,7 +52,11 @@ export async function batchCall(
       error_description: String(e.error_description ?? ''),
     };
   }
-  return { result: asRecord(answer.result), errors };
+  const total: Record<string, number> = {};
+  for (const [k, v] of Object.entries(asRecord(answer.result_total))) {
+    if (Number.isFinite(Number(v))) total[k] = Number(v);
+  }
+  return { result: asRecord(answer.result), errors, total };
 }
 
 /** BitrixRest.read: joins the portal's reads of this tick; they leave together at its end. */

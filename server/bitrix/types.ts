@@ -73,6 +73,8 @@ export interface BatchAnswer {
   result: Record<string, unknown>;
   /** Errors by command key: `{error, error_description}`. */
   errors: Record<string, { error: string; error_description: string }>;
+  /** `result_total`: how many records a list command found in all, by command key. */
+  total?: Record<string, number>;
 }
 
 /** Where a not-yet-stored portal is called with a token given in the request (install). */

@@ -159,6 +159,14 @@ function toStages(raw: unknown, categoryId: number): StageInfo[] {
     .filter((s) => s.id !== '');
 }
 
+/** Users per page of user.get: fixed by Bitrix24. */
+const USER_PAGE = 50;
+/**
+ * Users a portal's builder lists at most (the first batch's page and one more batch of 49
+ * pages of 50 at most); beyond it a rule still names a user by id.
+ */
+export const MAX_USERS = 1_000;
+
 const stageEntity = (categoryId: number) =>
   categoryId === 0 ? 'DEAL_STAGE' : `DEAL_STAGE_${categoryId}`;
 
@@ -212,7 +220,24 @@ export async function loadMetadata(
     missing.push(...Object.keys(second.errors));
     for (const c of others) stages.push(...toStages(second.result[`c${c.id}`], c.id));
   }
-  const users = (Array.isArray(first.result.users) ? first.result.users : [])
+  // user.get answers 50 users a page, whatever is asked (DOCS api-reference/user/user-get.md,
+  // `start`: "The page size of results is always static: 50 records"); the rest come in one
+  // more batch, up to MAX_USERS.
+  const userPages: unknown[] = Array.isArray(first.result.users) ? [...first.result.users] : [];
+  const userTotal = Math.min(first.total?.users ?? 0, MAX_USERS);
+  if (userPages.length === USER_PAGE && userTotal > USER_PAGE) {
+    const cmds: Record<string, BatchCommand> = {};
+    for (let start = USER_PAGE; start < userTotal; start += USER_PAGE) {
+      cmds[`u${start}`] = ['user.get', { FILTER: { ACTIVE: true }, start }];
+    }
+    const more = await source.batch(portal, cmds);
+    missing.push(...Object.keys(more.errors));
+    for (const key of Object.keys(cmds)) {
+      const page = more.result[key];
+      if (Array.isArray(page)) userPages.push(...page);
+    }
+  }
+  const users = userPages
     .filter(isObj)
     .map((u) => ({
       id: str(u.ID),

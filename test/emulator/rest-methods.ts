@@ -31,7 +31,7 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
   return {
     ID: String(u.id),
     XML_ID: '',
-    ACTIVE: true,
+    ACTIVE: u.active ?? true,
     NAME: u.name,
     LAST_NAME: u.lastName ?? '',
     SECOND_NAME: '',
@@ -94,11 +94,25 @@ const APP_METHODS: Record<string, MethodHandler> = {
     return ok(userCurrent(call.user));
   },
   'user.admin': (_p, call) => ok(call.isAdmin),
+  // DOCS api-reference/user/user-get.md: `FILTER` (`ACTIVE` true leaves dismissed users out),
+  // and `start`: "The page size of results is always static: 50 records", with `total`
+  // (CORE lib/api/user.php `userGet`: getNavData, setNavData; `next` when more follow).
   'user.get': (params, _c, portal) => {
     const filter = param(params, 'FILTER');
     const id = param(params, 'ID') ?? (isRecord(filter) ? param(filter, 'ID') : undefined);
-    const users = portal.users.filter((u) => id === undefined || String(u.id) === String(id));
-    return { result: users.map(userCurrent), total: users.length };
+    const active = isRecord(filter) ? param(filter, 'ACTIVE') : undefined;
+    const onlyActive = active === true || active === 'true' || active === 'Y' || active === '1';
+    const users = portal.users.filter(
+      (u) =>
+        (id === undefined || String(u.id) === String(id)) && (!onlyActive || (u.active ?? true)),
+    );
+    const start = Math.max(0, Number(paramString(params, 'start')) || 0);
+    const page = users.slice(start, start + 50);
+    return {
+      result: page.map(userCurrent),
+      total: users.length,
+      ...(start + 50 < users.length ? { next: start + 50 } : {}),
+    };
   },
   events: () => ok([...KNOWN_EVENTS]),
   // api-reference/common/system/server-time.md: the portal's time with its offset

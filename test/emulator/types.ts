@@ -16,6 +16,8 @@ export interface EmulatedUser {
    * answers for a user without one (b24restdocs api-reference/common/users/profile.md).
    */
   timeZone?: string;
+  /** A dismissed user is not active (user.get FILTER ACTIVE=true leaves it out). @default true */
+  active?: boolean;
 }
 
 /** App status letter sent as `status` / `auth[status]`: L local, F free, D demo, T trial, P paid. */
