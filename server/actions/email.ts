@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser';
+import { addressPolicy, type PrivateHosts } from '../lib/address-policy.js';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { EmailAction } from '../rules/model.js';
 import { createMailer } from './mailer.js';
@@ -47,6 +48,36 @@ const addresses = (text: string) =>
 const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
 /**
+ * Names that are no public mail domain: special-use and internal names (RFC 6761 `localhost`,
+ * RFC 6762 `local`, RFC 8375 `home.arpa`, ICANN's `internal`, and the names networks commonly
+ * use inside: `localdomain`, `intranet`, `lan`, `corp`, `home`, `private`).
+ */
+const INTERNAL_MAIL_DOMAIN =
+  /(^|\.)(localhost|local|localdomain|internal|intranet|lan|home\.arpa|corp|home|private)$/;
+
+/**
+ * Why a step may not send to `address`, or undefined. The SMTP server is the operator's, and
+ * inside his network: a message to `root@localhost`, `ops@mail.internal`, `x@erp` or
+ * `x@[10.0.0.5]` would be delivered into that network, where a rule author may not reach
+ * (server/rules/README.md#private-addresses). An address literal is judged as an `http`
+ * step's address; a domain listed in ACTION_PRIVATE_HOSTS is allowed.
+ */
+export function refusedRecipient(address: string, allowed: PrivateHosts): string | undefined {
+  const domain = domainOf(address).replace(/\.$/, '');
+  const policy = addressPolicy(allowed);
+  if (policy.hostAllowed(domain)) return undefined;
+  const literal = /^\[(?:ipv6:)?([^\]]*)\]$/i.exec(domain);
+  if (literal) {
+    const why = policy.refuse(literal[1]!);
+    return why && `${address}: ${why}`;
+  }
+  if (!domain.includes('.') || INTERNAL_MAIL_DOMAIN.test(domain)) {
+    return `${address}: ${domain} is not a public mail domain (not in ACTION_PRIVATE_HOSTS)`;
+  }
+  return undefined;
+}
+
+/**
  * Who a step's message is from. The SMTP account is the operator's (ALERT_EMAIL_FROM), and
  * every portal's rules send through it, so a step may not write as anyone it likes: its
  * `from` is kept only on the domain of ALERT_EMAIL_FROM; any other address becomes the
@@ -86,6 +117,12 @@ export async function runEmail(action: EmailAction, ctx: ActionContext): Promise
     throw new PermanentError(
       `email step: ${count} recipients; at most ${MAX_EMAIL_RECIPIENTS} per step`,
     );
+  }
+  for (const t of ctx.operatorRecipients ? [] : Array.isArray(to) ? to : [to]) {
+    for (const { address } of addresses(t)) {
+      const refused = refusedRecipient(address, ctx.config.actions.privateHosts);
+      if (refused) throw new PermanentError(`email step refused: ${refused}`);
+    }
   }
   const sender = senderOf(action.from, ctx.config.email.from);
   const started = performance.now();

@@ -28,6 +28,11 @@ export interface ActionContext {
   guard?: HttpGuard;
   /** Keeps one SMTP transport per URL; without it an `email` step opens and closes its own. */
   mailer?: Mailer;
+  /**
+   * The recipients are the operator's (ALERT_EMAIL_TO): not held to public mail domains, as
+   * a portal's are (email.ts `refusedRecipient`).
+   */
+  operatorRecipients?: boolean;
   /** Signature timestamps and Retry-After dates. @default systemClock */
   clock?: Clock;
   /**

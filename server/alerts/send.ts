@@ -132,7 +132,12 @@ export function createAlertJobHandler(opts: AlertSenderOptions = {}): JobHandler
       );
     } else {
       if (!p.to) throw new PermanentError('e-mail alert without a recipient');
-      await runEmail({ type: 'email', to: p.to, subject: p.subject, text: p.text }, ctx);
+      // A portal's own alert address is its admins' choice, held like its steps' recipients.
+      const operatorRecipients = job.portal_id === null || p.to === deps.config.email.to;
+      await runEmail(
+        { type: 'email', to: p.to, subject: p.subject, text: p.text },
+        { ...ctx, operatorRecipients },
+      );
     }
     deps.metrics.alertsSent.inc({ channel: p.channel, kind: p.kind });
     deps.logger.info(

@@ -490,6 +490,10 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'ID чата Telegram: число вроде -1001234567890 или "@channel_name"',
   ],
   ['E-mail: an address like ops@example.com', 'E-mail: адрес вроде ops@example.com'],
+  [
+    'E-mail: not a public mail domain (the server sends mail inside its own network only to domains listed in ACTION_PRIVATE_HOSTS)',
+    'E-mail: это не публичный почтовый домен (внутри своей сети сервер пишет только на домены из ACTION_PRIVATE_HOSTS)',
+  ],
   // linking a Telegram chat (server/ui/telegram-link.ts, processing/telegram-chats.ts)
   [
     'this chat is used by another portal of this app; use a chat of your own, or link this one below if it is yours',
@@ -631,6 +635,11 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
     /(^|: )telegram step: no chatId in the step and TELEGRAM_CHAT_ID is not set/,
     '$1шаг Telegram: в шаге не указан чат, и TELEGRAM_CHAT_ID не задан',
   ],
+  [
+    /(^|: )email step refused: (\S+): (\S+) is not a public mail domain \(not in ACTION_PRIVATE_HOSTS\)/,
+    '$1шаг e-mail отклонён: $2: $3 — не публичный почтовый домен (нет в ACTION_PRIVATE_HOSTS)',
+  ],
+  [/(^|: )email step refused: /, '$1шаг e-mail отклонён: '],
   // A step without a name is called by its place in the rule (run-steps.ts `step${i + 1}`).
   [/( \/ )step(\d+): /, '$1шаг $2: '],
   [

@@ -50,6 +50,43 @@ describe('email action', () => {
     expect(JSON.stringify(result)).not.toContain('mail-secret');
   });
 
+  it('refuses recipients inside the server’s network, unless ACTION_PRIVATE_HOSTS lists them', async () => {
+    const refused = [
+      'root@localhost',
+      'ops@mail.internal',
+      'x@erp',
+      'x@[10.0.0.5]',
+      'x@[IPv6:::1]',
+      'Ops <ops@files.local>',
+      'a@example.test, b@intranet',
+      'x@box.home.arpa.',
+    ];
+    const before = smtp.messages.length;
+    for (const to of refused) {
+      const step: EmailAction = { ...mail, to };
+      const e = await runAction(step, step, ctx()).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(PermanentError);
+      expect((e as Error).message).toMatch(/^email step refused: /);
+    }
+    // Not one of them reached the SMTP server, not even the public address beside one.
+    expect(smtp.messages.length).toBe(before);
+    const internal: EmailAction = { ...mail, to: 'ops@mail.internal' };
+    expect(await runAction(internal, internal, ctx()).catch((e: Error) => e.message)).toBe(
+      'email step refused: ops@mail.internal: mail.internal is not a public mail domain (not in ACTION_PRIVATE_HOSTS)',
+    );
+    // Control: allowed where the operator lists the domain, and public addresses go.
+    const listed: EmailAction = { ...mail, to: 'ops@mail.internal' };
+    await runAction(listed, listed, ctx({ ACTION_PRIVATE_HOSTS: 'mail.internal' }));
+    expect(smtp.messages.at(-1)?.to).toEqual(['ops@mail.internal']);
+    const publicOnes: EmailAction = { ...mail, to: ['a@example.com', 'b@[8.8.8.8]'] };
+    await runAction(publicOnes, publicOnes, ctx());
+    expect(smtp.messages.at(-1)?.to).toEqual(['a@example.com', 'b@[8.8.8.8]']);
+    // The operator's own alert address is his to choose.
+    const alert: EmailAction = { ...mail, to: 'root@localhost' };
+    await runAction(alert, alert, { ...ctx(), operatorRecipients: true });
+    expect(smtp.messages.at(-1)?.to).toEqual(['root@localhost']);
+  });
+
   it('derives a stable Message-ID from the idempotency key', async () => {
     await runAction(mail, mail, ctx({}, 'evt-7:r:1'));
     await runAction(mail, mail, ctx({}, 'evt-7:r:1'));

@@ -1,3 +1,4 @@
+import { refusedRecipient } from '../../actions/email.js';
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
 import {
@@ -206,6 +207,11 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
       if (refused) errors.push(`Telegram chat id: ${refused}`);
     }
     if (email && !EMAIL.test(email)) errors.push('E-mail: an address like ops@example.com');
+    else if (email && refusedRecipient(email, deps.config.actions.privateHosts)) {
+      errors.push(
+        'E-mail: not a public mail domain (the server sends mail inside its own network only to domains listed in ACTION_PRIVATE_HOSTS)',
+      );
+    }
     if (errors.length) {
       res.status(400);
       await renderAlerts(res, { telegram, email, errors });

@@ -458,6 +458,15 @@ describe('the pages of an installed portal with events', () => {
       admin.cookie,
     );
     expect(res.status).toBe(400);
+    // An address inside the server's network is no portal's to send to.
+    const internal = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-100123', email: 'root@mail.internal', _csrf: csrfOf(page.html) },
+      admin.cookie,
+    );
+    expect(internal.status).toBe(400);
+    expect(internal.html).toContain('E-mail: not a public mail domain');
     const ok = await postForm(
       h,
       '/ui/alerts',
