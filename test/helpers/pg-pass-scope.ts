@@ -16,6 +16,7 @@ export const SQLITE_ONLY = [
   'emulator-portal',
   'emulator-quote-invoice',
   'emulator-rest',
+  'host-resolver',
   'http-client-error',
   'script-entries',
   'secrets',
