@@ -1,5 +1,5 @@
 import type { BatchCommand } from '../bitrix/types.js';
-import { OFFLINE_CONNECTOR, OFFLINE_NOTICE } from './offline-binding.js';
+import { OFFLINE_NOTICE } from './offline-binding.js';
 
 /** An entry of `event.get`: online (`handler`, `auth_type`) or offline (`connector_id`). */
 export interface BoundEvent {
