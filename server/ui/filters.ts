@@ -1,5 +1,6 @@
 import { EVENT_STATUSES, type EventStatus } from '../../db/stores/events.js';
 import type { LogFilter } from '../../db/stores/event-log.js';
+import { NAMED_EVENTS } from './supported-events.js';
 import { zonedToUtc } from './time.js';
 
 /** The log / replay filter as typed in the form (kept to fill the form again). */
@@ -28,11 +29,57 @@ export function parseDateInput(v: string, endOfDay: boolean, zone = 'UTC'): numb
   return zonedToUtc(dateOnly && endOfDay ? local + 86_400_000 : local, zone);
 }
 
+/** An event as typed: its code in any case, or what it means as the log says it. */
+function readEventInput(v: string): string {
+  if (/^[A-Za-z0-9_]{2,64}$/.test(v)) return v.toUpperCase();
+  const said = v.toLowerCase().replace(/\s+/g, ' ').replace(/[.!]$/, '');
+  const named = NAMED_EVENTS.find(
+    (e) => e.en.toLowerCase() === said || e.ru.toLowerCase() === said,
+  );
+  return named ? named.name : v;
+}
+
+/** Words a record's type goes by in the log ("Deal 72", "Сделка 72"), to its type. */
+const TYPE_WORDS: Readonly<Record<string, string>> = {
+  deal: 'deal',
+  lead: 'lead',
+  contact: 'contact',
+  company: 'company',
+  quote: 'quote',
+  task: 'task',
+  activity: 'activity',
+  invoice: 'invoice',
+  item: 'dynamic',
+  сделка: 'deal',
+  лид: 'lead',
+  контакт: 'contact',
+  компания: 'company',
+  предложение: 'quote',
+  задача: 'task',
+  дело: 'activity',
+  счёт: 'invoice',
+  счет: 'invoice',
+  элемент: 'dynamic',
+};
+
+/**
+ * A record as typed in "Record ID": `72`, or as the log's column shows it, `Deal 72`
+ * (`deal:72`, `Сделка №72`): its id, and its type when the word names one.
+ */
+export function readRecordInput(v: string): { id: string; type?: string } | undefined {
+  const bare = /^#?([A-Za-z0-9_-]{1,32})$/.exec(v);
+  if (bare) return { id: bare[1]! };
+  const named = /^(\p{L}+)\s*(?::|#|№|\s)\s*[#№]?\s*(\d{1,20})$/u.exec(v);
+  if (!named) return undefined;
+  const type = TYPE_WORDS[named[1]!.toLowerCase()];
+  return type ? { id: named[2]!, type } : undefined;
+}
+
 export function readFilterForm(src: Record<string, unknown>): FilterForm {
   return {
     from: str(src.from, 20),
     to: str(src.to, 20),
-    event: str(src.event, 64).toUpperCase(),
+    event: readEventInput(str(src.event, 64)),
     status: str(src.status, 16),
     entity: str(src.entity, 32),
     q: str(src.q, 100),
@@ -52,7 +99,7 @@ export function toLogFilter(form: FilterForm, portalId: number, zone = 'UTC'): L
     status: (EVENT_STATUSES as readonly string[]).includes(form.status)
       ? (form.status as EventStatus)
       : undefined,
-    entityId: /^[A-Za-z0-9_-]{1,32}$/.test(form.entity) ? form.entity : undefined,
+    entityId: readRecordInput(form.entity)?.id,
     text: form.q || undefined,
   };
 }
@@ -70,6 +117,9 @@ export function filterProblems(form: FilterForm, filter: LogFilter): string[] {
   if (filter.from !== undefined && filter.to !== undefined && filter.from >= filter.to) {
     out.push('log.fromAfterTo');
   }
+  // Left out, the filter showed every event under a box that still held the value.
+  if (form.entity && filter.entityId === undefined) out.push('log.badRecord');
+  if (form.event && filter.event === undefined) out.push('log.badEvent');
   return out;
 }
 
@@ -151,7 +201,8 @@ export function toLogPageFilter(form: LogForm, portalId: number, zone = 'UTC'): 
   const outcome = Object.hasOwn(OUTCOMES, form.outcome) ? (form.outcome as Outcome) : undefined;
   return {
     ...base,
-    entityType: form.etype || undefined,
+    // "Deal 72" names the type too, unless the type box names one.
+    entityType: form.etype || readRecordInput(form.entity)?.type,
     rule: form.rule || undefined,
     statuses: outcome ? OUTCOMES[outcome] : undefined,
     hideEvents: form.all === '1' || base.event !== undefined ? undefined : HOUSEKEEPING_EVENTS,

@@ -106,6 +106,10 @@ const EN = {
   'log.badDate':
     'A date could not be read and was left out of the filter: pick it in the calendar.',
   'log.fromAfterTo': '"From" is after "To": no event can match. Swap them.',
+  'log.badRecord':
+    'The record ID could not be read and was left out of the filter: type its number, like 72 or Deal 72.',
+  'log.badEvent':
+    'The event could not be read and was left out of the filter: pick it from the list, or type its code, like ONCRMDEALUPDATE.',
   'log.src.offline': 'offline',
   'log.src.sweep': 'sweep',
   'log.src.replay': 'replay',
@@ -473,6 +477,10 @@ const RU: Record<MessageKey, string> = {
   'log.none': 'Событий нет.',
   'log.badDate': 'Дату не удалось прочитать, в фильтре её нет: выберите её в календаре.',
   'log.fromAfterTo': '«С» позже, чем «По»: ни одно событие не подойдёт. Поменяйте их местами.',
+  'log.badRecord':
+    'ID записи не удалось прочитать, в фильтре его нет: введите номер, например 72 или «Сделка 72».',
+  'log.badEvent':
+    'Событие не удалось прочитать, в фильтре его нет: выберите его из списка или введите код, например ONCRMDEALUPDATE.',
   'log.src.offline': 'офлайн',
   'log.src.sweep': 'сверка',
   'log.src.replay': 'повтор',
