@@ -169,6 +169,8 @@ const EN = {
   'ev.rules': 'Matched rules',
   'ev.retry': 'Retry now',
   'ev.retried': 'The event was queued again. Steps that already succeeded are not sent again.',
+  'ev.retriedFinished':
+    'The retry has run: its outcome is the status above, and its steps are in the processing history below.',
   'ev.notRetryable': 'This event cannot be retried in its current status.',
   'ev.request': 'Request',
   'ev.response': 'Response',
@@ -540,6 +542,8 @@ const RU: Record<MessageKey, string> = {
   'ev.rules': 'Сработавшие правила',
   'ev.retry': 'Повторить сейчас',
   'ev.retried': 'Событие снова поставлено в очередь. Уже успешные шаги повторно не отправляются.',
+  'ev.retriedFinished':
+    'Повтор выполнен: его итог — статус выше, а его шаги — в истории обработки ниже.',
   'ev.notRetryable': 'Это событие нельзя повторить в текущем статусе.',
   'ev.request': 'Запрос',
   'ev.response': 'Ответ',

@@ -64,7 +64,7 @@ describe('the record and event boxes, read as the log shows them', () => {
       ['A deal was changed', 'ONCRMDEALUPDATE'],
       ['a deal was changed.', 'ONCRMDEALUPDATE'],
       ['Изменена сделка', 'ONCRMDEALUPDATE'],
-    ]) {
+    ] as const) {
       const { form, filter, problems } = filterOf({ event });
       expect([form.event, filter.event, problems]).toEqual([code, code, []]);
     }

@@ -223,8 +223,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         updated_at: Number(j.updated_at),
       })),
       retryable: ['processed', 'failed', 'skipped'].includes(ev.status),
-      notice:
-        req.query.retried === '1' ? 'retried' : req.query.retried === '0' ? 'notRetryable' : '',
+      notice: retryNotice(req.query, ev),
     });
   });
 
@@ -235,7 +234,13 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
     if (!ev || ev.portal_id !== portal.id)
       throw new AppError('NOT_FOUND', 'Not found', { status: 404 });
     const r = await replayEvents(deps, { filter: { portalId: portal.id, ids: [id] } });
-    res.redirect(303, res.locals.u(`/ui/events/${id}`, { retried: r.queued > 0 ? '1' : '0' }));
+    res.redirect(
+      303,
+      res.locals.u(`/ui/events/${id}`, {
+        retried: r.queued > 0 ? '1' : '0',
+        at: String(deps.clock.now().getTime()),
+      }),
+    );
   });
 
   router.get('/ui/deal/:id', async (req, res) => {
@@ -347,4 +352,23 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
   });
 
   return router;
+}
+
+/**
+ * What the event page says after "Retry now": queued again while the event waits or runs;
+ * once it has finished since (the link stays in the address bar, and a reload came back to
+ * "queued again" under a failed retry: a walk), that the retry has run.
+ */
+function retryNotice(
+  query: Record<string, unknown>,
+  ev: { status: string; processed_at: number | string | null },
+): string {
+  if (query.retried === '0') return 'notRetryable';
+  if (query.retried !== '1') return '';
+  const at = Number(query.at);
+  const finished = ['processed', 'failed', 'skipped', 'rejected'].includes(ev.status);
+  // Finished before the retry was taken up: still queued.
+  return finished && Number.isFinite(at) && Number(ev.processed_at) >= at
+    ? 'retriedFinished'
+    : 'retried';
 }

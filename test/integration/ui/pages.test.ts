@@ -209,6 +209,11 @@ describe('the pages of an installed portal with events', () => {
     );
     await h.drain();
     expect(h.sink.requests.length).toBe(sent + 1);
+    // The link stays in the address bar: once the retry has run, a reload says so, not
+    // "queued again" above a retry that failed again.
+    const reloaded = await getPage(h, res.headers.get('location')!, admin.cookie);
+    expect(reloaded.html).not.toContain('The event was queued again.');
+    expect(reloaded.html).toContain('id="notice">The retry has run:');
   });
 
   it('does not show another portal event', async () => {
