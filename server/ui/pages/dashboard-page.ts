@@ -1,5 +1,6 @@
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
+import { alertDestinations } from '../../alerts/send.js';
 import { slaByPeriod, type SlaFigure, type SlaPeriod } from '../../alerts/sla.js';
 import {
   firingAlertStates,
@@ -213,7 +214,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
   ) => {
     const { portal, user } = uiContext(res);
     const now = deps.clock.now();
-    const [figures, day, week, rules, sla, alerts, recovery, storage, destinations] =
+    const [figures, day, week, rules, sla, alerts, recovery, storage, destinations, alertTo] =
       await Promise.all([
         statusFigures(deps.db, now, portal.id),
         eventSeries(deps.db, portal.id, now.getTime(), 24),
@@ -236,6 +237,7 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
         recoveryView(deps.db, portal.id, portal.member_id),
         storageView(deps, portal.id, portal.member_id),
         openDestinations(deps.db, portal.id),
+        alertDestinations(deps, portal.member_id),
       ]);
     res.render('ui/dashboard', {
       nav: 'dashboard',
@@ -243,6 +245,9 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       rules,
       sla: slaTable(sla),
       alerts,
+      // Neither a channel of its own nor one of the server: its alerts are sent nowhere, and
+      // "No alert is firing" read as all well while failed events piled up (a walk).
+      alertsGoNowhere: !alertTo.telegram && !alertTo.email,
       recovery,
       storage,
       destinations: destinations.map((d) => {
