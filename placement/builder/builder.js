@@ -1946,7 +1946,9 @@ async function sendStep(i, out) {
       out,
       h('span', { text: `${S.sendFailed} ` }),
       problems(json),
-      // The Record ID box is in "Try it", at the bottom of the form: a way there.
+      // The Record ID box is in "Try it", at the bottom of the form: a way there (after a
+      // space: read as text, the sentence and the button ran together, "…with.Enter a…").
+      json.needsRecord ? ' ' : null,
       json.needsRecord
         ? h('button', {
             type: 'button',

@@ -179,6 +179,11 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     // Sent without a record, a step that reads the deal says so and leads to the Record ID
     // box at the bottom of the form.
     await f.locator('#step-send-0').click();
+    await f.locator('#step-to-record-0').waitFor();
+    // Read as text (a screen reader, a copy), the sentence and the button are apart.
+    await expect(
+      f.locator('#step-to-record-0').evaluate((el) => el.parentElement!.textContent),
+    ).resolves.toMatch(/with\. \S/);
     await f.locator('#step-to-record-0').click();
     await expect(
       f.locator('#try-id').evaluate((el) => el === el.ownerDocument.activeElement),
