@@ -2,7 +2,7 @@
  * `npm run demo`: the app, a local Bitrix24 portal emulator and a stream of CRM events, so a
  * newcomer sees install, the event log, the dashboard and actions working without a portal.
  * Honours PORT and DATA_DIR (default ./data/demo); the emulator and the stand-ins for
- * accounting, logistics and the SMS gateway take free ports on 127.0.0.1. Each run installs a
+ * accounting, logistics, the SMS gateway and the mail server take free ports on 127.0.0.1. Each run installs a
  * new emulated portal; the earlier runs' portals on the same data are marked uninstalled at
  * start (previous-runs.ts), so their unfinished events end instead of retrying for ever.
  */
@@ -23,6 +23,7 @@ import { buildListener, listen } from '../../server/start.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { startEmulator } from '../emulator/bitrix-emulator.js';
+import { startSmtpSink } from '../helpers/smtp-sink.js';
 import { retirePreviousPortals } from './previous-runs.js';
 
 /** A local stand-in for an external system: records what it got, answers like the real one. */
@@ -96,6 +97,12 @@ async function main(): Promise<void> {
     shipment: `SHP-${randomBytes(3).toString('hex')}`,
   }));
   const sms = await standIn('sms', () => ({ status: 'queued' }));
+  // E-mail steps and e-mail alerts (a walk built "e-mail the accountant", the brief's own
+  // example, and every won deal failed: the demo had no mail server).
+  const mail = await startSmtpSink('demo', randomBytes(8).toString('hex'), (m) => {
+    const subject = /^Subject: (.*)$/m.exec(m.raw)?.[1]?.trim() ?? '';
+    process.stderr.write(`  [mail] to ${m.to.join(', ')}: ${subject.slice(0, 100)}\n`);
+  });
 
   const appUrl = `http://localhost:${port}`;
   const demoEnv = {
@@ -111,6 +118,11 @@ async function main(): Promise<void> {
     SMS_PROVIDER: 'generic',
     SMS_URL: `${sms.url}/send`,
     SMS_TOKEN: 'demo-sms-token',
+    SMTP_URL: env.SMTP_URL ?? mail.url,
+    ALERT_EMAIL_FROM: env.ALERT_EMAIL_FROM ?? 'b24hooks demo <demo@b24hooks.example>',
+    // The operator's address: the portal's alerts reach the mail stand-in until its admins
+    // set their own on the Alerts page.
+    ALERT_EMAIL_TO: env.ALERT_EMAIL_TO ?? 'ops@b24hooks.example',
     // The accounting and logistics stand-ins listen on loopback, which rule steps may not
     // reach unless the operator allows it.
     ACTION_PRIVATE_HOSTS: env.ACTION_PRIVATE_HOSTS ?? '127.0.0.1',
@@ -185,7 +197,8 @@ async function main(): Promise<void> {
       `  Open the emulated Bitrix24 portal:  ${portal.url}/app`,
       `  A deal card with the Webhooks tab:  ${portal.url}/crm/deal/details/1/`,
       '',
-      `  Stand-ins: accounting ${accounting.url}, logistics ${logistics.url}, SMS ${sms.url}`,
+      `  Stand-ins: accounting ${accounting.url}, logistics ${logistics.url}, SMS ${sms.url},`,
+      `  mail (SMTP) 127.0.0.1:${mail.port}: e-mail steps and alerts show below as [mail] lines`,
       `  The CLI on this demo (its emulator and stand-ins allowed, as in the app):`,
       `    ENV_FILE=${envFile} npx b24hooks status`,
       ...(retired.length
@@ -267,6 +280,7 @@ async function main(): Promise<void> {
     serverLock?.release();
     await emu.close();
     for (const s of [accounting, logistics, sms]) s.server.close();
+    await mail.close();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());

@@ -30,7 +30,12 @@ export interface SmtpSink {
  * A real SMTP server (the `smtp-server` package) on 127.0.0.1:0 that requires AUTH PLAIN/LOGIN
  * with the given credentials and keeps every message. STARTTLS is off: plain local SMTP.
  */
-export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Promise<SmtpSink> {
+export async function startSmtpSink(
+  user = 'mailer',
+  pass = 'mail-secret',
+  /** Told of each message accepted (the demo prints them). */
+  onMessage?: (m: ReceivedMail) => void,
+): Promise<SmtpSink> {
   const messages: ReceivedMail[] = [];
   let connections = 0;
   let reject: { code: number; message: string } | undefined;
@@ -63,12 +68,14 @@ export async function startSmtpSink(user = 'mailer', pass = 'mail-secret'): Prom
           cb(Object.assign(new Error(r.message), { responseCode: r.code }));
           return;
         }
-        messages.push({
+        const mail: ReceivedMail = {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
           to: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks).toString('utf8'),
           user: typeof session.user === 'string' ? session.user : undefined,
-        });
+        };
+        messages.push(mail);
+        onMessage?.(mail);
         cb();
       });
     },

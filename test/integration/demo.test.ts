@@ -89,6 +89,8 @@ describe('npm run demo', () => {
     expect(err).toMatch(/Each deal also gets a call \(ONCRMACTIVITYADD\)/);
     expect(err).toMatch(/\[accounting\] POST \/api\/invoices/);
     expect(err).toMatch(/\[sms\] POST \/send .*Payment received for order/);
+    // A mail server too: e-mail steps and alerts have somewhere to go.
+    expect(err).toMatch(/mail \(SMTP\) 127\.0\.0\.1:\d+: e-mail steps and alerts show below/);
     // A new DATA_DIR holds the secrets: the owner's only, as npm start makes it.
     expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     const db = openDb({ client: 'sqlite', filename: path.join(dataDir, 'b24hooks.sqlite') });
