@@ -196,6 +196,7 @@ async function main(): Promise<void> {
       '',
       `  Open the emulated Bitrix24 portal:  ${portal.url}/app`,
       `  A deal card with the Webhooks tab:  ${portal.url}/crm/deal/details/1/`,
+      '  (move a deal to "Deal successful" there to run the Paid deal rule yourself)',
       '',
       `  Stand-ins: accounting ${accounting.url}, logistics ${logistics.url}, SMS ${sms.url},`,
       `  mail (SMTP) 127.0.0.1:${mail.port}: e-mail steps and alerts show below as [mail] lines`,

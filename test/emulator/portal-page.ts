@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BX24_SHIM_JS } from './bx24-shim.js';
+import { fireInBackground } from './event-delivery.js';
+import { dealStagesOf } from './rest-metadata.js';
 import { isRecord, readBody, sendJson, sendText } from './http-util.js';
 import { PARENT_SCRIPT_JS } from './parent-script.js';
 import {
@@ -138,10 +140,20 @@ function dealPage(portal: PortalState, user: EmulatedUser, id: string): string |
       tabs += `<div class="card"><h2>${esc(p.title || 'App')}</h2>${frameTag(form)}</div>`;
     }
   }
+  // The stage bar of a real deal card: moving the deal fires ONCRMDEALUPDATE, so whoever
+  // tries the app can set off a rule (a walk found only the demo's stream could).
+  const stage = String(deal['STAGE_ID'] ?? '');
+  const options = dealStagesOf(String(deal['CATEGORY_ID'] ?? '0') || '0')
+    .map(
+      (s) =>
+        `<option value="${esc(s.id)}"${s.id === stage ? ' selected' : ''}>${esc(s.name)}</option>`,
+    )
+    .join('');
+  const move = `<form method="post" action="/crm/deal/details/${esc(id)}/stage?user=${user.id}" id="move-stage"><label>Move to <select name="STAGE_ID">${options}</select></label> <button type="submit">Move</button></form>`;
   return layout(portal, {
     title: `Deal ${id} — ${portal.domain}`,
     user,
-    body: `<div class="card"><h1>${esc(deal['TITLE'])}</h1><p>Stage <b>${esc(deal['STAGE_ID'])}</b> · ${esc(deal['OPPORTUNITY'])} ${esc(deal['CURRENCY_ID'])}</p></div>
+    body: `<div class="card"><h1>${esc(deal['TITLE'])}</h1><p>Stage <b>${esc(deal['STAGE_ID'])}</b> · ${esc(deal['OPPORTUNITY'])} ${esc(deal['CURRENCY_ID'])}</p>${move}</div>
 ${tabs}<div class="card"><details><summary>All fields</summary><table>${rows}</table></details></div>`,
     frames,
   });
@@ -187,6 +199,25 @@ export async function handlePage(
   if (req.method === 'GET' && dealMatch?.[1]) {
     const page = user ? dealPage(portal, user, dealMatch[1]) : null;
     html(page ? 200 : 404, page ?? 'Not found');
+    return true;
+  }
+  const stageMatch = /^\/crm\/deal\/details\/(\d+)\/stage$/.exec(path);
+  if (req.method === 'POST' && stageMatch?.[1] && user) {
+    const id = stageMatch[1];
+    const deal = portal.deals.get(id);
+    const wanted = new URLSearchParams(await readBody(req)).get('STAGE_ID') ?? '';
+    const known = deal
+      ? dealStagesOf(String(deal['CATEGORY_ID'] ?? '0') || '0').some((s) => s.id === wanted)
+      : false;
+    if (!deal || !known) {
+      html(400, 'Unknown deal or stage');
+      return true;
+    }
+    if (deal['STAGE_ID'] !== wanted) {
+      portal.deals.update(id, { STAGE_ID: wanted }, user.id);
+      fireInBackground(portal, 'ONCRMDEALUPDATE', { FIELDS: { ID: id } }, user.id);
+    }
+    res.writeHead(303, { location: `/crm/deal/details/${id}/?user=${user.id}` }).end();
     return true;
   }
   if (req.method === 'POST' && path === '/__emulator/install-finish') {

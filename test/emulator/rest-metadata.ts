@@ -250,6 +250,14 @@ export interface StatusRow {
  * (tutorials/crm/how-to-get-lists/how-to-get-stages-with-semantics.md); that its rows carry
  * CATEGORY_ID as a string is our guess.
  */
+/** A deal pipeline's stages (`'0'`: General), as the deal card's stage bar offers them. */
+export function dealStagesOf(categoryId: string): Array<{ id: string; name: string }> {
+  const entity = categoryId === '0' ? 'DEAL_STAGE' : `DEAL_STAGE_${categoryId}`;
+  return stages()
+    .filter((s) => s.ENTITY_ID === entity)
+    .map((s) => ({ id: s.STATUS_ID, name: s.NAME }));
+}
+
 function stages(): StatusRow[] {
   let id = 100;
   const row = (

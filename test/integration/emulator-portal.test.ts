@@ -128,6 +128,53 @@ describe('install flow and portal pages', () => {
     expect((await page(`${portal.url}/crm/deal/details/999/`)).status).toBe(404);
   });
 
+  it('moves a deal from its card, as a user would, and Bitrix24 sends ONCRMDEALUPDATE', async () => {
+    await fetch(`${portal.clientEndpoint}event.bind`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        event: 'ONCRMDEALUPDATE',
+        handler: `${app.url}/b24/events`,
+        auth: portal.issueUserAuth(1).accessToken,
+      }),
+    });
+    const card = await page(`${portal.url}/crm/deal/details/1/?user=2`);
+    expect(card.html).toMatch(
+      /<form method="post" action="\/crm\/deal\/details\/1\/stage\?user=2"/,
+    );
+    expect(card.html).toContain('<option value="WON">Deal successful</option>');
+    const moved = await fetch(`${portal.url}/crm/deal/details/1/stage?user=2`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'STAGE_ID=WON',
+      redirect: 'manual',
+    });
+    expect(moved.status).toBe(303);
+    expect(moved.headers.get('location')).toBe('/crm/deal/details/1/?user=2');
+    await portal.whenIdle();
+    const update = app.requests
+      .map((r) => qs.parse(r.body) as { event?: string; data?: { FIELDS?: { ID?: string } } })
+      .find((b) => b.event === 'ONCRMDEALUPDATE');
+    expect(update?.data?.FIELDS?.ID).toBe('1');
+    expect((await page(`${portal.url}/crm/deal/details/1/`)).html).toContain('Stage <b>WON</b>');
+    // A stage the pipeline does not have is refused.
+    const bad = await fetch(`${portal.url}/crm/deal/details/1/stage`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'STAGE_ID=C9:NOPE',
+    });
+    expect(bad.status).toBe(400);
+    await fetch(`${portal.clientEndpoint}event.unbind`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        event: 'ONCRMDEALUPDATE',
+        handler: `${app.url}/b24/events`,
+        auth: portal.issueUserAuth(1).accessToken,
+      }),
+    });
+  });
+
   it('serves the BX24 shim as JavaScript', async () => {
     const res = await fetch(`${portal.url}/bx24.js`);
     expect(res.headers.get('content-type')).toContain('application/javascript');
