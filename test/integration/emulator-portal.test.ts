@@ -20,6 +20,14 @@ function framesOf(html: string): Array<{
   return Object.values(JSON.parse(m?.[1] ?? '{}') as Record<string, never>);
 }
 
+/** A REST call with the admin's token, as the app makes it. */
+const adminCall = (portal: EmulatedPortal, method: string, params: Record<string, unknown>) =>
+  fetch(`${portal.clientEndpoint}${method}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ...params, auth: portal.issueUserAuth(1).accessToken }),
+  });
+
 describe('install flow and portal pages', () => {
   let emu: BitrixEmulator;
   let portal: EmulatedPortal;
@@ -85,14 +93,9 @@ describe('install flow and portal pages', () => {
   });
 
   it('finishes the install from the page backend and hands back the app page form', async () => {
-    const bind = await fetch(`${portal.clientEndpoint}event.bind`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        event: 'ONAPPINSTALL',
-        handler: `${app.url}/b24/events`,
-        auth: portal.issueUserAuth(1).accessToken,
-      }),
+    const bind = await adminCall(portal, 'event.bind', {
+      event: 'ONAPPINSTALL',
+      handler: `${app.url}/b24/events`,
     });
     expect(bind.status).toBe(200);
     const res = await fetch(`${portal.url}/__emulator/install-finish`, {
@@ -108,15 +111,10 @@ describe('install flow and portal pages', () => {
   });
 
   it('frames the CRM_DEAL_DETAIL_TAB handler in the deal card with the deal id', async () => {
-    await fetch(`${portal.clientEndpoint}placement.bind`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        PLACEMENT: 'CRM_DEAL_DETAIL_TAB',
-        HANDLER: `${app.url}/placement/deal-tab`,
-        TITLE: 'Webhooks',
-        auth: portal.issueUserAuth(1).accessToken,
-      }),
+    await adminCall(portal, 'placement.bind', {
+      PLACEMENT: 'CRM_DEAL_DETAIL_TAB',
+      HANDLER: `${app.url}/placement/deal-tab`,
+      TITLE: 'Webhooks',
     });
     const card = await page(`${portal.url}/crm/deal/details/1/`);
     expect(card.status).toBe(200);
@@ -129,14 +127,9 @@ describe('install flow and portal pages', () => {
   });
 
   it('moves a deal from its card, as a user would, and Bitrix24 sends ONCRMDEALUPDATE', async () => {
-    await fetch(`${portal.clientEndpoint}event.bind`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        event: 'ONCRMDEALUPDATE',
-        handler: `${app.url}/b24/events`,
-        auth: portal.issueUserAuth(1).accessToken,
-      }),
+    await adminCall(portal, 'event.bind', {
+      event: 'ONCRMDEALUPDATE',
+      handler: `${app.url}/b24/events`,
     });
     const card = await page(`${portal.url}/crm/deal/details/1/?user=2`);
     expect(card.html).toMatch(
@@ -164,14 +157,9 @@ describe('install flow and portal pages', () => {
       body: 'STAGE_ID=C9:NOPE',
     });
     expect(bad.status).toBe(400);
-    await fetch(`${portal.clientEndpoint}event.unbind`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        event: 'ONCRMDEALUPDATE',
-        handler: `${app.url}/b24/events`,
-        auth: portal.issueUserAuth(1).accessToken,
-      }),
+    await adminCall(portal, 'event.unbind', {
+      event: 'ONCRMDEALUPDATE',
+      handler: `${app.url}/b24/events`,
     });
   });
 
