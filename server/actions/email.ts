@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { addressPolicy, type PrivateHosts } from '../lib/address-policy.js';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
@@ -63,15 +65,22 @@ const INTERNAL_MAIL_DOMAIN =
  * step's address; a domain listed in ACTION_PRIVATE_HOSTS is allowed.
  */
 export function refusedRecipient(address: string, allowed: PrivateHosts): string | undefined {
-  const domain = domainOf(address).replace(/\.$/, '');
+  const written = domainOf(address);
   const policy = addressPolicy(allowed);
-  if (policy.hostAllowed(domain)) return undefined;
-  const literal = /^\[(?:ipv6:)?([^\]]*)\]$/i.exec(domain);
-  if (literal) {
-    const why = policy.refuse(literal[1]!);
+  const literal = /^\[(?:ipv6:)?([^\]]*)\]$/i.exec(written);
+  // A bare address (`x@10.0.0.5`) is judged as a literal: some servers deliver to it.
+  const ip = literal ? literal[1]! : net.isIP(written) ? written : undefined;
+  if (ip !== undefined) {
+    if (policy.hostAllowed(ip)) return undefined;
+    const why = policy.refuse(ip);
     return why && `${address}: ${why}`;
   }
-  if (!domain.includes('.') || INTERNAL_MAIL_DOMAIN.test(domain)) {
+  // The name as the mail goes out: nodemailer maps it as IDNA does (`。` to `.`, invisible
+  // characters dropped), so `a.b。internal` and `mail.internal` + U+200B are mail.internal.
+  const domain = domainToASCII(written).replace(/\.+$/, '');
+  if (!domain) return `${address}: ${written} is not a mail domain`;
+  if (policy.hostAllowed(domain)) return undefined;
+  if (!domain.includes('.') || INTERNAL_MAIL_DOMAIN.test(domain) || /\.\d+$/.test(domain)) {
     return `${address}: ${domain} is not a public mail domain (not in ACTION_PRIVATE_HOSTS)`;
   }
   return undefined;

@@ -162,8 +162,8 @@ function toStages(raw: unknown, categoryId: number): StageInfo[] {
 /** Users per page of user.get: fixed by Bitrix24. */
 const USER_PAGE = 50;
 /**
- * Users a portal's builder lists at most (the first batch's page and one more batch of 49
- * pages of 50 at most); beyond it a rule still names a user by id.
+ * Users a portal's builder lists at most (the first batch's page and one more batch of up
+ * to 19 pages of 50); beyond it a rule still names a user by id.
  */
 export const MAX_USERS = 1_000;
 

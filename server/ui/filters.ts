@@ -49,7 +49,8 @@ const TYPE_WORDS: Readonly<Record<string, string>> = {
   task: 'task',
   activity: 'activity',
   invoice: 'invoice',
-  item: 'dynamic',
+  // A smart process's item is stored as `dynamic:<type id>`: its id alone finds it.
+  item: '',
   сделка: 'deal',
   лид: 'lead',
   контакт: 'contact',
@@ -59,7 +60,7 @@ const TYPE_WORDS: Readonly<Record<string, string>> = {
   дело: 'activity',
   счёт: 'invoice',
   счет: 'invoice',
-  элемент: 'dynamic',
+  элемент: '',
 };
 
 /**
@@ -71,8 +72,10 @@ export function readRecordInput(v: string): { id: string; type?: string } | unde
   if (bare) return { id: bare[1]! };
   const named = /^(\p{L}+)\s*(?::|#|№|\s)\s*[#№]?\s*(\d{1,20})$/u.exec(v);
   if (!named) return undefined;
-  const type = TYPE_WORDS[named[1]!.toLowerCase()];
-  return type ? { id: named[2]!, type } : undefined;
+  const word = named[1]!.toLowerCase();
+  if (!Object.hasOwn(TYPE_WORDS, word)) return undefined;
+  const type = TYPE_WORDS[word]!;
+  return type ? { id: named[2]!, type } : { id: named[2]! };
 }
 
 export function readFilterForm(src: Record<string, unknown>): FilterForm {

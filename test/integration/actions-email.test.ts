@@ -60,6 +60,14 @@ describe('email action', () => {
       'Ops <ops@files.local>',
       'a@example.test, b@intranet',
       'x@box.home.arpa.',
+      // As nodemailer sends them: IDNA maps `。` to `.` and drops invisible characters.
+      'x@a.b\u3002internal',
+      'x@mail.internal\u200b',
+      'x@mail.internal\u00ad',
+      'x@mail.internal..',
+      // Bare addresses, which some servers deliver to.
+      'x@10.0.0.5',
+      'x@192.168.1.1',
     ];
     const before = smtp.messages.length;
     for (const to of refused) {

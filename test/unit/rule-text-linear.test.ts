@@ -30,6 +30,8 @@ const hostile: Record<string, string> = {
   'many filters': '{{deal.TITLE' + ' | upper'.repeat(N / 8) + '}}',
   'query name without =': 'https://a.example/?' + 'token'.repeat(N / 5),
   'many query names': 'https://a.example/?' + 'tokenx&'.repeat(N / 7),
+  'a run of ?': 'https://a.example/' + '?'.repeat(N),
+  'a run of a?': 'https://a.example/?' + 'a?'.repeat(N / 2),
   'long path': 'https://a.example/' + 'a1b2'.repeat(N / 4),
 };
 
@@ -95,6 +97,9 @@ describe('rule text is read in linear time', () => {
     ).toMatch(/^07\.12\.2026 \d\d:20$/);
     expect(urlHasCredentials('https://a.example/?id=1&api_key=abc')).toBe(true);
     expect(urlHasCredentials('https://a.example/?id=1&name=abc')).toBe(false);
+    expect(maskUrlText('https://a.example/?x=a?token=S')).toBe(
+      'https://a.example/?x=a?token=********',
+    );
     expect(maskUrlText('https://a.example/?id=1&api_key=abc&sig=z#f')).toBe(
       'https://a.example/?id=1&api_key=********&sig=********#f',
     );

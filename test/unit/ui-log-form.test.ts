@@ -45,6 +45,9 @@ describe('the record and event boxes, read as the log shows them', () => {
       ['Сделка №72', 'deal'],
       ['Счёт 72', 'invoice'],
       ['contact #72', 'contact'],
+      // A smart process's item is stored as dynamic:<type id>: found by its id.
+      ['Item 72', undefined],
+      ['Элемент 72', undefined],
     ] as const) {
       const { filter, problems } = filterOf({ entity });
       expect([entity, filter.entityId, filter.entityType, problems]).toEqual([
@@ -71,6 +74,7 @@ describe('the record and event boxes, read as the log shows them', () => {
   });
 
   it('says when a value was left out, instead of listing every event under it', () => {
+    expect(filterOf({ entity: 'Constructor 72' }).problems).toEqual(['log.badRecord']);
     const record = filterOf({ entity: 'Order 72 of May' });
     expect(record.filter.entityId).toBeUndefined();
     expect(record.problems).toEqual(['log.badRecord']);

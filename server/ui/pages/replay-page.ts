@@ -77,6 +77,11 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
       await render(res.status(400), 'ui/replay', { form, rerun, error: rangeProblem(filter) });
       return;
     }
+    // An event typed but not read would be left out: every event of the range, replayed.
+    if (form.event && filter.event === undefined) {
+      await render(res.status(400), 'ui/replay', { form, rerun, error: 'log.badEvent' });
+      return;
+    }
     // The count is of the events received until now; the confirmed run replays those, not
     // what arrived in between (a range ending today keeps growing).
     const asOf = deps.clock.now().getTime();
@@ -106,6 +111,11 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
     const filter = toLogFilter(form, portal.id, user.timeZone);
     if (filter.from === undefined || filter.to === undefined || filter.from >= filter.to) {
       await render(res.status(400), 'ui/replay', { form, rerun, error: rangeProblem(filter) });
+      return;
+    }
+    // An event typed but not read would be left out: every event of the range, replayed.
+    if (form.event && filter.event === undefined) {
+      await render(res.status(400), 'ui/replay', { form, rerun, error: 'log.badEvent' });
       return;
     }
     // The instant the preview counted at (a form without one: now).

@@ -68,6 +68,29 @@ describe('the replay preview of a long range', () => {
     expect(run.status).toBe(400);
   });
 
+  it('refuses an event it cannot read, instead of replaying every event of the range', async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
+    for (const path of ['/ui/replay/preview', '/ui/replay/run']) {
+      const res = await postForm(
+        h,
+        path,
+        { from: '2026-11-27', to: '2026-11-27', event: 'A deal was won', _csrf: csrf },
+        admin.cookie,
+      );
+      expect([path, res.status]).toEqual([path, 400]);
+      expect(res.html).toContain('The event could not be read');
+    }
+    // What the log says an event means is read as its code.
+    const meant = await postForm(
+      h,
+      '/ui/replay/preview',
+      { from: '2026-11-27', to: '2026-11-27', event: 'A deal was changed', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(meant.status).toBe(200);
+    expect(meant.html).toContain('ONCRMDEALUPDATE');
+  });
+
   it('names the event a mistyped name was meant to be, and goes back with the filter and the tick', async () => {
     const csrf = csrfOf((await getPage(h, '/ui/replay', admin.cookie)).html);
     const typed = {
