@@ -1,5 +1,6 @@
 import { Router, type Response } from 'express';
 import type { Deps } from '../../deps.js';
+import { refusedRecipient } from '../../actions/email.js';
 import { alertDestinations } from '../../alerts/send.js';
 import { slaByPeriod, type SlaFigure, type SlaPeriod } from '../../alerts/sla.js';
 import {
@@ -247,7 +248,13 @@ export function dashboardPage(deps: Deps, sweeper: Sweeper = createSweeper(deps)
       alerts,
       // Neither a channel of its own nor one of the server: its alerts are sent nowhere, and
       // "No alert is firing" read as all well while failed events piled up (a walk).
-      alertsGoNowhere: !alertTo.telegram && !alertTo.email,
+      // An address of the portal's own that the server now refuses (one inside its network,
+      // saved before that was checked) counts as none: its alerts fail for good.
+      alertsGoNowhere:
+        !alertTo.telegram &&
+        (!alertTo.email ||
+          (alertTo.email !== deps.config.email.to &&
+            refusedRecipient(alertTo.email, deps.config.actions.privateHosts) !== undefined)),
       recovery,
       storage,
       destinations: destinations.map((d) => {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { putSetting } from '../../../db/stores/settings.js';
 import { startUiHarness, type UiHarness } from '../../helpers/ui-harness.js';
 import { getPage, openSession } from './ui-client.js';
 
@@ -30,6 +31,28 @@ describe('alerts that go nowhere', () => {
     expect(alerts.html).toContain('id="alert-kinds"');
     expect(alerts.html.match(/<li data-kind="/g)).toHaveLength(6);
     expect(alerts.html).toContain('<li data-kind="failed">Failed events</li>');
+  });
+
+  it('counts an alert address inside the server’s network, saved before that was refused, as none', async () => {
+    h = await startUiHarness({ env: { SMTP_URL: 'smtp://u:p@127.0.0.1:1' } });
+    const admin = await openSession(h);
+    await putSetting(
+      h.t.deps.db,
+      h.portal.memberId,
+      'alerts.email',
+      'ops@mail.internal',
+      h.t.clock.now(),
+    );
+    expect((await getPage(h, '/ui', admin.cookie)).html).toContain('id="alerts-nowhere"');
+    // Control: a public address of its own is a channel.
+    await putSetting(
+      h.t.deps.db,
+      h.portal.memberId,
+      'alerts.email',
+      'ops@example.com',
+      h.t.clock.now(),
+    );
+    expect((await getPage(h, '/ui', admin.cookie)).html).not.toContain('id="alerts-nowhere"');
   });
 
   it('says nothing where the server has a default channel', async () => {
