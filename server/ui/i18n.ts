@@ -84,6 +84,8 @@ const EN = {
   'log.entity': 'Record ID',
   'log.entityType': 'Record type',
   'log.text': 'Text',
+  'log.textScope':
+    'Text is looked for in what each event received (up to 16 KB of it; a larger delivery by its error only) and in its error, with stage and field codes as stored.',
   'log.any': 'any',
   'log.filter': 'Filter',
   'log.reset': 'Reset',
@@ -462,6 +464,8 @@ const RU: Record<MessageKey, string> = {
   'log.entity': 'ID записи',
   'log.entityType': 'Тип записи',
   'log.text': 'Текст',
+  'log.textScope':
+    'Текст ищется в том, что пришло с событием (до 16 КБ; в доставке больше — только в ошибке), и в его ошибке; стадии и поля — кодами, как они хранятся.',
   'log.any': 'любой',
   'log.filter': 'Найти',
   'log.reset': 'Сбросить',

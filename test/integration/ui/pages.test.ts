@@ -130,6 +130,10 @@ describe('the pages of an installed portal with events', () => {
     expect(adds.html.match(/<tr data-id=/g)).toHaveLength(3);
     const text = await getPage(h, '/ui/events?q=rejected+by+the+test', admin.cookie);
     expect(text.html.match(/<tr data-id=/g)).toHaveLength(1);
+    // What a text search reads is said beside its results (large bodies: by their error).
+    expect(text.html).toContain('id="text-search-scope"');
+    expect(text.html).toContain('up to 16 KB of it');
+    expect(adds.html).not.toContain('id="text-search-scope"');
     const none = await getPage(h, '/ui/events?from=2020-01-01&to=2020-01-02', admin.cookie);
     expect(none.html).toContain('id="no-events"');
   });
