@@ -586,7 +586,33 @@ export function translateMessage(message: string, lang: UiUser['lang']): string 
  * processing/read-entities.ts), in Russian; what a remote system said stays as it came. Not
  * the phrase list: its short phrases (' is ', ' to ') would rewrite a remote English text.
  */
+/** The kinds of address a step may not reach (server/lib/address-policy.ts), in Russian. */
+const ADDRESS_KINDS_RU: ReadonlyArray<readonly [string, string]> = [
+  ['a loopback address', 'петлевой адрес'],
+  ['a private address', 'частный адрес'],
+  ['a carrier-grade NAT address', 'адрес CGNAT'],
+  ['a unique-local address', 'уникальный локальный адрес'],
+  ['a link-local address', 'локальный адрес канала'],
+  ['a multicast address', 'групповой адрес'],
+  ['an unspecified address', 'неопределённый адрес'],
+  ['the broadcast address', 'широковещательный адрес'],
+  ['a reserved address', 'зарезервированный адрес'],
+];
+const literalRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
+  // A step refused for where it would connect (http-call.ts, email.ts): the kind of address
+  // was English on Russian pages (a review). "refused:" itself, after the port's own rule.
+  ...ADDRESS_KINDS_RU.flatMap(([en, ru]): Array<readonly [RegExp, string]> => [
+    [
+      new RegExp(`(\\S+) is ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
+      `$1 — ${ru} (нет в ACTION_PRIVATE_HOSTS)`,
+    ],
+    [
+      new RegExp(`(\\S+) resolves to ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
+      `$1 указывает на ${ru} (нет в ACTION_PRIVATE_HOSTS)`,
+    ],
+  ]),
   [
     /(^|: )destination (.+?) is down \(circuit open after (\d+) failures\)/,
     '$1$2 не отвечает: отправка приостановлена после сбоев подряд ($3)',
@@ -646,6 +672,7 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
     /(^|: )([A-Z]+ \S+) refused: its port is reserved for another protocol \(such as SMTP, SSH or X11\), so no HTTP request is sent to it; use the port the service answers HTTP on/,
     '$1$2: порт закреплён за другим протоколом (SMTP, SSH, X11 и т. п.), запрос не отправлен; укажите порт, на котором сервис отвечает по HTTP',
   ],
+  [/(^|: )([A-Z]+ \S+) refused: /, '$1$2: отклонено: '],
 ];
 
 /** An error shown on a page (masked already): the app's own words in the user's language. */

@@ -310,4 +310,31 @@ describe('errors on Russian pages', () => {
       "waiting 3000 ms for the portal's REST budget",
     );
   });
+
+  it('says in Russian where a step was refused to connect or mail, every kind of address', () => {
+    const kinds = [
+      'a loopback address',
+      'a private address',
+      'a carrier-grade NAT address',
+      'a unique-local address',
+      'a link-local address',
+      'a multicast address',
+      'an unspecified address',
+      'the broadcast address',
+      'a reserved address',
+    ];
+    for (const kind of kinds) {
+      for (const text of [
+        `Оплата / счёт: POST http://10.0.0.5/api refused: 10.0.0.5 is ${kind} (not in ACTION_PRIVATE_HOSTS)`,
+        `Оплата / счёт: GET https://db.internal/x refused: db.internal resolves to ${kind} (not in ACTION_PRIVATE_HOSTS)`,
+        `email step refused: x@[10.0.0.5]: 10.0.0.5 is ${kind} (not in ACTION_PRIVATE_HOSTS)`,
+      ]) {
+        const ru = translateError(text, 'ru');
+        expect([text, englishIn(ru.replace(/https?:\/\/\S+|\S+@\S+|\S+\.internal/g, ''))]).toEqual([
+          text,
+          [],
+        ]);
+      }
+    }
+  });
 });
