@@ -9,7 +9,7 @@ import {
   nextAttemptByEvent,
   succeededStepsByEvent,
 } from '../../../db/stores/event-log.js';
-import { EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
+import { BACKLOG_STATUSES, EVENT_STATUSES, getEvent } from '../../../db/stores/events.js';
 import { erasedAt } from '../../../db/stores/erasure.js';
 import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
@@ -366,7 +366,7 @@ function retryNotice(
   if (query.retried === '0') return 'notRetryable';
   if (query.retried !== '1') return '';
   const at = Number(query.at);
-  const finished = ['processed', 'failed', 'skipped', 'rejected'].includes(ev.status);
+  const finished = !(BACKLOG_STATUSES as readonly string[]).includes(ev.status);
   // Finished before the retry was taken up: still queued.
   return finished && Number.isFinite(at) && Number(ev.processed_at) >= at
     ? 'retriedFinished'
