@@ -14,6 +14,7 @@ export type {
   ResponseSummary,
 } from './types.js';
 export { createMailer, type Mailer } from './mailer.js';
+export { createChannelCheck } from './channel-check.js';
 
 type Executor<A extends Action> = (action: A, ctx: ActionContext) => Promise<ActionResult>;
 

@@ -1,5 +1,5 @@
 import type { Deps } from '../deps.js';
-import type { Mailer } from '../actions/index.js';
+import { createChannelCheck, type Mailer } from '../actions/index.js';
 import { createDestinations, type Destinations } from '../queue/destinations.js';
 import type { EventInfo, EventMap } from '../rules/model.js';
 import type { EventRow } from '../../db/stores/events.js';
@@ -50,7 +50,10 @@ export function createProcessContext(deps: Deps, opts: ProcessorOptions = {}): P
     reader: opts.reader ?? createEntityReader(deps),
     destinations:
       opts.destinations ??
-      createDestinations(deps, { concurrency: deps.config.worker.destinationConcurrency }),
+      createDestinations(deps, {
+        concurrency: deps.config.worker.destinationConcurrency,
+        check: createChannelCheck({ config: deps.config, mailer: opts.mailer, fetch: opts.fetch }),
+      }),
     kept: createKeptRecords(),
     ownWriteWindowMs: opts.ownWriteWindowMs ?? 10 * 60_000,
     maxChainDepth: opts.maxChainDepth ?? 3,

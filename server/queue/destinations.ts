@@ -29,8 +29,10 @@ import { PausedError, RetryableError } from '../lib/retry-errors.js';
  * sends there is the portal's to choose: one portal's messages may fail where everyone
  * else's go through (a gateway that answers 500 to one text). So a portal's failures there
  * count twice: in its own row, `<key>#<portal id>`, which opens for that portal alone as any
- * destination does, and in the shared row, which opens for all only when the failures in a
- * row are not one portal's (see downForAll): a gateway that is down fails everyone's steps.
+ * destination does, and in the shared row, which opens for all only when the channel itself
+ * does not answer a request of the operator's own (`check`, server/actions/channel-check.ts):
+ * two portals (anyone may open two) whose texts a gateway refuses with 500 would otherwise
+ * hold every portal's messages for cool-downs of up to ten minutes, again and again.
  */
 export interface Destinations {
   run<T>(key: string, work: () => Promise<T>, opts?: RunOptions): Promise<T>;
@@ -66,6 +68,14 @@ export interface DestinationOptions {
   probeLeaseMs?: number;
   /** How soon a job that found its destination at the cap looks again. @default 1 s */
   busyRetryMs?: number;
+  /**
+   * Whether a shared channel answers a request of the operator's own (true: it does). Asked
+   * when portals' failures in a row would open it for all; without it, they open it once
+   * they are not one portal's (downForAll).
+   */
+  check?: (key: string) => Promise<boolean>;
+  /** How long a check's "it answers" holds. @default 30 s */
+  checkTtlMs?: number;
 }
 
 export interface DestinationDeps {
@@ -130,6 +140,9 @@ export function createDestinations(deps: DestinationDeps, opts: DestinationOptio
     threshold: opts.threshold ?? 5,
     baseCooldown: opts.cooldownMs ?? 30_000,
     maxCooldown: opts.maxCooldownMs ?? 10 * 60_000,
+    answers: opts.check
+      ? sharedCheck(opts.check, opts.checkTtlMs ?? 30_000, deps.clock)
+      : undefined,
   };
   const probeLease = opts.probeLeaseMs ?? 2 * 60_000;
   const busyRetry = opts.busyRetryMs ?? 1000;
@@ -221,6 +234,27 @@ interface Breaker {
   readonly threshold: number;
   readonly baseCooldown: number;
   readonly maxCooldown: number;
+  /** Whether a shared channel answers the operator's own check (see DestinationOptions.check). */
+  readonly answers: ((key: string) => Promise<boolean>) | undefined;
+}
+
+/**
+ * `check`, asked at most once at a time per channel, its "it answers" kept for `ttlMs` (a
+ * "does not answer" opens the channel, and is asked again when it would close).
+ */
+function sharedCheck(check: (key: string) => Promise<boolean>, ttlMs: number, clock: Clock) {
+  const asked = new Map<string, { at: number; answer: Promise<boolean> }>();
+  return (key: string): Promise<boolean> => {
+    const t = clock.now().getTime();
+    const kept = asked.get(key);
+    if (kept && t - kept.at < ttlMs) return kept.answer;
+    const answer = check(key).catch(() => false);
+    asked.set(key, { at: t, answer });
+    void answer.then((up) => {
+      if (!up && asked.get(key)?.answer === answer) asked.delete(key);
+    });
+    return answer;
+  };
 }
 
 /** Portals kept in a shared destination's run of failures, at most. */
@@ -250,6 +284,22 @@ function downForAll(counts: Map<string, number>): boolean {
   if (counts.has('*')) return true;
   const all = [...counts.values()];
   return all.reduce((a, b) => a + b, 0) - Math.max(0, ...all) >= 2;
+}
+
+/**
+ * What `threshold` failures in a row do: a destination of one portal's opens; a shared one
+ * opens when the operator's own send failed among them or the channel does not answer the
+ * operator's check ('answers': it does, so they were the portals' own), and without a check
+ * once they are not one portal's.
+ */
+async function sharedVerdict(
+  breaker: Breaker,
+  key: string,
+  streak: Map<string, number> | undefined,
+): Promise<'opens' | 'counts' | 'answers'> {
+  if (streak === undefined || streak.has('*')) return 'opens';
+  if (breaker.answers) return (await breaker.answers(key)) ? 'answers' : 'opens';
+  return downForAll(streak) ? 'opens' : 'counts';
 }
 
 /**
@@ -298,7 +348,18 @@ async function recordFailure(
     return;
   }
   const streak = by === undefined ? undefined : withFailureOf(base.streak_portals, by);
-  const opens = failures >= threshold && (streak === undefined || downForAll(streak));
+  const verdict = failures < threshold ? 'counts' : await sharedVerdict(breaker, key, streak);
+  if (verdict === 'answers') {
+    // The channel answers the operator: the failures were the portals' own (their own rows
+    // count them); the shared run starts again.
+    await saveDestination(db, { ...base, failures: 0, streak_portals: null, updated_at: t });
+    logger.info(
+      { destination: key, failures, portals: streak ? [...streak.keys()] : [] },
+      "a shared channel's failures in a row were the portals' own: it answers the operator's check, so it stays closed for all",
+    );
+    return;
+  }
+  const opens = verdict === 'opens';
   await saveDestination(db, {
     ...base,
     failures,

@@ -7,6 +7,7 @@
  */
 export const SQLITE_ONLY = [
   'bitrix-answer-cap',
+  'channel-check',
   'demo',
   'emulator-abort',
   'emulator-event-wire',

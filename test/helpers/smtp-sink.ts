@@ -23,6 +23,12 @@ export interface SmtpSink {
    * relay says of one recipient); `'*'` for every recipient (421: the server is going down).
    */
   refuseRecipient(address: string, code: number, message: string): void;
+  /**
+   * Once `n` recipients in all were refused, refuse new connections with 421 (the server has
+   * gone down: the breaker's own check, an SMTP login, then fails too). `'*'` refused with
+   * 421 does so at once.
+   */
+  goDownAfterRefusals(n: number): void;
   close(): Promise<void>;
 }
 
@@ -40,6 +46,9 @@ export async function startSmtpSink(
   let connections = 0;
   let reject: { code: number; message: string } | undefined;
   const refused = new Map<string, { code: number; message: string }>();
+  let refusals = 0;
+  let downAfter = Infinity;
+  const isDown = () => refusals >= downAfter || refused.get('*')?.code === 421;
   const server = new SMTPServer({
     authMethods: ['PLAIN', 'LOGIN'],
     allowInsecureAuth: true,
@@ -47,6 +56,10 @@ export async function startSmtpSink(
     logger: false,
     onConnect(_session, cb) {
       connections++;
+      if (isDown()) {
+        cb(Object.assign(new Error('Service not available'), { responseCode: 421 }));
+        return;
+      }
       cb();
     },
     onAuth(auth, _session, cb) {
@@ -55,8 +68,10 @@ export async function startSmtpSink(
     },
     onRcptTo(address, _session, cb) {
       const r = refused.get(address.address.toLowerCase()) ?? refused.get('*');
-      if (r) cb(Object.assign(new Error(r.message), { responseCode: r.code }));
-      else cb();
+      if (r) {
+        refusals++;
+        cb(Object.assign(new Error(r.message), { responseCode: r.code }));
+      } else cb();
     },
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
@@ -92,6 +107,9 @@ export async function startSmtpSink(
     },
     refuseRecipient(address, code, message) {
       refused.set(address.toLowerCase(), { code, message });
+    },
+    goDownAfterRefusals(n) {
+      downAfter = n;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -460,8 +460,8 @@ describe('destinations', () => {
       ['sales@example.com'],
     ]);
 
-    // Control: the server itself going away (421 to every recipient) does open it, once
-    // two portals' mail fails.
+    // Control: the server itself going away (421 to every recipient, and to the breaker's
+    // own login) does open it.
     h.smtp.refuseRecipient('*', 421, 'Service not available, closing channel');
     const c = await seedPortal(h.t.deps);
     await mailTo(c.memberId, 'office@example.com');
@@ -491,7 +491,9 @@ describe('destinations', () => {
     await mailTo(c.memberId, 'office@c.example');
     h.smtp.refuseRecipient(customer, 421, `<${customer}>: Service not available, closing channel`);
     h.smtp.refuseRecipient('office@c.example', 421, 'Service not available, closing channel');
-    // Two portals' mail fails (one portal's alone would open only its own row), A's last.
+    // The server then goes down: the breaker's check (a login) after the fifth fails too.
+    h.smtp.goDownAfterRefusals(5);
+    // Five failures in a row, A's last.
     for (const [p, n] of [
       [c, 2],
       [a, 3],
@@ -615,6 +617,16 @@ describe('the shared SMS gateway', () => {
   const sms = smsGateway(
     (url) => ({ SMS_PROVIDER: 'smsru', SMS_URL: url, SMS_TOKEN: 'api-id-123456' }),
     (req) => {
+      // The breaker's own check (https://sms.ru/api/auth): down when every number is.
+      if (req.url.startsWith('/auth/check')) {
+        const code = answer('check');
+        return {
+          body:
+            code === 100
+              ? { status: 'OK', status_code: 100 }
+              : { status: 'ERROR', status_code: code },
+        };
+      }
       const to = new URLSearchParams(req.body).get('to') ?? '';
       const code = answer(to);
       return {
@@ -688,45 +700,54 @@ describe('the shared SMS gateway', () => {
  */
 describe('a shared gateway that fails one portal only', () => {
   let failing = new Set<string>();
+  /** The gateway itself down: 503 to everything, the breaker's check (a GET) too. */
+  let down = false;
   const sms = smsGateway(
     (url) => ({ SMS_PROVIDER: 'generic', SMS_URL: `${url}/send` }),
     (req) => {
+      if (down) return { status: 503, body: 'unavailable' };
+      if (req.method === 'GET') return { status: 405, body: 'POST only' };
       const to = (JSON.parse(req.body) as { to: string }).to;
       return failing.has(to) ? { status: 500, body: { error: 'oops' } } : { body: { id: 'm' } };
     },
   );
   beforeEach(() => {
     failing = new Set();
+    down = false;
   });
+  const checks = () => sms.gateway.requests.filter((r) => r.method === 'GET').length;
   const { textTo } = sms;
   const events = (p: { row: { id: number }; memberId: string }, n: number) =>
     sms.h.addEvents({ id: p.row.id, memberId: p.memberId }, n, { withJobs: true, entity: false });
   const stateOf = async (key: string) => (await getDestination(sms.h.t.deps.db, key))?.state;
+  /** Portals A, B and C, texting +15550001, …02 and …03 on every deal update. */
+  const threePortals = async () => {
+    const portal = async (n: number) => {
+      const p = await seedPortal(sms.h.t.deps);
+      await textTo(p.memberId, `+1555000${n}`);
+      return p;
+    };
+    return [await portal(1), await portal(2), await portal(3)] as const;
+  };
 
   it("opens for that portal alone; the others' texts go on, and two portals' failures open it", async () => {
     const key = `sms:${new URL(sms.gateway.url).host}`;
-    const [a, b, c] = [
-      await seedPortal(sms.h.t.deps),
-      await seedPortal(sms.h.t.deps),
-      await seedPortal(sms.h.t.deps),
-    ];
-    await textTo(a.memberId, '+15550001');
-    await textTo(b.memberId, '+15550002');
-    await textTo(c.memberId, '+15550003');
+    const [a, b, c] = await threePortals();
     failing.add('+15550001');
     await events(a, 7);
     const refused = await sms.h.services.worker.drain();
     // Five failures open A's own row; its next two wait without spending attempts.
     expect(refused.map((o) => o.outcome)).toEqual([...Array(5).fill('retry'), 'paused', 'paused']);
     expect(await stateOf(`${key}#${a.row.id}`)).toBe('open');
+    // The fifth failure asked the gateway: it answers, so the run was A's own.
+    expect(checks()).toBe(1);
     expect(await stateOf(key)).not.toBe('open');
-    // One failure of B's meanwhile (a timeout, say) does not make six failures in a row
-    // everyone's.
+    // One failure of B's meanwhile (a timeout, say) does not open it for all either.
     failing.add('+15550002');
     await events(b, 1);
     expect((await sms.h.services.worker.drain()).map((o) => o.outcome)).toEqual(['retry']);
     expect(await getDestination(sms.h.t.deps.db, key)).toMatchObject({
-      failures: 6,
+      failures: 1,
       state: 'closed',
     });
     failing.delete('+15550002');
@@ -741,17 +762,47 @@ describe('a shared gateway that fails one portal only', () => {
     expect(waiting.map((d) => [d.key, d.waiting])).toEqual([[`${key}#${a.row.id}`, 2]]);
 
     // Control: the gateway down for everyone opens it for all: A's probe, B's one and C's
-    // three are five failures in a row (B's texts had closed the run before).
+    // three are five failures in a row (B's texts had closed the run before), and the
+    // gateway does not answer the check either.
     sms.h.t.clock.advance(31_000);
-    failing.add('+15550002');
-    failing.add('+15550003');
+    down = true;
     await events(b, 1);
     await events(c, 3);
     await sms.h.services.worker.drain();
+    expect(checks()).toBe(2);
     expect(await stateOf(key)).toBe('open');
     expect(await stateOf(`${key}#${c.row.id}`)).not.toBe('open');
     await events(c, 1);
     const held = await sms.h.services.worker.drain();
     expect(held.map((o) => o.outcome)).toEqual(['paused']);
+  });
+
+  /**
+   * Two portals of one stranger (anyone may open two) text numbers the gateway refuses with
+   * 500. Their failures in a row were not one portal's, and that alone opened the gateway for
+   * all: portal C's texts then waited out cool-downs while the gateway worked.
+   */
+  it("never opens for all on two portals' failures while the gateway answers the operator", async () => {
+    const key = `sms:${new URL(sms.gateway.url).host}`;
+    const [a, b, c] = await threePortals();
+    failing.add('+15550001');
+    failing.add('+15550002');
+    for (let i = 0; i < 4; i++) {
+      await events(a, 1);
+      await events(b, 1);
+    }
+    const refused = await sms.h.services.worker.drain();
+    // Tried: eight failures from two portals, each sent.
+    expect(refused.map((o) => o.outcome)).toEqual(Array(8).fill('retry'));
+    expect(sms.gateway.requests.filter((r) => r.method === 'POST')).toHaveLength(8);
+    expect(checks()).toBe(1);
+    expect(await stateOf(key)).not.toBe('open');
+    const before = sms.gateway.requests.length;
+    await events(c, 3);
+    const sent = await sms.h.services.worker.drain();
+    expect(sent.map((o) => o.outcome)).toEqual(['done', 'done', 'done']);
+    expect(sms.gateway.requests.slice(before).map((r) => JSON.parse(r.body).to)).toEqual(
+      Array(3).fill('+15550003'),
+    );
   });
 });

@@ -3,7 +3,7 @@ import { isBitrixApiError } from '../../bitrix/errors.js';
 import { Router, type Request, type Response } from 'express';
 import type { Knex } from 'knex';
 import type { Deps } from '../../deps.js';
-import { runAction } from '../../actions/index.js';
+import { createChannelCheck, runAction } from '../../actions/index.js';
 import { entityOf } from '../../intake/entity.js';
 import { createEntityReader } from '../../processing/entity-reader.js';
 import { telegramChatGuard } from '../../processing/telegram-chats.js';
@@ -306,6 +306,8 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
     }
     destinations ??= createDestinations(deps, {
       concurrency: deps.config.worker.destinationConcurrency,
+      // Test sends' failures open a shared channel for all only if it does not answer.
+      check: createChannelCheck({ config: deps.config }),
     });
     try {
       const telegramChat =
