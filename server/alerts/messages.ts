@@ -127,9 +127,9 @@ export function reauthText(
       `${scope.label} is paused (${pauseReason})`,
       [
         pauseReason === 'payment_required'
-          ? `The OAuth server refused to refresh the tokens of ${scope.label}: PAYMENT_REQUIRED (the portal's subscription). Its events are kept and wait.`
+          ? `Bitrix24 refused the app on ${scope.label}: PAYMENT_REQUIRED (the portal's subscription or plan has ended). Its events are kept and wait.`
           : `The OAuth server refused to refresh the tokens of ${scope.label}: invalid_client (the app removed from the portal, or B24_CLIENT_ID / B24_CLIENT_SECRET changed). Its events are kept and wait.`,
-        'The app tries again every 10 minutes and resumes by itself once the refresh succeeds.',
+        'The app tries again every 10 minutes and resumes by itself once Bitrix24 accepts it again.',
       ],
       dashboard,
     );

@@ -13,6 +13,7 @@ import {
   type TokenProvider,
 } from './token-provider.js';
 import { PORTAL_MOVED, postRest, type FetchFn } from './transport.js';
+import { pausePortal } from './refresh.js';
 import { PermanentError } from '../lib/retry-errors.js';
 import type { BitrixContext, ProbeCredential, ProbeOptions, TokenTarget } from './types.js';
 
@@ -69,18 +70,41 @@ export async function callPortal<T>(
   const renew = credential.accessToken
     ? (failed: string) => renewedToken(cp.tokens, row, failed)
     : undefined;
-  return send<T>(
-    cp,
-    {
-      memberId: row.member_id,
-      domain: row.domain,
-      vouched: isVouchedPortal(row),
-      ...credential,
-      turn: () => pace(cp.tokens, row.member_id),
-      stored: { renew },
-    },
-    method,
-    params,
+  try {
+    return await send<T>(
+      cp,
+      {
+        memberId: row.member_id,
+        domain: row.domain,
+        vouched: isVouchedPortal(row),
+        ...credential,
+        turn: () => pace(cp.tokens, row.member_id),
+        stored: { renew },
+      },
+      method,
+      params,
+    );
+  } catch (e) {
+    if (!isPlanRefusal(e)) throw e;
+    throw await pausePortal(cp.tokens.ctx, row, 'payment_required', e, cp.tokens.pausedRetryMs);
+  }
+}
+
+/**
+ * The portal's plan refuses the app's calls, whatever the call: `PAYMENT_REQUIRED`,
+ * "Subscription has been ended", answered to a REST call of a portal whose subscription
+ * lapsed (bitrix24/b24pysdk b24pysdk/errors `BitrixAPIPaymentRequired`, and its
+ * tests/integration/errors/test_errors.py calling `profile`), or the system error
+ * `ACCESS_DENIED` "REST is available only on commercial plans" ("… only by subscription" for
+ * a webhook; DOCS:_includes/system-errors.md). The portal's state, not the event's: the
+ * portal is paused as at a refused refresh, and its events wait instead of failing.
+ */
+export function isPlanRefusal(e: unknown): boolean {
+  if (!isBitrixApiError(e)) return false;
+  if (e.bitrixCode === 'PAYMENT_REQUIRED') return true;
+  return (
+    e.bitrixCode === 'ACCESS_DENIED' &&
+    /only (on commercial plans|by subscription)/i.test(e.description)
   );
 }
 

@@ -289,24 +289,36 @@ async function refused(
     return new PausedError(`portal ${row.member_id} needs re-authorisation`, r.pausedRetryMs);
   }
   const reason = pauseReasonOf(e);
-  if (reason) {
-    await updatePortal(ctx.db, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
-    ctx.portals.invalidate(row.member_id);
-    const paused = { ...row, pause_reason: reason, paused_at: now };
-    ctx.logger.error(
-      {
-        memberId: row.member_id,
-        domain: row.domain,
-        alert: 'portal_paused',
-        reason,
-        error: (e as Error).message,
-      },
-      `${PAUSE_TEXT[reason]}; its events are kept and processing retries every ${Math.round(r.pausedRetryMs / 60_000)} min`,
-    );
-    return pausedError(paused, r.pausedRetryMs);
-  }
+  if (reason) return pausePortal(ctx, row, reason, e, r.pausedRetryMs);
   if (e instanceof AppError && e.code === 'CONFIG') throw new PermanentError(e.message);
   throw e;
+}
+
+/**
+ * Pauses a portal for `reason` (its jobs wait, retried every `retryMs` with one refresh, and
+ * the portal-paused alert fires) and answers the PausedError of the job that found it.
+ */
+export async function pausePortal(
+  ctx: RefresherContext,
+  row: PortalRow,
+  reason: PauseReason,
+  e: unknown,
+  retryMs: number,
+): Promise<PausedError> {
+  const now = ctx.clock.now().getTime();
+  await updatePortal(ctx.db, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
+  ctx.portals.invalidate(row.member_id);
+  ctx.logger.error(
+    {
+      memberId: row.member_id,
+      domain: row.domain,
+      alert: 'portal_paused',
+      reason,
+      error: (e as Error).message,
+    },
+    `${PAUSE_TEXT[reason]}; its events are kept and processing retries every ${Math.round(retryMs / 60_000)} min`,
+  );
+  return pausedError({ ...row, pause_reason: reason, paused_at: now }, retryMs);
 }
 
 /** Keeps the new pair (before anyone uses it) and the endpoints the answer may move. */

@@ -1,5 +1,5 @@
 import { PausedError, PermanentError } from '../lib/retry-errors.js';
-import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
+import { findPortalById, updatePortal, type PortalRow } from '../../db/stores/portals.js';
 import { getSetting } from '../../db/stores/settings.js';
 import { isPg } from '../../db/connect.js';
 import { BitrixRetryableError } from './errors.js';
@@ -139,6 +139,13 @@ export async function callablePortal(tp: TokenProvider, portal: PortalRow): Prom
     // invalid_client / PAYMENT_REQUIRED at the last refresh: wait, then try one refresh.
     const left = (row.paused_at ?? 0) + tp.pausedRetryMs - tp.ctx.clock.now().getTime();
     if (left > 0) throw pausedError(row, left);
+    if (row.auth_mode === 'webhook') {
+      // No tokens to refresh: the pause (the portal's plan, at a call) is lifted and the call
+      // tells (it pauses again if the plan still refuses).
+      await updatePortal(tp.ctx.db, row.id, { pause_reason: null, paused_at: null });
+      tp.ctx.portals.invalidate(row.member_id);
+      return { ...row, pause_reason: null, paused_at: null };
+    }
     return tp.refresher.refresh(row.id, undefined, { recheck: true });
   }
   return row;

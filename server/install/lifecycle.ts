@@ -387,14 +387,18 @@ export const UNINSTALL_RECHECK_MS = 60_000;
  * application token that verifies an ONAPPUNINSTALL is also posted into every user's app
  * frame (APPLICATION_TOKEN): any user of the portal can read it and forge the uninstall, so
  * the token alone does not prove it. A portal whose credentials cannot show it either way
- * (a webhook connection, none stored, already paused or waiting for re-authorisation) is
- * taken at its word; the portal not answering now is asked again later.
+ * (a webhook connection, none stored, the app unknown to the OAuth server or waiting for
+ * re-authorisation) is taken at its word; the portal not answering now is asked again later.
+ * A portal whose plan refuses the app (`payment_required`, at a refresh or a call) cannot
+ * show it either, but its credentials are not refused: the uninstall waits with its events
+ * until the pause ends one way or the other (renewed: still installed; the app removed: the
+ * refresh answers invalid_client).
  */
 async function stillInstalled(deps: Deps, portal: PortalRow): Promise<boolean> {
   if (
     portal.auth_mode === 'webhook' ||
     portal.status !== 'installed' ||
-    portal.pause_reason !== null ||
+    portal.pause_reason === 'invalid_client' ||
     !portal.access_token_enc
   ) {
     return false;

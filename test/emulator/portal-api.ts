@@ -196,6 +196,8 @@ export interface EmulatedPortal {
    * `PAYMENT_REQUIRED` (the refresh token stays unspent) until set back to null.
    */
   failRefresh(error: 'invalid_client' | 'PAYMENT_REQUIRED' | null): void;
+  /** The portal's subscription ends (true) or is renewed: see PortalState.subscriptionEnded. */
+  endSubscription(ended: boolean): void;
   /**
    * Seconds of operating time each call of `method` costs (DOCS:limits.md); past
    * `limitSec` (480) within 10 minutes the method answers 429 OPERATION_TIME_LIMIT.
@@ -449,6 +451,9 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     forgetTokenChecks: () => state.ctx.tokens.forgetChecks(state.memberId),
     failRefresh(error) {
       state.refreshFailure = error;
+    },
+    endSubscription(ended) {
+      state.subscriptionEnded = ended;
     },
     setOperatingCost(method, seconds, limitSec) {
       state.operating.costs.set(method.toLowerCase(), seconds);

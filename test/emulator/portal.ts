@@ -111,6 +111,7 @@ export async function startPortal(
     bucket: createLeakyBucket(ctx.now),
     operating: createOperatingState(),
     refreshFailure: null,
+    subscriptionEnded: false,
     failures: new Map(),
     delays: new Map(),
     latencyMs: 0,

@@ -89,8 +89,13 @@ function authenticate(
   };
   if (route.webhook) {
     const owner = portal.inboundWebhooks.get(route.webhook.secret);
+    // DOCS:_includes/system-errors.md: NO_AUTH_FOUND is a request with no auth at all; a
+    // webhook that is not there (a wrong secret, a removed webhook) is INVALID_CREDENTIALS.
     if (owner === undefined || owner !== route.webhook.userId) {
-      throw new RestError(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
+      throw new RestError(401, 'INVALID_CREDENTIALS', 'Invalid request credentials');
+    }
+    if (portal.subscriptionEnded) {
+      throw new RestError(401, 'ACCESS_DENIED', 'REST is available only by subscription');
     }
     return context('webhook', owner, null, `webhook:${owner}:${route.webhook.secret}`);
   }
@@ -124,6 +129,9 @@ function authenticate(
   }
   if (!check.ok || check.memberId !== portal.memberId) {
     throw new RestError(401, 'invalid_token', 'The access token provided is invalid.');
+  }
+  if (portal.subscriptionEnded) {
+    throw new RestError(401, 'PAYMENT_REQUIRED', 'Subscription has been ended');
   }
   // Source keys are a plan feature: CORE classes/general/rest.php `CRestServer::checkAuth`,
   // `if(isset($this->authData['auth_connector']) && !$this->canUseConnectors()) throw new

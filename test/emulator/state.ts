@@ -93,6 +93,14 @@ export interface PortalState {
    * normally.
    */
   refreshFailure: 'invalid_client' | 'PAYMENT_REQUIRED' | null;
+  /**
+   * The portal's subscription has ended: every REST call is refused, a valid token's with 401
+   * `PAYMENT_REQUIRED` "Subscription has been ended" (bitrix24/b24pysdk b24pysdk/errors
+   * `BitrixAPIPaymentRequired`, a 401 type; its tests/integration/errors/test_errors.py
+   * `test_error_bitrix_api_payment_required` calls `profile`), an inbound webhook's with 401
+   * `ACCESS_DENIED` "REST is available only by subscription" (DOCS:_includes/system-errors.md).
+   */
+  subscriptionEnded: boolean;
   failures: Map<string, FailureSpec[]>;
   /** A delay (ms) the next call of a method waits before it is answered (delayNext). */
   delays: Map<string, number>;

@@ -394,7 +394,7 @@ describe('REST API of the emulated portal', () => {
     expect(bind.status).toBe(403);
     expect(bind.json.error).toBe('WRONG_AUTH_TYPE');
     const wrong = await rest(hook.replace(/\/[0-9a-f]+\/$/, '/deadbeef/'), 'profile');
-    expect(wrong.json.error).toBe('NO_AUTH_FOUND');
+    expect(wrong.json.error).toBe('INVALID_CREDENTIALS');
     expect(portal.calls.at(-2)).toMatchObject({ method: 'event.bind', via: 'webhook', userId: 2 });
   });
 

@@ -30,20 +30,7 @@ describe('an ONAPPUNINSTALL forged with the token of the frame POST', () => {
     expect(token).toBe(h.portal.applicationToken);
     const eventsBefore = await count('events');
     expect(eventsBefore).toBeGreaterThan(0);
-    const forged = new URLSearchParams({
-      event: 'ONAPPUNINSTALL',
-      'data[LANGUAGE_ID]': 'en',
-      'data[CLEAN]': '1',
-      ts: String(Math.floor(h.t.clock.now().getTime() / 1000)),
-      'auth[domain]': h.portal.domain,
-      'auth[member_id]': form.get('member_id')!,
-      'auth[application_token]': token,
-    });
-    const res = await fetch(`${base(h)}/b24/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: forged.toString(),
-    });
+    const res = await postForgedUninstall(h, token);
     // The token is the portal's: the delivery is stored (and logged), as any verified one.
     expect(res.status).toBe(200);
     await h.drain();
@@ -73,6 +60,67 @@ describe('an ONAPPUNINSTALL forged with the token of the frame POST', () => {
     const row = await findPortalByMemberId(h.t.deps.db, h.portal.memberId);
     expect(row).toMatchObject({ status: 'uninstalled', access_token_enc: null });
     expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toBeUndefined();
+  });
+});
+
+/** An ONAPPUNINSTALL with "delete app data", posted with the frame's application token. */
+function postForgedUninstall(h: UiHarness, token: string) {
+  const forged = new URLSearchParams({
+    event: 'ONAPPUNINSTALL',
+    'data[LANGUAGE_ID]': 'en',
+    'data[CLEAN]': '1',
+    ts: String(Math.floor(h.t.clock.now().getTime() / 1000)),
+    'auth[domain]': h.portal.domain,
+    'auth[member_id]': h.portal.memberId,
+    'auth[application_token]': token,
+  });
+  return fetch(`${base(h)}/b24/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: forged.toString(),
+  });
+}
+
+/**
+ * A portal whose subscription has ended refuses the app's calls with PAYMENT_REQUIRED (and,
+ * at the next refresh, its refresh too), so app.info cannot confirm an uninstall. The
+ * portal was then taken at its word: a user who read the token in the frame could erase the
+ * portal's rules and log while it was only behind with a payment.
+ */
+describe('an ONAPPUNINSTALL forged while the portal subscription has ended', () => {
+  let h: UiHarness;
+  beforeAll(async () => {
+    h = await startUiHarness();
+    await saveRuleMap(h.t.deps.db, h.portal.memberId, uiTestMap(h.sink.url), h.t.clock.now());
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('waits with the portal paused instead of erasing it, and is refused once it is renewed', async () => {
+    h.portal.endSubscription(true);
+    const res = await postForgedUninstall(h, h.portal.applicationToken);
+    expect(res.status).toBe(200);
+    await h.drain();
+    const row = await findPortalByMemberId(h.t.deps.db, h.portal.memberId);
+    expect(row).toMatchObject({ status: 'installed', pause_reason: 'payment_required' });
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toBeDefined();
+    // Control: the uninstall was looked at, and app.info was refused for the plan.
+    expect(h.portal.calls.filter((c) => c.method === 'app.info').at(-1)).toMatchObject({
+      error: 'PAYMENT_REQUIRED',
+    });
+    const uninstall = await h.t.deps.db('events').where({ event: 'ONAPPUNINSTALL' }).first();
+    expect(uninstall.status).toBe('received');
+
+    h.portal.endSubscription(false);
+    h.t.clock.advance(11 * 60_000);
+    await h.drain();
+    expect(await findPortalByMemberId(h.t.deps.db, h.portal.memberId)).toMatchObject({
+      status: 'installed',
+      pause_reason: null,
+    });
+    const after = await h.t.deps.db('events').where({ event: 'ONAPPUNINSTALL' }).first();
+    expect(after.last_error).toContain('not confirmed');
   });
 });
 

@@ -82,6 +82,22 @@ describe('inbound-webhook mode', () => {
     expect(deal.TITLE).toBe('Webhook deal');
     const last = portal.calls[portal.calls.length - 1]!;
     expect(last).toMatchObject({ method: 'crm.deal.get', via: 'webhook', auth: null });
+
+    // The portal's subscription ends: a webhook's calls are refused with ACCESS_DENIED "REST is
+    // available only by subscription", which pauses the portal (its events wait) until a
+    // later call goes through; a webhook has no refresh to try.
+    portal.endSubscription(true);
+    const read = () =>
+      h.t.deps.bitrix.call<{ TITLE: string }>(row, 'crm.deal.get', { id: change.id });
+    await expect(read()).rejects.toMatchObject({ name: 'PausedError' });
+    expect(portal.calls.at(-1)).toMatchObject({ error: 'ACCESS_DENIED', via: 'webhook' });
+    const paused = () => findPortalByMemberId(h.t.deps.db, portal.memberId);
+    expect(await paused()).toMatchObject({ status: 'installed', pause_reason: 'payment_required' });
+    portal.endSubscription(false);
+    await expect(read()).rejects.toMatchObject({ name: 'PausedError' });
+    h.t.clock.advance(11 * 60_000);
+    expect((await read()).TITLE).toBe('Webhook deal');
+    expect(await paused()).toMatchObject({ pause_reason: null });
   });
 
   it('rejects an outgoing-webhook delivery with another application token', async () => {

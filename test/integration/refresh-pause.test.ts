@@ -100,6 +100,50 @@ describe.each([
 });
 
 /**
+ * A portal whose subscription ends refuses the app's REST calls with 401 PAYMENT_REQUIRED
+ * while its access token is still valid (test/emulator/state.ts `subscriptionEnded` cites
+ * it). Read as any other 4xx, every event that read the deal or wrote to the portal in that
+ * hour failed for good, while the same lapse found at the next refresh paused the portal.
+ */
+describe('a subscription that ends while the access token is valid', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario();
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+  const row = async () =>
+    (await findPortalByMemberId(s.h.t.deps.db, s.portal.memberId)) as PortalRow;
+
+  it('pauses the portal as a refused refresh does, keeps its events and resumes when renewed', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    s.portal.endSubscription(true);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    await s.drain();
+    // Control: the call was made, with a valid token, and refused so.
+    const refused = s.portal.calls.filter((c) => c.error === 'PAYMENT_REQUIRED');
+    expect(refused.length).toBeGreaterThan(0);
+    expect(await row()).toMatchObject({ status: 'installed', pause_reason: 'payment_required' });
+    const won = () => latestUpdate(s, id);
+    expect(await won()).toMatchObject({ status: 'received' });
+    expect(String((await won()).last_error)).toContain('PAYMENT_REQUIRED');
+    expect(s.accounting.requests).toHaveLength(0);
+    const logged = s.h.t.logs.lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.alert === 'portal_paused');
+    expect(logged.map((l) => l.reason)).toEqual(['payment_required']);
+
+    s.portal.endSubscription(false);
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 11 * 60_000);
+    await s.drain();
+    expect(await row()).toMatchObject({ status: 'installed', pause_reason: null });
+    expect(await won()).toMatchObject({ status: 'processed' });
+    expect(s.accounting.requests).toHaveLength(1);
+  });
+});
+
+/**
  * A client id the OAuth server does not know (B24_CLIENT_ID changed, or mistyped in the
  * environment a start read) is answered HTTP 200 `{"error": "wrong_client"}`, not
  * `invalid_client` (test/emulator/oauth-server.ts cites a real server's answer). Read as any
