@@ -231,6 +231,8 @@ const EN = {
   'replay.showFailed': 'Show the failed events',
   'replay.followLog': 'Follow them in the event log',
   'replay.rangeNeeded': 'Choose a date range.',
+  'replay.tooMany':
+    'A replay from this page takes at most 10,000 events: choose a shorter range, an event or a status, or run npx b24hooks replay on the server.',
   'rules.title': 'Event map',
   'rules.source': 'Map in use:',
   'rules.src.portal': "this portal's own map",
@@ -610,6 +612,8 @@ const RU: Record<MessageKey, string> = {
   'replay.showFailed': 'Показать события с ошибкой',
   'replay.followLog': 'Смотреть в журнале',
   'replay.rangeNeeded': 'Укажите период.',
+  'replay.tooMany':
+    'С этой страницы повторяется не больше 10 000 событий: выберите период короче, событие или статус, или запустите npx b24hooks replay на сервере.',
   'rules.title': 'Карта событий',
   'rules.source': 'Используется:',
   'rules.src.portal': 'собственная карта портала',

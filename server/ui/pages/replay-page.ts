@@ -122,10 +122,19 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
     const now = deps.clock.now().getTime();
     const asOf = Number((req.body as Record<string, unknown>).asOf);
     const until = Number.isSafeInteger(asOf) && asOf > 0 && asOf <= now ? asOf : now;
-    const result = await replayEvents(deps, {
-      filter: { ...filter, to: Math.min(filter.to, until + 1) },
-      rerunSucceeded: rerun,
+    const range = { ...filter, to: Math.min(filter.to, until + 1) };
+    // A replay from here takes at most REPLAY_PREVIEW_CAP events: its progress page counts
+    // them every 2 s, on the thread every portal's deliveries are parsed on.
+    const count = await replayEvents(deps, {
+      filter: range,
+      dryRun: true,
+      cap: REPLAY_PREVIEW_CAP,
     });
+    if (count.capped) {
+      await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.tooMany' });
+      return;
+    }
+    const result = await replayEvents(deps, { filter: range, rerunSucceeded: rerun });
     const runId = await createReplayRun(
       deps.db,
       {
