@@ -1,4 +1,8 @@
 import { parsePrivateHosts, type PrivateHosts } from '../lib/address-policy.js';
+import { canonicalChat } from '../lib/telegram-chat.js';
+
+/** TELEGRAM_CHAT_ID in the one spelling every chat is compared in (`-0100999` → `-100999`). */
+const optionalChat = (v: string | undefined) => (v === undefined ? undefined : canonicalChat(v));
 import { list, type EnvReader } from './reader.js';
 import type { Config, SmsProvider } from './types.js';
 
@@ -22,7 +26,7 @@ export function parseChannels(r: EnvReader): Pick<Config, 'telegram' | 'email' |
   return {
     telegram: {
       botToken: r.text('TELEGRAM_BOT_TOKEN'),
-      chatId: r.text('TELEGRAM_CHAT_ID'),
+      chatId: optionalChat(r.text('TELEGRAM_CHAT_ID')),
       apiUrl: r.url('TELEGRAM_API_URL', 'https://api.telegram.org') ?? 'https://api.telegram.org',
     },
     email: {

@@ -14,7 +14,7 @@ import type { Config } from '../config.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
-import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
+import { canonicalChat, TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 
 const NUMERIC = /^[+-]?\d{1,20}$/;
 
@@ -196,13 +196,13 @@ export async function telegramChatRefusal(
   portalId: number,
   chat: string,
 ): Promise<string | undefined> {
-  const name = chat.trim();
+  const name = canonicalChat(chat);
   const idOf = async (c: string) =>
     c.startsWith('@')
       ? (await telegramChatByUsername(deps.db, c.slice(1).toLowerCase()))?.chat_id
       : c;
   const id = await idOf(name);
-  const operator = deps.config.telegram.chatId;
+  const operator = deps.config.telegram.chatId && canonicalChat(deps.config.telegram.chatId);
   if (operator && (operator === name || (id !== undefined && (await idOf(operator)) === id))) {
     return "this is the server's alert chat; use a chat of your own";
   }

@@ -13,7 +13,7 @@ import {
   telegramChatLinks,
 } from '../../db/stores/telegram-chats.js';
 import { callBotApi } from '../actions/telegram-bot.js';
-import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
+import { canonicalChat, TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 import { getChatId, getChatInfo } from '../processing/telegram-chats.js';
 
 /** How long a code sent to a chat can be typed back, and how soon another may be asked for. */
@@ -41,7 +41,7 @@ export type LinkResult =
 
 /** The numeric id of what an admin typed (an `@name` is asked of the Bot API, then remembered). */
 async function chatIdOf(deps: Deps, chat: string): Promise<string> {
-  if (NUMERIC.test(chat)) return chat;
+  if (NUMERIC.test(chat)) return canonicalChat(chat);
   const username = chat.slice(1).toLowerCase();
   const known = await telegramChatByUsername(deps.db, username);
   if (known) return known.chat_id;
@@ -79,7 +79,7 @@ export async function sendLinkCode(
   try {
     chatId = await chatIdOf(deps, chat);
     const operatorId = operator ? await chatIdOf(deps, operator).catch(() => operator) : undefined;
-    if (operator && (operatorId === chatId || operator === chat)) {
+    if (operator && (operatorId === chatId || canonicalChat(operator) === canonicalChat(chat))) {
       return { error: "this is the server's alert chat; use a chat of your own" };
     }
     // A code posted into a public chat proves nothing: anyone can read it there.
@@ -174,6 +174,7 @@ export async function linkWithCode(
   input: string,
 ): Promise<LinkResult> {
   const code = input.replace(/[\s-]/g, '');
+  chatId = canonicalChat(chatId);
   const row = NUMERIC.test(chatId) ? await getLinkCode(deps.db, portal.id, chatId) : undefined;
   const now = deps.clock.now().getTime();
   if (!row || now >= row.expires_at) {

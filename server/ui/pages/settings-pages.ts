@@ -20,7 +20,7 @@ import { telegramChatRefusal } from '../../processing/telegram-chats.js';
 import { linkedChatsOf, unlinkTelegramChat } from '../../../db/stores/telegram-chats.js';
 import { linkWithCode, sendLinkCode, telegramBotName } from '../telegram-link.js';
 import { within } from '../../lib/within.js';
-import { TELEGRAM_CHAT } from '../../lib/telegram-chat.js';
+import { canonicalChat, TELEGRAM_CHAT } from '../../lib/telegram-chat.js';
 import { effectiveMap } from '../../rules/map-store.js';
 
 export const ALERT_KEYS = { telegram: 'alerts.telegramChatId', email: 'alerts.email' } as const;
@@ -196,7 +196,8 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
   router.post('/ui/alerts', requireAdmin, csrfProtection, async (req, res) => {
     const { user } = uiContext(res);
     const body = req.body as Record<string, unknown>;
-    const telegram = String(body.telegram ?? '').trim();
+    // Stored and compared in one spelling: `-0100999` is the operator's `-100999` to Telegram.
+    const telegram = canonicalChat(String(body.telegram ?? ''));
     const email = String(body.email ?? '').trim();
     const errors: string[] = [];
     if (telegram && !TELEGRAM_CHAT.test(telegram)) {
@@ -263,7 +264,7 @@ export function settingsPages(deps: Deps, notifyWorker: () => void): Router {
 
   router.post('/ui/alerts/telegram/unlink', requireAdmin, csrfProtection, async (req, res) => {
     const chat = String((req.body as Record<string, unknown>).chat ?? '').trim();
-    await unlinkTelegramChat(deps.db, chat, uiContext(res).portal.id);
+    await unlinkTelegramChat(deps.db, canonicalChat(chat), uiContext(res).portal.id);
     await renderAlerts(res, { linkChat: chat, linkNotice: 'unlinked' });
   });
 

@@ -290,3 +290,62 @@ describe('asking again for a code still in the chat', () => {
     expect(test.html).toContain('Not sent to the e-mail set here: this server has no SMTP_URL');
   });
 });
+
+/**
+ * The Bot API reads `-0100999` as chat -100999, but the page compared the text: a code asked
+ * for `-0100999` went into the operator's alert chat (naming the asking portal's domain, which
+ * anyone may choose), each spelling got a code of its own within the 10 minutes, and the
+ * operator's chat could be saved as a portal's alert chat (whose alerts then went nowhere).
+ */
+describe('a chat typed with leading zeros', () => {
+  let h: UiHarness;
+  let tg: TelegramStandin;
+  let admin: UiSession;
+  beforeAll(async () => {
+    tg = await startTelegramStandin();
+    h = await startUiHarness({
+      env: { TELEGRAM_BOT_TOKEN: tg.token, TELEGRAM_API_URL: tg.url, TELEGRAM_CHAT_ID: '-100999' },
+    });
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+    await tg.close();
+  });
+
+  it("is the same chat: the operator's stays refused, and one code per chat holds", async () => {
+    const csrf = csrfOf((await getPage(h, '/ui/alerts', admin.cookie)).html);
+    const ask = (chat: string) =>
+      postForm(h, '/ui/alerts/telegram/code', { chat, _csrf: csrf }, admin.cookie);
+    for (const chat of ['-0100999', '-00100999']) {
+      const refused = await ask(chat);
+      expect([chat, refused.status]).toEqual([chat, 400]);
+      expect(refused.html).toContain('this is the server&#39;s alert chat');
+    }
+    const saved = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-0100999', email: '', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(saved.status).toBe(400);
+    expect(tg.sent).toEqual([]);
+
+    // Control: another chat gets its code, once, however it is spelled.
+    expect((await ask('-100555')).status).toBe(200);
+    expect(tg.sent.map((m) => String(m.chat_id))).toEqual(['-100555']);
+    const again = await ask('-000100555');
+    expect(again.status).toBe(400);
+    expect(again.html).toContain('a code was sent to this chat less than 10 minutes ago');
+    expect(tg.sent).toHaveLength(1);
+    // And an alert chat is kept in the one spelling.
+    const mine = await postForm(
+      h,
+      '/ui/alerts',
+      { telegram: '-0100556', email: '', _csrf: csrf },
+      admin.cookie,
+    );
+    expect(mine.status).toBe(200);
+    expect(mine.html).toMatch(/name="telegram"[^>]*value="-100556"/);
+  });
+});
