@@ -86,11 +86,17 @@ export function refusedRecipient(address: string, allowed: PrivateHosts): string
   return undefined;
 }
 
+/** Longest sender name a step may give, before " via b24hooks". */
+const MAX_SENDER_NAME = 60;
+
 /**
- * Who a step's message is from. The SMTP account is the operator's (ALERT_EMAIL_FROM), and
- * every portal's rules send through it, so a step may not write as anyone it likes: its
- * `from` is kept only on the domain of ALERT_EMAIL_FROM; any other address becomes the
- * Reply-To, under the step's name and the server's address.
+ * Who a step's message is from. The SMTP account is the operator's (ALERT_EMAIL_FROM), its
+ * mail signed and vouched for as the operator's domain, and every portal's rules send
+ * through it: anyone who installs the app writes those rules. So a step never writes as an
+ * address of its own, not even one of the operator's domain (`security@` it); the message
+ * is from ALERT_EMAIL_FROM's address, the step's address becomes the Reply-To, and the
+ * step's name is shown as "<name> via b24hooks", reduced to plain words (no `@`, quotes,
+ * angle brackets or invisible characters, which make a name pass for an address).
  */
 export function senderOf(
   stepFrom: string | undefined,
@@ -101,11 +107,14 @@ export function senderOf(
   // One sender: a list (or a group) would put other addresses into From.
   const step = listed.length === 1 ? listed[0] : undefined;
   if (!step || !server) return { from: serverFrom };
-  if (domainOf(step.address) === domainOf(server.address)) {
-    return { from: { name: step.name, address: step.address } };
-  }
+  const name = step.name
+    .replace(/[\p{C}"<>@\\]/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, MAX_SENDER_NAME)
+    .trim();
   return {
-    from: { name: step.name || step.address, address: server.address },
+    from: name ? { name: `${name} via b24hooks`, address: server.address } : serverFrom,
     replyTo: step.address,
   };
 }

@@ -164,20 +164,41 @@ describe('email action', () => {
 
   /**
    * The SMTP account is the operator's and every portal's rules send through it: before, a
-   * step's `from` went out as written, so any installer could mail as anyone.
+   * step's `from` went out as written, so any installer could mail as anyone; then as any
+   * mailbox of the operator's own domain (`Security Team <security@…>`, signed as the
+   * operator's), which anyone who installs the app could still use to phish in its name.
    */
-  it("keeps a step's sender only on the server's domain; another becomes the Reply-To", async () => {
-    const own: EmailAction = { ...mail, from: 'Billing <billing@example.test>' };
+  it("sends from the server's address only; the step's becomes the Reply-To, its name marked", async () => {
+    const own: EmailAction = { ...mail, from: 'Security Team <security@example.test>' };
     await runAction(own, own, ctx());
-    expect(smtp.messages.at(-1)?.from).toBe('billing@example.test');
+    const mine = smtp.messages.at(-1)!;
+    expect(mine.from).toBe('shop@example.test');
+    expect(mine.raw).toMatch(/^From: Security Team via b24hooks <shop@example\.test>$/m);
+    expect(mine.raw).toMatch(/^Reply-To: security@example\.test$/m);
 
     const foreign: EmailAction = { ...mail, from: 'Bank Security <security@bank.example>' };
     const result = await runAction(foreign, foreign, ctx());
     const got = smtp.messages.at(-1)!;
     expect(got.from).toBe('shop@example.test');
-    expect(got.raw).toMatch(/^From: Bank Security <shop@example\.test>$/m);
+    expect(got.raw).toMatch(/^From: Bank Security via b24hooks <shop@example\.test>$/m);
     expect(got.raw).toMatch(/^Reply-To: security@bank\.example$/m);
     expect(result.request).toMatchObject({ replyTo: 'security@bank.example' });
+
+    // A name that would pass for an address, or hide characters, is reduced to words; no
+    // name is the server's own.
+    for (const [from, shown] of [
+      ['"admin@example.test" <x@evil.example>', '"admin example.test via b24hooks"'],
+      ['"Pay\u202Ementi\u202C" <x@evil.example>', 'Pay menti via b24hooks'],
+      ['x@evil.example', 'Shop'],
+    ]) {
+      const odd: EmailAction = { ...mail, from };
+      await runAction(odd, odd, ctx());
+      const sent = smtp.messages.at(-1)!;
+      expect([from, /^From: (.*)$/m.exec(sent.raw)?.[1]]).toEqual([
+        from,
+        `${shown} <shop@example.test>`,
+      ]);
+    }
 
     // A list or a group in from: one address of the server's domain does not carry the rest.
     for (const from of [
