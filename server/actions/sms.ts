@@ -124,6 +124,16 @@ function checkSmsru(reply: HttpReply, label: string): void {
   }
 }
 
+/**
+ * sms.ru answers each send with the operator's account `balance` (https://sms.ru/api/send):
+ * the step's response is shown to the users of every portal that texts, so it is left out.
+ */
+function withoutBalance(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || !('balance' in body)) return body;
+  const { balance: _balance, ...rest } = body as Record<string, unknown>;
+  return rest;
+}
+
 /** An `sms` step through `SMS_PROVIDER` (generic, twilio or smsru). */
 export async function runSms(action: SmsAction, ctx: ActionContext): Promise<ActionResult> {
   const provider = ctx.config.sms.provider;
@@ -169,7 +179,7 @@ export async function runSms(action: SmsAction, ctx: ActionContext): Promise<Act
       ms: reply.ms,
       // The operator's account and token only: a short login ("shop") would mask words.
       body: withoutValuesDeep(
-        reply.body,
+        withoutBalance(reply.body),
         credentials.filter((v) => v.length >= MIN_OUTPUT_SECRET),
       ),
     },

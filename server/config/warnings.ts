@@ -29,7 +29,7 @@ export function publicDeploymentWarnings(config: Config): string[] {
   }
   if (!config.metricsToken) {
     out.push(
-      'METRICS_TOKEN is not set: /metrics is open to anyone and names every portal (member_id) and its rules; set METRICS_TOKEN on a public address.',
+      'METRICS_TOKEN is not set: /metrics is open to anyone and names every portal (member_id), its rules and the hosts its steps call; set METRICS_TOKEN on a public address.',
     );
   }
   if (config.ipAllowlist.length === 0) {

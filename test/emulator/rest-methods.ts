@@ -27,7 +27,15 @@ const ok = (result: unknown): MethodResult => ({ result });
 /** CRM errors carry an empty code and the text in the description (crm-deal-get.md). */
 const crmError = (description: string): RestError => new RestError(400, '', description);
 
-function userCurrent(u: EmulatedUser): Record<string, unknown> {
+/**
+ * A user as `user.current` / `user.get` answer. With only `user_brief` (the app's scope) the
+ * core gives the name fields, no EMAIL (CORE:lib/api/user.php `getAllowedUserFields`:
+ * `SCOPE_USER_BRIEF` → `ALLOWED_USER_NAME_FIELDS`, which has ID, XML_ID, ACTIVE, NAME,
+ * LAST_NAME, SECOND_NAME, IS_ONLINE, TIME_ZONE, PERSONAL_GENDER, UF_DEPARTMENT… and no EMAIL);
+ * `user_basic` or `user` add it.
+ */
+function userCurrent(u: EmulatedUser, scopes: ReadonlySet<string>): Record<string, unknown> {
+  const contacts = scopes.has('user') || scopes.has('user_basic');
   return {
     ID: String(u.id),
     XML_ID: '',
@@ -35,7 +43,7 @@ function userCurrent(u: EmulatedUser): Record<string, unknown> {
     NAME: u.name,
     LAST_NAME: u.lastName ?? '',
     SECOND_NAME: '',
-    EMAIL: u.email ?? `user${u.id}@example.test`,
+    ...(contacts ? { EMAIL: u.email ?? `user${u.id}@example.test` } : {}),
     PERSONAL_GENDER: '',
     TIME_ZONE: u.timeZone ?? '',
     IS_ONLINE: 'Y',
@@ -91,13 +99,13 @@ const APP_METHODS: Record<string, MethodHandler> = {
     }),
   'user.current': (_p, call) => {
     if (!call.user) throw new RestError(400, 'ERROR_NOT_FOUND', 'User not found');
-    return ok(userCurrent(call.user));
+    return ok(userCurrent(call.user, call.scopes));
   },
   'user.admin': (_p, call) => ok(call.isAdmin),
   // DOCS api-reference/user/user-get.md: `FILTER` (`ACTIVE` true leaves dismissed users out),
   // and `start`: "The page size of results is always static: 50 records", with `total`
   // (CORE lib/api/user.php `userGet`: getNavData, setNavData; `next` when more follow).
-  'user.get': (params, _c, portal) => {
+  'user.get': (params, call, portal) => {
     const filter = param(params, 'FILTER');
     const id = param(params, 'ID') ?? (isRecord(filter) ? param(filter, 'ID') : undefined);
     const active = isRecord(filter) ? param(filter, 'ACTIVE') : undefined;
@@ -109,7 +117,7 @@ const APP_METHODS: Record<string, MethodHandler> = {
     const start = Math.max(0, Number(paramString(params, 'start')) || 0);
     const page = users.slice(start, start + 50);
     return {
-      result: page.map(userCurrent),
+      result: page.map((u) => userCurrent(u, call.scopes)),
       total: users.length,
       ...(start + 50 < users.length ? { next: start + 50 } : {}),
     };

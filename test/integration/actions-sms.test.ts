@@ -173,6 +173,12 @@ describe('sms action', () => {
         json: '1',
       });
       expect(JSON.stringify(result)).not.toContain('smsru-api-id');
+      // The operator's account balance is not shown to the portal's users; the rest is.
+      expect(result.response.body).toEqual({
+        status: 'OK',
+        status_code: 100,
+        sms: { '15550100': { status: 'OK', status_code: 100, sms_id: '000000-10000000' } },
+      });
     });
 
     it('reads the error status sms.ru sends with HTTP 200', async () => {

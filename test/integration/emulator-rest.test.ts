@@ -60,6 +60,19 @@ describe('REST API of the emulated portal', () => {
     expect(await res.json()).toEqual(expect.objectContaining({ result: false }));
   });
 
+  it('gives an app with user_brief the name fields of a user, without EMAIL', async () => {
+    const [user] = (await call('user.get', { ID: 1 })).json.result as Array<
+      Record<string, unknown>
+    >;
+    expect(user).toMatchObject({ ID: '1', NAME: expect.any(String) });
+    expect(user).not.toHaveProperty('EMAIL');
+    // Control: a portal whose app has user_basic gets it.
+    const basic = await emu.addPortal({ installed: true, scope: 'crm,user_basic' });
+    const token = basic.issueUserAuth(1).accessToken;
+    const me = await rest(basic.clientEndpoint, 'user.current', { auth: token });
+    expect(me.json.result).toHaveProperty('EMAIL');
+  });
+
   it('answers 404 ERROR_METHOD_NOT_FOUND for an unknown method and 401 without auth', async () => {
     expect((await call('crm.nothing.here')).status).toBe(404);
     const none = await rest(portal.clientEndpoint, 'profile');
