@@ -1,4 +1,4 @@
-import { PermanentError } from '../lib/retry-errors.js';
+import { PausedError, PermanentError } from '../lib/retry-errors.js';
 import { systemClock } from '../lib/clock.js';
 import type { TelegramAction } from '../rules/model.js';
 import { failOnStatus } from './http-call.js';
@@ -47,6 +47,17 @@ export async function runTelegram(
     });
     const { reply, answer, label } = call;
     const retryAfter = answer.parameters?.retry_after;
+    if (reply.status === 429) {
+      // Telegram's flood control (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
+      // a chat or the bot is sending too fast, not a failure of this message. The job waits
+      // the time Telegram names without spending an attempt, so a burst of a portal's deals
+      // (or another portal's flood on the one bot) does not use up its events' attempts.
+      const waitMs = typeof retryAfter === 'number' && retryAfter > 0 ? retryAfter * 1000 : 30_000;
+      throw new PausedError(
+        `${label}: Telegram's flood control (429), sent again in ${Math.round(waitMs / 1000)} s`,
+        waitMs,
+      );
+    }
     failOnStatus(reply, label, now, typeof retryAfter === 'number' ? retryAfter * 1000 : undefined);
     if (answer.ok !== true) {
       throw new PermanentError(

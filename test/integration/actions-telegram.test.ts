@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runAction, type ActionContext } from '../../server/actions/index.js';
 import type { Env } from '../../server/config.js';
 import { silentLogger } from '../../server/lib/logger.js';
-import { PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
+import { PausedError, PermanentError, RetryableError } from '../../server/lib/retry-errors.js';
 import type { TelegramAction } from '../../server/rules/model.js';
 import { startTelegramStandin, type TelegramStandin } from '../helpers/telegram-standin.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -83,11 +83,12 @@ describe('telegram action', () => {
     ).rejects.toBeInstanceOf(PermanentError);
   });
 
-  it('retries after the retry_after the Bot API gives with a 429', async () => {
+  it('waits the retry_after the Bot API gives with a 429, without spending an attempt', async () => {
     tg.failNext({ code: 429, description: 'Too Many Requests: retry after 12', retryAfter: 12 });
     const err = await send({ type: 'telegram', text: 'x' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RetryableError);
-    expect((err as RetryableError).retryAfterMs).toBe(12_000);
+    expect(err).toBeInstanceOf(PausedError);
+    expect((err as PausedError).resumeAfterMs).toBe(12_000);
+    expect((err as Error).message).toContain("Telegram's flood control (429)");
   });
 
   it('fails for good on chat not found and on a wrong token, never showing the token', async () => {

@@ -53,6 +53,27 @@ describe('telegram chats between portals', () => {
     return h.services.worker.drain();
   };
 
+  /**
+   * Telegram answers 429 to a chat (or the one bot) sending too fast. Read as a retryable
+   * failure, each one spent one of the event's attempts: a portal whose 50 deals were won at
+   * once, or any portal while another flooded the bot, used up its events' attempts.
+   */
+  it("waits out Telegram's flood control without spending the event's attempts", async () => {
+    const a = await seedPortal(h.t.deps);
+    await postTo(a.memberId, '-100555');
+    h.tg.failNext({ code: 429, description: 'Too Many Requests: retry after 7', retryAfter: 7 });
+    const [held] = await deliver(a);
+    expect(held?.outcome).toBe('paused');
+    expect(h.tg.sent).toHaveLength(0);
+    const job = await h.t.deps.db('jobs').where({ type: 'process_event' }).first();
+    expect(job).toMatchObject({ attempts: 0 });
+    expect(Number(job.run_at) - h.t.clock.now().getTime()).toBe(7_000);
+    expect((await runs(a.row.id)).at(-1)?.error).toContain("Telegram's flood control (429)");
+    h.t.clock.advance(7_000);
+    expect((await h.services.worker.drain()).map((o) => o.outcome)).toEqual(['done']);
+    expect(h.tg.sent.map((m) => m.chat_id)).toEqual(['-100555']);
+  });
+
   it("never posts a portal's step into a chat another portal holds, by id or by @name", async () => {
     const a = await seedPortal(h.t.deps);
     const b = await seedPortal(h.t.deps);
