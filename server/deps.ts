@@ -3,6 +3,7 @@ import { openDb } from '../db/connect.js';
 import { migrateToLatest, pendingMigrations } from '../db/migrate.js';
 import type { Config } from './config.js';
 import { createHttpGuard, type HostResolver, type HttpGuard } from './lib/http-guard.js';
+import { createMailRoutes, type MailRoutes } from './lib/mail-route.js';
 import { createBitrixRest, type BitrixRest, type BitrixRestOptions } from './bitrix/rest.js';
 import { portalAddressAllowance } from './bitrix/hosts.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -34,6 +35,8 @@ export interface Deps {
   readonly lifecycle: Lifecycle;
   /** The dispatcher `http` steps connect through (ACTION_PRIVATE_HOSTS, http-guard.ts). */
   readonly httpGuard: HttpGuard;
+  /** Where the SMTP server would deliver a domain's mail, for `email` steps (mail-route.ts). */
+  readonly mailRoutes: MailRoutes;
   /** Closes what createDeps opened. */
   close(): Promise<void>;
 }
@@ -62,6 +65,8 @@ export interface DepsOverrides {
   busyTimeoutMs?: number;
   /** How `http` steps resolve host names (tests: a name that resolves to loopback). */
   resolveHost?: HostResolver;
+  /** How `email` steps find where a domain's mail goes (tests: a name server on loopback). */
+  mailRoutes?: MailRoutes;
   /**
    * Before the count of the figures an upgrade across the rollups (0016) still lacks
    * (db/migrate.ts): the server and the CLI fill in the rules' SLA of the rule matches
@@ -144,6 +149,7 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
     root,
     lifecycle: { stopping: false },
     httpGuard,
+    mailRoutes: overrides.mailRoutes ?? createMailRoutes({ resolve: overrides.resolveHost }),
     async close() {
       await httpGuard.close();
       await portalGuard.close();

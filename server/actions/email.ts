@@ -3,6 +3,7 @@ import net from 'node:net';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { addressPolicy, type PrivateHosts } from '../lib/address-policy.js';
+import type { MailExchanger, MailRoutes } from '../lib/mail-route.js';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { EmailAction } from '../rules/model.js';
 import { createMailer } from './mailer.js';
@@ -90,6 +91,48 @@ export function refusedRecipient(address: string, allowed: PrivateHosts): string
 const MAX_SENDER_NAME = 60;
 
 /**
+ * Names reserved for documentation and tests (RFC 2606, RFC 6761): no mail is delivered
+ * there, so there is no route to look up.
+ */
+const RESERVED_MAIL_DOMAIN = /(^|\.)(test|example|invalid|example\.(com|net|org))$/;
+
+/**
+ * Why mail for `domain` may not go through the operator's SMTP server, by where that server
+ * would deliver it: a public name whose MX (or, without one, whose own address) points into
+ * the server's network (`mx.evil.example` at 10.0.0.5) reaches it as surely as `x@[10.0.0.5]`
+ * would. A domain or exchanger ACTION_PRIVATE_HOSTS lists is allowed. DNS that does not answer
+ * is a retry, not a refusal, and no sign the SMTP server is down.
+ */
+async function refusedRoute(
+  domain: string,
+  routes: MailRoutes,
+  allowed: PrivateHosts,
+): Promise<string | undefined> {
+  const policy = addressPolicy(allowed);
+  if (policy.hostAllowed(domain) || net.isIP(domain) || /^\[/.test(domain)) return undefined;
+  if (RESERVED_MAIL_DOMAIN.test(domain)) return undefined;
+  let route: MailExchanger[];
+  try {
+    route = await routes(domain);
+  } catch (e) {
+    throw new RetryableError(
+      `email step: where mail for ${domain} goes could not be looked up (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      { refusedRequest: true, cause: e },
+    );
+  }
+  for (const { host, addresses: found } of route) {
+    if (policy.hostAllowed(host)) continue;
+    for (const { address } of found) {
+      const kind = policy.refusedKind(address);
+      if (kind) {
+        return `the mail server of ${domain}${host === domain ? '' : ` (${host})`} is at ${kind}, inside the server's network (not in ACTION_PRIVATE_HOSTS)`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
  * Who a step's message is from. The SMTP account is the operator's (ALERT_EMAIL_FROM), its
  * mail signed and vouched for as the operator's domain, and every portal's rules send
  * through it: anyone who installs the app writes those rules. So a step never writes as an
@@ -136,10 +179,19 @@ export async function runEmail(action: EmailAction, ctx: ActionContext): Promise
       `email step: ${count} recipients; at most ${MAX_EMAIL_RECIPIENTS} per step`,
     );
   }
+  const domains = new Map<string, string>();
   for (const t of ctx.operatorRecipients ? [] : Array.isArray(to) ? to : [to]) {
     for (const { address } of addresses(t)) {
       const refused = refusedRecipient(address, ctx.config.actions.privateHosts);
       if (refused) throw new PermanentError(`email step refused: ${refused}`);
+      const domain = domainToASCII(domainOf(address)).replace(/\.+$/, '');
+      if (!domains.has(domain)) domains.set(domain, address);
+    }
+  }
+  if (ctx.mailRoutes) {
+    for (const [domain, address] of domains) {
+      const refused = await refusedRoute(domain, ctx.mailRoutes, ctx.config.actions.privateHosts);
+      if (refused) throw new PermanentError(`email step refused: ${address}: ${refused}`);
     }
   }
   const sender = senderOf(action.from, ctx.config.email.from);

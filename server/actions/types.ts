@@ -3,6 +3,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { HttpGuard } from '../lib/http-guard.js';
 import type { Mailer } from './mailer.js';
+import type { MailRoutes } from '../lib/mail-route.js';
 
 /** Calls a Bitrix24 REST method on the event's portal; supplied by the processor. */
 export type BitrixCall = (method: string, params: object) => Promise<unknown>;
@@ -28,6 +29,12 @@ export interface ActionContext {
   guard?: HttpGuard;
   /** Keeps one SMTP transport per URL; without it an `email` step opens and closes its own. */
   mailer?: Mailer;
+  /**
+   * Where the operator's SMTP server would deliver a domain's mail (its MX hosts' addresses):
+   * an `email` step of a portal is refused for a domain whose mail goes into the server's
+   * network (email.ts). Without it only the domain's name is judged.
+   */
+  mailRoutes?: MailRoutes;
   /**
    * The recipients are the operator's (ALERT_EMAIL_TO): not held to public mail domains, as
    * a portal's are (email.ts `refusedRecipient`).

@@ -115,6 +115,7 @@ export function createAlertJobHandler(opts: AlertSenderOptions = {}): JobHandler
       logger: deps.logger,
       idempotencyKey: `b24h-alert-${job.id}`,
       mailer: opts.mailer,
+      mailRoutes: deps.mailRoutes,
       fetch: opts.fetch,
       clock: deps.clock,
     };

@@ -203,6 +203,7 @@ async function runStep(
           idempotencyKey: key,
           bitrix: (method, params) => deps.bitrix.call(portal, method, params),
           mailer: ctx.mailer,
+          mailRoutes: deps.mailRoutes,
           fetch: ctx.fetch,
           guard: deps.httpGuard,
           clock: deps.clock,

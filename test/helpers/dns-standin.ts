@@ -5,8 +5,8 @@ import * as packet from 'dns-packet';
 export interface DnsStandin {
   /** `127.0.0.1:port`, for a resolver's servers. */
   server: string;
-  /** A (and AAAA) records answered. */
-  names: Map<string, { a?: string[]; aaaa?: string[] }>;
+  /** A, AAAA and MX records answered (MX: exchangers, by preference). */
+  names: Map<string, { a?: string[]; aaaa?: string[]; mx?: string[] }>;
   /** Names whose queries are read and never answered, like a name server that drops them. */
   hang: (name: string) => boolean;
   /** Queries received, by name. */
@@ -42,19 +42,29 @@ export async function startDnsStandin(): Promise<DnsStandin> {
     const held = standin.names.get(name);
     const data =
       question.type === 'A' ? held?.a : question.type === 'AAAA' ? held?.aaaa : undefined;
+    const answers: packet.Answer[] =
+      question.type === 'MX'
+        ? (held?.mx ?? []).map((exchange, i) => ({
+            type: 'MX' as const,
+            name: question.name,
+            ttl: 60,
+            class: 'IN' as const,
+            data: { preference: 10 * (i + 1), exchange },
+          }))
+        : (data ?? []).map((address) => ({
+            type: question.type as 'A',
+            name: question.name,
+            ttl: 60,
+            class: 'IN' as const,
+            data: address,
+          }));
     const reply = packet.encode({
       id: query.id,
       type: 'response',
       // The low 4 bits are the RCODE: 3 is NXDOMAIN.
       flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | (held ? 0 : 3),
       questions: [question],
-      answers: (data ?? []).map((address) => ({
-        type: question.type as 'A',
-        name: question.name,
-        ttl: 60,
-        class: 'IN' as const,
-        data: address,
-      })),
+      answers,
     });
     socket.send(reply, from.port, from.address);
   });

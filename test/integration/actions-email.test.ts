@@ -7,6 +7,9 @@ import type { EmailAction } from '../../server/rules/model.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { testConfig } from '../helpers/test-deps.js';
+import { startDnsStandin, type DnsStandin } from '../helpers/dns-standin.js';
+import { createHostResolver } from '../../server/lib/host-resolver.js';
+import { createMailRoutes, type MailRoutes } from '../../server/lib/mail-route.js';
 
 describe('email action', () => {
   let smtp: SmtpSink;
@@ -227,5 +230,91 @@ describe('email action', () => {
     const fifty = many.split(', ').slice(0, 50).join(', ');
     await runAction(action, { ...action, to: fifty }, ctx());
     expect(smtp.messages.at(-1)?.to).toHaveLength(50);
+  });
+});
+
+/**
+ * The SMTP server is the operator's, inside his network, and delivers a domain's mail to
+ * its MX hosts: a public domain of a rule author's whose MX points at 10.0.0.5 had its mail
+ * delivered there, into that network, though `x@[10.0.0.5]` was refused. A name server on
+ * loopback answers the MX and A records here.
+ */
+describe("email action and where a domain's mail goes", () => {
+  let smtp: SmtpSink;
+  let dns: DnsStandin;
+  const tmp = tempDir();
+  const mailer = createMailer();
+  let routes: MailRoutes;
+  const ctx = (env: Env = {}): ActionContext => ({
+    config: testConfig(tmp.dir, {
+      SMTP_URL: smtp.url,
+      ALERT_EMAIL_FROM: 'Shop <shop@example.test>',
+      ...env,
+    }),
+    logger: silentLogger(),
+    idempotencyKey: 'evt-1:r:3',
+    mailer,
+    mailRoutes: routes,
+  });
+  const to = (address: string): EmailAction => ({
+    type: 'email',
+    to: address,
+    subject: 'Deal 42 is paid',
+    text: 'Thank you.',
+  });
+  const send = (address: string, env?: Env) =>
+    runAction(to(address), to(address), ctx(env)).catch((e: unknown) => e);
+
+  beforeAll(async () => {
+    smtp = await startSmtpSink();
+    dns = await startDnsStandin();
+    dns.names.set('inside-mail.net', { mx: ['mx.inside-mail.net'] });
+    dns.names.set('mx.inside-mail.net', { a: ['10.0.0.5'] });
+    dns.names.set('no-mx.net', { a: ['192.168.7.7'] });
+    dns.names.set('public-mail.net', { mx: ['mx1.public-mail.net', 'mx2.public-mail.net'] });
+    dns.names.set('mx1.public-mail.net', { a: ['93.184.216.34'] });
+    dns.names.set('mx2.public-mail.net', { a: ['93.184.216.35'], aaaa: ['2606:2800:220:1::1'] });
+    dns.names.set('second-mx.net', { mx: ['mx.public-mail.net', 'mx.inside-mail.net'] });
+    dns.names.set('mx.public-mail.net', { a: ['93.184.216.36'] });
+    const resolve = createHostResolver({
+      servers: [dns.server],
+      hostsFile: '/nonexistent',
+      fallback: async () => [],
+    });
+    routes = createMailRoutes({ servers: [dns.server], resolve, timeoutMs: 200, tries: 1 });
+  });
+  afterAll(async () => {
+    mailer.close();
+    await smtp.close();
+    await dns.close();
+    tmp.cleanup();
+  });
+
+  it('refuses a domain whose MX, or own address, is inside the network; a public one goes', async () => {
+    for (const [address, server] of [
+      ['x@inside-mail.net', 'inside-mail.net (mx.inside-mail.net)'],
+      ['x@no-mx.net', 'no-mx.net'],
+      ['x@second-mx.net', 'second-mx.net (mx.inside-mail.net)'],
+    ] as const) {
+      const err = await send(address);
+      expect([address, err]).toEqual([address, expect.any(PermanentError)]);
+      expect((err as Error).message).toContain(`the mail server of ${server} is at`);
+    }
+    expect(smtp.messages).toHaveLength(0);
+    // Control: the lookups were made, and a public domain's mail goes out.
+    expect(dns.asked.get('inside-mail.net')).toBeGreaterThan(0);
+    await send('x@public-mail.net');
+    expect(smtp.messages.map((m) => m.to)).toEqual([['x@public-mail.net']]);
+    // ACTION_PRIVATE_HOSTS lists the exchanger: the operator's own mail server.
+    await send('x@inside-mail.net', { ACTION_PRIVATE_HOSTS: 'mx.inside-mail.net' });
+    expect(smtp.messages).toHaveLength(2);
+  });
+
+  it('retries, without a word against the SMTP server, when DNS does not answer', async () => {
+    dns.hang = (name) => name === 'silent-mail.net';
+    const err = await send('x@silent-mail.net');
+    expect(err).toBeInstanceOf(RetryableError);
+    expect((err as RetryableError).refusedRequest).toBe(true);
+    expect((err as Error).message).toContain('could not be looked up');
   });
 });

@@ -321,6 +321,7 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
             idempotencyKey: `b24h-test-${randomUUID()}`,
             bitrix: (method, params) => deps.bitrix.call(portal, method, params),
             guard: deps.httpGuard,
+            mailRoutes: deps.mailRoutes,
             clock: deps.clock,
             telegramChat,
             telegramChats:
