@@ -16,6 +16,10 @@ import { createTokenDigests } from './token-digests.js';
 import { createUnverifiedCap, proofJobKey } from './unverified-cap.js';
 import { inlineWriter, type BatchWriter } from './writer.js';
 import { hastenEntityJob } from '../../db/stores/jobs.js';
+import { DEFAULT_SCOPE, getSetting, putSetting } from '../../db/stores/settings.js';
+
+/** App-wide setting: the last Bitrix24 sender address list fetched (B24_IP_ALLOWLIST=bitrix24). */
+const IP_LIST_KEY = 'bitrix24IpList';
 import type { IntakeOutcome, IntakeRow } from '../../db/stores/intake.js';
 
 export { LIFECYCLE_EVENTS, type RejectReason } from './deliver.js';
@@ -99,6 +103,11 @@ export function createIntake(
     entries: config.ipAllowlist,
     listUrls: config.ipListUrls,
     logger,
+    // The last good list, for a start that cannot fetch one.
+    store: {
+      load: () => getSetting<string[]>(deps.db, DEFAULT_SCOPE, IP_LIST_KEY),
+      save: (nodes) => putSetting(deps.db, DEFAULT_SCOPE, IP_LIST_KEY, nodes, deps.clock.now()),
+    },
   });
   const intake: IntakeContext = {
     config,

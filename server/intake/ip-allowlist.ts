@@ -46,9 +46,20 @@ export interface IpAllowlist {
   stop(): void;
 }
 
+/** Where the last good published list is kept between starts (the database's settings). */
+export interface PublishedListStore {
+  load(): Promise<string[] | undefined>;
+  save(nodes: string[]): Promise<void>;
+}
+
 /**
  * `B24_IP_ALLOWLIST`: CIDRs, and/or the word `bitrix24` to follow the sender address lists
- * Bitrix24 publishes (refreshed every `refreshMs`; a failed refresh keeps the last good list).
+ * Bitrix24 publishes (refreshed every `refreshMs`; a failed refresh keeps the last good list,
+ * which `store` keeps across starts). Until a list is known at all (the first start of a
+ * server that cannot reach Bitrix24's list, through a firewall or a proxy fetch does not
+ * use), `bitrix24` admits every address, with a warning at each failed refresh: Bitrix24
+ * never sends an event again, and every delivery still has to carry the portal's
+ * application token.
  */
 export function createIpAllowlist(opts: {
   entries: readonly string[];
@@ -56,6 +67,7 @@ export function createIpAllowlist(opts: {
   refreshMs?: number;
   logger: Logger;
   fetchImpl?: typeof fetch;
+  store?: PublishedListStore;
 }): IpAllowlist {
   const fixed: Range[] = [];
   let followBitrix = false;
@@ -66,7 +78,9 @@ export function createIpAllowlist(opts: {
       if (r) fixed.push(r);
     }
   }
-  let published: Range[] = [];
+  /** Bitrix24's published ranges; undefined until a list was fetched or loaded. */
+  let published: Range[] | undefined;
+  let loaded = false;
   let timer: NodeJS.Timeout | undefined;
   const urls = opts.listUrls ?? BITRIX24_IP_LIST_URLS;
   const doFetch = opts.fetchImpl ?? fetch;
@@ -80,11 +94,21 @@ export function createIpAllowlist(opts: {
       if (!list.enabled) return true;
       const addr = address ? normalise(address) : undefined;
       if (!addr) return false;
-      return matches(addr, fixed) || (followBitrix && matches(addr, published));
+      return (
+        matches(addr, fixed) ||
+        (followBitrix && (published === undefined || matches(addr, published)))
+      );
     },
     async refresh() {
       if (!followBitrix) return;
+      if (!loaded && opts.store) {
+        loaded = true;
+        const kept = await opts.store.load().catch(() => undefined);
+        const ranges = (kept ?? []).map(parseRange).filter((r): r is Range => r !== undefined);
+        if (published === undefined && ranges.length > 0) published = ranges;
+      }
       const next: Range[] = [];
+      const nodes: string[] = [];
       for (const url of urls) {
         try {
           const res = await doFetch(url, { signal: AbortSignal.timeout(10_000) });
@@ -93,17 +117,37 @@ export function createIpAllowlist(opts: {
           if (!Array.isArray(body.nodes)) throw new Error('no "nodes" array');
           for (const n of body.nodes) {
             const r = typeof n === 'string' ? parseRange(n) : undefined;
-            if (r) next.push(r);
+            if (r) {
+              next.push(r);
+              nodes.push(n as string);
+            }
           }
         } catch (e) {
-          opts.logger.warn(
-            { url, err: (e as Error).message },
-            'Bitrix24 IP list refresh failed; keeping the last good list',
-          );
+          if (published === undefined) {
+            opts.logger.warn(
+              { url, err: (e as Error).message },
+              "B24_IP_ALLOWLIST=bitrix24: Bitrix24's sender address list could not be fetched and none was fetched before, so deliveries are taken from any address until it is (each still needs its portal's application token); allow the server to reach the list, or set B24_IP_LIST_URLS or CIDRs",
+            );
+          } else {
+            opts.logger.warn(
+              { url, err: (e as Error).message },
+              'Bitrix24 IP list refresh failed; keeping the last good list',
+            );
+          }
           return;
         }
       }
-      if (next.length > 0) published = next;
+      if (next.length > 0) {
+        published = next;
+        await opts.store
+          ?.save(nodes)
+          .catch((e: unknown) =>
+            opts.logger.warn(
+              { err: (e as Error).message },
+              'Bitrix24 IP list not kept for the next start',
+            ),
+          );
+      }
     },
     start() {
       if (!followBitrix || timer) return;

@@ -758,21 +758,26 @@ describe('event intake IP allowlist', () => {
   });
 
   it('follows a published sender list and keeps the last good one when a refresh fails', async () => {
-    let reply: { status: number; body: string } = {
-      status: 200,
-      body: JSON.stringify({ nodes: ['127.0.0.1'] }),
-    };
+    let reply: { status: number; body: string } = { status: 500, body: 'down' };
     const listServer = http.createServer((_req, res) =>
       res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body),
     );
     await new Promise<void>((r) => listServer.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(listServer.address() as AddressInfo).port}/app-world.json`;
     try {
-      const { services, post } = await setup({
+      const { t, services, post } = await setup({
         B24_IP_ALLOWLIST: 'bitrix24',
         B24_IP_LIST_URLS: url,
       });
-      expect((await post()).status).toBe(403); // not fetched yet
+      // No list known yet (a server that cannot reach Bitrix24's): every address is admitted,
+      // as the token still proves each delivery, with a warning that says so. Before, every
+      // delivery was refused 403 and lost (Bitrix24 never sends an event again), unannounced.
+      await services.intake.allowlist.refresh();
+      expect((await post()).status).toBe(200);
+      expect(t.logs.lines.some((l) => l.includes('deliveries are taken from any address'))).toBe(
+        true,
+      );
+      reply = { status: 200, body: JSON.stringify({ nodes: ['127.0.0.1'] }) };
       await services.intake.allowlist.refresh();
       expect((await post()).status).toBe(200);
       reply = { status: 500, body: 'down' };
@@ -781,6 +786,12 @@ describe('event intake IP allowlist', () => {
       reply = { status: 200, body: JSON.stringify({ nodes: ['192.0.2.1'] }) };
       await services.intake.allowlist.refresh();
       expect((await post()).status).toBe(403);
+      // A later start that cannot fetch the list uses the one the last start kept.
+      reply = { status: 500, body: 'down' };
+      const again = createServices(t.deps);
+      await again.intake.allowlist.refresh();
+      expect(again.intake.allowlist.allows('192.0.2.1')).toBe(true);
+      expect(again.intake.allowlist.allows('127.0.0.1')).toBe(false);
     } finally {
       await new Promise((r) => listServer.close(r));
     }
