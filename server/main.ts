@@ -122,6 +122,8 @@ async function main(): Promise<void> {
     // /readyz answers 503 from now on, while requests are still served: a load balancer
     // polling it takes this instance out before the listener closes.
     deps.lifecycle.stopping = true;
+    // And every answer closes its connection: by the end of the delay the busy ones are gone.
+    running?.drain();
     deps.logger.info({ signal, delaySeconds: config.shutdownDelaySeconds }, 'shutting down');
     const timer = setTimeout(() => process.exit(1), 30_000 + config.shutdownDelaySeconds * 1000);
     timer.unref();
@@ -133,6 +135,7 @@ async function main(): Promise<void> {
     await instanceLock?.close();
     await deps.close();
     serverLock?.release();
+    deps.logger.info({ signal }, 'stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './routes/app.js';
@@ -15,9 +16,25 @@ export interface RunningServer {
   readonly server: http.Server;
   /** The URL the server listens on (loopback form when bound to all interfaces). */
   readonly url: string;
-  /** Stops accepting connections, lets requests in flight finish, then closes idle sockets. */
+  /**
+   * From now on every answer says `Connection: close`, so each open connection ends after its
+   * next answer (the shutdown delay, while /readyz says 503).
+   */
+  drain(): void;
+  /**
+   * Stops accepting connections, answers what arrives on the open ones for CLOSE_GRACE_MS
+   * (with `Connection: close`), then closes those still idle.
+   */
   close(): Promise<void>;
 }
+
+/**
+ * How long open connections may still bring a request after the listener closed. Closing an
+ * idle keep-alive connection at once reset a request its client had just sent on it (in
+ * the kernel's buffer, not read yet): neither answered nor stored, and a proxy in front
+ * answers Bitrix24 502, which it does not send again.
+ */
+export const CLOSE_GRACE_MS = 1_000;
 
 /** Builds the request listener from the deps: every route the app mounts is listed here. */
 export function buildListener(
@@ -68,11 +85,26 @@ export async function listen(
   return {
     server,
     url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`,
+    drain: () => {
+      closing = true;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;
-        server.close(() => resolve());
-        server.closeIdleConnections();
+        let sweep: NodeJS.Timeout | undefined;
+        // net.Server's close: no new connections, and the open ones are left to end (http's
+        // own close() would also cut the idle ones at once).
+        net.Server.prototype.close.call(server, () => {
+          clearTimeout(sweep);
+          resolve();
+        });
+        const closeIdle = () => {
+          server.closeIdleConnections();
+          sweep = setTimeout(closeIdle, 100);
+          sweep.unref();
+        };
+        sweep = setTimeout(closeIdle, CLOSE_GRACE_MS);
+        sweep.unref();
       }),
   };
 }
