@@ -61,3 +61,40 @@ export function maskUrlPath(url: string, mask: string): string {
   const m = PARTS.exec(url);
   return m ? `${m[1]}${maskPathSecrets(m[2]!, mask)}${m[3]}` : url;
 }
+
+/** What pages, exports and messages show instead of a credential. */
+export const CREDENTIAL_MASK = '********';
+
+const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@\s]*@)/i;
+/**
+ * One `name=value` of a query, and the names that hold a credential. Two steps: one pattern
+ * with the name words inside (`[?&][^=&#]*(?:token|…)[^=&#]*=`) took quadratic time on a
+ * long name without `=` (a 64 KB URL, about a second of the main thread at each save).
+ */
+// The name holds no `?`: with it, each `?` of a run of them began a match that read the run
+// again (64,000 of them, 4 s).
+const URL_QUERY_PARAM = /([?&])([^=&#?]*)=([^&#?]*)/g;
+const SECRET_PARAM_NAME = /token|key|secret|pass|auth|sig|api_id|apikey/i;
+/** The query's `name=value` matches whose name holds a credential (m[3]: the value). */
+export const secretParams = (url: string) =>
+  [...url.matchAll(URL_QUERY_PARAM)].filter((m) => SECRET_PARAM_NAME.test(m[2] ?? ''));
+
+/**
+ * Whether a URL carries a credential: user:password, a key or token in the query, or one in
+ * the path (a webhook URL that is its own key, above).
+ */
+export function urlHasCredentials(url: string): boolean {
+  return URL_USERINFO.test(url) || secretParams(url).length > 0 || urlPathHasSecret(url);
+}
+
+/** The URL with its credentials replaced by MASK. */
+export function maskUrlText(url: string): string {
+  return maskUrlPath(
+    url
+      .replace(URL_USERINFO, `$1${CREDENTIAL_MASK}@`)
+      .replace(URL_QUERY_PARAM, (whole, sep: string, name: string) =>
+        SECRET_PARAM_NAME.test(name) ? `${sep}${name}=${CREDENTIAL_MASK}` : whole,
+      ),
+    CREDENTIAL_MASK,
+  );
+}

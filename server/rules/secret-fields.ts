@@ -1,6 +1,11 @@
 import type { SecretBox } from '../lib/crypto.js';
 import { PermanentError } from '../lib/retry-errors.js';
-import { maskUrlPath, urlPathHasSecret } from '../lib/url-secrets.js';
+import {
+  CREDENTIAL_MASK,
+  maskUrlText,
+  secretParams,
+  urlHasCredentials,
+} from '../lib/url-secrets.js';
 import type { Action, EventMap, HttpAction, Secret } from './model.js';
 import { jsonPath, type MapError } from './validate.js';
 
@@ -22,7 +27,7 @@ import { jsonPath, type MapError } from './validate.js';
  */
 
 /** What a page or an export shows instead of a stored credential. */
-export const MASK = '********';
+export const MASK = CREDENTIAL_MASK;
 
 /** Headers whose values describe the payload, never a credential: shown and stored plain. */
 const PLAIN_HEADERS = new Set([
@@ -35,38 +40,7 @@ const PLAIN_HEADERS = new Set([
 
 export const isPlainHeader = (name: string) => PLAIN_HEADERS.has(name.toLowerCase());
 
-const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@\s]*@)/i;
-/**
- * One `name=value` of a query, and the names that hold a credential. Two steps: one pattern
- * with the name words inside (`[?&][^=&#]*(?:token|…)[^=&#]*=`) took quadratic time on a
- * long name without `=` (a 64 KB URL, about a second of the main thread at each save).
- */
-// The name holds no `?`: with it, each `?` of a run of them began a match that read the run
-// again (64,000 of them, 4 s).
-const URL_QUERY_PARAM = /([?&])([^=&#?]*)=([^&#?]*)/g;
-const SECRET_PARAM_NAME = /token|key|secret|pass|auth|sig|api_id|apikey/i;
-const secretParams = (url: string) =>
-  [...url.matchAll(URL_QUERY_PARAM)].filter((m) => SECRET_PARAM_NAME.test(m[2] ?? ''));
-
-/**
- * Whether a URL carries a credential: user:password, a key or token in the query, or one in
- * the path (a webhook URL that is its own key, server/lib/url-secrets.ts).
- */
-export function urlHasCredentials(url: string): boolean {
-  return URL_USERINFO.test(url) || secretParams(url).length > 0 || urlPathHasSecret(url);
-}
-
-/** The URL with its credentials replaced by MASK. */
-export function maskUrlText(url: string): string {
-  return maskUrlPath(
-    url
-      .replace(URL_USERINFO, `$1${MASK}@`)
-      .replace(URL_QUERY_PARAM, (whole, sep: string, name: string) =>
-        SECRET_PARAM_NAME.test(name) ? `${sep}${name}=${MASK}` : whole,
-      ),
-    MASK,
-  );
-}
+export { maskUrlText, urlHasCredentials };
 
 export const isEnvRef = (v: unknown): v is { $env: string } =>
   typeof v === 'object' && v !== null && typeof (v as { $env?: unknown }).$env === 'string';

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { MapWarning } from './check-map.js';
 import type { EventMap, Rule } from './model.js';
 import { eventMapSchema } from './schema.js';
+import { maskUrlText } from '../lib/url-secrets.js';
 import { parsePlaceholder, placeholders } from './templates.js';
 
 export { checkMap, type CheckOptions, type MapWarning } from './check-map.js';
@@ -31,7 +32,10 @@ function got(input: unknown): string {
   if (input === null) return 'null';
   if (Array.isArray(input)) return `a list of ${input.length}`;
   if (typeof input === 'object') return 'an object';
-  const s = JSON.stringify(input);
+  // A step's URL may carry its credentials (user:password, a key in the query or the path):
+  // the message goes where the map's masked text goes (the CLI, the rules page), so it is
+  // masked the same way.
+  const s = JSON.stringify(typeof input === 'string' ? maskUrlText(input) : input);
   return `${typeof input} ${s.length > 40 ? `${s.slice(0, 37)}...` : s}`;
 }
 

@@ -19,6 +19,23 @@ const errorsOf = (json: unknown) => {
 };
 
 describe('validateEventMap', () => {
+  // The CLI's `rules import` printed `got string "ftp://admin:urlPASSWORD9@…"`, where the
+  // export, the pages and the log mask the same URL.
+  it("masks a step URL's credentials in the value it quotes", () => {
+    for (const url of [
+      'ftp://admin:urlPASSWORD9@erp.example/x',
+      'https://erp.example/x?token=urlPASSWORD9 y',
+    ]) {
+      const doc = sample();
+      (doc.rules[0]!.actions as Array<Record<string, unknown>>)[0] = { type: 'http', url };
+      const errors = errorsOf(doc);
+      const text = errors.map((e) => e.message).join('\n');
+      expect([url, text]).toEqual([url, expect.stringContaining('got string "')]);
+      expect(text).not.toContain('urlPASSWORD9');
+      expect(text).toContain('********');
+    }
+  });
+
   it('accepts the sample paid-deal map and upper-cases event names', () => {
     const doc = sample();
     doc.rules[0]!.on = ['onCrmDealUpdate'];
