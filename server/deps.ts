@@ -96,7 +96,14 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
       );
     }
   } else if (!overrides.skipMigrations) {
-    await migrateToLatest(db, { beforeRecount: overrides.beforeRecount });
+    const applied = await migrateToLatest(db, { beforeRecount: overrides.beforeRecount });
+    // An upgrade says what it changed in the database (`migrate` prints the same).
+    if (applied.length > 0) {
+      logger.info(
+        { migrations: applied.length, first: applied[0], last: applied.at(-1) },
+        'database migrations applied',
+      );
+    }
   }
   // The key check (server/keys/key-check.ts) needs its table: `migrate` (skipMigrations)
   // decrypts nothing.

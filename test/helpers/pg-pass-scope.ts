@@ -19,6 +19,7 @@ export const SQLITE_ONLY = [
   'emulator-rest',
   'host-resolver',
   'http-client-error',
+  'migrations-log',
   'script-entries',
   'secrets',
   'sqlite-statements',
