@@ -44,7 +44,7 @@ export function describeConnectError(
         return `${at} closed the connection at once: is it PostgreSQL, and does it want SSL (?sslmode=require)?`;
       case '28P01':
       case '28000':
-        return `${at}: ${text}; check the user and password in DATABASE_URL`;
+        return `${at}: ${text}; check the user and password in DATABASE_URL (or PGPASSWORD)`;
       case '3D000':
         return `${at}: ${text}; create it, or correct the database name in DATABASE_URL`;
       case '42501':
@@ -53,6 +53,10 @@ export function describeConnectError(
         return `${at}: ${text}`;
     }
     if (name === 'KnexTimeoutError') return `${at} did not answer in time`;
+    // node-postgres, asked for a password when DATABASE_URL and PGPASSWORD have none.
+    if (/client password must be a string/.test(text)) {
+      return `${at} asks for a password, and none is set: put it in DATABASE_URL (percent-encoded) or in PGPASSWORD`;
+    }
     return undefined;
   }
   const file = target.filename;
