@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { ROOT, ensureBuild } from './ensure-build.js';
 
 try {
-  ensureBuild();
+  ensureBuild(ROOT, undefined, { runStale: true });
   // The same `.env` as server/main.ts: variables already set win over the file.
   const envFile = path.resolve(process.env.ENV_FILE?.trim() || '.env');
   if (fs.existsSync(envFile)) process.loadEnvFile(envFile);

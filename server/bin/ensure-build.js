@@ -60,14 +60,26 @@ export function buildNeeded(root = ROOT, dirs = SERVER_DIRS) {
   return sources > built ? 'stale' : undefined;
 }
 
-/** Runs tsc when needed (output to stderr); throws with advice when TypeScript is absent. */
-export function ensureBuild(root = ROOT, dirs = SERVER_DIRS) {
+/**
+ * Runs tsc when needed (output to stderr); throws with advice when TypeScript is absent.
+ * `runStale`: a build that is only older than the sources is run as it is, with a warning,
+ * when TypeScript is absent (the CLI on a production install, whose sources' times a copy
+ * or a `git pull` reset: it had no `start:prod` of its own to fall back on).
+ */
+export function ensureBuild(root = ROOT, dirs = SERVER_DIRS, { runStale = false } = {}) {
   const why = buildNeeded(root, dirs);
   if (!why) return false;
   let tsc;
   try {
     tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
   } catch {
+    if (runStale && why === 'stale') {
+      process.stderr.write(
+        'b24hooks: dist/ is older than the sources and TypeScript is not installed (a production ' +
+          'install): running the build as it is; build where the dev dependencies are to run the changed sources\n',
+      );
+      return false;
+    }
     throw new Error(
       `dist/ is ${why === 'missing' ? 'missing' : 'older than the sources'} and TypeScript is not ` +
         'installed (a production install): build where the dev dependencies are (npm ci && npm run build), ' +

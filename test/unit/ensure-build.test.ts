@@ -80,4 +80,32 @@ describe('ensure-build', () => {
     expect(needed(root, false)).toBe('undefined');
     expect(needed(root, true)).toBe('missing');
   });
+
+  /**
+   * A production install (no TypeScript) whose sources' times a copy or a `git pull` moved
+   * past the build: the CLI refused every command and pointed at `start:prod`, the server's
+   * way round, which the CLI has none of.
+   */
+  it('lets the CLI run a stale build where TypeScript is absent, and still refuses a missing one', () => {
+    const r = path.join(root, 'production');
+    write(r, 'package.json', before);
+    write(r, 'server/main.ts', after);
+    write(r, 'dist/server/main.js', built);
+    const run = (runStale: boolean) =>
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const m = await import(${JSON.stringify(script)});` +
+            `try { process.stdout.write(String(m.ensureBuild(${JSON.stringify(r)}, m.SERVER_DIRS, { runStale: ${runStale} }))); }` +
+            `catch (e) { process.stdout.write('refused: ' + e.message); }`,
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+    expect(run(false)).toMatch(/^refused: dist\/ is older than the sources/);
+    expect(run(true)).toBe('false');
+    fs.rmSync(path.join(r, 'dist'), { recursive: true, force: true });
+    expect(run(true)).toMatch(/^refused: dist\/ is missing/);
+  });
 });
