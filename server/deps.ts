@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Knex } from 'knex';
 import { openDb } from '../db/connect.js';
 import { migrateToLatest, pendingMigrations } from '../db/migrate.js';
@@ -9,7 +11,7 @@ import { portalAddressAllowance } from './bitrix/hosts.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createSecretBox, type SecretBox } from './lib/crypto.js';
 import { KeyMismatchError, openSecretBox } from './keys/key-check.js';
-import { finishStagedRotation } from './secrets.js';
+import { finishStagedRotation, SECRETS_FILE } from './secrets.js';
 import { createLogger, type Logger } from './lib/logger.js';
 import { projectRoot } from './lib/project-root.js';
 import { loadManifest, type Manifest } from './manifest.js';
@@ -120,7 +122,7 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
         : undefined;
     if (!staged) {
       if (!overrides.db) await db.destroy();
-      throw e;
+      throw keyOfAnotherInstance(e, config) ?? e;
     }
     ({ box } = staged);
     config = { ...config, tokenEncryptionKey: staged.key };
@@ -170,4 +172,21 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
       fetch: overrides.bitrix?.fetch ?? portalGuard.fetch,
     }),
   };
+}
+
+/**
+ * A second instance on one PostgreSQL database started without TOKEN_ENCRYPTION_KEY: it made
+ * a key of its own in its DATA_DIR, which cannot open what the first one wrote. Said as that
+ * (the general message spoke of a changed or lost key), and the useless secrets.json it just
+ * wrote is removed, so that it is not backed up as this instance's key.
+ */
+function keyOfAnotherInstance(e: unknown, config: Config): KeyMismatchError | undefined {
+  if (!(e instanceof KeyMismatchError) || config.database.client !== 'pg') return undefined;
+  if (!config.tokenKeyCreated) return undefined;
+  const file = path.join(config.dataDir, SECRETS_FILE);
+  fs.rmSync(file, { force: true });
+  return new KeyMismatchError(
+    e,
+    `this instance made a new key in ${file} (removed again), but the database was written by an instance with another key. Every instance on one PostgreSQL database needs the same TOKEN_ENCRYPTION_KEY and SESSION_SECRET: set them in this instance's environment (the first instance's are in its DATA_DIR/secrets.json).`,
+  );
 }

@@ -21,6 +21,7 @@ import {
   dataFileWarnings,
   oauthZoneWarnings,
   publicDeploymentWarnings,
+  sharedKeyWarnings,
   unknownEventWarnings,
 } from './config/warnings.js';
 import path from 'node:path';
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
   const warnings: Array<[Record<string, string>, string[]]> = [
     [{ deployment: 'public' }, publicDeploymentWarnings(config)],
     [{ data: 'permissions' }, dataFileWarnings(config)],
+    [{ config: 'TOKEN_ENCRYPTION_KEY' }, sharedKeyWarnings(config)],
     [{ config: 'B24_EVENTS' }, unknownEventWarnings(config)],
     [{ config: 'B24_OAUTH_ZONE_SERVERS' }, oauthZoneWarnings(config)],
     [{ config: 'channels' }, channelWarnings(config)],

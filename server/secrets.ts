@@ -55,7 +55,7 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
       `DATA_DIR ${dataDir} is not a writable folder (${code}): the generated secrets and the SQLite file live there; fix its owner or permissions, or point DATA_DIR elsewhere`,
     ]);
   }
-  return secrets;
+  return { ...secrets, created: true };
 }
 
 /** Whether `file` is a SQLite database (its header), not a missing, empty or other file. */

@@ -74,7 +74,7 @@ export function parseSenders(
 export function parseSecrets(
   r: EnvReader,
   generated: GeneratedSecrets | undefined,
-): Pick<Config, 'sessionSecret' | 'tokenEncryptionKey' | 'tokenKeyFromFile'> {
+): Pick<Config, 'sessionSecret' | 'tokenEncryptionKey' | 'tokenKeyFromFile' | 'tokenKeyCreated'> {
   const sessionSecret = r.env.SESSION_SECRET?.trim() || generated?.sessionSecret || '';
   if (sessionSecret.length < 16) {
     r.problems.push(
@@ -87,7 +87,8 @@ export function parseSecrets(
   if (!key) r.problems.push('TOKEN_ENCRYPTION_KEY must be 32 bytes as 64 hex characters or base64');
   else tokenEncryptionKey = key;
   const tokenKeyFromFile = !r.env.TOKEN_ENCRYPTION_KEY?.trim() && generated !== undefined;
-  return { sessionSecret, tokenEncryptionKey, tokenKeyFromFile };
+  const tokenKeyCreated = tokenKeyFromFile && generated?.created === true;
+  return { sessionSecret, tokenEncryptionKey, tokenKeyFromFile, tokenKeyCreated };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

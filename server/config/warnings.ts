@@ -124,6 +124,17 @@ export function unknownEventWarnings(config: Config): string[] {
 }
 
 /**
+ * An instance on PostgreSQL whose key is in its DATA_DIR: a second instance, with a DATA_DIR
+ * of its own, would make another and be refused.
+ */
+export function sharedKeyWarnings(config: Config): string[] {
+  if (config.database.client !== 'pg' || !config.tokenKeyFromFile) return [];
+  return [
+    `TOKEN_ENCRYPTION_KEY is not set: this instance's key is in ${path.join(config.dataDir, 'secrets.json')}, and every instance on this PostgreSQL database needs the same one; set TOKEN_ENCRYPTION_KEY and SESSION_SECRET (from that file) in every instance's environment.`,
+  ];
+}
+
+/**
  * The data files other users of the machine may read. A new SQLite file, its folder and
  * secrets.json are made for the owner only (db/connect.ts, server/secrets.ts), but an
  * existing one keeps the mode it has: a database from before that change, or copied back

@@ -15,11 +15,12 @@ interface KeyCheckValue {
 
 /** The configured key does not decrypt what the database holds: the start must stop. */
 export class KeyMismatchError extends AppError {
-  constructor(cause?: unknown) {
+  constructor(cause?: unknown, why?: string) {
     super(
       'CONFIG',
       'TOKEN_ENCRYPTION_KEY cannot decrypt the tokens stored in this database (key check failed): ' +
-        'the key was changed, or DATA_DIR/secrets.json was replaced or lost. ' +
+        (why ?? 'the key was changed, or DATA_DIR/secrets.json was replaced or lost.') +
+        ' ' +
         'Start with the key the data was written with (the environment used before, or a backup of secrets.json); ' +
         'to move to a new key, stop every instance, keep the old key configured and run `npx b24hooks rotate-key` ' +
         '(see server/README.md, Operations: keys).',

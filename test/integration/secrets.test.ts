@@ -20,7 +20,9 @@ describe('generated secrets', () => {
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
     const second = ensureSecrets(dataDir, {});
-    expect(second).toEqual(first);
+    // The same secrets, read back this time (the first start wrote them).
+    expect(second).toEqual({ ...first, created: undefined });
+    expect([first?.created, second?.created]).toEqual([true, undefined]);
     const config = loadConfig({ DATA_DIR: dataDir }, second);
     expect(config.tokenEncryptionKey).toHaveLength(32);
   });
