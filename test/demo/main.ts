@@ -5,7 +5,9 @@
  * accounting, logistics, the SMS gateway and the mail server take free ports on 127.0.0.1. Each run installs a
  * new emulated portal; the earlier runs' portals on the same data are marked uninstalled at
  * start (previous-runs.ts), so their unfinished events end instead of retrying for ever.
+ * DATABASE_URL runs it on PostgreSQL (demo.env then names it for the CLI).
  */
+import { openInstanceLock } from '../../server/cluster/instance-lock.js';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -51,6 +53,8 @@ async function standIn(name: string, reply: (body: unknown) => unknown) {
 /** Variables of the demo's app that the CLI needs to reach this run's emulator and stand-ins. */
 const CLI_KEYS = [
   'DATA_DIR',
+  // The demo on PostgreSQL (DATABASE_URL set): the CLI must open the same database.
+  'DATABASE_URL',
   'B24_CLIENT_ID',
   'B24_CLIENT_SECRET',
   'B24_PORTAL_HOSTS',
@@ -144,7 +148,12 @@ async function main(): Promise<void> {
   const deps = await createDeps(config);
   // Before the worker starts: the last runs' portals are gone with their emulator.
   const retired = await retirePreviousPortals(deps);
-  const services = createServices(deps);
+  // On PostgreSQL the presence lock a server holds: `rotate-key` sees the demo running.
+  const instanceLock =
+    config.database.client === 'pg'
+      ? await openInstanceLock(config.database.connectionString, deps.logger)
+      : undefined;
+  const services = createServices(deps, { instanceLock });
   services.worker.start();
   services.alerts.start();
   services.offline.start();
@@ -277,6 +286,7 @@ async function main(): Promise<void> {
     clearInterval(timer);
     await running.close();
     await services.close(5000);
+    await instanceLock?.close();
     await deps.close();
     serverLock?.release();
     await emu.close();
