@@ -612,7 +612,31 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
       new RegExp(`(\\S+) resolves to ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
       `$1 указывает на ${ru} (нет в ACTION_PRIVATE_HOSTS)`,
     ],
+    [
+      new RegExp(
+        `the mail server of (\\S+?)(?: \\((\\S+)\\))? is at ${literalRe(en)}, inside the server's network \\(not in ACTION_PRIVATE_HOSTS\\)`,
+      ),
+      `почтовый сервер $1 ($2) — ${ru}, внутри сети сервера (нет в ACTION_PRIVATE_HOSTS)`,
+    ],
   ]),
+  // The same without an exchanger of its own name (the domain's own address).
+  [/(почтовый сервер \S+) \(\)/, '$1'],
+  [
+    /(^|: )email step: where mail for (\S+) goes could not be looked up \(([^)]*)\)/,
+    '$1шаг e-mail: не удалось узнать, куда доставляется почта для $2 ($3); повторим позже',
+  ],
+  [
+    /(^|: )([A-Z]+ \S+): Telegram's flood control \(429\), sent again in (\d+) s/,
+    '$1$2: Telegram ограничил частоту отправки (429), повторим через $3 с',
+  ],
+  [
+    /(^|: )portal (\S+) paused: the portal's Bitrix24 subscription does not allow the app \(PAYMENT_REQUIRED\): renew the plan/,
+    '$1портал $2 приостановлен: подписка или тариф портала Битрикс24 не позволяют работать приложению (PAYMENT_REQUIRED); продлите тариф',
+  ],
+  [
+    /(^|: )portal (\S+) paused: the OAuth server does not know the app on this portal \(invalid_client\): was it removed, or B24_CLIENT_ID\/SECRET changed\?/,
+    '$1портал $2 приостановлен: сервер OAuth не знает приложение на этом портале (invalid_client): его удалили, или изменились B24_CLIENT_ID/SECRET?',
+  ],
   [
     /(^|: )destination (.+?) is down \(circuit open after (\d+) failures\)/,
     '$1$2 не отвечает: отправка приостановлена после сбоев подряд ($3)',

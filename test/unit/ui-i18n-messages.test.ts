@@ -328,6 +328,8 @@ describe('errors on Russian pages', () => {
         `Оплата / счёт: POST http://10.0.0.5/api refused: 10.0.0.5 is ${kind} (not in ACTION_PRIVATE_HOSTS)`,
         `Оплата / счёт: GET https://db.internal/x refused: db.internal resolves to ${kind} (not in ACTION_PRIVATE_HOSTS)`,
         `email step refused: x@[10.0.0.5]: 10.0.0.5 is ${kind} (not in ACTION_PRIVATE_HOSTS)`,
+        `Оплата / письмо: email step refused: x@evil.net: the mail server of evil.net (mx.evil.net) is at ${kind}, inside the server's network (not in ACTION_PRIVATE_HOSTS)`,
+        `email step refused: x@evil.net: the mail server of evil.net is at ${kind}, inside the server's network (not in ACTION_PRIVATE_HOSTS)`,
       ]) {
         const ru = translateError(text, 'ru');
         expect([text, englishIn(ru.replace(/https?:\/\/\S+|\S+@\S+|\S+\.internal/g, ''))]).toEqual([
@@ -335,6 +337,24 @@ describe('errors on Russian pages', () => {
           [],
         ]);
       }
+    }
+  });
+
+  it("says in Russian that mail's route was not found, Telegram's flood control, and a plan's pause", () => {
+    for (const text of [
+      'Оплата / письмо: email step: where mail for evil.net goes could not be looked up (ETIMEOUT)',
+      "Оплата / чат: POST https://api.telegram.org/bot***/sendMessage: Telegram's flood control (429), sent again in 7 s",
+      "portal b24memberid paused: the portal's Bitrix24 subscription does not allow the app (PAYMENT_REQUIRED): renew the plan",
+      'portal b24memberid paused: the OAuth server does not know the app on this portal (invalid_client): was it removed, or B24_CLIENT_ID/SECRET changed?',
+    ]) {
+      const ru = translateError(text, 'ru');
+      const left = englishIn(
+        ru.replace(
+          /https?:\/\/\S+|\S+\.net|ETIMEOUT|PAYMENT_REQUIRED|invalid_client|B24_CLIENT_ID\/SECRET|OAuth|b24memberid/g,
+          '',
+        ),
+      );
+      expect([text, left]).toEqual([text, []]);
     }
   });
 });
