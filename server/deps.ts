@@ -130,6 +130,10 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
   }
   const clock = overrides.clock ?? systemClock;
   const httpGuard = createHttpGuard(config.actions.privateHosts, overrides.resolveHost);
+  const ownRoutes = overrides.mailRoutes
+    ? undefined
+    : createMailRoutes({ resolve: overrides.resolveHost });
+  const mailRoutes: MailRoutes = overrides.mailRoutes ?? ownRoutes!;
   // Portal and OAuth requests connect through the same kind of guard: a portal host matching a
   // wildcard of B24_PORTAL_HOSTS is a stranger's choice and may not resolve into our network.
   const portalGuard = createHttpGuard(portalAddressAllowance(config), overrides.resolveHost);
@@ -158,8 +162,9 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
     root,
     lifecycle: { stopping: false },
     httpGuard,
-    mailRoutes: overrides.mailRoutes ?? createMailRoutes({ resolve: overrides.resolveHost }),
+    mailRoutes,
     async close() {
+      ownRoutes?.cancel();
       await httpGuard.close();
       await portalGuard.close();
       if (!overrides.db) await db.destroy();

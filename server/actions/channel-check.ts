@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import { callHttp } from './http-call.js';
-import type { Mailer } from './mailer.js';
+import { createMailer, type Mailer } from './mailer.js';
 import { callBotApi } from './telegram-bot.js';
 
 /**
@@ -47,8 +47,11 @@ export function createChannelCheck(deps: ChannelCheckDeps): ChannelCheck {
       );
     }
     if (key.startsWith('smtp:')) {
-      if (!email.smtpUrl || !deps.mailer) return true;
-      const transport = deps.mailer.transport(email.smtpUrl);
+      if (!email.smtpUrl) return true;
+      // Without a mailer (the rule builder's test sends) a transport of its own, closed after:
+      // a check that is not made must never read as "it answers".
+      const own = deps.mailer ? undefined : createMailer();
+      const transport = (deps.mailer ?? own!).transport(email.smtpUrl);
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
@@ -62,6 +65,7 @@ export function createChannelCheck(deps: ChannelCheckDeps): ChannelCheck {
         return false;
       } finally {
         clearTimeout(timer);
+        own?.close();
       }
     }
     if (key.startsWith('sms:')) return smsAnswers(sms, fetchFn, timeoutMs);

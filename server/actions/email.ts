@@ -3,7 +3,7 @@ import net from 'node:net';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { addressPolicy, type PrivateHosts } from '../lib/address-policy.js';
-import type { MailExchanger, MailRoutes } from '../lib/mail-route.js';
+import { TooManyExchangersError, type MailExchanger, type MailRoutes } from '../lib/mail-route.js';
 import { PermanentError, RetryableError } from '../lib/retry-errors.js';
 import type { EmailAction } from '../rules/model.js';
 import { createMailer } from './mailer.js';
@@ -96,17 +96,49 @@ const MAX_SENDER_NAME = 60;
  */
 const RESERVED_MAIL_DOMAIN = /(^|\.)(test|example|invalid|example\.(com|net|org))$/;
 
+/** How long a step waits for its recipients' mail routes, all looked up at once. */
+export const MAIL_ROUTE_WAIT_MS = 3_000;
+
+/**
+ * Every recipient domain's route at once, within MAIL_ROUTE_WAIT_MS (the step holds a slot
+ * of the shared SMTP server meanwhile): a refused route fails the step for good. A check,
+ * not a guarantee: the relay looks the domain up again later, and DNS may answer it
+ * otherwise; a domain DNS does not answer in time is left to the relay, as is every domain
+ * where the server has no DNS of its own, rather than holding every portal's mail.
+ */
+async function checkRoutes(
+  domains: ReadonlyMap<string, string>,
+  routes: MailRoutes,
+  ctx: ActionContext,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), MAIL_ROUTE_WAIT_MS);
+    timer.unref();
+  });
+  const checks = [...domains].map(async ([domain, address]) => {
+    const refused = await refusedRoute(domain, routes, ctx.config.actions.privateHosts, ctx);
+    if (refused) throw new PermanentError(`email step refused: ${address}: ${refused}`);
+  });
+  try {
+    await Promise.race([Promise.all(checks), late]);
+  } finally {
+    clearTimeout(timer);
+    for (const c of checks) c.catch(() => {});
+  }
+}
+
 /**
  * Why mail for `domain` may not go through the operator's SMTP server, by where that server
  * would deliver it: a public name whose MX (or, without one, whose own address) points into
  * the server's network (`mx.evil.example` at 10.0.0.5) reaches it as surely as `x@[10.0.0.5]`
- * would. A domain or exchanger ACTION_PRIVATE_HOSTS lists is allowed. DNS that does not answer
- * is a retry, not a refusal, and no sign the SMTP server is down.
+ * would. A domain or exchanger ACTION_PRIVATE_HOSTS lists is allowed.
  */
 async function refusedRoute(
   domain: string,
   routes: MailRoutes,
   allowed: PrivateHosts,
+  ctx: ActionContext,
 ): Promise<string | undefined> {
   const policy = addressPolicy(allowed);
   if (policy.hostAllowed(domain) || net.isIP(domain) || /^\[/.test(domain)) return undefined;
@@ -115,10 +147,12 @@ async function refusedRoute(
   try {
     route = await routes(domain);
   } catch (e) {
-    throw new RetryableError(
-      `email step: where mail for ${domain} goes could not be looked up (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      { refusedRequest: true, cause: e },
+    if (e instanceof TooManyExchangersError) return `${e.message}: not sent`;
+    ctx.logger.debug(
+      { domain, err: (e as NodeJS.ErrnoException).code ?? (e as Error).message },
+      "a recipient domain's mail route was not looked up: left to the SMTP server",
     );
+    return undefined;
   }
   for (const { host, addresses: found } of route) {
     if (policy.hostAllowed(host)) continue;
@@ -188,12 +222,7 @@ export async function runEmail(action: EmailAction, ctx: ActionContext): Promise
       if (!domains.has(domain)) domains.set(domain, address);
     }
   }
-  if (ctx.mailRoutes) {
-    for (const [domain, address] of domains) {
-      const refused = await refusedRoute(domain, ctx.mailRoutes, ctx.config.actions.privateHosts);
-      if (refused) throw new PermanentError(`email step refused: ${address}: ${refused}`);
-    }
-  }
+  if (ctx.mailRoutes) await checkRoutes(domains, ctx.mailRoutes, ctx);
   const sender = senderOf(action.from, ctx.config.email.from);
   const started = performance.now();
   try {

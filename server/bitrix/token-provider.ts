@@ -142,7 +142,11 @@ export async function callablePortal(tp: TokenProvider, portal: PortalRow): Prom
     if (row.auth_mode === 'webhook') {
       // No tokens to refresh: the pause (the portal's plan, at a call) is lifted and the call
       // tells (it pauses again if the plan still refuses).
-      await updatePortal(tp.ctx.db, row.id, { pause_reason: null, paused_at: null });
+      await updatePortal(tp.ctx.db, row.id, {
+        pause_reason: null,
+        paused_at: null,
+        updated_at: tp.ctx.clock.now().getTime(),
+      });
       tp.ctx.portals.invalidate(row.member_id);
       return { ...row, pause_reason: null, paused_at: null };
     }

@@ -1,10 +1,10 @@
 import { parsePrivateHosts, type PrivateHosts } from '../lib/address-policy.js';
 import { canonicalChat } from '../lib/telegram-chat.js';
+import { list, type EnvReader } from './reader.js';
+import type { Config, SmsProvider } from './types.js';
 
 /** TELEGRAM_CHAT_ID in the one spelling every chat is compared in (`-0100999` → `-100999`). */
 const optionalChat = (v: string | undefined) => (v === undefined ? undefined : canonicalChat(v));
-import { list, type EnvReader } from './reader.js';
-import type { Config, SmsProvider } from './types.js';
 
 /** Alert and action channels: Telegram, e-mail, SMS. */
 export function parseChannels(r: EnvReader): Pick<Config, 'telegram' | 'email' | 'sms'> {

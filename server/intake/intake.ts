@@ -18,14 +18,15 @@ import { inlineWriter, type BatchWriter } from './writer.js';
 import { hastenEntityJob } from '../../db/stores/jobs.js';
 import { DEFAULT_SCOPE, getSetting, putSetting } from '../../db/stores/settings.js';
 
-/** App-wide setting: the last Bitrix24 sender address list fetched (B24_IP_ALLOWLIST=bitrix24). */
-const IP_LIST_KEY = 'bitrix24IpList';
 import type { IntakeOutcome, IntakeRow } from '../../db/stores/intake.js';
 
 export { LIFECYCLE_EVENTS, type RejectReason } from './deliver.js';
 export { dedupeKey } from './dedupe-key.js';
 export { STORAGE_RETRY_AFTER_SECONDS } from './respond.js';
 export { REJECTED_LOG_BUDGET_PER_MINUTE } from './reject-budget.js';
+
+/** App-wide setting: the last Bitrix24 sender address list fetched (B24_IP_ALLOWLIST=bitrix24). */
+const IP_LIST_KEY = 'bitrix24IpList';
 export { FLOOD_MARK, type Flood } from './request-rate.js';
 
 export interface Intake {

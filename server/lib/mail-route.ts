@@ -14,14 +14,23 @@ export interface MailExchanger {
 }
 
 /**
- * Where the operator's SMTP server would deliver mail for `domain`: its MX hosts (at most
- * MAX_EXCHANGERS, by preference) or, with no MX record, the domain itself (RFC 5321 5.1,
- * the implicit MX), each with its addresses. An empty list: the domain takes no mail (no such
- * name, or a null MX, RFC 7505), so the relay delivers nowhere. Throws when DNS does not answer.
+ * Where the operator's SMTP server would deliver mail for `domain`: every MX host (a relay
+ * tries the later ones when the first refuse) or, with no MX record, the domain itself
+ * (RFC 5321 5.1, the implicit MX), each with its addresses. An empty list: the domain takes
+ * no mail (no such name, or a null MX, RFC 7505), so the relay delivers nowhere. Throws
+ * TooManyExchangersError past MAX_EXCHANGERS, and DNS's error when it does not answer.
  */
 export type MailRoutes = (domain: string) => Promise<MailExchanger[]>;
 
-export const MAX_EXCHANGERS = 5;
+/** MX hosts a domain may list: a real one has a few; past this its route is not looked up. */
+export const MAX_EXCHANGERS = 10;
+
+export class TooManyExchangersError extends Error {
+  constructor(domain: string, count: number) {
+    super(`${domain} lists ${count} mail servers (MX), more than ${MAX_EXCHANGERS}`);
+    this.name = 'TooManyExchangersError';
+  }
+}
 /** How long a domain's route is kept. */
 const ROUTE_TTL_MS = 5 * 60_000;
 /** Domains kept at most (the oldest go first). */
@@ -39,7 +48,10 @@ export interface MailRoutesOptions {
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException | undefined)?.code;
 
-export function createMailRoutes(opts: MailRoutesOptions = {}): MailRoutes {
+/** MailRoutes that can stop the lookups under way (a closing process, a test). */
+export type CancellableMailRoutes = MailRoutes & { cancel(): void };
+
+export function createMailRoutes(opts: MailRoutesOptions = {}): CancellableMailRoutes {
   const resolver = new dns.promises.Resolver({
     timeout: opts.timeoutMs ?? DNS_TIMEOUT_MS,
     tries: opts.tries ?? DNS_TRIES,
@@ -57,8 +69,7 @@ export function createMailRoutes(opts: MailRoutesOptions = {}): MailRoutes {
         .sort((a, b) => a.priority - b.priority)
         .map((m) => m.exchange.replace(/\.$/, '').toLowerCase())
         // A null MX ("." , RFC 7505): the domain takes no mail.
-        .filter((h) => h !== '')
-        .slice(0, MAX_EXCHANGERS);
+        .filter((h) => h !== '');
       // No MX record at all: the domain's own address (RFC 5321 5.1).
       if (mx.length === 0) hosts = [domain];
     } catch (e) {
@@ -66,19 +77,25 @@ export function createMailRoutes(opts: MailRoutesOptions = {}): MailRoutes {
       if (code(e) !== 'ENODATA') throw e;
       hosts = [domain];
     }
-    const out: MailExchanger[] = [];
-    for (const host of hosts) {
-      try {
-        out.push({ host, addresses: await resolve(host) });
-      } catch (e) {
-        // An exchanger with no address is one the relay cannot reach either.
-        if (code(e) !== 'ENOTFOUND' && code(e) !== 'ENODATA') throw e;
-      }
-    }
-    return out;
+    hosts = [...new Set(hosts)];
+    if (hosts.length > MAX_EXCHANGERS) throw new TooManyExchangersError(domain, hosts.length);
+    // All at once: a step waits for the slowest name, not for their sum.
+    const found = await Promise.all(
+      hosts.map((host) =>
+        resolve(host).then(
+          (addresses) => ({ host, addresses }),
+          (e: unknown) => {
+            // An exchanger with no address is one the relay cannot reach either.
+            if (code(e) === 'ENOTFOUND' || code(e) === 'ENODATA') return undefined;
+            throw e;
+          },
+        ),
+      ),
+    );
+    return found.filter((f): f is MailExchanger => f !== undefined);
   }
 
-  return (domain) => {
+  const routes = (domain: string): Promise<MailExchanger[]> => {
     const name = domain.toLowerCase();
     const t = now();
     const hit = kept.get(name);
@@ -93,4 +110,5 @@ export function createMailRoutes(opts: MailRoutesOptions = {}): MailRoutes {
     });
     return route;
   };
+  return Object.assign(routes, { cancel: () => resolver.cancel() });
 }

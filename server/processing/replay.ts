@@ -6,7 +6,10 @@ export interface ReplayRequest {
   filter: EventFilter;
   rerunSucceeded?: boolean;
   dryRun?: boolean;
-  /** With `dryRun`: stop counting past this many (the UI's preview). @default no cap */
+  /**
+   * With `dryRun`: stop counting past this many (the UI's preview); else queue at most this
+   * many (the UI's run, whose count was taken a moment before). @default no cap
+   */
   cap?: number;
 }
 
@@ -35,10 +38,11 @@ export async function replayEvents(
   if (req.dryRun) return { matched, capped: count.capped, queued: 0, eventIds: [] };
   const ids: number[] = [];
   let afterId = 0;
-  for (;;) {
+  const most = req.cap ?? Infinity;
+  while (ids.length < most) {
     const r = await queueReplayChunk(deps.db, req.filter, {
       afterId,
-      limit: chunk,
+      limit: Math.min(chunk, most - ids.length),
       rerunSucceeded: req.rerunSucceeded === true,
       maxAttempts: deps.config.worker.maxAttempts,
       now: deps.clock.now().getTime(),

@@ -351,8 +351,16 @@ async function recordFailure(
   const verdict = failures < threshold ? 'counts' : await sharedVerdict(breaker, key, streak);
   if (verdict === 'answers') {
     // The channel answers the operator: the failures were the portals' own (their own rows
-    // count them); the shared run starts again.
-    await saveDestination(db, { ...base, failures: 0, streak_portals: null, updated_at: t });
+    // count them); the shared run starts again. Read again: the check took a while, and an
+    // operator's own failed send may have opened the row meanwhile.
+    const now = await getDestination(db, key);
+    if (now?.state === 'open') return;
+    await saveDestination(db, {
+      ...(now ?? base),
+      failures: 0,
+      streak_portals: null,
+      updated_at: t,
+    });
     logger.info(
       { destination: key, failures, portals: streak ? [...streak.keys()] : [] },
       "a shared channel's failures in a row were the portals' own: it answers the operator's check, so it stays closed for all",

@@ -146,5 +146,15 @@ describe('the shared channels check', () => {
     });
     expect(await silent('smtp:x')).toBe(false);
     expect(Date.now() - started).toBeLessThan(5_000);
+
+    // The rule builder's test sends have no mailer: the check makes its own transport. It
+    // said "answers" without asking, so a test send could keep a down SMTP server closed.
+    const noMailer = (url: string) =>
+      createChannelCheck({ config: channels({ email: { smtpUrl: url } }) });
+    expect(await noMailer(`smtp://u:p@127.0.0.1:${await closedPort()}`)('smtp:x')).toBe(false);
+    smtp.refuseRecipient('*', 250, 'back');
+    const before = smtp.connections();
+    expect(await noMailer(smtp.url)('smtp:x')).toBe(true);
+    expect(smtp.connections()).toBe(before + 1);
   });
 });

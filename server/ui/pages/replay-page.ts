@@ -134,7 +134,11 @@ export function replayPage(deps: Deps, notifyWorker: () => void = () => {}): Rou
       await render(res.status(400), 'ui/replay', { form, rerun, error: 'replay.tooMany' });
       return;
     }
-    const result = await replayEvents(deps, { filter: range, rerunSucceeded: rerun });
+    const result = await replayEvents(deps, {
+      filter: range,
+      rerunSucceeded: rerun,
+      cap: REPLAY_PREVIEW_CAP,
+    });
     const runId = await createReplayRun(
       deps.db,
       {
