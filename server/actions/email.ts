@@ -58,6 +58,18 @@ const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1
 const INTERNAL_MAIL_DOMAIN =
   /(^|\.)(localhost|local|localdomain|internal|intranet|lan|home\.arpa|corp|home|private)$/;
 
+/** The address of a literal domain (`[10.0.0.5]`, or bare `10.0.0.5`: some servers deliver to it). */
+function literalOf(written: string): string | undefined {
+  const literal = /^\[(?:ipv6:)?([^\]]*)\]$/i.exec(written);
+  return literal ? literal[1]! : net.isIP(written) ? written : undefined;
+}
+
+/**
+ * A domain as the mail goes out: nodemailer maps it as IDNA does (`。` to `.`, invisible
+ * characters dropped), so `a.b。internal` and `mail.internal` + U+200B are mail.internal.
+ */
+const mailDomain = (written: string): string => domainToASCII(written).replace(/\.+$/, '');
+
 /**
  * Why a step may not send to `address`, or undefined. The SMTP server is the operator's, and
  * inside his network: a message to `root@localhost`, `ops@mail.internal`, `x@erp` or
@@ -68,17 +80,13 @@ const INTERNAL_MAIL_DOMAIN =
 export function refusedRecipient(address: string, allowed: PrivateHosts): string | undefined {
   const written = domainOf(address);
   const policy = addressPolicy(allowed);
-  const literal = /^\[(?:ipv6:)?([^\]]*)\]$/i.exec(written);
-  // A bare address (`x@10.0.0.5`) is judged as a literal: some servers deliver to it.
-  const ip = literal ? literal[1]! : net.isIP(written) ? written : undefined;
+  const ip = literalOf(written);
   if (ip !== undefined) {
     if (policy.hostAllowed(ip)) return undefined;
     const why = policy.refuse(ip);
     return why && `${address}: ${why}`;
   }
-  // The name as the mail goes out: nodemailer maps it as IDNA does (`。` to `.`, invisible
-  // characters dropped), so `a.b。internal` and `mail.internal` + U+200B are mail.internal.
-  const domain = domainToASCII(written).replace(/\.+$/, '');
+  const domain = mailDomain(written);
   if (!domain) return `${address}: ${written} is not a mail domain`;
   if (policy.hostAllowed(domain)) return undefined;
   if (!domain.includes('.') || INTERNAL_MAIL_DOMAIN.test(domain) || /\.\d+$/.test(domain)) {
@@ -141,8 +149,7 @@ async function refusedRoute(
   ctx: ActionContext,
 ): Promise<string | undefined> {
   const policy = addressPolicy(allowed);
-  if (policy.hostAllowed(domain) || net.isIP(domain) || /^\[/.test(domain)) return undefined;
-  if (RESERVED_MAIL_DOMAIN.test(domain)) return undefined;
+  if (policy.hostAllowed(domain) || RESERVED_MAIL_DOMAIN.test(domain)) return undefined;
   let route: MailExchanger[];
   try {
     route = await routes(domain);
@@ -218,8 +225,10 @@ export async function runEmail(action: EmailAction, ctx: ActionContext): Promise
     for (const { address } of addresses(t)) {
       const refused = refusedRecipient(address, ctx.config.actions.privateHosts);
       if (refused) throw new PermanentError(`email step refused: ${refused}`);
-      const domain = domainToASCII(domainOf(address)).replace(/\.+$/, '');
-      if (!domains.has(domain)) domains.set(domain, address);
+      // Names only: an address literal is judged above, and has no route to look up.
+      const written = domainOf(address);
+      const domain = literalOf(written) === undefined ? mailDomain(written) : '';
+      if (domain && !domains.has(domain)) domains.set(domain, address);
     }
   }
   if (ctx.mailRoutes) await checkRoutes(domains, ctx.mailRoutes, ctx);

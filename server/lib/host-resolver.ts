@@ -93,12 +93,20 @@ function failure(code: string, message: string): Error {
  * and SILENT_LANES for names DNS did not answer, each waiting at most LANE_WAIT_MS for its turn
  * and SYSTEM_WAIT_MS in all; a name the system answered goes straight to it for REMEMBER_MS.
  */
-export function createHostResolver(opts: HostResolverOptions = {}): StatefulHostResolver {
+/** A c-ares resolver (off libuv's threadpool) with these servers and patience. */
+export function dnsResolver(
+  opts: Pick<HostResolverOptions, 'servers' | 'timeoutMs' | 'tries'>,
+): dns.promises.Resolver {
   const resolver = new dns.promises.Resolver({
     timeout: opts.timeoutMs ?? DNS_TIMEOUT_MS,
     tries: opts.tries ?? DNS_TRIES,
   });
   if (opts.servers) resolver.setServers(opts.servers);
+  return resolver;
+}
+
+export function createHostResolver(opts: HostResolverOptions = {}): StatefulHostResolver {
+  const resolver = dnsResolver(opts);
   const fallback = opts.fallback ?? systemLookup;
   const pools = {
     known: { size: opts.lanes ?? LOOKUP_LANES, inFlight: 0, waiting: [] as Array<() => void> },

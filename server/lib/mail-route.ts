@@ -1,7 +1,5 @@
-import dns from 'node:dns';
 import {
-  DNS_TIMEOUT_MS,
-  DNS_TRIES,
+  dnsResolver,
   systemResolver,
   type HostAddress,
   type HostResolver,
@@ -52,11 +50,7 @@ const code = (e: unknown) => (e as NodeJS.ErrnoException | undefined)?.code;
 export type CancellableMailRoutes = MailRoutes & { cancel(): void };
 
 export function createMailRoutes(opts: MailRoutesOptions = {}): CancellableMailRoutes {
-  const resolver = new dns.promises.Resolver({
-    timeout: opts.timeoutMs ?? DNS_TIMEOUT_MS,
-    tries: opts.tries ?? DNS_TRIES,
-  });
-  if (opts.servers) resolver.setServers(opts.servers);
+  const resolver = dnsResolver(opts);
   const resolve = opts.resolve ?? systemResolver;
   const now = opts.now ?? Date.now;
   const kept = new Map<string, { until: number; route: Promise<MailExchanger[]> }>();
