@@ -34,7 +34,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       portalShare: r.share('WORKER_PORTAL_SHARE', 0.5),
       destinationConcurrency: r.int('DESTINATION_CONCURRENCY', 4, 1, 256),
       maxAttempts: r.int('MAX_ATTEMPTS', 10, 1, 1000),
-      retryBaseSeconds: r.int('RETRY_BASE_SECONDS', 10, 0, 86400),
+      retryBaseSeconds: r.int('RETRY_BASE_SECONDS', 10, 1, 86400),
       settleMs: r.int('EVENT_SETTLE_MS', 1000, 0, 60_000),
       stepTimeoutMaxMs: r.int('STEP_TIMEOUT_MAX_SECONDS', 60, 1, 300) * 1000,
       portalStepCharsPerSecond: r.int('PORTAL_STEP_MB_PER_SECOND', 2, 0, 1024) * 1024 * 1024,

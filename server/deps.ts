@@ -51,6 +51,12 @@ export interface Lifecycle {
 export interface DepsOverrides {
   db?: Knex;
   logger?: Logger;
+  /**
+   * Where the database driver's own messages go (the logger above if not given). The CLI
+   * keeps only its errors: a connection it could not open is said in the command's one line,
+   * after which knex's "Acquire connection error" warning was a second, raw copy.
+   */
+  knexLogger?: Logger;
   clock?: Clock;
   manifest?: Manifest;
   metrics?: Metrics;
@@ -86,7 +92,8 @@ export async function createDeps(configured: Config, overrides: DepsOverrides = 
     overrides.db ??
     openDb(config.database, {
       busyTimeoutMs: overrides.busyTimeoutMs,
-      log: (level, message) => logger[level]({ component: 'knex' }, message),
+      log: (level, message) =>
+        (overrides.knexLogger ?? logger)[level]({ component: 'knex' }, message),
     });
   if (overrides.readOnly) {
     const pending = await pendingMigrations(db);

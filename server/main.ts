@@ -1,9 +1,8 @@
-import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 import { AppError, ConfigError } from './lib/errors.js';
 import { appParts } from './routes/index.js';
 import { createServices } from './services.js';
-import { ensureSecrets } from './secrets.js';
+import { loadConfigWithSecrets } from './secrets.js';
 import { threadWriter } from './intake/writer.js';
 import { gateConnections } from '../db/connection-gate.js';
 import { watchStatements } from '../db/connect.js';
@@ -51,7 +50,7 @@ async function main(): Promise<void> {
   loadDotEnv();
   const env = process.env;
   const dataDir = path.resolve(env.DATA_DIR?.trim() || './data');
-  const config = loadConfig(env, ensureSecrets(dataDir, env));
+  const config = loadConfigWithSecrets(env, dataDir);
   opening = config.database;
   // Taken before the migrations: a second server on the file changes nothing of it.
   const serverLock =

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { decodeKey, type Config, type Env, type GeneratedSecrets } from './config.js';
+import { decodeKey, loadConfig, type Config, type Env, type GeneratedSecrets } from './config.js';
 import type { SecretBox } from './lib/crypto.js';
 import { ConfigError } from './lib/errors.js';
 import { openSecretBox } from './keys/key-check.js';
@@ -56,6 +56,22 @@ export function ensureSecrets(dataDir: string, env: Env): GeneratedSecrets | und
     ]);
   }
   return { ...secrets, created: true };
+}
+
+/** Stands in for the generated secrets while the rest of the configuration is checked. */
+const UNCHECKED: GeneratedSecrets = {
+  sessionSecret: 'x'.repeat(43),
+  tokenEncryptionKey: '0'.repeat(64),
+};
+
+/**
+ * The configuration, with DATA_DIR's generated secrets where the environment gives none. The
+ * other variables are checked first: a start refused for a typo in one of them made DATA_DIR
+ * and a new key all the same.
+ */
+export function loadConfigWithSecrets(env: Env, dataDir: string): Config {
+  loadConfig(env, UNCHECKED);
+  return loadConfig(env, ensureSecrets(dataDir, env));
 }
 
 /** Whether `file` is a SQLite database (its header), not a missing, empty or other file. */

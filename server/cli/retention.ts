@@ -76,7 +76,7 @@ export async function eraseCommand({ deps, flags, json, io }: CommandContext): P
   const entity = ref === undefined ? undefined : parseEntityRef(ref);
   if (ref !== undefined && !entity) {
     throw new UsageError(
-      `--entity must be TYPE:ID such as deal:42, TYPE one of ${ENTITY_TYPES.join(', ')} or dynamic:<entityTypeId>; got "${ref}"`,
+      `--entity must be TYPE:ID such as deal:42 (ID the record’s number), TYPE one of ${ENTITY_TYPES.join(', ')} or dynamic:<entityTypeId>; got "${ref}"`,
     );
   }
   const portal = await requirePortal(deps, memberId);

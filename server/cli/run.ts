@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Env } from '../config.js';
+import type { Env } from '../config.js';
 import { createDeps, type Deps, type DepsOverrides } from '../deps.js';
 import { ConfigError } from '../lib/errors.js';
 import { describeConnectError } from '../../db/connect-error.js';
 import type { DbTarget } from '../../db/connect.js';
 import { createLogger } from '../lib/logger.js';
-import { ensureSecrets, SECRETS_FILE, sqliteFileOf } from '../secrets.js';
+import { loadConfigWithSecrets, SECRETS_FILE, sqliteFileOf } from '../secrets.js';
 import { eventsCommand, migrateCommand, portalsCommand, statusCommand } from './commands.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { connectWebhookCommand, disconnectWebhookCommand } from './connect-webhook.js';
@@ -205,11 +205,15 @@ export async function runCli(
     // new key, then reported success: an empty `rules export` as a backup, `would remove: 0
     // rows` from a dry run.
     if (name !== 'migrate') requireExistingData(dataDir, env);
-    const config = loadConfig(env, ensureSecrets(dataDir, env));
+    const config = loadConfigWithSecrets(env, dataDir);
     database = config.database;
     deps = await createDeps(config, {
       logger: createLogger(
         config.logLevel === 'info' ? 'warn' : config.logLevel,
+        process.stderr as never,
+      ),
+      knexLogger: createLogger(
+        config.logLevel === 'debug' ? 'debug' : 'error',
         process.stderr as never,
       ),
       skipMigrations: name === 'migrate',

@@ -51,15 +51,17 @@ async function dropFreedPages(deps: Deps): Promise<void> {
 
 /**
  * `deal:42`, `dynamic:128:7` → the entity type as events store it and the id; undefined when
- * the text is not TYPE:ID of a type events are stored under (`deals:3` erased nothing and
- * said so with exit 0).
+ * the text is not TYPE:ID of a type events are stored under with a record number (`deals:3`
+ * erased nothing and said so with exit 0).
  */
 export function parseEntityRef(ref: string): ErasedEntity | undefined {
   const i = ref.lastIndexOf(':');
   if (i <= 0 || i === ref.length - 1) return undefined;
   const type = ref.slice(0, i).trim().toLowerCase();
   const id = ref.slice(i + 1).trim();
-  if (!isEntityType(type) || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) return undefined;
+  // CRM records, tasks and their comments are numbered (every `FIELDS[ID]` in the events'
+  // pages of bitrix24/b24restdocs is a positive integer): `deal:42x` erased nothing, exit 0.
+  if (!isEntityType(type) || !/^[1-9]\d{0,19}$/.test(id)) return undefined;
   return { type, id };
 }
 

@@ -318,7 +318,7 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('TYPE:ID');
     // A type events are never stored under erased nothing, and said so with exit 0.
-    for (const ref of ['deals:3', 'order:4', 'dynamic:x:5']) {
+    for (const ref of ['deals:3', 'order:4', 'dynamic:x:5', 'deal:42x', 'deal:0']) {
       const typo = await runCliIn(s.h.t, ['erase', '--portal', s.portal.memberId, '--entity', ref]);
       expect([ref, typo.code, typo.out]).toEqual([ref, 2, '']);
       expect(typo.err).toContain('deal, lead, contact, company');

@@ -152,6 +152,25 @@ describe('start-up failures outside the configuration check', () => {
     }
   });
 
+  it('a configuration refused for another variable makes no DATA_DIR and no key', async () => {
+    const tmp = tempDir('b24h-start-');
+    try {
+      const dir = path.join(tmp.dir, 'data');
+      const env = { DATA_DIR: dir, WORKER_CONCURRENCY: '0' };
+      const server = await startServer(env);
+      expect(server.code).toBe(1);
+      expect(said(server.err)).toContain('WORKER_CONCURRENCY must be an integer from 1 to 256');
+      const migrate = await cli(['migrate'], env);
+      expect(migrate.err).toContain('WORKER_CONCURRENCY must be an integer from 1 to 256');
+      expect(fs.existsSync(dir)).toBe(false);
+      // Control: the same folder with the variable right is made, with its key.
+      expect((await cli(['migrate'], { DATA_DIR: dir })).code).toBe(0);
+      expect(fs.existsSync(path.join(dir, 'secrets.json'))).toBe(true);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it('a database without its secrets.json: refused, and no new key is written beside it', async () => {
     // The start wrote a fresh secrets.json, then refused as the new key opened nothing: a
     // file with the wrong key was left in DATA_DIR, to be backed up as the right one.

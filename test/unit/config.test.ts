@@ -62,6 +62,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses RETRY_BASE_SECONDS=0: every retry of a failing destination at once', () => {
+    // 0 doubled stays 0: MAX_ATTEMPTS requests in a burst at a target that just failed.
+    expect(() => loadConfig({ ...base, RETRY_BASE_SECONDS: '0' })).toThrow(
+      /RETRY_BASE_SECONDS must be an integer from 1 to 86400, got "0"/,
+    );
+    expect(loadConfig({ ...base, RETRY_BASE_SECONDS: '1' }).worker.retryBaseSeconds).toBe(1);
+  });
+
   it('takes counts in digits only: "1e3" or "0x10" is refused, not read as 1000 or 16', () => {
     expect(() =>
       loadConfig({ ...base, RETENTION_DAYS: '1e3', WORKER_CONCURRENCY: '0x10' }),
