@@ -5,10 +5,17 @@
  *
  * BX24.fitWindow() alone is not enough: it measures the document's scroll size, which is
  * never smaller than the frame, so "due to browser limitations, the method can only increase
- * the frame size"; the docs advise measuring a container and calling BX24.resizeWindow
- * (bitrix24/b24restdocs: api-reference/bx24-js-sdk/additional-functions/bx24-fit-window.md,
- * bx24-resize-window.md). The body is that container: a ResizeObserver sees every change
- * of its size, and the frame is resized once per change, to the body's height.
+ * the frame size" (bitrix24/b24restdocs: sdk/bx24-js-sdk/additional-functions/
+ * bx24-fit-window.md). The body is the container to measure: a ResizeObserver sees every
+ * change of its size, and the frame is resized once per change, to the body's height.
+ *
+ * Not with BX24.resizeWindow('100%', h): it takes pixels only, "parsed using parseInt and
+ * only used if greater than 0" (bx24-resize-window.md), so '100%' went out as 100 and the
+ * portal set the frame 100 px wide (its applayout.js resizeWindow: any width but the string
+ * '100%' becomes pixels). fitWindow is the call that sends '100%', with the height it reads
+ * from BX24.getScrollSize().scrollHeight (bx24-fit-window.md: "utilizes
+ * BX24.getScrollSize().scrollHeight in its implementation"): for that call, getScrollSize
+ * answers the body's height.
  */
 (function () {
   'use strict';
@@ -33,7 +40,22 @@
     if (height === sent) return;
     sent = height;
     document.documentElement.setAttribute('data-frame-height', String(height));
-    window.BX24.resizeWindow('100%', height);
+    var bx = window.BX24;
+    if (typeof bx.fitWindow !== 'function' || typeof bx.getScrollSize !== 'function') {
+      // Another build of the library: pixels, the frame's width as it is now.
+      bx.resizeWindow(document.documentElement.clientWidth || window.innerWidth, height);
+      return;
+    }
+    var own = bx.getScrollSize;
+    bx.getScrollSize = function () {
+      var size = own.call(bx);
+      return { scrollWidth: size.scrollWidth, scrollHeight: height };
+    };
+    try {
+      bx.fitWindow();
+    } finally {
+      bx.getScrollSize = own;
+    }
   }
 
   function schedule() {

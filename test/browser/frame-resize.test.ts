@@ -46,6 +46,15 @@ describeInChromium('the Bitrix24 frame height', (executablePath) => {
     const height = await contentHeight();
     expect(height).toBeLessThan(600);
     await frameHeightBecomes(height);
+    // As wide as the portal gives it: BX24.resizeWindow('100%', h) made it 100 px wide.
+    const widths = await page.evaluate<{ frame: number; room: number }>(`(() => {
+      const f = document.querySelector('iframe.b24emu-frame');
+      const box = getComputedStyle(f.parentElement);
+      const padding = parseFloat(box.paddingLeft) + parseFloat(box.paddingRight);
+      return { frame: f.getBoundingClientRect().width, room: f.parentElement.clientWidth - padding };
+    })()`);
+    expect(widths.room).toBeGreaterThan(500);
+    expect(Math.abs(widths.frame - widths.room)).toBeLessThanOrEqual(2);
   });
 
   it('grows and shrinks with the content after load', async () => {

@@ -92,17 +92,28 @@ export const BX24_SHIM_JS = String.raw`(function () {
         };
       },
     },
-    // BX24.resizeWindow(width, height[, callback]) asks the portal page to resize the
-    // frame (bitrix24/b24restdocs: api-reference/bx24-js-sdk/additional-functions/
-    // bx24-resize-window.md); parent-script.ts does it. BX24.fitWindow sizes the frame to
-    // the document's scroll size, which is never below the frame's own height, so it "can
-    // only increase the frame size" (same docs, bx24-fit-window.md): as here.
+    // As the BX24 library (api.bitrix24.com/api/v1) does: resizeWindow sends pixels only,
+    // both figures "parsed using parseInt and only used if greater than 0" (bitrix24/
+    // b24restdocs: sdk/bx24-js-sdk/additional-functions/bx24-resize-window.md), so '100%'
+    // goes out as 100; fitWindow sends width '100%' and the height of
+    // BX24.getScrollSize().scrollHeight (bx24-fit-window.md), read at the call, the
+    // document's scroll size: never below the frame's own height, so it "can only increase
+    // the frame size". parent-script.ts sizes the frame.
     resizeWindow: function (width, height, cb) {
-      send('resizeWindow', { width: width, height: height }, function () { if (cb) cb(); });
+      width = parseInt(width, 10); height = parseInt(height, 10);
+      if (width > 0 && height > 0) {
+        send('resizeWindow', { width: width, height: height }, function () { if (cb) cb(); });
+      }
     },
     fitWindow: function (cb) {
-      var h = Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0);
-      BX24.resizeWindow('100%', h, cb);
+      send('resizeWindow', { width: '100%', height: BX24.getScrollSize().scrollHeight }, function () { if (cb) cb(); });
+    },
+    getScrollSize: function () {
+      var d = document.documentElement;
+      return {
+        scrollWidth: Math.max(d.scrollWidth, d.offsetWidth),
+        scrollHeight: Math.max(d.scrollHeight, d.offsetHeight),
+      };
     },
     reloadWindow: function () { send('reloadWindow', null, null); },
     setTitle: function (title, cb) { send('setTitle', { title: String(title) }, function () { if (cb) cb(); }); },

@@ -74,16 +74,15 @@ export const PARENT_SCRIPT_JS = String.raw`(function () {
         reply(entry.form.initData);
         break;
       case 'resizeWindow': {
-        // The portal page sets the frame element's size (b24restdocs: api-reference/
-        // bx24-js-sdk/additional-functions/bx24-resize-window.md: "changes the size of the
-        // frame with the application"): the height in pixels, the width in pixels or as
-        // '100%'. That the height is applied exactly, smaller ones included, is a guess
-        // from that page; wider than the page is cut off there, and here by the layout.
+        // The portal page sets the frame element's size as the core's rest module does
+        // (js/rest/applayout.js, MessageInterface resizeWindow): the string '100%' is kept,
+        // any other width is pixels (parseInt, 100 when there is none), the height is
+        // pixels, each set when there is one.
         var h = parseInt(params && params.height, 10);
         var w = params && params.width;
-        if (h > 0) el.style.height = h + 'px';
-        if (w === '100%') el.style.width = '100%';
-        else if (parseInt(w, 10) > 0) el.style.width = parseInt(w, 10) + 'px';
+        w = w == '100%' ? w : (parseInt(w, 10) || 100) + 'px';
+        if (h) el.style.height = h + 'px';
+        if (w) el.style.width = w;
         reply({ width: w, height: h });
         break;
       }
