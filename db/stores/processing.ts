@@ -65,6 +65,16 @@ export async function saveSnapshot(
     .merge(['fields', 'event_id', 'updated_at']);
 }
 
+/** Forgets a record's snapshot (its DELETE event: nothing will be compared with it again). */
+export async function deleteSnapshot(
+  db: Knex,
+  key: { portalId: number; entityType: string; entityId: string },
+): Promise<number> {
+  return db('entity_snapshots')
+    .where({ portal_id: key.portalId, entity_type: key.entityType, entity_id: key.entityId })
+    .delete();
+}
+
 export async function listRuleMatches(db: Knex, eventId: number): Promise<RuleMatchRow[]> {
   return (await db('rule_matches')
     .where({ event_id: eventId })

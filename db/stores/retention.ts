@@ -195,37 +195,26 @@ export async function countAged(db: Knex, name: AgedTableName, before: number): 
 }
 
 /**
- * A portal's rows aged by their own date: snapshots of entities not seen since `before`
- * (index `entity_snapshots_seen`) and UI replays made before it (`replay_runs_portal_created`).
+ * A portal's rows aged by their own date: UI replays made before `before`
+ * (`replay_runs_portal_created`) and the rule builder's test sends. Not its snapshots: a
+ * snapshot is a live record's last known watched values, which a later `becomes` compares
+ * with; pruned after a month unseen, a deal then won fired nothing ("earlier value unknown").
+ * A snapshot goes with its record's DELETE event, its erasure and the portal's clean-up.
  */
 const olderThan = (
   db: Knex,
-  table: 'entity_snapshots' | 'replay_runs' | 'step_tests',
+  table: 'replay_runs' | 'step_tests',
   portalId: number,
   before: number,
-) =>
-  db(table)
-    .where('portal_id', portalId)
-    .where(table === 'entity_snapshots' ? 'updated_at' : 'created_at', '<', before);
+) => db(table).where('portal_id', portalId).where('created_at', '<', before);
 
-/** Removes up to `limit` snapshots and `limit` replays (with their event lists) of a portal. */
+/** Removes up to `limit` replays (with their event lists) and test sends of a portal. */
 export async function prunePortalRows(
   db: Knex,
   portalId: number,
   before: number,
   limit: number,
 ): Promise<TableCounts> {
-  const keys = (await olderThan(db, 'entity_snapshots', portalId, before)
-    .limit(limit)
-    .select('entity_type', 'entity_id')) as Array<{ entity_type: string; entity_id: string }>;
-  const snapshots = keys.length
-    ? await olderThan(db, 'entity_snapshots', portalId, before)
-        .whereIn(
-          ['entity_type', 'entity_id'],
-          keys.map((k) => [k.entity_type, k.entity_id]),
-        )
-        .delete()
-    : 0;
   const runs = (await olderThan(db, 'replay_runs', portalId, before)
     .limit(limit)
     .pluck('id')) as number[];
@@ -234,10 +223,7 @@ export async function prunePortalRows(
     .limit(limit)
     .pluck('id')) as number[];
   const stepTests = tests.length ? await db('step_tests').whereIn('id', tests).delete() : 0;
-  return addCounts(
-    { entity_snapshots: snapshots, step_tests: stepTests },
-    await deleteReplayRuns(db, runs),
-  );
+  return addCounts({ step_tests: stepTests }, await deleteReplayRuns(db, runs));
 }
 
 export async function countPortalRows(
@@ -249,7 +235,6 @@ export async function countPortalRows(
   return addCounts(
     {},
     {
-      entity_snapshots: await countRows(olderThan(db, 'entity_snapshots', portalId, before)),
       replay_runs: await countRows(olderThan(db, 'replay_runs', portalId, before)),
       step_tests: await countRows(olderThan(db, 'step_tests', portalId, before)),
       replay_run_events: await countRows(db('replay_run_events').whereIn('run_id', runs())),

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isDeleteEvent } from '../intake/entity.js';
 import { evaluateRules, type RuleMatch } from '../rules/conditions.js';
 import { buildTemplateContext } from '../rules/context.js';
 import { takeSnapshot, watchedFields } from '../rules/transitions.js';
@@ -7,6 +8,7 @@ import {
   getSnapshot,
   insertRuleMatches,
   markEvaluated,
+  deleteSnapshot,
   saveSnapshot,
   setRuleMatchStatus,
 } from '../../db/stores/processing.js';
@@ -79,7 +81,10 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
       t,
     );
     for (const g of guarded) await setRuleMatchStatus(trx, event.id, g.name, 'skipped', g.note);
-    if (key && fields.length > 0 && entity) {
+    // Snapshots are kept while the record lives (retention does not age them): its DELETE
+    // event is where one goes.
+    if (key && isDeleteEvent(event.event)) await deleteSnapshot(trx, key);
+    else if (key && fields.length > 0 && entity) {
       const tctx = buildTemplateContext({ event: info, entity, related });
       await saveSnapshot(trx, key, takeSnapshot(fields, tctx), event.id, t);
     }

@@ -8,7 +8,7 @@ export const RETENTION_KEY = 'retention';
 
 /** How long a portal's data is kept, in days; 0 keeps it for ever. */
 export interface RetentionPolicy {
-  /** Processed, skipped and rejected events, snapshots of entities not seen, UI replays. */
+  /** Processed, skipped and rejected events, UI replays, test sends. */
   days: number;
   /** Failed events. */
   failedDays: number;
@@ -32,7 +32,7 @@ export async function portalRetention(db: Knex, memberId: string): Promise<Porta
  * Whether a portal may set `days` under the operator's figure `ceiling`: a portal keeps its
  * data for less time than the server, never longer nor for ever, since the disk and the
  * duty to delete are the operator's (an operator walk found any portal admin could keep its
- * log, bodies and snapshots for ever). Under a server that keeps for ever (0), anything goes.
+ * log, bodies and replays for ever). Under a server that keeps for ever (0), anything goes.
  */
 export function withinCeiling(days: number, ceiling: number): boolean {
   return ceiling === 0 || (days >= 1 && days <= ceiling);
@@ -94,7 +94,7 @@ export function cutoff(policy: RetentionPolicy, status: FinalStatus, now: number
   return days > 0 ? now - days * DAY_MS : null;
 }
 
-/** Age limit of the non-event rows (snapshots, replays, …); null keeps them. */
+/** Age limit of the non-event rows (replays, test sends, …); null keeps them. */
 export function rowCutoff(policy: RetentionPolicy, now: number): number | null {
   return policy.days > 0 ? now - policy.days * DAY_MS : null;
 }

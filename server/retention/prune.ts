@@ -28,7 +28,7 @@ import {
 } from './policy.js';
 
 export interface PruneOptions {
-  /** Only this portal (its events, snapshots and replays); the shared tables are left. */
+  /** Only this portal (its events, replays and test sends); the shared tables are left. */
   portal?: PortalRow;
   /** Count what would go, remove nothing. */
   dryRun?: boolean;

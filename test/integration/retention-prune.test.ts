@@ -239,8 +239,9 @@ describe('retention prune', () => {
       },
     ] as Case[];
     ({ ids } = await generateEvents(t.deps.db, cases));
-    // Rows pruned by their own age: a snapshot, a loop-guard write, an alert job each, and
-    // the rule builder's test sends (they quote the record they were sent with).
+    // Rows pruned by their own age: a loop-guard write, an alert job each, and the rule
+    // builder's test sends (they quote the record they were sent with). Snapshots are not:
+    // a record's last watched values stay while it lives (a later `becomes` needs them).
     const db = t.deps.db;
     await seedStepTest(db, a.row.id, at(31));
     await seedStepTest(db, a.row.id, at(29));
@@ -343,7 +344,7 @@ describe('retention prune', () => {
     expect(report.tables.events).toBe(removed());
     const withChildren = cases.filter((c) => c.gone && c.children).reduce((s, c) => s + c.count, 0);
     expect(report.tables.action_runs).toBe(withChildren);
-    expect(report.tables.entity_snapshots).toBe(2);
+    expect(report.tables.entity_snapshots).toBeUndefined();
     expect(report.tables.step_tests).toBe(1);
     const n = (await t.deps.db('events').count({ n: '*' }).first()) as { n: unknown };
     expect(Number(n.n)).toBe(total());
@@ -404,13 +405,17 @@ describe('retention prune', () => {
     }
   }, 180_000);
 
-  it('prunes snapshots not seen, old loop-guard writes and finished alert jobs by age', async () => {
+  it('prunes old loop-guard writes and finished alert jobs by age, and keeps snapshots', async () => {
     const db = t.deps.db;
     const snaps = (await db('entity_snapshots').orderBy(['portal_id', 'entity_id'])) as Array<{
       portal_id: number;
       entity_id: string;
     }>;
-    expect(snaps.map((s) => [s.portal_id, s.entity_id])).toEqual([[a.row.id, 'new']]);
+    expect(snaps.map((s) => [s.portal_id, s.entity_id])).toEqual([
+      [a.row.id, 'new'],
+      [a.row.id, 'old'],
+      [b.row.id, 'old'],
+    ]);
     expect(((await db('step_tests').pluck('created_at')) as unknown[]).map(Number)).toEqual([
       now - 29 * DAY,
     ]);

@@ -1,0 +1,70 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { prune } from '../../server/retention/prune.js';
+import { startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
+
+const DAY = 86_400_000;
+
+/**
+ * A record's snapshot (its watched fields' last values) is what `becomes` compares with:
+ * retention pruned it after RETENTION_DAYS unseen, and a deal left a month at NEW, then won,
+ * sent no invoice ("earlier value unknown"). It stays while the record lives and goes with
+ * its DELETE event.
+ */
+describe('snapshots and retention', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario(undefined, {
+      B24_EVENTS: 'ONCRMDEALADD,ONCRMDEALUPDATE,ONCRMDEALDELETE',
+    });
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  const snapshots = async () =>
+    Number(
+      ((await s.h.t.deps.db('entity_snapshots').count({ n: '*' }).first()) as { n: unknown }).n,
+    );
+
+  it('a deal left 31 days at NEW, a retention pass, then won: the invoice is sent', async () => {
+    const contact = await s.portal.addContact({
+      NAME: 'Ann',
+      PHONE: [{ VALUE: '+15550001111', VALUE_TYPE: 'WORK' }],
+    });
+    const deal = await s.portal.addDeal({
+      TITLE: 'Order 1',
+      STAGE_ID: 'NEW',
+      OPPORTUNITY: '1500.00',
+      CONTACT_ID: contact.id,
+    });
+    await s.portal.updateDeal(deal.id, { TITLE: 'Order 1 (checked)' });
+    await s.drain();
+    expect(await snapshots()).toBe(1);
+    s.h.t.clock.advance(31 * DAY);
+    s.shiftPortalTime(31 * DAY);
+    const pass = await prune(s.h.t.deps);
+    // Control: the pass ran and removed what it should, the deal's finished events.
+    expect(pass.tables.events).toBeGreaterThan(0);
+    expect(await snapshots()).toBe(1);
+    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await s.drain();
+    const won = (await s.h.t.deps
+      .db('events')
+      .where('event', 'ONCRMDEALUPDATE')
+      .orderBy('id', 'desc')
+      .first('status', 'last_error')) as { status: string; last_error: string | null };
+    expect([won.status, won.last_error]).toEqual(['processed', null]);
+    expect(s.accounting.requests).toHaveLength(1);
+  });
+
+  it('the DELETE event takes the record’s snapshot with it', async () => {
+    const a = await s.portal.addDeal({ TITLE: 'A', STAGE_ID: 'NEW', OPPORTUNITY: '1.00' });
+    const b = await s.portal.addDeal({ TITLE: 'B', STAGE_ID: 'NEW', OPPORTUNITY: '1.00' });
+    await s.drain();
+    expect(await snapshots()).toBe(2);
+    await s.portal.deleteDeal(a.id);
+    await s.drain();
+    const left = (await s.h.t.deps.db('entity_snapshots').pluck('entity_id')) as string[];
+    expect(left.map(String)).toEqual([String(b.id)]);
+  });
+});
