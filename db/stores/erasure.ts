@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { isSqlite } from '../connect.js';
 import { addCounts, deleteEvents, deleteReplayRuns, type TableCounts } from './retention.js';
 import { deletePortalDestinations } from './destinations.js';
-import { uncountPendingEvents } from './rollups.js';
+import { deletePortalRollups, uncountPendingEvents } from './rollups.js';
 
 /** The portal being erased: its row id and member_id. */
 export interface ErasedPortal {
@@ -194,10 +194,9 @@ export async function erasePortalRecords(
     entity_snapshots: await db('entity_snapshots').where('portal_id', portal.id).delete(),
     own_writes: await db('own_writes').where('portal_id', portal.id).delete(),
     step_tests: await db('step_tests').where('portal_id', portal.id).delete(),
-    sla_breaches: await db('sla_breaches')
-      .where('portal_id', portal.id)
-      .orWhere('member_id', portal.member_id)
-      .delete(),
+    // Every breach names both (db/stores/sla.ts breachRow); member_id has the index
+    // (`sla_breaches_member`), and `portal_id = ? or member_id = ?` read the whole table.
+    sla_breaches: await db('sla_breaches').where('member_id', portal.member_id).delete(),
     sessions: await eraseSessions(db, portal.member_id),
     recovery_gaps: await eraseRecoveryGaps(db, portal.member_id),
   });
@@ -231,21 +230,73 @@ export async function tableColumns(db: Knex): Promise<Map<string, string[]>> {
 }
 
 /**
- * Rows of the portal in tables this file does not name (added by later work, e.g. per-portal
- * counters): any table with a `portal_id` or `member_id` column loses the portal's rows.
+ * The tables this file erases a portal's rows from by name, each through an index (a
+ * CLEAN's last transaction holds the write lock while every portal waits). A table added
+ * with a `portal_id` or `member_id` column belongs here, with its own indexed delete:
+ * test/integration/erasure-plans.test.ts fails until it is.
+ */
+export const ERASED_BY_NAME: ReadonlySet<string> = new Set([
+  'events',
+  'jobs',
+  'action_runs',
+  'rule_matches',
+  'replay_run_events',
+  'event_owners',
+  'replay_runs',
+  'entity_snapshots',
+  'own_writes',
+  'step_tests',
+  'sla_breaches',
+  'sessions',
+  'recovery_gaps',
+  'settings',
+  'alert_state',
+  'rate_buckets',
+  'destinations',
+  'telegram_chats',
+  'telegram_chat_links',
+  'telegram_link_codes',
+  'rollups',
+  'user_token_renewals',
+  'erased_entities',
+]);
+
+/**
+ * Rows of the portal in tables this file does not name (added by later work without being
+ * named above): any table with a `portal_id` or `member_id` column loses the portal's rows,
+ * one column at a time (`portal_id = ? or member_id = ?` read the whole table even where
+ * each column had an index).
  */
 async function sweepPortalColumns(trx: Knex, portal: ErasedPortal): Promise<TableCounts> {
   const counts: TableCounts = {};
   for (const [table, cols] of await tableColumns(trx)) {
-    if (table === 'portals') continue;
-    if (!cols.includes('portal_id') && !cols.includes('member_id')) continue;
-    const q = trx(table);
-    if (cols.includes('portal_id')) q.orWhere('portal_id', portal.id);
-    if (cols.includes('member_id')) q.orWhere('member_id', portal.member_id);
-    addCounts(counts, { [table]: await q.delete() });
+    if (table === 'portals' || ERASED_BY_NAME.has(table)) continue;
+    if (cols.includes('portal_id')) {
+      addCounts(counts, { [table]: await trx(table).where('portal_id', portal.id).delete() });
+    }
+    if (cols.includes('member_id')) {
+      addCounts(counts, {
+        [table]: await trx(table).where('member_id', portal.member_id).delete(),
+      });
+    }
   }
   return counts;
 }
+
+/**
+ * The keys of a portal's alert conditions (server/alerts: checks.ts, monitor-context.ts,
+ * sla-check.ts, sla.ts `lateStateKey`). Matched exactly: `like '%:<member_id>'` read `_` as
+ * any character (and, on SQLite, any case), so cleaning portal `acme_1` reset `acmeX1`'s.
+ */
+const PORTAL_ALERT_KINDS = [
+  'backlog',
+  'failed',
+  'reauth',
+  'drift',
+  'sla',
+  'sla-late',
+  'destinations',
+];
 
 /** What a CLEAN uninstall keeps of the portal row: enough to list it as uninstalled. */
 const TOMBSTONE_COLUMNS = new Set([
@@ -293,9 +344,18 @@ export async function erasePortalInstallation(
       {
         jobs: await trx('jobs').where('portal_id', portal.id).delete(),
         settings: await trx('settings').where('scope', portal.member_id).delete(),
-        alert_state: await trx('alert_state')
+        alert_state:
+          (await trx('alert_state').where('member_id', portal.member_id).delete()) +
+          (await trx('alert_state')
+            .whereIn(
+              'key',
+              PORTAL_ALERT_KINDS.map((k) => `${k}:${portal.member_id}`),
+            )
+            .delete()),
+        rollups: await deletePortalRollups(trx, portal.id),
+        erased_entities: await trx('erased_entities').where('portal_id', portal.id).delete(),
+        user_token_renewals: await trx('user_token_renewals')
           .where('member_id', portal.member_id)
-          .orWhere('key', 'like', `%:${portal.member_id}`)
           .delete(),
         rate_buckets: await trx('rate_buckets').where('key', portal.member_id).delete(),
         destinations: await deletePortalDestinations(trx, portal.id),

@@ -611,6 +611,21 @@ export async function pruneRollups(
   return n;
 }
 
+/**
+ * A portal's rows of every kind and grain (its CLEAN uninstall), each delete through the
+ * primary key's (kind, grain, portal_id) prefix: `where portal_id = ?` alone read them all.
+ */
+export async function deletePortalRollups(db: Knex, portalId: number): Promise<number> {
+  let n = 0;
+  for (const kind of KINDS) {
+    n += await db('rollups')
+      .where({ kind, portal_id: portalId })
+      .whereIn('grain', ['m', 'h', 'd', 'a'])
+      .delete();
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------
 // Readers
 

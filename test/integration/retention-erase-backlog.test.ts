@@ -103,11 +103,11 @@ describe('erase and the backlog figures', () => {
     expect((await status()).of(a.memberId).backlog).toBe(1);
     expect((await status()).total.backlog).toBe(2);
     // A record of which nothing is stored (a typo in the id): said, and nothing changes.
-    const typo = await runCliIn(t, ['erase', '--portal', a.memberId, '--entity', 'deal:4x2']);
+    const typo = await runCliIn(t, ['erase', '--portal', a.memberId, '--entity', 'deal:4042']);
     expect(typo.code).toBe(0);
-    expect(typo.out).toBe(`erased 0 rows of deal:4x2 on ${a.memberId}\n`);
+    expect(typo.out).toBe(`erased 0 rows of deal:4042 on ${a.memberId}\n`);
     expect(typo.err).toContain(
-      `no event of deal:4x2 is stored for ${a.memberId}: is the id right?`,
+      `no event of deal:4042 is stored for ${a.memberId}: is the id right?`,
     );
     expect((await status()).of(a.memberId).backlog).toBe(1);
   });
