@@ -27,15 +27,16 @@ export async function unverifiedLoad(db: Knex, portalId: number): Promise<Unveri
 }
 
 /**
- * Unverified deliveries received before `before` are rejected as `unverified_expired`: their
- * token was never confirmed in time. They stay listed (status, reason) and their delivered
- * tokens are erased; returns how many expired.
+ * Unverified deliveries received before `before` are rejected as `unverified_expired` (their
+ * token was never confirmed in time), or with `reason`. They stay listed (status, reason)
+ * and their delivered tokens are erased; returns how many were rejected.
  */
 export async function expireUnverified(
   db: Knex,
   portalId: number,
   before: number,
   now: number,
+  reason = 'unverified_expired',
 ): Promise<number> {
   const ids = (
     (await db('events')
@@ -53,7 +54,7 @@ export async function expireUnverified(
         .where({ status: 'unverified' })
         .update({
           status: 'rejected',
-          reject_reason: 'unverified_expired',
+          reject_reason: reason,
           auth_enc: null,
           dedupe_key: null,
           processed_at: now,

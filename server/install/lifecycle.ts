@@ -222,7 +222,10 @@ async function proveInstalls(
   let rejected = 0;
   for (;;) {
     const fresh = (await findPortalById(deps.db, portal.id)) ?? portal;
-    if (fresh.status === 'uninstalled') return { note: 'portal is uninstalled' };
+    if (fresh.status === 'uninstalled') {
+      const dropped = await dropUnverified(deps, portal.id);
+      return { note: `portal is uninstalled; ${dropped} unverified deliveries rejected` };
+    }
     const round = await listUnverified(deps.db, portal.id, PROOF_ROUND, PROOF_EVENTS);
     if (round.length === 0) {
       // Deliveries wait for a token nothing here can prove (the installer POST had none and
@@ -339,6 +342,7 @@ async function confirmInstall(deps: Deps, portal: PortalRow): Promise<string | u
     updated_at: now,
   });
   deps.portals.invalidate(portal.member_id);
+  await dropUnverified(deps, portal.id);
   deps.logger.error(
     { memberId: portal.member_id, domain: portal.domain, detail: verdict.detail },
     'install withdrawn: the OAuth server did not confirm it',
@@ -423,6 +427,17 @@ async function stillInstalled(deps: Deps, portal: PortalRow): Promise<boolean> {
   }
 }
 
+/**
+ * An uninstalled portal's deliveries that wait for proof of its token: nothing will prove
+ * them now (its deliveries are refused, so no proof job comes), and they kept a user's
+ * delivered tokens (`auth_enc`) and their place in the backlog for good. Rejected, tokens
+ * erased, listed as `portal_uninstalled`.
+ */
+async function dropUnverified(deps: Deps, portalId: number): Promise<number> {
+  const now = deps.clock.now().getTime();
+  return expireUnverified(deps.db, portalId, Number.MAX_SAFE_INTEGER, now, 'portal_uninstalled');
+}
+
 async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   const now = deps.clock.now().getTime();
   const clean = String(dataOf(event).CLEAN ?? '0') === '1';
@@ -433,6 +448,7 @@ async function uninstall(deps: Deps, portal: PortalRow, event: EventRow) {
   await markPortalUninstalled(deps.db, portal.id, now);
   // Deliveries are refused from here on (uninstalled), before the rows go.
   deps.portals.invalidate(portal.member_id);
+  await dropUnverified(deps, portal.id);
   deps.logger.info({ memberId: portal.member_id, clean }, 'portal uninstalled');
   // "Delete app data" (data[CLEAN]=1): nothing of the portal stays, this very event included.
   if (clean) await erasePortalEntirely(deps, portal, event.id);

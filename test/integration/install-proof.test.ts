@@ -197,6 +197,35 @@ describe('install proof', () => {
     expect(await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' })).toEqual([]);
   });
 
+  it('rejects an uninstalled portal’s deliveries that wait for proof, with their tokens', async () => {
+    h = await startInstallHarness();
+    const portal = await h.addPortal();
+    await installLosingOnAppInstall(portal);
+    await portal.addDeal({ TITLE: 'Waits for a token nothing will prove' });
+    await portal.whenIdle();
+    await h.services.intake.drain();
+    const [waiting] = await eventsOf('ONCRMDEALADD');
+    expect(waiting!.status).toBe('unverified');
+    // Withdrawn or uninstalled: its deliveries are refused from now on, and no proof comes.
+    await h.t.deps
+      .db('portals')
+      .where({ member_id: portal.memberId })
+      .update({ status: 'uninstalled' });
+    h.t.deps.portals.invalidate(portal.memberId);
+    await runLifecycleJobs(h.t.deps);
+    const after = (await h.t.deps.db('events').where({ id: waiting!.id }).first()) as {
+      status: string;
+      reject_reason: string | null;
+      auth_enc: string | null;
+    };
+    // Before: still unverified an hour later and for good, the user's tokens kept.
+    expect([after.status, after.reject_reason, after.auth_enc]).toEqual([
+      'rejected',
+      'portal_uninstalled',
+      null,
+    ]);
+  });
+
   it('learns the token when a delivery arrives while the proof job runs (the worker): the job ends and the next one runs', async () => {
     h = await startInstallHarness();
     const portal = await h.addPortal();
