@@ -1126,7 +1126,7 @@ function stepBox(step, i) {
           class: 'secondary',
           id: `step-send-${i}`,
           text: S.sendOnce,
-          onclick: () => sendStep(i, result),
+          onclick: oneAtATime(() => sendStep(i, result)),
         }),
         [
           ['up', i > 0, -1, '↑', S.moveUp, S.moveStepUp],
@@ -1440,6 +1440,34 @@ function renderForm() {
 
 // ---- server calls ----------------------------------------------------------------------
 
+/**
+ * A button's handler that runs once at a time: while its request is out the button is
+ * disabled and further clicks do nothing. A double click on "Save rule" sent the new rule
+ * twice: the first saved it, the second was refused ("a rule named … already exists") and
+ * said "Not saved" over a saved rule; "Send this step once" sent twice.
+ */
+function oneAtATime(run) {
+  let busy = false;
+  return async (ev) => {
+    if (busy) return;
+    busy = true;
+    const button = ev && ev.currentTarget;
+    if (button) {
+      button.disabled = true;
+      button.setAttribute('aria-busy', 'true');
+    }
+    try {
+      await run(ev);
+    } finally {
+      busy = false;
+      if (button) {
+        button.disabled = false;
+        button.removeAttribute('aria-busy');
+      }
+    }
+  };
+}
+
 async function post(url, fields) {
   const body = new URLSearchParams({ _csrf: data.csrf, ...fields });
   try {
@@ -1639,6 +1667,8 @@ async function save() {
     showRefusal(true);
   }
 }
+
+const saveOnce = oneAtATime(save);
 
 /** Rank of an error's path in the form, top to bottom: name, events, conditions, steps, SLA. */
 function formOrder(path) {
@@ -1986,7 +2016,7 @@ fill(
   root,
   form,
   admin &&
-    h('p', {}, h('button', { type: 'button', id: 'save-rule', text: S.save, onclick: save })),
+    h('p', {}, h('button', { type: 'button', id: 'save-rule', text: S.save, onclick: saveOnce })),
   saveResult,
   h('h2', { text: S.json }),
   jsonArea,
@@ -2007,7 +2037,7 @@ fill(
           class: 'secondary',
           id: 'dry-run',
           text: S.dryRun,
-          onclick: runDry,
+          onclick: oneAtATime(runDry),
         }),
       ),
       dryResult,

@@ -88,15 +88,6 @@ function recordOf(field: string, rule: Rule): string | undefined {
 const stageOf = (field: string, rule: Rule): StageRecord | undefined =>
   stageRecord(field.split('.').pop() ?? '', recordOf(field, rule));
 
-/**
- * Whether any rule of the map compares a deal's or lead's stage or a quote's or old invoice's
- * status: only then are names needed.
- */
-export const comparesStages = (rules: readonly Rule[]): boolean =>
-  rules.some((r) =>
-    (r.when ?? []).some((c) => !('changed' in c) && stageOf(c.field, r) !== undefined),
-  );
-
 /** Fills `{name}` placeholders of a sentence with phrases. */
 export function fill(template: string, vars: Record<string, Phrase>): Phrase {
   const out: Phrase = [];

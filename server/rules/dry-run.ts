@@ -49,7 +49,11 @@ export function dryRun(
     let m: typeof real & { assumed?: { now: string } } = real;
     if (!real.matched && opts.assumeChange) {
       const v = evaluateRuleIn(real.rule, input.event.name, ctx, input.previous, true);
-      if (v.matched) m = { ...real, ...v, assumed: { now: real.reason } };
+      // Not even then: the condition that fails with the change taken as made is the one to
+      // fix ("Delivery method is empty"), not the change itself ("Stage was already …").
+      m = v.matched
+        ? { ...real, ...v, assumed: { now: real.reason } }
+        : { ...real, reason: v.reason };
     }
     if (!m.matched) return { rule: m.rule.name, matched: false, reason: m.reason };
     const steps = m.rule.actions.map((action, index): DryRunStep => {

@@ -1,7 +1,7 @@
 import type { MapWarning } from './check-map.js';
 import { entityRoot, RELATED_ROOTS } from './context.js';
 import { closest, fieldSegments } from './fields.js';
-import type { FieldInfo } from './metadata.js';
+import type { FieldInfo, PortalMetadata } from './metadata.js';
 import type { Rule } from './model.js';
 import { parsePlaceholder, placeholders } from './templates.js';
 
@@ -170,4 +170,21 @@ export function valueTypeWarnings(rule: Rule, lists: FieldLists): MapWarning[] {
     }
   }
   return out;
+}
+
+/**
+ * What the portal's field lists say of a rule: fields its records lack and condition values
+ * a field never takes. The builder says them at save; the rules page says them every time
+ * (a rule saved "on" that never matches looked finished there).
+ */
+export function ruleFieldWarnings(
+  rule: Rule,
+  meta: Pick<PortalMetadata, 'entities'> | undefined,
+): MapWarning[] {
+  if (!meta) return [];
+  const known: KnownFields = {};
+  for (const root of Object.keys(WORDS) as Array<keyof KnownFields>) {
+    known[root] = meta.entities[root].map((f) => f.code);
+  }
+  return [...unknownFieldWarnings(rule, known), ...valueTypeWarnings(rule, meta.entities)];
 }

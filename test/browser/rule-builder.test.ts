@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { chromium, type Browser, type Frame, type Page, type Request } from 'playwright-core';
 import { getRuleMap, saveRuleMap } from '../../server/rules/map-store.js';
 import { describeInChromium } from '../helpers/browser-suite.js';
 import { appFrameOf } from '../helpers/framed-ui.js';
@@ -381,8 +381,17 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await expect(f.locator('#cond-0-pipeline').count()).resolves.toBe(0);
     await f.locator('#add-step').click();
     await f.locator('#step-0-url').fill(`${h.sink.url}/api/won-anywhere`);
-    await f.locator('#save-rule').click();
+    // A double click saves once: the second click sent the rule again, which was refused
+    // ("a rule named … already exists") and said "Not saved" over the saved rule.
+    const saves: string[] = [];
+    const count = (r: Request) => {
+      if (r.method() === 'POST' && r.url().includes('/ui/rules/builder/save')) saves.push(r.url());
+    };
+    page.on('request', count);
+    await f.locator('#save-rule').dblclick();
     await f.locator('#rule-saved, #rule-errors').first().waitFor();
+    page.off('request', count);
+    expect(saves).toHaveLength(1);
     expect(await f.locator('#rule-errors').allTextContents()).toEqual([]);
     // A deal of the Wholesale pipeline won: the rule runs.
     const deal = await h.portal.addDeal({ TITLE: 'Bulk', CATEGORY_ID: '1', STAGE_ID: 'C1:NEW' });

@@ -17,6 +17,38 @@ const loadSample = () => {
 };
 
 describe('dryRun', () => {
+  it('on a record chosen by hand, names the condition that fails even with the change taken as made', () => {
+    const v = validateEventMap({
+      rules: [
+        {
+          name: 'Won by courier',
+          on: ['ONCRMDEALUPDATE'],
+          when: [
+            { field: 'STAGE_ID', becomes: 'WON' },
+            { field: 'UF_CRM_DELIVERY', equals: '45' },
+          ],
+          actions: [{ type: 'http', method: 'POST', url: 'https://erp.example/won', body: {} }],
+        },
+      ],
+    });
+    if (!v.ok) throw new Error(JSON.stringify(v.errors));
+    const input = {
+      event: { name: 'ONCRMDEALUPDATE', entityType: 'deal', entityId: '3' },
+      entity: { ID: '3', STAGE_ID: 'WON', UF_CRM_DELIVERY: '' },
+      related: {},
+      previous: { STAGE_ID: 'WON', UF_CRM_DELIVERY: '' },
+    };
+    const [r] = dryRun(v.map, input, { assumeChange: true });
+    expect(r?.matched).toBe(false);
+    // Before: "STAGE_ID was already "WON"", though the stage was not what kept it from matching.
+    expect(r?.reason).toContain('UF_CRM_DELIVERY');
+    expect(r?.reason).not.toContain('already');
+    // Control: the delivery right, it matches as if just won.
+    input.entity.UF_CRM_DELIVERY = '45';
+    input.previous.UF_CRM_DELIVERY = '45';
+    expect(dryRun(v.map, input, { assumeChange: true })[0]).toMatchObject({ matched: true });
+  });
+
   it('shows what each step of a matching rule would send, step outputs left open', () => {
     const map = loadSample();
     const [result] = dryRun(map, {

@@ -6,7 +6,7 @@ import { grantedScopes } from '../../bitrix/scopes.js';
 import { checkMap } from '../../rules/check-map.js';
 import { serverChannels } from '../../config/warnings.js';
 import { portalStepChat } from '../../../db/stores/alerts.js';
-import { unknownFieldWarnings, valueTypeWarnings } from '../../rules/field-check.js';
+import { ruleFieldWarnings } from '../../rules/field-check.js';
 import { createMetadataCache, isItemType, type MetadataCache } from '../../rules/metadata.js';
 import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
@@ -207,18 +207,6 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     // Fields the portal's records lack (a typo in a condition or a template), where the
     // builder's metadata is at hand: the page loaded it, so it is usually cached.
     const meta = await within(cache.get(portal), FIELD_LISTS_WAIT_MS);
-    const lists = meta ? meta.entities : {};
-    const fields = meta
-      ? {
-          deal: meta.entities.deal.map((f) => f.code),
-          lead: meta.entities.lead.map((f) => f.code),
-          contact: meta.entities.contact.map((f) => f.code),
-          company: meta.entities.company.map((f) => f.code),
-          activity: meta.entities.activity.map((f) => f.code),
-          quote: meta.entities.quote.map((f) => f.code),
-          invoice: meta.entities.invoice.map((f) => f.code),
-        }
-      : {};
     const warnings = checkMap(sealed.map, {
       boundEvents: bound.length > 0 ? bound : undefined,
       settleMs: deps.config.worker.settleMs,
@@ -229,8 +217,7 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
       // This rule's, and the line saying there are more same-field pairs than listed (the
       // saved rule's own may be among them).
       .filter((w) => w.rules.includes(saved.name) || w.rules.length === 0)
-      .concat(unknownFieldWarnings(saved, fields))
-      .concat(valueTypeWarnings(saved, lists))
+      .concat(ruleFieldWarnings(saved, meta))
       .concat(savedBeforeChecks(maskMap(sealed.map, deps.box)))
       .map((w) => translateMessage(w.message, user.lang));
     res.json({ ok: true, rule: saved, warnings });

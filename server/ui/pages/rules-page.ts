@@ -22,8 +22,8 @@ import { csrfProtection, requireAdmin, uiContext, type UrlBuilder } from '../con
 import { mapWords } from '../i18n-map.js';
 import type { MessageKey } from '../i18n.js';
 import { maskForView } from '../mask-view.js';
-import { comparesStages } from '../../rules/describe.js';
 import type { MetadataCache } from '../../rules/metadata.js';
+import { ruleFieldWarnings } from '../../rules/field-check.js';
 import { changeMap, ruleRows, stageNames, type MapChange } from './rules-table.js';
 import { RECORD_ID, RECORD_ID_NEEDED } from './rule-builder-try.js';
 
@@ -81,6 +81,13 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
       now - 7 * DAY,
       now,
     );
+    // Stage names and the field lists come from the builder's metadata cache (cached per
+    // portal for minutes, read within the REST budget); a slow or failing portal only leaves
+    // the codes on the page and the field checks unsaid.
+    const meta =
+      metadata && map.rules.length > 0
+        ? await within(metadata.get(portal), STAGE_NAMES_WAIT_MS)
+        : undefined;
     const warnings = [
       ...checkMap(map, {
         boundEvents: bound(res),
@@ -92,14 +99,11 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
       }),
       // Read as pages show it: stored credentials are sealed objects, not what a rule holds.
       ...savedBeforeChecks(masked),
+      // What the builder said at save (a field the records lack, a value a field never
+      // takes, a stage left unchosen), said here too: such a rule is "on" and never matches.
+      ...map.rules.flatMap((r) => ruleFieldWarnings(r, meta)),
     ];
     const errors = view.errors ?? [];
-    // Stage names come from the builder's metadata cache (cached per portal, read within the
-    // REST budget); a slow or failing portal only leaves the codes on the page.
-    const meta =
-      metadata && comparesStages(map.rules)
-        ? await within(metadata.get(portal), STAGE_NAMES_WAIT_MS)
-        : undefined;
     res.render('ui/rules', {
       nav: 'rules',
       source,

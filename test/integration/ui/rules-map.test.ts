@@ -466,6 +466,39 @@ describe('the map page', () => {
   });
 });
 
+describe('the map page and the portal’s field lists', () => {
+  it('warns beside a rule that never matches: a value its field never takes, a stage not chosen', async () => {
+    const h = await startUiHarness();
+    try {
+      const rule = (name: string, when: EventMap['rules'][number]['when']) => ({
+        name,
+        on: ['ONCRMDEALUPDATE'],
+        when,
+        actions: [
+          { type: 'http' as const, method: 'POST' as const, url: `${h.sink.url}/hook`, body: {} },
+        ],
+      });
+      const map: EventMap = {
+        rules: [
+          rule('Above 1000', [{ field: 'OPPORTUNITY', equals: '> 1000' }]),
+          rule('Stage not chosen', [{ field: 'STAGE_ID', becomes: '' }]),
+          rule('Fine', [{ field: 'STAGE_ID', becomes: 'WON' }]),
+        ],
+      };
+      await saveRuleMap(h.t.deps.db, h.portal.memberId, map, h.t.clock.now());
+      const page = await getPage(h, '/ui/rules', (await openSession(h)).cookie);
+      // Said by the builder once, at save; the list showed the rules "on" and nothing more.
+      expect(warningsOf(page.html, 'Above 1000')).toContain('data-code="value-type"');
+      expect(warningsOf(page.html, 'Stage not chosen')).toContain('data-code="value-type"');
+      expect(words(warningsOf(page.html, 'Stage not chosen'))).toContain('nothing chosen');
+      // Control: the rule with a stage chosen has no warnings row.
+      expect(page.html.match(/class="rule-warnings"/g)).toHaveLength(2);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('the map page with the production settling time', () => {
   it('warns beside a rule whose SLA no event can meet', async () => {
     const h = await startUiHarness({ env: { EVENT_SETTLE_MS: '1000' } });
