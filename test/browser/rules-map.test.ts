@@ -102,6 +102,15 @@ describeInChromium('the map page in the Bitrix24 frame', (executablePath) => {
     );
     await expect(tableOrder()).resolves.toEqual(['Won deal: invoice']);
     expect(await storedOrder()).toEqual([['Won deal: invoice', true]]);
+    // Back to the question: a page that says the rule is gone, not Chrome's error page for a
+    // form posted again (the question was the answer to a POST).
+    // (The browser's Back: the joint history's last entry is the frame's.)
+    await page.evaluate('history.back()');
+    await frame().locator('#map-refused').waitFor();
+    const urls = page.frames().map((f) => f.url());
+    expect(urls.filter((u) => u.startsWith('chrome-error:'))).toEqual([]);
+    await expect(frame().locator('#delete-confirm').count()).resolves.toBe(0);
+    expect(await storedOrder()).toEqual([['Won deal: invoice', true]]);
   });
 
   it('asks before "Show secrets" or a dry run drops an edit typed into the JSON', async () => {

@@ -254,20 +254,44 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     return name && at >= 0 ? { kind: 'delete' as const, name, at } : undefined;
   };
   const deleteRule = changeFromTable(deletion);
-  router.post('/ui/rules/delete', requireAdmin, csrfProtection, async (req, res) => {
-    const body = req.body as Record<string, unknown>;
-    if (body.confirm === '1') return deleteRule(req, res);
-    const change = deletion(body);
+  // The question is a page of its own (GET): rendered as the answer to a POST, Back to it
+  // after the deletion was a form to post again, which Chrome shows in the frame as an
+  // error page with no way out but reopening the app.
+  router.get('/ui/rules/delete', requireAdmin, async (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    const change = deletion(query);
     if (!change) {
       await render(res.status(400), { refused: 'map.badForm' });
+      return;
+    }
+    const { map } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
+    if (!map.rules.some((r) => r.name === change.name)) {
+      // Deleted already (Back to this page after it): said, not asked again.
+      await render(res.status(404), { refused: 'map.noRule' });
       return;
     }
     res.render('ui/rule-delete', {
       nav: 'rules',
       name: change.name,
       at: change.at,
-      fromBuilder: body.from === 'builder',
+      fromBuilder: query.from === 'builder',
     });
+  });
+  router.post('/ui/rules/delete', requireAdmin, csrfProtection, async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    if (body.confirm === '1') return deleteRule(req, res);
+    // A page loaded before the question became a GET: sent there.
+    const change = deletion(body);
+    if (!change) {
+      await render(res.status(400), { refused: 'map.badForm' });
+      return;
+    }
+    const ask = (res.locals.u as UrlBuilder)('/ui/rules/delete', {
+      name: change.name,
+      at: String(change.at),
+      ...(body.from === 'builder' ? { from: 'builder' } : {}),
+    });
+    res.redirect(303, ask);
   });
 
   router.post('/ui/rules/dry-run', requireAdmin, csrfProtection, async (req, res) => {

@@ -405,17 +405,29 @@ describe('the map page', () => {
       const page = await getPage(h, '/ui/rules', admin.cookie);
       expect(words(rowOf(page.html, 'Lead ping'))).toContain('Delete');
       // The table's button asks first, naming the rule and what stays; nothing is changed yet.
-      const ask = await post('/ui/rules/delete', { name: 'Lead ping', at: String(at) });
+      // The question is a page of its own (GET): Back to it after the deletion showed Chrome's
+      // error page in the frame when it was the answer to a POST.
+      expect(rowOf(page.html, 'Lead ping')).toMatch(
+        /<form method="get" action="\/ui\/rules\/delete"/,
+      );
+      const ask = await getPage(
+        h,
+        `/ui/rules/delete?name=${encodeURIComponent('Lead ping')}&at=${at}`,
+        admin.cookie,
+      );
       expect(ask.status).toBe(200);
       expect(words(ask.html)).toContain('Delete the rule: Lead ping');
       expect(words(ask.html)).toContain('The events it ran for stay in the log');
       // "Keep it" goes back to the rule's row; asked from the builder, back to the builder.
       expect(ask.html).toMatch(/href="\/ui\/rules[^"#]*#rule-\d+" id="delete-cancel"/);
-      const fromBuilder = await post('/ui/rules/delete', {
+      // A page loaded before (its form still a POST) is sent to the question.
+      const posted = await post('/ui/rules/delete', {
         name: 'Lead ping',
         at: String(at),
         from: 'builder',
       });
+      expect(posted.status).toBe(303);
+      const fromBuilder = await getPage(h, posted.headers.get('location')!, admin.cookie);
       expect(fromBuilder.html).toMatch(
         /href="\/ui\/rules\/edit\?[^"]*name=Lead(\+|%20)ping[^"]*" id="delete-cancel"/,
       );
@@ -431,6 +443,14 @@ describe('the map page', () => {
       expect(await counts()).toEqual(kept);
       const after = await getPage(h, '/ui/rules?changed=deleted', admin.cookie);
       expect(words(after.html)).toContain('The rule was deleted.');
+      // Back to the question: the rule is gone, said so, and nothing is asked again.
+      const back = await getPage(
+        h,
+        `/ui/rules/delete?name=${encodeURIComponent('Lead ping')}&at=${at}`,
+        admin.cookie,
+      );
+      expect(back.status).toBe(404);
+      expect(back.html).not.toContain('id="delete-confirm"');
       // A second click (the page shown before) and a stale place change nothing more.
       const again = await post('/ui/rules/delete', {
         name: 'Lead ping',
