@@ -128,6 +128,8 @@ interface AgedTable {
   /** The primary key. @default ['id'] */
   key?: string[];
   where?: (q: Knex.QueryBuilder) => void;
+  /** One portal's rows (its shorter retention); absent: the table is the server's alone. */
+  ofPortal?: (q: Knex.QueryBuilder, portalId: number) => void;
 }
 
 const AGED: Record<
@@ -139,8 +141,13 @@ const AGED: Record<
     table: 'jobs',
     column: 'updated_at',
     where: (q) => q.whereRaw('event_id is null').whereIn('status', ['done', 'dead']),
+    ofPortal: (q, id) => q.where('portal_id', id),
   },
-  own_writes: { table: 'own_writes', column: 'written_at' },
+  own_writes: {
+    table: 'own_writes',
+    column: 'written_at',
+    ofPortal: (q, id) => q.where('portal_id', id),
+  },
   recovery_gaps: {
     table: 'recovery_gaps',
     column: 'sweep_started_at',
@@ -154,44 +161,68 @@ const AGED: Record<
     column: 'updated_at',
     key: ['key'],
     where: (q) => q.where('state', 'closed'),
+    // A portal's own http steps' hosts (`http:<host>#<portal id>`, destinations.ts).
+    ofPortal: (q, id) => q.where('key', 'like', `%#${id}`),
   },
   // Codes nobody typed back before they expired (index `telegram_link_codes_expires`).
   telegram_link_codes: {
     table: 'telegram_link_codes',
     column: 'expires_at',
     key: ['portal_id', 'chat_id'],
+    ofPortal: (q, id) => q.where('portal_id', id),
   },
 };
 export type AgedTableName = keyof typeof AGED;
 export const AGED_TABLES = Object.keys(AGED) as AgedTableName[];
 
-function agedQuery(db: Knex, name: AgedTableName, before: number): Knex.QueryBuilder {
+function agedQuery(
+  db: Knex,
+  name: AgedTableName,
+  before: number,
+  portalId?: number,
+): Knex.QueryBuilder {
   const t = AGED[name];
   const q = db(t.table).where(t.column, '<', before);
   t.where?.(q);
+  if (portalId !== undefined) t.ofPortal?.(q, portalId);
   return q;
 }
+
+/**
+ * The aged tables that hold rows of one portal (its alert jobs, which quote its events'
+ * errors; the loop guard's writes; its own http destinations' last errors; its Telegram link
+ * codes): a portal that keeps its data for less time than the server prunes these too.
+ */
+export const PORTAL_AGED_TABLES = (Object.keys(AGED) as AgedTableName[]).filter(
+  (n) => AGED[n].ofPortal !== undefined,
+);
 
 export async function pruneAged(
   db: Knex,
   name: AgedTableName,
   before: number,
   limit: number,
+  portalId?: number,
 ): Promise<number> {
   const key = AGED[name].key ?? ['id'];
-  const rows = (await agedQuery(db, name, before).limit(limit).select(key)) as Array<
+  const rows = (await agedQuery(db, name, before, portalId).limit(limit).select(key)) as Array<
     Record<string, unknown>
   >;
   if (rows.length === 0) return 0;
   // The age condition again: a row written since the read (a breaker's new failure) stays.
-  const q = agedQuery(db, name, before);
+  const q = agedQuery(db, name, before, portalId);
   if (key.length === 1) q.whereIn(key[0]!, rows.map((r) => r[key[0]!]) as Array<string | number>);
   else q.whereIn(key, rows.map((r) => key.map((k) => r[k])) as Array<Array<string | number>>);
   return q.delete();
 }
 
-export async function countAged(db: Knex, name: AgedTableName, before: number): Promise<number> {
-  return countRows(agedQuery(db, name, before));
+export async function countAged(
+  db: Knex,
+  name: AgedTableName,
+  before: number,
+  portalId?: number,
+): Promise<number> {
+  return countRows(agedQuery(db, name, before, portalId));
 }
 
 /**

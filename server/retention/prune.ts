@@ -16,6 +16,7 @@ import {
   pruneAged,
   prunePortalRows,
   AGED_TABLES,
+  PORTAL_AGED_TABLES,
   type EventSlice,
   type TableCounts,
 } from '../../db/stores/retention.js';
@@ -130,6 +131,7 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
 
   const report: PruneReport = { dryRun, tables: {}, portals: [], shared: {} };
   const portals = opts.portal ? [opts.portal] : await listPortals(db);
+  const serverBefore = rowCutoff(defaultPolicy(config), now);
   for (const p of portals) {
     if (stopped()) break;
     const policy = await effectivePolicy(db, config, p.member_id);
@@ -143,6 +145,20 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
           addCounts(tables, removed);
           return Object.values(removed).reduce((n, k) => n + k, 0);
         });
+      // Kept for less time than the server keeps them: the portal's rows of the aged tables
+      // go at its own cut-off (its alert jobs quote its events' errors; the shared pass
+      // below goes by the server's figures only).
+      if (serverBefore === null || before > serverBefore) {
+        for (const name of PORTAL_AGED_TABLES) {
+          if (dryRun) addCounts(tables, { [name]: await countAged(db, name, before, p.id) });
+          else
+            await drain(async (limit) => {
+              const n = await pruneAged(db, name, before, limit, p.id);
+              addCounts(tables, { [name]: n });
+              return n;
+            });
+        }
+      }
     }
     report.portals.push({ memberId: p.member_id, policy, tables });
     addCounts(report.tables, tables);
