@@ -676,10 +676,16 @@ function conditionRow(c, i) {
     },
     OPS.map((o) => h('option', { value: o, text: S[`op.${o}`], selected: o === opOf(c) })),
   );
+  // No event ticked yet: no record, so no list of its fields (a bare text box said nothing).
+  const noEvent =
+    !fields.length && !(rule.on || []).length
+      ? h('span', { class: 'muted', id: `cond-field-${i}-hint`, text: S.eventFirst })
+      : null;
   return h(
     'div',
     { class: 'row condition', id: `cond-${i}` },
     label(S.field, fieldControl),
+    noEvent,
     label(S.operator, opSelect),
     valueParts(c, i),
     admin &&

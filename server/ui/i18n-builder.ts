@@ -43,6 +43,7 @@ export const BUILDER_EN = {
     'Only deals in the pipeline "{pipeline}": each pipeline has stages of its own. For any pipeline, use "Stage group" (Successful for a won deal).',
   'rb.js.itemStagesMissing':
     "This smart process's stages could not be loaded: type the stage code (e.g. DT128_10:NEW).",
+  'rb.js.eventFirst': "Tick the event first: its record's fields are then offered here.",
   'rb.js.yes': 'Yes',
   'rb.js.no': 'No',
   'rb.js.choose': '— choose —',
@@ -209,6 +210,7 @@ export const BUILDER_RU: Record<keyof typeof BUILDER_EN, string> = {
     'Только сделки воронки «{pipeline}»: у каждой воронки свои стадии. Для любой воронки выберите поле «Группа стадии» (для выигранной сделки — «Успешная»).',
   'rb.js.itemStagesMissing':
     'Стадии этого смарт-процесса не загрузились: введите код стадии (например, DT128_10:NEW).',
+  'rb.js.eventFirst': 'Сначала отметьте событие: здесь появятся поля его записи.',
   'rb.js.yes': 'Да',
   'rb.js.no': 'Нет',
   'rb.js.choose': '— выберите —',

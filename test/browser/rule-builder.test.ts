@@ -67,9 +67,16 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     await openBuilder(1, '/ui/rules/new');
     const f = frame();
     await f.locator('#rule-name').fill(PAID);
-    await f.locator('#on-ONCRMDEALUPDATE').check();
-    // The condition: Deal Stage becomes "Deal successful" (General pipeline), from the pickers.
+    // A condition before any event: no record yet, so no list of fields; the form says why
+    // (a bare text box said nothing), and the list comes with the event.
     await f.locator('#add-condition').click();
+    await expect(f.locator('#cond-field-0-hint').textContent()).resolves.toContain(
+      'Tick the event first',
+    );
+    await f.locator('#on-ONCRMDEALUPDATE').check();
+    await expect(f.locator('#cond-field-0-hint').count()).resolves.toBe(0);
+    await expect(f.locator('#cond-field-0').evaluate((e) => e.tagName)).resolves.toBe('SELECT');
+    // The condition: Deal Stage becomes "Deal successful" (General pipeline), from the pickers.
     await f.locator('#cond-field-0').selectOption('STAGE_ID');
     await f.locator('#cond-op-0').selectOption('becomes');
     const stageLabels = await f

@@ -31,12 +31,16 @@ const DAY = 86_400_000;
 /** How long the map page waits for the portal's stage names before it shows the codes. */
 const STAGE_NAMES_WAIT_MS = 1500;
 
+/** What a change from the table did, as the page says it after the redirect. */
+const TABLE_CHANGES = ['deleted', 'off', 'on', 'moved'] as const;
+type TableChange = (typeof TABLE_CHANGES)[number];
+
 interface RulesView {
   text: string;
   errors: MapError[];
   saved: boolean;
-  /** A change from the table was saved (the redirect after it); 'deleted' for a deletion. */
-  changed: boolean | 'deleted';
+  /** A change from the table was saved (the redirect after it): which one, said in words. */
+  changed: boolean | TableChange;
   /** Why a change from the table was not made. */
   refused?: MessageKey;
   /** An admin asked to see the secrets in clear. */
@@ -127,12 +131,13 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
     });
   };
 
-  router.get('/ui/rules', async (req, res) =>
-    render(res, {
-      changed:
-        req.query.changed === 'deleted' ? 'deleted' : req.query.changed === '1' ? true : false,
-    }),
-  );
+  router.get('/ui/rules', async (req, res) => {
+    const said = String(req.query.changed ?? '');
+    const changed = (TABLE_CHANGES as readonly string[]).includes(said)
+      ? (said as TableChange)
+      : said === '1';
+    await render(res, { changed });
+  });
 
   const exportMap = async (res: Response, reveal: boolean) => {
     const { map, source } = await effectiveMapWithSource(deps.db, uiContext(res).user.memberId);
@@ -214,9 +219,16 @@ export function rulesPage(deps: Deps, metadata?: MetadataCache): Router {
         await render(res.status(400), { errors: saved.errors });
         return;
       }
-      const back = (res.locals.u as UrlBuilder)('/ui/rules', {
-        changed: change.kind === 'delete' ? 'deleted' : '1',
-      });
+      // Said as what it was ("The rule was turned off"), not "The map was saved".
+      const said: TableChange =
+        change.kind === 'delete'
+          ? 'deleted'
+          : change.kind === 'move'
+            ? 'moved'
+            : change.enabled
+              ? 'on'
+              : 'off';
+      const back = (res.locals.u as UrlBuilder)('/ui/rules', { changed: said });
       res.redirect(303, changed.map.rules.length > 0 ? `${back}#rule-${changed.index + 1}` : back);
     };
   const ruleName = (body: Record<string, unknown>) =>

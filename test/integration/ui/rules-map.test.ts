@@ -129,7 +129,7 @@ describe('the map page', () => {
     expect(await ownMap()).toBeUndefined();
     const res = await post('/ui/rules/toggle', { name: 'Lost deal: notify', enabled: '0' });
     expect(res.status).toBe(303);
-    expect(res.headers.get('location')).toMatch(/^\/ui\/rules\?changed=1.*#rule-2$/);
+    expect(res.headers.get('location')).toMatch(/^\/ui\/rules\?changed=off.*#rule-2$/);
     const own = await ownMap();
     expect(own?.rules.map((r) => [r.name, r.enabled])).toEqual([
       ['Won deal: invoice', undefined],
@@ -138,6 +138,8 @@ describe('the map page', () => {
     expect((await getRuleMap(db()))?.rules[1]?.enabled).toBeUndefined();
     const page = await getPage(h, res.headers.get('location') ?? '', admin.cookie);
     expect(page.html).toContain('id="map-changed"');
+    // Said as what it did (it read "The map was saved.").
+    expect(words(page.html)).toContain('The rule was turned off: it runs for no event');
     expect(page.html).toMatch(/id="map-source">this portal/);
     expect(rowOf(page.html, 'Lost deal: notify')).toContain('data-enabled="false"');
     expect(words(rowOf(page.html, 'Lost deal: notify'))).toContain('Enable');
