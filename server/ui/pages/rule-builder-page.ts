@@ -12,7 +12,12 @@ import type { EventMap, Rule } from '../../rules/model.js';
 import { saveMapSealed } from '../../rules/saved-map.js';
 import { withScopeErrors } from '../../rules/scopes.js';
 import { maskMap, revealMap } from '../../rules/secret-fields.js';
-import { ruleNameKey, savedBeforeChecks, validateKeepingOld } from '../../rules/validate.js';
+import {
+  ruleNameKey,
+  savedBeforeChecks,
+  validateEventMap,
+  validateKeepingOld,
+} from '../../rules/validate.js';
 import { portalEvents } from '../../../db/stores/portals.js';
 import { effectiveMapWithSource } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
@@ -173,9 +178,15 @@ export function ruleBuilderPage(deps: Deps, metadata?: MetadataCache): Router {
     if (other) {
       const recased = other.name !== (name as string).trim();
       const message = `a rule named ${JSON.stringify(other.name)} already exists${recased ? ' (names that differ only in capitals count as one)' : ''}; open it from the rules page to change it, or choose another name`;
-      res
-        .status(400)
-        .json({ errors: [{ path: '$.name', message: translateMessage(message, user.lang) }] });
+      // With what else the rule is refused for, checked on its own: said only after the name
+      // was changed, the admin met the rest a round later (an e-mail step without To).
+      const own = validateEventMap({ rules: [rule] });
+      const rest = own.ok
+        ? []
+        : relativeErrors(own.errors, 0, user.lang).filter((e) => !e.path.startsWith('$.name'));
+      res.status(400).json({
+        errors: [{ path: '$.name', message: translateMessage(message, user.lang) }, ...rest],
+      });
       return;
     }
     const shown = maskMap(map, deps.box);

@@ -601,6 +601,22 @@ describe('the rule builder pages', () => {
     expect((json(inRu).errors as Array<{ message: string }>)[0]!.message).toBe(
       'правило с названием "Won deal: invoice" уже есть; чтобы его изменить, откройте его на странице правил или выберите другое название',
     );
+    // Refused for the name and for more: all of it at once, in the form's words (before,
+    // the rest came a round later, once the name was changed).
+    const more = await post('/ui/rules/builder/save', {
+      rule: JSON.stringify({
+        ...rule,
+        actions: [{ type: 'email', to: [], subject: '', text: 'hi' }],
+        slaSeconds: -5,
+      }),
+      original: '',
+    });
+    const paths = (json(more).errors as Array<{ path: string }>).map((e) => e.path);
+    expect(paths[0]).toBe('$.name');
+    expect(paths.length).toBeGreaterThan(2);
+    expect(paths.some((p) => p.startsWith('$.actions[0]'))).toBe(true);
+    expect(paths).toContain('$.slaSeconds');
+    expect(await getRuleMap(h.t.deps.db, h.portal.memberId)).toEqual(before);
     // The same name in other capitals is the same name.
     await refused(
       { ...rule, name: 'WON DEAL: INVOICE ' },
