@@ -23,6 +23,29 @@ export function crmCardPath(
   return undefined;
 }
 
+/**
+ * The paths `BX24.openPath` opens in the portal's slider ("The following prefixes are
+ * supported", bx24-open-path.md); any other (a quote's card) answers PATH_NOT_AVAILABLE to
+ * the callback and opens nothing, so the click, its default prevented, did nothing.
+ */
+const SLIDER_PREFIXES = [
+  '/crm/deal/',
+  '/crm/lead/',
+  '/crm/contact/',
+  '/crm/company/',
+  '/crm/type/',
+  '/company/personal/user/',
+];
+
+/** The card's path for `BX24.openPath`, where the slider opens it; otherwise undefined (a plain link). */
+export function sliderPath(
+  entityType: string | null | undefined,
+  entityId: string | null | undefined,
+): string | undefined {
+  const p = crmCardPath(entityType, entityId);
+  return p !== undefined && SLIDER_PREFIXES.some((x) => p.startsWith(x)) ? p : undefined;
+}
+
 /** The card's full URL on the portal (scheme of its REST endpoint), for a plain link. */
 export function crmCardUrl(
   portal: Pick<PortalRow, 'domain' | 'client_endpoint'>,

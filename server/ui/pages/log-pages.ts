@@ -15,7 +15,7 @@ import { eventIdsOwnedBy } from '../../../db/stores/event-owners.js';
 import { listActionRuns, listRuleMatches } from '../../../db/stores/processing.js';
 import { effectiveMap } from '../../rules/map-store.js';
 import { csrfProtection, requireAdmin, uiContext } from '../context.js';
-import { crmCardPath, crmCardUrl } from '../crm-links.js';
+import { crmCardUrl, sliderPath } from '../crm-links.js';
 import {
   ENTITY_TYPES,
   filterParams,
@@ -112,7 +112,7 @@ export function logPages(deps: Deps, metadata?: MetadataCache): Router {
         held: held.get(r.id),
         stepsDone: steps.get(Number(r.id)) ?? 0,
         cardUrl: crmCardUrl(portal, r.entity_type, r.entity_id),
-        cardPath: crmCardPath(r.entity_type, r.entity_id),
+        cardPath: sliderPath(r.entity_type, r.entity_id),
       })),
       nextBeforeId: page.nextBeforeId,
       newerAfterId: page.newerAfterId,
