@@ -110,7 +110,9 @@ async function main(): Promise<void> {
       ? await openInstanceLock(config.database.connectionString, deps.logger)
       : undefined;
   const services = createServices(deps, { intakeWriter, instanceLock });
-  services.intake.allowlist.start();
+  // Before the listener opens: the last good Bitrix24 list, so no delivery is admitted from
+  // any address while it loads.
+  await services.intake.allowlist.start();
   // Jobs left `running` by processes that are gone go back to the queue; those of live ones
   // (a CLI with a worker, another server) stay theirs.
   await releaseDeadHolders(deps.db, { now: Date.now(), leaseMs: 10 * 60_000, logger: deps.logger });

@@ -42,7 +42,11 @@ export interface IpAllowlist {
   allows(address: string | undefined): boolean;
   /** Fetches Bitrix24's lists now (when `bitrix24` is configured); keeps the last good list on failure. */
   refresh(): Promise<void>;
-  start(): void;
+  /**
+   * Starts the refreshes; settles once the list kept from the last start is loaded (the
+   * server listens after it: before, every address was admitted for that moment).
+   */
+  start(): Promise<void>;
   stop(): void;
 }
 
@@ -80,10 +84,18 @@ export function createIpAllowlist(opts: {
   }
   /** Bitrix24's published ranges; undefined until a list was fetched or loaded. */
   let published: Range[] | undefined;
-  let loaded = false;
   let timer: NodeJS.Timeout | undefined;
   const urls = opts.listUrls ?? BITRIX24_IP_LIST_URLS;
   const doFetch = opts.fetchImpl ?? fetch;
+
+  /** The list kept from the last start, once (a fetched one, when there is one, wins). */
+  let loading: Promise<void> | undefined;
+  const loadKept = () =>
+    (loading ??= (async () => {
+      const kept = opts.store ? await opts.store.load().catch(() => undefined) : undefined;
+      const ranges = (kept ?? []).map(parseRange).filter((r): r is Range => r !== undefined);
+      if (published === undefined && ranges.length > 0) published = ranges;
+    })());
 
   const matches = (addr: ipaddr.IPv4 | ipaddr.IPv6, ranges: Range[]) =>
     ranges.some(([net, bits]) => addr.kind() === net.kind() && addr.match(net, bits));
@@ -101,12 +113,7 @@ export function createIpAllowlist(opts: {
     },
     async refresh() {
       if (!followBitrix) return;
-      if (!loaded && opts.store) {
-        loaded = true;
-        const kept = await opts.store.load().catch(() => undefined);
-        const ranges = (kept ?? []).map(parseRange).filter((r): r is Range => r !== undefined);
-        if (published === undefined && ranges.length > 0) published = ranges;
-      }
+      await loadKept();
       const next: Range[] = [];
       const nodes: string[] = [];
       for (const url of urls) {
@@ -149,11 +156,12 @@ export function createIpAllowlist(opts: {
           );
       }
     },
-    start() {
+    async start() {
       if (!followBitrix || timer) return;
-      void list.refresh();
       timer = setInterval(() => void list.refresh(), opts.refreshMs ?? 5 * 60_000);
       timer.unref();
+      await loadKept();
+      void list.refresh();
     },
     stop() {
       if (timer) clearInterval(timer);

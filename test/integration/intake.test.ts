@@ -792,6 +792,17 @@ describe('event intake IP allowlist', () => {
       await again.intake.allowlist.refresh();
       expect(again.intake.allowlist.allows('192.0.2.1')).toBe(true);
       expect(again.intake.allowlist.allows('127.0.0.1')).toBe(false);
+      // From the moment a start's list is running (the server listens after it), not after a
+      // first refresh: before, the kept list came with that refresh, and until it did every
+      // address was admitted.
+      const third = createServices(t.deps);
+      await third.intake.allowlist.start();
+      try {
+        expect(third.intake.allowlist.allows('127.0.0.1')).toBe(false);
+        expect(third.intake.allowlist.allows('192.0.2.1')).toBe(true);
+      } finally {
+        third.intake.allowlist.stop();
+      }
     } finally {
       await new Promise((r) => listServer.close(r));
     }
