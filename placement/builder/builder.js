@@ -1343,6 +1343,9 @@ function renderForm() {
     id: 'rule-sla',
     type: 'number',
     min: 1,
+    // server/rules/schema.ts SLA_MAX_SECONDS: 30 days.
+    max: 2592000,
+    step: 1,
     value: rule.slaSeconds ?? '',
     oninput: () => {
       if (sla.value === '') delete rule.slaSeconds;

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { isFetchBlockedPort } from '../lib/fetch-ports.js';
 import { TELEGRAM_CHAT } from '../lib/telegram-chat.js';
 
+/** The longest SLA a rule may have: 30 days. */
+export const SLA_MAX_SECONDS = 30 * 86_400;
+
 /** Characters a rule's name may have. */
 export const MAX_RULE_NAME = 120;
 
@@ -191,7 +194,14 @@ const rule = z.strictObject({
     .transform((events) => events.map((e) => e.toUpperCase())),
   when: z.array(condition).optional(),
   actions: z.array(action).min(1),
-  slaSeconds: z.number().int().positive().optional(),
+  // Whole seconds, at most 30 days: "1e20" was refused as "expected int to be
+  // <=9007199254740991", which told an admin nothing.
+  slaSeconds: z
+    .number()
+    .int({ error: 'expected a whole number of seconds', abort: true })
+    .positive({ error: 'expected at least 1 second' })
+    .max(SLA_MAX_SECONDS, { error: 'expected at most 30 days (2592000 seconds)' })
+    .optional(),
   enabled: z.boolean().optional(),
 });
 

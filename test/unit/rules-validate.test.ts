@@ -162,6 +162,41 @@ describe('validateEventMap', () => {
     ]);
   });
 
+  it('says an SLA out of range in words: whole seconds, at least 1, at most 30 days', () => {
+    const sla = (v: number) =>
+      errorsOf({
+        rules: [
+          {
+            name: 'r',
+            on: ['ONCRMDEALUPDATE'],
+            actions: [{ type: 'sms', to: '1', text: 't' }],
+            slaSeconds: v,
+          },
+        ],
+      }).map((e) => e.message);
+    // Before: "expected int to be <=9007199254740991, got number 100000000000000000000".
+    expect(sla(1e20)).toEqual([
+      'expected a whole number of seconds, got number 100000000000000000000',
+    ]);
+    expect(sla(3_000_000)).toEqual([
+      'expected at most 30 days (2592000 seconds), got number 3000000',
+    ]);
+    expect(sla(-5)).toEqual(['expected at least 1 second, got number -5']);
+    // Control: 30 days exactly is taken.
+    expect(
+      validateEventMap({
+        rules: [
+          {
+            name: 'r',
+            on: ['ONCRMDEALUPDATE'],
+            actions: [{ type: 'sms', to: '1', text: 't' }],
+            slaSeconds: 2_592_000,
+          },
+        ],
+      }).ok,
+    ).toBe(true);
+  });
+
   it('lists every problem, not just the first', () => {
     const errors = errorsOf({
       rules: [
