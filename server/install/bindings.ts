@@ -81,7 +81,16 @@ export function eventsChosen(deps: Pick<Deps, 'config' | 'manifest'>, own: unkno
 export const eventHandlerUrl = (deps: Deps) =>
   `${deps.config.appUrl}${deps.manifest.handlers.events}`;
 
-const alreadyBound = (description: string) => /already binded|already bound/i.test(description);
+/**
+ * "Handler already binded", and "Process of binding the handler has already started": the
+ * same handler being bound by a parallel request that holds the core's lock (another
+ * instance syncing the same portal; b24restdocs api-reference/events/event-bind.md, errors;
+ * CORE rest lib/api/event.php bind). Both leave it bound, or about to be: counted as bound,
+ * where the second was "refused" and the rules page warned of an event not bound. The next
+ * binding audit (event.get) records what the portal holds.
+ */
+const alreadyBound = (description: string) =>
+  /already binded|already bound|binding the handler has already started/i.test(description);
 
 /**
  * Makes the portal's subscriptions what we want, and is safe to run any number of times

@@ -64,6 +64,11 @@ describe('snapshots and retention', () => {
     expect(await snapshots()).toBe(2);
     await s.portal.deleteDeal(a.id);
     await s.drain();
+    const deleted = (await s.h.t.deps
+      .db('events')
+      .where('event', 'ONCRMDEALDELETE')
+      .pluck('status')) as string[];
+    expect(deleted).toEqual(['skipped']);
     const left = (await s.h.t.deps.db('entity_snapshots').pluck('entity_id')) as string[];
     expect(left.map(String)).toEqual([String(b.id)]);
   });
