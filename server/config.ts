@@ -38,6 +38,7 @@ export function loadConfig(env: Env, generated?: GeneratedSecrets, cwd = process
       settleMs: r.int('EVENT_SETTLE_MS', 1000, 0, 60_000),
       stepTimeoutMaxMs: r.int('STEP_TIMEOUT_MAX_SECONDS', 60, 1, 300) * 1000,
       portalStepCharsPerSecond: r.int('PORTAL_STEP_MB_PER_SECOND', 2, 0, 1024) * 1024 * 1024,
+      portalMessagesPerDay: r.int('PORTAL_MESSAGES_PER_DAY', 1000, 0, 10_000_000),
     },
     alerts: {
       backlogThreshold: r.int('ALERT_BACKLOG_THRESHOLD', 50, 1, 100_000_000),

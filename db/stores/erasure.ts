@@ -259,6 +259,7 @@ export const ERASED_BY_NAME: ReadonlySet<string> = new Set([
   'rollups',
   'user_token_renewals',
   'erased_entities',
+  'channel_usage',
 ]);
 
 /**
@@ -354,6 +355,7 @@ export async function erasePortalInstallation(
             .delete()),
         rollups: await deletePortalRollups(trx, portal.id),
         erased_entities: await trx('erased_entities').where('portal_id', portal.id).delete(),
+        channel_usage: await trx('channel_usage').where('portal_id', portal.id).delete(),
         user_token_renewals: await trx('user_token_renewals')
           .where('member_id', portal.member_id)
           .delete(),

@@ -133,7 +133,12 @@ interface AgedTable {
 }
 
 const AGED: Record<
-  'jobs' | 'own_writes' | 'recovery_gaps' | 'destinations' | 'telegram_link_codes',
+  | 'jobs'
+  | 'own_writes'
+  | 'recovery_gaps'
+  | 'destinations'
+  | 'telegram_link_codes'
+  | 'channel_usage',
   AgedTable
 > = {
   // Alert jobs (no event): done or dead ones, through the partial `jobs_eventless` index.
@@ -169,6 +174,13 @@ const AGED: Record<
     table: 'telegram_link_codes',
     column: 'expires_at',
     key: ['portal_id', 'chat_id'],
+    ofPortal: (q, id) => q.where('portal_id', id),
+  },
+  // Past days' message counts (PORTAL_MESSAGES_PER_DAY; index `channel_usage_day`).
+  channel_usage: {
+    table: 'channel_usage',
+    column: 'day_start',
+    key: ['portal_id', 'channel', 'day_start'],
     ofPortal: (q, id) => q.where('portal_id', id),
   },
 };

@@ -109,6 +109,13 @@ export interface Config {
      */
     readonly portalStepCharsPerSecond: number;
     /**
+     * `PORTAL_MESSAGES_PER_DAY`: what one portal's steps may send a UTC day through each of
+     * the operator's channels (SMS gateway, SMTP server, Telegram bot; an e-mail counts each
+     * recipient) before they wait for the next day (server/processing/channel-quota.ts); 0 is
+     * off. @default 1000
+     */
+    readonly portalMessagesPerDay: number;
+    /**
      * `EVENT_SETTLE_MS`: how long after its receipt an event whose entity is read (not the
      * app's own events, deletions, or events naming no entity) is first processed. Bitrix24's
      * `ts` has one-second resolution and CRM events carry only the ID, so further changes of

@@ -8,6 +8,7 @@ import { toError } from '../lib/errors.js';
 import { PausedError } from '../lib/retry-errors.js';
 import { destinationOf } from '../queue/destinations.js';
 import { stepBudgetOf } from '../queue/step-budget.js';
+import { QuotaPause, takeChannelQuota } from './channel-quota.js';
 import { evaluateRuleIn } from '../rules/conditions.js';
 import { buildTemplateContext, type StepOutput } from '../rules/context.js';
 import type { Action, Rule, Snapshot } from '../rules/model.js';
@@ -192,6 +193,8 @@ async function runStep(
         );
       }
     }
+    // The operator's paid channels: at most PORTAL_MESSAGES_PER_DAY a portal and day each.
+    await takeChannelQuota(deps, portal, rendered);
     const telegramChat =
       rendered.type === 'telegram' ? await portalStepChat(deps.db, portal.member_id) : null;
     const result = await ctx.destinations.run(
@@ -231,8 +234,13 @@ async function runStep(
     deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });
     return finish !== undefined;
   } catch (thrown) {
-    // The destination is down or busy: the step did not run, so nothing is recorded.
-    if (thrown instanceof PausedError && thrown.waitingFor !== undefined) throw thrown;
+    // The destination is down or busy, or the portal's messages of the day are spent: the
+    // step did not run, so nothing is recorded.
+    if (
+      thrown instanceof PausedError &&
+      (thrown.waitingFor !== undefined || thrown instanceof QuotaPause)
+    )
+      throw thrown;
     const e = toError(thrown);
     await recordFailed(ctx, base, e);
     if (action.continueOnError) {

@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       settleMs: 1000,
       stepTimeoutMaxMs: 60_000,
       portalStepCharsPerSecond: 2 * 1024 * 1024,
+      portalMessagesPerDay: 1000,
     });
     expect(c.bodyLimit).toBe(256 * 1024);
     expect(c.alerts).toEqual({ backlogThreshold: 50, cooldownMinutes: 15 });
