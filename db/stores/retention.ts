@@ -148,11 +148,10 @@ const AGED: Record<
     where: (q) => q.whereRaw('event_id is null').whereIn('status', ['done', 'dead']),
     ofPortal: (q, id) => q.where('portal_id', id),
   },
-  own_writes: {
-    table: 'own_writes',
-    column: 'written_at',
-    ofPortal: (q, id) => q.where('portal_id', id),
-  },
+  // Not pruned at a portal's shorter figure: the loop guard needs a write until its echo is
+  // processed, which a paused portal's backlog may hold back for days (ids and rule names,
+  // nothing of the record's data).
+  own_writes: { table: 'own_writes', column: 'written_at' },
   recovery_gaps: {
     table: 'recovery_gaps',
     column: 'sweep_started_at',
@@ -233,30 +232,39 @@ export async function countAged(
   name: AgedTableName,
   before: number,
   portalId?: number,
+  /** Rows from this time on only: older ones are counted by the server's pass. */
+  notBefore?: number,
 ): Promise<number> {
-  return countRows(agedQuery(db, name, before, portalId));
+  const q = agedQuery(db, name, before, portalId);
+  if (notBefore !== undefined) q.where(AGED[name].column, '>=', notBefore);
+  return countRows(q);
 }
 
 /**
  * A portal's rows aged by their own date: UI replays made before `before`
- * (`replay_runs_portal_created`) and the rule builder's test sends. Not its snapshots: a
- * snapshot is a live record's last known watched values, which a later `becomes` compares
- * with; pruned after a month unseen, a deal then won fired nothing ("earlier value unknown").
- * A snapshot goes with its record's DELETE event, its erasure and the portal's clean-up.
+ * (`replay_runs_portal_created`) and the rule builder's test sends. Its snapshots only at
+ * `snapshotsBefore`, a year at least: a snapshot is a live record's last known watched
+ * values, which a later `becomes` compares with (pruned after a month unseen, a deal then won
+ * fired nothing: "earlier value unknown"). A record's snapshot goes with its DELETE event, or
+ * when an event finds the record gone; the year is for records deleted unseen.
  */
 const olderThan = (
   db: Knex,
-  table: 'replay_runs' | 'step_tests',
+  table: 'replay_runs' | 'step_tests' | 'entity_snapshots',
   portalId: number,
   before: number,
-) => db(table).where('portal_id', portalId).where('created_at', '<', before);
+) =>
+  db(table)
+    .where('portal_id', portalId)
+    .where(table === 'entity_snapshots' ? 'updated_at' : 'created_at', '<', before);
 
-/** Removes up to `limit` replays (with their event lists) and test sends of a portal. */
+/** Removes up to `limit` replays (with their event lists), test sends and snapshots of a portal. */
 export async function prunePortalRows(
   db: Knex,
   portalId: number,
   before: number,
   limit: number,
+  snapshotsBefore: number,
 ): Promise<TableCounts> {
   const runs = (await olderThan(db, 'replay_runs', portalId, before)
     .limit(limit)
@@ -266,13 +274,29 @@ export async function prunePortalRows(
     .limit(limit)
     .pluck('id')) as number[];
   const stepTests = tests.length ? await db('step_tests').whereIn('id', tests).delete() : 0;
-  return addCounts({ step_tests: stepTests }, await deleteReplayRuns(db, runs));
+  // index `entity_snapshots_seen` (portal_id, updated_at)
+  const keys = (await olderThan(db, 'entity_snapshots', portalId, snapshotsBefore)
+    .limit(limit)
+    .select('entity_type', 'entity_id')) as Array<{ entity_type: string; entity_id: string }>;
+  const snapshots = keys.length
+    ? await olderThan(db, 'entity_snapshots', portalId, snapshotsBefore)
+        .whereIn(
+          ['entity_type', 'entity_id'],
+          keys.map((k) => [k.entity_type, k.entity_id]),
+        )
+        .delete()
+    : 0;
+  return addCounts(
+    { step_tests: stepTests, entity_snapshots: snapshots },
+    await deleteReplayRuns(db, runs),
+  );
 }
 
 export async function countPortalRows(
   db: Knex,
   portalId: number,
   before: number,
+  snapshotsBefore: number,
 ): Promise<TableCounts> {
   const runs = () => olderThan(db, 'replay_runs', portalId, before).select('id');
   return addCounts(
@@ -281,6 +305,9 @@ export async function countPortalRows(
       replay_runs: await countRows(olderThan(db, 'replay_runs', portalId, before)),
       step_tests: await countRows(olderThan(db, 'step_tests', portalId, before)),
       replay_run_events: await countRows(db('replay_run_events').whereIn('run_id', runs())),
+      entity_snapshots: await countRows(
+        olderThan(db, 'entity_snapshots', portalId, snapshotsBefore),
+      ),
     },
   );
 }

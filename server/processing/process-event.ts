@@ -5,7 +5,12 @@ import type { JobContext, JobHandler, JobResult } from '../queue/types.js';
 import type { EventInfo } from '../rules/model.js';
 import type { EventRow } from '../../db/stores/events.js';
 import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
-import { listActionRuns, listRuleMatches, type RuleMatchRow } from '../../db/stores/processing.js';
+import {
+  deleteSnapshot,
+  listActionRuns,
+  listRuleMatches,
+  type RuleMatchRow,
+} from '../../db/stores/processing.js';
 import { effectiveMap } from '../rules/map-store.js';
 import {
   createProcessContext,
@@ -70,11 +75,21 @@ export async function processEvent(
   // A job that gave its slot back goes on with the record its first steps saw.
   const kept = ctx.kept.take(job.id, event.id);
   const entity = kept ? kept.entity : await readOwnedEntity(ctx, event, portal, attempt);
-  if (entity === null)
+  if (entity === null) {
+    // Gone from the portal: nothing will be compared with its snapshot again. Most portals
+    // bind no DELETE event, so this is where a deleted record's snapshot usually goes.
+    if (event.entity_type && event.entity_id) {
+      await deleteSnapshot(db, {
+        portalId: portal.id,
+        entityType: event.entity_type,
+        entityId: event.entity_id,
+      });
+    }
     return {
       eventStatus: 'skipped',
       note: `${event.entity_type} ${event.entity_id} no longer exists`,
     };
+  }
   const portalInfo = { domain: portal.domain, memberId: portal.member_id };
   const turn = createTurn(ctx.kept, job, event.id, entity, slotWanted);
   let scope: EventScope = { event, portal, map, info, portalInfo, entity, generation, turn };

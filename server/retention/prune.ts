@@ -28,6 +28,13 @@ import {
   type RetentionPolicy,
 } from './policy.js';
 
+/**
+ * The least a snapshot stays unseen before retention takes it: a year (or RETENTION_DAYS when
+ * longer). A live record's snapshot is what `becomes` compares with; most go sooner, with
+ * their record's DELETE event or when an event finds the record gone.
+ */
+const SNAPSHOT_MIN_AGE_MS = 365 * 86_400_000;
+
 export interface PruneOptions {
   /** Only this portal (its events, replays and test sends); the shared tables are left. */
   portal?: PortalRow;
@@ -138,10 +145,12 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
     const tables = await pruneEventsOf(p.id, policy);
     const before = rowCutoff(policy, now);
     if (before !== null) {
-      if (dryRun) addCounts(tables, await countPortalRows(db, p.id, before));
+      // A snapshot unseen for a year at least (see prunePortalRows).
+      const snapshotsBefore = Math.min(before, now - SNAPSHOT_MIN_AGE_MS);
+      if (dryRun) addCounts(tables, await countPortalRows(db, p.id, before, snapshotsBefore));
       else
         await drain(async (limit) => {
-          const removed = await prunePortalRows(db, p.id, before, limit);
+          const removed = await prunePortalRows(db, p.id, before, limit, snapshotsBefore);
           addCounts(tables, removed);
           return Object.values(removed).reduce((n, k) => n + k, 0);
         });
@@ -150,7 +159,11 @@ export async function prune(deps: Deps, opts: PruneOptions = {}): Promise<PruneR
       // below goes by the server's figures only).
       if (serverBefore === null || before > serverBefore) {
         for (const name of PORTAL_AGED_TABLES) {
-          if (dryRun) addCounts(tables, { [name]: await countAged(db, name, before, p.id) });
+          // A dry run counts here only what the server's pass below would not: the real run
+          // removes all of it here first, and the server's pass then finds none of it.
+          const notBefore = serverBefore ?? undefined;
+          if (dryRun)
+            addCounts(tables, { [name]: await countAged(db, name, before, p.id, notBefore) });
           else
             await drain(async (limit) => {
               const n = await pruneAged(db, name, before, limit, p.id);

@@ -198,9 +198,9 @@ const rule = z.strictObject({
   // <=9007199254740991", which told an admin nothing.
   slaSeconds: z
     .number()
-    .int({ error: 'expected a whole number of seconds', abort: true })
+    .max(SLA_MAX_SECONDS, { error: 'expected at most 30 days (2592000 seconds)', abort: true })
+    .int({ abort: true })
     .positive({ error: 'expected at least 1 second' })
-    .max(SLA_MAX_SECONDS, { error: 'expected at most 30 days (2592000 seconds)' })
     .optional(),
   enabled: z.boolean().optional(),
 });

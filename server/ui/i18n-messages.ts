@@ -65,7 +65,6 @@ const RU_PHRASES: ReadonlyArray<readonly [string, string]> = [
     'expected an http(s) URL without spaces (a space inside a URL is written %20)',
     'ожидается адрес http(s) без пробелов (пробел внутри адреса пишется как %20)',
   ],
-  ['expected a whole number of seconds', 'ожидается целое число секунд'],
   ['expected at least 1 second', 'ожидается не меньше 1 секунды'],
   ['expected at most 30 days (2592000 seconds)', 'ожидается не больше 30 дней (2592000 секунд)'],
   ['expected a rule name of at most ', 'название правила — не больше '],

@@ -336,7 +336,7 @@ const EN = {
   'nav.retention': 'Retention',
   'ret.title': 'Data retention',
   'ret.intro':
-    'Events in a final status older than this are deleted with everything that belongs to them (jobs, action runs, matches, replays). The last values of watched fields a rule compares with (“becomes”) stay while the record exists. Empty: the server default.',
+    'Events in a final status older than this are deleted with everything that belongs to them (jobs, action runs, matches, replays). The last values of watched fields a rule compares with (“becomes”) stay while the record exists, a year unseen at most. Empty: the server default.',
   'ret.ceiling':
     'This server keeps events {days} at most, failed events {failed}: the portal may keep them for less time, not longer.',
   'ret.days': 'Processed, skipped, rejected events (days)',
@@ -719,7 +719,7 @@ const RU: Record<MessageKey, string> = {
   'nav.retention': 'Хранение',
   'ret.title': 'Срок хранения данных',
   'ret.intro':
-    'События в конечном статусе старше этого срока удаляются вместе со всем, что к ним относится (задания, запуски действий, совпадения, повторы). Последние значения отслеживаемых полей, с которыми сравнивает правило («становится»), хранятся, пока существует запись. Пусто — значение сервера.',
+    'События в конечном статусе старше этого срока удаляются вместе со всем, что к ним относится (задания, запуски действий, совпадения, повторы). Последние значения отслеживаемых полей, с которыми сравнивает правило («становится»), хранятся, пока существует запись, но не дольше года без изменений. Пусто — значение сервера.',
   'ret.ceiling':
     'Этот сервер хранит события не дольше {days}, события с ошибкой — {failed}: портал может хранить их меньше, но не дольше.',
   'ret.days': 'Обработанные, пропущенные, отклонённые события (дней)',

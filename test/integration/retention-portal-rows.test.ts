@@ -51,7 +51,7 @@ describe('a portal’s shorter retention and its rows in the aged tables', () =>
       written_at: at,
     });
     await db('destinations').insert({
-      key: `http:erp.example#${p.row.id}`,
+      key: `http:erp${at}.example#${p.row.id}`,
       state: 'closed',
       failures: 0,
       last_error: '503 cannot store Ann Smith',
@@ -68,7 +68,7 @@ describe('a portal’s shorter retention and its rows in the aged tables', () =>
       ),
       ownWrites: await n(db('own_writes').where('portal_id', p.row.id).count({ n: '*' }).first()),
       destinations: await n(
-        db('destinations').where('key', `http:erp.example#${p.row.id}`).count({ n: '*' }).first(),
+        db('destinations').where('key', 'like', `%#${p.row.id}`).count({ n: '*' }).first(),
       ),
     };
   };
@@ -77,19 +77,22 @@ describe('a portal’s shorter retention and its rows in the aged tables', () =>
     const tenDaysAgo = t.clock.now().getTime() - 10 * DAY;
     await seedRows(short, tenDaysAgo);
     await seedRows(usual, tenDaysAgo);
+    // And rows older than the server's 30 days too: the dry run counts them once (it
+    // counted them in the portal's pass and again in the server's, 2 where a run removes 1).
+    const fortyDaysAgo = t.clock.now().getTime() - 40 * DAY;
+    await seedRows(short, fortyDaysAgo);
     const dry = await prune(t.deps, { dryRun: true });
-    const shortDry = dry.portals.find((p) => p.memberId === short.memberId)!;
-    expect(shortDry.tables).toMatchObject({ jobs: 1, own_writes: 1, destinations: 1 });
     const report = await prune(t.deps);
+    expect(report.tables).toMatchObject({ jobs: 2, destinations: 2 });
+    expect(dry.tables).toEqual(report.tables);
     expect(report.portals.find((p) => p.memberId === short.memberId)!.tables).toMatchObject({
-      jobs: 1,
-      own_writes: 1,
-      destinations: 1,
+      jobs: 2,
+      destinations: 2,
     });
-    expect(await left(short)).toEqual({ alertJobs: 0, ownWrites: 0, destinations: 0 });
-    // Control: the same rows of a portal on the server's 30 days stay, and the shared pass
-    // removed none of them.
+    // The loop guard's writes (ids and rule names) stay to the server's figure: an echo may
+    // wait in a paused portal's backlog for days.
+    expect(await left(short)).toEqual({ alertJobs: 0, ownWrites: 1, destinations: 0 });
+    // Control: the same rows of a portal on the server's 30 days stay.
     expect(await left(usual)).toEqual({ alertJobs: 1, ownWrites: 1, destinations: 1 });
-    expect(report.shared).toEqual({});
   });
 });

@@ -73,3 +73,45 @@ describe('snapshots and retention', () => {
     expect(left.map(String)).toEqual([String(b.id)]);
   });
 });
+
+describe('snapshots of records deleted with no DELETE event bound (the default)', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario();
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  it('go when an event finds the record gone, and a year unseen at the latest', async () => {
+    const { db } = s.h.t.deps;
+    const gone = await s.portal.addDeal({ TITLE: 'Gone', STAGE_ID: 'NEW', OPPORTUNITY: '1.00' });
+    const left = await s.portal.addDeal({ TITLE: 'Left', STAGE_ID: 'NEW', OPPORTUNITY: '1.00' });
+    await s.portal.updateDeal(gone.id, { TITLE: 'Gone (checked)' });
+    await s.portal.updateDeal(left.id, { TITLE: 'Left (checked)' });
+    await s.drain();
+    expect(((await db('entity_snapshots').pluck('entity_id')) as unknown[]).length).toBe(2);
+    // Changed (a minute on: another delivery, not a copy), then deleted before the change is
+    // processed: the event finds it gone.
+    s.shiftPortalTime(60_000);
+    await s.portal.updateDeal(gone.id, { TITLE: 'Gone (last)' });
+    await s.portal.deleteDeal(gone.id);
+    await s.drain();
+    const note = (await db('events')
+      .where('event', 'ONCRMDEALUPDATE')
+      .orderBy('id', 'desc')
+      .first('status', 'last_error')) as Record<string, unknown>;
+    expect(note.status).toBe('skipped');
+    expect(((await db('entity_snapshots').pluck('entity_id')) as unknown[]).map(String)).toEqual([
+      String(left.id),
+    ]);
+    // The one left, unseen for a year (as a record deleted with no event of it would be):
+    // retention takes it then, not before.
+    s.h.t.clock.advance(364 * DAY);
+    await prune(s.h.t.deps);
+    expect(await db('entity_snapshots').count({ n: '*' }).first()).toMatchObject({ n: 1 });
+    s.h.t.clock.advance(2 * DAY);
+    await prune(s.h.t.deps);
+    expect(await db('entity_snapshots').count({ n: '*' }).first()).toMatchObject({ n: 0 });
+  });
+});

@@ -162,7 +162,7 @@ describe('validateEventMap', () => {
     ]);
   });
 
-  it('says an SLA out of range in words: whole seconds, at least 1, at most 30 days', () => {
+  it('says an SLA out of range in words: at least 1 second, at most 30 days', () => {
     const sla = (v: number) =>
       errorsOf({
         rules: [
@@ -176,12 +176,13 @@ describe('validateEventMap', () => {
       }).map((e) => e.message);
     // Before: "expected int to be <=9007199254740991, got number 100000000000000000000".
     expect(sla(1e20)).toEqual([
-      'expected a whole number of seconds, got number 100000000000000000000',
+      'expected at most 30 days (2592000 seconds), got number 100000000000000000000',
     ]);
     expect(sla(3_000_000)).toEqual([
       'expected at most 30 days (2592000 seconds), got number 3000000',
     ]);
     expect(sla(-5)).toEqual(['expected at least 1 second, got number -5']);
+    expect(sla(1.5)).toEqual(['expected int, got number 1.5']);
     // Control: 30 days exactly is taken.
     expect(
       validateEventMap({
