@@ -208,13 +208,19 @@ export function senderOf(
  * idempotency key, so a receiving system can recognise a repeated step. At most
  * MAX_EMAIL_RECIPIENTS recipients, and the sender as `senderOf` allows.
  */
+/** How many addresses a step's `to` names (a text may list several, comma-separated). */
+export function recipientCount(to: EmailAction['to']): number {
+  const list = Array.isArray(to) ? to.map(String) : [String(to)];
+  return list.reduce((n, t) => n + addresses(t).length, 0);
+}
+
 export async function runEmail(action: EmailAction, ctx: ActionContext): Promise<ActionResult> {
   const smtpUrl = ctx.config.email.smtpUrl;
   if (!smtpUrl) throw new PermanentError('email step: SMTP_URL is not set');
   const mailer = ctx.mailer ?? createMailer();
   const messageId = `<${createHash('sha256').update(ctx.idempotencyKey).digest('hex').slice(0, 32)}@b24hooks>`;
   const to = Array.isArray(action.to) ? action.to.map(String) : String(action.to);
-  const count = (Array.isArray(to) ? to : [to]).reduce((n, t) => n + addresses(t).length, 0);
+  const count = recipientCount(to);
   if (count > MAX_EMAIL_RECIPIENTS) {
     throw new PermanentError(
       `email step: ${count} recipients; at most ${MAX_EMAIL_RECIPIENTS} per step`,

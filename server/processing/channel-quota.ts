@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { recipientCount } from '../actions/email.js';
 import { PausedError } from '../lib/retry-errors.js';
 import type { Action } from '../rules/model.js';
 import { takeChannelMessages, type ChannelDay } from '../../db/stores/channel-usage.js';
@@ -16,8 +17,7 @@ export class QuotaPause extends PausedError {}
 
 /** How many messages a rendered step sends: an e-mail one per recipient, the others one. */
 function messagesOf(rendered: Action): number {
-  if (rendered.type !== 'email') return 1;
-  return Array.isArray(rendered.to) ? Math.max(1, rendered.to.length) : 1;
+  return rendered.type === 'email' ? Math.max(1, recipientCount(rendered.to)) : 1;
 }
 
 /** Portals told of today's spent quota on this instance (one log line a portal, channel, day). */

@@ -81,8 +81,8 @@ export async function evaluateEvent(ctx: ProcessContext, scope: EventScope): Pro
       t,
     );
     for (const g of guarded) await setRuleMatchStatus(trx, event.id, g.name, 'skipped', g.note);
-    // Snapshots are kept while the record lives (retention does not age them): its DELETE
-    // event is where one goes.
+    // Snapshots are kept while the record lives (retention ages them only after a year
+    // unseen): its DELETE event, where bound, is where one goes.
     if (key && isDeleteEvent(event.event)) await deleteSnapshot(trx, key);
     else if (key && fields.length > 0 && entity) {
       const tctx = buildTemplateContext({ event: info, entity, related });
