@@ -63,6 +63,8 @@ let undo = null;
  * step or condition carries its errors along; an edited field's error goes (fieldEdited).
  */
 let refusal = null;
+/** Whether the admin typed an event into "Try it" (then it no longer follows the trigger). */
+let tryEventTyped = false;
 
 const OPS = ['equals', 'in', 'changed', 'becomes'];
 /** CCrmActivityType (crm classes/general/crm_activity.php): TYPE_ID of an activity. */
@@ -429,6 +431,16 @@ function changed() {
   jsonError.hidden = true;
   notSavedAnyMore();
   showPipelineHints();
+  followTrigger();
+}
+
+/**
+ * "Try it"'s event follows the rule's first event until the admin types one there: on a new
+ * rule it stayed empty after an event was ticked, and the admin had to type ONCRMDEALUPDATE.
+ */
+function followTrigger() {
+  const box = document.getElementById('try-event');
+  if (box && !tryEventTyped) box.value = (rule.on || [])[0] || '';
 }
 
 /** A deal's STAGE_SEMANTIC_ID or a lead's STATUS_SEMANTIC_ID: its stage's group. */
@@ -1841,7 +1853,14 @@ function markFields(errors, focus) {
   if (first && focus) first.focus();
 }
 
-const tryEvent = h('input', { id: 'try-event', size: 22, value: (rule.on || [])[0] || '' });
+const tryEvent = h('input', {
+  id: 'try-event',
+  size: 22,
+  value: (rule.on || [])[0] || '',
+  oninput: () => {
+    tryEventTyped = true;
+  },
+});
 const tryId = h('input', { id: 'try-id', size: 8, placeholder: S.recordId });
 const dryResult = h('div', { id: 'dry-result' });
 

@@ -75,6 +75,8 @@ describeInChromium('the rule builder inside the Bitrix24 frame', (executablePath
     );
     await f.locator('#on-ONCRMDEALUPDATE').check();
     await expect(f.locator('#cond-field-0-hint').count()).resolves.toBe(0);
+    // "Try it" takes the event ticked (it stayed empty on a new rule: typed by hand).
+    await expect(f.locator('#try-event').inputValue()).resolves.toBe('ONCRMDEALUPDATE');
     await expect(f.locator('#cond-field-0').evaluate((e) => e.tagName)).resolves.toBe('SELECT');
     // The condition: Deal Stage becomes "Deal successful" (General pipeline), from the pickers.
     await f.locator('#cond-field-0').selectOption('STAGE_ID');
