@@ -34,7 +34,9 @@ export async function listPage(
   const dynamic = /^dynamic:(\d+)$/.exec(w.type);
   if (dynamic) {
     // crm.item.list: camelCase fields, `{items}` (bitrix24/b24restdocs
-    // api-reference/crm/universal/crm-item-list.md).
+    // api-reference/crm/universal/crm-item-list.md). `start: -1` skips the count here too: the
+    // core's D7 REST layer (rest lib/engine/restmanager.php, DONT_CALCULATE_COUNT) then answers
+    // without `total` and `next`, and paging goes on by `>id`.
     const answer = await deps.bitrix.call<{ items?: Array<Record<string, unknown>> }>(
       portal,
       'crm.item.list',

@@ -165,7 +165,15 @@ export function createEntityStore(
   };
 }
 
-/** Compares as numbers, as dates for DATE_* fields, else as strings. */
+/**
+ * Compares as numbers, as dates for DATE_* fields, else as strings. A date filter value is an
+ * instant, its offset included: the core reads it with `strtotime` (CORE rest
+ * classes/general/rest_util.php, `CRestUtil::unConvertDateTime`). crm.deal.list and the other
+ * old lists add the user's time-zone offset there (`unConvertDateTime($v, true)`, crm
+ * classes/general/restservice.php) that their SQL takes off again (CTimeZone), crm.item.list
+ * adds none (crm lib/controller/base.php, `prepareDateTimeFieldsForFilter`): either way
+ * `2026-11-27T10:00:00+00:00` means 10:00 UTC, whatever the user's zone.
+ */
 function compare(field: string, a: unknown, b: unknown): number {
   const sa = a === null || a === undefined ? '' : String(a);
   const sb = b === null || b === undefined ? '' : String(b);

@@ -195,7 +195,10 @@ export function createItemStore(now: () => number): ItemStore {
         matchesFilter(item, f, camelKey),
       );
       sortItems(all, isRecord(order) ? order : { id: 'ASC' }, camelKey);
-      // `start=-1` skips the count (DOCS:settings/performance/huge-data.md).
+      // `start=-1` skips the count (DOCS:settings/performance/huge-data.md). crm.item.* is a
+      // D7 controller: CORE rest lib/engine/restmanager.php, `processMethodRequest` sets
+      // `calculateTotalCount = false` for DONT_CALCULATE_COUNT (-1) and `getNavigationData`
+      // then adds neither `total` nor `next` to `{items}`.
       if (Number(start) === -1) return { items: all.slice(0, LIST_PAGE) };
       const from = Math.max(0, Number(start ?? 0) || 0);
       const page: ItemListPage = { items: all.slice(from, from + LIST_PAGE), total: all.length };
