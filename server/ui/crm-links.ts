@@ -1,6 +1,9 @@
 import type { PortalRow } from '../../db/stores/portals.js';
 import { portalOrigin } from './frame-entry.js';
 
+/** CCrmOwnerType::Quote. */
+const QUOTE_ENTITY_TYPE_ID = 7;
+
 /**
  * The portal path of a record's card, as `BX24.openPath` takes it
  * (b24restdocs sdk/bx24-js-sdk/additional-functions/bx24-open-path.md): `/crm/deal/details/5/`,
@@ -12,9 +15,14 @@ export function crmCardPath(
   entityId: string | null | undefined,
 ): string | undefined {
   if (!entityType || !entityId || !/^\d{1,20}$/.test(entityId)) return undefined;
-  if (['deal', 'lead', 'contact', 'company', 'quote'].includes(entityType)) {
+  if (['deal', 'lead', 'contact', 'company'].includes(entityType)) {
     return `/crm/${entityType}/details/${entityId}/`;
   }
+  // A quote is a factory type on every portal (CORE crm lib/settings/quotesettings.php:
+  // `isFactoryEnabled` answers true), so its card has the new route
+  // (crm lib/Service/Router.php `getItemDetailUrl`; lib/Service/Router/Page/ItemDetails/
+  // QuoteDetailsPage.php: `type/7/details/{ENTITY_ID}/`). There is no /crm/quote/details/.
+  if (entityType === 'quote') return `/crm/type/${QUOTE_ENTITY_TYPE_ID}/details/${entityId}/`;
   const dynamic = /^dynamic:(\d{1,10})$/.exec(entityType);
   if (dynamic) return `/crm/type/${dynamic[1]}/details/${entityId}/`;
   // Guess: the user id in a task path does not limit who may open it; the docs show the
@@ -24,9 +32,10 @@ export function crmCardPath(
 }
 
 /**
- * The paths `BX24.openPath` opens in the portal's slider ("The following prefixes are
- * supported", bx24-open-path.md); any other (a quote's card) answers PATH_NOT_AVAILABLE to
- * the callback and opens nothing, so the click, its default prevented, did nothing.
+ * The paths `BX24.openPath` opens in the portal's slider (bx24-open-path.md: until 2026 "The
+ * following prefixes are supported", now the same list as examples); any other answers
+ * PATH_NOT_AVAILABLE to the callback and opens nothing, so a click with its default prevented
+ * would do nothing: such a card stays a plain link.
  */
 const SLIDER_PREFIXES = [
   '/crm/deal/',

@@ -115,6 +115,13 @@ export const BX24_SHIM_JS = String.raw`(function () {
         scrollHeight: Math.max(d.scrollHeight, d.offsetHeight),
       };
     },
+    // BX24.openPath(path, cb) (bitrix24/b24restdocs: sdk/bx24-js-sdk/additional-functions/
+    // bx24-open-path.md): the portal opens the path in its slider and calls back
+    // {result:'close'} when the slider is closed, or {result:'error', errorCode} at once
+    // (PATH_NOT_AVAILABLE, METHOD_NOT_SUPPORTED_ON_DEVICE). parent-script.ts decides.
+    openPath: function (path, cb) {
+      send('openPath', { path: String(path) }, function (res) { if (cb) cb(res); });
+    },
     reloadWindow: function () { send('reloadWindow', null, null); },
     setTitle: function (title, cb) { send('setTitle', { title: String(title) }, function () { if (cb) cb(); }); },
     installFinish: function () { send('setInstallFinish', null, null); },

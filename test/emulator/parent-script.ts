@@ -44,6 +44,27 @@ export const PARENT_SCRIPT_JS = String.raw`(function () {
     submitForm(form);
   }
 
+  /** The portal's slider: a frame over the page with a close button; one at a time. */
+  function openSlider(src, onClose) {
+    var old = document.getElementById('b24emu-slider');
+    if (old) old.remove();
+    var box = document.createElement('div');
+    box.id = 'b24emu-slider';
+    box.setAttribute('data-path', src);
+    box.style.cssText = 'position:fixed;top:0;right:0;bottom:0;width:80%;background:#fff;border-left:1px solid #999;z-index:10';
+    var close = document.createElement('button');
+    close.type = 'button';
+    close.id = 'b24emu-slider-close';
+    close.textContent = 'Close';
+    close.addEventListener('click', function () { box.remove(); onClose(); });
+    var frame = document.createElement('iframe');
+    frame.src = src;
+    frame.style.cssText = 'width:100%;height:calc(100% - 2em);border:0';
+    box.appendChild(close);
+    box.appendChild(frame);
+    document.body.appendChild(box);
+  }
+
   function postJson(path, body) {
     return fetch(path, {
       method: 'POST',
@@ -100,6 +121,29 @@ export const PARENT_SCRIPT_JS = String.raw`(function () {
           if (res.form) replaceFrame(sid, res.form);
         });
         break;
+      case 'openPath': {
+        // The paths the portal's slider opens: the regular expression b24jssdk notes for it
+        // (src/frame/slider.ts, openPath's @memo), which is the prefix list of
+        // b24restdocs sdk/bx24-js-sdk/additional-functions/bx24-open-path.md. Anything else
+        // answers PATH_NOT_AVAILABLE and opens nothing; in the mobile app (the page opened
+        // with ?device=mobile) every call answers METHOD_NOT_SUPPORTED_ON_DEVICE ("does not
+        // work in the mobile application"). The slider is a frame over the page; closing it
+        // answers {result:'close'}. Before opening, the service parameters
+        // from=rest_placement&from_app are added to the path (the same page).
+        var path = params && typeof params.path === 'string' ? params.path : '';
+        if (/[?&]device=mobile(&|$)/.test(location.search)) {
+          reply({ result: 'error', errorCode: 'METHOD_NOT_SUPPORTED_ON_DEVICE' });
+          break;
+        }
+        if (!/^\/(crm\/(deal|lead|contact|company|type)|marketplace|company\/personal\/user\/[0-9]+|workgroups\/group\/[0-9]+)\//.test(path)) {
+          reply({ result: 'error', errorCode: 'PATH_NOT_AVAILABLE' });
+          break;
+        }
+        openSlider(path + (path.indexOf('?') < 0 ? '?' : '&') + 'from=rest_placement&from_app=' + encodeURIComponent(sid), function () {
+          reply({ result: 'close' });
+        });
+        break;
+      }
       case 'reloadWindow':
         reply({});
         location.reload();
