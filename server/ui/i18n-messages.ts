@@ -602,16 +602,23 @@ const ADDRESS_KINDS_RU: ReadonlyArray<readonly [string, string]> = [
 ];
 const literalRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
+/**
+ * Each pattern starts where a match can only begin at a few places: at the start, after
+ * ": ", at a literal word, or, for a leading `(\S+)`, only where a run of non-space
+ * characters begins (`(?<!\S)`). Unanchored, `(\S+) is …` tried every position of a long
+ * run and read the rest of it each time: a step URL of 2,000 characters in 50 log rows held
+ * the main thread, and every portal's deliveries, about 3 s per Russian page view (a review).
+ */
+export const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
   // A step refused for where it would connect (http-call.ts, email.ts): the kind of address
   // was English on Russian pages (a review). "refused:" itself, after the port's own rule.
   ...ADDRESS_KINDS_RU.flatMap(([en, ru]): Array<readonly [RegExp, string]> => [
     [
-      new RegExp(`(\\S+) is ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
+      new RegExp(`(?<!\\S)(\\S+) is ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
       `$1 — ${ru} (нет в ACTION_PRIVATE_HOSTS)`,
     ],
     [
-      new RegExp(`(\\S+) resolves to ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
+      new RegExp(`(?<!\\S)(\\S+) resolves to ${literalRe(en)} \\(not in ACTION_PRIVATE_HOSTS\\)`),
       `$1 указывает на ${ru} (нет в ACTION_PRIVATE_HOSTS)`,
     ],
     [
@@ -705,7 +712,12 @@ const RU_ERRORS: ReadonlyArray<readonly [RegExp, string]> = [
 export function translateError(text: string, lang: UiUser['lang']): string {
   if (lang !== 'ru' || !text) return text;
   let out = text;
-  for (const [re, ru] of RU_ERRORS) out = out.replace(re, ru);
+  // The address kinds' patterns (18 of them) only where their words are.
+  const address = text.includes('(not in ACTION_PRIVATE_HOSTS)');
+  for (const [re, ru] of RU_ERRORS) {
+    if (!address && re.source.includes('not in ACTION_PRIVATE_HOSTS')) continue;
+    out = out.replace(re, ru);
+  }
   // A placeholder that could not be filled in (rules/templates.ts TemplateError): the words
   // after it are the app's own ("contact has no PHOEN"), its data protected as in any message.
   // They stayed English in the log, the event page and the deal tab while "Send this step
