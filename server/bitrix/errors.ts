@@ -21,6 +21,11 @@ const RETRYABLE_CODES = new Set([
   'INTERNAL_SERVER_ERROR',
   'NETWORK_ERROR',
   'REQUEST_TIMEOUT',
+  // The portal could not reach its authorization server to check the token: a 401 with
+  // "Error connecting to authorization server" (CORE rest lib/oauth/auth.php
+  // `onRestCheckAuth`; an OAuthException is 401, lib/oauthexception.php). The portal's
+  // state for a moment, not the token's: it failed the event for good.
+  'CONNECTION_ERROR',
   // Still expired after the refresh and repeat inside the call: the token expired again
   // meanwhile (a storm). The next attempt refreshes again, at most once per expiry.
   'expired_token',

@@ -270,3 +270,47 @@ describe('the app removed with its ONAPPUNINSTALL lost', () => {
     expect(String(won.last_error)).toContain(error);
   });
 });
+
+/**
+ * A portal that cannot reach its authorization server for a moment answers any token 401
+ * CONNECTION_ERROR "Error connecting to authorization server" (CORE rest lib/oauth/auth.php
+ * `onRestCheckAuth`). The event failed for good at its first read, as if the request were
+ * wrong; it is the portal's moment, so the read is made again later.
+ */
+describe('a portal that cannot reach its authorization server for a moment', () => {
+  let s: PaidDealScenario;
+  beforeEach(async () => {
+    s = await startPaidDealScenario();
+  });
+  afterEach(async () => {
+    await s.close();
+  });
+
+  it('reads the record again later, and the steps run', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    // The check is the request's, before any method: a batch is refused whole, as a call alone.
+    const refusal = {
+      status: 401,
+      error: 'CONNECTION_ERROR',
+      description: 'Error connecting to authorization server',
+    };
+    s.portal.failNext('batch', refusal);
+    s.portal.failNext('crm.deal.get', refusal);
+    await s.drain();
+    // Control: the read was refused as the portal refuses it.
+    expect(s.portal.calls.some((c) => c.error === 'CONNECTION_ERROR')).toBe(true);
+    const won = () =>
+      s.h.t.deps
+        .db('events')
+        .where({ event: 'ONCRMDEALUPDATE', entity_id: id })
+        .orderBy('id', 'desc')
+        .first();
+    expect(await won()).toMatchObject({ status: 'received' });
+    expect(String((await won()).last_error)).toContain('CONNECTION_ERROR');
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 10 * 60_000);
+    await s.drain();
+    expect(await won()).toMatchObject({ status: 'processed' });
+    expect(s.accounting.requests).toHaveLength(1);
+  });
+});
