@@ -8,6 +8,7 @@ import type { CrmItem } from './types.js';
  */
 
 export const DEAL: EntityDefinition = {
+  savedOnlyWhenChanged: true,
   defaults: (id, userId, date) => ({
     ID: id,
     TITLE: `Deal #${id}`,
@@ -55,6 +56,7 @@ export const DEAL: EntityDefinition = {
  * page), `DATE_CLOSED` "" while it is open.
  */
 export const LEAD: EntityDefinition = {
+  savedOnlyWhenChanged: true,
   defaults: (id, userId, date) => ({
     ID: id,
     TITLE: `Lead #${id}`,
@@ -176,6 +178,7 @@ export const ACTIVITY: EntityDefinition = {
 };
 
 export const CONTACT: EntityDefinition = {
+  savedOnlyWhenChanged: true,
   defaults: (id, userId, date) => ({
     ID: id,
     HONORIFIC: null,
@@ -201,6 +204,7 @@ export const CONTACT: EntityDefinition = {
 };
 
 export const COMPANY: EntityDefinition = {
+  savedOnlyWhenChanged: true,
   defaults: (id, userId, date) => ({
     ID: id,
     TITLE: `Company #${id}`,

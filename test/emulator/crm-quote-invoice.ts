@@ -11,6 +11,7 @@ import type { CrmItem } from './types.js';
  * them) are ours: neither source shows an answer.
  */
 export const QUOTE: EntityDefinition = {
+  savedOnlyWhenChanged: true,
   defaults: (id, userId, date) => ({
     ID: id,
     QUOTE_NUMBER: id,

@@ -28,7 +28,16 @@ const MULTI_FIELDS = ['PHONE', 'EMAIL', 'WEB', 'IM'] as const;
 export interface EntityStore {
   readonly items: Map<string, CrmItem>;
   add(fields: Record<string, unknown>, userId: number): CrmItem;
-  update(id: string, fields: Record<string, unknown>, userId: number): CrmItem | undefined;
+  /**
+   * The record after the update, and whether it was saved: always, except for a type saved
+   * only when something changed (`savedOnlyWhenChanged`), where an update that changes no
+   * value saves nothing and sends no event.
+   */
+  update(
+    id: string,
+    fields: Record<string, unknown>,
+    userId: number,
+  ): { item: CrmItem; saved: boolean } | undefined;
   remove(id: string): boolean;
   get(id: string): CrmItem | undefined;
   list(params: ListParams): ListPage;
@@ -52,6 +61,16 @@ export interface EntityDefinition {
   defaults(id: string, userId: number, date: string): Record<string, unknown>;
   /** Derived fields recomputed after every change (e.g. deal STAGE_SEMANTIC_ID). */
   derive?(item: CrmItem): void;
+  /**
+   * An update that changes no value is not saved: no DATE_MODIFY, no ONCRM…UPDATE. Deals,
+   * leads, contacts, companies and quotes are saved through the item factory on every
+   * portal (CORE crm classes/general/crm_deal.php `Update` → `isUseOperation`, the
+   * `<type>_enable_factory` setting true by default: lib/settings/traits/enablefactory.php;
+   * quotes always, lib/settings/quotesettings.php), whose update operation stops before the
+   * save and its events when the item did not change (lib/Service/Operation.php, "no
+   * changes - no actions"). Activities and old invoices are saved as asked.
+   */
+  savedOnlyWhenChanged?: boolean;
 }
 
 /** Scalars become strings as Bitrix24 returns them; OPPORTUNITY keeps two decimals (the
@@ -137,11 +156,15 @@ export function createEntityStore(
     update(id, fields, userId) {
       const item = items.get(id);
       if (!item) return undefined;
+      const before = JSON.stringify(item);
       apply(item, fields);
-      item['DATE_MODIFY'] = formatBitrixDate(now());
-      item['MODIFY_BY_ID'] = String(userId);
       def.derive?.(item);
-      return item;
+      const saved = !def.savedOnlyWhenChanged || JSON.stringify(item) !== before;
+      if (saved) {
+        item['DATE_MODIFY'] = formatBitrixDate(now());
+        item['MODIFY_BY_ID'] = String(userId);
+      }
+      return { item, saved };
     },
     remove(id) {
       return items.delete(id);

@@ -238,14 +238,21 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
     // Robots change records on behalf of the responsible user; user 1 stands in for that.
     const actor = userId ?? 1;
     let item: CrmItem | null = null;
+    let saved = true;
     if (action === 'ADD') item = store.add(fields, actor);
-    else if (action === 'UPDATE') item = store.update(String(id), fields, actor) ?? null;
+    else if (action === 'UPDATE') {
+      const done = store.update(String(id), fields, actor);
+      item = done?.item ?? null;
+      saved = done?.saved ?? true;
+    }
     if (item) stored?.(item);
     const found = action === 'DELETE' ? store.remove(String(id)) : item !== null;
     if (!found) throw new Error(`${entity} ${String(id)} not found`);
     const entityId = item?.ID ?? String(id);
     const deliveries: DeliveryRecord[] = [];
-    for (const event of events) {
+    // An update that changed nothing of a deal, lead, contact, company or quote is not saved
+    // and sends nothing (crm-store.ts `savedOnlyWhenChanged`).
+    for (const event of saved ? events : []) {
       deliveries.push(...(await fireEvent(state, event, { FIELDS: { ID: entityId } }, userId)));
     }
     return { id: entityId, item, deliveries };

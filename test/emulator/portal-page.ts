@@ -214,8 +214,9 @@ export async function handlePage(
       return true;
     }
     if (deal['STAGE_ID'] !== wanted) {
-      portal.deals.update(id, { STAGE_ID: wanted }, user.id);
-      fireInBackground(portal, 'ONCRMDEALUPDATE', { FIELDS: { ID: id } }, user.id);
+      if (portal.deals.update(id, { STAGE_ID: wanted }, user.id)?.saved) {
+        fireInBackground(portal, 'ONCRMDEALUPDATE', { FIELDS: { ID: id } }, user.id);
+      }
     }
     res.writeHead(303, { location: `/crm/deal/details/${id}/?user=${user.id}` }).end();
     return true;

@@ -205,10 +205,12 @@ function crmMethods(
     [`crm.${prefix}.update`]: (params, call, portal) => {
       const id = entityId(params);
       const fields = entityFields(params);
-      const item = store(portal).update(id, fields, call.userId);
-      if (!item) throw crmError(notFound.change);
-      opts.afterUpdate?.(portal, item, fields);
-      fire(portal, 'UPDATE', id, call);
+      const done = store(portal).update(id, fields, call.userId);
+      if (!done) throw crmError(notFound.change);
+      opts.afterUpdate?.(portal, done.item, fields);
+      // Not saved (nothing changed, crm-store.ts `savedOnlyWhenChanged`): no event, and the
+      // answer is true all the same.
+      if (done.saved) fire(portal, 'UPDATE', id, call);
       return ok(true);
     },
     [`crm.${prefix}.delete`]: (params, call, portal) => {
