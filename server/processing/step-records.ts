@@ -78,6 +78,7 @@ export async function noteOwnWrite(
   const written = writtenEntity(rendered.method, rendered.params, response);
   if (!written) return;
   ctx.reader.invalidate(scope.portal.id, written.type, written.id);
+  if (changesNothing(scope, written, rendered)) return;
   const row = {
     portal_id: scope.portal.id,
     entity_type: written.type,
@@ -88,6 +89,56 @@ export async function noteOwnWrite(
   };
   for (let i = 0; i < echoCount(scope, rendered); i++) await recordOwnWrite(db, row);
 }
+
+/** The event's own record as this job's writes left it, where they wrote to it. */
+const writtenSoFar = new WeakMap<EventScope, Record<string, unknown>>();
+
+/**
+ * Whether an update is known to change no value of the event's own record, as read for this
+ * job and changed by its earlier writes: Bitrix24 then saves nothing and sends no event (a
+ * deal, lead, contact, company or quote is saved through the item factory, which stops
+ * before the save and its events when nothing changed: CORE crm lib/Service/Operation.php,
+ * "no changes - no actions"; crm-item-update.md likewise). A remembered write no echo takes
+ * was taken by the person's next change of the record within ten minutes, and the loop guard
+ * skipped the rule for it. Only the same text counts as the same value; anything else (a
+ * number written as another text, a list, another record, another method) is taken as a
+ * change, as before.
+ */
+function changesNothing(
+  scope: EventScope,
+  written: { type: string; id: string },
+  rendered: BitrixAction,
+): boolean {
+  const method = rendered.method.toLowerCase();
+  const params = rendered.params ?? {};
+  const fields = params['fields'];
+  const own =
+    scope.entity !== undefined &&
+    scope.event.entity_type === written.type &&
+    String(scope.event.entity_id) === written.id;
+  const update =
+    method === `crm.${written.type}.update` ||
+    (method === 'crm.item.update' && written.type.startsWith('dynamic:'));
+  if (!own || !update || !isPlainObject(fields)) return false;
+  const current = { ...scope.entity, ...writtenSoFar.get(scope) };
+  writtenSoFar.set(scope, { ...writtenSoFar.get(scope), ...fields });
+  const entries = Object.entries(fields);
+  return (
+    entries.length > 0 &&
+    entries.every(
+      ([k, v]) =>
+        Object.prototype.hasOwnProperty.call(current, k) &&
+        isScalar(v) &&
+        isScalar(current[k]) &&
+        String(v) === String(current[k]),
+    )
+  );
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isScalar = (v: unknown): v is string | number =>
+  typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
 
 /**
  * How many events of the portal's a write causes: those of `eventsTriggeredBy` the portal

@@ -104,6 +104,42 @@ describe('processing guards', () => {
     expect(rows[1].last_error).toMatch(/loop guard/);
   });
 
+  it('expects no echo from a write that changes nothing, so the next change runs the rule', async () => {
+    // The deal already carries the rule's comment: Bitrix24 saves nothing and sends no
+    // ONCRMDEALUPDATE for it (test/emulator/crm-store.ts savedOnlyWhenChanged). The write
+    // was remembered all the same, and the person's next change of the deal was taken as its
+    // echo: the rule, which matches it, was skipped by the loop guard.
+    s = await startPaidDealScenario(() => stampWonDeals('stamped by b24hooks'));
+    const deal = await s.portal.addDeal({
+      TITLE: 'Stamped',
+      STAGE_ID: 'NEW',
+      COMMENTS: 'stamped by b24hooks',
+    });
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    for (let i = 0; i < 3; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    // Control: the write was made, and changed nothing, so no event came of it.
+    expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(1);
+    expect(await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' })).toHaveLength(1);
+    expect(await s.h.t.deps.db('own_writes')).toHaveLength(0);
+    s.shiftPortalTime(60_000);
+    await s.portal.updateDeal(deal.id, { TITLE: 'Stamped, checked' });
+    for (let i = 0; i < 3; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
+    expect(rows.map((r) => [r.status, r.last_error])).toEqual([
+      ['processed', null],
+      ['processed', null],
+    ]);
+    expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(2);
+  });
+
   it('still knows the echo of its own write when the echo’s evaluation fails and is retried', async () => {
     // With the default settling time, the echo waits a second before it is read, so the
     // fault below can be set up between the rule's run and the echo's evaluation.
