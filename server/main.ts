@@ -20,6 +20,7 @@ import {
   dataFileWarnings,
   oauthZoneWarnings,
   publicDeploymentWarnings,
+  secretEnvWarnings,
   sharedKeyWarnings,
   unknownEventWarnings,
 } from './config/warnings.js';
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
     [{ config: 'B24_EVENTS' }, unknownEventWarnings(config)],
     [{ config: 'B24_OAUTH_ZONE_SERVERS' }, oauthZoneWarnings(config)],
     [{ config: 'channels' }, channelWarnings(config)],
+    [{ config: 'ACTION_SECRET_ENV' }, secretEnvWarnings(config)],
   ];
   for (const [about, list] of warnings) {
     for (const warning of list) {

@@ -53,12 +53,45 @@ export function parseActions(r: EnvReader): Config['actions'] {
     r.problems.push(`ACTION_PRIVATE_HOSTS: ${(e as Error).message}`);
   }
   const secretEnv = new Map<string, string | undefined>();
-  for (const name of list(r.env.ACTION_SECRET_ENV) ?? []) {
+  const secretEnvOrigins = new Map<string, string>();
+  for (const entry of list(r.env.ACTION_SECRET_ENV) ?? []) {
+    const at = entry.indexOf('@');
+    const name = at < 0 ? entry : entry.slice(0, at);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
       r.problems.push(`ACTION_SECRET_ENV: "${name}" is not an environment variable name`);
-    } else secretEnv.set(name, r.env[name]);
+      continue;
+    }
+    if (at >= 0) {
+      const origin = originOnly(entry.slice(at + 1));
+      if (origin === undefined) {
+        r.problems.push(
+          `ACTION_SECRET_ENV: "${entry}": after @ comes the one origin the variable may be sent to, such as https://erp.example or https://erp.example:8443`,
+        );
+        continue;
+      }
+      secretEnvOrigins.set(name, origin);
+    }
+    secretEnv.set(name, r.env[name]);
   }
-  return { privateHosts, secretEnv };
+  return { privateHosts, secretEnv, secretEnvOrigins };
+}
+
+/** `https://host[:port]` (a trailing slash allowed) as its origin; anything more: undefined. */
+function originOnly(text: string): string | undefined {
+  try {
+    const u = new URL(text);
+    const bare =
+      (u.protocol === 'https:' || u.protocol === 'http:') &&
+      u.username === '' &&
+      u.password === '' &&
+      u.pathname === '/' &&
+      u.search === '' &&
+      u.hash === '' &&
+      !/[?#]/.test(text);
+    return bare ? u.origin : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

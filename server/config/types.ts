@@ -164,6 +164,12 @@ export interface Config {
      * author must not be able to read the app's own secrets this way. @default none
      */
     readonly secretEnv: ReadonlyMap<string, string | undefined>;
+    /**
+     * `ACTION_SECRET_ENV`'s `NAME@https://host[:port]`: the only origin a step may send
+     * that variable to (any portal's rules may name a listed variable). Names without one
+     * go anywhere, with a warning at start.
+     */
+    readonly secretEnvOrigins: ReadonlyMap<string, string>;
   };
   readonly metricsToken: string | undefined;
   /**

@@ -112,6 +112,21 @@ export function oauthZoneWarnings(config: Config): string[] {
 }
 
 /**
+ * ACTION_SECRET_ENV names without an origin: any portal's admin may put `{"$env": "NAME"}`
+ * in a step to an address of their own and receive the operator's value. Allowed (a
+ * private deployment's own rules), but said at start, with the way to bind it.
+ */
+export function secretEnvWarnings(config: Config): string[] {
+  const unbound = [...config.actions.secretEnv.keys()].filter(
+    (n) => !config.actions.secretEnvOrigins.has(n),
+  );
+  if (unbound.length === 0) return [];
+  return [
+    `ACTION_SECRET_ENV: ${unbound.join(', ')} may be sent by any portal's rules to any address; write NAME@https://host (the one origin it may go to), e.g. ${unbound[0]}@https://erp.example.`,
+  ];
+}
+
+/**
  * B24_EVENTS names the app does not know (a typo of a known one already stopped the start):
  * a newer Bitrix24 event may be right, so the start goes on, and says so once.
  */

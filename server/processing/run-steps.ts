@@ -14,7 +14,7 @@ import { buildTemplateContext, type StepOutput } from '../rules/context.js';
 import type { Action, Rule, Snapshot } from '../rules/model.js';
 import { renderAction } from '../rules/render-action.js';
 import { MAX_RENDERED_CHARS, renderBudget } from '../rules/templates.js';
-import { inheritedTexts, openAction } from '../rules/secret-fields.js';
+import { checkEnvOrigins, inheritedTexts, openAction } from '../rules/secret-fields.js';
 import {
   setRuleMatchStatus,
   type ActionRunRow,
@@ -193,6 +193,7 @@ async function runStep(
         );
       }
     }
+    checkEnvOrigins(action, rendered, deps.config.actions.secretEnvOrigins);
     // The operator's paid channels: at most PORTAL_MESSAGES_PER_DAY a portal and day each.
     await takeChannelQuota(deps, portal, rendered);
     const telegramChat =

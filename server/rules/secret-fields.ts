@@ -406,6 +406,36 @@ export function openAction<A extends Action>(
   return holder.rules[0]!.actions[0] as A;
 }
 
+/**
+ * A step's `$env` credentials bound to an origin (ACTION_SECRET_ENV `NAME@https://erp.example`)
+ * go to that origin only: `action` as stored (its `$env` references) against `rendered`, the
+ * step about to be sent. Any portal's admin may name a listed variable, so without this a rule
+ * could send the operator's ERP token to an address of its own. Throws naming the field.
+ */
+export function checkEnvOrigins(
+  action: Action,
+  rendered: Action,
+  origins: ReadonlyMap<string, string>,
+): void {
+  if (action.type !== 'http' || rendered.type !== 'http' || origins.size === 0) return;
+  let target: string | undefined;
+  try {
+    target = new URL(rendered.url as string).origin;
+  } catch {
+    target = undefined;
+  }
+  const holder: EventMap = { rules: [{ name: '', on: [], actions: [action] }] };
+  for (const p of places(holder)) {
+    const v = p.get();
+    const bound = isEnvRef(v) ? origins.get(v.$env) : undefined;
+    if (bound === undefined || bound === target) continue;
+    const field = p.path.replace(/^\$\.rules\[0\]\.actions\[0\]\./, '');
+    throw new SecretUnavailableError(
+      `${field}: environment variable ${(v as { $env: string }).$env} is sent only to ${bound} (ACTION_SECRET_ENV), not to ${target ?? 'this URL'}`,
+    );
+  }
+}
+
 /** A step's `$env` credential that cannot be read: the step fails for good (no retries). */
 export class SecretUnavailableError extends PermanentError {
   constructor(message: string) {

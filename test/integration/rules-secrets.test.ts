@@ -6,6 +6,7 @@ import type { EventMap, HttpAction } from '../../server/rules/model.js';
 import { validateEventMap } from '../../server/rules/validate.js';
 import { runCliIn } from '../helpers/cli.js';
 import { secretStepMap } from '../helpers/secret-map.js';
+import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
 import { startUiHarness, type UiHarness } from '../helpers/ui-harness.js';
 import { csrfOf, getPage, openSession, postForm, type UiSession } from './ui/ui-client.js';
 import fs from 'node:fs';
@@ -267,6 +268,73 @@ describe('secrets of rule steps', () => {
       secret: SECRET,
       headers: { Authorization: `Bearer ${TOKEN}` },
     });
+  });
+});
+
+/**
+ * Any portal's admin may name a listed variable: `{"$env": "ERP_TOKEN"}` in a step to an
+ * address of their own received the operator's token. `NAME@origin` sends it to that origin
+ * only; the step to another fails, naming the field and the origin, and sends nothing.
+ */
+describe('an $env variable bound to an origin (ACTION_SECRET_ENV NAME@origin)', () => {
+  let h: UiHarness;
+  let admin: UiSession;
+  let erp: HttpSink;
+  beforeAll(async () => {
+    erp = await startHttpSink();
+    h = await startUiHarness({
+      env: { ACTION_SECRET_ENV: `ERP_TOKEN@${erp.url}/`, ERP_TOKEN: ENV_TOKEN },
+    });
+    admin = await openSession(h);
+  });
+  afterAll(async () => {
+    await h.close();
+    await erp.close();
+  });
+  const saveTo = async (url: string) => {
+    const csrf = csrfOf((await getPage(h, '/ui/rules', admin.cookie)).html);
+    const map = secretStepMap({ url, token: TOKEN, secret: SECRET, envName: 'ERP_TOKEN' });
+    const res = await postForm(
+      h,
+      '/ui/rules',
+      { _csrf: csrf, map: JSON.stringify(map) },
+      admin.cookie,
+    );
+    expect(res.status).toBe(200);
+  };
+  const wonDeal = async () => {
+    const deal = await h.portal.addDeal({ TITLE: 'Order', STAGE_ID: 'NEW' });
+    await h.drain();
+    await h.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
+    await h.drain();
+    return (await h.t.deps
+      .db('action_runs')
+      .where({ step_name: 'invoice' })
+      .orderBy('id', 'desc')
+      .first()) as {
+      status: string;
+      error: string | null;
+    };
+  };
+
+  it('sends it to that origin', async () => {
+    await saveTo(`${erp.url}/invoices`);
+    const run = await wonDeal();
+    expect(run.status).toBe('succeeded');
+    expect(erp.requests.at(-1)?.headers['x-erp-key']).toBe(ENV_TOKEN);
+  });
+
+  it('fails a step to another address, naming where the variable may go, and sends nothing', async () => {
+    await saveTo(`${h.sink.url}/collect`);
+    h.sink.requests.length = 0;
+    const run = await wonDeal();
+    expect(run.status).toBe('failed');
+    expect(run.error).toContain(
+      `headers["X-Erp-Key"]: environment variable ERP_TOKEN is sent only to ${erp.url} (ACTION_SECRET_ENV), not to ${h.sink.url}`,
+    );
+    // Control: the step was tried (the row above) and nothing reached the other address.
+    expect(h.sink.requests).toHaveLength(0);
+    expect(JSON.stringify(await h.t.deps.db('action_runs'))).not.toContain(ENV_TOKEN);
   });
 });
 

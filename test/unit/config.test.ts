@@ -4,6 +4,7 @@ import { loadConfig, parseByteSize } from '../../server/config.js';
 import { zoneServerEndpoint } from '../../server/bitrix/hosts.js';
 import {
   channelWarnings,
+  secretEnvWarnings,
   oauthZoneWarnings,
   publicDeploymentWarnings,
   unknownEventWarnings,
@@ -228,6 +229,36 @@ describe('loadConfig', () => {
     expect(() =>
       loadConfig({ ...base, ACTION_PRIVATE_HOSTS: '10.1.1.1,erp.internal,10.0.0.0/8' }),
     ).not.toThrow();
+  });
+
+  it('binds an ACTION_SECRET_ENV name to the one origin after @, and says unbound names at start', () => {
+    const c = loadConfig({
+      ...base,
+      ACTION_SECRET_ENV: 'ERP_TOKEN@https://erp.example/,CRM_KEY@http://crm.example:8080,OPEN',
+      ERP_TOKEN: 'e',
+    });
+    expect(c.actions.secretEnv.get('ERP_TOKEN')).toBe('e');
+    expect([...c.actions.secretEnvOrigins]).toEqual([
+      ['ERP_TOKEN', 'https://erp.example'],
+      ['CRM_KEY', 'http://crm.example:8080'],
+    ]);
+    expect(secretEnvWarnings(c)).toEqual([
+      "ACTION_SECRET_ENV: OPEN may be sent by any portal's rules to any address; write NAME@https://host (the one origin it may go to), e.g. OPEN@https://erp.example.",
+    ]);
+    for (const bad of [
+      'https://erp.example/api',
+      'ftp://erp.example',
+      'erp.example',
+      'https://u:p@erp.example',
+      'https://erp.example/?x',
+    ]) {
+      expect(() => loadConfig({ ...base, ACTION_SECRET_ENV: `ERP_TOKEN@${bad}` })).toThrow(
+        `ACTION_SECRET_ENV: "ERP_TOKEN@${bad}": after @ comes the one origin`,
+      );
+    }
+    expect(
+      secretEnvWarnings(loadConfig({ ...base, ACTION_SECRET_ENV: 'A@https://a.example' })),
+    ).toEqual([]);
   });
 
   it('refuses a TRUST_PROXY that names no address, instead of crashing on it later', () => {

@@ -15,7 +15,7 @@ import { dryRun } from '../../rules/dry-run.js';
 import type { Rule } from '../../rules/model.js';
 import { relatedToLoad } from '../../rules/needs.js';
 import { renderAction } from '../../rules/render-action.js';
-import { maskMap, openAction, sealMap } from '../../rules/secret-fields.js';
+import { checkEnvOrigins, maskMap, openAction, sealMap } from '../../rules/secret-fields.js';
 import { validateEventMap, type MapError } from '../../rules/validate.js';
 import type { PortalRow } from '../../../db/stores/portals.js';
 import { getSnapshot } from '../../../db/stores/processing.js';
@@ -301,6 +301,7 @@ export function tryRoutes(deps: Deps, metadata?: MetadataCache): Router {
         buildTemplateContext(input),
         { keepSteps: true },
       );
+      checkEnvOrigins(action, rendered, deps.config.actions.secretEnvOrigins);
     } catch (e) {
       return void fail(res, e instanceof TryError ? 400 : 422, (e as Error).message);
     }
