@@ -45,8 +45,9 @@ export function triggerUser(opts: TriggerOptions | undefined): number | null {
 
 function targetsFor(portal: PortalState, event: string, opts: FireOptions): Target[] {
   const targets: Target[] = [];
-  // Until BX24.installFinish() the app's handlers get no events at all (installation-finish.md).
-  if (portal.installState === 'installed') {
+  // Until BX24.installFinish() the app's handlers get no events at all (installation-finish.md),
+  // nor while its payment has expired (appPaymentExpired).
+  if (portal.installState === 'installed' && !appPaymentExpired(portal)) {
     for (const b of opts.bindings ?? portal.bindings) {
       if (b.event !== event || b.eventType !== 'online') continue;
       targets.push({
@@ -72,6 +73,18 @@ function targetsFor(portal: PortalState, event: string, opts: FireOptions): Targ
 }
 
 /**
+ * The app's subscription has ended (`subscriptionEnded`, the portal refusing its calls with
+ * PAYMENT_REQUIRED): the core skips every handler of an app whose status says PAYMENT_EXPIRED,
+ * online and offline alike, so nothing is delivered and no offline record is kept (CORE rest
+ * lib/event/callback.php `__callStatic`; lib/app.php `getAppStatusInfo`: an app on the Market
+ * subscription, status S, without an available subscription). Outgoing webhooks are not
+ * apps and still get theirs.
+ */
+function appPaymentExpired(portal: PortalState): boolean {
+  return portal.subscriptionEnded;
+}
+
+/**
  * Delivers one event to every matching handler, once each. Never retried: Bitrix24 logs a
  * failed delivery and drops it (DOCS:api-reference/events/index.md "No retries").
  */
@@ -87,7 +100,11 @@ export async function fireEvent(
   const ts = Math.floor(ctx.now() / 1000);
   const targets = targetsFor(portal, event, opts);
   // Offline records are kept whether or not any handler answers: that is their point.
-  if (!opts.bindings && queueOffline(portal, event, data, userId, opts.authConnector)) {
+  if (
+    !opts.bindings &&
+    !appPaymentExpired(portal) &&
+    queueOffline(portal, event, data, userId, opts.authConnector)
+  ) {
     fireInBackground(portal, 'ONOFFLINEEVENT', {}, userId ?? portal.installerUserId);
   }
   return Promise.all(
