@@ -39,6 +39,7 @@ import * as m0038 from './0038-settings-revision.js';
 import * as m0039 from './0039-session-owner.js';
 import * as m0040 from './0040-canonical-telegram-chats.js';
 import * as m0041 from './0041-channel-usage.js';
+import * as m0042 from './0042-portal-lapse.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -82,4 +83,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0039-session-owner', module: m0039 },
   { name: '0040-canonical-telegram-chats', module: m0040 },
   { name: '0041-channel-usage', module: m0041 },
+  { name: '0042-portal-lapse', module: m0042 },
 ];

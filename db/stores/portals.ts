@@ -39,6 +39,8 @@ export interface PortalRow {
   offline_due_at?: number;
   offline_interval_ms?: number | null;
   offline_lease_until?: number | null;
+  /** Since when a payment lapse may have sent nothing (migration 0042); null: none open. */
+  lapse_since?: number | null;
 }
 
 export type PortalInsert = Partial<Omit<PortalRow, 'id'>> &
@@ -59,6 +61,7 @@ export function normalise(row: Record<string, unknown> | undefined): PortalRow |
     pause_reason: (row.pause_reason as PauseReason | null | undefined) ?? null,
     uninstalled_at: num(row.uninstalled_at),
     updated_at: Number(row.updated_at),
+    ...(row.lapse_since === undefined ? {} : { lapse_since: num(row.lapse_since) }),
     ...(row.offline_due_at === undefined
       ? {}
       : {

@@ -57,7 +57,8 @@ export interface PortalCoverage {
   error?: string;
 }
 
-export type GapTrigger = 'start' | 'cli' | 'ui';
+/** `resume`: a portal's payment lapse, swept when its plan takes the app back (lapses.ts). */
+export type GapTrigger = 'start' | 'cli' | 'ui' | 'resume';
 export type GapStatus = 'running' | 'done' | 'partial' | 'failed';
 
 export interface GapRow {

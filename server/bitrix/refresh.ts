@@ -9,6 +9,7 @@ import {
   type PauseReason,
   type PortalRow,
 } from '../../db/stores/portals.js';
+import { markLapse } from '../../db/stores/lapses.js';
 import { isBitrixApiError } from './errors.js';
 import {
   allowedOAuthOrigin,
@@ -307,6 +308,8 @@ export async function pausePortal(
 ): Promise<PausedError> {
   const now = ctx.clock.now().getTime();
   await updatePortal(ctx.db, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
+  // A lapsed payment: the portal sends the app nothing meanwhile (server/recovery/lapses.ts).
+  if (reason === 'payment_required') await markLapse(ctx.db, row.id, now);
   ctx.portals.invalidate(row.member_id);
   ctx.logger.error(
     {

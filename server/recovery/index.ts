@@ -9,6 +9,7 @@ import {
 } from '../../db/stores/recovery.js';
 import { liveInstanceKeys } from '../../db/stores/instances.js';
 import type { OfflineDrain } from './offline.js';
+import { sweepResumedLapses } from './lapses.js';
 import { createSweeper, type Sweeper } from './sweep.js';
 
 export interface RecoveryOptions {
@@ -64,6 +65,10 @@ export function createRecovery(deps: Deps, opts: RecoveryOptions = {}): Recovery
     } catch (e) {
       logger.warn({ err: toError(e).message }, 'heartbeat not written');
     }
+    // Portals whose plan took the app back after a lapse: their lapse is swept.
+    await sweepResumedLapses(deps, sweeper, margin).catch((e: unknown) => {
+      logger.warn({ err: toError(e).message }, 'payment lapses not looked at');
+    });
   }
 
   /** PostgreSQL: how many other instances hold their presence lock now. */

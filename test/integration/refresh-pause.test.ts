@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { findPortalByMemberId, type PortalRow } from '../../db/stores/portals.js';
+import { sweepResumedLapses } from '../../server/recovery/lapses.js';
 import { runCliIn } from '../helpers/cli.js';
 import { seedNewDeals, startPaidDealScenario, type PaidDealScenario } from '../helpers/scenario.js';
 
@@ -104,6 +105,9 @@ describe.each([
  * while its access token is still valid (test/emulator/state.ts `subscriptionEnded` cites
  * it). Read as any other 4xx, every event that read the deal or wrote to the portal in that
  * hour failed for good, while the same lapse found at the next refresh paused the portal.
+ * While it lasts, Bitrix24 sends the app nothing (CORE rest lib/event/callback.php skips an
+ * app whose payment expired, offline records too): its changes are swept once the plan takes
+ * the app back (server/recovery/lapses.ts); before that they were lost.
  */
 describe('a subscription that ends while the access token is valid', () => {
   let s: PaidDealScenario;
@@ -118,8 +122,9 @@ describe('a subscription that ends while the access token is valid', () => {
 
   it('pauses the portal as a refused refresh does, keeps its events and resumes when renewed', async () => {
     const [id] = await seedNewDeals(s, 1);
-    s.portal.endSubscription(true);
+    // Delivered just before the subscription ends, processed after.
     await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    s.portal.endSubscription(true);
     await s.drain();
     // Control: the call was made, with a valid token, and refused so.
     const refused = s.portal.calls.filter((c) => c.error === 'PAYMENT_REQUIRED');
@@ -140,6 +145,45 @@ describe('a subscription that ends while the access token is valid', () => {
     expect(await row()).toMatchObject({ status: 'installed', pause_reason: null });
     expect(await won()).toMatchObject({ status: 'processed' });
     expect(s.accounting.requests).toHaveLength(1);
+  });
+
+  it('sweeps the lapse once the plan takes the app back: a change Bitrix24 did not send runs', async () => {
+    const [id] = await seedNewDeals(s, 1);
+    const lastDelivery = Number(
+      (await s.h.t.deps.db('events').max({ at: 'received_at' }).first())!.at,
+    );
+    s.portal.endSubscription(true);
+    const change = await s.portal.updateDeal(id!, { STAGE_ID: 'WON' });
+    // Nothing arrives while the app's payment has expired.
+    expect(change.deliveries).toHaveLength(0);
+    await s.drain();
+    expect(await latestUpdate(s, id)).toBeUndefined();
+    // The app's next call (the offline net's read, a proof, a step) meets the lapse.
+    await expect(s.h.t.deps.bitrix.call(await row(), 'profile', {})).rejects.toMatchObject({
+      name: 'PausedError',
+    });
+    expect(await row()).toMatchObject({
+      pause_reason: 'payment_required',
+      lapse_since: lastDelivery,
+    });
+    const sweeper = s.h.services.recovery.sweeper;
+    // Still paused: nothing to sweep yet.
+    expect(await sweepResumedLapses(s.h.t.deps, sweeper, 5 * 60_000)).toBe(0);
+
+    s.portal.endSubscription(false);
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 11 * 60_000);
+    await s.h.t.deps.bitrix.call(await row(), 'profile', {});
+    expect(await row()).toMatchObject({ pause_reason: null });
+    expect(await sweepResumedLapses(s.h.t.deps, sweeper, 5 * 60_000)).toBe(1);
+    await sweeper.idle();
+    await s.drain();
+    expect(await latestUpdate(s, id)).toMatchObject({ status: 'processed', source: 'sweep' });
+    expect(s.accounting.requests).toHaveLength(1);
+    const gap = await s.h.t.deps.db('recovery_gaps').orderBy('id', 'desc').first();
+    expect(gap).toMatchObject({ trigger: 'resume', status: 'done' });
+    // Once: the mark is gone with the sweep.
+    expect(await row()).toMatchObject({ lapse_since: null });
+    expect(await sweepResumedLapses(s.h.t.deps, sweeper, 5 * 60_000)).toBe(0);
   });
 });
 
