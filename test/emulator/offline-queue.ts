@@ -59,12 +59,6 @@ export const createOfflineQueue = (): OfflineQueue => ({
   sourceKeys: true,
 });
 
-/**
- * A `clear=0` reservation lasts up to 30 days (a guess: the event.offline.get page states no
- * length).
- */
-const RESERVATION_MS = 30 * 24 * 3600_000;
-
 const messageIdOf = (event: string, data: PhpValue): string =>
   createHash('md5')
     .update(`${event}|${JSON.stringify(data)}`)
@@ -258,8 +252,14 @@ const flag = (params: Record<string, unknown>, name: string, fallback: number): 
 const arrayParam = (v: unknown): string[] | undefined =>
   Array.isArray(v) ? v.map(String) : isRecord(v) ? Object.values(v).map(String) : undefined;
 
-const isReserved = (r: OfflineRecord, now: number) =>
-  r.processId !== '' && now - r.reservedAt <= RESERVATION_MS;
+/**
+ * A `clear=0` reservation is never released by the portal: `event.offline.get` without a
+ * process_id reads records whose PROCESS_ID is empty only, a reserved one is read again only
+ * by its process_id (CORE rest lib/api/event.php, the offline get), and every record, reserved
+ * or not, is deleted about 34 days after its change (lib/eventoffline.php `cleanProcessAgent`,
+ * PROCESS_ID_LIFETIME 2952000 s; not modelled).
+ */
+const isReserved = (r: OfflineRecord) => r.processId !== '';
 
 /**
  * `event.offline.get` (DOCS event-offline-get.md): `clear=1` returns and deletes, `clear=0`
@@ -287,7 +287,7 @@ const offlineGet: MethodHandler = (params, call, portal) => {
     (r) =>
       r.connectorId === connector &&
       r.error === (error === 1) &&
-      (given ? r.processId === given : !isReserved(r, now)) &&
+      (given ? r.processId === given : !isReserved(r)) &&
       matches(r, filter, FIELD_VALUE),
   );
   const picked = sorted(candidates, param(params, 'order'), FIELD_VALUE, 'TIMESTAMP_X').slice(
@@ -360,9 +360,10 @@ const offlineClear: MethodHandler = (params, call, portal) => {
 
 /**
  * `event.offline.error` (DOCS event-offline-error.md): marks the batch's records named by
- * `message_id` as errors and releases them (read again with `error=1`). As documented,
- * records with the same MESSAGE_ID that are not yet processed and not in this batch are
- * deleted.
+ * `message_id` as errors and releases them (read again with `error=1`). Records with the same
+ * MESSAGE_ID that are not errors and not in this batch are deleted, reserved by another batch
+ * or not; an error record is left as it is, still reserved if it was (CORE rest
+ * lib/eventoffline.php `markError`: every statement has ERROR = 0).
  */
 const offlineError: MethodHandler = (params, call, portal) => {
   requireAdmin(call);
@@ -370,7 +371,6 @@ const offlineError: MethodHandler = (params, call, portal) => {
   const connector = call.authConnector;
   const messageIds = messageIdsOf(params, true)!;
   if (messageIds.length === 0) return { result: true };
-  const now = portal.ctx.now();
   portal.offline.records = portal.offline.records.filter((r) => {
     if (r.connectorId !== connector || !messageIds.includes(r.messageId)) return true;
     if (r.processId === processId) {
@@ -381,7 +381,7 @@ const offlineError: MethodHandler = (params, call, portal) => {
       }
       return true;
     }
-    return r.error || isReserved(r, now);
+    return r.error;
   });
   return { result: true };
 };
