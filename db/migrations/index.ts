@@ -40,6 +40,7 @@ import * as m0039 from './0039-session-owner.js';
 import * as m0040 from './0040-canonical-telegram-chats.js';
 import * as m0041 from './0041-channel-usage.js';
 import * as m0042 from './0042-portal-lapse.js';
+import * as m0043 from './0043-offline-reservations.js';
 
 /** Ordered, append-only list of migrations. Never edit a migration that has shipped. */
 export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }> = [
@@ -84,4 +85,5 @@ export const migrations: ReadonlyArray<{ name: string; module: Knex.Migration }>
   { name: '0040-canonical-telegram-chats', module: m0040 },
   { name: '0041-channel-usage', module: m0041 },
   { name: '0042-portal-lapse', module: m0042 },
+  { name: '0043-offline-reservations', module: m0043 },
 ];

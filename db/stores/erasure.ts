@@ -260,6 +260,7 @@ export const ERASED_BY_NAME: ReadonlySet<string> = new Set([
   'user_token_renewals',
   'erased_entities',
   'channel_usage',
+  'offline_reservations',
 ]);
 
 /**
@@ -356,6 +357,9 @@ export async function erasePortalInstallation(
         rollups: await deletePortalRollups(trx, portal.id),
         erased_entities: await trx('erased_entities').where('portal_id', portal.id).delete(),
         channel_usage: await trx('channel_usage').where('portal_id', portal.id).delete(),
+        offline_reservations: await trx('offline_reservations')
+          .where('portal_id', portal.id)
+          .delete(),
         user_token_renewals: await trx('user_token_renewals')
           .where('member_id', portal.member_id)
           .delete(),

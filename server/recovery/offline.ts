@@ -9,6 +9,12 @@ import {
 } from '../install/offline-binding.js';
 import { toError } from '../lib/errors.js';
 import type { JobHandler } from '../queue/types.js';
+import {
+  heldBatches,
+  holdBatch,
+  releaseBatch,
+  type HeldBatch,
+} from '../../db/stores/offline-reservations.js';
 import { findPortalById, type PortalRow } from '../../db/stores/portals.js';
 import {
   addReport,
@@ -97,8 +103,10 @@ const noExtendedMode = (e: unknown) =>
  * (no entity id, or the store failed) is reported with `event.offline.error` and read again
  * (`error=1`) at the portal's next net drain. Elsewhere the clearing mode (`clear=1`) is all there
  * is: records are gone once read, so a failure there is logged and left to the downtime
- * sweep. A crash between storing and clearing leaves the reservation to expire; the dedupe
- * key (MESSAGE_ID and TIMESTAMP_X) keeps a re-read record from being stored twice.
+ * sweep. A reserved batch is kept in `offline_reservations` until it is settled: Bitrix24
+ * never releases a reservation itself, so one a crash or a failed report left is read again
+ * by its process_id at the portal's next drain; the dedupe key (MESSAGE_ID and TIMESTAMP_X)
+ * keeps a re-read record from being stored twice.
  */
 export function createOfflineDrain(deps: Deps, opts: OfflineDrainOptions = {}): OfflineDrain {
   const ctx: OfflineContext = {
@@ -286,6 +294,13 @@ async function pass(
   errors: boolean,
 ): Promise<DrainReport & { mode: DrainMode }> {
   const total = emptyReport();
+  // Batches reserved before and never settled (a crash, a refused report, error records that
+  // failed again): Bitrix24 keeps them reserved for good, readable by their process_id only.
+  if (mode === 'confirm') {
+    for (const held of await heldBatches(ctx.db, portal.id)) {
+      if (held.error === errors) addReport(total, await readHeld(ctx, portal, held));
+    }
+  }
   let lastId = 0;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const params: Record<string, unknown> = {
@@ -320,16 +335,50 @@ async function pass(
     if (mode === 'confirm' && !processId) {
       throw new Error('event.offline.get answered records without a process_id in confirm mode');
     }
-    addReport(total, await handleBatch(ctx, portal, mode, processId, records));
+    addReport(total, await handleBatch(ctx, portal, mode, processId, records, errors));
     if (records.length < ctx.limit) break;
   }
   return { ...total, mode };
 }
 
+/** A held batch read again by its process_id and settled; released when the portal has none of it. */
+async function readHeld(
+  ctx: OfflineContext,
+  portal: PortalRow,
+  held: HeldBatch,
+): Promise<DrainReport> {
+  const answer = await ctx.bitrix.call<{ events?: OfflineEventRecord[] }>(
+    portal,
+    'event.offline.get',
+    {
+      clear: 0,
+      process_id: held.processId,
+      error: held.error ? 1 : 0,
+      limit: ctx.limit,
+      ...sourceKey(ctx, portal),
+    },
+  );
+  const records = Array.isArray(answer?.events) ? answer.events : [];
+  if (records.length === 0) {
+    await releaseBatch(ctx.db, portal.id, held.processId);
+    return emptyReport();
+  }
+  ctx.logger.warn(
+    { memberId: portal.member_id, records: records.length, errors: held.error },
+    'offline records reserved by an earlier drain and never settled: read again by their process_id',
+  );
+  return handleBatch(ctx, portal, 'confirm', held.processId, records, held.error);
+}
+
 /**
  * Stores a batch, then settles it in the confirm mode: errors reported, the rest cleared.
  * If storing fails, nothing of the batch is settled: it is all reported (confirm mode) or
- * logged as lost (clearing mode), and the failure goes up.
+ * logged as lost (clearing mode), and the failure goes up. A confirm-mode batch is held
+ * (offline_reservations) from before it is stored until it is settled: a reservation is never
+ * released by Bitrix24 itself, so a batch left unsettled is read again by its process_id.
+ * `errors`: a batch of error records, which `event.offline.error` leaves reserved (it marks
+ * and releases records not yet errors only, CORE rest lib/eventoffline.php `markError`):
+ * one that fails again stays held, and its unusable records are cleared.
  */
 async function handleBatch(
   ctx: OfflineContext,
@@ -337,24 +386,36 @@ async function handleBatch(
   mode: DrainMode,
   processId: string,
   records: OfflineEventRecord[],
+  errors: boolean,
 ): Promise<DrainReport> {
   const { logger } = ctx;
+  if (mode === 'confirm') {
+    await holdBatch(ctx.db, portal.id, { processId, error: errors }, ctx.now());
+  }
   let batch;
   try {
     batch = await storeBatch(ctx, portal, records);
   } catch (e) {
-    // Nothing of this batch is settled: report it all rather than leave it reserved.
-    if (mode === 'confirm') {
+    // Nothing of this batch is settled: report it all rather than leave it reserved; error
+    // records cannot be reported again, so they stay held for the next drain.
+    if (mode === 'confirm' && !errors) {
       await reportErrors(
         ctx,
         portal,
         processId,
         records.map((r) => r.MESSAGE_ID),
-      ).catch((err: unknown) =>
-        logger.warn(
-          { memberId: portal.member_id, err: toError(err).message },
-          'event.offline.error failed; the reservation expires on its own',
-        ),
+      )
+        .then(() => releaseBatch(ctx.db, portal.id, processId))
+        .catch((err: unknown) =>
+          logger.warn(
+            { memberId: portal.member_id, err: toError(err).message },
+            'event.offline.error failed; the batch is read again by its process_id at the next drain',
+          ),
+        );
+    } else if (mode === 'confirm') {
+      logger.warn(
+        { memberId: portal.member_id, records: records.length, err: toError(e).message },
+        'offline error records could not be stored again; read again by their process_id at the next drain',
       );
     } else {
       logger.error(
@@ -371,26 +432,33 @@ async function handleBatch(
         mode,
         records: batch.bad.map((b) => `${b.id}: ${b.reason}`).slice(0, 10),
       },
-      mode === 'confirm'
-        ? 'offline records cannot be handled; reported with event.offline.error'
-        : 'offline records cannot be handled and are gone (clearing mode)',
+      mode === 'clear'
+        ? 'offline records cannot be handled and are gone (clearing mode)'
+        : errors
+          ? 'offline error records still cannot be handled; cleared (reported once already)'
+          : 'offline records cannot be handled; reported with event.offline.error',
     );
   }
   if (mode === 'confirm') {
-    await reportErrors(
-      ctx,
-      portal,
-      processId,
-      batch.bad.map((b) => b.id),
-    );
+    // Error records reported again would stay reserved for good: unusable ones are cleared.
+    const cleared = errors ? [...batch.done, ...batch.bad.map((b) => b.id)] : batch.done;
+    if (!errors) {
+      await reportErrors(
+        ctx,
+        portal,
+        processId,
+        batch.bad.map((b) => b.id),
+      );
+    }
     // Never an empty list: that would clear the whole batch.
-    if (batch.done.length) {
+    if (cleared.length) {
       await ctx.bitrix.call(portal, 'event.offline.clear', {
         process_id: processId,
-        message_id: batch.done,
+        message_id: cleared,
         ...sourceKey(ctx, portal),
       });
     }
+    await releaseBatch(ctx.db, portal.id, processId);
   }
   return batch.report;
 }

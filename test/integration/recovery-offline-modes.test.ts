@@ -45,6 +45,38 @@ describe('offline event modes and errors', () => {
     return ids;
   }
 
+  /** The database refuses offline rows (a full disk, say): a real failure of the INSERT. */
+  async function refuseOfflineRows(): Promise<void> {
+    if (isPg(db())) {
+      await db().raw(
+        `create or replace function refuse_offline() returns trigger language plpgsql as $$
+         begin raise exception 'database or disk is full'; end $$`,
+      );
+      await db().raw(
+        `create trigger refuse_offline before insert on events for each row
+         when (new.source = 'offline') execute function refuse_offline()`,
+      );
+    } else {
+      await db().raw(
+        `create trigger refuse_offline before insert on events when new.source = 'offline'
+         begin select raise(abort, 'database or disk is full'); end`,
+      );
+    }
+  }
+  async function acceptOfflineRows(): Promise<void> {
+    await db().raw(
+      isPg(db()) ? 'drop trigger refuse_offline on events' : 'drop trigger refuse_offline',
+    );
+  }
+  /** A drain that fails: its error's message (better-sqlite3's comes from another realm). */
+  async function failedDrain(opts?: { retryErrors?: boolean }): Promise<string> {
+    const outcome = (await s.h.services.offline.drainPortal(await portalRow(), opts).then(
+      () => ({ message: 'resolved' }),
+      (e: unknown) => e,
+    )) as { message?: unknown };
+    return String(outcome.message);
+  }
+
   it('confirms with event.offline.clear (process_id, our connector) where the plan has the extended mode', async () => {
     await lostChanges();
     const report = await s.h.services.offline.drainPortal(await portalRow());
@@ -145,15 +177,18 @@ describe('offline event modes and errors', () => {
       new Set([ids[0], ids[1]]),
     );
 
-    // The timer's drain tries the error record again: still unusable, still reported once.
+    // The timer's drain tries the error record again: still unusable, it is cleared (reported
+    // again it would stay reserved for good: event.offline.error leaves error records as they are).
     expect(await s.h.services.offline.drainAll()).toEqual({
       read: 1,
       recovered: 0,
       covered: 0,
       failed: 1,
     });
-    expect(calls('event.offline.error')).toHaveLength(2);
-    expect(s.portal.offlineEvents.filter((r) => r.error)).toHaveLength(1);
+    expect(calls('event.offline.error')).toHaveLength(1);
+    expect(calls('event.offline.clear').at(-1)!.params.message_id).toEqual([bad[0]!.messageId]);
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(await db()('offline_reservations')).toHaveLength(0);
     expect(
       await db()('events').where({ source: 'offline' }).andWhere('id', '>', before),
     ).toHaveLength(3);
@@ -161,28 +196,8 @@ describe('offline event modes and errors', () => {
 
   it('reports the batch with event.offline.error when storing fails, and stores it on the next tick', async () => {
     const ids = await lostChanges();
-    // The database refuses offline rows (a full disk, say): a real failure of the INSERT.
-    if (isPg(db())) {
-      await db().raw(
-        `create function refuse_offline() returns trigger language plpgsql as $$
-         begin raise exception 'database or disk is full'; end $$`,
-      );
-      await db().raw(
-        `create trigger refuse_offline before insert on events for each row
-         when (new.source = 'offline') execute function refuse_offline()`,
-      );
-    } else {
-      await db().raw(
-        `create trigger refuse_offline before insert on events when new.source = 'offline'
-         begin select raise(abort, 'database or disk is full'); end`,
-      );
-    }
-    // (better-sqlite3's error comes from another realm than Jest's Error: compare messages.)
-    const outcome = (await s.h.services.offline.drainPortal(await portalRow()).then(
-      () => ({ message: 'resolved' }),
-      (e: unknown) => e,
-    )) as { message?: unknown };
-    expect(String(outcome.message)).toMatch(/disk is full/);
+    await refuseOfflineRows();
+    expect(await failedDrain()).toMatch(/disk is full/);
     const error = calls('event.offline.error');
     expect(error).toHaveLength(1);
     expect(error[0]!.params.message_id).toHaveLength(3);
@@ -193,9 +208,7 @@ describe('offline event modes and errors', () => {
       await db()('events').where({ source: 'offline' }).andWhere('id', '>', before),
     ).toHaveLength(0);
 
-    await db().raw(
-      isPg(db()) ? 'drop trigger refuse_offline on events' : 'drop trigger refuse_offline',
-    );
+    await acceptOfflineRows();
     expect(await s.h.services.offline.drainAll()).toEqual({
       read: 3,
       recovered: 3,
@@ -212,5 +225,66 @@ describe('offline event modes and errors', () => {
       new Set([ids[0], ids[1]]),
     );
     expect(s.accounting.requests).toHaveLength(2);
+  });
+
+  /*
+   * Bitrix24 never releases a reservation itself (test/emulator/offline-queue.ts cites the
+   * core), and event.offline.error releases only records not yet errors. The app counted on
+   * reservations expiring: a batch whose store and report both failed, and error records
+   * that failed a second time, stayed reserved for good, their changes lost.
+   */
+  it('reads error records that failed again by their process_id at the next drain', async () => {
+    const ids = await lostChanges();
+    await refuseOfflineRows();
+    expect(await failedDrain()).toMatch(/disk is full/);
+    // Read again as errors, and refused again: reserved under the error pass's process_id.
+    expect(await failedDrain({ retryErrors: true })).toMatch(/disk is full/);
+    expect(s.portal.offlineEvents.filter((r) => r.error && r.processId !== '')).toHaveLength(3);
+    expect(await db()('offline_reservations')).toHaveLength(1);
+    await acceptOfflineRows();
+    mark();
+    expect(
+      await s.h.services.offline.drainPortal(await portalRow(), { retryErrors: true }),
+    ).toEqual({
+      read: 3,
+      recovered: 3,
+      covered: 0,
+      failed: 0,
+    });
+    // The held batch, read by its process_id (a read without one finds nothing of it).
+    const reread = calls('event.offline.get').filter((c) => c.params.process_id !== undefined);
+    expect(reread).toHaveLength(1);
+    expect(reread[0]!.params).toMatchObject({ error: 1, clear: 0 });
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(await db()('offline_reservations')).toHaveLength(0);
+    await s.drain();
+    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
+      new Set([ids[0], ids[1]]),
+    );
+  });
+
+  it('reads a batch whose store and report both failed by its process_id at the next drain', async () => {
+    const ids = await lostChanges();
+    await refuseOfflineRows();
+    s.portal.failNext('event.offline.error', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' }, 4);
+    expect(await failedDrain()).toMatch(/disk is full/);
+    // Control: the report was tried and refused; the batch stays reserved.
+    expect(calls('event.offline.error').every((c) => c.error === 'QUERY_LIMIT_EXCEEDED')).toBe(
+      true,
+    );
+    expect(s.portal.offlineEvents.filter((r) => r.processId !== '')).toHaveLength(3);
+    await acceptOfflineRows();
+    expect(await s.h.services.offline.drainPortal(await portalRow())).toEqual({
+      read: 3,
+      recovered: 3,
+      covered: 0,
+      failed: 0,
+    });
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(await db()('offline_reservations')).toHaveLength(0);
+    await s.drain();
+    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
+      new Set([ids[0], ids[1]]),
+    );
   });
 });
