@@ -72,10 +72,17 @@ export function isKnownEvent(name: string): boolean {
   return KNOWN_EVENTS.has(name) || /^ONCRMDYNAMICITEM(ADD|UPDATE|DELETE)_\d+$/.test(name);
 }
 
-/** Events declared with `sendRefreshToken` in the rest module (CORE rest_provider.php). */
+/**
+ * Events declared with `sendRefreshToken` in the rest module (CORE rest
+ * classes/general/rest_provider.php `getDescription`: OnAppInstall, OnAppUpdate,
+ * OnSubscriptionRenew, OnAppTest; lib/api/event.php: onOfflineEvent). ONAPPTEST was missing
+ * here, so no test could see a test delivery confirm an install.
+ */
 export const EVENTS_WITH_REFRESH_TOKEN: ReadonlySet<string> = new Set([
   'ONAPPINSTALL',
   'ONAPPUPDATE',
+  'ONSUBSCRIPTIONRENEW',
+  'ONAPPTEST',
   'ONOFFLINEEVENT',
 ]);
 
