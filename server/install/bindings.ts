@@ -140,10 +140,9 @@ export async function askForTokenTest(deps: Deps, fresh: PortalRow): Promise<str
     return 'no test delivery needed';
   }
   // An install the OAuth server has not confirmed is proven by a delivered refresh token,
-  // which only ONAPPINSTALL carries: an ONAPPTEST could never prove it.
-  if (fresh.install_confirmed_at === null && deps.config.b24.clientId) {
-    return 'the install is not confirmed: only ONAPPINSTALL can prove it';
-  }
+  // which ONAPPTEST carries as ONAPPINSTALL does (CORE rest classes/general/rest_provider.php:
+  // OnAppTest has sendRefreshToken): asked for, it confirms an install whose ONAPPINSTALL
+  // was lost, which waited for ever before.
   const now = deps.clock.now().getTime();
   const last = Number(await getSetting<number>(deps.db, fresh.member_id, TOKEN_TEST_KEY)) || 0;
   if (now - last < TOKEN_TEST_EVERY_MS) return 'a test delivery was asked for recently';

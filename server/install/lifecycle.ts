@@ -107,8 +107,8 @@ function oauthUnavailable(detail: string): RetryableError {
 /**
  * One unverified ONAPPINSTALL (or ONAPPTEST): its access token must work on the STORED
  * portal's client endpoint, be our app's (`app.info`) and belong to an administrator; for an
- * install the OAuth server has not confirmed yet, its refresh token (which only ONAPPINSTALL
- * carries) must also pass the exchange with our credentials. Proven, its application token
+ * install the OAuth server has not confirmed yet, its refresh token (ONAPPINSTALL and
+ * ONAPPTEST carry one) must also pass the exchange with our credentials. Proven, its application token
  * is adopted; unproven, it is rejected and nothing stored changes. A portal or OAuth server that cannot answer now (outage, REST
  * budget busy) throws a RetryableError: the delivery stays unverified for the next try.
  */

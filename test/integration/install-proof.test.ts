@@ -302,7 +302,10 @@ describe('install proof', () => {
     expect(await pendingProof()).toHaveLength(1);
   });
 
-  it('does not ask for an ONAPPTEST that could never prove an install the OAuth server has not confirmed', async () => {
+  it('confirms an install the OAuth server has not confirmed with an ONAPPTEST it asks for', async () => {
+    // ONAPPTEST carries a refresh token as ONAPPINSTALL does (test/emulator/known-names.ts
+    // cites the core): the app took it for one that could never prove such an install, did
+    // not ask, and the install waited unconfirmed for ever once its ONAPPINSTALL was lost.
     h = await startInstallHarness();
     const portal = await h.addPortal();
     await installLosingOnAppInstall(portal);
@@ -313,10 +316,16 @@ describe('install proof', () => {
     h.t.deps.portals.invalidate(portal.memberId);
     await portal.addDeal({ TITLE: 'Waiting' });
     await settleProof(portal);
-    // Only ONAPPINSTALL carries the refresh token such an install is proven by.
-    expect(portal.calls.filter((c) => c.method === 'event.test')).toHaveLength(0);
-    const [proof] = await h.t.deps.db('jobs').where({ type: 'lifecycle', status: 'pending' });
-    expect(proof.last_error).toMatch(/only ONAPPINSTALL can prove it/);
+    expect(portal.calls.filter((c) => c.method === 'event.test')).toHaveLength(1);
+    await settleProof(portal);
+    expect((await eventsOf('ONAPPTEST')).map((e) => e.status)).toEqual(['processed']);
+    // Confirmed by the exchange of the delivered refresh token with our credentials.
+    expect((await row(portal))!.install_confirmed_at).not.toBeNull();
+    expect(h.emu.oauthCalls.at(-1)).toMatchObject({ grantType: 'refresh_token' });
+    expect((await row(portal))!.application_token_digest).toBe(
+      h.t.deps.box.digest(portal.applicationToken),
+    );
+    expect((await eventsOf('ONCRMDEALADD'))[0]!.status).not.toBe('unverified');
   });
 
   it('refuses a zone default that is not in B24_OAUTH_SERVERS, sending the secret nowhere', async () => {
