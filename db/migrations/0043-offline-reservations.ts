@@ -18,6 +18,9 @@ export async function up(knex: Knex): Promise<void> {
     t.integer('error').notNullable().defaultTo(0);
     t.bigInteger('reserved_at').notNullable();
     t.primary(['portal_id', 'process_id']);
+    // Retention removes held batches older than RETENTION_DAYS (Bitrix24 deletes the records
+    // themselves about 34 days after their change).
+    t.index(['reserved_at'], 'offline_reservations_reserved');
   });
 }
 

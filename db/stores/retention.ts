@@ -138,7 +138,8 @@ const AGED: Record<
   | 'recovery_gaps'
   | 'destinations'
   | 'telegram_link_codes'
-  | 'channel_usage',
+  | 'channel_usage'
+  | 'offline_reservations',
   AgedTable
 > = {
   // Alert jobs (no event): done or dead ones, through the partial `jobs_eventless` index.
@@ -180,6 +181,14 @@ const AGED: Record<
     table: 'channel_usage',
     column: 'day_start',
     key: ['portal_id', 'channel', 'day_start'],
+    ofPortal: (q, id) => q.where('portal_id', id),
+  },
+  // Offline batches a drain never settled, every drain since failing too (a portal that
+  // lost the extended mode leaves its last ones); index `offline_reservations_reserved`.
+  offline_reservations: {
+    table: 'offline_reservations',
+    column: 'reserved_at',
+    key: ['portal_id', 'process_id'],
     ofPortal: (q, id) => q.where('portal_id', id),
   },
 };

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { saveDestination, type DestinationRow } from '../../db/stores/destinations.js';
+import { holdBatch } from '../../db/stores/offline-reservations.js';
 import { reserveLinkCode } from '../../db/stores/telegram-chats.js';
 import { runCliIn } from '../helpers/cli.js';
 import { seedPortal, type TestPortal } from '../helpers/event-builder.js';
@@ -13,7 +14,7 @@ const DAY = 86_400_000;
  * code nobody typed back stayed after it expired. With RETENTION_DAYS set, a pass removes
  * those older than the cut-off and keeps what is still in use.
  */
-describe('retention of breaker rows and link codes', () => {
+describe('retention of breaker rows, link codes and unsettled offline batches', () => {
   let t: TestDeps;
   let p: TestPortal;
 
@@ -28,9 +29,13 @@ describe('retention of breaker rows and link codes', () => {
     updated_at: at,
   });
 
-  /** A day of use: a step fails at a new host, an admin asks a code for a new chat. */
+  /**
+   * A day of use: a step fails at a new host, an admin asks a code for a new chat, an offline
+   * batch is left unsettled.
+   */
   async function aDay(day: number) {
     const now = t.clock.now().getTime();
+    await holdBatch(t.deps.db, p.row.id, { processId: `batch${day}`, error: false }, now);
     await saveDestination(t.deps.db, breaker(`http:erp${day}.example#${p.row.id}`, 'closed', now));
     await reserveLinkCode(
       t.deps.db,
@@ -62,7 +67,11 @@ describe('retention of breaker rows and link codes', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.out) as { shared: Record<string, number> };
     // Days 0–9 are more than 30 days old (the clock stands at day 40).
-    expect(out.shared).toMatchObject({ destinations: 10, telegram_link_codes: 10 });
+    expect(out.shared).toMatchObject({
+      destinations: 10,
+      telegram_link_codes: 10,
+      offline_reservations: 10,
+    });
   });
 
   it('a pass removes them and keeps the recent ones and the open breaker', async () => {
@@ -71,6 +80,7 @@ describe('retention of breaker rows and link codes', () => {
     expect((JSON.parse(r.out) as { shared: Record<string, number> }).shared).toMatchObject({
       destinations: 10,
       telegram_link_codes: 10,
+      offline_reservations: 10,
     });
     const { db } = t.deps;
     const keys = (await db('destinations').orderBy('key').pluck('key')) as string[];
@@ -92,5 +102,6 @@ describe('retention of breaker rows and link codes', () => {
       Number(((await db(table).count({ n: '*' }).first()) as { n: unknown }).n);
     expect(await n('destinations')).toBe(31);
     expect(await n('telegram_link_codes')).toBe(30);
+    expect(await n('offline_reservations')).toBe(30);
   });
 });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Knex } from 'knex';
 import { tableColumns } from '../../db/stores/erasure.js';
 import { createReplayRun } from '../../db/stores/replay-runs.js';
+import { holdBatch } from '../../db/stores/offline-reservations.js';
 import { insertGap, updateGap } from '../../db/stores/recovery.js';
 import { recordSlaBreaches } from '../../db/stores/sla.js';
 import { recordOwnWrite } from '../../db/stores/processing.js';
@@ -229,6 +230,8 @@ describe('erasure: CLEAN uninstall and `b24hooks erase`', () => {
         updated_at: now,
       });
     }
+    // An offline batch a drain reserved and has not settled (server/recovery/offline.ts).
+    await holdBatch(db, portalId, { processId: 'f'.repeat(32), error: false }, now);
     // On PostgreSQL the REST calls above already reserved slots in the shared budget.
     await db('rate_buckets')
       .insert({ key: portal.memberId, level: 1, at: now })
