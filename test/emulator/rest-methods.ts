@@ -259,6 +259,20 @@ const TIMELINE_OWNERS: Record<string, (p: PortalState) => EntityStore> = {
  * → CCrmOwnerType::ResolveID, crm classes/general/crm_owner_type.php: QUOTE, SMART_INVOICE,
  * DYNAMIC_<id>).
  */
+/** An owner type id as the name timelineOwnerExists takes (CCrmOwnerType ids). */
+function ownerTypeName(typeId: number): string {
+  const named: Record<number, string> = {
+    1: 'lead',
+    2: 'deal',
+    3: 'contact',
+    4: 'company',
+    7: 'quote',
+  };
+  if (named[typeId]) return named[typeId];
+  if (typeId === 31) return 'smart_invoice';
+  return typeId >= 128 ? `dynamic_${typeId}` : '';
+}
+
 function timelineOwnerExists(portal: PortalState, entityType: string, id: string): boolean {
   const dynamic = /^dynamic_(\d+)$/.exec(entityType);
   if (dynamic) return portal.items.get(Number(dynamic[1]), id) !== undefined;
@@ -271,29 +285,39 @@ function timelineOwnerExists(portal: PortalState, entityType: string, id: string
  * lower case ("Starting from crm version 23.100.0, the method only accepts parameters with the
  * key `fields` in lowercase. Other undocumented variants (Fields, FIELDS, arFields) are not
  * accepted"), so another spelling reads as no fields; `100` "Required fields are not
- * provided", `OWNER_NOT_FOUND`, `INVALID_ARG_VALUE` "Empty comment" from its error table;
+ * provided" (no `fields` object), `OWNER_NOT_FOUND`, `INVALID_ARG_VALUE` from its error table;
  * ENTITY_TYPE `lead`, `deal`, `contact`, `company`, `order`, `dynamic_<n>` and the other
  * owner type names (the emulated portal holds no orders, so those owners are never found).
  */
 const timelineCommentAdd: MethodHandler = (params, call, portal) => {
   const fields = Object.hasOwn(params, 'fields') ? params.fields : undefined;
-  const required = () => new RestError(400, '100', 'Required fields are not provided');
-  if (!isRecord(fields)) throw required();
-  const entityType = String(param(fields, 'ENTITY_TYPE') ?? '').toLowerCase();
-  const entityIdValue = String(param(fields, 'ENTITY_ID') ?? '');
-  const comment = String(param(fields, 'COMMENT') ?? '');
-  if (!entityType || !entityIdValue) throw required();
-  if (!timelineOwnerExists(portal, entityType, entityIdValue)) {
+  if (!isRecord(fields)) throw new RestError(400, '100', 'Required fields are not provided');
+  // The fields by their exact names, ENTITY_TYPE_ID before ENTITY_TYPE, the author the caller
+  // (CORE crm lib/controller/timeline/comment.php `fetchFieldsToAdd`); no owner id or type:
+  // OWNER_NOT_FOUND (`assertValidOwner`); an empty text: "Empty comment message"
+  // (`assertValidCommentContent`). An owner that is not there is refused as not found too
+  // (the core asks the user's permission on it there: unsure what it answers).
+  const own = (k: string): unknown => (Object.hasOwn(fields, k) ? fields[k] : undefined);
+  const typeId = Number(own('ENTITY_TYPE_ID') ?? 0);
+  const entityType =
+    typeId > 0 ? ownerTypeName(typeId) : String(own('ENTITY_TYPE') ?? '').toLowerCase();
+  const entityIdValue = String(own('ENTITY_ID') ?? '');
+  const comment = String(own('COMMENT') ?? '').trim();
+  if (
+    !(Number(entityIdValue) > 0) ||
+    !entityType ||
+    !timelineOwnerExists(portal, entityType, entityIdValue)
+  ) {
     throw new RestError(400, 'OWNER_NOT_FOUND', 'Owner of the item not found');
   }
-  if (comment.trim() === '') throw new RestError(400, 'INVALID_ARG_VALUE', 'Empty comment');
+  if (comment === '') throw new RestError(400, 'INVALID_ARG_VALUE', 'Empty comment message');
   const id = String(portal.timeline.length + 1);
   portal.timeline.push({
     ID: id,
     ENTITY_ID: entityIdValue,
     ENTITY_TYPE: entityType,
     COMMENT: comment,
-    AUTHOR_ID: String(param(fields, 'AUTHOR_ID') ?? call.userId),
+    AUTHOR_ID: String(call.userId),
     CREATED: formatBitrixDate(portal.ctx.now()),
   });
   fireInBackground(

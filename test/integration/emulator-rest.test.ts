@@ -512,6 +512,31 @@ describe('REST API of the emulated portal', () => {
     expect(portal.timeline.at(-1)).toMatchObject({ ENTITY_ID: quote.id, ENTITY_TYPE: 'quote' });
   });
 
+  it('reads crm.timeline.comment.add fields by their exact names, ENTITY_TYPE_ID too', async () => {
+    // CORE crm lib/controller/timeline/comment.php `fetchFieldsToAdd`: `$fields['ENTITY_ID']`…
+    const lower = await call('crm.timeline.comment.add', {
+      fields: { entity_id: 5, entity_type: 'deal', comment: 'x' },
+    });
+    expect([lower.status, lower.json.error]).toEqual([400, 'OWNER_NOT_FOUND']);
+    const empty = await call('crm.timeline.comment.add', {
+      fields: { ENTITY_ID: 5, ENTITY_TYPE: 'deal', comment: 'x' },
+    });
+    expect([empty.json.error, empty.json.error_description]).toEqual([
+      'INVALID_ARG_VALUE',
+      'Empty comment message',
+    ]);
+    // The author is the caller, whatever AUTHOR_ID says.
+    const byId = await call('crm.timeline.comment.add', {
+      fields: { ENTITY_ID: 5, ENTITY_TYPE_ID: 2, COMMENT: 'Paid', AUTHOR_ID: 7 },
+    });
+    expect(typeof byId.json.result).toBe('number');
+    expect(portal.timeline.at(-1)).toMatchObject({
+      ENTITY_ID: '5',
+      ENTITY_TYPE: 'deal',
+      AUTHOR_ID: '1',
+    });
+  });
+
   it('returns contacts with Bitrix multi-field phones', async () => {
     const { id } = await portal.addContact({
       NAME: 'Ada',
