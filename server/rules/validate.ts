@@ -187,7 +187,11 @@ function crossChecks(json: unknown): MapError[] {
   return errors;
 }
 
-/** What `crm.timeline.comment.add` requires in its `fields` (the method's doc page). */
+/**
+ * What `crm.timeline.comment.add` requires in its `fields` (the method's doc page), read by
+ * these exact names (CORE crm lib/controller/timeline/comment.php `fetchFieldsToAdd`:
+ * `$fields['ENTITY_ID']`, `['ENTITY_TYPE']` or `['ENTITY_TYPE_ID']`, `['COMMENT']`).
+ */
 const TIMELINE_COMMENT_FIELDS = ['ENTITY_ID', 'ENTITY_TYPE', 'COMMENT'];
 
 /**
@@ -219,8 +223,21 @@ function timelineCommentChecks(a: Record<string, unknown>, at: PropertyKey[]): M
       },
     ];
   }
+  // Another case is not the field: `entity_id` left the owner 0, and every event failed with
+  // OWNER_NOT_FOUND (or "Empty comment message" for `comment`).
+  const known = [...TIMELINE_COMMENT_FIELDS, 'ENTITY_TYPE_ID'];
+  const cased = Object.keys(fields).filter(
+    (k) => !known.includes(k) && known.includes(k.toUpperCase()),
+  );
+  if (cased.length > 0) {
+    return cased.map((k) => ({
+      path: jsonPath([...at, 'params', 'fields', k]),
+      message: `expected "${k.toUpperCase()}" in capitals: crm.timeline.comment.add reads its fields by their exact names`,
+    }));
+  }
+  const has = (f: string) => Object.hasOwn(fields, f);
   const missing = TIMELINE_COMMENT_FIELDS.filter(
-    (f) => !Object.keys(fields).some((k) => k.toUpperCase() === f),
+    (f) => !has(f) && !(f === 'ENTITY_TYPE' && has('ENTITY_TYPE_ID')),
   );
   return missing.length === 0
     ? []

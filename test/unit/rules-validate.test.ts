@@ -75,6 +75,30 @@ describe('validateEventMap', () => {
     expect(errorsOf(comment({ id: 1 }))[0]?.message).toBe(
       'expected an object with ENTITY_ID, ENTITY_TYPE, COMMENT, got nothing',
     );
+    // The core reads the fields by their exact names: `entity_id` left the owner 0 and every
+    // event failed at the step (OWNER_NOT_FOUND).
+    expect(
+      errorsOf(
+        comment({ fields: { entity_id: '{{deal.ID}}', ENTITY_TYPE: 'deal', comment: 'x' } }),
+      ),
+    ).toEqual([
+      {
+        path: '$.rules[0].actions[0].params.fields.entity_id',
+        message:
+          'expected "ENTITY_ID" in capitals: crm.timeline.comment.add reads its fields by their exact names',
+      },
+      {
+        path: '$.rules[0].actions[0].params.fields.comment',
+        message:
+          'expected "COMMENT" in capitals: crm.timeline.comment.add reads its fields by their exact names',
+      },
+    ]);
+    // ENTITY_TYPE_ID (2 for a deal) stands for ENTITY_TYPE.
+    expect(
+      validateEventMap(
+        comment({ fields: { ENTITY_ID: '{{deal.ID}}', ENTITY_TYPE_ID: 2, COMMENT: 'Paid' } }),
+      ).ok,
+    ).toBe(true);
     // Control: the documented form passes, and other methods keep their own keys.
     expect(validateEventMap(comment({ fields: full })).ok).toBe(true);
     const other = comment({ FIELDS: full });
