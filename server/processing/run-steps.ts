@@ -229,7 +229,7 @@ async function runStep(
     await deps.db.transaction(async (trx) => {
       await recordSucceeded(ctx, trx, base, result, out);
       if (rendered.type === 'bitrix')
-        await noteOwnWrite(ctx, trx, scope, run.rule, rendered, out.response);
+        await noteOwnWrite(ctx, trx, scope, run.rule, rendered, out.response, base.idempotency_key);
       await finish?.(trx);
     });
     deps.metrics.actionRuns.inc({ type: base.action_type, outcome: 'succeeded' });

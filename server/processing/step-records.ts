@@ -74,11 +74,13 @@ export async function noteOwnWrite(
   rule: Rule,
   rendered: BitrixAction,
   response: unknown,
+  /** The step run's idempotency key (its action_runs row, written in `db` already). */
+  runKey: string,
 ): Promise<void> {
   const written = writtenEntity(rendered.method, rendered.params, response);
   if (!written) return;
   ctx.reader.invalidate(scope.portal.id, written.type, written.id);
-  if (changesNothing(scope, written, rendered)) return;
+  if (await changesNothing(db, scope, written, rendered, runKey)) return;
   const row = {
     portal_id: scope.portal.id,
     entity_type: written.type,
@@ -90,40 +92,41 @@ export async function noteOwnWrite(
   for (let i = 0; i < echoCount(scope, rendered); i++) await recordOwnWrite(db, row);
 }
 
-/** The event's own record as this job's writes left it, where they wrote to it. */
-const writtenSoFar = new WeakMap<EventScope, Record<string, unknown>>();
+/** Types saved only when a value changes (test/emulator/crm-store.ts cites the core). */
+const SAVED_ONLY_WHEN_CHANGED = new Set(['deal', 'lead', 'contact', 'company', 'quote']);
 
 /**
  * Whether an update is known to change no value of the event's own record, as read for this
- * job and changed by its earlier writes: Bitrix24 then saves nothing and sends no event (a
- * deal, lead, contact, company or quote is saved through the item factory, which stops
- * before the save and its events when nothing changed: CORE crm lib/Service/Operation.php,
- * "no changes - no actions"; crm-item-update.md likewise). A remembered write no echo takes
- * was taken by the person's next change of the record within ten minutes, and the loop guard
- * skipped the rule for it. Only the same text counts as the same value; anything else (a
- * number written as another text, a list, another record, another method) is taken as a
- * change, as before.
+ * job: Bitrix24 then saves nothing and sends no event (a deal, lead, contact, company, quote
+ * or smart-process item is saved through the item factory, which stops before the save and
+ * its events when nothing changed: CORE crm lib/Service/Operation.php, "no changes - no
+ * actions"; an old invoice is saved, and its events sent, all the same). A remembered write
+ * no echo takes was taken by the person's next change of the record within ten minutes, and
+ * the loop guard skipped the rule for it. Only the same text counts as the same value, and
+ * only for the event's first write: after any other `bitrix` step of the event succeeded
+ * (this job's or an earlier attempt's, any rule's) the record as read may be out of date.
+ * Anything less certain is taken as a change, as before.
  */
-function changesNothing(
+async function changesNothing(
+  db: Knex,
   scope: EventScope,
   written: { type: string; id: string },
   rendered: BitrixAction,
-): boolean {
+  runKey: string,
+): Promise<boolean> {
   const method = rendered.method.toLowerCase();
-  const params = rendered.params ?? {};
-  const fields = params['fields'];
+  const fields = (rendered.params ?? {})['fields'];
   const own =
     scope.entity !== undefined &&
     scope.event.entity_type === written.type &&
     String(scope.event.entity_id) === written.id;
   const update =
-    method === `crm.${written.type}.update` ||
+    (SAVED_ONLY_WHEN_CHANGED.has(written.type) && method === `crm.${written.type}.update`) ||
     (method === 'crm.item.update' && written.type.startsWith('dynamic:'));
   if (!own || !update || !isPlainObject(fields)) return false;
-  const current = { ...scope.entity, ...writtenSoFar.get(scope) };
-  writtenSoFar.set(scope, { ...writtenSoFar.get(scope), ...fields });
+  const current = scope.entity!;
   const entries = Object.entries(fields);
-  return (
+  const same =
     entries.length > 0 &&
     entries.every(
       ([k, v]) =>
@@ -131,8 +134,13 @@ function changesNothing(
         isScalar(v) &&
         isScalar(current[k]) &&
         String(v) === String(current[k]),
-    )
-  );
+    );
+  if (!same) return false;
+  const earlier = await db('action_runs')
+    .where({ event_id: scope.event.id, action_type: 'bitrix', status: 'succeeded' })
+    .whereNot('idempotency_key', runKey)
+    .first('id');
+  return earlier === undefined;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>

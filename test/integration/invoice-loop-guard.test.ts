@@ -81,6 +81,28 @@ describe('loop guard on old invoices', () => {
     expect(writes.every((w) => w.consumed_by_event_id !== null)).toBe(true);
   });
 
+  it('does not loop on an invoice that already carries the stamp: an old invoice echoes every update', async () => {
+    // Saved and its events sent even when nothing changed (CCrmInvoice, no item factory):
+    // a write taken for one that changes nothing was not remembered, and each echo ran the
+    // rule again, for ever (review of the no-change loop guard).
+    s = await startPaidDealScenario(() => stampPaid('ONCRMINVOICEUPDATE'), {
+      B24_EVENTS: ALL_EVENTS,
+    });
+    const invoice = await s.portal.addInvoice(invoiceOf({ COMMENTS: 'paid, stamped by b24hooks' }));
+    await s.drain();
+    s.shiftPortalTime(2000);
+    await s.portal.updateInvoice(invoice.id, { STATUS_ID: 'P' });
+    for (let i = 0; i < 6; i++) {
+      s.shiftPortalTime(2000);
+      await s.drain();
+    }
+    expect(callsOf('crm.invoice.update')).toHaveLength(1);
+    expect((await statuses('ONCRMINVOICEUPDATE')).map(([status]) => status)).toEqual([
+      'processed',
+      'skipped',
+    ]);
+  });
+
   it('does not let a rule on ONCRMINVOICESETSTATUS re-trigger itself by updating the invoice', async () => {
     s = await startPaidDealScenario(() => stampPaid('ONCRMINVOICESETSTATUS'), {
       B24_EVENTS: ALL_EVENTS,

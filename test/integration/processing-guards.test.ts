@@ -140,6 +140,47 @@ describe('processing guards', () => {
     expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(2);
   });
 
+  it('remembers a write that puts back what an earlier step of the event changed', async () => {
+    // Step 1 changes the comment, step 2 restores the text the deal was read with: both are
+    // saved and echoed. Judged against the record as read, step 2 looked like no change.
+    const twoSteps = {
+      rules: [
+        {
+          name: 'Stamp won deals',
+          on: ['ONCRMDEALUPDATE'],
+          when: [{ field: 'STAGE_ID', equals: 'WON' }],
+          actions: [
+            {
+              type: 'bitrix' as const,
+              name: 'working',
+              method: 'crm.deal.update',
+              params: { id: '{{deal.ID}}', fields: { COMMENTS: 'working' } },
+            },
+            {
+              type: 'bitrix' as const,
+              name: 'stamped',
+              method: 'crm.deal.update',
+              params: { id: '{{deal.ID}}', fields: { COMMENTS: 'stamped' } },
+            },
+          ],
+        },
+      ],
+    };
+    s = await startPaidDealScenario(() => twoSteps);
+    await changeThenEchoes(
+      s,
+      { TITLE: 'Two', STAGE_ID: 'NEW', COMMENTS: 'stamped' },
+      { STAGE_ID: 'WON' },
+      5,
+    );
+    expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(2);
+    // Both writes remembered (the two echoes, in the same second with the same body, arrive
+    // as one delivery: the intake keeps one), and the echo runs no rule.
+    expect(await s.h.t.deps.db('own_writes')).toHaveLength(2);
+    const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
+    expect(rows.map((r) => r.status)).toEqual(['processed', 'skipped']);
+  });
+
   it('still knows the echo of its own write when the echo’s evaluation fails and is retried', async () => {
     // With the default settling time, the echo waits a second before it is read, so the
     // fault below can be set up between the rule's run and the echo's evaluation.
