@@ -30,7 +30,7 @@ export async function releaseBatch(db: Knex, portalId: number, processId: string
   await db('offline_reservations').where({ portal_id: portalId, process_id: processId }).delete();
 }
 
-/** The portal's batches still held, oldest first (its primary key). */
+/** The portal's batches still held, oldest first. */
 export async function heldBatches(db: Knex, portalId: number): Promise<HeldBatch[]> {
   const rows = (await db('offline_reservations')
     .where({ portal_id: portalId })

@@ -296,9 +296,10 @@ async function pass(
   const total = emptyReport();
   // Batches reserved before and never settled (a crash, a refused report, error records that
   // failed again): Bitrix24 keeps them reserved for good, readable by their process_id only.
-  if (mode === 'confirm') {
-    for (const held of await heldBatches(ctx.db, portal.id)) {
-      if (held.error === errors) addReport(total, await readHeld(ctx, portal, held));
+  // In the clearing mode every held batch is read once more, and deleted with the read.
+  for (const held of await heldBatches(ctx.db, portal.id)) {
+    if (mode === 'confirm' ? held.error === errors : !errors) {
+      addReport(total, await readHeld(ctx, portal, held));
     }
   }
   let lastId = 0;
@@ -341,33 +342,52 @@ async function pass(
   return { ...total, mode };
 }
 
-/** A held batch read again by its process_id and settled; released when the portal has none of it. */
+/**
+ * A held batch read again by its process_id and settled; released when the portal has none
+ * of it. In the clearing mode (the portal's plan lost the extended mode, or a `clear=0` read
+ * is refused now) it is read with `clear=1`, which deletes the whole batch with the read
+ * (CORE rest lib/api/event.php: `clearEvents` with the process_id; only `clear=0` needs the
+ * extended mode): stored if it can be, gone either way.
+ */
 async function readHeld(
   ctx: OfflineContext,
   portal: PortalRow,
   held: HeldBatch,
 ): Promise<DrainReport> {
-  const answer = await ctx.bitrix.call<{ events?: OfflineEventRecord[] }>(
-    portal,
-    'event.offline.get',
-    {
-      clear: 0,
+  const mode = ctx.modes.get(portal.id)?.mode ?? 'confirm';
+  const read = (clear: 0 | 1) =>
+    ctx.bitrix.call<{ events?: OfflineEventRecord[] }>(portal, 'event.offline.get', {
+      clear,
       process_id: held.processId,
       error: held.error ? 1 : 0,
       limit: ctx.limit,
       ...sourceKey(ctx, portal),
-    },
-  );
-  const records = Array.isArray(answer?.events) ? answer.events : [];
-  if (records.length === 0) {
-    await releaseBatch(ctx.db, portal.id, held.processId);
-    return emptyReport();
+    });
+  let answer: { events?: OfflineEventRecord[] };
+  let clearing = mode === 'clear';
+  try {
+    answer = await read(clearing ? 1 : 0);
+  } catch (e) {
+    if (clearing || !noExtendedMode(e)) throw e;
+    ctx.modes.set(portal.id, { mode: 'clear', at: ctx.now() });
+    clearing = true;
+    answer = await read(1);
   }
+  const records = Array.isArray(answer?.events) ? answer.events : [];
+  if (records.length === 0 || clearing) await releaseBatch(ctx.db, portal.id, held.processId);
+  if (records.length === 0) return emptyReport();
   ctx.logger.warn(
     { memberId: portal.member_id, records: records.length, errors: held.error },
     'offline records reserved by an earlier drain and never settled: read again by their process_id',
   );
-  return handleBatch(ctx, portal, 'confirm', held.processId, records, held.error);
+  return handleBatch(
+    ctx,
+    portal,
+    clearing ? 'clear' : 'confirm',
+    held.processId,
+    records,
+    held.error,
+  );
 }
 
 /**

@@ -287,4 +287,37 @@ describe('offline event modes and errors', () => {
       new Set([ids[0], ids[1]]),
     );
   });
+
+  it('reads a held batch once more, and clears it, when the plan has lost the extended mode', async () => {
+    const ids = await lostChanges();
+    await refuseOfflineRows();
+    s.portal.failNext('event.offline.error', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' }, 4);
+    expect(await failedDrain()).toMatch(/disk is full/);
+    expect(await db()('offline_reservations')).toHaveLength(1);
+    await acceptOfflineRows();
+    // clear=0 is refused from now on (WRONG_LICENSE): the held batch was read that way first,
+    // and every drain failed on it until the mode was asked again a day later.
+    s.portal.setOfflineExtended(false);
+    mark();
+    expect(
+      await s.h.services.offline.drainPortal(await portalRow(), { retryErrors: true }),
+    ).toEqual({
+      read: 3,
+      recovered: 3,
+      covered: 0,
+      failed: 0,
+    });
+    const reread = calls('event.offline.get').filter((c) => c.params.process_id !== undefined);
+    expect(reread.map((c) => [c.params.clear, c.error ?? null])).toEqual([
+      [0, 'WRONG_LICENSE'],
+      [1, null],
+    ]);
+    expect(s.h.services.offline.modeOf((await portalRow()).id)).toBe('clear');
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(await db()('offline_reservations')).toHaveLength(0);
+    await s.drain();
+    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
+      new Set([ids[0], ids[1]]),
+    );
+  });
 });
