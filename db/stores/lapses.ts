@@ -13,8 +13,10 @@ import type { Knex } from 'knex';
  * (portal_id, id) index, one row.
  */
 export async function markLapse(db: Knex, portalId: number, now: number): Promise<void> {
+  // Not a sweep's own rows (a lapse met again during its sweep would move its start to now).
   const last = (await db('events')
     .where({ portal_id: portalId })
+    .whereNot('source', 'sweep')
     .orderBy('id', 'desc')
     .first('received_at')) as { received_at: number | string } | undefined;
   const since = last ? Math.min(Number(last.received_at), now) : now;
@@ -32,8 +34,9 @@ export interface ResumedLapse {
 
 /** Portals installed and no longer paused with a lapse still to sweep (index portals_lapse_since). */
 export async function resumedLapses(db: Knex): Promise<ResumedLapse[]> {
+  // `> 0` (not `is not null`) so that SQLite reads the index, not the table.
   const rows = (await db('portals')
-    .whereNotNull('lapse_since')
+    .where('lapse_since', '>', 0)
     .whereNull('pause_reason')
     .where({ status: 'installed' })
     .select('id', 'member_id', 'lapse_since')) as Array<Record<string, unknown>>;

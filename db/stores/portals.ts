@@ -131,9 +131,11 @@ export async function markPortalUninstalled(db: Knex, id: number, now: number): 
     token_expires_at: null,
     application_token_digest: null,
     webhook_url_enc: null,
-    // A pause (invalid_client, PAYMENT_REQUIRED) was about the credentials just dropped.
+    // A pause (invalid_client, PAYMENT_REQUIRED) was about the credentials just dropped, and
+    // a payment lapse is not swept into a later install (db/stores/lapses.ts).
     pause_reason: null,
     paused_at: null,
+    lapse_since: null,
     updated_at: now,
   });
 }

@@ -308,8 +308,11 @@ export async function pausePortal(
 ): Promise<PausedError> {
   const now = ctx.clock.now().getTime();
   await updatePortal(ctx.db, row.id, { pause_reason: reason, paused_at: now, updated_at: now });
-  // A lapsed payment: the portal sends the app nothing meanwhile (server/recovery/lapses.ts).
-  if (reason === 'payment_required') await markLapse(ctx.db, row.id, now);
+  // A lapsed payment: the portal sends the app nothing meanwhile (server/recovery/lapses.ts);
+  // a webhook's events are not an app's, and still come.
+  if (reason === 'payment_required' && row.auth_mode !== 'webhook') {
+    await markLapse(ctx.db, row.id, now);
+  }
   ctx.portals.invalidate(row.member_id);
   ctx.logger.error(
     {

@@ -332,6 +332,9 @@ export async function installPortal(deps: Deps, req: InstallRequest): Promise<In
     // portal still unpaid pauses again at its first refusal.
     pause_reason: null,
     paused_at: null,
+    // A payment lapse of the portal as installed is still swept once the install ends its
+    // pause; one from before an uninstall is not (the app was not there).
+    lapse_since: existing?.status === 'uninstalled' ? null : (existing?.lapse_since ?? null),
     // The offline net drains a new install at its next tick (a CLEAN uninstall left none).
     offline_due_at: 0,
     offline_interval_ms: null,

@@ -22,13 +22,30 @@ export async function sweepResumedLapses(
   for (const lapse of await resumedLapses(deps.db)) {
     if (!(await claimLapse(deps.db, lapse))) continue;
     try {
-      await sweeper.begin({
+      const { done } = await sweeper.begin({
         since: lapse.lapse_since,
         memberId: lapse.member_id,
         trigger: 'resume',
         marginMs,
       });
       begun++;
+      // A sweep stopped by a shutdown leaves the mark for the next start's beats (one that
+      // failed on the portal is on the dashboard, for an admin's sweep; a process that dies
+      // meanwhile loses it).
+      void done
+        .then(async (gap) => {
+          const stopped = [gap.error, ...gap.portals.map((p) => p.error)].some((e) =>
+            /^interrupted/.test(e ?? ''),
+          );
+          if (gap.status !== 'done' && stopped) await releaseLapse(deps.db, lapse);
+        })
+        .catch(async () => releaseLapse(deps.db, lapse))
+        .catch((e: unknown) =>
+          deps.logger.warn(
+            { memberId: lapse.member_id, err: toError(e).message },
+            'the mark of an unfinished lapse sweep was not put back',
+          ),
+        );
       deps.logger.warn(
         { memberId: lapse.member_id, since: new Date(lapse.lapse_since).toISOString() },
         "the portal's plan takes the app again: sweeping the lapse for changes Bitrix24 did not send",

@@ -185,6 +185,22 @@ describe('a subscription that ends while the access token is valid', () => {
     expect(await row()).toMatchObject({ lapse_since: null });
     expect(await sweepResumedLapses(s.h.t.deps, sweeper, 5 * 60_000)).toBe(0);
   });
+
+  it('does not sweep a lapse from before an uninstall into a later install', async () => {
+    await seedNewDeals(s, 1);
+    s.portal.endSubscription(true);
+    await expect(s.h.t.deps.bitrix.call(await row(), 'profile', {})).rejects.toMatchObject({
+      name: 'PausedError',
+    });
+    expect((await row()).lapse_since).not.toBeNull();
+    s.portal.endSubscription(false);
+    await s.portal.uninstall({ clean: false });
+    // The uninstall waits with the pause (its token cannot be checked meanwhile).
+    s.h.t.clock.set(s.h.t.clock.now().getTime() + 11 * 60_000);
+    await s.drain();
+    // Control: the uninstall was taken.
+    expect(await row()).toMatchObject({ status: 'uninstalled', lapse_since: null });
+  });
 });
 
 /**
