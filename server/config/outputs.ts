@@ -69,6 +69,13 @@ export function parseActions(r: EnvReader): Config['actions'] {
         );
         continue;
       }
+      const before = secretEnvOrigins.get(name);
+      if (before !== undefined && before !== origin) {
+        r.problems.push(
+          `ACTION_SECRET_ENV: ${name} is bound to ${before} and to ${origin}: one origin a variable (another variable for the other)`,
+        );
+        continue;
+      }
       secretEnvOrigins.set(name, origin);
     }
     secretEnv.set(name, r.env[name]);

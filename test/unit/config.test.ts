@@ -259,6 +259,15 @@ describe('loadConfig', () => {
     expect(
       secretEnvWarnings(loadConfig({ ...base, ACTION_SECRET_ENV: 'A@https://a.example' })),
     ).toEqual([]);
+    // Listed twice with two origins, the last one silently won.
+    expect(() =>
+      loadConfig({
+        ...base,
+        ACTION_SECRET_ENV: 'ERP_TOKEN@https://a.example,ERP_TOKEN@https://b.example',
+      }),
+    ).toThrow(
+      'ACTION_SECRET_ENV: ERP_TOKEN is bound to https://a.example and to https://b.example',
+    );
   });
 
   it('refuses a TRUST_PROXY that names no address, instead of crashing on it later', () => {
