@@ -5,7 +5,7 @@ import type { OfflineRecord } from './offline-queue.js';
 import { randomHex } from './http-util.js';
 import { itemEventData, itemEventNames } from './rest-items.js';
 import { invoiceEvents } from './rest-quote-invoice.js';
-import { taskEventData } from './rest-tasks.js';
+import { taskCommentAddData, taskEventData } from './rest-tasks.js';
 import type { PhpValue } from './php-form.js';
 import * as lifecycle from './portal-lifecycle.js';
 import type { PortalState } from './state.js';
@@ -173,6 +173,15 @@ export interface EmulatedPortal {
     fields: Record<string, unknown>,
     opts?: TriggerOptions,
   ): Promise<TaskChange>;
+  /**
+   * A person writes in a task's chat: ONTASKCOMMENTADD with the core's data (`ID` 0, the
+   * message's MESSAGE_ID, TASK_ID: rest-tasks.ts `taskCommentAddData`). The message ids count
+   * from 1001.
+   */
+  addTaskComment(
+    taskId: string | number,
+    opts?: TriggerOptions,
+  ): Promise<{ messageId: string; deliveries: DeliveryRecord[] }>;
   emit(event: string, data: PhpValue, opts?: TriggerOptions): Promise<DeliveryRecord[]>;
   setRateLimit(opts: RateLimitOptions): void;
   expireAccessTokens(): void;
@@ -223,6 +232,7 @@ export interface EmulatedPortal {
 }
 
 export function createPortalApi(state: PortalState): EmulatedPortal {
+  let commentMessages = 0;
   const change = async (
     store: EntityStore,
     entity: string,
@@ -449,6 +459,17 @@ export function createPortalApi(state: PortalState): EmulatedPortal {
         userId,
       );
       return { id: done.task.id, task: done.task, deliveries };
+    },
+    async addTaskComment(taskId, opts) {
+      if (!state.tasks.get(String(taskId))) throw new Error(`task ${String(taskId)} not found`);
+      const messageId = String(1001 + commentMessages++);
+      const deliveries = await fireEvent(
+        state,
+        'ONTASKCOMMENTADD',
+        taskCommentAddData(String(taskId), messageId),
+        triggerUser(opts),
+      );
+      return { messageId, deliveries };
     },
     emit: (event, data, opts) => fireEvent(state, event, data, triggerUser(opts)),
     setRateLimit: (opts) => state.bucket.configure(opts),

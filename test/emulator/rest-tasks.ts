@@ -82,6 +82,23 @@ export function taskEventData(action: 'ADD' | 'UPDATE', id: string): PhpValue {
       };
 }
 
+/**
+ * ONTASKCOMMENTADD data as the core sends it with the task form with chat, on in every
+ * portal now (CORE tasks classes/general/commentitem.php `onEventFilter`: when
+ * `FormV2Feature::isOn()`, which lib/V2/FormV2Feature.php answers true, FIELDS_AFTER is
+ * `['ID' => 0, 'MESSAGE_ID' => <the chat message>, 'TASK_ID' => <the task>]`;
+ * DOCS:api-reference/tasks/comment-item/events-comment/on-task-comment-add.md, "tasks
+ * 25.700.0"). Every comment's `ID` is 0.
+ */
+export function taskCommentAddData(taskId: string, messageId: string): PhpValue {
+  return {
+    FIELDS_BEFORE: 'undefined',
+    FIELDS_AFTER: { ID: 0, MESSAGE_ID: Number(messageId), TASK_ID: Number(taskId) },
+    IS_ACCESSIBLE_BEFORE: 'N',
+    IS_ACCESSIBLE_AFTER: 'undefined',
+  };
+}
+
 export const TASK_METHODS: Readonly<Record<string, MethodHandler>> = {
   // A task that does not exist, or that the user may not see, is `result: []`, not an error:
   // DOCS:api-reference/tasks/tasks-task-get.md ("Returns an empty array "result":[], if the
