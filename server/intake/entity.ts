@@ -50,6 +50,13 @@ export function entityOf(event: string, data: Record<string, unknown>): EntityRe
     if (type === 'task' || type === 'task_comment') {
       const id =
         idOf(field(data, 'FIELDS_AFTER', 'ID')) ?? idOf(field(data, 'FIELDS_BEFORE', 'ID'));
+      // A new comment in a task's chat (every portal since tasks 25.700.0) has ID 0 and is
+      // named by its MESSAGE_ID (CORE tasks classes/general/commentitem.php `onEventFilter`;
+      // on-task-comment-add.md). As `task_comment 0` every comment of the portal was one
+      // record: one at a time, across all tasks, and listed under a card that does not exist.
+      if (type === 'task_comment' && (id === null || id === '0')) {
+        return { type, id: idOf(field(data, 'FIELDS_AFTER', 'MESSAGE_ID')) ?? id };
+      }
       return { type, id };
     }
     return { type, id: idOf(field(data, 'FIELDS', 'ID')) };

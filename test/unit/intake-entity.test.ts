@@ -24,6 +24,28 @@ describe('the record an event is about', () => {
     });
   });
 
+  it('names a task chat comment by its MESSAGE_ID, its ID being 0', () => {
+    // CORE tasks classes/general/commentitem.php `onEventFilter`; on-task-comment-add.md.
+    const data = {
+      FIELDS_BEFORE: 'undefined',
+      FIELDS_AFTER: { ID: '0', MESSAGE_ID: '1458', TASK_ID: '555' },
+      IS_ACCESSIBLE_BEFORE: 'N',
+      IS_ACCESSIBLE_AFTER: 'undefined',
+    };
+    expect(entityOf('ONTASKCOMMENTADD', data)).toEqual({ type: 'task_comment', id: '1458' });
+    // The old form's comment, and an update, keep their comment's ID.
+    expect(entityOf('ONTASKCOMMENTADD', { FIELDS_AFTER: { ID: '123', TASK_ID: '555' } })).toEqual({
+      type: 'task_comment',
+      id: '123',
+    });
+    expect(
+      entityOf('ONTASKCOMMENTUPDATE', {
+        FIELDS_BEFORE: { ID: '123', TASK_ID: '555' },
+        FIELDS_AFTER: { ID: '123', TASK_ID: '555', ACTION: 'EDIT' },
+      }),
+    ).toEqual({ type: 'task_comment', id: '123' });
+  });
+
   it('reads a move to another pipeline as a deal’s event, in a snapshot family of its own', () => {
     expect(entityOf('ONCRMDEALMOVETOCATEGORY', { FIELDS: { ID: '6675' } })).toEqual({
       type: 'deal',
