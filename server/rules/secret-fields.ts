@@ -343,6 +343,14 @@ function canonical(v: unknown): unknown {
   );
 }
 
+/** One step as a map of its own, for `places` (the step itself: a caller that writes clones). */
+const oneStep = (action: Action): EventMap => ({
+  rules: [{ name: '', on: [], actions: [action] }],
+});
+
+/** A place's path within its step (`headers["X-Erp-Key"]`), for a message. */
+const stepField = (p: Place): string => p.path.replace(/^\$\.rules\[0\]\.actions\[0\]\./, '');
+
 /**
  * The texts of a step's credentials taken over from the operator's default map (`$inherited`),
  * as they go out: a header's value and the token after its scheme word (`Bearer x`), the
@@ -354,9 +362,8 @@ function canonical(v: unknown): unknown {
 export function inheritedTexts(action: Action, box: SecretBox): string[] {
   if (action.type !== 'http') return [];
   // Read only: the step itself, not a copy (this runs before every http step is recorded).
-  const holder: EventMap = { rules: [{ name: '', on: [], actions: [action] }] };
   const out = new Set<string>();
-  for (const p of places(holder)) {
+  for (const p of places(oneStep(action))) {
     const v = p.get();
     if (!isSealed(v) || !v.$inherited) continue;
     const t = box.decrypt(v.$enc);
@@ -388,16 +395,15 @@ export function openAction<A extends Action>(
   env: ReadonlyMap<string, string | undefined>,
 ): A {
   if (action.type !== 'http') return action;
-  const holder: EventMap = { rules: [{ name: '', on: [], actions: [structuredClone(action)] }] };
+  const holder = oneStep(structuredClone(action));
   for (const p of places(holder)) {
     const v = p.get();
     if (isSealed(v)) p.set(box.decrypt(v.$enc));
     else if (isEnvRef(v)) {
       const value = env.get(v.$env);
       if (value === undefined || value === '') {
-        const field = p.path.replace(/^\$\.rules\[0\]\.actions\[0\]\./, '');
         throw new SecretUnavailableError(
-          `${field}: environment variable ${v.$env} is ${env.has(v.$env) ? 'not set' : 'not listed in ACTION_SECRET_ENV'}`,
+          `${stepField(p)}: environment variable ${v.$env} is ${env.has(v.$env) ? 'not set' : 'not listed in ACTION_SECRET_ENV'}`,
         );
       }
       p.set(value);
@@ -424,14 +430,12 @@ export function checkEnvOrigins(
   } catch {
     target = undefined;
   }
-  const holder: EventMap = { rules: [{ name: '', on: [], actions: [action] }] };
-  for (const p of places(holder)) {
+  for (const p of places(oneStep(action))) {
     const v = p.get();
     const bound = isEnvRef(v) ? origins.get(v.$env) : undefined;
     if (bound === undefined || bound === target) continue;
-    const field = p.path.replace(/^\$\.rules\[0\]\.actions\[0\]\./, '');
     throw new SecretUnavailableError(
-      `${field}: environment variable ${(v as { $env: string }).$env} is sent only to ${bound} (ACTION_SECRET_ENV), not to ${target ?? 'this URL'}`,
+      `${stepField(p)}: environment variable ${(v as { $env: string }).$env} is sent only to ${bound} (ACTION_SECRET_ENV), not to ${target ?? 'this URL'}`,
     );
   }
 }

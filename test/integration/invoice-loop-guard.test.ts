@@ -45,9 +45,12 @@ const callsOf = (method: string) => s.portal.calls.filter((c) => c.method === me
 const statuses = async (like: string) =>
   (await eventRows(s.h.t.deps.db, like)).map((e) => [e.status, e.last_error]);
 
-/** An invoice added, then paid by a person, then `rounds` rounds for the echoes to come. */
-async function payThenEchoes(rounds: number): Promise<string> {
-  const invoice = await s.portal.addInvoice(invoiceOf());
+/**
+ * An invoice added (with `more` fields), then paid by a person, then `rounds` rounds for the
+ * echoes to come.
+ */
+async function payThenEchoes(rounds: number, more: Record<string, unknown> = {}): Promise<string> {
+  const invoice = await s.portal.addInvoice(invoiceOf(more));
   await s.drain();
   s.shiftPortalTime(2000);
   await s.portal.updateInvoice(invoice.id, { STATUS_ID: 'P' });
@@ -88,14 +91,7 @@ describe('loop guard on old invoices', () => {
     s = await startPaidDealScenario(() => stampPaid('ONCRMINVOICEUPDATE'), {
       B24_EVENTS: ALL_EVENTS,
     });
-    const invoice = await s.portal.addInvoice(invoiceOf({ COMMENTS: 'paid, stamped by b24hooks' }));
-    await s.drain();
-    s.shiftPortalTime(2000);
-    await s.portal.updateInvoice(invoice.id, { STATUS_ID: 'P' });
-    for (let i = 0; i < 6; i++) {
-      s.shiftPortalTime(2000);
-      await s.drain();
-    }
+    await payThenEchoes(6, { COMMENTS: 'paid, stamped by b24hooks' });
     expect(callsOf('crm.invoice.update')).toHaveLength(1);
     expect((await statuses('ONCRMINVOICEUPDATE')).map(([status]) => status)).toEqual([
       'processed',

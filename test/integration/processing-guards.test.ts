@@ -20,6 +20,14 @@ function transactionsOf(s: PaidDealScenario): string[][] {
   return byTransaction;
 }
 
+/** `rounds` rounds of two portal seconds each for the echoes of our own writes to arrive. */
+async function echoRounds(s: PaidDealScenario, rounds: number): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    s.shiftPortalTime(2000);
+    await s.drain();
+  }
+}
+
 /**
  * A deal created, then changed by a person two seconds later, then `rounds` rounds of two
  * portal seconds each for the echoes of our own writes to arrive and be processed.
@@ -29,31 +37,30 @@ async function changeThenEchoes(
   fields: Record<string, string>,
   change: Record<string, string>,
   rounds: number,
-): Promise<void> {
+): Promise<string> {
   const deal = await s.portal.addDeal(fields);
   await s.drain();
   s.shiftPortalTime(2000);
   await s.portal.updateDeal(deal.id, change);
-  for (let i = 0; i < rounds; i++) {
-    s.shiftPortalTime(2000);
-    await s.drain();
-  }
+  await echoRounds(s, rounds);
+  return deal.id;
 }
 
-/** A rule that writes a comment to every deal that is WON: its write comes back as an echo. */
-const stampWonDeals = (comment: string) => ({
+/**
+ * A rule that writes a comment to every deal that is WON, one step per comment given: its
+ * writes come back as echoes.
+ */
+const stampWonDeals = (...comments: string[]) => ({
   rules: [
     {
       name: 'Stamp won deals',
       on: ['ONCRMDEALUPDATE'],
       when: [{ field: 'STAGE_ID', equals: 'WON' }],
-      actions: [
-        {
-          type: 'bitrix' as const,
-          method: 'crm.deal.update',
-          params: { id: '{{deal.ID}}', fields: { COMMENTS: comment } },
-        },
-      ],
+      actions: comments.map((comment) => ({
+        type: 'bitrix' as const,
+        method: 'crm.deal.update',
+        params: { id: '{{deal.ID}}', fields: { COMMENTS: comment } },
+      })),
     },
   ],
 });
@@ -110,28 +117,19 @@ describe('processing guards', () => {
     // was remembered all the same, and the person's next change of the deal was taken as its
     // echo: the rule, which matches it, was skipped by the loop guard.
     s = await startPaidDealScenario(() => stampWonDeals('stamped by b24hooks'));
-    const deal = await s.portal.addDeal({
-      TITLE: 'Stamped',
-      STAGE_ID: 'NEW',
-      COMMENTS: 'stamped by b24hooks',
-    });
-    await s.drain();
-    s.shiftPortalTime(2000);
-    await s.portal.updateDeal(deal.id, { STAGE_ID: 'WON' });
-    for (let i = 0; i < 3; i++) {
-      s.shiftPortalTime(2000);
-      await s.drain();
-    }
+    const id = await changeThenEchoes(
+      s,
+      { TITLE: 'Stamped', STAGE_ID: 'NEW', COMMENTS: 'stamped by b24hooks' },
+      { STAGE_ID: 'WON' },
+      3,
+    );
     // Control: the write was made, and changed nothing, so no event came of it.
     expect(s.portal.calls.filter((c) => c.method === 'crm.deal.update')).toHaveLength(1);
     expect(await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' })).toHaveLength(1);
     expect(await s.h.t.deps.db('own_writes')).toHaveLength(0);
     s.shiftPortalTime(60_000);
-    await s.portal.updateDeal(deal.id, { TITLE: 'Stamped, checked' });
-    for (let i = 0; i < 3; i++) {
-      s.shiftPortalTime(2000);
-      await s.drain();
-    }
+    await s.portal.updateDeal(id, { TITLE: 'Stamped, checked' });
+    await echoRounds(s, 3);
     const rows = await s.h.t.deps.db('events').where({ event: 'ONCRMDEALUPDATE' }).orderBy('id');
     expect(rows.map((r) => [r.status, r.last_error])).toEqual([
       ['processed', null],
@@ -143,30 +141,7 @@ describe('processing guards', () => {
   it('remembers a write that puts back what an earlier step of the event changed', async () => {
     // Step 1 changes the comment, step 2 restores the text the deal was read with: both are
     // saved and echoed. Judged against the record as read, step 2 looked like no change.
-    const twoSteps = {
-      rules: [
-        {
-          name: 'Stamp won deals',
-          on: ['ONCRMDEALUPDATE'],
-          when: [{ field: 'STAGE_ID', equals: 'WON' }],
-          actions: [
-            {
-              type: 'bitrix' as const,
-              name: 'working',
-              method: 'crm.deal.update',
-              params: { id: '{{deal.ID}}', fields: { COMMENTS: 'working' } },
-            },
-            {
-              type: 'bitrix' as const,
-              name: 'stamped',
-              method: 'crm.deal.update',
-              params: { id: '{{deal.ID}}', fields: { COMMENTS: 'stamped' } },
-            },
-          ],
-        },
-      ],
-    };
-    s = await startPaidDealScenario(() => twoSteps);
+    s = await startPaidDealScenario(() => stampWonDeals('working', 'stamped'));
     await changeThenEchoes(
       s,
       { TITLE: 'Two', STAGE_ID: 'NEW', COMMENTS: 'stamped' },

@@ -227,6 +227,25 @@ describe('offline event modes and errors', () => {
     expect(s.accounting.requests).toHaveLength(2);
   });
 
+  /** The three lost changes, their batch's store and its report both refused: held. */
+  async function heldAfterFailedReport(): Promise<string[]> {
+    const ids = await lostChanges();
+    await refuseOfflineRows();
+    s.portal.failNext('event.offline.error', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' }, 4);
+    expect(await failedDrain()).toMatch(/disk is full/);
+    return ids;
+  }
+  /** A drain that recovered the three lost changes: nothing left held, the two invoices sent. */
+  async function expectRecovered(report: unknown, ids: string[]): Promise<void> {
+    expect(report).toEqual({ read: 3, recovered: 3, covered: 0, failed: 0 });
+    expect(s.portal.offlineEvents).toHaveLength(0);
+    expect(await db()('offline_reservations')).toHaveLength(0);
+    await s.drain();
+    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
+      new Set([ids[0], ids[1]]),
+    );
+  }
+
   /*
    * Bitrix24 never releases a reservation itself (test/emulator/offline-queue.ts cites the
    * core), and event.offline.error releases only records not yet errors. The app counted on
@@ -243,69 +262,37 @@ describe('offline event modes and errors', () => {
     expect(await db()('offline_reservations')).toHaveLength(1);
     await acceptOfflineRows();
     mark();
-    expect(
-      await s.h.services.offline.drainPortal(await portalRow(), { retryErrors: true }),
-    ).toEqual({
-      read: 3,
-      recovered: 3,
-      covered: 0,
-      failed: 0,
+    const report = await s.h.services.offline.drainPortal(await portalRow(), {
+      retryErrors: true,
     });
     // The held batch, read by its process_id (a read without one finds nothing of it).
     const reread = calls('event.offline.get').filter((c) => c.params.process_id !== undefined);
     expect(reread).toHaveLength(1);
     expect(reread[0]!.params).toMatchObject({ error: 1, clear: 0 });
-    expect(s.portal.offlineEvents).toHaveLength(0);
-    expect(await db()('offline_reservations')).toHaveLength(0);
-    await s.drain();
-    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
-      new Set([ids[0], ids[1]]),
-    );
+    await expectRecovered(report, ids);
   });
 
   it('reads a batch whose store and report both failed by its process_id at the next drain', async () => {
-    const ids = await lostChanges();
-    await refuseOfflineRows();
-    s.portal.failNext('event.offline.error', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' }, 4);
-    expect(await failedDrain()).toMatch(/disk is full/);
+    const ids = await heldAfterFailedReport();
     // Control: the report was tried and refused; the batch stays reserved.
     expect(calls('event.offline.error').every((c) => c.error === 'QUERY_LIMIT_EXCEEDED')).toBe(
       true,
     );
     expect(s.portal.offlineEvents.filter((r) => r.processId !== '')).toHaveLength(3);
     await acceptOfflineRows();
-    expect(await s.h.services.offline.drainPortal(await portalRow())).toEqual({
-      read: 3,
-      recovered: 3,
-      covered: 0,
-      failed: 0,
-    });
-    expect(s.portal.offlineEvents).toHaveLength(0);
-    expect(await db()('offline_reservations')).toHaveLength(0);
-    await s.drain();
-    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
-      new Set([ids[0], ids[1]]),
-    );
+    await expectRecovered(await s.h.services.offline.drainPortal(await portalRow()), ids);
   });
 
   it('reads a held batch once more, and clears it, when the plan has lost the extended mode', async () => {
-    const ids = await lostChanges();
-    await refuseOfflineRows();
-    s.portal.failNext('event.offline.error', { status: 503, error: 'QUERY_LIMIT_EXCEEDED' }, 4);
-    expect(await failedDrain()).toMatch(/disk is full/);
+    const ids = await heldAfterFailedReport();
     expect(await db()('offline_reservations')).toHaveLength(1);
     await acceptOfflineRows();
     // clear=0 is refused from now on (WRONG_LICENSE): the held batch was read that way first,
     // and every drain failed on it until the mode was asked again a day later.
     s.portal.setOfflineExtended(false);
     mark();
-    expect(
-      await s.h.services.offline.drainPortal(await portalRow(), { retryErrors: true }),
-    ).toEqual({
-      read: 3,
-      recovered: 3,
-      covered: 0,
-      failed: 0,
+    const report = await s.h.services.offline.drainPortal(await portalRow(), {
+      retryErrors: true,
     });
     const reread = calls('event.offline.get').filter((c) => c.params.process_id !== undefined);
     expect(reread.map((c) => [c.params.clear, c.error ?? null])).toEqual([
@@ -313,11 +300,6 @@ describe('offline event modes and errors', () => {
       [1, null],
     ]);
     expect(s.h.services.offline.modeOf((await portalRow()).id)).toBe('clear');
-    expect(s.portal.offlineEvents).toHaveLength(0);
-    expect(await db()('offline_reservations')).toHaveLength(0);
-    await s.drain();
-    expect(new Set(s.accounting.requests.map((r) => JSON.parse(r.body).dealId))).toEqual(
-      new Set([ids[0], ids[1]]),
-    );
+    await expectRecovered(report, ids);
   });
 });
